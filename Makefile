@@ -1,0 +1,108 @@
+# attn: plain Makefile.
+#   make              library (static + shared), the attn CLI, examples
+#   make test         build and run the whole test suite (+ the example checks)
+#   make sanitize     the same suite under ASan + UBSan (build-asan/)
+#   make fixtures     regenerate tests/fixtures/ with PyTorch (development only)
+#   make bench        build the benchmarks (bench/)
+#   make WERROR=1     warnings are errors (CI)
+#   make OPENMP=0     build without OpenMP (single-threaded portable core)
+
+CC       ?= cc
+BUILD    ?= build
+OPT      ?= -O2
+WERROR   ?= 0
+PYTHON   ?= python3
+
+OPENMP ?= $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1 || echo 0)
+
+CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-parameter \
+              -Iinclude -fPIC -g $(OPT)
+ifeq ($(WERROR),1)
+CFLAGS_BASE += -Werror
+endif
+ifeq ($(OPENMP),1)
+CFLAGS_BASE += -fopenmp
+LDOMP = -fopenmp
+endif
+CFLAGS  += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+LDLIBS  += $(LDOMP) -lm -ldl $(EXTRA_LDFLAGS)
+
+LIB_SRC   := $(sort $(wildcard src/*/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC   := $(sort $(wildcard cli/*.c))
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC  := $(sort $(wildcard tests/*.c))
+TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
+EX_SRC    := $(sort $(wildcard examples/*.c))
+EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+HEADERS   := $(wildcard include/attn/*.h) $(wildcard src/*/*.h) $(wildcard tests/*.h)
+
+STATIC = $(BUILD)/libattn.a
+SHARED = $(BUILD)/libattn.so
+CLI    = $(BUILD)/attn
+TESTS  = $(BUILD)/attn_tests
+
+.PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx
+
+all: $(STATIC) $(SHARED) $(CLI) $(EX_BIN)
+
+$(BUILD)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+$(CLI): $(CLI_OBJ) $(STATIC)
+	$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS)
+
+$(TESTS): $(TEST_OBJ) $(STATIC)
+	$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(LDLIBS)
+
+$(BUILD)/examples/%: examples/%.c $(STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(STATIC) $(LDLIBS)
+
+examples: $(EX_BIN)
+bench: $(BENCH_BIN)
+
+# Data sets the tests and the demo need (installed from Debian's packages when
+# missing and when we may: see scripts/setup.sh).
+deps:
+	@bash scripts/setup.sh --quiet
+
+# The whole suite: unit tests of every op (fixtures, finite differences,
+# reference vs fast path, guards), then the examples with their assertions,
+# then the same op suite again with the built-in matrix kernel (no BLAS).
+test: all $(TESTS) deps
+	$(TESTS)
+	ATTN_BLAS=builtin $(TESTS) --suite ops
+	bash tests/run_examples.sh $(BUILD)
+
+check: test
+
+# Public headers must also compile as C++.
+headers-cxx:
+	@echo '#include "attn/attn.h"' | c++ -std=c++11 -Wall -Wextra -Iinclude -x c++ -fsyntax-only -
+
+sanitize:
+	$(MAKE) BUILD=build-asan OPT="-O1" OPENMP=0 \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test
+
+fixtures:
+	$(PYTHON) tools/make_fixtures.py tests/fixtures
+
+clean:
+	rm -rf build build-asan

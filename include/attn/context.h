@@ -1,0 +1,119 @@
+/* attn/context.h: the context: activation arena, autograd tape, settings.
+ *
+ * One context serves one training or inference loop on one thread of the
+ * caller. It owns:
+ *   - the arena: one block of `arena_bytes` reserved at creation, from which
+ *     every activation tensor, gradient and tape node of a step is carved.
+ *     attn_ctx_reset() empties it (nothing is freed); when it is full the op
+ *     fails with ATTN_ERR_OOM and a message "needed N bytes, had M free".
+ *   - the tape: while gradients are enabled, each graph op whose inputs
+ *     require gradients appends a node; attn_backward() walks the nodes in
+ *     reverse and accumulates (+=) gradients into every tensor that requires
+ *     them, parameters included.
+ *   - the sticky error: the first failing op stores its status and message;
+ *     later ops given a NULL input return NULL at once, so a model can chain
+ *     calls and check once (attn_ctx_status) at the end of the step.
+ *   - the settings: thread count, training flag (dropout), the RNG seed and
+ *     counter (dropout masks are replayable from them), and `use_ref`, which
+ *     forces every op through its plain scalar reference kernel.
+ *
+ * Threads: ops split work statically over `n_threads` (OpenMP when the build
+ * has it); results are bitwise identical for a given thread count. The
+ * context never starts threads outside an op call.
+ */
+#ifndef ATTN_CONTEXT_H
+#define ATTN_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attn_ctx attn_ctx;
+
+typedef struct attn_ctx_config {
+    size_t arena_bytes; /* 0: 256 MiB (reserved lazily by the OS) */
+    int n_threads;      /* 0: all available (OpenMP's count, else 1) */
+    uint64_t seed;      /* seed of the context's RNG stream (dropout, init) */
+    int guard_bytes;    /* debug: write 0xA5 guard bytes after every arena
+                           allocation; attn_ctx_check_guards verifies them */
+} attn_ctx_config;
+
+/* Creates a context. cfg may be NULL for the defaults.
+ * Errors: ATTN_ERR_OOM, ATTN_ERR_INVALID_ARG. */
+attn_status attn_ctx_new(attn_ctx **out, const attn_ctx_config *cfg);
+void attn_ctx_free(attn_ctx *ctx);
+
+/* Empties the arena and the tape and clears the sticky error. Every tensor
+ * created in the context since the last reset becomes invalid. Gradients of
+ * parameters are untouched (zero them with attn_params_zero_grad). */
+void attn_ctx_reset(attn_ctx *ctx);
+
+/* The first error since the last reset (ATTN_OK if none) and its message. */
+attn_status attn_ctx_status(const attn_ctx *ctx);
+const char *attn_ctx_error(const attn_ctx *ctx);
+
+/* Gradient recording (default on). Off: no tape nodes (inference). */
+void attn_ctx_set_grad_enabled(attn_ctx *ctx, int enabled);
+int attn_ctx_grad_enabled(const attn_ctx *ctx);
+
+/* Training mode (default on): dropout is active only in training mode. */
+void attn_ctx_set_training(attn_ctx *ctx, int training);
+int attn_ctx_training(const attn_ctx *ctx);
+
+/* Forces the scalar reference kernels (default off; also set by the
+ * environment variable ATTN_USE_REF=1 at creation). */
+void attn_ctx_set_use_ref(attn_ctx *ctx, int use_ref);
+int attn_ctx_use_ref(const attn_ctx *ctx);
+
+int attn_ctx_threads(const attn_ctx *ctx);
+void attn_ctx_set_threads(attn_ctx *ctx, int n_threads);
+
+/* The RNG stream: seed and the next unused counter. Dropout takes counters
+ * from here; setting them back replays the same masks. */
+uint64_t attn_ctx_seed(const attn_ctx *ctx);
+uint64_t attn_ctx_rng_offset(const attn_ctx *ctx);
+void attn_ctx_set_rng(attn_ctx *ctx, uint64_t seed, uint64_t offset);
+
+/* Arena use in bytes: currently used, capacity, high-water mark. */
+size_t attn_ctx_arena_used(const attn_ctx *ctx);
+size_t attn_ctx_arena_capacity(const attn_ctx *ctx);
+size_t attn_ctx_arena_peak(const attn_ctx *ctx);
+
+/* Number of nodes on the tape. */
+int attn_ctx_tape_size(const attn_ctx *ctx);
+
+/* With guard_bytes set: ATTN_OK if every guard is intact, else ATTN_ERR_STATE
+ * with the offending allocation in the message. */
+attn_status attn_ctx_check_guards(const attn_ctx *ctx);
+
+/* A new arena tensor of the given shape (contiguous). Its data is zeroed.
+ * requires_grad is 0; set it to make the tensor a leaf that receives a
+ * gradient. Returns NULL on error (status in the context). */
+attn_tensor *attn_tensor_new(attn_ctx *ctx, attn_dtype dtype, int ndim, const int64_t *shape);
+
+/* The same, with the data copied from `src` (numel elements of dtype). */
+attn_tensor *attn_tensor_from(attn_ctx *ctx, attn_dtype dtype, int ndim, const int64_t *shape,
+                              const void *src);
+
+/* Reverse-mode autodiff from a scalar `loss` (one element): sets its gradient
+ * to 1 and runs the backward of every tape node in reverse order,
+ * accumulating into the gradients of all tensors that require them.
+ * The tape is consumed: a second call without a new forward fails with
+ * ATTN_ERR_STATE. Errors: ATTN_ERR_SHAPE (not a scalar), ATTN_ERR_STATE
+ * (loss not produced by a recorded op), ATTN_ERR_OOM. */
+attn_status attn_backward(attn_ctx *ctx, attn_tensor *loss);
+
+/* Like attn_backward, with an explicit upstream gradient for `out` (numel
+ * floats, logical shape) instead of a scalar loss. */
+attn_status attn_backward_from(attn_ctx *ctx, attn_tensor *out, const float *grad_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,45 @@
+/* attn/info.h: what this build and this machine give attn.
+ *
+ * attn_info() reports the version, the SIMD level the CPU offers, the matrix
+ * library in use (found at run time: attn loads OpenBLAS with dlopen when it
+ * is installed, and falls back to its own blocked kernel otherwise) and the
+ * core type OpenBLAS was told, the thread count and whether OpenMP is built
+ * in. See docs/design.md, "Matrix products", for the core-type decision.
+ */
+#ifndef ATTN_INFO_H
+#define ATTN_INFO_H
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATTN_VERSION_MAJOR 0
+#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_PATCH 0
+#define ATTN_VERSION_STRING "0.1.0"
+
+typedef struct attn_info_t {
+    const char *version;        /* "0.1.0" */
+    const char *simd;           /* "avx512-bf16", "avx512", "avx2", "sse2", "none" */
+    const char *blas;           /* "openblas 0.3.21 (libopenblas.so.0)" or "builtin" */
+    const char *blas_core;      /* OpenBLAS's core name ("SkylakeX"), or "" */
+    const char *blas_core_why;  /* who chose the core type, in words */
+    int openmp;                 /* 1 if built with OpenMP */
+    int max_threads;            /* threads available to ops */
+} attn_info_t;
+
+/* Fills *out (strings are static). Loads the BLAS on first call. */
+void attn_info(attn_info_t *out);
+
+/* Chooses the matrix library before first use: "auto" (default: OpenBLAS if
+ * it can be loaded), "openblas", or "builtin". The environment variable
+ * ATTN_BLAS has the same effect. Returns ATTN_ERR_UNSUPPORTED if "openblas"
+ * is asked for and cannot be loaded, ATTN_ERR_STATE after first use. */
+attn_status attn_blas_select(const char *which);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

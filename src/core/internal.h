@@ -1,0 +1,201 @@
+/* internal.h: private declarations shared by the modules of the library.
+ * Names here start with attn__ (two underscores) and are not part of the API.
+ */
+#ifndef ATTN_INTERNAL_H
+#define ATTN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn/attn.h"
+#include "op_table.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#define ATTN__PRAGMA(x) _Pragma(#x)
+/* A statically scheduled parallel loop over nt threads (nothing without
+ * OpenMP): the split depends only on nt, so results are reproducible. */
+#define ATTN__OMP_FOR(nt) ATTN__PRAGMA(omp parallel for num_threads(nt) schedule(static) if ((nt) > 1))
+#else
+#define ATTN__OMP_FOR(nt)
+#endif
+
+/* ---- the op enum, generated from the table ---------------------------- */
+
+typedef enum attn_op {
+#define ATTN__ENUM(E, n, a, r, ga, gr) ATTN_OP_##E,
+    ATTN_OP_LIST(ATTN__ENUM)
+#undef ATTN__ENUM
+    ATTN_OP_COUNT
+} attn_op;
+
+/* ---- tape nodes ------------------------------------------------------- */
+
+#define ATTN__NODE_MAX_SAVED 3
+
+typedef struct attn_node {
+    attn_op op;
+    int n_in;
+    attn_tensor **in;      /* n_in inputs (arena array) */
+    attn_tensor *out;
+    int64_t iarg[8];       /* integer attributes, meaning per op */
+    float farg[4];         /* float attributes, meaning per op */
+    attn_tensor *saved[ATTN__NODE_MAX_SAVED]; /* what backward needs (arena) */
+    uint64_t seed;         /* RNG stream of the node (dropout) */
+    int32_t index;         /* position on the tape, -1 if not recorded */
+    struct attn_node *prev;
+} attn_node;
+
+typedef attn_status (*attn__kernel_fn)(attn_ctx *ctx, attn_node *node);
+
+typedef struct attn__op_info {
+    const char *name;
+    attn__kernel_fn forward, backward, ref;
+    float atol, rtol, grad_atol, grad_rtol;
+} attn__op_info;
+
+/* Indexed by attn_op; defined in op_table.c. */
+extern const attn__op_info attn__ops[ATTN_OP_COUNT];
+
+/* Kernel declarations for every op of the table. */
+#define ATTN__DECL(E, n, a, r, ga, gr)                                \
+    attn_status attn__##n##_forward(attn_ctx *ctx, attn_node *node);  \
+    attn_status attn__##n##_backward(attn_ctx *ctx, attn_node *node); \
+    attn_status attn__##n##_ref(attn_ctx *ctx, attn_node *node);
+ATTN_OP_LIST(ATTN__DECL)
+#undef ATTN__DECL
+
+/* ---- the context -------------------------------------------------------- */
+
+struct attn_ctx {
+    unsigned char *arena;
+    size_t arena_cap, arena_top, arena_peak;
+    int guard_bytes;
+    size_t last_block; /* offset of the newest allocation header (guards) */
+
+    attn_node *tape_last;
+    int tape_size;
+    int tape_consumed;
+
+    int grad_enabled, training, use_ref, n_threads;
+    uint64_t seed, rng_offset;
+
+    attn_status status;
+    char errmsg[512];
+};
+
+/* Records an error in the context (first one wins for attn_ctx_status) and
+ * in the thread's last-error message; returns `status`. */
+attn_status attn__fail(attn_ctx *ctx, attn_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* The same without a context (stores only the thread's message). */
+attn_status attn__error(attn_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Arena allocation, 64-byte aligned; NULL (with ATTN_ERR_OOM recorded,
+ * naming `what`) when full. attn__alloc_zero zeroes the block. */
+void *attn__alloc(attn_ctx *ctx, size_t bytes, const char *what);
+void *attn__alloc_zero(attn_ctx *ctx, size_t bytes, const char *what);
+
+/* Overflow-checked size products; return 0 and set *out on success. */
+int attn__mul_size(size_t a, size_t b, size_t *out);
+
+/* A new contiguous arena tensor (data not initialised); NULL on error
+ * (error recorded with `op` in the message). */
+attn_tensor *attn__tensor(attn_ctx *ctx, const char *op, attn_dtype dtype, int ndim,
+                          const int64_t *shape);
+/* Same shape and dtype as `like`, contiguous. */
+attn_tensor *attn__tensor_like(attn_ctx *ctx, const char *op, const attn_tensor *like);
+/* A tensor header that views existing memory (data not copied). */
+attn_tensor *attn__tensor_view(attn_ctx *ctx, const char *op, attn_dtype dtype, int ndim,
+                               const int64_t *shape, const int64_t *stride, void *data);
+void attn__set_contiguous_strides(attn_tensor *t);
+
+/* ---- building ops ------------------------------------------------------- */
+
+/* Returns 1 (after recording ATTN_ERR_INVALID_ARG unless the context already
+ * holds an error) if any of the n tensors is NULL: ops begin with
+ * `if (attn__any_null(ctx, "op", 2, a, b)) return NULL;` */
+int attn__any_null(attn_ctx *ctx, const char *op, int n, ...);
+
+/* Records ATTN_ERR_DTYPE unless t has `dtype`; returns 0 if it has. */
+int attn__check_dtype(attn_ctx *ctx, const char *op, const char *arg, const attn_tensor *t,
+                      attn_dtype dtype);
+
+/* x itself if contiguous, else a recorded CONTIGUOUS copy (NULL on error). */
+attn_tensor *attn__contig(attn_ctx *ctx, attn_tensor *x);
+
+/* A node for `op` with n inputs (copied into an arena array) and output out.
+ * Attributes and saved tensors are set by the caller before attn__run. */
+attn_node *attn__node(attn_ctx *ctx, attn_op op, int n_in, attn_tensor *const *in,
+                      attn_tensor *out);
+
+/* Runs the node's forward (or its reference kernel when ctx->use_ref), then
+ * records it on the tape when gradients are enabled and any input requires
+ * them (the output then requires gradients). Returns node->out, or NULL on
+ * error. */
+attn_tensor *attn__run(attn_ctx *ctx, attn_node *node);
+
+/* Ensures t->grad exists (zeroed arena buffer for activations); returns it,
+ * or NULL on OOM. Parameters already own theirs. */
+float *attn__grad(attn_ctx *ctx, attn_tensor *t);
+
+/* 1 if gradient must be accumulated into input i of the node. */
+static inline int attn__needs_grad(const attn_node *node, int i) {
+    return node->in[i]->requires_grad && node->in[i]->dtype != ATTN_I32;
+}
+
+/* Normalises a possibly negative axis; -1 (and an error) when out of range. */
+int attn__axis(attn_ctx *ctx, const char *op, const attn_tensor *t, int axis);
+
+/* Shape text for messages, e.g. "[2,3]"; uses a rotating static buffer per
+ * thread so that up to 4 may appear in one message. */
+const char *attn__shp(const attn_tensor *t);
+
+/* ---- broadcasting ----------------------------------------------------- */
+
+/* Broadcast of a and b (right-aligned, NumPy rules): fills out_ndim and
+ * out_shape; returns 0, or -1 with an ATTN_ERR_SHAPE recorded for `op`. */
+int attn__broadcast_shape(attn_ctx *ctx, const char *op, const attn_tensor *a,
+                          const attn_tensor *b, int *out_ndim, int64_t *out_shape);
+
+/* Strides (in elements, 0 on broadcast dims) that read contiguous tensor t as
+ * if it had shape out_shape[out_ndim]; written to st[ATTN_MAX_DIMS],
+ * left-padded to ATTN_MAX_DIMS dims. */
+void attn__broadcast_strides(const attn_tensor *t, int out_ndim, const int64_t *out_shape,
+                             int64_t *st);
+
+/* ---- threads ------------------------------------------------------------- */
+
+/* The thread count an op of `work` scalar operations should use: 1 below a
+ * size where threading pays, else ctx->n_threads. */
+int attn__threads_for(const attn_ctx *ctx, double work);
+
+/* ---- GEMM (src/core/gemm.c) ------------------------------------------------ */
+
+/* C = alpha * op(A) op(B) + beta * C, row-major; op(A) is M x K, op(B) is
+ * K x N; lda/ldb/ldc are row strides. Uses the BLAS found at run time (see
+ * attn_blas_info) or the built-in blocked kernel; n_threads as given. */
+void attn__sgemm(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                 float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                 float *C, int64_t ldc);
+
+/* The plain reference: the same contract, triple loop accumulating in
+ * double, one thread. */
+void attn__sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                     int64_t ldc);
+
+/* The built-in blocked kernel (what attn__sgemm uses without a BLAS). */
+void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                         float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                         float beta, float *C, int64_t ldc);
+
+#endif

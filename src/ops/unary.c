@@ -1,0 +1,234 @@
+/* unary.c: elementwise ops of one input: scale, exp, log, tanh, sigmoid,
+ * relu, gelu. Shape contract: x [...] -> y [...] (same shape).
+ * Derivations: docs/ops.md, "Elementwise". */
+#include <math.h>
+
+#include "../core/internal.h"
+
+#define ATTN__SQRT1_2 0.70710678118654752440
+#define ATTN__SQRT2_PI 0.79788456080286535588 /* sqrt(2/pi) */
+#define ATTN__INV_SQRT_2PI 0.39894228040143267794
+
+static attn_tensor *unary_build(attn_ctx *ctx, attn_op op, attn_tensor *x) {
+    const char *name = attn__ops[op].name;
+    if (attn__any_null(ctx, name, 1, x)) return NULL;
+    if (attn__check_dtype(ctx, name, "x", x, ATTN_F32)) return NULL;
+    x = attn__contig(ctx, x);
+    if (!x) return NULL;
+    attn_tensor *y = attn__tensor_like(ctx, name, x);
+    if (!y) return NULL;
+    return attn__run(ctx, attn__node(ctx, op, 1, &x, y)) ? y : NULL;
+}
+
+/* The loops below are plain and branch-free where possible so that the
+ * compiler vectorises them; the _ref kernels evaluate the same formula in
+ * double and round once. */
+#define UNARY_LOOP(ctx, node, EXPR_F, EXPR_D, is_ref)                                  \
+    do {                                                                               \
+        const float *x_ = attn_f32((node)->in[0]);                                     \
+        float *y_ = attn_f32((node)->out);                                             \
+        int64_t n_ = attn_tensor_numel((node)->out);                                   \
+        if (is_ref) {                                                                  \
+            for (int64_t i = 0; i < n_; i++) {                                         \
+                double v = x_[i];                                                      \
+                y_[i] = (float)(EXPR_D);                                               \
+            }                                                                          \
+        } else {                                                                       \
+            int nt_ = attn__threads_for(ctx, 8.0 * (double)n_);                        \
+            (void)nt_;                                                                 \
+            ATTN__OMP_FOR(nt_)                                                         \
+            for (int64_t i = 0; i < n_; i++) {                                         \
+                float v = x_[i];                                                       \
+                y_[i] = (EXPR_F);                                                      \
+            }                                                                          \
+        }                                                                              \
+    } while (0)
+
+/* Backward: gx += gy * f'(x, y). */
+#define UNARY_BACKWARD(node, DERIV)                                                    \
+    do {                                                                               \
+        const float *x_ = attn_f32((node)->in[0]);                                     \
+        const float *y_ = attn_f32((node)->out);                                       \
+        const float *gy_ = (node)->out->grad;                                          \
+        float *gx_ = (node)->in[0]->grad;                                              \
+        int64_t n_ = attn_tensor_numel((node)->out);                                   \
+        (void)x_;                                                                      \
+        (void)y_;                                                                      \
+        for (int64_t i = 0; i < n_; i++) {                                             \
+            float v = x_[i], out = y_[i];                                              \
+            (void)v;                                                                   \
+            (void)out;                                                                 \
+            gx_[i] += gy_[i] * (DERIV);                                                \
+        }                                                                              \
+    } while (0)
+
+/* ---- scale: y = s * x (farg[0] = s) ---- */
+attn_tensor *attn_scale(attn_ctx *ctx, attn_tensor *x, float s) {
+    if (attn__any_null(ctx, "scale", 1, x)) return NULL;
+    if (attn__check_dtype(ctx, "scale", "x", x, ATTN_F32)) return NULL;
+    x = attn__contig(ctx, x);
+    if (!x) return NULL;
+    attn_tensor *y = attn__tensor_like(ctx, "scale", x);
+    if (!y) return NULL;
+    attn_node *node = attn__node(ctx, ATTN_OP_SCALE, 1, &x, y);
+    if (!node) return NULL;
+    node->farg[0] = s;
+    return attn__run(ctx, node);
+}
+attn_status attn__scale_forward(attn_ctx *ctx, attn_node *node) {
+    const float s = node->farg[0];
+    UNARY_LOOP(ctx, node, s * v, (double)s * v, 0);
+    return ATTN_OK;
+}
+attn_status attn__scale_ref(attn_ctx *ctx, attn_node *node) {
+    const float s = node->farg[0];
+    UNARY_LOOP(ctx, node, s * v, (double)s * v, 1);
+    return ATTN_OK;
+}
+attn_status attn__scale_backward(attn_ctx *ctx, attn_node *node) {
+    (void)ctx;
+    const float s = node->farg[0];
+    /* y = s * x  =>  dx += s * dy */
+    UNARY_BACKWARD(node, s);
+    return ATTN_OK;
+}
+
+/* ---- exp ---- */
+attn_tensor *attn_exp(attn_ctx *ctx, attn_tensor *x) { return unary_build(ctx, ATTN_OP_EXP, x); }
+attn_status attn__exp_forward(attn_ctx *ctx, attn_node *node) {
+    UNARY_LOOP(ctx, node, expf(v), exp(v), 0);
+    return ATTN_OK;
+}
+attn_status attn__exp_ref(attn_ctx *ctx, attn_node *node) {
+    UNARY_LOOP(ctx, node, expf(v), exp(v), 1);
+    return ATTN_OK;
+}
+attn_status attn__exp_backward(attn_ctx *ctx, attn_node *node) {
+    (void)ctx;
+    UNARY_BACKWARD(node, out); /* y = exp(x) => dx += dy * y */
+    return ATTN_OK;
+}
+
+/* ---- log ---- */
+attn_tensor *attn_log(attn_ctx *ctx, attn_tensor *x) { return unary_build(ctx, ATTN_OP_LOG, x); }
+attn_status attn__log_forward(attn_ctx *ctx, attn_node *node) {
+    UNARY_LOOP(ctx, node, logf(v), log(v), 0);
+    return ATTN_OK;
+}
+attn_status attn__log_ref(attn_ctx *ctx, attn_node *node) {
+    UNARY_LOOP(ctx, node, logf(v), log(v), 1);
+    return ATTN_OK;
+}
+attn_status attn__log_backward(attn_ctx *ctx, attn_node *node) {
+    (void)ctx;
+    UNARY_BACKWARD(node, 1.0f / v); /* y = log(x) => dx += dy / x */
+    return ATTN_OK;
+}
+
+/* ---- tanh ---- */
+attn_tensor *attn_tanh(attn_ctx *ctx, attn_tensor *x) { return unary_build(ctx, ATTN_OP_TANH, x); }
+attn_status attn__tanh_forward(attn_ctx *ctx, attn_node *node) {
+    UNARY_LOOP(ctx, node, tanhf(v), tanh(v), 0);
+    return ATTN_OK;
+}
+attn_status attn__tanh_ref(attn_ctx *ctx, attn_node *node) {
+    UNARY_LOOP(ctx, node, tanhf(v), tanh(v), 1);
+    return ATTN_OK;
+}
+attn_status attn__tanh_backward(attn_ctx *ctx, attn_node *node) {
+    (void)ctx;
+    UNARY_BACKWARD(node, 1.0f - out * out); /* y = tanh(x) => dx += dy (1 - y^2) */
+    return ATTN_OK;
+}
+
+/* ---- sigmoid: y = 1 / (1 + exp(-x)), written to stay finite for large |x| ---- */
+static inline float sigmoidf_stable(float v) {
+    if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));
+    float e = expf(v);
+    return e / (1.0f + e);
+}
+attn_tensor *attn_sigmoid(attn_ctx *ctx, attn_tensor *x) {
+    return unary_build(ctx, ATTN_OP_SIGMOID, x);
+}
+attn_status attn__sigmoid_forward(attn_ctx *ctx, attn_node *node) {
+    UNARY_LOOP(ctx, node, sigmoidf_stable(v), 1.0 / (1.0 + exp(-v)), 0);
+    return ATTN_OK;
+}
+attn_status attn__sigmoid_ref(attn_ctx *ctx, attn_node *node) {
+    UNARY_LOOP(ctx, node, sigmoidf_stable(v), 1.0 / (1.0 + exp(-v)), 1);
+    return ATTN_OK;
+}
+attn_status attn__sigmoid_backward(attn_ctx *ctx, attn_node *node) {
+    (void)ctx;
+    UNARY_BACKWARD(node, out * (1.0f - out)); /* dx += dy y (1 - y) */
+    return ATTN_OK;
+}
+
+/* ---- relu ---- */
+attn_tensor *attn_relu(attn_ctx *ctx, attn_tensor *x) { return unary_build(ctx, ATTN_OP_RELU, x); }
+attn_status attn__relu_forward(attn_ctx *ctx, attn_node *node) {
+    UNARY_LOOP(ctx, node, v > 0.0f ? v : 0.0f, v > 0.0 ? v : 0.0, 0);
+    return ATTN_OK;
+}
+attn_status attn__relu_ref(attn_ctx *ctx, attn_node *node) {
+    UNARY_LOOP(ctx, node, v > 0.0f ? v : 0.0f, v > 0.0 ? v : 0.0, 1);
+    return ATTN_OK;
+}
+attn_status attn__relu_backward(attn_ctx *ctx, attn_node *node) {
+    (void)ctx;
+    UNARY_BACKWARD(node, v > 0.0f ? 1.0f : 0.0f); /* subgradient 0 at x = 0, as PyTorch */
+    return ATTN_OK;
+}
+
+/* ---- gelu (iarg[0] = 1 for the tanh approximation) ---- */
+attn_tensor *attn_gelu(attn_ctx *ctx, attn_tensor *x, int tanh_approx) {
+    if (attn__any_null(ctx, "gelu", 1, x)) return NULL;
+    if (attn__check_dtype(ctx, "gelu", "x", x, ATTN_F32)) return NULL;
+    x = attn__contig(ctx, x);
+    if (!x) return NULL;
+    attn_tensor *y = attn__tensor_like(ctx, "gelu", x);
+    if (!y) return NULL;
+    attn_node *node = attn__node(ctx, ATTN_OP_GELU, 1, &x, y);
+    if (!node) return NULL;
+    node->iarg[0] = tanh_approx != 0;
+    return attn__run(ctx, node);
+}
+static inline float gelu_erf(float v) { return 0.5f * v * (1.0f + erff(v * (float)ATTN__SQRT1_2)); }
+static inline float gelu_tanh(float v) {
+    return 0.5f * v * (1.0f + tanhf((float)ATTN__SQRT2_PI * (v + 0.044715f * v * v * v)));
+}
+attn_status attn__gelu_forward(attn_ctx *ctx, attn_node *node) {
+    if (node->iarg[0])
+        UNARY_LOOP(ctx, node, gelu_tanh(v), 0.5 * v * (1.0 + tanh(ATTN__SQRT2_PI * (v + 0.044715 * v * v * v))), 0);
+    else
+        UNARY_LOOP(ctx, node, gelu_erf(v), 0.5 * v * (1.0 + erf(v * ATTN__SQRT1_2)), 0);
+    return ATTN_OK;
+}
+attn_status attn__gelu_ref(attn_ctx *ctx, attn_node *node) {
+    if (node->iarg[0])
+        UNARY_LOOP(ctx, node, gelu_tanh(v), 0.5 * v * (1.0 + tanh(ATTN__SQRT2_PI * (v + 0.044715 * v * v * v))), 1);
+    else
+        UNARY_LOOP(ctx, node, gelu_erf(v), 0.5 * v * (1.0 + erf(v * ATTN__SQRT1_2)), 1);
+    return ATTN_OK;
+}
+static inline float dgelu_erf(float v) {
+    /* d/dx [x Phi(x)] = Phi(x) + x phi(x) */
+    float cdf = 0.5f * (1.0f + erff(v * (float)ATTN__SQRT1_2));
+    float pdf = (float)ATTN__INV_SQRT_2PI * expf(-0.5f * v * v);
+    return cdf + v * pdf;
+}
+static inline float dgelu_tanh(float v) {
+    /* y = 0.5 x (1 + tanh(u)), u = c (x + a x^3):
+     * dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) c (1 + 3 a x^2) */
+    const float c = (float)ATTN__SQRT2_PI, a = 0.044715f;
+    float t = tanhf(c * (v + a * v * v * v));
+    return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * c * (1.0f + 3.0f * a * v * v);
+}
+attn_status attn__gelu_backward(attn_ctx *ctx, attn_node *node) {
+    (void)ctx;
+    if (node->iarg[0])
+        UNARY_BACKWARD(node, dgelu_tanh(v));
+    else
+        UNARY_BACKWARD(node, dgelu_erf(v));
+    return ATTN_OK;
+}
