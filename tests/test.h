@@ -1,0 +1,54 @@
+/* test.h: the tiny test harness shared by every suite.
+ *
+ * A suite is a function `void suite_<name>(void)` listed in tests/suites.h.
+ * Inside it, each test is a block opened with TEST_BEGIN("name") and closed
+ * with TEST_END(); CHECK(cond, fmt, ...) records a failure (file, line and
+ * the formatted message) without stopping the test. A test passes when none
+ * of its checks failed. The runner prints one line per failed test and a
+ * closing line "N passed, N failed"; it exits non-zero if anything failed.
+ */
+#ifndef ATTN_TEST_H
+#define ATTN_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+
+#include "attn/attn.h"
+
+extern int test__failed_checks; /* failed checks in the current test */
+extern const char *test__name;
+extern int test__verbose;
+void test__begin(const char *name);
+void test__end(void);
+void test__fail(const char *file, int line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#define TEST_BEGIN(name) test__begin(name)
+#define TEST_END() test__end()
+#define CHECK(cond, ...)                                               \
+    do {                                                               \
+        if (!(cond)) test__fail(__FILE__, __LINE__, __VA_ARGS__);      \
+    } while (0)
+/* Checks an attn call returned ATTN_OK, printing the library's message. */
+#define CHECK_OK(expr)                                                          \
+    do {                                                                        \
+        attn_status st__ = (expr);                                              \
+        if (st__ != ATTN_OK)                                                    \
+            test__fail(__FILE__, __LINE__, "%s returned %s: %s", #expr,          \
+                       attn_status_str(st__), attn_last_error());               \
+    } while (0)
+
+/* |a - b| <= atol + rtol * |ref| elementwise over n floats; on failure
+ * reports the worst element (index, values, excess). Returns 1 if close.
+ * NaN or Inf anywhere in a is a failure (unless ref has the same value). */
+int test_allclose(const char *what, const float *a, const float *ref, long long n, float atol,
+                  float rtol);
+
+/* The directory of the committed fixtures (tests/fixtures, or
+ * $ATTN_FIXTURES). */
+const char *test_fixture_dir(void);
+
+#endif
