@@ -39,6 +39,10 @@ void attn_info(attn_info_t *out);
  * is asked for and cannot be loaded, ATTN_ERR_STATE after first use. */
 attn_status attn_blas_select(const char *which);
 
+/* The graph ops of this build, in table order (for listings and tools). */
+int attn_op_count(void);
+const char *attn_op_name(int index); /* NULL outside [0, attn_op_count()) */
+
 #ifdef __cplusplus
 }
 #endif

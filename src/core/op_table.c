@@ -7,3 +7,9 @@ const attn__op_info attn__ops[ATTN_OP_COUNT] = {
     ATTN_OP_LIST(ATTN__ROW)
 #undef ATTN__ROW
 };
+
+int attn_op_count(void) { return ATTN_OP_COUNT; }
+
+const char *attn_op_name(int index) {
+    return index >= 0 && index < ATTN_OP_COUNT ? attn__ops[index].name : NULL;
+}

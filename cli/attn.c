@@ -1,0 +1,112 @@
+/* attn.c: the command-line tool. The only place in attn that prints to the
+ * terminal and calls exit: library errors come back as a status, and are
+ * turned here into a message on stderr and a non-zero exit code.
+ *
+ * Commands live in one table below: name, one-line summary, handler.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+
+typedef int (*cmd_fn)(int argc, char **argv);
+
+static int cmd_info(int argc, char **argv);
+static int cmd_ops(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+
+static const struct {
+    const char *name, *summary;
+    cmd_fn fn;
+} commands[] = {
+    {"info", "version, SIMD level, matrix library and its core type, threads", cmd_info},
+    {"ops", "list the graph ops (each has forward, backward and a reference kernel)", cmd_ops},
+    {"version", "print the version", cmd_version},
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "attn %s: attention mechanisms with forward and backward passes, in C\n\n"
+            "usage: attn <command> [options]\n\ncommands:\n",
+            ATTN_VERSION_STRING);
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\nenvironment:\n"
+            "  ATTN_BLAS=auto|openblas|builtin   matrix library (default auto: OpenBLAS if installed)\n"
+            "  ATTN_USE_REF=1                    force the scalar reference kernels\n"
+            "  OMP_NUM_THREADS=N                 threads for ops\n"
+            "  OPENBLAS_CORETYPE=NAME            OpenBLAS kernel family (attn picks SkylakeX on\n"
+            "                                    AVX-512 CPUs when unset)\n\n"
+            "'attn <command> --help' describes a command.\n");
+}
+
+static int wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+    return 0;
+}
+
+static int no_args(const char *cmd, int argc, char **argv) {
+    if (argc > 1) {
+        fprintf(stderr, "attn %s: unexpected argument '%s' (try 'attn %s --help')\n", cmd, argv[1],
+                cmd);
+        return 0;
+    }
+    return 1;
+}
+
+static int cmd_info(int argc, char **argv) {
+    if (wants_help(argc, argv)) {
+        printf("usage: attn info\n\nPrints the version, the SIMD level of this CPU, the matrix library\n"
+               "in use with its core type and who chose it, OpenMP and the thread count.\n");
+        return 0;
+    }
+    if (!no_args("info", argc, argv)) return 2;
+    attn_info_t info;
+    attn_info(&info);
+    printf("attn %s\n", info.version);
+    printf("simd:      %s\n", info.simd);
+    printf("blas:      %s\n", info.blas);
+    if (info.blas_core && info.blas_core[0])
+        printf("blas core: %s (%s)\n", info.blas_core, info.blas_core_why);
+    printf("openmp:    %s\n", info.openmp ? "yes" : "no (built without OpenMP: ops run on one thread)");
+    printf("threads:   %d\n", info.max_threads);
+    printf("ops:       %d (attn ops lists them)\n", attn_op_count());
+    return 0;
+}
+
+static int cmd_ops(int argc, char **argv) {
+    if (wants_help(argc, argv)) {
+        printf("usage: attn ops\n\nLists the graph ops of the op table.\n");
+        return 0;
+    }
+    if (!no_args("ops", argc, argv)) return 2;
+    for (int i = 0; i < attn_op_count(); i++) printf("%s\n", attn_op_name(i));
+    return 0;
+}
+
+static int cmd_version(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    printf("attn %s\n", ATTN_VERSION_STRING);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) return cmd_version(0, NULL);
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "attn: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,95 @@
+/* dropout.c: inverted dropout with a replayable counter-based mask.
+ *
+ * Shape contract: x [...] f32 -> y [...]. farg[0] = p, node->seed = the
+ * context's seed, iarg[0] = the stream offset taken from the context. Element
+ * i is kept iff attn_rng_uniform(seed, offset, i) >= p, so that
+ *   y_i = keep_i ? x_i / (1 - p) : 0.
+ * The op consumes ceil(numel / 4) counters of the context's stream (one
+ * Philox block gives four elements); the mask is recomputed in backward, not
+ * stored. Without training mode, or with p == 0, the op returns x itself.
+ */
+
+#include "../core/internal.h"
+
+attn_tensor *attn_dropout(attn_ctx *ctx, attn_tensor *x, float p) {
+    const char *name = "dropout";
+    if (attn__any_null(ctx, name, 1, x)) return NULL;
+    if (attn__check_dtype(ctx, name, "x", x, ATTN_F32)) return NULL;
+    if (!(p >= 0.0f && p < 1.0f)) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: p %g is outside [0, 1) (x %s)", name, (double)p,
+                   attn__shp(x));
+        return NULL;
+    }
+    if (!ctx->training || p == 0.0f) return x;
+    x = attn__contig(ctx, x);
+    if (!x) return NULL;
+    attn_tensor *y = attn__tensor_like(ctx, name, x);
+    if (!y) return NULL;
+    attn_node *node = attn__node(ctx, ATTN_OP_DROPOUT, 1, &x, y);
+    if (!node) return NULL;
+    const uint64_t n = (uint64_t)attn_tensor_numel(x);
+    node->seed = ctx->seed;
+    node->iarg[0] = (int64_t)ctx->rng_offset;
+    node->farg[0] = p;
+    ctx->rng_offset += (n + 3) / 4; /* counters consumed: one block per 4 elements */
+    return attn__run(ctx, node);
+}
+
+/* Applies the mask of the node to src: dst_i (op)= keep_i ? src_i * scale : 0,
+ * with op "=" (forward) or "+=" (backward). One Philox block serves the four
+ * elements 4b .. 4b+3; blocks are split statically over threads. */
+static void dropout_apply(attn_ctx *ctx, const attn_node *node, const float *src, float *dst,
+                          int accumulate) {
+    const int64_t n = attn_tensor_numel(node->out);
+    const uint64_t seed = node->seed, offset = (uint64_t)node->iarg[0];
+    const float p = node->farg[0];
+    const float scale = 1.0f / (1.0f - p);
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    const int64_t nblk = (n + 3) / 4;
+    int nt = attn__threads_for(ctx, 32.0 * (double)n);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint64_t c = offset + (uint64_t)b;
+        const uint32_t ctr[4] = {(uint32_t)c, (uint32_t)(c >> 32), 0, 0};
+        uint32_t w[4];
+        attn_philox4x32(ctr, key, w);
+        const int64_t i0 = 4 * b;
+        const int m = n - i0 < 4 ? (int)(n - i0) : 4;
+        for (int k = 0; k < m; k++) {
+            const float u = (float)(w[k] >> 8) * 0x1.0p-24f; /* = attn_rng_uniform */
+            const float v = u >= p ? src[i0 + k] * scale : 0.0f;
+            if (accumulate)
+                dst[i0 + k] += v;
+            else
+                dst[i0 + k] = v;
+        }
+    }
+}
+
+attn_status attn__dropout_forward(attn_ctx *ctx, attn_node *node) {
+    dropout_apply(ctx, node, attn_f32(node->in[0]), attn_f32(node->out), 0);
+    return ATTN_OK;
+}
+
+attn_status attn__dropout_ref(attn_ctx *ctx, attn_node *node) {
+    (void)ctx;
+    const int64_t n = attn_tensor_numel(node->out);
+    const uint64_t seed = node->seed, offset = (uint64_t)node->iarg[0];
+    const double p = node->farg[0];
+    const float *x = attn_f32(node->in[0]);
+    float *y = attn_f32(node->out);
+    for (int64_t i = 0; i < n; i++) {
+        const int keep = attn_rng_uniform(seed, offset, (uint64_t)i) >= node->farg[0];
+        y[i] = keep ? (float)((double)x[i] / (1.0 - p)) : 0.0f;
+    }
+    return ATTN_OK;
+}
+
+attn_status attn__dropout_backward(attn_ctx *ctx, attn_node *node) {
+    /* y_i = keep_i x_i / (1 - p)  =>  gx_i += keep_i gy_i / (1 - p), with the
+     * same mask regenerated from (seed, offset). */
+    if (!attn__needs_grad(node, 0)) return ATTN_OK;
+    dropout_apply(ctx, node, node->out->grad, node->in[0]->grad, 1);
+    return ATTN_OK;
+}

@@ -1,0 +1,199 @@
+/* test_core.c: the context (arena, errors, guards), tensors and views, the
+ * tape, and the parameter store. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+
+static attn_ctx *new_ctx(size_t arena, int guards) {
+    attn_ctx_config cfg = {.arena_bytes = arena, .n_threads = 1, .seed = 1, .guard_bytes = guards};
+    attn_ctx *ctx = NULL;
+    CHECK_OK(attn_ctx_new(&ctx, &cfg));
+    return ctx;
+}
+
+static void test_status_strings(void) {
+    TEST_BEGIN("core.status_strings");
+    for (int s = 0; s < ATTN_STATUS_COUNT; s++) {
+        const char *str = attn_status_str((attn_status)s);
+        CHECK(str && str[0] && strcmp(str, "unknown status") != 0, "status %d has no name", s);
+    }
+    CHECK(strcmp(attn_status_str((attn_status)999), "unknown status") == 0, "bad status named");
+    TEST_END();
+}
+
+static void test_arena(void) {
+    TEST_BEGIN("core.arena_exhaustion");
+    attn_ctx *ctx = new_ctx(4096, 0);
+    int64_t shape[1] = {2048}; /* 8 KiB > 4 KiB arena */
+    attn_tensor *t = attn_tensor_new(ctx, ATTN_F32, 1, shape);
+    CHECK(t == NULL, "allocation larger than the arena succeeded");
+    CHECK(attn_ctx_status(ctx) == ATTN_ERR_OOM, "status %s, expected out of memory",
+          attn_status_str(attn_ctx_status(ctx)));
+    CHECK(strstr(attn_ctx_error(ctx), "needed 8192 bytes") != NULL, "message: %s",
+          attn_ctx_error(ctx));
+    attn_ctx_reset(ctx);
+    CHECK(attn_ctx_status(ctx) == ATTN_OK, "reset did not clear the error");
+    shape[0] = 16;
+    t = attn_tensor_new(ctx, ATTN_F32, 1, shape);
+    CHECK(t != NULL && attn_ctx_arena_used(ctx) > 0, "small allocation failed after reset");
+    for (int i = 0; t && i < 16; i++) CHECK(attn_f32(t)[i] == 0.0f, "tensor_new not zeroed");
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+static void test_guards(void) {
+    TEST_BEGIN("core.guard_bytes_detect_overrun");
+    attn_ctx *ctx = new_ctx(1 << 20, 32);
+    int64_t shape[1] = {5};
+    attn_tensor *a = attn_tensor_new(ctx, ATTN_F32, 1, shape);
+    attn_tensor *b = attn_tensor_new(ctx, ATTN_F32, 1, shape);
+    CHECK(a && b, "allocation failed");
+    CHECK_OK(attn_ctx_check_guards(ctx));
+    if (a) attn_f32(a)[5] = 1.0f; /* one past the end: the guard must notice */
+    CHECK(attn_ctx_check_guards(ctx) == ATTN_ERR_STATE, "overrun not detected");
+    CHECK(strstr(attn_last_error(), "overrun") != NULL, "message: %s", attn_last_error());
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+static void test_tensor_errors(void) {
+    TEST_BEGIN("core.tensor_new_errors");
+    attn_ctx *ctx = new_ctx(1 << 20, 0);
+    int64_t bad[5] = {1, 2, 3, 4, 5};
+    CHECK(attn_tensor_new(ctx, ATTN_F32, 5, bad) == NULL, "5 dims accepted");
+    CHECK(attn_ctx_status(ctx) == ATTN_ERR_SHAPE, "5 dims: wrong status");
+    attn_ctx_reset(ctx);
+    int64_t neg[2] = {3, -1};
+    CHECK(attn_tensor_new(ctx, ATTN_F32, 2, neg) == NULL, "negative dim accepted");
+    attn_ctx_reset(ctx);
+    int64_t huge[4] = {INT64_C(1) << 20, INT64_C(1) << 20, INT64_C(1) << 20, INT64_C(1) << 20};
+    CHECK(attn_tensor_new(ctx, ATTN_F32, 4, huge) == NULL, "overflowing size accepted");
+    CHECK(attn_ctx_status(ctx) == ATTN_ERR_OOM, "overflow: status %s",
+          attn_status_str(attn_ctx_status(ctx)));
+    attn_ctx_reset(ctx);
+    /* a scalar has one element */
+    attn_tensor *s = attn_tensor_new(ctx, ATTN_F32, 0, NULL);
+    CHECK(s && attn_tensor_numel(s) == 1, "scalar numel");
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+/* Views share storage; a permuted view is strided and an op on it goes
+ * through a contiguous copy, with gradients mapped back. */
+static void test_views(void) {
+    TEST_BEGIN("core.views_share_storage_and_route_gradients");
+    attn_ctx *ctx = new_ctx(1 << 20, 16);
+    float v[6] = {1, 2, 3, 4, 5, 6};
+    int64_t shape[2] = {2, 3};
+    attn_tensor *x = attn_tensor_from(ctx, ATTN_F32, 2, shape, v);
+    x->requires_grad = 1;
+    attn_tensor *xt = attn_transpose(ctx, x, 0, 1); /* [3,2] view */
+    CHECK(xt && xt->data == x->data, "transpose copied the data");
+    CHECK(xt && !attn_tensor_is_contiguous(xt), "transpose view reported contiguous");
+    attn_tensor *y = attn_scale(ctx, xt, 2.0f); /* contiguous copy inside */
+    CHECK(y && y->shape[0] == 3 && y->shape[1] == 2, "scale of the view has shape %s",
+          y ? "wrong" : "none");
+    if (y) {
+        float want[6] = {2, 8, 4, 10, 6, 12};
+        test_allclose("transpose then scale", attn_f32(y), want, 6, 0, 0);
+        float g[6] = {1, 10, 100, 1000, 10000, 100000};
+        CHECK_OK(attn_backward_from(ctx, y, g));
+        /* y[i][j] = 2 x[j][i]  =>  gx[j][i] = 2 g[i][j] */
+        float gx[6] = {2, 200, 20000, 20, 2000, 200000};
+        if (x->grad) test_allclose("gradient through transpose", x->grad, gx, 6, 0, 0);
+        else CHECK(0, "x received no gradient");
+    }
+    int64_t ns[1] = {-1};
+    attn_tensor *flat = attn_reshape(ctx, x, 1, ns);
+    CHECK(flat && flat->shape[0] == 6 && flat->data == x->data, "reshape -1 inference");
+    attn_tensor *sl = attn_slice(ctx, x, 1, 1, 2); /* columns 1..2 */
+    CHECK(sl && sl->shape[1] == 2 && attn_f32(sl) == attn_f32(x) + 1, "slice offset");
+    CHECK(attn_slice(ctx, x, 1, 2, 2) == NULL, "out-of-range slice accepted");
+    CHECK(attn_ctx_status(ctx) == ATTN_ERR_INVALID_ARG && strstr(attn_ctx_error(ctx), "slice"),
+          "slice error: %s", attn_ctx_error(ctx));
+    CHECK_OK(attn_ctx_check_guards(ctx));
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+static void test_tape(void) {
+    TEST_BEGIN("core.tape_accumulates_and_is_consumed");
+    attn_ctx *ctx = new_ctx(1 << 20, 0);
+    float v[3] = {0.5f, -1.0f, 2.0f};
+    int64_t shape[1] = {3};
+    attn_tensor *x = attn_tensor_from(ctx, ATTN_F32, 1, shape, v);
+    x->requires_grad = 1;
+    /* y = exp(x) + exp(x) through two uses of x: the gradient adds up */
+    attn_tensor *a = attn_exp(ctx, x);
+    attn_tensor *b = attn_scale(ctx, x, 3.0f);
+    CHECK(attn_ctx_tape_size(ctx) == 2, "tape has %d nodes, expected 2", attn_ctx_tape_size(ctx));
+    float ones[3] = {1, 1, 1};
+    CHECK_OK(attn_backward_from(ctx, a, ones));
+    CHECK(attn_backward_from(ctx, b, ones) == ATTN_ERR_STATE, "second backward allowed");
+    for (int i = 0; i < 3 && x->grad; i++)
+        CHECK(fabsf(x->grad[i] - expf(v[i])) <= 1e-6f * expf(v[i]), "grad[%d] = %g", i,
+              (double)x->grad[i]);
+    /* no-grad mode records nothing */
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    x = attn_tensor_from(ctx, ATTN_F32, 1, shape, v);
+    x->requires_grad = 1;
+    a = attn_exp(ctx, x);
+    CHECK(a && attn_ctx_tape_size(ctx) == 0 && !a->requires_grad, "no-grad mode recorded a node");
+    CHECK(attn_backward_from(ctx, a, ones) == ATTN_ERR_STATE, "backward without a tape allowed");
+    attn_ctx_set_grad_enabled(ctx, 1);
+    /* NULL propagates and keeps the first error */
+    attn_ctx_reset(ctx);
+    attn_tensor *n = attn_exp(ctx, attn_tanh(ctx, NULL));
+    CHECK(n == NULL && attn_ctx_status(ctx) == ATTN_ERR_INVALID_ARG, "NULL did not propagate");
+    CHECK(strstr(attn_ctx_error(ctx), "tanh") != NULL, "first error lost: %s",
+          attn_ctx_error(ctx));
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+static void test_params(void) {
+    TEST_BEGIN("core.params_store");
+    attn_params *ps = NULL;
+    CHECK_OK(attn_params_new(&ps));
+    attn_tensor *w = NULL, *b = NULL;
+    int64_t ws[2] = {3, 4}, bs[1] = {3};
+    CHECK_OK(attn_params_add(ps, "fc.weight", 2, ws, &w));
+    CHECK_OK(attn_params_add(ps, "fc.bias", 1, bs, &b));
+    CHECK(attn_params_add(ps, "fc.bias", 1, bs, NULL) == ATTN_ERR_INVALID_ARG, "duplicate name");
+    CHECK(strstr(attn_last_error(), "fc.bias") != NULL, "message: %s", attn_last_error());
+    int64_t zero[1] = {0};
+    CHECK(attn_params_add(ps, "z", 1, zero, NULL) == ATTN_ERR_SHAPE, "zero dim accepted");
+    CHECK(attn_params_count(ps) == 2 && attn_params_numel(ps) == 15, "count/numel");
+    CHECK(attn_params_find(ps, "fc.weight") == w && attn_params_find(ps, "nope") == NULL, "find");
+    attn_rng rng;
+    attn_rng_init(&rng, 7);
+    attn_init_uniform(w, 0.5f, &rng);
+    int in_range = 1;
+    for (int i = 0; i < 12; i++) in_range &= fabsf(attn_f32(w)[i]) <= 0.5f;
+    CHECK(in_range, "uniform init out of bounds");
+    /* a parameter's gradient persists across context resets */
+    attn_ctx *ctx = new_ctx(1 << 20, 0);
+    attn_tensor *y = attn_sum(ctx, attn_scale(ctx, b, 2.0f), ATTN_ALL_AXES, 0);
+    CHECK_OK(attn_backward(ctx, y));
+    attn_ctx_reset(ctx);
+    y = attn_sum(ctx, attn_scale(ctx, b, 2.0f), ATTN_ALL_AXES, 0);
+    CHECK_OK(attn_backward(ctx, y));
+    for (int i = 0; i < 3; i++) CHECK(b->grad[i] == 4.0f, "bias grad %g, expected 4", (double)b->grad[i]);
+    attn_params_zero_grad(ps);
+    CHECK(b->grad[0] == 0.0f, "zero_grad");
+    attn_ctx_free(ctx);
+    attn_params_free(ps);
+    TEST_END();
+}
+
+void suite_core(void) {
+    test_status_strings();
+    test_arena();
+    test_guards();
+    test_tensor_errors();
+    test_views();
+    test_tape();
+    test_params();
+}
