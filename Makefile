@@ -101,7 +101,7 @@ headers-cxx:
 	@echo '#include "attn/attn.h"' | c++ -std=c++11 -Wall -Wextra -Iinclude -x c++ -fsyntax-only -
 
 sanitize:
-	$(MAKE) BUILD=build-asan OPT="-O1" OPENMP=0 \
+	ATTN_SANITIZE=1 $(MAKE) BUILD=build-asan OPT="-O1" OPENMP=0 \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test
 

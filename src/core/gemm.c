@@ -68,7 +68,7 @@ static struct {
     attn__cblas_sgemm_fn sgemm; /* NULL: the built-in kernel serves every call */
     attn__set_threads_fn set_threads;
     int requested;              /* REQ_* in force when loading ran */
-    char blas[256];             /* attn_info().blas */
+    char blas[330];             /* attn_info().blas */
     char core[64];              /* attn_info().blas_core */
     char why[192];              /* attn_info().blas_core_why */
 } g_blas;
@@ -103,7 +103,7 @@ static int parse_request(const char *s) {
 static char g_note[96];
 
 static void use_builtin(const char *reason) {
-    snprintf(g_blas.blas, sizeof g_blas.blas, "builtin (%s%s; kernel %s)", reason, g_note,
+    snprintf(g_blas.blas, sizeof g_blas.blas, "builtin (%.180s%.95s; kernel %.15s)", reason, g_note,
              attn__gemm_kernel_name());
     g_blas.core[0] = 0;
     g_blas.why[0] = 0;
@@ -230,195 +230,6 @@ attn_status attn_blas_select(const char *which) {
                          "attn_blas_select('%s'): the matrix library was already chosen (%s); "
                          "select it before the first matrix product",
                          which, g_blas.blas);
-    pthread_mutex_unlock(&g_mu);
-    return st;
-}
-
-void attn__blas_describe(const char **blas, const char **core, const char **why);
-int attn__blas_loaded(void);
-int attn__gemm_force_builtin(int on);
-const char *attn__gemm_kernel_name(void);
-int attn__gemm_force_kernel(const char *name);
-
-/* ==== OpenBLAS, loaded at run time ========================================= */
-
-/* cblas_sgemm's enums are plain ints in the C ABI. */
-enum { ATTN__CBLAS_ROW_MAJOR = 101, ATTN__CBLAS_NO_TRANS = 111, ATTN__CBLAS_TRANS = 112 };
-typedef void (*attn__cblas_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k,
-                                     float alpha, const float *a, int lda, const float *b, int ldb,
-                                     float beta, float *c, int ldc);
-typedef void (*attn__set_threads_fn)(int n);
-typedef char *(*attn__get_str_fn)(void);
-
-enum { REQ_UNSET = -1, REQ_AUTO = 0, REQ_OPENBLAS = 1, REQ_BUILTIN = 2 };
-
-static struct {
-    attn__cblas_sgemm_fn sgemm; /* NULL: the built-in kernel serves every call */
-    attn__set_threads_fn set_threads;
-    int requested;              /* REQ_* in force when loading ran */
-    char blas[256];             /* attn_info().blas */
-    char core[64];              /* attn_info().blas_core */
-    char why[192];              /* attn_info().blas_core_why */
-} g_blas;
-
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static atomic_int g_request = REQ_UNSET; /* set by attn_blas_select before loading */
-static atomic_int g_loaded;              /* 1 once the loading below has run */
-static atomic_int g_blas_threads;        /* thread count last given to OpenBLAS (0: none) */
-static atomic_int g_force_builtin;       /* test hook: route attn__sgemm to the builtin */
-
-/* 1 if the CPU has what OpenBLAS's SkylakeX kernels use. */
-static int cpu_has_avx512_skx(void) {
-#if ATTN__GEMM_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-#else
-    return 0;
-#endif
-}
-
-static int parse_request(const char *s) {
-    if (!s || !s[0] || strcmp(s, "auto") == 0) return REQ_AUTO;
-    if (strcmp(s, "openblas") == 0) return REQ_OPENBLAS;
-    if (strcmp(s, "builtin") == 0) return REQ_BUILTIN;
-    return REQ_UNSET;
-}
-
-/* A note about an ATTN_BLAS value that was not understood (the library
- * cannot print; attn_info shows it). */
-static char g_note[96];
-
-static void use_builtin(const char *reason) {
-    snprintf(g_blas.blas, sizeof g_blas.blas, "builtin (%s%s; kernel %s)", reason, g_note,
-             attn__gemm_kernel_name());
-    g_blas.core[0] = 0;
-    g_blas.why[0] = 0;
-}
-
-/* Runs once (pthread_once). Reads the request (attn_blas_select, else
- * ATTN_BLAS), decides the core type, loads OpenBLAS and resolves its
- * symbols; anything missing leaves the built-in kernel in charge, with the
- * reason recorded for attn_info. */
-static void blas_load(void) {
-    int req = atomic_load(&g_request);
-    char reason[224];
-    if (req == REQ_UNSET) {
-        const char *env = getenv("ATTN_BLAS");
-        req = parse_request(env);
-        if (req == REQ_UNSET) {
-            req = REQ_AUTO;
-            snprintf(g_note, sizeof g_note, "; ATTN_BLAS='%.32s' not understood, used auto", env);
-        }
-        snprintf(reason, sizeof reason, "%s", "selected by ATTN_BLAS=builtin");
-    } else {
-        snprintf(reason, sizeof reason, "%s", "selected by attn_blas_select");
-    }
-    g_blas.requested = req;
-    if (req == REQ_BUILTIN) {
-        use_builtin(reason);
-        atomic_store(&g_loaded, 1);
-        return;
-    }
-
-    const char *user = getenv("OPENBLAS_CORETYPE");
-    int we_set = 0;
-    char why[192];
-    if (user && user[0]) {
-        snprintf(why, sizeof why, "set by the user (OPENBLAS_CORETYPE=%.64s)", user);
-    } else if (cpu_has_avx512_skx()) {
-        we_set = setenv("OPENBLAS_CORETYPE", "SkylakeX", 0) == 0;
-        snprintf(why, sizeof why, "%s",
-                 "set by attn: CPU has AVX-512 and OpenBLAS 0.3.21 does not know this core");
-    } else {
-        snprintf(why, sizeof why, "%s", "OpenBLAS's own detection");
-    }
-
-    static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
-    const char *name = NULL;
-    void *h = NULL;
-    for (size_t i = 0; i < sizeof names / sizeof names[0] && !h; i++) {
-        h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-        if (h) {
-            name = names[i];
-        } else if (i == 0) {
-            const char *e = dlerror();
-            snprintf(reason, sizeof reason, "OpenBLAS not loadable: %.160s", e ? e : "dlopen failed");
-        }
-    }
-    if (we_set) unsetenv("OPENBLAS_CORETYPE"); /* OpenBLAS has read it while loading */
-    if (!h) {
-        use_builtin(reason);
-        atomic_store(&g_loaded, 1);
-        return;
-    }
-    g_blas.sgemm = (attn__cblas_sgemm_fn)(uintptr_t)dlsym(h, "cblas_sgemm");
-    if (!g_blas.sgemm) {
-        dlclose(h);
-        snprintf(reason, sizeof reason, "%s has no cblas_sgemm", name);
-        use_builtin(reason);
-        atomic_store(&g_loaded, 1);
-        return;
-    }
-    g_blas.set_threads = (attn__set_threads_fn)(uintptr_t)dlsym(h, "openblas_set_num_threads");
-    attn__get_str_fn get_config = (attn__get_str_fn)(uintptr_t)dlsym(h, "openblas_get_config");
-    attn__get_str_fn get_core = (attn__get_str_fn)(uintptr_t)dlsym(h, "openblas_get_corename");
-
-    /* "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." -> "0.3.21" */
-    char version[32] = "?";
-    const char *cfg = get_config ? get_config() : NULL;
-    if (cfg && strncmp(cfg, "OpenBLAS ", 9) == 0) {
-        size_t n = strcspn(cfg + 9, " ");
-        if (n >= sizeof version) n = sizeof version - 1;
-        memcpy(version, cfg + 9, n);
-        version[n] = 0;
-    }
-    snprintf(g_blas.blas, sizeof g_blas.blas, "openblas %s (%s%s)", version, name, g_note);
-    const char *core = get_core ? get_core() : NULL;
-    snprintf(g_blas.core, sizeof g_blas.core, "%.60s", core ? core : "unknown");
-    if (we_set && core && strcmp(core, "SkylakeX") != 0) {
-        /* The library did not take the request (not a DYNAMIC_ARCH build, or
-         * already loaded in this process): say what really runs. */
-        snprintf(g_blas.why, sizeof g_blas.why,
-                 "attn asked for SkylakeX (CPU has AVX-512); OpenBLAS kept %.60s (already "
-                 "loaded, or not a DYNAMIC_ARCH build)",
-                 core);
-    } else {
-        snprintf(g_blas.why, sizeof g_blas.why, "%s", why);
-    }
-    atomic_store(&g_loaded, 1);
-}
-
-static void blas_ensure(void) {
-    if (!atomic_load_explicit(&g_loaded, memory_order_acquire)) pthread_once(&g_once, blas_load);
-}
-
-attn_status attn_blas_select(const char *which) {
-    int req = parse_request(which);
-    if (!which || req == REQ_UNSET)
-        return attn__error(ATTN_ERR_INVALID_ARG,
-                           "attn_blas_select: '%s' is not a matrix library (auto, openblas, builtin)",
-                           which ? which : "(null)");
-    pthread_mutex_lock(&g_mu);
-    attn_status st = ATTN_OK;
-    if (atomic_load(&g_loaded)) {
-        /* Already chosen: asking again for what is in force is fine. */
-        int have_blas = g_blas.sgemm != NULL;
-        int same = req == REQ_AUTO ? g_blas.requested == REQ_AUTO
-                                   : (req == REQ_OPENBLAS) == have_blas;
-        if (!same)
-            st = attn__error(ATTN_ERR_STATE,
-                             "attn_blas_select('%s'): the matrix library was already chosen "
-                             "(%s); select it before the first matrix product",
-                             which, g_blas.blas);
-    } else {
-        atomic_store(&g_request, req);
-        pthread_once(&g_once, blas_load);
-        if (req == REQ_OPENBLAS && !g_blas.sgemm)
-            st = attn__error(ATTN_ERR_UNSUPPORTED, "attn_blas_select('openblas'): %s",
-                             g_blas.blas);
-    }
     pthread_mutex_unlock(&g_mu);
     return st;
 }
@@ -559,6 +370,7 @@ ukr_avx2(int64_t kc, const float *restrict ap, const float *restrict bp, float *
     if (mr == A2_MR && nr == A2_NR) {
 #pragma GCC unroll 6
         for (int r = 0; r < A2_MR; r++)
+#pragma GCC unroll 2
             for (int v = 0; v < 2; v++) {
                 float *cp = c + r * ldc + 8 * v;
                 __m256 t = _mm256_mul_ps(va, acc[r][v]);
@@ -600,6 +412,7 @@ ukr_avx512(int64_t kc, const float *restrict ap, const float *restrict bp, float
     if (mr == A5_MR && nr == A5_NR) {
 #pragma GCC unroll 12
         for (int r = 0; r < A5_MR; r++)
+#pragma GCC unroll 2
             for (int v = 0; v < 2; v++) {
                 float *cp = c + r * ldc + 16 * v;
                 __m512 t = _mm512_mul_ps(va, acc[r][v]);

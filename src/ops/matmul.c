@@ -1,0 +1,347 @@
+/* matmul.c: matrix products: matmul, bmm, linear.
+ *
+ * Shape contracts (see ops.h):
+ *   matmul  a [..., M, K] @ b [K, N] -> [..., M, N]; the leading dims of a are
+ *           flattened into rows (R = numel(a) / K), so the product is one
+ *           R x K by K x N GEMM.
+ *   bmm     a [Bt, M, K] (or [Bt, K, M] if trans_a), b [Bt, K, N] (or
+ *           [Bt, N, K] if trans_b) -> [Bt, M, N]; Bt is 1 or 2 leading dims,
+ *           equal in a and b. iarg[0] = trans_a, iarg[1] = trans_b.
+ *   linear  x [..., In], w [Out, In], b [Out] or absent -> [..., Out]:
+ *           y = x w^T + b, R = numel(x) / In rows.
+ * Every product goes through attn__sgemm (OpenBLAS or the built-in kernel);
+ * the reference kernels through attn__sgemm_ref (double accumulation).
+ * Derivations: docs/ops.md, "Products".
+ */
+#include "../core/internal.h"
+
+/* Threads for a product of M x N x K multiply-adds. */
+static int gemm_threads(const attn_ctx *ctx, int64_t M, int64_t N, int64_t K) {
+    return attn__threads_for(ctx, 2.0 * (double)M * (double)N * (double)K);
+}
+
+typedef void (*gemm_fn)(int nt, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                        float *C, int64_t ldc);
+
+/* attn__sgemm_ref with the signature of attn__sgemm (thread count ignored). */
+static void gemm_ref(int nt, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                     int64_t ldc) {
+    (void)nt;
+    attn__sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ==== matmul ================================================================ */
+
+attn_tensor *attn_matmul(attn_ctx *ctx, attn_tensor *a, attn_tensor *b) {
+    if (attn__any_null(ctx, "matmul", 2, a, b)) return NULL;
+    if (attn__check_dtype(ctx, "matmul", "a", a, ATTN_F32) ||
+        attn__check_dtype(ctx, "matmul", "b", b, ATTN_F32))
+        return NULL;
+    if (b->ndim != 2) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "matmul: b %s must be 2-D [K, N] (use bmm for batches)",
+                   attn__shp(b));
+        return NULL;
+    }
+    if (a->ndim < 2) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "matmul: a %s must have at least 2 dimensions [..., M, K]",
+                   attn__shp(a));
+        return NULL;
+    }
+    if (a->shape[a->ndim - 1] != b->shape[0]) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "matmul: a %s and b %s: inner dimensions differ (%lld vs %lld)",
+                   attn__shp(a), attn__shp(b), (long long)a->shape[a->ndim - 1],
+                   (long long)b->shape[0]);
+        return NULL;
+    }
+    a = attn__contig(ctx, a);
+    b = attn__contig(ctx, b);
+    if (!a || !b) return NULL;
+    int64_t sh[ATTN_MAX_DIMS];
+    for (int d = 0; d < a->ndim - 1; d++) sh[d] = a->shape[d];
+    sh[a->ndim - 1] = b->shape[1];
+    attn_tensor *y = attn__tensor(ctx, "matmul", ATTN_F32, a->ndim, sh);
+    if (!y) return NULL;
+    attn_tensor *in[2] = {a, b};
+    return attn__run(ctx, attn__node(ctx, ATTN_OP_MATMUL, 2, in, y));
+}
+
+/* R (rows of a), K, N of a matmul node. */
+static void matmul_dims(const attn_node *node, int64_t *R, int64_t *K, int64_t *N) {
+    const attn_tensor *b = node->in[1];
+    *K = b->shape[0];
+    *N = b->shape[1];
+    int64_t na = attn_tensor_numel(node->in[0]);
+    *R = *K > 0 ? na / *K : attn_tensor_numel(node->out) / (*N > 0 ? *N : 1);
+}
+
+static attn_status matmul_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
+    int64_t R, K, N;
+    matmul_dims(node, &R, &K, &N);
+    /* y[R,N] = a[R,K] b[K,N] */
+    gemm(gemm_threads(ctx, R, N, K), 0, 0, R, N, K, 1.0f, attn_f32(node->in[0]), K,
+         attn_f32(node->in[1]), N, 0.0f, attn_f32(node->out), N);
+    return ATTN_OK;
+}
+attn_status attn__matmul_forward(attn_ctx *ctx, attn_node *node) {
+    return matmul_fwd(ctx, node, attn__sgemm);
+}
+attn_status attn__matmul_ref(attn_ctx *ctx, attn_node *node) {
+    return matmul_fwd(ctx, node, gemm_ref);
+}
+attn_status attn__matmul_backward(attn_ctx *ctx, attn_node *node) {
+    int64_t R, K, N;
+    matmul_dims(node, &R, &K, &N);
+    const float *a = attn_f32(node->in[0]), *b = attn_f32(node->in[1]);
+    const float *gy = node->out->grad;
+    int nt = gemm_threads(ctx, R, N, K);
+    /* y = a b  =>  da += dy b^T   [R,N] x [N,K] */
+    if (attn__needs_grad(node, 0))
+        attn__sgemm(nt, 0, 1, R, K, N, 1.0f, gy, N, b, N, 1.0f, node->in[0]->grad, K);
+    /*          =>  db += a^T dy   [K,R] x [R,N] */
+    if (attn__needs_grad(node, 1))
+        attn__sgemm(nt, 1, 0, K, N, R, 1.0f, a, K, gy, N, 1.0f, node->in[1]->grad, N);
+    return ATTN_OK;
+}
+
+/* ==== bmm ===================================================================== */
+
+attn_tensor *attn_bmm(attn_ctx *ctx, attn_tensor *a, attn_tensor *b, int trans_a, int trans_b) {
+    if (attn__any_null(ctx, "bmm", 2, a, b)) return NULL;
+    if (attn__check_dtype(ctx, "bmm", "a", a, ATTN_F32) ||
+        attn__check_dtype(ctx, "bmm", "b", b, ATTN_F32))
+        return NULL;
+    if (a->ndim < 3 || a->ndim > 4 || b->ndim != a->ndim) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "bmm: a %s and b %s: expected both 3-D [Bt, M, K] or both 4-D [B, H, M, K]",
+                   attn__shp(a), attn__shp(b));
+        return NULL;
+    }
+    int nd = a->ndim;
+    for (int d = 0; d < nd - 2; d++)
+        if (a->shape[d] != b->shape[d]) {
+            attn__fail(ctx, ATTN_ERR_SHAPE,
+                       "bmm: a %s and b %s: batch dimensions differ (dim %d: %lld vs %lld)",
+                       attn__shp(a), attn__shp(b), d, (long long)a->shape[d],
+                       (long long)b->shape[d]);
+            return NULL;
+        }
+    int64_t M = trans_a ? a->shape[nd - 1] : a->shape[nd - 2];
+    int64_t Ka = trans_a ? a->shape[nd - 2] : a->shape[nd - 1];
+    int64_t Kb = trans_b ? b->shape[nd - 1] : b->shape[nd - 2];
+    int64_t N = trans_b ? b->shape[nd - 2] : b->shape[nd - 1];
+    if (Ka != Kb) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "bmm: a %s%s and b %s%s: inner dimensions differ (%lld vs %lld)", attn__shp(a),
+                   trans_a ? " (transposed)" : "", attn__shp(b), trans_b ? " (transposed)" : "",
+                   (long long)Ka, (long long)Kb);
+        return NULL;
+    }
+    a = attn__contig(ctx, a);
+    b = attn__contig(ctx, b);
+    if (!a || !b) return NULL;
+    int64_t sh[ATTN_MAX_DIMS];
+    for (int d = 0; d < nd - 2; d++) sh[d] = a->shape[d];
+    sh[nd - 2] = M;
+    sh[nd - 1] = N;
+    attn_tensor *y = attn__tensor(ctx, "bmm", ATTN_F32, nd, sh);
+    if (!y) return NULL;
+    attn_tensor *in[2] = {a, b};
+    attn_node *node = attn__node(ctx, ATTN_OP_BMM, 2, in, y);
+    if (!node) return NULL;
+    node->iarg[0] = trans_a != 0;
+    node->iarg[1] = trans_b != 0;
+    return attn__run(ctx, node);
+}
+
+typedef struct bmm_geom {
+    int ta, tb;
+    int64_t nb, M, N, K;
+    int64_t lda, ldb; /* row lengths of a and b as stored */
+} bmm_geom;
+
+static bmm_geom bmm_geometry(const attn_node *node) {
+    const attn_tensor *y = node->out;
+    int nd = y->ndim;
+    bmm_geom g;
+    g.ta = (int)node->iarg[0];
+    g.tb = (int)node->iarg[1];
+    g.M = y->shape[nd - 2];
+    g.N = y->shape[nd - 1];
+    g.nb = 1;
+    for (int d = 0; d < nd - 2; d++) g.nb *= y->shape[d];
+    const attn_tensor *a = node->in[0];
+    g.K = g.ta ? a->shape[nd - 2] : a->shape[nd - 1];
+    g.lda = g.ta ? g.M : g.K;
+    g.ldb = g.tb ? g.K : g.N;
+    return g;
+}
+
+/* Below this many multiply-adds per batch entry, the batch is split across
+ * threads (one single-threaded product each) instead of threading each
+ * product: attention's per-head tiles are often this small. */
+#define BMM_SMALL (128.0 * 128.0 * 128.0)
+
+static attn_status bmm_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
+    const bmm_geom g = bmm_geometry(node);
+    const float *a = attn_f32(node->in[0]), *b = attn_f32(node->in[1]);
+    float *y = attn_f32(node->out);
+    const int64_t sa = g.M * g.K, sb = g.K * g.N, sy = g.M * g.N;
+    int nt = gemm_threads(ctx, g.nb * g.M, g.N, g.K);
+    if (gemm == gemm_ref || nt <= 1 || g.nb < nt ||
+        (double)g.M * (double)g.N * (double)g.K >= BMM_SMALL) {
+        int nt1 = gemm_threads(ctx, g.M, g.N, g.K);
+        /* y[i] = op(a[i]) op(b[i]) */
+        for (int64_t i = 0; i < g.nb; i++)
+            gemm(nt1, g.ta, g.tb, g.M, g.N, g.K, 1.0f, a + i * sa, g.lda, b + i * sb, g.ldb, 0.0f,
+                 y + i * sy, g.N);
+    } else {
+        ATTN__OMP_FOR(nt)
+        for (int64_t i = 0; i < g.nb; i++)
+            attn__sgemm(1, g.ta, g.tb, g.M, g.N, g.K, 1.0f, a + i * sa, g.lda, b + i * sb, g.ldb,
+                        0.0f, y + i * sy, g.N);
+    }
+    return ATTN_OK;
+}
+attn_status attn__bmm_forward(attn_ctx *ctx, attn_node *node) {
+    return bmm_fwd(ctx, node, attn__sgemm);
+}
+attn_status attn__bmm_ref(attn_ctx *ctx, attn_node *node) { return bmm_fwd(ctx, node, gemm_ref); }
+
+/* The two gradient products of batch entry i (nt threads each). */
+static void bmm_backward_one(const attn_node *node, const bmm_geom *g, int64_t i, int nt) {
+    const int64_t M = g->M, N = g->N, K = g->K;
+    const float *a = attn_f32(node->in[0]) + i * M * K;
+    const float *b = attn_f32(node->in[1]) + i * K * N;
+    const float *gy = node->out->grad + i * M * N;
+    /* Forward: y = op(a) op(b), y [M,N], op(a) [M,K], op(b) [K,N]. */
+    if (attn__needs_grad(node, 0)) {
+        float *ga = node->in[0]->grad + i * M * K;
+        if (!g->ta) /* a [M,K]:  da += dy op(b)^T */
+            attn__sgemm(nt, 0, !g->tb, M, K, N, 1.0f, gy, N, b, g->ldb, 1.0f, ga, K);
+        else /* a [K,M] (op(a) = a^T):  da += op(b) dy^T */
+            attn__sgemm(nt, g->tb, 1, K, M, N, 1.0f, b, g->ldb, gy, N, 1.0f, ga, M);
+    }
+    if (attn__needs_grad(node, 1)) {
+        float *gb = node->in[1]->grad + i * K * N;
+        if (!g->tb) /* b [K,N]:  db += op(a)^T dy */
+            attn__sgemm(nt, !g->ta, 0, K, N, M, 1.0f, a, g->lda, gy, N, 1.0f, gb, N);
+        else /* b [N,K] (op(b) = b^T):  db += dy^T op(a) */
+            attn__sgemm(nt, 1, g->ta, N, K, M, 1.0f, gy, N, a, g->lda, 1.0f, gb, K);
+    }
+}
+
+attn_status attn__bmm_backward(attn_ctx *ctx, attn_node *node) {
+    const bmm_geom g = bmm_geometry(node);
+    int nt = gemm_threads(ctx, g.nb * g.M, g.N, g.K);
+    if (nt <= 1 || g.nb < nt || (double)g.M * (double)g.N * (double)g.K >= BMM_SMALL) {
+        int nt1 = gemm_threads(ctx, g.M, g.N, g.K);
+        for (int64_t i = 0; i < g.nb; i++) bmm_backward_one(node, &g, i, nt1);
+    } else {
+        /* Batch entries write disjoint gradient slices. */
+        ATTN__OMP_FOR(nt)
+        for (int64_t i = 0; i < g.nb; i++) bmm_backward_one(node, &g, i, 1);
+    }
+    return ATTN_OK;
+}
+
+/* ==== linear ==================================================================== */
+
+attn_tensor *attn_linear(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b) {
+    if (attn__any_null(ctx, "linear", 2, x, w)) return NULL;
+    if (attn__check_dtype(ctx, "linear", "x", x, ATTN_F32) ||
+        attn__check_dtype(ctx, "linear", "w", w, ATTN_F32) ||
+        (b && attn__check_dtype(ctx, "linear", "b", b, ATTN_F32)))
+        return NULL;
+    if (w->ndim != 2) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "linear: w %s must be 2-D [Out, In]", attn__shp(w));
+        return NULL;
+    }
+    if (x->ndim < 1) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "linear: x %s must have at least 1 dimension [..., In]",
+                   attn__shp(x));
+        return NULL;
+    }
+    if (x->shape[x->ndim - 1] != w->shape[1]) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "linear: x %s and w %s: in features differ (%lld vs %lld; w is [Out, In])",
+                   attn__shp(x), attn__shp(w), (long long)x->shape[x->ndim - 1],
+                   (long long)w->shape[1]);
+        return NULL;
+    }
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0])) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "linear: b %s must be [%lld] (w %s is [Out, In])",
+                   attn__shp(b), (long long)w->shape[0], attn__shp(w));
+        return NULL;
+    }
+    x = attn__contig(ctx, x);
+    w = attn__contig(ctx, w);
+    attn_tensor *bc = b ? attn__contig(ctx, b) : NULL;
+    if (!x || !w || (b && !bc)) return NULL;
+    int64_t sh[ATTN_MAX_DIMS];
+    for (int d = 0; d < x->ndim - 1; d++) sh[d] = x->shape[d];
+    sh[x->ndim - 1] = w->shape[0];
+    attn_tensor *y = attn__tensor(ctx, "linear", ATTN_F32, x->ndim, sh);
+    if (!y) return NULL;
+    attn_tensor *in[3] = {x, w, bc};
+    return attn__run(ctx, attn__node(ctx, ATTN_OP_LINEAR, bc ? 3 : 2, in, y));
+}
+
+static void linear_dims(const attn_node *node, int64_t *R, int64_t *In, int64_t *Out) {
+    *Out = node->in[1]->shape[0];
+    *In = node->in[1]->shape[1];
+    *R = *Out > 0 ? attn_tensor_numel(node->out) / *Out
+                  : attn_tensor_numel(node->in[0]) / (*In > 0 ? *In : 1);
+}
+
+static attn_status linear_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
+    int64_t R, In, Out;
+    linear_dims(node, &R, &In, &Out);
+    float *y = attn_f32(node->out);
+    float beta = 0.0f;
+    if (node->n_in == 3) { /* y starts as the bias on every row */
+        const float *bias = attn_f32(node->in[2]);
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t j = 0; j < Out; j++) y[r * Out + j] = bias[j];
+        beta = 1.0f;
+    }
+    /* y[R,Out] = x[R,In] w[Out,In]^T + y */
+    gemm(gemm_threads(ctx, R, Out, In), 0, 1, R, Out, In, 1.0f, attn_f32(node->in[0]), In,
+         attn_f32(node->in[1]), In, beta, y, Out);
+    return ATTN_OK;
+}
+attn_status attn__linear_forward(attn_ctx *ctx, attn_node *node) {
+    return linear_fwd(ctx, node, attn__sgemm);
+}
+attn_status attn__linear_ref(attn_ctx *ctx, attn_node *node) {
+    return linear_fwd(ctx, node, gemm_ref);
+}
+attn_status attn__linear_backward(attn_ctx *ctx, attn_node *node) {
+    int64_t R, In, Out;
+    linear_dims(node, &R, &In, &Out);
+    const float *x = attn_f32(node->in[0]), *w = attn_f32(node->in[1]);
+    const float *gy = node->out->grad;
+    int nt = gemm_threads(ctx, R, Out, In);
+    /* y = x w^T + b  =>  dx += dy w     [R,Out] x [Out,In] */
+    if (attn__needs_grad(node, 0))
+        attn__sgemm(nt, 0, 0, R, In, Out, 1.0f, gy, Out, w, In, 1.0f, node->in[0]->grad, In);
+    /*                =>  dw += dy^T x   [Out,R] x [R,In] */
+    if (attn__needs_grad(node, 1))
+        attn__sgemm(nt, 1, 0, Out, In, R, 1.0f, gy, Out, x, In, 1.0f, node->in[1]->grad, In);
+    /*                =>  db += sum over rows of dy (double partial sums per
+     *                    block of 64 columns, added once) */
+    if (node->n_in == 3 && attn__needs_grad(node, 2)) {
+        float *gb = node->in[2]->grad;
+        for (int64_t j0 = 0; j0 < Out; j0 += 64) {
+            int64_t nj = Out - j0 < 64 ? Out - j0 : 64;
+            double s[64] = {0};
+            for (int64_t r = 0; r < R; r++) {
+                const float *row = gy + r * Out + j0;
+                for (int64_t j = 0; j < nj; j++) s[j] += row[j];
+            }
+            for (int64_t j = 0; j < nj; j++) gb[j0 + j] += (float)s[j];
+        }
+    }
+    return ATTN_OK;
+}

@@ -1,0 +1,678 @@
+/* op_cases.c: one case builder and one error-path check per op of the table
+ * (see op_cases.h). Builders read the fixture conventions written by
+ * tools/make_fixtures.py: inputs "c<k>.<name>", attributes
+ * "c<k>.attr.<name>" (0-d or 1-d, i32 or f32), optional strided views
+ * "c<k>.view.<name>".
+ */
+#include "op_cases.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../src/core/op_table.h"
+#include "test.h"
+
+/* ---- inputs and attributes ------------------------------------------------ */
+
+static attn_tensor *input(op_case *c, const char *name, int required) {
+    const atfx_tensor *t = atfx_findf(c->fx, "c%d.%s", c->k, name);
+    if (!t) {
+        if (required && !c->err[0])
+            snprintf(c->err, sizeof c->err, "case %d: input 'c%d.%s' missing", c->k, c->k, name);
+        return NULL;
+    }
+    if (t->ndim > ATTN_MAX_DIMS || c->n_inputs == OPC_MAX_INPUTS) {
+        snprintf(c->err, sizeof c->err, "case %d: input '%s' has %d dims (max %d) or too many inputs",
+                 c->k, name, t->ndim, ATTN_MAX_DIMS);
+        return NULL;
+    }
+    int idx = c->n_inputs++;
+    snprintf(c->names[idx], sizeof c->names[idx], "%s", name);
+    c->leaves[idx] = NULL;
+    attn_tensor *x = attn_tensor_from(c->ctx, t->dtype, t->ndim, t->shape, t->data);
+    if (!x) return NULL; /* the context holds the error (e.g. arena full) */
+    if (c->pert_input == idx && t->dtype == ATTN_F32 && c->pert_elem >= 0 &&
+        c->pert_elem < t->numel)
+        attn_f32(x)[c->pert_elem] = c->pert_value;
+    x->requires_grad = t->dtype == ATTN_F32;
+    c->leaves[idx] = x;
+    const atfx_tensor *v = atfx_findf(c->fx, "c%d.view.%s", c->k, name);
+    if (v) {
+        int perm[ATTN_MAX_DIMS];
+        if (v->dtype != ATTN_I32 || v->numel != t->ndim) {
+            snprintf(c->err, sizeof c->err, "case %d: view.%s is not an i32 permutation of %d dims",
+                     c->k, name, t->ndim);
+            return NULL;
+        }
+        for (int i = 0; i < t->ndim; i++) perm[i] = atfx_i32(v)[i];
+        x = attn_permute(c->ctx, x, perm);
+    }
+    c->arena_after_inputs = attn_ctx_arena_used(c->ctx);
+    return x;
+}
+
+attn_tensor *opc_input(op_case *c, const char *name) { return input(c, name, 1); }
+attn_tensor *opc_input_opt(op_case *c, const char *name) { return input(c, name, 0); }
+
+static const atfx_tensor *attr(op_case *c, const char *name, int required) {
+    const atfx_tensor *t = atfx_findf(c->fx, "c%d.attr.%s", c->k, name);
+    if (!t && required && !c->err[0])
+        snprintf(c->err, sizeof c->err, "case %d: attribute 'c%d.attr.%s' missing", c->k, c->k,
+                 name);
+    if (t && t->numel < 1) {
+        if (!c->err[0]) snprintf(c->err, sizeof c->err, "case %d: attribute %s is empty", c->k, name);
+        return NULL;
+    }
+    return t;
+}
+
+static double attr_value(const atfx_tensor *t, int64_t i) {
+    return t->dtype == ATTN_I32 ? (double)atfx_i32(t)[i] : (double)atfx_f32(t)[i];
+}
+
+static int attr_int_or(op_case *c, const char *name, int def) {
+    const atfx_tensor *t = attr(c, name, 0);
+    return t ? (int)attr_value(t, 0) : def;
+}
+
+static int attr_int(op_case *c, const char *name) {
+    const atfx_tensor *t = attr(c, name, 1);
+    return t ? (int)attr_value(t, 0) : 0;
+}
+
+static float attr_float(op_case *c, const char *name) {
+    const atfx_tensor *t = attr(c, name, 1);
+    return t ? (float)attr_value(t, 0) : 0.0f;
+}
+
+/* An integer vector attribute (may be empty, e.g. the shape of a scalar);
+ * returns its length, or -1 (c->err set) if absent or longer than max. */
+static int attr_ints(op_case *c, const char *name, int64_t *vals, int max) {
+    const atfx_tensor *t = atfx_findf(c->fx, "c%d.attr.%s", c->k, name);
+    if (!t || t->numel > max) {
+        if (!c->err[0])
+            snprintf(c->err, sizeof c->err, "case %d: attribute %s missing or longer than %d", c->k,
+                     name, max);
+        return -1;
+    }
+    for (int64_t i = 0; i < t->numel; i++) vals[i] = (int64_t)attr_value(t, i);
+    return (int)t->numel;
+}
+
+/* A u64 stored as two i32 words, low word first. */
+static uint64_t attr_u64(op_case *c, const char *name) {
+    const atfx_tensor *t = attr(c, name, 1);
+    if (!t) return 0;
+    if (t->dtype != ATTN_I32 || t->numel != 2) {
+        if (!c->err[0])
+            snprintf(c->err, sizeof c->err, "case %d: attribute %s is not two i32 words", c->k, name);
+        return 0;
+    }
+    return (uint64_t)(uint32_t)atfx_i32(t)[0] | (uint64_t)(uint32_t)atfx_i32(t)[1] << 32;
+}
+
+#define FIXTURE_OK(c) ((c)->err[0] ? -1 : 0)
+
+/* ---- builders ------------------------------------------------------------------ */
+
+/* view: attr.kind 0 reshape (shape), 1 permute (perm), 2 transpose (dim0,
+ * dim1), 3 slice (axis, start, len), 4 split (axis, sizes, part). */
+static int build_view(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    int kind = attr_int(c, "kind");
+    int64_t v[ATTN_MAX_DIMS + 4];
+    int n;
+    if (c->err[0]) return -1;
+    switch (kind) {
+    case 0:
+        n = attr_ints(c, "shape", v, ATTN_MAX_DIMS);
+        if (n < 0) return -1;
+        c->out = attn_reshape(c->ctx, x, n, v);
+        break;
+    case 1: {
+        int perm[ATTN_MAX_DIMS];
+        n = attr_ints(c, "perm", v, ATTN_MAX_DIMS);
+        if (n < 0) return -1;
+        for (int i = 0; i < n; i++) perm[i] = (int)v[i];
+        c->out = attn_permute(c->ctx, x, perm);
+        break;
+    }
+    case 2: {
+        int d0 = attr_int(c, "dim0"), d1 = attr_int(c, "dim1");
+        if (c->err[0]) return -1;
+        c->out = attn_transpose(c->ctx, x, d0, d1);
+        break;
+    }
+    case 3: {
+        int axis = attr_int(c, "axis"), start = attr_int(c, "start"), len = attr_int(c, "len");
+        if (c->err[0]) return -1;
+        c->out = attn_slice(c->ctx, x, axis, start, len);
+        break;
+    }
+    case 4: {
+        attn_tensor *outs[ATTN_MAX_DIMS + 4];
+        int axis = attr_int(c, "axis"), part = attr_int(c, "part");
+        n = attr_ints(c, "sizes", v, ATTN_MAX_DIMS + 4);
+        if (n < 0 || c->err[0]) return -1;
+        if (part < 0 || part >= n) {
+            snprintf(c->err, sizeof c->err, "case %d: split part %d of %d", c->k, part, n);
+            return -1;
+        }
+        c->out = attn_split(c->ctx, x, axis, n, v, outs) == 0 ? outs[part] : NULL;
+        break;
+    }
+    default:
+        snprintf(c->err, sizeof c->err, "case %d: unknown view kind %d", c->k, kind);
+        return -1;
+    }
+    return FIXTURE_OK(c);
+}
+
+/* contiguous of a strided view: attr.perm (a permutation) or attr.slice
+ * (axis, start, len). */
+static int build_contiguous(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    int64_t v[ATTN_MAX_DIMS];
+    if (c->err[0]) return -1;
+    attn_tensor *s;
+    if (atfx_findf(c->fx, "c%d.attr.perm", c->k)) {
+        int perm[ATTN_MAX_DIMS], n = attr_ints(c, "perm", v, ATTN_MAX_DIMS);
+        if (n < 0) return -1;
+        for (int i = 0; i < n; i++) perm[i] = (int)v[i];
+        s = attn_permute(c->ctx, x, perm);
+    } else {
+        if (attr_ints(c, "slice", v, 3) != 3) return -1;
+        s = attn_slice(c->ctx, x, (int)v[0], v[1], v[2]);
+    }
+    c->out = attn_contiguous(c->ctx, s);
+    return 0;
+}
+
+static int build_concat(op_case *c) {
+    attn_tensor *xs[OPC_MAX_INPUTS];
+    int n = 0;
+    char name[16];
+    for (;;) {
+        snprintf(name, sizeof name, "x%d", n);
+        if (!atfx_findf(c->fx, "c%d.%s", c->k, name) || n == OPC_MAX_INPUTS) break;
+        xs[n++] = opc_input(c, name);
+    }
+    int axis = attr_int(c, "axis");
+    if (n == 0 && !c->err[0]) snprintf(c->err, sizeof c->err, "case %d: no input x0", c->k);
+    if (c->err[0]) return -1;
+    c->out = attn_concat(c->ctx, xs, n, axis);
+    return 0;
+}
+
+static int build_matmul(op_case *c) {
+    attn_tensor *a = opc_input(c, "a"), *b = opc_input(c, "b");
+    if (c->err[0]) return -1;
+    c->out = attn_matmul(c->ctx, a, b);
+    return 0;
+}
+
+static int build_bmm(op_case *c) {
+    attn_tensor *a = opc_input(c, "a"), *b = opc_input(c, "b");
+    int ta = attr_int(c, "trans_a"), tb = attr_int(c, "trans_b");
+    if (c->err[0]) return -1;
+    c->out = attn_bmm(c->ctx, a, b, ta, tb);
+    return 0;
+}
+
+static int build_linear(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *w = opc_input(c, "w"), *b = opc_input_opt(c, "b");
+    if (c->err[0]) return -1;
+    c->out = attn_linear(c->ctx, x, w, b);
+    return 0;
+}
+
+#define BINARY_BUILDER(name)                                          \
+    static int build_##name(op_case *c) {                             \
+        attn_tensor *a = opc_input(c, "a"), *b = opc_input(c, "b");   \
+        if (c->err[0]) return -1;                                     \
+        c->out = attn_##name(c->ctx, a, b);                           \
+        return 0;                                                     \
+    }
+BINARY_BUILDER(add)
+BINARY_BUILDER(sub)
+BINARY_BUILDER(mul)
+BINARY_BUILDER(div)
+
+static int build_scale(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    float s = attr_float(c, "s");
+    if (c->err[0]) return -1;
+    c->out = attn_scale(c->ctx, x, s);
+    return 0;
+}
+
+static int build_bias_add(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *b = opc_input(c, "b");
+    if (c->err[0]) return -1;
+    c->out = attn_bias_add(c->ctx, x, b);
+    return 0;
+}
+
+static int build_sum(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    int axis = attr_int(c, "axis"), keepdim = attr_int(c, "keepdim");
+    if (c->err[0]) return -1;
+    c->out = attn_sum(c->ctx, x, axis, keepdim);
+    return 0;
+}
+
+static int build_mean(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    int axis = attr_int(c, "axis"), keepdim = attr_int(c, "keepdim");
+    if (c->err[0]) return -1;
+    c->out = attn_mean(c->ctx, x, axis, keepdim);
+    return 0;
+}
+
+#define UNARY_BUILDER(name)                                  \
+    static int build_##name(op_case *c) {                    \
+        attn_tensor *x = opc_input(c, "x");                  \
+        if (c->err[0]) return -1;                            \
+        c->out = attn_##name(c->ctx, x);                     \
+        return 0;                                            \
+    }
+UNARY_BUILDER(exp)
+UNARY_BUILDER(log)
+UNARY_BUILDER(tanh)
+UNARY_BUILDER(sigmoid)
+UNARY_BUILDER(relu)
+
+static int build_gelu(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    int approx = attr_int(c, "tanh_approx");
+    if (c->err[0]) return -1;
+    c->out = attn_gelu(c->ctx, x, approx);
+    return 0;
+}
+
+static int build_softmax(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *mask = opc_input_opt(c, "mask");
+    if (c->err[0]) return -1;
+    c->out = attn_softmax(c->ctx, x, mask);
+    return 0;
+}
+
+static int build_log_softmax(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *mask = opc_input_opt(c, "mask");
+    if (c->err[0]) return -1;
+    c->out = attn_log_softmax(c->ctx, x, mask);
+    return 0;
+}
+
+static int build_cross_entropy(op_case *c) {
+    attn_tensor *logits = opc_input(c, "logits"), *targets = opc_input(c, "targets");
+    int ii = attr_int(c, "ignore_index");
+    float ls = attr_float(c, "label_smoothing");
+    if (c->err[0]) return -1;
+    c->out = attn_cross_entropy(c->ctx, logits, targets, ii, ls);
+    return 0;
+}
+
+static int build_layernorm(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *g = opc_input_opt(c, "gamma"),
+                *b = opc_input_opt(c, "beta");
+    float eps = attr_float(c, "eps");
+    if (c->err[0]) return -1;
+    c->out = attn_layernorm(c->ctx, x, g, b, eps);
+    return 0;
+}
+
+static int build_embedding(op_case *c) {
+    attn_tensor *w = opc_input(c, "weight"), *ids = opc_input(c, "ids");
+    if (c->err[0]) return -1;
+    c->out = attn_embedding(c->ctx, w, ids);
+    return 0;
+}
+
+/* The RNG stream is set from the fixture before the call, so every build of
+ * the case (fast, reference, each finite-difference probe) draws the same
+ * mask. */
+static int build_dropout(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    float p = attr_float(c, "p");
+    uint64_t seed = attr_u64(c, "seed"), offset = attr_u64(c, "offset");
+    int training = attr_int_or(c, "training", 1);
+    if (c->err[0]) return -1;
+    attn_ctx_set_rng(c->ctx, seed, offset);
+    attn_ctx_set_training(c->ctx, training);
+    c->out = attn_dropout(c->ctx, x, p);
+    attn_ctx_set_training(c->ctx, 1);
+    return 0;
+}
+
+/* ---- error paths ------------------------------------------------------------- */
+
+static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
+    return attn_tensor_new(ctx, dt, ndim, shape);
+}
+#define NDIM_(...) ((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
+#define F32(ctx, ...) mk((ctx), ATTN_F32, NDIM_(__VA_ARGS__), (int64_t[]){__VA_ARGS__})
+#define I32(ctx, ...) mk((ctx), ATTN_I32, NDIM_(__VA_ARGS__), (int64_t[]){__VA_ARGS__})
+
+/* Checks that `res` is NULL, that the context's status is `want` and that its
+ * message (and attn_last_error) contains `needle`; then resets the context.
+ * `clean` says the context had no error before the call (inputs built). */
+static void expect_fail(attn_ctx *ctx, const char *expr, int clean, const void *res,
+                        attn_status want, const char *needle, const char *file, int line) {
+    if (!clean)
+        test__fail(file, line, "%s: setting up the inputs failed: %s", expr, attn_ctx_error(ctx));
+    else if (res)
+        test__fail(file, line, "%s: returned a tensor, expected NULL with status '%s'", expr,
+                   attn_status_str(want));
+    else if (attn_ctx_status(ctx) != want)
+        test__fail(file, line, "%s: status '%s', expected '%s' (message: %s)", expr,
+                   attn_status_str(attn_ctx_status(ctx)), attn_status_str(want),
+                   attn_ctx_error(ctx));
+    else if (!strstr(attn_ctx_error(ctx), needle) || !strstr(attn_last_error(), needle))
+        test__fail(file, line, "%s: message \"%s\" does not name \"%s\"", expr, attn_ctx_error(ctx),
+                   needle);
+    attn_ctx_reset(ctx);
+}
+#define EXPECT_FAIL(ctx, expr, want, needle)                                               \
+    do {                                                                                   \
+        int clean_ = attn_ctx_status(ctx) == ATTN_OK;                                      \
+        const void *res_ = (expr);                                                         \
+        expect_fail((ctx), #expr, clean_, res_, (want), (needle), __FILE__, __LINE__);     \
+    } while (0)
+
+/* `expr` calls the op with NULL tensor inputs only: on a clean context it
+ * must fail with ATTN_ERR_INVALID_ARG naming the op; after an earlier error it
+ * must return NULL and keep that first error (status and message). */
+#define EXPECT_NULL_INPUT(ctx, expr, needle)                                               \
+    do {                                                                                   \
+        EXPECT_FAIL(ctx, expr, ATTN_ERR_INVALID_ARG, needle);                              \
+        attn_tensor_new((ctx), ATTN_F32, ATTN_MAX_DIMS + 1, (int64_t[ATTN_MAX_DIMS + 1]){0}); \
+        char first_[512];                                                                  \
+        attn_status st_ = attn_ctx_status(ctx);                                            \
+        snprintf(first_, sizeof first_, "%s", attn_ctx_error(ctx));                        \
+        const void *res_ = (expr);                                                         \
+        CHECK(res_ == NULL && attn_ctx_status(ctx) == st_ && st_ != ATTN_OK &&             \
+                  strcmp(first_, attn_ctx_error(ctx)) == 0,                                \
+              "%s after an earlier error: expected NULL and the first error kept "         \
+              "('%s'), got %s, status '%s', message '%s'",                                 \
+              #expr, first_, res_ ? "a tensor" : "NULL",                                   \
+              attn_status_str(attn_ctx_status(ctx)), attn_ctx_error(ctx));                 \
+        attn_ctx_reset(ctx);                                                               \
+    } while (0)
+
+static attn_tensor *split_first(attn_ctx *ctx, attn_tensor *x, int axis, int n,
+                                const int64_t *sizes) {
+    attn_tensor *outs[8] = {0};
+    return attn_split(ctx, x, axis, n, sizes, outs) == 0 ? outs[0] : NULL;
+}
+
+static void errors_view(attn_ctx *ctx) {
+    attn_tensor *x;
+    x = F32(ctx, 2, 3);
+    EXPECT_FAIL(ctx, attn_reshape(ctx, x, 2, (int64_t[]){4, 2}), ATTN_ERR_SHAPE, "reshape");
+    x = F32(ctx, 2, 3);
+    EXPECT_FAIL(ctx, attn_reshape(ctx, x, 2, (int64_t[]){-1, 4}), ATTN_ERR_SHAPE, "reshape");
+    x = F32(ctx, 2, 3);
+    EXPECT_FAIL(ctx, attn_permute(ctx, x, (int[]){0, 0}), ATTN_ERR_INVALID_ARG, "permute");
+    x = F32(ctx, 2, 3);
+    EXPECT_FAIL(ctx, attn_transpose(ctx, x, 0, 2), ATTN_ERR_INVALID_ARG, "transpose");
+    x = F32(ctx, 2, 3);
+    EXPECT_FAIL(ctx, attn_slice(ctx, x, 1, 2, 2), ATTN_ERR_INVALID_ARG, "slice");
+    x = F32(ctx, 2, 3);
+    EXPECT_FAIL(ctx, split_first(ctx, x, 1, 2, (int64_t[]){1, 1}), ATTN_ERR_INVALID_ARG, "split");
+    EXPECT_NULL_INPUT(ctx, attn_reshape(ctx, NULL, 1, (int64_t[]){6}), "reshape");
+    EXPECT_NULL_INPUT(ctx, attn_permute(ctx, NULL, (int[]){1, 0}), "permute");
+    EXPECT_NULL_INPUT(ctx, attn_slice(ctx, NULL, 0, 0, 1), "slice");
+    EXPECT_NULL_INPUT(ctx, split_first(ctx, NULL, 0, 1, (int64_t[]){1}), "split");
+}
+
+static void errors_contiguous(attn_ctx *ctx) {
+    EXPECT_NULL_INPUT(ctx, attn_contiguous(ctx, NULL), "contiguous");
+}
+
+static void errors_concat(attn_ctx *ctx) {
+    attn_tensor *xs[2];
+    xs[0] = F32(ctx, 2, 3);
+    xs[1] = F32(ctx, 3, 4);
+    EXPECT_FAIL(ctx, attn_concat(ctx, xs, 2, 0), ATTN_ERR_SHAPE, "concat");
+    xs[0] = F32(ctx, 2, 3);
+    xs[1] = F32(ctx, 2, 3, 1);
+    EXPECT_FAIL(ctx, attn_concat(ctx, xs, 2, 0), ATTN_ERR_SHAPE, "concat");
+    xs[0] = F32(ctx, 2, 3);
+    xs[1] = I32(ctx, 2, 3);
+    EXPECT_FAIL(ctx, attn_concat(ctx, xs, 2, 0), ATTN_ERR_DTYPE, "concat");
+    xs[0] = F32(ctx, 2, 3);
+    xs[1] = F32(ctx, 2, 3);
+    EXPECT_FAIL(ctx, attn_concat(ctx, xs, 2, 2), ATTN_ERR_INVALID_ARG, "concat");
+    EXPECT_FAIL(ctx, attn_concat(ctx, xs, 0, 0), ATTN_ERR_INVALID_ARG, "concat");
+    xs[0] = F32(ctx, 2, 3);
+    xs[1] = NULL;
+    EXPECT_FAIL(ctx, attn_concat(ctx, xs, 2, 0), ATTN_ERR_INVALID_ARG, "concat");
+    xs[0] = xs[1] = NULL;
+    EXPECT_NULL_INPUT(ctx, attn_concat(ctx, xs, 2, 0), "concat");
+}
+
+static void errors_matmul(attn_ctx *ctx) {
+    attn_tensor *a, *b;
+    a = F32(ctx, 4, 3), b = F32(ctx, 5, 2);
+    EXPECT_FAIL(ctx, attn_matmul(ctx, a, b), ATTN_ERR_SHAPE, "matmul");
+    a = F32(ctx, 4, 3), b = F32(ctx, 2, 3, 2);
+    EXPECT_FAIL(ctx, attn_matmul(ctx, a, b), ATTN_ERR_SHAPE, "matmul");
+    a = F32(ctx, 3), b = F32(ctx, 3, 2);
+    EXPECT_FAIL(ctx, attn_matmul(ctx, a, b), ATTN_ERR_SHAPE, "matmul");
+    a = I32(ctx, 4, 3), b = F32(ctx, 3, 2);
+    EXPECT_FAIL(ctx, attn_matmul(ctx, a, b), ATTN_ERR_DTYPE, "matmul");
+    a = F32(ctx, 4, 3), b = I32(ctx, 3, 2);
+    EXPECT_FAIL(ctx, attn_matmul(ctx, a, b), ATTN_ERR_DTYPE, "matmul");
+    a = F32(ctx, 4, 3);
+    EXPECT_FAIL(ctx, attn_matmul(ctx, a, NULL), ATTN_ERR_INVALID_ARG, "matmul");
+    EXPECT_NULL_INPUT(ctx, attn_matmul(ctx, NULL, NULL), "matmul");
+}
+
+static void errors_bmm(attn_ctx *ctx) {
+    attn_tensor *a, *b;
+    a = F32(ctx, 2, 4, 3), b = F32(ctx, 3, 3, 5);
+    EXPECT_FAIL(ctx, attn_bmm(ctx, a, b, 0, 0), ATTN_ERR_SHAPE, "bmm");
+    a = F32(ctx, 2, 4, 3), b = F32(ctx, 2, 4, 5);
+    EXPECT_FAIL(ctx, attn_bmm(ctx, a, b, 0, 0), ATTN_ERR_SHAPE, "bmm");
+    a = F32(ctx, 2, 4, 3), b = F32(ctx, 2, 3, 5);
+    EXPECT_FAIL(ctx, attn_bmm(ctx, a, b, 1, 0), ATTN_ERR_SHAPE, "bmm");
+    a = F32(ctx, 2, 4, 3), b = F32(ctx, 2, 3, 5);
+    EXPECT_FAIL(ctx, attn_bmm(ctx, a, b, 0, 1), ATTN_ERR_SHAPE, "bmm");
+    a = F32(ctx, 4, 3), b = F32(ctx, 3, 5);
+    EXPECT_FAIL(ctx, attn_bmm(ctx, a, b, 0, 0), ATTN_ERR_SHAPE, "bmm");
+    a = F32(ctx, 2, 4, 3), b = F32(ctx, 2, 2, 3, 5);
+    EXPECT_FAIL(ctx, attn_bmm(ctx, a, b, 0, 0), ATTN_ERR_SHAPE, "bmm");
+    a = I32(ctx, 2, 4, 3), b = F32(ctx, 2, 3, 5);
+    EXPECT_FAIL(ctx, attn_bmm(ctx, a, b, 0, 0), ATTN_ERR_DTYPE, "bmm");
+    EXPECT_NULL_INPUT(ctx, attn_bmm(ctx, NULL, NULL, 0, 0), "bmm");
+}
+
+static void errors_linear(attn_ctx *ctx) {
+    attn_tensor *x, *w, *b;
+    x = F32(ctx, 4, 3), w = F32(ctx, 5, 2);
+    EXPECT_FAIL(ctx, attn_linear(ctx, x, w, NULL), ATTN_ERR_SHAPE, "linear");
+    x = F32(ctx, 4, 3), w = F32(ctx, 5, 3), b = F32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_linear(ctx, x, w, b), ATTN_ERR_SHAPE, "linear");
+    x = F32(ctx, 4, 3), w = F32(ctx, 3), b = NULL;
+    EXPECT_FAIL(ctx, attn_linear(ctx, x, w, b), ATTN_ERR_SHAPE, "linear");
+    x = F32(ctx, 4, 3), w = F32(ctx, 5, 3), b = F32(ctx, 1, 5);
+    EXPECT_FAIL(ctx, attn_linear(ctx, x, w, b), ATTN_ERR_SHAPE, "linear");
+    x = I32(ctx, 4, 3), w = F32(ctx, 5, 3);
+    EXPECT_FAIL(ctx, attn_linear(ctx, x, w, NULL), ATTN_ERR_DTYPE, "linear");
+    x = F32(ctx, 4, 3), w = F32(ctx, 5, 3), b = I32(ctx, 5);
+    EXPECT_FAIL(ctx, attn_linear(ctx, x, w, b), ATTN_ERR_DTYPE, "linear");
+    EXPECT_NULL_INPUT(ctx, attn_linear(ctx, NULL, NULL, NULL), "linear");
+}
+
+#define BINARY_ERRORS(name)                                                      \
+    static void errors_##name(attn_ctx *ctx) {                                   \
+        attn_tensor *a, *b;                                                      \
+        a = F32(ctx, 3, 4), b = F32(ctx, 5);                                     \
+        EXPECT_FAIL(ctx, attn_##name(ctx, a, b), ATTN_ERR_SHAPE, #name);         \
+        a = F32(ctx, 2, 3, 4), b = F32(ctx, 3, 1, 4);                            \
+        EXPECT_FAIL(ctx, attn_##name(ctx, a, b), ATTN_ERR_SHAPE, #name);         \
+        a = I32(ctx, 3, 4), b = F32(ctx, 3, 4);                                  \
+        EXPECT_FAIL(ctx, attn_##name(ctx, a, b), ATTN_ERR_DTYPE, #name);         \
+        a = F32(ctx, 3, 4), b = I32(ctx, 4);                                     \
+        EXPECT_FAIL(ctx, attn_##name(ctx, a, b), ATTN_ERR_DTYPE, #name);         \
+        a = F32(ctx, 3, 4);                                                      \
+        EXPECT_FAIL(ctx, attn_##name(ctx, a, NULL), ATTN_ERR_INVALID_ARG, #name); \
+        EXPECT_NULL_INPUT(ctx, attn_##name(ctx, NULL, NULL), #name);             \
+    }
+BINARY_ERRORS(add)
+BINARY_ERRORS(sub)
+BINARY_ERRORS(mul)
+BINARY_ERRORS(div)
+
+static void errors_scale(attn_ctx *ctx) {
+    attn_tensor *x = I32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_scale(ctx, x, 2.0f), ATTN_ERR_DTYPE, "scale");
+    EXPECT_NULL_INPUT(ctx, attn_scale(ctx, NULL, 2.0f), "scale");
+}
+
+static void errors_bias_add(attn_ctx *ctx) {
+    attn_tensor *x, *b;
+    x = F32(ctx, 3, 4), b = F32(ctx, 5);
+    EXPECT_FAIL(ctx, attn_bias_add(ctx, x, b), ATTN_ERR_SHAPE, "bias_add");
+    x = F32(ctx, 3, 4), b = F32(ctx, 1, 4);
+    EXPECT_FAIL(ctx, attn_bias_add(ctx, x, b), ATTN_ERR_SHAPE, "bias_add");
+    x = F32(ctx, 3, 4), b = I32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_bias_add(ctx, x, b), ATTN_ERR_DTYPE, "bias_add");
+    x = I32(ctx, 3, 4), b = F32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_bias_add(ctx, x, b), ATTN_ERR_DTYPE, "bias_add");
+    EXPECT_NULL_INPUT(ctx, attn_bias_add(ctx, NULL, NULL), "bias_add");
+}
+
+#define REDUCE_ERRORS(name)                                                              \
+    static void errors_##name(attn_ctx *ctx) {                                           \
+        attn_tensor *x;                                                                  \
+        x = F32(ctx, 3, 4);                                                              \
+        EXPECT_FAIL(ctx, attn_##name(ctx, x, 2, 0), ATTN_ERR_INVALID_ARG, #name);        \
+        x = F32(ctx, 3, 4);                                                              \
+        EXPECT_FAIL(ctx, attn_##name(ctx, x, -3, 0), ATTN_ERR_INVALID_ARG, #name);       \
+        x = I32(ctx, 3, 4);                                                              \
+        EXPECT_FAIL(ctx, attn_##name(ctx, x, 0, 0), ATTN_ERR_DTYPE, #name);              \
+        EXPECT_NULL_INPUT(ctx, attn_##name(ctx, NULL, 0, 0), #name);                     \
+    }
+REDUCE_ERRORS(sum)
+REDUCE_ERRORS(mean)
+
+#define UNARY_ERRORS(name)                                                  \
+    static void errors_##name(attn_ctx *ctx) {                              \
+        attn_tensor *x = I32(ctx, 3, 4);                                    \
+        EXPECT_FAIL(ctx, attn_##name(ctx, x), ATTN_ERR_DTYPE, #name);       \
+        EXPECT_NULL_INPUT(ctx, attn_##name(ctx, NULL), #name);              \
+    }
+UNARY_ERRORS(exp)
+UNARY_ERRORS(log)
+UNARY_ERRORS(tanh)
+UNARY_ERRORS(sigmoid)
+UNARY_ERRORS(relu)
+
+static void errors_gelu(attn_ctx *ctx) {
+    attn_tensor *x = I32(ctx, 3, 4);
+    EXPECT_FAIL(ctx, attn_gelu(ctx, x, 1), ATTN_ERR_DTYPE, "gelu");
+    EXPECT_NULL_INPUT(ctx, attn_gelu(ctx, NULL, 0), "gelu");
+}
+
+#define SOFTMAX_ERRORS(name)                                                         \
+    static void errors_##name(attn_ctx *ctx) {                                       \
+        attn_tensor *x, *m;                                                          \
+        x = F32(ctx, 3, 4), m = F32(ctx, 3, 5);                                      \
+        EXPECT_FAIL(ctx, attn_##name(ctx, x, m), ATTN_ERR_SHAPE, #name);             \
+        x = F32(ctx, 4), m = F32(ctx, 2, 4); /* would broadcast x itself */          \
+        EXPECT_FAIL(ctx, attn_##name(ctx, x, m), ATTN_ERR_SHAPE, #name);             \
+        x = I32(ctx, 3, 4);                                                          \
+        EXPECT_FAIL(ctx, attn_##name(ctx, x, NULL), ATTN_ERR_DTYPE, #name);          \
+        x = F32(ctx, 3, 4), m = I32(ctx, 3, 4);                                      \
+        EXPECT_FAIL(ctx, attn_##name(ctx, x, m), ATTN_ERR_DTYPE, #name);             \
+        EXPECT_NULL_INPUT(ctx, attn_##name(ctx, NULL, NULL), #name);                 \
+    }
+SOFTMAX_ERRORS(softmax)
+SOFTMAX_ERRORS(log_softmax)
+
+static void errors_cross_entropy(attn_ctx *ctx) {
+    attn_tensor *x, *t;
+    x = F32(ctx, 3, 4), t = I32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_cross_entropy(ctx, x, t, -100, 0.0f), ATTN_ERR_SHAPE, "cross_entropy");
+    x = F32(ctx, 2, 3, 4), t = I32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_cross_entropy(ctx, x, t, -100, 0.0f), ATTN_ERR_SHAPE, "cross_entropy");
+    x = F32(ctx, 3, 4), t = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_cross_entropy(ctx, x, t, -100, 0.0f), ATTN_ERR_DTYPE, "cross_entropy");
+    x = I32(ctx, 3, 4), t = I32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_cross_entropy(ctx, x, t, -100, 0.0f), ATTN_ERR_DTYPE, "cross_entropy");
+    x = F32(ctx, 3, 4), t = I32(ctx, 3);
+    if (t) attn_i32(t)[1] = 4; /* out of [0, V) */
+    EXPECT_FAIL(ctx, attn_cross_entropy(ctx, x, t, -100, 0.0f), ATTN_ERR_INVALID_ARG,
+                "cross_entropy");
+    x = F32(ctx, 3, 4), t = I32(ctx, 3);
+    if (t) attn_i32(t)[2] = -1;
+    EXPECT_FAIL(ctx, attn_cross_entropy(ctx, x, t, -100, 0.0f), ATTN_ERR_INVALID_ARG,
+                "cross_entropy");
+    x = F32(ctx, 3, 4), t = I32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_cross_entropy(ctx, x, t, -100, 1.0f), ATTN_ERR_INVALID_ARG,
+                "cross_entropy");
+    x = F32(ctx, 3, 4), t = I32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_cross_entropy(ctx, x, t, -100, -0.1f), ATTN_ERR_INVALID_ARG,
+                "cross_entropy");
+    EXPECT_NULL_INPUT(ctx, attn_cross_entropy(ctx, NULL, NULL, -100, 0.0f), "cross_entropy");
+}
+
+static void errors_layernorm(attn_ctx *ctx) {
+    attn_tensor *x, *g, *b;
+    x = F32(ctx, 3, 4), g = F32(ctx, 5);
+    EXPECT_FAIL(ctx, attn_layernorm(ctx, x, g, NULL, 1e-5f), ATTN_ERR_SHAPE, "layernorm");
+    x = F32(ctx, 3, 4), b = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_layernorm(ctx, x, NULL, b, 1e-5f), ATTN_ERR_SHAPE, "layernorm");
+    x = F32(ctx, 3, 4), g = F32(ctx, 1, 4);
+    EXPECT_FAIL(ctx, attn_layernorm(ctx, x, g, NULL, 1e-5f), ATTN_ERR_SHAPE, "layernorm");
+    x = I32(ctx, 3, 4);
+    EXPECT_FAIL(ctx, attn_layernorm(ctx, x, NULL, NULL, 1e-5f), ATTN_ERR_DTYPE, "layernorm");
+    x = F32(ctx, 3, 4), g = I32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_layernorm(ctx, x, g, NULL, 1e-5f), ATTN_ERR_DTYPE, "layernorm");
+    EXPECT_NULL_INPUT(ctx, attn_layernorm(ctx, NULL, NULL, NULL, 1e-5f), "layernorm");
+}
+
+static void errors_embedding(attn_ctx *ctx) {
+    attn_tensor *w, *ids;
+    w = F32(ctx, 5, 3), ids = F32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_embedding(ctx, w, ids), ATTN_ERR_DTYPE, "embedding");
+    w = I32(ctx, 5, 3), ids = I32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_embedding(ctx, w, ids), ATTN_ERR_DTYPE, "embedding");
+    w = F32(ctx, 5), ids = I32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_embedding(ctx, w, ids), ATTN_ERR_SHAPE, "embedding");
+    w = F32(ctx, 5, 3), ids = I32(ctx, 2, 2);
+    if (ids) attn_i32(ids)[3] = 5;
+    EXPECT_FAIL(ctx, attn_embedding(ctx, w, ids), ATTN_ERR_INVALID_ARG, "embedding");
+    w = F32(ctx, 5, 3), ids = I32(ctx, 2);
+    if (ids) attn_i32(ids)[0] = -1;
+    EXPECT_FAIL(ctx, attn_embedding(ctx, w, ids), ATTN_ERR_INVALID_ARG, "embedding");
+    EXPECT_NULL_INPUT(ctx, attn_embedding(ctx, NULL, NULL), "embedding");
+}
+
+static void errors_dropout(attn_ctx *ctx) {
+    attn_tensor *x;
+    x = F32(ctx, 3, 4);
+    EXPECT_FAIL(ctx, attn_dropout(ctx, x, 1.0f), ATTN_ERR_INVALID_ARG, "dropout");
+    x = F32(ctx, 3, 4);
+    EXPECT_FAIL(ctx, attn_dropout(ctx, x, -0.1f), ATTN_ERR_INVALID_ARG, "dropout");
+    x = F32(ctx, 3, 4);
+    EXPECT_FAIL(ctx, attn_dropout(ctx, x, NAN), ATTN_ERR_INVALID_ARG, "dropout");
+    x = I32(ctx, 3, 4);
+    EXPECT_FAIL(ctx, attn_dropout(ctx, x, 0.5f), ATTN_ERR_DTYPE, "dropout");
+    EXPECT_NULL_INPUT(ctx, attn_dropout(ctx, NULL, 0.5f), "dropout");
+}
+
+/* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------
+ * No forward declarations on purpose: an op added to op_table.h without
+ * build_<name> and errors_<name> above is a compile error here. */
+
+const op_case_entry op_cases[] = {
+#define OPC_ROW(E, n, a, r, ga, gr) {#n, build_##n, errors_##n},
+    ATTN_OP_LIST(OPC_ROW)
+#undef OPC_ROW
+};
+const int op_cases_count = (int)(sizeof op_cases / sizeof op_cases[0]);

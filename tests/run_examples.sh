@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# run_examples.sh BUILD_DIR: runs the examples with assertions (part of
+# `make test`). Prints each command it runs, one line per check, and a
+# closing "N passed, N failed"; exits non-zero if any check failed.
+#
+# mlp_fashion trains on Fashion-MNIST (set up by scripts/setup.sh) for
+# 2 epochs and must reach 85% test accuracy (about 87.5% is typical). Under
+# the sanitizers (ATTN_SANITIZE=1, set by `make sanitize`) it trains 1 epoch
+# and must reach 80% (about 85% is typical), to keep the run short.
+set -uo pipefail
+
+BUILD="${1:-build}"
+EX="$BUILD/examples/mlp_fashion"
+DATA="${ATTN_DATA_DIR:-data/fashion-mnist}"
+if [ "${ATTN_SANITIZE:-0}" = 1 ]; then
+    EPOCHS=1
+    MIN_ACC=0.80
+else
+    EPOCHS=2
+    MIN_ACC=0.85
+fi
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+finish() {
+    echo "examples: $passed passed, $failed failed"
+    [ "$failed" = 0 ]
+    exit $?
+}
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/attn_examples.XXXXXX")"
+trap 'rm -rf "$TMP"' EXIT
+
+if [ ! -x "$EX" ]; then
+    fail "$EX is not built (run make)"
+    finish
+fi
+if [ ! -f "$DATA/train-images-idx3-ubyte" ]; then
+    fail "Fashion-MNIST is not in $DATA (run: bash scripts/setup.sh)"
+    finish
+fi
+
+# ---- 1. training run: accuracy, log, saved weights --------------------------------
+LOG="$TMP/mlp.jsonl"
+WEIGHTS="$TMP/mlp.safetensors"
+cmd=("$EX" --data "$DATA" --epochs "$EPOCHS" --min-accuracy "$MIN_ACC" --quiet --log "$LOG"
+     --save "$WEIGHTS")
+echo "run: ${cmd[*]}"
+start=$(date +%s)
+"${cmd[@]}" >"$TMP/out.txt" 2>&1
+rc=$?
+secs=$(($(date +%s) - start))
+sed 's/^/     | /' "$TMP/out.txt"
+if [ "$rc" = 0 ]; then
+    ok "mlp_fashion trained $EPOCHS epoch(s) to test accuracy >= $MIN_ACC (${secs}s)"
+else
+    fail "mlp_fashion exited with status $rc (${secs}s)"
+fi
+
+if grep -Eq '^test accuracy [0-9.]+ \(10000 images\)' "$TMP/out.txt"; then
+    ok "the final line reports the test accuracy"
+else
+    fail "no 'test accuracy ... (10000 images)' line in the output"
+fi
+
+# Each log line must be one of two JSON objects, exactly as written by the
+# example (a number is what printf's %g writes, or null).
+NUM='(-?[0-9]+(\.[0-9]+)?(e[-+][0-9]+)?|null)'
+STEP_RE="^\\{\"event\":\"step\",\"step\":[0-9]+,\"epoch\":[0-9]+,\"loss\":$NUM,\"lr\":$NUM,\"examples_per_s\":$NUM\\}\$"
+FINAL_RE="^\\{\"event\":\"final\",\"steps\":[0-9]+,\"epochs\":[0-9]+,\"test_accuracy\":$NUM,\"test_loss\":$NUM,\"train_seconds\":$NUM\\}\$"
+if [ -s "$LOG" ]; then
+    n_lines=$(wc -l <"$LOG")
+    n_steps=$(grep -Ec "$STEP_RE" "$LOG")
+    n_final=$(grep -Ec "$FINAL_RE" "$LOG")
+    if [ "$n_steps" -gt 0 ] && [ "$n_final" = 1 ] && [ $((n_steps + n_final)) = "$n_lines" ]; then
+        ok "log: $n_steps step records and 1 final record, all well-formed JSON lines"
+    else
+        fail "log: $n_lines lines, $n_steps well-formed step records, $n_final final records"
+        grep -Ev "$STEP_RE|$FINAL_RE" "$LOG" | head -n 3 | sed 's/^/     | /'
+    fi
+    if tail -n 1 "$LOG" | grep -Eq "$FINAL_RE"; then
+        ok "log: the final record comes last"
+    else
+        fail "log: the last line is not the final record"
+    fi
+    # Step numbers increase, and the losses are finite.
+    if grep -E "$STEP_RE" "$LOG" | sed -E 's/.*"step":([0-9]+),.*"loss":([^,]*),.*/\1 \2/' |
+        awk 'BEGIN { prev = 0 } $1 <= prev || $2 == "null" { bad = 1 } { prev = $1 } END { exit bad }'; then
+        ok "log: step numbers increase and every loss is finite"
+    else
+        fail "log: step numbers do not increase, or a loss is not finite"
+    fi
+    # The final record's accuracy agrees with --min-accuracy, and the last
+    # logged loss is below the first (it learned).
+    acc=$(tail -n 1 "$LOG" | sed -E 's/.*"test_accuracy":([^,]*),.*/\1/')
+    first_loss=$(grep -E "$STEP_RE" "$LOG" | head -n 1 | sed -E 's/.*"loss":([^,]*),.*/\1/')
+    last_loss=$(grep -E "$STEP_RE" "$LOG" | tail -n 1 | sed -E 's/.*"loss":([^,]*),.*/\1/')
+    if awk -v a="$acc" -v m="$MIN_ACC" -v f="$first_loss" -v l="$last_loss" \
+        'BEGIN { exit !(a + 0 >= m + 0 && l + 0 < f + 0) }'; then
+        ok "log: test accuracy $acc >= $MIN_ACC; loss fell from $first_loss to $last_loss"
+    else
+        fail "log: test accuracy '$acc' (want >= $MIN_ACC), loss '$first_loss' -> '$last_loss'"
+    fi
+else
+    fail "log $LOG is missing or empty"
+fi
+
+# The weights: 784*H + H + H*10 + 10 floats (H = 256) after an 8-byte size
+# and a JSON header that starts with '{'.
+NUMEL=$((784 * 256 + 256 + 256 * 10 + 10))
+if [ -s "$WEIGHTS" ]; then
+    size=$(wc -c <"$WEIGHTS")
+    first=$(od -An -c -j 8 -N 1 "$WEIGHTS" | tr -d ' ')
+    if [ "$size" -gt $((8 + 4 * NUMEL)) ] && [ "$first" = "{" ]; then
+        ok "--save wrote a safetensors file of $size bytes"
+    else
+        fail "--save wrote $size bytes starting with '$first' (expected > $((8 + 4 * NUMEL)), '{')"
+    fi
+else
+    fail "--save did not write $WEIGHTS"
+fi
+
+# ---- 2. errors are reported, not crashed on ----------------------------------------------
+echo "run: $EX --data $TMP/nowhere"
+"$EX" --data "$TMP/nowhere" >"$TMP/err.txt" 2>&1
+rc=$?
+if [ "$rc" = 1 ] && grep -q "cannot open $TMP/nowhere/train-images-idx3-ubyte" "$TMP/err.txt" &&
+    grep -q "scripts/setup.sh" "$TMP/err.txt"; then
+    ok "a missing data set gives exit 1, the file's name and a hint"
+else
+    fail "missing data set: exit $rc, output: $(head -c 300 "$TMP/err.txt")"
+fi
+
+echo "run: $EX --epochs zero"
+"$EX" --epochs zero >"$TMP/err.txt" 2>&1
+rc=$?
+if [ "$rc" = 2 ] && grep -q -- "--epochs 'zero'" "$TMP/err.txt"; then
+    ok "a bad option value gives exit 2 and names the option"
+else
+    fail "bad option: exit $rc, output: $(head -c 300 "$TMP/err.txt")"
+fi
+
+finish

@@ -1,0 +1,1036 @@
+/* test_ops.c: the generic op suite. For every op of src/core/op_table.h
+ * (the table is iterated: an op without a fixture file FAILS) and every case
+ * of tests/fixtures/<op>.atfx:
+ *   (a) forward against PyTorch's output, tolerance atol/rtol of the table;
+ *   (b) backward (attn_backward_from with the fixture's grad_out) against
+ *       PyTorch's gradient of every float input, same tolerance;
+ *   (c) the reference kernels (use_ref = 1) against the fast ones; (a) and
+ *       (b) are also run in reference mode;
+ *   (d) central finite differences of loss = sum(out * grad_out), summed in
+ *       double, against the analytic gradient, grad_atol/grad_rtol;
+ *   (e) guard bytes after every arena allocation (contexts made with
+ *       guard_bytes = 64) and no NaN/Inf where PyTorch is finite.
+ * Then generic checks: fast vs reference on large ragged sizes, 1 vs 2
+ * threads bitwise, every op's error paths, arena exhaustion in forward and
+ * backward, autograd rules, and the fixture reader itself.
+ * Every failure names the op, the case, the mode, the input and the element.
+ * docs/testing.md explains the oracles and the tolerances.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/core/internal.h"
+#include "fixture.h"
+#include "op_cases.h"
+#include "test.h"
+
+#define ARENA_BYTES ((size_t)128 << 20)
+#define GUARD 64
+#define FD_MAX_SAMPLES 64
+
+static attn_ctx *new_ctx(size_t arena, int n_threads) {
+    attn_ctx_config cfg = {arena, n_threads, 0, GUARD};
+    attn_ctx *ctx = NULL;
+    attn_status st = attn_ctx_new(&ctx, &cfg);
+    CHECK(st == ATTN_OK, "attn_ctx_new(%zu bytes): %s", arena, attn_last_error());
+    return ctx;
+}
+
+/* A deterministic generator for test data (splitmix64). */
+static uint64_t mix_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double mix_uniform(uint64_t *s) { return (double)(mix_next(s) >> 11) * 0x1.0p-53; }
+
+/* ---- tensors as flat float arrays -------------------------------------------- */
+
+/* Copies the f32 tensor t (any strides) into dst in logical row-major order. */
+static void gather(const attn_tensor *t, float *dst) {
+    int64_t sh[4] = {1, 1, 1, 1}, st[4] = {0, 0, 0, 0};
+    int pad = 4 - t->ndim;
+    for (int d = 0; d < t->ndim; d++) {
+        sh[pad + d] = t->shape[d];
+        st[pad + d] = t->stride[d];
+    }
+    const float *src = attn_f32(t);
+    int64_t lin = 0;
+    for (int64_t a = 0; a < sh[0]; a++)
+        for (int64_t b = 0; b < sh[1]; b++)
+            for (int64_t c = 0; c < sh[2]; c++)
+                for (int64_t d = 0; d < sh[3]; d++)
+                    dst[lin++] = src[a * st[0] + b * st[1] + c * st[2] + d * st[3]];
+}
+
+/* "[i,j,k]" of linear index lin in a row-major tensor of the given shape. */
+static const char *index_str(int ndim, const int64_t *shape, int64_t lin, char *buf, size_t n) {
+    int64_t idx[ATFX_MAX_DIMS];
+    for (int d = ndim - 1; d >= 0; d--) {
+        idx[d] = shape[d] ? lin % shape[d] : 0;
+        lin = shape[d] ? lin / shape[d] : 0;
+    }
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < ndim && k < n; d++)
+        k += (size_t)snprintf(buf + k, n - k, d ? ",%lld" : "%lld", (long long)idx[d]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+/* |got - ref| <= atol + rtol |ref| elementwise. On failure reports the worst
+ * element (tag names op, case, mode; what names the check and the tensor)
+ * and how many elements failed; a non-finite value where ref is finite is
+ * reported first, as its own failure. Returns 1 if all close. */
+static int compare(const char *tag, const char *what, const float *got, const float *ref,
+                   int ndim, const int64_t *shape, int64_t n, float atol, float rtol) {
+    char ib[96];
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(ref[i]) && !isfinite(got[i])) {
+            test__fail(__FILE__, __LINE__, "%s: %s: element %lld %s is %g where the reference is %.9g "
+                       "(non-finite output)", tag, what, (long long)i,
+                       index_str(ndim, shape, i, ib, sizeof ib), (double)got[i], (double)ref[i]);
+            return 0;
+        }
+    int64_t worst = -1, bad = 0;
+    double worst_excess = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double g = got[i], r = ref[i], excess;
+        if (!isfinite(r) || !isfinite(g)) {
+            if (g == r || (isnan(g) && isnan(r))) continue;
+            excess = INFINITY;
+        } else {
+            excess = fabs(g - r) - ((double)atol + (double)rtol * fabs(r));
+        }
+        if (excess > 0) {
+            bad++;
+            if (worst < 0 || excess > worst_excess) {
+                worst = i;
+                worst_excess = excess;
+            }
+        }
+    }
+    if (worst < 0) return 1;
+    test__fail(__FILE__, __LINE__,
+               "%s: %s: element %lld %s of %lld: got %.9g, expected %.9g (|diff| %.3g > atol %.3g + "
+               "rtol %.3g * |ref|); %lld element(s) out of tolerance",
+               tag, what, (long long)worst, index_str(ndim, shape, worst, ib, sizeof ib), (long long)n,
+               (double)got[worst], (double)ref[worst], fabs((double)got[worst] - (double)ref[worst]),
+               (double)atol, (double)rtol, (long long)bad);
+    return 0;
+}
+
+/* ---- running one case ------------------------------------------------------------ */
+
+typedef struct result {
+    int ndim;
+    int64_t shape[ATTN_MAX_DIMS];
+    int64_t n_out;
+    float *out;
+    float *grad_out; /* the upstream gradient used (fixture's, or generated) */
+    int n_in;
+    char names[OPC_MAX_INPUTS][32];
+    int ndims[OPC_MAX_INPUTS];
+    int64_t shapes[OPC_MAX_INPUTS][ATTN_MAX_DIMS];
+    int64_t numel[OPC_MAX_INPUTS];
+    float *grad[OPC_MAX_INPUTS]; /* NULL for integer inputs */
+} result;
+
+static void result_free(result *r) {
+    free(r->out);
+    free(r->grad_out);
+    for (int i = 0; i < OPC_MAX_INPUTS; i++) free(r->grad[i]);
+    memset(r, 0, sizeof *r);
+}
+
+static op_case case_init(const atfx_file *fx, int k, attn_ctx *ctx) {
+    op_case c;
+    memset(&c, 0, sizeof c);
+    c.fx = fx;
+    c.k = k;
+    c.ctx = ctx;
+    c.pert_input = -1;
+    return c;
+}
+
+/* Builds case k in ctx (fast or reference kernels), runs backward from the
+ * fixture's "c<k>.grad_out" (or a generated one when absent) and collects the
+ * output and the gradient of every float input. Guard bytes are checked after
+ * the forward and after the backward. Returns 0, or -1 after reporting. */
+static int execute(attn_ctx *ctx, const op_case_entry *e, const atfx_file *fx, int k, int use_ref,
+                   const char *tag, result *r) {
+    memset(r, 0, sizeof *r);
+    attn_ctx_reset(ctx);
+    attn_ctx_set_use_ref(ctx, use_ref);
+    attn_ctx_set_grad_enabled(ctx, 1);
+    op_case c = case_init(fx, k, ctx);
+    if (e->build(&c) < 0) {
+        test__fail(__FILE__, __LINE__, "%s: malformed fixture: %s", tag, c.err);
+        return -1;
+    }
+    if (!c.out) {
+        test__fail(__FILE__, __LINE__, "%s: the op failed: %s: %s", tag,
+                   attn_status_str(attn_ctx_status(ctx)), attn_ctx_error(ctx));
+        return -1;
+    }
+    if (attn_ctx_check_guards(ctx) != ATTN_OK) {
+        test__fail(__FILE__, __LINE__, "%s: forward: %s", tag, attn_last_error());
+        return -1;
+    }
+    if (c.out->dtype != ATTN_F32) {
+        test__fail(__FILE__, __LINE__, "%s: output dtype %s, expected f32", tag,
+                   attn_dtype_name(c.out->dtype));
+        return -1;
+    }
+    r->ndim = c.out->ndim;
+    memcpy(r->shape, c.out->shape, sizeof r->shape);
+    r->n_out = attn_tensor_numel(c.out);
+    r->out = malloc(sizeof(float) * (size_t)(r->n_out ? r->n_out : 1));
+    r->grad_out = malloc(sizeof(float) * (size_t)(r->n_out ? r->n_out : 1));
+    if (!r->out || !r->grad_out) {
+        test__fail(__FILE__, __LINE__, "%s: out of memory in the test", tag);
+        return -1;
+    }
+    gather(c.out, r->out);
+    const atfx_tensor *go = atfx_findf(fx, "c%d.grad_out", k);
+    if (go && (go->dtype != ATTN_F32 || go->numel != r->n_out)) {
+        test__fail(__FILE__, __LINE__, "%s: grad_out has %lld elements, the output %lld", tag,
+                   (long long)go->numel, (long long)r->n_out);
+        return -1;
+    }
+    uint64_t s = 0x5EEDull + (uint64_t)k;
+    for (int64_t i = 0; i < r->n_out; i++)
+        r->grad_out[i] = go ? atfx_f32(go)[i] : (float)(2.0 * mix_uniform(&s) - 1.0);
+
+    r->n_in = c.n_inputs;
+    int identity = -1; /* the op returned one of its inputs unchanged (dropout p = 0) */
+    for (int i = 0; i < c.n_inputs; i++) {
+        snprintf(r->names[i], sizeof r->names[i], "%s", c.names[i]);
+        r->ndims[i] = c.leaves[i]->ndim;
+        memcpy(r->shapes[i], c.leaves[i]->shape, sizeof r->shapes[i]);
+        r->numel[i] = attn_tensor_numel(c.leaves[i]);
+        if (c.out == c.leaves[i]) identity = i;
+    }
+    if (c.out->node < 0 && identity < 0) {
+        test__fail(__FILE__, __LINE__, "%s: the output was not recorded on the tape", tag);
+        return -1;
+    }
+    if (identity < 0) {
+        attn_status st = attn_backward_from(ctx, c.out, r->grad_out);
+        if (st != ATTN_OK) {
+            test__fail(__FILE__, __LINE__, "%s: backward failed: %s: %s", tag, attn_status_str(st),
+                       attn_ctx_error(ctx));
+            return -1;
+        }
+        if (attn_ctx_check_guards(ctx) != ATTN_OK) {
+            test__fail(__FILE__, __LINE__, "%s: backward: %s", tag, attn_last_error());
+            return -1;
+        }
+    }
+    for (int i = 0; i < c.n_inputs; i++) {
+        if (c.leaves[i]->dtype != ATTN_F32) {
+            if (c.leaves[i]->grad)
+                test__fail(__FILE__, __LINE__, "%s: integer input '%s' received a gradient", tag,
+                           c.names[i]);
+            continue;
+        }
+        r->grad[i] = calloc((size_t)(r->numel[i] ? r->numel[i] : 1), sizeof(float));
+        if (!r->grad[i]) return -1;
+        /* a gradient never reached (NULL) is zero */
+        if (i == identity)
+            memcpy(r->grad[i], r->grad_out, sizeof(float) * (size_t)r->n_out);
+        else if (c.leaves[i]->grad)
+            memcpy(r->grad[i], c.leaves[i]->grad, sizeof(float) * (size_t)r->numel[i]);
+    }
+    return 0;
+}
+
+/* loss = sum(out * g) in double, with input `input` element `elem` set to
+ * `value`; gradients off, fast kernels. Returns 0, or -1 after reporting. */
+static int eval_loss(attn_ctx *ctx, const op_case_entry *e, const atfx_file *fx, int k, int input,
+                     int64_t elem, float value, const float *g, int64_t n_out, const char *tag,
+                     double *loss) {
+    attn_ctx_reset(ctx);
+    attn_ctx_set_use_ref(ctx, 0);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    op_case c = case_init(fx, k, ctx);
+    c.pert_input = input;
+    c.pert_elem = elem;
+    c.pert_value = value;
+    int rc = e->build(&c);
+    attn_ctx_set_grad_enabled(ctx, 1);
+    if (rc < 0 || !c.out || attn_tensor_numel(c.out) != n_out) {
+        test__fail(__FILE__, __LINE__, "%s: finite differences: rebuilding failed: %s",
+                   tag, c.err[0] ? c.err : attn_ctx_error(ctx));
+        return -1;
+    }
+    float *o = malloc(sizeof(float) * (size_t)(n_out ? n_out : 1));
+    if (!o) return -1;
+    gather(c.out, o);
+    double acc = 0.0;
+    for (int64_t i = 0; i < n_out; i++)
+        if (g[i] != 0.0f) acc += (double)o[i] * (double)g[i];
+    free(o);
+    *loss = acc;
+    return 0;
+}
+
+/* The finite-difference step of each op. Ops linear in each input (their
+ * truncation error is zero) take a large step, which shrinks the float32
+ * rounding term ~ eps |out| / h; smooth nonlinear ops take 1e-2: truncation
+ * h^2/6 |f'''| stays below 1e-3 of |f'| over the fixture's input ranges (exp
+ * on [-3,3], log on [0.5,4], divisors |b| >= 0.5), while rounding stays near
+ * 1e-5. relu fixtures keep |x| >= 0.05 so no probe crosses the kink. */
+static float fd_step(const char *op) {
+    static const char *linear[] = {"view", "contiguous", "concat", "matmul", "bmm", "linear",
+                                   "add", "sub", "mul", "scale", "bias_add", "sum", "mean",
+                                   "embedding", "dropout"};
+    for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++)
+        if (strcmp(op, linear[i]) == 0) return 0.1f;
+    return 1e-2f;
+}
+
+/* (d): probes up to FD_MAX_SAMPLES elements of every float input (all of
+ * them for small inputs, else a fixed pseudo-random sample that includes the
+ * first and the last), and reports the worst mismatch of each input. */
+static void finite_diff(attn_ctx *ctx, const op_case_entry *e, const atfx_file *fx, int k,
+                        const char *tag, const result *r, float ga, float gr) {
+    const float h = fd_step(e->name);
+    for (int i = 0; i < r->n_in; i++) {
+        if (!r->grad[i]) continue;
+        const atfx_tensor *src = atfx_findf(fx, "c%d.%s", k, r->names[i]);
+        if (!src) continue;
+        int64_t n = r->numel[i];
+        int64_t idx[FD_MAX_SAMPLES];
+        int m = 0;
+        if (n <= FD_MAX_SAMPLES) {
+            for (int64_t j = 0; j < n; j++) idx[m++] = j;
+        } else {
+            uint64_t s = 0xFDull * 1000003u + (uint64_t)k * 131u + (uint64_t)i;
+            idx[m++] = 0;
+            idx[m++] = n - 1;
+            while (m < FD_MAX_SAMPLES) idx[m++] = (int64_t)(mix_next(&s) % (uint64_t)n);
+        }
+        int64_t worst = -1, bad = 0;
+        double worst_excess = 0, worst_fd = 0;
+        for (int j = 0; j < m; j++) {
+            float x0 = atfx_f32(src)[idx[j]];
+            if (!isfinite(x0)) continue; /* e.g. a -inf mask entry: no difference quotient */
+            float xp = x0 + h, xm = x0 - h;
+            double lp, lm;
+            if (eval_loss(ctx, e, fx, k, i, idx[j], xp, r->grad_out, r->n_out, tag, &lp) ||
+                eval_loss(ctx, e, fx, k, i, idx[j], xm, r->grad_out, r->n_out, tag, &lm))
+                return;
+            double fd = (lp - lm) / ((double)xp - (double)xm);
+            double an = r->grad[i][idx[j]];
+            double excess = fabs(an - fd) - ((double)ga + (double)gr * fabs(fd));
+            if (!isfinite(fd) || !isfinite(an)) excess = INFINITY;
+            if (excess > 0) {
+                bad++;
+                if (worst < 0 || excess > worst_excess) {
+                    worst = idx[j];
+                    worst_excess = excess;
+                    worst_fd = fd;
+                }
+            }
+        }
+        if (worst >= 0) {
+            char ib[96];
+            test__fail(__FILE__, __LINE__,
+                       "%s: (d) finite differences: input '%s' element %lld %s: analytic %.9g, "
+                       "central difference (h %g) %.9g (> grad_atol %g + grad_rtol %g * |fd|); "
+                       "%lld of %d probed elements out of tolerance",
+                       tag, r->names[i], (long long)worst,
+                       index_str(r->ndims[i], r->shapes[i], worst, ib, sizeof ib),
+                       (double)r->grad[i][worst], (double)h, worst_fd, (double)ga, (double)gr,
+                       (long long)bad, m);
+        }
+    }
+}
+
+/* (a) and (b) of one run against the fixture. */
+static void check_against_torch(const char *tag, const atfx_file *fx, int k, const result *r,
+                                float atol, float rtol) {
+    char what[128], sa[96], sb[96];
+    const atfx_tensor *out = atfx_findf(fx, "c%d.out", k);
+    if (!out) {
+        test__fail(__FILE__, __LINE__, "%s: fixture has no c%d.out", tag, k);
+        return;
+    }
+    int same = out->ndim == r->ndim && out->dtype == ATTN_F32;
+    for (int d = 0; same && d < r->ndim; d++) same = out->shape[d] == r->shape[d];
+    if (!same) {
+        attn_tensor tmp = {.ndim = r->ndim};
+        memcpy(tmp.shape, r->shape, sizeof tmp.shape);
+        test__fail(__FILE__, __LINE__, "%s: (a) forward: output shape %s, PyTorch's %s", tag,
+                   attn_shape_str(&tmp, sa, sizeof sa), atfx_shape_str(out, sb, sizeof sb));
+        return;
+    }
+    compare(tag, "(a) forward vs PyTorch", r->out, atfx_f32(out), r->ndim, r->shape, r->n_out, atol,
+            rtol);
+    for (int i = 0; i < r->n_in; i++) {
+        if (!r->grad[i]) continue;
+        const atfx_tensor *g = atfx_findf(fx, "c%d.grad.%s", k, r->names[i]);
+        if (!g || g->numel != r->numel[i]) {
+            test__fail(__FILE__, __LINE__, "%s: fixture has no gradient c%d.grad.%s of %lld elements",
+                       tag, k, r->names[i], (long long)r->numel[i]);
+            continue;
+        }
+        snprintf(what, sizeof what, "(b) backward vs PyTorch: gradient of input '%s'", r->names[i]);
+        compare(tag, what, r->grad[i], atfx_f32(g), r->ndims[i], r->shapes[i], r->numel[i], atol,
+                rtol);
+    }
+}
+
+static void run_fixture_case(attn_ctx *ctx, int op, const op_case_entry *e, const atfx_file *fx,
+                             int k) {
+    const attn__op_info *info = &attn__ops[op];
+    char label[160], tname[256], tag[320];
+    atfx_text(atfx_findf(fx, "c%d.label", k), label, sizeof label);
+    snprintf(tname, sizeof tname, "ops/%s case %d (%s)", e->name, k, label);
+    TEST_BEGIN(tname);
+    result rf, rr;
+    snprintf(tag, sizeof tag, "op %s case %d '%s' [fast]", e->name, k, label);
+    int okf = execute(ctx, e, fx, k, 0, tag, &rf) == 0;
+    if (okf) check_against_torch(tag, fx, k, &rf, info->atol, info->rtol);
+    snprintf(tag, sizeof tag, "op %s case %d '%s' [ref]", e->name, k, label);
+    int okr = execute(ctx, e, fx, k, 1, tag, &rr) == 0;
+    if (okr) check_against_torch(tag, fx, k, &rr, info->atol, info->rtol);
+    if (okf && okr && rf.n_out == rr.n_out) {
+        snprintf(tag, sizeof tag, "op %s case %d '%s'", e->name, k, label);
+        compare(tag, "(c) fast vs reference kernel output", rf.out, rr.out, rf.ndim, rf.shape,
+                rf.n_out, info->atol, info->rtol);
+    }
+    if (okf) {
+        snprintf(tag, sizeof tag, "op %s case %d '%s'", e->name, k, label);
+        finite_diff(ctx, e, fx, k, tag, &rf, info->grad_atol, info->grad_rtol);
+    }
+    result_free(&rf);
+    result_free(&rr);
+    attn_ctx_set_use_ref(ctx, 0);
+    TEST_END();
+}
+
+/* Arena exhaustion with case 0 of the op: an arena that holds the inputs
+ * but not the op's first allocation must give ATTN_ERR_OOM with "needed" in
+ * the message; then one that holds the forward but not the backward. */
+static void run_oom(int op, const op_case_entry *e, const atfx_file *fx) {
+    char tname[96];
+    snprintf(tname, sizeof tname, "ops/%s arena exhaustion", e->name);
+    TEST_BEGIN(tname);
+    attn_ctx *big = new_ctx(ARENA_BYTES, 0);
+    if (!big) {
+        TEST_END();
+        return;
+    }
+    op_case c = case_init(fx, 0, big);
+    if (e->build(&c) == 0 && c.out) {
+        size_t inputs = c.arena_after_inputs, fwd = attn_ctx_arena_used(big);
+        int identity = c.out->node < 0;
+        attn_ctx *small = new_ctx(inputs + 64, 0);
+        if (small) {
+            op_case s = case_init(fx, 0, small);
+            int rc = e->build(&s);
+            CHECK(rc == 0 && s.out == NULL && attn_ctx_status(small) == ATTN_ERR_OOM &&
+                      strstr(attn_ctx_error(small), "needed"),
+                  "op %s case 0 in an arena of %zu bytes (inputs use %zu): expected NULL and "
+                  "ATTN_ERR_OOM with \"needed\" in the message, got %s, status '%s': %s",
+                  e->name, inputs + 64, inputs, s.out ? "a tensor" : "NULL",
+                  attn_status_str(attn_ctx_status(small)), attn_ctx_error(small));
+            attn_ctx_free(small);
+        }
+        small = identity ? NULL : new_ctx(fwd + 64, 0);
+        if (small) {
+            op_case s = case_init(fx, 0, small);
+            int rc = e->build(&s);
+            const atfx_tensor *go = atfx_find(fx, "c0.grad_out");
+            CHECK(rc == 0 && s.out && go, "op %s case 0: forward failed in an arena of %zu bytes "
+                  "(it used %zu before): %s", e->name, fwd + 64, fwd, attn_ctx_error(small));
+            if (rc == 0 && s.out && go) {
+                attn_status st = attn_backward_from(small, s.out, atfx_f32(go));
+                CHECK(st == ATTN_ERR_OOM && strstr(attn_ctx_error(small), "needed"),
+                      "op %s case 0: backward in a full arena: expected ATTN_ERR_OOM with "
+                      "\"needed\", got '%s': %s", e->name, attn_status_str(st),
+                      attn_ctx_error(small));
+            }
+            attn_ctx_free(small);
+        }
+    } else {
+        CHECK(0, "op %s case 0 failed: %s %s", e->name, c.err, attn_ctx_error(big));
+    }
+    attn_ctx_free(big);
+    (void)op;
+    TEST_END();
+}
+
+static void run_fixtures(void) {
+    attn_ctx *ctx = new_ctx(ARENA_BYTES, 0);
+    if (!ctx) return;
+    TEST_BEGIN("ops/the case table matches the op table");
+    CHECK(op_cases_count == ATTN_OP_COUNT, "op_cases has %d rows, the op table %d", op_cases_count,
+          (int)ATTN_OP_COUNT);
+    for (int i = 0; i < op_cases_count && i < ATTN_OP_COUNT; i++)
+        CHECK(strcmp(op_cases[i].name, attn__ops[i].name) == 0, "row %d: case '%s', op '%s'", i,
+              op_cases[i].name, attn__ops[i].name);
+    TEST_END();
+    for (int op = 0; op < ATTN_OP_COUNT && op < op_cases_count; op++) {
+        const op_case_entry *e = &op_cases[op];
+        char path[1024], err[512], tname[96];
+        snprintf(path, sizeof path, "%s/%s.atfx", test_fixture_dir(), e->name);
+        atfx_file *fx = NULL;
+        attn_status st = atfx_load(path, &fx, err, sizeof err);
+        snprintf(tname, sizeof tname, "ops/%s fixture", e->name);
+        TEST_BEGIN(tname);
+        int n_cases = 0;
+        if (st != ATTN_OK) {
+            CHECK(0, "op %s: no usable fixture (run `make fixtures`): %s", e->name, err);
+        } else {
+            char opname[64];
+            const atfx_tensor *nc = atfx_find(fx, "n_cases");
+            atfx_text(atfx_find(fx, "op"), opname, sizeof opname);
+            CHECK(strcmp(opname, e->name) == 0, "%s: fixture is for op '%s'", path, opname);
+            if (nc && nc->dtype == ATTN_I32 && nc->numel == 1) n_cases = atfx_i32(nc)[0];
+            CHECK(n_cases >= 1, "%s: no cases (n_cases missing or < 1)", path);
+        }
+        TEST_END();
+        for (int k = 0; k < n_cases; k++) run_fixture_case(ctx, op, e, fx, k);
+        if (n_cases) run_oom(op, e, fx);
+        atfx_free(fx);
+    }
+    attn_ctx_free(ctx);
+}
+
+/* ---- error paths ------------------------------------------------------------------- */
+
+static void run_errors(void) {
+    attn_ctx *ctx = new_ctx((size_t)1 << 20, 0);
+    if (!ctx) return;
+    for (int op = 0; op < op_cases_count; op++) {
+        char tname[96];
+        snprintf(tname, sizeof tname, "ops/%s error paths", op_cases[op].name);
+        TEST_BEGIN(tname);
+        attn_ctx_reset(ctx);
+        op_cases[op].errors(ctx);
+        CHECK(attn_ctx_check_guards(ctx) == ATTN_OK, "%s", attn_last_error());
+        TEST_END();
+    }
+    attn_ctx_free(ctx);
+}
+
+/* ---- synthetic large cases: fast vs reference, 1 vs 2 threads ------------------------ */
+
+/* An in-memory fixture with one case (k = 0) of random inputs, read by the
+ * same builders as the PyTorch fixtures. */
+static atfx_tensor *syn_add(atfx_file *fx, const char *name, attn_dtype dt, int ndim,
+                            const int64_t *shape) {
+    atfx_tensor *nt = realloc(fx->tensors, sizeof *nt * (size_t)(fx->n + 1));
+    if (!nt) return NULL;
+    fx->tensors = nt;
+    atfx_tensor *t = &nt[fx->n];
+    memset(t, 0, sizeof *t);
+    t->numel = 1;
+    for (int d = 0; d < ndim; d++) t->numel *= shape[d];
+    t->name = malloc(strlen(name) + 1);
+    t->data = calloc((size_t)(t->numel ? t->numel : 1), 4);
+    if (!t->name || !t->data) {
+        free(t->name);
+        free(t->data);
+        return NULL;
+    }
+    fx->n++;
+    strcpy(t->name, name);
+    t->dtype = dt;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    return t;
+}
+
+typedef struct syn {
+    atfx_file fx;
+    uint64_t s;
+} syn;
+
+static float *syn_f32(syn *y, const char *name, int ndim, const int64_t *shape, double lo,
+                      double hi) {
+    char full[64];
+    snprintf(full, sizeof full, "c0.%s", name);
+    atfx_tensor *t = syn_add(&y->fx, full, ATTN_F32, ndim, shape);
+    if (!t) return NULL;
+    float *d = t->data;
+    for (int64_t i = 0; i < t->numel; i++) d[i] = (float)(lo + (hi - lo) * mix_uniform(&y->s));
+    return d;
+}
+static int32_t *syn_i32(syn *y, const char *name, int ndim, const int64_t *shape, int32_t lo,
+                        int32_t hi) {
+    char full[64];
+    snprintf(full, sizeof full, "c0.%s", name);
+    atfx_tensor *t = syn_add(&y->fx, full, ATTN_I32, ndim, shape);
+    if (!t) return NULL;
+    int32_t *d = t->data;
+    for (int64_t i = 0; i < t->numel; i++)
+        d[i] = lo + (int32_t)(mix_next(&y->s) % (uint64_t)(hi - lo));
+    return d;
+}
+static void syn_attr_i(syn *y, const char *name, int32_t v) {
+    char full[64];
+    snprintf(full, sizeof full, "attr.%s", name);
+    int32_t *d = syn_i32(y, full, 0, NULL, 0, 1);
+    if (d) d[0] = v;
+}
+static void syn_attr_f(syn *y, const char *name, float v) {
+    char full[64];
+    snprintf(full, sizeof full, "attr.%s", name);
+    float *d = syn_f32(y, full, 0, NULL, 0, 0);
+    if (d) d[0] = v;
+}
+static void syn_free(syn *y) {
+    for (int i = 0; i < y->fx.n; i++) {
+        free(y->fx.tensors[i].name);
+        free(y->fx.tensors[i].data);
+    }
+    free(y->fx.tensors);
+    memset(y, 0, sizeof *y);
+}
+
+#define SH(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]) { __VA_ARGS__ }
+
+/* Fills a synthetic case for op `name` at a large ragged size. `big` picks
+ * the thread-test size (256 x 1000) instead of the default one. Returns 0 if
+ * the op has a large case. */
+static int make_big(syn *y, const char *name, int variant) {
+    memset(y, 0, sizeof *y);
+    y->fx.version = ATFX_VERSION;
+    y->s = 0xB16ull + (uint64_t)variant;
+    const int64_t R = variant == 9 ? 256 : 65, C = 1000;
+    if (!strcmp(name, "matmul")) {
+        syn_f32(y, "a", SH(65, 300), -1, 1);
+        syn_f32(y, "b", SH(300, 129), -1, 1);
+    } else if (!strcmp(name, "bmm")) {
+        syn_f32(y, "a", SH(2, 3, 65, 33), -1, 1);
+        syn_f32(y, "b", SH(2, 3, 47, 33), -1, 1);
+        syn_attr_i(y, "trans_a", 0);
+        syn_attr_i(y, "trans_b", 1);
+    } else if (!strcmp(name, "linear")) {
+        syn_f32(y, "x", SH(65, 300), -1, 1);
+        syn_f32(y, "w", SH(129, 300), -1, 1);
+        syn_f32(y, "b", SH(129), -1, 1);
+    } else if (!strcmp(name, "add") || !strcmp(name, "sub") || !strcmp(name, "mul")) {
+        syn_f32(y, "a", SH(R, C), -1, 1);
+        syn_f32(y, "b", SH(C), -1, 1);
+    } else if (!strcmp(name, "div")) {
+        syn_f32(y, "a", SH(R, C), -1, 1);
+        syn_f32(y, "b", SH(R, 1), 0.5, 2);
+    } else if (!strcmp(name, "scale")) {
+        syn_f32(y, "x", SH(R, C), -1, 1);
+        syn_attr_f(y, "s", -1.75f);
+    } else if (!strcmp(name, "bias_add")) {
+        syn_f32(y, "x", SH(R, C), -1, 1);
+        syn_f32(y, "b", SH(C), -1, 1);
+    } else if (!strcmp(name, "sum") || !strcmp(name, "mean")) {
+        syn_f32(y, "x", SH(R, C), -1, 1);
+        syn_attr_i(y, "axis", variant == 1 ? 0 : variant == 2 ? ATTN_ALL_AXES : 1);
+        syn_attr_i(y, "keepdim", 0);
+    } else if (!strcmp(name, "exp") || !strcmp(name, "tanh") || !strcmp(name, "sigmoid") ||
+               !strcmp(name, "relu")) {
+        syn_f32(y, "x", SH(R, C + 7), -3, 3);
+    } else if (!strcmp(name, "log")) {
+        syn_f32(y, "x", SH(R, C + 7), 0.5, 4);
+    } else if (!strcmp(name, "gelu")) {
+        syn_f32(y, "x", SH(R, C + 7), -4, 4);
+        syn_attr_i(y, "tanh_approx", variant == 1);
+    } else if (!strcmp(name, "softmax") || !strcmp(name, "log_softmax")) {
+        syn_f32(y, "x", SH(R, C), -4, 4);
+        float *m = syn_f32(y, "mask", SH(C), -1, 1);
+        if (m && !strcmp(name, "softmax"))
+            for (int j = 0; j < C; j += 3) m[j] = -INFINITY;
+    } else if (!strcmp(name, "cross_entropy")) {
+        syn_f32(y, "logits", SH(65, C), -4, 4);
+        int32_t *t = syn_i32(y, "targets", SH(65), 0, (int32_t)C);
+        if (t) t[5] = 7;
+        syn_attr_i(y, "ignore_index", 7);
+        syn_attr_f(y, "label_smoothing", 0.1f);
+    } else if (!strcmp(name, "layernorm")) {
+        syn_f32(y, "x", SH(R, C), -2, 3);
+        syn_f32(y, "gamma", SH(C), 0.5, 1.5);
+        syn_f32(y, "beta", SH(C), -1, 1);
+        syn_attr_f(y, "eps", 1e-5f);
+    } else if (!strcmp(name, "embedding")) {
+        syn_f32(y, "weight", SH(C, 65), -1, 1);
+        syn_i32(y, "ids", SH(3, 101), 0, (int32_t)C);
+    } else if (!strcmp(name, "dropout")) {
+        syn_f32(y, "x", SH(R, C), -1, 1);
+        syn_attr_f(y, "p", 0.3f);
+        int32_t *s = syn_i32(y, "attr.seed", SH(2), 0, 1 << 30);
+        int32_t *o = syn_i32(y, "attr.offset", SH(2), 0, 1 << 20);
+        if (o) o[1] = 0;
+        (void)s;
+    } else if (!strcmp(name, "concat")) {
+        syn_f32(y, "x0", SH(R, 333), -1, 1);
+        syn_f32(y, "x1", SH(R, 667), -1, 1);
+        syn_attr_i(y, "axis", 1);
+    } else {
+        return -1;
+    }
+    syn_i32(y, "n_cases", SH(1), 1, 2);
+    return 0;
+}
+
+/* fast vs reference kernels on large ragged sizes (forward and gradients,
+ * the op's atol/rtol). */
+static void run_big_ref(void) {
+    attn_ctx *ctx = new_ctx(ARENA_BYTES, 0);
+    if (!ctx) return;
+    for (int op = 0; op < op_cases_count; op++) {
+        const op_case_entry *e = &op_cases[op];
+        const attn__op_info *info = &attn__ops[op];
+        int variants = !strcmp(e->name, "sum") || !strcmp(e->name, "mean") ? 3
+                       : !strcmp(e->name, "gelu")                          ? 2
+                                                                           : 1;
+        for (int v = 0; v < variants; v++) {
+            syn y;
+            if (make_big(&y, e->name, v)) break;
+            char tname[96], tag[128], what[96];
+            snprintf(tname, sizeof tname, "ops/%s large case %d: fast vs reference", e->name, v);
+            snprintf(tag, sizeof tag, "op %s large case %d", e->name, v);
+            TEST_BEGIN(tname);
+            result rf, rr;
+            int okf = execute(ctx, e, &y.fx, 0, 0, tag, &rf) == 0;
+            int okr = okf && execute(ctx, e, &y.fx, 0, 1, tag, &rr) == 0;
+            if (okr) {
+                compare(tag, "(c) fast vs reference output", rf.out, rr.out, rf.ndim, rf.shape,
+                        rf.n_out, info->atol, info->rtol);
+                for (int i = 0; i < rf.n_in; i++) {
+                    if (!rf.grad[i]) continue;
+                    snprintf(what, sizeof what, "(c) fast vs reference gradient of '%s'",
+                             rf.names[i]);
+                    compare(tag, what, rf.grad[i], rr.grad[i], rf.ndims[i], rf.shapes[i],
+                            rf.numel[i], info->atol, info->rtol);
+                }
+            }
+            if (okf) result_free(&rf);
+            if (okr) result_free(&rr);
+            TEST_END();
+            syn_free(&y);
+        }
+    }
+    attn_ctx_set_use_ref(ctx, 0);
+    attn_ctx_free(ctx);
+}
+
+/* 1 vs 2 threads on [256, 1000]: bitwise identical outputs and input
+ * gradients for the row-local ops (elementwise, softmax, layernorm, dropout).
+ * Parameter-like reductions (gamma/beta, a broadcast b) are not compared:
+ * their reduction order may follow the thread split (see context.h). */
+static void run_threads(void) {
+    static const char *ops[] = {"exp",     "tanh",        "sigmoid",   "relu",   "gelu",
+                                "scale",   "add",         "mul",       "div",    "bias_add",
+                                "softmax", "log_softmax", "layernorm", "dropout"};
+    attn_ctx *ctx = new_ctx(ARENA_BYTES, 2);
+    if (!ctx) return;
+    for (size_t j = 0; j < sizeof ops / sizeof ops[0]; j++) {
+        int op = -1;
+        for (int i = 0; i < op_cases_count; i++)
+            if (!strcmp(op_cases[i].name, ops[j])) op = i;
+        if (op < 0) continue;
+        const op_case_entry *e = &op_cases[op];
+        syn y;
+        if (make_big(&y, e->name, 9)) continue;
+        char tname[96], tag[128];
+        snprintf(tname, sizeof tname, "ops/%s 1 vs 2 threads bitwise", e->name);
+        TEST_BEGIN(tname);
+        result r1, r2;
+        attn_ctx_set_threads(ctx, 1);
+        snprintf(tag, sizeof tag, "op %s [256,1000] 1 thread", e->name);
+        int ok1 = execute(ctx, e, &y.fx, 0, 0, tag, &r1) == 0;
+        attn_ctx_set_threads(ctx, 2);
+        snprintf(tag, sizeof tag, "op %s [256,1000] 2 threads", e->name);
+        int ok2 = ok1 && execute(ctx, e, &y.fx, 0, 0, tag, &r2) == 0;
+        if (ok2) {
+            int64_t first = -1;
+            for (int64_t i = 0; i < r1.n_out && first < 0; i++)
+                if (memcmp(&r1.out[i], &r2.out[i], sizeof(float))) first = i;
+            CHECK(first < 0, "op %s: output element %lld differs between 1 and 2 threads (%.9g vs "
+                  "%.9g)", e->name, (long long)first, first < 0 ? 0.0 : (double)r1.out[first],
+                  first < 0 ? 0.0 : (double)r2.out[first]);
+            /* the input a row-local op is computed from: input 0 */
+            if (r1.grad[0]) {
+                first = -1;
+                for (int64_t i = 0; i < r1.numel[0] && first < 0; i++)
+                    if (memcmp(&r1.grad[0][i], &r2.grad[0][i], sizeof(float))) first = i;
+                CHECK(first < 0, "op %s: gradient of '%s' element %lld differs between 1 and 2 "
+                      "threads", e->name, r1.names[0], (long long)first);
+            }
+        }
+        if (ok1) result_free(&r1);
+        if (ok2) result_free(&r2);
+        TEST_END();
+        syn_free(&y);
+    }
+    attn_ctx_free(ctx);
+}
+
+/* ---- autograd rules --------------------------------------------------------------- */
+
+static void run_autograd(void) {
+    attn_ctx *ctx = new_ctx((size_t)4 << 20, 0);
+    if (!ctx) return;
+    const float xv[5] = {0.5f, -1.25f, 2.0f, 3.5f, -0.75f};
+    const float gv[10] = {1.0f, -2.0f, 0.5f, 0.25f, 3.0f, -1.0f, 1.5f, 2.0f, -0.5f, 0.125f};
+    const int64_t n5[1] = {5};
+
+    TEST_BEGIN("ops/autograd: gradient accumulates over two uses of x (x*x)");
+    {
+        attn_ctx_reset(ctx);
+        attn_tensor *x = attn_tensor_from(ctx, ATTN_F32, 1, n5, xv);
+        if (x) x->requires_grad = 1;
+        attn_tensor *y = attn_mul(ctx, x, x);
+        CHECK(y, "mul(x, x): %s", attn_ctx_error(ctx));
+        if (y) {
+            CHECK_OK(attn_backward_from(ctx, y, gv));
+            for (int i = 0; i < 5 && x->grad; i++)
+                CHECK(x->grad[i] == 2.0f * xv[i] * gv[i], "d(x*x)/dx element %d: got %g, want %g",
+                      i, (double)x->grad[i], 2.0 * xv[i] * gv[i]);
+            CHECK(x->grad != NULL, "x has no gradient");
+        }
+    }
+    TEST_END();
+
+    TEST_BEGIN("ops/autograd: gradient accumulates over concat([x, x])");
+    {
+        attn_ctx_reset(ctx);
+        attn_tensor *x = attn_tensor_from(ctx, ATTN_F32, 1, n5, xv);
+        if (x) x->requires_grad = 1;
+        attn_tensor *xs[2] = {x, x};
+        attn_tensor *y = attn_concat(ctx, xs, 2, 0);
+        attn_tensor *z = attn_exp(ctx, y);
+        CHECK(z, "concat/exp: %s", attn_ctx_error(ctx));
+        if (z) {
+            CHECK_OK(attn_backward_from(ctx, z, gv));
+            for (int i = 0; i < 5 && x->grad; i++) {
+                float want = gv[i] * attn_f32(z)[i] + gv[i + 5] * attn_f32(z)[i + 5];
+                CHECK(fabsf(x->grad[i] - want) <= 1e-6f * (1 + fabsf(want)),
+                      "element %d: got %g, want %g", i, (double)x->grad[i], (double)want);
+            }
+            CHECK(x->grad != NULL, "x has no gradient");
+        }
+    }
+    TEST_END();
+
+    TEST_BEGIN("ops/autograd: no-grad mode records nothing");
+    {
+        attn_ctx_reset(ctx);
+        attn_ctx_set_grad_enabled(ctx, 0);
+        attn_tensor *x = attn_tensor_from(ctx, ATTN_F32, 1, n5, xv);
+        if (x) x->requires_grad = 1;
+        attn_tensor *y = attn_tanh(ctx, attn_exp(ctx, x));
+        CHECK(y && attn_ctx_tape_size(ctx) == 0 && !y->requires_grad && y->node < 0,
+              "no-grad: tape has %d nodes, output requires_grad %d", attn_ctx_tape_size(ctx),
+              y ? y->requires_grad : -1);
+        attn_status st = attn_backward_from(ctx, y, gv);
+        CHECK(st == ATTN_ERR_STATE, "backward after a no-grad forward: '%s', expected '%s'",
+              attn_status_str(st), attn_status_str(ATTN_ERR_STATE));
+        attn_ctx_set_grad_enabled(ctx, 1);
+        /* with x not requiring gradients nothing is recorded either */
+        attn_ctx_reset(ctx);
+        x = attn_tensor_from(ctx, ATTN_F32, 1, n5, xv);
+        y = attn_exp(ctx, x);
+        CHECK(y && attn_ctx_tape_size(ctx) == 0 && !y->requires_grad,
+              "constant input: tape has %d nodes", attn_ctx_tape_size(ctx));
+    }
+    TEST_END();
+
+    TEST_BEGIN("ops/autograd: backward twice is ATTN_ERR_STATE");
+    {
+        attn_ctx_reset(ctx);
+        attn_tensor *x = attn_tensor_from(ctx, ATTN_F32, 1, n5, xv);
+        if (x) x->requires_grad = 1;
+        attn_tensor *y = attn_sigmoid(ctx, x);
+        if (y) {
+            CHECK_OK(attn_backward_from(ctx, y, gv));
+            attn_status st = attn_backward_from(ctx, y, gv);
+            CHECK(st == ATTN_ERR_STATE && strstr(attn_ctx_error(ctx), "backward"),
+                  "second backward: '%s' (%s), expected '%s'", attn_status_str(st),
+                  attn_ctx_error(ctx), attn_status_str(ATTN_ERR_STATE));
+        }
+        CHECK(y != NULL, "sigmoid: %s", attn_ctx_error(ctx));
+        /* attn_backward needs a scalar */
+        attn_ctx_reset(ctx);
+        x = attn_tensor_from(ctx, ATTN_F32, 1, n5, xv);
+        if (x) x->requires_grad = 1;
+        y = attn_exp(ctx, x);
+        attn_status st = attn_backward(ctx, y);
+        CHECK(st == ATTN_ERR_SHAPE, "attn_backward of a [5] tensor: '%s', expected '%s'",
+              attn_status_str(st), attn_status_str(ATTN_ERR_SHAPE));
+    }
+    TEST_END();
+
+    TEST_BEGIN("ops/autograd: integer inputs receive no gradient");
+    {
+        attn_ctx_reset(ctx);
+        const int64_t ws[2] = {4, 3}, is[1] = {5};
+        const float w[12] = {0};
+        const int32_t ids[5] = {0, 3, 3, 1, 2};
+        attn_tensor *wt = attn_tensor_from(ctx, ATTN_F32, 2, ws, w);
+        attn_tensor *it = attn_tensor_from(ctx, ATTN_I32, 1, is, ids);
+        if (wt) wt->requires_grad = 1;
+        if (it) it->requires_grad = 1; /* ignored for I32 */
+        attn_tensor *y = attn_embedding(ctx, wt, it);
+        float g[15];
+        for (int i = 0; i < 15; i++) g[i] = 1.0f;
+        if (y) {
+            CHECK_OK(attn_backward_from(ctx, y, g));
+            CHECK(it->grad == NULL, "the i32 ids received a gradient");
+            CHECK(wt->grad && wt->grad[3 * 3] == 2.0f, "row 3 (used twice) gradient %g, want 2",
+                  wt->grad ? (double)wt->grad[9] : -1.0);
+        }
+        CHECK(y != NULL, "embedding: %s", attn_ctx_error(ctx));
+    }
+    TEST_END();
+    attn_ctx_free(ctx);
+}
+
+/* ---- the fixture reader ----------------------------------------------------------- */
+
+/* A valid two-tensor file: "a" f32 [2] = {1, 2}, "bb" i32 [] = {7}. */
+static size_t tiny_fixture(unsigned char *b) {
+    size_t n = 0;
+#define PUT32(v)                                                            \
+    do {                                                                    \
+        uint32_t v_ = (uint32_t)(v);                                        \
+        for (int i_ = 0; i_ < 4; i_++) b[n++] = (unsigned char)(v_ >> (8 * i_)); \
+    } while (0)
+#define PUT64(v)                          \
+    do {                                  \
+        uint64_t w_ = (uint64_t)(v);      \
+        PUT32(w_ & 0xFFFFFFFFu);          \
+        PUT32(w_ >> 32);                  \
+    } while (0)
+    memcpy(b, "ATFX", 4);
+    n = 4;
+    PUT32(1);
+    PUT32(2);
+    PUT64(0x1122334455667788ull);
+    PUT32(1);
+    b[n++] = 'a';
+    PUT32(0);
+    PUT32(1);
+    PUT64(2);
+    float f[2] = {1.0f, 2.0f};
+    uint32_t u;
+    memcpy(&u, &f[0], 4);
+    PUT32(u);
+    memcpy(&u, &f[1], 4);
+    PUT32(u);
+    PUT32(2);
+    b[n++] = 'b';
+    b[n++] = 'b';
+    PUT32(2);
+    PUT32(0);
+    PUT32(7);
+#undef PUT32
+#undef PUT64
+    return n;
+}
+
+static void expect_format_error(const unsigned char *b, size_t n, const char *what,
+                                const char *needle) {
+    atfx_file *fx = (atfx_file *)1;
+    char err[256];
+    attn_status st = atfx_parse(b, n, "mem", &fx, err, sizeof err);
+    CHECK(st == ATTN_ERR_FORMAT && fx == NULL && (!needle || strstr(err, needle)),
+          "%s: status '%s', message '%s' (expected a format error naming \"%s\")", what,
+          attn_status_str(st), err, needle ? needle : "");
+    if (st == ATTN_OK) atfx_free(fx);
+}
+
+static void run_reader(void) {
+    unsigned char good[128], bad[128];
+    size_t n = tiny_fixture(good);
+
+    TEST_BEGIN("ops/fixture reader: valid file");
+    {
+        atfx_file *fx = NULL;
+        char err[256];
+        attn_status st = atfx_parse(good, n, "mem", &fx, err, sizeof err);
+        CHECK(st == ATTN_OK, "parse: %s", err);
+        if (fx) {
+            const atfx_tensor *a = atfx_find(fx, "a"), *bb = atfx_findf(fx, "%s", "bb");
+            CHECK(fx->n == 2 && fx->seed == 0x1122334455667788ull && fx->version == 1,
+                  "header: n %d seed %llx", fx->n, (unsigned long long)fx->seed);
+            CHECK(a && a->dtype == ATTN_F32 && a->ndim == 1 && a->shape[0] == 2 &&
+                      atfx_f32(a)[1] == 2.0f,
+                  "tensor a wrong");
+            CHECK(bb && bb->dtype == ATTN_I32 && bb->ndim == 0 && bb->numel == 1 &&
+                      atfx_i32(bb)[0] == 7,
+                  "tensor bb wrong");
+            CHECK(atfx_find(fx, "c") == NULL, "found a tensor that does not exist");
+            atfx_free(fx);
+        }
+    }
+    TEST_END();
+
+    TEST_BEGIN("ops/fixture reader: malformed input is an error, never a crash");
+    {
+        memcpy(bad, good, n);
+        bad[0] = 'X';
+        expect_format_error(bad, n, "bad magic", "magic");
+        memcpy(bad, good, n);
+        bad[4] = 2;
+        expect_format_error(bad, n, "version 2", "version");
+        for (size_t len = 0; len < n; len++) {
+            char what[64];
+            snprintf(what, sizeof what, "truncated to %zu of %zu bytes", len, n);
+            expect_format_error(good, len, what, "truncated");
+        }
+        memcpy(bad, good, n);
+        bad[n] = 0;
+        expect_format_error(bad, n + 1, "trailing byte", "trailing");
+        memcpy(bad, good, n);
+        /* tensor "a" starts at byte 20: name_len 20, name 24, dtype 25, ndim 29,
+         * shape 33..40, data 41..48; tensor "bb" follows at 49 */
+        bad[25] = 1; /* dtype 1 (bf16): not a fixture dtype */
+        expect_format_error(bad, n, "dtype 1", "dtype");
+        memcpy(bad, good, n);
+        bad[29] = 9; /* ndim of "a" */
+        expect_format_error(bad, n, "9 dimensions", "dimensions");
+        memcpy(bad, good, n);
+        bad[20] = 0; /* name_len of "a" = 0 */
+        expect_format_error(bad, n, "empty name", "name length");
+        memcpy(bad, good, n);
+        bad[40] = 0x80; /* shape[0] of "a": the sign bit of the i64 */
+        expect_format_error(bad, n, "negative dimension", "negative");
+        memcpy(bad, good, n);
+        bad[37] = 0x10; /* shape[0] of "a" = 2^36 + 2 elements */
+        expect_format_error(bad, n, "huge dimension", "truncated");
+        memcpy(bad, good, n);
+        bad[8] = 0xFF, bad[9] = 0xFF, bad[10] = 0xFF, bad[11] = 0x7F; /* n_tensors */
+        expect_format_error(bad, n, "huge tensor count", "truncated");
+        {
+            /* two copies of tensor "a" */
+            unsigned char dup[128];
+            size_t ta = 49 - 20; /* bytes of tensor "a": 4 + 1 + 4 + 4 + 8 + 8 */
+            memcpy(dup, good, 20);
+            memcpy(dup + 20, good + 20, ta);
+            memcpy(dup + 20 + ta, good + 20, ta);
+            expect_format_error(dup, 20 + 2 * ta, "duplicate name", "twice");
+        }
+        atfx_file *fx = (atfx_file *)1;
+        char err[256];
+        attn_status st = atfx_load("/nonexistent/dir/x.atfx", &fx, err, sizeof err);
+        CHECK(st == ATTN_ERR_IO && fx == NULL && strstr(err, "/nonexistent/dir/x.atfx"),
+              "missing file: '%s' %s", attn_status_str(st), err);
+    }
+    TEST_END();
+}
+
+void suite_ops(void) {
+    run_reader();
+    run_fixtures();
+    run_errors();
+    run_autograd();
+    run_big_ref();
+    run_threads();
+}
