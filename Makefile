@@ -15,7 +15,7 @@ BUILD    ?= build
 VECT   := $(shell $(CC) -fvect-cost-model=cheap -x c -c /dev/null -o /dev/null 2>/dev/null && echo -fvect-cost-model=cheap)
 OPT      ?= -O2 $(VECT)
 WERROR   ?= 0
-PYTHON   ?= python3
+PYTHON   ?= /usr/bin/python3
 
 OPENMP ?= $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1 || echo 0)
 
@@ -107,6 +107,7 @@ sanitize:
 
 fixtures:
 	$(PYTHON) tools/make_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_optim_fixtures.py tests/fixtures
 
 clean:
 	rm -rf build build-asan

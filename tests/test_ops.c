@@ -417,7 +417,7 @@ static void run_fixture_case(attn_ctx *ctx, int op, const op_case_entry *e, cons
 /* Arena exhaustion with case 0 of the op: an arena that holds the inputs
  * but not the op's first allocation must give ATTN_ERR_OOM with "needed" in
  * the message; then one that holds the forward but not the backward. */
-static void run_oom(int op, const op_case_entry *e, const atfx_file *fx) {
+static void run_oom(const op_case_entry *e, const atfx_file *fx) {
     char tname[96];
     snprintf(tname, sizeof tname, "ops/%s arena exhaustion", e->name);
     TEST_BEGIN(tname);
@@ -462,7 +462,6 @@ static void run_oom(int op, const op_case_entry *e, const atfx_file *fx) {
         CHECK(0, "op %s case 0 failed: %s %s", e->name, c.err, attn_ctx_error(big));
     }
     attn_ctx_free(big);
-    (void)op;
     TEST_END();
 }
 
@@ -497,7 +496,7 @@ static void run_fixtures(void) {
         }
         TEST_END();
         for (int k = 0; k < n_cases; k++) run_fixture_case(ctx, op, e, fx, k);
-        if (n_cases) run_oom(op, e, fx);
+        if (n_cases) run_oom(e, fx);
         atfx_free(fx);
     }
     attn_ctx_free(ctx);
@@ -555,7 +554,7 @@ typedef struct syn {
 
 static float *syn_f32(syn *y, const char *name, int ndim, const int64_t *shape, double lo,
                       double hi) {
-    char full[64];
+    char full[96];
     snprintf(full, sizeof full, "c0.%s", name);
     atfx_tensor *t = syn_add(&y->fx, full, ATTN_F32, ndim, shape);
     if (!t) return NULL;
@@ -565,7 +564,7 @@ static float *syn_f32(syn *y, const char *name, int ndim, const int64_t *shape, 
 }
 static int32_t *syn_i32(syn *y, const char *name, int ndim, const int64_t *shape, int32_t lo,
                         int32_t hi) {
-    char full[64];
+    char full[96];
     snprintf(full, sizeof full, "c0.%s", name);
     atfx_tensor *t = syn_add(&y->fx, full, ATTN_I32, ndim, shape);
     if (!t) return NULL;
@@ -597,9 +596,10 @@ static void syn_free(syn *y) {
 
 #define SH(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]) { __VA_ARGS__ }
 
-/* Fills a synthetic case for op `name` at a large ragged size. `big` picks
- * the thread-test size (256 x 1000) instead of the default one. Returns 0 if
- * the op has a large case. */
+/* Fills a synthetic case for op `name` at a large ragged size. `variant`
+ * selects the axis of sum/mean (0: 1, 1: 0, 2: all) and the GELU form
+ * (1: tanh); variant 9 is the thread test's size (256 rows instead of 65).
+ * Returns -1 if the op has no large case. */
 static int make_big(syn *y, const char *name, int variant) {
     memset(y, 0, sizeof *y);
     y->fx.version = ATFX_VERSION;

@@ -103,8 +103,10 @@ void attn_safetensors_close(attn_safetensors *f); /* NULL is fine */
 
 /* Tensors in the order of their data in the buffer. */
 int attn_safetensors_count(const attn_safetensors *f);
-const attn_st_tensor *attn_safetensors_at(const attn_safetensors *f, int index); /* NULL if out of range */
-const attn_st_tensor *attn_safetensors_find(const attn_safetensors *f, const char *name); /* NULL if absent */
+/* NULL if index is out of range. */
+const attn_st_tensor *attn_safetensors_at(const attn_safetensors *f, int index);
+/* By exact name (binary search); NULL if absent. */
+const attn_st_tensor *attn_safetensors_find(const attn_safetensors *f, const char *name);
 
 /* The "__metadata__" entries, in file order. _at returns 0 and sets *key and
  * *value (owned by the file), or -1 if index is out of range. */

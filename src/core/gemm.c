@@ -292,10 +292,10 @@ void attn__sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
 /* ==== the built-in kernel ====================================================
  *
  * Layout (BLIS's loop nest, C row-major with vectors along N):
- *   for jc over N in blocks of NC          B block (KC x NC) packed, shared
- *     for pc over K in blocks of KC
- *       pack B[pc.., jc..] into NR-wide micro-panels: bp[k*NR + j]
- *       for each job (a block of rows x a group of NR panels), in parallel:
+ *   for jc over N in blocks of NC
+ *     pack B[all K, jc..] into NR-wide micro-panels per K block: bp[k*NR + j]
+ *     for each job (a block of rows x a group of NR panels), in parallel:
+ *       for pc over K in blocks of KC
  *         pack A[rows, pc..] into MR-tall micro-panels: ap[k*MR + r]
  *         for each B micro-panel jr (stays in L1)
  *           for each A micro-panel ir (the A block stays in L2)
@@ -379,6 +379,7 @@ ukr_avx2(int64_t kc, const float *restrict ap, const float *restrict bp, float *
             }
     } else {
         _Alignas(32) float tmp[A2_MR * A2_NR];
+#pragma GCC unroll 6
         for (int r = 0; r < A2_MR; r++) {
             _mm256_store_ps(tmp + r * A2_NR, acc[r][0]);
             _mm256_store_ps(tmp + r * A2_NR + 8, acc[r][1]);
@@ -421,6 +422,7 @@ ukr_avx512(int64_t kc, const float *restrict ap, const float *restrict bp, float
             }
     } else {
         _Alignas(64) float tmp[A5_MR * A5_NR];
+#pragma GCC unroll 12
         for (int r = 0; r < A5_MR; r++) {
             _mm512_store_ps(tmp + r * A5_NR, acc[r][0]);
             _mm512_store_ps(tmp + r * A5_NR + 16, acc[r][1]);
@@ -431,7 +433,8 @@ ukr_avx512(int64_t kc, const float *restrict ap, const float *restrict bp, float
 #endif
 
 /* Cache blocks: the B micro-panel (KC x NR) fits L1 (32 KiB at 12x32/KC=256),
- * the A block (MC x KC) a private L2 (240 KiB), the B block (KC x NC) L3. */
+ * the A block (MC x KC) a private L2 (240 KiB), the packed B (K x NC) L3.
+ * mc is the largest row block on one thread. */
 static const gemm_kernel g_kernels[] = {
 #if ATTN__GEMM_X86
     {"avx512 12x32", A5_MR, A5_NR, 256, 240, 4096, ukr_avx512},
@@ -537,6 +540,10 @@ static void *alloc64(size_t floats) {
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
+/* Largest packed copy of B kept at once (floats): all of K for up to NC
+ * columns, fewer columns when K is very long. */
+#define ATTN__BPACK_MAX ((int64_t)8 << 20)
+
 void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                          float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                          float beta, float *C, int64_t ldc) {
@@ -547,21 +554,33 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
     }
     const gemm_kernel *kr = pick_kernel();
     const int MR = kr->mr, NR = kr->nr;
-    const int64_t KC = kr->kc, NC = kr->nc;
+    const int64_t KC = kr->kc;
     int nt = n_threads < 1 ? 1 : n_threads;
 #if !defined(_OPENMP)
     nt = 1;
 #endif
 
+    /* Column blocks: B is packed for all of K and NC columns at once (one
+     * synchronisation per column block), fewer columns if K is very long. */
+    int64_t NC = ATTN__BPACK_MAX / K / NR * NR;
+    if (NC > kr->nc) NC = kr->nc;
+    if (NC < NR) NC = NR;
+    const int64_t n_pc = (K + KC - 1) / KC;
+
     /* Jobs: mb row blocks (whole A micro-panels, split evenly) x ng groups of
-     * B micro-panels. Rows are split when there are enough of them, columns
-     * otherwise. Only the assignment of tiles to threads depends on nt. */
+     * B micro-panels. With several threads, rows are cut into about 4 blocks
+     * per thread (of at least 8 micro-panels) when there are enough rows, and
+     * columns into nt groups otherwise. Jobs are handed out dynamically so
+     * that a thread sharing its core with another process does not hold the
+     * others back; the tile grid, hence every bit of C, does not depend on
+     * which thread takes which job. */
     const int64_t m_pan = (M + MR - 1) / MR;
     int64_t mb = (M + kr->mc - 1) / kr->mc, ng = 1;
     if (nt > 1) {
         if (m_pan >= 2 * (int64_t)nt) {
-            mb = (mb + nt - 1) / nt * nt;
-            if (mb > m_pan) mb = m_pan;
+            int64_t want = m_pan / 8 < 4 * (int64_t)nt ? m_pan / 8 : 4 * (int64_t)nt;
+            if (want < nt) want = nt;
+            if (mb < want) mb = want;
         } else {
             ng = nt;
         }
@@ -570,10 +589,10 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
     const int64_t jobs = mb * ng;
     if ((int64_t)nt > jobs) nt = (int)jobs;
 
-    const int64_t kc_max = K < KC ? K : KC;
     const int64_t nc_blk = N < NC ? N : NC;
     const int64_t nc_pan = (nc_blk + NR - 1) / NR;
-    float *bpack = alloc64((size_t)(kc_max * nc_pan * NR));
+    const int64_t kc_max = K < KC ? K : KC;
+    float *bpack = alloc64((size_t)(K * nc_pan * NR));
     float *apack = alloc64((size_t)nt * (size_t)(kc_max * mc_max));
     if (!bpack || !apack) {
         /* No memory for the packed panels: the unblocked reference loop still
@@ -596,29 +615,33 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
         for (int64_t jc = 0; jc < N; jc += NC) {
             const int64_t ncb = N - jc < NC ? N - jc : NC;
             const int64_t npan = (ncb + NR - 1) / NR;
-            for (int64_t pc = 0; pc < K; pc += KC) {
+            /* bpack: for each K block pi, npan micro-panels of kcb x NR. */
+#if defined(_OPENMP)
+#pragma omp for schedule(dynamic, 4)
+#endif
+            for (int64_t q = 0; q < n_pc * npan; q++) {
+                const int64_t pi = q / npan, jp = q % npan, pc = pi * KC;
                 const int64_t kcb = K - pc < KC ? K - pc : KC;
-                const float beta_eff = pc == 0 ? beta : 1.0f;
+                pack_b_panel(NR, trans_b, B, ldb, pc, kcb, jc, ncb, jp,
+                             bpack + pc * npan * NR + jp * NR * kcb);
+            }
+            /* (implicit barrier: every B panel is packed) */
 #if defined(_OPENMP)
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
 #endif
-                for (int64_t jp = 0; jp < npan; jp++)
-                    pack_b_panel(NR, trans_b, B, ldb, pc, kcb, jc, ncb, jp,
-                                 bpack + jp * NR * kcb);
-                /* (implicit barrier: every B panel is packed) */
-#if defined(_OPENMP)
-#pragma omp for schedule(static)
-#endif
-                for (int64_t job = 0; job < jobs; job++) {
-                    const int64_t ib = job / ng, g = job % ng;
-                    const int64_t p_lo = ib * m_pan / mb, p_hi = (ib + 1) * m_pan / mb;
-                    const int64_t i0 = p_lo * MR;
-                    const int64_t i1 = p_hi * MR < M ? p_hi * MR : M;
-                    const int64_t j_lo = g * npan / ng, j_hi = (g + 1) * npan / ng;
-                    if (i1 <= i0 || j_hi <= j_lo) continue;
+            for (int64_t job = 0; job < jobs; job++) {
+                const int64_t ib = job / ng, g = job % ng;
+                const int64_t p_lo = ib * m_pan / mb, p_hi = (ib + 1) * m_pan / mb;
+                const int64_t i0 = p_lo * MR;
+                const int64_t i1 = p_hi * MR < M ? p_hi * MR : M;
+                const int64_t j_lo = g * npan / ng, j_hi = (g + 1) * npan / ng;
+                if (i1 <= i0 || j_hi <= j_lo) continue;
+                for (int64_t pc = 0; pc < K; pc += KC) {
+                    const int64_t kcb = K - pc < KC ? K - pc : KC;
+                    const float beta_eff = pc == 0 ? beta : 1.0f;
                     pack_a(MR, trans_a, A, lda, i0, i1 - i0, pc, kcb, my_a);
                     for (int64_t jp = j_lo; jp < j_hi; jp++) {
-                        const float *bp = bpack + jp * NR * kcb;
+                        const float *bp = bpack + pc * npan * NR + jp * NR * kcb;
                         const int64_t j = jc + jp * NR;
                         const int nr = (int)(N - j < NR ? N - j : NR);
                         for (int64_t i = i0; i < i1; i += MR) {
@@ -628,8 +651,8 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
                         }
                     }
                 }
-                /* (implicit barrier: bpack may be overwritten) */
             }
+            /* (implicit barrier: bpack may be overwritten) */
         }
     }
     free(bpack);

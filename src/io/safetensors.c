@@ -423,8 +423,7 @@ static attn_status jp_tensor(jp *p, const char *name, attn_st_tensor *t, uint64_
             size_t key_at;
             jp_ws(p);
             key_at = p->i;
-            if ((st = jp_string(p, &key, "a field name (\"dtype\", \"shape\" or \"data_offsets\")")))
-                return st;
+            if ((st = jp_string(p, &key, "a field name (dtype, shape or data_offsets)"))) return st;
             int which = strcmp(key, "dtype") == 0 ? 0 : strcmp(key, "shape") == 0 ? 1
                         : strcmp(key, "data_offsets") == 0 ? 2 : -1;
             int *seen = which == 0 ? &have_dtype : which == 1 ? &have_shape : &have_off;
@@ -650,7 +649,8 @@ static attn_status st_parse(attn_safetensors *f, size_t hn, const char *file) {
     if (p.i < p.n) return jp_expected(&p, "only whitespace after the header's closing '}'");
 
     /* Tensors in buffer order; the buffer must be covered exactly. */
-    qsort(f->tensors, (size_t)f->n_tensors, sizeof *f->tensors, cmp_offset);
+    if (f->n_tensors > 1) /* qsort's pointer must not be NULL, even for 0 elements */
+        qsort(f->tensors, (size_t)f->n_tensors, sizeof *f->tensors, cmp_offset);
     uint64_t pos = 8 + (uint64_t)hn;
     for (int k = 0; k < f->n_tensors; k++) {
         const attn_st_tensor *t = &f->tensors[k];
@@ -961,7 +961,8 @@ static attn_status st_write(const char *fn, const char *path, const st_out *t, i
         if (i || n_meta > 0) sb_put(&h, ",", 1);
         sb_json(&h, t[i].name);
         sb_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int k = 0; k < t[i].ndim; k++) sb_fmt(&h, k ? ",%lld" : "%lld", (long long)t[i].shape[k]);
+        for (int k = 0; k < t[i].ndim; k++)
+            sb_fmt(&h, k ? ",%lld" : "%lld", (long long)t[i].shape[k]);
         uint64_t nb = (uint64_t)t[i].numel * 4u; /* the store checked numel * 8 fits */
         sb_fmt(&h, "],\"data_offsets\":[%lld", (long long)off);
         sb_fmt(&h, ",%lld]}", (long long)(off + nb));
@@ -1157,7 +1158,8 @@ attn_status attn_checkpoint_save(const char *path, const attn_params *ps, attn_o
     const char *fn = "attn_checkpoint_save";
     if (!path || !ps || n_meta < 0 || (n_meta > 0 && !meta))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL path, store or metadata", fn);
-    if (step < 0) return attn__error(ATTN_ERR_INVALID_ARG, "%s: step %lld < 0", fn, (long long)step);
+    if (step < 0)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: step %lld < 0", fn, (long long)step);
     for (int i = 0; i < n_meta; i++)
         for (int r = 0; meta[i].key && r < N_RESERVED; r++)
             if (strcmp(meta[i].key, ckpt_reserved[r]) == 0)

@@ -247,7 +247,13 @@ attn_tensor *attn_concat(attn_ctx *ctx, attn_tensor *const *xs, int n, int axis)
     if (!in) return NULL;
     for (int i = 0; i < n; i++) {
         const attn_tensor *t = xs[i];
-        int ok = t->ndim == xs[0]->ndim && t->dtype == xs[0]->dtype;
+        if (t->dtype != xs[0]->dtype) {
+            attn__fail(ctx, ATTN_ERR_DTYPE, "concat: input %d %s is %s, input 0 %s is %s", i,
+                       attn__shp(t), attn_dtype_name(t->dtype), attn__shp(xs[0]),
+                       attn_dtype_name(xs[0]->dtype));
+            return NULL;
+        }
+        int ok = t->ndim == xs[0]->ndim;
         for (int d = 0; ok && d < t->ndim; d++)
             if (d != a && t->shape[d] != xs[0]->shape[d]) ok = 0;
         if (!ok) {

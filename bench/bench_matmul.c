@@ -1,0 +1,274 @@
+/* bench_matmul.c: sgemm speed through the attn matmul op, against the
+ * machine's own FMA peak.
+ *
+ * At start-up the peak is measured, not assumed: a loop of independent FMA
+ * chains (AVX-512 when the CPU has it, else AVX2+FMA) on 1 thread and on all
+ * threads. Then attn_matmul (no gradient) runs on fixed shapes, for both
+ * matrix back ends in one process (the built-in blocked kernel and OpenBLAS
+ * when it is loaded), on 1 and all threads: median of >= 5 timed runs after
+ * one warm-up, GFLOP/s = 2 M N K / time, and the share of the measured peak
+ * for that thread count. A case whose runs spread by more than 10% of the
+ * median is flagged "noisy" (another process shares the cores).
+ *
+ * Usage: bench_matmul [--quick] [--runs N]
+ *   --quick   three small shapes only (a smoke test of the benchmark)
+ * Build: make bench (or gcc ... -Isrc bench/bench_matmul.c build/libattn.a
+ *        -lm -ldl -fopenmp).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attn/attn.h"
+#include "core/internal.h"
+
+/* Hooks of src/core/gemm.c (declarations belong in internal.h). */
+int attn__blas_loaded(void);
+int attn__gemm_force_builtin(int on);
+const char *attn__gemm_kernel_name(void);
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- the FMA peak ----------------------------------------------------------- */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* 24 independent chains of a = a * m + c: with 4 cycles of latency and two
+ * FMA pipes, 8 would suffice; 24 leave no doubt. Returns a value that
+ * depends on every chain so that nothing is optimised away. */
+__attribute__((target("avx512f"))) static float fma_loop_avx512(long iters) {
+    __m512 acc[24];
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-3f);
+    for (int j = 0; j < 24; j++) acc[j] = _mm512_set1_ps((float)j);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 24
+        for (int j = 0; j < 24; j++) acc[j] = _mm512_fmadd_ps(acc[j], m, c);
+    }
+    __m512 s = acc[0];
+    for (int j = 1; j < 24; j++) s = _mm512_add_ps(s, acc[j]);
+    float out[16];
+    _mm512_storeu_ps(out, s);
+    return out[0];
+}
+
+/* 12 chains (16 ymm registers: 12 + the two constants). */
+__attribute__((target("avx2,fma"))) static float fma_loop_avx2(long iters) {
+    __m256 acc[12];
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-3f);
+    for (int j = 0; j < 12; j++) acc[j] = _mm256_set1_ps((float)j);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 12
+        for (int j = 0; j < 12; j++) acc[j] = _mm256_fmadd_ps(acc[j], m, c);
+    }
+    __m256 s = acc[0];
+    for (int j = 1; j < 12; j++) s = _mm256_add_ps(s, acc[j]);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0];
+}
+#endif
+
+static volatile float g_sink;
+
+/* flop per iteration of the loop in use, and its name; 0 if none. */
+static double peak_flop_per_iter(const char **isa) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        *isa = "AVX-512 FMA";
+        return 24.0 * 16 * 2;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        *isa = "AVX2 FMA";
+        return 12.0 * 8 * 2;
+    }
+#endif
+    *isa = "none";
+    return 0.0;
+}
+
+static float run_fma_loop(long iters) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512f")) return fma_loop_avx512(iters);
+    return fma_loop_avx2(iters);
+#else
+    (void)iters;
+    return 0.0f;
+#endif
+}
+
+/* Best of `trials` timings of the loop on nt threads (each runs it whole). */
+static double measure_peak(int nt, long iters, int trials) {
+    const char *isa;
+    double per_iter = peak_flop_per_iter(&isa);
+    if (per_iter == 0.0) return 0.0;
+    double best = 0.0;
+    for (int t = 0; t < trials; t++) {
+        double t0 = now_s();
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(nt)
+#endif
+        {
+            float v = run_fma_loop(iters);
+            if (v == 12345.0f) g_sink = v;
+        }
+        double dt = now_s() - t0;
+        double gf = per_iter * (double)iters * nt / dt * 1e-9;
+        if (gf > best) best = gf;
+    }
+    return best;
+}
+
+/* ---- the products ------------------------------------------------------------ */
+
+typedef struct shape {
+    int64_t M, N, K;
+    const char *note;
+} shape;
+
+static const shape FULL[] = {
+    {1024, 1024, 1024, "square"},
+    {512, 512, 512, "square"},
+    {2048, 2048, 2048, "square"},
+    {1024, 1024, 64, "attention Q K^T (N=1024, D=64)"},
+    {1024, 64, 1024, "attention P V (N=1024, D=64)"},
+    {4096, 768, 768, "projection (8192/2 tokens, C=768)"},
+};
+static const shape QUICK[] = {
+    {512, 512, 512, "square"},
+    {1024, 1024, 64, "attention Q K^T (N=1024, D=64)"},
+    {1024, 64, 1024, "attention P V (N=1024, D=64)"},
+};
+
+static void fill(attn_tensor *t, unsigned seed) {
+    float *p = attn_f32(t);
+    int64_t n = attn_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+    }
+}
+
+/* Median time of `runs` products a @ b on nt threads (after one warm-up);
+ * *spread gets (max - min) / median. Returns a negative value on error. */
+static double time_matmul(attn_tensor *a, attn_tensor *b, int nt, int runs, double *spread) {
+    attn_ctx *ctx = NULL;
+    attn_ctx_config cfg = {0};
+    cfg.n_threads = nt;
+    size_t out_bytes = (size_t)a->shape[0] * (size_t)b->shape[1] * sizeof(float);
+    cfg.arena_bytes = out_bytes + ((size_t)1 << 20);
+    if (attn_ctx_new(&ctx, &cfg) != ATTN_OK) return -1.0;
+    attn_ctx_set_grad_enabled(ctx, 0);
+    double t[64];
+    if (runs > 64) runs = 64;
+    for (int r = -1; r < runs; r++) {
+        attn_ctx_reset(ctx);
+        double t0 = now_s();
+        attn_tensor *y = attn_matmul(ctx, a, b);
+        double dt = now_s() - t0;
+        if (!y) {
+            fprintf(stderr, "bench_matmul: %s\n", attn_ctx_error(ctx));
+            attn_ctx_free(ctx);
+            return -1.0;
+        }
+        if (r >= 0) t[r] = dt;
+    }
+    attn_ctx_free(ctx);
+    qsort(t, (size_t)runs, sizeof t[0], cmp_double);
+    double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    *spread = (t[runs - 1] - t[0]) / med;
+    return med;
+}
+
+int main(int argc, char **argv) {
+    int quick = 0, runs = 5;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+            runs = atoi(argv[++i]);
+            if (runs < 5) runs = 5;
+        } else {
+            fprintf(stderr, "usage: %s [--quick] [--runs N (>= 5)]\n", argv[0]);
+            return 2;
+        }
+    }
+
+    attn_info_t info;
+    attn_info(&info);
+    int max_nt = info.max_threads > 1 ? info.max_threads : 1;
+    printf("attn %s bench_matmul%s\n", info.version, quick ? " (quick)" : "");
+    printf("  simd %s, openmp %d, threads %d\n", info.simd, info.openmp, max_nt);
+    printf("  blas %s", info.blas);
+    if (info.blas_core[0]) printf(", core %s (%s)", info.blas_core, info.blas_core_why);
+    printf("\n  builtin kernel %s\n", attn__gemm_kernel_name());
+
+    const char *isa;
+    peak_flop_per_iter(&isa);
+    long iters = quick ? 2000000L : 10000000L;
+    double peak1 = measure_peak(1, iters, 3);
+    double peakn = max_nt > 1 ? measure_peak(max_nt, iters, 3) : peak1;
+    printf("  peak (%s, measured): %.1f GFLOP/s on 1 thread, %.1f on %d\n\n", isa, peak1, peakn,
+           max_nt);
+
+    const shape *shapes = quick ? QUICK : FULL;
+    int n_shapes = quick ? (int)(sizeof QUICK / sizeof QUICK[0]) : (int)(sizeof FULL / sizeof FULL[0]);
+    attn_ctx *data = NULL;
+    if (attn_ctx_new(&data, NULL) != ATTN_OK) {
+        fprintf(stderr, "bench_matmul: %s\n", attn_last_error());
+        return 1;
+    }
+    int backends = attn__blas_loaded() ? 2 : 1;
+    printf("%-16s %-9s %3s %10s %9s %7s  %s\n", "M x N x K", "backend", "thr", "median ms",
+           "GFLOP/s", "% peak", "shape");
+    int rc = 0;
+    for (int s = 0; s < n_shapes && rc == 0; s++) {
+        const shape *sh = &shapes[s];
+        attn_ctx_reset(data);
+        int64_t sa[2] = {sh->M, sh->K}, sb[2] = {sh->K, sh->N};
+        attn_tensor *a = attn_tensor_new(data, ATTN_F32, 2, sa);
+        attn_tensor *b = attn_tensor_new(data, ATTN_F32, 2, sb);
+        if (!a || !b) {
+            fprintf(stderr, "bench_matmul: %s\n", attn_ctx_error(data));
+            rc = 1;
+            break;
+        }
+        fill(a, 1u + (unsigned)s);
+        fill(b, 1000u + (unsigned)s);
+        double flop = 2.0 * (double)sh->M * (double)sh->N * (double)sh->K;
+        char dims[32];
+        snprintf(dims, sizeof dims, "%lldx%lldx%lld", (long long)sh->M, (long long)sh->N,
+                 (long long)sh->K);
+        for (int be = 0; be < backends; be++) {
+            attn__gemm_force_builtin(be == 0);
+            for (int ti = 0; ti < (max_nt > 1 ? 2 : 1); ti++) {
+                int nt = ti == 0 ? 1 : max_nt;
+                double spread;
+                double t = time_matmul(a, b, nt, runs, &spread);
+                if (t < 0) {
+                    rc = 1;
+                    break;
+                }
+                double gf = flop / t * 1e-9, pk = nt == 1 ? peak1 : peakn;
+                printf("%-16s %-9s %3d %10.3f %9.1f %6.1f%%  %s%s\n", dims,
+                       be == 0 ? "builtin" : "openblas", nt, t * 1e3, gf,
+                       pk > 0 ? 100.0 * gf / pk : 0.0, sh->note, spread > 0.10 ? "  [noisy]" : "");
+                fflush(stdout);
+            }
+        }
+    }
+    attn__gemm_force_builtin(0);
+    attn_ctx_free(data);
+    return rc;
+}
