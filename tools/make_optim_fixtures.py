@@ -16,7 +16,10 @@ Writes, in the ATFX format of tests/fixture.h:
 
 and, by hand following the safetensors specification (the `safetensors`
 package is not needed), torch_params.safetensors: F32, BF16, F16 and I64
-tensors and string metadata, laid out as the reference writer does it.
+tensors and string metadata, laid out as the reference writer does it
+(checked against safetensors 0.8.0's safetensors.torch.save: the same bytes
+except the order of the metadata keys, which that writer takes from a hash
+map).
 
 Optimizer files hold two parameters of ragged shapes ([3, 5] and [7]):
   hp.<name>        f32 scalars: lr, momentum, nesterov, weight_decay, beta1,
@@ -169,10 +172,11 @@ ST_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16",
 
 
 def safetensors_bytes(tensors, metadata):
-    """The bytes safetensors.torch.save_file(tensors, metadata=metadata)
-    would write: tensors sorted by dtype size (largest first) then name, data
-    back to back in that order, a compact JSON header with __metadata__
-    first, padded with spaces to a multiple of 8."""
+    """The layout of safetensors.torch.save_file(tensors, metadata=metadata):
+    tensors sorted by dtype (here: by element size, largest first, which
+    orders these dtypes as the reference does) then name, data back to back
+    in that order, a compact JSON header with __metadata__ first (keys in
+    insertion order), padded with spaces to a multiple of 8."""
     order = sorted(tensors, key=lambda n: (-tensors[n].element_size(), n))
     header, blobs, off = {}, [], 0
     if metadata:

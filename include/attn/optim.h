@@ -8,6 +8,10 @@
  *   Adam:  g = grad + wd * p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *          p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
  *   AdamW: p -= lr * wd * p first (decoupled), then Adam with g = grad.
+ * Parameters with requires_grad == 0 are skipped by the step and by
+ * clipping. Adam's step count t is one count for the whole optimizer (PyTorch
+ * counts per parameter; the two differ only for a parameter frozen for some
+ * steps and unfrozen later).
  * The optimizer keeps its state (momentum buffers, moments, step count) per
  * parameter of the store it was made for; the store must not gain or lose
  * parameters afterwards. Checkpoints save and restore this state

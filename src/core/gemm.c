@@ -491,24 +491,42 @@ int attn__gemm_force_kernel(const char *name) {
 }
 
 /* op(A) rows [i0, i0+m) x columns [p0, p0+kc) into MR-tall micro-panels
- * (ap[panel][k][r]), zero rows past m. */
-static void pack_a(int MR, int trans_a, const float *A, int64_t lda, int64_t i0, int64_t m,
-                   int64_t p0, int64_t kc, float *restrict dst) {
+ * (ap[panel][k][r]), zero rows past m. Inlined once per kernel's MR so that
+ * the row loop is unrolled (packing is a visible share of small products). */
+static inline __attribute__((always_inline)) void
+pack_a_mr(const int MR, int trans_a, const float *A, int64_t lda, int64_t i0, int64_t m, int64_t p0,
+          int64_t kc, float *restrict dst) {
     for (int64_t ip = 0; ip < m; ip += MR, dst += (int64_t)MR * kc) {
-        int64_t mr = m - ip < MR ? m - ip : MR;
-        if (!trans_a) {
-            for (int64_t r = 0; r < mr; r++) {
-                const float *src = A + (i0 + ip + r) * lda + p0;
-                for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = src[k];
-            }
-        } else {
+        const int64_t mr = m - ip < MR ? m - ip : MR;
+        if (mr == MR && !trans_a) {
+            const float *src = A + (i0 + ip) * lda + p0;
+            for (int64_t k = 0; k < kc; k++)
+#pragma GCC unroll 12
+                for (int r = 0; r < MR; r++) dst[k * MR + r] = src[r * lda + k];
+        } else if (mr == MR) {
             for (int64_t k = 0; k < kc; k++) {
                 const float *src = A + (p0 + k) * lda + i0 + ip;
-                for (int64_t r = 0; r < mr; r++) dst[k * MR + r] = src[r];
+#pragma GCC unroll 12
+                for (int r = 0; r < MR; r++) dst[k * MR + r] = src[r];
             }
+        } else {
+            for (int64_t k = 0; k < kc; k++)
+                for (int r = 0; r < MR; r++)
+                    dst[k * MR + r] = r >= mr         ? 0.0f
+                                      : trans_a ? A[(p0 + k) * lda + i0 + ip + r]
+                                                : A[(i0 + ip + r) * lda + p0 + k];
         }
-        for (int64_t r = mr; r < MR; r++)
-            for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = 0.0f;
+    }
+}
+
+static void pack_a(int MR, int trans_a, const float *A, int64_t lda, int64_t i0, int64_t m,
+                   int64_t p0, int64_t kc, float *restrict dst) {
+    switch (MR) {
+#if ATTN__GEMM_X86
+    case A5_MR: pack_a_mr(A5_MR, trans_a, A, lda, i0, m, p0, kc, dst); break;
+    case A2_MR: pack_a_mr(A2_MR, trans_a, A, lda, i0, m, p0, kc, dst); break;
+#endif
+    default: pack_a_mr(SC_MR, trans_a, A, lda, i0, m, p0, kc, dst); break;
     }
 }
 
@@ -535,7 +553,7 @@ static void pack_b_panel(int NR, int trans_b, const float *B, int64_t ldb, int64
     }
 }
 
-static void *alloc64(size_t floats) {
+static float *alloc64(size_t floats) {
     size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
     return aligned_alloc(64, bytes ? bytes : 64);
 }
@@ -543,6 +561,62 @@ static void *alloc64(size_t floats) {
 /* Largest packed copy of B kept at once (floats): all of K for up to NC
  * columns, fewer columns when K is very long. */
 #define ATTN__BPACK_MAX ((int64_t)8 << 20)
+/* Packed panels up to this many floats live on the stack (no malloc for
+ * the small products attention makes per tile). */
+#define ATTN__STACK_PACK 8192
+
+/* One product, planned: sizes, blocking, jobs and the packed buffers. */
+typedef struct gemm_plan {
+    const gemm_kernel *kr;
+    int trans_a, trans_b;
+    int64_t M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int64_t NC, n_pc;      /* column block, number of K blocks */
+    int64_t m_pan, mb, ng; /* A micro-panels, row blocks, column groups */
+    int64_t kc_max, mc_max;
+    float *bpack, *apack;
+} gemm_plan;
+
+/* Packs B micro-panel q (K block q / npan, panel q % npan) of column block jc. */
+static void plan_pack_b(const gemm_plan *p, int64_t jc, int64_t ncb, int64_t npan, int64_t q) {
+    const int NR = p->kr->nr;
+    const int64_t KC = p->kr->kc;
+    const int64_t pi = q / npan, jp = q % npan, pc = pi * KC;
+    const int64_t kcb = p->K - pc < KC ? p->K - pc : KC;
+    pack_b_panel(NR, p->trans_b, p->B, p->ldb, pc, kcb, jc, ncb, jp,
+                 p->bpack + pc * npan * NR + jp * NR * kcb);
+}
+
+/* Job `job` of column block jc: its rows times its group of B panels, over
+ * all of K; my_a is the thread's A buffer. */
+static void plan_job(const gemm_plan *p, int64_t jc, int64_t npan, int64_t job, float *my_a) {
+    const gemm_kernel *kr = p->kr;
+    const int MR = kr->mr, NR = kr->nr;
+    const int64_t KC = kr->kc, M = p->M, N = p->N, K = p->K;
+    const int64_t ib = job / p->ng, g = job % p->ng;
+    const int64_t p_lo = ib * p->m_pan / p->mb, p_hi = (ib + 1) * p->m_pan / p->mb;
+    const int64_t i0 = p_lo * MR;
+    const int64_t i1 = p_hi * MR < M ? p_hi * MR : M;
+    const int64_t j_lo = g * npan / p->ng, j_hi = (g + 1) * npan / p->ng;
+    if (i1 <= i0 || j_hi <= j_lo) return;
+    for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t kcb = K - pc < KC ? K - pc : KC;
+        const float beta_eff = pc == 0 ? p->beta : 1.0f;
+        pack_a(MR, p->trans_a, p->A, p->lda, i0, i1 - i0, pc, kcb, my_a);
+        for (int64_t jp = j_lo; jp < j_hi; jp++) {
+            const float *bp = p->bpack + pc * npan * NR + jp * NR * kcb;
+            const int64_t j = jc + jp * NR;
+            const int nr = (int)(N - j < NR ? N - j : NR);
+            for (int64_t i = i0; i < i1; i += MR) {
+                const int mr = (int)(i1 - i < MR ? i1 - i : MR);
+                kr->fn(kcb, my_a + (i - i0) * kcb, bp, p->C + i * p->ldc + j, p->ldc, mr, nr,
+                       p->alpha, beta_eff);
+            }
+        }
+    }
+}
 
 void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                          float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
@@ -552,9 +626,11 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    const gemm_kernel *kr = pick_kernel();
-    const int MR = kr->mr, NR = kr->nr;
-    const int64_t KC = kr->kc;
+    gemm_plan p = {.kr = pick_kernel(), .trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N,
+                   .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta,
+                   .A = A, .B = B, .C = C};
+    const int MR = p.kr->mr, NR = p.kr->nr;
+    const int64_t KC = p.kr->kc;
     int nt = n_threads < 1 ? 1 : n_threads;
 #if !defined(_OPENMP)
     nt = 1;
@@ -562,10 +638,10 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
 
     /* Column blocks: B is packed for all of K and NC columns at once (one
      * synchronisation per column block), fewer columns if K is very long. */
-    int64_t NC = ATTN__BPACK_MAX / K / NR * NR;
-    if (NC > kr->nc) NC = kr->nc;
-    if (NC < NR) NC = NR;
-    const int64_t n_pc = (K + KC - 1) / KC;
+    p.NC = ATTN__BPACK_MAX / K / NR * NR;
+    if (p.NC > p.kr->nc) p.NC = p.kr->nc;
+    if (p.NC < NR) p.NC = NR;
+    p.n_pc = (K + KC - 1) / KC;
 
     /* Jobs: mb row blocks (whole A micro-panels, split evenly) x ng groups of
      * B micro-panels. With several threads, rows are cut into about 4 blocks
@@ -574,89 +650,71 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
      * that a thread sharing its core with another process does not hold the
      * others back; the tile grid, hence every bit of C, does not depend on
      * which thread takes which job. */
-    const int64_t m_pan = (M + MR - 1) / MR;
-    int64_t mb = (M + kr->mc - 1) / kr->mc, ng = 1;
+    p.m_pan = (M + MR - 1) / MR;
+    p.mb = (M + p.kr->mc - 1) / p.kr->mc;
+    p.ng = 1;
     if (nt > 1) {
-        if (m_pan >= 2 * (int64_t)nt) {
-            int64_t want = m_pan / 8 < 4 * (int64_t)nt ? m_pan / 8 : 4 * (int64_t)nt;
+        if (p.m_pan >= 2 * (int64_t)nt) {
+            int64_t want = p.m_pan / 8 < 4 * (int64_t)nt ? p.m_pan / 8 : 4 * (int64_t)nt;
             if (want < nt) want = nt;
-            if (mb < want) mb = want;
+            if (p.mb < want) p.mb = want;
         } else {
-            ng = nt;
+            p.ng = nt;
         }
     }
-    const int64_t mc_max = (m_pan + mb - 1) / mb * MR; /* rows of the largest block */
-    const int64_t jobs = mb * ng;
+    p.mc_max = (p.m_pan + p.mb - 1) / p.mb * MR; /* rows of the largest block */
+    const int64_t jobs = p.mb * p.ng;
     if ((int64_t)nt > jobs) nt = (int)jobs;
 
-    const int64_t nc_blk = N < NC ? N : NC;
-    const int64_t nc_pan = (nc_blk + NR - 1) / NR;
-    const int64_t kc_max = K < KC ? K : KC;
-    float *bpack = alloc64((size_t)(K * nc_pan * NR));
-    float *apack = alloc64((size_t)nt * (size_t)(kc_max * mc_max));
-    if (!bpack || !apack) {
-        /* No memory for the packed panels: the unblocked reference loop still
-         * gives the right answer. */
-        free(bpack);
-        free(apack);
-        attn__sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
+    const int64_t nc_blk = N < p.NC ? N : p.NC;
+    const int64_t b_floats = K * ((nc_blk + NR - 1) / NR) * NR;
+    p.kc_max = K < KC ? K : KC;
+    const int64_t a_floats = p.kc_max * p.mc_max; /* per thread */
+
+    _Alignas(64) float stack_buf[ATTN__STACK_PACK];
+    float *heap = NULL;
+    if (b_floats + nt * a_floats <= ATTN__STACK_PACK - 16) {
+        p.bpack = stack_buf;
+        p.apack = stack_buf + (b_floats + 15) / 16 * 16; /* 64-byte aligned */
+    } else {
+        heap = alloc64((size_t)(b_floats + 16 + nt * a_floats));
+        if (!heap) {
+            /* No memory for the packed panels: the unblocked reference loop
+             * still gives the right answer. */
+            attn__sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
+        p.bpack = heap;
+        p.apack = heap + (b_floats + 15) / 16 * 16;
     }
 
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-#if defined(_OPENMP)
-        float *my_a = apack + (size_t)omp_get_thread_num() * (size_t)(kc_max * mc_max);
-#else
-        float *my_a = apack;
-#endif
-        for (int64_t jc = 0; jc < N; jc += NC) {
-            const int64_t ncb = N - jc < NC ? N - jc : NC;
+    if (nt == 1) {
+        for (int64_t jc = 0; jc < N; jc += p.NC) {
+            const int64_t ncb = N - jc < p.NC ? N - jc : p.NC;
             const int64_t npan = (ncb + NR - 1) / NR;
-            /* bpack: for each K block pi, npan micro-panels of kcb x NR. */
-#if defined(_OPENMP)
-#pragma omp for schedule(dynamic, 4)
-#endif
-            for (int64_t q = 0; q < n_pc * npan; q++) {
-                const int64_t pi = q / npan, jp = q % npan, pc = pi * KC;
-                const int64_t kcb = K - pc < KC ? K - pc : KC;
-                pack_b_panel(NR, trans_b, B, ldb, pc, kcb, jc, ncb, jp,
-                             bpack + pc * npan * NR + jp * NR * kcb);
-            }
-            /* (implicit barrier: every B panel is packed) */
-#if defined(_OPENMP)
-#pragma omp for schedule(dynamic, 1)
-#endif
-            for (int64_t job = 0; job < jobs; job++) {
-                const int64_t ib = job / ng, g = job % ng;
-                const int64_t p_lo = ib * m_pan / mb, p_hi = (ib + 1) * m_pan / mb;
-                const int64_t i0 = p_lo * MR;
-                const int64_t i1 = p_hi * MR < M ? p_hi * MR : M;
-                const int64_t j_lo = g * npan / ng, j_hi = (g + 1) * npan / ng;
-                if (i1 <= i0 || j_hi <= j_lo) continue;
-                for (int64_t pc = 0; pc < K; pc += KC) {
-                    const int64_t kcb = K - pc < KC ? K - pc : KC;
-                    const float beta_eff = pc == 0 ? beta : 1.0f;
-                    pack_a(MR, trans_a, A, lda, i0, i1 - i0, pc, kcb, my_a);
-                    for (int64_t jp = j_lo; jp < j_hi; jp++) {
-                        const float *bp = bpack + pc * npan * NR + jp * NR * kcb;
-                        const int64_t j = jc + jp * NR;
-                        const int nr = (int)(N - j < NR ? N - j : NR);
-                        for (int64_t i = i0; i < i1; i += MR) {
-                            const int mr = (int)(i1 - i < MR ? i1 - i : MR);
-                            kr->fn(kcb, my_a + (i - i0) * kcb, bp, C + i * ldc + j, ldc, mr, nr,
-                                   alpha, beta_eff);
-                        }
-                    }
-                }
-            }
-            /* (implicit barrier: bpack may be overwritten) */
+            for (int64_t q = 0; q < p.n_pc * npan; q++) plan_pack_b(&p, jc, ncb, npan, q);
+            for (int64_t job = 0; job < jobs; job++) plan_job(&p, jc, npan, job, p.apack);
         }
     }
-    free(bpack);
-    free(apack);
+#if defined(_OPENMP)
+    else {
+#pragma omp parallel num_threads(nt)
+        {
+            float *my_a = p.apack + (size_t)omp_get_thread_num() * (size_t)a_floats;
+            for (int64_t jc = 0; jc < N; jc += p.NC) {
+                const int64_t ncb = N - jc < p.NC ? N - jc : p.NC;
+                const int64_t npan = (ncb + NR - 1) / NR;
+#pragma omp for schedule(dynamic, 4)
+                for (int64_t q = 0; q < p.n_pc * npan; q++) plan_pack_b(&p, jc, ncb, npan, q);
+                /* (implicit barrier: every B panel is packed) */
+#pragma omp for schedule(dynamic, 1)
+                for (int64_t job = 0; job < jobs; job++) plan_job(&p, jc, npan, job, my_a);
+                /* (implicit barrier: bpack may be overwritten) */
+            }
+        }
+    }
+#endif
+    free(heap);
 }
 
 /* ==== dispatch ================================================================ */

@@ -664,7 +664,7 @@ static attn_status st_parse(attn_safetensors *f, size_t hn, const char *file) {
             return attn__error(ATTN_ERR_FORMAT,
                                "safetensors: %s: tensor '%.255s' at data offset %llu overlaps "
                                "'%.255s', which ends at %llu", file, t->name,
-                               (unsigned long long)b, f->tensors[k - 1].name,
+                               (unsigned long long)b, k ? f->tensors[k - 1].name : "?",
                                (unsigned long long)at);
         }
         pos += t->nbytes;
