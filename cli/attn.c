@@ -9,20 +9,15 @@
 #include <string.h>
 
 #include "attn/attn.h"
-
-typedef int (*cmd_fn)(int argc, char **argv);
-
-static int cmd_info(int argc, char **argv);
-static int cmd_ops(int argc, char **argv);
-static int cmd_version(int argc, char **argv);
+#include "commands.h"
 
 static const struct {
     const char *name, *summary;
-    cmd_fn fn;
+    int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"info", "version, SIMD level, matrix library and its core type, threads", cmd_info},
-    {"ops", "list the graph ops (each has forward, backward and a reference kernel)", cmd_ops},
-    {"version", "print the version", cmd_version},
+#define CLI_ROW(name, summary) {#name, summary, cmd_##name},
+    CLI_COMMANDS(CLI_ROW)
+#undef CLI_ROW
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
@@ -42,7 +37,13 @@ static void usage(FILE *f) {
             "'attn <command> --help' describes a command.\n");
 }
 
-static int wants_help(int argc, char **argv) {
+int cli_fail(const char *cmd, const char *what) {
+    const char *msg = attn_last_error();
+    fprintf(stderr, "attn %s: %s%s%s\n", cmd, what, msg[0] ? ": " : "", msg);
+    return 1;
+}
+
+int cli_wants_help(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
     return 0;
@@ -57,8 +58,8 @@ static int no_args(const char *cmd, int argc, char **argv) {
     return 1;
 }
 
-static int cmd_info(int argc, char **argv) {
-    if (wants_help(argc, argv)) {
+int cmd_info(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
         printf("usage: attn info\n\nPrints the version, the SIMD level of this CPU, the matrix library\n"
                "in use with its core type and who chose it, OpenMP and the thread count.\n");
         return 0;
@@ -77,8 +78,8 @@ static int cmd_info(int argc, char **argv) {
     return 0;
 }
 
-static int cmd_ops(int argc, char **argv) {
-    if (wants_help(argc, argv)) {
+int cmd_ops(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
         printf("usage: attn ops\n\nLists the graph ops of the op table.\n");
         return 0;
     }
@@ -87,7 +88,7 @@ static int cmd_ops(int argc, char **argv) {
     return 0;
 }
 
-static int cmd_version(int argc, char **argv) {
+int cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
     printf("attn %s\n", ATTN_VERSION_STRING);

@@ -1,0 +1,23 @@
+/* commands.h: the table of attn's subcommands (the single list). Each row is
+ * X(name, summary); the handler is `int cmd_<name>(int argc, char **argv)`
+ * (argv[0] is the command name), defined in cli/<file>.c, returning the exit
+ * code (0 ok, 1 failure, 2 usage error). Handlers print library errors with
+ * cli_fail(). */
+#ifndef ATTN_CLI_COMMANDS_H
+#define ATTN_CLI_COMMANDS_H
+
+#define CLI_COMMANDS(X)                                                                  \
+    X(info, "version, SIMD level, matrix library and its core type, threads")            \
+    X(ops, "list the graph ops (each has forward, backward and a reference kernel)")     \
+    X(version, "print the version")
+
+#define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);
+CLI_COMMANDS(CLI_DECL)
+#undef CLI_DECL
+
+/* Prints "attn <cmd>: <what>: <attn_last_error()>" to stderr; returns 1. */
+int cli_fail(const char *cmd, const char *what);
+/* 1 if argv has --help or -h. */
+int cli_wants_help(int argc, char **argv);
+
+#endif
