@@ -23,10 +23,6 @@
 #include "attn/attn.h"
 #include "core/internal.h"
 
-/* Hooks of src/core/gemm.c (declarations belong in internal.h). */
-int attn__blas_loaded(void);
-int attn__gemm_force_builtin(int on);
-const char *attn__gemm_kernel_name(void);
 
 static double now_s(void) {
     struct timespec ts;
@@ -219,8 +215,13 @@ int main(int argc, char **argv) {
     long iters = quick ? 2000000L : 10000000L;
     double peak1 = measure_peak(1, iters, 3);
     double peakn = max_nt > 1 ? measure_peak(max_nt, iters, 3) : peak1;
-    printf("  peak (%s, measured): %.1f GFLOP/s on 1 thread, %.1f on %d\n\n", isa, peak1, peakn,
+    printf("  peak (%s, measured): %.1f GFLOP/s on 1 thread, %.1f on %d\n", isa, peak1, peakn,
            max_nt);
+    if (max_nt > 1 && peakn < 0.75 * max_nt * peak1)
+        printf("  warning: %d threads reach only %.2fx one thread: other processes share the "
+               "cores, so multi-thread timings and %% of peak are unreliable\n",
+               max_nt, peakn / peak1);
+    printf("\n");
 
     const shape *shapes = quick ? QUICK : FULL;
     int n_shapes = quick ? (int)(sizeof QUICK / sizeof QUICK[0]) : (int)(sizeof FULL / sizeof FULL[0]);

@@ -6,7 +6,8 @@
 # What it does, each step only when needed (running it twice is harmless):
 #   1. a C toolchain: if gcc or make is missing and we are root, installs
 #      Debian's build-essential;
-#   2. Debian packages: libopenblas0 (the OpenBLAS that attn loads at run time
+#   2. Debian packages: libopenblas0-openmp (the OpenMP build of OpenBLAS,
+#      which attn loads at run time
 #      with dlopen; optional, attn falls back to its built-in kernel) and
 #      dataset-fashion-mnist (Fashion-MNIST as .gz files in
 #      /usr/share/datasets/fashion-mnist/); `apt-get update` runs once, and
@@ -37,7 +38,7 @@ done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA_DIR="$ROOT/data/fashion-mnist"
 DATA_PKG=dataset-fashion-mnist
-BLAS_PKG=libopenblas0
+BLAS_PKG=libopenblas0-openmp
 PKG_DATA_DIR=/usr/share/datasets/fashion-mnist
 FILES=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
 # Exact sizes of the decompressed files: header + data (see include/attn/data.h).

@@ -25,11 +25,6 @@
 #include "../src/core/internal.h"
 #include "test.h"
 
-/* Hooks of src/core/gemm.c (declarations belong in internal.h). */
-int attn__blas_loaded(void);
-int attn__gemm_force_builtin(int on);
-const char *attn__gemm_kernel_name(void);
-int attn__gemm_force_kernel(const char *name);
 
 #define U 5.9604644775390625e-8 /* 2^-24 */
 

@@ -26,7 +26,8 @@
  * tile grid (tiles at multiples of MR x NR from the origin, K in blocks of
  * KC from 0), whatever the thread count; threads only take different tiles.
  * Its results are therefore bitwise identical for any thread count (on the
- * same micro-kernel). OpenBLAS splits M and N across threads, not K.
+ * same micro-kernel). OpenBLAS repeats its results for a given thread count
+ * but not across counts (measured: 1 and 2 threads differ in the last bits).
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -44,13 +45,6 @@
 #define ATTN__GEMM_X86 0
 #endif
 
-/* Internal hooks of this file used by info.c, the tests and the benchmarks.
- * (Their declarations belong in internal.h.) */
-void attn__blas_describe(const char **blas, const char **core, const char **why);
-int attn__blas_loaded(void);
-int attn__gemm_force_builtin(int on);
-const char *attn__gemm_kernel_name(void);
-int attn__gemm_force_kernel(const char *name);
 
 /* ==== OpenBLAS, loaded at run time ========================================= */
 
@@ -140,26 +134,42 @@ static void blas_load(void) {
     if (user && user[0]) {
         snprintf(why, sizeof why, "set by the user (OPENBLAS_CORETYPE=%.64s)", user);
     } else if (cpu_has_avx512_skx()) {
-        we_set = setenv("OPENBLAS_CORETYPE", "SkylakeX", 0) == 0;
+        /* (an empty OPENBLAS_CORETYPE counts as unset; it is put back after) */
+        we_set = setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) == 0;
         snprintf(why, sizeof why, "%s",
                  "set by attn: CPU has AVX-512 and OpenBLAS 0.3.21 does not know this core");
     } else {
         snprintf(why, sizeof why, "%s", "OpenBLAS's own detection");
     }
 
-    static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
+    /* With OpenMP in attn, OpenBLAS's OpenMP build comes first: both then
+     * share libgomp's thread pool. The pthread build next to an OpenMP
+     * runtime makes two pools spin against each other on the same cores
+     * (measured: an MLP epoch took 4.8-9 s instead of 1.6 s on 2 cores). */
+    static const char *const names[] = {
+#if defined(_OPENMP) && defined(__x86_64__)
+        "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0",
+#elif defined(_OPENMP) && defined(__aarch64__)
+        "/usr/lib/aarch64-linux-gnu/openblas-openmp/libopenblas.so.0",
+#endif
+        "libopenblas.so.0", "libopenblas.so"};
     const char *name = NULL;
     void *h = NULL;
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !h; i++) {
         h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
         if (h) {
             name = names[i];
-        } else if (i == 0) {
+        } else {
             const char *e = dlerror();
             snprintf(reason, sizeof reason, "OpenBLAS not loadable: %.160s", e ? e : "dlopen failed");
         }
     }
-    if (we_set) unsetenv("OPENBLAS_CORETYPE"); /* OpenBLAS has read it while loading */
+    if (we_set) { /* OpenBLAS has read it while loading: restore the environment */
+        if (user)
+            setenv("OPENBLAS_CORETYPE", "", 1);
+        else
+            unsetenv("OPENBLAS_CORETYPE");
+    }
     if (!h) {
         use_builtin(reason);
         atomic_store(&g_loaded, 1);
@@ -531,17 +541,22 @@ static void pack_a(int MR, int trans_a, const float *A, int64_t lda, int64_t i0,
 }
 
 /* Micro-panel jp of op(B) rows [p0, p0+kc) x columns [j0 + jp*NR, +NR) of a
- * block n wide: bp[k][j], zero columns past n. */
-static void pack_b_panel(int NR, int trans_b, const float *B, int64_t ldb, int64_t p0, int64_t kc,
-                         int64_t j0, int64_t n, int64_t jp, float *restrict dst) {
-    int64_t js = jp * NR;
-    int64_t nr = n - js < NR ? n - js : NR;
-    if (!trans_b) {
+ * block n wide: bp[k][j], zero columns past n. Inlined once per kernel's NR
+ * so that full rows are copied with a fixed-length (vectorised) loop. */
+static inline __attribute__((always_inline)) void
+pack_b_nr(const int NR, int trans_b, const float *B, int64_t ldb, int64_t p0, int64_t kc,
+          int64_t j0, int64_t n, int64_t jp, float *restrict dst) {
+    const int64_t js = jp * NR;
+    const int64_t nr = n - js < NR ? n - js : NR;
+    if (!trans_b && nr == NR) {
         for (int64_t k = 0; k < kc; k++) {
             const float *src = B + (p0 + k) * ldb + j0 + js;
-            float *d = dst + k * NR;
-            for (int64_t j = 0; j < nr; j++) d[j] = src[j];
-            for (int64_t j = nr; j < NR; j++) d[j] = 0.0f;
+            for (int j = 0; j < NR; j++) dst[k * NR + j] = src[j];
+        }
+    } else if (!trans_b) {
+        for (int64_t k = 0; k < kc; k++) {
+            const float *src = B + (p0 + k) * ldb + j0 + js;
+            for (int j = 0; j < NR; j++) dst[k * NR + j] = j < nr ? src[j] : 0.0f;
         }
     } else {
         for (int64_t j = 0; j < nr; j++) {
@@ -553,17 +568,69 @@ static void pack_b_panel(int NR, int trans_b, const float *B, int64_t ldb, int64
     }
 }
 
+static void pack_b_panel(int NR, int trans_b, const float *B, int64_t ldb, int64_t p0, int64_t kc,
+                         int64_t j0, int64_t n, int64_t jp, float *restrict dst) {
+    switch (NR) {
+#if ATTN__GEMM_X86
+    case A5_NR: pack_b_nr(A5_NR, trans_b, B, ldb, p0, kc, j0, n, jp, dst); break;
+#endif
+    default: pack_b_nr(SC_NR, trans_b, B, ldb, p0, kc, j0, n, jp, dst); break; /* 16: avx2 too */
+    }
+}
+
 static float *alloc64(size_t floats) {
     size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
+/* Packing space, kept per calling thread between products (freed when the
+ * thread exits) so that repeated products do not map and fault in fresh
+ * pages each time. Requests above ATTN__SCRATCH_KEEP floats are allocated
+ * and freed per call instead, so a thread keeps at most 32 MiB. */
+#define ATTN__SCRATCH_KEEP ((size_t)8 << 20)
+typedef struct scratch {
+    float *p;
+    size_t cap;
+} scratch;
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+static int g_scratch_ok;
+static void scratch_free(void *v) {
+    scratch *s = v;
+    free(s->p);
+    free(s);
+}
+static void scratch_init(void) { g_scratch_ok = pthread_key_create(&g_scratch_key, scratch_free) == 0; }
+
+/* `floats` floats, 64-byte aligned; *owned is set when the caller must free
+ * the block itself. NULL when out of memory. */
+static float *scratch_get(size_t floats, int *owned) {
+    *owned = 0;
+    pthread_once(&g_scratch_once, scratch_init);
+    if (floats > ATTN__SCRATCH_KEEP || !g_scratch_ok) {
+        *owned = 1;
+        return alloc64(floats);
+    }
+    scratch *s = pthread_getspecific(g_scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || pthread_setspecific(g_scratch_key, s) != 0) {
+            free(s);
+            *owned = 1;
+            return alloc64(floats);
+        }
+    }
+    if (s->cap < floats) {
+        free(s->p);
+        s->p = alloc64(floats);
+        s->cap = s->p ? floats : 0;
+    }
+    return s->p;
+}
+
 /* Largest packed copy of B kept at once (floats): all of K for up to NC
  * columns, fewer columns when K is very long. */
 #define ATTN__BPACK_MAX ((int64_t)8 << 20)
-/* Packed panels up to this many floats live on the stack (no malloc for
- * the small products attention makes per tile). */
-#define ATTN__STACK_PACK 8192
 
 /* One product, planned: sizes, blocking, jobs and the packed buffers. */
 typedef struct gemm_plan {
@@ -671,22 +738,16 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
     p.kc_max = K < KC ? K : KC;
     const int64_t a_floats = p.kc_max * p.mc_max; /* per thread */
 
-    _Alignas(64) float stack_buf[ATTN__STACK_PACK];
-    float *heap = NULL;
-    if (b_floats + nt * a_floats <= ATTN__STACK_PACK - 16) {
-        p.bpack = stack_buf;
-        p.apack = stack_buf + (b_floats + 15) / 16 * 16; /* 64-byte aligned */
-    } else {
-        heap = alloc64((size_t)(b_floats + 16 + nt * a_floats));
-        if (!heap) {
-            /* No memory for the packed panels: the unblocked reference loop
-             * still gives the right answer. */
-            attn__sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-            return;
-        }
-        p.bpack = heap;
-        p.apack = heap + (b_floats + 15) / 16 * 16;
+    int owned = 0;
+    float *buf = scratch_get((size_t)(b_floats + 16 + nt * a_floats), &owned);
+    if (!buf) {
+        /* No memory for the packed panels: the unblocked reference loop still
+         * gives the right answer. */
+        attn__sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
     }
+    p.bpack = buf;
+    p.apack = buf + (b_floats + 15) / 16 * 16; /* 64-byte aligned */
 
     if (nt == 1) {
         for (int64_t jc = 0; jc < N; jc += p.NC) {
@@ -714,7 +775,7 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
         }
     }
 #endif
-    free(heap);
+    if (owned) free(buf);
 }
 
 /* ==== dispatch ================================================================ */

@@ -3,9 +3,6 @@
  * which loads OpenBLAS on first use. */
 #include "internal.h"
 
-/* From gemm.c (declaration belongs in internal.h): the strings attn_info
- * reports, loading the matrix library first if needed. */
-void attn__blas_describe(const char **blas, const char **core, const char **why);
 
 static const char *simd_level(void) {
 #if defined(__x86_64__) && defined(__GNUC__)

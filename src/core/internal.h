@@ -193,6 +193,17 @@ void attn__sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                      int64_t ldc);
 
+/* The strings attn_info reports (loads the matrix library first if needed). */
+void attn__blas_describe(const char **blas, const char **core, const char **why);
+/* 1 if OpenBLAS was loaded. */
+int attn__blas_loaded(void);
+/* Test and bench hooks: route attn__sgemm to the built-in kernel (returns the
+ * previous setting); name / force the built-in micro-kernel ("avx512",
+ * "avx2", "scalar", NULL for the automatic choice; -1 if the CPU lacks it). */
+int attn__gemm_force_builtin(int on);
+const char *attn__gemm_kernel_name(void);
+int attn__gemm_force_kernel(const char *name);
+
 /* The built-in blocked kernel (what attn__sgemm uses without a BLAS). */
 void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                          float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
