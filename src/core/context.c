@@ -278,6 +278,18 @@ static attn_tensor *attn__header(attn_ctx *ctx, const char *op, attn_dtype dtype
                        (long long)shape[i]);
             return NULL;
         }
+    /* The strides are products of dimensions (of at least 1 each): they must
+     * fit in int64 even when another dimension is 0. */
+    int64_t span = 1;
+    for (int i = 0; i < ndim; i++) {
+        int64_t d = shape[i] > 1 ? shape[i] : 1;
+        if (span > INT64_MAX / d) {
+            attn__fail(ctx, ATTN_ERR_OOM, "%s: a tensor with %d dims whose element count "
+                       "overflows 64 bits requested", op, ndim);
+            return NULL;
+        }
+        span *= d;
+    }
     attn_tensor *t = attn__alloc(ctx, sizeof *t, op);
     if (!t) return NULL;
     memset(t, 0, sizeof *t);
