@@ -347,6 +347,35 @@ static int build_dropout(op_case *c) {
     return 0;
 }
 
+/* gru_cell / lstm_cell: b_hh and the I32 row mask are optional. The LSTM
+ * case's output is concat(h', c') along rows, [2B, H] (the fixture's out). */
+static int build_gru_cell(op_case *c) {
+    attn_tensor *gx = opc_input(c, "gx"), *h = opc_input(c, "h"), *w = opc_input(c, "w_hh"),
+                *b = opc_input_opt(c, "b_hh"), *m = opc_input_opt(c, "mask");
+    if (c->err[0]) return -1;
+    c->out = attn_gru_cell(c->ctx, gx, h, w, b, m);
+    return 0;
+}
+
+static int build_lstm_cell(op_case *c) {
+    attn_tensor *gx = opc_input(c, "gx"), *h = opc_input(c, "h"), *cc = opc_input(c, "c"),
+                *w = opc_input(c, "w_hh"), *b = opc_input_opt(c, "b_hh"),
+                *m = opc_input_opt(c, "mask");
+    if (c->err[0]) return -1;
+    attn_tensor *hc[2] = {NULL, NULL};
+    hc[0] = attn_lstm_cell(c->ctx, gx, h, cc, w, b, m, &hc[1]);
+    c->out = hc[0] ? attn_concat(c->ctx, hc, 2, 0) : NULL;
+    return 0;
+}
+
+/* additive_score (include/attn/attention.h): wq [B,T,A], wk [B,S,A], v. */
+static int build_additive_score(op_case *c) {
+    attn_tensor *wq = opc_input(c, "wq"), *wk = opc_input(c, "wk"), *v = opc_input(c, "v");
+    if (c->err[0]) return -1;
+    c->out = attn_additive_score(c->ctx, wq, wk, v);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -664,6 +693,69 @@ static void errors_dropout(attn_ctx *ctx) {
     x = I32(ctx, 3, 4);
     EXPECT_FAIL(ctx, attn_dropout(ctx, x, 0.5f), ATTN_ERR_DTYPE, "dropout");
     EXPECT_NULL_INPUT(ctx, attn_dropout(ctx, NULL, 0.5f), "dropout");
+}
+
+static void errors_gru_cell(attn_ctx *ctx) {
+    attn_tensor *gx, *h, *w, *b, *m;
+    gx = F32(ctx, 2, 8), h = F32(ctx, 2, 3), w = F32(ctx, 9, 3);
+    EXPECT_FAIL(ctx, attn_gru_cell(ctx, gx, h, w, NULL, NULL), ATTN_ERR_SHAPE, "gru_cell");
+    gx = F32(ctx, 2, 9), h = F32(ctx, 3), w = F32(ctx, 9, 3);
+    EXPECT_FAIL(ctx, attn_gru_cell(ctx, gx, h, w, NULL, NULL), ATTN_ERR_SHAPE, "gru_cell");
+    gx = F32(ctx, 2, 9), h = F32(ctx, 2, 3), w = F32(ctx, 3, 9);
+    EXPECT_FAIL(ctx, attn_gru_cell(ctx, gx, h, w, NULL, NULL), ATTN_ERR_SHAPE, "gru_cell");
+    gx = F32(ctx, 2, 9), h = F32(ctx, 2, 3), w = F32(ctx, 9, 3), b = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_gru_cell(ctx, gx, h, w, b, NULL), ATTN_ERR_SHAPE, "gru_cell");
+    gx = F32(ctx, 2, 9), h = F32(ctx, 2, 3), w = F32(ctx, 9, 3), m = I32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_gru_cell(ctx, gx, h, w, NULL, m), ATTN_ERR_SHAPE, "gru_cell");
+    gx = F32(ctx, 2, 9), h = F32(ctx, 2, 3), w = F32(ctx, 9, 3), m = F32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_gru_cell(ctx, gx, h, w, NULL, m), ATTN_ERR_DTYPE, "gru_cell");
+    gx = I32(ctx, 2, 9), h = F32(ctx, 2, 3), w = F32(ctx, 9, 3);
+    EXPECT_FAIL(ctx, attn_gru_cell(ctx, gx, h, w, NULL, NULL), ATTN_ERR_DTYPE, "gru_cell");
+    EXPECT_NULL_INPUT(ctx, attn_gru_cell(ctx, NULL, NULL, NULL, NULL, NULL), "gru_cell");
+}
+
+static void errors_lstm_cell(attn_ctx *ctx) {
+    attn_tensor *gx, *h, *cc, *w, *b, *m, *cn = NULL;
+    gx = F32(ctx, 2, 9), h = F32(ctx, 2, 3), cc = F32(ctx, 2, 3), w = F32(ctx, 12, 3);
+    EXPECT_FAIL(ctx, attn_lstm_cell(ctx, gx, h, cc, w, NULL, NULL, &cn), ATTN_ERR_SHAPE,
+                "lstm_cell");
+    CHECK(cn == NULL, "lstm_cell: *c_out not NULL after an error");
+    gx = F32(ctx, 2, 12), h = F32(ctx, 2, 3), cc = F32(ctx, 2, 4), w = F32(ctx, 12, 3);
+    EXPECT_FAIL(ctx, attn_lstm_cell(ctx, gx, h, cc, w, NULL, NULL, &cn), ATTN_ERR_SHAPE,
+                "lstm_cell");
+    gx = F32(ctx, 2, 12), h = F32(ctx, 2, 3), cc = F32(ctx, 2, 3), w = F32(ctx, 9, 3);
+    EXPECT_FAIL(ctx, attn_lstm_cell(ctx, gx, h, cc, w, NULL, NULL, &cn), ATTN_ERR_SHAPE,
+                "lstm_cell");
+    gx = F32(ctx, 2, 12), h = F32(ctx, 2, 3), cc = F32(ctx, 2, 3), w = F32(ctx, 12, 3);
+    b = F32(ctx, 9);
+    EXPECT_FAIL(ctx, attn_lstm_cell(ctx, gx, h, cc, w, b, NULL, &cn), ATTN_ERR_SHAPE,
+                "lstm_cell");
+    gx = F32(ctx, 2, 12), h = F32(ctx, 2, 3), cc = F32(ctx, 2, 3), w = F32(ctx, 12, 3);
+    m = F32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_lstm_cell(ctx, gx, h, cc, w, NULL, m, &cn), ATTN_ERR_DTYPE,
+                "lstm_cell");
+    gx = F32(ctx, 2, 12), h = F32(ctx, 2, 3), cc = I32(ctx, 2, 3), w = F32(ctx, 12, 3);
+    EXPECT_FAIL(ctx, attn_lstm_cell(ctx, gx, h, cc, w, NULL, NULL, &cn), ATTN_ERR_DTYPE,
+                "lstm_cell");
+    EXPECT_NULL_INPUT(ctx, attn_lstm_cell(ctx, NULL, NULL, NULL, NULL, NULL, NULL, &cn),
+                      "lstm_cell");
+}
+
+static void errors_additive_score(attn_ctx *ctx) {
+    attn_tensor *wq, *wk, *v;
+    wq = F32(ctx, 2, 3, 4), wk = F32(ctx, 2, 5, 3), v = F32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_additive_score(ctx, wq, wk, v), ATTN_ERR_SHAPE, "additive_score");
+    wq = F32(ctx, 2, 3, 4), wk = F32(ctx, 3, 5, 4), v = F32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_additive_score(ctx, wq, wk, v), ATTN_ERR_SHAPE, "additive_score");
+    wq = F32(ctx, 3, 4), wk = F32(ctx, 2, 5, 4), v = F32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_additive_score(ctx, wq, wk, v), ATTN_ERR_SHAPE, "additive_score");
+    wq = F32(ctx, 2, 3, 4), wk = F32(ctx, 2, 5, 4), v = F32(ctx, 2, 4);
+    EXPECT_FAIL(ctx, attn_additive_score(ctx, wq, wk, v), ATTN_ERR_SHAPE, "additive_score");
+    wq = F32(ctx, 2, 3, 4), wk = F32(ctx, 2, 5, 4), v = F32(ctx, 5);
+    EXPECT_FAIL(ctx, attn_additive_score(ctx, wq, wk, v), ATTN_ERR_SHAPE, "additive_score");
+    wq = F32(ctx, 2, 3, 4), wk = I32(ctx, 2, 5, 4), v = F32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_additive_score(ctx, wq, wk, v), ATTN_ERR_DTYPE, "additive_score");
+    EXPECT_NULL_INPUT(ctx, attn_additive_score(ctx, NULL, NULL, NULL), "additive_score");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

@@ -5,6 +5,11 @@
     X(rng)             \
     X(gemm)            \
     X(ops)             \
+    X(rnn)             \
+    X(attention)       \
     X(optim)           \
     X(safetensors)     \
-    X(data)
+    X(eval)            \
+    X(viz)             \
+    X(data)            \
+    X(text)

@@ -512,6 +512,81 @@ def gen_dropout(fx):
                 {"x": fx.normal(*shp)}, drop,
                 {"p": np.float32(p), "seed": words(seed), "offset": words(off), "training": train})
 
+
+def cell_fn(lstm):
+    """GRU_CELL / LSTM_CELL (include/attn/rnn.h): the formula written out,
+    asserted equal to torch's own cell (torch._VF.gru_cell / lstm_cell, what
+    torch.nn.GRUCell / LSTMCell call) fed x = gx through W_ih = I, b_ih = 0.
+    Rows with mask 0 keep their state. The LSTM output is cat([h', c'], 0)."""
+    def f(t, a):
+        gx, h, w, b = t["gx"], t["h"], t["w_hh"], t.get("b_hh")
+        hs = h.shape[1]
+        p = h @ w.t() + (b if b is not None else 0.0)
+        s = [slice(k * hs, (k + 1) * hs) for k in range(4)]
+        if lstm:
+            c = t["c"]
+            i, fg = torch.sigmoid(gx[:, s[0]] + p[:, s[0]]), torch.sigmoid(gx[:, s[1]] + p[:, s[1]])
+            g, o = torch.tanh(gx[:, s[2]] + p[:, s[2]]), torch.sigmoid(gx[:, s[3]] + p[:, s[3]])
+            c2 = fg * c + i * g
+            h2 = o * torch.tanh(c2)
+        else:
+            r, z = torch.sigmoid(gx[:, s[0]] + p[:, s[0]]), torch.sigmoid(gx[:, s[1]] + p[:, s[1]])
+            n = torch.tanh(gx[:, s[2]] + r * p[:, s[2]])
+            h2 = (1.0 - z) * n + z * h
+        with torch.no_grad():
+            eye = torch.eye(gx.shape[1])
+            if lstm:
+                th, tc = torch._VF.lstm_cell(gx, (h, t["c"]), eye, w, None, b)
+                assert float((th - h2).abs().max()) < 1e-12 and float((tc - c2).abs().max()) < 1e-12
+            else:
+                th = torch._VF.gru_cell(gx, h, eye, w, None, b)
+                assert float((th - h2).abs().max()) < 1e-12
+        if "mask" in t:
+            m = (t["mask"] != 0).to(torch.float64).unsqueeze(1)
+            h2 = m * h2 + (1.0 - m) * h
+            if lstm:
+                c2 = m * c2 + (1.0 - m) * c
+        return torch.cat([h2, c2], 0) if lstm else h2
+    return f
+
+
+def gen_cell(fx, lstm):
+    gates = 4 if lstm else 3
+    name = "lstm_cell" if lstm else "gru_cell"
+    f = cell_fn(lstm)
+    for b, hs, bias, mask, strided in [(3, 5, 1, None, 0), (1, 1, 1, None, 0), (4, 7, 0, None, 0),
+                                       (5, 6, 1, [1, 0, 1, 1, 0], 0), (3, 4, 1, [0, 0, 0], 0),
+                                       (2, 33, 1, None, 0), (2, 5, 1, [1, 0], 1)]:
+        ins = {"gx": fx.normal(gates * hs, b) if strided else fx.normal(b, gates * hs),
+               "h": fx.uniform(-1, 1, b, hs)}
+        if lstm:
+            ins["c"] = fx.normal(b, hs)
+        ins["w_hh"] = fx.normal(gates * hs, hs, scale=0.5)
+        if bias:
+            ins["b_hh"] = fx.normal(gates * hs, scale=0.5)
+        if mask is not None:
+            ins["mask"] = np.array(mask, np.int32)
+        label = "%s B %d H %d %s%s%s" % (name, b, hs, "bias" if bias else "no bias",
+                                         " mask %s" % mask if mask is not None else "",
+                                         " strided gx ([%d,%d]^T)" % (gates * hs, b) if strided else "")
+        fx.case(label, ins, f, views={"gx": (1, 0)} if strided else None)
+
+def gen_additive_score(fx):
+    """ADDITIVE_SCORE (include/attn/attention.h): e[b,t,s] =
+    sum_a v_a tanh(wq[b,t,a] + wk[b,s,a]). A 300 crosses the kernel's
+    256-wide chunks; v as [A] and as [1, A]; one strided wk."""
+    def f(t, a):
+        return (t["v"].reshape(-1) * torch.tanh(t["wq"][:, :, None, :] + t["wk"][:, None, :, :])).sum(-1)
+    for b, tq, s_, a_, v2, strided in [(2, 3, 4, 5, 0, 0), (1, 1, 1, 1, 0, 0), (3, 1, 7, 33, 1, 0),
+                                       (2, 4, 5, 300, 0, 0), (2, 3, 6, 9, 1, 1)]:
+        ins = {"wq": fx.normal(b, tq, a_),
+               "wk": fx.normal(s_, b, a_) if strided else fx.normal(b, s_, a_),
+               "v": fx.normal(1, a_, scale=0.5) if v2 else fx.normal(a_, scale=0.5)}
+        label = "additive_score B %d T %d S %d A %d v %s%s" % (
+            b, tq, s_, a_, "[1,A]" if v2 else "[A]",
+            " strided wk ([%d,%d,%d] permuted)" % (s_, b, a_) if strided else "")
+        fx.case(label, ins, f, views={"wk": (1, 0, 2)} if strided else None)
+
 # ---------------------------------------------------------------------------
 
 
@@ -550,6 +625,9 @@ GENERATORS = {
     "layernorm": gen_layernorm,
     "embedding": gen_embedding,
     "dropout": gen_dropout,
+    "additive_score": gen_additive_score,
+    "gru_cell": lambda fx: gen_cell(fx, False),
+    "lstm_cell": lambda fx: gen_cell(fx, True),
 }
 
 

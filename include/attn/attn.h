@@ -4,12 +4,18 @@
  *   tensor.h       the tensor descriptor, dtypes, the dimension legend
  *   context.h      the context: arena, tape, backward, settings
  *   ops.h          the graph ops (forward + recorded backward)
+ *   rnn.h          GRU/LSTM cells and layers (torch.nn.GRU/LSTM compatible)
+ *   attention.h    Bahdanau/Luong attention: score functions, global, local-m, local-p
  *   params.h       the parameter store and initialisers
  *   rng.h          the counter-based RNG (Philox4x32-10)
  *   optim.h        SGD, Adam, AdamW, gradient clipping, LR schedule
  *   safetensors.h  weights and checkpoints in the safetensors format
  *   data.h         data set readers (IDX)
+ *   text.h         text data sets (dates, gettext pairs) and tokenisers (characters, BPE)
  *   info.h         version, SIMD level, matrix library
+ *   eval.h         BLEU (sacrebleu-compatible), exact match, character error rate
+ *   viz.h          SVG attention heatmaps, heatmap grids, line charts
+ *   progress.h     progress line for long jobs, JSONL logger
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -18,11 +24,17 @@
 #include "tensor.h"
 #include "context.h"
 #include "ops.h"
+#include "rnn.h"
+#include "attention.h"
 #include "params.h"
 #include "rng.h"
 #include "optim.h"
 #include "safetensors.h"
 #include "data.h"
+#include "text.h"
 #include "info.h"
+#include "eval.h"
+#include "viz.h"
+#include "progress.h"
 
 #endif

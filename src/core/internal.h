@@ -4,6 +4,7 @@
 #ifndef ATTN_INTERNAL_H
 #define ATTN_INTERNAL_H
 
+#include <locale.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -177,6 +178,47 @@ void attn__broadcast_strides(const attn_tensor *t, int out_ndim, const int64_t *
 /* The thread count an op of `work` scalar operations should use: 1 below a
  * size where threading pays, else ctx->n_threads. */
 int attn__threads_for(const attn_ctx *ctx, double work);
+
+/* ---- string building (src/core/strbuf.c) ------------------------------------ */
+
+/* A growable byte string, zero-initialised ({0}) before use. Once anything
+ * was put (even 0 bytes), p holds len bytes followed by a NUL. When an
+ * allocation fails (or a size would overflow) oom is set and every later
+ * call leaves the buffer as it is, so a writer appends freely and checks oom
+ * once at the end. p belongs to the caller: free() it, or attn__sb_free. */
+typedef struct attn__strbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} attn__strbuf;
+
+/* Makes room for `extra` more bytes and the NUL; 0, or -1 with oom set. */
+int attn__sb_reserve(attn__strbuf *b, size_t extra);
+/* Appends n bytes of s (which must not point into b). */
+void attn__sb_put(attn__strbuf *b, const void *s, size_t n);
+void attn__sb_putc(attn__strbuf *b, char c);
+void attn__sb_puts(attn__strbuf *b, const char *s);
+/* Appends printf output, whatever its length; a vsnprintf failure sets oom
+ * (the text would be incomplete). */
+void attn__sb_printf(attn__strbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Frees p and resets b to the empty state (oom cleared). */
+void attn__sb_free(attn__strbuf *b);
+
+/* The "C" numeric locale for the calling thread only (uselocale), so that
+ * numbers are written with a decimal point whatever setlocale the program
+ * made; attn__c_locale_end restores the thread's previous locale. Without
+ * memory for a locale object the thread's locale is kept (numbers are then
+ * as that locale writes them). */
+typedef struct attn__c_locale {
+    locale_t c, old;
+} attn__c_locale;
+
+attn__c_locale attn__c_locale_begin(void);
+void attn__c_locale_end(attn__c_locale l);
 
 /* ---- GEMM (src/core/gemm.c) ------------------------------------------------ */
 

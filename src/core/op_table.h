@@ -47,6 +47,9 @@
     X(CROSS_ENTROPY, cross_entropy, 1e-5f, 1e-5f, 1e-3f, 1e-2f) \
     X(LAYERNORM,     layernorm,     1e-5f, 1e-4f, 2e-3f, 2e-2f) \
     X(EMBEDDING,     embedding,     0.0f,  0.0f,  1e-3f, 1e-2f) \
-    X(DROPOUT,       dropout,       1e-6f, 1e-6f, 1e-3f, 1e-2f)
+    X(DROPOUT,       dropout,       1e-6f, 1e-6f, 1e-3f, 1e-2f) \
+    X(ADDITIVE_SCORE, additive_score, 1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(GRU_CELL,      gru_cell,      1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(LSTM_CELL,     lstm_cell,     1e-5f, 1e-4f, 2e-3f, 1e-2f)
 
 #endif

@@ -782,60 +782,21 @@ attn_status attn_safetensors_open(attn_safetensors **out, const char *path) {
 
 /* ---- writing ---------------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (n > cap - b->len) {
-            if (cap > SIZE_MAX / 2) {
-                b->oom = 1;
-                return;
-            }
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_fmt(sbuf *b, const char *fmt, long long v) {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, fmt, v);
-    sb_put(b, tmp, (size_t)n);
-}
-
 /* A JSON string: '"' and '\' escaped, control characters as \u00XX. */
-static void sb_json(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
+static void sb_json(attn__strbuf *b, const char *s) {
+    attn__sb_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
-            sb_put(b, e, 2);
+            attn__sb_put(b, e, 2);
         } else if (c < 0x20) {
-            char e[8];
-            snprintf(e, sizeof e, "\\u%04x", c);
-            sb_put(b, e, 6);
+            attn__sb_printf(b, "\\u%04x", c);
         } else {
-            sb_put(b, (const char *)&c, 1);
+            attn__sb_put(b, &c, 1);
         }
     }
-    sb_put(b, "\"", 1);
+    attn__sb_put(b, "\"", 1);
 }
 
 /* One tensor to write: f32 data of numel elements. */
@@ -887,8 +848,8 @@ static attn_status put(FILE *fp, const void *p, size_t n, const char *fn, const 
 }
 
 /* The file body: size, header, data. */
-static attn_status write_body(FILE *fp, const sbuf *hdr, const st_out *t, int n, const char *fn,
-                              const char *tmp) {
+static attn_status write_body(FILE *fp, const attn__strbuf *hdr, const st_out *t, int n,
+                              const char *fn, const char *tmp) {
     unsigned char len[8];
     wr_u64(len, (uint64_t)hdr->len);
     attn_status st;
@@ -944,41 +905,41 @@ static attn_status st_write(const char *fn, const char *path, const st_out *t, i
                             const attn_kv *meta, int n_meta) {
     attn_status st = check_out(fn, t, n, meta, n_meta);
     if (st) return st;
-    sbuf h = {0};
-    sb_put(&h, "{", 1);
+    attn__strbuf h = {0};
+    attn__sb_put(&h, "{", 1);
     if (n_meta > 0) {
-        sb_str(&h, "\"__metadata__\":{");
+        attn__sb_puts(&h, "\"__metadata__\":{");
         for (int i = 0; i < n_meta; i++) {
-            if (i) sb_put(&h, ",", 1);
+            if (i) attn__sb_put(&h, ",", 1);
             sb_json(&h, meta[i].key);
-            sb_put(&h, ":", 1);
+            attn__sb_put(&h, ":", 1);
             sb_json(&h, meta[i].value);
         }
-        sb_put(&h, "}", 1);
+        attn__sb_put(&h, "}", 1);
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
-        if (i || n_meta > 0) sb_put(&h, ",", 1);
+        if (i || n_meta > 0) attn__sb_put(&h, ",", 1);
         sb_json(&h, t[i].name);
-        sb_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        attn__sb_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int k = 0; k < t[i].ndim; k++)
-            sb_fmt(&h, k ? ",%lld" : "%lld", (long long)t[i].shape[k]);
+            attn__sb_printf(&h, k ? ",%lld" : "%lld", (long long)t[i].shape[k]);
         uint64_t nb = (uint64_t)t[i].numel * 4u; /* the store checked numel * 8 fits */
-        sb_fmt(&h, "],\"data_offsets\":[%lld", (long long)off);
-        sb_fmt(&h, ",%lld]}", (long long)(off + nb));
+        attn__sb_printf(&h, "],\"data_offsets\":[%lld", (long long)off);
+        attn__sb_printf(&h, ",%lld]}", (long long)(off + nb));
         off += nb;
     }
-    sb_put(&h, "}", 1);
-    while (!h.oom && h.len % 8) sb_put(&h, " ", 1); /* pad: the buffer starts 8-aligned */
+    attn__sb_put(&h, "}", 1);
+    while (!h.oom && h.len % 8) attn__sb_put(&h, " ", 1); /* pad: the buffer starts 8-aligned */
     if (h.oom) {
-        free(h.p);
+        attn__sb_free(&h);
         return attn__error(ATTN_ERR_OOM, "%s: cannot build the header", fn);
     }
 
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
     if (!tmp) {
-        free(h.p);
+        attn__sb_free(&h);
         return attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
     }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
@@ -986,11 +947,11 @@ static attn_status st_write(const char *fn, const char *path, const st_out *t, i
     if (!fp) {
         st = fail_io(fn, "create", tmp);
         free(tmp);
-        free(h.p);
+        attn__sb_free(&h);
         return st;
     }
     st = write_body(fp, &h, t, n, fn, tmp);
-    free(h.p);
+    attn__sb_free(&h);
     if (!st && fflush(fp) != 0) st = fail_io(fn, "flush", tmp);
     if (!st && fsync(fileno(fp)) != 0) st = fail_io(fn, "fsync", tmp);
     if (fclose(fp) != 0 && !st) st = fail_io(fn, "close", tmp);

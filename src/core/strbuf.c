@@ -1,0 +1,85 @@
+/* strbuf.c: the growable string buffer and the "C" numeric locale helper
+ * that the text writers share (SVG, JSON records, safetensors headers, the
+ * BLEU tokenizer). Contracts: src/core/internal.h. */
+#include <locale.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int attn__sb_reserve(attn__strbuf *b, size_t extra) {
+    if (b->oom) return -1;
+    if (extra > SIZE_MAX - 1 - b->len) { /* len + extra + 1 would wrap */
+        b->oom = 1;
+        return -1;
+    }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap) return 0;
+    /* Doubling keeps appends amortised O(1); near SIZE_MAX take what is
+     * needed instead of overflowing the doubling. */
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+void attn__sb_put(attn__strbuf *b, const void *s, size_t n) {
+    if (attn__sb_reserve(b, n) != 0) return;
+    if (n) memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+void attn__sb_putc(attn__strbuf *b, char c) { attn__sb_put(b, &c, 1); }
+
+void attn__sb_puts(attn__strbuf *b, const char *s) { attn__sb_put(b, s, strlen(s)); }
+
+void attn__sb_printf(attn__strbuf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    /* Short pieces (the usual case) are formatted once, on the stack; a
+     * longer one is formatted again straight into the reserved space. */
+    char tmp[256];
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->oom = 1; /* nothing sensible can be appended: mark the text incomplete */
+    } else if ((size_t)n < sizeof tmp) {
+        attn__sb_put(b, tmp, (size_t)n);
+    } else if (attn__sb_reserve(b, (size_t)n) == 0) {
+        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap2);
+        b->len += (size_t)n;
+    }
+    va_end(ap2);
+}
+
+void attn__sb_free(attn__strbuf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+attn__c_locale attn__c_locale_begin(void) {
+    attn__c_locale l;
+    l.c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    l.old = l.c ? uselocale(l.c) : (locale_t)0;
+    return l;
+}
+
+void attn__c_locale_end(attn__c_locale l) {
+    if (!l.c) return;
+    uselocale(l.old);
+    freelocale(l.c);
+}

@@ -1,0 +1,91 @@
+/* text_internal.h: helpers shared by the text modules of src/data/ (UTF-8,
+ * growable buffers, an integer hash map, the vocabulary's layout).
+ * Private: not part of the API. */
+#ifndef ATTN_TEXT_INTERNAL_H
+#define ATTN_TEXT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn/text.h"
+
+/* Decodes one UTF-8 sequence at s[0 .. n-1] (n >= 1). Returns its length in
+ * bytes (1-4) and sets *cp; an invalid sequence (bad lead or continuation
+ * byte, overlong form, surrogate, > U+10FFFF, truncated) returns 1 with
+ * *cp = -1. */
+int attn__utf8_decode(const unsigned char *s, size_t n, int32_t *cp);
+
+/* Encodes a scalar value into out (4 bytes suffice); returns the length, 0
+ * for a value that is not a Unicode scalar value. */
+int attn__utf8_encode(int32_t cp, char *out);
+
+/* 1 if s[0 .. n-1] is valid UTF-8. */
+int attn__utf8_valid(const char *s, size_t n);
+
+/* Number of code points of valid UTF-8 s[0 .. n-1]. */
+size_t attn__utf8_count(const char *s, size_t n);
+
+/* A growable byte buffer. */
+typedef struct attn__buf {
+    char *data;
+    size_t len, cap;
+} attn__buf;
+
+/* Appends n bytes; returns 0, or -1 when out of memory. */
+int attn__buf_put(attn__buf *b, const void *bytes, size_t n);
+void attn__buf_free(attn__buf *b);
+
+/* Grows *items (of elem bytes each) to hold at least need elements,
+ * doubling; returns 0, or -1 on overflow or out of memory. */
+int attn__grow(void **items, size_t *cap, size_t need, size_t elem);
+
+/* An open-addressing map from uint64 keys to int64 values. */
+typedef struct attn__map {
+    uint64_t *keys;
+    int64_t *vals;
+    unsigned char *used;
+    size_t cap, n; /* cap is 0 or a power of two */
+} attn__map;
+
+/* The value of key, or NULL when absent. */
+int64_t *attn__map_get(const attn__map *m, uint64_t key);
+/* The value of key, inserted as 0 when absent; NULL when out of memory. */
+int64_t *attn__map_put(attn__map *m, uint64_t key);
+void attn__map_free(attn__map *m);
+
+/* The vocabulary (include/attn/text.h). Token ids: the specials, then the
+ * alphabet (alpha[i] has id ATTN_TOKEN_SPECIALS + i), then the merges. */
+struct attn_vocab {
+    attn_vocab_kind kind;
+    int n_alpha;
+    int32_t *alpha; /* increasing code points */
+    int n_merges;
+    int32_t *merges;   /* 2 * n_merges: left, right of each merge, in rank order */
+    int size;          /* ATTN_TOKEN_SPECIALS + n_alpha + n_merges */
+    char *piece_text;  /* every piece, NUL-terminated, back to back */
+    size_t *piece_off; /* size offsets into piece_text */
+    attn__map ranks;   /* BPE: (left << 32 | right) -> rank */
+};
+
+/* The id of a code point (binary search), ATTN_TOKEN_UNK when absent. */
+int32_t attn__vocab_char_id(const attn_vocab *v, int32_t cp);
+
+/* Fills pieces and ranks of a vocabulary whose kind, alphabet and merges are
+ * set. Returns ATTN_OK or ATTN_ERR_OOM (message recorded). */
+attn_status attn__vocab_finish(attn_vocab *v);
+
+/* Counts the code points of the texts into *counts (code point -> count);
+ * invalid bytes are not counted. Returns ATTN_OK or an error. */
+attn_status attn__count_chars(const char *const *texts, int64_t n_texts, attn__map *counts,
+                              const char *who);
+
+/* The sorted alphabet of the code points counted at least min_count times
+ * (malloc'd into *alpha, its size into *n). */
+attn_status attn__alphabet(const attn__map *counts, int min_count, int32_t **alpha, int *n,
+                           const char *who);
+
+/* BPE encoding of text[0 .. len-1] (bpe.c): calls emit(id, user) per token. */
+attn_status attn__bpe_encode(const attn_vocab *v, const char *text, size_t len,
+                             void (*emit)(int32_t id, void *user), void *user);
+
+#endif
