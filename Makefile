@@ -108,6 +108,7 @@ sanitize:
 fixtures:
 	$(PYTHON) tools/make_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_optim_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_rnn_fixtures.py tests/fixtures
 
 clean:
 	rm -rf build build-asan

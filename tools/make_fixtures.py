@@ -566,9 +566,10 @@ def gen_cell(fx, lstm):
             ins["b_hh"] = fx.normal(gates * hs, scale=0.5)
         if mask is not None:
             ins["mask"] = np.array(mask, np.int32)
-        label = "%s B %d H %d %s%s%s" % (name, b, hs, "bias" if bias else "no bias",
-                                         " mask %s" % mask if mask is not None else "",
-                                         " strided gx ([%d,%d]^T)" % (gates * hs, b) if strided else "")
+        label = "%s B %d H %d %s%s%s" % (
+            name, b, hs, "bias" if bias else "no bias",
+            " mask %s" % mask if mask is not None else "",
+            " strided gx ([%d,%d]^T)" % (gates * hs, b) if strided else "")
         fx.case(label, ins, f, views={"gx": (1, 0)} if strided else None)
 
 def gen_additive_score(fx):

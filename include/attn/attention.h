@@ -164,14 +164,14 @@ attn_status attn_attention_init(attn_attention *att, attn_params *ps, const char
  * reused by every decoder step (arena tensors: valid until attn_ctx_reset;
  * the struct itself is a plain value the caller owns). */
 typedef struct attn_attention_memory {
-    attn_tensor *values;  /* h [B, S, Dh] (contiguous): what the context averages */
-    attn_tensor *keys;    /* what the scores read: DOT h; SCALED_DOT h / sqrt(Dh);
-                             GENERAL h W_a^T [B, S, Dq]; ADDITIVE h W_h^T
-                             [B, S, A]; COSINE h / sqrt(|h|^2 + eps);
-                             LOCATION NULL */
-    attn_tensor *mask;    /* F32 [B, 1, S]: 0 at valid positions, -inf at
-                             padding; NULL when no lengths were given */
-    const int32_t *lengths; /* S_b for every b (arena copy; all S without lengths) */
+    attn_tensor *values;       /* h [B, S, Dh] (contiguous): what the context averages */
+    attn_tensor *keys;         /* what the scores read: DOT h; SCALED_DOT h / sqrt(Dh);
+                                  GENERAL h W_a^T [B, S, Dq]; ADDITIVE h W_h^T
+                                  [B, S, A]; COSINE h / sqrt(|h|^2 + eps);
+                                  LOCATION NULL */
+    attn_tensor *mask;         /* F32 [B, 1, S]: 0 at valid positions, -inf at
+                                  padding; NULL when no lengths were given */
+    const int32_t *lengths;    /* S_b for every b (arena copy; all S without lengths) */
     int64_t batch, source_len; /* B, S */
 } attn_attention_memory;
 

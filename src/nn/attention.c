@@ -27,7 +27,7 @@
 
 #include "../core/internal.h"
 
-#define ATT_COS_EPS 1e-8f     /* inside cosine's square roots: a zero vector scores 0 */
+#define ATT_COS_EPS 1e-8f /* inside cosine's square roots: a zero vector scores 0 */
 #define ATT_DEFAULT_BETA 10.0f
 
 const char *attn_score_name(attn_score score) {
@@ -68,15 +68,16 @@ static attn_status att_check_config(const attn_attention_config *cfg, const char
                            fn, attn_score_name(cfg->score), (long long)cfg->query_size,
                            (long long)cfg->memory_size);
     if (cfg->attn_size < 0)
-        return attn__error(ATTN_ERR_INVALID_ARG, "%s: attn_size %lld, expected >= 0 (0: query_size)",
-                           fn, (long long)cfg->attn_size);
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: attn_size %lld, expected >= 0 (0: query_size)", fn,
+                           (long long)cfg->attn_size);
     if (cfg->score == ATTN_SCORE_LOCATION && cfg->max_source_len < 1)
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "%s: the location score needs max_source_len >= 1, got %lld", fn,
                            (long long)cfg->max_source_len);
     if (cfg->align != ATTN_ALIGN_GLOBAL && cfg->window < 1)
-        return attn__error(ATTN_ERR_INVALID_ARG, "%s: %s attention needs window D >= 1, got %d",
-                           fn, attn_align_name(cfg->align), cfg->window);
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: %s attention needs window D >= 1, got %d", fn,
+                           attn_align_name(cfg->align), cfg->window);
     if (cfg->score == ATTN_SCORE_COSINE && !isfinite(cfg->beta))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: beta %g is not finite", fn,
                            (double)cfg->beta);
@@ -94,7 +95,8 @@ static attn_status att_param(attn_params *ps, const char *prefix, const char *na
     if (len < 0 || (size_t)len >= sizeof full)
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "attn_attention_init: prefix '%.40s...' makes a name longer than %zu "
-                           "bytes", prefix, sizeof full - 1);
+                           "bytes",
+                           prefix, sizeof full - 1);
     const int64_t shape[2] = {d0, d1};
     attn_status st = attn_params_add(ps, full, d1 ? 2 : 1, shape, out);
     if (st) return st; /* attn_params_add set the message */
@@ -162,7 +164,8 @@ static int att_check(attn_ctx *ctx, const attn_attention *att, const char *fn) {
     if (!ok || att->cfg.attn_size < 1) {
         attn__fail(ctx, ATTN_ERR_INVALID_ARG,
                    "%s: the %s/%s module's parameters are missing (initialise it with "
-                   "attn_attention_init)", fn, attn_score_name(s), attn_align_name(att->cfg.align));
+                   "attn_attention_init)",
+                   fn, attn_score_name(s), attn_align_name(att->cfg.align));
         return -1;
     }
     return 0;
@@ -201,21 +204,23 @@ attn_status attn_attention_memory_init(attn_ctx *ctx, const attn_attention *att,
     if (h->ndim != 3 || h->shape[0] < 1 || h->shape[1] < 1 || h->shape[2] != cfg->memory_size)
         return attn__fail(ctx, ATTN_ERR_SHAPE,
                           "%s: h %s, expected [B, S, Dh] with B, S >= 1 and Dh = memory_size = "
-                          "%lld", fn, attn__shp(h), (long long)cfg->memory_size);
+                          "%lld",
+                          fn, attn__shp(h), (long long)cfg->memory_size);
     const int64_t B = h->shape[0], S = h->shape[1], Dh = cfg->memory_size;
     if (cfg->score == ATTN_SCORE_LOCATION && S > cfg->max_source_len)
         return attn__fail(ctx, ATTN_ERR_SHAPE,
                           "%s: h %s has S = %lld source positions, more than the location "
-                          "score's max_source_len %lld", fn, attn__shp(h), (long long)S,
-                          (long long)cfg->max_source_len);
+                          "score's max_source_len %lld",
+                          fn, attn__shp(h), (long long)S, (long long)cfg->max_source_len);
     int32_t *len = attn__alloc(ctx, sizeof(int32_t) * (size_t)B, fn);
     if (!len) return ctx->status;
     int padded = 0;
     if (lengths) {
         if (attn__check_dtype(ctx, fn, "lengths", lengths, ATTN_I32)) return ctx->status;
         if (lengths->ndim != 1 || lengths->shape[0] != B)
-            return attn__fail(ctx, ATTN_ERR_SHAPE, "%s: lengths %s, expected [B] = [%lld] (h is %s)",
-                              fn, attn__shp(lengths), (long long)B, attn__shp(h));
+            return attn__fail(ctx, ATTN_ERR_SHAPE,
+                              "%s: lengths %s, expected [B] = [%lld] (h is %s)", fn,
+                              attn__shp(lengths), (long long)B, attn__shp(h));
         if (!(lengths = attn__contig(ctx, lengths))) return ctx->status;
         for (int64_t b = 0; b < B; b++) {
             const int32_t l = attn_i32(lengths)[b];
@@ -241,7 +246,9 @@ attn_status attn_attention_memory_init(attn_ctx *ctx, const attn_attention *att,
     if (!values) return ctx->status;
     switch (cfg->score) {
     case ATTN_SCORE_DOT: keys = values; break;
-    case ATTN_SCORE_SCALED_DOT: keys = attn_scale(ctx, values, (float)(1.0 / sqrt((double)Dh))); break;
+    case ATTN_SCORE_SCALED_DOT:
+        keys = attn_scale(ctx, values, (float)(1.0 / sqrt((double)Dh)));
+        break;
     case ATTN_SCORE_GENERAL: keys = attn_linear(ctx, values, att->w_a, NULL); break;
     case ATTN_SCORE_COSINE: keys = att_normalise(ctx, values); break;
     case ATTN_SCORE_ADDITIVE: keys = attn_linear(ctx, values, att->w_h, NULL); break;
@@ -271,9 +278,11 @@ static int att_check_memory(attn_ctx *ctx, const attn_attention *att,
     if (cfg->score == ATTN_SCORE_ADDITIVE) kdim = cfg->attn_size;
     int ok = v && mem->lengths && v->ndim == 3 && v->shape[0] == mem->batch &&
              v->shape[1] == mem->source_len && v->shape[2] == cfg->memory_size;
-    if (ok && cfg->score == ATTN_SCORE_LOCATION) ok = k == NULL && mem->source_len <= cfg->max_source_len;
-    else if (ok) ok = k && k->ndim >= 3 && k->shape[0] == mem->batch &&
-                      k->shape[k->ndim - 2] == mem->source_len && k->shape[k->ndim - 1] == kdim;
+    if (ok && cfg->score == ATTN_SCORE_LOCATION)
+        ok = k == NULL && mem->source_len <= cfg->max_source_len;
+    else if (ok)
+        ok = k && k->ndim == 3 && k->shape[0] == mem->batch && k->shape[1] == mem->source_len &&
+             k->shape[2] == kdim;
     if (!ok) {
         attn__fail(ctx, ATTN_ERR_INVALID_ARG,
                    "%s: the memory (values %s, keys %s) was not made by "
@@ -313,8 +322,8 @@ static attn_tensor *att_scores(attn_ctx *ctx, const attn_attention *att,
 /* The [B, T, S] window-and-padding mask around positions p (B*T floats): 0 for
  * |s - c| <= D and s < S_b, -inf elsewhere, with c = p (LOCAL_M, integer) or
  * floor(p + 1/2) (LOCAL_P). */
-static attn_tensor *att_window_mask(attn_ctx *ctx, const attn_attention_memory *mem,
-                                    const float *p, int64_t T, int64_t D, const char *fn) {
+static attn_tensor *att_window_mask(attn_ctx *ctx, const attn_attention_memory *mem, const float *p,
+                                    int64_t T, int64_t D, const char *fn) {
     const int64_t B = mem->batch, S = mem->source_len, sh[3] = {B, T, S};
     attn_tensor *m = attn__tensor(ctx, fn, ATTN_F32, 3, sh);
     if (!m) return NULL;
@@ -336,12 +345,13 @@ static attn_tensor *att_predict_position(attn_ctx *ctx, const attn_attention *at
     attn_tensor *sb = attn__tensor(ctx, fn, ATTN_F32, 3, sb_shape);
     if (!sb) return NULL;
     for (int64_t b = 0; b < B; b++) attn_f32(sb)[b] = (float)mem->lengths[b];
-    attn_tensor *z = attn_linear(ctx, attn_tanh(ctx, attn_linear(ctx, q, att->w_p, NULL)), att->v_p,
-                                 NULL);
+    attn_tensor *z =
+        attn_linear(ctx, attn_tanh(ctx, attn_linear(ctx, q, att->w_p, NULL)), att->v_p, NULL);
     return attn_mul(ctx, attn_sigmoid(ctx, z), sb);
 }
 
-/* ---- forward ---------------------------------------------------------------------------------- */
+/* ---- forward ----------------------------------------------------------------------------------
+ */
 
 attn_tensor *attn_attention_forward(attn_ctx *ctx, const attn_attention *att,
                                     const attn_attention_memory *mem, attn_tensor *q, int64_t step,
@@ -356,12 +366,12 @@ attn_tensor *attn_attention_forward(attn_ctx *ctx, const attn_attention *att,
     const attn_attention_config *cfg = &att->cfg;
     const int64_t B = mem->batch, S = mem->source_len, Dh = cfg->memory_size, D = cfg->window;
     if (attn__check_dtype(ctx, fn, "q", q, ATTN_F32)) return NULL;
-    if ((q->ndim != 2 && q->ndim != 3) || q->shape[0] != B || q->shape[q->ndim - 1] != cfg->query_size ||
-        (q->ndim == 3 && q->shape[1] < 1)) {
+    if ((q->ndim != 2 && q->ndim != 3) || q->shape[0] != B ||
+        q->shape[q->ndim - 1] != cfg->query_size || (q->ndim == 3 && q->shape[1] < 1)) {
         attn__fail(ctx, ATTN_ERR_SHAPE,
                    "%s: q %s, expected [B, T, Dq] or [B, Dq] with B = %lld (the memory's batch), "
-                   "T >= 1 and Dq = query_size = %lld", fn, attn__shp(q), (long long)B,
-                   (long long)cfg->query_size);
+                   "T >= 1 and Dq = query_size = %lld",
+                   fn, attn__shp(q), (long long)B, (long long)cfg->query_size);
         return NULL;
     }
     if (step < 0) {
@@ -401,8 +411,8 @@ attn_tensor *attn_attention_forward(attn_ctx *ctx, const attn_attention *att,
             if (!pos) return NULL;
             for (int64_t s = 0; s < S; s++) attn_f32(pos)[s] = (float)s;
             attn_tensor *d = attn_sub(ctx, pos, att_reshape3(ctx, p, B, T, 1)); /* [B, T, S] */
-            attn_tensor *g = attn_exp(ctx, attn_scale(ctx, attn_mul(ctx, d, d),
-                                                      (float)(-2.0 / ((double)D * (double)D))));
+            attn_tensor *g = attn_exp(
+                ctx, attn_scale(ctx, attn_mul(ctx, d, d), (float)(-2.0 / ((double)D * (double)D))));
             a = attn_mul(ctx, a, g);
         }
     }

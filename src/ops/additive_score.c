@@ -37,8 +37,10 @@
  * (ISO C mode) and a fixed summation order, so both give the same bits. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
 #define ADS_CLONES __attribute__((target_clones("avx2", "default")))
+#define ADS_INLINE static inline __attribute__((always_inline)) /* into each clone */
 #else
 #define ADS_CLONES
+#define ADS_INLINE static inline
 #endif
 
 /* ---- vectorisable tanh ---------------------------------------------------------
@@ -47,7 +49,7 @@
  * [-87, 88]) times 2^n built in the exponent bits; tanh x = 2 / (1 + e^-2x) - 1,
  * absolute error below 2e-7. The argument clamp runs as its own loop so that
  * GCC if-converts and vectorises both loops (see rnn_cell.c). */
-static inline float ads_exp_core(float x) {
+ADS_INLINE float ads_exp_core(float x) {
     const float t = x * 1.44269504088896341f + 12582912.0f;
     const float n = t - 12582912.0f;
     int32_t ti;
@@ -68,8 +70,8 @@ static inline float ads_exp_core(float x) {
 }
 
 /* u[j] <- tanh(q[j] + k[j]) for j < n. */
-static void ads_tanh_sum(float *restrict u, const float *restrict q, const float *restrict k,
-                         int64_t n) {
+ADS_INLINE void ads_tanh_sum(float *restrict u, const float *restrict q, const float *restrict k,
+                             int64_t n) {
     for (int64_t j = 0; j < n; j++) {
         float x = -2.0f * (q[j] + k[j]);
         x = x < -87.0f ? -87.0f : x;
@@ -80,7 +82,7 @@ static void ads_tanh_sum(float *restrict u, const float *restrict q, const float
 
 /* sum_j v[j] u[j] with 8 partial sums (vectorisable without reassociation
  * licences; the order is fixed, so the result is reproducible). */
-static float ads_dot(const float *restrict v, const float *restrict u, int64_t n) {
+ADS_INLINE float ads_dot(const float *restrict v, const float *restrict u, int64_t n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t j = 0;
     for (; j + 8 <= n; j += 8)
@@ -91,8 +93,7 @@ static float ads_dot(const float *restrict v, const float *restrict u, int64_t n
 
 /* ---- builder ----------------------------------------------------------------------- */
 
-attn_tensor *attn_additive_score(attn_ctx *ctx, attn_tensor *wq, attn_tensor *wk,
-                                 attn_tensor *v) {
+attn_tensor *attn_additive_score(attn_ctx *ctx, attn_tensor *wq, attn_tensor *wk, attn_tensor *v) {
     static const char name[] = "additive_score";
     if (attn__any_null(ctx, name, 3, wq, wk, v)) return NULL;
     if (attn__check_dtype(ctx, name, "wq", wq, ATTN_F32) ||
@@ -100,15 +101,17 @@ attn_tensor *attn_additive_score(attn_ctx *ctx, attn_tensor *wq, attn_tensor *wk
         attn__check_dtype(ctx, name, "v", v, ATTN_F32))
         return NULL;
     if (wq->ndim != 3 || wk->ndim != 3 || wq->shape[0] != wk->shape[0] ||
-        wq->shape[2] != wk->shape[2] || wq->shape[0] < 1 || wq->shape[1] < 1 ||
-        wk->shape[1] < 1 || wq->shape[2] < 1) {
+        wq->shape[2] != wk->shape[2] || wq->shape[0] < 1 || wq->shape[1] < 1 || wk->shape[1] < 1 ||
+        wq->shape[2] < 1) {
         attn__fail(ctx, ATTN_ERR_SHAPE,
                    "%s: wq %s and wk %s, expected [B, T, A] and [B, S, A] with the same B and A, "
-                   "all >= 1", name, attn__shp(wq), attn__shp(wk));
+                   "all >= 1",
+                   name, attn__shp(wq), attn__shp(wk));
         return NULL;
     }
     const int64_t B = wq->shape[0], T = wq->shape[1], S = wk->shape[1], A = wq->shape[2];
-    if (!((v->ndim == 1 && v->shape[0] == A) || (v->ndim == 2 && v->shape[0] == 1 && v->shape[1] == A))) {
+    if (!((v->ndim == 1 && v->shape[0] == A) ||
+          (v->ndim == 2 && v->shape[0] == 1 && v->shape[1] == A))) {
         attn__fail(ctx, ATTN_ERR_SHAPE, "%s: v %s, expected [A] or [1, A] with A = %lld (wq is %s)",
                    name, attn__shp(v), (long long)A, attn__shp(wq));
         return NULL;
@@ -189,36 +192,36 @@ attn_status attn__additive_score_ref(attn_ctx *ctx, attn_node *node) {
  * NULL) and its partial dv (dvb [A], or NULL). */
 ADS_CLONES static void ads_backward_batch(const ads_geom *g, int64_t b, const float *restrict ge,
                                           float *dwq, float *dwk, float *dvb_all) {
-        float u[ADS_CHUNK], d[ADS_CHUNK], dq[ADS_CHUNK];
-        for (int64_t a0 = 0; a0 < g->A; a0 += ADS_CHUNK) {
-            const int64_t n = g->A - a0 < ADS_CHUNK ? g->A - a0 : ADS_CHUNK;
-            const float *v = g->v + a0;
-            float *dvb = dvb_all ? dvb_all + a0 : NULL;
-            for (int64_t t = 0; t < g->T; t++) {
-                const float *q = g->wq + (b * g->T + t) * g->A + a0;
-                for (int64_t j = 0; j < n; j++) dq[j] = 0.0f;
-                for (int64_t s = 0; s < g->S; s++) {
-                    const float gs = ge[(b * g->T + t) * g->S + s];
-                    if (gs == 0.0f) continue; /* adds exactly 0 */
-                    ads_tanh_sum(u, q, g->wk + (b * g->S + s) * g->A + a0, n);
-                    /* e = sum_a v_a tau_a, tau = tanh(q + k):
-                     * de/dq_a = de/dk_a = v_a (1 - tau_a^2), de/dv_a = tau_a */
-                    for (int64_t j = 0; j < n; j++) d[j] = gs * v[j] * (1.0f - u[j] * u[j]);
-                    for (int64_t j = 0; j < n; j++) dq[j] += d[j];
-                    if (dwk) {
-                        float *dk = dwk + (b * g->S + s) * g->A + a0;
-                        for (int64_t j = 0; j < n; j++) dk[j] += d[j];
-                    }
-                    if (dvb)
-                        for (int64_t j = 0; j < n; j++) dvb[j] += gs * u[j];
+    float u[ADS_CHUNK], d[ADS_CHUNK], dq[ADS_CHUNK];
+    for (int64_t a0 = 0; a0 < g->A; a0 += ADS_CHUNK) {
+        const int64_t n = g->A - a0 < ADS_CHUNK ? g->A - a0 : ADS_CHUNK;
+        const float *v = g->v + a0;
+        float *dvb = dvb_all ? dvb_all + a0 : NULL;
+        for (int64_t t = 0; t < g->T; t++) {
+            const float *q = g->wq + (b * g->T + t) * g->A + a0;
+            for (int64_t j = 0; j < n; j++) dq[j] = 0.0f;
+            for (int64_t s = 0; s < g->S; s++) {
+                const float gs = ge[(b * g->T + t) * g->S + s];
+                if (gs == 0.0f) continue; /* adds exactly 0 */
+                ads_tanh_sum(u, q, g->wk + (b * g->S + s) * g->A + a0, n);
+                /* e = sum_a v_a tau_a, tau = tanh(q + k):
+                 * de/dq_a = de/dk_a = v_a (1 - tau_a^2), de/dv_a = tau_a */
+                for (int64_t j = 0; j < n; j++) d[j] = gs * v[j] * (1.0f - u[j] * u[j]);
+                for (int64_t j = 0; j < n; j++) dq[j] += d[j];
+                if (dwk) {
+                    float *dk = dwk + (b * g->S + s) * g->A + a0;
+                    for (int64_t j = 0; j < n; j++) dk[j] += d[j];
                 }
-                if (dwq) {
-                    float *dqo = dwq + (b * g->T + t) * g->A + a0;
-                    for (int64_t j = 0; j < n; j++) dqo[j] += dq[j];
-                }
+                if (dvb)
+                    for (int64_t j = 0; j < n; j++) dvb[j] += gs * u[j];
+            }
+            if (dwq) {
+                float *dqo = dwq + (b * g->T + t) * g->A + a0;
+                for (int64_t j = 0; j < n; j++) dqo[j] += dq[j];
             }
         }
     }
+}
 
 attn_status attn__additive_score_backward(attn_ctx *ctx, attn_node *node) {
     const ads_geom g = ads_geometry(node);
@@ -230,13 +233,15 @@ attn_status attn__additive_score_backward(attn_ctx *ctx, attn_node *node) {
     if (dv) {
         size_t bytes;
         if (attn__mul_size((size_t)g.B * (size_t)g.A, sizeof(float), &bytes))
-            return attn__fail(ctx, ATTN_ERR_OOM, "additive_score backward: scratch [%lld,%lld] "
-                              "overflows", (long long)g.B, (long long)g.A);
+            return attn__fail(ctx, ATTN_ERR_OOM,
+                              "additive_score backward: scratch [%lld,%lld] "
+                              "overflows",
+                              (long long)g.B, (long long)g.A);
         if (!(dvp = attn__alloc_zero(ctx, bytes, "additive_score backward (scratch)")))
             return ctx->status;
     }
-    const int nt = attn__threads_for(ctx, 40.0 * (double)g.B * (double)g.T * (double)g.S *
-                                              (double)g.A);
+    const int nt =
+        attn__threads_for(ctx, 40.0 * (double)g.B * (double)g.T * (double)g.S * (double)g.A);
     (void)nt;
     ATTN__OMP_FOR(nt)
     for (int64_t b = 0; b < g.B; b++)

@@ -268,32 +268,35 @@ attn_tensor *attn_lstm_cell_at(attn_ctx *ctx, attn_tensor *gx_seq, int64_t t, at
 
 /* ---- forward (fast) ---------------------------------------------------------------- */
 
-/* s[:, 0:G*H] = b_hh + h W_hh^T (row stride ls). */
+/* s[:, 0:G*H] = h W_hh^T (row stride ls); the bias is added per row. */
 static void cell_recurrent_product(const attn_ctx *ctx, const cell_geom *g, float *s) {
     const int64_t B = g->B, H = g->H, GH = g->G * g->H;
-    for (int64_t r = 0; r < B; r++) {
-        float *sr = s + r * g->ls;
-        if (g->b)
-            memcpy(sr, g->b, sizeof(float) * (size_t)GH);
-        else
-            memset(sr, 0, sizeof(float) * (size_t)GH);
-    }
     const int nt = attn__threads_for(ctx, 2.0 * (double)B * (double)GH * (double)H);
-    attn__sgemm(nt, 0, 1, B, GH, H, 1.0f, g->h, H, g->w, H, 1.0f, s, g->ls);
+    attn__sgemm(nt, 0, 1, B, GH, H, 1.0f, g->h, H, g->w, H, 0.0f, s, g->ls);
 }
 
-/* One GRU row. s holds b_hh + W_hh h in its first 3H entries on entry and
- * r | z | n | hn on exit. */
-static void gru_row(const float *restrict gx, const float *restrict h, float *restrict s,
-                    float *restrict y, int64_t H, int valid) {
+/* s[j] += gx[j] + b[j] (b NULL: no bias) for j < n. */
+static void cell_add_inputs(float *restrict s, const float *restrict gx, const float *restrict b,
+                            int64_t n) {
+    if (b)
+        for (int64_t j = 0; j < n; j++) s[j] += gx[j] + b[j];
+    else
+        for (int64_t j = 0; j < n; j++) s[j] += gx[j];
+}
+
+/* One GRU row. s holds W_hh h in its first 3H entries on entry and
+ * r | z | n | hn on exit; b is b_hh or NULL. */
+static void gru_row(const float *restrict gx, const float *restrict b, const float *restrict h,
+                    float *restrict s, float *restrict y, int64_t H, int valid) {
     float *sr = s, *sn = s + 2 * H, *shn = s + 3 * H;
     const float *xn = gx + 2 * H;
-    for (int64_t j = 0; j < 2 * H; j++) s[j] += gx[j];
+    cell_add_inputs(s, gx, b, 2 * H);
     cell_sigmoid(s, 2 * H); /* r = sigma(gx_r + W_hr h + b_hr), z likewise */
-    for (int64_t j = 0; j < H; j++) {
-        shn[j] = sn[j];                 /* hn = W_hn h + b_hn */
-        sn[j] = xn[j] + sr[j] * shn[j]; /* n = tanh(gx_n + r hn) */
-    }
+    if (b)
+        for (int64_t j = 0; j < H; j++) shn[j] = sn[j] + b[2 * H + j]; /* hn = W_hn h + b_hn */
+    else
+        memcpy(shn, sn, sizeof(float) * (size_t)H);
+    for (int64_t j = 0; j < H; j++) sn[j] = xn[j] + sr[j] * shn[j]; /* n = tanh(gx_n + r hn) */
     cell_tanh(sn, H);
     const float *sz = s + H;
     if (valid)
@@ -302,13 +305,14 @@ static void gru_row(const float *restrict gx, const float *restrict h, float *re
         memcpy(y, h, sizeof(float) * (size_t)H);
 }
 
-/* One LSTM row: s holds b_hh + W_hh h in its first 4H entries on entry and
- * i | f | g | o | tanh(c') on exit (tanh(c) for a frozen row). */
-static void lstm_row(const float *restrict gx, const float *restrict h, const float *restrict c,
-                     float *restrict s, float *restrict hy, float *restrict cy, int64_t H,
-                     int valid) {
+/* One LSTM row: s holds W_hh h in its first 4H entries on entry and
+ * i | f | g | o | tanh(c') on exit (tanh(c) for a frozen row); b is b_hh or
+ * NULL. */
+static void lstm_row(const float *restrict gx, const float *restrict b, const float *restrict h,
+                     const float *restrict c, float *restrict s, float *restrict hy,
+                     float *restrict cy, int64_t H, int valid) {
     float *si = s, *sf = s + H, *sg = s + 2 * H, *so = s + 3 * H, *st = s + 4 * H;
-    for (int64_t j = 0; j < 4 * H; j++) s[j] += gx[j];
+    cell_add_inputs(s, gx, b, 4 * H);
     cell_sigmoid(si, 2 * H); /* i, f */
     cell_tanh(sg, H);        /* g */
     cell_sigmoid(so, H);     /* o */
@@ -338,12 +342,12 @@ static attn_status cell_forward(attn_ctx *ctx, attn_node *node) {
     if (g.lstm) {
         ATTN__OMP_FOR(nt)
         for (int64_t r = 0; r < B; r++)
-            lstm_row(g.gx + r * 4 * H, g.h + r * H, g.c + r * H, s + r * g.ls, y + r * H,
+            lstm_row(g.gx + r * 4 * H, g.b, g.h + r * H, g.c + r * H, s + r * g.ls, y + r * H,
                      y + (B + r) * H, H, !g.mask || g.mask[r]);
     } else {
         ATTN__OMP_FOR(nt)
         for (int64_t r = 0; r < B; r++)
-            gru_row(g.gx + r * 3 * H, g.h + r * H, s + r * g.ls, y + r * H, H,
+            gru_row(g.gx + r * 3 * H, g.b, g.h + r * H, s + r * g.ls, y + r * H, H,
                     !g.mask || g.mask[r]);
     }
     return ATTN_OK;

@@ -183,6 +183,11 @@ attn_status attn__view_backward(attn_ctx *ctx, attn_node *node) {
     const attn_tensor *v = node->out;
     const float *gv = v->grad;
     float *gp = node->in[0]->grad + node->iarg[0];
+    if (attn_tensor_is_contiguous(v)) { /* reshape, or a slice along the first axis */
+        int64_t n = attn_tensor_numel(v);
+        for (int64_t i = 0; i < n; i++) gp[i] += gv[i];
+        return ATTN_OK;
+    }
     FOR_EACH_INDEX(v->ndim, v->shape, v->stride, lin, off, gp[off] += gv[lin]);
     return ATTN_OK;
 }
