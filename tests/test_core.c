@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/core/internal.h"
 #include "test.h"
 
 static attn_ctx *new_ctx(size_t arena, int guards) {
@@ -188,7 +189,29 @@ static void test_params(void) {
     TEST_END();
 }
 
+/* The private string builder behind the file writers. */
+static void test_strbuf(void) {
+    TEST_BEGIN("core.strbuf");
+    attn__strbuf b = {0};
+    attn__sb_put(&b, "", 0);
+    CHECK(b.p && b.p[0] == 0 && b.len == 0, "empty put must leave a NUL-terminated buffer");
+    for (int i = 0; i < 1000; i++) attn__sb_printf(&b, "%d,", i);
+    CHECK(!b.oom && b.len == 3890, "length %zu after 1000 numbers, expected 3890", b.len);
+    CHECK(b.p && strncmp(b.p, "0,1,2,", 6) == 0 && b.p[b.len] == 0, "content or terminator");
+    attn__sb_putc(&b, 'x');
+    attn__sb_puts(&b, "yz");
+    CHECK(b.p && strcmp(b.p + b.len - 3, "xyz") == 0, "putc/puts");
+    CHECK(attn__sb_reserve(&b, SIZE_MAX) == -1 && b.oom, "SIZE_MAX reserve must fail and set oom");
+    size_t len = b.len;
+    attn__sb_puts(&b, "more");
+    CHECK(b.len == len, "calls after oom must do nothing");
+    attn__sb_free(&b);
+    CHECK(b.p == NULL && b.len == 0 && b.cap == 0, "free resets");
+    TEST_END();
+}
+
 void suite_core(void) {
+    test_strbuf();
     test_status_strings();
     test_arena();
     test_guards();

@@ -170,7 +170,7 @@ typedef struct attn_attention_memory {
                                   [B, S, A]; COSINE h / sqrt(|h|^2 + eps);
                                   LOCATION NULL */
     attn_tensor *mask;         /* F32 [B, 1, S]: 0 at valid positions, -inf at
-                                  padding; NULL when no lengths were given */
+                                  padding; NULL when nothing is padded */
     const int32_t *lengths;    /* S_b for every b (arena copy; all S without lengths) */
     int64_t batch, source_len; /* B, S */
 } attn_attention_memory;
@@ -183,7 +183,9 @@ typedef struct attn_attention_memory {
  * Errors: ATTN_ERR_INVALID_ARG (NULL ctx/att/h/out, a length outside [0, S],
  * an uninitialised att), ATTN_ERR_SHAPE (h not [B, S, Dh]; lengths not [B];
  * S > S_max for LOCATION), ATTN_ERR_DTYPE, ATTN_ERR_OOM. On error the status
- * is also kept in the context and *out is zeroed. */
+ * is also kept in the context and *out is zeroed; a context that already
+ * holds an error makes it return that status at once (the first error and
+ * its message are kept, as with the graph ops). */
 attn_status attn_attention_memory_init(attn_ctx *ctx, const attn_attention *att, attn_tensor *h,
                                        attn_tensor *lengths, attn_attention_memory *out);
 

@@ -1105,13 +1105,15 @@ static int opt_nbuf(attn_optim *opt, int n, const char *fn, attn_status *st) {
 }
 
 /* The shortest decimal that reads back as the same float. */
+/* The shortest "%g" text that reads back as v, written and read back under
+ * the "C" numeric locale (a decimal comma would make the round trip lie). */
 static void fmt_float(char *buf, size_t n, float v) {
+    attn__c_locale loc = attn__c_locale_begin();
     for (int prec = 1; prec <= 9; prec++) {
         snprintf(buf, n, "%.*g", prec, (double)v);
         if (strtof(buf, NULL) == v) break;
     }
-    for (char *c = buf; *c; c++)
-        if (*c == ',') *c = '.'; /* a locale's decimal comma */
+    attn__c_locale_end(loc);
 }
 
 attn_status attn_checkpoint_save(const char *path, const attn_params *ps, attn_optim *opt,

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../core/vmath.h"
 
 #define ADS_CHUNK 256 /* values of A processed at once (stack buffers, L1) */
 
@@ -44,31 +45,10 @@
 #endif
 
 /* ---- vectorisable tanh ---------------------------------------------------------
- * The same construction as the recurrent cells' (src/ops/rnn_cell.c): exp by
- * Cody-Waite reduction and Cephes' degree-7 polynomial (below 1 ulp on
- * [-87, 88]) times 2^n built in the exponent bits; tanh x = 2 / (1 + e^-2x) - 1,
+ * attn__exp_core (src/core/vmath.h); tanh x = 2 / (1 + e^-2x) - 1,
  * absolute error below 2e-7. The argument clamp runs as its own loop so that
- * GCC if-converts and vectorises both loops (see rnn_cell.c). */
-ADS_INLINE float ads_exp_core(float x) {
-    const float t = x * 1.44269504088896341f + 12582912.0f;
-    const float n = t - 12582912.0f;
-    int32_t ti;
-    memcpy(&ti, &t, sizeof ti); /* the low mantissa bits of t hold n */
-    float r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    const int32_t bits = (ti - 0x4B400000 + 127) * 8388608; /* (n + 127) << 23 */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
+ * GCC if-converts and vectorises both loops (see vmath.h).
+ */
 /* u[j] <- tanh(q[j] + k[j]) for j < n. */
 ADS_INLINE void ads_tanh_sum(float *restrict u, const float *restrict q, const float *restrict k,
                              int64_t n) {
@@ -77,7 +57,7 @@ ADS_INLINE void ads_tanh_sum(float *restrict u, const float *restrict q, const f
         x = x < -87.0f ? -87.0f : x;
         u[j] = x > 88.0f ? 88.0f : x;
     }
-    for (int64_t j = 0; j < n; j++) u[j] = 2.0f / (1.0f + ads_exp_core(u[j])) - 1.0f;
+    for (int64_t j = 0; j < n; j++) u[j] = 2.0f / (1.0f + attn__exp_core(u[j])) - 1.0f;
 }
 
 /* sum_j v[j] u[j] with 8 partial sums (vectorisable without reassociation

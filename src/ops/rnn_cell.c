@@ -24,7 +24,7 @@
  *
  * Fast path: the recurrent product through attn__sgemm, written straight into
  * the saved buffer (row stride (G + 1) H), then a few vectorised passes per
- * row for the gates (cell_exp_core below). The reference kernels compute
+ * row for the gates (attn__exp_core, src/core/vmath.h). The reference kernels compute
  * every dot product and activation in double.
  * Derivations: docs/ops.md, "Recurrent cells".
  */
@@ -32,41 +32,12 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../core/vmath.h"
 
 #define CELL_COL_BLOCK 64 /* columns per task in the bias gradient reduction */
 
-/* ---- activations (fast path) ------------------------------------------------
- * exp(x) for the gates: Cody-Waite range reduction x = n ln2 + r, |r| <=
- * ln2/2, Cephes' degree-7 minimax polynomial for exp(r) (below 1 ulp on
- * [-87, 88], measured), times 2^n built in the exponent bits. n is rounded
- * with the 1.5 * 2^23 trick and read back from the bits of that sum, so the
- * loop has no float-to-int conversion. libm's expf does not vectorise; this
- * does.
- * The argument must already lie in [-87, 88] (2^n stays a normal float). The
- * clamp runs as a separate loop on purpose: fused into the same loop, GCC
- * turns it into branches (jump threading the constant arm) and then refuses
- * to if-convert the float arithmetic under -ftrapping-math, so nothing would
- * vectorise. Sigmoid and tanh are saturated long before the clamp bites;
- * NaN passes through the clamp and stays NaN. */
-static inline float cell_exp_core(float x) {
-    const float t = x * 1.44269504088896341f + 12582912.0f;
-    const float n = t - 12582912.0f;
-    int32_t ti;
-    memcpy(&ti, &t, sizeof ti);     /* the low mantissa bits of t hold n */
-    float r = x - n * 0.693359375f; /* ln2 = 0.693359375 - 2.12194440e-4; n * first part exact */
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    const int32_t bits = (ti - 0x4B400000 + 127) * 8388608; /* (n + 127) << 23 */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
+/* ---- activations (fast path): attn__exp_core from src/core/vmath.h, the
+ * argument clamp in its own loop (see there why) ------------------------------- */
 
 /* a[j] <- sigmoid(a[j]) = 1 / (1 + exp(-a[j])); absolute error < 1e-7. */
 static void cell_sigmoid(float *restrict a, int64_t n) {
@@ -75,7 +46,7 @@ static void cell_sigmoid(float *restrict a, int64_t n) {
         v = v < -87.0f ? -87.0f : v;
         a[j] = v > 88.0f ? 88.0f : v;
     }
-    for (int64_t j = 0; j < n; j++) a[j] = 1.0f / (1.0f + cell_exp_core(a[j]));
+    for (int64_t j = 0; j < n; j++) a[j] = 1.0f / (1.0f + attn__exp_core(a[j]));
 }
 
 /* a[j] <- tanh(a[j]) = 2 sigmoid(2 a[j]) - 1; absolute error < 2e-7 (the
@@ -86,7 +57,7 @@ static void cell_tanh(float *restrict a, int64_t n) {
         v = v < -87.0f ? -87.0f : v;
         a[j] = v > 88.0f ? 88.0f : v;
     }
-    for (int64_t j = 0; j < n; j++) a[j] = 2.0f / (1.0f + cell_exp_core(a[j])) - 1.0f;
+    for (int64_t j = 0; j < n; j++) a[j] = 2.0f / (1.0f + attn__exp_core(a[j])) - 1.0f;
 }
 
 /* ---- geometry ---------------------------------------------------------------- */
