@@ -51,4 +51,23 @@ int test_allclose(const char *what, const float *a, const float *ref, long long 
  * $ATTN_FIXTURES). */
 const char *test_fixture_dir(void);
 
+/* A context with arena_bytes of arena, n_threads threads and guard_bytes
+ * guard bytes after every allocation (seed 0). On failure records a check
+ * failure and returns NULL; the caller frees it with attn_ctx_free. */
+attn_ctx *test_ctx_new(size_t arena_bytes, int n_threads, int guard_bytes);
+
+/* attn_tensor_from(ctx, ATTN_F32, ...) with requires_grad set; NULL (and the
+ * context's error) on failure. */
+attn_tensor *test_leaf(attn_ctx *ctx, int ndim, const int64_t *shape, const float *data);
+
+/* sum(a * r) as a graph scalar; r a constant with a's numel, copied into the
+ * arena. NULL if a is NULL (so failures propagate through a graph). */
+attn_tensor *test_dot_loss(attn_ctx *ctx, attn_tensor *a, const float *r);
+
+/* sum(a * r) accumulated in double from a's contiguous float32 data. */
+double test_dot_d(const attn_tensor *a, const float *r);
+
+/* x[0..n) = standard normal draws from rng, in order. */
+void test_fill_normal(float *x, int64_t n, attn_rng *rng);
+
 #endif

@@ -58,38 +58,9 @@
 #define FD_SAMPLES 12
 #define STEP_ATOL 2e-6f
 #define STEP_RTOL 2e-5f
-
-static attn_ctx *new_ctx(void) {
-    attn_ctx_config cfg = {.arena_bytes = (size_t)32 << 20, .n_threads = 1, .guard_bytes = 16};
-    attn_ctx *ctx = NULL;
-    CHECK_OK(attn_ctx_new(&ctx, &cfg));
-    return ctx;
-}
-
-static attn_tensor *leaf(attn_ctx *ctx, int ndim, const int64_t *shape, const float *data) {
-    attn_tensor *t = attn_tensor_from(ctx, ATTN_F32, ndim, shape, data);
-    if (t) t->requires_grad = 1;
-    return t;
-}
-
-/* sum(a * r) as a graph scalar; r a constant with a's numel. */
-static attn_tensor *dot_loss(attn_ctx *ctx, attn_tensor *a, const float *r) {
-    if (!a) return NULL;
-    attn_tensor *rt = attn_tensor_from(ctx, ATTN_F32, a->ndim, a->shape, r);
-    return attn_sum(ctx, attn_mul(ctx, a, rt), ATTN_ALL_AXES, 0);
-}
-
-/* sum(a * r) in double from a's (contiguous) data. */
-static double dot_d(const attn_tensor *a, const float *r) {
-    double s = 0.0;
-    int64_t n = attn_tensor_numel(a);
-    for (int64_t i = 0; i < n; i++) s += (double)attn_f32(a)[i] * (double)r[i];
-    return s;
-}
-
-static void fill_normal(float *x, int64_t n, attn_rng *rng) {
-    for (int64_t i = 0; i < n; i++) x[i] = attn_rng_next_normal(rng);
-}
+/* Every context: 32 MiB of arena, one thread, 16 guard bytes. */
+#define ARENA_BYTES ((size_t)32 << 20)
+#define GUARD_BYTES 16
 
 static int finite_all(const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++)
@@ -196,15 +167,15 @@ static void parity_case(const char *file, const atfx_file *fx, int k, int use_re
     CHECK(nfx == attn_params_count(ps), "%s: torch has %d parameters, attn %d", tag, nfx,
           attn_params_count(ps));
 
-    ctx = new_ctx();
+    ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
     if (!ctx) goto out;
     attn_ctx_set_use_ref(ctx, use_ref);
     const atfx_tensor *qt = need(fx, (snprintf(nm, sizeof nm, "c%d.q", k), nm), ATTN_F32, -1);
     const atfx_tensor *ht = need(fx, (snprintf(nm, sizeof nm, "c%d.h", k), nm), ATTN_F32, -1);
     if (!qt || !ht || qt->ndim != 3 || ht->ndim != 3) goto out;
     const int64_t B = qt->shape[0], T = qt->shape[1], S = ht->shape[1], Dh = ht->shape[2];
-    attn_tensor *q = leaf(ctx, 3, qt->shape, atfx_f32(qt)),
-                *h = leaf(ctx, 3, ht->shape, atfx_f32(ht));
+    attn_tensor *q = test_leaf(ctx, 3, qt->shape, atfx_f32(qt)),
+                *h = test_leaf(ctx, 3, ht->shape, atfx_f32(ht));
     attn_tensor *lengths = NULL;
     if (has_len) {
         const atfx_tensor *lt =
@@ -241,7 +212,7 @@ static void parity_case(const char *file, const atfx_file *fx, int k, int use_re
         need(fx, (snprintf(nm, sizeof nm, "c%d.R2", k), nm), ATTN_F32, B * T * S);
     if (!r1 || !r2) goto out;
     attn_tensor *loss =
-        attn_add(ctx, dot_loss(ctx, c, atfx_f32(r1)), dot_loss(ctx, w, atfx_f32(r2)));
+        attn_add(ctx, test_dot_loss(ctx, c, atfx_f32(r1)), test_dot_loss(ctx, w, atfx_f32(r2)));
     attn_params_zero_grad(ps);
     CHECK(loss != NULL, "%s: loss: %s", tag, attn_ctx_error(ctx));
     if (!loss) goto out;
@@ -343,10 +314,10 @@ static int problem_init(problem *p, const attn_attention_config *cfg, int64_t B,
         CHECK(0, "out of memory");
         return -1;
     }
-    fill_normal(p->q, B * T * p->Dq, &rng);
-    fill_normal(p->h, B * S * p->Dh, &rng);
-    fill_normal(p->r1, B * T * p->Dh, &rng);
-    fill_normal(p->r2, B * T * S, &rng);
+    test_fill_normal(p->q, B * T * p->Dq, &rng);
+    test_fill_normal(p->h, B * S * p->Dh, &rng);
+    test_fill_normal(p->r1, B * T * p->Dh, &rng);
+    test_fill_normal(p->r2, B * T * S, &rng);
     return 0;
 }
 
@@ -362,8 +333,8 @@ static int problem_run(attn_ctx *ctx, problem *p, int graph_loss, run_out *o) {
     memset(o, 0, sizeof *o);
     attn_ctx_reset(ctx);
     const int64_t qs[3] = {p->B, p->T, p->Dq}, hs[3] = {p->B, p->S, p->Dh};
-    o->q = leaf(ctx, 3, qs, p->q);
-    o->h = leaf(ctx, 3, hs, p->h);
+    o->q = test_leaf(ctx, 3, qs, p->q);
+    o->h = test_leaf(ctx, 3, hs, p->h);
     attn_tensor *len = p->has_len ? attn_tensor_from(ctx, ATTN_I32, 1, &p->B, p->len) : NULL;
     if (!o->q || !o->h || (p->has_len && !len) ||
         attn_attention_memory_init(ctx, &p->att, o->h, len, &o->mem) != ATTN_OK ||
@@ -371,9 +342,9 @@ static int problem_run(attn_ctx *ctx, problem *p, int graph_loss, run_out *o) {
         CHECK(0, "forward failed: %s", attn_ctx_error(ctx));
         return -1;
     }
-    o->loss_d = dot_d(o->c, p->r1) + dot_d(o->w, p->r2);
+    o->loss_d = test_dot_d(o->c, p->r1) + test_dot_d(o->w, p->r2);
     if (graph_loss) {
-        o->loss = attn_add(ctx, dot_loss(ctx, o->c, p->r1), dot_loss(ctx, o->w, p->r2));
+        o->loss = attn_add(ctx, test_dot_loss(ctx, o->c, p->r1), test_dot_loss(ctx, o->w, p->r2));
         if (!o->loss) {
             CHECK(0, "loss failed: %s", attn_ctx_error(ctx));
             return -1;
@@ -484,7 +455,7 @@ static void test_finite_differences(void) {
                      one ? 1 : 3);
             TEST_BEGIN(tname);
             problem p;
-            attn_ctx *ctx = new_ctx();
+            attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
             const attn_attention_config cfg = make_cfg(cb.score, cb.align, 5, 4, 3, 8, 2);
             if (!ctx || problem_init(&p, &cfg, 3, one ? 1 : 3, 6, len, one ? 4 : 1,
                                      1000 + (uint64_t)(ci * 2 + one))) {
@@ -546,7 +517,7 @@ static void test_masks(void) {
         snprintf(tname, sizeof tname, "attention/masks and row sums %s", name);
         TEST_BEGIN(tname);
         problem p;
-        attn_ctx *ctx = new_ctx();
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
         const attn_attention_config cfg = make_cfg(cb.score, cb.align, 6, 7, 5, 12, 2);
         run_out o;
         if (ctx && !problem_init(&p, &cfg, 3, 6, 9, len, 2, 77 + (uint64_t)ci) &&
@@ -616,7 +587,7 @@ static void test_location_ignores_h(void) {
     TEST_BEGIN("attention/location ignores h");
     static const int32_t len[2] = {5, 3};
     problem p;
-    attn_ctx *ctx = new_ctx();
+    attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
     const attn_attention_config cfg =
         make_cfg(ATTN_SCORE_LOCATION, ATTN_ALIGN_GLOBAL, 4, 3, 0, 7, 0);
     run_out o;
@@ -653,7 +624,7 @@ static void test_empty_sentence(void) {
         snprintf(tname, sizeof tname, "attention/empty sentence %s", name);
         TEST_BEGIN(tname);
         problem p;
-        attn_ctx *ctx = new_ctx();
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
         const attn_attention_config cfg = make_cfg(cb.score, cb.align, 3, 4, 2, 6, 1);
         run_out o;
         if (ctx && !problem_init(&p, &cfg, 2, 2, 5, len, 0, 11 + (uint64_t)ci) &&
@@ -702,7 +673,7 @@ static void test_steps_match_block(void) {
         snprintf(tname, sizeof tname, "attention/steps match block %s", name);
         TEST_BEGIN(tname);
         problem p;
-        attn_ctx *ctx = new_ctx();
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
         const attn_attention_config cfg = make_cfg(cb.score, cb.align, 5, 4, 3, 9, 2);
         run_out o;
         if (!ctx || problem_init(&p, &cfg, 3, 6, 7, len, 0, 300 + (uint64_t)ci) ||
@@ -745,7 +716,7 @@ static void test_steps_match_block(void) {
         attn_ctx_reset(ctx);
         attn_params_zero_grad(p.ps);
         const int64_t hs[3] = {B, S, Dh}, qs[2] = {B, Dq};
-        attn_tensor *h = leaf(ctx, 3, hs, p.h);
+        attn_tensor *h = test_leaf(ctx, 3, hs, p.h);
         attn_tensor *lt = attn_tensor_from(ctx, ATTN_I32, 1, &B, p.len);
         attn_attention_memory mem;
         CHECK_OK(attn_attention_memory_init(ctx, &p.att, h, lt, &mem));
@@ -760,7 +731,7 @@ static void test_steps_match_block(void) {
                 memcpy(sc + b * Dh, bc + (b * T + t) * Dh, sizeof(float) * (size_t)Dh);
                 memcpy(sw + b * S, bw + (b * T + t) * S, sizeof(float) * (size_t)S);
             }
-            qt[t] = leaf(ctx, 2, qs, qbuf);
+            qt[t] = test_leaf(ctx, 2, qs, qbuf);
             attn_tensor *w = NULL, *pos = NULL;
             attn_tensor *c = attn_attention_forward(ctx, &p.att, &mem, qt[t], t, &w, &pos);
             CHECK(c && w && c->ndim == 2 && c->shape[0] == B && c->shape[1] == Dh && w->ndim == 2 &&
@@ -779,7 +750,7 @@ static void test_steps_match_block(void) {
                 snprintf(what, sizeof what, "%s step %lld: positions vs block", name, (long long)t);
                 test_allclose(what, attn_f32(pos), pb, B, STEP_ATOL, STEP_RTOL);
             }
-            attn_tensor *l = attn_add(ctx, dot_loss(ctx, c, r1), dot_loss(ctx, w, r2));
+            attn_tensor *l = attn_add(ctx, test_dot_loss(ctx, c, r1), test_dot_loss(ctx, w, r2));
             loss = loss ? attn_add(ctx, loss, l) : l;
         }
         if (!test__failed_checks && loss) {
@@ -823,25 +794,25 @@ static void test_additive_kernel(void) {
           *wk = malloc(sizeof(float) * (size_t)(B * S * A)), *v = malloc(sizeof(float) * (size_t)A),
           *g = malloc(sizeof(float) * (size_t)(B * T * S)),
           *keep = malloc(sizeof(float) * (size_t)(B * T * S + B * T * A + B * S * A + A));
-    attn_ctx *ctx = new_ctx();
+    attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
     if (!wq || !wk || !v || !g || !keep || !ctx) {
         CHECK(0, "setup failed");
         goto out;
     }
     attn_rng rng;
     attn_rng_init(&rng, 42);
-    fill_normal(wq, B * T * A, &rng);
-    fill_normal(wk, B * S * A, &rng);
-    fill_normal(v, A, &rng);
+    test_fill_normal(wq, B * T * A, &rng);
+    test_fill_normal(wk, B * S * A, &rng);
+    test_fill_normal(v, A, &rng);
     for (int64_t i = 0; i < A; i++) v[i] *= 0.1f;
-    fill_normal(g, B * T * S, &rng);
+    test_fill_normal(g, B * T * S, &rng);
     for (int64_t i = 0; i < B * T * S; i += 3) g[i] = 0.0f; /* masked positions */
     for (int run = 0; run < 3; run++) { /* 0: fast, 2 threads; 1: fast, 1 thread; 2: reference */
         attn_ctx_reset(ctx);
         attn_ctx_set_threads(ctx, run == 0 ? 2 : 1);
         attn_ctx_set_use_ref(ctx, run == 2);
-        attn_tensor *tq = leaf(ctx, 3, qs, wq), *tk = leaf(ctx, 3, ks, wk),
-                    *tv = leaf(ctx, 1, &A, v);
+        attn_tensor *tq = test_leaf(ctx, 3, qs, wq), *tk = test_leaf(ctx, 3, ks, wk),
+                    *tv = test_leaf(ctx, 1, &A, v);
         attn_tensor *e = attn_additive_score(ctx, tq, tk, tv);
         CHECK(e != NULL, "forward failed: %s", attn_ctx_error(ctx));
         if (!e) break;
@@ -1010,7 +981,7 @@ static void test_errors(void) {
           "duplicate names: %s", attn_last_error());
 
     /* shapes and values at run time (att: general, Dq 3, Dh 4) */
-    attn_ctx *ctx = new_ctx();
+    attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
     if (!ctx) goto out;
     attn_attention_memory mem;
     const int64_t hs[3] = {2, 5, 4}, bad_hs[3] = {2, 5, 3}, q3s[3] = {2, 2, 3},

@@ -57,34 +57,9 @@
 #define STEP_RTOL 1e-5f
 #define REF_ATOL 1e-5f
 #define REF_RTOL 1e-4f
-
-static attn_ctx *new_ctx(void) {
-    attn_ctx_config cfg = {.arena_bytes = (size_t)64 << 20, .n_threads = 1, .guard_bytes = 16};
-    attn_ctx *ctx = NULL;
-    CHECK_OK(attn_ctx_new(&ctx, &cfg));
-    return ctx;
-}
-
-static attn_tensor *leaf(attn_ctx *ctx, int ndim, const int64_t *shape, const float *data) {
-    attn_tensor *t = attn_tensor_from(ctx, ATTN_F32, ndim, shape, data);
-    if (t) t->requires_grad = 1;
-    return t;
-}
-
-/* sum(a * r) as a graph scalar; r a constant with a's shape. */
-static attn_tensor *dot_loss(attn_ctx *ctx, attn_tensor *a, const float *r) {
-    if (!a) return NULL;
-    attn_tensor *rt = attn_tensor_from(ctx, ATTN_F32, a->ndim, a->shape, r);
-    return attn_sum(ctx, attn_mul(ctx, a, rt), ATTN_ALL_AXES, 0);
-}
-
-/* sum(a * r) in double from a's (contiguous) data. */
-static double dot_d(const attn_tensor *a, const float *r) {
-    double s = 0.0;
-    int64_t n = attn_tensor_numel(a);
-    for (int64_t i = 0; i < n; i++) s += (double)attn_f32(a)[i] * (double)r[i];
-    return s;
-}
+/* Every context: 64 MiB of arena, one thread, 16 guard bytes. */
+#define ARENA_BYTES ((size_t)64 << 20)
+#define GUARD_BYTES 16
 
 static void fill_uniform(float *x, int64_t n, float lo, float hi, attn_rng *rng) {
     for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * attn_rng_next_uniform(rng);
@@ -164,7 +139,7 @@ static void parity_case(const atfx_file *fx, int lstm, int k, int use_ref) {
     CHECK(nfx == attn_params_count(ps), "%s: torch has %d parameters, attn %d", tag, nfx,
           attn_params_count(ps));
 
-    ctx = new_ctx();
+    ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
     if (!ctx) goto out;
     attn_ctx_set_use_ref(ctx, use_ref);
     snprintf(nm, sizeof nm, "c%d.x", k);
@@ -172,7 +147,8 @@ static void parity_case(const atfx_file *fx, int lstm, int k, int use_ref) {
     if (!xt || xt->ndim != 3) goto out;
     const int64_t B = xt->shape[0], T = xt->shape[1], H = cfg.hidden_size;
     const int64_t sstate[3] = {(int64_t)L * D, B, H};
-    attn_tensor *x = leaf(ctx, 3, xt->shape, atfx_f32(xt)), *lengths = NULL, *h0 = NULL, *c0 = NULL;
+    attn_tensor *x = test_leaf(ctx, 3, xt->shape, atfx_f32(xt)), *lengths = NULL, *h0 = NULL,
+                *c0 = NULL;
     if (has_len) {
         snprintf(nm, sizeof nm, "c%d.lengths", k);
         const atfx_tensor *lt = need(fx, nm, ATTN_I32, B);
@@ -180,8 +156,8 @@ static void parity_case(const atfx_file *fx, int lstm, int k, int use_ref) {
         lengths = attn_tensor_from(ctx, ATTN_I32, 1, &B, lt->data);
     }
     const atfx_tensor *h0t = atfx_findf(fx, "c%d.h0", k), *c0t = atfx_findf(fx, "c%d.c0", k);
-    if (h0t) h0 = leaf(ctx, 3, sstate, atfx_f32(h0t));
-    if (c0t) c0 = leaf(ctx, 3, sstate, atfx_f32(c0t));
+    if (h0t) h0 = test_leaf(ctx, 3, sstate, atfx_f32(h0t));
+    if (c0t) c0 = test_leaf(ctx, 3, sstate, atfx_f32(c0t));
     attn_tensor *hn = NULL, *cn = NULL;
     attn_tensor *out = attn_rnn_forward(ctx, &rnn, x, lengths, h0, c0, &hn, lstm ? &cn : NULL);
     CHECK(out && hn && (!lstm || cn), "%s: forward failed: %s", tag, attn_ctx_error(ctx));
@@ -218,8 +194,8 @@ static void parity_case(const atfx_file *fx, int lstm, int k, int use_ref) {
         lstm ? need(fx, (snprintf(nm, sizeof nm, "c%d.R3", k), nm), ATTN_F32, L * D * B * H) : NULL;
     if (!r1 || !r2 || (lstm && !r3)) goto out;
     attn_tensor *loss =
-        attn_add(ctx, dot_loss(ctx, out, atfx_f32(r1)), dot_loss(ctx, hn, atfx_f32(r2)));
-    if (lstm) loss = attn_add(ctx, loss, dot_loss(ctx, cn, atfx_f32(r3)));
+        attn_add(ctx, test_dot_loss(ctx, out, atfx_f32(r1)), test_dot_loss(ctx, hn, atfx_f32(r2)));
+    if (lstm) loss = attn_add(ctx, loss, test_dot_loss(ctx, cn, atfx_f32(r3)));
     attn_params_zero_grad(ps);
     CHECK(loss != NULL, "%s: loss: %s", tag, attn_ctx_error(ctx));
     if (!loss) goto out;
@@ -295,8 +271,8 @@ static const int32_t FD_LEN[2] = {2, 1};
 static double fd_eval(attn_ctx *ctx, fd_problem *p, int grad, float *gx, float *gh, float *gc) {
     attn_ctx_reset(ctx);
     attn_ctx_set_grad_enabled(ctx, grad);
-    attn_tensor *x = leaf(ctx, 3, FD_XS, p->x), *h0 = leaf(ctx, 3, FD_SS, p->h0);
-    attn_tensor *c0 = p->lstm ? leaf(ctx, 3, FD_SS, p->c0) : NULL;
+    attn_tensor *x = test_leaf(ctx, 3, FD_XS, p->x), *h0 = test_leaf(ctx, 3, FD_SS, p->h0);
+    attn_tensor *c0 = p->lstm ? test_leaf(ctx, 3, FD_SS, p->c0) : NULL;
     attn_tensor *len = attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){2}, FD_LEN);
     attn_tensor *hn = NULL, *cn = NULL;
     attn_tensor *out = attn_rnn_forward(ctx, &p->rnn, x, len, h0, c0, &hn, p->lstm ? &cn : NULL);
@@ -305,10 +281,12 @@ static double fd_eval(attn_ctx *ctx, fd_problem *p, int grad, float *gx, float *
         CHECK(0, "fd forward failed: %s", attn_ctx_error(ctx));
         return NAN;
     }
-    double l = dot_d(out, p->r1) + dot_d(hn, p->r2) + (p->lstm ? dot_d(cn, p->r3) : 0.0);
+    double l = test_dot_d(out, p->r1) + test_dot_d(hn, p->r2) +
+               (p->lstm ? test_dot_d(cn, p->r3) : 0.0);
     if (grad) {
-        attn_tensor *loss = attn_add(ctx, dot_loss(ctx, out, p->r1), dot_loss(ctx, hn, p->r2));
-        if (p->lstm) loss = attn_add(ctx, loss, dot_loss(ctx, cn, p->r3));
+        attn_tensor *loss =
+            attn_add(ctx, test_dot_loss(ctx, out, p->r1), test_dot_loss(ctx, hn, p->r2));
+        if (p->lstm) loss = attn_add(ctx, loss, test_dot_loss(ctx, cn, p->r3));
         attn_params_zero_grad(p->ps);
         if (!loss || attn_backward(ctx, loss) != ATTN_OK) {
             CHECK(0, "fd backward failed: %s", attn_ctx_error(ctx));
@@ -361,7 +339,7 @@ static void test_finite_differences(void) {
         fd_problem p;
         memset(&p, 0, sizeof p);
         p.lstm = lstm;
-        attn_ctx *ctx = new_ctx();
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
         attn_rng rng;
         attn_rng_init(&rng, 0xFD0 + (uint64_t)lstm);
         attn_rnn_config cfg = {.cell = lstm ? ATTN_RNN_LSTM : ATTN_RNN_GRU,
@@ -426,7 +404,7 @@ static void test_step_matches_forward(void) {
         attn_params *ps = NULL;
         attn_rnn rnn;
         CHECK_OK(attn_params_new(&ps));
-        attn_ctx *ctx = new_ctx();
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
         static float x[B * T * IN], h0[L * B * H], c0[L * B * H], r[B * T * H], r2[L * B * H];
         float *g1 = NULL;
         if (!ps || !ctx) goto done;
@@ -448,7 +426,7 @@ static void test_step_matches_forward(void) {
             ctx, &rnn, attn_tensor_from(ctx, ATTN_F32, 3, xs, x), NULL,
             attn_tensor_from(ctx, ATTN_F32, 3, ss, h0),
             lstm ? attn_tensor_from(ctx, ATTN_F32, 3, ss, c0) : NULL, &hn, lstm ? &cn : NULL);
-        attn_tensor *loss = attn_add(ctx, dot_loss(ctx, out, r), dot_loss(ctx, hn, r2));
+        attn_tensor *loss = attn_add(ctx, test_dot_loss(ctx, out, r), test_dot_loss(ctx, hn, r2));
         CHECK(loss != NULL, "forward: %s", attn_ctx_error(ctx));
         if (!loss) goto done;
         static float out_seq[B * T * H], hn_seq[L * B * H], cn_seq[L * B * H];
@@ -484,7 +462,7 @@ static void test_step_matches_forward(void) {
             for (int b = 0; b < B; b++)
                 for (int j = 0; j < H; j++) rt[t][b * H + j] = r[(b * T + t) * H + j];
             memcpy(top[t], attn_f32(y), sizeof top[t]);
-            attn_tensor *lt = dot_loss(ctx, y, rt[t]);
+            attn_tensor *lt = test_dot_loss(ctx, y, rt[t]);
             lsum = lsum ? attn_add(ctx, lsum, lt) : lt;
             for (int l = 0; l < L; l++) {
                 h[l] = ho[l];
@@ -509,7 +487,7 @@ static void test_step_matches_forward(void) {
         attn_tensor *hcat = attn_concat(ctx, h, L, 0);
         static float r2f[L * B * H];
         memcpy(r2f, r2, sizeof r2f);
-        lsum = attn_add(ctx, lsum, dot_loss(ctx, hcat, r2f));
+        lsum = attn_add(ctx, lsum, test_dot_loss(ctx, hcat, r2f));
         attn_params_zero_grad(ps);
         CHECK(lsum != NULL, "step loss: %s", attn_ctx_error(ctx));
         if (!lsum) goto done;
@@ -547,18 +525,18 @@ static void test_cells_fast_vs_ref(void) {
         fill_uniform(bb, G * H, -0.5f, 0.5f, &rng);
         fill_uniform(go, 2 * B * H, -1, 1, &rng);
         for (int b = 0; b < B; b++) mask[b] = b % 7 != 3;
-        attn_ctx *ctx = new_ctx();
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
         enum { NIN = 5 };
         static float res[2][NIN + 1][4 * H * H > 2 * B * 4 * H ? 4 * H * H : 2 * B * 4 * H];
         int64_t nres[NIN + 1] = {0};
         for (int ref = 0; ctx && ref < 2; ref++) {
             attn_ctx_reset(ctx);
             attn_ctx_set_use_ref(ctx, ref);
-            attn_tensor *tg = leaf(ctx, 2, (const int64_t[2]){B, G * H}, gx),
-                        *th = leaf(ctx, 2, (const int64_t[2]){B, H}, h),
-                        *tc = leaf(ctx, 2, (const int64_t[2]){B, H}, c),
-                        *tw = leaf(ctx, 2, (const int64_t[2]){G * H, H}, w),
-                        *tb = leaf(ctx, 1, (const int64_t[1]){G * H}, bb),
+            attn_tensor *tg = test_leaf(ctx, 2, (const int64_t[2]){B, G * H}, gx),
+                        *th = test_leaf(ctx, 2, (const int64_t[2]){B, H}, h),
+                        *tc = test_leaf(ctx, 2, (const int64_t[2]){B, H}, c),
+                        *tw = test_leaf(ctx, 2, (const int64_t[2]){G * H, H}, w),
+                        *tb = test_leaf(ctx, 1, (const int64_t[1]){G * H}, bb),
                         *tm = attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){B}, mask);
             attn_tensor *y;
             if (lstm) {
@@ -621,13 +599,13 @@ static void test_cell_at(void) {
         fill_uniform(w, G * H * H, -0.5f, 0.5f, &rng);
         fill_uniform(go, 2 * B * H, -1, 1, &rng);
         const int32_t mask[B] = {1, 0, 1, 1};
-        attn_ctx *ctx = new_ctx();
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
         float out[2][2 * B * H], gseq[2][T * B * 4 * H], gw[2][4 * H * H];
         const int64_t t = 1, sseq[3] = {T, B, G * H}, sh[2] = {B, H}, sw[2] = {G * H, H};
         for (int at = 0; ctx && at < 2; at++) {
             attn_ctx_reset(ctx);
-            attn_tensor *tg = leaf(ctx, 3, sseq, gx), *th = leaf(ctx, 2, sh, h),
-                        *tc = leaf(ctx, 2, sh, c), *tw = leaf(ctx, 2, sw, w);
+            attn_tensor *tg = test_leaf(ctx, 3, sseq, gx), *th = test_leaf(ctx, 2, sh, h),
+                        *tc = test_leaf(ctx, 2, sh, c), *tw = test_leaf(ctx, 2, sw, w);
             attn_tensor *tm = attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){B}, mask);
             attn_tensor *blk = at ? NULL
                                   : attn_reshape(ctx, attn_slice(ctx, tg, 0, t, 1), 2,
@@ -710,7 +688,7 @@ static void test_degenerate_shapes(void) {
                                .num_layers = 2,
                                .bidirectional = 1};
         CHECK_OK(attn_params_new(&ps));
-        attn_ctx *ctx = new_ctx();
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
         if (ps && ctx && attn_rnn_init(&rnn, ps, "", &cfg, &rng) == ATTN_OK) {
             float x[B * T * IN], full[B * T * 2 * H];
             fill_uniform(x, B * T * IN, -1, 1, &rng);
@@ -777,7 +755,7 @@ static void test_length_zero(void) {
                            .num_layers = 1,
                            .bidirectional = 1};
     CHECK_OK(attn_params_new(&ps));
-    attn_ctx *ctx = new_ctx();
+    attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
     if (ps && ctx && attn_rnn_init(&rnn, ps, "", &cfg, &rng) == ATTN_OK) {
         float x[2 * 3 * 2], h0[2 * 2 * 3], c0[2 * 2 * 3];
         fill_uniform(x, 12, -1, 1, &rng);
@@ -821,7 +799,7 @@ static int dropout_run(int layers, int training, float *out) {
                            .num_layers = layers,
                            .dropout = 0.5f};
     int ok = 0;
-    attn_ctx *ctx = new_ctx();
+    attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
     if (ctx && attn_params_new(&ps) == ATTN_OK &&
         attn_rnn_init(&rnn, ps, "", &cfg, &rng) == ATTN_OK) {
         float x[2 * 3 * 4];
@@ -936,7 +914,7 @@ static void test_errors(void) {
     attn_params *ps = NULL;
     attn_rnn rnn, bad;
     CHECK_OK(attn_params_new(&ps));
-    attn_ctx *ctx = new_ctx();
+    attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
     if (!ps || !ctx) goto out;
     attn_rnn_config cfg = {.cell = ATTN_RNN_GRU,
                            .input_size = 3,
