@@ -208,6 +208,13 @@ void attn__sb_printf(attn__strbuf *b, const char *fmt, ...)
 /* Frees p and resets b to the empty state (oom cleared). */
 void attn__sb_free(attn__strbuf *b);
 
+/* Decodes one strict UTF-8 character at s[i], i < n: no overlongs, no
+ * surrogates (U+D800..U+DFFF), nothing above U+10FFFF. Returns its byte
+ * length (1..4) and sets *cp; returns 0, leaving *cp as it was, when s[i]
+ * starts no valid character or the sequence runs past n. Callers choose
+ * what an invalid byte becomes (skip it, replace it, or reject the text). */
+int attn__utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp);
+
 /* The "C" numeric locale for the calling thread only (uselocale), so that
  * numbers are written with a decimal point whatever setlocale the program
  * made; attn__c_locale_end restores the thread's previous locale. Without

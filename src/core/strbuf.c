@@ -1,6 +1,7 @@
 /* strbuf.c: the growable string buffer and the "C" numeric locale helper
  * that the text writers share (SVG, JSON records, safetensors headers, the
- * BLEU tokenizer). Contracts: src/core/internal.h. */
+ * BLEU tokenizer), and the strict UTF-8 decoder they and the text data sets
+ * use. Contracts: src/core/internal.h. */
 #include <locale.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -69,6 +70,40 @@ void attn__sb_free(attn__strbuf *b) {
     b->p = NULL;
     b->len = b->cap = 0;
     b->oom = 0;
+}
+
+int attn__utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp) {
+    unsigned c = s[i];
+    int len = 0;
+    uint32_t v = 0;
+    /* Allowed range of the second byte: narrowed for E0 (overlongs), ED
+     * (surrogates), F0 (overlongs) and F4 (above U+10FFFF). */
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0F;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        v = c & 0x07;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    }
+    if (!len || (size_t)len > n - i) return 0;
+    for (int j = 1; j < len; j++) {
+        unsigned d = s[i + (size_t)j];
+        if (d < (j == 1 ? lo : 0x80u) || d > (j == 1 ? hi : 0xBFu)) return 0;
+        v = (v << 6) | (d & 0x3F);
+    }
+    *cp = v;
+    return len;
 }
 
 attn__c_locale attn__c_locale_begin(void) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/internal.h"
 #include "text_internal.h"
 
 const char *attn_data_split_name(attn_data_split split) {
@@ -33,46 +34,10 @@ attn_data_split attn_data_split_of(const void *key, size_t n) {
 }
 
 int attn__utf8_decode(const unsigned char *s, size_t n, int32_t *cp) {
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = (int32_t)c;
-        return 1;
-    }
-    int len;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        v = c & 0x1F;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        v = c & 0x0F;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        v = c & 0x07;
-        min = 0x10000;
-    } else {
-        *cp = -1;
-        return 1;
-    }
-    if ((size_t)len > n) {
-        *cp = -1;
-        return 1;
-    }
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            *cp = -1;
-            return 1;
-        }
-        v = v << 6 | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-        *cp = -1;
-        return 1;
-    }
-    *cp = (int32_t)v;
-    return len;
+    uint32_t v;
+    int len = attn__utf8_next(s, n, 0, &v);
+    *cp = len ? (int32_t)v : -1;
+    return len ? len : 1;
 }
 
 int attn__utf8_encode(int32_t cp, char *out) {

@@ -377,37 +377,13 @@ static int64_t decode_utf8(const char *str, uint32_t **out) {
     if (!cp) return -1;
     int64_t k = 0;
     for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t len = 0;
-        uint32_t v = 0, lo = 0x80, hi = 0xBF;
-        if (c < 0x80) {
-            len = 1;
-            v = c;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            v = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            v = c & 0x0F;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            v = c & 0x07;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        }
-        int ok = len > 0 && i + len <= n;
-        for (size_t j = 1; ok && j < len; j++) {
-            unsigned d = s[i + j];
-            if (d < (j == 1 ? lo : 0x80) || d > (j == 1 ? hi : 0xBF)) ok = 0;
-            else v = (v << 6) | (d & 0x3F);
-        }
-        if (ok) {
+        uint32_t v;
+        int len = attn__utf8_next(s, n, i, &v);
+        if (len) {
             cp[k++] = v;
-            i += len;
+            i += (size_t)len;
         } else {
-            cp[k++] = 0x110000u + c;
+            cp[k++] = 0x110000u + s[i];
             i++;
         }
     }

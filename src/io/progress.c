@@ -162,29 +162,6 @@ void attn_progress_finish(attn_progress *p) {
 
 /* ---- JSON records ------------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 character at s[i] (strict: no overlongs,
- * surrogates or values above U+10FFFF), or 0 if the byte starts none. */
-static size_t utf8_len(const unsigned char *s, size_t n, size_t i) {
-    unsigned c = s[i];
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4;
-    else return 0;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-    if (i + len > n) return 0;
-    for (size_t j = 1; j < len; j++) {
-        unsigned d = s[i + j];
-        if (d < (j == 1 ? lo : 0x80u) || d > (j == 1 ? hi : 0xBFu)) return 0;
-    }
-    return len;
-}
-
 static void json_string(attn__strbuf *b, const char *str) {
     const unsigned char *s = (const unsigned char *)str;
     size_t n = strlen(str);
@@ -200,7 +177,8 @@ static void json_string(attn__strbuf *b, const char *str) {
         else if (c == '\t') attn__sb_puts(b, "\\t");
         else if (c < 0x20) attn__sb_printf(b, "\\u%04x", c);
         else {
-            size_t len = utf8_len(s, n, i);
+            uint32_t cp;
+            size_t len = (size_t)attn__utf8_next(s, n, i, &cp);
             if (len == 0) {
                 attn__sb_puts(b, "\\ufffd");
                 i++;

@@ -26,45 +26,13 @@
 
 /* ---- text: UTF-8 validation, XML escaping, widths ------------------------------------ */
 
-/* Decodes one strict UTF-8 character at s[i] (no overlongs, surrogates or
- * values above U+10FFFF). Returns its byte length and sets *cp, or returns 1
- * and sets *cp = -1 for an invalid byte. */
+/* One strict UTF-8 character at s[i] (attn__utf8_next): returns its byte
+ * length and sets *cp, or returns 1 and sets *cp = -1 for an invalid byte. */
 static size_t utf8_next(const unsigned char *s, size_t n, size_t i, long *cp) {
-    unsigned c = s[i];
-    size_t len = 0;
-    long v = 0;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        v = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        v = c & 0x07;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    }
-    if (!len || i + len > n) {
-        *cp = -1;
-        return 1;
-    }
-    for (size_t j = 1; j < len; j++) {
-        unsigned d = s[i + j];
-        if (d < (j == 1 ? lo : 0x80u) || d > (j == 1 ? hi : 0xBFu)) {
-            *cp = -1;
-            return 1;
-        }
-        v = (v << 6) | (long)(d & 0x3F);
-    }
-    *cp = v;
-    return len;
+    uint32_t v;
+    int len = attn__utf8_next(s, n, i, &v);
+    *cp = len ? (long)v : -1;
+    return len ? (size_t)len : 1;
 }
 
 /* Display columns of a code point: 2 for East Asian wide characters and
