@@ -70,4 +70,12 @@ double test_dot_d(const attn_tensor *a, const float *r);
 /* x[0..n) = standard normal draws from rng, in order. */
 void test_fill_normal(float *x, int64_t n, attn_rng *rng);
 
+/* Copies the parameters of fixture case k ("c<k>.param.<name>", torch's
+ * named_parameters() in order) into the store, whose names after the first
+ * store_prefix_len characters must be exactly those, in that order, with the
+ * same sizes. Returns the number copied, or -1 after a failed CHECK. */
+struct atfx_file;
+int test_load_torch_params(const struct atfx_file *fx, int case_index, attn_params *ps,
+                           size_t store_prefix_len, const char *tag);
+
 #endif

@@ -120,24 +120,8 @@ static void parity_case(const atfx_file *fx, int lstm, int k, int use_ref) {
     CHECK_OK(attn_rnn_init(&rnn, ps, "rnn.", &cfg, NULL));
     if (test__failed_checks) goto out;
 
-    /* parameters: the fixture holds torch's named_parameters() in order; the
-     * store must have exactly those names (after the prefix), in that order */
-    char pre[32];
-    int npre = snprintf(pre, sizeof pre, "c%d.param.", k), nfx = 0;
-    for (int i = 0; i < fx->n; i++) {
-        const atfx_tensor *t = &fx->tensors[i];
-        if (strncmp(t->name, pre, (size_t)npre) != 0) continue;
-        attn_tensor *p = attn_params_at(ps, nfx++);
-        if (!p || strcmp(p->name + 4, t->name + npre) != 0 || attn_tensor_numel(p) != t->numel) {
-            CHECK(0, "%s: parameter %d is '%s' (%lld elements), torch's is '%s' (%lld)", tag,
-                  nfx - 1, p ? p->name : "(none)", p ? (long long)attn_tensor_numel(p) : -1LL,
-                  t->name + npre, (long long)t->numel);
-            goto out;
-        }
-        memcpy(p->data, t->data, sizeof(float) * (size_t)t->numel);
-    }
-    CHECK(nfx == attn_params_count(ps), "%s: torch has %d parameters, attn %d", tag, nfx,
-          attn_params_count(ps));
+    /* torch's named_parameters(), in order, into the store */
+    if (test_load_torch_params(fx, k, ps, 4, tag) < 0) goto out;
 
     ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
     if (!ctx) goto out;

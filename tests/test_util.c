@@ -1,4 +1,8 @@
 /* test_util.c: helpers shared by the suites (declared in tests/test.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "fixture.h"
 #include "test.h"
 
 attn_ctx *test_ctx_new(size_t arena_bytes, int n_threads, int guard_bytes) {
@@ -30,4 +34,27 @@ double test_dot_d(const attn_tensor *a, const float *r) {
 
 void test_fill_normal(float *x, int64_t n, attn_rng *rng) {
     for (int64_t i = 0; i < n; i++) x[i] = attn_rng_next_normal(rng);
+}
+
+int test_load_torch_params(const atfx_file *fx, int case_index, attn_params *ps,
+                           size_t store_prefix_len, const char *tag) {
+    char pre[32];
+    int npre = snprintf(pre, sizeof pre, "c%d.param.", case_index), nfx = 0;
+    for (int i = 0; i < fx->n; i++) {
+        const atfx_tensor *t = &fx->tensors[i];
+        if (strncmp(t->name, pre, (size_t)npre) != 0) continue;
+        attn_tensor *p = attn_params_at(ps, nfx++);
+        if (!p || strlen(p->name) < store_prefix_len ||
+            strcmp(p->name + store_prefix_len, t->name + npre) != 0 ||
+            attn_tensor_numel(p) != t->numel) {
+            CHECK(0, "%s: parameter %d is '%s' (%lld elements), torch's is '%s' (%lld)", tag,
+                  nfx - 1, p ? p->name : "(none)", p ? (long long)attn_tensor_numel(p) : -1LL,
+                  t->name + npre, (long long)t->numel);
+            return -1;
+        }
+        memcpy(p->data, t->data, sizeof(float) * (size_t)t->numel);
+    }
+    CHECK(nfx == attn_params_count(ps), "%s: torch has %d parameters, attn %d", tag, nfx,
+          attn_params_count(ps));
+    return nfx;
 }
