@@ -11,6 +11,7 @@
  *   optim.h        SGD, Adam, AdamW, gradient clipping, LR schedule
  *   safetensors.h  weights and checkpoints in the safetensors format
  *   data.h         data set readers (IDX)
+ *   seq2seq.h      the RNN encoder-decoder with attention
  *   text.h         text data sets (dates, gettext pairs) and tokenisers (characters, BPE)
  *   info.h         version, SIMD level, matrix library
  *   eval.h         BLEU (sacrebleu-compatible), exact match, character error rate
@@ -36,5 +37,6 @@
 #include "eval.h"
 #include "viz.h"
 #include "progress.h"
+#include "seq2seq.h"
 
 #endif

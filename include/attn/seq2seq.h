@@ -1,0 +1,125 @@
+/* attn/seq2seq.h: the RNN encoder-decoder with attention (issue 3).
+ *
+ * Encoder: embedding [Vs, E] -> GRU/LSTM (enc_layers, bidirectional) ->
+ * memory h [B, S, He] (He = D * hidden, D = 2 if bidirectional). The decoder's
+ * initial state (every layer) is tanh(W_bridge [h_fwd(last valid); h_bwd(first)])
+ * (the final states of the top encoder layer), as in Bahdanau et al.
+ *
+ * Decoder wirings (chosen by the attention kind):
+ *   - ATTN_S2S_BAHDANAU (Bahdanau et al. 2015): scores from the previous
+ *     decoder state s_{i-1} (additive score), context c_i feeds the recurrent
+ *     cell: s_i = RNN([emb(y_{i-1}); c_i], s_{i-1}); output layer reads
+ *     [s_i; c_i].
+ *   - the Luong kinds (DOT, GENERAL, CONCAT, LOCATION, COSINE, LOCAL_M,
+ *     LOCAL_P; Luong et al. 2015): h_t = RNN([emb(y_{t-1}); h~_{t-1}], h_{t-1})
+ *     (input feeding; h~_0 = 0), scores from h_t, c_t = attention(h_t),
+ *     attentional state h~_t = tanh(W_c [c_t; h_t]); output layer reads h~_t.
+ *   - ATTN_S2S_NONE, the baseline without attention: the context is the
+ *     encoder's last state (forward direction at the last valid position,
+ *     backward direction at position 0), fixed for the whole output; the
+ *     cell reads [emb(y_{t-1}); c] and the output layer [s_t; c].
+ * Logits: W_out (...) + b_out over the target vocabulary [Vt].
+ *
+ * Parameter names (PyTorch style): "encoder.embedding.weight",
+ * "encoder.rnn.weight_ih_l0" ... (torch.nn.GRU/LSTM names),
+ * "bridge.weight" "bridge.bias", "decoder.embedding.weight",
+ * "decoder.rnn.*", "decoder.attn.*" (attention.h names), "decoder.combine.weight"
+ * (W_c, Luong only), "decoder.out.weight" "decoder.out.bias".
+ *
+ * Token conventions: ids are int32; pad_id marks padding in both src and
+ * targets (targets equal to pad_id are ignored by the loss); bos_id starts
+ * every decoder input; eos_id ends every target and stops decoding.
+ */
+#ifndef ATTN_SEQ2SEQ_H
+#define ATTN_SEQ2SEQ_H
+
+#include <stdint.h>
+
+#include "attention.h"
+#include "context.h"
+#include "params.h"
+#include "rnn.h"
+#include "rng.h"
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum attn_s2s_attention {
+    ATTN_S2S_NONE = 0,
+    ATTN_S2S_BAHDANAU,
+    ATTN_S2S_DOT,
+    ATTN_S2S_GENERAL,
+    ATTN_S2S_CONCAT,
+    ATTN_S2S_LOCATION,
+    ATTN_S2S_COSINE,
+    ATTN_S2S_LOCAL_M,
+    ATTN_S2S_LOCAL_P,
+    ATTN_S2S_ATTENTION_COUNT
+} attn_s2s_attention;
+
+/* "none", "bahdanau", "dot", "general", "concat", "location", "cosine",
+ * "local-m", "local-p"; parse returns -1 for an unknown name. */
+const char *attn_s2s_attention_name(attn_s2s_attention kind);
+int attn_s2s_attention_parse(const char *name, attn_s2s_attention *out);
+
+typedef struct attn_seq2seq_config {
+    attn_rnn_cell cell;           /* ATTN_RNN_GRU or ATTN_RNN_LSTM (both sides) */
+    int64_t src_vocab, tgt_vocab; /* Vs, Vt >= 4 */
+    int64_t emb_dim;              /* E */
+    int64_t hidden;               /* decoder state size; encoder per direction */
+    int enc_layers, dec_layers;   /* >= 1 */
+    int bidirectional;            /* encoder */
+    attn_s2s_attention attention;
+    int64_t attn_dim;             /* A for additive / concat / local-p (0: hidden) */
+    int64_t max_src_len;          /* S_max for LOCATION (longest source + 1) */
+    int local_window;             /* D for LOCAL_M / LOCAL_P */
+    float dropout;                /* on embeddings and between layers, training only */
+    int32_t pad_id, bos_id, eos_id;
+} attn_seq2seq_config;
+
+typedef struct attn_seq2seq attn_seq2seq;
+
+/* Creates the model and adds its parameters to ps (initialised from rng; NULL
+ * rng leaves them zero, for loading a checkpoint). Errors:
+ * ATTN_ERR_INVALID_ARG naming the bad field, ATTN_ERR_OOM. */
+attn_status attn_seq2seq_new(attn_seq2seq **out, attn_params *ps, const attn_seq2seq_config *cfg,
+                             attn_rng *rng);
+void attn_seq2seq_free(attn_seq2seq *m);
+const attn_seq2seq_config *attn_seq2seq_get_config(const attn_seq2seq *m);
+
+/* A batch: src I32 [B, S] (pad_id after each source's length), src_len I32
+ * [B] (each in [1, S]), tgt_in I32 [B, T] (bos_id then the target), tgt_out
+ * I32 [B, T] (the target then eos_id, pad_id after). */
+typedef struct attn_s2s_batch {
+    attn_tensor *src, *src_len, *tgt_in, *tgt_out;
+} attn_s2s_batch;
+
+/* Teacher-forced mean cross-entropy over the non-pad target tokens (label
+ * smoothing as attn_cross_entropy). Returns the scalar loss, or NULL with
+ * the error in the context. If weights_out is not NULL it receives the
+ * attention weights [B, T, S] (NULL for ATTN_S2S_NONE). */
+attn_tensor *attn_seq2seq_loss(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_batch *batch,
+                               float label_smoothing, attn_tensor **weights_out);
+
+typedef struct attn_decode_config {
+    int beam;           /* 1: greedy; > 1: beam search of that width */
+    float length_alpha; /* beam score = log p / (len ^ alpha) (0: raw log p) */
+    int max_len;        /* output tokens at most (eos included) */
+} attn_decode_config;
+
+/* Decodes every source of the batch (tgt_in/tgt_out unused) with gradients
+ * off. out_ids [B * max_len] receives each output (eos excluded, padded with
+ * pad_id), out_len [B] its length; align, if not NULL, receives
+ * [B * max_len * S] attention weights of the chosen hypothesis (zeros for
+ * ATTN_S2S_NONE). The context is reset by the caller; decoding uses it as
+ * scratch. */
+attn_status attn_seq2seq_decode(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_batch *batch,
+                                const attn_decode_config *dc, int32_t *out_ids, int32_t *out_len,
+                                float *align);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
