@@ -110,6 +110,7 @@ fixtures:
 	$(PYTHON) tools/make_optim_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_rnn_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_attention_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_seq2seq_fixtures.py tests/fixtures
 
 clean:
 	rm -rf build build-asan

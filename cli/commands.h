@@ -10,6 +10,7 @@
     X(info, "version, SIMD level, matrix library and its core type, threads")            \
     X(ops, "list the graph ops (each has forward, backward and a reference kernel)")     \
     X(data, "build the data sets: attn data dates|gettext ...")                        \
+    X(seq2seq, "train, translate and evaluate RNN encoder-decoders with attention")      \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

@@ -7,9 +7,11 @@
     X(ops)             \
     X(rnn)             \
     X(attention)       \
+    X(seq2seq)         \
     X(optim)           \
     X(safetensors)     \
     X(eval)            \
     X(viz)             \
     X(data)            \
-    X(text)
+    X(text)            \
+    X(s2s_data)

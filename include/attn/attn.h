@@ -12,6 +12,7 @@
  *   safetensors.h  weights and checkpoints in the safetensors format
  *   data.h         data set readers (IDX)
  *   seq2seq.h      the RNN encoder-decoder with attention
+ *   s2s_data.h     minibatches for seq2seq: padded batches, length-bucketed sampler
  *   text.h         text data sets (dates, gettext pairs) and tokenisers (characters, BPE)
  *   info.h         version, SIMD level, matrix library
  *   eval.h         BLEU (sacrebleu-compatible), exact match, character error rate
@@ -38,5 +39,6 @@
 #include "viz.h"
 #include "progress.h"
 #include "seq2seq.h"
+#include "s2s_data.h"
 
 #endif
