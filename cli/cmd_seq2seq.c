@@ -1325,12 +1325,11 @@ static int cmd_train(int argc, char **argv) {
         win_src_tokens += info.src_tokens;
         if (r->total_steps <= 0 && r->time_budget > 0) {
             /* Time-budgeted run: the total is the estimate the schedule
-             * uses, so the progress line's ETA is the budget's end.
-             * progress.h has no setter for the total; it is read at each
-             * update, so changing it between updates is safe. */
+             * uses, so the progress line's ETA is the budget's end. */
             const double el = seconds_before + (now_s() - t_run);
-            prog.total = (int64_t)((double)(step - start_step) * (r->time_budget - seconds_before) /
-                                   (el - seconds_before > 1e-9 ? el - seconds_before : 1e-9));
+            attn_progress_set_total(
+                &prog, (int64_t)((double)(step - start_step) * (r->time_budget - seconds_before) /
+                                 (el - seconds_before > 1e-9 ? el - seconds_before : 1e-9)));
         }
         attn_progress_update(&prog, step - start_step, l, (double)info.tgt_tokens);
 

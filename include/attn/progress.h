@@ -67,6 +67,10 @@ typedef struct attn_progress {
 /* Starts a reporter of `total` steps writing to out (NULL: silent). */
 void attn_progress_init(attn_progress *p, FILE *out, int64_t total, const char *label);
 
+/* Changes the expected total (e.g. a time-budgeted run's estimate); takes
+ * effect at the next update. total <= 0: unknown. */
+void attn_progress_set_total(attn_progress *p, int64_t total);
+
 /* Reports progress: `step` steps are done (a count, not an increment; it may
  * exceed total), `loss` is this update's loss (pass NAN when there is none:
  * until a finite loss arrives the loss part is left out; after that a NaN or

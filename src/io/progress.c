@@ -18,6 +18,10 @@ static double mono_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+void attn_progress_set_total(attn_progress *p, int64_t total) {
+    if (p) p->total = total;
+}
+
 void attn_progress_init(attn_progress *p, FILE *out, int64_t total, const char *label) {
     if (!p) return;
     memset(p, 0, sizeof *p);
