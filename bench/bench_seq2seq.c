@@ -289,11 +289,12 @@ int main(int argc, char **argv) {
     printf("{\"impl\": \"attn\", \"attn\": \"%s\", \"threads\": %d, \"attention\": \"%s\", "
            "\"cell\": \"%s\", \"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
            "\"tokens_per_s_mean\": %.1f, \"batch\": %d, \"src_len\": [%d, %d], "
-           "\"tgt_len\": %d, \"emb\": %d, \"hidden\": %d, \"steps\": %d, \"loss\": %.4f, "
-           "\"blas\": \"%s\"}\n",
+           "\"tgt_len\": %d, \"emb\": %d, \"hidden\": %d, \"steps\": %d, \"params\": %lld, "
+           "\"loss\": %.4f, \"blas\": \"%s\"}\n",
            info.version, attn_ctx_threads(ctx), attn_s2s_attention_name(cfg.attention), o.cell,
            median, 1e3 * total / o.steps, (double)tokens / total, o.batch, o.src_min, o.src_max,
-           o.tgt_len + 1, o.emb, o.hidden, o.steps, (double)loss, info.blas);
+           o.tgt_len + 1, o.emb, o.hidden, o.steps, (long long)attn_params_numel(ps), (double)loss,
+           info.blas);
     rc = 0;
 done:
     for (int k = 0; k < o.pool; k++) free_batch(&pool[k]);

@@ -20,7 +20,14 @@
 # Not part of the tests: it never fails (exit 0), says what is missing, and
 # measures attn alone when PyTorch is absent.
 #
-# Usage: bash bench/bench_seq2seq.sh [--runs N] [--steps N] [--warmup N] [--wait S] [--quick]
+# Usage: bash bench/bench_seq2seq.sh [--runs N] [--steps N] [--warmup N] [--wait S]
+#                                    [--omp-wait active|passive] [--quick]
+#   --omp-wait P  OMP_WAIT_POLICY=P for both programs (default: as the
+#             environment has it). With threads that spin between parallel
+#             regions (libgomp's default), a 2-thread run on 2 cores collapses
+#             when anything else runs, and Debian's torch spins two pools at
+#             once (its OpenMP threads and OpenBLAS's pthreads); passive makes
+#             both programs sleep instead.
 #   --wait S  before each run, wait up to S seconds for the cores to be idle
 #             (under 10% busy over half a second); the "busy" column gives the
 #             highest load seen just before a run of that case
@@ -34,19 +41,22 @@ RUNS=3
 STEPS=20
 WARMUP=3
 WAIT=0
+OMPWAIT="${OMP_WAIT_POLICY:-}"
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) RUNS="${2:-3}"; shift 2 ;;
     --steps) STEPS="${2:-20}"; shift 2 ;;
     --warmup) WARMUP="${2:-3}"; shift 2 ;;
     --wait) WAIT="${2:-0}"; shift 2 ;;
+    --omp-wait) OMPWAIT="${2:-}"; shift 2 ;;
     --quick) RUNS=1; STEPS=5; WARMUP=1; shift ;;
-    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "bench_seq2seq.sh: unknown option '$1' (see --help)"; exit 0 ;;
     esac
 done
 
 PYTHON="${PYTHON:-/usr/bin/python3}"
+if [ -n "$OMPWAIT" ]; then export OMP_WAIT_POLICY="$OMPWAIT"; else unset OMP_WAIT_POLICY; fi
 BUILD="${BUILD:-build}"
 BIN="$BUILD/bench/bench_seq2seq"
 CONFIGS="bahdanau:gru general:gru general:lstm"
@@ -110,7 +120,7 @@ median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print ""; else if (NR %
 spread() { sort -g | awk '{v[NR] = $1} END {if (NR < 2) {print "-"; exit} m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; s = (v[NR] - v[1]) / m; printf "%.0f%%%s", 100 * s, (s > 0.10 ? " noisy" : "")}'; }
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "attn: $BIN; pytorch: ${TORCH_VERSION:-absent} ($PYTHON); runs $RUNS, warm-up $WARMUP, timed steps $STEPS"
+echo "attn: $BIN; pytorch: ${TORCH_VERSION:-absent} ($PYTHON); runs $RUNS, warm-up $WARMUP, timed steps $STEPS, OMP_WAIT_POLICY ${OMPWAIT:-unset}"
 echo
 printf '| %-9s | %-4s | %-7s | %-13s | %-13s | %-12s | %-14s | %-14s | %-4s |\n' \
     attention cell threads "attn tok/s" "pytorch tok/s" "attn/pytorch" "attn spread" "pytorch spread" busy

@@ -267,7 +267,8 @@ def main():
         "tokens_per_s": round(median, 1), "ms_per_step": round(1e3 * total_t / a.steps, 3),
         "tokens_per_s_mean": round(total_tok / total_t, 1),
         "batch": a.batch, "src_len": [a.src_min, a.src_max], "tgt_len": a.tgt_len + 1,
-        "emb": a.emb, "hidden": a.hidden, "steps": a.steps, "loss": round(loss, 4)}))
+        "emb": a.emb, "hidden": a.hidden, "steps": a.steps,
+        "params": sum(q.numel() for q in model.parameters()), "loss": round(loss, 4)}))
 
 
 if __name__ == "__main__":

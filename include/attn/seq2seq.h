@@ -26,6 +26,12 @@
  * "decoder.rnn.*", "decoder.attn.*" (attention.h names), "decoder.combine.weight"
  * (W_c, Luong only), "decoder.out.weight" "decoder.out.bias".
  *
+ * Score per kind: BAHDANAU and CONCAT the additive score; DOT, GENERAL,
+ * LOCATION and COSINE their own (cosine's sharpening beta is learned, from
+ * 10); LOCAL_M and LOCAL_P the general score inside their window. DOT and
+ * COSINE compare the decoder state with the encoder states directly, so they
+ * need bidirectional = 0. LSTM cell states start at zero.
+ *
  * Token conventions: ids are int32; pad_id marks padding in both src and
  * targets (targets equal to pad_id are ignored by the loss); bos_id starts
  * every decoder input; eos_id ends every target and stops decoding.
@@ -113,7 +119,9 @@ typedef struct attn_decode_config {
  * off. out_ids [B * max_len] receives each output (eos excluded, padded with
  * pad_id), out_len [B] its length; align, if not NULL, receives
  * [B * max_len * S] attention weights of the chosen hypothesis (zeros for
- * ATTN_S2S_NONE). The context is reset by the caller; decoding uses it as
+ * ATTN_S2S_NONE): row j is the attention used to emit output token j (the
+ * eos row included when it fits), later rows zero. Decoding never emits
+ * pad_id or bos_id. The context is reset by the caller; decoding uses it as
  * scratch. */
 attn_status attn_seq2seq_decode(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_batch *batch,
                                 const attn_decode_config *dc, int32_t *out_ids, int32_t *out_len,

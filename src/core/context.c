@@ -174,6 +174,12 @@ void *attn__alloc(attn_ctx *ctx, size_t bytes, const char *what) {
     return p;
 }
 
+size_t attn__arena_mark(const attn_ctx *ctx) { return ctx->arena_top; }
+
+void attn__arena_rewind(attn_ctx *ctx, size_t mark) {
+    if (mark <= ctx->arena_top) ctx->arena_top = mark;
+}
+
 void *attn__alloc_zero(attn_ctx *ctx, size_t bytes, const char *what) {
     void *p = attn__alloc(ctx, bytes, what);
     if (p) memset(p, 0, bytes);

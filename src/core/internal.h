@@ -105,6 +105,13 @@ attn_status attn__error(attn_status status, const char *fmt, ...)
 void *attn__alloc(attn_ctx *ctx, size_t bytes, const char *what);
 void *attn__alloc_zero(attn_ctx *ctx, size_t bytes, const char *what);
 
+/* A mark of the arena's current top, and a rewind to it that frees every
+ * allocation made since. Only for scratch work without a tape (gradients
+ * off, or no node recorded since the mark): a rewind behind a recorded node
+ * would leave the tape pointing at reused memory. */
+size_t attn__arena_mark(const attn_ctx *ctx);
+void attn__arena_rewind(attn_ctx *ctx, size_t mark);
+
 /* Overflow-checked size products; return 0 and set *out on success. */
 int attn__mul_size(size_t a, size_t b, size_t *out);
 

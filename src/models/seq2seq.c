@@ -28,14 +28,17 @@
  * Per step this leaves the attention, one small product for the context
  * part of the gates, the cells, and (luong) the combine layer.
  *
- * Decoding (no gradients) runs the same step function on B*k rows (k = 1 for
- * greedy): the encoder once, its memory expanded to k rows per sentence and
+ * Decoding (no gradients) runs the same step function on N = B*k rows: the
+ * encoder once, its states expanded to k rows per sentence and the memory
  * prepared once, then per step the embedding part of the gates for the N
  * previous tokens, one step, the output projection and a log-softmax.
- * Everything a step allocates is released before the next step (the arena
- * is rewound to a mark, see s2s_rewind): the state that survives a step is
- * copied by row (gathered by the chosen parents for beam search) into
- * tensors allocated before the mark.
+ * Greedy decoding is the beam search of width 1 (one code path: with k = 1
+ * the best candidate is the argmax, first on ties, and a sentence stops at
+ * its eos). Everything a step allocates is released before the next step
+ * (the arena is rewound to a mark, see attn__arena_rewind): the state that survives
+ * a step is copied by row, gathered by the chosen parents, into tensors
+ * allocated before the mark. Beam search itself is described in
+ * docs/ops.md, "The encoder-decoder".
  */
 #include <math.h>
 #include <stdlib.h>
@@ -146,8 +149,8 @@ static attn_status s2s_check_config(const attn_seq2seq_config *c) {
                            fn, attn_s2s_attention_name(c->attention), (long long)c->hidden,
                            (long long)He);
     if (c->attn_dim < 0)
-        return attn__error(ATTN_ERR_INVALID_ARG, "%s: attn_dim %lld, expected >= 0 (0: hidden)",
-                           fn, (long long)c->attn_dim);
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: attn_dim %lld, expected >= 0 (0: hidden)", fn,
+                           (long long)c->attn_dim);
     if (c->attention == ATTN_S2S_LOCATION && c->max_src_len < 1)
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "%s: location attention needs max_src_len >= 1 (the longest source "
@@ -179,8 +182,8 @@ static attn_status s2s_check_config(const attn_seq2seq_config *c) {
 /* Adds name [d0, d1] (1-D when d1 == 0). With rng: embeddings (emb) N(0, 1)
  * as torch.nn.Embedding, the rest uniform in [-1/sqrt(in), 1/sqrt(in)] as
  * torch.nn.Linear (in = d1 for a weight, `in` for a bias). */
-static attn_status s2s_param(attn_params *ps, const char *name, int64_t d0, int64_t d1,
-                             int64_t in, int emb, attn_rng *rng, attn_tensor **out) {
+static attn_status s2s_param(attn_params *ps, const char *name, int64_t d0, int64_t d1, int64_t in,
+                             int emb, attn_rng *rng, attn_tensor **out) {
     const int64_t shape[2] = {d0, d1};
     attn_status st = attn_params_add(ps, name, d1 ? 2 : 1, shape, out);
     if (st || !rng) return st;
@@ -226,7 +229,8 @@ attn_status attn_seq2seq_new(attn_seq2seq **out, attn_params *ps, const attn_seq
     if (!st) st = attn_rnn_init(&m->enc, ps, "encoder.rnn.", &ec, rng);
     if (!st) st = s2s_param(ps, "bridge.weight", H, m->He, 0, 0, rng, &m->bridge_w);
     if (!st) st = s2s_param(ps, "bridge.bias", H, 0, m->He, 0, rng, &m->bridge_b);
-    if (!st) st = s2s_param(ps, "decoder.embedding.weight", c->tgt_vocab, E, 0, 1, rng, &m->dec_emb);
+    if (!st)
+        st = s2s_param(ps, "decoder.embedding.weight", c->tgt_vocab, E, 0, 1, rng, &m->dec_emb);
     if (!st) st = attn_rnn_init(&m->dec, ps, "decoder.rnn.", &dc, rng);
     if (!st && c->attention != ATTN_S2S_NONE) {
         const attn_attention_config ac = s2s_att_config(c, m->He);
@@ -234,7 +238,8 @@ attn_status attn_seq2seq_new(attn_seq2seq **out, attn_params *ps, const attn_seq
     }
     if (!st && m->luong)
         st = s2s_param(ps, "decoder.combine.weight", H, m->He + H, 0, 0, rng, &m->combine_w);
-    if (!st) st = s2s_param(ps, "decoder.out.weight", c->tgt_vocab, m->out_in, 0, 0, rng, &m->out_w);
+    if (!st)
+        st = s2s_param(ps, "decoder.out.weight", c->tgt_vocab, m->out_in, 0, 0, rng, &m->out_w);
     if (!st) st = s2s_param(ps, "decoder.out.bias", c->tgt_vocab, 0, m->out_in, 0, rng, &m->out_b);
     if (st) {
         free(m); /* the parameters added so far stay in the store (its names say whose) */
@@ -272,7 +277,8 @@ static attn_tensor *s2s_cell(attn_ctx *ctx, const attn_rnn *rnn, int l, attn_ten
     if (rnn->cfg.cell == ATTN_RNN_LSTM)
         return t < 0 ? attn_lstm_cell(ctx, gx, h, *c, w, b, NULL, c)
                      : attn_lstm_cell_at(ctx, gx, t, h, *c, w, b, NULL, c);
-    return t < 0 ? attn_gru_cell(ctx, gx, h, w, b, NULL) : attn_gru_cell_at(ctx, gx, t, h, w, b, NULL);
+    return t < 0 ? attn_gru_cell(ctx, gx, h, w, b, NULL)
+                 : attn_gru_cell_at(ctx, gx, t, h, w, b, NULL);
 }
 
 /* ---- batch checks ------------------------------------------------------------------- */
@@ -315,7 +321,6 @@ static int s2s_check_batch(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_
         return -1;
     }
     *T = ti->shape[1];
-    (void)m;
     return 0;
 }
 
@@ -364,9 +369,9 @@ static int s2s_encode(attn_ctx *ctx, const attn_seq2seq *m, attn_tensor *src, at
 /* ---- the decoder step --------------------------------------------------------------- */
 
 typedef struct s2s_dec {
-    attn_tensor *w_e, *w_x;     /* layer 0's W_ih split: [GH, E] and [GH, X] (contiguous) */
-    attn_attention_memory mem;  /* not used for ATTN_S2S_NONE */
-    attn_tensor *c_fixed;       /* none: the fixed context [N, He] */
+    attn_tensor *w_e, *w_x;    /* layer 0's W_ih split: [GH, E] and [GH, X] (contiguous) */
+    attn_attention_memory mem; /* not used for ATTN_S2S_NONE */
+    attn_tensor *c_fixed;      /* none: the fixed context [N, He] */
 } s2s_dec;
 
 /* The decoder state between steps (arrays of dec_layers entries). */
@@ -433,8 +438,8 @@ static int s2s_step(attn_ctx *ctx, const attn_seq2seq *m, const s2s_dec *d, s2s_
         /* Luong: c_t = attend(h_t); h~_t = tanh(W_c [c_t; h_t]) */
         o->ct = attn_attention_forward(ctx, &m->att, &d->mem, h, step, &o->a, NULL);
         attn_tensor *cat[2] = {o->ct, h};
-        o->ht = o->ct ? attn_tanh(ctx, attn_linear(ctx, attn_concat(ctx, cat, 2, 1), m->combine_w,
-                                                   NULL))
+        o->ht = o->ct ? attn_tanh(ctx,
+                                  attn_linear(ctx, attn_concat(ctx, cat, 2, 1), m->combine_w, NULL))
                       : NULL;
         if (!o->ht) return -1;
         st->feed = o->ht;
@@ -543,12 +548,10 @@ attn_tensor *attn_seq2seq_loss(attn_ctx *ctx, const attn_seq2seq *m, const attn_
  * allocation headers of the guard mode stay consistent: the arena below the
  * mark is untouched). This keeps decoding's memory at the encoder's plus one
  * step's, whatever max_len is. */
-static void s2s_rewind(attn_ctx *ctx, size_t mark) { ctx->arena_top = mark; }
 
 /* Rows [N, C] of src gathered by parent (dst[i] = src[parent[i]]); dst and
  * src are distinct contiguous f32 tensors. */
-static void s2s_gather(attn_tensor *dst, const attn_tensor *src, const int32_t *parent,
-                       int64_t N) {
+static void s2s_gather(attn_tensor *dst, const attn_tensor *src, const int32_t *parent, int64_t N) {
     const int64_t C = dst->shape[dst->ndim - 1];
     for (int64_t i = 0; i < N; i++)
         memcpy(attn_f32(dst) + i * C, attn_f32(src) + (int64_t)parent[i] * C,
@@ -663,7 +666,7 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
         hyp[i].dead = (i % k) != 0; /* the k rows of a sentence start identical: keep one */
     }
 
-    const size_t mark = ctx->arena_top;
+    const size_t mark = attn__arena_mark(ctx);
     int64_t steps = 0;
     for (int64_t t = 0; t < maxT; t++) {
         /* one step for all N rows */
@@ -680,9 +683,9 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
             attn_tensor *two[2] = {o.s, o.ct};
             out_in = attn_concat(ctx, two, 2, 1);
         }
-        attn_tensor *lp = out_in ? attn_log_softmax(
-                                       ctx, attn_linear(ctx, out_in, m->out_w, m->out_b), NULL)
-                                 : NULL; /* [N, Vt] */
+        attn_tensor *lp =
+            out_in ? attn_log_softmax(ctx, attn_linear(ctx, out_in, m->out_w, m->out_b), NULL)
+                   : NULL; /* [N, Vt] */
         if (!lp) return -1;
         if (want_align)
             memcpy(hist + (size_t)t * (size_t)(N * S), o.a->data, sizeof(float) * (size_t)(N * S));
@@ -690,9 +693,8 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
         /* choose: every row's token and the row it extends */
         int32_t *tk = tok + t * N, *pr = par + t * N;
         int all_done = 1;
-        const double denom = dc->length_alpha != 0.0f
-                                 ? pow((double)(t + 1), (double)dc->length_alpha)
-                                 : 1.0;
+        const double denom =
+            dc->length_alpha != 0.0f ? pow((double)(t + 1), (double)dc->length_alpha) : 1.0;
         for (int64_t b = 0; b < B; b++) {
             s2s_hyp *hb = hyp + b * k;
             int n = 0;
@@ -709,8 +711,12 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
                     for (int64_t v = 0; v < Vt; v++) {
                         if (v == c->pad_id || (v == c->bos_id && v != c->eos_id)) continue;
                         const double raw = hb[j].raw + (double)row[v];
-                        const s2s_cand cd = {raw / denom, raw, pj, (int32_t)v, (int32_t)(t + 1),
-                                             v == c->eos_id};
+                        const s2s_cand cd = {.norm = raw / denom,
+                                             .raw = raw,
+                                             .parent = pj,
+                                             .token = (int32_t)v,
+                                             .len = (int32_t)(t + 1),
+                                             .fin = v == c->eos_id};
                         s2s_offer(top, &n, k, &cd);
                     }
                 }
@@ -751,9 +757,9 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
         }
         if (m->luong) s2s_gather(feed, o.ht, parent, N);
         for (int64_t i = 0; i < N; i++) attn_i32(ids)[i] = tk[i] >= 0 ? tk[i] : c->eos_id;
-        s2s_rewind(ctx, mark);
+        attn__arena_rewind(ctx, mark);
     }
-    s2s_rewind(ctx, mark);
+    attn__arena_rewind(ctx, mark);
 
     /* outputs: the best hypothesis of every sentence, read back through the parents */
     for (int64_t i = 0; i < B * maxT; i++) out_ids[i] = c->pad_id;
