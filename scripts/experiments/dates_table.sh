@@ -12,7 +12,8 @@ make -s all
 mkdir -p runs/dates
 echo "| attention | exact match | alignment | train s | tokens/s |"
 echo "|---|---|---|---|---|"
-for kind in none bahdanau dot general concat location cosine local-m local-p; do
+KINDS="${KINDS:-none bahdanau dot general concat location cosine local-m local-p}"
+for kind in $KINDS; do
     dir="runs/dates/$kind"
     rm -rf "$dir"
     start=$(date +%s.%N)
@@ -22,7 +23,7 @@ for kind in none bahdanau dot general concat location cosine local-m local-p; do
     secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }')
     line=$(grep -E '^test: ' "$dir.txt" | tail -n 1)
     exact=$(sed -E 's/.*exact match ([0-9.]+%).*/\1/' <<<"$line")
-    align=$(grep -Eo 'alignment accuracy [0-9.]+%' <<<"$line" | awk '{print $3}')
+    align=$(grep -Eo 'alignment accuracy [0-9.]+%' <<<"$line" | awk '{print $3}' || true)
     tps=$(grep '"event":"train"' "$dir/train.jsonl" | grep -o '"tokens_per_s":[0-9.e+]*' |
         cut -d: -f2 | awk '{ s += $1; n++ } END { if (n) printf "%.0f", s / n }')
     echo "| $kind | $exact | ${align:-n/a} | $secs | ${tps:-?} |"

@@ -16,7 +16,8 @@ out="runs/gettext-$LANG_"
 mkdir -p "$out"
 echo "| attention | test BLEU | exact match | train s | tokens/s |"
 echo "|---|---|---|---|---|"
-for kind in none bahdanau general local-p; do
+KINDS="${KINDS:-none bahdanau general local-p}"
+for kind in $KINDS; do
     dir="$out/$kind"
     rm -rf "$dir"
     start=$(date +%s.%N)
