@@ -9,7 +9,7 @@
 # each, and prints a table with the ratio attn / pytorch. A case whose runs
 # spread by more than 10% of the median is marked "noisy" (another process
 # shared the cores). Each run is a fresh process: WARMUP untimed steps, then
-# STEPS timed ones, B=64, sources of 12-30 tokens, targets of 10 + eos, vocab
+# STEPS timed ones (its tokens/s is the median over its steps), B=64, sources of 12-30 tokens, targets of 10 + eos, vocab
 # 60 / 14, emb 64, hidden 128, bidirectional one-layer encoder.
 #
 # Threads: attn gets --threads N; PyTorch gets torch.set_num_threads(N). Both
@@ -21,13 +21,13 @@
 # measures attn alone when PyTorch is absent.
 #
 # Usage: bash bench/bench_seq2seq.sh [--runs N] [--steps N] [--warmup N] [--wait S]
-#                                    [--omp-wait active|passive] [--quick]
-#   --omp-wait P  OMP_WAIT_POLICY=P for both programs (default: as the
-#             environment has it). With threads that spin between parallel
-#             regions (libgomp's default), a 2-thread run on 2 cores collapses
-#             when anything else runs, and Debian's torch spins two pools at
-#             once (its OpenMP threads and OpenBLAS's pthreads); passive makes
-#             both programs sleep instead.
+#                                    [--omp-wait passive|active|env] [--quick]
+#   --omp-wait P  OMP_WAIT_POLICY for both programs: passive (the default),
+#             active, or env (leave the environment's). With threads that spin
+#             between parallel regions (libgomp's default), a 2-thread run on
+#             2 cores collapses whenever anything else runs, and Debian's torch
+#             spins two pools at once (its OpenMP threads and OpenBLAS's
+#             pthreads) even on an idle machine; passive makes both sleep.
 #   --wait S  before each run, wait up to S seconds for the cores to be idle
 #             (under 10% busy over half a second); the "busy" column gives the
 #             highest load seen just before a run of that case
@@ -41,14 +41,14 @@ RUNS=3
 STEPS=20
 WARMUP=3
 WAIT=0
-OMPWAIT="${OMP_WAIT_POLICY:-}"
+OMPWAIT=passive
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) RUNS="${2:-3}"; shift 2 ;;
     --steps) STEPS="${2:-20}"; shift 2 ;;
     --warmup) WARMUP="${2:-3}"; shift 2 ;;
     --wait) WAIT="${2:-0}"; shift 2 ;;
-    --omp-wait) OMPWAIT="${2:-}"; shift 2 ;;
+    --omp-wait) OMPWAIT="${2:-passive}"; shift 2 ;;
     --quick) RUNS=1; STEPS=5; WARMUP=1; shift ;;
     -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "bench_seq2seq.sh: unknown option '$1' (see --help)"; exit 0 ;;
@@ -56,7 +56,7 @@ while [ $# -gt 0 ]; do
 done
 
 PYTHON="${PYTHON:-/usr/bin/python3}"
-if [ -n "$OMPWAIT" ]; then export OMP_WAIT_POLICY="$OMPWAIT"; else unset OMP_WAIT_POLICY; fi
+[ "$OMPWAIT" = env ] || export OMP_WAIT_POLICY="$OMPWAIT"
 BUILD="${BUILD:-build}"
 BIN="$BUILD/bench/bench_seq2seq"
 CONFIGS="bahdanau:gru general:gru general:lstm"
@@ -120,7 +120,7 @@ median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print ""; else if (NR %
 spread() { sort -g | awk '{v[NR] = $1} END {if (NR < 2) {print "-"; exit} m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; s = (v[NR] - v[1]) / m; printf "%.0f%%%s", 100 * s, (s > 0.10 ? " noisy" : "")}'; }
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "attn: $BIN; pytorch: ${TORCH_VERSION:-absent} ($PYTHON); runs $RUNS, warm-up $WARMUP, timed steps $STEPS, OMP_WAIT_POLICY ${OMPWAIT:-unset}"
+echo "attn: $BIN; pytorch: ${TORCH_VERSION:-absent} ($PYTHON); runs $RUNS, warm-up $WARMUP, timed steps $STEPS, OMP_WAIT_POLICY ${OMP_WAIT_POLICY:-unset}"
 echo
 printf '| %-9s | %-4s | %-7s | %-13s | %-13s | %-12s | %-14s | %-14s | %-4s |\n' \
     attention cell threads "attn tok/s" "pytorch tok/s" "attn/pytorch" "attn spread" "pytorch spread" busy
