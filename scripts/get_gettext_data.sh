@@ -2,7 +2,7 @@
 # get_gettext_data.sh: builds the English -> German and English -> French
 # parallel data sets from Debian's gettext catalogs (.mo files).
 #
-#   bash scripts/get_gettext_data.sh [--small] [--no-system] [--langs "de fr"] [--quiet]
+#   bash scripts/get_gettext_data.sh [--small] [--with-system] [--langs "de fr"] [--quiet]
 #
 # 1. Downloads the named Debian packages below with `apt-get download` (no
 #    installation; about 170 MB, or 1.7 MB with --small: LibreOffice only),
@@ -13,15 +13,16 @@
 #    keeps only its */LANG/LC_MESSAGES/*.mo files, in
 #    data/gettext-cache/pkgs/PACKAGE/ (gitignored); a package already there
 #    at the same version is not downloaded again.
-# 3. Runs `build/attn data gettext --lang LANG` over that cache and, unless
-#    --no-system, over the catalogs already in /usr/share/locale, writing
+# 3. Runs `build/attn data gettext --lang LANG` over that cache and, with
+#    --with-system, also over the catalogs already in /usr/share/locale, writing
 #    data/gettext/en-LANG/{train,valid,test}.tsv and catalogs.tsv.
 # 4. Writes data/gettext/SOURCE: the packages and versions used (those of
 #    /usr/share/locale found with dpkg -S), clean pairs per package, and the
 #    pair counts per split; prints the counts.
-# --no-system gives a data set that depends only on the pinned packages (the
-# same on every machine); the default also takes whatever catalogs this
-# machine has installed. Non-interactive (CI=true, no standard input); needs
+# By default the data set depends only on the pinned packages, so it is the
+# same on every machine (the splits every table of docs/ uses); --with-system
+# also takes whatever catalogs this machine has installed (more pairs, but
+# they differ between machines). Non-interactive (CI=true, no standard input); needs
 # root for apt-get only when a package is not cached yet.
 set -euo pipefail
 
@@ -31,13 +32,14 @@ OUT="$ROOT/data/gettext"
 ATTN="$ROOT/build/attn"
 LANGS="de fr"
 SMALL=0
-SYSTEM=1
+SYSTEM=0
 QUIET=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
     --small) SMALL=1 ;;
-    --no-system) SYSTEM=0 ;;
+    --no-system) SYSTEM=0 ;; # the default; kept for old command lines
+    --with-system) SYSTEM=1 ;;
     --langs)
         [ $# -ge 2 ] || { echo "get_gettext_data.sh: --langs needs a value" >&2; exit 2; }
         LANGS="$2"
