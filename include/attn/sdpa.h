@@ -1,0 +1,81 @@
+/* sdpa.h: scaled dot-product attention, the reference graph op of the
+ * Transformer family (graph op SDPA, src/ops/sdpa.c), and the basic
+ * parameter-free self-attention built on it.
+ *
+ * Dimension legend (tensor.h): B batch, H query heads, Hkv key/value heads,
+ * T queries, S keys, D head size of queries and keys, Dv head size of values.
+ *
+ *   out[b,h,t,:] = sum_s P[b,h,t,s] v[b,g,s,:],   g = h / (H / Hkv)
+ *   P[b,h,t,:]   = softmax_s( scale * q[b,h,t,:] . k[b,g,s,:] + bias[b,h,t,s] + M[b,h,t,s] )
+ *
+ * where M is 0 where key s is visible to query t and -inf where it is not:
+ *   - causal: key s is visible to query t iff s <= t + (S - T). The causal
+ *     diagonal is aligned bottom-right, so with T new queries and S - T keys
+ *     already in a KV cache the last query sees every key (PyTorch's
+ *     is_causal aligns top-left, which is the same when T == S);
+ *   - window > 0: additionally s > t + (S - T) - window (a sliding window of
+ *     `window` keys ending at the query's own position; with causal off the
+ *     window is symmetric: |s - (t + S - T)| < window);
+ *   - key_lengths: key s of batch b is visible iff s < key_lengths[b]
+ *     (padding at the end of each key sequence).
+ * A query row with no visible key gives a zero output row and a zero row of
+ * weights (not NaN), and no gradient flows through it.
+ *
+ * Grouped-query attention: H % Hkv == 0; Hkv == H is multi-head attention,
+ * Hkv == 1 multi-query attention. Gradients of the shared k, v heads sum
+ * over the H / Hkv query heads of their group.
+ *
+ * This op is the clear reference: it materialises P [B,H,T,S] (saved for
+ * backward). The fused flash-style kernel (O(T) memory) is a separate op
+ * checked against this one.
+ */
+#ifndef ATTN_SDPA_H
+#define ATTN_SDPA_H
+
+#include <stdint.h>
+
+#include "context.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attn_sdpa_opts {
+    float scale;              /* 0: 1/sqrt(D) */
+    int causal;               /* see above (bottom-right aligned) */
+    int64_t window;           /* > 0: sliding window of this many keys; 0: none */
+    attn_tensor *bias;        /* NULL or f32, broadcastable to [B,H,T,S] (a size-1 dim
+                                 broadcasts; fewer dims align right); -inf masks;
+                                 gets a gradient (summed over broadcast dims) when it
+                                 requires one (learned relative biases) */
+    attn_tensor *key_lengths; /* NULL or i32 [B], each in [0, S] */
+    float dropout;            /* probability on P in training mode (inverted dropout,
+                                 mask from the context RNG, recomputed in backward);
+                                 must be in [0, 1) */
+} attn_sdpa_opts;
+
+/* Scaled dot-product attention. q [B,H,T,D], k [B,Hkv,S,D], v [B,Hkv,S,Dv]
+ * -> out [B,H,T,Dv] (contiguous). Inputs may be strided views (e.g. heads
+ * split from a projection by reshape + permute). opts may be NULL (scale
+ * 1/sqrt(D), no mask, no dropout). When weights is non-NULL it receives the
+ * attention probabilities P [B,H,T,S] before dropout: a tensor of the arena
+ * that carries no gradient (for inspection and maps).
+ * Errors (NULL returned, message in the context): ATTN_ERR_SHAPE for ranks
+ * other than 4, mismatched B, D, S, Dv, H % Hkv != 0, a bias that does not
+ * broadcast, key_lengths not [B] or out of [0, S]; ATTN_ERR_DTYPE for
+ * non-f32 q/k/v/bias or non-i32 key_lengths; ATTN_ERR_INVALID_ARG for a dropout
+ * outside [0, 1), a negative window or a non-finite or negative scale. */
+attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
+                       const attn_sdpa_opts *opts, attn_tensor **weights);
+
+/* The basic self-attention of the lecture notes, with no parameters:
+ * x [B,T,E] -> y [B,T,E], y_i = sum_j softmax_j(x_i . x_j) x_j (no scaling),
+ * with an optional causal mask. It is attn_sdpa with q = k = v = x as one
+ * head and scale 1. */
+attn_tensor *attn_basic_self_attention(attn_ctx *ctx, attn_tensor *x, int causal);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
