@@ -23,6 +23,22 @@ static void test_status_strings(void) {
     TEST_END();
 }
 
+/* A message passed on from attn_last_error() (the thread-local buffer that
+ * attn__fail also writes) must survive: rnn.c and attention.c do this. */
+static void test_error_passed_on(void) {
+    TEST_BEGIN("core.error_passed_on");
+    attn_ctx *ctx = NULL;
+    CHECK(attn_ctx_new(&ctx, NULL) == ATTN_OK, "ctx");
+    attn__error(ATTN_ERR_INVALID_ARG, "rnn_forward: hidden_size 0, expected >= 1");
+    attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s", attn_last_error());
+    CHECK(strcmp(attn_ctx_error(ctx), "rnn_forward: hidden_size 0, expected >= 1") == 0,
+          "context message '%s'", attn_ctx_error(ctx));
+    CHECK(strcmp(attn_last_error(), "rnn_forward: hidden_size 0, expected >= 1") == 0,
+          "thread message '%s'", attn_last_error());
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 static void test_arena(void) {
     TEST_BEGIN("core.arena_exhaustion");
     attn_ctx *ctx = new_ctx(4096, 0);
@@ -213,6 +229,7 @@ static void test_strbuf(void) {
 void suite_core(void) {
     test_strbuf();
     test_status_strings();
+    test_error_passed_on();
     test_arena();
     test_guards();
     test_tensor_errors();

@@ -35,8 +35,13 @@ const char *attn_status_str(attn_status s) {
     }
 }
 
+/* Formats into a local buffer first: an argument may be the thread-local
+ * message itself (a caller passing attn_last_error() on), and vsnprintf into
+ * the string it reads from is undefined. */
 static void attn__vset(char *buf, size_t n, const char *fmt, va_list ap) {
-    vsnprintf(buf, n, fmt, ap);
+    char tmp[sizeof attn__tl_msg];
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    snprintf(buf, n, "%s", tmp);
 }
 
 attn_status attn__error(attn_status status, const char *fmt, ...) {
