@@ -18,6 +18,7 @@
  *   eval.h         BLEU (sacrebleu-compatible), exact match, character error rate
  *   viz.h          SVG attention heatmaps, heatmap grids, line charts
  *   progress.h     progress line for long jobs, JSONL logger
+ *   transformer.h  multi-head attention (GQA, relative positions, KV cache), Transformer blocks
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -40,5 +41,6 @@
 #include "progress.h"
 #include "seq2seq.h"
 #include "s2s_data.h"
+#include "transformer.h"
 
 #endif
