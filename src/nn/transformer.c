@@ -36,6 +36,14 @@ const char *attn_pos_kind_name(attn_pos_kind kind) {
     return (unsigned)kind < ATTN_POS_COUNT ? names[kind] : "?";
 }
 
+/* Test hook: nonzero routes every attention through the composed path. */
+static int force_composed;
+int attn__mha_force_composed(int on) {
+    const int old = force_composed;
+    force_composed = on;
+    return old;
+}
+
 /* ---- KV cache ----------------------------------------------------------------------- */
 
 attn_status attn_kv_cache_init(attn_kv_cache *cache, int n_layers, int64_t B, int64_t Hkv,
@@ -229,7 +237,9 @@ static int mha_check(attn_ctx *ctx, const attn_mha *mha, const char *fn) {
         return -1;
     }
     if (mha_check_config(&mha->cfg, fn, &res)) {
-        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s", attn_last_error());
+        char msg[256]; /* attn__fail formats into the buffer attn_last_error() returns */
+        snprintf(msg, sizeof msg, "%s", attn_last_error());
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s", msg);
         return -1;
     }
     const attn_mha_config *c = &mha->cfg;
