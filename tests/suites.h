@@ -7,6 +7,7 @@
     X(ops)             \
     X(rnn)             \
     X(attention)       \
+    X(positions)       \
     X(transformer)     \
     X(seq2seq)         \
     X(optim)           \
