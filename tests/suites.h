@@ -8,6 +8,7 @@
     X(rnn)             \
     X(attention)       \
     X(positions)       \
+    X(sdpa)            \
     X(transformer)     \
     X(seq2seq)         \
     X(optim)           \
