@@ -507,6 +507,78 @@ static void run_shaw_clip(void) {
     attn_ctx_free(ctx);
 }
 
+/* ---- Shaw attention composed from the ops (the recipe of positions.h) ------------------- */
+
+static void run_shaw_composed(void) {
+    attn_ctx *ctx = test_ctx_new(ARENA, 0, 64);
+    if (!ctx) return;
+    TEST_BEGIN("positions/shaw attention composed from bmm, rel_logits, softmax, rel_values "
+               "(causal, KV-cache offset) against double loops");
+    {
+        enum { B = 2, H = 2, T = 3, S = 7, D = 5, K = 2, R = 2 * K + 1 };
+        const int64_t off = S - T;
+        const float scale = 0.4472136f; /* 1/sqrt(5) */
+        static float q[B * H * T * D], k[B * H * S * D], v[B * H * S * D], rk[R * D], rv[R * D],
+            mask[T * S];
+        fill_normal(q, B * H * T * D, 21);
+        fill_normal(k, B * H * S * D, 22);
+        fill_normal(v, B * H * S * D, 23);
+        fill_normal(rk, R * D, 24);
+        fill_normal(rv, R * D, 25);
+        for (int t = 0; t < T; t++)
+            for (int s = 0; s < S; s++) mask[t * S + s] = s <= t + off ? 0.0f : -INFINITY;
+        attn_tensor *qt = test_leaf(ctx, 4, (int64_t[]){B, H, T, D}, q);
+        attn_tensor *kt = test_leaf(ctx, 4, (int64_t[]){B, H, S, D}, k);
+        attn_tensor *vt = test_leaf(ctx, 4, (int64_t[]){B, H, S, D}, v);
+        attn_tensor *rkt = test_leaf(ctx, 2, (int64_t[]){R, D}, rk);
+        attn_tensor *rvt = test_leaf(ctx, 2, (int64_t[]){R, D}, rv);
+        attn_tensor *mt = attn_tensor_from(ctx, ATTN_F32, 2, (int64_t[]){T, S}, mask);
+        attn_tensor *logits = attn_scale(
+            ctx, attn_add(ctx, attn_bmm(ctx, qt, kt, 0, 1), attn_rel_logits(ctx, qt, rkt, S, off)),
+            scale);
+        attn_tensor *P = attn_softmax(ctx, logits, mt);
+        attn_tensor *out = attn_add(ctx, attn_bmm(ctx, P, vt, 0, 0), attn_rel_values(ctx, P, rvt, off));
+        CHECK(out && out->ndim == 4 && out->shape[2] == T && out->shape[3] == D, "%s",
+              attn_ctx_error(ctx));
+        if (out) {
+            float want[B * H * T * D];
+            for (int bh = 0; bh < B * H; bh++)
+                for (int t = 0; t < T; t++) {
+                    double e[S], mx = -INFINITY, z = 0.0;
+                    for (int s = 0; s < S; s++) {
+                        int d = s - (t + (int)off), j = (d < -K ? -K : d > K ? K : d) + K;
+                        double acc = 0.0;
+                        for (int c = 0; c < D; c++)
+                            acc += (double)q[(bh * T + t) * D + c] *
+                                   ((double)k[(bh * S + s) * D + c] + (double)rk[j * D + c]);
+                        e[s] = s <= t + off ? (double)scale * acc : -INFINITY;
+                        if (e[s] > mx) mx = e[s];
+                    }
+                    for (int s = 0; s < S; s++) z += e[s] == -INFINITY ? 0.0 : exp(e[s] - mx);
+                    for (int c = 0; c < D; c++) {
+                        double acc = 0.0;
+                        for (int s = 0; s <= t + off && s < S; s++) {
+                            int d = s - (t + (int)off), j = (d < -K ? -K : d > K ? K : d) + K;
+                            acc += exp(e[s] - mx) / z *
+                                   ((double)v[(bh * S + s) * D + c] + (double)rv[j * D + c]);
+                        }
+                        want[(bh * T + t) * D + c] = (float)acc;
+                    }
+                }
+            test_allclose("Shaw attention (composed) vs double loops", attn_f32(out), want,
+                          B * H * T * D, 2e-6f, 2e-5f);
+            attn_tensor *loss = attn_sum(ctx, out, ATTN_ALL_AXES, 0);
+            CHECK(loss && attn_backward(ctx, loss) == ATTN_OK, "backward: %s", attn_ctx_error(ctx));
+            int finite = rkt->grad && rvt->grad && qt->grad;
+            for (int i = 0; finite && i < R * D; i++)
+                finite = isfinite(rkt->grad[i]) && isfinite(rvt->grad[i]);
+            CHECK(finite, "the tables received no or non-finite gradients");
+        }
+    }
+    TEST_END();
+    attn_ctx_free(ctx);
+}
+
 /* ---- large ragged sizes ------------------------------------------------------------------- */
 
 typedef struct big_out {
@@ -690,5 +762,6 @@ void suite_positions(void) {
     run_table_properties();
     run_rope_properties();
     run_shaw_clip();
+    run_shaw_composed();
     run_big_cases();
 }
