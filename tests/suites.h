@@ -8,6 +8,8 @@
     X(rnn)             \
     X(attention)       \
     X(positions)       \
+    X(sdpa)            \
+    X(transformer)     \
     X(seq2seq)         \
     X(optim)           \
     X(safetensors)     \

@@ -632,11 +632,13 @@ GENERATORS = {
 }
 
 
-# Ops of the table whose fixture another script writes (make fixtures runs it).
+# Ops of the table whose fixtures another script writes (see the Makefile's
+# `fixtures` target); skipped here.
 ELSEWHERE = {
-    "rope": "make_position_fixtures.py",
-    "rel_logits": "make_position_fixtures.py",
-    "rel_values": "make_position_fixtures.py",
+    "sdpa": "tools/make_sdpa_fixtures.py",
+    "rope": "tools/make_position_fixtures.py",
+    "rel_logits": "tools/make_position_fixtures.py",
+    "rel_values": "tools/make_position_fixtures.py",
 }
 
 

@@ -6,6 +6,7 @@
  *   ops.h          the graph ops (forward + recorded backward)
  *   rnn.h          GRU/LSTM cells and layers (torch.nn.GRU/LSTM compatible)
  *   attention.h    Bahdanau/Luong attention: score functions, global, local-m, local-p
+ *   sdpa.h         scaled dot-product attention (masks, GQA, dropout), basic self-attention
  *   positions.h    positional encodings: sinusoidal, RoPE, Shaw relative positions, ALiBi
  *   params.h       the parameter store and initialisers
  *   rng.h          the counter-based RNG (Philox4x32-10)
@@ -19,6 +20,7 @@
  *   eval.h         BLEU (sacrebleu-compatible), exact match, character error rate
  *   viz.h          SVG attention heatmaps, heatmap grids, line charts
  *   progress.h     progress line for long jobs, JSONL logger
+ *   transformer.h  multi-head attention (GQA, relative positions, KV cache), Transformer blocks
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -29,6 +31,7 @@
 #include "ops.h"
 #include "rnn.h"
 #include "attention.h"
+#include "sdpa.h"
 #include "positions.h"
 #include "params.h"
 #include "rng.h"
@@ -42,5 +45,6 @@
 #include "progress.h"
 #include "seq2seq.h"
 #include "s2s_data.h"
+#include "transformer.h"
 
 #endif
