@@ -32,13 +32,15 @@
  *   FD_*     analytic (fast kernels) vs central differences with h = 1e-2 of
  *            the loss evaluated by the reference kernel (double sums, output
  *            rounded to float32). Truncation h^2/6 |f'''| dominates.
- *            Measured worst 9.6e-5 at |fd| up to 3.2 over every config;
- *            tolerance 5e-4 + 5e-3 |fd|. A wrong mask, missing dropout
- *            factor or missing group head moves gradients by > 1e-2.
+ *            Measured worst 5.6e-5 at |fd| up to 3.9 over every config;
+ *            tolerance 3e-4 + 3e-3 |fd|. A top-left causal diagonal, a
+ *            missing dropout factor in dP or a lost bias entry fail it
+ *            (checked by mutating sdpa.c).
  *   the op table's SDPA row (1e-5 + 1e-4 |ref|) for fast vs reference;
- *            measured worst 4.5e-7 (out) and 2.9e-6 (gradients, |g| up to 30).
+ *            measured worst 1.1e-6 (out, |ref| up to 4.2) and 2.4e-6
+ *            (gradients, |g| up to 24).
  *   WEIGHTS  the weights vs a double softmax: 1e-6 + 1e-5 |ref|, measured
- *            1.2e-7.
+ *            6e-8.
  *   PERM     permutation equivariance: 1e-6 + 1e-6 |ref| (only summation
  *            order differs), measured 2.4e-7; the causal variant differs by
  *            more than 0.1.
