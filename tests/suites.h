@@ -14,4 +14,5 @@
     X(viz)             \
     X(data)            \
     X(text)            \
-    X(s2s_data)
+    X(s2s_data)        \
+    X(lm_data)

@@ -40,5 +40,6 @@
 #include "progress.h"
 #include "seq2seq.h"
 #include "s2s_data.h"
+#include "lm_data.h"
 
 #endif
