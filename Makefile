@@ -111,6 +111,7 @@ fixtures:
 	$(PYTHON) tools/make_rnn_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_attention_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_seq2seq_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_sdpa_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_gpt_fixtures.py tests/fixtures
 
 clean:

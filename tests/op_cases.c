@@ -376,6 +376,35 @@ static int build_additive_score(op_case *c) {
     return 0;
 }
 
+/* sdpa (include/attn/sdpa.h): q, k, v, optional bias and key_lengths (i32);
+ * attributes scale, causal, window, dropout (all optional, default 0), and
+ * for dropout seed, offset (u64 words) and training (default 1). The RNG
+ * stream is set before every build, as for dropout. */
+static int build_sdpa(op_case *c) {
+    attn_tensor *q = opc_input(c, "q"), *k = opc_input(c, "k"), *v = opc_input(c, "v");
+    attn_tensor *bias = opc_input_opt(c, "bias"), *kl = opc_input_opt(c, "key_lengths");
+    attn_sdpa_opts o = {0};
+    const atfx_tensor *sc = attr(c, "scale", 0), *dp = attr(c, "dropout", 0);
+    o.scale = sc ? (float)attr_value(sc, 0) : 0.0f;
+    o.dropout = dp ? (float)attr_value(dp, 0) : 0.0f;
+    o.causal = attr_int_or(c, "causal", 0);
+    o.window = attr_int_or(c, "window", 0);
+    o.bias = bias;
+    o.key_lengths = kl;
+    int training = attr_int_or(c, "training", 1);
+    uint64_t seed = 0, offset = 0;
+    if (o.dropout > 0.0f) {
+        seed = attr_u64(c, "seed");
+        offset = attr_u64(c, "offset");
+    }
+    if (c->err[0]) return -1;
+    attn_ctx_set_rng(c->ctx, seed, offset);
+    attn_ctx_set_training(c->ctx, training);
+    c->out = attn_sdpa(c->ctx, q, k, v, &o, NULL);
+    attn_ctx_set_training(c->ctx, 1);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -756,6 +785,85 @@ static void errors_additive_score(attn_ctx *ctx) {
     wq = F32(ctx, 2, 3, 4), wk = I32(ctx, 2, 5, 4), v = F32(ctx, 4);
     EXPECT_FAIL(ctx, attn_additive_score(ctx, wq, wk, v), ATTN_ERR_DTYPE, "additive_score");
     EXPECT_NULL_INPUT(ctx, attn_additive_score(ctx, NULL, NULL, NULL), "additive_score");
+}
+
+static void errors_sdpa(attn_ctx *ctx) {
+    attn_tensor *q, *k, *v, *x;
+    attn_sdpa_opts o = {0};
+    /* ranks, mismatched sizes, groups */
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_SHAPE, "sdpa: q [2,4,3,8]");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 3, 2, 5, 8), v = F32(ctx, 3, 2, 5, 6);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_SHAPE, "same B, Hkv, S and D");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 7), v = F32(ctx, 2, 2, 5, 6);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_SHAPE, "k [2,2,5,7]");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 6, 6);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_SHAPE, "v [2,2,6,6]");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 1, 5, 6);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_SHAPE, "sdpa");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 3, 5, 8), v = F32(ctx, 2, 3, 5, 6);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_SHAPE, "multiple of Hkv");
+    q = F32(ctx, 2, 4, 0, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_SHAPE, ">= 1");
+    /* dtypes */
+    q = F32(ctx, 2, 4, 3, 8), k = I32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_DTYPE, "sdpa");
+    /* bias: not broadcastable, too many dims, wrong dtype */
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.bias = F32(ctx, 3, 4);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_SHAPE, "bias [3,4] does not broadcast");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.bias = F32(ctx, 2, 2, 3, 5);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_SHAPE, "[B,H,T,S] = [2,4,3,5]");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.bias = I32(ctx, 3, 5);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_DTYPE, "bias");
+    o.bias = NULL;
+    /* key_lengths: shape, dtype, range */
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.key_lengths = I32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_SHAPE, "key_lengths [3]");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.key_lengths = F32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_DTYPE, "key_lengths");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.key_lengths = I32(ctx, 2);
+    if (o.key_lengths) attn_i32(o.key_lengths)[1] = 6;
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_SHAPE, "key_lengths[1] = 6");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.key_lengths = I32(ctx, 2);
+    if (o.key_lengths) attn_i32(o.key_lengths)[0] = -1;
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_SHAPE, "key_lengths[0] = -1");
+    o.key_lengths = NULL;
+    /* attributes */
+    const float bad_p[3] = {1.0f, -0.1f, NAN};
+    for (int i = 0; i < 3; i++) {
+        q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+        o.dropout = bad_p[i];
+        EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_INVALID_ARG, "sdpa: dropout");
+    }
+    o.dropout = 0.0f;
+    const float bad_scale[3] = {-1.0f, INFINITY, NAN};
+    for (int i = 0; i < 3; i++) {
+        q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+        o.scale = bad_scale[i];
+        EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_INVALID_ARG, "sdpa: scale");
+    }
+    o.scale = 0.0f;
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.window = -2;
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_INVALID_ARG, "window -2");
+    attn_tensor *w = (attn_tensor *)&o; /* any non-NULL value: must become NULL */
+    EXPECT_FAIL(ctx, attn_sdpa(ctx, NULL, NULL, NULL, NULL, &w), ATTN_ERR_INVALID_ARG, "sdpa");
+    CHECK(w == NULL, "sdpa: *weights not NULL after an error");
+    EXPECT_NULL_INPUT(ctx, attn_sdpa(ctx, NULL, NULL, NULL, NULL, NULL), "sdpa");
+    /* basic self-attention */
+    x = F32(ctx, 2, 3);
+    EXPECT_FAIL(ctx, attn_basic_self_attention(ctx, x, 0), ATTN_ERR_SHAPE,
+                "basic_self_attention: x [2,3]");
+    x = I32(ctx, 2, 3, 4);
+    EXPECT_FAIL(ctx, attn_basic_self_attention(ctx, x, 0), ATTN_ERR_DTYPE, "basic_self_attention");
+    EXPECT_NULL_INPUT(ctx, attn_basic_self_attention(ctx, NULL, 1), "basic_self_attention");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

@@ -6,6 +6,7 @@
  *   ops.h          the graph ops (forward + recorded backward)
  *   rnn.h          GRU/LSTM cells and layers (torch.nn.GRU/LSTM compatible)
  *   attention.h    Bahdanau/Luong attention: score functions, global, local-m, local-p
+ *   sdpa.h         scaled dot-product attention (masks, GQA, dropout), basic self-attention
  *   params.h       the parameter store and initialisers
  *   rng.h          the counter-based RNG (Philox4x32-10)
  *   optim.h        SGD, Adam, AdamW, gradient clipping, LR schedule
@@ -28,6 +29,7 @@
 #include "ops.h"
 #include "rnn.h"
 #include "attention.h"
+#include "sdpa.h"
 #include "params.h"
 #include "rng.h"
 #include "optim.h"

@@ -50,6 +50,7 @@
     X(DROPOUT,       dropout,       1e-6f, 1e-6f, 1e-3f, 1e-2f) \
     X(ADDITIVE_SCORE, additive_score, 1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(GRU_CELL,      gru_cell,      1e-5f, 1e-4f, 2e-3f, 1e-2f) \
-    X(LSTM_CELL,     lstm_cell,     1e-5f, 1e-4f, 2e-3f, 1e-2f)
+    X(LSTM_CELL,     lstm_cell,     1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(SDPA,          sdpa,          1e-5f, 1e-4f, 2e-3f, 1e-2f)
 
 #endif

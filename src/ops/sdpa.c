@@ -1,0 +1,564 @@
+/* sdpa.c: scaled dot-product attention, the reference op of the Transformer
+ * family (graph op SDPA, include/attn/sdpa.h), and the parameter-free basic
+ * self-attention built on it.
+ *
+ * Shape contract:
+ *   in[0] q [B, H, T, D], in[1] k [B, Hkv, S, D], in[2] v [B, Hkv, S, Dv]
+ *   (contiguous copies), then optionally in[3] bias (contiguous, f32,
+ *   broadcastable to [B, H, T, S]) and key_lengths (i32 [B]), in that order.
+ *   -> out [B, H, T, Dv].
+ *   iarg[0] causal, iarg[1] window (0: none), iarg[2] has bias,
+ *   iarg[3] has key_lengths, iarg[4] the RNG offset of the dropout mask;
+ *   farg[0] scale, farg[1] dropout p (0 when not training); node->seed.
+ *   saved[0] = P [B, H, T, S], the probabilities after masking and before
+ *   dropout (zero at masked keys, a zero row for a query with no visible key).
+ *
+ * Dropout: element i of P in row-major [B, H, T, S] order is kept iff
+ * attn_rng_uniform(seed, offset, i) >= p, and then scaled by 1 / (1 - p):
+ * the same stream convention as the DROPOUT op (ceil(numel(P) / 4) counters
+ * are consumed). The mask is regenerated in backward, never stored.
+ *
+ * Backward (docs/transformer.md, "Scaled dot-product attention: the reference
+ * op"), per (b, h) with g = h / (H / Hkv), Z the scaled mask (1 without
+ * dropout):
+ *   dV_g += (P o Z)^T dO
+ *   dP    = (dO V_g^T) o Z
+ *   dL    = P o (dP - rowsum(P o dP))          (the logits' gradient)
+ *   dQ_h += scale dL K_g,   dK_g += scale dL^T Q_h,   dbias += dL (reduced)
+ *
+ * Threads: the work unit is (b, g), a key/value head with the H / Hkv query
+ * heads that read it, processed in order: it owns its dK_g, dV_g and the
+ * dQ rows of its query heads, so units run in parallel without races and
+ * every sum has a fixed order. With at least as many units as threads, the
+ * units are split statically and every product is single-threaded, so the
+ * results are bitwise the same for any thread count; with fewer units the
+ * units run one after the other and the products use the threads. The bias
+ * gradient is reduced after the parallel part, in index order.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "../core/internal.h"
+
+/* ---- geometry ------------------------------------------------------------------ */
+
+typedef struct sdpa_geom {
+    int64_t B, H, Hkv, T, S, D, Dv, G; /* G = H / Hkv query heads per kv head */
+    float scale, p;
+    int causal;
+    int64_t window;          /* 0: none; clamped to S + T + 1 (no overflow) */
+    const float *q, *k, *v;
+    const float *bias;       /* NULL or contiguous */
+    int64_t bst[4];          /* broadcast strides of bias over [B, H, T, S] */
+    const int32_t *kl;       /* NULL or [B] */
+    uint64_t seed, offset;
+} sdpa_geom;
+
+static sdpa_geom sdpa_geometry(const attn_node *node) {
+    sdpa_geom g;
+    const attn_tensor *q = node->in[0], *k = node->in[1], *v = node->in[2];
+    g.B = q->shape[0];
+    g.H = q->shape[1];
+    g.T = q->shape[2];
+    g.D = q->shape[3];
+    g.Hkv = k->shape[1];
+    g.S = k->shape[2];
+    g.Dv = v->shape[3];
+    g.G = g.H / g.Hkv;
+    g.causal = (int)node->iarg[0];
+    g.window = node->iarg[1];
+    if (g.window > g.S + g.T + 1) g.window = g.S + g.T + 1; /* the same visibility */
+    g.scale = node->farg[0];
+    g.p = node->farg[1];
+    g.q = attn_f32(node->in[0]);
+    g.k = attn_f32(node->in[1]);
+    g.v = attn_f32(node->in[2]);
+    int i = 3;
+    g.bias = NULL;
+    memset(g.bst, 0, sizeof g.bst);
+    if (node->iarg[2]) {
+        const int64_t shape[4] = {g.B, g.H, g.T, g.S};
+        g.bias = attn_f32(node->in[i]);
+        attn__broadcast_strides(node->in[i], 4, shape, g.bst);
+        i++;
+    }
+    g.kl = node->iarg[3] ? attn_i32(node->in[i]) : NULL;
+    g.seed = node->seed;
+    g.offset = (uint64_t)node->iarg[4];
+    return g;
+}
+
+/* The visible keys of query t of batch b form one interval [*lo, *hi) (empty
+ * when *lo >= *hi); see sdpa.h for the rules. */
+static void visible_range(const sdpa_geom *g, int64_t b, int64_t t, int64_t *lo, int64_t *hi) {
+    const int64_t d = t + (g->S - g->T); /* the query's position on the key axis */
+    int64_t l = 0, h = g->S;
+    if (g->causal) h = d + 1;
+    if (g->window > 0) {
+        l = d - g->window + 1;
+        if (!g->causal) h = d + g->window;
+    }
+    if (g->kl && g->kl[b] < h) h = g->kl[b];
+    if (l < 0) l = 0;
+    if (h > g->S) h = g->S;
+    *lo = l;
+    *hi = h > l ? h : l;
+}
+
+static inline const float *bias_row(const sdpa_geom *g, int64_t b, int64_t h, int64_t t) {
+    return g->bias ? g->bias + b * g->bst[0] + h * g->bst[1] + t * g->bst[2] : NULL;
+}
+
+/* dst[s] = keep ? src[s] / (1 - p) : 0 for the S elements of P's row whose
+ * first element has index `base` (one Philox block serves four elements);
+ * dst may be src. */
+static void dropout_row(const sdpa_geom *g, uint64_t base, const float *src, float *dst) {
+    const uint32_t key[2] = {(uint32_t)g->seed, (uint32_t)(g->seed >> 32)};
+    const float p = g->p, inv = 1.0f / (1.0f - g->p);
+    const uint64_t end = base + (uint64_t)g->S;
+    uint64_t i = base;
+    while (i < end) {
+        const uint64_t c = g->offset + (i >> 2);
+        const uint32_t ctr[4] = {(uint32_t)c, (uint32_t)(c >> 32), 0, 0};
+        uint32_t w[4];
+        attn_philox4x32(ctr, key, w);
+        for (int j = (int)(i & 3); j < 4 && i < end; j++, i++) {
+            const float u = (float)(w[j] >> 8) * 0x1.0p-24f; /* = attn_rng_uniform */
+            dst[i - base] = u >= p ? src[i - base] * inv : 0.0f;
+        }
+    }
+}
+
+/* ---- builder ---------------------------------------------------------------------- */
+
+static int check_bias(attn_ctx *ctx, const char *name, const attn_tensor *bias, const int64_t *sh) {
+    int ok = bias->ndim <= 4;
+    for (int i = 0; ok && i < bias->ndim; i++) {
+        const int64_t n = bias->shape[bias->ndim - 1 - i], want = sh[3 - i];
+        ok = n == want || n == 1;
+    }
+    if (!ok)
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: bias %s does not broadcast to [B,H,T,S] = [%lld,%lld,%lld,%lld] (each dim, "
+                   "aligned right, must be 1 or equal)",
+                   name, attn__shp(bias), (long long)sh[0], (long long)sh[1], (long long)sh[2],
+                   (long long)sh[3]);
+    return ok ? 0 : -1;
+}
+
+attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
+                       const attn_sdpa_opts *opts, attn_tensor **weights) {
+    static const char name[] = "sdpa";
+    if (weights) *weights = NULL;
+    if (attn__any_null(ctx, name, 3, q, k, v)) return NULL;
+    if (attn__check_dtype(ctx, name, "q", q, ATTN_F32) ||
+        attn__check_dtype(ctx, name, "k", k, ATTN_F32) ||
+        attn__check_dtype(ctx, name, "v", v, ATTN_F32))
+        return NULL;
+    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s, k %s, v %s: expected 4-D [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv]", name,
+                   attn__shp(q), attn__shp(k), attn__shp(v));
+        return NULL;
+    }
+    const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
+    const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
+    if (k->shape[0] != B || v->shape[0] != B || k->shape[3] != D || v->shape[1] != Hkv ||
+        v->shape[2] != S || B < 1 || H < 1 || T < 1 || D < 1 || Hkv < 1 || S < 1 || Dv < 1) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s, k %s, v %s: expected [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv] with the "
+                   "same B, Hkv, S and D, every size >= 1",
+                   name, attn__shp(q), attn__shp(k), attn__shp(v));
+        return NULL;
+    }
+    if (H % Hkv) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s has H = %lld heads, k %s has Hkv = %lld: H must be a multiple of Hkv",
+                   name, attn__shp(q), (long long)H, attn__shp(k), (long long)Hkv);
+        return NULL;
+    }
+    attn_sdpa_opts o = {0};
+    if (opts) o = *opts;
+    if (!isfinite(o.scale) || o.scale < 0.0f) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                   "%s: scale %g must be finite and >= 0 (0: 1/sqrt(D)) (q %s)", name,
+                   (double)o.scale, attn__shp(q));
+        return NULL;
+    }
+    if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: dropout %g is outside [0, 1) (q %s)", name,
+                   (double)o.dropout, attn__shp(q));
+        return NULL;
+    }
+    if (o.window < 0) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: window %lld is negative (0: no window) (q %s)",
+                   name, (long long)o.window, attn__shp(q));
+        return NULL;
+    }
+    const int64_t osh[4] = {B, H, T, S};
+    attn_tensor *bias = o.bias, *kl = o.key_lengths;
+    if (bias) {
+        if (attn__check_dtype(ctx, name, "bias", bias, ATTN_F32)) return NULL;
+        if (check_bias(ctx, name, bias, osh)) return NULL;
+    }
+    if (kl) {
+        if (attn__check_dtype(ctx, name, "key_lengths", kl, ATTN_I32)) return NULL;
+        if (kl->ndim != 1 || kl->shape[0] != B) {
+            attn__fail(ctx, ATTN_ERR_SHAPE, "%s: key_lengths %s, expected [B] = [%lld] (q %s)",
+                       name, attn__shp(kl), (long long)B, attn__shp(q));
+            return NULL;
+        }
+        for (int64_t b = 0; b < B; b++) {
+            const int32_t n = attn_i32(kl)[b * kl->stride[0]];
+            if (n < 0 || n > S) {
+                attn__fail(ctx, ATTN_ERR_SHAPE,
+                           "%s: key_lengths[%lld] = %d is outside [0, S] = [0, %lld] (k %s)", name,
+                           (long long)b, (int)n, (long long)S, attn__shp(k));
+                return NULL;
+            }
+        }
+    }
+    attn_tensor *in[5];
+    int n_in = 3;
+    if (!(in[0] = attn__contig(ctx, q)) || !(in[1] = attn__contig(ctx, k)) ||
+        !(in[2] = attn__contig(ctx, v)))
+        return NULL;
+    if (bias && !(in[n_in++] = attn__contig(ctx, bias))) return NULL;
+    if (kl && !(in[n_in++] = attn__contig(ctx, kl))) return NULL;
+    const int64_t ysh[4] = {B, H, T, Dv};
+    attn_tensor *out = attn__tensor(ctx, name, ATTN_F32, 4, ysh);
+    attn_tensor *P = out ? attn__tensor(ctx, name, ATTN_F32, 4, osh) : NULL;
+    if (!P) return NULL;
+    attn_node *node = attn__node(ctx, ATTN_OP_SDPA, n_in, in, out);
+    if (!node) return NULL;
+    node->iarg[0] = o.causal != 0;
+    node->iarg[1] = o.window;
+    node->iarg[2] = bias != NULL;
+    node->iarg[3] = kl != NULL;
+    node->farg[0] = o.scale > 0.0f ? o.scale : (float)(1.0 / sqrt((double)D));
+    node->farg[1] = ctx->training ? o.dropout : 0.0f;
+    node->saved[0] = P;
+    if (node->farg[1] > 0.0f) {
+        const uint64_t n = (uint64_t)attn_tensor_numel(P);
+        node->seed = ctx->seed;
+        node->iarg[4] = (int64_t)ctx->rng_offset;
+        ctx->rng_offset += (n + 3) / 4; /* one Philox block per 4 elements */
+    }
+    attn_tensor *y = attn__run(ctx, node);
+    if (y && weights) {
+        attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);
+        if (!w) return NULL;
+        memcpy(w->data, P->data, sizeof(float) * (size_t)attn_tensor_numel(P));
+        *weights = w;
+    }
+    return y;
+}
+
+attn_tensor *attn_basic_self_attention(attn_ctx *ctx, attn_tensor *x, int causal) {
+    static const char name[] = "basic_self_attention";
+    if (attn__any_null(ctx, name, 1, x)) return NULL;
+    if (attn__check_dtype(ctx, name, "x", x, ATTN_F32)) return NULL;
+    if (x->ndim != 3 || x->shape[0] < 1 || x->shape[1] < 1 || x->shape[2] < 1) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "%s: x %s, expected [B,T,E] with every size >= 1", name,
+                   attn__shp(x));
+        return NULL;
+    }
+    const int64_t B = x->shape[0], T = x->shape[1], E = x->shape[2];
+    const int64_t sh4[4] = {B, 1, T, E};
+    attn_tensor *x4 = attn_reshape(ctx, attn__contig(ctx, x), 4, sh4);
+    if (!x4) return NULL;
+    attn_sdpa_opts o = {0};
+    o.scale = 1.0f;
+    o.causal = causal;
+    attn_tensor *y = attn_sdpa(ctx, x4, x4, x4, &o, NULL);
+    return y ? attn_reshape(ctx, y, 3, x->shape) : NULL;
+}
+
+/* ---- forward (fast) ---------------------------------------------------------------- */
+
+/* One row of P in place: on entry row[s] holds scale q.k for every s; on exit
+ * the probabilities (0 outside [lo, hi) and at -inf logits). Returns 1 when
+ * the row has no visible key (all zeros). A NaN logit makes the visible part
+ * of the row NaN (it propagates; it is never taken for a masked row). */
+static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const float *brow,
+                       int64_t bs) {
+    for (int64_t s = 0; s < lo; s++) row[s] = 0.0f;
+    for (int64_t s = hi; s < S; s++) row[s] = 0.0f;
+    float mx = -INFINITY;
+    int nan = 0;
+    for (int64_t s = lo; s < hi; s++) {
+        const float z = brow ? row[s] + brow[s * bs] : row[s];
+        row[s] = z;
+        if (z != z)
+            nan = 1;
+        else if (z > mx)
+            mx = z;
+    }
+    if (nan) {
+        for (int64_t s = lo; s < hi; s++) row[s] = NAN;
+        return 0;
+    }
+    if (mx == -INFINITY) {
+        for (int64_t s = lo; s < hi; s++) row[s] = 0.0f;
+        return 1;
+    }
+    double sum = 0.0;
+    for (int64_t s = lo; s < hi; s++) {
+        const float e = expf(row[s] - mx);
+        row[s] = e;
+        sum += e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t s = lo; s < hi; s++) row[s] *= inv;
+    return 0;
+}
+
+/* Forward of unit (b, kv head kh) with nt threads per product; pz is a
+ * [T, S] scratch (dropout only). */
+static void forward_unit(const sdpa_geom *g, int64_t b, int64_t kh, float *P, float *out, float *pz,
+                         int nt) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv;
+    const float *K = g->k + (b * g->Hkv + kh) * S * D;
+    const float *V = g->v + (b * g->Hkv + kh) * S * Dv;
+    for (int64_t h = kh * g->G; h < (kh + 1) * g->G; h++) {
+        const int64_t bh = b * g->H + h;
+        const float *Q = g->q + bh * T * D;
+        float *Pb = P + bh * T * S, *O = out + bh * T * Dv;
+        /* logits = scale Q K^T   [T,D] x [D,S] */
+        attn__sgemm(nt, 0, 1, T, S, D, g->scale, Q, D, K, D, 0.0f, Pb, S);
+        int dead = 0; /* rows without a visible key are zeroed after the product */
+        for (int64_t t = 0; t < T; t++) {
+            int64_t lo, hi;
+            visible_range(g, b, t, &lo, &hi);
+            dead |= softmax_row(Pb + t * S, S, lo, hi, bias_row(g, b, h, t), g->bst[3]);
+        }
+        const float *A = Pb;
+        if (g->p > 0.0f) {
+            for (int64_t t = 0; t < T; t++)
+                dropout_row(g, (uint64_t)((bh * T + t) * S), Pb + t * S, pz + t * S);
+            A = pz;
+        }
+        /* out = (P o Z) V   [T,S] x [S,Dv] */
+        attn__sgemm(nt, 0, 0, T, Dv, S, 1.0f, A, S, V, Dv, 0.0f, O, Dv);
+        /* 0 * (a NaN or inf in v) must not leak into an empty row. A row is
+         * empty iff it is all zeros: a live row's largest weight is >= 1/S,
+         * and a NaN row compares unequal to 0. */
+        for (int64_t t = 0; dead && t < T; t++) {
+            const float *row = Pb + t * S;
+            int any = 0;
+            for (int64_t s = 0; s < S && !any; s++) any = row[s] != 0.0f;
+            if (!any) memset(O + t * Dv, 0, sizeof(float) * (size_t)Dv);
+        }
+    }
+}
+
+/* Scratch of n floats for each of `slots` threads; NULL (error recorded) on
+ * overflow or a full arena. */
+static float *scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) {
+    size_t bytes;
+    if (attn__mul_size((size_t)slots * (size_t)n, sizeof(float), &bytes)) {
+        attn__fail(ctx, ATTN_ERR_OOM, "sdpa: %s of %d x %lld floats overflows", what, slots,
+                   (long long)n);
+        return NULL;
+    }
+    return attn__alloc(ctx, bytes ? bytes : 1, what);
+}
+
+#if defined(_OPENMP)
+#define SDPA_TID() omp_get_thread_num()
+#else
+#define SDPA_TID() 0
+#endif
+
+/* Threads: units in parallel (single-threaded products) when there are at
+ * least as many units as threads, else units in order with threaded
+ * products. */
+static int unit_threads(const attn_ctx *ctx, const sdpa_geom *g, int *parallel) {
+    const double work =
+        2.0 * (double)g->B * (double)g->H * (double)g->T * (double)g->S * (double)(g->D + g->Dv);
+    const int nt = attn__threads_for(ctx, work);
+    *parallel = nt > 1 && g->B * g->Hkv >= nt;
+    return nt;
+}
+
+attn_status attn__sdpa_forward(attn_ctx *ctx, attn_node *node) {
+    const sdpa_geom g = sdpa_geometry(node);
+    float *P = attn_f32(node->saved[0]), *out = attn_f32(node->out);
+    int par;
+    const int nt = unit_threads(ctx, &g, &par);
+    const int slots = par ? nt : 1;
+    float *pz = NULL;
+    if (g.p > 0.0f && !(pz = scratch(ctx, slots, g.T * g.S, "sdpa forward (dropout scratch)")))
+        return ctx->status;
+    const int64_t units = g.B * g.Hkv;
+    if (par) {
+        ATTN__OMP_FOR(nt)
+        for (int64_t u = 0; u < units; u++)
+            forward_unit(&g, u / g.Hkv, u % g.Hkv, P, out, pz ? pz + SDPA_TID() * g.T * g.S : NULL,
+                         1);
+    } else {
+        for (int64_t u = 0; u < units; u++) forward_unit(&g, u / g.Hkv, u % g.Hkv, P, out, pz, nt);
+    }
+    return ATTN_OK;
+}
+
+/* ---- forward (reference) --------------------------------------------------------------- */
+
+attn_status attn__sdpa_ref(attn_ctx *ctx, attn_node *node) {
+    const sdpa_geom g = sdpa_geometry(node);
+    float *P = attn_f32(node->saved[0]), *out = attn_f32(node->out);
+    const int64_t T = g.T, S = g.S, D = g.D, Dv = g.Dv;
+    double *z = attn__alloc(ctx, sizeof(double) * (size_t)S, "sdpa reference (row)");
+    if (!z) return ctx->status;
+    for (int64_t b = 0; b < g.B; b++)
+        for (int64_t h = 0; h < g.H; h++) {
+            const int64_t kh = h / g.G, bh = b * g.H + h;
+            const float *K = g.k + (b * g.Hkv + kh) * S * D, *V = g.v + (b * g.Hkv + kh) * S * Dv;
+            for (int64_t t = 0; t < T; t++) {
+                const float *qr = g.q + (bh * T + t) * D;
+                const float *br = bias_row(&g, b, h, t);
+                float *pr = P + (bh * T + t) * S, *orow = out + (bh * T + t) * Dv;
+                int64_t lo, hi;
+                visible_range(&g, b, t, &lo, &hi);
+                double mx = -INFINITY;
+                int nan = 0;
+                for (int64_t s = lo; s < hi; s++) {
+                    double acc = 0.0;
+                    for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * (double)K[s * D + d];
+                    z[s] = (double)g.scale * acc + (br ? (double)br[s * g.bst[3]] : 0.0);
+                    if (isnan(z[s]))
+                        nan = 1;
+                    else if (z[s] > mx)
+                        mx = z[s];
+                }
+                for (int64_t s = 0; s < S; s++) z[s] = s < lo || s >= hi ? 0.0 : z[s];
+                if (nan) {
+                    for (int64_t s = lo; s < hi; s++) z[s] = NAN;
+                } else if (mx == -INFINITY) {
+                    for (int64_t s = lo; s < hi; s++) z[s] = 0.0;
+                } else {
+                    double sum = 0.0;
+                    for (int64_t s = lo; s < hi; s++) sum += (z[s] = exp(z[s] - mx));
+                    for (int64_t s = lo; s < hi; s++) z[s] /= sum;
+                }
+                for (int64_t s = 0; s < S; s++) pr[s] = (float)z[s];
+                const int empty = !nan && mx == -INFINITY;
+                for (int64_t e = 0; e < Dv; e++) {
+                    double acc = 0.0;
+                    for (int64_t s = lo; s < hi && !empty; s++) {
+                        double w = z[s];
+                        if (g.p > 0.0f) {
+                            const uint64_t i = (uint64_t)((bh * T + t) * S + s);
+                            w = attn_rng_uniform(g.seed, g.offset, i) >= g.p
+                                    ? w / (1.0 - (double)g.p)
+                                    : 0.0;
+                        }
+                        acc += w * (double)V[s * Dv + e];
+                    }
+                    orow[e] = (float)acc;
+                }
+            }
+        }
+    return ATTN_OK;
+}
+
+/* ---- backward ------------------------------------------------------------------------------ */
+
+typedef struct sdpa_grads {
+    float *dq, *dk, *dv; /* NULL when not needed */
+    float *dl_all;       /* [B,H,T,S] logits gradient kept for the bias, or NULL */
+    int need_dl;         /* q, k or bias needs a gradient */
+} sdpa_grads;
+
+/* Backward of unit (b, kh); pz and dl are [T, S] scratch (dl unused when
+ * dl_all is kept). */
+static void backward_unit(const sdpa_geom *g, const sdpa_grads *gr, const float *P, const float *gy,
+                          int64_t b, int64_t kh, float *pz, float *dl, int nt) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv;
+    const int64_t kvo = (b * g->Hkv + kh) * S;
+    const float *K = g->k + kvo * D, *V = g->v + kvo * Dv;
+    for (int64_t h = kh * g->G; h < (kh + 1) * g->G; h++) {
+        const int64_t bh = b * g->H + h;
+        const float *Pb = P + bh * T * S, *dO = gy + bh * T * Dv, *Q = g->q + bh * T * D;
+        if (gr->dv) {
+            const float *A = Pb;
+            if (g->p > 0.0f) {
+                for (int64_t t = 0; t < T; t++)
+                    dropout_row(g, (uint64_t)((bh * T + t) * S), Pb + t * S, pz + t * S);
+                A = pz;
+            }
+            /* dV += (P o Z)^T dO   [S,T] x [T,Dv] */
+            attn__sgemm(nt, 1, 0, S, Dv, T, 1.0f, A, S, dO, Dv, 1.0f, gr->dv + kvo * Dv, Dv);
+        }
+        if (!gr->need_dl) continue;
+        float *L = gr->dl_all ? gr->dl_all + bh * T * S : dl;
+        /* dA = dO V^T   [T,Dv] x [Dv,S] */
+        attn__sgemm(nt, 0, 1, T, S, Dv, 1.0f, dO, Dv, V, Dv, 0.0f, L, S);
+        for (int64_t t = 0; t < T; t++) {
+            float *r = L + t * S;
+            const float *pr = Pb + t * S;
+            if (g->p > 0.0f) dropout_row(g, (uint64_t)((bh * T + t) * S), r, r); /* dP = dA o Z */
+            double dot = 0.0;
+            for (int64_t s = 0; s < S; s++) dot += (double)pr[s] * (double)r[s];
+            const float c = (float)dot;
+            for (int64_t s = 0; s < S; s++) r[s] = pr[s] == 0.0f ? 0.0f : pr[s] * (r[s] - c);
+        }
+        /* dQ += scale dL K   [T,S] x [S,D];   dK += scale dL^T Q   [S,T] x [T,D] */
+        if (gr->dq) attn__sgemm(nt, 0, 0, T, D, S, g->scale, L, S, K, D, 1.0f, gr->dq + bh * T * D, D);
+        if (gr->dk) attn__sgemm(nt, 1, 0, S, D, T, g->scale, L, S, Q, D, 1.0f, gr->dk + kvo * D, D);
+    }
+}
+
+attn_status attn__sdpa_backward(attn_ctx *ctx, attn_node *node) {
+    const sdpa_geom g = sdpa_geometry(node);
+    const float *P = attn_f32(node->saved[0]), *gy = node->out->grad;
+    const int bias_i = node->iarg[2] ? 3 : -1;
+    sdpa_grads gr;
+    gr.dq = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
+    gr.dk = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
+    gr.dv = attn__needs_grad(node, 2) ? node->in[2]->grad : NULL;
+    float *db = bias_i >= 0 && attn__needs_grad(node, bias_i) ? node->in[bias_i]->grad : NULL;
+    gr.need_dl = gr.dq || gr.dk || db;
+    gr.dl_all = NULL;
+    int par;
+    const int nt = unit_threads(ctx, &g, &par);
+    const int slots = par ? nt : 1;
+    const int64_t TS = g.T * g.S;
+    float *pz = NULL, *dl = NULL;
+    if (db && !(gr.dl_all = scratch(ctx, 1, attn_tensor_numel(node->saved[0]),
+                                    "sdpa backward (logits gradient for the bias)")))
+        return ctx->status;
+    if (g.p > 0.0f && gr.dv && !(pz = scratch(ctx, slots, TS, "sdpa backward (dropout scratch)")))
+        return ctx->status;
+    if (gr.need_dl && !gr.dl_all &&
+        !(dl = scratch(ctx, slots, TS, "sdpa backward (logits gradient)")))
+        return ctx->status;
+    const int64_t units = g.B * g.Hkv;
+    if (par) {
+        ATTN__OMP_FOR(nt)
+        for (int64_t u = 0; u < units; u++) {
+            const int64_t off = SDPA_TID() * TS;
+            backward_unit(&g, &gr, P, gy, u / g.Hkv, u % g.Hkv, pz ? pz + off : NULL,
+                          dl ? dl + off : NULL, 1);
+        }
+    } else {
+        for (int64_t u = 0; u < units; u++)
+            backward_unit(&g, &gr, P, gy, u / g.Hkv, u % g.Hkv, pz, dl, nt);
+    }
+    if (db) { /* dbias: the logits gradient summed over the broadcast dims, in index order */
+        const attn_tensor *bt = node->in[bias_i];
+        const int64_t nb = attn_tensor_numel(bt);
+        double *acc = attn__alloc_zero(ctx, sizeof(double) * (size_t)nb, "sdpa backward (bias sums)");
+        if (!acc) return ctx->status;
+        const float *L = gr.dl_all;
+        for (int64_t b = 0; b < g.B; b++)
+            for (int64_t h = 0; h < g.H; h++)
+                for (int64_t t = 0; t < g.T; t++) {
+                    const int64_t o = b * g.bst[0] + h * g.bst[1] + t * g.bst[2];
+                    const float *r = L + ((b * g.H + h) * g.T + t) * g.S;
+                    for (int64_t s = 0; s < g.S; s++) acc[o + s * g.bst[3]] += r[s];
+                }
+        for (int64_t i = 0; i < nb; i++) db[i] += (float)acc[i];
+    }
+    return ATTN_OK;
+}
