@@ -405,6 +405,38 @@ static int build_sdpa(op_case *c) {
     return 0;
 }
 
+/* rope (include/attn/positions.h): x [B,H,T,D], optional i32 positions [T]
+ * or [B,T]; attr pos0, theta, rotary_dim, interleaved. */
+static int build_rope(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *pos = opc_input_opt(c, "positions");
+    attn_rope_opts o = {0, pos, 0.0f, 0, 0};
+    o.pos0 = attr_int_or(c, "pos0", 0);
+    o.theta = attr_float(c, "theta");
+    o.rotary_dim = attr_int_or(c, "rotary_dim", 0);
+    o.interleaved = attr_int_or(c, "interleaved", 0);
+    if (c->err[0]) return -1;
+    c->out = attn_rope(c->ctx, x, &o);
+    return 0;
+}
+
+/* rel_logits: q [B,H,T,D], rel_k [2K+1,D]; attr S, offset. */
+static int build_rel_logits(op_case *c) {
+    attn_tensor *q = opc_input(c, "q"), *rk = opc_input(c, "rel_k");
+    int S = attr_int(c, "S"), off = attr_int(c, "offset");
+    if (c->err[0]) return -1;
+    c->out = attn_rel_logits(c->ctx, q, rk, S, off);
+    return 0;
+}
+
+/* rel_values: p [B,H,T,S], rel_v [2K+1,Dv]; attr offset. */
+static int build_rel_values(op_case *c) {
+    attn_tensor *p = opc_input(c, "p"), *rv = opc_input(c, "rel_v");
+    int off = attr_int(c, "offset");
+    if (c->err[0]) return -1;
+    c->out = attn_rel_values(c->ctx, p, rv, off);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -864,6 +896,78 @@ static void errors_sdpa(attn_ctx *ctx) {
     x = I32(ctx, 2, 3, 4);
     EXPECT_FAIL(ctx, attn_basic_self_attention(ctx, x, 0), ATTN_ERR_DTYPE, "basic_self_attention");
     EXPECT_NULL_INPUT(ctx, attn_basic_self_attention(ctx, NULL, 1), "basic_self_attention");
+}
+
+static void errors_rope(attn_ctx *ctx) {
+    attn_tensor *x;
+    attn_rope_opts o = {0, NULL, 0.0f, 0, 0};
+    x = F32(ctx, 2, 3, 5);
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, NULL), ATTN_ERR_SHAPE, "rope");
+    x = F32(ctx, 1, 2, 3, 5); /* odd D with rotary_dim 0 (= D) */
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, NULL), ATTN_ERR_INVALID_ARG, "rotary_dim");
+    o.rotary_dim = 3, x = F32(ctx, 1, 2, 3, 6);
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, &o), ATTN_ERR_INVALID_ARG, "rotary_dim");
+    o.rotary_dim = 8, x = F32(ctx, 1, 2, 3, 6);
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, &o), ATTN_ERR_INVALID_ARG, "rotary_dim");
+    o.rotary_dim = -2, x = F32(ctx, 1, 2, 3, 6);
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, &o), ATTN_ERR_INVALID_ARG, "rotary_dim");
+    o.rotary_dim = 0, o.theta = -1.0f, x = F32(ctx, 1, 2, 3, 6);
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, &o), ATTN_ERR_INVALID_ARG, "theta");
+    o.theta = INFINITY, x = F32(ctx, 1, 2, 3, 6);
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, &o), ATTN_ERR_INVALID_ARG, "theta");
+    o.theta = 0.0f, o.pos0 = (int64_t)1 << 41, x = F32(ctx, 1, 2, 3, 6);
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, &o), ATTN_ERR_INVALID_ARG, "pos0");
+    o.pos0 = 0, x = F32(ctx, 2, 2, 3, 6), o.positions = I32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, &o), ATTN_ERR_SHAPE, "positions");
+    x = F32(ctx, 2, 2, 3, 6), o.positions = I32(ctx, 3, 3); /* [H, T] is not [B, T] */
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, &o), ATTN_ERR_SHAPE, "positions");
+    x = F32(ctx, 2, 2, 3, 6), o.positions = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, &o), ATTN_ERR_DTYPE, "positions");
+    x = I32(ctx, 2, 2, 3, 6), o.positions = NULL;
+    EXPECT_FAIL(ctx, attn_rope(ctx, x, &o), ATTN_ERR_DTYPE, "rope");
+    EXPECT_NULL_INPUT(ctx, attn_rope(ctx, NULL, NULL), "rope");
+}
+
+static void errors_rel_logits(attn_ctx *ctx) {
+    attn_tensor *q, *rk;
+    q = F32(ctx, 2, 3, 4), rk = F32(ctx, 5, 4);
+    EXPECT_FAIL(ctx, attn_rel_logits(ctx, q, rk, 3, 0), ATTN_ERR_SHAPE, "rel_logits");
+    q = F32(ctx, 1, 2, 3, 4), rk = F32(ctx, 4, 4); /* even number of rows */
+    EXPECT_FAIL(ctx, attn_rel_logits(ctx, q, rk, 3, 0), ATTN_ERR_SHAPE, "rel_k");
+    q = F32(ctx, 1, 2, 3, 4), rk = F32(ctx, 5, 3);
+    EXPECT_FAIL(ctx, attn_rel_logits(ctx, q, rk, 3, 0), ATTN_ERR_SHAPE, "rel_k");
+    q = F32(ctx, 1, 2, 3, 4), rk = F32(ctx, 5);
+    EXPECT_FAIL(ctx, attn_rel_logits(ctx, q, rk, 3, 0), ATTN_ERR_SHAPE, "rel_k");
+    q = F32(ctx, 1, 2, 3, 4), rk = F32(ctx, 5, 4);
+    EXPECT_FAIL(ctx, attn_rel_logits(ctx, q, rk, 0, 0), ATTN_ERR_INVALID_ARG, "S 0");
+    q = F32(ctx, 1, 2, 3, 4), rk = F32(ctx, 5, 4);
+    EXPECT_FAIL(ctx, attn_rel_logits(ctx, q, rk, 3, (int64_t)1 << 50), ATTN_ERR_INVALID_ARG,
+                "offset");
+    q = F32(ctx, 1, 2, 3, 4), rk = I32(ctx, 5, 4);
+    EXPECT_FAIL(ctx, attn_rel_logits(ctx, q, rk, 3, 0), ATTN_ERR_DTYPE, "rel_k");
+    q = I32(ctx, 1, 2, 3, 4), rk = F32(ctx, 5, 4);
+    EXPECT_FAIL(ctx, attn_rel_logits(ctx, q, rk, 3, 0), ATTN_ERR_DTYPE, "rel_logits");
+    EXPECT_NULL_INPUT(ctx, attn_rel_logits(ctx, NULL, NULL, 3, 0), "rel_logits");
+}
+
+static void errors_rel_values(attn_ctx *ctx) {
+    attn_tensor *p, *rv;
+    p = F32(ctx, 2, 3, 4), rv = F32(ctx, 5, 4);
+    EXPECT_FAIL(ctx, attn_rel_values(ctx, p, rv, 0), ATTN_ERR_SHAPE, "rel_values");
+    p = F32(ctx, 1, 2, 3, 4), rv = F32(ctx, 6, 4);
+    EXPECT_FAIL(ctx, attn_rel_values(ctx, p, rv, 0), ATTN_ERR_SHAPE, "rel_v");
+    p = F32(ctx, 1, 2, 3, 4), rv = F32(ctx, 5, 0);
+    EXPECT_FAIL(ctx, attn_rel_values(ctx, p, rv, 0), ATTN_ERR_SHAPE, "rel_v");
+    p = F32(ctx, 1, 2, 3, 4), rv = F32(ctx, 1, 5, 4);
+    EXPECT_FAIL(ctx, attn_rel_values(ctx, p, rv, 0), ATTN_ERR_SHAPE, "rel_v");
+    p = F32(ctx, 1, 2, 3, 4), rv = F32(ctx, 5, 4);
+    EXPECT_FAIL(ctx, attn_rel_values(ctx, p, rv, -((int64_t)1 << 41)), ATTN_ERR_INVALID_ARG,
+                "offset");
+    p = F32(ctx, 1, 2, 3, 4), rv = I32(ctx, 5, 4);
+    EXPECT_FAIL(ctx, attn_rel_values(ctx, p, rv, 0), ATTN_ERR_DTYPE, "rel_v");
+    p = I32(ctx, 1, 2, 3, 4), rv = F32(ctx, 5, 4);
+    EXPECT_FAIL(ctx, attn_rel_values(ctx, p, rv, 0), ATTN_ERR_DTYPE, "rel_values");
+    EXPECT_NULL_INPUT(ctx, attn_rel_values(ctx, NULL, NULL, 0), "rel_values");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

@@ -7,6 +7,7 @@
  *   rnn.h          GRU/LSTM cells and layers (torch.nn.GRU/LSTM compatible)
  *   attention.h    Bahdanau/Luong attention: score functions, global, local-m, local-p
  *   sdpa.h         scaled dot-product attention (masks, GQA, dropout), basic self-attention
+ *   positions.h    positional encodings: sinusoidal, RoPE, Shaw relative positions, ALiBi
  *   params.h       the parameter store and initialisers
  *   rng.h          the counter-based RNG (Philox4x32-10)
  *   optim.h        SGD, Adam, AdamW, gradient clipping, LR schedule
@@ -30,6 +31,7 @@
 #include "rnn.h"
 #include "attention.h"
 #include "sdpa.h"
+#include "positions.h"
 #include "params.h"
 #include "rng.h"
 #include "optim.h"
