@@ -38,6 +38,7 @@
 #include "rng.h"
 #include "status.h"
 #include "tensor.h"
+#include "safetensors.h"
 #include "transformer.h"
 
 #ifdef __cplusplus
