@@ -15,4 +15,5 @@
     X(data)            \
     X(text)            \
     X(s2s_data)        \
-    X(lm_data)
+    X(lm_data)         \
+    X(gpt)
