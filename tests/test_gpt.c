@@ -252,7 +252,7 @@ static void test_generate(void) {
         const int32_t prompt[3] = {4, 11, 7};
         int32_t out[13];
         float *rows = malloc((size_t)(13 * V) * sizeof *rows);
-        attn_sample_opts so = {0.9f, 0, 0.0f, 42};
+        attn_sample_opts so = {0.9f, 0, 0.0f, 42, 0};
         CHECK_OK(attn_gpt_generate(ctx, m, prompt, 3, 13, &so, out, rows));
         CHECK(attn_ctx_grad_enabled(ctx) == 1, "generation left gradients off");
         /* Every step's logits equal the last row of a full recomputation over
@@ -303,7 +303,7 @@ static void test_sampling(void) {
     const float lg[4] = {logf(0.3f), logf(0.05f), logf(0.5f), logf(0.15f)};
     const float prob[4] = {0.3f, 0.05f, 0.5f, 0.15f};
     enum { N = 20000 };
-    attn_sample_opts o = {1.0f, 0, 0.0f, 0};
+    attn_sample_opts o = {1.0f, 0, 0.0f, 0, 0};
     int count[4];
     /* u on a grid: the frequencies are the probabilities (to 1/N). */
 #define DRAW(opts)                                                          \
@@ -319,29 +319,29 @@ static void test_sampling(void) {
         CHECK(fabs(count[v] / (double)N - prob[v]) < 2e-3, "plain: id %d drawn %.4f, p %.4f", v,
               count[v] / (double)N, (double)prob[v]);
     /* greedy: temperature 0 or top_k 1 always give the arg max (id 2) */
-    attn_sample_opts g = {0.0f, 0, 0.0f, 0};
+    attn_sample_opts g = {0.0f, 0, 0.0f, 0, 0};
     DRAW(g);
     CHECK(count[2] == N, "temperature 0: arg max drawn %d of %d times", count[2], N);
-    attn_sample_opts k1 = {1.0f, 1, 0.0f, 0};
+    attn_sample_opts k1 = {1.0f, 1, 0.0f, 0, 0};
     DRAW(k1);
     CHECK(count[2] == N, "top_k 1: arg max drawn %d of %d times", count[2], N);
     /* top_k 2: ids 2 and 0 only, renormalised 0.5/0.8 and 0.3/0.8 */
-    attn_sample_opts k2 = {1.0f, 2, 0.0f, 0};
+    attn_sample_opts k2 = {1.0f, 2, 0.0f, 0, 0};
     DRAW(k2);
     CHECK(count[1] == 0 && count[3] == 0 && fabs(count[2] / (double)N - 0.625) < 2e-3 &&
               fabs(count[0] / (double)N - 0.375) < 2e-3,
           "top_k 2: counts %d %d %d %d", count[0], count[1], count[2], count[3]);
     /* top_p 0.7: the nucleus is {2, 0} (0.5 < 0.7 <= 0.8); 0.85: {2, 0, 3} */
-    attn_sample_opts p7 = {1.0f, 0, 0.7f, 0};
+    attn_sample_opts p7 = {1.0f, 0, 0.7f, 0, 0};
     DRAW(p7);
     CHECK(count[1] == 0 && count[3] == 0 && count[0] > 0 && count[2] > 0,
           "top_p 0.7: counts %d %d %d %d", count[0], count[1], count[2], count[3]);
-    attn_sample_opts p85 = {1.0f, 0, 0.85f, 0};
+    attn_sample_opts p85 = {1.0f, 0, 0.85f, 0, 0};
     DRAW(p85);
     CHECK(count[1] == 0 && fabs(count[3] / (double)N - 0.15 / 0.95) < 2e-3,
           "top_p 0.85: counts %d %d %d %d", count[0], count[1], count[2], count[3]);
     /* temperature 2: probabilities proportional to sqrt(p) */
-    attn_sample_opts t2 = {2.0f, 0, 0.0f, 0};
+    attn_sample_opts t2 = {2.0f, 0, 0.0f, 0, 0};
     DRAW(t2);
     double z = 0.0;
     for (int v = 0; v < 4; v++) z += sqrt(prob[v]);
@@ -360,6 +360,13 @@ static void test_sampling(void) {
         bad += t != 1;
     }
     CHECK(bad == 0, "NaN or -inf logits drawn %d times", bad);
+    /* first_id: ids below it are never drawn, greedy included */
+    attn_sample_opts f2 = {1.0f, 0, 0.0f, 0, 3};
+    DRAW(f2);
+    CHECK(count[0] == 0 && count[1] == 0 && count[2] == 0 && count[3] == N,
+          "first_id 3: counts %d %d %d %d", count[0], count[1], count[2], count[3]);
+    attn_sample_opts g3 = {0.0f, 0, 0.0f, 0, 3};
+    CHECK(attn_sample_token(lg, 4, &g3, 0.5f, NULL) == 3, "greedy with first_id 3: not id 3");
     CHECK(attn_sample_token(NULL, 4, &o, 0.5f, NULL) == -1 && attn_sample_token(lg, 0, &o, 0.5f, NULL) == -1,
           "invalid arguments must give -1");
 #undef DRAW

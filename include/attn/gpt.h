@@ -111,10 +111,13 @@ typedef struct attn_sample_opts {
                           tokens whose probability reaches top_p (nucleus);
                           0 or >= 1: no limit */
     uint64_t seed;     /* draw i of a generation uses attn_rng_uniform(seed, 0, i) */
+    int32_t first_id;  /* ids below it are never drawn (ATTN_TOKEN_SPECIALS keeps
+                          the specials of attn's vocabularies out); 0: none */
 } attn_sample_opts;
 
 /* Draws a token from logits[0 .. V-1] with uniform number u in [0, 1):
- * probabilities softmax(logits / temperature), restricted to the top_k most
+ * the logits of ids below first_id count as -inf; probabilities
+ * softmax(logits / temperature), restricted to the top_k most
  * probable (ties broken by the smaller id), then to the nucleus top_p,
  * renormalised; the token is the first, in order of decreasing probability,
  * whose cumulative probability exceeds u. `work` holds 2 V floats' worth of

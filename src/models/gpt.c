@@ -236,12 +236,13 @@ static int by_prob(const void *a, const void *b) {
 int32_t attn_sample_token(const float *logits, int64_t V, const attn_sample_opts *opts, float u,
                           void *work) {
     if (!logits || V < 1) return -1;
-    const attn_sample_opts def = {1.0f, 0, 0.0f, 0};
+    const attn_sample_opts def = {1.0f, 0, 0.0f, 0, 0};
     const attn_sample_opts *o = opts ? opts : &def;
+    const int64_t first = o->first_id > 0 && o->first_id < V ? o->first_id : 0;
     /* Greedy: the arg max, first on ties. */
-    int32_t best = 0;
+    int32_t best = (int32_t)first;
     float bv = -INFINITY;
-    for (int64_t i = 0; i < V; i++)
+    for (int64_t i = first; i < V; i++)
         if (isfinite(logits[i]) && logits[i] > bv) {
             bv = logits[i];
             best = (int32_t)i;
@@ -254,7 +255,9 @@ int32_t attn_sample_token(const float *logits, int64_t V, const attn_sample_opts
     /* p_i = exp((l_i - max) / temperature), in double for the sum. */
     double sum = 0.0;
     for (int64_t i = 0; i < V; i++) {
-        p[i] = isfinite(logits[i]) ? (float)exp(((double)logits[i] - bv) / o->temperature) : 0.0f;
+        p[i] = i >= first && isfinite(logits[i])
+                   ? (float)exp(((double)logits[i] - bv) / o->temperature)
+                   : 0.0f;
         idx[i] = (int32_t)i;
     }
     int64_t n = V;
@@ -321,7 +324,7 @@ attn_status attn_gpt_generate(attn_ctx *ctx, const attn_gpt *m, const int32_t *p
             return attn__error(ATTN_ERR_INVALID_ARG, "%s: prompt id %d at %lld outside [0, %lld)",
                                fn, prompt[i], (long long)i, (long long)V);
     if (n_new == 0) return ATTN_OK;
-    const attn_sample_opts def = {1.0f, 0, 0.0f, 0};
+    const attn_sample_opts def = {1.0f, 0, 0.0f, 0, 0};
     const attn_sample_opts *o = opts ? opts : &def;
     /* The sequence so far (for refilling the cache) and scratch. */
     const int64_t keep = L / 2 > 0 ? L / 2 : 1;
