@@ -20,7 +20,9 @@ The same as attn's run with the same options:
     to min_lr (attn_lr_warmup_cosine's formula);
   - evaluation: consecutive windows of ctx tokens over the whole validation
     stream; loss in nats per token, bits per character.
-Prints one JSON object. Tokens per second count training steps only.
+Prints one JSON object. Tokens per second count training steps only (wall
+clock, and per CPU second of the process, which is the fairer figure on a
+shared machine when both runs use one thread).
 """
 
 import argparse
@@ -87,11 +89,11 @@ def main():
                             weight_decay=a.weight_decay)
     offs = np.arange(T + 1)
     model.train()
-    train_s = 0.0
+    train_s = train_cpu = 0.0
     for step in range(a.steps):
         starts = window_starts(a.seed, step, B, len(tr), T)
         win = torch.from_numpy(tr[starts[:, None] + offs[None, :]])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.warmup, a.steps, a.lr, min_lr)
         opt.zero_grad(set_to_none=True)
@@ -100,6 +102,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         train_s += time.perf_counter() - t0
+        train_cpu += time.process_time() - c0
 
     model.eval()
     nw = (len(va) - 1) // T
@@ -118,6 +121,7 @@ def main():
         "parameters": sum(p.numel() for p in model.parameters()), "vocab": V,
         "valid_loss": nats / n, "valid_bpc": nats / n / math.log(2), "valid_tokens": n,
         "train_seconds": train_s, "tokens_per_s": a.steps * B * T / train_s,
+        "train_cpu_seconds": train_cpu, "tokens_per_cpu_s": a.steps * B * T / train_cpu,
         "eval_seconds": eval_s}))
 
 

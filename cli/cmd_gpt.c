@@ -33,6 +33,13 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU time of the process (all threads), for throughput on a shared machine. */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int opt_int(const char *sub, const char *a, const char *v, long long lo, long long hi,
                    long long *out) {
     char *end = NULL;
@@ -554,8 +561,8 @@ static int cmd_gpt_train(int argc, char **argv) {
     attn_progress_init(&prog, quiet ? NULL : stderr, r.total_steps - step, "train");
     prog.unit = "tok";
     const int64_t start = step;
-    const double t_run = now_s(), seconds_before = r.train_seconds;
-    double win_loss = 0.0, win_t = t_run, eval_seconds = 0.0;
+    const double t_run = now_s(), c_run = cpu_s(), seconds_before = r.train_seconds;
+    double win_loss = 0.0, win_t = t_run, eval_seconds = 0.0, eval_cpu = 0.0;
     int64_t win_steps = 0;
     run_meta meta;
     while (step < r.total_steps) {
@@ -613,7 +620,9 @@ static int cmd_gpt_train(int argc, char **argv) {
         }
         if ((eval_every > 0 && step % eval_every == 0) || last) {
             eval_result ev;
+            const double c0 = cpu_s();
             if (evaluate(ctx, m, vocab, &va, B, last ? 0 : eval_windows, &ev)) goto done;
+            eval_cpu += cpu_s() - c0;
             eval_seconds += ev.seconds;
             win_t += ev.seconds; /* the evaluation is not training time */
             const attn_json_field f[] = {
@@ -642,12 +651,17 @@ static int cmd_gpt_train(int argc, char **argv) {
     }
     attn_progress_finish(&prog);
     {
-        const double train_s = now_s() - t_run - eval_seconds;
-        const double tps = (double)((step - start) * B * T) / (train_s > 1e-9 ? train_s : 1e-9);
-        printf("trained %lld steps in %.1f s: %.0f tokens/s (evaluation %.1f s apart)\n",
-               (long long)(step - start), train_s, tps, eval_seconds);
+        const double train_s = now_s() - t_run - eval_seconds, train_cpu = cpu_s() - c_run - eval_cpu;
+        const double ntok = (double)((step - start) * B * T);
+        const double tps = ntok / (train_s > 1e-9 ? train_s : 1e-9);
+        const double cpu_tps = ntok / (train_cpu > 1e-9 ? train_cpu : 1e-9);
+        printf("trained %lld steps in %.1f s: %.0f tokens/s, %.0f tokens per CPU second (evaluation %.1f s "
+               "apart)\n",
+               (long long)(step - start), train_s, tps, cpu_tps, eval_seconds);
         const attn_json_field f[] = {attn_json_str("event", "end"), attn_json_int("step", step),
-                                     attn_json_num("train_seconds", train_s), attn_json_num("tokens_per_s", tps)};
+                                     attn_json_num("train_seconds", train_s), attn_json_num("tokens_per_s", tps),
+                                     attn_json_num("train_cpu_seconds", train_cpu),
+                                     attn_json_num("tokens_per_cpu_s", cpu_tps)};
         if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot write the log");
             goto done;
