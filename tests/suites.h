@@ -7,6 +7,7 @@
     X(ops)             \
     X(rnn)             \
     X(attention)       \
+    X(sdpa)            \
     X(seq2seq)         \
     X(optim)           \
     X(safetensors)     \

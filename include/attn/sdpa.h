@@ -21,6 +21,13 @@
  * A query row with no visible key gives a zero output row and a zero row of
  * weights (not NaN), and no gradient flows through it.
  *
+ * NaN is never taken for a mask: a NaN (or +inf) logit from q, k or bias
+ * makes its row of weights and output NaN. Keys at or beyond key_lengths[b]
+ * are never read, so padding may hold anything; a NaN or inf in v at any
+ * other key reaches every row of its (b, kv head) that has a visible key
+ * (0 * NaN in the product, as in PyTorch), while rows with no visible key
+ * stay zero.
+ *
  * Grouped-query attention: H % Hkv == 0; Hkv == H is multi-head attention,
  * Hkv == 1 multi-query attention. Gradients of the shared k, v heads sum
  * over the H / Hkv query heads of their group.
@@ -62,10 +69,14 @@ typedef struct attn_sdpa_opts {
  * attention probabilities P [B,H,T,S] before dropout: a tensor of the arena
  * that carries no gradient (for inspection and maps).
  * Errors (NULL returned, message in the context): ATTN_ERR_SHAPE for ranks
- * other than 4, mismatched B, D, S, Dv, H % Hkv != 0, a bias that does not
+ * other than 4, a size 0, mismatched B, D, S, Hkv, H % Hkv != 0, a bias that does not
  * broadcast, key_lengths not [B] or out of [0, S]; ATTN_ERR_DTYPE for
  * non-f32 q/k/v/bias or non-i32 key_lengths; ATTN_ERR_INVALID_ARG for a dropout
- * outside [0, 1), a negative window or a non-finite or negative scale. */
+ * outside [0, 1), a negative window or a non-finite or negative scale.
+ * *weights is set to NULL on error. Dropout takes ceil(B H T S / 4) counters
+ * of the context's RNG stream (only when it is active: training mode and
+ * dropout > 0); element i of P in row-major order is kept iff
+ * attn_rng_uniform(seed, offset, i) >= dropout, as attn_dropout. */
 attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
                        const attn_sdpa_opts *opts, attn_tensor **weights);
 

@@ -105,6 +105,13 @@ static void visible_range(const sdpa_geom *g, int64_t b, int64_t t, int64_t *lo,
     *hi = h > l ? h : l;
 }
 
+/* Keys of batch b that any query may see: key_lengths[b] (or S). The
+ * products stop there, so padded keys (whatever their values, NaN included)
+ * never reach the output or the gradients. */
+static inline int64_t key_limit(const sdpa_geom *g, int64_t b) {
+    return g->kl ? (int64_t)g->kl[b] : g->S;
+}
+
 static inline const float *bias_row(const sdpa_geom *g, int64_t b, int64_t h, int64_t t) {
     return g->bias ? g->bias + b * g->bst[0] + h * g->bst[1] + t * g->bst[2] : NULL;
 }
@@ -320,12 +327,13 @@ static void forward_unit(const sdpa_geom *g, int64_t b, int64_t kh, float *P, fl
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv;
     const float *K = g->k + (b * g->Hkv + kh) * S * D;
     const float *V = g->v + (b * g->Hkv + kh) * S * Dv;
+    const int64_t Sb = key_limit(g, b);
     for (int64_t h = kh * g->G; h < (kh + 1) * g->G; h++) {
         const int64_t bh = b * g->H + h;
         const float *Q = g->q + bh * T * D;
         float *Pb = P + bh * T * S, *O = out + bh * T * Dv;
-        /* logits = scale Q K^T   [T,D] x [D,S] */
-        attn__sgemm(nt, 0, 1, T, S, D, g->scale, Q, D, K, D, 0.0f, Pb, S);
+        /* logits = scale Q K^T   [T,D] x [D,Sb] (softmax_row zeroes s >= Sb) */
+        attn__sgemm(nt, 0, 1, T, Sb, D, g->scale, Q, D, K, D, 0.0f, Pb, S);
         int dead = 0; /* rows without a visible key are zeroed after the product */
         for (int64_t t = 0; t < T; t++) {
             int64_t lo, hi;
@@ -338,8 +346,8 @@ static void forward_unit(const sdpa_geom *g, int64_t b, int64_t kh, float *P, fl
                 dropout_row(g, (uint64_t)((bh * T + t) * S), Pb + t * S, pz + t * S);
             A = pz;
         }
-        /* out = (P o Z) V   [T,S] x [S,Dv] */
-        attn__sgemm(nt, 0, 0, T, Dv, S, 1.0f, A, S, V, Dv, 0.0f, O, Dv);
+        /* out = (P o Z) V   [T,Sb] x [Sb,Dv] */
+        attn__sgemm(nt, 0, 0, T, Dv, Sb, 1.0f, A, S, V, Dv, 0.0f, O, Dv);
         /* 0 * (a NaN or inf in v) must not leak into an empty row. A row is
          * empty iff it is all zeros: a live row's largest weight is >= 1/S,
          * and a NaN row compares unequal to 0. */
@@ -442,10 +450,13 @@ attn_status attn__sdpa_ref(attn_ctx *ctx, attn_node *node) {
                     for (int64_t s = lo; s < hi; s++) z[s] /= sum;
                 }
                 for (int64_t s = 0; s < S; s++) pr[s] = (float)z[s];
+                /* an empty row is 0; a live one sums over every key below
+                 * key_lengths, as the fast product (0 * NaN in v is NaN) */
                 const int empty = !nan && mx == -INFINITY;
+                const int64_t Sb = key_limit(&g, b);
                 for (int64_t e = 0; e < Dv; e++) {
                     double acc = 0.0;
-                    for (int64_t s = lo; s < hi && !empty; s++) {
+                    for (int64_t s = 0; s < Sb && !empty; s++) {
                         double w = z[s];
                         if (g.p > 0.0f) {
                             const uint64_t i = (uint64_t)((bh * T + t) * S + s);
@@ -477,6 +488,7 @@ static void backward_unit(const sdpa_geom *g, const sdpa_grads *gr, const float 
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv;
     const int64_t kvo = (b * g->Hkv + kh) * S;
     const float *K = g->k + kvo * D, *V = g->v + kvo * Dv;
+    const int64_t Sb = key_limit(g, b);
     for (int64_t h = kh * g->G; h < (kh + 1) * g->G; h++) {
         const int64_t bh = b * g->H + h;
         const float *Pb = P + bh * T * S, *dO = gy + bh * T * Dv, *Q = g->q + bh * T * D;
@@ -487,25 +499,29 @@ static void backward_unit(const sdpa_geom *g, const sdpa_grads *gr, const float 
                     dropout_row(g, (uint64_t)((bh * T + t) * S), Pb + t * S, pz + t * S);
                 A = pz;
             }
-            /* dV += (P o Z)^T dO   [S,T] x [T,Dv] */
-            attn__sgemm(nt, 1, 0, S, Dv, T, 1.0f, A, S, dO, Dv, 1.0f, gr->dv + kvo * Dv, Dv);
+            /* dV += (P o Z)^T dO   [Sb,T] x [T,Dv] (rows s >= Sb get nothing) */
+            attn__sgemm(nt, 1, 0, Sb, Dv, T, 1.0f, A, S, dO, Dv, 1.0f, gr->dv + kvo * Dv, Dv);
         }
         if (!gr->need_dl) continue;
         float *L = gr->dl_all ? gr->dl_all + bh * T * S : dl;
-        /* dA = dO V^T   [T,Dv] x [Dv,S] */
-        attn__sgemm(nt, 0, 1, T, S, Dv, 1.0f, dO, Dv, V, Dv, 0.0f, L, S);
+        /* dA = dO V^T   [T,Dv] x [Dv,Sb] */
+        attn__sgemm(nt, 0, 1, T, Sb, Dv, 1.0f, dO, Dv, V, Dv, 0.0f, L, S);
         for (int64_t t = 0; t < T; t++) {
             float *r = L + t * S;
             const float *pr = Pb + t * S;
+            for (int64_t s = Sb; s < S; s++) r[s] = 0.0f;
             if (g->p > 0.0f) dropout_row(g, (uint64_t)((bh * T + t) * S), r, r); /* dP = dA o Z */
             double dot = 0.0;
-            for (int64_t s = 0; s < S; s++) dot += (double)pr[s] * (double)r[s];
+            for (int64_t s = 0; s < Sb; s++) dot += (double)pr[s] * (double)r[s];
             const float c = (float)dot;
-            for (int64_t s = 0; s < S; s++) r[s] = pr[s] == 0.0f ? 0.0f : pr[s] * (r[s] - c);
+            /* masked keys (P = 0) get exactly 0, whatever dA holds there */
+            for (int64_t s = 0; s < Sb; s++) r[s] = pr[s] == 0.0f ? 0.0f : pr[s] * (r[s] - c);
         }
-        /* dQ += scale dL K   [T,S] x [S,D];   dK += scale dL^T Q   [S,T] x [T,D] */
-        if (gr->dq) attn__sgemm(nt, 0, 0, T, D, S, g->scale, L, S, K, D, 1.0f, gr->dq + bh * T * D, D);
-        if (gr->dk) attn__sgemm(nt, 1, 0, S, D, T, g->scale, L, S, Q, D, 1.0f, gr->dk + kvo * D, D);
+        /* dQ += scale dL K   [T,Sb] x [Sb,D];   dK += scale dL^T Q   [Sb,T] x [T,D] */
+        if (gr->dq)
+            attn__sgemm(nt, 0, 0, T, D, Sb, g->scale, L, S, K, D, 1.0f, gr->dq + bh * T * D, D);
+        if (gr->dk)
+            attn__sgemm(nt, 1, 0, Sb, D, T, g->scale, L, S, Q, D, 1.0f, gr->dk + kvo * D, D);
     }
 }
 
