@@ -8,6 +8,7 @@
     X(rnn)             \
     X(attention)       \
     X(sdpa)            \
+    X(positions)       \
     X(seq2seq)         \
     X(optim)           \
     X(safetensors)     \

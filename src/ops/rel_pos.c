@@ -184,7 +184,7 @@ attn_tensor *attn_rel_logits(attn_ctx *ctx, attn_tensor *q, attn_tensor *rel_k, 
     }
     if (rel_check_table(ctx, name, "rel_k", rel_k, q->shape[3], q)) return NULL;
     if (S < 1 || S > REL_OFFSET_LIMIT) {
-        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: S %lld, expected S >= 1 (q %s)", name,
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: S %lld, expected 1 <= S <= 2^40 (q %s)", name,
                    (long long)S, attn__shp(q));
         return NULL;
     }
