@@ -7,8 +7,9 @@
     X(ops)             \
     X(rnn)             \
     X(attention)       \
-    X(sdpa)            \
     X(positions)       \
+    X(sdpa)            \
+    X(transformer)     \
     X(seq2seq)         \
     X(optim)           \
     X(safetensors)     \

@@ -658,8 +658,8 @@ def main(argv):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     check_philox()
     torch.set_default_dtype(torch.float64)
-    ops = [op for op in table_ops(root) if op not in ELSEWHERE]
-    missing = [op for op in ops if op not in GENERATORS]
+    ops = table_ops(root)
+    missing = [op for op in ops if op not in GENERATORS and op not in ELSEWHERE]
     if missing:
         print("make_fixtures.py: no generator for op(s) %s of op_table.h" % ", ".join(missing),
               file=sys.stderr)
@@ -684,7 +684,7 @@ def main(argv):
         print("make_fixtures.py: fixtures total %d bytes, limit %d" % (total, MAX_TOTAL),
               file=sys.stderr)
         return 1
-    print("%d fixtures, %d bytes, in %s" % (len(ops), total, outdir))
+    print("%d fixtures, %d bytes, in %s" % (len(ops) - len(ELSEWHERE), total, outdir))
     return 0
 
 

@@ -36,6 +36,14 @@ const char *attn_pos_kind_name(attn_pos_kind kind) {
     return (unsigned)kind < ATTN_POS_COUNT ? names[kind] : "?";
 }
 
+/* Test hook: nonzero routes every attention through the composed path. */
+static int force_composed;
+int attn__mha_force_composed(int on) {
+    const int old = force_composed;
+    force_composed = on;
+    return old;
+}
+
 /* ---- KV cache ----------------------------------------------------------------------- */
 
 attn_status attn_kv_cache_init(attn_kv_cache *cache, int n_layers, int64_t B, int64_t Hkv,
@@ -229,7 +237,9 @@ static int mha_check(attn_ctx *ctx, const attn_mha *mha, const char *fn) {
         return -1;
     }
     if (mha_check_config(&mha->cfg, fn, &res)) {
-        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s", attn_last_error());
+        char msg[256]; /* attn__fail formats into the buffer attn_last_error() returns */
+        snprintf(msg, sizeof msg, "%s", attn_last_error());
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s", msg);
         return -1;
     }
     const attn_mha_config *c = &mha->cfg;
@@ -302,23 +312,26 @@ static attn_tensor *build_mask(attn_ctx *ctx, const char *fn, int64_t B, int64_t
 }
 
 /* Attention of q [B, H, T, D] over k, v [B, Hkv, S, D] by composition:
- * softmax(scale q k^T + bias + masks), dropout, times v. Returns
- * [B, H, T, D]; *p_out receives P [B, H, T, S] (before dropout). */
+ * P = softmax(scale (q k^T [+ rel_logits(q, rel_k)]) + bias + masks), then
+ * Drop(P) v [+ rel_values(Drop(P), rel_v)] (the bracketed terms when shaw).
+ * Returns [B, H, T, D]; *p_out receives P [B, H, T, S] (before dropout). */
 static attn_tensor *attend_composed(attn_ctx *ctx, const char *fn, const attn_mha *mha,
-                                    attn_tensor *q, attn_tensor *k, attn_tensor *v,
-                                    const attn_mha_call *call, attn_tensor **p_out) {
+                                    attn_tensor *q, attn_tensor *k, attn_tensor *v, int causal,
+                                    attn_tensor *key_lengths, attn_tensor *bias, int shaw,
+                                    attn_tensor **p_out) {
     const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
     const int64_t Hkv = k->shape[1], S = k->shape[2], G = H / Hkv;
     const float scale = (float)(1.0 / sqrt((double)D));
+    /* the G query heads of key head g are adjacent: [B, Hkv, G T, D] */
     attn_tensor *qg = G > 1 ? reshape4(ctx, attn_contiguous(ctx, q), B, Hkv, G * T, D) : q;
     attn_tensor *logits = attn_bmm(ctx, qg, k, 0, 1); /* [B, Hkv, G T, S] */
     if (G > 1) logits = reshape4(ctx, logits, B, H, T, S);
+    if (shaw) logits = attn_add(ctx, logits, attn_rel_logits(ctx, q, mha->rel_k, S, S - T));
     logits = attn_scale(ctx, logits, scale);
     if (!logits) return NULL;
-    if (call && call->bias) logits = attn_add(ctx, logits, call->bias);
+    if (bias) logits = attn_add(ctx, logits, bias);
     int none;
-    attn_tensor *mask = build_mask(ctx, fn, B, T, S, call ? call->causal : 0,
-                                   call ? call->key_lengths : NULL, &none);
+    attn_tensor *mask = build_mask(ctx, fn, B, T, S, causal, key_lengths, &none);
     if (!none && !mask) return NULL;
     attn_tensor *p = attn_softmax(ctx, logits, mask);
     if (!p) return NULL;
@@ -326,6 +339,7 @@ static attn_tensor *attend_composed(attn_ctx *ctx, const char *fn, const attn_mh
     attn_tensor *pd = attn_dropout(ctx, p, mha->cfg.dropout);
     attn_tensor *o = attn_bmm(ctx, G > 1 ? reshape4(ctx, pd, B, Hkv, G * T, S) : pd, v, 0, 0);
     if (G > 1) o = reshape4(ctx, o, B, H, T, D);
+    if (shaw) o = attn_add(ctx, o, attn_rel_values(ctx, pd, mha->rel_v, S - T));
     return o;
 }
 
@@ -459,7 +473,17 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
     if (!q || (!cross_reuse && (!k || !v))) return NULL;
     /* ---- positions (self-attention only) ---- */
     const int64_t past = self && L ? L->len : 0;
-    /* (RoPE would rotate q and k here, at positions pos0 + t or past + t.) */
+    const attn_pos_kind pos = self ? c->pos : ATTN_POS_NONE;
+    if (pos == ATTN_POS_ROPE) {
+        /* queries and the new keys sit at the same positions */
+        attn_rope_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.pos0 = L ? past : (call ? call->pos0 : 0);
+        ro.theta = c->rope_theta;
+        q = attn_rope(ctx, q, &ro);
+        k = attn_rope(ctx, k, &ro);
+        if (!q || !k) return NULL;
+    }
     /* ---- the cache ---- */
     if (L) {
         if (!cross_reuse) {
@@ -474,7 +498,7 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
         if (!k || !v) return NULL;
     }
     const int64_t S = k->shape[2];
-    const attn_tensor *kl = call ? call->key_lengths : NULL;
+    attn_tensor *kl = call ? call->key_lengths : NULL;
     if (kl) {
         if (attn__check_dtype(ctx, fn, "key_lengths", kl, ATTN_I32)) return NULL;
         if (kl->ndim != 1 || kl->shape[0] != B || !attn_tensor_is_contiguous(kl)) {
@@ -491,16 +515,37 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
             }
     }
     /* ---- attention ---- */
-    attn_tensor *p = NULL;
-    attn_tensor *o = attend_composed(ctx, fn, mha, q, k, v, call, &p);
+    const int causal = call ? call->causal : 0;
+    attn_tensor *bias = call ? call->bias : NULL;
+    if (pos == ATTN_POS_ALIBI) {
+        attn_tensor *al = attn_alibi_bias(ctx, (int)H, T, S, causal);
+        bias = bias ? attn_add(ctx, al, bias) : al;
+        if (!bias) return NULL;
+    }
+    attn_tensor *p = NULL, *o;
+    if (pos == ATTN_POS_SHAW || force_composed) {
+        o = attend_composed(ctx, fn, mha, q, k, v, causal, kl, bias,
+                            pos == ATTN_POS_SHAW, &p);
+    } else {
+        attn_sdpa_opts so;
+        memset(&so, 0, sizeof so);
+        so.causal = causal;
+        so.bias = bias;
+        so.key_lengths = kl;
+        so.dropout = c->dropout;
+        o = attn_sdpa(ctx, q, k, v, &so, weights ? &p : NULL);
+    }
     if (!o) return NULL;
     attn_tensor *y = attn_linear(ctx, merge_heads(ctx, o), mha->out_proj_weight,
                                  mha->out_proj_bias);
     if (!y) return NULL;
     if (L) L->len = self ? past + T : S;
     if (weights && p) {
-        /* a copy without history: the probabilities for inspection */
-        *weights = attn_tensor_from(ctx, ATTN_F32, 4, p->shape, attn_f32(p));
+        /* without history: the probabilities for inspection (the composed
+         * path's P is a graph tensor, so it is copied) */
+        *weights = p->requires_grad || p->node >= 0
+                       ? attn_tensor_from(ctx, ATTN_F32, 4, p->shape, attn_f32(p))
+                       : p;
         if (!*weights) return NULL;
     }
     return y;
