@@ -15,6 +15,10 @@
  *             W_ih [emb; x] = W_e emb + W_x x, so the embedding part of all T
  *             steps is ONE product, time-major:
  *               base = dropout(embedding(tgt_in^T)) W_e^T + b_ih    [T, B, GH]
+ *             and without dropout the cheaper way round, a lookup in the
+ *             projected table (Vt rows projected instead of T*B):
+ *               base = embedding(dec_emb W_e^T + b_ih, tgt_in^T)
+ *             (the encoder's layer 0 does the same, attn__rnn_forward_ids)
  *             (none: base += c W_x^T once, c = last, fixed for all steps)
  *   step t    bahdanau: c_t = attend(s_{t-1}); g = base[t] + c_t W_x^T
  *             luong:    g = base[t] + h~_{t-1} W_x^T (t > 0; base[t] at t = 0)
@@ -352,10 +356,14 @@ static int s2s_encode(attn_ctx *ctx, const attn_seq2seq *m, attn_tensor *src, at
     const attn_seq2seq_config *c = &m->cfg;
     const int64_t B = src->shape[0], H = c->hidden;
     const int L = c->enc_layers, D = c->bidirectional ? 2 : 1;
-    attn_tensor *x = attn_embedding(ctx, m->enc_emb, src);
-    if (x && c->dropout > 0.0f) x = attn_dropout(ctx, x, c->dropout);
     attn_tensor *hn = NULL;
-    e->out = x ? attn_rnn_forward(ctx, &m->enc, x, src_len, NULL, NULL, &hn, NULL) : NULL;
+    if (c->dropout > 0.0f) {
+        attn_tensor *x = attn_dropout(ctx, attn_embedding(ctx, m->enc_emb, src), c->dropout);
+        e->out = x ? attn_rnn_forward(ctx, &m->enc, x, src_len, NULL, NULL, &hn, NULL) : NULL;
+    } else { /* layer 0 projects the embedding table, not every position (rnn.c) */
+        e->out = attn__rnn_forward_ids(ctx, &m->enc, m->enc_emb, src, src_len, NULL, NULL, &hn,
+                                       NULL);
+    }
     if (!e->out) return -1;
     /* h_n [L*D, B, H]: the top layer's directions are rows (L-1)*D .. L*D-1 */
     attn_tensor *dirs[2] = {NULL, NULL};
@@ -495,9 +503,15 @@ attn_tensor *attn_seq2seq_loss(attn_ctx *ctx, const attn_seq2seq *m, const attn_
 
     /* the embedding part of layer 0's gates for all T steps, time-major */
     attn_tensor *tin = s2s_time_major(ctx, batch->tgt_in, fn);
-    attn_tensor *emb = tin ? attn_embedding(ctx, m->dec_emb, tin) : NULL; /* [T, B, E] */
-    if (emb && c->dropout > 0.0f) emb = attn_dropout(ctx, emb, c->dropout);
-    attn_tensor *base = attn_linear(ctx, emb, d.w_e, m->dec.b_ih[0][0]); /* [T, B, GH] */
+    attn_tensor *base; /* [T, B, GH] */
+    if (c->dropout > 0.0f) {
+        attn_tensor *emb = tin ? attn_embedding(ctx, m->dec_emb, tin) : NULL; /* [T, B, E] */
+        base = attn_linear(ctx, attn_dropout(ctx, emb, c->dropout), d.w_e, m->dec.b_ih[0][0]);
+    } else { /* the table's Vt rows projected once, then looked up */
+        base = tin ? attn_embedding(ctx, attn_linear(ctx, m->dec_emb, d.w_e, m->dec.b_ih[0][0]),
+                                    tin)
+                   : NULL;
+    }
     if (base && c->attention == ATTN_S2S_NONE) {
         d.c_fixed = e.last;
         base = attn_add(ctx, base, attn_linear(ctx, e.last, d.w_x, NULL));

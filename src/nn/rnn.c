@@ -5,7 +5,12 @@
  * How a sequence runs (per layer l and direction d):
  *   1. gx = attn_linear(in, w_ih, b_ih) for all steps at once, in time-major
  *      layout [T, B, G*H], so that step t is the contiguous row block
- *      starting at element t*B*G*H;
+ *      starting at element t*B*G*H; from token ids (attn__rnn_forward_ids,
+ *      the seq2seq encoder), layer 0 instead projects the V rows of the
+ *      embedding table once, P = table W_ih^T + b_ih [V, G*H], and gathers
+ *      gx[t, b] = P[ids[b, t]] (attn_embedding): V*In*G*H multiply-adds
+ *      instead of T*B*In*G*H, and the backward scatters d gx into the V rows
+ *      of dP before the two small products of dP;
  *   2. T cell steps (attn_*_cell_at), each reading its [B, G*H] block of gx
  *      in place (no view, no per-step gradient buffer), the reverse
  *      direction walking t = T-1 .. 0;
@@ -162,14 +167,18 @@ static attn_tensor *rnn_cell(attn_ctx *ctx, const attn_rnn *rnn, int l, int d, a
 
 /* ---- the sequence forward --------------------------------------------------------- */
 
-attn_tensor *attn_rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *x,
-                              attn_tensor *lengths, attn_tensor *h0, attn_tensor *c0,
-                              attn_tensor **h_n, attn_tensor **c_n) {
-    static const char fn[] = "attn_rnn_forward";
+/* The sequence forward of attn_rnn_forward (x given) and of
+ * attn__rnn_forward_ids (x NULL: table [V, In] and ids I32 [B, T] given). */
+static attn_tensor *rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *x,
+                                attn_tensor *table, attn_tensor *ids, attn_tensor *lengths,
+                                attn_tensor *h0, attn_tensor *c0, attn_tensor **h_n,
+                                attn_tensor **c_n, const char *fn) {
     if (h_n) *h_n = NULL;
     if (c_n) *c_n = NULL;
     if (!ctx) return NULL;
-    if (attn__any_null(ctx, fn, 1, x) || rnn_check(ctx, rnn, fn)) return NULL;
+    if ((x ? attn__any_null(ctx, fn, 1, x) : attn__any_null(ctx, fn, 2, table, ids)) ||
+        rnn_check(ctx, rnn, fn))
+        return NULL;
     const attn_rnn_config *cfg = &rnn->cfg;
     const int lstm = cfg->cell == ATTN_RNN_LSTM, D = cfg->bidirectional ? 2 : 1,
               L = cfg->num_layers;
@@ -178,14 +187,29 @@ attn_tensor *attn_rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *x
         attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: c0 or c_n given for a GRU (LSTM only)", fn);
         return NULL;
     }
-    if (attn__check_dtype(ctx, fn, "x", x, ATTN_F32)) return NULL;
-    if (x->ndim != 3 || x->shape[0] < 1 || x->shape[1] < 1 || x->shape[2] != cfg->input_size) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: x %s, expected [B, T, In] with B, T >= 1 and In = input_size = %lld", fn,
-                   attn__shp(x), (long long)cfg->input_size);
-        return NULL;
+    if (x) {
+        if (attn__check_dtype(ctx, fn, "x", x, ATTN_F32)) return NULL;
+        if (x->ndim != 3 || x->shape[0] < 1 || x->shape[1] < 1 ||
+            x->shape[2] != cfg->input_size) {
+            attn__fail(ctx, ATTN_ERR_SHAPE,
+                       "%s: x %s, expected [B, T, In] with B, T >= 1 and In = input_size = %lld",
+                       fn, attn__shp(x), (long long)cfg->input_size);
+            return NULL;
+        }
+    } else {
+        if (attn__check_dtype(ctx, fn, "table", table, ATTN_F32) ||
+            attn__check_dtype(ctx, fn, "ids", ids, ATTN_I32))
+            return NULL;
+        if (table->ndim != 2 || table->shape[1] != cfg->input_size || ids->ndim != 2 ||
+            ids->shape[0] < 1 || ids->shape[1] < 1) {
+            attn__fail(ctx, ATTN_ERR_SHAPE,
+                       "%s: table %s and ids %s, expected [V, In] with In = input_size = %lld "
+                       "and [B, T] with B, T >= 1",
+                       fn, attn__shp(table), attn__shp(ids), (long long)cfg->input_size);
+            return NULL;
+        }
     }
-    const int64_t B = x->shape[0], T = x->shape[1];
+    const int64_t B = x ? x->shape[0] : ids->shape[0], T = x ? x->shape[1] : ids->shape[1];
     if ((h0 && rnn_check_state(ctx, fn, "h0", h0, (int64_t)L * D, B, H)) ||
         (c0 && rnn_check_state(ctx, fn, "c0", c0, (int64_t)L * D, B, H)))
         return NULL;
@@ -245,18 +269,32 @@ attn_tensor *attn_rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *x
         if (!(zeros = attn_tensor_new(ctx, ATTN_F32, 2, zsh))) return NULL;
     }
 
-    /* the input, time-major [T, B, In] */
-    attn_tensor *in = x;
-    if (B > 1 && T > 1)
+    /* the input, time-major: x as [T, B, In], or the ids as [T, B] */
+    attn_tensor *in = x, *ids_tm = NULL;
+    if (!x) {
+        ids = attn__contig(ctx, ids);
+        const int64_t tsh[2] = {T, B};
+        if (!ids || !(ids_tm = attn__tensor(ctx, fn, ATTN_I32, 2, tsh))) return NULL;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t t = 0; t < T; t++) attn_i32(ids_tm)[t * B + b] = attn_i32(ids)[b * T + t];
+    } else if (B > 1 && T > 1) {
         in = attn_contiguous(ctx, attn_transpose(ctx, x, 0, 1));
-    else
+    } else {
         in = attn_reshape(ctx, x, 3, (const int64_t[3]){T, B, cfg->input_size});
-    if (!in) return NULL;
+    }
+    if (!in && !ids_tm) return NULL;
 
     for (int l = 0; l < L; l++) {
         attn_tensor *ys[2] = {NULL, NULL};
         for (int d = 0; d < D; d++) {
-            attn_tensor *gx = attn_linear(ctx, in, rnn->w_ih[l][d], rnn->b_ih[l][d]);
+            /* gx [T, B, G*H]; from ids, row (t, b) of the per-token table
+             * P = table W_ih^T + b_ih [V, G*H] (embedding then projection is
+             * projection then lookup: V rows are projected instead of T*B) */
+            attn_tensor *gx =
+                l == 0 && ids_tm
+                    ? attn_embedding(ctx, attn_linear(ctx, table, rnn->w_ih[0][d], rnn->b_ih[0][d]),
+                                     ids_tm)
+                    : attn_linear(ctx, in, rnn->w_ih[l][d], rnn->b_ih[l][d]);
             if (!gx) return NULL;
             const int64_t k = (int64_t)l * D + d;
             attn_tensor *h = h0 ? rnn_view(ctx, h0, B, H, k * B * H) : zeros;
@@ -302,6 +340,19 @@ attn_tensor *attn_rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *x
         *c_n = cn;
     }
     return y;
+}
+
+attn_tensor *attn_rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *x,
+                              attn_tensor *lengths, attn_tensor *h0, attn_tensor *c0,
+                              attn_tensor **h_n, attn_tensor **c_n) {
+    return rnn_forward(ctx, rnn, x, NULL, NULL, lengths, h0, c0, h_n, c_n, "attn_rnn_forward");
+}
+
+attn_tensor *attn__rnn_forward_ids(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *table,
+                                   attn_tensor *ids, attn_tensor *lengths, attn_tensor *h0,
+                                   attn_tensor *c0, attn_tensor **h_n, attn_tensor **c_n) {
+    return rnn_forward(ctx, rnn, NULL, table, ids, lengths, h0, c0, h_n, c_n,
+                       "attn__rnn_forward_ids");
 }
 
 /* ---- one step ---------------------------------------------------------------------- */
