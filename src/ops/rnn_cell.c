@@ -36,11 +36,23 @@
 
 #define CELL_COL_BLOCK 64 /* columns per task in the bias gradient reduction */
 
+/* The row kernels are compiled twice on x86-64 with GCC, for the baseline
+ * (SSE2) and for AVX2, chosen at load time (ifunc); the helpers they call are
+ * inlined into each clone. Element-wise arithmetic only, no FMA contraction
+ * (ISO C mode): both clones give the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define CELL_CLONES __attribute__((target_clones("avx2", "default")))
+#define CELL_INLINE static inline __attribute__((always_inline))
+#else
+#define CELL_CLONES
+#define CELL_INLINE static inline
+#endif
+
 /* ---- activations (fast path): attn__exp_core from src/core/vmath.h, the
  * argument clamp in its own loop (see there why) ------------------------------- */
 
 /* a[j] <- sigmoid(a[j]) = 1 / (1 + exp(-a[j])); absolute error < 1e-7. */
-static void cell_sigmoid(float *restrict a, int64_t n) {
+CELL_INLINE void cell_sigmoid(float *restrict a, int64_t n) {
     for (int64_t j = 0; j < n; j++) {
         float v = -a[j];
         v = v < -87.0f ? -87.0f : v;
@@ -51,7 +63,7 @@ static void cell_sigmoid(float *restrict a, int64_t n) {
 
 /* a[j] <- tanh(a[j]) = 2 sigmoid(2 a[j]) - 1; absolute error < 2e-7 (the
  * relative error grows as |a| -> 0, where the op's atol covers it). */
-static void cell_tanh(float *restrict a, int64_t n) {
+CELL_INLINE void cell_tanh(float *restrict a, int64_t n) {
     for (int64_t j = 0; j < n; j++) {
         float v = -2.0f * a[j];
         v = v < -87.0f ? -87.0f : v;
@@ -247,8 +259,8 @@ static void cell_recurrent_product(const attn_ctx *ctx, const cell_geom *g, floa
 }
 
 /* s[j] += gx[j] + b[j] (b NULL: no bias) for j < n. */
-static void cell_add_inputs(float *restrict s, const float *restrict gx, const float *restrict b,
-                            int64_t n) {
+CELL_INLINE void cell_add_inputs(float *restrict s, const float *restrict gx,
+                                 const float *restrict b, int64_t n) {
     if (b)
         for (int64_t j = 0; j < n; j++) s[j] += gx[j] + b[j];
     else
@@ -257,8 +269,9 @@ static void cell_add_inputs(float *restrict s, const float *restrict gx, const f
 
 /* One GRU row. s holds W_hh h in its first 3H entries on entry and
  * r | z | n | hn on exit; b is b_hh or NULL. */
-static void gru_row(const float *restrict gx, const float *restrict b, const float *restrict h,
-                    float *restrict s, float *restrict y, int64_t H, int valid) {
+CELL_CLONES static void gru_row(const float *restrict gx, const float *restrict b,
+                                const float *restrict h, float *restrict s, float *restrict y,
+                                int64_t H, int valid) {
     float *sr = s, *sn = s + 2 * H, *shn = s + 3 * H;
     const float *xn = gx + 2 * H;
     cell_add_inputs(s, gx, b, 2 * H);
@@ -279,9 +292,10 @@ static void gru_row(const float *restrict gx, const float *restrict b, const flo
 /* One LSTM row: s holds W_hh h in its first 4H entries on entry and
  * i | f | g | o | tanh(c') on exit (tanh(c) for a frozen row); b is b_hh or
  * NULL. */
-static void lstm_row(const float *restrict gx, const float *restrict b, const float *restrict h,
-                     const float *restrict c, float *restrict s, float *restrict hy,
-                     float *restrict cy, int64_t H, int valid) {
+CELL_CLONES static void lstm_row(const float *restrict gx, const float *restrict b,
+                                 const float *restrict h, const float *restrict c,
+                                 float *restrict s, float *restrict hy, float *restrict cy,
+                                 int64_t H, int valid) {
     float *si = s, *sf = s + H, *sg = s + 2 * H, *so = s + 3 * H, *st = s + 4 * H;
     cell_add_inputs(s, gx, b, 4 * H);
     cell_sigmoid(si, 2 * H); /* i, f */
@@ -391,9 +405,9 @@ attn_status attn__lstm_cell_ref(attn_ctx *ctx, attn_node *node) { return cell_re
 /* GRU row: writes the gradient of the pre-activations that meet W_hh,
  * dp = [da_r, da_z, dhn] (3H), adds the direct terms to dh (if wanted) and
  * the gate gradients to dgx (if wanted). */
-static void gru_row_backward(const float *restrict s, const float *restrict h,
-                             const float *restrict gy, float *restrict dp, float *restrict dh,
-                             float *restrict dgx, int64_t H) {
+CELL_CLONES static void gru_row_backward(const float *restrict s, const float *restrict h,
+                                         const float *restrict gy, float *restrict dp,
+                                         float *restrict dh, float *restrict dgx, int64_t H) {
     const float *sr = s, *sz = s + H, *sn = s + 2 * H, *shn = s + 3 * H;
     float *pr = dp, *pz = dp + H, *pn = dp + 2 * H;
     for (int64_t j = 0; j < H; j++) {
@@ -419,10 +433,10 @@ static void gru_row_backward(const float *restrict s, const float *restrict h,
 }
 
 /* LSTM row: dp = d(pre-activations) [4H]; adds to dh, dc and dgx. */
-static void lstm_row_backward(const float *restrict s, const float *restrict c,
-                              const float *restrict gh, const float *restrict gc,
-                              float *restrict dp, float *restrict dc, float *restrict dgx,
-                              int64_t H) {
+CELL_CLONES static void lstm_row_backward(const float *restrict s, const float *restrict c,
+                                          const float *restrict gh, const float *restrict gc,
+                                          float *restrict dp, float *restrict dc,
+                                          float *restrict dgx, int64_t H) {
     const float *si = s, *sf = s + H, *sg = s + 2 * H, *so = s + 3 * H, *st = s + 4 * H;
     for (int64_t j = 0; j < H; j++) {
         const float i = si[j], f = sf[j], g = sg[j], o = so[j], tc = st[j];
