@@ -14,13 +14,16 @@
  *   2. T cell steps (attn_*_cell_at), each reading its [B, G*H] block of gx
  *      in place (no view, no per-step gradient buffer), the reverse
  *      direction walking t = T-1 .. 0;
- *   3. the T states are joined with one concat into [T, B, H].
+ *   3. the top layer's T states of both directions are joined with ONE
+ *      concat along the rows of the [B, H] states, which is the batch-first
+ *      output [B, T, D*H] as laid out (a layer below the top is joined
+ *      time-major, [T, B, D*H], the next layer's input).
  * Variable lengths use the cells' row mask: at step t the rows with
  * t >= lengths[b] are frozen, which for the forward direction keeps their
  * final state at step lengths[b]-1 and for the reverse direction keeps h0
  * until the sequence's own last step, exactly what pack_padded_sequence
  * gives. The mask is passed only at steps where some row is padded. The
- * layer's output is multiplied once by a [T, B, 1] 0/1 tensor so padded
+ * layer's output is multiplied once by a [B, T, 1] 0/1 tensor so padded
  * positions are zeros (their frozen states are not outputs).
  * Gradients flow through the recorded ops; nothing here has its own backward.
  */
@@ -214,7 +217,7 @@ static attn_tensor *rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor 
         (c0 && rnn_check_state(ctx, fn, "c0", c0, (int64_t)L * D, B, H)))
         return NULL;
 
-    /* masks: m [T, B] I32 for the cells, mo [T, B, 1] F32 for the output */
+    /* masks: m [T, B] I32 for the cells, mo [B, T, 1] F32 for the output */
     attn_tensor *m = NULL, *mo = NULL;
     int64_t full_steps = T; /* steps t < full_steps have every row valid */
     if (lengths) {
@@ -237,22 +240,25 @@ static attn_tensor *rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor 
             if (len[b] < full_steps) full_steps = len[b];
         }
         if (full_steps < T) {
-            const int64_t msh[3] = {T, B, 1};
+            const int64_t msh[2] = {T, B}, osh[3] = {B, T, 1};
             m = attn__tensor(ctx, fn, ATTN_I32, 2, msh);
-            mo = attn__tensor(ctx, fn, ATTN_F32, 3, msh);
+            mo = attn__tensor(ctx, fn, ATTN_F32, 3, osh);
             if (!m || !mo) return NULL;
             for (int64_t t = 0; t < T; t++)
                 for (int64_t b = 0; b < B; b++) {
                     attn_i32(m)[t * B + b] = t < len[b];
-                    attn_f32(mo)[t * B + b] = t < len[b] ? 1.0f : 0.0f;
+                    attn_f32(mo)[b * T + t] = t < len[b] ? 1.0f : 0.0f;
                 }
         }
     }
     attn_tensor **mask_t = attn__alloc(ctx, sizeof(attn_tensor *) * (size_t)T, fn);
-    attn_tensor **outs = attn__alloc(ctx, sizeof(attn_tensor *) * (size_t)T, fn);
+    /* outs[t*D + d]: the states of the layer running, time-major;
+     * outs_d: one direction's T of them */
+    attn_tensor **outs = attn__alloc(ctx, sizeof(attn_tensor *) * (size_t)(T * D), fn);
+    attn_tensor **outs_d = attn__alloc(ctx, sizeof(attn_tensor *) * (size_t)T, fn);
     attn_tensor **fin_h = attn__alloc(ctx, sizeof(attn_tensor *) * (size_t)(L * D), fn);
     attn_tensor **fin_c = attn__alloc(ctx, sizeof(attn_tensor *) * (size_t)(L * D), fn);
-    if (!mask_t || !outs || !fin_h || !fin_c) return NULL;
+    if (!mask_t || !outs || !outs_d || !fin_h || !fin_c) return NULL;
     for (int64_t t = 0; t < T; t++) {
         /* step t's mask: row t of m, [B] (integer data: no node needed) */
         const int64_t one = 1;
@@ -284,8 +290,8 @@ static attn_tensor *rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor 
     }
     if (!in && !ids_tm) return NULL;
 
+    attn_tensor *y = NULL;
     for (int l = 0; l < L; l++) {
-        attn_tensor *ys[2] = {NULL, NULL};
         for (int d = 0; d < D; d++) {
             /* gx [T, B, G*H]; from ids, row (t, b) of the per-token table
              * P = table W_ih^T + b_ih [V, G*H] (embedding then projection is
@@ -303,25 +309,35 @@ static attn_tensor *rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor 
             for (int64_t s = 0; s < T; s++) {
                 const int64_t t = d ? T - 1 - s : s;
                 if (!(h = rnn_cell(ctx, rnn, l, d, gx, t, h, &c, mask_t[t]))) return NULL;
-                outs[t] = h;
+                outs[t * D + d] = h;
             }
             fin_h[k] = h;
             fin_c[k] = c;
+        }
+        if (l == L - 1) {
+            /* the output, batch first, with one concat along the rows of the
+             * [B, H] states: row b of the result is (h_0f, h_0r, h_1f, ...)[b],
+             * which is [B, T, D*H] as it is (no transpose, no copy per
+             * direction) */
+            y = attn_reshape(ctx, attn_concat(ctx, outs, (int)(T * D), 1), 3,
+                             (const int64_t[3]){B, T, D * H});
+            break;
+        }
+        /* the next layer's input, time-major [T, B, D*H] */
+        attn_tensor *ys[2] = {NULL, NULL};
+        for (int d = 0; d < D; d++) {
+            for (int64_t t = 0; t < T; t++) outs_d[t] = outs[t * D + d];
             /* [T*B, H] -> [T, B, H] */
-            ys[d] = attn_reshape(ctx, attn_concat(ctx, outs, (int)T, 0), 3,
+            ys[d] = attn_reshape(ctx, attn_concat(ctx, outs_d, (int)T, 0), 3,
                                  (const int64_t[3]){T, B, H});
             if (!ys[d]) return NULL;
         }
         in = D == 2 ? attn_concat(ctx, ys, 2, 2) : ys[0];
-        if (in && l < L - 1 && cfg->dropout > 0.0f) in = attn_dropout(ctx, in, cfg->dropout);
+        if (in && cfg->dropout > 0.0f) in = attn_dropout(ctx, in, cfg->dropout);
         if (!in) return NULL;
     }
-    /* padded positions -> 0, then batch first [B, T, D*H] */
-    attn_tensor *y = mo ? attn_mul(ctx, in, mo) : in;
-    if (y && B > 1 && T > 1)
-        y = attn_contiguous(ctx, attn_transpose(ctx, y, 0, 1));
-    else if (y)
-        y = attn_reshape(ctx, y, 3, (const int64_t[3]){B, T, D * H});
+    /* padded positions -> 0 */
+    if (y && mo) y = attn_mul(ctx, y, mo);
     if (!y) return NULL;
 
     /* final states [L*D, B, H] */
