@@ -36,12 +36,12 @@
 
 #define CELL_COL_BLOCK 64 /* columns per task in the bias gradient reduction */
 
-/* The row kernels are compiled twice on x86-64 with GCC, for the baseline
- * (SSE2) and for AVX2, chosen at load time (ifunc); the helpers they call are
- * inlined into each clone. Element-wise arithmetic only, no FMA contraction
- * (ISO C mode): both clones give the same bits. */
+/* The row kernels are compiled three times on x86-64 with GCC, for the
+ * baseline (SSE2), for AVX2 and for AVX-512F, chosen at load time (ifunc);
+ * the helpers they call are inlined into each clone. Element-wise arithmetic
+ * only, no FMA contraction (ISO C mode): all clones give the same bits. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
-#define CELL_CLONES __attribute__((target_clones("avx2", "default")))
+#define CELL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #define CELL_INLINE static inline __attribute__((always_inline))
 #else
 #define CELL_CLONES
