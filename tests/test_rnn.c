@@ -17,6 +17,9 @@
  *     the step's block, and their errors;
  *   - B = 1 and T = 1 (where the layout changes become reshapes) against
  *     the full batch;
+ *   - attn__rnn_forward_ids (layer 0 projects the embedding table, then
+ *     looks the ids up) against attn_rnn_forward on the embedded ids:
+ *     outputs, h_n (c_n) and the gradients of the table and every parameter;
  *   - the length-0 rule, dropout between layers only, torch's names and
  *     initial ranges, and the error paths.
  *
@@ -35,7 +38,9 @@
  *             gradients of 3e-3 .. 0.2. 1e-4 + 5e-3 |fd|.
  *   STEP_*    step API vs sequence forward: the same math with the input
  *             projection in different GEMM shapes; measured within 2.4e-7
- *             (at |g| 2.4): 1e-6 + 1e-5 |ref|.
+ *             (at |g| 2.4): 1e-6 + 1e-5 |ref|. Also the ids path against
+ *             the embedded input (the same sums grouped by token: measured
+ *             outputs and h_n equal, gradients within about 1e-7).
  *   REF_*     fast vs reference cell kernels at B 65, H 33: the op table's
  *             (1e-5, 1e-4); measured within 9e-7.
  */
@@ -43,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/core/internal.h" /* attn__rnn_forward_ids */
 #include "fixture.h"
 #include "test.h"
 
@@ -725,6 +731,130 @@ static void test_degenerate_shapes(void) {
     }
 }
 
+/* ==== from ids: the projected table looked up = the embedded ids projected ============ */
+
+static void test_forward_ids(void) {
+    for (int lstm = 0; lstm < 2; lstm++) {
+        TEST_BEGIN(lstm ? "rnn/lstm from ids (projected table) = from the embedded ids"
+                        : "rnn/gru from ids (projected table) = from the embedded ids");
+        enum { B = 3, T = 4, V = 5, IN = 2, H = 3, L = 2, D = 2 };
+        attn_params *ps = NULL;
+        attn_rnn rnn;
+        attn_rng rng;
+        attn_rng_init(&rng, 0xC3 + (uint64_t)lstm);
+        attn_rnn_config cfg = {.cell = lstm ? ATTN_RNN_LSTM : ATTN_RNN_GRU,
+                               .input_size = IN,
+                               .hidden_size = H,
+                               .num_layers = L,
+                               .bidirectional = 1};
+        CHECK_OK(attn_params_new(&ps));
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
+        if (ps && ctx && attn_rnn_init(&rnn, ps, "", &cfg, &rng) == ATTN_OK) {
+            const int np = attn_params_count(ps);
+            float table[V * IN], go[B * T * D * H], gn[L * D * B * H];
+            fill_uniform(table, V * IN, -1, 1, &rng);
+            fill_uniform(go, B * T * D * H, -1, 1, &rng);
+            fill_uniform(gn, L * D * B * H, -1, 1, &rng);
+            /* repeated ids (the table rows gather several positions), padding */
+            const int32_t ids[B * T] = {1, 3, 1, 0, 4, 1, 0, 0, 2, 2, 3, 0};
+            const int32_t len[B] = {4, 2, 3};
+            float y[2][B * T * D * H], hn[2][L * D * B * H], cn[2][L * D * B * H];
+            float gt[2][V * IN], gp[2][4096];
+            int64_t off[64], total = 0;
+            for (int i = 0; i < np && i < 64; i++) {
+                off[i] = total;
+                total += attn_tensor_numel(attn_params_at(ps, i));
+            }
+            CHECK(np < 64 && total <= 4096, "parameters: %d, %lld values", np, (long long)total);
+            for (int path = 0; path < 2 && np < 64 && total <= 4096; path++) {
+                attn_ctx_reset(ctx);
+                attn_params_zero_grad(ps);
+                attn_tensor *tt = test_leaf(ctx, 2, (const int64_t[2]){V, IN}, table);
+                attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (const int64_t[2]){B, T}, ids);
+                attn_tensor *tl = attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){B}, len);
+                attn_tensor *h_n = NULL, *c_n = NULL;
+                attn_tensor *out =
+                    path ? attn__rnn_forward_ids(ctx, &rnn, tt, ti, tl, NULL, NULL, &h_n,
+                                                 lstm ? &c_n : NULL)
+                         : attn_rnn_forward(ctx, &rnn, attn_embedding(ctx, tt, ti), tl, NULL,
+                                            NULL, &h_n, lstm ? &c_n : NULL);
+                CHECK(out && h_n && (!lstm || c_n), "[%s] %s", path ? "ids" : "embedded",
+                      attn_ctx_error(ctx));
+                if (!out || !h_n || (lstm && !c_n)) break;
+                memcpy(y[path], attn_f32(out), sizeof y[path]);
+                memcpy(hn[path], attn_f32(h_n), sizeof hn[path]);
+                if (lstm) memcpy(cn[path], attn_f32(c_n), sizeof cn[path]);
+                /* loss = sum(out * go) + sum(h_n * gn) */
+                attn_tensor *two[2] = {
+                    attn_sum(ctx, attn_mul(ctx, out, attn_tensor_from(ctx, ATTN_F32, 3,
+                                                                     out->shape, go)),
+                             ATTN_ALL_AXES, 0),
+                    attn_sum(ctx, attn_mul(ctx, h_n, attn_tensor_from(ctx, ATTN_F32, 3,
+                                                                     h_n->shape, gn)),
+                             ATTN_ALL_AXES, 0)};
+                attn_tensor *loss = attn_add(ctx, two[0], two[1]);
+                CHECK(loss && attn_backward(ctx, loss) == ATTN_OK, "[%s] backward: %s",
+                      path ? "ids" : "embedded", attn_ctx_error(ctx));
+                CHECK(attn_ctx_check_guards(ctx) == ATTN_OK, "guards: %s", attn_last_error());
+                if (!loss || !tt->grad) break;
+                memcpy(gt[path], tt->grad, sizeof gt[path]);
+                for (int i = 0; i < np; i++) {
+                    attn_tensor *p = attn_params_at(ps, i);
+                    memcpy(gp[path] + off[i], p->grad,
+                           sizeof(float) * (size_t)attn_tensor_numel(p));
+                }
+            }
+            if (attn_ctx_status(ctx) == ATTN_OK && np < 64 && total <= 4096) {
+                test_allclose("outputs", y[1], y[0], B * T * D * H, STEP_ATOL, STEP_RTOL);
+                test_allclose("h_n", hn[1], hn[0], L * D * B * H, STEP_ATOL, STEP_RTOL);
+                if (lstm) test_allclose("c_n", cn[1], cn[0], L * D * B * H, STEP_ATOL, STEP_RTOL);
+                test_allclose("gradient of the table", gt[1], gt[0], V * IN, STEP_ATOL, STEP_RTOL);
+                test_allclose("gradients of the parameters", gp[1], gp[0], (int)total, STEP_ATOL,
+                              STEP_RTOL);
+                int nz = 0;
+                for (int i = 0; i < V * IN; i++) nz += gt[0][i] != 0.0f;
+                CHECK(nz == V * IN, "only %d of %d table gradients are nonzero", nz, V * IN);
+            }
+        }
+        /* errors: ids of the wrong dtype or shape, a table of the wrong width */
+        if (ctx && ps && rnn.w_ih[0][0]) {
+            attn_ctx_reset(ctx);
+            const int64_t tsh[2] = {V, IN}, bad_t[2] = {V, IN + 1}, ish[2] = {B, T};
+            struct {
+                attn_tensor *t, *i;
+                attn_status want;
+            } cases[3];
+            cases[0].t = attn_tensor_new(ctx, ATTN_F32, 2, tsh);
+            cases[0].i = attn_tensor_new(ctx, ATTN_F32, 2, ish);
+            cases[0].want = ATTN_ERR_DTYPE;
+            cases[1].t = attn_tensor_new(ctx, ATTN_F32, 2, bad_t);
+            cases[1].i = attn_tensor_new(ctx, ATTN_I32, 2, ish);
+            cases[1].want = ATTN_ERR_SHAPE;
+            cases[2].t = attn_tensor_new(ctx, ATTN_F32, 2, tsh);
+            cases[2].i = attn_tensor_new(ctx, ATTN_I32, 1, (const int64_t[1]){B});
+            cases[2].want = ATTN_ERR_SHAPE;
+            for (int k = 0; k < 3; k++) {
+                attn_tensor *r = attn__rnn_forward_ids(ctx, &rnn, cases[k].t, cases[k].i, NULL,
+                                                       NULL, NULL, NULL, NULL);
+                CHECK(!r && attn_ctx_status(ctx) == cases[k].want &&
+                          strstr(attn_ctx_error(ctx), "attn__rnn_forward_ids"),
+                      "case %d: expected '%s', got %s: %s", k, attn_status_str(cases[k].want),
+                      r ? "a tensor" : "NULL", attn_ctx_error(ctx));
+                attn_ctx_reset(ctx);
+                /* the tensors of the later cases were allocated before the reset:
+                 * rebuild them */
+                cases[1].t = attn_tensor_new(ctx, ATTN_F32, 2, bad_t);
+                cases[1].i = attn_tensor_new(ctx, ATTN_I32, 2, ish);
+                cases[2].t = attn_tensor_new(ctx, ATTN_F32, 2, tsh);
+                cases[2].i = attn_tensor_new(ctx, ATTN_I32, 1, (const int64_t[1]){B});
+            }
+        }
+        attn_ctx_free(ctx);
+        attn_params_free(ps);
+        TEST_END();
+    }
+}
+
 /* ==== rules: length 0, dropout, names, initialisation ================================== */
 
 static void test_length_zero(void) {
@@ -1024,6 +1154,7 @@ void suite_rnn(void) {
     test_cells_fast_vs_ref();
     test_degenerate_shapes();
     test_cell_at();
+    test_forward_ids();
     test_length_zero();
     test_dropout();
     test_names_and_init();
