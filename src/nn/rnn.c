@@ -7,10 +7,11 @@
  *      layout [T, B, G*H], so that step t is the contiguous row block
  *      starting at element t*B*G*H; from token ids (attn__rnn_forward_ids,
  *      the seq2seq encoder), layer 0 instead projects the V rows of the
- *      embedding table once, P = table W_ih^T + b_ih [V, G*H], and gathers
- *      gx[t, b] = P[ids[b, t]] (attn_embedding): V*In*G*H multiply-adds
- *      instead of T*B*In*G*H, and the backward scatters d gx into the V rows
- *      of dP before the two small products of dP;
+ *      embedding table once, P = table W_ih^T + b_ih [V, G*H], and the
+ *      cells read their rows P[ids[b, t]] in place (attn__gru_cell_lookup):
+ *      V*In*G*H multiply-adds instead of T*B*In*G*H, no [T, B, G*H] buffer
+ *      or gradient, and backward adds each row's d gx into its row of dP
+ *      before the two small products of dP;
  *   2. T cell steps (attn_*_cell_at), each reading its [B, G*H] block of gx
  *      in place (no view, no per-step gradient buffer), the reverse
  *      direction walking t = T-1 .. 0;
@@ -157,10 +158,16 @@ static int rnn_check_state(attn_ctx *ctx, const char *fn, const char *what, cons
 
 /* One cell step (GRU or LSTM) of layer l, direction d; *c is read and
  * replaced for LSTM. t < 0: gx is [B, G*H]; else gx is [T, B, G*H] and the
- * cell reads block t (no view node). */
+ * cell reads block t (no view node), or with ids (I32 [T, B]) gx is a
+ * per-token table [V, G*H] and the cell reads rows ids[t, :]. */
 static attn_tensor *rnn_cell(attn_ctx *ctx, const attn_rnn *rnn, int l, int d, attn_tensor *gx,
-                             int64_t t, attn_tensor *h, attn_tensor **c, attn_tensor *mask) {
+                             attn_tensor *ids, int64_t t, attn_tensor *h, attn_tensor **c,
+                             attn_tensor *mask) {
     attn_tensor *w = rnn->w_hh[l][d], *b = rnn->b_hh[l][d];
+    if (ids)
+        return rnn->cfg.cell == ATTN_RNN_LSTM
+                   ? attn__lstm_cell_lookup(ctx, gx, ids, t, h, *c, w, b, mask, c)
+                   : attn__gru_cell_lookup(ctx, gx, ids, t, h, w, b, mask);
     if (rnn->cfg.cell == ATTN_RNN_LSTM)
         return t < 0 ? attn_lstm_cell(ctx, gx, h, *c, w, b, mask, c)
                      : attn_lstm_cell_at(ctx, gx, t, h, *c, w, b, mask, c);
@@ -293,14 +300,13 @@ static attn_tensor *rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor 
     attn_tensor *y = NULL;
     for (int l = 0; l < L; l++) {
         for (int d = 0; d < D; d++) {
-            /* gx [T, B, G*H]; from ids, row (t, b) of the per-token table
-             * P = table W_ih^T + b_ih [V, G*H] (embedding then projection is
-             * projection then lookup: V rows are projected instead of T*B) */
-            attn_tensor *gx =
-                l == 0 && ids_tm
-                    ? attn_embedding(ctx, attn_linear(ctx, table, rnn->w_ih[0][d], rnn->b_ih[0][d]),
-                                     ids_tm)
-                    : attn_linear(ctx, in, rnn->w_ih[l][d], rnn->b_ih[l][d]);
+            /* gx [T, B, G*H]; from ids, the per-token table
+             * P = table W_ih^T + b_ih [V, G*H] whose rows ids[t, b] the
+             * cells read (embedding then projection is projection then
+             * lookup: V rows are projected instead of T*B) */
+            attn_tensor *gids = l == 0 ? ids_tm : NULL;
+            attn_tensor *gx = gids ? attn_linear(ctx, table, rnn->w_ih[0][d], rnn->b_ih[0][d])
+                                   : attn_linear(ctx, in, rnn->w_ih[l][d], rnn->b_ih[l][d]);
             if (!gx) return NULL;
             const int64_t k = (int64_t)l * D + d;
             attn_tensor *h = h0 ? rnn_view(ctx, h0, B, H, k * B * H) : zeros;
@@ -308,7 +314,7 @@ static attn_tensor *rnn_forward(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor 
             if (!h || (lstm && !c)) return NULL;
             for (int64_t s = 0; s < T; s++) {
                 const int64_t t = d ? T - 1 - s : s;
-                if (!(h = rnn_cell(ctx, rnn, l, d, gx, t, h, &c, mask_t[t]))) return NULL;
+                if (!(h = rnn_cell(ctx, rnn, l, d, gx, gids, t, h, &c, mask_t[t]))) return NULL;
                 outs[t * D + d] = h;
             }
             fin_h[k] = h;
@@ -431,7 +437,7 @@ attn_tensor *attn_rnn_step(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *x_t,
         attn_tensor *gx = attn_linear(ctx, in, rnn->w_ih[l][0], rnn->b_ih[l][0]);
         attn_tensor *c = lstm ? (c_in ? c_in[l] : zeros) : NULL;
         attn_tensor *h =
-            gx ? rnn_cell(ctx, rnn, l, 0, gx, -1, h_in ? h_in[l] : zeros, &c, NULL) : NULL;
+            gx ? rnn_cell(ctx, rnn, l, 0, gx, NULL, -1, h_in ? h_in[l] : zeros, &c, NULL) : NULL;
         if (!h) return NULL;
         if (h_out) h_out[l] = h;
         if (c_out) c_out[l] = c;

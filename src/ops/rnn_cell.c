@@ -17,6 +17,14 @@
  * time-major projection gx [T, B, G*H] and iarg[2] the element offset t*B*G*H
  * of the step's block: the kernels read it (and backward adds d gx) in place,
  * so a layer needs no view node, no per-step gradient buffer and no scatter.
+ * With attn__gru_cell_lookup / attn__lstm_cell_lookup (internal.h), in[0] is
+ * a per-token table P [V, G*H] and the last input ids I32 [T, B] (iarg[3] =
+ * 1, iarg[2] = t*B): row b of the step's gates is P[ids[t, b]], read in
+ * place; backward writes the rows' d gx to a [B, G*H] scratch and then adds
+ * them into dP in row order on one thread (rows sharing an id meet in the
+ * same dP row; the order is fixed, so the sums are the same for any thread
+ * count). This is how a layer fed by an embedding skips the [T, B, G*H]
+ * gather, its zero-filled gradient and the scatter back (rnn.c).
  * The mask (optional) freezes rows: where mask[b] == 0 the row's state passes
  * through unchanged (h' = h, c' = c) and it sends no gradient to gx, w_hh or
  * b_hh. This is how attn_rnn_forward runs padded steps of variable-length
@@ -80,6 +88,7 @@ typedef struct cell_geom {
     const float *gx, *h, *c; /* c: LSTM only */
     const float *w, *b;      /* w_hh [G*H, H]; b_hh [G*H] or NULL */
     const int32_t *mask;     /* [B] or NULL */
+    const int32_t *ids;      /* lookup mode: the step's [B] ids into gx = P [V, G*H]; or NULL */
     int iw, ib;              /* input indices of w_hh and b_hh (ib -1: none) */
     int64_t ls;              /* row length of the saved buffer: (G + 1) H */
 } cell_geom;
@@ -91,7 +100,8 @@ static cell_geom cell_geometry(const attn_node *node) {
     const attn_tensor *h = node->in[1];
     g.B = h->shape[0];
     g.H = h->shape[1];
-    g.gx = attn_f32(node->in[0]) + node->iarg[2];
+    g.ids = node->iarg[3] ? attn_i32(node->in[node->n_in - 1]) + node->iarg[2] : NULL;
+    g.gx = attn_f32(node->in[0]) + (g.ids ? 0 : node->iarg[2]);
     g.h = attn_f32(h);
     g.c = g.lstm ? attn_f32(node->in[2]) : NULL;
     g.iw = g.lstm ? 3 : 2;
@@ -102,6 +112,11 @@ static cell_geom cell_geometry(const attn_node *node) {
     g.mask = node->iarg[1] ? attn_i32(node->in[k]) : NULL;
     g.ls = (g.G + 1) * g.H;
     return g;
+}
+
+/* Row r's gate inputs [G*H]: row r of the block, or (lookup) row ids[r] of P. */
+static inline const float *cell_gx_row(const cell_geom *g, int64_t r) {
+    return g->gx + (g->ids ? (int64_t)g->ids[r] : r) * g->G * g->H;
 }
 
 /* ---- builder ------------------------------------------------------------------- */
@@ -129,7 +144,7 @@ static int cell_check(attn_ctx *ctx, const char *op, const char *what, const att
  * [B, G*H]; step >= 0: gx is [T, B, G*H] and the cell reads block `step`. */
 static attn_tensor *cell_build(attn_ctx *ctx, attn_op op, attn_tensor *gx, int64_t step,
                                attn_tensor *h, attn_tensor *c, attn_tensor *w_hh, attn_tensor *b_hh,
-                               attn_tensor *mask) {
+                               attn_tensor *mask, attn_tensor *ids) {
     const int lstm = op == ATTN_OP_LSTM_CELL;
     const char *name = attn__ops[op].name;
     const int64_t G = lstm ? 4 : 3;
@@ -143,7 +158,33 @@ static attn_tensor *cell_build(attn_ctx *ctx, attn_op op, attn_tensor *gx, int64
         return NULL;
     }
     const int64_t B = h->shape[0], H = h->shape[1];
-    if (step >= 0) {
+    if (ids) { /* lookup: gx is the table P [V, G*H], ids [T, B] */
+        if (attn__check_dtype(ctx, name, "table", gx, ATTN_F32) ||
+            attn__check_dtype(ctx, name, "ids", ids, ATTN_I32))
+            return NULL;
+        if (gx->ndim != 2 || gx->shape[1] != G * H || ids->ndim != 2 || ids->shape[1] != B) {
+            attn__fail(ctx, ATTN_ERR_SHAPE,
+                       "%s: table %s and ids %s, expected [V,%lld] and [T,%lld] (h is %s)", name,
+                       attn__shp(gx), attn__shp(ids), (long long)(G * H), (long long)B,
+                       attn__shp(h));
+            return NULL;
+        }
+        if (step >= ids->shape[0]) {
+            attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: step %lld outside [0, %lld) of ids %s", name,
+                       (long long)step, (long long)ids->shape[0], attn__shp(ids));
+            return NULL;
+        }
+        if (!(ids = attn__contig(ctx, ids))) return NULL;
+        const int32_t *id = attn_i32(ids) + step * B;
+        for (int64_t b = 0; b < B; b++)
+            if (id[b] < 0 || id[b] >= gx->shape[0]) {
+                attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                           "%s: ids[%lld,%lld] = %d is outside [0, %lld) (the rows of table %s)",
+                           name, (long long)step, (long long)b, (int)id[b],
+                           (long long)gx->shape[0], attn__shp(gx));
+                return NULL;
+            }
+    } else if (step >= 0) {
         if (attn__check_dtype(ctx, name, "gx", gx, ATTN_F32)) return NULL;
         if (gx->ndim != 3 || gx->shape[1] != B || gx->shape[2] != G * H) {
             attn__fail(ctx, ATTN_ERR_SHAPE, "%s: gx %s, expected %s = [T,%lld,%lld] (h is %s)",
@@ -165,13 +206,14 @@ static attn_tensor *cell_build(attn_ctx *ctx, attn_op op, attn_tensor *gx, int64
          cell_check(ctx, name, "b_hh", b_hh, ATTN_F32, G * H, -1, lstm ? "[4H]" : "[3H]")) ||
         (mask && cell_check(ctx, name, "mask", mask, ATTN_I32, B, -1, "[B]")))
         return NULL;
-    attn_tensor *in[6];
+    attn_tensor *in[7];
     int n = 0;
     if (!(in[n++] = attn__contig(ctx, gx)) || !(in[n++] = attn__contig(ctx, h))) return NULL;
     if (lstm && !(in[n++] = attn__contig(ctx, c))) return NULL;
     if (!(in[n++] = attn__contig(ctx, w_hh))) return NULL;
     if (b_hh && !(in[n++] = attn__contig(ctx, b_hh))) return NULL;
     if (mask && !(in[n++] = attn__contig(ctx, mask))) return NULL;
+    if (ids) in[n++] = ids; /* made contiguous above */
     int64_t osh[3] = {2, B, H};
     attn_tensor *out = lstm ? attn__tensor(ctx, name, ATTN_F32, 3, osh)
                             : attn__tensor(ctx, name, ATTN_F32, 2, osh + 1);
@@ -182,7 +224,8 @@ static attn_tensor *cell_build(attn_ctx *ctx, attn_op op, attn_tensor *gx, int64
     if (!node) return NULL;
     node->iarg[0] = b_hh != NULL;
     node->iarg[1] = mask != NULL;
-    node->iarg[2] = step >= 0 ? step * B * G * H : 0;
+    node->iarg[2] = ids ? step * B : step >= 0 ? step * B * G * H : 0;
+    node->iarg[3] = ids != NULL;
     node->saved[0] = saved;
     return attn__run(ctx, node);
 }
@@ -203,7 +246,7 @@ static attn_tensor *cell_part(attn_ctx *ctx, attn_tensor *out, int64_t part) {
 
 attn_tensor *attn_gru_cell(attn_ctx *ctx, attn_tensor *gx, attn_tensor *h, attn_tensor *w_hh,
                            attn_tensor *b_hh, attn_tensor *mask) {
-    return cell_build(ctx, ATTN_OP_GRU_CELL, gx, -1, h, NULL, w_hh, b_hh, mask);
+    return cell_build(ctx, ATTN_OP_GRU_CELL, gx, -1, h, NULL, w_hh, b_hh, mask, NULL);
 }
 
 /* Step < 0 is reported here: cell_build treats it as "no step". */
@@ -217,14 +260,14 @@ static int cell_step_ok(attn_ctx *ctx, const char *name, int64_t step) {
 attn_tensor *attn_gru_cell_at(attn_ctx *ctx, attn_tensor *gx_seq, int64_t t, attn_tensor *h,
                               attn_tensor *w_hh, attn_tensor *b_hh, attn_tensor *mask) {
     if (!cell_step_ok(ctx, "gru_cell", t)) return NULL;
-    return cell_build(ctx, ATTN_OP_GRU_CELL, gx_seq, t, h, NULL, w_hh, b_hh, mask);
+    return cell_build(ctx, ATTN_OP_GRU_CELL, gx_seq, t, h, NULL, w_hh, b_hh, mask, NULL);
 }
 
 static attn_tensor *lstm_cell_common(attn_ctx *ctx, attn_tensor *gx, int64_t step, attn_tensor *h,
                                      attn_tensor *c, attn_tensor *w_hh, attn_tensor *b_hh,
-                                     attn_tensor *mask, attn_tensor **c_out) {
+                                     attn_tensor *mask, attn_tensor *ids, attn_tensor **c_out) {
     if (c_out) *c_out = NULL;
-    attn_tensor *out = cell_build(ctx, ATTN_OP_LSTM_CELL, gx, step, h, c, w_hh, b_hh, mask);
+    attn_tensor *out = cell_build(ctx, ATTN_OP_LSTM_CELL, gx, step, h, c, w_hh, b_hh, mask, ids);
     if (!out) return NULL;
     attn_tensor *hn = cell_part(ctx, out, 0);
     if (!hn) return NULL;
@@ -238,7 +281,7 @@ static attn_tensor *lstm_cell_common(attn_ctx *ctx, attn_tensor *gx, int64_t ste
 attn_tensor *attn_lstm_cell(attn_ctx *ctx, attn_tensor *gx, attn_tensor *h, attn_tensor *c,
                             attn_tensor *w_hh, attn_tensor *b_hh, attn_tensor *mask,
                             attn_tensor **c_out) {
-    return lstm_cell_common(ctx, gx, -1, h, c, w_hh, b_hh, mask, c_out);
+    return lstm_cell_common(ctx, gx, -1, h, c, w_hh, b_hh, mask, NULL, c_out);
 }
 
 attn_tensor *attn_lstm_cell_at(attn_ctx *ctx, attn_tensor *gx_seq, int64_t t, attn_tensor *h,
@@ -246,7 +289,23 @@ attn_tensor *attn_lstm_cell_at(attn_ctx *ctx, attn_tensor *gx_seq, int64_t t, at
                                attn_tensor *mask, attn_tensor **c_out) {
     if (c_out) *c_out = NULL;
     if (!cell_step_ok(ctx, "lstm_cell", t)) return NULL;
-    return lstm_cell_common(ctx, gx_seq, t, h, c, w_hh, b_hh, mask, c_out);
+    return lstm_cell_common(ctx, gx_seq, t, h, c, w_hh, b_hh, mask, NULL, c_out);
+}
+
+attn_tensor *attn__gru_cell_lookup(attn_ctx *ctx, attn_tensor *table, attn_tensor *ids, int64_t t,
+                                   attn_tensor *h, attn_tensor *w_hh, attn_tensor *b_hh,
+                                   attn_tensor *mask) {
+    if (attn__any_null(ctx, "gru_cell", 1, ids) || !cell_step_ok(ctx, "gru_cell", t)) return NULL;
+    return cell_build(ctx, ATTN_OP_GRU_CELL, table, t, h, NULL, w_hh, b_hh, mask, ids);
+}
+
+attn_tensor *attn__lstm_cell_lookup(attn_ctx *ctx, attn_tensor *table, attn_tensor *ids, int64_t t,
+                                    attn_tensor *h, attn_tensor *c, attn_tensor *w_hh,
+                                    attn_tensor *b_hh, attn_tensor *mask, attn_tensor **c_out) {
+    if (c_out) *c_out = NULL;
+    if (attn__any_null(ctx, "lstm_cell", 1, ids) || !cell_step_ok(ctx, "lstm_cell", t))
+        return NULL;
+    return lstm_cell_common(ctx, table, t, h, c, w_hh, b_hh, mask, ids, c_out);
 }
 
 /* ---- forward (fast) ---------------------------------------------------------------- */
@@ -327,12 +386,12 @@ static attn_status cell_forward(attn_ctx *ctx, attn_node *node) {
     if (g.lstm) {
         ATTN__OMP_FOR(nt)
         for (int64_t r = 0; r < B; r++)
-            lstm_row(g.gx + r * 4 * H, g.b, g.h + r * H, g.c + r * H, s + r * g.ls, y + r * H,
+            lstm_row(cell_gx_row(&g, r), g.b, g.h + r * H, g.c + r * H, s + r * g.ls, y + r * H,
                      y + (B + r) * H, H, !g.mask || g.mask[r]);
     } else {
         ATTN__OMP_FOR(nt)
         for (int64_t r = 0; r < B; r++)
-            gru_row(g.gx + r * 3 * H, g.b, g.h + r * H, s + r * g.ls, y + r * H, H,
+            gru_row(cell_gx_row(&g, r), g.b, g.h + r * H, s + r * g.ls, y + r * H, H,
                     !g.mask || g.mask[r]);
     }
     return ATTN_OK;
@@ -360,10 +419,10 @@ static double ref_pre(const cell_geom *g, int64_t row, int64_t k) {
 static attn_status cell_ref(attn_ctx *ctx, attn_node *node) {
     (void)ctx;
     const cell_geom g = cell_geometry(node);
-    const int64_t B = g.B, H = g.H, GH = g.G * H;
+    const int64_t B = g.B, H = g.H;
     float *s = attn_f32(node->saved[0]), *y = attn_f32(node->out);
     for (int64_t r = 0; r < B; r++) {
-        const float *gx = g.gx + r * GH, *h = g.h + r * H;
+        const float *gx = cell_gx_row(&g, r), *h = g.h + r * H;
         float *sr = s + r * g.ls;
         const int valid = !g.mask || g.mask[r];
         for (int64_t j = 0; j < H; j++) {
@@ -456,6 +515,31 @@ CELL_CLONES static void lstm_row_backward(const float *restrict s, const float *
         for (int64_t j = 0; j < 4 * H; j++) dgx[j] += dp[j];
 }
 
+/* Lookup mode: adds every unfrozen row's d gx into its table row of dP, rows
+ * in order (one thread: rows that share an id add up in a fixed order). The
+ * values are the row kernels' d gx: dp for LSTM; for GRU dp's r and z blocks
+ * and da_n = gy (1 - z) (1 - n^2) (the same expression, the same bits). */
+CELL_CLONES static void cell_scatter_rows(const cell_geom *g, const float *restrict dp,
+                                          const float *restrict s, const float *restrict gy,
+                                          float *restrict dtab) {
+    const int64_t H = g->H, GH = g->G * H;
+    for (int64_t r = 0; r < g->B; r++) {
+        if (g->mask && !g->mask[r]) continue;
+        float *d = dtab + (int64_t)g->ids[r] * GH;
+        const float *p = dp + r * GH;
+        if (g->lstm) {
+            for (int64_t j = 0; j < GH; j++) d[j] += p[j];
+            continue;
+        }
+        for (int64_t j = 0; j < 2 * H; j++) d[j] += p[j];
+        const float *sz = s + r * g->ls + H, *sn = s + r * g->ls + 2 * H, *gr = gy + r * H;
+        for (int64_t j = 0; j < H; j++) {
+            const float n = sn[j];
+            d[2 * H + j] += gr[j] * (1.0f - sz[j]) * (1.0f - n * n);
+        }
+    }
+}
+
 static attn_status cell_backward(attn_ctx *ctx, attn_node *node) {
     const cell_geom g = cell_geometry(node);
     const int64_t B = g.B, H = g.H, GH = g.G * H;
@@ -464,7 +548,8 @@ static attn_status cell_backward(attn_ctx *ctx, attn_node *node) {
     const int need_w = attn__needs_grad(node, g.iw);
     const int need_b = g.ib >= 0 && attn__needs_grad(node, g.ib);
     const float *s = attn_f32(node->saved[0]), *gy = node->out->grad;
-    float *dgx = need_gx ? node->in[0]->grad + node->iarg[2] : NULL;
+    /* dgx: the block's gradient (lookup mode: NULL here, scattered below) */
+    float *dgx = need_gx && !g.ids ? node->in[0]->grad + node->iarg[2] : NULL;
     float *dh = need_h ? node->in[1]->grad : NULL;
     float *dc = need_c ? node->in[2]->grad : NULL;
     /* dp: the gradient of the G*H pre-activations that meet W_hh (rows of
@@ -498,6 +583,7 @@ static attn_status cell_backward(attn_ctx *ctx, attn_node *node) {
             gru_row_backward(s + r * g.ls, g.h + r * H, ghr, dpr, dh ? dh + r * H : NULL,
                              dgx ? dgx + r * GH : NULL, H);
     }
+    if (need_gx && g.ids) cell_scatter_rows(&g, dp, s, gy, node->in[0]->grad);
     const int ng = attn__threads_for(ctx, 2.0 * (double)B * (double)GH * (double)H);
     /* p = b_hh + h W_hh^T  =>  dh += dp W_hh     [B,GH] x [GH,H] */
     if (dh) attn__sgemm(ng, 0, 0, B, H, GH, 1.0f, dp, GH, g.w, H, 1.0f, dh, H);
