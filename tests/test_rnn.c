@@ -16,8 +16,9 @@
  *   - attn_gru_cell_at / attn_lstm_cell_at against the cells on a view of
  *     the step's block, and their errors;
  *   - attn__gru_cell_lookup / attn__lstm_cell_lookup (gate inputs read from
- *     table rows picked by ids) against the cells on the embedded rows,
- *     bitwise, with repeated ids and a frozen row, and their errors;
+ *     table rows picked by ids, alone or plus a dense addend) against the
+ *     cells on the embedded rows (plus the addend through add), bitwise,
+ *     with repeated ids and a frozen row, and their errors;
  *   - B = 1 and T = 1 (where the layout changes become reshapes) against
  *     the full batch;
  *   - attn__rnn_forward_ids (layer 0 projects the embedding table, then
@@ -674,69 +675,81 @@ static void test_cell_lookup(void) {
         const int G = lstm ? 4 : 3;
         attn_rng rng;
         attn_rng_init(&rng, 0xD1 + (uint64_t)lstm);
-        float tab[V * 4 * H], h[B * H], c[B * H], w[4 * H * H], b[4 * H], go[2 * B * H];
+        float tab[V * 4 * H], h[B * H], c[B * H], w[4 * H * H], b[4 * H], go[2 * B * H],
+            x2[B * 4 * H];
         fill_uniform(tab, V * G * H, -2, 2, &rng);
         fill_uniform(h, B * H, -1, 1, &rng);
         fill_uniform(c, B * H, -1, 1, &rng);
         fill_uniform(w, G * H * H, -0.5f, 0.5f, &rng);
         fill_uniform(b, G * H, -0.5f, 0.5f, &rng);
         fill_uniform(go, 2 * B * H, -1, 1, &rng);
+        fill_uniform(x2, B * G * H, -1, 1, &rng);
         /* step 1 repeats id 2 (rows 0, 2, 3), row 3 frozen; id 0 unused */
         const int32_t ids[T * B] = {0, 1, 2, 3, 0, 2, 1, 2, 2, 3, 3, 3, 1, 0, 2};
         const int32_t mask[B] = {1, 1, 1, 0, 1};
         attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
-        float out[2][2 * B * H], gt[2][V * 4 * H], gw[2][4 * H * H], gb[2][4 * H], gh[2][B * H];
+        float out[2][2 * B * H], gt[2][V * 4 * H], gw[2][4 * H * H], gb[2][4 * H], gh[2][B * H],
+            gx2[2][B * 4 * H];
         const int64_t t = 1, stab[2] = {V, G * H}, sh[2] = {B, H}, sw[2] = {G * H, H},
                       sb[1] = {G * H}, sid[2] = {T, B};
-        for (int lk = 0; ctx && lk < 2; lk++) {
-            attn_ctx_reset(ctx);
-            attn_tensor *tt = test_leaf(ctx, 2, stab, tab), *th = test_leaf(ctx, 2, sh, h),
-                        *tc = test_leaf(ctx, 2, sh, c), *tw = test_leaf(ctx, 2, sw, w),
-                        *tb = test_leaf(ctx, 1, sb, b);
-            attn_tensor *tm = attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){B}, mask);
-            attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, sid, ids);
-            attn_tensor *blk =
-                lk ? NULL
-                   : attn_embedding(ctx, tt,
-                                    attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){B},
-                                                     ids + t * B));
-            attn_tensor *y, *cn = NULL;
-            if (lstm) {
-                attn_tensor *hc[2];
-                hc[0] = lk ? attn__lstm_cell_lookup(ctx, tt, ti, t, th, tc, tw, tb, tm, &cn)
-                           : attn_lstm_cell(ctx, blk, th, tc, tw, tb, tm, &cn);
-                hc[1] = cn;
-                y = hc[0] && cn ? attn_concat(ctx, hc, 2, 0) : NULL;
-            } else {
-                y = lk ? attn__gru_cell_lookup(ctx, tt, ti, t, th, tw, tb, tm)
-                       : attn_gru_cell(ctx, blk, th, tw, tb, tm);
+        /* v 0: the table rows alone; v 1: plus a dense addend x2 (against add) */
+        for (int v = 0; v < 2; v++) {
+            for (int lk = 0; ctx && lk < 2; lk++) {
+                attn_ctx_reset(ctx);
+                attn_tensor *tt = test_leaf(ctx, 2, stab, tab), *th = test_leaf(ctx, 2, sh, h),
+                            *tc = test_leaf(ctx, 2, sh, c), *tw = test_leaf(ctx, 2, sw, w),
+                            *tb = test_leaf(ctx, 1, sb, b),
+                            *tx = v ? test_leaf(ctx, 2, (const int64_t[2]){B, G * H}, x2) : NULL;
+                attn_tensor *tm = attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){B}, mask);
+                attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, sid, ids);
+                attn_tensor *blk =
+                    lk ? NULL
+                       : attn_embedding(ctx, tt,
+                                        attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){B},
+                                                         ids + t * B));
+                if (blk && tx) blk = attn_add(ctx, blk, tx);
+                attn_tensor *y, *cn = NULL;
+                if (lstm) {
+                    attn_tensor *hc[2];
+                    hc[0] = lk ? attn__lstm_cell_lookup(ctx, tt, ti, t, tx, th, tc, tw, tb, tm, &cn)
+                               : attn_lstm_cell(ctx, blk, th, tc, tw, tb, tm, &cn);
+                    hc[1] = cn;
+                    y = hc[0] && cn ? attn_concat(ctx, hc, 2, 0) : NULL;
+                } else {
+                    y = lk ? attn__gru_cell_lookup(ctx, tt, ti, t, tx, th, tw, tb, tm)
+                           : attn_gru_cell(ctx, blk, th, tw, tb, tm);
+                }
+                CHECK(y != NULL, "[%s] %s", lk ? "lookup" : "embedded", attn_ctx_error(ctx));
+                if (!y) break;
+                memcpy(out[lk], attn_f32(y), sizeof(float) * (size_t)attn_tensor_numel(y));
+                CHECK_OK(attn_backward_from(ctx, y, go));
+                CHECK(attn_ctx_check_guards(ctx) == ATTN_OK, "guards: %s", attn_last_error());
+                if (!tt->grad) break;
+                memcpy(gt[lk], tt->grad, sizeof(float) * V * G * H);
+                memcpy(gw[lk], tw->grad, sizeof(float) * G * H * H);
+                memcpy(gb[lk], tb->grad, sizeof(float) * G * H);
+                memcpy(gh[lk], th->grad, sizeof(float) * B * H);
+                if (tx) memcpy(gx2[lk], tx->grad, sizeof(float) * B * G * H);
             }
-            CHECK(y != NULL, "[%s] %s", lk ? "lookup" : "embedded", attn_ctx_error(ctx));
-            if (!y) break;
-            memcpy(out[lk], attn_f32(y), sizeof(float) * (size_t)attn_tensor_numel(y));
-            CHECK_OK(attn_backward_from(ctx, y, go));
-            CHECK(attn_ctx_check_guards(ctx) == ATTN_OK, "guards: %s", attn_last_error());
-            if (!tt->grad) break;
-            memcpy(gt[lk], tt->grad, sizeof(float) * V * G * H);
-            memcpy(gw[lk], tw->grad, sizeof(float) * G * H * H);
-            memcpy(gb[lk], tb->grad, sizeof(float) * G * H);
-            memcpy(gh[lk], th->grad, sizeof(float) * B * H);
-        }
-        if (ctx && attn_ctx_status(ctx) == ATTN_OK) {
-            const int n = (lstm ? 2 : 1) * B * H;
-            CHECK(memcmp(out[0], out[1], sizeof(float) * (size_t)n) == 0, "outputs differ");
-            CHECK(memcmp(gt[0], gt[1], sizeof(float) * V * G * H) == 0,
-                  "gradients of the table differ");
-            CHECK(memcmp(gw[0], gw[1], sizeof(float) * G * H * H) == 0, "gradients of w_hh differ");
-            CHECK(memcmp(gb[0], gb[1], sizeof(float) * G * H) == 0, "gradients of b_hh differ");
-            CHECK(memcmp(gh[0], gh[1], sizeof(float) * B * H) == 0, "gradients of h differ");
-            int nz0 = 0, nz2 = 0;
-            for (int j = 0; j < G * H; j++) {
-                nz0 += gt[1][j] != 0.0f;             /* id 0: not used at step 1 */
-                nz2 += gt[1][2 * G * H + j] != 0.0f; /* id 2: rows 0 and 2 */
+            if (ctx && attn_ctx_status(ctx) == ATTN_OK) {
+                const int n = (lstm ? 2 : 1) * B * H;
+                CHECK(memcmp(out[0], out[1], sizeof(float) * (size_t)n) == 0, "outputs differ");
+                CHECK(memcmp(gt[0], gt[1], sizeof(float) * V * G * H) == 0,
+                      "gradients of the table differ");
+                CHECK(memcmp(gw[0], gw[1], sizeof(float) * G * H * H) == 0,
+                      "gradients of w_hh differ");
+                CHECK(memcmp(gb[0], gb[1], sizeof(float) * G * H) == 0, "gradients of b_hh differ");
+                CHECK(memcmp(gh[0], gh[1], sizeof(float) * B * H) == 0, "gradients of h differ");
+                CHECK(!v || memcmp(gx2[0], gx2[1], sizeof(float) * B * G * H) == 0,
+                      "gradients of x2 differ");
+                int nz0 = 0, nz2 = 0;
+                for (int j = 0; j < G * H; j++) {
+                    nz0 += gt[1][j] != 0.0f;             /* id 0: not used at step 1 */
+                    nz2 += gt[1][2 * G * H + j] != 0.0f; /* id 2: rows 0 and 2 */
+                }
+                CHECK(nz0 == 0 && nz2 > 0,
+                      "table gradient: %d entries in the unused row, %d in row 2", nz0, nz2);
             }
-            CHECK(nz0 == 0 && nz2 > 0, "table gradient: %d entries in the unused row, %d in row 2",
-                  nz0, nz2);
         }
         /* errors: an id outside [0, V), t outside [0, T), ids of the wrong shape */
         for (int k = 0; ctx && k < 3; k++) {
@@ -748,14 +761,15 @@ static void test_cell_lookup(void) {
                         *th = attn_tensor_new(ctx, ATTN_F32, 2, sh),
                         *tc = attn_tensor_new(ctx, ATTN_F32, 2, sh),
                         *tw = attn_tensor_new(ctx, ATTN_F32, 2, sw);
-            attn_tensor *ti =
-                k == 2 ? attn_tensor_new(ctx, ATTN_I32, 2, (const int64_t[2]){T, B + 1})
-                       : attn_tensor_from(ctx, ATTN_I32, 2, sid, k == 0 ? bad : ids);
+            attn_tensor *ti = k == 2
+                                  ? attn_tensor_new(ctx, ATTN_I32, 2, (const int64_t[2]){T, B + 1})
+                                  : attn_tensor_from(ctx, ATTN_I32, 2, sid, k == 0 ? bad : ids);
             const int64_t tt_step = k == 1 ? T : t;
             attn_tensor *cn = NULL;
             attn_tensor *y =
-                lstm ? attn__lstm_cell_lookup(ctx, tt, ti, tt_step, th, tc, tw, NULL, NULL, &cn)
-                     : attn__gru_cell_lookup(ctx, tt, ti, tt_step, th, tw, NULL, NULL);
+                lstm ? attn__lstm_cell_lookup(ctx, tt, ti, tt_step, NULL, th, tc, tw, NULL, NULL,
+                                              &cn)
+                     : attn__gru_cell_lookup(ctx, tt, ti, tt_step, NULL, th, tw, NULL, NULL);
             const attn_status want = k == 2 ? ATTN_ERR_SHAPE : ATTN_ERR_INVALID_ARG;
             const char *name = lstm ? "lstm_cell" : "gru_cell";
             CHECK(!y && attn_ctx_status(ctx) == want && strstr(attn_ctx_error(ctx), name),

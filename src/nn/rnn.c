@@ -166,8 +166,8 @@ static attn_tensor *rnn_cell(attn_ctx *ctx, const attn_rnn *rnn, int l, int d, a
     attn_tensor *w = rnn->w_hh[l][d], *b = rnn->b_hh[l][d];
     if (ids)
         return rnn->cfg.cell == ATTN_RNN_LSTM
-                   ? attn__lstm_cell_lookup(ctx, gx, ids, t, h, *c, w, b, mask, c)
-                   : attn__gru_cell_lookup(ctx, gx, ids, t, h, w, b, mask);
+                   ? attn__lstm_cell_lookup(ctx, gx, ids, t, NULL, h, *c, w, b, mask, c)
+                   : attn__gru_cell_lookup(ctx, gx, ids, t, NULL, h, w, b, mask);
     if (rnn->cfg.cell == ATTN_RNN_LSTM)
         return t < 0 ? attn_lstm_cell(ctx, gx, h, *c, w, b, mask, c)
                      : attn_lstm_cell_at(ctx, gx, t, h, *c, w, b, mask, c);

@@ -24,7 +24,11 @@
  * them into dP in row order on one thread (rows sharing an id meet in the
  * same dP row; the order is fixed, so the sums are the same for any thread
  * count). This is how a layer fed by an embedding skips the [T, B, G*H]
- * gather, its zero-filled gradient and the scatter back (rnn.c).
+ * gather, its zero-filled gradient and the scatter back (rnn.c). A lookup
+ * cell may take a dense addend x2 [B, G*H] just before ids (iarg[4] = 1):
+ * the gates' input is then P[ids[t, b]] + x2[b] (summed first, as an add
+ * node would), and x2 gets the rows' d gx (the seq2seq decoder's embedding
+ * part plus its context part, without the add node).
  * The mask (optional) freezes rows: where mask[b] == 0 the row's state passes
  * through unchanged (h' = h, c' = c) and it sends no gradient to gx, w_hh or
  * b_hh. This is how attn_rnn_forward runs padded steps of variable-length
@@ -89,6 +93,8 @@ typedef struct cell_geom {
     const float *w, *b;      /* w_hh [G*H, H]; b_hh [G*H] or NULL */
     const int32_t *mask;     /* [B] or NULL */
     const int32_t *ids;      /* lookup mode: the step's [B] ids into gx = P [V, G*H]; or NULL */
+    const float *extra;      /* lookup mode: the dense addend [B, G*H], or NULL */
+    const float *gsum;       /* with extra: P[ids] + extra [B, G*H] (forward scratch) */
     int iw, ib;              /* input indices of w_hh and b_hh (ib -1: none) */
     int64_t ls;              /* row length of the saved buffer: (G + 1) H */
 } cell_geom;
@@ -101,6 +107,8 @@ static cell_geom cell_geometry(const attn_node *node) {
     g.B = h->shape[0];
     g.H = h->shape[1];
     g.ids = node->iarg[3] ? attn_i32(node->in[node->n_in - 1]) + node->iarg[2] : NULL;
+    g.extra = node->iarg[4] ? attn_f32(node->in[node->n_in - 2]) : NULL;
+    g.gsum = NULL;
     g.gx = attn_f32(node->in[0]) + (g.ids ? 0 : node->iarg[2]);
     g.h = attn_f32(h);
     g.c = g.lstm ? attn_f32(node->in[2]) : NULL;
@@ -114,9 +122,28 @@ static cell_geom cell_geometry(const attn_node *node) {
     return g;
 }
 
-/* Row r's gate inputs [G*H]: row r of the block, or (lookup) row ids[r] of P. */
+/* Row r's gate inputs [G*H]: row r of the block, or (lookup) row ids[r] of P,
+ * or (lookup with an addend) row r of P[ids] + x2. */
 static inline const float *cell_gx_row(const cell_geom *g, int64_t r) {
+    if (g->gsum) return g->gsum + r * g->G * g->H;
     return g->gx + (g->ids ? (int64_t)g->ids[r] : r) * g->G * g->H;
+}
+
+/* Lookup with an addend: g->gsum = P[ids] + x2 in an arena scratch. 0 or an
+ * error status. */
+static attn_status cell_sum_inputs(attn_ctx *ctx, cell_geom *g) {
+    if (!g->extra) return ATTN_OK;
+    const int64_t GH = g->G * g->H;
+    float *sum = attn__alloc(ctx, sizeof(float) * (size_t)(g->B * GH),
+                             g->lstm ? "lstm_cell (inputs)" : "gru_cell (inputs)");
+    if (!sum) return ctx->status;
+    for (int64_t r = 0; r < g->B; r++) {
+        const float *p = g->gx + (int64_t)g->ids[r] * GH, *x = g->extra + r * GH;
+        float *o = sum + r * GH;
+        for (int64_t j = 0; j < GH; j++) o[j] = p[j] + x[j];
+    }
+    g->gsum = sum;
+    return ATTN_OK;
 }
 
 /* ---- builder ------------------------------------------------------------------- */
@@ -144,7 +171,7 @@ static int cell_check(attn_ctx *ctx, const char *op, const char *what, const att
  * [B, G*H]; step >= 0: gx is [T, B, G*H] and the cell reads block `step`. */
 static attn_tensor *cell_build(attn_ctx *ctx, attn_op op, attn_tensor *gx, int64_t step,
                                attn_tensor *h, attn_tensor *c, attn_tensor *w_hh, attn_tensor *b_hh,
-                               attn_tensor *mask, attn_tensor *ids) {
+                               attn_tensor *mask, attn_tensor *ids, attn_tensor *extra) {
     const int lstm = op == ATTN_OP_LSTM_CELL;
     const char *name = attn__ops[op].name;
     const int64_t G = lstm ? 4 : 3;
@@ -174,6 +201,9 @@ static attn_tensor *cell_build(attn_ctx *ctx, attn_op op, attn_tensor *gx, int64
                        (long long)step, (long long)ids->shape[0], attn__shp(ids));
             return NULL;
         }
+        if (extra && cell_check(ctx, name, "x2", extra, ATTN_F32, B, G * H,
+                                lstm ? "[B, 4H]" : "[B, 3H]"))
+            return NULL;
         if (!(ids = attn__contig(ctx, ids))) return NULL;
         const int32_t *id = attn_i32(ids) + step * B;
         for (int64_t b = 0; b < B; b++)
@@ -206,13 +236,14 @@ static attn_tensor *cell_build(attn_ctx *ctx, attn_op op, attn_tensor *gx, int64
          cell_check(ctx, name, "b_hh", b_hh, ATTN_F32, G * H, -1, lstm ? "[4H]" : "[3H]")) ||
         (mask && cell_check(ctx, name, "mask", mask, ATTN_I32, B, -1, "[B]")))
         return NULL;
-    attn_tensor *in[7];
+    attn_tensor *in[8];
     int n = 0;
     if (!(in[n++] = attn__contig(ctx, gx)) || !(in[n++] = attn__contig(ctx, h))) return NULL;
     if (lstm && !(in[n++] = attn__contig(ctx, c))) return NULL;
     if (!(in[n++] = attn__contig(ctx, w_hh))) return NULL;
     if (b_hh && !(in[n++] = attn__contig(ctx, b_hh))) return NULL;
     if (mask && !(in[n++] = attn__contig(ctx, mask))) return NULL;
+    if (extra && !(in[n++] = attn__contig(ctx, extra))) return NULL;
     if (ids) in[n++] = ids; /* made contiguous above */
     int64_t osh[3] = {2, B, H};
     attn_tensor *out = lstm ? attn__tensor(ctx, name, ATTN_F32, 3, osh)
@@ -226,6 +257,7 @@ static attn_tensor *cell_build(attn_ctx *ctx, attn_op op, attn_tensor *gx, int64
     node->iarg[1] = mask != NULL;
     node->iarg[2] = ids ? step * B : step >= 0 ? step * B * G * H : 0;
     node->iarg[3] = ids != NULL;
+    node->iarg[4] = ids && extra;
     node->saved[0] = saved;
     return attn__run(ctx, node);
 }
@@ -246,7 +278,7 @@ static attn_tensor *cell_part(attn_ctx *ctx, attn_tensor *out, int64_t part) {
 
 attn_tensor *attn_gru_cell(attn_ctx *ctx, attn_tensor *gx, attn_tensor *h, attn_tensor *w_hh,
                            attn_tensor *b_hh, attn_tensor *mask) {
-    return cell_build(ctx, ATTN_OP_GRU_CELL, gx, -1, h, NULL, w_hh, b_hh, mask, NULL);
+    return cell_build(ctx, ATTN_OP_GRU_CELL, gx, -1, h, NULL, w_hh, b_hh, mask, NULL, NULL);
 }
 
 /* Step < 0 is reported here: cell_build treats it as "no step". */
@@ -260,14 +292,16 @@ static int cell_step_ok(attn_ctx *ctx, const char *name, int64_t step) {
 attn_tensor *attn_gru_cell_at(attn_ctx *ctx, attn_tensor *gx_seq, int64_t t, attn_tensor *h,
                               attn_tensor *w_hh, attn_tensor *b_hh, attn_tensor *mask) {
     if (!cell_step_ok(ctx, "gru_cell", t)) return NULL;
-    return cell_build(ctx, ATTN_OP_GRU_CELL, gx_seq, t, h, NULL, w_hh, b_hh, mask, NULL);
+    return cell_build(ctx, ATTN_OP_GRU_CELL, gx_seq, t, h, NULL, w_hh, b_hh, mask, NULL, NULL);
 }
 
 static attn_tensor *lstm_cell_common(attn_ctx *ctx, attn_tensor *gx, int64_t step, attn_tensor *h,
                                      attn_tensor *c, attn_tensor *w_hh, attn_tensor *b_hh,
-                                     attn_tensor *mask, attn_tensor *ids, attn_tensor **c_out) {
+                                     attn_tensor *mask, attn_tensor *ids, attn_tensor *extra,
+                                     attn_tensor **c_out) {
     if (c_out) *c_out = NULL;
-    attn_tensor *out = cell_build(ctx, ATTN_OP_LSTM_CELL, gx, step, h, c, w_hh, b_hh, mask, ids);
+    attn_tensor *out =
+        cell_build(ctx, ATTN_OP_LSTM_CELL, gx, step, h, c, w_hh, b_hh, mask, ids, extra);
     if (!out) return NULL;
     attn_tensor *hn = cell_part(ctx, out, 0);
     if (!hn) return NULL;
@@ -281,7 +315,7 @@ static attn_tensor *lstm_cell_common(attn_ctx *ctx, attn_tensor *gx, int64_t ste
 attn_tensor *attn_lstm_cell(attn_ctx *ctx, attn_tensor *gx, attn_tensor *h, attn_tensor *c,
                             attn_tensor *w_hh, attn_tensor *b_hh, attn_tensor *mask,
                             attn_tensor **c_out) {
-    return lstm_cell_common(ctx, gx, -1, h, c, w_hh, b_hh, mask, NULL, c_out);
+    return lstm_cell_common(ctx, gx, -1, h, c, w_hh, b_hh, mask, NULL, NULL, c_out);
 }
 
 attn_tensor *attn_lstm_cell_at(attn_ctx *ctx, attn_tensor *gx_seq, int64_t t, attn_tensor *h,
@@ -289,23 +323,24 @@ attn_tensor *attn_lstm_cell_at(attn_ctx *ctx, attn_tensor *gx_seq, int64_t t, at
                                attn_tensor *mask, attn_tensor **c_out) {
     if (c_out) *c_out = NULL;
     if (!cell_step_ok(ctx, "lstm_cell", t)) return NULL;
-    return lstm_cell_common(ctx, gx_seq, t, h, c, w_hh, b_hh, mask, NULL, c_out);
+    return lstm_cell_common(ctx, gx_seq, t, h, c, w_hh, b_hh, mask, NULL, NULL, c_out);
 }
 
 attn_tensor *attn__gru_cell_lookup(attn_ctx *ctx, attn_tensor *table, attn_tensor *ids, int64_t t,
-                                   attn_tensor *h, attn_tensor *w_hh, attn_tensor *b_hh,
-                                   attn_tensor *mask) {
+                                   attn_tensor *x2, attn_tensor *h, attn_tensor *w_hh,
+                                   attn_tensor *b_hh, attn_tensor *mask) {
     if (attn__any_null(ctx, "gru_cell", 1, ids) || !cell_step_ok(ctx, "gru_cell", t)) return NULL;
-    return cell_build(ctx, ATTN_OP_GRU_CELL, table, t, h, NULL, w_hh, b_hh, mask, ids);
+    return cell_build(ctx, ATTN_OP_GRU_CELL, table, t, h, NULL, w_hh, b_hh, mask, ids, x2);
 }
 
 attn_tensor *attn__lstm_cell_lookup(attn_ctx *ctx, attn_tensor *table, attn_tensor *ids, int64_t t,
-                                    attn_tensor *h, attn_tensor *c, attn_tensor *w_hh,
-                                    attn_tensor *b_hh, attn_tensor *mask, attn_tensor **c_out) {
+                                    attn_tensor *x2, attn_tensor *h, attn_tensor *c,
+                                    attn_tensor *w_hh, attn_tensor *b_hh, attn_tensor *mask,
+                                    attn_tensor **c_out) {
     if (c_out) *c_out = NULL;
     if (attn__any_null(ctx, "lstm_cell", 1, ids) || !cell_step_ok(ctx, "lstm_cell", t))
         return NULL;
-    return lstm_cell_common(ctx, table, t, h, c, w_hh, b_hh, mask, ids, c_out);
+    return lstm_cell_common(ctx, table, t, h, c, w_hh, b_hh, mask, ids, x2, c_out);
 }
 
 /* ---- forward (fast) ---------------------------------------------------------------- */
@@ -377,7 +412,8 @@ CELL_CLONES static void lstm_row(const float *restrict gx, const float *restrict
 }
 
 static attn_status cell_forward(attn_ctx *ctx, attn_node *node) {
-    const cell_geom g = cell_geometry(node);
+    cell_geom g = cell_geometry(node);
+    if (cell_sum_inputs(ctx, &g)) return ctx->status;
     float *s = attn_f32(node->saved[0]), *y = attn_f32(node->out);
     cell_recurrent_product(ctx, &g, s);
     const int64_t B = g.B, H = g.H;
@@ -417,8 +453,8 @@ static double ref_pre(const cell_geom *g, int64_t row, int64_t k) {
 }
 
 static attn_status cell_ref(attn_ctx *ctx, attn_node *node) {
-    (void)ctx;
-    const cell_geom g = cell_geometry(node);
+    cell_geom g = cell_geometry(node);
+    if (cell_sum_inputs(ctx, &g)) return ctx->status;
     const int64_t B = g.B, H = g.H;
     float *s = attn_f32(node->saved[0]), *y = attn_f32(node->out);
     for (int64_t r = 0; r < B; r++) {
@@ -521,21 +557,25 @@ CELL_CLONES static void lstm_row_backward(const float *restrict s, const float *
  * and da_n = gy (1 - z) (1 - n^2) (the same expression, the same bits). */
 CELL_CLONES static void cell_scatter_rows(const cell_geom *g, const float *restrict dp,
                                           const float *restrict s, const float *restrict gy,
-                                          float *restrict dtab) {
+                                          float *restrict dtab, float *restrict dx2) {
     const int64_t H = g->H, GH = g->G * H;
     for (int64_t r = 0; r < g->B; r++) {
         if (g->mask && !g->mask[r]) continue;
-        float *d = dtab + (int64_t)g->ids[r] * GH;
-        const float *p = dp + r * GH;
-        if (g->lstm) {
-            for (int64_t j = 0; j < GH; j++) d[j] += p[j];
-            continue;
-        }
-        for (int64_t j = 0; j < 2 * H; j++) d[j] += p[j];
-        const float *sz = s + r * g->ls + H, *sn = s + r * g->ls + 2 * H, *gr = gy + r * H;
-        for (int64_t j = 0; j < H; j++) {
-            const float n = sn[j];
-            d[2 * H + j] += gr[j] * (1.0f - sz[j]) * (1.0f - n * n);
+        for (int k = 0; k < 2; k++) {
+            float *d = k ? (dx2 ? dx2 + r * GH : NULL)
+                         : (dtab ? dtab + (int64_t)g->ids[r] * GH : NULL);
+            if (!d) continue;
+            const float *p = dp + r * GH;
+            if (g->lstm) {
+                for (int64_t j = 0; j < GH; j++) d[j] += p[j];
+                continue;
+            }
+            for (int64_t j = 0; j < 2 * H; j++) d[j] += p[j];
+            const float *sz = s + r * g->ls + H, *sn = s + r * g->ls + 2 * H, *gr = gy + r * H;
+            for (int64_t j = 0; j < H; j++) {
+                const float n = sn[j];
+                d[2 * H + j] += gr[j] * (1.0f - sz[j]) * (1.0f - n * n);
+            }
         }
     }
 }
@@ -583,7 +623,10 @@ static attn_status cell_backward(attn_ctx *ctx, attn_node *node) {
             gru_row_backward(s + r * g.ls, g.h + r * H, ghr, dpr, dh ? dh + r * H : NULL,
                              dgx ? dgx + r * GH : NULL, H);
     }
-    if (need_gx && g.ids) cell_scatter_rows(&g, dp, s, gy, node->in[0]->grad);
+    const int need_x2 = g.extra && attn__needs_grad(node, node->n_in - 2);
+    if (g.ids && (need_gx || need_x2))
+        cell_scatter_rows(&g, dp, s, gy, need_gx ? node->in[0]->grad : NULL,
+                          need_x2 ? node->in[node->n_in - 2]->grad : NULL);
     const int ng = attn__threads_for(ctx, 2.0 * (double)B * (double)GH * (double)H);
     /* p = b_hh + h W_hh^T  =>  dh += dp W_hh     [B,GH] x [GH,H] */
     if (dh) attn__sgemm(ng, 0, 0, B, H, GH, 1.0f, dp, GH, g.w, H, 1.0f, dh, H);
