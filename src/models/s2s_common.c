@@ -1,8 +1,68 @@
-/* beam.c: beam search bookkeeping of the encoder-decoder models (beam.h). */
-#include "beam.h"
+/* s2s_common.c: what the encoder-decoder models share (s2s_common.h):
+ * batch checks and the beam search bookkeeping. */
+#include "s2s_common.h"
 
 #include <math.h>
 #include <string.h>
+
+/* ---- batch checks ------------------------------------------------------------------- */
+
+/* Validates the source half of a batch (and the target half when `targets`);
+ * sets B, S, T (T = 0 without targets). 0 or -1 (recorded). */
+int attn__s2s_check_batch(attn_ctx *ctx, const void *m, const attn_s2s_batch *batch,
+                           int targets, const char *fn, int64_t *B, int64_t *S, int64_t *T) {
+    if (!m || !batch) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: model or batch is NULL", fn);
+        return -1;
+    }
+    if (attn__any_null(ctx, fn, 2, batch->src, batch->src_len)) return -1;
+    if (targets && attn__any_null(ctx, fn, 2, batch->tgt_in, batch->tgt_out)) return -1;
+    if (attn__check_dtype(ctx, fn, "src", batch->src, ATTN_I32) ||
+        attn__check_dtype(ctx, fn, "src_len", batch->src_len, ATTN_I32))
+        return -1;
+    const attn_tensor *src = batch->src, *len = batch->src_len;
+    if (src->ndim != 2 || src->shape[0] < 1 || src->shape[1] < 1 || len->ndim != 1 ||
+        len->shape[0] != src->shape[0]) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: src %s and src_len %s, expected [B, S] and [B] with B, S >= 1", fn,
+                   attn__shp(src), attn__shp(len));
+        return -1;
+    }
+    *B = src->shape[0];
+    *S = src->shape[1];
+    *T = 0;
+    if (!targets) return 0;
+    const attn_tensor *ti = batch->tgt_in, *to = batch->tgt_out;
+    if (attn__check_dtype(ctx, fn, "tgt_in", ti, ATTN_I32) ||
+        attn__check_dtype(ctx, fn, "tgt_out", to, ATTN_I32))
+        return -1;
+    if (ti->ndim != 2 || to->ndim != 2 || ti->shape[0] != *B || to->shape[0] != *B ||
+        ti->shape[1] < 1 || to->shape[1] != ti->shape[1]) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: tgt_in %s and tgt_out %s, expected both [B, T] with B = %lld (src is %s) "
+                   "and T >= 1",
+                   fn, attn__shp(ti), attn__shp(to), (long long)*B, attn__shp(src));
+        return -1;
+    }
+    *T = ti->shape[1];
+    return 0;
+}
+
+/* src_len's values as a contiguous array, each checked to be in [1, S]. */
+const int32_t *attn__s2s_lengths(attn_ctx *ctx, attn_tensor *len, int64_t S, const char *fn) {
+    attn_tensor *c = attn__contig(ctx, len);
+    if (!c) return NULL;
+    const int32_t *l = attn_i32(c);
+    for (int64_t b = 0; b < c->shape[0]; b++)
+        if (l[b] < 1 || l[b] > S) {
+            attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                       "%s: src_len[%lld] = %d is outside [1, S] = [1, %lld]", fn, (long long)b,
+                       (int)l[b], (long long)S);
+            return NULL;
+        }
+    return l;
+}
+
 
 int attn__beam_init(attn_ctx *ctx, attn__beam *bm, int64_t B, int k, int64_t max_len, int64_t W,
                     double alpha, int32_t pad_id, int32_t bos_id, int32_t eos_id, const char *fn) {

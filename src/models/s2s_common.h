@@ -1,6 +1,6 @@
-/* beam.h (private): the beam search bookkeeping shared by the encoder-decoder
- * models (seq2seq.c: the RNN decoder; transformer_s2s.c: the Transformer
- * decoder). A model runs its decoder on N = B * k rows (k hypotheses per
+/* s2s_common.h (private): what the encoder-decoder models share (seq2seq.c:
+ * the RNN translator; transformer_s2s.c: the Transformer): the checks of an
+ * attn_s2s_batch, and the beam search bookkeeping. A model runs its decoder on N = B * k rows (k hypotheses per
  * sentence), hands each step's log-probabilities [N, V] to attn__beam_step,
  * reorders whatever state survives the step by bm->parent, feeds bm->next as
  * the next input tokens, and finally reads the best hypothesis of every
@@ -19,12 +19,23 @@
  * Everything lives in the context's arena, allocated by attn__beam_init
  * (call it before the model takes the arena mark it rewinds to each step).
  */
-#ifndef ATTN_MODELS_BEAM_H
-#define ATTN_MODELS_BEAM_H
+#ifndef ATTN_MODELS_S2S_COMMON_H
+#define ATTN_MODELS_S2S_COMMON_H
 
 #include <stdint.h>
 
 #include "../core/internal.h"
+
+/* Validates the source half of a batch (and the target half when
+ * `targets`): src I32 [B, S], src_len I32 [B], tgt_in and tgt_out I32 [B, T];
+ * sets B, S, T (T = 0 without targets). m is the model (only checked for
+ * NULL). Returns 0, or -1 with the error recorded in ctx naming fn. */
+int attn__s2s_check_batch(attn_ctx *ctx, const void *m, const attn_s2s_batch *batch, int targets,
+                          const char *fn, int64_t *B, int64_t *S, int64_t *T);
+
+/* src_len's values as a contiguous array, each checked to be in [1, S];
+ * NULL with the error recorded. */
+const int32_t *attn__s2s_lengths(attn_ctx *ctx, attn_tensor *len, int64_t S, const char *fn);
 
 typedef struct attn__beam_hyp {
     double raw, norm; /* sum of log p; raw / len^alpha */
