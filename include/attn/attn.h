@@ -21,6 +21,7 @@
  *   viz.h          SVG attention heatmaps, heatmap grids, line charts
  *   progress.h     progress line for long jobs, JSONL logger
  *   transformer.h  multi-head attention (GQA, relative positions, KV cache), Transformer blocks
+ *   transformer_s2s.h  the encoder-decoder Transformer (translation; greedy and beam decoding)
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -46,5 +47,6 @@
 #include "seq2seq.h"
 #include "s2s_data.h"
 #include "transformer.h"
+#include "transformer_s2s.h"
 
 #endif
