@@ -2093,6 +2093,252 @@ done:
     return rc;
 }
 
+/* ---- viz: every layer's and head's attention of a Transformer ------------------------------ */
+
+static void viz_usage(FILE *f) {
+    fprintf(f,
+        "usage: attn viz --model DIR [--out PREFIX] [--target TEXT] [--beam K] [--alpha A]\n"
+        "                [--threads N] TEXT\n\n"
+        "Draws the attention of every layer and head of the Transformer in DIR (trained\n"
+        "with 'attn transformer train') for one input TEXT, as three SVG grids (one row\n"
+        "per layer, one column per head, all on the colour scale [0, 1]):\n"
+        "  PREFIX-encoder.svg  encoder self-attention (source x source)\n"
+        "  PREFIX-decoder.svg  decoder self-attention (output step x decoder input, causal)\n"
+        "  PREFIX-cross.svg    cross-attention (output step x source)\n"
+        "The output is the model's translation of TEXT (greedy, or beam search of width K),\n"
+        "or TEXT's reference given with --target; the maps come from one teacher-forced\n"
+        "pass over it (row t is the step that emits output token t, the last row the\n"
+        "<eos> step).\n\n"
+        "  --out PREFIX   file name prefix (default attn-viz)\n"
+        "  --target TEXT  draw the maps for this output instead of the model's\n"
+        "  --beam K, --alpha A   decoding as 'attn transformer translate'\n"
+        "  --threads N    threads for the ops (default: all)\n");
+}
+
+/* The weights of (layer, head) of a [1, H, R, C] tensor into dst [R, C]. */
+static void viz_copy(const attn_tensor *w, int64_t h, float *dst) {
+    const int64_t R = w->shape[2], C = w->shape[3];
+    const float *base = (const float *)w->data;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t c = 0; c < C; c++)
+            dst[r * C + c] = base[h * w->stride[1] + r * w->stride[2] + c * w->stride[3]];
+}
+
+/* One grid: maps[l] are [1, H, R, C]; rl / cl the labels. */
+static int viz_grid(const char *path, const char *title, attn_tensor *const *maps, int L, int64_t H,
+                    const char *const *rl, const char *const *cl) {
+    if ((int64_t)L * H > 64) {
+        fprintf(stderr, "attn viz: %s: %d layers x %lld heads is more than 64 panels\n", path, L,
+                (long long)H);
+        return 1;
+    }
+    const int64_t R = maps[0]->shape[2], C = maps[0]->shape[3];
+    attn_heatmap *hm = calloc((size_t)(L * H), sizeof *hm);
+    float *buf = malloc(sizeof(float) * (size_t)(L * H * R * C));
+    char(*caps)[48] = calloc((size_t)(L * H), sizeof *caps);
+    int rc = 1;
+    if (!hm || !buf || !caps) {
+        fprintf(stderr, "attn viz: out of memory\n");
+        goto out;
+    }
+    for (int l = 0; l < L; l++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t k = l * H + h;
+            viz_copy(maps[l], h, buf + k * R * C);
+            snprintf(caps[k], sizeof caps[k], "layer %d, head %lld", l, (long long)h);
+            hm[k].weights = buf + k * R * C;
+            hm[k].rows = (int)R;
+            hm[k].cols = (int)C;
+            hm[k].row_labels = rl;
+            hm[k].col_labels = cl;
+            hm[k].title = caps[k];
+            hm[k].colormap = ATTN_CMAP_BLUES;
+        }
+    if (attn_svg_heatmap_grid(path, title, hm, L, (int)H) != ATTN_OK) {
+        rc = cli_fail("viz", "cannot write the picture");
+        goto out;
+    }
+    printf("%s\n", path);
+    rc = 0;
+out:
+    free(hm);
+    free(buf);
+    free(caps);
+    return rc;
+}
+
+int cmd_viz(int argc, char **argv) {
+    const char *sub = "viz", *dir = NULL, *prefix = "attn-viz", *target = NULL, *text = NULL;
+    long long beam = 1, threads = 0;
+    double alpha = 0.6;
+    int rc = 0;
+    T2T = 1;
+    CMD = "viz";
+    PROG = "attn";
+    META_MODEL = "attn-transformer";
+    if (cli_wants_help(argc, argv)) {
+        viz_usage(stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-') {
+            if (text) rc = usage_error(sub, "one TEXT only ('%s' and '%s')", text, a);
+            text = a;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[++i] : NULL;
+        if (!strcmp(a, "--model")) rc = opt_str(sub, a, v, &dir);
+        else if (!strcmp(a, "--out")) rc = opt_str(sub, a, v, &prefix);
+        else if (!strcmp(a, "--target")) rc = opt_str(sub, a, v, &target);
+        else if (!strcmp(a, "--beam")) rc = opt_int(sub, a, v, 1, 256, &beam);
+        else if (!strcmp(a, "--alpha")) rc = opt_real(sub, a, v, 0.0, 10.0, &alpha);
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else rc = usage_error(sub, "unknown option '%s'", a);
+    }
+    if (!rc && !dir) rc = usage_error(sub, "--model DIR is required");
+    if (!rc && (!text || !text[0])) rc = usage_error(sub, "a TEXT to draw the attention of is required");
+    if (rc) return rc;
+    {
+        /* which family wrote the checkpoint */
+        char path[4096];
+        dir_file(path, sizeof path, dir, "model.safetensors");
+        attn_safetensors *f = NULL;
+        if (file_exists(path) && attn_safetensors_open(&f, path) == ATTN_OK) {
+            const char *model = attn_safetensors_metadata(f, "model");
+            const int rnn = model && !strcmp(model, "attn-seq2seq");
+            attn_safetensors_close(f);
+            if (rnn) {
+                fprintf(stderr, "attn viz: %s holds an RNN seq2seq model, which has one attention "
+                                "map: draw it with 'attn seq2seq translate --model %s --svg FILE'\n",
+                        dir, dir);
+                return 1;
+            }
+        }
+    }
+    bundle b;
+    attn_ctx *ctx = NULL;
+    attn_s2s_data d;
+    attn_s2s_data_init(&d);
+    id_buf ib = {0};
+    int32_t *out_ids = NULL, *tgt = NULL, out_len = 0;
+    const char **rl = NULL, **cl = NULL, **il = NULL;
+    rc = 1;
+    if (bundle_load(sub, dir, &b, NULL, 0.0f, 0.0f, 0)) goto done_nomodel;
+    attn_ctx_config cc = {0};
+    cc.n_threads = (int)threads;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    d.pad_id = b.cfg.pad_id;
+    d.bos_id = b.cfg.bos_id;
+    d.eos_id = b.cfg.eos_id;
+    int cut = 0;
+    if (add_source(&d, &b, text, &ib, &cut) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot encode the input");
+        goto done;
+    }
+    const int64_t S = d.src_len[0];
+    const int L = decode_cap(&b, max_out_len(S));
+    out_ids = malloc(sizeof(int32_t) * (size_t)L);
+    tgt = malloc(sizeof(int32_t) * (size_t)(L + strlen(target ? target : "") + 1));
+    if (!out_ids || !tgt) goto oom;
+    int64_t n_out = 0;
+    if (target) {
+        size_t n = 0;
+        if (attn_vocab_encode(b.tv, target, strlen(target), tgt, (size_t)L + strlen(target), &n) !=
+            ATTN_OK) {
+            rc = cli_fail(CMD, "cannot encode the target");
+            goto done;
+        }
+        n_out = (int64_t)n;
+    } else {
+        attn_ctx_reset(ctx);
+        attn_s2s_batch batch;
+        const int64_t zero = 0;
+        attn_decode_config dc = {(int)beam, (float)alpha, L};
+        if (attn_s2s_batch_make(ctx, &d, &zero, 1, &batch, NULL) != ATTN_OK ||
+            model_decode(ctx, &b, &batch, &dc, out_ids, &out_len, NULL) != ATTN_OK) {
+            rc = cli_fail(CMD, "decoding failed");
+            goto done;
+        }
+        memcpy(tgt, out_ids, sizeof(int32_t) * (size_t)out_len);
+        n_out = out_len;
+    }
+    /* one teacher-forced pass over bos, y_0 .. y_{n-1}: rows emit y_0 .. y_{n-1}, eos */
+    /* (ib.ids holds the encoded source: d's storage may move while adding) */
+    if (attn_s2s_data_add_ids(&d, ib.ids, S, tgt, n_out) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot build the batch");
+        goto done;
+    }
+    attn_ctx_reset(ctx);
+    attn_s2s_batch batch;
+    const int64_t one = 1;
+    if (attn_s2s_batch_make(ctx, &d, &one, 1, &batch, NULL) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot build the batch");
+        goto done;
+    }
+    const int Le = b.tcfg.enc_layers, Ld = b.tcfg.dec_layers;
+    attn_tensor *enc[64], *dec[64], *crs[64];
+    const attn_t2t_maps maps = {enc, dec, crs};
+    if (Le > 64 || Ld > 64 || !attn_t2t_logits(ctx, b.t2t, &batch, &maps)) {
+        rc = cli_fail(CMD, "the teacher-forced pass failed");
+        goto done;
+    }
+    const int64_t T = n_out + 1;
+    rl = malloc(sizeof *rl * (size_t)T);
+    il = malloc(sizeof *il * (size_t)T);
+    cl = malloc(sizeof *cl * (size_t)S);
+    if (!rl || !il || !cl) goto oom;
+    for (int64_t t = 0; t < T; t++) {
+        rl[t] = t < n_out ? attn_vocab_piece(b.tv, tgt[t]) : "<eos>";
+        il[t] = t == 0 ? "<bos>" : attn_vocab_piece(b.tv, tgt[t - 1]);
+    }
+    for (int64_t s = 0; s < S; s++) cl[s] = attn_vocab_piece(b.sv, d.ids[d.src_off[0] + s]);
+    {
+        text_buf tb = {0};
+        if (decode_text(b.tv, tgt, (int32_t)n_out, &tb) != ATTN_OK) {
+            free(tb.p);
+            rc = cli_fail(CMD, "cannot decode the output");
+            goto done;
+        }
+        printf("%s -> %s%s\n", text, tb.p, target ? " (given)" : "");
+        char a[160], o[160], title[512], path[4096];
+        clip_text(a, sizeof a, text, 50);
+        clip_text(o, sizeof o, tb.p, 50);
+        free(tb.p);
+        const int64_t H = b.tcfg.n_heads;
+        snprintf(path, sizeof path, "%s-encoder.svg", prefix);
+        snprintf(title, sizeof title, "encoder self-attention: \"%s\"", a);
+        if (viz_grid(path, title, enc, Le, H, cl, cl)) goto done;
+        snprintf(path, sizeof path, "%s-decoder.svg", prefix);
+        snprintf(title, sizeof title, "decoder self-attention (causal): \"%s\"", o);
+        if (viz_grid(path, title, dec, Ld, H, rl, il)) goto done;
+        snprintf(path, sizeof path, "%s-cross.svg", prefix);
+        snprintf(title, sizeof title, "cross-attention: \"%s\" -> \"%s\"", a, o);
+        if (viz_grid(path, title, crs, Ld, H, rl, cl)) goto done;
+    }
+    rc = 0;
+    goto done;
+oom:
+    fprintf(stderr, "attn viz: out of memory\n");
+done:
+    bundle_free(&b);
+done_nomodel:
+    attn_ctx_free(ctx);
+    attn_s2s_data_free(&d);
+    free(ib.ids);
+    free(out_ids);
+    free(tgt);
+    free(rl);
+    free(il);
+    free(cl);
+    return rc;
+}
+
 /* ---- the command ------------------------------------------------------------------------------ */
 
 static void seq2seq_usage(FILE *f) {

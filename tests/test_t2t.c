@@ -270,7 +270,8 @@ static int64_t greedy_recompute(attn_ctx *ctx, const attn_t2t *m, const hsrc *h,
         attn_ctx_reset(ctx);
         attn_s2s_batch bt = one_batch(ctx, h, b, prefix, t + 1);
         attn_tensor *cw[8];
-        attn_tensor *lg = attn_t2t_logits(ctx, m, &bt, cw);
+        const attn_t2t_maps maps = {NULL, NULL, cw};
+        attn_tensor *lg = attn_t2t_logits(ctx, m, &bt, &maps);
         CHECK(lg != NULL, "recompute: %s", attn_ctx_error(ctx));
         if (!lg) {
             n = -1;

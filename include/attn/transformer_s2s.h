@@ -90,22 +90,32 @@ void attn_t2t_free(attn_t2t *m);
 /* The resolved configuration (n_kv_heads filled in). */
 const attn_t2t_config *attn_t2t_get_config(const attn_t2t *m);
 
+/* The attention probabilities of every layer and head (no gradient), for
+ * alignment maps and pictures: each member is NULL (not wanted) or an array
+ * of that many slots, filled with one tensor per layer:
+ *   enc_self [enc_layers]: [B, H, S, S]  (columns s >= src_len[b] are 0)
+ *   dec_self [dec_layers]: [B, H, T, T]  (causal: zero above the diagonal)
+ *   cross    [dec_layers]: [B, H, T, S]  (columns s >= src_len[b] are 0) */
+typedef struct attn_t2t_maps {
+    attn_tensor **enc_self;
+    attn_tensor **dec_self;
+    attn_tensor **cross;
+} attn_t2t_maps;
+
 /* Teacher-forced logits of a batch (seq2seq.h's attn_s2s_batch; tgt_out
- * unused): [B, T, Vt]. cross_weights, when not NULL, is an array of
- * dec_layers pointers that receive each decoder layer's cross-attention
- * probabilities [B, H, T, S] (no gradient; columns s >= src_len[b] are 0).
+ * unused): [B, T, Vt]. maps, when not NULL, receives the attention
+ * probabilities (see attn_t2t_maps).
  * Errors: ATTN_ERR_SHAPE / ATTN_ERR_DTYPE (batch tensors not I32 [B, S],
  * [B], [B, T]), ATTN_ERR_INVALID_ARG (src_len outside [1, S], a token
  * outside the vocabulary, a LEARNED model given more than max_len
  * positions). */
 attn_tensor *attn_t2t_logits(attn_ctx *ctx, const attn_t2t *m, const attn_s2s_batch *batch,
-                             attn_tensor **cross_weights);
+                             const attn_t2t_maps *maps);
 
 /* Mean cross-entropy over the non-pad target tokens of tgt_out (label
- * smoothing as attn_cross_entropy) -> scalar; cross_weights as
- * attn_t2t_logits. */
+ * smoothing as attn_cross_entropy) -> scalar; maps as attn_t2t_logits. */
 attn_tensor *attn_t2t_loss(attn_ctx *ctx, const attn_t2t *m, const attn_s2s_batch *batch,
-                           float label_smoothing, attn_tensor **cross_weights);
+                           float label_smoothing, const attn_t2t_maps *maps);
 
 /* Where the alignment of a decoded output comes from: the cross-attention
  * of decoder layer `layer` (0-based; -1: the mean over all layers), averaged

@@ -204,27 +204,28 @@ static attn_tensor *t2t_embed(attn_ctx *ctx, const attn_t2t *m, attn_tensor *tab
     return x;
 }
 
-/* The encoder: memory [B, S, E]. */
+/* The encoder: memory [B, S, E]; ws: NULL or enc_layers slots for the
+ * self-attention weights. */
 static attn_tensor *t2t_encode(attn_ctx *ctx, const attn_t2t *m, attn_tensor *src,
-                               attn_tensor *src_len, const char *fn) {
+                               attn_tensor *src_len, attn_tensor **ws, const char *fn) {
     attn_tensor *x = t2t_embed(ctx, m, m->src_emb, m->src_pos, src, 0, fn);
     attn_mha_call call;
     memset(&call, 0, sizeof call);
     call.key_lengths = src_len;
     for (int l = 0; l < m->cfg.enc_layers && x; l++)
-        x = attn_block_forward(ctx, &m->enc[l], x, NULL, &call, NULL, NULL);
+        x = attn_block_forward(ctx, &m->enc[l], x, NULL, &call, NULL, ws ? &ws[l] : NULL);
     if (x && m->enc_norm_w) x = attn_layernorm(ctx, x, m->enc_norm_w, m->enc_norm_b, 1e-5f);
     return x;
 }
 
 /* The decoder over y [B, T, E] (embedded), then the final norm and the
  * output layer: logits [B, T, Vt]. self_cache / cross_cache: NULL, or the
- * caches of every layer. cw: NULL or dec_layers slots for the
+ * caches of every layer. ws, cw: NULL or dec_layers slots for the self- and
  * cross-attention weights. */
 static attn_tensor *t2t_decode_logits(attn_ctx *ctx, const attn_t2t *m, attn_tensor *y,
                                       attn_tensor *memory, attn_tensor *src_len,
                                       attn_kv_cache *self_cache, attn_kv_cache *cross_cache,
-                                      attn_tensor **cw) {
+                                      attn_tensor **ws, attn_tensor **cw) {
     attn_mha_call sc, cc;
     memset(&sc, 0, sizeof sc);
     memset(&cc, 0, sizeof cc);
@@ -233,17 +234,21 @@ static attn_tensor *t2t_decode_logits(attn_ctx *ctx, const attn_t2t *m, attn_ten
     for (int l = 0; l < m->cfg.dec_layers && y; l++) {
         sc.cache = self_cache ? &self_cache->layers[l] : NULL;
         cc.cache = cross_cache ? &cross_cache->layers[l] : NULL;
-        y = attn_block_forward_ex(ctx, &m->dec[l], y, memory, &sc, &cc, NULL, cw ? &cw[l] : NULL);
+        y = attn_block_forward_ex(ctx, &m->dec[l], y, memory, &sc, &cc, ws ? &ws[l] : NULL,
+                                  cw ? &cw[l] : NULL);
     }
     if (y && m->dec_norm_w) y = attn_layernorm(ctx, y, m->dec_norm_w, m->dec_norm_b, 1e-5f);
     return y ? attn_linear(ctx, y, m->out_w, m->out_b) : NULL;
 }
 
 attn_tensor *attn_t2t_logits(attn_ctx *ctx, const attn_t2t *m, const attn_s2s_batch *batch,
-                             attn_tensor **cross_weights) {
+                             const attn_t2t_maps *maps) {
     static const char fn[] = "attn_t2t_logits";
-    if (cross_weights && m)
-        for (int l = 0; l < m->cfg.dec_layers; l++) cross_weights[l] = NULL;
+    if (maps && m) {
+        for (int l = 0; maps->enc_self && l < m->cfg.enc_layers; l++) maps->enc_self[l] = NULL;
+        for (int l = 0; maps->dec_self && l < m->cfg.dec_layers; l++) maps->dec_self[l] = NULL;
+        for (int l = 0; maps->cross && l < m->cfg.dec_layers; l++) maps->cross[l] = NULL;
+    }
     if (!ctx) return NULL;
     if (ctx->status) return NULL;
     int64_t B, S, T;
@@ -257,20 +262,22 @@ attn_tensor *attn_t2t_logits(attn_ctx *ctx, const attn_t2t *m, const attn_s2s_ba
         return NULL;
     }
     if (!attn__s2s_lengths(ctx, batch->src_len, S, fn)) return NULL;
-    attn_tensor *memory = t2t_encode(ctx, m, batch->src, batch->src_len, fn);
+    attn_tensor *memory =
+        t2t_encode(ctx, m, batch->src, batch->src_len, maps ? maps->enc_self : NULL, fn);
     attn_tensor *y =
         memory ? t2t_embed(ctx, m, m->tgt_emb, m->tgt_pos, batch->tgt_in, 0, fn) : NULL;
-    return y ? t2t_decode_logits(ctx, m, y, memory, batch->src_len, NULL, NULL, cross_weights)
+    return y ? t2t_decode_logits(ctx, m, y, memory, batch->src_len, NULL, NULL,
+                                 maps ? maps->dec_self : NULL, maps ? maps->cross : NULL)
              : NULL;
 }
 
 attn_tensor *attn_t2t_loss(attn_ctx *ctx, const attn_t2t *m, const attn_s2s_batch *batch,
-                           float label_smoothing, attn_tensor **cross_weights) {
+                           float label_smoothing, const attn_t2t_maps *maps) {
     static const char fn[] = "attn_t2t_loss";
     if (!ctx || ctx->status) return NULL;
     int64_t B, S, T;
     if (attn__s2s_check_batch(ctx, m, batch, 1, fn, &B, &S, &T)) return NULL;
-    attn_tensor *logits = attn_t2t_logits(ctx, m, batch, cross_weights);
+    attn_tensor *logits = attn_t2t_logits(ctx, m, batch, maps);
     if (!logits) return NULL;
     const int64_t V = m->cfg.tgt_vocab, n = B * T, sh[2] = {n, V};
     attn_tensor *flat = attn_reshape(ctx, logits, 2, sh);
@@ -341,7 +348,7 @@ static int t2t_decode_run(attn_ctx *ctx, const attn_t2t *m, const attn_s2s_batch
                    (long long)maxT, (long long)c->max_len);
         return -1;
     }
-    attn_tensor *memory = t2t_encode(ctx, m, batch->src, batch->src_len, fn);
+    attn_tensor *memory = t2t_encode(ctx, m, batch->src, batch->src_len, NULL, fn);
     attn_tensor *mem_n = memory ? t2t_repeat_rows(ctx, memory, k, fn) : NULL;
     attn_tensor *len_n = mem_n ? t2t_repeat_rows(ctx, batch->src_len, k, fn) : NULL;
     if (!len_n) return -1;
@@ -377,7 +384,7 @@ static int t2t_decode_run(attn_ctx *ctx, const attn_t2t *m, const attn_s2s_batch
         memcpy(ids->data, bm.next, sizeof(int32_t) * (size_t)N);
         attn_tensor *y = t2t_embed(ctx, m, m->tgt_emb, m->tgt_pos, ids, t, fn);
         attn_tensor *logits =
-            y ? t2t_decode_logits(ctx, m, y, mem_n, len_n, self_c, cross_c, W > 0 ? cw : NULL)
+            y ? t2t_decode_logits(ctx, m, y, mem_n, len_n, self_c, cross_c, NULL, W > 0 ? cw : NULL)
               : NULL;
         const int64_t sh[2] = {N, Vt};
         attn_tensor *lp =
