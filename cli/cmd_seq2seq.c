@@ -1754,8 +1754,16 @@ static int write_svg(const char *path, const bundle *b, const char *src_text, co
     char a[160], o[160], title[512];
     clip_text(a, sizeof a, src_text, 60);
     clip_text(o, sizeof o, out_text, 60);
-    snprintf(title, sizeof title, "%s attention: \"%s\" -> \"%s\"",
-             model_kind(b), a, o);
+    char kind[96];
+    if (!T2T)
+        snprintf(kind, sizeof kind, "%s attention", model_kind(b));
+    else if (b->align_layer < 0)
+        snprintf(kind, sizeof kind, "cross-attention (mean of %d layers x %d heads)",
+                 b->tcfg.dec_layers, b->tcfg.n_heads);
+    else
+        snprintf(kind, sizeof kind, "cross-attention (layer %d, mean of %d heads)",
+                 b->align_layer, b->tcfg.n_heads);
+    snprintf(title, sizeof title, "%s: \"%s\" -> \"%s\"", kind, a, o);
     attn_heatmap map = {0};
     map.weights = align;
     map.rows = rows;

@@ -387,8 +387,8 @@ static double tf_logp(attn_ctx *ctx, const attn_t2t *m, const hsrc *h, int64_t b
 
 static void test_beam_exhaustive(void) {
     TEST_BEGIN("t2t/beam search (cache reordered by parent) vs exhaustive search; width 1 == greedy");
-    enum { V = 5, MAXT = 4, B = 3 };
-    static const int lens[B] = {3, 5, 1};
+    enum { V = 5, MAXT = 4, B = 8 };
+    static const int lens[B] = {3, 5, 1, 4, 2, 6, 3, 5};
     static const double alphas[2] = {0.0, 1.0};
     attn_t2t_config c = base_cfg(V, 8, 2, ATTN_POS_SINUSOIDAL);
     attn_params *ps = NULL;
@@ -400,8 +400,17 @@ static void test_beam_exhaustive(void) {
     random_sources(&h, B, lens, V, &rng);
     int32_t ids[B * MAXT], olen[B];
     int longer = 0;
-    if (!m || !ctx) goto out;
-    sharpen(ps, 2.0f);
+    float *cross = calloc((size_t)(B * MAXT * c.dec_layers * c.n_heads * h.S), sizeof(float));
+    if (!m || !ctx || !cross) goto out;
+    /* a decoder that leans on its own history (strong self-attention
+     * outputs), so that a hypothesis continued with another row's cache
+     * scores differently */
+    for (int l = 0; l < c.dec_layers; l++) {
+        char name[96];
+        snprintf(name, sizeof name, "decoder.layers.%d.self_attn.out_proj.weight", l);
+        attn_tensor *w = attn_params_find(ps, name);
+        for (int64_t j = 0; w && j < attn_tensor_numel(w); j++) attn_f32(w)[j] *= 6.0f;
+    }
     attn_ctx_set_grad_enabled(ctx, 0);
     float *eos_bias = attn_f32(attn_params_find(ps, "output.bias")) + EOS;
     const float bias0 = *eos_bias;
@@ -437,13 +446,38 @@ static void test_beam_exhaustive(void) {
         attn_ctx_reset(ctx);
         attn_s2s_batch bt = src_batch(ctx, &h);
         attn_decode_config dc = {.beam = 64, .length_alpha = (float)alphas[ai], .max_len = MAXT};
-        CHECK_OK(attn_t2t_decode(ctx, m, &bt, &dc, NULL, ids, olen, NULL, NULL));
+        CHECK_OK(attn_t2t_decode(ctx, m, &bt, &dc, NULL, ids, olen, NULL, cross));
         if (test__failed_checks) goto out;
         for (int64_t b = 0; b < B; b++) {
             int32_t y[MAXT + 1];
             int64_t n = olen[b];
             memcpy(y, ids + b * MAXT, sizeof(int32_t) * (size_t)n);
             if (n < MAXT) y[n++] = EOS;
+            /* the cross-attention kept along the chosen hypothesis is that of
+             * a teacher-forced pass over it: the self-attention caches were
+             * reordered with the hypotheses (a cache left in row order gives
+             * the queries another history) */
+            int32_t tin[MAXT];
+            tin[0] = BOS;
+            for (int64_t t = 0; t + 1 < n; t++) tin[t + 1] = y[t];
+            attn_ctx_reset(ctx);
+            attn_s2s_batch b1 = one_batch(ctx, &h, b, tin, n);
+            attn_tensor *cw[2];
+            const attn_t2t_maps maps = {NULL, NULL, cw};
+            CHECK(attn_t2t_logits(ctx, m, &b1, &maps) != NULL, "%s", attn_ctx_error(ctx));
+            if (test__failed_checks) goto out;
+            const int64_t Sb = h.len[b], Hh = c.n_heads;
+            for (int64_t t = 0; t < n; t++)
+                for (int l = 0; l < c.dec_layers; l++)
+                    for (int64_t hh = 0; hh < Hh; hh++) {
+                        const float *got =
+                            cross + (((b * MAXT + t) * c.dec_layers + l) * Hh + hh) * h.S;
+                        const float *want = attn_f32(cw[l]) + ((hh * n) + t) * Sb;
+                        char what[96];
+                        snprintf(what, sizeof what, "sentence %lld step %lld layer %d head %lld",
+                                 (long long)b, (long long)t, l, (long long)hh);
+                        test_allclose(what, got, want, Sb, DEC_ATOL, DEC_RTOL);
+                    }
             const double sc = tf_logp(ctx, m, &h, b, y, n) / pow((double)n, alphas[ai]);
             CHECK(fabs(sc - best[b]) <= TF_ATOL && n == best_n[b] &&
                       memcmp(y, best_y[b], sizeof(int32_t) * (size_t)n) == 0,
@@ -471,6 +505,7 @@ static void test_beam_exhaustive(void) {
         }
     }
 out:
+    free(cross);
     attn_ctx_free(ctx);
     attn_t2t_free(m);
     attn_params_free(ps);

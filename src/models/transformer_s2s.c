@@ -310,7 +310,9 @@ static attn_tensor *t2t_repeat_rows(attn_ctx *ctx, attn_tensor *x, int64_t k, co
 }
 
 /* Reorders the rows of every self-attention cache layer: row i takes row
- * parent[i]'s first len positions. scratch holds one row block. */
+ * parent[i]'s first len positions (of every head). The moved prefixes are
+ * copied out to scratch (N rows' worth) before any is written back, since a
+ * row may be another's parent. */
 static void t2t_gather_cache(attn_kv_cache *cache, const int32_t *parent, int64_t N,
                              float *scratch) {
     int identity = 1;
@@ -318,14 +320,20 @@ static void t2t_gather_cache(attn_kv_cache *cache, const int32_t *parent, int64_
     if (identity) return;
     for (int l = 0; l < cache->n_layers; l++) {
         attn_kv_cache_layer *L = &cache->layers[l];
-        const int64_t row = L->Hkv * L->max_len * L->D;
+        const int64_t seg = L->len * L->D, head = L->max_len * L->D, row = L->Hkv * head;
         float *bufs[2] = {L->k, L->v};
         for (int w = 0; w < 2; w++) {
-            memcpy(scratch, bufs[w], sizeof(float) * (size_t)(N * row));
             for (int64_t i = 0; i < N; i++)
                 if (parent[i] != (int32_t)i)
-                    memcpy(bufs[w] + i * row, scratch + (int64_t)parent[i] * row,
-                           sizeof(float) * (size_t)row);
+                    for (int64_t h = 0; h < L->Hkv; h++)
+                        memcpy(scratch + (i * L->Hkv + h) * seg,
+                               bufs[w] + (int64_t)parent[i] * row + h * head,
+                               sizeof(float) * (size_t)seg);
+            for (int64_t i = 0; i < N; i++)
+                if (parent[i] != (int32_t)i)
+                    for (int64_t h = 0; h < L->Hkv; h++)
+                        memcpy(bufs[w] + i * row + h * head, scratch + (i * L->Hkv + h) * seg,
+                               sizeof(float) * (size_t)seg);
         }
     }
 }
