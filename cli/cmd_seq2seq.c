@@ -166,10 +166,10 @@ typedef struct run_info {
     double train_seconds;      /* training wall time so far (all runs) */
 } run_info;
 
-/* A model with its vocabularies. cfg's vocabulary sizes, special ids and
- * max_src_len describe the data side of both families (for the Transformer
- * they mirror tcfg; max_src_len is then its learned position table + 1, or 0:
- * no cut). */
+/* A model with its vocabularies. cfg's vocabulary sizes, special ids,
+ * dropout and max_src_len (the longest source of the data + 1) describe the
+ * data side of both families; for the Transformer the ids, sizes and
+ * dropout are mirrored in tcfg, and the rest of cfg is unused. */
 typedef struct bundle {
     attn_seq2seq_config cfg;
     attn_t2t_config tcfg;     /* T2T */
@@ -415,7 +415,7 @@ static int bundle_load(const char *sub, const char *dir, bundle *b, attn_optim *
         t->max_len = meta_ll(&m, "max_pos", 0, 1 << 30);
         t->tie_output = (int)meta_ll(&m, "tie_output", 0, 1);
         b->align_layer = (int)meta_ll(&m, "align_layer", -1, 63);
-        c->attention = ATTN_S2S_DOT; /* has attention maps */
+        c->attention = ATTN_S2S_NONE; /* unused: the Transformer's attention is its own */
     } else {
         c->cell = strcmp(meta_str(&m, "cell"), "lstm") == 0 ? ATTN_RNN_LSTM : ATTN_RNN_GRU;
         const char *att = meta_str(&m, "attention");

@@ -14,8 +14,11 @@
  *     every position kind, grouped-query heads, pre-LN;
  *   - beam search (which reorders the self-attention caches by parent)
  *     finds the best sequence of an exhaustive search scored by teacher
- *     forcing, with and without length normalisation; beam width 1 equals
- *     greedy by recomputation;
+ *     forcing, with and without length normalisation, and the
+ *     cross-attention it kept along that sequence is the teacher-forced one;
+ *     the decoder's self-attention outputs are scaled up so that its history
+ *     matters: with the reorder removed the test fails (checked once by
+ *     hand); beam width 1 equals greedy by recomputation;
  *   - padding invariance: each source decoded in a padded batch gives the
  *     tokens of the source decoded alone, and the same alignment rows;
  *   - a tiny model learns to reverse digit strings;
