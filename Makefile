@@ -41,7 +41,7 @@ EX_SRC    := $(sort $(wildcard examples/*.c))
 EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
-HEADERS   := $(wildcard include/attn/*.h) $(wildcard src/*/*.h) $(wildcard tests/*.h)
+HEADERS   := $(wildcard include/attn/*.h) $(wildcard src/*/*.h) $(wildcard tests/*.h) $(wildcard cli/*.h)
 
 STATIC = $(BUILD)/libattn.a
 SHARED = $(BUILD)/libattn.so
@@ -115,6 +115,7 @@ fixtures:
 	$(PYTHON) tools/make_position_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_transformer_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_gpt_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_t2t_fixtures.py tests/fixtures
 
 clean:
 	rm -rf build build-asan

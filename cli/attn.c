@@ -26,7 +26,7 @@ static void usage(FILE *f) {
             "attn %s: attention mechanisms with forward and backward passes, in C\n\n"
             "usage: attn <command> [options]\n\ncommands:\n",
             ATTN_VERSION_STRING);
-    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\nenvironment:\n"
             "  ATTN_BLAS=auto|openblas|builtin   matrix library (default auto: OpenBLAS if installed)\n"

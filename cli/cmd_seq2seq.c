@@ -1,10 +1,21 @@
 /* cmd_seq2seq.c: `attn seq2seq train|translate|eval`: the RNN encoder-decoder
- * with attention (include/attn/seq2seq.h) on the date task and on the gettext
- * translation pairs (include/attn/text.h). docs/seq2seq.md is the manual.
+ * with attention (include/attn/seq2seq.h), and `attn transformer
+ * train|translate|eval`: the encoder-decoder Transformer
+ * (include/attn/transformer_s2s.h), on the date task and on the gettext
+ * translation pairs (include/attn/text.h). docs/seq2seq.md and
+ * docs/transformer_s2s.md are the manuals.
  *
  *   attn seq2seq train     --task dates|gettext [--lang de|fr] --out DIR [options]
  *   attn seq2seq translate --model DIR [--beam K] [--alpha A] [--svg FILE] [TEXT ...]
  *   attn seq2seq eval      --model DIR [--split valid|test] [--beam K] [--limit N] [--json]
+ *   attn transformer ...   the same commands and files for the Transformer
+ *
+ * The two families share everything but the model: the data and its splits,
+ * the vocabularies, batching, the training loop and its schedule, the
+ * checkpoints and logs, decoding options, evaluation and the alignment maps,
+ * so their figures compare one to one. The model-specific parts (options,
+ * checkpoint metadata, creating the model, its loss and its decoder) branch
+ * on T2T.
  *
  * A model directory holds model.safetensors (an attn checkpoint: parameters,
  * AdamW state, and in its metadata the model configuration, the tokeniser,
@@ -25,8 +36,10 @@
 #include "attn/attn.h"
 #include "commands.h"
 
-#define CMD "seq2seq"
-#define META_MODEL "attn-seq2seq"
+/* The family served by this run, set once by the entry point (cmd_seq2seq
+ * or cmd_transformer at the bottom). */
+static int T2T = 0;
+static const char *CMD = "seq2seq", *PROG = "attn seq2seq", *META_MODEL = "attn-seq2seq";
 /* Stream of the dates' valid and test examples: fixed, so that every model
  * is evaluated on the same held-out dates whatever its training seed. */
 #define DATES_EVAL_SEED 1
@@ -56,9 +69,9 @@ static int usage_error(const char *sub, const char *fmt, ...)
 static int usage_error(const char *sub, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "attn seq2seq %s: ", sub);
+    fprintf(stderr, "%s %s: ", PROG, sub);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (try 'attn seq2seq %s --help')\n", sub);
+    fprintf(stderr, " (try '%s %s --help')\n", PROG, sub);
     va_end(ap);
     return 2;
 }
@@ -91,8 +104,8 @@ static int opt_int(const char *sub, const char *a, const char *v, long long lo, 
     if (parse_ll(v, lo, hi, out) == 0) return 0;
     char range[96];
     snprintf(range, sizeof range, "an integer in [%lld, %lld]", lo, hi);
-    fprintf(stderr, "attn seq2seq %s: %s '%s': expected %s (try 'attn seq2seq %s --help')\n", sub,
-            a, v ? v : "(missing)", range, sub);
+    fprintf(stderr, "%s %s: %s '%s': expected %s (try '%s %s --help')\n", PROG, sub, a,
+            v ? v : "(missing)", range, PROG, sub);
     return 2;
 }
 
@@ -100,9 +113,8 @@ static int opt_real(const char *sub, const char *a, const char *v, double lo, do
                     double *out) {
     if (parse_real(v, lo, hi, out) == 0) return 0;
     fprintf(stderr,
-            "attn seq2seq %s: %s '%s': expected a number in [%g, %g] (try 'attn seq2seq %s "
-            "--help')\n",
-            sub, a, v ? v : "(missing)", lo, hi, sub);
+            "%s %s: %s '%s': expected a number in [%g, %g] (try '%s %s --help')\n", PROG,
+            sub, a, v ? v : "(missing)", lo, hi, PROG, sub);
     return 2;
 }
 
@@ -154,16 +166,24 @@ typedef struct run_info {
     double train_seconds;      /* training wall time so far (all runs) */
 } run_info;
 
+/* A model with its vocabularies. cfg's vocabulary sizes, special ids,
+ * dropout and max_src_len (the longest source of the data + 1) describe the
+ * data side of both families; for the Transformer the ids, sizes and
+ * dropout are mirrored in tcfg, and the rest of cfg is unused. */
 typedef struct bundle {
     attn_seq2seq_config cfg;
+    attn_t2t_config tcfg;     /* T2T */
+    int align_layer;          /* T2T: the decoder layer the alignment is read from (-1: mean) */
     run_info info;
     attn_params *ps;
     attn_seq2seq *model;
+    attn_t2t *t2t;            /* T2T */
     attn_vocab *sv, *tv;
 } bundle;
 
 static void bundle_free(bundle *b) {
     attn_seq2seq_free(b->model);
+    attn_t2t_free(b->t2t);
     attn_params_free(b->ps);
     attn_vocab_free(b->sv);
     attn_vocab_free(b->tv);
@@ -171,6 +191,43 @@ static void bundle_free(bundle *b) {
 }
 
 static const char *tok_name(attn_vocab_kind k) { return k == ATTN_VOCAB_BPE ? "bpe" : "char"; }
+
+/* attn_pos_kind from its name (attn_pos_kind_name); 0 or -1. */
+static int pos_parse(const char *name, attn_pos_kind *out) {
+    for (int k = 0; k < ATTN_POS_COUNT; k++)
+        if (name && strcmp(name, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
+            *out = (attn_pos_kind)k;
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- the model behind the bundle: the only places the families differ at run time ---- */
+
+static attn_status model_new(bundle *b, attn_rng *rng) {
+    return T2T ? attn_t2t_new(&b->t2t, b->ps, &b->tcfg, rng)
+               : attn_seq2seq_new(&b->model, b->ps, &b->cfg, rng);
+}
+
+static attn_tensor *model_loss(attn_ctx *ctx, const bundle *b, const attn_s2s_batch *batch,
+                               float label_smoothing) {
+    return T2T ? attn_t2t_loss(ctx, b->t2t, batch, label_smoothing, NULL)
+               : attn_seq2seq_loss(ctx, b->model, batch, label_smoothing, NULL);
+}
+
+/* Decodes (seq2seq.h's contract); align [B * max_len * S] or NULL. */
+static attn_status model_decode(attn_ctx *ctx, const bundle *b, const attn_s2s_batch *batch,
+                                const attn_decode_config *dc, int32_t *out_ids, int32_t *out_len,
+                                float *align) {
+    if (!T2T) return attn_seq2seq_decode(ctx, b->model, batch, dc, out_ids, out_len, align);
+    const attn_t2t_align how = {b->align_layer};
+    return attn_t2t_decode(ctx, b->t2t, batch, dc, &how, out_ids, out_len, align, NULL);
+}
+
+/* The model in a few words, for logs and map titles. */
+static const char *model_kind(const bundle *b) {
+    return T2T ? "transformer" : attn_s2s_attention_name(b->cfg.attention);
+}
 
 /* Metadata of a checkpoint: up to META_MAX entries, values formatted here. */
 #define META_MAX 48
@@ -205,18 +262,36 @@ static void meta_build(meta_list *m, const bundle *b) {
     meta_put(m, "lang", "%s", r->dates ? "" : r->lang);
     meta_put(m, "tokenizer", "%s", tok_name(r->tok));
     meta_put(m, "bpe_merges", "%lld", r->bpe_merges);
-    meta_put(m, "cell", "%s", c->cell == ATTN_RNN_LSTM ? "lstm" : "gru");
-    meta_put(m, "attention", "%s", attn_s2s_attention_name(c->attention));
+    if (T2T) {
+        const attn_t2t_config *t = &b->tcfg;
+        meta_put(m, "d_model", "%lld", (long long)t->d_model);
+        meta_put(m, "heads", "%d", t->n_heads);
+        meta_put(m, "kv_heads", "%d", t->n_kv_heads);
+        meta_put(m, "enc_layers", "%d", t->enc_layers);
+        meta_put(m, "dec_layers", "%d", t->dec_layers);
+        meta_put(m, "d_ff", "%lld", (long long)t->d_ff);
+        meta_put(m, "norm_first", "%d", t->norm_first);
+        meta_put(m, "activation", "%s", t->activation == ATTN_ACT_GELU ? "gelu" : "relu");
+        meta_put(m, "pos", "%s", attn_pos_kind_name(t->pos));
+        meta_put(m, "shaw_clip", "%d", t->shaw_clip);
+        meta_put(m, "rope_theta", "%.9g", (double)t->rope_theta);
+        meta_put(m, "max_pos", "%lld", (long long)t->max_len);
+        meta_put(m, "tie_output", "%d", t->tie_output);
+        meta_put(m, "align_layer", "%d", b->align_layer);
+    } else {
+        meta_put(m, "cell", "%s", c->cell == ATTN_RNN_LSTM ? "lstm" : "gru");
+        meta_put(m, "attention", "%s", attn_s2s_attention_name(c->attention));
+        meta_put(m, "emb_dim", "%lld", (long long)c->emb_dim);
+        meta_put(m, "hidden", "%lld", (long long)c->hidden);
+        meta_put(m, "enc_layers", "%d", c->enc_layers);
+        meta_put(m, "dec_layers", "%d", c->dec_layers);
+        meta_put(m, "bidirectional", "%d", c->bidirectional);
+        meta_put(m, "attn_dim", "%lld", (long long)c->attn_dim);
+        meta_put(m, "local_window", "%d", c->local_window);
+    }
     meta_put(m, "src_vocab", "%lld", (long long)c->src_vocab);
     meta_put(m, "tgt_vocab", "%lld", (long long)c->tgt_vocab);
-    meta_put(m, "emb_dim", "%lld", (long long)c->emb_dim);
-    meta_put(m, "hidden", "%lld", (long long)c->hidden);
-    meta_put(m, "enc_layers", "%d", c->enc_layers);
-    meta_put(m, "dec_layers", "%d", c->dec_layers);
-    meta_put(m, "bidirectional", "%d", c->bidirectional);
-    meta_put(m, "attn_dim", "%lld", (long long)c->attn_dim);
     meta_put(m, "max_src_len", "%lld", (long long)c->max_src_len);
-    meta_put(m, "local_window", "%d", c->local_window);
     meta_put(m, "dropout", "%.9g", (double)c->dropout);
     meta_put(m, "pad_id", "%d", c->pad_id);
     meta_put(m, "bos_id", "%d", c->bos_id);
@@ -283,8 +358,8 @@ static int bundle_load(const char *sub, const char *dir, bundle *b, attn_optim *
     char path[4096], vpath[4096];
     dir_file(path, sizeof path, dir, "model.safetensors");
     if (!file_exists(path)) {
-        fprintf(stderr, "attn seq2seq %s: %s not found (train a model with 'attn seq2seq train "
-                        "--out %s')\n", sub, path, dir);
+        fprintf(stderr, "%s %s: %s not found (train a model with '%s train --out %s')\n", PROG,
+                sub, path, PROG, dir);
         return 1;
     }
     meta_reader m = {0};
@@ -293,8 +368,9 @@ static int bundle_load(const char *sub, const char *dir, bundle *b, attn_optim *
         return cli_fail(CMD, "cannot read the checkpoint");
     const char *model = attn_safetensors_metadata(m.f, "model");
     if (!model || strcmp(model, META_MODEL) != 0) {
-        fprintf(stderr, "attn seq2seq %s: %s is not a seq2seq checkpoint (metadata model = '%s', "
-                        "expected '%s')\n", sub, path, model ? model : "(missing)", META_MODEL);
+        fprintf(stderr, "%s %s: %s is not a %s checkpoint (metadata model = '%s', "
+                        "expected '%s')\n", PROG, sub, path, CMD, model ? model : "(missing)",
+                META_MODEL);
         attn_safetensors_close(m.f);
         return 1;
     }
@@ -308,24 +384,51 @@ static int bundle_load(const char *sub, const char *dir, bundle *b, attn_optim *
     const char *tok = meta_str(&m, "tokenizer");
     r->tok = strcmp(tok, "bpe") == 0 ? ATTN_VOCAB_BPE : ATTN_VOCAB_CHAR;
     r->bpe_merges = meta_ll(&m, "bpe_merges", 0, 1000000);
-    c->cell = strcmp(meta_str(&m, "cell"), "lstm") == 0 ? ATTN_RNN_LSTM : ATTN_RNN_GRU;
-    const char *att = meta_str(&m, "attention");
-    if (attn_s2s_attention_parse(att, &c->attention) != 0 && !m.err[0])
-        snprintf(m.err, sizeof m.err, "%s: metadata attention = '%s' is unknown", path, att);
     c->src_vocab = meta_ll(&m, "src_vocab", 4, 1 << 30);
     c->tgt_vocab = meta_ll(&m, "tgt_vocab", 4, 1 << 30);
-    c->emb_dim = meta_ll(&m, "emb_dim", 1, 1 << 20);
-    c->hidden = meta_ll(&m, "hidden", 1, 1 << 20);
-    c->enc_layers = (int)meta_ll(&m, "enc_layers", 1, 64);
-    c->dec_layers = (int)meta_ll(&m, "dec_layers", 1, 64);
-    c->bidirectional = (int)meta_ll(&m, "bidirectional", 0, 1);
-    c->attn_dim = meta_ll(&m, "attn_dim", 0, 1 << 20);
     c->max_src_len = meta_ll(&m, "max_src_len", 0, 1 << 30);
-    c->local_window = (int)meta_ll(&m, "local_window", 0, 1 << 20);
     c->dropout = (float)meta_real(&m, "dropout", 0.0, 1.0);
     c->pad_id = (int32_t)meta_ll(&m, "pad_id", 0, 1 << 30);
     c->bos_id = (int32_t)meta_ll(&m, "bos_id", 0, 1 << 30);
     c->eos_id = (int32_t)meta_ll(&m, "eos_id", 0, 1 << 30);
+    if (T2T) {
+        attn_t2t_config *t = &b->tcfg;
+        t->src_vocab = c->src_vocab;
+        t->tgt_vocab = c->tgt_vocab;
+        t->dropout = c->dropout;
+        t->pad_id = c->pad_id;
+        t->bos_id = c->bos_id;
+        t->eos_id = c->eos_id;
+        t->d_model = meta_ll(&m, "d_model", 1, 1 << 20);
+        t->n_heads = (int)meta_ll(&m, "heads", 1, 1 << 10);
+        t->n_kv_heads = (int)meta_ll(&m, "kv_heads", 0, 1 << 10);
+        t->enc_layers = (int)meta_ll(&m, "enc_layers", 1, 64);
+        t->dec_layers = (int)meta_ll(&m, "dec_layers", 1, 64);
+        t->d_ff = meta_ll(&m, "d_ff", 1, 1 << 22);
+        t->norm_first = (int)meta_ll(&m, "norm_first", 0, 1);
+        t->activation = strcmp(meta_str(&m, "activation"), "gelu") == 0 ? ATTN_ACT_GELU : ATTN_ACT_RELU;
+        const char *pos = meta_str(&m, "pos");
+        if (pos_parse(pos, &t->pos) != 0 && !m.err[0])
+            snprintf(m.err, sizeof m.err, "%s: metadata pos = '%s' is unknown", path, pos);
+        t->shaw_clip = (int)meta_ll(&m, "shaw_clip", 0, 1 << 20);
+        t->rope_theta = (float)meta_real(&m, "rope_theta", 0.0, 1e12);
+        t->max_len = meta_ll(&m, "max_pos", 0, 1 << 30);
+        t->tie_output = (int)meta_ll(&m, "tie_output", 0, 1);
+        b->align_layer = (int)meta_ll(&m, "align_layer", -1, 63);
+        c->attention = ATTN_S2S_NONE; /* unused: the Transformer's attention is its own */
+    } else {
+        c->cell = strcmp(meta_str(&m, "cell"), "lstm") == 0 ? ATTN_RNN_LSTM : ATTN_RNN_GRU;
+        const char *att = meta_str(&m, "attention");
+        if (attn_s2s_attention_parse(att, &c->attention) != 0 && !m.err[0])
+            snprintf(m.err, sizeof m.err, "%s: metadata attention = '%s' is unknown", path, att);
+        c->emb_dim = meta_ll(&m, "emb_dim", 1, 1 << 20);
+        c->hidden = meta_ll(&m, "hidden", 1, 1 << 20);
+        c->enc_layers = (int)meta_ll(&m, "enc_layers", 1, 64);
+        c->dec_layers = (int)meta_ll(&m, "dec_layers", 1, 64);
+        c->bidirectional = (int)meta_ll(&m, "bidirectional", 0, 1);
+        c->attn_dim = meta_ll(&m, "attn_dim", 0, 1 << 20);
+        c->local_window = (int)meta_ll(&m, "local_window", 0, 1 << 20);
+    }
     r->data_seed = meta_ll(&m, "data_seed", 0, INT64_MAX);
     r->n_train = meta_ll(&m, "n_train", 0, INT64_MAX);
     r->max_len = meta_ll(&m, "max_len", 0, 1 << 30);
@@ -343,7 +446,7 @@ static int bundle_load(const char *sub, const char *dir, bundle *b, attn_optim *
     r->step = meta_ll(&m, "step", 0, INT64_MAX);
     attn_safetensors_close(m.f);
     if (m.err[0]) {
-        fprintf(stderr, "attn seq2seq %s: %s\n", sub, m.err);
+        fprintf(stderr, "%s %s: %s\n", PROG, sub, m.err);
         return 1;
     }
     dir_file(vpath, sizeof vpath, dir, "src.vocab");
@@ -357,13 +460,13 @@ static int bundle_load(const char *sub, const char *dir, bundle *b, attn_optim *
         return cli_fail(CMD, "cannot load the target vocabulary");
     }
     if (attn_vocab_size(b->sv) != c->src_vocab || attn_vocab_size(b->tv) != c->tgt_vocab) {
-        fprintf(stderr, "attn seq2seq %s: %s: the vocabularies have %d and %d tokens, the model "
-                        "%lld and %lld\n", sub, dir, attn_vocab_size(b->sv), attn_vocab_size(b->tv),
+        fprintf(stderr, "%s %s: %s: the vocabularies have %d and %d tokens, the model "
+                        "%lld and %lld\n", PROG, sub, dir, attn_vocab_size(b->sv), attn_vocab_size(b->tv),
                 (long long)c->src_vocab, (long long)c->tgt_vocab);
         bundle_free(b);
         return 1;
     }
-    if (attn_params_new(&b->ps) != ATTN_OK || attn_seq2seq_new(&b->model, b->ps, c, NULL) != ATTN_OK) {
+    if (attn_params_new(&b->ps) != ATTN_OK || model_new(b, NULL) != ATTN_OK) {
         int rc = cli_fail(CMD, "cannot create the model");
         bundle_free(b);
         return rc;
@@ -389,6 +492,18 @@ static int bundle_load(const char *sub, const char *dir, bundle *b, attn_optim *
     }
     r->step = step;
     if (opt_out) *opt_out = opt;
+    return 0;
+}
+
+/* --align-layer of translate and eval: -2 (not given) keeps the model's. */
+static int set_align_layer(const char *sub, bundle *b, long long layer) {
+    if (!T2T || layer == -2) return 0;
+    if (layer >= b->tcfg.dec_layers) {
+        fprintf(stderr, "%s %s: --align-layer %lld: the decoder has %d layers (0 .. %d; -1: their "
+                        "mean)\n", PROG, sub, layer, b->tcfg.dec_layers, b->tcfg.dec_layers - 1);
+        return 1;
+    }
+    b->align_layer = (int)layer;
     return 0;
 }
 
@@ -418,9 +533,9 @@ static int gettext_path(const char *sub, const char *data_dir, const char *lang,
     snprintf(path, n, "%s/en-%s/%s.tsv", data_dir, lang, split);
     if (file_exists(path)) return 0;
     fprintf(stderr,
-            "attn seq2seq %s: %s not found: build the gettext data set first with\n"
+            "%s %s: %s not found: build the gettext data set first with\n"
             "  bash scripts/get_gettext_data.sh\n"
-            "(or pass --data DIR where DIR/en-%s/%s.tsv exists; docs/data.md)\n",
+            "(or pass --data DIR where DIR/en-%s/%s.tsv exists; docs/data.md)\n", PROG,
             sub, path, lang, split);
     return 1;
 }
@@ -436,7 +551,7 @@ static int eval_set_load(const char *sub, const run_info *r, const char *data_di
         s->ref = malloc((size_t)n * sizeof *s->ref);
         if (!s->dates || !s->src || !s->ref) {
             eval_set_free(s);
-            fprintf(stderr, "attn seq2seq %s: out of memory\n", sub);
+            fprintf(stderr, "%s %s: out of memory\n", PROG, sub);
             return 1;
         }
         uint64_t cursor = 0;
@@ -457,7 +572,7 @@ static int eval_set_load(const char *sub, const run_info *r, const char *data_di
     s->ref = malloc((size_t)(s->n ? s->n : 1) * sizeof *s->ref);
     if (!s->src || !s->ref) {
         eval_set_free(s);
-        fprintf(stderr, "attn seq2seq %s: out of memory\n", sub);
+        fprintf(stderr, "%s %s: out of memory\n", PROG, sub);
         return 1;
     }
     for (int64_t i = 0; i < s->n; i++) {
@@ -467,9 +582,32 @@ static int eval_set_load(const char *sub, const run_info *r, const char *data_di
     return 0;
 }
 
-/* Encodes a source for the model: LOCATION attention scores a fixed number
- * of source positions (max_src_len - 1 tokens fit), so longer sources are
- * cut there (and *cut set). */
+/* Output tokens at most for a source of S tokens: targets of the gettext
+ * pairs are at most 2.5 times their source in characters, dates are 10. */
+static int max_out_len(int64_t S) { return (int)(3 * S + 10); }
+
+/* The most source tokens the model reads, 0 for any number: LOCATION
+ * attention scores a fixed number of source positions (max_src_len - 1),
+ * a Transformer with learned positions has a table of tcfg.max_len. */
+static int64_t source_cap(const bundle *b) {
+    if (T2T) return b->tcfg.pos == ATTN_POS_LEARNED ? b->tcfg.max_len : 0;
+    return b->cfg.attention == ATTN_S2S_LOCATION && b->cfg.max_src_len > 1 ? b->cfg.max_src_len - 1
+                                                                            : 0;
+}
+
+/* Output tokens at most: L, or fewer when a learned position table ends
+ * before (Transformer). */
+static int decode_cap(const bundle *b, int L) {
+    if (T2T && b->tcfg.pos == ATTN_POS_LEARNED && b->tcfg.max_len > 0 && L > b->tcfg.max_len)
+        return (int)b->tcfg.max_len;
+    return L;
+}
+
+/* Whether the model has attention maps (alignments). */
+static int has_attention(const bundle *b) { return T2T || b->cfg.attention != ATTN_S2S_NONE; }
+
+/* Encodes a source for the model; sources longer than source_cap are cut
+ * there (and *cut set). */
 typedef struct id_buf {
     int32_t *ids;
     size_t cap;
@@ -487,19 +625,15 @@ static attn_status add_source(attn_s2s_data *d, const bundle *b, const char *tex
     size_t n = 0;
     attn_status st = attn_vocab_encode(b->sv, text, len, buf->ids, buf->cap, &n);
     if (st != ATTN_OK) return st;
-    if (b->cfg.attention == ATTN_S2S_LOCATION && b->cfg.max_src_len > 1 &&
-        (int64_t)n > b->cfg.max_src_len - 1) {
-        n = (size_t)(b->cfg.max_src_len - 1);
+    const int64_t cap = source_cap(b);
+    if (cap > 0 && (int64_t)n > cap) {
+        n = (size_t)cap;
         if (cut) *cut = 1;
     }
     return attn_s2s_data_add_ids(d, buf->ids, (int64_t)n, NULL, 0);
 }
 
 /* ---- decoding and evaluation ------------------------------------------------------------ */
-
-/* Output tokens at most for a source of S tokens: targets of the gettext
- * pairs are at most 2.5 times their source in characters, dates are 10. */
-static int max_out_len(int64_t S) { return (int)(3 * S + 10); }
 
 typedef struct eval_out {
     attn_eval ev;
@@ -590,14 +724,14 @@ static int evaluate(const char *sub, attn_ctx *ctx, const bundle *b, const eval_
         }
         r->cut += cut;
     }
-    const int want_align = es->dates && b->cfg.attention != ATTN_S2S_NONE;
+    const int want_align = es->dates && has_attention(b);
     const int64_t S_max = d.max_src_len > 0 ? d.max_src_len : 1;
     const int L_max = max_out_len(S_max);
     out_ids = malloc((size_t)EVAL_BATCH * (size_t)L_max * sizeof *out_ids);
     out_len = malloc((size_t)EVAL_BATCH * sizeof *out_len);
     if (want_align) align = malloc((size_t)EVAL_BATCH * (size_t)L_max * (size_t)S_max * sizeof *align);
     if (!out_ids || !out_len || (want_align && !align)) {
-        fprintf(stderr, "attn seq2seq %s: out of memory for decoding\n", sub);
+        fprintf(stderr, "%s %s: out of memory for decoding\n", PROG, sub);
         goto done;
     }
     const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
@@ -615,7 +749,7 @@ static int evaluate(const char *sub, attn_ctx *ctx, const bundle *b, const eval_
         attn_status st = attn_s2s_batch_make(ctx, &d, idx, bsz, &batch, &info);
         attn_decode_config dc = {beam, alpha, max_out_len(info.src_width)};
         if (st == ATTN_OK)
-            st = attn_seq2seq_decode(ctx, b->model, &batch, &dc, out_ids, out_len, want_align ? align : NULL);
+            st = model_decode(ctx, b, &batch, &dc, out_ids, out_len, want_align ? align : NULL);
         r->seconds += now_s() - t0;
         if (st != ATTN_OK) {
             attn_ctx_set_grad_enabled(ctx, grad);
@@ -670,11 +804,20 @@ static double eval_align(const eval_out *r) {
 /* ---- train --------------------------------------------------------------------------------- */
 
 static void train_usage(FILE *f) {
+    if (T2T)
+        fprintf(f,
+            "usage: attn transformer train --task dates|gettext [--lang de|fr] --out DIR [options]\n\n"
+            "Trains an encoder-decoder Transformer (teacher forcing, AdamW with linear warmup\n"
+            "and cosine decay, gradients clipped to norm 1) on the data, splits and schedule of\n"
+            "'attn seq2seq train', then prints the greedy exact match (and BLEU for gettext,\n"
+            "alignment accuracy of the cross-attention for dates) on the test split.\n\n");
+    else
+        fprintf(f,
+            "usage: attn seq2seq train --task dates|gettext [--lang de|fr] --out DIR [options]\n\n"
+            "Trains an RNN encoder-decoder with attention (teacher forcing, AdamW with linear\n"
+            "warmup and cosine decay, gradients clipped to norm 1), then prints the greedy\n"
+            "exact match (and BLEU for gettext, alignment accuracy for dates) on the test split.\n\n");
     fprintf(f,
-        "usage: attn seq2seq train --task dates|gettext [--lang de|fr] --out DIR [options]\n\n"
-        "Trains an RNN encoder-decoder with attention (teacher forcing, AdamW with linear\n"
-        "warmup and cosine decay, gradients clipped to norm 1), then prints the greedy\n"
-        "exact match (and BLEU for gettext, alignment accuracy for dates) on the test split.\n\n"
         "data:\n"
         "  --task dates|gettext   date normalisation (generated) or gettext en->LANG pairs\n"
         "  --lang de|fr           gettext language (default de)\n"
@@ -686,7 +829,27 @@ static void train_usage(FILE *f) {
         "                         tokens (default 60 bpe / 150 char; 0: keep all)\n"
         "  --tok char|bpe         tokeniser of both sides (default: dates char, gettext bpe)\n"
         "  --bpe-merges N         BPE merges per side, learned on the training split\n"
-        "                         (default: dates 100, gettext 2000)\n"
+        "                         (default: dates 100, gettext 2000)\n");
+    if (T2T)
+        fprintf(f,
+        "model:\n"
+        "  --d-model E            model width (default 64; gettext 128)\n"
+        "  --heads H              attention heads (default 4)\n"
+        "  --kv-heads K           key/value heads, grouped-query attention (default: H)\n"
+        "  --layers L             encoder and decoder layers (default 2)\n"
+        "  --enc-layers L, --dec-layers L   each side on its own\n"
+        "  --d-ff F               feed-forward width (default 4 E)\n"
+        "  --pre-ln 0|1           pre-LN blocks and final norms (default 1); 0: post-LN\n"
+        "  --activation relu|gelu feed-forward activation (default relu)\n"
+        "  --pos KIND             sinusoidal|learned|rope|alibi|shaw|none (default sinusoidal)\n"
+        "  --shaw-clip K          Shaw relative positions' clipping distance (default 8)\n"
+        "  --tie 0|1              output layer tied to the target embedding (default 0)\n"
+        "  --dropout P            embeddings, attention weights, residual branches and the\n"
+        "                         feed-forward hidden layer (default 0; gettext 0.1)\n"
+        "  --align-layer N        decoder layer whose cross-attention (averaged over heads)\n"
+        "                         is the alignment; -1: the mean over layers (default -1)\n");
+    else
+        fprintf(f,
         "model:\n"
         "  --attention KIND       none|bahdanau|dot|general|concat|location|cosine|local-m|\n"
         "                         local-p (default bahdanau)\n"
@@ -698,7 +861,8 @@ static void train_usage(FILE *f) {
         "                         whose scores need encoder states of size H)\n"
         "  --attn-dim A           additive/concat/local-p score size (default 0: H)\n"
         "  --window D             local-m/local-p half window (default 5)\n"
-        "  --dropout P            dropout on embeddings and between layers (default 0)\n"
+        "  --dropout P            dropout on embeddings and between layers (default 0)\n");
+    fprintf(f,
         "training:\n"
         "  --batch B              examples per step (default 64)\n"
         "  --pool K               length bucketing: sort pools of K batches by length\n"
@@ -731,6 +895,10 @@ typedef struct train_opts {
     const char *task, *lang, *attention, *cell, *tok, *out, *data_dir;
     long long bpe_merges, emb, hidden, layers, bidir, attn_dim, window;
     double dropout;
+    /* the Transformer's */
+    const char *pos, *activation;
+    long long d_model, heads, kv_heads, enc_layers, dec_layers, d_ff, pre_ln, shaw_clip, tie,
+        align_layer;
     long long batch, pool, steps, epochs, n_train, max_len, warmup, seed, threads, arena_mb;
     double lr, weight_decay, label_smoothing, time_budget;
     long long eval_every, eval_n, log_every;
@@ -748,8 +916,16 @@ static int train_parse(int argc, char **argv, train_opts *o) {
     o->attention = "bahdanau";
     o->cell = "gru";
     o->bpe_merges = o->emb = o->hidden = o->max_len = -1;
-    o->layers = 1;
+    o->layers = T2T ? 2 : 1;
     o->bidir = -1;
+    o->pos = "sinusoidal";
+    o->activation = "relu";
+    o->d_model = o->d_ff = o->enc_layers = o->dec_layers = -1;
+    o->dropout = -1.0;
+    o->heads = 4;
+    o->pre_ln = 1;
+    o->shaw_clip = 8;
+    o->align_layer = -1;
     o->window = 5;
     o->batch = 64;
     o->pool = 8;
@@ -779,18 +955,30 @@ static int train_parse(int argc, char **argv, train_opts *o) {
         if (!strcmp(a, "--task")) rc = opt_str(sub, a, v, &o->task);
         else if (!strcmp(a, "--lang")) rc = opt_str(sub, a, v, &o->lang);
         else if (!strcmp(a, "--data")) rc = opt_str(sub, a, v, &o->data_dir), fixed = 0;
-        else if (!strcmp(a, "--attention")) rc = opt_str(sub, a, v, &o->attention);
-        else if (!strcmp(a, "--cell")) rc = opt_str(sub, a, v, &o->cell);
+        else if (!T2T && !strcmp(a, "--attention")) rc = opt_str(sub, a, v, &o->attention);
+        else if (!T2T && !strcmp(a, "--cell")) rc = opt_str(sub, a, v, &o->cell);
         else if (!strcmp(a, "--tok")) rc = opt_str(sub, a, v, &o->tok);
         else if (!strcmp(a, "--out")) rc = opt_str(sub, a, v, &o->out), fixed = 0;
         else if (!strcmp(a, "--bpe-merges")) rc = opt_int(sub, a, v, 0, 1000000, &o->bpe_merges);
-        else if (!strcmp(a, "--emb")) rc = opt_int(sub, a, v, 1, 65536, &o->emb);
-        else if (!strcmp(a, "--hidden")) rc = opt_int(sub, a, v, 1, 65536, &o->hidden);
+        else if (!T2T && !strcmp(a, "--emb")) rc = opt_int(sub, a, v, 1, 65536, &o->emb);
+        else if (!T2T && !strcmp(a, "--hidden")) rc = opt_int(sub, a, v, 1, 65536, &o->hidden);
         else if (!strcmp(a, "--layers")) rc = opt_int(sub, a, v, 1, 16, &o->layers);
-        else if (!strcmp(a, "--bidir")) rc = opt_int(sub, a, v, 0, 1, &o->bidir);
-        else if (!strcmp(a, "--attn-dim")) rc = opt_int(sub, a, v, 0, 65536, &o->attn_dim);
-        else if (!strcmp(a, "--window")) rc = opt_int(sub, a, v, 0, 1000, &o->window);
+        else if (!T2T && !strcmp(a, "--bidir")) rc = opt_int(sub, a, v, 0, 1, &o->bidir);
+        else if (!T2T && !strcmp(a, "--attn-dim")) rc = opt_int(sub, a, v, 0, 65536, &o->attn_dim);
+        else if (!T2T && !strcmp(a, "--window")) rc = opt_int(sub, a, v, 0, 1000, &o->window);
         else if (!strcmp(a, "--dropout")) rc = opt_real(sub, a, v, 0.0, 0.95, &o->dropout);
+        else if (T2T && !strcmp(a, "--d-model")) rc = opt_int(sub, a, v, 1, 65536, &o->d_model);
+        else if (T2T && !strcmp(a, "--heads")) rc = opt_int(sub, a, v, 1, 1024, &o->heads);
+        else if (T2T && !strcmp(a, "--kv-heads")) rc = opt_int(sub, a, v, 0, 1024, &o->kv_heads);
+        else if (T2T && !strcmp(a, "--enc-layers")) rc = opt_int(sub, a, v, 1, 16, &o->enc_layers);
+        else if (T2T && !strcmp(a, "--dec-layers")) rc = opt_int(sub, a, v, 1, 16, &o->dec_layers);
+        else if (T2T && !strcmp(a, "--d-ff")) rc = opt_int(sub, a, v, 1, 1 << 20, &o->d_ff);
+        else if (T2T && !strcmp(a, "--pre-ln")) rc = opt_int(sub, a, v, 0, 1, &o->pre_ln);
+        else if (T2T && !strcmp(a, "--activation")) rc = opt_str(sub, a, v, &o->activation);
+        else if (T2T && !strcmp(a, "--pos")) rc = opt_str(sub, a, v, &o->pos);
+        else if (T2T && !strcmp(a, "--shaw-clip")) rc = opt_int(sub, a, v, 1, 1 << 16, &o->shaw_clip);
+        else if (T2T && !strcmp(a, "--tie")) rc = opt_int(sub, a, v, 0, 1, &o->tie);
+        else if (T2T && !strcmp(a, "--align-layer")) rc = opt_int(sub, a, v, -1, 15, &o->align_layer);
         else if (!strcmp(a, "--n-train")) rc = opt_int(sub, a, v, 0, 1LL << 31, &o->n_train);
         else if (!strcmp(a, "--max-len")) rc = opt_int(sub, a, v, 0, 1 << 20, &o->max_len);
         else if (!strcmp(a, "--batch")) rc = opt_int(sub, a, v, 1, 65536, &o->batch);
@@ -820,8 +1008,8 @@ static int train_parse(int argc, char **argv, train_opts *o) {
         return usage_error(sub, "--steps and --epochs exclude each other");
     if (o->resume) {
         if (o->fixed_given) {
-            fprintf(stderr, "attn seq2seq train: %s cannot be given with --resume: the model, data "
-                            "and seed settings come from %s/model.safetensors\n",
+            fprintf(stderr, "%s train: %s cannot be given with --resume: the model, data "
+                            "and seed settings come from %s/model.safetensors\n", PROG,
                     o->fixed_given, o->out);
             return 2;
         }
@@ -833,6 +1021,14 @@ static int train_parse(int argc, char **argv, train_opts *o) {
     if (strcmp(o->lang, "de") && strcmp(o->lang, "fr"))
         return usage_error(sub, "--lang '%s': expected de or fr", o->lang);
     attn_s2s_attention kind;
+    if (T2T) {
+        attn_pos_kind pk;
+        if (pos_parse(o->pos, &pk) != 0)
+            return usage_error(sub, "--pos '%s': expected sinusoidal, learned, rope, alibi, shaw "
+                                    "or none", o->pos);
+        if (strcmp(o->activation, "relu") && strcmp(o->activation, "gelu"))
+            return usage_error(sub, "--activation '%s': expected relu or gelu", o->activation);
+    }
     if (attn_s2s_attention_parse(o->attention, &kind) != 0)
         return usage_error(sub, "--attention '%s': expected none, bahdanau, dot, general, concat, "
                                 "location, cosine, local-m or local-p", o->attention);
@@ -851,6 +1047,12 @@ static int train_parse(int argc, char **argv, train_opts *o) {
     if (o->emb < 0) o->emb = dates ? 64 : 128;
     if (o->hidden < 0) o->hidden = dates ? 128 : 256;
     if (o->max_len < 0) o->max_len = dates ? 0 : (!strcmp(o->tok, "bpe") ? 60 : 150);
+    if (o->d_model < 0) o->d_model = dates ? 64 : 128;
+    if (o->d_ff < 0) o->d_ff = 4 * o->d_model;
+    if (o->dropout < 0) o->dropout = T2T && !dates ? 0.1 : 0.0;
+    if (T2T && o->align_layer >= (o->dec_layers > 0 ? o->dec_layers : o->layers))
+        return usage_error(sub, "--align-layer %lld: the decoder has %lld layers", o->align_layer,
+                           o->dec_layers > 0 ? o->dec_layers : o->layers);
     return 0;
 }
 
@@ -912,7 +1114,7 @@ static int train_data_load(const char *data_dir, const run_info *r, train_data *
         }
         t->dates = malloc((size_t)r->n_train * sizeof *t->dates);
         if (!t->dates) {
-            fprintf(stderr, "attn seq2seq train: out of memory for %lld examples\n", r->n_train);
+            fprintf(stderr, "%s train: out of memory for %lld examples\n", PROG, r->n_train);
             return 1;
         }
         uint64_t c = 0;
@@ -942,17 +1144,17 @@ static int train_data_encode(const bundle *b, train_data *t) {
         const int64_t last = t->train.n - 1;
         const int too_long = r->max_len > 0 && (t->train.src_len[last] > r->max_len ||
                                                 t->train.tgt_len[last] > r->max_len);
-        /* max_src_len is 0 while a new gettext model is being set up: it
+        /* source_cap is 0 while a new gettext model is being set up: it
          * is then taken from these very sources, so none is too long. */
-        const int location_cut = b->cfg.attention == ATTN_S2S_LOCATION && b->cfg.max_src_len > 0 &&
-                                 t->train.src_len[last] > b->cfg.max_src_len - 1;
+        const int64_t cap = source_cap(b);
+        const int location_cut = cap > 0 && t->train.src_len[last] > cap;
         if (too_long || location_cut) {
             attn_s2s_data_truncate(&t->train, last);
             t->skipped++;
         }
     }
     if (t->train.n == 0) {
-        fprintf(stderr, "attn seq2seq train: no training pair is at most %lld tokens long\n", r->max_len);
+        fprintf(stderr, "%s train: no training pair is at most %lld tokens long\n", PROG, r->max_len);
         return 1;
     }
     return 0;
@@ -1013,6 +1215,30 @@ static void config_from_opts(const train_opts *o, bundle *b, int64_t max_src_len
     c->pad_id = ATTN_TOKEN_PAD;
     c->bos_id = ATTN_TOKEN_BOS;
     c->eos_id = ATTN_TOKEN_EOS;
+    if (!T2T) return;
+    c->attention = ATTN_S2S_NONE; /* unused: the Transformer's attention is its own */
+    attn_t2t_config *t = &b->tcfg;
+    memset(t, 0, sizeof *t);
+    t->src_vocab = c->src_vocab;
+    t->tgt_vocab = c->tgt_vocab;
+    t->d_model = o->d_model;
+    t->n_heads = (int)o->heads;
+    t->n_kv_heads = (int)o->kv_heads;
+    t->enc_layers = t->dec_layers = (int)o->layers;
+    if (o->enc_layers > 0) t->enc_layers = (int)o->enc_layers;
+    if (o->dec_layers > 0) t->dec_layers = (int)o->dec_layers;
+    t->d_ff = o->d_ff;
+    t->dropout = c->dropout;
+    t->norm_first = (int)o->pre_ln;
+    t->activation = strcmp(o->activation, "gelu") == 0 ? ATTN_ACT_GELU : ATTN_ACT_RELU;
+    pos_parse(o->pos, &t->pos);
+    t->shaw_clip = (int)o->shaw_clip;
+    t->max_len = 0; /* learned positions: set from the longest source (cmd_train) */
+    t->tie_output = (int)o->tie;
+    t->pad_id = c->pad_id;
+    t->bos_id = c->bos_id;
+    t->eos_id = c->eos_id;
+    b->align_layer = (int)o->align_layer;
 }
 
 /* Longest source, in tokens, over the held-out sets and the training set
@@ -1064,8 +1290,8 @@ static int cmd_train(int argc, char **argv) {
         if (train_data_load(o.data_dir, r, &td) || train_data_encode(&b, &td)) goto done;
         if (o.epochs > 0) {
             if (td.fresh) {
-                fprintf(stderr, "attn seq2seq train: --epochs needs a finite training set; this "
-                                "run draws fresh dates (use --steps)\n");
+                fprintf(stderr, "%s train: --epochs needs a finite training set; this "
+                                "run draws fresh dates (use --steps)\n", PROG);
                 rc = 2;
                 goto done;
             }
@@ -1094,7 +1320,7 @@ static int cmd_train(int argc, char **argv) {
         int64_t vn = 0;
         attn_date_example *tmp = NULL;
         if (vocab_texts(r, &td, &vs, &vt, &vn, &tmp)) {
-            fprintf(stderr, "attn seq2seq train: out of memory\n");
+            fprintf(stderr, "%s train: out of memory\n", PROG);
             if (r->dates) {
                 free(vs);
                 free(vt);
@@ -1130,8 +1356,10 @@ static int cmd_train(int argc, char **argv) {
     if (!o.resume) {
         const eval_set sets[2] = {valid, test};
         b.cfg.max_src_len = longest_source(&b, sets, 2, &td) + 1;
+        /* learned positions: room for the longest source and for decoding it */
+        if (T2T && b.tcfg.pos == ATTN_POS_LEARNED) b.tcfg.max_len = max_out_len(b.cfg.max_src_len - 1);
         if (make_dirs(o.out) != 0) {
-            fprintf(stderr, "attn seq2seq train: cannot create the directory %s: %s\n", o.out,
+            fprintf(stderr, "%s train: cannot create the directory %s: %s\n", PROG, o.out,
                     strerror(errno));
             goto done;
         }
@@ -1147,7 +1375,7 @@ static int cmd_train(int argc, char **argv) {
         }
         attn_rng rng;
         attn_rng_init(&rng, (uint64_t)o.seed);
-        if (attn_params_new(&b.ps) != ATTN_OK || attn_seq2seq_new(&b.model, b.ps, &b.cfg, &rng) != ATTN_OK) {
+        if (attn_params_new(&b.ps) != ATTN_OK || model_new(&b, &rng) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot create the model");
             goto done;
         }
@@ -1191,20 +1419,34 @@ static int cmd_train(int argc, char **argv) {
 
     const int64_t start_step = r->step;
     if (r->total_steps > 0 && start_step >= r->total_steps) {
-        fprintf(stderr, "attn seq2seq train: %s is already at step %lld of %lld (give --steps N "
-                        "with a larger N to train further)\n", o.out, (long long)start_step,
+        fprintf(stderr, "%s train: %s is already at step %lld of %lld (give --steps N "
+                        "with a larger N to train further)\n", PROG, o.out, (long long)start_step,
                 (long long)r->total_steps);
         rc = 1;
         goto done;
     }
     if (r->time_budget > 0 && r->train_seconds >= r->time_budget) {
-        fprintf(stderr, "attn seq2seq train: %s has used its time budget (%.1f of %.1f s; give "
-                        "--time-budget with a larger value)\n", o.out, r->train_seconds, r->time_budget);
+        fprintf(stderr, "%s train: %s has used its time budget (%.1f of %.1f s; give "
+                        "--time-budget with a larger value)\n", PROG, o.out, r->train_seconds, r->time_budget);
         rc = 1;
         goto done;
     }
     {
         char desc[512];
+        const attn_t2t_config *tc = &b.tcfg;
+        if (T2T)
+            snprintf(desc, sizeof desc,
+                     "%s%s: Transformer, d_model %lld, heads %d (kv %d), layers %d+%d, d_ff %lld, "
+                     "%s, %s positions, %s%s; %s vocabularies %d -> %d tokens; %lld parameters",
+                     r->dates ? "dates" : "gettext en-", r->dates ? "" : r->lang,
+                     (long long)tc->d_model, tc->n_heads,
+                     tc->n_kv_heads ? tc->n_kv_heads : tc->n_heads, tc->enc_layers,
+                     tc->dec_layers, (long long)tc->d_ff, tc->norm_first ? "pre-LN" : "post-LN",
+                     attn_pos_kind_name(tc->pos), tc->activation == ATTN_ACT_GELU ? "gelu" : "relu",
+                     tc->tie_output ? ", tied output" : "", tok_name(r->tok),
+                     attn_vocab_size(b.sv), attn_vocab_size(b.tv),
+                     (long long)attn_params_numel(b.ps));
+        else
         snprintf(desc, sizeof desc,
                  "%s%s: %s seq2seq, attention %s, emb %lld, hidden %lld, layers %d, %s encoder; "
                  "%s vocabularies %d -> %d tokens; %lld parameters",
@@ -1233,8 +1475,9 @@ static int cmd_train(int argc, char **argv) {
             attn_json_int("step", start_step),
             attn_json_str("task", r->dates ? "dates" : "gettext"),
             attn_json_str("lang", r->lang),
-            attn_json_str("attention", attn_s2s_attention_name(b.cfg.attention)),
-            attn_json_str("cell", b.cfg.cell == ATTN_RNN_LSTM ? "lstm" : "gru"),
+            attn_json_str("attention", model_kind(&b)),
+            attn_json_str("cell", T2T ? attn_pos_kind_name(b.tcfg.pos)
+                                      : b.cfg.cell == ATTN_RNN_LSTM ? "lstm" : "gru"),
             attn_json_str("tokenizer", tok_name(r->tok)),
             attn_json_int("parameters", attn_params_numel(b.ps)),
             attn_json_int("train_examples", td.fresh ? -1 : td.train.n),
@@ -1252,7 +1495,7 @@ static int cmd_train(int argc, char **argv) {
     /* Fresh batches are examples 0 .. B-1 of the refilled set. */
     iota = malloc((size_t)r->batch * sizeof *iota);
     if (!iota) {
-        fprintf(stderr, "attn seq2seq train: out of memory\n");
+        fprintf(stderr, "%s train: out of memory\n", PROG);
         goto done;
     }
     for (int64_t k = 0; k < r->batch; k++) iota[k] = k;
@@ -1293,23 +1536,23 @@ static int cmd_train(int argc, char **argv) {
             rc = cli_fail(CMD, "cannot make a batch");
             goto done;
         }
-        attn_tensor *loss = attn_seq2seq_loss(ctx, b.model, &batch, (float)r->label_smoothing, NULL);
+        attn_tensor *loss = model_loss(ctx, &b, &batch, (float)r->label_smoothing);
         if (!loss) {
-            fprintf(stderr, "attn seq2seq train: step %lld: %s\n", (long long)step, attn_ctx_error(ctx));
+            fprintf(stderr, "%s train: step %lld: %s\n", PROG, (long long)step, attn_ctx_error(ctx));
             if (attn_ctx_status(ctx) == ATTN_ERR_OOM)
                 fprintf(stderr, "hint: raise --arena-mb (now %lld) or lower --batch\n", o.arena_mb);
             goto done;
         }
         attn_params_zero_grad(b.ps);
         if (attn_backward(ctx, loss) != ATTN_OK) {
-            fprintf(stderr, "attn seq2seq train: step %lld: backward: %s\n", (long long)step, attn_last_error());
+            fprintf(stderr, "%s train: step %lld: backward: %s\n", PROG, (long long)step, attn_last_error());
             goto done;
         }
         const float norm = attn_clip_grad_norm(b.ps, CLIP_NORM);
         const double l = attn_f32(loss)[0];
         if (!isfinite(norm) || !isfinite(l)) {
-            fprintf(stderr, "attn seq2seq train: step %lld: the loss (%g) or the gradient norm (%g) "
-                            "is not finite; lower --lr (now %g)\n",
+            fprintf(stderr, "%s train: step %lld: the loss (%g) or the gradient norm (%g) "
+                            "is not finite; lower --lr (now %g)\n", PROG,
                     (long long)step, l, (double)norm, r->lr);
             goto done;
         }
@@ -1446,7 +1689,7 @@ done:
 
 static void translate_usage(FILE *f) {
     fprintf(f,
-        "usage: attn seq2seq translate --model DIR [--beam K] [--alpha A] [--svg FILE]\n"
+        "usage: %s translate --model DIR [--beam K] [--alpha A] [--svg FILE]\n"
         "                              [--threads N] [TEXT ...]\n\n"
         "Translates each TEXT (or, without TEXT, each line of standard input) with the\n"
         "model in DIR and prints one output per line.\n\n"
@@ -1456,7 +1699,11 @@ static void translate_usage(FILE *f) {
         "  --svg FILE    write the alignment map (output tokens down, source tokens across,\n"
         "                the attention weights of each output step) as SVG; with several\n"
         "                inputs FILE-1.svg, FILE-2.svg, ... (FILE's extension kept)\n"
-        "  --threads N   threads for the ops (default: all)\n");
+        "  --threads N   threads for the ops (default: all)\n", PROG);
+    if (T2T)
+        fprintf(f, "  --align-layer N  the map's decoder layer (cross-attention averaged over\n"
+                   "                heads); -1: the mean over layers (default: the model's)\n"
+                   "'attn viz' draws every layer and head.\n");
 }
 
 /* FILE for a single input; FILE with "-k" before its extension otherwise. */
@@ -1491,15 +1738,15 @@ static int write_svg(const char *path, const bundle *b, const char *src_text, co
     /* One row per output token, and the <eos> step when it was produced. */
     const int rows = out_len + (out_len < max_len ? 1 : 0);
     if (rows < 1 || S < 1 || rows > ATTN_VIZ_MAX_TOKENS || S > ATTN_VIZ_MAX_TOKENS) {
-        fprintf(stderr, "attn seq2seq translate: %s: a %d x %lld map cannot be drawn (1 to %d "
-                        "tokens per side)\n", path, rows, (long long)S, ATTN_VIZ_MAX_TOKENS);
+        fprintf(stderr, "%s translate: %s: a %d x %lld map cannot be drawn (1 to %d "
+                        "tokens per side)\n", PROG, path, rows, (long long)S, ATTN_VIZ_MAX_TOKENS);
         return 1;
     }
     const char **rl = malloc((size_t)rows * sizeof *rl), **cl = malloc((size_t)S * sizeof *cl);
     if (!rl || !cl) {
         free(rl);
         free(cl);
-        fprintf(stderr, "attn seq2seq translate: out of memory\n");
+        fprintf(stderr, "%s translate: out of memory\n", PROG);
         return 1;
     }
     for (int k = 0; k < rows; k++) rl[k] = k < out_len ? attn_vocab_piece(b->tv, out[k]) : "<eos>";
@@ -1507,8 +1754,16 @@ static int write_svg(const char *path, const bundle *b, const char *src_text, co
     char a[160], o[160], title[512];
     clip_text(a, sizeof a, src_text, 60);
     clip_text(o, sizeof o, out_text, 60);
-    snprintf(title, sizeof title, "%s attention: \"%s\" -> \"%s\"",
-             attn_s2s_attention_name(b->cfg.attention), a, o);
+    char kind[96];
+    if (!T2T)
+        snprintf(kind, sizeof kind, "%s attention", model_kind(b));
+    else if (b->align_layer < 0)
+        snprintf(kind, sizeof kind, "cross-attention (mean of %d layers x %d heads)",
+                 b->tcfg.dec_layers, b->tcfg.n_heads);
+    else
+        snprintf(kind, sizeof kind, "cross-attention (layer %d, mean of %d heads)",
+                 b->align_layer, b->tcfg.n_heads);
+    snprintf(title, sizeof title, "%s: \"%s\" -> \"%s\"", kind, a, o);
     attn_heatmap map = {0};
     map.weights = align;
     map.rows = rows;
@@ -1549,7 +1804,7 @@ static int read_lines(char ***lines, int64_t *n) {
     }
     free(line);
     if (ferror(stdin) || !feof(stdin)) {
-        fprintf(stderr, "attn seq2seq translate: cannot read standard input: %s\n", strerror(errno));
+        fprintf(stderr, "%s translate: cannot read standard input: %s\n", PROG, strerror(errno));
         return 1;
     }
     return 0;
@@ -1557,7 +1812,7 @@ static int read_lines(char ***lines, int64_t *n) {
 
 static int cmd_translate(int argc, char **argv) {
     const char *sub = "translate", *dir = NULL, *svg = NULL;
-    long long beam = 1, threads = 0, max_len = 0;
+    long long beam = 1, threads = 0, max_len = 0, align_layer = -2;
     double alpha = 0.6;
     char **texts = calloc((size_t)argc + 1, sizeof *texts);
     if (!texts) return 1;
@@ -1580,6 +1835,7 @@ static int cmd_translate(int argc, char **argv) {
         else if (!strcmp(a, "--alpha")) rc = opt_real(sub, a, v, 0.0, 10.0, &alpha);
         else if (!strcmp(a, "--max-len")) rc = opt_int(sub, a, v, 1, 100000, &max_len);
         else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else if (T2T && !strcmp(a, "--align-layer")) rc = opt_int(sub, a, v, -1, 63, &align_layer);
         else rc = usage_error(sub, "unknown option '%s'", a);
     }
     if (!rc && !dir) rc = usage_error(sub, "--model DIR is required");
@@ -1608,6 +1864,7 @@ static int cmd_translate(int argc, char **argv) {
     size_t out_cap = 0, align_cap = 0;
     rc = 1;
     if (bundle_load(sub, dir, &b, NULL, 0.0f, 0.0f, 0)) goto done_nomodel;
+    if (set_align_layer(sub, &b, align_layer)) goto done;
     attn_ctx_config cc = {0};
     cc.n_threads = (int)threads;
     if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
@@ -1619,10 +1876,10 @@ static int cmd_translate(int argc, char **argv) {
     d.pad_id = b.cfg.pad_id;
     d.bos_id = b.cfg.bos_id;
     d.eos_id = b.cfg.eos_id;
-    const int want_align = svg && b.cfg.attention != ATTN_S2S_NONE;
+    const int want_align = svg && has_attention(&b);
     if (svg && !want_align)
-        fprintf(stderr, "attn seq2seq translate: this model has no attention (--attention none): "
-                        "no alignment map is written\n");
+        fprintf(stderr, "%s translate: this model has no attention (--attention none): "
+                        "no alignment map is written\n", PROG);
     for (int64_t i = 0; i < n_in; i++) {
         if (!inputs[i][0]) { /* an empty line translates to an empty line */
             printf("\n");
@@ -1635,11 +1892,12 @@ static int cmd_translate(int argc, char **argv) {
             goto done;
         }
         if (cut)
-            fprintf(stderr, "attn seq2seq translate: input %lld cut to %lld tokens (location "
-                            "attention scores at most that many)\n",
-                    (long long)i + 1, (long long)b.cfg.max_src_len - 1);
+            fprintf(stderr, "%s translate: input %lld cut to %lld tokens (%s)\n", PROG,
+                    (long long)i + 1, (long long)source_cap(&b),
+                    T2T ? "the learned position table ends there"
+                        : "location attention scores at most that many");
         const int64_t S = d.src_len[0];
-        const int L = max_len > 0 ? (int)max_len : max_out_len(S);
+        const int L = decode_cap(&b, max_len > 0 ? (int)max_len : max_out_len(S));
         if ((size_t)L > out_cap) {
             int32_t *p = realloc(out_ids, (size_t)L * sizeof *p);
             if (!p) goto oom;
@@ -1657,7 +1915,7 @@ static int cmd_translate(int argc, char **argv) {
         const int64_t zero = 0;
         attn_decode_config dc = {(int)beam, (float)alpha, L};
         if (attn_s2s_batch_make(ctx, &d, &zero, 1, &batch, NULL) != ATTN_OK ||
-            attn_seq2seq_decode(ctx, b.model, &batch, &dc, out_ids, &out_len, want_align ? align : NULL) != ATTN_OK) {
+            model_decode(ctx, &b, &batch, &dc, out_ids, &out_len, want_align ? align : NULL) != ATTN_OK) {
             rc = cli_fail(CMD, "decoding failed");
             goto done;
         }
@@ -1678,7 +1936,7 @@ static int cmd_translate(int argc, char **argv) {
     rc = 0;
     goto done;
 oom:
-    fprintf(stderr, "attn seq2seq translate: out of memory\n");
+    fprintf(stderr, "%s translate: out of memory\n", PROG);
 done:
     bundle_free(&b);
 done_nomodel:
@@ -1698,7 +1956,7 @@ done_nomodel:
 
 static void eval_usage(FILE *f) {
     fprintf(f,
-        "usage: attn seq2seq eval --model DIR [--split valid|test] [--beam K] [--alpha A]\n"
+        "usage: %s eval --model DIR [--split valid|test] [--beam K] [--alpha A]\n"
         "                         [--limit N] [--json] [--min-exact X] [--min-align Y]\n"
         "                         [--show N] [--threads N] [--data DIR]\n\n"
         "Decodes a held-out split of the model's task and prints exact match, corpus BLEU\n"
@@ -1716,7 +1974,11 @@ static void eval_usage(FILE *f) {
         "                  (or when the model has none to measure)\n"
         "  --show N        print the first N examples with their outputs\n"
         "  --threads N     threads for the ops (default: all)\n"
-        "  --data DIR      gettext data root (default data/gettext)\n");
+        "  --data DIR      gettext data root (default data/gettext)\n", PROG);
+    if (T2T)
+        fprintf(f, "  --align-layer N decoder layer whose cross-attention (averaged over heads)\n"
+                   "                  is the alignment; -1: the mean over layers (default: the\n"
+                   "                  model's, set at training)\n");
 }
 
 static int cmd_eval(int argc, char **argv) {
@@ -1724,7 +1986,7 @@ static int cmd_eval(int argc, char **argv) {
     const char *data_dir = getenv("ATTN_GETTEXT_DIR") && getenv("ATTN_GETTEXT_DIR")[0]
                                ? getenv("ATTN_GETTEXT_DIR")
                                : "data/gettext";
-    long long beam = 1, limit = 0, threads = 0, show = 0;
+    long long beam = 1, limit = 0, threads = 0, show = 0, align_layer = -2;
     double alpha = 0.6, min_exact = -1.0, min_align = -1.0;
     int json = 0, rc = 0;
     for (int i = 1; i < argc && !rc; i++) {
@@ -1744,6 +2006,7 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
         else if (!strcmp(a, "--min-exact")) rc = opt_real(sub, a, v, 0.0, 1.0, &min_exact);
         else if (!strcmp(a, "--min-align")) rc = opt_real(sub, a, v, 0.0, 1.0, &min_align);
+        else if (T2T && !strcmp(a, "--align-layer")) rc = opt_int(sub, a, v, -1, 63, &align_layer);
         else rc = usage_error(sub, "unknown option '%s'", a);
     }
     if (rc) return rc;
@@ -1758,6 +2021,7 @@ static int cmd_eval(int argc, char **argv) {
     eval_set es = {0};
     attn_ctx *ctx = NULL;
     rc = 1;
+    if (set_align_layer(sub, &b, align_layer)) goto done;
     if (eval_set_load(sub, &b.info, data_dir, split, &es)) goto done;
     attn_ctx_config cc = {0};
     cc.n_threads = (int)threads;
@@ -1778,7 +2042,7 @@ static int cmd_eval(int argc, char **argv) {
             attn_json_str("model", dir),
             attn_json_str("task", task),
             attn_json_str("lang", b.info.lang),
-            attn_json_str("attention", attn_s2s_attention_name(b.cfg.attention)),
+            attn_json_str("attention", model_kind(&b)),
             attn_json_str("split", split_name),
             attn_json_int("n", ev.ev.n),
             attn_json_int("beam", beam),
@@ -1801,7 +2065,7 @@ static int cmd_eval(int argc, char **argv) {
         free(line);
     } else {
         printf("%s %s (%s, step %lld): %lld examples\n", task, split_name,
-               attn_s2s_attention_name(b.cfg.attention), (long long)b.info.step, (long long)ev.ev.n);
+               model_kind(&b), (long long)b.info.step, (long long)ev.ev.n);
         printf("exact match      %.2f%% (%lld of %lld)\n", 100.0 * em, (long long)ev.ev.exact,
                (long long)ev.ev.n);
         printf("BLEU             %.2f (1-4 gram precisions %.1f/%.1f/%.1f/%.1f, brevity %.3f)\n",
@@ -1810,23 +2074,24 @@ static int cmd_eval(int argc, char **argv) {
         if (isfinite(al))
             printf("alignment        %.2f%% of %lld output digits attend most to their date field\n",
                    100.0 * al, (long long)ev.digits);
-        if (ev.cut) printf("note: %lld sources were cut to %lld tokens (location attention)\n",
-                           (long long)ev.cut, (long long)b.cfg.max_src_len - 1);
+        if (ev.cut) printf("note: %lld sources were cut to %lld tokens (%s)\n",
+                           (long long)ev.cut, (long long)source_cap(&b),
+                           T2T ? "the learned position table" : "location attention");
         printf("decoding         %.0f tokens/s (%s, threads: %d, %.2f s)\n", tps,
                beam > 1 ? "beam search" : "greedy", attn_ctx_threads(ctx), ev.seconds);
     }
     rc = 0;
     if (min_exact >= 0 && em < min_exact) {
-        fprintf(stderr, "attn seq2seq eval: exact match %.4f is below --min-exact %.4f\n", em, min_exact);
+        fprintf(stderr, "%s eval: exact match %.4f is below --min-exact %.4f\n", PROG, em, min_exact);
         rc = 1;
     }
     if (min_align >= 0 && !(al >= min_align)) {
         if (isfinite(al))
-            fprintf(stderr, "attn seq2seq eval: alignment accuracy %.4f is below --min-align %.4f\n",
+            fprintf(stderr, "%s eval: alignment accuracy %.4f is below --min-align %.4f\n", PROG,
                     al, min_align);
         else
-            fprintf(stderr, "attn seq2seq eval: --min-align: no alignment accuracy for this model "
-                            "(it needs the date task and an attention other than none)\n");
+            fprintf(stderr, "%s eval: --min-align: no alignment accuracy for this model "
+                            "(it needs the date task and an attention other than none)\n", PROG);
         rc = 1;
     }
 done:
@@ -1836,9 +2101,266 @@ done:
     return rc;
 }
 
+/* ---- viz: every layer's and head's attention of a Transformer ------------------------------ */
+
+static void viz_usage(FILE *f) {
+    fprintf(f,
+        "usage: attn viz --model DIR [--out PREFIX] [--target TEXT] [--beam K] [--alpha A]\n"
+        "                [--threads N] TEXT\n\n"
+        "Draws the attention of every layer and head of the Transformer in DIR (trained\n"
+        "with 'attn transformer train') for one input TEXT, as three SVG grids (one row\n"
+        "per layer, one column per head, all on the colour scale [0, 1]):\n"
+        "  PREFIX-encoder.svg  encoder self-attention (source x source)\n"
+        "  PREFIX-decoder.svg  decoder self-attention (output step x decoder input, causal)\n"
+        "  PREFIX-cross.svg    cross-attention (output step x source)\n"
+        "The output is the model's translation of TEXT (greedy, or beam search of width K),\n"
+        "or TEXT's reference given with --target; the maps come from one teacher-forced\n"
+        "pass over it (row t is the step that emits output token t, the last row the\n"
+        "<eos> step).\n\n"
+        "  --out PREFIX   file name prefix (default attn-viz)\n"
+        "  --target TEXT  draw the maps for this output instead of the model's\n"
+        "  --beam K, --alpha A   decoding as 'attn transformer translate'\n"
+        "  --threads N    threads for the ops (default: all)\n");
+}
+
+/* The weights of (layer, head) of a [1, H, R, C] tensor into dst [R, C]. */
+static void viz_copy(const attn_tensor *w, int64_t h, float *dst) {
+    const int64_t R = w->shape[2], C = w->shape[3];
+    const float *base = (const float *)w->data;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t c = 0; c < C; c++)
+            dst[r * C + c] = base[h * w->stride[1] + r * w->stride[2] + c * w->stride[3]];
+}
+
+/* One grid: maps[l] are [1, H, R, C]; rl / cl the labels. */
+static int viz_grid(const char *path, const char *title, attn_tensor *const *maps, int L, int64_t H,
+                    const char *const *rl, const char *const *cl) {
+    if ((int64_t)L * H > 64) {
+        fprintf(stderr, "attn viz: %s: %d layers x %lld heads is more than 64 panels\n", path, L,
+                (long long)H);
+        return 1;
+    }
+    const int64_t R = maps[0]->shape[2], C = maps[0]->shape[3];
+    attn_heatmap *hm = calloc((size_t)(L * H), sizeof *hm);
+    float *buf = malloc(sizeof(float) * (size_t)(L * H * R * C));
+    char(*caps)[48] = calloc((size_t)(L * H), sizeof *caps);
+    int rc = 1;
+    if (!hm || !buf || !caps) {
+        fprintf(stderr, "attn viz: out of memory\n");
+        goto out;
+    }
+    for (int l = 0; l < L; l++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t k = l * H + h;
+            viz_copy(maps[l], h, buf + k * R * C);
+            snprintf(caps[k], sizeof caps[k], "layer %d, head %lld", l, (long long)h);
+            hm[k].weights = buf + k * R * C;
+            hm[k].rows = (int)R;
+            hm[k].cols = (int)C;
+            hm[k].row_labels = rl;
+            hm[k].col_labels = cl;
+            hm[k].title = caps[k];
+            hm[k].colormap = ATTN_CMAP_BLUES;
+        }
+    if (attn_svg_heatmap_grid(path, title, hm, L, (int)H) != ATTN_OK) {
+        rc = cli_fail("viz", "cannot write the picture");
+        goto out;
+    }
+    printf("%s\n", path);
+    rc = 0;
+out:
+    free(hm);
+    free(buf);
+    free(caps);
+    return rc;
+}
+
+int cmd_viz(int argc, char **argv) {
+    const char *sub = "viz", *dir = NULL, *prefix = "attn-viz", *target = NULL, *text = NULL;
+    long long beam = 1, threads = 0;
+    double alpha = 0.6;
+    int rc = 0;
+    T2T = 1;
+    CMD = "viz";
+    PROG = "attn";
+    META_MODEL = "attn-transformer";
+    if (cli_wants_help(argc, argv)) {
+        viz_usage(stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-') {
+            if (text) rc = usage_error(sub, "one TEXT only ('%s' and '%s')", text, a);
+            text = a;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[++i] : NULL;
+        if (!strcmp(a, "--model")) rc = opt_str(sub, a, v, &dir);
+        else if (!strcmp(a, "--out")) rc = opt_str(sub, a, v, &prefix);
+        else if (!strcmp(a, "--target")) rc = opt_str(sub, a, v, &target);
+        else if (!strcmp(a, "--beam")) rc = opt_int(sub, a, v, 1, 256, &beam);
+        else if (!strcmp(a, "--alpha")) rc = opt_real(sub, a, v, 0.0, 10.0, &alpha);
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else rc = usage_error(sub, "unknown option '%s'", a);
+    }
+    if (!rc && !dir) rc = usage_error(sub, "--model DIR is required");
+    if (!rc && (!text || !text[0])) rc = usage_error(sub, "a TEXT to draw the attention of is required");
+    if (rc) return rc;
+    {
+        /* which family wrote the checkpoint */
+        char path[4096];
+        dir_file(path, sizeof path, dir, "model.safetensors");
+        attn_safetensors *f = NULL;
+        if (file_exists(path) && attn_safetensors_open(&f, path) == ATTN_OK) {
+            const char *model = attn_safetensors_metadata(f, "model");
+            const int rnn = model && !strcmp(model, "attn-seq2seq");
+            attn_safetensors_close(f);
+            if (rnn) {
+                fprintf(stderr, "attn viz: %s holds an RNN seq2seq model, which has one attention "
+                                "map: draw it with 'attn seq2seq translate --model %s --svg FILE'\n",
+                        dir, dir);
+                return 1;
+            }
+        }
+    }
+    bundle b;
+    attn_ctx *ctx = NULL;
+    attn_s2s_data d;
+    attn_s2s_data_init(&d);
+    id_buf ib = {0};
+    int32_t *out_ids = NULL, *tgt = NULL, out_len = 0;
+    const char **rl = NULL, **cl = NULL, **il = NULL;
+    rc = 1;
+    if (bundle_load(sub, dir, &b, NULL, 0.0f, 0.0f, 0)) goto done_nomodel;
+    attn_ctx_config cc = {0};
+    cc.n_threads = (int)threads;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    d.pad_id = b.cfg.pad_id;
+    d.bos_id = b.cfg.bos_id;
+    d.eos_id = b.cfg.eos_id;
+    int cut = 0;
+    if (add_source(&d, &b, text, &ib, &cut) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot encode the input");
+        goto done;
+    }
+    const int64_t S = d.src_len[0];
+    const int L = decode_cap(&b, max_out_len(S));
+    out_ids = malloc(sizeof(int32_t) * (size_t)L);
+    tgt = malloc(sizeof(int32_t) * (size_t)(L + strlen(target ? target : "") + 1));
+    if (!out_ids || !tgt) goto oom;
+    int64_t n_out = 0;
+    if (target) {
+        size_t n = 0;
+        if (attn_vocab_encode(b.tv, target, strlen(target), tgt, (size_t)L + strlen(target), &n) !=
+            ATTN_OK) {
+            rc = cli_fail(CMD, "cannot encode the target");
+            goto done;
+        }
+        n_out = (int64_t)n;
+    } else {
+        attn_ctx_reset(ctx);
+        attn_s2s_batch batch;
+        const int64_t zero = 0;
+        attn_decode_config dc = {(int)beam, (float)alpha, L};
+        if (attn_s2s_batch_make(ctx, &d, &zero, 1, &batch, NULL) != ATTN_OK ||
+            model_decode(ctx, &b, &batch, &dc, out_ids, &out_len, NULL) != ATTN_OK) {
+            rc = cli_fail(CMD, "decoding failed");
+            goto done;
+        }
+        memcpy(tgt, out_ids, sizeof(int32_t) * (size_t)out_len);
+        n_out = out_len;
+    }
+    /* one teacher-forced pass over bos, y_0 .. y_{n-1}: rows emit y_0 .. y_{n-1}, eos */
+    /* (ib.ids holds the encoded source: d's storage may move while adding) */
+    if (attn_s2s_data_add_ids(&d, ib.ids, S, tgt, n_out) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot build the batch");
+        goto done;
+    }
+    attn_ctx_reset(ctx);
+    attn_s2s_batch batch;
+    const int64_t one = 1;
+    if (attn_s2s_batch_make(ctx, &d, &one, 1, &batch, NULL) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot build the batch");
+        goto done;
+    }
+    const int Le = b.tcfg.enc_layers, Ld = b.tcfg.dec_layers;
+    attn_tensor *enc[64], *dec[64], *crs[64];
+    const attn_t2t_maps maps = {enc, dec, crs};
+    if (Le > 64 || Ld > 64 || !attn_t2t_logits(ctx, b.t2t, &batch, &maps)) {
+        rc = cli_fail(CMD, "the teacher-forced pass failed");
+        goto done;
+    }
+    const int64_t T = n_out + 1;
+    rl = malloc(sizeof *rl * (size_t)T);
+    il = malloc(sizeof *il * (size_t)T);
+    cl = malloc(sizeof *cl * (size_t)S);
+    if (!rl || !il || !cl) goto oom;
+    for (int64_t t = 0; t < T; t++) {
+        rl[t] = t < n_out ? attn_vocab_piece(b.tv, tgt[t]) : "<eos>";
+        il[t] = t == 0 ? "<bos>" : attn_vocab_piece(b.tv, tgt[t - 1]);
+    }
+    for (int64_t s = 0; s < S; s++) cl[s] = attn_vocab_piece(b.sv, d.ids[d.src_off[0] + s]);
+    {
+        text_buf tb = {0};
+        if (decode_text(b.tv, tgt, (int32_t)n_out, &tb) != ATTN_OK) {
+            free(tb.p);
+            rc = cli_fail(CMD, "cannot decode the output");
+            goto done;
+        }
+        printf("%s -> %s%s\n", text, tb.p, target ? " (given)" : "");
+        char a[160], o[160], title[512], path[4096];
+        clip_text(a, sizeof a, text, 50);
+        clip_text(o, sizeof o, tb.p, 50);
+        free(tb.p);
+        const int64_t H = b.tcfg.n_heads;
+        snprintf(path, sizeof path, "%s-encoder.svg", prefix);
+        snprintf(title, sizeof title, "encoder self-attention: \"%s\"", a);
+        if (viz_grid(path, title, enc, Le, H, cl, cl)) goto done;
+        snprintf(path, sizeof path, "%s-decoder.svg", prefix);
+        snprintf(title, sizeof title, "decoder self-attention (causal): \"%s\"", o);
+        if (viz_grid(path, title, dec, Ld, H, rl, il)) goto done;
+        snprintf(path, sizeof path, "%s-cross.svg", prefix);
+        snprintf(title, sizeof title, "cross-attention: \"%s\" -> \"%s\"", a, o);
+        if (viz_grid(path, title, crs, Ld, H, rl, cl)) goto done;
+    }
+    rc = 0;
+    goto done;
+oom:
+    fprintf(stderr, "attn viz: out of memory\n");
+done:
+    bundle_free(&b);
+done_nomodel:
+    attn_ctx_free(ctx);
+    attn_s2s_data_free(&d);
+    free(ib.ids);
+    free(out_ids);
+    free(tgt);
+    free(rl);
+    free(il);
+    free(cl);
+    return rc;
+}
+
 /* ---- the command ------------------------------------------------------------------------------ */
 
 static void seq2seq_usage(FILE *f) {
+    if (T2T) {
+        fprintf(f, "usage: attn transformer <train|translate|eval> [options]\n\n"
+                   "  train       train an encoder-decoder Transformer on dates or gettext pairs\n"
+                   "              (the data, splits and schedule of 'attn seq2seq')\n"
+                   "  translate   translate texts with a trained model, optionally drawing its\n"
+                   "              cross-attention map (SVG)\n"
+                   "  eval        exact match, BLEU, alignment accuracy and speed on a held-out split\n\n"
+                   "'attn transformer <command> --help' describes each; docs/transformer_s2s.md\n"
+                   "has the details. 'attn viz' draws every layer's and head's attention.\n");
+        return;
+    }
     fprintf(f, "usage: attn seq2seq <train|translate|eval> [options]\n\n"
                "  train       train an encoder-decoder with attention on dates or gettext pairs\n"
                "  translate   translate texts with a trained model, optionally drawing its\n"
@@ -1847,7 +2369,7 @@ static void seq2seq_usage(FILE *f) {
                "'attn seq2seq <command> --help' describes each; docs/seq2seq.md has the details.\n");
 }
 
-int cmd_seq2seq(int argc, char **argv) {
+static int run_command(int argc, char **argv) {
     if (argc < 2) {
         seq2seq_usage(stderr);
         return 2;
@@ -1872,7 +2394,23 @@ int cmd_seq2seq(int argc, char **argv) {
         }
         return subs[i].fn(argc - 1, argv + 1);
     }
-    fprintf(stderr, "attn seq2seq: unknown command '%s'\n\n", sub);
+    fprintf(stderr, "%s: unknown command '%s'\n\n", PROG, sub);
     seq2seq_usage(stderr);
     return 2;
+}
+
+int cmd_seq2seq(int argc, char **argv) {
+    T2T = 0;
+    CMD = "seq2seq";
+    PROG = "attn seq2seq";
+    META_MODEL = "attn-seq2seq";
+    return run_command(argc, argv);
+}
+
+int cmd_transformer(int argc, char **argv) {
+    T2T = 1;
+    CMD = "transformer";
+    PROG = "attn transformer";
+    META_MODEL = "attn-transformer";
+    return run_command(argc, argv);
 }

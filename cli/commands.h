@@ -12,6 +12,8 @@
     X(data, "build the data sets: attn data dates|gettext ...")                        \
     X(seq2seq, "train, translate and evaluate RNN encoder-decoders with attention")      \
     X(gpt, "train a GPT language model on English prose, sample text from it")           \
+    X(transformer, "train, translate and evaluate encoder-decoder Transformers")          \
+    X(viz, "draw every layer's and head's attention of a Transformer for one input (SVG)") \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

@@ -11,6 +11,7 @@
     X(sdpa)            \
     X(transformer)     \
     X(seq2seq)         \
+    X(t2t)             \
     X(optim)           \
     X(safetensors)     \
     X(eval)            \

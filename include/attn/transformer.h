@@ -280,6 +280,15 @@ attn_tensor *attn_block_forward(attn_ctx *ctx, const attn_block *blk, attn_tenso
                                 attn_tensor *memory, const attn_mha_call *self_call,
                                 const attn_mha_call *cross_call, attn_tensor **self_weights);
 
+/* attn_block_forward, and for a decoder block also the cross-attention
+ * probabilities: cross_weights, when not NULL, receives [B, H, T, S] (no
+ * gradient; NULL for an encoder block). The encoder-decoder model
+ * (transformer_s2s.h) draws its alignment maps from them. */
+attn_tensor *attn_block_forward_ex(attn_ctx *ctx, const attn_block *blk, attn_tensor *x,
+                                   attn_tensor *memory, const attn_mha_call *self_call,
+                                   const attn_mha_call *cross_call, attn_tensor **self_weights,
+                                   attn_tensor **cross_weights);
+
 #ifdef __cplusplus
 }
 #endif

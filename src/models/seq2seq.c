@@ -52,6 +52,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "s2s_common.h"
 
 struct attn_seq2seq {
     attn_seq2seq_config cfg; /* as given, attn_dim resolved (0 -> hidden) */
@@ -288,64 +289,6 @@ static attn_tensor *s2s_cell(attn_ctx *ctx, const attn_rnn *rnn, int l, attn_ten
                  : attn_gru_cell_at(ctx, gx, t, h, w, b, NULL);
 }
 
-/* ---- batch checks ------------------------------------------------------------------- */
-
-/* Validates the source half of a batch (and the target half when `targets`);
- * sets B, S, T (T = 0 without targets). 0 or -1 (recorded). */
-static int s2s_check_batch(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_batch *batch,
-                           int targets, const char *fn, int64_t *B, int64_t *S, int64_t *T) {
-    if (!m || !batch) {
-        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: model or batch is NULL", fn);
-        return -1;
-    }
-    if (attn__any_null(ctx, fn, 2, batch->src, batch->src_len)) return -1;
-    if (targets && attn__any_null(ctx, fn, 2, batch->tgt_in, batch->tgt_out)) return -1;
-    if (attn__check_dtype(ctx, fn, "src", batch->src, ATTN_I32) ||
-        attn__check_dtype(ctx, fn, "src_len", batch->src_len, ATTN_I32))
-        return -1;
-    const attn_tensor *src = batch->src, *len = batch->src_len;
-    if (src->ndim != 2 || src->shape[0] < 1 || src->shape[1] < 1 || len->ndim != 1 ||
-        len->shape[0] != src->shape[0]) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: src %s and src_len %s, expected [B, S] and [B] with B, S >= 1", fn,
-                   attn__shp(src), attn__shp(len));
-        return -1;
-    }
-    *B = src->shape[0];
-    *S = src->shape[1];
-    *T = 0;
-    if (!targets) return 0;
-    const attn_tensor *ti = batch->tgt_in, *to = batch->tgt_out;
-    if (attn__check_dtype(ctx, fn, "tgt_in", ti, ATTN_I32) ||
-        attn__check_dtype(ctx, fn, "tgt_out", to, ATTN_I32))
-        return -1;
-    if (ti->ndim != 2 || to->ndim != 2 || ti->shape[0] != *B || to->shape[0] != *B ||
-        ti->shape[1] < 1 || to->shape[1] != ti->shape[1]) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: tgt_in %s and tgt_out %s, expected both [B, T] with B = %lld (src is %s) "
-                   "and T >= 1",
-                   fn, attn__shp(ti), attn__shp(to), (long long)*B, attn__shp(src));
-        return -1;
-    }
-    *T = ti->shape[1];
-    return 0;
-}
-
-/* src_len's values as a contiguous array, each checked to be in [1, S]. */
-static const int32_t *s2s_lengths(attn_ctx *ctx, attn_tensor *len, int64_t S, const char *fn) {
-    attn_tensor *c = attn__contig(ctx, len);
-    if (!c) return NULL;
-    const int32_t *l = attn_i32(c);
-    for (int64_t b = 0; b < c->shape[0]; b++)
-        if (l[b] < 1 || l[b] > S) {
-            attn__fail(ctx, ATTN_ERR_INVALID_ARG,
-                       "%s: src_len[%lld] = %d is outside [1, S] = [1, %lld]", fn, (long long)b,
-                       (int)l[b], (long long)S);
-            return NULL;
-        }
-    return l;
-}
-
 /* ---- encoder ------------------------------------------------------------------------ */
 
 typedef struct s2s_enc {
@@ -510,8 +453,8 @@ attn_tensor *attn_seq2seq_loss(attn_ctx *ctx, const attn_seq2seq *m, const attn_
     if (!ctx) return NULL;
     if (ctx->status) return NULL; /* an earlier op failed: keep its message */
     int64_t B, S, T;
-    if (s2s_check_batch(ctx, m, batch, 1, fn, &B, &S, &T)) return NULL;
-    if (!s2s_lengths(ctx, batch->src_len, S, fn)) return NULL;
+    if (attn__s2s_check_batch(ctx, m, batch, 1, fn, &B, &S, &T)) return NULL;
+    if (!attn__s2s_lengths(ctx, batch->src_len, S, fn)) return NULL;
     const attn_seq2seq_config *c = &m->cfg;
 
     s2s_enc e;
@@ -616,42 +559,14 @@ static attn_tensor *s2s_repeat_rows(attn_ctx *ctx, attn_tensor *x, int64_t k, co
     return y;
 }
 
-/* A beam candidate: hypothesis `parent` extended by `token` (-1: a finished
- * hypothesis carried over unchanged). */
-typedef struct s2s_cand {
-    double norm, raw;
-    int32_t parent, token, len, fin;
-} s2s_cand;
-
-/* Inserts c into the best-first list top[0..*n) of capacity k; a candidate
- * displaces another only when strictly better, so ties keep the earlier one
- * (lower parent, then lower token: the order candidates are offered in). */
-static void s2s_offer(s2s_cand *top, int *n, int k, const s2s_cand *c) {
-    if (*n == k && !(c->norm > top[k - 1].norm)) return;
-    int i = *n < k ? (*n)++ : k - 1;
-    while (i > 0 && c->norm > top[i - 1].norm) {
-        top[i] = top[i - 1];
-        i--;
-    }
-    top[i] = *c;
-}
-
-/* Per-row beam bookkeeping. */
-typedef struct s2s_hyp {
-    double raw, norm; /* sum of log p; raw / len^alpha */
-    int32_t len;      /* tokens so far (eos included when fin) */
-    int32_t fin;      /* ended with eos */
-    int32_t dead;     /* no hypothesis in this row */
-} s2s_hyp;
-
 static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_batch *batch,
                           const attn_decode_config *dc, int32_t *out_ids, int32_t *out_len,
                           float *align) {
     static const char fn[] = "attn_seq2seq_decode";
     const attn_seq2seq_config *c = &m->cfg;
     int64_t B, S, T0;
-    if (s2s_check_batch(ctx, m, batch, 0, fn, &B, &S, &T0)) return -1;
-    if (!s2s_lengths(ctx, batch->src_len, S, fn)) return -1;
+    if (attn__s2s_check_batch(ctx, m, batch, 0, fn, &B, &S, &T0)) return -1;
+    if (!attn__s2s_lengths(ctx, batch->src_len, S, fn)) return -1;
     const int k = dc->beam, L = c->dec_layers, lstm = c->cell == ATTN_RNN_LSTM;
     const int64_t N = B * k, H = c->hidden, Vt = c->tgt_vocab, maxT = dc->max_len;
     const int want_align = align && c->attention != ATTN_S2S_NONE;
@@ -685,29 +600,14 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
     }
     attn_tensor *feed = m->luong ? attn__tensor(ctx, fn, ATTN_F32, 2, nh) : NULL;
     attn_tensor *ids = attn__tensor(ctx, fn, ATTN_I32, 2, ish); /* the previous tokens [1, N] */
-    size_t nb_steps, nb_align = 0;
-    if ((m->luong && !feed) || !ids || attn__mul_size((size_t)maxT, (size_t)N, &nb_steps) ||
-        (want_align && attn__mul_size(nb_steps, (size_t)S * sizeof(float), &nb_align))) {
-        if (ctx->status == ATTN_OK)
-            attn__fail(ctx, ATTN_ERR_OOM, "%s: max_len %lld x %lld rows overflows a size", fn,
-                       (long long)maxT, (long long)N);
+    if ((m->luong && !feed) || !ids) return -1;
+    attn__beam bm;
+    if (attn__beam_init(ctx, &bm, B, k, maxT, want_align ? S : 0, (double)dc->length_alpha,
+                        c->pad_id, c->bos_id, c->eos_id, fn))
         return -1;
-    }
-    int32_t *tok = attn__alloc(ctx, nb_steps * sizeof(int32_t), fn);
-    int32_t *par = attn__alloc(ctx, nb_steps * sizeof(int32_t), fn);
-    float *hist = want_align ? attn__alloc(ctx, nb_align, fn) : NULL;
-    s2s_hyp *hyp = attn__alloc_zero(ctx, sizeof(s2s_hyp) * (size_t)N, fn);
-    s2s_cand *top = attn__alloc(ctx, sizeof(s2s_cand) * (size_t)k, fn);
-    int32_t *parent = attn__alloc(ctx, sizeof(int32_t) * (size_t)N, fn);
-    uint8_t *done = attn__alloc_zero(ctx, (size_t)B, fn);
-    if (!tok || !par || (want_align && !hist) || !hyp || !top || !parent || !done) return -1;
-    for (int64_t i = 0; i < N; i++) {
-        attn_i32(ids)[i] = c->bos_id;
-        hyp[i].dead = (i % k) != 0; /* the k rows of a sentence start identical: keep one */
-    }
+    memcpy(ids->data, bm.next, sizeof(int32_t) * (size_t)N);
 
     const size_t mark = attn__arena_mark(ctx);
-    int64_t steps = 0;
     for (int64_t t = 0; t < maxT; t++) {
         /* one step for all N rows */
         attn_tensor *emb = attn_embedding(ctx, m->dec_emb, ids); /* [1, N, E] */
@@ -727,104 +627,23 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
             out_in ? attn_log_softmax(ctx, attn_linear(ctx, out_in, m->out_w, m->out_b), NULL)
                    : NULL; /* [N, Vt] */
         if (!lp) return -1;
-        if (want_align)
-            memcpy(hist + (size_t)t * (size_t)(N * S), o.a->data, sizeof(float) * (size_t)(N * S));
-
         /* choose: every row's token and the row it extends */
-        int32_t *tk = tok + t * N, *pr = par + t * N;
-        int all_done = 1;
-        const double denom =
-            dc->length_alpha != 0.0f ? pow((double)(t + 1), (double)dc->length_alpha) : 1.0;
-        for (int64_t b = 0; b < B; b++) {
-            s2s_hyp *hb = hyp + b * k;
-            int n = 0;
-            if (!done[b]) {
-                for (int j = 0; j < k; j++) {
-                    if (hb[j].dead) continue;
-                    const int32_t pj = (int32_t)(b * k + j);
-                    if (hb[j].fin) {
-                        const s2s_cand cd = {hb[j].norm, hb[j].raw, pj, -1, hb[j].len, 1};
-                        s2s_offer(top, &n, k, &cd);
-                        continue;
-                    }
-                    const float *row = attn_f32(lp) + (int64_t)pj * Vt;
-                    for (int64_t v = 0; v < Vt; v++) {
-                        if (v == c->pad_id || (v == c->bos_id && v != c->eos_id)) continue;
-                        const double raw = hb[j].raw + (double)row[v];
-                        const s2s_cand cd = {.norm = raw / denom,
-                                             .raw = raw,
-                                             .parent = pj,
-                                             .token = (int32_t)v,
-                                             .len = (int32_t)(t + 1),
-                                             .fin = v == c->eos_id};
-                        s2s_offer(top, &n, k, &cd);
-                    }
-                }
-            }
-            int fin_all = 1;
-            for (int j = 0; j < k; j++) {
-                const int64_t i = b * k + j;
-                if (done[b] || j >= n) { /* a stopped sentence keeps its rows as they are */
-                    pr[i] = parent[i] = (int32_t)i;
-                    tk[i] = -1;
-                    if (!done[b]) hb[j].dead = 1;
-                    continue;
-                }
-                pr[i] = parent[i] = top[j].parent;
-                tk[i] = top[j].token;
-            }
-            /* new bookkeeping after all parents are read (a row may be its own parent) */
-            if (!done[b]) {
-                for (int j = 0; j < n; j++) {
-                    hb[j].raw = top[j].raw;
-                    hb[j].norm = top[j].norm;
-                    hb[j].len = top[j].len;
-                    hb[j].fin = top[j].fin;
-                    hb[j].dead = 0;
-                    fin_all &= top[j].fin;
-                }
-                if (fin_all) done[b] = 1;
-            }
-            all_done &= done[b];
-        }
-        steps = t + 1;
-        if (all_done || t + 1 == maxT) break;
+        if (attn__beam_step(&bm, t, attn_f32(lp), Vt, want_align ? attn_f32(o.a) : NULL)) break;
 
         /* the surviving state, gathered by parent, then release the step */
         for (int l = 0; l < L; l++) {
-            s2s_gather(keep.h[l], st.h[l], parent, N);
-            if (lstm) s2s_gather(keep.c[l], st.c[l], parent, N);
+            s2s_gather(keep.h[l], st.h[l], bm.parent, N);
+            if (lstm) s2s_gather(keep.c[l], st.c[l], bm.parent, N);
         }
-        if (m->luong) s2s_gather(feed, o.ht, parent, N);
-        for (int64_t i = 0; i < N; i++) attn_i32(ids)[i] = tk[i] >= 0 ? tk[i] : c->eos_id;
+        if (m->luong) s2s_gather(feed, o.ht, bm.parent, N);
+        memcpy(ids->data, bm.next, sizeof(int32_t) * (size_t)N);
         attn__arena_rewind(ctx, mark);
     }
     attn__arena_rewind(ctx, mark);
 
     /* outputs: the best hypothesis of every sentence, read back through the parents */
-    for (int64_t i = 0; i < B * maxT; i++) out_ids[i] = c->pad_id;
-    if (align) memset(align, 0, sizeof(float) * (size_t)(B * maxT * S));
-    for (int64_t b = 0; b < B; b++) {
-        int64_t best = b * k;
-        if (k > 1)
-            for (int64_t i = b * k; i < (b + 1) * k; i++)
-                if (!hyp[i].dead && (hyp[best].dead || hyp[i].norm > hyp[best].norm)) best = i;
-        const int32_t n_tok = hyp[best].len; /* eos included when fin */
-        int64_t row = best, pos = n_tok;
-        for (int64_t t = steps - 1; t >= 0 && pos > 0; t--) {
-            const int32_t v = tok[t * N + row], p = par[t * N + row];
-            if (v >= 0) {
-                pos--;
-                if (pos < n_tok - hyp[best].fin) out_ids[b * maxT + pos] = v;
-                if (want_align)
-                    memcpy(align + (size_t)(b * maxT + pos) * (size_t)S,
-                           hist + ((size_t)t * (size_t)N + (size_t)p) * (size_t)S,
-                           sizeof(float) * (size_t)S);
-            }
-            row = p;
-        }
-        out_len[b] = n_tok - hyp[best].fin;
-    }
+    attn__beam_finish(&bm, out_ids, out_len, want_align ? align : NULL);
+    if (align && !want_align) memset(align, 0, sizeof(float) * (size_t)(B * maxT * S));
     return 0;
 }
 

@@ -669,8 +669,16 @@ static attn_tensor *residual(attn_ctx *ctx, const attn_block *blk, attn_tensor *
 attn_tensor *attn_block_forward(attn_ctx *ctx, const attn_block *blk, attn_tensor *x,
                                 attn_tensor *memory, const attn_mha_call *self_call,
                                 const attn_mha_call *cross_call, attn_tensor **self_weights) {
+    return attn_block_forward_ex(ctx, blk, x, memory, self_call, cross_call, self_weights, NULL);
+}
+
+attn_tensor *attn_block_forward_ex(attn_ctx *ctx, const attn_block *blk, attn_tensor *x,
+                                   attn_tensor *memory, const attn_mha_call *self_call,
+                                   const attn_mha_call *cross_call, attn_tensor **self_weights,
+                                   attn_tensor **cross_weights) {
     static const char fn[] = "attn_block_forward";
     if (self_weights) *self_weights = NULL;
+    if (cross_weights) *cross_weights = NULL;
     if (!ctx) {
         attn__error(ATTN_ERR_INVALID_ARG, "%s: context is NULL", fn);
         return NULL;
@@ -705,7 +713,7 @@ attn_tensor *attn_block_forward(attn_ctx *ctx, const attn_block *blk, attn_tenso
     /* cross-attention */
     if (cross) {
         h = pre ? attn_layernorm(ctx, x, blk->norm_w[1], blk->norm_b[1], eps) : x;
-        a = attn_mha_forward(ctx, &blk->cross_attn, h, memory, cross_call, NULL);
+        a = attn_mha_forward(ctx, &blk->cross_attn, h, memory, cross_call, cross_weights);
         x = residual(ctx, blk, x, a, 1);
     }
     /* feed-forward */
