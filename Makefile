@@ -114,6 +114,7 @@ fixtures:
 	$(PYTHON) tools/make_sdpa_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_position_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_transformer_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_gpt_fixtures.py tests/fixtures
 
 clean:
 	rm -rf build build-asan

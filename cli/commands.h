@@ -11,6 +11,7 @@
     X(ops, "list the graph ops (each has forward, backward and a reference kernel)")     \
     X(data, "build the data sets: attn data dates|gettext ...")                        \
     X(seq2seq, "train, translate and evaluate RNN encoder-decoders with attention")      \
+    X(gpt, "train a GPT language model on English prose, sample text from it")           \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

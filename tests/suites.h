@@ -17,4 +17,6 @@
     X(viz)             \
     X(data)            \
     X(text)            \
-    X(s2s_data)
+    X(s2s_data)        \
+    X(lm_data)         \
+    X(gpt)

@@ -21,6 +21,8 @@
  *   viz.h          SVG attention heatmaps, heatmap grids, line charts
  *   progress.h     progress line for long jobs, JSONL logger
  *   transformer.h  multi-head attention (GQA, relative positions, KV cache), Transformer blocks
+ *   lm_data.h      language-model data: token streams, seeded window batches
+ *   gpt.h          the decoder-only GPT language model, sampling, generation with a KV cache
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -46,5 +48,7 @@
 #include "seq2seq.h"
 #include "s2s_data.h"
 #include "transformer.h"
+#include "lm_data.h"
+#include "gpt.h"
 
 #endif

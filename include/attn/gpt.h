@@ -1,0 +1,172 @@
+/* attn/gpt.h: a decoder-only Transformer language model (GPT), its training
+ * loss, and generation with a KV cache (issue 4). docs/gpt.md has the model,
+ * the data and the commands.
+ *
+ * The model (B batch, T positions, V vocabulary, E d_model, L layers):
+ *   x_0 = tok_emb[ids] (+ pos_emb[t] for LEARNED, + PE(t) for SINUSOIDAL)
+ *   x_0 = Dropout(x_0)
+ *   x_l = Block_l(x_{l-1})   pre-LN causal blocks of transformer.h:
+ *         x = x + Drop(SelfAttn(LN1(x)));  x = x + Drop(FF(LN2(x))),
+ *         FF(x) = linear2(Drop(GELU(linear1(x)))) (GELU in its erf form);
+ *         ROPE and ALIBI act inside the attention
+ *   logits = LN_f(x_L) W^T,  W = tok_emb (tied head) or head.weight [V, E]
+ *   loss = mean over the B T positions of -log softmax(logits)[target]
+ *
+ * Parameter names (the order attn_gpt_new adds them; torch's names, see
+ * tools/gpt_torch_model.py):
+ *   tok_emb.weight [V, E]; pos_emb.weight [ctx_len, E] (LEARNED only);
+ *   layers.<l>.self_attn.in_proj_weight ... layers.<l>.norm2.bias (the
+ *   names of torch.nn.TransformerEncoderLayer, transformer.h);
+ *   norm_f.weight, norm_f.bias [E]; head.weight [V, E] (untied only).
+ *
+ * Initialisation (GPT-2): weights and embeddings N(0, 0.02); the residual
+ * projections (self_attn.out_proj.weight, linear2.weight) N(0, 0.02 /
+ * sqrt(2 L)); biases 0; LayerNorm weights 1, biases 0.
+ *
+ * Errors follow ops.h: graph functions return NULL with the status and a
+ * message in the context; other functions return a status with the message
+ * in attn_last_error(). Nothing prints. Results repeat bitwise for a given
+ * thread count.
+ */
+#ifndef ATTN_GPT_H
+#define ATTN_GPT_H
+
+#include <stdint.h>
+
+#include "context.h"
+#include "params.h"
+#include "rng.h"
+#include "status.h"
+#include "tensor.h"
+#include "safetensors.h"
+#include "transformer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attn_gpt_config {
+    int64_t vocab;     /* V >= 2 */
+    int64_t ctx_len;   /* the longest sequence the model reads (>= 1); the
+                          rows of pos_emb and the length of a KV cache */
+    int n_layers;      /* L >= 1 */
+    int n_heads;       /* H >= 1, divides d_model */
+    int n_kv_heads;    /* 0: n_heads; else divides n_heads (grouped-query) */
+    int64_t d_model;   /* E */
+    int64_t d_ff;      /* 0: 4 E */
+    float dropout;     /* in [0, 1): embeddings, attention weights, FF hidden,
+                          residual branches, in training mode */
+    attn_pos_kind pos; /* LEARNED, SINUSOIDAL, ROPE, ALIBI, or NONE */
+    int tied;          /* nonzero: the output head is tok_emb.weight */
+    float rope_theta;  /* ROPE base; 0: 10000 */
+} attn_gpt_config;
+
+typedef struct attn_gpt {
+    attn_gpt_config cfg;     /* resolved (d_ff, n_kv_heads filled in) */
+    attn_params *params;     /* the store given to attn_gpt_new (not owned) */
+    attn_tensor *tok_emb;    /* [V, E] */
+    attn_tensor *pos_emb;    /* [ctx_len, E] or NULL */
+    attn_block *blocks;      /* [L], owned */
+    attn_tensor *norm_f_w, *norm_f_b; /* [E] */
+    attn_tensor *head;       /* [V, E]; tok_emb when tied */
+} attn_gpt;
+
+/* Adds the model's parameters to `ps` (names above) and, with rng non-NULL,
+ * initialises them as GPT-2 (rng NULL leaves zeros, to be loaded). Errors:
+ * ATTN_ERR_INVALID_ARG (NULL, a configuration outside the ranges above, a
+ * position kind SHAW or unknown), those of attn_block_init, ATTN_ERR_OOM.
+ * On error *out is NULL (parameters added so far stay in the store). */
+attn_status attn_gpt_new(attn_gpt **out, attn_params *ps, const attn_gpt_config *cfg,
+                         attn_rng *rng);
+void attn_gpt_free(attn_gpt *m); /* NULL is fine; the store is the caller's */
+
+/* Logits of every position: ids i32 [B, T] (each in [0, V)) -> [B, T, V].
+ * Without a cache, T <= ctx_len and positions are 0 .. T-1. With a cache
+ * (from attn_gpt_cache_init; gradients must be off), the ids continue the
+ * cached sequence: positions cache_len .. cache_len + T - 1, which must stay
+ * below ctx_len; the cache then holds T more positions.
+ * Errors: ATTN_ERR_SHAPE (ids not [B, T], T > ctx_len or past the cache's
+ * room), ATTN_ERR_DTYPE, ATTN_ERR_INVALID_ARG (an id outside [0, V)),
+ * ATTN_ERR_STATE (a cache with gradients enabled), those of the blocks. */
+attn_tensor *attn_gpt_logits(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
+                             attn_kv_cache *cache);
+
+/* Teacher-forced loss: mean cross-entropy of logits(ids) [B, T, V] against
+ * targets i32 [B, T] (targets equal to ignore_index are left out; pass -1
+ * when every target counts). Returns the scalar loss. Errors as
+ * attn_gpt_logits, and ATTN_ERR_SHAPE for targets of another shape. */
+attn_tensor *attn_gpt_loss(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
+                           attn_tensor *targets, int32_t ignore_index);
+
+/* A KV cache for B sequences of up to ctx_len positions (transformer.h).
+ * Free with attn_kv_cache_free. Errors as attn_kv_cache_init. */
+attn_status attn_gpt_cache_init(const attn_gpt *m, int64_t B, attn_kv_cache *cache);
+
+/* ---- sampling ---------------------------------------------------------------- */
+
+typedef struct attn_sample_opts {
+    float temperature; /* <= 0: greedy (the arg max; ties to the smallest id) */
+    int top_k;         /* > 0: only the k most probable tokens */
+    float top_p;       /* in (0, 1): only the smallest set of most probable
+                          tokens whose probability reaches top_p (nucleus);
+                          0 or >= 1: no limit */
+    uint64_t seed;     /* draw i of a generation uses attn_rng_uniform(seed, 0, i) */
+    int32_t first_id;  /* ids below it are never drawn (ATTN_TOKEN_SPECIALS keeps
+                          the specials of attn's vocabularies out); 0: none */
+} attn_sample_opts;
+
+/* Draws a token from logits[0 .. V-1] with uniform number u in [0, 1):
+ * the logits of ids below first_id count as -inf; probabilities
+ * softmax(logits / temperature), restricted to the top_k most
+ * probable (ties broken by the smaller id), then to the nucleus top_p,
+ * renormalised; the token is the first, in order of decreasing probability,
+ * whose cumulative probability exceeds u. `work` holds 2 V floats' worth of
+ * scratch (V floats and V ints; may be NULL: then it is malloc'd). Returns
+ * the id, or -1 for V < 1, NULL logits, or a failed allocation. Non-finite
+ * logits count as -inf (a row of only -inf returns the arg max rule's id 0). */
+int32_t attn_sample_token(const float *logits, int64_t V, const attn_sample_opts *opts, float u,
+                          void *work);
+
+/* Generates n_new tokens after prompt[0 .. n_prompt-1] (n_prompt >= 1) for
+ * one sequence, with a KV cache: the prompt is read in one forward, then one
+ * token per forward. When the sequence would pass ctx_len, the cache is
+ * emptied and refilled with the last ctx_len / 2 tokens (a sliding window;
+ * positions restart at 0). out receives n_new ids; step_logits, when not
+ * NULL, receives the n_new rows of V logits each draw came from. The context
+ * is reset (attn_ctx_reset) between forwards and its gradients are switched
+ * off (restored at the end). Errors: ATTN_ERR_INVALID_ARG (NULL, n_prompt <
+ * 1, n_new < 0, a prompt id outside [0, V)), ATTN_ERR_OOM, those of
+ * attn_gpt_logits. */
+attn_status attn_gpt_generate(attn_ctx *ctx, const attn_gpt *m, const int32_t *prompt,
+                              int64_t n_prompt, int64_t n_new, const attn_sample_opts *opts,
+                              int32_t *out, float *step_logits);
+
+/* ---- files ---------------------------------------------------------------------- */
+
+/* Writes the configuration as metadata entries "gpt.vocab", "gpt.ctx_len",
+ * "gpt.n_layers", "gpt.n_heads", "gpt.n_kv_heads", "gpt.d_model", "gpt.d_ff",
+ * "gpt.dropout", "gpt.pos", "gpt.tied", "gpt.rope_theta" into kv[0 .. 10]
+ * (ATTN_GPT_META entries), whose value strings live in buf (ATTN_GPT_META *
+ * 32 bytes). */
+#define ATTN_GPT_META 11
+void attn_gpt_config_meta(const attn_gpt_config *cfg, attn_kv *kv, char *buf);
+
+/* Reads a configuration from the metadata of a safetensors file (a
+ * checkpoint or attn_gpt_save's file). Errors: those of
+ * attn_safetensors_open, ATTN_ERR_FORMAT (an entry missing or malformed). */
+attn_status attn_gpt_config_load(const char *path, attn_gpt_config *cfg);
+
+/* Saves the parameters with the configuration and the n_meta extra entries
+ * in the metadata (attn_safetensors_save_params). */
+attn_status attn_gpt_save(const char *path, const attn_gpt *m, const attn_kv *meta, int n_meta);
+
+/* Builds a model from a file written by attn_gpt_save or a checkpoint of
+ * one: configuration from the metadata, parameters loaded into a new model
+ * in `ps` (optimizer tensors of a checkpoint are ignored). Errors: those of
+ * attn_gpt_config_load, attn_gpt_new and attn_safetensors_load_params. */
+attn_status attn_gpt_load(const char *path, attn_params *ps, attn_gpt **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

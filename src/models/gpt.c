@@ -1,0 +1,486 @@
+/* gpt.c: the decoder-only Transformer language model (include/attn/gpt.h),
+ * composed from graph ops and the pre-LN blocks of transformer.h; nothing
+ * here has a backward of its own.
+ *
+ * The graph of one batch (B rows, T positions):
+ *   x = embedding(tok_emb, ids)                         [B, T, E]
+ *   x = x + slice(pos_emb, 0, p0, T)  (LEARNED; broadcast over B)
+ *     | x + sinusoidal(T, E, p0)      (SINUSOIDAL)
+ *   x = dropout(x)
+ *   x = block_l(x, causal, cache layer l)   l = 0 .. L-1
+ *   logits = linear(layernorm(x, norm_f), head)          [B, T, V]
+ * p0 is 0, or the cache's length when decoding with a KV cache. A tied head
+ * is tok_emb itself, so its gradient sums the embedding's and the head's.
+ *
+ * Generation reads the prompt in one forward, then one token per forward
+ * through the cache, rewinding the arena to a mark between forwards (no tape:
+ * gradients are off).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/internal.h"
+#include "attn/gpt.h"
+#include "attn/positions.h"
+#include "attn/safetensors.h"
+
+static attn_status gpt_check_config(const attn_gpt_config *c) {
+    static const char fn[] = "attn_gpt_new";
+    if (c->vocab < 2 || c->ctx_len < 1 || c->n_layers < 1 || c->n_heads < 1 || c->d_model < 1 ||
+        c->d_ff < 0 || c->n_kv_heads < 0)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: vocab %lld (>= 2), ctx_len %lld, n_layers %d, n_heads %d, d_model "
+                           "%lld (>= 1), d_ff %lld, n_kv_heads %d (>= 0)",
+                           fn, (long long)c->vocab, (long long)c->ctx_len, c->n_layers,
+                           c->n_heads, (long long)c->d_model, (long long)c->d_ff, c->n_kv_heads);
+    if (c->vocab > INT32_MAX || c->ctx_len > (1ll << 31))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: vocab %lld or ctx_len %lld too large", fn,
+                           (long long)c->vocab, (long long)c->ctx_len);
+    if (c->d_model % c->n_heads != 0)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: d_model %lld is not a multiple of n_heads %d",
+                           fn, (long long)c->d_model, c->n_heads);
+    if (c->n_kv_heads > 0 && c->n_heads % c->n_kv_heads != 0)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: n_heads %d is not a multiple of n_kv_heads %d",
+                           fn, c->n_heads, c->n_kv_heads);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: dropout %g outside [0, 1)", fn,
+                           (double)c->dropout);
+    if (c->pos != ATTN_POS_NONE && c->pos != ATTN_POS_LEARNED && c->pos != ATTN_POS_SINUSOIDAL &&
+        c->pos != ATTN_POS_ROPE && c->pos != ATTN_POS_ALIBI)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: position kind %d (%s): expected none, learned, sinusoidal, rope "
+                           "or alibi",
+                           fn, (int)c->pos, attn_pos_kind_name(c->pos));
+    if (c->pos == ATTN_POS_ROPE && (c->d_model / c->n_heads) % 2 != 0)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: rope needs an even head size, not %lld", fn,
+                           (long long)(c->d_model / c->n_heads));
+    if (!(c->rope_theta >= 0.0f) || isinf(c->rope_theta))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: rope_theta %g", fn, (double)c->rope_theta);
+    return ATTN_OK;
+}
+
+void attn_gpt_free(attn_gpt *m) {
+    if (!m) return;
+    free(m->blocks);
+    free(m);
+}
+
+attn_status attn_gpt_new(attn_gpt **out, attn_params *ps, const attn_gpt_config *cfg,
+                         attn_rng *rng) {
+    if (out) *out = NULL;
+    if (!out || !ps || !cfg) return attn__error(ATTN_ERR_INVALID_ARG, "attn_gpt_new: NULL argument");
+    attn_gpt_config c = *cfg;
+    if (c.d_ff == 0) c.d_ff = 4 * c.d_model;
+    attn_status st = gpt_check_config(&c);
+    if (st != ATTN_OK) return st;
+    if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;
+    attn_gpt *m = calloc(1, sizeof *m);
+    if (m) m->blocks = calloc((size_t)c.n_layers, sizeof *m->blocks);
+    if (!m || !m->blocks) {
+        attn_gpt_free(m);
+        return attn__error(ATTN_ERR_OOM, "attn_gpt_new: out of memory");
+    }
+    m->cfg = c;
+    m->params = ps;
+    const int64_t V = c.vocab, E = c.d_model;
+    st = attn_params_add(ps, "tok_emb.weight", 2, (int64_t[]){V, E}, &m->tok_emb);
+    if (st == ATTN_OK && c.pos == ATTN_POS_LEARNED)
+        st = attn_params_add(ps, "pos_emb.weight", 2, (int64_t[]){c.ctx_len, E}, &m->pos_emb);
+    for (int l = 0; l < c.n_layers && st == ATTN_OK; l++) {
+        attn_block_config bc;
+        memset(&bc, 0, sizeof bc);
+        bc.d_model = E;
+        bc.n_heads = c.n_heads;
+        bc.n_kv_heads = c.n_kv_heads;
+        bc.d_ff = c.d_ff;
+        bc.norm_first = 1;
+        bc.activation = ATTN_ACT_GELU;
+        bc.dropout = c.dropout;
+        bc.pos = (c.pos == ATTN_POS_ROPE || c.pos == ATTN_POS_ALIBI) ? c.pos : ATTN_POS_NONE;
+        bc.rope_theta = c.rope_theta;
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "layers.%d.", l);
+        st = attn_block_init(&m->blocks[l], ps, prefix, &bc, NULL);
+    }
+    if (st == ATTN_OK) st = attn_params_add(ps, "norm_f.weight", 1, (int64_t[]){E}, &m->norm_f_w);
+    if (st == ATTN_OK) st = attn_params_add(ps, "norm_f.bias", 1, (int64_t[]){E}, &m->norm_f_b);
+    if (st == ATTN_OK) {
+        if (c.tied)
+            m->head = m->tok_emb;
+        else
+            st = attn_params_add(ps, "head.weight", 2, (int64_t[]){V, E}, &m->head);
+    }
+    if (st != ATTN_OK) {
+        attn_gpt_free(m);
+        return st;
+    }
+    attn_init_constant(m->norm_f_w, 1.0f);
+    if (rng) {
+        /* GPT-2: N(0, 0.02) everywhere, the residual projections scaled by
+         * 1/sqrt(2 L) (each block adds two branches to the residual stream),
+         * biases 0, LayerNorm weights 1. */
+        const float std = 0.02f, std_res = 0.02f / sqrtf(2.0f * (float)c.n_layers);
+        attn_init_normal(m->tok_emb, std, rng);
+        if (m->pos_emb) attn_init_normal(m->pos_emb, std, rng);
+        for (int l = 0; l < c.n_layers; l++) {
+            attn_block *b = &m->blocks[l];
+            attn_tensor *w_in = b->self_attn.in_proj_weight ? b->self_attn.in_proj_weight
+                                                            : b->self_attn.q_proj_weight;
+            attn_init_normal(w_in, std, rng);
+            if (!b->self_attn.in_proj_weight) {
+                attn_init_normal(b->self_attn.k_proj_weight, std, rng);
+                attn_init_normal(b->self_attn.v_proj_weight, std, rng);
+            }
+            attn_init_normal(b->self_attn.out_proj_weight, std_res, rng);
+            attn_init_normal(b->linear1_w, std, rng);
+            attn_init_normal(b->linear2_w, std_res, rng);
+        }
+        if (!c.tied) attn_init_normal(m->head, std, rng);
+    }
+    /* LayerNorm weights are 1 whether or not the rest is drawn (a model to
+     * be loaded gets them from its file anyway). */
+    for (int l = 0; l < c.n_layers; l++)
+        for (int k = 0; k < 3; k++)
+            if (m->blocks[l].norm_w[k]) attn_init_constant(m->blocks[l].norm_w[k], 1.0f);
+    *out = m;
+    return ATTN_OK;
+}
+
+attn_status attn_gpt_cache_init(const attn_gpt *m, int64_t B, attn_kv_cache *cache) {
+    if (!m || !cache) return attn__error(ATTN_ERR_INVALID_ARG, "attn_gpt_cache_init: NULL argument");
+    return attn_kv_cache_init(cache, m->cfg.n_layers, B, m->cfg.n_kv_heads, m->cfg.ctx_len,
+                              m->cfg.d_model / m->cfg.n_heads);
+}
+
+attn_tensor *attn_gpt_logits(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
+                             attn_kv_cache *cache) {
+    static const char op[] = "gpt";
+    if (!ctx) return NULL;
+    if (attn_ctx_status(ctx) != ATTN_OK) return NULL;
+    if (!m) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: model is NULL", op);
+        return NULL;
+    }
+    if (attn__any_null(ctx, op, 1, ids)) return NULL;
+    if (ids->dtype != ATTN_I32 || ids->ndim != 2) {
+        attn__fail(ctx, ids->dtype != ATTN_I32 ? ATTN_ERR_DTYPE : ATTN_ERR_SHAPE,
+                   "%s: ids %s: expected i32 [B, T]", op, attn__shp(ids));
+        return NULL;
+    }
+    const attn_gpt_config *c = &m->cfg;
+    const int64_t T = ids->shape[1];
+    int64_t p0 = 0;
+    if (cache) {
+        if (cache->n_layers != c->n_layers || !cache->layers) {
+            attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: a cache of %d layers for a model of %d", op,
+                       cache->n_layers, c->n_layers);
+            return NULL;
+        }
+        p0 = cache->layers[0].len;
+    }
+    if (p0 + T > c->ctx_len) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: ids %s at position %lld: positions up to %lld, past ctx_len %lld", op,
+                   attn__shp(ids), (long long)p0, (long long)(p0 + T), (long long)c->ctx_len);
+        return NULL;
+    }
+    attn_tensor *x = attn_embedding(ctx, m->tok_emb, ids);
+    if (c->pos == ATTN_POS_LEARNED)
+        x = attn_add(ctx, x, attn_slice(ctx, m->pos_emb, 0, p0, T));
+    else if (c->pos == ATTN_POS_SINUSOIDAL)
+        x = attn_add(ctx, x, attn_sinusoidal_positions(ctx, T, c->d_model, p0, 0.0f));
+    x = attn_dropout(ctx, x, c->dropout);
+    for (int l = 0; l < c->n_layers; l++) {
+        attn_mha_call call;
+        memset(&call, 0, sizeof call);
+        call.causal = 1;
+        call.cache = cache ? &cache->layers[l] : NULL;
+        x = attn_block_forward(ctx, &m->blocks[l], x, NULL, &call, NULL, NULL);
+    }
+    x = attn_layernorm(ctx, x, m->norm_f_w, m->norm_f_b, 1e-5f);
+    return attn_linear(ctx, x, m->head, NULL);
+}
+
+attn_tensor *attn_gpt_loss(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
+                           attn_tensor *targets, int32_t ignore_index) {
+    static const char op[] = "gpt_loss";
+    if (!ctx || attn_ctx_status(ctx) != ATTN_OK) return NULL;
+    if (attn__any_null(ctx, op, 2, ids, targets)) return NULL;
+    if (targets->ndim != 2 || ids->ndim != 2 || targets->shape[0] != ids->shape[0] ||
+        targets->shape[1] != ids->shape[1]) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "%s: ids %s and targets %s: expected the same [B, T]", op,
+                   attn__shp(ids), attn__shp(targets));
+        return NULL;
+    }
+    attn_tensor *logits = attn_gpt_logits(ctx, m, ids, NULL);
+    if (!logits) return NULL;
+    const int64_t N = ids->shape[0] * ids->shape[1];
+    attn_tensor *flat = attn_reshape(ctx, logits, 2, (int64_t[]){N, m->cfg.vocab});
+    attn_tensor *tflat = attn_reshape(ctx, targets, 1, (int64_t[]){N});
+    return attn_cross_entropy(ctx, flat, tflat, ignore_index, 0.0f);
+}
+
+/* ---- sampling ------------------------------------------------------------------------ */
+
+/* Order of candidates: higher probability first, then the smaller id. */
+static const float *sort_keys;
+static int by_prob(const void *a, const void *b) {
+    const int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
+    if (sort_keys[i] > sort_keys[j]) return -1;
+    if (sort_keys[i] < sort_keys[j]) return 1;
+    return (i > j) - (i < j);
+}
+
+int32_t attn_sample_token(const float *logits, int64_t V, const attn_sample_opts *opts, float u,
+                          void *work) {
+    if (!logits || V < 1) return -1;
+    const attn_sample_opts def = {1.0f, 0, 0.0f, 0, 0};
+    const attn_sample_opts *o = opts ? opts : &def;
+    const int64_t first = o->first_id > 0 && o->first_id < V ? o->first_id : 0;
+    /* Greedy: the arg max, first on ties. */
+    int32_t best = (int32_t)first;
+    float bv = -INFINITY;
+    for (int64_t i = first; i < V; i++)
+        if (isfinite(logits[i]) && logits[i] > bv) {
+            bv = logits[i];
+            best = (int32_t)i;
+        }
+    if (!(o->temperature > 0.0f) || o->top_k == 1 || bv == -INFINITY) return best;
+    void *mem = work ? work : malloc((size_t)V * (sizeof(float) + sizeof(int32_t)));
+    if (!mem) return -1;
+    float *p = mem;
+    int32_t *idx = (int32_t *)(p + V);
+    /* p_i = exp((l_i - max) / temperature), in double for the sum. */
+    double sum = 0.0;
+    for (int64_t i = 0; i < V; i++) {
+        p[i] = i >= first && isfinite(logits[i])
+                   ? (float)exp(((double)logits[i] - bv) / o->temperature)
+                   : 0.0f;
+        idx[i] = (int32_t)i;
+    }
+    int64_t n = V;
+    /* Sorting is O(V log V) per token: fine for the vocabularies here. The
+     * comparator reads a file-scope pointer, so this is not reentrant across
+     * threads (generation runs on one thread). */
+    sort_keys = p;
+    qsort(idx, (size_t)V, sizeof *idx, by_prob);
+    sort_keys = NULL;
+    if (o->top_k > 0 && o->top_k < n) n = o->top_k;
+    for (int64_t r = 0; r < n; r++) sum += p[idx[r]];
+    if (o->top_p > 0.0f && o->top_p < 1.0f) {
+        double cum = 0.0;
+        int64_t keep = n;
+        for (int64_t r = 0; r < n; r++) {
+            cum += p[idx[r]];
+            if (cum >= o->top_p * sum) {
+                keep = r + 1;
+                break;
+            }
+        }
+        n = keep;
+        sum = 0.0;
+        for (int64_t r = 0; r < n; r++) sum += p[idx[r]];
+    }
+    const double target = (double)u * sum;
+    double cum = 0.0;
+    int32_t tok = idx[n - 1];
+    for (int64_t r = 0; r < n; r++) {
+        cum += p[idx[r]];
+        if (cum > target) {
+            tok = idx[r];
+            break;
+        }
+    }
+    if (!work) free(mem);
+    return tok;
+}
+
+/* The logits of the last position of a forward over ids[0 .. n-1] through
+ * the cache, copied to row (V floats). */
+static attn_status forward_last(attn_ctx *ctx, const attn_gpt *m, const int32_t *ids, int64_t n,
+                                attn_kv_cache *cache, float *row) {
+    attn_tensor *t = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, n}, ids);
+    attn_tensor *logits = attn_gpt_logits(ctx, m, t, cache);
+    if (!logits) return attn_ctx_status(ctx) != ATTN_OK ? attn_ctx_status(ctx) : ATTN_ERR_INVALID_ARG;
+    const int64_t V = m->cfg.vocab;
+    memcpy(row, (const float *)logits->data + (n - 1) * V, (size_t)V * sizeof *row);
+    return ATTN_OK;
+}
+
+attn_status attn_gpt_generate(attn_ctx *ctx, const attn_gpt *m, const int32_t *prompt,
+                              int64_t n_prompt, int64_t n_new, const attn_sample_opts *opts,
+                              int32_t *out, float *step_logits) {
+    static const char fn[] = "attn_gpt_generate";
+    if (!ctx || !m || !prompt || (!out && n_new > 0))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    if (n_prompt < 1 || n_new < 0)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: n_prompt %lld (>= 1), n_new %lld (>= 0)", fn,
+                           (long long)n_prompt, (long long)n_new);
+    const int64_t V = m->cfg.vocab, L = m->cfg.ctx_len;
+    for (int64_t i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= V)
+            return attn__error(ATTN_ERR_INVALID_ARG, "%s: prompt id %d at %lld outside [0, %lld)",
+                               fn, prompt[i], (long long)i, (long long)V);
+    if (n_new == 0) return ATTN_OK;
+    const attn_sample_opts def = {1.0f, 0, 0.0f, 0, 0};
+    const attn_sample_opts *o = opts ? opts : &def;
+    /* The sequence so far (for refilling the cache) and scratch. */
+    const int64_t keep = L / 2 > 0 ? L / 2 : 1;
+    int32_t *seq = malloc((size_t)(n_prompt + n_new) * sizeof *seq);
+    float *row = malloc((size_t)V * sizeof *row);
+    void *work = malloc((size_t)V * (sizeof(float) + sizeof(int32_t)));
+    attn_kv_cache cache;
+    memset(&cache, 0, sizeof cache);
+    attn_status st = (seq && row && work) ? attn_gpt_cache_init(m, 1, &cache)
+                                          : attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
+    const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    const size_t mark = attn__arena_mark(ctx);
+    if (st == ATTN_OK) {
+        memcpy(seq, prompt, (size_t)n_prompt * sizeof *seq);
+        int64_t n = n_prompt;
+        /* The prompt: its last ctx_len tokens. */
+        const int64_t first = n > L ? L : n;
+        st = forward_last(ctx, m, seq + n - first, first, &cache, row);
+        for (int64_t i = 0; i < n_new && st == ATTN_OK; i++) {
+            if (step_logits) memcpy(step_logits + i * V, row, (size_t)V * sizeof *row);
+            const int32_t tok = attn_sample_token(row, V, o, attn_rng_uniform(o->seed, 0, (uint64_t)i), work);
+            out[i] = tok;
+            seq[n++] = tok;
+            if (i + 1 == n_new) break;
+            attn__arena_rewind(ctx, mark);
+            if (cache.layers[0].len >= L) {
+                /* Full: restart from the last `keep` tokens at position 0. */
+                attn_kv_cache_reset(&cache);
+                const int64_t k = keep < n ? keep : n;
+                st = forward_last(ctx, m, seq + n - k, k, &cache, row);
+            } else {
+                st = forward_last(ctx, m, &tok, 1, &cache, row);
+            }
+        }
+        if (st != ATTN_OK && attn_ctx_status(ctx) != ATTN_OK)
+            attn__error(st, "%s", attn_ctx_error(ctx));
+    }
+    attn__arena_rewind(ctx, mark);
+    attn_ctx_set_grad_enabled(ctx, grad);
+    attn_ctx_set_training(ctx, training);
+    attn_kv_cache_free(&cache);
+    free(seq);
+    free(row);
+    free(work);
+    return st;
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+static const char *const meta_keys[ATTN_GPT_META] = {
+    "gpt.vocab", "gpt.ctx_len", "gpt.n_layers", "gpt.n_heads", "gpt.n_kv_heads", "gpt.d_model",
+    "gpt.d_ff",  "gpt.dropout", "gpt.pos",      "gpt.tied",    "gpt.rope_theta"};
+
+void attn_gpt_config_meta(const attn_gpt_config *c, attn_kv *kv, char *buf) {
+    char *v[ATTN_GPT_META];
+    for (int i = 0; i < ATTN_GPT_META; i++) {
+        v[i] = buf + 32 * i;
+        kv[i].key = meta_keys[i];
+        kv[i].value = v[i];
+    }
+    const attn__c_locale loc = attn__c_locale_begin();
+    snprintf(v[0], 32, "%lld", (long long)c->vocab);
+    snprintf(v[1], 32, "%lld", (long long)c->ctx_len);
+    snprintf(v[2], 32, "%d", c->n_layers);
+    snprintf(v[3], 32, "%d", c->n_heads);
+    snprintf(v[4], 32, "%d", c->n_kv_heads);
+    snprintf(v[5], 32, "%lld", (long long)c->d_model);
+    snprintf(v[6], 32, "%lld", (long long)c->d_ff);
+    snprintf(v[7], 32, "%.9g", (double)c->dropout);
+    snprintf(v[8], 32, "%s", attn_pos_kind_name(c->pos));
+    snprintf(v[9], 32, "%d", c->tied ? 1 : 0);
+    snprintf(v[10], 32, "%.9g", (double)c->rope_theta);
+    attn__c_locale_end(loc);
+}
+
+attn_status attn_gpt_config_load(const char *path, attn_gpt_config *cfg) {
+    static const char fn[] = "attn_gpt_config_load";
+    if (!path || !cfg) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    attn_safetensors *f = NULL;
+    attn_status st = attn_safetensors_open(&f, path);
+    if (st != ATTN_OK) return st;
+    attn_gpt_config c;
+    memset(&c, 0, sizeof c);
+    const attn__c_locale loc = attn__c_locale_begin();
+    for (int i = 0; i < ATTN_GPT_META && st == ATTN_OK; i++) {
+        const char *s = attn_safetensors_metadata(f, meta_keys[i]);
+        if (!s) {
+            st = attn__error(ATTN_ERR_FORMAT, "%s: %s has no metadata entry %s (not a GPT file)",
+                             fn, path, meta_keys[i]);
+            break;
+        }
+        char *end = NULL;
+        if (i == 8) {
+            int found = 0;
+            for (int k = 0; k < ATTN_POS_COUNT; k++)
+                if (strcmp(s, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
+                    c.pos = (attn_pos_kind)k;
+                    found = 1;
+                }
+            if (!found) st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s'", fn, path, meta_keys[i], s);
+            continue;
+        }
+        if (i == 7 || i == 10) {
+            const float x = strtof(s, &end);
+            if (i == 7) c.dropout = x;
+            else c.rope_theta = x;
+        } else {
+            const long long x = strtoll(s, &end, 10);
+            switch (i) {
+            case 0: c.vocab = x; break;
+            case 1: c.ctx_len = x; break;
+            case 2: c.n_layers = (int)x; break;
+            case 3: c.n_heads = (int)x; break;
+            case 4: c.n_kv_heads = (int)x; break;
+            case 5: c.d_model = x; break;
+            case 6: c.d_ff = x; break;
+            default: c.tied = (int)x; break;
+            }
+            if (x < 0 || x > INT32_MAX) end = NULL;
+        }
+        if (!end || end == s || *end)
+            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s' is not a number", fn, path,
+                             meta_keys[i], s);
+    }
+    attn__c_locale_end(loc);
+    attn_safetensors_close(f);
+    if (st == ATTN_OK) *cfg = c;
+    return st;
+}
+
+attn_status attn_gpt_save(const char *path, const attn_gpt *m, const attn_kv *meta, int n_meta) {
+    if (!path || !m || (n_meta > 0 && !meta) || n_meta < 0 || n_meta > 64)
+        return attn__error(ATTN_ERR_INVALID_ARG, "attn_gpt_save: NULL argument or n_meta %d", n_meta);
+    attn_kv kv[ATTN_GPT_META + 64];
+    char buf[ATTN_GPT_META * 32];
+    attn_gpt_config_meta(&m->cfg, kv, buf);
+    for (int i = 0; i < n_meta; i++) kv[ATTN_GPT_META + i] = meta[i];
+    return attn_safetensors_save_params(path, m->params, kv, ATTN_GPT_META + n_meta);
+}
+
+attn_status attn_gpt_load(const char *path, attn_params *ps, attn_gpt **out) {
+    if (out) *out = NULL;
+    if (!path || !ps || !out) return attn__error(ATTN_ERR_INVALID_ARG, "attn_gpt_load: NULL argument");
+    attn_gpt_config c;
+    attn_status st = attn_gpt_config_load(path, &c);
+    if (st != ATTN_OK) return st;
+    attn_gpt *m = NULL;
+    st = attn_gpt_new(&m, ps, &c, NULL);
+    if (st != ATTN_OK) return st;
+    st = attn_safetensors_load_params(path, ps, ATTN_ST_ALLOW_UNEXPECTED);
+    if (st != ATTN_OK) {
+        attn_gpt_free(m);
+        return st;
+    }
+    *out = m;
+    return ATTN_OK;
+}
