@@ -23,6 +23,7 @@
  *   transformer.h  multi-head attention (GQA, relative positions, KV cache), Transformer blocks
  *   lm_data.h      language-model data: token streams, seeded window batches
  *   gpt.h          the decoder-only GPT language model, sampling, generation with a KV cache
+ *   bert.h         the BERT-style encoder: masked-LM pretraining, [CLS] classification
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -50,5 +51,6 @@
 #include "transformer.h"
 #include "lm_data.h"
 #include "gpt.h"
+#include "bert.h"
 
 #endif
