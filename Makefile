@@ -115,6 +115,7 @@ fixtures:
 	$(PYTHON) tools/make_position_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_transformer_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_gpt_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_bert_fixtures.py tests/fixtures
 
 clean:
 	rm -rf build build-asan
