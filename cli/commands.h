@@ -12,6 +12,7 @@
     X(data, "build the data sets: attn data dates|gettext ...")                        \
     X(seq2seq, "train, translate and evaluate RNN encoder-decoders with attention")      \
     X(gpt, "train a GPT language model on English prose, sample text from it")           \
+    X(bert, "pretrain a BERT-style encoder (masked LM), fine-tune it to classify")       \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);
