@@ -15,8 +15,15 @@
  *     sizes (B 65, H 33) with frozen rows;
  *   - attn_gru_cell_at / attn_lstm_cell_at against the cells on a view of
  *     the step's block, and their errors;
+ *   - attn__gru_cell_lookup / attn__lstm_cell_lookup (gate inputs read from
+ *     table rows picked by ids, alone or plus a dense addend) against the
+ *     cells on the embedded rows (plus the addend through add), bitwise,
+ *     with repeated ids and a frozen row, and their errors;
  *   - B = 1 and T = 1 (where the layout changes become reshapes) against
  *     the full batch;
+ *   - attn__rnn_forward_ids (layer 0 projects the embedding table, then
+ *     looks the ids up) against attn_rnn_forward on the embedded ids:
+ *     outputs, h_n (c_n) and the gradients of the table and every parameter;
  *   - the length-0 rule, dropout between layers only, torch's names and
  *     initial ranges, and the error paths.
  *
@@ -35,7 +42,9 @@
  *             gradients of 3e-3 .. 0.2. 1e-4 + 5e-3 |fd|.
  *   STEP_*    step API vs sequence forward: the same math with the input
  *             projection in different GEMM shapes; measured within 2.4e-7
- *             (at |g| 2.4): 1e-6 + 1e-5 |ref|.
+ *             (at |g| 2.4): 1e-6 + 1e-5 |ref|. Also the ids path against
+ *             the embedded input (the same sums grouped by token: measured
+ *             outputs and h_n equal, gradients within about 1e-7).
  *   REF_*     fast vs reference cell kernels at B 65, H 33: the op table's
  *             (1e-5, 1e-4); measured within 9e-7.
  */
@@ -43,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/core/internal.h" /* attn__rnn_forward_ids */
 #include "fixture.h"
 #include "test.h"
 
@@ -655,6 +665,122 @@ static void test_cell_at(void) {
     }
 }
 
+/* ==== attn__*_cell_lookup: the cell on rows of a table picked by ids ================== */
+
+static void test_cell_lookup(void) {
+    for (int lstm = 0; lstm < 2; lstm++) {
+        TEST_BEGIN(lstm ? "rnn/lstm_cell_lookup = lstm_cell on the looked-up rows (bitwise)"
+                        : "rnn/gru_cell_lookup = gru_cell on the looked-up rows (bitwise)");
+        enum { T = 3, B = 5, V = 4, H = 5 };
+        const int G = lstm ? 4 : 3;
+        attn_rng rng;
+        attn_rng_init(&rng, 0xD1 + (uint64_t)lstm);
+        float tab[V * 4 * H], h[B * H], c[B * H], w[4 * H * H], b[4 * H], go[2 * B * H],
+            x2[B * 4 * H];
+        fill_uniform(tab, V * G * H, -2, 2, &rng);
+        fill_uniform(h, B * H, -1, 1, &rng);
+        fill_uniform(c, B * H, -1, 1, &rng);
+        fill_uniform(w, G * H * H, -0.5f, 0.5f, &rng);
+        fill_uniform(b, G * H, -0.5f, 0.5f, &rng);
+        fill_uniform(go, 2 * B * H, -1, 1, &rng);
+        fill_uniform(x2, B * G * H, -1, 1, &rng);
+        /* step 1 repeats id 2 (rows 0, 2, 3), row 3 frozen; id 0 unused */
+        const int32_t ids[T * B] = {0, 1, 2, 3, 0, 2, 1, 2, 2, 3, 3, 3, 1, 0, 2};
+        const int32_t mask[B] = {1, 1, 1, 0, 1};
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
+        float out[2][2 * B * H], gt[2][V * 4 * H], gw[2][4 * H * H], gb[2][4 * H], gh[2][B * H],
+            gx2[2][B * 4 * H];
+        const int64_t t = 1, stab[2] = {V, G * H}, sh[2] = {B, H}, sw[2] = {G * H, H},
+                      sb[1] = {G * H}, sid[2] = {T, B};
+        /* v 0: the table rows alone; v 1: plus a dense addend x2 (against add) */
+        for (int v = 0; v < 2; v++) {
+            for (int lk = 0; ctx && lk < 2; lk++) {
+                attn_ctx_reset(ctx);
+                attn_tensor *tt = test_leaf(ctx, 2, stab, tab), *th = test_leaf(ctx, 2, sh, h),
+                            *tc = test_leaf(ctx, 2, sh, c), *tw = test_leaf(ctx, 2, sw, w),
+                            *tb = test_leaf(ctx, 1, sb, b),
+                            *tx = v ? test_leaf(ctx, 2, (const int64_t[2]){B, G * H}, x2) : NULL;
+                attn_tensor *tm = attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){B}, mask);
+                attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, sid, ids);
+                attn_tensor *blk =
+                    lk ? NULL
+                       : attn_embedding(ctx, tt,
+                                        attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){B},
+                                                         ids + t * B));
+                if (blk && tx) blk = attn_add(ctx, blk, tx);
+                attn_tensor *y, *cn = NULL;
+                if (lstm) {
+                    attn_tensor *hc[2];
+                    hc[0] = lk ? attn__lstm_cell_lookup(ctx, tt, ti, t, tx, th, tc, tw, tb, tm, &cn)
+                               : attn_lstm_cell(ctx, blk, th, tc, tw, tb, tm, &cn);
+                    hc[1] = cn;
+                    y = hc[0] && cn ? attn_concat(ctx, hc, 2, 0) : NULL;
+                } else {
+                    y = lk ? attn__gru_cell_lookup(ctx, tt, ti, t, tx, th, tw, tb, tm)
+                           : attn_gru_cell(ctx, blk, th, tw, tb, tm);
+                }
+                CHECK(y != NULL, "[%s] %s", lk ? "lookup" : "embedded", attn_ctx_error(ctx));
+                if (!y) break;
+                memcpy(out[lk], attn_f32(y), sizeof(float) * (size_t)attn_tensor_numel(y));
+                CHECK_OK(attn_backward_from(ctx, y, go));
+                CHECK(attn_ctx_check_guards(ctx) == ATTN_OK, "guards: %s", attn_last_error());
+                if (!tt->grad) break;
+                memcpy(gt[lk], tt->grad, sizeof(float) * V * G * H);
+                memcpy(gw[lk], tw->grad, sizeof(float) * G * H * H);
+                memcpy(gb[lk], tb->grad, sizeof(float) * G * H);
+                memcpy(gh[lk], th->grad, sizeof(float) * B * H);
+                if (tx) memcpy(gx2[lk], tx->grad, sizeof(float) * B * G * H);
+            }
+            if (ctx && attn_ctx_status(ctx) == ATTN_OK) {
+                const int n = (lstm ? 2 : 1) * B * H;
+                CHECK(memcmp(out[0], out[1], sizeof(float) * (size_t)n) == 0, "outputs differ");
+                CHECK(memcmp(gt[0], gt[1], sizeof(float) * V * G * H) == 0,
+                      "gradients of the table differ");
+                CHECK(memcmp(gw[0], gw[1], sizeof(float) * G * H * H) == 0,
+                      "gradients of w_hh differ");
+                CHECK(memcmp(gb[0], gb[1], sizeof(float) * G * H) == 0, "gradients of b_hh differ");
+                CHECK(memcmp(gh[0], gh[1], sizeof(float) * B * H) == 0, "gradients of h differ");
+                CHECK(!v || memcmp(gx2[0], gx2[1], sizeof(float) * B * G * H) == 0,
+                      "gradients of x2 differ");
+                int nz0 = 0, nz2 = 0;
+                for (int j = 0; j < G * H; j++) {
+                    nz0 += gt[1][j] != 0.0f;             /* id 0: not used at step 1 */
+                    nz2 += gt[1][2 * G * H + j] != 0.0f; /* id 2: rows 0 and 2 */
+                }
+                CHECK(nz0 == 0 && nz2 > 0,
+                      "table gradient: %d entries in the unused row, %d in row 2", nz0, nz2);
+            }
+        }
+        /* errors: an id outside [0, V), t outside [0, T), ids of the wrong shape */
+        for (int k = 0; ctx && k < 3; k++) {
+            attn_ctx_reset(ctx);
+            int32_t bad[T * B];
+            memcpy(bad, ids, sizeof bad);
+            bad[t * B + 4] = V;
+            attn_tensor *tt = attn_tensor_new(ctx, ATTN_F32, 2, stab),
+                        *th = attn_tensor_new(ctx, ATTN_F32, 2, sh),
+                        *tc = attn_tensor_new(ctx, ATTN_F32, 2, sh),
+                        *tw = attn_tensor_new(ctx, ATTN_F32, 2, sw);
+            attn_tensor *ti = k == 2
+                                  ? attn_tensor_new(ctx, ATTN_I32, 2, (const int64_t[2]){T, B + 1})
+                                  : attn_tensor_from(ctx, ATTN_I32, 2, sid, k == 0 ? bad : ids);
+            const int64_t tt_step = k == 1 ? T : t;
+            attn_tensor *cn = NULL;
+            attn_tensor *y =
+                lstm ? attn__lstm_cell_lookup(ctx, tt, ti, tt_step, NULL, th, tc, tw, NULL, NULL,
+                                              &cn)
+                     : attn__gru_cell_lookup(ctx, tt, ti, tt_step, NULL, th, tw, NULL, NULL);
+            const attn_status want = k == 2 ? ATTN_ERR_SHAPE : ATTN_ERR_INVALID_ARG;
+            const char *name = lstm ? "lstm_cell" : "gru_cell";
+            CHECK(!y && attn_ctx_status(ctx) == want && strstr(attn_ctx_error(ctx), name),
+                  "case %d: expected '%s' naming %s, got %s: %s", k, attn_status_str(want), name,
+                  y ? "a tensor" : "NULL", attn_ctx_error(ctx));
+        }
+        attn_ctx_free(ctx);
+        TEST_END();
+    }
+}
+
 /* ==== B = 1 and T = 1 (the layout changes become reshapes) ============================ */
 
 static void test_degenerate_shapes(void) {
@@ -718,6 +844,130 @@ static void test_degenerate_shapes(void) {
             for (int b = 0; y1 && yl && b < B; b++)
                 test_allclose("T 1 vs step 0 of the batch with lengths 1", attn_f32(y1) + b * 2 * H,
                               first + b * T * 2 * H, 2 * H, STEP_ATOL, STEP_RTOL);
+        }
+        attn_ctx_free(ctx);
+        attn_params_free(ps);
+        TEST_END();
+    }
+}
+
+/* ==== from ids: the projected table looked up = the embedded ids projected ============ */
+
+static void test_forward_ids(void) {
+    for (int lstm = 0; lstm < 2; lstm++) {
+        TEST_BEGIN(lstm ? "rnn/lstm from ids (projected table) = from the embedded ids"
+                        : "rnn/gru from ids (projected table) = from the embedded ids");
+        enum { B = 3, T = 4, V = 5, IN = 2, H = 3, L = 2, D = 2 };
+        attn_params *ps = NULL;
+        attn_rnn rnn;
+        attn_rng rng;
+        attn_rng_init(&rng, 0xC3 + (uint64_t)lstm);
+        attn_rnn_config cfg = {.cell = lstm ? ATTN_RNN_LSTM : ATTN_RNN_GRU,
+                               .input_size = IN,
+                               .hidden_size = H,
+                               .num_layers = L,
+                               .bidirectional = 1};
+        CHECK_OK(attn_params_new(&ps));
+        attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
+        if (ps && ctx && attn_rnn_init(&rnn, ps, "", &cfg, &rng) == ATTN_OK) {
+            const int np = attn_params_count(ps);
+            float table[V * IN], go[B * T * D * H], gn[L * D * B * H];
+            fill_uniform(table, V * IN, -1, 1, &rng);
+            fill_uniform(go, B * T * D * H, -1, 1, &rng);
+            fill_uniform(gn, L * D * B * H, -1, 1, &rng);
+            /* repeated ids (the table rows gather several positions), padding */
+            const int32_t ids[B * T] = {1, 3, 1, 0, 4, 1, 0, 0, 2, 2, 3, 0};
+            const int32_t len[B] = {4, 2, 3};
+            float y[2][B * T * D * H], hn[2][L * D * B * H], cn[2][L * D * B * H];
+            float gt[2][V * IN], gp[2][4096];
+            int64_t off[64], total = 0;
+            for (int i = 0; i < np && i < 64; i++) {
+                off[i] = total;
+                total += attn_tensor_numel(attn_params_at(ps, i));
+            }
+            CHECK(np < 64 && total <= 4096, "parameters: %d, %lld values", np, (long long)total);
+            for (int path = 0; path < 2 && np < 64 && total <= 4096; path++) {
+                attn_ctx_reset(ctx);
+                attn_params_zero_grad(ps);
+                attn_tensor *tt = test_leaf(ctx, 2, (const int64_t[2]){V, IN}, table);
+                attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (const int64_t[2]){B, T}, ids);
+                attn_tensor *tl = attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){B}, len);
+                attn_tensor *h_n = NULL, *c_n = NULL;
+                attn_tensor *out =
+                    path ? attn__rnn_forward_ids(ctx, &rnn, tt, ti, tl, NULL, NULL, &h_n,
+                                                 lstm ? &c_n : NULL)
+                         : attn_rnn_forward(ctx, &rnn, attn_embedding(ctx, tt, ti), tl, NULL,
+                                            NULL, &h_n, lstm ? &c_n : NULL);
+                CHECK(out && h_n && (!lstm || c_n), "[%s] %s", path ? "ids" : "embedded",
+                      attn_ctx_error(ctx));
+                if (!out || !h_n || (lstm && !c_n)) break;
+                memcpy(y[path], attn_f32(out), sizeof y[path]);
+                memcpy(hn[path], attn_f32(h_n), sizeof hn[path]);
+                if (lstm) memcpy(cn[path], attn_f32(c_n), sizeof cn[path]);
+                /* loss = sum(out * go) + sum(h_n * gn) */
+                attn_tensor *two[2] = {
+                    attn_sum(ctx, attn_mul(ctx, out, attn_tensor_from(ctx, ATTN_F32, 3,
+                                                                     out->shape, go)),
+                             ATTN_ALL_AXES, 0),
+                    attn_sum(ctx, attn_mul(ctx, h_n, attn_tensor_from(ctx, ATTN_F32, 3,
+                                                                     h_n->shape, gn)),
+                             ATTN_ALL_AXES, 0)};
+                attn_tensor *loss = attn_add(ctx, two[0], two[1]);
+                CHECK(loss && attn_backward(ctx, loss) == ATTN_OK, "[%s] backward: %s",
+                      path ? "ids" : "embedded", attn_ctx_error(ctx));
+                CHECK(attn_ctx_check_guards(ctx) == ATTN_OK, "guards: %s", attn_last_error());
+                if (!loss || !tt->grad) break;
+                memcpy(gt[path], tt->grad, sizeof gt[path]);
+                for (int i = 0; i < np; i++) {
+                    attn_tensor *p = attn_params_at(ps, i);
+                    memcpy(gp[path] + off[i], p->grad,
+                           sizeof(float) * (size_t)attn_tensor_numel(p));
+                }
+            }
+            if (attn_ctx_status(ctx) == ATTN_OK && np < 64 && total <= 4096) {
+                test_allclose("outputs", y[1], y[0], B * T * D * H, STEP_ATOL, STEP_RTOL);
+                test_allclose("h_n", hn[1], hn[0], L * D * B * H, STEP_ATOL, STEP_RTOL);
+                if (lstm) test_allclose("c_n", cn[1], cn[0], L * D * B * H, STEP_ATOL, STEP_RTOL);
+                test_allclose("gradient of the table", gt[1], gt[0], V * IN, STEP_ATOL, STEP_RTOL);
+                test_allclose("gradients of the parameters", gp[1], gp[0], (int)total, STEP_ATOL,
+                              STEP_RTOL);
+                int nz = 0;
+                for (int i = 0; i < V * IN; i++) nz += gt[0][i] != 0.0f;
+                CHECK(nz == V * IN, "only %d of %d table gradients are nonzero", nz, V * IN);
+            }
+        }
+        /* errors: ids of the wrong dtype or shape, a table of the wrong width */
+        if (ctx && ps && rnn.w_ih[0][0]) {
+            attn_ctx_reset(ctx);
+            const int64_t tsh[2] = {V, IN}, bad_t[2] = {V, IN + 1}, ish[2] = {B, T};
+            struct {
+                attn_tensor *t, *i;
+                attn_status want;
+            } cases[3];
+            cases[0].t = attn_tensor_new(ctx, ATTN_F32, 2, tsh);
+            cases[0].i = attn_tensor_new(ctx, ATTN_F32, 2, ish);
+            cases[0].want = ATTN_ERR_DTYPE;
+            cases[1].t = attn_tensor_new(ctx, ATTN_F32, 2, bad_t);
+            cases[1].i = attn_tensor_new(ctx, ATTN_I32, 2, ish);
+            cases[1].want = ATTN_ERR_SHAPE;
+            cases[2].t = attn_tensor_new(ctx, ATTN_F32, 2, tsh);
+            cases[2].i = attn_tensor_new(ctx, ATTN_I32, 1, (const int64_t[1]){B});
+            cases[2].want = ATTN_ERR_SHAPE;
+            for (int k = 0; k < 3; k++) {
+                attn_tensor *r = attn__rnn_forward_ids(ctx, &rnn, cases[k].t, cases[k].i, NULL,
+                                                       NULL, NULL, NULL, NULL);
+                CHECK(!r && attn_ctx_status(ctx) == cases[k].want &&
+                          strstr(attn_ctx_error(ctx), "attn__rnn_forward_ids"),
+                      "case %d: expected '%s', got %s: %s", k, attn_status_str(cases[k].want),
+                      r ? "a tensor" : "NULL", attn_ctx_error(ctx));
+                attn_ctx_reset(ctx);
+                /* the tensors of the later cases were allocated before the reset:
+                 * rebuild them */
+                cases[1].t = attn_tensor_new(ctx, ATTN_F32, 2, bad_t);
+                cases[1].i = attn_tensor_new(ctx, ATTN_I32, 2, ish);
+                cases[2].t = attn_tensor_new(ctx, ATTN_F32, 2, tsh);
+                cases[2].i = attn_tensor_new(ctx, ATTN_I32, 1, (const int64_t[1]){B});
+            }
         }
         attn_ctx_free(ctx);
         attn_params_free(ps);
@@ -1024,6 +1274,8 @@ void suite_rnn(void) {
     test_cells_fast_vs_ref();
     test_degenerate_shapes();
     test_cell_at();
+    test_cell_lookup();
+    test_forward_ids();
     test_length_zero();
     test_dropout();
     test_names_and_init();

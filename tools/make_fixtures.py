@@ -684,7 +684,7 @@ def main(argv):
         print("make_fixtures.py: fixtures total %d bytes, limit %d" % (total, MAX_TOTAL),
               file=sys.stderr)
         return 1
-    print("%d fixtures, %d bytes, in %s" % (len(ops), total, outdir))
+    print("%d fixtures, %d bytes, in %s" % (len(ops) - len(ELSEWHERE), total, outdir))
     return 0
 
 

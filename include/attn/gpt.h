@@ -120,8 +120,9 @@ typedef struct attn_sample_opts {
  * softmax(logits / temperature), restricted to the top_k most
  * probable (ties broken by the smaller id), then to the nucleus top_p,
  * renormalised; the token is the first, in order of decreasing probability,
- * whose cumulative probability exceeds u. `work` holds 2 V floats' worth of
- * scratch (V floats and V ints; may be NULL: then it is malloc'd). Returns
+ * whose cumulative probability exceeds u. `work` is scratch of V * 8 bytes
+ * (may be NULL: then it is malloc'd). Reentrant: threads may sample at once
+ * with their own work buffers. Returns
  * the id, or -1 for V < 1, NULL logits, or a failed allocation. Non-finite
  * logits count as -inf (a row of only -inf returns the arg max rule's id 0). */
 int32_t attn_sample_token(const float *logits, int64_t V, const attn_sample_opts *opts, float u,

@@ -186,6 +186,39 @@ void attn__broadcast_strides(const attn_tensor *t, int out_ndim, const int64_t *
  * size where threading pays, else ctx->n_threads. */
 int attn__threads_for(const attn_ctx *ctx, double work);
 
+/* ---- recurrent cells fed by a table (src/ops/rnn_cell.c) --------------------- */
+
+/* attn_gru_cell_at / attn_lstm_cell_at with the gate inputs of step t looked
+ * up instead of stored: row b's gx is row ids[t, b] of table P [V, G*H]
+ * (ids I32 [T, B], values in [0, V), 0 <= t < T), plus row b of x2 [B, G*H]
+ * when x2 is not NULL. The same values as the cell on attn_embedding(P, ids)
+ * row block t (+ x2 through attn_add); the gradient of each unfrozen row is
+ * added into its row of P's gradient (rows in order, one thread) and into
+ * x2's. Errors as the cells, plus ATTN_ERR_INVALID_ARG for an id outside
+ * [0, V). */
+attn_tensor *attn__gru_cell_lookup(attn_ctx *ctx, attn_tensor *table, attn_tensor *ids, int64_t t,
+                                   attn_tensor *x2, attn_tensor *h, attn_tensor *w_hh,
+                                   attn_tensor *b_hh, attn_tensor *mask);
+attn_tensor *attn__lstm_cell_lookup(attn_ctx *ctx, attn_tensor *table, attn_tensor *ids, int64_t t,
+                                    attn_tensor *x2, attn_tensor *h, attn_tensor *c,
+                                    attn_tensor *w_hh, attn_tensor *b_hh, attn_tensor *mask,
+                                    attn_tensor **c_out);
+
+/* ---- recurrent layers (src/nn/rnn.c) ---------------------------------------- */
+
+/* attn_rnn_forward on x = attn_embedding(table, ids) (table [V, In] f32, ids
+ * I32 [B, T] in [0, V)), computed the cheaper way round: layer 0's input
+ * projection of every step is a row of the per-token table
+ * P_d = table W_ih^T + b_ih [V, G*H] (one product of V rows per direction
+ * instead of T*B rows), looked up by id. The same function of the inputs
+ * (the products are summed in another order, so the last bits differ). For
+ * inputs that go straight from an embedding into the layer (no dropout
+ * between them). Errors as attn_rnn_forward (the ids' range is checked by
+ * attn_embedding). */
+attn_tensor *attn__rnn_forward_ids(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *table,
+                                   attn_tensor *ids, attn_tensor *lengths, attn_tensor *h0,
+                                   attn_tensor *c0, attn_tensor **h_n, attn_tensor **c_n);
+
 /* ---- string building (src/core/strbuf.c) ------------------------------------ */
 
 /* A growable byte string, zero-initialised ({0}) before use. Once anything

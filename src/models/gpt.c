@@ -224,13 +224,18 @@ attn_tensor *attn_gpt_loss(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
 
 /* ---- sampling ------------------------------------------------------------------------ */
 
+/* A candidate token: its unnormalised probability and its id. */
+typedef struct cand {
+    float p;
+    int32_t id;
+} cand;
+
 /* Order of candidates: higher probability first, then the smaller id. */
-static const float *sort_keys;
 static int by_prob(const void *a, const void *b) {
-    const int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
-    if (sort_keys[i] > sort_keys[j]) return -1;
-    if (sort_keys[i] < sort_keys[j]) return 1;
-    return (i > j) - (i < j);
+    const cand *x = a, *y = b;
+    if (x->p > y->p) return -1;
+    if (x->p < y->p) return 1;
+    return (x->id > y->id) - (x->id < y->id);
 }
 
 int32_t attn_sample_token(const float *logits, int64_t V, const attn_sample_opts *opts, float u,
@@ -248,32 +253,26 @@ int32_t attn_sample_token(const float *logits, int64_t V, const attn_sample_opts
             best = (int32_t)i;
         }
     if (!(o->temperature > 0.0f) || o->top_k == 1 || bv == -INFINITY) return best;
-    void *mem = work ? work : malloc((size_t)V * (sizeof(float) + sizeof(int32_t)));
-    if (!mem) return -1;
-    float *p = mem;
-    int32_t *idx = (int32_t *)(p + V);
-    /* p_i = exp((l_i - max) / temperature), in double for the sum. */
-    double sum = 0.0;
+    cand *c = work ? work : malloc((size_t)V * sizeof *c);
+    if (!c) return -1;
+    /* p_i = exp((l_i - max) / temperature); sums in double. */
     for (int64_t i = 0; i < V; i++) {
-        p[i] = i >= first && isfinite(logits[i])
-                   ? (float)exp(((double)logits[i] - bv) / o->temperature)
-                   : 0.0f;
-        idx[i] = (int32_t)i;
+        c[i].p = i >= first && isfinite(logits[i])
+                     ? (float)exp(((double)logits[i] - bv) / o->temperature)
+                     : 0.0f;
+        c[i].id = (int32_t)i;
     }
+    /* O(V log V) per token: fine for the vocabularies here. */
+    qsort(c, (size_t)V, sizeof *c, by_prob);
     int64_t n = V;
-    /* Sorting is O(V log V) per token: fine for the vocabularies here. The
-     * comparator reads a file-scope pointer, so this is not reentrant across
-     * threads (generation runs on one thread). */
-    sort_keys = p;
-    qsort(idx, (size_t)V, sizeof *idx, by_prob);
-    sort_keys = NULL;
     if (o->top_k > 0 && o->top_k < n) n = o->top_k;
-    for (int64_t r = 0; r < n; r++) sum += p[idx[r]];
+    double sum = 0.0;
+    for (int64_t r = 0; r < n; r++) sum += c[r].p;
     if (o->top_p > 0.0f && o->top_p < 1.0f) {
         double cum = 0.0;
         int64_t keep = n;
         for (int64_t r = 0; r < n; r++) {
-            cum += p[idx[r]];
+            cum += c[r].p;
             if (cum >= o->top_p * sum) {
                 keep = r + 1;
                 break;
@@ -281,19 +280,19 @@ int32_t attn_sample_token(const float *logits, int64_t V, const attn_sample_opts
         }
         n = keep;
         sum = 0.0;
-        for (int64_t r = 0; r < n; r++) sum += p[idx[r]];
+        for (int64_t r = 0; r < n; r++) sum += c[r].p;
     }
     const double target = (double)u * sum;
     double cum = 0.0;
-    int32_t tok = idx[n - 1];
+    int32_t tok = c[n - 1].id;
     for (int64_t r = 0; r < n; r++) {
-        cum += p[idx[r]];
+        cum += c[r].p;
         if (cum > target) {
-            tok = idx[r];
+            tok = c[r].id;
             break;
         }
     }
-    if (!work) free(mem);
+    if (!work) free(c);
     return tok;
 }
 
@@ -330,7 +329,7 @@ attn_status attn_gpt_generate(attn_ctx *ctx, const attn_gpt *m, const int32_t *p
     const int64_t keep = L / 2 > 0 ? L / 2 : 1;
     int32_t *seq = malloc((size_t)(n_prompt + n_new) * sizeof *seq);
     float *row = malloc((size_t)V * sizeof *row);
-    void *work = malloc((size_t)V * (sizeof(float) + sizeof(int32_t)));
+    void *work = malloc((size_t)V * (sizeof(float) + sizeof(int32_t))); /* V candidates */
     attn_kv_cache cache;
     memset(&cache, 0, sizeof cache);
     attn_status st = (seq && row && work) ? attn_gpt_cache_init(m, 1, &cache)

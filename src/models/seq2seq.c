@@ -15,6 +15,13 @@
  *             W_ih [emb; x] = W_e emb + W_x x, so the embedding part of all T
  *             steps is ONE product, time-major:
  *               base = dropout(embedding(tgt_in^T)) W_e^T + b_ih    [T, B, GH]
+ *             and without dropout the cheaper way round, a lookup in the
+ *             projected table (Vt rows projected instead of T*B):
+ *               base = embedding(dec_emb W_e^T + b_ih, tgt_in^T)
+ *             which (but for none) is not even gathered: layer 0's cells
+ *             read their rows of the table by id and add the context part
+ *             themselves (attn__gru_cell_lookup with x2, no add node)
+ *             (the encoder's layer 0 does the same, attn__rnn_forward_ids)
  *             (none: base += c W_x^T once, c = last, fixed for all steps)
  *   step t    bahdanau: c_t = attend(s_{t-1}); g = base[t] + c_t W_x^T
  *             luong:    g = base[t] + h~_{t-1} W_x^T (t > 0; base[t] at t = 0)
@@ -352,10 +359,14 @@ static int s2s_encode(attn_ctx *ctx, const attn_seq2seq *m, attn_tensor *src, at
     const attn_seq2seq_config *c = &m->cfg;
     const int64_t B = src->shape[0], H = c->hidden;
     const int L = c->enc_layers, D = c->bidirectional ? 2 : 1;
-    attn_tensor *x = attn_embedding(ctx, m->enc_emb, src);
-    if (x && c->dropout > 0.0f) x = attn_dropout(ctx, x, c->dropout);
     attn_tensor *hn = NULL;
-    e->out = x ? attn_rnn_forward(ctx, &m->enc, x, src_len, NULL, NULL, &hn, NULL) : NULL;
+    if (c->dropout > 0.0f) {
+        attn_tensor *x = attn_dropout(ctx, attn_embedding(ctx, m->enc_emb, src), c->dropout);
+        e->out = x ? attn_rnn_forward(ctx, &m->enc, x, src_len, NULL, NULL, &hn, NULL) : NULL;
+    } else { /* layer 0 projects the embedding table, not every position (rnn.c) */
+        e->out = attn__rnn_forward_ids(ctx, &m->enc, m->enc_emb, src, src_len, NULL, NULL, &hn,
+                                       NULL);
+    }
     if (!e->out) return -1;
     /* h_n [L*D, B, H]: the top layer's directions are rows (L-1)*D .. L*D-1 */
     attn_tensor *dirs[2] = {NULL, NULL};
@@ -370,6 +381,8 @@ static int s2s_encode(attn_ctx *ctx, const attn_seq2seq *m, attn_tensor *src, at
 
 typedef struct s2s_dec {
     attn_tensor *w_e, *w_x;    /* layer 0's W_ih split: [GH, E] and [GH, X] (contiguous) */
+    attn_tensor *p_tab;        /* training without dropout: dec_emb W_e^T + b_ih [Vt, GH] */
+    attn_tensor *ids_tm;       /* with p_tab: tgt_in time-major [T, B]; layer 0 reads rows */
     attn_attention_memory mem; /* not used for ATTN_S2S_NONE */
     attn_tensor *c_fixed;      /* none: the fixed context [N, He] */
 } s2s_dec;
@@ -396,14 +409,26 @@ static int s2s_prepare(attn_ctx *ctx, const attn_seq2seq *m, s2s_dec *d) {
     return d->w_e && d->w_x ? 0 : -1;
 }
 
+/* Layer 0's cell reading its embedding part from d->p_tab by the ids of step
+ * t (plus x2, the context part, when not NULL). */
+static attn_tensor *s2s_cell_lookup(attn_ctx *ctx, const attn_rnn *rnn, const s2s_dec *d,
+                                    int64_t t, attn_tensor *x2, attn_tensor *h, attn_tensor **c) {
+    attn_tensor *w = rnn->w_hh[0][0], *b = rnn->b_hh[0][0];
+    if (rnn->cfg.cell == ATTN_RNN_LSTM)
+        return attn__lstm_cell_lookup(ctx, d->p_tab, d->ids_tm, t, x2, h, *c, w, b, NULL, c);
+    return attn__gru_cell_lookup(ctx, d->p_tab, d->ids_tm, t, x2, h, w, b, NULL);
+}
+
 /* One decoder step at decoder position `step`. Layer 0's gate inputs are
  * block bt of base [*, N, GH] (the embedding part with b_ih) plus the context
- * part; st is replaced by the new state. 0 or -1 (recorded). */
+ * part, or with base NULL row ids_tm[bt, :] of d->p_tab plus the context
+ * part (read by the cell, no add node); st is replaced by the new state. 0 or
+ * -1 (recorded). */
 static int s2s_step(attn_ctx *ctx, const attn_seq2seq *m, const s2s_dec *d, s2s_state *st,
                     attn_tensor *base, int64_t bt, int64_t step, s2s_out *o) {
     const attn_seq2seq_config *c = &m->cfg;
     const int L = c->dec_layers, lstm = c->cell == ATTN_RNN_LSTM;
-    const int64_t N = base->shape[1], GH = base->shape[2];
+    const int64_t N = base ? base->shape[1] : 0, GH = base ? base->shape[2] : 0;
     memset(o, 0, sizeof *o);
     attn_tensor *x = NULL;
     if (c->attention == ATTN_S2S_BAHDANAU) {
@@ -416,7 +441,11 @@ static int s2s_step(attn_ctx *ctx, const attn_seq2seq *m, const s2s_dec *d, s2s_
         o->ct = d->c_fixed; /* none: c W_x^T is already in base */
     }
     attn_tensor *h;
-    if (x) {
+    if (!base) {
+        attn_tensor *xw = x ? attn_linear(ctx, x, d->w_x, NULL) : NULL;
+        h = !x || xw ? s2s_cell_lookup(ctx, &m->dec, d, bt, xw, st->h[0], lstm ? &st->c[0] : NULL)
+                     : NULL;
+    } else if (x) {
         attn_tensor *g = attn_add(ctx, s2s_view(ctx, base, N, GH, bt * N * GH),
                                   attn_linear(ctx, x, d->w_x, NULL));
         h = g ? s2s_cell(ctx, &m->dec, 0, g, -1, st->h[0], lstm ? &st->c[0] : NULL) : NULL;
@@ -495,14 +524,25 @@ attn_tensor *attn_seq2seq_loss(attn_ctx *ctx, const attn_seq2seq *m, const attn_
 
     /* the embedding part of layer 0's gates for all T steps, time-major */
     attn_tensor *tin = s2s_time_major(ctx, batch->tgt_in, fn);
-    attn_tensor *emb = tin ? attn_embedding(ctx, m->dec_emb, tin) : NULL; /* [T, B, E] */
-    if (emb && c->dropout > 0.0f) emb = attn_dropout(ctx, emb, c->dropout);
-    attn_tensor *base = attn_linear(ctx, emb, d.w_e, m->dec.b_ih[0][0]); /* [T, B, GH] */
+    attn_tensor *base = NULL; /* [T, B, GH] */
+    if (!tin) return NULL;
+    if (c->dropout > 0.0f) {
+        attn_tensor *emb = attn_embedding(ctx, m->dec_emb, tin); /* [T, B, E] */
+        base = attn_linear(ctx, attn_dropout(ctx, emb, c->dropout), d.w_e, m->dec.b_ih[0][0]);
+    } else { /* the table's Vt rows projected once, then looked up */
+        attn_tensor *p = attn_linear(ctx, m->dec_emb, d.w_e, m->dec.b_ih[0][0]);
+        if (c->attention == ATTN_S2S_NONE) {
+            base = attn_embedding(ctx, p, tin);
+        } else { /* layer 0's cells read the rows themselves */
+            if (!(d.p_tab = p)) return NULL;
+            d.ids_tm = tin;
+        }
+    }
     if (base && c->attention == ATTN_S2S_NONE) {
         d.c_fixed = e.last;
         base = attn_add(ctx, base, attn_linear(ctx, e.last, d.w_x, NULL));
     }
-    if (!base) return NULL;
+    if (!base && !d.p_tab) return NULL;
 
     s2s_state st;
     if (s2s_init_state(ctx, m, e.s0, &st)) return NULL;

@@ -33,11 +33,12 @@
 
 #define ADS_CHUNK 256 /* values of A processed at once (stack buffers, L1) */
 
-/* The row kernels are compiled twice on x86-64 with GCC: for the baseline
- * (SSE2) and for AVX2, chosen at load time (ifunc). No FMA contraction
- * (ISO C mode) and a fixed summation order, so both give the same bits. */
+/* The row kernels are compiled three times on x86-64 with GCC: for the
+ * baseline (SSE2), for AVX2 and for AVX-512F, chosen at load time (ifunc). No
+ * FMA contraction (ISO C mode) and a fixed summation order, so all give the
+ * same bits. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
-#define ADS_CLONES __attribute__((target_clones("avx2", "default")))
+#define ADS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #define ADS_INLINE static inline __attribute__((always_inline)) /* into each clone */
 #else
 #define ADS_CLONES
