@@ -116,6 +116,7 @@ fixtures:
 	$(PYTHON) tools/make_transformer_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_gpt_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_t2t_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_bert_fixtures.py tests/fixtures
 
 clean:
 	rm -rf build build-asan

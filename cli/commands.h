@@ -14,6 +14,7 @@
     X(gpt, "train a GPT language model on English prose, sample text from it")           \
     X(transformer, "train, translate and evaluate encoder-decoder Transformers")          \
     X(viz, "draw every layer's and head's attention of a Transformer for one input (SVG)") \
+    X(bert, "pretrain a BERT-style encoder (masked LM), fine-tune it to classify")       \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

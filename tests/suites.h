@@ -20,4 +20,5 @@
     X(text)            \
     X(s2s_data)        \
     X(lm_data)         \
-    X(gpt)
+    X(gpt)             \
+    X(bert)
