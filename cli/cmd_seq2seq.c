@@ -2107,72 +2107,25 @@ static void viz_usage(FILE *f) {
     fprintf(f,
         "usage: attn viz --model DIR [--out PREFIX] [--target TEXT] [--beam K] [--alpha A]\n"
         "                [--threads N] TEXT\n\n"
-        "Draws the attention of every layer and head of the Transformer in DIR (trained\n"
-        "with 'attn transformer train') for one input TEXT, as three SVG grids (one row\n"
-        "per layer, one column per head, all on the colour scale [0, 1]):\n"
-        "  PREFIX-encoder.svg  encoder self-attention (source x source)\n"
-        "  PREFIX-decoder.svg  decoder self-attention (output step x decoder input, causal)\n"
-        "  PREFIX-cross.svg    cross-attention (output step x source)\n"
-        "The output is the model's translation of TEXT (greedy, or beam search of width K),\n"
-        "or TEXT's reference given with --target; the maps come from one teacher-forced\n"
-        "pass over it (row t is the step that emits output token t, the last row the\n"
-        "<eos> step).\n\n"
+        "Draws the attention of every layer and head of the model in DIR for one input\n"
+        "TEXT, as SVG grids (one row per layer, one column per head, tokens on both axes,\n"
+        "all on the colour scale [0, 1]). The checkpoint's metadata says which model it is:\n"
+        "  encoder-decoder Transformer ('attn transformer train'), three grids:\n"
+        "    PREFIX-encoder.svg  encoder self-attention (source x source)\n"
+        "    PREFIX-decoder.svg  decoder self-attention (output step x decoder input, causal)\n"
+        "    PREFIX-cross.svg    cross-attention (output step x source)\n"
+        "  The output is the model's translation of TEXT (greedy, or beam search of width\n"
+        "  K), or TEXT's reference given with --target; the maps come from one teacher-\n"
+        "  forced pass over it (row t is the step that emits output token t, the last row\n"
+        "  the <eos> step).\n"
+        "  GPT ('attn gpt train'): PREFIX-decoder.svg, the causal self-attention over\n"
+        "  TEXT's tokens (query x key; the upper triangle is empty).\n"
+        "  BERT ('attn bert pretrain|finetune'): PREFIX-encoder.svg, the self-attention\n"
+        "  over [CLS] and TEXT's tokens.\n\n"
         "  --out PREFIX   file name prefix (default attn-viz)\n"
-        "  --target TEXT  draw the maps for this output instead of the model's\n"
-        "  --beam K, --alpha A   decoding as 'attn transformer translate'\n"
+        "  --target TEXT  draw the maps for this output instead of the model's (Transformer)\n"
+        "  --beam K, --alpha A   decoding as 'attn transformer translate' (Transformer)\n"
         "  --threads N    threads for the ops (default: all)\n");
-}
-
-/* The weights of (layer, head) of a [1, H, R, C] tensor into dst [R, C]. */
-static void viz_copy(const attn_tensor *w, int64_t h, float *dst) {
-    const int64_t R = w->shape[2], C = w->shape[3];
-    const float *base = (const float *)w->data;
-    for (int64_t r = 0; r < R; r++)
-        for (int64_t c = 0; c < C; c++)
-            dst[r * C + c] = base[h * w->stride[1] + r * w->stride[2] + c * w->stride[3]];
-}
-
-/* One grid: maps[l] are [1, H, R, C]; rl / cl the labels. */
-static int viz_grid(const char *path, const char *title, attn_tensor *const *maps, int L, int64_t H,
-                    const char *const *rl, const char *const *cl) {
-    if ((int64_t)L * H > 64) {
-        fprintf(stderr, "attn viz: %s: %d layers x %lld heads is more than 64 panels\n", path, L,
-                (long long)H);
-        return 1;
-    }
-    const int64_t R = maps[0]->shape[2], C = maps[0]->shape[3];
-    attn_heatmap *hm = calloc((size_t)(L * H), sizeof *hm);
-    float *buf = malloc(sizeof(float) * (size_t)(L * H * R * C));
-    char(*caps)[48] = calloc((size_t)(L * H), sizeof *caps);
-    int rc = 1;
-    if (!hm || !buf || !caps) {
-        fprintf(stderr, "attn viz: out of memory\n");
-        goto out;
-    }
-    for (int l = 0; l < L; l++)
-        for (int64_t h = 0; h < H; h++) {
-            const int64_t k = l * H + h;
-            viz_copy(maps[l], h, buf + k * R * C);
-            snprintf(caps[k], sizeof caps[k], "layer %d, head %lld", l, (long long)h);
-            hm[k].weights = buf + k * R * C;
-            hm[k].rows = (int)R;
-            hm[k].cols = (int)C;
-            hm[k].row_labels = rl;
-            hm[k].col_labels = cl;
-            hm[k].title = caps[k];
-            hm[k].colormap = ATTN_CMAP_BLUES;
-        }
-    if (attn_svg_heatmap_grid(path, title, hm, L, (int)H) != ATTN_OK) {
-        rc = cli_fail("viz", "cannot write the picture");
-        goto out;
-    }
-    printf("%s\n", path);
-    rc = 0;
-out:
-    free(hm);
-    free(buf);
-    free(caps);
-    return rc;
 }
 
 int cmd_viz(int argc, char **argv) {
@@ -2208,20 +2161,40 @@ int cmd_viz(int argc, char **argv) {
     if (!rc && (!text || !text[0])) rc = usage_error(sub, "a TEXT to draw the attention of is required");
     if (rc) return rc;
     {
-        /* which family wrote the checkpoint */
-        char path[4096];
+        /* which model wrote the checkpoint: "model" (attn seq2seq / transformer) or
+         * "run.model" (attn gpt / bert) in its metadata */
+        char path[4096], kind[128] = "";
         dir_file(path, sizeof path, dir, "model.safetensors");
         attn_safetensors *f = NULL;
-        if (file_exists(path) && attn_safetensors_open(&f, path) == ATTN_OK) {
-            const char *model = attn_safetensors_metadata(f, "model");
-            const int rnn = model && !strcmp(model, "attn-seq2seq");
-            attn_safetensors_close(f);
-            if (rnn) {
-                fprintf(stderr, "attn viz: %s holds an RNN seq2seq model, which has one attention "
-                                "map: draw it with 'attn seq2seq translate --model %s --svg FILE'\n",
-                        dir, dir);
-                return 1;
-            }
+        if (!file_exists(path)) {
+            fprintf(stderr, "attn viz: %s not found (train a model with 'attn transformer train', "
+                            "'attn gpt train' or 'attn bert pretrain|finetune')\n", path);
+            return 1;
+        }
+        if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot read the checkpoint");
+        const char *model = attn_safetensors_metadata(f, "model");
+        if (!model) model = attn_safetensors_metadata(f, "run.model");
+        snprintf(kind, sizeof kind, "%s", model ? model : "");
+        attn_safetensors_close(f);
+        if (!strcmp(kind, "attn-seq2seq")) {
+            fprintf(stderr, "attn viz: %s holds an RNN seq2seq model, which has one attention "
+                            "map: draw it with 'attn seq2seq translate --model %s --svg FILE'\n",
+                    dir, dir);
+            return 1;
+        }
+        if (!strcmp(kind, "attn-gpt") || !strcmp(kind, "attn-bert-pretrain") ||
+            !strcmp(kind, "attn-bert-finetune")) {
+            if (target || beam != 1)
+                return usage_error(sub, "--target and --beam are for encoder-decoder Transformers; "
+                                        "%s holds a model of kind '%s'", dir, kind);
+            return cli_viz_lm(dir, kind, prefix, text, (int)threads);
+        }
+        if (strcmp(kind, "attn-transformer") != 0) {
+            fprintf(stderr, "attn viz: %s: unknown model '%s' (metadata 'model' / 'run.model'); "
+                            "viz draws checkpoints of attn transformer ('attn-transformer'), "
+                            "attn gpt ('attn-gpt') and attn bert ('attn-bert-pretrain', "
+                            "'attn-bert-finetune')\n", path, kind[0] ? kind : "(missing)");
+            return 1;
         }
     }
     bundle b;
@@ -2321,13 +2294,13 @@ int cmd_viz(int argc, char **argv) {
         const int64_t H = b.tcfg.n_heads;
         snprintf(path, sizeof path, "%s-encoder.svg", prefix);
         snprintf(title, sizeof title, "encoder self-attention: \"%s\"", a);
-        if (viz_grid(path, title, enc, Le, H, cl, cl)) goto done;
+        if (cli_viz_grid(path, title, enc, Le, H, cl, cl)) goto done;
         snprintf(path, sizeof path, "%s-decoder.svg", prefix);
         snprintf(title, sizeof title, "decoder self-attention (causal): \"%s\"", o);
-        if (viz_grid(path, title, dec, Ld, H, rl, il)) goto done;
+        if (cli_viz_grid(path, title, dec, Ld, H, rl, il)) goto done;
         snprintf(path, sizeof path, "%s-cross.svg", prefix);
         snprintf(title, sizeof title, "cross-attention: \"%s\" -> \"%s\"", a, o);
-        if (viz_grid(path, title, crs, Ld, H, rl, cl)) goto done;
+        if (cli_viz_grid(path, title, crs, Ld, H, rl, cl)) goto done;
     }
     rc = 0;
     goto done;

@@ -6,6 +6,10 @@
 #ifndef ATTN_CLI_COMMANDS_H
 #define ATTN_CLI_COMMANDS_H
 
+#include <stdint.h>
+
+#include "attn/tensor.h"
+
 #define CLI_COMMANDS(X)                                                                  \
     X(info, "version, SIMD level, matrix library and its core type, threads")            \
     X(ops, "list the graph ops (each has forward, backward and a reference kernel)")     \
@@ -13,7 +17,7 @@
     X(seq2seq, "train, translate and evaluate RNN encoder-decoders with attention")      \
     X(gpt, "train a GPT language model on English prose, sample text from it")           \
     X(transformer, "train, translate and evaluate encoder-decoder Transformers")          \
-    X(viz, "draw every layer's and head's attention of a Transformer for one input (SVG)") \
+    X(viz, "draw every layer's and head's attention (Transformer, GPT, BERT) for one input (SVG)") \
     X(bert, "pretrain a BERT-style encoder (masked LM), fine-tune it to classify")       \
     X(version, "print the version")
 
@@ -25,5 +29,16 @@ CLI_COMMANDS(CLI_DECL)
 int cli_fail(const char *cmd, const char *what);
 /* 1 if argv has --help or -h. */
 int cli_wants_help(int argc, char **argv);
+
+/* attn viz's pictures (cli/cmd_viz.c). cli_viz_grid writes one layers x heads
+ * grid to path: maps[l] is layer l's [1, H, R, C] weights, rl / cl the R row
+ * and C column labels; prints path; 0 on success, 1 (message printed) on
+ * failure. cli_viz_lm draws the self-attention of the GPT (kind "attn-gpt")
+ * or BERT ("attn-bert-pretrain" / "attn-bert-finetune") checkpoint in dir for
+ * text, to <prefix>-decoder.svg (GPT) or <prefix>-encoder.svg (BERT); returns
+ * the exit code. */
+int cli_viz_grid(const char *path, const char *title, attn_tensor *const *maps, int L, int64_t H,
+                 const char *const *rl, const char *const *cl);
+int cli_viz_lm(const char *dir, const char *kind, const char *prefix, const char *text, int threads);
 
 #endif

@@ -22,6 +22,9 @@
  *   data        the fortune-file corpus (truncation, chunking, labels), padded
  *               batches, the row sampler; errors.
  *   errors      shapes, lengths, labels, missing heads, configurations.
+ *   maps        attn_bert_encode_ex's per-layer attention weights: each row
+ *               of a real token sums to 1 over the row's real keys and is
+ *               exactly 0 at padding keys; the encoder output is unchanged.
  */
 #include <math.h>
 #include <stdint.h>
@@ -694,6 +697,79 @@ static void test_errors(void) {
     TEST_END();
 }
 
+static void test_maps(void) {
+    TEST_BEGIN("bert/attention_maps");
+    for (int nf = 0; nf < 2; nf++) {
+        attn_params *ps;
+        attn_bert *m = small_model(&ps, nf, 1, 0, 31 + (uint64_t)nf);
+        attn_ctx *ctx = test_ctx_new((size_t)32 << 20, 1, 64);
+        if (!m || !ctx) goto next;
+        attn_ctx_set_grad_enabled(ctx, 0);
+        enum { B = 2, T = 6, H = 2, E = 16 };
+        const int32_t ids[B * T] = {ATTN_BERT_CLS, 7, 12, 5, 20, 9, ATTN_BERT_CLS, 11, 4, 25, 0, 0};
+        const int32_t lens[B] = {T, 4};
+        attn_tensor *it = i32_tensor(ctx, 2, (int64_t[]){B, T}, ids);
+        attn_tensor *lt = i32_tensor(ctx, 1, (int64_t[]){B}, lens);
+        attn_tensor *h0 = attn_bert_encode(ctx, m, it, lt);
+        attn_tensor *w[2] = {NULL, NULL};
+        attn_tensor *h1 = attn_bert_encode_ex(ctx, m, it, lt, w);
+        CHECK(h0 && h1 && w[0] && w[1], "%s", attn_ctx_error(ctx));
+        if (!h0 || !h1 || !w[0] || !w[1]) goto next;
+        CHECK(memcmp(attn_f32(h0), attn_f32(h1), sizeof(float) * B * T * E) == 0,
+              "asking for the weights changed the encoder's output");
+        double worst_sum = 0.0, pad = 0.0, spread = 0.0, layer_diff = 0.0;
+        for (int l = 0; l < 2; l++) {
+            const attn_tensor *x = w[l];
+            CHECK(x->dtype == ATTN_F32 && x->ndim == 4 && x->shape[0] == B && x->shape[1] == H &&
+                      x->shape[2] == T && x->shape[3] == T,
+                  "layer %d weights: expected f32 [2, 2, 6, 6]", l);
+            if (x->ndim != 4 || x->shape[1] != H || x->shape[2] != T || x->shape[3] != T) goto next;
+            const float *d = (const float *)x->data;
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t hh = 0; hh < H; hh++)
+                    for (int64_t t = 0; t < lens[b]; t++) {
+                        double sum = 0.0, lo = 1.0, hi = 0.0;
+                        for (int64_t s = 0; s < T; s++) {
+                            const int64_t o = b * x->stride[0] + hh * x->stride[1] +
+                                              t * x->stride[2] + s * x->stride[3];
+                            if (s >= lens[b]) {
+                                pad = fmax(pad, fabs((double)d[o])); /* must be exactly 0 */
+                                continue;
+                            }
+                            sum += d[o];
+                            lo = fmin(lo, d[o]);
+                            hi = fmax(hi, d[o]);
+                            if (l == 1) {
+                                const attn_tensor *y = w[0];
+                                const int64_t o0 = b * y->stride[0] + hh * y->stride[1] +
+                                                   t * y->stride[2] + s * y->stride[3];
+                                layer_diff = fmax(layer_diff, fabs((double)d[o] - ((const float *)y->data)[o0]));
+                            }
+                        }
+                        worst_sum = fmax(worst_sum, fabs(sum - 1.0));
+                        spread = fmax(spread, hi - lo);
+                    }
+        }
+        CHECK(pad == 0.0, "%s: a weight on a padding key is %g, expected exactly 0",
+              nf ? "pre-LN" : "post-LN", pad);
+        CHECK(worst_sum <= 1e-5, "%s: a row's real keys sum to 1 +- %g (tolerance 1e-5)",
+              nf ? "pre-LN" : "post-LN", worst_sum);
+        CHECK(spread > 0.1 && layer_diff > 0.05,
+              "maps too flat (spread %g) or layers alike (%g): the test is blind", spread, layer_diff);
+        /* On error the slots are NULL. */
+        w[0] = w[1] = h0;
+        const int32_t bad[2] = {ATTN_BERT_CLS, 99};
+        CHECK(attn_bert_encode_ex(ctx, m, i32_tensor(ctx, 2, (int64_t[]){1, 2}, bad), NULL, w) == NULL &&
+                  w[0] == NULL && w[1] == NULL,
+              "an id outside the vocabulary: no error, or slots left set");
+    next:
+        attn_ctx_free(ctx);
+        attn_bert_free(m);
+        attn_params_free(ps);
+    }
+    TEST_END();
+}
+
 void suite_bert(void) {
     test_fixture();
     test_mask_rule();
@@ -702,4 +778,5 @@ void suite_bert(void) {
     test_checkpoint();
     test_data();
     test_errors();
+    test_maps();
 }

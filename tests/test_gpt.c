@@ -12,6 +12,9 @@
  *   sampling    greedy, top-k, top-p and temperature, as properties of
  *               attn_sample_token over a fine grid of uniform numbers.
  *   files       save / load round trip (configuration and bits), errors.
+ *   maps        attn_gpt_logits_ex's per-layer attention weights: rows sum
+ *               to 1 over the visible keys, exactly 0 above the diagonal,
+ *               the same rows through the KV cache, logits unchanged.
  */
 #include <math.h>
 #include <stdint.h>
@@ -502,6 +505,103 @@ static void test_init_and_errors(void) {
     TEST_END();
 }
 
+/* Element (b, h, t, s) of a [B, H, T, S] weights tensor. */
+static float w_at(const attn_tensor *w, int64_t b, int64_t h, int64_t t, int64_t s) {
+    return ((const float *)w->data)[b * w->stride[0] + h * w->stride[1] + t * w->stride[2] +
+                                    s * w->stride[3]];
+}
+
+static void test_maps(void) {
+    TEST_BEGIN("gpt/attention_maps");
+    const int32_t seq[2 * 7] = {5, 9, 3, 17, 22, 4, 4, 8, 13, 21, 6, 10, 1, 2};
+    for (int gqa = 0; gqa < 2; gqa++) {
+        attn_params *ps;
+        attn_gpt *m = small_model(&ps, gqa ? ATTN_POS_ROPE : ATTN_POS_LEARNED, 4, gqa ? 2 : 0, 16,
+                                  21 + (uint64_t)gqa);
+        attn_ctx *ctx = test_ctx_new((size_t)32 << 20, 1, 64);
+        attn_kv_cache cache;
+        memset(&cache, 0, sizeof cache);
+        if (!m || !ctx) goto next;
+        attn_ctx_set_grad_enabled(ctx, 0);
+        const int64_t V = m->cfg.vocab, B = 2, T = 7, H = 4;
+        attn_tensor *plain = attn_gpt_logits(ctx, m, ids_tensor(ctx, B, T, seq), NULL);
+        attn_tensor *w[2] = {NULL, NULL};
+        attn_tensor *lg = attn_gpt_logits_ex(ctx, m, ids_tensor(ctx, B, T, seq), NULL, w);
+        CHECK(plain && lg && w[0] && w[1], "%s", attn_ctx_error(ctx));
+        if (!plain || !lg || !w[0] || !w[1]) goto next;
+        CHECK(memcmp(attn_f32(plain), attn_f32(lg), sizeof(float) * (size_t)(B * T * V)) == 0,
+              "asking for the weights changed the logits");
+        double worst_sum = 0.0, above = 0.0, spread = 0.0, layer_diff = 0.0;
+        for (int l = 0; l < 2; l++) {
+            CHECK(w[l]->dtype == ATTN_F32 && w[l]->ndim == 4 && w[l]->shape[0] == B &&
+                      w[l]->shape[1] == H && w[l]->shape[2] == T && w[l]->shape[3] == T,
+                  "layer %d weights: expected f32 [2, 4, 7, 7]", l);
+            if (w[l]->ndim != 4 || w[l]->shape[1] != H || w[l]->shape[3] != T) goto next;
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t h = 0; h < H; h++)
+                    for (int64_t t = 0; t < T; t++) {
+                        double sum = 0.0, lo = 1.0, hi = 0.0;
+                        for (int64_t s = 0; s < T; s++) {
+                            const float v = w_at(w[l], b, h, t, s);
+                            if (s > t) {
+                                above = fmax(above, fabs((double)v)); /* must be exactly 0 */
+                                continue;
+                            }
+                            sum += v;
+                            lo = fmin(lo, v);
+                            hi = fmax(hi, v);
+                            if (l == 1) layer_diff = fmax(layer_diff, fabs((double)v - w_at(w[0], b, h, t, s)));
+                        }
+                        worst_sum = fmax(worst_sum, fabs(sum - 1.0));
+                        if (t > 0) spread = fmax(spread, hi - lo);
+                    }
+        }
+        CHECK(above == 0.0, "a weight above the diagonal is %g, expected exactly 0", above);
+        CHECK(worst_sum <= 1e-5, "a row's visible weights sum to 1 +- %g (tolerance 1e-5)", worst_sum);
+        /* Not blind: the maps are far from uniform and differ between layers. */
+        CHECK(spread > 0.1 && layer_diff > 0.05,
+              "maps too flat (spread %g) or layers alike (%g): the test is blind", spread, layer_diff);
+        /* Through a KV cache: a prompt of 4, then 3 tokens; the last call's
+         * weights are rows 4..6 of the full map of sequence 0, keys 0..6. */
+        float full[2][4 * 7 * 7];
+        for (int l = 0; l < 2; l++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t s = 0; s < T; s++) full[l][(h * T + t) * T + s] = w_at(w[l], 0, h, t, s);
+        CHECK_OK(attn_gpt_cache_init(m, 1, &cache));
+        attn_tensor *cw[2] = {NULL, NULL};
+        if (!attn_gpt_logits_ex(ctx, m, ids_tensor(ctx, 1, 4, seq), &cache, cw) ||
+            !attn_gpt_logits_ex(ctx, m, ids_tensor(ctx, 1, 3, seq + 4), &cache, cw)) {
+            CHECK(0, "cached pass: %s", attn_ctx_error(ctx));
+            goto next;
+        }
+        double worst = 0.0;
+        for (int l = 0; l < 2; l++) {
+            CHECK(cw[l] && cw[l]->shape[1] == H && cw[l]->shape[2] == 3 && cw[l]->shape[3] == T,
+                  "cached layer %d weights: expected [1, 4, 3, 7]", l);
+            if (!cw[l] || cw[l]->shape[2] != 3 || cw[l]->shape[3] != T) goto next;
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t t = 0; t < 3; t++)
+                    for (int64_t s = 0; s < T; s++)
+                        worst = fmax(worst, fabs((double)w_at(cw[l], 0, h, t, s) -
+                                                 full[l][(h * T + 4 + t) * T + s]));
+        }
+        CHECK(worst <= 2e-6, "cached weights differ from the full pass's by %g", worst);
+        /* On error the slots are NULL. */
+        const int32_t bad[2] = {1, 99};
+        cw[0] = cw[1] = w[0];
+        CHECK(attn_gpt_logits_ex(ctx, m, ids_tensor(ctx, 1, 2, bad), NULL, cw) == NULL &&
+                  cw[0] == NULL && cw[1] == NULL,
+              "an id outside the vocabulary: no error, or slots left set");
+    next:
+        attn_kv_cache_free(&cache);
+        attn_ctx_free(ctx);
+        attn_gpt_free(m);
+        attn_params_free(ps);
+    }
+    TEST_END();
+}
+
 void suite_gpt(void) {
     test_fixture();
     test_cache();
@@ -509,4 +609,5 @@ void suite_gpt(void) {
     test_sampling();
     test_files();
     test_init_and_errors();
+    test_maps();
 }

@@ -116,6 +116,16 @@ void attn_bert_free(attn_bert *m); /* NULL is fine; the store is the caller's */
 attn_tensor *attn_bert_encode(attn_ctx *ctx, const attn_bert *m, attn_tensor *ids,
                               attn_tensor *lengths);
 
+/* attn_bert_encode, and the self-attention probabilities of every layer:
+ * self_weights, when not NULL, is an array of n_layers slots; slot l
+ * receives layer l's weights [B, H, T, T] before dropout (no gradient). Row
+ * t of row b sums to 1 over the keys 0 .. lengths[b]-1 and is exactly 0 at
+ * padding keys (rows of padding queries are meaningless). The slots are set
+ * to NULL first. The tensors live in the context's arena until the next
+ * attn_ctx_reset. Errors as attn_bert_encode. */
+attn_tensor *attn_bert_encode_ex(attn_ctx *ctx, const attn_bert *m, attn_tensor *ids,
+                                 attn_tensor *lengths, attn_tensor **self_weights);
+
 /* MLM logits of the positions `positions` i32 [N] of h [B, T, E] (flat
  * indices b T + t, each in [0, B T)) -> [N, V]. Errors: ATTN_ERR_STATE (no
  * MLM head), ATTN_ERR_SHAPE, ATTN_ERR_INVALID_ARG (a position outside). */

@@ -91,6 +91,17 @@ void attn_gpt_free(attn_gpt *m); /* NULL is fine; the store is the caller's */
 attn_tensor *attn_gpt_logits(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
                              attn_kv_cache *cache);
 
+/* attn_gpt_logits, and the self-attention probabilities of every layer:
+ * self_weights, when not NULL, is an array of n_layers slots; slot l
+ * receives layer l's weights [B, H, T, S] before dropout (no gradient; S =
+ * cache_len + T with a cache, else T). Row t of a head sums to 1 over keys
+ * 0 .. pos(t) and is exactly 0 above them (causal), so a picture of the map
+ * has an empty upper triangle. The slots are set to NULL first, so on error
+ * they are NULL or tensors of layers that ran. The tensors live in the
+ * context's arena until the next attn_ctx_reset. Errors as attn_gpt_logits. */
+attn_tensor *attn_gpt_logits_ex(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
+                                attn_kv_cache *cache, attn_tensor **self_weights);
+
 /* Teacher-forced loss: mean cross-entropy of logits(ids) [B, T, V] against
  * targets i32 [B, T] (targets equal to ignore_index are left out; pass -1
  * when every target counts). Returns the scalar loss. Errors as

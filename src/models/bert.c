@@ -157,7 +157,14 @@ static int check_lengths(attn_ctx *ctx, const char *op, const attn_tensor *lengt
 
 attn_tensor *attn_bert_encode(attn_ctx *ctx, const attn_bert *m, attn_tensor *ids,
                               attn_tensor *lengths) {
+    return attn_bert_encode_ex(ctx, m, ids, lengths, NULL);
+}
+
+attn_tensor *attn_bert_encode_ex(attn_ctx *ctx, const attn_bert *m, attn_tensor *ids,
+                                 attn_tensor *lengths, attn_tensor **self_weights) {
     static const char op[] = "bert";
+    if (self_weights && m)
+        for (int l = 0; l < m->cfg.n_layers; l++) self_weights[l] = NULL;
     if (!ctx || attn_ctx_status(ctx) != ATTN_OK) return NULL;
     if (!m) {
         attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: model is NULL", op);
@@ -185,7 +192,8 @@ attn_tensor *attn_bert_encode(attn_ctx *ctx, const attn_bert *m, attn_tensor *id
         attn_mha_call call;
         memset(&call, 0, sizeof call);
         call.key_lengths = lengths;
-        x = attn_block_forward(ctx, &m->blocks[l], x, NULL, &call, NULL, NULL);
+        x = attn_block_forward(ctx, &m->blocks[l], x, NULL, &call, NULL,
+                               self_weights ? &self_weights[l] : NULL);
     }
     if (c->norm_first) x = attn_layernorm(ctx, x, m->norm_f_w, m->norm_f_b, c->ln_eps);
     return x;

@@ -156,7 +156,14 @@ attn_status attn_gpt_cache_init(const attn_gpt *m, int64_t B, attn_kv_cache *cac
 
 attn_tensor *attn_gpt_logits(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
                              attn_kv_cache *cache) {
+    return attn_gpt_logits_ex(ctx, m, ids, cache, NULL);
+}
+
+attn_tensor *attn_gpt_logits_ex(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
+                                attn_kv_cache *cache, attn_tensor **self_weights) {
     static const char op[] = "gpt";
+    if (self_weights && m)
+        for (int l = 0; l < m->cfg.n_layers; l++) self_weights[l] = NULL;
     if (!ctx) return NULL;
     if (attn_ctx_status(ctx) != ATTN_OK) return NULL;
     if (!m) {
@@ -197,7 +204,8 @@ attn_tensor *attn_gpt_logits(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
         memset(&call, 0, sizeof call);
         call.causal = 1;
         call.cache = cache ? &cache->layers[l] : NULL;
-        x = attn_block_forward(ctx, &m->blocks[l], x, NULL, &call, NULL, NULL);
+        x = attn_block_forward(ctx, &m->blocks[l], x, NULL, &call, NULL,
+                               self_weights ? &self_weights[l] : NULL);
     }
     x = attn_layernorm(ctx, x, m->norm_f_w, m->norm_f_b, 1e-5f);
     return attn_linear(ctx, x, m->head, NULL);
