@@ -6,11 +6,12 @@
 #include "../core/internal.h"
 #include "../core/vmath.h"
 
-/* The exact GELU's loops are compiled twice on x86-64 with GCC, for the
- * baseline (SSE2) and for AVX2, chosen at load time (ifunc); ISO C mode
- * contracts no FMA, so both clones give the same bits. */
+/* The exact GELU's loops are compiled three times on x86-64 with GCC, for
+ * the baseline (SSE2), AVX2 and AVX-512, chosen at load time (ifunc); ISO C
+ * mode contracts no FMA and the loops are elementwise, so every clone gives
+ * the same bits. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
-#define UNARY_CLONES __attribute__((target_clones("avx2", "default")))
+#define UNARY_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define UNARY_CLONES
 #endif
