@@ -51,6 +51,19 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../core/vmath.h"
+
+/* The row kernels of the softmax and its derivative are compiled for the
+ * baseline (SSE2), AVX2 and AVX-512 on x86-64 with GCC, chosen at load time
+ * (ifunc). ISO C mode contracts no FMA and the sums run in a fixed order of
+ * ROW_LANES partial sums, so every clone gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define SDPA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SDPA_CLONES
+#endif
+#define ROW_LANES 8
+#define ROW_CHUNK 256
 
 /* ---- geometry ------------------------------------------------------------------ */
 
@@ -361,6 +374,84 @@ attn_tensor *attn_basic_self_attention(attn_ctx *ctx, attn_tensor *x, int causal
 
 /* ---- forward (fast) ---------------------------------------------------------------- */
 
+/* The largest of z[0 .. n) that is not NaN (-inf if none); *nan = 1 when
+ * some z is NaN. ROW_LANES running maxima, combined at the end. */
+SDPA_CLONES static float row_max(const float *restrict z, int64_t n, int *nan) {
+    float m[ROW_LANES];
+    int bad[ROW_LANES];
+    for (int k = 0; k < ROW_LANES; k++) m[k] = -INFINITY, bad[k] = 0;
+    int64_t j = 0;
+    for (; j + ROW_LANES <= n; j += ROW_LANES)
+        for (int k = 0; k < ROW_LANES; k++) {
+            const float v = z[j + k];
+            bad[k] |= v != v;
+            m[k] = v > m[k] ? v : m[k];
+        }
+    float mx = -INFINITY;
+    int any = 0;
+    for (int k = 0; k < ROW_LANES; k++) {
+        any |= bad[k];
+        mx = m[k] > mx ? m[k] : mx;
+    }
+    for (; j < n; j++) {
+        any |= z[j] != z[j];
+        mx = z[j] > mx ? z[j] : mx;
+    }
+    *nan = any;
+    return mx;
+}
+
+/* z[j] <- exp(z[j] - mx) in place, with attn__exp_core (vmath.h); 0 where
+ * z - mx < -87 (-inf included: masked keys get exactly 0; libm's expf is
+ * below 1.7e-38 there too). Returns the sum of the new z in double,
+ * ROW_LANES partial sums in a fixed order. The clamp runs as its own loop
+ * over a chunk so that both loops vectorise (see vmath.h); the choice of 0
+ * is a bit mask for the same reason. */
+SDPA_CLONES static double row_exp(float *restrict z, int64_t n, float mx) {
+    double acc[ROW_LANES] = {0};
+    float c[ROW_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += ROW_CHUNK) {
+        const int64_t m = n - i0 < ROW_CHUNK ? n - i0 : ROW_CHUNK;
+        float *zz = z + i0;
+        for (int64_t j = 0; j < m; j++) {
+            const float d = zz[j] - mx;
+            c[j] = d < -87.0f ? -87.0f : d; /* NaN (inf - inf) passes and stays NaN */
+        }
+        for (int64_t j = 0; j < m; j++) {
+            const float e = attn__exp_core(c[j]);
+            uint32_t eb;
+            memcpy(&eb, &e, sizeof eb);
+            eb &= (uint32_t)((zz[j] - mx < -87.0f) ? 0u : 0xFFFFFFFFu);
+            memcpy(&zz[j], &eb, sizeof eb);
+        }
+        int64_t j = 0;
+        for (; j + ROW_LANES <= m; j += ROW_LANES)
+            for (int k = 0; k < ROW_LANES; k++) acc[k] += (double)zz[j + k];
+        for (int k = 0; j < m; j++, k++) acc[k] += (double)zz[j];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* The softmax's derivative on one row: with c = sum_s p[s] r[s] (double,
+ * ROW_LANES partial sums), r[s] <- p[s] (r[s] - c), exactly 0 where p[s] is
+ * 0 (masked keys), whatever r holds there. */
+SDPA_CLONES static void row_dsoftmax(float *restrict r, const float *restrict p, int64_t n) {
+    double acc[ROW_LANES] = {0};
+    int64_t j = 0;
+    for (; j + ROW_LANES <= n; j += ROW_LANES)
+        for (int k = 0; k < ROW_LANES; k++) acc[k] += (double)p[j + k] * (double)r[j + k];
+    for (int k = 0; j < n; j++, k++) acc[k] += (double)p[j] * (double)r[j];
+    const float c =
+        (float)(((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+    for (j = 0; j < n; j++) {
+        const float v = p[j] * (r[j] - c);
+        uint32_t vb;
+        memcpy(&vb, &v, sizeof vb);
+        vb &= (uint32_t)(p[j] == 0.0f ? 0u : 0xFFFFFFFFu);
+        memcpy(&r[j], &vb, sizeof vb);
+    }
+}
+
 /* One row of P in place: on entry row[s] holds scale q.k for every s; on exit
  * the probabilities (0 outside [lo, hi) and at -inf logits). Returns 1 when
  * the row has no visible key (all zeros). A NaN logit makes the visible part
@@ -369,16 +460,10 @@ static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const floa
                        int64_t bs) {
     for (int64_t s = 0; s < lo; s++) row[s] = 0.0f;
     for (int64_t s = hi; s < S; s++) row[s] = 0.0f;
-    float mx = -INFINITY;
+    if (brow)
+        for (int64_t s = lo; s < hi; s++) row[s] += brow[s * bs];
     int nan = 0;
-    for (int64_t s = lo; s < hi; s++) {
-        const float z = brow ? row[s] + brow[s * bs] : row[s];
-        row[s] = z;
-        if (z != z)
-            nan = 1;
-        else if (z > mx)
-            mx = z;
-    }
+    const float mx = row_max(row + lo, hi - lo, &nan);
     if (nan) {
         for (int64_t s = lo; s < hi; s++) row[s] = NAN;
         return 0;
@@ -387,12 +472,7 @@ static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const floa
         for (int64_t s = lo; s < hi; s++) row[s] = 0.0f;
         return 1;
     }
-    double sum = 0.0;
-    for (int64_t s = lo; s < hi; s++) {
-        const float e = expf(row[s] - mx);
-        row[s] = e;
-        sum += e;
-    }
+    const double sum = row_exp(row + lo, hi - lo, mx);
     const float inv = (float)(1.0 / sum);
     for (int64_t s = lo; s < hi; s++) row[s] *= inv;
     return 0;
@@ -592,11 +672,8 @@ static void backward_unit(const sdpa_geom *g, const sdpa_grads *gr, const float 
             const float *pr = Pb + t * S;
             for (int64_t s = Sb; s < S; s++) r[s] = 0.0f;
             if (g->p > 0.0f) dropout_row(g, (uint64_t)((bh * T + t) * S), r, r); /* dP = dA o Z */
-            double dot = 0.0;
-            for (int64_t s = 0; s < Sb; s++) dot += (double)pr[s] * (double)r[s];
-            const float c = (float)dot;
             /* masked keys (P = 0) get exactly 0, whatever dA holds there */
-            for (int64_t s = 0; s < Sb; s++) r[s] = pr[s] == 0.0f ? 0.0f : pr[s] * (r[s] - c);
+            row_dsoftmax(r, pr, Sb);
         }
         /* dQ += scale dL K   [T,Sb] x [Sb,D];   dK += scale dL^T Q   [Sb,T] x [T,D] */
         if (gr->dq)
