@@ -26,7 +26,7 @@
 ATTN__VMATH_INLINE float attn__exp_core(float x) {
     const float t = x * 1.44269504088896341f + 12582912.0f;
     const float n = t - 12582912.0f;
-    int32_t ti;
+    uint32_t ti;
     memcpy(&ti, &t, sizeof ti);     /* the low mantissa bits of t hold n */
     float r = x - n * 0.693359375f; /* ln2 = 0.693359375 - 2.12194440e-4; n * first part exact */
     r = r + n * 2.12194440e-4f;
@@ -37,7 +37,9 @@ ATTN__VMATH_INLINE float attn__exp_core(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    const int32_t bits = (ti - 0x4B400000 + 127) * 8388608; /* (n + 127) << 23 */
+    /* (n + 127) << 23, in unsigned arithmetic: for a NaN argument the bits
+     * are garbage (the product stays NaN) and must not overflow a signed int */
+    const uint32_t bits = (ti - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
