@@ -56,6 +56,11 @@ $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# sqrtf without errno in the optimizer (src/nn/optim.c): the same IEEE
+# results, and the Adam(W) loop vectorises (with errno GCC keeps a scalar
+# libm call for negative arguments, which never occur there).
+$(BUILD)/src/nn/optim.o: CFLAGS += -fno-math-errno
+
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@

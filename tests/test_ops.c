@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "../src/core/internal.h"
+#include "../src/core/vmath.h"
 #include "fixture.h"
 #include "op_cases.h"
 #include "test.h"
@@ -1026,7 +1027,108 @@ static void run_reader(void) {
     TEST_END();
 }
 
+/* ---- vectorised elementary functions (src/core/vmath.h) ---------------------- */
+
+/* attn__erf_core against double erf on a dense grid of [-4.5, 4.5] (clamped
+ * as its contract says), tiny arguments and the two pieces' seam; then the
+ * exact GELU (forward and backward, which use it) against double formulas
+ * over a grid that reaches the tails, infinities and NaN. */
+static void run_vmath(void) {
+    TEST_BEGIN("ops/vmath: erf within 1.5e-7 relative of double erf (dense grid, tails)");
+    {
+        double worst = 0.0, at = 0.0;
+        const long n = 3000000;
+        for (long i = 0; i <= n + 4000; i++) {
+            float x;
+            if (i <= n)
+                x = (float)(-4.5 + 9.0 * (double)i / (double)n);
+            else if (i <= n + 2000) /* both sides of the seam at 0.875, float by float */
+                x = nextafterf(0.875f, 0.0f) + (float)(i - n - 1000) * 0x1.0p-24f;
+            else /* tiny and subnormal arguments */
+                x = ldexpf(1.2345f, -(int)(i - n - 2000) / 16);
+            for (int sgn = 0; sgn < 2; sgn++, x = -x) {
+                float c = x > 4.0f ? 4.0f : x;
+                c = c < -4.0f ? -4.0f : c;
+                const double ref = erf((double)x);
+                if (ref == 0.0) continue;
+                const double rel = fabs((double)attn__erf_core(c) - ref) / fabs(ref);
+                if (!(rel <= worst)) {
+                    worst = rel;
+                    at = x;
+                }
+            }
+        }
+        CHECK(worst <= 1.5e-7, "largest relative error %.3g at x = %.9g", worst, at);
+        CHECK(isnan(attn__erf_core(NAN)), "erf(NaN) = %g, expected NaN",
+              (double)attn__erf_core(NAN));
+        CHECK(attn__erf_core(0.0f) == 0.0f && attn__erf_core(4.0f) == 1.0f &&
+                  attn__erf_core(-4.0f) == -1.0f,
+              "erf(0), erf(4), erf(-4) = %g, %g, %g", (double)attn__erf_core(0.0f),
+              (double)attn__erf_core(4.0f), (double)attn__erf_core(-4.0f));
+    }
+    TEST_END();
+
+    TEST_BEGIN("ops/vmath: exact GELU and its derivative against double (grid with tails)");
+    {
+        enum { N = 24009 };
+        float *x = malloc(sizeof(float) * N);
+        attn_ctx *ctx = test_ctx_new((size_t)16 << 20, 1, 0);
+        CHECK(x && ctx, "allocation");
+        if (x && ctx) {
+            for (int i = 0; i < 24000; i++) x[i] = -12.0f + 24.0f * (float)i / 24000.0f;
+            const float extra[9] = {1e30f, -1e30f, 3e38f, -3e38f, INFINITY, -INFINITY, NAN,
+                                    1e-30f, -1e-30f};
+            for (int i = 0; i < 9; i++) x[24000 + i] = extra[i];
+            const int64_t sh[1] = {N};
+            attn_tensor *xt = test_leaf(ctx, 1, sh, x);
+            attn_tensor *y = attn_gelu(ctx, xt, 0);
+            float *ones = malloc(sizeof(float) * N);
+            for (int i = 0; ones && i < N; i++) ones[i] = 1.0f;
+            CHECK(y && ones, "gelu: %s", attn_ctx_error(ctx));
+            if (y && ones) {
+                CHECK_OK(attn_backward_from(ctx, y, ones));
+                const float *yv = attn_f32(y), *g = xt->grad;
+                double wf = 0.0, wb = 0.0, af = 0.0, ab = 0.0;
+                int bad = 0;
+                for (int i = 0; i < N && g; i++) {
+                    const double v = x[i];
+                    const double cdf = 0.5 * (1.0 + erf(v / sqrt(2.0)));
+                    const double fy = v * cdf;
+                    const double dy = cdf + v * exp(-0.5 * v * v) * 0.39894228040143267794; /* 1/sqrt(2 pi) */
+                    if (isnan(v) || isinf(v)) {
+                        /* PyTorch's values: gelu(inf) = inf, gelu(-inf) = NaN (-inf * 0),
+                         * NaN propagates; the derivative is 1 at inf, 0 at -inf (here x phi(x) at the
+                         * clamp, -8e-22) */
+                        const int ok = isnan(v) ? isnan(yv[i]) && isnan(g[i])
+                                       : v > 0   ? yv[i] == INFINITY && g[i] == 1.0f
+                                                 : isnan(yv[i]) && fabsf(g[i]) < 1e-20f;
+                        if (!ok) bad = 1;
+                        CHECK(ok, "x = %g: gelu %g, derivative %g", v, (double)yv[i], (double)g[i]);
+                        continue;
+                    }
+                    /* 1 + erf cancels for negative x: there the error is
+                     * |x| times an ulp of 1 (the same with libm's erff) */
+                    const double ef = fabs(yv[i] - fy) / (2e-7 * fabs(fy) + 6e-8 * fabs(v) + 1e-37);
+                    const double eb = fabs(g[i] - dy) / (2e-7 * fabs(dy) + 6e-8);
+                    if (ef > wf) wf = ef, af = v;
+                    if (eb > wb) wb = eb, ab = v;
+                }
+                CHECK(!bad, "non-finite inputs");
+                CHECK(wf <= 1.0, "gelu: error %.3g x the bound 2e-7 |y| + 6e-8 |x| at x = %.9g",
+                      wf, af);
+                CHECK(wb <= 1.0, "gelu derivative: error %.3g x the bound 2e-7 |y'| + 6e-8 at x = %.9g",
+                      wb, ab);
+            }
+            free(ones);
+        }
+        free(x);
+        attn_ctx_free(ctx);
+    }
+    TEST_END();
+}
+
 void suite_ops(void) {
+    run_vmath();
     run_reader();
     run_fixtures();
     run_errors();

@@ -920,6 +920,130 @@ static void test_causal_zero_grad(attn_ctx *ctx) {
     TEST_END();
 }
 
+/* ---- the packed layout (attn__sdpa_packed) ------------------------------------------------------ */
+
+/* One run from qkv [B, T, (H + 2 Hkv) D]: packed (attn__sdpa_packed) or by
+ * the public op on split heads, merged back to [B, T, H D]. Fills out, the
+ * weights and the gradient of sum(out * r) with respect to qkv. */
+static int packed_run(attn_ctx *ctx, int packed, int use_ref, int64_t B, int64_t T, int64_t H,
+                      int64_t Hkv, int64_t D, const float *x, const float *r,
+                      const attn_sdpa_opts *opts, const int32_t *klv, const float *bv,
+                      float *out, float *w, float *g) {
+    attn_ctx_reset(ctx);
+    attn_ctx_set_use_ref(ctx, use_ref);
+    attn_ctx_set_rng(ctx, RNG_SEED, RNG_OFFSET);
+    const int64_t W = (H + 2 * Hkv) * D, sh[3] = {B, T, W}, bsh[2] = {T, T};
+    attn_sdpa_opts os = *opts, *o = &os;
+    if (klv) os.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &B, klv);
+    if (bv) os.bias = test_leaf(ctx, 2, bsh, bv); /* a learned bias: gets a gradient too */
+    attn_tensor *qkv = test_leaf(ctx, 3, sh, x), *y, *p = NULL;
+    if (packed) {
+        y = attn__sdpa_packed(ctx, qkv, H, Hkv, o, &p);
+    } else {
+        static const int perm[4] = {0, 2, 1, 3};
+        const int64_t s4[4] = {B, T, H + 2 * Hkv, D}, s3[3] = {B, T, H * D};
+        attn_tensor *heads = attn_permute(ctx, attn_reshape(ctx, qkv, 4, s4), perm);
+        attn_tensor *q = attn_slice(ctx, heads, 1, 0, H), *k = attn_slice(ctx, heads, 1, H, Hkv);
+        attn_tensor *v = attn_slice(ctx, heads, 1, H + Hkv, Hkv);
+        y = attn_sdpa(ctx, q, k, v, o, &p);
+        y = y ? attn_reshape(ctx, attn_contiguous(ctx, attn_permute(ctx, y, perm)), 3, s3) : NULL;
+    }
+    attn_tensor *loss = test_dot_loss(ctx, y, r);
+    attn_ctx_set_use_ref(ctx, 0);
+    CHECK(loss && p, "%s run: %s", packed ? "packed" : "split", attn_ctx_error(ctx));
+    if (!loss || !p) return -1;
+    CHECK(y->ndim == 3 && y->shape[0] == B && y->shape[1] == T && y->shape[2] == H * D,
+          "output %s, expected [%lld,%lld,%lld]", attn__shp(y), (long long)B, (long long)T,
+          (long long)(H * D));
+    CHECK_OK(attn_backward(ctx, loss));
+    if (!qkv->grad) return -1;
+    memcpy(out, attn_f32(y), sizeof(float) * (size_t)(B * T * H * D));
+    memcpy(w, attn_f32(p), sizeof(float) * (size_t)(B * H * T * T));
+    memcpy(g, qkv->grad, sizeof(float) * (size_t)(B * T * W));
+    return 0;
+}
+
+static void test_packed(void) {
+    TEST_BEGIN("sdpa/packed layout (in place from qkv) = split heads: values, weights, gradients; "
+               "fast vs reference; 1 vs 2 threads bitwise");
+    attn_ctx *ctx = test_ctx_new(ARENA, 1, 64);
+    const attn__op_info *info = &attn__ops[ATTN_OP_SDPA];
+    for (int n = 0; ctx && n < 8; n++) {
+        const int64_t B = 2, H = 4, Hkv = n % 3 == 0 ? 4 : (n % 3 == 1 ? 2 : 1);
+        const int64_t T = n < 4 ? 7 : 33, D = n % 2 ? 16 : 8, W = (H + 2 * Hkv) * D;
+        attn_sdpa_opts o = {0};
+        o.causal = n % 4 != 1;
+        o.dropout = n == 5 ? 0.25f : 0.0f;
+        const int32_t klv[2] = {(int32_t)T, (int32_t)(T - 3)};
+        float *bv = malloc(sizeof(float) * (size_t)(T * T));
+        const int64_t nx = B * T * W, no = B * T * H * D, nw = B * H * T * T;
+        float *x = malloc(sizeof(float) * (size_t)nx), *r = malloc(sizeof(float) * (size_t)no);
+        float *buf = malloc(sizeof(float) * (size_t)(4 * (no + nw + nx)));
+        CHECK(bv && x && r && buf, "allocation");
+        if (bv && x && r && buf) {
+            attn_rng rng;
+            attn_rng_init(&rng, 777 + (uint64_t)n);
+            test_fill_normal(x, nx, &rng);
+            test_fill_normal(r, no, &rng);
+            test_fill_normal(bv, T * T, &rng);
+            float *res[4][3];
+            for (int k = 0; k < 4; k++) {
+                res[k][0] = buf + k * (no + nw + nx);
+                res[k][1] = res[k][0] + no;
+                res[k][2] = res[k][1] + nw;
+            }
+            char tag[128];
+            snprintf(tag, sizeof tag, "H %lld Hkv %lld T %lld D %lld%s%s%s%s", (long long)H,
+                     (long long)Hkv, (long long)T, (long long)D, o.causal ? " causal" : "",
+                     n == 2 || n == 6 ? " key_lengths" : "", n == 3 || n == 7 ? " bias" : "",
+                     o.dropout > 0 ? " dropout" : "");
+            /* runs: 0 split heads, 1 packed, 2 packed reference kernel, 3 packed 2 threads */
+            int ok = 1;
+            for (int k = 0; k < 4 && ok; k++) {
+                attn_ctx_set_threads(ctx, k == 3 ? 2 : 1);
+                ok = !packed_run(ctx, k > 0, k == 2, B, T, H, Hkv, D, x, r, &o,
+                                 n == 2 || n == 6 ? klv : NULL, n == 3 || n == 7 ? bv : NULL,
+                                 res[k][0], res[k][1], res[k][2]);
+            }
+            attn_ctx_set_threads(ctx, 1);
+            if (ok) {
+                static const char *const what[3] = {"out", "weights", "gradient of qkv"};
+                const int64_t cnt[3] = {no, nw, nx};
+                char m[200];
+                for (int j = 0; j < 3; j++) {
+                    snprintf(m, sizeof m, "%s: packed vs split heads, %s", tag, what[j]);
+                    test_allclose(m, res[1][j], res[0][j], cnt[j], 1e-6f, 1e-5f);
+                    snprintf(m, sizeof m, "%s: packed fast vs reference, %s", tag, what[j]);
+                    test_allclose(m, res[1][j], res[2][j], cnt[j], info->atol, info->rtol);
+                    snprintf(m, sizeof m, "%s: packed 1 vs 2 threads, %s", tag, what[j]);
+                    test_allclose(m, res[3][j], res[1][j], cnt[j], 0.0f, 0.0f);
+                }
+            }
+        }
+        free(bv);
+        free(x);
+        free(r);
+        free(buf);
+    }
+    if (ctx) { /* errors */
+        attn_ctx_reset(ctx);
+        const int64_t sh[3] = {2, 3, 20};
+        attn_tensor *qkv = attn_tensor_new(ctx, ATTN_F32, 3, sh);
+        CHECK(!attn__sdpa_packed(ctx, qkv, 4, 2, NULL, NULL) &&
+                  attn_ctx_status(ctx) == ATTN_ERR_SHAPE &&
+                  strstr(attn_ctx_error(ctx), "qkv [2,3,20] with H 4, Hkv 2"),
+              "a width that is not a multiple of H + 2 Hkv: %s", attn_ctx_error(ctx));
+        attn_ctx_reset(ctx);
+        qkv = attn_tensor_new(ctx, ATTN_F32, 3, sh);
+        CHECK(!attn__sdpa_packed(ctx, qkv, 3, 2, NULL, NULL) &&
+                  attn_ctx_status(ctx) == ATTN_ERR_SHAPE,
+              "H not a multiple of Hkv: %s", attn_ctx_error(ctx));
+        CHECK(attn_ctx_check_guards(ctx) == ATTN_OK, "%s", attn_last_error());
+    }
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_sdpa(void) {
     attn_ctx *ctx = test_ctx_new(ARENA, 1, 64);
     if (!ctx) return;
@@ -937,6 +1061,7 @@ void suite_sdpa(void) {
     TEST_END();
     attn_ctx_free(ctx);
     test_threads();
+    test_packed();
     if (getenv("ATTN_TEST_MEASURE"))
         for (int k = 0; k < M_COUNT; k++)
             printf("sdpa %-26s worst |diff| %.3g, largest |ref| %.3g\n", m_names[k], g_err[k],

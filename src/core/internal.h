@@ -267,6 +267,18 @@ typedef struct attn__c_locale {
 attn__c_locale attn__c_locale_begin(void);
 void attn__c_locale_end(attn__c_locale l);
 
+/* ---- attention (src/ops/sdpa.c) -------------------------------------------- */
+
+/* Self-attention read in place from a packed projection: qkv [B, T, (H + 2
+ * Hkv) D] holds, per position, the H query heads, then the Hkv key heads,
+ * then the Hkv value heads (D columns each); returns [B, T, H D], head h in
+ * columns h D .. h D + D (what the output projection reads). The same as
+ * attn_sdpa on the split heads followed by merging them, without the copies;
+ * the same options (S = T) and errors, plus ATTN_ERR_SHAPE when the last
+ * dimension is not a multiple of H + 2 Hkv. One SDPA node (packed layout). */
+attn_tensor *attn__sdpa_packed(attn_ctx *ctx, attn_tensor *qkv, int64_t H, int64_t Hkv,
+                               const attn_sdpa_opts *opts, attn_tensor **weights);
+
 /* ---- GEMM (src/core/gemm.c) ------------------------------------------------ */
 
 /* C = alpha * op(A) op(B) + beta * C, row-major; op(A) is M x K, op(B) is

@@ -20,6 +20,19 @@
 
 #include "../core/internal.h"
 
+/* The element loops of Adam(W) and of the gradient norm are compiled for the
+ * baseline (SSE2), AVX2 and AVX-512 on x86-64 with GCC, chosen at load time
+ * (ifunc). The Makefile compiles this file with -fno-math-errno: v >= 0, so
+ * sqrtf never sets errno here, and with errno GCC keeps a scalar libm call
+ * that stops the loop from vectorising. Elementwise IEEE operations, no FMA
+ * contraction (ISO C), fixed sum orders: every clone gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define OPT_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define OPT_KERNEL
+#endif
+#define NORM_LANES 8
+
 struct attn_optim {
     attn_params *ps;
     attn_optim_config cfg; /* defaults filled in */
@@ -151,7 +164,7 @@ static void sgd_update(float *restrict p, const float *restrict g, float *restri
  *   denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
  *   param.addcdiv_(exp_avg, denom, value=-step_size)
  * with decay = 1 - lr * wd (AdamW, else 1), l2 = wd (Adam, else 0). */
-static void adam_update(float *restrict p, const float *restrict g, float *restrict m,
+OPT_KERNEL static void adam_update(float *restrict p, const float *restrict g, float *restrict m,
                         float *restrict v, int64_t n, float decay, float l2, float b1, float omb1,
                         float b2, float omb2, float bc2_sqrt, float eps, float neg_step) {
     for (int64_t j = 0; j < n; j++) {
@@ -257,6 +270,16 @@ void attn_optim_set_steps(attn_optim *opt, int64_t steps) {
  * order), then rounds to float like PyTorch's float32 total_norm. Only
  * parameters with requires_grad take part, as only they have gradients in
  * PyTorch's sense. */
+/* sum_j g_j^2 in double, NORM_LANES partial sums combined in a fixed order. */
+OPT_KERNEL static double sum_squares(const float *restrict g, int64_t n) {
+    double acc[NORM_LANES] = {0};
+    int64_t j = 0;
+    for (; j + NORM_LANES <= n; j += NORM_LANES)
+        for (int k = 0; k < NORM_LANES; k++) acc[k] += (double)g[j + k] * (double)g[j + k];
+    for (int k = 0; j < n; j++, k++) acc[k] += (double)g[j] * (double)g[j];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 float attn_clip_grad_norm(attn_params *ps, float max_norm) {
     if (!ps) {
         attn__error(ATTN_ERR_INVALID_ARG, "attn_clip_grad_norm: store is NULL");
@@ -274,7 +297,7 @@ float attn_clip_grad_norm(attn_params *ps, float max_norm) {
         if (!p->requires_grad) continue;
         const float *g = p->grad;
         int64_t n = attn_tensor_numel(p);
-        for (int64_t j = 0; j < n; j++) ss += (double)g[j] * (double)g[j];
+        ss += sum_squares(g, n);
     }
     float norm = (float)sqrt(ss);
     if (!isfinite(norm)) return norm;

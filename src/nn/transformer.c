@@ -9,6 +9,10 @@
  *   [RoPE on q and k]
  *   o = attention(q, k, v, masks)                        [B, H, T, D]
  *   y = linear(reshape(permute(o, 0 2 1 3), [B, T, H D]), out_proj)
+ * Without a cache and without RoPE or Shaw's positions (which act on the
+ * split heads), self-attention skips the views and copies: the SDPA op reads
+ * q, k and v in place from qkv and writes o as [B, T, H D] (its packed
+ * layout, attn__sdpa_packed), the same numbers without moving them.
  * Cross-attention and separate weights use one linear per input, with row
  * slices of the packed weight (the slices are views; their gradients scatter
  * back into the packed parameter).
@@ -454,11 +458,20 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
     attn_tensor *bk = rows(ctx, mha->in_proj_bias, qn, kn);
     attn_tensor *bv = rows(ctx, mha->in_proj_bias, qn + kn, kn);
     if (ctx->status) return NULL;
-    attn_tensor *q = NULL, *k = NULL, *v = NULL;
-    if (self && c->packed) {
+    attn_tensor *q = NULL, *k = NULL, *v = NULL, *qkv = NULL;
+    /* Self-attention with the packed projection, no cache and no position
+     * op between projection and attention: the SDPA op reads the heads in
+     * place from the projection and writes its output in the layout the
+     * output projection reads (attn__sdpa_packed), so no head is copied. */
+    const int in_place = self && c->packed && !L && c->pos != ATTN_POS_ROPE &&
+                         c->pos != ATTN_POS_SHAW && !force_composed;
+    if (in_place) {
+        qkv = attn_linear(ctx, xq, mha->in_proj_weight, mha->in_proj_bias);
+        if (!qkv) return NULL;
+    } else if (self && c->packed) {
         /* one product for q, k and v */
-        attn_tensor *qkv = attn_linear(ctx, xq, mha->in_proj_weight, mha->in_proj_bias);
-        attn_tensor *heads = split_heads(ctx, qkv, H + 2 * Hkv, D);
+        attn_tensor *proj = attn_linear(ctx, xq, mha->in_proj_weight, mha->in_proj_bias);
+        attn_tensor *heads = split_heads(ctx, proj, H + 2 * Hkv, D);
         q = attn_slice(ctx, heads, 1, 0, H);
         k = attn_slice(ctx, heads, 1, H, Hkv);
         v = attn_slice(ctx, heads, 1, H + Hkv, Hkv);
@@ -470,7 +483,7 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
             v = split_heads(ctx, attn_linear(ctx, inv, wv, bv), Hkv, D);
         }
     }
-    if (!q || (!cross_reuse && (!k || !v))) return NULL;
+    if (!qkv && (!q || (!cross_reuse && (!k || !v)))) return NULL;
     /* ---- positions (self-attention only) ---- */
     const int64_t past = self && L ? L->len : 0;
     const attn_pos_kind pos = self ? c->pos : ATTN_POS_NONE;
@@ -497,7 +510,7 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
         v = cache_view(ctx, fn, L, L->v, len);
         if (!k || !v) return NULL;
     }
-    const int64_t S = k->shape[2];
+    const int64_t S = qkv ? T : k->shape[2];
     attn_tensor *kl = call ? call->key_lengths : NULL;
     if (kl) {
         if (attn__check_dtype(ctx, fn, "key_lengths", kl, ATTN_I32)) return NULL;
@@ -523,7 +536,15 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
         if (!bias) return NULL;
     }
     attn_tensor *p = NULL, *o;
-    if (pos == ATTN_POS_SHAW || force_composed) {
+    if (qkv) {
+        attn_sdpa_opts so;
+        memset(&so, 0, sizeof so);
+        so.causal = causal;
+        so.bias = bias;
+        so.key_lengths = kl;
+        so.dropout = c->dropout;
+        o = attn__sdpa_packed(ctx, qkv, H, Hkv, &so, weights ? &p : NULL); /* [B, T, H D] */
+    } else if (pos == ATTN_POS_SHAW || force_composed) {
         o = attend_composed(ctx, fn, mha, q, k, v, causal, kl, bias,
                             pos == ATTN_POS_SHAW, &p);
     } else {
@@ -536,7 +557,7 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
         o = attn_sdpa(ctx, q, k, v, &so, weights ? &p : NULL);
     }
     if (!o) return NULL;
-    attn_tensor *y = attn_linear(ctx, merge_heads(ctx, o), mha->out_proj_weight,
+    attn_tensor *y = attn_linear(ctx, qkv ? o : merge_heads(ctx, o), mha->out_proj_weight,
                                  mha->out_proj_bias);
     if (!y) return NULL;
     if (L) L->len = self ? past + T : S;

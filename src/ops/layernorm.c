@@ -17,6 +17,17 @@
 
 #define LN_LANES 16      /* independent partial sums: vectorisable without reassociation */
 #define LN_COL_BLOCK 64  /* columns per task in the gamma/beta gradient reduction */
+#define LN_DLANES 8      /* double partial sums of the input gradient's two row sums */
+
+/* The input gradient's row kernel is compiled for the baseline (SSE2), AVX2
+ * and AVX-512 on x86-64 with GCC, chosen at load time (ifunc); no FMA
+ * contraction (ISO C) and fixed summation orders, so every clone gives the
+ * same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define LN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LN_CLONES
+#endif
 
 attn_tensor *attn_layernorm(attn_ctx *ctx, attn_tensor *x, attn_tensor *gamma, attn_tensor *beta,
                             float eps) {
@@ -171,6 +182,52 @@ attn_status attn__layernorm_ref(attn_ctx *ctx, attn_node *node) {
     return ATTN_OK;
 }
 
+/* One row of the input gradient: dr[j] += rs (gg_j - mean(gg) - xh_j mean(gg xh)),
+ * gg = g gamma (g without gamma), xh = (x - mu) rs. The two means are sums
+ * over LN_DLANES double partial sums in a fixed order. */
+LN_CLONES static void ln_dx_row(float *restrict dr, const float *restrict xr,
+                                const float *restrict gr, const float *restrict gamma, int64_t C,
+                                float mu, float rs) {
+    double a[LN_DLANES] = {0}, b[LN_DLANES] = {0};
+    int64_t j = 0;
+    if (gamma) {
+        for (; j + LN_DLANES <= C; j += LN_DLANES)
+            for (int k = 0; k < LN_DLANES; k++) {
+                const float gg = gr[j + k] * gamma[j + k];
+                a[k] += gg;
+                b[k] += (double)gg * ((xr[j + k] - mu) * rs);
+            }
+        for (int k = 0; j < C; j++, k++) {
+            const float gg = gr[j] * gamma[j];
+            a[k] += gg;
+            b[k] += (double)gg * ((xr[j] - mu) * rs);
+        }
+    } else {
+        for (; j + LN_DLANES <= C; j += LN_DLANES)
+            for (int k = 0; k < LN_DLANES; k++) {
+                a[k] += gr[j + k];
+                b[k] += (double)gr[j + k] * ((xr[j + k] - mu) * rs);
+            }
+        for (int k = 0; j < C; j++, k++) {
+            a[k] += gr[j];
+            b[k] += (double)gr[j] * ((xr[j] - mu) * rs);
+        }
+    }
+    const double sa = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    const double sb = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+    const float ma = (float)(sa / (double)C), mb = (float)(sb / (double)C);
+    if (gamma)
+        for (j = 0; j < C; j++) {
+            const float xh = (xr[j] - mu) * rs;
+            dr[j] += rs * (gr[j] * gamma[j] - ma - xh * mb);
+        }
+    else
+        for (j = 0; j < C; j++) {
+            const float xh = (xr[j] - mu) * rs;
+            dr[j] += rs * (gr[j] - ma - xh * mb);
+        }
+}
+
 attn_status attn__layernorm_backward(attn_ctx *ctx, attn_node *node) {
     const attn_tensor *xt = node->in[0];
     const int64_t C = xt->shape[xt->ndim - 1], rows = attn_tensor_numel(xt) / C;
@@ -190,23 +247,8 @@ attn_status attn__layernorm_backward(attn_ctx *ctx, attn_node *node) {
          * var_r (docs/ops.md). */
         float *gx = node->in[0]->grad;
         ATTN__OMP_FOR(nt)
-        for (int64_t r = 0; r < rows; r++) {
-            const float *xr = x + r * C, *gr = gy + r * C;
-            float *dr = gx + r * C;
-            const float mu = mean[r], rs = rstd[r];
-            double a = 0.0, b = 0.0;
-            for (int64_t j = 0; j < C; j++) {
-                float gg = gamma ? gr[j] * gamma[j] : gr[j];
-                a += gg;
-                b += (double)gg * ((xr[j] - mu) * rs);
-            }
-            const float ma = (float)(a / (double)C), mb = (float)(b / (double)C);
-            for (int64_t j = 0; j < C; j++) {
-                float gg = gamma ? gr[j] * gamma[j] : gr[j];
-                float xh = (xr[j] - mu) * rs;
-                dr[j] += rs * (gg - ma - xh * mb);
-            }
-        }
+        for (int64_t r = 0; r < rows; r++)
+            ln_dx_row(gx + r * C, x + r * C, gy + r * C, gamma, C, mean[r], rstd[r]);
     }
 
     const int need_g = ig >= 0 && attn__needs_grad(node, ig);

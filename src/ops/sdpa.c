@@ -8,8 +8,20 @@
  *   broadcastable to [B, H, T, S]) and key_lengths (i32 [B]), in that order.
  *   -> out [B, H, T, Dv].
  *   iarg[0] causal, iarg[1] window (0: none), iarg[2] has bias,
- *   iarg[3] has key_lengths, iarg[4] the RNG offset of the dropout mask;
+ *   iarg[3] has key_lengths, iarg[4] the RNG offset of the dropout mask,
+ *   iarg[5] packed layout, iarg[6] H and iarg[7] Hkv when packed;
  *   farg[0] scale, farg[1] dropout p (0 when not training); node->seed.
+ *
+ * Packed layout (attn__sdpa_packed, the self-attention of the Transformer
+ * blocks): in[0] = in[1] = in[2] = qkv [B, T, (H + 2 Hkv) D], the output of
+ * the packed input projection, read in place: q[b,h,t,:] is
+ * qkv[b, t, h D : (h+1) D], k and v the next Hkv D and the last Hkv D
+ * columns (S = T, Dv = D); out [B, T, H D], head h in columns h D .. h D + D,
+ * so that it feeds the output projection as it is. The kernels see every
+ * layout as strides of (b, head, row) with unit stride within a row, so the
+ * products read and write the heads in place (GEMM leading dimensions), and
+ * the gradients, which have the layout of the data, too. Nothing else
+ * changes: P, the dropout counters and the bias are indexed by (b, h, t, s).
  *   saved[0] = P [B, H, T, S], the probabilities after masking and before
  *   dropout (zero at masked keys, a zero row for a query with no visible key).
  *
@@ -39,6 +51,19 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../core/vmath.h"
+
+/* The row kernels of the softmax and its derivative are compiled for the
+ * baseline (SSE2), AVX2 and AVX-512 on x86-64 with GCC, chosen at load time
+ * (ifunc). ISO C mode contracts no FMA and the sums run in a fixed order of
+ * ROW_LANES partial sums, so every clone gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define SDPA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SDPA_CLONES
+#endif
+#define ROW_LANES 8
+#define ROW_CHUNK 256
 
 /* ---- geometry ------------------------------------------------------------------ */
 
@@ -48,31 +73,59 @@ typedef struct sdpa_geom {
     int causal;
     int64_t window;          /* 0: none; clamped to S + T + 1 (no overflow) */
     const float *q, *k, *v;
+    int64_t qs[3], ks[3], vs[3]; /* strides of (b, head, row) of q, k, v (and their grads) */
+    int64_t os[3];               /* the same for out (and its gradient) */
+    int64_t goff[3];             /* element offset of q, k, v in their input */
     const float *bias;       /* NULL or contiguous */
     int64_t bst[4];          /* broadcast strides of bias over [B, H, T, S] */
     const int32_t *kl;       /* NULL or [B] */
     uint64_t seed, offset;
 } sdpa_geom;
 
+static void set3(int64_t *st, int64_t a, int64_t b, int64_t c) {
+    st[0] = a;
+    st[1] = b;
+    st[2] = c;
+}
+
 static sdpa_geom sdpa_geometry(const attn_node *node) {
     sdpa_geom g;
     const attn_tensor *q = node->in[0], *k = node->in[1], *v = node->in[2];
-    g.B = q->shape[0];
-    g.H = q->shape[1];
-    g.T = q->shape[2];
-    g.D = q->shape[3];
-    g.Hkv = k->shape[1];
-    g.S = k->shape[2];
-    g.Dv = v->shape[3];
+    if (node->iarg[5]) { /* packed: q = k = v = qkv [B, T, (H + 2 Hkv) D] */
+        g.B = q->shape[0];
+        g.T = g.S = q->shape[1];
+        g.H = node->iarg[6];
+        g.Hkv = node->iarg[7];
+        g.D = g.Dv = q->shape[2] / (g.H + 2 * g.Hkv);
+        const int64_t W = q->shape[2];
+        set3(g.qs, g.T * W, g.D, W);
+        set3(g.ks, g.T * W, g.D, W);
+        set3(g.vs, g.T * W, g.D, W);
+        set3(g.os, g.T * g.H * g.D, g.D, g.H * g.D);
+        set3(g.goff, 0, g.H * g.D, (g.H + g.Hkv) * g.D);
+    } else {
+        g.B = q->shape[0];
+        g.H = q->shape[1];
+        g.T = q->shape[2];
+        g.D = q->shape[3];
+        g.Hkv = k->shape[1];
+        g.S = k->shape[2];
+        g.Dv = v->shape[3];
+        set3(g.qs, g.H * g.T * g.D, g.T * g.D, g.D);
+        set3(g.ks, g.Hkv * g.S * g.D, g.S * g.D, g.D);
+        set3(g.vs, g.Hkv * g.S * g.Dv, g.S * g.Dv, g.Dv);
+        set3(g.os, g.H * g.T * g.Dv, g.T * g.Dv, g.Dv);
+        set3(g.goff, 0, 0, 0);
+    }
     g.G = g.H / g.Hkv;
     g.causal = (int)node->iarg[0];
     g.window = node->iarg[1];
     if (g.window > g.S + g.T + 1) g.window = g.S + g.T + 1; /* the same visibility */
     g.scale = node->farg[0];
     g.p = node->farg[1];
-    g.q = attn_f32(node->in[0]);
-    g.k = attn_f32(node->in[1]);
-    g.v = attn_f32(node->in[2]);
+    g.q = attn_f32(node->in[0]) + g.goff[0];
+    g.k = attn_f32(node->in[1]) + g.goff[1];
+    g.v = attn_f32(node->in[2]) + g.goff[2];
     int i = 3;
     g.bias = NULL;
     memset(g.bst, 0, sizeof g.bst);
@@ -153,37 +206,15 @@ static int check_bias(attn_ctx *ctx, const char *name, const attn_tensor *bias, 
     return ok ? 0 : -1;
 }
 
-attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
-                       const attn_sdpa_opts *opts, attn_tensor **weights) {
-    static const char name[] = "sdpa";
-    if (weights) *weights = NULL;
-    if (attn__any_null(ctx, name, 3, q, k, v)) return NULL;
-    if (attn__check_dtype(ctx, name, "q", q, ATTN_F32) ||
-        attn__check_dtype(ctx, name, "k", k, ATTN_F32) ||
-        attn__check_dtype(ctx, name, "v", v, ATTN_F32))
-        return NULL;
-    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: q %s, k %s, v %s: expected 4-D [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv]", name,
-                   attn__shp(q), attn__shp(k), attn__shp(v));
-        return NULL;
-    }
-    const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
-    const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
-    if (k->shape[0] != B || v->shape[0] != B || k->shape[3] != D || v->shape[1] != Hkv ||
-        v->shape[2] != S || B < 1 || H < 1 || T < 1 || D < 1 || Hkv < 1 || S < 1 || Dv < 1) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: q %s, k %s, v %s: expected [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv] with the "
-                   "same B, Hkv, S and D, every size >= 1",
-                   name, attn__shp(q), attn__shp(k), attn__shp(v));
-        return NULL;
-    }
-    if (H % Hkv) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: q %s has H = %lld heads, k %s has Hkv = %lld: H must be a multiple of Hkv",
-                   name, attn__shp(q), (long long)H, attn__shp(k), (long long)Hkv);
-        return NULL;
-    }
+/* Checks the options against the geometry [B, H, T, S] (q is named in the
+ * messages), builds the node over in[0..2] (and bias, key_lengths) with an
+ * output of shape ysh, and runs it. packed: in[] holds qkv three times and
+ * iarg[5..7] say so. */
+static attn_tensor *sdpa_build(attn_ctx *ctx, const char *name, attn_tensor *const *qkv3,
+                               const int64_t *ysh, int yndim, int64_t B, int64_t H, int64_t Hkv,
+                               int64_t T, int64_t S, int64_t D, int packed,
+                               const attn_sdpa_opts *opts, attn_tensor **weights) {
+    const attn_tensor *q = qkv3[0], *k = qkv3[1];
     attn_sdpa_opts o = {0};
     if (opts) o = *opts;
     if (!isfinite(o.scale) || o.scale < 0.0f) {
@@ -225,15 +256,11 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
             }
         }
     }
-    attn_tensor *in[5];
+    attn_tensor *in[5] = {qkv3[0], qkv3[1], qkv3[2], NULL, NULL};
     int n_in = 3;
-    if (!(in[0] = attn__contig(ctx, q)) || !(in[1] = attn__contig(ctx, k)) ||
-        !(in[2] = attn__contig(ctx, v)))
-        return NULL;
     if (bias && !(in[n_in++] = attn__contig(ctx, bias))) return NULL;
     if (kl && !(in[n_in++] = attn__contig(ctx, kl))) return NULL;
-    const int64_t ysh[4] = {B, H, T, Dv};
-    attn_tensor *out = attn__tensor(ctx, name, ATTN_F32, 4, ysh);
+    attn_tensor *out = attn__tensor(ctx, name, ATTN_F32, yndim, ysh);
     attn_tensor *P = out ? attn__tensor(ctx, name, ATTN_F32, 4, osh) : NULL;
     if (!P) return NULL;
     attn_node *node = attn__node(ctx, ATTN_OP_SDPA, n_in, in, out);
@@ -242,6 +269,9 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
     node->iarg[1] = o.window;
     node->iarg[2] = bias != NULL;
     node->iarg[3] = kl != NULL;
+    node->iarg[5] = packed != 0;
+    node->iarg[6] = H;
+    node->iarg[7] = Hkv;
     node->farg[0] = o.scale > 0.0f ? o.scale : (float)(1.0 / sqrt((double)D));
     node->farg[1] = ctx->training ? o.dropout : 0.0f;
     node->saved[0] = P;
@@ -259,6 +289,67 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
         *weights = w;
     }
     return y;
+}
+
+attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
+                       const attn_sdpa_opts *opts, attn_tensor **weights) {
+    static const char name[] = "sdpa";
+    if (weights) *weights = NULL;
+    if (attn__any_null(ctx, name, 3, q, k, v)) return NULL;
+    if (attn__check_dtype(ctx, name, "q", q, ATTN_F32) ||
+        attn__check_dtype(ctx, name, "k", k, ATTN_F32) ||
+        attn__check_dtype(ctx, name, "v", v, ATTN_F32))
+        return NULL;
+    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s, k %s, v %s: expected 4-D [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv]", name,
+                   attn__shp(q), attn__shp(k), attn__shp(v));
+        return NULL;
+    }
+    const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
+    const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
+    if (k->shape[0] != B || v->shape[0] != B || k->shape[3] != D || v->shape[1] != Hkv ||
+        v->shape[2] != S || B < 1 || H < 1 || T < 1 || D < 1 || Hkv < 1 || S < 1 || Dv < 1) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s, k %s, v %s: expected [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv] with the "
+                   "same B, Hkv, S and D, every size >= 1",
+                   name, attn__shp(q), attn__shp(k), attn__shp(v));
+        return NULL;
+    }
+    if (H % Hkv) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s has H = %lld heads, k %s has Hkv = %lld: H must be a multiple of Hkv",
+                   name, attn__shp(q), (long long)H, attn__shp(k), (long long)Hkv);
+        return NULL;
+    }
+    attn_tensor *in[3];
+    if (!(in[0] = attn__contig(ctx, q)) || !(in[1] = attn__contig(ctx, k)) ||
+        !(in[2] = attn__contig(ctx, v)))
+        return NULL;
+    const int64_t ysh[4] = {B, H, T, Dv};
+    return sdpa_build(ctx, name, in, ysh, 4, B, H, Hkv, T, S, D, 0, opts, weights);
+}
+
+attn_tensor *attn__sdpa_packed(attn_ctx *ctx, attn_tensor *qkv, int64_t H, int64_t Hkv,
+                               const attn_sdpa_opts *opts, attn_tensor **weights) {
+    static const char name[] = "sdpa (packed)";
+    if (weights) *weights = NULL;
+    if (attn__any_null(ctx, name, 1, qkv)) return NULL;
+    if (attn__check_dtype(ctx, name, "qkv", qkv, ATTN_F32)) return NULL;
+    if (H < 1 || Hkv < 1 || H % Hkv || qkv->ndim != 3 || qkv->shape[0] < 1 ||
+        qkv->shape[1] < 1 || qkv->shape[2] < 1 || qkv->shape[2] % (H + 2 * Hkv)) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: qkv %s with H %lld, Hkv %lld: expected [B, T, (H + 2 Hkv) D] with every "
+                   "size >= 1 and H a multiple of Hkv",
+                   name, attn__shp(qkv), (long long)H, (long long)Hkv);
+        return NULL;
+    }
+    qkv = attn__contig(ctx, qkv);
+    if (!qkv) return NULL;
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / (H + 2 * Hkv);
+    attn_tensor *in[3] = {qkv, qkv, qkv};
+    const int64_t ysh[3] = {B, T, H * D};
+    return sdpa_build(ctx, name, in, ysh, 3, B, H, Hkv, T, T, D, 1, opts, weights);
 }
 
 attn_tensor *attn_basic_self_attention(attn_ctx *ctx, attn_tensor *x, int causal) {
@@ -283,6 +374,84 @@ attn_tensor *attn_basic_self_attention(attn_ctx *ctx, attn_tensor *x, int causal
 
 /* ---- forward (fast) ---------------------------------------------------------------- */
 
+/* The largest of z[0 .. n) that is not NaN (-inf if none); *nan = 1 when
+ * some z is NaN. ROW_LANES running maxima, combined at the end. */
+SDPA_CLONES static float row_max(const float *restrict z, int64_t n, int *nan) {
+    float m[ROW_LANES];
+    int bad[ROW_LANES];
+    for (int k = 0; k < ROW_LANES; k++) m[k] = -INFINITY, bad[k] = 0;
+    int64_t j = 0;
+    for (; j + ROW_LANES <= n; j += ROW_LANES)
+        for (int k = 0; k < ROW_LANES; k++) {
+            const float v = z[j + k];
+            bad[k] |= v != v;
+            m[k] = v > m[k] ? v : m[k];
+        }
+    float mx = -INFINITY;
+    int any = 0;
+    for (int k = 0; k < ROW_LANES; k++) {
+        any |= bad[k];
+        mx = m[k] > mx ? m[k] : mx;
+    }
+    for (; j < n; j++) {
+        any |= z[j] != z[j];
+        mx = z[j] > mx ? z[j] : mx;
+    }
+    *nan = any;
+    return mx;
+}
+
+/* z[j] <- exp(z[j] - mx) in place, with attn__exp_core (vmath.h); 0 where
+ * z - mx < -87 (-inf included: masked keys get exactly 0; libm's expf is
+ * below 1.7e-38 there too). Returns the sum of the new z in double,
+ * ROW_LANES partial sums in a fixed order. The clamp runs as its own loop
+ * over a chunk so that both loops vectorise (see vmath.h); the choice of 0
+ * is a bit mask for the same reason. */
+SDPA_CLONES static double row_exp(float *restrict z, int64_t n, float mx) {
+    double acc[ROW_LANES] = {0};
+    float c[ROW_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += ROW_CHUNK) {
+        const int64_t m = n - i0 < ROW_CHUNK ? n - i0 : ROW_CHUNK;
+        float *zz = z + i0;
+        for (int64_t j = 0; j < m; j++) {
+            const float d = zz[j] - mx;
+            c[j] = d < -87.0f ? -87.0f : d; /* NaN (inf - inf) passes and stays NaN */
+        }
+        for (int64_t j = 0; j < m; j++) {
+            const float e = attn__exp_core(c[j]);
+            uint32_t eb;
+            memcpy(&eb, &e, sizeof eb);
+            eb &= (uint32_t)((zz[j] - mx < -87.0f) ? 0u : 0xFFFFFFFFu);
+            memcpy(&zz[j], &eb, sizeof eb);
+        }
+        int64_t j = 0;
+        for (; j + ROW_LANES <= m; j += ROW_LANES)
+            for (int k = 0; k < ROW_LANES; k++) acc[k] += (double)zz[j + k];
+        for (int k = 0; j < m; j++, k++) acc[k] += (double)zz[j];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* The softmax's derivative on one row: with c = sum_s p[s] r[s] (double,
+ * ROW_LANES partial sums), r[s] <- p[s] (r[s] - c), exactly 0 where p[s] is
+ * 0 (masked keys), whatever r holds there. */
+SDPA_CLONES static void row_dsoftmax(float *restrict r, const float *restrict p, int64_t n) {
+    double acc[ROW_LANES] = {0};
+    int64_t j = 0;
+    for (; j + ROW_LANES <= n; j += ROW_LANES)
+        for (int k = 0; k < ROW_LANES; k++) acc[k] += (double)p[j + k] * (double)r[j + k];
+    for (int k = 0; j < n; j++, k++) acc[k] += (double)p[j] * (double)r[j];
+    const float c =
+        (float)(((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+    for (j = 0; j < n; j++) {
+        const float v = p[j] * (r[j] - c);
+        uint32_t vb;
+        memcpy(&vb, &v, sizeof vb);
+        vb &= (uint32_t)(p[j] == 0.0f ? 0u : 0xFFFFFFFFu);
+        memcpy(&r[j], &vb, sizeof vb);
+    }
+}
+
 /* One row of P in place: on entry row[s] holds scale q.k for every s; on exit
  * the probabilities (0 outside [lo, hi) and at -inf logits). Returns 1 when
  * the row has no visible key (all zeros). A NaN logit makes the visible part
@@ -291,16 +460,10 @@ static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const floa
                        int64_t bs) {
     for (int64_t s = 0; s < lo; s++) row[s] = 0.0f;
     for (int64_t s = hi; s < S; s++) row[s] = 0.0f;
-    float mx = -INFINITY;
+    if (brow)
+        for (int64_t s = lo; s < hi; s++) row[s] += brow[s * bs];
     int nan = 0;
-    for (int64_t s = lo; s < hi; s++) {
-        const float z = brow ? row[s] + brow[s * bs] : row[s];
-        row[s] = z;
-        if (z != z)
-            nan = 1;
-        else if (z > mx)
-            mx = z;
-    }
+    const float mx = row_max(row + lo, hi - lo, &nan);
     if (nan) {
         for (int64_t s = lo; s < hi; s++) row[s] = NAN;
         return 0;
@@ -309,12 +472,7 @@ static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const floa
         for (int64_t s = lo; s < hi; s++) row[s] = 0.0f;
         return 1;
     }
-    double sum = 0.0;
-    for (int64_t s = lo; s < hi; s++) {
-        const float e = expf(row[s] - mx);
-        row[s] = e;
-        sum += e;
-    }
+    const double sum = row_exp(row + lo, hi - lo, mx);
     const float inv = (float)(1.0 / sum);
     for (int64_t s = lo; s < hi; s++) row[s] *= inv;
     return 0;
@@ -325,15 +483,15 @@ static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const floa
 static void forward_unit(const sdpa_geom *g, int64_t b, int64_t kh, float *P, float *out, float *pz,
                          int nt) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv;
-    const float *K = g->k + (b * g->Hkv + kh) * S * D;
-    const float *V = g->v + (b * g->Hkv + kh) * S * Dv;
+    const float *K = g->k + b * g->ks[0] + kh * g->ks[1];
+    const float *V = g->v + b * g->vs[0] + kh * g->vs[1];
     const int64_t Sb = key_limit(g, b);
     for (int64_t h = kh * g->G; h < (kh + 1) * g->G; h++) {
         const int64_t bh = b * g->H + h;
-        const float *Q = g->q + bh * T * D;
-        float *Pb = P + bh * T * S, *O = out + bh * T * Dv;
+        const float *Q = g->q + b * g->qs[0] + h * g->qs[1];
+        float *Pb = P + bh * T * S, *O = out + b * g->os[0] + h * g->os[1];
         /* logits = scale Q K^T   [T,D] x [D,Sb] (softmax_row zeroes s >= Sb) */
-        attn__sgemm(nt, 0, 1, T, Sb, D, g->scale, Q, D, K, D, 0.0f, Pb, S);
+        attn__sgemm(nt, 0, 1, T, Sb, D, g->scale, Q, g->qs[2], K, g->ks[2], 0.0f, Pb, S);
         int dead = 0; /* rows without a visible key are zeroed after the product */
         for (int64_t t = 0; t < T; t++) {
             int64_t lo, hi;
@@ -347,7 +505,7 @@ static void forward_unit(const sdpa_geom *g, int64_t b, int64_t kh, float *P, fl
             A = pz;
         }
         /* out = (P o Z) V   [T,Sb] x [Sb,Dv] */
-        attn__sgemm(nt, 0, 0, T, Dv, Sb, 1.0f, A, S, V, Dv, 0.0f, O, Dv);
+        attn__sgemm(nt, 0, 0, T, Dv, Sb, 1.0f, A, S, V, g->vs[2], 0.0f, O, g->os[2]);
         /* 0 * (a NaN or inf in v) must not leak into an empty row. A row is
          * empty iff it is all zeros: a live row's largest weight is >= 1/S,
          * and a NaN row compares unequal to 0. */
@@ -355,7 +513,7 @@ static void forward_unit(const sdpa_geom *g, int64_t b, int64_t kh, float *P, fl
             const float *row = Pb + t * S;
             int any = 0;
             for (int64_t s = 0; s < S && !any; s++) any = row[s] != 0.0f;
-            if (!any) memset(O + t * Dv, 0, sizeof(float) * (size_t)Dv);
+            if (!any) memset(O + t * g->os[2], 0, sizeof(float) * (size_t)Dv);
         }
     }
 }
@@ -421,18 +579,20 @@ attn_status attn__sdpa_ref(attn_ctx *ctx, attn_node *node) {
     for (int64_t b = 0; b < g.B; b++)
         for (int64_t h = 0; h < g.H; h++) {
             const int64_t kh = h / g.G, bh = b * g.H + h;
-            const float *K = g.k + (b * g.Hkv + kh) * S * D, *V = g.v + (b * g.Hkv + kh) * S * Dv;
+            const float *K = g.k + b * g.ks[0] + kh * g.ks[1];
+            const float *V = g.v + b * g.vs[0] + kh * g.vs[1];
             for (int64_t t = 0; t < T; t++) {
-                const float *qr = g.q + (bh * T + t) * D;
+                const float *qr = g.q + b * g.qs[0] + h * g.qs[1] + t * g.qs[2];
                 const float *br = bias_row(&g, b, h, t);
-                float *pr = P + (bh * T + t) * S, *orow = out + (bh * T + t) * Dv;
+                float *pr = P + (bh * T + t) * S;
+                float *orow = out + b * g.os[0] + h * g.os[1] + t * g.os[2];
                 int64_t lo, hi;
                 visible_range(&g, b, t, &lo, &hi);
                 double mx = -INFINITY;
                 int nan = 0;
                 for (int64_t s = lo; s < hi; s++) {
                     double acc = 0.0;
-                    for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * (double)K[s * D + d];
+                    for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * (double)K[s * g.ks[2] + d];
                     z[s] = (double)g.scale * acc + (br ? (double)br[s * g.bst[3]] : 0.0);
                     if (isnan(z[s]))
                         nan = 1;
@@ -464,7 +624,7 @@ attn_status attn__sdpa_ref(attn_ctx *ctx, attn_node *node) {
                                     ? w / (1.0 - (double)g.p)
                                     : 0.0;
                         }
-                        acc += w * (double)V[s * Dv + e];
+                        acc += w * (double)V[s * g.vs[2] + e];
                     }
                     orow[e] = (float)acc;
                 }
@@ -486,12 +646,13 @@ typedef struct sdpa_grads {
 static void backward_unit(const sdpa_geom *g, const sdpa_grads *gr, const float *P, const float *gy,
                           int64_t b, int64_t kh, float *pz, float *dl, int nt) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv;
-    const int64_t kvo = (b * g->Hkv + kh) * S;
-    const float *K = g->k + kvo * D, *V = g->v + kvo * Dv;
+    const int64_t ko = b * g->ks[0] + kh * g->ks[1], vo = b * g->vs[0] + kh * g->vs[1];
+    const float *K = g->k + ko, *V = g->v + vo;
     const int64_t Sb = key_limit(g, b);
     for (int64_t h = kh * g->G; h < (kh + 1) * g->G; h++) {
-        const int64_t bh = b * g->H + h;
-        const float *Pb = P + bh * T * S, *dO = gy + bh * T * Dv, *Q = g->q + bh * T * D;
+        const int64_t bh = b * g->H + h, qo = b * g->qs[0] + h * g->qs[1];
+        const float *Pb = P + bh * T * S, *Q = g->q + qo;
+        const float *dO = gy + b * g->os[0] + h * g->os[1];
         if (gr->dv) {
             const float *A = Pb;
             if (g->p > 0.0f) {
@@ -500,28 +661,27 @@ static void backward_unit(const sdpa_geom *g, const sdpa_grads *gr, const float 
                 A = pz;
             }
             /* dV += (P o Z)^T dO   [Sb,T] x [T,Dv] (rows s >= Sb get nothing) */
-            attn__sgemm(nt, 1, 0, Sb, Dv, T, 1.0f, A, S, dO, Dv, 1.0f, gr->dv + kvo * Dv, Dv);
+            attn__sgemm(nt, 1, 0, Sb, Dv, T, 1.0f, A, S, dO, g->os[2], 1.0f, gr->dv + vo, g->vs[2]);
         }
         if (!gr->need_dl) continue;
         float *L = gr->dl_all ? gr->dl_all + bh * T * S : dl;
         /* dA = dO V^T   [T,Dv] x [Dv,Sb] */
-        attn__sgemm(nt, 0, 1, T, Sb, Dv, 1.0f, dO, Dv, V, Dv, 0.0f, L, S);
+        attn__sgemm(nt, 0, 1, T, Sb, Dv, 1.0f, dO, g->os[2], V, g->vs[2], 0.0f, L, S);
         for (int64_t t = 0; t < T; t++) {
             float *r = L + t * S;
             const float *pr = Pb + t * S;
             for (int64_t s = Sb; s < S; s++) r[s] = 0.0f;
             if (g->p > 0.0f) dropout_row(g, (uint64_t)((bh * T + t) * S), r, r); /* dP = dA o Z */
-            double dot = 0.0;
-            for (int64_t s = 0; s < Sb; s++) dot += (double)pr[s] * (double)r[s];
-            const float c = (float)dot;
             /* masked keys (P = 0) get exactly 0, whatever dA holds there */
-            for (int64_t s = 0; s < Sb; s++) r[s] = pr[s] == 0.0f ? 0.0f : pr[s] * (r[s] - c);
+            row_dsoftmax(r, pr, Sb);
         }
         /* dQ += scale dL K   [T,Sb] x [Sb,D];   dK += scale dL^T Q   [Sb,T] x [T,D] */
         if (gr->dq)
-            attn__sgemm(nt, 0, 0, T, D, Sb, g->scale, L, S, K, D, 1.0f, gr->dq + bh * T * D, D);
+            attn__sgemm(nt, 0, 0, T, D, Sb, g->scale, L, S, K, g->ks[2], 1.0f, gr->dq + qo,
+                        g->qs[2]);
         if (gr->dk)
-            attn__sgemm(nt, 1, 0, Sb, D, T, g->scale, L, S, Q, D, 1.0f, gr->dk + kvo * D, D);
+            attn__sgemm(nt, 1, 0, Sb, D, T, g->scale, L, S, Q, g->qs[2], 1.0f, gr->dk + ko,
+                        g->ks[2]);
     }
 }
 
@@ -530,9 +690,10 @@ attn_status attn__sdpa_backward(attn_ctx *ctx, attn_node *node) {
     const float *P = attn_f32(node->saved[0]), *gy = node->out->grad;
     const int bias_i = node->iarg[2] ? 3 : -1;
     sdpa_grads gr;
-    gr.dq = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
-    gr.dk = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
-    gr.dv = attn__needs_grad(node, 2) ? node->in[2]->grad : NULL;
+    /* the gradients have the layout of the data (offset and strides) */
+    gr.dq = attn__needs_grad(node, 0) ? node->in[0]->grad + g.goff[0] : NULL;
+    gr.dk = attn__needs_grad(node, 1) ? node->in[1]->grad + g.goff[1] : NULL;
+    gr.dv = attn__needs_grad(node, 2) ? node->in[2]->grad + g.goff[2] : NULL;
     float *db = bias_i >= 0 && attn__needs_grad(node, bias_i) ? node->in[bias_i]->grad : NULL;
     gr.need_dl = gr.dq || gr.dk || db;
     gr.dl_all = NULL;

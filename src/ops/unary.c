@@ -4,6 +4,17 @@
 #include <math.h>
 
 #include "../core/internal.h"
+#include "../core/vmath.h"
+
+/* The exact GELU's loops are compiled three times on x86-64 with GCC, for
+ * the baseline (SSE2), AVX2 and AVX-512, chosen at load time (ifunc); ISO C
+ * mode contracts no FMA and the loops are elementwise, so every clone gives
+ * the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define UNARY_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define UNARY_CLONES
+#endif
 
 #define ATTN__SQRT1_2 0.70710678118654752440
 #define ATTN__SQRT2_PI 0.79788456080286535588 /* sqrt(2/pi) */
@@ -197,11 +208,76 @@ static inline float gelu_erf(float v) { return 0.5f * v * (1.0f + erff(v * (floa
 static inline float gelu_tanh(float v) {
     return 0.5f * v * (1.0f + tanhf((float)ATTN__SQRT2_PI * (v + 0.044715f * v * v * v)));
 }
+/* The exact form with attn__erf_core (src/core/vmath.h) instead of libm's
+ * erff, in blocks of GELU_CHUNK: a first loop clamps the arguments (its own
+ * loop so that both vectorise, see vmath.h), a second evaluates. */
+#define GELU_CHUNK 512
+
+/* y[i] = x[i] Phi(x[i]) for i < n. */
+UNARY_CLONES static void gelu_erf_block(float *restrict y, const float *restrict x, int64_t n) {
+    float z[GELU_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += GELU_CHUNK) {
+        const int64_t m = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
+        for (int64_t j = 0; j < m; j++) {
+            const float a = x[i0 + j] * (float)ATTN__SQRT1_2;
+            const float b = a > 4.0f ? 4.0f : a;
+            z[j] = b < -4.0f ? -4.0f : b;
+        }
+        for (int64_t j = 0; j < m; j++)
+            y[i0 + j] = 0.5f * x[i0 + j] * (1.0f + attn__erf_core(z[j]));
+    }
+}
+
+/* gx[i] += gy[i] (Phi(x[i]) + x[i] phi(x[i])) for i < n. Beyond |x| = 10 the
+ * term x phi(x) is below 8e-22: it is evaluated at the clamped x, so that
+ * e^(-x^2/2) stays inside exp_core's range. */
+UNARY_CLONES static void dgelu_erf_block(float *restrict gx, const float *restrict gy,
+                                         const float *restrict x, int64_t n) {
+    float z[GELU_CHUNK], w[GELU_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += GELU_CHUNK) {
+        const int64_t m = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
+        for (int64_t j = 0; j < m; j++) {
+            const float v = x[i0 + j];
+            const float a = v * (float)ATTN__SQRT1_2;
+            const float b = a > 4.0f ? 4.0f : a;
+            z[j] = b < -4.0f ? -4.0f : b;
+            const float c = v > 10.0f ? 10.0f : v;
+            w[j] = c < -10.0f ? -10.0f : c;
+        }
+        for (int64_t j = 0; j < m; j++) {
+            const float cdf = 0.5f * (1.0f + attn__erf_core(z[j]));
+            const float c = w[j];
+            const float pdf = (float)ATTN__INV_SQRT_2PI * attn__exp_core(-0.5f * c * c);
+            gx[i0 + j] += gy[i0 + j] * (cdf + c * pdf);
+        }
+    }
+}
+
+/* Elementwise work split into nt static pieces of whole chunks. */
+#define GELU_PIECES(n, nt, BODY)                                                       \
+    do {                                                                               \
+        const int64_t chunks_ = ((n) + GELU_CHUNK - 1) / GELU_CHUNK;                   \
+        const int64_t per_ = (chunks_ + (nt) - 1) / (nt);                              \
+        ATTN__OMP_FOR(nt)                                                              \
+        for (int p_ = 0; p_ < (nt); p_++) {                                            \
+            const int64_t lo = (int64_t)p_ * per_ * GELU_CHUNK;                        \
+            int64_t len = per_ * GELU_CHUNK;                                           \
+            if (lo >= (n)) continue;                                                   \
+            if (len > (n) - lo) len = (n) - lo;                                        \
+            BODY;                                                                      \
+        }                                                                              \
+    } while (0)
+
 attn_status attn__gelu_forward(attn_ctx *ctx, attn_node *node) {
-    if (node->iarg[0])
+    if (node->iarg[0]) {
         UNARY_LOOP(ctx, node, gelu_tanh(v), 0.5 * v * (1.0 + tanh(ATTN__SQRT2_PI * (v + 0.044715 * v * v * v))), 0);
-    else
-        UNARY_LOOP(ctx, node, gelu_erf(v), 0.5 * v * (1.0 + erf(v * ATTN__SQRT1_2)), 0);
+        return ATTN_OK;
+    }
+    const float *x = attn_f32(node->in[0]);
+    float *y = attn_f32(node->out);
+    const int64_t n = attn_tensor_numel(node->out);
+    const int nt = attn__threads_for(ctx, 30.0 * (double)n);
+    GELU_PIECES(n, nt, gelu_erf_block(y + lo, x + lo, len));
     return ATTN_OK;
 }
 attn_status attn__gelu_ref(attn_ctx *ctx, attn_node *node) {
@@ -211,12 +287,6 @@ attn_status attn__gelu_ref(attn_ctx *ctx, attn_node *node) {
         UNARY_LOOP(ctx, node, gelu_erf(v), 0.5 * v * (1.0 + erf(v * ATTN__SQRT1_2)), 1);
     return ATTN_OK;
 }
-static inline float dgelu_erf(float v) {
-    /* d/dx [x Phi(x)] = Phi(x) + x phi(x) */
-    float cdf = 0.5f * (1.0f + erff(v * (float)ATTN__SQRT1_2));
-    float pdf = (float)ATTN__INV_SQRT_2PI * expf(-0.5f * v * v);
-    return cdf + v * pdf;
-}
 static inline float dgelu_tanh(float v) {
     /* y = 0.5 x (1 + tanh(u)), u = c (x + a x^3):
      * dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) c (1 + 3 a x^2) */
@@ -225,10 +295,14 @@ static inline float dgelu_tanh(float v) {
     return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * c * (1.0f + 3.0f * a * v * v);
 }
 attn_status attn__gelu_backward(attn_ctx *ctx, attn_node *node) {
-    (void)ctx;
-    if (node->iarg[0])
+    if (node->iarg[0]) {
         UNARY_BACKWARD(node, dgelu_tanh(v));
-    else
-        UNARY_BACKWARD(node, dgelu_erf(v));
+        return ATTN_OK;
+    }
+    const float *x = attn_f32(node->in[0]), *gy = node->out->grad;
+    float *gx = node->in[0]->grad;
+    const int64_t n = attn_tensor_numel(node->out);
+    const int nt = attn__threads_for(ctx, 40.0 * (double)n);
+    GELU_PIECES(n, nt, dgelu_erf_block(gx + lo, gy + lo, x + lo, len));
     return ATTN_OK;
 }
