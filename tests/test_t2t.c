@@ -346,7 +346,7 @@ static void cache_case(const char *label, attn_t2t_config c, uint64_t seed) {
               (long long)b, olen[b], (long long)n);
         const int64_t rows = n < MAXT ? n + 1 : n, S = h.len[b];
         for (int64_t t = 0; t < rows; t++) {
-            char what[96];
+            char what[160];
             snprintf(what, sizeof what, "%s sentence %lld step %lld alignment", label,
                      (long long)b, (long long)t);
             test_allclose(what, align + (b * MAXT + t) * h.S, ralign + t * S, S, DEC_ATOL,
@@ -476,7 +476,7 @@ static void test_beam_exhaustive(void) {
                         const float *got =
                             cross + (((b * MAXT + t) * c.dec_layers + l) * Hh + hh) * h.S;
                         const float *want = attn_f32(cw[l]) + ((hh * n) + t) * Sb;
-                        char what[96];
+                        char what[160];
                         snprintf(what, sizeof what, "sentence %lld step %lld layer %d head %lld",
                                  (long long)b, (long long)t, l, (long long)hh);
                         test_allclose(what, got, want, Sb, DEC_ATOL, DEC_RTOL);
@@ -547,7 +547,7 @@ static void test_padding_invariance(void) {
                   "beam %d sentence %lld (length %d of %lld): padded and alone decode differently",
                   beam, (long long)b, lens[b], (long long)h.S);
             for (int64_t t = 0; t < MAXT; t++) {
-                char what[96];
+                char what[160];
                 snprintf(what, sizeof what, "beam %d sentence %lld step %lld alignment", beam,
                          (long long)b, (long long)t);
                 test_allclose(what, align + (b * MAXT + t) * h.S, align1 + t * lens[b], lens[b],
