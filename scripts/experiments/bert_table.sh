@@ -53,7 +53,7 @@ cell() {
         grep -h '^test accuracy' "$OUT/$1-n$2-s$s.txt" 2>/dev/null | awk '{ print 100 * $3 }'
     done | awk '{ x[n++] = $1; s += $1 }
         END { if (!n) { print "n/a"; exit } m = s / n; for (i = 0; i < n; i++) v += (x[i] - m) ^ 2
-              printf "%.1f +- %.1f (", m, n > 1 ? sqrt(v / (n - 1)) : 0
+              printf "%.1f +- %.1f (", m, (n > 1 ? sqrt(v / (n - 1)) : 0)
               for (i = 0; i < n; i++) printf "%s%.1f", i ? ", " : "", x[i]; printf ")" }'
 }
 mean() { cell "$@" | awk '{ print $1 }'; }
