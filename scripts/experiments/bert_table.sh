@@ -11,7 +11,8 @@
 # runs/bert-table/<arm>-n<N>-s<seed> (a finished run is not redone).
 #
 # Environment: PRE (default runs/bert-pre-2l), PRE_STEPS (1600), NS
-# ("25 100 250"), SEEDS ("1 2 3"), ARMS ("pre scratch"), LR (1e-3), JOBS (2).
+# ("25 100 250"), SEEDS ("1 2 3"), ARMS ("pre scratch"), LR (1e-3), JOBS (2),
+# OUT (runs/bert-table).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS="${1:-400}"
@@ -22,7 +23,7 @@ SEEDS="${SEEDS:-1 2 3}"
 ARMS="${ARMS:-pre scratch}"
 LR="${LR:-1e-3}"
 JOBS="${JOBS:-2}"
-OUT=runs/bert-table
+OUT="${OUT:-runs/bert-table}"
 make -s all
 mkdir -p "$OUT"
 if [[ " $ARMS " == *" pre "* ]] && ! grep -qs '"event":"end"' "$PRE/train.jsonl"; then
@@ -47,26 +48,29 @@ export OUT PRE LR STEPS
 for n in $NS; do for s in $SEEDS; do for a in $ARMS; do echo "$a $n $s"; done; done; done |
     xargs -P "$JOBS" -L 1 bash -c 'finetune "$@"' _
 
-# "mean +- std (a, b, c)" of the test accuracies (in %) of arm $1 with N = $2.
-cell() {
+# The test accuracies (in %) of arm $1 with N = $2, one a line, seed by seed.
+accs() {
     for s in $SEEDS; do
         grep -h '^test accuracy' "$OUT/$1-n$2-s$s.txt" 2>/dev/null | awk '{ print 100 * $3 }'
-    done | awk '{ x[n++] = $1; s += $1 }
+    done
+}
+# "mean +- std (a, b, c)" of the numbers on stdin.
+stats() {
+    awk '{ x[n++] = $1; s += $1 }
         END { if (!n) { print "n/a"; exit } m = s / n; for (i = 0; i < n; i++) v += (x[i] - m) ^ 2
               printf "%.1f +- %.1f (", m, (n > 1 ? sqrt(v / (n - 1)) : 0)
               for (i = 0; i < n; i++) printf "%s%.1f", i ? ", " : "", x[i]; printf ")" }'
 }
-mean() { cell "$@" | awk '{ print $1 }'; }
 
-echo "| labelled per class | pretrained encoder | from scratch | difference |"
+echo "| labelled per class | pretrained encoder | from scratch | pretrained - scratch, same seed |"
 echo "|---|---|---|---|"
 for n in $NS; do
-    p=$(cell pre "$n")
-    q=$(cell scratch "$n")
-    d=$(awk -v a="$(mean pre "$n")" -v b="$(mean scratch "$n")" 'BEGIN { printf "%+.1f", a - b }')
-    echo "| $n | $p | $q | $d |"
+    d=$(paste <(accs pre "$n") <(accs scratch "$n") | awk 'NF == 2 { printf "%.4f\n", $1 - $2 }' | stats |
+        sed -E 's/^([0-9])/+\1/; s/([(] *|, )([0-9])/\1+\2/g')
+    echo "| $n | $(accs pre "$n" | stats) | $(accs scratch "$n" | stats) | $d |"
 done
 base=$(grep -h '^test accuracy' "$OUT"/*.txt 2>/dev/null | head -n 1 | sed -E 's/.*baseline ([0-9.]+).*/\1/')
 echo
-echo "Test accuracy in % on 606 fortunes, mean +- sample standard deviation over fine-tuning seeds ($SEEDS);"
-echo "$STEPS fine-tuning steps of 32, lr $LR; majority-class baseline ${base:-?} (chance 1/6)."
+echo "Test accuracy in % on 606 fortunes, mean +- sample standard deviation over the fine-tuning seeds"
+echo "($SEEDS); $STEPS fine-tuning steps of 32, lr $LR; majority-class baseline" \
+    "$(awk -v b="${base:-nan}" 'BEGIN { printf "%.1f%%", 100 * b }') (chance 16.7%)."
