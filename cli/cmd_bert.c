@@ -87,14 +87,18 @@ typedef struct run_info {
     char init[1024];   /* the pretrained run (finetune), "" for none */
     attn_vocab_kind tok;
     long long bpe_merges, batch, total_steps, warmup, seed;
+    long long train_per_class; /* finetune: the first N training examples of each class (0: all) */
     double lr, min_lr, weight_decay, mask_prob, train_seconds;
 } run_info;
 
-#define RUN_META 16
+/* The first RUN_META_REQUIRED keys are in every checkpoint; the others were
+ * added later and read as 0 when missing. */
+#define RUN_META 17
+#define RUN_META_REQUIRED 16
 static const char *const run_keys[RUN_META] = {
     "run.model", "run.text",  "run.valid", "run.data",   "run.init",   "run.tokenizer",
     "run.bpe_merges", "run.batch", "run.steps", "run.warmup", "run.seed", "run.lr",
-    "run.min_lr", "run.weight_decay", "run.mask_prob", "run.train_seconds"};
+    "run.min_lr", "run.weight_decay", "run.mask_prob", "run.train_seconds", "run.train_per_class"};
 
 typedef struct run_meta {
     attn_kv kv[ATTN_BERT_META + RUN_META];
@@ -122,6 +126,7 @@ static void run_meta_build(run_meta *m, const attn_bert *b, const run_info *r) {
     snprintf(m->vbuf[13], 1100, "%.9g", r->weight_decay);
     snprintf(m->vbuf[14], 1100, "%.9g", r->mask_prob);
     snprintf(m->vbuf[15], 1100, "%.3f", r->train_seconds);
+    snprintf(m->vbuf[16], 1100, "%lld", r->train_per_class);
     for (int i = 0; i < RUN_META; i++) {
         m->kv[m->n].key = run_keys[i];
         m->kv[m->n].value = m->vbuf[i];
@@ -135,7 +140,8 @@ static int run_meta_read(const char *path, int finetune, run_info *r, long long 
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
     const char *v[RUN_META];
     int bad = 0;
-    for (int i = 0; i < RUN_META && !bad; i++) bad = !(v[i] = attn_safetensors_metadata(f, run_keys[i]));
+    for (int i = 0; i < RUN_META; i++) v[i] = attn_safetensors_metadata(f, run_keys[i]);
+    for (int i = 0; i < RUN_META_REQUIRED && !bad; i++) bad = !v[i];
     const char *st = attn_safetensors_metadata(f, "step");
     const char *want = finetune ? "attn-bert-finetune" : "attn-bert-pretrain";
     if (bad || !st || strcmp(v[0], want) != 0) {
@@ -160,6 +166,7 @@ static int run_meta_read(const char *path, int finetune, run_info *r, long long 
     r->weight_decay = atof(v[13]);
     r->mask_prob = atof(v[14]);
     r->train_seconds = atof(v[15]);
+    r->train_per_class = v[16] ? atoll(v[16]) : 0;
     *step = atoll(st);
     attn_safetensors_close(f);
     return 0;
@@ -360,6 +367,8 @@ static void usage(FILE *f, int finetune) {
             "data\n"
             "  --data DIR             classes, {train,valid,test}.{txt,labels} (default data/fortunes/labels)\n"
             "  --init DIR             a pretrained run (default: none)\n"
+            "  --train-per-class N    train on the first N labelled examples of each class only\n"
+            "                         (in the order of train.txt; default 0: all)\n"
             "  --text FILE            BPE training text without --init (default DIR/pretrain.txt)\n"
             "  --tokenizer char|bpe   without --init (default bpe)\n"
             "  --bpe-merges N         without --init (default 1000)\n");
@@ -396,6 +405,7 @@ static int cmd_bert_run(int argc, char **argv, int finetune) {
     const char *out = NULL, *text = NULL, *valid = "data/fortunes/valid.txt";
     const char *data = "data/fortunes/labels", *init = NULL, *tok = "bpe";
     long long bpe_merges = 1000, layers = 4, heads = 4, d_model = 128, d_ff = 0, max_len = 64;
+    long long train_per_class = 0;
     long long batch = 32, steps = 0, warmup = finetune ? 60 : 100, seed = 1;
     long long eval_every = finetune ? 100 : 500, log_every = 50, threads = 0, arena_mb = 512;
     double lr = finetune ? 3e-4 : 1e-3, min_lr = -1.0, wd = 0.01, dropout = finetune ? 0.1 : 0.0;
@@ -416,6 +426,8 @@ static int cmd_bert_run(int argc, char **argv, int finetune) {
         else if (!strcmp(a, "--valid") && !finetune) valid = v;
         else if (!strcmp(a, "--data") && finetune) data = v;
         else if (!strcmp(a, "--init") && finetune) init = v;
+        else if (!strcmp(a, "--train-per-class") && finetune)
+            rc = opt_int(sub, a, v, 0, 1ll << 40, &train_per_class);
         else if (!strcmp(a, "--tokenizer")) tok = v;
         else if (!strcmp(a, "--bpe-merges")) rc = opt_int(sub, a, v, 0, 100000, &bpe_merges);
         else if (!strcmp(a, "--mask-prob") && !finetune) rc = opt_real(sub, a, v, 0.01, 1.0, &mask_prob);
@@ -493,6 +505,7 @@ static int cmd_bert_run(int argc, char **argv, int finetune) {
         r.min_lr = min_lr >= 0 ? min_lr : lr / 10.0;
         r.weight_decay = wd;
         r.mask_prob = mask_prob;
+        r.train_per_class = train_per_class;
     }
     const double t_prep = now_s();
     /* The vocabulary: the run's own (resume), the pretrained run's, or learned on the text. */
@@ -587,6 +600,10 @@ static int cmd_bert_run(int argc, char **argv, int finetune) {
                 rc = cli_fail(CMD, "cannot read the labelled data");
                 goto done;
             }
+        }
+        if (r.train_per_class > 0 && attn_bert_corpus_per_class(&tr, n_classes, r.train_per_class) != ATTN_OK) {
+            rc = cli_fail(CMD, "cannot select the training examples");
+            goto done;
         }
         if (!resume) {
             bc.mlm = 0;
@@ -704,9 +721,10 @@ static int cmd_bert_run(int argc, char **argv, int finetune) {
         printf("data: %s: %lld sequences (%lld fortunes); held out %s: %lld sequences; prepared in %.1f s\n",
                r.text, (long long)tr.n, (long long)tr.texts, r.valid, (long long)va.n, prep_s);
     else
-        printf("data: %s: %d classes; train %lld, valid %lld, test %lld fortunes; majority-class baseline on "
+        printf("data: %s: %d classes; train %lld%s, valid %lld, test %lld fortunes; majority-class baseline on "
                "test %.4f (best constant %.4f); prepared in %.1f s\n",
-               r.data, n_classes, (long long)tr.n, (long long)va.n, (long long)te.n, base_train, base_best, prep_s);
+               r.data, n_classes, (long long)tr.n, r.train_per_class > 0 ? " (first N per class)" : "",
+               (long long)va.n, (long long)te.n, base_train, base_best, prep_s);
     printf("schedule: %lld steps of %lld sequences, AdamW lr %g -> %g (warmup %lld, cosine), wd %g; threads %d\n",
            r.total_steps, (long long)B, r.lr, r.min_lr, r.warmup, r.weight_decay, attn_ctx_threads(ctx));
     if (resume) printf("resuming %s at step %lld\n", out, step);
@@ -717,6 +735,7 @@ static int cmd_bert_run(int argc, char **argv, int finetune) {
             attn_json_str("mode", sub), attn_json_str("init", r.init),
             attn_json_int("vocab", V_tok + 1), attn_json_int("parameters", attn_params_numel(ps)),
             attn_json_int("total_steps", r.total_steps), attn_json_int("batch", B),
+            attn_json_int("train_sequences", tr.n), attn_json_int("train_per_class", r.train_per_class),
             attn_json_int("max_len", T), attn_json_int("threads", attn_ctx_threads(ctx)),
             attn_json_str("description", desc),
         };

@@ -589,6 +589,30 @@ static void test_data(void) {
               "pieces");
     attn_bert_corpus_free(&c);
     attn_bert_corpus_free(&c); /* twice is fine */
+    /* The first N of each class, in order: labels 0 1 0 0 1, N = 2 keeps a b c ef. */
+    CHECK(write_file(tpath, "a\n%\nb\n%\nc\n%\nd\n%\nef\n%\n"), "write");
+    CHECK(write_file(lpath, "0\n1\n0\n0\n1\n"), "write");
+    CHECK_OK(attn_bert_corpus_load(v, tpath, lpath, 2, 3, 0, &c));
+    CHECK(attn_bert_corpus_per_class(&c, 2, 0) == ATTN_ERR_INVALID_ARG, "per_class 0 accepted");
+    CHECK(attn_bert_corpus_per_class(&c, 1, 2) == ATTN_ERR_INVALID_ARG && c.n == 5,
+          "label 1 of 1 class accepted, or the corpus changed");
+    CHECK_OK(attn_bert_corpus_per_class(&c, 2, 2));
+    if (c.n == 4 && c.texts == 4) {
+        const int32_t want[5] = {attn_vocab_find(v, "a"), attn_vocab_find(v, "b"), attn_vocab_find(v, "c"),
+                                 attn_vocab_find(v, "e"), attn_vocab_find(v, "f")};
+        CHECK(c.offsets[0] == 0 && c.offsets[1] == 1 && c.offsets[2] == 2 && c.offsets[3] == 3 &&
+                  c.offsets[4] == 5 && memcmp(c.ids, want, sizeof want) == 0,
+              "kept sequences a b c ef");
+        CHECK(c.labels[0] == 0 && c.labels[1] == 1 && c.labels[2] == 0 && c.labels[3] == 1, "kept labels");
+    } else {
+        CHECK(0, "%lld sequences of %lld texts kept (4, 4)", (long long)c.n, (long long)c.texts);
+    }
+    CHECK_OK(attn_bert_corpus_per_class(&c, 2, 100));
+    CHECK(c.n == 4, "a larger N dropped sequences (%lld left)", (long long)c.n);
+    attn_bert_corpus_free(&c);
+    CHECK_OK(attn_bert_corpus_load(v, tpath, NULL, 0, 3, 0, &c));
+    CHECK(attn_bert_corpus_per_class(&c, 2, 2) == ATTN_ERR_INVALID_ARG, "an unlabelled corpus accepted");
+    attn_bert_corpus_free(&c);
     /* Errors: label counts, label range, no closing '%', no text. */
     CHECK(write_file(lpath, "2\n0\n"), "write");
     CHECK(attn_bert_corpus_load(v, tpath, lpath, 3, 3, 0, &c) == ATTN_ERR_FORMAT, "2 labels for 3 texts accepted");

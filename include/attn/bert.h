@@ -219,6 +219,18 @@ attn_status attn_bert_corpus_load(const attn_vocab *vocab, const char *path,
                                   int chunk, attn_bert_corpus *out);
 void attn_bert_corpus_free(attn_bert_corpus *c); /* frees and empties; NULL is fine */
 
+/* Keeps, in their order, the first per_class sequences of each class of a
+ * labelled corpus and drops the rest, in place (a class with fewer keeps
+ * all of its own). The fortune labels' training file is ordered by hash,
+ * so the first N of a class are a fixed, deterministic subset of it (the
+ * low-label runs of attn bert finetune --train-per-class). c->texts
+ * becomes the number kept when it equalled c->n (an unchunked corpus),
+ * otherwise it is left alone. The arrays are not shrunk.
+ * Errors: ATTN_ERR_INVALID_ARG (NULL, an unlabelled corpus, n_classes < 1,
+ * per_class < 1, a label outside [0, n_classes); c is then unchanged),
+ * ATTN_ERR_OOM. */
+attn_status attn_bert_corpus_per_class(attn_bert_corpus *c, int n_classes, int64_t per_class);
+
 /* A padded batch of the corpus's sequences rows[0 .. B-1]: row r of ids
  * [B, T] is [CLS], then the sequence's first T - 1 ids, then padding
  * (ATTN_TOKEN_PAD); lengths[r] is 1 + the ids kept; labels[r] (labels may be

@@ -419,6 +419,38 @@ void attn_bert_corpus_free(attn_bert_corpus *c) {
     memset(c, 0, sizeof *c);
 }
 
+attn_status attn_bert_corpus_per_class(attn_bert_corpus *c, int n_classes, int64_t per_class) {
+    static const char fn[] = "attn_bert_corpus_per_class";
+    if (!c || !c->labels || !c->offsets || n_classes < 1 || per_class < 1)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL or unlabelled corpus, n_classes %d or per_class %lld < 1",
+                           fn, n_classes, (long long)per_class);
+    for (int64_t i = 0; i < c->n; i++)
+        if (c->labels[i] < 0 || c->labels[i] >= n_classes)
+            return attn__error(ATTN_ERR_INVALID_ARG, "%s: label %d of sequence %lld outside [0, %d)", fn,
+                               c->labels[i], (long long)i, n_classes);
+    int64_t *count = calloc((size_t)n_classes, sizeof *count);
+    if (!count) return attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
+    /* Compact in order: sequence i moves to slot k <= i, so its ids move
+     * down (memmove) and never overwrite a sequence not yet read. */
+    int64_t k = 0, at = 0;
+    for (int64_t i = 0; i < c->n; i++) {
+        const int32_t y = c->labels[i];
+        if (count[y] >= per_class) continue;
+        count[y]++;
+        const int64_t a = c->offsets[i], len = c->offsets[i + 1] - a;
+        if (at != a) memmove(c->ids + at, c->ids + a, (size_t)len * sizeof *c->ids);
+        c->labels[k] = y;
+        c->offsets[k] = at;
+        at += len;
+        k++;
+    }
+    c->offsets[k] = at;
+    free(count);
+    if (c->texts == c->n) c->texts = k;
+    c->n = k;
+    return ATTN_OK;
+}
+
 /* Reads the labels file: one integer per line. */
 static attn_status read_labels(const char *path, int n_classes, int32_t **out, int64_t *n_out) {
     static const char fn[] = "attn_bert_corpus_load";
