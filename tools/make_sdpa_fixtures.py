@@ -231,6 +231,14 @@ def main(argv):
     with open(os.path.join(argv[1], "sdpa.atfx"), "wb") as f:
         f.write(data)
     print("%-14s %3d cases %7d bytes" % ("sdpa", fx.ncases, len(data)))
+    # the fused op (FLASH_SDPA) computes the same function: the same cases
+    # under its own op name
+    fl = SdpaFixture("flash_sdpa")
+    gen(fl)
+    data = fl.to_bytes()
+    with open(os.path.join(argv[1], "flash_sdpa.atfx"), "wb") as f:
+        f.write(data)
+    print("%-14s %3d cases %7d bytes" % ("flash_sdpa", fl.ncases, len(data)))
     return 0
 
 

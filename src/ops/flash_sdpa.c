@@ -1,0 +1,676 @@
+/* flash_sdpa.c: fused, tiled scaled dot-product attention (graph op
+ * FLASH_SDPA, include/attn/sdpa.h): the same function as the SDPA op, but the
+ * [T, S] matrix of weights is never stored. The algorithm and its backward are
+ * derived in docs/transformer.md, "Fused attention".
+ *
+ * Shape contract:
+ *   in[0] q [B, H, T, D], in[1] k [B, Hkv, S, D], in[2] v [B, Hkv, S, Dv]
+ *   (contiguous), then optionally bias (contiguous f32, broadcastable to
+ *   [B, H, T, S]) and key_lengths (i32 [B]), in that order.
+ *   -> out [B, H, T, Dv].
+ *   iarg[0] causal, iarg[1] window (0: none), iarg[2] has bias,
+ *   iarg[3] has key_lengths, iarg[4] the RNG offset of the dropout mask;
+ *   farg[0] scale, farg[1] dropout p (0 when not training); node->seed.
+ *   saved[0] = lse [B, H, T]: log sum_s exp(logit[t, s]) over the visible keys
+ *   of each query (-inf for a query with no visible key, NaN for a NaN row).
+ *
+ * Forward: work items are (b, h, query tile of QT rows), split statically over
+ * the threads. For a tile, the keys any of its rows can see form one span;
+ * it is walked in key tiles of KT keys (the key tile transposed once to
+ * [D, KT], so that the scores of a row are a vectorised loop over keys). Each
+ * row keeps a running max m, a running sum l (double) and an accumulator
+ * acc[Dv]; a key tile whose max exceeds m rescales l and acc by exp(m_old -
+ * m_new). At the end out = acc / l and lse = m + log l.
+ *
+ * Backward: work units are (b, kv head g) with the H / Hkv query heads of the
+ * group, split statically; a unit owns dK_g and dV_g, and the dQ rows of a
+ * query tile are summed in a tile buffer and added once. Per row t:
+ * Dt = dO_t . O_t; per key s in the row's span the weight is recomputed from
+ * the saved lse, P = exp(logit - lse), then with Z the dropout scale (1
+ * without dropout):
+ *   dV_s += P Z dO_t,  dP = Z (dO_t . V_s),  dS = P (dP - Dt),
+ *   dQ_t += scale dS K_s,  dK_s += scale dS Q_t,  dbias[t, s] += dS.
+ * (Dt = sum_s P Z (dO_t . V_s) = dO_t . O_t, which is why no row of P is
+ * needed.) The bias gradient, when wanted, keeps dS in a [B, H, T, S]
+ * buffer that is reduced over the broadcast dims after the parallel part, in
+ * index order (a bias that needs a gradient is itself that large, at most).
+ *
+ * Every result depends only on the work item, never on the thread that runs
+ * it, so outputs and gradients are bitwise the same for any thread count.
+ *
+ * Keys are read only inside a query tile's span: a NaN or inf in v at a key
+ * that no row of the tile can see does not reach the tile (the SDPA op, which
+ * multiplies by the full row of weights, lets it reach every live row).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "../core/internal.h"
+#include "../core/vmath.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define FL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FL_CLONES
+#endif
+
+#define QT 64 /* query rows per tile */
+#define KT 64 /* keys per tile */
+
+#if defined(_OPENMP)
+#define FL_TID() omp_get_thread_num()
+#else
+#define FL_TID() 0
+#endif
+
+typedef struct fl_geom {
+    int64_t B, H, Hkv, T, S, D, Dv, G;
+    float scale, p;
+    int causal;
+    int64_t window;
+    const float *q, *k, *v;
+    const float *bias;
+    int64_t bst[4];
+    const int32_t *kl;
+    uint64_t seed, offset;
+} fl_geom;
+
+static fl_geom fl_geometry(const attn_node *node) {
+    fl_geom g;
+    const attn_tensor *q = node->in[0], *k = node->in[1], *v = node->in[2];
+    g.B = q->shape[0];
+    g.H = q->shape[1];
+    g.T = q->shape[2];
+    g.D = q->shape[3];
+    g.Hkv = k->shape[1];
+    g.S = k->shape[2];
+    g.Dv = v->shape[3];
+    g.G = g.H / g.Hkv;
+    g.causal = (int)node->iarg[0];
+    g.window = node->iarg[1];
+    if (g.window > g.S + g.T + 1) g.window = g.S + g.T + 1;
+    g.scale = node->farg[0];
+    g.p = node->farg[1];
+    g.q = attn_f32(node->in[0]);
+    g.k = attn_f32(node->in[1]);
+    g.v = attn_f32(node->in[2]);
+    int i = 3;
+    g.bias = NULL;
+    memset(g.bst, 0, sizeof g.bst);
+    if (node->iarg[2]) {
+        const int64_t shape[4] = {g.B, g.H, g.T, g.S};
+        g.bias = attn_f32(node->in[i]);
+        attn__broadcast_strides(node->in[i], 4, shape, g.bst);
+        i++;
+    }
+    g.kl = node->iarg[3] ? attn_i32(node->in[i]) : NULL;
+    g.seed = node->seed;
+    g.offset = (uint64_t)node->iarg[4];
+    return g;
+}
+
+/* Keys visible to query t of batch b: [*lo, *hi), empty when *lo >= *hi
+ * (the rules of sdpa.h). */
+static void fl_range(const fl_geom *g, int64_t b, int64_t t, int64_t *lo, int64_t *hi) {
+    const int64_t pos = t + (g->S - g->T);
+    int64_t l = 0, h = g->S;
+    if (g->causal) h = pos + 1;
+    if (g->window > 0) {
+        l = pos - g->window + 1;
+        if (!g->causal) h = pos + g->window;
+    }
+    if (g->kl && g->kl[b] < h) h = g->kl[b];
+    if (l < 0) l = 0;
+    if (h > g->S) h = g->S;
+    *lo = l;
+    *hi = h > l ? h : l;
+}
+
+static inline const float *fl_bias_row(const fl_geom *g, int64_t b, int64_t h, int64_t t) {
+    return g->bias ? g->bias + b * g->bst[0] + h * g->bst[1] + t * g->bst[2] : NULL;
+}
+
+/* z[j] = dropout scale of element base + j of P (row-major [B,H,T,S]):
+ * 1 / (1 - p) when kept (attn_rng_uniform >= p), else 0; n elements. */
+static void fl_keep(const fl_geom *g, uint64_t base, int64_t n, float *z) {
+    const uint32_t key[2] = {(uint32_t)g->seed, (uint32_t)(g->seed >> 32)};
+    const float inv = 1.0f / (1.0f - g->p);
+    const uint64_t end = base + (uint64_t)n;
+    uint64_t i = base;
+    while (i < end) {
+        const uint64_t c = g->offset + (i >> 2);
+        const uint32_t ctr[4] = {(uint32_t)c, (uint32_t)(c >> 32), 0, 0};
+        uint32_t w[4];
+        attn_philox4x32(ctr, key, w);
+        for (int j = (int)(i & 3); j < 4 && i < end; j++, i++) {
+            const float u = (float)(w[j] >> 8) * 0x1.0p-24f;
+            z[i - base] = u >= g->p ? inv : 0.0f;
+        }
+    }
+}
+
+/* ---- vectorised pieces ----------------------------------------------------------------- */
+
+/* sc[s] = scale * sum_d q[d] kt[d * KT + s] for s < n (kt: a key tile
+ * transposed to [D, KT]); the loops run over s, so they vectorise without
+ * reassociating any sum. */
+FL_CLONES static void fl_scores(float *restrict sc, const float *restrict q,
+                                const float *restrict kt, int64_t D, int64_t n, float scale) {
+    for (int64_t s = 0; s < n; s++) sc[s] = 0.0f;
+    for (int64_t d = 0; d < D; d++) {
+        const float qd = q[d];
+        const float *restrict kr = kt + d * KT;
+        for (int64_t s = 0; s < n; s++) sc[s] += qd * kr[s];
+    }
+    for (int64_t s = 0; s < n; s++) sc[s] *= scale;
+}
+
+/* x[j] <- exp(x[j] - m) for j < n, 0 where x - m < -87 (-inf included).
+ * Returns the sum of the new x (float, in order of j). */
+FL_CLONES static float fl_exp(float *restrict x, int64_t n, float m) {
+    float c[KT];
+    for (int64_t j = 0; j < n; j++) {
+        const float d = x[j] - m;
+        c[j] = d < -87.0f ? -87.0f : d;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        const float e = attn__exp_core(c[j]);
+        uint32_t eb;
+        memcpy(&eb, &e, sizeof eb);
+        eb &= (uint32_t)((x[j] - m < -87.0f) ? 0u : 0xFFFFFFFFu);
+        memcpy(&x[j], &eb, sizeof eb);
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; j++) sum += x[j];
+    return sum;
+}
+
+/* y[e] += a * x[e], e < n */
+FL_CLONES static void fl_axpy(float *restrict y, float a, const float *restrict x, int64_t n) {
+    for (int64_t e = 0; e < n; e++) y[e] += a * x[e];
+}
+
+/* y[e] *= a, e < n */
+FL_CLONES static void fl_scal(float *restrict y, float a, int64_t n) {
+    for (int64_t e = 0; e < n; e++) y[e] *= a;
+}
+
+/* rows [0, n) of the row-major [n, D] block src transposed into dst [D, KT] */
+static void fl_transpose(float *restrict dst, const float *restrict src, int64_t n, int64_t D) {
+    for (int64_t s = 0; s < n; s++)
+        for (int64_t d = 0; d < D; d++) dst[d * KT + s] = src[s * D + d];
+}
+
+/* Scores of query row qrow (batch b, head h, index t) against key tile
+ * [k0, k0 + n), masked outside [lo, hi) with -inf, bias added. sc[0..n). */
+static void fl_row_scores(const fl_geom *g, float *sc, const float *qrow, const float *kt,
+                          int64_t n, int64_t k0, int64_t lo, int64_t hi, const float *brow) {
+    fl_scores(sc, qrow, kt, g->D, n, g->scale);
+    const int64_t a = lo - k0 > 0 ? lo - k0 : 0, e = hi - k0 < n ? hi - k0 : n;
+    for (int64_t s = 0; s < a; s++) sc[s] = -INFINITY;
+    for (int64_t s = e; s < n; s++) sc[s] = -INFINITY;
+    if (brow)
+        for (int64_t s = a; s < e; s++) sc[s] += brow[(k0 + s) * g->bst[3]];
+}
+
+/* ---- forward (fast) ------------------------------------------------------------------------ */
+
+/* Per-thread scratch of the forward, in floats. */
+static int64_t fwd_scratch(const fl_geom *g) { return g->D * KT + KT + KT + QT * g->Dv; }
+
+/* One work item: batch b, head h, query rows [t0, t0 + nq). */
+static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq, float *ws,
+                     float *out, float *lse) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
+    const float *Q = g->q + (bh * T + t0) * D;
+    const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
+    float *kt = ws, *sc = kt + D * KT, *z = sc + KT, *acc = z + KT;
+    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
+    float m[QT];
+    double l[QT];
+    int bad[QT];
+    for (int64_t r = 0; r < nq; r++) {
+        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
+        if (lo[r] < hi[r]) {
+            if (lo[r] < span_lo) span_lo = lo[r];
+            if (hi[r] > span_hi) span_hi = hi[r];
+        }
+        m[r] = -INFINITY;
+        l[r] = 0.0;
+        bad[r] = 0;
+    }
+    memset(acc, 0, sizeof(float) * (size_t)(nq * Dv));
+    for (int64_t k0 = span_lo; k0 < span_hi; k0 += KT) {
+        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
+        fl_transpose(kt, K + k0 * D, n, D);
+        for (int64_t r = 0; r < nq; r++) {
+            if (bad[r] || hi[r] <= k0 || lo[r] >= k0 + n) continue;
+            const int64_t t = t0 + r;
+            fl_row_scores(g, sc, Q + r * D, kt, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
+            float mx = -INFINITY;
+            int nan = 0;
+            for (int64_t s = 0; s < n; s++) {
+                nan |= sc[s] != sc[s];
+                mx = sc[s] > mx ? sc[s] : mx;
+            }
+            if (nan) {
+                bad[r] = 1;
+                continue;
+            }
+            if (mx == -INFINITY) continue;
+            float *ar = acc + r * Dv;
+            if (mx > m[r]) {
+                if (m[r] != -INFINITY) {
+                    const float alpha = expf(m[r] - mx);
+                    l[r] *= (double)alpha;
+                    fl_scal(ar, alpha, Dv);
+                }
+                m[r] = mx;
+            }
+            l[r] += (double)fl_exp(sc, n, m[r]);
+            if (g->p > 0.0f) {
+                fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
+                for (int64_t s = 0; s < n; s++) sc[s] *= z[s];
+            }
+            const int64_t a = lo[r] - k0 > 0 ? lo[r] - k0 : 0, e = hi[r] - k0 < n ? hi[r] - k0 : n;
+            for (int64_t s = a; s < e; s++) fl_axpy(ar, sc[s], V + (k0 + s) * Dv, Dv);
+        }
+    }
+    for (int64_t r = 0; r < nq; r++) {
+        float *orow = out + (bh * T + t0 + r) * Dv;
+        float *lr = lse + bh * T + t0 + r;
+        if (bad[r]) {
+            for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
+            *lr = NAN;
+        } else if (m[r] == -INFINITY) {
+            memset(orow, 0, sizeof(float) * (size_t)Dv);
+            *lr = -INFINITY;
+        } else {
+            const float inv = (float)(1.0 / l[r]);
+            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dv + e] * inv;
+            *lr = (float)((double)m[r] + log(l[r]));
+        }
+    }
+}
+
+static float *fl_scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) {
+    size_t bytes;
+    if (attn__mul_size((size_t)slots * (size_t)n, sizeof(float), &bytes)) {
+        attn__fail(ctx, ATTN_ERR_OOM, "flash_sdpa: %s of %d x %lld floats overflows", what, slots,
+                   (long long)n);
+        return NULL;
+    }
+    return attn__alloc(ctx, bytes ? bytes : 1, what);
+}
+
+attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
+    const fl_geom g = fl_geometry(node);
+    float *out = attn_f32(node->out), *lse = attn_f32(node->saved[0]);
+    const int64_t ntile = (g.T + QT - 1) / QT, items = g.B * g.H * ntile;
+    const double work = 2.0 * (double)g.B * g.H * g.T * g.S * (double)(g.D + g.Dv);
+    int nt = attn__threads_for(ctx, work);
+    if (nt > items) nt = (int)items;
+    const int64_t per = fwd_scratch(&g);
+    float *ws = fl_scratch(ctx, nt, per, "flash_sdpa forward (tiles)");
+    if (!ws) return ctx->status;
+    ATTN__OMP_FOR(nt)
+    for (int64_t it = 0; it < items; it++) {
+        const int64_t bh = it / ntile, t0 = (it % ntile) * QT;
+        const int64_t nq = g.T - t0 < QT ? g.T - t0 : QT;
+        fwd_tile(&g, bh / g.H, bh % g.H, t0, nq, ws + FL_TID() * per, out, lse);
+    }
+    return ATTN_OK;
+}
+
+/* ---- forward (reference) --------------------------------------------------------------------- */
+
+attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
+    const fl_geom g = fl_geometry(node);
+    float *out = attn_f32(node->out), *lse = attn_f32(node->saved[0]);
+    const int64_t T = g.T, S = g.S, D = g.D, Dv = g.Dv;
+    double *z = attn__alloc(ctx, sizeof(double) * (size_t)S, "flash_sdpa reference (row)");
+    if (!z) return ctx->status;
+    for (int64_t b = 0; b < g.B; b++)
+        for (int64_t h = 0; h < g.H; h++) {
+            const int64_t kh = h / g.G, bh = b * g.H + h;
+            const float *K = g.k + (b * g.Hkv + kh) * S * D;
+            const float *V = g.v + (b * g.Hkv + kh) * S * Dv;
+            for (int64_t t = 0; t < T; t++) {
+                const float *qr = g.q + (bh * T + t) * D;
+                const float *br = fl_bias_row(&g, b, h, t);
+                float *orow = out + (bh * T + t) * Dv;
+                int64_t lo, hi;
+                fl_range(&g, b, t, &lo, &hi);
+                double mx = -INFINITY;
+                int nan = 0;
+                for (int64_t s = lo; s < hi; s++) {
+                    double acc = 0.0;
+                    for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * (double)K[s * D + d];
+                    z[s] = (double)g.scale * acc + (br ? (double)br[s * g.bst[3]] : 0.0);
+                    if (isnan(z[s]))
+                        nan = 1;
+                    else if (z[s] > mx)
+                        mx = z[s];
+                }
+                if (nan) {
+                    for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
+                    lse[bh * T + t] = NAN;
+                    continue;
+                }
+                if (mx == -INFINITY) {
+                    for (int64_t e = 0; e < Dv; e++) orow[e] = 0.0f;
+                    lse[bh * T + t] = -INFINITY;
+                    continue;
+                }
+                double sum = 0.0;
+                for (int64_t s = lo; s < hi; s++) sum += (z[s] = exp(z[s] - mx));
+                lse[bh * T + t] = (float)(mx + log(sum));
+                for (int64_t e = 0; e < Dv; e++) {
+                    double acc = 0.0;
+                    for (int64_t s = lo; s < hi; s++) {
+                        double w = z[s] / sum;
+                        if (g.p > 0.0f) {
+                            const uint64_t i = (uint64_t)((bh * T + t) * S + s);
+                            w = attn_rng_uniform(g.seed, g.offset, i) >= g.p
+                                    ? w / (1.0 - (double)g.p)
+                                    : 0.0;
+                        }
+                        acc += w * (double)V[s * Dv + e];
+                    }
+                    orow[e] = (float)acc;
+                }
+            }
+        }
+    return ATTN_OK;
+}
+
+/* ---- backward ---------------------------------------------------------------------------------- */
+
+typedef struct fl_grads {
+    float *dq, *dk, *dv; /* NULL when not needed */
+    float *dl;           /* [B,H,T,S] dS kept for the bias gradient, or NULL */
+    const float *out, *gy, *lse;
+} fl_grads;
+
+/* Per-thread scratch of the backward, in floats. */
+static int64_t bwd_scratch(const fl_geom *g) {
+    return g->D * KT + g->Dv * KT + 3 * KT + QT * g->D + QT;
+}
+
+/* dp[s] = sum_e x[e] vt[e * KT + s], s < n */
+FL_CLONES static void fl_dots(float *restrict dp, const float *restrict x,
+                              const float *restrict vt, int64_t E, int64_t n) {
+    for (int64_t s = 0; s < n; s++) dp[s] = 0.0f;
+    for (int64_t e = 0; e < E; e++) {
+        const float xe = x[e];
+        const float *restrict vr = vt + e * KT;
+        for (int64_t s = 0; s < n; s++) dp[s] += xe * vr[s];
+    }
+}
+
+/* Backward of the query tile [t0, t0 + nq) of head h against its key span. */
+static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h, int64_t t0,
+                     int64_t nq, float *ws) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
+    const int64_t ko = (b * g->Hkv + kh) * S * D, vo = (b * g->Hkv + kh) * S * Dv;
+    const float *Q = g->q + (bh * T + t0) * D, *K = g->k + ko, *V = g->v + vo;
+    const float *dO = gr->gy + (bh * T + t0) * Dv, *O = gr->out + (bh * T + t0) * Dv;
+    float *kt = ws, *vt = kt + D * KT, *p = vt + Dv * KT, *dp = p + KT, *z = dp + KT;
+    float *dq = z + KT, *drow = dq + QT * D;
+    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
+    for (int64_t r = 0; r < nq; r++) {
+        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
+        if (lo[r] < hi[r] && gr->lse[bh * T + t0 + r] != -INFINITY) {
+            if (lo[r] < span_lo) span_lo = lo[r];
+            if (hi[r] > span_hi) span_hi = hi[r];
+        } else {
+            hi[r] = lo[r] = 0; /* no visible key: no gradient through the row */
+        }
+        double acc = 0.0;
+        for (int64_t e = 0; e < Dv; e++) acc += (double)dO[r * Dv + e] * (double)O[r * Dv + e];
+        drow[r] = (float)acc;
+    }
+    if (gr->dq) memset(dq, 0, sizeof(float) * (size_t)(nq * D));
+    for (int64_t k0 = span_lo; k0 < span_hi; k0 += KT) {
+        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
+        fl_transpose(kt, K + k0 * D, n, D);
+        fl_transpose(vt, V + k0 * Dv, n, Dv);
+        for (int64_t r = 0; r < nq; r++) {
+            if (hi[r] <= k0 || lo[r] >= k0 + n) continue;
+            const int64_t t = t0 + r;
+            const int64_t a = lo[r] - k0 > 0 ? lo[r] - k0 : 0, e = hi[r] - k0 < n ? hi[r] - k0 : n;
+            fl_row_scores(g, p, Q + r * D, kt, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
+            (void)fl_exp(p, n, gr->lse[bh * T + t]); /* P = exp(logit - lse) */
+            if (g->p > 0.0f)
+                fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
+            else
+                for (int64_t s = 0; s < n; s++) z[s] = 1.0f;
+            if (gr->dv)
+                for (int64_t s = a; s < e; s++)
+                    fl_axpy(gr->dv + vo + (k0 + s) * Dv, p[s] * z[s], dO + r * Dv, Dv);
+            if (!gr->dq && !gr->dk && !gr->dl) continue;
+            fl_dots(dp, dO + r * Dv, vt, Dv, n);
+            for (int64_t s = 0; s < n; s++) dp[s] = p[s] * (dp[s] * z[s] - drow[r]);
+            if (gr->dl) {
+                float *L = gr->dl + (bh * T + t) * S + k0;
+                for (int64_t s = a; s < e; s++) L[s] = dp[s];
+            }
+            for (int64_t s = a; s < e; s++) {
+                const float w = g->scale * dp[s];
+                if (gr->dq) fl_axpy(dq + r * D, w, K + (k0 + s) * D, D);
+                if (gr->dk) fl_axpy(gr->dk + ko + (k0 + s) * D, w, Q + r * D, D);
+            }
+        }
+    }
+    if (gr->dq) fl_axpy(gr->dq + (bh * T + t0) * D, 1.0f, dq, nq * D);
+}
+
+attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
+    const fl_geom g = fl_geometry(node);
+    fl_grads gr;
+    const int bias_i = node->iarg[2] ? 3 : -1;
+    gr.dq = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
+    gr.dk = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
+    gr.dv = attn__needs_grad(node, 2) ? node->in[2]->grad : NULL;
+    float *db = bias_i >= 0 && attn__needs_grad(node, bias_i) ? node->in[bias_i]->grad : NULL;
+    gr.out = attn_f32(node->out);
+    gr.gy = node->out->grad;
+    gr.lse = attn_f32(node->saved[0]);
+    gr.dl = NULL;
+    if (db) {
+        size_t n;
+        if (attn__mul_size((size_t)(g.B * g.H * g.T), (size_t)g.S * sizeof(float), &n)) {
+            attn__fail(ctx, ATTN_ERR_OOM, "flash_sdpa backward: bias gradient buffer overflows");
+            return ctx->status;
+        }
+        gr.dl = attn__alloc_zero(ctx, n, "flash_sdpa backward (logits gradient for the bias)");
+        if (!gr.dl) return ctx->status;
+    }
+    const int64_t units = g.B * g.Hkv, ntile = (g.T + QT - 1) / QT;
+    const double work = 4.0 * (double)g.B * g.H * g.T * g.S * (double)(g.D + g.Dv);
+    int nt = attn__threads_for(ctx, work);
+    if (nt > units) nt = (int)units;
+    const int64_t per = bwd_scratch(&g);
+    float *ws = fl_scratch(ctx, nt, per, "flash_sdpa backward (tiles)");
+    if (!ws) return ctx->status;
+    ATTN__OMP_FOR(nt)
+    for (int64_t u = 0; u < units; u++) {
+        const int64_t b = u / g.Hkv, kh = u % g.Hkv;
+        float *w = ws + FL_TID() * per;
+        for (int64_t h = kh * g.G; h < (kh + 1) * g.G; h++)
+            for (int64_t i = 0; i < ntile; i++) {
+                const int64_t t0 = i * QT, nq = g.T - t0 < QT ? g.T - t0 : QT;
+                bwd_tile(&g, &gr, b, h, t0, nq, w);
+            }
+    }
+    if (db) { /* summed over the broadcast dims in index order */
+        const attn_tensor *bt = node->in[bias_i];
+        const int64_t nb = attn_tensor_numel(bt);
+        double *acc = attn__alloc_zero(ctx, sizeof(double) * (size_t)nb,
+                                       "flash_sdpa backward (bias sums)");
+        if (!acc) return ctx->status;
+        for (int64_t b = 0; b < g.B; b++)
+            for (int64_t h = 0; h < g.H; h++)
+                for (int64_t t = 0; t < g.T; t++) {
+                    const int64_t o = b * g.bst[0] + h * g.bst[1] + t * g.bst[2];
+                    const float *r = gr.dl + ((b * g.H + h) * g.T + t) * g.S;
+                    for (int64_t s = 0; s < g.S; s++) acc[o + s * g.bst[3]] += r[s];
+                }
+        for (int64_t i = 0; i < nb; i++) db[i] += (float)acc[i];
+    }
+    return ATTN_OK;
+}
+
+/* ---- weights from the saved lse --------------------------------------------------------------- */
+
+/* P [B,H,T,S] = exp(logit - lse) at visible keys, 0 elsewhere (a zero row
+ * for a query with no visible key, a NaN row for a NaN one). */
+static void fl_weights(const attn_node *node, float *P) {
+    const fl_geom g = fl_geometry(node);
+    const float *lse = attn_f32(node->saved[0]);
+    const int64_t T = g.T, S = g.S, D = g.D;
+    for (int64_t b = 0; b < g.B; b++)
+        for (int64_t h = 0; h < g.H; h++) {
+            const int64_t bh = b * g.H + h;
+            const float *K = g.k + (b * g.Hkv + h / g.G) * S * D;
+            for (int64_t t = 0; t < T; t++) {
+                const float *qr = g.q + (bh * T + t) * D, *br = fl_bias_row(&g, b, h, t);
+                float *pr = P + (bh * T + t) * S;
+                const float L = lse[bh * T + t];
+                int64_t lo, hi;
+                fl_range(&g, b, t, &lo, &hi);
+                for (int64_t s = 0; s < S; s++) {
+                    if (s < lo || s >= hi || L == -INFINITY) {
+                        pr[s] = 0.0f;
+                        continue;
+                    }
+                    double acc = 0.0;
+                    for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * (double)K[s * D + d];
+                    const double x = (double)g.scale * acc + (br ? (double)br[s * g.bst[3]] : 0.0);
+                    pr[s] = (float)exp(x - (double)L);
+                }
+            }
+        }
+}
+
+/* ---- builder ----------------------------------------------------------------------------------- */
+
+attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
+                             const attn_sdpa_opts *opts, attn_tensor **weights) {
+    static const char name[] = "flash_sdpa";
+    if (weights) *weights = NULL;
+    if (attn__any_null(ctx, name, 3, q, k, v)) return NULL;
+    if (attn__check_dtype(ctx, name, "q", q, ATTN_F32) ||
+        attn__check_dtype(ctx, name, "k", k, ATTN_F32) ||
+        attn__check_dtype(ctx, name, "v", v, ATTN_F32))
+        return NULL;
+    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s, k %s, v %s: expected 4-D [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv]", name,
+                   attn__shp(q), attn__shp(k), attn__shp(v));
+        return NULL;
+    }
+    const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
+    const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
+    if (k->shape[0] != B || v->shape[0] != B || k->shape[3] != D || v->shape[1] != Hkv ||
+        v->shape[2] != S || B < 1 || H < 1 || T < 1 || D < 1 || Hkv < 1 || S < 1 || Dv < 1) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s, k %s, v %s: expected [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv] with the "
+                   "same B, Hkv, S and D, every size >= 1",
+                   name, attn__shp(q), attn__shp(k), attn__shp(v));
+        return NULL;
+    }
+    if (H % Hkv) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s has H = %lld heads, k %s has Hkv = %lld: H must be a multiple of Hkv",
+                   name, attn__shp(q), (long long)H, attn__shp(k), (long long)Hkv);
+        return NULL;
+    }
+    attn_sdpa_opts o = {0};
+    if (opts) o = *opts;
+    if (!isfinite(o.scale) || o.scale < 0.0f) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                   "%s: scale %g must be finite and >= 0 (0: 1/sqrt(D)) (q %s)", name,
+                   (double)o.scale, attn__shp(q));
+        return NULL;
+    }
+    if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: dropout %g is outside [0, 1) (q %s)", name,
+                   (double)o.dropout, attn__shp(q));
+        return NULL;
+    }
+    if (o.window < 0) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: window %lld is negative (0: no window) (q %s)",
+                   name, (long long)o.window, attn__shp(q));
+        return NULL;
+    }
+    const int64_t osh[4] = {B, H, T, S};
+    attn_tensor *bias = o.bias, *kl = o.key_lengths;
+    if (bias) {
+        if (attn__check_dtype(ctx, name, "bias", bias, ATTN_F32)) return NULL;
+        int ok = bias->ndim <= 4;
+        for (int i = 0; ok && i < bias->ndim; i++) {
+            const int64_t nb = bias->shape[bias->ndim - 1 - i], want = osh[3 - i];
+            ok = nb == want || nb == 1;
+        }
+        if (!ok) {
+            attn__fail(ctx, ATTN_ERR_SHAPE,
+                       "%s: bias %s does not broadcast to [B,H,T,S] = [%lld,%lld,%lld,%lld] (each "
+                       "dim, aligned right, must be 1 or equal)",
+                       name, attn__shp(bias), (long long)B, (long long)H, (long long)T,
+                       (long long)S);
+            return NULL;
+        }
+    }
+    if (kl) {
+        if (attn__check_dtype(ctx, name, "key_lengths", kl, ATTN_I32)) return NULL;
+        if (kl->ndim != 1 || kl->shape[0] != B) {
+            attn__fail(ctx, ATTN_ERR_SHAPE, "%s: key_lengths %s, expected [B] = [%lld] (q %s)",
+                       name, attn__shp(kl), (long long)B, attn__shp(q));
+            return NULL;
+        }
+        for (int64_t b = 0; b < B; b++) {
+            const int32_t n = attn_i32(kl)[b * kl->stride[0]];
+            if (n < 0 || n > S) {
+                attn__fail(ctx, ATTN_ERR_SHAPE,
+                           "%s: key_lengths[%lld] = %d is outside [0, S] = [0, %lld] (k %s)", name,
+                           (long long)b, (int)n, (long long)S, attn__shp(k));
+                return NULL;
+            }
+        }
+    }
+    attn_tensor *in[5];
+    int n_in = 3;
+    if (!(in[0] = attn__contig(ctx, q)) || !(in[1] = attn__contig(ctx, k)) ||
+        !(in[2] = attn__contig(ctx, v)))
+        return NULL;
+    if (bias && !(in[n_in++] = attn__contig(ctx, bias))) return NULL;
+    if (kl && !(in[n_in++] = attn__contig(ctx, kl))) return NULL;
+    const int64_t ysh[4] = {B, H, T, Dv}, lsh[3] = {B, H, T};
+    attn_tensor *out = attn__tensor(ctx, name, ATTN_F32, 4, ysh);
+    attn_tensor *lse = out ? attn__tensor(ctx, name, ATTN_F32, 3, lsh) : NULL;
+    if (!lse) return NULL;
+    attn_node *node = attn__node(ctx, ATTN_OP_FLASH_SDPA, n_in, in, out);
+    if (!node) return NULL;
+    node->iarg[0] = o.causal != 0;
+    node->iarg[1] = o.window;
+    node->iarg[2] = bias != NULL;
+    node->iarg[3] = kl != NULL;
+    node->farg[0] = o.scale > 0.0f ? o.scale : (float)(1.0 / sqrt((double)D));
+    node->farg[1] = ctx->training ? o.dropout : 0.0f;
+    node->saved[0] = lse;
+    if (node->farg[1] > 0.0f) {
+        const uint64_t n = (uint64_t)B * (uint64_t)H * (uint64_t)T * (uint64_t)S;
+        node->seed = ctx->seed;
+        node->iarg[4] = (int64_t)ctx->rng_offset;
+        ctx->rng_offset += (n + 3) / 4; /* the counters of the SDPA op */
+    }
+    attn_tensor *y = attn__run(ctx, node);
+    if (y && weights) {
+        attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);
+        if (!w) return NULL;
+        fl_weights(node, attn_f32(w));
+        *weights = w;
+    }
+    return y;
+}
