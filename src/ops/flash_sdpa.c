@@ -180,9 +180,37 @@ FL_CLONES static float fl_exp(float *restrict x, int64_t n, float m) {
         eb &= (uint32_t)((x[j] - m < -87.0f) ? 0u : 0xFFFFFFFFu);
         memcpy(&x[j], &eb, sizeof eb);
     }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n; j++) sum += x[j];
-    return sum;
+    /* 16 lane sums in a fixed order (n is a multiple of 16 here, or the tail
+     * goes to the lanes in order), combined pairwise */
+    float lane[16] = {0};
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int k = 0; k < 16; k++) lane[k] += x[j + k];
+    for (int k = 0; j < n; j++, k++) lane[k] += x[j];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++) lane[k] += lane[k + w];
+    return lane[0];
+}
+
+/* The largest of x[0 .. KT) (-inf if none); *nan = 1 when one is NaN. */
+FL_CLONES static float fl_rowmax(const float *restrict x, int *nan) {
+    float m[16];
+    int bad[16];
+    for (int k = 0; k < 16; k++) m[k] = -INFINITY, bad[k] = 0;
+    for (int64_t j = 0; j < KT; j += 16)
+        for (int k = 0; k < 16; k++) {
+            const float v = x[j + k];
+            bad[k] |= v != v;
+            m[k] = v > m[k] ? v : m[k];
+        }
+    float mx = -INFINITY;
+    int any = 0;
+    for (int k = 0; k < 16; k++) {
+        any |= bad[k];
+        mx = m[k] > mx ? m[k] : mx;
+    }
+    *nan = any;
+    return mx;
 }
 
 /* y[e] += a * x[e], e < n */
@@ -195,8 +223,82 @@ FL_CLONES static void fl_scal(float *restrict y, float a, int64_t n) {
     for (int64_t e = 0; e < n; e++) y[e] *= a;
 }
 
-/* rows [0, n) of the row-major [n, D] block src transposed into dst [D, KT] */
+/* The micro-kernel of every tile product: C[4][32] (+)= A[4][K] B[K][32]
+ * (C, A, B row-major with leading dimensions ldc, lda, ldb; accumulate 0
+ * starts from zero). The 8 accumulators are GCC vectors of 16 floats, held in
+ * registers on AVX-512 (16 vectors of 8 on AVX2, where some spill; SSE pairs
+ * on the baseline). Products and sums are contracted to FMA where the clone
+ * has it, so the bits depend on the clone the CPU picks (never on the thread
+ * count). */
+#if defined(__GNUC__)
+#if defined(__x86_64__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define FL_MK_ATTR \
+    __attribute__((target_clones("avx512f", "arch=haswell", "default"), optimize("fp-contract=fast")))
+#else
+#define FL_MK_ATTR
+#endif
+typedef float fl_v16 __attribute__((vector_size(64)));
+#define FL_LD(v, p) memcpy(&(v), (p), sizeof(v))
+#define FL_ST(p, v) memcpy((p), &(v), sizeof(v))
+FL_MK_ATTR static void fl_mk(float *restrict C, int64_t ldc, const float *restrict A, int64_t lda,
+                             const float *restrict B, int64_t ldb, int64_t K, int accumulate) {
+    fl_v16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, d0 = {0}, d1 = {0}, d2 = {0}, d3 = {0};
+    if (accumulate) {
+        FL_LD(c0, C), FL_LD(d0, C + 16);
+        FL_LD(c1, C + ldc), FL_LD(d1, C + ldc + 16);
+        FL_LD(c2, C + 2 * ldc), FL_LD(d2, C + 2 * ldc + 16);
+        FL_LD(c3, C + 3 * ldc), FL_LD(d3, C + 3 * ldc + 16);
+    }
+    for (int64_t k = 0; k < K; k++) {
+        fl_v16 b0, b1;
+        FL_LD(b0, B + k * ldb);
+        FL_LD(b1, B + k * ldb + 16);
+        const float a0 = A[k], a1 = A[lda + k], a2 = A[2 * lda + k], a3 = A[3 * lda + k];
+        c0 += a0 * b0, d0 += a0 * b1;
+        c1 += a1 * b0, d1 += a1 * b1;
+        c2 += a2 * b0, d2 += a2 * b1;
+        c3 += a3 * b0, d3 += a3 * b1;
+    }
+    FL_ST(C, c0), FL_ST(C + 16, d0);
+    FL_ST(C + ldc, c1), FL_ST(C + ldc + 16, d1);
+    FL_ST(C + 2 * ldc, c2), FL_ST(C + 2 * ldc + 16, d2);
+    FL_ST(C + 3 * ldc, c3), FL_ST(C + 3 * ldc + 16, d3);
+}
+#else
+static void fl_mk(float *restrict C, int64_t ldc, const float *restrict A, int64_t lda,
+                  const float *restrict B, int64_t ldb, int64_t K, int accumulate) {
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 32; j++) {
+            float acc = accumulate ? C[i * ldc + j] : 0.0f;
+            for (int64_t k = 0; k < K; k++) acc += A[i * lda + k] * B[k * ldb + j];
+            C[i * ldc + j] = acc;
+        }
+}
+#endif
+
+/* C[M][N] (+)= A[M][K] B[K][N] for M a multiple of 4 and N of 32. */
+static void fl_gemm(float *C, int64_t ldc, const float *A, int64_t lda, const float *B,
+                    int64_t ldb, int64_t M, int64_t N, int64_t K, int accumulate) {
+    for (int64_t i = 0; i < M; i += 4)
+        for (int64_t j = 0; j < N; j += 32)
+            fl_mk(C + i * ldc + j, ldc, A + i * lda, lda, B + j, ldb, K, accumulate);
+}
+
+static inline int64_t up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* rows [0, n) of the [n, w] block src (leading dimension lds) copied into
+ * dst [rows, wp] (leading dimension wp) times a, zero elsewhere */
+static void fl_pad(float *restrict dst, int64_t rows, int64_t wp, const float *restrict src,
+                   int64_t n, int64_t w, int64_t lds, float a) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < wp; c++) dst[r * wp + c] = r < n && c < w ? a * src[r * lds + c] : 0.0f;
+}
+
+/* rows [0, n) of the row-major [n, D] block src transposed into dst [D, KT],
+ * zero in the columns n .. KT - 1 */
 static void fl_transpose(float *restrict dst, const float *restrict src, int64_t n, int64_t D) {
+    for (int64_t d = 0; d < D; d++)
+        for (int64_t s = n; s < KT; s++) dst[d * KT + s] = 0.0f;
     for (int64_t s = 0; s < n; s++)
         for (int64_t d = 0; d < D; d++) dst[d * KT + s] = src[s * D + d];
 }
@@ -216,15 +318,31 @@ static void fl_row_scores(const fl_geom *g, float *sc, const float *qrow, const 
 /* ---- forward (fast) ------------------------------------------------------------------------ */
 
 /* Per-thread scratch of the forward, in floats. */
-static int64_t fwd_scratch(const fl_geom *g) { return g->D * KT + KT + KT + QT * g->Dv; }
+static int64_t fwd_scratch(const fl_geom *g) {
+    const int64_t Dp = up(g->D, 32), Dvp = up(g->Dv, 32);
+    return QT * Dp + g->D * KT + KT * Dvp + QT * KT + QT * Dvp + KT;
+}
+
+/* Row r of a score tile after the product: masked outside [lo, hi) - k0
+ * (and beyond n keys) with -inf, bias added. */
+static void fl_mask_row(const fl_geom *g, float *sc, int64_t n, int64_t k0, int64_t lo,
+                        int64_t hi, const float *brow) {
+    const int64_t a = lo - k0 > 0 ? lo - k0 : 0, e = hi - k0 < n ? hi - k0 : n;
+    for (int64_t s = 0; s < a; s++) sc[s] = -INFINITY;
+    for (int64_t s = e; s < KT; s++) sc[s] = -INFINITY;
+    if (brow)
+        for (int64_t s = a; s < e; s++) sc[s] += brow[(k0 + s) * g->bst[3]];
+}
 
 /* One work item: batch b, head h, query rows [t0, t0 + nq). */
 static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq, float *ws,
                      float *out, float *lse) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
+    const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
     const float *Q = g->q + (bh * T + t0) * D;
     const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
-    float *kt = ws, *sc = kt + D * KT, *z = sc + KT, *acc = z + KT;
+    float *qs = ws, *kt = qs + QT * Dp, *vp = kt + D * KT, *sc = vp + KT * Dvp;
+    float *acc = sc + QT * KT, *z = acc + QT * Dvp;
     int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
     float m[QT];
     double l[QT];
@@ -239,42 +357,43 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
         l[r] = 0.0;
         bad[r] = 0;
     }
-    memset(acc, 0, sizeof(float) * (size_t)(nq * Dv));
+    fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale); /* scale q once: logits = (scale q) . k */
+    memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
     for (int64_t k0 = span_lo; k0 < span_hi; k0 += KT) {
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
         fl_transpose(kt, K + k0 * D, n, D);
-        for (int64_t r = 0; r < nq; r++) {
-            if (bad[r] || hi[r] <= k0 || lo[r] >= k0 + n) continue;
-            const int64_t t = t0 + r;
-            fl_row_scores(g, sc, Q + r * D, kt, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
-            float mx = -INFINITY;
-            int nan = 0;
-            for (int64_t s = 0; s < n; s++) {
-                nan |= sc[s] != sc[s];
-                mx = sc[s] > mx ? sc[s] : mx;
-            }
-            if (nan) {
-                bad[r] = 1;
+        fl_pad(vp, KT, Dvp, V + k0 * Dv, n, Dv, Dv, 1.0f);
+        fl_gemm(sc, KT, qs, Dp, kt, KT, nqp, KT, D, 0);
+        for (int64_t r = 0; r < nqp; r++) {
+            float *row = sc + r * KT;
+            if (r >= nq || bad[r] || hi[r] <= k0 || lo[r] >= k0 + n) {
+                memset(row, 0, sizeof(float) * KT);
                 continue;
             }
-            if (mx == -INFINITY) continue;
-            float *ar = acc + r * Dv;
+            const int64_t t = t0 + r;
+            fl_mask_row(g, row, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
+            int nan;
+            const float mx = fl_rowmax(row, &nan);
+            if (nan || mx == -INFINITY) {
+                bad[r] |= nan;
+                memset(row, 0, sizeof(float) * KT);
+                continue;
+            }
             if (mx > m[r]) {
                 if (m[r] != -INFINITY) {
                     const float alpha = expf(m[r] - mx);
                     l[r] *= (double)alpha;
-                    fl_scal(ar, alpha, Dv);
+                    fl_scal(acc + r * Dvp, alpha, Dv);
                 }
                 m[r] = mx;
             }
-            l[r] += (double)fl_exp(sc, n, m[r]);
+            l[r] += (double)fl_exp(row, KT, m[r]);
             if (g->p > 0.0f) {
                 fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
-                for (int64_t s = 0; s < n; s++) sc[s] *= z[s];
+                for (int64_t s = 0; s < n; s++) row[s] *= z[s];
             }
-            const int64_t a = lo[r] - k0 > 0 ? lo[r] - k0 : 0, e = hi[r] - k0 < n ? hi[r] - k0 : n;
-            for (int64_t s = a; s < e; s++) fl_axpy(ar, sc[s], V + (k0 + s) * Dv, Dv);
         }
+        fl_gemm(acc, Dvp, sc, KT, vp, Dvp, nqp, Dvp, n, 1);
     }
     for (int64_t r = 0; r < nq; r++) {
         float *orow = out + (bh * T + t0 + r) * Dv;
@@ -287,7 +406,7 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
             *lr = -INFINITY;
         } else {
             const float inv = (float)(1.0 / l[r]);
-            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dv + e] * inv;
+            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dvp + e] * inv;
             *lr = (float)((double)m[r] + log(l[r]));
         }
     }
