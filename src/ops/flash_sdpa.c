@@ -151,19 +151,6 @@ static void fl_keep(const fl_geom *g, uint64_t base, int64_t n, float *z) {
 
 /* ---- vectorised pieces ----------------------------------------------------------------- */
 
-/* sc[s] = scale * sum_d q[d] kt[d * KT + s] for s < n (kt: a key tile
- * transposed to [D, KT]); the loops run over s, so they vectorise without
- * reassociating any sum. */
-FL_CLONES static void fl_scores(float *restrict sc, const float *restrict q,
-                                const float *restrict kt, int64_t D, int64_t n, float scale) {
-    for (int64_t s = 0; s < n; s++) sc[s] = 0.0f;
-    for (int64_t d = 0; d < D; d++) {
-        const float qd = q[d];
-        const float *restrict kr = kt + d * KT;
-        for (int64_t s = 0; s < n; s++) sc[s] += qd * kr[s];
-    }
-    for (int64_t s = 0; s < n; s++) sc[s] *= scale;
-}
 
 /* x[j] <- exp(x[j] - m) for j < n, 0 where x - m < -87 (-inf included).
  * Returns the sum of the new x (float, in order of j). */
@@ -213,10 +200,6 @@ FL_CLONES static float fl_rowmax(const float *restrict x, int *nan) {
     return mx;
 }
 
-/* y[e] += a * x[e], e < n */
-FL_CLONES static void fl_axpy(float *restrict y, float a, const float *restrict x, int64_t n) {
-    for (int64_t e = 0; e < n; e++) y[e] += a * x[e];
-}
 
 /* y[e] *= a, e < n */
 FL_CLONES static void fl_scal(float *restrict y, float a, int64_t n) {
@@ -303,17 +286,6 @@ static void fl_transpose(float *restrict dst, const float *restrict src, int64_t
         for (int64_t d = 0; d < D; d++) dst[d * KT + s] = src[s * D + d];
 }
 
-/* Scores of query row qrow (batch b, head h, index t) against key tile
- * [k0, k0 + n), masked outside [lo, hi) with -inf, bias added. sc[0..n). */
-static void fl_row_scores(const fl_geom *g, float *sc, const float *qrow, const float *kt,
-                          int64_t n, int64_t k0, int64_t lo, int64_t hi, const float *brow) {
-    fl_scores(sc, qrow, kt, g->D, n, g->scale);
-    const int64_t a = lo - k0 > 0 ? lo - k0 : 0, e = hi - k0 < n ? hi - k0 : n;
-    for (int64_t s = 0; s < a; s++) sc[s] = -INFINITY;
-    for (int64_t s = e; s < n; s++) sc[s] = -INFINITY;
-    if (brow)
-        for (int64_t s = a; s < e; s++) sc[s] += brow[(k0 + s) * g->bst[3]];
-}
 
 /* ---- forward (fast) ------------------------------------------------------------------------ */
 
@@ -511,31 +483,36 @@ typedef struct fl_grads {
     const float *out, *gy, *lse;
 } fl_grads;
 
-/* Per-thread scratch of the backward, in floats. */
+/* Per-thread scratch of the backward, in floats: the tiles, then the unit's
+ * dK and dV accumulators [S + KT, Dp] and [S + KT, Dvp]. */
+static int64_t bwd_tiles(const fl_geom *g) {
+    const int64_t Dp = up(g->D, 32), Dvp = up(g->Dv, 32);
+    return QT * Dp + QT * Dvp + g->D * KT + KT * Dp + g->Dv * KT + 2 * QT * KT + 2 * KT * QT +
+           QT * Dp + QT + KT;
+}
 static int64_t bwd_scratch(const fl_geom *g) {
-    return g->D * KT + g->Dv * KT + 3 * KT + QT * g->D + QT;
+    return bwd_tiles(g) + (g->S + KT) * (up(g->D, 32) + up(g->Dv, 32));
 }
 
-/* dp[s] = sum_e x[e] vt[e * KT + s], s < n */
-FL_CLONES static void fl_dots(float *restrict dp, const float *restrict x,
-                              const float *restrict vt, int64_t E, int64_t n) {
-    for (int64_t s = 0; s < n; s++) dp[s] = 0.0f;
-    for (int64_t e = 0; e < E; e++) {
-        const float xe = x[e];
-        const float *restrict vr = vt + e * KT;
-        for (int64_t s = 0; s < n; s++) dp[s] += xe * vr[s];
-    }
+/* dst [KT, QT] = src [QT, KT] transposed (rows r < nqp) */
+static void fl_tr_tile(float *restrict dst, const float *restrict src, int64_t nqp) {
+    for (int64_t r = 0; r < nqp; r++)
+        for (int64_t s = 0; s < KT; s++) dst[s * QT + r] = src[r * KT + s];
 }
 
-/* Backward of the query tile [t0, t0 + nq) of head h against its key span. */
+/* Backward of the query tile [t0, t0 + nq) of head h against its key span;
+ * dK, dV of the unit accumulate in dka [S + KT, Dp], dva [S + KT, Dvp]. */
 static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h, int64_t t0,
-                     int64_t nq, float *ws) {
+                     int64_t nq, float *ws, float *dka, float *dva) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
+    const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
     const int64_t ko = (b * g->Hkv + kh) * S * D, vo = (b * g->Hkv + kh) * S * Dv;
     const float *Q = g->q + (bh * T + t0) * D, *K = g->k + ko, *V = g->v + vo;
     const float *dO = gr->gy + (bh * T + t0) * Dv, *O = gr->out + (bh * T + t0) * Dv;
-    float *kt = ws, *vt = kt + D * KT, *p = vt + Dv * KT, *dp = p + KT, *z = dp + KT;
-    float *dq = z + KT, *drow = dq + QT * D;
+    float *qs = ws, *dop = qs + QT * Dp, *kt = dop + QT * Dvp, *kp = kt + D * KT;
+    float *vt = kp + KT * Dp, *P = vt + Dv * KT, *dS = P + QT * KT, *PT = dS + QT * KT;
+    float *dST = PT + KT * QT, *dq = dST + KT * QT, *drow = dq + QT * Dp, *z = drow + QT;
+    const int want_ds = gr->dq || gr->dk || gr->dl;
     int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
     for (int64_t r = 0; r < nq; r++) {
         fl_range(g, b, t0 + r, &lo[r], &hi[r]);
@@ -549,39 +526,61 @@ static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h,
         for (int64_t e = 0; e < Dv; e++) acc += (double)dO[r * Dv + e] * (double)O[r * Dv + e];
         drow[r] = (float)acc;
     }
-    if (gr->dq) memset(dq, 0, sizeof(float) * (size_t)(nq * D));
+    fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale);
+    fl_pad(dop, nqp, Dvp, dO, nq, Dv, Dv, 1.0f);
+    memset(dq, 0, sizeof(float) * (size_t)(nqp * Dp));
     for (int64_t k0 = span_lo; k0 < span_hi; k0 += KT) {
-        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
+        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, n4 = up(n, 4);
         fl_transpose(kt, K + k0 * D, n, D);
-        fl_transpose(vt, V + k0 * Dv, n, Dv);
-        for (int64_t r = 0; r < nq; r++) {
-            if (hi[r] <= k0 || lo[r] >= k0 + n) continue;
+        fl_gemm(P, KT, qs, Dp, kt, KT, nqp, KT, D, 0); /* logits */
+        if (want_ds) {
+            fl_transpose(vt, V + k0 * Dv, n, Dv);
+            fl_gemm(dS, KT, dop, Dvp, vt, KT, nqp, KT, Dv, 0); /* dO V^T */
+        }
+        for (int64_t r = 0; r < nqp; r++) {
+            float *pr = P + r * KT, *dr = dS + r * KT;
+            if (r >= nq || hi[r] <= k0 || lo[r] >= k0 + n) {
+                memset(pr, 0, sizeof(float) * KT);
+                if (want_ds) memset(dr, 0, sizeof(float) * KT);
+                continue;
+            }
             const int64_t t = t0 + r;
-            const int64_t a = lo[r] - k0 > 0 ? lo[r] - k0 : 0, e = hi[r] - k0 < n ? hi[r] - k0 : n;
-            fl_row_scores(g, p, Q + r * D, kt, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
-            (void)fl_exp(p, n, gr->lse[bh * T + t]); /* P = exp(logit - lse) */
+            fl_mask_row(g, pr, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
+            (void)fl_exp(pr, KT, gr->lse[bh * T + t]); /* P = exp(logit - lse) */
             if (g->p > 0.0f)
                 fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
             else
                 for (int64_t s = 0; s < n; s++) z[s] = 1.0f;
-            if (gr->dv)
-                for (int64_t s = a; s < e; s++)
-                    fl_axpy(gr->dv + vo + (k0 + s) * Dv, p[s] * z[s], dO + r * Dv, Dv);
-            if (!gr->dq && !gr->dk && !gr->dl) continue;
-            fl_dots(dp, dO + r * Dv, vt, Dv, n);
-            for (int64_t s = 0; s < n; s++) dp[s] = p[s] * (dp[s] * z[s] - drow[r]);
-            if (gr->dl) {
-                float *L = gr->dl + (bh * T + t) * S + k0;
-                for (int64_t s = a; s < e; s++) L[s] = dp[s];
+            for (int64_t s = n; s < KT; s++) z[s] = 0.0f;
+            if (want_ds) {
+                for (int64_t s = 0; s < KT; s++) dr[s] = pr[s] * (dr[s] * z[s] - drow[r]);
+                if (gr->dl) {
+                    const int64_t a = lo[r] - k0 > 0 ? lo[r] - k0 : 0;
+                    const int64_t e = hi[r] - k0 < n ? hi[r] - k0 : n;
+                    float *L = gr->dl + (bh * T + t) * S + k0;
+                    for (int64_t s = a; s < e; s++) L[s] = dr[s];
+                }
             }
-            for (int64_t s = a; s < e; s++) {
-                const float w = g->scale * dp[s];
-                if (gr->dq) fl_axpy(dq + r * D, w, K + (k0 + s) * D, D);
-                if (gr->dk) fl_axpy(gr->dk + ko + (k0 + s) * D, w, Q + r * D, D);
-            }
+            for (int64_t s = 0; s < KT; s++) pr[s] *= z[s]; /* P o Z */
+        }
+        if (gr->dv) { /* dV += (P o Z)^T dO */
+            fl_tr_tile(PT, P, nqp);
+            fl_gemm(dva + k0 * Dvp, Dvp, PT, QT, dop, Dvp, n4, Dvp, nqp, 1);
+        }
+        if (gr->dk) { /* dK += dS^T (scale Q) */
+            fl_tr_tile(dST, dS, nqp);
+            fl_gemm(dka + k0 * Dp, Dp, dST, QT, qs, Dp, n4, Dp, nqp, 1);
+        }
+        if (gr->dq) { /* dQ += dS K (scaled at the end) */
+            fl_pad(kp, KT, Dp, K + k0 * D, n, D, D, 1.0f);
+            fl_gemm(dq, Dp, dS, KT, kp, Dp, nqp, Dp, n, 1);
         }
     }
-    if (gr->dq) fl_axpy(gr->dq + (bh * T + t0) * D, 1.0f, dq, nq * D);
+    if (gr->dq) {
+        float *gq = gr->dq + (bh * T + t0) * D;
+        for (int64_t r = 0; r < nq; r++)
+            for (int64_t d = 0; d < D; d++) gq[r * D + d] += g->scale * dq[r * Dp + d];
+    }
 }
 
 attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
@@ -615,12 +614,22 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     ATTN__OMP_FOR(nt)
     for (int64_t u = 0; u < units; u++) {
         const int64_t b = u / g.Hkv, kh = u % g.Hkv;
-        float *w = ws + FL_TID() * per;
+        float *w = ws + FL_TID() * per, *dka = w + bwd_tiles(&g);
+        const int64_t Dp = up(g.D, 32), Dvp = up(g.Dv, 32);
+        float *dva = dka + (g.S + KT) * Dp;
+        memset(dka, 0, sizeof(float) * (size_t)((g.S + KT) * (Dp + Dvp)));
         for (int64_t h = kh * g.G; h < (kh + 1) * g.G; h++)
             for (int64_t i = 0; i < ntile; i++) {
                 const int64_t t0 = i * QT, nq = g.T - t0 < QT ? g.T - t0 : QT;
-                bwd_tile(&g, &gr, b, h, t0, nq, w);
+                bwd_tile(&g, &gr, b, h, t0, nq, w, dka, dva);
             }
+        const int64_t ko = (b * g.Hkv + kh) * g.S * g.D, vo = (b * g.Hkv + kh) * g.S * g.Dv;
+        for (int64_t s = 0; s < g.S; s++) {
+            if (gr.dk)
+                for (int64_t d = 0; d < g.D; d++) gr.dk[ko + s * g.D + d] += dka[s * Dp + d];
+            if (gr.dv)
+                for (int64_t e = 0; e < g.Dv; e++) gr.dv[vo + s * g.Dv + e] += dva[s * Dvp + e];
+        }
     }
     if (db) { /* summed over the broadcast dims in index order */
         const attn_tensor *bt = node->in[bias_i];
