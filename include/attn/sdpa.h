@@ -86,7 +86,8 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
  * computed tile by tile with an online softmax, so that only the output and
  * one log-sum-exp per query [B,H,T] are kept for backward, which recomputes
  * the weights (graph op FLASH_SDPA, docs/transformer.md "Fused attention").
- * Extra memory is O(B H T) plus per-thread tiles; the exception is a bias that
+ * Extra memory is O(B H T) plus, per thread, tiles and (backward) dK/dV
+ * accumulators of O(S D); the exception is a bias that
  * requires a gradient, whose backward keeps the logits' gradient
  * [B,H,T,S] as attn_sdpa does. When weights is non-NULL, *weights receives
  * P [B,H,T,S] recomputed from the saved log-sum-exp (O(T S) memory, on
