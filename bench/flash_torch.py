@@ -30,7 +30,7 @@ def run_case(B, H, T, D, causal, bwd, runs):
     gy = q.clone()
     times = []
     for r in range(runs + 1):
-        qq, kk, vv = (x.detach().requires_grad_(bwd) for x in (q, k, v))
+        qq, kk, vv = (x.detach().requires_grad_(bool(bwd)) for x in (q, k, v))
         t0 = time.perf_counter()
         if bwd:
             y = F.scaled_dot_product_attention(qq, kk, vv, is_causal=bool(causal))
