@@ -292,7 +292,24 @@ static void fl_transpose(float *restrict dst, const float *restrict src, int64_t
 /* Per-thread scratch of the forward, in floats. */
 static int64_t fwd_scratch(const fl_geom *g) {
     const int64_t Dp = up(g->D, 32), Dvp = up(g->Dv, 32);
-    return QT * Dp + g->D * KT + KT * Dvp + QT * KT + QT * Dvp + KT;
+    return QT * Dp + QT * KT + QT * Dvp + KT;
+}
+
+/* Key columns of the shared transposed K (a multiple of KT, with a tile of
+ * zeros beyond S, since key tiles start anywhere). */
+static int64_t fl_sp(const fl_geom *g) { return up(g->S, KT) + KT; }
+
+/* K of kv head (b, kh) transposed into kt [D, Sp] and V padded into
+ * vp [Sp, Dvp], zero beyond S and Dv: the operands of every tile product of
+ * the head's query tiles. */
+static void fl_stage_kv(const fl_geom *g, int64_t b, int64_t kh, float *kt, float *vp) {
+    const int64_t S = g->S, D = g->D, Dv = g->Dv, Sp = fl_sp(g), Dvp = up(Dv, 32);
+    const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
+    for (int64_t d = 0; d < D; d++) {
+        for (int64_t s = 0; s < S; s++) kt[d * Sp + s] = K[s * D + d];
+        for (int64_t s = S; s < Sp; s++) kt[d * Sp + s] = 0.0f;
+    }
+    fl_pad(vp, Sp, Dvp, V, S, Dv, Dv, 1.0f);
 }
 
 /* Row r of a score tile after the product: masked outside [lo, hi) - k0
@@ -308,13 +325,13 @@ static void fl_mask_row(const fl_geom *g, float *sc, int64_t n, int64_t k0, int6
 
 /* One work item: batch b, head h, query rows [t0, t0 + nq). */
 static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq, float *ws,
-                     float *out, float *lse) {
+                     const float *ktall, const float *vall, float *out, float *lse) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
+    const int64_t Sp = fl_sp(g);
     const float *Q = g->q + (bh * T + t0) * D;
-    const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
-    float *qs = ws, *kt = qs + QT * Dp, *vp = kt + D * KT, *sc = vp + KT * Dvp;
-    float *acc = sc + QT * KT, *z = acc + QT * Dvp;
+    float *qs = ws, *sc = qs + QT * Dp, *acc = sc + QT * KT, *z = acc + QT * Dvp;
+    (void)kh;
     int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
     float m[QT];
     double l[QT];
@@ -333,9 +350,7 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
     for (int64_t k0 = span_lo; k0 < span_hi; k0 += KT) {
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
-        fl_transpose(kt, K + k0 * D, n, D);
-        fl_pad(vp, KT, Dvp, V + k0 * Dv, n, Dv, Dv, 1.0f);
-        fl_gemm(sc, KT, qs, Dp, kt, KT, nqp, KT, D, 0);
+        fl_gemm(sc, KT, qs, Dp, ktall + k0, Sp, nqp, KT, D, 0);
         for (int64_t r = 0; r < nqp; r++) {
             float *row = sc + r * KT;
             if (r >= nq || bad[r] || hi[r] <= k0 || lo[r] >= k0 + n) {
@@ -365,7 +380,7 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
                 for (int64_t s = 0; s < n; s++) row[s] *= z[s];
             }
         }
-        fl_gemm(acc, Dvp, sc, KT, vp, Dvp, nqp, Dvp, n, 1);
+        fl_gemm(acc, Dvp, sc, KT, vall + k0 * Dvp, Dvp, nqp, Dvp, n, 1);
     }
     for (int64_t r = 0; r < nq; r++) {
         float *orow = out + (bh * T + t0 + r) * Dv;
@@ -397,18 +412,29 @@ static float *fl_scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) 
 attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
     const fl_geom g = fl_geometry(node);
     float *out = attn_f32(node->out), *lse = attn_f32(node->saved[0]);
-    const int64_t ntile = (g.T + QT - 1) / QT, items = g.B * g.H * ntile;
-    const double work = 2.0 * (double)g.B * g.H * g.T * g.S * (double)(g.D + g.Dv);
+    /* per kv head (b, kh): K and V staged once, then its G query heads x
+     * query tiles in parallel */
+    const int64_t ntile = (g.T + QT - 1) / QT, items = g.G * ntile;
+    const double work = 2.0 * (double)g.G * g.T * g.S * (double)(g.D + g.Dv);
     int nt = attn__threads_for(ctx, work);
     if (nt > items) nt = (int)items;
-    const int64_t per = fwd_scratch(&g);
+    const int64_t per = fwd_scratch(&g), Sp = fl_sp(&g);
+    /* the scratch stays allocated (the op suite sizes an arena by the forward's
+     * use); the backward's is released */
     float *ws = fl_scratch(ctx, nt, per, "flash_sdpa forward (tiles)");
-    if (!ws) return ctx->status;
-    ATTN__OMP_FOR(nt)
-    for (int64_t it = 0; it < items; it++) {
-        const int64_t bh = it / ntile, t0 = (it % ntile) * QT;
-        const int64_t nq = g.T - t0 < QT ? g.T - t0 : QT;
-        fwd_tile(&g, bh / g.H, bh % g.H, t0, nq, ws + FL_TID() * per, out, lse);
+    float *kt = ws ? fl_scratch(ctx, 1, Sp * (g.D + up(g.Dv, 32)), "flash_sdpa forward (k, v)")
+                   : NULL;
+    if (!kt) return ctx->status;
+    float *vp = kt + Sp * g.D;
+    for (int64_t u = 0; u < g.B * g.Hkv; u++) {
+        const int64_t b = u / g.Hkv, kh = u % g.Hkv;
+        fl_stage_kv(&g, b, kh, kt, vp);
+        ATTN__OMP_FOR(nt)
+        for (int64_t it = 0; it < items; it++) {
+            const int64_t h = kh * g.G + it / ntile, t0 = (it % ntile) * QT;
+            const int64_t nq = g.T - t0 < QT ? g.T - t0 : QT;
+            fwd_tile(&g, b, h, t0, nq, ws + FL_TID() * per, kt, vp, out, lse);
+        }
     }
     return ATTN_OK;
 }
@@ -595,6 +621,7 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     gr.gy = node->out->grad;
     gr.lse = attn_f32(node->saved[0]);
     gr.dl = NULL;
+    const size_t mark = attn__arena_mark(ctx); /* scratch only from here */
     if (db) {
         size_t n;
         if (attn__mul_size((size_t)(g.B * g.H * g.T), (size_t)g.S * sizeof(float), &n)) {
@@ -646,6 +673,7 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
                 }
         for (int64_t i = 0; i < nb; i++) db[i] += (float)acc[i];
     }
+    attn__arena_rewind(ctx, mark);
     return ATTN_OK;
 }
 
