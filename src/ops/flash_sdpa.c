@@ -277,16 +277,6 @@ static void fl_pad(float *restrict dst, int64_t rows, int64_t wp, const float *r
         for (int64_t c = 0; c < wp; c++) dst[r * wp + c] = r < n && c < w ? a * src[r * lds + c] : 0.0f;
 }
 
-/* rows [0, n) of the row-major [n, D] block src transposed into dst [D, KT],
- * zero in the columns n .. KT - 1 */
-static void fl_transpose(float *restrict dst, const float *restrict src, int64_t n, int64_t D) {
-    for (int64_t d = 0; d < D; d++)
-        for (int64_t s = n; s < KT; s++) dst[d * KT + s] = 0.0f;
-    for (int64_t s = 0; s < n; s++)
-        for (int64_t d = 0; d < D; d++) dst[d * KT + s] = src[s * D + d];
-}
-
-
 /* ---- forward (fast) ------------------------------------------------------------------------ */
 
 /* Per-thread scratch of the forward, in floats. */
@@ -513,11 +503,33 @@ typedef struct fl_grads {
  * dK and dV accumulators [S + KT, Dp] and [S + KT, Dvp]. */
 static int64_t bwd_tiles(const fl_geom *g) {
     const int64_t Dp = up(g->D, 32), Dvp = up(g->Dv, 32);
-    return QT * Dp + QT * Dvp + g->D * KT + KT * Dp + g->Dv * KT + 2 * QT * KT + 2 * KT * QT +
-           QT * Dp + QT + KT;
+    return QT * Dp + QT * Dvp + 2 * QT * KT + 2 * KT * QT + QT * Dp + QT + KT;
 }
+/* ... then the staged kt [D, Sp], vt [Dv, Sp], kp [Sp, Dp] of the unit's kv
+ * head, then the dK, dV accumulators [S + KT, Dp], [S + KT, Dvp] */
 static int64_t bwd_scratch(const fl_geom *g) {
-    return bwd_tiles(g) + (g->S + KT) * (up(g->D, 32) + up(g->Dv, 32));
+    const int64_t Sp = fl_sp(g), Dp = up(g->D, 32), Dvp = up(g->Dv, 32);
+    return bwd_tiles(g) + Sp * (g->D + g->Dv + Dp) + (g->S + KT) * (Dp + Dvp);
+}
+
+/* [n, w] row-major src transposed into dst [w, Sp], zero beyond n */
+static void fl_tr_all(float *restrict dst, const float *restrict src, int64_t n, int64_t w,
+                      int64_t Sp) {
+    for (int64_t d = 0; d < w; d++) {
+        for (int64_t s = 0; s < n; s++) dst[d * Sp + s] = src[s * w + d];
+        for (int64_t s = n; s < Sp; s++) dst[d * Sp + s] = 0.0f;
+    }
+}
+
+/* The backward's operands of kv head (b, kh): kt = K^T [D, Sp],
+ * vt = V^T [Dv, Sp], kp = K padded [Sp, Dp]. */
+static void fl_stage_bwd(const fl_geom *g, int64_t b, int64_t kh, float *kt, float *vt,
+                         float *kp) {
+    const int64_t S = g->S, D = g->D, Dv = g->Dv, Sp = fl_sp(g);
+    const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
+    fl_tr_all(kt, K, S, D, Sp);
+    fl_tr_all(vt, V, S, Dv, Sp);
+    fl_pad(kp, Sp, up(D, 32), K, S, D, D, 1.0f);
 }
 
 /* dst [KT, QT] = src [QT, KT] transposed (rows r < nqp) */
@@ -529,14 +541,16 @@ static void fl_tr_tile(float *restrict dst, const float *restrict src, int64_t n
 /* Backward of the query tile [t0, t0 + nq) of head h against its key span;
  * dK, dV of the unit accumulate in dka [S + KT, Dp], dva [S + KT, Dvp]. */
 static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h, int64_t t0,
-                     int64_t nq, float *ws, float *dka, float *dva) {
+                     int64_t nq, float *ws, const float *ktall, const float *vtall,
+                     const float *kpall, float *dka, float *dva) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
-    const int64_t ko = (b * g->Hkv + kh) * S * D, vo = (b * g->Hkv + kh) * S * Dv;
-    const float *Q = g->q + (bh * T + t0) * D, *K = g->k + ko, *V = g->v + vo;
+    const int64_t Sp = fl_sp(g);
+    const float *Q = g->q + (bh * T + t0) * D;
     const float *dO = gr->gy + (bh * T + t0) * Dv, *O = gr->out + (bh * T + t0) * Dv;
-    float *qs = ws, *dop = qs + QT * Dp, *kt = dop + QT * Dvp, *kp = kt + D * KT;
-    float *vt = kp + KT * Dp, *P = vt + Dv * KT, *dS = P + QT * KT, *PT = dS + QT * KT;
+    float *qs = ws, *dop = qs + QT * Dp;
+    float *P = dop + QT * Dvp, *dS = P + QT * KT, *PT = dS + QT * KT;
+    (void)kh;
     float *dST = PT + KT * QT, *dq = dST + KT * QT, *drow = dq + QT * Dp, *z = drow + QT;
     const int want_ds = gr->dq || gr->dk || gr->dl;
     int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
@@ -557,12 +571,8 @@ static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h,
     memset(dq, 0, sizeof(float) * (size_t)(nqp * Dp));
     for (int64_t k0 = span_lo; k0 < span_hi; k0 += KT) {
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, n4 = up(n, 4);
-        fl_transpose(kt, K + k0 * D, n, D);
-        fl_gemm(P, KT, qs, Dp, kt, KT, nqp, KT, D, 0); /* logits */
-        if (want_ds) {
-            fl_transpose(vt, V + k0 * Dv, n, Dv);
-            fl_gemm(dS, KT, dop, Dvp, vt, KT, nqp, KT, Dv, 0); /* dO V^T */
-        }
+        fl_gemm(P, KT, qs, Dp, ktall + k0, Sp, nqp, KT, D, 0); /* logits */
+        if (want_ds) fl_gemm(dS, KT, dop, Dvp, vtall + k0, Sp, nqp, KT, Dv, 0); /* dO V^T */
         for (int64_t r = 0; r < nqp; r++) {
             float *pr = P + r * KT, *dr = dS + r * KT;
             if (r >= nq || hi[r] <= k0 || lo[r] >= k0 + n) {
@@ -598,8 +608,7 @@ static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h,
             fl_gemm(dka + k0 * Dp, Dp, dST, QT, qs, Dp, n4, Dp, nqp, 1);
         }
         if (gr->dq) { /* dQ += dS K (scaled at the end) */
-            fl_pad(kp, KT, Dp, K + k0 * D, n, D, D, 1.0f);
-            fl_gemm(dq, Dp, dS, KT, kp, Dp, nqp, Dp, n, 1);
+            fl_gemm(dq, Dp, dS, KT, kpall + k0 * Dp, Dp, nqp, Dp, n, 1);
         }
     }
     if (gr->dq) {
@@ -641,14 +650,15 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     ATTN__OMP_FOR(nt)
     for (int64_t u = 0; u < units; u++) {
         const int64_t b = u / g.Hkv, kh = u % g.Hkv;
-        float *w = ws + FL_TID() * per, *dka = w + bwd_tiles(&g);
-        const int64_t Dp = up(g.D, 32), Dvp = up(g.Dv, 32);
-        float *dva = dka + (g.S + KT) * Dp;
+        const int64_t Dp = up(g.D, 32), Dvp = up(g.Dv, 32), Sp = fl_sp(&g);
+        float *w = ws + FL_TID() * per, *kt = w + bwd_tiles(&g), *vt = kt + g.D * Sp;
+        float *kp = vt + g.Dv * Sp, *dka = kp + Sp * Dp, *dva = dka + (g.S + KT) * Dp;
+        fl_stage_bwd(&g, b, kh, kt, vt, kp);
         memset(dka, 0, sizeof(float) * (size_t)((g.S + KT) * (Dp + Dvp)));
         for (int64_t h = kh * g.G; h < (kh + 1) * g.G; h++)
             for (int64_t i = 0; i < ntile; i++) {
                 const int64_t t0 = i * QT, nq = g.T - t0 < QT ? g.T - t0 : QT;
-                bwd_tile(&g, &gr, b, h, t0, nq, w, dka, dva);
+                bwd_tile(&g, &gr, b, h, t0, nq, w, kt, vt, kp, dka, dva);
             }
         const int64_t ko = (b * g.Hkv + kh) * g.S * g.D, vo = (b * g.Hkv + kh) * g.S * g.Dv;
         for (int64_t s = 0; s < g.S; s++) {
