@@ -14,16 +14,19 @@
  *   saved[0] = lse [B, H, T]: log sum_s exp(logit[t, s]) over the visible keys
  *   of each query (-inf for a query with no visible key, NaN for a NaN row).
  *
- * Forward: work items are (b, h, query tile of QT rows), split statically over
- * the threads. For a tile, the keys any of its rows can see form one span;
- * it is walked in key tiles of KT keys (the key tile transposed once to
- * [D, KT], so that the scores of a row are a vectorised loop over keys). Each
- * row keeps a running max m, a running sum l (double) and an accumulator
- * acc[Dv]; a key tile whose max exceeds m rescales l and acc by exp(m_old -
- * m_new). At the end out = acc / l and lse = m + log l.
+ * Forward: for each kv head (b, g) in turn, K is staged transposed [D, Sp]
+ * and V padded [Sp, Dvp] (shared), then the (query head, query tile of QT
+ * rows) items of its group are split statically over the threads. For a
+ * tile, the keys any of its rows can see form one span, walked in key tiles
+ * of KT keys: the logits tile (scale Q) K^T and the product P V go through
+ * the register-blocked micro-kernel (fl_mk, fl_mk8). Each row keeps a running
+ * max m, a running sum l (double) and an accumulator acc[Dv]; a key tile
+ * whose max exceeds m rescales l and acc by exp(m_old - m_new). At the end
+ * out = acc / l and lse = m + log l.
  *
  * Backward: work units are (b, kv head g) with the H / Hkv query heads of the
- * group, split statically; a unit owns dK_g and dV_g, and the dQ rows of a
+ * group, split statically; a unit stages K^T, V^T and K padded, owns dK_g and
+ * dV_g (accumulated in padded buffers, added once), and the dQ rows of a
  * query tile are summed in a tile buffer and added once. Per row t:
  * Dt = dO_t . O_t; per key s in the row's span the weight is recomputed from
  * the saved lse, P = exp(logit - lse), then with Z the dropout scale (1
