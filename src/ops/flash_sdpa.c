@@ -36,7 +36,7 @@
  * (Dt = sum_s P Z (dO_t . V_s) = dO_t . O_t, which is why no row of P is
  * needed.) The bias gradient, when wanted, keeps dS in a [B, H, T, S]
  * buffer that is reduced over the broadcast dims after the parallel part, in
- * index order (a bias that needs a gradient is itself that large, at most).
+ * index order (O(B H T S) memory, as in the SDPA op).
  *
  * Every result depends only on the work item, never on the thread that runs
  * it, so outputs and gradients are bitwise the same for any thread count.
