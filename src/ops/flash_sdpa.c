@@ -176,7 +176,7 @@ FL_CLONES static float fl_exp(float *restrict x, int64_t n, float m) {
     int64_t j = 0;
     for (; j + 16 <= n; j += 16)
         for (int k = 0; k < 16; k++) lane[k] += x[j + k];
-    for (int k = 0; j < n; j++, k++) lane[k] += x[j];
+    for (int k = 0; j < n; j++, k++) lane[k & 15] += x[j];
     for (int w = 8; w >= 1; w /= 2)
         for (int k = 0; k < w; k++) lane[k] += lane[k + w];
     return lane[0];
