@@ -155,28 +155,25 @@ static void fl_keep(const fl_geom *g, uint64_t base, int64_t n, float *z) {
 /* ---- vectorised pieces ----------------------------------------------------------------- */
 
 
-/* x[j] <- exp(x[j] - m) for j < n, 0 where x - m < -87 (-inf included).
- * Returns the sum of the new x (float, in order of j). */
-FL_CLONES static float fl_exp(float *restrict x, int64_t n, float m) {
+/* x[j] <- exp(x[j] - m) for j < KT, 0 where x - m < -87 (-inf included).
+ * Returns the sum of the new x: 16 lane sums in a fixed order, combined
+ * pairwise. */
+FL_CLONES static float fl_exp(float *restrict x, float m) {
     float c[KT];
-    for (int64_t j = 0; j < n; j++) {
+    for (int j = 0; j < KT; j++) {
         const float d = x[j] - m;
         c[j] = d < -87.0f ? -87.0f : d;
     }
-    for (int64_t j = 0; j < n; j++) {
+    for (int j = 0; j < KT; j++) {
         const float e = attn__exp_core(c[j]);
         uint32_t eb;
         memcpy(&eb, &e, sizeof eb);
         eb &= (uint32_t)((x[j] - m < -87.0f) ? 0u : 0xFFFFFFFFu);
         memcpy(&x[j], &eb, sizeof eb);
     }
-    /* 16 lane sums in a fixed order (n is a multiple of 16 here, or the tail
-     * goes to the lanes in order), combined pairwise */
     float lane[16] = {0};
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16)
+    for (int j = 0; j < KT; j += 16)
         for (int k = 0; k < 16; k++) lane[k] += x[j + k];
-    for (int k = 0; j < n; j++, k++) lane[k & 15] += x[j];
     for (int w = 8; w >= 1; w /= 2)
         for (int k = 0; k < w; k++) lane[k] += lane[k + w];
     return lane[0];
@@ -401,7 +398,7 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
                 }
                 m[r] = mx;
             }
-            l[r] += (double)fl_exp(row, KT, m[r]);
+            l[r] += (double)fl_exp(row, m[r]);
             if (g->p > 0.0f) {
                 fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
                 for (int64_t s = 0; s < n; s++) row[s] *= z[s];
@@ -619,7 +616,7 @@ static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h,
             }
             const int64_t t = t0 + r;
             fl_mask_row(g, pr, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
-            (void)fl_exp(pr, KT, gr->lse[bh * T + t]); /* P = exp(logit - lse) */
+            (void)fl_exp(pr, gr->lse[bh * T + t]); /* P = exp(logit - lse) */
             if (g->p > 0.0f)
                 fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
             else
