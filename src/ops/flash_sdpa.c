@@ -14,9 +14,9 @@
  *   saved[0] = lse [B, H, T]: log sum_s exp(logit[t, s]) over the visible keys
  *   of each query (-inf for a query with no visible key, NaN for a NaN row).
  *
- * Forward: for each kv head (b, g) in turn, K is staged transposed [D, Sp]
- * and V padded [Sp, Dvp] (shared), then the (query head, query tile of QT
- * rows) items of its group are split statically over the threads. For a
+ * Forward: items (b, h, query tile of QT rows) are split statically over the
+ * threads; a thread stages the item's kv head (K transposed [D, Sp], V padded
+ * [Sp, Dvp]) in its own buffer when it differs from the last one. For a
  * tile, the keys any of its rows can see form one span, walked in key tiles
  * of KT keys: the logits tile (scale Q) K^T and the product P V go through
  * the register-blocked micro-kernel (fl_mk, fl_mk8). Each row keeps a running
@@ -436,29 +436,32 @@ static float *fl_scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) 
 attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
     const fl_geom g = fl_geometry(node);
     float *out = attn_f32(node->out), *lse = attn_f32(node->saved[0]);
-    /* per kv head (b, kh): K and V staged once, then its G query heads x
-     * query tiles in parallel */
-    const int64_t ntile = (g.T + QT - 1) / QT, items = g.G * ntile;
-    const double work = 2.0 * (double)g.G * g.T * g.S * (double)(g.D + g.Dv);
+    /* items (b, h, query tile) in one static split; a thread stages K^T and
+     * V of an item's kv head into its own buffer when it changes (heads of a
+     * group are adjacent, so each thread stages about B Hkv / nt + 1 times) */
+    const int64_t ntile = (g.T + QT - 1) / QT, items = g.B * g.H * ntile;
+    const double work = 2.0 * (double)g.B * g.H * g.T * g.S * (double)(g.D + g.Dv);
     int nt = attn__threads_for(ctx, work);
     if (nt > items) nt = (int)items;
-    const int64_t per = fwd_scratch(&g), Sp = fl_sp(&g);
-    /* the scratch stays allocated (the op suite sizes an arena by the forward's
-     * use); the backward's is released */
-    float *ws = fl_scratch(ctx, nt, per, "flash_sdpa forward (tiles)");
-    float *kt = ws ? fl_scratch(ctx, 1, Sp * (g.D + up(g.Dv, 32)), "flash_sdpa forward (k, v)")
-                   : NULL;
-    if (!kt) return ctx->status;
-    float *vp = kt + Sp * g.D;
-    for (int64_t u = 0; u < g.B * g.Hkv; u++) {
-        const int64_t b = u / g.Hkv, kh = u % g.Hkv;
-        fl_stage_kv(&g, b, kh, kt, vp);
-        ATTN__OMP_FOR(nt)
-        for (int64_t it = 0; it < items; it++) {
-            const int64_t h = kh * g.G + it / ntile, t0 = (it % ntile) * QT;
-            const int64_t nq = g.T - t0 < QT ? g.T - t0 : QT;
-            fwd_tile(&g, b, h, t0, nq, ws + FL_TID() * per, kt, vp, out, lse);
+    const int64_t Sp = fl_sp(&g), per = fwd_scratch(&g) + Sp * (g.D + up(g.Dv, 32));
+    /* the scratch stays allocated (the op suite sizes an arena by the
+     * forward's use); the backward's is released */
+    float *ws = fl_scratch(ctx, nt, per, "flash_sdpa forward (tiles, k, v)");
+    int64_t *staged = ws ? attn__alloc(ctx, sizeof(int64_t) * (size_t)nt, "flash_sdpa forward")
+                         : NULL;
+    if (!staged) return ctx->status;
+    for (int i = 0; i < nt; i++) staged[i] = -1;
+    ATTN__OMP_FOR(nt)
+    for (int64_t it = 0; it < items; it++) {
+        const int tid = FL_TID();
+        const int64_t bh = it / ntile, t0 = (it % ntile) * QT, b = bh / g.H, h = bh % g.H;
+        const int64_t nq = g.T - t0 < QT ? g.T - t0 : QT, u = b * g.Hkv + h / g.G;
+        float *w = ws + tid * per, *kt = w + fwd_scratch(&g), *vp = kt + Sp * g.D;
+        if (staged[tid] != u) {
+            fl_stage_kv(&g, b, h / g.G, kt, vp);
+            staged[tid] = u;
         }
+        fwd_tile(&g, b, h, t0, nq, w, kt, vp, out, lse);
     }
     return ATTN_OK;
 }
