@@ -405,6 +405,32 @@ static int build_sdpa(op_case *c) {
     return 0;
 }
 
+/* flash_sdpa (include/attn/sdpa.h): the inputs and attributes of sdpa. */
+static int build_flash_sdpa(op_case *c) {
+    attn_tensor *q = opc_input(c, "q"), *k = opc_input(c, "k"), *v = opc_input(c, "v");
+    attn_tensor *bias = opc_input_opt(c, "bias"), *kl = opc_input_opt(c, "key_lengths");
+    attn_sdpa_opts o = {0};
+    const atfx_tensor *sc = attr(c, "scale", 0), *dp = attr(c, "dropout", 0);
+    o.scale = sc ? (float)attr_value(sc, 0) : 0.0f;
+    o.dropout = dp ? (float)attr_value(dp, 0) : 0.0f;
+    o.causal = attr_int_or(c, "causal", 0);
+    o.window = attr_int_or(c, "window", 0);
+    o.bias = bias;
+    o.key_lengths = kl;
+    int training = attr_int_or(c, "training", 1);
+    uint64_t seed = 0, offset = 0;
+    if (o.dropout > 0.0f) {
+        seed = attr_u64(c, "seed");
+        offset = attr_u64(c, "offset");
+    }
+    if (c->err[0]) return -1;
+    attn_ctx_set_rng(c->ctx, seed, offset);
+    attn_ctx_set_training(c->ctx, training);
+    c->out = attn_flash_sdpa(c->ctx, q, k, v, &o, NULL);
+    attn_ctx_set_training(c->ctx, 1);
+    return 0;
+}
+
 /* rope (include/attn/positions.h): x [B,H,T,D], optional i32 positions [T]
  * or [B,T]; attr pos0, theta, rotary_dim, interleaved. */
 static int build_rope(op_case *c) {
@@ -896,6 +922,49 @@ static void errors_sdpa(attn_ctx *ctx) {
     x = I32(ctx, 2, 3, 4);
     EXPECT_FAIL(ctx, attn_basic_self_attention(ctx, x, 0), ATTN_ERR_DTYPE, "basic_self_attention");
     EXPECT_NULL_INPUT(ctx, attn_basic_self_attention(ctx, NULL, 1), "basic_self_attention");
+}
+
+static void errors_flash_sdpa(attn_ctx *ctx) {
+    attn_tensor *q, *k, *v;
+    attn_sdpa_opts o = {0};
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5);
+    EXPECT_FAIL(ctx, attn_flash_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_SHAPE,
+                "flash_sdpa: q [2,4,3,8]");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 3, 2, 5, 8), v = F32(ctx, 3, 2, 5, 6);
+    EXPECT_FAIL(ctx, attn_flash_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_SHAPE,
+                "same B, Hkv, S and D");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 3, 5, 8), v = F32(ctx, 2, 3, 5, 6);
+    EXPECT_FAIL(ctx, attn_flash_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_SHAPE, "multiple of Hkv");
+    q = F32(ctx, 2, 4, 3, 8), k = I32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    EXPECT_FAIL(ctx, attn_flash_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_DTYPE, "flash_sdpa");
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.bias = F32(ctx, 3, 4);
+    EXPECT_FAIL(ctx, attn_flash_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_SHAPE,
+                "bias [3,4] does not broadcast");
+    o.bias = NULL;
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.key_lengths = I32(ctx, 2);
+    if (o.key_lengths) attn_i32(o.key_lengths)[1] = 6;
+    EXPECT_FAIL(ctx, attn_flash_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_SHAPE, "key_lengths[1] = 6");
+    o.key_lengths = NULL;
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.dropout = 1.0f;
+    EXPECT_FAIL(ctx, attn_flash_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_INVALID_ARG,
+                "flash_sdpa: dropout");
+    o.dropout = 0.0f;
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.scale = NAN;
+    EXPECT_FAIL(ctx, attn_flash_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_INVALID_ARG,
+                "flash_sdpa: scale");
+    o.scale = 0.0f;
+    q = F32(ctx, 2, 4, 3, 8), k = F32(ctx, 2, 2, 5, 8), v = F32(ctx, 2, 2, 5, 6);
+    o.window = -2;
+    EXPECT_FAIL(ctx, attn_flash_sdpa(ctx, q, k, v, &o, NULL), ATTN_ERR_INVALID_ARG, "window -2");
+    attn_tensor *w = (attn_tensor *)&o;
+    EXPECT_FAIL(ctx, attn_flash_sdpa(ctx, NULL, NULL, NULL, NULL, &w), ATTN_ERR_INVALID_ARG,
+                "flash_sdpa");
+    CHECK(w == NULL, "flash_sdpa: *weights not NULL after an error");
+    EXPECT_NULL_INPUT(ctx, attn_flash_sdpa(ctx, NULL, NULL, NULL, NULL, NULL), "flash_sdpa");
 }
 
 static void errors_rope(attn_ctx *ctx) {

@@ -9,6 +9,7 @@
     X(attention)       \
     X(positions)       \
     X(sdpa)            \
+    X(flash)           \
     X(transformer)     \
     X(seq2seq)         \
     X(t2t)             \

@@ -6,7 +6,8 @@
 
 Writes tests/fixtures/sdpa.atfx in the op-fixture layout of make_fixtures.py
 (whose writer and Philox it imports), read by the generic op suite through
-build_sdpa in tests/op_cases.c. Per case k, names starting with "c<k>.":
+build_sdpa in tests/op_cases.c, and the same cases as flash_sdpa.atfx for the
+fused op (FLASH_SDPA, build_flash_sdpa), which computes the same function. Per case k, names starting with "c<k>.":
 
     q, k, v            f32 [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv] (storage layout)
     view.q             optional i32 permutation (q stored as [B,T,H,D], the
@@ -231,6 +232,14 @@ def main(argv):
     with open(os.path.join(argv[1], "sdpa.atfx"), "wb") as f:
         f.write(data)
     print("%-14s %3d cases %7d bytes" % ("sdpa", fx.ncases, len(data)))
+    # the fused op (FLASH_SDPA) computes the same function: the same cases
+    # under its own op name
+    fl = SdpaFixture("flash_sdpa")
+    gen(fl)
+    data = fl.to_bytes()
+    with open(os.path.join(argv[1], "flash_sdpa.atfx"), "wb") as f:
+        f.write(data)
+    print("%-14s %3d cases %7d bytes" % ("flash_sdpa", fl.ncases, len(data)))
     return 0
 
 

@@ -80,6 +80,24 @@ typedef struct attn_sdpa_opts {
 attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
                        const attn_sdpa_opts *opts, attn_tensor **weights);
 
+/* Fused (flash-style) scaled dot-product attention: the function of
+ * attn_sdpa with the same shapes, options, errors (messages name
+ * "flash_sdpa") and dropout stream (the same counters, the same mask), but
+ * computed tile by tile with an online softmax, so that only the output and
+ * one log-sum-exp per query [B,H,T] are kept for backward, which recomputes
+ * the weights (graph op FLASH_SDPA, docs/transformer.md "Fused attention").
+ * Extra memory is O(B H T) plus, per thread, tiles and (backward) dK/dV
+ * accumulators of O(S D); the exception is a bias that
+ * requires a gradient, whose backward keeps the logits' gradient
+ * [B,H,T,S] as attn_sdpa does. When weights is non-NULL, *weights receives
+ * P [B,H,T,S] recomputed from the saved log-sum-exp (O(T S) memory, on
+ * request only; no gradient). Differences from attn_sdpa: inputs are copied
+ * contiguous (no in-place strided reads), and a NaN or inf in v reaches only
+ * the query tiles (64 rows) whose visible keys span it. Results are bitwise
+ * the same for any thread count. */
+attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
+                             const attn_sdpa_opts *opts, attn_tensor **weights);
+
 /* The basic self-attention of the lecture notes, with no parameters:
  * x [B,T,E] -> y [B,T,E], y_i = sum_j softmax_j(x_i . x_j) x_j (no scaling),
  * with an optional causal mask. It is attn_sdpa with q = k = v = x as one

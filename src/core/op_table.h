@@ -52,6 +52,7 @@
     X(GRU_CELL,      gru_cell,      1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(LSTM_CELL,     lstm_cell,     1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(SDPA,          sdpa,          1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(FLASH_SDPA,    flash_sdpa,    1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(ROPE,          rope,          1e-6f, 1e-5f, 1e-3f, 1e-2f) \
     X(REL_LOGITS,    rel_logits,    1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(REL_VALUES,    rel_values,    1e-5f, 1e-4f, 2e-3f, 1e-2f)

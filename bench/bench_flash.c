@@ -1,0 +1,203 @@
+/* bench_flash.c: speed of the fused attention op attn_flash_sdpa (fp32),
+ * forward and forward + backward, against the FMA peak it measures itself.
+ *
+ * Shapes (issue 5): B*H in {12, 48} (B = 1 or 4, H = 12), T = S in {256,
+ * 1024, 4096, 16384}, D in {64, 128}, causal and not. FLOPs by the
+ * convention of /work/shared/PERF.md: forward 4 B H T S D, half when causal;
+ * forward + backward 3.5 x forward. Each case: one warm-up, then the median
+ * of the timed runs; the share of the measured peak for the thread count;
+ * the arena's peak above the inputs ("extra": outputs, saved lse, gradients
+ * and tiles; the materialised op would need 2 B H T S floats on top).
+ *
+ * Usage: bench_flash [--quick] [--runs N] [--threads N]
+ *   --quick   B*H 12, T 256 and 1024, D 64 (what a shared machine allows)
+ * Build: make bench.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attn/attn.h"
+#include "core/internal.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- the FMA peak: independent FMA chains, timed ---------------------------------- */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx512f"))) static float chains512(long iters) {
+    __m512 a[16];
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-3f);
+    for (int j = 0; j < 16; j++) a[j] = _mm512_set1_ps((float)j);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) a[j] = _mm512_fmadd_ps(a[j], m, c);
+    }
+    for (int j = 1; j < 16; j++) a[0] = _mm512_add_ps(a[0], a[j]);
+    float o[16];
+    _mm512_storeu_ps(o, a[0]);
+    return o[0];
+}
+__attribute__((target("avx2,fma"))) static float chains256(long iters) {
+    __m256 a[16];
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-3f);
+    for (int j = 0; j < 16; j++) a[j] = _mm256_set1_ps((float)j);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) a[j] = _mm256_fmadd_ps(a[j], m, c);
+    }
+    for (int j = 1; j < 16; j++) a[0] = _mm256_add_ps(a[0], a[j]);
+    float o[8];
+    _mm256_storeu_ps(o, a[0]);
+    return o[0];
+}
+#endif
+
+static volatile float sink;
+
+/* GFLOP/s of the FMA loop on nt threads (0 when unknown). */
+static double fma_peak(int nt) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    const int w512 = __builtin_cpu_supports("avx512f");
+    if (!w512 && !__builtin_cpu_supports("fma")) return 0.0;
+    const long iters = 20000000;
+    const double lanes = w512 ? 16.0 : 8.0;
+    double best = 0.0;
+    for (int rep = 0; rep < 3; rep++) {
+        const double t0 = now_s();
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(nt)
+#endif
+        { sink = w512 ? chains512(iters) : chains256(iters); }
+        const double gf = nt * (double)iters * 16.0 * lanes * 2.0 / (now_s() - t0) * 1e-9;
+        if (gf > best) best = gf;
+    }
+    return best;
+#else
+    (void)nt;
+    return 0.0;
+#endif
+}
+
+/* ---- one case --------------------------------------------------------------------------- */
+
+static void fill(float *x, size_t n, unsigned s) {
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)((s >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+    }
+}
+
+static int run_case(int B, int H, int64_t T, int64_t D, int causal, int bwd, int runs, int nt,
+                    double peak) {
+    const int64_t sh[4] = {B, H, T, D};
+    const size_t n = (size_t)B * H * T * D;
+    float *buf = malloc(sizeof(float) * n);
+    if (!buf) return -1;
+    fill(buf, n, 7u);
+    const size_t arena = sizeof(float) * n * 12 + ((size_t)64 << 20);
+    attn_ctx *ctx = NULL;
+    attn_ctx_config cfg = {0};
+    cfg.arena_bytes = arena;
+    cfg.n_threads = nt;
+    if (attn_ctx_new(&ctx, &cfg) != ATTN_OK) {
+        free(buf);
+        return -1;
+    }
+    double *t = malloc(sizeof(double) * (size_t)(runs + 1));
+    size_t extra = 0;
+    int ok = t != NULL;
+    for (int r = 0; ok && r <= runs; r++) {
+        attn_ctx_reset(ctx);
+        attn_ctx_set_grad_enabled(ctx, bwd);
+        attn_tensor *q = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf);
+        attn_tensor *k = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf);
+        attn_tensor *v = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf);
+        if (!q || !k || !v) {
+            ok = 0;
+            break;
+        }
+        q->requires_grad = k->requires_grad = v->requires_grad = bwd;
+        const size_t used0 = attn_ctx_arena_used(ctx);
+        attn_sdpa_opts o = {0};
+        o.causal = causal;
+        const double t0 = now_s();
+        attn_tensor *y = attn_flash_sdpa(ctx, q, k, v, &o, NULL);
+        if (!y || (bwd && attn_backward_from(ctx, y, buf) != ATTN_OK)) {
+            fprintf(stderr, "bench_flash: %s\n", attn_last_error());
+            ok = 0;
+            break;
+        }
+        t[r] = now_s() - t0;
+        extra = attn_ctx_arena_peak(ctx) - used0;
+    }
+    if (ok) {
+        qsort(t + 1, (size_t)runs, sizeof(double), cmp_double);
+        const double med = t[1 + runs / 2];
+        double flop = 4.0 * B * H * (double)T * (double)T * (double)D * (causal ? 0.5 : 1.0);
+        if (bwd) flop *= 3.5;
+        const double gf = flop / med * 1e-9;
+        const int noisy = t[runs] > 1.1 * med && runs >= 3;
+        printf("B*H %3d  T=S %5lld  D %3lld  %-6s  %-7s  %2d thr  %10.3f ms  %7.1f GFLOP/s  %5.1f%% "
+               "peak  extra %8.2f MiB%s\n",
+               B * H, (long long)T, (long long)D, causal ? "causal" : "full", bwd ? "fwd+bwd" : "fwd",
+               nt, med * 1e3, gf, peak > 0 ? 100.0 * gf / peak : 0.0, (double)extra / 1048576.0,
+               noisy ? "  (noisy)" : "");
+        fflush(stdout);
+    }
+    free(t);
+    free(buf);
+    attn_ctx_free(ctx);
+    return ok ? 0 : -1;
+}
+
+int main(int argc, char **argv) {
+    int quick = 0, runs = 5, nt = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            nt = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--runs N] [--threads N]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (runs < 1) runs = 1;
+#if defined(_OPENMP)
+    if (nt < 1) nt = omp_get_max_threads();
+#endif
+    if (nt < 1) nt = 1;
+    const double peak = fma_peak(nt);
+    printf("bench_flash: fp32 FMA peak measured %.1f GFLOP/s on %d thread(s)\n", peak, nt);
+    static const int64_t Ts[4] = {256, 1024, 4096, 16384};
+    static const int64_t Ds[2] = {64, 128};
+    static const int Bs[2] = {1, 4};
+    const int nb = quick ? 1 : 2, ntt = quick ? 2 : 4, nd = quick ? 1 : 2;
+    int rc = 0;
+    for (int bi = 0; bi < nb; bi++)
+        for (int ti = 0; ti < ntt; ti++)
+            for (int di = 0; di < nd; di++)
+                for (int causal = 0; causal < 2; causal++)
+                    for (int bwd = 0; bwd < 2; bwd++)
+                        rc |= run_case(Bs[bi], 12, Ts[ti], Ds[di], causal, bwd, runs, nt, peak);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,301 @@
+/* test_flash.c: the fused attention op attn_flash_sdpa (suite "flash"). The
+ * PyTorch parity, finite differences, reference kernel, arena exhaustion and
+ * error paths run in the ops suite (tests/fixtures/flash_sdpa.atfx, the cases
+ * of sdpa.atfx). This suite checks the fused op against the reference op
+ * attn_sdpa through the public API, on random inputs:
+ *
+ *   - output and the gradients of q, k, v (and bias) at ragged sizes: T, S in
+ *     {1, 7, 65, 1000} (T = S = 1000 forward and backward once, causal),
+ *     D in {16, 64, 80, 128}, Dv != D, under every mask: none, causal with
+ *     T < S and T > S, causal window, symmetric window, key_lengths with a 0,
+ *     bias [1,H,T,S] with -inf and [T,S] (gradient summed), GQA, MQA,
+ *     dropout (same stream: the mask must be the reference's);
+ *   - rows without a visible key: output and gradients exactly 0;
+ *   - the weights recovered from the saved log-sum-exp equal attn_sdpa's;
+ *   - 1 vs 2 threads: bitwise equal outputs and gradients;
+ *   - memory: forward + backward of B1 H1 T = S = 4096 D 64 keeps the arena
+ *     peak above the inputs, outputs and gradients within O(S D) per
+ *     thread: the forward's staged K, V of one kv head per thread, the
+ *     backward's staged K, V and dK/dV accumulators ((S + 128) x 576 floats
+ *     with 2 threads) plus 1 MiB of tiles, under T S / 4 floats (the
+ *     reference op needs 2 T S floats: P and the logits' gradient).
+ *
+ * Tolerance (|a - b| <= atol + rtol |ref|): FLASH_ATOL 2e-5, FLASH_RTOL 1e-4
+ * on outputs and gradients. Both ops round to float32 differently (online
+ * rescaling, float partial sums over 64-key tiles vs the GEMM); measured
+ * worst differences are reported by the verbose run; a missing rescale by
+ * exp(m_old - m_new), a wrong D_i, or the top-left causal diagonal each
+ * exceed it by orders of magnitude.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+
+#define FLASH_ATOL 2e-5f
+#define FLASH_RTOL 1e-4f
+#define WEIGHTS_ATOL 1e-6f
+#define WEIGHTS_RTOL 1e-4f
+
+typedef struct fcfg {
+    const char *label;
+    int64_t B, H, Hkv, T, S, D, Dv;
+    int causal;
+    int64_t window;
+    float dropout;
+    int bias; /* 0 none, 1 [1,H,T,S] with -inf, 2 [T,S] */
+    int has_kl;
+    int32_t kl[2];
+    int backward;
+} fcfg;
+
+typedef struct fres {
+    float *out, *g[4], *w;
+    int64_t n_out, n[4], n_w;
+} fres;
+
+static void fres_free(fres *r) {
+    free(r->out);
+    free(r->w);
+    for (int i = 0; i < 4; i++) free(r->g[i]);
+    memset(r, 0, sizeof *r);
+}
+
+static float *dup(const float *x, int64_t n) {
+    float *y = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (y && x) memcpy(y, x, sizeof(float) * (size_t)n);
+    if (y && !x) memset(y, 0, sizeof(float) * (size_t)n);
+    return y;
+}
+
+/* Runs one op (flash or reference) on the inputs of seed; fills r. */
+static int run_op(attn_ctx *ctx, const fcfg *c, int flash, int want_w, fres *r) {
+    memset(r, 0, sizeof *r);
+    attn_ctx_reset(ctx);
+    attn_ctx_set_rng(ctx, 99, 5);
+    attn_rng rng;
+    attn_rng_init(&rng, 1234);
+    const int64_t sh[4][4] = {{c->B, c->H, c->T, c->D},
+                              {c->B, c->Hkv, c->S, c->D},
+                              {c->B, c->Hkv, c->S, c->Dv},
+                              {1, c->H, c->T, c->S}};
+    int nd[4] = {4, 4, 4, c->bias == 1 ? 4 : 2};
+    const int64_t tsh[2] = {c->T, c->S};
+    attn_tensor *x[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4; i++) {
+        if (i == 3 && !c->bias) break;
+        const int64_t *shape = i == 3 && c->bias == 2 ? tsh : sh[i];
+        int64_t n = 1;
+        for (int j = 0; j < nd[i]; j++) n *= shape[j];
+        float *buf = malloc(sizeof(float) * (size_t)n);
+        if (!buf) return -1;
+        test_fill_normal(buf, n, &rng);
+        if (i == 3 && c->bias == 1)
+            for (int64_t j = 0; j < n; j += 5) buf[j] = -INFINITY;
+        x[i] = test_leaf(ctx, nd[i], shape, buf);
+        free(buf);
+        if (!x[i]) return -1;
+        r->n[i] = n;
+    }
+    attn_sdpa_opts o = {0};
+    o.causal = c->causal;
+    o.window = c->window;
+    o.dropout = c->dropout;
+    o.bias = x[3];
+    if (c->has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c->B, c->kl);
+    attn_tensor *w = NULL;
+    attn_tensor *y = flash ? attn_flash_sdpa(ctx, x[0], x[1], x[2], &o, want_w ? &w : NULL)
+                           : attn_sdpa(ctx, x[0], x[1], x[2], &o, want_w ? &w : NULL);
+    CHECK(y != NULL, "%s: %s failed: %s", c->label, flash ? "flash" : "sdpa", attn_last_error());
+    if (!y) return -1;
+    r->n_out = attn_tensor_numel(y);
+    r->out = dup(attn_f32(y), r->n_out);
+    if (w) {
+        r->n_w = attn_tensor_numel(w);
+        r->w = dup(attn_f32(w), r->n_w);
+    }
+    if (c->backward) {
+        float *gy = malloc(sizeof(float) * (size_t)r->n_out);
+        if (!gy) return -1;
+        test_fill_normal(gy, r->n_out, &rng);
+        attn_status st = attn_backward_from(ctx, y, gy);
+        free(gy);
+        CHECK(st == ATTN_OK, "%s: backward: %s", c->label, attn_last_error());
+        for (int i = 0; i < 4; i++)
+            if (x[i]) r->g[i] = dup(x[i]->grad, r->n[i]);
+    }
+    return 0;
+}
+
+static const char *gname[4] = {"dq", "dk", "dv", "dbias"};
+
+static void compare_cfg(attn_ctx *ctx, const fcfg *c) {
+    char tname[160];
+    snprintf(tname, sizeof tname, "flash/vs sdpa: %s", c->label);
+    TEST_BEGIN(tname);
+    fres a = {0}, b = {0};
+    if (run_op(ctx, c, 1, 1, &a) == 0 && run_op(ctx, c, 0, 1, &b) == 0) {
+        char what[200];
+        snprintf(what, sizeof what, "%s: out", c->label);
+        test_allclose(what, a.out, b.out, a.n_out, FLASH_ATOL, FLASH_RTOL);
+        snprintf(what, sizeof what, "%s: weights", c->label);
+        if (a.w && b.w) test_allclose(what, a.w, b.w, a.n_w, WEIGHTS_ATOL, WEIGHTS_RTOL);
+        for (int i = 0; i < 4 && c->backward; i++) {
+            if (!b.g[i]) continue;
+            snprintf(what, sizeof what, "%s: %s", c->label, gname[i]);
+            CHECK(a.g[i] != NULL, "%s missing", what);
+            if (a.g[i]) test_allclose(what, a.g[i], b.g[i], a.n[i], FLASH_ATOL, FLASH_RTOL);
+        }
+    }
+    fres_free(&a);
+    fres_free(&b);
+    TEST_END();
+}
+
+static void test_against_sdpa(void) {
+    attn_ctx *ctx = test_ctx_new((size_t)256 << 20, 1, 0);
+    if (!ctx) return;
+    static const int64_t sizes[4] = {1, 7, 65, 1000};
+    static const int64_t dims[4] = {16, 64, 80, 128};
+    /* every (T, S) pair of the ragged sizes below 1000, the D values in turn */
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            for (int causal = 0; causal < 2; causal++) {
+                char label[96];
+                const int64_t D = dims[(i * 3 + j + causal) % 4];
+                snprintf(label, sizeof label, "T%lld S%lld D%lld causal %d", (long long)sizes[i],
+                         (long long)sizes[j], (long long)D, causal);
+                fcfg c = {label, 2, 2, 2, sizes[i], sizes[j], D, D, causal, 0, 0.0f, 0, 0,
+                          {0, 0}, 1};
+                compare_cfg(ctx, &c);
+            }
+    const fcfg cases[] = {
+        {"T65 S65 D128 Dv80, causal window 9", 1, 2, 2, 65, 65, 128, 80, 1, 9, 0, 0, 0, {0, 0}, 1},
+        {"T7 S65 D64, symmetric window 5", 2, 2, 2, 7, 65, 64, 64, 0, 5, 0, 0, 0, {0, 0}, 1},
+        {"T65 S7 D16 causal (early rows see nothing)", 1, 2, 2, 65, 7, 16, 16, 1, 0, 0, 0, 0,
+         {0, 0}, 1},
+        {"key_lengths [40, 0], T65 S65 D80", 2, 2, 2, 65, 65, 80, 80, 0, 0, 0, 0, 1, {40, 0}, 1},
+        {"key_lengths [3, 65] causal", 2, 2, 1, 65, 65, 16, 16, 1, 0, 0, 0, 1, {3, 65}, 1},
+        {"bias [1,H,T,S] with -inf, T65 S70", 2, 2, 2, 65, 70, 64, 64, 0, 0, 0, 1, 0, {0, 0}, 1},
+        {"bias [T,S] causal window 20", 2, 2, 2, 65, 65, 16, 16, 1, 20, 0, 2, 0, {0, 0}, 1},
+        {"GQA H4 Hkv2 causal T65 S130", 2, 4, 2, 65, 130, 64, 64, 1, 0, 0, 0, 0, {0, 0}, 1},
+        {"MQA H4 Hkv1 T7 S65 Dv 16", 1, 4, 1, 7, 65, 80, 16, 0, 0, 0, 0, 0, {0, 0}, 1},
+        {"dropout 0.3 GQA causal T65 S65", 2, 4, 2, 65, 65, 16, 16, 1, 0, 0.3f, 0, 0, {0, 0}, 1},
+        {"T1000 S1000 D64 causal", 1, 1, 1, 1000, 1000, 64, 64, 1, 0, 0, 0, 0, {0, 0}, 1},
+        {"T1000 S7 D128 forward", 1, 2, 2, 1000, 7, 128, 128, 0, 0, 0, 0, 0, {0, 0}, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) compare_cfg(ctx, &cases[i]);
+    attn_ctx_free(ctx);
+}
+
+/* Rows without a visible key: exactly 0 out, 0 gradient through them. */
+static void test_empty_rows(void) {
+    TEST_BEGIN("flash/rows without a visible key give zeros");
+    attn_ctx *ctx = test_ctx_new((size_t)64 << 20, 1, 0);
+    if (ctx) {
+        /* batch 1 has key_lengths 0; causal T > S: the first T - S rows see nothing */
+        const fcfg c = {"empty", 2, 2, 2, 9, 4, 16, 16, 1, 0, 0, 0, 1, {4, 0}, 1};
+        fres r;
+        if (run_op(ctx, &c, 1, 1, &r) == 0) {
+            int bad = 0;
+            for (int64_t b = 0; b < 2; b++)
+                for (int64_t h = 0; h < 2; h++)
+                    for (int64_t t = 0; t < 9; t++) {
+                        const int empty = b == 1 || t < 5;
+                        for (int64_t e = 0; e < 16; e++) {
+                            const float o = r.out[((b * 2 + h) * 9 + t) * 16 + e];
+                            const float g = r.g[0][((b * 2 + h) * 9 + t) * 16 + e];
+                            if (empty && (o != 0.0f || g != 0.0f)) bad++;
+                            if (!isfinite(o) || !isfinite(g)) bad++;
+                        }
+                        for (int64_t s = 0; s < 4; s++)
+                            if (empty && r.w[((b * 2 + h) * 9 + t) * 4 + s] != 0.0f) bad++;
+                    }
+            for (int64_t i = r.n[1] / 2; i < r.n[1]; i++) bad += r.g[1][i] != 0.0f || r.g[2][i] != 0.0f;
+            CHECK(bad == 0, "%d nonzero or non-finite values in rows without keys", bad);
+        }
+        fres_free(&r);
+        attn_ctx_free(ctx);
+    }
+    TEST_END();
+}
+
+static void test_threads(void) {
+    TEST_BEGIN("flash/1 vs 2 threads bitwise");
+    attn_ctx *c1 = test_ctx_new((size_t)128 << 20, 1, 0), *c2 = test_ctx_new((size_t)128 << 20, 2, 0);
+    if (c1 && c2) {
+        const fcfg cs[2] = {
+            {"threads bias", 2, 4, 2, 200, 150, 64, 48, 1, 0, 0.0f, 2, 1, {150, 77}, 1},
+            {"threads dropout", 2, 2, 2, 130, 130, 32, 32, 0, 40, 0.2f, 0, 0, {0, 0}, 1},
+        };
+        for (int k = 0; k < 2; k++) {
+            fres a = {0}, b = {0};
+            if (run_op(c1, &cs[k], 1, 0, &a) == 0 && run_op(c2, &cs[k], 1, 0, &b) == 0) {
+                CHECK(memcmp(a.out, b.out, sizeof(float) * (size_t)a.n_out) == 0, "%s: out differs",
+                      cs[k].label);
+                for (int i = 0; i < 4; i++)
+                    if (a.g[i])
+                        CHECK(b.g[i] && memcmp(a.g[i], b.g[i], sizeof(float) * (size_t)a.n[i]) == 0,
+                              "%s: %s differs", cs[k].label, gname[i]);
+            }
+            fres_free(&a);
+            fres_free(&b);
+        }
+    }
+    if (c1) attn_ctx_free(c1);
+    if (c2) attn_ctx_free(c2);
+    TEST_END();
+}
+
+/* Arena peak of forward + backward at T = S = 4096, over the bytes of the
+ * inputs, outputs, their gradients and the saved lse. */
+static void test_memory(void) {
+    TEST_BEGIN("flash/T = S = 4096: extra memory O(T), not O(T S)");
+    const int64_t T = 4096, D = 64;
+    attn_ctx *ctx = test_ctx_new((size_t)64 << 20, 2, 0);
+    if (ctx) {
+        const int64_t sh[4] = {1, 1, T, D};
+        float *buf = malloc(sizeof(float) * (size_t)(T * D));
+        attn_rng rng;
+        attn_rng_init(&rng, 5);
+        if (buf) {
+            test_fill_normal(buf, T * D, &rng);
+            attn_tensor *q = test_leaf(ctx, 4, sh, buf), *k = test_leaf(ctx, 4, sh, buf),
+                        *v = test_leaf(ctx, 4, sh, buf);
+            const size_t base = attn_ctx_arena_used(ctx);
+            attn_sdpa_opts o = {0};
+            o.causal = 1;
+            attn_tensor *y = attn_flash_sdpa(ctx, q, k, v, &o, NULL);
+            CHECK(y != NULL, "flash_sdpa: %s", attn_last_error());
+            if (y) CHECK_OK(attn_backward_from(ctx, y, buf));
+            const size_t peak = attn_ctx_arena_peak(ctx) - base;
+            /* out + 3 gradients + out's gradient: 5 T D floats, lse T floats */
+            const size_t needed = sizeof(float) * (size_t)(5 * T * D + T);
+            const size_t extra = peak > needed ? peak - needed : 0;
+            const size_t ts = sizeof(float) * (size_t)(T * T);
+            if (test__verbose)
+                printf("     flash T=S=4096: peak %zu B above inputs, extra %zu B (T*S*4 = %zu)\n",
+                       peak, extra, ts);
+            /* (S + 128) rows of: the forward's staged K^T, V (128 floats per
+             * thread, 2 threads) and the backward's staged K^T, V^T, K and dK,
+             * dV accumulators (320 floats, one thread: one kv head), and tiles
+             * under 1 MiB; under a quarter of one T x S matrix (the reference
+             * op keeps two) */
+            const size_t allowed = sizeof(float) * (size_t)((T + 128) * 576) + ((size_t)1 << 20);
+            CHECK(extra <= allowed && extra * 4 < ts,
+                  "extra %zu bytes: more than O(S D) per thread (%zu) or not << T S * 4 = %zu", extra,
+                  allowed, ts);
+        }
+        free(buf);
+        attn_ctx_free(ctx);
+    }
+    TEST_END();
+}
+
+void suite_flash(void) {
+    test_against_sdpa();
+    test_empty_rows();
+    test_threads();
+    test_memory();
+}
