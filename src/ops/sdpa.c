@@ -127,18 +127,8 @@ static sdpa_geom sdpa_geometry(const attn_node *node) {
     g.q = attn_f32(node->in[0]) + g.goff[0];
     g.k = attn_f32(node->in[1]) + g.goff[1];
     g.v = attn_f32(node->in[2]) + g.goff[2];
-    int i = 3;
-    g.bias = NULL;
-    memset(g.bst, 0, sizeof g.bst);
-    if (node->iarg[2]) {
-        const int64_t shape[4] = {g.B, g.H, g.T, g.S};
-        g.bias = attn_f32(node->in[i]);
-        attn__broadcast_strides(node->in[i], 4, shape, g.bst);
-        i++;
-    }
-    g.kl = node->iarg[3] ? attn_i32(node->in[i]) : NULL;
-    g.seed = node->seed;
-    g.offset = (uint64_t)node->iarg[4];
+    const int64_t shape[4] = {g.B, g.H, g.T, g.S};
+    sdpa_node_inputs(node, shape, &g.bias, g.bst, &g.kl, &g.seed, &g.offset);
     return g;
 }
 

@@ -7,6 +7,7 @@
 #define ATTN_OPS_SDPA_COMMON_H
 
 #include <math.h>
+#include <string.h>
 
 #include "../core/internal.h"
 
@@ -126,6 +127,26 @@ static inline void sdpa_visible(int64_t S, int64_t T, int causal, int64_t window
     if (h > S) h = S;
     *lo = l;
     *hi = h > l ? h : l;
+}
+
+/* The node's optional inputs and dropout stream (the layout both ops share:
+ * in[3] bias when iarg[2], then key_lengths when iarg[3]; iarg[4] the RNG
+ * offset): *bias (NULL or contiguous f32) with its broadcast strides bst over
+ * sh = [B, H, T, S] (zeros without bias), *kl (NULL or [B]), *seed, *offset. */
+static inline void sdpa_node_inputs(const attn_node *node, const int64_t *sh, const float **bias,
+                                    int64_t *bst, const int32_t **kl, uint64_t *seed,
+                                    uint64_t *offset) {
+    int i = 3;
+    *bias = NULL;
+    memset(bst, 0, 4 * sizeof *bst);
+    if (node->iarg[2]) {
+        *bias = attn_f32(node->in[i]);
+        attn__broadcast_strides(node->in[i], 4, sh, bst);
+        i++;
+    }
+    *kl = node->iarg[3] ? attn_i32(node->in[i]) : NULL;
+    *seed = node->seed;
+    *offset = (uint64_t)node->iarg[4];
 }
 
 #endif
