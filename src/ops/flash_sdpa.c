@@ -404,13 +404,7 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
 }
 
 static float *fl_scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) {
-    size_t bytes;
-    if (attn__mul_size((size_t)slots * (size_t)n, sizeof(float), &bytes)) {
-        attn__fail(ctx, ATTN_ERR_OOM, "flash_sdpa: %s of %d x %lld floats overflows", what, slots,
-                   (long long)n);
-        return NULL;
-    }
-    return attn__alloc(ctx, bytes ? bytes : 1, what);
+    return sdpa_scratch(ctx, "flash_sdpa", slots, n, what);
 }
 
 attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {

@@ -425,13 +425,7 @@ static void forward_unit(const sdpa_geom *g, int64_t b, int64_t kh, float *P, fl
 /* Scratch of n floats for each of `slots` threads; NULL (error recorded) on
  * overflow or a full arena. */
 static float *scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) {
-    size_t bytes;
-    if (attn__mul_size((size_t)slots * (size_t)n, sizeof(float), &bytes)) {
-        attn__fail(ctx, ATTN_ERR_OOM, "sdpa: %s of %d x %lld floats overflows", what, slots,
-                   (long long)n);
-        return NULL;
-    }
-    return attn__alloc(ctx, bytes ? bytes : 1, what);
+    return sdpa_scratch(ctx, "sdpa", slots, n, what);
 }
 
 #if defined(_OPENMP)

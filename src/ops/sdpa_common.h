@@ -149,4 +149,17 @@ static inline void sdpa_node_inputs(const attn_node *node, const int64_t *sh, co
     *offset = (uint64_t)node->iarg[4];
 }
 
+/* Scratch of n floats for each of `slots` threads; NULL (error recorded
+ * under the op name) on overflow or a full arena. */
+static inline float *sdpa_scratch(attn_ctx *ctx, const char *name, int slots, int64_t n,
+                                  const char *what) {
+    size_t bytes;
+    if (attn__mul_size((size_t)slots * (size_t)n, sizeof(float), &bytes)) {
+        attn__fail(ctx, ATTN_ERR_OOM, "%s: %s of %d x %lld floats overflows", name, what, slots,
+                   (long long)n);
+        return NULL;
+    }
+    return attn__alloc(ctx, bytes ? bytes : 1, what);
+}
+
 #endif
