@@ -27,58 +27,24 @@
 #define CMD "gpt"
 #define CLIP_NORM 1.0f
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+static double now_s(void) { return cli_now_s(); }
+
+static int opt_int(const char *sub, const char *a, const char *v, long long lo, long long hi,
+                   long long *out) {
+    return cli_opt_int(CMD, sub, a, v, lo, hi, out);
 }
+
+static int opt_real(const char *sub, const char *a, const char *v, double lo, double hi, double *out) {
+    return cli_opt_real(CMD, sub, a, v, lo, hi, out);
+}
+
+static int make_dir(const char *path) { return cli_make_dir(path); }
 
 /* CPU time of the process (all threads), for throughput on a shared machine. */
 static double cpu_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int opt_int(const char *sub, const char *a, const char *v, long long lo, long long hi,
-                   long long *out) {
-    char *end = NULL;
-    errno = 0;
-    long long x = v && *v ? strtoll(v, &end, 10) : 0;
-    if (v && *v && !errno && !*end && x >= lo && x <= hi) {
-        *out = x;
-        return 0;
-    }
-    fprintf(stderr, "attn gpt %s: %s '%s': expected an integer in [%lld, %lld] (try 'attn gpt %s --help')\n",
-            sub, a, v ? v : "(missing)", lo, hi, sub);
-    return 2;
-}
-
-static int opt_real(const char *sub, const char *a, const char *v, double lo, double hi, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double x = v && *v ? strtod(v, &end) : 0.0;
-    if (v && *v && !errno && !*end && x >= lo && x <= hi) {
-        *out = x;
-        return 0;
-    }
-    fprintf(stderr, "attn gpt %s: %s '%s': expected a number in [%g, %g] (try 'attn gpt %s --help')\n",
-            sub, a, v ? v : "(missing)", lo, hi, sub);
-    return 2;
-}
-
-static int make_dir(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-    struct stat st;
-    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
 static void dir_file(char *buf, size_t n, const char *dir, const char *name) {

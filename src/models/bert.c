@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "model_meta.h"
 #include "attn/bert.h"
 #include "attn/lm_data.h"
 #include "attn/ops.h"
@@ -638,11 +639,7 @@ static const char *const meta_keys[ATTN_BERT_META] = {
 
 void attn_bert_config_meta(const attn_bert_config *c, attn_kv *kv, char *buf) {
     char *v[ATTN_BERT_META];
-    for (int i = 0; i < ATTN_BERT_META; i++) {
-        v[i] = buf + 32 * i;
-        kv[i].key = meta_keys[i];
-        kv[i].value = v[i];
-    }
+    attn__meta_slots(kv, buf, v, meta_keys, ATTN_BERT_META);
     const attn__c_locale loc = attn__c_locale_begin();
     snprintf(v[0], 32, "%lld", (long long)c->vocab);
     snprintf(v[1], 32, "%lld", (long long)c->max_len);
@@ -658,47 +655,34 @@ void attn_bert_config_meta(const attn_bert_config *c, attn_kv *kv, char *buf) {
     attn__c_locale_end(loc);
 }
 
+/* attn__meta_parse_fn of the BERT configuration. */
+static int bert_meta_parse(void *cfg, int i, const char *s) {
+    attn_bert_config *c = cfg;
+    if (i == 6) return attn__meta_float(s, &c->dropout);
+    if (i == 8) return attn__meta_float(s, &c->ln_eps);
+    long long x;
+    const int bad = attn__meta_int(s, &x);
+    switch (i) {
+    case 0: c->vocab = x; break;
+    case 1: c->max_len = x; break;
+    case 2: c->n_layers = (int)x; break;
+    case 3: c->n_heads = (int)x; break;
+    case 4: c->d_model = x; break;
+    case 5: c->d_ff = x; break;
+    case 7: c->norm_first = (int)x; break;
+    case 9: c->mlm = (int)x; break;
+    default: c->n_classes = (int)x; break;
+    }
+    return bad;
+}
+
 attn_status attn_bert_config_load(const char *path, attn_bert_config *cfg) {
     static const char fn[] = "attn_bert_config_load";
     if (!path || !cfg) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
-    attn_safetensors *f = NULL;
-    attn_status st = attn_safetensors_open(&f, path);
-    if (st != ATTN_OK) return st;
     attn_bert_config c;
     memset(&c, 0, sizeof c);
-    const attn__c_locale loc = attn__c_locale_begin();
-    for (int i = 0; i < ATTN_BERT_META && st == ATTN_OK; i++) {
-        const char *s = attn_safetensors_metadata(f, meta_keys[i]);
-        if (!s) {
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s has no metadata entry %s (not a BERT file)", fn,
-                             path, meta_keys[i]);
-            break;
-        }
-        char *end = NULL;
-        if (i == 6 || i == 8) {
-            const float x = strtof(s, &end);
-            if (i == 6) c.dropout = x;
-            else c.ln_eps = x;
-        } else {
-            const long long x = strtoll(s, &end, 10);
-            switch (i) {
-            case 0: c.vocab = x; break;
-            case 1: c.max_len = x; break;
-            case 2: c.n_layers = (int)x; break;
-            case 3: c.n_heads = (int)x; break;
-            case 4: c.d_model = x; break;
-            case 5: c.d_ff = x; break;
-            case 7: c.norm_first = (int)x; break;
-            case 9: c.mlm = (int)x; break;
-            default: c.n_classes = (int)x; break;
-            }
-            if (x < 0 || x > INT32_MAX) end = NULL;
-        }
-        if (!end || end == s || *end)
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s' is not a number", fn, path, meta_keys[i], s);
-    }
-    attn__c_locale_end(loc);
-    attn_safetensors_close(f);
+    const attn_status st =
+        attn__meta_load(fn, "BERT", path, meta_keys, ATTN_BERT_META, bert_meta_parse, &c);
     if (st == ATTN_OK) *cfg = c;
     return st;
 }
@@ -709,8 +693,7 @@ attn_status attn_bert_save(const char *path, const attn_bert *m, const attn_kv *
     attn_kv kv[ATTN_BERT_META + 64];
     char buf[ATTN_BERT_META * 32];
     attn_bert_config_meta(&m->cfg, kv, buf);
-    for (int i = 0; i < n_meta; i++) kv[ATTN_BERT_META + i] = meta[i];
-    return attn_safetensors_save_params(path, m->params, kv, ATTN_BERT_META + n_meta);
+    return attn__meta_save(path, m->params, kv, ATTN_BERT_META, meta, n_meta);
 }
 
 attn_status attn_bert_load(const char *path, attn_params *ps, attn_bert **out) {

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "model_meta.h"
 #include "attn/gpt.h"
 #include "attn/positions.h"
 #include "attn/safetensors.h"
@@ -389,11 +390,7 @@ static const char *const meta_keys[ATTN_GPT_META] = {
 
 void attn_gpt_config_meta(const attn_gpt_config *c, attn_kv *kv, char *buf) {
     char *v[ATTN_GPT_META];
-    for (int i = 0; i < ATTN_GPT_META; i++) {
-        v[i] = buf + 32 * i;
-        kv[i].key = meta_keys[i];
-        kv[i].value = v[i];
-    }
+    attn__meta_slots(kv, buf, v, meta_keys, ATTN_GPT_META);
     const attn__c_locale loc = attn__c_locale_begin();
     snprintf(v[0], 32, "%lld", (long long)c->vocab);
     snprintf(v[1], 32, "%lld", (long long)c->ctx_len);
@@ -409,57 +406,42 @@ void attn_gpt_config_meta(const attn_gpt_config *c, attn_kv *kv, char *buf) {
     attn__c_locale_end(loc);
 }
 
+/* attn__meta_parse_fn of the GPT configuration. */
+static int gpt_meta_parse(void *cfg, int i, const char *s) {
+    attn_gpt_config *c = cfg;
+    if (i == 8) {
+        int found = 0;
+        for (int k = 0; k < ATTN_POS_COUNT; k++)
+            if (strcmp(s, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
+                c->pos = (attn_pos_kind)k;
+                found = 1;
+            }
+        return found ? 0 : 2;
+    }
+    if (i == 7) return attn__meta_float(s, &c->dropout);
+    if (i == 10) return attn__meta_float(s, &c->rope_theta);
+    long long x;
+    const int bad = attn__meta_int(s, &x);
+    switch (i) {
+    case 0: c->vocab = x; break;
+    case 1: c->ctx_len = x; break;
+    case 2: c->n_layers = (int)x; break;
+    case 3: c->n_heads = (int)x; break;
+    case 4: c->n_kv_heads = (int)x; break;
+    case 5: c->d_model = x; break;
+    case 6: c->d_ff = x; break;
+    default: c->tied = (int)x; break;
+    }
+    return bad;
+}
+
 attn_status attn_gpt_config_load(const char *path, attn_gpt_config *cfg) {
     static const char fn[] = "attn_gpt_config_load";
     if (!path || !cfg) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
-    attn_safetensors *f = NULL;
-    attn_status st = attn_safetensors_open(&f, path);
-    if (st != ATTN_OK) return st;
     attn_gpt_config c;
     memset(&c, 0, sizeof c);
-    const attn__c_locale loc = attn__c_locale_begin();
-    for (int i = 0; i < ATTN_GPT_META && st == ATTN_OK; i++) {
-        const char *s = attn_safetensors_metadata(f, meta_keys[i]);
-        if (!s) {
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s has no metadata entry %s (not a GPT file)",
-                             fn, path, meta_keys[i]);
-            break;
-        }
-        char *end = NULL;
-        if (i == 8) {
-            int found = 0;
-            for (int k = 0; k < ATTN_POS_COUNT; k++)
-                if (strcmp(s, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
-                    c.pos = (attn_pos_kind)k;
-                    found = 1;
-                }
-            if (!found) st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s'", fn, path, meta_keys[i], s);
-            continue;
-        }
-        if (i == 7 || i == 10) {
-            const float x = strtof(s, &end);
-            if (i == 7) c.dropout = x;
-            else c.rope_theta = x;
-        } else {
-            const long long x = strtoll(s, &end, 10);
-            switch (i) {
-            case 0: c.vocab = x; break;
-            case 1: c.ctx_len = x; break;
-            case 2: c.n_layers = (int)x; break;
-            case 3: c.n_heads = (int)x; break;
-            case 4: c.n_kv_heads = (int)x; break;
-            case 5: c.d_model = x; break;
-            case 6: c.d_ff = x; break;
-            default: c.tied = (int)x; break;
-            }
-            if (x < 0 || x > INT32_MAX) end = NULL;
-        }
-        if (!end || end == s || *end)
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s' is not a number", fn, path,
-                             meta_keys[i], s);
-    }
-    attn__c_locale_end(loc);
-    attn_safetensors_close(f);
+    const attn_status st =
+        attn__meta_load(fn, "GPT", path, meta_keys, ATTN_GPT_META, gpt_meta_parse, &c);
     if (st == ATTN_OK) *cfg = c;
     return st;
 }
@@ -470,8 +452,7 @@ attn_status attn_gpt_save(const char *path, const attn_gpt *m, const attn_kv *me
     attn_kv kv[ATTN_GPT_META + 64];
     char buf[ATTN_GPT_META * 32];
     attn_gpt_config_meta(&m->cfg, kv, buf);
-    for (int i = 0; i < n_meta; i++) kv[ATTN_GPT_META + i] = meta[i];
-    return attn_safetensors_save_params(path, m->params, kv, ATTN_GPT_META + n_meta);
+    return attn__meta_save(path, m->params, kv, ATTN_GPT_META, meta, n_meta);
 }
 
 attn_status attn_gpt_load(const char *path, attn_params *ps, attn_gpt **out) {

@@ -50,6 +50,7 @@
 
 #include "../core/internal.h"
 #include "../core/vmath.h"
+#include "sdpa_common.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
 #define FL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -97,36 +98,15 @@ static fl_geom fl_geometry(const attn_node *node) {
     g.q = attn_f32(node->in[0]);
     g.k = attn_f32(node->in[1]);
     g.v = attn_f32(node->in[2]);
-    int i = 3;
-    g.bias = NULL;
-    memset(g.bst, 0, sizeof g.bst);
-    if (node->iarg[2]) {
-        const int64_t shape[4] = {g.B, g.H, g.T, g.S};
-        g.bias = attn_f32(node->in[i]);
-        attn__broadcast_strides(node->in[i], 4, shape, g.bst);
-        i++;
-    }
-    g.kl = node->iarg[3] ? attn_i32(node->in[i]) : NULL;
-    g.seed = node->seed;
-    g.offset = (uint64_t)node->iarg[4];
+    const int64_t shape[4] = {g.B, g.H, g.T, g.S};
+    sdpa_node_inputs(node, shape, &g.bias, g.bst, &g.kl, &g.seed, &g.offset);
     return g;
 }
 
 /* Keys visible to query t of batch b: [*lo, *hi), empty when *lo >= *hi
  * (the rules of sdpa.h). */
 static void fl_range(const fl_geom *g, int64_t b, int64_t t, int64_t *lo, int64_t *hi) {
-    const int64_t pos = t + (g->S - g->T);
-    int64_t l = 0, h = g->S;
-    if (g->causal) h = pos + 1;
-    if (g->window > 0) {
-        l = pos - g->window + 1;
-        if (!g->causal) h = pos + g->window;
-    }
-    if (g->kl && g->kl[b] < h) h = g->kl[b];
-    if (l < 0) l = 0;
-    if (h > g->S) h = g->S;
-    *lo = l;
-    *hi = h > l ? h : l;
+    sdpa_visible(g->S, g->T, g->causal, g->window, g->kl, b, t, lo, hi);
 }
 
 static inline const float *fl_bias_row(const fl_geom *g, int64_t b, int64_t h, int64_t t) {
@@ -424,13 +404,7 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
 }
 
 static float *fl_scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) {
-    size_t bytes;
-    if (attn__mul_size((size_t)slots * (size_t)n, sizeof(float), &bytes)) {
-        attn__fail(ctx, ATTN_ERR_OOM, "flash_sdpa: %s of %d x %lld floats overflows", what, slots,
-                   (long long)n);
-        return NULL;
-    }
-    return attn__alloc(ctx, bytes ? bytes : 1, what);
+    return sdpa_scratch(ctx, "flash_sdpa", slots, n, what);
 }
 
 attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
@@ -762,86 +736,13 @@ attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn
                              const attn_sdpa_opts *opts, attn_tensor **weights) {
     static const char name[] = "flash_sdpa";
     if (weights) *weights = NULL;
-    if (attn__any_null(ctx, name, 3, q, k, v)) return NULL;
-    if (attn__check_dtype(ctx, name, "q", q, ATTN_F32) ||
-        attn__check_dtype(ctx, name, "k", k, ATTN_F32) ||
-        attn__check_dtype(ctx, name, "v", v, ATTN_F32))
-        return NULL;
-    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: q %s, k %s, v %s: expected 4-D [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv]", name,
-                   attn__shp(q), attn__shp(k), attn__shp(v));
-        return NULL;
-    }
+    if (sdpa_check_qkv(ctx, name, q, k, v)) return NULL;
     const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
-    const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
-    if (k->shape[0] != B || v->shape[0] != B || k->shape[3] != D || v->shape[1] != Hkv ||
-        v->shape[2] != S || B < 1 || H < 1 || T < 1 || D < 1 || Hkv < 1 || S < 1 || Dv < 1) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: q %s, k %s, v %s: expected [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv] with the "
-                   "same B, Hkv, S and D, every size >= 1",
-                   name, attn__shp(q), attn__shp(k), attn__shp(v));
-        return NULL;
-    }
-    if (H % Hkv) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: q %s has H = %lld heads, k %s has Hkv = %lld: H must be a multiple of Hkv",
-                   name, attn__shp(q), (long long)H, attn__shp(k), (long long)Hkv);
-        return NULL;
-    }
-    attn_sdpa_opts o = {0};
-    if (opts) o = *opts;
-    if (!isfinite(o.scale) || o.scale < 0.0f) {
-        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
-                   "%s: scale %g must be finite and >= 0 (0: 1/sqrt(D)) (q %s)", name,
-                   (double)o.scale, attn__shp(q));
-        return NULL;
-    }
-    if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) {
-        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: dropout %g is outside [0, 1) (q %s)", name,
-                   (double)o.dropout, attn__shp(q));
-        return NULL;
-    }
-    if (o.window < 0) {
-        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: window %lld is negative (0: no window) (q %s)",
-                   name, (long long)o.window, attn__shp(q));
-        return NULL;
-    }
+    const int64_t S = k->shape[2], Dv = v->shape[3];
     const int64_t osh[4] = {B, H, T, S};
+    attn_sdpa_opts o;
+    if (sdpa_check_opts(ctx, name, q, k, osh, opts, &o)) return NULL;
     attn_tensor *bias = o.bias, *kl = o.key_lengths;
-    if (bias) {
-        if (attn__check_dtype(ctx, name, "bias", bias, ATTN_F32)) return NULL;
-        int ok = bias->ndim <= 4;
-        for (int i = 0; ok && i < bias->ndim; i++) {
-            const int64_t nb = bias->shape[bias->ndim - 1 - i], want = osh[3 - i];
-            ok = nb == want || nb == 1;
-        }
-        if (!ok) {
-            attn__fail(ctx, ATTN_ERR_SHAPE,
-                       "%s: bias %s does not broadcast to [B,H,T,S] = [%lld,%lld,%lld,%lld] (each "
-                       "dim, aligned right, must be 1 or equal)",
-                       name, attn__shp(bias), (long long)B, (long long)H, (long long)T,
-                       (long long)S);
-            return NULL;
-        }
-    }
-    if (kl) {
-        if (attn__check_dtype(ctx, name, "key_lengths", kl, ATTN_I32)) return NULL;
-        if (kl->ndim != 1 || kl->shape[0] != B) {
-            attn__fail(ctx, ATTN_ERR_SHAPE, "%s: key_lengths %s, expected [B] = [%lld] (q %s)",
-                       name, attn__shp(kl), (long long)B, attn__shp(q));
-            return NULL;
-        }
-        for (int64_t b = 0; b < B; b++) {
-            const int32_t n = attn_i32(kl)[b * kl->stride[0]];
-            if (n < 0 || n > S) {
-                attn__fail(ctx, ATTN_ERR_SHAPE,
-                           "%s: key_lengths[%lld] = %d is outside [0, S] = [0, %lld] (k %s)", name,
-                           (long long)b, (int)n, (long long)S, attn__shp(k));
-                return NULL;
-            }
-        }
-    }
     attn_tensor *in[5];
     int n_in = 3;
     if (!(in[0] = attn__contig(ctx, q)) || !(in[1] = attn__contig(ctx, k)) ||

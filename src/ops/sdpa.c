@@ -52,6 +52,7 @@
 
 #include "../core/internal.h"
 #include "../core/vmath.h"
+#include "sdpa_common.h"
 
 /* The row kernels of the softmax and its derivative are compiled for the
  * baseline (SSE2), AVX2 and AVX-512 on x86-64 with GCC, chosen at load time
@@ -126,36 +127,15 @@ static sdpa_geom sdpa_geometry(const attn_node *node) {
     g.q = attn_f32(node->in[0]) + g.goff[0];
     g.k = attn_f32(node->in[1]) + g.goff[1];
     g.v = attn_f32(node->in[2]) + g.goff[2];
-    int i = 3;
-    g.bias = NULL;
-    memset(g.bst, 0, sizeof g.bst);
-    if (node->iarg[2]) {
-        const int64_t shape[4] = {g.B, g.H, g.T, g.S};
-        g.bias = attn_f32(node->in[i]);
-        attn__broadcast_strides(node->in[i], 4, shape, g.bst);
-        i++;
-    }
-    g.kl = node->iarg[3] ? attn_i32(node->in[i]) : NULL;
-    g.seed = node->seed;
-    g.offset = (uint64_t)node->iarg[4];
+    const int64_t shape[4] = {g.B, g.H, g.T, g.S};
+    sdpa_node_inputs(node, shape, &g.bias, g.bst, &g.kl, &g.seed, &g.offset);
     return g;
 }
 
 /* The visible keys of query t of batch b form one interval [*lo, *hi) (empty
  * when *lo >= *hi); see sdpa.h for the rules. */
 static void visible_range(const sdpa_geom *g, int64_t b, int64_t t, int64_t *lo, int64_t *hi) {
-    const int64_t d = t + (g->S - g->T); /* the query's position on the key axis */
-    int64_t l = 0, h = g->S;
-    if (g->causal) h = d + 1;
-    if (g->window > 0) {
-        l = d - g->window + 1;
-        if (!g->causal) h = d + g->window;
-    }
-    if (g->kl && g->kl[b] < h) h = g->kl[b];
-    if (l < 0) l = 0;
-    if (h > g->S) h = g->S;
-    *lo = l;
-    *hi = h > l ? h : l;
+    sdpa_visible(g->S, g->T, g->causal, g->window, g->kl, b, t, lo, hi);
 }
 
 /* Keys of batch b that any query may see: key_lengths[b] (or S). The
@@ -191,21 +171,6 @@ static void dropout_row(const sdpa_geom *g, uint64_t base, const float *src, flo
 
 /* ---- builder ---------------------------------------------------------------------- */
 
-static int check_bias(attn_ctx *ctx, const char *name, const attn_tensor *bias, const int64_t *sh) {
-    int ok = bias->ndim <= 4;
-    for (int i = 0; ok && i < bias->ndim; i++) {
-        const int64_t n = bias->shape[bias->ndim - 1 - i], want = sh[3 - i];
-        ok = n == want || n == 1;
-    }
-    if (!ok)
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: bias %s does not broadcast to [B,H,T,S] = [%lld,%lld,%lld,%lld] (each dim, "
-                   "aligned right, must be 1 or equal)",
-                   name, attn__shp(bias), (long long)sh[0], (long long)sh[1], (long long)sh[2],
-                   (long long)sh[3]);
-    return ok ? 0 : -1;
-}
-
 /* Checks the options against the geometry [B, H, T, S] (q is named in the
  * messages), builds the node over in[0..2] (and bias, key_lengths) with an
  * output of shape ysh, and runs it. packed: in[] holds qkv three times and
@@ -215,47 +180,10 @@ static attn_tensor *sdpa_build(attn_ctx *ctx, const char *name, attn_tensor *con
                                int64_t T, int64_t S, int64_t D, int packed,
                                const attn_sdpa_opts *opts, attn_tensor **weights) {
     const attn_tensor *q = qkv3[0], *k = qkv3[1];
-    attn_sdpa_opts o = {0};
-    if (opts) o = *opts;
-    if (!isfinite(o.scale) || o.scale < 0.0f) {
-        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
-                   "%s: scale %g must be finite and >= 0 (0: 1/sqrt(D)) (q %s)", name,
-                   (double)o.scale, attn__shp(q));
-        return NULL;
-    }
-    if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) {
-        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: dropout %g is outside [0, 1) (q %s)", name,
-                   (double)o.dropout, attn__shp(q));
-        return NULL;
-    }
-    if (o.window < 0) {
-        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: window %lld is negative (0: no window) (q %s)",
-                   name, (long long)o.window, attn__shp(q));
-        return NULL;
-    }
     const int64_t osh[4] = {B, H, T, S};
+    attn_sdpa_opts o;
+    if (sdpa_check_opts(ctx, name, q, k, osh, opts, &o)) return NULL;
     attn_tensor *bias = o.bias, *kl = o.key_lengths;
-    if (bias) {
-        if (attn__check_dtype(ctx, name, "bias", bias, ATTN_F32)) return NULL;
-        if (check_bias(ctx, name, bias, osh)) return NULL;
-    }
-    if (kl) {
-        if (attn__check_dtype(ctx, name, "key_lengths", kl, ATTN_I32)) return NULL;
-        if (kl->ndim != 1 || kl->shape[0] != B) {
-            attn__fail(ctx, ATTN_ERR_SHAPE, "%s: key_lengths %s, expected [B] = [%lld] (q %s)",
-                       name, attn__shp(kl), (long long)B, attn__shp(q));
-            return NULL;
-        }
-        for (int64_t b = 0; b < B; b++) {
-            const int32_t n = attn_i32(kl)[b * kl->stride[0]];
-            if (n < 0 || n > S) {
-                attn__fail(ctx, ATTN_ERR_SHAPE,
-                           "%s: key_lengths[%lld] = %d is outside [0, S] = [0, %lld] (k %s)", name,
-                           (long long)b, (int)n, (long long)S, attn__shp(k));
-                return NULL;
-            }
-        }
-    }
     attn_tensor *in[5] = {qkv3[0], qkv3[1], qkv3[2], NULL, NULL};
     int n_in = 3;
     if (bias && !(in[n_in++] = attn__contig(ctx, bias))) return NULL;
@@ -295,33 +223,9 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
                        const attn_sdpa_opts *opts, attn_tensor **weights) {
     static const char name[] = "sdpa";
     if (weights) *weights = NULL;
-    if (attn__any_null(ctx, name, 3, q, k, v)) return NULL;
-    if (attn__check_dtype(ctx, name, "q", q, ATTN_F32) ||
-        attn__check_dtype(ctx, name, "k", k, ATTN_F32) ||
-        attn__check_dtype(ctx, name, "v", v, ATTN_F32))
-        return NULL;
-    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: q %s, k %s, v %s: expected 4-D [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv]", name,
-                   attn__shp(q), attn__shp(k), attn__shp(v));
-        return NULL;
-    }
+    if (sdpa_check_qkv(ctx, name, q, k, v)) return NULL;
     const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
     const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
-    if (k->shape[0] != B || v->shape[0] != B || k->shape[3] != D || v->shape[1] != Hkv ||
-        v->shape[2] != S || B < 1 || H < 1 || T < 1 || D < 1 || Hkv < 1 || S < 1 || Dv < 1) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: q %s, k %s, v %s: expected [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv] with the "
-                   "same B, Hkv, S and D, every size >= 1",
-                   name, attn__shp(q), attn__shp(k), attn__shp(v));
-        return NULL;
-    }
-    if (H % Hkv) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: q %s has H = %lld heads, k %s has Hkv = %lld: H must be a multiple of Hkv",
-                   name, attn__shp(q), (long long)H, attn__shp(k), (long long)Hkv);
-        return NULL;
-    }
     attn_tensor *in[3];
     if (!(in[0] = attn__contig(ctx, q)) || !(in[1] = attn__contig(ctx, k)) ||
         !(in[2] = attn__contig(ctx, v)))
@@ -521,13 +425,7 @@ static void forward_unit(const sdpa_geom *g, int64_t b, int64_t kh, float *P, fl
 /* Scratch of n floats for each of `slots` threads; NULL (error recorded) on
  * overflow or a full arena. */
 static float *scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) {
-    size_t bytes;
-    if (attn__mul_size((size_t)slots * (size_t)n, sizeof(float), &bytes)) {
-        attn__fail(ctx, ATTN_ERR_OOM, "sdpa: %s of %d x %lld floats overflows", what, slots,
-                   (long long)n);
-        return NULL;
-    }
-    return attn__alloc(ctx, bytes ? bytes : 1, what);
+    return sdpa_scratch(ctx, "sdpa", slots, n, what);
 }
 
 #if defined(_OPENMP)

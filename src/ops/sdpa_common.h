@@ -1,0 +1,165 @@
+/* sdpa_common.h: private helpers shared by the two scaled dot-product
+ * attention ops, SDPA (sdpa.c) and FLASH_SDPA (flash_sdpa.c): the checks of
+ * q, k, v and of attn_sdpa_opts, and the visibility rule of a query. Every
+ * message starts with the op name the caller passes, so each op reports
+ * under its own name. Not installed; include after internal.h. */
+#ifndef ATTN_OPS_SDPA_COMMON_H
+#define ATTN_OPS_SDPA_COMMON_H
+
+#include <math.h>
+#include <string.h>
+
+#include "../core/internal.h"
+
+/* q [B,H,T,D], k [B,Hkv,S,D], v [B,Hkv,S,Dv]: non-NULL, f32, 4-D, the same
+ * B, Hkv, S and D, every size >= 1, H a multiple of Hkv. 0, or -1 with the
+ * error set. */
+static inline int sdpa_check_qkv(attn_ctx *ctx, const char *name, const attn_tensor *q,
+                                 const attn_tensor *k, const attn_tensor *v) {
+    if (attn__any_null(ctx, name, 3, q, k, v)) return -1;
+    if (attn__check_dtype(ctx, name, "q", q, ATTN_F32) ||
+        attn__check_dtype(ctx, name, "k", k, ATTN_F32) ||
+        attn__check_dtype(ctx, name, "v", v, ATTN_F32))
+        return -1;
+    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s, k %s, v %s: expected 4-D [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv]", name,
+                   attn__shp(q), attn__shp(k), attn__shp(v));
+        return -1;
+    }
+    const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
+    const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
+    if (k->shape[0] != B || v->shape[0] != B || k->shape[3] != D || v->shape[1] != Hkv ||
+        v->shape[2] != S || B < 1 || H < 1 || T < 1 || D < 1 || Hkv < 1 || S < 1 || Dv < 1) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s, k %s, v %s: expected [B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv] with the "
+                   "same B, Hkv, S and D, every size >= 1",
+                   name, attn__shp(q), attn__shp(k), attn__shp(v));
+        return -1;
+    }
+    if (H % Hkv) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: q %s has H = %lld heads, k %s has Hkv = %lld: H must be a multiple of Hkv",
+                   name, attn__shp(q), (long long)H, attn__shp(k), (long long)Hkv);
+        return -1;
+    }
+    return 0;
+}
+
+/* Copies *opts (zeros when NULL) to *o and checks it against the geometry
+ * sh = [B, H, T, S]: scale finite and >= 0, dropout in [0, 1), window >= 0,
+ * bias f32 and broadcastable to sh, key_lengths i32 [B] with values in
+ * [0, S]. q and k are only named in the messages. 0, or -1 with the error
+ * set. */
+static inline int sdpa_check_opts(attn_ctx *ctx, const char *name, const attn_tensor *q,
+                                  const attn_tensor *k, const int64_t *sh,
+                                  const attn_sdpa_opts *opts, attn_sdpa_opts *o) {
+    const attn_sdpa_opts zero = {0};
+    *o = opts ? *opts : zero;
+    if (!isfinite(o->scale) || o->scale < 0.0f) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                   "%s: scale %g must be finite and >= 0 (0: 1/sqrt(D)) (q %s)", name,
+                   (double)o->scale, attn__shp(q));
+        return -1;
+    }
+    if (!(o->dropout >= 0.0f && o->dropout < 1.0f)) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: dropout %g is outside [0, 1) (q %s)", name,
+                   (double)o->dropout, attn__shp(q));
+        return -1;
+    }
+    if (o->window < 0) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: window %lld is negative (0: no window) (q %s)",
+                   name, (long long)o->window, attn__shp(q));
+        return -1;
+    }
+    const attn_tensor *bias = o->bias, *kl = o->key_lengths;
+    if (bias) {
+        if (attn__check_dtype(ctx, name, "bias", bias, ATTN_F32)) return -1;
+        int ok = bias->ndim <= 4;
+        for (int i = 0; ok && i < bias->ndim; i++) {
+            const int64_t n = bias->shape[bias->ndim - 1 - i], want = sh[3 - i];
+            ok = n == want || n == 1;
+        }
+        if (!ok) {
+            attn__fail(ctx, ATTN_ERR_SHAPE,
+                       "%s: bias %s does not broadcast to [B,H,T,S] = [%lld,%lld,%lld,%lld] (each "
+                       "dim, aligned right, must be 1 or equal)",
+                       name, attn__shp(bias), (long long)sh[0], (long long)sh[1],
+                       (long long)sh[2], (long long)sh[3]);
+            return -1;
+        }
+    }
+    if (kl) {
+        const int64_t B = sh[0], S = sh[3];
+        if (attn__check_dtype(ctx, name, "key_lengths", kl, ATTN_I32)) return -1;
+        if (kl->ndim != 1 || kl->shape[0] != B) {
+            attn__fail(ctx, ATTN_ERR_SHAPE, "%s: key_lengths %s, expected [B] = [%lld] (q %s)",
+                       name, attn__shp(kl), (long long)B, attn__shp(q));
+            return -1;
+        }
+        for (int64_t b = 0; b < B; b++) {
+            const int32_t n = attn_i32(kl)[b * kl->stride[0]];
+            if (n < 0 || n > S) {
+                attn__fail(ctx, ATTN_ERR_SHAPE,
+                           "%s: key_lengths[%lld] = %d is outside [0, S] = [0, %lld] (k %s)", name,
+                           (long long)b, (int)n, (long long)S, attn__shp(k));
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The keys visible to query t of batch b form one interval [*lo, *hi) (empty
+ * when *lo >= *hi); the rules of sdpa.h. kl: NULL or key_lengths [B]. */
+static inline void sdpa_visible(int64_t S, int64_t T, int causal, int64_t window,
+                                const int32_t *kl, int64_t b, int64_t t, int64_t *lo,
+                                int64_t *hi) {
+    const int64_t d = t + (S - T); /* the query's position on the key axis */
+    int64_t l = 0, h = S;
+    if (causal) h = d + 1;
+    if (window > 0) {
+        l = d - window + 1;
+        if (!causal) h = d + window;
+    }
+    if (kl && kl[b] < h) h = kl[b];
+    if (l < 0) l = 0;
+    if (h > S) h = S;
+    *lo = l;
+    *hi = h > l ? h : l;
+}
+
+/* The node's optional inputs and dropout stream (the layout both ops share:
+ * in[3] bias when iarg[2], then key_lengths when iarg[3]; iarg[4] the RNG
+ * offset): *bias (NULL or contiguous f32) with its broadcast strides bst over
+ * sh = [B, H, T, S] (zeros without bias), *kl (NULL or [B]), *seed, *offset. */
+static inline void sdpa_node_inputs(const attn_node *node, const int64_t *sh, const float **bias,
+                                    int64_t *bst, const int32_t **kl, uint64_t *seed,
+                                    uint64_t *offset) {
+    int i = 3;
+    *bias = NULL;
+    memset(bst, 0, 4 * sizeof *bst);
+    if (node->iarg[2]) {
+        *bias = attn_f32(node->in[i]);
+        attn__broadcast_strides(node->in[i], 4, sh, bst);
+        i++;
+    }
+    *kl = node->iarg[3] ? attn_i32(node->in[i]) : NULL;
+    *seed = node->seed;
+    *offset = (uint64_t)node->iarg[4];
+}
+
+/* Scratch of n floats for each of `slots` threads; NULL (error recorded
+ * under the op name) on overflow or a full arena. */
+static inline float *sdpa_scratch(attn_ctx *ctx, const char *name, int slots, int64_t n,
+                                  const char *what) {
+    size_t bytes;
+    if (attn__mul_size((size_t)slots * (size_t)n, sizeof(float), &bytes)) {
+        attn__fail(ctx, ATTN_ERR_OOM, "%s: %s of %d x %lld floats overflows", name, what, slots,
+                   (long long)n);
+        return NULL;
+    }
+    return attn__alloc(ctx, bytes ? bytes : 1, what);
+}
+
+#endif
