@@ -78,4 +78,17 @@ struct atfx_file;
 int test_load_torch_params(const struct atfx_file *fx, int case_index, attn_params *ps,
                            size_t store_prefix_len, const char *tag);
 
+/* The fixture tensor `name` of dtype dt with numel elements (numel < 0: any
+ * size), or NULL after a failed CHECK that names the tensor and the script
+ * that writes it. */
+struct atfx_tensor;
+const struct atfx_tensor *test_fx_need(const struct atfx_file *fx, const char *name,
+                                       attn_dtype dt, int64_t numel, const char *script);
+
+/* Compares n floats of got with the f32 fixture tensor `name` (test_allclose,
+ * reported as "tag: what"). */
+void test_fx_close(const char *tag, const char *what, const float *got,
+                   const struct atfx_file *fx, const char *name, int64_t n, float atol,
+                   float rtol, const char *script);
+
 #endif

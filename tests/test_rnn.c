@@ -79,28 +79,13 @@ static void fill_uniform(float *x, int64_t n, float lo, float hi, attn_rng *rng)
 
 static const atfx_tensor *need(const atfx_file *fx, const char *name, attn_dtype dt,
                                int64_t numel) {
-    const atfx_tensor *t = atfx_find(fx, name);
-    CHECK(t != NULL, "fixture lacks tensor '%s' (regenerate with tools/make_rnn_fixtures.py)",
-          name);
-    if (t && (t->dtype != dt || (numel >= 0 && t->numel != numel))) {
-        CHECK(0, "fixture tensor '%s' has %lld elements of dtype %d, expected %lld of %d", name,
-              (long long)t->numel, (int)t->dtype, (long long)numel, (int)dt);
-        return NULL;
-    }
-    return t;
+    return test_fx_need(fx, name, dt, numel, "tools/make_rnn_fixtures.py");
 }
 
 /* Compares n floats with the fixture tensor `name` (numel n). */
 static void cmp_fx(const char *tag, const char *what, const float *got, const atfx_file *fx,
                    const char *name, int64_t n, float atol, float rtol) {
-    const atfx_tensor *t = need(fx, name, ATTN_F32, n);
-    if (!t || !got) {
-        CHECK(got != NULL, "%s: %s: no value to compare", tag, what);
-        return;
-    }
-    char w[256];
-    snprintf(w, sizeof w, "%s: %s", tag, what);
-    test_allclose(w, got, atfx_f32(t), n, atol, rtol);
+    test_fx_close(tag, what, got, fx, name, n, atol, rtol, "tools/make_rnn_fixtures.py");
 }
 
 static void parity_case(const atfx_file *fx, int lstm, int k, int use_ref) {

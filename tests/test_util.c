@@ -58,3 +58,27 @@ int test_load_torch_params(const atfx_file *fx, int case_index, attn_params *ps,
           attn_params_count(ps));
     return nfx;
 }
+
+const atfx_tensor *test_fx_need(const atfx_file *fx, const char *name, attn_dtype dt,
+                                int64_t numel, const char *script) {
+    const atfx_tensor *t = atfx_find(fx, name);
+    CHECK(t != NULL, "fixture lacks tensor '%s' (regenerate with %s)", name, script);
+    if (t && (t->dtype != dt || (numel >= 0 && t->numel != numel))) {
+        CHECK(0, "fixture tensor '%s' has %lld elements of dtype %d, expected %lld of %d", name,
+              (long long)t->numel, (int)t->dtype, (long long)numel, (int)dt);
+        return NULL;
+    }
+    return t;
+}
+
+void test_fx_close(const char *tag, const char *what, const float *got, const atfx_file *fx,
+                   const char *name, int64_t n, float atol, float rtol, const char *script) {
+    const atfx_tensor *t = test_fx_need(fx, name, ATTN_F32, n, script);
+    if (!t || !got) {
+        CHECK(got != NULL, "%s: %s: no value to compare", tag, what);
+        return;
+    }
+    char w[256];
+    snprintf(w, sizeof w, "%s: %s", tag, what);
+    test_allclose(w, got, atfx_f32(t), n, atol, rtol);
+}
