@@ -93,10 +93,14 @@ deps:
 
 # The whole suite: unit tests of every op (fixtures, finite differences,
 # reference vs fast path, guards), then the examples with their assertions,
-# then the same op suite again with the built-in matrix kernel (no BLAS).
+# then the same op suite again with the built-in matrix kernel (no BLAS),
+# and the fused attention's suite on its other kernels (the portable one, and
+# AVX-512 BF16 instead of AMX for bf16) where this CPU picks a faster one.
 test: all $(TESTS) deps
 	$(TESTS)
 	ATTN_BLAS=builtin $(TESTS) --suite ops
+	ATTN_FLASH_GENERIC=1 $(TESTS) --suite flash
+	ATTN_FLASH_NO_AMX=1 $(TESTS) --suite flash
 	bash tests/run_examples.sh $(BUILD)
 
 check: test

@@ -11,6 +11,7 @@
  *
  * Usage: bench_flash [--quick] [--runs N] [--threads N]
  *   --quick   B*H 12, T 256 and 1024, D 64 (what a shared machine allows)
+ *   --T N, --D N, --causal 0|1, --bwd 0|1: only the cases that match
  * Build: make bench.
  */
 #include <stdio.h>
@@ -104,13 +105,18 @@ static void fill(float *x, size_t n, unsigned s) {
     }
 }
 
-static int run_case(int B, int H, int64_t T, int64_t D, int causal, int bwd, int runs, int nt,
-                    double peak) {
+static int run_case(int B, int H, int64_t T, int64_t D, int causal, int bwd, int bf16, int runs,
+                    int nt, double peak) {
     const int64_t sh[4] = {B, H, T, D};
     const size_t n = (size_t)B * H * T * D;
     float *buf = malloc(sizeof(float) * n);
-    if (!buf) return -1;
+    uint16_t *hb = malloc(sizeof(uint16_t) * n);
+    if (!buf || !hb) {
+        free(buf), free(hb);
+        return -1;
+    }
     fill(buf, n, 7u);
+    attn_bf16_from_f32(hb, buf, (int64_t)n);
     const size_t arena = sizeof(float) * n * 12 + ((size_t)64 << 20);
     attn_ctx *ctx = NULL;
     attn_ctx_config cfg = {0};
@@ -126,9 +132,11 @@ static int run_case(int B, int H, int64_t T, int64_t D, int causal, int bwd, int
     for (int r = 0; ok && r <= runs; r++) {
         attn_ctx_reset(ctx);
         attn_ctx_set_grad_enabled(ctx, bwd);
-        attn_tensor *q = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf);
-        attn_tensor *k = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf);
-        attn_tensor *v = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf);
+        const attn_dtype dt = bf16 ? ATTN_BF16 : ATTN_F32;
+        void *x = bf16 ? (void *)hb : (void *)buf;
+        attn_tensor *q = attn_tensor_from(ctx, dt, 4, sh, x);
+        attn_tensor *k = attn_tensor_from(ctx, dt, 4, sh, x);
+        attn_tensor *v = attn_tensor_from(ctx, dt, 4, sh, x);
         if (!q || !k || !v) {
             ok = 0;
             break;
@@ -154,30 +162,45 @@ static int run_case(int B, int H, int64_t T, int64_t D, int causal, int bwd, int
         if (bwd) flop *= 3.5;
         const double gf = flop / med * 1e-9;
         const int noisy = t[runs] > 1.1 * med && runs >= 3;
-        printf("B*H %3d  T=S %5lld  D %3lld  %-6s  %-7s  %2d thr  %10.3f ms  %7.1f GFLOP/s  %5.1f%% "
-               "peak  extra %8.2f MiB%s\n",
+        printf("B*H %3d  T=S %5lld  D %3lld  %-6s  %-7s  %-4s  %2d thr  %10.3f ms  %7.1f GFLOP/s  "
+               "%5.1f%% peak  extra %8.2f MiB%s\n",
                B * H, (long long)T, (long long)D, causal ? "causal" : "full", bwd ? "fwd+bwd" : "fwd",
-               nt, med * 1e3, gf, peak > 0 ? 100.0 * gf / peak : 0.0, (double)extra / 1048576.0,
+               bf16 ? "bf16" : "f32", nt, med * 1e3, gf, peak > 0 ? 100.0 * gf / peak : 0.0, (double)extra / 1048576.0,
                noisy ? "  (noisy)" : "");
         fflush(stdout);
     }
     free(t);
     free(buf);
+    free(hb);
     attn_ctx_free(ctx);
     return ok ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, runs = 5, nt = 0;
+    int quick = 0, runs = 5, nt = 0, only_bwd = -1, only_causal = -1;
+    int64_t only_t = 0, only_d = 0;
+    int only_bf16 = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
+        else if (strcmp(argv[i], "--T") == 0 && i + 1 < argc)
+            only_t = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--D") == 0 && i + 1 < argc)
+            only_d = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--bwd") == 0 && i + 1 < argc)
+            only_bwd = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
+            i++;
+            only_bf16 = strcmp(argv[i], "bf16") == 0 ? 1 : strcmp(argv[i], "f32") == 0 ? 0 : -1;
+        } else if (strcmp(argv[i], "--causal") == 0 && i + 1 < argc)
+            only_causal = atoi(argv[++i]);
         else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
             runs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             nt = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--runs N] [--threads N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--runs N] [--threads N] [--T N] [--D N] "
+                            "[--causal 0|1] [--bwd 0|1] [--dtype f32|bf16]\n", argv[0]);
             return 2;
         }
     }
@@ -191,13 +214,22 @@ int main(int argc, char **argv) {
     static const int64_t Ts[4] = {256, 1024, 4096, 16384};
     static const int64_t Ds[2] = {64, 128};
     static const int Bs[2] = {1, 4};
-    const int nb = quick ? 1 : 2, ntt = quick ? 2 : 4, nd = quick ? 1 : 2;
+    const int nb = quick ? 1 : 2, ntt = quick && !only_t ? 2 : 4, nd = quick && !only_d ? 1 : 2;
     int rc = 0;
     for (int bi = 0; bi < nb; bi++)
         for (int ti = 0; ti < ntt; ti++)
             for (int di = 0; di < nd; di++)
                 for (int causal = 0; causal < 2; causal++)
-                    for (int bwd = 0; bwd < 2; bwd++)
-                        rc |= run_case(Bs[bi], 12, Ts[ti], Ds[di], causal, bwd, runs, nt, peak);
+                    for (int kind = 0; kind < 3; kind++) {
+                        /* f32 forward, f32 forward + backward, bf16 forward */
+                        const int bwd = kind == 1, bf16 = kind == 2;
+                        if ((only_t && Ts[ti] != only_t) || (only_d && Ds[di] != only_d) ||
+                            (only_bwd >= 0 && bwd != only_bwd) ||
+                            (only_causal >= 0 && causal != only_causal) ||
+                            (only_bf16 >= 0 && bf16 != only_bf16))
+                            continue;
+                        rc |= run_case(Bs[bi], 12, Ts[ti], Ds[di], causal, bwd, bf16, runs, nt,
+                                       peak);
+                    }
     return rc ? 1 : 0;
 }

@@ -293,7 +293,168 @@ static void test_memory(void) {
     TEST_END();
 }
 
+/* ---- bf16 inputs ---------------------------------------------------------------------- */
+
+/* The forward of bf16 q, k, v (made from the normal inputs of cfg rounded to
+ * bf16) against the reference op attn_sdpa on the same values widened to f32
+ * (exact). The fast path rounds P to bf16 before P V, so each output element
+ * may differ by the bf16 unit roundoff 2^-8 times sum_s P[t,s] |V[s,e]| (the
+ * reference's P applied to |V|, computed by a third run) on top of the f32
+ * tolerance of the fused op; the logits are exact products summed in f32.
+ * Where the CPU has no AVX-512 BF16 (or ATTN_FLASH_GENERIC is set) the op
+ * widens the inputs and runs in f32, which meets the same bound. */
+static int run_bf16(attn_ctx *ctx, const fcfg *c, int mode, float **out, int64_t *n_out) {
+    /* mode 0: flash on bf16; 1: sdpa on the widened values; 2: sdpa with |v| */
+    attn_ctx_reset(ctx);
+    attn_ctx_set_rng(ctx, 99, 5);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_rng rng;
+    attn_rng_init(&rng, 4321);
+    const int64_t sh[4][4] = {{c->B, c->H, c->T, c->D},
+                              {c->B, c->Hkv, c->S, c->D},
+                              {c->B, c->Hkv, c->S, c->Dv},
+                              {1, c->H, c->T, c->S}};
+    attn_tensor *x[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4; i++) {
+        if (i == 3 && !c->bias) break;
+        const int nd = i == 3 && c->bias == 2 ? 2 : 4;
+        const int64_t tsh[2] = {c->T, c->S};
+        const int64_t *shape = i == 3 && c->bias == 2 ? tsh : sh[i];
+        int64_t n = 1;
+        for (int j = 0; j < nd; j++) n *= shape[j];
+        float *buf = malloc(sizeof(float) * (size_t)n);
+        uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n);
+        if (!buf || !h) {
+            free(buf), free(h);
+            return -1;
+        }
+        test_fill_normal(buf, n, &rng);
+        if (i == 3) {
+            if (c->bias == 1)
+                for (int64_t j = 0; j < n; j += 5) buf[j] = -INFINITY;
+            x[i] = attn_tensor_from(ctx, ATTN_F32, nd, shape, buf);
+        } else {
+            attn_bf16_from_f32(h, buf, n);
+            attn_f32_from_bf16(buf, h, n);
+            if (mode == 2 && i == 2)
+                for (int64_t j = 0; j < n; j++) buf[j] = fabsf(buf[j]);
+            x[i] = mode == 0 ? attn_tensor_from(ctx, ATTN_BF16, 4, shape, h)
+                             : attn_tensor_from(ctx, ATTN_F32, 4, shape, buf);
+        }
+        free(buf);
+        free(h);
+        if (!x[i]) return -1;
+    }
+    attn_sdpa_opts o = {0};
+    o.causal = c->causal;
+    o.window = c->window;
+    o.dropout = c->dropout;
+    o.bias = x[3];
+    if (c->has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c->B, c->kl);
+    attn_ctx_set_training(ctx, c->dropout > 0.0f);
+    attn_tensor *y = mode == 0 ? attn_flash_sdpa(ctx, x[0], x[1], x[2], &o, NULL)
+                               : attn_sdpa(ctx, x[0], x[1], x[2], &o, NULL);
+    attn_ctx_set_training(ctx, 0);
+    attn_ctx_set_grad_enabled(ctx, 1);
+    CHECK(y != NULL, "%s: bf16 mode %d: %s", c->label, mode, attn_last_error());
+    if (!y) return -1;
+    CHECK(y->dtype == ATTN_F32, "%s: bf16 flash output is %s, expected f32", c->label,
+          attn_dtype_name(y->dtype));
+    *n_out = attn_tensor_numel(y);
+    *out = dup(attn_f32(y), *n_out);
+    return *out ? 0 : -1;
+}
+
+/* expr returned NULL with status want and a message naming needle */
+static void expect_error(attn_ctx *ctx, const void *res, attn_status want, const char *needle) {
+    CHECK(res == NULL && attn_ctx_status(ctx) == want && strstr(attn_ctx_error(ctx), needle),
+          "expected error %d naming \"%s\", got %s status %d: %s", (int)want, needle,
+          res ? "a result," : "NULL,", (int)attn_ctx_status(ctx), attn_ctx_error(ctx));
+    attn_ctx_reset(ctx);
+}
+
+static void test_bf16(void) {
+    attn_ctx *ctx = test_ctx_new((size_t)256 << 20, 1, 0);
+    if (!ctx) return;
+    const fcfg cases[] = {
+        {"bf16 T1 S7 D16", 2, 2, 2, 1, 7, 16, 16, 0, 0, 0, 0, 0, {0, 0}, 0},
+        {"bf16 T65 S65 D64 causal", 2, 2, 2, 65, 65, 64, 64, 1, 0, 0, 0, 0, {0, 0}, 0},
+        {"bf16 T7 S1000 D80", 1, 2, 2, 7, 1000, 80, 80, 0, 0, 0, 0, 0, {0, 0}, 0},
+        {"bf16 T1000 S65 D128 Dv80", 1, 2, 2, 1000, 65, 128, 80, 0, 0, 0, 0, 0, {0, 0}, 0},
+        {"bf16 T1000 S1000 D64 causal", 1, 1, 1, 1000, 1000, 64, 64, 1, 0, 0, 0, 0, {0, 0}, 0},
+        {"bf16 odd D 15, S 65, window 9", 1, 2, 2, 65, 65, 15, 15, 1, 9, 0, 0, 0, {0, 0}, 0},
+        {"bf16 key_lengths [40, 0] GQA", 2, 4, 2, 65, 65, 64, 64, 0, 0, 0, 0, 1, {40, 0}, 0},
+        {"bf16 bias [1,H,T,S] -inf, MQA", 2, 4, 1, 65, 70, 64, 32, 0, 0, 0, 1, 0, {0, 0}, 0},
+        {"bf16 dropout 0.3 causal", 2, 2, 2, 65, 65, 16, 16, 1, 0, 0.3f, 2, 0, {0, 0}, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const fcfg *c = &cases[i];
+        char tname[160];
+        snprintf(tname, sizeof tname, "flash/bf16 forward vs sdpa: %s", c->label);
+        TEST_BEGIN(tname);
+        float *a = NULL, *r = NULL, *bound = NULL;
+        int64_t na = 0, nr = 0, nb = 0;
+        if (run_bf16(ctx, c, 0, &a, &na) == 0 && run_bf16(ctx, c, 1, &r, &nr) == 0 &&
+            run_bf16(ctx, c, 2, &bound, &nb) == 0 && na == nr && nb == nr) {
+            int64_t bad = 0, first = -1;
+            double worst = 0.0;
+            for (int64_t j = 0; j < na; j++) {
+                const double tol = 0x1.0p-8 * (double)bound[j] + FLASH_ATOL + FLASH_RTOL * fabs(r[j]);
+                const double d = fabs((double)a[j] - (double)r[j]);
+                if (!(d <= tol)) {
+                    if (first < 0) first = j;
+                    bad++;
+                }
+                if (d / tol > worst) worst = d / tol;
+            }
+            if (test__verbose) printf("     %s: worst error / bound %.3f\n", c->label, worst);
+            CHECK(bad == 0, "%s: %lld of %lld outside 2^-8 P|V| + f32 tolerance (first [%lld]: %g vs %g, bound %g)",
+                  c->label, (long long)bad, (long long)na, (long long)first,
+                  first >= 0 ? a[first] : 0.0, first >= 0 ? r[first] : 0.0,
+                  first >= 0 ? bound[first] : 0.0);
+        }
+        free(a), free(r), free(bound);
+        TEST_END();
+    }
+    TEST_BEGIN("flash/bf16 inputs that need gradients are refused");
+    attn_ctx_reset(ctx);
+    const int64_t sh[4] = {1, 1, 4, 8};
+    uint16_t h[32] = {0};
+    attn_tensor *q = attn_tensor_from(ctx, ATTN_BF16, 4, sh, h);
+    attn_tensor *k = attn_tensor_from(ctx, ATTN_BF16, 4, sh, h);
+    attn_tensor *v = attn_tensor_from(ctx, ATTN_BF16, 4, sh, h);
+    if (q && k && v) {
+        q->requires_grad = 1;
+        expect_error(ctx, attn_flash_sdpa(ctx, q, k, v, NULL, NULL), ATTN_ERR_DTYPE,
+                     "forward only");
+        attn_ctx_reset(ctx);
+        float f[32] = {0};
+        attn_tensor *qf = attn_tensor_from(ctx, ATTN_F32, 4, sh, f);
+        attn_tensor *kb = attn_tensor_from(ctx, ATTN_BF16, 4, sh, h);
+        expect_error(ctx, attn_flash_sdpa(ctx, qf, kb, kb, NULL, NULL), ATTN_ERR_DTYPE,
+                     "k [1,1,4,8] is bf16, expected f32");
+    }
+    TEST_END();
+    TEST_BEGIN("flash/bf16 conversions: nearest even, NaN, inf, exact widening");
+    {
+        const float src[6] = {1.0f, 1.00390625f /* 1 + 2^-8: tie, to even 1 */,
+                              1.01171875f /* 1 + 3 2^-8: tie, to even 1 + 2^-6 */, -INFINITY, NAN,
+                              3.3895314e38f /* the largest bf16 */};
+        uint16_t hb[6];
+        float back[6];
+        attn_bf16_from_f32(hb, src, 6);
+        attn_f32_from_bf16(back, hb, 6);
+        CHECK(back[0] == 1.0f && back[1] == 1.0f && back[2] == 1.015625f, "rounding: %g %g %g",
+              back[0], back[1], back[2]);
+        CHECK(back[3] == -INFINITY && isnan(back[4]) && back[5] == 3.3895314e38f,
+              "specials: %g %g %g", back[3], back[4], back[5]);
+    }
+    TEST_END();
+    attn_ctx_free(ctx);
+}
+
 void suite_flash(void) {
+    test_bf16();
     test_against_sdpa();
     test_empty_rows();
     test_threads();

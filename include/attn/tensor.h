@@ -32,7 +32,8 @@ extern "C" {
 
 typedef enum attn_dtype {
     ATTN_F32 = 0,  /* IEEE float32 */
-    ATTN_BF16 = 1, /* bfloat16 storage (upper half of a float32); reserved for fast kernels */
+    ATTN_BF16 = 1, /* bfloat16 storage (upper half of a float32): the inputs of the fused
+                      attention's bf16 forward (sdpa.h) */
     ATTN_I32 = 2,  /* int32: token ids, class targets */
     ATTN_DTYPE_COUNT
 } attn_dtype;
@@ -63,6 +64,12 @@ int attn_tensor_is_contiguous(const attn_tensor *t);
 /* Typed access to the data (no check of dtype beyond an assert-free cast). */
 static inline float *attn_f32(const attn_tensor *t) { return (float *)t->data; }
 static inline int32_t *attn_i32(const attn_tensor *t) { return (int32_t *)t->data; }
+static inline uint16_t *attn_bf16(const attn_tensor *t) { return (uint16_t *)t->data; }
+
+/* bfloat16 conversions of n elements: to bf16 rounds to nearest, ties to even
+ * (a NaN stays a quiet NaN, inf stays inf); to f32 is exact. */
+void attn_bf16_from_f32(uint16_t *dst, const float *src, int64_t n);
+void attn_f32_from_bf16(float *dst, const uint16_t *src, int64_t n);
 
 /* Writes "[2,3,4]" (or "[]" for a scalar) into buf; returns buf. */
 char *attn_shape_str(const attn_tensor *t, char *buf, size_t buf_size);

@@ -221,6 +221,24 @@ size_t attn_dtype_size(attn_dtype d) {
     }
 }
 
+void attn_bf16_from_f32(uint16_t *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], sizeof u);
+        if ((u & 0x7FFFFFFFu) > 0x7F800000u)
+            dst[i] = (uint16_t)((u >> 16) | 0x40u); /* NaN: keep the sign, quiet */
+        else
+            dst[i] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    }
+}
+
+void attn_f32_from_bf16(float *dst, const uint16_t *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t u = (uint32_t)src[i] << 16;
+        memcpy(&dst[i], &u, sizeof u);
+    }
+}
+
 const char *attn_dtype_name(attn_dtype d) {
     switch (d) {
     case ATTN_F32: return "f32";

@@ -45,7 +45,11 @@
  * that no row of the tile can see does not reach the tile (the SDPA op, which
  * multiplies by the full row of weights, lets it reach every live row).
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* syscall(), for the AMX permission */
+#endif
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/internal.h"
@@ -59,7 +63,7 @@
 #endif
 
 #define QT 64 /* query rows per tile */
-#define KT 64 /* keys per tile */
+#define KT 64 /* keys per tile (a multiple of 64) */
 
 #if defined(_OPENMP)
 #define FL_TID() omp_get_thread_num()
@@ -72,7 +76,8 @@ typedef struct fl_geom {
     float scale, p;
     int causal;
     int64_t window;
-    const float *q, *k, *v;
+    const float *q, *k, *v; /* f32 inputs (bf16 ones: widened copies, fl_widen) */
+    const uint16_t *qh, *kh, *vh; /* bf16 inputs, else NULL */
     const float *bias;
     int64_t bst[4];
     const int32_t *kl;
@@ -95,12 +100,33 @@ static fl_geom fl_geometry(const attn_node *node) {
     if (g.window > g.S + g.T + 1) g.window = g.S + g.T + 1;
     g.scale = node->farg[0];
     g.p = node->farg[1];
-    g.q = attn_f32(node->in[0]);
-    g.k = attn_f32(node->in[1]);
-    g.v = attn_f32(node->in[2]);
+    const int bf16 = q->dtype == ATTN_BF16;
+    g.q = bf16 ? NULL : attn_f32(node->in[0]);
+    g.k = bf16 ? NULL : attn_f32(node->in[1]);
+    g.v = bf16 ? NULL : attn_f32(node->in[2]);
+    g.qh = bf16 ? attn_bf16(node->in[0]) : NULL;
+    g.kh = bf16 ? attn_bf16(node->in[1]) : NULL;
+    g.vh = bf16 ? attn_bf16(node->in[2]) : NULL;
     const int64_t shape[4] = {g.B, g.H, g.T, g.S};
     sdpa_node_inputs(node, shape, &g.bias, g.bst, &g.kl, &g.seed, &g.offset);
     return g;
+}
+
+/* bf16 inputs widened to f32 copies in the arena (exact), for the paths that
+ * compute in f32: the reference, the weights, and the forward where the CPU
+ * has no AVX-512 BF16. 0, or -1 with the context's error set. */
+static int fl_widen(attn_ctx *ctx, fl_geom *g) {
+    if (!g->qh) return 0;
+    const int64_t nq = g->B * g->H * g->T * g->D, nk = g->B * g->Hkv * g->S * g->D;
+    const int64_t nv = g->B * g->Hkv * g->S * g->Dv;
+    float *w = attn__alloc(ctx, sizeof(float) * (size_t)(nq + nk + nv),
+                           "flash_sdpa (bf16 inputs widened to f32)");
+    if (!w) return -1;
+    attn_f32_from_bf16(w, g->qh, nq);
+    attn_f32_from_bf16(w + nq, g->kh, nk);
+    attn_f32_from_bf16(w + nq + nk, g->vh, nv);
+    g->q = w, g->k = w + nq, g->v = w + nq + nk;
+    return 0;
 }
 
 /* Keys visible to query t of batch b: [*lo, *hi), empty when *lo >= *hi
@@ -299,20 +325,39 @@ static int64_t fwd_scratch(const fl_geom *g) {
     return QT * Dp + QT * KT + QT * Dvp + KT;
 }
 
-/* Key columns of the shared transposed K (a multiple of KT, with a tile of
- * zeros beyond S, since key tiles start anywhere). */
-static int64_t fl_sp(const fl_geom *g) { return up(g->S, KT) + KT; }
+/* Keys of the staged operands: S rounded up to whole key tiles. Key tiles
+ * start at multiples of KT (a row's visible range is masked inside them). */
+static int64_t fl_sp(const fl_geom *g) { return up(g->S, KT); }
 
-/* K of kv head (b, kh) transposed into kt [D, Sp] and V padded into
- * vp [Sp, Dvp], zero beyond S and Dv: the operands of every tile product of
- * the head's query tiles. */
+/* The first key tile of a span starting at key lo. */
+static inline int64_t fl_tile_start(int64_t lo) { return lo - lo % KT; }
+
+/* [n, w] row-major src transposed tile by tile into dst: key tile j is the
+ * contiguous block dst + j w KT of [w, KT] (row d holds element d of the
+ * tile's keys), zero beyond n; Sp / KT tiles. A tile's block is the B
+ * operand (leading dimension KT) of its products, so a product walks one
+ * contiguous 16 KiB block (D = 64) instead of w rows Sp floats apart. */
+static void fl_tr_tiles(float *restrict dst, const float *restrict src, int64_t n, int64_t w,
+                        int64_t Sp) {
+    for (int64_t j = 0; j < Sp; j += KT) {
+        float *blk = dst + j * w;
+        for (int64_t d = 0; d < w; d++)
+            for (int64_t s = 0; s < KT; s++)
+                blk[d * KT + s] = j + s < n ? src[(j + s) * w + d] : 0.0f;
+    }
+}
+
+/* Block of key tile k0 (a multiple of KT) in a tile-major transposed buffer
+ * of width w. */
+static inline const float *fl_tile(const float *all, int64_t k0, int64_t w) { return all + k0 * w; }
+
+/* K of kv head (b, kh) transposed tile by tile into kt (fl_tr_tiles) and V
+ * padded into vp [Sp, Dvp], zero beyond S and Dv: the operands of every tile
+ * product of the head's query tiles. */
 static void fl_stage_kv(const fl_geom *g, int64_t b, int64_t kh, float *kt, float *vp) {
     const int64_t S = g->S, D = g->D, Dv = g->Dv, Sp = fl_sp(g), Dvp = up(Dv, 32);
     const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
-    for (int64_t d = 0; d < D; d++) {
-        for (int64_t s = 0; s < S; s++) kt[d * Sp + s] = K[s * D + d];
-        for (int64_t s = S; s < Sp; s++) kt[d * Sp + s] = 0.0f;
-    }
+    fl_tr_tiles(kt, K, S, D, Sp);
     fl_pad(vp, Sp, Dvp, V, S, Dv, Dv, 1.0f);
 }
 
@@ -332,7 +377,6 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
                      const float *ktall, const float *vall, float *out, float *lse) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
-    const int64_t Sp = fl_sp(g);
     const float *Q = g->q + (bh * T + t0) * D;
     float *qs = ws, *sc = qs + QT * Dp, *acc = sc + QT * KT, *z = acc + QT * Dvp;
     (void)kh;
@@ -352,9 +396,9 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
     }
     fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale); /* scale q once: logits = (scale q) . k */
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
-    for (int64_t k0 = span_lo; k0 < span_hi; k0 += KT) {
+    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
-        fl_gemm(sc, KT, qs, Dp, ktall + k0, Sp, nqp, KT, D, 0);
+        fl_gemm(sc, KT, qs, Dp, fl_tile(ktall, k0, D), KT, nqp, KT, D, 0);
         for (int64_t r = 0; r < nqp; r++) {
             float *row = sc + r * KT;
             if (r >= nq || bad[r] || hi[r] <= k0 || lo[r] >= k0 + n) {
@@ -403,13 +447,618 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
     }
 }
 
+/* ---- forward, AVX-512 --------------------------------------------------------------------- */
+
+#if defined(FL_X86)
+#include <immintrin.h>
+#define FL512 __attribute__((target("avx512f"), optimize("fp-contract=fast")))
+#define FL512_INLINE __attribute__((target("avx512f"), optimize("fp-contract=fast"), always_inline)) inline
+
+/* C[8][32] (+)= A[8][K] B[K][32]: the micro-kernel of fl_mk8 with its 16
+ * accumulators in named registers (no stack copies on entry and exit). */
+FL512_INLINE static void fl_k8x32(float *restrict C, int64_t ldc, const float *restrict A,
+                                  int64_t lda, const float *restrict B, int64_t ldb, int64_t K,
+                                  int accumulate) {
+    __m512 c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7;
+    if (accumulate) {
+#define FL_LOADROW(i) c##i = _mm512_loadu_ps(C + i * ldc), d##i = _mm512_loadu_ps(C + i * ldc + 16)
+        FL_LOADROW(0); FL_LOADROW(1); FL_LOADROW(2); FL_LOADROW(3);
+        FL_LOADROW(4); FL_LOADROW(5); FL_LOADROW(6); FL_LOADROW(7);
+#undef FL_LOADROW
+    } else {
+        c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = _mm512_setzero_ps();
+        d0 = d1 = d2 = d3 = d4 = d5 = d6 = d7 = _mm512_setzero_ps();
+    }
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
+    const float *a4 = A + 4 * lda, *a5 = A + 5 * lda, *a6 = A + 6 * lda, *a7 = A + 7 * lda;
+    for (int64_t k = 0; k < K; k++) {
+        const __m512 b0 = _mm512_loadu_ps(B + k * ldb), b1 = _mm512_loadu_ps(B + k * ldb + 16);
+#define FL_FMA(i)                                      \
+    do {                                               \
+        const __m512 a = _mm512_set1_ps(a##i[k]);      \
+        c##i = _mm512_fmadd_ps(a, b0, c##i);           \
+        d##i = _mm512_fmadd_ps(a, b1, d##i);           \
+    } while (0)
+        FL_FMA(0); FL_FMA(1); FL_FMA(2); FL_FMA(3);
+        FL_FMA(4); FL_FMA(5); FL_FMA(6); FL_FMA(7);
+#undef FL_FMA
+    }
+#define FL_STROW(i) _mm512_storeu_ps(C + i * ldc, c##i), _mm512_storeu_ps(C + i * ldc + 16, d##i)
+    FL_STROW(0); FL_STROW(1); FL_STROW(2); FL_STROW(3);
+    FL_STROW(4); FL_STROW(5); FL_STROW(6); FL_STROW(7);
+#undef FL_STROW
+}
+
+/* exp(x) on 16 lanes by the polynomial of attn__exp_core (vmath.h), for
+ * x >= -87 (the caller clamps and zeroes below) */
+FL512_INLINE static __m512 fl_exp16(__m512 x) {
+    const __m512 shifter = _mm512_set1_ps(12582912.0f);
+    const __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
+    const __m512 n = _mm512_sub_ps(t, shifter);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    const __m512i bits = _mm512_slli_epi32(
+        _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 - 0x4B400000)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+/* Online-softmax update of the 8 rows of a block of logits (KT each, already
+ * masked and biased; rows with live[r] == 0 are zeroed). In three passes
+ * over the rows, each of independent iterations so that the rows' reduction
+ * and exp chains overlap: (1) the rows' maxima; (2) per row: a NaN marks it
+ * bad (bad[r] = 1, row zeroed), a row of -inf is zeroed, a larger maximum
+ * rescales the running sum l[r] and accumulator row acc + r ldacc by
+ * exp(m_old - m_new); (3) the row becomes exp(logit - m[r]) (0 where
+ * logit - m < -87, -inf included) and its sum is added to l[r]. */
+FL512_INLINE static void fl_block512(float *restrict sb, const int *live, float *m, double *l,
+                                     int *bad, float *restrict acc, int64_t ldacc, int64_t Dv) {
+    float mx[8];
+    int go[8];
+    for (int r = 0; r < 8; r++) {
+        const float *row = sb + r * KT;
+        __mmask16 nan = 0;
+        __m512 mv = _mm512_set1_ps(-INFINITY);
+        for (int c = 0; c < KT; c += 64) {
+            const __m512 x0 = _mm512_loadu_ps(row + c), x1 = _mm512_loadu_ps(row + c + 16);
+            const __m512 x2 = _mm512_loadu_ps(row + c + 32), x3 = _mm512_loadu_ps(row + c + 48);
+            nan |= _mm512_cmp_ps_mask(x0, x1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(x2, x3, _CMP_UNORD_Q);
+            mv = _mm512_max_ps(mv, _mm512_max_ps(_mm512_max_ps(x0, x1), _mm512_max_ps(x2, x3)));
+        }
+        mx[r] = _mm512_reduce_max_ps(mv);
+        go[r] = live[r] ? (nan ? -1 : mx[r] != -INFINITY) : 0;
+    }
+    for (int r = 0; r < 8; r++) {
+        if (go[r] < 0) bad[r] = 1;
+        if (go[r] <= 0 || !(mx[r] > m[r])) continue;
+        if (m[r] != -INFINITY) {
+            const float alpha = expf(m[r] - mx[r]);
+            float *a = acc + r * ldacc;
+            l[r] *= (double)alpha;
+            const __m512 av = _mm512_set1_ps(alpha);
+            int64_t e = 0;
+            for (; e + 16 <= Dv; e += 16) _mm512_storeu_ps(a + e, _mm512_mul_ps(_mm512_loadu_ps(a + e), av));
+            for (; e < Dv; e++) a[e] *= alpha;
+        }
+        m[r] = mx[r];
+    }
+    const __m512 lo = _mm512_set1_ps(-87.0f), zero = _mm512_setzero_ps();
+    for (int r = 0; r < 8; r++) {
+        if (go[r] <= 0) {
+            for (int c = 0; c < KT; c += 16) _mm512_storeu_ps(sb + r * KT + c, zero);
+            continue;
+        }
+        const __m512 mv = _mm512_set1_ps(m[r]);
+        __m512 sum = zero;
+        for (int c = 0; c < KT; c += 64) {
+        float *row = sb + r * KT + c;
+        __m512 x0 = _mm512_sub_ps(_mm512_loadu_ps(row), mv), x1 = _mm512_sub_ps(_mm512_loadu_ps(row + 16), mv);
+        __m512 x2 = _mm512_sub_ps(_mm512_loadu_ps(row + 32), mv), x3 = _mm512_sub_ps(_mm512_loadu_ps(row + 48), mv);
+        const __mmask16 k0 = _mm512_cmp_ps_mask(x0, lo, _CMP_GE_OQ), k1 = _mm512_cmp_ps_mask(x1, lo, _CMP_GE_OQ);
+        const __mmask16 k2 = _mm512_cmp_ps_mask(x2, lo, _CMP_GE_OQ), k3 = _mm512_cmp_ps_mask(x3, lo, _CMP_GE_OQ);
+        x0 = _mm512_maskz_mov_ps(k0, fl_exp16(_mm512_max_ps(x0, lo)));
+        x1 = _mm512_maskz_mov_ps(k1, fl_exp16(_mm512_max_ps(x1, lo)));
+        x2 = _mm512_maskz_mov_ps(k2, fl_exp16(_mm512_max_ps(x2, lo)));
+        x3 = _mm512_maskz_mov_ps(k3, fl_exp16(_mm512_max_ps(x3, lo)));
+        sum = _mm512_add_ps(sum, _mm512_add_ps(_mm512_add_ps(x0, x1), _mm512_add_ps(x2, x3)));
+        _mm512_storeu_ps(row, x0), _mm512_storeu_ps(row + 16, x1);
+        _mm512_storeu_ps(row + 32, x2), _mm512_storeu_ps(row + 48, x3);
+        }
+        l[r] += (double)_mm512_reduce_add_ps(sum);
+    }
+}
+
+/* fwd_tile on AVX-512: for each key tile, each block of 8 query rows goes
+ * through logits, softmax update and P V before the next block, so a block's
+ * logits (2 KiB) and accumulators stay in L1 next to the key tile's K and V. */
+FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
+                              float *ws, const float *ktall, const float *vall, float *out,
+                              float *lse) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 8);
+    const float *Q = g->q + (bh * T + t0) * D;
+    float *qs = ws, *sc = qs + QT * Dp, *acc = sc + QT * KT, *z = acc + QT * Dvp;
+    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
+    float m[QT];
+    double l[QT];
+    int bad[QT];
+    for (int64_t r = 0; r < nq; r++) {
+        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
+        if (lo[r] < hi[r]) {
+            if (lo[r] < span_lo) span_lo = lo[r];
+            if (hi[r] > span_hi) span_hi = hi[r];
+        }
+        m[r] = -INFINITY;
+        l[r] = 0.0;
+        bad[r] = 0;
+    }
+    for (int64_t r = nq; r < nqp; r++) lo[r] = hi[r] = 0, bad[r] = 1;
+    static int nosm = -1; if (nosm < 0) nosm = getenv("NOSM") != NULL;
+    fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale);
+    memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
+    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
+        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
+        const float *kb = fl_tile(ktall, k0, D), *vb = vall + k0 * Dvp;
+        for (int64_t rb = 0; rb < nqp; rb += 8) {
+            int live = 0;
+            for (int64_t r = rb; r < rb + 8; r++) live |= !bad[r] && hi[r] > k0 && lo[r] < k0 + n;
+            if (!live) continue;
+            float *sb = sc; /* one block of logits, reused (L1) */
+            for (int64_t c = 0; c < KT; c += 32) fl_k8x32(sb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
+            int on[8];
+            for (int64_t r = rb; r < rb + 8; r++) {
+                float *row = sb + (r - rb) * KT;
+                on[r - rb] = !bad[r] && hi[r] > k0 && lo[r] < k0 + n;
+                const float *brow = on[r - rb] ? fl_bias_row(g, b, h, t0 + r) : NULL;
+                if (on[r - rb] && (brow || lo[r] > k0 || hi[r] < k0 + KT))
+                    fl_mask_row(g, row, n, k0, lo[r], hi[r], brow);
+            }
+            fl_block512(sb, on, m + rb, l + rb, bad + rb, acc + rb * Dvp, Dvp, Dv);
+            if (g->p > 0.0f)
+                for (int64_t r = rb; r < rb + 8; r++) {
+                    if (!on[r - rb] || bad[r]) continue;
+                    float *row = sb + (r - rb) * KT;
+                    fl_keep(g, (uint64_t)((bh * T + t0 + r) * S + k0), n, z);
+                    for (int64_t s = 0; s < n; s++) row[s] *= z[s];
+                }
+            for (int64_t c = 0; c < Dvp; c += 32)
+                fl_k8x32(acc + rb * Dvp + c, Dvp, sb, KT, vb + c, Dvp, n, 1);
+        }
+    }
+    for (int64_t r = 0; r < nq; r++) {
+        float *orow = out + (bh * T + t0 + r) * Dv;
+        float *lr = lse + bh * T + t0 + r;
+        if (bad[r]) {
+            for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
+            *lr = NAN;
+        } else if (m[r] == -INFINITY) {
+            memset(orow, 0, sizeof(float) * (size_t)Dv);
+            *lr = -INFINITY;
+        } else {
+            const float inv = (float)(1.0 / l[r]);
+            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dvp + e] * inv;
+            *lr = (float)((double)m[r] + log(l[r]));
+        }
+    }
+}
+#endif
+
 static float *fl_scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) {
     return sdpa_scratch(ctx, "flash_sdpa", slots, n, what);
 }
 
+#if defined(FL_X86)
+/* ---- forward, bf16 inputs on AVX-512 BF16 ------------------------------------------------- */
+
+/* With bf16 q, k, v the products run on VDPBF16PS: each 32-bit lane holds a
+ * pair of bf16 (the first in the low half) and the instruction adds
+ * a.lo b.lo + a.hi b.hi to a float lane. Products of two bf16 are exact in
+ * float, sums are float, so the logits are as accurate as float ones of the
+ * same (bf16) inputs. P is rounded to bf16 (nearest even) for P V, as other
+ * fused kernels do; l, m, the accumulators and the output stay float.
+ * Operands, in 32-bit words (pairs):
+ *   q rows  [QT][D2] (D2 = ceil(D / 2), the pairs of d, zero-padded),
+ *   K tile  [D2][KT]: word (p, s) = pair p of key k0 + s (fl_stage_bf16),
+ *   P rows  [8][KT / 2]: the bf16 row as it lies in memory,
+ *   V       [Sp / 2][Dvp]: word (j, e) = (V[2j][e], V[2j + 1][e]).
+ * With an odd number n of keys in a tile, the last pair reads the key after
+ * the span (its weight is 0; a NaN or inf there would reach the row, unlike
+ * the f32 path, which reads exactly the span). */
+#define FLBF __attribute__((target("avx512f,avx512bf16"), optimize("fp-contract=fast")))
+#define FLBF_INLINE \
+    __attribute__((target("avx512f,avx512bf16"), optimize("fp-contract=fast"), always_inline)) inline
+
+typedef uint32_t fl_w2; /* a pair of bf16 */
+
+FLBF_INLINE static void fl_kbf8x32(float *restrict C, int64_t ldc, const fl_w2 *restrict A,
+                                   int64_t lda, const fl_w2 *restrict B, int64_t ldb, int64_t K2,
+                                   int accumulate) {
+    __m512 c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7;
+    if (accumulate) {
+#define FL_LOADROW(i) c##i = _mm512_loadu_ps(C + i * ldc), d##i = _mm512_loadu_ps(C + i * ldc + 16)
+        FL_LOADROW(0); FL_LOADROW(1); FL_LOADROW(2); FL_LOADROW(3);
+        FL_LOADROW(4); FL_LOADROW(5); FL_LOADROW(6); FL_LOADROW(7);
+#undef FL_LOADROW
+    } else {
+        c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = _mm512_setzero_ps();
+        d0 = d1 = d2 = d3 = d4 = d5 = d6 = d7 = _mm512_setzero_ps();
+    }
+    const fl_w2 *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
+    const fl_w2 *a4 = A + 4 * lda, *a5 = A + 5 * lda, *a6 = A + 6 * lda, *a7 = A + 7 * lda;
+    for (int64_t k = 0; k < K2; k++) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + k * ldb);
+        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(B + k * ldb + 16);
+#define FL_DP(i)                                                      \
+    do {                                                              \
+        const __m512bh a = (__m512bh)_mm512_set1_epi32((int)a##i[k]); \
+        c##i = _mm512_dpbf16_ps(c##i, a, b0);                         \
+        d##i = _mm512_dpbf16_ps(d##i, a, b1);                         \
+    } while (0)
+        FL_DP(0); FL_DP(1); FL_DP(2); FL_DP(3);
+        FL_DP(4); FL_DP(5); FL_DP(6); FL_DP(7);
+#undef FL_DP
+    }
+#define FL_STROW(i) _mm512_storeu_ps(C + i * ldc, c##i), _mm512_storeu_ps(C + i * ldc + 16, d##i)
+    FL_STROW(0); FL_STROW(1); FL_STROW(2); FL_STROW(3);
+    FL_STROW(4); FL_STROW(5); FL_STROW(6); FL_STROW(7);
+#undef FL_STROW
+}
+
+static inline int64_t fl_d2(const fl_geom *g) { return (g->D + 1) / 2; }
+
+/* Per-thread scratch of the bf16 forward, in 4-byte words: q pairs, the
+ * logits of a block, P in bf16, the accumulators, the dropout row; then the
+ * staged K tiles [Sp / KT][D2][KT] and V pairs [Sp / 2][Dvp]. */
+static int64_t fwd_bf16_tiles(const fl_geom *g) {
+    return QT * fl_d2(g) + 8 * KT + 8 * KT / 2 + QT * up(g->Dv, 32) + KT;
+}
+static int64_t fwd_bf16_scratch(const fl_geom *g) {
+    const int64_t Sp = fl_sp(g);
+    return fwd_bf16_tiles(g) + Sp * fl_d2(g) + Sp / 2 * up(g->Dv, 32);
+}
+
+/* pair p of row x (bf16, w elements): x[2p] low, x[2p + 1] high (0 past w) */
+static inline fl_w2 fl_pair(const uint16_t *x, int64_t p, int64_t w) {
+    const uint32_t lo = x[2 * p], hi = 2 * p + 1 < w ? x[2 * p + 1] : 0u;
+    return lo | hi << 16;
+}
+
+/* K tiles [Sp / KT][d2p][KT] (pairs p >= ceil(D / 2) zero) and V pairs
+ * [Sp / 2][Dvp] of kv head (b, kh). */
+static void fl_stage_bf16(const fl_geom *g, int64_t b, int64_t kh, int64_t d2p, fl_w2 *kt,
+                          fl_w2 *vp) {
+    const int64_t S = g->S, D = g->D, Dv = g->Dv, Sp = fl_sp(g), D2 = fl_d2(g), Dvp = up(Dv, 32);
+    const uint16_t *K = g->kh + (b * g->Hkv + kh) * S * D, *V = g->vh + (b * g->Hkv + kh) * S * Dv;
+    for (int64_t j = 0; j < Sp; j += KT) {
+        fl_w2 *blk = kt + j * d2p;
+        for (int64_t s = 0; s < KT; s++)
+            for (int64_t p = 0; p < d2p; p++)
+                blk[p * KT + s] = j + s < S && p < D2 ? fl_pair(K + (j + s) * D, p, D) : 0u;
+    }
+    for (int64_t i = 0; i < Sp / 2; i++)
+        for (int64_t e = 0; e < Dvp; e++) {
+            const uint32_t lo = 2 * i < S && e < Dv ? V[2 * i * Dv + e] : 0u;
+            const uint32_t hi = 2 * i + 1 < S && e < Dv ? V[(2 * i + 1) * Dv + e] : 0u;
+            vp[i * Dvp + e] = lo | hi << 16;
+        }
+}
+
+/* fwd_tile512 for bf16 inputs (see above). */
+FLBF static void fwd_tile_bf16(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
+                               float *ws, const fl_w2 *ktall, const fl_w2 *vall, float *out,
+                               float *lse) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const int64_t D2 = fl_d2(g), Dvp = up(Dv, 32), nqp = up(nq, 8);
+    const uint16_t *Q = g->qh + (bh * T + t0) * D;
+    fl_w2 *qp = (fl_w2 *)ws;
+    float *sb = ws + QT * D2;
+    fl_w2 *pb = (fl_w2 *)(sb + 8 * KT);
+    float *acc = (float *)(pb + 8 * KT / 2), *z = acc + QT * Dvp;
+    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
+    float m[QT];
+    double l[QT];
+    int bad[QT];
+    for (int64_t r = 0; r < nq; r++) {
+        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
+        if (lo[r] < hi[r]) {
+            if (lo[r] < span_lo) span_lo = lo[r];
+            if (hi[r] > span_hi) span_hi = hi[r];
+        }
+        m[r] = -INFINITY;
+        l[r] = 0.0;
+        bad[r] = 0;
+    }
+    for (int64_t r = nq; r < nqp; r++) lo[r] = hi[r] = 0, bad[r] = 1;
+    for (int64_t r = 0; r < nqp; r++)
+        for (int64_t p = 0; p < D2; p++) qp[r * D2 + p] = r < nq ? fl_pair(Q + r * D, p, D) : 0u;
+    memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
+    const __m512 sv = _mm512_set1_ps(g->scale);
+    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
+        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
+        const fl_w2 *kb = ktall + k0 * D2, *vb = vall + k0 / 2 * Dvp;
+        for (int64_t rb = 0; rb < nqp; rb += 8) {
+            int on[8], live = 0;
+            for (int64_t r = rb; r < rb + 8; r++)
+                live |= on[r - rb] = !bad[r] && hi[r] > k0 && lo[r] < k0 + n;
+            if (!live) continue;
+            for (int64_t c = 0; c < KT; c += 32)
+                fl_kbf8x32(sb + c, KT, qp + rb * D2, D2, kb + c, KT, D2, 0);
+            for (int64_t i = 0; i < 8 * KT; i += 16)
+                _mm512_storeu_ps(sb + i, _mm512_mul_ps(_mm512_loadu_ps(sb + i), sv));
+            for (int64_t r = rb; r < rb + 8; r++) {
+                const float *brow = on[r - rb] ? fl_bias_row(g, b, h, t0 + r) : NULL;
+                if (on[r - rb] && (brow || lo[r] > k0 || hi[r] < k0 + KT))
+                    fl_mask_row(g, sb + (r - rb) * KT, n, k0, lo[r], hi[r], brow);
+            }
+            fl_block512(sb, on, m + rb, l + rb, bad + rb, acc + rb * Dvp, Dvp, Dv);
+            if (g->p > 0.0f)
+                for (int64_t r = rb; r < rb + 8; r++) {
+                    if (!on[r - rb] || bad[r]) continue;
+                    float *row = sb + (r - rb) * KT;
+                    fl_keep(g, (uint64_t)((bh * T + t0 + r) * S + k0), n, z);
+                    for (int64_t s = 0; s < n; s++) row[s] *= z[s];
+                }
+            for (int64_t i = 0; i < 8 * KT; i += 32) {
+                const __m512bh w = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(sb + i + 16),
+                                                       _mm512_loadu_ps(sb + i));
+                _mm512_storeu_si512(pb + i / 2, (__m512i)w);
+            }
+            for (int64_t c = 0; c < Dvp; c += 32)
+                fl_kbf8x32(acc + rb * Dvp + c, Dvp, pb, KT / 2, vb + c, Dvp, (n + 1) / 2, 1);
+        }
+    }
+    for (int64_t r = 0; r < nq; r++) {
+        float *orow = out + (bh * T + t0 + r) * Dv;
+        float *lr = lse + bh * T + t0 + r;
+        if (bad[r]) {
+            for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
+            *lr = NAN;
+        } else if (m[r] == -INFINITY) {
+            memset(orow, 0, sizeof(float) * (size_t)Dv);
+            *lr = -INFINITY;
+        } else {
+            const float inv = (float)(1.0 / l[r]);
+            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dvp + e] * inv;
+            *lr = (float)((double)m[r] + log(l[r]));
+        }
+    }
+}
+
+
+/* ---- forward, bf16 inputs on AMX ------------------------------------------------------------ */
+
+/* On CPUs with AMX-BF16 (and the kernel's permission to use the tile state,
+ * asked for once with arch_prctl) the products of the bf16 forward run on
+ * tiles: TDPBF16PS adds A [16 rows][16 pairs] times B [16 pairs][16 columns]
+ * (pairs of bf16, the layout of the operands above) to a 16 x 16 float tile.
+ * A block is 16 query rows; its logits are 4 tiles (KT = 64 keys) over the
+ * pair chunks of d (D2 padded to whole chunks of 16 pairs), its P V adds
+ * to 4 tiles of accumulators at a time. The softmax between them is
+ * fl_block512 on each half of the block. Same numbers as the AVX-512 BF16
+ * path up to the order of the float sums. */
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define FLAMX __attribute__((target("avx512f,avx512bf16,amx-tile,amx-bf16"), optimize("fp-contract=fast")))
+
+typedef struct fl_tilecfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} fl_tilecfg;
+
+/* 1 when the CPU has AMX-BF16 and Linux lets this process use the tiles. */
+static int fl_amx_usable(void) {
+    static int state = -1;
+    if (state >= 0) return state;
+    unsigned a, b, c, d;
+    int ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 22 & 1u) && (d >> 24 & 1u);
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    if (ok) ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+#else
+    ok = 0;
+#endif
+    state = ok;
+    return ok;
+}
+
+static inline int64_t fl_d2a(const fl_geom *g) { return up(fl_d2(g), 16); }
+
+static int64_t fwd_amx_tiles(const fl_geom *g) {
+    return QT * fl_d2a(g) + 16 * KT + 16 * KT / 2 + QT * up(g->Dv, 32) + KT;
+}
+static int64_t fwd_amx_scratch(const fl_geom *g) {
+    const int64_t Sp = fl_sp(g);
+    return fwd_amx_tiles(g) + Sp * fl_d2a(g) + Sp / 2 * up(g->Dv, 32);
+}
+
+FLAMX static void fwd_tile_amx(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
+                               float *ws, const fl_w2 *ktall, const fl_w2 *vall, float *out,
+                               float *lse) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const int64_t D2 = fl_d2(g), D2a = fl_d2a(g), Dvp = up(Dv, 32), nqp = up(nq, 16);
+    const uint16_t *Q = g->qh + (bh * T + t0) * D;
+    fl_w2 *qp = (fl_w2 *)ws;
+    float *sb = ws + QT * D2a;
+    fl_w2 *pb = (fl_w2 *)(sb + 16 * KT);
+    float *acc = (float *)(pb + 16 * KT / 2), *z = acc + QT * Dvp;
+    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
+    float m[QT];
+    double l[QT];
+    int bad[QT];
+    fl_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+    _tile_loadconfig(&cfg);
+    for (int64_t r = 0; r < nq; r++) {
+        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
+        if (lo[r] < hi[r]) {
+            if (lo[r] < span_lo) span_lo = lo[r];
+            if (hi[r] > span_hi) span_hi = hi[r];
+        }
+        m[r] = -INFINITY;
+        l[r] = 0.0;
+        bad[r] = 0;
+    }
+    for (int64_t r = nq; r < nqp; r++) lo[r] = hi[r] = 0, bad[r] = 1;
+    for (int64_t r = 0; r < nqp; r++)
+        for (int64_t p = 0; p < D2a; p++)
+            qp[r * D2a + p] = r < nq && p < D2 ? fl_pair(Q + r * D, p, D) : 0u;
+    memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
+    const __m512 sv = _mm512_set1_ps(g->scale);
+    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
+        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, chunks = (n + 31) / 32;
+        const fl_w2 *kb = ktall + k0 * D2a, *vb = vall + k0 / 2 * Dvp;
+        for (int64_t rb = 0; rb < nqp; rb += 16) {
+            int on[16], live = 0;
+            for (int64_t r = rb; r < rb + 16; r++)
+                live |= on[r - rb] = !bad[r] && hi[r] > k0 && lo[r] < k0 + n;
+            if (!live) continue;
+            /* logits: tiles 0-3 = 16 rows x keys [16 j, 16 j + 16) */
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t c = 0; c < D2a; c += 16) {
+                _tile_loadd(4, qp + rb * D2a + c, D2a * 4);
+                _tile_loadd(5, kb + c * KT, KT * 4);
+                _tile_dpbf16ps(0, 4, 5);
+                _tile_loadd(5, kb + c * KT + 16, KT * 4);
+                _tile_dpbf16ps(1, 4, 5);
+                _tile_loadd(5, kb + c * KT + 32, KT * 4);
+                _tile_dpbf16ps(2, 4, 5);
+                _tile_loadd(5, kb + c * KT + 48, KT * 4);
+                _tile_dpbf16ps(3, 4, 5);
+            }
+            _tile_stored(0, sb, KT * 4);
+            _tile_stored(1, sb + 16, KT * 4);
+            _tile_stored(2, sb + 32, KT * 4);
+            _tile_stored(3, sb + 48, KT * 4);
+            for (int64_t i = 0; i < 16 * KT; i += 16)
+                _mm512_storeu_ps(sb + i, _mm512_mul_ps(_mm512_loadu_ps(sb + i), sv));
+            for (int64_t r = rb; r < rb + 16; r++) {
+                const float *brow = on[r - rb] ? fl_bias_row(g, b, h, t0 + r) : NULL;
+                if (on[r - rb] && (brow || lo[r] > k0 || hi[r] < k0 + KT))
+                    fl_mask_row(g, sb + (r - rb) * KT, n, k0, lo[r], hi[r], brow);
+            }
+            fl_block512(sb, on, m + rb, l + rb, bad + rb, acc + rb * Dvp, Dvp, Dv);
+            fl_block512(sb + 8 * KT, on + 8, m + rb + 8, l + rb + 8, bad + rb + 8,
+                        acc + (rb + 8) * Dvp, Dvp, Dv);
+            if (g->p > 0.0f)
+                for (int64_t r = rb; r < rb + 16; r++) {
+                    if (!on[r - rb] || bad[r]) continue;
+                    float *row = sb + (r - rb) * KT;
+                    fl_keep(g, (uint64_t)((bh * T + t0 + r) * S + k0), n, z);
+                    for (int64_t s = 0; s < n; s++) row[s] *= z[s];
+                }
+            for (int64_t i = 0; i < 16 * KT; i += 32) {
+                const __m512bh w = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(sb + i + 16),
+                                                       _mm512_loadu_ps(sb + i));
+                _mm512_storeu_si512(pb + i / 2, (__m512i)w);
+            }
+            /* acc [16 rows][e0, e0 + 64) += P V, in tiles 0-3, chunks of 32 keys */
+            float *ar = acc + rb * Dvp;
+            for (int64_t e0 = 0; e0 < Dvp; e0 += 64) {
+                const int nj = Dvp - e0 >= 64 ? 4 : 2; /* Dvp is a multiple of 32 */
+                _tile_loadd(0, ar + e0, Dvp * 4);
+                _tile_loadd(1, ar + e0 + 16, Dvp * 4);
+                if (nj == 4) {
+                    _tile_loadd(2, ar + e0 + 32, Dvp * 4);
+                    _tile_loadd(3, ar + e0 + 48, Dvp * 4);
+                }
+                for (int64_t c = 0; c < chunks; c++) {
+                    const fl_w2 *vc = vb + c * 16 * Dvp + e0;
+                    _tile_loadd(4, pb + c * 16, KT / 2 * 4);
+                    _tile_loadd(5, vc, Dvp * 4);
+                    _tile_dpbf16ps(0, 4, 5);
+                    _tile_loadd(6, vc + 16, Dvp * 4);
+                    _tile_dpbf16ps(1, 4, 6);
+                    if (nj == 4) {
+                        _tile_loadd(5, vc + 32, Dvp * 4);
+                        _tile_dpbf16ps(2, 4, 5);
+                        _tile_loadd(6, vc + 48, Dvp * 4);
+                        _tile_dpbf16ps(3, 4, 6);
+                    }
+                }
+                _tile_stored(0, ar + e0, Dvp * 4);
+                _tile_stored(1, ar + e0 + 16, Dvp * 4);
+                if (nj == 4) {
+                    _tile_stored(2, ar + e0 + 32, Dvp * 4);
+                    _tile_stored(3, ar + e0 + 48, Dvp * 4);
+                }
+            }
+        }
+    }
+    _tile_release();
+    for (int64_t r = 0; r < nq; r++) {
+        float *orow = out + (bh * T + t0 + r) * Dv;
+        float *lr = lse + bh * T + t0 + r;
+        if (bad[r]) {
+            for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
+            *lr = NAN;
+        } else if (m[r] == -INFINITY) {
+            memset(orow, 0, sizeof(float) * (size_t)Dv);
+            *lr = -INFINITY;
+        } else {
+            const float inv = (float)(1.0 / l[r]);
+            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dvp + e] * inv;
+            *lr = (float)((double)m[r] + log(l[r]));
+        }
+    }
+}
+
+/* The bf16 forward: fwd_tile_amx (AMX) or fwd_tile_bf16 (AVX-512 BF16) over
+ * the items of attn__flash_sdpa_forward. */
+static attn_status fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, float *lse) {
+    const int64_t ntile = (g->T + QT - 1) / QT, items = g->B * g->H * ntile;
+    const double work = 2.0 * (double)g->B * g->H * g->T * g->S * (double)(g->D + g->Dv);
+    int nt = attn__threads_for(ctx, work);
+    if (nt > items) nt = (int)items;
+    const int amx = fl_amx_usable() && !getenv("ATTN_FLASH_NO_AMX");
+    const int64_t per = amx ? fwd_amx_scratch(g) : fwd_bf16_scratch(g), Sp = fl_sp(g);
+    const int64_t d2p = amx ? fl_d2a(g) : fl_d2(g), tiles = amx ? fwd_amx_tiles(g) : fwd_bf16_tiles(g);
+    float *ws = fl_scratch(ctx, nt, per, "flash_sdpa forward (bf16 tiles, k, v)");
+    int64_t *staged = ws ? attn__alloc(ctx, sizeof(int64_t) * (size_t)nt, "flash_sdpa forward")
+                         : NULL;
+    if (!staged) return ctx->status;
+    for (int i = 0; i < nt; i++) staged[i] = -1;
+    ATTN__OMP_FOR(nt)
+    for (int64_t it = 0; it < items; it++) {
+        const int tid = FL_TID();
+        const int64_t bh = it / ntile, t0 = (it % ntile) * QT, b = bh / g->H, h = bh % g->H;
+        const int64_t nq = g->T - t0 < QT ? g->T - t0 : QT, u = b * g->Hkv + h / g->G;
+        float *w = ws + tid * per;
+        fl_w2 *kt = (fl_w2 *)(w + tiles), *vp = kt + Sp * d2p;
+        if (staged[tid] != u) {
+            fl_stage_bf16(g, b, h / g->G, d2p, kt, vp);
+            staged[tid] = u;
+        }
+        if (amx)
+            fwd_tile_amx(g, b, h, t0, nq, w, kt, vp, out, lse);
+        else
+            fwd_tile_bf16(g, b, h, t0, nq, w, kt, vp, out, lse);
+    }
+    return ATTN_OK;
+}
+#endif
+
+
 attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
-    const fl_geom g = fl_geometry(node);
+    fl_geom g = fl_geometry(node);
     float *out = attn_f32(node->out), *lse = attn_f32(node->saved[0]);
+#if defined(FL_X86)
+    if (g.qh && __builtin_cpu_supports("avx512bf16") && !getenv("ATTN_FLASH_GENERIC"))
+        return fl_forward_bf16(ctx, &g, out, lse);
+#endif
+    if (fl_widen(ctx, &g)) return ctx->status; /* bf16 elsewhere: computed in f32 */
     /* items (b, h, query tile) in one static split; a thread stages K^T and
      * V of an item's kv head into its own buffer when it changes (heads of a
      * group are adjacent, so each thread stages about B Hkv / nt + 1 times) */
@@ -425,6 +1074,9 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
                          : NULL;
     if (!staged) return ctx->status;
     for (int i = 0; i < nt; i++) staged[i] = -1;
+#if defined(FL_X86)
+    const int avx512 = __builtin_cpu_supports("avx512f") && !getenv("ATTN_FLASH_GENERIC");
+#endif
     ATTN__OMP_FOR(nt)
     for (int64_t it = 0; it < items; it++) {
         const int tid = FL_TID();
@@ -435,6 +1087,12 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
             fl_stage_kv(&g, b, h / g.G, kt, vp);
             staged[tid] = u;
         }
+#if defined(FL_X86)
+        if (avx512) {
+            fwd_tile512(&g, b, h, t0, nq, w, kt, vp, out, lse);
+            continue;
+        }
+#endif
         fwd_tile(&g, b, h, t0, nq, w, kt, vp, out, lse);
     }
     return ATTN_OK;
@@ -443,7 +1101,8 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
 /* ---- forward (reference) --------------------------------------------------------------------- */
 
 attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
-    const fl_geom g = fl_geometry(node);
+    fl_geom g = fl_geometry(node);
+    if (fl_widen(ctx, &g)) return ctx->status;
     float *out = attn_f32(node->out), *lse = attn_f32(node->saved[0]);
     const int64_t T = g.T, S = g.S, D = g.D, Dv = g.Dv;
     double *z = attn__alloc(ctx, sizeof(double) * (size_t)S, "flash_sdpa reference (row)");
@@ -523,23 +1182,14 @@ static int64_t bwd_scratch(const fl_geom *g) {
     return bwd_tiles(g) + Sp * (g->D + g->Dv + Dp) + (g->S + KT) * (Dp + Dvp);
 }
 
-/* [n, w] row-major src transposed into dst [w, Sp], zero beyond n */
-static void fl_tr_all(float *restrict dst, const float *restrict src, int64_t n, int64_t w,
-                      int64_t Sp) {
-    for (int64_t d = 0; d < w; d++) {
-        for (int64_t s = 0; s < n; s++) dst[d * Sp + s] = src[s * w + d];
-        for (int64_t s = n; s < Sp; s++) dst[d * Sp + s] = 0.0f;
-    }
-}
-
-/* The backward's operands of kv head (b, kh): kt = K^T [D, Sp],
- * vt = V^T [Dv, Sp], kp = K padded [Sp, Dp]. */
+/* The backward's operands of kv head (b, kh): kt = K^T and vt = V^T tile by
+ * tile (fl_tr_tiles), kp = K padded [Sp, Dp]. */
 static void fl_stage_bwd(const fl_geom *g, int64_t b, int64_t kh, float *kt, float *vt,
                          float *kp) {
     const int64_t S = g->S, D = g->D, Dv = g->Dv, Sp = fl_sp(g);
     const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
-    fl_tr_all(kt, K, S, D, Sp);
-    fl_tr_all(vt, V, S, Dv, Sp);
+    fl_tr_tiles(kt, K, S, D, Sp);
+    fl_tr_tiles(vt, V, S, Dv, Sp);
     fl_pad(kp, Sp, up(D, 32), K, S, D, D, 1.0f);
 }
 
@@ -556,7 +1206,6 @@ static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h,
                      const float *kpall, float *dka, float *dva) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
-    const int64_t Sp = fl_sp(g);
     const float *Q = g->q + (bh * T + t0) * D;
     const float *dO = gr->gy + (bh * T + t0) * Dv, *O = gr->out + (bh * T + t0) * Dv;
     float *qs = ws, *dop = qs + QT * Dp;
@@ -580,10 +1229,11 @@ static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h,
     fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale);
     fl_pad(dop, nqp, Dvp, dO, nq, Dv, Dv, 1.0f);
     memset(dq, 0, sizeof(float) * (size_t)(nqp * Dp));
-    for (int64_t k0 = span_lo; k0 < span_hi; k0 += KT) {
+    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, n4 = up(n, 4);
-        fl_gemm(P, KT, qs, Dp, ktall + k0, Sp, nqp, KT, D, 0); /* logits */
-        if (want_ds) fl_gemm(dS, KT, dop, Dvp, vtall + k0, Sp, nqp, KT, Dv, 0); /* dO V^T */
+        fl_gemm(P, KT, qs, Dp, fl_tile(ktall, k0, D), KT, nqp, KT, D, 0); /* logits */
+        if (want_ds) /* dO V^T */
+            fl_gemm(dS, KT, dop, Dvp, fl_tile(vtall, k0, Dv), KT, nqp, KT, Dv, 0);
         for (int64_t r = 0; r < nqp; r++) {
             float *pr = P + r * KT, *dr = dS + r * KT;
             if (r >= nq || hi[r] <= k0 || lo[r] >= k0 + n) {
@@ -702,8 +1352,9 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
 
 /* P [B,H,T,S] = exp(logit - lse) at visible keys, 0 elsewhere (a zero row
  * for a query with no visible key, a NaN row for a NaN one). */
-static void fl_weights(const attn_node *node, float *P) {
-    const fl_geom g = fl_geometry(node);
+static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
+    fl_geom g = fl_geometry(node);
+    if (fl_widen(ctx, &g)) return -1;
     const float *lse = attn_f32(node->saved[0]);
     const int64_t T = g.T, S = g.S, D = g.D;
     for (int64_t b = 0; b < g.B; b++)
@@ -728,6 +1379,7 @@ static void fl_weights(const attn_node *node, float *P) {
                 }
             }
         }
+    return 0;
 }
 
 /* ---- builder ----------------------------------------------------------------------------------- */
@@ -736,7 +1388,15 @@ attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn
                              const attn_sdpa_opts *opts, attn_tensor **weights) {
     static const char name[] = "flash_sdpa";
     if (weights) *weights = NULL;
-    if (sdpa_check_qkv(ctx, name, q, k, v)) return NULL;
+    if (sdpa_check_qkv(ctx, name, q, k, v, 1)) return NULL;
+    if (q->dtype == ATTN_BF16 && ctx->grad_enabled &&
+        (q->requires_grad || k->requires_grad || v->requires_grad)) {
+        attn__fail(ctx, ATTN_ERR_DTYPE,
+                   "flash_sdpa: q %s, k %s, v %s are bf16 and need gradients: the bf16 path is "
+                   "forward only (inference); pass f32 tensors to train",
+                   attn__shp(q), attn__shp(k), attn__shp(v));
+        return NULL;
+    }
     const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
     const int64_t S = k->shape[2], Dv = v->shape[3];
     const int64_t osh[4] = {B, H, T, S};
@@ -773,7 +1433,7 @@ attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn
     if (y && weights) {
         attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);
         if (!w) return NULL;
-        fl_weights(node, attn_f32(w));
+        if (fl_weights(ctx, node, attn_f32(w))) return NULL;
         *weights = w;
     }
     return y;

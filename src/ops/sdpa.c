@@ -223,7 +223,7 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
                        const attn_sdpa_opts *opts, attn_tensor **weights) {
     static const char name[] = "sdpa";
     if (weights) *weights = NULL;
-    if (sdpa_check_qkv(ctx, name, q, k, v)) return NULL;
+    if (sdpa_check_qkv(ctx, name, q, k, v, 0)) return NULL;
     const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
     const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
     attn_tensor *in[3];

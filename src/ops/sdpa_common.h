@@ -15,11 +15,12 @@
  * B, Hkv, S and D, every size >= 1, H a multiple of Hkv. 0, or -1 with the
  * error set. */
 static inline int sdpa_check_qkv(attn_ctx *ctx, const char *name, const attn_tensor *q,
-                                 const attn_tensor *k, const attn_tensor *v) {
+                                 const attn_tensor *k, const attn_tensor *v, int allow_bf16) {
     if (attn__any_null(ctx, name, 3, q, k, v)) return -1;
-    if (attn__check_dtype(ctx, name, "q", q, ATTN_F32) ||
-        attn__check_dtype(ctx, name, "k", k, ATTN_F32) ||
-        attn__check_dtype(ctx, name, "v", v, ATTN_F32))
+    /* f32, or (allow_bf16) all three bf16 */
+    const attn_dtype dt = allow_bf16 && q->dtype == ATTN_BF16 ? ATTN_BF16 : ATTN_F32;
+    if (attn__check_dtype(ctx, name, "q", q, dt) || attn__check_dtype(ctx, name, "k", k, dt) ||
+        attn__check_dtype(ctx, name, "v", v, dt))
         return -1;
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) {
         attn__fail(ctx, ATTN_ERR_SHAPE,
