@@ -256,28 +256,49 @@ FL_MK_ATTR static void fl_mk(float *restrict C, int64_t ldc, const float *restri
 }
 #if defined(FL_X86)
 #define FL_HAVE_MK8 1
-/* The same on 8 rows (16 accumulators), for AVX-512 only (32 registers):
- * each element gets the same FMA sequence as in fl_mk, so the bits agree. */
-__attribute__((target("avx512f"), optimize("fp-contract=fast"))) static void fl_mk8(
-    float *restrict C, int64_t ldc, const float *restrict A, int64_t lda, const float *restrict B,
-    int64_t ldb, int64_t K, int accumulate) {
-    fl_v16 c[8], d[8];
-    for (int i = 0; i < 8; i++) {
-        const fl_v16 zero = {0};
-        c[i] = d[i] = zero;
-        if (accumulate) FL_LD(c[i], C + i * ldc), FL_LD(d[i], C + i * ldc + 16);
+#include <immintrin.h>
+#define FL512 __attribute__((target("avx512f"), optimize("fp-contract=fast")))
+#define FL512_INLINE __attribute__((target("avx512f"), optimize("fp-contract=fast"), always_inline)) inline
+
+/* C[8][32] (+)= A[8][K] B[K][32]: the micro-kernel of fl_mk8 with its 16
+ * accumulators in named registers (no stack copies on entry and exit). */
+FL512_INLINE static void fl_k8x32(float *restrict C, int64_t ldc, const float *restrict A,
+                                  int64_t lda, const float *restrict B, int64_t ldb, int64_t K,
+                                  int accumulate) {
+    __m512 c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7;
+    if (accumulate) {
+#define FL_LOADROW(i) c##i = _mm512_loadu_ps(C + i * ldc), d##i = _mm512_loadu_ps(C + i * ldc + 16)
+        FL_LOADROW(0); FL_LOADROW(1); FL_LOADROW(2); FL_LOADROW(3);
+        FL_LOADROW(4); FL_LOADROW(5); FL_LOADROW(6); FL_LOADROW(7);
+#undef FL_LOADROW
+    } else {
+        c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = _mm512_setzero_ps();
+        d0 = d1 = d2 = d3 = d4 = d5 = d6 = d7 = _mm512_setzero_ps();
     }
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
+    const float *a4 = A + 4 * lda, *a5 = A + 5 * lda, *a6 = A + 6 * lda, *a7 = A + 7 * lda;
     for (int64_t k = 0; k < K; k++) {
-        fl_v16 b0, b1;
-        FL_LD(b0, B + k * ldb);
-        FL_LD(b1, B + k * ldb + 16);
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            const float a = A[i * lda + k];
-            c[i] += a * b0, d[i] += a * b1;
-        }
+        const __m512 b0 = _mm512_loadu_ps(B + k * ldb), b1 = _mm512_loadu_ps(B + k * ldb + 16);
+#define FL_FMA(i)                                      \
+    do {                                               \
+        const __m512 a = _mm512_set1_ps(a##i[k]);      \
+        c##i = _mm512_fmadd_ps(a, b0, c##i);           \
+        d##i = _mm512_fmadd_ps(a, b1, d##i);           \
+    } while (0)
+        FL_FMA(0); FL_FMA(1); FL_FMA(2); FL_FMA(3);
+        FL_FMA(4); FL_FMA(5); FL_FMA(6); FL_FMA(7);
+#undef FL_FMA
     }
-    for (int i = 0; i < 8; i++) FL_ST(C + i * ldc, c[i]), FL_ST(C + i * ldc + 16, d[i]);
+#define FL_STROW(i) _mm512_storeu_ps(C + i * ldc, c##i), _mm512_storeu_ps(C + i * ldc + 16, d##i)
+    FL_STROW(0); FL_STROW(1); FL_STROW(2); FL_STROW(3);
+    FL_STROW(4); FL_STROW(5); FL_STROW(6); FL_STROW(7);
+#undef FL_STROW
+}
+
+/* The same on 8 rows (16 accumulators), for AVX-512 only (32 registers). */
+FL512 static void fl_mk8(float *restrict C, int64_t ldc, const float *restrict A, int64_t lda,
+                         const float *restrict B, int64_t ldb, int64_t K, int accumulate) {
+    fl_k8x32(C, ldc, A, lda, B, ldb, K, accumulate);
 }
 #endif
 #else
@@ -450,45 +471,6 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
 /* ---- forward, AVX-512 --------------------------------------------------------------------- */
 
 #if defined(FL_X86)
-#include <immintrin.h>
-#define FL512 __attribute__((target("avx512f"), optimize("fp-contract=fast")))
-#define FL512_INLINE __attribute__((target("avx512f"), optimize("fp-contract=fast"), always_inline)) inline
-
-/* C[8][32] (+)= A[8][K] B[K][32]: the micro-kernel of fl_mk8 with its 16
- * accumulators in named registers (no stack copies on entry and exit). */
-FL512_INLINE static void fl_k8x32(float *restrict C, int64_t ldc, const float *restrict A,
-                                  int64_t lda, const float *restrict B, int64_t ldb, int64_t K,
-                                  int accumulate) {
-    __m512 c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7;
-    if (accumulate) {
-#define FL_LOADROW(i) c##i = _mm512_loadu_ps(C + i * ldc), d##i = _mm512_loadu_ps(C + i * ldc + 16)
-        FL_LOADROW(0); FL_LOADROW(1); FL_LOADROW(2); FL_LOADROW(3);
-        FL_LOADROW(4); FL_LOADROW(5); FL_LOADROW(6); FL_LOADROW(7);
-#undef FL_LOADROW
-    } else {
-        c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = _mm512_setzero_ps();
-        d0 = d1 = d2 = d3 = d4 = d5 = d6 = d7 = _mm512_setzero_ps();
-    }
-    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
-    const float *a4 = A + 4 * lda, *a5 = A + 5 * lda, *a6 = A + 6 * lda, *a7 = A + 7 * lda;
-    for (int64_t k = 0; k < K; k++) {
-        const __m512 b0 = _mm512_loadu_ps(B + k * ldb), b1 = _mm512_loadu_ps(B + k * ldb + 16);
-#define FL_FMA(i)                                      \
-    do {                                               \
-        const __m512 a = _mm512_set1_ps(a##i[k]);      \
-        c##i = _mm512_fmadd_ps(a, b0, c##i);           \
-        d##i = _mm512_fmadd_ps(a, b1, d##i);           \
-    } while (0)
-        FL_FMA(0); FL_FMA(1); FL_FMA(2); FL_FMA(3);
-        FL_FMA(4); FL_FMA(5); FL_FMA(6); FL_FMA(7);
-#undef FL_FMA
-    }
-#define FL_STROW(i) _mm512_storeu_ps(C + i * ldc, c##i), _mm512_storeu_ps(C + i * ldc + 16, d##i)
-    FL_STROW(0); FL_STROW(1); FL_STROW(2); FL_STROW(3);
-    FL_STROW(4); FL_STROW(5); FL_STROW(6); FL_STROW(7);
-#undef FL_STROW
-}
-
 /* exp(x) on 16 lanes by the polynomial of attn__exp_core (vmath.h), for
  * x >= -87 (the caller clamps and zeroes below) */
 FL512_INLINE static __m512 fl_exp16(__m512 x) {
@@ -1194,14 +1176,14 @@ static void fl_stage_bwd(const fl_geom *g, int64_t b, int64_t kh, float *kt, flo
 }
 
 /* dst [KT, QT] = src [QT, KT] transposed (rows r < nqp) */
-static void fl_tr_tile(float *restrict dst, const float *restrict src, int64_t nqp) {
+FL_CLONES static void fl_tr_tile(float *restrict dst, const float *restrict src, int64_t nqp) {
     for (int64_t r = 0; r < nqp; r++)
         for (int64_t s = 0; s < KT; s++) dst[s * QT + r] = src[r * KT + s];
 }
 
 /* Backward of the query tile [t0, t0 + nq) of head h against its key span;
  * dK, dV of the unit accumulate in dka [S + KT, Dp], dva [S + KT, Dvp]. */
-static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h, int64_t t0,
+FL_CLONES static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h, int64_t t0,
                      int64_t nq, float *ws, const float *ktall, const float *vtall,
                      const float *kpall, float *dka, float *dva) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
