@@ -7,7 +7,9 @@
  * forward + backward 3.5 x forward. Each case: one warm-up, then the median
  * of the timed runs; the share of the measured peak for the thread count;
  * the arena's peak above the inputs ("extra": outputs, saved lse, gradients
- * and tiles; the materialised op would need 2 B H T S floats on top).
+ * and tiles; the materialised op would need 2 B H T S floats on top) and
+ * the part of it that is workspace ("work": extra less the output, lse and
+ * gradients, which any implementation returns).
  *
  * Usage: bench_flash [--quick] [--runs N] [--threads N]
  *   --quick   B*H 12, T 256 and 1024, D 64 (what a shared machine allows)
@@ -162,11 +164,15 @@ static int run_case(int B, int H, int64_t T, int64_t D, int causal, int bwd, int
         if (bwd) flop *= 3.5;
         const double gf = flop / med * 1e-9;
         const int noisy = t[runs] > 1.1 * med && runs >= 3;
+        /* beyond the inputs: the output, the saved lse, and with backward the
+         * output's gradient and the three input gradients; the rest is work */
+        const size_t kept = sizeof(float) * (n * (bwd ? 5 : 1) + (size_t)B * H * (size_t)T);
+        const size_t work = extra > kept ? extra - kept : 0;
         printf("B*H %3d  T=S %5lld  D %3lld  %-6s  %-7s  %-4s  %2d thr  %10.3f ms  %7.1f GFLOP/s  "
-               "%5.1f%% peak  extra %8.2f MiB%s\n",
+               "%5.1f%% peak  extra %8.2f MiB  work %8.2f MiB%s\n",
                B * H, (long long)T, (long long)D, causal ? "causal" : "full", bwd ? "fwd+bwd" : "fwd",
-               bf16 ? "bf16" : "f32", nt, med * 1e3, gf, peak > 0 ? 100.0 * gf / peak : 0.0, (double)extra / 1048576.0,
-               noisy ? "  (noisy)" : "");
+               bf16 ? "bf16" : "f32", nt, med * 1e3, gf, peak > 0 ? 100.0 * gf / peak : 0.0,
+               (double)extra / 1048576.0, (double)work / 1048576.0, noisy ? "  (noisy)" : "");
         fflush(stdout);
     }
     free(t);

@@ -52,11 +52,11 @@ awk '
     $1 == "B*H" {
         key = $2 FS $4 FS $6 FS $7 FS $8 FS $9 FS $10
         if (!hdr++) {
-            print "| B*H | T=S | D | mask | pass | dtype | thr | attn ms | GFLOP/s | % peak | extra MiB | torch ms | torch / attn |"
-            print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            print "| B*H | T=S | D | mask | pass | dtype | thr | attn ms | GFLOP/s | % peak | extra MiB | work MiB | torch ms | torch / attn |"
+            print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         }
         r = (key in t) ? sprintf("%.2fx", t[key] / $12) : "n/a"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %.2f | %.1f | %s | %s | %s | %s |\n", $2, $4, $6, $7, $8, $9, $10, $12, $14, $16, $19, (key in t) ? t[key] : "n/a", r
+        printf "| %s | %s | %s | %s | %s | %s | %s | %.2f | %.1f | %s | %s | %s | %s | %s |\n", $2, $4, $6, $7, $8, $9, $10, $12, $14, $16, $19, $22, (key in t) ? t[key] : "n/a", r
     }
     END { print "torch " v }
 ' "$t_out" "$a_out"
