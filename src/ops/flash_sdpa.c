@@ -295,6 +295,35 @@ FL512_INLINE static void fl_k8x32(float *restrict C, int64_t ldc, const float *r
 #undef FL_STROW
 }
 
+/* C[8][32] (+)= A^T B with A [K][lda] read by column: row i of the product
+ * is column i of A (the backward's P^T dO and dS^T Q without transposing
+ * the tiles). */
+FL512_INLINE static void fl_k8x32t(float *restrict C, int64_t ldc, const float *restrict A,
+                                   int64_t lda, const float *restrict B, int64_t ldb, int64_t K) {
+    __m512 c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7;
+#define FL_LOADROW(i) c##i = _mm512_loadu_ps(C + i * ldc), d##i = _mm512_loadu_ps(C + i * ldc + 16)
+    FL_LOADROW(0); FL_LOADROW(1); FL_LOADROW(2); FL_LOADROW(3);
+    FL_LOADROW(4); FL_LOADROW(5); FL_LOADROW(6); FL_LOADROW(7);
+#undef FL_LOADROW
+    for (int64_t k = 0; k < K; k++) {
+        const float *ak = A + k * lda;
+        const __m512 b0 = _mm512_loadu_ps(B + k * ldb), b1 = _mm512_loadu_ps(B + k * ldb + 16);
+#define FL_FMA(i)                                      \
+    do {                                               \
+        const __m512 a = _mm512_set1_ps(ak[i]);        \
+        c##i = _mm512_fmadd_ps(a, b0, c##i);           \
+        d##i = _mm512_fmadd_ps(a, b1, d##i);           \
+    } while (0)
+        FL_FMA(0); FL_FMA(1); FL_FMA(2); FL_FMA(3);
+        FL_FMA(4); FL_FMA(5); FL_FMA(6); FL_FMA(7);
+#undef FL_FMA
+    }
+#define FL_STROW(i) _mm512_storeu_ps(C + i * ldc, c##i), _mm512_storeu_ps(C + i * ldc + 16, d##i)
+    FL_STROW(0); FL_STROW(1); FL_STROW(2); FL_STROW(3);
+    FL_STROW(4); FL_STROW(5); FL_STROW(6); FL_STROW(7);
+#undef FL_STROW
+}
+
 /* The same on 8 rows (16 accumulators), for AVX-512 only (32 registers). */
 FL512 static void fl_mk8(float *restrict C, int64_t ldc, const float *restrict A, int64_t lda,
                          const float *restrict B, int64_t ldb, int64_t K, int accumulate) {
@@ -1261,6 +1290,119 @@ FL_CLONES static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, 
     }
 }
 
+#if defined(FL_X86)
+/* One row of the backward on 16 lanes: p = exp(logit - L) (0 where
+ * logit - L < -87, -inf included; a NaN stays NaN), then with z the dropout
+ * scales (NULL: 1) dS = p (dS z - drow) when want_ds, and p z. */
+FL512_INLINE static void fl_bwd_row512(float *restrict pr, float *restrict dr, float L, float drow,
+                                       const float *restrict z, int want_ds) {
+    const __m512 lv = _mm512_set1_ps(L), lo = _mm512_set1_ps(-87.0f), dv = _mm512_set1_ps(drow);
+    for (int c = 0; c < KT; c += 16) {
+        const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(pr + c), lv);
+        const __mmask16 keep = _mm512_cmp_ps_mask(d, lo, _CMP_NLT_UQ);
+        const __m512 p = _mm512_maskz_mov_ps(keep, fl_exp16(_mm512_max_ps(lo, d)));
+        const __m512 zz = z ? _mm512_loadu_ps(z + c) : _mm512_set1_ps(1.0f);
+        if (want_ds) {
+            const __m512 ds = _mm512_loadu_ps(dr + c);
+            _mm512_storeu_ps(dr + c, _mm512_mul_ps(p, _mm512_fmsub_ps(ds, zz, dv)));
+        }
+        _mm512_storeu_ps(pr + c, _mm512_mul_ps(p, zz));
+    }
+}
+
+/* bwd_tile on AVX-512: logits and dO V^T of each 8-row block through the
+ * register-blocked kernel, the row pass in intrinsics, then per key tile
+ * dV += (P o Z)^T dO and dK += dS^T (scale Q) read P and dS by column
+ * (fl_k8x32t, no transposed copies) and dQ += dS K. */
+FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h,
+                              int64_t t0, int64_t nq, float *ws, const float *ktall,
+                              const float *vtall, const float *kpall, float *dka, float *dva) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 8);
+    const float *Q = g->q + (bh * T + t0) * D;
+    const float *dO = gr->gy + (bh * T + t0) * Dv, *O = gr->out + (bh * T + t0) * Dv;
+    float *qs = ws, *dop = qs + QT * Dp;
+    float *P = dop + QT * Dvp, *dS = P + QT * KT, *PT = dS + QT * KT;
+    float *dST = PT + KT * QT, *dq = dST + KT * QT, *drow = dq + QT * Dp, *z = drow + QT;
+    const int want_ds = gr->dq || gr->dk || gr->dl;
+    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
+    for (int64_t r = 0; r < nq; r++) {
+        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
+        if (lo[r] < hi[r] && gr->lse[bh * T + t0 + r] != -INFINITY) {
+            if (lo[r] < span_lo) span_lo = lo[r];
+            if (hi[r] > span_hi) span_hi = hi[r];
+        } else {
+            hi[r] = lo[r] = 0; /* no visible key: no gradient through the row */
+        }
+        double acc = 0.0;
+        for (int64_t e = 0; e < Dv; e++) acc += (double)dO[r * Dv + e] * (double)O[r * Dv + e];
+        drow[r] = (float)acc;
+    }
+    for (int64_t r = nq; r < nqp; r++) lo[r] = hi[r] = 0;
+    fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale);
+    fl_pad(dop, nqp, Dvp, dO, nq, Dv, Dv, 1.0f);
+    memset(dq, 0, sizeof(float) * (size_t)(nqp * Dp));
+    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
+        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, n8 = up(n, 8);
+        const float *kb = fl_tile(ktall, k0, D), *vb = fl_tile(vtall, k0, Dv);
+        for (int64_t rb = 0; rb < nqp; rb += 8) {
+            int live = 0;
+            for (int64_t r = rb; r < rb + 8; r++) live |= hi[r] > k0 && lo[r] < k0 + n;
+            float *pb = P + rb * KT, *db = dS + rb * KT;
+            if (!live) {
+                memset(pb, 0, sizeof(float) * 8 * KT);
+                memset(db, 0, sizeof(float) * 8 * KT);
+                continue;
+            }
+            for (int64_t c = 0; c < KT; c += 32) {
+                fl_k8x32(pb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
+                if (want_ds) fl_k8x32(db + c, KT, dop + rb * Dvp, Dvp, vb + c, KT, Dv, 0);
+            }
+            for (int64_t r = rb; r < rb + 8; r++) {
+                float *pr = P + r * KT, *dr = dS + r * KT;
+                if (hi[r] <= k0 || lo[r] >= k0 + n) {
+                    memset(pr, 0, sizeof(float) * KT);
+                    memset(dr, 0, sizeof(float) * KT);
+                    continue;
+                }
+                const int64_t t = t0 + r;
+                const float *brow = fl_bias_row(g, b, h, t);
+                if (brow || lo[r] > k0 || hi[r] < k0 + KT) fl_mask_row(g, pr, n, k0, lo[r], hi[r], brow);
+                const float *zr = NULL;
+                if (g->p > 0.0f) {
+                    fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
+                    for (int64_t s = n; s < KT; s++) z[s] = 0.0f;
+                    zr = z;
+                }
+                fl_bwd_row512(pr, dr, gr->lse[bh * T + t], drow[r], zr, want_ds);
+                if (gr->dl) {
+                    const int64_t a = lo[r] - k0 > 0 ? lo[r] - k0 : 0;
+                    const int64_t e = hi[r] - k0 < n ? hi[r] - k0 : n;
+                    float *Lr = gr->dl + (bh * T + t) * S + k0;
+                    for (int64_t s = a; s < e; s++) Lr[s] = dr[s];
+                }
+            }
+            if (gr->dq) /* dQ += dS K (scaled at the end) */
+                for (int64_t c = 0; c < Dp; c += 32)
+                    fl_k8x32(dq + rb * Dp + c, Dp, db, KT, kpall + k0 * Dp + c, Dp, n, 1);
+        }
+        for (int64_t i0 = 0; i0 < n8; i0 += 8) {
+            if (gr->dv) /* dV += (P o Z)^T dO */
+                for (int64_t c = 0; c < Dvp; c += 32)
+                    fl_k8x32t(dva + (k0 + i0) * Dvp + c, Dvp, P + i0, KT, dop + c, Dvp, nqp);
+            if (gr->dk) /* dK += dS^T (scale Q) */
+                for (int64_t c = 0; c < Dp; c += 32)
+                    fl_k8x32t(dka + (k0 + i0) * Dp + c, Dp, dS + i0, KT, qs + c, Dp, nqp);
+        }
+    }
+    if (gr->dq) {
+        float *gq = gr->dq + (bh * T + t0) * D;
+        for (int64_t r = 0; r < nq; r++)
+            for (int64_t d = 0; d < D; d++) gq[r * D + d] += g->scale * dq[r * Dp + d];
+    }
+}
+#endif
+
 attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     const fl_geom g = fl_geometry(node);
     fl_grads gr;
@@ -1290,6 +1432,9 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     const int64_t per = bwd_scratch(&g);
     float *ws = fl_scratch(ctx, nt, per, "flash_sdpa backward (tiles)");
     if (!ws) return ctx->status;
+#if defined(FL_X86)
+    const int avx512 = __builtin_cpu_supports("avx512f") && !getenv("ATTN_FLASH_GENERIC");
+#endif
     ATTN__OMP_FOR(nt)
     for (int64_t u = 0; u < units; u++) {
         const int64_t b = u / g.Hkv, kh = u % g.Hkv;
@@ -1301,6 +1446,12 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
         for (int64_t h = kh * g.G; h < (kh + 1) * g.G; h++)
             for (int64_t i = 0; i < ntile; i++) {
                 const int64_t t0 = i * QT, nq = g.T - t0 < QT ? g.T - t0 : QT;
+#if defined(FL_X86)
+                if (avx512) {
+                    bwd_tile512(&g, &gr, b, h, t0, nq, w, kt, vt, kp, dka, dva);
+                    continue;
+                }
+#endif
                 bwd_tile(&g, &gr, b, h, t0, nq, w, kt, vt, kp, dka, dva);
             }
         const int64_t ko = (b * g.Hkv + kh) * g.S * g.D, vo = (b * g.Hkv + kh) * g.S * g.Dv;
