@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "../src/core/internal.h" /* the tape: which attention op ran */
 #include "test.h"
 
 #define PARITY_ATOL 2e-6f
@@ -110,13 +111,25 @@ static void cmp_param_grads(const char *tag, const atfx_file *fx, int k, attn_pa
 
 /* ==== MHA parity =================================================================== */
 
-static void mha_parity_case(const atfx_file *fx, int k, int use_ref, int composed) {
+/* The attention op the last forward recorded: 1 FLASH_SDPA, 2 SDPA, 0 neither. */
+static int attention_op_used(const attn_ctx *ctx) {
+    int found = 0;
+    for (const attn_node *nd = ctx->tape_last; nd; nd = nd->prev) {
+        if (nd->op == ATTN_OP_FLASH_SDPA) found |= 1;
+        if (nd->op == ATTN_OP_SDPA) found |= 2;
+    }
+    return found;
+}
+
+static void mha_parity_case(const atfx_file *fx, int k, int use_ref, int composed,
+                            attn_attention_kernel kernel) {
     char label[200], tname[320], tag[96], nm[96];
+    const char *kn = kernel == ATTN_KERNEL_FUSED ? "fused" : kernel == ATTN_KERNEL_AUTO ? "auto" : "reference op";
     atfx_text(atfx_findf(fx, "c%d.label", k), label, sizeof label);
-    snprintf(tname, sizeof tname, "transformer/mha parity case %d (%s) [%s%s]", k, label,
-             use_ref ? "ref" : "fast", composed ? ", composed" : "");
-    snprintf(tag, sizeof tag, "mha case %d [%s%s]", k, use_ref ? "ref" : "fast",
-             composed ? ", composed" : "");
+    snprintf(tname, sizeof tname, "transformer/mha parity case %d (%s) [%s%s, %s]", k, label,
+             use_ref ? "ref" : "fast", composed ? ", composed" : "", kn);
+    snprintf(tag, sizeof tag, "mha case %d [%s%s, %s]", k, use_ref ? "ref" : "fast",
+             composed ? ", composed" : "", kn);
     TEST_BEGIN(tname);
     attn_params *ps = NULL;
     attn_ctx *ctx = NULL;
@@ -133,7 +146,8 @@ static void mha_parity_case(const atfx_file *fx, int k, int use_ref, int compose
                            .packed = cv[5],
                            .no_bias = cv[6],
                            .pos = (attn_pos_kind)cv[10],
-                           .shaw_clip = cv[11]};
+                           .shaw_clip = cv[11],
+                           .kernel = kernel};
     const int mode = cv[7], causal = cv[8], has_kl = cv[9];
     const atfx_tensor *th = atfx_findf(fx, "c%d.rope_theta", k);
     if (th) cfg.rope_theta = atfx_f32(th)[0];
@@ -183,6 +197,15 @@ static void mha_parity_case(const atfx_file *fx, int k, int use_ref, int compose
               w->shape[3] == S,
           "%s: weights shape %s", tag, attn_shape_str(w, nm, sizeof nm));
     CHECK(!w->requires_grad, "%s: the weights carry a gradient", tag);
+    {
+        /* the op the config chose: the composed path (Shaw, or forced) has neither */
+        const int fused = kernel == ATTN_KERNEL_FUSED ||
+                          (kernel == ATTN_KERNEL_AUTO && S >= ATTN_FUSED_MIN_KEYS);
+        const int want = composed || cfg.pos == ATTN_POS_SHAW ? 0 : fused ? 1 : 2;
+        const int used = attention_op_used(ctx);
+        CHECK(used == want, "%s: attention ops on the tape %d (1 flash_sdpa, 2 sdpa), expected %d",
+              tag, used, want);
+    }
     cmp_fx(tag, "output", attn_f32(out), fx, (snprintf(nm, sizeof nm, "c%d.out", k), nm),
            B * T * E, PARITY_ATOL, PARITY_RTOL);
     cmp_fx(tag, "weights", attn_f32(w), fx, (snprintf(nm, sizeof nm, "c%d.weights", k), nm),
@@ -217,21 +240,25 @@ static void test_mha_parity(void) {
     CHECK(!fx || n >= 15, "transformer_mha: %d cases, expected at least 15", n);
     TEST_END();
     for (int k = 0; k < n; k++) {
-        mha_parity_case(fx, k, 0, 0);
-        mha_parity_case(fx, k, 1, 0);
-        mha_parity_case(fx, k, 0, 1);
+        mha_parity_case(fx, k, 0, 0, ATTN_KERNEL_FUSED);
+        mha_parity_case(fx, k, 1, 0, ATTN_KERNEL_FUSED);
+        mha_parity_case(fx, k, 0, 0, ATTN_KERNEL_REFERENCE);
+        mha_parity_case(fx, k, 0, 0, ATTN_KERNEL_AUTO); /* short: the reference op */
+        mha_parity_case(fx, k, 0, 1, ATTN_KERNEL_FUSED);
     }
     atfx_free(fx);
 }
 
 /* ==== block parity ================================================================= */
 
-static void block_parity_case(const atfx_file *fx, int k, int use_ref) {
-    char label[200], tname[320], tag[64], nm[96];
+static void block_parity_case(const atfx_file *fx, int k, int use_ref,
+                              attn_attention_kernel kernel) {
+    char label[200], tname[320], tag[96], nm[96];
+    const char *kn = kernel == ATTN_KERNEL_FUSED ? "fused" : kernel == ATTN_KERNEL_AUTO ? "auto" : "reference op";
     atfx_text(atfx_findf(fx, "c%d.label", k), label, sizeof label);
-    snprintf(tname, sizeof tname, "transformer/block parity case %d (%s) [%s]", k, label,
-             use_ref ? "ref" : "fast");
-    snprintf(tag, sizeof tag, "block case %d [%s]", k, use_ref ? "ref" : "fast");
+    snprintf(tname, sizeof tname, "transformer/block parity case %d (%s) [%s, %s]", k, label,
+             use_ref ? "ref" : "fast", kn);
+    snprintf(tag, sizeof tag, "block case %d [%s, %s]", k, use_ref ? "ref" : "fast", kn);
     TEST_BEGIN(tname);
     attn_params *ps = NULL;
     attn_ctx *ctx = NULL;
@@ -243,7 +270,8 @@ static void block_parity_case(const atfx_file *fx, int k, int use_ref) {
                              .d_ff = cv[2],
                              .norm_first = cv[3],
                              .activation = cv[4] ? ATTN_ACT_GELU : ATTN_ACT_RELU,
-                             .cross = cv[5]};
+                             .cross = cv[5],
+                             .kernel = kernel};
     const int causal = cv[6], has_kl = cv[7], has_ml = cv[8];
     attn_block blk;
     CHECK_OK(attn_params_new(&ps));
@@ -307,7 +335,9 @@ static void test_block_parity(void) {
     CHECK(!fx || n >= 5, "transformer_block: %d cases, expected at least 5", n);
     TEST_END();
     for (int k = 0; k < n; k++)
-        for (int ref = 0; ref < 2; ref++) block_parity_case(fx, k, ref);
+        for (int ref = 0; ref < 2; ref++) block_parity_case(fx, k, ref, ATTN_KERNEL_FUSED);
+    for (int k = 0; k < n; k++) block_parity_case(fx, k, 0, ATTN_KERNEL_REFERENCE);
+    for (int k = 0; k < n; k++) block_parity_case(fx, k, 0, ATTN_KERNEL_AUTO);
     atfx_free(fx);
 }
 
@@ -929,7 +959,66 @@ out:
     TEST_END();
 }
 
+/* The AUTO kernel: the reference op below ATTN_FUSED_MIN_KEYS keys, the
+ * fused one from there; the fused module's output and input gradient match
+ * the reference module's (same parameters) within the fused op's tolerance
+ * (tests/test_flash.c: 2e-5 + 1e-4 |ref|). */
+static void test_auto_kernel(void) {
+    TEST_BEGIN("transformer/auto kernel: reference below 512 keys, fused from 512");
+    const int64_t E = 32;
+    attn_params *ps = NULL;
+    attn_ctx *ctx = test_ctx_new((size_t)256 << 20, 1, GUARD_BYTES);
+    CHECK_OK(attn_params_new(&ps));
+    attn_rng rng;
+    attn_rng_init(&rng, 11);
+    attn_mha ma, mr;
+    attn_mha_config cfg = {.embed_dim = E, .n_heads = 2, .packed = 1};
+    if (ps && ctx) {
+        CHECK_OK(attn_mha_init(&ma, ps, "a.", &cfg, &rng));
+        cfg.kernel = ATTN_KERNEL_REFERENCE;
+        mr = ma;
+        mr.cfg.kernel = ATTN_KERNEL_REFERENCE; /* the same parameters */
+        for (int64_t T = ATTN_FUSED_MIN_KEYS - 1; T <= ATTN_FUSED_MIN_KEYS && !test__failed_checks;
+             T++) {
+            const int64_t sh[3] = {1, T, E};
+            float *x = malloc(sizeof(float) * (size_t)(T * E));
+            float *y0 = NULL, *g0 = NULL;
+            if (!x) break;
+            test_fill_normal(x, T * E, &rng);
+            for (int pass = 0; pass < 2; pass++) {
+                attn_ctx_reset(ctx);
+                attn_tensor *xt = test_leaf(ctx, 3, sh, x);
+                attn_mha_call call = {.causal = 1};
+                attn_tensor *y = attn_mha_forward(ctx, pass ? &mr : &ma, xt, NULL, &call, NULL);
+                CHECK(y != NULL, "T %lld: %s", (long long)T, attn_ctx_error(ctx));
+                if (!y) break;
+                const int want = pass ? 2 : T >= ATTN_FUSED_MIN_KEYS ? 1 : 2;
+                CHECK(attention_op_used(ctx) == want, "T %lld %s: op %d, expected %d",
+                      (long long)T, pass ? "reference" : "auto", attention_op_used(ctx), want);
+                CHECK_OK(attn_backward(ctx, attn_sum(ctx, attn_mul(ctx, y, y), ATTN_ALL_AXES, 0)));
+                if (!xt->grad) break;
+                if (!pass) {
+                    y0 = malloc(sizeof(float) * (size_t)(T * E));
+                    g0 = malloc(sizeof(float) * (size_t)(T * E));
+                    if (y0 && g0) {
+                        memcpy(y0, attn_f32(y), sizeof(float) * (size_t)(T * E));
+                        memcpy(g0, xt->grad, sizeof(float) * (size_t)(T * E));
+                    }
+                } else if (y0 && g0) {
+                    test_allclose("auto vs reference: output", y0, attn_f32(y), T * E, 2e-5f, 1e-4f);
+                    test_allclose("auto vs reference: gradient", g0, xt->grad, T * E, 2e-5f, 1e-4f);
+                }
+            }
+            free(x), free(y0), free(g0);
+        }
+    }
+    attn_ctx_free(ctx);
+    attn_params_free(ps);
+    TEST_END();
+}
+
 void suite_transformer(void) {
+    test_auto_kernel();
     test_mha_parity();
     test_block_parity();
     test_finite_differences();

@@ -81,6 +81,9 @@ typedef struct attn_bert_config {
     float ln_eps;     /* every LayerNorm's eps; 0: 1e-12 (BERT's) */
     int mlm;          /* nonzero: the MLM head */
     int n_classes;    /* C > 0: the pooler and classifier; 0: none */
+    attn_attention_kernel kernel; /* the attention op: 0 AUTO (fused from
+                                     ATTN_FUSED_MIN_KEYS keys), FUSED or REFERENCE
+                                     (transformer.h) */
 } attn_bert_config;
 
 typedef struct attn_bert {

@@ -59,6 +59,9 @@ typedef struct attn_gpt_config {
     attn_pos_kind pos; /* LEARNED, SINUSOIDAL, ROPE, ALIBI, or NONE */
     int tied;          /* nonzero: the output head is tok_emb.weight */
     float rope_theta;  /* ROPE base; 0: 10000 */
+    attn_attention_kernel kernel; /* the attention op: 0 AUTO (fused from
+                                     ATTN_FUSED_MIN_KEYS keys), FUSED or REFERENCE
+                                     (transformer.h) */
 } attn_gpt_config;
 
 typedef struct attn_gpt {

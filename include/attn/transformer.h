@@ -100,6 +100,23 @@ void attn_kv_cache_reset(attn_kv_cache *cache);
 
 /* ---- multi-head attention ------------------------------------------------ */
 
+/* Which attention op a module calls (where positions allow a choice; Shaw's
+ * relative positions always take the composed path). */
+typedef enum attn_attention_kernel {
+    ATTN_KERNEL_AUTO = 0,      /* the default: FUSED when a call has at least
+                                  ATTN_FUSED_MIN_KEYS keys, else REFERENCE */
+    ATTN_KERNEL_FUSED = 1,     /* attn_flash_sdpa: tiled, O(T) memory */
+    ATTN_KERNEL_REFERENCE = 2, /* attn_sdpa: the materialised [T, S] reference op
+                                  (with the packed projection it reads the heads
+                                  in place, no copies) */
+    ATTN_KERNEL_COUNT
+} attn_attention_kernel;
+
+/* AUTO's threshold: a GPT training step (2 layers, d 256, 4 heads, 1 thread)
+ * was 10% faster with the reference op at 256 keys and 11% faster with the
+ * fused one at 1024 (docs/transformer.md, "Which op the modules call"). */
+#define ATTN_FUSED_MIN_KEYS 512
+
 typedef struct attn_mha_config {
     int64_t embed_dim;   /* E >= 1, divisible by n_heads */
     int n_heads;         /* H >= 1 */
@@ -117,6 +134,7 @@ typedef struct attn_mha_config {
     attn_pos_kind pos;   /* see attn_pos_kind */
     int shaw_clip;       /* SHAW: the clipping distance k >= 1 */
     float rope_theta;    /* ROPE: the base; 0 means 10000 */
+    attn_attention_kernel kernel; /* the attention op; 0 = AUTO */
 } attn_mha_config;
 
 /* The module: its resolved configuration (defaults filled in), sizes, and
@@ -229,6 +247,7 @@ typedef struct attn_block_config {
     attn_pos_kind pos;   /* positions in self-attention (see attn_mha_config) */
     int shaw_clip;
     float rope_theta;
+    attn_attention_kernel kernel; /* of both attentions (see attn_mha_config) */
 } attn_block_config;
 
 /* The block's parameters (owned by the store) and resolved configuration. */

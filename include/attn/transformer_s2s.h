@@ -74,6 +74,9 @@ typedef struct attn_t2t_config {
                                      decoder inputs must fit); else unused */
     int tie_output;               /* nonzero: the output layer uses tgt_embedding.weight */
     int32_t pad_id, bos_id, eos_id;
+    attn_attention_kernel kernel; /* the attention op: 0 AUTO (fused from
+                                     ATTN_FUSED_MIN_KEYS keys), FUSED or REFERENCE
+                                     (transformer.h) */
 } attn_t2t_config;
 
 typedef struct attn_t2t attn_t2t;

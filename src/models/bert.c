@@ -91,6 +91,7 @@ attn_status attn_bert_new(attn_bert **out, attn_params *ps, const attn_bert_conf
         bc.d_ff = c.d_ff;
         bc.norm_first = c.norm_first ? 1 : 0;
         bc.activation = ATTN_ACT_GELU;
+        bc.kernel = c.kernel;
         bc.dropout = c.dropout;
         bc.ln_eps = c.ln_eps;
         bc.pos = ATTN_POS_NONE;

@@ -98,6 +98,7 @@ attn_status attn_gpt_new(attn_gpt **out, attn_params *ps, const attn_gpt_config 
         bc.d_ff = c.d_ff;
         bc.norm_first = 1;
         bc.activation = ATTN_ACT_GELU;
+        bc.kernel = c.kernel;
         bc.dropout = c.dropout;
         bc.pos = (c.pos == ATTN_POS_ROPE || c.pos == ATTN_POS_ALIBI) ? c.pos : ATTN_POS_NONE;
         bc.rope_theta = c.rope_theta;

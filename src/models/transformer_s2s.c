@@ -118,6 +118,7 @@ attn_status attn_t2t_new(attn_t2t **out, attn_params *ps, const attn_t2t_config 
     bc.d_ff = c.d_ff;
     bc.norm_first = c.norm_first;
     bc.activation = c.activation;
+    bc.kernel = c.kernel;
     bc.dropout = c.dropout;
     bc.pos = c.pos == ATTN_POS_SHAW || c.pos == ATTN_POS_ROPE || c.pos == ATTN_POS_ALIBI
                  ? c.pos

@@ -131,6 +131,11 @@ static attn_status mha_check_config(const attn_mha_config *cfg, const char *fn,
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: dropout %g, expected in [0, 1)", fn,
                            (double)cfg->dropout);
+    if ((unsigned)cfg->kernel >= ATTN_KERNEL_COUNT)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: kernel %d, expected ATTN_KERNEL_AUTO (0), ATTN_KERNEL_FUSED (1) "
+                           "or ATTN_KERNEL_REFERENCE (2)",
+                           fn, (int)cfg->kernel);
     if ((unsigned)cfg->pos >= ATTN_POS_COUNT)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: pos %d, expected 0 to %d (attn_pos_kind)",
                            fn, (int)cfg->pos, ATTN_POS_COUNT - 1);
@@ -463,8 +468,12 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
      * op between projection and attention: the SDPA op reads the heads in
      * place from the projection and writes its output in the layout the
      * output projection reads (attn__sdpa_packed), so no head is copied. */
+    /* keys of this call: the cache's and the new ones, or the memory */
+    const int64_t n_keys = self ? (L ? L->len : 0) + T : cross_reuse ? L->len : xk->shape[1];
+    const int fused = c->kernel == ATTN_KERNEL_FUSED ||
+                      (c->kernel == ATTN_KERNEL_AUTO && n_keys >= ATTN_FUSED_MIN_KEYS);
     const int in_place = self && c->packed && !L && c->pos != ATTN_POS_ROPE &&
-                         c->pos != ATTN_POS_SHAW && !force_composed;
+                         c->pos != ATTN_POS_SHAW && !force_composed && !fused;
     if (in_place) {
         qkv = attn_linear(ctx, xq, mha->in_proj_weight, mha->in_proj_bias);
         if (!qkv) return NULL;
@@ -554,7 +563,8 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
         so.bias = bias;
         so.key_lengths = kl;
         so.dropout = c->dropout;
-        o = attn_sdpa(ctx, q, k, v, &so, weights ? &p : NULL);
+        o = fused ? attn_flash_sdpa(ctx, q, k, v, &so, weights ? &p : NULL)
+                  : attn_sdpa(ctx, q, k, v, &so, weights ? &p : NULL);
     }
     if (!o) return NULL;
     attn_tensor *y = attn_linear(ctx, qkv ? o : merge_heads(ctx, o), mha->out_proj_weight,
@@ -611,6 +621,7 @@ static attn_status block_check_config(const attn_block_config *cfg, const char *
     m.packed = 1;
     m.no_bias = cfg->no_bias;
     m.dropout = cfg->dropout;
+    m.kernel = cfg->kernel;
     attn_mha_config cross = m, resolved;
     m.pos = cfg->pos;
     m.shaw_clip = cfg->shaw_clip;
