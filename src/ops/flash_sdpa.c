@@ -1403,6 +1403,20 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
 }
 #endif
 
+/* dK, dV of kv head (b, kh) += the padded accumulators dka [S + KT, Dp],
+ * dva [S + KT, Dvp] */
+static void fl_add_kv_grads(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t kh,
+                            const float *dka, const float *dva) {
+    const int64_t Dp = up(g->D, 32), Dvp = up(g->Dv, 32);
+    const int64_t ko = (b * g->Hkv + kh) * g->S * g->D, vo = (b * g->Hkv + kh) * g->S * g->Dv;
+    for (int64_t s = 0; s < g->S; s++) {
+        if (gr->dk)
+            for (int64_t d = 0; d < g->D; d++) gr->dk[ko + s * g->D + d] += dka[s * Dp + d];
+        if (gr->dv)
+            for (int64_t e = 0; e < g->Dv; e++) gr->dv[vo + s * g->Dv + e] += dva[s * Dvp + e];
+    }
+}
+
 attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     const fl_geom g = fl_geometry(node);
     fl_grads gr;
@@ -1425,42 +1439,59 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
         gr.dl = attn__alloc_zero(ctx, n, "flash_sdpa backward (logits gradient for the bias)");
         if (!gr.dl) return ctx->status;
     }
-    const int64_t units = g.B * g.Hkv, ntile = (g.T + QT - 1) / QT;
+    /* Work items: (unit, chunk). A unit (b, kv head g) with its G query heads
+     * owns dK_g and dV_g. With fewer units than threads each unit's query
+     * tiles are cut into `split` chunks, each accumulating dK, dV in its own
+     * buffer (as many buffers as threads: the memory stays O(S D) per
+     * thread), summed per unit in chunk order after the parallel part. The
+     * chunking depends on the thread count, so the bits do too, in that case
+     * only; for a given thread count they are always the same. */
+    const int64_t units = g.B * g.Hkv, ntile = (g.T + QT - 1) / QT, tiles_u = g.G * ntile;
     const double work = 4.0 * (double)g.B * g.H * g.T * g.S * (double)(g.D + g.Dv);
     int nt = attn__threads_for(ctx, work);
-    if (nt > units) nt = (int)units;
-    const int64_t per = bwd_scratch(&g);
+    int64_t split = 1;
+    if (units < nt) {
+        split = (nt + units - 1) / units;
+        if (split > tiles_u) split = tiles_u;
+    }
+    const int64_t items = units * split;
+    if (nt > items) nt = (int)items;
+    const int64_t Dp = up(g.D, 32), Dvp = up(g.Dv, 32), Sp = fl_sp(&g);
+    const int64_t accsz = (g.S + KT) * (Dp + Dvp);
+    const int64_t per = bwd_scratch(&g) - (split > 1 ? accsz : 0);
     float *ws = fl_scratch(ctx, nt, per, "flash_sdpa backward (tiles)");
     if (!ws) return ctx->status;
+    float *accs = NULL;
+    if (split > 1 && !(accs = fl_scratch(ctx, (int)items, accsz,
+                                         "flash_sdpa backward (dK, dV per query chunk)")))
+        return ctx->status;
 #if defined(FL_X86)
     const int avx512 = __builtin_cpu_supports("avx512f") && !getenv("ATTN_FLASH_GENERIC");
 #endif
     ATTN__OMP_FOR(nt)
-    for (int64_t u = 0; u < units; u++) {
-        const int64_t b = u / g.Hkv, kh = u % g.Hkv;
-        const int64_t Dp = up(g.D, 32), Dvp = up(g.Dv, 32), Sp = fl_sp(&g);
+    for (int64_t it = 0; it < items; it++) {
+        const int64_t u = it / split, c = it % split, b = u / g.Hkv, kh = u % g.Hkv;
         float *w = ws + FL_TID() * per, *kt = w + bwd_tiles(&g), *vt = kt + g.D * Sp;
-        float *kp = vt + g.Dv * Sp, *dka = kp + Sp * Dp, *dva = dka + (g.S + KT) * Dp;
+        float *kp = vt + g.Dv * Sp, *dka = split > 1 ? accs + it * accsz : kp + Sp * Dp;
+        float *dva = dka + (g.S + KT) * Dp;
         fl_stage_bwd(&g, b, kh, kt, vt, kp);
-        memset(dka, 0, sizeof(float) * (size_t)((g.S + KT) * (Dp + Dvp)));
-        for (int64_t h = kh * g.G; h < (kh + 1) * g.G; h++)
-            for (int64_t i = 0; i < ntile; i++) {
-                const int64_t t0 = i * QT, nq = g.T - t0 < QT ? g.T - t0 : QT;
+        memset(dka, 0, sizeof(float) * (size_t)accsz);
+        for (int64_t j = c * tiles_u / split; j < (c + 1) * tiles_u / split; j++) {
+            const int64_t h = kh * g.G + j / ntile, t0 = (j % ntile) * QT;
+            const int64_t nq = g.T - t0 < QT ? g.T - t0 : QT;
 #if defined(FL_X86)
-                if (avx512) {
-                    bwd_tile512(&g, &gr, b, h, t0, nq, w, kt, vt, kp, dka, dva);
-                    continue;
-                }
-#endif
-                bwd_tile(&g, &gr, b, h, t0, nq, w, kt, vt, kp, dka, dva);
+            if (avx512) {
+                bwd_tile512(&g, &gr, b, h, t0, nq, w, kt, vt, kp, dka, dva);
+                continue;
             }
-        const int64_t ko = (b * g.Hkv + kh) * g.S * g.D, vo = (b * g.Hkv + kh) * g.S * g.Dv;
-        for (int64_t s = 0; s < g.S; s++) {
-            if (gr.dk)
-                for (int64_t d = 0; d < g.D; d++) gr.dk[ko + s * g.D + d] += dka[s * Dp + d];
-            if (gr.dv)
-                for (int64_t e = 0; e < g.Dv; e++) gr.dv[vo + s * g.Dv + e] += dva[s * Dvp + e];
+#endif
+            bwd_tile(&g, &gr, b, h, t0, nq, w, kt, vt, kp, dka, dva);
         }
+        if (split == 1) fl_add_kv_grads(&g, &gr, b, kh, dka, dva);
+    }
+    for (int64_t it = 0; split > 1 && it < items; it++) {
+        float *dka = accs + it * accsz;
+        fl_add_kv_grads(&g, &gr, it / split / g.Hkv, it / split % g.Hkv, dka, dka + (g.S + KT) * Dp);
     }
     if (db) { /* summed over the broadcast dims in index order */
         const attn_tensor *bt = node->in[bias_i];
