@@ -287,6 +287,8 @@ static void meta_build(meta_list *m, const bundle *b) {
         meta_put(m, "dec_layers", "%d", c->dec_layers);
         meta_put(m, "bidirectional", "%d", c->bidirectional);
         meta_put(m, "attn_dim", "%lld", (long long)c->attn_dim);
+        meta_put(m, "combine_dim", "%lld", (long long)c->combine_dim);
+        meta_put(m, "input_feed", "%d", !c->no_input_feed);
         meta_put(m, "local_window", "%d", c->local_window);
     }
     meta_put(m, "src_vocab", "%lld", (long long)c->src_vocab);
@@ -333,6 +335,10 @@ static long long meta_ll(meta_reader *m, const char *key, long long lo, long lon
         snprintf(m->err, sizeof m->err, "%s: metadata '%s' = '%s': expected an integer in [%lld, %lld]",
                  m->path, key, v ? v : "(missing)", lo, hi);
     return x;
+}
+
+static int meta_has(meta_reader *m, const char *key) {
+    return attn_safetensors_metadata(m->f, key) != NULL;
 }
 
 static double meta_real(meta_reader *m, const char *key, double lo, double hi) {
@@ -427,6 +433,9 @@ static int bundle_load(const char *sub, const char *dir, bundle *b, attn_optim *
         c->dec_layers = (int)meta_ll(&m, "dec_layers", 1, 64);
         c->bidirectional = (int)meta_ll(&m, "bidirectional", 0, 1);
         c->attn_dim = meta_ll(&m, "attn_dim", 0, 1 << 20);
+        /* absent from checkpoints written before these options: Luong's defaults */
+        c->combine_dim = meta_has(&m, "combine_dim") ? meta_ll(&m, "combine_dim", 0, 1 << 20) : 0;
+        c->no_input_feed = meta_has(&m, "input_feed") ? !meta_ll(&m, "input_feed", 0, 1) : 0;
         c->local_window = (int)meta_ll(&m, "local_window", 0, 1 << 20);
     }
     r->data_seed = meta_ll(&m, "data_seed", 0, INT64_MAX);
@@ -860,6 +869,11 @@ static void train_usage(FILE *f) {
         "  --bidir 0|1            bidirectional encoder (default 1; 0 for dot and cosine,\n"
         "                         whose scores need encoder states of size H)\n"
         "  --attn-dim A           additive/concat/local-p score size (default 0: H)\n"
+        "  --combine-dim W        Luong kinds: width of the attentional state\n"
+        "                         h~ = tanh(W_c [c; h]) that the output layer reads\n"
+        "                         (default 0: H, as Luong et al.)\n"
+        "  --input-feed 0|1       Luong kinds: feed h~_{t-1} to the decoder cell\n"
+        "                         (default 1, as Luong et al.)\n"
         "  --window D             local-m/local-p half window (default 5)\n"
         "  --dropout P            dropout on embeddings and between layers (default 0)\n");
     fprintf(f,
@@ -893,7 +907,7 @@ static void train_usage(FILE *f) {
 
 typedef struct train_opts {
     const char *task, *lang, *attention, *cell, *tok, *out, *data_dir;
-    long long bpe_merges, emb, hidden, layers, bidir, attn_dim, window;
+    long long bpe_merges, emb, hidden, layers, bidir, attn_dim, window, combine_dim, input_feed;
     double dropout;
     /* the Transformer's */
     const char *pos, *activation;
@@ -927,6 +941,7 @@ static int train_parse(int argc, char **argv, train_opts *o) {
     o->shaw_clip = 8;
     o->align_layer = -1;
     o->window = 5;
+    o->input_feed = 1;
     o->batch = 64;
     o->pool = 8;
     o->steps = o->epochs = -1;
@@ -965,6 +980,8 @@ static int train_parse(int argc, char **argv, train_opts *o) {
         else if (!strcmp(a, "--layers")) rc = opt_int(sub, a, v, 1, 16, &o->layers);
         else if (!T2T && !strcmp(a, "--bidir")) rc = opt_int(sub, a, v, 0, 1, &o->bidir);
         else if (!T2T && !strcmp(a, "--attn-dim")) rc = opt_int(sub, a, v, 0, 65536, &o->attn_dim);
+        else if (!T2T && !strcmp(a, "--combine-dim")) rc = opt_int(sub, a, v, 0, 65536, &o->combine_dim);
+        else if (!T2T && !strcmp(a, "--input-feed")) rc = opt_int(sub, a, v, 0, 1, &o->input_feed);
         else if (!T2T && !strcmp(a, "--window")) rc = opt_int(sub, a, v, 0, 1000, &o->window);
         else if (!strcmp(a, "--dropout")) rc = opt_real(sub, a, v, 0.0, 0.95, &o->dropout);
         else if (T2T && !strcmp(a, "--d-model")) rc = opt_int(sub, a, v, 1, 65536, &o->d_model);
@@ -1209,6 +1226,8 @@ static void config_from_opts(const train_opts *o, bundle *b, int64_t max_src_len
     c->bidirectional = (int)o->bidir;
     attn_s2s_attention_parse(o->attention, &c->attention);
     c->attn_dim = o->attn_dim;
+    c->combine_dim = o->combine_dim;
+    c->no_input_feed = !o->input_feed;
     c->max_src_len = max_src_len;
     c->local_window = (int)o->window;
     c->dropout = (float)o->dropout;
@@ -1432,7 +1451,11 @@ static int cmd_train(int argc, char **argv) {
         goto done;
     }
     {
-        char desc[512];
+        char desc[512], luong_desc[96] = "";
+        if (!T2T && b.cfg.attention >= ATTN_S2S_DOT)
+            snprintf(luong_desc, sizeof luong_desc, ", h~ width %lld, input feeding %s",
+                     (long long)(b.cfg.combine_dim ? b.cfg.combine_dim : b.cfg.hidden),
+                     b.cfg.no_input_feed ? "off" : "on");
         const attn_t2t_config *tc = &b.tcfg;
         if (T2T)
             snprintf(desc, sizeof desc,
@@ -1448,13 +1471,14 @@ static int cmd_train(int argc, char **argv) {
                      (long long)attn_params_numel(b.ps));
         else
         snprintf(desc, sizeof desc,
-                 "%s%s: %s seq2seq, attention %s, emb %lld, hidden %lld, layers %d, %s encoder; "
+                 "%s%s: %s seq2seq, attention %s, emb %lld, hidden %lld, layers %d, %s encoder%s; "
                  "%s vocabularies %d -> %d tokens; %lld parameters",
                  r->dates ? "dates" : "gettext en-", r->dates ? "" : r->lang,
                  b.cfg.cell == ATTN_RNN_LSTM ? "LSTM" : "GRU",
                  attn_s2s_attention_name(b.cfg.attention), (long long)b.cfg.emb_dim,
                  (long long)b.cfg.hidden, b.cfg.enc_layers,
-                 b.cfg.bidirectional ? "bidirectional" : "unidirectional", tok_name(r->tok),
+                 b.cfg.bidirectional ? "bidirectional" : "unidirectional", luong_desc,
+                 tok_name(r->tok),
                  attn_vocab_size(b.sv), attn_vocab_size(b.tv), (long long)attn_params_numel(b.ps));
         printf("%s\n", desc);
         if (td.fresh)

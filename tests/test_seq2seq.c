@@ -145,6 +145,19 @@ static int hb_random(hbatch *h, int64_t B, int64_t S, int64_t T, int32_t Vs, int
 
 /* ==== configurations ===================================================================== */
 
+/* The Luong options of small_cfg's models (0, 0: Luong's defaults), set by the
+ * cases that check the variants, and their suffix for test names. */
+static int64_t g_combine_dim;
+static int g_no_feed;
+
+static const char *variant(void) {
+    static char buf[64];
+    if (!g_combine_dim && !g_no_feed) return "";
+    snprintf(buf, sizeof buf, " (combine_dim %lld%s)", (long long)g_combine_dim,
+             g_no_feed ? ", no input feeding" : "");
+    return buf;
+}
+
 static attn_seq2seq_config small_cfg(attn_s2s_attention kind, attn_rnn_cell cell, int64_t V,
                                      int64_t E, int64_t H) {
     attn_seq2seq_config c;
@@ -159,6 +172,8 @@ static attn_seq2seq_config small_cfg(attn_s2s_attention kind, attn_rnn_cell cell
     c.attn_dim = 3;
     c.max_src_len = 12;
     c.local_window = 1;
+    c.combine_dim = g_combine_dim;
+    c.no_input_feed = g_no_feed;
     c.pad_id = PAD, c.bos_id = BOS, c.eos_id = EOS;
     return c;
 }
@@ -321,11 +336,11 @@ static void replay(attn_ctx *ctx, float dropout) {
 
 static void fd_case(attn_s2s_attention kind, attn_rnn_cell cell, int dec_layers, float dropout,
                     uint64_t seed) {
-    char tname[128];
-    snprintf(tname, sizeof tname, "seq2seq/finite differences %s %s%s%s",
+    char tname[192];
+    snprintf(tname, sizeof tname, "seq2seq/finite differences %s %s%s%s%s",
              attn_s2s_attention_name(kind), cell == ATTN_RNN_LSTM ? "lstm" : "gru",
              dec_layers > 1 ? " 2 decoder layers" : "",
-             dropout > 0.0f ? " dropout (2 encoder layers)" : "");
+             dropout > 0.0f ? " dropout (2 encoder layers)" : "", variant());
     TEST_BEGIN(tname);
     attn_seq2seq_config c = small_cfg(kind, cell, 7, 3, 4);
     c.dec_layers = dec_layers;
@@ -443,6 +458,17 @@ static void test_finite_differences(void) {
     fd_case(ATTN_S2S_LOCAL_P, ATTN_RNN_LSTM, 1, 0.0f, 202);
     fd_case(ATTN_S2S_BAHDANAU, ATTN_RNN_GRU, 2, 0.3f, 203);
     fd_case(ATTN_S2S_GENERAL, ATTN_RNN_LSTM, 2, 0.3f, 204);
+    /* the Luong options: a wider h~, no input feeding, both (and with dropout,
+     * whose path does not read the projected embedding table) */
+    g_combine_dim = 6;
+    fd_case(ATTN_S2S_GENERAL, ATTN_RNN_GRU, 1, 0.0f, 205);
+    g_no_feed = 1;
+    fd_case(ATTN_S2S_GENERAL, ATTN_RNN_GRU, 1, 0.0f, 206);
+    fd_case(ATTN_S2S_LOCAL_P, ATTN_RNN_LSTM, 2, 0.0f, 207);
+    fd_case(ATTN_S2S_CONCAT, ATTN_RNN_GRU, 2, 0.3f, 208);
+    g_combine_dim = 0;
+    fd_case(ATTN_S2S_DOT, ATTN_RNN_GRU, 1, 0.0f, 209);
+    g_no_feed = 0;
 }
 
 /* ==== the reversal task =========================================================================
@@ -612,9 +638,9 @@ static void sharpen(attn_params *ps, float f) {
 static int is_global(attn_s2s_attention k) { return k != ATTN_S2S_NONE && k != ATTN_S2S_LOCAL_P; }
 
 static void decode_case(attn_s2s_attention kind, attn_rnn_cell cell, int layers, uint64_t seed) {
-    char tname[96];
-    snprintf(tname, sizeof tname, "seq2seq/decoding %s %s%s", attn_s2s_attention_name(kind),
-             cell == ATTN_RNN_LSTM ? "lstm" : "gru", layers > 1 ? " 2 layers" : "");
+    char tname[160];
+    snprintf(tname, sizeof tname, "seq2seq/decoding %s %s%s%s", attn_s2s_attention_name(kind),
+             cell == ATTN_RNN_LSTM ? "lstm" : "gru", layers > 1 ? " 2 layers" : "", variant());
     TEST_BEGIN(tname);
     enum { V = 13, MAXT = 8, B = 6, S = 6 };
     attn_seq2seq_config c = small_cfg(kind, cell, V, 8, 12);
@@ -904,6 +930,12 @@ static void test_decoding(void) {
         decode_case((attn_s2s_attention)a, ATTN_RNN_GRU, 1, 300 + (uint64_t)a);
     decode_case(ATTN_S2S_BAHDANAU, ATTN_RNN_LSTM, 2, 320);
     decode_case(ATTN_S2S_LOCAL_M, ATTN_RNN_LSTM, 2, 321);
+    g_combine_dim = 10, g_no_feed = 1; /* the Luong options: h~ of 10, no input feeding */
+    decode_case(ATTN_S2S_GENERAL, ATTN_RNN_GRU, 1, 322);
+    decode_case(ATTN_S2S_LOCAL_P, ATTN_RNN_LSTM, 2, 323);
+    g_combine_dim = 10, g_no_feed = 0;
+    decode_case(ATTN_S2S_CONCAT, ATTN_RNN_GRU, 1, 324);
+    g_combine_dim = 0;
     exhaustive_case(ATTN_S2S_BAHDANAU, ATTN_RNN_GRU, 400);
     exhaustive_case(ATTN_S2S_GENERAL, ATTN_RNN_LSTM, 401);
     exhaustive_case(ATTN_S2S_NONE, ATTN_RNN_LSTM, 402);
@@ -1022,6 +1054,35 @@ static void test_names_and_errors(void) {
     }
     attn_seq2seq_free(m);
     attn_params_free(ps);
+    /* the Luong options: h~ of combine_dim, and without input feeding the
+     * decoder cell reads the embedding alone */
+    for (int feed = 0; feed < 2; feed++) {
+        c = small_cfg(ATTN_S2S_GENERAL, ATTN_RNN_GRU, 11, 5, 7);
+        c.combine_dim = 9;
+        c.no_input_feed = !feed;
+        m = new_model(&c, &ps, 4);
+        if (m) {
+            const attn_tensor *wi = attn_params_find(ps, "decoder.rnn.weight_ih_l0"),
+                              *wc = attn_params_find(ps, "decoder.combine.weight"),
+                              *wo = attn_params_find(ps, "decoder.out.weight");
+            CHECK(wi && wi->shape[0] == 21 && wi->shape[1] == 5 + (feed ? 9 : 0),
+                  "input feeding %d: decoder weight_ih_l0 shape", feed);
+            CHECK(wc && wc->shape[0] == 9 && wc->shape[1] == 14 + 7, "combine shape (combine_dim)");
+            CHECK(wo && wo->shape[0] == 11 && wo->shape[1] == 9, "out shape (combine_dim)");
+            CHECK(attn_seq2seq_get_config(m)->combine_dim == 9 &&
+                      attn_seq2seq_get_config(m)->no_input_feed == !feed,
+                  "config combine_dim %lld, no_input_feed %d",
+                  (long long)attn_seq2seq_get_config(m)->combine_dim,
+                  attn_seq2seq_get_config(m)->no_input_feed);
+        }
+        attn_seq2seq_free(m);
+        attn_params_free(ps);
+    }
+    c = small_cfg(ATTN_S2S_GENERAL, ATTN_RNN_GRU, 11, 5, 7);
+    m = new_model(&c, &ps, 5);
+    CHECK(m && attn_seq2seq_get_config(m)->combine_dim == 7, "combine_dim 0 selects hidden");
+    attn_seq2seq_free(m);
+    attn_params_free(ps);
     /* Bahdanau: the context feeds the cell and the output */
     c = small_cfg(ATTN_S2S_BAHDANAU, ATTN_RNN_GRU, 11, 5, 7);
     m = new_model(&c, &ps, 2);
@@ -1041,8 +1102,8 @@ static void test_names_and_errors(void) {
     struct {
         const char *what, *needle;
         attn_seq2seq_config c;
-    } bad[8];
-    for (int i = 0; i < 8; i++) bad[i].c = small_cfg(ATTN_S2S_GENERAL, ATTN_RNN_GRU, 9, 4, 5);
+    } bad[9];
+    for (int i = 0; i < 9; i++) bad[i].c = small_cfg(ATTN_S2S_GENERAL, ATTN_RNN_GRU, 9, 4, 5);
     bad[0].what = "dot with a bidirectional encoder", bad[0].needle = "bidirectional";
     bad[0].c.attention = ATTN_S2S_DOT, bad[0].c.bidirectional = 1;
     bad[1].what = "vocabulary of 3", bad[1].needle = "vocab", bad[1].c.tgt_vocab = 3;
@@ -1054,7 +1115,8 @@ static void test_names_and_errors(void) {
     bad[5].c.attention = ATTN_S2S_LOCATION, bad[5].c.max_src_len = 0;
     bad[6].what = "dropout 1", bad[6].needle = "dropout", bad[6].c.dropout = 1.0f;
     bad[7].what = "0 decoder layers", bad[7].needle = "dec_layers", bad[7].c.dec_layers = 0;
-    for (int i = 0; ps && i < 8; i++) {
+    bad[8].what = "negative combine_dim", bad[8].needle = "combine_dim", bad[8].c.combine_dim = -1;
+    for (int i = 0; ps && i < 9; i++) {
         m = NULL;
         attn_status st = attn_seq2seq_new(&m, ps, &bad[i].c, NULL);
         CHECK(st == ATTN_ERR_INVALID_ARG && m == NULL && strstr(attn_last_error(), bad[i].needle) &&

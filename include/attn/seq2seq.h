@@ -14,6 +14,13 @@
  *     LOCAL_P; Luong et al. 2015): h_t = RNN([emb(y_{t-1}); h~_{t-1}], h_{t-1})
  *     (input feeding; h~_0 = 0), scores from h_t, c_t = attention(h_t),
  *     attentional state h~_t = tanh(W_c [c_t; h_t]); output layer reads h~_t.
+ *     Two options leave Luong's defaults: combine_dim sets the width of h~
+ *     (0: hidden, Luong's choice; W_c is [combine_dim, He + H]) and
+ *     no_input_feed = 1 drops input feeding, h_t = RNN(emb(y_{t-1}), h_{t-1}).
+ *     With the defaults a Luong model learns a small task (gettext, 1000
+ *     steps) much more slowly than the none/Bahdanau wirings, whose output
+ *     layer reads [s; c] (H + He wide) directly; combine_dim = He + H with
+ *     no_input_feed = 1 learns it as fast as they do (docs/seq2seq.md).
  *   - ATTN_S2S_NONE, the baseline without attention: the context is the
  *     encoder's last state (forward direction at the last valid position,
  *     backward direction at position 0), fixed for the whole output; the
@@ -81,6 +88,8 @@ typedef struct attn_seq2seq_config {
     int64_t attn_dim;             /* A for additive / concat / local-p (0: hidden) */
     int64_t max_src_len;          /* S_max for LOCATION (longest source + 1) */
     int local_window;             /* D for LOCAL_M / LOCAL_P */
+    int64_t combine_dim;          /* Luong kinds: width of h~ (0: hidden) */
+    int no_input_feed;            /* Luong kinds: 1 turns input feeding off */
     float dropout;                /* on embeddings and between layers, training only */
     int32_t pad_id, bos_id, eos_id;
 } attn_seq2seq_config;

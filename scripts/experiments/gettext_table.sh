@@ -5,6 +5,9 @@
 # under the same budget (STEPS steps, default 3000, batch 64, BPE, GRU, same
 # seed), one after the other, and prints a Markdown table of test BLEU and
 # exact match (greedy). Runs go to runs/gettext-LANG/<kind>.
+# KINDS="..." chooses the kinds; LUONG_OPTS="..." adds options to the Luong
+# kinds (every kind but none and bahdanau), e.g.
+# LUONG_OPTS="--combine-dim 768 --input-feed 0" (docs/seq2seq.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS="${1:-3000}"
@@ -21,8 +24,11 @@ for kind in $KINDS; do
     dir="$out/$kind"
     rm -rf "$dir"
     start=$(date +%s.%N)
+    extra=""
+    case "$kind" in none | bahdanau) ;; *) extra="${LUONG_OPTS:-}" ;; esac
+    # shellcheck disable=SC2086 # $extra is a list of options
     build/attn seq2seq train --task gettext --lang "$LANG_" --attention "$kind" --steps "$STEPS" \
-        --threads "$THREADS" --seed 1 --quiet --eval-every 0 --out "$dir" >"$dir.txt" 2>&1 ||
+        --threads "$THREADS" --seed 1 --quiet --eval-every 0 --out "$dir" $extra >"$dir.txt" 2>&1 ||
         { echo "| $kind | failed: $(tail -n 1 "$dir.txt") | | | |"; continue; }
     secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }')
     end=$(grep '"event":"end"' "$dir/train.jsonl" | tail -n 1)

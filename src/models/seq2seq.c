@@ -5,8 +5,9 @@
  *
  * The graph of one teacher-forced batch (B sentences, S source positions, T
  * target steps, G = 3 (GRU) or 4 (LSTM) gate blocks, X the width of the
- * decoder input besides the embedding: He for Bahdanau and none, H for the
- * Luong kinds):
+ * decoder input besides the embedding: He for Bahdanau and none, Hc (the
+ * width of h~, combine_dim, default H) for the Luong kinds, 0 for the Luong
+ * kinds without input feeding):
  *   encoder   h = rnn_forward(dropout(embedding(src)), src_len)     [B, S, He]
  *             last = [h_fwd(S_b - 1); h_bwd(0)] of the top layer      [B, He]
  *             s0 = tanh(bridge(last))                                 [B, H]
@@ -24,14 +25,15 @@
  *             (the encoder's layer 0 does the same, attn__rnn_forward_ids)
  *             (none: base += c W_x^T once, c = last, fixed for all steps)
  *   step t    bahdanau: c_t = attend(s_{t-1}); g = base[t] + c_t W_x^T
- *             luong:    g = base[t] + h~_{t-1} W_x^T (t > 0; base[t] at t = 0)
+ *             luong:    g = base[t] + h~_{t-1} W_x^T (t > 0; base[t] at t = 0;
+ *                       base[t] at every t with no_input_feed)
  *             none:     g = base[t]
  *             layer 0: cell(g, state); layers above: cell(linear(dropout(.)))
  *             luong:    c_t = attend(h_t); h~_t = tanh(W_c [c_t; h_t])
  *   output    the per-step states are joined once ([T*B, *], time-major) and
  *             go through ONE output projection and ONE cross-entropy:
  *               logits = [s; c] W_out^T + b_out (bahdanau, none)
- *                      = h~ W_out^T + b_out (luong)                   [T*B, Vt]
+ *                      = h~ W_out^T + b_out (luong; h~ is [T*B, Hc])  [T*B, Vt]
  * Per step this leaves the attention, one small product for the context
  * part of the gates, the cells, and (luong) the combine layer.
  *
@@ -55,10 +57,11 @@
 #include "s2s_common.h"
 
 struct attn_seq2seq {
-    attn_seq2seq_config cfg; /* as given, attn_dim resolved (0 -> hidden) */
+    attn_seq2seq_config cfg; /* as given, attn_dim and combine_dim resolved (0 -> hidden) */
     int64_t He;              /* encoder state size D * hidden */
-    int64_t X;               /* layer 0's input besides the embedding: He or H */
-    int64_t out_in;          /* the output layer's input size: H + He or H */
+    int64_t X;               /* layer 0's input besides the embedding: He, Hc, or 0 without
+                                input feeding (Hc = combine_dim) */
+    int64_t out_in;          /* the output layer's input size: H + He or Hc */
     int luong;               /* 1 for the Luong kinds (input feeding, combine) */
     attn_tensor *enc_emb, *dec_emb, *bridge_w, *bridge_b, *combine_w, *out_w, *out_b;
     attn_rnn enc, dec;
@@ -159,6 +162,10 @@ static attn_status s2s_check_config(const attn_seq2seq_config *c) {
     if (c->attn_dim < 0)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: attn_dim %lld, expected >= 0 (0: hidden)", fn,
                            (long long)c->attn_dim);
+    if (c->combine_dim < 0)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: combine_dim %lld, expected >= 0 (0: hidden)", fn,
+                           (long long)c->combine_dim);
     if (c->attention == ATTN_S2S_LOCATION && c->max_src_len < 1)
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "%s: location attention needs max_src_len >= 1 (the longest source "
@@ -216,12 +223,15 @@ attn_status attn_seq2seq_new(attn_seq2seq **out, attn_params *ps, const attn_seq
     m->cfg = *cfg;
     m->cfg.bidirectional = cfg->bidirectional != 0;
     if (m->cfg.attn_dim == 0) m->cfg.attn_dim = cfg->hidden;
+    if (m->cfg.combine_dim == 0) m->cfg.combine_dim = cfg->hidden;
+    m->cfg.no_input_feed = cfg->no_input_feed != 0;
     const attn_seq2seq_config *c = &m->cfg;
     const int64_t H = c->hidden, E = c->emb_dim;
     m->He = (c->bidirectional ? 2 : 1) * H;
     m->luong = s2s_is_luong(c->attention);
-    m->X = m->luong ? H : m->He;
-    m->out_in = m->luong ? H : H + m->He;
+    const int64_t Hc = c->combine_dim;
+    m->X = m->luong ? (c->no_input_feed ? 0 : Hc) : m->He;
+    m->out_in = m->luong ? Hc : H + m->He;
 
     attn_rnn_config ec = {.cell = c->cell,
                           .input_size = E,
@@ -245,7 +255,7 @@ attn_status attn_seq2seq_new(attn_seq2seq **out, attn_params *ps, const attn_seq
         st = attn_attention_init(&m->att, ps, "decoder.attn.", &ac, rng);
     }
     if (!st && m->luong)
-        st = s2s_param(ps, "decoder.combine.weight", H, m->He + H, 0, 0, rng, &m->combine_w);
+        st = s2s_param(ps, "decoder.combine.weight", Hc, m->He + H, 0, 0, rng, &m->combine_w);
     if (!st)
         st = s2s_param(ps, "decoder.out.weight", c->tgt_vocab, m->out_in, 0, 0, rng, &m->out_w);
     if (!st) st = s2s_param(ps, "decoder.out.bias", c->tgt_vocab, 0, m->out_in, 0, rng, &m->out_b);
@@ -323,7 +333,8 @@ static int s2s_encode(attn_ctx *ctx, const attn_seq2seq *m, attn_tensor *src, at
 /* ---- the decoder step --------------------------------------------------------------- */
 
 typedef struct s2s_dec {
-    attn_tensor *w_e, *w_x;    /* layer 0's W_ih split: [GH, E] and [GH, X] (contiguous) */
+    attn_tensor *w_e, *w_x;    /* layer 0's W_ih split: [GH, E] and [GH, X] (contiguous;
+                                  w_x NULL when X = 0) */
     attn_tensor *p_tab;        /* training without dropout: dec_emb W_e^T + b_ih [Vt, GH] */
     attn_tensor *ids_tm;       /* with p_tab: tgt_in time-major [T, B]; layer 0 reads rows */
     attn_attention_memory mem; /* not used for ATTN_S2S_NONE */
@@ -347,6 +358,11 @@ typedef struct s2s_out {
 static int s2s_prepare(attn_ctx *ctx, const attn_seq2seq *m, s2s_dec *d) {
     const int64_t E = m->cfg.emb_dim;
     attn_tensor *w = m->dec.w_ih[0][0];
+    if (m->X == 0) { /* no input feeding: W_ih is the embedding part alone */
+        d->w_e = w;
+        d->w_x = NULL;
+        return 0;
+    }
     d->w_e = attn_contiguous(ctx, attn_slice(ctx, w, 1, 0, E));
     d->w_x = attn_contiguous(ctx, attn_slice(ctx, w, 1, E, m->X));
     return d->w_e && d->w_x ? 0 : -1;
@@ -379,7 +395,7 @@ static int s2s_step(attn_ctx *ctx, const attn_seq2seq *m, const s2s_dec *d, s2s_
         o->ct = attn_attention_forward(ctx, &m->att, &d->mem, st->h[L - 1], step, &o->a, NULL);
         if (!(x = o->ct)) return -1;
     } else if (m->luong) {
-        x = st->feed; /* input feeding; NULL at t = 0 */
+        x = m->X ? st->feed : NULL; /* input feeding; NULL at t = 0 (and without feeding) */
     } else {
         o->ct = d->c_fixed; /* none: c W_x^T is already in base */
     }
@@ -501,7 +517,7 @@ attn_tensor *attn_seq2seq_loss(attn_ctx *ctx, const attn_seq2seq *m, const attn_
         as[t] = o.a;
     }
     /* one output projection and one cross-entropy over all steps, time-major */
-    attn_tensor *out_in = attn_concat(ctx, hs, (int)T, 0); /* [T*B, H] */
+    attn_tensor *out_in = attn_concat(ctx, hs, (int)T, 0); /* [T*B, H or Hc] */
     if (out_in && !m->luong) {
         attn_tensor *two[2] = {out_in, attn_concat(ctx, cs, (int)T, 0)};
         out_in = attn_concat(ctx, two, 2, 1); /* [T*B, H + He] */
@@ -598,7 +614,8 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
         memcpy(keep.h[l]->data, s0->data, sizeof(float) * (size_t)(N * H));
         if (lstm && !(keep.c[l] = attn_tensor_new(ctx, ATTN_F32, 2, nh))) return -1;
     }
-    attn_tensor *feed = m->luong ? attn__tensor(ctx, fn, ATTN_F32, 2, nh) : NULL;
+    const int64_t nf[2] = {N, c->combine_dim};
+    attn_tensor *feed = m->luong ? attn__tensor(ctx, fn, ATTN_F32, 2, nf) : NULL;
     attn_tensor *ids = attn__tensor(ctx, fn, ATTN_I32, 2, ish); /* the previous tokens [1, N] */
     if ((m->luong && !feed) || !ids) return -1;
     attn__beam bm;
