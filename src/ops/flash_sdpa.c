@@ -260,6 +260,15 @@ FL_MK_ATTR static void fl_mk(float *restrict C, int64_t ldc, const float *restri
 #define FL512 __attribute__((target("avx512f"), optimize("fp-contract=fast")))
 #define FL512_INLINE __attribute__((target("avx512f"), optimize("fp-contract=fast"), always_inline)) inline
 
+/* Rows i of the 8x32 accumulator tiles c0..c7 (columns 0-15) and d0..d7
+ * (16-31) of every AVX-512 micro-kernel below, loaded from / stored to C. */
+#define FL_LOADROW(i) c##i = _mm512_loadu_ps(C + i * ldc), d##i = _mm512_loadu_ps(C + i * ldc + 16)
+#define FL_STROW(i) _mm512_storeu_ps(C + i * ldc, c##i), _mm512_storeu_ps(C + i * ldc + 16, d##i)
+#define FL_LOAD_C() (FL_LOADROW(0), FL_LOADROW(1), FL_LOADROW(2), FL_LOADROW(3), \
+                     FL_LOADROW(4), FL_LOADROW(5), FL_LOADROW(6), FL_LOADROW(7))
+#define FL_STORE_C() (FL_STROW(0), FL_STROW(1), FL_STROW(2), FL_STROW(3), \
+                      FL_STROW(4), FL_STROW(5), FL_STROW(6), FL_STROW(7))
+
 /* C[8][32] (+)= A[8][K] B[K][32]: the micro-kernel of fl_mk8 with its 16
  * accumulators in named registers (no stack copies on entry and exit). */
 FL512_INLINE static void fl_k8x32(float *restrict C, int64_t ldc, const float *restrict A,
@@ -267,10 +276,7 @@ FL512_INLINE static void fl_k8x32(float *restrict C, int64_t ldc, const float *r
                                   int accumulate) {
     __m512 c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7;
     if (accumulate) {
-#define FL_LOADROW(i) c##i = _mm512_loadu_ps(C + i * ldc), d##i = _mm512_loadu_ps(C + i * ldc + 16)
-        FL_LOADROW(0); FL_LOADROW(1); FL_LOADROW(2); FL_LOADROW(3);
-        FL_LOADROW(4); FL_LOADROW(5); FL_LOADROW(6); FL_LOADROW(7);
-#undef FL_LOADROW
+        FL_LOAD_C();
     } else {
         c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = _mm512_setzero_ps();
         d0 = d1 = d2 = d3 = d4 = d5 = d6 = d7 = _mm512_setzero_ps();
@@ -289,10 +295,7 @@ FL512_INLINE static void fl_k8x32(float *restrict C, int64_t ldc, const float *r
         FL_FMA(4); FL_FMA(5); FL_FMA(6); FL_FMA(7);
 #undef FL_FMA
     }
-#define FL_STROW(i) _mm512_storeu_ps(C + i * ldc, c##i), _mm512_storeu_ps(C + i * ldc + 16, d##i)
-    FL_STROW(0); FL_STROW(1); FL_STROW(2); FL_STROW(3);
-    FL_STROW(4); FL_STROW(5); FL_STROW(6); FL_STROW(7);
-#undef FL_STROW
+    FL_STORE_C();
 }
 
 /* C[8][32] (+)= A^T B with A [K][lda] read by column: row i of the product
@@ -301,10 +304,7 @@ FL512_INLINE static void fl_k8x32(float *restrict C, int64_t ldc, const float *r
 FL512_INLINE static void fl_k8x32t(float *restrict C, int64_t ldc, const float *restrict A,
                                    int64_t lda, const float *restrict B, int64_t ldb, int64_t K) {
     __m512 c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7;
-#define FL_LOADROW(i) c##i = _mm512_loadu_ps(C + i * ldc), d##i = _mm512_loadu_ps(C + i * ldc + 16)
-    FL_LOADROW(0); FL_LOADROW(1); FL_LOADROW(2); FL_LOADROW(3);
-    FL_LOADROW(4); FL_LOADROW(5); FL_LOADROW(6); FL_LOADROW(7);
-#undef FL_LOADROW
+    FL_LOAD_C();
     for (int64_t k = 0; k < K; k++) {
         const float *ak = A + k * lda;
         const __m512 b0 = _mm512_loadu_ps(B + k * ldb), b1 = _mm512_loadu_ps(B + k * ldb + 16);
@@ -318,10 +318,7 @@ FL512_INLINE static void fl_k8x32t(float *restrict C, int64_t ldc, const float *
         FL_FMA(4); FL_FMA(5); FL_FMA(6); FL_FMA(7);
 #undef FL_FMA
     }
-#define FL_STROW(i) _mm512_storeu_ps(C + i * ldc, c##i), _mm512_storeu_ps(C + i * ldc + 16, d##i)
-    FL_STROW(0); FL_STROW(1); FL_STROW(2); FL_STROW(3);
-    FL_STROW(4); FL_STROW(5); FL_STROW(6); FL_STROW(7);
-#undef FL_STROW
+    FL_STORE_C();
 }
 
 /* The same on 8 rows (16 accumulators), for AVX-512 only (32 registers). */
@@ -422,57 +419,135 @@ static void fl_mask_row(const fl_geom *g, float *sc, int64_t n, int64_t k0, int6
         for (int64_t s = a; s < e; s++) sc[s] += brow[(k0 + s) * g->bst[3]];
 }
 
-/* One work item: batch b, head h, query rows [t0, t0 + nq). */
-static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq, float *ws,
-                     const float *ktall, const float *vall, float *out, float *lse) {
-    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
-    const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
-    const float *Q = g->q + (bh * T + t0) * D;
-    float *qs = ws, *sc = qs + QT * Dp, *acc = sc + QT * KT, *z = acc + QT * Dvp;
-    (void)kh;
-    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
+/* The per-row state of a query tile in the forward: each row's visible keys
+ * [lo, hi), the span of the tile (the union), the running max m, sum l and
+ * a NaN flag. Rows nq .. nqp - 1 (padding) see nothing and count as bad. */
+typedef struct fl_rows {
+    int64_t lo[QT], hi[QT], span_lo, span_hi;
     float m[QT];
     double l[QT];
     int bad[QT];
-    for (int64_t r = 0; r < nq; r++) {
-        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
-        if (lo[r] < hi[r]) {
-            if (lo[r] < span_lo) span_lo = lo[r];
-            if (hi[r] > span_hi) span_hi = hi[r];
+} fl_rows;
+
+static void fl_rows_begin(const fl_geom *g, int64_t b, int64_t t0, int64_t nq, int64_t nqp,
+                          fl_rows *R) {
+    R->span_lo = g->S;
+    R->span_hi = 0;
+    for (int64_t r = 0; r < nqp; r++) {
+        R->m[r] = -INFINITY;
+        R->l[r] = 0.0;
+        R->bad[r] = r >= nq;
+        R->lo[r] = R->hi[r] = 0;
+        if (r >= nq) continue;
+        fl_range(g, b, t0 + r, &R->lo[r], &R->hi[r]);
+        if (R->lo[r] < R->hi[r]) {
+            if (R->lo[r] < R->span_lo) R->span_lo = R->lo[r];
+            if (R->hi[r] > R->span_hi) R->span_hi = R->hi[r];
         }
-        m[r] = -INFINITY;
-        l[r] = 0.0;
-        bad[r] = 0;
     }
+}
+
+/* Row r can take part in the key tile [k0, k0 + n). */
+static inline int fl_row_on(const fl_rows *R, int64_t r, int64_t k0, int64_t n) {
+    return !R->bad[r] && R->hi[r] > k0 && R->lo[r] < k0 + n;
+}
+
+/* The tile's rows of out and lse: acc / l and m + log l; NaN for a bad row,
+ * zeros and -inf for a row that saw no key. */
+static void fl_rows_end(const fl_geom *g, int64_t bh, int64_t t0, int64_t nq, const fl_rows *R,
+                        const float *acc, int64_t Dvp, float *out, float *lse) {
+    const int64_t Dv = g->Dv;
+    for (int64_t r = 0; r < nq; r++) {
+        float *orow = out + (bh * g->T + t0 + r) * Dv;
+        float *lr = lse + bh * g->T + t0 + r;
+        if (R->bad[r]) {
+            for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
+            *lr = NAN;
+        } else if (R->m[r] == -INFINITY) {
+            memset(orow, 0, sizeof(float) * (size_t)Dv);
+            *lr = -INFINITY;
+        } else {
+            const float inv = (float)(1.0 / R->l[r]);
+            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dvp + e] * inv;
+            *lr = (float)((double)R->m[r] + log(R->l[r]));
+        }
+    }
+}
+
+#if defined(FL_X86) /* the block helpers of the AVX-512 paths */
+/* For the nr rows of a block starting at row rb of the tile (logits in sb,
+ * KT per row), against key tile [k0, k0 + n): on[i] = row rb + i takes
+ * part; its invisible keys are masked and its bias added (rows that see the
+ * whole tile without bias are left alone). Returns whether any row is on. */
+static int fl_block_live(const fl_rows *R, int64_t rb, int nr, int64_t k0, int64_t n, int *on) {
+    int live = 0;
+    for (int i = 0; i < nr; i++) live |= on[i] = fl_row_on(R, rb + i, k0, n);
+    return live;
+}
+static void fl_block_mask(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t rb, int nr,
+                          float *sb, int64_t k0, int64_t n, const fl_rows *R, const int *on) {
+    for (int i = 0; i < nr; i++) {
+        const int64_t r = rb + i;
+        if (!on[i]) continue;
+        const float *brow = fl_bias_row(g, b, h, t0 + r);
+        if (brow || R->lo[r] > k0 || R->hi[r] < k0 + KT)
+            fl_mask_row(g, sb + i * KT, n, k0, R->lo[r], R->hi[r], brow);
+    }
+}
+
+/* Dropout of the block's live rows after the softmax update: row i times the
+ * keep scales of its n keys (z: KT floats of scratch). */
+static void fl_block_dropout(const fl_geom *g, int64_t bh, int64_t t0, int64_t rb, int nr,
+                             float *sb, int64_t k0, int64_t n, const int *on, const int *bad,
+                             float *z) {
+    if (!(g->p > 0.0f)) return;
+    for (int i = 0; i < nr; i++) {
+        if (!on[i] || bad[i]) continue;
+        float *row = sb + i * KT;
+        fl_keep(g, (uint64_t)((bh * g->T + t0 + rb + i) * g->S + k0), n, z);
+        for (int64_t s = 0; s < n; s++) row[s] *= z[s];
+    }
+}
+#endif
+
+/* One work item: batch b, head h, query rows [t0, t0 + nq). */
+static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq, float *ws,
+                     const float *ktall, const float *vall, float *out, float *lse) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
+    const float *Q = g->q + (bh * T + t0) * D;
+    float *qs = ws, *sc = qs + QT * Dp, *acc = sc + QT * KT, *z = acc + QT * Dvp;
+    fl_rows R;
+    fl_rows_begin(g, b, t0, nq, nqp, &R);
     fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale); /* scale q once: logits = (scale q) . k */
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
-    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
-        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
+    for (int64_t k0 = fl_tile_start(R.span_lo); k0 < R.span_hi; k0 += KT) {
+        const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT;
         fl_gemm(sc, KT, qs, Dp, fl_tile(ktall, k0, D), KT, nqp, KT, D, 0);
         for (int64_t r = 0; r < nqp; r++) {
             float *row = sc + r * KT;
-            if (r >= nq || bad[r] || hi[r] <= k0 || lo[r] >= k0 + n) {
+            if (!fl_row_on(&R, r, k0, n)) {
                 memset(row, 0, sizeof(float) * KT);
                 continue;
             }
             const int64_t t = t0 + r;
-            fl_mask_row(g, row, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
+            fl_mask_row(g, row, n, k0, R.lo[r], R.hi[r], fl_bias_row(g, b, h, t));
             int nan;
             const float mx = fl_rowmax(row, &nan);
             if (nan || mx == -INFINITY) {
-                bad[r] |= nan;
+                R.bad[r] |= nan;
                 memset(row, 0, sizeof(float) * KT);
                 continue;
             }
-            if (mx > m[r]) {
-                if (m[r] != -INFINITY) {
-                    const float alpha = expf(m[r] - mx);
-                    l[r] *= (double)alpha;
+            if (mx > R.m[r]) {
+                if (R.m[r] != -INFINITY) {
+                    const float alpha = expf(R.m[r] - mx);
+                    R.l[r] *= (double)alpha;
                     fl_scal(acc + r * Dvp, alpha, Dv);
                 }
-                m[r] = mx;
+                R.m[r] = mx;
             }
-            l[r] += (double)fl_exp(row, m[r]);
+            R.l[r] += (double)fl_exp(row, R.m[r]);
             if (g->p > 0.0f) {
                 fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
                 for (int64_t s = 0; s < n; s++) row[s] *= z[s];
@@ -480,21 +555,7 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
         }
         fl_gemm(acc, Dvp, sc, KT, vall + k0 * Dvp, Dvp, nqp, Dvp, n, 1);
     }
-    for (int64_t r = 0; r < nq; r++) {
-        float *orow = out + (bh * T + t0 + r) * Dv;
-        float *lr = lse + bh * T + t0 + r;
-        if (bad[r]) {
-            for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
-            *lr = NAN;
-        } else if (m[r] == -INFINITY) {
-            memset(orow, 0, sizeof(float) * (size_t)Dv);
-            *lr = -INFINITY;
-        } else {
-            const float inv = (float)(1.0 / l[r]);
-            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dvp + e] * inv;
-            *lr = (float)((double)m[r] + log(l[r]));
-        }
-    }
+    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, lse);
 }
 
 /* ---- forward, AVX-512 --------------------------------------------------------------------- */
@@ -591,72 +652,30 @@ FL512_INLINE static void fl_block512(float *restrict sb, const int *live, float 
 FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
                               float *ws, const float *ktall, const float *vall, float *out,
                               float *lse) {
-    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const int64_t T = g->T, D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 8);
     const float *Q = g->q + (bh * T + t0) * D;
     float *qs = ws, *sc = qs + QT * Dp, *acc = sc + QT * KT, *z = acc + QT * Dvp;
-    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
-    float m[QT];
-    double l[QT];
-    int bad[QT];
-    for (int64_t r = 0; r < nq; r++) {
-        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
-        if (lo[r] < hi[r]) {
-            if (lo[r] < span_lo) span_lo = lo[r];
-            if (hi[r] > span_hi) span_hi = hi[r];
-        }
-        m[r] = -INFINITY;
-        l[r] = 0.0;
-        bad[r] = 0;
-    }
-    for (int64_t r = nq; r < nqp; r++) lo[r] = hi[r] = 0, bad[r] = 1;
-    static int nosm = -1; if (nosm < 0) nosm = getenv("NOSM") != NULL;
+    fl_rows R;
+    fl_rows_begin(g, b, t0, nq, nqp, &R);
     fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale);
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
-    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
-        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
+    for (int64_t k0 = fl_tile_start(R.span_lo); k0 < R.span_hi; k0 += KT) {
+        const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT;
         const float *kb = fl_tile(ktall, k0, D), *vb = vall + k0 * Dvp;
         for (int64_t rb = 0; rb < nqp; rb += 8) {
-            int live = 0;
-            for (int64_t r = rb; r < rb + 8; r++) live |= !bad[r] && hi[r] > k0 && lo[r] < k0 + n;
-            if (!live) continue;
+            int on[8];
+            if (!fl_block_live(&R, rb, 8, k0, n, on)) continue;
             float *sb = sc; /* one block of logits, reused (L1) */
             for (int64_t c = 0; c < KT; c += 32) fl_k8x32(sb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
-            int on[8];
-            for (int64_t r = rb; r < rb + 8; r++) {
-                float *row = sb + (r - rb) * KT;
-                on[r - rb] = !bad[r] && hi[r] > k0 && lo[r] < k0 + n;
-                const float *brow = on[r - rb] ? fl_bias_row(g, b, h, t0 + r) : NULL;
-                if (on[r - rb] && (brow || lo[r] > k0 || hi[r] < k0 + KT))
-                    fl_mask_row(g, row, n, k0, lo[r], hi[r], brow);
-            }
-            fl_block512(sb, on, m + rb, l + rb, bad + rb, acc + rb * Dvp, Dvp, Dv);
-            if (g->p > 0.0f)
-                for (int64_t r = rb; r < rb + 8; r++) {
-                    if (!on[r - rb] || bad[r]) continue;
-                    float *row = sb + (r - rb) * KT;
-                    fl_keep(g, (uint64_t)((bh * T + t0 + r) * S + k0), n, z);
-                    for (int64_t s = 0; s < n; s++) row[s] *= z[s];
-                }
+            fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on);
+            fl_block512(sb, on, R.m + rb, R.l + rb, R.bad + rb, acc + rb * Dvp, Dvp, Dv);
+            fl_block_dropout(g, bh, t0, rb, 8, sb, k0, n, on, R.bad + rb, z);
             for (int64_t c = 0; c < Dvp; c += 32)
                 fl_k8x32(acc + rb * Dvp + c, Dvp, sb, KT, vb + c, Dvp, n, 1);
         }
     }
-    for (int64_t r = 0; r < nq; r++) {
-        float *orow = out + (bh * T + t0 + r) * Dv;
-        float *lr = lse + bh * T + t0 + r;
-        if (bad[r]) {
-            for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
-            *lr = NAN;
-        } else if (m[r] == -INFINITY) {
-            memset(orow, 0, sizeof(float) * (size_t)Dv);
-            *lr = -INFINITY;
-        } else {
-            const float inv = (float)(1.0 / l[r]);
-            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dvp + e] * inv;
-            *lr = (float)((double)m[r] + log(l[r]));
-        }
-    }
+    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, lse);
 }
 #endif
 
@@ -692,10 +711,7 @@ FLBF_INLINE static void fl_kbf8x32(float *restrict C, int64_t ldc, const fl_w2 *
                                    int accumulate) {
     __m512 c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7;
     if (accumulate) {
-#define FL_LOADROW(i) c##i = _mm512_loadu_ps(C + i * ldc), d##i = _mm512_loadu_ps(C + i * ldc + 16)
-        FL_LOADROW(0); FL_LOADROW(1); FL_LOADROW(2); FL_LOADROW(3);
-        FL_LOADROW(4); FL_LOADROW(5); FL_LOADROW(6); FL_LOADROW(7);
-#undef FL_LOADROW
+        FL_LOAD_C();
     } else {
         c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = _mm512_setzero_ps();
         d0 = d1 = d2 = d3 = d4 = d5 = d6 = d7 = _mm512_setzero_ps();
@@ -715,10 +731,7 @@ FLBF_INLINE static void fl_kbf8x32(float *restrict C, int64_t ldc, const fl_w2 *
         FL_DP(4); FL_DP(5); FL_DP(6); FL_DP(7);
 #undef FL_DP
     }
-#define FL_STROW(i) _mm512_storeu_ps(C + i * ldc, c##i), _mm512_storeu_ps(C + i * ldc + 16, d##i)
-    FL_STROW(0); FL_STROW(1); FL_STROW(2); FL_STROW(3);
-    FL_STROW(4); FL_STROW(5); FL_STROW(6); FL_STROW(7);
-#undef FL_STROW
+    FL_STORE_C();
 }
 
 static inline int64_t fl_d2(const fl_geom *g) { return (g->D + 1) / 2; }
@@ -760,85 +773,50 @@ static void fl_stage_bf16(const fl_geom *g, int64_t b, int64_t kh, int64_t d2p, 
         }
 }
 
+/* nr rows of KT floats (sb) rounded to bf16 pairs (pb, KT / 2 words a row) */
+FLBF_INLINE static void fl_rows_to_bf16(const float *restrict sb, fl_w2 *restrict pb, int nr) {
+    for (int64_t i = 0; i < nr * KT; i += 32) {
+        const __m512bh w = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(sb + i + 16), _mm512_loadu_ps(sb + i));
+        _mm512_storeu_si512(pb + i / 2, (__m512i)w);
+    }
+}
+
 /* fwd_tile512 for bf16 inputs (see above). */
 FLBF static void fwd_tile_bf16(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
                                float *ws, const fl_w2 *ktall, const fl_w2 *vall, float *out,
                                float *lse) {
-    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const int64_t T = g->T, D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t D2 = fl_d2(g), Dvp = up(Dv, 32), nqp = up(nq, 8);
     const uint16_t *Q = g->qh + (bh * T + t0) * D;
     fl_w2 *qp = (fl_w2 *)ws;
     float *sb = ws + QT * D2;
     fl_w2 *pb = (fl_w2 *)(sb + 8 * KT);
     float *acc = (float *)(pb + 8 * KT / 2), *z = acc + QT * Dvp;
-    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
-    float m[QT];
-    double l[QT];
-    int bad[QT];
-    for (int64_t r = 0; r < nq; r++) {
-        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
-        if (lo[r] < hi[r]) {
-            if (lo[r] < span_lo) span_lo = lo[r];
-            if (hi[r] > span_hi) span_hi = hi[r];
-        }
-        m[r] = -INFINITY;
-        l[r] = 0.0;
-        bad[r] = 0;
-    }
-    for (int64_t r = nq; r < nqp; r++) lo[r] = hi[r] = 0, bad[r] = 1;
+    fl_rows R;
+    fl_rows_begin(g, b, t0, nq, nqp, &R);
     for (int64_t r = 0; r < nqp; r++)
         for (int64_t p = 0; p < D2; p++) qp[r * D2 + p] = r < nq ? fl_pair(Q + r * D, p, D) : 0u;
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
     const __m512 sv = _mm512_set1_ps(g->scale);
-    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
-        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT;
+    for (int64_t k0 = fl_tile_start(R.span_lo); k0 < R.span_hi; k0 += KT) {
+        const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT;
         const fl_w2 *kb = ktall + k0 * D2, *vb = vall + k0 / 2 * Dvp;
         for (int64_t rb = 0; rb < nqp; rb += 8) {
-            int on[8], live = 0;
-            for (int64_t r = rb; r < rb + 8; r++)
-                live |= on[r - rb] = !bad[r] && hi[r] > k0 && lo[r] < k0 + n;
-            if (!live) continue;
+            int on[8];
+            if (!fl_block_live(&R, rb, 8, k0, n, on)) continue;
             for (int64_t c = 0; c < KT; c += 32)
                 fl_kbf8x32(sb + c, KT, qp + rb * D2, D2, kb + c, KT, D2, 0);
             for (int64_t i = 0; i < 8 * KT; i += 16)
                 _mm512_storeu_ps(sb + i, _mm512_mul_ps(_mm512_loadu_ps(sb + i), sv));
-            for (int64_t r = rb; r < rb + 8; r++) {
-                const float *brow = on[r - rb] ? fl_bias_row(g, b, h, t0 + r) : NULL;
-                if (on[r - rb] && (brow || lo[r] > k0 || hi[r] < k0 + KT))
-                    fl_mask_row(g, sb + (r - rb) * KT, n, k0, lo[r], hi[r], brow);
-            }
-            fl_block512(sb, on, m + rb, l + rb, bad + rb, acc + rb * Dvp, Dvp, Dv);
-            if (g->p > 0.0f)
-                for (int64_t r = rb; r < rb + 8; r++) {
-                    if (!on[r - rb] || bad[r]) continue;
-                    float *row = sb + (r - rb) * KT;
-                    fl_keep(g, (uint64_t)((bh * T + t0 + r) * S + k0), n, z);
-                    for (int64_t s = 0; s < n; s++) row[s] *= z[s];
-                }
-            for (int64_t i = 0; i < 8 * KT; i += 32) {
-                const __m512bh w = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(sb + i + 16),
-                                                       _mm512_loadu_ps(sb + i));
-                _mm512_storeu_si512(pb + i / 2, (__m512i)w);
-            }
+            fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on);
+            fl_block512(sb, on, R.m + rb, R.l + rb, R.bad + rb, acc + rb * Dvp, Dvp, Dv);
+            fl_block_dropout(g, bh, t0, rb, 8, sb, k0, n, on, R.bad + rb, z);
+            fl_rows_to_bf16(sb, pb, 8);
             for (int64_t c = 0; c < Dvp; c += 32)
                 fl_kbf8x32(acc + rb * Dvp + c, Dvp, pb, KT / 2, vb + c, Dvp, (n + 1) / 2, 1);
         }
     }
-    for (int64_t r = 0; r < nq; r++) {
-        float *orow = out + (bh * T + t0 + r) * Dv;
-        float *lr = lse + bh * T + t0 + r;
-        if (bad[r]) {
-            for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
-            *lr = NAN;
-        } else if (m[r] == -INFINITY) {
-            memset(orow, 0, sizeof(float) * (size_t)Dv);
-            *lr = -INFINITY;
-        } else {
-            const float inv = (float)(1.0 / l[r]);
-            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dvp + e] * inv;
-            *lr = (float)((double)m[r] + log(l[r]));
-        }
-    }
+    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, lse);
 }
 
 
@@ -893,46 +871,31 @@ static int64_t fwd_amx_scratch(const fl_geom *g) {
 FLAMX static void fwd_tile_amx(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
                                float *ws, const fl_w2 *ktall, const fl_w2 *vall, float *out,
                                float *lse) {
-    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const int64_t T = g->T, D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t D2 = fl_d2(g), D2a = fl_d2a(g), Dvp = up(Dv, 32), nqp = up(nq, 16);
     const uint16_t *Q = g->qh + (bh * T + t0) * D;
     fl_w2 *qp = (fl_w2 *)ws;
     float *sb = ws + QT * D2a;
     fl_w2 *pb = (fl_w2 *)(sb + 16 * KT);
     float *acc = (float *)(pb + 16 * KT / 2), *z = acc + QT * Dvp;
-    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
-    float m[QT];
-    double l[QT];
-    int bad[QT];
+    fl_rows R;
     fl_tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
     _tile_loadconfig(&cfg);
-    for (int64_t r = 0; r < nq; r++) {
-        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
-        if (lo[r] < hi[r]) {
-            if (lo[r] < span_lo) span_lo = lo[r];
-            if (hi[r] > span_hi) span_hi = hi[r];
-        }
-        m[r] = -INFINITY;
-        l[r] = 0.0;
-        bad[r] = 0;
-    }
-    for (int64_t r = nq; r < nqp; r++) lo[r] = hi[r] = 0, bad[r] = 1;
+    fl_rows_begin(g, b, t0, nq, nqp, &R);
     for (int64_t r = 0; r < nqp; r++)
         for (int64_t p = 0; p < D2a; p++)
             qp[r * D2a + p] = r < nq && p < D2 ? fl_pair(Q + r * D, p, D) : 0u;
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
     const __m512 sv = _mm512_set1_ps(g->scale);
-    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
-        const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, chunks = (n + 31) / 32;
+    for (int64_t k0 = fl_tile_start(R.span_lo); k0 < R.span_hi; k0 += KT) {
+        const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT, chunks = (n + 31) / 32;
         const fl_w2 *kb = ktall + k0 * D2a, *vb = vall + k0 / 2 * Dvp;
         for (int64_t rb = 0; rb < nqp; rb += 16) {
-            int on[16], live = 0;
-            for (int64_t r = rb; r < rb + 16; r++)
-                live |= on[r - rb] = !bad[r] && hi[r] > k0 && lo[r] < k0 + n;
-            if (!live) continue;
+            int on[16];
+            if (!fl_block_live(&R, rb, 16, k0, n, on)) continue;
             /* logits: tiles 0-3 = 16 rows x keys [16 j, 16 j + 16) */
             _tile_zero(0);
             _tile_zero(1);
@@ -955,26 +918,12 @@ FLAMX static void fwd_tile_amx(const fl_geom *g, int64_t b, int64_t h, int64_t t
             _tile_stored(3, sb + 48, KT * 4);
             for (int64_t i = 0; i < 16 * KT; i += 16)
                 _mm512_storeu_ps(sb + i, _mm512_mul_ps(_mm512_loadu_ps(sb + i), sv));
-            for (int64_t r = rb; r < rb + 16; r++) {
-                const float *brow = on[r - rb] ? fl_bias_row(g, b, h, t0 + r) : NULL;
-                if (on[r - rb] && (brow || lo[r] > k0 || hi[r] < k0 + KT))
-                    fl_mask_row(g, sb + (r - rb) * KT, n, k0, lo[r], hi[r], brow);
-            }
-            fl_block512(sb, on, m + rb, l + rb, bad + rb, acc + rb * Dvp, Dvp, Dv);
-            fl_block512(sb + 8 * KT, on + 8, m + rb + 8, l + rb + 8, bad + rb + 8,
+            fl_block_mask(g, b, h, t0, rb, 16, sb, k0, n, &R, on);
+            fl_block512(sb, on, R.m + rb, R.l + rb, R.bad + rb, acc + rb * Dvp, Dvp, Dv);
+            fl_block512(sb + 8 * KT, on + 8, R.m + rb + 8, R.l + rb + 8, R.bad + rb + 8,
                         acc + (rb + 8) * Dvp, Dvp, Dv);
-            if (g->p > 0.0f)
-                for (int64_t r = rb; r < rb + 16; r++) {
-                    if (!on[r - rb] || bad[r]) continue;
-                    float *row = sb + (r - rb) * KT;
-                    fl_keep(g, (uint64_t)((bh * T + t0 + r) * S + k0), n, z);
-                    for (int64_t s = 0; s < n; s++) row[s] *= z[s];
-                }
-            for (int64_t i = 0; i < 16 * KT; i += 32) {
-                const __m512bh w = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(sb + i + 16),
-                                                       _mm512_loadu_ps(sb + i));
-                _mm512_storeu_si512(pb + i / 2, (__m512i)w);
-            }
+            fl_block_dropout(g, bh, t0, rb, 16, sb, k0, n, on, R.bad + rb, z);
+            fl_rows_to_bf16(sb, pb, 16);
             /* acc [16 rows][e0, e0 + 64) += P V, in tiles 0-3, chunks of 32 keys */
             float *ar = acc + rb * Dvp;
             for (int64_t e0 = 0; e0 < Dvp; e0 += 64) {
@@ -1009,21 +958,7 @@ FLAMX static void fwd_tile_amx(const fl_geom *g, int64_t b, int64_t h, int64_t t
         }
     }
     _tile_release();
-    for (int64_t r = 0; r < nq; r++) {
-        float *orow = out + (bh * T + t0 + r) * Dv;
-        float *lr = lse + bh * T + t0 + r;
-        if (bad[r]) {
-            for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
-            *lr = NAN;
-        } else if (m[r] == -INFINITY) {
-            memset(orow, 0, sizeof(float) * (size_t)Dv);
-            *lr = -INFINITY;
-        } else {
-            const float inv = (float)(1.0 / l[r]);
-            for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dvp + e] * inv;
-            *lr = (float)((double)m[r] + log(l[r]));
-        }
-    }
+    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, lse);
 }
 
 /* The bf16 forward: fwd_tile_amx (AMX) or fwd_tile_bf16 (AVX-512 BF16) over
@@ -1204,6 +1139,46 @@ static void fl_stage_bwd(const fl_geom *g, int64_t b, int64_t kh, float *kt, flo
     fl_pad(kp, Sp, up(D, 32), K, S, D, D, 1.0f);
 }
 
+/* The start of a query tile's backward: each row's visible keys [lo, hi)
+ * (empty for a row that saw no key: no gradient flows through it; also for
+ * the padding rows nq .. nqp - 1), their span, D_t = dO_t . O_t (drow), the
+ * zero-padded tiles scale Q (qs) and dO (dop), and the dQ tile zeroed. */
+static void fl_bwd_begin(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h, int64_t t0,
+                         int64_t nq, int64_t nqp, float *qs, float *dop, float *dq, float *drow,
+                         int64_t *lo, int64_t *hi, int64_t *span_lo, int64_t *span_hi) {
+    const int64_t T = g->T, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const float *dO = gr->gy + (bh * T + t0) * Dv, *O = gr->out + (bh * T + t0) * Dv;
+    *span_lo = g->S;
+    *span_hi = 0;
+    for (int64_t r = 0; r < nqp; r++) {
+        lo[r] = hi[r] = 0;
+        if (r >= nq) continue;
+        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
+        if (lo[r] < hi[r] && gr->lse[bh * T + t0 + r] != -INFINITY) {
+            if (lo[r] < *span_lo) *span_lo = lo[r];
+            if (hi[r] > *span_hi) *span_hi = hi[r];
+        } else {
+            hi[r] = lo[r] = 0;
+        }
+        double acc = 0.0;
+        for (int64_t e = 0; e < Dv; e++) acc += (double)dO[r * Dv + e] * (double)O[r * Dv + e];
+        drow[r] = (float)acc;
+    }
+    fl_pad(qs, nqp, up(D, 32), g->q + (bh * T + t0) * D, nq, D, D, g->scale);
+    fl_pad(dop, nqp, up(Dv, 32), dO, nq, Dv, Dv, 1.0f);
+    memset(dq, 0, sizeof(float) * (size_t)(nqp * up(D, 32)));
+}
+
+/* The end of a query tile's backward: dQ += scale dq (the tile's sums). */
+static void fl_bwd_end(const fl_geom *g, const fl_grads *gr, int64_t bh, int64_t t0, int64_t nq,
+                       const float *dq) {
+    if (!gr->dq) return;
+    const int64_t D = g->D, Dp = up(D, 32);
+    float *gq = gr->dq + (bh * g->T + t0) * D;
+    for (int64_t r = 0; r < nq; r++)
+        for (int64_t d = 0; d < D; d++) gq[r * D + d] += g->scale * dq[r * Dp + d];
+}
+
 /* dst [KT, QT] = src [QT, KT] transposed (rows r < nqp) */
 FL_CLONES static void fl_tr_tile(float *restrict dst, const float *restrict src, int64_t nqp) {
     for (int64_t r = 0; r < nqp; r++)
@@ -1217,29 +1192,13 @@ FL_CLONES static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, 
                      const float *kpall, float *dka, float *dva) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, kh = h / g->G, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
-    const float *Q = g->q + (bh * T + t0) * D;
-    const float *dO = gr->gy + (bh * T + t0) * Dv, *O = gr->out + (bh * T + t0) * Dv;
     float *qs = ws, *dop = qs + QT * Dp;
     float *P = dop + QT * Dvp, *dS = P + QT * KT, *PT = dS + QT * KT;
     (void)kh;
     float *dST = PT + KT * QT, *dq = dST + KT * QT, *drow = dq + QT * Dp, *z = drow + QT;
     const int want_ds = gr->dq || gr->dk || gr->dl;
-    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
-    for (int64_t r = 0; r < nq; r++) {
-        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
-        if (lo[r] < hi[r] && gr->lse[bh * T + t0 + r] != -INFINITY) {
-            if (lo[r] < span_lo) span_lo = lo[r];
-            if (hi[r] > span_hi) span_hi = hi[r];
-        } else {
-            hi[r] = lo[r] = 0; /* no visible key: no gradient through the row */
-        }
-        double acc = 0.0;
-        for (int64_t e = 0; e < Dv; e++) acc += (double)dO[r * Dv + e] * (double)O[r * Dv + e];
-        drow[r] = (float)acc;
-    }
-    fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale);
-    fl_pad(dop, nqp, Dvp, dO, nq, Dv, Dv, 1.0f);
-    memset(dq, 0, sizeof(float) * (size_t)(nqp * Dp));
+    int64_t lo[QT], hi[QT], span_lo, span_hi;
+    fl_bwd_begin(g, gr, b, h, t0, nq, nqp, qs, dop, dq, drow, lo, hi, &span_lo, &span_hi);
     for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, n4 = up(n, 4);
         fl_gemm(P, KT, qs, Dp, fl_tile(ktall, k0, D), KT, nqp, KT, D, 0); /* logits */
@@ -1283,11 +1242,7 @@ FL_CLONES static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, 
             fl_gemm(dq, Dp, dS, KT, kpall + k0 * Dp, Dp, nqp, Dp, n, 1);
         }
     }
-    if (gr->dq) {
-        float *gq = gr->dq + (bh * T + t0) * D;
-        for (int64_t r = 0; r < nq; r++)
-            for (int64_t d = 0; d < D; d++) gq[r * D + d] += g->scale * dq[r * Dp + d];
-    }
+    fl_bwd_end(g, gr, bh, t0, nq, dq);
 }
 
 #if defined(FL_X86)
@@ -1319,29 +1274,12 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
                               const float *vtall, const float *kpall, float *dka, float *dva) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 8);
-    const float *Q = g->q + (bh * T + t0) * D;
-    const float *dO = gr->gy + (bh * T + t0) * Dv, *O = gr->out + (bh * T + t0) * Dv;
     float *qs = ws, *dop = qs + QT * Dp;
     float *P = dop + QT * Dvp, *dS = P + QT * KT, *PT = dS + QT * KT;
     float *dST = PT + KT * QT, *dq = dST + KT * QT, *drow = dq + QT * Dp, *z = drow + QT;
     const int want_ds = gr->dq || gr->dk || gr->dl;
-    int64_t lo[QT], hi[QT], span_lo = S, span_hi = 0;
-    for (int64_t r = 0; r < nq; r++) {
-        fl_range(g, b, t0 + r, &lo[r], &hi[r]);
-        if (lo[r] < hi[r] && gr->lse[bh * T + t0 + r] != -INFINITY) {
-            if (lo[r] < span_lo) span_lo = lo[r];
-            if (hi[r] > span_hi) span_hi = hi[r];
-        } else {
-            hi[r] = lo[r] = 0; /* no visible key: no gradient through the row */
-        }
-        double acc = 0.0;
-        for (int64_t e = 0; e < Dv; e++) acc += (double)dO[r * Dv + e] * (double)O[r * Dv + e];
-        drow[r] = (float)acc;
-    }
-    for (int64_t r = nq; r < nqp; r++) lo[r] = hi[r] = 0;
-    fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale);
-    fl_pad(dop, nqp, Dvp, dO, nq, Dv, Dv, 1.0f);
-    memset(dq, 0, sizeof(float) * (size_t)(nqp * Dp));
+    int64_t lo[QT], hi[QT], span_lo, span_hi;
+    fl_bwd_begin(g, gr, b, h, t0, nq, nqp, qs, dop, dq, drow, lo, hi, &span_lo, &span_hi);
     for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, n8 = up(n, 8);
         const float *kb = fl_tile(ktall, k0, D), *vb = fl_tile(vtall, k0, Dv);
@@ -1395,11 +1333,7 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
                     fl_k8x32t(dka + (k0 + i0) * Dp + c, Dp, dS + i0, KT, qs + c, Dp, nqp);
         }
     }
-    if (gr->dq) {
-        float *gq = gr->dq + (bh * T + t0) * D;
-        for (int64_t r = 0; r < nq; r++)
-            for (int64_t d = 0; d < D; d++) gq[r * D + d] += g->scale * dq[r * Dp + d];
-    }
+    fl_bwd_end(g, gr, bh, t0, nq, dq);
 }
 #endif
 
