@@ -94,7 +94,17 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
  * request only; no gradient). Differences from attn_sdpa: inputs are copied
  * contiguous (no in-place strided reads), and a NaN or inf in v reaches only
  * the query tiles (64 rows) whose visible keys span it. Results are bitwise
- * the same for any thread count. */
+ * the same for any thread count, except dK and dV when B * Hkv is below the
+ * thread count (the backward then splits each kv head's query tiles over the
+ * threads): those are the same for a given count.
+ *
+ * bf16: q, k and v may all be ATTN_BF16 (contiguous; bias stays f32), for
+ * inference: the output (and the saved lse) are f32, the products sum exact
+ * bf16 products in f32, P is rounded to bf16 for P V (so an element may
+ * differ from the f32 result of the same values by 2^-8 sum_s P|V|); AMX
+ * or AVX-512 BF16 where the CPU has them, else the inputs are widened to
+ * f32. bf16 inputs that need gradients fail with ATTN_ERR_DTYPE ("forward
+ * only"); mixing f32 and bf16 fails with ATTN_ERR_DTYPE. */
 attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
                              const attn_sdpa_opts *opts, attn_tensor **weights);
 
