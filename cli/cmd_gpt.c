@@ -270,6 +270,8 @@ static void train_usage(FILE *f) {
         "  --pos KIND             learned|sinusoidal|rope|alibi|none (default learned)\n"
         "  --untied               a separate output head (default: tied to the embedding)\n"
         "  --dropout P            dropout (default 0)\n"
+        "  --attention-kernel K   auto|fused|reference: the attention op (default auto: the\n"
+        "                         fused one from 512 keys; docs/transformer.md)\n"
         "schedule\n"
         "  --batch N              windows per step (default 16)\n"
         "  --steps N              optimizer steps (default 2000; with --resume: the new total)\n"
@@ -295,6 +297,7 @@ static int cmd_gpt_train(int argc, char **argv) {
     long long log_every = 50, threads = 0, arena_mb = 1024;
     double lr = 1e-3, min_lr = -1.0, wd = 0.1, dropout = 0.0;
     int untied = 0, resume = 0, quiet = 0, rc = 0;
+    const char *akern = "auto";
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -309,6 +312,7 @@ static int cmd_gpt_train(int argc, char **argv) {
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--tokenizer")) tok = v;
         else if (!strcmp(a, "--pos")) pos = v;
+        else if (!strcmp(a, "--attention-kernel")) akern = v;
         else if (!strcmp(a, "--bpe-merges")) rc = opt_int(sub, a, v, 0, 100000, &bpe_merges);
         else if (!strcmp(a, "--layers")) rc = opt_int(sub, a, v, 1, 256, &layers);
         else if (!strcmp(a, "--heads")) rc = opt_int(sub, a, v, 1, 1024, &heads);
@@ -352,6 +356,16 @@ static int cmd_gpt_train(int argc, char **argv) {
         fprintf(stderr, "attn gpt train: --tokenizer '%s': expected char or bpe\n", tok);
         return 2;
     }
+    attn_attention_kernel kernel = ATTN_KERNEL_AUTO;
+    if (!strcmp(akern, "fused"))
+        kernel = ATTN_KERNEL_FUSED;
+    else if (!strcmp(akern, "reference"))
+        kernel = ATTN_KERNEL_REFERENCE;
+    else if (strcmp(akern, "auto")) {
+        fprintf(stderr, "attn gpt train: --attention-kernel '%s': expected auto, fused or reference\n",
+                akern);
+        return 2;
+    }
 
     run_info r;
     memset(&r, 0, sizeof r);
@@ -379,7 +393,9 @@ static int cmd_gpt_train(int argc, char **argv) {
             goto done;
         }
         attn_gpt_config gc;
-        if (attn_gpt_config_load(ckpt, &gc) != ATTN_OK || attn_params_new(&ps) != ATTN_OK ||
+        const attn_status lst = attn_gpt_config_load(ckpt, &gc);
+        gc.kernel = kernel; /* a run-time choice, not stored with the model */
+        if (lst != ATTN_OK || attn_params_new(&ps) != ATTN_OK ||
             attn_gpt_new(&m, ps, &gc, NULL) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot rebuild the model");
             goto done;
@@ -430,6 +446,7 @@ static int cmd_gpt_train(int argc, char **argv) {
         gc.dropout = (float)dropout;
         gc.pos = pk;
         gc.tied = !untied;
+        gc.kernel = kernel;
         attn_rng rng;
         attn_rng_init(&rng, (uint64_t)seed);
         if (attn_params_new(&ps) != ATTN_OK || attn_gpt_new(&m, ps, &gc, &rng) != ATTN_OK) {
