@@ -7,7 +7,8 @@
 # exact match (greedy). Runs go to runs/gettext-LANG/<kind>.
 # KINDS="..." chooses the kinds; LUONG_OPTS="..." adds options to the Luong
 # kinds (every kind but none and bahdanau), e.g.
-# LUONG_OPTS="--combine-dim 768 --input-feed 0" (docs/seq2seq.md).
+# LUONG_OPTS="--combine-dim 768 --input-feed 0" (docs/seq2seq.md); SEED=N
+# (default 1) the seed of every run (runs then go to runs/gettext-LANG-sN).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS="${1:-3000}"
@@ -15,7 +16,9 @@ THREADS="${2:-2}"
 LANG_="${3:-de}"
 [ -f "data/gettext/en-$LANG_/train.tsv" ] || bash scripts/get_gettext_data.sh
 make -s all
+SEED="${SEED:-1}"
 out="runs/gettext-$LANG_"
+[ "$SEED" = 1 ] || out="$out-s$SEED"
 mkdir -p "$out"
 echo "| attention | test BLEU | exact match | train s | tokens/s |"
 echo "|---|---|---|---|---|"
@@ -28,7 +31,7 @@ for kind in $KINDS; do
     case "$kind" in none | bahdanau) ;; *) extra="${LUONG_OPTS:-}" ;; esac
     # shellcheck disable=SC2086 # $extra is a list of options
     build/attn seq2seq train --task gettext --lang "$LANG_" --attention "$kind" --steps "$STEPS" \
-        --threads "$THREADS" --seed 1 --quiet --eval-every 0 --out "$dir" $extra >"$dir.txt" 2>&1 ||
+        --threads "$THREADS" --seed "$SEED" --quiet --eval-every 0 --out "$dir" $extra >"$dir.txt" 2>&1 ||
         { echo "| $kind | failed: $(tail -n 1 "$dir.txt") | | | |"; continue; }
     secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }')
     end=$(grep '"event":"end"' "$dir/train.jsonl" | tail -n 1)
