@@ -28,7 +28,7 @@ if [ -z "$PY" ]; then
         if command -v "$c" >/dev/null && has_sdpa "$c"; then PY="$c"; break; fi
     done
 fi
-if [ -z "$PY" ] && [ "$install" = 1 ]; then
+if { [ -z "$PY" ] || ! has_sdpa "$PY"; } && [ "$install" = 1 ]; then
     echo "bench_flash.sh: installing PyTorch into /opt/torch2 (pip, CPU wheels)" >&2
     python3 -m venv /opt/torch2
     /opt/torch2/bin/pip install -q torch numpy
