@@ -1514,19 +1514,9 @@ attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn
     if (!lse) return NULL;
     attn_node *node = attn__node(ctx, ATTN_OP_FLASH_SDPA, n_in, in, out);
     if (!node) return NULL;
-    node->iarg[0] = o.causal != 0;
-    node->iarg[1] = o.window;
-    node->iarg[2] = bias != NULL;
-    node->iarg[3] = kl != NULL;
-    node->farg[0] = o.scale > 0.0f ? o.scale : (float)(1.0 / sqrt((double)D));
-    node->farg[1] = ctx->training ? o.dropout : 0.0f;
+    /* the SDPA op's attributes and dropout counters */
+    sdpa_node_attrs(ctx, node, &o, D, (uint64_t)B * (uint64_t)H * (uint64_t)T * (uint64_t)S);
     node->saved[0] = lse;
-    if (node->farg[1] > 0.0f) {
-        const uint64_t n = (uint64_t)B * (uint64_t)H * (uint64_t)T * (uint64_t)S;
-        node->seed = ctx->seed;
-        node->iarg[4] = (int64_t)ctx->rng_offset;
-        ctx->rng_offset += (n + 3) / 4; /* the counters of the SDPA op */
-    }
     attn_tensor *y = attn__run(ctx, node);
     if (y && weights) {
         attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);

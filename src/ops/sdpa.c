@@ -193,22 +193,11 @@ static attn_tensor *sdpa_build(attn_ctx *ctx, const char *name, attn_tensor *con
     if (!P) return NULL;
     attn_node *node = attn__node(ctx, ATTN_OP_SDPA, n_in, in, out);
     if (!node) return NULL;
-    node->iarg[0] = o.causal != 0;
-    node->iarg[1] = o.window;
-    node->iarg[2] = bias != NULL;
-    node->iarg[3] = kl != NULL;
+    sdpa_node_attrs(ctx, node, &o, D, (uint64_t)attn_tensor_numel(P));
     node->iarg[5] = packed != 0;
     node->iarg[6] = H;
     node->iarg[7] = Hkv;
-    node->farg[0] = o.scale > 0.0f ? o.scale : (float)(1.0 / sqrt((double)D));
-    node->farg[1] = ctx->training ? o.dropout : 0.0f;
     node->saved[0] = P;
-    if (node->farg[1] > 0.0f) {
-        const uint64_t n = (uint64_t)attn_tensor_numel(P);
-        node->seed = ctx->seed;
-        node->iarg[4] = (int64_t)ctx->rng_offset;
-        ctx->rng_offset += (n + 3) / 4; /* one Philox block per 4 elements */
-    }
     attn_tensor *y = attn__run(ctx, node);
     if (y && weights) {
         attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);

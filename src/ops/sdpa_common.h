@@ -130,6 +130,26 @@ static inline void sdpa_visible(int64_t S, int64_t T, int causal, int64_t window
     *hi = h > l ? h : l;
 }
 
+
+/* The attributes both attention ops share (iarg[0..4], farg[0..1], seed; the
+ * layout of sdpa.c's comment), from the checked options o, the head size D
+ * and the number of weights n = B H T S: dropout, when active, takes
+ * ceil(n / 4) counters of the context's stream (one Philox block per 4). */
+static inline void sdpa_node_attrs(attn_ctx *ctx, attn_node *node, const attn_sdpa_opts *o,
+                                   int64_t D, uint64_t n) {
+    node->iarg[0] = o->causal != 0;
+    node->iarg[1] = o->window;
+    node->iarg[2] = o->bias != NULL;
+    node->iarg[3] = o->key_lengths != NULL;
+    node->farg[0] = o->scale > 0.0f ? o->scale : (float)(1.0 / sqrt((double)D));
+    node->farg[1] = ctx->training ? o->dropout : 0.0f;
+    if (node->farg[1] > 0.0f) {
+        node->seed = ctx->seed;
+        node->iarg[4] = (int64_t)ctx->rng_offset;
+        ctx->rng_offset += (n + 3) / 4;
+    }
+}
+
 /* The node's optional inputs and dropout stream (the layout both ops share:
  * in[3] bias when iarg[2], then key_lengths when iarg[3]; iarg[4] the RNG
  * offset): *bias (NULL or contiguous f32) with its broadcast strides bst over
