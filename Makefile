@@ -79,7 +79,7 @@ $(BUILD)/examples/%: examples/%.c $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(STATIC) $(HEADERS)
+$(BUILD)/bench/%: bench/%.c $(STATIC) $(HEADERS) $(wildcard bench/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(STATIC) $(LDLIBS)
 

@@ -22,81 +22,12 @@
 #include <time.h>
 
 #include "attn/attn.h"
+#include "bench_common.h"
 #include "core/internal.h"
 
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* ---- the FMA peak: independent FMA chains, timed ---------------------------------- */
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-__attribute__((target("avx512f"))) static float chains512(long iters) {
-    __m512 a[16];
-    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-3f);
-    for (int j = 0; j < 16; j++) a[j] = _mm512_set1_ps((float)j);
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++) a[j] = _mm512_fmadd_ps(a[j], m, c);
-    }
-    for (int j = 1; j < 16; j++) a[0] = _mm512_add_ps(a[0], a[j]);
-    float o[16];
-    _mm512_storeu_ps(o, a[0]);
-    return o[0];
-}
-__attribute__((target("avx2,fma"))) static float chains256(long iters) {
-    __m256 a[16];
-    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-3f);
-    for (int j = 0; j < 16; j++) a[j] = _mm256_set1_ps((float)j);
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++) a[j] = _mm256_fmadd_ps(a[j], m, c);
-    }
-    for (int j = 1; j < 16; j++) a[0] = _mm256_add_ps(a[0], a[j]);
-    float o[8];
-    _mm256_storeu_ps(o, a[0]);
-    return o[0];
-}
-#endif
-
-static volatile float sink;
-
-/* GFLOP/s of the FMA loop on nt threads (0 when unknown). */
-static double fma_peak(int nt) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    const int w512 = __builtin_cpu_supports("avx512f");
-    if (!w512 && !__builtin_cpu_supports("fma")) return 0.0;
-    const long iters = 20000000;
-    const double lanes = w512 ? 16.0 : 8.0;
-    double best = 0.0;
-    for (int rep = 0; rep < 3; rep++) {
-        const double t0 = now_s();
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nt)
-#endif
-        { sink = w512 ? chains512(iters) : chains256(iters); }
-        const double gf = nt * (double)iters * 16.0 * lanes * 2.0 / (now_s() - t0) * 1e-9;
-        if (gf > best) best = gf;
-    }
-    return best;
-#else
-    (void)nt;
-    return 0.0;
-#endif
-}
 
 /* ---- one case --------------------------------------------------------------------------- */
 
@@ -215,7 +146,7 @@ int main(int argc, char **argv) {
     if (nt < 1) nt = omp_get_max_threads();
 #endif
     if (nt < 1) nt = 1;
-    const double peak = fma_peak(nt);
+    const double peak = measure_peak(nt, 10000000L, 3);
     printf("bench_flash: fp32 FMA peak measured %.1f GFLOP/s on %d thread(s)\n", peak, nt);
     static const int64_t Ts[4] = {256, 1024, 4096, 16384};
     static const int64_t Ds[2] = {64, 128};
