@@ -51,6 +51,12 @@ int test_allclose(const char *what, const float *a, const float *ref, long long 
  * $ATTN_FIXTURES). */
 const char *test_fixture_dir(void);
 
+/* A call that must have failed (failed nonzero) with status want and a
+ * message containing needle; what names it in the report. Resets the
+ * context afterwards. */
+void test_expect_fail(attn_ctx *ctx, int failed, attn_status want, const char *needle,
+                      const char *what);
+
 /* A context with arena_bytes of arena, n_threads threads and guard_bytes
  * guard bytes after every allocation (seed 0). On failure records a check
  * failure and returns NULL; the caller frees it with attn_ctx_free. */

@@ -1119,15 +1119,6 @@ static void test_names_and_init(void) {
 
 /* ==== error paths ========================================================================== */
 
-static void expect(attn_ctx *ctx, int failed, attn_status want, const char *needle,
-                   const char *what) {
-    CHECK(failed && attn_ctx_status(ctx) == want && strstr(attn_ctx_error(ctx), needle),
-          "%s: expected failure '%s' naming '%s', got %s, status '%s': %s", what,
-          attn_status_str(want), needle, failed ? "NULL" : "a result",
-          attn_status_str(attn_ctx_status(ctx)), attn_ctx_error(ctx));
-    attn_ctx_reset(ctx);
-}
-
 static void test_errors(void) {
     TEST_BEGIN("rnn/error paths");
     attn_params *ps = NULL;
@@ -1165,56 +1156,56 @@ static void test_errors(void) {
     const int64_t xs[3] = {2, 5, 3};
     attn_tensor *hn = NULL, *cn = NULL;
     /* shapes and dtypes */
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_forward(ctx, &rnn,
                              attn_tensor_new(ctx, ATTN_F32, 3, (const int64_t[3]){2, 5, 4}), NULL,
                              NULL, NULL, &hn, NULL),
            ATTN_ERR_SHAPE, "attn_rnn_forward: x [2,5,4]", "x with In 4");
     CHECK(hn == NULL, "h_n set after an error");
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_forward(ctx, &rnn, attn_tensor_new(ctx, ATTN_I32, 3, xs), NULL, NULL, NULL,
                              NULL, NULL),
            ATTN_ERR_DTYPE, "attn_rnn_forward: x", "x i32");
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_forward(ctx, &rnn, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL,
                              attn_tensor_new(ctx, ATTN_F32, 3, (const int64_t[3]){1, 2, 4}), NULL,
                              NULL, NULL),
            ATTN_ERR_SHAPE, "h0 [1,2,4]", "h0 with L*D 1");
     /* lengths */
     const int32_t big[2] = {5, 6};
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_forward(ctx, &rnn, attn_tensor_new(ctx, ATTN_F32, 3, xs),
                              attn_tensor_from(ctx, ATTN_I32, 1, (const int64_t[1]){2}, big), NULL,
                              NULL, NULL, NULL),
            ATTN_ERR_INVALID_ARG, "lengths[1] = 6", "length 6 > T 5");
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_forward(ctx, &rnn, attn_tensor_new(ctx, ATTN_F32, 3, xs),
                              attn_tensor_new(ctx, ATTN_F32, 1, (const int64_t[1]){2}), NULL, NULL,
                              NULL, NULL),
            ATTN_ERR_DTYPE, "lengths", "f32 lengths");
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_forward(ctx, &rnn, attn_tensor_new(ctx, ATTN_F32, 3, xs),
                              attn_tensor_new(ctx, ATTN_I32, 1, (const int64_t[1]){3}), NULL, NULL,
                              NULL, NULL),
            ATTN_ERR_SHAPE, "lengths [3]", "3 lengths for B 2");
     /* LSTM-only arguments, NULLs, the step API on a bidirectional rnn */
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_forward(ctx, &rnn, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, NULL, NULL,
                              &hn, &cn),
            ATTN_ERR_INVALID_ARG, "c0 or c_n given for a GRU", "c_n for a GRU");
-    expect(ctx, !attn_rnn_forward(ctx, &rnn, NULL, NULL, NULL, NULL, NULL, NULL),
+    test_expect_fail(ctx, !attn_rnn_forward(ctx, &rnn, NULL, NULL, NULL, NULL, NULL, NULL),
            ATTN_ERR_INVALID_ARG, "attn_rnn_forward", "NULL x");
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_forward(ctx, NULL, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, NULL, NULL,
                              NULL, NULL),
            ATTN_ERR_INVALID_ARG, "rnn is NULL", "NULL rnn");
     memset(&bad, 0, sizeof bad);
     bad.cfg = cfg;
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_forward(ctx, &bad, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, NULL, NULL,
                              NULL, NULL),
            ATTN_ERR_INVALID_ARG, "are missing", "uninitialised rnn");
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_step(ctx, &rnn, attn_tensor_new(ctx, ATTN_F32, 2, (const int64_t[2]){2, 3}),
                           NULL, NULL, NULL, NULL),
            ATTN_ERR_INVALID_ARG, "bidirectional", "step on a bidirectional rnn");
@@ -1224,18 +1215,18 @@ static void test_errors(void) {
         .cell = ATTN_RNN_LSTM, .input_size = 3, .hidden_size = 4, .num_layers = 2};
     CHECK_OK(attn_rnn_init(&uni, ps, "u.", &u2, NULL));
     attn_tensor *ho[2], *co[2];
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_step(ctx, &uni, attn_tensor_new(ctx, ATTN_F32, 2, (const int64_t[2]){2, 3}),
                           NULL, NULL, NULL, NULL),
            ATTN_ERR_INVALID_ARG, "h_out", "2 layers without h_out");
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_step(ctx, &uni, attn_tensor_new(ctx, ATTN_F32, 2, (const int64_t[2]){2, 4}),
                           NULL, NULL, ho, co),
            ATTN_ERR_SHAPE, "attn_rnn_step: x_t [2,4]", "x_t with In 4");
     attn_tensor *hs[2];
     hs[0] = attn_tensor_new(ctx, ATTN_F32, 2, (const int64_t[2]){2, 4});
     hs[1] = attn_tensor_new(ctx, ATTN_F32, 2, (const int64_t[2]){2, 5});
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_rnn_step(ctx, &uni, attn_tensor_new(ctx, ATTN_F32, 2, (const int64_t[2]){2, 3}),
                           hs, NULL, ho, co),
            ATTN_ERR_SHAPE, "h_in[1] [2,5]", "h_in[1] of H 5");

@@ -848,15 +848,6 @@ out:
     TEST_END();
 }
 
-static void expect(attn_ctx *ctx, int failed, attn_status want, const char *needle,
-                   const char *what) {
-    CHECK(failed && attn_ctx_status(ctx) == want && strstr(attn_ctx_error(ctx), needle),
-          "%s: expected failure '%s' naming '%s', got %s, status '%s': %s", what,
-          attn_status_str(want), needle, failed ? "NULL" : "a result",
-          attn_status_str(attn_ctx_status(ctx)), attn_ctx_error(ctx));
-    attn_ctx_reset(ctx);
-}
-
 static void test_errors(void) {
     TEST_BEGIN("transformer/error paths");
     attn_params *ps = NULL;
@@ -904,51 +895,51 @@ static void test_errors(void) {
 
     const int64_t xs[3] = {2, 5, 8};
     attn_tensor *w = (attn_tensor *)1;
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, (const int64_t[3]){2, 5, 6}),
                              NULL, NULL, &w),
            ATTN_ERR_SHAPE, "attn_mha_forward: query [2,5,6]", "query width 6");
     CHECK(w == NULL, "weights set after an error");
-    expect(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_I32, 3, xs), NULL, NULL, NULL),
+    test_expect_fail(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_I32, 3, xs), NULL, NULL, NULL),
            ATTN_ERR_DTYPE, "query", "i32 query");
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs),
                              attn_tensor_new(ctx, ATTN_F32, 3, (const int64_t[3]){3, 4, 8}), NULL,
                              NULL),
            ATTN_ERR_SHAPE, "key [3,4,8]", "memory batch 3");
-    expect(ctx, !attn_mha_forward(ctx, &m, NULL, NULL, NULL, NULL), ATTN_ERR_INVALID_ARG,
+    test_expect_fail(ctx, !attn_mha_forward(ctx, &m, NULL, NULL, NULL, NULL), ATTN_ERR_INVALID_ARG,
            "is NULL", "NULL query");
     const int32_t kl[2] = {5, 6};
     attn_mha_call call = {.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1,
                                                           (const int64_t[1]){2}, kl)};
-    expect(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
+    test_expect_fail(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
            ATTN_ERR_INVALID_ARG, "key_lengths[1] = 6", "key length 6 > S 5");
     call.key_lengths = attn_tensor_new(ctx, ATTN_I32, 1, (const int64_t[1]){3});
-    expect(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
+    test_expect_fail(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
            ATTN_ERR_SHAPE, "key_lengths [3]", "key_lengths [3]");
     attn_mha zero;
     memset(&zero, 0, sizeof zero);
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_mha_forward(ctx, &zero, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, NULL, NULL),
            ATTN_ERR_INVALID_ARG, "attn_mha_forward", "uninitialised module");
     /* the cache */
     CHECK(attn_kv_cache_init(&cache, 1, 2, 2, 0, 4) == ATTN_ERR_INVALID_ARG, "max_len 0");
     CHECK_OK(attn_kv_cache_init(&cache, 1, 2, 2, 6, 4));
     call = (attn_mha_call){.causal = 1, .cache = &cache.layers[0]};
-    expect(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
+    test_expect_fail(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
            ATTN_ERR_STATE, "disable gradients", "cache with gradients on");
     attn_ctx_set_grad_enabled(ctx, 0);
     CHECK(attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
           "5 of 6: %s", attn_ctx_error(ctx));
     attn_ctx_reset(ctx);
     attn_ctx_set_grad_enabled(ctx, 0);
-    expect(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
+    test_expect_fail(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
            ATTN_ERR_INVALID_ARG, "room for 10 positions", "cache overflow");
     CHECK(cache.layers[0].len == 5, "a failed call moved len to %lld",
           (long long)cache.layers[0].len);
     attn_ctx_set_grad_enabled(ctx, 1);
     /* blocks */
-    expect(ctx,
+    test_expect_fail(ctx,
            !attn_block_forward(ctx, &blk, attn_tensor_new(ctx, ATTN_F32, 3, xs),
                                attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, NULL, NULL),
            ATTN_ERR_INVALID_ARG, "encoder block takes no memory", "memory to an encoder");

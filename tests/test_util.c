@@ -82,3 +82,12 @@ void test_fx_close(const char *tag, const char *what, const float *got, const at
     snprintf(w, sizeof w, "%s: %s", tag, what);
     test_allclose(w, got, atfx_f32(t), n, atol, rtol);
 }
+
+void test_expect_fail(attn_ctx *ctx, int failed, attn_status want, const char *needle,
+                      const char *what) {
+    CHECK(failed && attn_ctx_status(ctx) == want && strstr(attn_ctx_error(ctx), needle),
+          "%s: expected failure '%s' naming '%s', got %s, status '%s': %s", what,
+          attn_status_str(want), needle, failed ? "NULL" : "a result",
+          attn_status_str(attn_ctx_status(ctx)), attn_ctx_error(ctx));
+    attn_ctx_reset(ctx);
+}
