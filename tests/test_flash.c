@@ -72,6 +72,42 @@ static float *dup(const float *x, int64_t n) {
     return y;
 }
 
+/* Input i of case c (0 q, 1 k, 2 v, 3 bias): its shape (*nd dims), n =
+ * its size, and its values drawn from rng (the [1,H,T,S] bias with -inf at
+ * every fifth element); malloc'd, NULL when out of memory. */
+static float *make_input(const fcfg *c, int i, attn_rng *rng, int *nd, int64_t shape[4],
+                         int64_t *n) {
+    const int64_t sh[4][4] = {{c->B, c->H, c->T, c->D},
+                              {c->B, c->Hkv, c->S, c->D},
+                              {c->B, c->Hkv, c->S, c->Dv},
+                              {1, c->H, c->T, c->S}};
+    *nd = i == 3 && c->bias == 2 ? 2 : 4;
+    if (*nd == 2) {
+        shape[0] = c->T, shape[1] = c->S;
+    } else {
+        memcpy(shape, sh[i], sizeof sh[i]);
+    }
+    *n = 1;
+    for (int j = 0; j < *nd; j++) *n *= shape[j];
+    float *buf = malloc(sizeof(float) * (size_t)*n);
+    if (!buf) return NULL;
+    test_fill_normal(buf, *n, rng);
+    if (i == 3 && c->bias == 1)
+        for (int64_t j = 0; j < *n; j += 5) buf[j] = -INFINITY;
+    return buf;
+}
+
+/* The options of case c with the given bias tensor. */
+static attn_sdpa_opts case_opts(attn_ctx *ctx, const fcfg *c, attn_tensor *bias) {
+    attn_sdpa_opts o = {0};
+    o.causal = c->causal;
+    o.window = c->window;
+    o.dropout = c->dropout;
+    o.bias = bias;
+    if (c->has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c->B, c->kl);
+    return o;
+}
+
 /* Runs one op (flash or reference) on the inputs of seed; fills r. */
 static int run_op(attn_ctx *ctx, const fcfg *c, int flash, int want_w, fres *r) {
     memset(r, 0, sizeof *r);
@@ -79,34 +115,19 @@ static int run_op(attn_ctx *ctx, const fcfg *c, int flash, int want_w, fres *r) 
     attn_ctx_set_rng(ctx, 99, 5);
     attn_rng rng;
     attn_rng_init(&rng, 1234);
-    const int64_t sh[4][4] = {{c->B, c->H, c->T, c->D},
-                              {c->B, c->Hkv, c->S, c->D},
-                              {c->B, c->Hkv, c->S, c->Dv},
-                              {1, c->H, c->T, c->S}};
-    int nd[4] = {4, 4, 4, c->bias == 1 ? 4 : 2};
-    const int64_t tsh[2] = {c->T, c->S};
     attn_tensor *x[4] = {NULL, NULL, NULL, NULL};
     for (int i = 0; i < 4; i++) {
         if (i == 3 && !c->bias) break;
-        const int64_t *shape = i == 3 && c->bias == 2 ? tsh : sh[i];
-        int64_t n = 1;
-        for (int j = 0; j < nd[i]; j++) n *= shape[j];
-        float *buf = malloc(sizeof(float) * (size_t)n);
+        int nd;
+        int64_t shape[4], n;
+        float *buf = make_input(c, i, &rng, &nd, shape, &n);
         if (!buf) return -1;
-        test_fill_normal(buf, n, &rng);
-        if (i == 3 && c->bias == 1)
-            for (int64_t j = 0; j < n; j += 5) buf[j] = -INFINITY;
-        x[i] = test_leaf(ctx, nd[i], shape, buf);
+        x[i] = test_leaf(ctx, nd, shape, buf);
         free(buf);
         if (!x[i]) return -1;
         r->n[i] = n;
     }
-    attn_sdpa_opts o = {0};
-    o.causal = c->causal;
-    o.window = c->window;
-    o.dropout = c->dropout;
-    o.bias = x[3];
-    if (c->has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c->B, c->kl);
+    const attn_sdpa_opts o = case_opts(ctx, c, x[3]);
     attn_tensor *w = NULL;
     attn_tensor *y = flash ? attn_flash_sdpa(ctx, x[0], x[1], x[2], &o, want_w ? &w : NULL)
                            : attn_sdpa(ctx, x[0], x[1], x[2], &o, want_w ? &w : NULL);
@@ -334,28 +355,18 @@ static int run_bf16(attn_ctx *ctx, const fcfg *c, int mode, float **out, int64_t
     attn_ctx_set_grad_enabled(ctx, 0);
     attn_rng rng;
     attn_rng_init(&rng, 4321);
-    const int64_t sh[4][4] = {{c->B, c->H, c->T, c->D},
-                              {c->B, c->Hkv, c->S, c->D},
-                              {c->B, c->Hkv, c->S, c->Dv},
-                              {1, c->H, c->T, c->S}};
     attn_tensor *x[4] = {NULL, NULL, NULL, NULL};
     for (int i = 0; i < 4; i++) {
         if (i == 3 && !c->bias) break;
-        const int nd = i == 3 && c->bias == 2 ? 2 : 4;
-        const int64_t tsh[2] = {c->T, c->S};
-        const int64_t *shape = i == 3 && c->bias == 2 ? tsh : sh[i];
-        int64_t n = 1;
-        for (int j = 0; j < nd; j++) n *= shape[j];
-        float *buf = malloc(sizeof(float) * (size_t)n);
+        int nd;
+        int64_t shape[4], n;
+        float *buf = make_input(c, i, &rng, &nd, shape, &n);
         uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n);
         if (!buf || !h) {
             free(buf), free(h);
             return -1;
         }
-        test_fill_normal(buf, n, &rng);
         if (i == 3) {
-            if (c->bias == 1)
-                for (int64_t j = 0; j < n; j += 5) buf[j] = -INFINITY;
             x[i] = attn_tensor_from(ctx, ATTN_F32, nd, shape, buf);
         } else {
             attn_bf16_from_f32(h, buf, n);
@@ -369,12 +380,7 @@ static int run_bf16(attn_ctx *ctx, const fcfg *c, int mode, float **out, int64_t
         free(h);
         if (!x[i]) return -1;
     }
-    attn_sdpa_opts o = {0};
-    o.causal = c->causal;
-    o.window = c->window;
-    o.dropout = c->dropout;
-    o.bias = x[3];
-    if (c->has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c->B, c->kl);
+    const attn_sdpa_opts o = case_opts(ctx, c, x[3]);
     attn_ctx_set_training(ctx, c->dropout > 0.0f);
     attn_tensor *y = mode == 0 ? attn_flash_sdpa(ctx, x[0], x[1], x[2], &o, NULL)
                                : attn_sdpa(ctx, x[0], x[1], x[2], &o, NULL);
