@@ -545,27 +545,19 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
         if (!bias) return NULL;
     }
     attn_tensor *p = NULL, *o;
-    if (qkv) {
-        attn_sdpa_opts so;
-        memset(&so, 0, sizeof so);
-        so.causal = causal;
-        so.bias = bias;
-        so.key_lengths = kl;
-        so.dropout = c->dropout;
+    attn_sdpa_opts so;
+    memset(&so, 0, sizeof so);
+    so.causal = causal;
+    so.bias = bias;
+    so.key_lengths = kl;
+    so.dropout = c->dropout;
+    if (qkv)
         o = attn__sdpa_packed(ctx, qkv, H, Hkv, &so, weights ? &p : NULL); /* [B, T, H D] */
-    } else if (pos == ATTN_POS_SHAW || force_composed) {
-        o = attend_composed(ctx, fn, mha, q, k, v, causal, kl, bias,
-                            pos == ATTN_POS_SHAW, &p);
-    } else {
-        attn_sdpa_opts so;
-        memset(&so, 0, sizeof so);
-        so.causal = causal;
-        so.bias = bias;
-        so.key_lengths = kl;
-        so.dropout = c->dropout;
+    else if (pos == ATTN_POS_SHAW || force_composed)
+        o = attend_composed(ctx, fn, mha, q, k, v, causal, kl, bias, pos == ATTN_POS_SHAW, &p);
+    else
         o = fused ? attn_flash_sdpa(ctx, q, k, v, &so, weights ? &p : NULL)
                   : attn_sdpa(ctx, q, k, v, &so, weights ? &p : NULL);
-    }
     if (!o) return NULL;
     attn_tensor *y = attn_linear(ctx, qkv ? o : merge_heads(ctx, o), mha->out_proj_weight,
                                  mha->out_proj_bias);
