@@ -845,8 +845,9 @@ typedef struct fl_tilecfg {
 
 /* 1 when the CPU has AMX-BF16 and Linux lets this process use the tiles. */
 static int fl_amx_usable(void) {
-    static int state = -1;
-    if (state >= 0) return state;
+    static _Atomic int state = -1; /* asked once; racing first calls ask twice, harmlessly */
+    const int known = state;
+    if (known >= 0) return known;
     unsigned a, b, c, d;
     int ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 22 & 1u) && (d >> 24 & 1u);
 #if defined(__linux__) && defined(SYS_arch_prctl)
