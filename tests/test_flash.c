@@ -11,7 +11,11 @@
  *     bias [1,H,T,S] with -inf and [T,S] (gradient summed), GQA, MQA,
  *     dropout (same stream: the mask must be the reference's);
  *   - rows without a visible key: output and gradients exactly 0;
- *   - the weights recovered from the saved log-sum-exp equal attn_sdpa's;
+ *   - the weights recovered from the saved row statistics equal attn_sdpa's;
+ *   - the property suite (test_property): 160 random cases (shapes, every
+ *     mask, GQA, dropout, biases from -inf, -1e9, -FLT_MAX, +-1e4, whole
+ *     masked rows, logits in the thousands, NaN in the padding beyond
+ *     key_lengths) and 80 bf16 forward cases against attn_sdpa;
  *   - 1 vs 2 threads: bitwise equal outputs and gradients (with one kv
  *     head and batch 1 the backward splits over query chunks per thread:
  *     dK, dV then repeat bitwise for a thread count and agree within the
@@ -30,7 +34,9 @@
  * exp(m_old - m_new), a wrong D_i, or the top-left causal diagonal each
  * exceed it by orders of magnitude.
  */
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -294,7 +300,7 @@ static void test_threads(void) {
 }
 
 /* Arena peak of forward + backward at T = S = 4096, over the bytes of the
- * inputs, outputs, their gradients and the saved lse. */
+ * inputs, outputs, their gradients and the saved row statistics. */
 static void test_memory(void) {
     TEST_BEGIN("flash/T = S = 4096: extra memory O(T), not O(T S)");
     const int64_t T = 4096, D = 64;
@@ -315,8 +321,9 @@ static void test_memory(void) {
             CHECK(y != NULL, "flash_sdpa: %s", attn_last_error());
             if (y) CHECK_OK(attn_backward_from(ctx, y, buf));
             const size_t peak = attn_ctx_arena_peak(ctx) - base;
-            /* out + 3 gradients + out's gradient: 5 T D floats, lse T floats */
-            const size_t needed = sizeof(float) * (size_t)(5 * T * D + T);
+            /* out + 3 gradients + out's gradient: 5 T D floats, the row
+             * statistics (m, 1 / l) 2 T floats */
+            const size_t needed = sizeof(float) * (size_t)(5 * T * D + 2 * T);
             const size_t extra = peak > needed ? peak - needed : 0;
             const size_t ts = sizeof(float) * (size_t)(T * T);
             if (test__verbose)
@@ -475,9 +482,444 @@ static void test_bf16(void) {
     attn_ctx_free(ctx);
 }
 
+/* ---- property suite: every finite input ------------------------------------------------- */
+
+/* Random cases over wide ranges, the fused op against the reference op
+ * attn_sdpa on the same inputs: output, weights and every gradient at the
+ * op's normal tolerances (FLASH_*, WEIGHTS_*), and the bf16 forward against
+ * the reference on the widened values at its bound. The suite runs once per
+ * kernel variant (make test: AVX-512, ATTN_FLASH_GENERIC=1 for the portable
+ * kernels, ATTN_FLASH_NO_AMX=1 for AVX-512 BF16 instead of AMX; CI: the
+ * AVX2 build).
+ *
+ * The logits of a case are made exact in f32 under any order of summation
+ * when the case asks for large magnitudes: q and k are multiples of 1/8 in
+ * [-2, 2] (exact in bf16 too), the scale a power of two, so both ops see the
+ * very same f32 logits and any difference is the softmax's own rounding (the
+ * rounding of a logit of 1e4 is 1e-3, which would hide the defect this suite
+ * guards against: a row statistic that loses log l when |max logit| is
+ * large, which gave weights of 1 instead of 1 / S under a -1e9 mask bias).
+ * Biases come from a mixture: N(0, sigma) with sigma up to 100, -inf,
+ * -1e9, -FLT_MAX, -3.4e38 and +-1e4 per element, whole rows masked by one
+ * finite value, and constant offsets of +-1e4 (logits in the thousands with
+ * a softmax that is not one-hot). Some cases put NaN in the keys and values
+ * at or beyond key_lengths, which no kernel may read (the reference op
+ * reads them, so it gets zeros there). */
+
+typedef struct prop_case {
+    char label[200];
+    int64_t B, H, Hkv, T, S, D, Dv;
+    int causal, dropout, exact, nan_pad, has_kl, bias_shape, bias_mix, want_grad;
+    int64_t window;
+    int32_t kl[2];
+    float scale;
+} prop_case;
+
+static int64_t prop_pick(attn_rng *rng, int64_t lo, int64_t hi) {
+    return lo + (int64_t)attn_rng_next_below(rng, (uint32_t)(hi - lo + 1));
+}
+
+/* a size from the ragged set {1 .. 9, 63 .. 66, 127 .. 130} or any in [1, 200] */
+static int64_t prop_size(attn_rng *rng) {
+    static const int64_t ragged[] = {1, 2, 3, 7, 9, 31, 33, 63, 64, 65, 66, 127, 128, 129, 130};
+    if (attn_rng_next_below(rng, 2)) return ragged[attn_rng_next_below(rng, 15)];
+    return prop_pick(rng, 1, 200);
+}
+
+static void prop_draw(attn_rng *rng, int i, prop_case *c) {
+    memset(c, 0, sizeof *c);
+    static const int64_t heads[][2] = {{1, 1}, {2, 2}, {2, 1}, {4, 2}, {3, 1}, {4, 4}};
+    const int hs = (int)attn_rng_next_below(rng, 6);
+    c->B = prop_pick(rng, 1, 2);
+    c->H = heads[hs][0], c->Hkv = heads[hs][1];
+    c->T = prop_size(rng), c->S = prop_size(rng);
+    c->D = attn_rng_next_below(rng, 3) ? prop_size(rng) % 97 + 1 : 64;
+    c->Dv = attn_rng_next_below(rng, 2) ? c->D : prop_size(rng) % 80 + 1;
+    c->causal = attn_rng_next_below(rng, 3) == 0;
+    c->window = attn_rng_next_below(rng, 4) == 0 ? prop_pick(rng, 1, c->S + 2) : 0;
+    c->has_kl = attn_rng_next_below(rng, 3) == 0;
+    for (int b = 0; b < 2; b++) c->kl[b] = (int32_t)prop_pick(rng, 0, c->S);
+    c->nan_pad = c->has_kl && attn_rng_next_below(rng, 2);
+    c->bias_shape = (int)attn_rng_next_below(rng, 5); /* 0 none, 1 [B,H,T,S], 2 [T,S], 3 [1,H,1,S], 4 [B,1,T,1] */
+    c->bias_mix = (int)attn_rng_next_below(rng, 7);
+    c->exact = c->bias_mix >= 3 || attn_rng_next_below(rng, 2);
+    static const float pow2[] = {0.0625f, 0.125f, 0.25f, 1.0f, 4.0f, 16.0f};
+    c->scale = c->exact ? pow2[attn_rng_next_below(rng, 6)] : 0.0f;
+    c->dropout = attn_rng_next_below(rng, 6) == 0;
+    c->want_grad = 1;
+    snprintf(c->label, sizeof c->label,
+             "prop %d: B%lld H%lld Hkv%lld T%lld S%lld D%lld Dv%lld causal %d window %lld kl %s"
+             "[%d,%d]%s bias shape %d mix %d %s scale %g dropout %d",
+             i, (long long)c->B, (long long)c->H, (long long)c->Hkv, (long long)c->T,
+             (long long)c->S, (long long)c->D, (long long)c->Dv, c->causal, (long long)c->window,
+             c->has_kl ? "" : "(off)", c->kl[0], c->kl[1], c->nan_pad ? " NaN padding" : "",
+             c->bias_shape, c->bias_mix, c->exact ? "exact logits" : "normal inputs",
+             (double)c->scale, c->dropout);
+}
+
+static void prop_bias_shape(const prop_case *c, int *nd, int64_t sh[4]) {
+    *nd = 4;
+    switch (c->bias_shape) {
+    case 1: sh[0] = c->B, sh[1] = c->H, sh[2] = c->T, sh[3] = c->S; break;
+    case 2: *nd = 2, sh[0] = c->T, sh[1] = c->S; break;
+    case 3: sh[0] = 1, sh[1] = c->H, sh[2] = 1, sh[3] = c->S; break;
+    default: sh[0] = c->B, sh[1] = 1, sh[2] = c->T, sh[3] = 1; break;
+    }
+}
+
+/* The bias values of mixture c->bias_mix; row = the last dim's length. */
+static void prop_bias_fill(const prop_case *c, float *x, int64_t n, int64_t row, attn_rng *rng) {
+    static const float masks[] = {-INFINITY, -1e9f, -FLT_MAX, -3.4e38f};
+    static const float sigmas[] = {1.0f, 10.0f, 100.0f};
+    const float sigma = sigmas[attn_rng_next_below(rng, 3)];
+    for (int64_t j = 0; j < n; j++) {
+        const float u = attn_rng_next_uniform(rng);
+        float v = sigma * attn_rng_next_normal(rng);
+        switch (c->bias_mix) {
+        case 0: break;                                               /* N(0, sigma) */
+        case 1: if (u < 0.3f) v = masks[attn_rng_next_below(rng, 4)]; break; /* sparse masks */
+        case 2: if (u < 0.8f) v = masks[attn_rng_next_below(rng, 4)]; break; /* mostly masked */
+        case 3: v = u < 0.5f ? 1e4f : -1e4f; break;                  /* +-1e4 per element */
+        default: break;
+        }
+        x[j] = v;
+    }
+    if (c->bias_mix == 4 || c->bias_mix == 5) { /* whole rows: one finite value, or masked */
+        for (int64_t r0 = 0; r0 < n; r0 += row) {
+            const int whole = attn_rng_next_below(rng, 3) != 0;
+            const float m = c->bias_mix == 4 ? masks[1 + attn_rng_next_below(rng, 3)]
+                                             : (attn_rng_next_below(rng, 2) ? 1e4f : -1e4f);
+            for (int64_t j = r0; j < r0 + row && j < n; j++)
+                if (whole || attn_rng_next_below(rng, 4) == 0)
+                    x[j] = c->bias_mix == 4 ? m : m + (float)((int)attn_rng_next_below(rng, 64) - 32) / 8.0f;
+        }
+    }
+    if (c->bias_mix == 6) /* a constant offset of +-1e4: logits in the thousands */
+        for (int64_t j = 0; j < n; j++) x[j] = (j / row % 2 ? 1e4f : -1e4f) + (float)(j % 7) / 4.0f;
+}
+
+typedef struct prop_inputs {
+    float *x[4]; /* q, k, v, bias (as the fused op gets them) */
+    float *clean[3]; /* k, v with zeros at the padding (for the reference op) */
+    int nd[4];
+    int64_t sh[4][4], n[4];
+} prop_inputs;
+
+static void prop_inputs_free(prop_inputs *in) {
+    for (int i = 0; i < 4; i++) free(in->x[i]);
+    for (int i = 0; i < 3; i++) free(in->clean[i]);
+}
+
+static int prop_make(const prop_case *c, attn_rng *rng, prop_inputs *in) {
+    memset(in, 0, sizeof *in);
+    const int64_t shp[3][4] = {{c->B, c->H, c->T, c->D},
+                               {c->B, c->Hkv, c->S, c->D},
+                               {c->B, c->Hkv, c->S, c->Dv}};
+    for (int i = 0; i < 4; i++) {
+        if (i == 3) {
+            if (!c->bias_shape) break;
+            prop_bias_shape(c, &in->nd[3], in->sh[3]);
+        } else {
+            in->nd[i] = 4;
+            memcpy(in->sh[i], shp[i], sizeof shp[i]);
+        }
+        in->n[i] = 1;
+        for (int j = 0; j < in->nd[i]; j++) in->n[i] *= in->sh[i][j];
+        if (!(in->x[i] = malloc(sizeof(float) * (size_t)in->n[i]))) return -1;
+        if (i == 3) {
+            prop_bias_fill(c, in->x[3], in->n[3], in->sh[3][in->nd[3] - 1], rng);
+        } else if (c->exact && i < 2) {
+            for (int64_t j = 0; j < in->n[i]; j++)
+                in->x[i][j] = (float)((int)attn_rng_next_below(rng, 33) - 16) / 8.0f;
+        } else {
+            test_fill_normal(in->x[i], in->n[i], rng);
+        }
+    }
+    for (int i = 1; i < 3; i++) {
+        if (!(in->clean[i] = malloc(sizeof(float) * (size_t)in->n[i]))) return -1;
+        memcpy(in->clean[i], in->x[i], sizeof(float) * (size_t)in->n[i]);
+        if (!c->nan_pad) continue;
+        const int64_t w = i == 1 ? c->D : c->Dv;
+        for (int64_t b = 0; b < c->B; b++)
+            for (int64_t h = 0; h < c->Hkv; h++)
+                for (int64_t s = c->kl[b]; s < c->S; s++)
+                    for (int64_t e = 0; e < w; e++) {
+                        const int64_t j = ((b * c->Hkv + h) * c->S + s) * w + e;
+                        in->x[i][j] = NAN;
+                        in->clean[i][j] = 0.0f;
+                    }
+    }
+    return 0;
+}
+
+/* One op on the case's inputs (flash on in->x, the reference on the clean
+ * k, v); fills r (weights, and gradients for the seed gy). */
+static int prop_run(attn_ctx *ctx, const prop_case *c, const prop_inputs *in, int flash,
+                    const float *gy, fres *r) {
+    memset(r, 0, sizeof *r);
+    attn_ctx_reset(ctx);
+    attn_ctx_set_rng(ctx, 7, 3);
+    attn_ctx_set_training(ctx, c->dropout);
+    attn_tensor *x[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4 && in->x[i]; i++) {
+        const float *src = !flash && i >= 1 && i <= 2 ? in->clean[i] : in->x[i];
+        x[i] = test_leaf(ctx, in->nd[i], in->sh[i], src);
+        if (!x[i]) return -1;
+        r->n[i] = in->n[i];
+    }
+    attn_sdpa_opts o = {0};
+    o.causal = c->causal;
+    o.window = c->window;
+    o.scale = c->scale;
+    o.dropout = c->dropout ? 0.25f : 0.0f;
+    o.bias = x[3];
+    if (c->has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c->B, c->kl);
+    attn_tensor *w = NULL;
+    attn_tensor *y = flash ? attn_flash_sdpa(ctx, x[0], x[1], x[2], &o, &w)
+                           : attn_sdpa(ctx, x[0], x[1], x[2], &o, &w);
+    attn_ctx_set_training(ctx, 0);
+    CHECK(y != NULL && w != NULL, "%s: %s failed: %s", c->label, flash ? "flash" : "sdpa",
+          attn_last_error());
+    if (!y || !w) return -1;
+    r->n_out = attn_tensor_numel(y);
+    r->out = dup(attn_f32(y), r->n_out);
+    r->n_w = attn_tensor_numel(w);
+    r->w = dup(attn_f32(w), r->n_w);
+    if (c->want_grad) {
+        attn_status st = attn_backward_from(ctx, y, gy);
+        CHECK(st == ATTN_OK, "%s: backward: %s", c->label, attn_last_error());
+        if (st != ATTN_OK) return -1;
+        for (int i = 0; i < 4; i++)
+            if (x[i]) r->g[i] = dup(x[i]->grad, r->n[i]);
+    }
+    return 0;
+}
+
+/* The rounding bound of the gradients that go through dS = P (Z dP - D_t)
+ * (docs/transformer.md, "Fused attention", accuracy): dP = dO_t . V_s and
+ * D_t = dO_t . O_t are dot products of length Dv, computed in f32 by the
+ * fused op (D in double from the f32 output) and as sum_s P dP by the
+ * reference op, so their difference is cancelled to within
+ *   E_ts = gamma P_ts (Zmax sum_e |dO_te V_se| + sum_e |dO_te O_te|),
+ * gamma = (Dv + 4) 2^-24 (the worst-case bound of a length-Dv dot product
+ * and the subtraction), which the reference op does not see when a row is
+ * one-hot (its D is its own sum). The bound of dq_td is scale sum_s E_ts
+ * |K_sd|, of dk_sd scale sum_t E_ts |Q_td| over the group's heads, of the
+ * bias the sum of E over the broadcast entries; v's gradient has no
+ * cancellation and keeps the plain tolerance (bound NULL). Computed from
+ * the reference op's P (weights) and output. */
+static void prop_grad_bounds(const prop_case *c, const prop_inputs *in, const fres *ref,
+                             const float *gy, float *bound[4]) {
+    const int64_t B = c->B, H = c->H, T = c->T, S = c->S, D = c->D, Dv = c->Dv, G = H / c->Hkv;
+    const double scale = c->scale > 0.0f ? c->scale : 1.0 / sqrt((double)D);
+    const double gamma = (double)(Dv + 4) * 0x1.0p-24, zmax = c->dropout ? 1.0 / 0.75 : 1.0;
+    for (int i = 0; i < 4; i++) {
+        if (i == 2 || !ref->g[i]) continue;
+        bound[i] = calloc((size_t)ref->n[i], sizeof(float));
+        if (!bound[i]) return;
+    }
+    const float *Q = in->x[0], *K = in->clean[1], *V = in->clean[2];
+    int64_t bst[4] = {0, 0, 0, 0};
+    if (bound[3]) { /* strides of the bias broadcast to [B,H,T,S] */
+        int64_t st = 1;
+        for (int j = in->nd[3] - 1; j >= 0; j--) {
+            const int dim = 4 - in->nd[3] + j;
+            bst[dim] = in->sh[3][j] == 1 ? 0 : st;
+            st *= in->sh[3][j];
+        }
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t t = 0; t < T; t++) {
+                const int64_t bh = b * H + h, kvo = (b * c->Hkv + h / G) * S;
+                const float *dO = gy + (bh * T + t) * Dv, *O = ref->out + (bh * T + t) * Dv;
+                double dOO = 0.0;
+                for (int64_t e = 0; e < Dv; e++) dOO += fabs((double)dO[e] * O[e]);
+                for (int64_t s = 0; s < S; s++) {
+                    const double p = ref->w[(bh * T + t) * S + s];
+                    if (!(p > 0.0)) continue;
+                    double dOV = 0.0;
+                    for (int64_t e = 0; e < Dv; e++) dOV += fabs((double)dO[e] * V[(kvo + s) * Dv + e]);
+                    const double E = gamma * p * (zmax * dOV + dOO);
+                    if (bound[0])
+                        for (int64_t d = 0; d < D; d++)
+                            bound[0][(bh * T + t) * D + d] += (float)(scale * E * fabs(K[(kvo + s) * D + d]));
+                    if (bound[1])
+                        for (int64_t d = 0; d < D; d++)
+                            bound[1][(kvo + s) * D + d] += (float)(scale * E * fabs(Q[(bh * T + t) * D + d]));
+                    if (bound[3]) bound[3][b * bst[0] + h * bst[1] + t * bst[2] + s * bst[3]] += (float)E;
+                }
+            }
+}
+
+/* |a - ref| <= FLASH_ATOL + FLASH_RTOL |ref| + bound (bound NULL: 0), NaN
+ * or inf in a a failure; reports the worst element. */
+static void prop_close(const char *what, const float *a, const float *ref, const float *bound,
+                       int64_t n) {
+    int64_t bad = 0, worst = -1;
+    double excess = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        const double tol = FLASH_ATOL + FLASH_RTOL * fabs((double)ref[j]) + (bound ? bound[j] : 0.0);
+        const double d = fabs((double)a[j] - (double)ref[j]);
+        if (!(d <= tol) && !(a[j] == ref[j])) {
+            bad++;
+            if (worst < 0 || !(d - tol <= excess)) worst = j, excess = d - tol;
+        }
+    }
+    CHECK(bad == 0, "%s: %lld of %lld elements outside the tolerance (worst [%lld]: got %.9g, expected %.9g, rounding bound %.3g)",
+          what, (long long)bad, (long long)n, (long long)worst, worst >= 0 ? a[worst] : 0.0,
+          worst >= 0 ? ref[worst] : 0.0, worst >= 0 && bound ? bound[worst] : 0.0);
+}
+
+static void test_property(void) {
+    attn_ctx *ctx = test_ctx_new((size_t)128 << 20, 1, 0);
+    if (!ctx) return;
+    attn_rng rng;
+    attn_rng_init(&rng, 20261205);
+    const int n_cases = 160;
+    int failed_cases = 0;
+    TEST_BEGIN("flash/property: random shapes, masks and wide-range biases vs sdpa");
+    for (int i = 0; i < n_cases; i++) {
+        prop_case c;
+        prop_draw(&rng, i, &c);
+        if (i < 12) { /* the defect's two classes first, on fixed ragged shapes */
+            static const int mixes[4] = {4, 5, 6, 3};
+            c.bias_shape = 1 + i % 3;
+            c.bias_mix = mixes[i % 4];
+            c.exact = 1;
+            c.scale = i % 2 ? 1.0f : 0.125f;
+            c.dropout = 0;
+            snprintf(c.label, sizeof c.label,
+                     "prop %d (fixed): B%lld H%lld Hkv%lld T%lld S%lld D%lld Dv%lld causal %d window "
+                     "%lld, bias shape %d mix %d, exact logits, scale %g",
+                     i, (long long)c.B, (long long)c.H, (long long)c.Hkv, (long long)c.T,
+                     (long long)c.S, (long long)c.D, (long long)c.Dv, c.causal, (long long)c.window,
+                     c.bias_shape, c.bias_mix, (double)c.scale);
+        }
+        prop_inputs in;
+        fres a = {0}, b = {0};
+        float *gy = NULL;
+        const int before = test__failed_checks;
+        if (prop_make(&c, &rng, &in) == 0 &&
+            (gy = malloc(sizeof(float) * (size_t)(c.B * c.H * c.T * c.Dv)))) {
+            test_fill_normal(gy, c.B * c.H * c.T * c.Dv, &rng);
+            if (prop_run(ctx, &c, &in, 1, gy, &a) == 0 && prop_run(ctx, &c, &in, 0, gy, &b) == 0) {
+                char what[260];
+                snprintf(what, sizeof what, "%s: out", c.label);
+                test_allclose(what, a.out, b.out, a.n_out, FLASH_ATOL, FLASH_RTOL);
+                snprintf(what, sizeof what, "%s: weights", c.label);
+                test_allclose(what, a.w, b.w, a.n_w, WEIGHTS_ATOL, WEIGHTS_RTOL);
+                float *bound[4] = {NULL, NULL, NULL, NULL};
+                prop_grad_bounds(&c, &in, &b, gy, bound);
+                for (int g = 0; g < 4; g++) {
+                    if (!b.g[g]) continue;
+                    snprintf(what, sizeof what, "%s: %s", c.label, gname[g]);
+                    CHECK(a.g[g] != NULL, "%s missing", what);
+                    if (a.g[g]) prop_close(what, a.g[g], b.g[g], bound[g], a.n[g]);
+                    free(bound[g]);
+                }
+            }
+        } else {
+            CHECK(0, "%s: out of memory making the inputs", c.label);
+        }
+        failed_cases += test__failed_checks > before;
+        free(gy);
+        fres_free(&a), fres_free(&b);
+        prop_inputs_free(&in);
+    }
+    if (test__verbose) printf("     property: %d cases, %d failed\n", n_cases, failed_cases);
+    TEST_END();
+
+    /* the bf16 forward (AMX, AVX-512 BF16 or widened) on the same kind of
+     * cases, against the reference on the widened values: per element
+     * 2^-8 sum_s P |V| + the f32 tolerance (test_bf16 above) */
+    TEST_BEGIN("flash/property: bf16 forward, random shapes, masks and biases vs sdpa");
+    for (int i = 0; i < 80; i++) {
+        prop_case c;
+        prop_draw(&rng, 1000 + i, &c);
+        c.dropout = 0;
+        c.want_grad = 0;
+        prop_inputs in;
+        if (prop_make(&c, &rng, &in) != 0) {
+            CHECK(0, "%s: out of memory", c.label);
+            prop_inputs_free(&in);
+            continue;
+        }
+        /* round q, k, v to bf16 (exact for the exact cases) */
+        for (int t = 0; t < 3; t++) {
+            uint16_t *hb = malloc(sizeof(uint16_t) * (size_t)in.n[t]);
+            if (!hb) continue;
+            attn_bf16_from_f32(hb, in.x[t], in.n[t]);
+            attn_f32_from_bf16(in.x[t], hb, in.n[t]);
+            if (t) {
+                attn_bf16_from_f32(hb, in.clean[t], in.n[t]);
+                attn_f32_from_bf16(in.clean[t], hb, in.n[t]);
+            }
+            free(hb);
+        }
+        float *outs[3] = {NULL, NULL, NULL};
+        int64_t n_out = c.B * c.H * c.T * c.Dv;
+        for (int mode = 0; mode < 3; mode++) { /* flash bf16, sdpa, sdpa with |v| */
+            attn_ctx_reset(ctx);
+            attn_ctx_set_grad_enabled(ctx, 0);
+            attn_tensor *x[4] = {NULL, NULL, NULL, NULL};
+            int ok = 1;
+            for (int t = 0; t < 4 && in.x[t]; t++) {
+                const float *src = mode && t >= 1 && t <= 2 ? in.clean[t] : in.x[t];
+                if (mode == 0 && t < 3) {
+                    uint16_t *hb = malloc(sizeof(uint16_t) * (size_t)in.n[t]);
+                    if (hb) attn_bf16_from_f32(hb, src, in.n[t]);
+                    x[t] = hb ? attn_tensor_from(ctx, ATTN_BF16, 4, in.sh[t], hb) : NULL;
+                    free(hb);
+                } else if (mode == 2 && t == 2) {
+                    float *av = malloc(sizeof(float) * (size_t)in.n[t]);
+                    if (av)
+                        for (int64_t j = 0; j < in.n[t]; j++) av[j] = fabsf(src[j]);
+                    x[t] = av ? attn_tensor_from(ctx, ATTN_F32, 4, in.sh[t], av) : NULL;
+                    free(av);
+                } else {
+                    x[t] = attn_tensor_from(ctx, ATTN_F32, in.nd[t], in.sh[t], src);
+                }
+                ok &= x[t] != NULL;
+            }
+            attn_sdpa_opts o = {0};
+            o.causal = c.causal;
+            o.window = c.window;
+            o.scale = c.scale;
+            o.bias = x[3];
+            if (c.has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c.B, c.kl);
+            attn_tensor *y = !ok ? NULL
+                             : mode == 0 ? attn_flash_sdpa(ctx, x[0], x[1], x[2], &o, NULL)
+                                         : attn_sdpa(ctx, x[0], x[1], x[2], &o, NULL);
+            attn_ctx_set_grad_enabled(ctx, 1);
+            CHECK(y != NULL, "%s: bf16 mode %d: %s", c.label, mode, attn_last_error());
+            if (y) outs[mode] = dup(attn_f32(y), n_out);
+        }
+        if (outs[0] && outs[1] && outs[2]) {
+            int64_t bad = 0, first = -1;
+            for (int64_t j = 0; j < n_out; j++) {
+                const double tol =
+                    0x1.0p-8 * (double)outs[2][j] + FLASH_ATOL + FLASH_RTOL * fabs(outs[1][j]);
+                if (!(fabs((double)outs[0][j] - (double)outs[1][j]) <= tol)) {
+                    if (first < 0) first = j;
+                    bad++;
+                }
+            }
+            CHECK(bad == 0, "%s: bf16: %lld of %lld outside 2^-8 P|V| + f32 tolerance (first [%lld]: %g vs %g)",
+                  c.label, (long long)bad, (long long)n_out, (long long)first,
+                  first >= 0 ? outs[0][first] : 0.0, first >= 0 ? outs[1][first] : 0.0);
+        }
+        for (int m = 0; m < 3; m++) free(outs[m]);
+        prop_inputs_free(&in);
+    }
+    TEST_END();
+    attn_ctx_free(ctx);
+}
+
 void suite_flash(void) {
     test_bf16();
     test_against_sdpa();
+    test_property();
     test_empty_rows();
     test_threads();
     test_memory();

@@ -84,22 +84,27 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
  * attn_sdpa with the same shapes, options, errors (messages name
  * "flash_sdpa") and dropout stream (the same counters, the same mask), but
  * computed tile by tile with an online softmax, so that only the output and
- * one log-sum-exp per query [B,H,T] are kept for backward, which recomputes
- * the weights (graph op FLASH_SDPA, docs/transformer.md "Fused attention").
+ * two statistics per query [B,H,T,2] (the row's largest logit m and 1 / l,
+ * l = sum_s exp(logit - m)) are kept for backward, which recomputes the
+ * weights exactly for every finite input, -1e9 mask biases and logits in the
+ * thousands included (graph op FLASH_SDPA, docs/transformer.md "Fused
+ * attention"). Logits are f32: (scale q) . k, then + bias.
  * Extra memory is O(B H T) plus, per thread, tiles and (backward) dK/dV
  * accumulators of O(S D); the exception is a bias that
  * requires a gradient, whose backward keeps the logits' gradient
  * [B,H,T,S] as attn_sdpa does. When weights is non-NULL, *weights receives
- * P [B,H,T,S] recomputed from the saved log-sum-exp (O(T S) memory, on
+ * P [B,H,T,S] recomputed from the saved statistics (O(T S) memory, on
  * request only; no gradient). Differences from attn_sdpa: inputs are copied
  * contiguous (no in-place strided reads), and a NaN or inf in v reaches only
- * the query tiles (64 rows) whose visible keys span it. Results are bitwise
+ * the query tiles (64 rows) whose visible keys span it, and keys at or
+ * beyond key_lengths[b] are never read (their gradients are 0, whatever they
+ * hold), on every kernel (f32, bf16, AMX). Results are bitwise
  * the same for any thread count, except dK and dV when B * Hkv is below the
  * thread count (the backward then splits each kv head's query tiles over the
  * threads): those are the same for a given count.
  *
  * bf16: q, k and v may all be ATTN_BF16 (contiguous; bias stays f32), for
- * inference: the output (and the saved lse) are f32, the products sum exact
+ * inference: the output (and the saved statistics) are f32, the products sum exact
  * bf16 products in f32, P is rounded to bf16 for P V (so an element may
  * differ from the f32 result of the same values by 2^-8 sum_s P|V|); AMX
  * or AVX-512 BF16 where the CPU has them, else the inputs are widened to

@@ -11,8 +11,18 @@
  *   iarg[0] causal, iarg[1] window (0: none), iarg[2] has bias,
  *   iarg[3] has key_lengths, iarg[4] the RNG offset of the dropout mask;
  *   farg[0] scale, farg[1] dropout p (0 when not training); node->seed.
- *   saved[0] = lse [B, H, T]: log sum_s exp(logit[t, s]) over the visible keys
- *   of each query (-inf for a query with no visible key, NaN for a NaN row).
+ *   saved[0] = the row statistics [B, H, T, 2]: per query t, m = max_s logit[t, s]
+ *   and 1 / l with l = sum_s exp(logit[t, s] - m), over the visible keys
+ *   (m = -inf and 0 for a query with no visible key, NaN for a NaN row).
+ *   The logits are the f32 values the kernels compute: (scale q) . k summed
+ *   in f32, then + bias in f32.
+ *
+ * Why m and 1 / l and not one log-sum-exp m + log l: in f32 the sum rounds
+ * log l away when |m| is large (a finite mask bias of -1e9 on a whole row
+ * gives lse = -1e9 and P = 1 instead of 1 / S; logits in the thousands lose
+ * 1e-4 of every weight). m is one of the logits, so logit - m is what the
+ * forward computed, and P = exp(logit - m) / l is exact to f32 rounding for
+ * every finite input (docs/transformer.md, "Fused attention").
  *
  * Forward: items (b, h, query tile of QT rows) are split statically over the
  * threads; a thread stages the item's kv head (K transposed [D, Sp], V padded
@@ -22,14 +32,15 @@
  * the register-blocked micro-kernel (fl_mk, fl_mk8). Each row keeps a running
  * max m, a running sum l (double) and an accumulator acc[Dv]; a key tile
  * whose max exceeds m rescales l and acc by exp(m_old - m_new). At the end
- * out = acc / l and lse = m + log l.
+ * out = acc / l; the row statistics keep m and 1 / l.
  *
  * Backward: work units are (b, kv head g) with the H / Hkv query heads of the
  * group, split statically; a unit stages K^T, V^T and K padded, owns dK_g and
  * dV_g (accumulated in padded buffers, added once), and the dQ rows of a
  * query tile are summed in a tile buffer and added once. Per row t:
  * Dt = dO_t . O_t; per key s in the row's span the weight is recomputed from
- * the saved lse, P = exp(logit - lse), then with Z the dropout scale (1
+ * the saved statistics, P = exp(logit - m) / l (the logits recomputed by
+ * the forward's own products, bit for bit), then with Z the dropout scale (1
  * without dropout):
  *   dV_s += P Z dO_t,  dP = Z (dO_t . V_s),  dS = P (dP - Dt),
  *   dQ_t += scale dS K_s,  dK_s += scale dS Q_t,  dbias[t, s] += dS.
@@ -44,6 +55,9 @@
  * Keys are read only inside a query tile's span: a NaN or inf in v at a key
  * that no row of the tile can see does not reach the tile (the SDPA op, which
  * multiplies by the full row of weights, lets it reach every live row).
+ * Keys at or beyond key_lengths[b] are never read on any path: staging
+ * copies only the keys below the batch's key length (fl_key_limit) and zeroes
+ * the rest, so their gradients are exactly 0 whatever the padding holds.
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* syscall(), for the AMX permission */
@@ -133,6 +147,11 @@ static int fl_widen(attn_ctx *ctx, fl_geom *g) {
  * (the rules of sdpa.h). */
 static void fl_range(const fl_geom *g, int64_t b, int64_t t, int64_t *lo, int64_t *hi) {
     sdpa_visible(g->S, g->T, g->causal, g->window, g->kl, b, t, lo, hi);
+}
+
+/* The keys of batch b that may be read: key_lengths[b], or S. */
+static inline int64_t fl_key_limit(const fl_geom *g, int64_t b) {
+    return g->kl && g->kl[b] < g->S ? g->kl[b] : g->S;
 }
 
 static inline const float *fl_bias_row(const fl_geom *g, int64_t b, int64_t h, int64_t t) {
@@ -404,8 +423,9 @@ static inline const float *fl_tile(const float *all, int64_t k0, int64_t w) { re
 static void fl_stage_kv(const fl_geom *g, int64_t b, int64_t kh, float *kt, float *vp) {
     const int64_t S = g->S, D = g->D, Dv = g->Dv, Sp = fl_sp(g), Dvp = up(Dv, 32);
     const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
-    fl_tr_tiles(kt, K, S, D, Sp);
-    fl_pad(vp, Sp, Dvp, V, S, Dv, Dv, 1.0f);
+    const int64_t n = fl_key_limit(g, b); /* zeros beyond the key length */
+    fl_tr_tiles(kt, K, n, D, Sp);
+    fl_pad(vp, Sp, Dvp, V, n, Dv, Dv, 1.0f);
 }
 
 /* Row r of a score tile after the product: masked outside [lo, hi) - k0
@@ -452,24 +472,30 @@ static inline int fl_row_on(const fl_rows *R, int64_t r, int64_t k0, int64_t n) 
     return !R->bad[r] && R->hi[r] > k0 && R->lo[r] < k0 + n;
 }
 
-/* The tile's rows of out and lse: acc / l and m + log l; NaN for a bad row,
- * zeros and -inf for a row that saw no key. */
+/* The row statistics of query row i ([B, H, T] flattened): st[0] = m,
+ * st[1] = 1 / l (the layout of saved[0] above). */
+static inline const float *fl_stat(const float *stats, int64_t i) { return stats + 2 * i; }
+
+/* The tile's rows of out and of the statistics: acc / l, m and 1 / l; NaN
+ * for a bad row, zeros and (-inf, 0) for a row that saw no key. */
 static void fl_rows_end(const fl_geom *g, int64_t bh, int64_t t0, int64_t nq, const fl_rows *R,
-                        const float *acc, int64_t Dvp, float *out, float *lse) {
+                        const float *acc, int64_t Dvp, float *out, float *stats) {
     const int64_t Dv = g->Dv;
     for (int64_t r = 0; r < nq; r++) {
         float *orow = out + (bh * g->T + t0 + r) * Dv;
-        float *lr = lse + bh * g->T + t0 + r;
+        float *st = stats + 2 * (bh * g->T + t0 + r);
         if (R->bad[r]) {
             for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
-            *lr = NAN;
+            st[0] = st[1] = NAN;
         } else if (R->m[r] == -INFINITY) {
             memset(orow, 0, sizeof(float) * (size_t)Dv);
-            *lr = -INFINITY;
+            st[0] = -INFINITY;
+            st[1] = 0.0f;
         } else {
             const float inv = (float)(1.0 / R->l[r]);
             for (int64_t e = 0; e < Dv; e++) orow[e] = acc[r * Dvp + e] * inv;
-            *lr = (float)((double)R->m[r] + log(R->l[r]));
+            st[0] = R->m[r];
+            st[1] = inv;
         }
     }
 }
@@ -512,7 +538,7 @@ static void fl_block_dropout(const fl_geom *g, int64_t bh, int64_t t0, int64_t r
 
 /* One work item: batch b, head h, query rows [t0, t0 + nq). */
 static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq, float *ws,
-                     const float *ktall, const float *vall, float *out, float *lse) {
+                     const float *ktall, const float *vall, float *out, float *stats) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
     const float *Q = g->q + (bh * T + t0) * D;
@@ -555,7 +581,7 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
         }
         fl_gemm(acc, Dvp, sc, KT, vall + k0 * Dvp, Dvp, nqp, Dvp, n, 1);
     }
-    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, lse);
+    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, stats);
 }
 
 /* ---- forward, AVX-512 --------------------------------------------------------------------- */
@@ -651,7 +677,7 @@ FL512_INLINE static void fl_block512(float *restrict sb, const int *live, float 
  * logits (2 KiB) and accumulators stay in L1 next to the key tile's K and V. */
 FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
                               float *ws, const float *ktall, const float *vall, float *out,
-                              float *lse) {
+                              float *stats) {
     const int64_t T = g->T, D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 8);
     const float *Q = g->q + (bh * T + t0) * D;
@@ -675,7 +701,7 @@ FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0
                 fl_k8x32(acc + rb * Dvp + c, Dvp, sb, KT, vb + c, Dvp, n, 1);
         }
     }
-    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, lse);
+    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, stats);
 }
 #endif
 
@@ -697,9 +723,12 @@ static float *fl_scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) 
  *   K tile  [D2][KT]: word (p, s) = pair p of key k0 + s (fl_stage_bf16),
  *   P rows  [8][KT / 2]: the bf16 row as it lies in memory,
  *   V       [Sp / 2][Dvp]: word (j, e) = (V[2j][e], V[2j + 1][e]).
- * With an odd number n of keys in a tile, the last pair reads the key after
- * the span (its weight is 0; a NaN or inf there would reach the row, unlike
- * the f32 path, which reads exactly the span). */
+ * With an odd number n of keys in a tile, the last pair reaches the key after
+ * the span (weight 0), and AMX reads keys in chunks of 32: staging zeroes
+ * every key at or beyond the batch's key length, so keys the contract says
+ * are never read (key_lengths) cannot reach a row, whatever they hold. A NaN
+ * in a key inside the span that one row cannot see (causal) reaches that row
+ * on every path, as in the reference op (0 times NaN). */
 #define FLBF __attribute__((target("avx512f,avx512bf16"), optimize("fp-contract=fast")))
 #define FLBF_INLINE \
     __attribute__((target("avx512f,avx512bf16"), optimize("fp-contract=fast"), always_inline)) inline
@@ -754,11 +783,14 @@ static inline fl_w2 fl_pair(const uint16_t *x, int64_t p, int64_t w) {
 }
 
 /* K tiles [Sp / KT][d2p][KT] (pairs p >= ceil(D / 2) zero) and V pairs
- * [Sp / 2][Dvp] of kv head (b, kh). */
+ * [Sp / 2][Dvp] of kv head (b, kh); keys at or beyond the batch's key length
+ * are staged as zeros (never read from the inputs). */
 static void fl_stage_bf16(const fl_geom *g, int64_t b, int64_t kh, int64_t d2p, fl_w2 *kt,
                           fl_w2 *vp) {
-    const int64_t S = g->S, D = g->D, Dv = g->Dv, Sp = fl_sp(g), D2 = fl_d2(g), Dvp = up(Dv, 32);
-    const uint16_t *K = g->kh + (b * g->Hkv + kh) * S * D, *V = g->vh + (b * g->Hkv + kh) * S * Dv;
+    const int64_t D = g->D, Dv = g->Dv, Sp = fl_sp(g), D2 = fl_d2(g), Dvp = up(Dv, 32);
+    const int64_t S = fl_key_limit(g, b);
+    const uint16_t *K = g->kh + (b * g->Hkv + kh) * g->S * D;
+    const uint16_t *V = g->vh + (b * g->Hkv + kh) * g->S * Dv;
     for (int64_t j = 0; j < Sp; j += KT) {
         fl_w2 *blk = kt + j * d2p;
         for (int64_t s = 0; s < KT; s++)
@@ -784,7 +816,7 @@ FLBF_INLINE static void fl_rows_to_bf16(const float *restrict sb, fl_w2 *restric
 /* fwd_tile512 for bf16 inputs (see above). */
 FLBF static void fwd_tile_bf16(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
                                float *ws, const fl_w2 *ktall, const fl_w2 *vall, float *out,
-                               float *lse) {
+                               float *stats) {
     const int64_t T = g->T, D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t D2 = fl_d2(g), Dvp = up(Dv, 32), nqp = up(nq, 8);
     const uint16_t *Q = g->qh + (bh * T + t0) * D;
@@ -816,7 +848,7 @@ FLBF static void fwd_tile_bf16(const fl_geom *g, int64_t b, int64_t h, int64_t t
                 fl_kbf8x32(acc + rb * Dvp + c, Dvp, pb, KT / 2, vb + c, Dvp, (n + 1) / 2, 1);
         }
     }
-    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, lse);
+    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, stats);
 }
 
 
@@ -871,7 +903,7 @@ static int64_t fwd_amx_scratch(const fl_geom *g) {
 
 FLAMX static void fwd_tile_amx(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
                                float *ws, const fl_w2 *ktall, const fl_w2 *vall, float *out,
-                               float *lse) {
+                               float *stats) {
     const int64_t T = g->T, D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t D2 = fl_d2(g), D2a = fl_d2a(g), Dvp = up(Dv, 32), nqp = up(nq, 16);
     const uint16_t *Q = g->qh + (bh * T + t0) * D;
@@ -959,12 +991,12 @@ FLAMX static void fwd_tile_amx(const fl_geom *g, int64_t b, int64_t h, int64_t t
         }
     }
     _tile_release();
-    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, lse);
+    fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, stats);
 }
 
 /* The bf16 forward: fwd_tile_amx (AMX) or fwd_tile_bf16 (AVX-512 BF16) over
  * the items of attn__flash_sdpa_forward. */
-static attn_status fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, float *lse) {
+static attn_status fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, float *stats) {
     const int64_t ntile = (g->T + QT - 1) / QT, items = g->B * g->H * ntile;
     const double work = 2.0 * (double)g->B * g->H * g->T * g->S * (double)(g->D + g->Dv);
     int nt = attn__threads_for(ctx, work);
@@ -989,9 +1021,9 @@ static attn_status fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, 
             staged[tid] = u;
         }
         if (amx)
-            fwd_tile_amx(g, b, h, t0, nq, w, kt, vp, out, lse);
+            fwd_tile_amx(g, b, h, t0, nq, w, kt, vp, out, stats);
         else
-            fwd_tile_bf16(g, b, h, t0, nq, w, kt, vp, out, lse);
+            fwd_tile_bf16(g, b, h, t0, nq, w, kt, vp, out, stats);
     }
     return ATTN_OK;
 }
@@ -1000,10 +1032,10 @@ static attn_status fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, 
 
 attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
     fl_geom g = fl_geometry(node);
-    float *out = attn_f32(node->out), *lse = attn_f32(node->saved[0]);
+    float *out = attn_f32(node->out), *stats = attn_f32(node->saved[0]);
 #if defined(FL_X86)
     if (g.qh && __builtin_cpu_supports("avx512bf16") && !getenv("ATTN_FLASH_GENERIC"))
-        return fl_forward_bf16(ctx, &g, out, lse);
+        return fl_forward_bf16(ctx, &g, out, stats);
 #endif
     if (fl_widen(ctx, &g)) return ctx->status; /* bf16 elsewhere: computed in f32 */
     /* items (b, h, query tile) in one static split; a thread stages K^T and
@@ -1036,21 +1068,24 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
         }
 #if defined(FL_X86)
         if (avx512) {
-            fwd_tile512(&g, b, h, t0, nq, w, kt, vp, out, lse);
+            fwd_tile512(&g, b, h, t0, nq, w, kt, vp, out, stats);
             continue;
         }
 #endif
-        fwd_tile(&g, b, h, t0, nq, w, kt, vp, out, lse);
+        fwd_tile(&g, b, h, t0, nq, w, kt, vp, out, stats);
     }
     return ATTN_OK;
 }
 
 /* ---- forward (reference) --------------------------------------------------------------------- */
 
+/* The scalar reference: each logit is the f32 value the kernels produce up to
+ * the order of the sums, (scale q) . k rounded to f32, then + bias in f32;
+ * everything after it (max, exp, sums, weights, P V) in double. */
 attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
     fl_geom g = fl_geometry(node);
     if (fl_widen(ctx, &g)) return ctx->status;
-    float *out = attn_f32(node->out), *lse = attn_f32(node->saved[0]);
+    float *out = attn_f32(node->out), *stats = attn_f32(node->saved[0]);
     const int64_t T = g.T, S = g.S, D = g.D, Dv = g.Dv;
     double *z = attn__alloc(ctx, sizeof(double) * (size_t)S, "flash_sdpa reference (row)");
     if (!z) return ctx->status;
@@ -1069,26 +1104,32 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
                 int nan = 0;
                 for (int64_t s = lo; s < hi; s++) {
                     double acc = 0.0;
-                    for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * (double)K[s * D + d];
-                    z[s] = (double)g.scale * acc + (br ? (double)br[s * g.bst[3]] : 0.0);
+                    for (int64_t d = 0; d < D; d++)
+                        acc += (double)(g.scale * qr[d]) * (double)K[s * D + d];
+                    float logit = (float)acc;
+                    if (br) logit += br[s * g.bst[3]];
+                    z[s] = (double)logit;
                     if (isnan(z[s]))
                         nan = 1;
                     else if (z[s] > mx)
                         mx = z[s];
                 }
+                float *st = stats + 2 * (bh * T + t);
                 if (nan) {
                     for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
-                    lse[bh * T + t] = NAN;
+                    st[0] = st[1] = NAN;
                     continue;
                 }
                 if (mx == -INFINITY) {
                     for (int64_t e = 0; e < Dv; e++) orow[e] = 0.0f;
-                    lse[bh * T + t] = -INFINITY;
+                    st[0] = -INFINITY;
+                    st[1] = 0.0f;
                     continue;
                 }
                 double sum = 0.0;
                 for (int64_t s = lo; s < hi; s++) sum += (z[s] = exp(z[s] - mx));
-                lse[bh * T + t] = (float)(mx + log(sum));
+                st[0] = (float)mx;
+                st[1] = (float)(1.0 / sum);
                 for (int64_t e = 0; e < Dv; e++) {
                     double acc = 0.0;
                     for (int64_t s = lo; s < hi; s++) {
@@ -1113,7 +1154,7 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
 typedef struct fl_grads {
     float *dq, *dk, *dv; /* NULL when not needed */
     float *dl;           /* [B,H,T,S] dS kept for the bias gradient, or NULL */
-    const float *out, *gy, *lse;
+    const float *out, *gy, *stats; /* stats: saved[0], (m, 1 / l) per row */
 } fl_grads;
 
 /* Per-thread scratch of the backward, in floats: the tiles, then the unit's
@@ -1135,9 +1176,10 @@ static void fl_stage_bwd(const fl_geom *g, int64_t b, int64_t kh, float *kt, flo
                          float *kp) {
     const int64_t S = g->S, D = g->D, Dv = g->Dv, Sp = fl_sp(g);
     const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
-    fl_tr_tiles(kt, K, S, D, Sp);
-    fl_tr_tiles(vt, V, S, Dv, Sp);
-    fl_pad(kp, Sp, up(D, 32), K, S, D, D, 1.0f);
+    const int64_t n = fl_key_limit(g, b); /* zeros beyond the key length */
+    fl_tr_tiles(kt, K, n, D, Sp);
+    fl_tr_tiles(vt, V, n, Dv, Sp);
+    fl_pad(kp, Sp, up(D, 32), K, n, D, D, 1.0f);
 }
 
 /* The start of a query tile's backward: each row's visible keys [lo, hi)
@@ -1155,7 +1197,7 @@ static void fl_bwd_begin(const fl_geom *g, const fl_grads *gr, int64_t b, int64_
         lo[r] = hi[r] = 0;
         if (r >= nq) continue;
         fl_range(g, b, t0 + r, &lo[r], &hi[r]);
-        if (lo[r] < hi[r] && gr->lse[bh * T + t0 + r] != -INFINITY) {
+        if (lo[r] < hi[r] && fl_stat(gr->stats, bh * T + t0 + r)[0] != -INFINITY) {
             if (lo[r] < *span_lo) *span_lo = lo[r];
             if (hi[r] > *span_hi) *span_hi = hi[r];
         } else {
@@ -1214,7 +1256,9 @@ FL_CLONES static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, 
             }
             const int64_t t = t0 + r;
             fl_mask_row(g, pr, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
-            (void)fl_exp(pr, gr->lse[bh * T + t]); /* P = exp(logit - lse) */
+            const float *st = fl_stat(gr->stats, bh * T + t);
+            (void)fl_exp(pr, st[0]); /* P = exp(logit - m) / l */
+            fl_scal(pr, st[1], KT);
             if (g->p > 0.0f)
                 fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
             else
@@ -1247,16 +1291,19 @@ FL_CLONES static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, 
 }
 
 #if defined(FL_X86)
-/* One row of the backward on 16 lanes: p = exp(logit - L) (0 where
- * logit - L < -87, -inf included; a NaN stays NaN), then with z the dropout
- * scales (NULL: 1) dS = p (dS z - drow) when want_ds, and p z. */
-FL512_INLINE static void fl_bwd_row512(float *restrict pr, float *restrict dr, float L, float drow,
-                                       const float *restrict z, int want_ds) {
-    const __m512 lv = _mm512_set1_ps(L), lo = _mm512_set1_ps(-87.0f), dv = _mm512_set1_ps(drow);
+/* One row of the backward on 16 lanes, with the row's statistics st = (m,
+ * 1 / l): p = exp(logit - m) / l (0 where logit - m < -87, -inf included; a
+ * NaN stays NaN), then with z the dropout scales (NULL: 1)
+ * dS = p (dS z - drow) when want_ds, and p z. */
+FL512_INLINE static void fl_bwd_row512(float *restrict pr, float *restrict dr, const float *st,
+                                       float drow, const float *restrict z, int want_ds) {
+    const __m512 mv = _mm512_set1_ps(st[0]), inv = _mm512_set1_ps(st[1]);
+    const __m512 lo = _mm512_set1_ps(-87.0f), dv = _mm512_set1_ps(drow);
     for (int c = 0; c < KT; c += 16) {
-        const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(pr + c), lv);
+        const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(pr + c), mv);
         const __mmask16 keep = _mm512_cmp_ps_mask(d, lo, _CMP_NLT_UQ);
-        const __m512 p = _mm512_maskz_mov_ps(keep, fl_exp16(_mm512_max_ps(lo, d)));
+        const __m512 p =
+            _mm512_mul_ps(_mm512_maskz_mov_ps(keep, fl_exp16(_mm512_max_ps(lo, d))), inv);
         const __m512 zz = z ? _mm512_loadu_ps(z + c) : _mm512_set1_ps(1.0f);
         if (want_ds) {
             const __m512 ds = _mm512_loadu_ps(dr + c);
@@ -1313,7 +1360,7 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
                     for (int64_t s = n; s < KT; s++) z[s] = 0.0f;
                     zr = z;
                 }
-                fl_bwd_row512(pr, dr, gr->lse[bh * T + t], drow[r], zr, want_ds);
+                fl_bwd_row512(pr, dr, fl_stat(gr->stats, bh * T + t), drow[r], zr, want_ds);
                 if (gr->dl) {
                     const int64_t a = lo[r] - k0 > 0 ? lo[r] - k0 : 0;
                     const int64_t e = hi[r] - k0 < n ? hi[r] - k0 : n;
@@ -1362,7 +1409,7 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     float *db = bias_i >= 0 && attn__needs_grad(node, bias_i) ? node->in[bias_i]->grad : NULL;
     gr.out = attn_f32(node->out);
     gr.gy = node->out->grad;
-    gr.lse = attn_f32(node->saved[0]);
+    gr.stats = attn_f32(node->saved[0]);
     gr.dl = NULL;
     const size_t mark = attn__arena_mark(ctx); /* scratch only from here */
     if (db) {
@@ -1447,37 +1494,57 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     return ATTN_OK;
 }
 
-/* ---- weights from the saved lse --------------------------------------------------------------- */
+/* ---- weights from the saved statistics ---------------------------------------------------------- */
 
-/* P [B,H,T,S] = exp(logit - lse) at visible keys, 0 elsewhere (a zero row
- * for a query with no visible key, a NaN row for a NaN one). */
+/* P [B,H,T,S] = exp(logit - m) / l at visible keys, 0 elsewhere (a zero row
+ * for a query with no visible key, a NaN row for a NaN one). The logits come
+ * from the forward's own tile products (fl_gemm on the same staged K^T tiles
+ * and scaled q rows), so they are the forward's f32 values bit for bit on
+ * the f32 path and m is one of them: P is exact to f32 rounding even where
+ * |logit| is huge (a -1e9 mask bias on a whole row gives 1 / S). */
 static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
     fl_geom g = fl_geometry(node);
     if (fl_widen(ctx, &g)) return -1;
-    const float *lse = attn_f32(node->saved[0]);
-    const int64_t T = g.T, S = g.S, D = g.D;
+    const float *stats = attn_f32(node->saved[0]);
+    const int64_t T = g.T, S = g.S, D = g.D, Dp = up(D, 32), Sp = fl_sp(&g);
+    const size_t mark = attn__arena_mark(ctx);
+    float *kt = attn__alloc(ctx, sizeof(float) * (size_t)(Sp * D + QT * Dp + QT * KT),
+                            "flash_sdpa weights (k tiles, q rows, logits)");
+    if (!kt) return -1;
+    float *qs = kt + Sp * D, *sc = qs + QT * Dp;
     for (int64_t b = 0; b < g.B; b++)
         for (int64_t h = 0; h < g.H; h++) {
             const int64_t bh = b * g.H + h;
-            const float *K = g.k + (b * g.Hkv + h / g.G) * S * D;
-            for (int64_t t = 0; t < T; t++) {
-                const float *qr = g.q + (bh * T + t) * D, *br = fl_bias_row(&g, b, h, t);
-                float *pr = P + (bh * T + t) * S;
-                const float L = lse[bh * T + t];
-                int64_t lo, hi;
-                fl_range(&g, b, t, &lo, &hi);
-                for (int64_t s = 0; s < S; s++) {
-                    if (s < lo || s >= hi || L == -INFINITY) {
-                        pr[s] = 0.0f;
-                        continue;
+            if (h % g.G == 0)
+                fl_tr_tiles(kt, g.k + (b * g.Hkv + h / g.G) * S * D, fl_key_limit(&g, b), D, Sp);
+            for (int64_t t0 = 0; t0 < T; t0 += QT) {
+                const int64_t nq = T - t0 < QT ? T - t0 : QT, nqp = up(nq, 8);
+                fl_pad(qs, nqp, Dp, g.q + (bh * T + t0) * D, nq, D, D, g.scale);
+                for (int64_t k0 = 0; k0 < S; k0 += KT) {
+                    const int64_t n = S - k0 < KT ? S - k0 : KT;
+                    fl_gemm(sc, KT, qs, Dp, fl_tile(kt, k0, D), KT, nqp, KT, D, 0);
+                    for (int64_t r = 0; r < nq; r++) {
+                        const int64_t t = t0 + r;
+                        const float *st = fl_stat(stats, bh * T + t);
+                        const float *br = fl_bias_row(&g, b, h, t);
+                        float *pr = P + (bh * T + t) * S + k0;
+                        int64_t lo, hi;
+                        fl_range(&g, b, t, &lo, &hi);
+                        for (int64_t s = 0; s < n; s++) {
+                            const int64_t key = k0 + s;
+                            if (key < lo || key >= hi || st[0] == -INFINITY) {
+                                pr[s] = 0.0f;
+                                continue;
+                            }
+                            float x = sc[r * KT + s];
+                            if (br) x += br[key * g.bst[3]];
+                            pr[s] = (float)(exp((double)(x - st[0])) * (double)st[1]);
+                        }
                     }
-                    double acc = 0.0;
-                    for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * (double)K[s * D + d];
-                    const double x = (double)g.scale * acc + (br ? (double)br[s * g.bst[3]] : 0.0);
-                    pr[s] = (float)exp(x - (double)L);
                 }
             }
         }
+    attn__arena_rewind(ctx, mark);
     return 0;
 }
 
@@ -1509,15 +1576,15 @@ attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn
         return NULL;
     if (bias && !(in[n_in++] = attn__contig(ctx, bias))) return NULL;
     if (kl && !(in[n_in++] = attn__contig(ctx, kl))) return NULL;
-    const int64_t ysh[4] = {B, H, T, Dv}, lsh[3] = {B, H, T};
+    const int64_t ysh[4] = {B, H, T, Dv}, ssh[4] = {B, H, T, 2};
     attn_tensor *out = attn__tensor(ctx, name, ATTN_F32, 4, ysh);
-    attn_tensor *lse = out ? attn__tensor(ctx, name, ATTN_F32, 3, lsh) : NULL;
-    if (!lse) return NULL;
+    attn_tensor *stats = out ? attn__tensor(ctx, name, ATTN_F32, 4, ssh) : NULL;
+    if (!stats) return NULL;
     attn_node *node = attn__node(ctx, ATTN_OP_FLASH_SDPA, n_in, in, out);
     if (!node) return NULL;
     /* the SDPA op's attributes and dropout counters */
     sdpa_node_attrs(ctx, node, &o, D, (uint64_t)B * (uint64_t)H * (uint64_t)T * (uint64_t)S);
-    node->saved[0] = lse;
+    node->saved[0] = stats;
     attn_tensor *y = attn__run(ctx, node);
     if (y && weights) {
         attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);
