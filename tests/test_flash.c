@@ -509,7 +509,7 @@ static void test_bf16(void) {
 typedef struct prop_case {
     char label[200];
     int64_t B, H, Hkv, T, S, D, Dv;
-    int causal, dropout, exact, nan_pad, has_kl, bias_shape, bias_mix, want_grad;
+    int causal, dropout, exact, nan_pad, has_kl, bias_shape, bias_mix, want_grad, alibi;
     int64_t window;
     int32_t kl[2];
     float scale;
@@ -546,15 +546,25 @@ static void prop_draw(attn_rng *rng, int i, prop_case *c) {
     static const float pow2[] = {0.0625f, 0.125f, 0.25f, 1.0f, 4.0f, 16.0f};
     c->scale = c->exact ? pow2[attn_rng_next_below(rng, 6)] : 0.0f;
     c->dropout = attn_rng_next_below(rng, 6) == 0;
+    c->alibi = (int)attn_rng_next_below(rng, 4); /* 1: the paper's slopes, 2: random in [0, 2) */
+    if (c->alibi > 2) c->alibi = 0;
     c->want_grad = 1;
     snprintf(c->label, sizeof c->label,
              "prop %d: B%lld H%lld Hkv%lld T%lld S%lld D%lld Dv%lld causal %d window %lld kl %s"
-             "[%d,%d]%s bias shape %d mix %d %s scale %g dropout %d",
+             "[%d,%d]%s bias shape %d mix %d %s scale %g dropout %d alibi %d",
              i, (long long)c->B, (long long)c->H, (long long)c->Hkv, (long long)c->T,
              (long long)c->S, (long long)c->D, (long long)c->Dv, c->causal, (long long)c->window,
              c->has_kl ? "" : "(off)", c->kl[0], c->kl[1], c->nan_pad ? " NaN padding" : "",
              c->bias_shape, c->bias_mix, c->exact ? "exact logits" : "normal inputs",
-             (double)c->scale, c->dropout);
+             (double)c->scale, c->dropout, c->alibi);
+}
+
+/* The ALiBi slopes of case c in x [H] (c->alibi 1: attn_alibi_slopes, 2:
+ * multiples of 1/16 in [0, 2), exact, so the term is exact too). */
+static void prop_slopes(const prop_case *c, float *x) {
+    attn_alibi_slopes((int)c->H, x);
+    if (c->alibi == 2)
+        for (int64_t h = 0; h < c->H; h++) x[h] = (float)((h * 7 + c->T) % 32) / 16.0f;
 }
 
 static void prop_bias_shape(const prop_case *c, int *nd, int64_t sh[4]) {
@@ -674,6 +684,11 @@ static int prop_run(attn_ctx *ctx, const prop_case *c, const prop_inputs *in, in
     o.dropout = c->dropout ? 0.25f : 0.0f;
     o.bias = x[3];
     if (c->has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c->B, c->kl);
+    if (c->alibi) {
+        float sl[4];
+        prop_slopes(c, sl);
+        o.alibi_slopes = attn_tensor_from(ctx, ATTN_F32, 1, &c->H, sl);
+    }
     attn_tensor *w = NULL;
     attn_tensor *y = flash ? attn_flash_sdpa(ctx, x[0], x[1], x[2], &o, &w)
                            : attn_sdpa(ctx, x[0], x[1], x[2], &o, &w);
@@ -888,6 +903,11 @@ static void test_property(void) {
             o.scale = c.scale;
             o.bias = x[3];
             if (c.has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c.B, c.kl);
+            if (c.alibi) {
+                float sl[4];
+                prop_slopes(&c, sl);
+                o.alibi_slopes = attn_tensor_from(ctx, ATTN_F32, 1, &c.H, sl);
+            }
             attn_tensor *y = !ok ? NULL
                              : mode == 0 ? attn_flash_sdpa(ctx, x[0], x[1], x[2], &o, NULL)
                                          : attn_sdpa(ctx, x[0], x[1], x[2], &o, NULL);
@@ -916,10 +936,94 @@ static void test_property(void) {
     attn_ctx_free(ctx);
 }
 
+/* ALiBi as a kernel parameter (opts.alibi_slopes) equals the materialised
+ * bias of attn_alibi_bias, bitwise (the same f32 term is added to the same
+ * logit), for both ops, forward and backward, causal and not, with a user
+ * bias on top; and the parameter's errors. */
+static void test_alibi_param(void) {
+    TEST_BEGIN("flash/ALiBi slopes as a kernel parameter = the materialised [1,H,T,S] bias");
+    attn_ctx *ctx = test_ctx_new((size_t)64 << 20, 1, 0);
+    const int64_t B = 2, H = 4, T = 37, S = 70, D = 24;
+    for (int variant = 0; ctx && variant < 8; variant++) {
+        const int flash = variant & 1, causal = variant >> 1 & 1, user_bias = variant >> 2 & 1;
+        float *res[2][4] = {{NULL}};
+        for (int mode = 0; mode < 2; mode++) { /* 0: parameter, 1: materialised */
+            attn_ctx_reset(ctx);
+            attn_rng rng;
+            attn_rng_init(&rng, 77);
+            const int64_t qs[4] = {B, H, T, D}, ks[4] = {B, H, S, D}, bs[2] = {T, S}, hs[1] = {H};
+            float *buf = malloc(sizeof(float) * (size_t)(B * H * S * D));
+            if (!buf) break;
+            attn_tensor *x[4] = {NULL, NULL, NULL, NULL};
+            for (int i = 0; i < 4; i++) {
+                const int64_t n = i == 0 ? B * H * T * D : i == 3 ? T * S : B * H * S * D;
+                test_fill_normal(buf, n, &rng);
+                x[i] = i == 3 ? (user_bias ? test_leaf(ctx, 2, bs, buf) : NULL)
+                              : test_leaf(ctx, 4, i == 0 ? qs : ks, buf);
+            }
+            free(buf);
+            float sl[4];
+            attn_alibi_slopes((int)H, sl);
+            attn_sdpa_opts o = {0};
+            o.causal = causal;
+            o.bias = x[3];
+            if (mode == 0) {
+                o.alibi_slopes = attn_tensor_from(ctx, ATTN_F32, 1, hs, sl);
+            } else {
+                attn_tensor *al = attn_alibi_bias(ctx, (int)H, T, S, causal);
+                o.bias = user_bias ? attn_add(ctx, al, x[3]) : al;
+            }
+            attn_tensor *y = flash ? attn_flash_sdpa(ctx, x[0], x[1], x[2], &o, NULL)
+                                   : attn_sdpa(ctx, x[0], x[1], x[2], &o, NULL);
+            CHECK(y != NULL, "variant %d mode %d: %s", variant, mode, attn_last_error());
+            if (!y) break;
+            float *gy = malloc(sizeof(float) * (size_t)attn_tensor_numel(y));
+            if (gy) {
+                test_fill_normal(gy, attn_tensor_numel(y), &rng);
+                CHECK_OK(attn_backward_from(ctx, y, gy));
+            }
+            free(gy);
+            res[mode][0] = dup(attn_f32(y), attn_tensor_numel(y));
+            for (int i = 0; i < 3; i++) res[mode][i + 1] = dup(x[i]->grad, attn_tensor_numel(x[i]));
+        }
+        const int64_t n[4] = {B * H * T * D, B * H * T * D, B * H * S * D, B * H * S * D};
+        for (int i = 0; i < 4; i++) {
+            CHECK(res[0][i] && res[1][i] &&
+                      memcmp(res[0][i], res[1][i], sizeof(float) * (size_t)n[i]) == 0,
+                  "%s causal %d user bias %d: %s differs between slopes and the materialised bias",
+                  flash ? "flash_sdpa" : "sdpa", causal, user_bias,
+                  i == 0 ? "out" : gname[i - 1]);
+            free(res[0][i]), free(res[1][i]);
+        }
+    }
+    if (ctx) { /* errors */
+        attn_ctx_reset(ctx);
+        const int64_t sh[4] = {1, 2, 3, 4}, h3[1] = {3}, h2[1] = {2};
+        float z[24] = {0}, bad[2] = {0.5f, NAN};
+        attn_tensor *q = attn_tensor_from(ctx, ATTN_F32, 4, sh, z);
+        attn_sdpa_opts o = {0};
+        o.alibi_slopes = attn_tensor_from(ctx, ATTN_F32, 1, h3, z);
+        test_expect_fail(ctx, attn_flash_sdpa(ctx, q, q, q, &o, NULL) == NULL, ATTN_ERR_SHAPE,
+                         "alibi_slopes [3], expected [H] = [2]", "slopes of the wrong length");
+        q = attn_tensor_from(ctx, ATTN_F32, 4, sh, z);
+        o.alibi_slopes = attn_tensor_from(ctx, ATTN_F32, 1, h2, bad);
+        test_expect_fail(ctx, attn_sdpa(ctx, q, q, q, &o, NULL) == NULL, ATTN_ERR_INVALID_ARG,
+                         "alibi_slopes[1] = nan", "a NaN slope");
+        q = attn_tensor_from(ctx, ATTN_F32, 4, sh, z);
+        int32_t iz[2] = {0, 0};
+        o.alibi_slopes = attn_tensor_from(ctx, ATTN_I32, 1, h2, iz);
+        test_expect_fail(ctx, attn_flash_sdpa(ctx, q, q, q, &o, NULL) == NULL, ATTN_ERR_DTYPE,
+                         "alibi_slopes", "i32 slopes");
+    }
+    if (ctx) attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_flash(void) {
     test_bf16();
     test_against_sdpa();
     test_property();
+    test_alibi_param();
     test_empty_rows();
     test_threads();
     test_memory();

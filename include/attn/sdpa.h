@@ -6,7 +6,8 @@
  * T queries, S keys, D head size of queries and keys, Dv head size of values.
  *
  *   out[b,h,t,:] = sum_s P[b,h,t,s] v[b,g,s,:],   g = h / (H / Hkv)
- *   P[b,h,t,:]   = softmax_s( scale * q[b,h,t,:] . k[b,g,s,:] + bias[b,h,t,s] + M[b,h,t,s] )
+ *   P[b,h,t,:]   = softmax_s( scale * q[b,h,t,:] . k[b,g,s,:] + bias[b,h,t,s]
+ *                            - alibi_slopes[h] |t + (S - T) - s| + M[b,h,t,s] )
  *
  * where M is 0 where key s is visible to query t and -inf where it is not:
  *   - causal: key s is visible to query t iff s <= t + (S - T). The causal
@@ -60,6 +61,12 @@ typedef struct attn_sdpa_opts {
     float dropout;            /* probability on P in training mode (inverted dropout,
                                  mask from the context RNG, recomputed in backward);
                                  must be in [0, 1) */
+    attn_tensor *alibi_slopes; /* NULL or f32 [H], finite: ALiBi as a kernel parameter,
+                                 adds -slopes[h] |t + (S - T) - s| to the logit of
+                                 query t and key s (computed in double, rounded to
+                                 f32, added to the bias first when both are given);
+                                 no [B,H,T,S] tensor is built and no gradient flows
+                                 to the slopes (attn_alibi_slopes gives the paper's) */
 } attn_sdpa_opts;
 
 /* Scaled dot-product attention. q [B,H,T,D], k [B,Hkv,S,D], v [B,Hkv,S,Dv]
@@ -70,9 +77,10 @@ typedef struct attn_sdpa_opts {
  * that carries no gradient (for inspection and maps).
  * Errors (NULL returned, message in the context): ATTN_ERR_SHAPE for ranks
  * other than 4, a size 0, mismatched B, D, S, Hkv, H % Hkv != 0, a bias that does not
- * broadcast, key_lengths not [B] or out of [0, S]; ATTN_ERR_DTYPE for
- * non-f32 q/k/v/bias or non-i32 key_lengths; ATTN_ERR_INVALID_ARG for a dropout
- * outside [0, 1), a negative window or a non-finite or negative scale.
+ * broadcast, key_lengths not [B] or out of [0, S], alibi_slopes not [H];
+ * ATTN_ERR_DTYPE for non-f32 q/k/v/bias/alibi_slopes or non-i32 key_lengths;
+ * ATTN_ERR_INVALID_ARG for a dropout outside [0, 1), a negative window, a
+ * non-finite or negative scale, or a non-finite slope.
  * *weights is set to NULL on error. Dropout takes ceil(B H T S / 4) counters
  * of the context's RNG stream (only when it is active: training mode and
  * dropout > 0); element i of P in row-major order is kept iff

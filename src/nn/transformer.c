@@ -539,10 +539,17 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
     /* ---- attention ---- */
     const int causal = call ? call->causal : 0;
     attn_tensor *bias = call ? call->bias : NULL;
-    if (pos == ATTN_POS_ALIBI) {
+    const int composed = !qkv && (pos == ATTN_POS_SHAW || force_composed);
+    attn_tensor *slopes = NULL;
+    if (pos == ATTN_POS_ALIBI && composed) { /* the composed path takes a [1,H,T,S] bias */
         attn_tensor *al = attn_alibi_bias(ctx, (int)H, T, S, causal);
         bias = bias ? attn_add(ctx, al, bias) : al;
         if (!bias) return NULL;
+    } else if (pos == ATTN_POS_ALIBI) { /* a kernel parameter: no [H,T,S] tensor */
+        const int64_t hs[1] = {H};
+        slopes = attn_tensor_new(ctx, ATTN_F32, 1, hs);
+        if (!slopes) return NULL;
+        attn_alibi_slopes((int)H, attn_f32(slopes));
     }
     attn_tensor *p = NULL, *o;
     attn_sdpa_opts so;
@@ -551,9 +558,10 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
     so.bias = bias;
     so.key_lengths = kl;
     so.dropout = c->dropout;
+    so.alibi_slopes = slopes;
     if (qkv)
         o = attn__sdpa_packed(ctx, qkv, H, Hkv, &so, weights ? &p : NULL); /* [B, T, H D] */
-    else if (pos == ATTN_POS_SHAW || force_composed)
+    else if (composed)
         o = attend_composed(ctx, fn, mha, q, k, v, causal, kl, bias, pos == ATTN_POS_SHAW, &p);
     else
         o = fused ? attn_flash_sdpa(ctx, q, k, v, &so, weights ? &p : NULL)

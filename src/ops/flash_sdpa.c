@@ -95,6 +95,7 @@ typedef struct fl_geom {
     const float *bias;
     int64_t bst[4];
     const int32_t *kl;
+    const float *slopes; /* NULL or the ALiBi slopes [H] */
     uint64_t seed, offset;
 } fl_geom;
 
@@ -122,7 +123,7 @@ static fl_geom fl_geometry(const attn_node *node) {
     g.kh = bf16 ? attn_bf16(node->in[1]) : NULL;
     g.vh = bf16 ? attn_bf16(node->in[2]) : NULL;
     const int64_t shape[4] = {g.B, g.H, g.T, g.S};
-    sdpa_node_inputs(node, shape, &g.bias, g.bst, &g.kl, &g.seed, &g.offset);
+    sdpa_node_inputs(node, shape, &g.bias, g.bst, &g.kl, &g.slopes, &g.seed, &g.offset);
     return g;
 }
 
@@ -428,15 +429,23 @@ static void fl_stage_kv(const fl_geom *g, int64_t b, int64_t kh, float *kt, floa
     fl_pad(vp, Sp, Dvp, V, n, Dv, Dv, 1.0f);
 }
 
-/* Row r of a score tile after the product: masked outside [lo, hi) - k0
- * (and beyond n keys) with -inf, bias added. */
-static void fl_mask_row(const fl_geom *g, float *sc, int64_t n, int64_t k0, int64_t lo,
-                        int64_t hi, const float *brow) {
+/* Row t of head h in a score tile after the product: masked outside
+ * [lo, hi) - k0 (and beyond n keys) with -inf; the ALiBi term (with slopes)
+ * and the bias row brow added, in that order (sdpa.c's softmax_row). */
+static void fl_mask_row(const fl_geom *g, int64_t h, int64_t t, float *sc, int64_t n, int64_t k0,
+                        int64_t lo, int64_t hi, const float *brow) {
     const int64_t a = lo - k0 > 0 ? lo - k0 : 0, e = hi - k0 < n ? hi - k0 : n;
     for (int64_t s = 0; s < a; s++) sc[s] = -INFINITY;
     for (int64_t s = e; s < KT; s++) sc[s] = -INFINITY;
-    if (brow)
+    if (g->slopes) {
+        const float m = g->slopes[h];
+        const int64_t qpos = t + (g->S - g->T);
+        for (int64_t s = a; s < e; s++)
+            sc[s] += brow ? sdpa_alibi(m, qpos, k0 + s) + brow[(k0 + s) * g->bst[3]]
+                          : sdpa_alibi(m, qpos, k0 + s);
+    } else if (brow) {
         for (int64_t s = a; s < e; s++) sc[s] += brow[(k0 + s) * g->bst[3]];
+    }
 }
 
 /* The per-row state of a query tile in the forward: each row's visible keys
@@ -516,8 +525,8 @@ static void fl_block_mask(const fl_geom *g, int64_t b, int64_t h, int64_t t0, in
         const int64_t r = rb + i;
         if (!on[i]) continue;
         const float *brow = fl_bias_row(g, b, h, t0 + r);
-        if (brow || R->lo[r] > k0 || R->hi[r] < k0 + KT)
-            fl_mask_row(g, sb + i * KT, n, k0, R->lo[r], R->hi[r], brow);
+        if (brow || g->slopes || R->lo[r] > k0 || R->hi[r] < k0 + KT)
+            fl_mask_row(g, h, t0 + r, sb + i * KT, n, k0, R->lo[r], R->hi[r], brow);
     }
 }
 
@@ -557,7 +566,7 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
                 continue;
             }
             const int64_t t = t0 + r;
-            fl_mask_row(g, row, n, k0, R.lo[r], R.hi[r], fl_bias_row(g, b, h, t));
+            fl_mask_row(g, h, t, row, n, k0, R.lo[r], R.hi[r], fl_bias_row(g, b, h, t));
             int nan;
             const float mx = fl_rowmax(row, &nan);
             if (nan || mx == -INFINITY) {
@@ -1107,7 +1116,11 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
                     for (int64_t d = 0; d < D; d++)
                         acc += (double)(g.scale * qr[d]) * (double)K[s * D + d];
                     float logit = (float)acc;
-                    if (br) logit += br[s * g.bst[3]];
+                    if (g.slopes)
+                        logit += br ? sdpa_alibi(g.slopes[h], t + S - T, s) + br[s * g.bst[3]]
+                                    : sdpa_alibi(g.slopes[h], t + S - T, s);
+                    else if (br)
+                        logit += br[s * g.bst[3]];
                     z[s] = (double)logit;
                     if (isnan(z[s]))
                         nan = 1;
@@ -1255,7 +1268,7 @@ FL_CLONES static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, 
                 continue;
             }
             const int64_t t = t0 + r;
-            fl_mask_row(g, pr, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
+            fl_mask_row(g, h, t, pr, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
             const float *st = fl_stat(gr->stats, bh * T + t);
             (void)fl_exp(pr, st[0]); /* P = exp(logit - m) / l */
             fl_scal(pr, st[1], KT);
@@ -1353,7 +1366,8 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
                 }
                 const int64_t t = t0 + r;
                 const float *brow = fl_bias_row(g, b, h, t);
-                if (brow || lo[r] > k0 || hi[r] < k0 + KT) fl_mask_row(g, pr, n, k0, lo[r], hi[r], brow);
+                if (brow || g->slopes || lo[r] > k0 || hi[r] < k0 + KT)
+                    fl_mask_row(g, h, t, pr, n, k0, lo[r], hi[r], brow);
                 const float *zr = NULL;
                 if (g->p > 0.0f) {
                     fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
@@ -1537,7 +1551,11 @@ static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
                                 continue;
                             }
                             float x = sc[r * KT + s];
-                            if (br) x += br[key * g.bst[3]];
+                            if (g.slopes)
+                                x += br ? sdpa_alibi(g.slopes[h], t + S - T, key) + br[key * g.bst[3]]
+                                        : sdpa_alibi(g.slopes[h], t + S - T, key);
+                            else if (br)
+                                x += br[key * g.bst[3]];
                             pr[s] = (float)(exp((double)(x - st[0])) * (double)st[1]);
                         }
                     }
@@ -1568,14 +1586,12 @@ attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn
     const int64_t osh[4] = {B, H, T, S};
     attn_sdpa_opts o;
     if (sdpa_check_opts(ctx, name, q, k, osh, opts, &o)) return NULL;
-    attn_tensor *bias = o.bias, *kl = o.key_lengths;
-    attn_tensor *in[5];
+    attn_tensor *in[6];
     int n_in = 3;
     if (!(in[0] = attn__contig(ctx, q)) || !(in[1] = attn__contig(ctx, k)) ||
         !(in[2] = attn__contig(ctx, v)))
         return NULL;
-    if (bias && !(in[n_in++] = attn__contig(ctx, bias))) return NULL;
-    if (kl && !(in[n_in++] = attn__contig(ctx, kl))) return NULL;
+    if (sdpa_opt_inputs(ctx, &o, in, &n_in)) return NULL;
     const int64_t ysh[4] = {B, H, T, Dv}, ssh[4] = {B, H, T, 2};
     attn_tensor *out = attn__tensor(ctx, name, ATTN_F32, 4, ysh);
     attn_tensor *stats = out ? attn__tensor(ctx, name, ATTN_F32, 4, ssh) : NULL;

@@ -80,6 +80,7 @@ typedef struct sdpa_geom {
     const float *bias;       /* NULL or contiguous */
     int64_t bst[4];          /* broadcast strides of bias over [B, H, T, S] */
     const int32_t *kl;       /* NULL or [B] */
+    const float *slopes;     /* NULL or the ALiBi slopes [H] */
     uint64_t seed, offset;
 } sdpa_geom;
 
@@ -128,7 +129,7 @@ static sdpa_geom sdpa_geometry(const attn_node *node) {
     g.k = attn_f32(node->in[1]) + g.goff[1];
     g.v = attn_f32(node->in[2]) + g.goff[2];
     const int64_t shape[4] = {g.B, g.H, g.T, g.S};
-    sdpa_node_inputs(node, shape, &g.bias, g.bst, &g.kl, &g.seed, &g.offset);
+    sdpa_node_inputs(node, shape, &g.bias, g.bst, &g.kl, &g.slopes, &g.seed, &g.offset);
     return g;
 }
 
@@ -183,11 +184,9 @@ static attn_tensor *sdpa_build(attn_ctx *ctx, const char *name, attn_tensor *con
     const int64_t osh[4] = {B, H, T, S};
     attn_sdpa_opts o;
     if (sdpa_check_opts(ctx, name, q, k, osh, opts, &o)) return NULL;
-    attn_tensor *bias = o.bias, *kl = o.key_lengths;
-    attn_tensor *in[5] = {qkv3[0], qkv3[1], qkv3[2], NULL, NULL};
+    attn_tensor *in[6] = {qkv3[0], qkv3[1], qkv3[2], NULL, NULL, NULL};
     int n_in = 3;
-    if (bias && !(in[n_in++] = attn__contig(ctx, bias))) return NULL;
-    if (kl && !(in[n_in++] = attn__contig(ctx, kl))) return NULL;
+    if (sdpa_opt_inputs(ctx, &o, in, &n_in)) return NULL;
     attn_tensor *out = attn__tensor(ctx, name, ATTN_F32, yndim, ysh);
     attn_tensor *P = out ? attn__tensor(ctx, name, ATTN_F32, 4, osh) : NULL;
     if (!P) return NULL;
@@ -346,14 +345,19 @@ SDPA_CLONES static void row_dsoftmax(float *restrict r, const float *restrict p,
 }
 
 /* One row of P in place: on entry row[s] holds scale q.k for every s; on exit
- * the probabilities (0 outside [lo, hi) and at -inf logits). Returns 1 when
- * the row has no visible key (all zeros). A NaN logit makes the visible part
- * of the row NaN (it propagates; it is never taken for a masked row). */
+ * the probabilities (0 outside [lo, hi) and at -inf logits). The bias row
+ * brow (stride bs) and, with slopes, the ALiBi term of slope *slope at query
+ * position qpos are added first. Returns 1 when the row has no visible key
+ * (all zeros). A NaN logit makes the visible part of the row NaN (it
+ * propagates; it is never taken for a masked row). */
 static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const float *brow,
-                       int64_t bs) {
+                       int64_t bs, const float *slope, int64_t qpos) {
     for (int64_t s = 0; s < lo; s++) row[s] = 0.0f;
     for (int64_t s = hi; s < S; s++) row[s] = 0.0f;
-    if (brow)
+    if (slope)
+        for (int64_t s = lo; s < hi; s++)
+            row[s] += brow ? sdpa_alibi(*slope, qpos, s) + brow[s * bs] : sdpa_alibi(*slope, qpos, s);
+    else if (brow)
         for (int64_t s = lo; s < hi; s++) row[s] += brow[s * bs];
     int nan = 0;
     const float mx = row_max(row + lo, hi - lo, &nan);
@@ -389,7 +393,8 @@ static void forward_unit(const sdpa_geom *g, int64_t b, int64_t kh, float *P, fl
         for (int64_t t = 0; t < T; t++) {
             int64_t lo, hi;
             visible_range(g, b, t, &lo, &hi);
-            dead |= softmax_row(Pb + t * S, S, lo, hi, bias_row(g, b, h, t), g->bst[3]);
+            dead |= softmax_row(Pb + t * S, S, lo, hi, bias_row(g, b, h, t), g->bst[3],
+                                g->slopes ? g->slopes + h : NULL, t + (S - T));
         }
         const float *A = Pb;
         if (g->p > 0.0f) {
@@ -480,7 +485,9 @@ attn_status attn__sdpa_ref(attn_ctx *ctx, attn_node *node) {
                 for (int64_t s = lo; s < hi; s++) {
                     double acc = 0.0;
                     for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * (double)K[s * g.ks[2] + d];
-                    z[s] = (double)g.scale * acc + (br ? (double)br[s * g.bst[3]] : 0.0);
+                    const double al =
+                        g.slopes ? -(double)g.slopes[h] * fabs((double)(t + S - T - s)) : 0.0;
+                    z[s] = (double)g.scale * acc + (br ? (double)br[s * g.bst[3]] : 0.0) + al;
                     if (isnan(z[s]))
                         nan = 1;
                     else if (z[s] > mx)

@@ -90,6 +90,24 @@ static inline int sdpa_check_opts(attn_ctx *ctx, const char *name, const attn_te
             return -1;
         }
     }
+    if (o->alibi_slopes) {
+        const attn_tensor *al = o->alibi_slopes;
+        if (attn__check_dtype(ctx, name, "alibi_slopes", al, ATTN_F32)) return -1;
+        if (al->ndim != 1 || al->shape[0] != sh[1]) {
+            attn__fail(ctx, ATTN_ERR_SHAPE, "%s: alibi_slopes %s, expected [H] = [%lld] (q %s)",
+                       name, attn__shp(al), (long long)sh[1], attn__shp(q));
+            return -1;
+        }
+        for (int64_t h = 0; h < sh[1]; h++) {
+            const float m = attn_f32(al)[h * al->stride[0]];
+            if (!isfinite(m)) {
+                attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                           "%s: alibi_slopes[%lld] = %g, expected a finite value (q %s)", name,
+                           (long long)h, (double)m, attn__shp(q));
+                return -1;
+            }
+        }
+    }
     if (kl) {
         const int64_t B = sh[0], S = sh[3];
         if (attn__check_dtype(ctx, name, "key_lengths", kl, ATTN_I32)) return -1;
@@ -151,12 +169,14 @@ static inline void sdpa_node_attrs(attn_ctx *ctx, attn_node *node, const attn_sd
 }
 
 /* The node's optional inputs and dropout stream (the layout both ops share:
- * in[3] bias when iarg[2], then key_lengths when iarg[3]; iarg[4] the RNG
- * offset): *bias (NULL or contiguous f32) with its broadcast strides bst over
- * sh = [B, H, T, S] (zeros without bias), *kl (NULL or [B]), *seed, *offset. */
+ * in[3] bias when iarg[2], then key_lengths when iarg[3], then the ALiBi
+ * slopes when there is one more input; iarg[4] the RNG offset): *bias (NULL
+ * or contiguous f32) with its broadcast strides bst over sh = [B, H, T, S]
+ * (zeros without bias), *kl (NULL or [B]), *slopes (NULL or contiguous
+ * [H]), *seed, *offset. */
 static inline void sdpa_node_inputs(const attn_node *node, const int64_t *sh, const float **bias,
-                                    int64_t *bst, const int32_t **kl, uint64_t *seed,
-                                    uint64_t *offset) {
+                                    int64_t *bst, const int32_t **kl, const float **slopes,
+                                    uint64_t *seed, uint64_t *offset) {
     int i = 3;
     *bias = NULL;
     memset(bst, 0, 4 * sizeof *bst);
@@ -165,9 +185,28 @@ static inline void sdpa_node_inputs(const attn_node *node, const int64_t *sh, co
         attn__broadcast_strides(node->in[i], 4, sh, bst);
         i++;
     }
-    *kl = node->iarg[3] ? attn_i32(node->in[i]) : NULL;
+    *kl = node->iarg[3] ? attn_i32(node->in[i++]) : NULL;
+    *slopes = node->n_in > i ? attn_f32(node->in[i]) : NULL;
     *seed = node->seed;
     *offset = (uint64_t)node->iarg[4];
+}
+
+/* The ALiBi term of query position qpos (t + S - T) and key s under slope m:
+ * -m |qpos - s| in double, rounded once to f32 (attn_alibi_bias's values). */
+static inline float sdpa_alibi(float m, int64_t qpos, int64_t s) {
+    const int64_t d = qpos > s ? qpos - s : s - qpos;
+    return (float)(-(double)m * (double)d);
+}
+
+/* The node's optional inputs after q, k, v, in node order: bias, key_lengths
+ * and the ALiBi slopes of the checked options o (each made contiguous) are
+ * appended to in[*n_in ...]. 0, or -1 with the error set. */
+static inline int sdpa_opt_inputs(attn_ctx *ctx, const attn_sdpa_opts *o, attn_tensor **in,
+                                  int *n_in) {
+    if (o->bias && !(in[(*n_in)++] = attn__contig(ctx, o->bias))) return -1;
+    if (o->key_lengths && !(in[(*n_in)++] = attn__contig(ctx, o->key_lengths))) return -1;
+    if (o->alibi_slopes && !(in[(*n_in)++] = attn__contig(ctx, o->alibi_slopes))) return -1;
+    return 0;
 }
 
 /* Scratch of n floats for each of `slots` threads; NULL (error recorded
