@@ -920,12 +920,14 @@ static void test_causal_zero_grad(attn_ctx *ctx) {
     TEST_END();
 }
 
-/* ---- the packed layout (attn__sdpa_packed) ------------------------------------------------------ */
+/* ---- the packed layout (attn__sdpa_packed, attn__flash_sdpa_packed) ----------------------------- */
 
-/* One run from qkv [B, T, (H + 2 Hkv) D]: packed (attn__sdpa_packed) or by
- * the public op on split heads, merged back to [B, T, H D]. Fills out, the
+/* One run from qkv [B, T, (H + 2 Hkv) D] of the reference op or (flash) the
+ * fused one: packed (attn__sdpa_packed / attn__flash_sdpa_packed) or by the
+ * public op on split heads, merged back to [B, T, H D]. Fills out, the
  * weights and the gradient of sum(out * r) with respect to qkv. */
-static int packed_run(attn_ctx *ctx, int packed, int use_ref, int64_t B, int64_t T, int64_t H,
+static int packed_run(attn_ctx *ctx, int flash, int packed, int use_ref, int64_t B, int64_t T,
+                      int64_t H,
                       int64_t Hkv, int64_t D, const float *x, const float *r,
                       const attn_sdpa_opts *opts, const int32_t *klv, const float *bv,
                       float *out, float *w, float *g) {
@@ -938,14 +940,15 @@ static int packed_run(attn_ctx *ctx, int packed, int use_ref, int64_t B, int64_t
     if (bv) os.bias = test_leaf(ctx, 2, bsh, bv); /* a learned bias: gets a gradient too */
     attn_tensor *qkv = test_leaf(ctx, 3, sh, x), *y, *p = NULL;
     if (packed) {
-        y = attn__sdpa_packed(ctx, qkv, H, Hkv, o, &p);
+        y = flash ? attn__flash_sdpa_packed(ctx, qkv, H, Hkv, o, &p)
+                  : attn__sdpa_packed(ctx, qkv, H, Hkv, o, &p);
     } else {
         static const int perm[4] = {0, 2, 1, 3};
         const int64_t s4[4] = {B, T, H + 2 * Hkv, D}, s3[3] = {B, T, H * D};
         attn_tensor *heads = attn_permute(ctx, attn_reshape(ctx, qkv, 4, s4), perm);
         attn_tensor *q = attn_slice(ctx, heads, 1, 0, H), *k = attn_slice(ctx, heads, 1, H, Hkv);
         attn_tensor *v = attn_slice(ctx, heads, 1, H + Hkv, Hkv);
-        y = attn_sdpa(ctx, q, k, v, o, &p);
+        y = flash ? attn_flash_sdpa(ctx, q, k, v, o, &p) : attn_sdpa(ctx, q, k, v, o, &p);
         y = y ? attn_reshape(ctx, attn_contiguous(ctx, attn_permute(ctx, y, perm)), 3, s3) : NULL;
     }
     attn_tensor *loss = test_dot_loss(ctx, y, r);
@@ -963,11 +966,13 @@ static int packed_run(attn_ctx *ctx, int packed, int use_ref, int64_t B, int64_t
     return 0;
 }
 
-static void test_packed(void) {
-    TEST_BEGIN("sdpa/packed layout (in place from qkv) = split heads: values, weights, gradients; "
-               "fast vs reference; 1 vs 2 threads bitwise");
+static void test_packed(int flash) {
+    TEST_BEGIN(flash ? "sdpa/fused op's packed layout (in place from qkv) = split heads: values, "
+                       "weights, gradients; fast vs reference; 1 vs 2 threads bitwise"
+                     : "sdpa/packed layout (in place from qkv) = split heads: values, weights, "
+                       "gradients; fast vs reference; 1 vs 2 threads bitwise");
     attn_ctx *ctx = test_ctx_new(ARENA, 1, 64);
-    const attn__op_info *info = &attn__ops[ATTN_OP_SDPA];
+    const attn__op_info *info = &attn__ops[flash ? ATTN_OP_FLASH_SDPA : ATTN_OP_SDPA];
     for (int n = 0; ctx && n < 8; n++) {
         const int64_t B = 2, H = 4, Hkv = n % 3 == 0 ? 4 : (n % 3 == 1 ? 2 : 1);
         const int64_t T = n < 4 ? 7 : 33, D = n % 2 ? 16 : 8, W = (H + 2 * Hkv) * D;
@@ -1001,7 +1006,7 @@ static void test_packed(void) {
             int ok = 1;
             for (int k = 0; k < 4 && ok; k++) {
                 attn_ctx_set_threads(ctx, k == 3 ? 2 : 1);
-                ok = !packed_run(ctx, k > 0, k == 2, B, T, H, Hkv, D, x, r, &o,
+                ok = !packed_run(ctx, flash, k > 0, k == 2, B, T, H, Hkv, D, x, r, &o,
                                  n == 2 || n == 6 ? klv : NULL, n == 3 || n == 7 ? bv : NULL,
                                  res[k][0], res[k][1], res[k][2]);
             }
@@ -1029,13 +1034,13 @@ static void test_packed(void) {
         attn_ctx_reset(ctx);
         const int64_t sh[3] = {2, 3, 20};
         attn_tensor *qkv = attn_tensor_new(ctx, ATTN_F32, 3, sh);
-        CHECK(!attn__sdpa_packed(ctx, qkv, 4, 2, NULL, NULL) &&
+        CHECK(!(flash ? attn__flash_sdpa_packed : attn__sdpa_packed)(ctx, qkv, 4, 2, NULL, NULL) &&
                   attn_ctx_status(ctx) == ATTN_ERR_SHAPE &&
                   strstr(attn_ctx_error(ctx), "qkv [2,3,20] with H 4, Hkv 2"),
               "a width that is not a multiple of H + 2 Hkv: %s", attn_ctx_error(ctx));
         attn_ctx_reset(ctx);
         qkv = attn_tensor_new(ctx, ATTN_F32, 3, sh);
-        CHECK(!attn__sdpa_packed(ctx, qkv, 3, 2, NULL, NULL) &&
+        CHECK(!(flash ? attn__flash_sdpa_packed : attn__sdpa_packed)(ctx, qkv, 3, 2, NULL, NULL) &&
                   attn_ctx_status(ctx) == ATTN_ERR_SHAPE,
               "H not a multiple of Hkv: %s", attn_ctx_error(ctx));
         CHECK(attn_ctx_check_guards(ctx) == ATTN_OK, "%s", attn_last_error());
@@ -1061,7 +1066,8 @@ void suite_sdpa(void) {
     TEST_END();
     attn_ctx_free(ctx);
     test_threads();
-    test_packed();
+    test_packed(0);
+    test_packed(1);
     if (getenv("ATTN_TEST_MEASURE"))
         for (int k = 0; k < M_COUNT; k++)
             printf("sdpa %-26s worst |diff| %.3g, largest |ref| %.3g\n", m_names[k], g_err[k],

@@ -279,6 +279,12 @@ void attn__c_locale_end(attn__c_locale l);
 attn_tensor *attn__sdpa_packed(attn_ctx *ctx, attn_tensor *qkv, int64_t H, int64_t Hkv,
                                const attn_sdpa_opts *opts, attn_tensor **weights);
 
+/* The same for the fused op (src/ops/flash_sdpa.c): q, k, v read in place
+ * from qkv by strides, the output written as [B, T, H D], the gradients
+ * added in place into qkv's; one FLASH_SDPA node (packed layout, f32). */
+attn_tensor *attn__flash_sdpa_packed(attn_ctx *ctx, attn_tensor *qkv, int64_t H, int64_t Hkv,
+                                     const attn_sdpa_opts *opts, attn_tensor **weights);
+
 /* ---- GEMM (src/core/gemm.c) ------------------------------------------------ */
 
 /* C = alpha * op(A) op(B) + beta * C, row-major; op(A) is M x K, op(B) is

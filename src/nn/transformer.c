@@ -473,7 +473,7 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
     const int fused = c->kernel == ATTN_KERNEL_FUSED ||
                       (c->kernel == ATTN_KERNEL_AUTO && n_keys >= ATTN_FUSED_MIN_KEYS);
     const int in_place = self && c->packed && !L && c->pos != ATTN_POS_ROPE &&
-                         c->pos != ATTN_POS_SHAW && !force_composed && !fused;
+                         c->pos != ATTN_POS_SHAW && !force_composed;
     if (in_place) {
         qkv = attn_linear(ctx, xq, mha->in_proj_weight, mha->in_proj_bias);
         if (!qkv) return NULL;
@@ -560,7 +560,8 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
     so.dropout = c->dropout;
     so.alibi_slopes = slopes;
     if (qkv)
-        o = attn__sdpa_packed(ctx, qkv, H, Hkv, &so, weights ? &p : NULL); /* [B, T, H D] */
+        o = fused ? attn__flash_sdpa_packed(ctx, qkv, H, Hkv, &so, weights ? &p : NULL)
+                  : attn__sdpa_packed(ctx, qkv, H, Hkv, &so, weights ? &p : NULL); /* [B, T, H D] */
     else if (composed)
         o = attend_composed(ctx, fn, mha, q, k, v, causal, kl, bias, pos == ATTN_POS_SHAW, &p);
     else

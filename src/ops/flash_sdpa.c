@@ -6,8 +6,13 @@
  * Shape contract:
  *   in[0] q [B, H, T, D], in[1] k [B, Hkv, S, D], in[2] v [B, Hkv, S, Dv]
  *   (contiguous), then optionally bias (contiguous f32, broadcastable to
- *   [B, H, T, S]) and key_lengths (i32 [B]), in that order.
+ *   [B, H, T, S]), key_lengths (i32 [B]) and the ALiBi slopes (f32 [H]), in
+ *   that order.
  *   -> out [B, H, T, Dv].
+ *   Packed (iarg[5] = 1, attn__flash_sdpa_packed): in[0..2] are one f32
+ *   qkv [B, T, (H + 2 Hkv) D] with H = iarg[6], Hkv = iarg[7] heads, read in
+ *   place by strides (fl_geom's qs, ks, vs), S = T, Dv = D, and
+ *   -> out [B, T, H D]; the gradients are added in place into qkv's.
  *   iarg[0] causal, iarg[1] window (0: none), iarg[2] has bias,
  *   iarg[3] has key_lengths, iarg[4] the RNG offset of the dropout mask;
  *   farg[0] scale, farg[1] dropout p (0 when not training); node->seed.
@@ -91,6 +96,9 @@ typedef struct fl_geom {
     int causal;
     int64_t window;
     const float *q, *k, *v; /* f32 inputs (bf16 ones: widened copies, fl_widen) */
+    int64_t qs[3], ks[3], vs[3]; /* strides of (b, head, row) of q, k, v and their gradients */
+    int64_t os[3];               /* the same of out and its gradient */
+    int64_t off[3];              /* element offsets of q, k, v in their inputs (packed) */
     const uint16_t *qh, *kh, *vh; /* bf16 inputs, else NULL */
     const float *bias;
     int64_t bst[4];
@@ -99,16 +107,40 @@ typedef struct fl_geom {
     uint64_t seed, offset;
 } fl_geom;
 
+static void fl_set3(int64_t *st, int64_t a, int64_t b, int64_t c) {
+    st[0] = a, st[1] = b, st[2] = c;
+}
+
 static fl_geom fl_geometry(const attn_node *node) {
     fl_geom g;
     const attn_tensor *q = node->in[0], *k = node->in[1], *v = node->in[2];
-    g.B = q->shape[0];
-    g.H = q->shape[1];
-    g.T = q->shape[2];
-    g.D = q->shape[3];
-    g.Hkv = k->shape[1];
-    g.S = k->shape[2];
-    g.Dv = v->shape[3];
+    int64_t *off = g.off;
+    fl_set3(off, 0, 0, 0);
+    if (node->iarg[5]) { /* packed: q = k = v = qkv [B, T, (H + 2 Hkv) D] (f32) */
+        g.B = q->shape[0];
+        g.T = g.S = q->shape[1];
+        g.H = node->iarg[6];
+        g.Hkv = node->iarg[7];
+        g.D = g.Dv = q->shape[2] / (g.H + 2 * g.Hkv);
+        const int64_t W = q->shape[2];
+        fl_set3(g.qs, g.T * W, g.D, W);
+        fl_set3(g.ks, g.T * W, g.D, W);
+        fl_set3(g.vs, g.T * W, g.D, W);
+        fl_set3(g.os, g.T * g.H * g.D, g.D, g.H * g.D);
+        fl_set3(off, 0, g.H * g.D, (g.H + g.Hkv) * g.D);
+    } else {
+        g.B = q->shape[0];
+        g.H = q->shape[1];
+        g.T = q->shape[2];
+        g.D = q->shape[3];
+        g.Hkv = k->shape[1];
+        g.S = k->shape[2];
+        g.Dv = v->shape[3];
+        fl_set3(g.qs, g.H * g.T * g.D, g.T * g.D, g.D);
+        fl_set3(g.ks, g.Hkv * g.S * g.D, g.S * g.D, g.D);
+        fl_set3(g.vs, g.Hkv * g.S * g.Dv, g.S * g.Dv, g.Dv);
+        fl_set3(g.os, g.H * g.T * g.Dv, g.T * g.Dv, g.Dv);
+    }
     g.G = g.H / g.Hkv;
     g.causal = (int)node->iarg[0];
     g.window = node->iarg[1];
@@ -116,9 +148,9 @@ static fl_geom fl_geometry(const attn_node *node) {
     g.scale = node->farg[0];
     g.p = node->farg[1];
     const int bf16 = q->dtype == ATTN_BF16;
-    g.q = bf16 ? NULL : attn_f32(node->in[0]);
-    g.k = bf16 ? NULL : attn_f32(node->in[1]);
-    g.v = bf16 ? NULL : attn_f32(node->in[2]);
+    g.q = bf16 ? NULL : attn_f32(node->in[0]) + off[0];
+    g.k = bf16 ? NULL : attn_f32(node->in[1]) + off[1];
+    g.v = bf16 ? NULL : attn_f32(node->in[2]) + off[2];
     g.qh = bf16 ? attn_bf16(node->in[0]) : NULL;
     g.kh = bf16 ? attn_bf16(node->in[1]) : NULL;
     g.vh = bf16 ? attn_bf16(node->in[2]) : NULL;
@@ -399,19 +431,35 @@ static int64_t fl_sp(const fl_geom *g) { return up(g->S, KT); }
 /* The first key tile of a span starting at key lo. */
 static inline int64_t fl_tile_start(int64_t lo) { return lo - lo % KT; }
 
-/* [n, w] row-major src transposed tile by tile into dst: key tile j is the
- * contiguous block dst + j w KT of [w, KT] (row d holds element d of the
- * tile's keys), zero beyond n; Sp / KT tiles. A tile's block is the B
- * operand (leading dimension KT) of its products, so a product walks one
- * contiguous 16 KiB block (D = 64) instead of w rows Sp floats apart. */
+/* [n, w] src (rows lds floats apart) transposed tile by tile into dst: key
+ * tile j is the contiguous block dst + j w KT of [w, KT] (row d holds
+ * element d of the tile's keys), zero beyond n; Sp / KT tiles. A tile's
+ * block is the B operand (leading dimension KT) of its products, so a
+ * product walks one contiguous 16 KiB block (D = 64) instead of w rows Sp
+ * floats apart. */
 static void fl_tr_tiles(float *restrict dst, const float *restrict src, int64_t n, int64_t w,
-                        int64_t Sp) {
+                        int64_t lds, int64_t Sp) {
     for (int64_t j = 0; j < Sp; j += KT) {
         float *blk = dst + j * w;
         for (int64_t d = 0; d < w; d++)
             for (int64_t s = 0; s < KT; s++)
-                blk[d * KT + s] = j + s < n ? src[(j + s) * w + d] : 0.0f;
+                blk[d * KT + s] = j + s < n ? src[(j + s) * lds + d] : 0.0f;
     }
+}
+
+/* Row t of head h of batch b in q, k, v (kv head h), out (and their
+ * gradients, which share the layout). */
+static inline int64_t fl_qoff(const fl_geom *g, int64_t b, int64_t h, int64_t t) {
+    return b * g->qs[0] + h * g->qs[1] + t * g->qs[2];
+}
+static inline int64_t fl_koff(const fl_geom *g, int64_t b, int64_t h, int64_t s) {
+    return b * g->ks[0] + h * g->ks[1] + s * g->ks[2];
+}
+static inline int64_t fl_voff(const fl_geom *g, int64_t b, int64_t h, int64_t s) {
+    return b * g->vs[0] + h * g->vs[1] + s * g->vs[2];
+}
+static inline int64_t fl_ooff(const fl_geom *g, int64_t b, int64_t h, int64_t t) {
+    return b * g->os[0] + h * g->os[1] + t * g->os[2];
 }
 
 /* Block of key tile k0 (a multiple of KT) in a tile-major transposed buffer
@@ -422,11 +470,11 @@ static inline const float *fl_tile(const float *all, int64_t k0, int64_t w) { re
  * padded into vp [Sp, Dvp], zero beyond S and Dv: the operands of every tile
  * product of the head's query tiles. */
 static void fl_stage_kv(const fl_geom *g, int64_t b, int64_t kh, float *kt, float *vp) {
-    const int64_t S = g->S, D = g->D, Dv = g->Dv, Sp = fl_sp(g), Dvp = up(Dv, 32);
-    const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
+    const int64_t D = g->D, Dv = g->Dv, Sp = fl_sp(g), Dvp = up(Dv, 32);
+    const float *K = g->k + fl_koff(g, b, kh, 0), *V = g->v + fl_voff(g, b, kh, 0);
     const int64_t n = fl_key_limit(g, b); /* zeros beyond the key length */
-    fl_tr_tiles(kt, K, n, D, Sp);
-    fl_pad(vp, Sp, Dvp, V, n, Dv, Dv, 1.0f);
+    fl_tr_tiles(kt, K, n, D, g->ks[2], Sp);
+    fl_pad(vp, Sp, Dvp, V, n, Dv, g->vs[2], 1.0f);
 }
 
 /* Row t of head h in a score tile after the product: masked outside
@@ -491,7 +539,7 @@ static void fl_rows_end(const fl_geom *g, int64_t bh, int64_t t0, int64_t nq, co
                         const float *acc, int64_t Dvp, float *out, float *stats) {
     const int64_t Dv = g->Dv;
     for (int64_t r = 0; r < nq; r++) {
-        float *orow = out + (bh * g->T + t0 + r) * Dv;
+        float *orow = out + fl_ooff(g, bh / g->H, bh % g->H, t0 + r);
         float *st = stats + 2 * (bh * g->T + t0 + r);
         if (R->bad[r]) {
             for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
@@ -550,11 +598,11 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
                      const float *ktall, const float *vall, float *out, float *stats) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
-    const float *Q = g->q + (bh * T + t0) * D;
+    const float *Q = g->q + fl_qoff(g, b, h, t0);
     float *qs = ws, *sc = qs + QT * Dp, *acc = sc + QT * KT, *z = acc + QT * Dvp;
     fl_rows R;
     fl_rows_begin(g, b, t0, nq, nqp, &R);
-    fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale); /* scale q once: logits = (scale q) . k */
+    fl_pad(qs, nqp, Dp, Q, nq, D, g->qs[2], g->scale); /* scale q once: logits = (scale q) . k */
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
     for (int64_t k0 = fl_tile_start(R.span_lo); k0 < R.span_hi; k0 += KT) {
         const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT;
@@ -687,13 +735,13 @@ FL512_INLINE static void fl_block512(float *restrict sb, const int *live, float 
 FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
                               float *ws, const float *ktall, const float *vall, float *out,
                               float *stats) {
-    const int64_t T = g->T, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const int64_t D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 8);
-    const float *Q = g->q + (bh * T + t0) * D;
+    const float *Q = g->q + fl_qoff(g, b, h, t0);
     float *qs = ws, *sc = qs + QT * Dp, *acc = sc + QT * KT, *z = acc + QT * Dvp;
     fl_rows R;
     fl_rows_begin(g, b, t0, nq, nqp, &R);
-    fl_pad(qs, nqp, Dp, Q, nq, D, D, g->scale);
+    fl_pad(qs, nqp, Dp, Q, nq, D, g->qs[2], g->scale);
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
     for (int64_t k0 = fl_tile_start(R.span_lo); k0 < R.span_hi; k0 += KT) {
         const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT;
@@ -1101,12 +1149,12 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
     for (int64_t b = 0; b < g.B; b++)
         for (int64_t h = 0; h < g.H; h++) {
             const int64_t kh = h / g.G, bh = b * g.H + h;
-            const float *K = g.k + (b * g.Hkv + kh) * S * D;
-            const float *V = g.v + (b * g.Hkv + kh) * S * Dv;
+            const float *K = g.k + fl_koff(&g, b, kh, 0), *V = g.v + fl_voff(&g, b, kh, 0);
+            const int64_t lk = g.ks[2], lv = g.vs[2];
             for (int64_t t = 0; t < T; t++) {
-                const float *qr = g.q + (bh * T + t) * D;
+                const float *qr = g.q + fl_qoff(&g, b, h, t);
                 const float *br = fl_bias_row(&g, b, h, t);
-                float *orow = out + (bh * T + t) * Dv;
+                float *orow = out + fl_ooff(&g, b, h, t);
                 int64_t lo, hi;
                 fl_range(&g, b, t, &lo, &hi);
                 double mx = -INFINITY;
@@ -1114,7 +1162,7 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
                 for (int64_t s = lo; s < hi; s++) {
                     double acc = 0.0;
                     for (int64_t d = 0; d < D; d++)
-                        acc += (double)(g.scale * qr[d]) * (double)K[s * D + d];
+                        acc += (double)(g.scale * qr[d]) * (double)K[s * lk + d];
                     float logit = (float)acc;
                     if (g.slopes)
                         logit += br ? sdpa_alibi(g.slopes[h], t + S - T, s) + br[s * g.bst[3]]
@@ -1153,7 +1201,7 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
                                     ? w / (1.0 - (double)g.p)
                                     : 0.0;
                         }
-                        acc += w * (double)V[s * Dv + e];
+                        acc += w * (double)V[s * lv + e];
                     }
                     orow[e] = (float)acc;
                 }
@@ -1187,12 +1235,12 @@ static int64_t bwd_scratch(const fl_geom *g) {
  * tile (fl_tr_tiles), kp = K padded [Sp, Dp]. */
 static void fl_stage_bwd(const fl_geom *g, int64_t b, int64_t kh, float *kt, float *vt,
                          float *kp) {
-    const int64_t S = g->S, D = g->D, Dv = g->Dv, Sp = fl_sp(g);
-    const float *K = g->k + (b * g->Hkv + kh) * S * D, *V = g->v + (b * g->Hkv + kh) * S * Dv;
+    const int64_t D = g->D, Dv = g->Dv, Sp = fl_sp(g);
+    const float *K = g->k + fl_koff(g, b, kh, 0), *V = g->v + fl_voff(g, b, kh, 0);
     const int64_t n = fl_key_limit(g, b); /* zeros beyond the key length */
-    fl_tr_tiles(kt, K, n, D, Sp);
-    fl_tr_tiles(vt, V, n, Dv, Sp);
-    fl_pad(kp, Sp, up(D, 32), K, n, D, D, 1.0f);
+    fl_tr_tiles(kt, K, n, D, g->ks[2], Sp);
+    fl_tr_tiles(vt, V, n, Dv, g->vs[2], Sp);
+    fl_pad(kp, Sp, up(D, 32), K, n, D, g->ks[2], 1.0f);
 }
 
 /* The start of a query tile's backward: each row's visible keys [lo, hi)
@@ -1203,7 +1251,8 @@ static void fl_bwd_begin(const fl_geom *g, const fl_grads *gr, int64_t b, int64_
                          int64_t nq, int64_t nqp, float *qs, float *dop, float *dq, float *drow,
                          int64_t *lo, int64_t *hi, int64_t *span_lo, int64_t *span_hi) {
     const int64_t T = g->T, D = g->D, Dv = g->Dv, bh = b * g->H + h;
-    const float *dO = gr->gy + (bh * T + t0) * Dv, *O = gr->out + (bh * T + t0) * Dv;
+    const int64_t lo_ = g->os[2]; /* row stride of out and its gradient */
+    const float *dO = gr->gy + fl_ooff(g, b, h, t0), *O = gr->out + fl_ooff(g, b, h, t0);
     *span_lo = g->S;
     *span_hi = 0;
     for (int64_t r = 0; r < nqp; r++) {
@@ -1217,11 +1266,11 @@ static void fl_bwd_begin(const fl_geom *g, const fl_grads *gr, int64_t b, int64_
             hi[r] = lo[r] = 0;
         }
         double acc = 0.0;
-        for (int64_t e = 0; e < Dv; e++) acc += (double)dO[r * Dv + e] * (double)O[r * Dv + e];
+        for (int64_t e = 0; e < Dv; e++) acc += (double)dO[r * lo_ + e] * (double)O[r * lo_ + e];
         drow[r] = (float)acc;
     }
-    fl_pad(qs, nqp, up(D, 32), g->q + (bh * T + t0) * D, nq, D, D, g->scale);
-    fl_pad(dop, nqp, up(Dv, 32), dO, nq, Dv, Dv, 1.0f);
+    fl_pad(qs, nqp, up(D, 32), g->q + fl_qoff(g, b, h, t0), nq, D, g->qs[2], g->scale);
+    fl_pad(dop, nqp, up(Dv, 32), dO, nq, Dv, lo_, 1.0f);
     memset(dq, 0, sizeof(float) * (size_t)(nqp * up(D, 32)));
 }
 
@@ -1229,10 +1278,10 @@ static void fl_bwd_begin(const fl_geom *g, const fl_grads *gr, int64_t b, int64_
 static void fl_bwd_end(const fl_geom *g, const fl_grads *gr, int64_t bh, int64_t t0, int64_t nq,
                        const float *dq) {
     if (!gr->dq) return;
-    const int64_t D = g->D, Dp = up(D, 32);
-    float *gq = gr->dq + (bh * g->T + t0) * D;
+    const int64_t D = g->D, Dp = up(D, 32), ld = g->qs[2];
+    float *gq = gr->dq + fl_qoff(g, bh / g->H, bh % g->H, t0);
     for (int64_t r = 0; r < nq; r++)
-        for (int64_t d = 0; d < D; d++) gq[r * D + d] += g->scale * dq[r * Dp + d];
+        for (int64_t d = 0; d < D; d++) gq[r * ld + d] += g->scale * dq[r * Dp + d];
 }
 
 /* dst [KT, QT] = src [QT, KT] transposed (rows r < nqp) */
@@ -1404,12 +1453,15 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
 static void fl_add_kv_grads(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t kh,
                             const float *dka, const float *dva) {
     const int64_t Dp = up(g->D, 32), Dvp = up(g->Dv, 32);
-    const int64_t ko = (b * g->Hkv + kh) * g->S * g->D, vo = (b * g->Hkv + kh) * g->S * g->Dv;
     for (int64_t s = 0; s < g->S; s++) {
-        if (gr->dk)
-            for (int64_t d = 0; d < g->D; d++) gr->dk[ko + s * g->D + d] += dka[s * Dp + d];
-        if (gr->dv)
-            for (int64_t e = 0; e < g->Dv; e++) gr->dv[vo + s * g->Dv + e] += dva[s * Dvp + e];
+        if (gr->dk) {
+            float *dk = gr->dk + fl_koff(g, b, kh, s);
+            for (int64_t d = 0; d < g->D; d++) dk[d] += dka[s * Dp + d];
+        }
+        if (gr->dv) {
+            float *dv = gr->dv + fl_voff(g, b, kh, s);
+            for (int64_t e = 0; e < g->Dv; e++) dv[e] += dva[s * Dvp + e];
+        }
     }
 }
 
@@ -1417,9 +1469,9 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     const fl_geom g = fl_geometry(node);
     fl_grads gr;
     const int bias_i = node->iarg[2] ? 3 : -1;
-    gr.dq = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
-    gr.dk = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
-    gr.dv = attn__needs_grad(node, 2) ? node->in[2]->grad : NULL;
+    gr.dq = attn__needs_grad(node, 0) ? node->in[0]->grad + g.off[0] : NULL;
+    gr.dk = attn__needs_grad(node, 1) ? node->in[1]->grad + g.off[1] : NULL;
+    gr.dv = attn__needs_grad(node, 2) ? node->in[2]->grad + g.off[2] : NULL;
     float *db = bias_i >= 0 && attn__needs_grad(node, bias_i) ? node->in[bias_i]->grad : NULL;
     gr.out = attn_f32(node->out);
     gr.gy = node->out->grad;
@@ -1530,10 +1582,11 @@ static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
         for (int64_t h = 0; h < g.H; h++) {
             const int64_t bh = b * g.H + h;
             if (h % g.G == 0)
-                fl_tr_tiles(kt, g.k + (b * g.Hkv + h / g.G) * S * D, fl_key_limit(&g, b), D, Sp);
+                fl_tr_tiles(kt, g.k + fl_koff(&g, b, h / g.G, 0), fl_key_limit(&g, b), D, g.ks[2],
+                            Sp);
             for (int64_t t0 = 0; t0 < T; t0 += QT) {
                 const int64_t nq = T - t0 < QT ? T - t0 : QT, nqp = up(nq, 8);
-                fl_pad(qs, nqp, Dp, g.q + (bh * T + t0) * D, nq, D, D, g.scale);
+                fl_pad(qs, nqp, Dp, g.q + fl_qoff(&g, b, h, t0), nq, D, g.qs[2], g.scale);
                 for (int64_t k0 = 0; k0 < S; k0 += KT) {
                     const int64_t n = S - k0 < KT ? S - k0 : KT;
                     fl_gemm(sc, KT, qs, Dp, fl_tile(kt, k0, D), KT, nqp, KT, D, 0);
@@ -1568,6 +1621,43 @@ static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
 
 /* ---- builder ----------------------------------------------------------------------------------- */
 
+/* Checks the options against [B, H, T, S], builds the FLASH_SDPA node over
+ * qkv3 (and the optional inputs) with an output of shape ysh and the row
+ * statistics [B, H, T, 2], runs it and recovers the weights on request.
+ * packed: qkv3 holds the packed projection three times (iarg[5..7], the
+ * layout of sdpa.c). */
+static attn_tensor *flash_build(attn_ctx *ctx, const char *name, attn_tensor *const *qkv3,
+                                const int64_t *ysh, int yndim, int64_t B, int64_t H, int64_t Hkv,
+                                int64_t T, int64_t S, int64_t D, int packed,
+                                const attn_sdpa_opts *opts, attn_tensor **weights) {
+    const int64_t osh[4] = {B, H, T, S};
+    attn_sdpa_opts o;
+    if (sdpa_check_opts(ctx, name, qkv3[0], qkv3[1], osh, opts, &o)) return NULL;
+    attn_tensor *in[6] = {qkv3[0], qkv3[1], qkv3[2], NULL, NULL, NULL};
+    int n_in = 3;
+    if (sdpa_opt_inputs(ctx, &o, in, &n_in)) return NULL;
+    const int64_t ssh[4] = {B, H, T, 2};
+    attn_tensor *out = attn__tensor(ctx, name, ATTN_F32, yndim, ysh);
+    attn_tensor *stats = out ? attn__tensor(ctx, name, ATTN_F32, 4, ssh) : NULL;
+    if (!stats) return NULL;
+    attn_node *node = attn__node(ctx, ATTN_OP_FLASH_SDPA, n_in, in, out);
+    if (!node) return NULL;
+    /* the SDPA op's attributes and dropout counters */
+    sdpa_node_attrs(ctx, node, &o, D, (uint64_t)B * (uint64_t)H * (uint64_t)T * (uint64_t)S);
+    node->iarg[5] = packed != 0;
+    node->iarg[6] = H;
+    node->iarg[7] = Hkv;
+    node->saved[0] = stats;
+    attn_tensor *y = attn__run(ctx, node);
+    if (y && weights) {
+        attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);
+        if (!w) return NULL;
+        if (fl_weights(ctx, node, attn_f32(w))) return NULL;
+        *weights = w;
+    }
+    return y;
+}
+
 attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
                              const attn_sdpa_opts *opts, attn_tensor **weights) {
     static const char name[] = "flash_sdpa";
@@ -1582,31 +1672,34 @@ attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn
         return NULL;
     }
     const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
-    const int64_t S = k->shape[2], Dv = v->shape[3];
-    const int64_t osh[4] = {B, H, T, S};
-    attn_sdpa_opts o;
-    if (sdpa_check_opts(ctx, name, q, k, osh, opts, &o)) return NULL;
-    attn_tensor *in[6];
-    int n_in = 3;
+    const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
+    attn_tensor *in[3];
     if (!(in[0] = attn__contig(ctx, q)) || !(in[1] = attn__contig(ctx, k)) ||
         !(in[2] = attn__contig(ctx, v)))
         return NULL;
-    if (sdpa_opt_inputs(ctx, &o, in, &n_in)) return NULL;
-    const int64_t ysh[4] = {B, H, T, Dv}, ssh[4] = {B, H, T, 2};
-    attn_tensor *out = attn__tensor(ctx, name, ATTN_F32, 4, ysh);
-    attn_tensor *stats = out ? attn__tensor(ctx, name, ATTN_F32, 4, ssh) : NULL;
-    if (!stats) return NULL;
-    attn_node *node = attn__node(ctx, ATTN_OP_FLASH_SDPA, n_in, in, out);
-    if (!node) return NULL;
-    /* the SDPA op's attributes and dropout counters */
-    sdpa_node_attrs(ctx, node, &o, D, (uint64_t)B * (uint64_t)H * (uint64_t)T * (uint64_t)S);
-    node->saved[0] = stats;
-    attn_tensor *y = attn__run(ctx, node);
-    if (y && weights) {
-        attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);
-        if (!w) return NULL;
-        if (fl_weights(ctx, node, attn_f32(w))) return NULL;
-        *weights = w;
-    }
-    return y;
+    const int64_t ysh[4] = {B, H, T, Dv};
+    return flash_build(ctx, name, in, ysh, 4, B, H, Hkv, T, S, D, 0, opts, weights);
 }
+
+attn_tensor *attn__flash_sdpa_packed(attn_ctx *ctx, attn_tensor *qkv, int64_t H, int64_t Hkv,
+                                     const attn_sdpa_opts *opts, attn_tensor **weights) {
+    static const char name[] = "flash_sdpa (packed)";
+    if (weights) *weights = NULL;
+    if (attn__any_null(ctx, name, 1, qkv)) return NULL;
+    if (attn__check_dtype(ctx, name, "qkv", qkv, ATTN_F32)) return NULL;
+    if (H < 1 || Hkv < 1 || H % Hkv || qkv->ndim != 3 || qkv->shape[0] < 1 ||
+        qkv->shape[1] < 1 || qkv->shape[2] < 1 || qkv->shape[2] % (H + 2 * Hkv)) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: qkv %s with H %lld, Hkv %lld: expected [B, T, (H + 2 Hkv) D] with every "
+                   "size >= 1 and H a multiple of Hkv",
+                   name, attn__shp(qkv), (long long)H, (long long)Hkv);
+        return NULL;
+    }
+    qkv = attn__contig(ctx, qkv);
+    if (!qkv) return NULL;
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / (H + 2 * Hkv);
+    attn_tensor *in[3] = {qkv, qkv, qkv};
+    const int64_t ysh[3] = {B, T, H * D};
+    return flash_build(ctx, name, in, ysh, 3, B, H, Hkv, T, T, D, 1, opts, weights);
+}
+
