@@ -122,7 +122,11 @@ sanitize:
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test
 
+# Needs PyTorch (1.13 or later: Debian's python3-torch) and numpy; CI never
+# runs it (tools/check_op_coverage.py checks, without torch, that every op has
+# a generator and a fixture).
 fixtures:
+	@$(PYTHON) -c 'import torch, numpy' 2>/dev/null || { echo "make fixtures: $(PYTHON) cannot import torch and numpy (apt-get install python3-torch; PyTorch 1.13 or later), or set PYTHON=" >&2; exit 1; }
 	$(PYTHON) tools/make_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_optim_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_rnn_fixtures.py tests/fixtures
