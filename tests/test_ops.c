@@ -688,8 +688,14 @@ static int make_big(syn *y, const char *name, int variant) {
     return 0;
 }
 
-/* fast vs reference kernels on large ragged sizes (forward and gradients,
- * the op's atol/rtol). */
+/* Large ragged sizes. (c) fast vs reference forward kernels, the op's
+ * atol/rtol. The op table has one backward per op, so the two runs'
+ * gradients come from the same backward function (fed by each forward's
+ * saved tensors): comparing them is no independent check of the backward.
+ * The gradients are therefore also judged by (d), central finite differences
+ * of the forward on this same large case (finite_diff: 64 probed elements of
+ * every float input, the op's grad_atol/grad_rtol), code that shares nothing
+ * with the backward. */
 static void run_big_ref(void) {
     attn_ctx *ctx = new_ctx(ARENA_BYTES, 0);
     if (!ctx) return;
@@ -703,7 +709,8 @@ static void run_big_ref(void) {
             syn y;
             if (make_big(&y, e->name, v)) break;
             char tname[96], tag[128], what[96];
-            snprintf(tname, sizeof tname, "ops/%s large case %d: fast vs reference", e->name, v);
+            snprintf(tname, sizeof tname,
+                     "ops/%s large case %d: fast vs reference, finite differences", e->name, v);
             snprintf(tag, sizeof tag, "op %s large case %d", e->name, v);
             TEST_BEGIN(tname);
             result rf, rr;
@@ -714,12 +721,14 @@ static void run_big_ref(void) {
                         rf.n_out, info->atol, info->rtol);
                 for (int i = 0; i < rf.n_in; i++) {
                     if (!rf.grad[i]) continue;
-                    snprintf(what, sizeof what, "(c) fast vs reference gradient of '%s'",
+                    snprintf(what, sizeof what,
+                             "(c) gradient of '%s' after the fast vs the reference forward",
                              rf.names[i]);
                     compare(tag, what, rf.grad[i], rr.grad[i], rf.ndims[i], rf.shapes[i],
                             rf.numel[i], info->atol, info->rtol);
                 }
             }
+            if (okf) finite_diff(ctx, e, &y.fx, 0, tag, &rf, info->grad_atol, info->grad_rtol);
             if (okf) result_free(&rf);
             if (okr) result_free(&rr);
             TEST_END();
