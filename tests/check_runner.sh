@@ -64,6 +64,8 @@ line=$(grep -n 'RUNNER_NUMERIC_LINE' tests/test_runner.c | cut -d: -f1)
 expect broken_numeric nonzero "1 passed, 1 failed, 0 skipped" \
     "^  tests/test_runner.c:$line: \[runner/a numeric failure\] three floats: element 2 of 3: got 3.5, expected 3" \
     '^FAIL runner/a numeric failure \(1 failed checks\)$'
+expect broken_no_test nonzero "0 passed, 1 failed, 0 skipped" \
+    '^FAIL broken_no_test: the suite ran no test$'
 
 echo "runner: $passed passed, $failed failed"
 [ "$failed" = 0 ]

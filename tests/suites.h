@@ -33,4 +33,5 @@
     X(broken_before_block)    \
     X(broken_empty_block)     \
     X(broken_unclosed)        \
-    X(broken_numeric)
+    X(broken_numeric)         \
+    X(broken_no_test)

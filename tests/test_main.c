@@ -24,6 +24,7 @@ static int in_test;               /* a TEST_BEGIN is open */
 static const char *suite_name;    /* the suite now running */
 static int stray_failed;          /* failed checks outside a test block, this suite */
 static char **skip_lines;         /* "name: reason" of every skipped test */
+static int suite_start_count;     /* passed + failed + skipped when the suite began */
 
 /* Closes the open test: failed if a check failed or if none ran. */
 static void close_test(const char *why_open) {
@@ -121,17 +122,23 @@ void test_skip(const char *name, const char *fmt, ...) {
 
 static void suite_begin(const char *name) {
     suite_name = name;
+    suite_start_count = passed + failed + skipped;
     stray_failed = 0;
     test__failed_checks = 0;
     if (test__verbose) printf("== suite %s\n", name);
 }
 
-/* A suite ends with no open test and no failure outside a test block;
- * otherwise it counts one failed test of its own. */
+/* A suite ends with at least one test run or skipped, no open test and no
+ * failure outside a test block; otherwise it counts a failed test of its
+ * own. */
 static void suite_end(void) {
     if (in_test) {
         printf("  suite %s ended inside \"%s\"\n", suite_name, test__name);
         close_test("never closed with TEST_END");
+    }
+    if (passed + failed + skipped == suite_start_count) {
+        failed++;
+        printf("FAIL %s: the suite ran no test\n", suite_name);
     }
     if (stray_failed) {
         failed++;

@@ -9,9 +9,10 @@
  *   broken_empty_block   a test block that checks nothing;
  *   broken_unclosed      a TEST_BEGIN never closed with TEST_END;
  *   broken_numeric       a numeric comparison that fails (its report must
- *                        name this file and the line of the call).
+ *                        name this file and the line of the call);
+ *   broken_no_test       a suite that runs no test at all.
  *
- * Every broken_* suite also has one passing test, so that only the broken
+ * Every other broken_* suite also has one passing test, so that only the broken
  * part can make the runner exit non-zero. tests/check_runner.sh (run by
  * `make test`) runs each one and asserts the exit status and the report.
  */
@@ -55,4 +56,8 @@ void suite_broken_numeric(void) {
     const float got[3] = {1.0f, 2.0f, 3.5f}, want[3] = {1.0f, 2.0f, 3.0f};
     test_allclose("three floats", got, want, 3, 1e-6f, 1e-6f); /* RUNNER_NUMERIC_LINE */
     TEST_END();
+}
+
+void suite_broken_no_test(void) {
+    /* like a suite whose every test sits behind a condition that is false */
 }
