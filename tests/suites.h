@@ -23,3 +23,15 @@
     X(lm_data)         \
     X(gpt)             \
     X(bert)
+
+/* Suites that run only when named with --suite: the runner's self-test
+ * (tests/test_runner.c). Each broken_* suite is wrong on purpose and must
+ * make the runner exit non-zero; tests/check_runner.sh (run by `make test`)
+ * asserts that it does. */
+#define TEST_HIDDEN_SUITES(X) \
+    X(runner_ok)              \
+    X(broken_before_block)    \
+    X(broken_empty_block)     \
+    X(broken_unclosed)        \
+    X(broken_numeric)         \
+    X(broken_no_test)

@@ -276,7 +276,7 @@ static void test_fashion_mnist(void) {
     if (!dir || !dir[0]) dir = "data/fashion-mnist";
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        if (test__verbose) printf("  (skipped data/fashion_mnist: no %s; run scripts/setup.sh)\n", dir);
+        test_skip("data/fashion_mnist", "no directory %s (bash scripts/setup.sh installs it)", dir);
         return;
     }
     TEST_BEGIN("data/fashion_mnist");

@@ -1248,9 +1248,7 @@ static void test_gettext_real(void) {
     char path[800];
     snprintf(path, sizeof path, "%s/en-de/train.tsv", dir);
     if (access(path, R_OK) != 0) {
-        if (test__verbose)
-            printf("skip text/gettext_real: %s missing (scripts/get_gettext_data.sh builds it)\n",
-                   path);
+        test_skip("text/gettext_real", "%s missing (scripts/get_gettext_data.sh builds it)", path);
         return;
     }
     TEST_BEGIN("text/gettext_real");

@@ -5,11 +5,17 @@
 #include "fixture.h"
 #include "test.h"
 
-attn_ctx *test_ctx_new(size_t arena_bytes, int n_threads, int guard_bytes) {
+/* Every helper that checks takes its caller's file and line (the macros of
+ * test.h pass them), so a failure names the test's own line. */
+
+attn_ctx *test__ctx_new(const char *file, int line, size_t arena_bytes, int n_threads,
+                        int guard_bytes) {
     attn_ctx_config cfg = {
         .arena_bytes = arena_bytes, .n_threads = n_threads, .guard_bytes = guard_bytes};
     attn_ctx *ctx = NULL;
-    CHECK_OK(attn_ctx_new(&ctx, &cfg));
+    attn_status st = attn_ctx_new(&ctx, &cfg);
+    CHECK_AT(file, line, st == ATTN_OK, "attn_ctx_new (arena %zu bytes, %d threads) returned %s: %s",
+             arena_bytes, n_threads, attn_status_str(st), attn_last_error());
     return ctx;
 }
 
@@ -36,8 +42,8 @@ void test_fill_normal(float *x, int64_t n, attn_rng *rng) {
     for (int64_t i = 0; i < n; i++) x[i] = attn_rng_next_normal(rng);
 }
 
-int test_load_torch_params(const atfx_file *fx, int case_index, attn_params *ps,
-                           size_t store_prefix_len, const char *tag) {
+int test__load_torch_params(const char *file, int line, const atfx_file *fx, int case_index,
+                            attn_params *ps, size_t store_prefix_len, const char *tag) {
     char pre[32];
     int npre = snprintf(pre, sizeof pre, "c%d.param.", case_index), nfx = 0;
     for (int i = 0; i < fx->n; i++) {
@@ -47,45 +53,47 @@ int test_load_torch_params(const atfx_file *fx, int case_index, attn_params *ps,
         if (!p || strlen(p->name) < store_prefix_len ||
             strcmp(p->name + store_prefix_len, t->name + npre) != 0 ||
             attn_tensor_numel(p) != t->numel) {
-            CHECK(0, "%s: parameter %d is '%s' (%lld elements), torch's is '%s' (%lld)", tag,
+            CHECK_AT(file, line, 0, "%s: parameter %d is '%s' (%lld elements), torch's is '%s' (%lld)", tag,
                   nfx - 1, p ? p->name : "(none)", p ? (long long)attn_tensor_numel(p) : -1LL,
                   t->name + npre, (long long)t->numel);
             return -1;
         }
         memcpy(p->data, t->data, sizeof(float) * (size_t)t->numel);
     }
-    CHECK(nfx == attn_params_count(ps), "%s: torch has %d parameters, attn %d", tag, nfx,
-          attn_params_count(ps));
+    CHECK_AT(file, line, nfx == attn_params_count(ps), "%s: torch has %d parameters, attn %d", tag,
+             nfx, attn_params_count(ps));
     return nfx;
 }
 
-const atfx_tensor *test_fx_need(const atfx_file *fx, const char *name, attn_dtype dt,
-                                int64_t numel, const char *script) {
+const atfx_tensor *test__fx_need(const char *file, int line, const atfx_file *fx,
+                                 const char *name, attn_dtype dt, int64_t numel,
+                                 const char *script) {
     const atfx_tensor *t = atfx_find(fx, name);
-    CHECK(t != NULL, "fixture lacks tensor '%s' (regenerate with %s)", name, script);
+    CHECK_AT(file, line, t != NULL, "fixture lacks tensor '%s' (regenerate with %s)", name, script);
     if (t && (t->dtype != dt || (numel >= 0 && t->numel != numel))) {
-        CHECK(0, "fixture tensor '%s' has %lld elements of dtype %d, expected %lld of %d", name,
+        CHECK_AT(file, line, 0, "fixture tensor '%s' has %lld elements of dtype %d, expected %lld of %d", name,
               (long long)t->numel, (int)t->dtype, (long long)numel, (int)dt);
         return NULL;
     }
     return t;
 }
 
-void test_fx_close(const char *tag, const char *what, const float *got, const atfx_file *fx,
-                   const char *name, int64_t n, float atol, float rtol, const char *script) {
-    const atfx_tensor *t = test_fx_need(fx, name, ATTN_F32, n, script);
+void test__fx_close(const char *file, int line, const char *tag, const char *what,
+                    const float *got, const atfx_file *fx, const char *name, int64_t n, float atol,
+                    float rtol, const char *script) {
+    const atfx_tensor *t = test__fx_need(file, line, fx, name, ATTN_F32, n, script);
     if (!t || !got) {
-        CHECK(got != NULL, "%s: %s: no value to compare", tag, what);
+        CHECK_AT(file, line, got != NULL, "%s: %s: no value to compare", tag, what);
         return;
     }
     char w[256];
     snprintf(w, sizeof w, "%s: %s", tag, what);
-    test_allclose(w, got, atfx_f32(t), n, atol, rtol);
+    test__allclose(file, line, w, got, atfx_f32(t), n, atol, rtol);
 }
 
-void test_expect_fail(attn_ctx *ctx, int failed, attn_status want, const char *needle,
-                      const char *what) {
-    CHECK(failed && attn_ctx_status(ctx) == want && strstr(attn_ctx_error(ctx), needle),
+void test__expect_fail(const char *file, int line, attn_ctx *ctx, int failed, attn_status want,
+                       const char *needle, const char *what) {
+    CHECK_AT(file, line, failed && attn_ctx_status(ctx) == want && strstr(attn_ctx_error(ctx), needle),
           "%s: expected failure '%s' naming '%s', got %s, status '%s': %s", what,
           attn_status_str(want), needle, failed ? "NULL" : "a result",
           attn_status_str(attn_ctx_status(ctx)), attn_ctx_error(ctx));

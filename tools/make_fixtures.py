@@ -636,6 +636,9 @@ GENERATORS = {
 # `fixtures` target); skipped here.
 ELSEWHERE = {
     "sdpa": "tools/make_sdpa_fixtures.py",
+    # the fused op computes sdpa's function: the same reference math and
+    # cases, written under its own name by the same script
+    "flash_sdpa": "tools/make_sdpa_fixtures.py",
     "rope": "tools/make_position_fixtures.py",
     "rel_logits": "tools/make_position_fixtures.py",
     "rel_values": "tools/make_position_fixtures.py",

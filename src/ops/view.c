@@ -176,6 +176,9 @@ attn_status attn__view_forward(attn_ctx *ctx, attn_node *node) {
     (void)node; /* the output shares the parent's storage: nothing to compute */
     return ATTN_OK;
 }
+/* A view computes nothing (its geometry is set when it is made), so its
+ * reference is the same no-op; what a view reads is judged against PyTorch
+ * and its gradient by finite differences (tests/test_ops.c). */
 attn_status attn__view_ref(attn_ctx *ctx, attn_node *node) { return attn__view_forward(ctx, node); }
 attn_status attn__view_backward(attn_ctx *ctx, attn_node *node) {
     (void)ctx;
@@ -217,8 +220,25 @@ attn_status attn__contiguous_forward(attn_ctx *ctx, attn_node *node) {
     }
     return ATTN_OK;
 }
+/* The reference, written independently of FOR_EACH_INDEX: each output
+ * element's multi-index is recovered from its row-major position by
+ * division, and its source offset recomputed from the strides. */
 attn_status attn__contiguous_ref(attn_ctx *ctx, attn_node *node) {
-    return attn__contiguous_forward(ctx, node);
+    (void)ctx;
+    const attn_tensor *x = node->in[0];
+    size_t es = attn_dtype_size(x->dtype);
+    const char *src = x->data;
+    char *dst = node->out->data;
+    int64_t n = attn_tensor_numel(x);
+    for (int64_t lin = 0; lin < n; lin++) {
+        int64_t rest = lin, off = 0;
+        for (int d = x->ndim - 1; d >= 0; d--) {
+            off += (rest % x->shape[d]) * x->stride[d];
+            rest /= x->shape[d];
+        }
+        memcpy(dst + (size_t)lin * es, src + (size_t)off * es, es);
+    }
+    return ATTN_OK;
 }
 attn_status attn__contiguous_backward(attn_ctx *ctx, attn_node *node) {
     (void)ctx;
@@ -309,8 +329,26 @@ attn_status attn__concat_forward(attn_ctx *ctx, attn_node *node) {
     }
     return ATTN_OK;
 }
+/* The reference, written independently of the block copies above: each
+ * output element finds its input by walking the inputs' extents along the
+ * axis. */
 attn_status attn__concat_ref(attn_ctx *ctx, attn_node *node) {
-    return attn__concat_forward(ctx, node);
+    (void)ctx;
+    const attn_tensor *y = node->out;
+    int a = (int)node->iarg[0];
+    size_t es = attn_dtype_size(y->dtype);
+    int64_t inner = 1;
+    for (int d = a + 1; d < y->ndim; d++) inner *= y->shape[d];
+    int64_t n = attn_tensor_numel(y), width = y->shape[a];
+    for (int64_t lin = 0; lin < n; lin++) {
+        int64_t o = lin / (width * inner), c = lin / inner % width, j = lin % inner;
+        int i = 0;
+        while (c >= node->in[i]->shape[a]) c -= node->in[i++]->shape[a];
+        const attn_tensor *x = node->in[i];
+        int64_t src = (o * x->shape[a] + c) * inner + j; /* inputs are contiguous */
+        memcpy((char *)y->data + (size_t)lin * es, (const char *)x->data + (size_t)src * es, es);
+    }
+    return ATTN_OK;
 }
 attn_status attn__concat_backward(attn_ctx *ctx, attn_node *node) {
     (void)ctx;
