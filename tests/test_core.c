@@ -203,6 +203,40 @@ static void test_params(void) {
     attn_ctx_free(ctx);
     attn_params_free(ps);
     TEST_END();
+
+    /* the name index: many names (rehashes, collisions), each found, misses
+     * and duplicates answered right, order kept for attn_params_at */
+    TEST_BEGIN("core.params_store name index (20,000 names)");
+    CHECK_OK(attn_params_new(&ps));
+    enum { N = 20000 };
+    int bad_find = 0, bad_order = 0, bad_dup = 0, bad_miss = 0;
+    char name[64];
+    const int64_t one[1] = {1};
+    for (int i = 0; ps && i < N; i++) {
+        snprintf(name, sizeof name, "layers.%d.%s%d", i / 4, i % 2 ? "w" : "ln.bias", i % 4);
+        attn_tensor *t = NULL;
+        if (attn_params_add(ps, name, 1, one, &t) != ATTN_OK) {
+            CHECK(0, "add %s: %s", name, attn_last_error());
+            break;
+        }
+        attn_f32(t)[0] = (float)i;
+    }
+    for (int i = 0; ps && i < N; i++) {
+        snprintf(name, sizeof name, "layers.%d.%s%d", i / 4, i % 2 ? "w" : "ln.bias", i % 4);
+        const attn_tensor *t = attn_params_find(ps, name);
+        bad_find += !t || attn_f32(t)[0] != (float)i;
+        bad_order += attn_params_at(ps, i) != t;
+        bad_dup += attn_params_add(ps, name, 1, one, NULL) != ATTN_ERR_INVALID_ARG;
+        snprintf(name, sizeof name, "layers.%d.x", i);
+        bad_miss += attn_params_find(ps, name) != NULL;
+    }
+    CHECK(attn_params_count(ps) == N, "count %d, expected %d", attn_params_count(ps), N);
+    CHECK(bad_find == 0 && bad_order == 0 && bad_dup == 0 && bad_miss == 0,
+          "%d names not found, %d out of order, %d duplicates accepted, %d misses found",
+          bad_find, bad_order, bad_dup, bad_miss);
+    CHECK(attn_params_find(ps, "") == NULL && attn_params_find(ps, NULL) == NULL, "empty name");
+    attn_params_free(ps);
+    TEST_END();
 }
 
 /* The private string builder behind the file writers. */

@@ -1,6 +1,9 @@
 /* params.c: the parameter store (named f32 tensors with gradients) and the
  * initialisers. Each parameter owns one allocation holding its data and its
- * gradient side by side. */
+ * gradient side by side. Names are found through a hash index (open
+ * addressing, FNV-1a, at most half full), so adding n parameters and looking
+ * each up costs O(n), not O(n^2): a checkpoint whose metadata claims
+ * thousands of layers cannot make a load quadratic. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +15,39 @@
 struct attn_params {
     attn_tensor **items;
     int count, cap;
+    int *slots;  /* nslots entries: index into items + 1, 0 when empty */
+    int nslots;  /* a power of two, >= 2 count (0 before the first add) */
 };
+
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The slot of name: the one holding it, or the empty one where it would go. */
+static int slot_of(const attn_params *ps, const char *name) {
+    const uint64_t mask = (uint64_t)ps->nslots - 1;
+    uint64_t i = name_hash(name) & mask;
+    while (ps->slots[i] && strcmp(ps->items[ps->slots[i] - 1]->name, name) != 0) i = (i + 1) & mask;
+    return (int)i;
+}
+
+/* Makes room in the index for one more name (doubling and rehashing when it
+ * would be more than half full). ATTN_OK or ATTN_ERR_OOM. */
+static attn_status index_reserve(attn_params *ps) {
+    if (ps->nslots >= 2 * (ps->count + 1)) return ATTN_OK;
+    if (ps->count > (1 << 28)) return attn__error(ATTN_ERR_OOM, "attn_params_add: too many parameters");
+    int n = ps->nslots ? ps->nslots : 32;
+    while (n < 2 * (ps->count + 1)) n *= 2;
+    int *slots = calloc((size_t)n, sizeof *slots);
+    if (!slots) return attn__error(ATTN_ERR_OOM, "attn_params_add: out of memory (name index)");
+    free(ps->slots);
+    ps->slots = slots;
+    ps->nslots = n;
+    for (int i = 0; i < ps->count; i++) ps->slots[slot_of(ps, ps->items[i]->name)] = i + 1;
+    return ATTN_OK;
+}
 
 attn_status attn_params_new(attn_params **out) {
     if (!out) return attn__error(ATTN_ERR_INVALID_ARG, "attn_params_new: out is NULL");
@@ -29,6 +64,7 @@ void attn_params_free(attn_params *ps) {
         free(t);
     }
     free(ps->items);
+    free(ps->slots);
     free(ps);
 }
 
@@ -58,6 +94,8 @@ attn_status attn_params_add(attn_params *ps, const char *name, int ndim, const i
     size_t bytes;
     if (attn__mul_size(n, 2 * sizeof(float), &bytes))
         return attn__error(ATTN_ERR_OOM, "attn_params_add: '%s' is too large", name);
+    attn_status st = index_reserve(ps);
+    if (st != ATTN_OK) return st;
     if (ps->count == ps->cap) {
         int cap = ps->cap ? ps->cap * 2 : 16;
         attn_tensor **items = realloc(ps->items, sizeof *items * (size_t)cap);
@@ -87,6 +125,7 @@ attn_status attn_params_add(attn_params *ps, const char *name, int ndim, const i
     t->node = -1;
     t->name = nm;
     ps->items[ps->count++] = t;
+    ps->slots[slot_of(ps, nm)] = ps->count;
     if (out) *out = t;
     return ATTN_OK;
 }
@@ -98,10 +137,9 @@ attn_tensor *attn_params_at(const attn_params *ps, int i) {
 }
 
 attn_tensor *attn_params_find(const attn_params *ps, const char *name) {
-    if (!ps || !name) return NULL;
-    for (int i = 0; i < ps->count; i++)
-        if (strcmp(ps->items[i]->name, name) == 0) return ps->items[i];
-    return NULL;
+    if (!ps || !name || !ps->nslots) return NULL;
+    const int i = slot_of(ps, name);
+    return ps->slots[i] ? ps->items[ps->slots[i] - 1] : NULL;
 }
 
 int64_t attn_params_numel(const attn_params *ps) {
