@@ -1220,6 +1220,14 @@ static void test_vocab_files(void) {
     expect_bad_vocab("merge of a later token", "attn-vocab 1 bpe 2 1\n61\n62\n4 6\n", "line 4");
     expect_bad_vocab("repeated merge", "attn-vocab 1 bpe 2 2\n61\n62\n4 5\n4 5\n", "repeats");
     expect_bad_vocab("trailing text", "attn-vocab 1 bpe 2 1\n61\n62\n4 5\nextra\n", "after");
+    { /* a memory bomb: merge k joins token k - 1 with itself, doubling the
+       * piece each time (40 merges would ask for 2^41 bytes): refused at
+       * the first piece over 1024 bytes, merge 11 */
+        char bomb[1024];
+        int n = snprintf(bomb, sizeof bomb, "attn-vocab 1 bpe 1 40\n61\n");
+        for (int k = 0; k < 40; k++) n += snprintf(bomb + n, sizeof bomb - (size_t)n, "%d %d\n", 4 + k, 4 + k);
+        expect_bad_vocab("doubling merges", bomb, "merge 11 (14 14) makes a piece of 2048 bytes");
+    }
     /* A valid hand-written file: 'a' 'b', merge (a, b). */
     char path[800];
     snprintf(path, sizeof path, "%s/good.vocab", tmp_dir);

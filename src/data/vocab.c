@@ -63,6 +63,14 @@ int32_t attn__vocab_char_id(const attn_vocab *v, int32_t cp) {
     return ATTN_TOKEN_UNK;
 }
 
+/* Limits on what a vocabulary file can make attn build: merges can double a
+ * piece's length each time (merge k joining token k - 1 with itself), so 40
+ * merges in 255 bytes would ask for 2^41 bytes. Real vocabularies stay far
+ * below: GPT-2's 50,000 merges make pieces of at most 128 bytes and 400 KB
+ * in all. */
+#define VOCAB_PIECE_MAX 1024                   /* bytes of one piece */
+#define VOCAB_TEXT_MAX ((size_t)64 << 20)      /* bytes of all pieces */
+
 attn_status attn__vocab_finish(attn_vocab *v) {
     v->size = ATTN_TOKEN_SPECIALS + v->n_alpha + v->n_merges;
     v->piece_off = malloc((size_t)v->size * sizeof *v->piece_off);
@@ -87,6 +95,14 @@ attn_status attn__vocab_finish(attn_vocab *v) {
         /* The buffer may move while it grows: reserve first, copy by offset. */
         const size_t a = v->piece_off[left], b = v->piece_off[right];
         const size_t la = strlen(text.data + a), lb = strlen(text.data + b);
+        if (la + lb > VOCAB_PIECE_MAX || text.len + la + lb + 1 > VOCAB_TEXT_MAX) {
+            attn__buf_free(&text);
+            return attn__error(ATTN_ERR_FORMAT,
+                               "vocab: merge %d (%d %d) makes a piece of %zu bytes (%zu bytes of "
+                               "pieces so far); the limits are %d bytes a piece and %zu in all",
+                               r + 1, left, right, la + lb, text.len, VOCAB_PIECE_MAX,
+                               VOCAB_TEXT_MAX);
+        }
         void *data = text.data;
         if (attn__grow(&data, &text.cap, text.len + la + lb + 2, 1) != 0) {
             bad = 1;
