@@ -786,14 +786,27 @@ static void prop_close(const char *what, const float *a, const float *ref, const
           worst >= 0 ? ref[worst] : 0.0, worst >= 0 && bound ? bound[worst] : 0.0);
 }
 
-static void test_property(void) {
+/* The kernel variants of the property suite: the context's kernel flags. */
+static const struct {
+    int flags;
+    const char *name;
+} prop_variants[3] = {{0, "the CPU's kernels"},
+                      {ATTN_KERNELS_PORTABLE, "portable kernels"},
+                      {ATTN_KERNELS_NO_AMX, "no AMX"}};
+
+static void test_property(int variant) {
     attn_ctx *ctx = test_ctx_new((size_t)128 << 20, 1, 0);
     if (!ctx) return;
+    attn_ctx_set_kernel_flags(ctx, attn_ctx_kernel_flags(ctx) | prop_variants[variant].flags);
     attn_rng rng;
-    attn_rng_init(&rng, 20261205);
-    const int n_cases = 160;
+    attn_rng_init(&rng, 20261205 + (uint64_t)variant);
+    const int n_cases = variant ? 60 : 160;
     int failed_cases = 0;
-    TEST_BEGIN("flash/property: random shapes, masks and wide-range biases vs sdpa");
+    char tname[160];
+    snprintf(tname, sizeof tname,
+             "flash/property (%s): random shapes, masks and wide-range biases vs sdpa",
+             prop_variants[variant].name);
+    TEST_BEGIN(tname);
     for (int i = 0; i < n_cases; i++) {
         prop_case c;
         prop_draw(&rng, i, &c);
@@ -848,8 +861,11 @@ static void test_property(void) {
     /* the bf16 forward (AMX, AVX-512 BF16 or widened) on the same kind of
      * cases, against the reference on the widened values: per element
      * 2^-8 sum_s P |V| + the f32 tolerance (test_bf16 above) */
-    TEST_BEGIN("flash/property: bf16 forward, random shapes, masks and biases vs sdpa");
-    for (int i = 0; i < 80; i++) {
+    snprintf(tname, sizeof tname,
+             "flash/property (%s): bf16 forward, random shapes, masks and biases vs sdpa",
+             prop_variants[variant].name);
+    TEST_BEGIN(tname);
+    for (int i = 0; i < (variant ? 40 : 80); i++) {
         prop_case c;
         prop_draw(&rng, 1000 + i, &c);
         c.dropout = 0;
@@ -1022,7 +1038,7 @@ static void test_alibi_param(void) {
 void suite_flash(void) {
     test_bf16();
     test_against_sdpa();
-    test_property();
+    for (int v = 0; v < 3; v++) test_property(v);
     test_alibi_param();
     test_empty_rows();
     test_threads();

@@ -36,6 +36,18 @@ extern "C" {
 
 typedef struct attn_ctx attn_ctx;
 
+/* Kernel choice, the context's configuration (flags, 0 = the fastest kernels
+ * this CPU has). Each flag is also set by its environment variable, read
+ * once when the context is created (never inside a kernel):
+ *   ATTN_KERNELS_PORTABLE  ATTN_FLASH_GENERIC=1  the portable (AVX2 / baseline)
+ *                          tile kernels of the fused attention, not the
+ *                          AVX-512 ones (nor the bf16 ones: bf16 is widened);
+ *   ATTN_KERNELS_NO_AMX    ATTN_FLASH_NO_AMX=1   no AMX tiles: the bf16 fused
+ *                          attention runs on AVX-512 BF16.
+ * The scalar reference kernels have their own switch (use_ref, ATTN_USE_REF=1)
+ * and the matrix library its own (attn_blas_select, ATTN_BLAS). */
+enum { ATTN_KERNELS_PORTABLE = 1, ATTN_KERNELS_NO_AMX = 2 };
+
 typedef struct attn_ctx_config {
     size_t arena_bytes; /* 0: 256 MiB (reserved lazily by the OS) */
     int n_threads;      /* 0: all available (OpenMP's count, else 1) */
@@ -70,6 +82,11 @@ int attn_ctx_training(const attn_ctx *ctx);
  * environment variable ATTN_USE_REF=1 at creation). */
 void attn_ctx_set_use_ref(attn_ctx *ctx, int use_ref);
 int attn_ctx_use_ref(const attn_ctx *ctx);
+
+/* The kernel flags (ATTN_KERNELS_*) in force; set replaces them (the
+ * environment's are applied at creation only). */
+void attn_ctx_set_kernel_flags(attn_ctx *ctx, int flags);
+int attn_ctx_kernel_flags(const attn_ctx *ctx);
 
 int attn_ctx_threads(const attn_ctx *ctx);
 void attn_ctx_set_threads(attn_ctx *ctx, int n_threads);

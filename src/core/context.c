@@ -99,8 +99,13 @@ attn_status attn_ctx_new(attn_ctx **out, const attn_ctx_config *cfg) {
     ctx->grad_enabled = 1;
     ctx->training = 1;
     ctx->seed = c.seed;
-    const char *ref = getenv("ATTN_USE_REF");
+    /* the environment's kernel switches, read here once (never in a kernel) */
+    const char *ref = getenv("ATTN_USE_REF"), *gen = getenv("ATTN_FLASH_GENERIC");
+    const char *amx = getenv("ATTN_FLASH_NO_AMX");
     ctx->use_ref = ref && ref[0] == '1';
+    ctx->kernel_flags = 0;
+    if (gen && gen[0] && strcmp(gen, "0") != 0) ctx->kernel_flags |= ATTN_KERNELS_PORTABLE;
+    if (amx && amx[0] && strcmp(amx, "0") != 0) ctx->kernel_flags |= ATTN_KERNELS_NO_AMX;
     int nt = c.n_threads;
 #if defined(_OPENMP)
     if (nt <= 0) nt = omp_get_max_threads();
@@ -136,6 +141,10 @@ void attn_ctx_set_training(attn_ctx *ctx, int t) { ctx->training = t != 0; }
 int attn_ctx_training(const attn_ctx *ctx) { return ctx->training; }
 void attn_ctx_set_use_ref(attn_ctx *ctx, int u) { ctx->use_ref = u != 0; }
 int attn_ctx_use_ref(const attn_ctx *ctx) { return ctx->use_ref; }
+void attn_ctx_set_kernel_flags(attn_ctx *ctx, int flags) {
+    ctx->kernel_flags = flags & (ATTN_KERNELS_PORTABLE | ATTN_KERNELS_NO_AMX);
+}
+int attn_ctx_kernel_flags(const attn_ctx *ctx) { return ctx->kernel_flags; }
 int attn_ctx_threads(const attn_ctx *ctx) { return ctx->n_threads; }
 void attn_ctx_set_threads(attn_ctx *ctx, int n) {
 #if defined(_OPENMP)

@@ -80,6 +80,7 @@ struct attn_ctx {
     int tape_consumed;
 
     int grad_enabled, training, use_ref, n_threads;
+    int kernel_flags; /* ATTN_KERNELS_* (context.h): the kernel choice, read by the ops */
     uint64_t seed, rng_offset;
 
     attn_status status;

@@ -1058,7 +1058,7 @@ static attn_status fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, 
     const double work = 2.0 * (double)g->B * g->H * g->T * g->S * (double)(g->D + g->Dv);
     int nt = attn__threads_for(ctx, work);
     if (nt > items) nt = (int)items;
-    const int amx = fl_amx_usable() && !getenv("ATTN_FLASH_NO_AMX");
+    const int amx = fl_amx_usable() && !(ctx->kernel_flags & ATTN_KERNELS_NO_AMX);
     const int64_t per = amx ? fwd_amx_scratch(g) : fwd_bf16_scratch(g), Sp = fl_sp(g);
     const int64_t d2p = amx ? fl_d2a(g) : fl_d2(g), tiles = amx ? fwd_amx_tiles(g) : fwd_bf16_tiles(g);
     float *ws = fl_scratch(ctx, nt, per, "flash_sdpa forward (bf16 tiles, k, v)");
@@ -1091,7 +1091,7 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
     fl_geom g = fl_geometry(node);
     float *out = attn_f32(node->out), *stats = attn_f32(node->saved[0]);
 #if defined(FL_X86)
-    if (g.qh && __builtin_cpu_supports("avx512bf16") && !getenv("ATTN_FLASH_GENERIC"))
+    if (g.qh && __builtin_cpu_supports("avx512bf16") && !(ctx->kernel_flags & ATTN_KERNELS_PORTABLE))
         return fl_forward_bf16(ctx, &g, out, stats);
 #endif
     if (fl_widen(ctx, &g)) return ctx->status; /* bf16 elsewhere: computed in f32 */
@@ -1111,7 +1111,7 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
     if (!staged) return ctx->status;
     for (int i = 0; i < nt; i++) staged[i] = -1;
 #if defined(FL_X86)
-    const int avx512 = __builtin_cpu_supports("avx512f") && !getenv("ATTN_FLASH_GENERIC");
+    const int avx512 = __builtin_cpu_supports("avx512f") && !(ctx->kernel_flags & ATTN_KERNELS_PORTABLE);
 #endif
     ATTN__OMP_FOR(nt)
     for (int64_t it = 0; it < items; it++) {
@@ -1514,7 +1514,7 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
                                          "flash_sdpa backward (dK, dV per query chunk)")))
         return ctx->status;
 #if defined(FL_X86)
-    const int avx512 = __builtin_cpu_supports("avx512f") && !getenv("ATTN_FLASH_GENERIC");
+    const int avx512 = __builtin_cpu_supports("avx512f") && !(ctx->kernel_flags & ATTN_KERNELS_PORTABLE);
 #endif
     ATTN__OMP_FOR(nt)
     for (int64_t it = 0; it < items; it++) {
