@@ -463,6 +463,61 @@ static int build_rel_values(op_case *c) {
     return 0;
 }
 
+/* ---- convolutions (include/attn/conv.h) ------------------------------------------------ */
+
+/* A pair attribute (height, width), default `def` for both when absent. */
+static void attr_pair(op_case *c, const char *name, int64_t def, int64_t *v) {
+    v[0] = v[1] = def;
+    const atfx_tensor *t = attr(c, name, 0);
+    if (!t) return;
+    v[0] = (int64_t)attr_value(t, 0);
+    v[1] = (int64_t)attr_value(t, t->numel > 1 ? 1 : 0);
+}
+
+/* conv2d / conv_transpose2d: x, w, optional b; attributes stride, padding,
+ * dilation, output_padding (pairs), groups. */
+static attn_conv2d_opts conv2d_opts(op_case *c) {
+    attn_conv2d_opts o;
+    memset(&o, 0, sizeof o);
+    attr_pair(c, "stride", 1, o.stride);
+    attr_pair(c, "padding", 0, o.padding);
+    attr_pair(c, "dilation", 1, o.dilation);
+    attr_pair(c, "output_padding", 0, o.output_padding);
+    o.groups = attr_int_or(c, "groups", 1);
+    return o;
+}
+
+static int build_conv2d(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *w = opc_input(c, "w"), *b = opc_input_opt(c, "b");
+    attn_conv2d_opts o = conv2d_opts(c);
+    if (c->err[0]) return -1;
+    c->out = attn_conv2d(c->ctx, x, w, b, &o);
+    return 0;
+}
+
+/* conv1d: attributes stride, padding, dilation, groups, causal (scalars). */
+static int build_conv1d(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *w = opc_input(c, "w"), *b = opc_input_opt(c, "b");
+    attn_conv1d_opts o;
+    memset(&o, 0, sizeof o);
+    o.stride = attr_int_or(c, "stride", 1);
+    o.padding = attr_int_or(c, "padding", 0);
+    o.dilation = attr_int_or(c, "dilation", 1);
+    o.groups = attr_int_or(c, "groups", 1);
+    o.causal = attr_int_or(c, "causal", 0);
+    if (c->err[0]) return -1;
+    c->out = attn_conv1d(c->ctx, x, w, b, &o);
+    return 0;
+}
+
+static int build_conv_transpose2d(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *w = opc_input(c, "w"), *b = opc_input_opt(c, "b");
+    attn_conv2d_opts o = conv2d_opts(c);
+    if (c->err[0]) return -1;
+    c->out = attn_conv_transpose2d(c->ctx, x, w, b, &o);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -1037,6 +1092,90 @@ static void errors_rel_values(attn_ctx *ctx) {
     p = I32(ctx, 1, 2, 3, 4), rv = F32(ctx, 5, 4);
     EXPECT_FAIL(ctx, attn_rel_values(ctx, p, rv, 0), ATTN_ERR_DTYPE, "rel_values");
     EXPECT_NULL_INPUT(ctx, attn_rel_values(ctx, NULL, NULL, 0), "rel_values");
+}
+
+static void errors_conv2d(attn_ctx *ctx) {
+    attn_tensor *x, *w, *b;
+    attn_conv2d_opts o = {{0, 0}, {0, 0}, {0, 0}, 0, {0, 0}};
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, NULL), ATTN_ERR_SHAPE, "conv2d");
+    x = F32(ctx, 2, 3, 5), w = F32(ctx, 4, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, NULL), ATTN_ERR_SHAPE, "conv2d");
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3), b = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, b, NULL), ATTN_ERR_SHAPE, "conv2d");
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 7, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, NULL), ATTN_ERR_INVALID_ARG, "conv2d");
+    o.groups = 2;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 1, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "groups");
+    x = F32(ctx, 2, 4, 5, 5), w = F32(ctx, 3, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "groups");
+    o.groups = 0, o.stride[1] = -1;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "stride");
+    o.stride[1] = 0, o.padding[0] = -1;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "padding");
+    o.padding[0] = 0, o.output_padding[0] = 1;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "output_padding");
+    x = I32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, NULL), ATTN_ERR_DTYPE, "conv2d");
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3), b = I32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, b, NULL), ATTN_ERR_DTYPE, "conv2d");
+    EXPECT_NULL_INPUT(ctx, attn_conv2d(ctx, NULL, NULL, NULL, NULL), "conv2d");
+}
+
+static void errors_conv1d(attn_ctx *ctx) {
+    attn_tensor *x, *w, *b;
+    attn_conv1d_opts o = {0, 0, 0, 0, 0};
+    x = F32(ctx, 2, 3, 9), w = F32(ctx, 4, 2, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, NULL), ATTN_ERR_SHAPE, "conv1d");
+    x = F32(ctx, 2, 3, 9, 1), w = F32(ctx, 4, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, NULL), ATTN_ERR_SHAPE, "conv1d");
+    x = F32(ctx, 2, 3, 9), w = F32(ctx, 4, 3, 3), b = F32(ctx, 5);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, b, NULL), ATTN_ERR_SHAPE, "conv1d");
+    x = F32(ctx, 2, 3, 4), w = F32(ctx, 4, 3, 5);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, NULL), ATTN_ERR_INVALID_ARG, "conv1d");
+    o.causal = 1, o.padding = 1;
+    x = F32(ctx, 2, 3, 9), w = F32(ctx, 4, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "causal");
+    o.causal = 0, o.padding = 0, o.dilation = -2;
+    x = F32(ctx, 2, 3, 9), w = F32(ctx, 4, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "dilation");
+    o.dilation = 0, o.groups = 2;
+    x = F32(ctx, 2, 3, 9), w = F32(ctx, 4, 1, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "groups");
+    x = F32(ctx, 2, 3, 9), w = I32(ctx, 4, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, NULL), ATTN_ERR_DTYPE, "conv1d");
+    EXPECT_NULL_INPUT(ctx, attn_conv1d(ctx, NULL, NULL, NULL, NULL), "conv1d");
+}
+
+static void errors_conv_transpose2d(attn_ctx *ctx) {
+    attn_tensor *x, *w, *b;
+    attn_conv2d_opts o = {{0, 0}, {0, 0}, {0, 0}, 0, {0, 0}};
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, NULL, NULL), ATTN_ERR_SHAPE,
+                "conv_transpose2d");
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 3, 2, 3, 3), b = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, b, NULL), ATTN_ERR_SHAPE,
+                "conv_transpose2d");
+    o.output_padding[0] = 1;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 3, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG,
+                "output_padding");
+    o.output_padding[0] = 0, o.padding[0] = 3;
+    x = F32(ctx, 2, 3, 1, 5), w = F32(ctx, 3, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG,
+                "conv_transpose2d");
+    o.padding[0] = 0, o.groups = 2;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 3, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "groups");
+    x = F32(ctx, 2, 3, 5, 5), w = I32(ctx, 3, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, NULL, NULL), ATTN_ERR_DTYPE,
+                "conv_transpose2d");
+    EXPECT_NULL_INPUT(ctx, attn_conv_transpose2d(ctx, NULL, NULL, NULL, NULL),
+                      "conv_transpose2d");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

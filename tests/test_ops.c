@@ -288,7 +288,8 @@ static int eval_loss(attn_ctx *ctx, const op_case_entry *e, const atfx_file *fx,
 static float fd_step(const char *op) {
     static const char *linear[] = {"view", "contiguous", "concat", "matmul", "bmm", "linear",
                                    "add", "sub", "mul", "scale", "bias_add", "sum", "mean",
-                                   "embedding", "dropout"};
+                                   "embedding", "dropout", "conv2d", "conv1d",
+                                   "conv_transpose2d"};
     for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++)
         if (strcmp(op, linear[i]) == 0) return 0.1f;
     return 1e-2f;
@@ -668,6 +669,24 @@ static int make_big(syn *y, const char *name, int variant) {
         int32_t *o = syn_i32(y, "attr.offset", SH(2), 0, 1 << 20);
         if (o) o[1] = 0;
         (void)s;
+    } else if (!strcmp(name, "conv2d")) {
+        /* im2col + GEMM against the direct sum: odd sizes, stride 2, padding 2 */
+        syn_f32(y, "x", SH(2, 7, 33, 31), -1, 1);
+        syn_f32(y, "w", SH(13, 7, 3, 5), -1, 1);
+        syn_f32(y, "b", SH(13), -1, 1);
+        syn_attr_i(y, "stride", 2);
+        syn_attr_i(y, "padding", 2);
+    } else if (!strcmp(name, "conv1d")) {
+        syn_f32(y, "x", SH(3, 17, 301), -1, 1);
+        syn_f32(y, "w", SH(19, 17, 3), -1, 1);
+        syn_attr_i(y, "dilation", 4);
+        syn_attr_i(y, "causal", 1);
+    } else if (!strcmp(name, "conv_transpose2d")) {
+        syn_f32(y, "x", SH(2, 9, 17, 15), -1, 1);
+        syn_f32(y, "w", SH(9, 5, 4, 4), -1, 1);
+        syn_f32(y, "b", SH(5), -1, 1);
+        syn_attr_i(y, "stride", 2);
+        syn_attr_i(y, "padding", 1);
     } else if (!strcmp(name, "concat")) {
         syn_f32(y, "x0", SH(R, 333), -1, 1);
         syn_f32(y, "x1", SH(R, 667), -1, 1);

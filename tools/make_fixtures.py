@@ -2,6 +2,8 @@
 """make_fixtures.py: writes the PyTorch reference fixtures of the op tests.
 
     python3 tools/make_fixtures.py tests/fixtures      (or: make fixtures)
+    python3 tools/make_fixtures.py tests/fixtures --only conv2d,conv1d
+                                                       (only those ops' files)
 
 One file per op of src/core/op_table.h, tests/fixtures/<op>.atfx, in the ATFX
 format (tests/fixture.h, docs/testing.md). Each file holds several cases; case
@@ -588,6 +590,96 @@ def gen_additive_score(fx):
             " strided wk ([%d,%d,%d] permuted)" % (s_, b, a_) if strided else "")
         fx.case(label, ins, f, views={"wk": (1, 0, 2)} if strided else None)
 
+
+# ---------------------------------------------------------------------------
+# convolutions and pooling (include/attn/conv.h, docs/conv.md)
+
+
+def pair(v):
+    return np.array(v if isinstance(v, (tuple, list)) else (v, v), dtype=np.int32)
+
+
+def gen_conv2d(fx):
+    def conv(t, a):
+        return F.conv2d(t["x"], t["w"], t.get("b"), stride=tuple(int(v) for v in a["stride"]),
+                        padding=tuple(int(v) for v in a["padding"]),
+                        dilation=tuple(int(v) for v in a["dilation"]), groups=int(a["groups"]))
+    # (x shape, Cout, kernel, stride, padding, dilation, groups, bias, label)
+    for xs, co, k, st, pd, dl, g, bias, what in [
+            ((2, 3, 7, 6), 5, (3, 3), 1, 1, 1, 1, 1, "3x3 same padding"),
+            ((2, 5, 4, 3), 7, (1, 1), 1, 0, 1, 1, 0, "1x1 (pointwise path)"),
+            ((1, 3, 9, 8), 4, (3, 2), 2, (1, 0), 1, 1, 1, "stride 2"),
+            ((2, 2, 9, 9), 3, (3, 3), 1, 2, 2, 1, 0, "dilation 2"),
+            ((2, 4, 6, 5), 6, (3, 3), 1, 1, 1, 2, 1, "groups 2"),
+            ((1, 6, 7, 7), 6, (3, 3), 2, 1, 1, 6, 1, "depthwise stride 2"),
+            ((1, 3, 4, 5), 2, (3, 2), (2, 3), (3, 2), 1, 1, 1, "padding larger than kernel/2"),
+            ((2, 3, 5, 5), 4, (1, 1), 2, 0, 1, 1, 1, "1x1 stride 2"),
+            ((3, 5, 5, 7), 7, (2, 4), (1, 2), (1, 2), (2, 1), 1, 1, "odd channels, mixed"),
+            ((1, 1, 1, 1), 1, (1, 1), 1, 0, 1, 1, 1, "1x1 image")]:
+        cin = xs[1]
+        ins = {"x": fx.normal(*xs), "w": fx.normal(co, cin // g, *k, scale=0.5)}
+        if bias:
+            ins["b"] = fx.normal(co)
+        attrs = {"stride": pair(st), "padding": pair(pd), "dilation": pair(dl), "groups": g}
+        fx.case("conv2d x %s w %s stride %s padding %s dilation %s groups %d %s, %s"
+                % (xs, ins["w"].shape, st, pd, dl, g, "bias" if bias else "no bias", what),
+                ins, conv, attrs)
+    fx.case("conv2d strided x ([2,6,5,3] permuted to [2,3,6,5]) 3x3 padding 1",
+            {"x": fx.normal(2, 6, 5, 3), "w": fx.normal(4, 3, 3, 3, scale=0.5), "b": fx.normal(4)},
+            conv, {"stride": pair(1), "padding": pair(1), "dilation": pair(1), "groups": 1},
+            views={"x": (0, 3, 1, 2)})
+
+
+def gen_conv1d(fx):
+    def conv(t, a):
+        x = t["x"]
+        k = t["w"].shape[2]
+        d = int(a["dilation"])
+        if int(a["causal"]):
+            x = F.pad(x, (d * (k - 1), 0))
+        return F.conv1d(x, t["w"], t.get("b"), stride=int(a["stride"]), padding=int(a["padding"]),
+                        dilation=d, groups=int(a["groups"]))
+    # (x shape, Cout, K, stride, padding, dilation, groups, causal, bias)
+    for xs, co, k, st, pd, dl, g, causal, bias in [
+            ((2, 3, 10), 4, 3, 1, 0, 1, 1, 1, 1), ((2, 4, 12), 4, 2, 1, 0, 4, 1, 1, 1),
+            ((1, 3, 11), 5, 3, 2, 1, 1, 1, 0, 0), ((2, 6, 9), 6, 3, 1, 0, 2, 3, 1, 1),
+            ((2, 5, 7), 3, 1, 1, 0, 1, 1, 0, 1), ((1, 2, 9), 3, 3, 2, 0, 1, 1, 1, 0),
+            ((1, 3, 5), 2, 3, 1, 4, 2, 1, 0, 1), ((2, 1, 1), 2, 4, 1, 0, 3, 1, 1, 1)]:
+        ins = {"x": fx.normal(*xs), "w": fx.normal(co, xs[1] // g, k, scale=0.5)}
+        if bias:
+            ins["b"] = fx.normal(co)
+        fx.case("conv1d x %s w %s stride %d padding %d dilation %d groups %d%s %s"
+                % (xs, ins["w"].shape, st, pd, dl, g, " causal" if causal else "",
+                   "bias" if bias else "no bias"),
+                ins, conv, {"stride": st, "padding": pd, "dilation": dl, "groups": g,
+                            "causal": causal})
+
+
+def gen_conv_transpose2d(fx):
+    def convt(t, a):
+        return F.conv_transpose2d(t["x"], t["w"], t.get("b"),
+                                  stride=tuple(int(v) for v in a["stride"]),
+                                  padding=tuple(int(v) for v in a["padding"]),
+                                  output_padding=tuple(int(v) for v in a["output_padding"]),
+                                  groups=int(a["groups"]),
+                                  dilation=tuple(int(v) for v in a["dilation"]))
+    # (x shape, Cout/groups, kernel, stride, padding, output_padding, dilation, groups, bias)
+    for xs, cog, k, st, pd, op, dl, g, bias in [
+            ((2, 3, 4, 5), 4, (3, 3), 2, 1, 1, 1, 1, 1), ((1, 2, 3, 3), 3, (2, 2), 1, 0, 0, 1, 1, 0),
+            ((2, 4, 3, 4), 3, (3, 3), (2, 1), (1, 2), 0, 2, 2, 1),
+            ((2, 5, 3, 3), 2, (1, 1), 1, 0, 0, 1, 1, 1),
+            ((1, 2, 3, 3), 2, (2, 2), 1, 0, (1, 1), 2, 1, 1),
+            ((1, 3, 2, 3), 1, (3, 2), 3, 0, (2, 1), 1, 3, 0),
+            ((1, 3, 5, 4), 2, (4, 3), (2, 3), (2, 1), (1, 2), 1, 1, 1)]:
+        ins = {"x": fx.normal(*xs), "w": fx.normal(xs[1], cog, *k, scale=0.5)}
+        if bias:
+            ins["b"] = fx.normal(cog * g)
+        fx.case("conv_transpose2d x %s w %s stride %s padding %s output_padding %s dilation %s "
+                "groups %d %s" % (xs, ins["w"].shape, st, pd, op, dl, g,
+                                  "bias" if bias else "no bias"),
+                ins, convt, {"stride": pair(st), "padding": pair(pd), "output_padding": pair(op),
+                             "dilation": pair(dl), "groups": g})
+
 # ---------------------------------------------------------------------------
 
 
@@ -629,6 +721,9 @@ GENERATORS = {
     "additive_score": gen_additive_score,
     "gru_cell": lambda fx: gen_cell(fx, False),
     "lstm_cell": lambda fx: gen_cell(fx, True),
+    "conv2d": gen_conv2d,
+    "conv1d": gen_conv1d,
+    "conv_transpose2d": gen_conv_transpose2d,
 }
 
 
@@ -636,6 +731,7 @@ GENERATORS = {
 # `fixtures` target); skipped here.
 ELSEWHERE = {
     "sdpa": "tools/make_sdpa_fixtures.py",
+    "flash_sdpa": "tools/make_sdpa_fixtures.py",
     "rope": "tools/make_position_fixtures.py",
     "rel_logits": "tools/make_position_fixtures.py",
     "rel_values": "tools/make_position_fixtures.py",
@@ -651,8 +747,14 @@ def table_ops(root):
 
 
 def main(argv):
+    """make_fixtures.py OUTDIR [--only op1,op2,...]: --only writes those ops'
+    fixtures and leaves every other file of OUTDIR alone."""
+    only = None
+    if len(argv) == 4 and argv[2] == "--only":
+        only = [op for op in argv[3].split(",") if op]
+        argv = argv[:2]
     if len(argv) != 2:
-        print("usage: make_fixtures.py OUTDIR", file=sys.stderr)
+        print("usage: make_fixtures.py OUTDIR [--only op1,op2,...]", file=sys.stderr)
         return 2
     outdir = argv[1]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -660,12 +762,20 @@ def main(argv):
     torch.set_default_dtype(torch.float64)
     ops = table_ops(root)
     missing = [op for op in ops if op not in GENERATORS and op not in ELSEWHERE]
+    if only is not None:
+        unknown = [op for op in only if op not in GENERATORS]
+        if unknown:
+            print("make_fixtures.py: --only: no generator here for %s" % ", ".join(unknown),
+                  file=sys.stderr)
+            return 1
+        ops, missing = only, []
     if missing:
         print("make_fixtures.py: no generator for op(s) %s of op_table.h" % ", ".join(missing),
               file=sys.stderr)
         return 1
     os.makedirs(outdir, exist_ok=True)
     total = 0
+    written = 0
     for op in ops:
         if op in ELSEWHERE:
             continue
@@ -677,16 +787,16 @@ def main(argv):
                   file=sys.stderr)
             return 1
         total += len(data)
+        written += 1
         with open(os.path.join(outdir, op + ".atfx"), "wb") as f:
             f.write(data)
         print("%-14s %3d cases %7d bytes" % (op, fx.ncases, len(data)))
-    if total > MAX_TOTAL:
+    if only is None and total > MAX_TOTAL:
         print("make_fixtures.py: fixtures total %d bytes, limit %d" % (total, MAX_TOTAL),
               file=sys.stderr)
         return 1
-    print("%d fixtures, %d bytes, in %s" % (len(ops) - len(ELSEWHERE), total, outdir))
+    print("%d fixtures, %d bytes, in %s" % (written, total, outdir))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

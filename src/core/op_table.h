@@ -55,6 +55,9 @@
     X(FLASH_SDPA,    flash_sdpa,    1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(ROPE,          rope,          1e-6f, 1e-5f, 1e-3f, 1e-2f) \
     X(REL_LOGITS,    rel_logits,    1e-5f, 1e-4f, 2e-3f, 1e-2f) \
-    X(REL_VALUES,    rel_values,    1e-5f, 1e-4f, 2e-3f, 1e-2f)
+    X(REL_VALUES,    rel_values,    1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(CONV2D,        conv2d,        1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(CONV1D,        conv1d,        1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(CONV_TRANSPOSE2D, conv_transpose2d, 1e-5f, 1e-4f, 2e-3f, 1e-2f)
 
 #endif
