@@ -518,6 +518,34 @@ static int build_conv_transpose2d(op_case *c) {
     return 0;
 }
 
+/* max_pool2d / avg_pool2d: x; attributes kernel, stride (0: the kernel),
+ * padding (pairs), exclude_pad (avg only, default 0). */
+static attn_pool2d_opts pool2d_opts(op_case *c) {
+    attn_pool2d_opts o;
+    memset(&o, 0, sizeof o);
+    attr_pair(c, "kernel", 1, o.kernel);
+    attr_pair(c, "stride", 0, o.stride);
+    attr_pair(c, "padding", 0, o.padding);
+    o.exclude_pad = attr_int_or(c, "exclude_pad", 0);
+    return o;
+}
+
+static int build_max_pool2d(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    attn_pool2d_opts o = pool2d_opts(c);
+    if (c->err[0]) return -1;
+    c->out = attn_max_pool2d(c->ctx, x, &o, NULL);
+    return 0;
+}
+
+static int build_avg_pool2d(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    attn_pool2d_opts o = pool2d_opts(c);
+    if (c->err[0]) return -1;
+    c->out = attn_avg_pool2d(c->ctx, x, &o);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -1177,6 +1205,37 @@ static void errors_conv_transpose2d(attn_ctx *ctx) {
     EXPECT_NULL_INPUT(ctx, attn_conv_transpose2d(ctx, NULL, NULL, NULL, NULL),
                       "conv_transpose2d");
 }
+
+/* The error paths shared by the two poolings (f = the op, name its name). */
+static void errors_pool(attn_ctx *ctx, int max, const char *name) {
+    attn_tensor *x;
+    attn_pool2d_opts o = {{2, 2}, {0, 0}, {0, 0}, 0};
+#define POOL(x_, o_) (max ? attn_max_pool2d(ctx, (x_), (o_), NULL) : attn_avg_pool2d(ctx, (x_), (o_)))
+    x = F32(ctx, 2, 3, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_SHAPE, name);
+    x = F32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, NULL), ATTN_ERR_INVALID_ARG, name);
+    o.kernel[1] = 0;
+    x = F32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_INVALID_ARG, "kernel");
+    o.kernel[1] = 2, o.padding[0] = 2;
+    x = F32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_INVALID_ARG, "padding");
+    o.padding[0] = 0, o.stride[0] = -1;
+    x = F32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_INVALID_ARG, "stride");
+    o.stride[0] = 0, o.kernel[0] = 7;
+    x = F32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_INVALID_ARG, "larger");
+    o.kernel[0] = 2;
+    x = I32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_DTYPE, name);
+    EXPECT_NULL_INPUT(ctx, POOL(NULL, &o), name);
+#undef POOL
+}
+
+static void errors_max_pool2d(attn_ctx *ctx) { errors_pool(ctx, 1, "max_pool2d"); }
+static void errors_avg_pool2d(attn_ctx *ctx) { errors_pool(ctx, 0, "avg_pool2d"); }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------
  * No forward declarations on purpose: an op added to op_table.h without

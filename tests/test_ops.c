@@ -289,7 +289,7 @@ static float fd_step(const char *op) {
     static const char *linear[] = {"view", "contiguous", "concat", "matmul", "bmm", "linear",
                                    "add", "sub", "mul", "scale", "bias_add", "sum", "mean",
                                    "embedding", "dropout", "conv2d", "conv1d",
-                                   "conv_transpose2d"};
+                                   "conv_transpose2d", "avg_pool2d"};
     for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++)
         if (strcmp(op, linear[i]) == 0) return 0.1f;
     return 1e-2f;
@@ -685,6 +685,11 @@ static int make_big(syn *y, const char *name, int variant) {
         syn_f32(y, "x", SH(2, 9, 17, 15), -1, 1);
         syn_f32(y, "w", SH(9, 5, 4, 4), -1, 1);
         syn_f32(y, "b", SH(5), -1, 1);
+        syn_attr_i(y, "stride", 2);
+        syn_attr_i(y, "padding", 1);
+    } else if (!strcmp(name, "max_pool2d") || !strcmp(name, "avg_pool2d")) {
+        syn_f32(y, "x", SH(3, 5, 37, 41), -1, 1);
+        syn_attr_i(y, "kernel", 3);
         syn_attr_i(y, "stride", 2);
         syn_attr_i(y, "padding", 1);
     } else if (!strcmp(name, "concat")) {

@@ -680,6 +680,47 @@ def gen_conv_transpose2d(fx):
                 ins, convt, {"stride": pair(st), "padding": pair(pd), "output_padding": pair(op),
                              "dilation": pair(dl), "groups": g})
 
+
+def distinct(fx, *shape):
+    """Values at least 0.1 apart (a shuffled grid plus a small jitter), so
+    that no finite-difference probe (step 1e-2) changes a pooling's argmax."""
+    n = int(np.prod(shape))
+    v = (fx.rng.permutation(n) - n / 2) * 0.1 + fx.rng.uniform(-0.02, 0.02, n)
+    return v.reshape(shape).astype(np.float32)
+
+
+POOL_CASES = [  # (x shape, kernel, stride (0: kernel), padding)
+    ((2, 3, 6, 6), 2, 0, 0), ((1, 2, 7, 5), 3, 2, 1), ((2, 1, 5, 7), (2, 3), (1, 2), (1, 1)),
+    ((1, 3, 9, 8), 3, 1, 1), ((1, 1, 1, 1), 1, 0, 0), ((2, 2, 4, 9), (1, 4), (1, 3), (0, 2)),
+    ((1, 2, 5, 5), 5, 0, 2)]
+
+
+def pool_kw(a):
+    k = tuple(int(v) for v in a["kernel"])
+    s = tuple(int(v) for v in a["stride"])
+    return dict(kernel_size=k, stride=s if s[0] else k, padding=tuple(int(v) for v in a["padding"]))
+
+
+def gen_max_pool2d(fx):
+    for xs, k, st, pd in POOL_CASES:
+        fx.case("max_pool2d x %s kernel %s stride %s padding %s" % (xs, k, st, pd),
+                {"x": distinct(fx, *xs)}, lambda t, a: F.max_pool2d(t["x"], **pool_kw(a)),
+                {"kernel": pair(k), "stride": pair(st), "padding": pair(pd)})
+    fx.case("max_pool2d strided x ([2,7,6,3] permuted) kernel 3 stride 2",
+            {"x": distinct(fx, 2, 7, 6, 3)},
+            lambda t, a: F.max_pool2d(t["x"], **pool_kw(a)),
+            {"kernel": pair(3), "stride": pair(2), "padding": pair(0)}, views={"x": (0, 3, 1, 2)})
+
+
+def gen_avg_pool2d(fx):
+    for xs, k, st, pd in POOL_CASES:
+        for ex in (0, 1) if any(np.atleast_1d(pd)) else (0,):
+            fx.case("avg_pool2d x %s kernel %s stride %s padding %s count_include_pad %s"
+                    % (xs, k, st, pd, "False" if ex else "True"), {"x": fx.normal(*xs)},
+                    lambda t, a: F.avg_pool2d(t["x"], count_include_pad=not int(a["exclude_pad"]),
+                                              **pool_kw(a)),
+                    {"kernel": pair(k), "stride": pair(st), "padding": pair(pd), "exclude_pad": ex})
+
 # ---------------------------------------------------------------------------
 
 
@@ -724,6 +765,8 @@ GENERATORS = {
     "conv2d": gen_conv2d,
     "conv1d": gen_conv1d,
     "conv_transpose2d": gen_conv_transpose2d,
+    "max_pool2d": gen_max_pool2d,
+    "avg_pool2d": gen_avg_pool2d,
 }
 
 
