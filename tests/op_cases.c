@@ -546,6 +546,34 @@ static int build_avg_pool2d(op_case *c) {
     return 0;
 }
 
+/* A leaf tensor made from attribute `name` (not an input: no gradient, not
+ * probed by finite differences), or NULL when absent. */
+static attn_tensor *attr_tensor(op_case *c, const char *name) {
+    const atfx_tensor *t = atfx_findf(c->fx, "c%d.attr.%s", c->k, name);
+    if (!t) return NULL;
+    if (t->dtype != ATTN_F32) {
+        if (!c->err[0]) snprintf(c->err, sizeof c->err, "case %d: attr.%s is not f32", c->k, name);
+        return NULL;
+    }
+    return attn_tensor_from(c->ctx, ATTN_F32, t->ndim, t->shape, t->data);
+}
+
+/* batchnorm: x, optional gamma and beta; attributes eps, momentum,
+ * training (default 1), optional running_mean / running_var (caller-owned
+ * buffers, updated in place; test_conv.c checks their new values). */
+static int build_batchnorm(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *g = opc_input_opt(c, "gamma"),
+                *b = opc_input_opt(c, "beta");
+    float eps = attr_float(c, "eps"), mom = attr_float(c, "momentum");
+    int training = attr_int_or(c, "training", 1);
+    attn_tensor *rm = attr_tensor(c, "running_mean"), *rv = attr_tensor(c, "running_var");
+    if (c->err[0]) return -1;
+    attn_ctx_set_training(c->ctx, training);
+    c->out = attn_batchnorm(c->ctx, x, g, b, rm, rv, mom, eps);
+    attn_ctx_set_training(c->ctx, 1);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -1236,6 +1264,39 @@ static void errors_pool(attn_ctx *ctx, int max, const char *name) {
 
 static void errors_max_pool2d(attn_ctx *ctx) { errors_pool(ctx, 1, "max_pool2d"); }
 static void errors_avg_pool2d(attn_ctx *ctx) { errors_pool(ctx, 0, "avg_pool2d"); }
+
+static void errors_batchnorm(attn_ctx *ctx) {
+    attn_tensor *x, *g, *rm, *rv;
+    x = F32(ctx, 4), g = NULL;
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, NULL, NULL, 0.1f, 1e-5f), ATTN_ERR_SHAPE,
+                "batchnorm");
+    x = F32(ctx, 4, 3, 2), g = F32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, g, NULL, NULL, NULL, 0.1f, 1e-5f), ATTN_ERR_SHAPE,
+                "gamma");
+    x = F32(ctx, 4, 3, 2), rm = F32(ctx, 3), rv = F32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, rm, rv, 0.1f, 1e-5f), ATTN_ERR_SHAPE,
+                "running_var");
+    x = F32(ctx, 4, 3, 2), rm = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, rm, NULL, 0.1f, 1e-5f),
+                ATTN_ERR_INVALID_ARG, "together");
+    x = F32(ctx, 4, 3, 2);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, NULL, NULL, 1.5f, 1e-5f),
+                ATTN_ERR_INVALID_ARG, "momentum");
+    x = F32(ctx, 4, 3, 2);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, NULL, NULL, 0.1f, -1.0f),
+                ATTN_ERR_INVALID_ARG, "eps");
+    x = F32(ctx, 1, 3), rm = F32(ctx, 3), rv = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, rm, rv, 0.1f, 1e-5f),
+                ATTN_ERR_INVALID_ARG, "more than one value");
+    x = I32(ctx, 4, 3);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, NULL, NULL, 0.1f, 1e-5f), ATTN_ERR_DTYPE,
+                "batchnorm");
+    x = F32(ctx, 4, 3), g = I32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, g, NULL, NULL, NULL, 0.1f, 1e-5f), ATTN_ERR_DTYPE,
+                "gamma");
+    EXPECT_NULL_INPUT(ctx, attn_batchnorm(ctx, NULL, NULL, NULL, NULL, NULL, 0.1f, 1e-5f),
+                      "batchnorm");
+}
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------
  * No forward declarations on purpose: an op added to op_table.h without

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "attn/attn.h"
+#include "fixture.h"
 #include "test.h"
 
 static attn_ctx *conv_ctx(void) {
@@ -155,8 +156,79 @@ static void test_conv1d_causal(void) {
     TEST_END();
 }
 
+static atfx_file *conv_fixture(const char *name) {
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/%s.atfx", test_fixture_dir(), name);
+    atfx_file *fx = NULL;
+    if (atfx_load(path, &fx, err, sizeof err) != ATTN_OK)
+        CHECK(0, "cannot load fixture %s: %s (tools/make_fixtures.py --only %s)", path, err, name);
+    return fx;
+}
+
+static attn_tensor *fx_tensor(attn_ctx *ctx, const atfx_file *fx, int k, const char *name) {
+    const atfx_tensor *t = atfx_findf(fx, "c%d.%s", k, name);
+    return t ? attn_tensor_from(ctx, t->dtype, t->ndim, t->shape, t->data) : NULL;
+}
+
+/* |got - want| <= atol + rtol |want| elementwise; reports the worst. */
+static void check_close(const char *what, int k, const float *got, const float *want, int64_t n,
+                        double atol, double rtol) {
+    int64_t worst = -1;
+    double excess = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const double e = fabs((double)got[i] - want[i]) - (atol + rtol * fabs((double)want[i]));
+        if (!(e <= 0.0) && (worst < 0 || !(e <= excess))) worst = i, excess = e;
+    }
+    CHECK(worst < 0, "case %d: %s element %lld: got %.9g, PyTorch %.9g (atol %g, rtol %g)", k,
+          what, (long long)worst, worst >= 0 ? (double)got[worst] : 0.0,
+          worst >= 0 ? (double)want[worst] : 0.0, atol, rtol);
+}
+
+/* The running statistics after one forward, against torch's in-place update
+ * (training: momentum and the unbiased variance; evaluation: unchanged). */
+static void test_batchnorm_running(void) {
+    TEST_BEGIN("conv: batchnorm updates the caller's running statistics as torch does");
+    attn_ctx *ctx = conv_ctx();
+    atfx_file *fx = conv_fixture("batchnorm");
+    const atfx_tensor *nc = fx ? atfx_find(fx, "n_cases") : NULL;
+    int checked = 0;
+    for (int k = 0; ctx && nc && k < atfx_i32(nc)[0]; k++) {
+        const atfx_tensor *want_m = atfx_findf(fx, "c%d.running_mean_after", k),
+                          *want_v = atfx_findf(fx, "c%d.running_var_after", k);
+        if (!want_m || !want_v) continue;
+        for (int use_ref = 0; use_ref < 2; use_ref++) {
+            attn_ctx_reset(ctx);
+            attn_ctx_set_use_ref(ctx, use_ref);
+            const atfx_tensor *tr = atfx_findf(fx, "c%d.attr.training", k),
+                              *mo = atfx_findf(fx, "c%d.attr.momentum", k),
+                              *ep = atfx_findf(fx, "c%d.attr.eps", k);
+            attn_tensor *rm = fx_tensor(ctx, fx, k, "attr.running_mean"),
+                        *rv = fx_tensor(ctx, fx, k, "attr.running_var");
+            attn_ctx_set_training(ctx, tr ? atfx_i32(tr)[0] : 1);
+            attn_tensor *y = attn_batchnorm(ctx, fx_tensor(ctx, fx, k, "x"),
+                                            fx_tensor(ctx, fx, k, "gamma"),
+                                            fx_tensor(ctx, fx, k, "beta"), rm, rv,
+                                            mo ? atfx_f32(mo)[0] : 0.1f, ep ? atfx_f32(ep)[0] : 1e-5f);
+            attn_ctx_set_training(ctx, 1);
+            CHECK(y && rm && rv, "case %d: batchnorm failed: %s", k, attn_ctx_error(ctx));
+            if (!y || !rm || !rv) continue;
+            check_close(use_ref ? "running_mean [ref]" : "running_mean [fast]", k, attn_f32(rm),
+                        atfx_f32(want_m), want_m->numel, 1e-6, 1e-5);
+            check_close(use_ref ? "running_var [ref]" : "running_var [fast]", k, attn_f32(rv),
+                        atfx_f32(want_v), want_v->numel, 1e-6, 1e-5);
+            checked++;
+        }
+    }
+    CHECK(checked >= 8, "only %d running-statistics checks ran", checked);
+    attn_ctx_set_use_ref(ctx, 0);
+    atfx_free(fx);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_conv(void) {
     test_max_pool_ties();
     test_max_pool_nan();
     test_conv1d_causal();
+    test_batchnorm_running();
 }

@@ -692,6 +692,12 @@ static int make_big(syn *y, const char *name, int variant) {
         syn_attr_i(y, "kernel", 3);
         syn_attr_i(y, "stride", 2);
         syn_attr_i(y, "padding", 1);
+    } else if (!strcmp(name, "batchnorm")) {
+        syn_f32(y, "x", SH(5, 13, 17, 19), -2, 3);
+        syn_f32(y, "gamma", SH(13), 0.5, 1.5);
+        syn_f32(y, "beta", SH(13), -1, 1);
+        syn_attr_f(y, "eps", 1e-5f);
+        syn_attr_f(y, "momentum", 0.1f);
     } else if (!strcmp(name, "concat")) {
         syn_f32(y, "x0", SH(R, 333), -1, 1);
         syn_f32(y, "x1", SH(R, 667), -1, 1);

@@ -721,6 +721,49 @@ def gen_avg_pool2d(fx):
                                               **pool_kw(a)),
                     {"kernel": pair(k), "stride": pair(st), "padding": pair(pd), "exclude_pad": ex})
 
+
+def gen_batchnorm(fx):
+    """Training cases update the running buffers in place (as torch does);
+    their new values are stored as c<k>.running_mean_after / _var_after
+    (checked by tests/test_conv.c, not inputs of the op)."""
+    for xs, gm, bt, run, train, mom, eps in [
+            ((4, 3, 5, 6), 1, 1, 1, 1, 0.1, 1e-5), ((7, 5), 1, 1, 1, 1, 0.1, 1e-5),
+            ((3, 4, 9), 0, 1, 0, 1, 0.1, 1e-5), ((2, 3, 4, 4), 1, 0, 1, 0, 0.1, 1e-5),
+            ((5, 6), 1, 1, 1, 0, 0.1, 1e-3), ((2, 1, 3, 3), 0, 0, 1, 1, 0.3, 1e-5),
+            ((1, 2, 1, 2), 1, 1, 1, 1, 0.1, 1e-5), ((3, 2, 1, 1), 1, 1, 1, 1, 1.0, 1e-5)]:
+        c = xs[1]
+        ins = {"x": fx.normal(*xs, scale=2.0) + 0.5}
+        if gm:
+            ins["gamma"] = fx.normal(c) * 0.5 + 1.0
+        if bt:
+            ins["beta"] = fx.normal(c)
+        attrs = {"eps": np.float32(eps), "momentum": np.float32(mom), "training": train}
+        state = {}
+        if run:
+            attrs["running_mean"] = fx.normal(c)
+            attrs["running_var"] = fx.uniform(0.5, 2.0, c)
+
+        def bn(t, a, state=state, train=train, run=run):
+            rm = rv = None
+            if run:
+                rm = torch.tensor(a["running_mean"].astype(np.float64))
+                rv = torch.tensor(a["running_var"].astype(np.float64))
+                state["rm"], state["rv"] = rm, rv
+            return F.batch_norm(t["x"], rm, rv, t.get("gamma"), t.get("beta"), bool(train),
+                                float(a["momentum"]), float(a["eps"]))
+        k = fx.ncases
+        fx.case("batchnorm x %s %s %s %s %s momentum %g eps %g"
+                % (xs, "gamma" if gm else "no gamma", "beta" if bt else "no beta",
+                   "running stats" if run else "no running stats",
+                   "training" if train else "eval", mom, eps), ins, bn, attrs)
+        if run:
+            fx.put("c%d.running_mean_after" % k, state["rm"].numpy())
+            fx.put("c%d.running_var_after" % k, state["rv"].numpy())
+    fx.case("batchnorm strided x ([4,5,3]^T(0,2,1)) training", {"x": fx.normal(4, 5, 3)},
+            lambda t, a: F.batch_norm(t["x"], None, None, None, None, True, 0.1, 1e-5),
+            {"eps": np.float32(1e-5), "momentum": np.float32(0.1), "training": 1},
+            views={"x": (0, 2, 1)})
+
 # ---------------------------------------------------------------------------
 
 
@@ -767,6 +810,7 @@ GENERATORS = {
     "conv_transpose2d": gen_conv_transpose2d,
     "max_pool2d": gen_max_pool2d,
     "avg_pool2d": gen_avg_pool2d,
+    "batchnorm": gen_batchnorm,
 }
 
 

@@ -103,6 +103,28 @@ attn_tensor *attn_max_pool2d(attn_ctx *ctx, attn_tensor *x, const attn_pool2d_op
  * True unless opts->exclude_pad). Shapes as max_pool2d. */
 attn_tensor *attn_avg_pool2d(attn_ctx *ctx, attn_tensor *x, const attn_pool2d_opts *opts);
 
+/* Batch normalisation over the channel axis, as
+ * torch.nn.functional.batch_norm.
+ *   x [N, C], [N, C, L] or [N, C, H, W]; gamma, beta [C] or NULL (1 and 0);
+ *   running_mean, running_var [C] contiguous f32 or both NULL -> y like x.
+ * Per channel c over its M = numel(x) / C values:
+ *   y = (x - mean_c) / sqrt(var_c + eps) gamma_c + beta_c.
+ * In training mode (attn_ctx_set_training, the default) and whenever the
+ * running buffers are NULL, mean_c and var_c are the batch's (biased
+ * variance); then, if the buffers are given, they are updated in place as
+ * torch does: running = (1 - momentum) running + momentum stat, with the
+ * unbiased variance var_c M / (M - 1) (torch's default momentum is 0.1).
+ * In evaluation mode with buffers, the running statistics are used and
+ * nothing is written. The buffers belong to the caller (not graph inputs:
+ * they receive no gradient). Gradients flow to x, gamma and beta in both
+ * modes (through the batch statistics in training mode).
+ * Errors (besides the common ones): ATTN_ERR_INVALID_ARG for one running
+ * buffer without the other, a strided buffer, eps < 0, momentum outside
+ * [0, 1], or training with buffers and M < 2. */
+attn_tensor *attn_batchnorm(attn_ctx *ctx, attn_tensor *x, attn_tensor *gamma, attn_tensor *beta,
+                            attn_tensor *running_mean, attn_tensor *running_var, float momentum,
+                            float eps);
+
 #ifdef __cplusplus
 }
 #endif
