@@ -546,13 +546,15 @@ static int build_avg_pool2d(op_case *c) {
     return 0;
 }
 
-/* A leaf tensor made from attribute `name` (not an input: no gradient, not
- * probed by finite differences), or NULL when absent. */
-static attn_tensor *attr_tensor(op_case *c, const char *name) {
-    const atfx_tensor *t = atfx_findf(c->fx, "c%d.attr.%s", c->k, name);
+/* A tensor made from fixture tensor "c<k>.<name>" (e.g. "attr.running_mean":
+ * not an input, so no gradient and no finite-difference probe), or NULL when
+ * absent. Builders make these before their inputs, so that the arena use
+ * after the inputs counts them (arena exhaustion test). */
+static attn_tensor *fixture_tensor(op_case *c, const char *name) {
+    const atfx_tensor *t = atfx_findf(c->fx, "c%d.%s", c->k, name);
     if (!t) return NULL;
     if (t->dtype != ATTN_F32) {
-        if (!c->err[0]) snprintf(c->err, sizeof c->err, "case %d: attr.%s is not f32", c->k, name);
+        if (!c->err[0]) snprintf(c->err, sizeof c->err, "case %d: %s is not f32", c->k, name);
         return NULL;
     }
     return attn_tensor_from(c->ctx, ATTN_F32, t->ndim, t->shape, t->data);
@@ -562,14 +564,36 @@ static attn_tensor *attr_tensor(op_case *c, const char *name) {
  * training (default 1), optional running_mean / running_var (caller-owned
  * buffers, updated in place; test_conv.c checks their new values). */
 static int build_batchnorm(op_case *c) {
+    attn_tensor *rm = fixture_tensor(c, "attr.running_mean"),
+                *rv = fixture_tensor(c, "attr.running_var");
     attn_tensor *x = opc_input(c, "x"), *g = opc_input_opt(c, "gamma"),
                 *b = opc_input_opt(c, "beta");
     float eps = attr_float(c, "eps"), mom = attr_float(c, "momentum");
     int training = attr_int_or(c, "training", 1);
-    attn_tensor *rm = attr_tensor(c, "running_mean"), *rv = attr_tensor(c, "running_var");
     if (c->err[0]) return -1;
     attn_ctx_set_training(c->ctx, training);
     c->out = attn_batchnorm(c->ctx, x, g, b, rm, rv, mom, eps);
+    attn_ctx_set_training(c->ctx, 1);
+    return 0;
+}
+
+/* spectral_norm: w; attributes u, v (caller-owned vectors updated in place
+ * in training mode; test_conv.c checks their new values), eps, training.
+ * Finite differences: the gradient treats the iteration's u and v as
+ * constants (as torch), while a probe of w in training mode would also move
+ * them; so a perturbed build (c->pert_input >= 0) of a training case runs in
+ * evaluation mode on torch's iterated vectors (c<k>.u_after, v_after): the
+ * very function whose derivative the backward computes. */
+static int build_spectral_norm(op_case *c) {
+    int training = attr_int_or(c, "training", 1);
+    const int probe = training && c->pert_input >= 0;
+    attn_tensor *u = fixture_tensor(c, probe ? "u_after" : "attr.u"),
+                *v = fixture_tensor(c, probe ? "v_after" : "attr.v");
+    attn_tensor *w = opc_input(c, "w");
+    float eps = attr_float(c, "eps");
+    if (c->err[0]) return -1;
+    attn_ctx_set_training(c->ctx, training && !probe);
+    c->out = attn_spectral_norm(c->ctx, w, u, v, eps);
     attn_ctx_set_training(c->ctx, 1);
     return 0;
 }
@@ -1296,6 +1320,23 @@ static void errors_batchnorm(attn_ctx *ctx) {
                 "gamma");
     EXPECT_NULL_INPUT(ctx, attn_batchnorm(ctx, NULL, NULL, NULL, NULL, NULL, 0.1f, 1e-5f),
                       "batchnorm");
+}
+
+static void errors_spectral_norm(attn_ctx *ctx) {
+    attn_tensor *w, *u, *v;
+    w = F32(ctx, 6), u = F32(ctx, 6), v = F32(ctx, 1);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1e-12f), ATTN_ERR_SHAPE, "spectral_norm");
+    w = F32(ctx, 4, 3, 2), u = F32(ctx, 3), v = F32(ctx, 6);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1e-12f), ATTN_ERR_SHAPE, "u");
+    w = F32(ctx, 4, 3, 2), u = F32(ctx, 4), v = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1e-12f), ATTN_ERR_SHAPE, "v");
+    w = F32(ctx, 4, 3, 2), u = F32(ctx, 4), v = F32(ctx, 6);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0.0f), ATTN_ERR_INVALID_ARG, "eps");
+    w = F32(ctx, 4, 3, 2), u = I32(ctx, 4), v = F32(ctx, 6);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1e-12f), ATTN_ERR_DTYPE, "u");
+    w = I32(ctx, 4, 3), u = F32(ctx, 4), v = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1e-12f), ATTN_ERR_DTYPE, "spectral_norm");
+    EXPECT_NULL_INPUT(ctx, attn_spectral_norm(ctx, NULL, NULL, NULL, 1e-12f), "spectral_norm");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

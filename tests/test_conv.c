@@ -226,9 +226,49 @@ static void test_batchnorm_running(void) {
     TEST_END();
 }
 
+/* The power iteration's vectors after one forward, against torch's
+ * parametrization (training: one iteration; evaluation: unchanged). */
+static void test_spectral_norm_vectors(void) {
+    TEST_BEGIN("conv: spectral_norm updates the caller's u and v as torch's parametrization");
+    attn_ctx *ctx = conv_ctx();
+    atfx_file *fx = conv_fixture("spectral_norm");
+    const atfx_tensor *nc = fx ? atfx_find(fx, "n_cases") : NULL;
+    int checked = 0;
+    for (int k = 0; ctx && nc && k < atfx_i32(nc)[0]; k++) {
+        const atfx_tensor *want_u = atfx_findf(fx, "c%d.u_after", k),
+                          *want_v = atfx_findf(fx, "c%d.v_after", k),
+                          *tr = atfx_findf(fx, "c%d.attr.training", k),
+                          *ep = atfx_findf(fx, "c%d.attr.eps", k);
+        CHECK(want_u && want_v && tr && ep, "case %d: u_after, v_after, training or eps missing", k);
+        if (!want_u || !want_v || !tr || !ep) continue;
+        for (int use_ref = 0; use_ref < 2; use_ref++) {
+            attn_ctx_reset(ctx);
+            attn_ctx_set_use_ref(ctx, use_ref);
+            attn_tensor *u = fx_tensor(ctx, fx, k, "attr.u"), *v = fx_tensor(ctx, fx, k, "attr.v");
+            attn_ctx_set_training(ctx, atfx_i32(tr)[0]);
+            attn_tensor *y =
+                attn_spectral_norm(ctx, fx_tensor(ctx, fx, k, "w"), u, v, atfx_f32(ep)[0]);
+            attn_ctx_set_training(ctx, 1);
+            CHECK(y && u && v, "case %d: spectral_norm failed: %s", k, attn_ctx_error(ctx));
+            if (!y || !u || !v) continue;
+            check_close(use_ref ? "u [ref]" : "u [fast]", k, attn_f32(u), atfx_f32(want_u),
+                        want_u->numel, 1e-6, 1e-5);
+            check_close(use_ref ? "v [ref]" : "v [fast]", k, attn_f32(v), atfx_f32(want_v),
+                        want_v->numel, 1e-6, 1e-5);
+            checked++;
+        }
+    }
+    CHECK(checked >= 14, "only %d checks ran", checked);
+    attn_ctx_set_use_ref(ctx, 0);
+    atfx_free(fx);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_conv(void) {
     test_max_pool_ties();
     test_max_pool_nan();
     test_conv1d_causal();
     test_batchnorm_running();
+    test_spectral_norm_vectors();
 }

@@ -764,6 +764,66 @@ def gen_batchnorm(fx):
             {"eps": np.float32(1e-5), "momentum": np.float32(0.1), "training": 1},
             views={"x": (0, 2, 1)})
 
+
+def gen_spectral_norm(fx):
+    """The normalised weight of torch.nn.utils.parametrizations.spectral_norm
+    (dim 0, one power iteration in training mode), written out with its own
+    formulas (u = normalize(W v), v = normalize(W^T u), sigma = u^T W v with u,
+    v detached, W / sigma) and checked here against the parametrization of a
+    real module whose u, v and weight are set to the case's. u and v are
+    attributes (updated in place; c<k>.u_after / v_after hold torch's)."""
+    import torch.nn.utils.parametrizations as P
+    for ws, train, eps in [((5, 3, 3, 3), 1, 1e-12), ((7, 4), 1, 1e-12), ((4, 6, 3), 0, 1e-12),
+                           ((1, 5), 1, 1e-12), ((6, 1, 2, 2), 1, 1e-12), ((3, 2, 3, 1), 0, 1e-12),
+                           ((9, 9), 1, 1e-12)]:
+        o = ws[0]
+        k = int(np.prod(ws[1:]))
+        w0 = fx.normal(*ws, scale=0.5)
+        # u, v as torch leaves them at registration: random, normalised, then
+        # 15 power iterations (so that sigma is near the top singular value)
+        wm0 = w0.astype(np.float64).reshape(o, k)
+        u = fx.normal(o).astype(np.float64)
+        v = fx.normal(k).astype(np.float64)
+        u, v = u / np.linalg.norm(u), v / np.linalg.norm(v)
+        for _ in range(15):
+            u = wm0 @ v
+            u /= np.linalg.norm(u)
+            v = wm0.T @ u
+            v /= np.linalg.norm(v)
+        u0, v0 = u.astype(np.float32), v.astype(np.float32)
+        state = {}
+
+        def sn(t, a, state=state, train=train, eps=eps):
+            w = t["w"]
+            wm = w.reshape(w.shape[0], -1)
+            u = torch.tensor(a["u"].astype(np.float64))
+            v = torch.tensor(a["v"].astype(np.float64))
+            with torch.no_grad():
+                if train:
+                    u = F.normalize(torch.mv(wm, v), dim=0, eps=eps)
+                    v = F.normalize(torch.mv(wm.t(), u), dim=0, eps=eps)
+            state["u"], state["v"] = u.clone(), v.clone()
+            y = w / torch.dot(u, torch.mv(wm, v))
+            # the same through torch's parametrization of a real module
+            lin = torch.nn.Linear(k, o, bias=False).double()
+            P.spectral_norm(lin, eps=eps)
+            par = lin.parametrizations.weight
+            with torch.no_grad():
+                par.original.copy_(wm)
+                par[0]._u.copy_(torch.tensor(a["u"].astype(np.float64)))
+                par[0]._v.copy_(torch.tensor(a["v"].astype(np.float64)))
+            lin.train(bool(train))
+            ref = lin.weight.detach()
+            assert torch.allclose(ref, y.detach().reshape(o, k), rtol=1e-12, atol=1e-12)
+            assert torch.allclose(par[0]._u, u, rtol=1e-12, atol=1e-12)
+            return y
+        kc = fx.ncases
+        fx.case("spectral_norm w %s %s eps %g" % (ws, "training" if train else "eval", eps),
+                {"w": w0}, sn,
+                {"u": u0, "v": v0, "eps": np.float32(eps), "training": train})
+        fx.put("c%d.u_after" % kc, state["u"].numpy())
+        fx.put("c%d.v_after" % kc, state["v"].numpy())
+
 # ---------------------------------------------------------------------------
 
 
@@ -811,6 +871,7 @@ GENERATORS = {
     "max_pool2d": gen_max_pool2d,
     "avg_pool2d": gen_avg_pool2d,
     "batchnorm": gen_batchnorm,
+    "spectral_norm": gen_spectral_norm,
 }
 
 

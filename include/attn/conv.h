@@ -125,6 +125,26 @@ attn_tensor *attn_batchnorm(attn_ctx *ctx, attn_tensor *x, attn_tensor *gamma, a
                             attn_tensor *running_mean, attn_tensor *running_var, float momentum,
                             float eps);
 
+/* Spectral normalisation of a weight, as
+ * torch.nn.utils.parametrizations.spectral_norm(module, n_power_iterations=1,
+ * eps, dim=0) computes the normalised weight.
+ *   w [O, ...] (rank >= 2), read as W [O, K] with K = numel(w) / O;
+ *   u [O] and v [K]: the power iteration's vectors, contiguous f32, owned
+ *   by the caller and kept across steps (initialise them as torch does:
+ *   random normal, normalised, then 15 iterations, e.g. 15 calls in
+ *   training mode) -> y like w.
+ * In training mode (attn_ctx_set_training) one power iteration runs first
+ * and updates u and v in place: u = normalize(W v), then
+ * v = normalize(W^T u), normalize(a) = a / max(|a|, eps) (torch's default
+ * eps is 1e-12). In evaluation mode u and v are only read. Then
+ *   sigma = u^T W v,  y = w / sigma.
+ * The gradient flows to w through W and sigma with u and v constants (as
+ * torch, which detaches them); u and v receive none.
+ * Errors (besides the common ones): ATTN_ERR_SHAPE for u or v of the wrong
+ * length; ATTN_ERR_INVALID_ARG for strided u or v or eps <= 0. */
+attn_tensor *attn_spectral_norm(attn_ctx *ctx, attn_tensor *w, attn_tensor *u, attn_tensor *v,
+                                float eps);
+
 #ifdef __cplusplus
 }
 #endif
