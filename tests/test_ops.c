@@ -669,18 +669,36 @@ static int make_big(syn *y, const char *name, int variant) {
         int32_t *o = syn_i32(y, "attr.offset", SH(2), 0, 1 << 20);
         if (o) o[1] = 0;
         (void)s;
-    } else if (!strcmp(name, "conv2d")) {
+    } else if (!strcmp(name, "conv2d") && variant == 0) {
         /* im2col + GEMM against the direct sum: odd sizes, stride 2, padding 2 */
         syn_f32(y, "x", SH(2, 7, 33, 31), -1, 1);
         syn_f32(y, "w", SH(13, 7, 3, 5), -1, 1);
         syn_f32(y, "b", SH(13), -1, 1);
         syn_attr_i(y, "stride", 2);
         syn_attr_i(y, "padding", 2);
+    } else if (!strcmp(name, "conv2d") && variant == 1) {
+        /* 5 images in chunks of 3 + 2 (src/ops/conv.c, cv_chunk) */
+        syn_f32(y, "x", SH(5, 8, 30, 30), -1, 1);
+        syn_f32(y, "w", SH(6, 8, 3, 3), -1, 1);
+        syn_attr_i(y, "padding", 1);
+    } else if (!strcmp(name, "conv2d") && variant == 2) {
+        /* groups 2, 9 images in chunks of 8 + 1 */
+        syn_f32(y, "x", SH(9, 4, 40, 40), -1, 1);
+        syn_f32(y, "w", SH(4, 2, 3, 3), -1, 1);
+        syn_f32(y, "b", SH(4), -1, 1);
+        syn_attr_i(y, "padding", 1);
+        syn_attr_i(y, "groups", 2);
     } else if (!strcmp(name, "conv1d")) {
         syn_f32(y, "x", SH(3, 17, 301), -1, 1);
         syn_f32(y, "w", SH(19, 17, 3), -1, 1);
         syn_attr_i(y, "dilation", 4);
         syn_attr_i(y, "causal", 1);
+    } else if (!strcmp(name, "conv_transpose2d") && variant == 1) {
+        /* 12 images in chunks of 9 + 3 */
+        syn_f32(y, "x", SH(12, 6, 20, 20), -1, 1);
+        syn_f32(y, "w", SH(6, 4, 4, 4), -1, 1);
+        syn_attr_i(y, "stride", 2);
+        syn_attr_i(y, "padding", 1);
     } else if (!strcmp(name, "conv_transpose2d")) {
         syn_f32(y, "x", SH(2, 9, 17, 15), -1, 1);
         syn_f32(y, "w", SH(9, 5, 4, 4), -1, 1);
@@ -717,9 +735,11 @@ static void run_big_ref(void) {
     for (int op = 0; op < op_cases_count; op++) {
         const op_case_entry *e = &op_cases[op];
         const attn__op_info *info = &attn__ops[op];
-        int variants = !strcmp(e->name, "sum") || !strcmp(e->name, "mean") ? 3
-                       : !strcmp(e->name, "gelu")                          ? 2
-                                                                           : 1;
+        int variants = !strcmp(e->name, "sum") || !strcmp(e->name, "mean") ||
+                               !strcmp(e->name, "conv2d")
+                           ? 3
+                       : !strcmp(e->name, "gelu") || !strcmp(e->name, "conv_transpose2d") ? 2
+                                                                                           : 1;
         for (int v = 0; v < variants; v++) {
             syn y;
             if (make_big(&y, e->name, v)) break;

@@ -21,9 +21,10 @@
  *
  * Node attributes: conv2d / conv_transpose2d: iarg = {SH, SW, PH, PW, DH,
  * DW, G, has_bias}; conv1d: iarg = {S, pad_left, pad_right, D, G, -, -,
- * has_bias}. Inputs: x, w, then b when has_bias. saved[0]: the im2col
- * workspace of one image and group ([K P] floats; absent for 1x1 kernels with
- * stride 1 and no padding), reused by the backward.
+ * has_bias}. Inputs: x, w, then b when has_bias. saved[0]: the workspace
+ * of a chunk of images (cv_chunk: their im2col matrices side by side and a
+ * block of outputs; absent for 1x1 kernels with stride 1 and no padding),
+ * reused by the backward.
  * Derivations: docs/conv.md.
  */
 #include <stdint.h>
@@ -89,90 +90,144 @@ static int cv_pointwise(const cv_geom *g) {
            g->OH == g->H && g->OW == g->W;
 }
 
-/* ---- im2col and col2im ------------------------------------------------------------------- */
+/* ---- chunks of images ------------------------------------------------------------------- */
 
-/* col [K, P] (K = Cg KH KW rows, P = OH OW columns) of the Cg planes at u:
- * col[(c KH + i) KW + j, p OW + q] = u[c, p SH - PH + i DH, q SW - PW + j DW] or 0. */
-static void cv_im2col(const cv_geom *g, const float *u, float *col, int nt) {
+/* The products run on chunks of nb images at once: for group gi of images
+ * n0 .. n0 + nb - 1 the im2col matrices sit side by side in col [K, nb P]
+ * (column j P + p is position p of image n0 + j), so one GEMM of inner or
+ * outer size nb P replaces nb small ones (7x7 maps have P = 49). The
+ * workspace holds col and the matching [O/G, nb P] block of outputs (or
+ * output gradients), (K + O/G) P floats per image, at most CV_WS_FLOATS
+ * floats (1 MiB) unless one image needs more. */
+#define CV_WS_FLOATS ((int64_t)1 << 18)
+
+static int64_t cv_chunk(const cv_geom *g) {
+    const int64_t K = g->C / g->G * g->KH * g->KW, Og = g->O / g->G, P = g->OH * g->OW;
+    int64_t nb = CV_WS_FLOATS / ((K + Og) * P);
+    if (nb < 1) nb = 1;
+    if (nb > g->N) nb = g->N;
+    return nb;
+}
+
+/* col [K, nb P] of the Cg planes of nb images (u: image n0's first plane of
+ * the group; images C H W floats apart):
+ * col[(c KH + i) KW + j, b P + p OW + q] = u_b[c, p SH - PH + i DH, q SW - PW + j DW] or 0. */
+static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, int nt) {
     const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;
+    const int64_t HW = g->H * g->W, ld = nb * P;
     (void)nt;
     ATTN__OMP_FOR(nt)
     for (int64_t r = 0; r < R; r++) {
         const int64_t c = r / KK, i = (r % KK) / g->KW, j = r % g->KW;
-        const float *up = u + c * g->H * g->W;
-        float *dst = col + r * P;
         const int64_t iw0 = j * g->DW - g->PW;
         /* columns q with 0 <= q SW + iw0 < W */
         int64_t lo = iw0 >= 0 ? 0 : (-iw0 + g->SW - 1) / g->SW;
         int64_t hi = g->W - iw0 <= 0 ? 0 : (g->W - iw0 - 1) / g->SW + 1;
         if (hi > g->OW) hi = g->OW;
         if (lo > hi) lo = hi;
-        for (int64_t p = 0; p < g->OH; p++) {
-            const int64_t ih = p * g->SH - g->PH + i * g->DH;
-            float *d = dst + p * g->OW;
-            if (ih < 0 || ih >= g->H) {
-                memset(d, 0, sizeof(float) * (size_t)g->OW);
-                continue;
+        for (int64_t b = 0; b < nb; b++) {
+            const float *up = u + b * g->C * HW + c * HW;
+            float *dst = col + r * ld + b * P;
+            for (int64_t p = 0; p < g->OH; p++) {
+                const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                float *d = dst + p * g->OW;
+                if (ih < 0 || ih >= g->H) {
+                    memset(d, 0, sizeof(float) * (size_t)g->OW);
+                    continue;
+                }
+                const float *ur = up + ih * g->W; /* column q reads ur[q SW + iw0] */
+                for (int64_t q = 0; q < lo; q++) d[q] = 0.0f;
+                if (g->SW == 1 && hi > lo)
+                    memcpy(d + lo, ur + lo + iw0, sizeof(float) * (size_t)(hi - lo));
+                else if (g->SW != 1)
+                    for (int64_t q = lo; q < hi; q++) d[q] = ur[q * g->SW + iw0];
+                for (int64_t q = hi; q < g->OW; q++) d[q] = 0.0f;
             }
-            const float *ur = up + ih * g->W; /* column q reads ur[q SW + iw0] */
-            for (int64_t q = 0; q < lo; q++) d[q] = 0.0f;
-            if (g->SW == 1 && hi > lo)
-                memcpy(d + lo, ur + lo + iw0, sizeof(float) * (size_t)(hi - lo));
-            else if (g->SW != 1)
-                for (int64_t q = lo; q < hi; q++) d[q] = ur[q * g->SW + iw0];
-            for (int64_t q = hi; q < g->OW; q++) d[q] = 0.0f;
         }
     }
 }
 
-/* du[c, ...] += the entries of col that im2col read from there (its
- * adjoint). Each task owns one channel plane and walks its KH KW rows in
- * order: no race, and the same sums for any thread count. */
-static void cv_col2im(const cv_geom *g, const float *col, float *du, int nt) {
+/* du_b[c, ...] += the entries of col that im2col read from there (its
+ * adjoint). Each task owns one channel plane of every image and walks its
+ * KH KW rows in order: no race, and the same sums for any thread count. */
+static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
     const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW;
+    const int64_t HW = g->H * g->W, ld = nb * P;
     (void)nt;
     ATTN__OMP_FOR(nt)
-    for (int64_t c = 0; c < Cg; c++) {
-        float *up = du + c * g->H * g->W;
-        for (int64_t k = 0; k < KK; k++) {
-            const int64_t i = k / g->KW, j = k % g->KW;
-            const float *src = col + (c * KK + k) * P;
-            const int64_t iw0 = j * g->DW - g->PW;
-            int64_t lo = iw0 >= 0 ? 0 : (-iw0 + g->SW - 1) / g->SW;
-            int64_t hi = g->W - iw0 <= 0 ? 0 : (g->W - iw0 - 1) / g->SW + 1;
-            if (hi > g->OW) hi = g->OW;
-            for (int64_t p = 0; p < g->OH; p++) {
-                const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                if (ih < 0 || ih >= g->H) continue;
-                float *ur = up + ih * g->W;
-                const float *s = src + p * g->OW;
-                for (int64_t q = lo; q < hi; q++) ur[q * g->SW + iw0] += s[q];
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t b = 0; b < nb; b++) {
+            float *up = du + b * g->C * HW + c * HW;
+            for (int64_t k = 0; k < KK; k++) {
+                const int64_t i = k / g->KW, j = k % g->KW;
+                const float *src = col + (c * KK + k) * ld + b * P;
+                const int64_t iw0 = j * g->DW - g->PW;
+                int64_t lo = iw0 >= 0 ? 0 : (-iw0 + g->SW - 1) / g->SW;
+                int64_t hi = g->W - iw0 <= 0 ? 0 : (g->W - iw0 - 1) / g->SW + 1;
+                if (hi > g->OW) hi = g->OW;
+                for (int64_t p = 0; p < g->OH; p++) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    if (ih < 0 || ih >= g->H) continue;
+                    float *ur = up + ih * g->W;
+                    const float *s = src + p * g->OW;
+                    for (int64_t q = lo; q < hi; q++) ur[q * g->SW + iw0] += s[q];
+                }
             }
         }
-    }
+}
+
+/* D[o, b P + p] = v_b[o, p] for the Og channels of a group in nb images (v:
+ * image n0's first channel of the group; images O P floats apart). */
+static void cv_gather(const cv_geom *g, const float *v, int64_t nb, float *D) {
+    const int64_t Og = g->O / g->G, P = g->OH * g->OW;
+    for (int64_t o = 0; o < Og; o++)
+        for (int64_t b = 0; b < nb; b++)
+            memcpy(D + o * nb * P + b * P, v + b * g->O * P + o * P, sizeof(float) * (size_t)P);
+}
+
+/* The inverse: v_b[o, p] = D[o, b P + p] (beta 0) or += (beta 1). */
+static void cv_scatter(const cv_geom *g, const float *D, int64_t nb, float *v, float beta) {
+    const int64_t Og = g->O / g->G, P = g->OH * g->OW;
+    for (int64_t o = 0; o < Og; o++)
+        for (int64_t b = 0; b < nb; b++) {
+            const float *src = D + o * nb * P + b * P;
+            float *dst = v + b * g->O * P + o * P;
+            if (beta == 0.0f)
+                memcpy(dst, src, sizeof(float) * (size_t)P);
+            else
+                for (int64_t p = 0; p < P; p++) dst[p] += src[p];
+        }
 }
 
 /* ---- the three primitives ------------------------------------------------------------------ */
 
-/* v = conv(u, w) (beta 0) or v += conv(u, w) (beta 1); bias b[O] or NULL. */
+/* v = conv(u, w) (beta 0) or v += conv(u, w) (beta 1); bias b[O] or NULL.
+ * ws: the workspace (cv_chunk images), NULL on the pointwise path. */
 static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *w,
-                              const float *b, float *v, float beta, float *col) {
+                              const float *b, float *v, float beta, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
-    const int direct = cv_pointwise(g);
-    const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
-    const int nti = attn__threads_for(ctx, (double)K * (double)P);
-    for (int64_t n = 0; n < g->N; n++)
-        for (int64_t gi = 0; gi < g->G; gi++) {
-            const float *un = u + (n * g->C + gi * Cg) * HW;
-            const float *src = un;
-            if (!direct) {
-                cv_im2col(g, un, col, nti);
-                src = col;
+    if (cv_pointwise(g)) {
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
+        for (int64_t n = 0; n < g->N; n++)
+            for (int64_t gi = 0; gi < g->G; gi++)
+                attn__sgemm(nt, 0, 0, Og, P, K, 1.0f, w + gi * Og * K, K,
+                            u + (n * g->C + gi * Cg) * HW, P, beta, v + (n * g->O + gi * Og) * P, P);
+    } else {
+        const int64_t nb = cv_chunk(g);
+        for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+            const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
+            float *col = ws, *out = ws + K * ld;
+            const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
+            const int nti = attn__threads_for(ctx, (double)K * (double)ld);
+            for (int64_t gi = 0; gi < g->G; gi++) {
+                cv_im2col(g, u + (n0 * g->C + gi * Cg) * HW, m, col, nti);
+                /* out [Og, m P] = w_g [Og, K] col [K, m P] */
+                attn__sgemm(nt, 0, 0, Og, ld, K, 1.0f, w + gi * Og * K, K, col, ld, 0.0f, out, ld);
+                cv_scatter(g, out, m, v + (n0 * g->O + gi * Og) * P, beta);
             }
-            attn__sgemm(nt, 0, 0, Og, P, K, 1.0f, w + gi * Og * K, K, src, P, beta,
-                        v + (n * g->O + gi * Og) * P, P);
         }
+    }
     if (b)
         for (int64_t n = 0; n < g->N; n++)
             for (int64_t o = 0; o < g->O; o++) {
@@ -183,48 +238,63 @@ static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, c
     return ATTN_OK;
 }
 
-/* du += conv^T(dv, w): per image and group dcol = w_g^T dv_g [K, P], then
+/* du += conv^T(dv, w): per chunk and group dcol = w_g^T dv_g [K, m P], then
  * col2im (the pointwise path multiplies straight into du). */
 static attn_status cv_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
-                               float *du, float *col) {
+                               float *du, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
-    const int direct = cv_pointwise(g);
-    const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
-    const int nti = attn__threads_for(ctx, (double)K * (double)P);
-    for (int64_t n = 0; n < g->N; n++)
+    if (cv_pointwise(g)) {
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
+        for (int64_t n = 0; n < g->N; n++)
+            for (int64_t gi = 0; gi < g->G; gi++)
+                attn__sgemm(nt, 1, 0, K, P, Og, 1.0f, w + gi * Og * K, K,
+                            dv + (n * g->O + gi * Og) * P, P, 1.0f, du + (n * g->C + gi * Cg) * HW, P);
+        return ATTN_OK;
+    }
+    const int64_t nb = cv_chunk(g);
+    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+        const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
+        float *col = ws, *D = ws + K * ld;
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
+        const int nti = attn__threads_for(ctx, (double)K * (double)ld);
         for (int64_t gi = 0; gi < g->G; gi++) {
-            const float *dvn = dv + (n * g->O + gi * Og) * P;
-            float *dun = du + (n * g->C + gi * Cg) * HW;
-            if (direct) {
-                attn__sgemm(nt, 1, 0, K, P, Og, 1.0f, w + gi * Og * K, K, dvn, P, 1.0f, dun, P);
-            } else {
-                attn__sgemm(nt, 1, 0, K, P, Og, 1.0f, w + gi * Og * K, K, dvn, P, 0.0f, col, P);
-                cv_col2im(g, col, dun, nti);
-            }
+            cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
+            /* dcol [K, m P] = w_g^T [K, Og] D [Og, m P] */
+            attn__sgemm(nt, 1, 0, K, ld, Og, 1.0f, w + gi * Og * K, K, D, ld, 0.0f, col, ld);
+            cv_col2im(g, col, m, du + (n0 * g->C + gi * Cg) * HW, nti);
         }
+    }
     return ATTN_OK;
 }
 
-/* dw += sum_n dv_n (im2col u_n)^T, per group; images in order. */
+/* dw += sum over chunks of dv_chunk (im2col u_chunk)^T, per group; chunks in
+ * order. */
 static attn_status cv_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
-                                 float *dw, float *col) {
+                                 float *dw, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
-    const int direct = cv_pointwise(g);
-    const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
-    const int nti = attn__threads_for(ctx, (double)K * (double)P);
-    for (int64_t n = 0; n < g->N; n++)
+    if (cv_pointwise(g)) {
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
+        for (int64_t n = 0; n < g->N; n++)
+            for (int64_t gi = 0; gi < g->G; gi++)
+                attn__sgemm(nt, 0, 1, Og, K, P, 1.0f, dv + (n * g->O + gi * Og) * P, P,
+                            u + (n * g->C + gi * Cg) * HW, P, 1.0f, dw + gi * Og * K, K);
+        return ATTN_OK;
+    }
+    const int64_t nb = cv_chunk(g);
+    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+        const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
+        float *col = ws, *D = ws + K * ld;
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
+        const int nti = attn__threads_for(ctx, (double)K * (double)ld);
         for (int64_t gi = 0; gi < g->G; gi++) {
-            const float *un = u + (n * g->C + gi * Cg) * HW;
-            const float *src = un;
-            if (!direct) {
-                cv_im2col(g, un, col, nti);
-                src = col;
-            }
-            attn__sgemm(nt, 0, 1, Og, K, P, 1.0f, dv + (n * g->O + gi * Og) * P, P, src, P, 1.0f,
-                        dw + gi * Og * K, K);
+            cv_im2col(g, u + (n0 * g->C + gi * Cg) * HW, m, col, nti);
+            cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
+            /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] */
+            attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
         }
+    }
     return ATTN_OK;
 }
 
@@ -305,7 +375,7 @@ static void cv_transpose_ref(const cv_geom *g, const float *v, const float *w, c
 
 /* ---- kernels of the table ------------------------------------------------------------------ */
 
-/* The node's im2col workspace [K P] (saved[0]; NULL on the pointwise path). */
+/* The node's workspace (saved[0]; NULL on the pointwise path). */
 static float *cv_col(const attn_node *node) {
     return node->saved[0] ? attn_f32(node->saved[0]) : NULL;
 }
@@ -492,20 +562,21 @@ static attn_tensor *cv_run(attn_ctx *ctx, attn_op op, const char *name, attn_ten
     if (!node) return NULL;
     for (int k = 0; k < 7; k++) node->iarg[k] = iarg[k];
     node->iarg[7] = b != NULL;
-    /* The im2col workspace of one image and group, allocated with the node
-     * (planned scratch: the arena's peak is its top) and reused by the
-     * backward. */
+    /* The workspace of cv_chunk images (im2col and one block of outputs),
+     * allocated with the node (planned scratch: the arena's peak is its top)
+     * and reused by the backward. */
     const cv_geom g = cv_geom_of(node);
     if (!cv_pointwise(&g)) {
-        int64_t K = g.C / g.G * g.KH * g.KW, P = g.OH * g.OW, kp;
+        const int64_t K = g.C / g.G * g.KH * g.KW, P = g.OH * g.OW;
         size_t n;
-        if (attn__mul_size((size_t)K, (size_t)P, &n) || n > (size_t)INT64_MAX / sizeof(float)) {
-            attn__fail(ctx, ATTN_ERR_OOM, "%s: im2col workspace [%lld,%lld] overflows", name,
-                       (long long)K, (long long)P);
+        if (attn__mul_size((size_t)(K + g.O / g.G), (size_t)P, &n) ||
+            attn__mul_size(n, (size_t)cv_chunk(&g), &n) || n > (size_t)INT64_MAX / sizeof(float)) {
+            attn__fail(ctx, ATTN_ERR_OOM, "%s: im2col workspace [%lld + %lld, %lld] overflows", name,
+                       (long long)K, (long long)(g.O / g.G), (long long)P);
             return NULL;
         }
-        kp = (int64_t)n;
-        if (!(node->saved[0] = attn__tensor(ctx, name, ATTN_F32, 1, &kp))) return NULL;
+        const int64_t len = (int64_t)n;
+        if (!(node->saved[0] = attn__tensor(ctx, name, ATTN_F32, 1, &len))) return NULL;
     }
     return attn__run(ctx, node);
 }
