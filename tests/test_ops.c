@@ -677,15 +677,16 @@ static int make_big(syn *y, const char *name, int variant) {
         syn_attr_i(y, "stride", 2);
         syn_attr_i(y, "padding", 2);
     } else if (!strcmp(name, "conv2d") && variant == 1) {
-        /* 5 images in chunks of 3 + 2 (src/ops/conv.c, cv_chunk) */
-        syn_f32(y, "x", SH(5, 8, 30, 30), -1, 1);
-        syn_f32(y, "w", SH(6, 8, 3, 3), -1, 1);
+        /* 5 images in chunks of 3 + 2 (src/ops/conv.c, cv_chunk:
+         * (K + O/G) P = 146 * 2304 floats per image, 2^20 per chunk) */
+        syn_f32(y, "x", SH(5, 16, 48, 48), -1, 1);
+        syn_f32(y, "w", SH(2, 16, 3, 3), -1, 1);
         syn_attr_i(y, "padding", 1);
     } else if (!strcmp(name, "conv2d") && variant == 2) {
-        /* groups 2, 9 images in chunks of 8 + 1 */
-        syn_f32(y, "x", SH(9, 4, 40, 40), -1, 1);
-        syn_f32(y, "w", SH(4, 2, 3, 3), -1, 1);
-        syn_f32(y, "b", SH(4), -1, 1);
+        /* groups 2, 9 images in chunks of 8 + 1 (19 * 6162 floats per image) */
+        syn_f32(y, "x", SH(9, 4, 78, 79), -1, 1);
+        syn_f32(y, "w", SH(2, 2, 3, 3), -1, 1);
+        syn_f32(y, "b", SH(2), -1, 1);
         syn_attr_i(y, "padding", 1);
         syn_attr_i(y, "groups", 2);
     } else if (!strcmp(name, "conv1d")) {
@@ -694,9 +695,9 @@ static int make_big(syn *y, const char *name, int variant) {
         syn_attr_i(y, "dilation", 4);
         syn_attr_i(y, "causal", 1);
     } else if (!strcmp(name, "conv_transpose2d") && variant == 1) {
-        /* 12 images in chunks of 9 + 3 */
-        syn_f32(y, "x", SH(12, 6, 20, 20), -1, 1);
-        syn_f32(y, "w", SH(6, 4, 4, 4), -1, 1);
+        /* 12 images in chunks of 9 + 3 (18 * 6162 floats per image) */
+        syn_f32(y, "x", SH(12, 2, 78, 79), -1, 1);
+        syn_f32(y, "w", SH(2, 1, 4, 4), -1, 1);
         syn_attr_i(y, "stride", 2);
         syn_attr_i(y, "padding", 1);
     } else if (!strcmp(name, "conv_transpose2d")) {

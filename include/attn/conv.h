@@ -48,8 +48,10 @@ typedef struct attn_conv2d_opts {
  *   OH = (H + 2 padding[0] - dilation[0] (KH - 1) - 1) / stride[0] + 1 (floor),
  *   OW likewise. Cin and Cout must be divisible by groups (groups = Cin =
  * Cout is a depthwise convolution). Zero padding. Fast path: im2col and one
- * GEMM per image and group (1x1 kernels with stride 1 and no padding read x
- * directly); the scalar reference is the direct 7-loop sum in double. */
+ * GEMM per chunk of images and group, with a workspace of at most 4 MiB (more
+ * only if one image needs more) allocated in the arena with the output;
+ * 1x1 kernels with stride 1 and no padding read x directly. The scalar
+ * reference is the direct 7-loop sum in double. */
 attn_tensor *attn_conv2d(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b,
                          const attn_conv2d_opts *opts);
 

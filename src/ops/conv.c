@@ -98,8 +98,8 @@ static int cv_pointwise(const cv_geom *g) {
  * outer size nb P replaces nb small ones (7x7 maps have P = 49). The
  * workspace holds col and the matching [O/G, nb P] block of outputs (or
  * output gradients), (K + O/G) P floats per image, at most CV_WS_FLOATS
- * floats (1 MiB) unless one image needs more. */
-#define CV_WS_FLOATS ((int64_t)1 << 18)
+ * floats (4 MiB) unless one image needs more. */
+#define CV_WS_FLOATS ((int64_t)1 << 20)
 
 static int64_t cv_chunk(const cv_geom *g) {
     const int64_t K = g->C / g->G * g->KH * g->KW, Og = g->O / g->G, P = g->OH * g->OW;
