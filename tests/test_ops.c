@@ -682,6 +682,11 @@ static int make_big(syn *y, const char *name, int variant) {
         syn_f32(y, "x", SH(5, 16, 48, 48), -1, 1);
         syn_f32(y, "w", SH(2, 16, 3, 3), -1, 1);
         syn_attr_i(y, "padding", 1);
+    } else if (!strcmp(name, "conv2d") && variant == 3) {
+        /* 1x1 on a map of >= 1024 positions: the direct (no im2col) path */
+        syn_f32(y, "x", SH(2, 9, 33, 35), -1, 1);
+        syn_f32(y, "w", SH(7, 9, 1, 1), -1, 1);
+        syn_f32(y, "b", SH(7), -1, 1);
     } else if (!strcmp(name, "conv2d") && variant == 2) {
         /* groups 2, 9 images in chunks of 8 + 1 (19 * 6162 floats per image) */
         syn_f32(y, "x", SH(9, 4, 78, 79), -1, 1);
@@ -736,9 +741,8 @@ static void run_big_ref(void) {
     for (int op = 0; op < op_cases_count; op++) {
         const op_case_entry *e = &op_cases[op];
         const attn__op_info *info = &attn__ops[op];
-        int variants = !strcmp(e->name, "sum") || !strcmp(e->name, "mean") ||
-                               !strcmp(e->name, "conv2d")
-                           ? 3
+        int variants = !strcmp(e->name, "conv2d") ? 4
+                       : !strcmp(e->name, "sum") || !strcmp(e->name, "mean") ? 3
                        : !strcmp(e->name, "gelu") || !strcmp(e->name, "conv_transpose2d") ? 2
                                                                                            : 1;
         for (int v = 0; v < variants; v++) {

@@ -83,11 +83,16 @@ static cv_geom cv_geom_of(const attn_node *node) {
     return g;
 }
 
-/* 1x1 kernel, stride 1, no padding: the im2col matrix of an image is the
- * image itself ([C/G, H W] per group). */
+/* 1x1 kernel, stride 1, no padding, and maps of at least CV_DIRECT_P
+ * positions: the im2col matrix of an image is the image itself ([C/G, H W]
+ * per group) and one product per image is large enough. Smaller 1x1 maps
+ * (SAGAN's 14x14 projections) take the chunked path, whose im2col is then a
+ * copy that lets one product serve many images. */
+#define CV_DIRECT_P 1024
+
 static int cv_pointwise(const cv_geom *g) {
     return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0 &&
-           g->OH == g->H && g->OW == g->W;
+           g->OH == g->H && g->OW == g->W && g->OH * g->OW >= CV_DIRECT_P;
 }
 
 /* ---- chunks of images ------------------------------------------------------------------- */
