@@ -81,7 +81,8 @@ attn_tensor *attn_conv1d(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_ten
 attn_tensor *attn_conv_transpose2d(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b,
                                    const attn_conv2d_opts *opts);
 
-/* Options of the 2-D poolings. kernel must be >= 1; stride 0 means the
+/* Options of the 2-D poolings (required: NULL is ATTN_ERR_INVALID_ARG).
+ * kernel must be >= 1; stride 0 means the
  * kernel size (torch's default); padding at most kernel / 2 (torch's rule).
  * Floor mode only (torch's ceil_mode = False). exclude_pad (average pooling
  * only): 0 divides by the whole window, padding included (torch's default

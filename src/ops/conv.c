@@ -23,8 +23,8 @@
  * DW, G, has_bias}; conv1d: iarg = {S, pad_left, pad_right, D, G, -, -,
  * has_bias}. Inputs: x, w, then b when has_bias. saved[0]: the workspace
  * of a chunk of images (cv_chunk: their im2col matrices side by side and a
- * block of outputs; absent for 1x1 kernels with stride 1 and no padding),
- * reused by the backward.
+ * block of outputs; absent on the direct 1x1 path, cv_pointwise), reused by
+ * the backward.
  * Derivations: docs/conv.md.
  */
 #include <stdint.h>
@@ -303,8 +303,8 @@ static attn_status cv_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u
     return ATTN_OK;
 }
 
-/* db[o] += sum_{n,p} dv[n,o,p] (v = x for conv_transpose2d's bias: its
- * output is y, so the caller passes dy with O = Cout). In double, in order. */
+/* db[o] += sum_{n,p} dv[n,o,p] over an [N, O, P] gradient (conv_transpose2d
+ * passes dy with O = Cout, its output's channels). In double, in order. */
 static void cv_bias_grad(int64_t N, int64_t O, int64_t P, const float *dv, float *db) {
     for (int64_t o = 0; o < O; o++) {
         double s = 0.0;
