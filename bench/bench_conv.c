@@ -8,8 +8,11 @@
  * backward). bench/conv_torch.py times torch.nn.functional on the same
  * shapes (1 thread) for the comparison.
  *
- * Usage: bench_conv [--quick] [--runs N]
- *   --quick   the first three shapes, 3 runs (a smoke test)
+ * Usage: bench_conv [--quick] [--runs N] [--cpu-time]
+ *   --quick     the first three shapes, 3 runs (a smoke test)
+ *   --cpu-time  time with the process CPU clock instead of the wall clock,
+ *               on 1 thread only: a fairer comparison (with conv_torch.py
+ *               --cpu-time) on a machine whose cores other work shares
  * Build: make bench.
  */
 #include <stdio.h>
@@ -20,6 +23,15 @@
 #include "bench_common.h"
 
 typedef enum { K_CONV2D, K_CONV1D, K_CONVT2D } kind;
+
+static int use_cpu_clock;
+
+static double clock_s(void) {
+    if (!use_cpu_clock) return now_s();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 typedef struct layer {
     kind k;
@@ -94,7 +106,7 @@ static double time_layer(const layer *L, int nt, int runs, int bwd, double *flop
         if (!x || !w || !b) break;
         fill(x, 1), fill(w, 2), fill(b, 3);
         x->requires_grad = w->requires_grad = b->requires_grad = bwd;
-        const double t0 = now_s();
+        const double t0 = clock_s();
         attn_tensor *y = run_op(ctx, L, x, w, b);
         if (y && bwd) {
             if (!g) {
@@ -104,7 +116,7 @@ static double time_layer(const layer *L, int nt, int runs, int bwd, double *flop
             }
             if (attn_backward_from(ctx, y, g) != ATTN_OK) y = NULL;
         }
-        const double dt = now_s() - t0;
+        const double dt = clock_s() - t0;
         if (!y) {
             fprintf(stderr, "bench_conv: %s: %s\n", L->note, attn_ctx_error(ctx));
             break;
@@ -135,15 +147,16 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1, runs = 3;
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--cpu-time")) use_cpu_clock = 1;
         else {
-            fprintf(stderr, "usage: %s [--quick] [--runs N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--runs N] [--cpu-time]\n", argv[0]);
             return 2;
         }
     }
     if (runs < 1) runs = 1;
     attn_ctx *probe = NULL;
     if (attn_ctx_new(&probe, NULL) != ATTN_OK) return 1;
-    const int all = attn_ctx_threads(probe);
+    const int all = use_cpu_clock ? 1 : attn_ctx_threads(probe);
     attn_ctx_free(probe);
     const int n_layers = quick ? 3 : (int)(sizeof LAYERS / sizeof LAYERS[0]);
     const double peak1 = measure_peak(1, 20000000L, 3);

@@ -3,7 +3,10 @@
 1 thread (or --threads N): forward alone (no_grad) and forward + backward
 (upstream gradient of ones), median of the timed runs after one warm-up.
 
-    /usr/bin/python3 bench/conv_torch.py [--runs N] [--threads N] [--quick]
+    /usr/bin/python3 bench/conv_torch.py [--runs N] [--threads N] [--quick] [--cpu-time]
+
+--cpu-time times with the process CPU clock (as bench_conv --cpu-time), for
+a machine whose cores other work shares.
 """
 import argparse
 import time
@@ -37,7 +40,7 @@ def op(L, x, w, b):
     return F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g)
 
 
-def time_layer(L, runs, bwd):
+def time_layer(L, runs, bwd, clock=time.perf_counter):
     kind, n, c, h, wd, o, kh, kw, s, p, d, g, causal, _ = L
     xs = (n, c, wd) if kind == "conv1d" else (n, c, h, wd)
     if kind == "conv1d":
@@ -52,7 +55,7 @@ def time_layer(L, runs, bwd):
     ts = []
     for r in range(runs + 1):
         xx, ww, bb = (t.clone().requires_grad_(bwd) for t in (x, w, b))
-        t0 = time.perf_counter()
+        t0 = clock()
         if bwd:
             y = op(L, xx, ww, bb)
             y.backward(torch.ones_like(y))
@@ -60,7 +63,7 @@ def time_layer(L, runs, bwd):
             with torch.no_grad():
                 op(L, xx, ww, bb)
         if r:
-            ts.append(time.perf_counter() - t0)
+            ts.append(clock() - t0)
     ts.sort()
     return ts[len(ts) // 2]
 
@@ -70,14 +73,16 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--cpu-time", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     layers = LAYERS[:3] if a.quick else LAYERS
     print("%-40s %7s %10s %10s  (torch %s)" % ("layer", "threads", "fwd ms", "fwd+bwd ms",
                                               torch.__version__))
     for L in layers:
-        tf = time_layer(L, a.runs, False)
-        tb = time_layer(L, a.runs, True)
+        clock = time.process_time if a.cpu_time else time.perf_counter
+        tf = time_layer(L, a.runs, False, clock)
+        tb = time_layer(L, a.runs, True, clock)
         print("%-40s %7d %10.3f %10.3f" % (L[-1], a.threads, tf * 1e3, tb * 1e3), flush=True)
 
 
