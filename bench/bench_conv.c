@@ -8,7 +8,7 @@
  * backward). bench/conv_torch.py times torch.nn.functional on the same
  * shapes (1 thread) for the comparison.
  *
- * Usage: bench_conv [--quick] [--runs N] [--cpu-time]
+ * Usage: bench_conv [--quick] [--runs N] [--cpu-time] [--layer I]
  *   --quick     the first three shapes, 3 runs (a smoke test)
  *   --cpu-time  time with the process CPU clock instead of the wall clock,
  *               on 1 thread only: a fairer comparison (with conv_torch.py
@@ -143,13 +143,14 @@ static double time_layer(const layer *L, int nt, int runs, int bwd, double *flop
 }
 
 int main(int argc, char **argv) {
-    int runs = 7, quick = 0;
+    int runs = 7, quick = 0, only = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1, runs = 3;
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--cpu-time")) use_cpu_clock = 1;
+        else if (!strcmp(argv[i], "--layer") && i + 1 < argc) only = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--runs N] [--cpu-time]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--runs N] [--cpu-time] [--layer I]\n", argv[0]);
             return 2;
         }
     }
@@ -164,6 +165,7 @@ int main(int argc, char **argv) {
     printf("%-40s %7s %10s %8s %10s %8s\n", "layer", "threads", "fwd ms", "GFLOP/s", "fwd+bwd ms",
            "GFLOP/s");
     for (int i = 0; i < n_layers; i++) {
+        if (only >= 0 && i != only) continue;
         const layer *L = &LAYERS[i];
         for (int nt = 1; nt <= all; nt = nt == all ? all + 1 : all) {
             double fl = 0.0, fb = 0.0;

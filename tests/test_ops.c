@@ -687,6 +687,14 @@ static int make_big(syn *y, const char *name, int variant) {
         syn_f32(y, "x", SH(2, 9, 33, 35), -1, 1);
         syn_f32(y, "w", SH(7, 9, 1, 1), -1, 1);
         syn_f32(y, "b", SH(7), -1, 1);
+    } else if (!strcmp(name, "conv2d") && variant == 4) {
+        /* depthwise (the direct kernel), 5x3 kernel, stride 2, padding 2 */
+        syn_f32(y, "x", SH(3, 17, 33, 31), -1, 1);
+        syn_f32(y, "w", SH(17, 1, 5, 3), -1, 1);
+        syn_f32(y, "b", SH(17), -1, 1);
+        syn_attr_i(y, "stride", 2);
+        syn_attr_i(y, "padding", 2);
+        syn_attr_i(y, "groups", 17);
     } else if (!strcmp(name, "conv2d") && variant == 2) {
         /* groups 2, 9 images in chunks of 8 + 1 (19 * 6162 floats per image) */
         syn_f32(y, "x", SH(9, 4, 78, 79), -1, 1);
@@ -741,7 +749,7 @@ static void run_big_ref(void) {
     for (int op = 0; op < op_cases_count; op++) {
         const op_case_entry *e = &op_cases[op];
         const attn__op_info *info = &attn__ops[op];
-        int variants = !strcmp(e->name, "conv2d") ? 4
+        int variants = !strcmp(e->name, "conv2d") ? 5
                        : !strcmp(e->name, "sum") || !strcmp(e->name, "mean") ? 3
                        : !strcmp(e->name, "gelu") || !strcmp(e->name, "conv_transpose2d") ? 2
                                                                                            : 1;

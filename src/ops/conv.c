@@ -23,8 +23,8 @@
  * DW, G, has_bias}; conv1d: iarg = {S, pad_left, pad_right, D, G, -, -,
  * has_bias}. Inputs: x, w, then b when has_bias. saved[0]: the workspace
  * of a chunk of images (cv_chunk: their im2col matrices side by side and a
- * block of outputs; absent on the direct 1x1 path, cv_pointwise), reused by
- * the backward.
+ * block of outputs; absent on the direct 1x1 path, cv_pointwise, and the
+ * depthwise kernels, cv_depthwise), reused by the backward.
  * Derivations: docs/conv.md.
  */
 #include <stdint.h>
@@ -204,6 +204,115 @@ static void cv_scatter(const cv_geom *g, const float *D, int64_t nb, float *v, f
         }
 }
 
+/* ---- depthwise: a direct kernel ------------------------------------------------------------ */
+
+/* One input and one output channel per group (G = C = O): each group's
+ * product would have a single row, so the three primitives run directly on
+ * the planes instead. Each task owns whole planes (forward, data gradient)
+ * or whole channels (weight gradient, images in order): no races, the same
+ * bits for any thread count. */
+static int cv_depthwise(const cv_geom *g) { return g->G == g->C && g->G == g->O && g->G > 1; }
+
+/* The columns q of kernel column j that land inside the image:
+ * 0 <= q SW + iw0 < W for q in [*lo, *hi), iw0 = j DW - PW. */
+static void cv_cols(const cv_geom *g, int64_t j, int64_t *iw0, int64_t *lo, int64_t *hi) {
+    *iw0 = j * g->DW - g->PW;
+    *lo = *iw0 >= 0 ? 0 : (-*iw0 + g->SW - 1) / g->SW;
+    *hi = g->W - *iw0 <= 0 ? 0 : (g->W - *iw0 - 1) / g->SW + 1;
+    if (*hi > g->OW) *hi = g->OW;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* v[n,c] (beta 0: =, 1: +=) sum_{i,j} w[c,i,j] u[n,c, p SH - PH + i DH, q SW - PW + j DW] */
+static void cv_dw_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *w,
+                          float *v, float beta) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
+    const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
+        const int64_t c = pl % g->C;
+        const float *up = u + pl * HW, *wc = w + c * KK;
+        float *vp = v + pl * P;
+        if (beta == 0.0f) memset(vp, 0, sizeof(float) * (size_t)P);
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                const float wij = wc[i * g->KW + j];
+                int64_t iw0, lo, hi;
+                cv_cols(g, j, &iw0, &lo, &hi);
+                for (int64_t p = 0; p < g->OH; p++) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    if (ih < 0 || ih >= g->H) continue;
+                    const float *restrict ur = up + ih * g->W;
+                    float *restrict vr = vp + p * g->OW;
+                    if (g->SW == 1)
+                        for (int64_t q = lo; q < hi; q++) vr[q] += wij * ur[q + iw0];
+                    else
+                        for (int64_t q = lo; q < hi; q++) vr[q] += wij * ur[q * g->SW + iw0];
+                }
+            }
+    }
+}
+
+/* du[n,c, ih, iw] += w[c,i,j] dv[n,c,p,q] (the forward's adjoint) */
+static void cv_dw_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
+                           float *du) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
+    const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
+        const int64_t c = pl % g->C;
+        const float *dvp = dv + pl * P, *wc = w + c * KK;
+        float *dup = du + pl * HW;
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                const float wij = wc[i * g->KW + j];
+                int64_t iw0, lo, hi;
+                cv_cols(g, j, &iw0, &lo, &hi);
+                for (int64_t p = 0; p < g->OH; p++) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    if (ih < 0 || ih >= g->H) continue;
+                    float *restrict ur = dup + ih * g->W;
+                    const float *restrict vr = dvp + p * g->OW;
+                    if (g->SW == 1)
+                        for (int64_t q = lo; q < hi; q++) ur[q + iw0] += wij * vr[q];
+                    else
+                        for (int64_t q = lo; q < hi; q++) ur[q * g->SW + iw0] += wij * vr[q];
+                }
+            }
+    }
+}
+
+/* dw[c,i,j] += sum_{n,p,q} dv[n,c,p,q] u[n,c, ih, iw]: each row's products in
+ * float, rows and images in order in double. */
+static void cv_dw_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
+                             float *dw) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
+    const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                int64_t iw0, lo, hi;
+                cv_cols(g, j, &iw0, &lo, &hi);
+                double acc = 0.0;
+                for (int64_t n = 0; n < g->N; n++) {
+                    const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
+                    for (int64_t p = 0; p < g->OH; p++) {
+                        const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                        if (ih < 0 || ih >= g->H) continue;
+                        const float *ur = up + ih * g->W, *vr = dvp + p * g->OW;
+                        float r = 0.0f;
+                        for (int64_t q = lo; q < hi; q++) r += vr[q] * ur[q * g->SW + iw0];
+                        acc += r;
+                    }
+                }
+                dw[c * KK + i * g->KW + j] += (float)acc;
+            }
+}
+
 /* ---- the three primitives ------------------------------------------------------------------ */
 
 /* v = conv(u, w) (beta 0) or v += conv(u, w) (beta 1); bias b[O] or NULL.
@@ -212,7 +321,9 @@ static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, c
                               const float *b, float *v, float beta, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
-    if (cv_pointwise(g)) {
+    if (cv_depthwise(g)) {
+        cv_dw_forward(ctx, g, u, w, v, beta);
+    } else if (cv_pointwise(g)) {
         const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
         for (int64_t n = 0; n < g->N; n++)
             for (int64_t gi = 0; gi < g->G; gi++)
@@ -249,6 +360,10 @@ static attn_status cv_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv,
                                float *du, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (cv_depthwise(g)) {
+        cv_dw_bwd_data(ctx, g, dv, w, du);
+        return ATTN_OK;
+    }
     if (cv_pointwise(g)) {
         const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
         for (int64_t n = 0; n < g->N; n++)
@@ -279,6 +394,10 @@ static attn_status cv_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u
                                  float *dw, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (cv_depthwise(g)) {
+        cv_dw_bwd_weight(ctx, g, u, dv, dw);
+        return ATTN_OK;
+    }
     if (cv_pointwise(g)) {
         const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
         for (int64_t n = 0; n < g->N; n++)
@@ -571,7 +690,7 @@ static attn_tensor *cv_run(attn_ctx *ctx, attn_op op, const char *name, attn_ten
      * allocated with the node (planned scratch: the arena's peak is its top)
      * and reused by the backward. */
     const cv_geom g = cv_geom_of(node);
-    if (!cv_pointwise(&g)) {
+    if (!cv_pointwise(&g) && !cv_depthwise(&g)) {
         const int64_t K = g.C / g.G * g.KH * g.KW, P = g.OH * g.OW;
         size_t n;
         if (attn__mul_size((size_t)(K + g.O / g.G), (size_t)P, &n) ||
