@@ -578,7 +578,8 @@ static int build_batchnorm(op_case *c) {
 }
 
 /* spectral_norm: w; attributes u, v (caller-owned vectors updated in place
- * in training mode; test_conv.c checks their new values), eps, training.
+ * in training mode; test_conv.c checks their new values), eps, training,
+ * dim (default 0).
  * Finite differences: the gradient treats the iteration's u and v as
  * constants (as torch), while a probe of w in training mode would also move
  * them; so a perturbed build (c->pert_input >= 0) of a training case runs in
@@ -591,9 +592,10 @@ static int build_spectral_norm(op_case *c) {
                 *v = fixture_tensor(c, probe ? "v_after" : "attr.v");
     attn_tensor *w = opc_input(c, "w");
     float eps = attr_float(c, "eps");
+    int dim = attr_int_or(c, "dim", 0);
     if (c->err[0]) return -1;
     attn_ctx_set_training(c->ctx, training && !probe);
-    c->out = attn_spectral_norm(c->ctx, w, u, v, eps);
+    c->out = attn_spectral_norm(c->ctx, w, u, v, dim, eps);
     attn_ctx_set_training(c->ctx, 1);
     return 0;
 }
@@ -1325,18 +1327,22 @@ static void errors_batchnorm(attn_ctx *ctx) {
 static void errors_spectral_norm(attn_ctx *ctx) {
     attn_tensor *w, *u, *v;
     w = F32(ctx, 6), u = F32(ctx, 6), v = F32(ctx, 1);
-    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1e-12f), ATTN_ERR_SHAPE, "spectral_norm");
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_SHAPE, "spectral_norm");
     w = F32(ctx, 4, 3, 2), u = F32(ctx, 3), v = F32(ctx, 6);
-    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1e-12f), ATTN_ERR_SHAPE, "u");
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_SHAPE, "u");
     w = F32(ctx, 4, 3, 2), u = F32(ctx, 4), v = F32(ctx, 3);
-    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1e-12f), ATTN_ERR_SHAPE, "v");
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_SHAPE, "v");
     w = F32(ctx, 4, 3, 2), u = F32(ctx, 4), v = F32(ctx, 6);
-    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0.0f), ATTN_ERR_INVALID_ARG, "eps");
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 0.0f), ATTN_ERR_INVALID_ARG, "eps");
+    w = F32(ctx, 4, 3, 2), u = F32(ctx, 4), v = F32(ctx, 6);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 2, 1e-12f), ATTN_ERR_INVALID_ARG, "dim");
+    w = F32(ctx, 4, 3, 2), u = F32(ctx, 4), v = F32(ctx, 6);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1, 1e-12f), ATTN_ERR_SHAPE, "u");
     w = F32(ctx, 4, 3, 2), u = I32(ctx, 4), v = F32(ctx, 6);
-    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1e-12f), ATTN_ERR_DTYPE, "u");
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_DTYPE, "u");
     w = I32(ctx, 4, 3), u = F32(ctx, 4), v = F32(ctx, 3);
-    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1e-12f), ATTN_ERR_DTYPE, "spectral_norm");
-    EXPECT_NULL_INPUT(ctx, attn_spectral_norm(ctx, NULL, NULL, NULL, 1e-12f), "spectral_norm");
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_DTYPE, "spectral_norm");
+    EXPECT_NULL_INPUT(ctx, attn_spectral_norm(ctx, NULL, NULL, NULL, 0, 1e-12f), "spectral_norm");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

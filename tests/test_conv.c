@@ -238,7 +238,8 @@ static void test_spectral_norm_vectors(void) {
         const atfx_tensor *want_u = atfx_findf(fx, "c%d.u_after", k),
                           *want_v = atfx_findf(fx, "c%d.v_after", k),
                           *tr = atfx_findf(fx, "c%d.attr.training", k),
-                          *ep = atfx_findf(fx, "c%d.attr.eps", k);
+                          *ep = atfx_findf(fx, "c%d.attr.eps", k),
+                          *dm = atfx_findf(fx, "c%d.attr.dim", k);
         CHECK(want_u && want_v && tr && ep, "case %d: u_after, v_after, training or eps missing", k);
         if (!want_u || !want_v || !tr || !ep) continue;
         for (int use_ref = 0; use_ref < 2; use_ref++) {
@@ -247,7 +248,8 @@ static void test_spectral_norm_vectors(void) {
             attn_tensor *u = fx_tensor(ctx, fx, k, "attr.u"), *v = fx_tensor(ctx, fx, k, "attr.v");
             attn_ctx_set_training(ctx, atfx_i32(tr)[0]);
             attn_tensor *y =
-                attn_spectral_norm(ctx, fx_tensor(ctx, fx, k, "w"), u, v, atfx_f32(ep)[0]);
+                attn_spectral_norm(ctx, fx_tensor(ctx, fx, k, "w"), u, v, dm ? atfx_i32(dm)[0] : 0,
+                                   atfx_f32(ep)[0]);
             attn_ctx_set_training(ctx, 1);
             CHECK(y && u && v, "case %d: spectral_norm failed: %s", k, attn_ctx_error(ctx));
             if (!y || !u || !v) continue;
@@ -258,7 +260,7 @@ static void test_spectral_norm_vectors(void) {
             checked++;
         }
     }
-    CHECK(checked >= 14, "only %d checks ran", checked);
+    CHECK(checked >= 22, "only %d checks ran", checked);
     attn_ctx_set_use_ref(ctx, 0);
     atfx_free(fx);
     attn_ctx_free(ctx);

@@ -772,21 +772,25 @@ def gen_batchnorm(fx):
 
 def gen_spectral_norm(fx):
     """The normalised weight of torch.nn.utils.parametrizations.spectral_norm
-    (dim 0, one power iteration in training mode), written out with its own
-    formulas (u = normalize(W v), v = normalize(W^T u), sigma = u^T W v with u,
-    v detached, W / sigma) and checked here against the parametrization of a
-    real module whose u, v and weight are set to the case's. u and v are
-    attributes (updated in place; c<k>.u_after / v_after hold torch's)."""
+    (one power iteration in training mode), written out with its own formulas
+    (W = w with dim moved to the front, flattened to [O, K]; u = normalize(W v),
+    v = normalize(W^T u), sigma = u^T W v with u, v detached, w / sigma) and
+    checked here against the parametrization of a real module (Linear, Conv1d
+    or Conv2d of the weight's shape, the same dim) whose u, v and weight are
+    set to the case's. u and v are attributes (updated in place;
+    c<k>.u_after / v_after hold torch's)."""
     import torch.nn.utils.parametrizations as P
-    for ws, train, eps in [((5, 3, 3, 3), 1, 1e-12), ((7, 4), 1, 1e-12), ((4, 6, 3), 0, 1e-12),
-                           ((1, 5), 1, 1e-12), ((6, 1, 2, 2), 1, 1e-12), ((3, 2, 3, 1), 0, 1e-12),
-                           ((9, 9), 1, 1e-12)]:
-        o = ws[0]
-        k = int(np.prod(ws[1:]))
+    for ws, train, dim in [((5, 3, 3, 3), 1, 0), ((7, 4), 1, 0), ((4, 6, 3), 0, 0),
+                           ((1, 5), 1, 0), ((6, 1, 2, 2), 1, 0), ((3, 2, 3, 1), 0, 0),
+                           ((9, 9), 1, 0), ((4, 3, 4, 4), 1, 1), ((3, 5), 1, 1),
+                           ((2, 6, 3, 2), 0, 1), ((5, 1, 3), 1, 1)]:
+        eps = 1e-12
         w0 = fx.normal(*ws, scale=0.5)
+        perm = (dim,) + tuple(d for d in range(len(ws)) if d != dim)
+        wm0 = np.transpose(w0.astype(np.float64), perm).reshape(ws[dim], -1)
+        o, k = wm0.shape
         # u, v as torch leaves them at registration: random, normalised, then
         # 15 power iterations (so that sigma is near the top singular value)
-        wm0 = w0.astype(np.float64).reshape(o, k)
         u = fx.normal(o).astype(np.float64)
         v = fx.normal(k).astype(np.float64)
         u, v = u / np.linalg.norm(u), v / np.linalg.norm(v)
@@ -798,9 +802,9 @@ def gen_spectral_norm(fx):
         u0, v0 = u.astype(np.float32), v.astype(np.float32)
         state = {}
 
-        def sn(t, a, state=state, train=train, eps=eps):
+        def sn(t, a, state=state, train=train, eps=eps, dim=dim, perm=perm, ws=ws):
             w = t["w"]
-            wm = w.reshape(w.shape[0], -1)
+            wm = w.permute(*perm).reshape(w.shape[dim], -1)
             u = torch.tensor(a["u"].astype(np.float64))
             v = torch.tensor(a["v"].astype(np.float64))
             with torch.no_grad():
@@ -810,22 +814,30 @@ def gen_spectral_norm(fx):
             state["u"], state["v"] = u.clone(), v.clone()
             y = w / torch.dot(u, torch.mv(wm, v))
             # the same through torch's parametrization of a real module
-            lin = torch.nn.Linear(k, o, bias=False).double()
-            P.spectral_norm(lin, eps=eps)
-            par = lin.parametrizations.weight
+            if len(ws) == 2:
+                mod = torch.nn.Linear(ws[1], ws[0], bias=False)
+            elif len(ws) == 3:
+                mod = torch.nn.Conv1d(ws[1], ws[0], ws[2], bias=False)
+            else:
+                mod = torch.nn.Conv2d(ws[1], ws[0], ws[2:], bias=False)
+            mod = mod.double()
+            P.spectral_norm(mod, eps=eps, dim=dim)
+            par = mod.parametrizations.weight
             with torch.no_grad():
-                par.original.copy_(wm)
+                par.original.copy_(w)
                 par[0]._u.copy_(torch.tensor(a["u"].astype(np.float64)))
                 par[0]._v.copy_(torch.tensor(a["v"].astype(np.float64)))
-            lin.train(bool(train))
-            ref = lin.weight.detach()
-            assert torch.allclose(ref, y.detach().reshape(o, k), rtol=1e-12, atol=1e-12)
+            mod.train(bool(train))
+            ref = mod.weight.detach()
+            assert torch.allclose(ref, y.detach(), rtol=1e-12, atol=1e-12)
             assert torch.allclose(par[0]._u, u, rtol=1e-12, atol=1e-12)
+            assert torch.allclose(par[0]._v, v, rtol=1e-12, atol=1e-12)
             return y
         kc = fx.ncases
-        fx.case("spectral_norm w %s %s eps %g" % (ws, "training" if train else "eval", eps),
+        fx.case("spectral_norm w %s dim %d %s eps %g" % (ws, dim, "training" if train else "eval",
+                                                       eps),
                 {"w": w0}, sn,
-                {"u": u0, "v": v0, "eps": np.float32(eps), "training": train})
+                {"u": u0, "v": v0, "eps": np.float32(eps), "training": train, "dim": dim})
         fx.put("c%d.u_after" % kc, state["u"].numpy())
         fx.put("c%d.v_after" % kc, state["v"].numpy())
 

@@ -130,12 +130,15 @@ attn_tensor *attn_batchnorm(attn_ctx *ctx, attn_tensor *x, attn_tensor *gamma, a
 
 /* Spectral normalisation of a weight, as
  * torch.nn.utils.parametrizations.spectral_norm(module, n_power_iterations=1,
- * eps, dim=0) computes the normalised weight.
- *   w [O, ...] (rank >= 2), read as W [O, K] with K = numel(w) / O;
- *   u [O] and v [K]: the power iteration's vectors, contiguous f32, owned
- *   by the caller and kept across steps (initialise them as torch does:
- *   random normal, normalised, then 15 iterations, e.g. 15 calls in
- *   training mode) -> y like w.
+ * eps, dim) computes the normalised weight.
+ *   w [A, B, ...] (rank >= 2), read as a matrix W [O, K]: with dim 0 (conv
+ *   and linear weights) W = w.reshape(A, -1), O = A; with dim 1 (torch's
+ *   default for transposed-conv weights [Cin, Cout/G, ...]) W = w with its
+ *   first two dimensions swapped, reshaped to [B, -1], O = B;
+ *   u [O] and v [K = numel(w) / O]: the power iteration's vectors,
+ *   contiguous f32, owned by the caller and kept across steps (initialise
+ *   them as torch does: random normal, normalised, then 15 iterations, e.g.
+ *   15 calls in training mode) -> y like w.
  * In training mode (attn_ctx_set_training) one power iteration runs first
  * and updates u and v in place: u = normalize(W v), then
  * v = normalize(W^T u), normalize(a) = a / max(|a|, eps) (torch's default
@@ -144,9 +147,10 @@ attn_tensor *attn_batchnorm(attn_ctx *ctx, attn_tensor *x, attn_tensor *gamma, a
  * The gradient flows to w through W and sigma with u and v constants (as
  * torch, which detaches them); u and v receive none.
  * Errors (besides the common ones): ATTN_ERR_SHAPE for u or v of the wrong
- * length; ATTN_ERR_INVALID_ARG for strided u or v or eps <= 0. */
+ * length; ATTN_ERR_INVALID_ARG for dim other than 0 or 1, strided u or v,
+ * or eps <= 0. */
 attn_tensor *attn_spectral_norm(attn_ctx *ctx, attn_tensor *w, attn_tensor *u, attn_tensor *v,
-                                float eps);
+                                int dim, float eps);
 
 #ifdef __cplusplus
 }
