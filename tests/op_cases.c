@@ -463,6 +463,143 @@ static int build_rel_values(op_case *c) {
     return 0;
 }
 
+/* ---- convolutions (include/attn/conv.h) ------------------------------------------------ */
+
+/* A pair attribute (height, width), default `def` for both when absent. */
+static void attr_pair(op_case *c, const char *name, int64_t def, int64_t *v) {
+    v[0] = v[1] = def;
+    const atfx_tensor *t = attr(c, name, 0);
+    if (!t) return;
+    v[0] = (int64_t)attr_value(t, 0);
+    v[1] = (int64_t)attr_value(t, t->numel > 1 ? 1 : 0);
+}
+
+/* conv2d / conv_transpose2d: x, w, optional b; attributes stride, padding,
+ * dilation, output_padding (pairs), groups. */
+static attn_conv2d_opts conv2d_opts(op_case *c) {
+    attn_conv2d_opts o;
+    memset(&o, 0, sizeof o);
+    attr_pair(c, "stride", 1, o.stride);
+    attr_pair(c, "padding", 0, o.padding);
+    attr_pair(c, "dilation", 1, o.dilation);
+    attr_pair(c, "output_padding", 0, o.output_padding);
+    o.groups = attr_int_or(c, "groups", 1);
+    return o;
+}
+
+static int build_conv2d(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *w = opc_input(c, "w"), *b = opc_input_opt(c, "b");
+    attn_conv2d_opts o = conv2d_opts(c);
+    if (c->err[0]) return -1;
+    c->out = attn_conv2d(c->ctx, x, w, b, &o);
+    return 0;
+}
+
+/* conv1d: attributes stride, padding, dilation, groups, causal (scalars). */
+static int build_conv1d(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *w = opc_input(c, "w"), *b = opc_input_opt(c, "b");
+    attn_conv1d_opts o;
+    memset(&o, 0, sizeof o);
+    o.stride = attr_int_or(c, "stride", 1);
+    o.padding = attr_int_or(c, "padding", 0);
+    o.dilation = attr_int_or(c, "dilation", 1);
+    o.groups = attr_int_or(c, "groups", 1);
+    o.causal = attr_int_or(c, "causal", 0);
+    if (c->err[0]) return -1;
+    c->out = attn_conv1d(c->ctx, x, w, b, &o);
+    return 0;
+}
+
+static int build_conv_transpose2d(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *w = opc_input(c, "w"), *b = opc_input_opt(c, "b");
+    attn_conv2d_opts o = conv2d_opts(c);
+    if (c->err[0]) return -1;
+    c->out = attn_conv_transpose2d(c->ctx, x, w, b, &o);
+    return 0;
+}
+
+/* max_pool2d / avg_pool2d: x; attributes kernel, stride (0: the kernel),
+ * padding (pairs), exclude_pad (avg only, default 0). */
+static attn_pool2d_opts pool2d_opts(op_case *c) {
+    attn_pool2d_opts o;
+    memset(&o, 0, sizeof o);
+    attr_pair(c, "kernel", 1, o.kernel);
+    attr_pair(c, "stride", 0, o.stride);
+    attr_pair(c, "padding", 0, o.padding);
+    o.exclude_pad = attr_int_or(c, "exclude_pad", 0);
+    return o;
+}
+
+static int build_max_pool2d(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    attn_pool2d_opts o = pool2d_opts(c);
+    if (c->err[0]) return -1;
+    c->out = attn_max_pool2d(c->ctx, x, &o, NULL);
+    return 0;
+}
+
+static int build_avg_pool2d(op_case *c) {
+    attn_tensor *x = opc_input(c, "x");
+    attn_pool2d_opts o = pool2d_opts(c);
+    if (c->err[0]) return -1;
+    c->out = attn_avg_pool2d(c->ctx, x, &o);
+    return 0;
+}
+
+/* A tensor made from fixture tensor "c<k>.<name>" (e.g. "attr.running_mean":
+ * not an input, so no gradient and no finite-difference probe), or NULL when
+ * absent. Builders make these before their inputs, so that the arena use
+ * after the inputs counts them (arena exhaustion test). */
+static attn_tensor *fixture_tensor(op_case *c, const char *name) {
+    const atfx_tensor *t = atfx_findf(c->fx, "c%d.%s", c->k, name);
+    if (!t) return NULL;
+    if (t->dtype != ATTN_F32) {
+        if (!c->err[0]) snprintf(c->err, sizeof c->err, "case %d: %s is not f32", c->k, name);
+        return NULL;
+    }
+    return attn_tensor_from(c->ctx, ATTN_F32, t->ndim, t->shape, t->data);
+}
+
+/* batchnorm: x, optional gamma and beta; attributes eps, momentum,
+ * training (default 1), optional running_mean / running_var (caller-owned
+ * buffers, updated in place; test_conv.c checks their new values). */
+static int build_batchnorm(op_case *c) {
+    attn_tensor *rm = fixture_tensor(c, "attr.running_mean"),
+                *rv = fixture_tensor(c, "attr.running_var");
+    attn_tensor *x = opc_input(c, "x"), *g = opc_input_opt(c, "gamma"),
+                *b = opc_input_opt(c, "beta");
+    float eps = attr_float(c, "eps"), mom = attr_float(c, "momentum");
+    int training = attr_int_or(c, "training", 1);
+    if (c->err[0]) return -1;
+    attn_ctx_set_training(c->ctx, training);
+    c->out = attn_batchnorm(c->ctx, x, g, b, rm, rv, mom, eps);
+    attn_ctx_set_training(c->ctx, 1);
+    return 0;
+}
+
+/* spectral_norm: w; attributes u, v (caller-owned vectors updated in place
+ * in training mode; test_conv.c checks their new values), eps, training,
+ * dim (default 0).
+ * Finite differences: the gradient treats the iteration's u and v as
+ * constants (as torch), while a probe of w in training mode would also move
+ * them; so a perturbed build (c->pert_input >= 0) of a training case runs in
+ * evaluation mode on torch's iterated vectors (c<k>.u_after, v_after): the
+ * very function whose derivative the backward computes. */
+static int build_spectral_norm(op_case *c) {
+    int training = attr_int_or(c, "training", 1);
+    const int probe = training && c->pert_input >= 0;
+    attn_tensor *u = fixture_tensor(c, probe ? "u_after" : "attr.u"),
+                *v = fixture_tensor(c, probe ? "v_after" : "attr.v");
+    attn_tensor *w = opc_input(c, "w");
+    float eps = attr_float(c, "eps");
+    int dim = attr_int_or(c, "dim", 0);
+    if (c->err[0]) return -1;
+    attn_ctx_set_training(c->ctx, training && !probe);
+    c->out = attn_spectral_norm(c->ctx, w, u, v, dim, eps);
+    attn_ctx_set_training(c->ctx, 1);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -1039,6 +1176,175 @@ static void errors_rel_values(attn_ctx *ctx) {
     p = I32(ctx, 1, 2, 3, 4), rv = F32(ctx, 5, 4);
     EXPECT_FAIL(ctx, attn_rel_values(ctx, p, rv, 0), ATTN_ERR_DTYPE, "rel_values");
     EXPECT_NULL_INPUT(ctx, attn_rel_values(ctx, NULL, NULL, 0), "rel_values");
+}
+
+static void errors_conv2d(attn_ctx *ctx) {
+    attn_tensor *x, *w, *b;
+    attn_conv2d_opts o = {{0, 0}, {0, 0}, {0, 0}, 0, {0, 0}};
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, NULL), ATTN_ERR_SHAPE, "conv2d");
+    x = F32(ctx, 2, 3, 5), w = F32(ctx, 4, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, NULL), ATTN_ERR_SHAPE, "conv2d");
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3), b = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, b, NULL), ATTN_ERR_SHAPE, "conv2d");
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 7, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, NULL), ATTN_ERR_INVALID_ARG, "conv2d");
+    o.groups = 2;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 1, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "groups");
+    x = F32(ctx, 2, 4, 5, 5), w = F32(ctx, 3, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "groups");
+    o.groups = 0, o.stride[1] = -1;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "stride");
+    o.stride[1] = 0, o.padding[0] = -1;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "padding");
+    o.padding[0] = 0, o.output_padding[0] = 1;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "output_padding");
+    x = I32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, NULL, NULL), ATTN_ERR_DTYPE, "conv2d");
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 3, 3, 3), b = I32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_conv2d(ctx, x, w, b, NULL), ATTN_ERR_DTYPE, "conv2d");
+    EXPECT_NULL_INPUT(ctx, attn_conv2d(ctx, NULL, NULL, NULL, NULL), "conv2d");
+}
+
+static void errors_conv1d(attn_ctx *ctx) {
+    attn_tensor *x, *w, *b;
+    attn_conv1d_opts o = {0, 0, 0, 0, 0};
+    x = F32(ctx, 2, 3, 9), w = F32(ctx, 4, 2, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, NULL), ATTN_ERR_SHAPE, "conv1d");
+    x = F32(ctx, 2, 3, 9, 1), w = F32(ctx, 4, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, NULL), ATTN_ERR_SHAPE, "conv1d");
+    x = F32(ctx, 2, 3, 9), w = F32(ctx, 4, 3, 3), b = F32(ctx, 5);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, b, NULL), ATTN_ERR_SHAPE, "conv1d");
+    x = F32(ctx, 2, 3, 4), w = F32(ctx, 4, 3, 5);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, NULL), ATTN_ERR_INVALID_ARG, "conv1d");
+    o.causal = 1, o.padding = 1;
+    x = F32(ctx, 2, 3, 9), w = F32(ctx, 4, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "causal");
+    o.causal = 0, o.padding = 0, o.dilation = -2;
+    x = F32(ctx, 2, 3, 9), w = F32(ctx, 4, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "dilation");
+    o.dilation = 0, o.groups = 2;
+    x = F32(ctx, 2, 3, 9), w = F32(ctx, 4, 1, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "groups");
+    x = F32(ctx, 2, 3, 9), w = I32(ctx, 4, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv1d(ctx, x, w, NULL, NULL), ATTN_ERR_DTYPE, "conv1d");
+    EXPECT_NULL_INPUT(ctx, attn_conv1d(ctx, NULL, NULL, NULL, NULL), "conv1d");
+}
+
+static void errors_conv_transpose2d(attn_ctx *ctx) {
+    attn_tensor *x, *w, *b;
+    attn_conv2d_opts o = {{0, 0}, {0, 0}, {0, 0}, 0, {0, 0}};
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 4, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, NULL, NULL), ATTN_ERR_SHAPE,
+                "conv_transpose2d");
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 3, 2, 3, 3), b = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, b, NULL), ATTN_ERR_SHAPE,
+                "conv_transpose2d");
+    o.output_padding[0] = 1;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 3, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG,
+                "output_padding");
+    o.output_padding[0] = 0, o.padding[0] = 3;
+    x = F32(ctx, 2, 3, 1, 5), w = F32(ctx, 3, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG,
+                "conv_transpose2d");
+    o.padding[0] = 0, o.groups = 2;
+    x = F32(ctx, 2, 3, 5, 5), w = F32(ctx, 3, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, NULL, &o), ATTN_ERR_INVALID_ARG, "groups");
+    x = F32(ctx, 2, 3, 5, 5), w = I32(ctx, 3, 2, 3, 3);
+    EXPECT_FAIL(ctx, attn_conv_transpose2d(ctx, x, w, NULL, NULL), ATTN_ERR_DTYPE,
+                "conv_transpose2d");
+    EXPECT_NULL_INPUT(ctx, attn_conv_transpose2d(ctx, NULL, NULL, NULL, NULL),
+                      "conv_transpose2d");
+}
+
+/* The error paths shared by the two poolings (f = the op, name its name). */
+static void errors_pool(attn_ctx *ctx, int max, const char *name) {
+    attn_tensor *x;
+    attn_pool2d_opts o = {{2, 2}, {0, 0}, {0, 0}, 0};
+#define POOL(x_, o_) (max ? attn_max_pool2d(ctx, (x_), (o_), NULL) : attn_avg_pool2d(ctx, (x_), (o_)))
+    x = F32(ctx, 2, 3, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_SHAPE, name);
+    x = F32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, NULL), ATTN_ERR_INVALID_ARG, name);
+    o.kernel[1] = 0;
+    x = F32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_INVALID_ARG, "kernel");
+    o.kernel[1] = 2, o.padding[0] = 2;
+    x = F32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_INVALID_ARG, "padding");
+    o.padding[0] = 0, o.stride[0] = -1;
+    x = F32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_INVALID_ARG, "stride");
+    o.stride[0] = 0, o.kernel[0] = 7;
+    x = F32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_INVALID_ARG, "larger");
+    o.kernel[0] = 2;
+    x = I32(ctx, 2, 3, 5, 5);
+    EXPECT_FAIL(ctx, POOL(x, &o), ATTN_ERR_DTYPE, name);
+    EXPECT_NULL_INPUT(ctx, POOL(NULL, &o), name);
+#undef POOL
+}
+
+static void errors_max_pool2d(attn_ctx *ctx) { errors_pool(ctx, 1, "max_pool2d"); }
+static void errors_avg_pool2d(attn_ctx *ctx) { errors_pool(ctx, 0, "avg_pool2d"); }
+
+static void errors_batchnorm(attn_ctx *ctx) {
+    attn_tensor *x, *g, *rm, *rv;
+    x = F32(ctx, 4), g = NULL;
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, NULL, NULL, 0.1f, 1e-5f), ATTN_ERR_SHAPE,
+                "batchnorm");
+    x = F32(ctx, 4, 3, 2), g = F32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, g, NULL, NULL, NULL, 0.1f, 1e-5f), ATTN_ERR_SHAPE,
+                "gamma");
+    x = F32(ctx, 4, 3, 2), rm = F32(ctx, 3), rv = F32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, rm, rv, 0.1f, 1e-5f), ATTN_ERR_SHAPE,
+                "running_var");
+    x = F32(ctx, 4, 3, 2), rm = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, rm, NULL, 0.1f, 1e-5f),
+                ATTN_ERR_INVALID_ARG, "together");
+    x = F32(ctx, 4, 3, 2);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, NULL, NULL, 1.5f, 1e-5f),
+                ATTN_ERR_INVALID_ARG, "momentum");
+    x = F32(ctx, 4, 3, 2);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, NULL, NULL, 0.1f, -1.0f),
+                ATTN_ERR_INVALID_ARG, "eps");
+    x = F32(ctx, 1, 3), rm = F32(ctx, 3), rv = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, rm, rv, 0.1f, 1e-5f),
+                ATTN_ERR_INVALID_ARG, "more than one value");
+    x = I32(ctx, 4, 3);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, NULL, NULL, NULL, NULL, 0.1f, 1e-5f), ATTN_ERR_DTYPE,
+                "batchnorm");
+    x = F32(ctx, 4, 3), g = I32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_batchnorm(ctx, x, g, NULL, NULL, NULL, 0.1f, 1e-5f), ATTN_ERR_DTYPE,
+                "gamma");
+    EXPECT_NULL_INPUT(ctx, attn_batchnorm(ctx, NULL, NULL, NULL, NULL, NULL, 0.1f, 1e-5f),
+                      "batchnorm");
+}
+
+static void errors_spectral_norm(attn_ctx *ctx) {
+    attn_tensor *w, *u, *v;
+    w = F32(ctx, 6), u = F32(ctx, 6), v = F32(ctx, 1);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_SHAPE, "spectral_norm");
+    w = F32(ctx, 4, 3, 2), u = F32(ctx, 3), v = F32(ctx, 6);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_SHAPE, "u");
+    w = F32(ctx, 4, 3, 2), u = F32(ctx, 4), v = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_SHAPE, "v");
+    w = F32(ctx, 4, 3, 2), u = F32(ctx, 4), v = F32(ctx, 6);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 0.0f), ATTN_ERR_INVALID_ARG, "eps");
+    w = F32(ctx, 4, 3, 2), u = F32(ctx, 4), v = F32(ctx, 6);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 2, 1e-12f), ATTN_ERR_INVALID_ARG, "dim");
+    w = F32(ctx, 4, 3, 2), u = F32(ctx, 4), v = F32(ctx, 6);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 1, 1e-12f), ATTN_ERR_SHAPE, "u");
+    w = F32(ctx, 4, 3, 2), u = I32(ctx, 4), v = F32(ctx, 6);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_DTYPE, "u");
+    w = I32(ctx, 4, 3), u = F32(ctx, 4), v = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_DTYPE, "spectral_norm");
+    EXPECT_NULL_INPUT(ctx, attn_spectral_norm(ctx, NULL, NULL, NULL, 0, 1e-12f), "spectral_norm");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

@@ -5,6 +5,7 @@
     X(rng)             \
     X(gemm)            \
     X(ops)             \
+    X(conv)            \
     X(rnn)             \
     X(attention)       \
     X(positions)       \

@@ -297,7 +297,8 @@ static int eval_loss(attn_ctx *ctx, const op_case_entry *e, const atfx_file *fx,
 static float fd_step(const char *op) {
     static const char *linear[] = {"view", "contiguous", "concat", "matmul", "bmm", "linear",
                                    "add", "sub", "mul", "scale", "bias_add", "sum", "mean",
-                                   "embedding", "dropout"};
+                                   "embedding", "dropout", "conv2d", "conv1d",
+                                   "conv_transpose2d", "avg_pool2d"};
     for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++)
         if (strcmp(op, linear[i]) == 0) return 0.1f;
     return 1e-2f;
@@ -684,6 +685,67 @@ static int make_big(syn *y, const char *name, int variant) {
         int32_t *o = syn_i32(y, "attr.offset", SH(2), 0, 1 << 20);
         if (o) o[1] = 0;
         (void)s;
+    } else if (!strcmp(name, "conv2d") && variant == 0) {
+        /* im2col + GEMM against the direct sum: odd sizes, stride 2, padding 2 */
+        syn_f32(y, "x", SH(2, 7, 33, 31), -1, 1);
+        syn_f32(y, "w", SH(13, 7, 3, 5), -1, 1);
+        syn_f32(y, "b", SH(13), -1, 1);
+        syn_attr_i(y, "stride", 2);
+        syn_attr_i(y, "padding", 2);
+    } else if (!strcmp(name, "conv2d") && variant == 1) {
+        /* 5 images in chunks of 3 + 2 (src/ops/conv.c, cv_chunk:
+         * (K + O/G) P = 146 * 2304 floats per image, 2^20 per chunk) */
+        syn_f32(y, "x", SH(5, 16, 48, 48), -1, 1);
+        syn_f32(y, "w", SH(2, 16, 3, 3), -1, 1);
+        syn_attr_i(y, "padding", 1);
+    } else if (!strcmp(name, "conv2d") && variant == 3) {
+        /* 1x1 on a map of >= 1024 positions: the direct (no im2col) path */
+        syn_f32(y, "x", SH(2, 9, 33, 35), -1, 1);
+        syn_f32(y, "w", SH(7, 9, 1, 1), -1, 1);
+        syn_f32(y, "b", SH(7), -1, 1);
+    } else if (!strcmp(name, "conv2d") && variant == 4) {
+        /* depthwise (the direct kernel), 5x3 kernel, stride 2, padding 2 */
+        syn_f32(y, "x", SH(3, 17, 33, 31), -1, 1);
+        syn_f32(y, "w", SH(17, 1, 5, 3), -1, 1);
+        syn_f32(y, "b", SH(17), -1, 1);
+        syn_attr_i(y, "stride", 2);
+        syn_attr_i(y, "padding", 2);
+        syn_attr_i(y, "groups", 17);
+    } else if (!strcmp(name, "conv2d") && variant == 2) {
+        /* groups 2, 9 images in chunks of 8 + 1 (19 * 6162 floats per image) */
+        syn_f32(y, "x", SH(9, 4, 78, 79), -1, 1);
+        syn_f32(y, "w", SH(2, 2, 3, 3), -1, 1);
+        syn_f32(y, "b", SH(2), -1, 1);
+        syn_attr_i(y, "padding", 1);
+        syn_attr_i(y, "groups", 2);
+    } else if (!strcmp(name, "conv1d")) {
+        syn_f32(y, "x", SH(3, 17, 301), -1, 1);
+        syn_f32(y, "w", SH(19, 17, 3), -1, 1);
+        syn_attr_i(y, "dilation", 4);
+        syn_attr_i(y, "causal", 1);
+    } else if (!strcmp(name, "conv_transpose2d") && variant == 1) {
+        /* 12 images in chunks of 9 + 3 (18 * 6162 floats per image) */
+        syn_f32(y, "x", SH(12, 2, 78, 79), -1, 1);
+        syn_f32(y, "w", SH(2, 1, 4, 4), -1, 1);
+        syn_attr_i(y, "stride", 2);
+        syn_attr_i(y, "padding", 1);
+    } else if (!strcmp(name, "conv_transpose2d")) {
+        syn_f32(y, "x", SH(2, 9, 17, 15), -1, 1);
+        syn_f32(y, "w", SH(9, 5, 4, 4), -1, 1);
+        syn_f32(y, "b", SH(5), -1, 1);
+        syn_attr_i(y, "stride", 2);
+        syn_attr_i(y, "padding", 1);
+    } else if (!strcmp(name, "max_pool2d") || !strcmp(name, "avg_pool2d")) {
+        syn_f32(y, "x", SH(3, 5, 37, 41), -1, 1);
+        syn_attr_i(y, "kernel", 3);
+        syn_attr_i(y, "stride", 2);
+        syn_attr_i(y, "padding", 1);
+    } else if (!strcmp(name, "batchnorm")) {
+        syn_f32(y, "x", SH(5, 13, 17, 19), -2, 3);
+        syn_f32(y, "gamma", SH(13), 0.5, 1.5);
+        syn_f32(y, "beta", SH(13), -1, 1);
+        syn_attr_f(y, "eps", 1e-5f);
+        syn_attr_f(y, "momentum", 0.1f);
     } else if (!strcmp(name, "concat")) {
         syn_f32(y, "x0", SH(R, 333), -1, 1);
         syn_f32(y, "x1", SH(R, 667), -1, 1);
@@ -1062,9 +1124,10 @@ static void run_big_ref(void) {
     for (int op = 0; op < op_cases_count; op++) {
         const op_case_entry *e = &op_cases[op];
         const attn__op_info *info = &attn__ops[op];
-        int variants = !strcmp(e->name, "sum") || !strcmp(e->name, "mean") ? 3
-                       : !strcmp(e->name, "gelu")                          ? 2
-                                                                           : 1;
+        int variants = !strcmp(e->name, "conv2d") ? 5
+                       : !strcmp(e->name, "sum") || !strcmp(e->name, "mean") ? 3
+                       : !strcmp(e->name, "gelu") || !strcmp(e->name, "conv_transpose2d") ? 2
+                                                                                           : 1;
         for (int v = 0; v < variants; v++) {
             syn y;
             if (make_big(&y, e->name, v)) break;

@@ -54,5 +54,6 @@
 #include "gpt.h"
 #include "transformer_s2s.h"
 #include "bert.h"
+#include "conv.h"
 
 #endif

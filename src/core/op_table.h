@@ -55,6 +55,13 @@
     X(FLASH_SDPA,    flash_sdpa,    1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(ROPE,          rope,          1e-6f, 1e-5f, 1e-3f, 1e-2f) \
     X(REL_LOGITS,    rel_logits,    1e-5f, 1e-4f, 2e-3f, 1e-2f) \
-    X(REL_VALUES,    rel_values,    1e-5f, 1e-4f, 2e-3f, 1e-2f)
+    X(REL_VALUES,    rel_values,    1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(CONV2D,        conv2d,        1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(CONV1D,        conv1d,        1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(CONV_TRANSPOSE2D, conv_transpose2d, 1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(MAX_POOL2D,    max_pool2d,    1e-6f, 1e-6f, 1e-3f, 1e-2f) \
+    X(AVG_POOL2D,    avg_pool2d,    1e-6f, 1e-5f, 1e-3f, 1e-2f) \
+    X(BATCHNORM,     batchnorm,     1e-5f, 1e-4f, 2e-3f, 2e-2f) \
+    X(SPECTRAL_NORM, spectral_norm, 1e-5f, 1e-4f, 2e-3f, 1e-2f)
 
 #endif

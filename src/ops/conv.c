@@ -1,0 +1,821 @@
+/* conv.c: conv2d, conv1d and transposed conv2d (include/attn/conv.h).
+ *
+ * One geometry serves the three ops. A convolution in the forward sense
+ * reads an input u [N, C, H, W] and writes v [N, O, OH, OW] with a weight
+ * w [O, C/G, KH, KW]:
+ *   v[n,o,p,q] = sum_{c,i,j} w[o,c,i,j] u[n, g C/G + c, p SH - PH + i DH, q SW - PW + j DW]
+ * (g = o / (O/G), zero outside u; PH, PW are the top and left padding).
+ *   conv2d:            u = x, v = y.
+ *   conv1d:            the same with H = KH = 1, W = T; causal padding is
+ *                      PW = dilation (K - 1) on the left only (the output
+ *                      length comes from the output tensor).
+ *   conv_transpose2d:  u = y, v = x, w as given ([Cin, Cout/G, KH, KW] is
+ *                      [O, C/G, KH, KW] with O = Cin, C = Cout): y is the
+ *                      gradient of a convolution with respect to its input.
+ * Three primitives on the geometry do all the work:
+ *   cv_forward      v = conv(u, w)              (im2col + GEMM)
+ *   cv_bwd_data     du += conv^T(dv, w)         (GEMM + col2im)
+ *   cv_bwd_weight   dw += dv (im2col u)^T       (im2col + GEMM)
+ * conv2d's backward is bwd_data + bwd_weight; conv_transpose2d's forward is
+ * bwd_data, its backward forward (for dx) + bwd_weight (for dw).
+ *
+ * Node attributes: conv2d / conv_transpose2d: iarg = {SH, SW, PH, PW, DH,
+ * DW, G, has_bias}; conv1d: iarg = {S, pad_left, pad_right, D, G, -, -,
+ * has_bias}. Inputs: x, w, then b when has_bias. saved[0]: the workspace
+ * of a chunk of images (cv_chunk: their im2col matrices side by side and a
+ * block of outputs; absent on the direct 1x1 path, cv_pointwise, and the
+ * depthwise kernels, cv_depthwise), reused by the backward.
+ * Derivations: docs/conv.md.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "../core/internal.h"
+
+typedef struct cv_geom {
+    int64_t N, C, H, W; /* the convolution's input u */
+    int64_t O, OH, OW;  /* its output v */
+    int64_t G, KH, KW, SH, SW, PH, PW, DH, DW;
+} cv_geom;
+
+/* ---- geometry of a node ---------------------------------------------------------------- */
+
+static cv_geom cv_geom_of(const attn_node *node) {
+    cv_geom g;
+    const attn_tensor *x = node->in[0], *w = node->in[1], *y = node->out;
+    if (node->op == ATTN_OP_CONV1D) {
+        g.N = x->shape[0];
+        g.C = x->shape[1];
+        g.H = 1;
+        g.W = x->shape[2];
+        g.O = y->shape[1];
+        g.OH = 1;
+        g.OW = y->shape[2];
+        g.KH = 1;
+        g.KW = w->shape[2];
+        g.SH = 1;
+        g.SW = node->iarg[0];
+        g.PH = 0;
+        g.PW = node->iarg[1];
+        g.DH = 1;
+        g.DW = node->iarg[3];
+        g.G = node->iarg[4];
+        return g;
+    }
+    const attn_tensor *u = x, *v = y;
+    if (node->op == ATTN_OP_CONV_TRANSPOSE2D) u = y, v = x;
+    g.N = u->shape[0];
+    g.C = u->shape[1];
+    g.H = u->shape[2];
+    g.W = u->shape[3];
+    g.O = v->shape[1];
+    g.OH = v->shape[2];
+    g.OW = v->shape[3];
+    g.KH = w->shape[2];
+    g.KW = w->shape[3];
+    g.SH = node->iarg[0];
+    g.SW = node->iarg[1];
+    g.PH = node->iarg[2];
+    g.PW = node->iarg[3];
+    g.DH = node->iarg[4];
+    g.DW = node->iarg[5];
+    g.G = node->iarg[6];
+    return g;
+}
+
+/* 1x1 kernel, stride 1, no padding, and maps of at least CV_DIRECT_P
+ * positions: the im2col matrix of an image is the image itself ([C/G, H W]
+ * per group) and one product per image is large enough. Smaller 1x1 maps
+ * (SAGAN's 14x14 projections) take the chunked path, whose im2col is then a
+ * copy that lets one product serve many images. */
+#define CV_DIRECT_P 1024
+
+static int cv_pointwise(const cv_geom *g) {
+    return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0 &&
+           g->OH == g->H && g->OW == g->W && g->OH * g->OW >= CV_DIRECT_P;
+}
+
+/* ---- chunks of images ------------------------------------------------------------------- */
+
+/* The products run on chunks of nb images at once: for group gi of images
+ * n0 .. n0 + nb - 1 the im2col matrices sit side by side in col [K, nb P]
+ * (column j P + p is position p of image n0 + j), so one GEMM of inner or
+ * outer size nb P replaces nb small ones (7x7 maps have P = 49). The
+ * workspace holds col and the matching [O/G, nb P] block of outputs (or
+ * output gradients), (K + O/G) P floats per image, at most CV_WS_FLOATS
+ * floats (4 MiB) unless one image needs more. */
+#define CV_WS_FLOATS ((int64_t)1 << 20)
+
+static int64_t cv_chunk(const cv_geom *g) {
+    const int64_t K = g->C / g->G * g->KH * g->KW, Og = g->O / g->G, P = g->OH * g->OW;
+    int64_t nb = CV_WS_FLOATS / ((K + Og) * P);
+    if (nb < 1) nb = 1;
+    if (nb > g->N) nb = g->N;
+    return nb;
+}
+
+/* col [K, nb P] of the Cg planes of nb images (u: image n0's first plane of
+ * the group; images C H W floats apart):
+ * col[(c KH + i) KW + j, b P + p OW + q] = u_b[c, p SH - PH + i DH, q SW - PW + j DW] or 0. */
+static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, int nt) {
+    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;
+    const int64_t HW = g->H * g->W, ld = nb * P;
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t r = 0; r < R; r++) {
+        const int64_t c = r / KK, i = (r % KK) / g->KW, j = r % g->KW;
+        const int64_t iw0 = j * g->DW - g->PW;
+        /* columns q with 0 <= q SW + iw0 < W */
+        int64_t lo = iw0 >= 0 ? 0 : (-iw0 + g->SW - 1) / g->SW;
+        int64_t hi = g->W - iw0 <= 0 ? 0 : (g->W - iw0 - 1) / g->SW + 1;
+        if (hi > g->OW) hi = g->OW;
+        if (lo > hi) lo = hi;
+        for (int64_t b = 0; b < nb; b++) {
+            const float *up = u + b * g->C * HW + c * HW;
+            float *dst = col + r * ld + b * P;
+            for (int64_t p = 0; p < g->OH; p++) {
+                const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                float *d = dst + p * g->OW;
+                if (ih < 0 || ih >= g->H) {
+                    memset(d, 0, sizeof(float) * (size_t)g->OW);
+                    continue;
+                }
+                const float *ur = up + ih * g->W; /* column q reads ur[q SW + iw0] */
+                for (int64_t q = 0; q < lo; q++) d[q] = 0.0f;
+                if (g->SW == 1 && hi > lo)
+                    memcpy(d + lo, ur + lo + iw0, sizeof(float) * (size_t)(hi - lo));
+                else if (g->SW != 1)
+                    for (int64_t q = lo; q < hi; q++) d[q] = ur[q * g->SW + iw0];
+                for (int64_t q = hi; q < g->OW; q++) d[q] = 0.0f;
+            }
+        }
+    }
+}
+
+/* du_b[c, ...] += the entries of col that im2col read from there (its
+ * adjoint). Each task owns one channel plane of every image and walks its
+ * KH KW rows in order: no race, and the same sums for any thread count. */
+static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
+    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW;
+    const int64_t HW = g->H * g->W, ld = nb * P;
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t b = 0; b < nb; b++) {
+            float *up = du + b * g->C * HW + c * HW;
+            for (int64_t k = 0; k < KK; k++) {
+                const int64_t i = k / g->KW, j = k % g->KW;
+                const float *src = col + (c * KK + k) * ld + b * P;
+                const int64_t iw0 = j * g->DW - g->PW;
+                int64_t lo = iw0 >= 0 ? 0 : (-iw0 + g->SW - 1) / g->SW;
+                int64_t hi = g->W - iw0 <= 0 ? 0 : (g->W - iw0 - 1) / g->SW + 1;
+                if (hi > g->OW) hi = g->OW;
+                for (int64_t p = 0; p < g->OH; p++) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    if (ih < 0 || ih >= g->H) continue;
+                    float *ur = up + ih * g->W;
+                    const float *s = src + p * g->OW;
+                    for (int64_t q = lo; q < hi; q++) ur[q * g->SW + iw0] += s[q];
+                }
+            }
+        }
+}
+
+/* D[o, b P + p] = v_b[o, p] for the Og channels of a group in nb images (v:
+ * image n0's first channel of the group; images O P floats apart). */
+static void cv_gather(const cv_geom *g, const float *v, int64_t nb, float *D) {
+    const int64_t Og = g->O / g->G, P = g->OH * g->OW;
+    for (int64_t o = 0; o < Og; o++)
+        for (int64_t b = 0; b < nb; b++)
+            memcpy(D + o * nb * P + b * P, v + b * g->O * P + o * P, sizeof(float) * (size_t)P);
+}
+
+/* The inverse: v_b[o, p] = D[o, b P + p] (beta 0) or += (beta 1). */
+static void cv_scatter(const cv_geom *g, const float *D, int64_t nb, float *v, float beta) {
+    const int64_t Og = g->O / g->G, P = g->OH * g->OW;
+    for (int64_t o = 0; o < Og; o++)
+        for (int64_t b = 0; b < nb; b++) {
+            const float *src = D + o * nb * P + b * P;
+            float *dst = v + b * g->O * P + o * P;
+            if (beta == 0.0f)
+                memcpy(dst, src, sizeof(float) * (size_t)P);
+            else
+                for (int64_t p = 0; p < P; p++) dst[p] += src[p];
+        }
+}
+
+/* ---- depthwise: a direct kernel ------------------------------------------------------------ */
+
+/* One input and one output channel per group (G = C = O): each group's
+ * product would have a single row, so the three primitives run directly on
+ * the planes instead. Each task owns whole planes (forward, data gradient)
+ * or whole channels (weight gradient, images in order): no races, the same
+ * bits for any thread count. */
+static int cv_depthwise(const cv_geom *g) { return g->G == g->C && g->G == g->O && g->G > 1; }
+
+/* The columns q of kernel column j that land inside the image:
+ * 0 <= q SW + iw0 < W for q in [*lo, *hi), iw0 = j DW - PW. */
+static void cv_cols(const cv_geom *g, int64_t j, int64_t *iw0, int64_t *lo, int64_t *hi) {
+    *iw0 = j * g->DW - g->PW;
+    *lo = *iw0 >= 0 ? 0 : (-*iw0 + g->SW - 1) / g->SW;
+    *hi = g->W - *iw0 <= 0 ? 0 : (g->W - *iw0 - 1) / g->SW + 1;
+    if (*hi > g->OW) *hi = g->OW;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* v[n,c] (beta 0: =, 1: +=) sum_{i,j} w[c,i,j] u[n,c, p SH - PH + i DH, q SW - PW + j DW] */
+static void cv_dw_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *w,
+                          float *v, float beta) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
+    const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
+        const int64_t c = pl % g->C;
+        const float *up = u + pl * HW, *wc = w + c * KK;
+        float *vp = v + pl * P;
+        if (beta == 0.0f) memset(vp, 0, sizeof(float) * (size_t)P);
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                const float wij = wc[i * g->KW + j];
+                int64_t iw0, lo, hi;
+                cv_cols(g, j, &iw0, &lo, &hi);
+                for (int64_t p = 0; p < g->OH; p++) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    if (ih < 0 || ih >= g->H) continue;
+                    const float *restrict ur = up + ih * g->W;
+                    float *restrict vr = vp + p * g->OW;
+                    if (g->SW == 1)
+                        for (int64_t q = lo; q < hi; q++) vr[q] += wij * ur[q + iw0];
+                    else
+                        for (int64_t q = lo; q < hi; q++) vr[q] += wij * ur[q * g->SW + iw0];
+                }
+            }
+    }
+}
+
+/* du[n,c, ih, iw] += w[c,i,j] dv[n,c,p,q] (the forward's adjoint) */
+static void cv_dw_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
+                           float *du) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
+    const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
+        const int64_t c = pl % g->C;
+        const float *dvp = dv + pl * P, *wc = w + c * KK;
+        float *dup = du + pl * HW;
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                const float wij = wc[i * g->KW + j];
+                int64_t iw0, lo, hi;
+                cv_cols(g, j, &iw0, &lo, &hi);
+                for (int64_t p = 0; p < g->OH; p++) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    if (ih < 0 || ih >= g->H) continue;
+                    float *restrict ur = dup + ih * g->W;
+                    const float *restrict vr = dvp + p * g->OW;
+                    if (g->SW == 1)
+                        for (int64_t q = lo; q < hi; q++) ur[q + iw0] += wij * vr[q];
+                    else
+                        for (int64_t q = lo; q < hi; q++) ur[q * g->SW + iw0] += wij * vr[q];
+                }
+            }
+    }
+}
+
+/* dw[c,i,j] += sum_{n,p,q} dv[n,c,p,q] u[n,c, ih, iw]: each row's products in
+ * float, rows and images in order in double. */
+static void cv_dw_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
+                             float *dw) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
+    const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                int64_t iw0, lo, hi;
+                cv_cols(g, j, &iw0, &lo, &hi);
+                double acc = 0.0;
+                for (int64_t n = 0; n < g->N; n++) {
+                    const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
+                    for (int64_t p = 0; p < g->OH; p++) {
+                        const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                        if (ih < 0 || ih >= g->H) continue;
+                        const float *ur = up + ih * g->W, *vr = dvp + p * g->OW;
+                        float r = 0.0f;
+                        for (int64_t q = lo; q < hi; q++) r += vr[q] * ur[q * g->SW + iw0];
+                        acc += r;
+                    }
+                }
+                dw[c * KK + i * g->KW + j] += (float)acc;
+            }
+}
+
+/* ---- the three primitives ------------------------------------------------------------------ */
+
+/* v = conv(u, w) (beta 0) or v += conv(u, w) (beta 1); bias b[O] or NULL.
+ * ws: the workspace (cv_chunk images), NULL on the pointwise path. */
+static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *w,
+                              const float *b, float *v, float beta, float *ws) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
+    const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (cv_depthwise(g)) {
+        cv_dw_forward(ctx, g, u, w, v, beta);
+    } else if (cv_pointwise(g)) {
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
+        for (int64_t n = 0; n < g->N; n++)
+            for (int64_t gi = 0; gi < g->G; gi++)
+                attn__sgemm(nt, 0, 0, Og, P, K, 1.0f, w + gi * Og * K, K,
+                            u + (n * g->C + gi * Cg) * HW, P, beta, v + (n * g->O + gi * Og) * P, P);
+    } else {
+        const int64_t nb = cv_chunk(g);
+        for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+            const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
+            float *col = ws, *out = ws + K * ld;
+            const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
+            const int nti = attn__threads_for(ctx, (double)K * (double)ld);
+            for (int64_t gi = 0; gi < g->G; gi++) {
+                cv_im2col(g, u + (n0 * g->C + gi * Cg) * HW, m, col, nti);
+                /* out [Og, m P] = w_g [Og, K] col [K, m P] */
+                attn__sgemm(nt, 0, 0, Og, ld, K, 1.0f, w + gi * Og * K, K, col, ld, 0.0f, out, ld);
+                cv_scatter(g, out, m, v + (n0 * g->O + gi * Og) * P, beta);
+            }
+        }
+    }
+    if (b)
+        for (int64_t n = 0; n < g->N; n++)
+            for (int64_t o = 0; o < g->O; o++) {
+                float *vr = v + (n * g->O + o) * P;
+                const float bo = b[o];
+                for (int64_t p = 0; p < P; p++) vr[p] += bo;
+            }
+    return ATTN_OK;
+}
+
+/* du += conv^T(dv, w): per chunk and group dcol = w_g^T dv_g [K, m P], then
+ * col2im (the pointwise path multiplies straight into du). */
+static attn_status cv_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
+                               float *du, float *ws) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
+    const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (cv_depthwise(g)) {
+        cv_dw_bwd_data(ctx, g, dv, w, du);
+        return ATTN_OK;
+    }
+    if (cv_pointwise(g)) {
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
+        for (int64_t n = 0; n < g->N; n++)
+            for (int64_t gi = 0; gi < g->G; gi++)
+                attn__sgemm(nt, 1, 0, K, P, Og, 1.0f, w + gi * Og * K, K,
+                            dv + (n * g->O + gi * Og) * P, P, 1.0f, du + (n * g->C + gi * Cg) * HW, P);
+        return ATTN_OK;
+    }
+    const int64_t nb = cv_chunk(g);
+    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+        const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
+        float *col = ws, *D = ws + K * ld;
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
+        const int nti = attn__threads_for(ctx, (double)K * (double)ld);
+        for (int64_t gi = 0; gi < g->G; gi++) {
+            cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
+            /* dcol [K, m P] = w_g^T [K, Og] D [Og, m P] */
+            attn__sgemm(nt, 1, 0, K, ld, Og, 1.0f, w + gi * Og * K, K, D, ld, 0.0f, col, ld);
+            cv_col2im(g, col, m, du + (n0 * g->C + gi * Cg) * HW, nti);
+        }
+    }
+    return ATTN_OK;
+}
+
+/* dw += sum over chunks of dv_chunk (im2col u_chunk)^T, per group; chunks in
+ * order. */
+static attn_status cv_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
+                                 float *dw, float *ws) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
+    const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (cv_depthwise(g)) {
+        cv_dw_bwd_weight(ctx, g, u, dv, dw);
+        return ATTN_OK;
+    }
+    if (cv_pointwise(g)) {
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
+        for (int64_t n = 0; n < g->N; n++)
+            for (int64_t gi = 0; gi < g->G; gi++)
+                attn__sgemm(nt, 0, 1, Og, K, P, 1.0f, dv + (n * g->O + gi * Og) * P, P,
+                            u + (n * g->C + gi * Cg) * HW, P, 1.0f, dw + gi * Og * K, K);
+        return ATTN_OK;
+    }
+    const int64_t nb = cv_chunk(g);
+    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+        const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
+        float *col = ws, *D = ws + K * ld;
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
+        const int nti = attn__threads_for(ctx, (double)K * (double)ld);
+        for (int64_t gi = 0; gi < g->G; gi++) {
+            cv_im2col(g, u + (n0 * g->C + gi * Cg) * HW, m, col, nti);
+            cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
+            /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] */
+            attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
+        }
+    }
+    return ATTN_OK;
+}
+
+/* db[o] += sum_{n,p} dv[n,o,p] over an [N, O, P] gradient (conv_transpose2d
+ * passes dy with O = Cout, its output's channels). In double, in order. */
+static void cv_bias_grad(int64_t N, int64_t O, int64_t P, const float *dv, float *db) {
+    for (int64_t o = 0; o < O; o++) {
+        double s = 0.0;
+        for (int64_t n = 0; n < N; n++) {
+            const float *r = dv + (n * O + o) * P;
+            for (int64_t p = 0; p < P; p++) s += r[p];
+        }
+        db[o] += (float)s;
+    }
+}
+
+/* ---- the scalar references: direct sums in double -------------------------------------- */
+
+/* v = conv(u, w) + b, the 7-loop definition. */
+static void cv_direct_ref(const cv_geom *g, const float *u, const float *w, const float *b,
+                          float *v) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G;
+    for (int64_t n = 0; n < g->N; n++)
+        for (int64_t o = 0; o < g->O; o++) {
+            const int64_t gi = o / Og;
+            for (int64_t p = 0; p < g->OH; p++)
+                for (int64_t q = 0; q < g->OW; q++) {
+                    double acc = b ? (double)b[o] : 0.0;
+                    for (int64_t c = 0; c < Cg; c++)
+                        for (int64_t i = 0; i < g->KH; i++) {
+                            const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                            if (ih < 0 || ih >= g->H) continue;
+                            for (int64_t j = 0; j < g->KW; j++) {
+                                const int64_t iw = q * g->SW - g->PW + j * g->DW;
+                                if (iw < 0 || iw >= g->W) continue;
+                                acc += (double)w[((o * Cg + c) * g->KH + i) * g->KW + j] *
+                                       (double)u[((n * g->C + gi * Cg + c) * g->H + ih) * g->W + iw];
+                            }
+                        }
+                    v[((n * g->O + o) * g->OH + p) * g->OW + q] = (float)acc;
+                }
+        }
+}
+
+/* u = conv^T(v, w) + b (b over u's C channels), as a gather: u[n,c,h,x]
+ * sums w[o,c',i,j] v[n,o,p,q] over the (p, q) with p SH - PH + i DH = h and
+ * q SW - PW + j DW = x. */
+static void cv_transpose_ref(const cv_geom *g, const float *v, const float *w, const float *b,
+                             float *u) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G;
+    for (int64_t n = 0; n < g->N; n++)
+        for (int64_t cc = 0; cc < g->C; cc++) {
+            const int64_t gi = cc / Cg, c = cc % Cg;
+            for (int64_t h = 0; h < g->H; h++)
+                for (int64_t x = 0; x < g->W; x++) {
+                    double acc = b ? (double)b[cc] : 0.0;
+                    for (int64_t oo = 0; oo < Og; oo++) {
+                        const int64_t o = gi * Og + oo;
+                        for (int64_t i = 0; i < g->KH; i++) {
+                            const int64_t th = h + g->PH - i * g->DH;
+                            if (th < 0 || th % g->SH) continue;
+                            const int64_t p = th / g->SH;
+                            if (p >= g->OH) continue;
+                            for (int64_t j = 0; j < g->KW; j++) {
+                                const int64_t tw = x + g->PW - j * g->DW;
+                                if (tw < 0 || tw % g->SW) continue;
+                                const int64_t q = tw / g->SW;
+                                if (q >= g->OW) continue;
+                                acc += (double)w[((o * Cg + c) * g->KH + i) * g->KW + j] *
+                                       (double)v[((n * g->O + o) * g->OH + p) * g->OW + q];
+                            }
+                        }
+                    }
+                    u[((n * g->C + cc) * g->H + h) * g->W + x] = (float)acc;
+                }
+        }
+}
+
+/* ---- kernels of the table ------------------------------------------------------------------ */
+
+/* The node's workspace (saved[0]; NULL on the pointwise path). */
+static float *cv_col(const attn_node *node) {
+    return node->saved[0] ? attn_f32(node->saved[0]) : NULL;
+}
+
+static const float *cv_bias(const attn_node *node) {
+    return node->iarg[7] ? attn_f32(node->in[2]) : NULL;
+}
+
+/* conv2d and conv1d: y = conv(x, w) + b. */
+static attn_status cv_conv_forward(attn_ctx *ctx, attn_node *node) {
+    const cv_geom g = cv_geom_of(node);
+    return cv_forward(ctx, &g, attn_f32(node->in[0]), attn_f32(node->in[1]), cv_bias(node),
+                      attn_f32(node->out), 0.0f, cv_col(node));
+}
+
+static attn_status cv_conv_ref(attn_ctx *ctx, attn_node *node) {
+    (void)ctx;
+    const cv_geom g = cv_geom_of(node);
+    cv_direct_ref(&g, attn_f32(node->in[0]), attn_f32(node->in[1]), cv_bias(node),
+                  attn_f32(node->out));
+    return ATTN_OK;
+}
+
+static attn_status cv_conv_backward(attn_ctx *ctx, attn_node *node) {
+    const cv_geom g = cv_geom_of(node);
+    const float *x = attn_f32(node->in[0]), *w = attn_f32(node->in[1]), *gy = node->out->grad;
+    attn_status st = ATTN_OK;
+    /* y[n,o,p] = sum_k w[o,k] col_n[k,p] + b[o]  =>  dcol_n = w^T gy_n, and
+     * dx is col2im(dcol_n) (im2col is a gather, col2im its adjoint scatter) */
+    if (attn__needs_grad(node, 0))
+        st = cv_bwd_data(ctx, &g, gy, w, node->in[0]->grad, cv_col(node));
+    /* => dw += gy_n col_n^T */
+    if (st == ATTN_OK && attn__needs_grad(node, 1))
+        st = cv_bwd_weight(ctx, &g, x, gy, node->in[1]->grad, cv_col(node));
+    /* => db[o] += sum_{n,p} gy[n,o,p] */
+    if (st == ATTN_OK && node->iarg[7] && attn__needs_grad(node, 2))
+        cv_bias_grad(g.N, g.O, g.OH * g.OW, gy, node->in[2]->grad);
+    return st;
+}
+
+attn_status attn__conv2d_forward(attn_ctx *ctx, attn_node *node) {
+    return cv_conv_forward(ctx, node);
+}
+attn_status attn__conv2d_ref(attn_ctx *ctx, attn_node *node) { return cv_conv_ref(ctx, node); }
+attn_status attn__conv2d_backward(attn_ctx *ctx, attn_node *node) {
+    return cv_conv_backward(ctx, node);
+}
+
+attn_status attn__conv1d_forward(attn_ctx *ctx, attn_node *node) {
+    return cv_conv_forward(ctx, node);
+}
+attn_status attn__conv1d_ref(attn_ctx *ctx, attn_node *node) { return cv_conv_ref(ctx, node); }
+attn_status attn__conv1d_backward(attn_ctx *ctx, attn_node *node) {
+    return cv_conv_backward(ctx, node);
+}
+
+/* conv_transpose2d: y = conv^T(x, w) + b, the data gradient of the
+ * convolution whose input is y and output x. */
+attn_status attn__conv_transpose2d_forward(attn_ctx *ctx, attn_node *node) {
+    const cv_geom g = cv_geom_of(node);
+    float *y = attn_f32(node->out);
+    memset(y, 0, sizeof(float) * (size_t)attn_tensor_numel(node->out));
+    attn_status st = cv_bwd_data(ctx, &g, attn_f32(node->in[0]), attn_f32(node->in[1]), y,
+                                 cv_col(node));
+    const float *b = cv_bias(node);
+    if (st == ATTN_OK && b) {
+        const int64_t P = g.H * g.W;
+        for (int64_t n = 0; n < g.N; n++)
+            for (int64_t c = 0; c < g.C; c++) {
+                float *yr = y + (n * g.C + c) * P;
+                for (int64_t p = 0; p < P; p++) yr[p] += b[c];
+            }
+    }
+    return st;
+}
+
+attn_status attn__conv_transpose2d_ref(attn_ctx *ctx, attn_node *node) {
+    (void)ctx;
+    const cv_geom g = cv_geom_of(node);
+    cv_transpose_ref(&g, attn_f32(node->in[0]), attn_f32(node->in[1]), cv_bias(node),
+                     attn_f32(node->out));
+    return ATTN_OK;
+}
+
+attn_status attn__conv_transpose2d_backward(attn_ctx *ctx, attn_node *node) {
+    const cv_geom g = cv_geom_of(node);
+    const float *x = attn_f32(node->in[0]), *w = attn_f32(node->in[1]), *gy = node->out->grad;
+    attn_status st = ATTN_OK;
+    /* y = conv^T(x, w) is linear in x with adjoint conv: dx += conv(gy, w) */
+    if (attn__needs_grad(node, 0))
+        st = cv_forward(ctx, &g, gy, w, NULL, node->in[0]->grad, 1.0f, cv_col(node));
+    /* y = col2im(w_g^T x_n)  =>  dw_g += x_n (im2col gy_n)^T */
+    if (st == ATTN_OK && attn__needs_grad(node, 1))
+        st = cv_bwd_weight(ctx, &g, gy, x, node->in[1]->grad, cv_col(node));
+    /* => db[c] += sum_{n,p} gy[n,c,p] */
+    if (st == ATTN_OK && node->iarg[7] && attn__needs_grad(node, 2))
+        cv_bias_grad(g.N, g.C, g.H * g.W, gy, node->in[2]->grad);
+    return st;
+}
+
+/* ---- graph ops: validation and nodes --------------------------------------------------- */
+
+/* A 0 in stride/dilation/groups means 1; negatives are errors. */
+static int cv_default(attn_ctx *ctx, const char *name, const char *what, int64_t v, int64_t *out) {
+    if (v < 0) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: %s %lld must be >= 0 (0 reads as 1)", name, what,
+                   (long long)v);
+        return -1;
+    }
+    *out = v ? v : 1;
+    return 0;
+}
+
+/* Common checks of x, w, b: dtypes, ranks, channels against groups.
+ * `wdims` is the rank of w (4 or 3); `transposed` selects the weight layout
+ * [Cin, Cout/G, ...] instead of [Cout, Cin/G, ...]. Returns Cout, or -1. */
+static int64_t cv_check(attn_ctx *ctx, const char *name, const attn_tensor *x,
+                        const attn_tensor *w, const attn_tensor *b, int ndim, int64_t G,
+                        int transposed) {
+    if (attn__check_dtype(ctx, name, "x", x, ATTN_F32) ||
+        attn__check_dtype(ctx, name, "w", w, ATTN_F32) ||
+        (b && attn__check_dtype(ctx, name, "b", b, ATTN_F32)))
+        return -1;
+    const char *xs = ndim == 4 ? "[N, C, H, W]" : "[N, C, T]";
+    if (x->ndim != ndim || w->ndim != ndim) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "%s: x %s and w %s: expected x %s and a weight of rank %d",
+                   name, attn__shp(x), attn__shp(w), xs, ndim);
+        return -1;
+    }
+    for (int d = 0; d < ndim; d++)
+        if (x->shape[d] < 1 || w->shape[d] < 1) {
+            attn__fail(ctx, ATTN_ERR_SHAPE, "%s: x %s and w %s: every dimension must be >= 1",
+                       name, attn__shp(x), attn__shp(w));
+            return -1;
+        }
+    const int64_t Cin = x->shape[1];
+    if (Cin % G) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: x %s: %lld input channels not divisible by groups %lld",
+                   name, attn__shp(x), (long long)Cin, (long long)G);
+        return -1;
+    }
+    int64_t Cout;
+    if (!transposed) {
+        Cout = w->shape[0];
+        if (w->shape[1] != Cin / G) {
+            attn__fail(ctx, ATTN_ERR_SHAPE,
+                       "%s: w %s for x %s with groups %lld: expected w[1] = Cin / groups = %lld",
+                       name, attn__shp(w), attn__shp(x), (long long)G, (long long)(Cin / G));
+            return -1;
+        }
+    } else {
+        if (w->shape[0] != Cin) {
+            attn__fail(ctx, ATTN_ERR_SHAPE, "%s: w %s for x %s: expected w[0] = Cin = %lld", name,
+                       attn__shp(w), attn__shp(x), (long long)Cin);
+            return -1;
+        }
+        Cout = w->shape[1] * G;
+    }
+    if (Cout % G) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: w %s: %lld output channels not divisible by groups %lld",
+                   name, attn__shp(w), (long long)Cout, (long long)G);
+        return -1;
+    }
+    if (b && (b->ndim != 1 || b->shape[0] != Cout)) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "%s: b %s for w %s: expected [%lld]", name, attn__shp(b),
+                   attn__shp(w), (long long)Cout);
+        return -1;
+    }
+    return Cout;
+}
+
+/* Makes x, w, b contiguous, allocates y and runs the node. */
+static attn_tensor *cv_run(attn_ctx *ctx, attn_op op, const char *name, attn_tensor *x,
+                           attn_tensor *w, attn_tensor *b, int ndim, const int64_t *yshape,
+                           const int64_t *iarg) {
+    attn_tensor *in[3];
+    int n_in = 0;
+    if (!(in[n_in++] = attn__contig(ctx, x))) return NULL;
+    if (!(in[n_in++] = attn__contig(ctx, w))) return NULL;
+    if (b && !(in[n_in++] = attn__contig(ctx, b))) return NULL;
+    attn_tensor *y = attn__tensor(ctx, name, ATTN_F32, ndim, yshape);
+    if (!y) return NULL;
+    attn_node *node = attn__node(ctx, op, n_in, in, y);
+    if (!node) return NULL;
+    for (int k = 0; k < 7; k++) node->iarg[k] = iarg[k];
+    node->iarg[7] = b != NULL;
+    /* The workspace of cv_chunk images (im2col and one block of outputs),
+     * allocated with the node (planned scratch: the arena's peak is its top)
+     * and reused by the backward. */
+    const cv_geom g = cv_geom_of(node);
+    if (!cv_pointwise(&g) && !cv_depthwise(&g)) {
+        const int64_t K = g.C / g.G * g.KH * g.KW, P = g.OH * g.OW;
+        size_t n;
+        if (attn__mul_size((size_t)(K + g.O / g.G), (size_t)P, &n) ||
+            attn__mul_size(n, (size_t)cv_chunk(&g), &n) || n > (size_t)INT64_MAX / sizeof(float)) {
+            attn__fail(ctx, ATTN_ERR_OOM, "%s: im2col workspace [%lld + %lld, %lld] overflows", name,
+                       (long long)K, (long long)(g.O / g.G), (long long)P);
+            return NULL;
+        }
+        const int64_t len = (int64_t)n;
+        if (!(node->saved[0] = attn__tensor(ctx, name, ATTN_F32, 1, &len))) return NULL;
+    }
+    return attn__run(ctx, node);
+}
+
+/* The 2-D attributes with defaults; -1 on error. */
+static int cv_opts2(attn_ctx *ctx, const char *name, const attn_conv2d_opts *o, int64_t *s,
+                    int64_t *p, int64_t *d, int64_t *G, int64_t *op) {
+    static const attn_conv2d_opts zero = {{0, 0}, {0, 0}, {0, 0}, 0, {0, 0}};
+    if (!o) o = &zero;
+    for (int k = 0; k < 2; k++) {
+        if (cv_default(ctx, name, "stride", o->stride[k], &s[k]) ||
+            cv_default(ctx, name, "dilation", o->dilation[k], &d[k]))
+            return -1;
+        if (o->padding[k] < 0 || o->output_padding[k] < 0) {
+            attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: padding %lld and output_padding %lld must be >= 0",
+                       name, (long long)o->padding[k], (long long)o->output_padding[k]);
+            return -1;
+        }
+        p[k] = o->padding[k];
+        op[k] = o->output_padding[k];
+    }
+    return cv_default(ctx, name, "groups", o->groups, G);
+}
+
+attn_tensor *attn_conv2d(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b,
+                         const attn_conv2d_opts *opts) {
+    const char *name = "conv2d";
+    if (attn__any_null(ctx, name, 2, x, w)) return NULL;
+    int64_t s[2], p[2], d[2], G, opad[2];
+    if (cv_opts2(ctx, name, opts, s, p, d, &G, opad)) return NULL;
+    if (opad[0] || opad[1]) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: output_padding is for conv_transpose2d only", name);
+        return NULL;
+    }
+    const int64_t Cout = cv_check(ctx, name, x, w, b, 4, G, 0);
+    if (Cout < 0) return NULL;
+    int64_t osz[2];
+    for (int k = 0; k < 2; k++) {
+        const int64_t span = x->shape[2 + k] + 2 * p[k] - d[k] * (w->shape[2 + k] - 1) - 1;
+        if (span < 0) {
+            attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                       "%s: x %s, w %s, padding %lld, dilation %lld: the kernel is larger than the "
+                       "padded input (output size < 1)",
+                       name, attn__shp(x), attn__shp(w), (long long)p[k], (long long)d[k]);
+            return NULL;
+        }
+        osz[k] = span / s[k] + 1;
+    }
+    const int64_t yshape[4] = {x->shape[0], Cout, osz[0], osz[1]};
+    const int64_t iarg[7] = {s[0], s[1], p[0], p[1], d[0], d[1], G};
+    return cv_run(ctx, ATTN_OP_CONV2D, name, x, w, b, 4, yshape, iarg);
+}
+
+attn_tensor *attn_conv1d(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b,
+                         const attn_conv1d_opts *opts) {
+    const char *name = "conv1d";
+    if (attn__any_null(ctx, name, 2, x, w)) return NULL;
+    static const attn_conv1d_opts zero = {0, 0, 0, 0, 0};
+    if (!opts) opts = &zero;
+    int64_t s, d, G;
+    if (cv_default(ctx, name, "stride", opts->stride, &s) ||
+        cv_default(ctx, name, "dilation", opts->dilation, &d) ||
+        cv_default(ctx, name, "groups", opts->groups, &G))
+        return NULL;
+    if (opts->padding < 0 || (opts->causal && opts->padding)) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                   "%s: padding %lld must be >= 0, and 0 when causal (the left padding is then "
+                   "dilation (K - 1))",
+                   name, (long long)opts->padding);
+        return NULL;
+    }
+    const int64_t Cout = cv_check(ctx, name, x, w, b, 3, G, 0);
+    if (Cout < 0) return NULL;
+    const int64_t K = w->shape[2];
+    const int64_t pl = opts->causal ? d * (K - 1) : opts->padding;
+    const int64_t pr = opts->causal ? 0 : opts->padding;
+    const int64_t span = x->shape[2] + pl + pr - d * (K - 1) - 1;
+    if (span < 0) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                   "%s: x %s, w %s, padding %lld, dilation %lld: the kernel is larger than the "
+                   "padded input (output length < 1)",
+                   name, attn__shp(x), attn__shp(w), (long long)opts->padding, (long long)d);
+        return NULL;
+    }
+    const int64_t yshape[3] = {x->shape[0], Cout, span / s + 1};
+    const int64_t iarg[7] = {s, pl, pr, d, G, 0, 0};
+    return cv_run(ctx, ATTN_OP_CONV1D, name, x, w, b, 3, yshape, iarg);
+}
+
+attn_tensor *attn_conv_transpose2d(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b,
+                                   const attn_conv2d_opts *opts) {
+    const char *name = "conv_transpose2d";
+    if (attn__any_null(ctx, name, 2, x, w)) return NULL;
+    int64_t s[2], p[2], d[2], G, opad[2];
+    if (cv_opts2(ctx, name, opts, s, p, d, &G, opad)) return NULL;
+    const int64_t Cout = cv_check(ctx, name, x, w, b, 4, G, 1);
+    if (Cout < 0) return NULL;
+    int64_t osz[2];
+    for (int k = 0; k < 2; k++) {
+        if (opad[k] >= s[k] && opad[k] >= d[k]) {
+            attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                       "%s: output_padding %lld must be smaller than the stride %lld or the "
+                       "dilation %lld",
+                       name, (long long)opad[k], (long long)s[k], (long long)d[k]);
+            return NULL;
+        }
+        osz[k] = (x->shape[2 + k] - 1) * s[k] - 2 * p[k] + d[k] * (w->shape[2 + k] - 1) + opad[k] + 1;
+        if (osz[k] < 1) {
+            attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                       "%s: x %s, w %s, padding %lld: output size %lld < 1", name, attn__shp(x),
+                       attn__shp(w), (long long)p[k], (long long)osz[k]);
+            return NULL;
+        }
+    }
+    const int64_t yshape[4] = {x->shape[0], Cout, osz[0], osz[1]};
+    const int64_t iarg[7] = {s[0], s[1], p[0], p[1], d[0], d[1], G};
+    return cv_run(ctx, ATTN_OP_CONV_TRANSPOSE2D, name, x, w, b, 4, yshape, iarg);
+}

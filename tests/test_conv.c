@@ -1,0 +1,276 @@
+/* test_conv.c: properties of the convolution-side ops (include/attn/conv.h)
+ * that the generic op suite cannot check: its fixtures, finite differences
+ * and fast-vs-reference runs are in the `ops` suite (tests/op_cases.c,
+ * tools/make_fixtures.py). Here: max pooling's tie and NaN rules (finite
+ * differences are undefined at a tie), the causality of conv1d, and the
+ * side effects on caller-owned buffers (running statistics, the power
+ * iteration's vectors) against PyTorch fixtures.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "fixture.h"
+#include "test.h"
+
+static attn_ctx *conv_ctx(void) {
+    attn_ctx_config cfg = {0};
+    cfg.arena_bytes = (size_t)64 << 20;
+    cfg.n_threads = 1;
+    cfg.guard_bytes = 64;
+    attn_ctx *ctx = NULL;
+    CHECK(attn_ctx_new(&ctx, &cfg) == ATTN_OK, "attn_ctx_new failed");
+    return ctx;
+}
+
+/* Ties go to the first element of the window in row-major order, in the
+ * forward's index and in the backward's routing, for both kernels. */
+static void test_max_pool_ties(void) {
+    TEST_BEGIN("conv: max_pool2d ties route to the first index (torch's rule), fast and reference");
+    attn_ctx *ctx = conv_ctx();
+    if (!ctx) {
+        TEST_END();
+        return;
+    }
+    for (int use_ref = 0; use_ref < 2; use_ref++) {
+        attn_ctx_reset(ctx);
+        attn_ctx_set_use_ref(ctx, use_ref);
+        /* 4x4 plane of zeros, then one plane with a tie of two 3s */
+        float xs[2 * 16] = {0};
+        xs[16 + 1] = 3.0f, xs[16 + 4] = 3.0f, xs[16 + 5] = 1.0f;
+        const int64_t shape[4] = {1, 2, 4, 4};
+        attn_tensor *x = attn_tensor_from(ctx, ATTN_F32, 4, shape, xs);
+        if (x) x->requires_grad = 1;
+        attn_pool2d_opts o = {{2, 2}, {1, 1}, {0, 0}, 0};
+        attn_tensor *idx = NULL;
+        attn_tensor *y = attn_max_pool2d(ctx, x, &o, &idx);
+        CHECK(y && idx && y->shape[2] == 3 && y->shape[3] == 3, "max_pool2d failed: %s",
+              attn_ctx_error(ctx));
+        if (!y || !idx) break;
+        for (int p = 0; p < 3; p++)
+            for (int q = 0; q < 3; q++) {
+                int32_t got = attn_i32(idx)[p * 3 + q];
+                CHECK(got == p * 4 + q, "[%s] zeros: window (%d,%d): argmax %d, expected %d",
+                      use_ref ? "ref" : "fast", p, q, got, p * 4 + q);
+            }
+        /* plane 1, window (0,0) holds 3 at index 1 and at index 4: 1 wins */
+        CHECK(attn_i32(idx)[9] == 1, "[%s] tie 3/3: argmax %d, expected 1", use_ref ? "ref" : "fast",
+              attn_i32(idx)[9]);
+        float g[18];
+        for (int i = 0; i < 18; i++) g[i] = 1.0f;
+        CHECK_OK(attn_backward_from(ctx, y, g));
+        if (x && x->grad) {
+            /* plane 0: element (h, w) is the first of window (h, w) only */
+            for (int h = 0; h < 4; h++)
+                for (int w = 0; w < 4; w++) {
+                    float want = h < 3 && w < 3 ? 1.0f : 0.0f;
+                    CHECK(x->grad[h * 4 + w] == want, "[%s] zeros: dx[%d,%d] = %g, expected %g",
+                          use_ref ? "ref" : "fast", h, w, (double)x->grad[h * 4 + w], (double)want);
+                }
+            /* plane 1: windows (0,0) and (0,1) both pick index 1 */
+            CHECK(x->grad[16 + 1] == 2.0f && x->grad[16 + 4] == 1.0f,
+                  "[%s] tie 3/3: dx[1] = %g (expected 2), dx[4] = %g (expected 1, from window "
+                  "(1,0))",
+                  use_ref ? "ref" : "fast", (double)x->grad[17], (double)x->grad[20]);
+        }
+    }
+    attn_ctx_set_use_ref(ctx, 0);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+static void test_max_pool_nan(void) {
+    TEST_BEGIN("conv: max_pool2d propagates a NaN and routes the gradient to it");
+    attn_ctx *ctx = conv_ctx();
+    if (!ctx) {
+        TEST_END();
+        return;
+    }
+    for (int use_ref = 0; use_ref < 2; use_ref++) {
+        attn_ctx_reset(ctx);
+        attn_ctx_set_use_ref(ctx, use_ref);
+        float xs[4] = {1.0f, 5.0f, NAN, 7.0f};
+        const int64_t shape[4] = {1, 1, 2, 2};
+        attn_tensor *x = attn_tensor_from(ctx, ATTN_F32, 4, shape, xs);
+        attn_pool2d_opts o = {{2, 2}, {0, 0}, {0, 0}, 0};
+        attn_tensor *idx = NULL;
+        attn_tensor *y = attn_max_pool2d(ctx, x, &o, &idx);
+        CHECK(y && idx && isnan(attn_f32(y)[0]) && attn_i32(idx)[0] == 2,
+              "[%s] expected NaN at index 2, got %g at %d", use_ref ? "ref" : "fast",
+              y ? (double)attn_f32(y)[0] : 0.0, idx ? attn_i32(idx)[0] : -1);
+    }
+    attn_ctx_set_use_ref(ctx, 0);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+/* Causal conv1d: output length T (stride 1), and output t depends on inputs
+ * t' <= t only: changing x[t0] leaves outputs t < t0 bitwise unchanged and
+ * changes output t0. */
+static void test_conv1d_causal(void) {
+    TEST_BEGIN("conv: causal conv1d keeps the length and never looks ahead (dilations 1, 2, 4)");
+    attn_ctx *ctx = conv_ctx();
+    if (!ctx) {
+        TEST_END();
+        return;
+    }
+    enum { N = 2, C = 3, O = 4, T = 17, K = 3 };
+    float xs[N * C * T], ws[O * C * K], base[N * O * T];
+    for (int i = 0; i < N * C * T; i++) xs[i] = (float)((i * 37 % 23) - 11) / 7.0f;
+    for (int i = 0; i < O * C * K; i++) ws[i] = (float)((i * 13 % 17) - 8) / 9.0f;
+    const int64_t xsh[3] = {N, C, T}, wsh[3] = {O, C, K};
+    attn_ctx_set_grad_enabled(ctx, 0);
+    for (int dil = 1; dil <= 4; dil *= 2)
+        for (int t0 = 0; t0 < T; t0 += 5) {
+            attn_conv1d_opts o = {1, 0, dil, 1, 1};
+            attn_ctx_reset(ctx);
+            attn_tensor *y = attn_conv1d(ctx, attn_tensor_from(ctx, ATTN_F32, 3, xsh, xs),
+                                         attn_tensor_from(ctx, ATTN_F32, 3, wsh, ws), NULL, &o);
+            CHECK(y && y->shape[2] == T, "dilation %d: output %s", dil,
+                  y ? "of the wrong length" : attn_ctx_error(ctx));
+            if (!y || y->shape[2] != T) continue;
+            memcpy(base, attn_f32(y), sizeof base);
+            float xp[N * C * T];
+            memcpy(xp, xs, sizeof xp);
+            for (int n = 0; n < N; n++)
+                for (int c = 0; c < C; c++) xp[(n * C + c) * T + t0] += 1.0f;
+            attn_ctx_reset(ctx);
+            y = attn_conv1d(ctx, attn_tensor_from(ctx, ATTN_F32, 3, xsh, xp),
+                            attn_tensor_from(ctx, ATTN_F32, 3, wsh, ws), NULL, &o);
+            if (!y) continue;
+            int ahead = 0, moved = 0;
+            for (int n = 0; n < N; n++)
+                for (int c = 0; c < O; c++)
+                    for (int t = 0; t < T; t++) {
+                        const float a = attn_f32(y)[(n * O + c) * T + t], b = base[(n * O + c) * T + t];
+                        if (t < t0 && a != b) ahead++;
+                        if (t == t0 && a != b) moved++;
+                    }
+            CHECK(ahead == 0, "dilation %d: changing x[t=%d] changed %d earlier outputs", dil, t0,
+                  ahead);
+            CHECK(moved > 0, "dilation %d: changing x[t=%d] did not change output t=%d", dil, t0,
+                  t0);
+        }
+    attn_ctx_set_grad_enabled(ctx, 1);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+static atfx_file *conv_fixture(const char *name) {
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/%s.atfx", test_fixture_dir(), name);
+    atfx_file *fx = NULL;
+    if (atfx_load(path, &fx, err, sizeof err) != ATTN_OK)
+        CHECK(0, "cannot load fixture %s: %s (tools/make_fixtures.py --only %s)", path, err, name);
+    return fx;
+}
+
+static attn_tensor *fx_tensor(attn_ctx *ctx, const atfx_file *fx, int k, const char *name) {
+    const atfx_tensor *t = atfx_findf(fx, "c%d.%s", k, name);
+    return t ? attn_tensor_from(ctx, t->dtype, t->ndim, t->shape, t->data) : NULL;
+}
+
+/* |got - want| <= atol + rtol |want| elementwise; reports the worst. */
+static void check_close(const char *what, int k, const float *got, const float *want, int64_t n,
+                        double atol, double rtol) {
+    int64_t worst = -1;
+    double excess = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const double e = fabs((double)got[i] - want[i]) - (atol + rtol * fabs((double)want[i]));
+        if (!(e <= 0.0) && (worst < 0 || !(e <= excess))) worst = i, excess = e;
+    }
+    CHECK(worst < 0, "case %d: %s element %lld: got %.9g, PyTorch %.9g (atol %g, rtol %g)", k,
+          what, (long long)worst, worst >= 0 ? (double)got[worst] : 0.0,
+          worst >= 0 ? (double)want[worst] : 0.0, atol, rtol);
+}
+
+/* The running statistics after one forward, against torch's in-place update
+ * (training: momentum and the unbiased variance; evaluation: unchanged). */
+static void test_batchnorm_running(void) {
+    TEST_BEGIN("conv: batchnorm updates the caller's running statistics as torch does");
+    attn_ctx *ctx = conv_ctx();
+    atfx_file *fx = conv_fixture("batchnorm");
+    const atfx_tensor *nc = fx ? atfx_find(fx, "n_cases") : NULL;
+    int checked = 0;
+    for (int k = 0; ctx && nc && k < atfx_i32(nc)[0]; k++) {
+        const atfx_tensor *want_m = atfx_findf(fx, "c%d.running_mean_after", k),
+                          *want_v = atfx_findf(fx, "c%d.running_var_after", k);
+        if (!want_m || !want_v) continue;
+        for (int use_ref = 0; use_ref < 2; use_ref++) {
+            attn_ctx_reset(ctx);
+            attn_ctx_set_use_ref(ctx, use_ref);
+            const atfx_tensor *tr = atfx_findf(fx, "c%d.attr.training", k),
+                              *mo = atfx_findf(fx, "c%d.attr.momentum", k),
+                              *ep = atfx_findf(fx, "c%d.attr.eps", k);
+            attn_tensor *rm = fx_tensor(ctx, fx, k, "attr.running_mean"),
+                        *rv = fx_tensor(ctx, fx, k, "attr.running_var");
+            attn_ctx_set_training(ctx, tr ? atfx_i32(tr)[0] : 1);
+            attn_tensor *y = attn_batchnorm(ctx, fx_tensor(ctx, fx, k, "x"),
+                                            fx_tensor(ctx, fx, k, "gamma"),
+                                            fx_tensor(ctx, fx, k, "beta"), rm, rv,
+                                            mo ? atfx_f32(mo)[0] : 0.1f, ep ? atfx_f32(ep)[0] : 1e-5f);
+            attn_ctx_set_training(ctx, 1);
+            CHECK(y && rm && rv, "case %d: batchnorm failed: %s", k, attn_ctx_error(ctx));
+            if (!y || !rm || !rv) continue;
+            check_close(use_ref ? "running_mean [ref]" : "running_mean [fast]", k, attn_f32(rm),
+                        atfx_f32(want_m), want_m->numel, 1e-6, 1e-5);
+            check_close(use_ref ? "running_var [ref]" : "running_var [fast]", k, attn_f32(rv),
+                        atfx_f32(want_v), want_v->numel, 1e-6, 1e-5);
+            checked++;
+        }
+    }
+    CHECK(checked >= 8, "only %d running-statistics checks ran", checked);
+    attn_ctx_set_use_ref(ctx, 0);
+    atfx_free(fx);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+/* The power iteration's vectors after one forward, against torch's
+ * parametrization (training: one iteration; evaluation: unchanged). */
+static void test_spectral_norm_vectors(void) {
+    TEST_BEGIN("conv: spectral_norm updates the caller's u and v as torch's parametrization");
+    attn_ctx *ctx = conv_ctx();
+    atfx_file *fx = conv_fixture("spectral_norm");
+    const atfx_tensor *nc = fx ? atfx_find(fx, "n_cases") : NULL;
+    int checked = 0;
+    for (int k = 0; ctx && nc && k < atfx_i32(nc)[0]; k++) {
+        const atfx_tensor *want_u = atfx_findf(fx, "c%d.u_after", k),
+                          *want_v = atfx_findf(fx, "c%d.v_after", k),
+                          *tr = atfx_findf(fx, "c%d.attr.training", k),
+                          *ep = atfx_findf(fx, "c%d.attr.eps", k),
+                          *dm = atfx_findf(fx, "c%d.attr.dim", k);
+        CHECK(want_u && want_v && tr && ep, "case %d: u_after, v_after, training or eps missing", k);
+        if (!want_u || !want_v || !tr || !ep) continue;
+        for (int use_ref = 0; use_ref < 2; use_ref++) {
+            attn_ctx_reset(ctx);
+            attn_ctx_set_use_ref(ctx, use_ref);
+            attn_tensor *u = fx_tensor(ctx, fx, k, "attr.u"), *v = fx_tensor(ctx, fx, k, "attr.v");
+            attn_ctx_set_training(ctx, atfx_i32(tr)[0]);
+            attn_tensor *y =
+                attn_spectral_norm(ctx, fx_tensor(ctx, fx, k, "w"), u, v, dm ? atfx_i32(dm)[0] : 0,
+                                   atfx_f32(ep)[0]);
+            attn_ctx_set_training(ctx, 1);
+            CHECK(y && u && v, "case %d: spectral_norm failed: %s", k, attn_ctx_error(ctx));
+            if (!y || !u || !v) continue;
+            check_close(use_ref ? "u [ref]" : "u [fast]", k, attn_f32(u), atfx_f32(want_u),
+                        want_u->numel, 1e-6, 1e-5);
+            check_close(use_ref ? "v [ref]" : "v [fast]", k, attn_f32(v), atfx_f32(want_v),
+                        want_v->numel, 1e-6, 1e-5);
+            checked++;
+        }
+    }
+    CHECK(checked >= 22, "only %d checks ran", checked);
+    attn_ctx_set_use_ref(ctx, 0);
+    atfx_free(fx);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+void suite_conv(void) {
+    test_max_pool_ties();
+    test_max_pool_nan();
+    test_conv1d_causal();
+    test_batchnorm_running();
+    test_spectral_norm_vectors();
+}
