@@ -695,7 +695,8 @@ static int make_big(syn *y, const char *name, int variant) {
     } else if (!strcmp(name, "conv2d") && variant == 1) {
         /* 5 images in chunks of 3 + 2 (src/ops/conv.c, cv_chunk:
          * (K + O/G) P = 146 * 2304 floats per image, 2^20 per chunk) */
-        syn_f32(y, "x", SH(5, 16, 48, 48), -1, 1);
+        syn_f32(y, "x", SH(5, 16, 48, 48), 0, 1); /* positive: see case 2 */
+        syn_f32(y, "grad_out", SH(5, 2, 48, 48), 0, 1);
         syn_f32(y, "w", SH(2, 16, 3, 3), -1, 1);
         syn_attr_i(y, "padding", 1);
     } else if (!strcmp(name, "conv2d") && variant == 3) {
@@ -730,7 +731,8 @@ static int make_big(syn *y, const char *name, int variant) {
         syn_attr_i(y, "causal", 1);
     } else if (!strcmp(name, "conv_transpose2d") && variant == 1) {
         /* 12 images in chunks of 9 + 3 (18 * 6162 floats per image) */
-        syn_f32(y, "x", SH(12, 2, 78, 79), -1, 1);
+        syn_f32(y, "x", SH(12, 2, 78, 79), 0, 1); /* positive: see conv2d's case 2 */
+        syn_f32(y, "grad_out", SH(12, 1, 156, 158), 0, 1);
         syn_f32(y, "w", SH(2, 1, 4, 4), -1, 1);
         syn_attr_i(y, "stride", 2);
         syn_attr_i(y, "padding", 1);
