@@ -5,14 +5,14 @@
  *   context.h      the context: arena, tape, backward, settings
  *   ops.h          the graph ops (forward + recorded backward)
  *   rnn.h          GRU/LSTM cells and layers (torch.nn.GRU/LSTM compatible)
- *   attention.h    Bahdanau/Luong attention: score functions, global, local-m, local-p
+ *   rnn_attention.h  Bahdanau/Luong attention: score functions, global, local-m, local-p
  *   sdpa.h         scaled dot-product attention (masks, GQA, dropout), basic self-attention
  *   positions.h    positional encodings: sinusoidal, RoPE, Shaw relative positions, ALiBi
  *   params.h       the parameter store and initialisers
  *   rng.h          the counter-based RNG (Philox4x32-10)
  *   optim.h        SGD, Adam, AdamW, gradient clipping, LR schedule
  *   safetensors.h  weights and checkpoints in the safetensors format
- *   data.h         data set readers (IDX)
+ *   idx.h          the IDX reader (MNIST, Fashion-MNIST)
  *   seq2seq.h      the RNN encoder-decoder with attention
  *   s2s_data.h     minibatches for seq2seq: padded batches, length-bucketed sampler
  *   text.h         text data sets (dates, gettext pairs) and tokenisers (characters, BPE)
@@ -34,14 +34,14 @@
 #include "context.h"
 #include "ops.h"
 #include "rnn.h"
-#include "attention.h"
+#include "rnn_attention.h"
 #include "sdpa.h"
 #include "positions.h"
 #include "params.h"
 #include "rng.h"
 #include "optim.h"
 #include "safetensors.h"
-#include "data.h"
+#include "idx.h"
 #include "text.h"
 #include "info.h"
 #include "eval.h"

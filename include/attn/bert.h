@@ -1,4 +1,4 @@
-/* attn/bert.h: a BERT-style Transformer encoder (issue 4): masked-language-
+/* attn/bert.h: a BERT-style Transformer encoder: masked-language-
  * model pretraining, then sequence classification from the [CLS] position.
  * docs/bert.md has the model, the data, the commands and measured figures.
  *

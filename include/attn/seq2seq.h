@@ -1,4 +1,4 @@
-/* attn/seq2seq.h: the RNN encoder-decoder with attention (issue 3).
+/* attn/seq2seq.h: the RNN encoder-decoder with attention.
  *
  * Encoder: embedding [Vs, E] -> GRU/LSTM (enc_layers, bidirectional) ->
  * memory h [B, S, He] (He = D * hidden, D = 2 if bidirectional). The decoder's
@@ -30,7 +30,7 @@
  * Parameter names (PyTorch style): "encoder.embedding.weight",
  * "encoder.rnn.weight_ih_l0" ... (torch.nn.GRU/LSTM names),
  * "bridge.weight" "bridge.bias", "decoder.embedding.weight",
- * "decoder.rnn.*", "decoder.attn.*" (attention.h names), "decoder.combine.weight"
+ * "decoder.rnn.*", "decoder.attn.*" (rnn_attention.h names), "decoder.combine.weight"
  * (W_c, Luong only), "decoder.out.weight" "decoder.out.bias".
  *
  * Score per kind: BAHDANAU and CONCAT the additive score; DOT, GENERAL,
@@ -48,7 +48,7 @@
 
 #include <stdint.h>
 
-#include "attention.h"
+#include "rnn_attention.h"
 #include "context.h"
 #include "params.h"
 #include "rnn.h"

@@ -1,6 +1,6 @@
 /* seq2seq.c: the RNN encoder-decoder with attention (include/attn/seq2seq.h),
  * composed from the recurrent layers and cells (rnn.h), the attention
- * modules (attention.h) and the graph ops (ops.h). Nothing here has its own
+ * modules (rnn_attention.h) and the graph ops (ops.h). Nothing here has its own
  * backward: every step is recorded on the context's tape.
  *
  * The graph of one teacher-forced batch (B sentences, S source positions, T

@@ -1,5 +1,5 @@
-/* attention.c: score functions, global and local (Luong) attention for
- * recurrent encoder-decoders (include/attn/attention.h), composed from the
+/* rnn_attention.c: score functions, global and local (Luong) attention for
+ * recurrent encoder-decoders (include/attn/rnn_attention.h), composed from the
  * graph ops; nothing here has its own backward.
  *
  * The graph of one call (shapes for q [B, T, Dq], memory [B, S, Dh]):

@@ -1,4 +1,4 @@
-/* attn/attention.h: attention for recurrent encoder-decoders (Bahdanau et
+/* attn/rnn_attention.h: attention for recurrent encoder-decoders (Bahdanau et
  * al. 2015, Luong et al. 2015, Graves et al. 2014): the six alignment score
  * functions, global attention and Luong's local attention (local-m, local-p),
  * with source padding masked everywhere.
@@ -33,8 +33,8 @@
  * Threads and determinism: those of the underlying ops (bitwise repeatable
  * for a given thread count; see design.md).
  */
-#ifndef ATTN_ATTENTION_H
-#define ATTN_ATTENTION_H
+#ifndef ATTN_RNN_ATTENTION_H
+#define ATTN_RNN_ATTENTION_H
 
 #include <stdint.h>
 

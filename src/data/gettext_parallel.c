@@ -1,4 +1,4 @@
-/* parallel.c: cleaning rules of parallel sentence pairs, the builder of the
+/* gettext_parallel.c: cleaning rules of parallel sentence pairs, the builder of the
  * gettext English -> LANG data set, and the TSV reader
  * (include/attn/text.h; the rules and their reasons are in docs/data.md). */
 #include <dirent.h>
