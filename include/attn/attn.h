@@ -4,7 +4,8 @@
  *   tensor.h       the tensor descriptor, dtypes, the dimension legend
  *   context.h      the context: arena, tape, backward, settings
  *   ops.h          the graph ops (forward + recorded backward)
- *   rnn.h          GRU/LSTM cells and layers (torch.nn.GRU/LSTM compatible)
+ *   rnn_cell.h     the fused GRU/LSTM cells (graph ops)
+ *   rnn.h          GRU/LSTM layers (torch.nn.GRU/LSTM compatible)
  *   rnn_attention.h  Bahdanau/Luong attention: score functions, global, local-m, local-p
  *   sdpa.h         scaled dot-product attention (masks, GQA, dropout), basic self-attention
  *   positions.h    positional encodings: sinusoidal, RoPE, Shaw relative positions, ALiBi
@@ -14,6 +15,7 @@
  *   safetensors.h  weights and checkpoints in the safetensors format
  *   idx.h          the IDX reader (MNIST, Fashion-MNIST)
  *   seq2seq.h      the RNN encoder-decoder with attention
+ *   s2s_types.h    the batch and decoding options both encoder-decoders share
  *   s2s_data.h     minibatches for seq2seq: padded batches, length-bucketed sampler
  *   text.h         text data sets (dates, gettext pairs) and tokenisers (characters, BPE)
  *   info.h         version, SIMD level, matrix library
@@ -33,6 +35,7 @@
 #include "tensor.h"
 #include "context.h"
 #include "ops.h"
+#include "rnn_cell.h"
 #include "rnn.h"
 #include "rnn_attention.h"
 #include "sdpa.h"
@@ -48,6 +51,7 @@
 #include "viz.h"
 #include "progress.h"
 #include "seq2seq.h"
+#include "s2s_types.h"
 #include "s2s_data.h"
 #include "transformer.h"
 #include "lm_data.h"

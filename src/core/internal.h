@@ -1,5 +1,8 @@
-/* internal.h: private declarations shared by the modules of the library.
- * Names here start with attn__ (two underscores) and are not part of the API.
+/* internal.h: the core layer's private declarations, shared by every module
+ * of the library. Names here start with attn__ (two underscores) and are not
+ * part of the API. This header includes only the core's public headers: a
+ * module includes the public and private headers of the layers below it that
+ * it uses (docs/design.md, "Layers"; tools/check_layers.py checks it).
  */
 #ifndef ATTN_INTERNAL_H
 #define ATTN_INTERNAL_H
@@ -9,7 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "attn/attn.h"
+#include "attn/context.h"
+#include "attn/rng.h"
+#include "attn/status.h"
+#include "attn/tensor.h"
 #include "op_table.h"
 
 #if defined(_OPENMP)
@@ -137,9 +143,6 @@ int attn__any_null(attn_ctx *ctx, const char *op, int n, ...);
 int attn__check_dtype(attn_ctx *ctx, const char *op, const char *arg, const attn_tensor *t,
                       attn_dtype dtype);
 
-/* x itself if contiguous, else a recorded CONTIGUOUS copy (NULL on error). */
-attn_tensor *attn__contig(attn_ctx *ctx, attn_tensor *x);
-
 /* A node for `op` with n inputs (copied into an arena array) and output out.
  * Attributes and saved tensors are set by the caller before attn__run. */
 attn_node *attn__node(attn_ctx *ctx, attn_op op, int n_in, attn_tensor *const *in,
@@ -185,39 +188,6 @@ void attn__broadcast_strides(const attn_tensor *t, int out_ndim, const int64_t *
 /* The thread count an op of `work` scalar operations should use: 1 below a
  * size where threading pays, else ctx->n_threads. */
 int attn__threads_for(const attn_ctx *ctx, double work);
-
-/* ---- recurrent cells fed by a table (src/ops/rnn_cell.c) --------------------- */
-
-/* attn_gru_cell_at / attn_lstm_cell_at with the gate inputs of step t looked
- * up instead of stored: row b's gx is row ids[t, b] of table P [V, G*H]
- * (ids I32 [T, B], values in [0, V), 0 <= t < T), plus row b of x2 [B, G*H]
- * when x2 is not NULL. The same values as the cell on attn_embedding(P, ids)
- * row block t (+ x2 through attn_add); the gradient of each unfrozen row is
- * added into its row of P's gradient (rows in order, one thread) and into
- * x2's. Errors as the cells, plus ATTN_ERR_INVALID_ARG for an id outside
- * [0, V). */
-attn_tensor *attn__gru_cell_lookup(attn_ctx *ctx, attn_tensor *table, attn_tensor *ids, int64_t t,
-                                   attn_tensor *x2, attn_tensor *h, attn_tensor *w_hh,
-                                   attn_tensor *b_hh, attn_tensor *mask);
-attn_tensor *attn__lstm_cell_lookup(attn_ctx *ctx, attn_tensor *table, attn_tensor *ids, int64_t t,
-                                    attn_tensor *x2, attn_tensor *h, attn_tensor *c,
-                                    attn_tensor *w_hh, attn_tensor *b_hh, attn_tensor *mask,
-                                    attn_tensor **c_out);
-
-/* ---- recurrent layers (src/nn/rnn.c) ---------------------------------------- */
-
-/* attn_rnn_forward on x = attn_embedding(table, ids) (table [V, In] f32, ids
- * I32 [B, T] in [0, V)), computed the cheaper way round: layer 0's input
- * projection of every step is a row of the per-token table
- * P_d = table W_ih^T + b_ih [V, G*H] (one product of V rows per direction
- * instead of T*B rows), looked up by id. The same function of the inputs
- * (the products are summed in another order, so the last bits differ). For
- * inputs that go straight from an embedding into the layer (no dropout
- * between them). Errors as attn_rnn_forward (the ids' range is checked by
- * attn_embedding). */
-attn_tensor *attn__rnn_forward_ids(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *table,
-                                   attn_tensor *ids, attn_tensor *lengths, attn_tensor *h0,
-                                   attn_tensor *c0, attn_tensor **h_n, attn_tensor **c_n);
 
 /* ---- string building (src/core/strbuf.c) ------------------------------------ */
 
@@ -266,18 +236,6 @@ typedef struct attn__c_locale {
 
 attn__c_locale attn__c_locale_begin(void);
 void attn__c_locale_end(attn__c_locale l);
-
-/* ---- attention (src/ops/sdpa.c) -------------------------------------------- */
-
-/* Self-attention read in place from a packed projection: qkv [B, T, (H + 2
- * Hkv) D] holds, per position, the H query heads, then the Hkv key heads,
- * then the Hkv value heads (D columns each); returns [B, T, H D], head h in
- * columns h D .. h D + D (what the output projection reads). The same as
- * attn_sdpa on the split heads followed by merging them, without the copies;
- * the same options (S = T) and errors, plus ATTN_ERR_SHAPE when the last
- * dimension is not a multiple of H + 2 Hkv. One SDPA node (packed layout). */
-attn_tensor *attn__sdpa_packed(attn_ctx *ctx, attn_tensor *qkv, int64_t H, int64_t Hkv,
-                               const attn_sdpa_opts *opts, attn_tensor **weights);
 
 /* ---- GEMM (src/core/gemm.c) ------------------------------------------------ */
 

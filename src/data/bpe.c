@@ -13,6 +13,7 @@
 
 #include "../core/internal.h"
 #include "text_internal.h"
+#include "attn/text.h"
 
 #define BPE_MAX_MERGES 1000000
 

@@ -11,6 +11,7 @@
 
 #include "../core/internal.h"
 #include "text_internal.h"
+#include "attn/text.h"
 
 const char *attn_clean_reason_name(attn_clean_reason reason) {
     static const char *const names[ATTN_CLEAN_REASON_COUNT] = {

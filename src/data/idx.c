@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "../core/internal.h"
+#include "attn/idx.h"
 
 #define IDX_UBYTE 0x08
 

@@ -6,6 +6,8 @@
 
 #include "../core/internal.h"
 #include "attn/s2s_data.h"
+#include "attn/s2s_types.h"
+#include "attn/text.h"
 
 /* Longest source or target accepted: the lengths are int32 in the batch
  * tensors, and 2^30 keeps every width and sum far from overflow. */

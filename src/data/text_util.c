@@ -6,6 +6,7 @@
 
 #include "../core/internal.h"
 #include "text_internal.h"
+#include "attn/text.h"
 
 const char *attn_data_split_name(attn_data_split split) {
     switch (split) {

@@ -8,6 +8,7 @@
 
 #include "../core/internal.h"
 #include "text_internal.h"
+#include "attn/text.h"
 
 static const char *const special_pieces[ATTN_TOKEN_SPECIALS] = {"<pad>", "<bos>", "<eos>", "<unk>"};
 

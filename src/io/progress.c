@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../core/internal.h"
+#include "attn/progress.h"
 
 /* ---- the progress line ---------------------------------------------------------------- */
 

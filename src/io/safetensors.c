@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include "../core/internal.h"
+#include "attn/optim.h"
+#include "attn/params.h"
+#include "attn/safetensors.h"
 
 #define ST_MAX_HEADER 100000000u /* the reference implementation's limit */
 #define ST_NAME_MAX 255          /* attn_params' limit on names */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../core/internal.h"
+#include "attn/viz.h"
 
 #define MONO "DejaVu Sans Mono,Menlo,Consolas,monospace"
 #define SANS "DejaVu Sans,Helvetica,Arial,sans-serif"

@@ -19,9 +19,14 @@
 
 #include "../core/internal.h"
 #include "model_meta.h"
+#include "../ops/view_internal.h"
 #include "attn/bert.h"
 #include "attn/lm_data.h"
 #include "attn/ops.h"
+#include "attn/params.h"
+#include "attn/safetensors.h"
+#include "attn/text.h"
+#include "attn/transformer.h"
 
 /* ---- the model ---------------------------------------------------------------------- */
 

@@ -24,8 +24,11 @@
 #include "../core/internal.h"
 #include "model_meta.h"
 #include "attn/gpt.h"
+#include "attn/ops.h"
+#include "attn/params.h"
 #include "attn/positions.h"
 #include "attn/safetensors.h"
+#include "attn/transformer.h"
 
 static attn_status gpt_check_config(const attn_gpt_config *c) {
     static const char fn[] = "attn_gpt_new";

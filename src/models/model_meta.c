@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include "model_meta.h"
+#include "attn/params.h"
+#include "attn/safetensors.h"
 
 void attn__meta_slots(attn_kv *kv, char *buf, char **v, const char *const *keys, int n) {
     for (int i = 0; i < n; i++) {

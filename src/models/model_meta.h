@@ -6,6 +6,7 @@
 #define ATTN_MODELS_MODEL_META_H
 
 #include "../core/internal.h"
+#include "attn/params.h"
 #include "attn/safetensors.h"
 
 /* Points kv[i] at keys[i] and at a 32-byte value slot buf + 32 i, which

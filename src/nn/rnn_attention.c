@@ -26,6 +26,10 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../ops/view_internal.h"
+#include "attn/ops.h"
+#include "attn/params.h"
+#include "attn/rnn_attention.h"
 
 #define ATT_COS_EPS 1e-8f /* inside cosine's square roots: a zero vector scores 0 */
 #define ATT_DEFAULT_BETA 10.0f

@@ -33,6 +33,12 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../ops/sdpa_internal.h"
+#include "attn/ops.h"
+#include "attn/params.h"
+#include "attn/positions.h"
+#include "attn/sdpa.h"
+#include "attn/transformer.h"
 
 const char *attn_pos_kind_name(attn_pos_kind kind) {
     static const char *const names[ATTN_POS_COUNT] = {"none", "sinusoidal", "learned",

@@ -30,6 +30,8 @@
 
 #include "../core/internal.h"
 #include "../core/vmath.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 #define ADS_CHUNK 256 /* values of A processed at once (stack buffers, L1) */
 
