@@ -12,7 +12,8 @@
  *   params.h       the parameter store and initialisers
  *   rng.h          the counter-based RNG (Philox4x32-10)
  *   optim.h        SGD, Adam, AdamW, gradient clipping, LR schedule
- *   safetensors.h  weights and checkpoints in the safetensors format
+ *   safetensors.h  the safetensors format: strict reader, metadata
+ *   checkpoint.h   parameter stores and training checkpoints in safetensors files
  *   idx.h          the IDX reader (MNIST, Fashion-MNIST)
  *   seq2seq.h      the RNN encoder-decoder with attention
  *   s2s_types.h    the batch and decoding options both encoder-decoders share
@@ -44,6 +45,7 @@
 #include "rng.h"
 #include "optim.h"
 #include "safetensors.h"
+#include "checkpoint.h"
 #include "idx.h"
 #include "text.h"
 #include "info.h"

@@ -21,6 +21,7 @@
 #include "model_meta.h"
 #include "../ops/view_internal.h"
 #include "attn/bert.h"
+#include "attn/checkpoint.h"
 #include "attn/lm_data.h"
 #include "attn/ops.h"
 #include "attn/params.h"

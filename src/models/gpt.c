@@ -23,6 +23,7 @@
 
 #include "../core/internal.h"
 #include "model_meta.h"
+#include "attn/checkpoint.h"
 #include "attn/gpt.h"
 #include "attn/ops.h"
 #include "attn/params.h"

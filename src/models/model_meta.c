@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "model_meta.h"
+#include "attn/checkpoint.h"
 #include "attn/params.h"
 #include "attn/safetensors.h"
 
