@@ -27,6 +27,7 @@
  *   lm_data.h      language-model data: token streams, seeded window batches
  *   gpt.h          the decoder-only GPT language model, sampling, generation with a KV cache
  *   transformer_s2s.h  the encoder-decoder Transformer (translation; greedy and beam decoding)
+ *   bert_corpus.h  the BERT's corpus: fortune-format texts, labels, [CLS] batches
  *   bert.h         the BERT-style encoder: masked-LM pretraining, [CLS] classification
  */
 #ifndef ATTN_ATTN_H
@@ -59,6 +60,7 @@
 #include "lm_data.h"
 #include "gpt.h"
 #include "transformer_s2s.h"
+#include "bert_corpus.h"
 #include "bert.h"
 
 #endif
