@@ -189,7 +189,7 @@ void attn__broadcast_strides(const attn_tensor *t, int out_ndim, const int64_t *
  * size where threading pays, else ctx->n_threads. */
 int attn__threads_for(const attn_ctx *ctx, double work);
 
-/* ---- string building (src/core/strbuf.c) ------------------------------------ */
+/* ---- strings, UTF-8, growable arrays (src/core/strbuf.c) ------------------- */
 
 /* A growable byte string, zero-initialised ({0}) before use. Once anything
  * was put (even 0 bytes), p holds len bytes followed by a NUL. When an
@@ -204,8 +204,9 @@ typedef struct attn__strbuf {
 
 /* Makes room for `extra` more bytes and the NUL; 0, or -1 with oom set. */
 int attn__sb_reserve(attn__strbuf *b, size_t extra);
-/* Appends n bytes of s (which must not point into b). */
-void attn__sb_put(attn__strbuf *b, const void *s, size_t n);
+/* Appends n bytes of s (which must not point into b); returns 0, or -1 when
+ * oom is set (now or before). */
+int attn__sb_put(attn__strbuf *b, const void *s, size_t n);
 void attn__sb_putc(attn__strbuf *b, char c);
 void attn__sb_puts(attn__strbuf *b, const char *s);
 /* Appends printf output, whatever its length; a vsnprintf failure sets oom
@@ -217,6 +218,16 @@ void attn__sb_printf(attn__strbuf *b, const char *fmt, ...)
     ;
 /* Frees p and resets b to the empty state (oom cleared). */
 void attn__sb_free(attn__strbuf *b);
+/* Appends str as a JSON string (RFC 8259): quotes; '"', '\\' and the short
+ * escapes \b \f \n \r \t; other control characters as \u00XX; valid UTF-8
+ * copied as is; each byte that starts no valid UTF-8 character as \ufffd,
+ * so the output is valid JSON and valid UTF-8 whatever str holds. */
+void attn__sb_json_string(attn__strbuf *b, const char *str);
+
+/* Grows *items (of elem bytes each) to hold at least need elements,
+ * doubling from 16; returns 0, or -1 on overflow or out of memory (*items
+ * and *cap unchanged then). */
+int attn__grow(void **items, size_t *cap, size_t need, size_t elem);
 
 /* Decodes one strict UTF-8 character at s[i], i < n: no overlongs, no
  * surrogates (U+D800..U+DFFF), nothing above U+10FFFF. Returns its byte
@@ -224,6 +235,22 @@ void attn__sb_free(attn__strbuf *b);
  * starts no valid character or the sequence runs past n. Callers choose
  * what an invalid byte becomes (skip it, replace it, or reject the text). */
 int attn__utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp);
+
+/* attn__utf8_next for a reader that goes on past invalid bytes: decodes one
+ * character at s[0 .. n-1] (n >= 1), returns its length in bytes (1-4) and
+ * sets *cp; a byte that starts no valid character returns 1 with *cp = -1. */
+int attn__utf8_decode(const unsigned char *s, size_t n, int32_t *cp);
+
+/* Byte offset of the first byte of s[0 .. n) that starts no valid character
+ * (attn__utf8_next's rules), or n when all of it is valid UTF-8. */
+size_t attn__utf8_check(const unsigned char *s, size_t n);
+/* 1 if s[0 .. n) is valid UTF-8. */
+int attn__utf8_valid(const char *s, size_t n);
+
+/* Encodes a scalar value into out (4 bytes suffice); returns the length, 0
+ * for a value that is not a Unicode scalar value (negative, a surrogate,
+ * above U+10FFFF). */
+int attn__utf8_encode(int32_t cp, char *out);
 
 /* The "C" numeric locale for the calling thread only (uselocale), so that
  * numbers are written with a decimal point whatever setlocale the program

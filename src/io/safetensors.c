@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../core/internal.h"
+#include "atomic_file_internal.h"
 #include "attn/safetensors.h"
 #include "safetensors_internal.h"
 
@@ -117,73 +118,19 @@ attn_status attn_safetensors_read_f32(const attn_st_tensor *t, float *dst) {
     }
 }
 
-/* ---- UTF-8 ------------------------------------------------------------------ */
-
-/* Length of the valid UTF-8 sequence at s[0..n) (1 to 4), or 0 if invalid
- * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
-static int utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    int len;
-    unsigned cp, min;
-    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
-    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
-    else return 0;
-    if ((size_t)len > n) return 0;
-    for (int k = 1; k < len; k++) {
-        if ((s[k] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return len;
-}
-
-/* Byte offset of the first invalid UTF-8 sequence, or n if all valid. */
-static size_t utf8_check(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        int k = utf8_seq(s + i, n - i);
-        if (!k) return i;
-        i += (size_t)k;
-    }
-    return n;
-}
-
-static size_t utf8_put(char *o, unsigned cp) {
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* ---- the open file ------------------------------------------------------------ */
 
 struct attn_safetensors {
     unsigned char *bytes; /* the whole file */
     size_t size;
     attn_st_tensor *tensors; /* sorted by offset */
-    int n_tensors, cap_tensors;
+    int n_tensors;
+    size_t cap_tensors;
     const char **by_name;    /* the names, sorted (for find and the uniqueness check) */
     int *by_name_index;      /* by_name[k] is the name of tensors[by_name_index[k]] */
     char **meta;             /* 2 * n_meta strings: key, value, ... */
-    int n_meta, cap_meta;
+    int n_meta;
+    size_t cap_meta;
 };
 
 void attn_safetensors_close(attn_safetensors *f) {
@@ -346,7 +293,7 @@ static attn_status jp_string(jp *p, char **out, const char *what) {
             return jp_expected(p, cp ? "no lone UTF-16 surrogate in a \\u escape"
                                      : "no \\u0000 in a string");
         }
-        k += utf8_put(o + k, cp);
+        k += (size_t)attn__utf8_encode((int32_t)cp, o + k);
     }
     o[k] = 0;
     p->i = end + 1;
@@ -487,17 +434,6 @@ static attn_status jp_tensor(jp *p, const char *name, attn_st_tensor *t, uint64_
     return ATTN_OK;
 }
 
-static int grow(void **arr, int *cap, int need, size_t elem) {
-    if (need <= *cap) return 0;
-    int c = *cap ? *cap * 2 : 16;
-    while (c < need) c *= 2;
-    void *a = realloc(*arr, (size_t)c * elem);
-    if (!a) return -1;
-    *arr = a;
-    *cap = c;
-    return 0;
-}
-
 /* The "__metadata__" object: string keys (unique) to string values. */
 static attn_status jp_metadata(jp *p, attn_safetensors *f) {
     attn_status st;
@@ -524,7 +460,7 @@ static attn_status jp_metadata(jp *p, attn_safetensors *f) {
             free(k);
             return st;
         }
-        if (grow((void **)&f->meta, &f->cap_meta, 2 * f->n_meta + 2, sizeof *f->meta)) {
+        if (attn__grow((void **)&f->meta, &f->cap_meta, 2 * (size_t)f->n_meta + 2, sizeof *f->meta)) {
             free(k);
             free(v);
             return attn__error(ATTN_ERR_OOM, "safetensors: %s: out of memory", p->file);
@@ -561,7 +497,7 @@ static int cmp_name(const void *a, const void *b) {
 static attn_status st_parse(attn_safetensors *f, size_t hn, const char *file) {
     attn_status st;
     jp p = {f->bytes + 8, hn, 0, file};
-    size_t bad = utf8_check(p.s, hn);
+    size_t bad = attn__utf8_check(p.s, hn);
     if (bad < hn)
         return attn__error(ATTN_ERR_FORMAT, "safetensors: %s: header byte %zu: invalid UTF-8",
                            file, bad);
@@ -592,7 +528,7 @@ static attn_status st_parse(attn_safetensors *f, size_t hn, const char *file) {
                 have_meta = 1;
                 if ((st = jp_metadata(&p, f))) return st;
             } else {
-                if (grow((void **)&f->tensors, &f->cap_tensors, f->n_tensors + 1,
+                if (attn__grow((void **)&f->tensors, &f->cap_tensors, (size_t)f->n_tensors + 1,
                          sizeof *f->tensors)) {
                     free(name);
                     return attn__error(ATTN_ERR_OOM, "safetensors: %s: out of memory", file);
@@ -783,27 +719,7 @@ attn_status attn_safetensors_open(attn_safetensors **out, const char *path) {
 
 /* ---- writing ---------------------------------------------------------------- */
 
-/* A JSON string: '"' and '\' escaped, control characters as \u00XX. */
-static void sb_json(attn__strbuf *b, const char *s) {
-    attn__sb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            attn__sb_put(b, e, 2);
-        } else if (c < 0x20) {
-            attn__sb_printf(b, "\\u%04x", c);
-        } else {
-            attn__sb_put(b, &c, 1);
-        }
-    }
-    attn__sb_put(b, "\"", 1);
-}
-
-static int valid_utf8(const char *s) {
-    size_t n = strlen(s);
-    return utf8_check((const unsigned char *)s, n) == n;
-}
+static int valid_utf8(const char *s) { return attn__utf8_valid(s, strlen(s)); }
 
 /* Checks names and metadata strings (all UTF-8, no tensor called
  * "__metadata__", unique metadata keys). */
@@ -865,32 +781,6 @@ static attn_status write_body(FILE *fp, const attn__strbuf *hdr, const attn__st_
     return ATTN_OK;
 }
 
-/* Makes the rename durable: fsync of the directory holding path. File
- * systems that cannot sync a directory (EINVAL) are accepted. */
-static attn_status sync_dir(const char *path, const char *fn) {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) {
-        strcpy(dir, ".");
-    } else {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        if (n >= sizeof dir) return ATTN_OK; /* cannot name it; the data is written */
-        memcpy(dir, path, n);
-        dir[n] = 0;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return attn__error(ATTN_ERR_IO, "%s: %s was written, but its directory %s "
-                                   "cannot be opened to sync it: %s", fn, path, dir,
-                                   strerror(errno));
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    if (rc != 0 && e != EINVAL)
-        return attn__error(ATTN_ERR_IO, "%s: %s was written, but syncing directory %s failed: %s",
-                           fn, path, dir, strerror(e));
-    return ATTN_OK;
-}
-
 attn_status attn__st_write(const char *fn, const char *path, const attn__st_out *t, int n,
                            const attn_kv *meta, int n_meta) {
     attn_status st = check_out(fn, t, n, meta, n_meta);
@@ -901,16 +791,16 @@ attn_status attn__st_write(const char *fn, const char *path, const attn__st_out 
         attn__sb_puts(&h, "\"__metadata__\":{");
         for (int i = 0; i < n_meta; i++) {
             if (i) attn__sb_put(&h, ",", 1);
-            sb_json(&h, meta[i].key);
+            attn__sb_json_string(&h, meta[i].key);
             attn__sb_put(&h, ":", 1);
-            sb_json(&h, meta[i].value);
+            attn__sb_json_string(&h, meta[i].value);
         }
         attn__sb_put(&h, "}", 1);
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         if (i || n_meta > 0) attn__sb_put(&h, ",", 1);
-        sb_json(&h, t[i].name);
+        attn__sb_json_string(&h, t[i].name);
         attn__sb_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int k = 0; k < t[i].ndim; k++)
             attn__sb_printf(&h, k ? ",%lld" : "%lld", (long long)t[i].shape[k]);
@@ -926,33 +816,17 @@ attn_status attn__st_write(const char *fn, const char *path, const attn__st_out 
         return attn__error(ATTN_ERR_OOM, "%s: cannot build the header", fn);
     }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) {
-        attn__sb_free(&h);
-        return attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        st = fail_io(fn, "create", tmp);
-        free(tmp);
-        attn__sb_free(&h);
-        return st;
-    }
-    st = write_body(fp, &h, t, n, fn, tmp);
-    attn__sb_free(&h);
-    if (!st && fflush(fp) != 0) st = fail_io(fn, "flush", tmp);
-    if (!st && fsync(fileno(fp)) != 0) st = fail_io(fn, "fsync", tmp);
-    if (fclose(fp) != 0 && !st) st = fail_io(fn, "close", tmp);
-    if (!st && rename(tmp, path) != 0)
-        st = attn__error(ATTN_ERR_IO, "%s: cannot rename %s to %s: %s", fn, tmp, path,
-                         strerror(errno));
+    attn__atomic_file af;
+    st = attn__atomic_open(&af, fn, path);
     if (st) {
-        remove(tmp);
-        free(tmp);
+        attn__sb_free(&h);
         return st;
     }
-    free(tmp);
-    return sync_dir(path, fn);
+    st = write_body(af.fp, &h, t, n, fn, af.tmp);
+    attn__sb_free(&h);
+    if (st) {
+        attn__atomic_abort(&af);
+        return st;
+    }
+    return attn__atomic_commit(&af);
 }
