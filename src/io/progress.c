@@ -13,7 +13,7 @@
 
 /* ---- the progress line ---------------------------------------------------------------- */
 
-static double mono_now(void) {
+double attn_monotonic_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -34,7 +34,7 @@ void attn_progress_init(attn_progress *p, FILE *out, int64_t total, const char *
     p->unit = "items";
     p->total = total;
     p->loss_last = NAN;
-    p->t0 = mono_now();
+    p->t0 = attn_monotonic_s();
     p->last_draw = -1;
 }
 
@@ -145,7 +145,7 @@ void attn_progress_update_at(attn_progress *p, int64_t step, double loss, double
 
 void attn_progress_update(attn_progress *p, int64_t step, double loss, double items) {
     if (!p) return;
-    attn_progress_update_at(p, step, loss, items, mono_now() - p->t0);
+    attn_progress_update_at(p, step, loss, items, attn_monotonic_s() - p->t0);
 }
 
 void attn_progress_finish_at(attn_progress *p, double elapsed_s) {
@@ -162,7 +162,7 @@ void attn_progress_finish_at(attn_progress *p, double elapsed_s) {
 
 void attn_progress_finish(attn_progress *p) {
     if (!p) return;
-    attn_progress_finish_at(p, mono_now() - p->t0);
+    attn_progress_finish_at(p, attn_monotonic_s() - p->t0);
 }
 
 /* ---- JSON records ------------------------------------------------------------------------- */

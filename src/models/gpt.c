@@ -414,15 +414,7 @@ void attn_gpt_config_meta(const attn_gpt_config *c, attn_kv *kv, char *buf) {
 /* attn__meta_parse_fn of the GPT configuration. */
 static int gpt_meta_parse(void *cfg, int i, const char *s) {
     attn_gpt_config *c = cfg;
-    if (i == 8) {
-        int found = 0;
-        for (int k = 0; k < ATTN_POS_COUNT; k++)
-            if (strcmp(s, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
-                c->pos = (attn_pos_kind)k;
-                found = 1;
-            }
-        return found ? 0 : 2;
-    }
+    if (i == 8) return attn_pos_kind_parse(s, &c->pos) == 0 ? 0 : 2;
     if (i == 7) return attn__meta_float(s, &c->dropout);
     if (i == 10) return attn__meta_float(s, &c->rope_theta);
     long long x;

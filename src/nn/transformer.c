@@ -46,6 +46,15 @@ const char *attn_pos_kind_name(attn_pos_kind kind) {
     return (unsigned)kind < ATTN_POS_COUNT ? names[kind] : "?";
 }
 
+int attn_pos_kind_parse(const char *name, attn_pos_kind *out) {
+    for (int k = 0; name && k < ATTN_POS_COUNT; k++)
+        if (strcmp(name, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
+            *out = (attn_pos_kind)k;
+            return 0;
+        }
+    return -1;
+}
+
 /* Test hook: nonzero routes every attention through the composed path. */
 static int force_composed;
 int attn__mha_force_composed(int on) {
