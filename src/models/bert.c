@@ -417,47 +417,22 @@ attn_status attn_bert_mask(const attn_bert_mask_opts *o, uint64_t seed, uint64_t
 
 /* ---- files -------------------------------------------------------------------------- */
 
-static const char *const meta_keys[ATTN_BERT_META] = {
-    "bert.vocab",   "bert.max_len", "bert.n_layers",   "bert.n_heads", "bert.d_model", "bert.d_ff",
-    "bert.dropout", "bert.norm_first", "bert.ln_eps",  "bert.mlm",     "bert.n_classes"};
+static const attn__meta_field meta_fields[ATTN_BERT_META] = {
+    ATTN__META_FIELD("bert.vocab", ATTN__META_I64, attn_bert_config, vocab),
+    ATTN__META_FIELD("bert.max_len", ATTN__META_I64, attn_bert_config, max_len),
+    ATTN__META_FIELD("bert.n_layers", ATTN__META_INT, attn_bert_config, n_layers),
+    ATTN__META_FIELD("bert.n_heads", ATTN__META_INT, attn_bert_config, n_heads),
+    ATTN__META_FIELD("bert.d_model", ATTN__META_I64, attn_bert_config, d_model),
+    ATTN__META_FIELD("bert.d_ff", ATTN__META_I64, attn_bert_config, d_ff),
+    ATTN__META_FIELD("bert.dropout", ATTN__META_FLOAT, attn_bert_config, dropout),
+    ATTN__META_FIELD("bert.norm_first", ATTN__META_FLAG, attn_bert_config, norm_first),
+    ATTN__META_FIELD("bert.ln_eps", ATTN__META_FLOAT, attn_bert_config, ln_eps),
+    ATTN__META_FIELD("bert.mlm", ATTN__META_FLAG, attn_bert_config, mlm),
+    ATTN__META_FIELD("bert.n_classes", ATTN__META_INT, attn_bert_config, n_classes),
+};
 
 void attn_bert_config_meta(const attn_bert_config *c, attn_kv *kv, char *buf) {
-    char *v[ATTN_BERT_META];
-    attn__meta_slots(kv, buf, v, meta_keys, ATTN_BERT_META);
-    const attn__c_locale loc = attn__c_locale_begin();
-    snprintf(v[0], 32, "%lld", (long long)c->vocab);
-    snprintf(v[1], 32, "%lld", (long long)c->max_len);
-    snprintf(v[2], 32, "%d", c->n_layers);
-    snprintf(v[3], 32, "%d", c->n_heads);
-    snprintf(v[4], 32, "%lld", (long long)c->d_model);
-    snprintf(v[5], 32, "%lld", (long long)c->d_ff);
-    snprintf(v[6], 32, "%.9g", (double)c->dropout);
-    snprintf(v[7], 32, "%d", c->norm_first ? 1 : 0);
-    snprintf(v[8], 32, "%.9g", (double)c->ln_eps);
-    snprintf(v[9], 32, "%d", c->mlm ? 1 : 0);
-    snprintf(v[10], 32, "%d", c->n_classes);
-    attn__c_locale_end(loc);
-}
-
-/* attn__meta_parse_fn of the BERT configuration. */
-static int bert_meta_parse(void *cfg, int i, const char *s) {
-    attn_bert_config *c = cfg;
-    if (i == 6) return attn__meta_float(s, &c->dropout);
-    if (i == 8) return attn__meta_float(s, &c->ln_eps);
-    long long x;
-    const int bad = attn__meta_int(s, &x);
-    switch (i) {
-    case 0: c->vocab = x; break;
-    case 1: c->max_len = x; break;
-    case 2: c->n_layers = (int)x; break;
-    case 3: c->n_heads = (int)x; break;
-    case 4: c->d_model = x; break;
-    case 5: c->d_ff = x; break;
-    case 7: c->norm_first = (int)x; break;
-    case 9: c->mlm = (int)x; break;
-    default: c->n_classes = (int)x; break;
-    }
-    return bad;
+    attn__meta_write(meta_fields, ATTN_BERT_META, c, kv, buf);
 }
 
 attn_status attn_bert_config_load(const char *path, attn_bert_config *cfg) {
@@ -466,7 +441,7 @@ attn_status attn_bert_config_load(const char *path, attn_bert_config *cfg) {
     attn_bert_config c;
     memset(&c, 0, sizeof c);
     const attn_status st =
-        attn__meta_load(fn, "BERT", path, meta_keys, ATTN_BERT_META, bert_meta_parse, &c);
+        attn__meta_load(fn, "BERT", path, meta_fields, ATTN_BERT_META, &c);
     if (st == ATTN_OK) *cfg = c;
     return st;
 }
