@@ -9,13 +9,11 @@
  * byte by byte, so the code is independent of the host's byte order.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "../core/internal.h"
 #include "atomic_file_internal.h"
