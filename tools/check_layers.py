@@ -44,7 +44,7 @@ PUBLIC = {
     "attn.h": "api",
 }
 
-INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s+(["<])([^">]+)[">]')
 
 
 def layer_of(root, path):
@@ -83,7 +83,9 @@ def main():
                 m = INCLUDE_RE.match(line)
                 if not m:
                     continue
-                inc = m.group(1)
+                inc = m.group(2)
+                if m.group(1) == "<" and not inc.startswith("attn/"):
+                    continue  # a system header
                 if inc.startswith("attn/"):
                     target = os.path.join(root, "include", inc)
                 else:
