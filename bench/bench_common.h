@@ -6,13 +6,10 @@
 #define ATTN_BENCH_COMMON_H
 
 #include <stdlib.h>
-#include <time.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "attn/progress.h" /* attn_monotonic_s: the library's one clock */
+
+static double now_s(void) { return attn_monotonic_s(); }
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

@@ -52,12 +52,6 @@ typedef struct batch_data {
     int64_t tokens; /* non-pad entries of tgt_out */
 } batch_data;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* n ids in [4, vocab) from a 32-bit LCG (Numerical Recipes constants); the
  * same sequence as lcg_ids in seq2seq_torch.py. */
 static void lcg_ids(uint32_t seed, int64_t n, int vocab, int32_t *out) {
@@ -268,9 +262,9 @@ int main(int argc, char **argv) {
     double total = 0.0;
     for (int k = 0; k < o.warmup + o.steps; k++) {
         const batch_data *bd = &pool[k % o.pool];
-        double t0 = now_s();
+        double t0 = attn_monotonic_s();
         st = train_step(ctx, m, ps, opt, &o, bd, &loss);
-        double dt = now_s() - t0;
+        double dt = attn_monotonic_s() - t0;
         if (st != ATTN_OK) {
             fprintf(stderr, "bench_seq2seq: step %d: %s: %s\n", k, attn_status_str(st),
                     attn_ctx_status(ctx) != ATTN_OK ? attn_ctx_error(ctx) : attn_last_error());

@@ -8,12 +8,6 @@
 
 #include "commands.h"
 
-double cli_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int cli_opt_int(const char *cmd, const char *sub, const char *a, const char *v, long long lo,
                 long long hi, long long *out) {
     char *end = NULL;

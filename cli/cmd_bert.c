@@ -26,7 +26,7 @@
 #define CLIP_NORM 1.0f
 #define EVAL_MASK_SEED 0x6d61736bull /* masks of the held-out MLM evaluation */
 
-static double now_s(void) { return cli_now_s(); }
+static double now_s(void) { return attn_monotonic_s(); }
 
 static int opt_int(const char *sub, const char *a, const char *v, long long lo, long long hi,
                    long long *out) {

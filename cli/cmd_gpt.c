@@ -27,7 +27,7 @@
 #define CMD "gpt"
 #define CLIP_NORM 1.0f
 
-static double now_s(void) { return cli_now_s(); }
+static double now_s(void) { return attn_monotonic_s(); }
 
 static int opt_int(const char *sub, const char *a, const char *v, long long lo, long long hi,
                    long long *out) {
@@ -51,15 +51,12 @@ static void dir_file(char *buf, size_t n, const char *dir, const char *name) {
     snprintf(buf, n, "%s/%s", dir, name);
 }
 
+/* The position kinds the GPT takes (not Shaw's). */
 static int pos_from_name(const char *s, attn_pos_kind *out) {
-    const attn_pos_kind ok[5] = {ATTN_POS_LEARNED, ATTN_POS_SINUSOIDAL, ATTN_POS_ROPE,
-                                 ATTN_POS_ALIBI, ATTN_POS_NONE};
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(s, attn_pos_kind_name(ok[i]))) {
-            *out = ok[i];
-            return 0;
-        }
-    return -1;
+    attn_pos_kind k;
+    if (attn_pos_kind_parse(s, &k) != 0 || k == ATTN_POS_SHAW) return -1;
+    *out = k;
+    return 0;
 }
 
 /* ---- the run: settings kept in the checkpoint's metadata ---------------------------- */

@@ -54,12 +54,6 @@ static const char *CMD = "seq2seq", *PROG = "attn seq2seq", *META_MODEL = "attn-
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* A usage error: prints it with the hint, returns 2. */
 static int usage_error(const char *sub, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -192,15 +186,6 @@ static void bundle_free(bundle *b) {
 
 static const char *tok_name(attn_vocab_kind k) { return k == ATTN_VOCAB_BPE ? "bpe" : "char"; }
 
-/* attn_pos_kind from its name (attn_pos_kind_name); 0 or -1. */
-static int pos_parse(const char *name, attn_pos_kind *out) {
-    for (int k = 0; k < ATTN_POS_COUNT; k++)
-        if (name && strcmp(name, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
-            *out = (attn_pos_kind)k;
-            return 0;
-        }
-    return -1;
-}
 
 /* ---- the model behind the bundle: the only places the families differ at run time ---- */
 
@@ -414,7 +399,7 @@ static int bundle_load(const char *sub, const char *dir, bundle *b, attn_optim *
         t->norm_first = (int)meta_ll(&m, "norm_first", 0, 1);
         t->activation = strcmp(meta_str(&m, "activation"), "gelu") == 0 ? ATTN_ACT_GELU : ATTN_ACT_RELU;
         const char *pos = meta_str(&m, "pos");
-        if (pos_parse(pos, &t->pos) != 0 && !m.err[0])
+        if (attn_pos_kind_parse(pos, &t->pos) != 0 && !m.err[0])
             snprintf(m.err, sizeof m.err, "%s: metadata pos = '%s' is unknown", path, pos);
         t->shaw_clip = (int)meta_ll(&m, "shaw_clip", 0, 1 << 20);
         t->rope_theta = (float)meta_real(&m, "rope_theta", 0.0, 1e12);
@@ -754,12 +739,12 @@ static int evaluate(const char *sub, attn_ctx *ctx, const bundle *b, const eval_
         attn_ctx_reset(ctx);
         attn_s2s_batch batch;
         attn_s2s_batch_info info;
-        const double t0 = now_s();
+        const double t0 = attn_monotonic_s();
         attn_status st = attn_s2s_batch_make(ctx, &d, idx, bsz, &batch, &info);
         attn_decode_config dc = {beam, alpha, max_out_len(info.src_width)};
         if (st == ATTN_OK)
             st = model_decode(ctx, b, &batch, &dc, out_ids, out_len, want_align ? align : NULL);
-        r->seconds += now_s() - t0;
+        r->seconds += attn_monotonic_s() - t0;
         if (st != ATTN_OK) {
             attn_ctx_set_grad_enabled(ctx, grad);
             attn_ctx_set_training(ctx, training);
@@ -1040,7 +1025,7 @@ static int train_parse(int argc, char **argv, train_opts *o) {
     attn_s2s_attention kind;
     if (T2T) {
         attn_pos_kind pk;
-        if (pos_parse(o->pos, &pk) != 0)
+        if (attn_pos_kind_parse(o->pos, &pk) != 0)
             return usage_error(sub, "--pos '%s': expected sinusoidal, learned, rope, alibi, shaw "
                                     "or none", o->pos);
         if (strcmp(o->activation, "relu") && strcmp(o->activation, "gelu"))
@@ -1250,7 +1235,7 @@ static void config_from_opts(const train_opts *o, bundle *b, int64_t max_src_len
     t->dropout = c->dropout;
     t->norm_first = (int)o->pre_ln;
     t->activation = strcmp(o->activation, "gelu") == 0 ? ATTN_ACT_GELU : ATTN_ACT_RELU;
-    pos_parse(o->pos, &t->pos);
+    attn_pos_kind_parse(o->pos, &t->pos);
     t->shaw_clip = (int)o->shaw_clip;
     t->max_len = 0; /* learned positions: set from the longest source (cmd_train) */
     t->tie_output = (int)o->tie;
@@ -1528,13 +1513,13 @@ static int cmd_train(int argc, char **argv) {
     attn_progress_init(&prog, o.quiet ? NULL : stderr, r->total_steps > 0 ? r->total_steps - start_step : 0,
                        "train");
     prog.unit = "tok";
-    const double t_run = now_s(), seconds_before = r->train_seconds;
+    const double t_run = attn_monotonic_s(), seconds_before = r->train_seconds;
     double win_loss = 0.0, win_t = t_run;
     int64_t win_steps = 0, win_tokens = 0, win_src_tokens = 0, step = start_step;
     const char *stopped = "steps";
     float lr = 0.0f;
     for (;;) {
-        const double elapsed = seconds_before + (now_s() - t_run);
+        const double elapsed = seconds_before + (attn_monotonic_s() - t_run);
         if (r->total_steps > 0 && step >= r->total_steps) break;
         if (r->time_budget > 0 && elapsed >= r->time_budget) {
             stopped = "time_budget";
@@ -1593,7 +1578,7 @@ static int cmd_train(int argc, char **argv) {
         if (r->total_steps <= 0 && r->time_budget > 0) {
             /* Time-budgeted run: the total is the estimate the schedule
              * uses, so the progress line's ETA is the budget's end. */
-            const double el = seconds_before + (now_s() - t_run);
+            const double el = seconds_before + (attn_monotonic_s() - t_run);
             attn_progress_set_total(
                 &prog, (int64_t)((double)(step - start_step) * (r->time_budget - seconds_before) /
                                  (el - seconds_before > 1e-9 ? el - seconds_before : 1e-9)));
@@ -1602,7 +1587,7 @@ static int cmd_train(int argc, char **argv) {
 
         const int last = r->total_steps > 0 && step >= r->total_steps;
         if (step % o.log_every == 0 || last) {
-            const double t = now_s();
+            const double t = attn_monotonic_s();
             const double dt = t - win_t > 1e-9 ? t - win_t : 1e-9;
             const attn_json_field f[] = {
                 attn_json_str("event", "train"),
@@ -1626,7 +1611,7 @@ static int cmd_train(int argc, char **argv) {
             eval_out ev;
             if (evaluate("train", ctx, &b, &valid, o.eval_n, 1, 0.0f, 0, NULL, &ev)) goto done;
             const double em = attn_eval_exact_match(&ev.ev), bleu = eval_bleu(&ev), al = eval_align(&ev);
-            const double el = seconds_before + (now_s() - t_run);
+            const double el = seconds_before + (attn_monotonic_s() - t_run);
             const attn_json_field f[] = {
                 attn_json_str("event", "eval"),
                 attn_json_int("step", step),
@@ -1656,7 +1641,7 @@ static int cmd_train(int argc, char **argv) {
         }
     }
     attn_progress_finish(&prog);
-    const double trained = now_s() - t_run;
+    const double trained = attn_monotonic_s() - t_run;
     r->step = step;
     r->data_cursor = (long long)td.cursor;
     r->train_seconds = seconds_before + trained;

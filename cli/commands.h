@@ -30,12 +30,10 @@ int cli_fail(const char *cmd, const char *what);
 /* 1 if argv has --help or -h. */
 int cli_wants_help(int argc, char **argv);
 
-/* Shared by the model commands (cli/cli_util.c). cli_now_s: monotonic wall
- * clock in seconds. cli_opt_int / cli_opt_real: parse option a's value v of
+/* Shared by the model commands (cli/cli_util.c). cli_opt_int / cli_opt_real: parse option a's value v of
  * "attn <cmd> <sub>" into *out when it is a number in [lo, hi] and return 0,
  * else print why and return 2 (usage error). cli_make_dir: mkdir -p; 0 when
  * path is a folder at the end, else -1. */
-double cli_now_s(void);
 int cli_opt_int(const char *cmd, const char *sub, const char *a, const char *v, long long lo,
                 long long hi, long long *out);
 int cli_opt_real(const char *cmd, const char *sub, const char *a, const char *v, double lo,

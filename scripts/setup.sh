@@ -41,7 +41,7 @@ DATA_PKG=dataset-fashion-mnist
 BLAS_PKG=libopenblas0-openmp
 PKG_DATA_DIR=/usr/share/datasets/fashion-mnist
 FILES=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
-# Exact sizes of the decompressed files: header + data (see include/attn/data.h).
+# Exact sizes of the decompressed files: header + data (see include/attn/idx.h).
 declare -A SIZES=(
     [train-images-idx3-ubyte]=47040016
     [train-labels-idx1-ubyte]=60008

@@ -368,7 +368,7 @@ static int build_lstm_cell(op_case *c) {
     return 0;
 }
 
-/* additive_score (include/attn/attention.h): wq [B,T,A], wk [B,S,A], v. */
+/* additive_score (include/attn/rnn_attention.h): wq [B,T,A], wk [B,S,A], v. */
 static int build_additive_score(op_case *c) {
     attn_tensor *wq = opc_input(c, "wq"), *wk = opc_input(c, "wk"), *v = opc_input(c, "v");
     if (c->err[0]) return -1;

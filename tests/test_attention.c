@@ -1,4 +1,4 @@
-/* test_attention.c: the attention modules of include/attn/attention.h
+/* test_attention.c: the attention modules of include/attn/rnn_attention.h
  * (suite "attention").
  *
  *   - parity with an independent PyTorch implementation
@@ -29,7 +29,7 @@
  *             within 4.8e-7 (|ref| up to 5.4), gradients within 2.3e-6 (|g|
  *             up to 7.6). 3e-6 + 3e-5 |ref| and 1e-5 + 1e-4 |ref|. A wrong
  *             formula, scale, window or a missing gradient path moves values
- *             by 1e-2 or more (checked by mutating attention.c: a detached
+ *             by 1e-2 or more (checked by mutating rnn_attention.c: a detached
  *             p_t, floor(p) as the centre, sigma = D/sqrt 2, S_b - 1, ...).
  *   FD_*      central differences of the float32 forward with h = 1e-2 (the
  *             loss summed in double): the truncation h^2/6 |f'''| dominates;

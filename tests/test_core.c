@@ -24,7 +24,7 @@ static void test_status_strings(void) {
 }
 
 /* A message passed on from attn_last_error() (the thread-local buffer that
- * attn__fail also writes) must survive: rnn.c and attention.c do this. */
+ * attn__fail also writes) must survive: rnn.c and rnn_attention.c do this. */
 static void test_error_passed_on(void) {
     TEST_BEGIN("core.error_passed_on");
     attn_ctx *ctx = NULL;

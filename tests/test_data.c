@@ -1,4 +1,4 @@
-/* test_data.c: the IDX reader (include/attn/data.h).
+/* test_data.c: the IDX reader (include/attn/idx.h).
  *
  * Small IDX files, well-formed and malformed in every way the reader must
  * reject, are written into a fresh temporary directory and read back. When

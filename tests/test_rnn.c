@@ -52,7 +52,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/core/internal.h" /* attn__rnn_forward_ids */
+#include "../src/nn/rnn_internal.h"       /* attn__rnn_forward_ids */
+#include "../src/ops/rnn_cell_internal.h" /* attn__gru_cell_lookup, attn__lstm_cell_lookup */
 #include "fixture.h"
 #include "test.h"
 

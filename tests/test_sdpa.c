@@ -51,6 +51,7 @@
 #include <string.h>
 
 #include "../src/core/internal.h"
+#include "../src/ops/sdpa_internal.h" /* attn__sdpa_packed */
 #include "test.h"
 
 #define FD_STEP 1e-2f

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make_attention_fixtures.py: PyTorch references for the attention modules of
-include/attn/attention.h (tests/test_attention.c).
+include/attn/rnn_attention.h (tests/test_attention.c).
 
     /usr/bin/python3 tools/make_attention_fixtures.py tests/fixtures
 
@@ -58,7 +58,7 @@ COS_EPS = 1e-8
 
 
 class Attention(nn.Module):
-    """The attention module of include/attn/attention.h, in PyTorch."""
+    """The attention module of include/attn/rnn_attention.h, in PyTorch."""
 
     def __init__(self, score, align, dq, dh, a, smax, d, beta, beta_fixed):
         super().__init__()

@@ -575,7 +575,7 @@ def gen_cell(fx, lstm):
         fx.case(label, ins, f, views={"gx": (1, 0)} if strided else None)
 
 def gen_additive_score(fx):
-    """ADDITIVE_SCORE (include/attn/attention.h): e[b,t,s] =
+    """ADDITIVE_SCORE (include/attn/rnn_attention.h): e[b,t,s] =
     sum_a v_a tanh(wq[b,t,a] + wk[b,s,a]). A 300 crosses the kernel's
     256-wide chunks; v as [A] and as [1, A]; one strided wk."""
     def f(t, a):

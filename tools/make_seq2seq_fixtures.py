@@ -61,7 +61,7 @@ ATT = {"bahdanau": ("additive", "global"), "concat": ("additive", "global"),
        "location": ("location", "global"), "cosine": ("cosine", "global"),
        "local-m": ("general", "local-m"), "local-p": ("general", "local-p")}
 PAD, BOS, EOS = 0, 1, 2
-COSINE_BETA = 10.0  # attention.h's default when the config's beta is 0
+COSINE_BETA = 10.0  # rnn_attention.h's default when the config's beta is 0
 
 
 class Seq2Seq(nn.Module):

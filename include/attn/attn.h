@@ -4,16 +4,19 @@
  *   tensor.h       the tensor descriptor, dtypes, the dimension legend
  *   context.h      the context: arena, tape, backward, settings
  *   ops.h          the graph ops (forward + recorded backward)
- *   rnn.h          GRU/LSTM cells and layers (torch.nn.GRU/LSTM compatible)
- *   attention.h    Bahdanau/Luong attention: score functions, global, local-m, local-p
+ *   rnn_cell.h     the fused GRU/LSTM cells (graph ops)
+ *   rnn.h          GRU/LSTM layers (torch.nn.GRU/LSTM compatible)
+ *   rnn_attention.h  Bahdanau/Luong attention: score functions, global, local-m, local-p
  *   sdpa.h         scaled dot-product attention (masks, GQA, dropout), basic self-attention
  *   positions.h    positional encodings: sinusoidal, RoPE, Shaw relative positions, ALiBi
  *   params.h       the parameter store and initialisers
  *   rng.h          the counter-based RNG (Philox4x32-10)
  *   optim.h        SGD, Adam, AdamW, gradient clipping, LR schedule
- *   safetensors.h  weights and checkpoints in the safetensors format
- *   data.h         data set readers (IDX)
+ *   safetensors.h  the safetensors format: strict reader, metadata
+ *   checkpoint.h   parameter stores and training checkpoints in safetensors files
+ *   idx.h          the IDX reader (MNIST, Fashion-MNIST)
  *   seq2seq.h      the RNN encoder-decoder with attention
+ *   s2s_types.h    the batch and decoding options both encoder-decoders share
  *   s2s_data.h     minibatches for seq2seq: padded batches, length-bucketed sampler
  *   text.h         text data sets (dates, gettext pairs) and tokenisers (characters, BPE)
  *   info.h         version, SIMD level, matrix library
@@ -24,6 +27,7 @@
  *   lm_data.h      language-model data: token streams, seeded window batches
  *   gpt.h          the decoder-only GPT language model, sampling, generation with a KV cache
  *   transformer_s2s.h  the encoder-decoder Transformer (translation; greedy and beam decoding)
+ *   bert_corpus.h  the BERT's corpus: fortune-format texts, labels, [CLS] batches
  *   bert.h         the BERT-style encoder: masked-LM pretraining, [CLS] classification
  */
 #ifndef ATTN_ATTN_H
@@ -33,26 +37,30 @@
 #include "tensor.h"
 #include "context.h"
 #include "ops.h"
+#include "rnn_cell.h"
 #include "rnn.h"
-#include "attention.h"
+#include "rnn_attention.h"
 #include "sdpa.h"
 #include "positions.h"
 #include "params.h"
 #include "rng.h"
 #include "optim.h"
 #include "safetensors.h"
-#include "data.h"
+#include "checkpoint.h"
+#include "idx.h"
 #include "text.h"
 #include "info.h"
 #include "eval.h"
 #include "viz.h"
 #include "progress.h"
 #include "seq2seq.h"
+#include "s2s_types.h"
 #include "s2s_data.h"
 #include "transformer.h"
 #include "lm_data.h"
 #include "gpt.h"
 #include "transformer_s2s.h"
+#include "bert_corpus.h"
 #include "bert.h"
 #include "conv.h"
 

@@ -1,5 +1,5 @@
 /* attn/gpt.h: a decoder-only Transformer language model (GPT), its training
- * loss, and generation with a KV cache (issue 4). docs/gpt.md has the model,
+ * loss, and generation with a KV cache. docs/gpt.md has the model,
  * the data and the commands.
  *
  * The model (B batch, T positions, V vocabulary, E d_model, L layers):

@@ -64,6 +64,10 @@ typedef struct attn_progress {
     int64_t lines;     /* lines (or tty redraws) written */
 } attn_progress;
 
+/* The monotonic clock (CLOCK_MONOTONIC) in seconds, what the reporter
+ * measures with: the one clock for timing steps and runs (CLI, benches). */
+double attn_monotonic_s(void);
+
 /* Starts a reporter of `total` steps writing to out (NULL: silent). */
 void attn_progress_init(attn_progress *p, FILE *out, int64_t total, const char *label);
 

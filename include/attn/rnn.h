@@ -1,10 +1,9 @@
-/* attn/rnn.h: recurrent cells (GRU, LSTM) and multi-layer, bidirectional
- * recurrent layers with backpropagation through time, numerically and by
+/* attn/rnn.h: multi-layer, bidirectional recurrent layers (GRU, LSTM) with backpropagation through time, numerically and by
  * name compatible with torch.nn.GRU / torch.nn.LSTM.
  *
  * Two levels:
- *   - the fused cells attn_gru_cell / attn_lstm_cell (graph ops GRU_CELL and
- *     LSTM_CELL): ONE time step, given the input projection gx already
+ *   - the fused cells attn_gru_cell / attn_lstm_cell (rnn_cell.h; graph ops
+ *     GRU_CELL and LSTM_CELL): ONE time step, given the input projection gx already
  *     computed. A layer computes gx = x W_ih^T + b_ih for every time step
  *     with one large product and runs only h W_hh^T inside the recurrence.
  *   - attn_rnn: the layer (parameters named as torch's state_dict), its
@@ -31,53 +30,13 @@
 #include "context.h"
 #include "params.h"
 #include "rng.h"
+#include "rnn_cell.h"
 #include "status.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- cells (graph ops) ------------------------------------------------- */
-
-/* One GRU step, torch.nn.GRUCell's formula with the input projection given:
- *   gx   [B, 3H] = x W_ih^T + b_ih, gate blocks r | z | n (torch's order)
- *   h    [B, H]  the previous state
- *   w_hh [3H, H], b_hh [3H] or NULL (no recurrent bias)
- *   mask I32 [B] or NULL: rows with mask[b] == 0 are frozen (h'[b] = h[b],
- *        no gradient to gx, w_hh, b_hh from that row); NULL = all rows run.
- * -> h' [B, H]:
- *   r = sigma(gx_r + W_hr h + b_hr),  z = sigma(gx_z + W_hz h + b_hz),
- *   n = tanh(gx_n + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h.
- * Errors: ATTN_ERR_SHAPE, ATTN_ERR_DTYPE (mask must be I32, the rest F32),
- * ATTN_ERR_INVALID_ARG (NULL input), ATTN_ERR_OOM. */
-attn_tensor *attn_gru_cell(attn_ctx *ctx, attn_tensor *gx, attn_tensor *h, attn_tensor *w_hh,
-                           attn_tensor *b_hh, attn_tensor *mask);
-
-/* One LSTM step, torch.nn.LSTMCell's formula with the input projection given:
- *   gx [B, 4H] = x W_ih^T + b_ih, gate blocks i | f | g | o (torch's order),
- *   h, c [B, H], w_hh [4H, H], b_hh [4H] or NULL, mask as attn_gru_cell.
- * -> h' [B, H]; *c_out (when c_out is not NULL) receives c' [B, H]:
- *   i, f, o = sigma(gx_* + W_h* h + b_h*),  g = tanh(gx_g + W_hg h + b_hg),
- *   c' = f * c + i * g,  h' = o * tanh(c').
- * h' and c' are views of one [2, B, H] result (both carry gradients).
- * Errors as attn_gru_cell; on error *c_out is NULL. */
-attn_tensor *attn_lstm_cell(attn_ctx *ctx, attn_tensor *gx, attn_tensor *h, attn_tensor *c,
-                            attn_tensor *w_hh, attn_tensor *b_hh, attn_tensor *mask,
-                            attn_tensor **c_out);
-
-/* The same cells reading step t of a whole time-major input projection
- * gx_seq [T, B, 3H] (GRU) or [T, B, 4H] (LSTM), 0 <= t < T: identical to
- * calling attn_gru_cell / attn_lstm_cell on the [B, G*H] block t, without a
- * view per step. The gradient of the block is added straight into
- * gx_seq's gradient. This is what attn_rnn_forward runs; gx_seq should be
- * contiguous (a strided one is copied at every call). Errors as the cells,
- * plus ATTN_ERR_INVALID_ARG for t outside [0, T). */
-attn_tensor *attn_gru_cell_at(attn_ctx *ctx, attn_tensor *gx_seq, int64_t t, attn_tensor *h,
-                              attn_tensor *w_hh, attn_tensor *b_hh, attn_tensor *mask);
-attn_tensor *attn_lstm_cell_at(attn_ctx *ctx, attn_tensor *gx_seq, int64_t t, attn_tensor *h,
-                               attn_tensor *c, attn_tensor *w_hh, attn_tensor *b_hh,
-                               attn_tensor *mask, attn_tensor **c_out);
 
 /* ---- layers ------------------------------------------------------------- */
 

@@ -6,7 +6,7 @@
  *                     (text.h vocabularies), stored in one growable block.
  *   attn_s2s_batch_make
  *                     turns a list of example indices into the four tensors
- *                     of an attn_s2s_batch (seq2seq.h), padded, in a
+ *                     of an attn_s2s_batch (s2s_types.h), padded, in a
  *                     context's arena (no heap allocation).
  *   attn_s2s_sampler  the order of training: length-bucketed, shuffled
  *                     minibatches that cover every example exactly once per
@@ -36,7 +36,7 @@
 
 #include "context.h"
 #include "rng.h"
-#include "seq2seq.h"
+#include "s2s_types.h"
 #include "status.h"
 #include "text.h"
 

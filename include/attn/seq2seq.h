@@ -1,4 +1,4 @@
-/* attn/seq2seq.h: the RNN encoder-decoder with attention (issue 3).
+/* attn/seq2seq.h: the RNN encoder-decoder with attention.
  *
  * Encoder: embedding [Vs, E] -> GRU/LSTM (enc_layers, bidirectional) ->
  * memory h [B, S, He] (He = D * hidden, D = 2 if bidirectional). The decoder's
@@ -30,7 +30,7 @@
  * Parameter names (PyTorch style): "encoder.embedding.weight",
  * "encoder.rnn.weight_ih_l0" ... (torch.nn.GRU/LSTM names),
  * "bridge.weight" "bridge.bias", "decoder.embedding.weight",
- * "decoder.rnn.*", "decoder.attn.*" (attention.h names), "decoder.combine.weight"
+ * "decoder.rnn.*", "decoder.attn.*" (rnn_attention.h names), "decoder.combine.weight"
  * (W_c, Luong only), "decoder.out.weight" "decoder.out.bias".
  *
  * Score per kind: BAHDANAU and CONCAT the additive score; DOT, GENERAL,
@@ -48,11 +48,12 @@
 
 #include <stdint.h>
 
-#include "attention.h"
+#include "rnn_attention.h"
 #include "context.h"
 #include "params.h"
 #include "rnn.h"
 #include "rng.h"
+#include "s2s_types.h"
 #include "status.h"
 
 #ifdef __cplusplus
@@ -104,25 +105,12 @@ attn_status attn_seq2seq_new(attn_seq2seq **out, attn_params *ps, const attn_seq
 void attn_seq2seq_free(attn_seq2seq *m);
 const attn_seq2seq_config *attn_seq2seq_get_config(const attn_seq2seq *m);
 
-/* A batch: src I32 [B, S] (pad_id after each source's length), src_len I32
- * [B] (each in [1, S]), tgt_in I32 [B, T] (bos_id then the target), tgt_out
- * I32 [B, T] (the target then eos_id, pad_id after). */
-typedef struct attn_s2s_batch {
-    attn_tensor *src, *src_len, *tgt_in, *tgt_out;
-} attn_s2s_batch;
-
 /* Teacher-forced mean cross-entropy over the non-pad target tokens (label
  * smoothing as attn_cross_entropy). Returns the scalar loss, or NULL with
  * the error in the context. If weights_out is not NULL it receives the
  * attention weights [B, T, S] (NULL for ATTN_S2S_NONE). */
 attn_tensor *attn_seq2seq_loss(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_batch *batch,
                                float label_smoothing, attn_tensor **weights_out);
-
-typedef struct attn_decode_config {
-    int beam;           /* 1: greedy; > 1: beam search of that width */
-    float length_alpha; /* beam score = log p / (len ^ alpha) (0: raw log p) */
-    int max_len;        /* output tokens at most (eos included) */
-} attn_decode_config;
 
 /* Decodes every source of the batch (tgt_in/tgt_out unused) with gradients
  * off. out_ids [B * max_len] receives each output (eos excluded, padded with

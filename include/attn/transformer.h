@@ -62,6 +62,9 @@ typedef enum attn_pos_kind {
 
 /* "none", "sinusoidal", "learned", "shaw", "rope", "alibi" ("?" otherwise). */
 const char *attn_pos_kind_name(attn_pos_kind kind);
+/* The kind of one of those names into *out; 0, or -1 (out untouched) for a
+ * NULL or unknown name. */
+int attn_pos_kind_parse(const char *name, attn_pos_kind *out);
 
 /* ---- KV cache ------------------------------------------------------------- */
 

@@ -47,7 +47,7 @@
 #include "context.h"
 #include "params.h"
 #include "rng.h"
-#include "seq2seq.h"
+#include "s2s_types.h"
 #include "status.h"
 #include "transformer.h"
 
@@ -105,7 +105,7 @@ typedef struct attn_t2t_maps {
     attn_tensor **cross;
 } attn_t2t_maps;
 
-/* Teacher-forced logits of a batch (seq2seq.h's attn_s2s_batch; tgt_out
+/* Teacher-forced logits of a batch (s2s_types.h's attn_s2s_batch; tgt_out
  * unused): [B, T, Vt]. maps, when not NULL, receives the attention
  * probabilities (see attn_t2t_maps).
  * Errors: ATTN_ERR_SHAPE / ATTN_ERR_DTYPE (batch tensors not I32 [B, S],

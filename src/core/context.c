@@ -482,12 +482,6 @@ float *attn__grad(attn_ctx *ctx, attn_tensor *t) {
     return t->grad;
 }
 
-attn_tensor *attn__contig(attn_ctx *ctx, attn_tensor *x) {
-    if (!x) return NULL;
-    if (attn_tensor_is_contiguous(x)) return x;
-    return attn_contiguous(ctx, x);
-}
-
 /* ---- backward ------------------------------------------------------------------ */
 
 static attn_status attn__backward_walk(attn_ctx *ctx) {

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "attn/info.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>

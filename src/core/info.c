@@ -2,6 +2,7 @@
  * and its core type, threads. The matrix-library facts come from gemm.c,
  * which loads OpenBLAS on first use. */
 #include "internal.h"
+#include "attn/info.h"
 
 
 static const char *simd_level(void) {

@@ -1,5 +1,8 @@
-/* internal.h: private declarations shared by the modules of the library.
- * Names here start with attn__ (two underscores) and are not part of the API.
+/* internal.h: the core layer's private declarations, shared by every module
+ * of the library. Names here start with attn__ (two underscores) and are not
+ * part of the API. This header includes only the core's public headers: a
+ * module includes the public and private headers of the layers below it that
+ * it uses (docs/design.md, "Layers"; tools/check_layers.py checks it).
  */
 #ifndef ATTN_INTERNAL_H
 #define ATTN_INTERNAL_H
@@ -9,7 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "attn/attn.h"
+#include "attn/context.h"
+#include "attn/rng.h"
+#include "attn/status.h"
+#include "attn/tensor.h"
 #include "op_table.h"
 
 #if defined(_OPENMP)
@@ -138,9 +144,6 @@ int attn__any_null(attn_ctx *ctx, const char *op, int n, ...);
 int attn__check_dtype(attn_ctx *ctx, const char *op, const char *arg, const attn_tensor *t,
                       attn_dtype dtype);
 
-/* x itself if contiguous, else a recorded CONTIGUOUS copy (NULL on error). */
-attn_tensor *attn__contig(attn_ctx *ctx, attn_tensor *x);
-
 /* A node for `op` with n inputs (copied into an arena array) and output out.
  * Attributes and saved tensors are set by the caller before attn__run. */
 attn_node *attn__node(attn_ctx *ctx, attn_op op, int n_in, attn_tensor *const *in,
@@ -187,40 +190,7 @@ void attn__broadcast_strides(const attn_tensor *t, int out_ndim, const int64_t *
  * size where threading pays, else ctx->n_threads. */
 int attn__threads_for(const attn_ctx *ctx, double work);
 
-/* ---- recurrent cells fed by a table (src/ops/rnn_cell.c) --------------------- */
-
-/* attn_gru_cell_at / attn_lstm_cell_at with the gate inputs of step t looked
- * up instead of stored: row b's gx is row ids[t, b] of table P [V, G*H]
- * (ids I32 [T, B], values in [0, V), 0 <= t < T), plus row b of x2 [B, G*H]
- * when x2 is not NULL. The same values as the cell on attn_embedding(P, ids)
- * row block t (+ x2 through attn_add); the gradient of each unfrozen row is
- * added into its row of P's gradient (rows in order, one thread) and into
- * x2's. Errors as the cells, plus ATTN_ERR_INVALID_ARG for an id outside
- * [0, V). */
-attn_tensor *attn__gru_cell_lookup(attn_ctx *ctx, attn_tensor *table, attn_tensor *ids, int64_t t,
-                                   attn_tensor *x2, attn_tensor *h, attn_tensor *w_hh,
-                                   attn_tensor *b_hh, attn_tensor *mask);
-attn_tensor *attn__lstm_cell_lookup(attn_ctx *ctx, attn_tensor *table, attn_tensor *ids, int64_t t,
-                                    attn_tensor *x2, attn_tensor *h, attn_tensor *c,
-                                    attn_tensor *w_hh, attn_tensor *b_hh, attn_tensor *mask,
-                                    attn_tensor **c_out);
-
-/* ---- recurrent layers (src/nn/rnn.c) ---------------------------------------- */
-
-/* attn_rnn_forward on x = attn_embedding(table, ids) (table [V, In] f32, ids
- * I32 [B, T] in [0, V)), computed the cheaper way round: layer 0's input
- * projection of every step is a row of the per-token table
- * P_d = table W_ih^T + b_ih [V, G*H] (one product of V rows per direction
- * instead of T*B rows), looked up by id. The same function of the inputs
- * (the products are summed in another order, so the last bits differ). For
- * inputs that go straight from an embedding into the layer (no dropout
- * between them). Errors as attn_rnn_forward (the ids' range is checked by
- * attn_embedding). */
-attn_tensor *attn__rnn_forward_ids(attn_ctx *ctx, const attn_rnn *rnn, attn_tensor *table,
-                                   attn_tensor *ids, attn_tensor *lengths, attn_tensor *h0,
-                                   attn_tensor *c0, attn_tensor **h_n, attn_tensor **c_n);
-
-/* ---- string building (src/core/strbuf.c) ------------------------------------ */
+/* ---- strings, UTF-8, growable arrays (src/core/strbuf.c) ------------------- */
 
 /* A growable byte string, zero-initialised ({0}) before use. Once anything
  * was put (even 0 bytes), p holds len bytes followed by a NUL. When an
@@ -235,8 +205,9 @@ typedef struct attn__strbuf {
 
 /* Makes room for `extra` more bytes and the NUL; 0, or -1 with oom set. */
 int attn__sb_reserve(attn__strbuf *b, size_t extra);
-/* Appends n bytes of s (which must not point into b). */
-void attn__sb_put(attn__strbuf *b, const void *s, size_t n);
+/* Appends n bytes of s (which must not point into b); returns 0, or -1 when
+ * oom is set (now or before). */
+int attn__sb_put(attn__strbuf *b, const void *s, size_t n);
 void attn__sb_putc(attn__strbuf *b, char c);
 void attn__sb_puts(attn__strbuf *b, const char *s);
 /* Appends printf output, whatever its length; a vsnprintf failure sets oom
@@ -248,6 +219,16 @@ void attn__sb_printf(attn__strbuf *b, const char *fmt, ...)
     ;
 /* Frees p and resets b to the empty state (oom cleared). */
 void attn__sb_free(attn__strbuf *b);
+/* Appends str as a JSON string (RFC 8259): quotes; '"', '\\' and the short
+ * escapes \b \f \n \r \t; other control characters as \u00XX; valid UTF-8
+ * copied as is; each byte that starts no valid UTF-8 character as \ufffd,
+ * so the output is valid JSON and valid UTF-8 whatever str holds. */
+void attn__sb_json_string(attn__strbuf *b, const char *str);
+
+/* Grows *items (of elem bytes each) to hold at least need elements,
+ * doubling from 16; returns 0, or -1 on overflow or out of memory (*items
+ * and *cap unchanged then). */
+int attn__grow(void **items, size_t *cap, size_t need, size_t elem);
 
 /* Decodes one strict UTF-8 character at s[i], i < n: no overlongs, no
  * surrogates (U+D800..U+DFFF), nothing above U+10FFFF. Returns its byte
@@ -255,6 +236,22 @@ void attn__sb_free(attn__strbuf *b);
  * starts no valid character or the sequence runs past n. Callers choose
  * what an invalid byte becomes (skip it, replace it, or reject the text). */
 int attn__utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp);
+
+/* attn__utf8_next for a reader that goes on past invalid bytes: decodes one
+ * character at s[0 .. n-1] (n >= 1), returns its length in bytes (1-4) and
+ * sets *cp; a byte that starts no valid character returns 1 with *cp = -1. */
+int attn__utf8_decode(const unsigned char *s, size_t n, int32_t *cp);
+
+/* Byte offset of the first byte of s[0 .. n) that starts no valid character
+ * (attn__utf8_next's rules), or n when all of it is valid UTF-8. */
+size_t attn__utf8_check(const unsigned char *s, size_t n);
+/* 1 if s[0 .. n) is valid UTF-8. */
+int attn__utf8_valid(const char *s, size_t n);
+
+/* Encodes a scalar value into out (4 bytes suffice); returns the length, 0
+ * for a value that is not a Unicode scalar value (negative, a surrogate,
+ * above U+10FFFF). */
+int attn__utf8_encode(int32_t cp, char *out);
 
 /* The "C" numeric locale for the calling thread only (uselocale), so that
  * numbers are written with a decimal point whatever setlocale the program
@@ -267,24 +264,6 @@ typedef struct attn__c_locale {
 
 attn__c_locale attn__c_locale_begin(void);
 void attn__c_locale_end(attn__c_locale l);
-
-/* ---- attention (src/ops/sdpa.c) -------------------------------------------- */
-
-/* Self-attention read in place from a packed projection: qkv [B, T, (H + 2
- * Hkv) D] holds, per position, the H query heads, then the Hkv key heads,
- * then the Hkv value heads (D columns each); returns [B, T, H D], head h in
- * columns h D .. h D + D (what the output projection reads). The same as
- * attn_sdpa on the split heads followed by merging them, without the copies;
- * the same options (S = T) and errors, plus ATTN_ERR_SHAPE when the last
- * dimension is not a multiple of H + 2 Hkv. One SDPA node (packed layout). */
-attn_tensor *attn__sdpa_packed(attn_ctx *ctx, attn_tensor *qkv, int64_t H, int64_t Hkv,
-                               const attn_sdpa_opts *opts, attn_tensor **weights);
-
-/* The same for the fused op (src/ops/flash_sdpa.c): q, k, v read in place
- * from qkv by strides, the output written as [B, T, H D], the gradients
- * added in place into qkv's; one FLASH_SDPA node (packed layout, f32). */
-attn_tensor *attn__flash_sdpa_packed(attn_ctx *ctx, attn_tensor *qkv, int64_t H, int64_t Hkv,
-                                     const attn_sdpa_opts *opts, attn_tensor **weights);
 
 /* ---- GEMM (src/core/gemm.c) ------------------------------------------------ */
 

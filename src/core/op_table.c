@@ -1,5 +1,6 @@
 /* op_table.c: the dispatch table, generated from op_table.h. */
 #include "internal.h"
+#include "attn/info.h"
 
 const attn__op_info attn__ops[ATTN_OP_COUNT] = {
 #define ATTN__ROW(E, n, a, r, ga, gr) \

@@ -1,7 +1,8 @@
-/* strbuf.c: the growable string buffer and the "C" numeric locale helper
- * that the text writers share (SVG, JSON records, safetensors headers, the
- * BLEU tokenizer), and the strict UTF-8 decoder they and the text data sets
- * use. Contracts: src/core/internal.h. */
+/* strbuf.c: the one copy of the small helpers every layer shares: the
+ * growable string buffer and growable arrays, JSON string escaping, the
+ * strict UTF-8 decoder, encoder and validator, and the "C" numeric locale
+ * helper (SVG, JSON records, safetensors headers, the BLEU tokenizer, the
+ * text data sets). Contracts: src/core/internal.h. */
 #include <locale.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -33,11 +34,12 @@ int attn__sb_reserve(attn__strbuf *b, size_t extra) {
     return 0;
 }
 
-void attn__sb_put(attn__strbuf *b, const void *s, size_t n) {
-    if (attn__sb_reserve(b, n) != 0) return;
+int attn__sb_put(attn__strbuf *b, const void *s, size_t n) {
+    if (attn__sb_reserve(b, n) != 0) return -1;
     if (n) memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = 0;
+    return 0;
 }
 
 void attn__sb_putc(attn__strbuf *b, char c) { attn__sb_put(b, &c, 1); }
@@ -104,6 +106,99 @@ int attn__utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp) {
     }
     *cp = v;
     return len;
+}
+
+void attn__sb_json_string(attn__strbuf *b, const char *str) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str);
+    attn__sb_put(b, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if (c == '"') attn__sb_puts(b, "\\\"");
+        else if (c == '\\') attn__sb_puts(b, "\\\\");
+        else if (c == '\b') attn__sb_puts(b, "\\b");
+        else if (c == '\f') attn__sb_puts(b, "\\f");
+        else if (c == '\n') attn__sb_puts(b, "\\n");
+        else if (c == '\r') attn__sb_puts(b, "\\r");
+        else if (c == '\t') attn__sb_puts(b, "\\t");
+        else if (c < 0x20) attn__sb_printf(b, "\\u%04x", c);
+        else {
+            uint32_t cp;
+            size_t len = (size_t)attn__utf8_next(s, n, i, &cp);
+            if (len == 0) {
+                attn__sb_puts(b, "\\ufffd");
+                i++;
+                continue;
+            }
+            attn__sb_put(b, (const char *)s + i, len);
+            i += len;
+            continue;
+        }
+        i++;
+    }
+    attn__sb_put(b, "\"", 1);
+}
+
+int attn__utf8_encode(int32_t cp, char *out) {
+    uint32_t v = (uint32_t)cp;
+    if (cp < 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+    if (v < 0x80) {
+        out[0] = (char)v;
+        return 1;
+    }
+    if (v < 0x800) {
+        out[0] = (char)(0xC0 | v >> 6);
+        out[1] = (char)(0x80 | (v & 0x3F));
+        return 2;
+    }
+    if (v < 0x10000) {
+        out[0] = (char)(0xE0 | v >> 12);
+        out[1] = (char)(0x80 | (v >> 6 & 0x3F));
+        out[2] = (char)(0x80 | (v & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | v >> 18);
+    out[1] = (char)(0x80 | (v >> 12 & 0x3F));
+    out[2] = (char)(0x80 | (v >> 6 & 0x3F));
+    out[3] = (char)(0x80 | (v & 0x3F));
+    return 4;
+}
+
+int attn__utf8_decode(const unsigned char *s, size_t n, int32_t *cp) {
+    uint32_t v;
+    int len = attn__utf8_next(s, n, 0, &v);
+    *cp = len ? (int32_t)v : -1;
+    return len ? len : 1;
+}
+
+size_t attn__utf8_check(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k = attn__utf8_next(s, n, i, &cp);
+        if (!k) return i;
+        i += (size_t)k;
+    }
+    return n;
+}
+
+int attn__utf8_valid(const char *s, size_t n) {
+    return attn__utf8_check((const unsigned char *)s, n) == n;
+}
+
+int attn__grow(void **items, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < need) {
+        if (c > SIZE_MAX / 2) return -1;
+        c *= 2;
+    }
+    if (elem && c > SIZE_MAX / elem) return -1;
+    void *p = realloc(*items, c * elem);
+    if (!p) return -1;
+    *items = p;
+    *cap = c;
+    return 0;
 }
 
 attn__c_locale attn__c_locale_begin(void) {

@@ -13,6 +13,7 @@
 
 #include "../core/internal.h"
 #include "text_internal.h"
+#include "attn/text.h"
 
 #define BPE_MAX_MERGES 1000000
 
@@ -205,7 +206,7 @@ attn_status attn_bpe_learn(const char *const *texts, int64_t n_texts, int n_merg
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: n_merges %d outside [0, %d]", who, n_merges,
                            BPE_MAX_MERGES);
     attn__map counts = {0}, chunk_index = {0};
-    attn__buf chunk_text = {0};
+    attn__strbuf chunk_text = {0};
     size_t *chunk_off = NULL, n_chunks = 0, cap_chunks = 0;
     int64_t *chunk_freq = NULL;
     word *words = NULL;
@@ -247,14 +248,14 @@ attn_status attn_bpe_learn(const char *const *texts, int64_t n_texts, int n_merg
                     chunk_off[n_chunks] = chunk_text.len;
                     chunk_freq[n_chunks] = 1;
                     n_chunks++;
-                    if (attn__buf_put(&chunk_text, p + i, k) != 0 ||
-                        attn__buf_put(&chunk_text, "", 1) != 0) {
+                    if (attn__sb_put(&chunk_text, p + i, k) != 0 ||
+                        attn__sb_put(&chunk_text, "", 1) != 0) {
                         st = attn__error(ATTN_ERR_OOM, "%s: out of memory counting chunks", who);
                         goto done;
                     }
                     break;
                 }
-                const char *c = chunk_text.data + chunk_off[*slot];
+                const char *c = chunk_text.p + chunk_off[*slot];
                 if (strlen(c) == k && memcmp(c, p + i, k) == 0) {
                     chunk_freq[*slot]++;
                     break;
@@ -267,7 +268,7 @@ attn_status attn_bpe_learn(const char *const *texts, int64_t n_texts, int n_merg
 
     /* Each chunk as tokens of the alphabet; the pair statistics. */
     size_t total = 0;
-    for (size_t c = 0; c < n_chunks; c++) total += strlen(chunk_text.data + chunk_off[c]);
+    for (size_t c = 0; c < n_chunks; c++) total += strlen(chunk_text.p + chunk_off[c]);
     words = calloc(n_chunks ? n_chunks : 1, sizeof *words);
     arena = malloc((total ? total : 1) * sizeof *arena);
     merges = malloc(((size_t)n_merges + 1) * 2 * sizeof *merges);
@@ -277,7 +278,7 @@ attn_status attn_bpe_learn(const char *const *texts, int64_t n_texts, int n_merg
     }
     size_t used = 0;
     for (size_t c = 0; c < n_chunks; c++) {
-        const unsigned char *p = (const unsigned char *)chunk_text.data + chunk_off[c];
+        const unsigned char *p = (const unsigned char *)chunk_text.p + chunk_off[c];
         const size_t n = strlen((const char *)p);
         words[c].ids = arena + used;
         words[c].freq = chunk_freq[c];
@@ -365,7 +366,7 @@ done:
     learner_free(&L);
     attn__map_free(&counts);
     attn__map_free(&chunk_index);
-    attn__buf_free(&chunk_text);
+    attn__sb_free(&chunk_text);
     free(chunk_off);
     free(chunk_freq);
     free(words);

@@ -9,6 +9,7 @@
 
 #include "../core/internal.h"
 #include "attn/rng.h"
+#include "attn/text.h"
 #include "text_internal.h"
 
 /* Fields of a template:

@@ -1,5 +1,5 @@
 /* idx.c: the strict IDX reader (unsigned-byte arrays) and its conversions.
- * Format and contracts: include/attn/data.h. */
+ * Format and contracts: include/attn/idx.h. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "../core/internal.h"
+#include "attn/idx.h"
 
 #define IDX_UBYTE 0x08
 
@@ -203,7 +204,7 @@ attn_status attn_idx_to_f32(const attn_idx *idx, int64_t first, int64_t count, f
                            "attn_idx_to_f32: mean %g and std %g: expected finite values, std > 0",
                            (double)mean, (double)std);
     /* One table of the 256 possible values, each rounded once from double,
-     * so that the result is exactly the formula of data.h. */
+     * so that the result is exactly the formula of idx.h. */
     float lut[256];
     for (int b = 0; b < 256; b++) lut[b] = (float)(((double)b / 255.0 - mean) / std);
     const uint8_t *src = idx->data + first * idx->item_size;

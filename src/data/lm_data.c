@@ -8,6 +8,7 @@
 
 #include "../core/internal.h"
 #include "attn/lm_data.h"
+#include "attn/text.h"
 #include "text_internal.h"
 
 attn_status attn_lm_text_load(const char *path, char **text, size_t *len) {

@@ -11,6 +11,7 @@
 
 #include "../core/internal.h"
 #include "text_internal.h"
+#include "attn/text.h"
 
 #define MO_MAGIC 0x950412deu
 #define MO_HEADER_BYTES 28

@@ -6,6 +6,8 @@
 
 #include "../core/internal.h"
 #include "attn/s2s_data.h"
+#include "attn/s2s_types.h"
+#include "attn/text.h"
 
 /* Longest source or target accepted: the lengths are int32 in the batch
  * tensors, and 2^30 keeps every width and sum far from overflow. */
@@ -31,44 +33,26 @@ void attn_s2s_data_free(attn_s2s_data *d) {
     attn_s2s_data_init(d);
 }
 
-/* Grows *p (elem bytes per item, *cap items) to hold `need` items, at least
- * doubling; 0, or -1 on overflow or out of memory (*p unchanged then). */
-static int grow(void **p, int64_t *cap, int64_t need, size_t elem) {
-    if (need <= *cap) return 0;
-    int64_t c = *cap > 0 ? *cap : 16;
-    while (c < need) {
-        if (c > INT64_MAX / 2) return -1;
-        c *= 2;
-    }
-    size_t bytes;
-    if (attn__mul_size((size_t)c, elem, &bytes)) return -1;
-    void *q = realloc(*p, bytes);
-    if (!q) return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 /* Makes room for one more example of up to extra_ids tokens. The per-example
  * arrays share one capacity, so they are grown one after another and the
  * capacity is raised only when all succeeded (a failure leaves some arrays
  * larger, which is harmless). */
 static attn_status reserve(attn_s2s_data *d, int64_t extra_ids, const char *fn) {
-    int64_t cap_ids = d->cap_ids_;
-    if (grow((void **)&d->ids, &cap_ids, d->n_ids_ + extra_ids, sizeof(int32_t)))
+    size_t cap_ids = (size_t)d->cap_ids_;
+    if (attn__grow((void **)&d->ids, &cap_ids, (size_t)(d->n_ids_ + extra_ids), sizeof(int32_t)))
         return attn__error(ATTN_ERR_OOM, "%s: out of memory for %lld token ids", fn,
                            (long long)(d->n_ids_ + extra_ids));
-    d->cap_ids_ = cap_ids;
+    d->cap_ids_ = (int64_t)cap_ids;
     if (d->n + 1 > d->cap_n_) {
-        int64_t c = d->cap_n_;
-        int64_t c2 = c, c3 = c, c4 = c, c5 = c;
-        if (grow((void **)&d->src_off, &c2, d->n + 1, sizeof(int64_t)) ||
-            grow((void **)&d->tgt_off, &c3, d->n + 1, sizeof(int64_t)) ||
-            grow((void **)&d->src_len, &c4, d->n + 1, sizeof(int32_t)) ||
-            grow((void **)&d->tgt_len, &c5, d->n + 1, sizeof(int32_t)))
+        size_t c = (size_t)d->cap_n_, need = (size_t)d->n + 1;
+        size_t c2 = c, c3 = c, c4 = c, c5 = c;
+        if (attn__grow((void **)&d->src_off, &c2, need, sizeof(int64_t)) ||
+            attn__grow((void **)&d->tgt_off, &c3, need, sizeof(int64_t)) ||
+            attn__grow((void **)&d->src_len, &c4, need, sizeof(int32_t)) ||
+            attn__grow((void **)&d->tgt_len, &c5, need, sizeof(int32_t)))
             return attn__error(ATTN_ERR_OOM, "%s: out of memory for %lld examples", fn,
                                (long long)(d->n + 1));
-        d->cap_n_ = c2; /* all four grew to the same doubling of c */
+        d->cap_n_ = (int64_t)c2; /* all four grew to the same doubling of c */
     }
     return ATTN_OK;
 }

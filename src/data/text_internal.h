@@ -9,35 +9,8 @@
 
 #include "attn/text.h"
 
-/* Decodes one UTF-8 sequence at s[0 .. n-1] (n >= 1). Returns its length in
- * bytes (1-4) and sets *cp; an invalid sequence (bad lead or continuation
- * byte, overlong form, surrogate, > U+10FFFF, truncated) returns 1 with
- * *cp = -1. */
-int attn__utf8_decode(const unsigned char *s, size_t n, int32_t *cp);
-
-/* Encodes a scalar value into out (4 bytes suffice); returns the length, 0
- * for a value that is not a Unicode scalar value. */
-int attn__utf8_encode(int32_t cp, char *out);
-
-/* 1 if s[0 .. n-1] is valid UTF-8. */
-int attn__utf8_valid(const char *s, size_t n);
-
 /* Number of code points of valid UTF-8 s[0 .. n-1]. */
 size_t attn__utf8_count(const char *s, size_t n);
-
-/* A growable byte buffer. */
-typedef struct attn__buf {
-    char *data;
-    size_t len, cap;
-} attn__buf;
-
-/* Appends n bytes; returns 0, or -1 when out of memory. */
-int attn__buf_put(attn__buf *b, const void *bytes, size_t n);
-void attn__buf_free(attn__buf *b);
-
-/* Grows *items (of elem bytes each) to hold at least need elements,
- * doubling; returns 0, or -1 on overflow or out of memory. */
-int attn__grow(void **items, size_t *cap, size_t need, size_t elem);
 
 /* An open-addressing map from uint64 keys to int64 values. */
 typedef struct attn__map {

@@ -8,6 +8,7 @@
 
 #include "../core/internal.h"
 #include "text_internal.h"
+#include "attn/text.h"
 
 static const char *const special_pieces[ATTN_TOKEN_SPECIALS] = {"<pad>", "<bos>", "<eos>", "<unk>"};
 
@@ -74,49 +75,48 @@ int32_t attn__vocab_char_id(const attn_vocab *v, int32_t cp) {
 attn_status attn__vocab_finish(attn_vocab *v) {
     v->size = ATTN_TOKEN_SPECIALS + v->n_alpha + v->n_merges;
     v->piece_off = malloc((size_t)v->size * sizeof *v->piece_off);
-    attn__buf text = {0};
+    attn__strbuf text = {0};
     if (!v->piece_off)
         return attn__error(ATTN_ERR_OOM, "vocab: out of memory for %d pieces", v->size);
     int bad = 0;
     for (int i = 0; i < ATTN_TOKEN_SPECIALS && !bad; i++) {
         v->piece_off[i] = text.len;
-        bad = attn__buf_put(&text, special_pieces[i], strlen(special_pieces[i]) + 1);
+        bad = attn__sb_put(&text, special_pieces[i], strlen(special_pieces[i]) + 1);
     }
     for (int i = 0; i < v->n_alpha && !bad; i++) {
         char u[5];
         int k = attn__utf8_encode(v->alpha[i], u);
         u[k] = '\0';
         v->piece_off[ATTN_TOKEN_SPECIALS + i] = text.len;
-        bad = attn__buf_put(&text, u, (size_t)k + 1);
+        bad = attn__sb_put(&text, u, (size_t)k + 1);
     }
     for (int r = 0; r < v->n_merges && !bad; r++) {
         const int id = ATTN_TOKEN_SPECIALS + v->n_alpha + r;
         const int32_t left = v->merges[2 * r], right = v->merges[2 * r + 1];
         /* The buffer may move while it grows: reserve first, copy by offset. */
         const size_t a = v->piece_off[left], b = v->piece_off[right];
-        const size_t la = strlen(text.data + a), lb = strlen(text.data + b);
+        const size_t la = strlen(text.p + a), lb = strlen(text.p + b);
         if (la + lb > VOCAB_PIECE_MAX || text.len + la + lb + 1 > VOCAB_TEXT_MAX) {
-            attn__buf_free(&text);
+            attn__sb_free(&text);
             return attn__error(ATTN_ERR_FORMAT,
                                "vocab: merge %d (%d %d) makes a piece of %zu bytes (%zu bytes of "
                                "pieces so far); the limits are %d bytes a piece and %zu in all",
                                r + 1, left, right, la + lb, text.len, VOCAB_PIECE_MAX,
                                VOCAB_TEXT_MAX);
         }
-        void *data = text.data;
-        if (attn__grow(&data, &text.cap, text.len + la + lb + 2, 1) != 0) {
+        if (attn__sb_reserve(&text, la + lb + 1) != 0) {
             bad = 1;
             break;
         }
-        text.data = data;
         v->piece_off[id] = text.len;
-        memcpy(text.data + text.len, text.data + a, la);
-        memcpy(text.data + text.len + la, text.data + b, lb);
+        memcpy(text.p + text.len, text.p + a, la);
+        memcpy(text.p + text.len + la, text.p + b, lb);
         text.len += la + lb;
-        text.data[text.len++] = '\0';
+        text.p[text.len++] = '\0';
+        text.p[text.len] = '\0'; /* the buffer's NUL after len (reserved above) */
         const uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
         if (attn__map_get(&v->ranks, key)) {
-            attn__buf_free(&text);
+            attn__sb_free(&text);
             return attn__error(ATTN_ERR_FORMAT, "vocab: merge %d (%d %d) repeats an earlier merge",
                                r + 1, left, right);
         }
@@ -128,11 +128,11 @@ attn_status attn__vocab_finish(attn_vocab *v) {
         *slot = r;
     }
     if (bad) {
-        attn__buf_free(&text);
+        attn__sb_free(&text);
         return attn__error(ATTN_ERR_OOM, "vocab: out of memory for the pieces of %d tokens",
                            v->size);
     }
-    v->piece_text = text.data;
+    v->piece_text = text.p;
     return ATTN_OK;
 }
 

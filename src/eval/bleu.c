@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "attn/eval.h"
 
 /* ---- whitespace as Python's str.split() sees it ---------------------------------- */
 

@@ -9,10 +9,11 @@
 #include <unistd.h>
 
 #include "../core/internal.h"
+#include "attn/progress.h"
 
 /* ---- the progress line ---------------------------------------------------------------- */
 
-static double mono_now(void) {
+double attn_monotonic_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -33,7 +34,7 @@ void attn_progress_init(attn_progress *p, FILE *out, int64_t total, const char *
     p->unit = "items";
     p->total = total;
     p->loss_last = NAN;
-    p->t0 = mono_now();
+    p->t0 = attn_monotonic_s();
     p->last_draw = -1;
 }
 
@@ -144,7 +145,7 @@ void attn_progress_update_at(attn_progress *p, int64_t step, double loss, double
 
 void attn_progress_update(attn_progress *p, int64_t step, double loss, double items) {
     if (!p) return;
-    attn_progress_update_at(p, step, loss, items, mono_now() - p->t0);
+    attn_progress_update_at(p, step, loss, items, attn_monotonic_s() - p->t0);
 }
 
 void attn_progress_finish_at(attn_progress *p, double elapsed_s) {
@@ -161,41 +162,10 @@ void attn_progress_finish_at(attn_progress *p, double elapsed_s) {
 
 void attn_progress_finish(attn_progress *p) {
     if (!p) return;
-    attn_progress_finish_at(p, mono_now() - p->t0);
+    attn_progress_finish_at(p, attn_monotonic_s() - p->t0);
 }
 
 /* ---- JSON records ------------------------------------------------------------------------- */
-
-static void json_string(attn__strbuf *b, const char *str) {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t n = strlen(str);
-    attn__sb_put(b, "\"", 1);
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        if (c == '"') attn__sb_puts(b, "\\\"");
-        else if (c == '\\') attn__sb_puts(b, "\\\\");
-        else if (c == '\b') attn__sb_puts(b, "\\b");
-        else if (c == '\f') attn__sb_puts(b, "\\f");
-        else if (c == '\n') attn__sb_puts(b, "\\n");
-        else if (c == '\r') attn__sb_puts(b, "\\r");
-        else if (c == '\t') attn__sb_puts(b, "\\t");
-        else if (c < 0x20) attn__sb_printf(b, "\\u%04x", c);
-        else {
-            uint32_t cp;
-            size_t len = (size_t)attn__utf8_next(s, n, i, &cp);
-            if (len == 0) {
-                attn__sb_puts(b, "\\ufffd");
-                i++;
-                continue;
-            }
-            attn__sb_put(b, (const char *)s + i, len);
-            i += len;
-            continue;
-        }
-        i++;
-    }
-    attn__sb_put(b, "\"", 1);
-}
 
 /* The shortest of %.15g, %.16g, %.17g that reads back as v (finite v). */
 static void json_number(attn__strbuf *b, double v) {
@@ -224,7 +194,7 @@ static attn_status json_record(const attn_json_field *f, int n, attn__strbuf *b,
     attn__sb_put(b, "{", 1);
     for (int k = 0; k < n; k++) {
         if (k) attn__sb_put(b, ",", 1);
-        json_string(b, f[k].key);
+        attn__sb_json_string(b, f[k].key);
         attn__sb_put(b, ":", 1);
         switch (f[k].type) {
         case ATTN_JSON_NUMBER:
@@ -233,7 +203,7 @@ static attn_status json_record(const attn_json_field *f, int n, attn__strbuf *b,
             break;
         case ATTN_JSON_INT: attn__sb_printf(b, "%lld", (long long)f[k].i); break;
         case ATTN_JSON_STRING:
-            if (f[k].str) json_string(b, f[k].str);
+            if (f[k].str) attn__sb_json_string(b, f[k].str);
             else attn__sb_puts(b, "null");
             break;
         case ATTN_JSON_BOOL: attn__sb_puts(b, f[k].i ? "true" : "false"); break;

@@ -1,5 +1,6 @@
-/* safetensors.c: the safetensors reader (a strict parser of its JSON
- * header), parameter save/load, training checkpoints, atomic writes.
+/* safetensors.c: the safetensors format: the reader (a strict parser of its
+ * JSON header) and the atomic writer of f32 tensors. Parameter stores and
+ * training checkpoints are built on it in src/train/checkpoint.c.
  *
  * The reader holds the whole file in memory; the parser knows the shape of a
  * safetensors header (an object of tensor entries and one metadata object of
@@ -8,19 +9,18 @@
  * byte by byte, so the code is independent of the host's byte order.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "../core/internal.h"
+#include "atomic_file_internal.h"
+#include "attn/safetensors.h"
+#include "safetensors_internal.h"
 
 #define ST_MAX_HEADER 100000000u /* the reference implementation's limit */
-#define ST_NAME_MAX 255          /* attn_params' limit on names */
-#define ST_OPT_PREFIX "optimizer.state."
 
 /* ---- dtypes ------------------------------------------------------------------ */
 
@@ -116,73 +116,19 @@ attn_status attn_safetensors_read_f32(const attn_st_tensor *t, float *dst) {
     }
 }
 
-/* ---- UTF-8 ------------------------------------------------------------------ */
-
-/* Length of the valid UTF-8 sequence at s[0..n) (1 to 4), or 0 if invalid
- * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
-static int utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    int len;
-    unsigned cp, min;
-    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
-    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
-    else return 0;
-    if ((size_t)len > n) return 0;
-    for (int k = 1; k < len; k++) {
-        if ((s[k] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return len;
-}
-
-/* Byte offset of the first invalid UTF-8 sequence, or n if all valid. */
-static size_t utf8_check(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        int k = utf8_seq(s + i, n - i);
-        if (!k) return i;
-        i += (size_t)k;
-    }
-    return n;
-}
-
-static size_t utf8_put(char *o, unsigned cp) {
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* ---- the open file ------------------------------------------------------------ */
 
 struct attn_safetensors {
     unsigned char *bytes; /* the whole file */
     size_t size;
     attn_st_tensor *tensors; /* sorted by offset */
-    int n_tensors, cap_tensors;
+    int n_tensors;
+    size_t cap_tensors;
     const char **by_name;    /* the names, sorted (for find and the uniqueness check) */
     int *by_name_index;      /* by_name[k] is the name of tensors[by_name_index[k]] */
     char **meta;             /* 2 * n_meta strings: key, value, ... */
-    int n_meta, cap_meta;
+    int n_meta;
+    size_t cap_meta;
 };
 
 void attn_safetensors_close(attn_safetensors *f) {
@@ -345,7 +291,7 @@ static attn_status jp_string(jp *p, char **out, const char *what) {
             return jp_expected(p, cp ? "no lone UTF-16 surrogate in a \\u escape"
                                      : "no \\u0000 in a string");
         }
-        k += utf8_put(o + k, cp);
+        k += (size_t)attn__utf8_encode((int32_t)cp, o + k);
     }
     o[k] = 0;
     p->i = end + 1;
@@ -486,17 +432,6 @@ static attn_status jp_tensor(jp *p, const char *name, attn_st_tensor *t, uint64_
     return ATTN_OK;
 }
 
-static int grow(void **arr, int *cap, int need, size_t elem) {
-    if (need <= *cap) return 0;
-    int c = *cap ? *cap * 2 : 16;
-    while (c < need) c *= 2;
-    void *a = realloc(*arr, (size_t)c * elem);
-    if (!a) return -1;
-    *arr = a;
-    *cap = c;
-    return 0;
-}
-
 /* The "__metadata__" object: string keys (unique) to string values. */
 static attn_status jp_metadata(jp *p, attn_safetensors *f) {
     attn_status st;
@@ -523,7 +458,7 @@ static attn_status jp_metadata(jp *p, attn_safetensors *f) {
             free(k);
             return st;
         }
-        if (grow((void **)&f->meta, &f->cap_meta, 2 * f->n_meta + 2, sizeof *f->meta)) {
+        if (attn__grow((void **)&f->meta, &f->cap_meta, 2 * (size_t)f->n_meta + 2, sizeof *f->meta)) {
             free(k);
             free(v);
             return attn__error(ATTN_ERR_OOM, "safetensors: %s: out of memory", p->file);
@@ -560,7 +495,7 @@ static int cmp_name(const void *a, const void *b) {
 static attn_status st_parse(attn_safetensors *f, size_t hn, const char *file) {
     attn_status st;
     jp p = {f->bytes + 8, hn, 0, file};
-    size_t bad = utf8_check(p.s, hn);
+    size_t bad = attn__utf8_check(p.s, hn);
     if (bad < hn)
         return attn__error(ATTN_ERR_FORMAT, "safetensors: %s: header byte %zu: invalid UTF-8",
                            file, bad);
@@ -591,7 +526,7 @@ static attn_status st_parse(attn_safetensors *f, size_t hn, const char *file) {
                 have_meta = 1;
                 if ((st = jp_metadata(&p, f))) return st;
             } else {
-                if (grow((void **)&f->tensors, &f->cap_tensors, f->n_tensors + 1,
+                if (attn__grow((void **)&f->tensors, &f->cap_tensors, (size_t)f->n_tensors + 1,
                          sizeof *f->tensors)) {
                     free(name);
                     return attn__error(ATTN_ERR_OOM, "safetensors: %s: out of memory", file);
@@ -782,40 +717,11 @@ attn_status attn_safetensors_open(attn_safetensors **out, const char *path) {
 
 /* ---- writing ---------------------------------------------------------------- */
 
-/* A JSON string: '"' and '\' escaped, control characters as \u00XX. */
-static void sb_json(attn__strbuf *b, const char *s) {
-    attn__sb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            attn__sb_put(b, e, 2);
-        } else if (c < 0x20) {
-            attn__sb_printf(b, "\\u%04x", c);
-        } else {
-            attn__sb_put(b, &c, 1);
-        }
-    }
-    attn__sb_put(b, "\"", 1);
-}
-
-/* One tensor to write: f32 data of numel elements. */
-typedef struct st_out {
-    const char *name;
-    int ndim;
-    const int64_t *shape;
-    const float *data;
-    int64_t numel;
-} st_out;
-
-static int valid_utf8(const char *s) {
-    size_t n = strlen(s);
-    return utf8_check((const unsigned char *)s, n) == n;
-}
+static int valid_utf8(const char *s) { return attn__utf8_valid(s, strlen(s)); }
 
 /* Checks names and metadata strings (all UTF-8, no tensor called
  * "__metadata__", unique metadata keys). */
-static attn_status check_out(const char *fn, const st_out *t, int n, const attn_kv *meta,
+static attn_status check_out(const char *fn, const attn__st_out *t, int n, const attn_kv *meta,
                              int n_meta) {
     for (int i = 0; i < n; i++) {
         if (!valid_utf8(t[i].name))
@@ -848,7 +754,7 @@ static attn_status put(FILE *fp, const void *p, size_t n, const char *fn, const 
 }
 
 /* The file body: size, header, data. */
-static attn_status write_body(FILE *fp, const attn__strbuf *hdr, const st_out *t, int n,
+static attn_status write_body(FILE *fp, const attn__strbuf *hdr, const attn__st_out *t, int n,
                               const char *fn, const char *tmp) {
     unsigned char len[8];
     wr_u64(len, (uint64_t)hdr->len);
@@ -873,36 +779,8 @@ static attn_status write_body(FILE *fp, const attn__strbuf *hdr, const st_out *t
     return ATTN_OK;
 }
 
-/* Makes the rename durable: fsync of the directory holding path. File
- * systems that cannot sync a directory (EINVAL) are accepted. */
-static attn_status sync_dir(const char *path, const char *fn) {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) {
-        strcpy(dir, ".");
-    } else {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        if (n >= sizeof dir) return ATTN_OK; /* cannot name it; the data is written */
-        memcpy(dir, path, n);
-        dir[n] = 0;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return attn__error(ATTN_ERR_IO, "%s: %s was written, but its directory %s "
-                                   "cannot be opened to sync it: %s", fn, path, dir,
-                                   strerror(errno));
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    if (rc != 0 && e != EINVAL)
-        return attn__error(ATTN_ERR_IO, "%s: %s was written, but syncing directory %s failed: %s",
-                           fn, path, dir, strerror(e));
-    return ATTN_OK;
-}
-
-/* Writes a safetensors file atomically (see the header): the n tensors in
- * order, then renames. */
-static attn_status st_write(const char *fn, const char *path, const st_out *t, int n,
-                            const attn_kv *meta, int n_meta) {
+attn_status attn__st_write(const char *fn, const char *path, const attn__st_out *t, int n,
+                           const attn_kv *meta, int n_meta) {
     attn_status st = check_out(fn, t, n, meta, n_meta);
     if (st) return st;
     attn__strbuf h = {0};
@@ -911,16 +789,16 @@ static attn_status st_write(const char *fn, const char *path, const st_out *t, i
         attn__sb_puts(&h, "\"__metadata__\":{");
         for (int i = 0; i < n_meta; i++) {
             if (i) attn__sb_put(&h, ",", 1);
-            sb_json(&h, meta[i].key);
+            attn__sb_json_string(&h, meta[i].key);
             attn__sb_put(&h, ":", 1);
-            sb_json(&h, meta[i].value);
+            attn__sb_json_string(&h, meta[i].value);
         }
         attn__sb_put(&h, "}", 1);
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         if (i || n_meta > 0) attn__sb_put(&h, ",", 1);
-        sb_json(&h, t[i].name);
+        attn__sb_json_string(&h, t[i].name);
         attn__sb_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int k = 0; k < t[i].ndim; k++)
             attn__sb_printf(&h, k ? ",%lld" : "%lld", (long long)t[i].shape[k]);
@@ -936,400 +814,17 @@ static attn_status st_write(const char *fn, const char *path, const st_out *t, i
         return attn__error(ATTN_ERR_OOM, "%s: cannot build the header", fn);
     }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) {
-        attn__sb_free(&h);
-        return attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        st = fail_io(fn, "create", tmp);
-        free(tmp);
-        attn__sb_free(&h);
-        return st;
-    }
-    st = write_body(fp, &h, t, n, fn, tmp);
-    attn__sb_free(&h);
-    if (!st && fflush(fp) != 0) st = fail_io(fn, "flush", tmp);
-    if (!st && fsync(fileno(fp)) != 0) st = fail_io(fn, "fsync", tmp);
-    if (fclose(fp) != 0 && !st) st = fail_io(fn, "close", tmp);
-    if (!st && rename(tmp, path) != 0)
-        st = attn__error(ATTN_ERR_IO, "%s: cannot rename %s to %s: %s", fn, tmp, path,
-                         strerror(errno));
+    attn__atomic_file af;
+    st = attn__atomic_open(&af, fn, path);
     if (st) {
-        remove(tmp);
-        free(tmp);
+        attn__sb_free(&h);
         return st;
     }
-    free(tmp);
-    return sync_dir(path, fn);
-}
-
-/* ---- parameter stores ------------------------------------------------------------ */
-
-/* Fills out[i] with the parameters of ps; returns their count, -1 on OOM. */
-static int params_out(const attn_params *ps, st_out **out) {
-    int n = attn_params_count(ps);
-    *out = calloc((size_t)n + 1, sizeof **out);
-    if (!*out) return -1;
-    for (int i = 0; i < n; i++) {
-        const attn_tensor *p = attn_params_at(ps, i);
-        (*out)[i] = (st_out){p->name, p->ndim, p->shape, attn_f32(p), attn_tensor_numel(p)};
+    st = write_body(af.fp, &h, t, n, fn, af.tmp);
+    attn__sb_free(&h);
+    if (st) {
+        attn__atomic_abort(&af);
+        return st;
     }
-    return n;
-}
-
-attn_status attn_safetensors_save_params(const char *path, const attn_params *ps,
-                                         const attn_kv *meta, int n_meta) {
-    const char *fn = "attn_safetensors_save_params";
-    if (!path || !ps || n_meta < 0 || (n_meta > 0 && !meta))
-        return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL path, store or metadata", fn);
-    st_out *t;
-    int n = params_out(ps, &t);
-    if (n < 0) return attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
-    attn_status st = st_write(fn, path, t, n, meta, n_meta);
-    free(t);
-    return st;
-}
-
-static int has_prefix(const char *s, const char *prefix) {
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-/* Checks that tensor t can fill parameter p (dtype convertible, same shape). */
-static attn_status check_fit(const char *fn, const char *path, const attn_st_tensor *t,
-                             const attn_tensor *p, int f32_only) {
-    if (t->dtype != ATTN_ST_F32 && (f32_only || (t->dtype != ATTN_ST_F16 &&
-                                                 t->dtype != ATTN_ST_BF16)))
-        return attn__error(ATTN_ERR_DTYPE, "%s: %s: tensor '%s' is %s, expected %s", fn, path,
-                           t->name, attn_st_dtype_name(t->dtype),
-                           f32_only ? "F32" : "F32 (or F16/BF16, converted)");
-    int same = t->ndim == p->ndim;
-    for (int k = 0; same && k < p->ndim; k++) same = t->shape[k] == p->shape[k];
-    if (!same) {
-        char fs[ATTN_ST_MAX_DIMS * 24 + 3];
-        size_t k = 0;
-        fs[k++] = '[';
-        for (int d = 0; d < t->ndim; d++)
-            k += (size_t)snprintf(fs + k, sizeof fs - k, d ? ",%lld" : "%lld",
-                                  (long long)t->shape[d]);
-        snprintf(fs + k, sizeof fs - k, "]");
-        return attn__error(ATTN_ERR_SHAPE, "%s: %s: tensor '%s' has shape %s, parameter '%s' "
-                           "is %s", fn, path, t->name, fs, p->name, attn__shp(p));
-    }
-    return ATTN_OK;
-}
-
-/* Checks the file's tensors against the store (flags as for load_params;
- * tensors named optimizer.state.* are left aside when skip_opt). */
-static attn_status check_params(const char *fn, const char *path, const attn_safetensors *f,
-                                const attn_params *ps, unsigned flags, int skip_opt) {
-    attn_status st;
-    int n = attn_params_count(ps);
-    for (int i = 0; i < n; i++) {
-        const attn_tensor *p = attn_params_at(ps, i);
-        const attn_st_tensor *t = attn_safetensors_find(f, p->name);
-        if (!t) {
-            if (flags & ATTN_ST_ALLOW_MISSING) continue;
-            return attn__error(ATTN_ERR_FORMAT, "%s: %s: parameter '%s' %s is missing from the "
-                               "file (%d tensors)", fn, path, p->name, attn__shp(p),
-                               attn_safetensors_count(f));
-        }
-        if ((st = check_fit(fn, path, t, p, 0))) return st;
-    }
-    if (flags & ATTN_ST_ALLOW_UNEXPECTED) return ATTN_OK;
-    for (int k = 0; k < attn_safetensors_count(f); k++) {
-        const attn_st_tensor *t = attn_safetensors_at(f, k);
-        if (skip_opt && has_prefix(t->name, ST_OPT_PREFIX)) continue;
-        if (!attn_params_find(ps, t->name))
-            return attn__error(ATTN_ERR_FORMAT, "%s: %s: tensor '%s' is not a parameter of the "
-                               "store (pass ATTN_ST_ALLOW_UNEXPECTED to ignore it)", fn, path,
-                               t->name);
-    }
-    return ATTN_OK;
-}
-
-/* Copies the (checked) tensors into the parameters present in the file. */
-static void copy_params(const attn_safetensors *f, attn_params *ps) {
-    int n = attn_params_count(ps);
-    for (int i = 0; i < n; i++) {
-        attn_tensor *p = attn_params_at(ps, i);
-        const attn_st_tensor *t = attn_safetensors_find(f, p->name);
-        if (t) attn_safetensors_read_f32(t, attn_f32(p)); /* dtype checked: cannot fail */
-    }
-}
-
-attn_status attn_safetensors_load_params(const char *path, attn_params *ps, unsigned flags) {
-    const char *fn = "attn_safetensors_load_params";
-    if (!path || !ps) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL path or store", fn);
-    attn_safetensors *f;
-    attn_status st = attn_safetensors_open(&f, path);
-    if (st) return st;
-    st = check_params(fn, path, f, ps, flags, 0);
-    if (!st) copy_params(f, ps);
-    attn_safetensors_close(f);
-    return st;
-}
-
-/* ---- checkpoints ------------------------------------------------------------------ */
-
-static const char *const ckpt_reserved[] = {"format", "version", "step", "optimizer",
-                                            "optimizer_steps", "lr", "weight_decay", "momentum",
-                                            "nesterov", "betas", "eps"};
-#define N_RESERVED ((int)(sizeof ckpt_reserved / sizeof ckpt_reserved[0]))
-
-static const char *opt_kind_name(attn_optim_kind k) {
-    return k == ATTN_OPTIM_SGD ? "sgd" : k == ATTN_OPTIM_ADAM ? "adam" : "adamw";
-}
-
-/* State buffer names by optimizer kind. */
-static const char *state_name(attn_optim_kind k, int b) {
-    if (k == ATTN_OPTIM_SGD) return "momentum_buffer";
-    return b == 0 ? "exp_avg" : "exp_avg_sq";
-}
-
-/* The optimizer's buffers per parameter (0, 1 or 2), after checking that it
- * has state for exactly n parameters when it has any (its store must be ps). */
-static int opt_nbuf(attn_optim *opt, int n, const char *fn, attn_status *st) {
-    *st = ATTN_OK;
-    if (n == 0) return 0;
-    int nb = attn_optim_state(opt, 0, NULL, NULL);
-    if (nb > 0 && (attn_optim_state(opt, n - 1, NULL, NULL) != nb ||
-                   attn_optim_state(opt, n, NULL, NULL) != 0))
-        *st = attn__error(ATTN_ERR_INVALID_ARG,
-                          "%s: the optimizer was made for a store of another size (this one "
-                          "has %d parameters)", fn, n);
-    return nb;
-}
-
-/* The shortest decimal that reads back as the same float. */
-/* The shortest "%g" text that reads back as v, written and read back under
- * the "C" numeric locale (a decimal comma would make the round trip lie). */
-static void fmt_float(char *buf, size_t n, float v) {
-    attn__c_locale loc = attn__c_locale_begin();
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(buf, n, "%.*g", prec, (double)v);
-        if (strtof(buf, NULL) == v) break;
-    }
-    attn__c_locale_end(loc);
-}
-
-attn_status attn_checkpoint_save(const char *path, const attn_params *ps, attn_optim *opt,
-                                 int64_t step, const attn_kv *meta, int n_meta) {
-    const char *fn = "attn_checkpoint_save";
-    if (!path || !ps || n_meta < 0 || (n_meta > 0 && !meta))
-        return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL path, store or metadata", fn);
-    if (step < 0)
-        return attn__error(ATTN_ERR_INVALID_ARG, "%s: step %lld < 0", fn, (long long)step);
-    for (int i = 0; i < n_meta; i++)
-        for (int r = 0; meta[i].key && r < N_RESERVED; r++)
-            if (strcmp(meta[i].key, ckpt_reserved[r]) == 0)
-                return attn__error(ATTN_ERR_INVALID_ARG,
-                                   "%s: metadata key '%s' is reserved for the checkpoint", fn,
-                                   meta[i].key);
-    int n = attn_params_count(ps);
-    for (int i = 0; i < n; i++)
-        if (has_prefix(attn_params_at(ps, i)->name, ST_OPT_PREFIX))
-            return attn__error(ATTN_ERR_INVALID_ARG,
-                               "%s: parameter '%s': names beginning with '" ST_OPT_PREFIX
-                               "' are reserved for optimizer state", fn,
-                               attn_params_at(ps, i)->name);
-    attn_status st = ATTN_OK;
-    int nb = opt ? opt_nbuf(opt, n, fn, &st) : 0;
-    if (st) return st;
-
-    /* Tensors: parameters, then optimizer state; metadata: ours, then the
-     * caller's. */
-    size_t n_out = (size_t)n * (size_t)(1 + nb);
-    st_out *t = calloc(n_out + 1, sizeof *t);
-    char **names = calloc((size_t)n * (size_t)nb + 1, sizeof *names);
-    attn_kv *kv = calloc((size_t)n_meta + 12, sizeof *kv);
-    char vals[12][64];
-    int nk = 0;
-    if (!t || !names || !kv) {
-        st = attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        const attn_tensor *p = attn_params_at(ps, i);
-        t[i] = (st_out){p->name, p->ndim, p->shape, attn_f32(p), attn_tensor_numel(p)};
-        float *buf[2];
-        attn_optim_state(opt, i, &buf[0], &buf[1]);
-        for (int b = 0; b < nb; b++) {
-            attn_optim_kind kind = attn_optim_get_config(opt)->kind;
-            size_t len = strlen(ST_OPT_PREFIX) + strlen(p->name) + 32;
-            char *nm = malloc(len);
-            if (!nm) {
-                st = attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
-                goto done;
-            }
-            snprintf(nm, len, ST_OPT_PREFIX "%s.%s", p->name, state_name(kind, b));
-            names[i * nb + b] = nm;
-            t[n + i * nb + b] = (st_out){nm, p->ndim, p->shape, buf[b], attn_tensor_numel(p)};
-        }
-    }
-    kv[nk++] = (attn_kv){"format", "attn-checkpoint"};
-    kv[nk++] = (attn_kv){"version", "1"};
-    snprintf(vals[0], sizeof vals[0], "%lld", (long long)step);
-    kv[nk++] = (attn_kv){"step", vals[0]};
-    if (opt) {
-        const attn_optim_config *c = attn_optim_get_config(opt);
-        char f0[32], f1[32];
-        kv[nk++] = (attn_kv){"optimizer", opt_kind_name(c->kind)};
-        snprintf(vals[1], sizeof vals[1], "%lld", (long long)attn_optim_steps(opt));
-        kv[nk++] = (attn_kv){"optimizer_steps", vals[1]};
-        fmt_float(vals[2], sizeof vals[2], c->lr);
-        kv[nk++] = (attn_kv){"lr", vals[2]};
-        fmt_float(vals[3], sizeof vals[3], c->weight_decay);
-        kv[nk++] = (attn_kv){"weight_decay", vals[3]};
-        if (c->kind == ATTN_OPTIM_SGD) {
-            fmt_float(vals[4], sizeof vals[4], c->momentum);
-            kv[nk++] = (attn_kv){"momentum", vals[4]};
-            kv[nk++] = (attn_kv){"nesterov", c->nesterov ? "1" : "0"};
-        } else {
-            fmt_float(f0, sizeof f0, c->beta1);
-            fmt_float(f1, sizeof f1, c->beta2);
-            snprintf(vals[4], sizeof vals[4], "%s,%s", f0, f1);
-            kv[nk++] = (attn_kv){"betas", vals[4]};
-            fmt_float(vals[5], sizeof vals[5], c->eps);
-            kv[nk++] = (attn_kv){"eps", vals[5]};
-        }
-    }
-    for (int i = 0; i < n_meta; i++) kv[nk++] = meta[i];
-    st = st_write(fn, path, t, (int)n_out, kv, nk);
-done:
-    for (size_t i = 0; names && i < (size_t)n * (size_t)nb; i++) free(names[i]);
-    free(names);
-    free(t);
-    free(kv);
-    return st;
-}
-
-/* A decimal int64 >= 0 with nothing else, or -1. */
-static int64_t parse_count(const char *s) {
-    if (!s || !*s) return -1;
-    int64_t v = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - (*s - '0')) / 10) return -1;
-        v = v * 10 + (*s - '0');
-    }
-    return v;
-}
-
-attn_status attn_checkpoint_load(const char *path, attn_params *ps, attn_optim *opt,
-                                 int64_t *step) {
-    const char *fn = "attn_checkpoint_load";
-    if (!path || !ps) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL path or store", fn);
-    attn_safetensors *f;
-    attn_status st = attn_safetensors_open(&f, path);
-    if (st) return st;
-    const char *fmt = attn_safetensors_metadata(f, "format");
-    const char *ver = attn_safetensors_metadata(f, "version");
-    int64_t ck_step = parse_count(attn_safetensors_metadata(f, "step"));
-    int64_t opt_steps = -1;
-    int n = attn_params_count(ps), nb = 0;
-    if (!fmt || strcmp(fmt, "attn-checkpoint") != 0) {
-        st = attn__error(ATTN_ERR_FORMAT, "%s: %s is not an attn checkpoint (metadata format "
-                         "is %s%s%s, expected \"attn-checkpoint\")", fn, path, fmt ? "\"" : "",
-                         fmt ? fmt : "absent", fmt ? "\"" : "");
-        goto done;
-    }
-    if (!ver || strcmp(ver, "1") != 0) {
-        st = attn__error(ATTN_ERR_FORMAT, "%s: %s: checkpoint version %s, this build reads 1",
-                         fn, path, ver ? ver : "absent");
-        goto done;
-    }
-    if (ck_step < 0) {
-        st = attn__error(ATTN_ERR_FORMAT, "%s: %s: metadata step is %s, expected a decimal "
-                         "integer >= 0", fn, path,
-                         attn_safetensors_metadata(f, "step") ? "malformed" : "absent");
-        goto done;
-    }
-    if ((st = check_params(fn, path, f, ps, 0, 1))) goto done;
-    if (opt) {
-        const attn_optim_config *c = attn_optim_get_config(opt);
-        const char *kind = attn_safetensors_metadata(f, "optimizer");
-        if (!kind) {
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s holds no optimizer state", fn, path);
-            goto done;
-        }
-        if (strcmp(kind, opt_kind_name(c->kind)) != 0) {
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s holds the state of optimizer \"%.32s\", "
-                             "this one is %s", fn, path, kind, opt_kind_name(c->kind));
-            goto done;
-        }
-        opt_steps = parse_count(attn_safetensors_metadata(f, "optimizer_steps"));
-        if (opt_steps < 0) {
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: metadata optimizer_steps is absent or "
-                             "not a decimal integer >= 0", fn, path);
-            goto done;
-        }
-        nb = opt_nbuf(opt, n, fn, &st);
-        if (st) goto done;
-        int expected = 0;
-        for (int i = 0; i < n; i++) {
-            const attn_tensor *p = attn_params_at(ps, i);
-            for (int b = 0; b < nb; b++) {
-                char nm[ST_NAME_MAX + 64];
-                snprintf(nm, sizeof nm, ST_OPT_PREFIX "%s.%s", p->name, state_name(c->kind, b));
-                const attn_st_tensor *t = attn_safetensors_find(f, nm);
-                if (!t) {
-                    st = attn__error(ATTN_ERR_FORMAT, "%s: %s: optimizer state '%s' is missing",
-                                     fn, path, nm);
-                    goto done;
-                }
-                if ((st = check_fit(fn, path, t, p, 1))) goto done;
-                expected++;
-            }
-        }
-        /* Every expected name was found and names are unique, so equal
-         * counts mean there is no other state tensor. */
-        int present = 0;
-        const char *extra = NULL;
-        for (int k = 0; k < attn_safetensors_count(f); k++) {
-            const char *nm = attn_safetensors_at(f, k)->name;
-            if (!has_prefix(nm, ST_OPT_PREFIX)) continue;
-            present++;
-            if (!extra) {
-                /* remember one name that is not expected, for the message */
-                int ok = 0;
-                for (int i = 0; i < n && !ok; i++) {
-                    const char *pn = attn_params_at(ps, i)->name;
-                    size_t pl = strlen(pn), ol = strlen(ST_OPT_PREFIX);
-                    for (int b = 0; b < nb && !ok; b++)
-                        ok = strncmp(nm + ol, pn, pl) == 0 && nm[ol + pl] == '.' &&
-                             strcmp(nm + ol + pl + 1, state_name(c->kind, b)) == 0;
-                }
-                if (!ok) extra = nm;
-            }
-        }
-        if (present != expected) {
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: unexpected optimizer state '%s' (the "
-                             "%s optimizer has %d state buffers per parameter)", fn, path,
-                             extra ? extra : "?", opt_kind_name(c->kind), nb);
-            goto done;
-        }
-    }
-    /* All checked: copy. */
-    copy_params(f, ps);
-    if (opt) {
-        const attn_optim_config *c = attn_optim_get_config(opt);
-        for (int i = 0; i < n; i++) {
-            float *buf[2];
-            attn_optim_state(opt, i, &buf[0], &buf[1]);
-            for (int b = 0; b < nb; b++) {
-                char nm[ST_NAME_MAX + 64];
-                snprintf(nm, sizeof nm, ST_OPT_PREFIX "%s.%s", attn_params_at(ps, i)->name,
-                         state_name(c->kind, b));
-                attn_safetensors_read_f32(attn_safetensors_find(f, nm), buf[b]);
-            }
-        }
-        attn_optim_set_steps(opt, opt_steps);
-    }
-    if (step) *step = ck_step;
-done:
-    attn_safetensors_close(f);
-    return st;
+    return attn__atomic_commit(&af);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../core/internal.h"
+#include "attn/viz.h"
 
 #define MONO "DejaVu Sans Mono,Menlo,Consolas,monospace"
 #define SANS "DejaVu Sans,Helvetica,Arial,sans-serif"
@@ -25,15 +26,6 @@
 #define SANS_ADVANCE 0.6 /* a generous average advance of the proportional font, em */
 
 /* ---- text: UTF-8 validation, XML escaping, widths ------------------------------------ */
-
-/* One strict UTF-8 character at s[i] (attn__utf8_next): returns its byte
- * length and sets *cp, or returns 1 and sets *cp = -1 for an invalid byte. */
-static size_t utf8_next(const unsigned char *s, size_t n, size_t i, long *cp) {
-    uint32_t v;
-    int len = attn__utf8_next(s, n, i, &v);
-    *cp = len ? (long)v : -1;
-    return len ? (size_t)len : 1;
-}
 
 /* Display columns of a code point: 2 for East Asian wide characters and
  * emoji, 0 for combining marks, else 1. */
@@ -106,17 +98,17 @@ static int sb_text(attn__strbuf *b, const char *str, int label, int max_cols) {
     }
     int total = 0;
     for (size_t i = 0; i < n;) {
-        long c;
-        i += utf8_next(s, n, i, &c);
+        int32_t c;
+        i += (size_t)attn__utf8_decode(s + i, n - i, &c);
         total += cp_cols(shown_cp(c));
     }
     int limit = (max_cols > 0 && total > max_cols) ? max_cols - 1 : total;
     int cols = 0;
     for (size_t i = 0; i < n;) {
-        long c;
+        int32_t u;
         size_t at = i;
-        i += utf8_next(s, n, i, &c);
-        c = shown_cp(c);
+        i += (size_t)attn__utf8_decode(s + i, n - i, &u);
+        long c = shown_cp(u);
         if (label && (at < lead || at >= n - trail)) c = 0x2423;
         int w = cp_cols(c);
         if (cols + w > limit) break;

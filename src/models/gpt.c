@@ -23,9 +23,13 @@
 
 #include "../core/internal.h"
 #include "model_meta.h"
+#include "attn/checkpoint.h"
 #include "attn/gpt.h"
+#include "attn/ops.h"
+#include "attn/params.h"
 #include "attn/positions.h"
 #include "attn/safetensors.h"
+#include "attn/transformer.h"
 
 static attn_status gpt_check_config(const attn_gpt_config *c) {
     static const char fn[] = "attn_gpt_new";
@@ -385,55 +389,22 @@ attn_status attn_gpt_generate(attn_ctx *ctx, const attn_gpt *m, const int32_t *p
 
 /* ---- files ------------------------------------------------------------------------------ */
 
-static const char *const meta_keys[ATTN_GPT_META] = {
-    "gpt.vocab", "gpt.ctx_len", "gpt.n_layers", "gpt.n_heads", "gpt.n_kv_heads", "gpt.d_model",
-    "gpt.d_ff",  "gpt.dropout", "gpt.pos",      "gpt.tied",    "gpt.rope_theta"};
+static const attn__meta_field meta_fields[ATTN_GPT_META] = {
+    ATTN__META_FIELD("gpt.vocab", ATTN__META_I64, attn_gpt_config, vocab),
+    ATTN__META_FIELD("gpt.ctx_len", ATTN__META_I64, attn_gpt_config, ctx_len),
+    ATTN__META_FIELD("gpt.n_layers", ATTN__META_INT, attn_gpt_config, n_layers),
+    ATTN__META_FIELD("gpt.n_heads", ATTN__META_INT, attn_gpt_config, n_heads),
+    ATTN__META_FIELD("gpt.n_kv_heads", ATTN__META_INT, attn_gpt_config, n_kv_heads),
+    ATTN__META_FIELD("gpt.d_model", ATTN__META_I64, attn_gpt_config, d_model),
+    ATTN__META_FIELD("gpt.d_ff", ATTN__META_I64, attn_gpt_config, d_ff),
+    ATTN__META_FIELD("gpt.dropout", ATTN__META_FLOAT, attn_gpt_config, dropout),
+    ATTN__META_FIELD("gpt.pos", ATTN__META_POS, attn_gpt_config, pos),
+    ATTN__META_FIELD("gpt.tied", ATTN__META_FLAG, attn_gpt_config, tied),
+    ATTN__META_FIELD("gpt.rope_theta", ATTN__META_FLOAT, attn_gpt_config, rope_theta),
+};
 
 void attn_gpt_config_meta(const attn_gpt_config *c, attn_kv *kv, char *buf) {
-    char *v[ATTN_GPT_META];
-    attn__meta_slots(kv, buf, v, meta_keys, ATTN_GPT_META);
-    const attn__c_locale loc = attn__c_locale_begin();
-    snprintf(v[0], 32, "%lld", (long long)c->vocab);
-    snprintf(v[1], 32, "%lld", (long long)c->ctx_len);
-    snprintf(v[2], 32, "%d", c->n_layers);
-    snprintf(v[3], 32, "%d", c->n_heads);
-    snprintf(v[4], 32, "%d", c->n_kv_heads);
-    snprintf(v[5], 32, "%lld", (long long)c->d_model);
-    snprintf(v[6], 32, "%lld", (long long)c->d_ff);
-    snprintf(v[7], 32, "%.9g", (double)c->dropout);
-    snprintf(v[8], 32, "%s", attn_pos_kind_name(c->pos));
-    snprintf(v[9], 32, "%d", c->tied ? 1 : 0);
-    snprintf(v[10], 32, "%.9g", (double)c->rope_theta);
-    attn__c_locale_end(loc);
-}
-
-/* attn__meta_parse_fn of the GPT configuration. */
-static int gpt_meta_parse(void *cfg, int i, const char *s) {
-    attn_gpt_config *c = cfg;
-    if (i == 8) {
-        int found = 0;
-        for (int k = 0; k < ATTN_POS_COUNT; k++)
-            if (strcmp(s, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
-                c->pos = (attn_pos_kind)k;
-                found = 1;
-            }
-        return found ? 0 : 2;
-    }
-    if (i == 7) return attn__meta_float(s, &c->dropout);
-    if (i == 10) return attn__meta_float(s, &c->rope_theta);
-    long long x;
-    const int bad = attn__meta_int(s, &x);
-    switch (i) {
-    case 0: c->vocab = x; break;
-    case 1: c->ctx_len = x; break;
-    case 2: c->n_layers = (int)x; break;
-    case 3: c->n_heads = (int)x; break;
-    case 4: c->n_kv_heads = (int)x; break;
-    case 5: c->d_model = x; break;
-    case 6: c->d_ff = x; break;
-    default: c->tied = (int)x; break;
-    }
-    return bad;
+    attn__meta_write(meta_fields, ATTN_GPT_META, c, kv, buf);
 }
 
 attn_status attn_gpt_config_load(const char *path, attn_gpt_config *cfg) {
@@ -442,7 +413,7 @@ attn_status attn_gpt_config_load(const char *path, attn_gpt_config *cfg) {
     attn_gpt_config c;
     memset(&c, 0, sizeof c);
     const attn_status st =
-        attn__meta_load(fn, "GPT", path, meta_keys, ATTN_GPT_META, gpt_meta_parse, &c);
+        attn__meta_load(fn, "GPT", path, meta_fields, ATTN_GPT_META, &c);
     if (st == ATTN_OK) *cfg = c;
     return st;
 }

@@ -1,53 +1,87 @@
 /* model_meta.c: configuration metadata of the single-stack models; see
  * model_meta.h. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "model_meta.h"
+#include "attn/checkpoint.h"
+#include "attn/params.h"
+#include "attn/safetensors.h"
+#include "attn/transformer.h"
 
-void attn__meta_slots(attn_kv *kv, char *buf, char **v, const char *const *keys, int n) {
-    for (int i = 0; i < n; i++) {
-        v[i] = buf + 32 * i;
-        kv[i].key = keys[i];
-        kv[i].value = v[i];
-    }
-}
-
-attn_status attn__meta_load(const char *fn, const char *what, const char *path,
-                            const char *const *keys, int n, attn__meta_parse_fn parse, void *cfg) {
-    attn_safetensors *f = NULL;
-    attn_status st = attn_safetensors_open(&f, path);
-    if (st != ATTN_OK) return st;
+void attn__meta_write(const attn__meta_field *fields, int n, const void *cfg, attn_kv *kv,
+                      char *buf) {
     const attn__c_locale loc = attn__c_locale_begin();
-    for (int i = 0; i < n && st == ATTN_OK; i++) {
-        const char *s = attn_safetensors_metadata(f, keys[i]);
-        if (!s) {
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s has no metadata entry %s (not a %s file)", fn,
-                             path, keys[i], what);
+    for (int i = 0; i < n; i++) {
+        const attn__meta_field *f = &fields[i];
+        const char *p = (const char *)cfg + f->offset;
+        char *v = buf + 32 * i;
+        kv[i].key = f->key;
+        kv[i].value = v;
+        switch (f->type) {
+        case ATTN__META_I64: snprintf(v, 32, "%lld", (long long)*(const int64_t *)p); break;
+        case ATTN__META_INT: snprintf(v, 32, "%d", *(const int *)p); break;
+        case ATTN__META_FLAG: snprintf(v, 32, "%d", *(const int *)p ? 1 : 0); break;
+        case ATTN__META_FLOAT: snprintf(v, 32, "%.9g", (double)*(const float *)p); break;
+        case ATTN__META_POS:
+            snprintf(v, 32, "%s", attn_pos_kind_name(*(const attn_pos_kind *)p));
             break;
         }
-        const int bad = parse(cfg, i, s);
-        if (bad == 1)
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s' is not a number", fn, path,
-                             keys[i], s);
-        else if (bad)
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s'", fn, path, keys[i], s);
     }
     attn__c_locale_end(loc);
-    attn_safetensors_close(f);
-    return st;
 }
 
-int attn__meta_int(const char *s, long long *x) {
+/* Integer value: 0 with *x when s is all a number in [0, INT32_MAX], else 1. */
+static int meta_int(const char *s, long long *x) {
     char *end = NULL;
     *x = strtoll(s, &end, 10);
     return end == s || *end || *x < 0 || *x > INT32_MAX;
 }
 
-int attn__meta_float(const char *s, float *x) {
+/* Float value: 0 with *x when s is all a number, else 1. */
+static int meta_float(const char *s, float *x) {
     char *end = NULL;
     *x = strtof(s, &end);
     return end == s || *end;
+}
+
+/* Reads s into the field: 0 when done, 1 when s is not a number, 2 when s
+ * is no known value. */
+static int meta_parse(const attn__meta_field *f, void *cfg, const char *s) {
+    char *p = (char *)cfg + f->offset;
+    if (f->type == ATTN__META_FLOAT) return meta_float(s, (float *)p);
+    if (f->type == ATTN__META_POS) return attn_pos_kind_parse(s, (attn_pos_kind *)p) == 0 ? 0 : 2;
+    long long x;
+    const int bad = meta_int(s, &x);
+    if (f->type == ATTN__META_I64) *(int64_t *)p = x;
+    else *(int *)p = (int)x;
+    return bad;
+}
+
+attn_status attn__meta_load(const char *fn, const char *what, const char *path,
+                            const attn__meta_field *fields, int n, void *cfg) {
+    attn_safetensors *f = NULL;
+    attn_status st = attn_safetensors_open(&f, path);
+    if (st != ATTN_OK) return st;
+    const attn__c_locale loc = attn__c_locale_begin();
+    for (int i = 0; i < n && st == ATTN_OK; i++) {
+        const char *key = fields[i].key;
+        const char *s = attn_safetensors_metadata(f, key);
+        if (!s) {
+            st = attn__error(ATTN_ERR_FORMAT, "%s: %s has no metadata entry %s (not a %s file)", fn,
+                             path, key, what);
+            break;
+        }
+        const int bad = meta_parse(&fields[i], cfg, s);
+        if (bad == 1)
+            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s' is not a number", fn, path, key, s);
+        else if (bad)
+            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s'", fn, path, key, s);
+    }
+    attn__c_locale_end(loc);
+    attn_safetensors_close(f);
+    return st;
 }
 
 attn_status attn__meta_save(const char *path, const attn_params *ps, attn_kv *kv, int n_cfg,

@@ -1,32 +1,50 @@
 /* model_meta.h: private helpers for the configuration metadata that the
  * single-stack models (bert.c, gpt.c) write into and read from their
- * safetensors files: the key/value slots, the read loop with its error
- * messages, and the save with the caller's extra entries. Not installed. */
+ * safetensors files: a table of fields per model, written and read by the
+ * same two loops (with their error messages), and the save with the caller's
+ * extra entries. Not installed. */
 #ifndef ATTN_MODELS_MODEL_META_H
 #define ATTN_MODELS_MODEL_META_H
 
+#include <stddef.h>
+
 #include "../core/internal.h"
+#include "attn/params.h"
 #include "attn/safetensors.h"
+#include "attn/transformer.h"
 
-/* Points kv[i] at keys[i] and at a 32-byte value slot buf + 32 i, which
- * v[i] also receives, for i < n (buf holds n * 32 bytes). */
-void attn__meta_slots(attn_kv *kv, char *buf, char **v, const char *const *keys, int n);
+/* One configuration field stored as metadata: its key, how its value is
+ * written and read, and where it lives in the configuration struct. A
+ * model's metadata is a table of these, in file order:
+ *   static const attn__meta_field gpt_meta[] = {
+ *       ATTN__META_FIELD("gpt.vocab", ATTN__META_I64, attn_gpt_config, vocab), ...}; */
+typedef enum attn__meta_type {
+    ATTN__META_I64,   /* int64_t, "%lld"; read in [0, INT32_MAX] */
+    ATTN__META_INT,   /* int, "%d"; read in [0, INT32_MAX] */
+    ATTN__META_FLAG,  /* int written as 0 or 1; read as ATTN__META_INT */
+    ATTN__META_FLOAT, /* float, "%.9g" (reads back to the same float) */
+    ATTN__META_POS    /* attn_pos_kind, by its name (attn_pos_kind_name) */
+} attn__meta_type;
 
-/* Parses the value s of keys[i] into cfg: 0 when done, 1 when s is not a
- * number, 2 when s is no known value. */
-typedef int (*attn__meta_parse_fn)(void *cfg, int i, const char *s);
+typedef struct attn__meta_field {
+    const char *key;
+    attn__meta_type type;
+    size_t offset; /* of the field in the configuration struct */
+} attn__meta_field;
 
-/* Opens path and parses the entries keys[0..n) with parse (in the C locale).
- * Errors, all under the name fn: ATTN_ERR_FORMAT "has no metadata entry ...
- * (not a <what> file)", "... is not a number" (parse 1), "key = 'value'"
- * (parse 2); those of attn_safetensors_open. */
+#define ATTN__META_FIELD(key, type, T, member) {key, type, offsetof(T, member)}
+
+/* Writes the n fields of cfg into kv[0 .. n), the values (in the C locale)
+ * in 32-byte slots of buf (n * 32 bytes). */
+void attn__meta_write(const attn__meta_field *fields, int n, const void *cfg, attn_kv *kv,
+                      char *buf);
+
+/* Opens path and reads the n fields into cfg (in the C locale). Errors, all
+ * under the name fn: ATTN_ERR_FORMAT "has no metadata entry ... (not a
+ * <what> file)", "key = 'value' is not a number", "key = 'value'" (no known
+ * value); those of attn_safetensors_open. */
 attn_status attn__meta_load(const char *fn, const char *what, const char *path,
-                            const char *const *keys, int n, attn__meta_parse_fn parse, void *cfg);
-
-/* Integer value: 0 with *x when s is all a number in [0, INT32_MAX], else 1. */
-int attn__meta_int(const char *s, long long *x);
-/* Float value: 0 with *x when s is all a number, else 1. */
-int attn__meta_float(const char *s, float *x);
+                            const attn__meta_field *fields, int n, void *cfg);
 
 /* Saves ps to path with the metadata kv[0..n_cfg) (room for n_cfg + n_meta
  * entries) followed by meta[0..n_meta). */

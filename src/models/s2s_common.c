@@ -1,6 +1,8 @@
 /* s2s_common.c: what the encoder-decoder models share (s2s_common.h):
  * batch checks and the beam search bookkeeping. */
 #include "s2s_common.h"
+#include "../ops/view_internal.h"
+#include "attn/s2s_types.h"
 
 #include <math.h>
 #include <string.h>

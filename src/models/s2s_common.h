@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "../core/internal.h"
+#include "attn/s2s_types.h"
 
 /* Validates the source half of a batch (and the target half when
  * `targets`): src I32 [B, S], src_len I32 [B], tgt_in and tgt_out I32 [B, T];

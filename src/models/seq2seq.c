@@ -1,6 +1,6 @@
 /* seq2seq.c: the RNN encoder-decoder with attention (include/attn/seq2seq.h),
  * composed from the recurrent layers and cells (rnn.h), the attention
- * modules (attention.h) and the graph ops (ops.h). Nothing here has its own
+ * modules (rnn_attention.h) and the graph ops (ops.h). Nothing here has its own
  * backward: every step is recorded on the context's tape.
  *
  * The graph of one teacher-forced batch (B sentences, S source positions, T
@@ -55,6 +55,16 @@
 
 #include "../core/internal.h"
 #include "s2s_common.h"
+#include "../nn/rnn_internal.h"
+#include "../ops/rnn_cell_internal.h"
+#include "../ops/view_internal.h"
+#include "attn/ops.h"
+#include "attn/params.h"
+#include "attn/rnn.h"
+#include "attn/rnn_attention.h"
+#include "attn/rnn_cell.h"
+#include "attn/s2s_types.h"
+#include "attn/seq2seq.h"
 
 struct attn_seq2seq {
     attn_seq2seq_config cfg; /* as given, attn_dim and combine_dim resolved (0 -> hidden) */
@@ -275,18 +285,10 @@ const attn_seq2seq_config *attn_seq2seq_get_config(const attn_seq2seq *m) {
 
 /* ---- small graph helpers ------------------------------------------------------------ */
 
-/* A [rows, cols] VIEW node of contiguous f32 x at element `offset` (the
- * gradient scatters back into x's): one node where slice + reshape take two. */
+/* A [rows, cols] view of contiguous f32 x at element `offset`. */
 static attn_tensor *s2s_view(attn_ctx *ctx, attn_tensor *x, int64_t rows, int64_t cols,
                              int64_t offset) {
-    const int64_t sh[2] = {rows, cols}, st[2] = {cols, 1};
-    attn_tensor *v =
-        attn__tensor_view(ctx, "attn_seq2seq", ATTN_F32, 2, sh, st, attn_f32(x) + offset);
-    if (!v) return NULL;
-    attn_node *node = attn__node(ctx, ATTN_OP_VIEW, 1, &x, v);
-    if (!node) return NULL;
-    node->iarg[0] = offset;
-    return attn__run(ctx, node);
+    return attn__view_rows(ctx, "attn_seq2seq", x, rows, cols, offset);
 }
 
 static attn_tensor *s2s_cell(attn_ctx *ctx, const attn_rnn *rnn, int l, attn_tensor *gx, int64_t t,

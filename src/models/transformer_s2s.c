@@ -20,11 +20,19 @@
  * end).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/internal.h"
 #include "s2s_common.h"
+#include "../ops/view_internal.h"
+#include "attn/ops.h"
+#include "attn/params.h"
+#include "attn/positions.h"
+#include "attn/s2s_types.h"
+#include "attn/transformer.h"
+#include "attn/transformer_s2s.h"
 
 struct attn_t2t {
     attn_t2t_config cfg;

@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "attn/optim.h"
+#include "attn/params.h"
 
 /* The element loops of Adam(W) and of the gradient norm are compiled for the
  * baseline (SSE2), AVX2 and AVX-512 on x86-64 with GCC, chosen at load time

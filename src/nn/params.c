@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "attn/params.h"
 
 #define ATTN__NAME_MAX 255
 

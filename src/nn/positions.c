@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "../core/internal.h"
+#include "attn/positions.h"
 
 #define POS_LIMIT ((int64_t)1 << 40)
 

@@ -33,6 +33,13 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../ops/rnn_cell_internal.h"
+#include "../ops/view_internal.h"
+#include "rnn_internal.h"
+#include "attn/ops.h"
+#include "attn/params.h"
+#include "attn/rnn.h"
+#include "attn/rnn_cell.h"
 
 /* ---- parameters -------------------------------------------------------------- */
 
@@ -100,18 +107,10 @@ attn_status attn_rnn_init(attn_rnn *rnn, attn_params *ps, const char *prefix,
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-/* A [rows, cols] VIEW node of contiguous f32 x starting at element `offset`
- * (the gradient scatters back into x's): one node where slice + reshape would
- * take two. */
+/* A [rows, cols] view of contiguous f32 x starting at element `offset`. */
 static attn_tensor *rnn_view(attn_ctx *ctx, attn_tensor *x, int64_t rows, int64_t cols,
                              int64_t offset) {
-    const int64_t sh[2] = {rows, cols}, st[2] = {cols, 1};
-    attn_tensor *v = attn__tensor_view(ctx, "rnn", ATTN_F32, 2, sh, st, attn_f32(x) + offset);
-    if (!v) return NULL;
-    attn_node *node = attn__node(ctx, ATTN_OP_VIEW, 1, &x, v);
-    if (!node) return NULL;
-    node->iarg[0] = offset;
-    return attn__run(ctx, node);
+    return attn__view_rows(ctx, "rnn", x, rows, cols, offset);
 }
 
 /* Validates rnn (as attn_rnn_init leaves it) for `fn`; returns 0 or -1. */

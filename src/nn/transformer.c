@@ -33,11 +33,26 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../ops/sdpa_internal.h"
+#include "attn/ops.h"
+#include "attn/params.h"
+#include "attn/positions.h"
+#include "attn/sdpa.h"
+#include "attn/transformer.h"
 
 const char *attn_pos_kind_name(attn_pos_kind kind) {
     static const char *const names[ATTN_POS_COUNT] = {"none", "sinusoidal", "learned",
                                                       "shaw", "rope",       "alibi"};
     return (unsigned)kind < ATTN_POS_COUNT ? names[kind] : "?";
+}
+
+int attn_pos_kind_parse(const char *name, attn_pos_kind *out) {
+    for (int k = 0; name && k < ATTN_POS_COUNT; k++)
+        if (strcmp(name, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
+            *out = (attn_pos_kind)k;
+            return 0;
+        }
+    return -1;
 }
 
 /* Test hook: nonzero routes every attention through the composed path. */

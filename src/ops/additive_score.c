@@ -1,5 +1,5 @@
 /* additive_score.c: the fused additive (Bahdanau / concat) alignment score,
- * graph op ADDITIVE_SCORE (include/attn/attention.h, attn_additive_score).
+ * graph op ADDITIVE_SCORE (include/attn/rnn_attention.h, attn_additive_score).
  *
  * Shape contract:
  *   in[0] wq [B, T, A]  the projected queries W_q q_t
@@ -30,6 +30,8 @@
 
 #include "../core/internal.h"
 #include "../core/vmath.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 #define ADS_CHUNK 256 /* values of A processed at once (stack buffers, L1) */
 

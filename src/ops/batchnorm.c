@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "attn/conv.h"
+#include "view_internal.h"
 
 typedef struct bn_geom {
     int64_t N, C, S; /* S: spatial size (1 for [N, C]) */

@@ -35,6 +35,8 @@
  * Derivations: docs/ops.md, "Elementwise".
  */
 #include "../core/internal.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 #define BIN_CHUNK 16384 /* elements of one task of the broadcasting loops */
 #define BIAS_BLK 256    /* columns per task of the bias gradient */

@@ -31,6 +31,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "attn/conv.h"
+#include "view_internal.h"
 
 typedef struct cv_geom {
     int64_t N, C, H, W; /* the convolution's input u */

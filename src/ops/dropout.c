@@ -10,6 +10,8 @@
  */
 
 #include "../core/internal.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 attn_tensor *attn_dropout(attn_ctx *ctx, attn_tensor *x, float p) {
     const char *name = "dropout";

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 /* "[i,j,k]": the multi-index of flat position p in a tensor of shape t. */
 static void index_str(const attn_tensor *t, int64_t p, char *buf, size_t n) {

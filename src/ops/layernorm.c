@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 #define LN_LANES 16      /* independent partial sums: vectorisable without reassociation */
 #define LN_COL_BLOCK 64  /* columns per task in the gamma/beta gradient reduction */

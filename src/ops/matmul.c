@@ -14,6 +14,8 @@
  * Derivations: docs/ops.md, "Products".
  */
 #include "../core/internal.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 /* Threads for a product of M x N x K multiply-adds. */
 static int gemm_threads(const attn_ctx *ctx, int64_t M, int64_t N, int64_t K) {

@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "attn/conv.h"
+#include "view_internal.h"
 
 typedef struct pl_geom {
     int64_t planes, H, W, OH, OW, KH, KW, SH, SW, PH, PW;

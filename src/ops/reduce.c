@@ -32,6 +32,8 @@
  * Derivations: docs/ops.md, "Reductions".
  */
 #include "../core/internal.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 #define RED_LANES 8        /* interleaved accumulators of one contiguous block */
 #define RED_BLOCK 32768    /* minimum block of a contiguous row */

@@ -32,6 +32,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "view_internal.h"
+#include "attn/positions.h"
 
 #define REL_OFFSET_LIMIT ((int64_t)1 << 40)
 

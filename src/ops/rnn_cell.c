@@ -45,6 +45,9 @@
 
 #include "../core/internal.h"
 #include "../core/vmath.h"
+#include "rnn_cell_internal.h"
+#include "view_internal.h"
+#include "attn/rnn_cell.h"
 
 #define CELL_COL_BLOCK 64 /* columns per task in the bias gradient reduction */
 

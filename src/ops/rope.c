@@ -24,6 +24,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "view_internal.h"
+#include "attn/positions.h"
 
 #define ROPE_POS_LIMIT ((int64_t)1 << 40)
 

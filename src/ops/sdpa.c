@@ -53,6 +53,10 @@
 #include "../core/internal.h"
 #include "../core/vmath.h"
 #include "sdpa_common.h"
+#include "sdpa_internal.h"
+#include "view_internal.h"
+#include "attn/ops.h"
+#include "attn/sdpa.h"
 
 /* The row kernels of the softmax and its derivative are compiled for the
  * baseline (SSE2), AVX2 and AVX-512 on x86-64 with GCC, chosen at load time

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "attn/sdpa.h"
+#include "view_internal.h" /* attn__contig, for both ops */
 
 /* q [B,H,T,D], k [B,Hkv,S,D], v [B,Hkv,S,Dv]: non-NULL, f32, 4-D, the same
  * B, Hkv, S and D, every size >= 1, H a multiple of Hkv. 0, or -1 with the

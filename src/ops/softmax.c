@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 /* ---- geometry -------------------------------------------------------------- */
 

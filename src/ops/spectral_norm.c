@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "attn/conv.h"
+#include "view_internal.h"
 
 /* w as [A, B, R] and the matrix it is read as. */
 typedef struct sn_lay {

@@ -5,6 +5,8 @@
 
 #include "../core/internal.h"
 #include "../core/vmath.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 /* The exact GELU's loops are compiled three times on x86-64 with GCC, for
  * the baseline (SSE2), AVX2 and AVX-512, chosen at load time (ifunc); ISO C

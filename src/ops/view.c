@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "view_internal.h"
+#include "attn/ops.h"
 
 /* Visits every logical index of a tensor of shape `shape` (ndim <= 4), in
  * row-major order, giving the linear logical index and the strided offset. */
@@ -195,7 +197,19 @@ attn_status attn__view_backward(attn_ctx *ctx, attn_node *node) {
     return ATTN_OK;
 }
 
+attn_tensor *attn__view_rows(attn_ctx *ctx, const char *op, attn_tensor *x, int64_t rows,
+                             int64_t cols, int64_t offset) {
+    const int64_t sh[2] = {rows, cols}, st[2] = {cols, 1};
+    return make_view(ctx, op, x, 2, sh, st, offset);
+}
+
 /* ---- contiguous ---- */
+
+attn_tensor *attn__contig(attn_ctx *ctx, attn_tensor *x) {
+    if (!x) return NULL;
+    if (attn_tensor_is_contiguous(x)) return x;
+    return attn_contiguous(ctx, x);
+}
 
 attn_tensor *attn_contiguous(attn_ctx *ctx, attn_tensor *x) {
     if (attn__any_null(ctx, "contiguous", 1, x)) return NULL;

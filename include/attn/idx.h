@@ -1,4 +1,4 @@
-/* attn/data.h: data set readers.
+/* attn/idx.h: the IDX reader (MNIST, Fashion-MNIST).
  *
  * IDX is the format of MNIST and Fashion-MNIST (LeCun et al.): a 4-byte
  * magic, then one big-endian 32-bit size per dimension, then the elements in
@@ -20,8 +20,8 @@
  * An "item" is one slice along the first dimension: an image of
  * dims[1] * ... * dims[ndim-1] bytes, or a single label when ndim is 1.
  */
-#ifndef ATTN_DATA_H
-#define ATTN_DATA_H
+#ifndef ATTN_IDX_H
+#define ATTN_IDX_H
 
 #include <stdint.h>
 

@@ -1,5 +1,5 @@
-/* attention.c: score functions, global and local (Luong) attention for
- * recurrent encoder-decoders (include/attn/attention.h), composed from the
+/* rnn_attention.c: score functions, global and local (Luong) attention for
+ * recurrent encoder-decoders (include/attn/rnn_attention.h), composed from the
  * graph ops; nothing here has its own backward.
  *
  * The graph of one call (shapes for q [B, T, Dq], memory [B, S, Dh]):
@@ -26,6 +26,10 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../ops/view_internal.h"
+#include "attn/ops.h"
+#include "attn/params.h"
+#include "attn/rnn_attention.h"
 
 #define ATT_COS_EPS 1e-8f /* inside cosine's square roots: a zero vector scores 0 */
 #define ATT_DEFAULT_BETA 10.0f

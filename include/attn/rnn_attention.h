@@ -1,4 +1,4 @@
-/* attn/attention.h: attention for recurrent encoder-decoders (Bahdanau et
+/* attn/rnn_attention.h: attention for recurrent encoder-decoders (Bahdanau et
  * al. 2015, Luong et al. 2015, Graves et al. 2014): the six alignment score
  * functions, global attention and Luong's local attention (local-m, local-p),
  * with source padding masked everywhere.
@@ -33,8 +33,8 @@
  * Threads and determinism: those of the underlying ops (bitwise repeatable
  * for a given thread count; see design.md).
  */
-#ifndef ATTN_ATTENTION_H
-#define ATTN_ATTENTION_H
+#ifndef ATTN_RNN_ATTENTION_H
+#define ATTN_RNN_ATTENTION_H
 
 #include <stdint.h>
 
@@ -202,7 +202,7 @@ attn_status attn_attention_memory_init(attn_ctx *ctx, const attn_attention *att,
  *    (LOCAL_P's carries gradients), NULL for GLOBAL.
  * All three are arena tensors recorded on the tape (gradients flow from any
  * of them). Cost: the score function's (ADDITIVE: O(B T S A) in the fused
- * attn_additive_score, no [B, T, S, A] tensor), then O(B T S) for the
+ * attn_additive_score of ops.h, no [B, T, S, A] tensor), then O(B T S) for the
  * softmax and O(B T S Dh) for c.
  * Errors: ATTN_ERR_INVALID_ARG (NULL att/mem/q, step < 0, a memory from
  * another configuration), ATTN_ERR_SHAPE (q's batch or Dq), ATTN_ERR_DTYPE,
@@ -210,18 +210,6 @@ attn_status attn_attention_memory_init(attn_ctx *ctx, const attn_attention *att,
 attn_tensor *attn_attention_forward(attn_ctx *ctx, const attn_attention *att,
                                     const attn_attention_memory *mem, attn_tensor *q, int64_t step,
                                     attn_tensor **weights, attn_tensor **positions);
-
-/* The fused additive score (graph op ADDITIVE_SCORE), what ATTN_SCORE_ADDITIVE
- * runs on the projections W_q q and W_h h:
- *   wq [B, T, A], wk [B, S, A], v [A] or [1, A] -> e [B, T, S],
- *   e[b,t,s] = sum_a v_a tanh(wq[b,t,a] + wk[b,s,a]).
- * The same value as linear(tanh(wq[:, :, None, :] + wk[:, None, :, :]), v)
- * without the [B, T, S, A] intermediates (backward recomputes the tanh), and
- * with a vectorised tanh (absolute error below 2e-7). Gradients reach wq, wk
- * and v; results are the same for any thread count.
- * Errors: ATTN_ERR_SHAPE, ATTN_ERR_DTYPE, ATTN_ERR_INVALID_ARG (NULL input),
- * ATTN_ERR_OOM. */
-attn_tensor *attn_additive_score(attn_ctx *ctx, attn_tensor *wq, attn_tensor *wk, attn_tensor *v);
 
 /* Constant names for messages and CLIs: "dot", "scaled_dot", "general",
  * "additive", "cosine", "location"; "global", "local-m", "local-p"; "?" for

@@ -1,4 +1,4 @@
-/* parallel.c: cleaning rules of parallel sentence pairs, the builder of the
+/* gettext_parallel.c: cleaning rules of parallel sentence pairs, the builder of the
  * gettext English -> LANG data set, and the TSV reader
  * (include/attn/text.h; the rules and their reasons are in docs/data.md). */
 #include <dirent.h>
@@ -10,7 +10,9 @@
 #include <sys/types.h>
 
 #include "../core/internal.h"
+#include "../io/atomic_file_internal.h"
 #include "text_internal.h"
+#include "attn/text.h"
 
 const char *attn_clean_reason_name(attn_clean_reason reason) {
     static const char *const names[ATTN_CLEAN_REASON_COUNT] = {
@@ -224,12 +226,12 @@ static int cmp_str_ptr(const void *a, const void *b) {
 
 /* Clean pairs live in one growing buffer of "src\0tgt\0" records. */
 typedef struct {
-    attn__buf text;
+    attn__strbuf text;
     size_t *src; /* offsets of sources in text; the target follows its NUL */
     size_t n, cap;
 } pair_store;
 
-static const char *pair_src(const pair_store *s, size_t i) { return s->text.data + s->src[i]; }
+static const char *pair_src(const pair_store *s, size_t i) { return s->text.p + s->src[i]; }
 static const char *pair_tgt(const pair_store *s, size_t i) {
     const char *p = pair_src(s, i);
     return p + strlen(p) + 1;
@@ -240,8 +242,8 @@ static int pair_add(pair_store *s, const char *src, const char *tgt) {
     if (attn__grow(&items, &s->cap, s->n + 1, sizeof(size_t)) != 0) return -1;
     s->src = items;
     s->src[s->n] = s->text.len;
-    if (attn__buf_put(&s->text, src, strlen(src) + 1) != 0) return -1;
-    if (attn__buf_put(&s->text, tgt, strlen(tgt) + 1) != 0) return -1;
+    if (attn__sb_put(&s->text, src, strlen(src) + 1) != 0) return -1;
+    if (attn__sb_put(&s->text, tgt, strlen(tgt) + 1) != 0) return -1;
     s->n++;
     return 0;
 }
@@ -265,18 +267,18 @@ static int charset_kind(const char *cs) {
 }
 
 /* ISO-8859-1 to UTF-8 into b (reset first). Returns 0 or -1 (memory). */
-static int latin1_to_utf8(const char *s, attn__buf *b) {
+static int latin1_to_utf8(const char *s, attn__strbuf *b) {
     b->len = 0;
-    if (attn__buf_put(b, "", 0) != 0) return -1;
+    if (attn__sb_put(b, "", 0) != 0) return -1;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char two[2];
         if (*p < 0x80) {
-            if (attn__buf_put(b, p, 1) != 0) return -1;
+            if (attn__sb_put(b, p, 1) != 0) return -1;
             continue;
         }
         two[0] = (char)(0xC0 | *p >> 6);
         two[1] = (char)(0x80 | (*p & 0x3F));
-        if (attn__buf_put(b, two, 2) != 0) return -1;
+        if (attn__sb_put(b, two, 2) != 0) return -1;
     }
     return 0;
 }
@@ -329,23 +331,6 @@ static attn_status make_dirs(const char *path) {
     return ATTN_OK;
 }
 
-/* Opens dir/name.tmp for writing; commit_file renames it to dir/name. */
-static FILE *open_out(const char *dir, const char *name, char *tmp, char *final, size_t cap) {
-    snprintf(final, cap, "%s/%s", dir, name);
-    snprintf(tmp, cap, "%s/%s.tmp", dir, name);
-    return fopen(tmp, "wb");
-}
-
-static attn_status commit_file(FILE *f, const char *tmp, const char *final) {
-    int bad = ferror(f);
-    if (fclose(f) != 0) bad = 1;
-    if (bad || rename(tmp, final) != 0) {
-        remove(tmp);
-        return attn__error(ATTN_ERR_IO, "gettext: cannot write %s: %s", final, strerror(errno));
-    }
-    return ATTN_OK;
-}
-
 /* A path for a TSV cell: tabs and newlines replaced. */
 static void put_cell(FILE *f, const char *s) {
     for (; *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? '?' : *s, f);
@@ -384,7 +369,7 @@ attn_status attn_gettext_build(const char *const *mo_dirs, int n_dirs, const cha
     pair_store store = {0};
     catalog_row *rows = NULL;
     pair_ref *order = NULL, *keep = NULL;
-    attn__buf conv_id = {0}, conv_str = {0};
+    attn__strbuf conv_id = {0}, conv_str = {0};
     char *sbuf = NULL, *tbuf = NULL;
     size_t bufcap = 0;
     attn_status st = ATTN_OK;
@@ -449,8 +434,8 @@ attn_status attn_gettext_build(const char *const *mo_dirs, int n_dirs, const cha
                     st = attn__error(ATTN_ERR_OOM, "gettext: out of memory");
                     goto done;
                 }
-                id = conv_id.data;
-                str = conv_str.data;
+                id = conv_id.p;
+                str = conv_str.p;
             }
             size_t need = strlen(id) + strlen(str) + 1;
             if (need > bufcap) {
@@ -517,41 +502,35 @@ attn_status attn_gettext_build(const char *const *mo_dirs, int n_dirs, const cha
     qsort(keep, n_keep, sizeof *keep, cmp_hashed);
 
     /* Write the splits and the catalog list. */
-    char dir[4096], tmp[4200], final[4200];
+    char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/en-%s", out_dir, lang);
     st = make_dirs(dir);
     if (st != ATTN_OK) goto done;
-    FILE *out[ATTN_SPLIT_COUNT] = {NULL, NULL, NULL};
-    char tmps[ATTN_SPLIT_COUNT][4200], finals[ATTN_SPLIT_COUNT][4200];
+    attn__atomic_file out[ATTN_SPLIT_COUNT];
     for (int s = 0; s < ATTN_SPLIT_COUNT; s++) {
-        char name[32];
-        snprintf(name, sizeof name, "%s.tsv", attn_data_split_name((attn_data_split)s));
-        out[s] = open_out(dir, name, tmps[s], finals[s], sizeof tmps[s]);
-        if (!out[s]) {
-            st = attn__error(ATTN_ERR_IO, "gettext: cannot write %s: %s", tmps[s], strerror(errno));
-            for (int k = 0; k < s; k++) {
-                fclose(out[k]);
-                remove(tmps[k]);
-            }
+        snprintf(path, sizeof path, "%s/%s.tsv", dir, attn_data_split_name((attn_data_split)s));
+        st = attn__atomic_open(&out[s], "gettext", path);
+        if (st != ATTN_OK) {
+            for (int k = 0; k < s; k++) attn__atomic_abort(&out[k]);
             goto done;
         }
     }
     for (size_t i = 0; i < n_keep; i++) {
         const attn_data_split sp = attn_data_split_of(keep[i].src, strlen(keep[i].src));
-        fprintf(out[sp], "%s\t%s\n", keep[i].src, keep[i].tgt);
+        fprintf(out[sp].fp, "%s\t%s\n", keep[i].src, keep[i].tgt);
         local.pairs[sp]++;
     }
     for (int s = 0; s < ATTN_SPLIT_COUNT; s++) {
-        attn_status cs = commit_file(out[s], tmps[s], finals[s]);
+        attn_status cs = attn__atomic_commit(&out[s]);
         if (st == ATTN_OK) st = cs;
     }
     if (st != ATTN_OK) goto done;
 
-    FILE *cf = open_out(dir, "catalogs.tsv", tmp, final, sizeof tmp);
-    if (!cf) {
-        st = attn__error(ATTN_ERR_IO, "gettext: cannot write %s: %s", tmp, strerror(errno));
-        goto done;
-    }
+    attn__atomic_file cat;
+    snprintf(path, sizeof path, "%s/catalogs.tsv", dir);
+    st = attn__atomic_open(&cat, "gettext", path);
+    if (st != ATTN_OK) goto done;
+    FILE *cf = cat.fp;
     for (size_t f = 0; f < files.n; f++) {
         put_cell(cf, rows[f].path);
         fputc('\t', cf);
@@ -560,18 +539,18 @@ attn_status attn_gettext_build(const char *const *mo_dirs, int n_dirs, const cha
         put_cell(cf, rows[f].status);
         fprintf(cf, "\t%lld\t%lld\n", (long long)rows[f].messages, (long long)rows[f].clean);
     }
-    st = commit_file(cf, tmp, final);
+    st = attn__atomic_commit(&cat);
 
 done:
     if (stats && st == ATTN_OK) *stats = local;
     path_list_free(&files);
-    attn__buf_free(&store.text);
+    attn__sb_free(&store.text);
     free(store.src);
     free(rows);
     free(order);
     free(keep);
-    attn__buf_free(&conv_id);
-    attn__buf_free(&conv_str);
+    attn__sb_free(&conv_id);
+    attn__sb_free(&conv_str);
     free(sbuf);
     free(tbuf);
     return st;
@@ -592,40 +571,40 @@ attn_status attn_pairs_load(const char *path, attn_pairs *out) {
     if (!path || !out) return attn__error(ATTN_ERR_INVALID_ARG, "pairs: NULL path or out");
     FILE *f = fopen(path, "rb");
     if (!f) return attn__error(ATTN_ERR_IO, "pairs: cannot open %s: %s", path, strerror(errno));
-    attn__buf b = {0};
+    attn__strbuf b = {0};
     char chunk[65536];
     size_t got;
     while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (attn__buf_put(&b, chunk, got) != 0) {
+        if (attn__sb_put(&b, chunk, got) != 0) {
             fclose(f);
-            attn__buf_free(&b);
+            attn__sb_free(&b);
             return attn__error(ATTN_ERR_OOM, "pairs: out of memory reading %s", path);
         }
     }
     int err = ferror(f);
     fclose(f);
     if (err) {
-        attn__buf_free(&b);
+        attn__sb_free(&b);
         return attn__error(ATTN_ERR_IO, "pairs: cannot read %s", path);
     }
-    if (attn__buf_put(&b, "", 0) != 0) { /* an empty file still gets a buffer */
+    if (attn__sb_put(&b, "", 0) != 0) { /* an empty file still gets a buffer */
         return attn__error(ATTN_ERR_OOM, "pairs: out of memory reading %s", path);
     }
     size_t lines = 0;
-    for (size_t i = 0; i < b.len; i++) lines += b.data[i] == '\n';
-    if (b.len && b.data[b.len - 1] != '\n') lines++;
+    for (size_t i = 0; i < b.len; i++) lines += b.p[i] == '\n';
+    if (b.len && b.p[b.len - 1] != '\n') lines++;
     const char **src = malloc((lines ? lines : 1) * sizeof *src);
     const char **tgt = malloc((lines ? lines : 1) * sizeof *tgt);
     if (!src || !tgt) {
         free(src);
         free(tgt);
-        attn__buf_free(&b);
+        attn__sb_free(&b);
         return attn__error(ATTN_ERR_OOM, "pairs: out of memory for %zu lines of %s", lines, path);
     }
     attn_status st = ATTN_OK;
     size_t n = 0, pos = 0;
     while (pos < b.len) {
-        char *line = b.data + pos;
+        char *line = b.p + pos;
         char *nl = memchr(line, '\n', b.len - pos);
         size_t len = nl ? (size_t)(nl - line) : b.len - pos;
         pos += len + (nl ? 1 : 0);
@@ -658,12 +637,12 @@ attn_status attn_pairs_load(const char *path, attn_pairs *out) {
     if (st != ATTN_OK) {
         free(src);
         free(tgt);
-        attn__buf_free(&b);
+        attn__sb_free(&b);
         return st;
     }
     out->n = (int64_t)n;
     out->src = src;
     out->tgt = tgt;
-    out->storage_ = b.data;
+    out->storage_ = b.p;
     return ATTN_OK;
 }
