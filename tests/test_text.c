@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1193,6 +1195,17 @@ static void test_bpe_round_trip(void) {
     TEST_END();
 }
 
+/* Writes code point cp (< 0x800) as UTF-8 at out; returns its length. */
+static int attn__test_utf8(int cp, char *out) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
 static void expect_bad_vocab(const char *what, const char *text, const char *phrase) {
     char path[800];
     snprintf(path, sizeof path, "%s/bad.vocab", tmp_dir);
@@ -1245,6 +1258,47 @@ static void test_vocab_files(void) {
         attn_vocab_free(v);
     }
     CHECK(attn_vocab_load("/nonexistent/attn.vocab", &v) == ATTN_ERR_IO, "missing file");
+    TEST_END();
+
+    /* saving is atomic: a save that fails part-way (a file-size limit, as
+     * on a full disk) leaves the previous file whole and no temporary */
+    TEST_BEGIN("text/vocab_save is atomic (the previous file survives a failed save)");
+    {
+        char big_text[4096];
+        int n = 0;
+        for (int cp = 0x100; cp < 0x100 + 600 && n < (int)sizeof big_text - 4; cp++)
+            n += attn__test_utf8(cp, big_text + n);
+        big_text[n] = 0;
+        const char *texts[1] = {big_text};
+        attn_vocab *big = NULL, *small = NULL, *back = NULL;
+        CHECK_OK(attn_vocab_build_chars(texts, 1, 1, &big));
+        CHECK_OK(attn_vocab_load(path, &small)); /* good.vocab: 'a' 'b', merge (a, b) */
+        char dst[800];
+        snprintf(dst, sizeof dst, "%s/atomic.vocab", tmp_dir);
+        if (big && small && attn_vocab_save(small, dst) == ATTN_OK) {
+            struct rlimit old_lim, lim;
+            void (*old_sig)(int) = signal(SIGXFSZ, SIG_IGN);
+            CHECK(getrlimit(RLIMIT_FSIZE, &old_lim) == 0, "getrlimit");
+            lim = old_lim;
+            lim.rlim_cur = 512; /* the big vocabulary takes about 6 KB */
+            CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
+            const attn_status st = attn_vocab_save(big, dst);
+            setrlimit(RLIMIT_FSIZE, &old_lim);
+            signal(SIGXFSZ, old_sig);
+            CHECK(st == ATTN_ERR_IO, "a save past the file-size limit: %s (%s)",
+                  attn_status_str(st), attn_last_error());
+            CHECK_OK(attn_vocab_load(dst, &back));
+            CHECK(back && attn_vocab_size(back) == attn_vocab_size(small),
+                  "the previous file did not survive: size %d, expected %d",
+                  back ? attn_vocab_size(back) : -1, attn_vocab_size(small));
+            char tmp[840];
+            snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dst, (long)getpid());
+            CHECK(access(tmp, F_OK) != 0, "temporary file %s left behind", tmp);
+        } else {
+            CHECK(0, "setting up: %s", attn_last_error());
+        }
+        attn_vocab_free(big), attn_vocab_free(small), attn_vocab_free(back);
+    }
     TEST_END();
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../io/atomic_file_internal.h"
 #include "text_internal.h"
 #include "attn/text.h"
 
@@ -278,10 +279,14 @@ attn_status attn_vocab_decode(const attn_vocab *v, const int32_t *ids, size_t n,
 
 /* ---- save / load -------------------------------------------------------- */
 
+/* Written through the one atomic writer (io/atomic_file_internal.h): on a
+ * full disk or a crash the previous file under path stays whole. */
 attn_status attn_vocab_save(const attn_vocab *v, const char *path) {
     if (!v || !path) return attn__error(ATTN_ERR_INVALID_ARG, "attn_vocab_save: NULL argument");
-    FILE *f = fopen(path, "wb");
-    if (!f) return attn__error(ATTN_ERR_IO, "vocab: cannot write %s: %s", path, strerror(errno));
+    attn__atomic_file af;
+    attn_status st = attn__atomic_open(&af, "attn_vocab_save", path);
+    if (st != ATTN_OK) return st;
+    FILE *f = af.fp;
     fprintf(f, "attn-vocab 1 %s %d %d\n", v->kind == ATTN_VOCAB_BPE ? "bpe" : "char", v->n_alpha,
             v->n_merges);
     for (int i = 0; i < v->n_alpha; i++) {
@@ -296,10 +301,7 @@ attn_status attn_vocab_save(const attn_vocab *v, const char *path) {
     }
     for (int r = 0; r < v->n_merges; r++)
         fprintf(f, "%d %d\n", v->merges[2 * r], v->merges[2 * r + 1]);
-    int bad = ferror(f);
-    if (fclose(f) != 0) bad = 1;
-    if (bad) return attn__error(ATTN_ERR_IO, "vocab: cannot write %s", path);
-    return ATTN_OK;
+    return attn__atomic_commit(&af);
 }
 
 /* Reads one line (without its newline) into buf; 0 at end of file, -1 when
