@@ -190,7 +190,11 @@ static void test_round_trip(void) {
         }
         CHECK(attn_safetensors_metadata_at(f, 3, NULL, NULL) == -1, "metadata index 3");
     }
-    CHECK_OK(attn_safetensors_load_params(path, b, 0));
+    /* the store holds an Inf and a NaN on purpose (the format keeps every
+     * bit), which a strict load refuses: allowed here */
+    CHECK(attn_safetensors_load_params(path, b, 0) == ATTN_ERR_NUMERIC,
+          "a strict load took the Inf and NaN: %s", attn_last_error());
+    CHECK_OK(attn_safetensors_load_params(path, b, ATTN_ST_ALLOW_NONFINITE));
     CHECK(same_values(a, b), "loaded values differ from the saved ones");
     /* the same bytes through open_memory */
     size_t n = 0;
@@ -477,6 +481,41 @@ static void test_strict_load(void) {
           "ALLOW_MISSING: loaded or kept the wrong values");
     attn_params_free(dst);
     attn_params_free(snapshot);
+
+    /* non-finite values (a diverged run's weights): refused by name, the
+     * store unchanged; ATTN_ST_ALLOW_NONFINITE loads them; a checkpoint
+     * with a NaN weight is refused too */
+    {
+        char bad_path[128];
+        tmp_path(bad_path, sizeof bad_path, "nonfinite.safetensors");
+        attn_params *nan_src = make_store(full, 2, 1);
+        attn_params *into = make_store(full, 2, 0), *snap = make_store(full, 2, 0);
+        if (nan_src && into && snap) {
+            attn_f32(attn_params_at(nan_src, 1))[2] = NAN;
+            attn_f32(attn_params_at(nan_src, 0))[5] = INFINITY;
+            CHECK_OK(attn_safetensors_save_params(bad_path, nan_src, NULL, 0));
+            for (int i = 0; i < 2; i++)
+                memcpy(attn_params_at(snap, i)->data, attn_params_at(into, i)->data,
+                       sizeof(float) * (size_t)attn_tensor_numel(attn_params_at(into, i)));
+            st = attn_safetensors_load_params(bad_path, into, 0);
+            CHECK(st == ATTN_ERR_NUMERIC && strstr(attn_last_error(), "'w'") &&
+                      strstr(attn_last_error(), "+Inf at element 5"),
+                  "an Inf weight gave %s: %s", attn_status_str(st), attn_last_error());
+            CHECK(same_values(into, snap), "a refused load changed the store");
+            CHECK_OK(attn_safetensors_load_params(bad_path, into, ATTN_ST_ALLOW_NONFINITE));
+            CHECK(isnan(attn_f32(attn_params_at(into, 1))[2]) &&
+                      isinf(attn_f32(attn_params_at(into, 0))[5]),
+                  "ATTN_ST_ALLOW_NONFINITE did not load the values");
+            attn_f32(attn_params_at(nan_src, 0))[5] = 0.5f;
+            CHECK_OK(attn_checkpoint_save(bad_path, nan_src, NULL, 3, NULL, 0));
+            st = attn_checkpoint_load(bad_path, into, NULL, NULL);
+            CHECK(st == ATTN_ERR_NUMERIC && strstr(attn_last_error(), "'b'") &&
+                      strstr(attn_last_error(), "NaN at element 2"),
+                  "a checkpoint with a NaN weight gave %s: %s", attn_status_str(st),
+                  attn_last_error());
+        }
+        attn_params_free(nan_src), attn_params_free(into), attn_params_free(snap);
+    }
 
     /* unexpected: the file has a tensor the store lacks */
     const pspec less[] = {{"w", 2, {3, 4}}};

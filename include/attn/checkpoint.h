@@ -38,16 +38,19 @@ attn_status attn_safetensors_save_params(const char *path, const attn_params *ps
 /* Flags of attn_safetensors_load_params. */
 #define ATTN_ST_ALLOW_UNEXPECTED 1u /* ignore tensors that are not parameters of the store */
 #define ATTN_ST_ALLOW_MISSING 2u    /* keep the values of parameters absent from the file */
+#define ATTN_ST_ALLOW_NONFINITE 4u  /* load NaN or Inf values (debugging a diverged run) */
 
 /* Loads the file's tensors into the parameters of the same names. Strict by
  * default: every parameter must be present, with exactly its shape (same
- * number of dimensions), and the file may hold no other tensor. F32 tensors
+ * number of dimensions), every value finite, and the file may hold no other
+ * tensor. F32 tensors
  * are copied; F16 and BF16 ones are converted to float. Everything is
  * checked before anything is copied, so on error the store is unchanged.
  * Gradients are not touched. Errors: ATTN_ERR_INVALID_ARG, ATTN_ERR_IO,
  * ATTN_ERR_FORMAT (malformed file; a missing or an unexpected tensor),
  * ATTN_ERR_SHAPE (a shape differs), ATTN_ERR_DTYPE (a dtype other than F32,
- * F16, BF16), ATTN_ERR_OOM. */
+ * F16, BF16), ATTN_ERR_NUMERIC (a NaN or Inf in a tensor, named with the
+ * first such element; ATTN_ST_ALLOW_NONFINITE loads it anyway), ATTN_ERR_OOM. */
 attn_status attn_safetensors_load_params(const char *path, attn_params *ps, unsigned flags);
 
 /* ---- training checkpoints ---------------------------------------------------------- */
@@ -80,7 +83,9 @@ attn_status attn_checkpoint_save(const char *path, const attn_params *ps, attn_o
  * ATTN_ERR_FORMAT (not an attn checkpoint, an unknown version, a bad step,
  * missing or unexpected tensors, no optimizer state while opt is given, the
  * state of another kind of optimizer), ATTN_ERR_SHAPE, ATTN_ERR_DTYPE,
- * ATTN_ERR_OOM. */
+ * ATTN_ERR_NUMERIC (a NaN or Inf in a parameter or in the optimizer state,
+ * named; a diverged run's weights load only through
+ * attn_safetensors_load_params with ATTN_ST_ALLOW_NONFINITE), ATTN_ERR_OOM. */
 attn_status attn_checkpoint_load(const char *path, attn_params *ps, attn_optim *opt,
                                  int64_t *step);
 

@@ -3,6 +3,7 @@
  * (src/io/safetensors.c): this module knows the parameter store and the
  * optimizer, the format knows neither.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,40 @@ static attn_status check_fit(const char *fn, const char *path, const attn_st_ten
     return ATTN_OK;
 }
 
+/* The first element of t that is NaN or Inf (read from the raw bytes, by
+ * the exponent field of its dtype), or -1. */
+static int64_t first_nonfinite(const attn_st_tensor *t) {
+    const unsigned char *p = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (t->dtype == ATTN_ST_F32) {
+            uint32_t u;
+            memcpy(&u, p + 4 * i, 4);
+            if ((u & 0x7F800000u) == 0x7F800000u) return i;
+        } else {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            const uint16_t e = t->dtype == ATTN_ST_F16 ? 0x7C00u : 0x7F80u;
+            if ((h & e) == e) return i;
+        }
+    }
+    return -1;
+}
+
+/* ATTN_ERR_NUMERIC naming tensor t when it holds a NaN or Inf. */
+static attn_status check_finite(const char *fn, const char *path, const attn_st_tensor *t) {
+    const int64_t i = first_nonfinite(t);
+    if (i < 0) return ATTN_OK;
+    float v = 0.0f;
+    if (t->dtype == ATTN_ST_F32) memcpy(&v, (const unsigned char *)t->data + 4 * i, 4);
+    else v = NAN;
+    return attn__error(ATTN_ERR_NUMERIC,
+                       "%s: %s: tensor '%s' holds a non-finite value (%s at element %lld of "
+                       "%lld): a diverged run? (attn_safetensors_load_params with "
+                       "ATTN_ST_ALLOW_NONFINITE loads it for debugging)",
+                       fn, path, t->name, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf",
+                       (long long)i, (long long)t->numel);
+}
+
 /* Checks the file's tensors against the store (flags as for load_params;
  * tensors named optimizer.state.* are left aside when skip_opt). */
 static attn_status check_params(const char *fn, const char *path, const attn_safetensors *f,
@@ -88,6 +123,7 @@ static attn_status check_params(const char *fn, const char *path, const attn_saf
                                attn_safetensors_count(f));
         }
         if ((st = check_fit(fn, path, t, p, 0))) return st;
+        if (!(flags & ATTN_ST_ALLOW_NONFINITE) && (st = check_finite(fn, path, t))) return st;
     }
     if (flags & ATTN_ST_ALLOW_UNEXPECTED) return ATTN_OK;
     for (int k = 0; k < attn_safetensors_count(f); k++) {
@@ -331,6 +367,7 @@ attn_status attn_checkpoint_load(const char *path, attn_params *ps, attn_optim *
                     goto done;
                 }
                 if ((st = check_fit(fn, path, t, p, 1))) goto done;
+                if ((st = check_finite(fn, path, t))) goto done;
                 expected++;
             }
         }
