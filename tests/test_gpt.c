@@ -411,6 +411,30 @@ static void test_files(void) {
         CHECK_OK(attn_safetensors_save_params(path, ps, NULL, 0));
         attn_gpt_config c;
         CHECK(attn_gpt_config_load(path, &c) == ATTN_ERR_FORMAT, "a file without gpt.* accepted");
+        /* A crafted file: the small model's tensors under metadata that
+         * claims 100,000 layers (or a vocabulary of 2^31 - 1) is refused
+         * before anything is built, naming the claim. */
+        for (int claim = 0; claim < 2; claim++) {
+            attn_gpt_config big = m->cfg;
+            if (claim == 0) big.n_layers = 100000;
+            else big.vocab = 2147483647;
+            attn_kv kv[ATTN_GPT_META];
+            char buf[ATTN_GPT_META * 32];
+            attn_gpt_config_meta(&big, kv, buf);
+            CHECK_OK(attn_safetensors_save_params(path, ps, kv, ATTN_GPT_META));
+            attn_params *p4 = NULL;
+            attn_gpt *m4 = NULL;
+            CHECK_OK(attn_params_new(&p4));
+            const attn_status st = attn_gpt_load(path, p4, &m4);
+            CHECK(st == ATTN_ERR_FORMAT && m4 == NULL && attn_params_count(p4) == 0 &&
+                      strstr(attn_last_error(), claim == 0 ? "claims 100000 layers"
+                                                           : "needs at least more values"),
+                  "a file claiming %s: %s, %s, %d parameters built",
+                  claim == 0 ? "100,000 layers" : "a vocabulary of 2^31 - 1",
+                  attn_status_str(st), attn_last_error(), attn_params_count(p4));
+            attn_gpt_free(m4);
+            attn_params_free(p4);
+        }
         unlink(path);
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
         unlink(path);

@@ -461,6 +461,13 @@ attn_status attn_bert_load(const char *path, attn_params *ps, attn_bert **out) {
     attn_bert_config c;
     attn_status st = attn_bert_config_load(path, &c);
     if (st != ATTN_OK) return st;
+    /* the file must hold what the metadata claims before anything is built:
+     * the token embedding [vocab, d_model] and d_model^2 per layer at least */
+    st = attn__meta_check_size("attn_bert_load", path, c.n_layers,
+                               attn__meta_mul_add(c.d_model,
+                                                  attn__meta_mul_add(c.d_model, c.n_layers, c.vocab),
+                                                  0));
+    if (st != ATTN_OK) return st;
     attn_bert *m = NULL;
     st = attn_bert_new(&m, ps, &c, NULL);
     if (st != ATTN_OK) return st;

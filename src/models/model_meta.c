@@ -84,6 +84,35 @@ attn_status attn__meta_load(const char *fn, const char *what, const char *path,
     return st;
 }
 
+int64_t attn__meta_mul_add(int64_t a, int64_t b, int64_t c) {
+    int64_t p, s;
+    if (a < 0 || b < 0 || c < 0 || __builtin_mul_overflow(a, b, &p) || __builtin_add_overflow(p, c, &s))
+        return -1;
+    return s;
+}
+
+attn_status attn__meta_check_size(const char *fn, const char *path, int64_t n_layers,
+                                  int64_t min_elems) {
+    attn_safetensors *f = NULL;
+    attn_status st = attn_safetensors_open(&f, path);
+    if (st != ATTN_OK) return st;
+    const int n = attn_safetensors_count(f);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const int64_t k = attn_safetensors_at(f, i)->numel;
+        total = total > INT64_MAX - k ? INT64_MAX : total + k;
+    }
+    attn_safetensors_close(f);
+    if (n_layers > n)
+        return attn__error(ATTN_ERR_FORMAT, "%s: %s: the metadata claims %lld layers, the file "
+                           "holds %d tensors", fn, path, (long long)n_layers, n);
+    if (min_elems < 0 || min_elems > total)
+        return attn__error(ATTN_ERR_FORMAT, "%s: %s: the metadata's configuration needs at least "
+                           "%s values, the file holds %lld", fn, path,
+                           min_elems < 0 ? "more than 2^63" : "more", (long long)total);
+    return ATTN_OK;
+}
+
 attn_status attn__meta_save(const char *path, const attn_params *ps, attn_kv *kv, int n_cfg,
                             const attn_kv *meta, int n_meta) {
     for (int i = 0; i < n_meta; i++) kv[n_cfg + i] = meta[i];

@@ -46,6 +46,20 @@ void attn__meta_write(const attn__meta_field *fields, int n, const void *cfg, at
 attn_status attn__meta_load(const char *fn, const char *what, const char *path,
                             const attn__meta_field *fields, int n, void *cfg);
 
+/* Checks, before a model is built from the metadata of path, that the file
+ * can hold what the metadata claims: at least n_layers tensors and at least
+ * min_elems values in all (the caller's lower bound from its configuration,
+ * e.g. the embedding plus d_model^2 per layer; computed without overflow,
+ * a negative value means it overflowed and is refused). A crafted file of a
+ * few kilobytes that claims 100,000 layers is refused in O(file) instead of
+ * building the model first. Errors under fn: ATTN_ERR_FORMAT naming the
+ * claim and what the file holds; those of attn_safetensors_open. */
+attn_status attn__meta_check_size(const char *fn, const char *path, int64_t n_layers,
+                                  int64_t min_elems);
+
+/* Lower bound helper: a * b + c without overflow, or -1. */
+int64_t attn__meta_mul_add(int64_t a, int64_t b, int64_t c);
+
 /* Saves ps to path with the metadata kv[0..n_cfg) (room for n_cfg + n_meta
  * entries) followed by meta[0..n_meta). */
 attn_status attn__meta_save(const char *path, const attn_params *ps, attn_kv *kv, int n_cfg,
