@@ -138,6 +138,7 @@ fixtures:
 	$(PYTHON) tools/make_gpt_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_t2t_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_bert_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_vision_attention_fixtures.py tests/fixtures
 
 clean:
 	rm -rf build build-asan

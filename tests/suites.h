@@ -6,6 +6,7 @@
     X(gemm)            \
     X(ops)             \
     X(conv)            \
+    X(vision_attention) \
     X(rnn)             \
     X(attention)       \
     X(positions)       \

@@ -63,5 +63,6 @@
 #include "bert_corpus.h"
 #include "bert.h"
 #include "conv.h"
+#include "vision_attention.h"
 
 #endif
