@@ -1035,11 +1035,55 @@ static void test_alibi_param(void) {
     TEST_END();
 }
 
+/* The multi-head attention module with ALiBi positions on the fused op:
+ * forward + backward at T = S = 2048 keep the arena peak O(S D), with no
+ * [1, H, T, S] bias (which alone would be 64 MiB here) and no copies of the
+ * heads of the packed projection beyond O(T E). */
+static void test_mha_alibi_memory(void) {
+    TEST_BEGIN("flash/MHA with ALiBi on the fused op: extra memory O(T E), no [H,T,S] bias");
+    enum { T = 2048, E = 64, H = 4 };
+    attn_ctx *ctx = test_ctx_new((size_t)96 << 20, 1, 0);
+    attn_params *ps = NULL;
+    CHECK_OK(attn_params_new(&ps));
+    attn_rng rng;
+    attn_rng_init(&rng, 11);
+    attn_mha mha;
+    attn_mha_config cfg = {.embed_dim = E, .n_heads = H, .packed = 1, .pos = ATTN_POS_ALIBI,
+                           .kernel = ATTN_KERNEL_FUSED};
+    float *x = malloc(sizeof(float) * T * E);
+    if (ctx && ps && x && attn_mha_init(&mha, ps, "", &cfg, &rng) == ATTN_OK) {
+        test_fill_normal(x, T * E, &rng);
+        const int64_t xs[3] = {1, T, E};
+        attn_tensor *xt = test_leaf(ctx, 3, xs, x);
+        const size_t base = attn_ctx_arena_used(ctx);
+        const attn_mha_call call = {.causal = 1};
+        attn_tensor *y = attn_mha_forward(ctx, &mha, xt, xt, &call, NULL);
+        CHECK(y != NULL, "forward: %s", attn_ctx_error(ctx));
+        if (y) CHECK_OK(attn_backward_from(ctx, y, x));
+        const size_t extra = attn_ctx_arena_peak(ctx) - base;
+        const size_t bias_bytes = sizeof(float) * (size_t)H * T * T; /* 64 MiB */
+        /* the packed projection, its gradient, the output and its gradient
+         * (and the graph's intermediates: O(T E) floats, under 64 T E) plus
+         * the fused op's per-thread O(S D) staging and 1 MiB of tiles */
+        const size_t allowed = sizeof(float) * (size_t)(64 * T * E) + ((size_t)2 << 20);
+        if (test__verbose)
+            printf("     MHA ALiBi T=%d: arena %zu B above the input (a [H,T,S] bias: %zu B)\n", T,
+                   extra, bias_bytes);
+        CHECK(extra <= allowed, "extra %zu bytes, more than O(T E) (%zu); a [H,T,S] bias is %zu",
+              extra, allowed, bias_bytes);
+    }
+    free(x);
+    attn_params_free(ps);
+    if (ctx) attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_flash(void) {
     test_bf16();
     test_against_sdpa();
     for (int v = 0; v < 3; v++) test_property(v);
     test_alibi_param();
+    test_mha_alibi_memory();
     test_empty_rows();
     test_threads();
     test_memory();
