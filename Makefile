@@ -95,13 +95,15 @@ deps:
 # reference vs fast path, guards), then the examples with their assertions,
 # then the same op suite again with the built-in matrix kernel (no BLAS),
 # and the fused attention's suite on its other kernels (the portable one, and
-# AVX-512 BF16 instead of AMX for bf16) where this CPU picks a faster one.
+# AVX-512 BF16 instead of AMX for bf16) where this CPU picks a faster one;
+# last, the training driver's behaviour through the CLI (tests/cli_driver.sh).
 test: all $(TESTS) deps
 	$(TESTS)
 	ATTN_BLAS=builtin $(TESTS) --suite ops
 	ATTN_FLASH_GENERIC=1 $(TESTS) --suite flash
 	ATTN_FLASH_NO_AMX=1 $(TESTS) --suite flash
 	bash tests/run_examples.sh $(BUILD)
+	bash tests/cli_driver.sh $(BUILD)
 
 check: test
 

@@ -34,7 +34,7 @@ static void usage(FILE *f) {
             "  OMP_NUM_THREADS=N                 threads for ops\n"
             "  OPENBLAS_CORETYPE=NAME            OpenBLAS kernel family (attn picks SkylakeX on\n"
             "                                    AVX-512 CPUs when unset)\n\n"
-            "'attn <command> --help' describes a command.\n");
+            "'attn <command> --help' describes a command. Options take '--opt V' or '--opt=V'.\n");
 }
 
 int cli_fail(const char *cmd, const char *what) {
@@ -95,7 +95,50 @@ int cmd_version(int argc, char **argv) {
     return 0;
 }
 
+/* "--opt=value" becomes "--opt" "value" for every command (one place, so the
+ * handlers parse one form). Only arguments that begin with "--" and have a
+ * name of letters, digits and '-' before the '=' are split; the pieces live
+ * until the process exits. Returns argv itself when nothing is split, NULL
+ * when out of memory. */
+static char **split_eq(int argc, char **argv, int *argc_out) {
+    int extra = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *eq = strchr(a, '=');
+        if (strncmp(a, "--", 2) != 0 || !eq || eq == a + 2) continue;
+        if (strspn(a + 2, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != (size_t)(eq - a - 2))
+            continue;
+        extra++;
+    }
+    *argc_out = argc + extra;
+    if (!extra) return argv;
+    char **out = malloc((size_t)(argc + extra + 1) * sizeof *out);
+    if (!out) return NULL;
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        char *a = argv[i], *eq = strchr(a, '=');
+        if (i > 0 && strncmp(a, "--", 2) == 0 && eq && eq != a + 2 &&
+            strspn(a + 2, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") ==
+                (size_t)(eq - a - 2)) {
+            char *name = malloc((size_t)(eq - a) + 1);
+            if (!name) return NULL;
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = '\0';
+            out[n++] = name;
+            out[n++] = eq + 1;
+        } else {
+            out[n++] = a;
+        }
+    }
+    out[n] = NULL;
+    return out;
+}
+
 int main(int argc, char **argv) {
+    argv = split_eq(argc, argv, &argc);
+    if (!argv) {
+        fprintf(stderr, "attn: out of memory\n");
+        return 1;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;
