@@ -423,8 +423,7 @@ typedef struct bert_train {
     run_meta meta;
 } bert_train;
 
-static attn_tensor *bert_step_loss(void *self, train_run *run, int64_t step, double *items, double *tokens,
-                                   double *metric) {
+static attn_tensor *bert_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
     bert_train *b = self;
     attn_ctx *ctx = run->ctx;
     const int64_t B = b->B;
@@ -444,10 +443,9 @@ static attn_tensor *bert_step_loss(void *self, train_run *run, int64_t step, dou
         loss = attn_bert_cls_loss(ctx, b->m, ti, tl, attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){B}, b->blab), &ok);
         n = B;
     }
-    *items = (double)B;
-    *tokens = 0.0;
-    for (int64_t r = 0; r < B; r++) *tokens += b->blens[r];
-    *metric = n ? (double)ok / (double)n : 0.0;
+    c->items = (double)B;
+    for (int64_t r = 0; r < B; r++) c->tokens += b->blens[r];
+    c->metric = n ? (double)ok / (double)n : 0.0;
     return loss;
 }
 
@@ -501,8 +499,9 @@ static int bert_finish(void *self, train_run *run, double train_s, double train_
     const int ft = b->finetune;
     (void)train_cpu;
     const long long done = (long long)(run->step - run->start);
-    printf("trained %lld steps in %.1f s (%.1f sequences/s; evaluation %.1f s apart)\n", done, train_s,
-           (double)(done * b->B) / (train_s > 1e-9 ? train_s : 1e-9), run->eval_seconds);
+    printf("trained %lld steps in %.1f s (%.1f sequences/s; evaluation %.1f s apart)%s\n", done, train_s,
+           (double)(done * b->B) / (train_s > 1e-9 ? train_s : 1e-9), run->eval_seconds,
+           !strcmp(run->stopped, "time_budget") ? "; stopped by the time budget" : "");
     if (ft)
         printf("test accuracy %.4f (%lld/%lld); majority-class baseline %.4f; encoder %s\n", b->test_ev.acc,
                (long long)b->test_ev.correct, (long long)b->test_ev.count, b->base_train,
@@ -519,12 +518,12 @@ static int bert_finish(void *self, train_run *run, double train_s, double train_
 }
 
 static const train_family pretrain_family = {
-    "seq", "masked_accuracy", "BERT masked-LM pretraining", "loss (nats)", "held out",
-    bert_step_loss, bert_evaluate, bert_meta, bert_finish,
+    "seq", "masked_accuracy", "BERT masked-LM pretraining", "loss (nats)", "held out", NULL, NULL,
+    bert_step_loss, NULL, bert_evaluate, bert_meta, bert_finish,
 };
 static const train_family finetune_family = {
-    "seq", "accuracy", "BERT fine-tuning (fortune file classification)", "loss (nats)", "held out",
-    bert_step_loss, bert_evaluate, bert_meta, bert_finish,
+    "seq", "accuracy", "BERT fine-tuning (fortune file classification)", "loss (nats)", "held out", NULL, NULL,
+    bert_step_loss, NULL, bert_evaluate, bert_meta, bert_finish,
 };
 
 /* ---- setting up a run ------------------------------------------------------------------ */

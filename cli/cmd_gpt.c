@@ -248,16 +248,14 @@ typedef struct gpt_train {
     run_meta meta;
 } gpt_train;
 
-static attn_tensor *gpt_step_loss(void *self, train_run *run, int64_t step, double *items, double *tokens,
-                                  double *metric) {
+static attn_tensor *gpt_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
     gpt_train *g = self;
-    (void)metric;
     /* Dropout masks are a function of (seed, step): a resumed run replays them. */
     attn_ctx_set_rng(run->ctx, (uint64_t)g->r.seed, (uint64_t)step << 24);
     attn_lm_batch(&g->tr, (uint64_t)g->r.seed, step, g->B, g->T, g->bin, g->btg);
     attn_tensor *ti = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
     attn_tensor *tt = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
-    *items = *tokens = (double)(g->B * g->T);
+    c->items = c->tokens = (double)(g->B * g->T);
     return attn_gpt_loss(run->ctx, g->m, ti, tt, -1);
 }
 
@@ -295,8 +293,9 @@ static int gpt_finish(void *self, train_run *run, double train_s, double train_c
     const double ntok = (double)((run->step - run->start) * g->B * g->T);
     const double tps = ntok / (train_s > 1e-9 ? train_s : 1e-9);
     const double cpu_tps = ntok / (train_cpu > 1e-9 ? train_cpu : 1e-9);
-    printf("trained %lld steps in %.1f s: %.0f tokens/s, %.0f tokens per CPU second (evaluation %.1f s apart)\n",
-           (long long)(run->step - run->start), train_s, tps, cpu_tps, run->eval_seconds);
+    printf("trained %lld steps in %.1f s: %.0f tokens/s, %.0f tokens per CPU second (evaluation %.1f s apart)%s\n",
+           (long long)(run->step - run->start), train_s, tps, cpu_tps, run->eval_seconds,
+           !strcmp(run->stopped, "time_budget") ? "; stopped by the time budget" : "");
     const attn_json_field f[] = {attn_json_str("event", "end"), attn_json_int("step", run->step),
                                  attn_json_str("stopped", run->stopped),
                                  attn_json_num("train_seconds", train_s), attn_json_num("tokens_per_s", tps),
@@ -306,7 +305,8 @@ static int gpt_finish(void *self, train_run *run, double train_s, double train_c
 }
 
 static const train_family gpt_family = {
-    "tok", NULL, NULL, "loss (nats per token)", "valid", gpt_step_loss, gpt_evaluate, gpt_meta, gpt_finish,
+    "tok", NULL, NULL, "loss (nats per token)", "valid", NULL, NULL,
+    gpt_step_loss, NULL, gpt_evaluate, gpt_meta, gpt_finish,
 };
 
 static int cmd_gpt_train(int argc, char **argv) {

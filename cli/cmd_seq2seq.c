@@ -35,6 +35,7 @@
 
 #include "attn/attn.h"
 #include "commands.h"
+#include "train_driver.h"
 
 /* The family served by this run, set once by the entry point (cmd_seq2seq
  * or cmd_transformer at the bottom). */
@@ -836,7 +837,8 @@ static void train_usage(FILE *f) {
         "                         fresh examples for every batch (the generator is infinite)\n"
         "  --max-len N            gettext: skip training pairs with a side longer than N\n"
         "                         tokens (default 60 bpe / 150 char; 0: keep all)\n"
-        "  --tok char|bpe         tokeniser of both sides (default: dates char, gettext bpe)\n"
+        "  --tokenizer char|bpe   tokeniser of both sides (default: dates char, gettext bpe;\n"
+        "                         alias --tok)\n"
         "  --bpe-merges N         BPE merges per side, learned on the training split\n"
         "                         (default: dates 100, gettext 2000)\n");
     if (T2T)
@@ -849,10 +851,12 @@ static void train_usage(FILE *f) {
         "  --enc-layers L, --dec-layers L   each side on its own\n"
         "  --d-ff F               feed-forward width (default 4 E)\n"
         "  --pre-ln 0|1           pre-LN blocks and final norms (default 1); 0: post-LN\n"
+        "                         (a bare --pre-ln is --pre-ln 1)\n"
         "  --activation relu|gelu feed-forward activation (default relu)\n"
         "  --pos KIND             sinusoidal|learned|rope|alibi|shaw|none (default sinusoidal)\n"
         "  --shaw-clip K          Shaw relative positions' clipping distance (default 8)\n"
-        "  --tie 0|1              output layer tied to the target embedding (default 0)\n"
+        "  --tie 0|1              output layer tied to the target embedding (default 0; a\n"
+        "                         bare --tie is --tie 1)\n"
         "  --dropout P            embeddings, attention weights, residual branches and the\n"
         "                         feed-forward hidden layer (default 0; gettext 0.1)\n"
         "  --align-layer N        decoder layer whose cross-attention (averaged over heads)\n"
@@ -884,8 +888,8 @@ static void train_usage(FILE *f) {
         "  --steps N | --epochs E steps to train (default: dates 1000, gettext 4000, unless\n"
         "                         a time budget is given); --epochs needs a finite training set\n"
         "  --time-budget SECONDS  stop when training has run this long (all runs of the\n"
-        "                         directory together); without --steps the cosine decay is\n"
-        "                         spread over the budget\n"
+        "                         directory together, evaluations apart); without --steps the\n"
+        "                         cosine decay is spread over the budget\n"
         "  --lr LR                peak learning rate (default 3e-3)\n"
         "  --warmup N             linear warmup steps (default 100)\n"
         "  --weight-decay WD      AdamW's decoupled weight decay (default 0.01)\n"
@@ -895,33 +899,38 @@ static void train_usage(FILE *f) {
         "  --arena-mb M           per-step activation arena (default 1024)\n"
         "output:\n"
         "  --out DIR              writes DIR/model.safetensors, DIR/src.vocab, DIR/tgt.vocab,\n"
-        "                         DIR/train.jsonl\n"
+        "                         DIR/train.jsonl, DIR/loss.svg\n"
         "  --resume               continue DIR's run: same step, optimizer state, data order\n"
-        "                         (the model, data and seed options come from DIR)\n"
+        "                         (the model, data, batch and seed options come from DIR and\n"
+        "                         are refused; --steps, --time-budget, --lr, --warmup,\n"
+        "                         --weight-decay, --label-smoothing are applied and printed)\n"
+        "  --force                overwrite the run DIR holds (refused without it)\n"
         "  --eval-every N         every N steps: greedy valid metrics on --eval-n examples,\n"
         "                         logged, and a checkpoint (default 500; 0: only at the end)\n"
         "  --eval-n N             valid examples per evaluation (default 500)\n"
         "  --log-every N          steps per JSONL record (default 50)\n"
-        "  --quiet                no progress line\n");
+        "  --quiet                no progress line\n\n"
+        "Options take '--opt V' or '--opt=V'. Ctrl-C (SIGINT) or SIGTERM finishes the step,\n"
+        "writes a checkpoint and exits 130; --resume continues from it.\n");
 }
 
-typedef struct train_opts {
+typedef struct s2s_opts {
     const char *task, *lang, *attention, *cell, *tok, *out, *data_dir;
     long long bpe_merges, emb, hidden, layers, bidir, attn_dim, window, combine_dim, input_feed;
     double dropout;
     /* the Transformer's */
     const char *pos, *activation;
-    long long d_model, heads, kv_heads, enc_layers, dec_layers, d_ff, pre_ln, shaw_clip, tie,
-        align_layer;
+    long long d_model, heads, kv_heads, enc_layers, dec_layers, d_ff, shaw_clip, align_layer;
+    int pre_ln, tie;
     long long batch, pool, steps, epochs, n_train, max_len, warmup, seed, threads, arena_mb;
     double lr, weight_decay, label_smoothing, time_budget;
     long long eval_every, eval_n, log_every;
     int resume, quiet;
-    const char *fixed_given; /* the first option that --resume takes from the checkpoint */
     int given_lr, given_wd, given_ls, given_warmup;
-} train_opts;
+    train_opts t; /* the options every training command shares (cli/train_driver.h) */
+} s2s_opts;
 
-static int train_parse(int argc, char **argv, train_opts *o) {
+static int train_parse(int argc, char **argv, s2s_opts *o) {
     memset(o, 0, sizeof *o);
     o->lang = "de";
     o->data_dir = getenv("ATTN_GETTEXT_DIR") && getenv("ATTN_GETTEXT_DIR")[0]
@@ -942,38 +951,38 @@ static int train_parse(int argc, char **argv, train_opts *o) {
     o->align_layer = -1;
     o->window = 5;
     o->input_feed = 1;
-    o->batch = 64;
     o->pool = 8;
-    o->steps = o->epochs = -1;
-    o->warmup = 100;
-    o->seed = 1;
-    o->arena_mb = 1024;
-    o->lr = 3e-3;
-    o->weight_decay = 0.01;
-    o->eval_every = 500;
-    o->eval_n = 500;
-    o->log_every = 50;
+    train_opts *t = &o->t;
+    train_opts_init(t);
     const char *sub = "train";
+    char prog[64];
+    snprintf(prog, sizeof prog, "%s train", PROG);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--resume")) {
-            o->resume = 1;
-            continue;
-        }
-        if (!strcmp(a, "--quiet")) {
-            o->quiet = 1;
-            continue;
-        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = 0, fixed = 1;
+        int rc = 0;
+        const int k = train_opt(prog, a, v, t, &rc);
+        if (k) {
+            if (rc) return rc;
+            i += k - 1;
+            continue;
+        }
+        if (strcmp(a, "--data")) train_fixed(t, a); /* the model's and the data's; --data may move */
+        if (T2T && !strcmp(a, "--pre-ln")) {
+            train_opt_bool(argv, argc, &i, &o->pre_ln);
+            continue;
+        }
+        if (T2T && !strcmp(a, "--tie")) {
+            train_opt_bool(argv, argc, &i, &o->tie);
+            continue;
+        }
         i++;
         if (!strcmp(a, "--task")) rc = opt_str(sub, a, v, &o->task);
         else if (!strcmp(a, "--lang")) rc = opt_str(sub, a, v, &o->lang);
-        else if (!strcmp(a, "--data")) rc = opt_str(sub, a, v, &o->data_dir), fixed = 0;
+        else if (!strcmp(a, "--data")) rc = opt_str(sub, a, v, &o->data_dir);
         else if (!T2T && !strcmp(a, "--attention")) rc = opt_str(sub, a, v, &o->attention);
         else if (!T2T && !strcmp(a, "--cell")) rc = opt_str(sub, a, v, &o->cell);
-        else if (!strcmp(a, "--tok")) rc = opt_str(sub, a, v, &o->tok);
-        else if (!strcmp(a, "--out")) rc = opt_str(sub, a, v, &o->out), fixed = 0;
+        else if (!strcmp(a, "--tokenizer") || !strcmp(a, "--tok")) rc = opt_str(sub, a, v, &o->tok);
         else if (!strcmp(a, "--bpe-merges")) rc = opt_int(sub, a, v, 0, 1000000, &o->bpe_merges);
         else if (!T2T && !strcmp(a, "--emb")) rc = opt_int(sub, a, v, 1, 65536, &o->emb);
         else if (!T2T && !strcmp(a, "--hidden")) rc = opt_int(sub, a, v, 1, 65536, &o->hidden);
@@ -990,48 +999,45 @@ static int train_parse(int argc, char **argv, train_opts *o) {
         else if (T2T && !strcmp(a, "--enc-layers")) rc = opt_int(sub, a, v, 1, 16, &o->enc_layers);
         else if (T2T && !strcmp(a, "--dec-layers")) rc = opt_int(sub, a, v, 1, 16, &o->dec_layers);
         else if (T2T && !strcmp(a, "--d-ff")) rc = opt_int(sub, a, v, 1, 1 << 20, &o->d_ff);
-        else if (T2T && !strcmp(a, "--pre-ln")) rc = opt_int(sub, a, v, 0, 1, &o->pre_ln);
         else if (T2T && !strcmp(a, "--activation")) rc = opt_str(sub, a, v, &o->activation);
         else if (T2T && !strcmp(a, "--pos")) rc = opt_str(sub, a, v, &o->pos);
         else if (T2T && !strcmp(a, "--shaw-clip")) rc = opt_int(sub, a, v, 1, 1 << 16, &o->shaw_clip);
-        else if (T2T && !strcmp(a, "--tie")) rc = opt_int(sub, a, v, 0, 1, &o->tie);
         else if (T2T && !strcmp(a, "--align-layer")) rc = opt_int(sub, a, v, -1, 15, &o->align_layer);
         else if (!strcmp(a, "--n-train")) rc = opt_int(sub, a, v, 0, 1LL << 31, &o->n_train);
         else if (!strcmp(a, "--max-len")) rc = opt_int(sub, a, v, 0, 1 << 20, &o->max_len);
-        else if (!strcmp(a, "--batch")) rc = opt_int(sub, a, v, 1, 65536, &o->batch);
         else if (!strcmp(a, "--pool")) rc = opt_int(sub, a, v, 1, 1 << 20, &o->pool);
-        else if (!strcmp(a, "--seed")) rc = opt_int(sub, a, v, 0, INT64_MAX, &o->seed);
-        else {
-            fixed = 0;
-            if (!strcmp(a, "--steps")) rc = opt_int(sub, a, v, 1, 1LL << 40, &o->steps);
-            else if (!strcmp(a, "--epochs")) rc = opt_int(sub, a, v, 1, 1 << 20, &o->epochs);
-            else if (!strcmp(a, "--time-budget")) rc = opt_real(sub, a, v, 1e-3, 1e9, &o->time_budget);
-            else if (!strcmp(a, "--lr")) rc = opt_real(sub, a, v, 0.0, 10.0, &o->lr), o->given_lr = 1;
-            else if (!strcmp(a, "--warmup")) rc = opt_int(sub, a, v, 0, 1LL << 40, &o->warmup), o->given_warmup = 1;
-            else if (!strcmp(a, "--weight-decay")) rc = opt_real(sub, a, v, 0.0, 10.0, &o->weight_decay), o->given_wd = 1;
-            else if (!strcmp(a, "--label-smoothing")) rc = opt_real(sub, a, v, 0.0, 0.999, &o->label_smoothing), o->given_ls = 1;
-            else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &o->threads);
-            else if (!strcmp(a, "--arena-mb")) rc = opt_int(sub, a, v, 16, 1 << 20, &o->arena_mb);
-            else if (!strcmp(a, "--eval-every")) rc = opt_int(sub, a, v, 0, 1LL << 40, &o->eval_every);
-            else if (!strcmp(a, "--eval-n")) rc = opt_int(sub, a, v, 1, 1LL << 31, &o->eval_n);
-            else if (!strcmp(a, "--log-every")) rc = opt_int(sub, a, v, 1, 1LL << 40, &o->log_every);
-            else return usage_error(sub, "unknown option '%s'", a);
-        }
+        else if (!strcmp(a, "--label-smoothing"))
+            rc = opt_real(sub, a, v, 0.0, 0.999, &o->label_smoothing), o->given_ls = 1;
+        else return usage_error(sub, "unknown option '%s'", a);
         if (rc) return rc;
-        if (fixed && !o->fixed_given) o->fixed_given = a;
     }
-    if (!o->out) return usage_error(sub, "--out DIR is required");
-    if (o->steps > 0 && o->epochs > 0)
-        return usage_error(sub, "--steps and --epochs exclude each other");
-    if (o->resume) {
-        if (o->fixed_given) {
-            fprintf(stderr, "%s train: %s cannot be given with --resume: the model, data "
-                            "and seed settings come from %s/model.safetensors\n", PROG,
-                    o->fixed_given, o->out);
-            return 2;
-        }
-        return 0;
-    }
+    /* The common options, with this command's defaults. The batch fixes the
+     * sampler's batches: the checkpoint keeps it. */
+    if (t->batch > 0) train_fixed(t, "--batch");
+    if (t->min_lr >= 0)
+        return usage_error(sub, "--min-lr: the cosine of %s decays to 0", PROG);
+    int rc = train_opts_check(prog, t);
+    if (rc) return rc;
+    o->out = t->out;
+    o->resume = t->resume;
+    o->quiet = t->quiet;
+    o->batch = t->batch > 0 ? t->batch : 64;
+    o->steps = t->steps;
+    o->epochs = t->epochs;
+    o->time_budget = t->time_budget > 0 ? t->time_budget : 0.0;
+    o->warmup = t->warmup >= 0 ? t->warmup : 100;
+    o->given_warmup = t->warmup >= 0;
+    o->seed = t->seed >= 0 ? t->seed : 1;
+    o->threads = t->threads >= 0 ? t->threads : 0;
+    o->arena_mb = t->arena_mb > 0 ? t->arena_mb : 1024;
+    o->lr = t->lr >= 0 ? t->lr : 3e-3;
+    o->given_lr = t->lr >= 0;
+    o->weight_decay = t->weight_decay >= 0 ? t->weight_decay : 0.01;
+    o->given_wd = t->weight_decay >= 0;
+    o->eval_every = t->eval_every >= 0 ? t->eval_every : 500;
+    o->eval_n = t->eval_n > 0 ? t->eval_n : 500;
+    o->log_every = t->log_every > 0 ? t->log_every : 50;
+    if (o->resume) return 0; /* the rest comes from the checkpoint (train_dir_check refuses it given) */
     if (!o->task) return usage_error(sub, "--task dates|gettext is required");
     if (strcmp(o->task, "dates") && strcmp(o->task, "gettext"))
         return usage_error(sub, "--task '%s': expected dates or gettext", o->task);
@@ -1054,7 +1060,7 @@ static int train_parse(int argc, char **argv, train_opts *o) {
     const int dates = !strcmp(o->task, "dates");
     if (!o->tok) o->tok = dates ? "char" : "bpe";
     if (strcmp(o->tok, "char") && strcmp(o->tok, "bpe"))
-        return usage_error(sub, "--tok '%s': expected char or bpe", o->tok);
+        return usage_error(sub, "--tokenizer '%s': expected char or bpe", o->tok);
     if (o->epochs > 0 && dates && o->n_train == 0)
         return usage_error(sub, "--epochs needs a finite training set: give --n-train N");
     /* The dot and cosine scores compare the decoder state with the encoder
@@ -1192,29 +1198,8 @@ static attn_status fresh_batch(const bundle *bd, train_data *t, int64_t b) {
 /* Learning rate at `step` (0-based): warmup then cosine to 0 over the run's
  * total steps; with only a time budget, over the estimated total, the steps
  * done divided by the fraction of the budget used. */
-static float lr_at(const run_info *r, int64_t step, double elapsed) {
-    int64_t total = r->total_steps;
-    if (total <= 0) {
-        const double frac = r->time_budget > 0 ? elapsed / r->time_budget : 0.0;
-        total = frac > 1e-9 ? (int64_t)((double)step / frac) : INT64_MAX / 2;
-        if (total <= step) total = step + 1;
-    }
-    const int64_t warmup = r->warmup < total ? r->warmup : total / 10;
-    return attn_lr_warmup_cosine(step, warmup, total, (float)r->lr, 0.0f);
-}
-
-static int save_checkpoint(const char *dir, const bundle *b, attn_optim *opt, int64_t step) {
-    char path[4096];
-    dir_file(path, sizeof path, dir, "model.safetensors");
-    meta_list m;
-    meta_build(&m, b);
-    if (attn_checkpoint_save(path, b->ps, opt, step, m.kv, m.n) != ATTN_OK)
-        return cli_fail(CMD, "cannot save the checkpoint");
-    return 0;
-}
-
 /* The model configuration from the options and the data. */
-static void config_from_opts(const train_opts *o, bundle *b, int64_t max_src_len) {
+static void config_from_opts(const s2s_opts *o, bundle *b, int64_t max_src_len) {
     attn_seq2seq_config *c = &b->cfg;
     memset(c, 0, sizeof *c);
     c->cell = strcmp(o->cell, "lstm") == 0 ? ATTN_RNN_LSTM : ATTN_RNN_GRU;
@@ -1275,10 +1260,264 @@ static int64_t longest_source(const bundle *b, const eval_set *sets, int n_sets,
     return best;
 }
 
+/* ---- train: the encoder-decoder families of the training driver ------------------------- */
+
+typedef struct s2s_train {
+    bundle *b;
+    train_data *td;
+    eval_set *valid, *test;
+    attn_s2s_sampler *sampler;
+    int64_t *iota;       /* fresh batches are examples 0 .. B-1 of the refilled set */
+    long long eval_n;
+    meta_list meta;
+    eval_out test_ev;    /* the final evaluation on the test split */
+} s2s_train;
+
+static attn_tensor *s2s_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
+    s2s_train *s = self;
+    bundle *b = s->b;
+    run_info *r = &b->info;
+    (void)step; /* the sampler and the fresh stream are positioned at the run's step */
+    /* One step's batch: only the arena is used (the fresh batch reuses its storage). */
+    attn_s2s_batch batch;
+    attn_s2s_batch_info info;
+    attn_status st;
+    if (s->td->fresh) {
+        /* The fresh set holds exactly this batch, in order. */
+        st = fresh_batch(b, s->td, r->batch);
+        if (st == ATTN_OK) st = attn_s2s_batch_make(run->ctx, &s->td->train, s->iota, r->batch, &batch, &info);
+    } else {
+        const int64_t *idx;
+        int64_t bsz;
+        attn_s2s_sampler_next(s->sampler, &idx, &bsz);
+        st = attn_s2s_batch_make(run->ctx, &s->td->train, idx, bsz, &batch, &info);
+    }
+    if (st != ATTN_OK) return NULL;
+    c->items = c->tokens = (double)info.tgt_tokens;
+    c->tokens2 = (double)info.src_tokens;
+    return model_loss(run->ctx, b, &batch, (float)r->label_smoothing);
+}
+
+/* Learning rate at `step` (0-based): warmup then cosine to 0 over the run's
+ * total steps; with only a time budget, over the estimated total, the steps
+ * done divided by the fraction of the budget used. */
+static float s2s_lr_at(void *self, train_run *run, int64_t step, double elapsed) {
+    const run_info *r = &((s2s_train *)self)->b->info;
+    int64_t total = run->total_steps;
+    if (total <= 0) {
+        const double frac = r->time_budget > 0 ? elapsed / r->time_budget : 0.0;
+        total = frac > 1e-9 ? (int64_t)((double)step / frac) : INT64_MAX / 2;
+        if (total <= step) total = step + 1;
+    }
+    const int64_t warmup = r->warmup < total ? r->warmup : total / 10;
+    return attn_lr_warmup_cosine(step, warmup, total, (float)r->lr, 0.0f);
+}
+
+/* Periodic: greedy valid metrics on --eval-n examples. Last: the test split,
+ * four examples printed. */
+static int s2s_evaluate(void *self, train_run *run, int last, double *seconds) {
+    s2s_train *s = self;
+    const run_info *r = &s->b->info;
+    eval_out ev;
+    const double t0 = now_s();
+    if (last) {
+        printf("test examples (greedy):\n");
+        if (evaluate("train", run->ctx, s->b, s->test, 0, 1, 0.0f, 4, stdout, &s->test_ev)) return 1;
+        ev = s->test_ev;
+        const double em = attn_eval_exact_match(&ev.ev), bleu = eval_bleu(&ev), al = eval_align(&ev);
+        printf("test: exact match %.2f%% (%lld/%lld)", 100.0 * em, (long long)ev.ev.exact, (long long)ev.ev.n);
+        if (!r->dates) printf(", BLEU %.2f", bleu);
+        if (isfinite(al)) printf(", alignment accuracy %.2f%% of %lld output digits", 100.0 * al, (long long)ev.digits);
+        printf(", greedy, %.0f tok/s decoding\n", ev.seconds > 0 ? (double)ev.out_tokens / ev.seconds : 0.0);
+        *seconds = now_s() - t0;
+        return 0;
+    }
+    if (evaluate("train", run->ctx, s->b, s->valid, s->eval_n, 1, 0.0f, 0, NULL, &ev)) return 1;
+    *seconds = now_s() - t0;
+    const double em = attn_eval_exact_match(&ev.ev), bleu = eval_bleu(&ev), al = eval_align(&ev);
+    const attn_json_field f[] = {
+        attn_json_str("event", "eval"),     attn_json_int("step", run->step),
+        attn_json_str("split", "valid"),    attn_json_int("n", ev.ev.n),
+        attn_json_num("exact_match", em),   attn_json_num("bleu", bleu),
+        attn_json_num("align_acc", al),     attn_json_num("elapsed", train_seconds(run)),
+    };
+    if (train_log(run, f, (int)(sizeof f / sizeof f[0]))) return 1;
+    if (!run->quiet) {
+        if (run->progress.tty) fputc('\n', stderr);
+        fprintf(stderr, "step %lld: valid exact match %.2f%% (%lld examples)", (long long)run->step, 100.0 * em,
+                (long long)ev.ev.n);
+        if (!r->dates) fprintf(stderr, ", BLEU %.2f", bleu);
+        if (isfinite(al)) fprintf(stderr, ", alignment %.1f%%", 100.0 * al);
+        fprintf(stderr, "\n");
+    }
+    return 0;
+}
+
+static void s2s_meta(void *self, train_run *run, double train_seconds_, const attn_kv **kv, int *n) {
+    s2s_train *s = self;
+    run_info *r = &s->b->info;
+    r->step = run->step;
+    r->data_cursor = (long long)s->td->cursor;
+    r->train_seconds = train_seconds_;
+    r->total_steps = run->total_steps > 0 ? run->total_steps : 0;
+    meta_build(&s->meta, s->b);
+    *kv = s->meta.kv;
+    *n = s->meta.n;
+}
+
+static int s2s_finish(void *self, train_run *run, double train_s, double train_cpu) {
+    s2s_train *s = self;
+    const run_info *r = &s->b->info;
+    const eval_out *ev = &s->test_ev;
+    (void)train_cpu;
+    printf("trained %lld steps in %.1f s (%.1f s in all, evaluations apart); stopped by %s\n",
+           (long long)(run->step - run->start), train_s, train_seconds(run),
+           !strcmp(run->stopped, "steps") ? "the step count" : "the time budget");
+    if (r->time_budget > 0) printf("time budget %.1f s, %lld steps reached\n", r->time_budget, (long long)run->step);
+    const double em = attn_eval_exact_match(&ev->ev), bleu = eval_bleu(ev), al = eval_align(ev);
+    const attn_json_field f[] = {
+        attn_json_str("event", "end"),
+        attn_json_int("step", run->step),
+        attn_json_str("stopped", run->stopped),
+        attn_json_num("time_budget", r->time_budget),
+        attn_json_num("elapsed", train_seconds(run)),
+        attn_json_str("split", "test"),
+        attn_json_int("n", ev->ev.n),
+        attn_json_num("exact_match", em),
+        attn_json_num("bleu", bleu),
+        attn_json_num("align_acc", al),
+        attn_json_num("decode_tokens_per_s", ev->seconds > 0 ? (double)ev->out_tokens / ev->seconds : 0.0),
+    };
+    return train_log(run, f, (int)(sizeof f / sizeof f[0]));
+}
+
+static const train_family s2s_family = {
+    "tok", NULL, "encoder-decoder training", "loss (nats per target token)", "valid",
+    "src_tokens_per_s", "src.vocab, tgt.vocab, train.jsonl, loss.svg",
+    s2s_step_loss, s2s_lr_at, s2s_evaluate, s2s_meta, s2s_finish,
+};
+
+/* A new model: vocabularies from the training split, the configuration
+ * from the options. */
+static int new_model(const s2s_opts *o, bundle *b, train_data *td) {
+    run_info *r = &b->info;
+    r->dates = !strcmp(o->task, "dates");
+    snprintf(r->lang, sizeof r->lang, "%s", r->dates ? "" : o->lang);
+    r->tok = !strcmp(o->tok, "bpe") ? ATTN_VOCAB_BPE : ATTN_VOCAB_CHAR;
+    r->bpe_merges = o->bpe_merges;
+    r->data_seed = o->seed;
+    r->n_train = r->dates ? o->n_train : 0;
+    r->max_len = o->max_len;
+    r->batch = o->batch;
+    r->pool = o->pool;
+    r->warmup = o->warmup;
+    r->seed = o->seed;
+    r->lr = o->lr;
+    r->weight_decay = o->weight_decay;
+    r->label_smoothing = o->label_smoothing;
+    r->time_budget = o->time_budget;
+    if (train_data_load(o->data_dir, r, td)) return 1;
+    /* Vocabularies from the training split only. */
+    const char **vs = NULL, **vt = NULL;
+    int64_t vn = 0;
+    attn_date_example *tmp = NULL;
+    if (vocab_texts(r, td, &vs, &vt, &vn, &tmp)) {
+        fprintf(stderr, "%s train: out of memory\n", PROG);
+        if (r->dates) {
+            free(vs);
+            free(vt);
+        }
+        free(tmp);
+        return 1;
+    }
+    attn_status st;
+    if (r->tok == ATTN_VOCAB_BPE) {
+        st = attn_bpe_learn(vs, vn, (int)o->bpe_merges, 1, &b->sv);
+        if (st == ATTN_OK) st = attn_bpe_learn(vt, vn, (int)o->bpe_merges, 1, &b->tv);
+    } else {
+        st = attn_vocab_build_chars(vs, vn, 1, &b->sv);
+        if (st == ATTN_OK) st = attn_vocab_build_chars(vt, vn, 1, &b->tv);
+    }
+    if (r->dates) {
+        free(vs);
+        free(vt);
+    }
+    free(tmp);
+    if (st != ATTN_OK) return cli_fail(CMD, "cannot build the vocabularies");
+    config_from_opts(o, b, r->dates ? ATTN_DATE_SOURCE_MAX : 0);
+    return train_data_encode(b, td);
+}
+
+/* Writes a new model's vocabularies and creates its parameters and optimizer. */
+static int new_model_files(const s2s_opts *o, bundle *b, const eval_set *valid, const eval_set *test,
+                           train_data *td, attn_optim **opt) {
+    char path[4096];
+    const eval_set sets[2] = {*valid, *test};
+    b->cfg.max_src_len = longest_source(b, sets, 2, td) + 1;
+    /* learned positions: room for the longest source and for decoding it */
+    if (T2T && b->tcfg.pos == ATTN_POS_LEARNED) b->tcfg.max_len = max_out_len(b->cfg.max_src_len - 1);
+    if (make_dirs(o->out) != 0) {
+        fprintf(stderr, "%s train: cannot create the directory %s: %s\n", PROG, o->out, strerror(errno));
+        return 1;
+    }
+    dir_file(path, sizeof path, o->out, "src.vocab");
+    if (attn_vocab_save(b->sv, path) != ATTN_OK) return cli_fail(CMD, "cannot save the source vocabulary");
+    dir_file(path, sizeof path, o->out, "tgt.vocab");
+    if (attn_vocab_save(b->tv, path) != ATTN_OK) return cli_fail(CMD, "cannot save the target vocabulary");
+    attn_rng rng;
+    attn_rng_init(&rng, (uint64_t)o->seed);
+    if (attn_params_new(&b->ps) != ATTN_OK || model_new(b, &rng) != ATTN_OK)
+        return cli_fail(CMD, "cannot create the model");
+    attn_optim_config oc = {0};
+    oc.kind = ATTN_OPTIM_ADAMW;
+    oc.lr = (float)o->lr;
+    oc.weight_decay = (float)o->weight_decay;
+    if (attn_optim_new(opt, b->ps, &oc) != ATTN_OK) return cli_fail(CMD, "cannot create the optimizer");
+    run_info *r = &b->info;
+    if (o->epochs > 0) r->total_steps = o->epochs * ((td->train.n + r->batch - 1) / r->batch);
+    else if (o->steps > 0) r->total_steps = o->steps;
+    else if (o->time_budget > 0) r->total_steps = 0;
+    else r->total_steps = r->dates ? 1000 : 4000;
+    return 0;
+}
+
+/* The run in a few words (the first line and the log's start record). */
+static void describe(const bundle *b, char *desc, size_t n) {
+    const run_info *r = &b->info;
+    char luong_desc[96] = "";
+    if (!T2T && b->cfg.attention >= ATTN_S2S_DOT)
+        snprintf(luong_desc, sizeof luong_desc, ", h~ width %lld, input feeding %s",
+                 (long long)(b->cfg.combine_dim ? b->cfg.combine_dim : b->cfg.hidden),
+                 b->cfg.no_input_feed ? "off" : "on");
+    const attn_t2t_config *tc = &b->tcfg;
+    if (T2T)
+        snprintf(desc, n,
+                 "%s%s: Transformer, d_model %lld, heads %d (kv %d), layers %d+%d, d_ff %lld, "
+                 "%s, %s positions, %s%s; %s vocabularies %d -> %d tokens; %lld parameters",
+                 r->dates ? "dates" : "gettext en-", r->dates ? "" : r->lang, (long long)tc->d_model, tc->n_heads,
+                 tc->n_kv_heads ? tc->n_kv_heads : tc->n_heads, tc->enc_layers, tc->dec_layers,
+                 (long long)tc->d_ff, tc->norm_first ? "pre-LN" : "post-LN", attn_pos_kind_name(tc->pos),
+                 tc->activation == ATTN_ACT_GELU ? "gelu" : "relu", tc->tie_output ? ", tied output" : "",
+                 tok_name(r->tok), attn_vocab_size(b->sv), attn_vocab_size(b->tv),
+                 (long long)attn_params_numel(b->ps));
+    else
+        snprintf(desc, n,
+                 "%s%s: %s seq2seq, attention %s, emb %lld, hidden %lld, layers %d, %s encoder%s; "
+                 "%s vocabularies %d -> %d tokens; %lld parameters",
+                 r->dates ? "dates" : "gettext en-", r->dates ? "" : r->lang,
+                 b->cfg.cell == ATTN_RNN_LSTM ? "LSTM" : "GRU", attn_s2s_attention_name(b->cfg.attention),
+                 (long long)b->cfg.emb_dim, (long long)b->cfg.hidden, b->cfg.enc_layers,
+                 b->cfg.bidirectional ? "bidirectional" : "unidirectional", luong_desc, tok_name(r->tok),
+                 attn_vocab_size(b->sv), attn_vocab_size(b->tv), (long long)attn_params_numel(b->ps));
+}
+
 static int cmd_train(int argc, char **argv) {
-    train_opts o;
+    s2s_opts o;
     int rc = train_parse(argc, argv, &o);
     if (rc) return rc;
+    char prog[64];
+    snprintf(prog, sizeof prog, "%s train", PROG);
+    if ((rc = train_dir_check(prog, &o.t))) return rc;
     bundle b;
     memset(&b, 0, sizeof b);
     train_data td;
@@ -1287,25 +1526,26 @@ static int cmd_train(int argc, char **argv) {
     eval_set valid = {0}, test = {0};
     attn_optim *opt = NULL;
     attn_ctx *ctx = NULL;
-    attn_jsonl *log = NULL;
     attn_s2s_sampler sampler;
     memset(&sampler, 0, sizeof sampler);
-    int64_t *iota = NULL;
-    char path[4096];
+    s2s_train st;
+    memset(&st, 0, sizeof st);
+    train_run run;
+    memset(&run, 0, sizeof run);
     rc = 1;
 
     if (o.resume) {
         if (bundle_load("train", o.out, &b, &opt, (float)o.lr, (float)o.weight_decay, o.given_wd))
             goto done;
         run_info *r = &b.info;
-        if (o.given_lr) r->lr = o.lr;
-        if (o.given_wd) r->weight_decay = o.weight_decay;
-        if (o.given_ls) r->label_smoothing = o.label_smoothing;
-        if (o.given_warmup) r->warmup = o.warmup;
         /* A new length of the run: --steps (or --epochs, below) replaces the
          * schedule's total, --time-budget the budget; the other is kept. */
-        if (o.steps > 0) r->total_steps = o.steps;
-        if (o.time_budget > 0) r->time_budget = o.time_budget;
+        train_resume_real("--lr", o.t.lr, &r->lr);
+        train_resume_real("--weight-decay", o.t.weight_decay, &r->weight_decay);
+        train_resume_real("--label-smoothing", o.given_ls ? o.label_smoothing : -1.0, &r->label_smoothing);
+        train_resume_ll("--warmup", o.t.warmup, &r->warmup);
+        train_resume_ll("--steps", o.steps, &r->total_steps);
+        train_resume_real("--time-budget", o.t.time_budget, &r->time_budget);
         if (train_data_load(o.data_dir, r, &td) || train_data_encode(&b, &td)) goto done;
         if (o.epochs > 0) {
             if (td.fresh) {
@@ -1314,103 +1554,17 @@ static int cmd_train(int argc, char **argv) {
                 rc = 2;
                 goto done;
             }
-            r->total_steps = o.epochs * ((td.train.n + r->batch - 1) / r->batch);
+            train_resume_ll("--steps (from --epochs)", o.epochs * ((td.train.n + r->batch - 1) / r->batch),
+                            &r->total_steps);
         }
-    } else {
-        run_info *r = &b.info;
-        r->dates = !strcmp(o.task, "dates");
-        snprintf(r->lang, sizeof r->lang, "%s", r->dates ? "" : o.lang);
-        r->tok = !strcmp(o.tok, "bpe") ? ATTN_VOCAB_BPE : ATTN_VOCAB_CHAR;
-        r->bpe_merges = o.bpe_merges;
-        r->data_seed = o.seed;
-        r->n_train = r->dates ? o.n_train : 0;
-        r->max_len = o.max_len;
-        r->batch = o.batch;
-        r->pool = o.pool;
-        r->warmup = o.warmup;
-        r->seed = o.seed;
-        r->lr = o.lr;
-        r->weight_decay = o.weight_decay;
-        r->label_smoothing = o.label_smoothing;
-        r->time_budget = o.time_budget;
-        if (train_data_load(o.data_dir, r, &td)) goto done;
-        /* Vocabularies from the training split only. */
-        const char **vs = NULL, **vt = NULL;
-        int64_t vn = 0;
-        attn_date_example *tmp = NULL;
-        if (vocab_texts(r, &td, &vs, &vt, &vn, &tmp)) {
-            fprintf(stderr, "%s train: out of memory\n", PROG);
-            if (r->dates) {
-                free(vs);
-                free(vt);
-            }
-            free(tmp);
-            goto done;
-        }
-        attn_status st;
-        if (r->tok == ATTN_VOCAB_BPE) {
-            st = attn_bpe_learn(vs, vn, (int)o.bpe_merges, 1, &b.sv);
-            if (st == ATTN_OK) st = attn_bpe_learn(vt, vn, (int)o.bpe_merges, 1, &b.tv);
-        } else {
-            st = attn_vocab_build_chars(vs, vn, 1, &b.sv);
-            if (st == ATTN_OK) st = attn_vocab_build_chars(vt, vn, 1, &b.tv);
-        }
-        if (r->dates) {
-            free(vs);
-            free(vt);
-        }
-        free(tmp);
-        if (st != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot build the vocabularies");
-            goto done;
-        }
-        config_from_opts(&o, &b, r->dates ? ATTN_DATE_SOURCE_MAX : 0);
-        if (train_data_encode(&b, &td)) goto done;
+    } else if (new_model(&o, &b, &td)) {
+        goto done;
     }
     run_info *r = &b.info;
     if (eval_set_load("train", r, o.data_dir, ATTN_SPLIT_VALID, &valid) ||
         eval_set_load("train", r, o.data_dir, ATTN_SPLIT_TEST, &test))
         goto done;
-
-    if (!o.resume) {
-        const eval_set sets[2] = {valid, test};
-        b.cfg.max_src_len = longest_source(&b, sets, 2, &td) + 1;
-        /* learned positions: room for the longest source and for decoding it */
-        if (T2T && b.tcfg.pos == ATTN_POS_LEARNED) b.tcfg.max_len = max_out_len(b.cfg.max_src_len - 1);
-        if (make_dirs(o.out) != 0) {
-            fprintf(stderr, "%s train: cannot create the directory %s: %s\n", PROG, o.out,
-                    strerror(errno));
-            goto done;
-        }
-        dir_file(path, sizeof path, o.out, "src.vocab");
-        if (attn_vocab_save(b.sv, path) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot save the source vocabulary");
-            goto done;
-        }
-        dir_file(path, sizeof path, o.out, "tgt.vocab");
-        if (attn_vocab_save(b.tv, path) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot save the target vocabulary");
-            goto done;
-        }
-        attn_rng rng;
-        attn_rng_init(&rng, (uint64_t)o.seed);
-        if (attn_params_new(&b.ps) != ATTN_OK || model_new(&b, &rng) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot create the model");
-            goto done;
-        }
-        attn_optim_config oc = {0};
-        oc.kind = ATTN_OPTIM_ADAMW;
-        oc.lr = (float)o.lr;
-        oc.weight_decay = (float)o.weight_decay;
-        if (attn_optim_new(&opt, b.ps, &oc) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot create the optimizer");
-            goto done;
-        }
-        if (o.epochs > 0) r->total_steps = o.epochs * ((td.train.n + r->batch - 1) / r->batch);
-        else if (o.steps > 0) r->total_steps = o.steps;
-        else if (o.time_budget > 0) r->total_steps = 0;
-        else r->total_steps = r->dates ? 1000 : 4000;
-    }
+    if (!o.resume && new_model_files(&o, &b, &valid, &test, &td, &opt)) goto done;
 
     attn_ctx_config cc = {0};
     cc.arena_bytes = (size_t)o.arena_mb << 20;
@@ -1430,56 +1584,46 @@ static int cmd_train(int argc, char **argv) {
         }
         attn_s2s_sampler_seek(&sampler, r->step);
     }
-    dir_file(path, sizeof path, o.out, "train.jsonl");
-    if (attn_jsonl_open(&log, path, o.resume) != ATTN_OK) {
-        rc = cli_fail(CMD, "cannot open the log");
+    st.b = &b;
+    st.td = &td;
+    st.valid = &valid;
+    st.test = &test;
+    st.sampler = &sampler;
+    st.eval_n = o.eval_n;
+    st.iota = malloc((size_t)r->batch * sizeof *st.iota);
+    if (!st.iota) {
+        fprintf(stderr, "%s train: out of memory\n", PROG);
         goto done;
     }
-
-    const int64_t start_step = r->step;
-    if (r->total_steps > 0 && start_step >= r->total_steps) {
-        fprintf(stderr, "%s train: %s is already at step %lld of %lld (give --steps N "
-                        "with a larger N to train further)\n", PROG, o.out, (long long)start_step,
-                (long long)r->total_steps);
-        rc = 1;
+    for (int64_t k = 0; k < r->batch; k++) st.iota[k] = k;
+    run.prog = prog;
+    run.out = o.out;
+    run.fam = &s2s_family;
+    run.self = &st;
+    run.ctx = ctx;
+    run.ps = b.ps;
+    run.opt = opt;
+    run.step = r->step;
+    run.total_steps = r->total_steps;
+    run.warmup = r->warmup;
+    run.log_every = o.log_every;
+    run.eval_every = o.eval_every;
+    run.lr = r->lr;
+    run.min_lr = 0.0;
+    run.clip = CLIP_NORM;
+    run.time_budget = r->time_budget;
+    run.seconds_before = r->train_seconds;
+    run.arena_mb = o.arena_mb;
+    run.quiet = o.quiet;
+    if ((r->total_steps > 0 && r->step >= r->total_steps) ||
+        (r->time_budget > 0 && r->train_seconds >= r->time_budget)) {
+        rc = train_loop(&run); /* says the run is complete */
         goto done;
     }
-    if (r->time_budget > 0 && r->train_seconds >= r->time_budget) {
-        fprintf(stderr, "%s train: %s has used its time budget (%.1f of %.1f s; give "
-                        "--time-budget with a larger value)\n", PROG, o.out, r->train_seconds, r->time_budget);
-        rc = 1;
-        goto done;
-    }
+    if (train_log_open(&run, o.resume)) goto done;
     {
-        char desc[512], luong_desc[96] = "";
-        if (!T2T && b.cfg.attention >= ATTN_S2S_DOT)
-            snprintf(luong_desc, sizeof luong_desc, ", h~ width %lld, input feeding %s",
-                     (long long)(b.cfg.combine_dim ? b.cfg.combine_dim : b.cfg.hidden),
-                     b.cfg.no_input_feed ? "off" : "on");
-        const attn_t2t_config *tc = &b.tcfg;
-        if (T2T)
-            snprintf(desc, sizeof desc,
-                     "%s%s: Transformer, d_model %lld, heads %d (kv %d), layers %d+%d, d_ff %lld, "
-                     "%s, %s positions, %s%s; %s vocabularies %d -> %d tokens; %lld parameters",
-                     r->dates ? "dates" : "gettext en-", r->dates ? "" : r->lang,
-                     (long long)tc->d_model, tc->n_heads,
-                     tc->n_kv_heads ? tc->n_kv_heads : tc->n_heads, tc->enc_layers,
-                     tc->dec_layers, (long long)tc->d_ff, tc->norm_first ? "pre-LN" : "post-LN",
-                     attn_pos_kind_name(tc->pos), tc->activation == ATTN_ACT_GELU ? "gelu" : "relu",
-                     tc->tie_output ? ", tied output" : "", tok_name(r->tok),
-                     attn_vocab_size(b.sv), attn_vocab_size(b.tv),
-                     (long long)attn_params_numel(b.ps));
-        else
-        snprintf(desc, sizeof desc,
-                 "%s%s: %s seq2seq, attention %s, emb %lld, hidden %lld, layers %d, %s encoder%s; "
-                 "%s vocabularies %d -> %d tokens; %lld parameters",
-                 r->dates ? "dates" : "gettext en-", r->dates ? "" : r->lang,
-                 b.cfg.cell == ATTN_RNN_LSTM ? "LSTM" : "GRU",
-                 attn_s2s_attention_name(b.cfg.attention), (long long)b.cfg.emb_dim,
-                 (long long)b.cfg.hidden, b.cfg.enc_layers,
-                 b.cfg.bidirectional ? "bidirectional" : "unidirectional", luong_desc,
-                 tok_name(r->tok),
-                 attn_vocab_size(b.sv), attn_vocab_size(b.tv), (long long)attn_params_numel(b.ps));
+        char desc[512];
+        describe(&b, desc, sizeof desc);
         printf("%s\n", desc);
         if (td.fresh)
             printf("training data: fresh dates drawn for every batch (stream %lld)\n", r->data_seed);
@@ -1492,11 +1636,12 @@ static int cmd_train(int argc, char **argv) {
         printf("schedule: AdamW lr %g, warmup %lld, cosine over %s; threads: %d\n", r->lr,
                r->warmup, r->total_steps > 0 ? "the steps" : "the time budget",
                attn_ctx_threads(ctx));
-        if (o.resume) printf("resuming %s at step %lld (%.1f s trained)\n", o.out, (long long)start_step, r->train_seconds);
+        if (o.resume)
+            printf("resuming %s at step %lld (%.1f s trained)\n", o.out, (long long)r->step, r->train_seconds);
         fflush(stdout);
         const attn_json_field f[] = {
             attn_json_str("event", o.resume ? "resume" : "start"),
-            attn_json_int("step", start_step),
+            attn_json_int("step", r->step),
             attn_json_str("task", r->dates ? "dates" : "gettext"),
             attn_json_str("lang", r->lang),
             attn_json_str("attention", model_kind(&b)),
@@ -1510,196 +1655,13 @@ static int cmd_train(int argc, char **argv) {
             attn_json_int("threads", attn_ctx_threads(ctx)),
             attn_json_str("description", desc),
         };
-        if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot write the log");
-            goto done;
-        }
+        if (train_log(&run, f, (int)(sizeof f / sizeof f[0]))) goto done;
     }
-
-    /* Fresh batches are examples 0 .. B-1 of the refilled set. */
-    iota = malloc((size_t)r->batch * sizeof *iota);
-    if (!iota) {
-        fprintf(stderr, "%s train: out of memory\n", PROG);
-        goto done;
-    }
-    for (int64_t k = 0; k < r->batch; k++) iota[k] = k;
-
-    attn_progress prog;
-    attn_progress_init(&prog, o.quiet ? NULL : stderr, r->total_steps > 0 ? r->total_steps - start_step : 0,
-                       "train");
-    prog.unit = "tok";
-    const double t_run = now_s(), seconds_before = r->train_seconds;
-    double win_loss = 0.0, win_t = t_run;
-    int64_t win_steps = 0, win_tokens = 0, win_src_tokens = 0, step = start_step;
-    const char *stopped = "steps";
-    float lr = 0.0f;
-    for (;;) {
-        const double elapsed = seconds_before + (now_s() - t_run);
-        if (r->total_steps > 0 && step >= r->total_steps) break;
-        if (r->time_budget > 0 && elapsed >= r->time_budget) {
-            stopped = "time_budget";
-            break;
-        }
-        /* One step: the batch, the loss, backward, clip, update. Only the
-         * arena is used (the fresh batch reuses its storage). */
-        attn_ctx_reset(ctx);
-        attn_s2s_batch batch;
-        attn_s2s_batch_info info;
-        attn_status st;
-        if (td.fresh) {
-            /* The fresh set holds exactly this batch, in order. */
-            st = fresh_batch(&b, &td, r->batch);
-            if (st == ATTN_OK) st = attn_s2s_batch_make(ctx, &td.train, iota, r->batch, &batch, &info);
-        } else {
-            const int64_t *idx;
-            int64_t bsz;
-            attn_s2s_sampler_next(&sampler, &idx, &bsz);
-            st = attn_s2s_batch_make(ctx, &td.train, idx, bsz, &batch, &info);
-        }
-        if (st != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot make a batch");
-            goto done;
-        }
-        attn_tensor *loss = model_loss(ctx, &b, &batch, (float)r->label_smoothing);
-        if (!loss) {
-            fprintf(stderr, "%s train: step %lld: %s\n", PROG, (long long)step, attn_ctx_error(ctx));
-            if (attn_ctx_status(ctx) == ATTN_ERR_OOM)
-                fprintf(stderr, "hint: raise --arena-mb (now %lld) or lower --batch\n", o.arena_mb);
-            goto done;
-        }
-        attn_params_zero_grad(b.ps);
-        if (attn_backward(ctx, loss) != ATTN_OK) {
-            fprintf(stderr, "%s train: step %lld: backward: %s\n", PROG, (long long)step, attn_last_error());
-            goto done;
-        }
-        const float norm = attn_clip_grad_norm(b.ps, CLIP_NORM);
-        const double l = attn_f32(loss)[0];
-        if (!isfinite(norm) || !isfinite(l)) {
-            fprintf(stderr, "%s train: step %lld: the loss (%g) or the gradient norm (%g) "
-                            "is not finite; lower --lr (now %g)\n", PROG,
-                    (long long)step, l, (double)norm, r->lr);
-            goto done;
-        }
-        lr = lr_at(r, step, elapsed);
-        if (attn_optim_step(opt, lr) != ATTN_OK) {
-            rc = cli_fail(CMD, "optimizer step failed");
-            goto done;
-        }
-        step++;
-        win_loss += l;
-        win_steps++;
-        win_tokens += info.tgt_tokens;
-        win_src_tokens += info.src_tokens;
-        if (r->total_steps <= 0 && r->time_budget > 0) {
-            /* Time-budgeted run: the total is the estimate the schedule
-             * uses, so the progress line's ETA is the budget's end. */
-            const double el = seconds_before + (now_s() - t_run);
-            attn_progress_set_total(
-                &prog, (int64_t)((double)(step - start_step) * (r->time_budget - seconds_before) /
-                                 (el - seconds_before > 1e-9 ? el - seconds_before : 1e-9)));
-        }
-        attn_progress_update(&prog, step - start_step, l, (double)info.tgt_tokens);
-
-        const int last = r->total_steps > 0 && step >= r->total_steps;
-        if (step % o.log_every == 0 || last) {
-            const double t = now_s();
-            const double dt = t - win_t > 1e-9 ? t - win_t : 1e-9;
-            const attn_json_field f[] = {
-                attn_json_str("event", "train"),
-                attn_json_int("step", step),
-                attn_json_num("loss", win_loss / (double)win_steps),
-                attn_json_num("lr", lr),
-                attn_json_num("grad_norm", norm),
-                attn_json_num("tokens_per_s", (double)win_tokens / dt),
-                attn_json_num("src_tokens_per_s", (double)win_src_tokens / dt),
-                attn_json_num("elapsed", seconds_before + (t - t_run)),
-            };
-            if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-                rc = cli_fail(CMD, "cannot write the log");
-                goto done;
-            }
-            win_loss = 0.0;
-            win_steps = win_tokens = win_src_tokens = 0;
-            win_t = t;
-        }
-        if (o.eval_every > 0 && step % o.eval_every == 0 && !last) {
-            eval_out ev;
-            if (evaluate("train", ctx, &b, &valid, o.eval_n, 1, 0.0f, 0, NULL, &ev)) goto done;
-            const double em = attn_eval_exact_match(&ev.ev), bleu = eval_bleu(&ev), al = eval_align(&ev);
-            const double el = seconds_before + (now_s() - t_run);
-            const attn_json_field f[] = {
-                attn_json_str("event", "eval"),
-                attn_json_int("step", step),
-                attn_json_str("split", "valid"),
-                attn_json_int("n", ev.ev.n),
-                attn_json_num("exact_match", em),
-                attn_json_num("bleu", bleu),
-                attn_json_num("align_acc", al),
-                attn_json_num("elapsed", el),
-            };
-            if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-                rc = cli_fail(CMD, "cannot write the log");
-                goto done;
-            }
-            if (!o.quiet) {
-                if (prog.tty) fputc('\n', stderr);
-                fprintf(stderr, "step %lld: valid exact match %.2f%% (%lld examples)", (long long)step,
-                        100.0 * em, (long long)ev.ev.n);
-                if (!r->dates) fprintf(stderr, ", BLEU %.2f", bleu);
-                if (isfinite(al)) fprintf(stderr, ", alignment %.1f%%", 100.0 * al);
-                fprintf(stderr, "\n");
-            }
-            r->step = step;
-            r->data_cursor = (long long)td.cursor;
-            r->train_seconds = el;
-            if (save_checkpoint(o.out, &b, opt, step)) goto done;
-        }
-    }
-    attn_progress_finish(&prog);
-    const double trained = now_s() - t_run;
-    r->step = step;
-    r->data_cursor = (long long)td.cursor;
-    r->train_seconds = seconds_before + trained;
-    if (save_checkpoint(o.out, &b, opt, step)) goto done;
-    printf("trained %lld steps in %.1f s (%.1f s in all); stopped by %s\n",
-           (long long)(step - start_step), trained, r->train_seconds,
-           !strcmp(stopped, "steps") ? "the step count" : "the time budget");
-    if (r->time_budget > 0) printf("time budget %.1f s, %lld steps reached\n", r->time_budget, (long long)step);
-
-    {
-        eval_out ev;
-        printf("test examples (greedy):\n");
-        if (evaluate("train", ctx, &b, &test, 0, 1, 0.0f, 4, stdout, &ev)) goto done;
-        const double em = attn_eval_exact_match(&ev.ev), bleu = eval_bleu(&ev), al = eval_align(&ev);
-        printf("test: exact match %.2f%% (%lld/%lld)", 100.0 * em, (long long)ev.ev.exact,
-               (long long)ev.ev.n);
-        if (!r->dates) printf(", BLEU %.2f", bleu);
-        if (isfinite(al)) printf(", alignment accuracy %.2f%% of %lld output digits", 100.0 * al, (long long)ev.digits);
-        printf(", greedy, %.0f tok/s decoding\n", ev.seconds > 0 ? (double)ev.out_tokens / ev.seconds : 0.0);
-        printf("model written to %s/model.safetensors (vocabularies src.vocab, tgt.vocab; log train.jsonl)\n", o.out);
-        const attn_json_field f[] = {
-            attn_json_str("event", "end"),
-            attn_json_int("step", step),
-            attn_json_str("stopped", stopped),
-            attn_json_num("time_budget", r->time_budget),
-            attn_json_num("elapsed", r->train_seconds),
-            attn_json_str("split", "test"),
-            attn_json_int("n", ev.ev.n),
-            attn_json_num("exact_match", em),
-            attn_json_num("bleu", bleu),
-            attn_json_num("align_acc", al),
-            attn_json_num("decode_tokens_per_s", ev.seconds > 0 ? (double)ev.out_tokens / ev.seconds : 0.0),
-        };
-        if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot write the log");
-            goto done;
-        }
-    }
-    rc = 0;
+    rc = train_loop(&run);
 done:
-    if (log && attn_jsonl_close(log) != ATTN_OK && rc == 0) rc = cli_fail(CMD, "cannot close the log");
+    if (run.log) attn_jsonl_close(run.log);
     attn_s2s_sampler_free(&sampler);
-    free(iota);
+    free(st.iota);
     attn_ctx_free(ctx);
     attn_optim_free(opt);
     eval_set_free(&valid);

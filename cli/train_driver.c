@@ -251,9 +251,14 @@ static int close_log(train_run *run) {
 static int run_steps(train_run *run);
 
 int train_loop(train_run *run) {
-    if (run->step >= run->total_steps) {
+    if (run->total_steps > 0 && run->step >= run->total_steps) {
         fprintf(stderr, "%s: %s is already at step %lld of %lld (give --steps N with a larger N)\n", run->prog,
                 run->out, (long long)run->step, (long long)run->total_steps);
+        return 1;
+    }
+    if (run->time_budget > 0 && run->seconds_before >= run->time_budget) {
+        fprintf(stderr, "%s: %s has used its time budget (%.1f of %.1f s; give --time-budget with a larger "
+                        "value)\n", run->prog, run->out, run->seconds_before, run->time_budget);
         return 1;
     }
     struct sigaction sa, old_int, old_term;
@@ -273,7 +278,7 @@ int train_loop(train_run *run) {
 
 static int run_steps(train_run *run) {
     const train_family *fam = run->fam;
-    attn_progress_init(&run->progress, run->quiet ? NULL : stderr, run->total_steps,
+    attn_progress_init(&run->progress, run->quiet ? NULL : stderr, run->total_steps > 0 ? run->total_steps : 0,
                        run->label ? run->label : "train");
     run->progress.unit = fam->unit;
     run->progress.first = run->step;
@@ -282,17 +287,19 @@ static int run_steps(train_run *run) {
     run->c_run = train_cpu_s();
     run->eval_seconds = run->eval_cpu = 0.0;
     run->stopped = "steps";
-    double win_loss = 0.0, win_metric = 0.0, win_tokens = 0.0, win_t = run->t_run;
+    double win_loss = 0.0, win_metric = 0.0, win_tokens = 0.0, win_tokens2 = 0.0, win_t = run->t_run;
     int64_t win_steps = 0;
     int saved = 0; /* the checkpoint is of the current step */
-    while (run->step < run->total_steps) {
+    while (run->total_steps <= 0 || run->step < run->total_steps) {
         const int64_t step = run->step;
+        const double elapsed = train_seconds(run);
         attn_ctx_reset(run->ctx);
-        double items = 0.0, tokens = 0.0, metric = NAN;
-        attn_tensor *loss = fam->loss(run->self, run, step, &items, &tokens, &metric);
+        train_counts c = {0.0, 0.0, 0.0, NAN};
+        attn_tensor *loss = fam->loss(run->self, run, step, &c);
         if (!loss) {
+            const char *e = attn_ctx_error(run->ctx);
             if (run->progress.tty && !run->quiet) fputc('\n', stderr);
-            fprintf(stderr, "%s: step %lld: %s\n", run->prog, (long long)step, attn_ctx_error(run->ctx));
+            fprintf(stderr, "%s: step %lld: %s\n", run->prog, (long long)step, e && e[0] ? e : attn_last_error());
             if (attn_ctx_status(run->ctx) == ATTN_ERR_OOM)
                 fprintf(stderr, "hint: raise --arena-mb (now %lld) or lower --batch\n", run->arena_mb);
             return 1;
@@ -309,8 +316,9 @@ static int run_steps(train_run *run) {
                     (long long)step, l, (double)norm);
             return 1;
         }
-        const float lrs = attn_lr_warmup_cosine(step, run->warmup, run->total_steps, (float)run->lr,
-                                                (float)run->min_lr);
+        const float lrs = fam->lr_at ? fam->lr_at(run->self, run, step, elapsed)
+                                     : attn_lr_warmup_cosine(step, run->warmup, run->total_steps, (float)run->lr,
+                                                             (float)run->min_lr);
         if (attn_optim_step(run->opt, lrs) != ATTN_OK) {
             fprintf(stderr, "%s: optimizer step failed: %s\n", run->prog, attn_last_error());
             return 1;
@@ -318,15 +326,25 @@ static int run_steps(train_run *run) {
         run->step = step + 1;
         saved = 0;
         win_loss += l;
-        if (!isnan(metric)) win_metric += metric;
-        win_tokens += tokens;
+        if (!isnan(c.metric)) win_metric += c.metric;
+        win_tokens += c.tokens;
+        win_tokens2 += c.tokens2;
         win_steps++;
-        attn_progress_update(&run->progress, run->step, l, items);
-        if (run->time_budget > 0 && train_seconds(run) >= run->time_budget) run->stopped = "time_budget";
-        const int last = run->step >= run->total_steps || !strcmp(run->stopped, "time_budget");
+        const double trained = train_seconds(run);
+        if (run->total_steps <= 0 && run->time_budget > 0) {
+            /* Only a time budget: the progress line's total is the estimate
+             * at this run's pace, so its ETA is the budget's end. */
+            const double here = trained - run->seconds_before;
+            attn_progress_set_total(&run->progress,
+                                    run->step + (int64_t)((double)(run->step - run->start) *
+                                                          (run->time_budget - trained) / (here > 1e-9 ? here : 1e-9)));
+        }
+        attn_progress_update(&run->progress, run->step, l, c.items);
+        if (run->time_budget > 0 && trained >= run->time_budget) run->stopped = "time_budget";
+        const int last = (run->total_steps > 0 && run->step >= run->total_steps) || !strcmp(run->stopped, "time_budget");
         if (run->step % run->log_every == 0 || last) {
             const double t = cli_now_s(), dt = t - win_t > 1e-9 ? t - win_t : 1e-9;
-            attn_json_field f[8];
+            attn_json_field f[9];
             int n = 0;
             f[n++] = attn_json_str("event", "train");
             f[n++] = attn_json_int("step", run->step);
@@ -335,9 +353,10 @@ static int run_steps(train_run *run) {
             f[n++] = attn_json_num("lr", lrs);
             f[n++] = attn_json_num("grad_norm", norm);
             f[n++] = attn_json_num("tokens_per_s", win_tokens / dt);
+            if (fam->rate2_key) f[n++] = attn_json_num(fam->rate2_key, win_tokens2 / dt);
             f[n++] = attn_json_num("elapsed", run->seconds_before + (t - run->t_run));
             if (train_log(run, f, n)) return 1;
-            win_loss = win_metric = win_tokens = 0.0;
+            win_loss = win_metric = win_tokens = win_tokens2 = 0.0;
             win_steps = 0;
             win_t = cli_now_s();
         }
@@ -371,14 +390,12 @@ static int run_steps(train_run *run) {
         }
     }
     attn_progress_finish(&run->progress);
-    if (!strcmp(run->stopped, "time_budget"))
-        printf("time budget of %g s reached at step %lld of %lld\n", run->time_budget, (long long)run->step,
-               (long long)run->total_steps);
     const double train_s = cli_now_s() - run->t_run - run->eval_seconds;
     const double train_cpu = train_cpu_s() - run->c_run - run->eval_cpu;
     if (fam->finish(run->self, run, train_s, train_cpu)) return 1;
     if (close_log(run)) return 1;
     train_chart(run->prog, run->out, fam);
-    printf("model written to %s/model.safetensors (vocab, train.jsonl, loss.svg)\n", run->out);
+    printf("model written to %s/model.safetensors (%s)\n", run->out,
+           fam->files ? fam->files : "vocab, train.jsonl, loss.svg");
     return 0;
 }

@@ -90,20 +90,32 @@ void train_resume_real(const char *flag, double given, double *val);
 
 typedef struct train_run train_run;
 
+/* What one step's batch held (train_family.loss fills it). */
+typedef struct train_counts {
+    double items;   /* what the progress line counts (tokens, sequences) */
+    double tokens;  /* tokens of the batch: the log's tokens_per_s */
+    double tokens2; /* a second count logged per second under rate2_key (source tokens) */
+    double metric;  /* the step's metric (metric_key), NAN when none */
+} train_counts;
+
 typedef struct train_family {
     const char *unit;        /* what the progress line counts per step ("tok", "seq") */
     const char *metric_key;  /* a per-step metric averaged over the log window ("accuracy"), or NULL */
     const char *chart_title; /* loss.svg's title */
     const char *chart_ylabel;
     const char *chart_valid; /* the name of the held-out series in the chart */
+    const char *rate2_key;   /* the train record's key of counts.tokens2 per second, or NULL */
+    const char *files;       /* what the run directory holds, for the closing line */
     /* The loss of global step `step`'s batch, built on run->ctx (already
-     * reset): the family sets the context's random stream and draws the
-     * batch as a function of (seed, step), so a resumed run replays them.
-     * *items: what the progress line counts; *tokens: tokens of the batch
-     * (the log's tokens_per_s); *metric: the step's metric (or NAN). NULL on
-     * error, the message printed. */
-    attn_tensor *(*loss)(void *self, train_run *run, int64_t step, double *items, double *tokens,
-                         double *metric);
+     * reset): the family draws the batch (and sets the random stream) so
+     * that a resumed run replays them. Fills *c (zeroed, metric NAN, on
+     * entry). NULL on error (the context's error, or the last error, is
+     * printed by the driver). */
+    attn_tensor *(*loss)(void *self, train_run *run, int64_t step, train_counts *c);
+    /* The learning rate of step `step` (0-based) after `elapsed` seconds of
+     * training; NULL: linear warmup over run->warmup steps, then a cosine
+     * from run->lr to run->min_lr at run->total_steps. */
+    float (*lr_at)(void *self, train_run *run, int64_t step, double elapsed);
     /* The held-out evaluation after run->step steps (last: the final one);
      * writes its "eval" record (train_log), prints its line (to stdout when
      * last, else to stderr unless quiet). *seconds: time it took. 0 on
@@ -128,7 +140,7 @@ struct train_run {
     attn_params *ps;
     attn_optim *opt;
     int64_t step;                /* steps done (the checkpoint's on resume) */
-    int64_t total_steps;
+    int64_t total_steps;         /* <= 0: until the time budget */
     int64_t warmup;
     int64_t log_every, eval_every; /* eval_every 0: at the end only */
     double lr, min_lr, clip;
@@ -152,7 +164,8 @@ int train_log(train_run *run, const attn_json_field *f, int n);
 double train_seconds(const train_run *run);
 
 /* Trains from run->step to run->total_steps (or the time budget, or a
- * signal) and closes the log. Returns the exit code: 0, 1 (message
+ * signal) and closes the log. A run already at its total, or past its time
+ * budget, is refused with a message (exit code 1). Returns the exit code: 0, 1 (message
  * printed) or 130 (interrupted; checkpoint written). */
 int train_loop(train_run *run);
 

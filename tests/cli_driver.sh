@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cli_driver.sh BUILD_DIR: the training driver's common behaviour, run
-# through the CLI for every family on it (part of `make test`; about 10 s).
+# through the CLI for every family on it (part of `make test`; about 15 s).
 # Each family trains a tiny model on a corpus written here, for a few steps:
 #
 #   - training into a directory that holds a run is refused (exit 1, the
@@ -65,6 +65,10 @@ GPT=("$ATTN" gpt train --data "$DATA" --layers 1 --heads 2 --d-model 16 --ctx 16
      --eval-every 0 --log-every 1)
 BERT=("$ATTN" bert pretrain --text "$DATA/train.txt" --valid "$DATA/valid.txt" --tokenizer char
       --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 4 --threads 1 --eval-every 0 --log-every 1)
+SEQ2SEQ=("$ATTN" seq2seq train --task dates --emb 8 --hidden 8 --batch 4 --threads 1 --eval-every 0
+         --log-every 1)
+TRANSFORMER=("$ATTN" transformer train --task dates --d-model 8 --heads 2 --layers 1 --batch 4 --threads 1
+             --eval-every 0 --log-every 1)
 FINETUNE=("$ATTN" bert finetune --data "$LAB" --tok char --layers 1 --heads 2 --d-model 16 --max-len 16
           --batch 4 --threads 1 --eval-every 0 --log-every 1)
 
@@ -170,6 +174,8 @@ checks() {
 checks gpt --d-model 32 -- "${GPT[@]}"
 checks bert-pretrain --layers 2 -- "${BERT[@]}"
 checks bert-finetune --pre-ln 1 -- "${FINETUNE[@]}"
+checks seq2seq --hidden 16 -- "${SEQ2SEQ[@]}"
+checks transformer --d-model 16 -- "${TRANSFORMER[@]}"
 
 echo "cli driver: $passed passed, $failed failed"
 [ "$failed" = 0 ]
