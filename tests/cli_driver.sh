@@ -13,6 +13,11 @@
 #   - --opt=value is the same as --opt value;
 #   - SIGINT during training: the step finishes, a checkpoint is written, the
 #     command says where and exits 130; the run resumes from it.
+# Then inputs a user will give: a translate line that does not fit the
+# arena (an error for that line, the others translated), characters outside
+# the vocabulary (a warning naming them), translate --svg and viz --out into
+# missing folders (created); gpt sample streaming its tokens and stopping on
+# SIGINT.
 #
 # Prints one line per check and "cli driver: N passed, N failed"; exits
 # non-zero if any check failed.
@@ -176,6 +181,58 @@ checks bert-pretrain --layers 2 -- "${BERT[@]}"
 checks bert-finetune --pre-ln 1 -- "${FINETUNE[@]}"
 checks seq2seq --hidden 16 -- "${SEQ2SEQ[@]}"
 checks transformer --d-model 16 -- "${TRANSFORMER[@]}"
+
+# ---- inputs a user will give (issue 10, part 5), on the models trained above ----------
+S2S="$TMP/seq2seq"
+T2T="$TMP/transformer"
+long=$(printf 'the 3rd of March, 1997 %.0s' $(seq 1 300))
+printf '12/25/99\n%s\nthe 4th of July, 2001 \xe2\x98\x83\n' "$long" |
+    "$ATTN" seq2seq translate --model "$S2S" --arena-mb 1 --threads 1 >"$TMP/tr.out" 2>"$TMP/tr.err"
+rc=$?
+if [ "$rc" = 1 ] && [ "$(wc -l <"$TMP/tr.out")" = 3 ] && [ -n "$(sed -n 1p "$TMP/tr.out")" ] &&
+    [ -z "$(sed -n 2p "$TMP/tr.out")" ] && [ -n "$(sed -n 3p "$TMP/tr.out")" ] &&
+    grep -q "input 2 .*arena full" "$TMP/tr.err" && grep -q "raise --arena-mb (now 1)" "$TMP/tr.err" &&
+    grep -q "1 of 3 inputs not translated" "$TMP/tr.err"; then
+    ok "translate: a line that does not fit --arena-mb is an error for that line; the others are translated"
+else
+    fail "translate with a line too long: exit $rc: $(head -c 400 "$TMP/tr.out" "$TMP/tr.err")"
+fi
+if grep -q "input 3: a character outside the source vocabulary, read as <unk>: '$(printf '\xe2\x98\x83')'" \
+    "$TMP/tr.err"; then
+    ok "translate: a character outside the vocabulary is named in a warning"
+else
+    fail "translate: no warning naming the unknown character: $(head -c 400 "$TMP/tr.err")"
+fi
+if "$ATTN" seq2seq translate --model "$S2S" --svg "$TMP/new/maps/m.svg" "12/25/99" >/dev/null 2>&1 &&
+    grep -q "<svg" "$TMP/new/maps/m.svg"; then
+    ok "translate --svg creates the missing folders of its file"
+else
+    fail "translate --svg into a missing folder"
+fi
+if "$ATTN" viz --model "$T2T" --out "$TMP/viz/a/b" --threads 1 "12/25/99" >/dev/null 2>&1 &&
+    grep -q "<svg" "$TMP/viz/a/b-cross.svg"; then
+    ok "viz --out creates the missing folders of its prefix"
+else
+    fail "viz --out into a missing folder"
+fi
+
+# gpt sample streams: a long generation, interrupted once text has appeared,
+# has printed what it drew and exits 130.
+"$ATTN" gpt sample --model "$TMP/gpt" --prompt "the " --tokens 10000000 --threads 1 >"$TMP/s.out" 2>"$TMP/s.err" &
+pid=$!
+for _ in $(seq 1 300); do
+    [ "$(wc -c <"$TMP/s.out")" -gt 20 ] && break
+    sleep 0.1
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" = 130 ] && [ "$(wc -c <"$TMP/s.out")" -gt 20 ] && grep -q "^the " "$TMP/s.out" &&
+    grep -q "interrupted by SIGINT after [0-9]* of 10000000 tokens" "$TMP/s.err"; then
+    ok "gpt sample streams tokens as drawn; SIGINT stops it with the text so far printed (exit 130)"
+else
+    fail "gpt sample streaming / SIGINT: exit $rc: $(head -c 200 "$TMP/s.out") $(head -c 300 "$TMP/s.err")"
+fi
 
 echo "cli driver: $passed passed, $failed failed"
 [ "$failed" = 0 ]
