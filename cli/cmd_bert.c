@@ -396,6 +396,10 @@ static int parse(int argc, char **argv, int finetune, bert_args *a, train_opts *
     }
     if (rc) return rc;
     if ((rc = train_opts_check(prog, o))) return rc;
+    if (o->eval_n > 0) {
+        fprintf(stderr, "%s: --eval-n: every evaluation of %s uses the whole held-out set\n", prog, prog);
+        return 2;
+    }
     if (strcmp(a->tok, "char") && strcmp(a->tok, "bpe")) {
         fprintf(stderr, "%s: --tokenizer '%s': expected char or bpe\n", prog, a->tok);
         return 2;

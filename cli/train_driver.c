@@ -223,7 +223,17 @@ void train_chart(const char *prog, const char *dir, const train_family *fam) {
 
 static volatile sig_atomic_t stop_signal = 0;
 
-static void on_signal(int sig) { stop_signal = sig; }
+/* The first signal asks the loop to stop after the current step; a second
+ * one (the step or an evaluation takes too long) ends the process at once,
+ * as the signal's default would. */
+static void on_signal(int sig) {
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
 
 static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal"; }
 

@@ -14,7 +14,8 @@
  *   - the progress line with the global step ("101/600" after a resume) and
  *     the time left;
  *   - SIGINT / SIGTERM: the current step finishes, a checkpoint is written,
- *     the command says where and exits 130;
+ *     the command says where and exits 130 (a second signal ends the
+ *     process at once);
  *   - --time-budget: training stops (with a final evaluation and checkpoint)
  *     once the training time reaches the budget;
  *   - the run directory: training into one that already holds a run is
