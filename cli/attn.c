@@ -97,34 +97,42 @@ int cmd_version(int argc, char **argv) {
 
 /* "--opt=value" becomes "--opt" "value" for every command (one place, so the
  * handlers parse one form). Only arguments that begin with "--" and have a
- * name of letters, digits and '-' before the '=' are split; the pieces live
- * until the process exits. Returns argv itself when nothing is split, NULL
- * when out of memory. */
-static char **split_eq(int argc, char **argv, int *argc_out) {
+ * name of letters, digits and '-' before the '=' are split. The new argv and
+ * the option names live in one allocation, *store, which main frees at the
+ * end (NULL when nothing was split). Returns argv itself when nothing is
+ * split, NULL when out of memory. */
+static int is_opt_eq(const char *a) {
+    const char *eq = strchr(a, '=');
+    return strncmp(a, "--", 2) == 0 && eq && eq != a + 2 &&
+           strspn(a + 2, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == (size_t)(eq - a - 2);
+}
+
+static char **split_eq(int argc, char **argv, int *argc_out, void **store) {
     int extra = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *eq = strchr(a, '=');
-        if (strncmp(a, "--", 2) != 0 || !eq || eq == a + 2) continue;
-        if (strspn(a + 2, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != (size_t)(eq - a - 2))
-            continue;
-        extra++;
-    }
+    size_t names = 0;
+    for (int i = 1; i < argc; i++)
+        if (is_opt_eq(argv[i])) {
+            extra++;
+            names += (size_t)(strchr(argv[i], '=') - argv[i]) + 1;
+        }
     *argc_out = argc + extra;
+    *store = NULL;
     if (!extra) return argv;
-    char **out = malloc((size_t)(argc + extra + 1) * sizeof *out);
+    const size_t n_ptr = (size_t)(argc + extra + 1);
+    char **out = malloc(n_ptr * sizeof *out + names);
     if (!out) return NULL;
+    *store = out;
+    char *name = (char *)(out + n_ptr);
     int n = 0;
     for (int i = 0; i < argc; i++) {
-        char *a = argv[i], *eq = strchr(a, '=');
-        if (i > 0 && strncmp(a, "--", 2) == 0 && eq && eq != a + 2 &&
-            strspn(a + 2, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") ==
-                (size_t)(eq - a - 2)) {
-            char *name = malloc((size_t)(eq - a) + 1);
-            if (!name) return NULL;
+        char *a = argv[i];
+        if (i > 0 && is_opt_eq(a)) {
+            const char *eq = strchr(a, '=');
             memcpy(name, a, (size_t)(eq - a));
             name[eq - a] = '\0';
             out[n++] = name;
-            out[n++] = eq + 1;
+            out[n++] = (char *)eq + 1;
+            name += (eq - a) + 1;
         } else {
             out[n++] = a;
         }
@@ -133,12 +141,7 @@ static char **split_eq(int argc, char **argv, int *argc_out) {
     return out;
 }
 
-int main(int argc, char **argv) {
-    argv = split_eq(argc, argv, &argc);
-    if (!argv) {
-        fprintf(stderr, "attn: out of memory\n");
-        return 1;
-    }
+static int run(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -153,4 +156,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "attn: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    void *store = NULL;
+    argv = split_eq(argc, argv, &argc, &store);
+    if (!argv) {
+        fprintf(stderr, "attn: out of memory\n");
+        return 1;
+    }
+    const int rc = run(argc, argv);
+    free(store);
+    return rc;
 }
