@@ -21,11 +21,7 @@ const char *s2s_cmd = "seq2seq", *s2s_prog = "attn seq2seq";
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+double now_s(void) { return cli_now_s(); }
 
 /* A usage error: prints it with the hint, returns 2. */
 int usage_error(const char *sub, const char *fmt, ...) {
@@ -89,19 +85,7 @@ int opt_str(const char *sub, const char *a, const char *v, const char **out) {
 }
 
 /* mkdir -p. 0 on success. */
-int make_dirs(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-    struct stat st;
-    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
+int make_dirs(const char *path) { return cli_make_dir(path); }
 
 int make_parent_dirs(const char *file) {
     const char *slash = strrchr(file, '/');
