@@ -100,9 +100,11 @@ deps:
 # and the fused attention's suite on its other kernels (the portable one, and
 # AVX-512 BF16 instead of AMX for bf16) where this CPU picks a faster one,
 # then the test of the runner itself (tests/check_runner.sh: deliberately
-# broken suites must make it exit non-zero). Needs neither root nor the
-# network: data that is not there (Fashion-MNIST, gettext text) is a counted,
-# named skip; `make deps` (or scripts/setup.sh) installs it.
+# broken suites must make it exit non-zero), the examples, and last the
+# training driver's behaviour through the CLI (tests/cli_driver.sh). Needs
+# neither root nor the network: data that is not there (Fashion-MNIST,
+# gettext text) is a counted, named skip; `make deps` (or scripts/setup.sh)
+# installs it.
 test: all $(TESTS)
 	$(TESTS)
 	ATTN_BLAS=builtin $(TESTS) --suite ops
@@ -110,6 +112,7 @@ test: all $(TESTS)
 	ATTN_FLASH_NO_AMX=1 $(TESTS) --suite flash
 	bash tests/check_runner.sh $(TESTS)
 	bash tests/run_examples.sh $(BUILD)
+	bash tests/cli_driver.sh $(BUILD)
 
 check: test
 

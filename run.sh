@@ -14,7 +14,7 @@ build/attn info
 echo
 echo "== demo: seq2seq with Bahdanau attention on the date task (docs/seq2seq.md)"
 mkdir -p runs
-build/attn seq2seq train --task dates --attention bahdanau --steps 600 --out runs/demo-dates "$@"
+build/attn seq2seq train --task dates --attention bahdanau --steps 600 --out runs/demo-dates --force "$@"
 echo
 echo "== translations (greedy) and an alignment map"
 build/attn seq2seq translate --model runs/demo-dates --svg runs/demo-dates/alignment.svg \

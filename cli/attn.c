@@ -34,7 +34,7 @@ static void usage(FILE *f) {
             "  OMP_NUM_THREADS=N                 threads for ops\n"
             "  OPENBLAS_CORETYPE=NAME            OpenBLAS kernel family (attn picks SkylakeX on\n"
             "                                    AVX-512 CPUs when unset)\n\n"
-            "'attn <command> --help' describes a command.\n");
+            "'attn <command> --help' describes a command. Options take '--opt V' or '--opt=V'.\n");
 }
 
 int cli_fail(const char *cmd, const char *what) {
@@ -95,7 +95,53 @@ int cmd_version(int argc, char **argv) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+/* "--opt=value" becomes "--opt" "value" for every command (one place, so the
+ * handlers parse one form). Only arguments that begin with "--" and have a
+ * name of letters, digits and '-' before the '=' are split. The new argv and
+ * the option names live in one allocation, *store, which main frees at the
+ * end (NULL when nothing was split). Returns argv itself when nothing is
+ * split, NULL when out of memory. */
+static int is_opt_eq(const char *a) {
+    const char *eq = strchr(a, '=');
+    return strncmp(a, "--", 2) == 0 && eq && eq != a + 2 &&
+           strspn(a + 2, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == (size_t)(eq - a - 2);
+}
+
+static char **split_eq(int argc, char **argv, int *argc_out, void **store) {
+    int extra = 0;
+    size_t names = 0;
+    for (int i = 1; i < argc; i++)
+        if (is_opt_eq(argv[i])) {
+            extra++;
+            names += (size_t)(strchr(argv[i], '=') - argv[i]) + 1;
+        }
+    *argc_out = argc + extra;
+    *store = NULL;
+    if (!extra) return argv;
+    const size_t n_ptr = (size_t)(argc + extra + 1);
+    char **out = malloc(n_ptr * sizeof *out + names);
+    if (!out) return NULL;
+    *store = out;
+    char *name = (char *)(out + n_ptr);
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        char *a = argv[i];
+        if (i > 0 && is_opt_eq(a)) {
+            const char *eq = strchr(a, '=');
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = '\0';
+            out[n++] = name;
+            out[n++] = (char *)eq + 1;
+            name += (eq - a) + 1;
+        } else {
+            out[n++] = a;
+        }
+    }
+    out[n] = NULL;
+    return out;
+}
+
+static int run(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -110,4 +156,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "attn: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    void *store = NULL;
+    argv = split_eq(argc, argv, &argc, &store);
+    if (!argv) {
+        fprintf(stderr, "attn: out of memory\n");
+        return 1;
+    }
+    const int rc = run(argc, argv);
+    free(store);
+    return rc;
 }

@@ -21,6 +21,7 @@
 
 #include "attn/attn.h"
 #include "commands.h"
+#include "train_driver.h"
 
 #define CMD "bert"
 #define CLIP_NORM 1.0f
@@ -265,50 +266,7 @@ static int eval_cls(attn_ctx *ctx, const attn_bert *m, const attn_bert_corpus *c
     return rc;
 }
 
-/* ---- the loss chart, from the log ------------------------------------------------------ */
-
-static int json_num(const char *line, const char *key, double *out) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p) return -1;
-    char *end = NULL;
-    *out = strtod(p + strlen(pat), &end);
-    return end == p + strlen(pat) ? -1 : 0;
-}
-
-static void write_chart(const char *dir, const char *title) {
-    char path[4096], line[8192];
-    dir_file(path, sizeof path, dir, "train.jsonl");
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    enum { CAP = 2048 };
-    static double tx[CAP], ty[CAP], vx[CAP], vy[CAP];
-    int64_t nt = 0, nv = 0;
-    while (fgets(line, sizeof line, f)) {
-        double s, l;
-        const int is_train = strstr(line, "\"event\":\"train\"") != NULL;
-        const int is_eval = strstr(line, "\"event\":\"eval\"") != NULL;
-        if (!is_train && !is_eval) continue;
-        if (json_num(line, "step", &s) || json_num(line, is_train ? "loss" : "valid_loss", &l)) continue;
-        if (is_train && nt < CAP) {
-            tx[nt] = s;
-            ty[nt++] = l;
-        } else if (is_eval && nv < CAP) {
-            vx[nv] = s;
-            vy[nv++] = l;
-        }
-    }
-    fclose(f);
-    if (nt == 0) return;
-    attn_series ser[2] = {{"train (window mean)", tx, ty, nt}, {"held out", vx, vy, nv}};
-    attn_line_chart ch = {title, "step", "loss (nats)", ser, nv > 0 ? 2 : 1, 0, 0, 0};
-    dir_file(path, sizeof path, dir, "loss.svg");
-    if (attn_svg_line_chart(path, &ch) != ATTN_OK)
-        fprintf(stderr, "attn bert: cannot write %s: %s\n", path, attn_last_error());
-}
-
-/* ---- the shared command ------------------------------------------------------------------ */
+/* ---- options ----------------------------------------------------------------------------- */
 
 static void usage(FILE *f, int finetune) {
     if (!finetune)
@@ -316,11 +274,12 @@ static void usage(FILE *f, int finetune) {
             "usage: attn bert pretrain --out DIR [options]\n\n"
             "Pretrains a BERT-style encoder as a masked language model (15%% of the tokens\n"
             "selected; 80%% [MASK], 10%% random, 10%% kept) and reports the held-out MLM loss\n"
-            "and masked-token accuracy.\n\n"
-            "data\n"
+            "and masked-token accuracy. Options take '--opt V' or '--opt=V'; old spellings\n"
+            "are kept as aliases for one release.\n\n"
+            "data (fixed by the checkpoint: refused with --resume)\n"
             "  --text FILE            fortunes to pretrain on (default data/fortunes/labels/pretrain.txt)\n"
             "  --valid FILE           held-out fortunes (default data/fortunes/valid.txt)\n"
-            "  --tokenizer char|bpe   tokens (default bpe)\n"
+            "  --tokenizer char|bpe   tokens (default bpe; alias --tok)\n"
             "  --bpe-merges N         BPE merges learned on --text (default 1000)\n"
             "  --mask-prob P          selection probability (default 0.15)\n");
     else
@@ -329,273 +288,448 @@ static void usage(FILE *f, int finetune) {
             "Fine-tunes a classifier on the [CLS] position (pooler and linear head) and\n"
             "reports the held-out test accuracy. With --init the encoder (and its vocabulary\n"
             "and shape) comes from a run of 'attn bert pretrain'; without it the encoder\n"
-            "starts from random weights, with the same vocabulary (learned on --text).\n\n"
-            "data\n"
+            "starts from random weights, with the same vocabulary (learned on --text).\n"
+            "Options take '--opt V' or '--opt=V'; old spellings are kept as aliases.\n\n"
+            "data (fixed by the checkpoint: refused with --resume)\n"
             "  --data DIR             classes, {train,valid,test}.{txt,labels} (default data/fortunes/labels)\n"
             "  --init DIR             a pretrained run (default: none)\n"
             "  --train-per-class N    train on the first N labelled examples of each class only\n"
             "                         (in the order of train.txt; default 0: all)\n"
             "  --text FILE            BPE training text without --init (default DIR/pretrain.txt)\n"
-            "  --tokenizer char|bpe   without --init (default bpe)\n"
+            "  --tokenizer char|bpe   without --init (default bpe; alias --tok)\n"
             "  --bpe-merges N         without --init (default 1000)\n");
     fprintf(f,
-        "model (ignored by finetune --init: the pretrained shape is kept)\n"
+        "model (ignored by finetune --init: the pretrained shape is kept; refused with --resume)\n"
         "  --layers N             blocks (default 4)\n"
         "  --heads N              attention heads (default 4)\n"
         "  --d-model N            width (default 128)\n"
         "  --d-ff N               feed-forward width (0: 4 d-model)\n"
-        "  --max-len N            tokens per sequence, [CLS] included (default 64)\n"
-        "  --pre-ln               pre-LN blocks with a final LayerNorm (default post-LN, as BERT)\n"
+        "  --ctx N                tokens per sequence, [CLS] included (default 64; alias --max-len)\n"
+        "  --pre-ln 0|1           1: pre-LN blocks with a final LayerNorm (default 0: post-LN, as\n"
+        "                         BERT; a bare --pre-ln, the old spelling, is --pre-ln 1)\n"
         "  --dropout P            dropout (default %s)\n"
-        "schedule\n"
+        "schedule (with --resume: applied and printed)\n"
         "  --batch N              sequences per step (default 32)\n"
         "  --steps N              optimizer steps (default %s; with --resume: the new total)\n"
+        "  --epochs E             instead of --steps: E passes over the training sequences\n"
+        "  --time-budget S        stop after S seconds of training (final evaluation and checkpoint)\n"
         "  --lr X                 peak learning rate of AdamW (default %s)\n"
         "  --min-lr X             final learning rate of the cosine (default lr / 10)\n"
         "  --warmup N             linear warmup steps (default %s)\n"
         "  --weight-decay X       AdamW's decoupled weight decay (default 0.01)\n"
-        "  --seed N               initialisation, batches, masks, dropout (default 1)\n"
+        "  --seed N               initialisation, batches, masks, dropout (default 1; fixed by the checkpoint)\n"
         "run\n"
         "  --eval-every N         held-out evaluation and a checkpoint every N steps (default %s; 0: end only)\n"
         "  --log-every N          a JSONL line every N steps (default 50)\n"
         "  --threads N            threads for the ops (default: all)\n"
         "  --arena-mb N           context arena in MiB (default 512)\n"
         "  --resume               continue DIR's run: same model, optimizer state, batches and masks\n"
-        "  --quiet                no progress line\n",
+        "  --force                overwrite the run DIR holds (refused without it)\n"
+        "  --quiet                no progress line\n\n"
+        "Ctrl-C (SIGINT) or SIGTERM finishes the step, writes a checkpoint and exits 130.\n",
         finetune ? "0.1" : "0", finetune ? "600" : "2000", finetune ? "3e-4" : "1e-3",
         finetune ? "60" : "100", finetune ? "100" : "500");
 }
 
-static int cmd_bert_run(int argc, char **argv, int finetune) {
-    const char *sub = finetune ? "finetune" : "pretrain";
-    const char *out = NULL, *text = NULL, *valid = "data/fortunes/valid.txt";
-    const char *data = "data/fortunes/labels", *init = NULL, *tok = "bpe";
-    long long bpe_merges = 1000, layers = 4, heads = 4, d_model = 128, d_ff = 0, max_len = 64;
-    long long train_per_class = 0;
-    long long batch = 32, steps = 0, warmup = finetune ? 60 : 100, seed = 1;
-    long long eval_every = finetune ? 100 : 500, log_every = 50, threads = 0, arena_mb = 512;
-    double lr = finetune ? 3e-4 : 1e-3, min_lr = -1.0, wd = 0.01, dropout = finetune ? 0.1 : 0.0;
-    double mask_prob = 0.15;
-    int pre_ln = 0, resume = 0, quiet = 0, rc = 0;
+/* The options of this command beyond the common ones (train_opts). */
+typedef struct bert_args {
+    const char *text, *valid, *data, *init, *tok;
+    long long bpe_merges, layers, heads, d_model, d_ff, max_len, train_per_class;
+    double dropout, mask_prob;
+    int pre_ln;
+} bert_args;
+
+static int parse(int argc, char **argv, int finetune, bert_args *a, train_opts *o) {
+    const char *prog = finetune ? "attn bert finetune" : "attn bert pretrain", *sub = prog + 10;
+    memset(a, 0, sizeof *a);
+    a->valid = "data/fortunes/valid.txt";
+    a->data = "data/fortunes/labels";
+    a->tok = "bpe";
+    a->bpe_merges = 1000;
+    a->layers = a->heads = 4;
+    a->d_model = 128;
+    a->max_len = 64;
+    a->dropout = finetune ? 0.1 : 0.0;
+    a->mask_prob = 0.15;
+    train_opts_init(o);
+    int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             usage(stdout, finetune);
-            return 0;
+            return -1;
         }
-        if (!strcmp(a, "--pre-ln")) { pre_ln = 1; continue; }
-        if (!strcmp(a, "--resume")) { resume = 1; continue; }
-        if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
+        const int k = train_opt(prog, f, v, o, &rc);
+        if (k) {
+            i += k - 1;
+            continue;
+        }
+        train_fixed(o, f); /* every other option is the model's or the data's */
+        if (!strcmp(f, "--pre-ln")) {
+            train_opt_bool(argv, argc, &i, &a->pre_ln);
+            continue;
+        }
         i++;
-        if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--text")) text = v;
-        else if (!strcmp(a, "--valid") && !finetune) valid = v;
-        else if (!strcmp(a, "--data") && finetune) data = v;
-        else if (!strcmp(a, "--init") && finetune) init = v;
-        else if (!strcmp(a, "--train-per-class") && finetune)
-            rc = opt_int(sub, a, v, 0, 1ll << 40, &train_per_class);
-        else if (!strcmp(a, "--tokenizer")) tok = v;
-        else if (!strcmp(a, "--bpe-merges")) rc = opt_int(sub, a, v, 0, 100000, &bpe_merges);
-        else if (!strcmp(a, "--mask-prob") && !finetune) rc = opt_real(sub, a, v, 0.01, 1.0, &mask_prob);
-        else if (!strcmp(a, "--layers")) rc = opt_int(sub, a, v, 1, 256, &layers);
-        else if (!strcmp(a, "--heads")) rc = opt_int(sub, a, v, 1, 1024, &heads);
-        else if (!strcmp(a, "--d-model")) rc = opt_int(sub, a, v, 1, 65536, &d_model);
-        else if (!strcmp(a, "--d-ff")) rc = opt_int(sub, a, v, 0, 1 << 20, &d_ff);
-        else if (!strcmp(a, "--max-len")) rc = opt_int(sub, a, v, 2, 1 << 16, &max_len);
-        else if (!strcmp(a, "--dropout")) rc = opt_real(sub, a, v, 0.0, 0.99, &dropout);
-        else if (!strcmp(a, "--batch")) rc = opt_int(sub, a, v, 1, 1 << 20, &batch);
-        else if (!strcmp(a, "--steps")) rc = opt_int(sub, a, v, 1, 1ll << 40, &steps);
-        else if (!strcmp(a, "--lr")) rc = opt_real(sub, a, v, 0.0, 10.0, &lr);
-        else if (!strcmp(a, "--min-lr")) rc = opt_real(sub, a, v, 0.0, 10.0, &min_lr);
-        else if (!strcmp(a, "--warmup")) rc = opt_int(sub, a, v, 0, 1ll << 40, &warmup);
-        else if (!strcmp(a, "--weight-decay")) rc = opt_real(sub, a, v, 0.0, 10.0, &wd);
-        else if (!strcmp(a, "--seed")) rc = opt_int(sub, a, v, 0, 1ll << 62, &seed);
-        else if (!strcmp(a, "--eval-every")) rc = opt_int(sub, a, v, 0, 1ll << 40, &eval_every);
-        else if (!strcmp(a, "--log-every")) rc = opt_int(sub, a, v, 1, 1ll << 40, &log_every);
-        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
-        else if (!strcmp(a, "--arena-mb")) rc = opt_int(sub, a, v, 16, 1 << 20, &arena_mb);
+        if (!strcmp(f, "--text")) a->text = v;
+        else if (!strcmp(f, "--valid") && !finetune) a->valid = v;
+        else if (!strcmp(f, "--data") && finetune) a->data = v;
+        else if (!strcmp(f, "--init") && finetune) a->init = v;
+        else if (!strcmp(f, "--train-per-class") && finetune)
+            rc = opt_int(sub, f, v, 0, 1ll << 40, &a->train_per_class);
+        else if (!strcmp(f, "--tokenizer") || !strcmp(f, "--tok")) a->tok = v;
+        else if (!strcmp(f, "--bpe-merges")) rc = opt_int(sub, f, v, 0, 100000, &a->bpe_merges);
+        else if (!strcmp(f, "--mask-prob") && !finetune) rc = opt_real(sub, f, v, 0.01, 1.0, &a->mask_prob);
+        else if (!strcmp(f, "--layers")) rc = opt_int(sub, f, v, 1, 256, &a->layers);
+        else if (!strcmp(f, "--heads")) rc = opt_int(sub, f, v, 1, 1024, &a->heads);
+        else if (!strcmp(f, "--d-model")) rc = opt_int(sub, f, v, 1, 65536, &a->d_model);
+        else if (!strcmp(f, "--d-ff")) rc = opt_int(sub, f, v, 0, 1 << 20, &a->d_ff);
+        else if (!strcmp(f, "--ctx") || !strcmp(f, "--max-len")) rc = opt_int(sub, f, v, 2, 1 << 16, &a->max_len);
+        else if (!strcmp(f, "--dropout")) rc = opt_real(sub, f, v, 0.0, 0.99, &a->dropout);
         else {
-            fprintf(stderr, "attn bert %s: unknown option '%s' (try 'attn bert %s --help')\n", sub, a, sub);
+            fprintf(stderr, "%s: unknown option '%s' (try '%s --help')\n", prog, f, prog);
             return 2;
         }
         if (!v && rc == 0) {
-            fprintf(stderr, "attn bert %s: %s needs a value\n", sub, a);
+            fprintf(stderr, "%s: %s needs a value\n", prog, f);
             return 2;
         }
     }
     if (rc) return rc;
-    if (!out) {
-        fprintf(stderr, "attn bert %s: --out DIR is required (try 'attn bert %s --help')\n", sub, sub);
+    if ((rc = train_opts_check(prog, o))) return rc;
+    if (o->eval_n > 0) {
+        fprintf(stderr, "%s: --eval-n: every evaluation of %s uses the whole held-out set\n", prog, prog);
         return 2;
     }
-    if (strcmp(tok, "char") && strcmp(tok, "bpe")) {
-        fprintf(stderr, "attn bert %s: --tokenizer '%s': expected char or bpe\n", sub, tok);
+    if (strcmp(a->tok, "char") && strcmp(a->tok, "bpe")) {
+        fprintf(stderr, "%s: --tokenizer '%s': expected char or bpe\n", prog, a->tok);
         return 2;
     }
+    return 0;
+}
 
+/* ---- the two families of the training driver ------------------------------------------ */
+
+typedef struct bert_train {
+    int finetune;
+    const char *prog, *sub;
     run_info r;
-    memset(&r, 0, sizeof r);
+    attn_bert *m;
+    attn_vocab *vocab;
+    attn_bert_corpus tr, va, te;
+    int32_t *bids, *bin, *blab, *blens;
+    int64_t *brows;
+    int64_t B, T;
+    attn_bert_mask_opts mo;
+    int n_classes;
+    char classes[64][64];
+    double base_train, base_best; /* majority-class baselines on test (fine-tuning) */
+    eval_result last_ev, test_ev;
+    run_meta meta;
+} bert_train;
+
+static attn_tensor *bert_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
+    bert_train *b = self;
+    attn_ctx *ctx = run->ctx;
+    const int64_t B = b->B;
+    attn_ctx_set_rng(ctx, (uint64_t)b->r.seed, (uint64_t)step << 24);
+    attn_bert_sample_rows((uint64_t)b->r.seed, step, B, b->tr.n, b->brows);
+    int64_t Tb = 0, ok = 0, n = 0;
+    make_batch(&b->tr, b->brows, B, b->T, b->bids, b->blens, b->finetune ? b->blab : NULL, &Tb);
+    attn_tensor *loss = NULL;
+    attn_tensor *tl = attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){B}, b->blens);
+    if (!b->finetune) {
+        attn_bert_mask(&b->mo, (uint64_t)b->r.seed, (uint64_t)step, b->bids, b->blens, B, Tb, b->bin, b->blab, &n);
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, Tb}, b->bin);
+        loss = attn_bert_mlm_loss(ctx, b->m, ti, tl, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, Tb}, b->blab),
+                                  &ok, &n);
+    } else {
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, Tb}, b->bids);
+        loss = attn_bert_cls_loss(ctx, b->m, ti, tl, attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){B}, b->blab), &ok);
+        n = B;
+    }
+    c->items = (double)B;
+    for (int64_t r = 0; r < B; r++) c->tokens += b->blens[r];
+    c->metric = n ? (double)ok / (double)n : 0.0;
+    return loss;
+}
+
+static int bert_evaluate(void *self, train_run *run, int last, double *seconds) {
+    bert_train *b = self;
+    const int ft = b->finetune;
+    eval_result ev;
+    if (!ft ? eval_mlm(run->ctx, b->m, &b->va, &b->mo, b->B, &ev) : eval_cls(run->ctx, b->m, &b->va, b->B, &ev))
+        return 1;
+    double secs = ev.seconds;
+    if (last && ft) {
+        if (eval_cls(run->ctx, b->m, &b->te, b->B, &b->test_ev)) return 1;
+        secs += b->test_ev.seconds;
+    }
+    *seconds = secs;
+    b->last_ev = ev;
+    const attn_json_field f[] = {
+        attn_json_str("event", "eval"), attn_json_int("step", run->step),
+        attn_json_num("valid_loss", ev.loss),
+        attn_json_num(ft ? "valid_accuracy" : "valid_masked_accuracy", ev.acc),
+        attn_json_int(ft ? "valid_examples" : "masked_tokens", ev.count),
+        attn_json_num("test_accuracy", last && ft ? b->test_ev.acc : NAN),
+        attn_json_int("test_correct", last && ft ? b->test_ev.correct : 0),
+        attn_json_int("test_examples", last && ft ? b->test_ev.count : 0),
+        attn_json_num("seconds", secs),
+    };
+    if (train_log(run, f, (int)(sizeof f / sizeof f[0]))) return 1;
+    if (run->quiet && !last) return 0;
+    if (run->progress.tty && !run->quiet) fputc('\n', stderr);
+    FILE *to = last ? stdout : stderr;
+    if (!ft)
+        fprintf(to, "step %lld: held-out MLM loss %.4f nats/token, masked-token accuracy %.4f (%lld masked tokens)\n",
+                (long long)run->step, ev.loss, ev.acc, (long long)ev.count);
+    else
+        fprintf(to, "step %lld: valid loss %.4f, valid accuracy %.4f (%lld/%lld)\n", (long long)run->step, ev.loss,
+                ev.acc, (long long)ev.correct, (long long)ev.count);
+    return 0;
+}
+
+static void bert_meta(void *self, train_run *run, double train_seconds_, const attn_kv **kv, int *n) {
+    bert_train *b = self;
+    b->r.total_steps = run->total_steps;
+    b->r.train_seconds = train_seconds_;
+    run_meta_build(&b->meta, b->m, &b->r);
+    *kv = b->meta.kv;
+    *n = b->meta.n;
+}
+
+static int bert_finish(void *self, train_run *run, double train_s, double train_cpu) {
+    bert_train *b = self;
+    const int ft = b->finetune;
+    (void)train_cpu;
+    const long long done = (long long)(run->step - run->start);
+    printf("trained %lld steps in %.1f s (%.1f sequences/s; evaluation %.1f s apart)%s\n", done, train_s,
+           (double)(done * b->B) / (train_s > 1e-9 ? train_s : 1e-9), run->eval_seconds,
+           !strcmp(run->stopped, "time_budget") ? "; stopped by the time budget" : "");
+    if (ft)
+        printf("test accuracy %.4f (%lld/%lld); majority-class baseline %.4f; encoder %s\n", b->test_ev.acc,
+               (long long)b->test_ev.correct, (long long)b->test_ev.count, b->base_train,
+               b->r.init[0] ? "pretrained" : "from scratch");
+    const attn_json_field f[] = {
+        attn_json_str("event", "end"), attn_json_int("step", run->step), attn_json_str("stopped", run->stopped),
+        attn_json_num("train_seconds", train_s),
+        attn_json_num(ft ? "valid_accuracy" : "valid_masked_accuracy", b->last_ev.acc),
+        attn_json_num("valid_loss", b->last_ev.loss),
+        attn_json_num("test_accuracy", ft ? b->test_ev.acc : NAN),
+        attn_json_num("majority_baseline", ft ? b->base_train : NAN),
+    };
+    return train_log(run, f, (int)(sizeof f / sizeof f[0]));
+}
+
+static const train_family pretrain_family = {
+    "seq", "masked_accuracy", "BERT masked-LM pretraining", "loss (nats)", "held out", NULL, NULL,
+    bert_step_loss, NULL, bert_evaluate, bert_meta, bert_finish,
+};
+static const train_family finetune_family = {
+    "seq", "accuracy", "BERT fine-tuning (fortune file classification)", "loss (nats)", "held out", NULL, NULL,
+    bert_step_loss, NULL, bert_evaluate, bert_meta, bert_finish,
+};
+
+/* ---- setting up a run ------------------------------------------------------------------ */
+
+/* The vocabulary: the run's own (resume), the pretrained run's, or learned on the text. */
+static int load_vocab(bert_train *b, int resume, const char *vpath) {
+    char path[4096];
+    if (resume) {
+        if (attn_vocab_load(vpath, &b->vocab) != ATTN_OK) return cli_fail(CMD, "cannot load the vocabulary");
+    } else if (b->r.init[0]) {
+        dir_file(path, sizeof path, b->r.init, "vocab");
+        if (attn_vocab_load(path, &b->vocab) != ATTN_OK)
+            return cli_fail(CMD, "cannot load the pretrained run's vocabulary");
+    } else {
+        char *t = NULL;
+        size_t tl = 0;
+        if (attn_lm_text_load(b->r.text, &t, &tl) != ATTN_OK)
+            return cli_fail(CMD, "cannot read the text (run scripts/get_fortunes_data.sh, then "
+                                 "scripts/get_fortunes_labels.sh)");
+        const attn_status st = attn_lm_vocab_learn(t, tl, b->r.tok, (int)b->r.bpe_merges, 1, &b->vocab);
+        free(t);
+        if (st != ATTN_OK) return cli_fail(CMD, "cannot build the vocabulary");
+    }
+    return 0;
+}
+
+/* Fine-tuning's data: the class names, train / valid / test, the training
+ * subset, and the majority-class baselines of the test set (the most
+ * frequent class of the training labels, and the best constant guess). */
+static int load_labelled(bert_train *b) {
+    char path[4096];
+    dir_file(path, sizeof path, b->r.data, "classes");
+    FILE *cf = fopen(path, "r");
+    if (!cf) {
+        fprintf(stderr, "attn bert finetune: cannot open %s (run scripts/get_fortunes_labels.sh)\n", path);
+        return 1;
+    }
+    char line[256];
+    while (b->n_classes < 64 && fgets(line, sizeof line, cf)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0]) snprintf(b->classes[b->n_classes++], sizeof b->classes[0], "%.63s", line);
+    }
+    fclose(cf);
+    if (b->n_classes < 2) {
+        fprintf(stderr, "attn bert finetune: %s names %d classes (2 or more needed)\n", path, b->n_classes);
+        return 1;
+    }
+    attn_bert_corpus *cs[3] = {&b->tr, &b->va, &b->te};
+    const char *names[3] = {"train", "valid", "test"};
+    for (int k = 0; k < 3; k++) {
+        char tp[1200], lp[1200];
+        snprintf(tp, sizeof tp, "%s/%s.txt", b->r.data, names[k]);
+        snprintf(lp, sizeof lp, "%s/%s.labels", b->r.data, names[k]);
+        if (attn_bert_corpus_load(b->vocab, tp, lp, b->n_classes, b->T - 1, 0, cs[k]) != ATTN_OK)
+            return cli_fail(CMD, "cannot read the labelled data");
+    }
+    if (b->r.train_per_class > 0 && attn_bert_corpus_per_class(&b->tr, b->n_classes, b->r.train_per_class) != ATTN_OK)
+        return cli_fail(CMD, "cannot select the training examples");
+    int64_t ctr[64] = {0}, cte[64] = {0};
+    for (int64_t i = 0; i < b->tr.n; i++) ctr[b->tr.labels[i]]++;
+    for (int64_t i = 0; i < b->te.n; i++) cte[b->te.labels[i]]++;
+    int maj = 0;
+    int64_t best = 0;
+    for (int k = 0; k < b->n_classes; k++) {
+        if (ctr[k] > ctr[maj]) maj = k;
+        if (cte[k] > best) best = cte[k];
+    }
+    b->base_train = (double)cte[maj] / (double)b->te.n;
+    b->base_best = (double)best / (double)b->te.n;
+    return 0;
+}
+
+/* The model's configuration: the checkpoint's (resume), the pretrained
+ * run's (finetune --init), or the options'. */
+static int model_config(bert_train *b, const bert_args *a, int resume, const char *ckpt, attn_bert_config *bc) {
+    char path[4096];
+    memset(bc, 0, sizeof *bc);
+    if (resume) {
+        if (attn_bert_config_load(ckpt, bc) != ATTN_OK) return cli_fail(CMD, "cannot read the model configuration");
+        return 0;
+    }
+    if (b->r.init[0]) {
+        dir_file(path, sizeof path, b->r.init, "model.safetensors");
+        if (attn_bert_config_load(path, bc) != ATTN_OK)
+            return cli_fail(CMD, "cannot read the pretrained model's configuration");
+        bc->dropout = (float)a->dropout;
+    } else {
+        bc->vocab = attn_vocab_size(b->vocab) + 1;
+        bc->max_len = a->max_len;
+        bc->n_layers = (int)a->layers;
+        bc->n_heads = (int)a->heads;
+        bc->d_model = a->d_model;
+        bc->d_ff = a->d_ff;
+        bc->dropout = (float)a->dropout;
+        bc->norm_first = a->pre_ln;
+    }
+    bc->mlm = !b->finetune;
+    bc->n_classes = 0;
+    return 0;
+}
+
+static int cmd_bert_run(int argc, char **argv, int finetune) {
+    bert_args a;
+    train_opts o;
+    int rc = parse(argc, argv, finetune, &a, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    bert_train b;
+    memset(&b, 0, sizeof b);
+    b.finetune = finetune;
+    b.prog = finetune ? "attn bert finetune" : "attn bert pretrain";
+    b.sub = b.prog + 10;
+    const char *out = o.out, *sub = b.sub;
+    const int resume = o.resume;
+    if ((rc = train_dir_check(b.prog, &o))) return rc;
+    run_info *rp = &b.r;
     attn_params *ps = NULL;
-    attn_bert *m = NULL;
-    attn_vocab *vocab = NULL;
     attn_optim *opt = NULL;
     attn_ctx *ctx = NULL;
-    attn_jsonl *log = NULL;
-    attn_bert_corpus tr = {0}, va = {0}, te = {0};
-    int32_t *bids = NULL, *bin = NULL, *blab = NULL, *blens = NULL;
-    int64_t *brows = NULL;
-    char path[4096], ckpt[4096], vpath[4096], classes[64][64];
-    int n_classes = 0;
+    train_run run;
+    memset(&run, 0, sizeof run);
+    char ckpt[4096], vpath[4096];
     long long step = 0;
     rc = 1;
     dir_file(ckpt, sizeof ckpt, out, "model.safetensors");
     dir_file(vpath, sizeof vpath, out, "vocab");
     if (resume) {
-        if (run_meta_read(ckpt, finetune, &r, &step)) goto done;
-        if (steps > 0) r.total_steps = steps;
+        if (run_meta_read(ckpt, finetune, rp, &step)) goto done;
+        train_resume_ll("--steps", o.steps, &rp->total_steps);
+        train_resume_ll("--batch", o.batch, &rp->batch);
+        train_resume_ll("--warmup", o.warmup, &rp->warmup);
+        train_resume_real("--lr", o.lr, &rp->lr);
+        train_resume_real("--min-lr", o.min_lr, &rp->min_lr);
+        train_resume_real("--weight-decay", o.weight_decay, &rp->weight_decay);
     } else {
-        r.finetune = finetune;
+        rp->finetune = finetune;
         char deftext[1100];
-        snprintf(deftext, sizeof deftext, "%s/pretrain.txt", finetune ? data : "data/fortunes/labels");
-        snprintf(r.text, sizeof r.text, "%.1000s", text ? text : deftext);
-        snprintf(r.valid, sizeof r.valid, "%s", finetune ? "" : valid);
-        snprintf(r.data, sizeof r.data, "%s", finetune ? data : "");
-        snprintf(r.init, sizeof r.init, "%s", init ? init : "");
-        r.tok = !strcmp(tok, "bpe") ? ATTN_VOCAB_BPE : ATTN_VOCAB_CHAR;
-        r.bpe_merges = bpe_merges;
-        r.batch = batch;
-        r.total_steps = steps > 0 ? steps : (finetune ? 600 : 2000);
-        r.warmup = warmup;
-        r.seed = seed;
-        r.lr = lr;
-        r.min_lr = min_lr >= 0 ? min_lr : lr / 10.0;
-        r.weight_decay = wd;
-        r.mask_prob = mask_prob;
-        r.train_per_class = train_per_class;
+        snprintf(deftext, sizeof deftext, "%s/pretrain.txt", finetune ? a.data : "data/fortunes/labels");
+        snprintf(rp->text, sizeof rp->text, "%.1000s", a.text ? a.text : deftext);
+        snprintf(rp->valid, sizeof rp->valid, "%s", finetune ? "" : a.valid);
+        snprintf(rp->data, sizeof rp->data, "%s", finetune ? a.data : "");
+        snprintf(rp->init, sizeof rp->init, "%s", a.init ? a.init : "");
+        rp->tok = !strcmp(a.tok, "bpe") ? ATTN_VOCAB_BPE : ATTN_VOCAB_CHAR;
+        rp->bpe_merges = a.bpe_merges;
+        rp->batch = o.batch > 0 ? o.batch : 32;
+        rp->total_steps = o.steps > 0 ? o.steps : (finetune ? 600 : 2000);
+        rp->warmup = o.warmup >= 0 ? o.warmup : (finetune ? 60 : 100);
+        rp->seed = o.seed >= 0 ? o.seed : 1;
+        rp->lr = o.lr >= 0 ? o.lr : (finetune ? 3e-4 : 1e-3);
+        rp->min_lr = o.min_lr >= 0 ? o.min_lr : rp->lr / 10.0;
+        rp->weight_decay = o.weight_decay >= 0 ? o.weight_decay : 0.01;
+        rp->mask_prob = a.mask_prob;
+        rp->train_per_class = a.train_per_class;
     }
     const double t_prep = now_s();
-    /* The vocabulary: the run's own (resume), the pretrained run's, or learned on the text. */
-    if (resume) {
-        if (attn_vocab_load(vpath, &vocab) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot load the vocabulary");
-            goto done;
-        }
-    } else if (r.init[0]) {
-        dir_file(path, sizeof path, r.init, "vocab");
-        if (attn_vocab_load(path, &vocab) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot load the pretrained run's vocabulary");
-            goto done;
-        }
-    } else {
-        char *t = NULL;
-        size_t tl = 0;
-        if (attn_lm_text_load(r.text, &t, &tl) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot read the text (run scripts/get_fortunes_data.sh, then scripts/get_fortunes_labels.sh)");
-            goto done;
-        }
-        const attn_status st = attn_lm_vocab_learn(t, tl, r.tok, (int)r.bpe_merges, 1, &vocab);
-        free(t);
-        if (st != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot build the vocabulary");
-            goto done;
-        }
-    }
-    const int32_t V_tok = attn_vocab_size(vocab), mask_id = V_tok;
-    /* The model. */
+    if (load_vocab(&b, resume, vpath)) goto done;
+    const int32_t V_tok = attn_vocab_size(b.vocab), mask_id = V_tok;
     attn_bert_config bc;
-    memset(&bc, 0, sizeof bc);
-    if (resume) {
-        if (attn_bert_config_load(ckpt, &bc) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot read the model configuration");
-            goto done;
-        }
-    } else if (r.init[0]) {
-        dir_file(path, sizeof path, r.init, "model.safetensors");
-        if (attn_bert_config_load(path, &bc) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot read the pretrained model's configuration");
-            goto done;
-        }
-        bc.dropout = (float)dropout;
-    } else {
-        bc.vocab = V_tok + 1;
-        bc.max_len = max_len;
-        bc.n_layers = (int)layers;
-        bc.n_heads = (int)heads;
-        bc.d_model = d_model;
-        bc.d_ff = d_ff;
-        bc.dropout = (float)dropout;
-        bc.norm_first = pre_ln;
-    }
+    if (model_config(&b, &a, resume, ckpt, &bc)) goto done;
     if (bc.vocab != V_tok + 1) {
         fprintf(stderr, "attn bert %s: the model has %lld tokens, the vocabulary %d (+ [MASK])\n", sub,
                 (long long)bc.vocab, V_tok);
         goto done;
     }
-    const int64_t T = bc.max_len, B = r.batch;
-    /* The data. */
+    const int64_t T = bc.max_len, B = rp->batch;
+    b.T = T;
+    b.B = B;
     if (!finetune) {
-        if (attn_bert_corpus_load(vocab, r.text, NULL, 0, T - 1, 1, &tr) != ATTN_OK ||
-            attn_bert_corpus_load(vocab, r.valid, NULL, 0, T - 1, 1, &va) != ATTN_OK) {
+        if (attn_bert_corpus_load(b.vocab, rp->text, NULL, 0, T - 1, 1, &b.tr) != ATTN_OK ||
+            attn_bert_corpus_load(b.vocab, rp->valid, NULL, 0, T - 1, 1, &b.va) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot read the pretraining texts");
             goto done;
         }
     } else {
-        dir_file(path, sizeof path, r.data, "classes");
-        FILE *cf = fopen(path, "r");
-        if (!cf) {
-            fprintf(stderr, "attn bert finetune: cannot open %s (run scripts/get_fortunes_labels.sh)\n", path);
-            goto done;
-        }
-        char line[256];
-        while (n_classes < 64 && fgets(line, sizeof line, cf)) {
-            line[strcspn(line, "\r\n")] = '\0';
-            if (line[0]) snprintf(classes[n_classes++], sizeof classes[0], "%.63s", line);
-        }
-        fclose(cf);
-        if (n_classes < 2) {
-            fprintf(stderr, "attn bert finetune: %s names %d classes (2 or more needed)\n", path, n_classes);
-            goto done;
-        }
-        attn_bert_corpus *cs[3] = {&tr, &va, &te};
-        const char *names[3] = {"train", "valid", "test"};
-        for (int k = 0; k < 3; k++) {
-            char tp[1200], lp[1200];
-            snprintf(tp, sizeof tp, "%s/%s.txt", r.data, names[k]);
-            snprintf(lp, sizeof lp, "%s/%s.labels", r.data, names[k]);
-            if (attn_bert_corpus_load(vocab, tp, lp, n_classes, T - 1, 0, cs[k]) != ATTN_OK) {
-                rc = cli_fail(CMD, "cannot read the labelled data");
-                goto done;
-            }
-        }
-        if (r.train_per_class > 0 && attn_bert_corpus_per_class(&tr, n_classes, r.train_per_class) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot select the training examples");
-            goto done;
-        }
+        if (load_labelled(&b)) goto done;
         if (!resume) {
-            bc.mlm = 0;
-            bc.n_classes = n_classes;
-        } else if (bc.n_classes != n_classes) {
+            bc.n_classes = b.n_classes;
+        } else if (bc.n_classes != b.n_classes) {
             fprintf(stderr, "attn bert finetune: the checkpoint has %d classes, %s has %d\n", bc.n_classes,
-                    r.data, n_classes);
+                    rp->data, b.n_classes);
             goto done;
         }
     }
-    if (!finetune && !resume) {
-        bc.mlm = 1;
-        bc.n_classes = 0;
+    if (o.epochs > 0) { /* an epoch: every training sequence once, B per step */
+        const long long per_epoch = (long long)((b.tr.n + B - 1) / B);
+        if (resume)
+            train_resume_ll("--steps (from --epochs)", o.epochs * per_epoch, &rp->total_steps);
+        else
+            rp->total_steps = o.epochs * per_epoch;
     }
     const double prep_s = now_s() - t_prep;
     {
         attn_rng rng;
-        attn_rng_init(&rng, (uint64_t)r.seed);
-        if (attn_params_new(&ps) != ATTN_OK || attn_bert_new(&m, ps, &bc, resume ? NULL : &rng) != ATTN_OK) {
+        attn_rng_init(&rng, (uint64_t)rp->seed);
+        if (attn_params_new(&ps) != ATTN_OK || attn_bert_new(&b.m, ps, &bc, resume ? NULL : &rng) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot create the model");
             goto done;
         }
     }
-    if (!resume && r.init[0]) {
-        dir_file(path, sizeof path, r.init, "model.safetensors");
-        if (attn_bert_load_encoder(path, m) != ATTN_OK) {
+    if (!resume && rp->init[0]) {
+        char path[4096];
+        dir_file(path, sizeof path, rp->init, "model.safetensors");
+        if (attn_bert_load_encoder(path, b.m) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot load the pretrained encoder");
             goto done;
         }
@@ -605,17 +739,17 @@ static int cmd_bert_run(int argc, char **argv, int finetune) {
             fprintf(stderr, "attn bert %s: cannot create the directory %s: %s\n", sub, out, strerror(errno));
             goto done;
         }
-        if (attn_vocab_save(vocab, vpath) != ATTN_OK) {
+        if (attn_vocab_save(b.vocab, vpath) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot save the vocabulary");
             goto done;
         }
     }
     attn_optim_config oc = {0};
     oc.kind = ATTN_OPTIM_ADAMW;
-    oc.lr = (float)r.lr;
+    oc.lr = (float)rp->lr;
     oc.beta1 = 0.9f;
     oc.beta2 = 0.999f;
-    oc.weight_decay = (float)r.weight_decay;
+    oc.weight_decay = (float)rp->weight_decay;
     if (attn_optim_new(&opt, ps, &oc) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot create the optimizer");
         goto done;
@@ -627,253 +761,101 @@ static int cmd_bert_run(int argc, char **argv, int finetune) {
             goto done;
         }
         step = s64;
-        if (step >= r.total_steps) {
-            fprintf(stderr, "attn bert %s: %s is already at step %lld of %lld (give --steps N with a larger N)\n",
-                    sub, out, step, r.total_steps);
-            goto done;
-        }
     }
     attn_ctx_config cc = {0};
-    cc.arena_bytes = (size_t)arena_mb << 20;
-    cc.n_threads = (int)threads;
-    cc.seed = (uint64_t)r.seed;
+    cc.arena_bytes = (size_t)(o.arena_mb > 0 ? o.arena_mb : 512) << 20;
+    cc.n_threads = (int)(o.threads > 0 ? o.threads : 0);
+    cc.seed = (uint64_t)rp->seed;
     if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot create the context");
         goto done;
     }
-    dir_file(path, sizeof path, out, "train.jsonl");
-    if (attn_jsonl_open(&log, path, resume) != ATTN_OK) {
-        rc = cli_fail(CMD, "cannot open the log");
+    run.prog = b.prog;
+    run.label = sub;
+    run.out = out;
+    run.fam = finetune ? &finetune_family : &pretrain_family;
+    run.self = &b;
+    run.ctx = ctx;
+    run.ps = ps;
+    run.opt = opt;
+    run.step = step;
+    run.total_steps = rp->total_steps;
+    run.warmup = rp->warmup;
+    run.log_every = o.log_every > 0 ? o.log_every : 50;
+    run.eval_every = o.eval_every >= 0 ? o.eval_every : (finetune ? 100 : 500);
+    run.lr = rp->lr;
+    run.min_lr = rp->min_lr;
+    run.clip = CLIP_NORM;
+    run.time_budget = o.time_budget > 0 ? o.time_budget : 0.0;
+    run.seconds_before = rp->train_seconds;
+    run.arena_mb = (long long)(cc.arena_bytes >> 20);
+    run.quiet = o.quiet;
+    if (step >= rp->total_steps) {
+        rc = train_loop(&run); /* says the run is complete */
         goto done;
     }
-    bids = malloc((size_t)(B * T) * sizeof *bids);
-    bin = malloc((size_t)(B * T) * sizeof *bin);
-    blab = malloc((size_t)(B * T) * sizeof *blab);
-    blens = malloc((size_t)B * sizeof *blens);
-    brows = malloc((size_t)B * sizeof *brows);
-    if (!bids || !bin || !blab || !blens || !brows) {
+    if (train_log_open(&run, resume)) goto done;
+    b.bids = malloc((size_t)(B * T) * sizeof *b.bids);
+    b.bin = malloc((size_t)(B * T) * sizeof *b.bin);
+    b.blab = malloc((size_t)(B * T) * sizeof *b.blab);
+    b.blens = malloc((size_t)B * sizeof *b.blens);
+    b.brows = malloc((size_t)B * sizeof *b.brows);
+    if (!b.bids || !b.bin || !b.blab || !b.blens || !b.brows) {
         fprintf(stderr, "attn bert %s: out of memory\n", sub);
         goto done;
     }
-    const attn_bert_mask_opts mo = {(float)r.mask_prob, mask_id, ATTN_TOKEN_SPECIALS, ATTN_TOKEN_SPECIALS, V_tok};
-    /* The majority-class baselines of the test set: the most frequent class of
-     * the training labels, and the best constant guess on the test set. */
-    double base_train = 0.0, base_best = 0.0;
-    if (finetune) {
-        int64_t ctr[64] = {0}, cte[64] = {0};
-        for (int64_t i = 0; i < tr.n; i++) ctr[tr.labels[i]]++;
-        for (int64_t i = 0; i < te.n; i++) cte[te.labels[i]]++;
-        int maj = 0;
-        int64_t best = 0;
-        for (int k = 0; k < n_classes; k++) {
-            if (ctr[k] > ctr[maj]) maj = k;
-            if (cte[k] > best) best = cte[k];
-        }
-        base_train = (double)cte[maj] / (double)te.n;
-        base_best = (double)best / (double)te.n;
-    }
-    const attn_bert_config *g = &m->cfg;
+    b.mo = (attn_bert_mask_opts){(float)rp->mask_prob, mask_id, ATTN_TOKEN_SPECIALS, ATTN_TOKEN_SPECIALS, V_tok};
+    const attn_bert_config *g = &b.m->cfg;
     char desc[1024];
     snprintf(desc, sizeof desc,
              "BERT %s: %d layers, %d heads, d_model %lld, d_ff %lld, max_len %lld, %s, dropout %g; %s vocabulary "
              "of %d tokens + [MASK]; %lld parameters%s%.300s",
              finetune ? "classifier" : "MLM", g->n_layers, g->n_heads, (long long)g->d_model, (long long)g->d_ff,
              (long long)g->max_len, g->norm_first ? "pre-LN" : "post-LN", (double)g->dropout,
-             attn_vocab_kind_of(vocab) == ATTN_VOCAB_BPE ? "BPE" : "character", V_tok,
-             (long long)attn_params_numel(ps), r.init[0] ? "; encoder from " : (finetune ? "; random encoder" : ""),
-             r.init);
+             attn_vocab_kind_of(b.vocab) == ATTN_VOCAB_BPE ? "BPE" : "character", V_tok,
+             (long long)attn_params_numel(ps), rp->init[0] ? "; encoder from " : (finetune ? "; random encoder" : ""),
+             rp->init);
     printf("%s\n", desc);
     if (!finetune)
         printf("data: %s: %lld sequences (%lld fortunes); held out %s: %lld sequences; prepared in %.1f s\n",
-               r.text, (long long)tr.n, (long long)tr.texts, r.valid, (long long)va.n, prep_s);
+               rp->text, (long long)b.tr.n, (long long)b.tr.texts, rp->valid, (long long)b.va.n, prep_s);
     else
         printf("data: %s: %d classes; train %lld%s, valid %lld, test %lld fortunes; majority-class baseline on "
                "test %.4f (best constant %.4f); prepared in %.1f s\n",
-               r.data, n_classes, (long long)tr.n, r.train_per_class > 0 ? " (first N per class)" : "",
-               (long long)va.n, (long long)te.n, base_train, base_best, prep_s);
+               rp->data, b.n_classes, (long long)b.tr.n, rp->train_per_class > 0 ? " (first N per class)" : "",
+               (long long)b.va.n, (long long)b.te.n, b.base_train, b.base_best, prep_s);
     printf("schedule: %lld steps of %lld sequences, AdamW lr %g -> %g (warmup %lld, cosine), wd %g; threads %d\n",
-           r.total_steps, (long long)B, r.lr, r.min_lr, r.warmup, r.weight_decay, attn_ctx_threads(ctx));
+           rp->total_steps, (long long)B, rp->lr, rp->min_lr, rp->warmup, rp->weight_decay, attn_ctx_threads(ctx));
     if (resume) printf("resuming %s at step %lld\n", out, step);
     fflush(stdout);
     {
         const attn_json_field f[] = {
             attn_json_str("event", resume ? "resume" : "start"), attn_json_int("step", step),
-            attn_json_str("mode", sub), attn_json_str("init", r.init),
+            attn_json_str("mode", sub), attn_json_str("init", rp->init),
             attn_json_int("vocab", V_tok + 1), attn_json_int("parameters", attn_params_numel(ps)),
-            attn_json_int("total_steps", r.total_steps), attn_json_int("batch", B),
-            attn_json_int("train_sequences", tr.n), attn_json_int("train_per_class", r.train_per_class),
+            attn_json_int("total_steps", rp->total_steps), attn_json_int("batch", B),
+            attn_json_int("train_sequences", b.tr.n), attn_json_int("train_per_class", rp->train_per_class),
             attn_json_int("max_len", T), attn_json_int("threads", attn_ctx_threads(ctx)),
             attn_json_str("description", desc),
         };
-        if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot write the log");
-            goto done;
-        }
+        if (train_log(&run, f, (int)(sizeof f / sizeof f[0]))) goto done;
     }
-
-    attn_progress prog;
-    attn_progress_init(&prog, quiet ? NULL : stderr, r.total_steps - step, sub);
-    prog.unit = "seq";
-    const long long start = step;
-    const double t_run = now_s(), seconds_before = r.train_seconds;
-    double win_loss = 0.0, win_t = t_run, eval_seconds = 0.0, win_acc = 0.0;
-    int64_t win_steps = 0, win_tokens = 0;
-    eval_result last_ev = {NAN, NAN, 0, 0, 0.0}, test_ev = {NAN, NAN, 0, 0, 0.0};
-    run_meta meta;
-    while (step < r.total_steps) {
-        attn_ctx_reset(ctx);
-        attn_ctx_set_rng(ctx, (uint64_t)r.seed, (uint64_t)step << 24);
-        attn_bert_sample_rows((uint64_t)r.seed, step, B, tr.n, brows);
-        int64_t Tb = 0, ok = 0, n = 0;
-        make_batch(&tr, brows, B, T, bids, blens, finetune ? blab : NULL, &Tb);
-        attn_tensor *ti = NULL, *loss = NULL;
-        attn_tensor *tl = attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){B}, blens);
-        if (!finetune) {
-            attn_bert_mask(&mo, (uint64_t)r.seed, (uint64_t)step, bids, blens, B, Tb, bin, blab, &n);
-            ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, Tb}, bin);
-            loss = attn_bert_mlm_loss(ctx, m, ti, tl, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, Tb}, blab),
-                                      &ok, &n);
-        } else {
-            ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, Tb}, bids);
-            loss = attn_bert_cls_loss(ctx, m, ti, tl, attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){B}, blab), &ok);
-            n = B;
-        }
-        if (!loss) {
-            fprintf(stderr, "attn bert %s: step %lld: %s\n", sub, step, attn_ctx_error(ctx));
-            if (attn_ctx_status(ctx) == ATTN_ERR_OOM)
-                fprintf(stderr, "hint: raise --arena-mb (now %lld) or lower --batch\n", arena_mb);
-            goto done;
-        }
-        attn_params_zero_grad(ps);
-        if (attn_backward(ctx, loss) != ATTN_OK) {
-            fprintf(stderr, "attn bert %s: step %lld: backward: %s\n", sub, step, attn_last_error());
-            goto done;
-        }
-        const float norm = attn_clip_grad_norm(ps, CLIP_NORM);
-        const double l = attn_f32(loss)[0];
-        if (!isfinite(norm) || !isfinite(l)) {
-            fprintf(stderr, "attn bert %s: step %lld: loss %g, gradient norm %g: not finite; lower --lr\n", sub,
-                    step, l, (double)norm);
-            goto done;
-        }
-        const float lrs = attn_lr_warmup_cosine(step, r.warmup, r.total_steps, (float)r.lr, (float)r.min_lr);
-        if (attn_optim_step(opt, lrs) != ATTN_OK) {
-            rc = cli_fail(CMD, "optimizer step failed");
-            goto done;
-        }
-        step++;
-        win_loss += l;
-        win_acc += n ? (double)ok / (double)n : 0.0;
-        win_steps++;
-        for (int64_t b = 0; b < B; b++) win_tokens += blens[b];
-        attn_progress_update(&prog, step - start, l, (double)B);
-        const int last = step >= r.total_steps;
-        if (step % log_every == 0 || last) {
-            const double t = now_s(), dt = t - win_t > 1e-9 ? t - win_t : 1e-9;
-            const attn_json_field f[] = {
-                attn_json_str("event", "train"), attn_json_int("step", step),
-                attn_json_num("loss", win_loss / (double)win_steps),
-                attn_json_num(finetune ? "accuracy" : "masked_accuracy", win_acc / (double)win_steps),
-                attn_json_num("lr", lrs), attn_json_num("grad_norm", norm),
-                attn_json_num("tokens_per_s", (double)win_tokens / dt),
-                attn_json_num("elapsed", seconds_before + (t - t_run)),
-            };
-            if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-                rc = cli_fail(CMD, "cannot write the log");
-                goto done;
-            }
-            win_loss = win_acc = 0.0;
-            win_steps = win_tokens = 0;
-            win_t = now_s();
-        }
-        if ((eval_every > 0 && step % eval_every == 0) || last) {
-            eval_result ev;
-            if (!finetune ? eval_mlm(ctx, m, &va, &mo, B, &ev) : eval_cls(ctx, m, &va, B, &ev)) goto done;
-            double secs = ev.seconds;
-            if (last && finetune) {
-                if (eval_cls(ctx, m, &te, B, &test_ev)) goto done;
-                secs += test_ev.seconds;
-            }
-            eval_seconds += secs;
-            win_t += secs;
-            last_ev = ev;
-            const attn_json_field f[] = {
-                attn_json_str("event", "eval"), attn_json_int("step", step),
-                attn_json_num("valid_loss", ev.loss),
-                attn_json_num(finetune ? "valid_accuracy" : "valid_masked_accuracy", ev.acc),
-                attn_json_int(finetune ? "valid_examples" : "masked_tokens", ev.count),
-                attn_json_num("test_accuracy", last && finetune ? test_ev.acc : NAN),
-                attn_json_int("test_correct", last && finetune ? test_ev.correct : 0),
-                attn_json_int("test_examples", last && finetune ? test_ev.count : 0),
-                attn_json_num("seconds", secs),
-            };
-            if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-                rc = cli_fail(CMD, "cannot write the log");
-                goto done;
-            }
-            if (!quiet || last) {
-                if (prog.tty && !quiet) fputc('\n', stderr);
-                if (!finetune)
-                    fprintf(last ? stdout : stderr,
-                            "step %lld: held-out MLM loss %.4f nats/token, masked-token accuracy %.4f (%lld masked tokens)\n",
-                            step, ev.loss, ev.acc, (long long)ev.count);
-                else
-                    fprintf(last ? stdout : stderr, "step %lld: valid loss %.4f, valid accuracy %.4f (%lld/%lld)\n",
-                            step, ev.loss, ev.acc, (long long)ev.correct, (long long)ev.count);
-            }
-            r.train_seconds = seconds_before + (now_s() - t_run) - eval_seconds;
-            run_meta_build(&meta, m, &r);
-            if (attn_checkpoint_save(ckpt, ps, opt, step, meta.kv, meta.n) != ATTN_OK) {
-                rc = cli_fail(CMD, "cannot save the checkpoint");
-                goto done;
-            }
-        }
-    }
-    attn_progress_finish(&prog);
-    {
-        const double train_s = now_s() - t_run - eval_seconds;
-        printf("trained %lld steps in %.1f s (%.1f sequences/s; evaluation %.1f s apart)\n", step - start, train_s,
-               (double)((step - start) * B) / (train_s > 1e-9 ? train_s : 1e-9), eval_seconds);
-        if (finetune)
-            printf("test accuracy %.4f (%lld/%lld); majority-class baseline %.4f; encoder %s\n", test_ev.acc,
-                   (long long)test_ev.correct, (long long)test_ev.count, base_train,
-                   r.init[0] ? "pretrained" : "from scratch");
-        const attn_json_field f[] = {
-            attn_json_str("event", "end"), attn_json_int("step", step), attn_json_num("train_seconds", train_s),
-            attn_json_num(finetune ? "valid_accuracy" : "valid_masked_accuracy", last_ev.acc),
-            attn_json_num("valid_loss", last_ev.loss),
-            attn_json_num("test_accuracy", finetune ? test_ev.acc : NAN),
-            attn_json_num("majority_baseline", finetune ? base_train : NAN),
-        };
-        if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot write the log");
-            goto done;
-        }
-    }
-    if (attn_jsonl_close(log) != ATTN_OK) {
-        log = NULL;
-        rc = cli_fail(CMD, "cannot close the log");
-        goto done;
-    }
-    log = NULL;
-    write_chart(out, finetune ? "BERT fine-tuning (fortune file classification)" : "BERT masked-LM pretraining");
-    printf("model written to %s/model.safetensors (vocab, train.jsonl, loss.svg)\n", out);
-    rc = 0;
+    rc = train_loop(&run);
 done:
-    if (log) attn_jsonl_close(log);
-    free(bids);
-    free(bin);
-    free(blab);
-    free(blens);
-    free(brows);
-    attn_bert_corpus_free(&tr);
-    attn_bert_corpus_free(&va);
-    attn_bert_corpus_free(&te);
+    if (run.log) attn_jsonl_close(run.log);
+    free(b.bids);
+    free(b.bin);
+    free(b.blab);
+    free(b.blens);
+    free(b.brows);
+    attn_bert_corpus_free(&b.tr);
+    attn_bert_corpus_free(&b.va);
+    attn_bert_corpus_free(&b.te);
     attn_ctx_free(ctx);
     attn_optim_free(opt);
-    attn_bert_free(m);
+    attn_bert_free(b.m);
     attn_params_free(ps);
-    attn_vocab_free(vocab);
+    attn_vocab_free(b.vocab);
     return rc;
 }
 

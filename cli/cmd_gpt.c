@@ -13,6 +13,7 @@
  * back from there.
  */
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 
 #include "attn/attn.h"
 #include "commands.h"
+#include "train_driver.h"
 
 #define CMD "gpt"
 #define CLIP_NORM 1.0f
@@ -39,13 +41,6 @@ static int opt_real(const char *sub, const char *a, const char *v, double lo, do
 }
 
 static int make_dir(const char *path) { return cli_make_dir(path); }
-
-/* CPU time of the process (all threads), for throughput on a shared machine. */
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void dir_file(char *buf, size_t n, const char *dir, const char *name) {
     snprintf(buf, n, "%s/%s", dir, name);
@@ -193,121 +188,151 @@ static int evaluate(attn_ctx *ctx, const attn_gpt *m, const attn_vocab *v, const
     return rc;
 }
 
-/* ---- the loss chart, from the log ---------------------------------------------------------- */
-
-static int json_num(const char *line, const char *key, double *out) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p) return -1;
-    char *end = NULL;
-    *out = strtod(p + strlen(pat), &end);
-    return end == p + strlen(pat) ? -1 : 0;
-}
-
-/* loss.svg: the training loss (per log window) and the validation loss
- * against the step, read back from train.jsonl (so a resumed run draws the
- * whole history). */
-static void write_chart(const char *dir, int bpe) {
-    char path[4096], line[4096];
-    dir_file(path, sizeof path, dir, "train.jsonl");
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    int64_t cap = 1024, nt = 0, nv = 0;
-    double *tx = malloc((size_t)cap * sizeof *tx), *ty = malloc((size_t)cap * sizeof *ty);
-    double *vx = malloc((size_t)cap * sizeof *vx), *vy = malloc((size_t)cap * sizeof *vy);
-    while (tx && ty && vx && vy && fgets(line, sizeof line, f)) {
-        double s, l;
-        const int is_train = strstr(line, "\"event\":\"train\"") != NULL;
-        const int is_eval = strstr(line, "\"event\":\"eval\"") != NULL;
-        if (!is_train && !is_eval) continue;
-        if (json_num(line, "step", &s) || json_num(line, is_train ? "loss" : "valid_loss", &l)) continue;
-        if ((is_train ? nt : nv) == cap) break; /* enough points for a chart */
-        if (is_train) {
-            tx[nt] = s;
-            ty[nt++] = l;
-        } else {
-            vx[nv] = s;
-            vy[nv++] = l;
-        }
-    }
-    fclose(f);
-    if (tx && ty && vx && vy && nt > 0) {
-        attn_series ser[2] = {{"train (window mean)", tx, ty, nt}, {"valid", vx, vy, nv}};
-        attn_line_chart ch = {bpe ? "GPT on fortunes (BPE)" : "GPT on fortunes (characters)", "step",
-                              "loss (nats per token)", ser, nv > 0 ? 2 : 1, 0, 0, 0};
-        dir_file(path, sizeof path, dir, "loss.svg");
-        if (attn_svg_line_chart(path, &ch) != ATTN_OK)
-            fprintf(stderr, "attn gpt: cannot write %s: %s\n", path, attn_last_error());
-    }
-    free(tx);
-    free(ty);
-    free(vx);
-    free(vy);
-}
-
-/* ---- train ----------------------------------------------------------------------------------- */
+/* ---- train: the GPT family of the training driver --------------------------------------- */
 
 static void train_usage(FILE *f) {
     fprintf(f,
         "usage: attn gpt train --out DIR [options]\n\n"
         "Trains a decoder-only Transformer language model on DIR/../train.txt of a corpus\n"
-        "and reports the validation loss and bits per character.\n\n"
-        "data\n"
+        "and reports the validation loss and bits per character. Options take '--opt V'\n"
+        "or '--opt=V'; old spellings are kept as aliases for one release.\n\n"
+        "data (fixed by the checkpoint: refused with --resume)\n"
         "  --data DIR             corpus with train.txt and valid.txt (default data/fortunes)\n"
-        "  --tokenizer char|bpe   tokens (default char)\n"
+        "  --tokenizer char|bpe   tokens (default char; alias --tok)\n"
         "  --bpe-merges N         BPE merges learned on train.txt (default 1000)\n"
-        "model\n"
+        "model (fixed by the checkpoint: refused with --resume)\n"
         "  --layers N             blocks (default 4)\n"
         "  --heads N              attention heads (default 4)\n"
         "  --kv-heads N           key/value heads (0: --heads; fewer: grouped-query)\n"
         "  --d-model N            width (default 128)\n"
         "  --d-ff N               feed-forward width (0: 4 d-model)\n"
-        "  --ctx N                context length, the training window T (default 64)\n"
+        "  --ctx N                context length, the training window T (default 64; alias --max-len)\n"
         "  --pos KIND             learned|sinusoidal|rope|alibi|none (default learned)\n"
-        "  --untied               a separate output head (default: tied to the embedding)\n"
+        "  --tie 0|1              output head tied to the embedding (default 1; alias --untied: --tie 0)\n"
         "  --dropout P            dropout (default 0)\n"
         "  --attention-kernel K   auto|fused|reference: the attention op (default auto: the\n"
         "                         fused one from 512 keys; docs/transformer.md)\n"
-        "schedule\n"
+        "schedule (with --resume: applied and printed)\n"
         "  --batch N              windows per step (default 16)\n"
         "  --steps N              optimizer steps (default 2000; with --resume: the new total)\n"
+        "  --epochs E             instead of --steps: E passes over the training tokens\n"
+        "  --time-budget S        stop after S seconds of training (final evaluation and checkpoint)\n"
         "  --lr X                 peak learning rate of AdamW (default 1e-3)\n"
         "  --min-lr X             final learning rate of the cosine (default lr / 10)\n"
         "  --warmup N             linear warmup steps (default 100)\n"
         "  --weight-decay X       AdamW's decoupled weight decay (default 0.1)\n"
-        "  --seed N               initialisation, batches, dropout (default 1)\n"
+        "  --seed N               initialisation, batches, dropout (default 1; fixed by the checkpoint)\n"
         "run\n"
         "  --eval-every N         validation loss every N steps and a checkpoint (default 500; 0: end only)\n"
-        "  --eval-windows N       windows of the periodic evaluations (default 256; the final one uses all)\n"
+        "  --eval-n N             windows of the periodic evaluations (default 256; the final one uses\n"
+        "                         all; alias --eval-windows)\n"
         "  --log-every N          a JSONL line every N steps (default 50)\n"
         "  --threads N            threads for the ops (default: all)\n"
         "  --arena-mb N           context arena in MiB (default 1024)\n"
         "  --resume               continue DIR's run: same model, optimizer state and batches\n"
-        "  --quiet                no progress line\n");
+        "  --force                overwrite the run DIR holds (refused without it)\n"
+        "  --quiet                no progress line\n\n"
+        "Ctrl-C (SIGINT) or SIGTERM finishes the step, writes a checkpoint and exits 130.\n");
 }
 
+typedef struct gpt_train {
+    run_info r;
+    attn_gpt *m;
+    attn_vocab *vocab;
+    attn_lm_tokens tr, va;
+    int32_t *bin, *btg;
+    int64_t B, T;
+    long long eval_windows;
+    run_meta meta;
+} gpt_train;
+
+static attn_tensor *gpt_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
+    gpt_train *g = self;
+    /* Dropout masks are a function of (seed, step): a resumed run replays them. */
+    attn_ctx_set_rng(run->ctx, (uint64_t)g->r.seed, (uint64_t)step << 24);
+    attn_lm_batch(&g->tr, (uint64_t)g->r.seed, step, g->B, g->T, g->bin, g->btg);
+    attn_tensor *ti = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
+    attn_tensor *tt = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
+    c->items = c->tokens = (double)(g->B * g->T);
+    return attn_gpt_loss(run->ctx, g->m, ti, tt, -1);
+}
+
+static int gpt_evaluate(void *self, train_run *run, int last, double *seconds) {
+    gpt_train *g = self;
+    eval_result ev;
+    if (evaluate(run->ctx, g->m, g->vocab, &g->va, g->B, last ? 0 : g->eval_windows, &ev)) return 1;
+    *seconds = ev.seconds;
+    const attn_json_field f[] = {
+        attn_json_str("event", "eval"), attn_json_int("step", run->step),
+        attn_json_num("valid_loss", ev.loss), attn_json_num("valid_bpc", ev.bpc),
+        attn_json_int("tokens", ev.tokens), attn_json_int("chars", ev.chars),
+        attn_json_bool("full", last), attn_json_num("seconds", ev.seconds),
+    };
+    if (train_log(run, f, (int)(sizeof f / sizeof f[0]))) return 1;
+    if (!run->quiet || last) {
+        if (run->progress.tty && !run->quiet) fputc('\n', stderr);
+        fprintf(last ? stdout : stderr, "step %lld: valid loss %.4f nats/token, %.4f bits/char (%lld tokens%s)\n",
+                (long long)run->step, ev.loss, ev.bpc, (long long)ev.tokens, last ? ", all" : "");
+    }
+    return 0;
+}
+
+static void gpt_meta(void *self, train_run *run, double train_seconds_, const attn_kv **kv, int *n) {
+    gpt_train *g = self;
+    g->r.total_steps = run->total_steps;
+    g->r.train_seconds = train_seconds_;
+    run_meta_build(&g->meta, g->m, &g->r);
+    *kv = g->meta.kv;
+    *n = g->meta.n;
+}
+
+static int gpt_finish(void *self, train_run *run, double train_s, double train_cpu) {
+    gpt_train *g = self;
+    const double ntok = (double)((run->step - run->start) * g->B * g->T);
+    const double tps = ntok / (train_s > 1e-9 ? train_s : 1e-9);
+    const double cpu_tps = ntok / (train_cpu > 1e-9 ? train_cpu : 1e-9);
+    printf("trained %lld steps in %.1f s: %.0f tokens/s, %.0f tokens per CPU second (evaluation %.1f s apart)%s\n",
+           (long long)(run->step - run->start), train_s, tps, cpu_tps, run->eval_seconds,
+           !strcmp(run->stopped, "time_budget") ? "; stopped by the time budget" : "");
+    const attn_json_field f[] = {attn_json_str("event", "end"), attn_json_int("step", run->step),
+                                 attn_json_str("stopped", run->stopped),
+                                 attn_json_num("train_seconds", train_s), attn_json_num("tokens_per_s", tps),
+                                 attn_json_num("train_cpu_seconds", train_cpu),
+                                 attn_json_num("tokens_per_cpu_s", cpu_tps)};
+    return train_log(run, f, (int)(sizeof f / sizeof f[0]));
+}
+
+static const train_family gpt_family = {
+    "tok", NULL, NULL, "loss (nats per token)", "valid", NULL, NULL,
+    gpt_step_loss, NULL, gpt_evaluate, gpt_meta, gpt_finish,
+};
+
 static int cmd_gpt_train(int argc, char **argv) {
-    const char *sub = "train", *out = NULL, *data = "data/fortunes", *tok = "char", *pos = "learned";
+    const char *prog = "attn gpt train", *sub = "train", *data = "data/fortunes", *tok = "char";
+    const char *pos = "learned";
     long long bpe_merges = 1000, layers = 4, heads = 4, kv_heads = 0, d_model = 128, d_ff = 0, ctxlen = 64;
-    long long batch = 16, steps = 0, warmup = 100, seed = 1, eval_every = 500, eval_windows = 256;
-    long long log_every = 50, threads = 0, arena_mb = 1024;
-    double lr = 1e-3, min_lr = -1.0, wd = 0.1, dropout = 0.0;
-    int untied = 0, resume = 0, quiet = 0, rc = 0;
+    double dropout = 0.0;
+    int tied = 1, rc = 0;
     const char *akern = "auto";
+    train_opts o;
+    train_opts_init(&o);
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             train_usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--untied")) { untied = 1; continue; }
-        if (!strcmp(a, "--resume")) { resume = 1; continue; }
-        if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
+        const int k = train_opt(prog, a, v, &o, &rc);
+        if (k) {
+            i += k - 1;
+            continue;
+        }
+        if (!strcmp(a, "--untied")) { tied = 0; train_fixed(&o, a); continue; }
+        if (!strcmp(a, "--tie")) { train_opt_bool(argv, argc, &i, &tied); train_fixed(&o, a); continue; }
+        if (strcmp(a, "--attention-kernel")) train_fixed(&o, a); /* every other option fixes the model */
         i++;
-        if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--tokenizer")) tok = v;
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--tokenizer") || !strcmp(a, "--tok")) tok = v;
         else if (!strcmp(a, "--pos")) pos = v;
         else if (!strcmp(a, "--attention-kernel")) akern = v;
         else if (!strcmp(a, "--bpe-merges")) rc = opt_int(sub, a, v, 0, 100000, &bpe_merges);
@@ -316,20 +341,8 @@ static int cmd_gpt_train(int argc, char **argv) {
         else if (!strcmp(a, "--kv-heads")) rc = opt_int(sub, a, v, 0, 1024, &kv_heads);
         else if (!strcmp(a, "--d-model")) rc = opt_int(sub, a, v, 1, 65536, &d_model);
         else if (!strcmp(a, "--d-ff")) rc = opt_int(sub, a, v, 0, 1 << 20, &d_ff);
-        else if (!strcmp(a, "--ctx")) rc = opt_int(sub, a, v, 1, 1 << 20, &ctxlen);
+        else if (!strcmp(a, "--ctx") || !strcmp(a, "--max-len")) rc = opt_int(sub, a, v, 1, 1 << 20, &ctxlen);
         else if (!strcmp(a, "--dropout")) rc = opt_real(sub, a, v, 0.0, 0.99, &dropout);
-        else if (!strcmp(a, "--batch")) rc = opt_int(sub, a, v, 1, 1 << 20, &batch);
-        else if (!strcmp(a, "--steps")) rc = opt_int(sub, a, v, 1, 1ll << 40, &steps);
-        else if (!strcmp(a, "--lr")) rc = opt_real(sub, a, v, 0.0, 10.0, &lr);
-        else if (!strcmp(a, "--min-lr")) rc = opt_real(sub, a, v, 0.0, 10.0, &min_lr);
-        else if (!strcmp(a, "--warmup")) rc = opt_int(sub, a, v, 0, 1ll << 40, &warmup);
-        else if (!strcmp(a, "--weight-decay")) rc = opt_real(sub, a, v, 0.0, 10.0, &wd);
-        else if (!strcmp(a, "--seed")) rc = opt_int(sub, a, v, 0, 1ll << 62, &seed);
-        else if (!strcmp(a, "--eval-every")) rc = opt_int(sub, a, v, 0, 1ll << 40, &eval_every);
-        else if (!strcmp(a, "--eval-windows")) rc = opt_int(sub, a, v, 1, 1ll << 40, &eval_windows);
-        else if (!strcmp(a, "--log-every")) rc = opt_int(sub, a, v, 1, 1ll << 40, &log_every);
-        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
-        else if (!strcmp(a, "--arena-mb")) rc = opt_int(sub, a, v, 16, 1 << 20, &arena_mb);
         else {
             fprintf(stderr, "attn gpt train: unknown option '%s' (try 'attn gpt train --help')\n", a);
             return 2;
@@ -340,10 +353,7 @@ static int cmd_gpt_train(int argc, char **argv) {
         }
     }
     if (rc) return rc;
-    if (!out) {
-        fprintf(stderr, "attn gpt train: --out DIR is required (try 'attn gpt train --help')\n");
-        return 2;
-    }
+    if ((rc = train_opts_check(prog, &o))) return rc;
     attn_pos_kind pk = ATTN_POS_LEARNED;
     if (pos_from_name(pos, &pk)) {
         fprintf(stderr, "attn gpt train: --pos '%s': expected learned, sinusoidal, rope, alibi or none\n", pos);
@@ -363,19 +373,21 @@ static int cmd_gpt_train(int argc, char **argv) {
                 akern);
         return 2;
     }
+    const char *out = o.out;
+    const int resume = o.resume;
+    if ((rc = train_dir_check(prog, &o))) return rc;
 
-    run_info r;
-    memset(&r, 0, sizeof r);
+    gpt_train g;
+    memset(&g, 0, sizeof g);
+    g.eval_windows = o.eval_n > 0 ? o.eval_n : 256;
+    run_info *rp = &g.r;
     attn_params *ps = NULL;
-    attn_gpt *m = NULL;
-    attn_vocab *vocab = NULL;
     attn_optim *opt = NULL;
     attn_ctx *ctx = NULL;
-    attn_jsonl *log = NULL;
+    train_run run;
+    memset(&run, 0, sizeof run);
     char *train_text = NULL, *valid_text = NULL;
     size_t train_len = 0, valid_len = 0;
-    attn_lm_tokens tr = {0}, va = {0};
-    int32_t *bin = NULL, *btg = NULL;
     char path[4096];
     rc = 1;
 
@@ -383,9 +395,14 @@ static int cmd_gpt_train(int argc, char **argv) {
     dir_file(ckpt, sizeof ckpt, out, "model.safetensors");
     dir_file(vpath, sizeof vpath, out, "vocab");
     if (resume) {
-        if (run_meta_read(ckpt, &r)) goto done;
-        if (steps > 0) r.total_steps = steps;
-        if (attn_vocab_load(vpath, &vocab) != ATTN_OK) {
+        if (run_meta_read(ckpt, rp)) goto done;
+        train_resume_ll("--steps", o.steps, &rp->total_steps);
+        train_resume_ll("--batch", o.batch, &rp->batch);
+        train_resume_ll("--warmup", o.warmup, &rp->warmup);
+        train_resume_real("--lr", o.lr, &rp->lr);
+        train_resume_real("--min-lr", o.min_lr, &rp->min_lr);
+        train_resume_real("--weight-decay", o.weight_decay, &rp->weight_decay);
+        if (attn_vocab_load(vpath, &g.vocab) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot load the vocabulary");
             goto done;
         }
@@ -393,39 +410,40 @@ static int cmd_gpt_train(int argc, char **argv) {
         const attn_status lst = attn_gpt_config_load(ckpt, &gc);
         gc.kernel = kernel; /* a run-time choice, not stored with the model */
         if (lst != ATTN_OK || attn_params_new(&ps) != ATTN_OK ||
-            attn_gpt_new(&m, ps, &gc, NULL) != ATTN_OK) {
+            attn_gpt_new(&g.m, ps, &gc, NULL) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot rebuild the model");
             goto done;
         }
     } else {
-        snprintf(r.data, sizeof r.data, "%s", data);
-        r.tok = !strcmp(tok, "bpe") ? ATTN_VOCAB_BPE : ATTN_VOCAB_CHAR;
-        r.bpe_merges = bpe_merges;
-        r.batch = batch;
-        r.total_steps = steps > 0 ? steps : 2000;
-        r.warmup = warmup;
-        r.seed = seed;
-        r.lr = lr;
-        r.min_lr = min_lr >= 0 ? min_lr : lr / 10.0;
-        r.weight_decay = wd;
+        snprintf(rp->data, sizeof rp->data, "%s", data);
+        rp->tok = !strcmp(tok, "bpe") ? ATTN_VOCAB_BPE : ATTN_VOCAB_CHAR;
+        rp->bpe_merges = bpe_merges;
+        rp->batch = o.batch > 0 ? o.batch : 16;
+        rp->total_steps = o.steps > 0 ? o.steps : 2000;
+        rp->warmup = o.warmup >= 0 ? o.warmup : 100;
+        rp->seed = o.seed >= 0 ? o.seed : 1;
+        rp->lr = o.lr >= 0 ? o.lr : 1e-3;
+        rp->min_lr = o.min_lr >= 0 ? o.min_lr : rp->lr / 10.0;
+        rp->weight_decay = o.weight_decay >= 0 ? o.weight_decay : 0.1;
     }
-    dir_file(path, sizeof path, r.data, "train.txt");
+    dir_file(path, sizeof path, rp->data, "train.txt");
     if (attn_lm_text_load(path, &train_text, &train_len) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot read the training text (run scripts/get_fortunes_data.sh)");
         goto done;
     }
-    dir_file(path, sizeof path, r.data, "valid.txt");
+    dir_file(path, sizeof path, rp->data, "valid.txt");
     if (attn_lm_text_load(path, &valid_text, &valid_len) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot read the validation text");
         goto done;
     }
     const double t_prep = now_s();
-    if (!vocab && attn_lm_vocab_learn(train_text, train_len, r.tok, (int)r.bpe_merges, 1, &vocab) != ATTN_OK) {
+    if (!g.vocab &&
+        attn_lm_vocab_learn(train_text, train_len, rp->tok, (int)rp->bpe_merges, 1, &g.vocab) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot build the vocabulary");
         goto done;
     }
-    if (attn_lm_tokenize(vocab, train_text, train_len, &tr) != ATTN_OK ||
-        attn_lm_tokenize(vocab, valid_text, valid_len, &va) != ATTN_OK) {
+    if (attn_lm_tokenize(g.vocab, train_text, train_len, &g.tr) != ATTN_OK ||
+        attn_lm_tokenize(g.vocab, valid_text, valid_len, &g.va) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot tokenise the corpus");
         goto done;
     }
@@ -433,7 +451,7 @@ static int cmd_gpt_train(int argc, char **argv) {
     if (!resume) {
         attn_gpt_config gc;
         memset(&gc, 0, sizeof gc);
-        gc.vocab = attn_vocab_size(vocab);
+        gc.vocab = attn_vocab_size(g.vocab);
         gc.ctx_len = ctxlen;
         gc.n_layers = (int)layers;
         gc.n_heads = (int)heads;
@@ -442,11 +460,11 @@ static int cmd_gpt_train(int argc, char **argv) {
         gc.d_ff = d_ff;
         gc.dropout = (float)dropout;
         gc.pos = pk;
-        gc.tied = !untied;
+        gc.tied = tied;
         gc.kernel = kernel;
         attn_rng rng;
-        attn_rng_init(&rng, (uint64_t)seed);
-        if (attn_params_new(&ps) != ATTN_OK || attn_gpt_new(&m, ps, &gc, &rng) != ATTN_OK) {
+        attn_rng_init(&rng, (uint64_t)rp->seed);
+        if (attn_params_new(&ps) != ATTN_OK || attn_gpt_new(&g.m, ps, &gc, &rng) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot create the model");
             goto done;
         }
@@ -454,221 +472,120 @@ static int cmd_gpt_train(int argc, char **argv) {
             fprintf(stderr, "attn gpt train: cannot create the directory %s: %s\n", out, strerror(errno));
             goto done;
         }
-        if (attn_vocab_save(vocab, vpath) != ATTN_OK) {
+        if (attn_vocab_save(g.vocab, vpath) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot save the vocabulary");
             goto done;
         }
     }
-    const int64_t T = m->cfg.ctx_len, B = r.batch;
-    if (tr.n <= T || va.n <= T) {
+    const int64_t T = g.m->cfg.ctx_len, B = rp->batch;
+    g.T = T;
+    g.B = B;
+    if (g.tr.n <= T || g.va.n <= T) {
         fprintf(stderr, "attn gpt train: the corpus is shorter than one window of %lld tokens\n", (long long)T + 1);
         goto done;
     }
+    if (o.epochs > 0) { /* an epoch: the training tokens once, in windows of B x T */
+        const long long per_epoch = (long long)((g.tr.n + B * T - 1) / (B * T));
+        if (resume)
+            train_resume_ll("--steps (from --epochs)", o.epochs * per_epoch, &rp->total_steps);
+        else
+            rp->total_steps = o.epochs * per_epoch;
+    }
     attn_optim_config oc = {0};
     oc.kind = ATTN_OPTIM_ADAMW;
-    oc.lr = (float)r.lr;
+    oc.lr = (float)rp->lr;
     oc.beta1 = 0.9f;
     oc.beta2 = 0.95f;
-    oc.weight_decay = (float)r.weight_decay;
+    oc.weight_decay = (float)rp->weight_decay;
     if (attn_optim_new(&opt, ps, &oc) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot create the optimizer");
         goto done;
     }
     int64_t step = 0;
-    if (resume) {
-        if (attn_checkpoint_load(ckpt, ps, opt, &step) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot load the checkpoint");
-            goto done;
-        }
-        if (step >= r.total_steps) {
-            fprintf(stderr, "attn gpt train: %s is already at step %lld of %lld (give --steps N with a larger N)\n",
-                    out, (long long)step, r.total_steps);
-            goto done;
-        }
+    if (resume && attn_checkpoint_load(ckpt, ps, opt, &step) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot load the checkpoint");
+        goto done;
     }
     attn_ctx_config cc = {0};
-    cc.arena_bytes = (size_t)arena_mb << 20;
-    cc.n_threads = (int)threads;
-    cc.seed = (uint64_t)r.seed;
+    cc.arena_bytes = (size_t)(o.arena_mb > 0 ? o.arena_mb : 1024) << 20;
+    cc.n_threads = (int)(o.threads > 0 ? o.threads : 0);
+    cc.seed = (uint64_t)rp->seed;
     if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot create the context");
         goto done;
     }
-    dir_file(path, sizeof path, out, "train.jsonl");
-    if (attn_jsonl_open(&log, path, resume) != ATTN_OK) {
-        rc = cli_fail(CMD, "cannot open the log");
+    run.prog = prog;
+    run.out = out;
+    run.fam = &gpt_family;
+    run.self = &g;
+    run.ctx = ctx;
+    run.ps = ps;
+    run.opt = opt;
+    run.step = step;
+    run.total_steps = rp->total_steps;
+    run.warmup = rp->warmup;
+    run.log_every = o.log_every > 0 ? o.log_every : 50;
+    run.eval_every = o.eval_every >= 0 ? o.eval_every : 500;
+    run.lr = rp->lr;
+    run.min_lr = rp->min_lr;
+    run.clip = CLIP_NORM;
+    run.time_budget = o.time_budget > 0 ? o.time_budget : 0.0;
+    run.seconds_before = rp->train_seconds;
+    run.arena_mb = (long long)(cc.arena_bytes >> 20);
+    run.quiet = o.quiet;
+    if (step >= rp->total_steps) {
+        rc = train_loop(&run); /* says the run is complete */
         goto done;
     }
-    bin = malloc((size_t)(B * T) * sizeof *bin);
-    btg = malloc((size_t)(B * T) * sizeof *btg);
-    if (!bin || !btg) {
+    if (train_log_open(&run, resume)) goto done;
+    g.bin = malloc((size_t)(B * T) * sizeof *g.bin);
+    g.btg = malloc((size_t)(B * T) * sizeof *g.btg);
+    if (!g.bin || !g.btg) {
         fprintf(stderr, "attn gpt train: out of memory\n");
         goto done;
     }
-    const attn_gpt_config *g = &m->cfg;
+    const attn_gpt_config *gcf = &g.m->cfg;
     char desc[512];
     snprintf(desc, sizeof desc,
              "GPT: %d layers, %d heads (%d kv), d_model %lld, d_ff %lld, ctx %lld, %s positions, %s head, "
              "dropout %g; %s vocabulary of %d tokens; %lld parameters",
-             g->n_layers, g->n_heads, g->n_kv_heads, (long long)g->d_model, (long long)g->d_ff,
-             (long long)g->ctx_len, attn_pos_kind_name(g->pos), g->tied ? "tied" : "untied",
-             (double)g->dropout, r.tok == ATTN_VOCAB_BPE ? "BPE" : "character", attn_vocab_size(vocab),
+             gcf->n_layers, gcf->n_heads, gcf->n_kv_heads, (long long)gcf->d_model, (long long)gcf->d_ff,
+             (long long)gcf->ctx_len, attn_pos_kind_name(gcf->pos), gcf->tied ? "tied" : "untied",
+             (double)gcf->dropout, rp->tok == ATTN_VOCAB_BPE ? "BPE" : "character", attn_vocab_size(g.vocab),
              (long long)attn_params_numel(ps));
     printf("%s\n", desc);
     printf("data: %s: train %lld tokens (%lld chars), valid %lld tokens (%lld chars); tokenised in %.1f s\n",
-           r.data, (long long)tr.n, (long long)tr.chars, (long long)va.n, (long long)va.chars, prep_s);
+           rp->data, (long long)g.tr.n, (long long)g.tr.chars, (long long)g.va.n, (long long)g.va.chars, prep_s);
     printf("schedule: %lld steps of %lld x %lld tokens, AdamW lr %g -> %g (warmup %lld, cosine), wd %g; "
            "threads %d\n",
-           r.total_steps, (long long)B, (long long)T, r.lr, r.min_lr, r.warmup, r.weight_decay,
+           rp->total_steps, (long long)B, (long long)T, rp->lr, rp->min_lr, rp->warmup, rp->weight_decay,
            attn_ctx_threads(ctx));
     if (resume) printf("resuming %s at step %lld\n", out, (long long)step);
     fflush(stdout);
     {
         const attn_json_field f[] = {
             attn_json_str("event", resume ? "resume" : "start"), attn_json_int("step", step),
-            attn_json_str("data", r.data), attn_json_str("tokenizer", r.tok == ATTN_VOCAB_BPE ? "bpe" : "char"),
-            attn_json_int("vocab", attn_vocab_size(vocab)), attn_json_int("parameters", attn_params_numel(ps)),
-            attn_json_int("total_steps", r.total_steps), attn_json_int("batch", B), attn_json_int("ctx", T),
+            attn_json_str("data", rp->data), attn_json_str("tokenizer", rp->tok == ATTN_VOCAB_BPE ? "bpe" : "char"),
+            attn_json_int("vocab", attn_vocab_size(g.vocab)), attn_json_int("parameters", attn_params_numel(ps)),
+            attn_json_int("total_steps", rp->total_steps), attn_json_int("batch", B), attn_json_int("ctx", T),
             attn_json_int("threads", attn_ctx_threads(ctx)), attn_json_str("description", desc),
         };
-        if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot write the log");
-            goto done;
-        }
+        if (train_log(&run, f, (int)(sizeof f / sizeof f[0]))) goto done;
     }
-
-    attn_progress prog;
-    attn_progress_init(&prog, quiet ? NULL : stderr, r.total_steps - step, "train");
-    prog.unit = "tok";
-    const int64_t start = step;
-    const double t_run = now_s(), c_run = cpu_s(), seconds_before = r.train_seconds;
-    double win_loss = 0.0, win_t = t_run, eval_seconds = 0.0, eval_cpu = 0.0;
-    int64_t win_steps = 0;
-    run_meta meta;
-    while (step < r.total_steps) {
-        attn_ctx_reset(ctx);
-        /* Dropout masks are a function of (seed, step): a resumed run replays them. */
-        attn_ctx_set_rng(ctx, (uint64_t)r.seed, (uint64_t)step << 24);
-        attn_lm_batch(&tr, (uint64_t)r.seed, step, B, T, bin, btg);
-        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, T}, bin);
-        attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, T}, btg);
-        attn_tensor *loss = attn_gpt_loss(ctx, m, ti, tt, -1);
-        if (!loss) {
-            fprintf(stderr, "attn gpt train: step %lld: %s\n", (long long)step, attn_ctx_error(ctx));
-            if (attn_ctx_status(ctx) == ATTN_ERR_OOM)
-                fprintf(stderr, "hint: raise --arena-mb (now %lld) or lower --batch\n", arena_mb);
-            goto done;
-        }
-        attn_params_zero_grad(ps);
-        if (attn_backward(ctx, loss) != ATTN_OK) {
-            fprintf(stderr, "attn gpt train: step %lld: backward: %s\n", (long long)step, attn_last_error());
-            goto done;
-        }
-        const float norm = attn_clip_grad_norm(ps, CLIP_NORM);
-        const double l = attn_f32(loss)[0];
-        if (!isfinite(norm) || !isfinite(l)) {
-            fprintf(stderr, "attn gpt train: step %lld: loss %g, gradient norm %g: not finite; lower --lr\n",
-                    (long long)step, l, (double)norm);
-            goto done;
-        }
-        const float lrs = attn_lr_warmup_cosine(step, r.warmup, r.total_steps, (float)r.lr, (float)r.min_lr);
-        if (attn_optim_step(opt, lrs) != ATTN_OK) {
-            rc = cli_fail(CMD, "optimizer step failed");
-            goto done;
-        }
-        step++;
-        win_loss += l;
-        win_steps++;
-        attn_progress_update(&prog, step - start, l, (double)(B * T));
-        const int last = step >= r.total_steps;
-        if (step % log_every == 0 || last) {
-            const double t = now_s(), dt = t - win_t > 1e-9 ? t - win_t : 1e-9;
-            const attn_json_field f[] = {
-                attn_json_str("event", "train"), attn_json_int("step", step),
-                attn_json_num("loss", win_loss / (double)win_steps), attn_json_num("lr", lrs),
-                attn_json_num("grad_norm", norm),
-                attn_json_num("tokens_per_s", (double)(win_steps * B * T) / dt),
-                attn_json_num("elapsed", seconds_before + (t - t_run)),
-            };
-            if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-                rc = cli_fail(CMD, "cannot write the log");
-                goto done;
-            }
-            win_loss = 0.0;
-            win_steps = 0;
-            win_t = now_s();
-        }
-        if ((eval_every > 0 && step % eval_every == 0) || last) {
-            eval_result ev;
-            const double c0 = cpu_s();
-            if (evaluate(ctx, m, vocab, &va, B, last ? 0 : eval_windows, &ev)) goto done;
-            eval_cpu += cpu_s() - c0;
-            eval_seconds += ev.seconds;
-            win_t += ev.seconds; /* the evaluation is not training time */
-            const attn_json_field f[] = {
-                attn_json_str("event", "eval"), attn_json_int("step", step),
-                attn_json_num("valid_loss", ev.loss), attn_json_num("valid_bpc", ev.bpc),
-                attn_json_int("tokens", ev.tokens), attn_json_int("chars", ev.chars),
-                attn_json_bool("full", last), attn_json_num("seconds", ev.seconds),
-            };
-            if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-                rc = cli_fail(CMD, "cannot write the log");
-                goto done;
-            }
-            if (!quiet || last) {
-                if (prog.tty && !quiet) fputc('\n', stderr);
-                fprintf(last ? stdout : stderr,
-                        "step %lld: valid loss %.4f nats/token, %.4f bits/char (%lld tokens%s)\n",
-                        (long long)step, ev.loss, ev.bpc, (long long)ev.tokens, last ? ", all" : "");
-            }
-            r.train_seconds = seconds_before + (now_s() - t_run) - eval_seconds;
-            run_meta_build(&meta, m, &r);
-            if (attn_checkpoint_save(ckpt, ps, opt, step, meta.kv, meta.n) != ATTN_OK) {
-                rc = cli_fail(CMD, "cannot save the checkpoint");
-                goto done;
-            }
-        }
-    }
-    attn_progress_finish(&prog);
-    {
-        const double train_s = now_s() - t_run - eval_seconds, train_cpu = cpu_s() - c_run - eval_cpu;
-        const double ntok = (double)((step - start) * B * T);
-        const double tps = ntok / (train_s > 1e-9 ? train_s : 1e-9);
-        const double cpu_tps = ntok / (train_cpu > 1e-9 ? train_cpu : 1e-9);
-        printf("trained %lld steps in %.1f s: %.0f tokens/s, %.0f tokens per CPU second (evaluation %.1f s "
-               "apart)\n",
-               (long long)(step - start), train_s, tps, cpu_tps, eval_seconds);
-        const attn_json_field f[] = {attn_json_str("event", "end"), attn_json_int("step", step),
-                                     attn_json_num("train_seconds", train_s), attn_json_num("tokens_per_s", tps),
-                                     attn_json_num("train_cpu_seconds", train_cpu),
-                                     attn_json_num("tokens_per_cpu_s", cpu_tps)};
-        if (attn_jsonl_write(log, f, (int)(sizeof f / sizeof f[0])) != ATTN_OK) {
-            rc = cli_fail(CMD, "cannot write the log");
-            goto done;
-        }
-    }
-    if (attn_jsonl_close(log) != ATTN_OK) {
-        log = NULL;
-        rc = cli_fail(CMD, "cannot close the log");
-        goto done;
-    }
-    log = NULL;
-    write_chart(out, r.tok == ATTN_VOCAB_BPE);
-    printf("model written to %s/model.safetensors (vocab, train.jsonl, loss.svg)\n", out);
-    rc = 0;
+    rc = train_loop(&run);
 done:
-    if (log) attn_jsonl_close(log);
-    free(bin);
-    free(btg);
-    attn_lm_tokens_free(&tr);
-    attn_lm_tokens_free(&va);
+    if (run.log) attn_jsonl_close(run.log);
+    free(g.bin);
+    free(g.btg);
+    attn_lm_tokens_free(&g.tr);
+    attn_lm_tokens_free(&g.va);
     free(train_text);
     free(valid_text);
     attn_ctx_free(ctx);
     attn_optim_free(opt);
-    attn_gpt_free(m);
+    attn_gpt_free(g.m);
     attn_params_free(ps);
-    attn_vocab_free(vocab);
+    attn_vocab_free(g.vocab);
     return rc;
 }
 
@@ -677,7 +594,8 @@ done:
 static void sample_usage(FILE *f) {
     fprintf(f,
         "usage: attn gpt sample --model DIR [options]\n\n"
-        "Prints text generated by a model of 'attn gpt train' (with a KV cache).\n\n"
+        "Prints text generated by a model of 'attn gpt train' (with a KV cache), each token\n"
+        "as it is drawn; Ctrl-C stops after the current token (exit status 130).\n\n"
         "  --prompt TEXT        the beginning (default: a new fortune, i.e. \"%%\\n\")\n"
         "  --tokens N           tokens to generate (default 300)\n"
         "  --temperature T      0: greedy (default 0.8)\n"
@@ -685,6 +603,34 @@ static void sample_usage(FILE *f) {
         "  --top-p P            nucleus sampling (default 0.95; 1: off)\n"
         "  --seed N             (default 1)\n"
         "  --threads N          threads for the ops (default: all)\n");
+}
+
+/* Streaming: each drawn token is decoded and printed at once (and flushed);
+ * a signal stops the generation after the current token. */
+static volatile sig_atomic_t sample_signal = 0;
+
+static void on_sample_signal(int sig) { sample_signal = sig; }
+
+typedef struct stream_state {
+    const attn_vocab *vocab;
+    char *buf; /* the decoding buffer */
+    size_t cap;
+} stream_state;
+
+static int print_token(void *user, int32_t tok, int64_t i) {
+    stream_state *s = user;
+    (void)i;
+    size_t len = 0;
+    attn_vocab_decode(s->vocab, &tok, 1, NULL, 0, &len);
+    if (len + 1 > s->cap) {
+        char *p = realloc(s->buf, len + 1);
+        if (!p) return 1;
+        s->buf = p;
+        s->cap = len + 1;
+    }
+    if (attn_vocab_decode(s->vocab, &tok, 1, s->buf, s->cap, &len) == ATTN_OK) fputs(s->buf, stdout);
+    fflush(stdout);
+    return sample_signal != 0;
 }
 
 static int cmd_gpt_sample(int argc, char **argv) {
@@ -759,22 +705,40 @@ static int cmd_gpt_sample(int argc, char **argv) {
         goto done;
     }
     attn_sample_opts so = {(float)temp, (int)top_k, (float)top_p, (uint64_t)seed, ATTN_TOKEN_SPECIALS};
+    /* Streamed: the prompt, then each token as it is drawn; Ctrl-C stops
+     * after the current token, with what was drawn printed. */
+    fputs(prompt, stdout);
+    fflush(stdout);
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sample_signal;
+    sigemptyset(&sa.sa_mask);
+    sample_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    stream_state sst = {vocab, NULL, 0};
+    int64_t done_n = 0;
     const double t0 = now_s();
-    if (attn_gpt_generate(ctx, m, ids, (int64_t)n, tokens, &so, outi, NULL) != ATTN_OK) {
+    const attn_status gst =
+        attn_gpt_generate_stream(ctx, m, ids, (int64_t)n, tokens, &so, outi, NULL, print_token, &sst, &done_n);
+    const double dt = now_s() - t0;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    text = sst.buf;
+    printf("\n");
+    fflush(stdout);
+    if (gst != ATTN_OK) {
         rc = cli_fail(CMD, "generation failed");
         goto done;
     }
-    const double dt = now_s() - t0;
-    size_t len = 0;
-    attn_vocab_decode(vocab, outi, (size_t)tokens, NULL, 0, &len);
-    text = malloc(len + 1);
-    if (!text || attn_vocab_decode(vocab, outi, (size_t)tokens, text, len + 1, &len) != ATTN_OK) {
-        rc = cli_fail(CMD, "cannot decode");
+    fprintf(stderr, "(%lld tokens in %.2f s, %.0f tokens/s, KV cache; temperature %g, top-k %lld, top-p %g, seed %lld)\n",
+            (long long)done_n, dt, dt > 0 ? (double)done_n / dt : 0.0, temp, top_k, top_p, seed);
+    if (sample_signal) {
+        fprintf(stderr, "attn gpt sample: interrupted by %s after %lld of %lld tokens\n",
+                sample_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)done_n, tokens);
+        rc = 130;
         goto done;
     }
-    printf("%s%s\n", prompt, text);
-    fprintf(stderr, "(%lld tokens in %.2f s, %.0f tokens/s, KV cache; temperature %g, top-k %lld, top-p %g, seed %lld)\n",
-            tokens, dt, dt > 0 ? (double)tokens / dt : 0.0, temp, top_k, top_p, seed);
     rc = 0;
 done:
     free(text);

@@ -1,14 +1,19 @@
-/* cmd_viz.c: the pictures of `attn viz` (the command itself, its options and
- * the encoder-decoder Transformer's maps are in cmd_seq2seq.c): the layers x
- * heads grid of one set of attention maps, and the self-attention of a GPT
- * (attn gpt train) or BERT (attn bert pretrain|finetune) checkpoint for one
- * input text. */
+/* cmd_viz.c: `attn viz`: every layer's and head's attention of a model for
+ * one input, as SVG grids: the layers x heads grid of one set of attention
+ * maps; the encoder, decoder and cross-attention of an encoder-decoder
+ * Transformer (attn transformer train; its model comes through the
+ * Transformer's family, cli/s2s.h); the self-attention of a GPT (attn gpt
+ * train) or BERT (attn bert pretrain|finetune) checkpoint. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attn/attn.h"
 #include "commands.h"
+#include "s2s.h"
+
+#define CMD s2s_cmd
 
 /* The weights of head h of a [1, H, R, C] tensor into dst [R, C]. */
 static void viz_copy(const attn_tensor *w, int64_t h, float *dst) {
@@ -154,5 +159,226 @@ done:
     attn_vocab_free(vocab);
     free(ids);
     free(labels);
+    return rc;
+}
+
+/* ---- viz: every layer's and head's attention of a Transformer ------------------------------ */
+
+static void viz_usage(FILE *f) {
+    fprintf(f,
+        "usage: attn viz --model DIR [--out PREFIX] [--target TEXT] [--beam K] [--alpha A]\n"
+        "                [--threads N] TEXT\n\n"
+        "Draws the attention of every layer and head of the model in DIR for one input\n"
+        "TEXT, as SVG grids (one row per layer, one column per head, tokens on both axes,\n"
+        "all on the colour scale [0, 1]). The checkpoint's metadata says which model it is:\n"
+        "  encoder-decoder Transformer ('attn transformer train'), three grids:\n"
+        "    PREFIX-encoder.svg  encoder self-attention (source x source)\n"
+        "    PREFIX-decoder.svg  decoder self-attention (output step x decoder input, causal)\n"
+        "    PREFIX-cross.svg    cross-attention (output step x source)\n"
+        "  The output is the model's translation of TEXT (greedy, or beam search of width\n"
+        "  K), or TEXT's reference given with --target; the maps come from one teacher-\n"
+        "  forced pass over it (row t is the step that emits output token t, the last row\n"
+        "  the <eos> step).\n"
+        "  GPT ('attn gpt train'): PREFIX-decoder.svg, the causal self-attention over\n"
+        "  TEXT's tokens (query x key; the upper triangle is empty).\n"
+        "  BERT ('attn bert pretrain|finetune'): PREFIX-encoder.svg, the self-attention\n"
+        "  over [CLS] and TEXT's tokens.\n\n"
+        "  --out PREFIX   file name prefix (default attn-viz; missing folders are created)\n"
+        "  --target TEXT  draw the maps for this output instead of the model's (Transformer)\n"
+        "  --beam K, --alpha A   decoding as 'attn transformer translate' (Transformer)\n"
+        "  --threads N    threads for the ops (default: all)\n");
+}
+
+int cmd_viz(int argc, char **argv) {
+    const char *sub = "viz", *dir = NULL, *prefix = "attn-viz", *target = NULL, *text = NULL;
+    long long beam = 1, threads = 0;
+    double alpha = 0.6;
+    int rc = 0;
+    s2s_cmd = "viz";
+    s2s_prog = "attn";
+    if (cli_wants_help(argc, argv)) {
+        viz_usage(stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-') {
+            if (text) rc = usage_error(sub, "one TEXT only ('%s' and '%s')", text, a);
+            text = a;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[++i] : NULL;
+        if (!strcmp(a, "--model")) rc = opt_str(sub, a, v, &dir);
+        else if (!strcmp(a, "--out")) rc = opt_str(sub, a, v, &prefix);
+        else if (!strcmp(a, "--target")) rc = opt_str(sub, a, v, &target);
+        else if (!strcmp(a, "--beam")) rc = opt_int(sub, a, v, 1, 256, &beam);
+        else if (!strcmp(a, "--alpha")) rc = opt_real(sub, a, v, 0.0, 10.0, &alpha);
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else rc = usage_error(sub, "unknown option '%s'", a);
+    }
+    if (!rc && !dir) rc = usage_error(sub, "--model DIR is required");
+    if (!rc && (!text || !text[0])) rc = usage_error(sub, "a TEXT to draw the attention of is required");
+    if (rc) return rc;
+    if (make_parent_dirs(prefix) != 0) { /* --out runs/maps/x: runs/maps is created */
+        fprintf(stderr, "attn viz: cannot create the folder of %s: %s\n", prefix, strerror(errno));
+        return 1;
+    }
+    {
+        /* which model wrote the checkpoint: "model" (attn seq2seq / transformer) or
+         * "run.model" (attn gpt / bert) in its metadata */
+        char path[4096], kind[128] = "";
+        dir_file(path, sizeof path, dir, "model.safetensors");
+        attn_safetensors *f = NULL;
+        if (!file_exists(path)) {
+            fprintf(stderr, "attn viz: %s not found (train a model with 'attn transformer train', "
+                            "'attn gpt train' or 'attn bert pretrain|finetune')\n", path);
+            return 1;
+        }
+        if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot read the checkpoint");
+        const char *model = attn_safetensors_metadata(f, "model");
+        if (!model) model = attn_safetensors_metadata(f, "run.model");
+        snprintf(kind, sizeof kind, "%s", model ? model : "");
+        attn_safetensors_close(f);
+        if (!strcmp(kind, "attn-seq2seq")) {
+            fprintf(stderr, "attn viz: %s holds an RNN seq2seq model, which has one attention "
+                            "map: draw it with 'attn seq2seq translate --model %s --svg FILE'\n",
+                    dir, dir);
+            return 1;
+        }
+        if (!strcmp(kind, "attn-gpt") || !strcmp(kind, "attn-bert-pretrain") ||
+            !strcmp(kind, "attn-bert-finetune")) {
+            if (target || beam != 1)
+                return usage_error(sub, "--target and --beam are for encoder-decoder Transformers; "
+                                        "%s holds a model of kind '%s'", dir, kind);
+            return cli_viz_lm(dir, kind, prefix, text, (int)threads);
+        }
+        if (strcmp(kind, "attn-transformer") != 0) {
+            fprintf(stderr, "attn viz: %s: unknown model '%s' (metadata 'model' / 'run.model'); "
+                            "viz draws checkpoints of attn transformer ('attn-transformer'), "
+                            "attn gpt ('attn-gpt') and attn bert ('attn-bert-pretrain', "
+                            "'attn-bert-finetune')\n", path, kind[0] ? kind : "(missing)");
+            return 1;
+        }
+    }
+    bundle b;
+    attn_ctx *ctx = NULL;
+    attn_s2s_data d;
+    attn_s2s_data_init(&d);
+    id_buf ib = {0};
+    int32_t *out_ids = NULL, *tgt = NULL, out_len = 0;
+    const char **rl = NULL, **cl = NULL, **il = NULL;
+    rc = 1;
+    if (bundle_load(&s2s_t2t, sub, dir, &b, NULL, 0.0f, 0.0f, 0)) goto done_nomodel;
+    attn_ctx_config cc = {0};
+    cc.n_threads = (int)threads;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    d.pad_id = b.cfg.pad_id;
+    d.bos_id = b.cfg.bos_id;
+    d.eos_id = b.cfg.eos_id;
+    int cut = 0;
+    if (add_source(&d, &b, text, &ib, &cut) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot encode the input");
+        goto done;
+    }
+    const int64_t S = d.src_len[0];
+    const int L = b.fam->decode_cap(&b, max_out_len(S));
+    out_ids = malloc(sizeof(int32_t) * (size_t)L);
+    tgt = malloc(sizeof(int32_t) * (size_t)(L + strlen(target ? target : "") + 1));
+    if (!out_ids || !tgt) goto oom;
+    int64_t n_out = 0;
+    if (target) {
+        size_t n = 0;
+        if (attn_vocab_encode(b.tv, target, strlen(target), tgt, (size_t)L + strlen(target), &n) !=
+            ATTN_OK) {
+            rc = cli_fail(CMD, "cannot encode the target");
+            goto done;
+        }
+        n_out = (int64_t)n;
+    } else {
+        attn_ctx_reset(ctx);
+        attn_s2s_batch batch;
+        const int64_t zero = 0;
+        attn_decode_config dc = {(int)beam, (float)alpha, L};
+        if (attn_s2s_batch_make(ctx, &d, &zero, 1, &batch, NULL) != ATTN_OK ||
+            b.fam->decode(ctx, &b, &batch, &dc, out_ids, &out_len, NULL) != ATTN_OK) {
+            rc = cli_fail(CMD, "decoding failed");
+            goto done;
+        }
+        memcpy(tgt, out_ids, sizeof(int32_t) * (size_t)out_len);
+        n_out = out_len;
+    }
+    /* one teacher-forced pass over bos, y_0 .. y_{n-1}: rows emit y_0 .. y_{n-1}, eos */
+    /* (ib.ids holds the encoded source: d's storage may move while adding) */
+    if (attn_s2s_data_add_ids(&d, ib.ids, S, tgt, n_out) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot build the batch");
+        goto done;
+    }
+    attn_ctx_reset(ctx);
+    attn_s2s_batch batch;
+    const int64_t one = 1;
+    if (attn_s2s_batch_make(ctx, &d, &one, 1, &batch, NULL) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot build the batch");
+        goto done;
+    }
+    const int Le = b.tcfg.enc_layers, Ld = b.tcfg.dec_layers;
+    attn_tensor *enc[64], *dec[64], *crs[64];
+    const attn_t2t_maps maps = {enc, dec, crs};
+    if (Le > 64 || Ld > 64 || !attn_t2t_logits(ctx, b.t2t, &batch, &maps)) {
+        rc = cli_fail(CMD, "the teacher-forced pass failed");
+        goto done;
+    }
+    const int64_t T = n_out + 1;
+    rl = malloc(sizeof *rl * (size_t)T);
+    il = malloc(sizeof *il * (size_t)T);
+    cl = malloc(sizeof *cl * (size_t)S);
+    if (!rl || !il || !cl) goto oom;
+    for (int64_t t = 0; t < T; t++) {
+        rl[t] = t < n_out ? attn_vocab_piece(b.tv, tgt[t]) : "<eos>";
+        il[t] = t == 0 ? "<bos>" : attn_vocab_piece(b.tv, tgt[t - 1]);
+    }
+    for (int64_t s = 0; s < S; s++) cl[s] = attn_vocab_piece(b.sv, d.ids[d.src_off[0] + s]);
+    {
+        text_buf tb = {0};
+        if (decode_text(b.tv, tgt, (int32_t)n_out, &tb) != ATTN_OK) {
+            free(tb.p);
+            rc = cli_fail(CMD, "cannot decode the output");
+            goto done;
+        }
+        printf("%s -> %s%s\n", text, tb.p, target ? " (given)" : "");
+        char a[160], o[160], title[512], path[4096];
+        clip_text(a, sizeof a, text, 50);
+        clip_text(o, sizeof o, tb.p, 50);
+        free(tb.p);
+        const int64_t H = b.tcfg.n_heads;
+        snprintf(path, sizeof path, "%s-encoder.svg", prefix);
+        snprintf(title, sizeof title, "encoder self-attention: \"%s\"", a);
+        if (cli_viz_grid(path, title, enc, Le, H, cl, cl)) goto done;
+        snprintf(path, sizeof path, "%s-decoder.svg", prefix);
+        snprintf(title, sizeof title, "decoder self-attention (causal): \"%s\"", o);
+        if (cli_viz_grid(path, title, dec, Ld, H, rl, il)) goto done;
+        snprintf(path, sizeof path, "%s-cross.svg", prefix);
+        snprintf(title, sizeof title, "cross-attention: \"%s\" -> \"%s\"", a, o);
+        if (cli_viz_grid(path, title, crs, Ld, H, rl, cl)) goto done;
+    }
+    rc = 0;
+    goto done;
+oom:
+    fprintf(stderr, "attn viz: out of memory\n");
+done:
+    bundle_free(&b);
+done_nomodel:
+    attn_ctx_free(ctx);
+    attn_s2s_data_free(&d);
+    free(ib.ids);
+    free(out_ids);
+    free(tgt);
+    free(rl);
+    free(il);
+    free(cl);
     return rc;
 }

@@ -784,6 +784,14 @@ static void test_progress(void) {
     if (tf) fclose(tf);
 
     char line[256];
+    /* a resumed run: the global step, and the ETA from this run's steps only
+     * (50 steps in 25 s, 100 left: 50 s) */
+    attn_progress r;
+    attn_progress_init(&r, NULL, 200, "train");
+    r.first = 50;
+    attn_progress_update_at(&r, 100, NAN, 0, 25.0);
+    attn_progress_format(&r, 25.0, line, sizeof line);
+    CHECK(strcmp(line, "train 100/200 50.0% | 0:25 elapsed, eta 0:50") == 0, "resumed: got '%s'", line);
     /* unknown total, no loss, no items; and a shorter buffer truncates */
     attn_progress q;
     attn_progress_init(&q, NULL, 0, NULL);

@@ -156,6 +156,21 @@ attn_status attn_gpt_generate(attn_ctx *ctx, const attn_gpt *m, const int32_t *p
                               int64_t n_prompt, int64_t n_new, const attn_sample_opts *opts,
                               int32_t *out, float *step_logits);
 
+/* Called with each generated token as soon as it is drawn: tok is out[i].
+ * A non-zero return stops the generation after this token (a streaming
+ * caller's Ctrl-C): attn_gpt_generate_stream then returns ATTN_OK with
+ * *n_done < n_new. */
+typedef int (*attn_gpt_token_fn)(void *user, int32_t tok, int64_t i);
+
+/* attn_gpt_generate that hands each token to on_token (may be NULL) as it
+ * is drawn and may be stopped by it; the same tokens for the same
+ * arguments. *n_done (may be NULL) receives the number of tokens written to
+ * out. Errors: those of attn_gpt_generate. */
+attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int32_t *prompt,
+                                     int64_t n_prompt, int64_t n_new, const attn_sample_opts *opts,
+                                     int32_t *out, float *step_logits, attn_gpt_token_fn on_token,
+                                     void *user, int64_t *n_done);
+
 /* ---- files ---------------------------------------------------------------------- */
 
 /* Writes the configuration as metadata entries "gpt.vocab", "gpt.ctx_len",

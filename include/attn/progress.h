@@ -30,7 +30,8 @@ extern "C" {
  * average (with bias correction, as Adam's: the first values are not pulled
  * towards 0) and the last loss; items per second over the whole run;
  * elapsed time and the estimated time left (remaining steps at the run's
- * mean time per step), as M:SS or H:MM:SS. Parts without data are left out
+ * mean time per step; the steps counted are those since `first`), as M:SS
+ * or H:MM:SS. Parts without data are left out
  * (no loss yet, no items, total unknown when total <= 0).
  *
  * On a terminal (tty) the line is rewritten in place with '\r' (at most 10
@@ -48,6 +49,9 @@ typedef struct attn_progress {
     double ema_beta;   /* weight of the past in the loss average, 0..1 (init: 0.98) */
     const char *label; /* first word of the line, or NULL (not copied: keep it alive) */
     const char *unit;  /* what items are, e.g. "tok" (init: "items"; not copied) */
+    int64_t first;     /* steps already done when the reporter started (a resumed
+                        * run shows the global step "101/600"; the ETA uses the
+                        * time per step since then) (init: 0) */
 
     /* State, read-only for callers. */
     int64_t total;     /* total steps (<= 0: unknown) */

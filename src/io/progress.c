@@ -91,8 +91,9 @@ static int progress_format(const attn_progress *p, double el, char *buf, size_t 
     char e[32], eta[32];
     fmt_duration(e, sizeof e, el);
     cat(buf, size, &len, " | %s elapsed", e);
-    if (p->total > 0 && p->step > 0 && p->step < p->total) {
-        fmt_duration(eta, sizeof eta, el / (double)p->step * (double)(p->total - p->step));
+    const int64_t done = p->step - p->first; /* steps of this run */
+    if (p->total > 0 && done > 0 && p->step < p->total) {
+        fmt_duration(eta, sizeof eta, el / (double)done * (double)(p->total - p->step));
         cat(buf, size, &len, ", eta %s", eta);
     }
     return (int)len;

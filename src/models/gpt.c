@@ -325,7 +325,16 @@ static attn_status forward_last(attn_ctx *ctx, const attn_gpt *m, const int32_t 
 attn_status attn_gpt_generate(attn_ctx *ctx, const attn_gpt *m, const int32_t *prompt,
                               int64_t n_prompt, int64_t n_new, const attn_sample_opts *opts,
                               int32_t *out, float *step_logits) {
+    return attn_gpt_generate_stream(ctx, m, prompt, n_prompt, n_new, opts, out, step_logits, NULL, NULL,
+                                    NULL);
+}
+
+attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int32_t *prompt,
+                                     int64_t n_prompt, int64_t n_new, const attn_sample_opts *opts,
+                                     int32_t *out, float *step_logits, attn_gpt_token_fn on_token,
+                                     void *user, int64_t *n_done) {
     static const char fn[] = "attn_gpt_generate";
+    if (n_done) *n_done = 0;
     if (!ctx || !m || !prompt || (!out && n_new > 0))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
     if (n_prompt < 1 || n_new < 0)
@@ -363,6 +372,8 @@ attn_status attn_gpt_generate(attn_ctx *ctx, const attn_gpt *m, const int32_t *p
             const int32_t tok = attn_sample_token(row, V, o, attn_rng_uniform(o->seed, 0, (uint64_t)i), work);
             out[i] = tok;
             seq[n++] = tok;
+            if (n_done) *n_done = i + 1;
+            if (on_token && on_token(user, tok, i)) break; /* stopped by the caller */
             if (i + 1 == n_new) break;
             attn__arena_rewind(ctx, mark);
             if (cache.layers[0].len >= L) {

@@ -1,0 +1,192 @@
+/* s2s_rnn.c: the RNN encoder-decoder's family of `attn seq2seq`
+ * (include/attn/seq2seq.h): its options, checkpoint metadata, creation,
+ * loss, decoder and description. The contract is s2s_family in cli/s2s.h;
+ * docs/seq2seq.md is the manual. */
+#include <stdio.h>
+#include <string.h>
+
+#include "s2s.h"
+
+static int parse_opt(s2s_opts *o, char **argv, int argc, int *i, int *rc) {
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL, *sub = "train";
+    if (!strcmp(a, "--attention")) *rc = opt_str(sub, a, v, &o->attention);
+    else if (!strcmp(a, "--cell")) *rc = opt_str(sub, a, v, &o->cell);
+    else if (!strcmp(a, "--emb")) *rc = opt_int(sub, a, v, 1, 65536, &o->emb);
+    else if (!strcmp(a, "--hidden")) *rc = opt_int(sub, a, v, 1, 65536, &o->hidden);
+    else if (!strcmp(a, "--bidir")) *rc = opt_int(sub, a, v, 0, 1, &o->bidir);
+    else if (!strcmp(a, "--attn-dim")) *rc = opt_int(sub, a, v, 0, 65536, &o->attn_dim);
+    else if (!strcmp(a, "--combine-dim")) *rc = opt_int(sub, a, v, 0, 65536, &o->combine_dim);
+    else if (!strcmp(a, "--input-feed")) *rc = opt_int(sub, a, v, 0, 1, &o->input_feed);
+    else if (!strcmp(a, "--window")) *rc = opt_int(sub, a, v, 0, 1000, &o->window);
+    else return 0;
+    (*i)++;
+    return 1;
+}
+
+static int check_opts(s2s_opts *o, int dates) {
+    attn_s2s_attention kind;
+    if (attn_s2s_attention_parse(o->attention, &kind) != 0)
+        return usage_error("train", "--attention '%s': expected none, bahdanau, dot, general, concat, "
+                                    "location, cosine, local-m or local-p", o->attention);
+    if (strcmp(o->cell, "gru") && strcmp(o->cell, "lstm"))
+        return usage_error("train", "--cell '%s': expected gru or lstm", o->cell);
+    /* The dot and cosine scores compare the decoder state with the encoder
+     * states directly, so both must have H entries: one direction. */
+    if (o->bidir < 0) o->bidir = kind == ATTN_S2S_DOT || kind == ATTN_S2S_COSINE ? 0 : 1;
+    if (o->emb < 0) o->emb = dates ? 64 : 128;
+    if (o->hidden < 0) o->hidden = dates ? 128 : 256;
+    return 0;
+}
+
+static void config(const s2s_opts *o, bundle *b) {
+    attn_seq2seq_config *c = &b->cfg;
+    c->cell = strcmp(o->cell, "lstm") == 0 ? ATTN_RNN_LSTM : ATTN_RNN_GRU;
+    c->emb_dim = o->emb;
+    c->hidden = o->hidden;
+    c->enc_layers = c->dec_layers = (int)o->layers;
+    c->bidirectional = (int)o->bidir;
+    attn_s2s_attention_parse(o->attention, &c->attention);
+    c->attn_dim = o->attn_dim;
+    c->combine_dim = o->combine_dim;
+    c->no_input_feed = !o->input_feed;
+    c->local_window = (int)o->window;
+}
+
+static void fit_sources(bundle *b) { (void)b; }
+
+static attn_status create(bundle *b, attn_rng *rng) { return attn_seq2seq_new(&b->model, b->ps, &b->cfg, rng); }
+
+static attn_tensor *loss(attn_ctx *ctx, const bundle *b, const attn_s2s_batch *batch, float label_smoothing) {
+    return attn_seq2seq_loss(ctx, b->model, batch, label_smoothing, NULL);
+}
+
+static attn_status decode(attn_ctx *ctx, const bundle *b, const attn_s2s_batch *batch,
+                          const attn_decode_config *dc, int32_t *out_ids, int32_t *out_len, float *align) {
+    return attn_seq2seq_decode(ctx, b->model, batch, dc, out_ids, out_len, align);
+}
+
+static const char *kind(const bundle *b) { return attn_s2s_attention_name(b->cfg.attention); }
+
+static const char *cell_name(const bundle *b) { return b->cfg.cell == ATTN_RNN_LSTM ? "lstm" : "gru"; }
+
+static void meta_write(meta_list *m, const bundle *b) {
+    const attn_seq2seq_config *c = &b->cfg;
+    meta_put(m, "cell", "%s", c->cell == ATTN_RNN_LSTM ? "lstm" : "gru");
+    meta_put(m, "attention", "%s", attn_s2s_attention_name(c->attention));
+    meta_put(m, "emb_dim", "%lld", (long long)c->emb_dim);
+    meta_put(m, "hidden", "%lld", (long long)c->hidden);
+    meta_put(m, "enc_layers", "%d", c->enc_layers);
+    meta_put(m, "dec_layers", "%d", c->dec_layers);
+    meta_put(m, "bidirectional", "%d", c->bidirectional);
+    meta_put(m, "attn_dim", "%lld", (long long)c->attn_dim);
+    meta_put(m, "combine_dim", "%lld", (long long)c->combine_dim);
+    meta_put(m, "input_feed", "%d", !c->no_input_feed);
+    meta_put(m, "local_window", "%d", c->local_window);
+}
+
+static void meta_read(meta_reader *m, bundle *b) {
+    attn_seq2seq_config *c = &b->cfg;
+    c->cell = strcmp(meta_str(m, "cell"), "lstm") == 0 ? ATTN_RNN_LSTM : ATTN_RNN_GRU;
+    const char *att = meta_str(m, "attention");
+    if (attn_s2s_attention_parse(att, &c->attention) != 0 && !m->err[0])
+        snprintf(m->err, sizeof m->err, "%s: metadata attention = '%s' is unknown", m->path, att);
+    c->emb_dim = meta_ll(m, "emb_dim", 1, 1 << 20);
+    c->hidden = meta_ll(m, "hidden", 1, 1 << 20);
+    c->enc_layers = (int)meta_ll(m, "enc_layers", 1, 64);
+    c->dec_layers = (int)meta_ll(m, "dec_layers", 1, 64);
+    c->bidirectional = (int)meta_ll(m, "bidirectional", 0, 1);
+    c->attn_dim = meta_ll(m, "attn_dim", 0, 1 << 20);
+    /* absent from checkpoints written before these options: Luong's defaults */
+    c->combine_dim = meta_has(m, "combine_dim") ? meta_ll(m, "combine_dim", 0, 1 << 20) : 0;
+    c->no_input_feed = meta_has(m, "input_feed") ? !meta_ll(m, "input_feed", 0, 1) : 0;
+    c->local_window = (int)meta_ll(m, "local_window", 0, 1 << 20);
+}
+
+static void describe(const bundle *b, char *desc, size_t n) {
+    const run_info *r = &b->info;
+    char luong_desc[96] = "";
+    if (b->cfg.attention >= ATTN_S2S_DOT)
+        snprintf(luong_desc, sizeof luong_desc, ", h~ width %lld, input feeding %s",
+                 (long long)(b->cfg.combine_dim ? b->cfg.combine_dim : b->cfg.hidden),
+                 b->cfg.no_input_feed ? "off" : "on");
+    snprintf(desc, n,
+             "%s%s: %s seq2seq, attention %s, emb %lld, hidden %lld, layers %d, %s encoder%s; "
+             "%s vocabularies %d -> %d tokens; %lld parameters",
+             r->dates ? "dates" : "gettext en-", r->dates ? "" : r->lang,
+             b->cfg.cell == ATTN_RNN_LSTM ? "LSTM" : "GRU", attn_s2s_attention_name(b->cfg.attention),
+             (long long)b->cfg.emb_dim, (long long)b->cfg.hidden, b->cfg.enc_layers,
+             b->cfg.bidirectional ? "bidirectional" : "unidirectional", luong_desc, tok_name(r->tok),
+             attn_vocab_size(b->sv), attn_vocab_size(b->tv), (long long)attn_params_numel(b->ps));
+}
+
+static void map_title(const bundle *b, char *buf, size_t n) { snprintf(buf, n, "%s attention", kind(b)); }
+
+/* LOCATION attention scores a fixed number of source positions (max_src_len - 1). */
+static int64_t source_cap(const bundle *b) {
+    return b->cfg.attention == ATTN_S2S_LOCATION && b->cfg.max_src_len > 1 ? b->cfg.max_src_len - 1 : 0;
+}
+
+static int decode_cap(const bundle *b, int L) {
+    (void)b;
+    return L;
+}
+
+static int has_attention(const bundle *b) { return b->cfg.attention != ATTN_S2S_NONE; }
+
+static int align_layers(const bundle *b) {
+    (void)b;
+    return 0;
+}
+
+const s2s_family s2s_rnn = {
+    .cmd = "seq2seq",
+    .prog = "attn seq2seq",
+    .meta_model = "attn-seq2seq",
+    .usage = "usage: attn seq2seq <train|translate|eval> [options]\n\n"
+             "  train       train an encoder-decoder with attention on dates or gettext pairs\n"
+             "  translate   translate texts with a trained model, optionally drawing its\n"
+             "              alignment map (SVG)\n"
+             "  eval        exact match, BLEU, alignment accuracy and speed on a held-out split\n\n"
+             "'attn seq2seq <command> --help' describes each; docs/seq2seq.md has the details.\n",
+    .train_intro = "usage: attn seq2seq train --task dates|gettext [--lang de|fr] --out DIR [options]\n\n"
+                   "Trains an RNN encoder-decoder with attention (teacher forcing, AdamW with linear\n"
+                   "warmup and cosine decay, gradients clipped to norm 1), then prints the greedy\n"
+                   "exact match (and BLEU for gettext, alignment accuracy for dates) on the test split.\n\n",
+    .model_help = "model:\n"
+                  "  --attention KIND       none|bahdanau|dot|general|concat|location|cosine|local-m|\n"
+                  "                         local-p (default bahdanau)\n"
+                  "  --cell gru|lstm        recurrent cell (default gru)\n"
+                  "  --emb E                embedding size (default 64; gettext 128)\n"
+                  "  --hidden H             hidden size (default 128; gettext 256)\n"
+                  "  --layers L             encoder and decoder layers (default 1)\n"
+                  "  --bidir 0|1            bidirectional encoder (default 1; 0 for dot and cosine,\n"
+                  "                         whose scores need encoder states of size H)\n"
+                  "  --attn-dim A           additive/concat/local-p score size (default 0: H)\n"
+                  "  --combine-dim W        Luong kinds: width of the attentional state\n"
+                  "                         h~ = tanh(W_c [c; h]) that the output layer reads\n"
+                  "                         (default 0: H, as Luong et al.)\n"
+                  "  --input-feed 0|1       Luong kinds: feed h~_{t-1} to the decoder cell\n"
+                  "                         (default 1, as Luong et al.)\n"
+                  "  --window D             local-m/local-p half window (default 5)\n"
+                  "  --dropout P            dropout on embeddings and between layers (default 0)\n",
+    .align_help = NULL,
+    .cap_reason = "location attention",
+    .default_layers = 1,
+    .parse_opt = parse_opt,
+    .check_opts = check_opts,
+    .config = config,
+    .fit_sources = fit_sources,
+    .create = create,
+    .loss = loss,
+    .decode = decode,
+    .kind = kind,
+    .cell_name = cell_name,
+    .meta_write = meta_write,
+    .meta_read = meta_read,
+    .describe = describe,
+    .map_title = map_title,
+    .source_cap = source_cap,
+    .decode_cap = decode_cap,
+    .has_attention = has_attention,
+    .align_layers = align_layers,
+};

@@ -1,0 +1,411 @@
+/* train_driver.c: the one training loop of the model commands and the
+ * behaviour they share (options, run directory, resume, signals, log,
+ * chart). The contract is in train_driver.h. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "commands.h"
+#include "train_driver.h"
+
+/* ---- options ------------------------------------------------------------------------- */
+
+void train_opts_init(train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->steps = o->epochs = o->batch = o->warmup = o->seed = -1;
+    o->eval_every = o->eval_n = o->log_every = o->threads = o->arena_mb = -1;
+    o->lr = o->min_lr = o->weight_decay = o->time_budget = -1.0;
+}
+
+void train_fixed(train_opts *o, const char *a) {
+    if (!o->fixed_flag) o->fixed_flag = a;
+}
+
+/* "attn gpt train" -> cmd "gpt", sub "train" for the shared value parsers. */
+static int int_opt(const char *prog, const char *a, const char *v, long long lo, long long hi,
+                   long long *out) {
+    char cmd[64] = "", sub[64] = "";
+    sscanf(prog, "attn %63s %63s", cmd, sub);
+    return cli_opt_int(cmd, sub, a, v, lo, hi, out);
+}
+
+static int real_opt(const char *prog, const char *a, const char *v, double lo, double hi, double *out) {
+    char cmd[64] = "", sub[64] = "";
+    sscanf(prog, "attn %63s %63s", cmd, sub);
+    return cli_opt_real(cmd, sub, a, v, lo, hi, out);
+}
+
+int train_opt(const char *prog, const char *a, const char *v, train_opts *o, int *rc) {
+    if (!strcmp(a, "--resume")) { o->resume = 1; return 1; }
+    if (!strcmp(a, "--force")) { o->force = 1; return 1; }
+    if (!strcmp(a, "--quiet")) { o->quiet = 1; return 1; }
+    int r = -1;
+    if (!strcmp(a, "--out")) {
+        o->out = v;
+        r = 0;
+    } else if (!strcmp(a, "--steps")) r = int_opt(prog, a, v, 1, 1ll << 40, &o->steps);
+    else if (!strcmp(a, "--epochs")) r = int_opt(prog, a, v, 1, 1 << 20, &o->epochs);
+    else if (!strcmp(a, "--time-budget")) r = real_opt(prog, a, v, 1e-3, 1e9, &o->time_budget);
+    else if (!strcmp(a, "--batch")) r = int_opt(prog, a, v, 1, 1 << 20, &o->batch);
+    else if (!strcmp(a, "--lr")) r = real_opt(prog, a, v, 0.0, 10.0, &o->lr);
+    else if (!strcmp(a, "--min-lr")) r = real_opt(prog, a, v, 0.0, 10.0, &o->min_lr);
+    else if (!strcmp(a, "--warmup")) r = int_opt(prog, a, v, 0, 1ll << 40, &o->warmup);
+    else if (!strcmp(a, "--weight-decay")) r = real_opt(prog, a, v, 0.0, 10.0, &o->weight_decay);
+    else if (!strcmp(a, "--seed")) {
+        r = int_opt(prog, a, v, 0, 1ll << 62, &o->seed);
+        train_fixed(o, "--seed");
+    } else if (!strcmp(a, "--eval-every")) r = int_opt(prog, a, v, 0, 1ll << 40, &o->eval_every);
+    else if (!strcmp(a, "--eval-n") || !strcmp(a, "--eval-windows"))
+        r = int_opt(prog, a, v, 1, 1ll << 40, &o->eval_n);
+    else if (!strcmp(a, "--log-every")) r = int_opt(prog, a, v, 1, 1ll << 40, &o->log_every);
+    else if (!strcmp(a, "--threads")) r = int_opt(prog, a, v, 0, 1024, &o->threads);
+    else if (!strcmp(a, "--arena-mb")) r = int_opt(prog, a, v, 16, 1 << 20, &o->arena_mb);
+    if (r < 0) return 0;
+    if (!v) {
+        fprintf(stderr, "%s: %s needs a value\n", prog, a);
+        r = 2;
+    }
+    *rc = r;
+    return 2;
+}
+
+int train_opt_bool(char **argv, int argc, int *i, int *out) {
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (v && (!strcmp(v, "0") || !strcmp(v, "1"))) {
+        *out = v[0] == '1';
+        (*i)++;
+    } else {
+        *out = 1;
+    }
+    return 0;
+}
+
+int train_opts_check(const char *prog, const train_opts *o) {
+    if (!o->out) {
+        fprintf(stderr, "%s: --out DIR is required (try '%s --help')\n", prog, prog);
+        return 2;
+    }
+    if (o->resume && o->force) {
+        fprintf(stderr, "%s: --resume and --force exclude each other (--force starts a new run)\n", prog);
+        return 2;
+    }
+    if (o->steps > 0 && o->epochs > 0) {
+        fprintf(stderr, "%s: --steps and --epochs exclude each other\n", prog);
+        return 2;
+    }
+    return 0;
+}
+
+static int exists(const char *dir, const char *name) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+int train_dir_check(const char *prog, const train_opts *o) {
+    const char *out = o->out;
+    const int has_model = exists(out, "model.safetensors");
+    if (o->resume) {
+        if (has_model && o->fixed_flag) {
+            fprintf(stderr,
+                    "%s: --resume continues %s with the model, data and seed of its checkpoint; %s would change "
+                    "them: drop it, or train a new model into another --out (or the same one with --force)\n",
+                    prog, out, o->fixed_flag);
+            return 2;
+        }
+        if (has_model) return 0;
+        fprintf(stderr, "%s: nothing to resume in %s: it holds no checkpoint (model.safetensors)%s; "
+                        "train without --resume first\n",
+                prog, out, exists(out, ".") ? "" : " (the directory does not exist)");
+        return 1;
+    }
+    if (!o->force && (has_model || exists(out, "train.jsonl"))) {
+        fprintf(stderr, "%s: %s already holds a run (%s); give --resume to continue it, --force to overwrite "
+                        "it, or another --out\n",
+                prog, out, has_model ? "model.safetensors" : "train.jsonl");
+        return 1;
+    }
+    return 0;
+}
+
+void train_resume_ll(const char *flag, long long given, long long *val) {
+    if (given < 0 || given == *val) return;
+    printf("resume: %s %lld (was %lld)\n", flag, given, *val);
+    *val = given;
+}
+
+void train_resume_real(const char *flag, double given, double *val) {
+    if (given < 0 || given == *val) return;
+    printf("resume: %s %g (was %g)\n", flag, given, *val);
+    *val = given;
+}
+
+/* ---- log, clock, chart -------------------------------------------------------------------- */
+
+double train_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int train_log_open(train_run *run, int resume) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/train.jsonl", run->out);
+    if (attn_jsonl_open(&run->log, path, resume) == ATTN_OK) return 0;
+    fprintf(stderr, "%s: cannot open the log: %s\n", run->prog, attn_last_error());
+    return 1;
+}
+
+int train_log(train_run *run, const attn_json_field *f, int n) {
+    if (attn_jsonl_write(run->log, f, n) == ATTN_OK) return 0;
+    fprintf(stderr, "%s: cannot write the log: %s\n", run->prog, attn_last_error());
+    return 1;
+}
+
+double train_seconds(const train_run *run) {
+    return run->seconds_before + (attn_monotonic_s() - run->t_run) - run->eval_seconds;
+}
+
+static int json_num(const char *line, const char *key, double *out) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p) return -1;
+    char *end = NULL;
+    *out = strtod(p + strlen(pat), &end);
+    return end == p + strlen(pat) ? -1 : 0;
+}
+
+void train_chart(const char *prog, const char *dir, const train_family *fam) {
+    char path[4096], line[8192];
+    snprintf(path, sizeof path, "%s/train.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    enum { CAP = 4096 };
+    double *tx = malloc(CAP * sizeof *tx), *ty = malloc(CAP * sizeof *ty);
+    double *vx = malloc(CAP * sizeof *vx), *vy = malloc(CAP * sizeof *vy);
+    int64_t nt = 0, nv = 0;
+    while (tx && ty && vx && vy && fgets(line, sizeof line, f)) {
+        double s, l;
+        const int is_train = strstr(line, "\"event\":\"train\"") != NULL;
+        const int is_eval = strstr(line, "\"event\":\"eval\"") != NULL;
+        if (!is_train && !is_eval) continue;
+        if (json_num(line, "step", &s) || json_num(line, is_train ? "loss" : "valid_loss", &l)) continue;
+        if (is_train && nt < CAP) {
+            tx[nt] = s;
+            ty[nt++] = l;
+        } else if (is_eval && nv < CAP) {
+            vx[nv] = s;
+            vy[nv++] = l;
+        }
+    }
+    fclose(f);
+    if (tx && ty && vx && vy && nt > 0) {
+        attn_series ser[2] = {{"train (window mean)", tx, ty, nt}, {fam->chart_valid, vx, vy, nv}};
+        attn_line_chart ch = {fam->chart_title, "step", fam->chart_ylabel, ser, nv > 0 ? 2 : 1, 0, 0, 0};
+        snprintf(path, sizeof path, "%s/loss.svg", dir);
+        if (attn_svg_line_chart(path, &ch) != ATTN_OK)
+            fprintf(stderr, "%s: cannot write %s: %s\n", prog, path, attn_last_error());
+    }
+    free(tx);
+    free(ty);
+    free(vx);
+    free(vy);
+}
+
+/* ---- signals ------------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_signal = 0;
+
+/* The first signal asks the loop to stop after the current step; a second
+ * one (the step or an evaluation takes too long) ends the process at once,
+ * as the signal's default would. */
+static void on_signal(int sig) {
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+
+static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal"; }
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static int save(train_run *run) {
+    char path[4096];
+    const attn_kv *kv = NULL;
+    int n = 0;
+    run->fam->meta(run->self, run, train_seconds(run), &kv, &n);
+    snprintf(path, sizeof path, "%s/model.safetensors", run->out);
+    if (attn_checkpoint_save(path, run->ps, run->opt, run->step, kv, n) == ATTN_OK) return 0;
+    fprintf(stderr, "%s: cannot save the checkpoint: %s\n", run->prog, attn_last_error());
+    return 1;
+}
+
+static int close_log(train_run *run) {
+    attn_jsonl *log = run->log;
+    run->log = NULL;
+    if (attn_jsonl_close(log) == ATTN_OK) return 0;
+    fprintf(stderr, "%s: cannot close the log: %s\n", run->prog, attn_last_error());
+    return 1;
+}
+
+static int run_steps(train_run *run);
+
+int train_loop(train_run *run) {
+    if (run->total_steps > 0 && run->step >= run->total_steps) {
+        fprintf(stderr, "%s: %s is already at step %lld of %lld (give --steps N with a larger N)\n", run->prog,
+                run->out, (long long)run->step, (long long)run->total_steps);
+        return 1;
+    }
+    if (run->time_budget > 0 && run->seconds_before >= run->time_budget) {
+        fprintf(stderr, "%s: %s has used its time budget (%.1f of %.1f s; give --time-budget with a larger "
+                        "value)\n", run->prog, run->out, run->seconds_before, run->time_budget);
+        return 1;
+    }
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    const int rc = run_steps(run);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (run->log) attn_jsonl_close(run->log); /* an error path: the log as far as it got */
+    run->log = NULL;
+    return rc;
+}
+
+static int run_steps(train_run *run) {
+    const train_family *fam = run->fam;
+    attn_progress_init(&run->progress, run->quiet ? NULL : stderr, run->total_steps > 0 ? run->total_steps : 0,
+                       run->label ? run->label : "train");
+    run->progress.unit = fam->unit;
+    run->progress.first = run->step;
+    run->start = run->step;
+    run->t_run = attn_monotonic_s();
+    run->c_run = train_cpu_s();
+    run->eval_seconds = run->eval_cpu = 0.0;
+    run->stopped = "steps";
+    double win_loss = 0.0, win_metric = 0.0, win_tokens = 0.0, win_tokens2 = 0.0, win_t = run->t_run;
+    int64_t win_steps = 0;
+    int saved = 0; /* the checkpoint is of the current step */
+    while (run->total_steps <= 0 || run->step < run->total_steps) {
+        const int64_t step = run->step;
+        const double elapsed = train_seconds(run);
+        attn_ctx_reset(run->ctx);
+        train_counts c = {0.0, 0.0, 0.0, NAN};
+        attn_tensor *loss = fam->loss(run->self, run, step, &c);
+        if (!loss) {
+            const char *e = attn_ctx_error(run->ctx);
+            if (run->progress.tty && !run->quiet) fputc('\n', stderr);
+            fprintf(stderr, "%s: step %lld: %s\n", run->prog, (long long)step, e && e[0] ? e : attn_last_error());
+            if (attn_ctx_status(run->ctx) == ATTN_ERR_OOM)
+                fprintf(stderr, "hint: raise --arena-mb (now %lld) or lower --batch\n", run->arena_mb);
+            return 1;
+        }
+        attn_params_zero_grad(run->ps);
+        if (attn_backward(run->ctx, loss) != ATTN_OK) {
+            fprintf(stderr, "%s: step %lld: backward: %s\n", run->prog, (long long)step, attn_last_error());
+            return 1;
+        }
+        const float norm = attn_clip_grad_norm(run->ps, (float)run->clip);
+        const double l = attn_f32(loss)[0];
+        if (!isfinite(norm) || !isfinite(l)) {
+            fprintf(stderr, "%s: step %lld: loss %g, gradient norm %g: not finite; lower --lr\n", run->prog,
+                    (long long)step, l, (double)norm);
+            return 1;
+        }
+        const float lrs = fam->lr_at ? fam->lr_at(run->self, run, step, elapsed)
+                                     : attn_lr_warmup_cosine(step, run->warmup, run->total_steps, (float)run->lr,
+                                                             (float)run->min_lr);
+        if (attn_optim_step(run->opt, lrs) != ATTN_OK) {
+            fprintf(stderr, "%s: optimizer step failed: %s\n", run->prog, attn_last_error());
+            return 1;
+        }
+        run->step = step + 1;
+        saved = 0;
+        win_loss += l;
+        if (!isnan(c.metric)) win_metric += c.metric;
+        win_tokens += c.tokens;
+        win_tokens2 += c.tokens2;
+        win_steps++;
+        const double trained = train_seconds(run);
+        if (run->total_steps <= 0 && run->time_budget > 0) {
+            /* Only a time budget: the progress line's total is the estimate
+             * at this run's pace, so its ETA is the budget's end. */
+            const double here = trained - run->seconds_before;
+            attn_progress_set_total(&run->progress,
+                                    run->step + (int64_t)((double)(run->step - run->start) *
+                                                          (run->time_budget - trained) / (here > 1e-9 ? here : 1e-9)));
+        }
+        attn_progress_update(&run->progress, run->step, l, c.items);
+        if (run->time_budget > 0 && trained >= run->time_budget) run->stopped = "time_budget";
+        const int last = (run->total_steps > 0 && run->step >= run->total_steps) || !strcmp(run->stopped, "time_budget");
+        if (run->step % run->log_every == 0 || last) {
+            const double t = attn_monotonic_s(), dt = t - win_t > 1e-9 ? t - win_t : 1e-9;
+            attn_json_field f[9];
+            int n = 0;
+            f[n++] = attn_json_str("event", "train");
+            f[n++] = attn_json_int("step", run->step);
+            f[n++] = attn_json_num("loss", win_loss / (double)win_steps);
+            if (fam->metric_key) f[n++] = attn_json_num(fam->metric_key, win_metric / (double)win_steps);
+            f[n++] = attn_json_num("lr", lrs);
+            f[n++] = attn_json_num("grad_norm", norm);
+            f[n++] = attn_json_num("tokens_per_s", win_tokens / dt);
+            if (fam->rate2_key) f[n++] = attn_json_num(fam->rate2_key, win_tokens2 / dt);
+            f[n++] = attn_json_num("elapsed", run->seconds_before + (t - run->t_run));
+            if (train_log(run, f, n)) return 1;
+            win_loss = win_metric = win_tokens = win_tokens2 = 0.0;
+            win_steps = 0;
+            win_t = attn_monotonic_s();
+        }
+        if ((run->eval_every > 0 && run->step % run->eval_every == 0) || last) {
+            double secs = 0.0;
+            const double c0 = train_cpu_s();
+            if (fam->evaluate(run->self, run, last, &secs)) return 1;
+            run->eval_cpu += train_cpu_s() - c0;
+            run->eval_seconds += secs;
+            win_t += secs; /* the evaluation is not training time */
+            if (save(run)) return 1;
+            saved = 1;
+        }
+        if (last) break;
+        if (stop_signal) {
+            if (!saved && save(run)) return 1;
+            attn_progress_finish(&run->progress);
+            const char *sig = signal_name(stop_signal);
+            const attn_json_field f[] = {attn_json_str("event", "interrupted"), attn_json_int("step", run->step),
+                                         attn_json_str("signal", sig),
+                                         attn_json_num("train_seconds", train_seconds(run))};
+            if (train_log(run, f, 4)) return 1;
+            if (close_log(run)) return 1;
+            train_chart(run->prog, run->out, fam);
+            fprintf(stderr,
+                    "%s: interrupted by %s after step %lld of %lld: checkpoint written to %s/model.safetensors "
+                    "(continue with: %s --out %s --resume)\n",
+                    run->prog, sig, (long long)run->step, (long long)run->total_steps, run->out, run->prog,
+                    run->out);
+            return 130;
+        }
+    }
+    attn_progress_finish(&run->progress);
+    const double train_s = attn_monotonic_s() - run->t_run - run->eval_seconds;
+    const double train_cpu = train_cpu_s() - run->c_run - run->eval_cpu;
+    if (fam->finish(run->self, run, train_s, train_cpu)) return 1;
+    if (close_log(run)) return 1;
+    train_chart(run->prog, run->out, fam);
+    printf("model written to %s/model.safetensors (%s)\n", run->out,
+           fam->files ? fam->files : "vocab, train.jsonl, loss.svg");
+    return 0;
+}

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# cli_driver.sh BUILD_DIR: the training driver's common behaviour, run
+# through the CLI for every family on it (part of `make test`; about 15 s).
+# Each family trains a tiny model on a corpus written here, for a few steps:
+#
+#   - training into a directory that holds a run is refused (exit 1, the
+#     model untouched) unless --force (or --resume) is given;
+#   - --resume with nothing to resume says so (exit 1);
+#   - --resume with a flag that would change the model is refused (exit 2,
+#     the flag named);
+#   - --resume --steps N applies and prints the new total, and the progress
+#     line counts the global step ("6/10" after 5 steps);
+#   - --opt=value is the same as --opt value;
+#   - SIGINT during training: the step finishes, a checkpoint is written, the
+#     command says where and exits 130; the run resumes from it.
+# Then inputs a user will give: a translate line that does not fit the
+# arena (an error for that line, the others translated), characters outside
+# the vocabulary (a warning naming them), translate --svg and viz --out into
+# missing folders (created); gpt sample streaming its tokens and stopping on
+# SIGINT.
+#
+# Prints one line per check and "cli_driver: N passed, N failed"; exits
+# non-zero if any check failed.
+set -uo pipefail
+
+BUILD="${1:-build}"
+ATTN="$BUILD/attn"
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/attn_cli_driver.XXXXXX")"
+trap 'rm -rf "$TMP"' EXIT
+
+if [ ! -x "$ATTN" ]; then
+    fail "$ATTN is not built (run make)"
+    echo "cli_driver: $passed passed, $failed failed"
+    exit 1
+fi
+
+DATA="$TMP/data"
+mkdir -p "$DATA"
+for i in $(seq 1 40); do
+    printf 'the cat sat on the mat.\n%%\na dog ran in the fog.\n%%\nsix hens fed ten chicks.\n%%\n'
+done >"$DATA/train.txt"
+for i in $(seq 1 4); do
+    printf 'a dog ran in the fog.\n%%\nthe cat sat on the mat.\n%%\n'
+done >"$DATA/valid.txt"
+
+# Labelled data for fine-tuning: two classes, one integer label a line.
+LAB="$TMP/labels"
+mkdir -p "$LAB"
+printf 'cats\ndogs\n' >"$LAB/classes"
+for split in train valid test; do
+    : >"$LAB/$split.txt"
+    : >"$LAB/$split.labels"
+    for i in $(seq 1 12); do
+        printf 'the cat sat on the mat %d.\n%%\n' "$i" >>"$LAB/$split.txt"
+        echo 0 >>"$LAB/$split.labels"
+        printf 'a dog ran in the fog %d.\n%%\n' "$i" >>"$LAB/$split.txt"
+        echo 1 >>"$LAB/$split.labels"
+    done
+done
+cp "$DATA/train.txt" "$LAB/pretrain.txt"
+
+# The families: name, then the command and options of a tiny run (without
+# --out and --steps), then a shape flag with its value.
+GPT=("$ATTN" gpt train --data "$DATA" --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 4 --threads 1
+     --eval-every 0 --log-every 1)
+BERT=("$ATTN" bert pretrain --text "$DATA/train.txt" --valid "$DATA/valid.txt" --tokenizer char
+      --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 4 --threads 1 --eval-every 0 --log-every 1)
+SEQ2SEQ=("$ATTN" seq2seq train --task dates --emb 8 --hidden 8 --batch 4 --threads 1 --eval-every 0
+         --log-every 1)
+TRANSFORMER=("$ATTN" transformer train --task dates --d-model 8 --heads 2 --layers 1 --batch 4 --threads 1
+             --eval-every 0 --log-every 1)
+FINETUNE=("$ATTN" bert finetune --data "$LAB" --tok char --layers 1 --heads 2 --d-model 16 --max-len 16
+          --batch 4 --threads 1 --eval-every 0 --log-every 1)
+
+# checks NAME SHAPE_FLAG SHAPE_VALUE -- CMD...
+checks() {
+    local name="$1" shape="$2" value="$3"
+    shift 4
+    local cmd=("$@") dir="$TMP/$name" out="$TMP/$name.out"
+
+    "${cmd[@]}" --out "$dir" --steps 5 --quiet >"$out" 2>&1
+    local rc=$?
+    if [ "$rc" = 0 ] && [ -f "$dir/model.safetensors" ] && grep -q "<svg" "$dir/loss.svg" &&
+        grep -q '"event":"end"' "$dir/train.jsonl"; then
+        ok "$name: trains 5 steps; model, train.jsonl and loss.svg written"
+    else
+        fail "$name: first run: exit $rc: $(head -c 400 "$out")"
+        return
+    fi
+
+    local sum
+    sum=$(cksum <"$dir/model.safetensors")
+    "${cmd[@]}" --out "$dir" --steps 5 --quiet >"$out" 2>&1
+    rc=$?
+    if [ "$rc" = 1 ] && grep -q "already holds a run" "$out" && grep -q -- "--force" "$out" &&
+        [ "$(cksum <"$dir/model.safetensors")" = "$sum" ]; then
+        ok "$name: training into a directory that holds a run is refused (exit 1), the model untouched"
+    else
+        fail "$name: overwrite not refused: exit $rc: $(head -c 400 "$out")"
+    fi
+
+    "${cmd[@]}" --out "$dir" --steps 5 --quiet --force >"$out" 2>&1
+    rc=$?
+    if [ "$rc" = 0 ] && [ "$(grep -c '"event":"start"' "$dir/train.jsonl")" = 1 ]; then
+        ok "$name: --force overwrites the run (a new log)"
+    else
+        fail "$name: --force: exit $rc: $(head -c 400 "$out")"
+    fi
+
+    "${cmd[@]}" --out "$TMP/$name-empty" --resume --quiet >"$out" 2>&1
+    rc=$?
+    if [ "$rc" = 1 ] && grep -q "nothing to resume" "$out"; then
+        ok "$name: --resume with nothing to resume says so (exit 1)"
+    else
+        fail "$name: --resume of nothing: exit $rc: $(head -c 400 "$out")"
+    fi
+
+    "$ATTN" "${cmd[1]}" "${cmd[2]}" --out "$dir" --resume "$shape" "$value" --quiet >"$out" 2>&1
+    rc=$?
+    if [ "$rc" = 2 ] && grep -q -- "$shape would change" "$out"; then
+        ok "$name: --resume $shape $value is refused (exit 2) and the flag named"
+    else
+        fail "$name: --resume with a shape flag: exit $rc: $(head -c 400 "$out")"
+    fi
+
+    # Resume to 10 steps with --opt=value; the progress line (not --quiet,
+    # stderr is a file: the first update and the last are written) shows
+    # the global step.
+    "$ATTN" "${cmd[1]}" "${cmd[2]}" --out="$dir" --resume --steps=10 --threads 1 >"$out" 2>"$out.err"
+    rc=$?
+    if [ "$rc" = 0 ] && grep -q "resume: --steps 10 (was 5)" "$out" &&
+        grep -q '"event":"resume","step":5' "$dir/train.jsonl" &&
+        grep -q '"event":"end","step":10' "$dir/train.jsonl"; then
+        ok "$name: --resume --steps=10 applies and prints the new total, trains steps 6-10"
+    else
+        fail "$name: --resume --steps: exit $rc: $(head -c 400 "$out" "$out.err")"
+    fi
+    if grep -q " 6/10 " "$out.err" && grep -q " 10/10 " "$out.err"; then
+        ok "$name: the progress line counts the global step (6/10 ... 10/10)"
+    else
+        fail "$name: progress line: $(head -c 400 "$out.err")"
+    fi
+
+    # SIGINT: a long run, interrupted once it has logged a step.
+    local sdir="$TMP/$name-sig"
+    "${cmd[@]}" --out "$sdir" --steps 1000000 --quiet >"$out" 2>"$out.err" &
+    local pid=$!
+    for _ in $(seq 1 300); do
+        grep -q '"event":"train"' "$sdir/train.jsonl" 2>/dev/null && break
+        sleep 0.1
+    done
+    kill -INT "$pid"
+    wait "$pid"
+    rc=$?
+    local step
+    step=$(sed -n 's/.*"event":"interrupted","step":\([0-9]*\).*/\1/p' "$sdir/train.jsonl" 2>/dev/null)
+    if [ "$rc" = 130 ] && [ -n "$step" ] && [ -f "$sdir/model.safetensors" ] &&
+        grep -q "interrupted by SIGINT after step $step .*checkpoint written to $sdir/model.safetensors" \
+            "$out.err"; then
+        ok "$name: SIGINT at step $step: exit 130, checkpoint written, its path printed"
+    else
+        fail "$name: SIGINT: exit $rc, step '$step': $(head -c 400 "$out.err")"
+        return
+    fi
+    "$ATTN" "${cmd[1]}" "${cmd[2]}" --out "$sdir" --resume --steps $((step + 2)) --quiet >"$out" 2>&1
+    rc=$?
+    if [ "$rc" = 0 ] && grep -q "resuming .* at step $step" "$out"; then
+        ok "$name: the interrupted run resumes at step $step"
+    else
+        fail "$name: resume after SIGINT: exit $rc: $(head -c 400 "$out")"
+    fi
+}
+
+checks gpt --d-model 32 -- "${GPT[@]}"
+checks bert-pretrain --layers 2 -- "${BERT[@]}"
+checks bert-finetune --pre-ln 1 -- "${FINETUNE[@]}"
+checks seq2seq --hidden 16 -- "${SEQ2SEQ[@]}"
+checks transformer --d-model 16 -- "${TRANSFORMER[@]}"
+
+# ---- inputs a user will give (issue 10, part 5), on the models trained above ----------
+S2S="$TMP/seq2seq"
+T2T="$TMP/transformer"
+long=$(printf 'the 3rd of March, 1997 %.0s' $(seq 1 300))
+printf '12/25/99\n%s\nthe 4th of July, 2001 \xe2\x98\x83\n' "$long" |
+    "$ATTN" seq2seq translate --model "$S2S" --arena-mb 1 --threads 1 >"$TMP/tr.out" 2>"$TMP/tr.err"
+rc=$?
+if [ "$rc" = 1 ] && [ "$(wc -l <"$TMP/tr.out")" = 3 ] && [ -n "$(sed -n 1p "$TMP/tr.out")" ] &&
+    [ -z "$(sed -n 2p "$TMP/tr.out")" ] && [ -n "$(sed -n 3p "$TMP/tr.out")" ] &&
+    grep -q "input 2 .*arena full" "$TMP/tr.err" && grep -q "raise --arena-mb (now 1)" "$TMP/tr.err" &&
+    grep -q "1 of 3 inputs not translated" "$TMP/tr.err"; then
+    ok "translate: a line that does not fit --arena-mb is an error for that line; the others are translated"
+else
+    fail "translate with a line too long: exit $rc: $(head -c 400 "$TMP/tr.out" "$TMP/tr.err")"
+fi
+if grep -q "input 3: a character outside the source vocabulary, read as <unk>: '$(printf '\xe2\x98\x83')'" \
+    "$TMP/tr.err"; then
+    ok "translate: a character outside the vocabulary is named in a warning"
+else
+    fail "translate: no warning naming the unknown character: $(head -c 400 "$TMP/tr.err")"
+fi
+if "$ATTN" seq2seq translate --model "$S2S" --svg "$TMP/new/maps/m.svg" "12/25/99" >/dev/null 2>&1 &&
+    grep -q "<svg" "$TMP/new/maps/m.svg"; then
+    ok "translate --svg creates the missing folders of its file"
+else
+    fail "translate --svg into a missing folder"
+fi
+if "$ATTN" viz --model "$T2T" --out "$TMP/viz/a/b" --threads 1 "12/25/99" >/dev/null 2>&1 &&
+    grep -q "<svg" "$TMP/viz/a/b-cross.svg"; then
+    ok "viz --out creates the missing folders of its prefix"
+else
+    fail "viz --out into a missing folder"
+fi
+
+# gpt sample streams: a long generation, interrupted once text has appeared,
+# has printed what it drew and exits 130.
+"$ATTN" gpt sample --model "$TMP/gpt" --prompt "the " --tokens 10000000 --threads 1 >"$TMP/s.out" 2>"$TMP/s.err" &
+pid=$!
+for _ in $(seq 1 300); do
+    [ "$(wc -c <"$TMP/s.out")" -gt 20 ] && break
+    sleep 0.1
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" = 130 ] && [ "$(wc -c <"$TMP/s.out")" -gt 20 ] && grep -q "^the " "$TMP/s.out" &&
+    grep -q "interrupted by SIGINT after [0-9]* of 10000000 tokens" "$TMP/s.err"; then
+    ok "gpt sample streams tokens as drawn; SIGINT stops it with the text so far printed (exit 130)"
+else
+    fail "gpt sample streaming / SIGINT: exit $rc: $(head -c 200 "$TMP/s.out") $(head -c 300 "$TMP/s.err")"
+fi
+
+echo "cli_driver: $passed passed, $failed failed"
+[ "$failed" = 0 ]
