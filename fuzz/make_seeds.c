@@ -5,9 +5,10 @@
  *   make_seeds OUT_DIR
  *
  * writes OUT_DIR/<target>/<name> for the targets safetensors,
- * safetensors_file, checkpoint, gpt_load, bert_load, vocab, idx, lm_text,
- * bert_corpus, pairs (the directories must exist). Deterministic: the same
- * files every time. */
+ * safetensors_file, checkpoint, gpt_load, bert_load, s2s_load, vocab, idx,
+ * lm_text, bert_corpus, pairs (the directories must exist). Deterministic:
+ * the same files every time. The encoder-decoder checkpoints carry the
+ * metadata keys that cli/cmd_seq2seq.c writes (meta_build). */
 #include "fuzz_common.h" /* first: it sets _GNU_SOURCE */
 
 #include <math.h>
@@ -166,6 +167,72 @@ static void bert_files(void) {
     }
 }
 
+/* A checkpoint of an encoder-decoder with AdamW state and the CLI's
+ * metadata (the model part and the run settings of cmd_seq2seq.c). */
+static void s2s_checkpoint(const char *name, attn_params *ps, const attn_kv *model_kv, int n_model) {
+    static const attn_kv common[] = {
+        {"task", "dates"}, {"lang", ""}, {"tokenizer", "char"}, {"bpe_merges", "0"},
+        {"src_vocab", "9"}, {"tgt_vocab", "8"}, {"max_src_len", "6"}, {"dropout", "0.1"},
+        {"pad_id", "0"}, {"bos_id", "1"}, {"eos_id", "2"}, {"data_seed", "1"},
+        {"n_train", "100"}, {"max_len", "6"}, {"data_cursor", "0"}, {"train_batch", "2"},
+        {"train_pool", "4"}, {"train_warmup", "0"}, {"train_total_steps", "1"},
+        {"train_seed", "1"}, {"train_lr", "0.001"}, {"train_weight_decay", "0"},
+        {"train_label_smoothing", "0"}, {"train_time_budget", "0"}, {"train_seconds", "0.1"}};
+    const int nc = (int)(sizeof common / sizeof common[0]);
+    attn_kv kv[64];
+    int n = 0;
+    for (int i = 0; i < n_model; i++) kv[n++] = model_kv[i];
+    for (int i = 0; i < nc; i++) kv[n++] = common[i];
+    attn_optim_config oc = {ATTN_OPTIM_ADAMW, 1e-3f, 0.0f, 0, 0.9f, 0.98f, 1e-9f, 0.01f};
+    attn_optim *opt = NULL;
+    check(attn_optim_new(&opt, ps, &oc), "optimizer");
+    if (opt) check(attn_checkpoint_save(at("s2s_load", name), ps, opt, 1, kv, n), name);
+    attn_optim_free(opt);
+}
+
+static void s2s_files(void) {
+    attn_rng rng;
+    attn_rng_init(&rng, 3);
+    attn_params *ps = NULL;
+    check(attn_params_new(&ps), "params");
+    attn_t2t_config t;
+    memset(&t, 0, sizeof t);
+    t.src_vocab = 9, t.tgt_vocab = 8, t.d_model = 4, t.n_heads = 2, t.enc_layers = 1;
+    t.dec_layers = 1, t.d_ff = 8, t.dropout = 0.1f, t.pos = ATTN_POS_LEARNED, t.max_len = 6;
+    t.pad_id = 0, t.bos_id = 1, t.eos_id = 2, t.tie_output = 1;
+    attn_t2t *tm = NULL;
+    if (ps) check(attn_t2t_new(&tm, ps, &t, &rng), "t2t");
+    if (tm) {
+        const attn_kv kv[] = {{"model", "attn-transformer"}, {"d_model", "4"}, {"heads", "2"},
+                              {"kv_heads", "2"}, {"enc_layers", "1"}, {"dec_layers", "1"},
+                              {"d_ff", "8"}, {"norm_first", "0"}, {"activation", "relu"},
+                              {"pos", attn_pos_kind_name(ATTN_POS_LEARNED)}, {"shaw_clip", "0"},
+                              {"rope_theta", "0"}, {"max_pos", "6"}, {"tie_output", "1"},
+                              {"align_layer", "-1"}};
+        s2s_checkpoint("t2t.ckpt", ps, kv, (int)(sizeof kv / sizeof kv[0]));
+    }
+    attn_t2t_free(tm);
+    attn_params_free(ps);
+    ps = NULL;
+    check(attn_params_new(&ps), "params");
+    attn_seq2seq_config c;
+    memset(&c, 0, sizeof c);
+    c.cell = ATTN_RNN_GRU, c.src_vocab = 9, c.tgt_vocab = 8, c.emb_dim = 3, c.hidden = 4;
+    c.enc_layers = 1, c.dec_layers = 1, c.bidirectional = 1, c.attention = ATTN_S2S_BAHDANAU;
+    c.attn_dim = 4, c.max_src_len = 6, c.dropout = 0.1f, c.pad_id = 0, c.bos_id = 1, c.eos_id = 2;
+    attn_seq2seq *sm = NULL;
+    if (ps) check(attn_seq2seq_new(&sm, ps, &c, &rng), "seq2seq");
+    if (sm) {
+        const attn_kv kv[] = {{"model", "attn-seq2seq"}, {"cell", "gru"}, {"attention", "bahdanau"},
+                              {"emb_dim", "3"}, {"hidden", "4"}, {"enc_layers", "1"},
+                              {"dec_layers", "1"}, {"bidirectional", "1"}, {"attn_dim", "4"},
+                              {"combine_dim", "0"}, {"input_feed", "1"}, {"local_window", "0"}};
+        s2s_checkpoint("seq2seq.ckpt", ps, kv, (int)(sizeof kv / sizeof kv[0]));
+    }
+    attn_seq2seq_free(sm);
+    attn_params_free(ps);
+}
+
 static const char *const texts[] = {
     "Open the file. Close the file.\n",
     "The quick brown fox jumps over the lazy dog, 1234 times!\n",
@@ -214,6 +281,7 @@ int main(int argc, char **argv) {
     params_files();
     gpt_files();
     bert_files();
+    s2s_files();
     vocab_files();
     text_files();
     return failures ? 1 : 0;
