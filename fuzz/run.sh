@@ -22,7 +22,8 @@
 #    and keeps the input in $FUZZ_BUILD/crashes/<target>/ (crash-<sha1>,
 #    leak-..., timeout-..., oom-...); the run goes on with the next target.
 # It prints one line per target (executions, exec/s, coverage: edges and
-# features, corpus size) and exits 1 if any target failed.
+# features, corpus size), then "fuzz: N passed, N failed" (a target passes
+# when its run ends without a finding), and exits 1 if any target failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER="${1:-${FUZZ_SECONDS:-60}}"
@@ -100,8 +101,9 @@ for t in "${TARGETS[@]}"; do
         echo "    full log: $log; input kept in $B/crashes/$t/; replay: $B/fuzz_$t <input>"
     fi
 done
+# the closing line has the runners' form, so that .ci/run counts it
+echo "fuzz: $((${#TARGETS[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzz: FAILED: ${failed[*]}"
     exit 1
 fi
-echo "fuzz: ${#TARGETS[@]} targets, no failure"
