@@ -72,7 +72,7 @@ echo "== fuzz: each target for ${SECONDS_PER} s"
 failed=()
 printf '%-17s %6s %10s %8s %6s %7s %8s  %s\n' target seconds executions exec/s cov ft corpus result
 for t in "${TARGETS[@]}"; do
-    mkdir -p "$B/corpus/$t" "$B/crashes/$t"
+    mkdir -p "$B/corpus/$t" "$B/crashes/$t" "$B/seeds/$t"
     log="$B/fuzz_$t.log"
     set +e
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:symbolize=1" \
