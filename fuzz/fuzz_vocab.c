@@ -1,7 +1,8 @@
 /* fuzz_vocab: attn_vocab_load (character and BPE vocabularies) on arbitrary
- * bytes; a vocabulary that loads is used: every piece is looked up, a fixed
- * text and the input itself (up to 4 KiB) are encoded and decoded, and the
- * vocabulary is saved and loaded again (same size). */
+ * bytes; a vocabulary that loads is used: every piece and merge is looked
+ * up, and a fixed text and the input itself (up to 4 KiB) are encoded and
+ * decoded. (Saving is not fuzzed: attn_vocab_save writes through a
+ * temporary file and a rename, which the in-memory file cannot take.) */
 #include "fuzz_common.h"
 
 static void use(const attn_vocab *v, const char *text, size_t len) {
