@@ -48,6 +48,9 @@ static void fill(attn_params *ps, float scale) {
     }
 }
 
+static void gpt_claims(attn_params *ps, const attn_gpt_config *cfg);
+static void bert_claims(attn_params *ps, const attn_bert_config *cfg);
+
 /* A file with one tensor of each float dtype and an I64 one, written by
  * hand: the library writes F32 only. */
 static void handmade_safetensors(const char *target) {
@@ -136,9 +139,64 @@ static void gpt_files(void) {
             snprintf(name, sizeof name, "gpt%d.ckpt", i);
             if (opt) check(attn_checkpoint_save(at("gpt_load", name), ps, opt, 1, kv, ATTN_GPT_META), name);
             attn_optim_free(opt);
+            if (i == 0) gpt_claims(ps, &m->cfg);
         }
         attn_gpt_free(m);
         attn_params_free(ps);
+    }
+}
+
+/* Files whose configuration metadata claims far more than their tensors
+ * (the parameters of cfg saved under the metadata of each claim): attn must
+ * refuse them before it builds the model. Without that check each asks for
+ * tens of gigabytes, which ASan and libFuzzer report at once, so every run
+ * of the targets replays these regressions (docs/testing.md). */
+static void gpt_claims(attn_params *ps, const attn_gpt_config *cfg) {
+    static const struct {
+        const char *name;
+        int64_t vocab, ctx_len, d_model, d_ff;
+        int n_layers;
+    } claims[] = {{"claim_vocab", 100000000, 0, 64, 0, 0},
+                  {"claim_layers", 0, 0, 0, 0, 100000},
+                  {"claim_d_ff", 0, 0, 0, 2000000000, 0},
+                  {"claim_ctx_len", 0, 2000000000, 0, 0, 0}};
+    for (size_t i = 0; i < sizeof claims / sizeof claims[0]; i++) {
+        attn_gpt_config c = *cfg;
+        if (claims[i].vocab) c.vocab = claims[i].vocab;
+        if (claims[i].ctx_len) c.ctx_len = claims[i].ctx_len;
+        if (claims[i].d_model) c.d_model = claims[i].d_model;
+        if (claims[i].d_ff) c.d_ff = claims[i].d_ff;
+        if (claims[i].n_layers) c.n_layers = claims[i].n_layers;
+        attn_kv kv[ATTN_GPT_META];
+        char buf[ATTN_GPT_META * 32];
+        attn_gpt_config_meta(&c, kv, buf);
+        check(attn_safetensors_save_params(at("gpt_load", claims[i].name), ps, kv, ATTN_GPT_META),
+              claims[i].name);
+    }
+}
+
+static void bert_claims(attn_params *ps, const attn_bert_config *cfg) {
+    static const struct {
+        const char *name;
+        int64_t vocab, max_len, d_ff;
+        int n_layers, n_classes;
+    } claims[] = {{"claim_vocab", 2000000000, 0, 0, 0, 0},
+                  {"claim_layers", 0, 0, 0, 100000, 0},
+                  {"claim_max_len", 0, 2000000000, 0, 0, 0},
+                  {"claim_d_ff", 0, 0, 2000000000, 0, 0},
+                  {"claim_n_classes", 0, 0, 0, 0, 2000000000}};
+    for (size_t i = 0; i < sizeof claims / sizeof claims[0]; i++) {
+        attn_bert_config c = *cfg;
+        if (claims[i].vocab) c.vocab = claims[i].vocab;
+        if (claims[i].max_len) c.max_len = claims[i].max_len;
+        if (claims[i].d_ff) c.d_ff = claims[i].d_ff;
+        if (claims[i].n_layers) c.n_layers = claims[i].n_layers;
+        if (claims[i].n_classes) c.n_classes = claims[i].n_classes;
+        attn_kv kv[ATTN_BERT_META];
+        char buf[ATTN_BERT_META * 32];
+        attn_bert_config_meta(&c, kv, buf);
+        check(attn_safetensors_save_params(at("bert_load", claims[i].name), ps, kv, ATTN_BERT_META),
+              claims[i].name);
     }
 }
 
@@ -161,6 +219,7 @@ static void bert_files(void) {
             char name[32];
             snprintf(name, sizeof name, "bert%d.safetensors", i);
             check(attn_bert_save(at("bert_load", name), m, NULL, 0), name);
+            if (i == 1) bert_claims(ps, &m->cfg);
         }
         attn_bert_free(m);
         attn_params_free(ps);
