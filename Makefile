@@ -4,6 +4,7 @@
 #   make sanitize     the same suite under ASan + UBSan (build-asan/)
 #   make fixtures     regenerate tests/fixtures/ with PyTorch (development only)
 #   make bench        build the benchmarks (bench/)
+#   make fuzz         build the libFuzzer harnesses (clang) and run each for FUZZ_SECONDS
 #   make WERROR=1     warnings are errors (CI)
 #   make OPENMP=0     build without OpenMP (single-threaded portable core)
 
@@ -51,7 +52,7 @@ SHARED = $(BUILD)/libattn.so
 CLI    = $(BUILD)/attn
 TESTS  = $(BUILD)/attn_tests
 
-.PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx
+.PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx fuzz
 
 all: $(STATIC) $(SHARED) $(CLI) $(EX_BIN)
 
@@ -143,8 +144,17 @@ fixtures:
 	$(PYTHON) tools/make_bert_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_vision_attention_fixtures.py tests/fixtures
 
+# The libFuzzer harnesses of fuzz/ (one per file reader), built with clang,
+# ASan and UBSan in build-fuzz/, each run for FUZZ_SECONDS (default 60); a
+# crash keeps its input in build-fuzz/crashes/<target>/ and fails the target
+# (docs/testing.md, "Fuzzing"). Installs clang when missing and allowed
+# (scripts/setup_fuzz.sh).
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 # The dependency files of the last build (absent on a clean tree).
 -include $(wildcard $(BUILD)/src/*/*.d $(BUILD)/cli/*.d $(BUILD)/tests/*.d \

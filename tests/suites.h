@@ -24,7 +24,8 @@
     X(s2s_data)        \
     X(lm_data)         \
     X(gpt)             \
-    X(bert)
+    X(bert)            \
+    X(model_files)
 
 /* Suites that run only when named with --suite: the runner's self-test
  * (tests/test_runner.c). Each broken_* suite is wrong on purpose and must

@@ -468,6 +468,19 @@ attn_status attn_bert_load(const char *path, attn_params *ps, attn_bert **out) {
                                                   attn__meta_mul_add(c.d_model, c.n_layers, c.vocab),
                                                   0));
     if (st != ATTN_OK) return st;
+    /* The file's tensors must match the sizes of its metadata before a model
+     * of that size is built (as attn_gpt_load). */
+    if (c.n_layers >= 1 && c.d_model >= 1) {
+        const int64_t E = c.d_model, F = c.d_ff > 0 ? c.d_ff : 4 * c.d_model;
+        char last[48];
+        snprintf(last, sizeof last, "layers.%d.linear1.weight", c.n_layers - 1);
+        const attn__meta_shape want[] = {{"tok_emb.weight", c.vocab, E},
+                                         {"pos_emb.weight", c.max_len, E},
+                                         {last, F, E},
+                                         {"classifier.weight", c.n_classes, E}};
+        st = attn__meta_check_shapes("attn_bert_load", path, want, c.n_classes > 0 ? 4 : 3);
+        if (st != ATTN_OK) return st;
+    }
     attn_bert *m = NULL;
     st = attn_bert_new(&m, ps, &c, NULL);
     if (st != ATTN_OK) return st;

@@ -451,6 +451,18 @@ attn_status attn_gpt_load(const char *path, attn_params *ps, attn_gpt **out) {
                                                   attn__meta_mul_add(c.d_model, c.n_layers, c.vocab),
                                                   0));
     if (st != ATTN_OK) return st;
+    /* The file's tensors must match the sizes of its metadata before a model
+     * of that size is built (a crafted vocabulary or layer count cannot make
+     * attn allocate more than the file holds). */
+    if (c.n_layers >= 1 && c.d_model >= 1) {
+        const int64_t E = c.d_model, F = c.d_ff > 0 ? c.d_ff : 4 * c.d_model;
+        char last[48];
+        snprintf(last, sizeof last, "layers.%d.linear1.weight", c.n_layers - 1);
+        const attn__meta_shape want[] = {
+            {"tok_emb.weight", c.vocab, E}, {last, F, E}, {"pos_emb.weight", c.ctx_len, E}};
+        st = attn__meta_check_shapes("attn_gpt_load", path, want, c.pos == ATTN_POS_LEARNED ? 3 : 2);
+        if (st != ATTN_OK) return st;
+    }
     attn_gpt *m = NULL;
     st = attn_gpt_new(&m, ps, &c, NULL);
     if (st != ATTN_OK) return st;

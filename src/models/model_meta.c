@@ -91,6 +91,29 @@ int64_t attn__meta_mul_add(int64_t a, int64_t b, int64_t c) {
     return s;
 }
 
+attn_status attn__meta_check_shapes(const char *fn, const char *path, const attn__meta_shape *want,
+                                    int n) {
+    attn_safetensors *f = NULL;
+    attn_status st = attn_safetensors_open(&f, path);
+    if (st != ATTN_OK) return st;
+    for (int i = 0; i < n && st == ATTN_OK; i++) {
+        const attn_st_tensor *t = attn_safetensors_find(f, want[i].name);
+        if (!t)
+            st = attn__error(ATTN_ERR_FORMAT,
+                             "%s: %s has no tensor %s, which its configuration implies ([%lld, %lld])",
+                             fn, path, want[i].name, (long long)want[i].d0, (long long)want[i].d1);
+        else if (t->ndim != 2 || t->shape[0] != want[i].d0 || t->shape[1] != want[i].d1)
+            st = attn__error(ATTN_ERR_SHAPE,
+                             "%s: %s: tensor %s has %d dimensions [%lld, ...], its configuration "
+                             "implies [%lld, %lld]",
+                             fn, path, want[i].name, t->ndim, t->ndim > 0 ? (long long)t->shape[0] : 0ll,
+                             (long long)want[i].d0, (long long)want[i].d1);
+    }
+    attn_safetensors_close(f);
+    return st;
+}
+
+
 attn_status attn__meta_check_size(const char *fn, const char *path, int64_t n_layers,
                                   int64_t min_elems) {
     attn_safetensors *f = NULL;

@@ -60,6 +60,22 @@ attn_status attn__meta_check_size(const char *fn, const char *path, int64_t n_la
 /* Lower bound helper: a * b + c without overflow, or -1. */
 int64_t attn__meta_mul_add(int64_t a, int64_t b, int64_t c);
 
+/* A tensor that a configuration implies: name and 2-D shape. */
+typedef struct attn__meta_shape {
+    const char *name;
+    int64_t d0, d1;
+} attn__meta_shape;
+
+/* Checks that the file at path holds each want[i] with exactly its shape,
+ * before a model is built from the file's configuration: the sizes read from
+ * the metadata (vocabulary, width, layers, ...) are then bounded by the
+ * file's own tensors, and a few bytes of metadata cannot make attn allocate
+ * gigabytes or build 100,000 layers only to reject the file afterwards.
+ * Errors, under the name fn: ATTN_ERR_FORMAT (a tensor is missing), ATTN_ERR_SHAPE
+ * (another shape), those of attn_safetensors_open. */
+attn_status attn__meta_check_shapes(const char *fn, const char *path, const attn__meta_shape *want,
+                                    int n);
+
 /* Saves ps to path with the metadata kv[0..n_cfg) (room for n_cfg + n_meta
  * entries) followed by meta[0..n_meta). */
 attn_status attn__meta_save(const char *path, const attn_params *ps, attn_kv *kv, int n_cfg,
