@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "attn/safetensors.h"
 #include "commands.h"
 
 int cli_opt_int(const char *cmd, const char *sub, const char *a, const char *v, long long lo,
@@ -48,4 +50,55 @@ int cli_make_dir(const char *path) {
     if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
     struct stat st;
     return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+/* ---- numbers from text: options and checkpoint metadata ---------------------------- */
+
+int parse_ll(const char *s, long long lo, long long hi, long long *out) {
+    if (!s || !*s) return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int parse_real(const char *s, double lo, double hi, double *out) {
+    if (!s || !*s) return -1;
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !(v >= lo && v <= hi)) return -1;
+    *out = v;
+    return 0;
+}
+
+const char *meta_str(meta_reader *m, const char *key) {
+    const char *v = attn_safetensors_metadata(m->f, key);
+    if (!v && !m->err[0])
+        snprintf(m->err, sizeof m->err, "%s: metadata '%s' is missing", m->path, key);
+    return v ? v : "";
+}
+
+long long meta_ll(meta_reader *m, const char *key, long long lo, long long hi) {
+    const char *v = attn_safetensors_metadata(m->f, key);
+    long long x = 0;
+    if (parse_ll(v, lo, hi, &x) != 0 && !m->err[0])
+        snprintf(m->err, sizeof m->err, "%s: metadata '%s' = '%s': expected an integer in [%lld, %lld]",
+                 m->path, key, v ? v : "(missing)", lo, hi);
+    return x;
+}
+
+int meta_has(meta_reader *m, const char *key) {
+    return attn_safetensors_metadata(m->f, key) != NULL;
+}
+
+double meta_real(meta_reader *m, const char *key, double lo, double hi) {
+    const char *v = attn_safetensors_metadata(m->f, key);
+    double x = 0.0;
+    if (parse_real(v, lo, hi, &x) != 0 && !m->err[0])
+        snprintf(m->err, sizeof m->err, "%s: metadata '%s' = '%s': expected a number in [%g, %g]",
+                 m->path, key, v ? v : "(missing)", lo, hi);
+    return x;
 }

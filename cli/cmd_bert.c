@@ -123,19 +123,26 @@ static int run_meta_read(const char *path, int finetune, run_info *r, long long 
     snprintf(r->data, sizeof r->data, "%s", v[3]);
     snprintf(r->init, sizeof r->init, "%s", v[4]);
     r->tok = !strcmp(v[5], "bpe") ? ATTN_VOCAB_BPE : ATTN_VOCAB_CHAR;
-    r->bpe_merges = atoll(v[6]);
-    r->batch = atoll(v[7]);
-    r->total_steps = atoll(v[8]);
-    r->warmup = atoll(v[9]);
-    r->seed = atoll(v[10]);
-    r->lr = atof(v[11]);
-    r->min_lr = atof(v[12]);
-    r->weight_decay = atof(v[13]);
-    r->mask_prob = atof(v[14]);
-    r->train_seconds = atof(v[15]);
-    r->train_per_class = v[16] ? atoll(v[16]) : 0;
-    *step = atoll(st);
+    /* every number range-checked as its option is (a file is untrusted: a
+     * batch of 2^59 + 1 would make the batch's size wrap) */
+    meta_reader m = {f, path, {0}};
+    r->bpe_merges = meta_ll(&m, "run.bpe_merges", 0, 100000);
+    r->batch = meta_ll(&m, "run.batch", 1, 1 << 20);
+    r->total_steps = meta_ll(&m, "run.steps", 1, 1ll << 40);
+    r->warmup = meta_ll(&m, "run.warmup", 0, 1ll << 40);
+    r->seed = meta_ll(&m, "run.seed", 0, 1ll << 62);
+    r->lr = meta_real(&m, "run.lr", 0.0, 10.0);
+    r->min_lr = meta_real(&m, "run.min_lr", 0.0, 10.0);
+    r->weight_decay = meta_real(&m, "run.weight_decay", 0.0, 10.0);
+    r->mask_prob = meta_real(&m, "run.mask_prob", 0.0, 1.0);
+    r->train_seconds = meta_real(&m, "run.train_seconds", 0.0, 1e12);
+    r->train_per_class = v[16] ? meta_ll(&m, "run.train_per_class", 0, 1ll << 40) : 0;
+    *step = meta_ll(&m, "step", 0, 1ll << 40);
     attn_safetensors_close(f);
+    if (m.err[0]) {
+        fprintf(stderr, "attn bert: %s\n", m.err);
+        return 1;
+    }
     return 0;
 }
 

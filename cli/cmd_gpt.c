@@ -113,19 +113,26 @@ static int run_meta_read(const char *path, run_info *r) {
         fprintf(stderr, "attn gpt: %s is not a checkpoint of attn gpt train (run.* metadata missing)\n", path);
         return 1;
     }
+    /* every number range-checked as its option is (a file is untrusted: a
+     * batch of 2^59 + 1 made B T wrap and the batcher overflow its buffer) */
+    meta_reader m = {f, path, {0}};
     snprintf(r->data, sizeof r->data, "%s", v[0]);
     r->tok = !strcmp(v[1], "bpe") ? ATTN_VOCAB_BPE : ATTN_VOCAB_CHAR;
-    r->bpe_merges = atoll(v[2]);
-    r->batch = atoll(v[3]);
-    r->total_steps = atoll(v[4]);
-    r->warmup = atoll(v[5]);
-    r->seed = atoll(v[6]);
-    r->lr = atof(v[7]);
-    r->min_lr = atof(v[8]);
-    r->weight_decay = atof(v[9]);
-    r->train_seconds = atof(v[10]);
-    r->step = atoll(step);
+    r->bpe_merges = meta_ll(&m, "run.bpe_merges", 0, 100000);
+    r->batch = meta_ll(&m, "run.batch", 1, 1 << 20);
+    r->total_steps = meta_ll(&m, "run.steps", 1, 1ll << 40);
+    r->warmup = meta_ll(&m, "run.warmup", 0, 1ll << 40);
+    r->seed = meta_ll(&m, "run.seed", 0, 1ll << 62);
+    r->lr = meta_real(&m, "run.lr", 0.0, 10.0);
+    r->min_lr = meta_real(&m, "run.min_lr", 0.0, 10.0);
+    r->weight_decay = meta_real(&m, "run.weight_decay", 0.0, 10.0);
+    r->train_seconds = meta_real(&m, "run.train_seconds", 0.0, 1e12);
+    r->step = meta_ll(&m, "step", 0, 1ll << 40);
     attn_safetensors_close(f);
+    if (m.err[0]) {
+        fprintf(stderr, "attn gpt: %s\n", m.err);
+        return 1;
+    }
     return 0;
 }
 
@@ -414,6 +421,12 @@ static int cmd_gpt_train(int argc, char **argv) {
             rc = cli_fail(CMD, "cannot rebuild the model");
             goto done;
         }
+        if (attn_vocab_size(g.vocab) != gc.vocab) { /* a vocabulary that is not the model's */
+            fprintf(stderr, "attn gpt: %s has %d tokens, the model in %s was built for %lld: not "
+                            "this run's vocabulary\n",
+                    vpath, attn_vocab_size(g.vocab), ckpt, (long long)gc.vocab);
+            goto done;
+        }
     } else {
         snprintf(rp->data, sizeof rp->data, "%s", data);
         rp->tok = !strcmp(tok, "bpe") ? ATTN_VOCAB_BPE : ATTN_VOCAB_CHAR;
@@ -683,6 +696,12 @@ static int cmd_gpt_sample(int argc, char **argv) {
     dir_file(path, sizeof path, model, "model.safetensors");
     if (attn_params_new(&ps) != ATTN_OK || attn_gpt_load(path, ps, &m) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot load the model");
+        goto done;
+    }
+    if (attn_vocab_size(vocab) != m->cfg.vocab) { /* a vocabulary that is not the model's */
+        fprintf(stderr, "attn gpt: the vocabulary of %s has %d tokens, the model was built for "
+                        "%lld: not this model's vocabulary\n",
+                model, attn_vocab_size(vocab), (long long)m->cfg.vocab);
         goto done;
     }
     attn_ctx_config cc = {0};

@@ -51,4 +51,28 @@ int cli_viz_grid(const char *path, const char *title, attn_tensor *const *maps, 
                  const char *const *rl, const char *const *cl);
 int cli_viz_lm(const char *dir, const char *kind, const char *prefix, const char *text, int threads);
 
+
+/* Numbers from text (cli/cli_util.c): parse_ll / parse_real read all of s as
+ * a number in [lo, hi] into *out and return 0, else -1 (NULL and empty are
+ * not numbers). */
+int parse_ll(const char *s, long long lo, long long hi, long long *out);
+int parse_real(const char *s, double lo, double hi, double *out);
+
+/* Reading a checkpoint's metadata back, every value range-checked (a file is
+ * untrusted input: a batch of 2^59 must not reach an allocation): each
+ * getter records the first problem in err (naming the file, the key, the
+ * value and the range) and returns 0 / "" then. One helper for every
+ * command. */
+struct attn_safetensors;
+typedef struct meta_reader {
+    struct attn_safetensors *f;
+    const char *path;
+    char err[8192];
+} meta_reader;
+
+const char *meta_str(meta_reader *m, const char *key);
+long long meta_ll(meta_reader *m, const char *key, long long lo, long long hi);
+int meta_has(meta_reader *m, const char *key);
+double meta_real(meta_reader *m, const char *key, double lo, double hi);
+
 #endif

@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "attn/attn.h"
+#include "commands.h"
 #include "train_driver.h"
 
 /* Stream of the dates' valid and test examples: fixed, so that every model
@@ -109,17 +110,6 @@ void meta_put(meta_list *m, const char *key, const char *fmt, ...)
 #endif
     ;
 
-/* Reading metadata back: each getter records the first problem in err. */
-typedef struct meta_reader {
-    attn_safetensors *f;
-    const char *path;
-    char err[8192];
-} meta_reader;
-
-const char *meta_str(meta_reader *m, const char *key);
-long long meta_ll(meta_reader *m, const char *key, long long lo, long long hi);
-int meta_has(meta_reader *m, const char *key);
-double meta_real(meta_reader *m, const char *key, double lo, double hi);
 
 /* ---- a family: what is the model's own ------------------------------------------------ */
 
@@ -169,8 +159,6 @@ int usage_error(const char *sub, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-int parse_ll(const char *s, long long lo, long long hi, long long *out);
-int parse_real(const char *s, double lo, double hi, double *out);
 int opt_int(const char *sub, const char *a, const char *v, long long lo, long long hi, long long *out);
 int opt_real(const char *sub, const char *a, const char *v, double lo, double hi, double *out);
 int opt_str(const char *sub, const char *a, const char *v, const char **out);

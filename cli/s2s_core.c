@@ -35,26 +35,6 @@ int usage_error(const char *sub, const char *fmt, ...) {
 }
 
 /* Parses an integer in [lo, hi]; 0 on success. */
-int parse_ll(const char *s, long long lo, long long hi, long long *out) {
-    if (!s || !*s) return -1;
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
-int parse_real(const char *s, double lo, double hi, double *out) {
-    if (!s || !*s) return -1;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || !(v >= lo && v <= hi)) return -1;
-    *out = v;
-    return 0;
-}
-
 /* Option value helpers for the parsing loops: each takes the option name a,
  * its value v (NULL when missing), and returns 0 or a usage error (2). */
 int opt_int(const char *sub, const char *a, const char *v, long long lo, long long hi,
@@ -198,35 +178,6 @@ void meta_build(meta_list *m, const bundle *b) {
     meta_put(m, "train_seconds", "%.3f", r->train_seconds);
 }
 
-
-const char *meta_str(meta_reader *m, const char *key) {
-    const char *v = attn_safetensors_metadata(m->f, key);
-    if (!v && !m->err[0])
-        snprintf(m->err, sizeof m->err, "%s: metadata '%s' is missing", m->path, key);
-    return v ? v : "";
-}
-
-long long meta_ll(meta_reader *m, const char *key, long long lo, long long hi) {
-    const char *v = attn_safetensors_metadata(m->f, key);
-    long long x = 0;
-    if (parse_ll(v, lo, hi, &x) != 0 && !m->err[0])
-        snprintf(m->err, sizeof m->err, "%s: metadata '%s' = '%s': expected an integer in [%lld, %lld]",
-                 m->path, key, v ? v : "(missing)", lo, hi);
-    return x;
-}
-
-int meta_has(meta_reader *m, const char *key) {
-    return attn_safetensors_metadata(m->f, key) != NULL;
-}
-
-double meta_real(meta_reader *m, const char *key, double lo, double hi) {
-    const char *v = attn_safetensors_metadata(m->f, key);
-    double x = 0.0;
-    if (parse_real(v, lo, hi, &x) != 0 && !m->err[0])
-        snprintf(m->err, sizeof m->err, "%s: metadata '%s' = '%s': expected a number in [%g, %g]",
-                 m->path, key, v ? v : "(missing)", lo, hi);
-    return x;
-}
 
 void dir_file(char *buf, size_t n, const char *dir, const char *name) {
     snprintf(buf, n, "%s/%s", dir, name);

@@ -182,6 +182,65 @@ checks bert-finetune --pre-ln 1 -- "${FINETUNE[@]}"
 checks seq2seq --hidden 16 -- "${SEQ2SEQ[@]}"
 checks transformer --d-model 16 -- "${TRANSFORMER[@]}"
 
+# A checkpoint is untrusted input: a run setting out of range in its metadata
+# (a batch of 2^59 + 1, which once made the batch's size wrap and the
+# batcher write past a 128-byte buffer) is refused with the key named,
+# before anything is allocated from it.
+set_meta() { # FILE KEY VALUE: rewrites one metadata value of a safetensors file
+    python3 - "$@" <<'PY'
+import json, struct, sys
+path, key, value = sys.argv[1:4]
+raw = open(path, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+head["__metadata__"][key] = value
+text = json.dumps(head, separators=(",", ":")).encode()
+text += b" " * (-len(text) % 8)
+open(path, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+PY
+}
+# A vocabulary that is not the model's (smaller: its unknown tokens would be
+# trained on silently) is refused by resume and by sample.
+cp "$TMP/gpt/vocab" "$TMP/vocab.saved"
+printf 'attn-vocab 1 char 2 0\n61\n62\n' >"$TMP/gpt/vocab"
+"$ATTN" gpt train --out "$TMP/gpt" --resume --steps 20 --quiet >"$TMP/voc.out" 2>&1
+rc=$?
+if [ "$rc" = 1 ] && grep -q "not this run's vocabulary" "$TMP/voc.out"; then
+    ok "gpt: --resume with a vocabulary of another size is refused (exit 1)"
+else
+    fail "gpt: --resume with a wrong vocabulary: exit $rc: $(head -c 400 "$TMP/voc.out")"
+fi
+"$ATTN" gpt sample --model "$TMP/gpt" --prompt "the" --tokens 4 >"$TMP/voc.out" 2>&1
+rc=$?
+if [ "$rc" = 1 ] && grep -q "not this model's vocabulary" "$TMP/voc.out"; then
+    ok "gpt: sample with a vocabulary of another size is refused (exit 1)"
+else
+    fail "gpt: sample with a wrong vocabulary: exit $rc: $(head -c 400 "$TMP/voc.out")"
+fi
+cp "$TMP/vocab.saved" "$TMP/gpt/vocab"
+
+for fam in gpt bert-pretrain; do
+    dir="$TMP/$fam"
+    cmd=("$ATTN" gpt train)
+    [ "$fam" = bert-pretrain ] && cmd=("$ATTN" bert pretrain)
+    for kv in "run.batch=576460752303423489" "run.steps=-3" "run.lr=nan" "step=1e99"; do
+        key="${kv%%=*}"
+        cp "$dir/model.safetensors" "$TMP/saved.safetensors"
+        if ! command -v python3 >/dev/null || ! set_meta "$dir/model.safetensors" "$key" "${kv#*=}"; then
+            fail "$fam: cannot rewrite the checkpoint's metadata (python3 missing?)"
+            continue
+        fi
+        "${cmd[@]}" --out "$dir" --resume --steps 20 --quiet >"$TMP/meta.out" 2>&1
+        rc=$?
+        if [ "$rc" = 1 ] && grep -q "metadata '$key' = " "$TMP/meta.out"; then
+            ok "$fam: --resume of a checkpoint with $kv is refused (exit 1), the key named"
+        else
+            fail "$fam: --resume with $kv: exit $rc: $(head -c 400 "$TMP/meta.out")"
+        fi
+        cp "$TMP/saved.safetensors" "$dir/model.safetensors"
+    done
+done
+
 # ---- inputs a user will give (issue 10, part 5), on the models trained above ----------
 S2S="$TMP/seq2seq"
 T2T="$TMP/transformer"
