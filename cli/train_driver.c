@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "train_driver.h"
@@ -108,9 +111,37 @@ static int exists(const char *dir, const char *name) {
     return stat(path, &st) == 0;
 }
 
+/* Removes the temporary files that killed saves of earlier runs left in dir:
+ * only the atomic writer's own pattern "<name>.tmp.<pid>" (the name without
+ * a slash, the pid all digits) of a process that no longer exists. */
+static void remove_orphans(const char *prog, const char *dir, int quiet) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    const struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t || t == e->d_name) continue;
+        const char *digits = t + 5;
+        char *end = NULL;
+        errno = 0;
+        const long pid = strtol(digits, &end, 10);
+        if (!*digits || *end || errno || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (remove(path) == 0) n++;
+    }
+    closedir(d);
+    if (n && !quiet)
+        fprintf(stderr, "%s: removed %d temporary file%s of interrupted saves from %s\n", prog, n,
+                n == 1 ? "" : "s", dir);
+}
+
 int train_dir_check(const char *prog, const train_opts *o) {
     const char *out = o->out;
     const int has_model = exists(out, "model.safetensors");
+    remove_orphans(prog, out, o->quiet);
     if (o->resume) {
         if (has_model && o->fixed_flag) {
             fprintf(stderr,
@@ -154,9 +185,55 @@ double train_cpu_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The "step" of a log line, or -1 when it has none. */
+static long long line_step(const char *line) {
+    const char *p = strstr(line, "\"step\":");
+    if (!p) return -1;
+    char *end = NULL;
+    const long long s = strtoll(p + 7, &end, 10);
+    return end == p + 7 ? -1 : s;
+}
+
+/* On resume the log is cut back to the checkpoint: records of steps after
+ * run->step (logged after the last checkpoint, before an interruption) are
+ * dropped, so a resumed run's log has each step once. Rewritten through a
+ * temporary file and a rename. 0, or -1 (printed). */
+static int log_cut(const train_run *run, const char *path) {
+    FILE *in = fopen(path, "r");
+    if (!in) return 0; /* no log yet: nothing to cut */
+    char tmp[4200], line[16384];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        fprintf(stderr, "%s: cannot write %s: %s\n", run->prog, tmp, strerror(errno));
+        return -1;
+    }
+    long long dropped = 0;
+    while (fgets(line, sizeof line, in)) {
+        if (line_step(line) > run->step) {
+            dropped++;
+            continue;
+        }
+        fputs(line, out);
+    }
+    const int bad = ferror(in) | ferror(out);
+    fclose(in);
+    if (fclose(out) != 0 || bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        fprintf(stderr, "%s: cannot cut %s back to step %lld\n", run->prog, path, (long long)run->step);
+        return -1;
+    }
+    if (dropped && !run->quiet)
+        printf("resume: %s cut back to step %lld (%lld records after the checkpoint dropped)\n", path,
+               (long long)run->step, dropped);
+    return 0;
+}
+
 int train_log_open(train_run *run, int resume) {
     char path[4096];
     snprintf(path, sizeof path, "%s/train.jsonl", run->out);
+    if (resume && log_cut(run, path)) return 1;
     if (attn_jsonl_open(&run->log, path, resume) == ATTN_OK) return 0;
     fprintf(stderr, "%s: cannot open the log: %s\n", run->prog, attn_last_error());
     return 1;

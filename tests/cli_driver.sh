@@ -199,6 +199,35 @@ text += b" " * (-len(text) % 8)
 open(path, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
 PY
 }
+# Leftovers of killed runs: records logged after the last checkpoint are cut
+# from train.jsonl on resume (each step logged once), and temporary files
+# of killed saves ("<name>.tmp.<pid>" of a dead process) are removed; other
+# files stay.
+dir="$TMP/gpt"
+last=$(sed -n 's/.*"event":"end","step":\([0-9]*\).*/\1/p' "$dir/train.jsonl" | tail -1)
+printf '{"event":"train","step":%d,"loss":99.5}\n' $((last + 1)) >>"$dir/train.jsonl"
+sleep 0 & deadpid=$!
+wait "$deadpid"
+: >"$dir/model.safetensors.tmp.$deadpid"
+: >"$dir/vocab.tmp.$deadpid"
+: >"$dir/notes.tmp.keep"
+: >"$dir/model.safetensors.tmp.$$"
+"$ATTN" gpt train --out "$dir" --resume --steps $((last + 2)) --log-every 1 --quiet >"$TMP/left.out" 2>&1
+rc=$?
+n=$(grep -c "\"event\":\"train\",\"step\":$((last + 1))," "$dir/train.jsonl")
+if [ "$rc" = 0 ] && ! grep -q '"loss":99.5' "$dir/train.jsonl" && [ "$n" = 1 ]; then
+    ok "gpt: resume cuts train.jsonl back to the checkpoint (step $((last + 1)) logged once)"
+else
+    fail "gpt: log after resume: exit $rc, step $((last + 1)) logged $n times: $(head -c 300 "$TMP/left.out")"
+fi
+if [ ! -e "$dir/model.safetensors.tmp.$deadpid" ] && [ ! -e "$dir/vocab.tmp.$deadpid" ] &&
+    [ -e "$dir/notes.tmp.keep" ] && [ -e "$dir/model.safetensors.tmp.$$" ]; then
+    ok "gpt: a run removes the temporary files of killed saves, and only those"
+else
+    fail "gpt: orphan temporary files: $(ls "$dir" | tr '\n' ' ')"
+fi
+rm -f "$dir/notes.tmp.keep" "$dir/model.safetensors.tmp.$$"
+
 # A vocabulary that is not the model's (smaller: its unknown tokens would be
 # trained on silently) is refused by resume and by sample.
 cp "$TMP/gpt/vocab" "$TMP/vocab.saved"
