@@ -102,7 +102,9 @@ deps:
 # AVX-512 BF16 instead of AMX for bf16) where this CPU picks a faster one,
 # then the test of the runner itself (tests/check_runner.sh: deliberately
 # broken suites must make it exit non-zero), the examples, and last the
-# training driver's behaviour through the CLI (tests/cli_driver.sh). Needs
+# training driver's behaviour through the CLI (tests/cli_driver.sh), and the
+# faults a run must survive (tests/fault_tests.sh: kill -9 during saves, a
+# full disk, bit-identical resume, hostile option values). Needs
 # neither root nor the network: data that is not there (Fashion-MNIST,
 # gettext text) is a counted, named skip; `make deps` (or scripts/setup.sh)
 # installs it.
@@ -114,6 +116,7 @@ test: all $(TESTS)
 	bash tests/check_runner.sh $(TESTS)
 	bash tests/run_examples.sh $(BUILD)
 	bash tests/cli_driver.sh $(BUILD)
+	bash tests/fault_tests.sh $(BUILD)
 
 check: test
 
