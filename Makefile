@@ -52,7 +52,7 @@ SHARED = $(BUILD)/libattn.so
 CLI    = $(BUILD)/attn
 TESTS  = $(BUILD)/attn_tests
 
-.PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx fuzz
+.PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx alloc-fail fuzz
 
 all: $(STATIC) $(SHARED) $(CLI) $(EX_BIN)
 
@@ -128,6 +128,20 @@ sanitize:
 	ATTN_SANITIZE=1 $(MAKE) BUILD=build-asan OPT="-O1" OPENMP=0 \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test
+
+# Allocation-failure injection (tests/alloc_fail/alloc_fail.c): the library built with
+# ASan + UBSan (LeakSanitizer) and without OpenMP in build-af/, the test
+# linked with the allocator wrapped, so that the N-th allocation of a GPT,
+# BERT and vocabulary scenario fails, for every N.
+alloc-fail:
+	$(MAKE) BUILD=build-af OPT="-O1" OPENMP=0 \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" build-af/libattn.a
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Iinclude -g -O1 \
+	  -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+	  -o build-af/alloc_fail tests/alloc_fail/alloc_fail.c build-af/libattn.a \
+	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc -lm -ldl
+	ATTN_BLAS=builtin build-af/alloc_fail
 
 # Needs PyTorch (1.13 or later: Debian's python3-torch) and numpy; CI never
 # runs it (tools/check_op_coverage.py checks, without torch, that every op has

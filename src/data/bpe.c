@@ -234,16 +234,21 @@ attn_status attn_bpe_learn(const char *const *texts, int64_t n_texts, int n_merg
                 int64_t *slot = attn__map_get(&chunk_index, h);
                 if (!slot) {
                     slot = attn__map_put(&chunk_index, h);
+                    /* each grown buffer is kept at once: when the second
+                     * grow fails, the first one's new block is freed at done
+                     * (it leaked before) */
                     void *co = chunk_off;
-                    size_t cap2 = cap_chunks;
+                    size_t cap1 = cap_chunks, cap2 = cap_chunks;
                     void *cf = chunk_freq;
-                    if (!slot || attn__grow(&co, &cap_chunks, n_chunks + 1, sizeof(size_t)) != 0 ||
-                        attn__grow(&cf, &cap2, n_chunks + 1, sizeof(int64_t)) != 0) {
+                    const int bad1 = !slot || attn__grow(&co, &cap1, n_chunks + 1, sizeof(size_t)) != 0;
+                    chunk_off = co;
+                    const int bad2 = bad1 || attn__grow(&cf, &cap2, n_chunks + 1, sizeof(int64_t)) != 0;
+                    chunk_freq = cf;
+                    if (bad1 || bad2) {
                         st = attn__error(ATTN_ERR_OOM, "%s: out of memory counting chunks", who);
                         goto done;
                     }
-                    chunk_off = co;
-                    chunk_freq = cf;
+                    cap_chunks = cap1 < cap2 ? cap1 : cap2;
                     *slot = (int64_t)n_chunks;
                     chunk_off[n_chunks] = chunk_text.len;
                     chunk_freq[n_chunks] = 1;
