@@ -12,8 +12,10 @@
  *
  * Scenarios: a GPT (store, model, AdamW, context, one training step,
  * checkpoint save over a previous one, checkpoint load, model save and
- * load), a BERT (the same with its MLM loss), a BPE vocabulary (learn,
- * save over a previous one, load, encode).
+ * load), a BERT (the same with its MLM loss), the RNN encoder-decoder and
+ * the encoder-decoder Transformer (one step, a checkpoint saved and loaded
+ * into a fresh model), a BPE vocabulary (learn, save over a previous one,
+ * load, encode).
  *
  * Prints one line per scenario and "alloc_fail: N passed, N failed". */
 #include <stdint.h>
@@ -137,6 +139,70 @@ out:
     return st;
 }
 
+/* The two encoder-decoders: one teacher-forced step on a tiny batch, a
+ * checkpoint saved over a previous one and loaded into a fresh model. */
+static attn_status s2s_step(attn_params *ps, attn_optim *opt, attn_ctx *ctx, const void *m, int t2t,
+                            const char *ck, attn_params *ps2, attn_optim *opt2) {
+    int32_t src[8] = {4, 5, 6, 2, 7, 8, 2, 0}, len[2] = {4, 3};
+    int32_t tin[8] = {1, 4, 5, 6, 1, 7, 8, 0}, tout[8] = {4, 5, 6, 2, 7, 8, 2, 0};
+    const int64_t sh[2] = {2, 4}, b = 2;
+    attn_s2s_batch batch = {attn_tensor_from(ctx, ATTN_I32, 2, sh, src),
+                            attn_tensor_from(ctx, ATTN_I32, 1, &b, len),
+                            attn_tensor_from(ctx, ATTN_I32, 2, sh, tin),
+                            attn_tensor_from(ctx, ATTN_I32, 2, sh, tout)};
+    attn_tensor *loss = !batch.src || !batch.src_len || !batch.tgt_in || !batch.tgt_out ? NULL
+                        : t2t ? attn_t2t_loss(ctx, (const attn_t2t *)m, &batch, 0.1f, NULL)
+                              : attn_seq2seq_loss(ctx, (const attn_seq2seq *)m, &batch, 0.1f, NULL);
+    if (!loss) return attn_ctx_status(ctx) ? attn_ctx_status(ctx) : ATTN_ERR_OOM;
+    attn_status st = attn_backward(ctx, loss);
+    if (!st) st = attn_optim_step(opt, 1e-3f);
+    if (!st) st = attn_checkpoint_save(ck, ps, opt, 1, NULL, 0);
+    if (!st) st = attn_checkpoint_load(ck, ps2, opt2, NULL);
+    return st;
+}
+
+static attn_status scenario_s2s(int t2t) {
+    attn_status st = ATTN_OK;
+    attn_params *ps = NULL, *ps2 = NULL;
+    void *m = NULL, *m2 = NULL;
+    attn_optim *opt = NULL, *opt2 = NULL;
+    attn_ctx *ctx = NULL;
+    char ck[300];
+    path_of(ck, sizeof ck, t2t ? "t2t.ckpt.safetensors" : "rnn.ckpt.safetensors");
+    attn_seq2seq_config rc = {.cell = ATTN_RNN_GRU, .src_vocab = 9, .tgt_vocab = 9, .emb_dim = 8,
+                              .hidden = 8, .enc_layers = 1, .dec_layers = 1, .bidirectional = 1,
+                              .attention = ATTN_S2S_BAHDANAU, .dropout = 0.1f,
+                              .pad_id = 0, .bos_id = 1, .eos_id = 2};
+    attn_t2t_config tc = {.src_vocab = 9, .tgt_vocab = 9, .d_model = 8, .n_heads = 2,
+                          .enc_layers = 1, .dec_layers = 1, .d_ff = 16, .dropout = 0.1f,
+                          .pos = ATTN_POS_SINUSOIDAL, .pad_id = 0, .bos_id = 1, .eos_id = 2};
+    attn_optim_config oc = {.kind = ATTN_OPTIM_ADAMW, .lr = 1e-3f};
+    attn_rng rng;
+    attn_rng_init(&rng, 5);
+    attn_ctx_config cc = {.arena_bytes = (size_t)8 << 20, .n_threads = 1};
+    if ((st = attn_params_new(&ps)) || (st = attn_params_new(&ps2))) goto out;
+    st = t2t ? attn_t2t_new((attn_t2t **)&m, ps, &tc, &rng)
+             : attn_seq2seq_new((attn_seq2seq **)&m, ps, &rc, &rng);
+    if (!st) st = t2t ? attn_t2t_new((attn_t2t **)&m2, ps2, &tc, NULL)
+                      : attn_seq2seq_new((attn_seq2seq **)&m2, ps2, &rc, NULL);
+    if (st || (st = attn_optim_new(&opt, ps, &oc)) || (st = attn_optim_new(&opt2, ps2, &oc)) ||
+        (st = attn_ctx_new(&ctx, &cc)))
+        goto out;
+    st = s2s_step(ps, opt, ctx, m, t2t, ck, ps2, opt2);
+out:
+    if (t2t) {
+        attn_t2t_free(m), attn_t2t_free(m2);
+    } else {
+        attn_seq2seq_free(m), attn_seq2seq_free(m2);
+    }
+    attn_optim_free(opt), attn_optim_free(opt2);
+    attn_params_free(ps), attn_params_free(ps2);
+    attn_ctx_free(ctx);
+    return st;
+}
+static attn_status scenario_rnn(void) { return scenario_s2s(0); }
+static attn_status scenario_t2t(void) { return scenario_s2s(1); }
+
 static attn_status scenario_vocab(void) {
     static const char *texts[3] = {"the cat sat on the mat", "a dog ran in the fog",
                                    "the cat and the dog"};
@@ -168,6 +234,13 @@ static int files_ok(const char *which) {
         attn_safetensors_close(f);
         return ok;
     }
+    if (!strcmp(which, "rnn") || !strcmp(which, "t2t")) {
+        attn_safetensors *f = NULL;
+        path_of(p, sizeof p, !strcmp(which, "rnn") ? "rnn.ckpt.safetensors" : "t2t.ckpt.safetensors");
+        const int ok = attn_safetensors_open(&f, p) == ATTN_OK;
+        attn_safetensors_close(f);
+        return ok;
+    }
     if (!strcmp(which, "bert")) {
         attn_params *ps = NULL;
         attn_bert *m = NULL;
@@ -194,9 +267,10 @@ int main(void) {
     static const struct {
         const char *name;
         attn_status (*run)(void);
-    } sc[3] = {{"gpt", scenario_gpt}, {"bert", scenario_bert}, {"vocab", scenario_vocab}};
+    } sc[5] = {{"gpt", scenario_gpt}, {"bert", scenario_bert}, {"rnn", scenario_rnn},
+               {"t2t", scenario_t2t}, {"vocab", scenario_vocab}};
     int passed = 0, failed = 0;
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < 5; s++) {
         g_fail_at = -1;
         g_count = 0;
         const attn_status st0 = sc[s].run(); /* counting, and the files to replace */
