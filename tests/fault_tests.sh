@@ -168,7 +168,7 @@ for fam in SEQ2SEQ TRANSFORMER; do
 done
 
 # ---- hostile option values -----------------------------------------------------------------
-hostile=("-1" "99999999999999999999" "1e308" "nan" "abc" "" "12abc")
+hostile=("-1" "0" "99999999999999999999" "nan" "abc" "")
 check_opts() { # NAME OPTION... -- CMD...
     local name="$1"
     shift
@@ -194,14 +194,18 @@ check_opts() { # NAME OPTION... -- CMD...
     done
     [ "$bad" = 0 ] && ok "$name: $total hostile option values: exit 2 naming the option (or accepted when valid), no crash"
 }
-check_opts "gpt train" --steps --batch --lr --warmup --weight-decay --seed --layers --heads \
-    --d-model --ctx --dropout --eval-n --threads --time-budget --arena-mb \
-    -- "$ATTN" gpt train --data "$DATA"
-check_opts "bert pretrain" --batch --lr --layers --d-model --ctx --dropout --threads --mask-prob \
-    -- "$ATTN" bert pretrain --text "$DATA/train.txt" --valid "$DATA/valid.txt"
-check_opts "seq2seq train" --batch --lr --emb --hidden --dropout --threads --beam \
-    -- "$ATTN" seq2seq train --task dates
-check_opts "transformer train" --batch --lr --d-model --heads --layers --dropout --threads \
-    -- "$ATTN" transformer train --task dates
+check_opts "gpt train" --steps --batch --lr --min-lr --warmup --weight-decay --seed --layers --heads \
+    --kv-heads --d-model --d-ff --ctx --dropout --bpe-merges --eval-every --eval-n --log-every \
+    --threads --time-budget --epochs --arena-mb \
+    -- "${GPT[@]}"
+check_opts "bert pretrain" --steps --batch --lr --warmup --layers --heads --d-model --d-ff --ctx \
+    --dropout --threads --mask-prob --eval-every --log-every \
+    -- "${BERT[@]}"
+check_opts "seq2seq train" --steps --batch --lr --emb --hidden --dropout --threads --beam \
+    --eval-every --eval-n --log-every \
+    -- "${SEQ2SEQ[@]}"
+check_opts "transformer train" --steps --batch --lr --d-model --heads --layers --d-ff --dropout \
+    --threads --eval-every --log-every \
+    -- "${TRANSFORMER[@]}"
 
 finish
