@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../core/internal.h"
+#include "atomic_file_internal.h"
 #include "attn/viz.h"
 
 #define MONO "DejaVu Sans Mono,Menlo,Consolas,monospace"
@@ -198,33 +199,21 @@ static void sb_colorbar(attn__strbuf *b, const char *grad_id, double x, double y
 
 /* ---- atomic file output ---------------------------------------------------------------- */
 
+/* Through the one atomic writer (atomic_file_internal.h): temporary file,
+ * fsync, rename, fsync of the directory. */
 static attn_status write_atomic(const char *fn, const char *path, const attn__strbuf *b) {
     if (b->oom) return attn__error(ATTN_ERR_OOM, "%s: out of memory building the SVG for %s", fn,
                                    path);
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) return attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    attn_status st = ATTN_OK;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        st = attn__error(ATTN_ERR_IO, "%s: cannot create %s: %s", fn, tmp, strerror(errno));
-        free(tmp);
+    attn__atomic_file af;
+    attn_status st = attn__atomic_open(&af, fn, path);
+    if (st != ATTN_OK) return st;
+    if (b->len && fwrite(b->p, 1, b->len, af.fp) != b->len) {
+        st = attn__error(ATTN_ERR_IO, "%s: cannot write %s (%zu bytes): %s", fn, af.tmp, b->len,
+                         strerror(errno));
+        attn__atomic_abort(&af);
         return st;
     }
-    if (fwrite(b->p, 1, b->len, fp) != b->len || fflush(fp) != 0)
-        st = attn__error(ATTN_ERR_IO, "%s: cannot write %s (%zu bytes): %s", fn, tmp, b->len,
-                         strerror(errno));
-    if (!st && fsync(fileno(fp)) != 0)
-        st = attn__error(ATTN_ERR_IO, "%s: cannot fsync %s: %s", fn, tmp, strerror(errno));
-    if (fclose(fp) != 0 && !st)
-        st = attn__error(ATTN_ERR_IO, "%s: cannot close %s: %s", fn, tmp, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
-        st = attn__error(ATTN_ERR_IO, "%s: cannot rename %s to %s: %s", fn, tmp, path,
-                         strerror(errno));
-    if (st) remove(tmp);
-    free(tmp);
-    return st;
+    return attn__atomic_commit(&af);
 }
 
 static void sb_open_svg(attn__strbuf *b, double w, double h) {
