@@ -230,18 +230,7 @@ attn_tensor *attn__sdpa_packed(attn_ctx *ctx, attn_tensor *qkv, int64_t H, int64
                                const attn_sdpa_opts *opts, attn_tensor **weights) {
     static const char name[] = "sdpa (packed)";
     if (weights) *weights = NULL;
-    if (attn__any_null(ctx, name, 1, qkv)) return NULL;
-    if (attn__check_dtype(ctx, name, "qkv", qkv, ATTN_F32)) return NULL;
-    if (H < 1 || Hkv < 1 || H % Hkv || qkv->ndim != 3 || qkv->shape[0] < 1 ||
-        qkv->shape[1] < 1 || qkv->shape[2] < 1 || qkv->shape[2] % (H + 2 * Hkv)) {
-        attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "%s: qkv %s with H %lld, Hkv %lld: expected [B, T, (H + 2 Hkv) D] with every "
-                   "size >= 1 and H a multiple of Hkv",
-                   name, attn__shp(qkv), (long long)H, (long long)Hkv);
-        return NULL;
-    }
-    qkv = attn__contig(ctx, qkv);
-    if (!qkv) return NULL;
+    if (!(qkv = sdpa_check_packed(ctx, name, qkv, H, Hkv))) return NULL;
     const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / (H + 2 * Hkv);
     attn_tensor *in[3] = {qkv, qkv, qkv};
     const int64_t ysh[3] = {B, T, H * D};

@@ -131,6 +131,24 @@ static inline int sdpa_check_opts(attn_ctx *ctx, const char *name, const attn_te
     return 0;
 }
 
+/* The packed layout's input (attn__sdpa_packed, attn__flash_sdpa_packed):
+ * qkv f32 [B, T, (H + 2 Hkv) D] with every size >= 1 and H a multiple of
+ * Hkv. Returns qkv made contiguous, or NULL with the error set. */
+static inline attn_tensor *sdpa_check_packed(attn_ctx *ctx, const char *name, attn_tensor *qkv,
+                                             int64_t H, int64_t Hkv) {
+    if (attn__any_null(ctx, name, 1, qkv)) return NULL;
+    if (attn__check_dtype(ctx, name, "qkv", qkv, ATTN_F32)) return NULL;
+    if (H < 1 || Hkv < 1 || H % Hkv || qkv->ndim != 3 || qkv->shape[0] < 1 ||
+        qkv->shape[1] < 1 || qkv->shape[2] < 1 || qkv->shape[2] % (H + 2 * Hkv)) {
+        attn__fail(ctx, ATTN_ERR_SHAPE,
+                   "%s: qkv %s with H %lld, Hkv %lld: expected [B, T, (H + 2 Hkv) D] with every "
+                   "size >= 1 and H a multiple of Hkv",
+                   name, attn__shp(qkv), (long long)H, (long long)Hkv);
+        return NULL;
+    }
+    return attn__contig(ctx, qkv);
+}
+
 /* The keys visible to query t of batch b form one interval [*lo, *hi) (empty
  * when *lo >= *hi); the rules of sdpa.h. kl: NULL or key_lengths [B]. */
 static inline void sdpa_visible(int64_t S, int64_t T, int causal, int64_t window,
