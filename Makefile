@@ -155,6 +155,7 @@ fixtures:
 	$(PYTHON) tools/make_seq2seq_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_sdpa_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_position_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_long_context_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_transformer_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_gpt_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_t2t_fixtures.py tests/fixtures

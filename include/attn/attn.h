@@ -42,6 +42,7 @@
 #include "rnn_attention.h"
 #include "sdpa.h"
 #include "positions.h"
+#include "long_context.h"
 #include "params.h"
 #include "rng.h"
 #include "optim.h"
