@@ -60,6 +60,7 @@
 #include "transformer.h"
 #include "lm_data.h"
 #include "gpt.h"
+#include "txl.h"
 #include "transformer_s2s.h"
 #include "bert_corpus.h"
 #include "bert.h"

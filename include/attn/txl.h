@@ -1,0 +1,148 @@
+/* attn/txl.h: the Transformer-XL language model (Dai et al. 2019) with
+ * segment-level recurrence, and its two variants of issue 14: the adaptive
+ * attention span (Sukhbaatar et al. 2019a) and the all-attention layer with
+ * persistent vectors (Sukhbaatar et al. 2019b). docs/long_context.md has
+ * the math and the conventions.
+ *
+ * The model (B batch, T segment length, M memory length, V vocabulary,
+ * E d_model, H heads of size D, L layers), as Hugging Face's
+ * TransfoXLLMHeadModel with pre_lnorm False, div_val 1, no cutoffs, a tied
+ * output layer and clamp_len 0:
+ *   h_0 = word_emb[ids] * sqrt(E)
+ *   for each layer l, with mem_l [B, M, E] (no gradient) and R_x the
+ *   sinusoid of distance x ([sin | cos] halves, docs/long_context.md):
+ *     c   = [mem_l ; h_l]                         [B, S = M + T, E]
+ *     q, k, v = split(c W_qkv^T)  (q from the last T rows)
+ *     rk  = R W_r^T                               [S, H D], row x: distance x
+ *     a   = txl_attention(q, k, v, rk, u_l, v_l; span, persistent vectors)
+ *     h   = LayerNorm(h_l + a W_o^T)
+ *     h_{l+1} = LayerNorm(h + W_2 relu(W_1 h + b_1) + b_2)   (skipped: no_ffn)
+ *   logits = h_L word_emb^T + out_bias
+ *   loss   = mean over the positions with a target of -log softmax(logits)[target]
+ * Then mem_l <- the last mem_len rows of [mem_l ; h_l] (values only).
+ *
+ * Parameter names are Hugging Face's state_dict names, so that a
+ * TransfoXLLMHeadModel checkpoint of this shape loads by name:
+ *   transformer.word_emb.emb_layers.0.weight [V, E]  (also the output layer)
+ *   transformer.layers.<l>.dec_attn.qkv_net.weight [3 H D, E]
+ *   transformer.layers.<l>.dec_attn.r_net.weight [H D, E]
+ *   transformer.layers.<l>.dec_attn.o_net.weight [E, H D]
+ *   transformer.layers.<l>.dec_attn.layer_norm.{weight,bias} [E]
+ *   transformer.layers.<l>.dec_attn.r_w_bias, r_r_bias [H, D]   (u and v)
+ *   transformer.layers.<l>.pos_ff.CoreNet.0.{weight [F, E], bias [F]}
+ *   transformer.layers.<l>.pos_ff.CoreNet.3.{weight [E, F], bias [E]}
+ *   transformer.layers.<l>.pos_ff.layer_norm.{weight,bias} [E]
+ *   crit.out_layers.0.bias [V]
+ * and attn's own, for the variants:
+ *   transformer.layers.<l>.dec_attn.span [H]          (adaptive span z)
+ *   transformer.layers.<l>.dec_attn.pers_k [H, N, D], pers_v [H, N, D]
+ *
+ * Errors: graph functions return NULL with the status and message in the
+ * context; the others return a status with the message in attn_last_error().
+ */
+#ifndef ATTN_TXL_H
+#define ATTN_TXL_H
+
+#include <stdint.h>
+
+#include "context.h"
+#include "params.h"
+#include "rng.h"
+#include "status.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attn_txl_config {
+    int64_t vocab;      /* V >= 2 */
+    int n_layers;       /* L >= 1 */
+    int n_heads;        /* H >= 1 */
+    int64_t d_head;     /* D >= 1 */
+    int64_t d_model;    /* E >= 2, even (the sinusoid's two halves) */
+    int64_t d_inner;    /* F >= 1 (ignored with no_ffn) */
+    float ln_eps;       /* 0: 1e-5 */
+    int no_ffn;         /* all-attention: no feed-forward sublayer */
+    int64_t n_persist;  /* N >= 0 persistent key/value vectors per head */
+    float span_max;     /* > 0: adaptive span, each z in [0, span_max]; 0: off */
+    float span_ramp;    /* R > 0 with a span (0: 32) */
+    float span_init;    /* the initial z (attn_txl_new with an rng) */
+    float span_eps;     /* the renormaliser's eps (the published code's 1e-8) */
+} attn_txl_config;
+
+typedef struct attn_txl_layer {
+    attn_tensor *qkv_w, *r_w, *o_w, *ln1_w, *ln1_b, *u, *vb;
+    attn_tensor *ff1_w, *ff1_b, *ff2_w, *ff2_b, *ln2_w, *ln2_b; /* NULL with no_ffn */
+    attn_tensor *span;           /* [H] or NULL */
+    attn_tensor *pers_k, *pers_v; /* [H, N, D] or NULL */
+} attn_txl_layer;
+
+typedef struct attn_txl {
+    attn_txl_config cfg;  /* resolved */
+    attn_params *params;  /* not owned */
+    attn_tensor *emb;     /* [V, E], tied output layer */
+    attn_tensor *out_b;   /* [V] */
+    attn_txl_layer *layers; /* [L], owned */
+} attn_txl;
+
+/* Adds the parameters to ps and, with rng non-NULL, initialises them:
+ * weights and u, v N(0, 0.02), biases 0, LayerNorm 1 and 0, spans
+ * span_init, persistent keys N(0, 1/sqrt(D)) and values N(0, 1/sqrt(N)).
+ * Errors: ATTN_ERR_INVALID_ARG (a configuration outside the ranges above),
+ * ATTN_ERR_OOM. */
+attn_status attn_txl_new(attn_txl **out, attn_params *ps, const attn_txl_config *cfg,
+                         attn_rng *rng);
+void attn_txl_free(attn_txl *m);
+
+/* The recurrent memory of B sequences: per layer the last `len` (<= mem_len)
+ * inputs of that layer, host memory that survives attn_ctx_reset. */
+typedef struct attn_txl_memory {
+    int64_t B, E, mem_len, len;
+    int n_layers;
+    float *h; /* [n_layers][B][mem_len][E]; rows 0 .. len-1 used */
+} attn_txl_memory;
+
+/* mem_len >= 0 positions kept (it may differ from training: evaluation
+ * with a longer memory). zeros nonzero starts with mem_len rows of zeros
+ * (Hugging Face's init_mems), else empty (len 0). Errors:
+ * ATTN_ERR_INVALID_ARG, ATTN_ERR_OOM. */
+attn_status attn_txl_memory_init(attn_txl_memory *mem, const attn_txl *m, int64_t B,
+                                 int64_t mem_len, int zeros);
+void attn_txl_memory_free(attn_txl_memory *mem);
+/* Back to the initial state (zeros or empty as at init). */
+void attn_txl_memory_reset(attn_txl_memory *mem, int zeros);
+
+/* Logits [B, T, V] of segment ids i32 [B, T] after the memory; the memory
+ * then holds the last mem_len inputs of each layer (mem may be NULL: no
+ * memory). With a span, the memory given to layer l is trimmed to its last
+ * ceil(max_h z + R) rows (keys farther away have a zero mask for every
+ * head). attn_weights, when not NULL, has n_layers slots that receive each
+ * layer's A [B, H, T, S + N] (no gradient). Errors: ATTN_ERR_SHAPE (ids not
+ * [B, T], B not the memory's), ATTN_ERR_DTYPE, ATTN_ERR_INVALID_ARG (an id
+ * outside [0, V)), ATTN_ERR_OOM, those of the ops. On error the memory is
+ * unchanged. */
+attn_tensor *attn_txl_logits(attn_ctx *ctx, const attn_txl *m, attn_tensor *ids,
+                             attn_txl_memory *mem, attn_tensor **attn_weights);
+
+/* Mean cross entropy of the logits of ids against targets i32 [B, T]
+ * (ignore_index left out), and the memory update of attn_txl_logits.
+ * *logits_out (may be NULL) receives the logits. */
+attn_tensor *attn_txl_loss(attn_ctx *ctx, const attn_txl *m, attn_tensor *ids,
+                           attn_tensor *targets, int32_t ignore_index, attn_txl_memory *mem,
+                           attn_tensor **logits_out);
+
+/* Adaptive span: coeff * sum over layers of the mean z of the layer's heads
+ * (the published code's loss: coeff * span_max * mean(z / span_max)), a
+ * scalar to add to the loss; NULL with an error when the model has no span. */
+attn_tensor *attn_txl_span_penalty(attn_ctx *ctx, const attn_txl *m, float coeff);
+/* Clamps every z to [0, span_max] (after each optimizer step). */
+void attn_txl_clamp_spans(attn_txl *m);
+/* The memory rows a layer needs: ceil(max_h z + R) (0 without a span:
+ * everything). */
+int64_t attn_txl_span_window(const attn_txl *m, int layer);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
