@@ -69,6 +69,8 @@ typedef struct attn_txl_config {
     float span_ramp;    /* R > 0 with a span (0: 32) */
     float span_init;    /* the initial z (attn_txl_new with an rng) */
     float span_eps;     /* the renormaliser's eps (the published code's 1e-8) */
+    int span_no_trim;   /* nonzero: give every layer its whole memory (to check
+                           the trimming, which is exact for span_eps 0) */
 } attn_txl_config;
 
 typedef struct attn_txl_layer {

@@ -239,7 +239,7 @@ attn_tensor *attn_txl_logits(attn_ctx *ctx, const attn_txl *m, attn_tensor *ids,
         if (inputs) inputs[l] = h;
         int64_t M = mem ? mem->len : 0;
         const int64_t win = attn_txl_span_window(m, l);
-        if (win > 0 && M > win) M = win; /* trimmed: farther keys have a zero mask */
+        if (win > 0 && M > win && !c->span_no_trim) M = win; /* trimmed: farther keys have a zero mask */
         attn_tensor *cat = h;
         if (M > 0) {
             attn_tensor *mt = attn_tensor_new(ctx, ATTN_F32, 3, (int64_t[]){B, M, E});
