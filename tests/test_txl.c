@@ -363,6 +363,102 @@ static void errors(void) {
     TEST_END();
 }
 
+/* The op at sizes where the products take their blocked paths (T 33, M 40,
+ * D 19, Dv 13, N 5, a span): the fast forward against the double reference,
+ * the gradients against central differences of the fast forward, with 1
+ * and 2 threads bitwise the same. */
+static attn_tensor *big_op(attn_ctx *ctx, attn_tensor **in, int span) {
+    attn_txl_attention_opts o;
+    memset(&o, 0, sizeof o);
+    if (span) {
+        o.span = in[6];
+        o.ramp = 4.25f;
+        o.span_eps = 1e-8f;
+    }
+    o.pers_k = in[7];
+    o.pers_v = in[8];
+    return attn_txl_attention(ctx, in[0], in[1], in[2], in[3], in[4], in[5], &o, NULL);
+}
+
+static void op_large(void) {
+    TEST_BEGIN("txl_attention large ragged: fast vs reference, finite differences, threads");
+    enum { B = 2, H = 3, T = 33, M = 40, S = 73, D = 19, Dv = 13, N = 5, L = 75 };
+    const int64_t shapes[9][3] = {{B * H, T, D}, {B * H, S, D}, {B * H, S, Dv}, {H, L, D}, {H, D, 1},
+                                  {H, D, 1},     {H, 1, 1},     {H, N, D},      {H, N, Dv}};
+    const int64_t full[9][4] = {{B, H, T, D}, {B, H, S, D}, {B, H, S, Dv}, {H, L, D, 0}, {H, D, 0, 0},
+                                {H, D, 0, 0}, {H, 0, 0, 0}, {H, N, D, 0},  {H, N, Dv, 0}};
+    const int nd[9] = {4, 4, 4, 3, 2, 2, 1, 3, 3};
+    float *data[9] = {0}, *gout = NULL;
+    int64_t numel[9];
+    attn_rng rng;
+    attn_rng_init(&rng, 99);
+    attn_ctx *ctx1 = test_ctx_new(ARENA, 1, 16), *ctx2 = test_ctx_new(ARENA, 2, 16);
+    for (int i = 0; i < 9; i++) {
+        numel[i] = shapes[i][0] * shapes[i][1] * shapes[i][2];
+        data[i] = malloc(sizeof(float) * (size_t)numel[i]);
+        if (!data[i]) goto done;
+        test_fill_normal(data[i], numel[i], &rng);
+    }
+    for (int h = 0; h < H; h++) data[6][h] = 3.3f + 9.0f * (float)h; /* spans 3.3, 12.3, 21.3 */
+    gout = malloc(sizeof(float) * B * H * T * Dv);
+    if (!gout || !ctx1 || !ctx2) goto done;
+    test_fill_normal(gout, B * H * T * Dv, &rng);
+    for (int span = 0; span < 2; span++) {
+        attn_tensor *in[9], *in2[9];
+        for (int i = 0; i < 9; i++) {
+            in[i] = test_leaf(ctx1, nd[i], full[i], data[i]);
+            in2[i] = test_leaf(ctx2, nd[i], full[i], data[i]);
+        }
+        attn_tensor *y = big_op(ctx1, in, span), *y2 = big_op(ctx2, in2, span);
+        CHECK(y && y2, "span %d: %s", span, attn_last_error());
+        if (!y || !y2) goto done;
+        attn_ctx_set_use_ref(ctx1, 1);
+        attn_tensor *in_r[9];
+        for (int i = 0; i < 9; i++) in_r[i] = test_leaf(ctx1, nd[i], full[i], data[i]);
+        attn_tensor *yr = big_op(ctx1, in_r, span);
+        attn_ctx_set_use_ref(ctx1, 0);
+        if (yr) test_allclose("fast vs reference forward", attn_f32(y), attn_f32(yr), B * H * T * Dv,
+                              1e-5f, 1e-4f);
+        CHECK(memcmp(attn_f32(y), attn_f32(y2), sizeof(float) * B * H * T * Dv) == 0,
+              "span %d: forward with 1 and 2 threads differs", span);
+        CHECK_OK(attn_backward_from(ctx1, y, gout));
+        CHECK_OK(attn_backward_from(ctx2, y2, gout));
+        for (int i = 0; i < 9; i++) {
+            if (i == 6 && !span) continue;
+            CHECK(memcmp(in[i]->grad, in2[i]->grad, sizeof(float) * (size_t)numel[i]) == 0,
+                  "span %d: gradient of input %d with 1 and 2 threads differs", span, i);
+            /* central differences of sum(out * gout) on a few elements */
+            for (int k = 0; k < 6; k++) {
+                const int64_t j = (k * 7919 + 13) % numel[i];
+                const float x0 = data[i][j], hstep = i == 6 ? 0.05f : 1e-2f;
+                double l[2];
+                for (int sgn = 0; sgn < 2; sgn++) {
+                    data[i][j] = x0 + (sgn ? -hstep : hstep);
+                    attn_ctx_set_grad_enabled(ctx2, 0);
+                    attn_tensor *pin[9];
+                    for (int m = 0; m < 9; m++) pin[m] = test_leaf(ctx2, nd[m], full[m], data[m]);
+                    attn_tensor *yp = big_op(ctx2, pin, span);
+                    l[sgn] = yp ? test_dot_d(yp, gout) : NAN;
+                    attn_ctx_set_grad_enabled(ctx2, 1);
+                }
+                data[i][j] = x0;
+                const double fd = (l[0] - l[1]) / (2.0 * hstep), an = in[i]->grad[j];
+                CHECK(fabs(fd - an) <= 2e-3 + 1e-2 * fabs(fd),
+                      "span %d: input %d element %lld: analytic %.7g, central difference %.7g",
+                      span, i, (long long)j, an, fd);
+            }
+        }
+        attn_ctx_reset(ctx1);
+        attn_ctx_reset(ctx2);
+    }
+done:
+    for (int i = 0; i < 9; i++) free(data[i]);
+    free(gout);
+    attn_ctx_free(ctx1);
+    attn_ctx_free(ctx2);
+    TEST_END();
+}
+
 void suite_txl(void) {
     char path[512], err[256];
     snprintf(path, sizeof path, "%s/txl_hf.atfx", test_fixture_dir());
@@ -376,6 +472,7 @@ void suite_txl(void) {
         hf_parity(fx, "b");
         atfx_free(fx);
     }
+    op_large();
     recurrence_matches_whole();
     span_trim_exact();
     finite_differences("plain Transformer-XL", 0, 0, 0);

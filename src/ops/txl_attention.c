@@ -70,30 +70,6 @@ static txl_geom txl_geometry(const attn_node *node) {
     return g;
 }
 
-/* sum_d (a[d] + b[d]) c[d] with 8 partial sums in a fixed order. */
-static inline float dot_add(const float *restrict a, const float *restrict b,
-                            const float *restrict c, int64_t n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += (a[i + j] + b[i + j]) * c[i + j];
-    for (int j = 0; i < n; i++, j++) acc[j] += (a[i] + b[i]) * c[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-static inline float dot(const float *restrict a, const float *restrict c, int64_t n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * c[i + j];
-    for (int j = 0; i < n; i++, j++) acc[j] += a[i] * c[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-static inline void axpy(float a, const float *restrict x, float *restrict y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
-}
-
 /* The span's pre-clamp value (R + z - x) / R and the mask m = clamp(., 0, 1). */
 static inline float span_pre(const txl_geom *g, int64_t h, int64_t x) {
     return (g->ramp + g->z[h] - (float)x) / g->ramp;
@@ -125,53 +101,110 @@ static void row_weights(const txl_geom *g, int64_t h, int64_t t, const float *P,
 
 /* ---- forward ------------------------------------------------------------------------- */
 
-static void row_forward(const txl_geom *g, int64_t b, int64_t h, int64_t t, float *P, float *o) {
-    const int64_t D = g->D, Dv = g->Dv, last = g->M + t;
-    const float *q = g->q + ((b * g->H + h) * g->T + t) * D;
-    const float *u = g->u + h * D, *vb = g->vb + h * D;
-    const float *K = g->k + (b * g->H + h) * g->S * D, *V = g->v + (b * g->H + h) * g->S * Dv;
+#if defined(_OPENMP)
+#define TXL_TID() omp_get_thread_num()
+#else
+#define TXL_TID() 0
+#endif
+
+/* Threads: units in parallel (single-threaded products) when there are at
+ * least as many units as threads, else units in order with threaded
+ * products (as sdpa.c). */
+static int unit_threads(const attn_ctx *ctx, const txl_geom *g, int64_t units, int *parallel) {
+    const double work = 2.0 * (double)g->B * (double)g->H * (double)g->T *
+                        ((double)g->S * (double)(2 * g->D + g->Dv) + (double)g->N * (double)(g->D + g->Dv));
+    const int nt = attn__threads_for(ctx, work);
+    *parallel = nt > 1 && units >= nt;
+    return nt;
+}
+
+/* Scratch of n floats for each of `slots` units; NULL (error recorded) on
+ * overflow or a full arena. */
+static float *txl_scratch(attn_ctx *ctx, int slots, int64_t n, const char *what) {
+    size_t bytes;
+    if (attn__mul_size((size_t)slots, (size_t)n, &bytes) || attn__mul_size(bytes, sizeof(float), &bytes)) {
+        attn__fail(ctx, ATTN_ERR_OOM, "txl_attention: %s of %d x %lld floats overflows", what, slots,
+                   (long long)n);
+        return NULL;
+    }
+    return attn__alloc(ctx, bytes, what);
+}
+
+/* qu = q + u[h], qv = q + vb[h] for the T rows of one (b, h). */
+static void biased_queries(const txl_geom *g, const float *q, int64_t h, float *qu, float *qv) {
+    const float *u = g->u + h * g->D, *vb = g->vb + h * g->D;
+    for (int64_t t = 0; t < g->T; t++)
+        for (int64_t d = 0; d < g->D; d++) {
+            qu[t * g->D + d] = q[t * g->D + d] + u[d];
+            qv[t * g->D + d] = q[t * g->D + d] + vb[d];
+        }
+}
+
+/* Scratch of one forward unit: qu, qv [T, D], BD [T, S], A [T, W]. */
+static int64_t forward_scratch(const txl_geom *g) {
+    return 2 * g->T * g->D + g->T * g->S + g->T * g->W;
+}
+
+/* One (b, h): the logits by three products (content (q+u) K^T, position
+ * (q+vb) rk^T for every distance, persistent (q+u) pk^T), the gather of
+ * each pair's distance, the softmax, then out = A [V ; pv] by two products. */
+static void forward_unit(const txl_geom *g, int64_t b, int64_t h, float *Pall, float *out,
+                         float *scr, int nt) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, W = g->W, N = g->N, bh = b * g->H + h;
+    const float *q = g->q + bh * T * D, *K = g->k + bh * S * D, *V = g->v + bh * S * Dv;
     const float *rk = g->rk + h * g->L * D;
-    float mx = -INFINITY;
-    for (int64_t s = 0; s <= last; s++) {
-        /* a_s = scale ((q + u) . k_s + (q + vb) . rk[x]),  x = last - s */
-        const float a = g->scale * (dot_add(q, u, K + s * D, D) + dot_add(q, vb, rk + (last - s) * D, D));
-        P[s] = a;
-        if (a > mx) mx = a;
+    float *P = Pall + bh * T * W, *o = out + bh * T * Dv;
+    float *qu = scr, *qv = qu + T * D, *BD = qv + T * D, *A = BD + T * S;
+    biased_queries(g, q, h, qu, qv);
+    attn__sgemm(nt, 0, 1, T, S, D, 1.0f, qu, D, K, D, 0.0f, P, W);   /* (q+u) . k_s */
+    attn__sgemm(nt, 0, 1, T, S, D, 1.0f, qv, D, rk, D, 0.0f, BD, S); /* (q+vb) . rk[x], every x */
+    if (N) attn__sgemm(nt, 0, 1, T, N, D, 1.0f, qu, D, g->pk + h * N * D, D, 0.0f, P + S, W);
+    for (int64_t t = 0; t < T; t++) {
+        float *row = P + t * W;
+        const float *bd = BD + t * S;
+        const int64_t last = g->M + t;
+        float mx = -INFINITY;
+        for (int64_t s = 0; s <= last; s++) {
+            /* a_s = scale ((q + u) . k_s + (q + vb) . rk[x]),  x = last - s */
+            const float a = g->scale * (row[s] + bd[last - s]);
+            row[s] = a;
+            if (a > mx) mx = a;
+        }
+        for (int64_t s = last + 1; s < S; s++) row[s] = 0.0f;
+        for (int64_t n = 0; n < N; n++) {
+            const float a = g->scale * row[S + n];
+            row[S + n] = a;
+            if (a > mx) mx = a;
+        }
+        float sum = 0.0f;
+        for (int64_t s = 0; s <= last; s++) sum += (row[s] = expf(row[s] - mx));
+        for (int64_t n = 0; n < N; n++) sum += (row[S + n] = expf(row[S + n] - mx));
+        const float inv = 1.0f / sum;
+        for (int64_t s = 0; s <= last; s++) row[s] *= inv;
+        for (int64_t n = 0; n < N; n++) row[S + n] *= inv;
+        if (g->span) row_weights(g, h, t, row, A + t * W);
     }
-    for (int64_t s = last + 1; s < g->S; s++) P[s] = 0.0f;
-    for (int64_t n = 0; n < g->N; n++) {
-        const float a = g->scale * dot_add(q, u, g->pk + (h * g->N + n) * D, D);
-        P[g->S + n] = a;
-        if (a > mx) mx = a;
-    }
-    float sum = 0.0f;
-    for (int64_t s = 0; s <= last; s++) sum += (P[s] = expf(P[s] - mx));
-    for (int64_t n = 0; n < g->N; n++) sum += (P[g->S + n] = expf(P[g->S + n] - mx));
-    const float inv = 1.0f / sum;
-    for (int64_t s = 0; s <= last; s++) P[s] *= inv;
-    for (int64_t n = 0; n < g->N; n++) P[g->S + n] *= inv;
-    memset(o, 0, sizeof(float) * (size_t)Dv);
-    const float iz = g->span ? span_inv_z(g, h, t, P) : 1.0f;
-    for (int64_t s = 0; s <= last; s++) {
-        const float a = g->span ? P[s] * span_mask(span_pre(g, h, last - s)) * iz : P[s];
-        if (a != 0.0f) axpy(a, V + s * Dv, o, Dv);
-    }
-    for (int64_t n = 0; n < g->N; n++) {
-        const float a = P[g->S + n] * iz;
-        if (a != 0.0f) axpy(a, g->pv + (h * g->N + n) * Dv, o, Dv);
-    }
+    const float *Aw = g->span ? A : P; /* masked keys have weight 0 */
+    attn__sgemm(nt, 0, 0, T, Dv, S, 1.0f, Aw, W, V, Dv, 0.0f, o, Dv);
+    if (N) attn__sgemm(nt, 0, 0, T, Dv, N, 1.0f, Aw + S, W, g->pv + h * N * Dv, Dv, 1.0f, o, Dv);
 }
 
 attn_status attn__txl_attention_forward(attn_ctx *ctx, attn_node *node) {
     const txl_geom g = txl_geometry(node);
     float *P = attn_f32(node->saved[0]), *out = attn_f32(node->out);
-    const int64_t rows = g.B * g.H * g.T;
-    const int nt = attn__threads_for(ctx, 4.0 * (double)rows * (double)g.W * (double)(g.D + g.Dv));
-    (void)nt;
-    ATTN__OMP_FOR(nt)
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t t = r % g.T, h = (r / g.T) % g.H, b = r / (g.T * g.H);
-        row_forward(&g, b, h, t, P + r * g.W, out + r * g.Dv);
+    const int64_t units = g.B * g.H, n = forward_scratch(&g);
+    int par;
+    const int nt = unit_threads(ctx, &g, units, &par);
+    /* kept until the context is reset (the arena's high-water mark then
+     * counts it, as the forward's own need) */
+    float *scr = txl_scratch(ctx, par ? nt : 1, n, "txl_attention forward scratch");
+    if (!scr) return ctx->status;
+    if (par) {
+        ATTN__OMP_FOR(nt)
+        for (int64_t u = 0; u < units; u++)
+            forward_unit(&g, u / g.H, u % g.H, P, out, scr + (int64_t)TXL_TID() * n, 1);
+    } else {
+        for (int64_t u = 0; u < units; u++) forward_unit(&g, u / g.H, u % g.H, P, out, scr, nt);
     }
     return ATTN_OK;
 }
@@ -242,110 +275,113 @@ attn_status attn__txl_attention_ref(attn_ctx *ctx, attn_node *node) {
 
 /* ---- backward ------------------------------------------------------------------------ */
 
+typedef struct txl_grads {
+    float *dq, *dk, *dv, *drk, *du, *dvb, *dz, *dpk, *dpv; /* NULL: not needed */
+} txl_grads;
+
+/* Scratch of one backward unit: qu, qv, dqu, dqv [T, D], A, dP [T, W], dBD [T, S]. */
+static int64_t backward_scratch(const txl_geom *g) {
+    return 4 * g->T * g->D + 2 * g->T * g->W + g->T * g->S;
+}
+
+/* One head h, every batch row in order: it owns every gradient of the head
+ * (dk, dv of its (b, h) blocks; du, dvb, dz, drk, dpk, dpv), so heads run in
+ * parallel without races. */
+static void backward_unit(const txl_geom *g, int64_t h, const float *Pall, const float *go,
+                          const txl_grads *gr, float *scr, int nt) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, W = g->W, N = g->N;
+    float *qu = scr, *qv = qu + T * D, *dqu = qv + T * D, *dqv = dqu + T * D, *A = dqv + T * D,
+          *dP = A + T * W, *dBD = dP + T * W;
+    const float *rk = g->rk + h * g->L * D;
+    const float *pk = N ? g->pk + h * N * D : NULL, *pv = N ? g->pv + h * N * Dv : NULL;
+    float dzacc = 0.0f;
+    for (int64_t b = 0; b < g->B; b++) {
+        const int64_t bh = b * g->H + h;
+        const float *q = g->q + bh * T * D, *K = g->k + bh * S * D, *V = g->v + bh * S * Dv;
+        const float *P = Pall + bh * T * W, *G = go + bh * T * Dv;
+        biased_queries(g, q, h, qu, qv);
+        if (g->span)
+            for (int64_t t = 0; t < T; t++) row_weights(g, h, t, P + t * W, A + t * W);
+        const float *Aw = g->span ? A : P;
+        /* out = A [V ; pv]  =>  dA = G [V ; pv]^T,  dV += A^T G,  dpv += A_pers^T G */
+        attn__sgemm(nt, 0, 1, T, S, Dv, 1.0f, G, Dv, V, Dv, 0.0f, dP, W);
+        if (N) attn__sgemm(nt, 0, 1, T, N, Dv, 1.0f, G, Dv, pv, Dv, 0.0f, dP + S, W);
+        if (gr->dv) attn__sgemm(nt, 1, 0, S, Dv, T, 1.0f, Aw, W, G, Dv, 1.0f, gr->dv + bh * S * Dv, Dv);
+        if (gr->dpv && N) attn__sgemm(nt, 1, 0, N, Dv, T, 1.0f, Aw + S, W, G, Dv, 1.0f, gr->dpv + h * N * Dv, Dv);
+        for (int64_t t = 0; t < T; t++) {
+            const int64_t last = g->M + t;
+            const float *p = P + t * W, *a = Aw + t * W;
+            float *d = dP + t * W, *dbd = dBD + t * S;
+            if (g->span) {
+                /* A_j = P_j m_j / Z  =>  dP_j = m_j/Z (dA_j - c), dm_j = P_j/Z (dA_j - c) */
+                const float iz = span_inv_z(g, h, t, p);
+                float c = 0.0f;
+                for (int64_t s = 0; s <= last; s++) c += a[s] * d[s];
+                for (int64_t n = 0; n < N; n++) c += a[S + n] * d[S + n];
+                for (int64_t s = 0; s <= last; s++) {
+                    const float pre = span_pre(g, h, last - s), e = (d[s] - c) * iz;
+                    if (pre >= 0.0f && pre <= 1.0f) dzacc += p[s] * e / g->ramp;
+                    d[s] = span_mask(pre) * e;
+                }
+                for (int64_t n = 0; n < N; n++) d[S + n] = (d[S + n] - c) * iz;
+            }
+            /* P = softmax(a)  =>  dlogit_j = P_j (dP_j - sum_i P_i dP_i); times scale */
+            float sp = 0.0f;
+            for (int64_t s = 0; s <= last; s++) sp += p[s] * d[s];
+            for (int64_t n = 0; n < N; n++) sp += p[S + n] * d[S + n];
+            for (int64_t s = 0; s <= last; s++) d[s] = g->scale * p[s] * (d[s] - sp);
+            for (int64_t s = last + 1; s < S; s++) d[s] = 0.0f; /* masked keys */
+            for (int64_t n = 0; n < N; n++) d[S + n] = g->scale * p[S + n] * (d[S + n] - sp);
+            /* the position term's logit gradient by distance: dBD[t, x] = d[last - x] */
+            for (int64_t x = 0; x <= last; x++) dbd[x] = d[last - x];
+            for (int64_t x = last + 1; x < S; x++) dbd[x] = 0.0f;
+        }
+        /* a_s = scale ((q+u) . k_s + (q+vb) . rk[x]),  a_n = scale (q+u) . pk_n */
+        attn__sgemm(nt, 0, 0, T, D, S, 1.0f, dP, W, K, D, 0.0f, dqu, D);
+        if (N) attn__sgemm(nt, 0, 0, T, D, N, 1.0f, dP + S, W, pk, D, 1.0f, dqu, D);
+        attn__sgemm(nt, 0, 0, T, D, S, 1.0f, dBD, S, rk, D, 0.0f, dqv, D);
+        if (gr->dk) attn__sgemm(nt, 1, 0, S, D, T, 1.0f, dP, W, qu, D, 1.0f, gr->dk + bh * S * D, D);
+        if (gr->dpk && N) attn__sgemm(nt, 1, 0, N, D, T, 1.0f, dP + S, W, qu, D, 1.0f, gr->dpk + h * N * D, D);
+        if (gr->drk) attn__sgemm(nt, 1, 0, S, D, T, 1.0f, dBD, S, qv, D, 1.0f, gr->drk + h * g->L * D, D);
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t e = 0; e < D; e++) {
+                const float a = dqu[t * D + e], c = dqv[t * D + e];
+                if (gr->dq) gr->dq[(bh * T + t) * D + e] += a + c;
+                if (gr->du) gr->du[h * D + e] += a;
+                if (gr->dvb) gr->dvb[h * D + e] += c;
+            }
+    }
+    if (gr->dz) gr->dz[h] += dzacc;
+}
+
 attn_status attn__txl_attention_backward(attn_ctx *ctx, attn_node *node) {
     const txl_geom g = txl_geometry(node);
-    const float *Pall = attn_f32(node->saved[0]), *go = node->out->grad;
-    const int64_t D = g.D, Dv = g.Dv, W = g.W;
-    float *dq = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
-    float *dk = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
-    float *dv = attn__needs_grad(node, 2) ? node->in[2]->grad : NULL;
-    float *drk = attn__needs_grad(node, 3) ? node->in[3]->grad : NULL;
-    float *du = attn__needs_grad(node, 4) ? node->in[4]->grad : NULL;
-    float *dvb = attn__needs_grad(node, 5) ? node->in[5]->grad : NULL;
+    txl_grads gr;
+    memset(&gr, 0, sizeof gr);
+    float **slot[6] = {&gr.dq, &gr.dk, &gr.dv, &gr.drk, &gr.du, &gr.dvb};
+    for (int i = 0; i < 6; i++)
+        if (attn__needs_grad(node, i)) *slot[i] = node->in[i]->grad;
     int i = 6;
-    float *dz = NULL, *dpk = NULL, *dpv = NULL;
     if (g.span) {
-        if (attn__needs_grad(node, i)) dz = node->in[i]->grad;
+        if (attn__needs_grad(node, i)) gr.dz = node->in[i]->grad;
         i++;
     }
     if (g.N) {
-        if (attn__needs_grad(node, i)) dpk = node->in[i]->grad;
-        if (attn__needs_grad(node, i + 1)) dpv = node->in[i + 1]->grad;
+        if (attn__needs_grad(node, i)) gr.dpk = node->in[i]->grad;
+        if (attn__needs_grad(node, i + 1)) gr.dpv = node->in[i + 1]->grad;
     }
-    /* scratch per head: dA/dP/dL row [W], A row [W], qu, qv, dqu, dqv [D] each */
-    const size_t per = (size_t)(2 * W + 4 * D);
-    size_t bytes;
-    if (attn__mul_size((size_t)g.H, per, &bytes) || attn__mul_size(bytes, sizeof(float), &bytes))
-        return attn__fail(ctx, ATTN_ERR_OOM, "txl_attention backward: scratch for %lld heads "
-                          "overflows", (long long)g.H);
+    const int64_t n = backward_scratch(&g);
+    int par;
+    const int nt = unit_threads(ctx, &g, g.H, &par);
     const size_t mark = attn__arena_mark(ctx);
-    float *scratch = attn__alloc(ctx, bytes, "txl_attention backward (row scratch)");
-    if (!scratch) return ctx->status;
-    const int nt = attn__threads_for(ctx, 8.0 * (double)g.B * (double)g.H * (double)g.T *
-                                              (double)W * (double)(D + Dv));
-    (void)nt;
-    ATTN__OMP_FOR(nt)
-    for (int64_t h = 0; h < g.H; h++) {
-        float *dP = scratch + (size_t)h * per, *A = dP + W, *qu = A + W, *qv = qu + D,
-              *dqu = qv + D, *dqv = dqu + D;
-        float dzacc = 0.0f;
-        const float *u = g.u + h * D, *vb = g.vb + h * D, *rk = g.rk + h * g.L * D;
-        for (int64_t b = 0; b < g.B; b++) {
-            const int64_t bh = b * g.H + h;
-            const float *K = g.k + bh * g.S * D, *V = g.v + bh * g.S * Dv;
-            for (int64_t t = 0; t < g.T; t++) {
-                const int64_t r = bh * g.T + t, last = g.M + t;
-                const float *P = Pall + r * W, *G = go + r * Dv, *q = g.q + r * D;
-                row_weights(&g, h, t, P, A);
-                /* out = sum_j A_j v_j  =>  dA_j = G . v_j,  dv_j += A_j G */
-                for (int64_t s = 0; s <= last; s++) {
-                    dP[s] = dot(G, V + s * Dv, Dv);
-                    if (dv && A[s] != 0.0f) axpy(A[s], G, dv + (bh * g.S + s) * Dv, Dv);
-                }
-                for (int64_t n = 0; n < g.N; n++) {
-                    const int64_t hn = h * g.N + n;
-                    dP[g.S + n] = dot(G, g.pv + hn * Dv, Dv);
-                    if (dpv && A[g.S + n] != 0.0f) axpy(A[g.S + n], G, dpv + hn * Dv, Dv);
-                }
-                if (g.span) {
-                    /* A_j = P_j m_j / Z  =>  dP_j = m_j/Z (dA_j - c), dm_j = P_j/Z (dA_j - c) */
-                    const float iz = span_inv_z(&g, h, t, P);
-                    float c = 0.0f;
-                    for (int64_t s = 0; s <= last; s++) c += A[s] * dP[s];
-                    for (int64_t n = 0; n < g.N; n++) c += A[g.S + n] * dP[g.S + n];
-                    for (int64_t s = 0; s <= last; s++) {
-                        const float pre = span_pre(&g, h, last - s), e = (dP[s] - c) * iz;
-                        if (pre >= 0.0f && pre <= 1.0f) dzacc += P[s] * e / g.ramp;
-                        dP[s] = span_mask(pre) * e;
-                    }
-                    for (int64_t n = 0; n < g.N; n++) dP[g.S + n] = (dP[g.S + n] - c) * iz;
-                }
-                /* P = softmax(a)  =>  dL_j = P_j (dP_j - sum_i P_i dP_i) */
-                float sp = 0.0f;
-                for (int64_t s = 0; s <= last; s++) sp += P[s] * dP[s];
-                for (int64_t n = 0; n < g.N; n++) sp += P[g.S + n] * dP[g.S + n];
-                for (int64_t s = 0; s <= last; s++) dP[s] = P[s] * (dP[s] - sp);
-                for (int64_t n = 0; n < g.N; n++) dP[g.S + n] = P[g.S + n] * (dP[g.S + n] - sp);
-                /* a_s = scale (qu . k_s + qv . rk[x]),  a_n = scale qu . pk_n */
-                for (int64_t d = 0; d < D; d++) {
-                    qu[d] = q[d] + u[d];
-                    qv[d] = q[d] + vb[d];
-                    dqu[d] = dqv[d] = 0.0f;
-                }
-                for (int64_t s = 0; s <= last; s++) {
-                    const float w = g.scale * dP[s];
-                    if (w == 0.0f) continue;
-                    const int64_t x = last - s;
-                    axpy(w, K + s * D, dqu, D);
-                    axpy(w, rk + x * D, dqv, D);
-                    if (dk) axpy(w, qu, dk + (bh * g.S + s) * D, D);
-                    if (drk) axpy(w, qv, drk + (h * g.L + x) * D, D);
-                }
-                for (int64_t n = 0; n < g.N; n++) {
-                    const float w = g.scale * dP[g.S + n];
-                    if (w == 0.0f) continue;
-                    const int64_t hn = h * g.N + n;
-                    axpy(w, g.pk + hn * D, dqu, D);
-                    if (dpk) axpy(w, qu, dpk + hn * D, D);
-                }
-                for (int64_t d = 0; d < D; d++) {
-                    if (dq) dq[r * D + d] += dqu[d] + dqv[d];
-                    if (du) du[h * D + d] += dqu[d];
-                    if (dvb) dvb[h * D + d] += dqv[d];
-                }
-            }
-        }
-        if (dz) dz[h] += dzacc;
+    float *scr = txl_scratch(ctx, par ? nt : 1, n, "txl_attention backward scratch");
+    if (!scr) return ctx->status;
+    const float *P = attn_f32(node->saved[0]), *go = node->out->grad;
+    if (par) {
+        ATTN__OMP_FOR(nt)
+        for (int64_t h = 0; h < g.H; h++) backward_unit(&g, h, P, go, &gr, scr + (int64_t)TXL_TID() * n, 1);
+    } else {
+        for (int64_t h = 0; h < g.H; h++) backward_unit(&g, h, P, go, &gr, scr, nt);
     }
     attn__arena_rewind(ctx, mark); /* scratch only: no node was recorded since the mark */
     return ATTN_OK;
