@@ -39,9 +39,19 @@
  * are still computed: trimming them is the module's job (it passes fewer
  * memory keys, docs/long_context.md "Trimming").
  *
- * Threads: forward splits the rows (b, h, t); backward gives each thread
- * whole heads (every gradient of a head has one owner), so results are the
- * same for any thread count.
+ * Kernels: the logits are three matrix products per (b, h) (content
+ * (q+u) k^T, position (q+vb) rk^T for every distance, persistent
+ * (q+u) pk^T), then each pair reads its distance's column; the output is
+ * A [v ; pv]. Masked keys enter the products with weight 0, so a NaN or inf
+ * in v reaches every row of its (b, h) (0 * NaN), as in sdpa.h. The
+ * reference kernel (use_ref) sums each logit and output in double, per
+ * visible pair only.
+ *
+ * Threads: forward work units are the (b, h) pairs, backward units the
+ * heads (every gradient of a head has one owner); with at least as many
+ * units as threads each unit runs single-threaded and results are bitwise
+ * the same for any thread count, else units run in order with threaded
+ * products (the same for a given thread count).
  */
 #ifndef ATTN_LONG_CONTEXT_H
 #define ATTN_LONG_CONTEXT_H

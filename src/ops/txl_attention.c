@@ -22,6 +22,13 @@
  *   dq += dqu + dqv,  du += dqu,  dvb += dqv,
  *   dk_s += scale dL_s qu,  drk[x_s] += scale dL_s qv,  dpk_n += scale dL_n qu,
  *   dv_s += A_s G,  dpv_n += A_n G.
+ * Forward, per (b, h): C = (q+u) K^T, BD = (q+vb) rk^T (every distance
+ * 0 .. S-1), Cp = (q+u) pk^T by attn__sgemm; logit a_s = scale (C[t, s] +
+ * BD[t, M + t - s]) for the visible s (a gather, no relative shift); out =
+ * A V + A_pers pv. Backward, per head: dA and dV by products, the span and
+ * softmax steps per row, then dBD[t, x] = dlogit[t, M + t - x] (the
+ * scatter by distance) and dqv = dBD rk, drk += dBD^T qv, dqu = dlogit K
+ * (+ pk), dk += dlogit^T qu by products.
  * The work unit of backward is a head: it owns dk, dv of its (b, h) blocks
  * and du, dvb, dz, drk, dpk, dpv of head h, so units run in parallel
  * without races and every sum has a fixed order.
