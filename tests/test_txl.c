@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attn/attn.h"
 #include "fixture.h"
@@ -459,6 +460,112 @@ done:
     TEST_END();
 }
 
+/* Files, evaluation of a long text, generation with the memory, dropout. */
+static void files_eval_generate(void) {
+    TEST_BEGIN("txl files, eval_stream, generate, dropout");
+    attn_params *ps = NULL, *ps2 = NULL;
+    attn_txl *m = small_model(&ps, 1, 2, 0, 0.0f, 21), *m2 = NULL;
+    attn_ctx *ctx = test_ctx_new(ARENA, 1, 16);
+    char dir[512], path[600] = "";
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/attn_test_txl_XXXXXX", base && base[0] ? base : "/tmp");
+    int have_dir = mkdtemp(dir) != NULL;
+    CHECK(have_dir, "mkdtemp");
+    if (!m || !ctx || !have_dir) goto done;
+    m->cfg.span_max = 40.0f; /* spans that keep the whole memory in reach */
+    attn_init_constant(m->layers[0].span, 30.0f);
+    attn_init_constant(m->layers[1].span, 30.0f);
+    enum { N = 23 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = (i * 5 + i / 3) % 9;
+    attn_ctx_set_grad_enabled(ctx, 0);
+    /* the whole text at once: logits [1, N-1, V] */
+    attn_tensor *all = attn_txl_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, N - 1}, ids),
+                                       NULL, NULL);
+    CHECK(all != NULL, "whole text: %s", attn_last_error());
+    if (!all) goto done;
+    double want = 0.0;
+    for (int t = 0; t < N - 1; t++) {
+        const float *r = attn_f32(all) + t * 9;
+        double mx = -INFINITY, z = 0.0;
+        for (int v = 0; v < 9; v++) mx = r[v] > mx ? r[v] : mx;
+        for (int v = 0; v < 9; v++) z += exp(r[v] - mx);
+        want += mx + log(z) - r[ids[t + 1]];
+    }
+    /* segments of 4 with a memory of 32 >= the text: the same sum */
+    double nll = 0.0;
+    int64_t count = 0;
+    CHECK_OK(attn_txl_eval_stream(ctx, m, ids, N, 4, 32, &nll, &count));
+    CHECK(count == N - 1 && fabs(nll - want) <= 1e-4 * fabs(want),
+          "eval_stream: nll %.9g over %lld, expected %.9g over %d", nll, (long long)count, want, N - 1);
+    /* a shorter memory sees less: a different (finite) sum */
+    double nll_short = 0.0;
+    int64_t count_short = 0;
+    CHECK_OK(attn_txl_eval_stream(ctx, m, ids, N, 4, 2, &nll_short, &count_short));
+    CHECK(isfinite(nll_short) && fabs(nll_short - want) > 1e-6, "mem 2: nll %.9g", nll_short);
+    /* greedy generation with the memory = the arg max of the whole sequence, step by step */
+    attn_sample_opts greedy = {0.0f, 0, 0.0f, 0, 0};
+    int32_t gen[6], seq[5 + 6];
+    CHECK_OK(attn_txl_generate(ctx, m, ids, 5, 6, 64, &greedy, gen));
+    memcpy(seq, ids, 5 * sizeof(int32_t));
+    for (int i = 0; i < 6; i++) {
+        attn_tensor *lg = attn_txl_logits(
+            ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, 5 + i}, seq), NULL, NULL);
+        if (!lg) break;
+        const float *r = attn_f32(lg) + (4 + i) * 9;
+        int best = 0;
+        for (int v = 1; v < 9; v++)
+            if (r[v] > r[best]) best = v;
+        CHECK(gen[i] == best, "generated id %d: %d, the whole sequence's arg max %d", i, gen[i], best);
+        seq[5 + i] = best;
+    }
+    /* save and load: the same configuration, parameters and logits */
+    snprintf(path, sizeof path, "%s/txl.safetensors", dir);
+    CHECK_OK(attn_txl_save(path, m, NULL, 0));
+    CHECK_OK(attn_params_new(&ps2));
+    CHECK_OK(attn_txl_load(path, ps2, &m2));
+    if (m2) {
+        attn_txl_config c1 = m->cfg, c2 = m2->cfg;
+        c1.span_no_trim = c2.span_no_trim = 0;
+        CHECK(memcmp(&c1, &c2, sizeof c1) == 0, "configuration differs after load");
+        attn_tensor *l2 = attn_txl_logits(
+            ctx, m2, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, N - 1}, ids), NULL, NULL);
+        CHECK(l2 && memcmp(attn_f32(l2), attn_f32(all), sizeof(float) * (N - 1) * 9) == 0,
+              "logits differ after save and load");
+    }
+    /* dropout: evaluation mode ignores it, training mode changes the logits */
+    m->cfg.dropout = 0.3f;
+    attn_ctx_set_training(ctx, 0);
+    attn_tensor *ev = attn_txl_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, N - 1}, ids),
+                                      NULL, NULL);
+    CHECK(ev && memcmp(attn_f32(ev), attn_f32(all), sizeof(float) * (N - 1) * 9) == 0,
+          "dropout changed the logits in evaluation mode");
+    attn_ctx_set_training(ctx, 1);
+    attn_tensor *tr = attn_txl_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, N - 1}, ids),
+                                      NULL, NULL);
+    CHECK(tr && memcmp(attn_f32(tr), attn_f32(all), sizeof(float) * (N - 1) * 9) != 0,
+          "dropout 0.3 left the training logits unchanged");
+    m->cfg.dropout = 0.0f;
+    /* errors */
+    CHECK(attn_txl_eval_stream(ctx, m, ids, 1, 4, 8, &nll, &count) == ATTN_ERR_INVALID_ARG,
+          "n 1 accepted");
+    int32_t bad[3] = {1, 9, 2};
+    CHECK(attn_txl_generate(ctx, m, bad, 3, 2, 8, NULL, gen) == ATTN_ERR_INVALID_ARG &&
+              strstr(attn_last_error(), "id 9"),
+          "prompt id 9: %s", attn_last_error());
+done:
+    if (have_dir) {
+        if (path[0]) unlink(path);
+        rmdir(dir);
+    }
+    attn_txl_free(m2);
+    attn_params_free(ps2);
+    attn_txl_free(m);
+    attn_params_free(ps);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_txl(void) {
     char path[512], err[256];
     snprintf(path, sizeof path, "%s/txl_hf.atfx", test_fixture_dir());
@@ -478,5 +585,6 @@ void suite_txl(void) {
     finite_differences("plain Transformer-XL", 0, 0, 0);
     finite_differences("adaptive span (eps 1e-8) + penalty", 1, 0, 0);
     finite_differences("all-attention: persistent vectors, no FFN, span", 1, 3, 1);
+    files_eval_generate();
     errors();
 }

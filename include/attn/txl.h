@@ -48,6 +48,7 @@
 #include "context.h"
 #include "params.h"
 #include "rng.h"
+#include "safetensors.h"
 #include "status.h"
 #include "tensor.h"
 
@@ -70,7 +71,11 @@ typedef struct attn_txl_config {
     float span_init;    /* the initial z (attn_txl_new with an rng) */
     float span_eps;     /* the renormaliser's eps (the published code's 1e-8) */
     int span_no_trim;   /* nonzero: give every layer its whole memory (to check
-                           the trimming, which is exact for span_eps 0) */
+                           the trimming, which is exact for span_eps 0); not saved */
+    float dropout;      /* in [0, 1): in training mode, on the scaled embeddings,
+                           each sublayer's output (before the residual sum) and
+                           the FFN's hidden layer (Hugging Face's `dropout`; its
+                           `dropatt` on the weights is not offered) */
 } attn_txl_config;
 
 typedef struct attn_txl_layer {
@@ -143,6 +148,51 @@ void attn_txl_clamp_spans(attn_txl *m);
 /* The memory rows a layer needs: ceil(max_h z + R) (0 without a span:
  * everything). */
 int64_t attn_txl_span_window(const attn_txl *m, int layer);
+
+/* ---- evaluation and generation -------------------------------------------------- */
+
+/* Reads ids[0 .. n) (n >= 2) as one long text, segment by segment (seg_len
+ * ids each, the last one shorter), with a memory of mem_len positions that
+ * starts empty: the target of position i is ids[i + 1], across segment
+ * boundaries, so every id but the first is predicted exactly once. Adds the
+ * negative log-likelihood (nats, summed in double) to *nll and the number
+ * of predictions (n - 1) to *count; bits per id = nll / count / ln 2. The
+ * context is rewound to its mark between segments and gradients are off
+ * during the call. Errors: ATTN_ERR_INVALID_ARG (NULL, n < 2, seg_len < 1,
+ * mem_len < 0, an id outside [0, V)), ATTN_ERR_OOM, those of the forward. */
+attn_status attn_txl_eval_stream(attn_ctx *ctx, const attn_txl *m, const int32_t *ids, int64_t n,
+                                 int64_t seg_len, int64_t mem_len, double *nll, int64_t *count);
+
+/* Generates n_new ids after prompt[0 .. n_prompt) with the memory cache:
+ * the prompt in one forward, then one id per forward; the memory keeps the
+ * last mem_len positions of every layer (so each new id sees mem_len + 1
+ * positions, at the relative distances it was trained on). Draws as
+ * attn_sample_token (gpt.h) with attn_rng_uniform(opts->seed, 0, i) for
+ * draw i (opts NULL: temperature 1). Errors as attn_txl_eval_stream. */
+struct attn_sample_opts;
+attn_status attn_txl_generate(attn_ctx *ctx, const attn_txl *m, const int32_t *prompt,
+                              int64_t n_prompt, int64_t n_new, int64_t mem_len,
+                              const struct attn_sample_opts *opts, int32_t *out);
+
+/* ---- files --------------------------------------------------------------------------- */
+
+/* Configuration metadata: "txl.vocab", "txl.n_layers", "txl.n_heads",
+ * "txl.d_head", "txl.d_model", "txl.d_inner", "txl.ln_eps", "txl.no_ffn",
+ * "txl.n_persist", "txl.span_max", "txl.span_ramp", "txl.span_init",
+ * "txl.span_eps", "txl.dropout" into kv[0 .. ATTN_TXL_META), the values in
+ * buf (ATTN_TXL_META * 32 bytes). */
+#define ATTN_TXL_META 14
+void attn_txl_config_meta(const attn_txl_config *cfg, attn_kv *kv, char *buf);
+/* Reads a configuration from a safetensors file's metadata. Errors: those of
+ * attn_safetensors_open, ATTN_ERR_FORMAT (an entry missing or malformed). */
+attn_status attn_txl_config_load(const char *path, attn_txl_config *cfg);
+/* Saves the parameters with the configuration and n_meta extra entries. */
+attn_status attn_txl_save(const char *path, const attn_txl *m, const attn_kv *meta, int n_meta);
+/* A model from a file of attn_txl_save or a checkpoint of one (parameters
+ * loaded into ps). Errors: those of attn_txl_config_load, attn_txl_new,
+ * attn_safetensors_load_params; ATTN_ERR_FORMAT / ATTN_ERR_SHAPE when the
+ * file's tensors do not match its metadata. */
+attn_status attn_txl_load(const char *path, attn_params *ps, attn_txl **out);
 
 #ifdef __cplusplus
 }

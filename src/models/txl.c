@@ -10,9 +10,13 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "model_meta.h"
+#include "attn/checkpoint.h"
+#include "attn/gpt.h"
 #include "attn/long_context.h"
 #include "attn/ops.h"
 #include "attn/params.h"
+#include "attn/safetensors.h"
 #include "attn/txl.h"
 
 static attn_status txl_check_config(const attn_txl_config *c) {
@@ -35,6 +39,9 @@ static attn_status txl_check_config(const attn_txl_config *c) {
     if (!(c->ln_eps > 0.0f && isfinite(c->ln_eps)))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: ln_eps %g, expected finite > 0", fn,
                            (double)c->ln_eps);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: dropout %g outside [0, 1)", fn,
+                           (double)c->dropout);
     if (!(c->span_max >= 0.0f && c->span_max <= 1e7f))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: span_max %g, expected 0 (off) or in (0, "
                            "1e7]", fn, (double)c->span_max);
@@ -228,7 +235,8 @@ attn_tensor *attn_txl_logits(attn_ctx *ctx, const attn_txl *m, attn_tensor *ids,
                    c->n_layers);
         return NULL;
     }
-    attn_tensor *h = attn_scale(ctx, attn_embedding(ctx, m->emb, ids), sqrtf((float)E));
+    const float p = c->dropout;
+    attn_tensor *h = attn_dropout(ctx, attn_scale(ctx, attn_embedding(ctx, m->emb, ids), sqrtf((float)E)), p);
     attn_tensor **inputs = NULL; /* each layer's input, for the memory update */
     if (mem && mem->mem_len > 0) {
         inputs = attn__alloc(ctx, sizeof(attn_tensor *) * (size_t)c->n_layers, "txl layer inputs");
@@ -270,11 +278,11 @@ attn_tensor *attn_txl_logits(attn_ctx *ctx, const attn_txl *m, attn_tensor *ids,
                                             attn_weights ? &attn_weights[l] : NULL);
         static const int operm[4] = {0, 2, 1, 3};
         a = attn_reshape(ctx, attn_permute(ctx, a, operm), 3, (int64_t[]){B, T, HD});
-        a = attn_linear(ctx, a, y->o_w, NULL);
+        a = attn_dropout(ctx, attn_linear(ctx, a, y->o_w, NULL), p);
         h = attn_layernorm(ctx, attn_add(ctx, h, a), y->ln1_w, y->ln1_b, c->ln_eps);
         if (!c->no_ffn) {
-            attn_tensor *f = attn_linear(ctx, attn_relu(ctx, attn_linear(ctx, h, y->ff1_w, y->ff1_b)),
-                                         y->ff2_w, y->ff2_b);
+            attn_tensor *f = attn_relu(ctx, attn_linear(ctx, h, y->ff1_w, y->ff1_b));
+            f = attn_dropout(ctx, attn_linear(ctx, attn_dropout(ctx, f, p), y->ff2_w, y->ff2_b), p);
             h = attn_layernorm(ctx, attn_add(ctx, h, f), y->ln2_w, y->ln2_b, c->ln_eps);
         }
     }
@@ -342,4 +350,192 @@ void attn_txl_clamp_spans(attn_txl *m) {
         for (int h = 0; h < m->cfg.n_heads; h++)
             z[h] = !(z[h] > 0.0f) ? 0.0f : z[h] > m->cfg.span_max ? m->cfg.span_max : z[h];
     }
+}
+
+/* ---- evaluation and generation ---------------------------------------------------------- */
+
+static attn_status check_ids(const char *fn, const attn_txl *m, const int32_t *ids, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab)
+            return attn__error(ATTN_ERR_INVALID_ARG, "%s: id %d at %lld outside [0, %lld)", fn,
+                               ids[i], (long long)i, (long long)m->cfg.vocab);
+    return ATTN_OK;
+}
+
+/* Logits [1, n, V] of ids[0 .. n) after the memory (gradients off). */
+static attn_tensor *segment_logits(attn_ctx *ctx, const attn_txl *m, const int32_t *ids, int64_t n,
+                                   attn_txl_memory *mem) {
+    attn_tensor *t = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, n}, ids);
+    return t ? attn_txl_logits(ctx, m, t, mem, NULL) : NULL;
+}
+
+attn_status attn_txl_eval_stream(attn_ctx *ctx, const attn_txl *m, const int32_t *ids, int64_t n,
+                                 int64_t seg_len, int64_t mem_len, double *nll, int64_t *count) {
+    static const char fn[] = "attn_txl_eval_stream";
+    if (!ctx || !m || !ids || !nll || !count)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    if (n < 2 || seg_len < 1 || mem_len < 0)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: n %lld (>= 2), seg_len %lld (>= 1), mem_len "
+                           "%lld (>= 0)", fn, (long long)n, (long long)seg_len, (long long)mem_len);
+    attn_status st = check_ids(fn, m, ids, n);
+    if (st != ATTN_OK) return st;
+    attn_txl_memory mem;
+    st = attn_txl_memory_init(&mem, m, 1, mem_len, 0);
+    if (st != ATTN_OK) return st;
+    const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    const size_t mark = attn__arena_mark(ctx);
+    const int64_t V = m->cfg.vocab;
+    double sum = 0.0;
+    /* positions 0 .. n-2 are inputs (position n-1 has no target) */
+    for (int64_t i = 0; i < n - 1 && st == ATTN_OK; i += seg_len) {
+        const int64_t T = n - 1 - i < seg_len ? n - 1 - i : seg_len;
+        attn_tensor *lg = segment_logits(ctx, m, ids + i, T, &mem);
+        if (!lg) {
+            st = attn_ctx_status(ctx);
+            attn__error(st, "%s", attn_ctx_error(ctx));
+            break;
+        }
+        for (int64_t t = 0; t < T; t++) {
+            const float *row = attn_f32(lg) + t * V;
+            double mx = -INFINITY, z = 0.0;
+            for (int64_t v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+            for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
+            sum += mx + log(z) - (double)row[ids[i + t + 1]];
+        }
+        attn__arena_rewind(ctx, mark);
+    }
+    attn__arena_rewind(ctx, mark);
+    attn_ctx_set_grad_enabled(ctx, grad);
+    attn_ctx_set_training(ctx, training);
+    attn_txl_memory_free(&mem);
+    if (st == ATTN_OK) {
+        *nll += sum;
+        *count += n - 1;
+    }
+    return st;
+}
+
+attn_status attn_txl_generate(attn_ctx *ctx, const attn_txl *m, const int32_t *prompt,
+                              int64_t n_prompt, int64_t n_new, int64_t mem_len,
+                              const struct attn_sample_opts *opts, int32_t *out) {
+    static const char fn[] = "attn_txl_generate";
+    if (!ctx || !m || !prompt || (!out && n_new > 0))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    if (n_prompt < 1 || n_new < 0 || mem_len < 0)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: n_prompt %lld (>= 1), n_new %lld (>= 0), "
+                           "mem_len %lld (>= 0)", fn, (long long)n_prompt, (long long)n_new,
+                           (long long)mem_len);
+    attn_status st = check_ids(fn, m, prompt, n_prompt);
+    if (st != ATTN_OK || n_new == 0) return st;
+    const attn_sample_opts def = {1.0f, 0, 0.0f, 0, 0};
+    const attn_sample_opts *o = opts ? opts : &def;
+    const int64_t V = m->cfg.vocab;
+    float *row = malloc((size_t)V * sizeof *row);
+    void *work = malloc((size_t)V * (sizeof(float) + sizeof(int32_t)));
+    attn_txl_memory mem;
+    memset(&mem, 0, sizeof mem);
+    st = row && work ? attn_txl_memory_init(&mem, m, 1, mem_len, 0)
+                     : attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
+    const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    const size_t mark = attn__arena_mark(ctx);
+    const int32_t *seg = prompt;
+    int64_t T = n_prompt;
+    for (int64_t i = 0; i < n_new && st == ATTN_OK; i++) {
+        attn_tensor *lg = segment_logits(ctx, m, seg, T, &mem);
+        if (!lg) {
+            st = attn_ctx_status(ctx);
+            attn__error(st, "%s", attn_ctx_error(ctx));
+            break;
+        }
+        memcpy(row, attn_f32(lg) + (T - 1) * V, (size_t)V * sizeof *row);
+        attn__arena_rewind(ctx, mark);
+        out[i] = attn_sample_token(row, V, o, attn_rng_uniform(o->seed, 0, (uint64_t)i), work);
+        seg = &out[i];
+        T = 1;
+    }
+    attn__arena_rewind(ctx, mark);
+    attn_ctx_set_grad_enabled(ctx, grad);
+    attn_ctx_set_training(ctx, training);
+    attn_txl_memory_free(&mem);
+    free(row);
+    free(work);
+    return st;
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+static const attn__meta_field meta_fields[ATTN_TXL_META] = {
+    ATTN__META_FIELD("txl.vocab", ATTN__META_I64, attn_txl_config, vocab),
+    ATTN__META_FIELD("txl.n_layers", ATTN__META_INT, attn_txl_config, n_layers),
+    ATTN__META_FIELD("txl.n_heads", ATTN__META_INT, attn_txl_config, n_heads),
+    ATTN__META_FIELD("txl.d_head", ATTN__META_I64, attn_txl_config, d_head),
+    ATTN__META_FIELD("txl.d_model", ATTN__META_I64, attn_txl_config, d_model),
+    ATTN__META_FIELD("txl.d_inner", ATTN__META_I64, attn_txl_config, d_inner),
+    ATTN__META_FIELD("txl.ln_eps", ATTN__META_FLOAT, attn_txl_config, ln_eps),
+    ATTN__META_FIELD("txl.no_ffn", ATTN__META_FLAG, attn_txl_config, no_ffn),
+    ATTN__META_FIELD("txl.n_persist", ATTN__META_I64, attn_txl_config, n_persist),
+    ATTN__META_FIELD("txl.span_max", ATTN__META_FLOAT, attn_txl_config, span_max),
+    ATTN__META_FIELD("txl.span_ramp", ATTN__META_FLOAT, attn_txl_config, span_ramp),
+    ATTN__META_FIELD("txl.span_init", ATTN__META_FLOAT, attn_txl_config, span_init),
+    ATTN__META_FIELD("txl.span_eps", ATTN__META_FLOAT, attn_txl_config, span_eps),
+    ATTN__META_FIELD("txl.dropout", ATTN__META_FLOAT, attn_txl_config, dropout),
+};
+
+void attn_txl_config_meta(const attn_txl_config *c, attn_kv *kv, char *buf) {
+    attn__meta_write(meta_fields, ATTN_TXL_META, c, kv, buf);
+}
+
+attn_status attn_txl_config_load(const char *path, attn_txl_config *cfg) {
+    static const char fn[] = "attn_txl_config_load";
+    if (!path || !cfg) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    attn_txl_config c;
+    memset(&c, 0, sizeof c);
+    const attn_status st = attn__meta_load(fn, "Transformer-XL", path, meta_fields, ATTN_TXL_META, &c);
+    if (st == ATTN_OK) *cfg = c;
+    return st;
+}
+
+attn_status attn_txl_save(const char *path, const attn_txl *m, const attn_kv *meta, int n_meta) {
+    if (!path || !m || (n_meta > 0 && !meta) || n_meta < 0 || n_meta > 64)
+        return attn__error(ATTN_ERR_INVALID_ARG, "attn_txl_save: NULL argument or n_meta %d", n_meta);
+    attn_kv kv[ATTN_TXL_META + 64];
+    char buf[ATTN_TXL_META * 32];
+    attn_txl_config_meta(&m->cfg, kv, buf);
+    return attn__meta_save(path, m->params, kv, ATTN_TXL_META, meta, n_meta);
+}
+
+attn_status attn_txl_load(const char *path, attn_params *ps, attn_txl **out) {
+    static const char fn[] = "attn_txl_load";
+    if (out) *out = NULL;
+    if (!path || !ps || !out) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    attn_txl_config c;
+    attn_status st = attn_txl_config_load(path, &c);
+    if (st != ATTN_OK) return st;
+    /* the file must hold what the metadata claims before anything is built */
+    st = attn__meta_check_size(fn, path, c.n_layers,
+                               attn__meta_mul_add(c.d_model, c.vocab, c.d_model));
+    if (st != ATTN_OK) return st;
+    if (c.n_layers >= 1 && c.d_model >= 1 && c.n_heads >= 1 && c.d_head >= 1) {
+        char last[80];
+        snprintf(last, sizeof last, "transformer.layers.%d.dec_attn.qkv_net.weight", c.n_layers - 1);
+        const attn__meta_shape want[] = {
+            {"transformer.word_emb.emb_layers.0.weight", c.vocab, c.d_model},
+            {last, 3 * (int64_t)c.n_heads * c.d_head, c.d_model}};
+        st = attn__meta_check_shapes(fn, path, want, 2);
+        if (st != ATTN_OK) return st;
+    }
+    attn_txl *m = NULL;
+    st = attn_txl_new(&m, ps, &c, NULL);
+    if (st != ATTN_OK) return st;
+    st = attn_safetensors_load_params(path, ps, ATTN_ST_ALLOW_UNEXPECTED);
+    if (st != ATTN_OK) {
+        attn_txl_free(m);
+        return st;
+    }
+    *out = m;
+    return ATTN_OK;
 }
