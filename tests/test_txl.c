@@ -566,6 +566,89 @@ done:
     TEST_END();
 }
 
+/* The variants against tools/long_context_torch.py's TXLModelRef
+ * (tests/fixtures/txl_variants.atfx): span + persistent vectors + FFN, and
+ * all-attention (persistent vectors, no FFN, span); three segments from an
+ * empty memory of 6, the third trimmed to the span window here (the
+ * reference never trims: eps 1e-8 keeps the difference far below the
+ * tolerance). Logits, losses, every gradient at 1e-5 / 1e-4. */
+static void variant_parity(const atfx_file *fx, const char *key) {
+    static const char vscript[] = "tools/make_long_context_fixtures.py";
+    char tag[64], name[320];
+    snprintf(tag, sizeof tag, "txl variant parity %s", key);
+    TEST_BEGIN(tag);
+    snprintf(name, sizeof name, "%s.cfg", key);
+    const atfx_tensor *ct = test_fx_need(fx, name, ATTN_I32, 12, vscript);
+    snprintf(name, sizeof name, "%s.span_cfg", key);
+    const atfx_tensor *st = test_fx_need(fx, name, ATTN_F32, 3, vscript);
+    attn_params *ps = NULL;
+    attn_txl *m = NULL;
+    attn_ctx *ctx = test_ctx_new(ARENA, 1, 16);
+    attn_txl_memory mem;
+    memset(&mem, 0, sizeof mem);
+    if (!ct || !st || !ctx) goto done;
+    const int32_t *c = atfx_i32(ct);
+    attn_txl_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab = c[0], cfg.n_layers = c[1], cfg.n_heads = c[2], cfg.d_head = c[3];
+    cfg.d_model = c[4], cfg.d_inner = c[5], cfg.n_persist = c[9], cfg.no_ffn = c[10];
+    cfg.span_max = atfx_f32(st)[0], cfg.span_ramp = atfx_f32(st)[1], cfg.span_eps = atfx_f32(st)[2];
+    const int64_t mem_len = c[6], T = c[7], B = c[8], V = c[0], nseg = c[11];
+    CHECK_OK(attn_params_new(&ps));
+    CHECK_OK(attn_txl_new(&m, ps, &cfg, NULL));
+    if (!m) goto done;
+    for (int i = 0; i < attn_params_count(ps); i++) {
+        attn_tensor *p = attn_params_at(ps, i);
+        snprintf(name, sizeof name, "%s.p.%s", key, p->name);
+        const atfx_tensor *t = test_fx_need(fx, name, ATTN_F32, attn_tensor_numel(p), vscript);
+        if (!t) goto done;
+        memcpy(attn_f32(p), atfx_f32(t), sizeof(float) * (size_t)t->numel);
+    }
+    CHECK(attn_txl_span_window(m, 1) < mem_len, "%s: window %lld does not trim a memory of %lld",
+          tag, (long long)attn_txl_span_window(m, 1), (long long)mem_len);
+    CHECK_OK(attn_txl_memory_init(&mem, m, B, mem_len, 0));
+    attn_params_zero_grad(ps);
+    for (int seg = 1; seg <= nseg; seg++) {
+        snprintf(name, sizeof name, "%s.ids%d", key, seg);
+        const atfx_tensor *it = test_fx_need(fx, name, ATTN_I32, B * T, vscript);
+        int32_t *tg = malloc(sizeof(int32_t) * (size_t)(B * T));
+        if (!it || !tg) {
+            free(tg);
+            goto done;
+        }
+        shifted_targets(atfx_i32(it), B, T, tg);
+        attn_tensor *logits = NULL;
+        attn_tensor *loss = attn_txl_loss(
+            ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, T}, atfx_i32(it)),
+            attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, T}, tg), -100, &mem, &logits);
+        free(tg);
+        CHECK(loss != NULL, "%s segment %d: %s", tag, seg, attn_last_error());
+        if (!loss) goto done;
+        char what[64];
+        snprintf(name, sizeof name, "%s.logits%d", key, seg);
+        snprintf(what, sizeof what, "logits of segment %d", seg);
+        test_fx_close(tag, what, attn_f32(logits), fx, name, B * T * V, 1e-5f, 1e-4f, vscript);
+        snprintf(name, sizeof name, "%s.loss%d", key, seg);
+        snprintf(what, sizeof what, "loss of segment %d", seg);
+        test_fx_close(tag, what, attn_f32(loss), fx, name, 1, 1e-5f, 1e-4f, vscript);
+        CHECK_OK(attn_backward(ctx, loss));
+        attn_ctx_reset(ctx);
+    }
+    for (int i = 0; i < attn_params_count(ps); i++) {
+        attn_tensor *p = attn_params_at(ps, i);
+        char what[300];
+        snprintf(name, sizeof name, "%s.g.%s", key, p->name);
+        snprintf(what, sizeof what, "gradient of %s", p->name);
+        test_fx_close(tag, what, p->grad, fx, name, attn_tensor_numel(p), 1e-5f, 1e-4f, vscript);
+    }
+done:
+    attn_txl_memory_free(&mem);
+    attn_txl_free(m);
+    attn_params_free(ps);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_txl(void) {
     char path[512], err[256];
     snprintf(path, sizeof path, "%s/txl_hf.atfx", test_fixture_dir());
@@ -577,6 +660,16 @@ void suite_txl(void) {
     } else {
         hf_parity(fx, "a");
         hf_parity(fx, "b");
+        atfx_free(fx);
+    }
+    snprintf(path, sizeof path, "%s/txl_variants.atfx", test_fixture_dir());
+    if (atfx_load(path, &fx, err, sizeof err) != ATTN_OK) {
+        TEST_BEGIN("txl variants fixture");
+        CHECK(0, "%s: %s (written by tools/make_long_context_fixtures.py)", path, err);
+        TEST_END();
+    } else {
+        variant_parity(fx, "a");
+        variant_parity(fx, "b");
         atfx_free(fx);
     }
     op_large();

@@ -21,7 +21,8 @@ papers' equations, for the fixture writers (never imported at run time).
   TXLModelRef                a Transformer-XL language model (post-norm
       blocks, as Hugging Face's TransfoXLLMHeadModel with pre_lnorm False,
       div_val 1, no cutoffs, tied embedding, no dropout), with the segment
-      recurrence; used to check the C model where transformers is missing.
+      recurrence, the span and the persistent vectors: the reference of the
+      C model's variants, which Hugging Face does not have.
 
 Everything in float64.
 """
@@ -96,3 +97,55 @@ def txl_attention_ref(q, k, v, rk, u, vb, scale=None, span=None, ramp=1.0, eps=0
         A = P
     vals = v if pers_v is None else torch.cat([v, pers_v[None].expand(B, H, N, v.shape[3])], 2)
     return torch.einsum("bhts,bhsd->bhtd", A, vals), A
+
+
+class TXLModelRef:
+    """Transformer-XL language model (post-norm blocks, tied embedding, no
+    dropout) with the adaptive span and persistent vectors of
+    txl_attention_ref, written from the equations of docs/long_context.md.
+    Parameters: a dict name -> float64 tensor with attn's (Hugging Face's)
+    names (include/attn/txl.h). The memory starts empty (the original
+    Transformer-XL code) and is never trimmed here: the C model trims it to
+    the span window, which changes the result by O(eps) only."""
+
+    def __init__(self, p, V, L, H, D, E, no_ffn=False, span_ramp=1.0, span_eps=0.0, eps=1e-5):
+        self.p, self.V, self.L, self.H, self.D, self.E = p, V, L, H, D, E
+        self.no_ffn, self.ramp, self.span_eps, self.eps = no_ffn, span_ramp, span_eps, eps
+
+    def forward(self, ids, mems, mem_len):
+        """ids [B, T] int64; mems: list of L tensors [B, M, E] (M may be 0).
+        Returns logits [B, T, V] and the new memories (detached)."""
+        p, H, D, E = self.p, self.H, self.D, self.E
+        B, T = ids.shape
+        emb = p["transformer.word_emb.emb_layers.0.weight"]
+        h = emb[ids] * math.sqrt(E)
+        new_mems = []
+        for l in range(self.L):
+            pre = "transformer.layers.%d." % l
+            mem = mems[l]
+            M = mem.shape[1]
+            c = torch.cat([mem, h], 1)
+            new_mems.append(c[:, -mem_len:].detach() if mem_len > 0 else c[:, :0].detach())
+            S = M + T
+            wh = c @ p[pre + "dec_attn.qkv_net.weight"].t()
+            HD = H * D
+            q = wh[:, M:, :HD].reshape(B, T, H, D).permute(0, 2, 1, 3)
+            k = wh[:, :, HD:2 * HD].reshape(B, S, H, D).permute(0, 2, 1, 3)
+            v = wh[:, :, 2 * HD:].reshape(B, S, H, D).permute(0, 2, 1, 3)
+            R = sinusoid_table(S, E)
+            rk = (R @ p[pre + "dec_attn.r_net.weight"].t()).reshape(S, H, D).permute(1, 0, 2)
+            a, _ = txl_attention_ref(q, k, v, rk, p[pre + "dec_attn.r_w_bias"],
+                                     p[pre + "dec_attn.r_r_bias"],
+                                     span=p.get(pre + "dec_attn.span"), ramp=self.ramp,
+                                     eps=self.span_eps, pers_k=p.get(pre + "dec_attn.pers_k"),
+                                     pers_v=p.get(pre + "dec_attn.pers_v"))
+            a = a.permute(0, 2, 1, 3).reshape(B, T, HD) @ p[pre + "dec_attn.o_net.weight"].t()
+            h = torch.nn.functional.layer_norm(h + a, (E,), p[pre + "dec_attn.layer_norm.weight"],
+                                               p[pre + "dec_attn.layer_norm.bias"], self.eps)
+            if not self.no_ffn:
+                f = torch.relu(h @ p[pre + "pos_ff.CoreNet.0.weight"].t() + p[pre + "pos_ff.CoreNet.0.bias"])
+                f = f @ p[pre + "pos_ff.CoreNet.3.weight"].t() + p[pre + "pos_ff.CoreNet.3.bias"]
+                h = torch.nn.functional.layer_norm(h + f, (E,), p[pre + "pos_ff.layer_norm.weight"],
+                                                   p[pre + "pos_ff.layer_norm.bias"], self.eps)
+        logits = h @ emb.t() + p["crit.out_layers.0.bias"]
+        return logits, new_mems
