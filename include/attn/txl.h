@@ -124,8 +124,9 @@ void attn_txl_memory_reset(attn_txl_memory *mem, int zeros);
  * then holds the last mem_len inputs of each layer (mem may be NULL: no
  * memory). With a span, the memory given to layer l is trimmed to its last
  * ceil(max_h z + R) rows (keys farther away have a zero mask for every
- * head; exact for span_eps 0, see docs/long_context.md "Trimming" for eps > 0). attn_weights, when not NULL, has n_layers slots that receive each
- * layer's A [B, H, T, S + N] (no gradient). Errors: ATTN_ERR_SHAPE (ids not
+ * head; exact for span_eps 0, docs/long_context.md "Trimming" for eps > 0).
+ * attn_weights, when not NULL, has n_layers slots that receive each layer's
+ * A [B, H, T, S + N] (no gradient). Errors: ATTN_ERR_SHAPE (ids not
  * [B, T], B not the memory's), ATTN_ERR_DTYPE, ATTN_ERR_INVALID_ARG (an id
  * outside [0, V)), ATTN_ERR_OOM, those of the ops. On error the memory is
  * unchanged. */
