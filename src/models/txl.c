@@ -291,9 +291,10 @@ attn_tensor *attn_txl_logits(attn_ctx *ctx, const attn_txl *m, attn_tensor *ids,
     if (inputs) { /* mem_l <- the last mem_len rows of [mem_l ; h_l] */
         const int64_t keep = mem->len + T < mem->mem_len ? mem->len + T : mem->mem_len;
         const int64_t from_old = keep > T ? keep - T : 0; /* rows kept from the old memory */
+        for (int l = 0; l < c->n_layers; l++) /* all first: on error the memory is unchanged */
+            if (!(inputs[l] = attn_contiguous(ctx, inputs[l]))) return NULL;
         for (int l = 0; l < c->n_layers; l++) {
-            const attn_tensor *x = attn_contiguous(ctx, inputs[l]);
-            if (!x) return NULL;
+            const attn_tensor *x = inputs[l];
             for (int64_t b = 0; b < B; b++) {
                 float *dst = mem_rows(mem, l, b);
                 memmove(dst, dst + (mem->len - from_old) * E, sizeof(float) * (size_t)(from_old * E));
