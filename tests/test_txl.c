@@ -222,16 +222,16 @@ static void span_trim_exact(void) {
         attn_ctx_reset(ctx);
     }
     test_allclose("trimmed vs whole memory", trimmed, whole, T * 9, 1e-6f, 1e-5f);
-    /* penalty = coeff * sum_l mean_h z; clamp to [0, span_max] */
+    /* penalty = coeff * sum_l mean_h z; clamp p to [0, 1] */
     attn_ctx_set_grad_enabled(ctx, 1);
     attn_tensor *pen = attn_txl_span_penalty(ctx, m, 0.5f);
     CHECK(pen && fabsf(attn_f32(pen)[0] - 0.5f * 2 * 1.3f) < 1e-6f, "penalty %g, expected 1.3",
           pen ? (double)attn_f32(pen)[0] : -1.0);
-    attn_f32(m->layers[0].span)[0] = -2.0f;
-    attn_f32(m->layers[1].span)[1] = 40.0f;
+    attn_f32(m->layers[0].span)[0] = -0.2f; /* p = z / span_max */
+    attn_f32(m->layers[1].span)[1] = 3.0f;
     attn_txl_clamp_spans(m);
-    CHECK(attn_f32(m->layers[0].span)[0] == 0.0f && attn_f32(m->layers[1].span)[1] == 12.0f,
-          "clamped spans %g %g, expected 0 and 12", (double)attn_f32(m->layers[0].span)[0],
+    CHECK(attn_f32(m->layers[0].span)[0] == 0.0f && attn_f32(m->layers[1].span)[1] == 1.0f,
+          "clamped spans %g %g, expected 0 and 1", (double)attn_f32(m->layers[0].span)[0],
           (double)attn_f32(m->layers[1].span)[1]);
 done:
     attn_txl_memory_free(&mem);
@@ -288,7 +288,7 @@ static void finite_differences(const char *label, int span, int64_t n_persist, i
     attn_params_zero_grad(ps);
     double l0 = segment2_loss(ctx, m, &mem, saved, saved_len, 1);
     CHECK(isfinite(l0), "loss: %s", attn_last_error());
-    const float h = 1e-2f;
+    const float h_all = 1e-2f;
     int probes = 0;
     for (int i = 0; i < attn_params_count(ps); i++) {
         attn_tensor *p = attn_params_at(ps, i);
@@ -296,6 +296,8 @@ static void finite_differences(const char *label, int span, int64_t n_persist, i
         for (int64_t j = 0; j < n; j += (n > 4 ? n / 3 : 1)) {
             float *x = attn_f32(p) + j;
             const float x0 = *x;
+            /* the spans are p = z / span_max: a step of 1e-3 in p is 0.012 keys of z */
+            const float h = strstr(p->name, ".span") ? 1e-3f : h_all;
             *x = x0 + h;
             const double lp = segment2_loss(ctx, m, &mem, saved, saved_len, 0);
             *x = x0 - h;
@@ -473,8 +475,8 @@ static void files_eval_generate(void) {
     CHECK(have_dir, "mkdtemp");
     if (!m || !ctx || !have_dir) goto done;
     m->cfg.span_max = 40.0f; /* spans that keep the whole memory in reach */
-    attn_init_constant(m->layers[0].span, 30.0f);
-    attn_init_constant(m->layers[1].span, 30.0f);
+    attn_init_constant(m->layers[0].span, 0.75f); /* z = 30 */
+    attn_init_constant(m->layers[1].span, 0.75f);
     enum { N = 23 };
     int32_t ids[N];
     for (int i = 0; i < N; i++) ids[i] = (i * 5 + i / 3) % 9;

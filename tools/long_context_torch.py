@@ -101,16 +101,19 @@ def txl_attention_ref(q, k, v, rk, u, vb, scale=None, span=None, ramp=1.0, eps=0
 
 class TXLModelRef:
     """Transformer-XL language model (post-norm blocks, tied embedding, no
-    dropout) with the adaptive span and persistent vectors of
-    txl_attention_ref, written from the equations of docs/long_context.md.
+    dropout) with the adaptive span (the parameter is p in [0, 1], the span
+    z = span_max p) and persistent vectors of txl_attention_ref, written from
+    the equations of docs/long_context.md.
     Parameters: a dict name -> float64 tensor with attn's (Hugging Face's)
     names (include/attn/txl.h). The memory starts empty (the original
     Transformer-XL code) and is never trimmed here: the C model trims it to
     the span window, which changes the result by O(eps) only."""
 
-    def __init__(self, p, V, L, H, D, E, no_ffn=False, span_ramp=1.0, span_eps=0.0, eps=1e-5):
+    def __init__(self, p, V, L, H, D, E, no_ffn=False, span_max=1.0, span_ramp=1.0, span_eps=0.0,
+                 eps=1e-5):
         self.p, self.V, self.L, self.H, self.D, self.E = p, V, L, H, D, E
-        self.no_ffn, self.ramp, self.span_eps, self.eps = no_ffn, span_ramp, span_eps, eps
+        self.no_ffn, self.span_max, self.ramp = no_ffn, span_max, span_ramp
+        self.span_eps, self.eps = span_eps, eps
 
     def forward(self, ids, mems, mem_len):
         """ids [B, T] int64; mems: list of L tensors [B, M, E] (M may be 0).
@@ -134,9 +137,11 @@ class TXLModelRef:
             v = wh[:, :, 2 * HD:].reshape(B, S, H, D).permute(0, 2, 1, 3)
             R = sinusoid_table(S, E)
             rk = (R @ p[pre + "dec_attn.r_net.weight"].t()).reshape(S, H, D).permute(1, 0, 2)
+            span = p.get(pre + "dec_attn.span")  # p in [0, 1]: z = span_max p
             a, _ = txl_attention_ref(q, k, v, rk, p[pre + "dec_attn.r_w_bias"],
                                      p[pre + "dec_attn.r_r_bias"],
-                                     span=p.get(pre + "dec_attn.span"), ramp=self.ramp,
+                                     span=None if span is None else self.span_max * span,
+                                     ramp=self.ramp,
                                      eps=self.span_eps, pers_k=p.get(pre + "dec_attn.pers_k"),
                                      pers_v=p.get(pre + "dec_attn.pers_v"))
             a = a.permute(0, 2, 1, 3).reshape(B, T, HD) @ p[pre + "dec_attn.o_net.weight"].t()

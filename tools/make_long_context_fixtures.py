@@ -94,7 +94,7 @@ VARIANTS = [
     ("a", 11, 2, 2, 3, 6, 10, 6, 4, 2, 3, 0, [[1.3, 2.6], [0.4, 3.3]], 0.0),
     ("b", 9, 2, 3, 2, 4, 0, 6, 4, 1, 4, 1, [[2.2, 0.7, 1.4], [3.2, 1.1, 0.3]], 1e-8),
 ]
-SPAN_RAMP, SEGMENTS = 1.5, 3
+SPAN_MAX, SPAN_RAMP, SEGMENTS = 8.0, 1.5, 3
 
 
 def gen_txl_variants(fx):
@@ -107,7 +107,7 @@ def gen_txl_variants(fx):
     for key, V, L, H, D, E, F, mem_len, T, B, N, no_ffn, spans, SPAN_EPS in VARIANTS:
         fx.put(key + ".cfg", np.array([V, L, H, D, E, F, mem_len, T, B, N, no_ffn, SEGMENTS],
                                       dtype=np.int32))
-        fx.put(key + ".span_cfg", np.array([8.0, SPAN_RAMP, SPAN_EPS], dtype=np.float32))
+        fx.put(key + ".span_cfg", np.array([SPAN_MAX, SPAN_RAMP, SPAN_EPS], dtype=np.float32))
         shapes = [("transformer.word_emb.emb_layers.0.weight", (V, E), 1.0)]
         for l in range(L):
             pre = "transformer.layers.%d." % l
@@ -131,17 +131,17 @@ def gen_txl_variants(fx):
         shapes.append(("crit.out_layers.0.bias", (V,), 0.1))
         params = {}
         for name, shape, scale in shapes:
-            if scale is None:  # the spans
+            if scale is None:  # the spans, stored as p = z / span_max
                 l = int(name.split(".")[2])
-                arr = np.array(spans[l], dtype=np.float32)
+                arr = (np.array(spans[l]) / SPAN_MAX).astype(np.float32)
             elif scale < 0:    # LayerNorm weights around 1
                 arr = (1.0 + 0.1 * fx.normal(*shape)).astype(np.float32)
             else:
                 arr = fx.normal(*shape, scale=scale)
             fx.put(key + ".p." + name, arr)
             params[name] = torch.tensor(arr.astype(np.float64), requires_grad=True)
-        model = TXLModelRef(params, V, L, H, D, E, no_ffn=bool(no_ffn), span_ramp=SPAN_RAMP,
-                            span_eps=SPAN_EPS)
+        model = TXLModelRef(params, V, L, H, D, E, no_ffn=bool(no_ffn), span_max=SPAN_MAX,
+                            span_ramp=SPAN_RAMP, span_eps=SPAN_EPS)
         mems = [torch.zeros(B, 0, E, dtype=torch.float64) for _ in range(L)]
         total = 0.0
         for seg in range(1, SEGMENTS + 1):

@@ -34,7 +34,9 @@
  *   transformer.layers.<l>.pos_ff.layer_norm.{weight,bias} [E]
  *   crit.out_layers.0.bias [V]
  * and attn's own, for the variants:
- *   transformer.layers.<l>.dec_attn.span [H]          (adaptive span z)
+ *   transformer.layers.<l>.dec_attn.span [H]          (adaptive span: p in [0, 1],
+ *                                                      z = span_max p keys, as the
+ *                                                      published code's current_val)
  *   transformer.layers.<l>.dec_attn.pers_k [H, N, D], pers_v [H, N, D]
  *
  * Errors: graph functions return NULL with the status and message in the
@@ -66,9 +68,9 @@ typedef struct attn_txl_config {
     float ln_eps;       /* 0: 1e-5 */
     int no_ffn;         /* all-attention: no feed-forward sublayer */
     int64_t n_persist;  /* N >= 0 persistent key/value vectors per head */
-    float span_max;     /* > 0: adaptive span, each z in [0, span_max]; 0: off */
+    float span_max;     /* > 0: adaptive span, each z = span_max p in [0, span_max]; 0: off */
     float span_ramp;    /* R > 0 with a span (0: 32) */
-    float span_init;    /* the initial z (attn_txl_new with an rng) */
+    float span_init;    /* the initial z in keys, in [0, span_max] (p = span_init / span_max) */
     float span_eps;     /* the renormaliser's eps (the published code's 1e-8) */
     int span_no_trim;   /* nonzero: give every layer its whole memory (to check
                            the trimming, which is exact for span_eps 0); not saved */
@@ -94,8 +96,9 @@ typedef struct attn_txl {
 } attn_txl;
 
 /* Adds the parameters to ps and, with rng non-NULL, initialises them:
- * weights and u, v N(0, 0.02), biases 0, LayerNorm 1 and 0, spans
- * span_init, persistent keys N(0, 1/sqrt(D)) and values N(0, 1/sqrt(N)).
+ * weights and u, v N(0, 0.02), biases 0, LayerNorm 1 and 0, persistent
+ * keys N(0, 1/sqrt(D)) and values N(0, 1/sqrt(N)). The spans start at
+ * span_init / span_max and LayerNorm weights at 1 with or without rng.
  * Errors: ATTN_ERR_INVALID_ARG (a configuration outside the ranges above),
  * ATTN_ERR_OOM. */
 attn_status attn_txl_new(attn_txl **out, attn_params *ps, const attn_txl_config *cfg,
@@ -140,14 +143,16 @@ attn_tensor *attn_txl_loss(attn_ctx *ctx, const attn_txl *m, attn_tensor *ids,
                            attn_tensor *targets, int32_t ignore_index, attn_txl_memory *mem,
                            attn_tensor **logits_out);
 
-/* Adaptive span: coeff * sum over layers of the mean z of the layer's heads
- * (the published code's loss: coeff * span_max * mean(z / span_max)), a
- * scalar to add to the loss; NULL with an error when the model has no span. */
+/* Adaptive span: coeff * span_max * sum over layers of the mean p of the
+ * layer's heads = coeff * sum_l mean_h z (the published code's loss, per
+ * layer), a scalar to add to the loss; NULL with an error when the model
+ * has no span. */
 attn_tensor *attn_txl_span_penalty(attn_ctx *ctx, const attn_txl *m, float coeff);
-/* Clamps every z to [0, span_max] (after each optimizer step). */
+/* Clamps every p to [0, 1], i.e. z to [0, span_max] (after each optimizer
+ * step, as the published code). */
 void attn_txl_clamp_spans(attn_txl *m);
-/* The memory rows a layer needs: ceil(max_h z + R) (0 without a span:
- * everything). */
+/* The memory rows a layer needs: ceil(span_max max_h p + R) (0 without a
+ * span: everything). */
 int64_t attn_txl_span_window(const attn_txl *m, int layer);
 
 /* ---- evaluation and generation -------------------------------------------------- */

@@ -121,7 +121,7 @@ attn_status attn_txl_new(attn_txl **out, attn_params *ps, const attn_txl_config 
         attn_txl_layer *y = &m->layers[l];
         attn_init_constant(y->ln1_w, 1.0f);
         if (y->ln2_w) attn_init_constant(y->ln2_w, 1.0f);
-        if (y->span) attn_init_constant(y->span, c.span_init);
+        if (y->span) attn_init_constant(y->span, c.span_init / c.span_max); /* p = z / span_max */
         if (!rng) continue;
         attn_tensor *w[] = {y->qkv_w, y->r_w, y->o_w, y->u, y->vb, y->ff1_w, y->ff2_w};
         for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
@@ -179,11 +179,12 @@ static float *mem_rows(const attn_txl_memory *mem, int l, int64_t b) {
 
 int64_t attn_txl_span_window(const attn_txl *m, int layer) {
     if (!m || layer < 0 || layer >= m->cfg.n_layers || !m->layers[layer].span) return 0;
-    const float *z = attn_f32(m->layers[layer].span);
-    float zmax = 0.0f;
+    const float *p = attn_f32(m->layers[layer].span);
+    float pmax = 0.0f;
     for (int h = 0; h < m->cfg.n_heads; h++)
-        if (z[h] > zmax) zmax = z[h];
-    return (int64_t)ceil((double)zmax + (double)m->cfg.span_ramp);
+        if (p[h] > pmax) pmax = p[h];
+    /* z = span_max p, as the op computes it (attn_scale: one f32 product) */
+    return (int64_t)ceil((double)(m->cfg.span_max * pmax) + (double)m->cfg.span_ramp);
 }
 
 /* The sinusoid of distances 0 .. S-1: [S, E], row x = [sin(x w_i) | cos(x w_i)],
@@ -269,7 +270,8 @@ attn_tensor *attn_txl_logits(attn_ctx *ctx, const attn_txl *m, attn_tensor *ids,
             ctx, attn_reshape(ctx, attn_linear(ctx, r, y->r_w, NULL), 3, (int64_t[]){S, H, D}), rperm);
         attn_txl_attention_opts o;
         memset(&o, 0, sizeof o);
-        o.span = y->span;
+        o.span = y->span ? attn_scale(ctx, y->span, c->span_max) : NULL; /* z = span_max p */
+        if (y->span && !o.span) return NULL;
         o.ramp = c->span_ramp;
         o.span_eps = c->span_eps;
         o.pers_k = y->pers_k;
@@ -340,16 +342,15 @@ attn_tensor *attn_txl_span_penalty(attn_ctx *ctx, const attn_txl *m, float coeff
         attn_tensor *t = attn_mean(ctx, m->layers[l].span, ATTN_ALL_AXES, 0);
         sum = sum ? attn_add(ctx, sum, t) : t;
     }
-    return attn_scale(ctx, sum, coeff);
+    return attn_scale(ctx, sum, coeff * m->cfg.span_max); /* coeff span_max sum_l mean_h p */
 }
 
 void attn_txl_clamp_spans(attn_txl *m) {
     if (!m) return;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         if (!m->layers[l].span) continue;
-        float *z = attn_f32(m->layers[l].span);
-        for (int h = 0; h < m->cfg.n_heads; h++)
-            z[h] = !(z[h] > 0.0f) ? 0.0f : z[h] > m->cfg.span_max ? m->cfg.span_max : z[h];
+        float *p = attn_f32(m->layers[l].span);
+        for (int h = 0; h < m->cfg.n_heads; h++) p[h] = !(p[h] > 0.0f) ? 0.0f : p[h] > 1.0f ? 1.0f : p[h];
     }
 }
 
