@@ -521,6 +521,31 @@ static void files_eval_generate(void) {
         CHECK(gen[i] == best, "generated id %d: %d, the whole sequence's arg max %d", i, gen[i], best);
         seq[5 + i] = best;
     }
+    /* the weights of every layer: [1, H, T, S + N], rows summing to 1 (eps 0),
+     * zero above the causal diagonal, in [0, 1] */
+    attn_tensor *wts[2] = {NULL, NULL};
+    attn_txl_memory wm;
+    CHECK_OK(attn_txl_memory_init(&wm, m, 1, 8, 0));
+    attn_txl_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, 5}, ids), &wm, NULL);
+    attn_txl_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, 5}, ids + 5), &wm, wts);
+    for (int l = 0; l < 2; l++) {
+        const attn_tensor *w = wts[l];
+        CHECK(w && w->ndim == 4 && w->shape[1] == 2 && w->shape[2] == 5 && w->shape[3] == 10 + 2,
+              "layer %d weights %s, expected [1, 2, 5, 12]", l, w ? "of another shape" : "missing");
+        if (!w || w->shape[3] != 12) continue;
+        for (int r = 0; r < 2 * 5; r++) {
+            const float *a = attn_f32(w) + r * 12;
+            const int t = r % 5;
+            double sum = 0.0;
+            int bad = 0;
+            for (int j = 0; j < 12; j++) {
+                sum += a[j];
+                bad |= a[j] < 0.0f || a[j] > 1.0f || (j < 10 && j > 5 + t && a[j] != 0.0f);
+            }
+            CHECK(!bad && fabs(sum - 1.0) < 1e-5, "layer %d row %d: sum %.7g, bad %d", l, r, sum, bad);
+        }
+    }
+    attn_txl_memory_free(&wm);
     /* save and load: the same configuration, parameters and logits */
     snprintf(path, sizeof path, "%s/txl.safetensors", dir);
     CHECK_OK(attn_txl_save(path, m, NULL, 0));
