@@ -25,6 +25,7 @@
     X(s2s_data)        \
     X(lm_data)         \
     X(gpt)             \
+    X(txl)             \
     X(bert)            \
     X(model_files)
 
