@@ -767,13 +767,16 @@ static int cmd_lm_train(int argc, char **argv) {
     const long long np = (long long)attn_params_numel(g.m.ps);
     if (g.m.t) {
         const attn_txl_config *c = &g.m.t->cfg;
+        char span_desc[128] = "span off";
+        if (c->span_max > 0)
+            snprintf(span_desc, sizeof span_desc, "adaptive span max %g (ramp %g, penalty %g)", (double)c->span_max,
+                     (double)c->span_ramp, rp->span_penalty);
         snprintf(desc, sizeof desc,
                  "TXL: %d layers, %d heads of %lld, d_model %lld, %s, %lld persistent vectors, segment %lld, "
-                 "memory %lld (eval %lld), span %s%g (ramp %g, penalty %g); bytes; %lld parameters",
+                 "memory %lld (eval %lld), %s; bytes; %lld parameters",
                  c->n_layers, c->n_heads, (long long)c->d_head, (long long)c->d_model,
                  c->no_ffn ? "no FFN (all-attention)" : "FFN", (long long)c->n_persist, (long long)g.T,
-                 rp->mem_len, rp->eval_mem_len, c->span_max > 0 ? "adaptive, max " : "off", (double)c->span_max,
-                 (double)c->span_ramp, rp->span_penalty, np);
+                 rp->mem_len, rp->eval_mem_len, span_desc, np);
         if (!(c->no_ffn)) {
             char extra[64];
             snprintf(extra, sizeof extra, "; d_inner %lld", (long long)c->d_inner);
@@ -1032,7 +1035,9 @@ static int span_chart(const char *path, const attn_txl *t) {
     const int L = t->cfg.n_layers, H = t->cfg.n_heads;
     const double zmax = t->cfg.span_max;
     const int bar = 18, gap = 24, left = 70, top = 50, ph = 300;
-    const int width = left + L * (H * bar + gap) + 40, height = top + ph + 70;
+    int width = left + L * (H * bar + gap) + 40;
+    if (width < 640) width = 640;
+    const int height = top + ph + 70;
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
@@ -1049,8 +1054,9 @@ static int span_chart(const char *path, const attn_txl *t) {
     for (int l = 0; l < L; l++)
         for (int h = 0; h < H; h++) mean += zmax * attn_f32(t->layers[l].span)[h];
     mean /= (double)(L * H);
-    fprintf(f, "<text x=\"%d\" y=\"24\" font-size=\"15\">learned attention span per layer and head "
-               "(keys; max %g, mean %.1f = %.1f%%)</text>\n", left, zmax, mean, 100.0 * mean / zmax);
+    fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"15\">learned attention span per layer and head (keys)</text>\n"
+               "<text x=\"%d\" y=\"38\" font-size=\"12\">max %g, mean %.1f = %.1f%% of the max</text>\n",
+            left, left, zmax, mean, 100.0 * mean / zmax);
     for (int k = 0; k <= 4; k++) { /* y axis: 0, 1/4 .. span_max */
         const double y = top + ph - ph * k / 4.0;
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", left, y, width - 30, y);
@@ -1082,6 +1088,82 @@ static int span_chart(const char *path, const attn_txl *t) {
     }
     printf("%s\n", path);
     return 0;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The layers x heads grid of maps[l] [1, H, R, C] (rows: queries, columns:
+ * the M memory keys, the segment's, the Np persistent vectors). Weights
+ * over hundreds of keys are small: the colour scale runs from 0 to the 99th
+ * percentile of the nonzero weights (stated in the title). */
+static int memory_grid(const char *path, const char *title, attn_tensor *const *maps, int L, int64_t H,
+                       const char *const *rl, const char *const *cl, int64_t M, int64_t Np) {
+    if ((int64_t)L * H > 64) {
+        fprintf(stderr, "attn lm viz: %d layers x %lld heads is more than 64 panels\n", L, (long long)H);
+        return 1;
+    }
+    const int64_t R = maps[0]->shape[2], C = maps[0]->shape[3], P = L * H * R * C;
+    attn_heatmap *hm = calloc((size_t)(L * H), sizeof *hm);
+    float *buf = malloc(sizeof(float) * (size_t)P), *sorted = malloc(sizeof(float) * (size_t)P);
+    char(*caps)[64] = calloc((size_t)(L * H), sizeof *caps);
+    int rc = 1;
+    if (!hm || !buf || !sorted || !caps) {
+        fprintf(stderr, "attn lm viz: out of memory\n");
+        goto out;
+    }
+    int64_t nz = 0;
+    for (int l = 0; l < L; l++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t k = l * H + h;
+            const attn_tensor *w = maps[l];
+            const float *base = (const float *)w->data;
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t c = 0; c < C; c++) {
+                    const float x = base[h * w->stride[1] + r * w->stride[2] + c * w->stride[3]];
+                    buf[k * R * C + r * C + c] = x;
+                    if (x > 0) sorted[nz++] = x;
+                }
+        }
+    float vmax = 1.0f;
+    if (nz > 0) {
+        qsort(sorted, (size_t)nz, sizeof *sorted, cmp_float);
+        vmax = sorted[(int64_t)(0.99 * (double)(nz - 1))];
+        if (!(vmax > 0)) vmax = 1.0f;
+    }
+    char xl[96];
+    snprintf(xl, sizeof xl, "keys: memory 0..%lld | segment%s", (long long)M - 1, Np ? " | persistent" : "");
+    for (int l = 0; l < L; l++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t k = l * H + h;
+            snprintf(caps[k], sizeof caps[k], "layer %d, head %lld", l, (long long)h);
+            hm[k].weights = buf + k * R * C;
+            hm[k].rows = (int)R;
+            hm[k].cols = (int)C;
+            hm[k].row_labels = rl;
+            hm[k].col_labels = cl;
+            hm[k].title = caps[k];
+            hm[k].x_label = xl;
+            hm[k].colormap = ATTN_CMAP_VIRIDIS;
+            hm[k].vmin = 0.0f;
+            hm[k].vmax = vmax;
+        }
+    char full[512];
+    snprintf(full, sizeof full, "%s (colour 0 .. %.3g: 99th pct)", title, (double)vmax);
+    if (attn_svg_heatmap_grid(path, full, hm, L, (int)H) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot write the picture");
+        goto out;
+    }
+    printf("%s\n", path);
+    rc = 0;
+out:
+    free(hm);
+    free(buf);
+    free(sorted);
+    free(caps);
+    return rc;
 }
 
 static int cmd_lm_viz(int argc, char **argv) {
@@ -1206,8 +1288,8 @@ static int cmd_lm_viz(int argc, char **argv) {
         }
         H = m.t->cfg.n_heads;
         Np = m.t->cfg.n_persist;
-        snprintf(title, sizeof title, "Transformer-XL attention: %lld queries of the segment over %lld memory + %lld "
-                 "segment keys%s", (long long)T, (long long)pre, (long long)T, Np ? " + persistent vectors" : "");
+        snprintf(title, sizeof title, "TXL: %lld queries over %lld memory + %lld segment keys%s", (long long)T,
+                 (long long)pre, (long long)T, Np ? " + persistent" : "");
     } else {
         attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, T}, ids + pre);
         if (!ti || !attn_gpt_logits_ex(ctx, m.g, ti, NULL, w)) {
@@ -1238,7 +1320,7 @@ static int cmd_lm_viz(int argc, char **argv) {
         lab[c] = labels[c];
     }
     snprintf(path, sizeof path, "%s-memory.svg", outp);
-    if (cli_viz_grid(path, title, w, L, H, lab + (S - T), lab)) goto done;
+    if (memory_grid(path, title, w, L, H, lab + (S - T), lab, S - T, Np)) goto done;
     if (m.t && m.t->cfg.span_max > 0) {
         snprintf(path, sizeof path, "%s-spans.svg", outp);
         if (span_chart(path, m.t)) goto done;
