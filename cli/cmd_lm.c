@@ -1208,6 +1208,18 @@ static int cmd_lm_viz(int argc, char **argv) {
         fprintf(stderr, "attn lm viz: --model DIR and --out PREFIX are required\n");
         return 2;
     }
+    { /* the prefix's folder is created */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", outp);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = 0;
+            if (cli_make_dir(dir) != 0) {
+                fprintf(stderr, "attn lm viz: cannot create the folder %s: %s\n", dir, strerror(errno));
+                return 1;
+            }
+        }
+    }
     lm_info r;
     lm_model m;
     if (lm_load(model, &r, &m)) return 1;
