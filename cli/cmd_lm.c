@@ -305,6 +305,7 @@ static void train_usage(FILE *f) {
         "  --eval-every N        validation every N steps and a checkpoint (default 500; 0: end only)\n"
         "  --eval-n N            bytes of valid.txt for the periodic evaluations (default 16384;\n"
         "                        the final one reads all of it)\n"
+        "  --final-eval-n N      bytes of valid.txt for the final evaluation (default 0: all)\n"
         "  --eval-stride S       gpt: the sliding window's stride (default: --ctx, no overlap)\n"
         "  --log-every N, --threads N, --arena-mb N, --resume, --force, --quiet\n\n"
         "The TXL reads B contiguous streams of the training text, segment after segment,\n"
@@ -318,7 +319,7 @@ typedef struct lm_train {
     int32_t *tr, *va;
     int64_t n_tr, n_va, B, T;
     int64_t stream_len, n_seg; /* txl: bytes per stream, segments per stream */
-    int64_t eval_n, eval_stride;
+    int64_t eval_n, eval_stride, final_eval_n;
     int64_t mem_step;          /* txl: the step whose segment the memory follows (-1: none) */
     attn_txl_memory mem;
     int32_t *bin, *btg;
@@ -433,21 +434,22 @@ static int lm_after_step(void *self, train_run *run) {
 
 static int lm_evaluate(void *self, train_run *run, int last, double *seconds) {
     lm_train *g = self;
-    const int64_t n = last || g->eval_n >= g->n_va ? g->n_va : g->eval_n;
+    const int64_t want = last ? g->final_eval_n : g->eval_n; /* 0: all */
+    const int64_t n = want <= 0 || want >= g->n_va ? g->n_va : want;
     lm_eval_result ev;
     if (lm_eval(run->ctx, &g->m, g->va, n, g->T, g->r.eval_mem_len, g->eval_stride, g->B, &ev)) return 1;
     *seconds = ev.seconds;
     const attn_json_field f[] = {
         attn_json_str("event", "eval"),          attn_json_int("step", run->step),
         attn_json_num("valid_loss", ev.bpb * log(2.0)), attn_json_num("valid_bpb", ev.bpb),
-        attn_json_int("bytes", ev.bytes),        attn_json_bool("full", last),
+        attn_json_int("bytes", ev.bytes),        attn_json_bool("full", n == g->n_va),
         attn_json_num("seconds", ev.seconds),
     };
     if (train_log(run, f, (int)(sizeof f / sizeof f[0]))) return 1;
     if (!run->quiet || last) {
         if (run->progress.tty && !run->quiet) fputc('\n', stderr);
         fprintf(last ? stdout : stderr, "step %lld: valid %.4f bits/byte (%lld bytes%s, %.1f s)\n",
-                (long long)run->step, ev.bpb, (long long)ev.bytes, last ? ", all" : "", ev.seconds);
+                (long long)run->step, ev.bpb, (long long)ev.bytes, n == g->n_va ? ", all" : "", ev.seconds);
     }
     return 0;
 }
@@ -499,7 +501,8 @@ static int opt_real(const char *a, const char *v, double lo, double hi, double *
 static int cmd_lm_train(int argc, char **argv) {
     const char *prog = "attn lm train", *data = "data/wiki", *arch = "txl";
     long long layers = 4, heads = 4, d_model = 128, d_head = 0, d_inner = 0, ctxlen = 64, segment = 64,
-              mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0;
+              mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0,
+              final_eval_n = 0;
     double dropout = 0.0, span_max = 512, span_ramp = 32, span_init = 0, span_penalty = 2e-6;
     int no_ffn = 0, rc = 0;
     train_opts o;
@@ -520,6 +523,11 @@ static int cmd_lm_train(int argc, char **argv) {
         if (!strcmp(a, "--no-ffn")) {
             no_ffn = 1;
             train_fixed(&o, a);
+            continue;
+        }
+        if (!strcmp(a, "--final-eval-n")) {
+            rc = opt_int(a, v, 0, 1ll << 40, &final_eval_n);
+            i++;
             continue;
         }
         if (!strcmp(a, "--eval-stride")) {
@@ -691,6 +699,7 @@ static int cmd_lm_train(int argc, char **argv) {
     g.T = rp->segment;
     g.eval_n = o.eval_n > 0 ? o.eval_n : 16384;
     g.eval_stride = eval_stride > 0 ? eval_stride : g.T;
+    g.final_eval_n = final_eval_n;
     g.log_every = o.log_every > 0 ? o.log_every : 50;
     if (g.n_tr < 2 * (g.T + 1) || g.n_va < 2) {
         fprintf(stderr, "%s: %s: the training text (%lld bytes) is shorter than two windows of %lld\n", prog,
