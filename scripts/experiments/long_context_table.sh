@@ -26,7 +26,7 @@
 # exactly 64), both over the first SPEED_BYTES bytes of test.txt.
 #
 # Budget (chosen from 20-step runs of each row, docs/long_context.md "The
-# table"): STEPS 1200, BATCH 8, THREADS 1: about 55-60 minutes of one core
+# table"): STEPS 1000, BATCH 8, THREADS 1: about 55-60 minutes of one core
 # (measured on a 2-core machine under load; less on an idle core). Writes
 # runs/long_context/table.md (and each run's directory and log there).
 #
@@ -35,7 +35,7 @@
 # models, 3 steps, 2048 evaluation bytes; its numbers mean nothing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-STEPS="${STEPS:-1200}"
+STEPS="${STEPS:-1000}"
 BATCH="${BATCH:-8}"
 THREADS="${THREADS:-1}"
 SPEED_BYTES="${SPEED_BYTES:-8192}"
