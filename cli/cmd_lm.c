@@ -1190,7 +1190,7 @@ static int cmd_lm_viz(int argc, char **argv) {
                    "its window's self-attention.\n\n"
                    "  --text TEXT          the input (default: valid.txt of the run's data from --offset)\n"
                    "  --offset N           (default 0)\n"
-                   "  --mem-len M          txl: memory shown (default the training memory, at most 512)\n"
+                   "  --mem-len M          txl: memory shown (default the training memory, at most 192; up to 512)\n"
                    "  --segment T          txl: segment shown (default the training one, at most 64)\n"
                    "  --threads N\n");
             return 0;
@@ -1245,7 +1245,7 @@ static int cmd_lm_viz(int argc, char **argv) {
     int64_t M = 0;
     if (m.t) {
         M = mem_len >= 0 ? mem_len : r.mem_len;
-        if (M > 512) M = 512;
+        if (mem_len < 0 && M > 192) M = 192; /* 16 panels of 64 x 256 cells: a 15 MB picture */
     }
     if (text) {
         n = (int64_t)strlen(text);

@@ -156,7 +156,7 @@ table="$OUT/table.md"
          "($gpt_sw bits/byte): $(awk -v a="${txl_bps:-0}" -v b="${gpt_bps:-1}" 'BEGIN { printf "%.1f", a / b }')x (target >= 10x)."
     echo "- KJV: the GPT and the best wiki TXL row ($best)."
     echo "- Spans per layer and head: $OUT/wiki-span512/train.jsonl (\"spans\" records);" \
-         "picture: build/attn lm viz --model $OUT/wiki-span512 --out $OUT/span512"
+         "pictures: $OUT/span512-memory.svg (memory attention), $OUT/span512-spans.svg (learned spans)"
 } >"$table"
-"$ATTN" lm viz --model "$OUT/wiki-span512" --out "$OUT/span512" --mem-len 192 --threads "$THREADS" >/dev/null || true
+"$ATTN" lm viz --model "$OUT/wiki-span512" --out "$OUT/span512" --mem-len 192 --offset 4096 --threads "$THREADS" >/dev/null || true
 cat "$table"
