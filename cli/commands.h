@@ -18,7 +18,7 @@
     X(gpt, "train a GPT language model on English prose, sample text from it")           \
     X(lm, "byte-level long-text language models: GPT or Transformer-XL (memory, adaptive span, persistent vectors)") \
     X(transformer, "train, translate and evaluate encoder-decoder Transformers")          \
-    X(viz, "draw every layer's and head's attention (Transformer, GPT, BERT) for one input (SVG)") \
+    X(viz, "draw every layer's and head's attention (Transformer, GPT, BERT, attn lm) for one input (SVG)") \
     X(bert, "pretrain a BERT-style encoder (masked LM), fine-tune it to classify")       \
     X(version, "print the version")
 

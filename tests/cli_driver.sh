@@ -197,6 +197,19 @@ checks transformer --d-model 16 -- "${TRANSFORMER[@]}"
 checks lm-txl --mem-len 32 -- "${LMTXL[@]}"
 checks lm-gpt --d-model 32 -- "${LMGPT[@]}"
 
+# attn lm: a resumed GPT run is the run straight through (same batches, same
+# AdamW state): the final valid bits/byte agree to the last digit. (The TXL's
+# resumed memory is rebuilt with the current weights, so it is not bitwise.)
+"${LMGPT[@]}" --out "$TMP/lm-straight" --steps 10 --quiet >"$TMP/lmst.out" 2>&1
+rc=$?
+v1=$(sed -n 's/.*"event":"eval","step":10,"valid_loss":[^,]*,"valid_bpb":\([^,]*\).*/\1/p' "$TMP/lm-straight/train.jsonl")
+v2=$(sed -n 's/.*"event":"eval","step":10,"valid_loss":[^,]*,"valid_bpb":\([^,]*\).*/\1/p' "$TMP/lm-gpt/train.jsonl")
+if [ "$rc" = 0 ] && [ -n "$v1" ] && [ "$v1" = "$v2" ]; then
+    ok "lm-gpt: 5 steps + --resume to 10 = 10 steps straight (valid $v1 bits/byte)"
+else
+    fail "lm-gpt resume vs straight: exit $rc, '$v1' vs '$v2'"
+fi
+
 # attn lm: evaluation, sampling, pictures, and the options it refuses.
 lmtest=$(($(wc -c <"$LMD/test.txt") - 1))
 "$ATTN" lm eval --model "$TMP/lm-txl" --threads 1 >"$TMP/lm.out" 2>&1
@@ -263,6 +276,13 @@ if [ "$rc" = 0 ] && grep -q ">p3<" "$TMP/lmviz/all-memory.svg" && [ -f "$TMP/lmv
     ok "lm viz: persistent vectors drawn as keys p0..; a GPT's window drawn"
 else
     fail "lm viz (all-attention / gpt): exit $rc: $(head -c 300 "$TMP/lmv.out")"
+fi
+"$ATTN" viz --model "$TMP/lm-txl" --out "$TMP/lmviz/via-viz" --threads 1 "the cat sat on the mat, the dog ran" >"$TMP/lmv.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "<svg" "$TMP/lmviz/via-viz-memory.svg" && [ -f "$TMP/lmviz/via-viz-spans.svg" ]; then
+    ok "attn viz on an attn lm checkpoint draws its memory attention and spans (as attn lm viz)"
+else
+    fail "attn viz on an attn lm checkpoint: exit $rc: $(head -c 300 "$TMP/lmv.out")"
 fi
 lm_refused() { # CODE TEXT -- CMD...: the command exits CODE saying TEXT, nothing written
     local code="$1" text="$2"
