@@ -34,15 +34,16 @@ static double now_s(void) { return attn_monotonic_s(); }
 typedef struct lm_info {
     char data[1024];
     int txl; /* the architecture: 0 gpt, 1 txl */
-    long long batch, total_steps, warmup, seed, segment, mem_len, eval_mem_len;
+    long long batch, total_steps, warmup, seed, segment, mem_len, eval_mem_len, run_segments;
     double lr, min_lr, weight_decay, span_penalty, train_seconds;
 } lm_info;
 
-#define LM_RUN_META 15
+#define LM_RUN_META 16
 static const char *const lm_keys[LM_RUN_META] = {
     "run.model", "run.arch",   "run.data",         "run.batch",        "run.steps",
     "run.warmup", "run.seed",  "run.segment",      "run.mem_len",      "run.eval_mem_len",
-    "run.lr",    "run.min_lr", "run.weight_decay", "run.span_penalty", "run.train_seconds"};
+    "run.lr",    "run.min_lr", "run.weight_decay", "run.span_penalty", "run.train_seconds",
+    "run.run_segments"};
 
 typedef struct lm_meta {
     attn_kv kv[ATTN_TXL_META + ATTN_GPT_META + LM_RUN_META];
@@ -80,6 +81,7 @@ static void lm_meta_build(lm_meta *mm, const lm_model *m, const lm_info *r) {
     for (int i = 0; i < 7; i++) snprintf(mm->vbuf[3 + i], 1100, "%lld", ll[i]);
     const double rr[5] = {r->lr, r->min_lr, r->weight_decay, r->span_penalty, r->train_seconds};
     for (int i = 0; i < 5; i++) snprintf(mm->vbuf[10 + i], 1100, "%.9g", rr[i]);
+    snprintf(mm->vbuf[15], 1100, "%lld", r->run_segments);
     for (int i = 0; i < LM_RUN_META; i++) {
         mm->kv[mm->n].key = lm_keys[i];
         mm->kv[mm->n].value = mm->vbuf[i];
@@ -110,6 +112,7 @@ static int lm_info_read(const char *path, lm_info *r) {
     r->segment = meta_ll(&m, "run.segment", 1, 1 << 20);
     r->mem_len = meta_ll(&m, "run.mem_len", 0, 1 << 20);
     r->eval_mem_len = meta_ll(&m, "run.eval_mem_len", 0, 1 << 20);
+    r->run_segments = meta_ll(&m, "run.run_segments", 0, 1 << 30);
     r->lr = meta_real(&m, "run.lr", 0.0, 10.0);
     r->min_lr = meta_real(&m, "run.min_lr", 0.0, 10.0);
     r->weight_decay = meta_real(&m, "run.weight_decay", 0.0, 10.0);
@@ -289,6 +292,9 @@ static void train_usage(FILE *f) {
         "  --segment N           txl: segment length (default 64)\n"
         "  --mem-len N           txl: memory kept in training (default 64)\n"
         "  --eval-mem-len N      txl: memory of the evaluations (default --mem-len)\n"
+        "  --run-segments R      txl: each stream reads R consecutive segments from a random\n"
+        "                        position, then jumps (memory emptied); default 4 ceil(mem/segment),\n"
+        "                        at least 16; 0: B contiguous streams through the whole text\n"
         "  --span 0|1            txl: adaptive attention span (default 0)\n"
         "  --span-max S          its largest span in keys (default 512; the memory must be >= S)\n"
         "  --span-ramp R         its soft ramp (default 32)\n"
@@ -308,8 +314,8 @@ static void train_usage(FILE *f) {
         "  --final-eval-n N      bytes of valid.txt for the final evaluation (default 0: all)\n"
         "  --eval-stride S       gpt: the sliding window's stride (default: --ctx, no overlap)\n"
         "  --log-every N, --threads N, --arena-mb N, --resume, --force, --quiet\n\n"
-        "The TXL reads B contiguous streams of the training text, segment after segment,\n"
-        "with the memory carried across steps; with a span, train.jsonl gets a \"spans\"\n"
+        "The TXL reads B streams of the training text, segment after segment, with the\n"
+        "memory carried across steps; with a span, train.jsonl gets a \"spans\"\n"
         "record per log window. Ctrl-C finishes the step, writes a checkpoint, exits 130.\n");
 }
 
@@ -318,7 +324,7 @@ typedef struct lm_train {
     lm_model m;
     int32_t *tr, *va;
     int64_t n_tr, n_va, B, T;
-    int64_t stream_len, n_seg; /* txl: bytes per stream, segments per stream */
+    int64_t stream_len, n_seg; /* txl, --run-segments 0: bytes and segments per stream */
     int64_t eval_n, eval_stride, final_eval_n;
     int64_t mem_step;          /* txl: the step whose segment the memory follows (-1: none) */
     attn_txl_memory mem;
@@ -327,10 +333,22 @@ typedef struct lm_train {
     lm_meta meta;
 } lm_train;
 
-/* txl: the batch of segment k of every stream. */
-static void txl_segment(const lm_train *g, int64_t k, int32_t *in, int32_t *tg) {
+/* txl: where stream b of run j starts: with --run-segments R > 0, a
+ * position drawn from (seed, j, b) with room for R segments; with R = 0,
+ * b / B of the text (one run through it). */
+static int64_t txl_start(const lm_train *g, int64_t j, int64_t b) {
+    const int64_t R = g->r.run_segments;
+    if (R == 0) return b * g->stream_len;
+    const int64_t room = g->n_tr - R * g->T - 1; /* >= 1, checked at the start */
+    const int64_t a = (int64_t)((double)attn_rng_uniform((uint64_t)g->r.seed ^ 0x74786c72756e73ull, (uint64_t)j,
+                                                         (uint64_t)b) * (double)room);
+    return a < 0 ? 0 : a >= room ? room - 1 : a;
+}
+
+/* txl: the batch of segment k of run j of every stream. */
+static void txl_segment(const lm_train *g, int64_t j, int64_t k, int32_t *in, int32_t *tg) {
     for (int64_t b = 0; b < g->B; b++) {
-        const int64_t a = b * g->stream_len + k * g->T;
+        const int64_t a = txl_start(g, j, b) + k * g->T;
         memcpy(in + b * g->T, g->tr + a, (size_t)g->T * sizeof *in);
         memcpy(tg + b * g->T, g->tr + a + 1, (size_t)g->T * sizeof *tg);
     }
@@ -353,11 +371,13 @@ static attn_tensor *lm_step_loss(void *self, train_run *run, int64_t step, train
         attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
         return attn_gpt_loss(ctx, g->m.g, ti, tt, -1);
     }
-    /* txl: step s reads segment s mod n_seg of each stream; the memory is
-     * the previous segments' (empty at a stream's start). A resumed run (or
-     * one whose memory does not follow the previous step) rebuilds it from
-     * the segments before, without gradients. */
-    const int64_t k = step % g->n_seg;
+    /* txl: step s reads segment k = s mod R of run j = s / R of each stream
+     * (R = --run-segments; with R = 0, segment s mod n_seg of the one run);
+     * the memory is the previous segments' (empty at a run's start). A
+     * resumed run (or one whose memory does not follow the previous step)
+     * rebuilds it from the segments before, without gradients. */
+    const int64_t R = g->r.run_segments;
+    const int64_t j = R > 0 ? step / R : 0, k = R > 0 ? step % R : step % g->n_seg;
     if (k == 0) {
         attn_txl_memory_reset(&g->mem, 0);
     } else if (g->mem_step != step - 1) {
@@ -366,9 +386,9 @@ static attn_tensor *lm_step_loss(void *self, train_run *run, int64_t step, train
         if (first < 0) first = 0;
         const int grad = attn_ctx_grad_enabled(ctx);
         attn_ctx_set_grad_enabled(ctx, 0);
-        for (int64_t j = first; j < k; j++) {
+        for (int64_t kk = first; kk < k; kk++) {
             attn_ctx_reset(ctx);
-            txl_segment(g, j, g->bin, g->btg);
+            txl_segment(g, j, kk, g->bin, g->btg);
             attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
             if (!ti || !attn_txl_logits(ctx, g->m.t, ti, &g->mem, NULL)) {
                 attn_ctx_set_grad_enabled(ctx, grad);
@@ -378,7 +398,7 @@ static attn_tensor *lm_step_loss(void *self, train_run *run, int64_t step, train
         attn_ctx_set_grad_enabled(ctx, grad);
         attn_ctx_reset(ctx);
     }
-    txl_segment(g, k, g->bin, g->btg);
+    txl_segment(g, j, k, g->bin, g->btg);
     attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
     attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
     attn_tensor *loss = attn_txl_loss(ctx, g->m.t, ti, tt, -1, &g->mem, NULL);
@@ -501,7 +521,7 @@ static int opt_real(const char *a, const char *v, double lo, double hi, double *
 static int cmd_lm_train(int argc, char **argv) {
     const char *prog = "attn lm train", *data = "data/wiki", *arch = "txl";
     long long layers = 4, heads = 4, d_model = 128, d_head = 0, d_inner = 0, ctxlen = 64, segment = 64,
-              mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0,
+              mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0, run_segments = -1,
               final_eval_n = 0;
     double dropout = 0.0, span_max = 512, span_ramp = 32, span_init = 0, span_penalty = 2e-6;
     int no_ffn = 0, rc = 0;
@@ -548,6 +568,7 @@ static int cmd_lm_train(int argc, char **argv) {
         else if (!strcmp(a, "--segment")) rc = opt_int(a, v, 1, 1 << 14, &segment);
         else if (!strcmp(a, "--mem-len")) rc = opt_int(a, v, 0, 1 << 16, &mem_len);
         else if (!strcmp(a, "--eval-mem-len")) rc = opt_int(a, v, 0, 1 << 16, &eval_mem_len);
+        else if (!strcmp(a, "--run-segments")) rc = opt_int(a, v, 0, 1 << 30, &run_segments);
         else if (!strcmp(a, "--span")) rc = opt_int(a, v, 0, 1, &span);
         else if (!strcmp(a, "--span-max")) rc = opt_real(a, v, 1, 1 << 16, &span_max);
         else if (!strcmp(a, "--span-ramp")) rc = opt_real(a, v, 1e-3, 1 << 16, &span_ramp);
@@ -644,9 +665,37 @@ static int cmd_lm_train(int argc, char **argv) {
         rp->mem_len = txl ? mem_len : 0;
         rp->eval_mem_len = txl ? eval_mem_len : 0;
         rp->span_penalty = span ? span_penalty : 0.0;
+        /* default: runs of 4 memories' worth of segments, at least 16 */
+        const long long fill = (mem_len + segment - 1) / segment;
+        rp->run_segments = !txl ? 0 : run_segments >= 0 ? run_segments : (4 * fill > 16 ? 4 * fill : 16);
     }
     if (load_bytes(rp->data, "train.txt", &g.tr, &g.n_tr) || load_bytes(rp->data, "valid.txt", &g.va, &g.n_va))
         goto done;
+    g.B = rp->batch;
+    g.T = rp->segment;
+    g.eval_n = o.eval_n > 0 ? o.eval_n : 16384;
+    g.eval_stride = eval_stride > 0 ? eval_stride : g.T;
+    g.final_eval_n = final_eval_n;
+    g.log_every = o.log_every > 0 ? o.log_every : 50;
+    if (g.n_tr < 2 * (g.T + 1) || g.n_va < 2) {
+        fprintf(stderr, "%s: %s: the training text (%lld bytes) is shorter than two windows of %lld\n", prog,
+                rp->data, (long long)g.n_tr, (long long)g.T + 1);
+        goto done;
+    }
+    if (rp->txl) {
+        g.stream_len = (g.n_tr - 1) / g.B;
+        g.n_seg = (g.stream_len - 1) / g.T;
+        if (rp->run_segments > 0 && g.n_tr < (rp->run_segments + 1) * g.T + 2) {
+            fprintf(stderr, "%s: the training text (%lld bytes) is shorter than a run of %lld segments of %lld "
+                            "(lower --run-segments)\n", prog, (long long)g.n_tr, rp->run_segments, (long long)g.T);
+            goto done;
+        }
+        if (rp->run_segments == 0 && g.n_seg < 1) {
+            fprintf(stderr, "%s: %lld streams of the %lld training bytes are shorter than a segment of %lld "
+                            "(lower --batch)\n", prog, (long long)g.B, (long long)g.n_tr, (long long)g.T);
+            goto done;
+        }
+    }
     if (!o.resume) {
         attn_rng rng;
         attn_rng_init(&rng, (uint64_t)rp->seed);
@@ -695,25 +744,7 @@ static int cmd_lm_train(int argc, char **argv) {
             goto done;
         }
     }
-    g.B = rp->batch;
-    g.T = rp->segment;
-    g.eval_n = o.eval_n > 0 ? o.eval_n : 16384;
-    g.eval_stride = eval_stride > 0 ? eval_stride : g.T;
-    g.final_eval_n = final_eval_n;
-    g.log_every = o.log_every > 0 ? o.log_every : 50;
-    if (g.n_tr < 2 * (g.T + 1) || g.n_va < 2) {
-        fprintf(stderr, "%s: %s: the training text (%lld bytes) is shorter than two windows of %lld\n", prog,
-                rp->data, (long long)g.n_tr, (long long)g.T + 1);
-        goto done;
-    }
     if (g.m.t) {
-        g.stream_len = (g.n_tr - 1) / g.B;
-        g.n_seg = (g.stream_len - 1) / g.T;
-        if (g.n_seg < 1) {
-            fprintf(stderr, "%s: %lld streams of the %lld training bytes are shorter than a segment of %lld "
-                            "(lower --batch)\n", prog, (long long)g.B, (long long)g.n_tr, (long long)g.T);
-            goto done;
-        }
         if (attn_txl_memory_init(&g.mem, g.m.t, g.B, rp->mem_len, 0) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot create the memory");
             goto done;
@@ -776,16 +807,18 @@ static int cmd_lm_train(int argc, char **argv) {
     const long long np = (long long)attn_params_numel(g.m.ps);
     if (g.m.t) {
         const attn_txl_config *c = &g.m.t->cfg;
-        char span_desc[128] = "span off";
+        char span_desc[128] = "span off", runs_desc[96] = "contiguous streams";
+        if (rp->run_segments > 0)
+            snprintf(runs_desc, sizeof runs_desc, "runs of %lld segments", rp->run_segments);
         if (c->span_max > 0)
             snprintf(span_desc, sizeof span_desc, "adaptive span max %g (ramp %g, penalty %g)", (double)c->span_max,
                      (double)c->span_ramp, rp->span_penalty);
         snprintf(desc, sizeof desc,
                  "TXL: %d layers, %d heads of %lld, d_model %lld, %s, %lld persistent vectors, segment %lld, "
-                 "memory %lld (eval %lld), %s; bytes; %lld parameters",
+                 "memory %lld (eval %lld), %s; %s; bytes; %lld parameters",
                  c->n_layers, c->n_heads, (long long)c->d_head, (long long)c->d_model,
                  c->no_ffn ? "no FFN (all-attention)" : "FFN", (long long)c->n_persist, (long long)g.T,
-                 rp->mem_len, rp->eval_mem_len, span_desc, np);
+                 rp->mem_len, rp->eval_mem_len, span_desc, runs_desc, np);
         if (!(c->no_ffn)) {
             char extra[64];
             snprintf(extra, sizeof extra, "; d_inner %lld", (long long)c->d_inner);

@@ -88,7 +88,7 @@ LMTXL=("$ATTN" lm train --data "$LMD" --arch txl --layers 1 --heads 2 --d-model 
 LMGPT=("$ATTN" lm train --data "$LMD" --arch gpt --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 4
        --threads 1 --eval-every 0 --log-every 1)
 LMALL=("$ATTN" lm train --data "$LMD" --arch txl --layers 1 --heads 2 --d-model 16 --segment 8 --mem-len 8
-       --no-ffn --persistent 4 --batch 4 --threads 1 --eval-every 0 --log-every 1)
+       --no-ffn --persistent 4 --run-segments 0 --batch 4 --threads 1 --eval-every 0 --log-every 1)
 
 # checks NAME SHAPE_FLAG SHAPE_VALUE -- CMD...
 checks() {
@@ -299,6 +299,7 @@ LMB=("$ATTN" lm train --data "$LMD" --out "$TMP/lm-bad" --steps 2 --threads 1)
 lm_refused 2 "must be gpt or txl" -- "${LMB[@]}" --arch rnn
 lm_refused 2 "longer than the memory" -- "${LMB[@]}" --span 1 --span-max 64 --mem-len 16
 lm_refused 2 "Transformer-XL options" -- "${LMB[@]}" --arch gpt --persistent 4
+lm_refused 1 "lower --run-segments" -- "${LMB[@]}" --segment 8 --run-segments 100000
 lm_refused 2 "expected an integer" -- "${LMB[@]}" --segment 0
 lm_refused 2 "expected an integer" -- "${LMB[@]}" --mem-len -5
 lm_refused 2 "for a GPT" -- "$ATTN" lm eval --model "$TMP/lm-txl" --stride 1
