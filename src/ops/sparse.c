@@ -248,6 +248,7 @@ static void row_spans(const attn_sparse_pattern *p, int64_t v, int64_t i, int64_
             for (int64_t c = c0; c < c1;) {
                 const int64_t ce = (c / bw + 1) * bw < c1 ? (c / bw + 1) * bw : c1;
                 const int64_t s0 = local2d_pos(p, r, c);
+                if (s0 >= chi) break; /* blocks to the right come later */
                 emit(fn, arg, 0, 0, 0, s0, s0 + (ce - c), clo, chi);
                 c = ce;
             }
