@@ -21,6 +21,17 @@
  *   (m = -inf and 0 for a query with no visible key, NaN for a NaN row).
  *   The logits are the f32 values the kernels compute: (scale q) . k summed
  *   in f32, then + bias in f32.
+ *   saved[1] = the sparse pattern of attn_sdpa_opts.sparse (its bytes, i32;
+ *   NULL without one), saved[2] = its tile layout, compiled by the forward
+ *   and reused by the backward (NULL without a pattern).
+ *
+ * Sparse patterns (include/attn/sparse.h, docs/sparse.md): a query tile
+ * walks only the key tiles of its layout entry list (fl_walk) instead of
+ * every tile of its span, so skipped tiles cost nothing, forward and
+ * backward; a fully visible tile runs exactly as without a pattern, a
+ * partial one also sets the logits of its hidden keys to -inf from the
+ * tile's bit mask (fl_apply_bits) before the softmax update, and rows whose
+ * mask is empty take no part in the tile.
  *
  * Why m and 1 / l and not one log-sum-exp m + log l: in f32 the sum rounds
  * log l away when |m| is large (a finite mask bias of -1e9 on a whole row
@@ -163,12 +174,22 @@ static fl_geom fl_geometry(const attn_node *node) {
     return g;
 }
 
-/* With a sparse pattern: its tile layout for this geometry in *L (arena),
- * g->L set. 0, or -1 with the error set. */
-static int fl_layout(attn_ctx *ctx, fl_geom *g, attn_sparse_layout *L) {
+/* With a sparse pattern: its tile layout for this geometry, g->L set. The
+ * forward compiles it (arrays in the arena, where they stay with the node's
+ * other tensors) and keeps the struct in saved[2]; the backward of the same
+ * node reuses it, and compiles its own only when saved[2] holds none (*L,
+ * arena). 0, or -1 with the error set. */
+static int fl_layout(attn_ctx *ctx, const attn_node *node, fl_geom *g, attn_sparse_layout *L,
+                     int keep) {
     if (!g->sp) return 0;
+    attn_sparse_layout *kept = node->saved[2] ? (attn_sparse_layout *)node->saved[2]->data : NULL;
+    if (kept && kept->T == g->T && kept->S == g->S && kept->start) {
+        g->L = kept;
+        return 0;
+    }
     if (attn_sparse_compile(ctx, g->sp, g->causal, g->window, g->H, g->T, g->S, QT, KT, L))
         return -1;
+    if (kept && keep) *kept = *L;
     g->L = L;
     return 0;
 }
@@ -495,10 +516,19 @@ static int fl_walk_next(fl_walk *w, int64_t *k0, const uint64_t **bits) {
     return 0;
 }
 
-/* The keys of a logits row the pattern hides (bit s clear) become -inf. */
-static void fl_apply_bits(float *row, uint64_t bits) {
-    for (int s = 0; s < KT; s++)
-        if (!(bits >> s & 1u)) row[s] = -INFINITY;
+/* The keys of a logits row the pattern hides (bit s clear) become -inf
+ * (branch free, 16 lanes at a time where the clone has them). */
+FL_CLONES static void fl_apply_bits(float *restrict row, uint64_t bits) {
+    for (int c = 0; c < KT; c += 16) {
+        const uint32_t b = (uint32_t)(bits >> c);
+        for (int s = 0; s < 16; s++) {
+            uint32_t x;
+            const uint32_t keep = 0u - (b >> s & 1u), ninf = 0xFF800000u; /* -inf */
+            memcpy(&x, &row[c + s], sizeof x);
+            x = (x & keep) | (ninf & ~keep);
+            memcpy(&row[c + s], &x, sizeof x);
+        }
+    }
 }
 
 /* [n, w] src (rows lds floats apart) transposed tile by tile into dst: key
@@ -1182,7 +1212,7 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
     fl_geom g = fl_geometry(node);
     float *out = attn_f32(node->out), *stats = attn_f32(node->saved[0]);
     attn_sparse_layout layout;
-    if (fl_layout(ctx, &g, &layout)) return ctx->status;
+    if (fl_layout(ctx, node, &g, &layout, 1)) return ctx->status;
 #if defined(FL_X86)
     if (g.qh && __builtin_cpu_supports("avx512bf16") && !(ctx->kernel_flags & ATTN_KERNELS_PORTABLE))
         return fl_forward_bf16(ctx, &g, out, stats);
@@ -1587,7 +1617,7 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     gr.dl = NULL;
     const size_t mark = attn__arena_mark(ctx); /* scratch only from here */
     attn_sparse_layout layout;
-    if (fl_layout(ctx, &g, &layout)) return ctx->status;
+    if (fl_layout(ctx, node, &g, &layout, 0)) return ctx->status;
     if (db) {
         size_t n;
         if (attn__mul_size((size_t)(g.B * g.H * g.T), (size_t)g.S * sizeof(float), &n)) {
@@ -1760,6 +1790,11 @@ static attn_tensor *flash_build(attn_ctx *ctx, const char *name, attn_tensor *co
     node->iarg[7] = Hkv;
     node->saved[0] = stats;
     if (sdpa_save_sparse(ctx, name, node, o.sparse)) return NULL;
+    if (o.sparse) { /* the forward's tile layout, for the backward (fl_layout) */
+        const int64_t nl = (int64_t)((sizeof(attn_sparse_layout) + 3) / 4);
+        if (!(node->saved[2] = attn__tensor(ctx, name, ATTN_I32, 1, &nl))) return NULL;
+        memset(node->saved[2]->data, 0, sizeof(attn_sparse_layout));
+    }
     attn_tensor *y = attn__run(ctx, node);
     if (y && weights) {
         attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);

@@ -24,6 +24,10 @@
  * changes: P, the dropout counters and the bias are indexed by (b, h, t, s).
  *   saved[0] = P [B, H, T, S], the probabilities after masking and before
  *   dropout (zero at masked keys, a zero row for a query with no visible key).
+ *   saved[1] = the sparse pattern of attn_sdpa_opts.sparse (its bytes in an
+ *   i32 tensor) or NULL: an element mask, attn_sparse_visible per logit, the
+ *   hidden keys -inf after the bias (P = 0 there, so the backward needs
+ *   nothing more).
  *
  * Dropout: element i of P in row-major [B, H, T, S] order is kept iff
  * attn_rng_uniform(seed, offset, i) >= p, and then scaled by 1 / (1 - p):

@@ -239,19 +239,39 @@ static void row_spans(const attn_sparse_pattern *p, int64_t v, int64_t i, int64_
         return;
     }
     case ATTN_SPARSE_LOCAL_2D: {
+        /* block by block in the sequence order: a block whose columns are
+         * all in the region gives one run for its rows in the region, a
+         * cut block one run per pixel row; adjacent runs are merged (whole
+         * blocks side by side are one run). A block at or after chi ends
+         * the walk: every later block comes later still. */
         int64_t r0, r1, c0, c1;
         local2d_region(p, i, &r0, &r1, &c0, &c1);
-        const int64_t bw = p->block_w;
-        /* each pixel row: one run per block it crosses; a row whose first
-         * pixel is at or after chi ends the walk (later rows come later) */
-        for (int64_t r = r0; r < r1 && local2d_pos(p, r, c0) < chi; r++)
-            for (int64_t c = c0; c < c1;) {
-                const int64_t ce = (c / bw + 1) * bw < c1 ? (c / bw + 1) * bw : c1;
-                const int64_t s0 = local2d_pos(p, r, c);
-                if (s0 >= chi) break; /* blocks to the right come later */
-                emit(fn, arg, 0, 0, 0, s0, s0 + (ce - c), clo, chi);
-                c = ce;
+        const int64_t bh = p->block_h, bw = p->block_w;
+        int64_t plo = 0, phi = 0; /* the pending run [plo, phi) */
+        for (int64_t br = r0 / bh; br * bh < r1; br++) {
+            const int64_t ra = r0 > br * bh ? r0 : br * bh, rb = r1 < br * bh + bh ? r1 : br * bh + bh;
+            for (int64_t bc = c0 / bw; bc * bw < c1; bc++) {
+                const int64_t ca = c0 > bc * bw ? c0 : bc * bw, cb = c1 < bc * bw + bw ? c1 : bc * bw + bw;
+                const int64_t base = local2d_pos(p, br * bh, bc * bw);
+                if (base >= chi) {
+                    br = r1; /* ends both loops */
+                    break;
+                }
+                const int full = ca == bc * bw && cb == bc * bw + bw;
+                for (int64_t r = ra; r < rb; r++) {
+                    const int64_t x = base + (r - br * bh) * bw + (ca - bc * bw);
+                    const int64_t y = full ? base + (rb - br * bh) * bw : x + (cb - ca);
+                    if (x == phi) {
+                        phi = y;
+                    } else {
+                        emit(fn, arg, 0, 0, 0, plo, phi, clo, chi);
+                        plo = x, phi = y;
+                    }
+                    if (full) break;
+                }
             }
+        }
+        emit(fn, arg, 0, 0, 0, plo, phi, clo, chi);
         return;
     }
     case ATTN_SPARSE_STRIDED:
@@ -316,18 +336,23 @@ typedef struct sp_tile {
     uint64_t *pool;     /* [nk][tq][words] */
 } sp_tile;
 
+/* The mask words of row st->row in key tile kt (a slot taken and zeroed on
+ * first use). */
+static uint64_t *row_words(sp_tile *st, int64_t kt) {
+    int64_t sl = st->slot[kt];
+    if (sl < 0) {
+        sl = st->slot[kt] = st->ntouched;
+        st->touched[st->ntouched++] = kt;
+        memset(st->pool + sl * st->tq * st->words, 0, sizeof(uint64_t) * (size_t)(st->tq * st->words));
+    }
+    return st->pool + (sl * st->tq + st->row) * st->words;
+}
+
 /* keys [x, y) of row st->row marked visible */
 static void mark_range(sp_tile *st, int64_t x, int64_t y) {
     const int64_t tk = st->tk;
     for (int64_t kt = x / tk; kt * tk < y; kt++) {
-        int64_t sl = st->slot[kt];
-        if (sl < 0) {
-            sl = st->slot[kt] = st->ntouched;
-            st->touched[st->ntouched++] = kt;
-            memset(st->pool + sl * st->tq * st->words, 0,
-                   sizeof(uint64_t) * (size_t)(st->tq * st->words));
-        }
-        uint64_t *w = st->pool + (sl * st->tq + st->row) * st->words;
+        uint64_t *w = row_words(st, kt);
         const int64_t a = (x > kt * tk ? x : kt * tk) - kt * tk;
         const int64_t e = (y < kt * tk + tk ? y : kt * tk + tk) - kt * tk;
         for (int64_t s = a; s < e;) {
@@ -339,13 +364,31 @@ static void mark_range(sp_tile *st, int64_t x, int64_t y) {
     }
 }
 
+/* the first key >= x of the run a + k step (k >= 0) */
+static int64_t first_at(int64_t a, int64_t step, int64_t x) {
+    return x <= a ? a : a + (x - a + step - 1) / step * step;
+}
+
 static void mark_run(void *arg, const sp_run *r) {
     sp_tile *st = arg;
-    if (r->step == 0) {
+    if (r->step == 0 || r->width >= r->step) { /* one interval */
         mark_range(st, r->lo, r->hi);
         return;
     }
-    /* the first period whose run can reach lo */
+    const int64_t tk = st->tk;
+    if (r->width == 1 && r->step < tk) {
+        /* single keys closer than a tile: bit by bit, tile by tile (no
+         * interval bookkeeping per key) */
+        for (int64_t kt = r->lo / tk; kt * tk < r->hi; kt++) {
+            const int64_t k0 = kt * tk, end = k0 + tk < r->hi ? k0 + tk : r->hi;
+            int64_t x = first_at(r->a, r->step, k0 > r->lo ? k0 : r->lo);
+            if (x >= end) continue;
+            uint64_t *w = row_words(st, kt);
+            for (; x < end; x += r->step) w[(x - k0) / 64] |= (uint64_t)1 << ((x - k0) % 64);
+        }
+        return;
+    }
+    /* runs of `width` keys (or single keys a tile or more apart), period by period */
     int64_t p0 = r->a;
     if (r->lo > r->a) p0 = r->a + (r->lo - r->a) / r->step * r->step;
     for (int64_t q = p0; q < r->hi; q += r->step) {
