@@ -19,6 +19,7 @@
  *     key_lengths and a bias on top in some cases;
  *   - rows with no visible key (fixed B head, causal): zero output and zero
  *     gradients on both ops;
+ *   - 1 and 2 threads: the same bits (fused op, output and gradients);
  *   - central finite differences of sum(out R) (the reference kernels in
  *     use_ref mode) against the analytic gradients of both ops, tiny sizes;
  *   - PyTorch parity (tests/fixtures/sparse.atfx, tools/make_sparse_fixtures.py):
@@ -512,6 +513,34 @@ static void test_empty_rows(void) {
     TEST_END();
 }
 
+/* 1 vs 2 threads: with B Hkv = 4 units the forward and the backward split
+ * whole work items, so everything is bitwise the same (the fused op's
+ * contract, sdpa.h), patterns included. */
+static void test_threads(void) {
+    TEST_BEGIN("sparse/threads: 1 and 2 threads give the same bits (fused op)");
+    attn_ctx *c1 = test_ctx_new((size_t)64 << 20, 1, 0), *c2 = test_ctx_new((size_t)64 << 20, 2, 0);
+    for (int kind = 1; c1 && c2 && kind <= 7; kind++) {
+        scase c = {2, 4, 2, 150, 150, 16, 16, 1, 0, 0, {0, 0}, kind_pattern(kind, 0, kind % 2)};
+        sdata d;
+        sres a, b;
+        memset(&a, 0, sizeof a), memset(&b, 0, sizeof b);
+        char pl[300];
+        test_sparse_label(&c.p, pl, sizeof pl);
+        if (sdata_make(&c, 31, &d) == 0 && forward_backward(c1, &c, &d, 1, &a, pl) == 0 &&
+            forward_backward(c2, &c, &d, 1, &b, pl) == 0) {
+            int same = memcmp(a.out, b.out, sizeof(float) * (size_t)a.n_out) == 0;
+            for (int i = 0; i < 3; i++)
+                same &= memcmp(a.g[i], b.g[i], sizeof(float) * (size_t)a.n[i]) == 0;
+            CHECK(same, "%s: 1 and 2 threads differ", pl);
+        }
+        sres_free(&a), sres_free(&b);
+        sdata_free(&d);
+    }
+    if (c1) attn_ctx_free(c1);
+    if (c2) attn_ctx_free(c2);
+    TEST_END();
+}
+
 /* ---- finite differences ---------------------------------------------------------------- */
 
 static double loss_ref(attn_ctx *ctx, const scase *c, const sdata *d, int flash) {
@@ -713,6 +742,7 @@ void suite_sparse(void) {
     test_errors();
     test_empty_rows();
     test_fused_vs_reference();
+    test_threads();
     test_finite_differences();
     test_fixtures();
 }
