@@ -132,6 +132,13 @@ static void variant_parts(const attn_sparse_pattern *p, int64_t v, int *a, int *
 
 /* ---- LOCAL_2D geometry ------------------------------------------------------------ */
 
+/* floor(a / b) and a - b floor(a / b) for b > 0: a query position i is
+ * negative when T > S (queries before the first key), and blocks must
+ * still be floors there (such a query then sees no key of the local
+ * kinds' blocks, which all lie at positions >= 0) */
+static int64_t fdiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t fmod_(int64_t a, int64_t b) { return a - b * fdiv(a, b); }
+
 static int64_t blocks_per_row(const attn_sparse_pattern *p) {
     return (p->width + p->block_w - 1) / p->block_w;
 }
@@ -139,9 +146,9 @@ static int64_t blocks_per_row(const attn_sparse_pattern *p) {
 void attn_sparse_local2d_pixel(const attn_sparse_pattern *p, int64_t i, int64_t *row,
                                int64_t *col) {
     const int64_t bpb = p->block_h * p->block_w, nbc = blocks_per_row(p);
-    const int64_t blk = i / bpb, in = i % bpb;
-    *row = blk / nbc * p->block_h + in / p->block_w;
-    *col = blk % nbc * p->block_w + in % p->block_w;
+    const int64_t blk = fdiv(i, bpb), in = fmod_(i, bpb);
+    *row = fdiv(blk, nbc) * p->block_h + in / p->block_w;
+    *col = fmod_(blk, nbc) * p->block_w + in % p->block_w;
 }
 
 /* the position of pixel (r, c) (c < the padded width) */
@@ -155,7 +162,7 @@ static void local2d_region(const attn_sparse_pattern *p, int64_t i, int64_t *r0,
                            int64_t *c0, int64_t *c1) {
     int64_t r, c;
     attn_sparse_local2d_pixel(p, i, &r, &c);
-    const int64_t br = r / p->block_h * p->block_h, bc = c / p->block_w * p->block_w;
+    const int64_t br = fdiv(r, p->block_h) * p->block_h, bc = c / p->block_w * p->block_w;
     *r0 = br - p->margin_h;
     *r1 = br + p->block_h;
     *c0 = bc - p->margin_w;
@@ -176,7 +183,7 @@ static int vis_variant(const attn_sparse_pattern *p, int64_t v, int64_t i, int64
     int64_t o;
     switch (p->kind) {
     case ATTN_SPARSE_LOCAL_1D: {
-        const int64_t qb = i / p->block, kb = j / p->block;
+        const int64_t qb = fdiv(i, p->block), kb = j / p->block;
         return kb == qb || kb == qb - 1;
     }
     case ATTN_SPARSE_LOCAL_2D: {
@@ -191,7 +198,7 @@ static int vis_variant(const attn_sparse_pattern *p, int64_t v, int64_t i, int64
     case ATTN_SPARSE_FIXED: {
         variant_parts(p, v, &a, &b, &o);
         const int64_t l = p->block, m = j % l;
-        return (a && i / l == j / l) || (b && m >= l - p->summary - o && m < l - o);
+        return (a && fdiv(i, l) == j / l) || (b && m >= l - p->summary - o && m < l - o);
     }
     case ATTN_SPARSE_SLIDING: return dist < p->window;
     case ATTN_SPARSE_DILATED: return dist < p->window && dist % p->dilation == 0;
@@ -234,7 +241,7 @@ static void row_spans(const attn_sparse_pattern *p, int64_t v, int64_t i, int64_
     int64_t o;
     switch (p->kind) {
     case ATTN_SPARSE_LOCAL_1D: {
-        const int64_t qb = i / p->block;
+        const int64_t qb = fdiv(i, p->block);
         emit(fn, arg, 0, 0, 0, (qb - 1) * p->block, (qb + 1) * p->block, clo, chi);
         return;
     }
@@ -282,7 +289,7 @@ static void row_spans(const attn_sparse_pattern *p, int64_t v, int64_t i, int64_
     case ATTN_SPARSE_FIXED: {
         variant_parts(p, v, &a, &b, &o);
         const int64_t l = p->block;
-        if (a) emit(fn, arg, 0, 0, 0, i / l * l, i / l * l + l, clo, chi);
+        if (a) emit(fn, arg, 0, 0, 0, fdiv(i, l) * l, fdiv(i, l) * l + l, clo, chi);
         if (b) emit(fn, arg, l - p->summary - o, l, p->summary, 0, chi, clo, chi);
         return;
     }
