@@ -682,6 +682,16 @@ static void fl_block_mask(const fl_geom *g, int64_t b, int64_t h, int64_t t0, in
     }
 }
 
+/* The keys of a partial tile that some live row of the 8-row block at rb
+ * sees (the OR of their masks); every key when the tile is full (bits
+ * NULL). */
+static inline uint64_t fl_block_bits(const uint64_t *bits, int64_t rb, const int *on) {
+    if (!bits) return ~(uint64_t)0;
+    uint64_t lb = 0;
+    for (int i = 0; i < 8; i++) lb |= on[i] ? bits[rb + i] : 0u;
+    return lb;
+}
+
 /* Dropout of the block's live rows after the softmax update: row i times the
  * keep scales of its n keys (z: KT floats of scratch). */
 static void fl_block_dropout(const fl_geom *g, int64_t bh, int64_t t0, int64_t rb, int nr,
@@ -863,12 +873,24 @@ FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0
             int on[8];
             if (!fl_block_live(&R, rb, 8, k0, n, bits, on)) continue;
             float *sb = sc; /* one block of logits, reused (L1) */
-            for (int64_t c = 0; c < KT; c += 32) fl_k8x32(sb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
+            /* a partial tile: the keys any row of the block sees; a half of
+             * 32 keys that none sees is not computed (its stale logits
+             * become -inf in fl_block_mask), and P V runs over [ka, ke)
+             * only (the weights outside are exact zeros) */
+            const uint64_t lb = fl_block_bits(bits, rb, on);
+            int64_t ka = 0, ke = n;
+            if (bits) {
+                ka = __builtin_ctzll(lb);
+                ke = 64 - __builtin_clzll(lb);
+                if (ke > n) ke = n;
+            }
+            for (int64_t c = 0; c < KT; c += 32)
+                if (lb >> c & 0xFFFFFFFFu) fl_k8x32(sb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
             fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on, bits);
             fl_block512(sb, on, R.m + rb, R.l + rb, R.bad + rb, acc + rb * Dvp, Dvp, Dv);
             fl_block_dropout(g, bh, t0, rb, 8, sb, k0, n, on, R.bad + rb, z);
             for (int64_t c = 0; c < Dvp; c += 32)
-                fl_k8x32(acc + rb * Dvp + c, Dvp, sb, KT, vb + c, Dvp, n, 1);
+                fl_k8x32(acc + rb * Dvp + c, Dvp, sb + ka, KT, vb + ka * Dvp + c, Dvp, ke - ka, 1);
         }
     }
     fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, stats);
@@ -1529,17 +1551,33 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
     while (fl_walk_next(&w, &k0, &bits)) {
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, n8 = up(n, 8);
         const float *kb = fl_tile(ktall, k0, D), *vb = fl_tile(vtall, k0, Dv);
+        uint64_t lt = 0; /* a partial tile: the keys some live row sees */
         for (int64_t rb = 0; rb < nqp; rb += 8) {
-            int live = 0;
+            int live = 0, on[8];
             for (int64_t r = rb; r < rb + 8; r++)
-                live |= hi[r] > k0 && lo[r] < k0 + n && (!bits || bits[r]);
+                live |= on[r - rb] = hi[r] > k0 && lo[r] < k0 + n && (!bits || bits[r]);
             float *pb = P + rb * KT, *db = dS + rb * KT;
             if (!live) {
                 memset(pb, 0, sizeof(float) * 8 * KT);
                 memset(db, 0, sizeof(float) * 8 * KT);
                 continue;
             }
+            /* as in fwd_tile512: halves of 32 keys no live row sees are
+             * not computed (P there becomes 0 through the mask, dS is
+             * zeroed), dQ runs over [ka, ke) only */
+            const uint64_t lb = fl_block_bits(bits, rb, on);
+            lt |= lb;
+            int64_t ka = 0, ke = n;
+            if (bits) {
+                ka = __builtin_ctzll(lb);
+                ke = 64 - __builtin_clzll(lb);
+                if (ke > n) ke = n;
+            }
             for (int64_t c = 0; c < KT; c += 32) {
+                if (!(lb >> c & 0xFFFFFFFFu)) {
+                    for (int i = 0; i < 8; i++) memset(db + i * KT + c, 0, sizeof(float) * 32);
+                    continue;
+                }
                 fl_k8x32(pb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
                 if (want_ds) fl_k8x32(db + c, KT, dop + rb * Dvp, Dvp, vb + c, KT, Dv, 0);
             }
@@ -1571,9 +1609,11 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
             }
             if (gr->dq) /* dQ += dS K (scaled at the end) */
                 for (int64_t c = 0; c < Dp; c += 32)
-                    fl_k8x32(dq + rb * Dp + c, Dp, db, KT, kpall + k0 * Dp + c, Dp, n, 1);
+                    fl_k8x32(dq + rb * Dp + c, Dp, db + ka, KT, kpall + (k0 + ka) * Dp + c, Dp,
+                             ke - ka, 1);
         }
         for (int64_t i0 = 0; i0 < n8; i0 += 8) {
+            if (bits && !(lt >> i0 & 0xFFu)) continue; /* P, dS: zero columns */
             if (gr->dv) /* dV += (P o Z)^T dO */
                 for (int64_t c = 0; c < Dvp; c += 32)
                     fl_k8x32t(dva + (k0 + i0) * Dvp + c, Dvp, P + i0, KT, dop + c, Dvp, nqp);
