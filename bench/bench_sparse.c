@@ -11,15 +11,19 @@
  * dilated w 512 d 4 (128 keys); global 16 + sliding 256. Per pattern: the
  * share of the T S H entries that are visible ("visible") and the share that
  * the tile walk computes ("computed": the listed 64 x 64 tiles, partial ones
- * included), the median times of the timed runs after one warm-up, and the
- * speed-up over dense causal fused attention of the same shape, and the
+ * included; the AVX-512 kernels skip the 32-key halves of a partial tile
+ * that no row of an 8-row block sees, so they compute less), the fastest of
+ * the timed runs after one warm-up (--median: their median; on a machine
+ * shared with other jobs the fastest is the least disturbed), and the
+ * speed-up over dense causal fused attention of the same shape, timed in
+ * alternation with the pattern's runs so that both see the same load, and the
  * time of one attn_sparse_compile (inside every timed call: each forward and
  * each backward compiles its layout). Times are
  * the process's CPU time (CLOCK_PROCESS_CPUTIME_ID: with one thread, the
  * work itself, which a machine shared with other jobs does not inflate the
  * way it inflates wall time); --wall for wall-clock time.
  *
- * Usage: bench_sparse [--runs N] [--threads N] [--T N] [--wall]
+ * Usage: bench_sparse [--runs N] [--threads N] [--T N] [--wall] [--median]
  * Build: make bench.
  */
 #include <stdio.h>
@@ -41,7 +45,7 @@ static void fill(float *x, size_t n, unsigned s) {
     }
 }
 
-static int use_wall;
+static int use_wall, use_median;
 
 static double clock_s(void) {
     if (use_wall) return now_s();
@@ -84,39 +88,51 @@ static int fractions(attn_ctx *ctx, const attn_sparse_pattern *p, int64_t T, dou
     return 0;
 }
 
-/* median seconds of the forward (bwd 0) or forward + backward (bwd 1) */
-static double time_case(attn_ctx *ctx, const attn_sparse_pattern *p, int64_t T, int bwd,
-                        int runs, const float *buf) {
+/* seconds of one forward (bwd 0) or forward + backward (bwd 1) under p
+ * (NULL: dense causal); < 0 on error */
+static double one_run(attn_ctx *ctx, const attn_sparse_pattern *p, int64_t T, int bwd,
+                      const float *buf) {
     const int64_t sh[4] = {1, H_, T, D_};
-    double *t = malloc(sizeof(double) * (size_t)(runs + 1));
-    if (!t) return -1.0;
-    for (int r = 0; r <= runs; r++) {
-        attn_ctx_reset(ctx);
-        attn_ctx_set_grad_enabled(ctx, bwd);
-        attn_tensor *q = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf);
-        attn_tensor *k = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf + 1);
-        attn_tensor *v = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf + 2);
-        if (!q || !k || !v) {
-            free(t);
-            return -1.0;
-        }
-        q->requires_grad = k->requires_grad = v->requires_grad = bwd;
-        attn_sdpa_opts o = {0};
-        o.causal = 1;
-        o.sparse = p;
-        const double t0 = clock_s();
-        attn_tensor *y = attn_flash_sdpa(ctx, q, k, v, &o, NULL);
-        if (!y || (bwd && attn_backward_from(ctx, y, buf) != ATTN_OK)) {
-            fprintf(stderr, "bench_sparse: %s\n", attn_last_error());
-            free(t);
-            return -1.0;
-        }
-        t[r] = clock_s() - t0;
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, bwd);
+    attn_tensor *q = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf);
+    attn_tensor *k = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf + 1);
+    attn_tensor *v = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf + 2);
+    if (!q || !k || !v) return -1.0;
+    q->requires_grad = k->requires_grad = v->requires_grad = bwd;
+    attn_sdpa_opts o = {0};
+    o.causal = 1;
+    o.sparse = p;
+    const double t0 = clock_s();
+    attn_tensor *y = attn_flash_sdpa(ctx, q, k, v, &o, NULL);
+    if (!y || (bwd && attn_backward_from(ctx, y, buf) != ATTN_OK)) {
+        fprintf(stderr, "bench_sparse: %s\n", attn_last_error());
+        return -1.0;
     }
-    qsort(t + 1, (size_t)runs, sizeof(double), cmp_double);
-    const double med = t[1 + runs / 2];
-    free(t);
-    return med;
+    return clock_s() - t0;
+}
+
+/* Dense and p timed in alternation (so that both see the same load), one
+ * warm-up each; *td, *tp: the fastest of the timed runs (--median: their
+ * median). 0, or -1 on error. */
+static int time_pair(attn_ctx *ctx, const attn_sparse_pattern *p, int64_t T, int bwd, int runs,
+                     const float *buf, double *td, double *tp) {
+    double *a = malloc(sizeof(double) * (size_t)(2 * runs + 2)), *b = a + runs + 1;
+    if (!a) return -1;
+    int ok = 1;
+    for (int r = 0; ok && r <= runs; r++) {
+        a[r] = one_run(ctx, NULL, T, bwd, buf);
+        b[r] = one_run(ctx, p, T, bwd, buf);
+        ok = a[r] >= 0 && b[r] >= 0;
+    }
+    if (ok) {
+        qsort(a + 1, (size_t)runs, sizeof(double), cmp_double);
+        qsort(b + 1, (size_t)runs, sizeof(double), cmp_double);
+        *td = use_median ? a[1 + runs / 2] : a[1];
+        *tp = use_median ? b[1 + runs / 2] : b[1];
+    }
+    free(a);
+    return ok ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
@@ -131,8 +147,11 @@ int main(int argc, char **argv) {
             only_t = atoll(argv[++i]);
         else if (strcmp(argv[i], "--wall") == 0)
             use_wall = 1;
+        else if (strcmp(argv[i], "--median") == 0)
+            use_median = 1;
         else {
-            fprintf(stderr, "usage: %s [--runs N] [--threads N] [--T N] [--wall]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--runs N] [--threads N] [--T N] [--wall] [--median]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -154,8 +173,8 @@ int main(int argc, char **argv) {
     static const char *names[8] = {"dense (causal)", "local 1-D l128", "local 2-D 8x16 W64",
                                    "strided l128 (alt)", "fixed l128 c16 (alt)", "sliding 256",
                                    "dilated 512/4", "global 16 + sl 256"};
-    printf("bench_sparse: B 1, H %d, D %d, causal, %d thread(s), median of %d runs, %s time\n", H_,
-           D_, nt, runs, use_wall ? "wall" : "CPU");
+    printf("bench_sparse: B 1, H %d, D %d, causal, %d thread(s), %s of %d runs, %s time\n", H_,
+           D_, nt, use_median ? "median" : "fastest", runs, use_wall ? "wall" : "CPU");
     printf("%-6s %-20s %8s %9s %11s %8s %13s %8s %11s\n", "T", "pattern", "visible", "computed",
            "fwd ms", "speedup", "fwd+bwd ms", "speedup", "layout ms");
     int rc = 0;
@@ -173,26 +192,20 @@ int main(int argc, char **argv) {
             return 1;
         }
         fill(buf, n, 7u);
-        double dense_f = 0, dense_b = 0;
         for (int pi = -1; pi < 7; pi++) {
             const attn_sparse_pattern *p = pi < 0 ? NULL : &pats[pi];
-            double vis = 0, comp = 0, tc = 0;
+            double vis = 0, comp = 0, tc = 0, df = 0, tf = 0, db = 0, tb = 0;
             attn_ctx_reset(ctx);
-            if (fractions(ctx, p, T, &vis, &comp, &tc)) {
+            if (fractions(ctx, p, T, &vis, &comp, &tc) ||
+                time_pair(ctx, p, T, 0, runs, buf, &df, &tf) ||
+                time_pair(ctx, p, T, 1, runs, buf, &db, &tb)) {
                 fprintf(stderr, "bench_sparse: %s\n", attn_last_error());
                 rc = 1;
                 continue;
             }
-            const double tf = time_case(ctx, p, T, 0, runs, buf);
-            const double tb = time_case(ctx, p, T, 1, runs, buf);
-            if (tf < 0 || tb < 0) {
-                rc = 1;
-                continue;
-            }
-            if (pi < 0) dense_f = tf, dense_b = tb;
             printf("%-6lld %-20s %7.1f%% %8.1f%% %11.2f %7.2fx %13.2f %7.2fx %11.3f\n",
-                   (long long)T, names[pi + 1], 100.0 * vis, 100.0 * comp, tf * 1e3, dense_f / tf,
-                   tb * 1e3, dense_b / tb, tc * 1e3);
+                   (long long)T, names[pi + 1], 100.0 * vis, 100.0 * comp, tf * 1e3, df / tf,
+                   tb * 1e3, db / tb, tc * 1e3);
             fflush(stdout);
         }
         attn_ctx_free(ctx);
