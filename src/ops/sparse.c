@@ -383,19 +383,16 @@ static void mark_run(void *arg, const sp_run *r) {
         return;
     }
     const int64_t tk = st->tk;
-    if (r->width == 1 && r->step < tk) {
-        /* single keys closer than a tile: bit by bit, tile by tile (no
-         * interval bookkeeping per key) */
-        for (int64_t kt = r->lo / tk; kt * tk < r->hi; kt++) {
-            const int64_t k0 = kt * tk, end = k0 + tk < r->hi ? k0 + tk : r->hi;
-            int64_t x = first_at(r->a, r->step, k0 > r->lo ? k0 : r->lo);
-            if (x >= end) continue;
-            uint64_t *w = row_words(st, kt);
-            for (; x < end; x += r->step) w[(x - k0) / 64] |= (uint64_t)1 << ((x - k0) % 64);
+    if (r->width == 1) { /* single keys: bit by bit (no interval bookkeeping per key) */
+        int64_t kt = -1;
+        uint64_t *w = NULL;
+        for (int64_t x = first_at(r->a, r->step, r->lo); x < r->hi; x += r->step) {
+            if (x / tk != kt) kt = x / tk, w = row_words(st, kt);
+            w[(x - kt * tk) / 64] |= (uint64_t)1 << ((x - kt * tk) % 64);
         }
         return;
     }
-    /* runs of `width` keys (or single keys a tile or more apart), period by period */
+    /* runs of `width` keys, period by period */
     int64_t p0 = r->a;
     if (r->lo > r->a) p0 = r->a + (r->lo - r->a) / r->step * r->step;
     for (int64_t q = p0; q < r->hi; q += r->step) {
@@ -410,9 +407,13 @@ static int cmp_i64(const void *a, const void *b) {
 }
 
 static int popcount64(uint64_t x) {
+#if defined(__GNUC__)
+    return __builtin_popcountll(x);
+#else
     int n = 0;
     while (x) x &= x - 1, n++;
     return n;
+#endif
 }
 
 attn_status attn_sparse_compile(attn_ctx *ctx, const attn_sparse_pattern *p, int causal,
