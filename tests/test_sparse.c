@@ -25,6 +25,9 @@
  *   - PyTorch parity (tests/fixtures/sparse.atfx, tools/make_sparse_fixtures.py):
  *     the boolean mask of each case equals attn_sparse_visible, and both ops
  *     equal dense torch attention under that mask, outputs and gradients;
+ *   - multi-head attention: attn_mha_call.sparse on the fused kernel, the
+ *     reference kernel and the composed path (SHAW) equals the module with
+ *     the pattern as an explicit -inf bias, output and dx;
  *   - errors: every bad field is refused by both ops with its name.
  * The property suite of test_flash.c draws random patterns too
  * (test_sparse_draw) with every other option and kernel variant.
@@ -686,6 +689,97 @@ static void test_fixtures(void) {
     atfx_free(fx);
 }
 
+/* ---- multi-head attention ---------------------------------------------------------- */
+
+/* y = mha(x) under call; out receives y and dx (x's gradient for the seed
+ * r of y's size) */
+static int mha_run(attn_ctx *ctx, const attn_mha *m, const float *x, const int64_t *xs,
+                   const attn_mha_call *call, const float *r, float *y, float *dx) {
+    attn_ctx_reset(ctx);
+    attn_tensor *xt = test_leaf(ctx, 3, xs, x);
+    attn_tensor *out = xt ? attn_mha_forward(ctx, m, xt, NULL, call, NULL) : NULL;
+    CHECK(out != NULL, "mha forward: %s", attn_last_error());
+    if (!out) return -1;
+    const int64_t n = attn_tensor_numel(out);
+    memcpy(y, attn_f32(out), sizeof(float) * (size_t)n);
+    CHECK_OK(attn_backward_from(ctx, out, r));
+    memcpy(dx, xt->grad, sizeof(float) * (size_t)attn_tensor_numel(xt));
+    return 0;
+}
+
+/* The pattern through attn_mha_call.sparse, on the fused and the reference
+ * kernel and on the composed path (SHAW positions), equals the same module
+ * with the pattern given as an explicit [1, H, T, S] -inf bias. */
+static void test_mha(void) {
+    TEST_BEGIN("sparse/multi-head attention: attn_mha_call.sparse = an explicit -inf bias");
+    enum { B = 2, T = 37, E = 16, H = 4 };
+    const int64_t xs[3] = {B, T, E}, bs[4] = {1, H, T, T};
+    float *x = malloc(sizeof(float) * B * T * E), *r = malloc(sizeof(float) * B * T * E);
+    float *y[2], *dx[2];
+    for (int i = 0; i < 2; i++) {
+        y[i] = malloc(sizeof(float) * B * T * E);
+        dx[i] = malloc(sizeof(float) * B * T * E);
+    }
+    float *mask = malloc(sizeof(float) * H * T * T);
+    attn_ctx *ctx = test_ctx_new((size_t)64 << 20, 1, 0);
+    attn_rng rng;
+    attn_rng_init(&rng, 4242);
+    static const struct {
+        attn_attention_kernel kernel;
+        attn_pos_kind pos;
+        const char *name;
+    } ways[3] = {{ATTN_KERNEL_FUSED, ATTN_POS_NONE, "fused kernel"},
+                 {ATTN_KERNEL_REFERENCE, ATTN_POS_NONE, "reference kernel"},
+                 {ATTN_KERNEL_AUTO, ATTN_POS_SHAW, "composed path (SHAW)"}};
+    for (int wi = 0; ctx && x && r && mask && y[0] && y[1] && dx[0] && dx[1] && wi < 3; wi++)
+        for (int kind = 1; kind <= 7; kind++) {
+            attn_params *ps = NULL;
+            CHECK_OK(attn_params_new(&ps));
+            if (!ps) break;
+            attn_mha_config cfg = {0};
+            cfg.embed_dim = E, cfg.n_heads = H, cfg.n_kv_heads = 2, cfg.packed = 1;
+            cfg.kernel = ways[wi].kernel, cfg.pos = ways[wi].pos, cfg.shaw_clip = 3;
+            attn_mha m;
+            CHECK_OK(attn_mha_init(&m, ps, "m.", &cfg, &rng));
+            test_fill_normal(x, B * T * E, &rng);
+            test_fill_normal(r, B * T * E, &rng);
+            const attn_sparse_pattern p = kind_pattern(kind, 0, 1);
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t s2 = 0; s2 < T; s2++)
+                        mask[(h * T + t) * T + s2] =
+                            attn_sparse_visible(&p, h, T, T, t, s2) ? 0.0f : -INFINITY;
+            attn_mha_call c1 = {0}, c2 = {0};
+            c1.causal = c2.causal = 1;
+            c1.sparse = &p;
+            int ok = mha_run(ctx, &m, x, xs, &c1, r, y[0], dx[0]) == 0;
+            if (ok) {
+                attn_ctx_reset(ctx);
+                c2.bias = attn_tensor_from(ctx, ATTN_F32, 4, bs, mask);
+                attn_tensor *xt = test_leaf(ctx, 3, xs, x);
+                attn_tensor *out = xt && c2.bias ? attn_mha_forward(ctx, &m, xt, NULL, &c2, NULL) : NULL;
+                CHECK(out != NULL, "mha forward with the bias: %s", attn_last_error());
+                ok = out && attn_backward_from(ctx, out, r) == ATTN_OK;
+                if (ok) {
+                    memcpy(y[1], attn_f32(out), sizeof(float) * B * T * E);
+                    memcpy(dx[1], xt->grad, sizeof(float) * B * T * E);
+                }
+            }
+            if (ok) {
+                char what[200];
+                snprintf(what, sizeof what, "%s, kind %d: output", ways[wi].name, kind);
+                test_allclose(what, y[0], y[1], B * T * E, FL_ATOL, FL_RTOL);
+                snprintf(what, sizeof what, "%s, kind %d: dx", ways[wi].name, kind);
+                test_allclose(what, dx[0], dx[1], B * T * E, FL_ATOL, FL_RTOL);
+            }
+            attn_params_free(ps);
+        }
+    if (ctx) attn_ctx_free(ctx);
+    free(x), free(r), free(mask);
+    for (int i = 0; i < 2; i++) free(y[i]), free(dx[i]);
+    TEST_END();
+}
+
 /* ---- errors ---------------------------------------------------------------- */
 
 static void test_errors(void) {
@@ -745,4 +839,5 @@ void suite_sparse(void) {
     test_threads();
     test_finite_differences();
     test_fixtures();
+    test_mha();
 }
