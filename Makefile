@@ -163,6 +163,8 @@ fixtures:
 	$(PYTHON) tools/make_t2t_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_bert_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_vision_attention_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_sparse_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_png_fixtures.py tests/fixtures/png
 	@if $(TXL_PYTHON) -c 'import transformers' 2>/dev/null; then \
 	  echo "$(TXL_PYTHON) tools/make_txl_fixtures.py tests/fixtures"; \
 	  $(TXL_PYTHON) tools/make_txl_fixtures.py tests/fixtures; \

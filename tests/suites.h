@@ -12,6 +12,7 @@
     X(positions)       \
     X(sdpa)            \
     X(flash)           \
+    X(sparse)          \
     X(transformer)     \
     X(seq2seq)         \
     X(t2t)             \

@@ -8,6 +8,7 @@
  *   rnn.h          GRU/LSTM layers (torch.nn.GRU/LSTM compatible)
  *   rnn_attention.h  Bahdanau/Luong attention: score functions, global, local-m, local-p
  *   sdpa.h         scaled dot-product attention (masks, GQA, dropout), basic self-attention
+ *   sparse.h       block-sparse attention patterns (local, strided, fixed, windows), tile layouts
  *   positions.h    positional encodings: sinusoidal, RoPE, Shaw relative positions, ALiBi
  *   params.h       the parameter store and initialisers
  *   rng.h          the counter-based RNG (Philox4x32-10)
@@ -42,6 +43,7 @@
 #include "rnn.h"
 #include "rnn_attention.h"
 #include "sdpa.h"
+#include "sparse.h"
 #include "positions.h"
 #include "long_context.h"
 #include "params.h"
