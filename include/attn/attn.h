@@ -46,6 +46,7 @@
 #include "sparse.h"
 #include "positions.h"
 #include "long_context.h"
+#include "reformer.h"
 #include "params.h"
 #include "rng.h"
 #include "optim.h"
