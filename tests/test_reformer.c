@@ -282,6 +282,228 @@ static void memory_linear(void) {
     TEST_END();
 }
 
+/* ---- reversible layers ------------------------------------------------------------- */
+
+/* F: LSH attention of [B, T, E] (H heads of D, projections qk, v, out, dropout
+ * on its output); G: the feed-forward W2 relu(W1 y + b1) + b2, dropout on the
+ * hidden layer, applied to chunks of 3 positions. */
+typedef struct rev_model {
+    int64_t B, T, E, H, D, F;
+    attn_params *ps;
+    attn_tensor **w; /* per layer: qk, v, o, w1, b1, w2, b2 */
+    float drop;
+} rev_model;
+
+static attn_tensor *rev_f(attn_ctx *ctx, void *user, int l, attn_tensor *x) {
+    rev_model *m = user;
+    attn_tensor **w = m->w + 7 * l;
+    attn_tensor *qk = heads(ctx, x, w[0], m->B, m->T, m->H, m->D), *v = heads(ctx, x, w[1], m->B, m->T, m->H, m->D);
+    attn_lsh_opts o;
+    memset(&o, 0, sizeof o);
+    o.n_hashes = 2, o.n_buckets = 4, o.chunk_len = 4, o.causal = 1, o.seed = 100 + (uint64_t)l;
+    attn_tensor *a = attn_lsh_attention(ctx, qk, v, &o);
+    a = attn_reshape(ctx, attn_contiguous(ctx, attn_permute(ctx, a, (int[]){0, 2, 1, 3})), 3,
+                     (int64_t[]){m->B, m->T, m->H * m->D});
+    return attn_dropout(ctx, attn_linear(ctx, a, w[2], NULL), m->drop);
+}
+
+static attn_tensor *rev_ff(attn_ctx *ctx, void *user, int l, attn_tensor *y) {
+    rev_model *m = user;
+    attn_tensor **w = m->w + 7 * l;
+    attn_tensor *h = attn_dropout(ctx, attn_relu(ctx, attn_linear(ctx, y, w[3], w[4])), m->drop);
+    return attn_linear(ctx, h, w[5], w[6]);
+}
+
+static attn_tensor *rev_g(attn_ctx *ctx, void *user, int l, attn_tensor *y) {
+    return attn_chunked_apply(ctx, y, 1, 3, rev_ff, user, l);
+}
+
+static int rev_model_new(rev_model *m, int L) {
+    memset(m, 0, sizeof *m);
+    m->B = 2, m->T = 8, m->E = 6, m->H = 2, m->D = 3, m->F = 10, m->drop = 0.1f;
+    if (attn_params_new(&m->ps) != ATTN_OK) return -1;
+    m->w = calloc((size_t)(7 * L), sizeof *m->w);
+    if (!m->w) return -1;
+    attn_rng rng;
+    attn_rng_init(&rng, 77);
+    for (int l = 0; l < L; l++) {
+        const int64_t HD = m->H * m->D;
+        const int64_t sh[7][2] = {{HD, m->E}, {HD, m->E}, {m->E, HD}, {m->F, m->E}, {m->F, 0}, {m->E, m->F}, {m->E, 0}};
+        for (int j = 0; j < 7; j++) {
+            char name[32];
+            snprintf(name, sizeof name, "l%d.w%d", l, j);
+            if (attn_params_add(m->ps, name, sh[j][1] ? 2 : 1, sh[j], &m->w[7 * l + j]) != ATTN_OK) return -1;
+            attn_init_normal(m->w[7 * l + j], 0.15f, &rng);
+        }
+    }
+    return 0;
+}
+
+static void rev_model_free(rev_model *m) {
+    attn_params_free(m->ps);
+    free(m->w);
+}
+
+/* All parameter gradients, concatenated (malloc'ed). */
+static float *param_grads(const rev_model *m, int64_t *n) {
+    *n = attn_params_numel(m->ps);
+    float *g = malloc(sizeof(float) * (size_t)*n);
+    if (!g) return NULL;
+    int64_t k = 0;
+    for (int i = 0; i < attn_params_count(m->ps); i++) {
+        const attn_tensor *t = attn_params_at(m->ps, i);
+        const int64_t c = attn_tensor_numel(t);
+        memcpy(g + k, t->grad, sizeof(float) * (size_t)c);
+        k += c;
+    }
+    return g;
+}
+
+/* One run of L layers, reversible or plain, in a fresh context; returns the
+ * arena high-water mark (0 on failure) and fills y1, y2, dx1, dx2, the
+ * parameter gradients (*pg, malloc'ed) and, reversible, the recomputed inputs. */
+static size_t rev_run(int L, int reversible, float *y1o, float *y2o, float *dx1, float *dx2,
+                      float **pg, float *x1r, float *x2r) {
+    rev_model m;
+    size_t peak = 0;
+    *pg = NULL;
+    attn_ctx *ctx = test_ctx_new(64u << 20, 1, 0);
+    if (!ctx || rev_model_new(&m, L)) {
+        CHECK(0, "setup");
+        attn_ctx_free(ctx);
+        return 0;
+    }
+    const int64_t sh[3] = {m.B, m.T, m.E}, n = m.B * m.T * m.E;
+    float x1[96], x2[96], r1[96], r2[96];
+    fill(x1, n, 21);
+    fill(x2, n, 22);
+    fill(r1, n, 23);
+    fill(r2, n, 24);
+    attn_ctx_set_rng(ctx, 5, 1000);
+    attn_params_zero_grad(m.ps);
+    if (reversible) {
+        attn_rev_stack s;
+        attn_tensor *y1, *y2;
+        CHECK_OK(attn_rev_stack_init(&s, L, rev_f, rev_g, &m));
+        attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 3, sh, x1), *b = attn_tensor_from(ctx, ATTN_F32, 3, sh, x2);
+        if (attn_rev_forward(ctx, &s, a, b, &y1, &y2) == ATTN_OK) {
+            memcpy(y1o, attn_f32(y1), sizeof(float) * (size_t)n);
+            memcpy(y2o, attn_f32(y2), sizeof(float) * (size_t)n);
+            if (attn_rev_backward(ctx, &s, y1, y2, r1, r2, dx1, dx2, x1r, x2r) == ATTN_OK)
+                peak = attn_ctx_arena_peak(ctx);
+        }
+        CHECK(peak > 0, "reversible run: %s", attn_ctx_error(ctx));
+        attn_rev_stack_free(&s);
+    } else {
+        attn_tensor *a = test_leaf(ctx, 3, sh, x1), *b = test_leaf(ctx, 3, sh, x2), *y1 = a, *y2 = b;
+        for (int l = 0; l < L; l++) {
+            y1 = attn_add(ctx, y1, rev_f(ctx, &m, l, y2));
+            y2 = attn_add(ctx, y2, rev_g(ctx, &m, l, y1));
+        }
+        attn_tensor *loss = attn_add(ctx, test_dot_loss(ctx, y1, r1), test_dot_loss(ctx, y2, r2));
+        if (loss && attn_backward(ctx, loss) == ATTN_OK) {
+            memcpy(y1o, attn_f32(attn_contiguous(ctx, y1)), sizeof(float) * (size_t)n);
+            memcpy(y2o, attn_f32(attn_contiguous(ctx, y2)), sizeof(float) * (size_t)n);
+            memcpy(dx1, a->grad, sizeof(float) * (size_t)n);
+            memcpy(dx2, b->grad, sizeof(float) * (size_t)n);
+            peak = attn_ctx_arena_peak(ctx);
+        }
+        CHECK(peak > 0, "plain run: %s", attn_ctx_error(ctx));
+    }
+    int64_t np;
+    if (peak) *pg = param_grads(&m, &np);
+    rev_model_free(&m);
+    attn_ctx_free(ctx);
+    return peak;
+}
+
+static void reversible_vs_plain(void) {
+    TEST_BEGIN("reformer: reversible stack (LSH attention F, chunked FF G, dropout) = the plain stack; memory flat in depth");
+    enum { N = 2 * 8 * 6 };
+    float y1[2][N], y2[2][N], dx1[2][N], dx2[2][N], x1r[N], x2r[N], x1[N], x2[N];
+    size_t peak[2][2] = {{0}};
+    const int depth[2] = {2, 12};
+    fill(x1, N, 21);
+    fill(x2, N, 22);
+    for (int d = 0; d < 2; d++) {
+        float *pg[2];
+        for (int rv = 0; rv < 2; rv++)
+            peak[d][rv] = rev_run(depth[d], rv, y1[rv], y2[rv], dx1[rv], dx2[rv], &pg[rv], x1r, x2r);
+        if (peak[d][0] && peak[d][1] && pg[0] && pg[1]) {
+            rev_model m;
+            int64_t np = 0;
+            if (rev_model_new(&m, depth[d]) == 0) np = attn_params_numel(m.ps);
+            rev_model_free(&m);
+            char what[96];
+            snprintf(what, sizeof what, "%d layers: y1 reversible vs plain", depth[d]);
+            test_allclose(what, y1[1], y1[0], N, 1e-5f, 1e-4f);
+            snprintf(what, sizeof what, "%d layers: y2 reversible vs plain", depth[d]);
+            test_allclose(what, y2[1], y2[0], N, 1e-5f, 1e-4f);
+            snprintf(what, sizeof what, "%d layers: dx1 reversible vs plain", depth[d]);
+            test_allclose(what, dx1[1], dx1[0], N, 1e-5f, 1e-4f);
+            snprintf(what, sizeof what, "%d layers: dx2 reversible vs plain", depth[d]);
+            test_allclose(what, dx2[1], dx2[0], N, 1e-5f, 1e-4f);
+            snprintf(what, sizeof what, "%d layers: parameter gradients reversible vs plain", depth[d]);
+            test_allclose(what, pg[1], pg[0], np, 1e-5f, 1e-4f);
+            snprintf(what, sizeof what, "%d layers: x1 recomputed from the outputs", depth[d]);
+            test_allclose(what, x1r, x1, N, 1e-5f, 1e-4f);
+            snprintf(what, sizeof what, "%d layers: x2 recomputed from the outputs", depth[d]);
+            test_allclose(what, x2r, x2, N, 1e-5f, 1e-4f);
+        }
+        free(pg[0]);
+        free(pg[1]);
+    }
+    /* activation memory (arena high-water mark): flat for the reversible
+     * stack, growing with depth for the plain one (the parameters live
+     * outside the arena) */
+    CHECK(peak[1][1] <= peak[0][1] + 4096, "reversible: %zu bytes at 2 layers, %zu at 12", peak[0][1], peak[1][1]);
+    CHECK(peak[1][0] > 4 * peak[0][0], "plain: %zu bytes at 2 layers, %zu at 12 (expected growth)", peak[0][0], peak[1][0]);
+    TEST_END();
+}
+
+static attn_tensor *ff_only(attn_ctx *ctx, void *user, int l, attn_tensor *y) { return rev_ff(ctx, user, l, y); }
+
+static void chunked_equal(void) {
+    TEST_BEGIN("reformer: chunked feed-forward = the feed-forward (values and gradients)");
+    rev_model m;
+    attn_ctx *ctx = test_ctx_new(16u << 20, 1, 0);
+    if (!ctx || rev_model_new(&m, 1)) {
+        CHECK(0, "setup");
+        attn_ctx_free(ctx);
+        TEST_END();
+        return;
+    }
+    m.drop = 0.0f;
+    enum { N = 2 * 8 * 6 };
+    float x[N], r[N], out[2][N], gx[2][N];
+    fill(x, N, 31);
+    fill(r, N, 32);
+    const int64_t sh[3] = {m.B, m.T, m.E};
+    for (int k = 0; k < 2; k++) {
+        attn_ctx_reset(ctx);
+        attn_tensor *xt = test_leaf(ctx, 3, sh, x);
+        attn_tensor *y = k ? attn_chunked_apply(ctx, xt, 1, 3, ff_only, &m, 0) : ff_only(ctx, &m, 0, xt);
+        attn_tensor *l = test_dot_loss(ctx, y, r);
+        CHECK(l && attn_backward(ctx, l) == ATTN_OK, "run: %s", attn_ctx_error(ctx));
+        if (!l) break;
+        memcpy(out[k], attn_f32(attn_contiguous(ctx, y)), sizeof out[k]);
+        memcpy(gx[k], xt->grad, sizeof gx[k]);
+    }
+    test_allclose("chunked vs whole output", out[1], out[0], N, 1e-6f, 1e-6f);
+    test_allclose("chunked vs whole grad", gx[1], gx[0], N, 1e-6f, 1e-6f);
+    attn_tensor *xt = test_leaf(ctx, 3, sh, x);
+    test_expect_fail(ctx, attn_chunked_apply(ctx, xt, 1, 0, ff_only, &m, 0) == NULL, ATTN_ERR_INVALID_ARG,
+                     "chunk 0", "chunk 0");
+    xt = test_leaf(ctx, 3, sh, x);
+    test_expect_fail(ctx, attn_chunked_apply(ctx, xt, 5, 2, ff_only, &m, 0) == NULL, ATTN_ERR_INVALID_ARG,
+                     "axis", "axis 5");
+    attn_rev_stack s;
+    CHECK(attn_rev_stack_init(&s, 0, rev_f, rev_g, &m) == ATTN_ERR_INVALID_ARG, "0 layers accepted");
+    rev_model_free(&m);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_reformer(void) {
     char path[512], err[256];
     snprintf(path, sizeof path, "%s/reformer_hf.atfx", test_fixture_dir());
@@ -307,4 +529,6 @@ void suite_reformer(void) {
     replay();
     large_ragged();
     memory_linear();
+    reversible_vs_plain();
+    chunked_equal();
 }

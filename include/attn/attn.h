@@ -47,6 +47,7 @@
 #include "positions.h"
 #include "long_context.h"
 #include "reformer.h"
+#include "reversible.h"
 #include "params.h"
 #include "rng.h"
 #include "optim.h"
