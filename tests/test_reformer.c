@@ -121,14 +121,26 @@ static void replay(void) {
         attn_tensor *a = attn_lsh_attention(ctx, q, q, &o);
         o.rotations = r1; /* the same rotations given explicitly */
         attn_tensor *b = attn_lsh_attention(ctx, q, q, &o);
-        o.rotations = NULL, o.seed = 99;
+        int32_t bk[2 * 3 * 32];
+        o.buckets_out = bk;
+        attn_tensor *e = attn_lsh_attention(ctx, q, q, &o);
+        o.rotations = NULL, o.seed = 99, o.buckets_out = NULL;
         attn_tensor *d = attn_lsh_attention(ctx, q, q, &o);
+        o.buckets_in = bk; /* the buckets of seed 1234, whatever the seed */
+        attn_tensor *f = attn_lsh_attention(ctx, q, q, &o);
+        CHECK(e && f && memcmp(attn_f32(e), attn_f32(a), sizeof(float) * (size_t)(B * H * T * D)) == 0 &&
+                  memcmp(attn_f32(f), attn_f32(a), sizeof(float) * (size_t)(B * H * T * D)) == 0,
+              "buckets_out / buckets_in do not replay the output");
+
         CHECK(a && b && d, "forward: %s", attn_ctx_error(ctx));
         if (a && b && d) {
             const size_t n = sizeof(float) * (size_t)(B * H * T * D);
             CHECK(memcmp(attn_f32(a), attn_f32(b), n) == 0, "seeded and explicit rotations differ");
             CHECK(memcmp(attn_f32(a), attn_f32(d), n) != 0, "another seed gave the same output");
         }
+        bk[3] = 8;
+        test_expect_fail(ctx, attn_lsh_attention(ctx, q, q, &o) == NULL, ATTN_ERR_INVALID_ARG,
+                         "buckets_in[3] = 8", "bucket out of range");
     }
     attn_ctx_free(ctx);
     free(x);
@@ -292,6 +304,8 @@ typedef struct rev_model {
     attn_params *ps;
     attn_tensor **w; /* per layer: qk, v, o, w1, b1, w2, b2 */
     float drop;
+    int cache;        /* reversible run: F keeps its buckets from the forward for the recompute */
+    int32_t *buckets; /* [L][B H R T] */
 } rev_model;
 
 static attn_tensor *rev_f(attn_ctx *ctx, void *user, int l, attn_tensor *x) {
@@ -301,6 +315,13 @@ static attn_tensor *rev_f(attn_ctx *ctx, void *user, int l, attn_tensor *x) {
     attn_lsh_opts o;
     memset(&o, 0, sizeof o);
     o.n_hashes = 2, o.n_buckets = 4, o.chunk_len = 4, o.causal = 1, o.seed = 100 + (uint64_t)l;
+    if (m->cache) {
+        /* the forward runs without gradients: it hashes and keeps the buckets;
+         * the recompute of the backward (gradients on) reuses them */
+        int32_t *b = m->buckets + (int64_t)l * m->B * m->H * 2 * m->T;
+        if (attn_ctx_grad_enabled(ctx)) o.buckets_in = b;
+        else o.buckets_out = b;
+    }
     attn_tensor *a = attn_lsh_attention(ctx, qk, v, &o);
     a = attn_reshape(ctx, attn_contiguous(ctx, attn_permute(ctx, a, (int[]){0, 2, 1, 3})), 3,
                      (int64_t[]){m->B, m->T, m->H * m->D});
@@ -323,7 +344,8 @@ static int rev_model_new(rev_model *m, int L) {
     m->B = 2, m->T = 8, m->E = 6, m->H = 2, m->D = 3, m->F = 10, m->drop = 0.1f;
     if (attn_params_new(&m->ps) != ATTN_OK) return -1;
     m->w = calloc((size_t)(7 * L), sizeof *m->w);
-    if (!m->w) return -1;
+    m->buckets = calloc((size_t)(L * m->B * m->H * 2 * m->T), sizeof *m->buckets);
+    if (!m->w || !m->buckets) return -1;
     attn_rng rng;
     attn_rng_init(&rng, 77);
     for (int l = 0; l < L; l++) {
@@ -342,6 +364,7 @@ static int rev_model_new(rev_model *m, int L) {
 static void rev_model_free(rev_model *m) {
     attn_params_free(m->ps);
     free(m->w);
+    free(m->buckets);
 }
 
 /* All parameter gradients, concatenated (malloc'ed). */
@@ -384,6 +407,7 @@ static size_t rev_run(int L, int reversible, float *y1o, float *y2o, float *dx1,
     if (reversible) {
         attn_rev_stack s;
         attn_tensor *y1, *y2;
+        m.cache = 1;
         CHECK_OK(attn_rev_stack_init(&s, L, rev_f, rev_g, &m));
         attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 3, sh, x1), *b = attn_tensor_from(ctx, ATTN_F32, 3, sh, x2);
         if (attn_rev_forward(ctx, &s, a, b, &y1, &y2) == ATTN_OK) {

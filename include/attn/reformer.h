@@ -59,6 +59,11 @@ typedef struct attn_lsh_opts {
     float mask_value;      /* 0: -1e9 (Hugging Face's float32 mask value) */
     float self_mask_value; /* 0: -1e5 (Hugging Face's float32 self-mask value) */
     float norm_eps;        /* 0: 1e-6 (the key normalisation's epsilon) */
+    const int32_t *buckets_in; /* [B, H, R, T] buckets in [0, NB) to use instead of hashing
+                                  (e.g. those of the forward, when a reversible layer
+                                  recomputes the attention from reconstructed inputs, as
+                                  Hugging Face caches them), or NULL */
+    int32_t *buckets_out;  /* [B, H, R, T]: receives the buckets used, or NULL */
 } attn_lsh_opts;
 
 /* Fills rot[H * D * R * NB/2] with N(0, 1) draws of the sequential

@@ -546,7 +546,7 @@ attn_tensor *attn_lsh_attention(attn_ctx *ctx, attn_tensor *qk, attn_tensor *v,
     if (!pos) return NULL;
     /* the hashing's scratch: rotations, buckets, counts (small: O(R T)) */
     const float *rot = o.rotations;
-    if (!rot) {
+    if (!rot && !o.buckets_in) {
         float *r = lsh_scratch(ctx, 1, H * D * R * half, "lsh_attention rotations");
         if (!r) return NULL;
         attn_lsh_rotations(r, H, D, o.n_hashes, o.n_buckets, o.seed);
@@ -555,7 +555,19 @@ attn_tensor *attn_lsh_attention(attn_ctx *ctx, attn_tensor *qk, attn_tensor *v,
     int32_t *bk = (int32_t *)lsh_scratch(ctx, 1, B * H * N, "lsh_attention buckets");
     int64_t *count = bk ? attn__alloc(ctx, sizeof(int64_t) * (size_t)(o.n_buckets + 1), "lsh_attention counts") : NULL;
     if (!count) return NULL;
-    attn_lsh_hash(x, B, H, T, D, rot, o.n_hashes, o.n_buckets, bk);
+    if (o.buckets_in) {
+        for (int64_t i = 0; i < B * H * N; i++) {
+            if (o.buckets_in[i] < 0 || o.buckets_in[i] >= o.n_buckets) {
+                attn__fail(ctx, ATTN_ERR_INVALID_ARG, "lsh_attention: buckets_in[%lld] = %d, "
+                           "expected 0 .. %d", (long long)i, (int)o.buckets_in[i], o.n_buckets - 1);
+                return NULL;
+            }
+            bk[i] = o.buckets_in[i];
+        }
+    } else {
+        attn_lsh_hash(x, B, H, T, D, rot, o.n_hashes, o.n_buckets, bk);
+    }
+    if (o.buckets_out) memcpy(o.buckets_out, bk, sizeof(int32_t) * (size_t)(B * H * N));
     for (int64_t bh = 0; bh < B * H; bh++)
         sort_buckets(bk + bh * N, R, T, o.n_buckets, attn_i32(pos) + bh * N, count);
     attn_tensor *out = attn__tensor(ctx, name, ATTN_F32, 4, ysh);
