@@ -515,6 +515,36 @@ static void chunked_equal(void) {
     }
     test_allclose("chunked vs whole output", out[1], out[0], N, 1e-6f, 1e-6f);
     test_allclose("chunked vs whole grad", gx[1], gx[0], N, 1e-6f, 1e-6f);
+    /* without gradients (a reversible forward): same values, and the peak is
+     * one chunk's hidden layer, not the whole sequence's */
+    {
+        enum { T2 = 64 };
+        static float x2[2 * T2 * 6], o2[3][2 * T2 * 6];
+        size_t peak[3] = {0, 0, 0};
+        fill(x2, 2 * T2 * 6, 33);
+        m.drop = 0.1f;
+        /* 0: whole, no gradients; 1: chunks of 4, no gradients; 2: chunks of 4, recorded */
+        for (int k = 0; k < 3; k++) {
+            attn_ctx *c2 = test_ctx_new(16u << 20, 1, 0);
+            if (!c2) break;
+            attn_ctx_set_grad_enabled(c2, k == 2);
+            attn_ctx_set_rng(c2, 9, 0);
+            attn_tensor *xt2 = attn_tensor_from(c2, ATTN_F32, 3, (int64_t[]){2, T2, 6}, x2);
+            const size_t before = attn_ctx_arena_used(c2);
+            attn_tensor *y = attn_chunked_apply(c2, xt2, 1, k ? 4 : T2, ff_only, &m, 0);
+            y = attn_contiguous(c2, y);
+            CHECK(y != NULL, "chunked run %d: %s", k, attn_ctx_error(c2));
+            if (y) {
+                memcpy(o2[k], attn_f32(y), sizeof o2[k]);
+                peak[k] = attn_ctx_arena_peak(c2) - before;
+            }
+            attn_ctx_free(c2);
+        }
+        test_allclose("chunked: no-grad vs recorded output (dropout replayed per chunk)", o2[1], o2[2],
+                      2 * T2 * 6, 0.0f, 0.0f);
+        CHECK(peak[1] > 0 && 2 * peak[1] < peak[0], "no-grad peak: chunks of 4 %zu bytes, whole %zu", peak[1], peak[0]);
+        m.drop = 0.0f;
+    }
     attn_tensor *xt = test_leaf(ctx, 3, sh, x);
     test_expect_fail(ctx, attn_chunked_apply(ctx, xt, 1, 0, ff_only, &m, 0) == NULL, ATTN_ERR_INVALID_ARG,
                      "chunk 0", "chunk 0");

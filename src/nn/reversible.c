@@ -184,6 +184,64 @@ attn_status attn_rev_backward(attn_ctx *ctx, attn_rev_stack *s, attn_tensor *y1,
     return ATTN_OK;
 }
 
+/* fn's result on the chunk [start, start + m) of x, contiguous, checked
+ * against the output shape (`shape`, axis ax of length m); NULL on error. */
+static attn_tensor *chunk_result(attn_ctx *ctx, attn_tensor *x, int ax, int64_t start, int64_t m,
+                                 attn_rev_fn fn, void *user, int layer) {
+    attn_tensor *y = fn(ctx, user, layer, attn_slice(ctx, x, ax, start, m));
+    if (!y) return NULL;
+    if (y->ndim <= ax || y->shape[ax] != m || y->dtype != ATTN_F32) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "chunked_apply: fn gave %s for a chunk of %lld positions "
+                   "on axis %d, expected f32 with %lld there", attn__shp(y), (long long)m, ax,
+                   (long long)m);
+        return NULL;
+    }
+    return attn_contiguous(ctx, y);
+}
+
+/* Without gradients: each chunk's temporaries are freed once its result is
+ * copied into the output, so the peak is one chunk's (the Reformer's point).
+ * The first chunk is run once to learn the output's shape, then again with
+ * the RNG counter put back (same dropout masks as the recorded path). */
+static attn_tensor *chunked_no_grad(attn_ctx *ctx, attn_tensor *x, int ax, int64_t chunk,
+                                    attn_rev_fn fn, void *user, int layer) {
+    const int64_t len = x->shape[ax];
+    const uint64_t offset = ctx->rng_offset;
+    size_t mark = attn__arena_mark(ctx);
+    attn_tensor *y = chunk_result(ctx, x, ax, 0, chunk, fn, user, layer);
+    if (!y) return NULL;
+    int64_t shape[ATTN_MAX_DIMS];
+    const int ndim = y->ndim;
+    memcpy(shape, y->shape, sizeof(int64_t) * (size_t)ndim);
+    shape[ax] = len;
+    attn__arena_rewind(ctx, mark);
+    ctx->rng_offset = offset;
+    attn_tensor *out = attn__tensor(ctx, "chunked_apply", ATTN_F32, ndim, shape);
+    if (!out) return NULL;
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < ax; d++) outer *= shape[d];
+    for (int d = ax + 1; d < ndim; d++) inner *= shape[d];
+    for (int64_t start = 0; start < len; start += chunk) {
+        const int64_t m = start + chunk <= len ? chunk : len - start;
+        mark = attn__arena_mark(ctx);
+        y = chunk_result(ctx, x, ax, start, m, fn, user, layer);
+        if (!y) return NULL;
+        int same = y->ndim == ndim;
+        for (int d = 0; same && d < ndim; d++) same = d == ax || y->shape[d] == shape[d];
+        if (!same) {
+            attn__fail(ctx, ATTN_ERR_SHAPE, "chunked_apply: fn gave %s for the chunk at %lld, "
+                       "unlike the first chunk's", attn__shp(y), (long long)start);
+            return NULL;
+        }
+        const float *src = attn_f32(y);
+        float *dst = attn_f32(out);
+        for (int64_t o = 0; o < outer; o++)
+            memcpy(dst + (o * len + start) * inner, src + o * m * inner, sizeof(float) * (size_t)(m * inner));
+        attn__arena_rewind(ctx, mark);
+    }
+    return out;
+}
+
 attn_tensor *attn_chunked_apply(attn_ctx *ctx, attn_tensor *x, int axis, int64_t chunk,
                                 attn_rev_fn fn, void *user, int layer) {
     if (attn__any_null(ctx, "chunked_apply", 1, x)) return NULL;
@@ -201,6 +259,7 @@ attn_tensor *attn_chunked_apply(attn_ctx *ctx, attn_tensor *x, int axis, int64_t
     }
     if (chunk >= len) return fn(ctx, user, layer, x);
     const int64_t nc = (len + chunk - 1) / chunk;
+    if (!ctx->grad_enabled) return chunked_no_grad(ctx, x, ax, chunk, fn, user, layer);
     attn_tensor **parts = attn__alloc(ctx, sizeof(attn_tensor *) * (size_t)nc, "chunked_apply parts");
     if (!parts) return NULL;
     for (int64_t c = 0; c < nc; c++) {
