@@ -391,8 +391,10 @@ static size_t rev_run(int L, int reversible, float *y1o, float *y2o, float *dx1,
     size_t peak = 0;
     *pg = NULL;
     attn_ctx *ctx = test_ctx_new(64u << 20, 1, 0);
+    memset(&m, 0, sizeof m);
     if (!ctx || rev_model_new(&m, L)) {
         CHECK(0, "setup");
+        rev_model_free(&m);
         attn_ctx_free(ctx);
         return 0;
     }
@@ -490,9 +492,11 @@ static attn_tensor *ff_only(attn_ctx *ctx, void *user, int l, attn_tensor *y) { 
 static void chunked_equal(void) {
     TEST_BEGIN("reformer: chunked feed-forward = the feed-forward (values and gradients)");
     rev_model m;
+    memset(&m, 0, sizeof m);
     attn_ctx *ctx = test_ctx_new(16u << 20, 1, 0);
     if (!ctx || rev_model_new(&m, 1)) {
         CHECK(0, "setup");
+        rev_model_free(&m);
         attn_ctx_free(ctx);
         TEST_END();
         return;
@@ -558,6 +562,60 @@ static void chunked_equal(void) {
     TEST_END();
 }
 
+static attn_tensor *bad_shape(attn_ctx *ctx, void *user, int l, attn_tensor *x) {
+    (void)user, (void)l;
+    return attn_sum(ctx, x, 0, 0);
+}
+
+static void reversible_errors_and_tape(void) {
+    TEST_BEGIN("reformer: reversible errors; a tape recorded before attn_rev_backward survives it");
+    rev_model m;
+    memset(&m, 0, sizeof m);
+    attn_ctx *ctx = test_ctx_new(16u << 20, 1, 0);
+    attn_rev_stack s, bad;
+    memset(&s, 0, sizeof s);
+    memset(&bad, 0, sizeof bad);
+    if (!ctx || rev_model_new(&m, 2) || attn_rev_stack_init(&s, 2, rev_f, rev_g, &m) ||
+        attn_rev_stack_init(&bad, 1, bad_shape, rev_g, &m)) {
+        CHECK(0, "setup");
+    } else {
+        m.cache = 1;
+        enum { N = 2 * 8 * 6 };
+        const int64_t sh[3] = {2, 8, 6};
+        float x[N], r[N], d1[N], d2[N];
+        fill(x, N, 41);
+        fill(r, N, 42);
+        attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 3, sh, x), *b, *y1, *y2;
+        test_expect_fail(ctx, attn_rev_forward(ctx, &bad, a, a, &y1, &y2) != ATTN_OK, ATTN_ERR_SHAPE,
+                         "expected the input's shape", "F of another shape");
+        a = attn_tensor_from(ctx, ATTN_F32, 3, sh, x);
+        b = attn_tensor_from(ctx, ATTN_F32, 2, (int64_t[]){16, 6}, x);
+        test_expect_fail(ctx, attn_rev_forward(ctx, &s, a, b, &y1, &y2) != ATTN_OK, ATTN_ERR_SHAPE,
+                         "two f32 tensors of one shape", "halves of different shapes");
+        a = attn_tensor_from(ctx, ATTN_F32, 3, sh, x);
+        CHECK_OK(attn_rev_forward(ctx, &s, a, a, &y1, &y2));
+        attn_ctx_set_grad_enabled(ctx, 0);
+        test_expect_fail(ctx, attn_rev_backward(ctx, &s, y1, y2, r, r, d1, d2, NULL, NULL) != ATTN_OK,
+                         ATTN_ERR_STATE, "disabled", "backward without gradients");
+        attn_ctx_set_grad_enabled(ctx, 1);
+        /* the usual use: a head recorded on the stack's outputs */
+        a = attn_tensor_from(ctx, ATTN_F32, 3, sh, x);
+        CHECK_OK(attn_rev_forward(ctx, &s, a, a, &y1, &y2));
+        attn_tensor *h = test_leaf(ctx, 3, sh, attn_f32(y1));
+        attn_tensor *loss = test_dot_loss(ctx, h, r);
+        const int tape = attn_ctx_tape_size(ctx);
+        CHECK_OK(attn_rev_backward(ctx, &s, y1, y2, r, r, d1, d2, NULL, NULL));
+        CHECK(attn_ctx_tape_size(ctx) == tape, "tape size %d after, %d before", attn_ctx_tape_size(ctx), tape);
+        CHECK_OK(attn_backward(ctx, loss));
+        if (h->grad) test_allclose("head gradient after the reversible backward", h->grad, r, N, 0.0f, 0.0f);
+    }
+    attn_rev_stack_free(&s);
+    attn_rev_stack_free(&bad);
+    rev_model_free(&m);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_reformer(void) {
     char path[512], err[256];
     snprintf(path, sizeof path, "%s/reformer_hf.atfx", test_fixture_dir());
@@ -584,5 +642,6 @@ void suite_reformer(void) {
     large_ragged();
     memory_linear();
     reversible_vs_plain();
+    reversible_errors_and_tape();
     chunked_equal();
 }
