@@ -217,8 +217,10 @@ attn_status attn__lsh_attention_forward(attn_ctx *ctx, attn_node *node) {
 
 /* The plain reference: the same function, every sum in double, one thread. */
 attn_status attn__lsh_attention_ref(attn_ctx *ctx, attn_node *node) {
-    (void)ctx;
     const lsh_geom g = lsh_geometry(node);
+    /* the unsort, kept with the forward's data until the context is reset */
+    int32_t *inv = (int32_t *)lsh_scratch(ctx, 1, g.N, "lsh_attention reference unsort");
+    if (!inv) return ctx->status;
     float *Pall = attn_f32(node->saved[0]), *Oall = attn_f32(node->saved[1]), *out = attn_f32(node->out);
     const int64_t T = g.T, D = g.D, Dv = g.Dv, N = g.N, W2 = g.W2, O1 = Dv + 1;
     for (int64_t bh = 0; bh < g.B * g.H; bh++) {
@@ -262,13 +264,13 @@ attn_status attn__lsh_attention_ref(attn_ctx *ctx, attn_node *node) {
             O[i * O1 + Dv] = (float)(mx + log(sum));
         }
         float *o = out + bh * T * Dv;
+        for (int64_t i = 0; i < N; i++) inv[(i / T) * T + pos[i]] = (int32_t)i;
         for (int64_t t = 0; t < T; t++) {
-            /* the sorted index of (r, t): scan round r's rows */
+            /* idx[r]: the sorted index of (r, t) */
             double lse[64], mx = -INFINITY, sum = 0.0;
             int64_t idx[64];
             for (int64_t r = 0; r < g.R; r++) {
-                for (int64_t i = r * T; i < (r + 1) * T; i++)
-                    if (pos[i] == t) idx[r] = i;
+                idx[r] = inv[r * T + t];
                 lse[r] = (double)O[idx[r] * O1 + Dv];
                 if (lse[r] > mx) mx = lse[r];
             }
