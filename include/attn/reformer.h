@@ -82,9 +82,11 @@ attn_status attn_lsh_hash(const float *qk, int64_t B, int64_t H, int64_t T, int6
 /* LSH attention of qk [B, H, T, D] and v [B, H, T, Dv] (f32) -> [B, H, T, Dv].
  * Gradients flow to qk (as query and as key) and v; the buckets are
  * computed once, in the call, and the backward reuses the saved sort.
+ * With opts->buckets_in the rotations and the seed are not used.
  * Errors (NULL returned, message naming "lsh_attention" in the context):
  * ATTN_ERR_SHAPE, ATTN_ERR_DTYPE, ATTN_ERR_INVALID_ARG (an option out of
- * range, a non-finite qk), ATTN_ERR_OOM. */
+ * range, a bucket of buckets_in outside [0, NB), a non-finite qk),
+ * ATTN_ERR_OOM. */
 attn_tensor *attn_lsh_attention(attn_ctx *ctx, attn_tensor *qk, attn_tensor *v,
                                 const attn_lsh_opts *opts);
 
