@@ -28,6 +28,7 @@
  * one work unit: it owns the gradient rows of its block.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/internal.h"
@@ -444,29 +445,39 @@ attn_status attn_lsh_hash(const float *qk, int64_t B, int64_t H, int64_t T, int6
                            "non-NULL buffers", (long long)B, (long long)H, (long long)T,
                            (long long)D, n_hashes, n_buckets);
     const int64_t half = n_buckets / 2, R = n_hashes;
+    size_t bytes;
+    if (attn__mul_size((size_t)T, (size_t)half, &bytes) || attn__mul_size(bytes, sizeof(float), &bytes))
+        return attn__error(ATTN_ERR_OOM, "lsh_hash: T %lld x %lld rotations overflows", (long long)T,
+                           (long long)half);
+    float *Y = malloc(bytes);
+    if (!Y) return attn__error(ATTN_ERR_OOM, "lsh_hash: %zu bytes of projections", bytes);
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++)
-            for (int64_t r = 0; r < R; r++)
+            for (int64_t r = 0; r < R; r++) {
+                /* Y = X rot[h, :, r, :]: [T, D] x [D, NB/2], the rotation's rows R NB/2 apart */
+                attn__sgemm(1, 0, 0, T, half, D, 1.0f, qk + (b * H + h) * T * D, D,
+                            rot + h * D * R * half + r * half, R * half, 0.0f, Y, half);
+                int32_t *out = buckets + ((b * H + h) * R + r) * T;
                 for (int64_t t = 0; t < T; t++) {
-                    const float *xt = qk + ((b * H + h) * T + t) * D;
                     /* argmax over [y ; -y], the first maximum: the largest y_m wins
                      * unless -(the smallest y_m) is strictly larger */
+                    const float *y = Y + t * half;
                     float ymax = -INFINITY, ymin = INFINITY;
                     int32_t amax = 0, amin = 0;
                     for (int64_t m = 0; m < half; m++) {
-                        float y = 0.0f;
-                        for (int64_t d = 0; d < D; d++) y += xt[d] * rot[((h * D + d) * R + r) * half + m];
-                        if (y > ymax) {
-                            ymax = y;
+                        if (y[m] > ymax) {
+                            ymax = y[m];
                             amax = (int32_t)m;
                         }
-                        if (y < ymin) {
-                            ymin = y;
+                        if (y[m] < ymin) {
+                            ymin = y[m];
                             amin = (int32_t)m;
                         }
                     }
-                    buckets[((b * H + h) * R + r) * T + t] = -ymin > ymax ? (int32_t)half + amin : amax;
+                    out[t] = -ymin > ymax ? (int32_t)half + amin : amax;
                 }
+            }
+    free(Y);
     return ATTN_OK;
 }
 
@@ -567,7 +578,10 @@ attn_tensor *attn_lsh_attention(attn_ctx *ctx, attn_tensor *qk, attn_tensor *v,
             bk[i] = o.buckets_in[i];
         }
     } else {
-        attn_lsh_hash(x, B, H, T, D, rot, o.n_hashes, o.n_buckets, bk);
+        if (attn_lsh_hash(x, B, H, T, D, rot, o.n_hashes, o.n_buckets, bk) != ATTN_OK) {
+            attn__fail(ctx, ATTN_ERR_OOM, "lsh_attention: %s", attn_last_error());
+            return NULL;
+        }
     }
     if (o.buckets_out) memcpy(o.buckets_out, bk, sizeof(int32_t) * (size_t)(B * H * N));
     for (int64_t bh = 0; bh < B * H; bh++)
