@@ -164,10 +164,13 @@ fixtures:
 	$(PYTHON) tools/make_bert_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_vision_attention_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_sparse_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_reformer_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_png_fixtures.py tests/fixtures/png
 	@if $(TXL_PYTHON) -c 'import transformers' 2>/dev/null; then \
 	  echo "$(TXL_PYTHON) tools/make_txl_fixtures.py tests/fixtures"; \
 	  $(TXL_PYTHON) tools/make_txl_fixtures.py tests/fixtures; \
+	  echo "$(TXL_PYTHON) tools/make_reformer_fixtures.py tests/fixtures --hf"; \
+	  $(TXL_PYTHON) tools/make_reformer_fixtures.py tests/fixtures --hf; \
 	else \
 	  echo "make fixtures: $(TXL_PYTHON) cannot import transformers: tests/fixtures/txl_hf.atfx left as it is (see tools/make_txl_fixtures.py for the venv)"; \
 	fi

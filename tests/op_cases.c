@@ -620,6 +620,25 @@ static int build_txl_attention(op_case *c) {
     return 0;
 }
 
+/* lsh_attention: qk, v; attributes n_hashes, n_buckets, chunk_len, causal and
+ * the fixed rotations "c<k>.rot" [H, D, R, NB/2] (a tensor of the case, not an
+ * input: the hashing has no gradient). */
+static int build_lsh_attention(op_case *c) {
+    attn_tensor *qk = opc_input(c, "qk"), *v = opc_input(c, "v");
+    attn_lsh_opts o;
+    memset(&o, 0, sizeof o);
+    o.n_hashes = attr_int(c, "n_hashes");
+    o.n_buckets = attr_int(c, "n_buckets");
+    o.chunk_len = attr_int(c, "chunk_len");
+    o.causal = attr_int(c, "causal");
+    const atfx_tensor *rot = atfx_findf(c->fx, "c%d.rot", c->k);
+    if (!rot) snprintf(c->err, sizeof c->err, "case %d has no c%d.rot", c->k, c->k);
+    if (c->err[0]) return -1;
+    o.rotations = atfx_f32(rot);
+    c->out = attn_lsh_attention(c->ctx, qk, v, &o);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -1414,6 +1433,33 @@ static void errors_txl_attention(attn_ctx *ctx) {
 #undef TXL_OK
     EXPECT_NULL_INPUT(ctx, attn_txl_attention(ctx, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
                       "txl_attention");
+}
+
+static void errors_lsh_attention(attn_ctx *ctx) {
+    attn_tensor *qk, *v;
+    attn_lsh_opts o;
+    memset(&o, 0, sizeof o);
+    o.n_hashes = 2, o.n_buckets = 4, o.chunk_len = 2;
+#define LSH_OK() (qk = F32(ctx, 1, 2, 6, 4), v = F32(ctx, 1, 2, 6, 3))
+    LSH_OK(), qk = F32(ctx, 2, 6, 4);
+    EXPECT_FAIL(ctx, attn_lsh_attention(ctx, qk, v, &o), ATTN_ERR_SHAPE, "qk");
+    LSH_OK(), v = F32(ctx, 1, 2, 5, 3);
+    EXPECT_FAIL(ctx, attn_lsh_attention(ctx, qk, v, &o), ATTN_ERR_SHAPE, "v");
+    LSH_OK(), v = I32(ctx, 1, 2, 6, 3);
+    EXPECT_FAIL(ctx, attn_lsh_attention(ctx, qk, v, &o), ATTN_ERR_DTYPE, "v");
+    LSH_OK();
+    EXPECT_FAIL(ctx, attn_lsh_attention(ctx, qk, v, NULL), ATTN_ERR_INVALID_ARG, "opts");
+    o.n_buckets = 3;
+    EXPECT_FAIL(ctx, attn_lsh_attention(ctx, qk, v, &o), ATTN_ERR_INVALID_ARG, "buckets 3");
+    o.n_buckets = 4, o.chunk_len = 0;
+    EXPECT_FAIL(ctx, attn_lsh_attention(ctx, qk, v, &o), ATTN_ERR_INVALID_ARG, "chunk length 0");
+    o.chunk_len = 2, o.n_hashes = 0;
+    EXPECT_FAIL(ctx, attn_lsh_attention(ctx, qk, v, &o), ATTN_ERR_INVALID_ARG, "rounds 0");
+    o.n_hashes = 2;
+    attn_f32(qk)[5] = NAN;
+    EXPECT_FAIL(ctx, attn_lsh_attention(ctx, qk, v, &o), ATTN_ERR_INVALID_ARG, "non-finite");
+#undef LSH_OK
+    EXPECT_NULL_INPUT(ctx, attn_lsh_attention(ctx, NULL, NULL, &o), "lsh_attention");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

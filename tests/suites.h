@@ -27,6 +27,7 @@
     X(lm_data)         \
     X(gpt)             \
     X(txl)             \
+    X(reformer)        \
     X(bert)            \
     X(model_files)
 

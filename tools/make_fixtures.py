@@ -903,6 +903,7 @@ ELSEWHERE = {
     "rel_logits": "tools/make_position_fixtures.py",
     "rel_values": "tools/make_position_fixtures.py",
     "txl_attention": "tools/make_long_context_fixtures.py",
+    "lsh_attention": "tools/make_reformer_fixtures.py",
 }
 
 

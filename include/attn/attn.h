@@ -46,6 +46,8 @@
 #include "sparse.h"
 #include "positions.h"
 #include "long_context.h"
+#include "reformer.h"
+#include "reversible.h"
 #include "params.h"
 #include "rng.h"
 #include "optim.h"
