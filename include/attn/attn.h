@@ -15,7 +15,9 @@
  *   safetensors.h  the safetensors format: strict reader, metadata
  *   checkpoint.h   parameter stores and training checkpoints in safetensors files
  *   idx.h          the IDX reader (MNIST, Fashion-MNIST)
+ *   scenes.h       captioned 2x2 scenes of Fashion-MNIST items (Show, Attend and Tell data)
  *   seq2seq.h      the RNN encoder-decoder with attention
+ *   caption.h      Show, Attend and Tell: soft, hard and no attention LSTM captioner
  *   s2s_types.h    the batch and decoding options both encoder-decoders share
  *   s2s_data.h     minibatches for seq2seq: padded batches, length-bucketed sampler
  *   text.h         text data sets (dates, gettext pairs) and tokenisers (characters, BPE)
@@ -48,12 +50,14 @@
 #include "safetensors.h"
 #include "checkpoint.h"
 #include "idx.h"
+#include "scenes.h"
 #include "text.h"
 #include "info.h"
 #include "eval.h"
 #include "viz.h"
 #include "progress.h"
 #include "seq2seq.h"
+#include "caption.h"
 #include "s2s_types.h"
 #include "s2s_data.h"
 #include "transformer.h"
