@@ -482,7 +482,10 @@ attn_status attn_caption_greedy(attn_ctx *ctx, const attn_caption *m, attn_tenso
         attn_tensor *emb = attn_embedding(ctx, m->embed, ids_t);
         attn_tensor *z, *alpha = NULL, *beta = NULL;
         if (m->cfg.mode == ATTN_CAPTION_NONE) z = r.mean;
-        else z = attn_mul(ctx, attend(ctx, &r, h, &alpha, &beta), beta);
+        else {
+            attn_tensor *soft = attend(ctx, &r, h, &alpha, &beta); /* sets beta: not in one expression */
+            z = attn_mul(ctx, soft, beta);
+        }
         attn_tensor *c_next = NULL;
         h = lstm_step(ctx, m, emb, z, h, c, &c_next);
         c = c_next;
