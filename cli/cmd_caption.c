@@ -101,11 +101,18 @@ static int encoder_load(const char *prog, const char *path, int stage, encoder *
     return 0;
 }
 
-/* Annotations of scenes: out [n, L, D] floats (malloc'ed). */
+/* The CNN's features say what is at a location, not where it is (a
+ * convolution is translation-equivariant), and the captions name positions:
+ * each annotation vector gets the location's coordinates x, y in (-1, 1)
+ * as two more channels (as CoordConv does). docs/caption.md, "Decisions". */
+#define POS_CHANNELS 2
+
+/* Annotations of scenes: out [n, L, D] floats (malloc'ed), D = C + 2. */
 static int annotate(const char *prog, attn_ctx *ctx, const encoder *e, const uint8_t *pixels, int64_t n,
                     float **out, int64_t *L_out, int64_t *D_out) {
     const int side = stage_side(&e->cnn->cfg, e->stage);
-    const int64_t L = (int64_t)side * side, D = e->cnn->cfg.widths[e->stage], P = ATTN_SCENE_SIDE * ATTN_SCENE_SIDE;
+    const int64_t L = (int64_t)side * side, C = e->cnn->cfg.widths[e->stage], D = C + POS_CHANNELS,
+                  P = ATTN_SCENE_SIDE * ATTN_SCENE_SIDE;
     float *a = malloc((size_t)(n * L * D) * sizeof *a);
     float *x = malloc((size_t)(64 * P) * sizeof *x);
     if (!a || !x) {
@@ -125,16 +132,21 @@ static int annotate(const char *prog, attn_ctx *ctx, const encoder *e, const uin
         attn_ctx_reset(ctx);
         attn_tensor *xt = attn_tensor_from(ctx, ATTN_F32, 4, (int64_t[]){b, 1, ATTN_SCENE_SIDE, ATTN_SCENE_SIDE}, x);
         attn_tensor *fm = attn_cnn_features(ctx, e->cnn, xt, e->stage, NULL);
-        if (!fm || fm->shape[1] != D || fm->shape[2] * fm->shape[3] != L) {
+        if (!fm || fm->shape[1] != C || fm->shape[2] * fm->shape[3] != L) {
             fprintf(stderr, "%s: the encoder failed: %s\n", prog, attn_ctx_error(ctx));
             rc = 1;
             break;
         }
         attn_tensor *fc = attn_contiguous(ctx, fm);
         const float *f = attn_f32(fc);
-        for (int64_t i = 0; i < b; i++) /* [C, L] -> [L, C] */
-            for (int64_t c = 0; c < D; c++)
-                for (int64_t l = 0; l < L; l++) a[((s + i) * L + l) * D + c] = f[(i * D + c) * L + l];
+        for (int64_t i = 0; i < b; i++) { /* [C, L] -> [L, C], then the location's (x, y) */
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t l = 0; l < L; l++) a[((s + i) * L + l) * D + c] = f[(i * C + c) * L + l];
+            for (int64_t l = 0; l < L; l++) {
+                a[((s + i) * L + l) * D + C] = (float)(2 * (l % side) + 1) / (float)side - 1.f;
+                a[((s + i) * L + l) * D + C + 1] = (float)(2 * (l / side) + 1) / (float)side - 1.f;
+            }
+        }
     }
     attn_ctx_reset(ctx);
     attn_ctx_set_grad_enabled(ctx, grad);
@@ -975,9 +987,9 @@ static int load_model(const char *prog, const char *dir, const char *enc, long l
         loaded_free(l);
         return 1;
     }
-    if (l->e.cnn->cfg.widths[l->e.stage] != l->m.cfg.annot_dim) {
+    if (l->e.cnn->cfg.widths[l->e.stage] + POS_CHANNELS != l->m.cfg.annot_dim) {
         fprintf(stderr, "%s: the encoder gives %lld-dimensional annotations, the model reads %lld\n", prog,
-                (long long)l->e.cnn->cfg.widths[l->e.stage], (long long)l->m.cfg.annot_dim);
+                (long long)(l->e.cnn->cfg.widths[l->e.stage] + POS_CHANNELS), (long long)l->m.cfg.annot_dim);
         loaded_free(l);
         return 1;
     }
