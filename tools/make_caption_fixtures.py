@@ -18,7 +18,8 @@ make_fixtures.py's), read by tests/test_caption.c. Per case k:
   from the REINFORCE formula,
      d(CE + penalty) - (lambda_r / N) sum_b (R_b - b) d sum_t log alpha_{b,t,s_bt}
                      - (lambda_e / N) d sum_{b,t} H(alpha_bt),
-  with R_b = sum_t log p(y_bt | s_b) computed separately; the script checks
+  with R_b = (1/n_b) sum_t log p(y_bt | s_b) (per-token mean) computed
+  separately; the script checks
   that it equals c<k>.grad (so the surrogate's gradient is the estimator).
 
 The decoder is written here from the paper's equations (not from the C
@@ -133,7 +134,7 @@ def case(fx, mode, B, L, D, E, H, A, V, T, hyper, baseline=0.0):
     formula = None
     if mode == HARD:
         logp = torch.log_softmax(logits, -1).gather(2, tg[:, :, None])[:, :, 0] * vm
-        R = logp.sum(1).detach()                                  # R_b, a constant
+        R = (logp.sum(1) / vm.sum(1)).detach()                    # R_b: mean log p per token, a constant
         sampled = (1 - expected).double()
         logA = torch.log(alphas + LOG_EPS)
         logp_s = (logA.gather(2, samples[:, :, None])[:, :, 0] * vm).sum(1)   # sum_t log alpha_{s}

@@ -27,7 +27,8 @@
  *   HARD adds the surrogate whose gradient is the REINFORCE estimator:
  *     -(1/N) sum_b [row b sampled] lambda_r (R_b - baseline) sum_t log alpha_{b,t,s_bt}
  *     -(1/N) lambda_e sum_{b,t} H(alpha_bt)
- *   with R_b = sum_t log p(y_bt | s_b) held constant (no gradient), and
+ *   with R_b = (1/n_b) sum_t log p(y_bt | s_b) (the mean log-likelihood of
+ *   row b's n_b target tokens) held constant (no gradient), and
  *   baseline <- decay baseline + (1 - decay) mean_b R_b after each drawn batch.
  *
  * Parameters (torch state_dict names, W stored [out, in]):

@@ -398,7 +398,9 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
             loss = attn_add(ctx, loss, pen);
         }
         if (hard && ntok > 0) {
-            /* R_b = sum_t log p(y_bt | s_b), a constant of the surrogate */
+            /* R_b = (1/n_b) sum_t log p(y_bt | s_b), the mean over the row's n_b
+             * target tokens: a constant of the surrogate (docs/caption.md: the
+             * per-word mean keeps the captions' lengths out of the reward) */
             const float *lg = attn_f32(logits);
             double *R = attn__alloc(ctx, (size_t)B * sizeof *R, fn);
             if (!R) return attn_ctx_status(ctx);
@@ -406,16 +408,18 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
             int64_t nsamp = 0;
             for (int64_t b = 0; b < B; b++) {
                 double rb = 0.0;
+                int64_t nb = 0;
                 for (int64_t t = 0; t < T; t++) {
                     const int32_t y = tg[b * T + t];
                     if (y == ATTN_CAPTION_PAD_ID) continue;
+                    nb++;
                     const float *row = lg + (b * T + t) * V;
                     double mx = row[0], s = 0.0;
                     for (int64_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
                     for (int64_t v = 0; v < V; v++) s += exp((double)row[v] - mx);
                     rb += (double)row[y] - mx - log(s);
                 }
-                R[b] = rb;
+                R[b] = nb ? rb / (double)nb : 0.0;
                 if (!expected[b]) {
                     rsum += rb;
                     nsamp++;
