@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "attn/attn.h"
 #include "attn/cnn.h"
@@ -106,6 +108,11 @@ static int encoder_load(const char *prog, const char *path, int stage, encoder *
  * each annotation vector gets the location's coordinates x, y in (-1, 1)
  * as two more channels (as CoordConv does). docs/caption.md, "Decisions". */
 #define POS_CHANNELS 2
+/* The coordinates run over (-POS_SCALE, POS_SCALE): the score must turn them
+ * into a step at the cells' boundary (x = 0), which takes a large weight
+ * from an initial 1/sqrt(D); the scale lets Adam's bounded steps get there
+ * about POS_SCALE times sooner. */
+#define POS_SCALE 4.f
 
 /* Annotations of scenes: out [n, L, D] floats (malloc'ed), D = C + 2. */
 static int annotate(const char *prog, attn_ctx *ctx, const encoder *e, const uint8_t *pixels, int64_t n,
@@ -143,8 +150,8 @@ static int annotate(const char *prog, attn_ctx *ctx, const encoder *e, const uin
             for (int64_t c = 0; c < C; c++)
                 for (int64_t l = 0; l < L; l++) a[((s + i) * L + l) * D + c] = f[(i * C + c) * L + l];
             for (int64_t l = 0; l < L; l++) {
-                a[((s + i) * L + l) * D + C] = (float)(2 * (l % side) + 1) / (float)side - 1.f;
-                a[((s + i) * L + l) * D + C + 1] = (float)(2 * (l / side) + 1) / (float)side - 1.f;
+                a[((s + i) * L + l) * D + C] = POS_SCALE * ((float)(2 * (l % side) + 1) / (float)side - 1.f);
+                a[((s + i) * L + l) * D + C + 1] = POS_SCALE * ((float)(2 * (l / side) + 1) / (float)side - 1.f);
             }
         }
     }
@@ -189,9 +196,77 @@ static int load_split(const char *prog, const char *dir, int test, attn_idx *im,
     return 0;
 }
 
-/* Makes n scenes of a split and their annotations. */
+/* The annotation cache (--cache DIR): the annotations of a scene set in a
+ * file named by a hash of the encoder file (path, size, modification time),
+ * its stage, the data directory, the split, the count, the seed and the
+ * position channels, so that runs over the same scenes and encoder encode
+ * them once. Format: "ATNC", u32 version 1, i64 n, L, D, then n L D floats
+ * (host order); anything else is ignored and rewritten. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static void cache_name(char *buf, size_t cap, const char *dir, const encoder *e, const char *data,
+                       attn_scene_split split, int64_t n, uint64_t seed) {
+    struct stat sb;
+    memset(&sb, 0, sizeof sb);
+    stat(e->path, &sb);
+    uint64_t h = 1469598103934665603ull;
+    const long long v[6] = {(long long)sb.st_size, (long long)sb.st_mtime, e->stage, (long long)split, n,
+                            (long long)seed};
+    h = fnv(h, e->path, strlen(e->path));
+    h = fnv(h, data, strlen(data));
+    h = fnv(h, v, sizeof v);
+    const float ps = POS_SCALE;
+    h = fnv(h, &ps, sizeof ps);
+    snprintf(buf, cap, "%s/annot-%016llx.bin", dir, (unsigned long long)h);
+}
+
+static int cache_read(const char *path, int64_t n, scene_set *out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char magic[4];
+    uint32_t ver = 0;
+    int64_t hdr[3];
+    int rc = -1;
+    if (fread(magic, 1, 4, f) == 4 && !memcmp(magic, "ATNC", 4) && fread(&ver, 4, 1, f) == 1 && ver == 1 &&
+        fread(hdr, 8, 3, f) == 3 && hdr[0] == n && hdr[1] >= 1 && hdr[1] <= 4096 && hdr[2] >= 1 && hdr[2] <= 8192) {
+        const size_t cnt = (size_t)(hdr[0] * hdr[1] * hdr[2]);
+        float *a = malloc(cnt * sizeof *a);
+        if (a && fread(a, sizeof *a, cnt, f) == cnt && fgetc(f) == EOF) {
+            out->annot = a;
+            out->L = hdr[1];
+            out->D = hdr[2];
+            rc = 0;
+        } else {
+            free(a);
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static void cache_write(const char *prog, const char *path, const scene_set *s) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    const int64_t hdr[3] = {s->s.n, s->L, s->D};
+    const uint32_t ver = 1;
+    const size_t cnt = (size_t)(s->s.n * s->L * s->D);
+    int ok = f && fwrite("ATNC", 1, 4, f) == 4 && fwrite(&ver, 4, 1, f) == 1 && fwrite(hdr, 8, 3, f) == 3 &&
+             fwrite(s->annot, sizeof(float), cnt, f) == cnt;
+    if (f && fclose(f) != 0) ok = 0;
+    if (ok && rename(tmp, path) == 0) return;
+    remove(tmp);
+    fprintf(stderr, "%s: warning: cannot write the annotation cache %s\n", prog, path);
+}
+
+/* Makes n scenes of a split and their annotations (from the cache when
+ * cache_dir holds them). */
 static int make_set(const char *prog, attn_ctx *ctx, const encoder *e, const char *data, attn_scene_split split,
-                    int64_t n, uint64_t seed, scene_set *out) {
+                    int64_t n, uint64_t seed, const char *cache_dir, scene_set *out) {
     memset(out, 0, sizeof *out);
     attn_idx im, lb;
     if (load_split(prog, data, split == ATTN_SCENES_TEST, &im, &lb)) return 1;
@@ -202,9 +277,18 @@ static int make_set(const char *prog, attn_ctx *ctx, const encoder *e, const cha
         fprintf(stderr, "%s: cannot make the scenes: %s\n", prog, attn_last_error());
         return 1;
     }
+    char cpath[4096];
+    if (cache_dir) {
+        cache_name(cpath, sizeof cpath, cache_dir, e, data, split, n, seed);
+        if (cache_read(cpath, n, out) == 0) return 0;
+    }
     if (annotate(prog, ctx, e, out->s.pixels, n, &out->annot, &out->L, &out->D)) {
         scene_set_free(out);
         return 1;
+    }
+    if (cache_dir) {
+        if (cli_make_dir(cache_dir) == 0) cache_write(prog, cpath, out);
+        else fprintf(stderr, "%s: warning: cannot create the cache directory %s\n", prog, cache_dir);
     }
     return 0;
 }
@@ -591,6 +675,8 @@ static void train_usage(FILE *f) {
         "  --train-scenes N       training scenes (default 6000)\n"
         "  --valid-scenes N       validation scenes (default 500)\n"
         "  --scene-seed N         the scenes' seed (default 1)\n"
+        "  --cache DIR            keep the scenes' annotations in DIR and reuse them (same encoder\n"
+        "                         file, data, scenes): later runs skip the encoding\n"
         "model (fixed by the checkpoint)\n"
         "  --attention KIND       soft|hard|none (default soft)\n"
         "  --embed N              word embedding size (default 64)\n"
@@ -699,7 +785,7 @@ static const train_family cap_family = {
 
 static int cmd_caption_train(int argc, char **argv) {
     const char *prog = "attn caption train", *sub = "train", *data = "data/fashion-mnist", *enc = NULL;
-    const char *att = "soft";
+    const char *att = "soft", *cache = NULL;
     long long train_scenes = 6000, valid_scenes = 500, scene_seed = 1, embed = 64, hidden = 128, attn_size = 64,
               enc_stage = -1;
     double lambda = 0.005, entropy = 0.01, reinforce = 1.0, mix = 0.5;
@@ -717,9 +803,10 @@ static int cmd_caption_train(int argc, char **argv) {
             i += k - 1;
             continue;
         }
-        train_fixed(&o, a);
+        if (strcmp(a, "--cache")) train_fixed(&o, a); /* a run-time choice */
         i++;
-        if (!strcmp(a, "--data")) data = v;
+        if (!strcmp(a, "--cache")) cache = v;
+        else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--encoder")) enc = v;
         else if (!strcmp(a, "--attention")) att = v;
         else if (!strcmp(a, "--encoder-stage")) rc = cli_opt_int(CMD, sub, a, v, 0, ATTN_CNN_MAX_STAGES - 1, &enc_stage);
@@ -836,8 +923,9 @@ static int cmd_caption_train(int argc, char **argv) {
     if (encoder_load(prog, rp->encoder, resume ? (int)rp->encoder_stage : (int)enc_stage, &e)) goto done;
     rp->encoder_stage = e.stage;
     const double t_prep = now_s();
-    if (make_set(prog, ctx, &e, rp->data, ATTN_SCENES_TRAIN, rp->train_scenes, (uint64_t)rp->scene_seed, &g.tr) ||
-        make_set(prog, ctx, &e, rp->data, ATTN_SCENES_VALID, rp->valid_scenes, (uint64_t)rp->scene_seed + VALID_SEED, &g.va))
+    if (make_set(prog, ctx, &e, rp->data, ATTN_SCENES_TRAIN, rp->train_scenes, (uint64_t)rp->scene_seed, cache, &g.tr) ||
+        make_set(prog, ctx, &e, rp->data, ATTN_SCENES_VALID, rp->valid_scenes, (uint64_t)rp->scene_seed + VALID_SEED,
+                 cache, &g.va))
         goto done;
     const double prep_s = now_s() - t_prep;
     if (!resume) {
@@ -1017,12 +1105,13 @@ static void eval_usage(FILE *f) {
         "  --encoder PATH       another copy of the model's encoder\n"
         "  --data DIR           Fashion-MNIST (default: the model's)\n"
         "  --json FILE          also write the results as JSON\n"
+        "  --cache DIR          annotation cache (as attn caption train's)\n"
         "  --threads N          threads (default: all)\n");
 }
 
 static int cmd_caption_eval(int argc, char **argv) {
     const char *prog = "attn caption eval", *sub = "eval", *model = NULL, *pdir = NULL, *enc = NULL, *data = NULL,
-               *json = NULL;
+               *json = NULL, *cache = NULL;
     long long n = 1000, pics = 4, threads = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -1037,6 +1126,7 @@ static int cmd_caption_eval(int argc, char **argv) {
         else if (!strcmp(a, "--encoder")) enc = v;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--json")) json = v;
+        else if (!strcmp(a, "--cache")) cache = v;
         else if (!strcmp(a, "--test-scenes")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 20, &n);
         else if (!strcmp(a, "--pictures")) rc = cli_opt_int(CMD, sub, a, v, 0, 1000, &pics);
         else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, sub, a, v, 0, 1024, &threads);
@@ -1058,7 +1148,7 @@ static int cmd_caption_eval(int argc, char **argv) {
     if (load_model(prog, model, enc, threads, &l)) return 1;
     scene_set ts;
     rc = 1;
-    if (make_set(prog, l.ctx, &l.e, data ? data : l.r.data, ATTN_SCENES_TEST, n, TEST_SEED, &ts)) goto done_l;
+    if (make_set(prog, l.ctx, &l.e, data ? data : l.r.data, ATTN_SCENES_TEST, n, TEST_SEED, cache, &ts)) goto done_l;
     eval_out ev;
     if (evaluate(prog, l.ctx, &l.m, &ts, 0, &ev)) goto done;
     char acc[32] = "-", accn[32] = "-";

@@ -23,9 +23,11 @@ for mode in $MODES; do
         if [ -f "$dir/eval.json" ]; then continue; fi # done already (re-run: delete it)
         # shellcheck disable=SC2086
         build/attn caption train --out "$dir" --encoder "$ENCODER" --attention "$mode" --seed "$seed" \
-            --steps 100000 --time-budget "$BUDGET" --eval-every 0 --threads 1 --quiet --force $EXTRA \
+            --steps 100000 --time-budget "$BUDGET" --eval-every 0 --threads 1 --quiet --force \
+            --cache runs/caption/cache $EXTRA \
             >"$dir.txt" 2>&1 || { echo "$mode seed $seed: training failed: $(tail -n 2 "$dir.txt")"; continue; }
         build/attn caption eval --model "$dir" --test-scenes 1000 --pictures 2 --json "$dir/eval.json" \
+            --cache runs/caption/cache \
             --threads 1 >>"$dir.txt" 2>&1 || { echo "$mode seed $seed: eval failed: $(tail -n 2 "$dir.txt")"; continue; }
     done
 done
