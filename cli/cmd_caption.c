@@ -682,7 +682,7 @@ static void train_usage(FILE *f) {
         "  --embed N              word embedding size (default 64)\n"
         "  --hidden N             LSTM size (default 128)\n"
         "  --attn-size N          additive score's hidden size (default 64)\n"
-        "  --lambda X             doubly stochastic penalty (default 0.005)\n"
+        "  --lambda X             doubly stochastic penalty (default 0.001)\n"
         "  --entropy X            hard: entropy bonus (default 0.01)\n"
         "  --reinforce X          hard: weight of the REINFORCE term (default 1)\n"
         "  --mix P                hard: probability of the expected context per caption (default 0.5)\n"
@@ -788,7 +788,7 @@ static int cmd_caption_train(int argc, char **argv) {
     const char *att = "soft", *cache = NULL;
     long long train_scenes = 6000, valid_scenes = 500, scene_seed = 1, embed = 64, hidden = 128, attn_size = 64,
               enc_stage = -1;
-    double lambda = 0.005, entropy = 0.01, reinforce = 1.0, mix = 0.5;
+    double lambda = 0.001, entropy = 0.01, reinforce = 1.0, mix = 0.5;
     int rc = 0;
     train_opts o;
     train_opts_init(&o);

@@ -90,7 +90,7 @@ typedef struct attn_caption_config {
                              expected (soft) context instead of a sample (0.5) */
 } attn_caption_config;
 
-/* Fills the defaults: lambda 0.005 (about 1/L for L = 196), reinforce 1,
+/* Fills the defaults: lambda 0.001 (docs/caption.md, "Decisions"), reinforce 1,
  * entropy 0.01, baseline_decay 0.9, mix 0.5; the sizes are left as given. */
 void attn_caption_config_defaults(attn_caption_config *cfg);
 

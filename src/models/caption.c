@@ -23,7 +23,7 @@
 
 void attn_caption_config_defaults(attn_caption_config *cfg) {
     if (!cfg) return;
-    cfg->lambda = 0.005f;
+    cfg->lambda = 0.001f;
     cfg->reinforce = 1.0f;
     cfg->entropy = 0.01f;
     cfg->baseline_decay = 0.9f;
