@@ -29,7 +29,8 @@
  *     -(1/N) lambda_e sum_{b,t} H(alpha_bt)
  *   with R_b = (1/n_b) sum_t log p(y_bt | s_b) (the mean log-likelihood of
  *   row b's n_b target tokens) held constant (no gradient), and
- *   baseline <- decay baseline + (1 - decay) mean_b R_b after each drawn batch.
+ *   baseline <- decay baseline + (1 - decay) mean_b R_b after each drawn batch
+ *   (a baseline still at exactly 0 starts at the batch's mean reward).
  *
  * Parameters (torch state_dict names, W stored [out, in]):
  *   embed.weight [V, E]; init_h.weight [H, D], init_h.bias [H]; init_c.*;
