@@ -16,7 +16,17 @@ ENCODER="${1:-${CAPTION_ENCODER:-/work/models/cnn-base}}"
 SEEDS="${2:-1 2 3}"
 STEPS="${3:-2000}"
 BUDGET="${4:-240}"
+# A run kind is soft, hard (REINFORCE, the expected context on 80% of the
+# captions: --mix 0.8), none, or hard-mix0.5 (the paper's 50%).
 MODES="${MODES:-soft hard none}"
+flags_of() {
+    case "$1" in
+    soft | none) echo "--attention $1" ;;
+    hard) echo "--attention hard --mix 0.8" ;;
+    hard-mix0.5) echo "--attention hard --mix 0.5" ;;
+    *) echo "caption_table.sh: unknown run kind $1" >&2; exit 2 ;;
+    esac
+}
 EXTRA="${CAPTION_EXTRA:-}"
 make -s all
 mkdir -p runs/caption
@@ -25,7 +35,7 @@ for seed in $SEEDS; do # seed by seed: a cut-short table still compares the mode
         dir="runs/caption/$mode-s$seed"
         if [ -f "$dir/eval.json" ]; then continue; fi # done already (re-run: delete it)
         # shellcheck disable=SC2086
-        build/attn caption train --out "$dir" --encoder "$ENCODER" --attention "$mode" --seed "$seed" \
+        build/attn caption train --out "$dir" --encoder "$ENCODER" $(flags_of "$mode") --seed "$seed" \
             --steps "$STEPS" --time-budget "$BUDGET" --eval-every 0 --threads 1 --quiet --force \
             --cache runs/caption/cache $EXTRA \
             >"$dir.txt" 2>&1 || { echo "$mode seed $seed: training failed: $(tail -n 2 "$dir.txt")"; continue; }
