@@ -20,6 +20,7 @@
     X(transformer, "train, translate and evaluate encoder-decoder Transformers")          \
     X(viz, "draw every layer's and head's attention (Transformer, GPT, BERT, attn lm) for one input (SVG)") \
     X(bert, "pretrain a BERT-style encoder (masked LM), fine-tune it to classify")       \
+    X(caption, "Show, Attend and Tell: caption Fashion-MNIST scenes with soft, hard or no attention") \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

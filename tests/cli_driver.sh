@@ -309,6 +309,60 @@ lm_refused 1 "not a checkpoint of attn lm train" -- "$ATTN" lm eval --model "$TM
 lm_refused 2 "are required" -- "$ATTN" lm viz --model "$TMP/lm-txl"
 lm_refused 1 "cannot read" -- "$ATTN" lm train --data "$TMP/nowhere" --out "$TMP/lm-bad" --steps 2
 
+# Show, Attend and Tell (needs Fashion-MNIST; a random frozen encoder).
+FMNIST="${ATTN_DATA_DIR:-data/fashion-mnist}"
+if [ -f "$FMNIST/train-images-idx3-ubyte" ]; then
+    CAPTION=("$ATTN" caption train --data "$FMNIST" --encoder random --train-scenes 64 --valid-scenes 16
+             --embed 8 --hidden 8 --attn-size 8 --batch 4 --threads 1 --eval-every 0 --log-every 1)
+    checks caption --hidden 16 -- "${CAPTION[@]}"
+    CAP="$TMP/cap-hard"
+    if "${CAPTION[@]}" --attention hard --out "$CAP" --steps 3 --quiet >"$TMP/cap.out" 2>&1 &&
+        "$ATTN" caption eval --model "$CAP" --test-scenes 12 --pictures 1 --pictures-dir "$TMP" --json "$TMP/cap.json" \
+            --threads 1 >"$TMP/cap.out" 2>&1 &&
+        grep -q "hard attention, 12 test scenes: BLEU-4 .*attention accuracy" "$TMP/cap.out" &&
+        grep -q '"bleu4"' "$TMP/cap.json" && head -c 8 "$TMP/attention-test0.png" | grep -q PNG; then
+        ok "caption: hard attention trains; eval prints BLEU-4 and attention accuracy, writes JSON and a PNG"
+    else
+        fail "caption eval: $(head -c 400 "$TMP/cap.out")"
+    fi
+    # describe: a user's 56x56 grey PNG (written here), and one of another size
+    python3 - "$TMP/scene.png" 56 56 "$TMP/wide.png" 30 20 <<'PY'
+import struct, sys, zlib
+def png(path, w, h):
+    raw = b"".join(b"\x00" + bytes((x * 7 + y * 3) % 256 if (x < 28) == (y < 28) else 0 for x in range(w)) for y in range(h))
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+a = sys.argv[1:]
+for i in range(0, len(a), 3):
+    png(a[i], int(a[i + 1]), int(a[i + 2]))
+PY
+    if "$ATTN" caption describe --model "$CAP" "$TMP/scene.png" --picture "$TMP/desc.png" --threads 1 \
+            >"$TMP/cap.out" 2>&1 && [ "$(wc -l <"$TMP/cap.out")" -ge 1 ] && head -c 8 "$TMP/desc.png" | grep -q PNG; then
+        ok "caption describe: captions a user's 56x56 PNG and draws its attention"
+    else
+        fail "caption describe: $(head -c 400 "$TMP/cap.out")"
+    fi
+    "$ATTN" caption describe --model "$CAP" "$TMP/wide.png" >"$TMP/cap.out" 2>&1
+    rc=$?
+    if [ "$rc" = 1 ] && grep -q "is 30x20 pixels; the model reads 56x56" "$TMP/cap.out"; then
+        ok "caption describe: an image of another size is refused (exit 1) with both sizes named"
+    else
+        fail "caption describe of a 30x20 image: exit $rc: $(head -c 400 "$TMP/cap.out")"
+    fi
+    "$ATTN" caption describe --model "$CAP" "$TMP/missing.png" >"$TMP/cap.out" 2>&1
+    rc=$?
+    if [ "$rc" = 1 ] && grep -q "cannot read" "$TMP/cap.out"; then
+        ok "caption describe: a missing image is a clear error (exit 1)"
+    else
+        fail "caption describe of a missing file: exit $rc: $(head -c 400 "$TMP/cap.out")"
+    fi
+else
+    echo "skip caption checks: no Fashion-MNIST in $FMNIST"
+fi
+
 # A checkpoint is untrusted input: a run setting out of range in its metadata
 # (a batch of 2^59 + 1, which once made the batch's size wrap and the
 # batcher write past a 128-byte buffer) is refused with the key named,

@@ -208,4 +208,30 @@ check_opts "transformer train" --steps --batch --lr --d-model --heads --layers -
     --threads --eval-every --log-every \
     -- "${TRANSFORMER[@]}"
 
+# Show, Attend and Tell (needs Fashion-MNIST): hard attention, whose step
+# also draws locations and moves the REINFORCE baseline, resumes bit for
+# bit; its options take hostile values like the others'.
+FMNIST="${ATTN_DATA_DIR:-data/fashion-mnist}"
+if [ -f "$FMNIST/train-images-idx3-ubyte" ]; then
+    CAPTION=("$ATTN" caption train --data "$FMNIST" --encoder random --attention hard --train-scenes 32
+             --valid-scenes 8 --embed 8 --hidden 8 --attn-size 8 --batch 4 --log-every 1 --eval-n 4)
+    cmd=("${CAPTION[@]}" --lr 0.001 --min-lr 0.001 --warmup 0)
+    for th in 1 2; do
+        a="$TMP/CAPTION-$th-a" b="$TMP/CAPTION-$th-b"
+        "${cmd[@]}" --out "$a" --steps 8 --eval-every 4 --threads "$th" --quiet >"$TMP/r.out" 2>&1 &&
+            "${cmd[@]}" --out "$b" --steps 4 --eval-every 4 --threads "$th" --quiet >>"$TMP/r.out" 2>&1 &&
+            "$ATTN" caption train --out "$b" --resume --steps 8 --eval-every 4 --threads "$th" \
+                --log-every 1 --quiet >>"$TMP/r.out" 2>&1
+        rc=$?
+        if [ "$rc" = 0 ] && command -v python3 >/dev/null && same_run CAPTION "$th" "$a" "$b"; then
+            ok "caption (hard attention): 4 steps + resume to 8 = 8 steps, bit for bit (losses, weights, baseline), $th thread(s)"
+        else
+            fail "caption resume, $th thread(s): exit $rc; losses $(diff <(losses "$a/train.jsonl") <(losses "$b/train.jsonl") | head -3 | tr '\n' ' ') $(tail -c 300 "$TMP/r.out")"
+        fi
+    done
+    check_opts "caption train" --steps --batch --lr --embed --hidden --attn-size --lambda --entropy \
+        --reinforce --mix --train-scenes --valid-scenes --scene-seed --encoder-stage --eval-every --threads \
+        -- "${CAPTION[@]}" --eval-every 0
+fi
+
 finish

@@ -29,7 +29,8 @@
     X(txl)             \
     X(reformer)        \
     X(bert)            \
-    X(model_files)
+    X(model_files)     \
+    X(caption)
 
 /* Suites that run only when named with --suite: the runner's self-test
  * (tests/test_runner.c). Each broken_* suite is wrong on purpose and must

@@ -16,7 +16,9 @@
  *   safetensors.h  the safetensors format: strict reader, metadata
  *   checkpoint.h   parameter stores and training checkpoints in safetensors files
  *   idx.h          the IDX reader (MNIST, Fashion-MNIST)
+ *   scenes.h       captioned 2x2 scenes of Fashion-MNIST items (Show, Attend and Tell data)
  *   seq2seq.h      the RNN encoder-decoder with attention
+ *   caption.h      Show, Attend and Tell: soft, hard and no attention LSTM captioner
  *   s2s_types.h    the batch and decoding options both encoder-decoders share
  *   s2s_data.h     minibatches for seq2seq: padded batches, length-bucketed sampler
  *   text.h         text data sets (dates, gettext pairs) and tokenisers (characters, BPE)
@@ -31,6 +33,9 @@
  *   transformer_s2s.h  the encoder-decoder Transformer (translation; greedy and beam decoding)
  *   bert_corpus.h  the BERT's corpus: fortune-format texts, labels, [CLS] batches
  *   bert.h         the BERT-style encoder: masked-LM pretraining, [CLS] classification
+ *   conv.h         convolutions, pooling, batch and spectral normalisation
+ *   vision_attention.h  SAGAN and Simple Self-Attention blocks for feature maps
+ *   cnn.h          the CNN image classifier (optional attention block), features
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -54,6 +59,7 @@
 #include "safetensors.h"
 #include "checkpoint.h"
 #include "idx.h"
+#include "scenes.h"
 #include "text.h"
 #include "info.h"
 #include "eval.h"
@@ -61,6 +67,7 @@
 #include "png.h"
 #include "progress.h"
 #include "seq2seq.h"
+#include "caption.h"
 #include "s2s_types.h"
 #include "s2s_data.h"
 #include "transformer.h"
@@ -72,5 +79,6 @@
 #include "bert.h"
 #include "conv.h"
 #include "vision_attention.h"
+#include "cnn.h"
 
 #endif
