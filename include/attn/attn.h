@@ -64,5 +64,7 @@
 #include "bert.h"
 #include "conv.h"
 #include "vision_attention.h"
+#include "fid.h"
+#include "gan.h"
 
 #endif
