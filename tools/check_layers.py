@@ -39,7 +39,7 @@ PUBLIC = {
     "lm_data.h": "data", "bert_corpus.h": "data",
     "eval.h": "eval", "fid.h": "eval",
     "checkpoint.h": "train",
-    "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models",
+    "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "cnn.h": "models",
     "bert.h": "models", "gan.h": "models",
     "attn.h": "api",
 }

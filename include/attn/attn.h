@@ -29,6 +29,9 @@
  *   transformer_s2s.h  the encoder-decoder Transformer (translation; greedy and beam decoding)
  *   bert_corpus.h  the BERT's corpus: fortune-format texts, labels, [CLS] batches
  *   bert.h         the BERT-style encoder: masked-LM pretraining, [CLS] classification
+ *   conv.h         convolutions, pooling, batch and spectral normalisation
+ *   vision_attention.h  SAGAN and Simple Self-Attention blocks for feature maps
+ *   cnn.h          the CNN image classifier (optional attention block), features
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -64,7 +67,11 @@
 #include "bert.h"
 #include "conv.h"
 #include "vision_attention.h"
+<<<<<<< HEAD
 #include "fid.h"
 #include "gan.h"
+=======
+#include "cnn.h"
+>>>>>>> cnn
 
 #endif
