@@ -67,11 +67,8 @@
 #include "bert.h"
 #include "conv.h"
 #include "vision_attention.h"
-<<<<<<< HEAD
+#include "cnn.h"
 #include "fid.h"
 #include "gan.h"
-=======
-#include "cnn.h"
->>>>>>> cnn
 
 #endif
