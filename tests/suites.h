@@ -25,7 +25,8 @@
     X(lm_data)         \
     X(gpt)             \
     X(bert)            \
-    X(model_files)
+    X(model_files)     \
+    X(gan)
 
 /* Suites that run only when named with --suite: the runner's self-test
  * (tests/test_runner.c). Each broken_* suite is wrong on purpose and must
