@@ -17,7 +17,9 @@
 # arena (an error for that line, the others translated), characters outside
 # the vocabulary (a warning naming them), translate --svg and viz --out into
 # missing folders (created); gpt sample streaming its tokens and stopping on
-# SIGINT.
+# SIGINT. The GAN (on IDX files of random pixels written here) runs the same
+# family checks through the driver's custom-step and save hooks, plus its
+# own: both checkpoints, sample's grid, --lr refused, fid's errors.
 #
 # Prints one line per check and "cli_driver: N passed, N failed"; exits
 # non-zero if any check failed.
@@ -64,6 +66,18 @@ for split in train valid test; do
 done
 cp "$DATA/train.txt" "$LAB/pretrain.txt"
 
+# Fashion-MNIST-shaped IDX files of random pixels for the GAN: 12 training
+# and 8 test images of 28 x 28 (header: magic 0x00000803, then the three
+# dimensions, big-endian).
+IDX="$TMP/idx"
+mkdir -p "$IDX"
+idx_images() { # FILE N N_AS_HEX_BYTE
+    printf "\\x00\\x00\\x08\\x03\\x00\\x00\\x00\\x$3\\x00\\x00\\x00\\x1c\\x00\\x00\\x00\\x1c" >"$1"
+    head -c $(($2 * 784)) /dev/urandom >>"$1"
+}
+idx_images "$IDX/train-images-idx3-ubyte" 12 0c
+idx_images "$IDX/t10k-images-idx3-ubyte" 8 08
+
 # The families: name, then the command and options of a tiny run (without
 # --out and --steps), then a shape flag with its value.
 GPT=("$ATTN" gpt train --data "$DATA" --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 4 --threads 1
@@ -76,6 +90,8 @@ TRANSFORMER=("$ATTN" transformer train --task dates --d-model 8 --heads 2 --laye
              --eval-every 0 --log-every 1)
 FINETUNE=("$ATTN" bert finetune --data "$LAB" --tok char --layers 1 --heads 2 --d-model 16 --max-len 16
           --batch 4 --threads 1 --eval-every 0 --log-every 1)
+GAN=("$ATTN" gan train --data "$IDX" --z-dim 8 --g-ch 8 --d-ch 8 --batch 4 --eval-n 4 --threads 1
+     --eval-every 0 --log-every 1)
 
 # checks NAME SHAPE_FLAG SHAPE_VALUE -- CMD...
 checks() {
@@ -181,6 +197,41 @@ checks bert-pretrain --layers 2 -- "${BERT[@]}"
 checks bert-finetune --pre-ln 1 -- "${FINETUNE[@]}"
 checks seq2seq --hidden 16 -- "${SEQ2SEQ[@]}"
 checks transformer --d-model 16 -- "${TRANSFORMER[@]}"
+checks gan --g-ch 16 -- "${GAN[@]}"
+
+# The GAN's own step and checkpoints: both nets written, the second's step
+# equal; sample draws the grid; its constant learning rates refuse --lr; fid
+# without a classifier is a usage error, with a missing one a clear failure.
+if [ -f "$TMP/gan/discriminator.safetensors" ] && grep -q '"g_loss"' "$TMP/gan/train.jsonl" &&
+    grep -q '"event":"eval".*"g_gamma"' "$TMP/gan/train.jsonl" && [ -s "$TMP/gan/samples.png" ]; then
+    ok "gan: both checkpoints, D and G losses in the log, samples.png written"
+else
+    fail "gan: the run's files: $(ls "$TMP/gan" 2>&1)"
+fi
+"$ATTN" gan sample --model "$TMP/gan" --out "$TMP/grid.png" --rows 3 --threads 1 >"$TMP/gs.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && [ -s "$TMP/grid.png" ] && grep -q "9 samples written" "$TMP/gs.out"; then
+    ok "gan sample: 3 x 3 samples written"
+else
+    fail "gan sample: exit $rc: $(head -c 300 "$TMP/gs.out")"
+fi
+"${GAN[@]}" --out "$TMP/gan-lr" --steps 2 --lr 0.1 >"$TMP/gl.out" 2>&1
+rc=$?
+if [ "$rc" = 2 ] && grep -q -- "--lr-d" "$TMP/gl.out" && [ ! -e "$TMP/gan-lr/model.safetensors" ]; then
+    ok "gan train: --lr is refused (exit 2) with the two rates named"
+else
+    fail "gan train --lr: exit $rc: $(head -c 300 "$TMP/gl.out")"
+fi
+"$ATTN" gan fid --model "$TMP/gan" >"$TMP/gf.out" 2>&1
+rc1=$?
+"$ATTN" gan fid --model "$TMP/gan" --classifier "$TMP/no-such-dir" --n 4 --data "$IDX" >"$TMP/gf2.out" 2>&1
+rc2=$?
+if [ "$rc1" = 2 ] && grep -q -- "--classifier" "$TMP/gf.out" && [ "$rc2" = 1 ] &&
+    grep -q "cannot load the classifier" "$TMP/gf2.out"; then
+    ok "gan fid: no classifier is a usage error (2), a missing one a failure (1) that says so"
+else
+    fail "gan fid errors: exit $rc1 / $rc2: $(head -c 300 "$TMP/gf.out" "$TMP/gf2.out")"
+fi
 
 # A checkpoint is untrusted input: a run setting out of range in its metadata
 # (a batch of 2^59 + 1, which once made the batch's size wrap and the
