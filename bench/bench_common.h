@@ -86,7 +86,7 @@ static float run_fma_loop(long iters) {
 }
 
 /* Best of `trials` timings of the loop on nt threads (each runs it whole). */
-static double measure_peak(int nt, long iters, int trials) {
+__attribute__((unused)) static double measure_peak(int nt, long iters, int trials) {
     const char *isa;
     double per_iter = peak_flop_per_iter(&isa);
     if (per_iter == 0.0) return 0.0;

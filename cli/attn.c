@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attn/attn.h"
 #include "commands.h"
+
+static int g_policy_set_by_attn; /* attn info says who chose the wait policy */
 
 static const struct {
     const char *name, *summary;
@@ -32,6 +35,8 @@ static void usage(FILE *f) {
             "  ATTN_BLAS=auto|openblas|builtin   matrix library (default auto: OpenBLAS if installed)\n"
             "  ATTN_USE_REF=1                    force the scalar reference kernels\n"
             "  OMP_NUM_THREADS=N                 threads for ops\n"
+            "  OMP_WAIT_POLICY=passive|active    how idle op threads wait (attn runs with passive\n"
+            "                                    when unset: see docs/design.md, \"Threads\")\n"
             "  OPENBLAS_CORETYPE=NAME            OpenBLAS kernel family (attn picks SkylakeX on\n"
             "                                    AVX-512 CPUs when unset)\n\n"
             "'attn <command> --help' describes a command. Options take '--opt V' or '--opt=V'.\n");
@@ -72,8 +77,14 @@ int cmd_info(int argc, char **argv) {
     printf("blas:      %s\n", info.blas);
     if (info.blas_core && info.blas_core[0])
         printf("blas core: %s (%s)\n", info.blas_core, info.blas_core_why);
+    printf("blas use:  %s\n", info.blas_policy);
     printf("openmp:    %s\n", info.openmp ? "yes" : "no (built without OpenMP: ops run on one thread)");
     printf("threads:   %d\n", info.max_threads);
+    if (info.openmp) {
+        const char *w = getenv("OMP_WAIT_POLICY");
+        printf("wait:      %s (%s)\n", w ? w : "libgomp's default (spins)",
+               !w ? "OMP_WAIT_POLICY unset" : g_policy_set_by_attn ? "set by attn: idle threads sleep" : "set by the user");
+    }
     printf("ops:       %d (attn ops lists them)\n", attn_op_count());
     return 0;
 }
@@ -158,7 +169,35 @@ static int run(int argc, char **argv) {
     return 2;
 }
 
+/* Idle OpenMP threads wait passively (asleep) unless the user says
+ * otherwise. libgomp reads OMP_WAIT_POLICY once, when it is loaded, before
+ * main, and by default spins at every barrier; with another process busy on
+ * a core, the spinning thread holds its core while the thread it waits for
+ * cannot run, and 2 threads fell to 0.06-0.12x of 1 thread (bench/
+ * bench_threads.c; docs/design.md, "Threads"). So when OMP_WAIT_POLICY is
+ * unset, attn sets it and starts itself again (once: the variable is then
+ * set); if that exec fails, it goes on as it is. */
+static void passive_wait_policy(char **argv) {
+#if defined(_OPENMP) && defined(__linux__)
+    const char *w = getenv("OMP_WAIT_POLICY");
+    const char *by = getenv("ATTN_SET_OMP_WAIT_POLICY");
+    if (w) {
+        g_policy_set_by_attn = by && strcmp(by, "1") == 0 && strcmp(w, "passive") == 0;
+        return;
+    }
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    setenv("ATTN_SET_OMP_WAIT_POLICY", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed (no /proc): carry on with libgomp's default, and say so */
+    unsetenv("OMP_WAIT_POLICY");
+    unsetenv("ATTN_SET_OMP_WAIT_POLICY");
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char **argv) {
+    passive_wait_policy(argv);
     void *store = NULL;
     argv = split_eq(argc, argv, &argc, &store);
     if (!argv) {

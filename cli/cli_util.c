@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -19,9 +20,15 @@ int cli_opt_int(const char *cmd, const char *sub, const char *a, const char *v, 
         *out = x;
         return 0;
     }
-    fprintf(stderr, "attn %s %s: %s '%s': expected an integer in [%lld, %lld] (try 'attn %s %s --help')\n",
-            cmd, sub, a, v ? v : "(missing)", lo, hi, cmd, sub);
+    fprintf(stderr, "attn %s %s: %s '%s': expected an integer in [%lld, %lld]%s (try 'attn %s %s --help')\n",
+            cmd, sub, a, v ? v : "(missing)", lo, hi,
+            strcmp(a, "--threads") == 0 ? " (0: all; at most the CPUs online here)" : "", cmd, sub);
     return 2;
+}
+
+long long cli_max_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n >= 1 ? (long long)n : 1;
 }
 
 int cli_opt_real(const char *cmd, const char *sub, const char *a, const char *v, double lo,

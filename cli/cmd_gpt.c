@@ -663,7 +663,7 @@ static int cmd_gpt_sample(int argc, char **argv) {
         else if (!strcmp(a, "--tokens")) rc = opt_int(sub, a, v, 0, 1 << 24, &tokens);
         else if (!strcmp(a, "--top-k")) rc = opt_int(sub, a, v, 0, 1 << 24, &top_k);
         else if (!strcmp(a, "--seed")) rc = opt_int(sub, a, v, 0, 1ll << 62, &seed);
-        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, cli_max_threads(), &threads);
         else if (!strcmp(a, "--temperature")) rc = opt_real(sub, a, v, 0.0, 100.0, &temp);
         else if (!strcmp(a, "--top-p")) rc = opt_real(sub, a, v, 0.0, 1.0, &top_p);
         else {

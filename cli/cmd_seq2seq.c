@@ -635,7 +635,7 @@ static int cmd_translate(const s2s_family *fam, int argc, char **argv) {
         else if (!strcmp(a, "--beam")) rc = opt_int(sub, a, v, 1, 256, &beam);
         else if (!strcmp(a, "--alpha")) rc = opt_real(sub, a, v, 0.0, 10.0, &alpha);
         else if (!strcmp(a, "--max-len")) rc = opt_int(sub, a, v, 1, 100000, &max_len);
-        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, cli_max_threads(), &threads);
         else if (!strcmp(a, "--arena-mb")) rc = opt_int(sub, a, v, 1, 1 << 20, &arena_mb);
         else if (fam->align_help && !strcmp(a, "--align-layer")) rc = opt_int(sub, a, v, -1, 63, &align_layer);
         else rc = usage_error(sub, "unknown option '%s'", a);
@@ -817,7 +817,7 @@ static int cmd_eval(const s2s_family *fam, int argc, char **argv) {
         else if (!strcmp(a, "--alpha")) rc = opt_real(sub, a, v, 0.0, 10.0, &alpha);
         else if (!strcmp(a, "--limit")) rc = opt_int(sub, a, v, 1, 1LL << 40, &limit);
         else if (!strcmp(a, "--show")) rc = opt_int(sub, a, v, 0, 1LL << 40, &show);
-        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, cli_max_threads(), &threads);
         else if (!strcmp(a, "--min-exact")) rc = opt_real(sub, a, v, 0.0, 1.0, &min_exact);
         else if (!strcmp(a, "--min-align")) rc = opt_real(sub, a, v, 0.0, 1.0, &min_align);
         else if (fam->align_help && !strcmp(a, "--align-layer")) rc = opt_int(sub, a, v, -1, 63, &align_layer);

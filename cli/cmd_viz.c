@@ -213,7 +213,7 @@ int cmd_viz(int argc, char **argv) {
         else if (!strcmp(a, "--target")) rc = opt_str(sub, a, v, &target);
         else if (!strcmp(a, "--beam")) rc = opt_int(sub, a, v, 1, 256, &beam);
         else if (!strcmp(a, "--alpha")) rc = opt_real(sub, a, v, 0.0, 10.0, &alpha);
-        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, cli_max_threads(), &threads);
         else rc = usage_error(sub, "unknown option '%s'", a);
     }
     if (!rc && !dir) rc = usage_error(sub, "--model DIR is required");

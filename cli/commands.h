@@ -35,6 +35,9 @@ int cli_wants_help(int argc, char **argv);
  * "attn <cmd> <sub>" into *out when it is a number in [lo, hi] and return 0,
  * else print why and return 2 (usage error). cli_make_dir: mkdir -p; 0 when
  * path is a folder at the end, else -1. */
+/* The most --threads a command accepts: the CPUs online (sysconf), >= 1.
+ * More threads than cores only wait for each other (1,000 hung). */
+long long cli_max_threads(void);
 int cli_opt_int(const char *cmd, const char *sub, const char *a, const char *v, long long lo,
                 long long hi, long long *out);
 int cli_opt_real(const char *cmd, const char *sub, const char *a, const char *v, double lo,

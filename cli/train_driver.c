@@ -66,7 +66,7 @@ int train_opt(const char *prog, const char *a, const char *v, train_opts *o, int
     else if (!strcmp(a, "--eval-n") || !strcmp(a, "--eval-windows"))
         r = int_opt(prog, a, v, 1, 1ll << 40, &o->eval_n);
     else if (!strcmp(a, "--log-every")) r = int_opt(prog, a, v, 1, 1ll << 40, &o->log_every);
-    else if (!strcmp(a, "--threads")) r = int_opt(prog, a, v, 0, 1024, &o->threads);
+    else if (!strcmp(a, "--threads")) r = int_opt(prog, a, v, 0, cli_max_threads(), &o->threads);
     else if (!strcmp(a, "--arena-mb")) r = int_opt(prog, a, v, 16, 1 << 20, &o->arena_mb);
     if (r < 0) return 0;
     if (!v) {

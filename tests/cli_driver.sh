@@ -373,5 +373,26 @@ else
     fail "gpt sample streaming / SIGINT: exit $rc: $(head -c 200 "$TMP/s.out") $(head -c 300 "$TMP/s.err")"
 fi
 
+# --threads above the CPUs online is refused with the count (1,000 threads
+# hung before), and the CLI runs with OpenMP's passive wait policy unless
+# the user set one (cli/attn.c; docs/design.md, "Threads").
+ncpu=$(getconf _NPROCESSORS_ONLN)
+"$ATTN" gpt train --data "$DATA" --out "$TMP/thr" --threads 1000 >"$TMP/thr.out" 2>&1
+rc=$?
+if [ "$rc" = 2 ] && grep -q "expected an integer in \\[0, $ncpu\\]" "$TMP/thr.out" && [ ! -e "$TMP/thr" ]; then
+    ok "--threads 1000 is refused naming the range [0, $ncpu] (exit 2, nothing written)"
+else
+    fail "--threads 1000: exit $rc: $(head -c 300 "$TMP/thr.out")"
+fi
+w_default=$(env -u OMP_WAIT_POLICY -u ATTN_SET_OMP_WAIT_POLICY "$ATTN" info | grep '^wait:')
+w_user=$(env -u ATTN_SET_OMP_WAIT_POLICY OMP_WAIT_POLICY=active "$ATTN" info | grep '^wait:')
+if [ "$(uname -s)" != Linux ] || ! "$ATTN" info | grep -q '^openmp: *yes'; then
+    ok "wait policy: not a Linux OpenMP build, nothing to check"
+elif echo "$w_default" | grep -q 'passive (set by attn' && echo "$w_user" | grep -q 'active (set by the user'; then
+    ok "the CLI runs with OMP_WAIT_POLICY=passive when unset, and keeps the user's value"
+else
+    fail "wait policy: default '$w_default', user 'active' gave '$w_user'"
+fi
+
 echo "cli_driver: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -256,6 +256,43 @@ static void test_threads_bitwise(void) {
     TEST_END();
 }
 
+/* OpenBLAS on several threads runs as fixed chunks of C (by rows, or by
+ * columns when C is wide), each a 1-thread call, taken dynamically
+ * (src/core/gemm.c, blas_chunked): the result is right, for every
+ * transpose, and the same bits for 2 and 3 threads since the cut depends on
+ * the shape only. */
+static void test_blas_chunks(void) {
+    if (!attn__blas_loaded()) {
+        test_skip("gemm: OpenBLAS chunks", "OpenBLAS is not loaded");
+        return;
+    }
+    TEST_BEGIN("gemm: OpenBLAS in chunks on 2 and 3 threads: right, and the same bits");
+    static const int64_t dims[][3] = {{1000, 70, 300}, {70, 1000, 300}, {513, 257, 129},
+                                      {1024, 512, 256}, {130, 1100, 64}};
+    for (int d = 0; d < 5; d++)
+        for (int t = 0; t < 4; t++) {
+            gcase g;
+            if (gcase_init(&g, t >> 1, t & 1, dims[d][0], dims[d][1], dims[d][2], 1.0f,
+                           d % 2 ? 0.5f : 0.0f) != 0) {
+                CHECK(0, "out of memory");
+                gcase_free(&g);
+                continue;
+            }
+            float *c2 = gcase_run(&g, attn__sgemm, 2);
+            float *c3 = gcase_run(&g, attn__sgemm, 3);
+            if (c2 && c3) {
+                gcase_check(&g, c2, "attn__sgemm (openblas chunks)", 2);
+                CHECK(memcmp(c2, c3, (size_t)(g.M * g.ldc) * sizeof(float)) == 0,
+                      "2 and 3 threads differ at ta=%d tb=%d M=%lld N=%lld K=%lld", g.ta, g.tb,
+                      (long long)g.M, (long long)g.N, (long long)g.K);
+            }
+            free(c2);
+            free(c3);
+            gcase_free(&g);
+        }
+    TEST_END();
+}
+
 static void test_info_and_select(void) {
     TEST_BEGIN("gemm: attn_info and attn_blas_select");
     attn_info_t info;
@@ -270,6 +307,9 @@ static void test_info_and_select(void) {
         CHECK(strncmp(info.blas, "openblas ", 9) == 0, "blas '%s'", info.blas);
         CHECK(info.blas_core[0] && info.blas_core_why[0], "core '%s' why '%s'", info.blas_core,
               info.blas_core_why);
+        CHECK(info.blas_policy && (strncmp(info.blas_policy, "auto", 4) == 0 ||
+                                   strncmp(info.blas_policy, "OpenBLAS", 8) == 0),
+              "policy '%s'", info.blas_policy ? info.blas_policy : "(null)");
         /* Too late to change: the library is loaded. Asking for it again is fine. */
         CHECK(attn_blas_select("builtin") == ATTN_ERR_STATE, "select(builtin) after use");
         CHECK(attn_blas_select("openblas") == ATTN_OK, "select(openblas) again: %s",
@@ -425,6 +465,7 @@ void suite_gemm(void) {
     test_edges();
     test_against_ref();
     test_threads_bitwise();
+    test_blas_chunks();
     test_info_and_select();
     test_bmm_transposes();
     test_linear();

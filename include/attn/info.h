@@ -26,6 +26,7 @@ typedef struct attn_info_t {
     const char *blas;           /* "openblas 0.3.21 (libopenblas.so.0)" or "builtin" */
     const char *blas_core;      /* OpenBLAS's core name ("SkylakeX"), or "" */
     const char *blas_core_why;  /* who chose the core type, in words */
+    const char *blas_policy;    /* which library takes which product, and why */
     int openmp;                 /* 1 if built with OpenMP */
     int max_threads;            /* threads available to ops */
 } attn_info_t;
@@ -34,7 +35,9 @@ typedef struct attn_info_t {
 void attn_info(attn_info_t *out);
 
 /* Chooses the matrix library before first use: "auto" (default: OpenBLAS if
- * it can be loaded), "openblas", or "builtin". The environment variable
+ * it can be loaded, per shape where its kernels are narrower than the CPU:
+ * attn_info().blas_policy says what was decided and why), "openblas"
+ * (OpenBLAS for every product), or "builtin". The environment variable
  * ATTN_BLAS has the same effect. Returns ATTN_ERR_UNSUPPORTED if "openblas"
  * is asked for and cannot be loaded, ATTN_ERR_STATE after first use. */
 attn_status attn_blas_select(const char *which);

@@ -66,6 +66,8 @@ static struct {
     char blas[330];             /* attn_info().blas */
     char core[64];              /* attn_info().blas_core */
     char why[192];              /* attn_info().blas_core_why */
+    int split;                  /* ATTN_BLAS=auto chose per shape (see gemm_use_builtin) */
+    char policy[320];           /* attn_info().blas_policy */
 } g_blas;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -102,6 +104,64 @@ static void use_builtin(const char *reason) {
              attn__gemm_kernel_name());
     g_blas.core[0] = 0;
     g_blas.why[0] = 0;
+    snprintf(g_blas.policy, sizeof g_blas.policy, "%s", "the built-in kernel for every product");
+}
+
+/* ---- ATTN_BLAS=auto: which library takes which product -----------------------------
+ *
+ * Measured on the Sapphire Rapids Xeon of docs/design.md ("Matrix products",
+ * 1 thread, tools in the text there): with its AVX-512 (SkylakeX) kernels
+ * OpenBLAS is as fast as the built-in 12x32 kernel or faster on every shape,
+ * and 2-10x faster below 64^3 (lower call overhead), so it takes every
+ * product. When OpenBLAS runs AVX2-only kernels on an AVX-512 CPU (the user
+ * set OPENBLAS_CORETYPE=Haswell, which attn respects, or an OpenBLAS that
+ * kept its own choice), the built-in AVX-512 kernel is 1.1-1.8x faster from
+ * about half a MFLOP up (64^3: 1.13x, 128^3: 1.58x, 512^3: 1.80x) as long
+ * as C has at least 32 columns (its tile is 32 wide: at N = 16 it is 0.48x),
+ * and 1.5-7x slower below (16^3: 0.14x). The rule below is that
+ * measurement: a deterministic function of the shape and the core, never a
+ * timing taken at run time, so a run repeats bit for bit. */
+#define AUTO_BUILTIN_MIN_FLOPS ((double)(1 << 19))
+#define AUTO_BUILTIN_MIN_N 32
+
+/* 1 if OpenBLAS's core name is one of its AVX-512 kernel sets. */
+static int core_is_avx512(const char *core) {
+    static const char *const names[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (core && strcmp(core, names[i]) == 0) return 1;
+    return 0;
+}
+
+static void choose_policy(int req, const char *core) {
+    const char *c = core ? core : "unknown";
+    g_blas.split = 0;
+    if (req == REQ_OPENBLAS) {
+        snprintf(g_blas.policy, sizeof g_blas.policy, "%s",
+                 "OpenBLAS for every product (asked for: ATTN_BLAS=openblas or attn_blas_select)");
+    } else if (!cpu_has_avx512_skx()) {
+        snprintf(g_blas.policy, sizeof g_blas.policy,
+                 "auto: OpenBLAS for every product (this CPU has no AVX-512: the built-in kernel "
+                 "has no wider registers than OpenBLAS's %.40s kernels)",
+                 c);
+    } else if (core_is_avx512(core)) {
+        snprintf(g_blas.policy, sizeof g_blas.policy,
+                 "auto: OpenBLAS for every product (its %.40s kernels use AVX-512; measured as fast "
+                 "as the built-in kernel or faster on every shape)",
+                 c);
+    } else {
+        g_blas.split = 1;
+        snprintf(g_blas.policy, sizeof g_blas.policy,
+                 "auto, per shape: the built-in AVX-512 kernel for products of at least 0.5 MFLOP "
+                 "with at least %d columns, OpenBLAS for the rest (its %.40s kernels are AVX2 only "
+                 "on this AVX-512 CPU: 1.1-1.8x slower above that size)",
+                 AUTO_BUILTIN_MIN_N, c);
+    }
+}
+
+/* 1 if the auto policy sends this product to the built-in kernel. */
+static int gemm_use_builtin(int64_t M, int64_t N, int64_t K) {
+    return g_blas.split && N >= AUTO_BUILTIN_MIN_N &&
+           2.0 * (double)M * (double)N * (double)K >= AUTO_BUILTIN_MIN_FLOPS;
 }
 
 /* Runs once (pthread_once). Reads the request (attn_blas_select, else
@@ -210,6 +270,7 @@ static void blas_load(void) {
     } else {
         snprintf(g_blas.why, sizeof g_blas.why, "%s", why);
     }
+    choose_policy(req, core);
     atomic_store(&g_loaded, 1);
 }
 
@@ -245,11 +306,13 @@ attn_status attn_blas_select(const char *which) {
     return st;
 }
 
-void attn__blas_describe(const char **blas, const char **core, const char **why) {
+void attn__blas_describe(const char **blas, const char **core, const char **why,
+                         const char **policy) {
     blas_ensure();
     if (blas) *blas = g_blas.blas;
     if (core) *core = g_blas.core;
     if (why) *why = g_blas.why;
+    if (policy) *policy = g_blas.policy;
 }
 
 int attn__blas_loaded(void) {
@@ -801,6 +864,60 @@ static void blas_threads(int n) {
     pthread_mutex_unlock(&g_mu);
 }
 
+/* OpenBLAS on nt > 1 threads. OpenBLAS's own threading splits a product
+ * into one static share per thread and waits for the slowest: with another
+ * process busy on one core, the share there runs at half speed or waits for
+ * a time slice, and 2 threads fell to 0.13x of 1 thread (bench_threads, a
+ * busy neighbour). Instead the product is cut into chunks of C (rows, or
+ * columns when C is wide), each computed by a 1-thread OpenBLAS call, and
+ * the threads take chunks as they come free (dynamic schedule): a slow
+ * thread takes fewer chunks and nobody waits for more than one of them. The
+ * cut depends on the shape only (chunks of at least 16 rows or columns and
+ * about 4 MFLOP, at most 64), so results do not depend on the thread count. */
+#define BLAS_CHUNK_FLOPS 16.0e6
+#define BLAS_CHUNK_MIN 64
+#define BLAS_CHUNK_MAX 64
+
+static void blas_call(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                      int64_t ldc) {
+    g_blas.sgemm(ATTN__CBLAS_ROW_MAJOR, trans_a ? ATTN__CBLAS_TRANS : ATTN__CBLAS_NO_TRANS,
+                 trans_b ? ATTN__CBLAS_TRANS : ATTN__CBLAS_NO_TRANS, (int)M, (int)N, (int)K, alpha, A,
+                 (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+static void blas_chunked(int nt, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                         float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                         float beta, float *C, int64_t ldc) {
+    const int by_rows = M >= N;
+    const int64_t dim = by_rows ? M : N;
+    int64_t n_chunks = (int64_t)(2.0 * (double)M * (double)N * (double)K / BLAS_CHUNK_FLOPS);
+    if (n_chunks > dim / BLAS_CHUNK_MIN) n_chunks = dim / BLAS_CHUNK_MIN;
+    if (n_chunks > BLAS_CHUNK_MAX) n_chunks = BLAS_CHUNK_MAX;
+    blas_threads(1);
+    if (n_chunks < 2 || nt < 2) {
+        blas_call(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* chunk size: a multiple of 16 (the kernels' unroll), covering dim */
+    int64_t step = (dim + n_chunks - 1) / n_chunks;
+    step = (step + 15) / 16 * 16;
+    n_chunks = (dim + step - 1) / step;
+    (void)nt;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+#endif
+    for (int64_t c = 0; c < n_chunks; c++) {
+        const int64_t lo = c * step, len = dim - lo < step ? dim - lo : step;
+        if (by_rows) /* rows lo.. of C and of op(A) */
+            blas_call(trans_a, trans_b, len, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B,
+                      ldb, beta, C + lo * ldc, ldc);
+        else /* columns lo.. of C and of op(B) */
+            blas_call(trans_a, trans_b, M, len, K, alpha, A, lda, trans_b ? B + lo * ldb : B + lo,
+                      ldb, beta, C + lo, ldc);
+    }
+}
+
 void attn__sgemm(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                  float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                  float *C, int64_t ldc) {
@@ -810,15 +927,15 @@ void attn__sgemm(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, 
         return;
     }
     blas_ensure();
-    /* OpenBLAS takes every size: measured on Zen 3 (its Zen kernels), it is
-     * faster than the built-in kernel from 4x4x4 up (0.11 vs 0.27 us at 4^3,
-     * 0.9 vs 1.9 us at 24^3), so there is no small-size cut-over. */
+    /* OpenBLAS (unless the auto policy sends this shape to the built-in
+     * kernel, see choose_policy) takes every size: measured on Zen 3 (its
+     * Zen kernels) and on Sapphire Rapids (SkylakeX kernels), it is faster
+     * than the built-in kernel from 4x4x4 up, so there is no small-size
+     * cut-over. */
     if (g_blas.sgemm && !atomic_load_explicit(&g_force_builtin, memory_order_relaxed) &&
-        blas_args_ok(trans_a, trans_b, M, N, K, lda, ldb, ldc)) {
-        blas_threads(n_threads < 1 ? 1 : n_threads);
-        g_blas.sgemm(ATTN__CBLAS_ROW_MAJOR, trans_a ? ATTN__CBLAS_TRANS : ATTN__CBLAS_NO_TRANS,
-                     trans_b ? ATTN__CBLAS_TRANS : ATTN__CBLAS_NO_TRANS, (int)M, (int)N, (int)K,
-                     alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+        !gemm_use_builtin(M, N, K) && blas_args_ok(trans_a, trans_b, M, N, K, lda, ldb, ldc)) {
+        blas_chunked(n_threads < 1 ? 1 : n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B,
+                     ldb, beta, C, ldc);
         return;
     }
     attn__sgemm_builtin(n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -23,7 +23,7 @@ void attn_info(attn_info_t *out) {
     if (!out) return;
     out->version = ATTN_VERSION_STRING;
     out->simd = simd_level();
-    attn__blas_describe(&out->blas, &out->blas_core, &out->blas_core_why);
+    attn__blas_describe(&out->blas, &out->blas_core, &out->blas_core_why, &out->blas_policy);
 #if defined(_OPENMP)
     out->openmp = 1;
     out->max_threads = omp_get_max_threads();

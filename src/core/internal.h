@@ -281,7 +281,8 @@ void attn__sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                      int64_t ldc);
 
 /* The strings attn_info reports (loads the matrix library first if needed). */
-void attn__blas_describe(const char **blas, const char **core, const char **why);
+void attn__blas_describe(const char **blas, const char **core, const char **why,
+                         const char **policy);
 /* 1 if OpenBLAS was loaded. */
 int attn__blas_loaded(void);
 /* Test and bench hooks: route attn__sgemm to the built-in kernel (returns the
