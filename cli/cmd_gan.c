@@ -34,13 +34,6 @@
 #include "commands.h"
 #include "train_driver.h"
 
-#if defined(__has_include)
-#if __has_include("attn/png.h")
-#include "attn/png.h"
-#define GAN_PNG 1
-#endif
-#endif
-
 #define CMD "gan"
 #define CELL ATTN_GAN_SIZE
 #define GAP 2
@@ -127,17 +120,7 @@ static int write_grid(const char *path, const float *x, int64_t n, int cols, int
             }
     }
     int rc = 0;
-#ifdef GAN_PNG
     if (attn_png_write(path, px, w, h, 1) != ATTN_OK) rc = cli_fail(CMD, "cannot write the picture");
-#else
-    /* until the PNG writer lands: a binary PGM under the given name */
-    FILE *f = fopen(path, "wb");
-    if (!f || fprintf(f, "P5\n%d %d\n255\n", w, h) < 0 || fwrite(px, 1, (size_t)w * (size_t)h, f) != (size_t)w * (size_t)h) {
-        fprintf(stderr, "attn gan: cannot write %s: %s\n", path, strerror(errno));
-        rc = 1;
-    }
-    if (f && fclose(f) != 0) rc = 1;
-#endif
     free(px);
     return rc;
 }
