@@ -160,6 +160,7 @@ fixtures:
 	$(PYTHON) tools/make_t2t_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_bert_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_vision_attention_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_gan_fixtures.py tests/fixtures
 
 # The libFuzzer harnesses of fuzz/ (one per file reader), built with clang,
 # ASan and UBSan in build-fuzz/, each run for FUZZ_SECONDS (default 60); a
