@@ -13,6 +13,7 @@
 #   idx/    slices of Fashion-MNIST (data/fashion-mnist or Debian's
 #           /usr/share/datasets/fashion-mnist): 16 labels, 2 images, with
 #           their headers rewritten for the new sizes
+#   png/    the PNG fixtures of tests/fixtures/png
 #   lm_text/, bert_corpus/, pairs/
 #           the first lines of data/fortunes/train.txt and
 #           data/gettext/en-de/train.tsv when those were built
@@ -26,7 +27,7 @@ fi
 SEEDS_BIN="$1"
 OUT="$2"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TARGETS=(safetensors safetensors_file checkpoint gpt_load bert_load s2s_load vocab mo idx lm_text bert_corpus pairs)
+TARGETS=(safetensors safetensors_file checkpoint gpt_load bert_load s2s_load vocab mo idx lm_text bert_corpus pairs png)
 for t in "${TARGETS[@]}"; do
     rm -rf "${OUT:?}/$t"
     mkdir -p "$OUT/$t"
@@ -62,6 +63,12 @@ if [ -n "$fm" ]; then
       (set +o pipefail; cat_idx t10k-images-idx3-ubyte | tail -c +17 | head -c 1568); } \
         >"$OUT/idx/fashion_images2.idx"
 fi
+
+# PNG files of an independent encoder (tools/make_png_fixtures.py): every
+# colour type and bit depth, the three deflate block types
+for f in "$ROOT"/tests/fixtures/png/*.png; do
+    [ -f "$f" ] && cp "$f" "$OUT/png/"
+done
 
 # text corpora built by scripts/get_*_data.sh, when present
 if [ -f "$ROOT/data/fortunes/train.txt" ]; then

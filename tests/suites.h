@@ -18,6 +18,7 @@
     X(t2t)             \
     X(optim)           \
     X(safetensors)     \
+    X(png)             \
     X(eval)            \
     X(viz)             \
     X(data)            \

@@ -22,6 +22,7 @@
  *   info.h         version, SIMD level, matrix library
  *   eval.h         BLEU (sacrebleu-compatible), exact match, character error rate
  *   viz.h          SVG attention heatmaps, heatmap grids, line charts
+ *   png.h          PNG images in and out (image grids, attention overlays, user images)
  *   progress.h     progress line for long jobs, JSONL logger
  *   transformer.h  multi-head attention (GQA, relative positions, KV cache), Transformer blocks
  *   lm_data.h      language-model data: token streams, seeded window batches
@@ -55,6 +56,7 @@
 #include "info.h"
 #include "eval.h"
 #include "viz.h"
+#include "png.h"
 #include "progress.h"
 #include "seq2seq.h"
 #include "s2s_types.h"
