@@ -19,6 +19,7 @@
     X(transformer, "train, translate and evaluate encoder-decoder Transformers")          \
     X(viz, "draw every layer's and head's attention (Transformer, GPT, BERT) for one input (SVG)") \
     X(bert, "pretrain a BERT-style encoder (masked LM), fine-tune it to classify")       \
+    X(vision, "train and evaluate a CNN (optional SAGAN / Simple SA block) on Fashion-MNIST, draw its attention maps") \
     X(gan, "train a small SAGAN on Fashion-MNIST, draw its samples, compute its FID")   \
     X(version, "print the version")
 
