@@ -14,7 +14,8 @@
 # again (e.g. once the classifier exists) to finish the table.
 #
 # Environment: SEEDS ("1 2 3"), ARMS ("sagan plain"), CLASSIFIER
-# (/work/models/cnn-base), N (5000 samples), OUT (runs/gan-table).
+# (/work/models/cnn-base), N (5000 samples), OUT (runs/gan-table), BUILD
+# (build: the build directory whose attn runs everything).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS="${1:-1500}"
@@ -23,7 +24,9 @@ ARMS="${ARMS:-sagan plain}"
 CLASSIFIER="${CLASSIFIER:-/work/models/cnn-base}"
 N="${N:-5000}"
 OUT="${OUT:-runs/gan-table}"
-make -s build/attn
+BUILD="${BUILD:-build}"
+make -s BUILD="$BUILD" "$BUILD/attn"
+ATTN="$BUILD/attn"
 mkdir -p "$OUT"
 
 train() { # arm seed
@@ -31,13 +34,13 @@ train() { # arm seed
     [[ $1 == plain ]] && att=0
     grep -qs '"event":"end"' "$dir/train.jsonl" && return 0
     echo "training $dir ($STEPS steps)..." >&2
-    build/attn gan train --out "$dir" --force --attention "$att" --seed "$2" --steps "$STEPS" --batch 32 \
+    "$ATTN" gan train --out "$dir" --force --attention "$att" --seed "$2" --steps "$STEPS" --batch 32 \
         --eval-every 500 --threads 1 --quiet >"$dir.txt" 2>&1 || echo "$dir failed: $(tail -n 1 "$dir.txt")" >&2
 }
 for s in $SEEDS; do for a in $ARMS; do train "$a" "$s"; done; done
 
 for s in $SEEDS; do for a in $ARMS; do
-    build/attn gan sample --model "$OUT/$a-s$s" --out "$OUT/$a-s$s.png" --seed 1 --threads 1 >/dev/null ||
+    "$ATTN" gan sample --model "$OUT/$a-s$s" --out "$OUT/$a-s$s.png" --seed 1 --threads 1 >/dev/null ||
         echo "$OUT/$a-s$s: no samples" >&2
 done; done
 
@@ -49,9 +52,9 @@ fid() { # dir|real
     local f="$OUT/$(basename "$1").fid"
     grep -qs '^fid ' "$f" && return 0
     if [[ $1 == real ]]; then
-        build/attn gan fid --real-train --classifier "$CLASSIFIER" --n "$N" --threads 1 >"$f"
+        "$ATTN" gan fid --real-train --classifier "$CLASSIFIER" --n "$N" --threads 1 >"$f"
     else
-        build/attn gan fid --model "$1" --classifier "$CLASSIFIER" --n "$N" --threads 1 >"$f"
+        "$ATTN" gan fid --model "$1" --classifier "$CLASSIFIER" --n "$N" --threads 1 >"$f"
     fi
 }
 fid real
@@ -69,15 +72,19 @@ gammas() { # arm: the generator's gamma at the last evaluation, seed by seed
         grep '"event":"eval"' "$OUT/$1-s$s/train.jsonl" | tail -n 1 | sed 's/.*"g_gamma":\([^,]*\).*/\1/'
     done | awk '{ printf "%s%.3f", NR > 1 ? ", " : "", $1 } END { print "" }'
 }
+cpu_ms() { # arm: CPU milliseconds per training step, mean over the seeds
+    for s in $SEEDS; do sed -n 's/.* \([0-9.]*\) per CPU second.*/\1/p' "$OUT/$1-s$s.txt"; done |
+        awk '{ s += 1000 / $1; n++ } END { if (n) printf "%.0f", s / n; else print "n/a" }'
+}
 {
-    echo "| arm | FID (attn classifier features, not Inception; mean +- sd over seeds $SEEDS) | G gamma at the end |"
-    echo "|---|---|---|"
+    echo "| arm | FID (attn classifier features, not Inception; mean +- sd over seeds $SEEDS) | G gamma at the end | CPU ms per step |"
+    echo "|---|---|---|---|"
     for a in $ARMS; do
         label="SAGAN (attention at 14x14 in G and D)"
         [[ $a == plain ]] && label="same GAN without attention"
-        echo "| $label | $(for s in $SEEDS; do awk '{ print $2 }' "$OUT/$a-s$s.fid"; done | stats) | $(gammas "$a") |"
+        echo "| $label | $(for s in $SEEDS; do awk '{ print $2 }' "$OUT/$a-s$s.fid"; done | stats) | $(gammas "$a") | $(cpu_ms "$a") |"
     done
-    echo "| floor: $N training images vs the test set | $(awk '{ print $2 }' "$OUT/real.fid") | |"
+    echo "| floor: $N training images vs the test set | $(awk '{ print $2 }' "$OUT/real.fid") | | |"
     echo
     echo "$STEPS steps of batch 32 per run, 1 thread; FID of $N samples vs the 10,000 test images; grids: $OUT/<arm>-s<seed>.png"
 } | tee "$OUT/table.md"
