@@ -70,7 +70,7 @@ stats() {
 gammas() { # arm: the generator's gamma at the last evaluation, seed by seed
     for s in $SEEDS; do
         grep '"event":"eval"' "$OUT/$1-s$s/train.jsonl" | tail -n 1 | sed 's/.*"g_gamma":\([^,]*\).*/\1/'
-    done | awk '{ printf "%s%.3f", NR > 1 ? ", " : "", $1 } END { print "" }'
+    done | awk '{ printf "%s%.3f", (NR > 1 ? ", " : ""), $1 } END { print "" }'
 }
 cpu_ms() { # arm: CPU milliseconds per training step, mean over the seeds
     for s in $SEEDS; do sed -n 's/.* \([0-9.]*\) per CPU second.*/\1/p' "$OUT/$1-s$s.txt"; done |
