@@ -17,6 +17,8 @@ VECT   := $(shell $(CC) -fvect-cost-model=cheap -x c -c /dev/null -o /dev/null 2
 OPT      ?= -O2 $(VECT)
 WERROR   ?= 0
 PYTHON   ?= /usr/bin/python3
+# transformers < 5 (Hugging Face parity of the Transformer-XL model), a venv of its own
+TXL_PYTHON ?= /opt/txl-venv/bin/python
 
 OPENMP ?= $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1 || echo 0)
 
@@ -155,12 +157,21 @@ fixtures:
 	$(PYTHON) tools/make_seq2seq_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_sdpa_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_position_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_long_context_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_transformer_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_gpt_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_t2t_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_bert_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_vision_attention_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_gan_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_sparse_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_png_fixtures.py tests/fixtures/png
+	@if $(TXL_PYTHON) -c 'import transformers' 2>/dev/null; then \
+	  echo "$(TXL_PYTHON) tools/make_txl_fixtures.py tests/fixtures"; \
+	  $(TXL_PYTHON) tools/make_txl_fixtures.py tests/fixtures; \
+	else \
+	  echo "make fixtures: $(TXL_PYTHON) cannot import transformers: tests/fixtures/txl_hf.atfx left as it is (see tools/make_txl_fixtures.py for the venv)"; \
+	fi
 
 # The libFuzzer harnesses of fuzz/ (one per file reader), built with clang,
 # ASan and UBSan in build-fuzz/, each run for FUZZ_SECONDS (default 60); a

@@ -498,7 +498,7 @@ static int gan_finish(void *self, train_run *run, double train_s, double train_c
 static const train_family gan_family = {
     "img", "g_loss", "SAGAN hinge losses", "discriminator hinge loss", "valid (held-out images)", NULL,
     "discriminator.safetensors, train.jsonl, loss.svg, samples.png",
-    NULL, NULL, gan_evaluate, gan_meta, gan_finish, gan_step, gan_save,
+    NULL, NULL, gan_evaluate, gan_meta, gan_finish, NULL, gan_step, gan_save,
 };
 
 static int cmd_gan_train(int argc, char **argv) {

@@ -433,7 +433,7 @@ static int vision_finish(void *self, train_run *run, double train_s, double trai
 
 static const train_family vision_family = {
     "img", "accuracy", "Fashion-MNIST CNN", "loss (nats per image)", "valid", NULL, "train.jsonl, loss.svg",
-    vision_step_loss, NULL, vision_evaluate, vision_meta, vision_finish, NULL, NULL,
+    vision_step_loss, NULL, vision_evaluate, vision_meta, vision_finish, NULL, NULL, NULL,
 };
 
 /* Trainable values: the store less the BatchNorm running statistics. */

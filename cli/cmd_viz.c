@@ -3,7 +3,8 @@
  * maps; the encoder, decoder and cross-attention of an encoder-decoder
  * Transformer (attn transformer train; its model comes through the
  * Transformer's family, cli/s2s.h); the self-attention of a GPT (attn gpt
- * train) or BERT (attn bert pretrain|finetune) checkpoint. */
+ * train) or BERT (attn bert pretrain|finetune) checkpoint; a checkpoint of
+ * attn lm train goes to attn lm viz (cli/cmd_lm.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,7 +183,10 @@ static void viz_usage(FILE *f) {
         "  GPT ('attn gpt train'): PREFIX-decoder.svg, the causal self-attention over\n"
         "  TEXT's tokens (query x key; the upper triangle is empty).\n"
         "  BERT ('attn bert pretrain|finetune'): PREFIX-encoder.svg, the self-attention\n"
-        "  over [CLS] and TEXT's tokens.\n\n"
+        "  over [CLS] and TEXT's tokens.\n"
+        "  Byte-level LM ('attn lm train'): as 'attn lm viz --text TEXT': PREFIX-memory.svg\n"
+        "  (a Transformer-XL: the last segment's queries over its memory and segment keys)\n"
+        "  and, with an adaptive span, PREFIX-spans.svg (the learned spans).\n\n"
         "  --out PREFIX   file name prefix (default attn-viz; missing folders are created)\n"
         "  --target TEXT  draw the maps for this output instead of the model's (Transformer)\n"
         "  --beam K, --alpha A   decoding as 'attn transformer translate' (Transformer)\n"
@@ -252,10 +256,20 @@ int cmd_viz(int argc, char **argv) {
                                         "%s holds a model of kind '%s'", dir, kind);
             return cli_viz_lm(dir, kind, prefix, text, (int)threads);
         }
+        if (!strcmp(kind, "attn-lm")) { /* attn lm train's GPT or Transformer-XL: attn lm viz */
+            if (target || beam != 1)
+                return usage_error(sub, "--target and --beam are for encoder-decoder Transformers; "
+                                        "%s holds a model of attn lm train", dir);
+            char nthreads[32];
+            snprintf(nthreads, sizeof nthreads, "%lld", threads);
+            char *lm_argv[] = {"lm", "viz", "--model", (char *)dir, "--out", (char *)prefix,
+                               "--text", (char *)text, "--threads", nthreads, NULL};
+            return cmd_lm(10, lm_argv);
+        }
         if (strcmp(kind, "attn-transformer") != 0) {
             fprintf(stderr, "attn viz: %s: unknown model '%s' (metadata 'model' / 'run.model'); "
                             "viz draws checkpoints of attn transformer ('attn-transformer'), "
-                            "attn gpt ('attn-gpt') and attn bert ('attn-bert-pretrain', "
+                            "attn gpt ('attn-gpt'), attn lm ('attn-lm') and attn bert ('attn-bert-pretrain', "
                             "'attn-bert-finetune')\n", path, kind[0] ? kind : "(missing)");
             return 1;
         }

@@ -16,8 +16,9 @@
     X(data, "build the data sets: attn data dates|gettext ...")                        \
     X(seq2seq, "train, translate and evaluate RNN encoder-decoders with attention")      \
     X(gpt, "train a GPT language model on English prose, sample text from it")           \
+    X(lm, "byte-level long-text language models: GPT or Transformer-XL (memory, adaptive span, persistent vectors)") \
     X(transformer, "train, translate and evaluate encoder-decoder Transformers")          \
-    X(viz, "draw every layer's and head's attention (Transformer, GPT, BERT) for one input (SVG)") \
+    X(viz, "draw every layer's and head's attention (Transformer, GPT, BERT, attn lm) for one input (SVG)") \
     X(bert, "pretrain a BERT-style encoder (masked LM), fine-tune it to classify")       \
     X(vision, "train and evaluate a CNN (optional SAGAN / Simple SA block) on Fashion-MNIST, draw its attention maps") \
     X(gan, "train a small SAGAN on Fashion-MNIST, draw its samples, compute its FID")   \

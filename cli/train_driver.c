@@ -430,6 +430,7 @@ static int run_steps(train_run *run) {
         const train_counts c = r.c;
         run->step = step + 1;
         saved = 0;
+        if (fam->after_step && fam->after_step(run->self, run)) return 1;
         win_loss += l;
         if (!isnan(c.metric)) win_metric += c.metric;
         win_tokens += c.tokens;

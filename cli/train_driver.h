@@ -137,6 +137,11 @@ typedef struct train_family {
     /* The summary at the end: prints it and writes the "end" record. train_s
      * and train_cpu: training time (evaluations apart) of this run. 0 or 1. */
     int (*finish)(void *self, train_run *run, double train_s, double train_cpu);
+    /* Called after each optimizer step (run->step already advanced), or NULL:
+     * a family's projection of its parameters (the Transformer-XL clamps its
+     * adaptive spans here) and its own log records. 0, or 1 to stop with an
+     * error (message printed). */
+    int (*after_step)(void *self, train_run *run);
     /* Optional (NULL for a family whose step is one loss and one optimizer):
      * the whole of step `step` (0-based) after `elapsed` seconds of
      * training, for a family that updates several parts with their own

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh: makes this machine ready to build and test attn.
 #
-#   bash scripts/setup.sh [--quiet]
+#   bash scripts/setup.sh [--quiet] [--long-context]
 #
 # What it does, each step only when needed (running it twice is harmless):
 #   1. a C toolchain: if gcc or make is missing and we are root, installs
@@ -15,21 +15,25 @@
 #   3. decompresses the four Fashion-MNIST files into data/fashion-mnist/
 #      (gitignored) and records the package version in
 #      data/fashion-mnist/SOURCE.
+#   4. with --long-context, the corpora of the long-context language models
+#      (scripts/get_wiki_data.sh, scripts/get_kjv_data.sh; each idempotent).
 # Without root or apt it says what is missing and how to install it. It
 # exits non-zero only when the data set (or the toolchain) is still missing
 # at the end. Non-interactive: works with CI=true and no standard input.
 set -euo pipefail
 
 QUIET=0
+LONG_CONTEXT=0
 for arg in "$@"; do
     case "$arg" in
     --quiet | -q) QUIET=1 ;;
+    --long-context) LONG_CONTEXT=1 ;;
     -h | --help)
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "setup.sh: unknown option '$arg' (expected --quiet)" >&2
+        echo "setup.sh: unknown option '$arg' (expected --quiet or --long-context)" >&2
         exit 2
         ;;
     esac
@@ -198,6 +202,13 @@ else
         warn "    (${FILES[*]}) into $DATA_DIR"
     fi
     status=1
+fi
+
+if [ "$LONG_CONTEXT" = 1 ]; then
+    qflag=()
+    [ "$QUIET" = 1 ] && qflag=(--quiet)
+    bash "$ROOT/scripts/get_wiki_data.sh" "${qflag[@]}" || status=1
+    bash "$ROOT/scripts/get_kjv_data.sh" "${qflag[@]}" || status=1
 fi
 
 exit "$status"

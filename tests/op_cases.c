@@ -600,6 +600,26 @@ static int build_spectral_norm(op_case *c) {
     return 0;
 }
 
+/* txl_attention: q, k, v, rk, u, vb; optional span (with attributes ramp,
+ * span_eps) and pers_k, pers_v; attribute scale (0: 1/sqrt(D)). */
+static int build_txl_attention(op_case *c) {
+    attn_tensor *q = opc_input(c, "q"), *k = opc_input(c, "k"), *v = opc_input(c, "v");
+    attn_tensor *rk = opc_input(c, "rk"), *u = opc_input(c, "u"), *vb = opc_input(c, "vb");
+    attn_txl_attention_opts o;
+    memset(&o, 0, sizeof o);
+    o.span = opc_input_opt(c, "span");
+    o.pers_k = opc_input_opt(c, "pers_k");
+    o.pers_v = opc_input_opt(c, "pers_v");
+    o.scale = attr_float(c, "scale");
+    if (o.span) {
+        o.ramp = attr_float(c, "ramp");
+        o.span_eps = attr_float(c, "span_eps");
+    }
+    if (c->err[0]) return -1;
+    c->out = attn_txl_attention(c->ctx, q, k, v, rk, u, vb, &o, NULL);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -1345,6 +1365,55 @@ static void errors_spectral_norm(attn_ctx *ctx) {
     w = I32(ctx, 4, 3), u = F32(ctx, 4), v = F32(ctx, 3);
     EXPECT_FAIL(ctx, attn_spectral_norm(ctx, w, u, v, 0, 1e-12f), ATTN_ERR_DTYPE, "spectral_norm");
     EXPECT_NULL_INPUT(ctx, attn_spectral_norm(ctx, NULL, NULL, NULL, 0, 1e-12f), "spectral_norm");
+}
+
+static void errors_txl_attention(attn_ctx *ctx) {
+    attn_tensor *q, *k, *v, *rk, *u, *vb;
+    attn_txl_attention_opts o;
+    memset(&o, 0, sizeof o);
+#define TXL_OK() (q = F32(ctx, 1, 2, 3, 4), k = F32(ctx, 1, 2, 5, 4), v = F32(ctx, 1, 2, 5, 6), \
+                  rk = F32(ctx, 2, 5, 4), u = F32(ctx, 2, 4), vb = F32(ctx, 2, 4))
+    TXL_OK(), q = F32(ctx, 2, 3, 4);
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, NULL, NULL), ATTN_ERR_SHAPE, "q");
+    TXL_OK(), k = F32(ctx, 1, 2, 2, 4); /* S < T */
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, NULL, NULL), ATTN_ERR_SHAPE, "S >= T");
+    TXL_OK(), v = F32(ctx, 1, 2, 4, 6);
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, NULL, NULL), ATTN_ERR_SHAPE, "v");
+    TXL_OK(), rk = F32(ctx, 2, 4, 4); /* L < S */
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, NULL, NULL), ATTN_ERR_SHAPE, "rk");
+    TXL_OK(), u = F32(ctx, 1, 4);
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, NULL, NULL), ATTN_ERR_SHAPE, "u");
+    TXL_OK(), vb = F32(ctx, 2, 3);
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, NULL, NULL), ATTN_ERR_SHAPE, "vb");
+    TXL_OK(), vb = I32(ctx, 2, 4);
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, NULL, NULL), ATTN_ERR_DTYPE, "vb");
+    TXL_OK(), o.scale = -1.0f;
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, &o, NULL), ATTN_ERR_INVALID_ARG,
+                "scale");
+    memset(&o, 0, sizeof o);
+    TXL_OK(), o.span = F32(ctx, 2), o.ramp = 0.0f;
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, &o, NULL), ATTN_ERR_INVALID_ARG,
+                "ramp");
+    TXL_OK(), o.span = F32(ctx, 2), o.ramp = 2.0f, o.span_eps = -1.0f;
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, &o, NULL), ATTN_ERR_INVALID_ARG,
+                "eps");
+    TXL_OK(), o.span = F32(ctx, 3), o.span_eps = 0.0f;
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, &o, NULL), ATTN_ERR_SHAPE, "span");
+    TXL_OK(), o.span = F32(ctx, 2);
+    attn_f32(o.span)[0] = 0.0f, attn_f32(o.span)[1] = NAN;
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, &o, NULL), ATTN_ERR_INVALID_ARG,
+                "span[1]");
+    memset(&o, 0, sizeof o);
+    TXL_OK(), o.pers_k = F32(ctx, 2, 3, 4);
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, &o, NULL), ATTN_ERR_INVALID_ARG,
+                "together");
+    TXL_OK(), o.pers_k = F32(ctx, 2, 3, 4), o.pers_v = F32(ctx, 2, 2, 6);
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, &o, NULL), ATTN_ERR_SHAPE, "pers_v");
+    TXL_OK(), o.pers_k = F32(ctx, 2, 3, 5), o.pers_v = F32(ctx, 2, 3, 6);
+    EXPECT_FAIL(ctx, attn_txl_attention(ctx, q, k, v, rk, u, vb, &o, NULL), ATTN_ERR_SHAPE, "pers_k");
+#undef TXL_OK
+    EXPECT_NULL_INPUT(ctx, attn_txl_attention(ctx, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+                      "txl_attention");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

@@ -20,7 +20,7 @@
 #include "attn/attn.h"
 #include "fixture.h"
 
-#define OPC_MAX_INPUTS 8
+#define OPC_MAX_INPUTS 10 /* txl_attention with span and persistent vectors has 9 */
 
 typedef struct op_case {
     /* set by the caller */

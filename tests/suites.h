@@ -13,6 +13,7 @@
     X(positions)       \
     X(sdpa)            \
     X(flash)           \
+    X(sparse)          \
     X(transformer)     \
     X(seq2seq)         \
     X(t2t)             \
@@ -26,6 +27,7 @@
     X(s2s_data)        \
     X(lm_data)         \
     X(gpt)             \
+    X(txl)             \
     X(bert)            \
     X(model_files)     \
     X(gan)

@@ -113,6 +113,13 @@ double test_dot_d(const attn_tensor *a, const float *r);
 /* x[0..n) = standard normal draws from rng, in order. */
 void test_fill_normal(float *x, int64_t n, attn_rng *rng);
 
+/* A random sparse pattern (sparse.h) for T queries and S keys: every kind,
+ * causal or not, every heads mode, head offsets, sizes mostly in [1, S + 2]
+ * and now and then far beyond (up to 2^30); it passes attn_sparse_check. */
+void test_sparse_draw(attn_rng *rng, int64_t T, int64_t S, attn_sparse_pattern *p);
+/* A one-line description of p into buf (n bytes). */
+void test_sparse_label(const attn_sparse_pattern *p, char *buf, size_t n);
+
 /* Copies the parameters of fixture case k ("c<k>.param.<name>", torch's
  * named_parameters() in order) into the store, whose names after the first
  * store_prefix_len characters must be exactly those, in that order, with the

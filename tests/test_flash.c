@@ -15,7 +15,8 @@
  *   - the property suite (test_property): 160 random cases (shapes, every
  *     mask, GQA, dropout, biases from -inf, -1e9, -FLT_MAX, +-1e4, whole
  *     masked rows, logits in the thousands, NaN in the padding beyond
- *     key_lengths) and 80 bf16 forward cases against attn_sdpa;
+ *     key_lengths, a random block-sparse pattern in a third of the cases,
+ *     sparse.h) and 80 bf16 forward cases against attn_sdpa;
  *   - 1 vs 2 threads: bitwise equal outputs and gradients (with one kv
  *     head and batch 1 the backward splits over query chunks per thread:
  *     dK, dV then repeat bitwise for a thread count and agree within the
@@ -507,13 +508,31 @@ static void test_bf16(void) {
  * reads them, so it gets zeros there). */
 
 typedef struct prop_case {
-    char label[200];
+    char label[520];
     int64_t B, H, Hkv, T, S, D, Dv;
     int causal, dropout, exact, nan_pad, has_kl, bias_shape, bias_mix, want_grad, alibi;
     int64_t window;
     int32_t kl[2];
     float scale;
+    int has_sp; /* a random sparse pattern (test_sparse_draw) in sp */
+    attn_sparse_pattern sp;
 } prop_case;
+
+/* With probability 1/3 (and never for the fixed cases below 12), a random
+ * sparse pattern from prng for case c, named in its label. prng is its own
+ * stream so that the other draws of every case stay as they were. */
+static void prop_sparse(attn_rng *prng, int i, prop_case *c) {
+    const int on = attn_rng_next_below(prng, 3) == 0;
+    attn_sparse_pattern p;
+    test_sparse_draw(prng, c->T, c->S, &p);
+    if (!on || i < 12) return;
+    c->has_sp = 1;
+    c->sp = p;
+    char pl[300];
+    test_sparse_label(&p, pl, sizeof pl);
+    const size_t n = strlen(c->label);
+    snprintf(c->label + n, sizeof c->label - n, " sparse %s", pl);
+}
 
 static int64_t prop_pick(attn_rng *rng, int64_t lo, int64_t hi) {
     return lo + (int64_t)attn_rng_next_below(rng, (uint32_t)(hi - lo + 1));
@@ -683,6 +702,7 @@ static int prop_run(attn_ctx *ctx, const prop_case *c, const prop_inputs *in, in
     o.scale = c->scale;
     o.dropout = c->dropout ? 0.25f : 0.0f;
     o.bias = x[3];
+    if (c->has_sp) o.sparse = &c->sp;
     if (c->has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c->B, c->kl);
     if (c->alibi) {
         float sl[4];
@@ -798,8 +818,9 @@ static void test_property(int variant) {
     attn_ctx *ctx = test_ctx_new((size_t)128 << 20, 1, 0);
     if (!ctx) return;
     attn_ctx_set_kernel_flags(ctx, attn_ctx_kernel_flags(ctx) | prop_variants[variant].flags);
-    attn_rng rng;
+    attn_rng rng, prng;
     attn_rng_init(&rng, 20261205 + (uint64_t)variant);
+    attn_rng_init(&prng, 0x5A55E0 + (uint64_t)variant);
     const int n_cases = variant ? 60 : 160;
     int failed_cases = 0;
     char tname[160];
@@ -824,6 +845,7 @@ static void test_property(int variant) {
                      (long long)c.S, (long long)c.D, (long long)c.Dv, c.causal, (long long)c.window,
                      c.bias_shape, c.bias_mix, (double)c.scale);
         }
+        prop_sparse(&prng, i, &c);
         prop_inputs in;
         fres a = {0}, b = {0};
         float *gy = NULL;
@@ -832,7 +854,7 @@ static void test_property(int variant) {
             (gy = malloc(sizeof(float) * (size_t)(c.B * c.H * c.T * c.Dv)))) {
             test_fill_normal(gy, c.B * c.H * c.T * c.Dv, &rng);
             if (prop_run(ctx, &c, &in, 1, gy, &a) == 0 && prop_run(ctx, &c, &in, 0, gy, &b) == 0) {
-                char what[260];
+                char what[600];
                 snprintf(what, sizeof what, "%s: out", c.label);
                 test_allclose(what, a.out, b.out, a.n_out, FLASH_ATOL, FLASH_RTOL);
                 snprintf(what, sizeof what, "%s: weights", c.label);
@@ -868,6 +890,7 @@ static void test_property(int variant) {
     for (int i = 0; i < (variant ? 40 : 80); i++) {
         prop_case c;
         prop_draw(&rng, 1000 + i, &c);
+        prop_sparse(&prng, 1000 + i, &c);
         c.dropout = 0;
         c.want_grad = 0;
         prop_inputs in;
@@ -918,6 +941,7 @@ static void test_property(int variant) {
             o.window = c.window;
             o.scale = c.scale;
             o.bias = x[3];
+            if (c.has_sp) o.sparse = &c.sp;
             if (c.has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c.B, c.kl);
             if (c.alibi) {
                 float sl[4];

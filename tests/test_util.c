@@ -42,6 +42,70 @@ void test_fill_normal(float *x, int64_t n, attn_rng *rng) {
     for (int64_t i = 0; i < n; i++) x[i] = attn_rng_next_normal(rng);
 }
 
+/* a size: mostly in [1, max(S + 2, 3)], sometimes in [1, 8], now and then huge */
+static int64_t sparse_size(attn_rng *rng, int64_t S) {
+    const uint32_t r = attn_rng_next_below(rng, 10);
+    if (r == 0) return attn_rng_next_below(rng, 2) ? (int64_t)1 << 30 : 1 + (int64_t)attn_rng_next_below(rng, 1u << 30);
+    if (r <= 3) return 1 + (int64_t)attn_rng_next_below(rng, 8);
+    const int64_t hi = S + 2 > 3 ? S + 2 : 3;
+    return 1 + (int64_t)attn_rng_next_below(rng, (uint32_t)(hi > 100000 ? 100000 : hi));
+}
+
+void test_sparse_draw(attn_rng *rng, int64_t T, int64_t S, attn_sparse_pattern *p) {
+    (void)T;
+    memset(p, 0, sizeof *p);
+    p->kind = 1 + (int)attn_rng_next_below(rng, 7);
+    p->causal = attn_rng_next_below(rng, 2) == 0;
+    p->heads = (int)attn_rng_next_below(rng, 4);
+    p->head_offsets = attn_rng_next_below(rng, 2) == 0;
+    switch (p->kind) {
+    case ATTN_SPARSE_LOCAL_1D:
+    case ATTN_SPARSE_STRIDED: p->block = sparse_size(rng, S); break;
+    case ATTN_SPARSE_FIXED:
+        p->block = sparse_size(rng, S);
+        p->summary = attn_rng_next_below(rng, 4) == 0
+                         ? p->block
+                         : 1 + (int64_t)attn_rng_next_below(
+                                   rng, (uint32_t)(p->block < 16 ? p->block : 16));
+        break;
+    case ATTN_SPARSE_LOCAL_2D:
+        p->width = attn_rng_next_below(rng, 8) ? 1 + (int64_t)attn_rng_next_below(rng, 24)
+                                               : sparse_size(rng, S);
+        p->block_h = 1 + (int64_t)attn_rng_next_below(rng, 5);
+        p->block_w = attn_rng_next_below(rng, 8) ? 1 + (int64_t)attn_rng_next_below(rng, 9)
+                                                 : sparse_size(rng, S);
+        p->margin_h = attn_rng_next_below(rng, 8) ? (int64_t)attn_rng_next_below(rng, 7)
+                                                  : sparse_size(rng, S);
+        p->margin_w = attn_rng_next_below(rng, 8) ? (int64_t)attn_rng_next_below(rng, 7)
+                                                  : sparse_size(rng, S);
+        break;
+    case ATTN_SPARSE_SLIDING: p->window = sparse_size(rng, S); break;
+    case ATTN_SPARSE_DILATED:
+        p->window = sparse_size(rng, S);
+        p->dilation = attn_rng_next_below(rng, 6) ? 1 + (int64_t)attn_rng_next_below(rng, 6)
+                                                  : sparse_size(rng, S);
+        break;
+    default: /* global + sliding */
+        p->window = sparse_size(rng, S);
+        p->globals = attn_rng_next_below(rng, 6) ? (int64_t)attn_rng_next_below(rng, 5)
+                                                 : sparse_size(rng, S);
+        break;
+    }
+}
+
+void test_sparse_label(const attn_sparse_pattern *p, char *buf, size_t n) {
+    static const char *kinds[8] = {"?",       "local1d", "local2d", "strided",
+                                   "fixed",   "sliding", "dilated", "global+sliding"};
+    snprintf(buf, n,
+             "%s causal %d heads %d offsets %d l %lld c %lld w %lld d %lld g %lld W %lld "
+             "blk %lldx%lld margin %lldx%lld",
+             kinds[p->kind >= 1 && p->kind <= 7 ? p->kind : 0], p->causal, p->heads,
+             p->head_offsets, (long long)p->block, (long long)p->summary, (long long)p->window,
+             (long long)p->dilation, (long long)p->globals, (long long)p->width,
+             (long long)p->block_h, (long long)p->block_w, (long long)p->margin_h,
+             (long long)p->margin_w);
+}
+
 int test__load_torch_params(const char *file, int line, const atfx_file *fx, int case_index,
                             attn_params *ps, size_t store_prefix_len, const char *tag) {
     char pre[32];

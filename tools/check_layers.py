@@ -32,15 +32,15 @@ PUBLIC = {
     "status.h": "core", "tensor.h": "core", "context.h": "core", "rng.h": "core",
     "info.h": "core",
     "safetensors.h": "io", "progress.h": "io", "viz.h": "io", "png.h": "io",
-    "ops.h": "ops", "sdpa.h": "ops", "positions.h": "ops", "conv.h": "ops",
+    "ops.h": "ops", "sdpa.h": "ops", "sparse.h": "ops", "positions.h": "ops", "long_context.h": "ops", "conv.h": "ops",
     "params.h": "nn", "optim.h": "nn", "rnn.h": "nn", "rnn_attention.h": "nn", "rnn_cell.h": "ops",
     "transformer.h": "nn", "vision_attention.h": "nn",
     "idx.h": "data", "text.h": "data", "s2s_data.h": "data", "s2s_types.h": "data",
     "lm_data.h": "data", "bert_corpus.h": "data",
     "eval.h": "eval", "fid.h": "eval",
     "checkpoint.h": "train",
-    "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "cnn.h": "models",
-    "bert.h": "models", "gan.h": "models",
+    "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "txl.h": "models",
+    "cnn.h": "models", "bert.h": "models", "gan.h": "models",
     "attn.h": "api",
 }
 

@@ -902,6 +902,7 @@ ELSEWHERE = {
     "rope": "tools/make_position_fixtures.py",
     "rel_logits": "tools/make_position_fixtures.py",
     "rel_values": "tools/make_position_fixtures.py",
+    "txl_attention": "tools/make_long_context_fixtures.py",
 }
 
 

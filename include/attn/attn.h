@@ -8,6 +8,7 @@
  *   rnn.h          GRU/LSTM layers (torch.nn.GRU/LSTM compatible)
  *   rnn_attention.h  Bahdanau/Luong attention: score functions, global, local-m, local-p
  *   sdpa.h         scaled dot-product attention (masks, GQA, dropout), basic self-attention
+ *   sparse.h       block-sparse attention patterns (local, strided, fixed, windows), tile layouts
  *   positions.h    positional encodings: sinusoidal, RoPE, Shaw relative positions, ALiBi
  *   params.h       the parameter store and initialisers
  *   rng.h          the counter-based RNG (Philox4x32-10)
@@ -47,7 +48,9 @@
 #include "rnn.h"
 #include "rnn_attention.h"
 #include "sdpa.h"
+#include "sparse.h"
 #include "positions.h"
+#include "long_context.h"
 #include "params.h"
 #include "rng.h"
 #include "optim.h"
@@ -66,6 +69,7 @@
 #include "transformer.h"
 #include "lm_data.h"
 #include "gpt.h"
+#include "txl.h"
 #include "transformer_s2s.h"
 #include "bert_corpus.h"
 #include "bert.h"

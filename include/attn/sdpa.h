@@ -18,7 +18,9 @@
  *     `window` keys ending at the query's own position; with causal off the
  *     window is symmetric: |s - (t + S - T)| < window);
  *   - key_lengths: key s of batch b is visible iff s < key_lengths[b]
- *     (padding at the end of each key sequence).
+ *     (padding at the end of each key sequence);
+ *   - sparse: key s is visible to query t of head h iff
+ *     attn_sparse_visible(sparse, h, T, S, t, s) (sparse.h).
  * A query row with no visible key gives a zero output row and a zero row of
  * weights (not NaN), and no gradient flows through it.
  *
@@ -43,6 +45,7 @@
 #include <stdint.h>
 
 #include "context.h"
+#include "sparse.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -67,6 +70,9 @@ typedef struct attn_sdpa_opts {
                                  f32, added to the bias first when both are given);
                                  no [B,H,T,S] tensor is built and no gradient flows
                                  to the slopes (attn_alibi_slopes gives the paper's) */
+    const attn_sparse_pattern *sparse; /* NULL or a block-sparse pattern (sparse.h):
+                                 keys it hides are masked like the rules above
+                                 (composes with all of them); copied at the call */
 } attn_sdpa_opts;
 
 /* Scaled dot-product attention. q [B,H,T,D], k [B,Hkv,S,D], v [B,Hkv,S,Dv]
@@ -80,7 +86,8 @@ typedef struct attn_sdpa_opts {
  * broadcast, key_lengths not [B] or out of [0, S], alibi_slopes not [H];
  * ATTN_ERR_DTYPE for non-f32 q/k/v/bias/alibi_slopes or non-i32 key_lengths;
  * ATTN_ERR_INVALID_ARG for a dropout outside [0, 1), a negative window, a
- * non-finite or negative scale, or a non-finite slope.
+ * non-finite or negative scale, a non-finite slope, or a sparse pattern that
+ * fails attn_sparse_check.
  * *weights is set to NULL on error. Dropout takes ceil(B H T S / 4) counters
  * of the context's RNG stream (only when it is active: training mode and
  * dropout > 0); element i of P in row-major order is kept iff

@@ -29,6 +29,7 @@
 #include "context.h"
 #include "params.h"
 #include "rng.h"
+#include "sparse.h"
 #include "status.h"
 #include "tensor.h"
 
@@ -197,6 +198,11 @@ typedef struct attn_mha_call {
     attn_kv_cache_layer *cache; /* NULL, or the cache of this layer (see above).
                                    Inference only: gradients must be disabled
                                    (attn_ctx_set_grad_enabled(ctx, 0)) */
+    const attn_sparse_pattern *sparse; /* NULL or a block-sparse pattern (sparse.h,
+                                   positions as with causal: t + S - T): the
+                                   attention ops get it as attn_sdpa_opts.sparse
+                                   (the fused op computes only its tiles); the
+                                   composed path (SHAW) adds it as a -inf bias */
 } attn_mha_call;
 
 /* Multi-head attention.

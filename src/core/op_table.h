@@ -62,6 +62,7 @@
     X(MAX_POOL2D,    max_pool2d,    1e-6f, 1e-6f, 1e-3f, 1e-2f) \
     X(AVG_POOL2D,    avg_pool2d,    1e-6f, 1e-5f, 1e-3f, 1e-2f) \
     X(BATCHNORM,     batchnorm,     1e-5f, 1e-4f, 2e-3f, 2e-2f) \
-    X(SPECTRAL_NORM, spectral_norm, 1e-5f, 1e-4f, 2e-3f, 1e-2f)
+    X(SPECTRAL_NORM, spectral_norm, 1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(TXL_ATTENTION, txl_attention, 1e-5f, 1e-4f, 2e-3f, 1e-2f)
 
 #endif

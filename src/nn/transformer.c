@@ -555,6 +555,20 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
     const int causal = call ? call->causal : 0;
     attn_tensor *bias = call ? call->bias : NULL;
     const int composed = !qkv && (pos == ATTN_POS_SHAW || force_composed);
+    const attn_sparse_pattern *sp = call ? call->sparse : NULL;
+    if (sp && attn_sparse_check(ctx, sp)) return NULL;
+    if (sp && composed) { /* the composed path takes the pattern as a [1,H,T,S] -inf bias */
+        const int64_t sh[4] = {1, H, T, S};
+        attn_tensor *sb = attn_tensor_new(ctx, ATTN_F32, 4, sh);
+        if (!sb) return NULL;
+        float *m = attn_f32(sb);
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t s = 0; s < S; s++)
+                    m[(h * T + t) * S + s] = attn_sparse_visible(sp, h, T, S, t, s) ? 0.0f : -INFINITY;
+        bias = bias ? attn_add(ctx, sb, bias) : sb;
+        if (!bias) return NULL;
+    }
     attn_tensor *slopes = NULL;
     if (pos == ATTN_POS_ALIBI && composed) { /* the composed path takes a [1,H,T,S] bias */
         attn_tensor *al = attn_alibi_bias(ctx, (int)H, T, S, causal);
@@ -574,6 +588,7 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
     so.key_lengths = kl;
     so.dropout = c->dropout;
     so.alibi_slopes = slopes;
+    so.sparse = sp;
     if (qkv)
         o = fused ? attn__flash_sdpa_packed(ctx, qkv, H, Hkv, &so, weights ? &p : NULL)
                   : attn__sdpa_packed(ctx, qkv, H, Hkv, &so, weights ? &p : NULL); /* [B, T, H D] */

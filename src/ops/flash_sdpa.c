@@ -21,6 +21,17 @@
  *   (m = -inf and 0 for a query with no visible key, NaN for a NaN row).
  *   The logits are the f32 values the kernels compute: (scale q) . k summed
  *   in f32, then + bias in f32.
+ *   saved[1] = the sparse pattern of attn_sdpa_opts.sparse (its bytes, i32;
+ *   NULL without one), saved[2] = its tile layout, compiled by the forward
+ *   and reused by the backward (NULL without a pattern).
+ *
+ * Sparse patterns (include/attn/sparse.h, docs/sparse.md): a query tile
+ * walks only the key tiles of its layout entry list (fl_walk) instead of
+ * every tile of its span, so skipped tiles cost nothing, forward and
+ * backward; a fully visible tile runs exactly as without a pattern, a
+ * partial one also sets the logits of its hidden keys to -inf from the
+ * tile's bit mask (fl_apply_bits) before the softmax update, and rows whose
+ * mask is empty take no part in the tile.
  *
  * Why m and 1 / l and not one log-sum-exp m + log l: in f32 the sum rounds
  * log l away when |m| is large (a finite mask bias of -1e9 on a whole row
@@ -104,6 +115,8 @@ typedef struct fl_geom {
     int64_t bst[4];
     const int32_t *kl;
     const float *slopes; /* NULL or the ALiBi slopes [H] */
+    const attn_sparse_pattern *sp;  /* NULL or the sparse pattern (saved[1]) */
+    const attn_sparse_layout *L;    /* its tile layout (QT x KT), compiled per call */
     uint64_t seed, offset;
 } fl_geom;
 
@@ -156,7 +169,29 @@ static fl_geom fl_geometry(const attn_node *node) {
     g.vh = bf16 ? attn_bf16(node->in[2]) : NULL;
     const int64_t shape[4] = {g.B, g.H, g.T, g.S};
     sdpa_node_inputs(node, shape, &g.bias, g.bst, &g.kl, &g.slopes, &g.seed, &g.offset);
+    g.sp = sdpa_node_sparse(node);
+    g.L = NULL;
     return g;
+}
+
+/* With a sparse pattern: its tile layout for this geometry, g->L set. The
+ * forward compiles it (arrays in the arena, where they stay with the node's
+ * other tensors) and keeps the struct in saved[2]; the backward of the same
+ * node reuses it, and compiles its own only when saved[2] holds none (*L,
+ * arena). 0, or -1 with the error set. */
+static int fl_layout(attn_ctx *ctx, const attn_node *node, fl_geom *g, attn_sparse_layout *L,
+                     int keep) {
+    if (!g->sp) return 0;
+    attn_sparse_layout *kept = node->saved[2] ? (attn_sparse_layout *)node->saved[2]->data : NULL;
+    if (kept && kept->T == g->T && kept->S == g->S && kept->start) {
+        g->L = kept;
+        return 0;
+    }
+    if (attn_sparse_compile(ctx, g->sp, g->causal, g->window, g->H, g->T, g->S, QT, KT, L))
+        return -1;
+    if (kept && keep) *kept = *L;
+    g->L = L;
+    return 0;
 }
 
 /* bf16 inputs widened to f32 copies in the arena (exact), for the paths that
@@ -431,6 +466,71 @@ static int64_t fl_sp(const fl_geom *g) { return up(g->S, KT); }
 /* The first key tile of a span starting at key lo. */
 static inline int64_t fl_tile_start(int64_t lo) { return lo - lo % KT; }
 
+/* The key tiles a query tile computes: every tile of its span [lo, hi)
+ * without a pattern; with one, only the tiles of its layout entry list
+ * that meet the span (skipped tiles are never seen). */
+typedef struct fl_walk {
+    int64_t k0, end;               /* the span's first tile, its end */
+    const int64_t *kt, *at;        /* the layout's entries (NULL: dense) */
+    int64_t e, ne;
+    const uint64_t *mask;
+} fl_walk;
+
+static void fl_walk_begin(const fl_geom *g, int64_t h, int64_t t0, int64_t span_lo,
+                          int64_t span_hi, fl_walk *w) {
+    w->k0 = fl_tile_start(span_lo);
+    w->end = span_hi;
+    w->kt = w->at = NULL;
+    w->e = w->ne = 0;
+    w->mask = NULL;
+    if (!g->L) return;
+    const attn_sparse_layout *L = g->L;
+    const int64_t i = attn_sparse_head_variant(g->sp, h) * L->nq + t0 / QT;
+    w->kt = L->ktile + L->start[i];
+    w->at = L->mask_at + L->start[i];
+    w->ne = L->start[i + 1] - L->start[i];
+    w->mask = L->mask;
+}
+
+/* The next key tile: 1 with *k0 and *bits (NULL: every key of the tile is
+ * visible under the pattern; else QT words, bit s of word r set iff key
+ * k0 + s is visible to row r), 0 at the end. */
+static int fl_walk_next(fl_walk *w, int64_t *k0, const uint64_t **bits) {
+    if (!w->kt) {
+        if (w->k0 >= w->end) return 0;
+        *k0 = w->k0;
+        *bits = NULL;
+        w->k0 += KT;
+        return 1;
+    }
+    while (w->e < w->ne) {
+        const int64_t k = w->kt[w->e] * KT, at = w->at[w->e];
+        w->e++;
+        if (k < w->k0) continue; /* before the span */
+        if (k >= w->end) break;
+        *k0 = k;
+        *bits = at < 0 ? NULL : w->mask + at;
+        return 1;
+    }
+    w->e = w->ne;
+    return 0;
+}
+
+/* The keys of a logits row the pattern hides (bit s clear) become -inf
+ * (branch free, 16 lanes at a time where the clone has them). */
+FL_CLONES static void fl_apply_bits(float *restrict row, uint64_t bits) {
+    for (int c = 0; c < KT; c += 16) {
+        const uint32_t b = (uint32_t)(bits >> c);
+        for (int s = 0; s < 16; s++) {
+            uint32_t x;
+            const uint32_t keep = 0u - (b >> s & 1u), ninf = 0xFF800000u; /* -inf */
+            memcpy(&x, &row[c + s], sizeof x);
+            x = (x & keep) | (ninf & ~keep);
+            memcpy(&row[c + s], &x, sizeof x);
+        }
+    }
+}
+
 /* [n, w] src (rows lds floats apart) transposed tile by tile into dst: key
  * tile j is the contiguous block dst + j w KT of [w, KT] (row d holds
  * element d of the tile's keys), zero beyond n; Sp / KT tiles. A tile's
@@ -562,20 +662,34 @@ static void fl_rows_end(const fl_geom *g, int64_t bh, int64_t t0, int64_t nq, co
  * KT per row), against key tile [k0, k0 + n): on[i] = row rb + i takes
  * part; its invisible keys are masked and its bias added (rows that see the
  * whole tile without bias are left alone). Returns whether any row is on. */
-static int fl_block_live(const fl_rows *R, int64_t rb, int nr, int64_t k0, int64_t n, int *on) {
+static int fl_block_live(const fl_rows *R, int64_t rb, int nr, int64_t k0, int64_t n,
+                         const uint64_t *bits, int *on) {
     int live = 0;
-    for (int i = 0; i < nr; i++) live |= on[i] = fl_row_on(R, rb + i, k0, n);
+    for (int i = 0; i < nr; i++)
+        live |= on[i] = fl_row_on(R, rb + i, k0, n) && (!bits || bits[rb + i]);
     return live;
 }
 static void fl_block_mask(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t rb, int nr,
-                          float *sb, int64_t k0, int64_t n, const fl_rows *R, const int *on) {
+                          float *sb, int64_t k0, int64_t n, const fl_rows *R, const int *on,
+                          const uint64_t *bits) {
     for (int i = 0; i < nr; i++) {
         const int64_t r = rb + i;
         if (!on[i]) continue;
         const float *brow = fl_bias_row(g, b, h, t0 + r);
         if (brow || g->slopes || R->lo[r] > k0 || R->hi[r] < k0 + KT)
             fl_mask_row(g, h, t0 + r, sb + i * KT, n, k0, R->lo[r], R->hi[r], brow);
+        if (bits) fl_apply_bits(sb + i * KT, bits[r]);
     }
+}
+
+/* The keys of a partial tile that some live row of the 8-row block at rb
+ * sees (the OR of their masks); every key when the tile is full (bits
+ * NULL). */
+static inline uint64_t fl_block_bits(const uint64_t *bits, int64_t rb, const int *on) {
+    if (!bits) return ~(uint64_t)0;
+    uint64_t lb = 0;
+    for (int i = 0; i < 8; i++) lb |= on[i] ? bits[rb + i] : 0u;
+    return lb;
 }
 
 /* Dropout of the block's live rows after the softmax update: row i times the
@@ -604,17 +718,22 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
     fl_rows_begin(g, b, t0, nq, nqp, &R);
     fl_pad(qs, nqp, Dp, Q, nq, D, g->qs[2], g->scale); /* scale q once: logits = (scale q) . k */
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
-    for (int64_t k0 = fl_tile_start(R.span_lo); k0 < R.span_hi; k0 += KT) {
+    fl_walk w;
+    fl_walk_begin(g, h, t0, R.span_lo, R.span_hi, &w);
+    int64_t k0;
+    const uint64_t *bits;
+    while (fl_walk_next(&w, &k0, &bits)) {
         const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT;
         fl_gemm(sc, KT, qs, Dp, fl_tile(ktall, k0, D), KT, nqp, KT, D, 0);
         for (int64_t r = 0; r < nqp; r++) {
             float *row = sc + r * KT;
-            if (!fl_row_on(&R, r, k0, n)) {
+            if (!fl_row_on(&R, r, k0, n) || (bits && !bits[r])) {
                 memset(row, 0, sizeof(float) * KT);
                 continue;
             }
             const int64_t t = t0 + r;
             fl_mask_row(g, h, t, row, n, k0, R.lo[r], R.hi[r], fl_bias_row(g, b, h, t));
+            if (bits) fl_apply_bits(row, bits[r]);
             int nan;
             const float mx = fl_rowmax(row, &nan);
             if (nan || mx == -INFINITY) {
@@ -743,19 +862,35 @@ FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0
     fl_rows_begin(g, b, t0, nq, nqp, &R);
     fl_pad(qs, nqp, Dp, Q, nq, D, g->qs[2], g->scale);
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
-    for (int64_t k0 = fl_tile_start(R.span_lo); k0 < R.span_hi; k0 += KT) {
+    fl_walk w;
+    fl_walk_begin(g, h, t0, R.span_lo, R.span_hi, &w);
+    int64_t k0;
+    const uint64_t *bits;
+    while (fl_walk_next(&w, &k0, &bits)) {
         const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT;
         const float *kb = fl_tile(ktall, k0, D), *vb = vall + k0 * Dvp;
         for (int64_t rb = 0; rb < nqp; rb += 8) {
             int on[8];
-            if (!fl_block_live(&R, rb, 8, k0, n, on)) continue;
+            if (!fl_block_live(&R, rb, 8, k0, n, bits, on)) continue;
             float *sb = sc; /* one block of logits, reused (L1) */
-            for (int64_t c = 0; c < KT; c += 32) fl_k8x32(sb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
-            fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on);
+            /* a partial tile: the keys any row of the block sees; a half of
+             * 32 keys that none sees is not computed (its stale logits
+             * become -inf in fl_block_mask), and P V runs over [ka, ke)
+             * only (the weights outside are exact zeros) */
+            const uint64_t lb = fl_block_bits(bits, rb, on);
+            int64_t ka = 0, ke = n;
+            if (bits) {
+                ka = __builtin_ctzll(lb);
+                ke = 64 - __builtin_clzll(lb);
+                if (ke > n) ke = n;
+            }
+            for (int64_t c = 0; c < KT; c += 32)
+                if (lb >> c & 0xFFFFFFFFu) fl_k8x32(sb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
+            fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on, bits);
             fl_block512(sb, on, R.m + rb, R.l + rb, R.bad + rb, acc + rb * Dvp, Dvp, Dv);
             fl_block_dropout(g, bh, t0, rb, 8, sb, k0, n, on, R.bad + rb, z);
             for (int64_t c = 0; c < Dvp; c += 32)
-                fl_k8x32(acc + rb * Dvp + c, Dvp, sb, KT, vb + c, Dvp, n, 1);
+                fl_k8x32(acc + rb * Dvp + c, Dvp, sb + ka, KT, vb + ka * Dvp + c, Dvp, ke - ka, 1);
         }
     }
     fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, stats);
@@ -887,17 +1022,21 @@ FLBF static void fwd_tile_bf16(const fl_geom *g, int64_t b, int64_t h, int64_t t
         for (int64_t p = 0; p < D2; p++) qp[r * D2 + p] = r < nq ? fl_pair(Q + r * D, p, D) : 0u;
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
     const __m512 sv = _mm512_set1_ps(g->scale);
-    for (int64_t k0 = fl_tile_start(R.span_lo); k0 < R.span_hi; k0 += KT) {
+    fl_walk w;
+    fl_walk_begin(g, h, t0, R.span_lo, R.span_hi, &w);
+    int64_t k0;
+    const uint64_t *bits;
+    while (fl_walk_next(&w, &k0, &bits)) {
         const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT;
         const fl_w2 *kb = ktall + k0 * D2, *vb = vall + k0 / 2 * Dvp;
         for (int64_t rb = 0; rb < nqp; rb += 8) {
             int on[8];
-            if (!fl_block_live(&R, rb, 8, k0, n, on)) continue;
+            if (!fl_block_live(&R, rb, 8, k0, n, bits, on)) continue;
             for (int64_t c = 0; c < KT; c += 32)
                 fl_kbf8x32(sb + c, KT, qp + rb * D2, D2, kb + c, KT, D2, 0);
             for (int64_t i = 0; i < 8 * KT; i += 16)
                 _mm512_storeu_ps(sb + i, _mm512_mul_ps(_mm512_loadu_ps(sb + i), sv));
-            fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on);
+            fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on, bits);
             fl_block512(sb, on, R.m + rb, R.l + rb, R.bad + rb, acc + rb * Dvp, Dvp, Dv);
             fl_block_dropout(g, bh, t0, rb, 8, sb, k0, n, on, R.bad + rb, z);
             fl_rows_to_bf16(sb, pb, 8);
@@ -980,12 +1119,16 @@ FLAMX static void fwd_tile_amx(const fl_geom *g, int64_t b, int64_t h, int64_t t
             qp[r * D2a + p] = r < nq && p < D2 ? fl_pair(Q + r * D, p, D) : 0u;
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
     const __m512 sv = _mm512_set1_ps(g->scale);
-    for (int64_t k0 = fl_tile_start(R.span_lo); k0 < R.span_hi; k0 += KT) {
+    fl_walk w;
+    fl_walk_begin(g, h, t0, R.span_lo, R.span_hi, &w);
+    int64_t k0;
+    const uint64_t *bits;
+    while (fl_walk_next(&w, &k0, &bits)) {
         const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT, chunks = (n + 31) / 32;
         const fl_w2 *kb = ktall + k0 * D2a, *vb = vall + k0 / 2 * Dvp;
         for (int64_t rb = 0; rb < nqp; rb += 16) {
             int on[16];
-            if (!fl_block_live(&R, rb, 16, k0, n, on)) continue;
+            if (!fl_block_live(&R, rb, 16, k0, n, bits, on)) continue;
             /* logits: tiles 0-3 = 16 rows x keys [16 j, 16 j + 16) */
             _tile_zero(0);
             _tile_zero(1);
@@ -1008,7 +1151,7 @@ FLAMX static void fwd_tile_amx(const fl_geom *g, int64_t b, int64_t h, int64_t t
             _tile_stored(3, sb + 48, KT * 4);
             for (int64_t i = 0; i < 16 * KT; i += 16)
                 _mm512_storeu_ps(sb + i, _mm512_mul_ps(_mm512_loadu_ps(sb + i), sv));
-            fl_block_mask(g, b, h, t0, rb, 16, sb, k0, n, &R, on);
+            fl_block_mask(g, b, h, t0, rb, 16, sb, k0, n, &R, on, bits);
             fl_block512(sb, on, R.m + rb, R.l + rb, R.bad + rb, acc + rb * Dvp, Dvp, Dv);
             fl_block512(sb + 8 * KT, on + 8, R.m + rb + 8, R.l + rb + 8, R.bad + rb + 8,
                         acc + (rb + 8) * Dvp, Dvp, Dv);
@@ -1090,6 +1233,8 @@ static attn_status fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, 
 attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
     fl_geom g = fl_geometry(node);
     float *out = attn_f32(node->out), *stats = attn_f32(node->saved[0]);
+    attn_sparse_layout layout;
+    if (fl_layout(ctx, node, &g, &layout, 1)) return ctx->status;
 #if defined(FL_X86)
     if (g.qh && __builtin_cpu_supports("avx512bf16") && !(ctx->kernel_flags & ATTN_KERNELS_PORTABLE))
         return fl_forward_bf16(ctx, &g, out, stats);
@@ -1160,6 +1305,10 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
                 double mx = -INFINITY;
                 int nan = 0;
                 for (int64_t s = lo; s < hi; s++) {
+                    if (g.sp && !attn_sparse_visible(g.sp, h, T, S, t, s)) {
+                        z[s] = -INFINITY; /* hidden by the pattern: weight 0 */
+                        continue;
+                    }
                     double acc = 0.0;
                     for (int64_t d = 0; d < D; d++)
                         acc += (double)(g.scale * qr[d]) * (double)K[s * lk + d];
@@ -1304,20 +1453,25 @@ FL_CLONES static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, 
     const int want_ds = gr->dq || gr->dk || gr->dl;
     int64_t lo[QT], hi[QT], span_lo, span_hi;
     fl_bwd_begin(g, gr, b, h, t0, nq, nqp, qs, dop, dq, drow, lo, hi, &span_lo, &span_hi);
-    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
+    fl_walk w;
+    fl_walk_begin(g, h, t0, span_lo, span_hi, &w);
+    int64_t k0;
+    const uint64_t *bits;
+    while (fl_walk_next(&w, &k0, &bits)) {
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, n4 = up(n, 4);
         fl_gemm(P, KT, qs, Dp, fl_tile(ktall, k0, D), KT, nqp, KT, D, 0); /* logits */
         if (want_ds) /* dO V^T */
             fl_gemm(dS, KT, dop, Dvp, fl_tile(vtall, k0, Dv), KT, nqp, KT, Dv, 0);
         for (int64_t r = 0; r < nqp; r++) {
             float *pr = P + r * KT, *dr = dS + r * KT;
-            if (r >= nq || hi[r] <= k0 || lo[r] >= k0 + n) {
+            if (r >= nq || hi[r] <= k0 || lo[r] >= k0 + n || (bits && !bits[r])) {
                 memset(pr, 0, sizeof(float) * KT);
                 if (want_ds) memset(dr, 0, sizeof(float) * KT);
                 continue;
             }
             const int64_t t = t0 + r;
             fl_mask_row(g, h, t, pr, n, k0, lo[r], hi[r], fl_bias_row(g, b, h, t));
+            if (bits) fl_apply_bits(pr, bits[r]);
             const float *st = fl_stat(gr->stats, bh * T + t);
             (void)fl_exp(pr, st[0]); /* P = exp(logit - m) / l */
             fl_scal(pr, st[1], KT);
@@ -1390,25 +1544,46 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
     const int want_ds = gr->dq || gr->dk || gr->dl;
     int64_t lo[QT], hi[QT], span_lo, span_hi;
     fl_bwd_begin(g, gr, b, h, t0, nq, nqp, qs, dop, dq, drow, lo, hi, &span_lo, &span_hi);
-    for (int64_t k0 = fl_tile_start(span_lo); k0 < span_hi; k0 += KT) {
+    fl_walk w;
+    fl_walk_begin(g, h, t0, span_lo, span_hi, &w);
+    int64_t k0;
+    const uint64_t *bits;
+    while (fl_walk_next(&w, &k0, &bits)) {
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, n8 = up(n, 8);
         const float *kb = fl_tile(ktall, k0, D), *vb = fl_tile(vtall, k0, Dv);
+        uint64_t lt = 0; /* a partial tile: the keys some live row sees */
         for (int64_t rb = 0; rb < nqp; rb += 8) {
-            int live = 0;
-            for (int64_t r = rb; r < rb + 8; r++) live |= hi[r] > k0 && lo[r] < k0 + n;
+            int live = 0, on[8];
+            for (int64_t r = rb; r < rb + 8; r++)
+                live |= on[r - rb] = hi[r] > k0 && lo[r] < k0 + n && (!bits || bits[r]);
             float *pb = P + rb * KT, *db = dS + rb * KT;
             if (!live) {
                 memset(pb, 0, sizeof(float) * 8 * KT);
                 memset(db, 0, sizeof(float) * 8 * KT);
                 continue;
             }
+            /* as in fwd_tile512: halves of 32 keys no live row sees are
+             * not computed (P there becomes 0 through the mask, dS is
+             * zeroed), dQ runs over [ka, ke) only */
+            const uint64_t lb = fl_block_bits(bits, rb, on);
+            lt |= lb;
+            int64_t ka = 0, ke = n;
+            if (bits) {
+                ka = __builtin_ctzll(lb);
+                ke = 64 - __builtin_clzll(lb);
+                if (ke > n) ke = n;
+            }
             for (int64_t c = 0; c < KT; c += 32) {
+                if (!(lb >> c & 0xFFFFFFFFu)) {
+                    for (int i = 0; i < 8; i++) memset(db + i * KT + c, 0, sizeof(float) * 32);
+                    continue;
+                }
                 fl_k8x32(pb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
                 if (want_ds) fl_k8x32(db + c, KT, dop + rb * Dvp, Dvp, vb + c, KT, Dv, 0);
             }
             for (int64_t r = rb; r < rb + 8; r++) {
                 float *pr = P + r * KT, *dr = dS + r * KT;
-                if (hi[r] <= k0 || lo[r] >= k0 + n) {
+                if (hi[r] <= k0 || lo[r] >= k0 + n || (bits && !bits[r])) {
                     memset(pr, 0, sizeof(float) * KT);
                     memset(dr, 0, sizeof(float) * KT);
                     continue;
@@ -1417,6 +1592,7 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
                 const float *brow = fl_bias_row(g, b, h, t);
                 if (brow || g->slopes || lo[r] > k0 || hi[r] < k0 + KT)
                     fl_mask_row(g, h, t, pr, n, k0, lo[r], hi[r], brow);
+                if (bits) fl_apply_bits(pr, bits[r]);
                 const float *zr = NULL;
                 if (g->p > 0.0f) {
                     fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
@@ -1433,9 +1609,11 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
             }
             if (gr->dq) /* dQ += dS K (scaled at the end) */
                 for (int64_t c = 0; c < Dp; c += 32)
-                    fl_k8x32(dq + rb * Dp + c, Dp, db, KT, kpall + k0 * Dp + c, Dp, n, 1);
+                    fl_k8x32(dq + rb * Dp + c, Dp, db + ka, KT, kpall + (k0 + ka) * Dp + c, Dp,
+                             ke - ka, 1);
         }
         for (int64_t i0 = 0; i0 < n8; i0 += 8) {
+            if (bits && !(lt >> i0 & 0xFFu)) continue; /* P, dS: zero columns */
             if (gr->dv) /* dV += (P o Z)^T dO */
                 for (int64_t c = 0; c < Dvp; c += 32)
                     fl_k8x32t(dva + (k0 + i0) * Dvp + c, Dvp, P + i0, KT, dop + c, Dvp, nqp);
@@ -1466,7 +1644,7 @@ static void fl_add_kv_grads(const fl_geom *g, const fl_grads *gr, int64_t b, int
 }
 
 attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
-    const fl_geom g = fl_geometry(node);
+    fl_geom g = fl_geometry(node);
     fl_grads gr;
     const int bias_i = node->iarg[2] ? 3 : -1;
     gr.dq = attn__needs_grad(node, 0) ? node->in[0]->grad + g.off[0] : NULL;
@@ -1478,6 +1656,8 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
     gr.stats = attn_f32(node->saved[0]);
     gr.dl = NULL;
     const size_t mark = attn__arena_mark(ctx); /* scratch only from here */
+    attn_sparse_layout layout;
+    if (fl_layout(ctx, node, &g, &layout, 0)) return ctx->status;
     if (db) {
         size_t n;
         if (attn__mul_size((size_t)(g.B * g.H * g.T), (size_t)g.S * sizeof(float), &n)) {
@@ -1599,7 +1779,8 @@ static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
                         fl_range(&g, b, t, &lo, &hi);
                         for (int64_t s = 0; s < n; s++) {
                             const int64_t key = k0 + s;
-                            if (key < lo || key >= hi || st[0] == -INFINITY) {
+                            if (key < lo || key >= hi || st[0] == -INFINITY ||
+                                (g.sp && !attn_sparse_visible(g.sp, h, T, S, t, key))) {
                                 pr[s] = 0.0f;
                                 continue;
                             }
@@ -1648,6 +1829,12 @@ static attn_tensor *flash_build(attn_ctx *ctx, const char *name, attn_tensor *co
     node->iarg[6] = H;
     node->iarg[7] = Hkv;
     node->saved[0] = stats;
+    if (sdpa_save_sparse(ctx, name, node, o.sparse)) return NULL;
+    if (o.sparse) { /* the forward's tile layout, for the backward (fl_layout) */
+        const int64_t nl = (int64_t)((sizeof(attn_sparse_layout) + 3) / 4);
+        if (!(node->saved[2] = attn__tensor(ctx, name, ATTN_I32, 1, &nl))) return NULL;
+        memset(node->saved[2]->data, 0, sizeof(attn_sparse_layout));
+    }
     attn_tensor *y = attn__run(ctx, node);
     if (y && weights) {
         attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);

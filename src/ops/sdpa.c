@@ -24,6 +24,10 @@
  * changes: P, the dropout counters and the bias are indexed by (b, h, t, s).
  *   saved[0] = P [B, H, T, S], the probabilities after masking and before
  *   dropout (zero at masked keys, a zero row for a query with no visible key).
+ *   saved[1] = the sparse pattern of attn_sdpa_opts.sparse (its bytes in an
+ *   i32 tensor) or NULL: an element mask, attn_sparse_visible per logit, the
+ *   hidden keys -inf after the bias (P = 0 there, so the backward needs
+ *   nothing more).
  *
  * Dropout: element i of P in row-major [B, H, T, S] order is kept iff
  * attn_rng_uniform(seed, offset, i) >= p, and then scaled by 1 / (1 - p):
@@ -85,6 +89,7 @@ typedef struct sdpa_geom {
     int64_t bst[4];          /* broadcast strides of bias over [B, H, T, S] */
     const int32_t *kl;       /* NULL or [B] */
     const float *slopes;     /* NULL or the ALiBi slopes [H] */
+    const attn_sparse_pattern *sp; /* NULL or the sparse pattern (saved[1]) */
     uint64_t seed, offset;
 } sdpa_geom;
 
@@ -134,6 +139,7 @@ static sdpa_geom sdpa_geometry(const attn_node *node) {
     g.v = attn_f32(node->in[2]) + g.goff[2];
     const int64_t shape[4] = {g.B, g.H, g.T, g.S};
     sdpa_node_inputs(node, shape, &g.bias, g.bst, &g.kl, &g.slopes, &g.seed, &g.offset);
+    g.sp = sdpa_node_sparse(node);
     return g;
 }
 
@@ -201,6 +207,7 @@ static attn_tensor *sdpa_build(attn_ctx *ctx, const char *name, attn_tensor *con
     node->iarg[6] = H;
     node->iarg[7] = Hkv;
     node->saved[0] = P;
+    if (sdpa_save_sparse(ctx, name, node, o.sparse)) return NULL;
     attn_tensor *y = attn__run(ctx, node);
     if (y && weights) {
         attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);
@@ -340,11 +347,13 @@ SDPA_CLONES static void row_dsoftmax(float *restrict r, const float *restrict p,
 /* One row of P in place: on entry row[s] holds scale q.k for every s; on exit
  * the probabilities (0 outside [lo, hi) and at -inf logits). The bias row
  * brow (stride bs) and, with slopes, the ALiBi term of slope *slope at query
- * position qpos are added first. Returns 1 when the row has no visible key
+ * position qpos are added first, then keys the sparse pattern sp hides (head
+ * h, query t of T) become -inf. Returns 1 when the row has no visible key
  * (all zeros). A NaN logit makes the visible part of the row NaN (it
  * propagates; it is never taken for a masked row). */
 static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const float *brow,
-                       int64_t bs, const float *slope, int64_t qpos) {
+                       int64_t bs, const float *slope, int64_t qpos,
+                       const attn_sparse_pattern *sp, int64_t h, int64_t T) {
     for (int64_t s = 0; s < lo; s++) row[s] = 0.0f;
     for (int64_t s = hi; s < S; s++) row[s] = 0.0f;
     if (slope)
@@ -352,6 +361,9 @@ static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const floa
             row[s] += brow ? sdpa_alibi(*slope, qpos, s) + brow[s * bs] : sdpa_alibi(*slope, qpos, s);
     else if (brow)
         for (int64_t s = lo; s < hi; s++) row[s] += brow[s * bs];
+    if (sp)
+        for (int64_t s = lo; s < hi; s++)
+            if (!attn_sparse_visible(sp, h, T, S, qpos - (S - T), s)) row[s] = -INFINITY;
     int nan = 0;
     const float mx = row_max(row + lo, hi - lo, &nan);
     if (nan) {
@@ -387,7 +399,7 @@ static void forward_unit(const sdpa_geom *g, int64_t b, int64_t kh, float *P, fl
             int64_t lo, hi;
             visible_range(g, b, t, &lo, &hi);
             dead |= softmax_row(Pb + t * S, S, lo, hi, bias_row(g, b, h, t), g->bst[3],
-                                g->slopes ? g->slopes + h : NULL, t + (S - T));
+                                g->slopes ? g->slopes + h : NULL, t + (S - T), g->sp, h, T);
         }
         const float *A = Pb;
         if (g->p > 0.0f) {
@@ -476,6 +488,10 @@ attn_status attn__sdpa_ref(attn_ctx *ctx, attn_node *node) {
                 double mx = -INFINITY;
                 int nan = 0;
                 for (int64_t s = lo; s < hi; s++) {
+                    if (g.sp && !attn_sparse_visible(g.sp, h, T, S, t, s)) {
+                        z[s] = -INFINITY; /* hidden by the pattern: weight exp(-inf) = 0 */
+                        continue;
+                    }
                     double acc = 0.0;
                     for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * (double)K[s * g.ks[2] + d];
                     const double al =

@@ -7,6 +7,7 @@
 #define ATTN_OPS_SDPA_COMMON_H
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../core/internal.h"
@@ -73,6 +74,12 @@ static inline int sdpa_check_opts(attn_ctx *ctx, const char *name, const attn_te
     if (o->window < 0) {
         attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: window %lld is negative (0: no window) (q %s)",
                    name, (long long)o->window, attn__shp(q));
+        return -1;
+    }
+    if (o->sparse && attn_sparse_check(ctx, o->sparse)) {
+        char msg[256]; /* the check's message, under the op's name */
+        snprintf(msg, sizeof msg, "%s", attn_ctx_error(ctx));
+        attn__fail(ctx, ctx->status, "%s: %s (q %s)", name, msg, attn__shp(q));
         return -1;
     }
     const attn_tensor *bias = o->bias, *kl = o->key_lengths;
@@ -227,6 +234,26 @@ static inline int sdpa_opt_inputs(attn_ctx *ctx, const attn_sdpa_opts *o, attn_t
     if (o->key_lengths && !(in[(*n_in)++] = attn__contig(ctx, o->key_lengths))) return -1;
     if (o->alibi_slopes && !(in[(*n_in)++] = attn__contig(ctx, o->alibi_slopes))) return -1;
     return 0;
+}
+
+/* The sparse pattern of the checked options o kept with the node: its
+ * bytes in an i32 tensor in saved[1] (NULL without a pattern), so that the
+ * caller's struct may go away before backward. 0, or -1 with the error set. */
+static inline int sdpa_save_sparse(attn_ctx *ctx, const char *name, attn_node *node,
+                                   const attn_sparse_pattern *sp) {
+    node->saved[1] = NULL;
+    if (!sp) return 0;
+    const int64_t n = (int64_t)((sizeof *sp + 3) / 4);
+    attn_tensor *t = attn__tensor(ctx, name, ATTN_I32, 1, &n);
+    if (!t) return -1;
+    memcpy(t->data, sp, sizeof *sp);
+    node->saved[1] = t;
+    return 0;
+}
+
+/* The node's sparse pattern (sdpa_save_sparse), or NULL. */
+static inline const attn_sparse_pattern *sdpa_node_sparse(const attn_node *node) {
+    return node->saved[1] ? (const attn_sparse_pattern *)node->saved[1]->data : NULL;
 }
 
 /* Scratch of n floats for each of `slots` threads; NULL (error recorded

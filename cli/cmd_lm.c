@@ -1,0 +1,1409 @@
+/* cmd_lm.c: `attn lm train|eval|sample|viz`: byte-level language models of
+ * long text (issue 14), with the architecture as an option:
+ *   --arch gpt  attn's GPT (include/attn/gpt.h), a fixed context window;
+ *   --arch txl  the Transformer-XL (include/attn/txl.h) with segment
+ *               recurrence, and its variants: adaptive attention span
+ *               (--span 1) and persistent vectors / all-attention
+ *               (--persistent N, --no-ffn).
+ * The data is a directory of train.txt, valid.txt and test.txt read as bytes
+ * (vocabulary 256), e.g. data/wiki (scripts/get_wiki_data.sh) or data/kjv.
+ * Training runs on the shared driver (cli/train_driver.h). docs/cli.md and
+ * docs/long_context.md are the manual.
+ *
+ * A model directory holds model.safetensors (parameters, AdamW state, the
+ * model configuration (gpt.* or txl.*) and the run's settings (run.*) in its
+ * metadata), train.jsonl and loss.svg. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "commands.h"
+#include "train_driver.h"
+
+#define CMD "lm"
+#define CLIP_NORM 1.0f
+#define LM_VOCAB 256
+
+static double now_s(void) { return attn_monotonic_s(); }
+
+/* ---- the run's settings (checkpoint metadata run.*) ------------------------------------ */
+
+typedef struct lm_info {
+    char data[1024];
+    int txl; /* the architecture: 0 gpt, 1 txl */
+    long long batch, total_steps, warmup, seed, segment, mem_len, eval_mem_len, run_segments;
+    double lr, min_lr, weight_decay, span_penalty, train_seconds;
+} lm_info;
+
+#define LM_RUN_META 16
+static const char *const lm_keys[LM_RUN_META] = {
+    "run.model", "run.arch",   "run.data",         "run.batch",        "run.steps",
+    "run.warmup", "run.seed",  "run.segment",      "run.mem_len",      "run.eval_mem_len",
+    "run.lr",    "run.min_lr", "run.weight_decay", "run.span_penalty", "run.train_seconds",
+    "run.run_segments"};
+
+typedef struct lm_meta {
+    attn_kv kv[ATTN_TXL_META + ATTN_GPT_META + LM_RUN_META];
+    char mbuf[(ATTN_TXL_META + ATTN_GPT_META) * 32];
+    char vbuf[LM_RUN_META][1100];
+    int n;
+} lm_meta;
+
+/* The model: one of the two architectures. */
+typedef struct lm_model {
+    attn_params *ps;
+    attn_gpt *g;
+    attn_txl *t;
+} lm_model;
+
+static void lm_model_free(lm_model *m) {
+    attn_gpt_free(m->g);
+    attn_txl_free(m->t);
+    attn_params_free(m->ps);
+    memset(m, 0, sizeof *m);
+}
+
+static void lm_meta_build(lm_meta *mm, const lm_model *m, const lm_info *r) {
+    if (m->t) {
+        attn_txl_config_meta(&m->t->cfg, mm->kv, mm->mbuf);
+        mm->n = ATTN_TXL_META;
+    } else {
+        attn_gpt_config_meta(&m->g->cfg, mm->kv, mm->mbuf);
+        mm->n = ATTN_GPT_META;
+    }
+    snprintf(mm->vbuf[0], 1100, "attn-lm");
+    snprintf(mm->vbuf[1], 1100, "%s", r->txl ? "txl" : "gpt");
+    snprintf(mm->vbuf[2], 1100, "%s", r->data);
+    const long long ll[7] = {r->batch, r->total_steps, r->warmup, r->seed, r->segment, r->mem_len, r->eval_mem_len};
+    for (int i = 0; i < 7; i++) snprintf(mm->vbuf[3 + i], 1100, "%lld", ll[i]);
+    const double rr[5] = {r->lr, r->min_lr, r->weight_decay, r->span_penalty, r->train_seconds};
+    for (int i = 0; i < 5; i++) snprintf(mm->vbuf[10 + i], 1100, "%.9g", rr[i]);
+    snprintf(mm->vbuf[15], 1100, "%lld", r->run_segments);
+    for (int i = 0; i < LM_RUN_META; i++) {
+        mm->kv[mm->n].key = lm_keys[i];
+        mm->kv[mm->n].value = mm->vbuf[i];
+        mm->n++;
+    }
+}
+
+/* Reads run.* of a checkpoint of attn lm train, every number range-checked. */
+static int lm_info_read(const char *path, lm_info *r) {
+    attn_safetensors *f = NULL;
+    if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
+    const char *model = attn_safetensors_metadata(f, "run.model");
+    if (!model || strcmp(model, "attn-lm") != 0) {
+        attn_safetensors_close(f);
+        fprintf(stderr, "attn lm: %s is not a checkpoint of attn lm train (run.model is not attn-lm)\n", path);
+        return 1;
+    }
+    meta_reader m = {f, path, {0}};
+    const char *arch = meta_str(&m, "run.arch");
+    r->txl = !strcmp(arch, "txl");
+    if (!m.err[0] && !r->txl && strcmp(arch, "gpt") != 0)
+        snprintf(m.err, sizeof m.err, "%s: run.arch '%s' is neither gpt nor txl", path, arch);
+    snprintf(r->data, sizeof r->data, "%s", meta_str(&m, "run.data"));
+    r->batch = meta_ll(&m, "run.batch", 1, 1 << 20);
+    r->total_steps = meta_ll(&m, "run.steps", 1, 1ll << 40);
+    r->warmup = meta_ll(&m, "run.warmup", 0, 1ll << 40);
+    r->seed = meta_ll(&m, "run.seed", 0, 1ll << 62);
+    r->segment = meta_ll(&m, "run.segment", 1, 1 << 20);
+    r->mem_len = meta_ll(&m, "run.mem_len", 0, 1 << 20);
+    r->eval_mem_len = meta_ll(&m, "run.eval_mem_len", 0, 1 << 20);
+    r->run_segments = meta_ll(&m, "run.run_segments", 0, 1 << 30);
+    r->lr = meta_real(&m, "run.lr", 0.0, 10.0);
+    r->min_lr = meta_real(&m, "run.min_lr", 0.0, 10.0);
+    r->weight_decay = meta_real(&m, "run.weight_decay", 0.0, 10.0);
+    r->span_penalty = meta_real(&m, "run.span_penalty", 0.0, 1e6);
+    r->train_seconds = meta_real(&m, "run.train_seconds", 0.0, 1e12);
+    attn_safetensors_close(f);
+    if (m.err[0]) {
+        fprintf(stderr, "attn lm: %s\n", m.err);
+        return 1;
+    }
+    return 0;
+}
+
+/* The model of DIR/model.safetensors (run.* into *r). 0 or 1 (printed). */
+static int lm_load(const char *dir, lm_info *r, lm_model *m) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    memset(m, 0, sizeof *m);
+    if (lm_info_read(path, r)) return 1;
+    if (attn_params_new(&m->ps) != ATTN_OK) return cli_fail(CMD, "cannot create the parameters");
+    const attn_status st = r->txl ? attn_txl_load(path, m->ps, &m->t) : attn_gpt_load(path, m->ps, &m->g);
+    if (st != ATTN_OK) {
+        lm_model_free(m);
+        return cli_fail(CMD, "cannot load the model");
+    }
+    const int64_t V = r->txl ? m->t->cfg.vocab : m->g->cfg.vocab;
+    if (V != LM_VOCAB) {
+        fprintf(stderr, "attn lm: %s: a vocabulary of %lld, not the 256 bytes\n", path, (long long)V);
+        lm_model_free(m);
+        return 1;
+    }
+    return 0;
+}
+
+/* A text file as byte ids; *n its length. 0 or 1 (printed). */
+static int load_bytes(const char *dir, const char *name, int32_t **ids, int64_t *n) {
+    char path[4096];
+    char *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (attn_lm_text_load(path, &text, &len) != ATTN_OK) {
+        fprintf(stderr, "attn lm: cannot read %s: %s (scripts/get_wiki_data.sh makes data/wiki)\n", path,
+                attn_last_error());
+        return 1;
+    }
+    *ids = malloc((len ? len : 1) * sizeof **ids);
+    if (!*ids) {
+        free(text);
+        fprintf(stderr, "attn lm: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < len; i++) (*ids)[i] = (unsigned char)text[i];
+    *n = (int64_t)len;
+    free(text);
+    return 0;
+}
+
+/* ---- held-out evaluation -------------------------------------------------------------- */
+
+/* -log softmax(row)[y] in double. */
+static double row_nll(const float *row, int64_t V, int32_t y) {
+    double mx = row[0];
+    for (int64_t v = 1; v < V; v++)
+        if (row[v] > mx) mx = row[v];
+    double s = 0.0;
+    for (int64_t v = 0; v < V; v++) s += exp((double)row[v] - mx);
+    return mx + log(s) - (double)row[y];
+}
+
+/* The GPT over ids[0 .. n) with a sliding window of C = ctx_len positions
+ * moved by `stride`: the first window scores all its targets, every later
+ * one the targets past those already scored (its last `stride`), so each
+ * byte but the first is predicted once, with at least C - stride bytes of
+ * context (stride 1: exactly C, the window slid one byte at a time). B
+ * windows per forward. */
+static int gpt_eval_stream(attn_ctx *ctx, const attn_gpt *g, const int32_t *ids, int64_t n, int64_t stride,
+                           int64_t B, double *nll, int64_t *count) {
+    if (n < 2 || stride < 1 || B < 1) {
+        fprintf(stderr, "attn lm: evaluation: %lld bytes (< 2) or stride %lld (< 1)\n", (long long)n, (long long)stride);
+        return 1;
+    }
+    const int64_t C0 = g->cfg.ctx_len, C = C0 < n - 1 ? C0 : n - 1, last_a = n - 1 - C;
+    int32_t *in = malloc((size_t)(B * C) * sizeof *in);
+    int64_t *lo = malloc((size_t)B * sizeof *lo), *as = malloc((size_t)B * sizeof *as);
+    if (!in || !lo || !as) {
+        free(in);
+        free(lo);
+        free(as);
+        fprintf(stderr, "attn lm: evaluation: out of memory\n");
+        return 1;
+    }
+    const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    int st = 0;
+    int64_t scored = 0; /* targets ids[1 .. scored] done */
+    for (int64_t k = 0; scored < n - 1 && st == 0;) {
+        int64_t rows = 0;
+        while (rows < B && scored < n - 1) {
+            int64_t a = k * stride;
+            if (a > last_a) a = last_a;
+            k++;
+            if (a + C <= scored) continue;
+            as[rows] = a;
+            lo[rows] = scored; /* window targets a+1 .. a+C: score those past `scored` */
+            memcpy(in + rows * C, ids + a, (size_t)C * sizeof *in);
+            scored = a + C;
+            rows++;
+        }
+        attn_ctx_reset(ctx);
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){rows, C}, in);
+        attn_tensor *lg = ti ? attn_gpt_logits(ctx, g, ti, NULL) : NULL;
+        if (!lg) {
+            fprintf(stderr, "attn lm: evaluation: %s\n", attn_ctx_error(ctx));
+            st = 1;
+            break;
+        }
+        const float *L = attn_f32(lg);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t t = 0; t < C; t++) {
+                const int64_t j = as[r] + t + 1; /* target index */
+                if (j <= lo[r]) continue;
+                *nll += row_nll(L + (r * C + t) * LM_VOCAB, LM_VOCAB, ids[j]);
+                (*count)++;
+            }
+    }
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, grad);
+    attn_ctx_set_training(ctx, training);
+    free(in);
+    free(lo);
+    free(as);
+    return st;
+}
+
+typedef struct lm_eval_result {
+    double bpb, seconds;
+    int64_t bytes;
+} lm_eval_result;
+
+/* Bits per byte of ids[0 .. n): TXL segment by segment with a memory of
+ * mem_len, GPT with the sliding window of `stride`. */
+static int lm_eval(attn_ctx *ctx, const lm_model *m, const int32_t *ids, int64_t n, int64_t segment,
+                   int64_t mem_len, int64_t stride, int64_t B, lm_eval_result *out) {
+    double nll = 0.0;
+    int64_t count = 0;
+    const double t0 = now_s();
+    if (m->t) {
+        if (attn_txl_eval_stream(ctx, m->t, ids, n, segment, mem_len, &nll, &count) != ATTN_OK)
+            return cli_fail(CMD, "evaluation failed");
+    } else if (gpt_eval_stream(ctx, m->g, ids, n, stride, B, &nll, &count)) {
+        return 1;
+    }
+    out->seconds = now_s() - t0;
+    out->bytes = count;
+    out->bpb = count ? nll / (double)count / log(2.0) : NAN;
+    return 0;
+}
+
+/* ---- train -------------------------------------------------------------------------------- */
+
+static void train_usage(FILE *f) {
+    fprintf(f,
+        "usage: attn lm train --out DIR --arch gpt|txl [options]\n\n"
+        "Trains a byte-level language model on DIR/train.txt of --data and reports the\n"
+        "held-out bits per byte of valid.txt (attn lm eval: test.txt).\n\n"
+        "data and model (fixed by the checkpoint: refused with --resume)\n"
+        "  --data DIR            train.txt, valid.txt, test.txt (default data/wiki)\n"
+        "  --arch gpt|txl        attn's GPT or the Transformer-XL (default txl)\n"
+        "  --layers N            (default 4)\n"
+        "  --heads N             (default 4)\n"
+        "  --d-model N           (default 128)\n"
+        "  --d-head N            txl: head size (default d-model / heads)\n"
+        "  --d-inner N           feed-forward width (default 4 d-model; gpt: --d-ff)\n"
+        "  --dropout P           (default 0)\n"
+        "  --ctx N               gpt: the context window (default 64)\n"
+        "  --segment N           txl: segment length (default 64)\n"
+        "  --mem-len N           txl: memory kept in training (default 64)\n"
+        "  --eval-mem-len N      txl: memory of the evaluations (default --mem-len)\n"
+        "  --run-segments R      txl: each stream reads R consecutive segments from a random\n"
+        "                        position, then jumps (memory emptied); default 4 ceil(mem/segment),\n"
+        "                        at least 16; 0: B contiguous streams through the whole text\n"
+        "  --span 0|1            txl: adaptive attention span (default 0)\n"
+        "  --span-max S          its largest span in keys (default 512; the memory must be >= S)\n"
+        "  --span-ramp R         its soft ramp (default 32)\n"
+        "  --span-init Z         its initial span (default 0)\n"
+        "  --span-penalty C      the L1 coefficient on the spans (default 2e-6 per key)\n"
+        "  --persistent N        txl: N persistent key/value vectors per head (default 0)\n"
+        "  --no-ffn              txl: no feed-forward sublayer (all-attention with --persistent)\n"
+        "schedule (with --resume: applied and printed)\n"
+        "  --batch N             sequences (txl: streams) per step (default 16)\n"
+        "  --steps N             optimizer steps (default 2000)\n"
+        "  --time-budget S, --lr X (default 1e-3), --min-lr X (lr / 10), --warmup N (100),\n"
+        "  --weight-decay X (0.01), --seed N (1)\n"
+        "run\n"
+        "  --eval-every N        validation every N steps and a checkpoint (default 500; 0: end only)\n"
+        "  --eval-n N            bytes of valid.txt for the periodic evaluations (default 16384;\n"
+        "                        the final one reads all of it)\n"
+        "  --final-eval-n N      bytes of valid.txt for the final evaluation (default 0: all)\n"
+        "  --eval-stride S       gpt: the sliding window's stride (default: --ctx, no overlap)\n"
+        "  --log-every N, --threads N, --arena-mb N, --resume, --force, --quiet\n\n"
+        "The TXL reads B streams of the training text, segment after segment, with the\n"
+        "memory carried across steps; with a span, train.jsonl gets a \"spans\"\n"
+        "record per log window. Ctrl-C finishes the step, writes a checkpoint, exits 130.\n");
+}
+
+typedef struct lm_train {
+    lm_info r;
+    lm_model m;
+    int32_t *tr, *va;
+    int64_t n_tr, n_va, B, T;
+    int64_t stream_len, n_seg; /* txl, --run-segments 0: bytes and segments per stream */
+    int64_t eval_n, eval_stride, final_eval_n;
+    int64_t mem_step;          /* txl: the step whose segment the memory follows (-1: none) */
+    attn_txl_memory mem;
+    int32_t *bin, *btg;
+    int64_t log_every;
+    lm_meta meta;
+} lm_train;
+
+/* txl: where stream b of run j starts: with --run-segments R > 0, a
+ * position drawn from (seed, j, b) with room for R segments; with R = 0,
+ * b / B of the text (one run through it). */
+static int64_t txl_start(const lm_train *g, int64_t j, int64_t b) {
+    const int64_t R = g->r.run_segments;
+    if (R == 0) return b * g->stream_len;
+    const int64_t room = g->n_tr - R * g->T - 1; /* >= 1, checked at the start */
+    const int64_t a = (int64_t)((double)attn_rng_uniform((uint64_t)g->r.seed ^ 0x74786c72756e73ull, (uint64_t)j,
+                                                         (uint64_t)b) * (double)room);
+    return a < 0 ? 0 : a >= room ? room - 1 : a;
+}
+
+/* txl: the batch of segment k of run j of every stream. */
+static void txl_segment(const lm_train *g, int64_t j, int64_t k, int32_t *in, int32_t *tg) {
+    for (int64_t b = 0; b < g->B; b++) {
+        const int64_t a = txl_start(g, j, b) + k * g->T;
+        memcpy(in + b * g->T, g->tr + a, (size_t)g->T * sizeof *in);
+        memcpy(tg + b * g->T, g->tr + a + 1, (size_t)g->T * sizeof *tg);
+    }
+}
+
+static attn_tensor *lm_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
+    lm_train *g = self;
+    attn_ctx *ctx = run->ctx;
+    attn_ctx_set_rng(ctx, (uint64_t)g->r.seed, (uint64_t)step << 24);
+    c->items = c->tokens = (double)(g->B * g->T);
+    if (!g->m.t) {
+        for (int64_t b = 0; b < g->B; b++) {
+            const int64_t a = (int64_t)(attn_rng_uniform((uint64_t)g->r.seed, (uint64_t)step, (uint64_t)b) *
+                                        (float)(g->n_tr - g->T - 1));
+            const int64_t s = a < 0 ? 0 : a > g->n_tr - g->T - 1 ? g->n_tr - g->T - 1 : a;
+            memcpy(g->bin + b * g->T, g->tr + s, (size_t)g->T * sizeof *g->bin);
+            memcpy(g->btg + b * g->T, g->tr + s + 1, (size_t)g->T * sizeof *g->btg);
+        }
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
+        attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
+        return attn_gpt_loss(ctx, g->m.g, ti, tt, -1);
+    }
+    /* txl: step s reads segment k = s mod R of run j = s / R of each stream
+     * (R = --run-segments; with R = 0, segment s mod n_seg of the one run);
+     * the memory is the previous segments' (empty at a run's start). A
+     * resumed run (or one whose memory does not follow the previous step)
+     * rebuilds it from the segments before, without gradients. */
+    const int64_t R = g->r.run_segments;
+    const int64_t j = R > 0 ? step / R : 0, k = R > 0 ? step % R : step % g->n_seg;
+    if (k == 0) {
+        attn_txl_memory_reset(&g->mem, 0);
+    } else if (g->mem_step != step - 1) {
+        attn_txl_memory_reset(&g->mem, 0);
+        int64_t first = k - (g->r.mem_len + g->T - 1) / g->T;
+        if (first < 0) first = 0;
+        const int grad = attn_ctx_grad_enabled(ctx);
+        attn_ctx_set_grad_enabled(ctx, 0);
+        for (int64_t kk = first; kk < k; kk++) {
+            attn_ctx_reset(ctx);
+            txl_segment(g, j, kk, g->bin, g->btg);
+            attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
+            if (!ti || !attn_txl_logits(ctx, g->m.t, ti, &g->mem, NULL)) {
+                attn_ctx_set_grad_enabled(ctx, grad);
+                return NULL;
+            }
+        }
+        attn_ctx_set_grad_enabled(ctx, grad);
+        attn_ctx_reset(ctx);
+    }
+    txl_segment(g, j, k, g->bin, g->btg);
+    attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
+    attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
+    attn_tensor *loss = attn_txl_loss(ctx, g->m.t, ti, tt, -1, &g->mem, NULL);
+    if (!loss) {
+        g->mem_step = -1;
+        return NULL;
+    }
+    g->mem_step = step;
+    if (g->m.t->cfg.span_max > 0 && g->r.span_penalty > 0) {
+        attn_tensor *pen = attn_txl_span_penalty(ctx, g->m.t, (float)g->r.span_penalty);
+        loss = pen ? attn_add(ctx, loss, pen) : NULL;
+    }
+    return loss;
+}
+
+/* Mean learned span (keys) over every layer and head; spans as JSON text. */
+static double txl_spans(const attn_txl *t, char *buf, size_t cap) {
+    double sum = 0.0;
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, cap - o, "[");
+    const int H = t->cfg.n_heads;
+    for (int l = 0; l < t->cfg.n_layers; l++) {
+        const float *p = attn_f32(t->layers[l].span);
+        o += (size_t)snprintf(buf + o, o < cap ? cap - o : 0, "%s[", l ? "," : "");
+        for (int h = 0; h < H && o < cap; h++) {
+            const double z = (double)t->cfg.span_max * (double)p[h];
+            sum += z;
+            o += (size_t)snprintf(buf + o, o < cap ? cap - o : 0, "%s%.1f", h ? "," : "", z);
+        }
+        if (o < cap) o += (size_t)snprintf(buf + o, cap - o, "]");
+    }
+    if (o < cap) snprintf(buf + o, cap - o, "]");
+    return sum / (double)(t->cfg.n_layers * H);
+}
+
+static int lm_after_step(void *self, train_run *run) {
+    lm_train *g = self;
+    if (!g->m.t || g->m.t->cfg.span_max <= 0) return 0;
+    attn_txl_clamp_spans(g->m.t);
+    if (run->step % g->log_every != 0 && run->step != run->total_steps) return 0;
+    char buf[8192];
+    const double mean = txl_spans(g->m.t, buf, sizeof buf);
+    int64_t win = 0;
+    for (int l = 0; l < g->m.t->cfg.n_layers; l++) {
+        const int64_t w = attn_txl_span_window(g->m.t, l);
+        if (w > win) win = w;
+    }
+    const attn_json_field f[] = {attn_json_str("event", "spans"), attn_json_int("step", run->step),
+                                 attn_json_num("mean_span", mean), attn_json_int("max_window", win),
+                                 attn_json_str("spans", buf)};
+    return train_log(run, f, (int)(sizeof f / sizeof f[0]));
+}
+
+static int lm_evaluate(void *self, train_run *run, int last, double *seconds) {
+    lm_train *g = self;
+    const int64_t want = last ? g->final_eval_n : g->eval_n; /* 0: all */
+    const int64_t n = want <= 0 || want >= g->n_va ? g->n_va : want;
+    lm_eval_result ev;
+    if (lm_eval(run->ctx, &g->m, g->va, n, g->T, g->r.eval_mem_len, g->eval_stride, g->B, &ev)) return 1;
+    *seconds = ev.seconds;
+    const attn_json_field f[] = {
+        attn_json_str("event", "eval"),          attn_json_int("step", run->step),
+        attn_json_num("valid_loss", ev.bpb * log(2.0)), attn_json_num("valid_bpb", ev.bpb),
+        attn_json_int("bytes", ev.bytes),        attn_json_bool("full", n == g->n_va),
+        attn_json_num("seconds", ev.seconds),
+    };
+    if (train_log(run, f, (int)(sizeof f / sizeof f[0]))) return 1;
+    if (!run->quiet || last) {
+        if (run->progress.tty && !run->quiet) fputc('\n', stderr);
+        fprintf(last ? stdout : stderr, "step %lld: valid %.4f bits/byte (%lld bytes%s, %.1f s)\n",
+                (long long)run->step, ev.bpb, (long long)ev.bytes, n == g->n_va ? ", all" : "", ev.seconds);
+    }
+    return 0;
+}
+
+static void lm_meta_fn(void *self, train_run *run, double train_seconds_, const attn_kv **kv, int *n) {
+    lm_train *g = self;
+    g->r.total_steps = run->total_steps;
+    g->r.train_seconds = train_seconds_;
+    lm_meta_build(&g->meta, &g->m, &g->r);
+    *kv = g->meta.kv;
+    *n = g->meta.n;
+}
+
+static int lm_finish(void *self, train_run *run, double train_s, double train_cpu) {
+    lm_train *g = self;
+    const int64_t steps = run->step - run->start;
+    const double ntok = (double)(steps * g->B * g->T);
+    const double tps = ntok / (train_s > 1e-9 ? train_s : 1e-9);
+    const double step_ms = steps > 0 ? 1000.0 * train_s / (double)steps : 0.0;
+    printf("trained %lld steps in %.1f s: %.1f ms/step, %.0f bytes/s (evaluation %.1f s apart)%s\n",
+           (long long)steps, train_s, step_ms, tps, run->eval_seconds,
+           !strcmp(run->stopped, "time_budget") ? "; stopped by the time budget" : "");
+    double mean_span = NAN;
+    if (g->m.t && g->m.t->cfg.span_max > 0) {
+        char buf[8192];
+        mean_span = txl_spans(g->m.t, buf, sizeof buf);
+        printf("learned spans (keys, per layer and head): %s; mean %.1f of %g\n", buf, mean_span,
+               (double)g->m.t->cfg.span_max);
+    }
+    const attn_json_field f[] = {attn_json_str("event", "end"),       attn_json_int("step", run->step),
+                                 attn_json_str("stopped", run->stopped), attn_json_num("train_seconds", train_s),
+                                 attn_json_num("step_ms", step_ms),     attn_json_num("tokens_per_s", tps),
+                                 attn_json_num("train_cpu_seconds", train_cpu), attn_json_num("mean_span", mean_span)};
+    return train_log(run, f, (int)(sizeof f / sizeof f[0]));
+}
+
+static const train_family lm_family = {
+    "byte", NULL, NULL, "loss (nats per byte)", "valid", NULL, "train.jsonl, loss.svg",
+    lm_step_loss, NULL, lm_evaluate, lm_meta_fn, lm_finish, lm_after_step, NULL, NULL,
+};
+
+static int opt_int(const char *a, const char *v, long long lo, long long hi, long long *out) {
+    return cli_opt_int(CMD, "train", a, v, lo, hi, out);
+}
+static int opt_real(const char *a, const char *v, double lo, double hi, double *out) {
+    return cli_opt_real(CMD, "train", a, v, lo, hi, out);
+}
+
+static int cmd_lm_train(int argc, char **argv) {
+    const char *prog = "attn lm train", *data = "data/wiki", *arch = "txl";
+    long long layers = 4, heads = 4, d_model = 128, d_head = 0, d_inner = 0, ctxlen = 64, segment = 64,
+              mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0, run_segments = -1,
+              final_eval_n = 0;
+    double dropout = 0.0, span_max = 512, span_ramp = 32, span_init = 0, span_penalty = 2e-6;
+    int no_ffn = 0, rc = 0;
+    train_opts o;
+    train_opts_init(&o);
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            train_usage(stdout);
+            return 0;
+        }
+        const int t = train_opt(prog, a, v, &o, &rc);
+        if (rc) return rc;
+        if (t == 2) {
+            i++;
+            continue;
+        }
+        if (t == 1) continue;
+        if (!strcmp(a, "--no-ffn")) {
+            no_ffn = 1;
+            train_fixed(&o, a);
+            continue;
+        }
+        if (!strcmp(a, "--final-eval-n")) {
+            rc = opt_int(a, v, 0, 1ll << 40, &final_eval_n);
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--eval-stride")) {
+            rc = opt_int(a, v, 1, 1 << 20, &eval_stride);
+            i++;
+            continue;
+        }
+        train_fixed(&o, a);
+        i++;
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--arch")) arch = v;
+        else if (!strcmp(a, "--layers")) rc = opt_int(a, v, 1, 64, &layers);
+        else if (!strcmp(a, "--heads")) rc = opt_int(a, v, 1, 256, &heads);
+        else if (!strcmp(a, "--d-model")) rc = opt_int(a, v, 2, 1 << 14, &d_model);
+        else if (!strcmp(a, "--d-head")) rc = opt_int(a, v, 1, 1 << 14, &d_head);
+        else if (!strcmp(a, "--d-inner") || !strcmp(a, "--d-ff")) rc = opt_int(a, v, 1, 1 << 16, &d_inner);
+        else if (!strcmp(a, "--ctx")) rc = opt_int(a, v, 1, 1 << 14, &ctxlen);
+        else if (!strcmp(a, "--segment")) rc = opt_int(a, v, 1, 1 << 14, &segment);
+        else if (!strcmp(a, "--mem-len")) rc = opt_int(a, v, 0, 1 << 16, &mem_len);
+        else if (!strcmp(a, "--eval-mem-len")) rc = opt_int(a, v, 0, 1 << 16, &eval_mem_len);
+        else if (!strcmp(a, "--run-segments")) rc = opt_int(a, v, 0, 1 << 30, &run_segments);
+        else if (!strcmp(a, "--span")) rc = opt_int(a, v, 0, 1, &span);
+        else if (!strcmp(a, "--span-max")) rc = opt_real(a, v, 1, 1 << 16, &span_max);
+        else if (!strcmp(a, "--span-ramp")) rc = opt_real(a, v, 1e-3, 1 << 16, &span_ramp);
+        else if (!strcmp(a, "--span-init")) rc = opt_real(a, v, 0, 1 << 16, &span_init);
+        else if (!strcmp(a, "--span-penalty")) rc = opt_real(a, v, 0, 1e3, &span_penalty);
+        else if (!strcmp(a, "--persistent")) rc = opt_int(a, v, 0, 1 << 16, &persistent);
+        else if (!strcmp(a, "--dropout")) rc = opt_real(a, v, 0, 0.99, &dropout);
+        else {
+            fprintf(stderr, "%s: unknown option '%s' (try 'attn lm train --help')\n", prog, a);
+            return 2;
+        }
+        if (!v && rc == 0) {
+            fprintf(stderr, "%s: %s needs a value\n", prog, a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if ((rc = train_opts_check(prog, &o))) return rc;
+    if (o.epochs > 0) {
+        fprintf(stderr, "%s: --epochs is not offered (give --steps)\n", prog);
+        return 2;
+    }
+    const int txl = !strcmp(arch, "txl");
+    if (!txl && strcmp(arch, "gpt") != 0) {
+        fprintf(stderr, "%s: --arch must be gpt or txl, not '%s'\n", prog, arch);
+        return 2;
+    }
+    if (eval_mem_len < 0) eval_mem_len = mem_len;
+    if (!o.resume) {
+        if (!txl && (span || persistent || no_ffn)) {
+            fprintf(stderr, "%s: --span, --persistent and --no-ffn are Transformer-XL options (--arch txl)\n", prog);
+            return 2;
+        }
+        if (span && span_max > (double)mem_len) {
+            fprintf(stderr, "%s: --span-max %g is longer than the memory (--mem-len %lld): the span could "
+                            "not reach its keys\n", prog, span_max, mem_len);
+            return 2;
+        }
+        if (span && span_init > span_max) {
+            fprintf(stderr, "%s: --span-init %g is above --span-max %g\n", prog, span_init, span_max);
+            return 2;
+        }
+        if (no_ffn && persistent == 0)
+            fprintf(stderr, "%s: note: --no-ffn without --persistent: attention-only blocks\n", prog);
+        if (txl && d_head == 0) {
+            if (d_model % heads) {
+                fprintf(stderr, "%s: --heads %lld does not divide --d-model %lld (give --d-head)\n", prog, heads, d_model);
+                return 2;
+            }
+            d_head = d_model / heads;
+        }
+        if (txl && d_model % 2) {
+            fprintf(stderr, "%s: --d-model must be even for the Transformer-XL\n", prog);
+            return 2;
+        }
+        if (!txl && d_model % heads) {
+            fprintf(stderr, "%s: --heads %lld does not divide --d-model %lld\n", prog, heads, d_model);
+            return 2;
+        }
+    }
+    if ((rc = train_dir_check(prog, &o))) return rc;
+    const char *out = o.out;
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", out);
+
+    lm_train g;
+    memset(&g, 0, sizeof g);
+    g.mem_step = -1;
+    train_run run;
+    memset(&run, 0, sizeof run);
+    attn_optim *opt = NULL;
+    attn_ctx *ctx = NULL;
+    lm_info *rp = &g.r;
+    rc = 1;
+    if (o.resume) {
+        if (lm_load(out, rp, &g.m)) goto done;
+        train_resume_ll("--steps", o.steps, &rp->total_steps);
+        train_resume_ll("--warmup", o.warmup, &rp->warmup);
+        train_resume_ll("--batch", o.batch, &rp->batch);
+        train_resume_real("--lr", o.lr, &rp->lr);
+        train_resume_real("--min-lr", o.min_lr, &rp->min_lr);
+        train_resume_real("--weight-decay", o.weight_decay, &rp->weight_decay);
+    } else {
+        snprintf(rp->data, sizeof rp->data, "%s", data);
+        rp->txl = txl;
+        rp->batch = o.batch > 0 ? o.batch : 16;
+        rp->total_steps = o.steps > 0 ? o.steps : 2000;
+        rp->warmup = o.warmup >= 0 ? o.warmup : 100;
+        rp->seed = o.seed >= 0 ? o.seed : 1;
+        rp->lr = o.lr >= 0 ? o.lr : 1e-3;
+        rp->min_lr = o.min_lr >= 0 ? o.min_lr : rp->lr / 10.0;
+        rp->weight_decay = o.weight_decay >= 0 ? o.weight_decay : 0.01;
+        rp->segment = txl ? segment : ctxlen;
+        rp->mem_len = txl ? mem_len : 0;
+        rp->eval_mem_len = txl ? eval_mem_len : 0;
+        rp->span_penalty = span ? span_penalty : 0.0;
+        /* default: runs of 4 memories' worth of segments, at least 16 */
+        const long long fill = (mem_len + segment - 1) / segment;
+        rp->run_segments = !txl ? 0 : run_segments >= 0 ? run_segments : (4 * fill > 16 ? 4 * fill : 16);
+    }
+    if (load_bytes(rp->data, "train.txt", &g.tr, &g.n_tr) || load_bytes(rp->data, "valid.txt", &g.va, &g.n_va))
+        goto done;
+    g.B = rp->batch;
+    g.T = rp->segment;
+    g.eval_n = o.eval_n > 0 ? o.eval_n : 16384;
+    g.eval_stride = eval_stride > 0 ? eval_stride : g.T;
+    g.final_eval_n = final_eval_n;
+    g.log_every = o.log_every > 0 ? o.log_every : 50;
+    if (g.n_tr < 2 * (g.T + 1) || g.n_va < 2) {
+        fprintf(stderr, "%s: %s: the training text (%lld bytes) is shorter than two windows of %lld\n", prog,
+                rp->data, (long long)g.n_tr, (long long)g.T + 1);
+        goto done;
+    }
+    if (rp->txl) {
+        g.stream_len = (g.n_tr - 1) / g.B;
+        g.n_seg = (g.stream_len - 1) / g.T;
+        if (rp->run_segments > 0 && g.n_tr < (rp->run_segments + 1) * g.T + 2) {
+            fprintf(stderr, "%s: the training text (%lld bytes) is shorter than a run of %lld segments of %lld "
+                            "(lower --run-segments)\n", prog, (long long)g.n_tr, rp->run_segments, (long long)g.T);
+            goto done;
+        }
+        if (rp->run_segments == 0 && g.n_seg < 1) {
+            fprintf(stderr, "%s: %lld streams of the %lld training bytes are shorter than a segment of %lld "
+                            "(lower --batch)\n", prog, (long long)g.B, (long long)g.n_tr, (long long)g.T);
+            goto done;
+        }
+    }
+    if (!o.resume) {
+        attn_rng rng;
+        attn_rng_init(&rng, (uint64_t)rp->seed);
+        if (attn_params_new(&g.m.ps) != ATTN_OK) {
+            rc = cli_fail(CMD, "cannot create the parameters");
+            goto done;
+        }
+        attn_status st;
+        if (txl) {
+            attn_txl_config tc;
+            memset(&tc, 0, sizeof tc);
+            tc.vocab = LM_VOCAB;
+            tc.n_layers = (int)layers;
+            tc.n_heads = (int)heads;
+            tc.d_head = d_head;
+            tc.d_model = d_model;
+            tc.d_inner = d_inner > 0 ? d_inner : 4 * d_model;
+            tc.no_ffn = no_ffn;
+            tc.n_persist = persistent;
+            tc.span_max = span ? (float)span_max : 0.0f;
+            tc.span_ramp = (float)span_ramp;
+            tc.span_init = (float)span_init;
+            tc.span_eps = 1e-8f;
+            tc.dropout = (float)dropout;
+            st = attn_txl_new(&g.m.t, g.m.ps, &tc, &rng);
+        } else {
+            attn_gpt_config gc;
+            memset(&gc, 0, sizeof gc);
+            gc.vocab = LM_VOCAB;
+            gc.ctx_len = ctxlen;
+            gc.n_layers = (int)layers;
+            gc.n_heads = (int)heads;
+            gc.d_model = d_model;
+            gc.d_ff = d_inner;
+            gc.dropout = (float)dropout;
+            gc.pos = ATTN_POS_LEARNED;
+            gc.tied = 1;
+            st = attn_gpt_new(&g.m.g, g.m.ps, &gc, &rng);
+        }
+        if (st != ATTN_OK) {
+            rc = cli_fail(CMD, "cannot create the model");
+            goto done;
+        }
+        if (cli_make_dir(out) != 0) {
+            fprintf(stderr, "%s: cannot create the directory %s: %s\n", prog, out, strerror(errno));
+            goto done;
+        }
+    }
+    if (g.m.t) {
+        if (attn_txl_memory_init(&g.mem, g.m.t, g.B, rp->mem_len, 0) != ATTN_OK) {
+            rc = cli_fail(CMD, "cannot create the memory");
+            goto done;
+        }
+    }
+    attn_optim_config oc = {0};
+    oc.kind = ATTN_OPTIM_ADAMW;
+    oc.lr = (float)rp->lr;
+    oc.beta1 = 0.9f;
+    oc.beta2 = 0.99f;
+    oc.weight_decay = (float)rp->weight_decay;
+    if (attn_optim_new(&opt, g.m.ps, &oc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the optimizer");
+        goto done;
+    }
+    int64_t step = 0;
+    if (o.resume && attn_checkpoint_load(ckpt, g.m.ps, opt, &step) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot load the checkpoint");
+        goto done;
+    }
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)(o.arena_mb > 0 ? o.arena_mb : 1024) << 20;
+    cc.n_threads = (int)(o.threads > 0 ? o.threads : 0);
+    cc.seed = (uint64_t)rp->seed;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    g.bin = malloc((size_t)(g.B * g.T) * sizeof *g.bin);
+    g.btg = malloc((size_t)(g.B * g.T) * sizeof *g.btg);
+    if (!g.bin || !g.btg) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        goto done;
+    }
+    run.prog = prog;
+    run.out = out;
+    run.fam = &lm_family;
+    run.self = &g;
+    run.ctx = ctx;
+    run.ps = g.m.ps;
+    run.opt = opt;
+    run.step = step;
+    run.total_steps = rp->total_steps;
+    run.warmup = rp->warmup;
+    run.log_every = g.log_every;
+    run.eval_every = o.eval_every >= 0 ? o.eval_every : 500;
+    run.lr = rp->lr;
+    run.min_lr = rp->min_lr;
+    run.clip = CLIP_NORM;
+    run.time_budget = o.time_budget > 0 ? o.time_budget : 0.0;
+    run.seconds_before = rp->train_seconds;
+    run.arena_mb = (long long)(cc.arena_bytes >> 20);
+    run.quiet = o.quiet;
+    if (step >= rp->total_steps) {
+        rc = train_loop(&run);
+        goto done;
+    }
+    if (train_log_open(&run, o.resume)) goto done;
+    char desc[768];
+    const long long np = (long long)attn_params_numel(g.m.ps);
+    if (g.m.t) {
+        const attn_txl_config *c = &g.m.t->cfg;
+        char span_desc[128] = "span off", runs_desc[96] = "contiguous streams";
+        if (rp->run_segments > 0)
+            snprintf(runs_desc, sizeof runs_desc, "runs of %lld segments", rp->run_segments);
+        if (c->span_max > 0)
+            snprintf(span_desc, sizeof span_desc, "adaptive span max %g (ramp %g, penalty %g)", (double)c->span_max,
+                     (double)c->span_ramp, rp->span_penalty);
+        snprintf(desc, sizeof desc,
+                 "TXL: %d layers, %d heads of %lld, d_model %lld, %s, %lld persistent vectors, segment %lld, "
+                 "memory %lld (eval %lld), %s; %s; bytes; %lld parameters",
+                 c->n_layers, c->n_heads, (long long)c->d_head, (long long)c->d_model,
+                 c->no_ffn ? "no FFN (all-attention)" : "FFN", (long long)c->n_persist, (long long)g.T,
+                 rp->mem_len, rp->eval_mem_len, span_desc, runs_desc, np);
+        if (!(c->no_ffn)) {
+            char extra[64];
+            snprintf(extra, sizeof extra, "; d_inner %lld", (long long)c->d_inner);
+            snprintf(desc + strlen(desc), sizeof desc - strlen(desc), "%s", extra);
+        }
+    } else {
+        const attn_gpt_config *c = &g.m.g->cfg;
+        snprintf(desc, sizeof desc,
+                 "GPT: %d layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, learned positions, tied head; "
+                 "bytes; %lld parameters",
+                 c->n_layers, c->n_heads, (long long)c->d_model, (long long)c->d_ff, (long long)c->ctx_len, np);
+    }
+    printf("%s\n", desc);
+    printf("data: %s: train %lld bytes, valid %lld bytes\n", rp->data, (long long)g.n_tr, (long long)g.n_va);
+    printf("schedule: %lld steps of %lld x %lld bytes, AdamW lr %g -> %g (warmup %lld, cosine), wd %g; threads %d\n",
+           rp->total_steps, (long long)g.B, (long long)g.T, rp->lr, rp->min_lr, rp->warmup, rp->weight_decay,
+           attn_ctx_threads(ctx));
+    if (o.resume) printf("resuming %s at step %lld\n", out, (long long)step);
+    fflush(stdout);
+    {
+        const attn_json_field f[] = {
+            attn_json_str("event", o.resume ? "resume" : "start"), attn_json_int("step", step),
+            attn_json_str("data", rp->data), attn_json_str("arch", rp->txl ? "txl" : "gpt"),
+            attn_json_int("parameters", np), attn_json_int("total_steps", rp->total_steps),
+            attn_json_int("batch", g.B), attn_json_int("segment", g.T), attn_json_int("mem_len", rp->mem_len),
+            attn_json_int("threads", attn_ctx_threads(ctx)), attn_json_str("description", desc),
+        };
+        if (train_log(&run, f, (int)(sizeof f / sizeof f[0]))) goto done;
+    }
+    rc = train_loop(&run);
+done:
+    if (run.log) attn_jsonl_close(run.log);
+    free(g.bin);
+    free(g.btg);
+    free(g.tr);
+    free(g.va);
+    attn_txl_memory_free(&g.mem);
+    attn_ctx_free(ctx);
+    attn_optim_free(opt);
+    lm_model_free(&g.m);
+    return rc;
+}
+
+/* ---- eval -------------------------------------------------------------------------------- */
+
+static int cmd_lm_eval(int argc, char **argv) {
+    const char *model = NULL, *split = "test", *sub = "eval";
+    long long mem_len = -1, segment = -1, stride = -1, bytes = 0, threads = 0, batch = 16;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: attn lm eval --model DIR [options]\n\n"
+                   "Bits per byte of a held-out text, read once from the start: the TXL segment by\n"
+                   "segment with its memory cache, the GPT with a sliding window.\n\n"
+                   "  --split valid|test    the text of the run's --data (default test)\n"
+                   "  --mem-len M           txl: the evaluation memory (default the run's --eval-mem-len)\n"
+                   "  --segment T           txl: segment length (default the training one)\n"
+                   "  --stride S            gpt: the window's stride (default its context: no overlap;\n"
+                   "                        1: every byte sees exactly the context length)\n"
+                   "  --bytes N             only the first N bytes (default 0: all)\n"
+                   "  --batch N             gpt: windows per forward (default 16)\n"
+                   "  --threads N           (default: all)\n"
+                   "Prints one line: bits/byte, bytes, seconds, bytes/s, parameters.\n");
+            return 0;
+        }
+        i++;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--split")) split = v;
+        else if (!strcmp(a, "--mem-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 16, &mem_len);
+        else if (!strcmp(a, "--segment")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 14, &segment);
+        else if (!strcmp(a, "--stride")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 14, &stride);
+        else if (!strcmp(a, "--bytes")) rc = cli_opt_int(CMD, sub, a, v, 0, 1ll << 40, &bytes);
+        else if (!strcmp(a, "--batch")) rc = cli_opt_int(CMD, sub, a, v, 1, 4096, &batch);
+        else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, sub, a, v, 0, cli_max_threads(), &threads);
+        else {
+            fprintf(stderr, "attn lm eval: unknown option '%s' (try 'attn lm eval --help')\n", a);
+            return 2;
+        }
+        if (!v && rc == 0) {
+            fprintf(stderr, "attn lm eval: %s needs a value\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if (!model) {
+        fprintf(stderr, "attn lm eval: --model DIR is required\n");
+        return 2;
+    }
+    if (strcmp(split, "valid") != 0 && strcmp(split, "test") != 0) {
+        fprintf(stderr, "attn lm eval: --split must be valid or test, not '%s'\n", split);
+        return 2;
+    }
+    lm_info r;
+    lm_model m;
+    if (lm_load(model, &r, &m)) return 1;
+    if (!r.txl && (mem_len >= 0 || segment > 0)) {
+        fprintf(stderr, "attn lm eval: --mem-len and --segment are for a Transformer-XL (this is a GPT; --stride)\n");
+        lm_model_free(&m);
+        return 2;
+    }
+    if (r.txl && stride > 0) {
+        fprintf(stderr, "attn lm eval: --stride is for a GPT (this is a Transformer-XL; --mem-len)\n");
+        lm_model_free(&m);
+        return 2;
+    }
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    attn_ctx *ctx = NULL;
+    rc = 1;
+    char name[32];
+    snprintf(name, sizeof name, "%s.txt", split);
+    if (load_bytes(r.data, name, &ids, &n)) goto done;
+    if (bytes > 0 && bytes < n) n = bytes;
+    if (n < 2) {
+        fprintf(stderr, "attn lm eval: %s/%s has fewer than 2 bytes\n", r.data, name);
+        goto done;
+    }
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)1024 << 20;
+    cc.n_threads = (int)threads;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    const int64_t seg = segment > 0 ? segment : r.segment, mem = mem_len >= 0 ? mem_len : r.eval_mem_len;
+    const int64_t str = stride > 0 ? stride : (r.txl ? 0 : m.g->cfg.ctx_len);
+    lm_eval_result ev;
+    if (lm_eval(ctx, &m, ids, n, seg, mem, str, batch, &ev)) goto done;
+    if (r.txl)
+        printf("%s: %.4f bits/byte over %lld bytes; txl segment %lld memory %lld; %.2f s, %.0f bytes/s; "
+               "%lld parameters; threads %d\n",
+               split, ev.bpb, (long long)ev.bytes, (long long)seg, (long long)mem, ev.seconds,
+               ev.seconds > 0 ? (double)ev.bytes / ev.seconds : 0.0, (long long)attn_params_numel(m.ps),
+               attn_ctx_threads(ctx));
+    else
+        printf("%s: %.4f bits/byte over %lld bytes; gpt context %lld stride %lld; %.2f s, %.0f bytes/s; "
+               "%lld parameters; threads %d\n",
+               split, ev.bpb, (long long)ev.bytes, (long long)m.g->cfg.ctx_len, (long long)str, ev.seconds,
+               ev.seconds > 0 ? (double)ev.bytes / ev.seconds : 0.0, (long long)attn_params_numel(m.ps),
+               attn_ctx_threads(ctx));
+    rc = 0;
+done:
+    free(ids);
+    attn_ctx_free(ctx);
+    lm_model_free(&m);
+    return rc;
+}
+
+/* ---- sample ------------------------------------------------------------------------------ */
+
+static int cmd_lm_sample(int argc, char **argv) {
+    const char *model = NULL, *prompt = "\n", *sub = "sample";
+    long long nbytes = 300, top_k = 0, seed = 1, threads = 0, mem_len = -1;
+    double temp = 0.8, top_p = 0.95;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: attn lm sample --model DIR [options]\n\n"
+                   "Generates bytes after a prompt: the TXL with its memory cache (each new byte sees\n"
+                   "the memory and itself), the GPT with its KV cache (a sliding window).\n\n"
+                   "  --prompt TEXT        (default a newline)\n"
+                   "  --bytes N            bytes to generate (default 300)\n"
+                   "  --mem-len M          txl: the memory (default the run's --eval-mem-len)\n"
+                   "  --temperature T      0: greedy (default 0.8)\n"
+                   "  --top-k K, --top-p P (default 0 and 0.95), --seed N (1), --threads N\n");
+            return 0;
+        }
+        i++;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "--bytes") || !strcmp(a, "--tokens")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 24, &nbytes);
+        else if (!strcmp(a, "--mem-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 16, &mem_len);
+        else if (!strcmp(a, "--top-k")) rc = cli_opt_int(CMD, sub, a, v, 0, 256, &top_k);
+        else if (!strcmp(a, "--seed")) rc = cli_opt_int(CMD, sub, a, v, 0, 1ll << 62, &seed);
+        else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, sub, a, v, 0, cli_max_threads(), &threads);
+        else if (!strcmp(a, "--temperature")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 100.0, &temp);
+        else if (!strcmp(a, "--top-p")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1.0, &top_p);
+        else {
+            fprintf(stderr, "attn lm sample: unknown option '%s' (try 'attn lm sample --help')\n", a);
+            return 2;
+        }
+        if (!v && rc == 0) {
+            fprintf(stderr, "attn lm sample: %s needs a value\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if (!model) {
+        fprintf(stderr, "attn lm sample: --model DIR is required\n");
+        return 2;
+    }
+    const int64_t np = (int64_t)strlen(prompt);
+    if (np < 1) {
+        fprintf(stderr, "attn lm sample: the prompt must have at least one byte\n");
+        return 2;
+    }
+    lm_info r;
+    lm_model m;
+    if (lm_load(model, &r, &m)) return 1;
+    int32_t *ids = malloc((size_t)np * sizeof *ids), *outi = malloc((size_t)(nbytes > 0 ? nbytes : 1) * sizeof *outi);
+    attn_ctx *ctx = NULL;
+    rc = 1;
+    if (!ids || !outi) {
+        fprintf(stderr, "attn lm sample: out of memory\n");
+        goto done;
+    }
+    for (int64_t i = 0; i < np; i++) ids[i] = (unsigned char)prompt[i];
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)256 << 20;
+    cc.n_threads = (int)threads;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    attn_sample_opts so = {(float)temp, (int)top_k, (float)top_p, (uint64_t)seed, 0};
+    const int64_t mem = mem_len >= 0 ? mem_len : r.eval_mem_len;
+    const double t0 = now_s();
+    const attn_status st = m.t ? attn_txl_generate(ctx, m.t, ids, np, nbytes, mem, &so, outi)
+                               : attn_gpt_generate(ctx, m.g, ids, np, nbytes, &so, outi, NULL);
+    const double dt = now_s() - t0;
+    if (st != ATTN_OK) {
+        rc = cli_fail(CMD, "generation failed");
+        goto done;
+    }
+    fputs(prompt, stdout);
+    for (int64_t i = 0; i < nbytes; i++) fputc(outi[i], stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    fprintf(stderr, "(%lld bytes in %.2f s, %.0f bytes/s, %s; temperature %g, top-k %lld, top-p %g, seed %lld)\n",
+            nbytes, dt, dt > 0 ? (double)nbytes / dt : 0.0,
+            m.t ? "TXL memory cache" : "GPT KV cache", temp, top_k, top_p, seed);
+    rc = 0;
+done:
+    free(ids);
+    free(outi);
+    attn_ctx_free(ctx);
+    lm_model_free(&m);
+    return rc;
+}
+
+/* ---- viz -------------------------------------------------------------------------------- */
+
+/* A byte as a short label: printable ASCII as itself, else \xNN. */
+static void byte_label(char *buf, size_t cap, int32_t b) {
+    if (b >= 33 && b < 127) snprintf(buf, cap, "%c", (char)b);
+    else if (b == ' ') snprintf(buf, cap, "\xe2\x90\xa3"); /* U+2423 */
+    else if (b == '\n') snprintf(buf, cap, "\\n");
+    else snprintf(buf, cap, "\\x%02x", (unsigned)b & 0xFF);
+}
+
+/* The learned spans as a bar chart: one group per layer, one bar per head,
+ * the largest span as a dashed line. */
+static int span_chart(const char *path, const attn_txl *t) {
+    const int L = t->cfg.n_layers, H = t->cfg.n_heads;
+    const double zmax = t->cfg.span_max;
+    const int bar = 18, gap = 24, left = 70, top = 50, ph = 300;
+    int width = left + L * (H * bar + gap) + 40;
+    if (width < 640) width = 640;
+    const int height = top + ph + 70;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "attn lm viz: cannot write %s: %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    static const char *const pal[8] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
+                                       "#59a14f", "#edc948", "#b07aa1", "#ff9da7"};
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\">\n",
+            width, height);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    double mean = 0;
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++) mean += zmax * attn_f32(t->layers[l].span)[h];
+    mean /= (double)(L * H);
+    fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"15\">learned attention span per layer and head (keys)</text>\n"
+               "<text x=\"%d\" y=\"38\" font-size=\"12\">max %g, mean %.1f = %.1f%% of the max</text>\n",
+            left, left, zmax, mean, 100.0 * mean / zmax);
+    for (int k = 0; k <= 4; k++) { /* y axis: 0, 1/4 .. span_max */
+        const double y = top + ph - ph * k / 4.0;
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", left, y, width - 30, y);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%g</text>\n", left - 6, y + 4,
+                zmax * k / 4.0);
+    }
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#444\" stroke-dasharray=\"5,4\"/>\n", left,
+            top, width - 30, top);
+    for (int l = 0; l < L; l++) {
+        const int x0 = left + gap / 2 + l * (H * bar + gap);
+        for (int h = 0; h < H; h++) {
+            const double z = zmax * attn_f32(t->layers[l].span)[h];
+            const double bh = ph * (z / zmax);
+            fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>layer %d head %d: "
+                       "%.1f</title></rect>\n", x0 + h * bar, top + ph - bh, bar - 2, bh, pal[h % 8], l, h, z);
+            fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"9\" text-anchor=\"middle\">%d</text>\n",
+                    x0 + h * bar + (bar - 2) / 2, top + ph + 12, h);
+        }
+        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">layer %d</text>\n",
+                x0 + (H * bar) / 2, top + ph + 30, l);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\">bars: heads 0..%d of each layer; dashed: the largest "
+               "span</text>\n", left, top + ph + 55, H - 1);
+    fprintf(f, "</svg>\n");
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "attn lm viz: cannot write %s: %s\n", path, strerror(errno));
+        remove(tmp);
+        return 1;
+    }
+    printf("%s\n", path);
+    return 0;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The layers x heads grid of maps[l] [1, H, R, C] (rows: queries, columns:
+ * the M memory keys, the segment's, the Np persistent vectors). Weights
+ * over hundreds of keys are small: the colour scale runs from 0 to the 99th
+ * percentile of the nonzero weights (stated in the title). */
+static int memory_grid(const char *path, const char *title, attn_tensor *const *maps, int L, int64_t H,
+                       const char *const *rl, const char *const *cl, int64_t M, int64_t Np) {
+    if ((int64_t)L * H > 64) {
+        fprintf(stderr, "attn lm viz: %d layers x %lld heads is more than 64 panels\n", L, (long long)H);
+        return 1;
+    }
+    const int64_t R = maps[0]->shape[2], C = maps[0]->shape[3], P = L * H * R * C;
+    attn_heatmap *hm = calloc((size_t)(L * H), sizeof *hm);
+    float *buf = malloc(sizeof(float) * (size_t)P), *sorted = malloc(sizeof(float) * (size_t)P);
+    char(*caps)[64] = calloc((size_t)(L * H), sizeof *caps);
+    int rc = 1;
+    if (!hm || !buf || !sorted || !caps) {
+        fprintf(stderr, "attn lm viz: out of memory\n");
+        goto out;
+    }
+    int64_t nz = 0;
+    for (int l = 0; l < L; l++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t k = l * H + h;
+            const attn_tensor *w = maps[l];
+            const float *base = (const float *)w->data;
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t c = 0; c < C; c++) {
+                    const float x = base[h * w->stride[1] + r * w->stride[2] + c * w->stride[3]];
+                    buf[k * R * C + r * C + c] = x;
+                    if (x > 0) sorted[nz++] = x;
+                }
+        }
+    float vmax = 1.0f;
+    if (nz > 0) {
+        qsort(sorted, (size_t)nz, sizeof *sorted, cmp_float);
+        vmax = sorted[(int64_t)(0.99 * (double)(nz - 1))];
+        if (!(vmax > 0)) vmax = 1.0f;
+    }
+    char xl[96];
+    snprintf(xl, sizeof xl, "keys: memory 0..%lld | segment%s", (long long)M - 1, Np ? " | persistent" : "");
+    for (int l = 0; l < L; l++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t k = l * H + h;
+            snprintf(caps[k], sizeof caps[k], "layer %d, head %lld", l, (long long)h);
+            hm[k].weights = buf + k * R * C;
+            hm[k].rows = (int)R;
+            hm[k].cols = (int)C;
+            hm[k].row_labels = rl;
+            hm[k].col_labels = cl;
+            hm[k].title = caps[k];
+            hm[k].x_label = xl;
+            hm[k].colormap = ATTN_CMAP_VIRIDIS;
+            hm[k].vmin = 0.0f;
+            hm[k].vmax = vmax;
+        }
+    char full[512];
+    snprintf(full, sizeof full, "%s (colour 0 .. %.3g: 99th pct)", title, (double)vmax);
+    if (attn_svg_heatmap_grid(path, full, hm, L, (int)H) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot write the picture");
+        goto out;
+    }
+    printf("%s\n", path);
+    rc = 0;
+out:
+    free(hm);
+    free(buf);
+    free(sorted);
+    free(caps);
+    return rc;
+}
+
+static int cmd_lm_viz(int argc, char **argv) {
+    const char *model = NULL, *outp = NULL, *text = NULL, *sub = "viz";
+    long long offset = 0, mem_len = -1, segment = -1, threads = 0;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: attn lm viz --model DIR --out PREFIX [options]\n\n"
+                   "Draws a model's attention over one segment and its memory as a layers x heads\n"
+                   "grid of heatmaps, PREFIX-memory.svg (rows: the segment's queries; columns: the\n"
+                   "memory's keys, then the segment's, then the persistent vectors p0..), and with\n"
+                   "an adaptive span the learned spans as a bar chart, PREFIX-spans.svg. For a GPT:\n"
+                   "its window's self-attention.\n\n"
+                   "  --text TEXT          the input (default: valid.txt of the run's data from --offset)\n"
+                   "  --offset N           (default 0)\n"
+                   "  --mem-len M          txl: memory shown (default the training memory, at most 192; up to 512)\n"
+                   "  --segment T          txl: segment shown (default the training one, at most 64)\n"
+                   "  --threads N\n");
+            return 0;
+        }
+        i++;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--out")) outp = v;
+        else if (!strcmp(a, "--text")) text = v;
+        else if (!strcmp(a, "--offset")) rc = cli_opt_int(CMD, sub, a, v, 0, 1ll << 40, &offset);
+        else if (!strcmp(a, "--mem-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 512, &mem_len);
+        else if (!strcmp(a, "--segment")) rc = cli_opt_int(CMD, sub, a, v, 1, 256, &segment);
+        else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, sub, a, v, 0, cli_max_threads(), &threads);
+        else {
+            fprintf(stderr, "attn lm viz: unknown option '%s' (try 'attn lm viz --help')\n", a);
+            return 2;
+        }
+        if (!v && rc == 0) {
+            fprintf(stderr, "attn lm viz: %s needs a value\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if (!model || !outp) {
+        fprintf(stderr, "attn lm viz: --model DIR and --out PREFIX are required\n");
+        return 2;
+    }
+    { /* the prefix's folder is created */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", outp);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = 0;
+            if (cli_make_dir(dir) != 0) {
+                fprintf(stderr, "attn lm viz: cannot create the folder %s: %s\n", dir, strerror(errno));
+                return 1;
+            }
+        }
+    }
+    lm_info r;
+    lm_model m;
+    if (lm_load(model, &r, &m)) return 1;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    attn_ctx *ctx = NULL;
+    char(*labels)[24] = NULL;
+    const char **lab = NULL;
+    attn_txl_memory mem;
+    memset(&mem, 0, sizeof mem);
+    rc = 1;
+    int64_t T = m.t ? (segment > 0 ? segment : r.segment) : m.g->cfg.ctx_len;
+    if (T > 64 && segment <= 0) T = 64;
+    int64_t M = 0;
+    if (m.t) {
+        M = mem_len >= 0 ? mem_len : r.mem_len;
+        if (mem_len < 0 && M > 192) M = 192; /* 16 panels of 64 x 256 cells: a 15 MB picture */
+    }
+    if (text) {
+        n = (int64_t)strlen(text);
+        ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+        if (!ids) goto done;
+        for (int64_t i = 0; i < n; i++) ids[i] = (unsigned char)text[i];
+    } else {
+        if (load_bytes(r.data, "valid.txt", &ids, &n)) goto done;
+        if (offset >= n) {
+            fprintf(stderr, "attn lm viz: --offset %lld is past valid.txt (%lld bytes)\n", offset, (long long)n);
+            goto done;
+        }
+        memmove(ids, ids + offset, (size_t)(n - offset) * sizeof *ids);
+        n -= offset;
+    }
+    if (n < 1) {
+        fprintf(stderr, "attn lm viz: the text is empty\n");
+        goto done;
+    }
+    /* the last segment of up to T bytes, after up to M bytes of memory */
+    if (n > M + T) n = M + T;
+    if (T > n) T = n;
+    const int64_t pre = n - T;
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)512 << 20;
+    cc.n_threads = (int)threads;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    const int L = m.t ? m.t->cfg.n_layers : m.g->cfg.n_layers;
+    attn_tensor *w[64] = {0};
+    if (L > 64) {
+        fprintf(stderr, "attn lm viz: more than 64 layers\n");
+        goto done;
+    }
+    char title[256], path[4096];
+    int64_t H, C, Np = 0;
+    if (m.t) {
+        m.t->cfg.span_no_trim = 1; /* every layer's whole memory: the span's mask is in the picture */
+        if (attn_txl_memory_init(&mem, m.t, 1, M, 0) != ATTN_OK) {
+            rc = cli_fail(CMD, "cannot create the memory");
+            goto done;
+        }
+        for (int64_t a = 0; a < pre; a += T) { /* the memory, segment by segment */
+            const int64_t len = pre - a < T ? pre - a : T;
+            attn_ctx_reset(ctx);
+            attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, len}, ids + a);
+            if (!ti || !attn_txl_logits(ctx, m.t, ti, &mem, NULL)) {
+                rc = cli_fail(CMD, "forward failed");
+                goto done;
+            }
+        }
+        attn_ctx_reset(ctx);
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, T}, ids + pre);
+        if (!ti || !attn_txl_logits(ctx, m.t, ti, &mem, w)) {
+            rc = cli_fail(CMD, "forward failed");
+            goto done;
+        }
+        H = m.t->cfg.n_heads;
+        Np = m.t->cfg.n_persist;
+        snprintf(title, sizeof title, "TXL: %lld queries over %lld memory + %lld segment keys%s", (long long)T,
+                 (long long)pre, (long long)T, Np ? " + persistent" : "");
+    } else {
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, T}, ids + pre);
+        if (!ti || !attn_gpt_logits_ex(ctx, m.g, ti, NULL, w)) {
+            rc = cli_fail(CMD, "forward failed");
+            goto done;
+        }
+        H = m.g->cfg.n_heads;
+        snprintf(title, sizeof title, "GPT self-attention over its window of %lld bytes", (long long)T);
+    }
+    C = w[0]->shape[3];
+    for (int l = 1; l < L; l++)
+        if (w[l]->shape[3] != C) {
+            fprintf(stderr, "attn lm viz: the layers' key counts differ\n");
+            goto done;
+        }
+    if (C > ATTN_VIZ_MAX_TOKENS) {
+        fprintf(stderr, "attn lm viz: %lld keys is more than a picture takes (%d; lower --mem-len or --persistent)\n",
+                (long long)C, ATTN_VIZ_MAX_TOKENS);
+        goto done;
+    }
+    labels = calloc((size_t)C, sizeof *labels);
+    lab = calloc((size_t)C, sizeof *lab);
+    if (!labels || !lab) goto done;
+    const int64_t S = C - Np; /* memory + segment keys */
+    for (int64_t c = 0; c < C; c++) {
+        if (c < S) byte_label(labels[c], sizeof labels[c], ids[n - S + c]);
+        else snprintf(labels[c], sizeof labels[c], "p%lld", (long long)(c - S));
+        lab[c] = labels[c];
+    }
+    snprintf(path, sizeof path, "%s-memory.svg", outp);
+    if (memory_grid(path, title, w, L, H, lab + (S - T), lab, S - T, Np)) goto done;
+    if (m.t && m.t->cfg.span_max > 0) {
+        snprintf(path, sizeof path, "%s-spans.svg", outp);
+        if (span_chart(path, m.t)) goto done;
+    }
+    rc = 0;
+done:
+    free(labels);
+    free(lab);
+    free(ids);
+    attn_txl_memory_free(&mem);
+    attn_ctx_free(ctx);
+    lm_model_free(&m);
+    return rc;
+}
+
+int cmd_lm(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        FILE *f = argc < 2 ? stderr : stdout;
+        fprintf(f, "usage: attn lm train|eval|sample|viz [options]   (attn lm train --help, ...)\n\n"
+                   "  train    train a byte-level GPT or Transformer-XL (--arch) on long text (data/wiki)\n"
+                   "  eval     held-out bits per byte (TXL: memory cache; GPT: sliding window)\n"
+                   "  sample   generate bytes (TXL: with the memory cache)\n"
+                   "  viz      memory attention heatmaps and the learned spans (SVG)\n");
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "train")) return cmd_lm_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval")) return cmd_lm_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "sample")) return cmd_lm_sample(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "viz")) return cmd_lm_viz(argc - 1, argv + 1);
+    fprintf(stderr, "attn lm: unknown subcommand '%s' (train, eval, sample or viz)\n", argv[1]);
+    return 2;
+}
