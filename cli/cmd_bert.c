@@ -530,11 +530,11 @@ static int bert_finish(void *self, train_run *run, double train_s, double train_
 
 static const train_family pretrain_family = {
     "seq", "masked_accuracy", "BERT masked-LM pretraining", "loss (nats)", "held out", NULL, NULL,
-    bert_step_loss, NULL, bert_evaluate, bert_meta, bert_finish, NULL,
+    bert_step_loss, NULL, bert_evaluate, bert_meta, bert_finish, NULL, NULL, NULL,
 };
 static const train_family finetune_family = {
     "seq", "accuracy", "BERT fine-tuning (fortune file classification)", "loss (nats)", "held out", NULL, NULL,
-    bert_step_loss, NULL, bert_evaluate, bert_meta, bert_finish, NULL,
+    bert_step_loss, NULL, bert_evaluate, bert_meta, bert_finish, NULL, NULL, NULL,
 };
 
 /* ---- setting up a run ------------------------------------------------------------------ */

@@ -311,7 +311,7 @@ static int gpt_finish(void *self, train_run *run, double train_s, double train_c
 
 static const train_family gpt_family = {
     "tok", NULL, NULL, "loss (nats per token)", "valid", NULL, NULL,
-    gpt_step_loss, NULL, gpt_evaluate, gpt_meta, gpt_finish, NULL,
+    gpt_step_loss, NULL, gpt_evaluate, gpt_meta, gpt_finish, NULL, NULL, NULL,
 };
 
 static int cmd_gpt_train(int argc, char **argv) {

@@ -508,7 +508,7 @@ static int lm_finish(void *self, train_run *run, double train_s, double train_cp
 
 static const train_family lm_family = {
     "byte", NULL, NULL, "loss (nats per byte)", "valid", NULL, "train.jsonl, loss.svg",
-    lm_step_loss, NULL, lm_evaluate, lm_meta_fn, lm_finish, lm_after_step,
+    lm_step_loss, NULL, lm_evaluate, lm_meta_fn, lm_finish, lm_after_step, NULL, NULL,
 };
 
 static int opt_int(const char *a, const char *v, long long lo, long long hi, long long *out) {

@@ -340,7 +340,7 @@ static int s2s_finish(void *self, train_run *run, double train_s, double train_c
 static const train_family s2s_train_family = {
     "tok", NULL, "encoder-decoder training", "loss (nats per target token)", "valid",
     "src_tokens_per_s", "src.vocab, tgt.vocab, train.jsonl, loss.svg",
-    s2s_step_loss, s2s_lr_at, s2s_evaluate, s2s_meta, s2s_finish, NULL,
+    s2s_step_loss, s2s_lr_at, s2s_evaluate, s2s_meta, s2s_finish, NULL, NULL, NULL,
 };
 
 /* A new model: vocabularies from the training split, the configuration

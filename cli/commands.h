@@ -21,6 +21,8 @@
     X(viz, "draw every layer's and head's attention (Transformer, GPT, BERT, attn lm) for one input (SVG)") \
     X(bert, "pretrain a BERT-style encoder (masked LM), fine-tune it to classify")       \
     X(caption, "Show, Attend and Tell: caption Fashion-MNIST scenes with soft, hard or no attention") \
+    X(vision, "train and evaluate a CNN (optional SAGAN / Simple SA block) on Fashion-MNIST, draw its attention maps") \
+    X(gan, "train a small SAGAN on Fashion-MNIST, draw its samples, compute its FID")   \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

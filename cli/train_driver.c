@@ -321,6 +321,7 @@ static int save(train_run *run) {
     const attn_kv *kv = NULL;
     int n = 0;
     run->fam->meta(run->self, run, train_seconds(run), &kv, &n);
+    if (run->fam->save) return run->fam->save(run->self, run, kv, n);
     snprintf(path, sizeof path, "%s/model.safetensors", run->out);
     if (attn_checkpoint_save(path, run->ps, run->opt, run->step, kv, n) == ATTN_OK) return 0;
     fprintf(stderr, "%s: cannot save the checkpoint: %s\n", run->prog, attn_last_error());
@@ -363,6 +364,47 @@ int train_loop(train_run *run) {
     return rc;
 }
 
+/* The step of a family with one loss and one optimizer: reset, loss, zero
+ * the gradients, backward, clip, finite check, learning rate, update. 0 or
+ * 1 (message printed). */
+static int one_step(train_run *run, int64_t step, double elapsed, train_step_out *r) {
+    const train_family *fam = run->fam;
+    attn_ctx_reset(run->ctx);
+    train_counts *c = &r->c;
+    attn_tensor *loss = fam->loss(run->self, run, step, c);
+    if (!loss) {
+        const char *e = attn_ctx_error(run->ctx);
+        if (run->progress.tty && !run->quiet) fputc('\n', stderr);
+        fprintf(stderr, "%s: step %lld: %s\n", run->prog, (long long)step, e && e[0] ? e : attn_last_error());
+        if (attn_ctx_status(run->ctx) == ATTN_ERR_OOM)
+            fprintf(stderr, "hint: raise --arena-mb (now %lld) or lower --batch\n", run->arena_mb);
+        return 1;
+    }
+    attn_params_zero_grad(run->ps);
+    if (attn_backward(run->ctx, loss) != ATTN_OK) {
+        fprintf(stderr, "%s: step %lld: backward: %s\n", run->prog, (long long)step, attn_last_error());
+        return 1;
+    }
+    const float norm = attn_clip_grad_norm(run->ps, (float)run->clip);
+    const double l = attn_f32(loss)[0];
+    if (!isfinite(norm) || !isfinite(l)) {
+        fprintf(stderr, "%s: step %lld: loss %g, gradient norm %g: not finite; lower --lr\n", run->prog,
+                (long long)step, l, (double)norm);
+        return 1;
+    }
+    const float lrs = fam->lr_at ? fam->lr_at(run->self, run, step, elapsed)
+                                 : attn_lr_warmup_cosine(step, run->warmup, run->total_steps, (float)run->lr,
+                                                         (float)run->min_lr);
+    if (attn_optim_step(run->opt, lrs) != ATTN_OK) {
+        fprintf(stderr, "%s: optimizer step failed: %s\n", run->prog, attn_last_error());
+        return 1;
+    }
+    r->loss = l;
+    r->grad_norm = norm;
+    r->lr = lrs;
+    return 0;
+}
+
 static int run_steps(train_run *run) {
     const train_family *fam = run->fam;
     attn_progress_init(&run->progress, run->quiet ? NULL : stderr, run->total_steps > 0 ? run->total_steps : 0,
@@ -380,36 +422,12 @@ static int run_steps(train_run *run) {
     while (run->total_steps <= 0 || run->step < run->total_steps) {
         const int64_t step = run->step;
         const double elapsed = train_seconds(run);
-        attn_ctx_reset(run->ctx);
-        train_counts c = {0.0, 0.0, 0.0, NAN};
-        attn_tensor *loss = fam->loss(run->self, run, step, &c);
-        if (!loss) {
-            const char *e = attn_ctx_error(run->ctx);
-            if (run->progress.tty && !run->quiet) fputc('\n', stderr);
-            fprintf(stderr, "%s: step %lld: %s\n", run->prog, (long long)step, e && e[0] ? e : attn_last_error());
-            if (attn_ctx_status(run->ctx) == ATTN_ERR_OOM)
-                fprintf(stderr, "hint: raise --arena-mb (now %lld) or lower --batch\n", run->arena_mb);
+        train_step_out r = {0.0, 0.0f, 0.0f, {0.0, 0.0, 0.0, NAN}};
+        if (fam->step ? fam->step(run->self, run, step, elapsed, &r) : one_step(run, step, elapsed, &r))
             return 1;
-        }
-        attn_params_zero_grad(run->ps);
-        if (attn_backward(run->ctx, loss) != ATTN_OK) {
-            fprintf(stderr, "%s: step %lld: backward: %s\n", run->prog, (long long)step, attn_last_error());
-            return 1;
-        }
-        const float norm = attn_clip_grad_norm(run->ps, (float)run->clip);
-        const double l = attn_f32(loss)[0];
-        if (!isfinite(norm) || !isfinite(l)) {
-            fprintf(stderr, "%s: step %lld: loss %g, gradient norm %g: not finite; lower --lr\n", run->prog,
-                    (long long)step, l, (double)norm);
-            return 1;
-        }
-        const float lrs = fam->lr_at ? fam->lr_at(run->self, run, step, elapsed)
-                                     : attn_lr_warmup_cosine(step, run->warmup, run->total_steps, (float)run->lr,
-                                                             (float)run->min_lr);
-        if (attn_optim_step(run->opt, lrs) != ATTN_OK) {
-            fprintf(stderr, "%s: optimizer step failed: %s\n", run->prog, attn_last_error());
-            return 1;
-        }
+        const double l = r.loss;
+        const float norm = r.grad_norm, lrs = r.lr;
+        const train_counts c = r.c;
         run->step = step + 1;
         saved = 0;
         if (fam->after_step && fam->after_step(run->self, run)) return 1;

@@ -8,7 +8,8 @@
  * closing summary. The driver owns the rest, the same for every family:
  *
  *   - the step: reset, loss, zero the gradients, backward, clip, finite
- *     check, learning rate (linear warmup, cosine), optimizer step;
+ *     check, learning rate (linear warmup, cosine), optimizer step (or the
+ *     family's own step, train_family.step, for a GAN's two updates);
  *   - the JSONL log (train.jsonl: a "train" record per log window), the
  *     periodic evaluation and checkpoint, the loss chart (loss.svg);
  *   - the progress line with the global step ("101/600" after a resume) and
@@ -99,6 +100,14 @@ typedef struct train_counts {
     double metric;  /* the step's metric (metric_key), NAN when none */
 } train_counts;
 
+/* What a family's own step (train_family.step) reports to the driver. */
+typedef struct train_step_out {
+    double loss;       /* the step's loss: the log's "loss", the progress line's */
+    float grad_norm;   /* the log's "grad_norm" (before clipping) */
+    float lr;          /* the log's "lr" */
+    train_counts c;    /* as train_family.loss fills it */
+} train_step_out;
+
 typedef struct train_family {
     const char *unit;        /* what the progress line counts per step ("tok", "seq") */
     const char *metric_key;  /* a per-step metric averaged over the log window ("accuracy"), or NULL */
@@ -133,6 +142,23 @@ typedef struct train_family {
      * adaptive spans here) and its own log records. 0, or 1 to stop with an
      * error (message printed). */
     int (*after_step)(void *self, train_run *run);
+    /* Optional (NULL for a family whose step is one loss and one optimizer):
+     * the whole of step `step` (0-based) after `elapsed` seconds of
+     * training, for a family that updates several parts with their own
+     * losses and optimizers (the GAN: a discriminator update, then a
+     * generator update). It resets run->ctx as it needs, runs its forwards,
+     * backwards, finite checks and optimizer steps, and fills *r (zeroed,
+     * c.metric NAN, on entry). The driver does the rest as for any step:
+     * progress line, log records, evaluations, checkpoints, time budget,
+     * signals. `loss` and `lr_at` are not called then. 0 on success, 1 on
+     * error (message printed). */
+    int (*step)(void *self, train_run *run, int64_t step, double elapsed, train_step_out *r);
+    /* Optional: writes the checkpoint of the current step (metadata kv[n]
+     * from `meta`) in the family's own way (the GAN: two stores, two
+     * optimizers); NULL: attn_checkpoint_save(DIR/model.safetensors,
+     * run->ps, run->opt). DIR/model.safetensors must be among what it
+     * writes (it marks a run: train_dir_check). 0 or 1 (message printed). */
+    int (*save)(void *self, train_run *run, const attn_kv *kv, int n);
 } train_family;
 
 struct train_run {

@@ -17,7 +17,9 @@
 # arena (an error for that line, the others translated), characters outside
 # the vocabulary (a warning naming them), translate --svg and viz --out into
 # missing folders (created); gpt sample streaming its tokens and stopping on
-# SIGINT.
+# SIGINT. The GAN (on IDX files of random pixels written here) runs the same
+# family checks through the driver's custom-step and save hooks, plus its
+# own: both checkpoints, sample's grid, --lr refused, fid's errors.
 #
 # Prints one line per check and "cli_driver: N passed, N failed"; exits
 # non-zero if any check failed.
@@ -64,6 +66,18 @@ for split in train valid test; do
 done
 cp "$DATA/train.txt" "$LAB/pretrain.txt"
 
+# Fashion-MNIST-shaped IDX files of random pixels for the GAN: 12 training
+# and 8 test images of 28 x 28 (header: magic 0x00000803, then the three
+# dimensions, big-endian).
+IDX="$TMP/idx"
+mkdir -p "$IDX"
+gan_idx_images() { # FILE N N_AS_HEX_BYTE
+    printf "\\x00\\x00\\x08\\x03\\x00\\x00\\x00\\x$3\\x00\\x00\\x00\\x1c\\x00\\x00\\x00\\x1c" >"$1"
+    head -c $(($2 * 784)) /dev/urandom >>"$1"
+}
+gan_idx_images "$IDX/train-images-idx3-ubyte" 12 0c
+gan_idx_images "$IDX/t10k-images-idx3-ubyte" 8 08
+
 # The families: name, then the command and options of a tiny run (without
 # --out and --steps), then a shape flag with its value.
 GPT=("$ATTN" gpt train --data "$DATA" --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 4 --threads 1
@@ -76,6 +90,8 @@ TRANSFORMER=("$ATTN" transformer train --task dates --d-model 8 --heads 2 --laye
              --eval-every 0 --log-every 1)
 FINETUNE=("$ATTN" bert finetune --data "$LAB" --tok char --layers 1 --heads 2 --d-model 16 --max-len 16
           --batch 4 --threads 1 --eval-every 0 --log-every 1)
+GAN=("$ATTN" gan train --data "$IDX" --z-dim 8 --g-ch 8 --d-ch 8 --batch 4 --eval-n 4 --threads 1
+     --eval-every 0 --log-every 1)
 
 # attn lm: byte-level text with train, valid and test splits.
 LMD="$TMP/lmdata"
@@ -363,6 +379,42 @@ else
     echo "skip caption checks: no Fashion-MNIST in $FMNIST"
 fi
 
+checks gan --g-ch 16 -- "${GAN[@]}"
+
+# The GAN's own step and checkpoints: both nets written, the second's step
+# equal; sample draws the grid; its constant learning rates refuse --lr; fid
+# without a classifier is a usage error, with a missing one a clear failure.
+if [ -f "$TMP/gan/discriminator.safetensors" ] && grep -q '"g_loss"' "$TMP/gan/train.jsonl" &&
+    grep -q '"event":"eval".*"g_gamma"' "$TMP/gan/train.jsonl" && [ -s "$TMP/gan/samples.png" ]; then
+    ok "gan: both checkpoints, D and G losses in the log, samples.png written"
+else
+    fail "gan: the run's files: $(ls "$TMP/gan" 2>&1)"
+fi
+"$ATTN" gan sample --model "$TMP/gan" --out "$TMP/grid.png" --rows 3 --threads 1 >"$TMP/gs.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && [ -s "$TMP/grid.png" ] && grep -q "9 samples written" "$TMP/gs.out"; then
+    ok "gan sample: 3 x 3 samples written"
+else
+    fail "gan sample: exit $rc: $(head -c 300 "$TMP/gs.out")"
+fi
+"${GAN[@]}" --out "$TMP/gan-lr" --steps 2 --lr 0.1 >"$TMP/gl.out" 2>&1
+rc=$?
+if [ "$rc" = 2 ] && grep -q -- "--lr-d" "$TMP/gl.out" && [ ! -e "$TMP/gan-lr/model.safetensors" ]; then
+    ok "gan train: --lr is refused (exit 2) with the two rates named"
+else
+    fail "gan train --lr: exit $rc: $(head -c 300 "$TMP/gl.out")"
+fi
+"$ATTN" gan fid --model "$TMP/gan" >"$TMP/gf.out" 2>&1
+rc1=$?
+"$ATTN" gan fid --model "$TMP/gan" --classifier "$TMP/no-such-dir" --n 4 --data "$IDX" >"$TMP/gf2.out" 2>&1
+rc2=$?
+if [ "$rc1" = 2 ] && grep -q -- "--classifier" "$TMP/gf.out" && [ "$rc2" = 1 ] &&
+    grep -q "cannot load the classifier" "$TMP/gf2.out"; then
+    ok "gan fid: no classifier is a usage error (2), a missing one a failure (1) that says so"
+else
+    fail "gan fid errors: exit $rc1 / $rc2: $(head -c 300 "$TMP/gf.out" "$TMP/gf2.out")"
+fi
+
 # A checkpoint is untrusted input: a run setting out of range in its metadata
 # (a batch of 2^59 + 1, which once made the batch's size wrap and the
 # batcher write past a 128-byte buffer) is refused with the key named,
@@ -523,6 +575,71 @@ elif echo "$w_default" | grep -q 'passive (set by attn' && echo "$w_user" | grep
 else
     fail "wait policy: default '$w_default', user 'active' gave '$w_user'"
 fi
+# attn vision: a tiny Fashion-MNIST look-alike (random pixels, labels 0..9 in
+# turn; 5,040 training images, as the last 5,000 validate) and a tiny CNN.
+FM="$TMP/fmnist"
+mkdir -p "$FM"
+printf '\000\001\002\003\004\005\006\007\010\011' >"$TMP/ten"
+idx_images() { # FILE N
+    printf '\000\000\010\003' >"$1"
+    printf "\\$(printf %03o $(($2 >> 24 & 255)))\\$(printf %03o $(($2 >> 16 & 255)))\\$(printf %03o $(($2 >> 8 & 255)))\\$(printf %03o $(($2 & 255)))" >>"$1"
+    printf '\000\000\000\034\000\000\000\034' >>"$1"
+    head -c $(($2 * 784)) /dev/urandom >>"$1"
+}
+idx_labels() { # FILE N (N a multiple of 10)
+    printf '\000\000\010\001' >"$1"
+    printf "\\$(printf %03o $(($2 >> 24 & 255)))\\$(printf %03o $(($2 >> 16 & 255)))\\$(printf %03o $(($2 >> 8 & 255)))\\$(printf %03o $(($2 & 255)))" >>"$1"
+    for _ in $(seq 1 $(($2 / 10))); do cat "$TMP/ten"; done >>"$1"
+}
+idx_images "$FM/train-images-idx3-ubyte" 5040
+idx_labels "$FM/train-labels-idx1-ubyte" 5040
+idx_images "$FM/t10k-images-idx3-ubyte" 60
+idx_labels "$FM/t10k-labels-idx1-ubyte" 60
+VIS=("$ATTN" vision train --data "$FM" --width 8 --stages 2 --batch 8 --threads 1 --eval-every 2
+     --eval-n 40 --log-every 1 --quiet)
+if "${VIS[@]}" --out "$TMP/vis" --steps 4 --attention sagan >"$TMP/vis.out" 2>&1 &&
+    grep -q "test accuracy [0-9.]* (loss [0-9.]*, 60 images); gamma" "$TMP/vis.out" &&
+    grep -q '"event":"gamma","step":3' "$TMP/vis/train.jsonl" &&
+    grep -q '"test_accuracy"' "$TMP/vis/train.jsonl"; then
+    ok "vision train --attention sagan: test accuracy at the end, gamma logged in train.jsonl"
+else
+    fail "vision train: $(tail -c 400 "$TMP/vis.out")"
+fi
+"${VIS[@]}" --out "$TMP/vis" --steps 4 >"$TMP/vis2.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q -- "--force" "$TMP/vis2.out" && ok "vision train into a run refused without --force" ||
+    fail "vision train over a run: exit $rc: $(head -c 300 "$TMP/vis2.out")"
+"$ATTN" vision train --out "$TMP/vis" --resume --steps 6 --quiet --threads 1 >"$TMP/vis3.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] && grep -q "resume: --steps 6 (was 4)" "$TMP/vis3.out" && grep -q "resuming .* at step 4" "$TMP/vis3.out" &&
+    ok "vision train --resume --steps 6 continues at step 4" ||
+    fail "vision resume: exit $rc: $(tail -c 300 "$TMP/vis3.out")"
+"$ATTN" vision train --out "$TMP/vis" --resume --width 16 >"$TMP/vis4.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--width" "$TMP/vis4.out" && ok "vision --resume with --width refused (exit 2)" ||
+    fail "vision --resume --width: exit $rc: $(head -c 300 "$TMP/vis4.out")"
+"$ATTN" vision eval --model "$TMP/vis" --data "$FM" --threads 1 >"$TMP/vis5.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] && grep -q "^test accuracy [0-9.]*, loss [0-9.]* (60 images" "$TMP/vis5.out" &&
+    ok "vision eval prints the test accuracy" || fail "vision eval: exit $rc: $(head -c 300 "$TMP/vis5.out")"
+"$ATTN" vision maps --model "$TMP/vis" --data "$FM" --out "$TMP/vismaps" --images 2 --threads 1 >"$TMP/vis6.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] && [ "$(head -c 4 "$TMP/vismaps/maps.png" | od -An -tx1 | tr -d ' ')" = 89504e47 ] &&
+    grep -q "^row 1: test image 1" "$TMP/vismaps/maps.txt" && ok "vision maps writes maps.png and maps.txt" ||
+    fail "vision maps: exit $rc: $(head -c 300 "$TMP/vis6.out")"
+"${VIS[@]}" --out "$TMP/visplain" --steps 2 >/dev/null 2>&1
+"$ATTN" vision maps --model "$TMP/visplain" --data "$FM" --out "$TMP/vismaps2" >"$TMP/vis7.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "has no attention block" "$TMP/vis7.out" && ok "vision maps of a model without attention: a clear error" ||
+    fail "vision maps without attention: exit $rc: $(head -c 300 "$TMP/vis7.out")"
+"${VIS[@]}" --out "$TMP/visbad" --attention bogus >"$TMP/vis8.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q "expected none, sagan, sagan-code or simple" "$TMP/vis8.out" && ok "vision --attention bogus refused (exit 2)" ||
+    fail "vision --attention bogus: exit $rc"
+"$ATTN" vision train --out "$TMP/visbad2" --data "$TMP/nowhere" --steps 2 >"$TMP/vis9.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "cannot read Fashion-MNIST" "$TMP/vis9.out" && ok "vision train without the data: a clear error" ||
+    fail "vision train --data nowhere: exit $rc: $(head -c 300 "$TMP/vis9.out")"
 
 echo "cli_driver: $passed passed, $failed failed"
 [ "$failed" = 0 ]

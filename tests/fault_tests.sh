@@ -12,7 +12,7 @@
 #   - resuming an interrupted run gives the same losses and the same final
 #     weights, bit for bit, as the uninterrupted run, with dropout on, on 1
 #     and 2 threads, for every training family (GPT, BERT, the RNN
-#     translator, the Transformer);
+#     translator, the Transformer, the GAN with its two checkpoints);
 #   - hostile option values (negative, zero, huge, NaN, not a number, empty)
 #     of every numeric option of the training commands: exit 2 with the
 #     option named, never a crash.
@@ -107,6 +107,18 @@ fi
 # ---- bit-identical resume ------------------------------------------------------------------
 # (an interrupted run is one cut at a checkpoint: here a 4-step run resumed
 # to 8 steps, against 8 steps straight)
+# The GAN (its own step and two checkpoints, cli/cmd_gan.c) on IDX files of
+# random pixels: 12 training and 8 test images of 28 x 28.
+IDX="$TMP/idx"
+mkdir -p "$IDX"
+idx_images() { # FILE N N_AS_HEX_BYTE
+    printf "\\x00\\x00\\x08\\x03\\x00\\x00\\x00\\x$3\\x00\\x00\\x00\\x1c\\x00\\x00\\x00\\x1c" >"$1"
+    head -c $(($2 * 784)) /dev/urandom >>"$1"
+}
+idx_images "$IDX/train-images-idx3-ubyte" 12 0c
+idx_images "$IDX/t10k-images-idx3-ubyte" 8 08
+GAN=("$ATTN" gan train --data "$IDX" --z-dim 8 --g-ch 8 --d-ch 8 --batch 4 --eval-n 4 --log-every 1)
+
 # the data section of a safetensors file (the tensors' bytes, after the header)
 tensor_bytes() { python3 -c '
 import struct, sys
@@ -138,6 +150,25 @@ for fam in GPT BERT; do
         fi
     done
     unset -n base
+done
+# The GAN's rates are constant: 4 steps + resume to 8 = 8 steps, the losses
+# of both nets and both checkpoints (weights, spectral-norm vectors,
+# batchnorm statistics, Adam states) bit for bit.
+for th in 1 2; do
+    a="$TMP/GAN-$th-a" b="$TMP/GAN-$th-b"
+    "${GAN[@]}" --out "$a" --steps 8 --eval-every 4 --threads "$th" --quiet >"$TMP/r.out" 2>&1 &&
+        "${GAN[@]}" --out "$b" --steps 4 --eval-every 4 --threads "$th" --quiet >>"$TMP/r.out" 2>&1 &&
+        "$ATTN" gan train --out "$b" --resume --steps 8 --eval-every 4 --threads "$th" --log-every 1 --quiet \
+            >>"$TMP/r.out" 2>&1
+    rc=$?
+    glosses() { sed -n 's/.*"event":"train","step":\([0-9]*\),.*"g_loss":\([-0-9.e+]*\).*/\1 \2/p' "$1"; }
+    if [ "$rc" = 0 ] && command -v python3 >/dev/null && same_run GAN "$th" "$a" "$b" &&
+        [ "$(glosses "$a/train.jsonl")" = "$(glosses "$b/train.jsonl")" ] &&
+        cmp -s <(tensor_bytes "$a/discriminator.safetensors") <(tensor_bytes "$b/discriminator.safetensors"); then
+        ok "gan: 4 steps + resume to 8 = 8 steps, bit for bit (D and G losses, both checkpoints), $th thread(s)"
+    else
+        fail "gan resume, $th thread(s): exit $rc; losses $(diff <(losses "$a/train.jsonl") <(losses "$b/train.jsonl") | head -3 | tr '\n' ' ') $(tail -c 300 "$TMP/r.out")"
+    fi
 done
 # The encoder-decoders' cosine decays to 0 at the run's end: their run is cut
 # by SIGINT (at whatever step it lands, checkpointed there) and resumed.
@@ -233,5 +264,8 @@ if [ -f "$FMNIST/train-images-idx3-ubyte" ]; then
         --reinforce --mix --train-scenes --valid-scenes --scene-seed --encoder-stage --eval-every --threads \
         -- "${CAPTION[@]}" --eval-every 0
 fi
+check_opts "gan train" --steps --batch --lr-d --lr-g --beta1 --beta2 --seed --z-dim --g-ch --d-ch \
+    --attention --eval-every --eval-n --log-every --threads --time-budget --arena-mb \
+    -- "${GAN[@]}"
 
 finish

@@ -7,6 +7,7 @@
     X(ops)             \
     X(conv)            \
     X(vision_attention) \
+    X(cnn)             \
     X(rnn)             \
     X(attention)       \
     X(positions)       \
@@ -30,7 +31,8 @@
     X(reformer)        \
     X(bert)            \
     X(model_files)     \
-    X(caption)
+    X(caption)         \
+    X(gan)
 
 /* Suites that run only when named with --suite: the runner's self-test
  * (tests/test_runner.c). Each broken_* suite is wrong on purpose and must

@@ -36,6 +36,8 @@
  *   conv.h         convolutions, pooling, batch and spectral normalisation
  *   vision_attention.h  SAGAN and Simple Self-Attention blocks for feature maps
  *   cnn.h          the CNN image classifier (optional attention block), features
+ *   fid.h          the Frechet distance of feature sets (FID), symmetric eigensolver
+ *   gan.h          the small SAGAN (spectral norm, hinge losses) for 28x28 images
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -80,5 +82,7 @@
 #include "conv.h"
 #include "vision_attention.h"
 #include "cnn.h"
+#include "fid.h"
+#include "gan.h"
 
 #endif

@@ -191,7 +191,10 @@ attn_status attn_cnn_save(const char *path, const attn_cnn *m, const attn_kv *me
  * loaded strictly (shapes, finite values) into a new model in ps. Errors:
  * those of attn_cnn_config_load, attn_cnn_new and
  * attn_safetensors_load_params; ATTN_ERR_FORMAT / ATTN_ERR_SHAPE for a file
- * that does not hold the configuration's tensors. */
+ * that does not hold the configuration's tensors. *out is NULL on error; a
+ * file refused by its metadata adds nothing to ps, one refused by the final
+ * load (a NaN, a missing tensor) leaves the new model's tensors in ps (as
+ * attn_gpt_load): use a fresh store per load. */
 attn_status attn_cnn_load(const char *path, attn_params *ps, attn_cnn **out);
 
 #ifdef __cplusplus

@@ -134,7 +134,7 @@ int64_t attn_cnn_numel(const attn_cnn_config *cfg) {
         const int64_t C = c.widths[c.attention_stage];
         if (c.attention == ATTN_CNN_ATT_SIMPLE) n += C * C + 1;
         else if (c.attention == ATTN_CNN_ATT_SAGAN) n += 2 * (C / 8) * (C + 1) + C * (C + 1) + 1;
-        else n += 2 * (C / 8) * (C + 1) + (C / 2) * (C + 1) + C * (C / 2 + 1) + 1;
+        else n += 2 * (C / 8) * C + (C / 2) * C + C * (C / 2) + 1; /* no biases */
     }
     n += c.n_classes * (cin + 1);
     return n;
@@ -193,7 +193,7 @@ attn_status attn_cnn_new(attn_cnn **out, attn_params *ps, const attn_cnn_config 
             ac.form = c.attention == ATTN_CNN_ATT_SAGAN        ? ATTN_SAGAN_PAPER
                       : c.attention == ATTN_CNN_ATT_SAGAN_CODE ? ATTN_SAGAN_BIGGAN
                                                                : ATTN_SIMPLE_SA;
-            ac.bias = 1;
+            ac.bias = c.attention == ATTN_CNN_ATT_SAGAN; /* the BigGAN code has no biases */
             ac.sym = c.sym;
             ac.gamma_init = 0.0f;
             ac.kernel = ATTN_KERNEL_AUTO;

@@ -1,0 +1,1016 @@
+/* cmd_vision.c: `attn vision train|eval|maps`: the CNN image classifier
+ * (include/attn/cnn.h) on Fashion-MNIST (data/fashion-mnist, IDX files),
+ * with an optional self-attention block. docs/cnn.md is the manual.
+ *
+ *   attn vision train --out DIR [--attention none|sagan|sagan-code|simple] [options]
+ *   attn vision eval  --model DIR [--split test|valid|train]
+ *   attn vision maps  --model DIR --out DIR [--images N]
+ *
+ * Splits: the first 55,000 training images train, the last 5,000 are the
+ * validation set (for choices: the periodic evaluations), and the 10,000
+ * test images are read once, by the final evaluation.
+ *
+ * A model directory holds model.safetensors (an attn checkpoint: the
+ * parameters and running statistics, AdamW's state, and in its metadata the
+ * model configuration (cnn.*) and the run's settings (run.*)), train.jsonl
+ * (the log, with the attention block's gamma as "gamma" records) and
+ * loss.svg. attn_cnn_load reads model.safetensors directly.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "commands.h"
+#include "train_driver.h"
+
+#define CMD "vision"
+#define CLIP_NORM 5.0f
+#define N_VALID 5000
+
+static int opt_int(const char *sub, const char *a, const char *v, long long lo, long long hi,
+                   long long *out) {
+    return cli_opt_int(CMD, sub, a, v, lo, hi, out);
+}
+
+static int opt_real(const char *sub, const char *a, const char *v, double lo, double hi, double *out) {
+    return cli_opt_real(CMD, sub, a, v, lo, hi, out);
+}
+
+static void dir_file(char *buf, size_t n, const char *dir, const char *name) {
+    snprintf(buf, n, "%s/%s", dir, name);
+}
+
+/* ---- data ------------------------------------------------------------------------------- */
+
+typedef struct fmnist {
+    attn_idx train_x, train_y, test_x, test_y;
+    int64_t n_train; /* images used for training: all but the last N_VALID */
+} fmnist;
+
+static void fmnist_free(fmnist *d) {
+    attn_idx_free(&d->train_x);
+    attn_idx_free(&d->train_y);
+    attn_idx_free(&d->test_x);
+    attn_idx_free(&d->test_y);
+}
+
+/* Loads the four IDX files of dir; 0 or 1 (message printed). */
+static int fmnist_load(const char *dir, fmnist *d) {
+    static const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    attn_idx *dst[4] = {&d->train_x, &d->train_y, &d->test_x, &d->test_y};
+    char path[4096];
+    memset(d, 0, sizeof *d);
+    for (int i = 0; i < 4; i++) {
+        dir_file(path, sizeof path, dir, names[i]);
+        if (attn_idx_load(path, dst[i]) != ATTN_OK) {
+            fmnist_free(d);
+            return cli_fail(CMD, "cannot read Fashion-MNIST (scripts/setup.sh prepares data/fashion-mnist)");
+        }
+    }
+    for (int i = 0; i < 4; i += 2) {
+        const attn_idx *x = dst[i], *y = dst[i + 1];
+        if (x->ndim != 3 || y->ndim != 1 || x->dims[0] != y->dims[0] || x->dims[1] != 28 ||
+            x->dims[2] != 28) {
+            fprintf(stderr, "attn vision: %s: expected [N, 28, 28] images and [N] labels\n", dir);
+            fmnist_free(d);
+            return 1;
+        }
+        for (int64_t j = 0; j < y->numel; j++)
+            if (y->data[j] > 9) {
+                fprintf(stderr, "attn vision: %s: label %d of item %lld is not a class 0..9\n", dir,
+                        y->data[j], (long long)j);
+                fmnist_free(d);
+                return 1;
+            }
+    }
+    if (d->train_x.dims[0] <= N_VALID) {
+        fprintf(stderr, "attn vision: %s: %lld training images, more than %d needed (the last %d "
+                        "are the validation set)\n",
+                dir, (long long)d->train_x.dims[0], N_VALID, N_VALID);
+        fmnist_free(d);
+        return 1;
+    }
+    d->n_train = d->train_x.dims[0] - N_VALID;
+    return 0;
+}
+
+/* Image i of x (28x28 bytes) into out[784] in [0, 1]; with aug, shifted by
+ * (dy, dx) in [-2, 2] (zero fill) and mirrored left-right when flip. */
+static void load_image(const attn_idx *x, int64_t i, float *out, int dy, int dx, int flip) {
+    const uint8_t *p = x->data + i * 784;
+    for (int r = 0; r < 28; r++)
+        for (int c = 0; c < 28; c++) {
+            const int sr = r + dy, sc0 = c + dx, sc = flip ? 27 - sc0 : sc0;
+            out[r * 28 + c] = (sr >= 0 && sr < 28 && sc >= 0 && sc < 28) ? (float)p[sr * 28 + sc] / 255.0f : 0.0f;
+        }
+}
+
+/* ---- the run: settings kept in the checkpoint's metadata ---------------------------- */
+
+typedef struct run_info {
+    char data[1024];
+    long long batch, total_steps, warmup, seed, step, augment;
+    double lr, min_lr, weight_decay, label_smoothing, train_seconds;
+} run_info;
+
+#define RUN_META 12
+typedef struct run_meta {
+    attn_kv kv[ATTN_CNN_META + RUN_META];
+    char cbuf[ATTN_CNN_META * 32];
+    char vbuf[RUN_META][1100];
+    int n;
+} run_meta;
+
+static const char *run_keys[RUN_META] = {
+    "run.model", "run.data",   "run.batch",        "run.steps",           "run.warmup",
+    "run.seed",  "run.augment", "run.lr",          "run.min_lr",          "run.weight_decay",
+    "run.label_smoothing", "run.train_seconds"};
+
+static void run_meta_build(run_meta *m, const attn_cnn *c, const run_info *r) {
+    attn_cnn_config_meta(&c->cfg, m->kv, m->cbuf);
+    m->n = ATTN_CNN_META;
+    snprintf(m->vbuf[0], 1100, "attn-vision");
+    snprintf(m->vbuf[1], 1100, "%s", r->data);
+    snprintf(m->vbuf[2], 1100, "%lld", r->batch);
+    snprintf(m->vbuf[3], 1100, "%lld", r->total_steps);
+    snprintf(m->vbuf[4], 1100, "%lld", r->warmup);
+    snprintf(m->vbuf[5], 1100, "%lld", r->seed);
+    snprintf(m->vbuf[6], 1100, "%lld", r->augment);
+    snprintf(m->vbuf[7], 1100, "%.9g", r->lr);
+    snprintf(m->vbuf[8], 1100, "%.9g", r->min_lr);
+    snprintf(m->vbuf[9], 1100, "%.9g", r->weight_decay);
+    snprintf(m->vbuf[10], 1100, "%.9g", r->label_smoothing);
+    snprintf(m->vbuf[11], 1100, "%.3f", r->train_seconds);
+    for (int i = 0; i < RUN_META; i++) {
+        m->kv[m->n].key = run_keys[i];
+        m->kv[m->n].value = m->vbuf[i];
+        m->n++;
+    }
+}
+
+/* Reads run.* from a checkpoint, every number range-checked; 0 on success. */
+static int run_meta_read(const char *path, run_info *r) {
+    attn_safetensors *f = NULL;
+    if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
+    const char *model = attn_safetensors_metadata(f, "run.model");
+    int bad = !model || strcmp(model, "attn-vision") != 0;
+    for (int i = 1; i < RUN_META && !bad; i++) bad = !attn_safetensors_metadata(f, run_keys[i]);
+    if (bad || !attn_safetensors_metadata(f, "step")) {
+        attn_safetensors_close(f);
+        fprintf(stderr, "attn vision: %s is not a checkpoint of attn vision train (run.* metadata missing)\n",
+                path);
+        return 1;
+    }
+    meta_reader m = {f, path, {0}};
+    snprintf(r->data, sizeof r->data, "%s", attn_safetensors_metadata(f, "run.data"));
+    r->batch = meta_ll(&m, "run.batch", 2, 4096);
+    r->total_steps = meta_ll(&m, "run.steps", 1, 1ll << 40);
+    r->warmup = meta_ll(&m, "run.warmup", 0, 1ll << 40);
+    r->seed = meta_ll(&m, "run.seed", 0, 1ll << 62);
+    r->augment = meta_ll(&m, "run.augment", 0, 1);
+    r->lr = meta_real(&m, "run.lr", 0.0, 10.0);
+    r->min_lr = meta_real(&m, "run.min_lr", 0.0, 10.0);
+    r->weight_decay = meta_real(&m, "run.weight_decay", 0.0, 10.0);
+    r->label_smoothing = meta_real(&m, "run.label_smoothing", 0.0, 0.99);
+    r->train_seconds = meta_real(&m, "run.train_seconds", 0.0, 1e12);
+    r->step = meta_ll(&m, "step", 0, 1ll << 40);
+    attn_safetensors_close(f);
+    if (m.err[0]) {
+        fprintf(stderr, "attn vision: %s\n", m.err);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- evaluation ------------------------------------------------------------------------- */
+
+typedef struct eval_result {
+    double loss, accuracy, seconds;
+    int64_t n;
+} eval_result;
+
+/* Loss and accuracy on images [first, first + n) of (x, y), B per forward,
+ * evaluation mode (running statistics), gradients off. 0 or 1 (printed). */
+static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const attn_idx *y,
+                    int64_t first, int64_t n, int64_t B, eval_result *out) {
+    float *img = malloc((size_t)B * 784 * sizeof *img);
+    int32_t *lab = malloc((size_t)B * sizeof *lab);
+    if (!img || !lab) {
+        free(img);
+        free(lab);
+        fprintf(stderr, "attn vision: out of memory\n");
+        return 1;
+    }
+    const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    const double t0 = attn_monotonic_s();
+    double nats = 0.0;
+    int64_t correct = 0;
+    int rc = 0;
+    for (int64_t s = 0; s < n; s += B) {
+        const int64_t b = B < n - s ? B : n - s;
+        for (int64_t i = 0; i < b; i++) {
+            load_image(x, first + s + i, img + i * 784, 0, 0, 0);
+            lab[i] = y->data[first + s + i];
+        }
+        attn_ctx_reset(ctx);
+        attn_tensor *tx = attn_tensor_from(ctx, ATTN_F32, 4, (int64_t[]){b, 1, 28, 28}, img);
+        attn_tensor *ty = attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){b}, lab);
+        attn_tensor *logits = NULL;
+        attn_tensor *loss = attn_cnn_loss(ctx, m, tx, ty, 0.0f, &logits);
+        if (!loss) {
+            fprintf(stderr, "attn vision: evaluation: %s\n", attn_ctx_error(ctx));
+            rc = 1;
+            break;
+        }
+        nats += (double)attn_f32(loss)[0] * (double)b;
+        const int64_t K = logits->shape[1];
+        for (int64_t i = 0; i < b; i++) {
+            const float *row = attn_f32(logits) + i * K;
+            int64_t best = 0;
+            for (int64_t k = 1; k < K; k++)
+                if (row[k] > row[best]) best = k;
+            correct += best == lab[i];
+        }
+    }
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, grad);
+    attn_ctx_set_training(ctx, training);
+    free(img);
+    free(lab);
+    out->n = n;
+    out->loss = n ? nats / (double)n : NAN;
+    out->accuracy = n ? (double)correct / (double)n : NAN;
+    out->seconds = attn_monotonic_s() - t0;
+    return rc;
+}
+
+/* ---- train: the vision family of the training driver ------------------------------------ */
+
+static void train_usage(FILE *f) {
+    fprintf(f,
+        "usage: attn vision train --out DIR [options]\n\n"
+        "Trains the CNN classifier (docs/cnn.md) on Fashion-MNIST: the first 55,000 training\n"
+        "images train, the last 5,000 validate, and the final evaluation reports the test\n"
+        "accuracy on the 10,000 test images.\n\n"
+        "data (fixed by the checkpoint: refused with --resume)\n"
+        "  --data DIR             the IDX files (default data/fashion-mnist)\n"
+        "  --augment 0|1          random shifts by up to 2 pixels and left-right flips (default 0)\n"
+        "model (fixed by the checkpoint: refused with --resume)\n"
+        "  --attention KIND       none|sagan|sagan-code|simple (default none)\n"
+        "  --attention-stage S    the stage the block follows (default 0: 14x14 maps)\n"
+        "  --sym 0|1              Simple SA: symmetric W (default 0)\n"
+        "  --stages N             stages (default 3; every stage but the last halves the map)\n"
+        "  --width C              channels of stage 0, doubled at each stage (default 32)\n"
+        "  --convs N              conv-BN-ReLU layers per stage (default 1)\n"
+        "  --dropout P            dropout before the head (default 0)\n"
+        "  --label-smoothing E    (default 0)\n"
+        "schedule (with --resume: applied and printed)\n"
+        "  --batch N              images per step (default 64)\n"
+        "  --steps N              optimizer steps (default 3000; with --resume: the new total)\n"
+        "  --epochs E             instead of --steps: E passes over the 55,000 training images\n"
+        "  --time-budget S        stop after S seconds of training (final evaluation and checkpoint)\n"
+        "  --lr X                 peak learning rate of AdamW (default 2e-3)\n"
+        "  --min-lr X             final learning rate of the cosine (default lr / 100)\n"
+        "  --warmup N             linear warmup steps (default 100)\n"
+        "  --weight-decay X       AdamW's decoupled weight decay (default 0.01)\n"
+        "  --seed N               initialisation, batches, augmentation (default 1; fixed by the checkpoint)\n"
+        "run\n"
+        "  --eval-every N         validation accuracy every N steps and a checkpoint (default 500; 0: end only)\n"
+        "  --eval-n N             validation images of the periodic evaluations (default 1000;\n"
+        "                         the final one uses all 5,000 and the test set)\n"
+        "  --log-every N          a JSONL line (loss, accuracy, gamma) every N steps (default 50)\n"
+        "  --threads N            threads for the ops (default: all)\n"
+        "  --arena-mb N           context arena in MiB (default 1024)\n"
+        "  --resume               continue DIR's run: same model, optimizer state and batches\n"
+        "  --force                overwrite the run DIR holds (refused without it)\n"
+        "  --quiet                no progress line\n\n"
+        "Ctrl-C (SIGINT) or SIGTERM finishes the step, writes a checkpoint and exits 130.\n");
+}
+
+typedef struct vision_train {
+    run_info r;
+    attn_cnn *m;
+    fmnist d;
+    float *img;
+    int32_t *lab;
+    int64_t *perm;      /* the training order of epoch perm_epoch */
+    int64_t perm_epoch;
+    int64_t B;
+    long long eval_n;
+    run_meta meta;
+} vision_train;
+
+/* The permutation of the training images for epoch e: a Fisher-Yates
+ * shuffle seeded by (seed, e), so that a resumed run replays its batches. */
+static void make_perm(vision_train *g, int64_t e) {
+    attn_rng rng;
+    attn_rng_init(&rng, (uint64_t)g->r.seed * 1000003u + (uint64_t)e + 1);
+    const int64_t n = g->d.n_train;
+    for (int64_t i = 0; i < n; i++) g->perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        const int64_t j = attn_rng_next_below(&rng, (uint32_t)(i + 1));
+        const int64_t t = g->perm[i];
+        g->perm[i] = g->perm[j];
+        g->perm[j] = t;
+    }
+    g->perm_epoch = e;
+}
+
+static attn_tensor *vision_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
+    vision_train *g = self;
+    const int64_t B = g->B, n = g->d.n_train;
+    attn_ctx_set_rng(run->ctx, (uint64_t)g->r.seed, (uint64_t)step << 24);
+    attn_rng aug;
+    attn_rng_init(&aug, ((uint64_t)g->r.seed << 32) ^ (uint64_t)step ^ 0x5bd1e995u);
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t k = step * B + b, e = k / n;
+        if (e != g->perm_epoch) make_perm(g, e);
+        const int64_t i = g->perm[k % n];
+        int dy = 0, dx = 0, flip = 0;
+        if (g->r.augment) {
+            dy = (int)attn_rng_next_below(&aug, 5) - 2;
+            dx = (int)attn_rng_next_below(&aug, 5) - 2;
+            flip = (int)attn_rng_next_below(&aug, 2);
+        }
+        load_image(&g->d.train_x, i, g->img + b * 784, dy, dx, flip);
+        g->lab[b] = g->d.train_y.data[i];
+    }
+    attn_tensor *tx = attn_tensor_from(run->ctx, ATTN_F32, 4, (int64_t[]){B, 1, 28, 28}, g->img);
+    attn_tensor *ty = attn_tensor_from(run->ctx, ATTN_I32, 1, (int64_t[]){B}, g->lab);
+    attn_tensor *logits = NULL;
+    attn_tensor *loss = attn_cnn_loss(run->ctx, g->m, tx, ty, (float)g->r.label_smoothing, &logits);
+    c->items = c->tokens = (double)B;
+    if (!loss) return NULL;
+    int64_t correct = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const float *row = attn_f32(logits) + b * 10;
+        int best = 0;
+        for (int k = 1; k < 10; k++)
+            if (row[k] > row[best]) best = k;
+        correct += best == g->lab[b];
+    }
+    c->metric = (double)correct / (double)B;
+    /* gamma over training: the value this step starts from, once per log window */
+    if (g->m->cfg.attention != ATTN_CNN_ATT_NONE && run->log_every > 0 && step % run->log_every == 0) {
+        const attn_json_field f[] = {attn_json_str("event", "gamma"), attn_json_int("step", step),
+                                     attn_json_num("gamma", (double)attn_cnn_gamma(g->m))};
+        if (train_log(run, f, 3)) return NULL;
+    }
+    return loss;
+}
+
+static int vision_evaluate(void *self, train_run *run, int last, double *seconds) {
+    vision_train *g = self;
+    eval_result va, te;
+    memset(&te, 0, sizeof te);
+    const int64_t nv = last || g->eval_n <= 0 || g->eval_n > N_VALID ? N_VALID : g->eval_n;
+    if (evaluate(run->ctx, g->m, &g->d.train_x, &g->d.train_y, g->d.n_train, nv, 256, &va)) return 1;
+    if (last && evaluate(run->ctx, g->m, &g->d.test_x, &g->d.test_y, 0, g->d.test_x.dims[0], 256, &te))
+        return 1;
+    *seconds = va.seconds + te.seconds;
+    const double gamma = (double)attn_cnn_gamma(g->m);
+    attn_json_field f[10];
+    int n = 0;
+    f[n++] = attn_json_str("event", "eval");
+    f[n++] = attn_json_int("step", run->step);
+    f[n++] = attn_json_num("valid_loss", va.loss);
+    f[n++] = attn_json_num("valid_accuracy", va.accuracy);
+    f[n++] = attn_json_int("valid_n", va.n);
+    if (last) {
+        f[n++] = attn_json_num("test_loss", te.loss);
+        f[n++] = attn_json_num("test_accuracy", te.accuracy);
+        f[n++] = attn_json_int("test_n", te.n);
+    }
+    f[n++] = attn_json_num("gamma", gamma);
+    f[n++] = attn_json_num("seconds", *seconds);
+    if (train_log(run, f, n)) return 1;
+    if (!run->quiet || last) {
+        if (run->progress.tty && !run->quiet) fputc('\n', stderr);
+        FILE *o = last ? stdout : stderr;
+        fprintf(o, "step %lld: valid accuracy %.4f (loss %.4f, %lld images)", (long long)run->step,
+                va.accuracy, va.loss, (long long)va.n);
+        if (last)
+            fprintf(o, "; test accuracy %.4f (loss %.4f, %lld images)", te.accuracy, te.loss,
+                    (long long)te.n);
+        if (g->m->cfg.attention != ATTN_CNN_ATT_NONE) fprintf(o, "; gamma %.4f", gamma);
+        fputc('\n', o);
+    }
+    return 0;
+}
+
+static void vision_meta(void *self, train_run *run, double train_seconds_, const attn_kv **kv, int *n) {
+    vision_train *g = self;
+    g->r.total_steps = run->total_steps;
+    g->r.train_seconds = train_seconds_;
+    run_meta_build(&g->meta, g->m, &g->r);
+    *kv = g->meta.kv;
+    *n = g->meta.n;
+}
+
+static int vision_finish(void *self, train_run *run, double train_s, double train_cpu) {
+    vision_train *g = self;
+    const double nimg = (double)((run->step - run->start) * g->B);
+    const double ips = nimg / (train_s > 1e-9 ? train_s : 1e-9);
+    const double step_ms = run->step > run->start ? 1e3 * train_s / (double)(run->step - run->start) : 0.0;
+    printf("trained %lld steps in %.1f s: %.1f ms/step, %.0f images/s (evaluation %.1f s apart)%s\n",
+           (long long)(run->step - run->start), train_s, step_ms, ips, run->eval_seconds,
+           !strcmp(run->stopped, "time_budget") ? "; stopped by the time budget" : "");
+    const attn_json_field f[] = {attn_json_str("event", "end"), attn_json_int("step", run->step),
+                                 attn_json_str("stopped", run->stopped),
+                                 attn_json_num("train_seconds", train_s), attn_json_num("images_per_s", ips),
+                                 attn_json_num("ms_per_step", step_ms),
+                                 attn_json_num("train_cpu_seconds", train_cpu),
+                                 attn_json_num("gamma", (double)attn_cnn_gamma(g->m)),
+                                 attn_json_int("parameters", attn_cnn_numel(&g->m->cfg))};
+    return train_log(run, f, (int)(sizeof f / sizeof f[0]));
+}
+
+static const train_family vision_family = {
+    "img", "accuracy", "Fashion-MNIST CNN", "loss (nats per image)", "valid", NULL, "train.jsonl, loss.svg",
+    vision_step_loss, NULL, vision_evaluate, vision_meta, vision_finish, NULL, NULL, NULL,
+};
+
+/* Trainable values: the store less the BatchNorm running statistics. */
+static int64_t trainable_numel(const attn_params *ps) {
+    int64_t n = 0;
+    for (int i = 0; i < attn_params_count(ps); i++) {
+        const attn_tensor *t = attn_params_at(ps, i);
+        if (t->requires_grad) n += attn_tensor_numel(t);
+    }
+    return n;
+}
+
+static int cmd_vision_train(int argc, char **argv) {
+    const char *prog = "attn vision train", *sub = "train", *data = "data/fashion-mnist";
+    const char *att = "none";
+    long long att_stage = 0, stages = 3, width = 32, convs = 1, augment = 0;
+    double dropout = 0.0, smoothing = 0.0;
+    int sym = 0, rc = 0;
+    train_opts o;
+    train_opts_init(&o);
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            train_usage(stdout);
+            return 0;
+        }
+        const int k = train_opt(prog, a, v, &o, &rc);
+        if (k) {
+            i += k - 1;
+            continue;
+        }
+        if (!strcmp(a, "--sym")) { train_opt_bool(argv, argc, &i, &sym); train_fixed(&o, a); continue; }
+        if (strcmp(a, "--label-smoothing")) train_fixed(&o, a);
+        i++;
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--attention")) att = v;
+        else if (!strcmp(a, "--attention-stage")) rc = opt_int(sub, a, v, 0, ATTN_CNN_MAX_STAGES - 1, &att_stage);
+        else if (!strcmp(a, "--stages")) rc = opt_int(sub, a, v, 1, ATTN_CNN_MAX_STAGES, &stages);
+        else if (!strcmp(a, "--width")) rc = opt_int(sub, a, v, 1, 512, &width);
+        else if (!strcmp(a, "--convs")) rc = opt_int(sub, a, v, 1, 4, &convs);
+        else if (!strcmp(a, "--augment")) rc = opt_int(sub, a, v, 0, 1, &augment);
+        else if (!strcmp(a, "--dropout")) rc = opt_real(sub, a, v, 0.0, 0.99, &dropout);
+        else if (!strcmp(a, "--label-smoothing")) rc = opt_real(sub, a, v, 0.0, 0.99, &smoothing);
+        else {
+            fprintf(stderr, "attn vision train: unknown option '%s' (try 'attn vision train --help')\n", a);
+            return 2;
+        }
+        if (!v && rc == 0) {
+            fprintf(stderr, "attn vision train: %s needs a value\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if ((rc = train_opts_check(prog, &o))) return rc;
+    attn_cnn_attention ak;
+    if (attn_cnn_attention_parse(att, &ak)) {
+        fprintf(stderr, "attn vision train: --attention '%s': expected none, sagan, sagan-code or simple\n", att);
+        return 2;
+    }
+    if (ak != ATTN_CNN_ATT_NONE && att_stage >= stages) {
+        fprintf(stderr, "attn vision train: --attention-stage %lld: the model has stages 0 to %lld\n",
+                att_stage, stages - 1);
+        return 2;
+    }
+    const char *out = o.out;
+    const int resume = o.resume;
+    if ((rc = train_dir_check(prog, &o))) return rc;
+
+    vision_train g;
+    memset(&g, 0, sizeof g);
+    g.perm_epoch = -1;
+    g.eval_n = o.eval_n > 0 ? o.eval_n : 1000;
+    run_info *rp = &g.r;
+    attn_params *ps = NULL;
+    attn_optim *opt = NULL;
+    attn_ctx *ctx = NULL;
+    train_run run;
+    memset(&run, 0, sizeof run);
+    int have_data = 0;
+    rc = 1;
+    char ckpt[4096];
+    dir_file(ckpt, sizeof ckpt, out, "model.safetensors");
+    if (resume) {
+        if (run_meta_read(ckpt, rp)) goto done;
+        train_resume_ll("--steps", o.steps, &rp->total_steps);
+        train_resume_ll("--batch", o.batch, &rp->batch);
+        train_resume_ll("--warmup", o.warmup, &rp->warmup);
+        train_resume_real("--lr", o.lr, &rp->lr);
+        train_resume_real("--min-lr", o.min_lr, &rp->min_lr);
+        train_resume_real("--weight-decay", o.weight_decay, &rp->weight_decay);
+        attn_cnn_config cc;
+        if (attn_cnn_config_load(ckpt, &cc) != ATTN_OK || attn_params_new(&ps) != ATTN_OK ||
+            attn_cnn_new(&g.m, ps, &cc, NULL) != ATTN_OK) {
+            rc = cli_fail(CMD, "cannot rebuild the model");
+            goto done;
+        }
+    } else {
+        snprintf(rp->data, sizeof rp->data, "%s", data);
+        rp->batch = o.batch > 0 ? o.batch : 64;
+        rp->total_steps = o.steps > 0 ? o.steps : 3000;
+        rp->warmup = o.warmup >= 0 ? o.warmup : 100;
+        rp->seed = o.seed >= 0 ? o.seed : 1;
+        rp->augment = augment;
+        rp->lr = o.lr >= 0 ? o.lr : 2e-3;
+        rp->min_lr = o.min_lr >= 0 ? o.min_lr : rp->lr / 100.0;
+        rp->weight_decay = o.weight_decay >= 0 ? o.weight_decay : 0.01;
+        rp->label_smoothing = smoothing;
+    }
+    if (rp->batch < 2) {
+        fprintf(stderr, "attn vision train: --batch %lld: BatchNorm needs at least 2 images per step\n",
+                rp->batch);
+        rc = 2;
+        goto done;
+    }
+    if (fmnist_load(rp->data, &g.d)) goto done;
+    have_data = 1;
+    if (!resume) {
+        attn_cnn_config cc = attn_cnn_config_default();
+        cc.n_stages = (int)stages;
+        for (int s = 0; s < ATTN_CNN_MAX_STAGES; s++) cc.widths[s] = s < stages ? width << s : 0;
+        cc.convs_per_stage = (int)convs;
+        cc.attention = ak;
+        cc.attention_stage = (int)att_stage;
+        cc.sym = sym;
+        cc.dropout = (float)dropout;
+        attn_rng rng;
+        attn_rng_init(&rng, (uint64_t)rp->seed);
+        if (attn_params_new(&ps) != ATTN_OK || attn_cnn_new(&g.m, ps, &cc, &rng) != ATTN_OK) {
+            rc = cli_fail(CMD, "cannot create the model");
+            goto done;
+        }
+        if (cli_make_dir(out) != 0) {
+            fprintf(stderr, "attn vision train: cannot create the directory %s: %s\n", out, strerror(errno));
+            goto done;
+        }
+    }
+    const int64_t B = rp->batch;
+    g.B = B;
+    if (o.epochs > 0) {
+        const long long per_epoch = (long long)((g.d.n_train + B - 1) / B);
+        if (resume) train_resume_ll("--steps (from --epochs)", o.epochs * per_epoch, &rp->total_steps);
+        else rp->total_steps = o.epochs * per_epoch;
+    }
+    attn_optim_config oc = {0};
+    oc.kind = ATTN_OPTIM_ADAMW;
+    oc.lr = (float)rp->lr;
+    oc.weight_decay = (float)rp->weight_decay;
+    if (attn_optim_new(&opt, ps, &oc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the optimizer");
+        goto done;
+    }
+    int64_t step = 0;
+    if (resume && attn_checkpoint_load(ckpt, ps, opt, &step) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot load the checkpoint");
+        goto done;
+    }
+    attn_ctx_config ccx = {0};
+    ccx.arena_bytes = (size_t)(o.arena_mb > 0 ? o.arena_mb : 1024) << 20;
+    ccx.n_threads = (int)(o.threads > 0 ? o.threads : 0);
+    ccx.seed = (uint64_t)rp->seed;
+    if (attn_ctx_new(&ctx, &ccx) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    run.prog = prog;
+    run.out = out;
+    run.fam = &vision_family;
+    run.self = &g;
+    run.ctx = ctx;
+    run.ps = ps;
+    run.opt = opt;
+    run.step = step;
+    run.total_steps = rp->total_steps;
+    run.warmup = rp->warmup;
+    run.log_every = o.log_every > 0 ? o.log_every : 50;
+    run.eval_every = o.eval_every >= 0 ? o.eval_every : 500;
+    run.lr = rp->lr;
+    run.min_lr = rp->min_lr;
+    run.clip = CLIP_NORM;
+    run.time_budget = o.time_budget > 0 ? o.time_budget : 0.0;
+    run.seconds_before = rp->train_seconds;
+    run.arena_mb = (long long)(ccx.arena_bytes >> 20);
+    run.quiet = o.quiet;
+    if (step >= rp->total_steps) {
+        rc = train_loop(&run); /* says the run is complete */
+        goto done;
+    }
+    if (train_log_open(&run, resume)) goto done;
+    g.img = malloc((size_t)B * 784 * sizeof *g.img);
+    g.lab = malloc((size_t)B * sizeof *g.lab);
+    g.perm = malloc((size_t)g.d.n_train * sizeof *g.perm);
+    if (!g.img || !g.lab || !g.perm) {
+        fprintf(stderr, "attn vision train: out of memory\n");
+        goto done;
+    }
+    const attn_cnn_config *c = &g.m->cfg;
+    char desc[512];
+    snprintf(desc, sizeof desc,
+             "CNN: %d stages of widths %lld %lld %lld %lld, %d conv-BN-ReLU per stage, attention %s%s%s, "
+             "dropout %g; %lld trainable parameters (+%lld BatchNorm statistics)",
+             c->n_stages, (long long)c->widths[0], (long long)c->widths[1], (long long)c->widths[2],
+             (long long)c->widths[3], c->convs_per_stage, attn_cnn_attention_name(c->attention),
+             c->attention != ATTN_CNN_ATT_NONE ? " after stage " : "",
+             c->attention != ATTN_CNN_ATT_NONE ? (const char[]){(char)('0' + c->attention_stage), 0} : "",
+             (double)c->dropout, (long long)trainable_numel(ps),
+             (long long)(attn_params_numel(ps) - trainable_numel(ps)));
+    printf("%s\n", desc);
+    printf("data: %s: train %lld images, valid %d, test %lld; augmentation %s\n", rp->data,
+           (long long)g.d.n_train, N_VALID, (long long)g.d.test_x.dims[0],
+           rp->augment ? "shifts +-2 and flips" : "none");
+    printf("schedule: %lld steps of %lld images, AdamW lr %g -> %g (warmup %lld, cosine), wd %g, label "
+           "smoothing %g; threads %d\n",
+           rp->total_steps, (long long)B, rp->lr, rp->min_lr, rp->warmup, rp->weight_decay,
+           rp->label_smoothing, attn_ctx_threads(ctx));
+    if (resume) printf("resuming %s at step %lld\n", out, (long long)step);
+    fflush(stdout);
+    {
+        const attn_json_field f[] = {
+            attn_json_str("event", resume ? "resume" : "start"), attn_json_int("step", step),
+            attn_json_str("data", rp->data), attn_json_str("attention", attn_cnn_attention_name(c->attention)),
+            attn_json_int("parameters", trainable_numel(ps)), attn_json_int("total_steps", rp->total_steps),
+            attn_json_int("batch", B), attn_json_int("threads", attn_ctx_threads(ctx)),
+            attn_json_int("seed", rp->seed), attn_json_str("description", desc),
+        };
+        if (train_log(&run, f, (int)(sizeof f / sizeof f[0]))) goto done;
+    }
+    rc = train_loop(&run);
+done:
+    if (run.log) attn_jsonl_close(run.log);
+    free(g.img);
+    free(g.lab);
+    free(g.perm);
+    if (have_data) fmnist_free(&g.d);
+    attn_ctx_free(ctx);
+    attn_optim_free(opt);
+    attn_cnn_free(g.m);
+    attn_params_free(ps);
+    return rc;
+}
+
+/* ---- eval ------------------------------------------------------------------------------ */
+
+/* Loads DIR/model.safetensors; 0 or 1 (printed). */
+static int load_model(const char *dir, attn_params **ps, attn_cnn **m) {
+    char path[4096];
+    dir_file(path, sizeof path, dir, "model.safetensors");
+    if (attn_params_new(ps) != ATTN_OK || attn_cnn_load(path, *ps, m) != ATTN_OK)
+        return cli_fail(CMD, "cannot load the model");
+    return 0;
+}
+
+static int cmd_vision_eval(int argc, char **argv) {
+    const char *sub = "eval", *model = NULL, *split = "test", *data = "data/fashion-mnist";
+    long long threads = 0;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: attn vision eval --model DIR [--split test|valid] [--data DIR] [--threads N]\n\n"
+                   "Accuracy and loss of a model of 'attn vision train' on the Fashion-MNIST test set\n"
+                   "(default) or on the validation set (the last 5,000 training images).\n");
+            return 0;
+        }
+        i++;
+        if (!v) {
+            fprintf(stderr, "attn vision eval: %s needs a value\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--split")) split = v;
+        else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else {
+            fprintf(stderr, "attn vision eval: unknown option '%s' (try 'attn vision eval --help')\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if (!model) {
+        fprintf(stderr, "attn vision eval: --model DIR is required\n");
+        return 2;
+    }
+    if (strcmp(split, "test") && strcmp(split, "valid")) {
+        fprintf(stderr, "attn vision eval: --split '%s': expected test or valid\n", split);
+        return 2;
+    }
+    attn_params *ps = NULL;
+    attn_cnn *m = NULL;
+    attn_ctx *ctx = NULL;
+    fmnist d;
+    int have_data = 0;
+    rc = 1;
+    if (load_model(model, &ps, &m)) goto done;
+    if (fmnist_load(data, &d)) goto done;
+    have_data = 1;
+    attn_ctx_config cc = {0};
+    cc.n_threads = (int)threads;
+    cc.arena_bytes = (size_t)512 << 20;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    eval_result r;
+    const int test = !strcmp(split, "test");
+    if (evaluate(ctx, m, test ? &d.test_x : &d.train_x, test ? &d.test_y : &d.train_y,
+                 test ? 0 : d.n_train, test ? d.test_x.dims[0] : N_VALID, 256, &r))
+        goto done;
+    printf("%s accuracy %.4f, loss %.4f (%lld images, %.1f s); attention %s", split, r.accuracy, r.loss,
+           (long long)r.n, r.seconds, attn_cnn_attention_name(m->cfg.attention));
+    if (m->cfg.attention != ATTN_CNN_ATT_NONE) printf(", gamma %.4f", (double)attn_cnn_gamma(m));
+    printf("\n");
+    rc = 0;
+done:
+    if (have_data) fmnist_free(&d);
+    attn_ctx_free(ctx);
+    attn_cnn_free(m);
+    attn_params_free(ps);
+    return rc;
+}
+
+static int cmd_vision_maps(int argc, char **argv);
+
+int cmd_vision(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        FILE *f = argc < 2 ? stderr : stdout;
+        fprintf(f, "usage: attn vision train|eval|maps [options]   (attn vision train --help, ...)\n\n"
+                   "  train    train the CNN classifier (optionally with a self-attention block) on Fashion-MNIST\n"
+                   "  eval     test (or validation) accuracy of a trained model\n"
+                   "  maps     PNG pictures of where query pixels attend, for a few test images\n");
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "train")) return cmd_vision_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval")) return cmd_vision_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "maps")) return cmd_vision_maps(argc - 1, argv + 1);
+    fprintf(stderr, "attn vision: unknown subcommand '%s' (train, eval or maps)\n", argv[1]);
+    return 2;
+}
+
+/* ---- maps ------------------------------------------------------------------------------- */
+
+#define MAP_SCALE 8   /* screen pixels per image pixel */
+#define MAP_GAP 4
+#define MAP_QUERIES 4
+
+static const char *const class_names[10] = {"t-shirt", "trouser", "pullover", "dress", "coat",
+                                             "sandal", "shirt", "sneaker", "bag", "ankle-boot"};
+
+/* A "hot" colour map: 0 black, then red, yellow, white. */
+static void hot(double v, uint8_t *rgb) {
+    v = v < 0 ? 0 : v > 1 ? 1 : v;
+    const double r = v * 3.0, g = v * 3.0 - 1.0, b = v * 3.0 - 2.0;
+    rgb[0] = (uint8_t)(255.0 * (r > 1 ? 1 : r));
+    rgb[1] = (uint8_t)(255.0 * (g < 0 ? 0 : g > 1 ? 1 : g));
+    rgb[2] = (uint8_t)(255.0 * (b < 0 ? 0 : b > 1 ? 1 : b));
+}
+
+/* Draws one panel at (x0, y0) of the RGB canvas (width cw): the 28x28 image
+ * in grey, with, when map is not NULL, the mh x mw map (values in [0, 1])
+ * blended over it in the hot colours and the query cell (qr, qc) of the
+ * qh x qw query grid outlined in green. */
+static void draw_panel(uint8_t *canvas, int cw, int x0, int y0, const float *img,
+                       const double *map, int mh, int mw, int qh, int qw, int qr, int qc) {
+    const int S = 28 * MAP_SCALE;
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            const double g = img[(y / MAP_SCALE) * 28 + x / MAP_SCALE];
+            uint8_t *px = canvas + ((size_t)(y0 + y) * cw + (x0 + x)) * 3;
+            if (!map) {
+                px[0] = px[1] = px[2] = (uint8_t)(255.0 * g);
+                continue;
+            }
+            uint8_t c[3];
+            hot(map[(y * mh / S) * mw + x * mw / S], c);
+            for (int k = 0; k < 3; k++) px[k] = (uint8_t)(0.35 * 255.0 * g + 0.65 * c[k]);
+        }
+    if (!map) return;
+    const int cy0 = qr * S / qh, cy1 = (qr + 1) * S / qh - 1, cx0 = qc * S / qw, cx1 = (qc + 1) * S / qw - 1;
+    for (int t = 0; t < 2; t++)
+        for (int y = cy0 - t; y <= cy1 + t; y++)
+            for (int x = cx0 - t; x <= cx1 + t; x++) {
+                if (y < 0 || x < 0 || y >= S || x >= S) continue;
+                if (y != cy0 - t && y != cy1 + t && x != cx0 - t && x != cx1 + t) continue;
+                uint8_t *px = canvas + ((size_t)(y0 + y) * cw + (x0 + x)) * 3;
+                px[0] = 0, px[1] = 255, px[2] = 0;
+            }
+}
+
+static int cmd_vision_maps(int argc, char **argv) {
+    const char *sub = "maps", *model = NULL, *out = NULL, *data = "data/fashion-mnist";
+    long long n_img = 4, first = 0, threads = 0;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: attn vision maps --model DIR --out DIR [--images N] [--first I] [--data DIR]\n\n"
+                   "Draws, for N test images from test image I on (default 4 from 0), where %d query\n"
+                   "positions of the attention block's map attend (DIR/maps.png, one row per image:\n"
+                   "the image, then one panel per query, the query cell outlined in green, the\n"
+                   "weights in black-red-yellow-white). SAGAN: the softmax weights of the query over\n"
+                   "the key positions. Simple SA has no softmax: the panel shows |x_i^T W x_j|, the\n"
+                   "magnitude of the coefficient of position i in the output at j, scaled to its\n"
+                   "largest value. DIR/maps.txt names the rows (label, prediction, queries).\n",
+                   MAP_QUERIES);
+            return 0;
+        }
+        i++;
+        if (!v) {
+            fprintf(stderr, "attn vision maps: %s needs a value\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--images")) rc = opt_int(sub, a, v, 1, 64, &n_img);
+        else if (!strcmp(a, "--first")) rc = opt_int(sub, a, v, 0, 1 << 30, &first);
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else {
+            fprintf(stderr, "attn vision maps: unknown option '%s' (try 'attn vision maps --help')\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if (!model || !out) {
+        fprintf(stderr, "attn vision maps: --model DIR and --out DIR are required\n");
+        return 2;
+    }
+    attn_params *ps = NULL;
+    attn_cnn *m = NULL;
+    attn_ctx *ctx = NULL;
+    fmnist d;
+    int have_data = 0;
+    float *img = NULL;
+    uint8_t *canvas = NULL;
+    double *map = NULL;
+    FILE *txt = NULL;
+    rc = 1;
+    if (load_model(model, &ps, &m)) goto done;
+    if (m->cfg.attention == ATTN_CNN_ATT_NONE) {
+        fprintf(stderr, "attn vision maps: the model in %s has no attention block (train it with "
+                        "--attention sagan|sagan-code|simple)\n", model);
+        goto done;
+    }
+    if (fmnist_load(data, &d)) goto done;
+    have_data = 1;
+    if (first + n_img > d.test_x.dims[0]) {
+        fprintf(stderr, "attn vision maps: images %lld .. %lld: the test set has %lld\n", first,
+                first + n_img - 1, (long long)d.test_x.dims[0]);
+        rc = 2;
+        goto done;
+    }
+    if (cli_make_dir(out) != 0) {
+        fprintf(stderr, "attn vision maps: cannot create the directory %s: %s\n", out, strerror(errno));
+        goto done;
+    }
+    attn_ctx_config cc = {0};
+    cc.n_threads = (int)threads;
+    cc.arena_bytes = (size_t)256 << 20;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    attn_ctx_set_training(ctx, 0);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    const int B = (int)n_img, S = 28 * MAP_SCALE, pw = S + MAP_GAP;
+    const int cw = (1 + MAP_QUERIES) * pw - MAP_GAP, ch = B * pw - MAP_GAP;
+    img = malloc((size_t)B * 784 * sizeof *img);
+    canvas = calloc((size_t)cw * (size_t)ch * 3, 1);
+    if (!img || !canvas) {
+        fprintf(stderr, "attn vision maps: out of memory\n");
+        goto done;
+    }
+    memset(canvas, 255, (size_t)cw * (size_t)ch * 3);
+    for (int b = 0; b < B; b++) load_image(&d.test_x, first + b, img + b * 784, 0, 0, 0);
+    attn_tensor *x = attn_tensor_from(ctx, ATTN_F32, 4, (int64_t[]){B, 1, 28, 28}, img);
+    attn_tensor *w = NULL;
+    attn_tensor *logits = attn_cnn_forward(ctx, m, x, NULL, &w);
+    /* the block's input: the same network without the block, up to its stage */
+    attn_cnn bare = *m;
+    bare.cfg.attention = ATTN_CNN_ATT_NONE;
+    attn_tensor *fin = attn_cnn_features(ctx, &bare, x, m->cfg.attention_stage, NULL);
+    if (!logits || !fin) {
+        fprintf(stderr, "attn vision maps: %s\n", attn_ctx_error(ctx));
+        goto done;
+    }
+    const int qh = (int)fin->shape[2], qw = (int)fin->shape[3], N = qh * qw;
+    const int64_t C = fin->shape[1];
+    const int simple = m->cfg.attention == ATTN_CNN_ATT_SIMPLE;
+    const int kh = simple || m->cfg.attention == ATTN_CNN_ATT_SAGAN ? qh : qh / 2;
+    const int kw = simple || m->cfg.attention == ATTN_CNN_ATT_SAGAN ? qw : qw / 2;
+    const int Nk = kh * kw;
+    if (!simple && (!w || w->shape[2] != N || w->shape[3] != Nk)) {
+        fprintf(stderr, "attn vision maps: the attention map has an unexpected shape\n");
+        goto done;
+    }
+    /* queries: top, centre and bottom of the middle column, and a corner */
+    const int qpos[MAP_QUERIES][2] = {{qh / 4, qw / 2}, {qh / 2, qw / 2}, {(3 * qh) / 4, qw / 2}, {0, 0}};
+    map = malloc((size_t)Nk * sizeof *map);
+    /* Simple SA: W x once per image ([C, N]); W symmetrised as the block does */
+    float *wx = simple ? malloc((size_t)C * (size_t)N * sizeof *wx) : NULL;
+    if (!map || (simple && !wx)) {
+        free(wx);
+        fprintf(stderr, "attn vision maps: out of memory\n");
+        goto done;
+    }
+    char path[4096];
+    dir_file(path, sizeof path, out, "maps.txt");
+    txt = fopen(path, "w");
+    if (!txt) {
+        free(wx);
+        fprintf(stderr, "attn vision maps: cannot write %s: %s\n", path, strerror(errno));
+        goto done;
+    }
+    fprintf(txt, "model %s, attention %s after stage %d (%dx%d map), gamma %.4f\n", model,
+            attn_cnn_attention_name(m->cfg.attention), m->cfg.attention_stage, qh, qw,
+            (double)attn_cnn_gamma(m));
+    fprintf(txt, "panels: image, then queries (row, col) of the %dx%d map:", qh, qw);
+    for (int q = 0; q < MAP_QUERIES; q++) fprintf(txt, " (%d, %d)", qpos[q][0], qpos[q][1]);
+    fprintf(txt, "\n%s\n", simple ? "weights: |x_i^T W x_j| scaled to the row's largest (no softmax)"
+                                  : "weights: softmax over the key positions, scaled to the row's largest");
+    const float *W = simple ? attn_f32(m->att.w) : NULL;
+    for (int b = 0; b < B; b++) {
+        const float *lg = attn_f32(logits) + b * 10;
+        int pred = 0;
+        for (int k = 1; k < 10; k++)
+            if (lg[k] > lg[pred]) pred = k;
+        const int label = d.test_y.data[first + b];
+        fprintf(txt, "row %d: test image %lld, label %s, predicted %s\n", b, (long long)(first + b),
+                class_names[label], class_names[pred]);
+        const int y0 = b * pw;
+        draw_panel(canvas, cw, 0, y0, img + b * 784, NULL, 0, 0, 0, 0, 0, 0);
+        const float *xf = attn_f32(fin) + (size_t)b * (size_t)C * (size_t)N;
+        if (simple)
+            for (int64_t c = 0; c < C; c++)
+                for (int n = 0; n < N; n++) {
+                    double s = 0.0;
+                    for (int64_t e = 0; e < C; e++) {
+                        const double wce = m->cfg.sym ? 0.5 * ((double)W[c * C + e] + W[e * C + c]) : W[c * C + e];
+                        s += wce * xf[e * N + n];
+                    }
+                    wx[c * N + n] = (float)s;
+                }
+        for (int q = 0; q < MAP_QUERIES; q++) {
+            const int j = qpos[q][0] * qw + qpos[q][1];
+            double mx = 0.0;
+            for (int i = 0; i < Nk; i++) {
+                double v;
+                if (simple) {
+                    v = 0.0; /* x_i . (W x)_j */
+                    for (int64_t c = 0; c < C; c++) v += (double)xf[c * N + i] * wx[c * N + j];
+                    v = fabs(v);
+                } else {
+                    v = attn_f32(w)[((size_t)b * N + j) * Nk + i];
+                }
+                map[i] = v;
+                if (v > mx) mx = v;
+            }
+            for (int i = 0; i < Nk; i++) map[i] = mx > 0 ? map[i] / mx : 0.0;
+            draw_panel(canvas, cw, (1 + q) * pw, y0, img + b * 784, map, kh, kw, qh, qw, qpos[q][0], qpos[q][1]);
+        }
+    }
+    free(wx);
+    dir_file(path, sizeof path, out, "maps.png");
+    if (attn_png_write(path, canvas, cw, ch, 3) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot write the picture");
+        goto done;
+    }
+    printf("wrote %s (%d images x %d queries, %s) and %s/maps.txt\n", path, B, MAP_QUERIES,
+           attn_cnn_attention_name(m->cfg.attention), out);
+    rc = 0;
+done:
+    if (txt) fclose(txt);
+    free(map);
+    free(img);
+    free(canvas);
+    if (have_data) fmnist_free(&d);
+    attn_ctx_free(ctx);
+    attn_cnn_free(m);
+    attn_params_free(ps);
+    return rc;
+}
