@@ -780,7 +780,7 @@ static int cap_finish(void *self, train_run *run, double train_s, double train_c
 
 static const train_family cap_family = {
     "cap", NULL, "Show, Attend and Tell", "loss (nats per word)", "valid", NULL, "train.jsonl, loss.svg",
-    cap_step_loss, NULL, cap_evaluate, cap_meta, cap_finish, NULL,
+    cap_step_loss, NULL, cap_evaluate, cap_meta, cap_finish, NULL, NULL, NULL,
 };
 
 static int cmd_caption_train(int argc, char **argv) {
