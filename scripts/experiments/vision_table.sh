@@ -32,7 +32,7 @@ run() { # arm seed
     echo "$(date -u +%H:%M:%S) training $dir" >&2
     # shellcheck disable=SC2086
     build/attn vision train --out "$dir" --attention "$1" --seed "$2" --steps "$STEPS" --lr "$LR" \
-        --eval-every 1000 --threads 1 --quiet $FLAGS >"$dir.txt" 2>&1 ||
+        --eval-every 0 --threads 1 --quiet $FLAGS >"$dir.txt" 2>&1 ||
         echo "$dir failed: $(tail -n 1 "$dir.txt")" >&2
 }
 for s in $SEEDS; do for a in $ARMS; do run "$a" "$s"; done; done
