@@ -109,6 +109,16 @@ static void load_image(const attn_idx *x, int64_t i, float *out, int dy, int dx,
         }
 }
 
+/* 0 when the model reads Fashion-MNIST (1 channel, 10 classes), else 1
+ * (message printed). */
+static int fmnist_model_check(const char *path, const attn_cnn *m) {
+    if (m->cfg.in_channels == 1 && m->cfg.n_classes == 10) return 0;
+    fprintf(stderr, "attn vision: the model in %s reads %lld channels into %lld classes; Fashion-MNIST "
+                    "needs 1 channel and 10 classes\n",
+            path, (long long)m->cfg.in_channels, (long long)m->cfg.n_classes);
+    return 1;
+}
+
 /* ---- the run: settings kept in the checkpoint's metadata ---------------------------- */
 
 typedef struct run_info {
@@ -348,10 +358,11 @@ static attn_tensor *vision_step_loss(void *self, train_run *run, int64_t step, t
     c->items = c->tokens = (double)B;
     if (!loss) return NULL;
     int64_t correct = 0;
+    const int64_t K = logits->shape[1]; /* the checkpoint's class count (a file is untrusted) */
     for (int64_t b = 0; b < B; b++) {
-        const float *row = attn_f32(logits) + b * 10;
-        int best = 0;
-        for (int k = 1; k < 10; k++)
+        const float *row = attn_f32(logits) + b * K;
+        int64_t best = 0;
+        for (int64_t k = 1; k < K; k++)
             if (row[k] > row[best]) best = k;
         correct += best == g->lab[b];
     }
@@ -530,6 +541,7 @@ static int cmd_vision_train(int argc, char **argv) {
             rc = cli_fail(CMD, "cannot rebuild the model");
             goto done;
         }
+        if (fmnist_model_check(ckpt, g.m)) goto done;
     } else {
         snprintf(rp->data, sizeof rp->data, "%s", data);
         rp->batch = o.batch > 0 ? o.batch : 64;
@@ -682,7 +694,7 @@ static int load_model(const char *dir, attn_params **ps, attn_cnn **m) {
     dir_file(path, sizeof path, dir, "model.safetensors");
     if (attn_params_new(ps) != ATTN_OK || attn_cnn_load(path, *ps, m) != ATTN_OK)
         return cli_fail(CMD, "cannot load the model");
-    return 0;
+    return fmnist_model_check(path, *m);
 }
 
 static int cmd_vision_eval(int argc, char **argv) {
@@ -955,9 +967,10 @@ static int cmd_vision_maps(int argc, char **argv) {
                                   : "weights: softmax over the key positions, scaled to the row's largest");
     const float *W = simple ? attn_f32(m->att.w) : NULL;
     for (int b = 0; b < B; b++) {
-        const float *lg = attn_f32(logits) + b * 10;
+        const int64_t K = logits->shape[1];
+        const float *lg = attn_f32(logits) + b * K;
         int pred = 0;
-        for (int k = 1; k < 10; k++)
+        for (int k = 1; k < K && k < 10; k++)
             if (lg[k] > lg[pred]) pred = k;
         const int label = d.test_y.data[first + b];
         fprintf(txt, "row %d: test image %lld, label %s, predicted %s\n", b, (long long)(first + b),

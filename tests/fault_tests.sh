@@ -12,7 +12,8 @@
 #   - resuming an interrupted run gives the same losses and the same final
 #     weights, bit for bit, as the uninterrupted run, with dropout on, on 1
 #     and 2 threads, for every training family (GPT, BERT, the RNN
-#     translator, the Transformer, the GAN with its two checkpoints);
+#     translator, the Transformer, the GAN with its two checkpoints, the
+#     vision CNN: shuffled batches and BatchNorm running statistics);
 #   - hostile option values (negative, zero, huge, NaN, not a number, empty)
 #     of every numeric option of the training commands: exit 2 with the
 #     option named, never a crash.
@@ -104,6 +105,19 @@ else
     fail "full disk: exit $rc, checkpoint $( [ "$(cksum <"$dir/model.safetensors")" = "$sum" ] && echo intact || echo CHANGED): $(head -c 300 "$TMP/d.out")"
 fi
 
+# A tiny Fashion-MNIST look-alike for attn vision (random pixels, labels 0..9
+# in turn; 5,040 training images, as the last 5,000 validate).
+FM="$TMP/fmnist"
+mkdir -p "$FM"
+printf '\000\001\002\003\004\005\006\007\010\011' >"$TMP/ten"
+be32() { printf "\\$(printf %03o $(($1 >> 24 & 255)))\\$(printf %03o $(($1 >> 16 & 255)))\\$(printf %03o $(($1 >> 8 & 255)))\\$(printf %03o $(($1 & 255)))"; }
+{ printf '\000\000\010\003'; be32 5040; printf '\000\000\000\034\000\000\000\034'; head -c $((5040 * 784)) /dev/urandom; } >"$FM/train-images-idx3-ubyte"
+{ printf '\000\000\010\001'; be32 5040; for _ in $(seq 1 504); do cat "$TMP/ten"; done; } >"$FM/train-labels-idx1-ubyte"
+{ printf '\000\000\010\003'; be32 20; printf '\000\000\000\034\000\000\000\034'; head -c $((20 * 784)) /dev/urandom; } >"$FM/t10k-images-idx3-ubyte"
+{ printf '\000\000\010\001'; be32 20; cat "$TMP/ten" "$TMP/ten"; } >"$FM/t10k-labels-idx1-ubyte"
+VISION=("$ATTN" vision train --data "$FM" --width 8 --stages 2 --batch 8 --attention sagan --dropout 0.2
+    --augment 1 --log-every 1)
+
 # ---- bit-identical resume ------------------------------------------------------------------
 # (an interrupted run is one cut at a checkpoint: here a 4-step run resumed
 # to 8 steps, against 8 steps straight)
@@ -131,7 +145,7 @@ same_run() { # FAM TH A B: the two runs' losses and final weights agree bit for 
         [ "$(losses "$3/train.jsonl")" = "$(losses "$4/train.jsonl")" ] &&
         cmp -s <(tensor_bytes "$3/model.safetensors") <(tensor_bytes "$4/model.safetensors")
 }
-for fam in GPT BERT; do
+for fam in GPT BERT VISION; do
     declare -n base="$fam"
     # a constant learning rate: a 4-step run's schedule is then the 8-step
     # run's, and the 4-step run resumed to 8 must be the 8-step run
@@ -238,6 +252,10 @@ check_opts "seq2seq train" --steps --batch --lr --emb --hidden --dropout --threa
 check_opts "transformer train" --steps --batch --lr --d-model --heads --layers --d-ff --dropout \
     --threads --eval-every --log-every \
     -- "${TRANSFORMER[@]}"
+check_opts "vision train" --steps --batch --lr --min-lr --warmup --weight-decay --seed --stages \
+    --width --convs --attention-stage --dropout --label-smoothing --augment --eval-every --eval-n \
+    --log-every --threads --time-budget --epochs \
+    -- "${VISION[@]}"
 
 # Show, Attend and Tell (needs Fashion-MNIST): hard attention, whose step
 # also draws locations and moves the REINFORCE baseline, resumes bit for

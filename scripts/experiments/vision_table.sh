@@ -32,7 +32,7 @@ run() { # arm seed
     echo "$(date -u +%H:%M:%S) training $dir" >&2
     # shellcheck disable=SC2086
     build/attn vision train --out "$dir" --attention "$1" --seed "$2" --steps "$STEPS" --lr "$LR" \
-        --eval-every 1000 --threads 1 --quiet $FLAGS >"$dir.txt" 2>&1 ||
+        --eval-every 0 --threads 1 --quiet $FLAGS >"$dir.txt" 2>&1 ||
         echo "$dir failed: $(tail -n 1 "$dir.txt")" >&2
 }
 for s in $SEEDS; do for a in $ARMS; do run "$a" "$s"; done; done
@@ -73,12 +73,12 @@ field() {
     echo "Fashion-MNIST test set (10,000 images), mean +- sample standard deviation over the seeds;"
     echo "$STEPS steps of 64 images (AdamW lr $LR, warmup 100, cosine to lr/100, weight decay 0.01),"
     echo "1 thread, the attention block after stage 0 (14x14). Command: scripts/experiments/vision_table.sh $STEPS"
-    [[ -n $FLAGS ]] && echo "Extra flags: $FLAGS"
+    if [[ -n $FLAGS ]]; then echo "Extra flags: $FLAGS"; fi
 } | tee "$OUT/table.md"
 
 first="${SEEDS%% *}"
 for a in $ARMS; do
-    [[ $a == none ]] && continue
-    [[ -f "$OUT/$a-s$first/model.safetensors" ]] &&
+    if [[ $a != none && -f "$OUT/$a-s$first/model.safetensors" ]]; then
         build/attn vision maps --model "$OUT/$a-s$first" --out "$OUT/maps-$a" --images 6 --threads 1 >&2 || true
+    fi
 done
