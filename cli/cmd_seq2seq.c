@@ -223,7 +223,13 @@ static attn_tensor *s2s_step_loss(void *self, train_run *run, int64_t step, trai
     s2s_train *s = self;
     bundle *b = s->b;
     run_info *r = &b->info;
-    (void)step; /* the sampler and the fresh stream are positioned at the run's step */
+    /* The sampler and the fresh stream are positioned at the run's step; the
+     * dropout masks of step k come from counters k << 24 on, whatever ran
+     * before, so a run resumed at any step (a SIGINT checkpoint included)
+     * draws the masks the uninterrupted run drew. (Setting the stream once
+     * per run, at the resumed step, did not: the uninterrupted run's
+     * counters had advanced by the draws of the steps before.) */
+    attn_ctx_set_rng(run->ctx, (uint64_t)r->seed, (uint64_t)step << 24);
     /* One step's batch: only the arena is used (the fresh batch reuses its storage). */
     attn_s2s_batch batch;
     attn_s2s_batch_info info;
@@ -492,8 +498,8 @@ static int cmd_train(const s2s_family *fam, int argc, char **argv) {
         rc = cli_fail(CMD, "cannot create the context");
         goto done;
     }
-    /* Dropout masks continue where the previous run stopped. */
-    attn_ctx_set_rng(ctx, (uint64_t)r->seed, (uint64_t)r->step << 20);
+    /* (Dropout masks: each step sets its own counters, s2s_step_loss.) */
+    attn_ctx_set_rng(ctx, (uint64_t)r->seed, (uint64_t)r->step << 24);
     if (!td.fresh) {
         if (attn_s2s_sampler_init(&sampler, &td.train, r->batch, r->pool, (uint64_t)r->seed ^ 0x5a3c0ffeeULL) !=
             ATTN_OK) {

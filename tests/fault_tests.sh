@@ -187,11 +187,11 @@ done
 # The encoder-decoders' cosine decays to 0 at the run's end: their run is cut
 # by SIGINT (at whatever step it lands, checkpointed there) and resumed.
 for fam in SEQ2SEQ TRANSFORMER; do
-    declare -n cmd="$fam"
+    declare -n fam_cmd="$fam"
     for th in 1 2; do
         a="$TMP/$fam-$th-a" b="$TMP/$fam-$th-b"
-        "${cmd[@]}" --out "$a" --steps 300 --eval-every 0 --threads "$th" --quiet >"$TMP/r.out" 2>&1
-        "${cmd[@]}" --out "$b" --steps 300 --eval-every 0 --threads "$th" --quiet >>"$TMP/r.out" 2>&1 &
+        "${fam_cmd[@]}" --out "$a" --steps 300 --eval-every 0 --threads "$th" --quiet >"$TMP/r.out" 2>&1
+        "${fam_cmd[@]}" --out "$b" --steps 300 --eval-every 0 --threads "$th" --quiet >>"$TMP/r.out" 2>&1 &
         pid=$!
         for _ in $(seq 1 300); do
             grep -q '"event":"train"' "$b/train.jsonl" 2>/dev/null && break
@@ -200,7 +200,7 @@ for fam in SEQ2SEQ TRANSFORMER; do
         kill -INT "$pid" 2>/dev/null
         wait "$pid"
         cut=$(sed -n 's/.*"event":"interrupted","step":\([0-9]*\).*/\1/p' "$b/train.jsonl")
-        "$ATTN" "${cmd[1]}" "${cmd[2]}" --out "$b" --resume --steps 300 --eval-every 0 --threads "$th" \
+        "$ATTN" "${fam_cmd[1]}" "${fam_cmd[2]}" --out "$b" --resume --steps 300 --eval-every 0 --threads "$th" \
             --log-every 1 --quiet >>"$TMP/r.out" 2>&1
         rc=$?
         if [ "$rc" = 0 ] && [ -n "$cut" ] && command -v python3 >/dev/null && same_run "$fam" "$th" "$a" "$b"; then
@@ -209,7 +209,7 @@ for fam in SEQ2SEQ TRANSFORMER; do
             fail "${fam,,} resume after SIGINT (step '$cut'), $th thread(s): exit $rc; $(diff <(losses "$a/train.jsonl") <(losses "$b/train.jsonl") | head -3 | tr '\n' ' ') $(tail -c 200 "$TMP/r.out")"
         fi
     done
-    unset -n cmd
+    unset -n fam_cmd
 done
 
 # ---- hostile option values -----------------------------------------------------------------
