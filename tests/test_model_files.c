@@ -159,7 +159,62 @@ static void test_bert(void) {
     TEST_END();
 }
 
+/* A flag in the metadata is 0 or 1. fuzz/fuzz_bert_load found a file with
+ * bert.norm_first = 2: attn_bert_load read it as "pre-LN" and
+ * attn_bert_load_encoder, comparing the number, refused the model's own
+ * file. Every loader now refuses such a value, naming the key. */
+static void test_flags(void) {
+    TEST_BEGIN("model_files/flag_values");
+    attn_bert_config c;
+    memset(&c, 0, sizeof c);
+    c.vocab = 7, c.max_len = 5, c.n_layers = 1, c.n_heads = 2, c.d_model = 4, c.d_ff = 8;
+    c.mlm = 1, c.norm_first = 1;
+    attn_params *ps = NULL, *ps2 = NULL;
+    attn_bert *m = NULL, *m2 = NULL;
+    attn_rng rng;
+    attn_rng_init(&rng, 7);
+    CHECK_OK(attn_params_new(&ps));
+    CHECK_OK(attn_bert_new(&m, ps, &c, &rng));
+    char dir[512], path[600];
+    tmp_path(dir, sizeof dir, path, sizeof path, "bert.safetensors");
+    static const char *const keys[] = {"bert.norm_first", "bert.mlm"};
+    static const char *const values[] = {"2", "1000", "-1", "1.0", "", "0", "1", " 1"};
+    for (int k = 0; m && k < 2; k++)
+        for (int v = 0; v < (int)(sizeof values / sizeof values[0]); v++) {
+            attn_kv kv[ATTN_BERT_META];
+            char buf[ATTN_BERT_META * 32];
+            attn_bert_config_meta(&c, kv, buf);
+            for (int i = 0; i < ATTN_BERT_META; i++)
+                if (strcmp(kv[i].key, keys[k]) == 0) kv[i].value = values[v];
+            CHECK_OK(attn_safetensors_save_params(path, ps, kv, ATTN_BERT_META));
+            const int ok = v >= 5; /* "0", "1" and " 1" (strtoll skips leading space) */
+            attn_bert_config got;
+            const attn_status sc = attn_bert_config_load(path, &got);
+            CHECK((sc == ATTN_OK) == ok, "%s = '%s': attn_bert_config_load %s (%s)", keys[k],
+                  values[v], attn_status_str(sc), attn_last_error());
+            if (!ok)
+                CHECK(strstr(attn_last_error(), keys[k]) != NULL, "the message names %s: %s",
+                      keys[k], attn_last_error());
+            CHECK_OK(attn_params_new(&ps2));
+            const attn_status sl = attn_bert_load(path, ps2, &m2);
+            CHECK((sl == ATTN_OK) == ok && (m2 != NULL) == ok, "%s = '%s': attn_bert_load %s",
+                  keys[k], values[v], attn_status_str(sl));
+            /* whatever loads, loads as its own encoder */
+            if (m2) CHECK_OK(attn_bert_load_encoder(path, m2));
+            attn_bert_free(m2);
+            m2 = NULL;
+            attn_params_free(ps2);
+            ps2 = NULL;
+            unlink(path);
+        }
+    rmdir(dir);
+    attn_bert_free(m);
+    attn_params_free(ps);
+    TEST_END();
+}
+
 void suite_model_files(void) {
     test_gpt();
     test_bert();
+    test_flags();
 }

@@ -499,10 +499,15 @@ attn_status attn_bert_load_encoder(const char *path, attn_bert *m) {
     attn_safetensors *f = NULL;
     attn_status st = attn_safetensors_open(&f, path);
     if (st != ATTN_OK) return st;
+    /* read as attn_bert_config_load reads it: an integer, 0 or 1 */
     const char *nf = attn_safetensors_metadata(f, "bert.norm_first");
-    if (nf && atoi(nf) != (m->cfg.norm_first ? 1 : 0))
+    char *end = NULL;
+    const long long nfv = nf ? strtoll(nf, &end, 10) : 0;
+    if (nf && (end == nf || *end || nfv < 0 || nfv > 1))
+        st = attn__error(ATTN_ERR_FORMAT, "%s: %s: bert.norm_first = '%s' (0 or 1)", fn, path, nf);
+    else if (nf && nfv != (m->cfg.norm_first ? 1 : 0))
         st = attn__error(ATTN_ERR_FORMAT, "%s: %s is a %s model, this one is %s", fn, path,
-                         atoi(nf) ? "pre-LN" : "post-LN", m->cfg.norm_first ? "pre-LN" : "post-LN");
+                         nfv ? "pre-LN" : "post-LN", m->cfg.norm_first ? "pre-LN" : "post-LN");
     /* Check every tensor first, then copy. */
     for (int i = 0; i < m->n_encoder && st == ATTN_OK; i++) {
         const attn_tensor *p = attn_params_at(m->params, m->first_param + i);

@@ -54,6 +54,9 @@ static int meta_parse(const attn__meta_field *f, void *cfg, const char *s) {
     if (f->type == ATTN__META_POS) return attn_pos_kind_parse(s, (attn_pos_kind *)p) == 0 ? 0 : 2;
     long long x;
     const int bad = meta_int(s, &x);
+    /* a flag is 0 or 1: any other number would read as "on" here and as
+     * something else where the flag is compared (attn_bert_load_encoder) */
+    if (f->type == ATTN__META_FLAG && !bad && x > 1) return 2;
     if (f->type == ATTN__META_I64) *(int64_t *)p = x;
     else *(int *)p = (int)x;
     return bad;
@@ -77,7 +80,9 @@ attn_status attn__meta_load(const char *fn, const char *what, const char *path,
         if (bad == 1)
             st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s' is not a number", fn, path, key, s);
         else if (bad)
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s'", fn, path, key, s);
+            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: %s = '%s' (%s)", fn, path, key, s,
+                             fields[i].type == ATTN__META_FLAG ? "a flag is 0 or 1"
+                                                               : "not a known value");
     }
     attn__c_locale_end(loc);
     attn_safetensors_close(f);
