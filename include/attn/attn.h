@@ -81,6 +81,8 @@
 #include "bert.h"
 #include "conv.h"
 #include "vision_attention.h"
+#include "synthesizer.h"
+#include "linformer.h"
 #include "cnn.h"
 #include "fid.h"
 #include "gan.h"
