@@ -289,6 +289,10 @@ static void train_usage(FILE *f) {
         "  --d-inner N           feed-forward width (default 4 d-model; gpt: --d-ff)\n"
         "  --dropout P           (default 0)\n"
         "  --ctx N               gpt: the context window (default 64)\n"
+        "  --synth LIST          gpt: a synthesizer mixes the tokens instead of dot-product\n"
+        "                        attention (docs/synthesizer.md): components dense, random,\n"
+        "                        fdense, frandom, dot joined by '+' (several: a learned mixture)\n"
+        "  --synth-fixed         gpt: the synthesizer's random matrices are not trained\n"
         "  --segment N           txl: segment length (default 64)\n"
         "  --mem-len N           txl: memory kept in training (default 64)\n"
         "  --eval-mem-len N      txl: memory of the evaluations (default --mem-len)\n"
@@ -524,7 +528,8 @@ static int cmd_lm_train(int argc, char **argv) {
               mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0, run_segments = -1,
               final_eval_n = 0;
     double dropout = 0.0, span_max = 512, span_ramp = 32, span_init = 0, span_penalty = 2e-6;
-    int no_ffn = 0, rc = 0;
+    int no_ffn = 0, synth_fixed = 0, rc = 0;
+    unsigned synth = 0;
     train_opts o;
     train_opts_init(&o);
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -543,6 +548,24 @@ static int cmd_lm_train(int argc, char **argv) {
         if (!strcmp(a, "--no-ffn")) {
             no_ffn = 1;
             train_fixed(&o, a);
+            continue;
+        }
+        if (!strcmp(a, "--synth-fixed")) {
+            synth_fixed = 1;
+            train_fixed(&o, a);
+            continue;
+        }
+        if (!strcmp(a, "--synth")) {
+            train_fixed(&o, a);
+            if (!v) {
+                fprintf(stderr, "%s: --synth needs a value\n", prog);
+                return 2;
+            }
+            if (attn_synth_parse(v, &synth) != 0) {
+                fprintf(stderr, "%s: --synth: %s\n", prog, attn_last_error());
+                return 2;
+            }
+            i++;
             continue;
         }
         if (!strcmp(a, "--final-eval-n")) {
@@ -598,6 +621,14 @@ static int cmd_lm_train(int argc, char **argv) {
     }
     if (eval_mem_len < 0) eval_mem_len = mem_len;
     if (!o.resume) {
+        if (txl && (synth || synth_fixed)) {
+            fprintf(stderr, "%s: --synth and --synth-fixed are GPT options (--arch gpt)\n", prog);
+            return 2;
+        }
+        if (synth_fixed && !(synth & (ATTN_SYNTH_RANDOM | ATTN_SYNTH_FACTORIZED_RANDOM))) {
+            fprintf(stderr, "%s: --synth-fixed needs a random component (--synth random or frandom)\n", prog);
+            return 2;
+        }
         if (!txl && (span || persistent || no_ffn)) {
             fprintf(stderr, "%s: --span, --persistent and --no-ffn are Transformer-XL options (--arch txl)\n", prog);
             return 2;
@@ -733,6 +764,8 @@ static int cmd_lm_train(int argc, char **argv) {
             gc.dropout = (float)dropout;
             gc.pos = ATTN_POS_LEARNED;
             gc.tied = 1;
+            gc.synth = synth;
+            gc.synth_fixed = synth_fixed;
             st = attn_gpt_new(&g.m.g, g.m.ps, &gc, &rng);
         }
         if (st != ATTN_OK) {
@@ -826,10 +859,17 @@ static int cmd_lm_train(int argc, char **argv) {
         }
     } else {
         const attn_gpt_config *c = &g.m.g->cfg;
+        char mixer[96] = "dot-product attention";
+        if (c->synth) {
+            char names[64];
+            attn_synth_name(c->synth, names, sizeof names);
+            snprintf(mixer, sizeof mixer, "synthesizer %s%s", names, c->synth_fixed ? " (fixed random)" : "");
+        }
         snprintf(desc, sizeof desc,
-                 "GPT: %d layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, learned positions, tied head; "
-                 "bytes; %lld parameters",
-                 c->n_layers, c->n_heads, (long long)c->d_model, (long long)c->d_ff, (long long)c->ctx_len, np);
+                 "GPT: %d layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, learned positions, tied head, "
+                 "%s; bytes; %lld parameters",
+                 c->n_layers, c->n_heads, (long long)c->d_model, (long long)c->d_ff, (long long)c->ctx_len,
+                 mixer, np);
     }
     printf("%s\n", desc);
     printf("data: %s: train %lld bytes, valid %lld bytes\n", rp->data, (long long)g.n_tr, (long long)g.n_va);
@@ -1051,7 +1091,7 @@ static int cmd_lm_sample(int argc, char **argv) {
     fflush(stdout);
     fprintf(stderr, "(%lld bytes in %.2f s, %.0f bytes/s, %s; temperature %g, top-k %lld, top-p %g, seed %lld)\n",
             nbytes, dt, dt > 0 ? (double)nbytes / dt : 0.0,
-            m.t ? "TXL memory cache" : "GPT KV cache", temp, top_k, top_p, seed);
+            m.t ? "TXL memory cache" : m.g->cfg.synth ? "synthesizer GPT: the window recomputed per byte" : "GPT KV cache", temp, top_k, top_p, seed);
     rc = 0;
 done:
     free(ids);

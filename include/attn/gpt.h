@@ -39,6 +39,7 @@
 #include "status.h"
 #include "tensor.h"
 #include "safetensors.h"
+#include "synthesizer.h"
 #include "transformer.h"
 
 #ifdef __cplusplus
@@ -62,6 +63,13 @@ typedef struct attn_gpt_config {
     attn_attention_kernel kernel; /* the attention op: 0 AUTO (fused from
                                      ATTN_FUSED_MIN_KEYS keys), FUSED or REFERENCE
                                      (transformer.h) */
+    unsigned synth;    /* 0: each block mixes tokens by multi-head attention;
+                          else a set of ATTN_SYNTH_* bits: a causal synthesizer
+                          (synthesizer.h) with max_len ctx_len, n_heads heads and
+                          these components, parameters layers.<l>.self_attn.*
+                          under synthesizer.h's names; no KV cache (generation
+                          recomputes the window) */
+    int synth_fixed;   /* synth: the random matrices are not trained */
 } attn_gpt_config;
 
 typedef struct attn_gpt {
@@ -70,6 +78,7 @@ typedef struct attn_gpt {
     attn_tensor *tok_emb;    /* [V, E] */
     attn_tensor *pos_emb;    /* [ctx_len, E] or NULL */
     attn_block *blocks;      /* [L], owned */
+    attn_synthesizer *synth; /* [L], owned, with cfg.synth; else NULL */
     attn_tensor *norm_f_w, *norm_f_b; /* [E] */
     attn_tensor *head;       /* [V, E]; tok_emb when tied */
 } attn_gpt;
@@ -175,10 +184,11 @@ attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int
 
 /* Writes the configuration as metadata entries "gpt.vocab", "gpt.ctx_len",
  * "gpt.n_layers", "gpt.n_heads", "gpt.n_kv_heads", "gpt.d_model", "gpt.d_ff",
- * "gpt.dropout", "gpt.pos", "gpt.tied", "gpt.rope_theta" into kv[0 .. 10]
- * (ATTN_GPT_META entries), whose value strings live in buf (ATTN_GPT_META *
- * 32 bytes). */
-#define ATTN_GPT_META 11
+ * "gpt.dropout", "gpt.pos", "gpt.tied", "gpt.rope_theta", "gpt.synth",
+ * "gpt.synth_fixed" into kv[0 .. 12] (ATTN_GPT_META entries), whose value
+ * strings live in buf (ATTN_GPT_META * 32 bytes). The last two are optional
+ * when read (files written before them load as multi-head attention). */
+#define ATTN_GPT_META 13
 void attn_gpt_config_meta(const attn_gpt_config *cfg, attn_kv *kv, char *buf);
 
 /* Reads a configuration from the metadata of a safetensors file (a

@@ -49,6 +49,7 @@
 #ifndef ATTN_SYNTHESIZER_H
 #define ATTN_SYNTHESIZER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "context.h"
@@ -110,6 +111,15 @@ attn_status attn_synthesizer_init(attn_synthesizer *m, attn_params *ps, const ch
  * gradient). NULL on error (status and message in the context). */
 attn_tensor *attn_synthesizer_forward(attn_ctx *ctx, const attn_synthesizer *m, attn_tensor *x,
                                       attn_tensor **weights);
+
+/* Components by name: "dense", "random", "fdense" (factorized dense),
+ * "frandom" (factorized random), "dot", joined by commas or '+' (e.g.
+ * "dense+random"). 0 and *out set, or -1 with attn_last_error() naming the
+ * unknown part. */
+int attn_synth_parse(const char *s, unsigned *out);
+
+/* The names of a component set joined by '+' into buf (n bytes). */
+void attn_synth_name(unsigned components, char *buf, size_t n);
 
 #ifdef __cplusplus
 }

@@ -257,6 +257,10 @@ typedef struct attn_block_config {
     int shaw_clip;
     float rope_theta;
     attn_attention_kernel kernel; /* of both attentions (see attn_mha_config) */
+    int external_mixer;  /* nonzero: the self-attention sublayer is the caller's
+                            token mixer (e.g. a synthesizer.h block): no
+                            self_attn.* parameters are added and the block runs
+                            with attn_block_forward_mixer (not with cross) */
 } attn_block_config;
 
 /* The block's parameters (owned by the store) and resolved configuration. */
@@ -316,6 +320,20 @@ attn_tensor *attn_block_forward_ex(attn_ctx *ctx, const attn_block *blk, attn_te
                                    attn_tensor *memory, const attn_mha_call *self_call,
                                    const attn_mha_call *cross_call, attn_tensor **self_weights,
                                    attn_tensor **cross_weights);
+
+/* The token mixer of a block made with external_mixer: y [B, T, E] from its
+ * input h [B, T, E] (the normalised x with norm_first), NULL on error with
+ * the context's status set. */
+typedef attn_tensor *(*attn_block_mixer_fn)(attn_ctx *ctx, const void *state, attn_tensor *h);
+
+/* A block made with external_mixer: the encoder block of attn_block_forward
+ * with mixer(state, .) in place of the self-attention:
+ *   pre-LN:  x = x + Drop(mixer(LN1(x)));  x = x + Drop(FF(LN2(x)))
+ *   post-LN: x = LN1(x + Drop(mixer(x)));  x = LN2(x + Drop(FF(x)))
+ * Errors: ATTN_ERR_INVALID_ARG for a block made without external_mixer or a
+ * NULL mixer, and the mixer's. */
+attn_tensor *attn_block_forward_mixer(attn_ctx *ctx, const attn_block *blk, attn_tensor *x,
+                                      attn_block_mixer_fn mixer, const void *state);
 
 #ifdef __cplusplus
 }

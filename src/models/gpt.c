@@ -29,6 +29,7 @@
 #include "attn/params.h"
 #include "attn/positions.h"
 #include "attn/safetensors.h"
+#include "attn/synthesizer.h"
 #include "attn/transformer.h"
 
 static attn_status gpt_check_config(const attn_gpt_config *c) {
@@ -63,12 +64,50 @@ static attn_status gpt_check_config(const attn_gpt_config *c) {
                            (long long)(c->d_model / c->n_heads));
     if (!(c->rope_theta >= 0.0f) || isinf(c->rope_theta))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: rope_theta %g", fn, (double)c->rope_theta);
+    if (c->synth & ~(unsigned)ATTN_SYNTH_ALL)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: synth 0x%x: expected ATTN_SYNTH_* bits", fn,
+                           c->synth);
+    if (c->synth && (c->pos == ATTN_POS_ROPE || c->pos == ATTN_POS_ALIBI ||
+                     (c->n_kv_heads > 0 && c->n_kv_heads != c->n_heads)))
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: a synthesizer mixer takes positions from the embedding (none, "
+                           "learned or sinusoidal) and has no key-value heads (n_kv_heads 0 or n_heads)", fn);
     return ATTN_OK;
+}
+
+/* The synthesizer config of a synth GPT's layers. */
+static attn_synthesizer_config synth_config(const attn_gpt_config *c) {
+    attn_synthesizer_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.d_model = c->d_model;
+    sc.n_heads = c->n_heads;
+    sc.max_len = c->ctx_len;
+    sc.components = c->synth;
+    sc.fixed_random = c->synth_fixed;
+    sc.causal = 1;
+    sc.dropout = c->dropout;
+    sc.kernel = c->kernel;
+    return sc;
+}
+
+/* GPT-2's initialisation for a synthesizer: its linear maps N(0, std) (the
+ * output projection std_res), biases 0, R N(0, 1), R1 and R2 with standard
+ * deviation k^-1/4, the mixture weights 0 (synthesizer.h). */
+static void synth_init(attn_synthesizer *s, float std, float std_res, attn_rng *rng) {
+    attn_tensor *lin[7] = {s->w1, s->w2, s->wa, s->wb, s->wq, s->wk, s->wv};
+    for (int i = 0; i < 7; i++)
+        if (lin[i]) attn_init_normal(lin[i], std, rng);
+    attn_init_normal(s->wo, std_res, rng);
+    if (s->r) attn_init_normal(s->r, 1.0f, rng);
+    const float sr = (float)pow((double)s->cfg.rank, -0.25);
+    if (s->r1) attn_init_normal(s->r1, sr, rng);
+    if (s->r2) attn_init_normal(s->r2, sr, rng);
 }
 
 void attn_gpt_free(attn_gpt *m) {
     if (!m) return;
     free(m->blocks);
+    free(m->synth);
     free(m);
 }
 
@@ -83,7 +122,8 @@ attn_status attn_gpt_new(attn_gpt **out, attn_params *ps, const attn_gpt_config 
     if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;
     attn_gpt *m = calloc(1, sizeof *m);
     if (m) m->blocks = calloc((size_t)c.n_layers, sizeof *m->blocks);
-    if (!m || !m->blocks) {
+    if (m && c.synth) m->synth = calloc((size_t)c.n_layers, sizeof *m->synth);
+    if (!m || !m->blocks || (c.synth && !m->synth)) {
         attn_gpt_free(m);
         return attn__error(ATTN_ERR_OOM, "attn_gpt_new: out of memory");
     }
@@ -106,7 +146,14 @@ attn_status attn_gpt_new(attn_gpt **out, attn_params *ps, const attn_gpt_config 
         bc.dropout = c.dropout;
         bc.pos = (c.pos == ATTN_POS_ROPE || c.pos == ATTN_POS_ALIBI) ? c.pos : ATTN_POS_NONE;
         bc.rope_theta = c.rope_theta;
-        char prefix[32];
+        bc.external_mixer = c.synth != 0;
+        char prefix[48];
+        if (c.synth) {
+            const attn_synthesizer_config sc = synth_config(&c);
+            snprintf(prefix, sizeof prefix, "layers.%d.self_attn.", l);
+            st = attn_synthesizer_init(&m->synth[l], ps, prefix, &sc, NULL);
+            if (st != ATTN_OK) break;
+        }
         snprintf(prefix, sizeof prefix, "layers.%d.", l);
         st = attn_block_init(&m->blocks[l], ps, prefix, &bc, NULL);
     }
@@ -132,14 +179,18 @@ attn_status attn_gpt_new(attn_gpt **out, attn_params *ps, const attn_gpt_config 
         if (m->pos_emb) attn_init_normal(m->pos_emb, std, rng);
         for (int l = 0; l < c.n_layers; l++) {
             attn_block *b = &m->blocks[l];
-            attn_tensor *w_in = b->self_attn.in_proj_weight ? b->self_attn.in_proj_weight
-                                                            : b->self_attn.q_proj_weight;
-            attn_init_normal(w_in, std, rng);
-            if (!b->self_attn.in_proj_weight) {
-                attn_init_normal(b->self_attn.k_proj_weight, std, rng);
-                attn_init_normal(b->self_attn.v_proj_weight, std, rng);
+            if (m->synth) {
+                synth_init(&m->synth[l], std, std_res, rng);
+            } else {
+                attn_tensor *w_in = b->self_attn.in_proj_weight ? b->self_attn.in_proj_weight
+                                                                : b->self_attn.q_proj_weight;
+                attn_init_normal(w_in, std, rng);
+                if (!b->self_attn.in_proj_weight) {
+                    attn_init_normal(b->self_attn.k_proj_weight, std, rng);
+                    attn_init_normal(b->self_attn.v_proj_weight, std, rng);
+                }
+                attn_init_normal(b->self_attn.out_proj_weight, std_res, rng);
             }
-            attn_init_normal(b->self_attn.out_proj_weight, std_res, rng);
             attn_init_normal(b->linear1_w, std, rng);
             attn_init_normal(b->linear2_w, std_res, rng);
         }
@@ -158,6 +209,17 @@ attn_status attn_gpt_cache_init(const attn_gpt *m, int64_t B, attn_kv_cache *cac
     if (!m || !cache) return attn__error(ATTN_ERR_INVALID_ARG, "attn_gpt_cache_init: NULL argument");
     return attn_kv_cache_init(cache, m->cfg.n_layers, B, m->cfg.n_kv_heads, m->cfg.ctx_len,
                               m->cfg.d_model / m->cfg.n_heads);
+}
+
+/* A synthesizer layer as a block's token mixer (attn_block_mixer_fn). */
+typedef struct gpt_mixer {
+    const attn_synthesizer *s;
+    attn_tensor **weights; /* NULL, or receives the layer's weights */
+} gpt_mixer;
+
+static attn_tensor *synth_mix(attn_ctx *ctx, const void *state, attn_tensor *h) {
+    const gpt_mixer *g = state;
+    return attn_synthesizer_forward(ctx, g->s, h, g->weights);
 }
 
 attn_tensor *attn_gpt_logits(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
@@ -185,6 +247,12 @@ attn_tensor *attn_gpt_logits_ex(attn_ctx *ctx, const attn_gpt *m, attn_tensor *i
     const attn_gpt_config *c = &m->cfg;
     const int64_t T = ids->shape[1];
     int64_t p0 = 0;
+    if (cache && m->synth) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                   "%s: a synthesizer GPT has no KV cache (its dense and random logits are "
+                   "rows of the whole window): call it without one", op);
+        return NULL;
+    }
     if (cache) {
         if (cache->n_layers != c->n_layers || !cache->layers) {
             attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: a cache of %d layers for a model of %d", op,
@@ -210,8 +278,13 @@ attn_tensor *attn_gpt_logits_ex(attn_ctx *ctx, const attn_gpt *m, attn_tensor *i
         memset(&call, 0, sizeof call);
         call.causal = 1;
         call.cache = cache ? &cache->layers[l] : NULL;
-        x = attn_block_forward(ctx, &m->blocks[l], x, NULL, &call, NULL,
-                               self_weights ? &self_weights[l] : NULL);
+        if (m->synth) {
+            const gpt_mixer mix = {&m->synth[l], self_weights ? &self_weights[l] : NULL};
+            x = attn_block_forward_mixer(ctx, &m->blocks[l], x, synth_mix, &mix);
+        } else {
+            x = attn_block_forward(ctx, &m->blocks[l], x, NULL, &call, NULL,
+                                   self_weights ? &self_weights[l] : NULL);
+        }
     }
     x = attn_layernorm(ctx, x, m->norm_f_w, m->norm_f_b, 1e-5f);
     return attn_linear(ctx, x, m->head, NULL);
@@ -355,8 +428,9 @@ attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int
     void *work = malloc((size_t)V * (sizeof(float) + sizeof(int32_t))); /* V candidates */
     attn_kv_cache cache;
     memset(&cache, 0, sizeof cache);
-    attn_status st = (seq && row && work) ? attn_gpt_cache_init(m, 1, &cache)
-                                          : attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
+    attn_status st = !(seq && row && work) ? attn__error(ATTN_ERR_OOM, "%s: out of memory", fn)
+                     : m->synth              ? ATTN_OK /* no cache: the window is recomputed */
+                                             : attn_gpt_cache_init(m, 1, &cache);
     const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
     attn_ctx_set_grad_enabled(ctx, 0);
     attn_ctx_set_training(ctx, 0);
@@ -366,7 +440,7 @@ attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int
         int64_t n = n_prompt;
         /* The prompt: its last ctx_len tokens. */
         const int64_t first = n > L ? L : n;
-        st = forward_last(ctx, m, seq + n - first, first, &cache, row);
+        st = forward_last(ctx, m, seq + n - first, first, m->synth ? NULL : &cache, row);
         for (int64_t i = 0; i < n_new && st == ATTN_OK; i++) {
             if (step_logits) memcpy(step_logits + i * V, row, (size_t)V * sizeof *row);
             const int32_t tok = attn_sample_token(row, V, o, attn_rng_uniform(o->seed, 0, (uint64_t)i), work);
@@ -376,7 +450,11 @@ attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int
             if (on_token && on_token(user, tok, i)) break; /* stopped by the caller */
             if (i + 1 == n_new) break;
             attn__arena_rewind(ctx, mark);
-            if (cache.layers[0].len >= L) {
+            if (m->synth) {
+                /* the last ctx_len tokens again, at positions 0 .. */
+                const int64_t k = n < L ? n : L;
+                st = forward_last(ctx, m, seq + n - k, k, NULL, row);
+            } else if (cache.layers[0].len >= L) {
                 /* Full: restart from the last `keep` tokens at position 0. */
                 attn_kv_cache_reset(&cache);
                 const int64_t k = keep < n ? keep : n;
@@ -412,6 +490,8 @@ static const attn__meta_field meta_fields[ATTN_GPT_META] = {
     ATTN__META_FIELD("gpt.pos", ATTN__META_POS, attn_gpt_config, pos),
     ATTN__META_FIELD("gpt.tied", ATTN__META_FLAG, attn_gpt_config, tied),
     ATTN__META_FIELD("gpt.rope_theta", ATTN__META_FLOAT, attn_gpt_config, rope_theta),
+    ATTN__META_FIELD_OPT("gpt.synth", ATTN__META_INT, attn_gpt_config, synth),
+    ATTN__META_FIELD_OPT("gpt.synth_fixed", ATTN__META_FLAG, attn_gpt_config, synth_fixed),
 };
 
 void attn_gpt_config_meta(const attn_gpt_config *c, attn_kv *kv, char *buf) {

@@ -71,6 +71,7 @@ attn_status attn__meta_load(const char *fn, const char *what, const char *path,
     for (int i = 0; i < n && st == ATTN_OK; i++) {
         const char *key = fields[i].key;
         const char *s = attn_safetensors_metadata(f, key);
+        if (!s && fields[i].optional) continue; /* the caller's zero stays */
         if (!s) {
             st = attn__error(ATTN_ERR_FORMAT, "%s: %s has no metadata entry %s (not a %s file)", fn,
                              path, key, what);

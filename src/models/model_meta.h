@@ -30,9 +30,11 @@ typedef struct attn__meta_field {
     const char *key;
     attn__meta_type type;
     size_t offset; /* of the field in the configuration struct */
+    int optional;  /* a file without the key reads as 0 (keys added later) */
 } attn__meta_field;
 
-#define ATTN__META_FIELD(key, type, T, member) {key, type, offsetof(T, member)}
+#define ATTN__META_FIELD(key, type, T, member) {key, type, offsetof(T, member), 0}
+#define ATTN__META_FIELD_OPT(key, type, T, member) {key, type, offsetof(T, member), 1}
 
 /* Writes the n fields of cfg into kv[0 .. n), the values (in the C locale)
  * in 32-byte slots of buf (n * 32 bytes). */

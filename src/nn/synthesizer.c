@@ -239,3 +239,47 @@ attn_tensor *attn_synthesizer_forward(attn_ctx *ctx, const attn_synthesizer *m, 
     if (y && weights) *weights = p;
     return y;
 }
+
+static const char *const synth_names[5] = {"dense", "random", "fdense", "frandom", "dot"};
+
+int attn_synth_parse(const char *s, unsigned *out) {
+    if (!s || !out) {
+        attn__error(ATTN_ERR_INVALID_ARG, "attn_synth_parse: NULL argument");
+        return -1;
+    }
+    unsigned c = 0;
+    const char *p = s;
+    while (*p) {
+        const size_t len = strcspn(p, ",+");
+        int found = -1;
+        for (int i = 0; i < 5; i++)
+            if (strlen(synth_names[i]) == len && strncmp(p, synth_names[i], len) == 0) found = i;
+        if (found < 0) {
+            attn__error(ATTN_ERR_INVALID_ARG,
+                        "attn_synth_parse: '%.*s' in '%s' is not dense, random, fdense, frandom or "
+                        "dot", (int)(len < 40 ? len : 40), p, s);
+            return -1;
+        }
+        c |= 1u << found;
+        p += len;
+        if (*p) p++;
+    }
+    if (!c) {
+        attn__error(ATTN_ERR_INVALID_ARG, "attn_synth_parse: '%s' names no component", s);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void attn_synth_name(unsigned components, char *buf, size_t n) {
+    if (!buf || n == 0) return;
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < 5; i++)
+        if (components & (1u << i)) {
+            const int w = snprintf(buf + used, n - used, "%s%s", used ? "+" : "", synth_names[i]);
+            if (w < 0 || (size_t)w >= n - used) return;
+            used += (size_t)w;
+        }
+}

@@ -664,6 +664,10 @@ static attn_status block_check_config(const attn_block_config *cfg, const char *
     if (res->ln_eps == 0.0f) res->ln_eps = 1e-5f;
     res->cross = cfg->cross != 0;
     res->norm_first = cfg->norm_first != 0;
+    res->external_mixer = cfg->external_mixer != 0;
+    if (res->external_mixer && res->cross)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: external_mixer with cross: a decoder block keeps its attentions", fn);
     *self_cfg = m;
     *cross_cfg = cross;
     return ATTN_OK;
@@ -687,7 +691,7 @@ attn_status attn_block_init(attn_block *blk, attn_params *ps, const char *prefix
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "%s: prefix '%.40s...' makes a name longer than %zu bytes", fn, prefix,
                            sizeof sub - 1);
-    st = mha_init(&b.self_attn, ps, sub, &sc, rng, fn);
+    if (!b.cfg.external_mixer) st = mha_init(&b.self_attn, ps, sub, &sc, rng, fn);
     if (!st && b.cfg.cross) {
         snprintf(sub, sizeof sub, "%smultihead_attn.", prefix);
         st = mha_init(&b.cross_attn, ps, sub, &cc, rng, fn);
@@ -751,6 +755,12 @@ attn_tensor *attn_block_forward_ex(attn_ctx *ctx, const attn_block *blk, attn_te
         attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: block is NULL", fn);
         return NULL;
     }
+    if (blk->cfg.external_mixer) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                   "%s: the block was made with external_mixer: run it with "
+                   "attn_block_forward_mixer", fn);
+        return NULL;
+    }
     const int cross = blk->cfg.cross;
     if (!blk->linear1_w || !blk->linear2_w || !blk->norm_w[0] || !blk->norm_w[1] ||
         (cross && !blk->norm_w[2])) {
@@ -783,4 +793,30 @@ attn_tensor *attn_block_forward_ex(attn_ctx *ctx, const attn_block *blk, attn_te
     h = pre ? attn_layernorm(ctx, x, blk->norm_w[last], blk->norm_b[last], eps) : x;
     x = residual(ctx, blk, x, block_ff(ctx, blk, h), last);
     return x;
+}
+
+attn_tensor *attn_block_forward_mixer(attn_ctx *ctx, const attn_block *blk, attn_tensor *x,
+                                      attn_block_mixer_fn mixer, const void *state) {
+    static const char fn[] = "attn_block_forward_mixer";
+    if (!ctx) {
+        attn__error(ATTN_ERR_INVALID_ARG, "%s: context is NULL", fn);
+        return NULL;
+    }
+    if (attn__any_null(ctx, fn, 1, x) || ctx->status) return NULL;
+    if (!blk || !mixer || !blk->cfg.external_mixer || !blk->linear1_w || !blk->norm_w[1]) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                   "%s: %s", fn, !blk ? "block is NULL" : !mixer ? "mixer is NULL"
+                   : !blk->cfg.external_mixer ? "the block has its own self-attention (made "
+                                                "without external_mixer): use attn_block_forward"
+                   : "the block's parameters are missing (initialise it with attn_block_init)");
+        return NULL;
+    }
+    const float eps = blk->cfg.ln_eps;
+    const int pre = blk->cfg.norm_first;
+    attn_tensor *h = pre ? attn_layernorm(ctx, x, blk->norm_w[0], blk->norm_b[0], eps) : x;
+    attn_tensor *a = h ? mixer(ctx, state, h) : NULL;
+    if (!a) return NULL;
+    x = residual(ctx, blk, x, a, 0);
+    h = pre ? attn_layernorm(ctx, x, blk->norm_w[1], blk->norm_b[1], eps) : x;
+    return residual(ctx, blk, x, block_ff(ctx, blk, h), 1);
 }
