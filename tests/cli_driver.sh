@@ -324,6 +324,20 @@ lm_refused 2 "valid or test" -- "$ATTN" lm eval --model "$TMP/lm-txl" --split tr
 lm_refused 1 "not a checkpoint of attn lm train" -- "$ATTN" lm eval --model "$TMP/gpt"
 lm_refused 2 "are required" -- "$ATTN" lm viz --model "$TMP/lm-txl"
 lm_refused 1 "cannot read" -- "$ATTN" lm train --data "$TMP/nowhere" --out "$TMP/lm-bad" --steps 2
+lm_refused 2 "is not dense, random" -- "${LMB[@]}" --arch gpt --synth dense+attention
+lm_refused 2 "GPT options" -- "${LMB[@]}" --arch txl --synth dense
+lm_refused 2 "needs a random component" -- "${LMB[@]}" --arch gpt --synth dense --synth-fixed
+# a synthesizer GPT (docs/synthesizer.md): trains, evaluates, samples without a KV cache
+"${LMGPT[@]}" --out "$TMP/lm-syn" --steps 3 --synth dense+frandom+dot >"$TMP/lmsy.out" 2>&1 &&
+    "$ATTN" lm eval --model "$TMP/lm-syn" --threads 1 >>"$TMP/lmsy.out" 2>&1 &&
+    "$ATTN" lm sample --model "$TMP/lm-syn" --prompt "the " --bytes 20 --temperature 0 --threads 1 >"$TMP/lmss.out" 2>>"$TMP/lmsy.out"
+rc=$?
+if [ "$rc" = 0 ] && grep -q "synthesizer dense+frandom+dot" "$TMP/lmsy.out" && grep -q "bits/byte" "$TMP/lmsy.out" &&
+    [ "$(wc -c <"$TMP/lmss.out")" = 25 ] && grep -q "window recomputed" "$TMP/lmsy.out"; then
+    ok "lm train --synth: a synthesizer GPT trains, evaluates and samples (no KV cache)"
+else
+    fail "lm --synth: exit $rc: $(head -c 400 "$TMP/lmsy.out")"
+fi
 
 # Show, Attend and Tell (needs Fashion-MNIST; a random frozen encoder).
 FMNIST="${ATTN_DATA_DIR:-data/fashion-mnist}"

@@ -15,7 +15,8 @@
  *       and each Linformer sharing;
  *   (c) causality: a causal synthesizer's outputs before position t do not
  *       move when x at t changes;
- *   (d) errors: configurations and shapes that do not fit, causal Linformer.
+ *   (d) errors: configurations and shapes that do not fit, causal Linformer;
+ *   (e) the GPT with a synthesizer mixer (test_gpt_synth).
  *
  * Tolerance: SY_ATOL 2e-5, SY_RTOL 1e-4 (the composed ops' float32 rounding
  * over E <= 12 and T <= 8; the fixtures are float64 rounded once). Finite
@@ -23,6 +24,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "test.h"
@@ -349,6 +351,150 @@ static void test_errors(void) {
     TEST_END();
 }
 
+/* (e) the GPT with a synthesizer mixer: a model-level finite difference of
+ * the loss, a save/load round trip (same logits bitwise), greedy generation
+ * equal to the arg max of the full forward at each step, a KV cache refused,
+ * and a file without the gpt.synth keys (written before them) loading as
+ * dot-product attention. */
+static void test_gpt_synth(void) {
+    TEST_BEGIN("synthesizer/gpt: loss gradient, round trip, generation, old files");
+    attn_gpt_config c;
+    memset(&c, 0, sizeof c);
+    c.vocab = 11, c.ctx_len = 7, c.n_layers = 2, c.n_heads = 2, c.d_model = 8;
+    c.pos = ATTN_POS_LEARNED, c.tied = 1;
+    c.synth = ATTN_SYNTH_DENSE | ATTN_SYNTH_FACTORIZED_RANDOM | ATTN_SYNTH_DOT;
+    attn_params *ps = NULL, *ps2 = NULL;
+    attn_gpt *m = NULL, *m2 = NULL;
+    attn_rng rng;
+    attn_rng_init(&rng, 3);
+    CHECK_OK(attn_params_new(&ps));
+    CHECK_OK(attn_params_new(&ps2));
+    CHECK_OK(attn_gpt_new(&m, ps, &c, &rng));
+    attn_ctx *ctx = test_ctx_new((size_t)32 << 20, 1, 0);
+    char dir[512], path[600];
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/attn_test_sy_XXXXXX", base && base[0] ? base : "/tmp");
+    const int have_dir = mkdtemp(dir) != NULL;
+    snprintf(path, sizeof path, "%s/gpt.safetensors", dir);
+    if (!m || !ctx || !have_dir) goto out;
+    CHECK(attn_params_find(ps, "layers.1.self_attn.frandom.r2") != NULL &&
+              attn_params_find(ps, "layers.0.self_attn.in_proj_weight") == NULL,
+          "parameter names: the synthesizer's under self_attn., no MHA projection");
+    const int32_t ids[2 * 7] = {1, 4, 2, 9, 0, 3, 3, 5, 5, 10, 2, 7, 1, 8};
+    const int32_t tg[2 * 7] = {4, 2, 9, 0, 3, 3, 6, 5, 10, 2, 7, 1, 8, 0};
+    const int64_t s2[2] = {2, 7};
+    /* finite difference of the loss in a dense-synthesizer weight */
+    attn_ctx_reset(ctx);
+    attn_params_zero_grad(ps);
+    attn_tensor *loss = attn_gpt_loss(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, s2, ids),
+                                      attn_tensor_from(ctx, ATTN_I32, 2, s2, tg), -1);
+    CHECK(loss != NULL, "loss: %s", attn_ctx_error(ctx));
+    if (!loss) goto out;
+    CHECK_OK(attn_backward(ctx, loss));
+    const char *probe[3] = {"layers.0.self_attn.dense.1.weight", "layers.1.self_attn.frandom.r1",
+                            "layers.1.self_attn.mix"};
+    for (int j = 0; j < 3; j++) {
+        attn_tensor *p = attn_params_find(ps, probe[j]);
+        CHECK(p != NULL, "no parameter %s", probe[j]);
+        if (!p) continue;
+        const int64_t e = 5 % attn_tensor_numel(p);
+        const double analytic = p->grad[e];
+        float *pv = attn_f32(p);
+        const float keep = pv[e], h = 1e-2f;
+        double l[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            pv[e] = keep + (sgn ? -h : h);
+            attn_ctx_reset(ctx);
+            attn_ctx_set_grad_enabled(ctx, 0);
+            attn_tensor *lt = attn_gpt_loss(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, s2, ids),
+                                            attn_tensor_from(ctx, ATTN_I32, 2, s2, tg), -1);
+            attn_ctx_set_grad_enabled(ctx, 1);
+            l[sgn] = lt ? (double)attn_f32(lt)[0] : NAN;
+        }
+        pv[e] = keep;
+        const double fd = (l[0] - l[1]) / (2.0 * h);
+        CHECK(fabs(fd - analytic) <= 2e-3 + 2e-2 * fabs(fd), "%s[%lld]: analytic %g, central %g",
+              probe[j], (long long)e, analytic, fd);
+    }
+    /* round trip */
+    CHECK_OK(attn_gpt_save(path, m, NULL, 0));
+    CHECK_OK(attn_gpt_load(path, ps2, &m2));
+    if (!m2) goto out;
+    CHECK(m2->cfg.synth == c.synth && m2->synth != NULL, "synth 0x%x after load", m2->cfg.synth);
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_tensor *a = attn_gpt_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, s2, ids), NULL);
+    attn_tensor *b = attn_gpt_logits(ctx, m2, attn_tensor_from(ctx, ATTN_I32, 2, s2, ids), NULL);
+    CHECK(a && b && memcmp(a->data, b->data, sizeof(float) * 2 * 7 * 11) == 0,
+          "logits differ after the round trip");
+    /* a cache is refused */
+    attn_kv_cache cache;
+    memset(&cache, 0, sizeof cache);
+    CHECK_OK(attn_kv_cache_init(&cache, 2, 1, 2, 7, 4));
+    const int64_t s1[2] = {1, 3};
+    test_expect_fail(ctx, attn_gpt_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, s1, ids), &cache) == NULL,
+                     ATTN_ERR_INVALID_ARG, "no KV cache", "a KV cache with a synthesizer");
+    attn_kv_cache_free(&cache);
+    /* greedy generation past ctx_len = the arg max of the full forward over
+     * the last ctx_len tokens */
+    attn_ctx_reset(ctx);
+    int32_t seq[20] = {1, 4, 2};
+    int32_t out[12];
+    const attn_sample_opts greedy = {0.0f, 0, 0.0f, 1, 0};
+    CHECK_OK(attn_gpt_generate(ctx, m, seq, 3, 12, &greedy, out, NULL));
+    int bad = 0;
+    for (int i = 0; i < 12; i++) {
+        const int64_t n = 3 + i, k = n < 7 ? n : 7;
+        const int64_t sk[2] = {1, k};
+        attn_ctx_reset(ctx);
+        attn_tensor *lg = attn_gpt_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, sk, seq + n - k), NULL);
+        if (!lg) {
+            bad++;
+            break;
+        }
+        const float *row = attn_f32(lg) + (k - 1) * 11;
+        int32_t best = 0;
+        for (int v = 1; v < 11; v++)
+            if (row[v] > row[best]) best = v;
+        bad += best != out[i];
+        seq[n] = out[i];
+    }
+    CHECK(bad == 0, "%d of 12 generated tokens differ from the full forward's arg max", bad);
+    attn_ctx_set_grad_enabled(ctx, 1);
+    /* a file written before gpt.synth: dot-product attention */
+    attn_gpt_config old = c;
+    old.synth = 0;
+    attn_gpt *m3 = NULL, *m4 = NULL;
+    attn_params *ps3 = NULL, *ps4 = NULL;
+    CHECK_OK(attn_params_new(&ps3));
+    CHECK_OK(attn_params_new(&ps4));
+    CHECK_OK(attn_gpt_new(&m3, ps3, &old, &rng));
+    if (m3) {
+        attn_kv kv[ATTN_GPT_META];
+        char buf[ATTN_GPT_META * 32];
+        attn_gpt_config_meta(&m3->cfg, kv, buf);
+        CHECK(strcmp(kv[ATTN_GPT_META - 2].key, "gpt.synth") == 0, "the last keys are gpt.synth*");
+        CHECK_OK(attn_safetensors_save_params(path, ps3, kv, ATTN_GPT_META - 2));
+        CHECK_OK(attn_gpt_load(path, ps4, &m4));
+        CHECK(m4 && m4->cfg.synth == 0 && m4->synth == NULL, "an old file loads as a synthesizer");
+    }
+    attn_gpt_free(m4);
+    attn_gpt_free(m3);
+    attn_params_free(ps4);
+    attn_params_free(ps3);
+out:
+    if (have_dir) {
+        unlink(path);
+        rmdir(dir);
+    }
+    if (ctx) attn_ctx_free(ctx);
+    attn_gpt_free(m2);
+    attn_gpt_free(m);
+    attn_params_free(ps2);
+    attn_params_free(ps);
+    TEST_END();
+}
+
 void suite_synthesizer(void) {
     char path[512], err[256];
     snprintf(path, sizeof path, "%s/synthesizer.atfx", test_fixture_dir());
@@ -372,5 +518,6 @@ void suite_synthesizer(void) {
     }
     test_causal();
     test_errors();
+    test_gpt_synth();
     atfx_free(fx);
 }
