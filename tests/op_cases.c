@@ -639,6 +639,27 @@ static int build_lsh_attention(op_case *c) {
     return 0;
 }
 
+/* graph_attention: q, k, v; the graph as case tensors "c<k>.row_ptr" [N+1]
+ * and "c<k>.col" [E] (i32, no gradient); attribute scale (0: 1/sqrt(D)). */
+static int build_graph_attention(op_case *c) {
+    attn_tensor *q = opc_input(c, "q"), *k = opc_input(c, "k"), *v = opc_input(c, "v");
+    const atfx_tensor *rp = atfx_findf(c->fx, "c%d.row_ptr", c->k);
+    const atfx_tensor *col = atfx_findf(c->fx, "c%d.col", c->k);
+    if (!rp || !col || rp->dtype != ATTN_I32 || col->dtype != ATTN_I32 || rp->numel < 2)
+        snprintf(c->err, sizeof c->err, "case %d lacks i32 c%d.row_ptr / c%d.col", c->k, c->k, c->k);
+    attn_graph_attention_opts o = {attr_float(c, "scale")};
+    if (c->err[0]) return -1;
+    int64_t rows[512];
+    if (rp->numel > 512) {
+        snprintf(c->err, sizeof c->err, "case %d: more than 511 nodes", c->k);
+        return -1;
+    }
+    for (int64_t i = 0; i < rp->numel; i++) rows[i] = atfx_i32(rp)[i];
+    const attn_graph g = {rp->numel - 1, rows, atfx_i32(col)};
+    c->out = attn_graph_attention(c->ctx, q, k, v, &g, &o, NULL);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -1460,6 +1481,44 @@ static void errors_lsh_attention(attn_ctx *ctx) {
     EXPECT_FAIL(ctx, attn_lsh_attention(ctx, qk, v, &o), ATTN_ERR_INVALID_ARG, "non-finite");
 #undef LSH_OK
     EXPECT_NULL_INPUT(ctx, attn_lsh_attention(ctx, NULL, NULL, &o), "lsh_attention");
+}
+
+static void errors_graph_attention(attn_ctx *ctx) {
+    attn_tensor *q, *k, *v;
+    /* 3 nodes: 0 -> {0, 1}, 1 -> {2}, 2 -> {} */
+    int64_t rp[4] = {0, 2, 3, 3};
+    int32_t col[3] = {0, 1, 2};
+    attn_graph g = {3, rp, col};
+#define GA_OK() (q = F32(ctx, 1, 2, 3, 4), k = F32(ctx, 1, 2, 3, 4), v = F32(ctx, 1, 2, 3, 5))
+    GA_OK(), q = F32(ctx, 2, 3, 4);
+    EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, &g, NULL, NULL), ATTN_ERR_SHAPE, "expected q and k");
+    GA_OK(), k = F32(ctx, 1, 2, 3, 5);
+    EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, &g, NULL, NULL), ATTN_ERR_SHAPE, "k [1,2,3,5]");
+    GA_OK(), v = I32(ctx, 1, 2, 3, 5);
+    EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, &g, NULL, NULL), ATTN_ERR_DTYPE, "v");
+    GA_OK();
+    EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, NULL, NULL, NULL), ATTN_ERR_INVALID_ARG, "a graph of -1 nodes");
+    g.n_nodes = 2;
+    GA_OK();
+    EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, &g, NULL, NULL), ATTN_ERR_INVALID_ARG, "a graph of 2 nodes");
+    g.n_nodes = 3, col[1] = 3;
+    GA_OK();
+    EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, &g, NULL, NULL), ATTN_ERR_INVALID_ARG, "outside [0, 3)");
+    col[1] = 0;
+    GA_OK();
+    EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, &g, NULL, NULL), ATTN_ERR_INVALID_ARG, "not strictly increasing");
+    col[1] = 1, rp[2] = 1;
+    GA_OK();
+    EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, &g, NULL, NULL), ATTN_ERR_INVALID_ARG, "non-decreasing");
+    rp[2] = 3, rp[0] = 1;
+    GA_OK();
+    EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, &g, NULL, NULL), ATTN_ERR_INVALID_ARG, "row_ptr[0] = 1");
+    rp[0] = 0;
+    const attn_graph_attention_opts bad = {INFINITY};
+    GA_OK();
+    EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, &g, &bad, NULL), ATTN_ERR_INVALID_ARG, "not finite");
+#undef GA_OK
+    EXPECT_NULL_INPUT(ctx, attn_graph_attention(ctx, NULL, NULL, NULL, &g, NULL, NULL), "graph_attention");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

@@ -83,6 +83,7 @@
 #include "vision_attention.h"
 #include "synthesizer.h"
 #include "linformer.h"
+#include "graph_attention.h"
 #include "cnn.h"
 #include "fid.h"
 #include "gan.h"
