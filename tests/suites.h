@@ -8,6 +8,7 @@
     X(conv)            \
     X(vision_attention) \
     X(synthesizer)      \
+    X(graph)            \
     X(cnn)             \
     X(rnn)             \
     X(attention)       \

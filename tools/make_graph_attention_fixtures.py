@@ -16,6 +16,9 @@ edge, softmax over j, times v; a node without neighbours gives zeros (its
 row of weights is set to 0 instead of softmax's NaN). Graphs: a ring with
 self-loops, a random directed graph with isolated and zero-out-degree
 nodes, a star (one node sees all), and a complete graph (= dense attention).
+Also writes graph_bpt.atfx: BP-Transformer graphs (c<k>.cfg = n, step,
+causal, node count; c<k>.row_ptr, c<k>.col) from bpt_edges below, the
+authors' graph builder restated in Python, read by tests/test_graph.c.
 Inputs float32, computed in float64, rounded once. Deterministic; needs
 torch (1.13 tested) and numpy, never at run time.
 """
@@ -87,6 +90,57 @@ def gen(fx):
                 f, {"scale": np.float32(scale)})
 
 
+def bpt_edges(n, step, triu):
+    """BP-Transformer's graph: the authors' builder (github.com/yzh119/BPT,
+    graph_builder/builder.pyx, BinaryPartition.build_graph) restated in
+    Python: returns (n_nodes, [(dst, src)]) where dst attends to src."""
+    sizes, shift = [], [0]
+    m = n
+    while m >= 2:
+        sizes.append(m)
+        shift.append(shift[-1] + m)
+        m = (m + 1) >> 1
+    sizes.append(1)
+    n_nodes = shift[-1] + 1
+    edges = []
+    for i in range(n):
+        v, sh = i, 0
+        l_ptr, r_ptr = i - 1, i + 1
+        l_over = r_over = False
+        for j in range(len(sizes)):
+            for _ in range(step):
+                if not triu and r_ptr < sizes[j]:
+                    edges.append((i, shift[j - 1] + (r_ptr << 1) + 1 if r_over else shift[j] + r_ptr))
+                    r_over = False
+                r_ptr += 1
+                if l_ptr >= 0:
+                    edges.append((i, shift[j - 1] + (l_ptr << 1) if l_over else shift[j] + l_ptr))
+                    l_over = False
+                l_ptr -= 1
+            if l_ptr & 1 == 0:
+                l_over = True
+            if r_ptr & 1 == 1:
+                r_over = True
+            r_ptr >>= 1
+            l_ptr >>= 1
+            edges.append((sh + v, i))
+            sh += sizes[j]
+            v >>= 1
+    return n_nodes, edges
+
+
+def gen_bpt(fx):
+    for n, step, triu in [(1, 1, 0), (2, 1, 0), (8, 1, 0), (13, 1, 0), (13, 2, 0), (13, 1, 1),
+                          (32, 3, 1), (100, 2, 0)]:
+        n_nodes, edges = bpt_edges(n, step, triu)
+        row_ptr, col = csr(n_nodes, edges)
+        k = fx.ncases
+        fx.put("c%d.cfg" % k, np.array([n, step, triu, n_nodes], dtype=np.int32))
+        fx.put("c%d.row_ptr" % k, row_ptr)
+        fx.put("c%d.col" % k, col)
+        fx.ncases += 1
+
+
 def main(argv):
     if len(argv) != 2:
         print("usage: make_graph_attention_fixtures.py OUTDIR", file=sys.stderr)
@@ -103,6 +157,12 @@ def main(argv):
     with open(os.path.join(argv[1], "graph_attention.atfx"), "wb") as f:
         f.write(data)
     print("%-17s %2d cases %7d bytes" % ("graph_attention", fx.ncases, len(data)))
+    fb = Fixture("graph_bpt")
+    gen_bpt(fb)
+    data = fb.to_bytes()
+    with open(os.path.join(argv[1], "graph_bpt.atfx"), "wb") as f:
+        f.write(data)
+    print("%-17s %2d cases %7d bytes" % ("graph_bpt", fb.ncases, len(data)))
     return 0
 
 

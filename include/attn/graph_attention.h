@@ -57,6 +57,29 @@ attn_tensor *attn_graph_attention(attn_ctx *ctx, attn_tensor *q, attn_tensor *k,
  * attn_last_error() naming the first fault. */
 attn_status attn_graph_check(const attn_graph *graph);
 
+/* The binary-partitioning graph of BP-Transformer (Ye et al. 2019) over a
+ * sequence of n tokens, as the authors' graph builder (github.com/yzh119/BPT,
+ * graph_builder/builder.pyx, class BinaryPartition) constructs it:
+ *   nodes: level 0 holds the n tokens (ids 0 .. n-1); level j holds
+ *     ceil(n_{j-1} / 2) span nodes while n_{j-1} >= 2 (node v of level j
+ *     covers the tokens of nodes 2v and 2v + 1 of level j - 1); the last
+ *     level is the root;
+ *   edges (node i attends to node j):
+ *     a span node (and each token itself) attends to every token it covers
+ *     (the builder's bottom-up edges);
+ *     token i attends, at every level, to `step` nodes on its left and (not
+ *     causal) `step` on its right, moving outwards: fine-to-coarse context
+ *     whose spans double per level, with the builder's rule that a pointer
+ *     of odd parity on the left (even on the right) takes the finer node one
+ *     level down so that spans never overlap ones already taken.
+ * With causal, no token attends to a node on its right (the builder's triu).
+ * *n_nodes receives the node count; *row_ptr ([n_nodes + 1]) and *col (its
+ * edges) are malloc'ed in the CSR layout attn_graph_attention takes (free
+ * both). Errors: ATTN_ERR_INVALID_ARG (n < 1, step < 1, a graph over
+ * 2^31 - 1 edges), ATTN_ERR_OOM. */
+attn_status attn_bpt_graph(int64_t n, int step, int causal, int64_t *n_nodes, int64_t **row_ptr,
+                           int32_t **col);
+
 #ifdef __cplusplus
 }
 #endif

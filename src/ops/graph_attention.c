@@ -273,3 +273,129 @@ attn_tensor *attn_graph_attention(attn_ctx *ctx, attn_tensor *q, attn_tensor *k,
     if (y && weights) *weights = P;
     return y;
 }
+
+/* ---- the BP-Transformer graph ------------------------------------------------------------ */
+
+typedef struct edge_list {
+    int64_t *dst, *src; /* dst attends to src */
+    int64_t n, cap;
+} edge_list;
+
+static int edge_add(edge_list *e, int64_t dst, int64_t src) {
+    if (e->n == e->cap) {
+        const int64_t cap = e->cap ? 2 * e->cap : 1024;
+        int64_t *d = realloc(e->dst, sizeof(int64_t) * (size_t)cap);
+        if (d) e->dst = d;
+        int64_t *s = d ? realloc(e->src, sizeof(int64_t) * (size_t)cap) : NULL;
+        if (!s) return -1;
+        e->src = s;
+        e->cap = cap;
+    }
+    e->dst[e->n] = dst;
+    e->src[e->n] = src;
+    e->n++;
+    return 0;
+}
+
+attn_status attn_bpt_graph(int64_t n, int step, int causal, int64_t *n_nodes, int64_t **row_ptr,
+                           int32_t **col) {
+    static const char fn[] = "attn_bpt_graph";
+    if (!n_nodes || !row_ptr || !col) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    *row_ptr = NULL;
+    *col = NULL;
+    *n_nodes = 0;
+    if (n < 1 || n > (1 << 26) || step < 1 || step > 1024)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: n %lld (1 .. 2^26), step %d (1 .. 1024)", fn,
+                           (long long)n, step);
+    /* levels: sizes and the id of each level's first node */
+    int64_t size[64], shift[65];
+    int levels = 0;
+    shift[0] = 0;
+    for (int64_t m = n; m >= 2; m = (m + 1) >> 1) {
+        size[levels] = m;
+        shift[levels + 1] = shift[levels] + m;
+        levels++;
+    }
+    size[levels] = 1; /* the root */
+    shift[levels + 1] = shift[levels] + 1;
+    levels++;
+    const int64_t N = shift[levels];
+    edge_list e = {0};
+    int oom = 0;
+    for (int64_t i = 0; i < n && !oom; i++) {
+        int64_t v = i, l_ptr = i - 1, r_ptr = i + 1;
+        int l_over = 0, r_over = 0;
+        for (int j = 0; j < levels && !oom; j++) {
+            for (int k = 0; k < step && !oom; k++) {
+                if (!causal && r_ptr < size[j]) {
+                    const int64_t src = r_over ? shift[j - 1] + 2 * r_ptr + 1 : shift[j] + r_ptr;
+                    oom |= edge_add(&e, i, src);
+                    r_over = 0;
+                }
+                r_ptr++;
+                if (l_ptr >= 0) {
+                    const int64_t src = l_over ? shift[j - 1] + 2 * l_ptr : shift[j] + l_ptr;
+                    oom |= edge_add(&e, i, src);
+                    l_over = 0;
+                }
+                l_ptr--;
+            }
+            /* the builder's parity test on the raw pointers, then an
+             * arithmetic shift (floor division: -1 stays -1) */
+            if ((l_ptr & 1) == 0) l_over = 1;
+            if ((r_ptr & 1) == 1) r_over = 1;
+            r_ptr >>= 1;
+            l_ptr = l_ptr >= 0 ? l_ptr >> 1 : -1;
+            /* bottom-up: the level-j node covering token i attends to it */
+            oom |= edge_add(&e, shift[j] + v, i);
+            v >>= 1;
+        }
+    }
+    if (oom || e.n > INT32_MAX) {
+        free(e.dst);
+        free(e.src);
+        return oom ? attn__error(ATTN_ERR_OOM, "%s: out of memory (%lld edges)", fn, (long long)e.n)
+                   : attn__error(ATTN_ERR_INVALID_ARG, "%s: %lld edges (over 2^31 - 1)", fn,
+                                 (long long)e.n);
+    }
+    /* CSR by destination, each row sorted with duplicates dropped */
+    int64_t *rp = calloc((size_t)N + 1, sizeof *rp);
+    int32_t *c = malloc(sizeof *c * (size_t)(e.n > 0 ? e.n : 1));
+    int64_t *fill = calloc((size_t)N + 1, sizeof *fill);
+    if (!rp || !c || !fill) {
+        free(rp);
+        free(c);
+        free(fill);
+        free(e.dst);
+        free(e.src);
+        return attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
+    }
+    for (int64_t x = 0; x < e.n; x++) rp[e.dst[x] + 1]++;
+    for (int64_t x = 0; x < N; x++) rp[x + 1] += rp[x];
+    for (int64_t x = 0; x < e.n; x++) c[rp[e.dst[x]] + fill[e.dst[x]]++] = (int32_t)e.src[x];
+    int64_t w = 0;
+    for (int64_t x = 0; x < N; x++) {
+        const int64_t a = rp[x], b = rp[x + 1];
+        /* insertion sort: rows are short (about 2 step levels + a span) */
+        for (int64_t p = a + 1; p < b; p++) {
+            const int32_t key = c[p];
+            int64_t q = p - 1;
+            while (q >= a && c[q] > key) {
+                c[q + 1] = c[q];
+                q--;
+            }
+            c[q + 1] = key;
+        }
+        rp[x] = w;
+        for (int64_t p = a; p < b; p++)
+            if (p == a || c[p] != c[p - 1]) c[w++] = c[p];
+    }
+    rp[N] = w;
+    free(fill);
+    free(e.dst);
+    free(e.src);
+    *n_nodes = N;
+    *row_ptr = rp;
+    *col = c;
+    return ATTN_OK;
+}
