@@ -84,6 +84,8 @@
 #include "synthesizer.h"
 #include "linformer.h"
 #include "graph_attention.h"
+#include "deb_graph.h"
+#include "node_classifier.h"
 #include "cnn.h"
 #include "fid.h"
 #include "gan.h"
