@@ -339,6 +339,40 @@ else
     fail "lm --synth: exit $rc: $(head -c 400 "$TMP/lmsy.out")"
 fi
 
+# attn graph: node classification on a small Debian Packages index (made here)
+GD="$TMP/debgraph"
+mkdir -p "$GD"
+for i in $(seq 1 40); do
+    sec=$([ $((i % 2)) = 0 ] && echo libs || echo contrib/utils)
+    printf 'Package: pkg%d\nSection: %s\n' "$i" "$sec"
+    [ "$i" -gt 1 ] && printf 'Depends: pkg%d (>= 1.0), nothere | pkg1:any\n' $((i - 1))
+    printf 'Description: tool number %d for %s\n\n' "$i" "$sec"
+done >"$GD/Packages"
+"$ATTN" graph train --data "$GD/Packages" --out "$TMP/graph" --steps 3 --hidden 8 --heads 2 --emb-dim 4 \
+    --threads 1 --eval-every 0 >"$TMP/graph.out" 2>&1 &&
+    "$ATTN" graph eval --model "$TMP/graph" --split valid --threads 1 >>"$TMP/graph.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "40 packages" "$TMP/graph.out" && grep -q "2 sections" "$TMP/graph.out" &&
+    grep -q "^valid: accuracy" "$TMP/graph.out" && grep -q '"event":"end"' "$TMP/graph/train.jsonl"; then
+    ok "graph train / eval: a node classifier with graph attention on a Packages index"
+else
+    fail "graph train/eval: exit $rc: $(head -c 400 "$TMP/graph.out")"
+fi
+"$ATTN" graph train --data "$GD/Packages" --out "$TMP/graph-bad" --hidden 6 --heads 4 >"$TMP/graphr.out" 2>&1
+rc=$?
+if [ "$rc" = 2 ] && grep -q "does not divide" "$TMP/graphr.out" && [ ! -e "$TMP/graph-bad" ]; then
+    ok "graph train refuses --heads that do not divide --hidden"
+else
+    fail "graph train --heads 4 --hidden 6: exit $rc: $(head -c 300 "$TMP/graphr.out")"
+fi
+"$ATTN" graph train --data "$TMP/nowhere/Packages" --out "$TMP/graph-bad" >"$TMP/graphr.out" 2>&1
+rc=$?
+if [ "$rc" = 1 ] && grep -q "cannot read the package index" "$TMP/graphr.out"; then
+    ok "graph train: a missing index is a clear error"
+else
+    fail "graph train, missing index: exit $rc: $(head -c 300 "$TMP/graphr.out")"
+fi
+
 # Show, Attend and Tell (needs Fashion-MNIST; a random frozen encoder).
 FMNIST="${ATTN_DATA_DIR:-data/fashion-mnist}"
 if [ -f "$FMNIST/train-images-idx3-ubyte" ]; then

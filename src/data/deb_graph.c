@@ -330,8 +330,8 @@ attn_status attn_deb_graph_load(const char *path, const attn_deb_graph_opts *opt
     if (st == ATTN_OK) {
         out->n = N;
         out->max_words = max_words;
-        out->n_sections = (int)secs.n;
-        out->sections = malloc(sizeof(char *) * (size_t)(secs.n ? secs.n : 1));
+        out->n_sections = 0;
+        out->sections = calloc((size_t)(secs.n ? secs.n : 1), sizeof(char *));
         sec_rank = malloc(sizeof(int64_t) * (size_t)(secs.n ? secs.n : 1));
         out->names = calloc((size_t)N, sizeof(char *));
         out->label = malloc(sizeof(int32_t) * (size_t)N);
@@ -341,14 +341,22 @@ attn_status attn_deb_graph_load(const char *path, const attn_deb_graph_opts *opt
             st = attn__error(ATTN_ERR_OOM, "%s: out of memory", fn);
     }
     if (st == ATTN_OK) {
-        memcpy(out->sections, secs.v, sizeof(char *) * (size_t)secs.n);
-        qsort(out->sections, (size_t)secs.n, sizeof(char *), cmp_str);
+        /* the sections of the packages kept (a dropped repeated stanza's
+         * section is not a class), in name order */
+        int ns = 0;
+        for (int64_t a = 0; a < secs.n; a++) sec_rank[a] = -1;
+        for (int64_t p = 0; p < N; p++)
+            if (pk[p].section >= 0) sec_rank[pk[p].section] = 0;
         for (int64_t a = 0; a < secs.n; a++)
-            for (int64_t b = 0; b < secs.n; b++)
+            if (sec_rank[a] == 0) out->sections[ns++] = secs.v[a];
+        out->n_sections = ns;
+        qsort(out->sections, (size_t)ns, sizeof(char *), cmp_str);
+        for (int64_t a = 0; a < secs.n; a++) {
+            if (sec_rank[a] < 0) continue;
+            for (int b = 0; b < ns; b++)
                 if (out->sections[b] == secs.v[a]) sec_rank[a] = b;
-        free(secs.v); /* the strings now belong to out->sections */
-        secs.v = NULL;
-        secs.n = 0;
+            secs.v[a] = NULL; /* now out->sections' */
+        }
         for (int64_t p = 0; p < N; p++) {
             out->names[p] = names.v[pk[p].name];
             names.v[pk[p].name] = NULL;
