@@ -27,7 +27,7 @@ fi
 SEEDS_BIN="$1"
 OUT="$2"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TARGETS=(safetensors safetensors_file checkpoint gpt_load bert_load s2s_load vocab mo idx lm_text bert_corpus pairs png)
+TARGETS=(safetensors safetensors_file checkpoint gpt_load bert_load s2s_load vocab mo idx lm_text bert_corpus pairs png deb_graph)
 for t in "${TARGETS[@]}"; do
     rm -rf "${OUT:?}/$t"
     mkdir -p "$OUT/$t"
@@ -77,6 +77,13 @@ if [ -f "$ROOT/data/fortunes/train.txt" ]; then
 fi
 if [ -f "$ROOT/data/gettext/en-de/train.tsv" ]; then
     head -n 20 "$ROOT/data/gettext/en-de/train.tsv" >"$OUT/pairs/gettext_de20.tsv"
+fi
+# Debian Packages stanzas: the first 30 of the machine's index when
+# data/debgraph exists (scripts/get_debian_graph.sh), and a written one
+printf 'Package: a\nSection: contrib/utils\nDepends: b (>= 1), c | d:any\nDescription: a tool\n\nPackage: b\nSection: libs\nPre-Depends: a\nDescription: a library\n' \
+    >"$OUT/deb_graph/two.txt"
+if [ -f "$ROOT/data/debgraph/Packages" ]; then
+    awk 'BEGIN { RS = ""; ORS = "\n\n" } NR <= 30' "$ROOT/data/debgraph/Packages" >"$OUT/deb_graph/debian30.txt"
 fi
 total=0
 for t in "${TARGETS[@]}"; do total=$((total + $(ls "$OUT/$t" | wc -l))); done
