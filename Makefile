@@ -66,7 +66,7 @@ CLI    = $(BUILD)/attn
 TESTS  = $(BUILD)/attn_tests
 
 .PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx alloc-fail fuzz \
-        install uninstall install-test python-test
+        install uninstall install-test python-test print-ldlibs
 
 all: $(STATIC) $(SHARED) $(CLI) $(EX_BIN)
 
@@ -243,6 +243,10 @@ uninstall:
 # pkg-config (shared and --static), runs both, uninstalls (tests/install_test.sh).
 install-test: all
 	bash tests/install_test.sh
+
+# What a program linking libattn.a needs after it (setup.py asks).
+print-ldlibs:
+	@echo $(LDLIBS)
 
 # The Python package's tests (python/tests, numpy; torch tests skip without torch).
 python-test:
