@@ -26,6 +26,7 @@ ABI_VERSION = _attn.ABI_VERSION
 __all__ = [
     "AttnError", "info", "sdpa", "flash_sdpa", "sdpa_backward", "flash_sdpa_backward",
     "sinusoidal_positions", "rope", "rope_backward", "alibi_slopes", "alibi_bias",
+    "rel_logits", "rel_logits_backward", "rel_values", "rel_values_backward",
     "Vocab", "GPT", "BERT",
 ]
 
@@ -237,6 +238,52 @@ def alibi_bias(H, T, S=None, causal=False):
     out = np.empty((1, int(H), int(T), int(T if S is None else S)), dtype=np.float32)
     _attn.alibi_bias(out, bool(causal))
     return out
+
+
+def _rel(kind, a, table, S, offset, grad_out, threads):
+    a4 = _f32(a, "q" if kind == 0 else "p")
+    t = _f32(table, "rel_k" if kind == 0 else "rel_v")
+    if a4.ndim != 4 or t.ndim != 2:
+        raise ValueError("rel positions: expected a 4-d q or p and a 2-d table")
+    B, H, T = a4.shape[:3]
+    if kind == 0:
+        S = T if S is None else int(S)
+        oshape = (B, H, T, S)
+    else:
+        S = a4.shape[3]
+        oshape = (B, H, T, t.shape[1])
+    offset = (S - T) if offset is None else int(offset)
+    out = np.empty(oshape, dtype=np.float32)
+    if grad_out is None:
+        _attn.rel(kind, a4, t, out, S=S, offset=offset, threads=int(threads))
+        return out
+    da, dt = np.zeros(a4.shape, np.float32), np.zeros(t.shape, np.float32)
+    _attn.rel(kind, a4, t, out, _f32(grad_out, "grad_out"), da, dt, S=S, offset=offset,
+              threads=int(threads))
+    return da, dt
+
+
+def rel_logits(q, rel_k, S=None, offset=None, *, threads=0):
+    """Shaw et al. (2018) relative-position logits: q [B, H, T, D], rel_k [2K+1, D]
+    -> [B, H, T, S], out[b,h,t,s] = q[b,h,t] . rel_k[clip(s - (t + offset), -K, K) + K].
+    S: keys (None: T); offset: None is S - T (bottom-right aligned queries)."""
+    return _rel(0, q, rel_k, S, offset, None, threads)
+
+
+def rel_logits_backward(q, rel_k, grad_out, S=None, offset=None, *, threads=0):
+    """(dq, drel_k) of attn.rel_logits for the upstream gradient grad_out [B, H, T, S]."""
+    return _rel(0, q, rel_k, S, offset, grad_out, threads)
+
+
+def rel_values(p, rel_v, offset=None, *, threads=0):
+    """Shaw et al.'s value term: p [B, H, T, S] (attention weights), rel_v [2K+1, Dv]
+    -> [B, H, T, Dv], out[b,h,t] = sum_s p[b,h,t,s] rel_v[clip(s - (t + offset), -K, K) + K]."""
+    return _rel(1, p, rel_v, None, offset, None, threads)
+
+
+def rel_values_backward(p, rel_v, grad_out, offset=None, *, threads=0):
+    """(dp, drel_v) of attn.rel_values for the upstream gradient grad_out [B, H, T, Dv]."""
+    return _rel(1, p, rel_v, None, offset, grad_out, threads)
 
 
 # ---- models --------------------------------------------------------------------------

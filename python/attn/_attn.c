@@ -472,6 +472,72 @@ done:
     return ret;
 }
 
+/* rel(kind, a, table, out, grad_out=None, da=None, dtable=None, S=0, offset=0):
+ * Shaw et al.'s relative positions. kind 0: REL_LOGITS, a = q [B,H,T,D],
+ * table = rel_k [2K+1, D], out [B,H,T,S]; kind 1: REL_VALUES, a = p
+ * [B,H,T,S], table = rel_v [2K+1, Dv], out [B,H,T,Dv]. With grad_out, the
+ * backward ADDS the gradients into da and dtable (zeroed by the caller). */
+static PyObject *py_rel(PyObject *self, PyObject *args, PyObject *kw) {
+    static char *kwl[] = {"kind", "a", "table", "out", "grad_out", "da", "dtable", "S", "offset",
+                          "threads", NULL};
+    PyObject *a_o, *t_o, *out_o, *go_o = Py_None, *da_o = Py_None, *dt_o = Py_None;
+    int kind, threads = 0;
+    long long S = 0, offset = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iOOO|OOOLLi", kwl, &kind, &a_o, &t_o, &out_o, &go_o,
+                                     &da_o, &dt_o, &S, &offset, &threads))
+        return NULL;
+    arg a, t, o, g, da, dt;
+    memset(&a, 0, sizeof a);
+    memset(&t, 0, sizeof t);
+    memset(&o, 0, sizeof o);
+    memset(&g, 0, sizeof g);
+    memset(&da, 0, sizeof da);
+    memset(&dt, 0, sizeof dt);
+    PyObject *ret = NULL;
+    attn_ctx *ctx = NULL;
+    const int bw = go_o != Py_None;
+    if (arg_get(a_o, kind ? "p" : "q", ATTN_F32, 4, 4, 0, 0, &a) ||
+        arg_get(t_o, kind ? "rel_v" : "rel_k", ATTN_F32, 2, 2, 0, 0, &t) ||
+        arg_get(out_o, "out", ATTN_F32, 4, 4, 1, 0, &o) ||
+        arg_get(go_o, "grad_out", ATTN_F32, 4, 4, 0, 1, &g) ||
+        arg_get(da_o, "da", ATTN_F32, 4, 4, 1, !bw, &da) ||
+        arg_get(dt_o, "dtable", ATTN_F32, 2, 2, 1, !bw, &dt))
+        goto done;
+    if (bw && (!same_shape(&da.t, &a.t) || !same_shape(&dt.t, &t.t) || !same_shape(&g.t, &o.t))) {
+        PyErr_SetString(PyExc_ValueError, "rel backward: the gradients must have their tensors' shapes");
+        goto done;
+    }
+    if (bw) {
+        a.t.requires_grad = t.t.requires_grad = 1;
+        a.t.grad = (float *)da.t.data;
+        t.t.grad = (float *)dt.t.data;
+    }
+    double n = 4.0 * ((double)attn_tensor_numel(&a.t) + (double)attn_tensor_numel(&o.t)) * 4.0;
+    if (!(ctx = ctx_for((size_t)(n < 1e15 ? n : 1e15) + ((size_t)16 << 20), threads, 0))) goto done;
+    if (!bw) attn_ctx_set_grad_enabled(ctx, 0);
+    attn_tensor *r;
+    attn_status st = ATTN_OK;
+    Py_BEGIN_ALLOW_THREADS
+    r = kind ? attn_rel_values(ctx, &a.t, &t.t, offset) : attn_rel_logits(ctx, &a.t, &t.t, S, offset);
+    if (r && bw && same_shape(r, &g.t)) st = attn_backward_from(ctx, r, (const float *)g.t.data);
+    Py_END_ALLOW_THREADS
+    if (!r || st != ATTN_OK) {
+        raise_ctx(ctx, kind ? "rel_values failed" : "rel_logits failed");
+        goto done;
+    }
+    if (copy_out(r, &o, "out")) goto done;
+    ret = NONE_REF();
+done:
+    attn_ctx_free(ctx);
+    arg_release(&a);
+    arg_release(&t);
+    arg_release(&o);
+    arg_release(&g);
+    arg_release(&da);
+    arg_release(&dt);
+    return ret;
+}
+
 /* ---- vocabularies ------------------------------------------------------------- */
 
 static void vocab_del(PyObject *cap) {
@@ -886,6 +952,8 @@ static PyMethodDef methods[] = {
      "Rotary position embedding of x (or its backward with grad=True) into out."},
     {"alibi_slopes", py_alibi_slopes, METH_VARARGS, "The ALiBi slopes into out [H]."},
     {"alibi_bias", py_alibi_bias, METH_VARARGS, "The ALiBi bias into out [1, H, T, S]."},
+    {"rel", (PyCFunction)(void (*)(void))py_rel, METH_VARARGS | METH_KEYWORDS,
+     "Shaw et al.'s relative-position logits (kind 0) or values (kind 1), forward or backward."},
     {"vocab_load", py_vocab_load, METH_VARARGS, "Loads an attn vocabulary file."},
     {"vocab_size", py_vocab_size, METH_VARARGS, "The number of ids of a vocabulary."},
     {"vocab_encode", py_vocab_encode, METH_VARARGS, "Text (str) to int32 ids (bytes)."},

@@ -80,3 +80,34 @@ def test_position_errors():
         attn.sinusoidal_positions(0, 4)
     with pytest.raises(attn.AttnError):
         attn.rope(np.zeros((1, 1, 2, 5), np.float32))  # odd head size
+
+
+def rel_index(T, S, K, offset):
+    t = np.arange(T)[:, None]
+    s = np.arange(S)[None, :]
+    return np.clip(s - (t + offset), -K, K) + K  # [T, S]
+
+
+def test_shaw_relative_positions_forward_and_backward():
+    rng = np.random.default_rng(3)
+    B, H, T, S, D, K = 2, 2, 3, 5, 4, 2
+    q = rng.standard_normal((B, H, T, D)).astype(np.float32)
+    rk = rng.standard_normal((2 * K + 1, D)).astype(np.float32)
+    rv = rng.standard_normal((2 * K + 1, 6)).astype(np.float32)
+    p = rng.random((B, H, T, S)).astype(np.float32)
+    j = rel_index(T, S, K, S - T)
+    E = np.eye(2 * K + 1)[j]  # [T, S, 2K+1] one-hot of the clipped distance
+    want_l = np.einsum("bhtd,tsk,kd->bhts", q.astype(np.float64), E, rk.astype(np.float64))
+    np.testing.assert_allclose(attn.rel_logits(q, rk, S), want_l, atol=1e-5)
+    want_v = np.einsum("bhts,tsk,kd->bhtd", p.astype(np.float64), E, rv.astype(np.float64))
+    np.testing.assert_allclose(attn.rel_values(p, rv), want_v, atol=1e-5)
+    g = rng.standard_normal(want_l.shape).astype(np.float32)
+    dq, drk = attn.rel_logits_backward(q, rk, g, S)
+    np.testing.assert_allclose(dq, np.einsum("bhts,tsk,kd->bhtd", g, E, rk), atol=1e-5)
+    np.testing.assert_allclose(drk, np.einsum("bhts,tsk,bhtd->kd", g, E, q), atol=1e-5)
+    gv = rng.standard_normal(want_v.shape).astype(np.float32)
+    dp, drv = attn.rel_values_backward(p, rv, gv)
+    np.testing.assert_allclose(dp, np.einsum("bhtd,tsk,kd->bhts", gv, E, rv), atol=1e-5)
+    np.testing.assert_allclose(drv, np.einsum("bhtd,tsk,bhts->kd", gv, E, p), atol=1e-5)
+    with pytest.raises(attn.AttnError):
+        attn.rel_logits(q, rk[:4], S)  # an even number of rows
