@@ -36,18 +36,18 @@ def _np(t):
 
 class AttnSDPA(torch.autograd.Function):
     """Function form: AttnSDPA.apply(q, k, v, attn_mask, is_causal, scale, dropout_p,
-    seed, fused). Prefer scaled_dot_product_attention below."""
+    seed, fused, threads). Prefer scaled_dot_product_attention below."""
 
     @staticmethod
-    def forward(ctx, q, k, v, attn_mask, is_causal, scale, dropout_p, seed, fused):
+    def forward(ctx, q, k, v, attn_mask, is_causal, scale, dropout_p, seed, fused, threads):
         mask_np = None if attn_mask is None else (
             attn_mask.detach().cpu().numpy() if attn_mask.dtype == torch.bool else _np(attn_mask))
         fn = flash_sdpa if fused else sdpa
         out = fn(_np(q), _np(k), _np(v), mask_np, causal=is_causal, scale=scale,
-                 dropout=dropout_p, seed=seed)
+                 dropout=dropout_p, seed=seed, threads=threads)
         ctx.save_for_backward(q, k, v)
         ctx.mask = attn_mask
-        ctx.opts = dict(causal=is_causal, scale=scale, dropout=dropout_p, seed=seed)
+        ctx.opts = dict(causal=is_causal, scale=scale, dropout=dropout_p, seed=seed, threads=threads)
         ctx.fused = fused
         return torch.from_numpy(out)
 
@@ -69,19 +69,23 @@ class AttnSDPA(torch.autograd.Function):
             dq, dk, dv = fn(_np(q), _np(k), _np(v), _np(grad_out), mask_np, **ctx.opts)
             dmask = None
         return (torch.from_numpy(dq), torch.from_numpy(dk), torch.from_numpy(dv), dmask,
-                None, None, None, None, None)
+                None, None, None, None, None, None)
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
-                                 is_causal=False, scale=None, *, fused=True, seed=None):
+                                 is_causal=False, scale=None, *, fused=True, seed=None,
+                                 threads=None):
     """torch.nn.functional.scaled_dot_product_attention's arguments, computed by
     attn (fused kernel by default; fused=False: attn's reference op). attn_mask:
     boolean (True: attend) or additive float, broadcast to [B, H, T, S]. seed:
-    the dropout stream (None: a new one per call)."""
+    the dropout stream (None: a new one per call). threads: None is torch's
+    own count (torch.get_num_threads())."""
     if seed is None:
         seed = next(_seeds) if dropout_p > 0 else 0
+    if threads is None:
+        threads = torch.get_num_threads()
     return AttnSDPA.apply(query, key, value, attn_mask, bool(is_causal), scale, float(dropout_p),
-                          int(seed), bool(fused))
+                          int(seed), bool(fused), int(threads))
 
 
 class MultiheadSelfAttention(torch.nn.Module):

@@ -143,3 +143,30 @@ def test_trains_a_pytorch_model_like_torch_attention():
     with torch.no_grad():
         acc = (m1(ids).argmax(1) == y).float().mean().item()
     assert acc > 0.85, f"held-out accuracy {acc:.3f}"
+
+
+def test_dropout_gradients_are_those_of_the_same_mask():
+    """With a fixed seed the dropout mask is a function of it, so the Function
+    is deterministic and gradcheck applies to it."""
+    q, k, v = (x.detach().double().requires_grad_() for x in leaves((1, 2, 4, 3), (1, 2, 4, 3), (1, 2, 4, 3), seed=7))
+
+    def f(q, k, v):
+        return at.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=0.3,
+                                               seed=5).double()
+    y1, y2 = f(q, k, v), f(q, k, v)
+    assert torch.equal(y1, y2)
+    assert not torch.allclose(y1, at.scaled_dot_product_attention(q.float(), k.float(), v.float()).double())
+    assert torch.autograd.gradcheck(f, (q, k, v), eps=1e-3, atol=2e-3, rtol=1e-2)
+
+
+def test_grouped_query_attention_matches_repeated_heads():
+    q, k, v = leaves((2, 4, 6, 8), (2, 2, 6, 8), (2, 2, 6, 8), seed=8)
+    q2, k2, v2 = (x.detach().clone().requires_grad_() for x in (q, k, v))
+    y = at.scaled_dot_product_attention(q, k, v, is_causal=True)
+    y2 = torch_attention(q2, k2.repeat_interleave(2, dim=1), v2.repeat_interleave(2, dim=1),
+                         is_causal=True)
+    torch.testing.assert_close(y, y2, **TOL)
+    y.sum().backward()
+    y2.sum().backward()
+    for a, b in ((q, q2), (k, k2), (v, v2)):
+        torch.testing.assert_close(a.grad, b.grad, **TOL)
