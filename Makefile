@@ -254,6 +254,7 @@ python-test:
 
 clean:
 	rm -rf build build-asan build-fuzz
+	rm -rf python/attn/_attn*.so python/attn.egg-info
 
 # The dependency files of the last build (absent on a clean tree).
 -include $(wildcard $(BUILD)/src/*/*.d $(BUILD)/cli/*.d $(BUILD)/tests/*.d \
