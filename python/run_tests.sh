@@ -7,7 +7,8 @@
 # prints "python: N passed, N failed, N skipped". Needs numpy and pytest
 # (Debian's python3-numpy and python3-pytest: scripts/setup.sh installs
 # them); the PyTorch tests are one counted skip when torch cannot be
-# imported. Offline: no build isolation, no index.
+# imported, and the translator's test when the CLI (ATTN_CLI, default
+# build/attn) is not built. Offline: no build isolation, no index.
 #   PYTHON=/path/to/python3 (default /usr/bin/python3, else python3)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,8 @@ if ! "$PY" -m pip install --no-build-isolation --no-deps --no-index --no-cache-d
     exit 1
 fi
 echo "+ $PY -m pytest python/tests"
+# the translator's test compares with the CLI of the same build
+export ATTN_CLI="${ATTN_CLI:-$PWD/${ATTN_BUILD:-build}/attn}"
 PYTHONPATH="$TMP/site" "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$TMP/junit.xml" python/tests
 rc=$?
 "$PY" - "$TMP/junit.xml" "$rc" <<'PYEOF'

@@ -27,7 +27,7 @@ __all__ = [
     "AttnError", "info", "sdpa", "flash_sdpa", "sdpa_backward", "flash_sdpa_backward",
     "sinusoidal_positions", "rope", "rope_backward", "alibi_slopes", "alibi_bias",
     "rel_logits", "rel_logits_backward", "rel_values", "rel_values_backward",
-    "Vocab", "GPT", "BERT",
+    "Vocab", "GPT", "BERT", "Translator",
 ]
 
 
@@ -474,3 +474,49 @@ class BERT:
     def predict(self, x, lengths=None, threads=0):
         """The arg max class of each row [B]."""
         return np.argmax(self.classify(x, lengths, threads), axis=1)
+
+
+class Translator:
+    """An encoder-decoder Transformer of `attn transformer train` (a run directory
+    with model.safetensors, src.vocab and tgt.vocab; include/attn/transformer_s2s.h).
+    translate() decodes as `attn transformer translate` does: the same outputs."""
+
+    def __init__(self, path):
+        path = os.fspath(path)
+        if not os.path.isdir(path):
+            raise ValueError(f"Translator: {path} is not a run directory of 'attn transformer train'")
+        self._m = _attn.t2t_load(os.path.join(path, "model.safetensors"))
+        self.config = _attn.t2t_config(self._m)
+        self.src_vocab = Vocab(os.path.join(path, "src.vocab"))
+        self.tgt_vocab = Vocab(os.path.join(path, "tgt.vocab"))
+        if (len(self.src_vocab), len(self.tgt_vocab)) != (self.config["src_vocab"], self.config["tgt_vocab"]):
+            raise AttnError(f"Translator: {path}: the vocabularies have {len(self.src_vocab)} and "
+                            f"{len(self.tgt_vocab)} tokens, the model {self.config['src_vocab']} and "
+                            f"{self.config['tgt_vocab']}")
+
+    load = classmethod(lambda cls, path: cls(path))
+
+    def translate_ids(self, src, beam=1, alpha=0.6, max_len=None, threads=0):
+        """Source ids [n] -> output ids [m] (eos excluded). Sources longer than a
+        learned-position model's max_len are cut there, as the CLI does."""
+        ids = _i32(np.ravel(src), "src")
+        learned = self.config["pos"] == "learned" and self.config["max_len"] > 0
+        if learned:
+            ids = ids[: self.config["max_len"]]
+        L = int(max_len) if max_len else 3 * len(ids) + 10
+        if learned:
+            L = min(L, self.config["max_len"])
+        out = np.empty(L, dtype=np.int32)
+        n = _attn.t2t_translate(self._m, ids, out, beam=int(beam), alpha=float(alpha),
+                                threads=int(threads))
+        return out[:n].copy()
+
+    def translate(self, text, beam=1, alpha=0.6, max_len=None, threads=0):
+        """A str (or a list of str) -> its translation (or a list); greedy with beam=1,
+        else beam search with the length normalisation log p / len^alpha."""
+        if not isinstance(text, str):
+            return [self.translate(t, beam, alpha, max_len, threads) for t in text]
+        if not text:
+            return ""
+        src = self.src_vocab.encode(text)
+        return self.tgt_vocab.decode(self.translate_ids(src, beam, alpha, max_len, threads))
