@@ -45,6 +45,9 @@ def _i32(x, name):
     a = np.asarray(x)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integers, got {a.dtype}")
+    if a.dtype != np.int32 and a.size and (a.min() < -2 ** 31 or a.max() >= 2 ** 31):
+        # astype would wrap them silently into other, valid-looking ids
+        raise ValueError(f"{name}: values outside int32 ({a.min()} .. {a.max()})")
     return np.ascontiguousarray(a, dtype=np.int32)
 
 

@@ -71,6 +71,10 @@ def test_gpt_errors(gpt_dir, tmp_path):
     d, m = gpt_dir
     with pytest.raises(attn.AttnError, match="id"):
         m.logits(np.array([[1, 99]], dtype=np.int32))
+    with pytest.raises(ValueError, match="int32"):  # would wrap to the valid id 5
+        m.logits(np.array([[1, 2 ** 32 + 5]], dtype=np.int64))
+    with pytest.raises(TypeError, match="integers"):
+        m.logits(np.array([[1.0, 2.0]]))
     with pytest.raises(attn.AttnError):
         attn.GPT.load(tmp_path / "missing.safetensors")
     bad = tmp_path / "bad.safetensors"
