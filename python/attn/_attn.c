@@ -330,7 +330,7 @@ static PyObject *py_sdpa_backward(PyObject *self, PyObject *args, PyObject *kw) 
     int shape_ok = 1;
     Py_BEGIN_ALLOW_THREADS
     res = sdpa_run(ctx, &s, NULL);
-    if (res && attn_tensor_numel(res) != attn_tensor_numel(&g.t)) shape_ok = 0;
+    if (res && !same_shape(res, &g.t)) shape_ok = 0;
     if (res && shape_ok) st = attn_backward_from(ctx, res, (const float *)g.t.data);
     Py_END_ALLOW_THREADS
     if (!res || st != ATTN_OK) {

@@ -208,6 +208,17 @@ def test_errors_name_the_op_and_the_shapes():
         attn.flash_sdpa(q, q, q, dropout=1.5)
     with pytest.raises(attn.AttnError):
         attn.sdpa(q, q, q, key_lengths=[9])
+    for bad in (dict(window=-1), dict(scale=-1.0), dict(scale=float("nan")), dict(dropout=-0.1),
+                dict(alibi_slopes=[1.0]), dict(key_lengths=[-1])):
+        for fn in (attn.sdpa, attn.flash_sdpa):
+            with pytest.raises(attn.AttnError):
+                fn(q, q, q, **bad)
+        with pytest.raises(attn.AttnError):
+            attn.flash_sdpa_backward(q, q, q, q, **bad)
+    with pytest.raises(attn.AttnError):
+        attn.sdpa(q, q, q, mask=np.ones((3, 3, 3, 3), dtype=bool))  # does not broadcast
+    with pytest.raises(ValueError, match="grad_out"):  # the right size, not the right shape
+        attn.flash_sdpa_backward(q, q, q, q.reshape(1, 2, 4, 3))
     with pytest.raises(ValueError, match="dimensions|shape"):
         attn.sdpa(q[0, 0], q[0, 0], q[0, 0])
     assert issubclass(attn.AttnError, ValueError)
