@@ -227,3 +227,24 @@ def test_errors_name_the_op_and_the_shapes():
 def test_info():
     i = attn.info()
     assert i["version"] == attn.__version__ and i["abi"] == attn.ABI_VERSION
+
+
+def test_python_threads_run_attention_at_once():
+    """The GIL is released while attn computes and every call has its own
+    context: threads calling at once get the results of serial calls."""
+    import threading
+    xs = [rand((1, 2, 64, 16), 40 + i) for i in range(4)]
+    want = [attn.flash_sdpa_backward(x, x, x, x, causal=True) for x in xs]
+    got = [None] * len(xs)
+
+    def work(i):
+        for _ in range(5):
+            got[i] = attn.flash_sdpa_backward(xs[i], xs[i], xs[i], xs[i], causal=True)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for w, g in zip(want, got):
+        for a, b in zip(w, g):
+            np.testing.assert_array_equal(a, b)
