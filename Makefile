@@ -206,7 +206,7 @@ fuzz:
 # include/attn/, libattn.a, libattn.so.$(VERSION) with its soname link
 # libattn.so.$(ABI) and the development link libattn.so into lib/, the CLI
 # into bin/, attn.pc into lib/pkgconfig/ (pkg-config --cflags --libs attn;
-# --static adds Libs.private: -lm -ldl and OpenMP, which the library needs when
+# --static adds Libs.private: -lm, -ldl, -lpthread and OpenMP, which the library needs when
 # linked statically; OpenBLAS is never linked: attn loads it at run time).
 PREFIX        ?= /usr/local
 DESTDIR       ?=
@@ -216,7 +216,7 @@ INCLUDEDIR    ?= $(PREFIX)/include
 PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
 INSTALL       ?= install
 PUBLIC_HEADERS := $(sort $(wildcard include/attn/*.h))
-PC_PRIVATE    := $(LDOMP) -lm -ldl
+PC_PRIVATE    := $(LDOMP) -lm -ldl -lpthread
 
 install: $(STATIC) $(SHARED) $(CLI)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/attn $(DESTDIR)$(PKGCONFIGDIR)
