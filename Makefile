@@ -206,8 +206,9 @@ fuzz:
 # include/attn/, libattn.a, libattn.so.$(VERSION) with its soname link
 # libattn.so.$(ABI) and the development link libattn.so into lib/, the CLI
 # into bin/, attn.pc into lib/pkgconfig/ (pkg-config --cflags --libs attn;
-# --static adds Libs.private: -lm, -ldl, -lpthread and OpenMP, which the library needs when
-# linked statically; OpenBLAS is never linked: attn loads it at run time).
+# --static adds Libs.private: -lm, -ldl, -lpthread and OpenMP, which the
+# library needs when linked statically; OpenBLAS is never linked: attn loads
+# it at run time).
 PREFIX        ?= /usr/local
 DESTDIR       ?=
 BINDIR        ?= $(PREFIX)/bin
@@ -234,7 +235,7 @@ install: $(STATIC) $(SHARED) $(CLI)
 # Removes exactly what install wrote (and include/attn/ when it is then empty).
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/attn/,$(notdir $(PUBLIC_HEADERS)))
-	-rmdir $(DESTDIR)$(INCLUDEDIR)/attn 2>/dev/null
+	rmdir $(DESTDIR)$(INCLUDEDIR)/attn 2>/dev/null || true
 	rm -f $(DESTDIR)$(LIBDIR)/libattn.a $(DESTDIR)$(LIBDIR)/libattn.so \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libattn.so.$(VERSION)
 	rm -f $(DESTDIR)$(BINDIR)/attn $(DESTDIR)$(PKGCONFIGDIR)/attn.pc
