@@ -371,9 +371,12 @@ class GPT:
 
     def generate(self, prompt, n_new=100, *, temperature=1.0, top_k=0, top_p=0.0, seed=0,
                  threads=0):
-        """Continues the prompt by n_new tokens (KV cache; temperature 0 is greedy).
-        prompt: a str (needs the vocabulary; returns the new text) or int ids
-        (returns int32 ids [n_new])."""
+        """Continues the prompt by n_new tokens (KV cache; temperature 0 is greedy;
+        top_k > 0 and 0 < top_p < 1 limit the candidates; draw i uses the random
+        number (seed, i), so a seed repeats its text). prompt: a str (needs the
+        vocabulary; returns the new text) or int ids (returns int32 ids [n_new]).
+        With a vocabulary the special tokens are never drawn, as in
+        `attn gpt sample`, whose text this is for the same options."""
         text = isinstance(prompt, str)
         if text:
             if self.vocab is None:

@@ -1191,7 +1191,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "attn._attn",
 PyMODINIT_FUNC PyInit__attn(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
-    AttnError = PyErr_NewException("attn._attn.AttnError", PyExc_ValueError, NULL);
+    AttnError = PyErr_NewException("attn.AttnError", PyExc_ValueError, NULL);
     if (!AttnError || PyModule_AddObject(m, "AttnError", AttnError) < 0) {
         Py_XDECREF(AttnError);
         Py_DECREF(m);
