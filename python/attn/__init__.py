@@ -483,16 +483,20 @@ class BERT:
 
 
 class Translator:
-    """An encoder-decoder Transformer of `attn transformer train` (a run directory
-    with model.safetensors, src.vocab and tgt.vocab; include/attn/transformer_s2s.h).
-    translate() decodes as `attn transformer translate` does: the same outputs."""
+    """A translator of `attn transformer train` (encoder-decoder Transformer,
+    include/attn/transformer_s2s.h) or `attn seq2seq train` (RNN encoder-decoder
+    with attention, include/attn/seq2seq.h): a run directory with
+    model.safetensors, src.vocab and tgt.vocab. translate() decodes as
+    `attn transformer|seq2seq translate` does: the same outputs."""
 
     def __init__(self, path):
         path = os.fspath(path)
         if not os.path.isdir(path):
-            raise ValueError(f"Translator: {path} is not a run directory of 'attn transformer train'")
-        self._m = _attn.t2t_load(os.path.join(path, "model.safetensors"))
-        self.config = _attn.t2t_config(self._m)
+            raise ValueError(f"Translator: {path} is not a run directory of 'attn transformer train' "
+                             "or 'attn seq2seq train'")
+        self._m = _attn.s2s_load(os.path.join(path, "model.safetensors"))
+        self.config = _attn.s2s_config(self._m)
+        self.family = self.config["family"]
         self.src_vocab = Vocab(os.path.join(path, "src.vocab"))
         self.tgt_vocab = Vocab(os.path.join(path, "tgt.vocab"))
         if (len(self.src_vocab), len(self.tgt_vocab)) != (self.config["src_vocab"], self.config["tgt_vocab"]):
@@ -500,20 +504,33 @@ class Translator:
                             f"{len(self.tgt_vocab)} tokens, the model {self.config['src_vocab']} and "
                             f"{self.config['tgt_vocab']}")
 
-    load = classmethod(lambda cls, path: cls(path))
+    @classmethod
+    def load(cls, path):
+        return cls(path)
+
+    def _caps(self):
+        """(most source tokens, most output tokens) the model reads and writes, as the
+        CLI's source_cap and decode_cap: learned positions bound both of a Transformer,
+        location attention bounds an RNN's sources; None: no bound."""
+        c = self.config
+        if self.family == "transformer" and c["pos"] == "learned" and c["max_len"] > 0:
+            return c["max_len"], c["max_len"]
+        if self.family == "seq2seq" and c["attention"] == "location" and c["max_src_len"] > 1:
+            return c["max_src_len"] - 1, None
+        return None, None
 
     def translate_ids(self, src, beam=1, alpha=0.6, max_len=None, threads=0):
-        """Source ids [n] -> output ids [m] (eos excluded). Sources longer than a
-        learned-position model's max_len are cut there, as the CLI does."""
+        """Source ids [n] -> output ids [m] (eos excluded). Sources longer than the
+        model reads are cut there, as the CLI does; max_len None is 3 n + 10."""
         ids = _i32(np.ravel(src), "src")
-        learned = self.config["pos"] == "learned" and self.config["max_len"] > 0
-        if learned:
-            ids = ids[: self.config["max_len"]]
+        src_cap, out_cap = self._caps()
+        if src_cap is not None:
+            ids = ids[:src_cap]
         L = int(max_len) if max_len else 3 * len(ids) + 10
-        if learned:
-            L = min(L, self.config["max_len"])
+        if out_cap is not None:
+            L = min(L, out_cap)
         out = np.empty(L, dtype=np.int32)
-        n = _attn.t2t_translate(self._m, ids, out, beam=int(beam), alpha=float(alpha),
+        n = _attn.s2s_translate(self._m, ids, out, beam=int(beam), alpha=float(alpha),
                                 threads=int(threads))
         return out[:n].copy()
 

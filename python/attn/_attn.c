@@ -930,25 +930,31 @@ done:
     return ret;
 }
 
-/* ---- the encoder-decoder Transformer (attn transformer) --------------------------- */
+/* ---- translators (attn transformer, attn seq2seq) ------------------------------------ */
 
-/* A model directory of `attn transformer train` is read as the CLI reads it
- * (cli/s2s_core.c, bundle_load; cli/s2s_t2t.c, meta_read): the configuration
- * from the checkpoint's metadata, then the parameters. */
+/* A model file of `attn transformer train` or `attn seq2seq train` is read as
+ * the CLI reads it (cli/s2s_core.c, bundle_load; the families' meta_read in
+ * cli/s2s_t2t.c and cli/s2s_rnn.c): the configuration from the checkpoint's
+ * metadata, then the parameters. */
 
-typedef struct t2t_handle {
+typedef struct s2s_handle {
+    int rnn; /* 1: attn_seq2seq (RNN), 0: attn_t2t (Transformer) */
     attn_params *ps;
-    attn_t2t *m;
-    attn_t2t_config cfg;
-} t2t_handle;
+    attn_t2t *t2t;
+    attn_seq2seq *s2s;
+    attn_t2t_config tcfg;
+    attn_seq2seq_config rcfg;
+} s2s_handle;
 
-static void t2t_del(PyObject *cap) {
-    t2t_handle *h = (t2t_handle *)PyCapsule_GetPointer(cap, "attn.t2t");
+static void s2s_handle_free(s2s_handle *h) {
     if (!h) return;
-    attn_t2t_free(h->m);
+    attn_t2t_free(h->t2t);
+    attn_seq2seq_free(h->s2s);
     attn_params_free(h->ps);
     free(h);
 }
+
+static void s2s_del(PyObject *cap) { s2s_handle_free((s2s_handle *)PyCapsule_GetPointer(cap, "attn.s2s")); }
 
 typedef struct meta_in {
     attn_safetensors *f;
@@ -986,110 +992,153 @@ static const char *meta_text(meta_in *m, const char *key) {
     return v ? v : "";
 }
 
-static PyObject *py_t2t_load(PyObject *self, PyObject *args) {
+static void meta_t2t(meta_in *m, attn_t2t_config *c) {
+    c->d_model = meta_int(m, "d_model", 1, 1 << 20, 0, 0);
+    c->n_heads = (int)meta_int(m, "heads", 1, 1 << 10, 0, 0);
+    c->n_kv_heads = (int)meta_int(m, "kv_heads", 0, 1 << 10, 1, 0);
+    c->enc_layers = (int)meta_int(m, "enc_layers", 1, 64, 0, 0);
+    c->dec_layers = (int)meta_int(m, "dec_layers", 1, 64, 0, 0);
+    c->d_ff = meta_int(m, "d_ff", 1, 1 << 22, 0, 0);
+    c->norm_first = (int)meta_int(m, "norm_first", 0, 1, 0, 0);
+    const char *act = meta_text(m, "activation");
+    if (!m->err[0] && strcmp(act, "gelu") != 0 && strcmp(act, "relu") != 0)
+        snprintf(m->err, sizeof m->err, "%s: metadata activation = '%s': expected relu or gelu", m->path, act);
+    c->activation = strcmp(act, "gelu") == 0 ? ATTN_ACT_GELU : ATTN_ACT_RELU;
+    const char *pos = meta_text(m, "pos");
+    int found = 0;
+    for (int k = 0; k < ATTN_POS_COUNT; k++)
+        if (strcmp(pos, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
+            c->pos = (attn_pos_kind)k;
+            found = 1;
+        }
+    if (!found && !m->err[0]) snprintf(m->err, sizeof m->err, "%s: metadata pos = '%s' is unknown", m->path, pos);
+    c->shaw_clip = (int)meta_int(m, "shaw_clip", 0, 1 << 20, 1, 0);
+    c->rope_theta = (float)meta_num(m, "rope_theta", 0.0, 1e12, 1);
+    c->max_len = meta_int(m, "max_pos", 0, 1 << 30, 1, 0);
+    c->tie_output = (int)meta_int(m, "tie_output", 0, 1, 0, 0);
+}
+
+static void meta_rnn(meta_in *m, attn_seq2seq_config *c) {
+    c->cell = strcmp(meta_text(m, "cell"), "lstm") == 0 ? ATTN_RNN_LSTM : ATTN_RNN_GRU;
+    const char *att = meta_text(m, "attention");
+    if (attn_s2s_attention_parse(att, &c->attention) != 0 && !m->err[0])
+        snprintf(m->err, sizeof m->err, "%s: metadata attention = '%s' is unknown", m->path, att);
+    c->emb_dim = meta_int(m, "emb_dim", 1, 1 << 20, 0, 0);
+    c->hidden = meta_int(m, "hidden", 1, 1 << 20, 0, 0);
+    c->enc_layers = (int)meta_int(m, "enc_layers", 1, 64, 0, 0);
+    c->dec_layers = (int)meta_int(m, "dec_layers", 1, 64, 0, 0);
+    c->bidirectional = (int)meta_int(m, "bidirectional", 0, 1, 0, 0);
+    c->attn_dim = meta_int(m, "attn_dim", 0, 1 << 20, 0, 0);
+    c->combine_dim = meta_int(m, "combine_dim", 0, 1 << 20, 1, 0);
+    c->no_input_feed = !meta_int(m, "input_feed", 0, 1, 1, 1);
+    c->local_window = (int)meta_int(m, "local_window", 0, 1 << 20, 0, 0);
+}
+
+static PyObject *py_s2s_load(PyObject *self, PyObject *args) {
     const char *path;
     if (!PyArg_ParseTuple(args, "s", &path)) return NULL;
     meta_in m;
     memset(&m, 0, sizeof m);
     m.path = path;
     if (attn_safetensors_open(&m.f, path) != ATTN_OK) return raise_ctx(NULL, "cannot read the model file");
-    attn_t2t_config c;
-    memset(&c, 0, sizeof c);
+    s2s_handle *h = calloc(1, sizeof *h);
+    if (!h) {
+        attn_safetensors_close(m.f);
+        return PyErr_NoMemory();
+    }
     const char *model = meta_text(&m, "model");
-    if (!m.err[0] && strcmp(model, "attn-transformer") != 0)
+    if (!m.err[0] && strcmp(model, "attn-transformer") != 0 && strcmp(model, "attn-seq2seq") != 0)
         snprintf(m.err, sizeof m.err,
-                 "%s: metadata model = '%s': not a model of 'attn transformer train' (expected "
-                 "'attn-transformer')", path, model);
-    c.src_vocab = meta_int(&m, "src_vocab", 4, 1 << 30, 0, 0);
-    c.tgt_vocab = meta_int(&m, "tgt_vocab", 4, 1 << 30, 0, 0);
-    c.dropout = (float)meta_num(&m, "dropout", 0.0, 1.0, 1);
-    c.pad_id = (int32_t)meta_int(&m, "pad_id", 0, 1 << 30, 0, 0);
-    c.bos_id = (int32_t)meta_int(&m, "bos_id", 0, 1 << 30, 0, 0);
-    c.eos_id = (int32_t)meta_int(&m, "eos_id", 0, 1 << 30, 0, 0);
-    c.d_model = meta_int(&m, "d_model", 1, 1 << 20, 0, 0);
-    c.n_heads = (int)meta_int(&m, "heads", 1, 1 << 10, 0, 0);
-    c.n_kv_heads = (int)meta_int(&m, "kv_heads", 0, 1 << 10, 1, 0);
-    c.enc_layers = (int)meta_int(&m, "enc_layers", 1, 64, 0, 0);
-    c.dec_layers = (int)meta_int(&m, "dec_layers", 1, 64, 0, 0);
-    c.d_ff = meta_int(&m, "d_ff", 1, 1 << 22, 0, 0);
-    c.norm_first = (int)meta_int(&m, "norm_first", 0, 1, 0, 0);
-    const char *act = meta_text(&m, "activation");
-    if (!m.err[0] && strcmp(act, "gelu") != 0 && strcmp(act, "relu") != 0)
-        snprintf(m.err, sizeof m.err, "%s: metadata activation = '%s': expected relu or gelu", path, act);
-    c.activation = strcmp(act, "gelu") == 0 ? ATTN_ACT_GELU : ATTN_ACT_RELU;
-    const char *pos = meta_text(&m, "pos");
-    int found = 0;
-    for (int k = 0; k < ATTN_POS_COUNT; k++)
-        if (strcmp(pos, attn_pos_kind_name((attn_pos_kind)k)) == 0) {
-            c.pos = (attn_pos_kind)k;
-            found = 1;
-        }
-    if (!found && !m.err[0]) snprintf(m.err, sizeof m.err, "%s: metadata pos = '%s' is unknown", path, pos);
-    c.shaw_clip = (int)meta_int(&m, "shaw_clip", 0, 1 << 20, 1, 0);
-    c.rope_theta = (float)meta_num(&m, "rope_theta", 0.0, 1e12, 1);
-    c.max_len = meta_int(&m, "max_pos", 0, 1 << 30, 1, 0);
-    c.tie_output = (int)meta_int(&m, "tie_output", 0, 1, 0, 0);
+                 "%s: metadata model = '%s': not a translator of 'attn transformer train' or 'attn "
+                 "seq2seq train' (expected 'attn-transformer' or 'attn-seq2seq')", path, model);
+    h->rnn = strcmp(model, "attn-seq2seq") == 0;
+    /* the entries every translator has (bundle_load) */
+    attn_seq2seq_config *r = &h->rcfg;
+    r->src_vocab = meta_int(&m, "src_vocab", 4, 1 << 30, 0, 0);
+    r->tgt_vocab = meta_int(&m, "tgt_vocab", 4, 1 << 30, 0, 0);
+    r->max_src_len = meta_int(&m, "max_src_len", 0, 1 << 30, 0, 0);
+    r->dropout = (float)meta_num(&m, "dropout", 0.0, 1.0, 0);
+    r->pad_id = (int32_t)meta_int(&m, "pad_id", 0, 1 << 30, 0, 0);
+    r->bos_id = (int32_t)meta_int(&m, "bos_id", 0, 1 << 30, 0, 0);
+    r->eos_id = (int32_t)meta_int(&m, "eos_id", 0, 1 << 30, 0, 0);
+    if (h->rnn) {
+        meta_rnn(&m, r);
+    } else {
+        attn_t2t_config *c = &h->tcfg;
+        c->src_vocab = r->src_vocab;
+        c->tgt_vocab = r->tgt_vocab;
+        c->dropout = r->dropout;
+        c->pad_id = r->pad_id;
+        c->bos_id = r->bos_id;
+        c->eos_id = r->eos_id;
+        meta_t2t(&m, c);
+    }
     attn_safetensors_close(m.f);
     if (m.err[0]) {
+        s2s_handle_free(h);
         PyErr_SetString(AttnError, m.err);
         return NULL;
     }
-    t2t_handle *h = calloc(1, sizeof *h);
-    if (!h) return PyErr_NoMemory();
-    h->cfg = c;
     attn_status st;
     int64_t step = 0;
     Py_BEGIN_ALLOW_THREADS
     st = attn_params_new(&h->ps);
-    if (st == ATTN_OK) st = attn_t2t_new(&h->m, h->ps, &c, NULL);
+    if (st == ATTN_OK)
+        st = h->rnn ? attn_seq2seq_new(&h->s2s, h->ps, &h->rcfg, NULL) : attn_t2t_new(&h->t2t, h->ps, &h->tcfg, NULL);
     if (st == ATTN_OK) st = attn_checkpoint_load(path, h->ps, NULL, &step);
     Py_END_ALLOW_THREADS
     if (st != ATTN_OK) {
         raise_ctx(NULL, "cannot load the translator");
-        attn_t2t_free(h->m);
-        attn_params_free(h->ps);
-        free(h);
+        s2s_handle_free(h);
         return NULL;
     }
-    PyObject *cap = PyCapsule_New(h, "attn.t2t", t2t_del);
-    if (!cap) {
-        attn_t2t_free(h->m);
-        attn_params_free(h->ps);
-        free(h);
-    }
+    PyObject *cap = PyCapsule_New(h, "attn.s2s", s2s_del);
+    if (!cap) s2s_handle_free(h);
     return cap;
 }
 
-static t2t_handle *t2t_of(PyObject *cap) {
-    return (t2t_handle *)PyCapsule_GetPointer(cap, "attn.t2t");
+static s2s_handle *s2s_of(PyObject *cap) {
+    return (s2s_handle *)PyCapsule_GetPointer(cap, "attn.s2s");
 }
 
-static PyObject *py_t2t_config(PyObject *self, PyObject *args) {
+static PyObject *py_s2s_config(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    t2t_handle *h = t2t_of(cap);
+    s2s_handle *h = s2s_of(cap);
     if (!h) return NULL;
-    const attn_t2t_config *c = attn_t2t_get_config(h->m);
-    return Py_BuildValue("{s:L,s:L,s:L,s:i,s:i,s:i,s:i,s:L,s:i,s:s,s:L,s:i,s:i,s:i,s:i,s:L}", "src_vocab",
-                         (long long)c->src_vocab, "tgt_vocab", (long long)c->tgt_vocab, "d_model",
-                         (long long)c->d_model, "n_heads", c->n_heads, "n_kv_heads", c->n_kv_heads,
-                         "enc_layers", c->enc_layers, "dec_layers", c->dec_layers, "d_ff",
-                         (long long)c->d_ff, "norm_first", c->norm_first, "pos",
+    if (h->rnn) {
+        const attn_seq2seq_config *c = attn_seq2seq_get_config(h->s2s);
+        return Py_BuildValue("{s:s,s:L,s:L,s:s,s:s,s:L,s:L,s:i,s:i,s:i,s:L,s:i,s:i,s:i,s:L}", "family",
+                             "seq2seq", "src_vocab", (long long)c->src_vocab, "tgt_vocab",
+                             (long long)c->tgt_vocab, "cell", c->cell == ATTN_RNN_LSTM ? "lstm" : "gru",
+                             "attention", attn_s2s_attention_name(c->attention), "emb_dim",
+                             (long long)c->emb_dim, "hidden", (long long)c->hidden, "enc_layers",
+                             c->enc_layers, "dec_layers", c->dec_layers, "bidirectional",
+                             c->bidirectional, "max_src_len", (long long)c->max_src_len, "pad_id",
+                             c->pad_id, "bos_id", c->bos_id, "eos_id", c->eos_id, "parameters",
+                             (long long)attn_params_numel(h->ps));
+    }
+    const attn_t2t_config *c = attn_t2t_get_config(h->t2t);
+    return Py_BuildValue("{s:s,s:L,s:L,s:L,s:i,s:i,s:i,s:i,s:L,s:i,s:s,s:L,s:i,s:i,s:i,s:i,s:L}", "family",
+                         "transformer", "src_vocab", (long long)c->src_vocab, "tgt_vocab",
+                         (long long)c->tgt_vocab, "d_model", (long long)c->d_model, "n_heads", c->n_heads,
+                         "n_kv_heads", c->n_kv_heads, "enc_layers", c->enc_layers, "dec_layers",
+                         c->dec_layers, "d_ff", (long long)c->d_ff, "norm_first", c->norm_first, "pos",
                          attn_pos_kind_name(c->pos), "max_len", (long long)c->max_len, "tie_output",
                          c->tie_output, "pad_id", c->pad_id, "bos_id", c->bos_id, "eos_id", c->eos_id,
                          "parameters", (long long)attn_params_numel(h->ps));
 }
 
-/* t2t_translate(model, src int32 [n], out int32 [L], beam=1, alpha=0.6,
+/* s2s_translate(model, src int32 [n], out int32 [L], beam=1, alpha=0.6,
  *               threads=0) -> the number of output ids (eos excluded) */
-static PyObject *py_t2t_translate(PyObject *self, PyObject *args, PyObject *kw) {
+static PyObject *py_s2s_translate(PyObject *self, PyObject *args, PyObject *kw) {
     static char *kwl[] = {"model", "src", "out", "beam", "alpha", "threads", NULL};
     PyObject *cap, *src, *out;
     int beam = 1, threads = 0;
     double alpha = 0.6;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|idi", kwl, &cap, &src, &out, &beam, &alpha, &threads))
         return NULL;
-    t2t_handle *h = t2t_of(cap);
+    s2s_handle *h = s2s_of(cap);
     if (!h) return NULL;
     arg a, o;
     memset(&o, 0, sizeof o);
@@ -1100,14 +1149,14 @@ static PyObject *py_t2t_translate(PyObject *self, PyObject *args, PyObject *kw) 
     attn_s2s_data_init(&d);
     if (arg_get(out, "out", ATTN_I32, 1, 1, 1, 0, &o)) goto done;
     if (a.t.shape[0] < 1 || o.t.shape[0] < 1 || o.t.shape[0] > (1 << 24)) {
-        PyErr_SetString(PyExc_ValueError, "t2t_translate: a source of at least one id and 1 to 2^24 output slots");
+        PyErr_SetString(PyExc_ValueError, "s2s_translate: a source of at least one id and 1 to 2^24 output slots");
         goto done;
     }
-    d.pad_id = h->cfg.pad_id;
-    d.bos_id = h->cfg.bos_id;
-    d.eos_id = h->cfg.eos_id;
+    d.pad_id = h->rcfg.pad_id;
+    d.bos_id = h->rcfg.bos_id;
+    d.eos_id = h->rcfg.eos_id;
     if (attn_s2s_data_add_ids(&d, (const int32_t *)a.t.data, a.t.shape[0], NULL, 0) != ATTN_OK) {
-        raise_ctx(NULL, "t2t_translate: cannot take the source");
+        raise_ctx(NULL, "s2s_translate: cannot take the source");
         goto done;
     }
     if (!(ctx = ctx_for((size_t)256 << 20, threads, 0))) goto done;
@@ -1120,10 +1169,12 @@ static PyObject *py_t2t_translate(PyObject *self, PyObject *args, PyObject *kw) 
     attn_s2s_batch batch;
     Py_BEGIN_ALLOW_THREADS
     st = attn_s2s_batch_make(ctx, &d, &zero, 1, &batch, NULL);
-    if (st == ATTN_OK) st = attn_t2t_decode(ctx, h->m, &batch, &dc, NULL, (int32_t *)o.t.data, &out_len, NULL, NULL);
+    if (st == ATTN_OK)
+        st = h->rnn ? attn_seq2seq_decode(ctx, h->s2s, &batch, &dc, (int32_t *)o.t.data, &out_len, NULL)
+                    : attn_t2t_decode(ctx, h->t2t, &batch, &dc, NULL, (int32_t *)o.t.data, &out_len, NULL, NULL);
     Py_END_ALLOW_THREADS
     if (st != ATTN_OK) {
-        raise_ctx(ctx, "t2t_translate failed");
+        raise_ctx(ctx, "s2s_translate failed");
         goto done;
     }
     ret = PyLong_FromLong(out_len);
@@ -1177,9 +1228,10 @@ static PyMethodDef methods[] = {
     {"bert_config", py_bert_config, METH_VARARGS, "A BERT model's configuration."},
     {"bert_run", (PyCFunction)(void (*)(void))py_bert_run, METH_VARARGS | METH_KEYWORDS,
      "The encoder's output [B, T, E] (what 0) or the classifier's logits [B, C] (what 1)."},
-    {"t2t_load", py_t2t_load, METH_VARARGS, "Loads a model of 'attn transformer train'."},
-    {"t2t_config", py_t2t_config, METH_VARARGS, "The translator's configuration."},
-    {"t2t_translate", (PyCFunction)(void (*)(void))py_t2t_translate, METH_VARARGS | METH_KEYWORDS,
+    {"s2s_load", py_s2s_load, METH_VARARGS,
+     "Loads a translator of 'attn transformer train' or 'attn seq2seq train'."},
+    {"s2s_config", py_s2s_config, METH_VARARGS, "The translator's configuration."},
+    {"s2s_translate", (PyCFunction)(void (*)(void))py_s2s_translate, METH_VARARGS | METH_KEYWORDS,
      "Decodes one source (greedy or beam search) into out; returns the output length."},
     {NULL, NULL, 0, NULL},
 };
