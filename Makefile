@@ -7,6 +7,9 @@
 #   make fuzz         build the libFuzzer harnesses (clang) and run each for FUZZ_SECONDS
 #   make WERROR=1     warnings are errors (CI)
 #   make OPENMP=0     build without OpenMP (single-threaded portable core)
+#   make install      headers, libattn.a, libattn.so.<version> (soname libattn.so.<abi>),
+#                     the CLI and attn.pc into $(DESTDIR)$(PREFIX) (default /usr/local);
+#                     make uninstall removes them (docs/install.md)
 
 CC       ?= cc
 BUILD    ?= build
@@ -49,12 +52,21 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # rebuilds exactly what includes it.
 DEPFLAGS  = -MMD -MP
 
+# The version and the ABI version come from include/attn/info.h: the shared
+# library is the file libattn.so.$(VERSION), its soname libattn.so.$(ABI)
+# (what a program linked against it loads), and libattn.so links to the
+# soname for -lattn.
+VERSION := $(shell sed -n 's/^\#define ATTN_VERSION_STRING "\(.*\)"/\1/p' include/attn/info.h)
+ABI     := $(shell sed -n 's/^\#define ATTN_ABI_VERSION \([0-9][0-9]*\).*/\1/p' include/attn/info.h)
+SONAME  := libattn.so.$(ABI)
 STATIC = $(BUILD)/libattn.a
 SHARED = $(BUILD)/libattn.so
+SHARED_REAL = $(BUILD)/libattn.so.$(VERSION)
 CLI    = $(BUILD)/attn
 TESTS  = $(BUILD)/attn_tests
 
-.PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx alloc-fail fuzz
+.PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx alloc-fail fuzz \
+        install uninstall install-test python-test print-ldlibs
 
 all: $(STATIC) $(SHARED) $(CLI) $(EX_BIN)
 
@@ -72,8 +84,12 @@ $(STATIC): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SHARED): $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+$(SHARED_REAL): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
+
+$(SHARED): $(SHARED_REAL)
+	ln -sf libattn.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(CLI): $(CLI_OBJ) $(STATIC)
 	$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS)
@@ -187,8 +203,61 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	bash fuzz/run.sh $(FUZZ_SECONDS)
 
+# ---- installation (docs/install.md) --------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=staging]: the public headers into
+# include/attn/, libattn.a, libattn.so.$(VERSION) with its soname link
+# libattn.so.$(ABI) and the development link libattn.so into lib/, the CLI
+# into bin/, attn.pc into lib/pkgconfig/ (pkg-config --cflags --libs attn;
+# --static adds Libs.private: -lm, -ldl, -lpthread and OpenMP, which the
+# library needs when linked statically; OpenBLAS is never linked: attn loads
+# it at run time).
+PREFIX        ?= /usr/local
+DESTDIR       ?=
+BINDIR        ?= $(PREFIX)/bin
+LIBDIR        ?= $(PREFIX)/lib
+INCLUDEDIR    ?= $(PREFIX)/include
+PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
+INSTALL       ?= install
+PUBLIC_HEADERS := $(sort $(wildcard include/attn/*.h))
+PC_PRIVATE    := $(LDOMP) -lm -ldl -lpthread
+
+install: $(STATIC) $(SHARED) $(CLI)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/attn $(DESTDIR)$(PKGCONFIGDIR)
+	$(INSTALL) -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/attn/
+	$(INSTALL) -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libattn.a
+	$(INSTALL) -m 755 $(SHARED_REAL) $(DESTDIR)$(LIBDIR)/libattn.so.$(VERSION)
+	ln -sf libattn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libattn.so
+	$(INSTALL) -m 755 $(CLI) $(DESTDIR)$(BINDIR)/attn
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(strip $(PC_PRIVATE))|g' attn.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/attn.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/attn.pc
+
+# Removes exactly what install wrote (and include/attn/ when it is then empty).
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/attn/,$(notdir $(PUBLIC_HEADERS)))
+	rmdir $(DESTDIR)$(INCLUDEDIR)/attn 2>/dev/null || true
+	rm -f $(DESTDIR)$(LIBDIR)/libattn.a $(DESTDIR)$(LIBDIR)/libattn.so \
+	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libattn.so.$(VERSION)
+	rm -f $(DESTDIR)$(BINDIR)/attn $(DESTDIR)$(PKGCONFIGDIR)/attn.pc
+
+# Installs into a temporary prefix, builds a program outside the tree with
+# pkg-config (shared and --static), runs both, uninstalls (tests/install_test.sh).
+install-test: all
+	bash tests/install_test.sh
+
+# What a program linking libattn.a needs after it (setup.py asks).
+print-ldlibs:
+	@echo $(LDLIBS)
+
+# The Python package's tests (python/tests, numpy; torch tests skip without torch).
+python-test:
+	bash python/run_tests.sh
+
 clean:
 	rm -rf build build-asan build-fuzz
+	rm -rf python/attn/_attn*.so python/attn.egg-info
 
 # The dependency files of the last build (absent on a clean tree).
 -include $(wildcard $(BUILD)/src/*/*.d $(BUILD)/cli/*.d $(BUILD)/tests/*.d \

@@ -73,6 +73,7 @@ int cmd_info(int argc, char **argv) {
     attn_info_t info;
     attn_info(&info);
     printf("attn %s\n", info.version);
+    printf("abi:       %d (shared library libattn.so.%d)\n", info.abi, info.abi);
     printf("simd:      %s\n", info.simd);
     printf("blas:      %s\n", info.blas);
     if (info.blas_core && info.blas_core[0])

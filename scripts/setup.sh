@@ -12,6 +12,11 @@
 #      dataset-fashion-mnist (Fashion-MNIST as .gz files in
 #      /usr/share/datasets/fashion-mnist/); `apt-get update` runs once, and
 #      only if something has to be installed;
+#   2b. for the Python package (python/, docs/python.md) and the install
+#      test: python3-dev, python3-numpy, python3-pytest, python3-pip,
+#      python3-setuptools, python3-wheel and pkgconf, those missing (optional:
+#      without them python/run_tests.sh and tests/install_test.sh say what
+#      is missing);
 #   3. decompresses the four Fashion-MNIST files into data/fashion-mnist/
 #      (gitignored) and records the package version in
 #      data/fashion-mnist/SOURCE.
@@ -126,6 +131,19 @@ if have_apt; then
     elif [ ! -d "$PKG_DATA_DIR" ]; then
         warn "missing: $DATA_PKG (Fashion-MNIST, needed by the tests and examples/mlp_fashion)."
         warn "    as root: apt-get update && apt-get install $DATA_PKG"
+    fi
+    # 2b. the Python package's build and tests, pkg-config for the install test
+    py_missing=()
+    for p in python3-dev python3-numpy python3-pytest python3-pip python3-setuptools python3-wheel pkgconf; do
+        pkg_installed "$p" || py_missing+=("$p")
+    done
+    if [ "${#py_missing[@]}" = 0 ]; then
+        say "the Python package's build and test packages are installed"
+    elif is_root && apt_install "${py_missing[@]}"; then
+        say "installed ${py_missing[*]}"
+    else
+        warn "optional: ${py_missing[*]} not installed (the Python package's tests and the install test need them)."
+        warn "    as root: apt-get install ${py_missing[*]}"
     fi
 else
     say "no apt-get/dpkg here: not installing packages"

@@ -298,6 +298,8 @@ static void test_info_and_select(void) {
     attn_info_t info;
     attn_info(&info);
     CHECK(strcmp(info.version, ATTN_VERSION_STRING) == 0, "version %s", info.version);
+    CHECK(info.abi == ATTN_ABI_VERSION && attn_abi_version() == ATTN_ABI_VERSION,
+          "abi %d / attn_abi_version() %d, header %d", info.abi, attn_abi_version(), ATTN_ABI_VERSION);
     CHECK(info.simd && (strcmp(info.simd, "avx512-bf16") == 0 || strcmp(info.simd, "avx512") == 0 ||
                         strcmp(info.simd, "avx2") == 0 || strcmp(info.simd, "sse2") == 0 ||
                         strcmp(info.simd, "none") == 0),

@@ -19,6 +19,11 @@ extern "C" {
 #define ATTN_VERSION_MINOR 1
 #define ATTN_VERSION_PATCH 0
 #define ATTN_VERSION_STRING "0.1.0"
+/* The ABI version: the shared library's soname is libattn.so.<ATTN_ABI_VERSION>
+ * (the file libattn.so.<ATTN_VERSION_STRING>, `make install`). It is raised
+ * whenever a public struct's layout or a function's signature changes in a way
+ * that breaks programs linked against the previous library. */
+#define ATTN_ABI_VERSION 0
 
 typedef struct attn_info_t {
     const char *version;        /* "0.1.0" */
@@ -29,10 +34,17 @@ typedef struct attn_info_t {
     const char *blas_policy;    /* which library takes which product, and why */
     int openmp;                 /* 1 if built with OpenMP */
     int max_threads;            /* threads available to ops */
+    int abi;                    /* ATTN_ABI_VERSION of the library (not of the header
+                                   the caller compiled against) */
 } attn_info_t;
 
 /* Fills *out (strings are static). Loads the BLAS on first call. */
 void attn_info(attn_info_t *out);
+
+/* ATTN_ABI_VERSION of the library that runs (a program built against one
+ * header and run with another shared library can compare it with its own
+ * ATTN_ABI_VERSION before trusting attn_info_t's layout). */
+int attn_abi_version(void);
 
 /* Chooses the matrix library before first use: "auto" (default: OpenBLAS if
  * it can be loaded, per shape where its kernels are narrower than the CPU:

@@ -22,6 +22,7 @@ static const char *simd_level(void) {
 void attn_info(attn_info_t *out) {
     if (!out) return;
     out->version = ATTN_VERSION_STRING;
+    out->abi = ATTN_ABI_VERSION;
     out->simd = simd_level();
     attn__blas_describe(&out->blas, &out->blas_core, &out->blas_core_why, &out->blas_policy);
 #if defined(_OPENMP)
@@ -32,3 +33,5 @@ void attn_info(attn_info_t *out) {
     out->max_threads = 1;
 #endif
 }
+
+int attn_abi_version(void) { return ATTN_ABI_VERSION; }
