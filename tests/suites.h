@@ -7,6 +7,7 @@
     X(ops)             \
     X(conv)            \
     X(vision_attention) \
+    X(vision_modules) \
     X(cnn)             \
     X(rnn)             \
     X(attention)       \
