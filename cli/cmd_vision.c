@@ -924,7 +924,7 @@ static int cmd_vision_maps(int argc, char **argv) {
     attn_ctx_set_training(ctx, 0);
     attn_ctx_set_grad_enabled(ctx, 0);
     const int B = (int)n_img, S = 28 * MAP_SCALE, pw = S + MAP_GAP;
-    const int cw = (1 + MAP_QUERIES) * pw - MAP_GAP, ch = B * pw - MAP_GAP;
+    const int cw = (spatial_map ? 2 : 1 + MAP_QUERIES) * pw - MAP_GAP, ch = B * pw - MAP_GAP;
     img = malloc((size_t)B * 784 * sizeof *img);
     canvas = calloc((size_t)cw * (size_t)ch * 3, 1);
     if (!img || !canvas) {
