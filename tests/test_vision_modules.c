@@ -11,8 +11,9 @@
  *       with the fast kernels and with the scalar reference kernels;
  *   (b) finite differences (central, double accumulation of sum(y * r)) of
  *       a few elements of x and element 0 of every trainable parameter;
- *   (c) the CNN with each module: parameter count, forward shape, a finite
- *       loss; (d) errors: configurations and shapes that do not fit.
+ *   (c) the CNN with each module: parameter count, a finite loss, gradients
+ *       reaching the module, save and load (CBAM, PSA) with the same logits;
+ *   (d) errors: configurations and shapes that do not fit.
  *
  * Tolerance: VM_ATOL 5e-5, VM_RTOL 2e-4 (float32 rounding of the composed
  * ops over at most 8 channels and 36 positions, BatchNorm over batches of 3
@@ -21,8 +22,10 @@
  * forward; the max-pooled descriptors are piecewise smooth and the draws
  * keep their maxima apart by more than h). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "test.h"
@@ -221,6 +224,44 @@ out:
     TEST_END();
 }
 
+/* Saves m, loads it into a new store and compares the evaluation-mode
+ * logits of the two images (bitwise: the same tensors, the same ops). */
+static void save_load(attn_ctx *ctx, const attn_cnn *m, const float *img) {
+    char dir[512], path[600];
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/attn_test_vm_XXXXXX", base && base[0] ? base : "/tmp");
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp %s", dir);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/cnn.safetensors", dir);
+    attn_params *ps2 = NULL;
+    attn_cnn *m2 = NULL;
+    CHECK_OK(attn_cnn_save(path, m, NULL, 0));
+    CHECK_OK(attn_params_new(&ps2));
+    CHECK(attn_cnn_load(path, ps2, &m2) == ATTN_OK, "load: %s", attn_last_error());
+    if (m2) {
+        CHECK(m2->cfg.attention == m->cfg.attention, "attention kind after load");
+        float l1[20], l2[20];
+        attn_ctx_set_training(ctx, 0);
+        for (int r = 0; r < 2; r++) {
+            attn_ctx_reset(ctx);
+            attn_tensor *x = attn_tensor_from(ctx, ATTN_F32, 4, (int64_t[]){2, 1, 28, 28}, img);
+            attn_tensor *lg = attn_cnn_forward(ctx, r ? m2 : m, x, NULL, NULL);
+            CHECK(lg != NULL, "forward: %s", attn_ctx_error(ctx));
+            if (lg) memcpy(r ? l2 : l1, attn_f32(lg), sizeof l1);
+            else memset(r ? l2 : l1, r, sizeof l1);
+        }
+        attn_ctx_set_training(ctx, 1);
+        CHECK(!memcmp(l1, l2, sizeof l1), "%s: logits differ after save and load",
+              attn_cnn_attention_name(m->cfg.attention));
+    }
+    attn_cnn_free(m2);
+    attn_params_free(ps2);
+    remove(path);
+    rmdir(dir);
+}
+
 /* (c): the CNN with each module after stage 0 (widths 8, 16, 16; 28x28). */
 static void test_cnn_modules(void) {
     TEST_BEGIN("vision_modules/the CNN with each module: parameters, forward, backward");
@@ -264,6 +305,8 @@ static void test_cnn_modules(void) {
             }
             CHECK(with_grad >= 1, "%s: no module parameter has a gradient",
                   attn_cnn_attention_name(c.attention));
+            /* save and load: the same logits in evaluation mode */
+            if (a == ATTN_CNN_ATT_CBAM || a == ATTN_CNN_ATT_PSA) save_load(ctx, m, img);
         }
         attn_cnn_free(m);
         attn_params_free(ps);
