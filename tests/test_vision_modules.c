@@ -18,9 +18,11 @@
  * Tolerance: VM_ATOL 5e-5, VM_RTOL 2e-4 (float32 rounding of the composed
  * ops over at most 8 channels and 36 positions, BatchNorm over batches of 3
  * and 4 included; the fixtures are float64 rounded once). Finite
- * differences: h 3e-3, |fd - analytic| <= 3e-3 + 3e-2 |fd| (float32
- * forward; the max-pooled descriptors are piecewise smooth and the draws
- * keep their maxima apart by more than h). */
+ * differences: h 1e-3, |fd - analytic| <= 3e-3 + 3e-2 |fd| (float32
+ * forward; max pools and BatchNorm-ReLU chains are piecewise smooth: with
+ * h 3e-3 three probes of the soft and PSA cases crossed a ReLU kink of a
+ * batch of 3, whose gradients the torch parity confirms; h 1e-3 stays on
+ * one side of every kink of these draws). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
