@@ -849,7 +849,10 @@ static int cmd_vision_maps(int argc, char **argv) {
                    "weights in black-red-yellow-white). SAGAN: the softmax weights of the query over\n"
                    "the key positions. Simple SA has no softmax: the panel shows |x_i^T W x_j|, the\n"
                    "magnitude of the coefficient of position i in the output at j, scaled to its\n"
-                   "largest value. DIR/maps.txt names the rows (label, prediction, queries).\n",
+                   "largest value. The modules of docs/vision_modules.md: spatial, cbam, sag and gc\n"
+                   "have one map per image (one panel, scaled from its smallest to its largest\n"
+                   "value); psa (|collect weights|) and aaconv (the first head) are drawn per query.\n"
+                   "DIR/maps.txt names the rows (label, prediction, queries).\n",
                    MAP_QUERIES);
             return 0;
         }
