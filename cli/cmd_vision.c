@@ -203,6 +203,12 @@ typedef struct eval_result {
     int64_t n;
 } eval_result;
 
+/* 1 for the blocks of vision_attention.h (they have a gamma to report), 0
+ * without attention and for the modules of vision_modules.h. */
+static int has_gamma(const attn_cnn *m) {
+    return m->cfg.attention != ATTN_CNN_ATT_NONE && m->cfg.attention < ATTN_CNN_ATT_CHANNEL;
+}
+
 /* Loss and accuracy on images [first, first + n) of (x, y), B per forward,
  * evaluation mode (running statistics), gradients off. 0 or 1 (printed). */
 static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const attn_idx *y,
@@ -369,7 +375,7 @@ static attn_tensor *vision_step_loss(void *self, train_run *run, int64_t step, t
     }
     c->metric = (double)correct / (double)B;
     /* gamma over training: the value this step starts from, once per log window */
-    if (g->m->cfg.attention != ATTN_CNN_ATT_NONE && run->log_every > 0 && step % run->log_every == 0) {
+    if (has_gamma(g->m) && run->log_every > 0 && step % run->log_every == 0) {
         const attn_json_field f[] = {attn_json_str("event", "gamma"), attn_json_int("step", step),
                                      attn_json_num("gamma", (double)attn_cnn_gamma(g->m))};
         if (train_log(run, f, 3)) return NULL;
@@ -410,7 +416,7 @@ static int vision_evaluate(void *self, train_run *run, int last, double *seconds
         if (last)
             fprintf(o, "; test accuracy %.4f (loss %.4f, %lld images)", te.accuracy, te.loss,
                     (long long)te.n);
-        if (g->m->cfg.attention != ATTN_CNN_ATT_NONE) fprintf(o, "; gamma %.4f", gamma);
+        if (has_gamma(g->m)) fprintf(o, "; gamma %.4f", gamma);
         fputc('\n', o);
     }
     return 0;
@@ -757,7 +763,7 @@ static int cmd_vision_eval(int argc, char **argv) {
         goto done;
     printf("%s accuracy %.4f, loss %.4f (%lld images, %.1f s); attention %s", split, r.accuracy, r.loss,
            (long long)r.n, r.seconds, attn_cnn_attention_name(m->cfg.attention));
-    if (m->cfg.attention != ATTN_CNN_ATT_NONE) printf(", gamma %.4f", (double)attn_cnn_gamma(m));
+    if (has_gamma(m)) printf(", gamma %.4f", (double)attn_cnn_gamma(m));
     printf("\n");
     rc = 0;
 done:
