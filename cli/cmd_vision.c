@@ -992,11 +992,15 @@ static int cmd_vision_maps(int argc, char **argv) {
         fprintf(stderr, "attn vision maps: cannot write %s: %s\n", path, strerror(errno));
         goto done;
     }
-    fprintf(txt, "model %s, attention %s after stage %d (%dx%d map), gamma %.4f\n", model,
-            attn_cnn_attention_name(m->cfg.attention), m->cfg.attention_stage, qh, qw,
-            (double)attn_cnn_gamma(m));
-    fprintf(txt, "panels: image, then queries (row, col) of the %dx%d map:", qh, qw);
-    for (int q = 0; q < MAP_QUERIES; q++) fprintf(txt, " (%d, %d)", qpos[q][0], qpos[q][1]);
+    fprintf(txt, "model %s, attention %s after stage %d (%dx%d map)", model,
+            attn_cnn_attention_name(m->cfg.attention), m->cfg.attention_stage, qh, qw);
+    if (has_gamma(m)) fprintf(txt, ", gamma %.4f", (double)attn_cnn_gamma(m));
+    if (spatial_map) {
+        fprintf(txt, "\npanels: image, then the module's %dx%d map", qh, qw);
+    } else {
+        fprintf(txt, "\npanels: image, then queries (row, col) of the %dx%d map:", qh, qw);
+        for (int q = 0; q < MAP_QUERIES; q++) fprintf(txt, " (%d, %d)", qpos[q][0], qpos[q][1]);
+    }
     if (spatial_map)
         fprintf(txt, "\n%s\n", kind == ATTN_CNN_ATT_GC
                                    ? "one panel: the softmax over positions, scaled from its smallest to its largest"
