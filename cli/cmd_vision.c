@@ -1071,8 +1071,12 @@ static int cmd_vision_maps(int argc, char **argv) {
         rc = cli_fail(CMD, "cannot write the picture");
         goto done;
     }
-    printf("wrote %s (%d images x %d queries, %s) and %s/maps.txt\n", path, B, MAP_QUERIES,
-           attn_cnn_attention_name(m->cfg.attention), out);
+    if (spatial_map)
+        printf("wrote %s (%d images, the %s module's map) and %s/maps.txt\n", path, B,
+               attn_cnn_attention_name(m->cfg.attention), out);
+    else
+        printf("wrote %s (%d images x %d queries, %s) and %s/maps.txt\n", path, B, MAP_QUERIES,
+               attn_cnn_attention_name(m->cfg.attention), out);
     rc = 0;
 done:
     if (txt) fclose(txt);
