@@ -60,7 +60,8 @@
  *                   + q_i . r^H_{h_j - h_i}
  *     (q scaled before the relative logits too, as the paper's code), with
  *     learned relative embeddings r^W [2W-1, dkh], r^H [2H-1, dkh] shared by
- *     the heads (initialised normal, std dkh^-1/2).
+ *     the heads (initialised normal, std dkh^-1/2). Defaults: 2 heads,
+ *     dk = dv = C / 4 (rounded down to a multiple of the heads).
  *
  * Parameters (attn_params, names under `prefix`, as the PyTorch modules of
  * tools/make_vision_modules_fixtures.py name them):
@@ -139,9 +140,10 @@ typedef struct attn_vision_module_config {
     int spatial_bn;         /* SPATIAL/CBAM: 0 no BN (conv bias), 1 BN (the authors' code) */
     int64_t branches;       /* SOFT: K in [2, 4] (default 2) */
     int64_t height, width;  /* PSA, AACONV: the map size, in [1, 64] */
-    int64_t heads;          /* AACONV: default 2 */
-    int64_t key_channels;   /* AACONV dk: default 2 heads (>= 2 per head... see docs) */
-    int64_t value_channels; /* AACONV dv: default C / 4 rounded to heads, >= heads */
+    int64_t heads;          /* AACONV: default 2, at most 64 */
+    int64_t key_channels;   /* AACONV dk: a multiple of heads; default C / 4 rounded
+                               down to a multiple of heads, at least heads */
+    int64_t value_channels; /* AACONV dv: as dk (same default), and dv < C */
     float bn_momentum;      /* default 0.1 (torch's) */
     float bn_eps;           /* default 1e-5 */
 } attn_vision_module_config;
