@@ -203,6 +203,12 @@ typedef struct eval_result {
     int64_t n;
 } eval_result;
 
+/* 1 for the blocks of vision_attention.h (they have a gamma to report), 0
+ * without attention and for the modules of vision_modules.h. */
+static int has_gamma(const attn_cnn *m) {
+    return m->cfg.attention != ATTN_CNN_ATT_NONE && m->cfg.attention < ATTN_CNN_ATT_CHANNEL;
+}
+
 /* Loss and accuracy on images [first, first + n) of (x, y), B per forward,
  * evaluation mode (running statistics), gradients off. 0 or 1 (printed). */
 static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const attn_idx *y,
@@ -272,7 +278,8 @@ static void train_usage(FILE *f) {
         "  --data DIR             the IDX files (default data/fashion-mnist)\n"
         "  --augment 0|1          random shifts by up to 2 pixels and left-right flips (default 0)\n"
         "model (fixed by the checkpoint: refused with --resume)\n"
-        "  --attention KIND       none|sagan|sagan-code|simple (default none)\n"
+        "  --attention KIND       none|sagan|sagan-code|simple, or a module of docs/vision_modules.md:\n"
+        "                         channel|spatial|cbam|soft|gc|sag|psa|aaconv (default none)\n"
         "  --attention-stage S    the stage the block follows (default 0: 14x14 maps)\n"
         "  --sym 0|1              Simple SA: symmetric W (default 0)\n"
         "  --stages N             stages (default 3; every stage but the last halves the map)\n"
@@ -368,7 +375,7 @@ static attn_tensor *vision_step_loss(void *self, train_run *run, int64_t step, t
     }
     c->metric = (double)correct / (double)B;
     /* gamma over training: the value this step starts from, once per log window */
-    if (g->m->cfg.attention != ATTN_CNN_ATT_NONE && run->log_every > 0 && step % run->log_every == 0) {
+    if (has_gamma(g->m) && run->log_every > 0 && step % run->log_every == 0) {
         const attn_json_field f[] = {attn_json_str("event", "gamma"), attn_json_int("step", step),
                                      attn_json_num("gamma", (double)attn_cnn_gamma(g->m))};
         if (train_log(run, f, 3)) return NULL;
@@ -409,7 +416,7 @@ static int vision_evaluate(void *self, train_run *run, int last, double *seconds
         if (last)
             fprintf(o, "; test accuracy %.4f (loss %.4f, %lld images)", te.accuracy, te.loss,
                     (long long)te.n);
-        if (g->m->cfg.attention != ATTN_CNN_ATT_NONE) fprintf(o, "; gamma %.4f", gamma);
+        if (has_gamma(g->m)) fprintf(o, "; gamma %.4f", gamma);
         fputc('\n', o);
     }
     return 0;
@@ -501,7 +508,8 @@ static int cmd_vision_train(int argc, char **argv) {
     if ((rc = train_opts_check(prog, &o))) return rc;
     attn_cnn_attention ak;
     if (attn_cnn_attention_parse(att, &ak)) {
-        fprintf(stderr, "attn vision train: --attention '%s': expected none, sagan, sagan-code or simple\n", att);
+        fprintf(stderr, "attn vision train: --attention '%s': expected none, sagan, sagan-code, simple, "
+                        "channel, spatial, cbam, soft, gc, sag, psa or aaconv\n", att);
         return 2;
     }
     if (ak != ATTN_CNN_ATT_NONE && att_stage >= stages) {
@@ -755,7 +763,7 @@ static int cmd_vision_eval(int argc, char **argv) {
         goto done;
     printf("%s accuracy %.4f, loss %.4f (%lld images, %.1f s); attention %s", split, r.accuracy, r.loss,
            (long long)r.n, r.seconds, attn_cnn_attention_name(m->cfg.attention));
-    if (m->cfg.attention != ATTN_CNN_ATT_NONE) printf(", gamma %.4f", (double)attn_cnn_gamma(m));
+    if (has_gamma(m)) printf(", gamma %.4f", (double)attn_cnn_gamma(m));
     printf("\n");
     rc = 0;
 done:
@@ -821,7 +829,7 @@ static void draw_panel(uint8_t *canvas, int cw, int x0, int y0, const float *img
             hot(map[(y * mh / S) * mw + x * mw / S], c);
             for (int k = 0; k < 3; k++) px[k] = (uint8_t)(0.35 * 255.0 * g + 0.65 * c[k]);
         }
-    if (!map) return;
+    if (!map || qh == 0) return;
     const int cy0 = qr * S / qh, cy1 = (qr + 1) * S / qh - 1, cx0 = qc * S / qw, cx1 = (qc + 1) * S / qw - 1;
     for (int t = 0; t < 2; t++)
         for (int y = cy0 - t; y <= cy1 + t; y++)
@@ -847,7 +855,10 @@ static int cmd_vision_maps(int argc, char **argv) {
                    "weights in black-red-yellow-white). SAGAN: the softmax weights of the query over\n"
                    "the key positions. Simple SA has no softmax: the panel shows |x_i^T W x_j|, the\n"
                    "magnitude of the coefficient of position i in the output at j, scaled to its\n"
-                   "largest value. DIR/maps.txt names the rows (label, prediction, queries).\n",
+                   "largest value. The modules of docs/vision_modules.md: spatial, cbam, sag and gc\n"
+                   "have one map per image (one panel, scaled from its smallest to its largest\n"
+                   "value); psa (|collect weights|) and aaconv (the first head) are drawn per query.\n"
+                   "DIR/maps.txt names the rows (label, prediction, queries).\n",
                    MAP_QUERIES);
             return 0;
         }
@@ -885,7 +896,19 @@ static int cmd_vision_maps(int argc, char **argv) {
     if (load_model(model, &ps, &m)) goto done;
     if (m->cfg.attention == ATTN_CNN_ATT_NONE) {
         fprintf(stderr, "attn vision maps: the model in %s has no attention block (train it with "
-                        "--attention sagan|sagan-code|simple)\n", model);
+                        "--attention sagan|sagan-code|simple|spatial|cbam|gc|sag|psa|aaconv)\n", model);
+        goto done;
+    }
+    const attn_cnn_attention kind = m->cfg.attention;
+    /* modules with one spatial map per image (drawn whole), and the two
+     * whose map is per query position (drawn as SAGAN's) */
+    const int spatial_map = kind == ATTN_CNN_ATT_SPATIAL || kind == ATTN_CNN_ATT_CBAM ||
+                            kind == ATTN_CNN_ATT_GC || kind == ATTN_CNN_ATT_SAG;
+    const int point_map = kind == ATTN_CNN_ATT_PSA || kind == ATTN_CNN_ATT_AACONV;
+    if (kind == ATTN_CNN_ATT_CHANNEL || kind == ATTN_CNN_ATT_SOFT) {
+        fprintf(stderr, "attn vision maps: the %s module of %s weighs channels, it has no spatial "
+                        "map to draw\n", attn_cnn_attention_name(kind), model);
+        rc = 2;
         goto done;
     }
     if (fmnist_load(data, &d)) goto done;
@@ -910,7 +933,7 @@ static int cmd_vision_maps(int argc, char **argv) {
     attn_ctx_set_training(ctx, 0);
     attn_ctx_set_grad_enabled(ctx, 0);
     const int B = (int)n_img, S = 28 * MAP_SCALE, pw = S + MAP_GAP;
-    const int cw = (1 + MAP_QUERIES) * pw - MAP_GAP, ch = B * pw - MAP_GAP;
+    const int cw = (spatial_map ? 2 : 1 + MAP_QUERIES) * pw - MAP_GAP, ch = B * pw - MAP_GAP;
     img = malloc((size_t)B * 784 * sizeof *img);
     canvas = calloc((size_t)cw * (size_t)ch * 3, 1);
     if (!img || !canvas) {
@@ -933,10 +956,21 @@ static int cmd_vision_maps(int argc, char **argv) {
     const int qh = (int)fin->shape[2], qw = (int)fin->shape[3], N = qh * qw;
     const int64_t C = fin->shape[1];
     const int simple = m->cfg.attention == ATTN_CNN_ATT_SIMPLE;
-    const int kh = simple || m->cfg.attention == ATTN_CNN_ATT_SAGAN ? qh : qh / 2;
-    const int kw = simple || m->cfg.attention == ATTN_CNN_ATT_SAGAN ? qw : qw / 2;
+    const int full = simple || spatial_map || point_map || m->cfg.attention == ATTN_CNN_ATT_SAGAN;
+    const int kh = full ? qh : qh / 2;
+    const int kw = full ? qw : qw / 2;
     const int Nk = kh * kw;
-    if (!simple && (!w || w->shape[2] != N || w->shape[3] != Nk)) {
+    /* a module's map: [B, 1, H, W] (spatial) or [B, N, N] (per query),
+     * read as SAGAN's [B, 1, N, Nk] with N = 1 for the spatial ones */
+    if (spatial_map && w && w->ndim == 4 && w->shape[1] == 1 && w->shape[2] == qh && w->shape[3] == qw) {
+        const int64_t s4[4] = {B, 1, 1, N};
+        w = attn_reshape(ctx, w, 4, s4);
+    } else if (point_map && w && w->ndim == 3 && w->shape[1] == N && w->shape[2] == N) {
+        const int64_t s4[4] = {B, 1, N, N};
+        w = attn_reshape(ctx, w, 4, s4);
+    }
+    const int n_rows = spatial_map ? 1 : N;
+    if (!simple && (!w || w->shape[2] != n_rows || w->shape[3] != Nk)) {
         fprintf(stderr, "attn vision maps: the attention map has an unexpected shape\n");
         goto done;
     }
@@ -958,13 +992,24 @@ static int cmd_vision_maps(int argc, char **argv) {
         fprintf(stderr, "attn vision maps: cannot write %s: %s\n", path, strerror(errno));
         goto done;
     }
-    fprintf(txt, "model %s, attention %s after stage %d (%dx%d map), gamma %.4f\n", model,
-            attn_cnn_attention_name(m->cfg.attention), m->cfg.attention_stage, qh, qw,
-            (double)attn_cnn_gamma(m));
-    fprintf(txt, "panels: image, then queries (row, col) of the %dx%d map:", qh, qw);
-    for (int q = 0; q < MAP_QUERIES; q++) fprintf(txt, " (%d, %d)", qpos[q][0], qpos[q][1]);
-    fprintf(txt, "\n%s\n", simple ? "weights: |x_i^T W x_j| scaled to the row's largest (no softmax)"
-                                  : "weights: softmax over the key positions, scaled to the row's largest");
+    fprintf(txt, "model %s, attention %s after stage %d (%dx%d map)", model,
+            attn_cnn_attention_name(m->cfg.attention), m->cfg.attention_stage, qh, qw);
+    if (has_gamma(m)) fprintf(txt, ", gamma %.4f", (double)attn_cnn_gamma(m));
+    if (spatial_map) {
+        fprintf(txt, "\npanels: image, then the module's %dx%d map", qh, qw);
+    } else {
+        fprintf(txt, "\npanels: image, then queries (row, col) of the %dx%d map:", qh, qw);
+        for (int q = 0; q < MAP_QUERIES; q++) fprintf(txt, " (%d, %d)", qpos[q][0], qpos[q][1]);
+    }
+    if (spatial_map)
+        fprintf(txt, "\n%s\n", kind == ATTN_CNN_ATT_GC
+                                   ? "one panel: the softmax over positions, scaled from its smallest to its largest"
+                                   : "one panel: the sigmoid map, scaled from its smallest to its largest");
+    else
+        fprintf(txt, "\n%s\n", simple ? "weights: |x_i^T W x_j| scaled to the row's largest (no softmax)"
+                                 : kind == ATTN_CNN_ATT_PSA
+                                     ? "weights: |collect weights of the query over the positions|, scaled to the row's largest"
+                                     : "weights: softmax over the key positions, scaled to the row's largest");
     const float *W = simple ? attn_f32(m->att.w) : NULL;
     for (int b = 0; b < B; b++) {
         const int64_t K = logits->shape[1];
@@ -988,6 +1033,18 @@ static int cmd_vision_maps(int argc, char **argv) {
                     }
                     wx[c * N + n] = (float)s;
                 }
+        if (spatial_map) {
+            const float *sm = attn_f32(w) + (size_t)b * (size_t)Nk;
+            double lo = sm[0], hi = sm[0];
+            for (int i = 1; i < Nk; i++) {
+                if (sm[i] < lo) lo = sm[i];
+                if (sm[i] > hi) hi = sm[i];
+            }
+            for (int i = 0; i < Nk; i++) map[i] = hi > lo ? (sm[i] - lo) / (hi - lo) : 0.0;
+            fprintf(txt, "row %d: map from %.4g to %.4g\n", b, lo, hi);
+            draw_panel(canvas, cw, pw, y0, img + b * 784, map, kh, kw, 0, 0, 0, 0);
+            continue;
+        }
         for (int q = 0; q < MAP_QUERIES; q++) {
             const int j = qpos[q][0] * qw + qpos[q][1];
             double mx = 0.0;
@@ -999,6 +1056,7 @@ static int cmd_vision_maps(int argc, char **argv) {
                     v = fabs(v);
                 } else {
                     v = attn_f32(w)[((size_t)b * N + j) * Nk + i];
+                    if (kind == ATTN_CNN_ATT_PSA) v = fabs(v);
                 }
                 map[i] = v;
                 if (v > mx) mx = v;
@@ -1013,8 +1071,12 @@ static int cmd_vision_maps(int argc, char **argv) {
         rc = cli_fail(CMD, "cannot write the picture");
         goto done;
     }
-    printf("wrote %s (%d images x %d queries, %s) and %s/maps.txt\n", path, B, MAP_QUERIES,
-           attn_cnn_attention_name(m->cfg.attention), out);
+    if (spatial_map)
+        printf("wrote %s (%d images, the %s module's map) and %s/maps.txt\n", path, B,
+               attn_cnn_attention_name(m->cfg.attention), out);
+    else
+        printf("wrote %s (%d images x %d queries, %s) and %s/maps.txt\n", path, B, MAP_QUERIES,
+               attn_cnn_attention_name(m->cfg.attention), out);
     rc = 0;
 done:
     if (txt) fclose(txt);

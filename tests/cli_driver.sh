@@ -682,8 +682,26 @@ rc=$?
     fail "vision maps without attention: exit $rc: $(head -c 300 "$TMP/vis7.out")"
 "${VIS[@]}" --out "$TMP/visbad" --attention bogus >"$TMP/vis8.out" 2>&1
 rc=$?
-[ "$rc" = 2 ] && grep -q "expected none, sagan, sagan-code or simple" "$TMP/vis8.out" && ok "vision --attention bogus refused (exit 2)" ||
+[ "$rc" = 2 ] && grep -q "expected none, sagan, sagan-code, simple, channel" "$TMP/vis8.out" && ok "vision --attention bogus refused (exit 2)" ||
     fail "vision --attention bogus: exit $rc"
+# the modules of docs/vision_modules.md: train, evaluate and draw (GC and
+# PSA), and a channel-only module refused by maps
+for vm in gc psa; do
+    if "${VIS[@]}" --out "$TMP/vis-$vm" --steps 2 --attention "$vm" >"$TMP/vis-$vm.out" 2>&1 &&
+        grep -q "test accuracy [0-9.]* (loss [0-9.]*, 60 images)" "$TMP/vis-$vm.out" &&
+        "$ATTN" vision maps --model "$TMP/vis-$vm" --data "$FM" --out "$TMP/vismaps-$vm" --images 2 --threads 1 >"$TMP/vis-$vm.maps" 2>&1 &&
+        [ "$(head -c 4 "$TMP/vismaps-$vm/maps.png" | od -An -tx1 | tr -d ' ')" = 89504e47 ]; then
+        ok "vision train --attention $vm and its maps"
+    else
+        fail "vision --attention $vm: $(tail -c 300 "$TMP/vis-$vm.out") $(tail -c 200 "$TMP/vis-$vm.maps" 2>/dev/null)"
+    fi
+done
+"${VIS[@]}" --out "$TMP/vis-channel" --steps 2 --attention channel >/dev/null 2>&1
+"$ATTN" vision maps --model "$TMP/vis-channel" --data "$FM" --out "$TMP/vismaps-ch" >"$TMP/vis-ch.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q "weighs channels, it has no spatial map" "$TMP/vis-ch.out" &&
+    ok "vision maps of a channel attention module: a clear error (exit 2)" ||
+    fail "vision maps --attention channel: exit $rc: $(head -c 300 "$TMP/vis-ch.out")"
 "$ATTN" vision train --out "$TMP/visbad2" --data "$TMP/nowhere" --steps 2 >"$TMP/vis9.out" 2>&1
 rc=$?
 [ "$rc" = 1 ] && grep -q "cannot read Fashion-MNIST" "$TMP/vis9.out" && ok "vision train without the data: a clear error" ||

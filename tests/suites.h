@@ -9,6 +9,7 @@
     X(vision_attention) \
     X(synthesizer)      \
     X(graph)            \
+    X(vision_modules) \
     X(cnn)             \
     X(rnn)             \
     X(attention)       \

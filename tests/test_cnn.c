@@ -543,8 +543,8 @@ static void test_hostile_files(void) {
     hostile_case("one class more than the head holds", kv, n, 0, ATTN_ERR_FORMAT, "");
     n = meta_with(kv, buf, "cnn.n_stages", "9");
     hostile_case("9 stages", kv, n, 0, ATTN_ERR_FORMAT, "n_stages 9");
-    n = meta_with(kv, buf, "cnn.attention", "7");
-    hostile_case("attention kind 7", kv, n, 0, ATTN_ERR_FORMAT, "attention 7");
+    n = meta_with(kv, buf, "cnn.attention", "12");
+    hostile_case("attention kind 12", kv, n, 0, ATTN_ERR_FORMAT, "attention 12");
     n = meta_with(kv, buf, "cnn.width1", "-8");
     hostile_case("negative width", kv, n, 0, ATTN_ERR_FORMAT, "is not a number");
     n = meta_with(kv, buf, "cnn.input_std", "nan");

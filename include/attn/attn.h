@@ -35,6 +35,7 @@
  *   bert.h         the BERT-style encoder: masked-LM pretraining, [CLS] classification
  *   conv.h         convolutions, pooling, batch and spectral normalisation
  *   vision_attention.h  SAGAN and Simple Self-Attention blocks for feature maps
+ *   vision_modules.h    CBAM, channel-wise soft attention, GC, SAG mask, PSA, AA-conv
  *   cnn.h          the CNN image classifier (optional attention block), features
  *   fid.h          the Frechet distance of feature sets (FID), symmetric eigensolver
  *   gan.h          the small SAGAN (spectral norm, hinge losses) for 28x28 images
@@ -86,6 +87,7 @@
 #include "graph_attention.h"
 #include "deb_graph.h"
 #include "node_classifier.h"
+#include "vision_modules.h"
 #include "cnn.h"
 #include "fid.h"
 #include "gan.h"

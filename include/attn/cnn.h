@@ -12,7 +12,8 @@
  *       h = ReLU(BatchNorm(conv3x3(h, padding 1, no bias)))   widths[s] channels
  *     if s < S-1: h = max_pool2d(h, 2x2, stride 2)             H, W halved (floor)
  *     if s == attention_stage: h = Attention(h)   (SAGAN paper or code form, or
- *                                                  Simple SA; gamma starts at 0)
+ *                                                  Simple SA; gamma starts at 0;
+ *                                                  or a module of vision_modules.h)
  *   pooled = mean of h over its H x W positions                [B, widths[S-1]]
  *   logits = Linear(Dropout(pooled))                           [B, K]
  * Every stage but the last halves the map, so a 28x28 image leaves stage 0
@@ -57,6 +58,7 @@
 #include "status.h"
 #include "tensor.h"
 #include "vision_attention.h"
+#include "vision_modules.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,10 +71,28 @@ typedef enum attn_cnn_attention {
     ATTN_CNN_ATT_NONE = 0,
     ATTN_CNN_ATT_SAGAN = 1,      /* SAGAN, paper form (ATTN_SAGAN_PAPER) */
     ATTN_CNN_ATT_SAGAN_CODE = 2, /* SAGAN, BigGAN code form (ATTN_SAGAN_BIGGAN) */
-    ATTN_CNN_ATT_SIMPLE = 3      /* Simple Self-Attention (ATTN_SIMPLE_SA) */
+    ATTN_CNN_ATT_SIMPLE = 3,     /* Simple Self-Attention (ATTN_SIMPLE_SA) */
+    /* the modules of vision_modules.h (kind = value - ATTN_CNN_ATT_CHANNEL) */
+    ATTN_CNN_ATT_CHANNEL = 4,    /* CBAM's channel attention module (reduction 16) */
+    ATTN_CNN_ATT_SPATIAL = 5,    /* CBAM's spatial attention module (7x7, BN) */
+    ATTN_CNN_ATT_CBAM = 6,       /* CBAM: channel then spatial */
+    ATTN_CNN_ATT_SOFT = 7,       /* channel-wise soft attention, 2 branches (hidden C) */
+    ATTN_CNN_ATT_GC = 8,         /* Global Context block (reduction 16) */
+    ATTN_CNN_ATT_SAG = 9,        /* CenterMask's spatial attention-guided mask (3x3) */
+    ATTN_CNN_ATT_PSA = 10,       /* point-wise spatial attention (reduction 4) */
+    ATTN_CNN_ATT_AACONV = 11     /* attention-augmented convolution (2 heads, dk = dv = C/4) */
 } attn_cnn_attention;
 
-/* "none", "sagan", "sagan-code", "simple" ("?" for another value). */
+#define ATTN_CNN_ATT_COUNT 12
+/* PSA and AACONV have weights tied to the map size: in the CNN they are
+ * built for the map that a ATTN_CNN_FIXED_INPUT x ATTN_CNN_FIXED_INPUT image
+ * gives after the block's stage (28x28 Fashion-MNIST), and other image sizes
+ * get ATTN_ERR_SHAPE from the module. */
+#define ATTN_CNN_FIXED_INPUT 28
+
+/* "none", "sagan", "sagan-code", "simple", then the module names of
+ * vision_modules.h ("channel", "spatial", "cbam", "soft", "gc", "sag",
+ * "psa", "aaconv"); "?" for another value. */
 const char *attn_cnn_attention_name(attn_cnn_attention a);
 /* The kind named s: 0 with *out, -1 for an unknown name. */
 int attn_cnn_attention_parse(const char *s, attn_cnn_attention *out);
@@ -108,7 +128,8 @@ typedef struct attn_cnn {
     attn_cnn_config cfg;  /* resolved (zeros read as defaults filled in) */
     attn_params *params;  /* the store given to attn_cnn_new (not owned) */
     attn_cnn_layer layers[ATTN_CNN_MAX_STAGES][4]; /* [stage][conv] */
-    attn_map_attention att; /* valid when cfg.attention != NONE */
+    attn_map_attention att; /* valid when cfg.attention is sagan, sagan-code or simple */
+    attn_vision_module vmod; /* valid when cfg.attention >= ATTN_CNN_ATT_CHANNEL */
     attn_tensor *head_w;  /* [K, widths[S-1]] */
     attn_tensor *head_b;  /* [K] */
 } attn_cnn;
@@ -131,8 +152,9 @@ int64_t attn_cnn_numel(const attn_cnn_config *cfg);
  *   pooled:  the penultimate vector [B, widths[S-1]] (after the global
  *            average pool, before dropout: the features of an FID);
  *   att_weights: a SAGAN block's attention map [B, 1, N, Nk] (N = H' W'
- *            positions of the map it sits on; vision_attention.h), NULL
- *            without one or for Simple SA.
+ *            positions of the map it sits on; vision_attention.h), a
+ *            module's map (attn_vision_module_forward's), NULL without a
+ *            block or for Simple SA.
  * Errors: ATTN_ERR_SHAPE (x not [B, Cin, H, W]; a map that pools below 1x1;
  * an odd map under the code-form block), ATTN_ERR_DTYPE, and those of the
  * ops. */
@@ -167,7 +189,8 @@ float attn_cnn_gamma(const attn_cnn *m);
 
 /* Metadata entries "cnn.in_channels", "cnn.n_classes", "cnn.n_stages",
  * "cnn.width0" .. "cnn.width3", "cnn.convs_per_stage", "cnn.attention" (0
- * none, 1 sagan, 2 sagan-code, 3 simple), "cnn.attention_stage", "cnn.sym",
+ * none, 1 sagan, 2 sagan-code, 3 simple, 4 .. 11 the modules, in the order
+ * of attn_cnn_attention), "cnn.attention_stage", "cnn.sym",
  * "cnn.dropout", "cnn.input_mean", "cnn.input_std", "cnn.bn_momentum",
  * "cnn.bn_eps" into kv[0 .. ATTN_CNN_META), values in buf
  * (ATTN_CNN_META * 32 bytes). */

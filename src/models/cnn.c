@@ -30,15 +30,17 @@
 #define CNN_MAX_CLASSES 100000
 #define CNN_MAX_IN 64
 
-static const char *const att_names[] = {"none", "sagan", "sagan-code", "simple"};
+static const char *const att_names[ATTN_CNN_ATT_COUNT] = {
+    "none", "sagan", "sagan-code", "simple", "channel", "spatial",
+    "cbam", "soft",  "gc",         "sag",    "psa",     "aaconv"};
 
 const char *attn_cnn_attention_name(attn_cnn_attention a) {
-    return (int)a >= 0 && (int)a < 4 ? att_names[a] : "?";
+    return (int)a >= 0 && (int)a < ATTN_CNN_ATT_COUNT ? att_names[a] : "?";
 }
 
 int attn_cnn_attention_parse(const char *s, attn_cnn_attention *out) {
     if (!s || !out) return -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < ATTN_CNN_ATT_COUNT; i++)
         if (!strcmp(s, att_names[i])) {
             *out = (attn_cnn_attention)i;
             return 0;
@@ -89,16 +91,17 @@ static attn_status check_config(const char *fn, const attn_cnn_config *c) {
         if (c->widths[s] < 1 || c->widths[s] > CNN_MAX_WIDTH)
             return attn__error(ATTN_ERR_INVALID_ARG, "%s: widths[%d] = %lld, expected 1 to %d", fn,
                                s, (long long)c->widths[s], CNN_MAX_WIDTH);
-    if ((int)c->attention < 0 || (int)c->attention > 3)
+    if ((int)c->attention < 0 || (int)c->attention >= ATTN_CNN_ATT_COUNT)
         return attn__error(ATTN_ERR_INVALID_ARG,
-                           "%s: attention %d, expected 0 none, 1 sagan, 2 sagan-code, 3 simple", fn,
-                           (int)c->attention);
+                           "%s: attention %d, expected 0 none, 1 sagan, 2 sagan-code, 3 simple, 4 "
+                           "to %d a module of vision_modules.h",
+                           fn, (int)c->attention, ATTN_CNN_ATT_COUNT - 1);
     if (c->attention != ATTN_CNN_ATT_NONE) {
         if (c->attention_stage < 0 || c->attention_stage >= c->n_stages)
             return attn__error(ATTN_ERR_INVALID_ARG, "%s: attention_stage %d outside [0, %d)", fn,
                                c->attention_stage, c->n_stages);
         const int64_t C = c->widths[c->attention_stage];
-        if (c->attention != ATTN_CNN_ATT_SIMPLE && C % 8 != 0)
+        if (c->attention <= ATTN_CNN_ATT_SAGAN_CODE && C % 8 != 0)
             return attn__error(ATTN_ERR_INVALID_ARG,
                                "%s: a SAGAN block after stage %d needs a width that is a multiple "
                                "of 8, not %lld",
@@ -117,6 +120,26 @@ static attn_status check_config(const char *fn, const attn_cnn_config *c) {
     return ATTN_OK;
 }
 
+/* The map size after stage s for a ATTN_CNN_FIXED_INPUT square image. */
+static int64_t fixed_map(const attn_cnn_config *c, int s) {
+    int64_t h = ATTN_CNN_FIXED_INPUT;
+    for (int i = 0; i <= s && i < c->n_stages - 1; i++) h /= 2;
+    return h > 0 ? h : 1;
+}
+
+/* The vision_modules.h configuration of the CNN's module (attention >=
+ * ATTN_CNN_ATT_CHANNEL): the papers' settings, see cnn.h. */
+static attn_vision_module_config module_config(const attn_cnn_config *c) {
+    attn_vision_module_config v;
+    memset(&v, 0, sizeof v);
+    v.kind = (attn_vision_module_kind)(c->attention - ATTN_CNN_ATT_CHANNEL);
+    v.channels = c->widths[c->attention_stage];
+    v.reduction = c->attention == ATTN_CNN_ATT_SOFT ? 1 : c->attention == ATTN_CNN_ATT_PSA ? 4 : 16;
+    v.spatial_bn = 1;
+    v.height = v.width = fixed_map(c, c->attention_stage);
+    return v;
+}
+
 int64_t attn_cnn_numel(const attn_cnn_config *cfg) {
     if (!cfg) return -1;
     attn_cnn_config c = *cfg;
@@ -132,7 +155,12 @@ int64_t attn_cnn_numel(const attn_cnn_config *cfg) {
     }
     if (c.attention != ATTN_CNN_ATT_NONE) {
         const int64_t C = c.widths[c.attention_stage];
-        if (c.attention == ATTN_CNN_ATT_SIMPLE) n += C * C + 1;
+        if (c.attention >= ATTN_CNN_ATT_CHANNEL) {
+            const attn_vision_module_config v = module_config(&c);
+            const int64_t k = attn_vision_module_numel(&v);
+            if (k < 0) return -1;
+            n += k;
+        } else if (c.attention == ATTN_CNN_ATT_SIMPLE) n += C * C + 1;
         else if (c.attention == ATTN_CNN_ATT_SAGAN) n += 2 * (C / 8) * (C + 1) + C * (C + 1) + 1;
         else n += 2 * (C / 8) * C + (C / 2) * C + C * (C / 2) + 1; /* no biases */
     }
@@ -186,7 +214,10 @@ attn_status attn_cnn_new(attn_cnn **out, attn_params *ps, const attn_cnn_config 
             }
             cin = w;
         }
-        if (st == ATTN_OK && c.attention != ATTN_CNN_ATT_NONE && s == c.attention_stage) {
+        if (st == ATTN_OK && c.attention >= ATTN_CNN_ATT_CHANNEL && s == c.attention_stage) {
+            const attn_vision_module_config v = module_config(&c);
+            st = attn_vision_module_init(&m->vmod, ps, "attention.", &v, rng);
+        } else if (st == ATTN_OK && c.attention != ATTN_CNN_ATT_NONE && s == c.attention_stage) {
             attn_map_attention_config ac;
             memset(&ac, 0, sizeof ac);
             ac.channels = w;
@@ -219,7 +250,9 @@ attn_status attn_cnn_new(attn_cnn **out, attn_params *ps, const attn_cnn_config 
 }
 
 float attn_cnn_gamma(const attn_cnn *m) {
-    if (!m || m->cfg.attention == ATTN_CNN_ATT_NONE || !m->att.gamma) return 0.0f;
+    if (!m || m->cfg.attention == ATTN_CNN_ATT_NONE || m->cfg.attention >= ATTN_CNN_ATT_CHANNEL ||
+        !m->att.gamma)
+        return 0.0f;
     return attn_f32(m->att.gamma)[0];
 }
 
@@ -293,7 +326,9 @@ static attn_tensor *run_stages(attn_ctx *ctx, const attn_cnn *m, attn_tensor *x,
             h = attn_relu(ctx, h);
         }
         if (h && s < c->n_stages - 1) h = attn_max_pool2d(ctx, h, &po, NULL);
-        if (h && c->attention != ATTN_CNN_ATT_NONE && s == c->attention_stage)
+        if (h && c->attention >= ATTN_CNN_ATT_CHANNEL && s == c->attention_stage)
+            h = attn_vision_module_forward(ctx, &m->vmod, h, att_weights);
+        else if (h && c->attention != ATTN_CNN_ATT_NONE && s == c->attention_stage)
             h = attn_map_attention_forward(ctx, &m->att, h, att_weights);
     }
     return h;
