@@ -35,7 +35,10 @@ CFLAGS  += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS  += $(LDOMP) -lm -ldl $(EXTRA_LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The attention explorer's page code (viz/), embedded as byte arrays into a
+# generated source (tools/embed.c, built with the same compiler).
+EXPLORER_ASSETS := viz/explorer.html viz/explorer.js viz/explorer.css
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/explorer_assets.o
 CLI_SRC   := $(sort $(wildcard cli/*.c))
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  := $(sort $(wildcard tests/*.c))
@@ -61,6 +64,18 @@ all: $(STATIC) $(SHARED) $(CLI) $(EX_BIN)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -o $@ $<
+
+$(BUILD)/gen/explorer_assets.c: $(BUILD)/tools/embed $(EXPLORER_ASSETS)
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $@ attn__explorer_html viz/explorer.html \
+	  attn__explorer_js viz/explorer.js attn__explorer_css viz/explorer.css
+
+$(BUILD)/gen/explorer_assets.o: $(BUILD)/gen/explorer_assets.c
+	$(CC) $(CFLAGS) -c $< -o $@
 
 # sqrtf without errno in the optimizer (src/nn/optim.c): the same IEEE
 # results, and the Adam(W) loop vectorises (with errno GCC keeps a scalar
