@@ -154,7 +154,8 @@ void cli_page_free(cli_page *p) {
 }
 
 int cli_page_write(cli_page *p, const char *cmd, const char *html, const char *weights,
-                   const char *title, const char *subtitle) {
+                   const char *title, const char *subtitle, int quiet_stdout) {
+    FILE *say = quiet_stdout ? stderr : stdout;
     attn_explorer_page page = {0};
     page.title = title;
     page.subtitle = subtitle;
@@ -167,7 +168,7 @@ int cli_page_write(cli_page *p, const char *cmd, const char *html, const char *w
     } else if (attn_explorer_write(html, &page) != ATTN_OK) {
         rc = cli_fail(cmd, "cannot write the explorer page");
     } else {
-        printf("%s\n", html);
+        fprintf(say, "%s%s\n", quiet_stdout ? "explorer page written to " : "", html);
         if (weights) {
             if (make_parent_dirs(weights) != 0) {
                 fprintf(stderr, "attn %s: cannot create the folder of %s: %s\n", cmd, weights,
@@ -176,7 +177,7 @@ int cli_page_write(cli_page *p, const char *cmd, const char *html, const char *w
             } else if (attn_explorer_write_weights(weights, &page) != ATTN_OK) {
                 rc = cli_fail(cmd, "cannot write the weights");
             } else {
-                printf("%s\n", weights);
+                fprintf(say, "%s%s\n", quiet_stdout ? "weights written to " : "", weights);
             }
         }
     }
@@ -275,7 +276,7 @@ int cli_viz_lm(const char *dir, const char *kind, const char *prefix, const char
             cli_page_free(&page);
             goto done;
         }
-        rc = cli_page_write(&page, "viz", html, weights, title, sub);
+        rc = cli_page_write(&page, "viz", html, weights, title, sub, 0);
         if (rc || !prefix) goto done;
     }
     snprintf(out, sizeof out, "%s-%s.svg", prefix, gpt ? "decoder" : "encoder");
@@ -551,7 +552,7 @@ int cmd_viz(int argc, char **argv) {
             }
             page.maps[1].note = "row t is the step that emits output token t; it reads the decoder "
                                 "inputs <bos>, y0 .. y(t-1) (causal)";
-            if (cli_page_write(&page, "viz", html, weights, title, subt)) goto done;
+            if (cli_page_write(&page, "viz", html, weights, title, subt, 0)) goto done;
             if (!prefix) {
                 rc = 0;
                 goto done;

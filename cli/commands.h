@@ -68,7 +68,8 @@ int cli_viz_lm(const char *dir, const char *kind, const char *prefix, const char
  * allowed where c <= r + causal" (0 for a GPT; the memory length for a
  * Transformer-XL), -1 none. cli_page_write writes the page to html and, with
  * weights non-NULL, every weight as text to weights (attn_explorer_write_weights),
- * prints the paths, and frees the page; each returns 0, or 1 with a message
+ * prints the paths (on standard error with quiet_stdout, where standard
+ * output carries the command's results), and frees the page; each returns 0, or 1 with a message
  * naming cmd printed. */
 typedef struct cli_page {
     attn_explorer_map maps[ATTN_EXPLORER_MAX_MAPS];
@@ -84,7 +85,7 @@ int cli_page_add_floats(cli_page *p, const char *cmd, const char *name, attn_exp
                         const char *const *rl, const char *const *cl, const char *row_axis,
                         const char *col_axis, int64_t causal);
 int cli_page_write(cli_page *p, const char *cmd, const char *html, const char *weights,
-                   const char *title, const char *subtitle);
+                   const char *title, const char *subtitle, int quiet_stdout);
 void cli_page_free(cli_page *p);
 
 

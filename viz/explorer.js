@@ -677,8 +677,11 @@
       var cv = $('zoom-canvas'), s = S.drawnCell, sc = $('zoom-scroll');
       sc.scrollLeft = Math.max(0, c * s - sc.clientWidth / 2);
       sc.scrollTop = Math.max(0, r * s - sc.clientHeight / 2);
-      cv.scrollIntoView({ block: 'nearest' });
-      var b = cv.getBoundingClientRect();
+      var b = cv.getBoundingClientRect(), y = b.top + r * s + s / 2, x = b.left + c * s + s / 2;
+      if (y < 120 || y > window.innerHeight - 20 || x < 0 || x > window.innerWidth - 20) {
+        window.scrollBy(x - window.innerWidth / 2, y - window.innerHeight / 2);
+        b = cv.getBoundingClientRect();
+      }
       return { x: b.left + c * s + s / 2, y: b.top + r * s + s / 2 };
     },
     /* the exact-weights table as shown: {side, index, layer, heads, rows: [{index, masked, values}]} */
