@@ -5,6 +5,7 @@
 #   make fixtures     regenerate tests/fixtures/ with PyTorch (development only)
 #   make bench        build the benchmarks (bench/)
 #   make fuzz         build the libFuzzer harnesses (clang) and run each for FUZZ_SECONDS
+#   make explorer-test  the attention explorer's pages in headless Chromium
 #   make WERROR=1     warnings are errors (CI)
 #   make OPENMP=0     build without OpenMP (single-threaded portable core)
 
@@ -57,7 +58,7 @@ SHARED = $(BUILD)/libattn.so
 CLI    = $(BUILD)/attn
 TESTS  = $(BUILD)/attn_tests
 
-.PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx alloc-fail fuzz
+.PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx alloc-fail fuzz explorer-test
 
 all: $(STATIC) $(SHARED) $(CLI) $(EX_BIN)
 
@@ -136,6 +137,12 @@ test: all $(TESTS)
 	bash tests/fault_tests.sh $(BUILD)
 
 check: test
+
+# The attention explorer (attn ... --html) in headless Chromium: pages of tiny
+# models checked through the DevTools protocol (a counted skip without a
+# browser; scripts/setup.sh --browser installs one). CI runs it after make test.
+explorer-test: all
+	bash tests/explorer_test.sh $(BUILD)
 
 # Public headers must also compile as C++.
 headers-cxx:

@@ -12,7 +12,7 @@
 # the L x H heatmaps of the model view, the enlarged map's tooltips, the step
 # view of an RNN alignment, screenshots checked for structure).
 #
-# Without a browser (chromium, chromium-browser or google-chrome; install one
+# Without a browser ($ATTN_BROWSER, else chromium, chromium-browser or google-chrome; install one
 # with `bash scripts/setup.sh --browser`) or python3 it prints a counted skip:
 # "explorer: 0 passed, 0 failed, 1 skipped". With --screenshots DIR the models
 # train longer (clearer pictures) and a full-size screenshot of each view is
@@ -40,7 +40,8 @@ if [ -z "$BROWSER" ]; then
         if command -v "$b" >/dev/null 2>&1; then BROWSER="$b"; break; fi
     done
 fi
-[ -n "$BROWSER" ] || skip "no chromium (install it with: bash scripts/setup.sh --browser)"
+[ -n "$BROWSER" ] && command -v "$BROWSER" >/dev/null 2>&1 ||
+    skip "no chromium${BROWSER:+ ($BROWSER not found)} (install it with: bash scripts/setup.sh --browser)"
 command -v python3 >/dev/null 2>&1 || skip "no python3"
 if [ ! -x "$ATTN" ]; then
     echo "FAIL $ATTN is not built (run make)"
