@@ -45,6 +45,11 @@
       m.q = b;
     }
     m.allowed = m.mask ? bytes(m.mask) : null;
+    var mx = 0;
+    for (var j = 0; j < n; j++) if (m.q[j] > mx) mx = m.q[j];
+    m.qmax = mx || 1;
+    /* weights over many keys are small: then colours run to the largest one */
+    m.contrast = mx / SCALE < 0.5;
     delete m.w;
   });
 
@@ -54,8 +59,11 @@
   function headColour(h) {
     return h < HEAD_COLOURS.length ? HEAD_COLOURS[h] : 'hsl(' + ((h * 137) % 360) + ',65%,45%)';
   }
-  /* White -> dark blue, as the SVG maps' "Blues" scale. */
-  function ramp(t) {
+  /* The top of the colour scale: 1, or with the contrast box the map's largest weight. */
+  function vmax() { var m = M(); return m.contrast ? m.qmax / SCALE : 1; }
+  /* White -> dark blue, as the SVG maps' "Blues" scale; t is a weight. */
+  function ramp(w) {
+    var t = Math.min(1, w / vmax());
     return [Math.round(255 - t * (255 - 8)), Math.round(255 - t * (255 - 48)), Math.round(255 - t * (255 - 107))];
   }
   var MASKED_RGB = [227, 225, 220];
@@ -156,6 +164,8 @@
       all.addEventListener('click', function () { setHeads(allHeads()); });
       heads.appendChild(all);
     }
+    $('contrast').checked = m.contrast;
+    $('contrast-max').textContent = fmt(m.qmax);
     $('note').textContent = m.note || '';
     $('note').hidden = !m.note;
   }
@@ -173,6 +183,7 @@
     return a;
   }
   $('layer').addEventListener('change', function () { setLayer(Number(this.value)); });
+  $('contrast').addEventListener('change', function () { M().contrast = this.checked; renderView(); });
 
   /* ---- head view --------------------------------------------------------------------- */
 
@@ -241,7 +252,7 @@
     var dpr = window.devicePixelRatio || 1;
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, LINE_W, cv.height / dpr);
-    var f = focus(), l = S.layer;
+    var f = focus(), l = S.layer, top = vmax();
     var y0 = TOK_H * 1.5 + 6; /* centre of token 0 (after the axis title row and the padding) */
     /* Lines are grouped by head and by opacity (20 steps): one path each. */
     S.heads.forEach(function (h) {
@@ -254,7 +265,7 @@
         for (var c = c0; c < c1; c++) {
           var w = qAt(m, l, h, r, c) / SCALE;
           if (w < (f ? 0.001 : MIN_LINE)) continue;
-          bins[Math.round(w * 20)].push(r, c);
+          bins[Math.round(Math.min(1, w / top) * 20)].push(r, c);
         }
       g.strokeStyle = headColour(h);
       g.lineWidth = f ? 2.5 : 1.5;
@@ -301,8 +312,9 @@
         if (q > best) { best = q; bh = h; }
       });
       if (best > 0) {
-        d.style.background = hexAlpha(headColour(bh), best / SCALE);
-        if (best / SCALE > 0.6) d.style.color = '#fff';
+        var a = Math.min(1, best / SCALE / vmax());
+        d.style.background = hexAlpha(headColour(bh), a);
+        if (a > 0.6) d.style.color = '#fff';
       }
     });
   }
@@ -437,6 +449,7 @@
     var s = cellSize(m);
     $('zoom-title').textContent = m.name + ': layer ' + z.layer + ', head ' + z.head + ' (' + m.rows + ' ' +
       m.rowAxis + ' \u00d7 ' + m.cols + ' ' + m.colAxis + ')';
+    $('ramp-max').textContent = m.contrast ? fmt(m.qmax) : '1';
     $('mask-legend').textContent = m.allowed ? 'masked (' + (m.maskName || 'mask') + ')' : 'no mask';
     var top = $('zoom-top'), left = $('zoom-left');
     top.textContent = '';
@@ -555,6 +568,8 @@
     });
     var src = $('step-src');
     src.textContent = '';
+    src.classList.toggle('grid', !!m.colGrid);
+    src.style.gridTemplateColumns = m.colGrid ? 'repeat(' + m.colGrid + ', max-content)' : '';
     src.appendChild(el('span', 'help', m.colAxis + ':'));
     m.colLabels.forEach(function (lab, c) {
       var q = qAt(m, 0, 0, t, c), w = q / SCALE;
@@ -564,7 +579,7 @@
       d.appendChild(el('span', 'v', fmt(q)));
       var rgb = isMasked(m, t, c) ? MASKED_RGB : ramp(w);
       d.style.background = 'rgb(' + rgb.join(',') + ')';
-      d.style.color = w > 0.5 ? '#fff' : '';
+      d.style.color = w / vmax() > 0.5 ? '#fff' : '';
       d.title = describe(m, 0, 0, t, c);
       src.appendChild(d);
     });

@@ -72,6 +72,9 @@ typedef struct attn_explorer_map {
     const uint8_t *mask;
     const char *mask_name;         /* e.g. "causal"; NULL: "mask" */
     const char *note;              /* one line under the tab, or NULL */
+    int col_grid;                  /* > 0: the columns are a grid of this many per row (image
+                                    * regions, row-major; C a multiple of it), drawn so in the
+                                    * step view; 0: a sequence */
 } attn_explorer_map;
 
 typedef struct attn_explorer_page {

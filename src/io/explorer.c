@@ -36,6 +36,9 @@ static attn_status check_map(const char *fn, const attn_explorer_map *m, int k, 
     if (m->kind == ATTN_EXPLORER_ALIGNMENT && (m->layers != 1 || m->heads != 1))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): an alignment map has 1 layer and "
                            "1 head, not %d and %d", fn, k, m->name, m->layers, m->heads);
+    if (m->col_grid < 0 || (m->col_grid > 0 && m->cols % m->col_grid != 0))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): col_grid %d does not divide %d columns",
+                           fn, k, m->name, m->col_grid, m->cols);
     for (int r = 0; r < m->rows; r++)
         if (!m->row_labels[r]) return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): row label %d is NULL", fn, k, m->name, r);
     for (int c = 0; c < m->cols; c++)
@@ -174,6 +177,7 @@ static void put_data(attn__strbuf *b, const attn_explorer_page *p, int decimals)
         put_json_string(b, m->row_axis ? m->row_axis : "query");
         attn__sb_puts(b, ",\"colAxis\":");
         put_json_string(b, m->col_axis ? m->col_axis : "key");
+        if (m->col_grid > 0) attn__sb_printf(b, ",\"colGrid\":%d", m->col_grid);
         attn__sb_puts(b, ",\"note\":");
         put_json_string(b, m->note ? m->note : "");
         attn__sb_puts(b, ",\n\"rowLabels\":");
