@@ -4,7 +4,7 @@ headless Chromium and checks them through the DevTools protocol, with the
 standard library only (the WebSocket client is written here).
 
     python3 tests/explorer_browser.py --browser chromium [--screenshots DIR]
-        PAGE.html:WEIGHTS.tsv:NAME [...]
+        PAGE.html:WEIGHTS.tsv:NAME [...] [BIG.html::NAME:MAX_MS]
 
 For each page: no console error or uncaught exception while it loads and is
 used; the mouse (Input.dispatchMouseEvent, a real hover) over a query token
@@ -17,7 +17,9 @@ the mouse over a cell shows its exact weight, tokens, layer and head; an
 alignment map's step view shows each step's source weights. Screenshots of
 each view are checked for structure (a PNG of the viewport's size, not one
 colour), never against pixels; with --screenshots they are kept as
-DIR/explorer-NAME-VIEW.png.
+DIR/explorer-NAME-VIEW.png. A page given as BIG.html::NAME:MAX_MS is only
+timed: drawn and painted within MAX_MS of the start of navigation (the
+page sets attnExplorer.paintedMs after its first frame), and its model view.
 
 Prints one "ok"/"FAIL" line per check and "explorer: N passed, N failed";
 exit status 1 on any failure.
@@ -441,11 +443,36 @@ def run_page(dt, html, tsv, name, keep_dir):
     check(not errs, "%s: no console errors or exceptions (%.1f s of checks)" % (name, time.time() - t0), "; ".join(map(str, errs))[:500])
 
 
+def run_timing(dt, html, name, max_ms):
+    """A big page: how long it takes to open (navigation to painted), and its model view."""
+    dt.events.clear()
+    t0 = time.time()
+    dt.call("Page.navigate", url="file://" + os.path.abspath(html))
+    dt.wait_event("Page.loadEventFired", timeout=60)
+    painted = -1
+    while time.time() - t0 < 60 and painted < 0:
+        painted = dt.js("window.attnExplorer ? attnExplorer.paintedMs : -1")
+        if painted < 0:
+            time.sleep(0.02)
+    ready = dt.js("attnExplorer.readyMs")
+    m = dt.js("attnExplorer.maps()[0]")
+    check(0 <= painted <= max_ms, "%s: a page of %d layers x %d heads at %d tokens (%.1f MB) is drawn %.0f ms and "
+          "painted %.0f ms after navigation starts, under %d ms"
+          % (name, m["layers"], m["heads"], m["rows"], os.path.getsize(html) / 1e6, ready, painted, max_ms))
+    t1 = time.time()
+    dt.js("attnExplorer.setView('model')")
+    n = dt.js("document.querySelectorAll('#grid canvas.heatmap').length")
+    check(n == m["layers"] * m["heads"], "%s: model view of %d heatmaps drawn in %.0f ms"
+          % (name, n, (time.time() - t1) * 1000))
+    errs = dt.errors()
+    check(not errs, "%s: no console errors" % name, "; ".join(map(str, errs))[:500])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--browser", default="chromium")
     ap.add_argument("--screenshots", default=None)
-    ap.add_argument("pages", nargs="+", help="PAGE.html:WEIGHTS.tsv:NAME")
+    ap.add_argument("pages", nargs="+", help="PAGE.html:WEIGHTS.tsv:NAME, or PAGE.html::NAME:MAX_MS (timing only)")
     a = ap.parse_args()
     exe = shutil.which(a.browser) or a.browser
     profile = tempfile.mkdtemp(prefix="attn_explorer_chrome.")
@@ -458,9 +485,12 @@ def main():
             dt.call(dom + ".enable")
         dt.call("Emulation.setDeviceMetricsOverride", width=W, height=H, deviceScaleFactor=1, mobile=False)
         for spec in a.pages:
-            html, tsv, name = spec.split(":")
+            html, tsv, name = spec.split(":")[:3]
             try:
-                run_page(dt, html, tsv, name, a.screenshots)
+                if not tsv:  # PAGE.html::NAME:MAX_MS: the time to open a big page
+                    run_timing(dt, html, name, float(spec.split(":")[3]))
+                else:
+                    run_page(dt, html, tsv, name, a.screenshots)
             except (RuntimeError, TimeoutError, KeyError, TypeError, IOError) as e:
                 fail("%s: %s: %s" % (name, type(e).__name__, e))
         ws.close()

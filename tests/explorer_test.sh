@@ -107,6 +107,20 @@ train txl "$ATTN" lm train --data "$DATA" --arch txl --layers 2 --heads 2 --d-mo
     --mem-len 8 --batch 4 --steps "$STEPS" &&
     page txl "$ATTN" lm viz --model "$TMP/txl" --threads 1 --text "the cat sat on the mat."
 
+# Size: a 6-layer, 12-head GPT (untrained: 2 steps) over 127 tokens, 1.2 M
+# weights in a 3 MB page, must be drawn and painted within BIG_MS of the start
+# of navigation (the target is 1 s on a quiet machine; the bound leaves room
+# for a loaded CI machine, and catches a page that takes many seconds).
+BIG_MS="${ATTN_EXPLORER_BIG_MS:-5000}"
+BIGTEXT="the quick brown fox jumps over the lazy dog and the cat sat on the mat while six hens fed ten chicks in the fog. the"
+if train big "$ATTN" gpt train --data "$DATA" --layers 6 --heads 12 --d-model 96 --ctx 128 --batch 2 --steps 2 &&
+    "$ATTN" viz --model "$TMP/big" --threads 1 --html "$TMP/pages/big.html" "$BIGTEXT" >"$TMP/big.page.log" 2>&1; then
+    ok "big: a page of 6 layers x 12 heads over ${#BIGTEXT} tokens written ($(wc -c <"$TMP/pages/big.html") bytes)"
+    PAGES+=("$TMP/pages/big.html::big:$BIG_MS")
+else
+    fail "big: no page: $(tail -c 300 "$TMP/big.page.log")"
+fi
+
 # A page is one file that needs nothing else: no external script, style or URL.
 for p in "${PAGES[@]}"; do
     f="${p%%:*}"

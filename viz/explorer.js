@@ -22,6 +22,7 @@
   var HEAD_COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b',
                       '#e377c2', '#17becf', '#bcbd22', '#7f7f7f', '#393b79', '#637939'];
   var MIN_LINE = 0.01;     /* lines of smaller weights are left out of the unfiltered view */
+  var TOP_LINES = 4;       /* and only the largest few of each query and head (all once focused) */
   var TOK_H = 22;          /* one token row of the head view, px (--tok-h in the CSS) */
   var LINE_W = 260;        /* width of the lines' canvas, px */
 
@@ -261,23 +262,33 @@
       var r0 = 0, r1 = m.rows, c0 = 0, c1 = m.cols;
       if (f && f.side === 'row') { r0 = f.index; r1 = f.index + 1; }
       if (f && f.side === 'col') { c0 = f.index; c1 = f.index + 1; }
-      for (var r = r0; r < r1; r++)
+      var best = [];
+      for (var r = r0; r < r1; r++) {
+        best.length = 0;
         for (var c = c0; c < c1; c++) {
           var w = qAt(m, l, h, r, c) / SCALE;
           if (w < (f ? 0.001 : MIN_LINE)) continue;
-          bins[Math.round(Math.min(1, w / top) * 20)].push(r, c);
+          if (f) { bins[Math.round(Math.min(1, w / top) * 20)].push(r, c); continue; }
+          /* unfocused: keep the TOP_LINES largest of the row (a small insertion list) */
+          var k = best.length;
+          while (k > 0 && best[k - 1][0] < w) k--;
+          if (k < TOP_LINES) { best.splice(k, 0, [w, c]); if (best.length > TOP_LINES) best.pop(); }
         }
+        for (var b = 0; b < best.length; b++) bins[Math.round(Math.min(1, best[b][0] / top) * 20)].push(r, best[b][1]);
+      }
       g.strokeStyle = headColour(h);
       g.lineWidth = f ? 2.5 : 1.5;
       bins.forEach(function (pairs, k) {
         if (!pairs.length) return;
         g.globalAlpha = Math.max(k, 0.5) / 20 * (f ? 1 : 0.8);
-        g.beginPath();
+        /* one stroke a line: a single path of many crossing lines is filled as one
+         * shape by the rasterizer, which takes seconds at a few thousand lines */
         for (var p = 0; p < pairs.length; p += 2) {
+          g.beginPath();
           g.moveTo(2, y0 + pairs[p] * TOK_H - 6);
           g.lineTo(LINE_W - 2, y0 + pairs[p + 1] * TOK_H - 6);
+          g.stroke();
         }
-        g.stroke();
       });
     });
     g.globalAlpha = 1;
@@ -668,6 +679,10 @@
   }
   window.attnExplorer = {
     ready: true,
+    /* ms from the start of navigation until the script had drawn the page, and
+     * until the browser had painted it (set after the first frame) */
+    readyMs: performance.now(),
+    paintedMs: -1,
     decimals: DEC,
     maps: function () {
       return DATA.maps.map(function (m) {
@@ -730,4 +745,7 @@
       return this.details();
     }
   };
+  requestAnimationFrame(function () {
+    setTimeout(function () { window.attnExplorer.paintedMs = performance.now(); }, 0);
+  });
 })();
