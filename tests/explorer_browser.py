@@ -383,9 +383,13 @@ def run_page(dt, html, tsv, name, keep_dir):
             screenshot(dt, name, "step", keep_dir)
             dt.js("attnExplorer.setView('head')")
         # head view: a real hover over a query token and a key token, first and last layer
+        if k == 0:
+            dt.mouse("mouseMoved", 2, 2)
+            dt.js("attnExplorer.setLayer(%d); window.scrollTo(0, 0)" % (L - 1))
+            screenshot(dt, name, "head-all", keep_dir)
         for layer in sorted({0, L - 1}):
             dt.js("attnExplorer.setLayer(%d)" % layer)
-            q = min(R - 1, 3)
+            q = R // 2
             p = dt.js("attnExplorer.tokenRect('row', %d)" % q)
             dt.mouse("mouseMoved", p["x"], p["y"])
             check_table(dt, name, W8, k, layer, "row", q, R, C, dec, masked_fn)

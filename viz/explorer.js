@@ -473,7 +473,7 @@
       d.dataset.index = String(c);
       d.title = m.colAxis + ' ' + c;
       top.appendChild(d);
-      labH = Math.max(labH, Math.min(120, 8 * shown(t).length + 8));
+      labH = Math.max(labH, Math.min(120, 8 * shown(t).length + 14));
     });
     top.style.height = labH + 'px';
     m.rowLabels.forEach(function (t, r) {
