@@ -833,8 +833,48 @@ static void draw_panel(uint8_t *canvas, int cw, int x0, int y0, const float *img
             }
 }
 
+/* --html: the SAGAN weights of image 0 of w [B, 1, N, Nk] (queries: the
+ * qh x qw positions; keys: the kh x kw ones, max-pooled for sagan-code). */
+static int vision_page(const char *html, const char *weights, const attn_tensor *w, int qh, int qw, int kh,
+                       int kw, long long image, const char *label, const char *model) {
+    const int N = qh * qw, Nk = kh * kw;
+    char(*names)[16] = calloc((size_t)(N + Nk), sizeof *names);
+    const char **rl = calloc((size_t)N, sizeof *rl), **cl = calloc((size_t)Nk, sizeof *cl);
+    int rc = 1;
+    if (!names || !rl || !cl) {
+        fprintf(stderr, "attn vision maps: out of memory\n");
+        goto out;
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "%d,%d", i / qw % 1000, i % qw % 1000);
+        rl[i] = names[i];
+    }
+    for (int i = 0; i < Nk; i++) {
+        snprintf(names[N + i], sizeof names[N + i], "%d,%d", i / kw % 1000, i % kw % 1000);
+        cl[i] = names[N + i];
+    }
+    char title[256], subt[256];
+    snprintf(title, sizeof title, "SAGAN attention of test image %lld (%s)", image, label);
+    snprintf(subt, sizeof subt, "%s: queries the %dx%d positions of the block's feature map, keys the %dx%d "
+             "positions%s", model, qh, qw, kh, kw, kh != qh ? " (max-pooled)" : "");
+    cli_page page = {0};
+    if (cli_page_add_floats(&page, "vision maps", "feature-map attention", ATTN_EXPLORER_CROSS, attn_f32(w), 1, 1, N,
+                            Nk, rl, cl, "query position", "key position", -1)) {
+        cli_page_free(&page);
+        goto out;
+    }
+    page.maps[0].col_grid = kw;
+    rc = cli_page_write(&page, "vision maps", html, weights, title, subt, 0);
+out:
+    free(names);
+    free(rl);
+    free(cl);
+    return rc;
+}
+
 static int cmd_vision_maps(int argc, char **argv) {
-    const char *sub = "maps", *model = NULL, *out = NULL, *data = "data/fashion-mnist";
+    const char *sub = "maps", *model = NULL, *out = NULL, *data = "data/fashion-mnist", *html = NULL;
+    const char *weights = NULL;
     long long n_img = 4, first = 0, threads = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -847,7 +887,10 @@ static int cmd_vision_maps(int argc, char **argv) {
                    "weights in black-red-yellow-white). SAGAN: the softmax weights of the query over\n"
                    "the key positions. Simple SA has no softmax: the panel shows |x_i^T W x_j|, the\n"
                    "magnitude of the coefficient of position i in the output at j, scaled to its\n"
-                   "largest value. DIR/maps.txt names the rows (label, prediction, queries).\n",
+                   "largest value. DIR/maps.txt names the rows (label, prediction, queries).\n"
+                   "  --html FILE      also the SAGAN weights of every query position of the first\n"
+                   "                   image as an attention explorer page (positions \"row,col\")\n"
+                   "  --weights FILE   with --html: the weights at full precision as text\n",
                    MAP_QUERIES);
             return 0;
         }
@@ -859,6 +902,8 @@ static int cmd_vision_maps(int argc, char **argv) {
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--html")) html = v;
+        else if (!strcmp(a, "--weights")) weights = v;
         else if (!strcmp(a, "--images")) rc = opt_int(sub, a, v, 1, 64, &n_img);
         else if (!strcmp(a, "--first")) rc = opt_int(sub, a, v, 0, 1 << 30, &first);
         else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
@@ -870,6 +915,10 @@ static int cmd_vision_maps(int argc, char **argv) {
     if (rc) return rc;
     if (!model || !out) {
         fprintf(stderr, "attn vision maps: --model DIR and --out DIR are required\n");
+        return 2;
+    }
+    if (weights && !html) {
+        fprintf(stderr, "attn vision maps: --weights goes with --html FILE\n");
         return 2;
     }
     attn_params *ps = NULL;
@@ -1008,6 +1057,12 @@ static int cmd_vision_maps(int argc, char **argv) {
         }
     }
     free(wx);
+    if (html && simple) {
+        fprintf(stderr, "attn vision maps: Simple SA has no attention weights (no softmax): no --html page\n");
+        goto done;
+    }
+    if (html && vision_page(html, weights, w, qh, qw, kh, kw, first, class_names[d.test_y.data[first]], model))
+        goto done;
     dir_file(path, sizeof path, out, "maps.png");
     if (attn_png_write(path, canvas, cw, ch, 3) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot write the picture");

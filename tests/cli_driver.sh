@@ -683,6 +683,12 @@ rc=$?
 [ "$rc" = 0 ] && [ "$(head -c 4 "$TMP/vismaps/maps.png" | od -An -tx1 | tr -d ' ')" = 89504e47 ] &&
     grep -q "^row 1: test image 1" "$TMP/vismaps/maps.txt" && ok "vision maps writes maps.png and maps.txt" ||
     fail "vision maps: exit $rc: $(head -c 300 "$TMP/vis6.out")"
+"$ATTN" vision maps --model "$TMP/vis" --data "$FM" --out "$TMP/vismaps" --images 1 --html "$TMP/vismaps/p.html" \
+    --threads 1 >"$TMP/vis6.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] && grep -q '"name":"feature-map attention"' "$TMP/vismaps/p.html" && grep -q '"colGrid":' "$TMP/vismaps/p.html" &&
+    ok "vision maps --html: the SAGAN weights of every query position as a page" ||
+    fail "vision maps --html: exit $rc: $(head -c 300 "$TMP/vis6.out")"
 "${VIS[@]}" --out "$TMP/visplain" --steps 2 >/dev/null 2>&1
 "$ATTN" vision maps --model "$TMP/visplain" --data "$FM" --out "$TMP/vismaps2" >"$TMP/vis7.out" 2>&1
 rc=$?
