@@ -600,6 +600,11 @@
     drawZoom();
   }
   $('step').addEventListener('input', function () { setStep(Number(this.value)); });
+  document.addEventListener('keydown', function (e) { /* arrow keys step through an alignment */
+    if (S.view !== 'step' || e.target.tagName === 'INPUT' || e.target.tagName === 'SELECT') return;
+    if (e.key === 'ArrowRight') setStep(S.step + 1);
+    else if (e.key === 'ArrowLeft') setStep(S.step - 1);
+  });
   $('step-prev').addEventListener('click', function () { setStep(Math.max(0, S.step - 1)); });
   $('step-next').addEventListener('click', function () { setStep(Math.min(M().rows - 1, S.step + 1)); });
   $('step-play').addEventListener('click', function () {
