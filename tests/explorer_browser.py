@@ -440,6 +440,10 @@ def run_page(dt, html, tsv, name, keep_dir):
         check(not bad, "%s map %d: hovering cells of the enlarged map shows value, tokens, layer and head" % (name, k),
               "; ".join(bad))
         if k == 0 or m["kind"] == "cross":
+            # the grid and the top of the enlarged map in view, a cell's tooltip shown
+            dt.js("window.scrollTo(0, 0); document.getElementById('zoom-scroll').scrollTo(0, 0)")
+            p = dt.js("attnExplorer.cellRect(%d, %d)" % (min(R - 1, 4), min(C - 1, 2)))
+            dt.mouse("mouseMoved", p["x"], p["y"])
             screenshot(dt, name, "model" if k == 0 else "model-cross", keep_dir)
         dt.mouse("mouseMoved", 2, 2)
         dt.js("attnExplorer.setView('head')") if m["kind"] != "alignment" else None
