@@ -275,6 +275,15 @@ static void test_errors(void) {
     CHECK(attn_explorer_write(path, &page) == ATTN_ERR_INVALID_ARG && strstr(attn_last_error(), "R 0"),
           "0 rows: '%s'", attn_last_error());
     m.rows = R;
+    /* 64 x 64 x 4096 x 4096 weights are claimed: refused before any is read */
+    m.layers = ATTN_EXPLORER_MAX_LAYERS;
+    m.heads = ATTN_EXPLORER_MAX_HEADS;
+    m.rows = m.cols = ATTN_EXPLORER_MAX_TOKENS;
+    CHECK(attn_explorer_write(path, &page) == ATTN_ERR_INVALID_ARG && strstr(attn_last_error(), "fit a page"),
+          "too many weights: '%s'", attn_last_error());
+    m.heads = H;
+    m.rows = R;
+    m.cols = C;
     m.layers = ATTN_EXPLORER_MAX_LAYERS + 1;
     CHECK(attn_explorer_write(path, &page) == ATTN_ERR_INVALID_ARG, "65 layers accepted");
     m.layers = L;

@@ -44,6 +44,9 @@ static attn_status check_map(const char *fn, const attn_explorer_map *m, int k, 
     for (int c = 0; c < m->cols; c++)
         if (!m->col_labels[c]) return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): column label %d is NULL", fn, k, m->name, c);
     const size_t n = (size_t)m->layers * (size_t)m->heads * (size_t)m->rows * (size_t)m->cols;
+    if (n > (size_t)ATTN_EXPLORER_MAX_WEIGHTS - *total) /* before reading them */
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): %zu weights, %zu before it: at most %d "
+                           "fit a page", fn, k, m->name, n, *total, ATTN_EXPLORER_MAX_WEIGHTS);
     for (size_t i = 0; i < n; i++) {
         const float w = m->weights[i];
         if (!(w >= 0.0f && w <= 1.0f)) { /* NaN fails too */
@@ -74,9 +77,6 @@ static attn_status check_page(const char *fn, const attn_explorer_page *p, size_
         attn_status st = check_map(fn, &p->maps[k], k, total);
         if (st != ATTN_OK) return st;
     }
-    if (*total > ATTN_EXPLORER_MAX_WEIGHTS)
-        return attn__error(ATTN_ERR_INVALID_ARG, "%s: %zu weights in all maps: at most %d fit a page",
-                           fn, *total, ATTN_EXPLORER_MAX_WEIGHTS);
     return ATTN_OK;
 }
 
