@@ -6,7 +6,7 @@
  * docs/transformer_s2s.md are the manuals.
  *
  *   attn seq2seq train     --task dates|gettext [--lang de|fr] --out DIR [options]
- *   attn seq2seq translate --model DIR [--beam K] [--alpha A] [--svg FILE] [TEXT ...]
+ *   attn seq2seq translate --model DIR [--beam K] [--alpha A] [--svg FILE] [--html FILE] [TEXT ...]
  *   attn seq2seq eval      --model DIR [--split valid|test] [--beam K] [--limit N] [--json]
  *   attn transformer ...   the same commands and files for the Transformer
  *

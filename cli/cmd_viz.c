@@ -1,5 +1,7 @@
 /* cmd_viz.c: `attn viz`: every layer's and head's attention of a model for
- * one input, as SVG grids: the layers x heads grid of one set of attention
+ * one input, as an interactive page (--html: the attention explorer,
+ * include/attn/explorer.h; the cli_page helpers here serve every command's
+ * --html) or as SVG grids: the layers x heads grid of one set of attention
  * maps; the encoder, decoder and cross-attention of an encoder-decoder
  * Transformer (attn transformer train; its model comes through the
  * Transformer's family, cli/s2s.h); the self-attention of a GPT (attn gpt
