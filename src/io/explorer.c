@@ -36,6 +36,10 @@ static attn_status check_map(const char *fn, const attn_explorer_map *m, int k, 
     if (m->kind == ATTN_EXPLORER_ALIGNMENT && (m->layers != 1 || m->heads != 1))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): an alignment map has 1 layer and "
                            "1 head, not %d and %d", fn, k, m->name, m->layers, m->heads);
+    const size_t n = (size_t)m->layers * (size_t)m->heads * (size_t)m->rows * (size_t)m->cols;
+    if (n > (size_t)ATTN_EXPLORER_MAX_WEIGHTS - *total) /* before reading anything */
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): %zu weights, %zu before it: at most %d "
+                           "fit a page", fn, k, m->name, n, *total, ATTN_EXPLORER_MAX_WEIGHTS);
     if (m->col_grid < 0 || (m->col_grid > 0 && m->cols % m->col_grid != 0))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): col_grid %d does not divide %d columns",
                            fn, k, m->name, m->col_grid, m->cols);
@@ -43,10 +47,6 @@ static attn_status check_map(const char *fn, const attn_explorer_map *m, int k, 
         if (!m->row_labels[r]) return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): row label %d is NULL", fn, k, m->name, r);
     for (int c = 0; c < m->cols; c++)
         if (!m->col_labels[c]) return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): column label %d is NULL", fn, k, m->name, c);
-    const size_t n = (size_t)m->layers * (size_t)m->heads * (size_t)m->rows * (size_t)m->cols;
-    if (n > (size_t)ATTN_EXPLORER_MAX_WEIGHTS - *total) /* before reading them */
-        return attn__error(ATTN_ERR_INVALID_ARG, "%s: map %d (%s): %zu weights, %zu before it: at most %d "
-                           "fit a page", fn, k, m->name, n, *total, ATTN_EXPLORER_MAX_WEIGHTS);
     for (size_t i = 0; i < n; i++) {
         const float w = m->weights[i];
         if (!(w >= 0.0f && w <= 1.0f)) { /* NaN fails too */
