@@ -411,6 +411,14 @@ if [ "$rc" = 0 ] && [ -s "$TMP/grid.png" ] && grep -q "9 samples written" "$TMP/
 else
     fail "gan sample: exit $rc: $(head -c 300 "$TMP/gs.out")"
 fi
+"$ATTN" gan sample --model "$TMP/gan" --out "$TMP/grid.png" --rows 1 --html "$TMP/gan.html" --threads 1 >"$TMP/gs.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q '"name":"generator attention","kind":"cross","layers":1,"heads":1,"rows":196,"cols":196' \
+    "$TMP/gan.html" && grep -q '"colGrid":14' "$TMP/gan.html"; then
+    ok "gan sample --html: the generator's 196 x 196 attention map as a page"
+else
+    fail "gan sample --html: exit $rc: $(head -c 300 "$TMP/gs.out")"
+fi
 "${GAN[@]}" --out "$TMP/gan-lr" --steps 2 --lr 0.1 >"$TMP/gl.out" 2>&1
 rc=$?
 if [ "$rc" = 2 ] && grep -q -- "--lr-d" "$TMP/gl.out" && [ ! -e "$TMP/gan-lr/model.safetensors" ]; then
