@@ -163,6 +163,10 @@ int cli_page_write(cli_page *p, const char *cmd, const char *html, const char *w
     page.subtitle = subtitle;
     page.maps = p->maps;
     page.n_maps = p->n;
+    /* ATTN_EXPLORER_DECIMALS=2|3 forces the precision (default automatic:
+     * docs/explorer.md); the browser test uses it to cover both encodings */
+    const char *dec = getenv("ATTN_EXPLORER_DECIMALS");
+    if (dec && (!strcmp(dec, "2") || !strcmp(dec, "3"))) page.decimals = dec[0] - '0';
     int rc = 0;
     if (make_parent_dirs(html) != 0) {
         fprintf(stderr, "attn %s: cannot create the folder of %s: %s\n", cmd, html, strerror(errno));

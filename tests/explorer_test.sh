@@ -95,6 +95,12 @@ PAGES=()
 
 train gpt "$ATTN" gpt train --data "$DATA" --layers 2 --heads 4 --d-model 32 --ctx 32 --batch 8 \
     --steps "$STEPS" && page gpt "$ATTN" viz --model "$TMP/gpt" --threads 1 "the cat sat on the mat."
+# the same page with 2 decimals (uint8 weights), the encoding of big pages
+if [ -d "$TMP/gpt" ]; then
+    ATTN_EXPLORER_DECIMALS=2 page gpt2dec "$ATTN" viz --model "$TMP/gpt" --threads 1 "a dog ran in the fog."
+    grep -q '"decimals":2' "$TMP/pages/gpt2dec.html" && ok "gpt2dec: ATTN_EXPLORER_DECIMALS=2 gives a 2-decimal page" ||
+        fail "gpt2dec: not a 2-decimal page"
+fi
 train bert "$ATTN" bert pretrain --text "$DATA/train.txt" --valid "$DATA/valid.txt" --tokenizer char \
     --layers 2 --heads 2 --d-model 16 --ctx 32 --batch 8 --steps "$STEPS" &&
     page bert "$ATTN" viz --model "$TMP/bert" --threads 1 "a dog ran in the fog."
