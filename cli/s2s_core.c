@@ -777,8 +777,20 @@ int write_html(const char *path, const char *weights, const bundle *b, const cha
     snprintf(sub, sizeof sub, "attn %s translate: %d output steps over %lld source tokens; "
              "row t is the step that emits output token t", s2s_cmd, rows, (long long)S);
     cli_page page = {0};
+    /* local-m attends to the window |s - min(t, S - 1)| <= D of step t
+     * (rnn_attention.h): drawn as the map's mask (the buffer the causal
+     * option allocates, rewritten) */
+    const int local_m = b->model && b->cfg.attention == ATTN_S2S_LOCAL_M;
     int rc = cli_page_add_floats(&page, s2s_cmd, "alignment", ATTN_EXPLORER_ALIGNMENT, align, 1, 1,
-                                 rows, S, rl, cl, "output step", "source", -1);
+                                 rows, S, rl, cl, "output step", "source", local_m ? 0 : -1);
+    if (!rc && local_m) {
+        const int64_t D = b->cfg.local_window;
+        for (int64_t t = 0; t < rows; t++) {
+            const int64_t p = t < S - 1 ? t : S - 1;
+            for (int64_t j = 0; j < S; j++) page.mask[0][t * S + j] = (j - p <= D && p - j <= D);
+        }
+        page.maps[0].mask_name = "local-m window";
+    }
     if (!rc) rc = cli_page_write(&page, s2s_cmd, path, weights, title, sub, 1);
     else cli_page_free(&page);
     free(rl);

@@ -360,10 +360,23 @@ def run_page(dt, html, tsv, name, keep_dir):
     for k, m in enumerate(maps):
         dt.js("attnExplorer.setMap(%d)" % k)
         L, Hh, R, C = m["layers"], m["heads"], m["rows"], m["cols"]
-        causal = m["masked"]
+        # The masked cells: for a causal mask the rule itself (key c after the
+        # query's position, shifted by a memory of C - R keys); for another
+        # (a local-m window) the page's own mask, checked against attn's
+        # weights: every masked cell has weight 0 in every layer and head.
+        held = dt.js("attnExplorer.mask(%d)" % k) if m["masked"] else None
+        if held is not None and m["maskName"] != "causal":
+            bad = [(l, h, r, c) for (kk, l, h, r, c), w in W8.items()
+                   if kk == k and held[r * C + c] == 0 and w != 0.0]
+            check(not bad, "%s map %d: attn's weights are 0 wherever the %s mask masks" % (name, k, m["maskName"]),
+                  "%d nonzero, first %r" % (len(bad), bad[:1]))
 
-        def masked_fn(r, c, causal=causal, R=R, C=C):
-            return bool(causal) and c > r + (C - R if C > R else 0)
+        def masked_fn(r, c, m=m, held=held, R=R, C=C):
+            if not m["masked"]:
+                return False
+            if m["maskName"] == "causal":
+                return c > r + (C - R if C > R else 0)
+            return held[r * C + c] == 0
 
         if m["kind"] == "alignment":
             st = dt.js("attnExplorer.state()")

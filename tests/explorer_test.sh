@@ -3,8 +3,9 @@
 #
 #   bash tests/explorer_test.sh [BUILD_DIR] [--screenshots DIR]
 #
-# Trains tiny models (a GPT, a BERT, an encoder-decoder Transformer and an RNN
-# seq2seq on the date task, a Transformer-XL language model; seconds), writes
+# Trains tiny models (a GPT, a BERT, an encoder-decoder Transformer and two RNN
+# seq2seq, Bahdanau and local-m, on the date task, a Transformer-XL language
+# model; seconds), writes
 # their explorer pages with the weights at full precision beside them (--html
 # PAGE --weights TSV), and checks each page in headless Chromium through the
 # DevTools protocol (tests/explorer_browser.py: no console errors, a real mouse
@@ -109,6 +110,10 @@ train transformer "$ATTN" transformer train --task dates --d-model 32 --heads 4 
     page transformer "$ATTN" viz --model "$TMP/transformer" --threads 1 "december 25, 1999"
 train rnn "$ATTN" seq2seq train --task dates --emb 32 --hidden 32 "${S2S_SIZE[@]}" --steps "$S2S_STEPS" &&
     page rnn "$ATTN" seq2seq translate --model "$TMP/rnn" --threads 1 "december 25, 1999"
+# a local-m RNN: its window (|s - t| <= D) drawn as the mask, checked against the weights
+train localm "$ATTN" seq2seq train --task dates --emb 16 --hidden 16 --attention local-m --window 2 \
+    "${S2S_SIZE[@]}" --steps "$S2S_STEPS" &&
+    page localm "$ATTN" seq2seq translate --model "$TMP/localm" --threads 1 "december 25, 1999"
 train txl "$ATTN" lm train --data "$DATA" --arch txl --layers 2 --heads 2 --d-model 16 --segment 8 \
     --mem-len 8 --batch 4 --steps "$STEPS" &&
     page txl "$ATTN" lm viz --model "$TMP/txl" --threads 1 --text "the cat sat on the mat."

@@ -692,7 +692,7 @@
     maps: function () {
       return DATA.maps.map(function (m) {
         return { name: m.name, kind: m.kind, layers: m.layers, heads: m.heads, rows: m.rows, cols: m.cols,
-                 masked: !!m.allowed };
+                 masked: !!m.allowed, maskName: m.allowed ? (m.maskName || 'mask') : null };
       });
     },
     state: function () {
@@ -701,6 +701,8 @@
     },
     setMap: setMap, setView: setView, setLayer: setLayer, setHeads: setHeads, setStep: setStep,
     openZoom: openZoom,
+    /* map k's mask as held: [R * C] of 1 (allowed) and 0 (masked), or null */
+    mask: function (k) { var a = DATA.maps[k].allowed; return a ? Array.prototype.slice.call(a) : null; },
     /* weight (l, h, r, c) of map k as the page holds it (quantised) */
     value: function (k, l, h, r, c) { return qAt(DATA.maps[k], l, h, r, c) / SCALE; },
     /* centre, in viewport pixels, of token i of the head view's 'row' or 'col' column */
