@@ -49,6 +49,7 @@ if [ ! -x "$ATTN" ]; then
     echo "explorer: 0 passed, 1 failed"
     exit 1
 fi
+ATTN="$(cd "$(dirname "$ATTN")" && pwd)/attn" # absolute: pages are written from $TMP
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/attn_explorer.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
@@ -84,7 +85,8 @@ train() { # NAME CMD...
 page() { # NAME CMD... (--html and --weights added)
     local name="$1"
     shift
-    if "$@" --html "$TMP/pages/$name.html" --weights "$TMP/pages/$name.tsv" >"$TMP/$name.page.log" 2>&1 &&
+    # run in $TMP with the model's folder relative: the page's subtitle names it
+    if (cd "$TMP" && "$@" --html "pages/$name.html" --weights "pages/$name.tsv") >"$TMP/$name.page.log" 2>&1 &&
         [ -s "$TMP/pages/$name.html" ] && [ -s "$TMP/pages/$name.tsv" ]; then
         ok "$name: page and weights written ($(wc -c <"$TMP/pages/$name.html") bytes)"
         PAGES+=("$TMP/pages/$name.html:$TMP/pages/$name.tsv:$name")
@@ -95,28 +97,28 @@ page() { # NAME CMD... (--html and --weights added)
 PAGES=()
 
 train gpt "$ATTN" gpt train --data "$DATA" --layers 2 --heads 4 --d-model 32 --ctx 32 --batch 8 \
-    --steps "$STEPS" && page gpt "$ATTN" viz --model "$TMP/gpt" --threads 1 "the cat sat on the mat."
+    --steps "$STEPS" && page gpt "$ATTN" viz --model gpt --threads 1 "the cat sat on the mat."
 # the same page with 2 decimals (uint8 weights), the encoding of big pages
 if [ -d "$TMP/gpt" ]; then
-    ATTN_EXPLORER_DECIMALS=2 page gpt2dec "$ATTN" viz --model "$TMP/gpt" --threads 1 "a dog ran in the fog."
+    ATTN_EXPLORER_DECIMALS=2 page gpt2dec "$ATTN" viz --model gpt --threads 1 "a dog ran in the fog."
     grep -q '"decimals":2' "$TMP/pages/gpt2dec.html" && ok "gpt2dec: ATTN_EXPLORER_DECIMALS=2 gives a 2-decimal page" ||
         fail "gpt2dec: not a 2-decimal page"
 fi
 train bert "$ATTN" bert pretrain --text "$DATA/train.txt" --valid "$DATA/valid.txt" --tokenizer char \
     --layers 2 --heads 2 --d-model 16 --ctx 32 --batch 8 --steps "$STEPS" &&
-    page bert "$ATTN" viz --model "$TMP/bert" --threads 1 "a dog ran in the fog."
+    page bert "$ATTN" viz --model bert --threads 1 "a dog ran in the fog."
 train transformer "$ATTN" transformer train --task dates --d-model 32 --heads 4 --layers 2 "${S2S_SIZE[@]}" \
     --steps "$S2S_STEPS" &&
-    page transformer "$ATTN" viz --model "$TMP/transformer" --threads 1 "december 25, 1999"
+    page transformer "$ATTN" viz --model transformer --threads 1 "december 25, 1999"
 train rnn "$ATTN" seq2seq train --task dates --emb 32 --hidden 32 "${S2S_SIZE[@]}" --steps "$S2S_STEPS" &&
-    page rnn "$ATTN" seq2seq translate --model "$TMP/rnn" --threads 1 "december 25, 1999"
+    page rnn "$ATTN" seq2seq translate --model rnn --threads 1 "december 25, 1999"
 # a local-m RNN: its window (|s - t| <= D) drawn as the mask, checked against the weights
 train localm "$ATTN" seq2seq train --task dates --emb 16 --hidden 16 --attention local-m --window 2 \
     "${S2S_SIZE[@]}" --steps "$S2S_STEPS" &&
-    page localm "$ATTN" seq2seq translate --model "$TMP/localm" --threads 1 "december 25, 1999"
+    page localm "$ATTN" seq2seq translate --model localm --threads 1 "december 25, 1999"
 train txl "$ATTN" lm train --data "$DATA" --arch txl --layers 2 --heads 2 --d-model 16 --segment 8 \
     --mem-len 8 --batch 4 --steps "$STEPS" &&
-    page txl "$ATTN" lm viz --model "$TMP/txl" --threads 1 --text "the cat sat on the mat."
+    page txl "$ATTN" lm viz --model txl --threads 1 --text "the cat sat on the mat."
 
 # Size: a 6-layer, 12-head GPT (untrained: 2 steps) over 127 tokens, 1.2 M
 # weights in a 3 MB page, must be drawn and painted within BIG_MS of the start
