@@ -4,9 +4,11 @@
  * The data is the JSON object in <script id="attn-data">:
  *   {version, decimals, title, subtitle, maps: [{name, kind ("self", "cross",
  *    "alignment"), layers, heads, rows, cols, rowAxis, colAxis, note,
- *    rowLabels, colLabels, maskName?, mask? (base64, one byte per cell, 1 =
- *    allowed), w (base64 of the quantised weights: uint16 little-endian
- *    round(w * 1000) when decimals is 3, uint8 round(w * 100) when 2)}]}
+ *    rowLabels, colLabels, colGrid? (columns laid out as a grid of this
+ *    width: image regions), maskName?, mask? (base64, one byte per cell, 0 =
+ *    masked, else allowed), w (base64 of the quantised weights: uint16
+ *    little-endian round(w * 1000) when decimals is 3, uint8 round(w * 100)
+ *    when 2)}]}
  * weights [L, H, R, C] row-major as in include/attn/explorer.h.
  *
  * Views: the head view (two token columns and lines), the model view (every

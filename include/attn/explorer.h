@@ -66,9 +66,9 @@ typedef struct attn_explorer_map {
     const char *const *col_labels; /* C UTF-8 strings */
     const char *row_axis;          /* e.g. "query", "output step"; NULL: "query" */
     const char *col_axis;          /* e.g. "key", "source"; NULL: "key" */
-    /* [R, C]: 1 where query r may attend to key c, 0 where the model masks
-     * it (causal, window, padding), or NULL for no mask. The page draws
-     * masked cells hatched under the weights. */
+    /* [R, C]: 1 (any nonzero) where query r may attend to key c, 0 where
+     * the model masks it (causal, window, padding), or NULL for no mask.
+     * The page draws masked cells hatched under the weights. */
     const uint8_t *mask;
     const char *mask_name;         /* e.g. "causal"; NULL: "mask" */
     const char *note;              /* one line under the tab, or NULL */
