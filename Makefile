@@ -5,6 +5,7 @@
 #   make fixtures     regenerate tests/fixtures/ with PyTorch (development only)
 #   make bench        build the benchmarks (bench/)
 #   make fuzz         build the libFuzzer harnesses (clang) and run each for FUZZ_SECONDS
+#   make explorer-test  the attention explorer's pages in headless Chromium
 #   make WERROR=1     warnings are errors (CI)
 #   make OPENMP=0     build without OpenMP (single-threaded portable core)
 #   make install      headers, libattn.a, libattn.so.<version> (soname libattn.so.<abi>),
@@ -38,7 +39,10 @@ CFLAGS  += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS  += $(LDOMP) -lm -ldl $(EXTRA_LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The attention explorer's page code (viz/), embedded as byte arrays into a
+# generated source (tools/embed.c, built with the same compiler).
+EXPLORER_ASSETS := viz/explorer.html viz/explorer.js viz/explorer.css
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/explorer_assets.o
 CLI_SRC   := $(sort $(wildcard cli/*.c))
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  := $(sort $(wildcard tests/*.c))
@@ -66,13 +70,25 @@ CLI    = $(BUILD)/attn
 TESTS  = $(BUILD)/attn_tests
 
 .PHONY: all test check sanitize fixtures bench examples clean deps headers-cxx alloc-fail fuzz \
-        install uninstall install-test python-test print-ldlibs
+        install uninstall install-test python-test print-ldlibs explorer-test
 
 all: $(STATIC) $(SHARED) $(CLI) $(EX_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -o $@ $<
+
+$(BUILD)/gen/explorer_assets.c: $(BUILD)/tools/embed $(EXPLORER_ASSETS)
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $@ attn__explorer_html viz/explorer.html \
+	  attn__explorer_js viz/explorer.js attn__explorer_css viz/explorer.css
+
+$(BUILD)/gen/explorer_assets.o: $(BUILD)/gen/explorer_assets.c
+	$(CC) $(CFLAGS) -c $< -o $@
 
 # sqrtf without errno in the optimizer (src/nn/optim.c): the same IEEE
 # results, and the Adam(W) loop vectorises (with errno GCC keeps a scalar
@@ -137,6 +153,12 @@ test: all $(TESTS)
 	bash tests/fault_tests.sh $(BUILD)
 
 check: test
+
+# The attention explorer (attn ... --html) in headless Chromium: pages of tiny
+# models checked through the DevTools protocol (a counted skip without a
+# browser; scripts/setup.sh --browser installs one). CI runs it after make test.
+explorer-test: all
+	bash tests/explorer_test.sh $(BUILD)
 
 # Public headers must also compile as C++.
 headers-cxx:

@@ -1210,16 +1210,65 @@ done_l:
 
 static void describe_usage(FILE *f) {
     fprintf(f,
-        "usage: attn caption describe --model DIR IMAGE.png [--picture OUT.png]\n\n"
+        "usage: attn caption describe --model DIR IMAGE.png [--picture OUT.png] [--html FILE]\n\n"
         "Captions your own 56x56 grey PNG (a 2x2 grid of 28x28 cells, light items on black,\n"
         "as Fashion-MNIST) and, with --picture, draws each word's attention over it.\n\n"
         "  --picture OUT.png    the attention picture\n"
+        "  --html FILE          each word's attention over the image regions (row,col of\n"
+        "                       the encoder's grid) as an attention explorer page\n"
+        "  --weights FILE       with --html: the weights at full precision as text\n"
         "  --encoder PATH       another copy of the model's encoder\n"
         "  --threads N          threads (default: all)\n");
 }
 
+/* --html: the words down, the encoder's L = side x side regions across
+ * (labelled "row,col"), one alignment map; the step view shows each word's
+ * weights over the regions. */
+static int describe_page(const char *html, const char *weights, const char *image, const char *text,
+                         const int32_t *ids, const float *al, int64_t L) {
+    const int side = (int)lround(sqrt((double)L));
+    int nw = 0; /* the words and the end, as write_picture */
+    while (nw < MAX_LEN && ids[nw] != ATTN_CAPTION_PAD_ID) {
+        nw++;
+        if (ids[nw - 1] == ATTN_CAPTION_EOS_ID) break;
+    }
+    if (nw < 1) {
+        fprintf(stderr, "attn caption describe: no word was generated: no page\n");
+        return 1;
+    }
+    const char *rl[MAX_LEN];
+    char(*names)[24] = calloc((size_t)L, sizeof *names);
+    const char **cl = calloc((size_t)L, sizeof *cl);
+    if (!names || !cl) {
+        free(names);
+        free(cl);
+        fprintf(stderr, "attn caption describe: out of memory\n");
+        return 1;
+    }
+    for (int t = 0; t < nw; t++) rl[t] = attn_caption_word(ids[t]);
+    for (int64_t k = 0; k < L; k++) {
+        if (side * side == L) snprintf(names[k], sizeof names[k], "%d,%d", (int)(k / side), (int)(k % side));
+        else snprintf(names[k], sizeof names[k], "%lld", (long long)k);
+        cl[k] = names[k];
+    }
+    char title[700], subt[256];
+    snprintf(title, sizeof title, "Show, Attend and Tell: \"%s\"", text);
+    snprintf(subt, sizeof subt, "%s: %d words over %lld image regions (row,col of the encoder's %dx%d grid)", image,
+             nw, (long long)L, side, side);
+    cli_page page = {0};
+    int rc = cli_page_add_floats(&page, "caption", "word attention", ATTN_EXPLORER_ALIGNMENT, al, 1, 1, nw, L, rl,
+                                 cl, "word", "region", -1);
+    if (!rc && side * side == L) page.maps[0].col_grid = side;
+    if (!rc) rc = cli_page_write(&page, "caption", html, weights, title, subt, 1);
+    else cli_page_free(&page);
+    free(names);
+    free(cl);
+    return rc;
+}
+
 static int cmd_caption_describe(int argc, char **argv) {
     const char *prog = "attn caption describe", *model = NULL, *image = NULL, *pic = NULL, *enc = NULL;
+    const char *html = NULL, *weights = NULL;
     long long threads = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -1239,6 +1288,8 @@ static int cmd_caption_describe(int argc, char **argv) {
         i++;
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--picture")) pic = v;
+        else if (!strcmp(a, "--html")) html = v;
+        else if (!strcmp(a, "--weights")) weights = v;
         else if (!strcmp(a, "--encoder")) enc = v;
         else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, "describe", a, v, 0, 1024, &threads);
         else {
@@ -1253,6 +1304,10 @@ static int cmd_caption_describe(int argc, char **argv) {
     if (rc) return rc;
     if (!model || !image) {
         fprintf(stderr, "%s: --model DIR and an IMAGE.png are required (try '%s --help')\n", prog, prog);
+        return 2;
+    }
+    if (weights && !html) {
+        fprintf(stderr, "%s: --weights goes with --html FILE\n", prog);
         return 2;
     }
     uint8_t *px = NULL;
@@ -1298,6 +1353,7 @@ static int cmd_caption_describe(int argc, char **argv) {
     attn_caption_text(ids, MAX_LEN, text, sizeof text);
     printf("%s\n", text);
     if (pic && write_picture(prog, pic, grey, ids, al, L, NULL)) goto done;
+    if (html && describe_page(html, weights, image, text, ids, al, L)) goto done;
     rc = 0;
 done:
     free(annot);

@@ -727,8 +727,60 @@ done:
 
 /* ---- sample ------------------------------------------------------------------------------ */
 
+/* --html: the generator's attention map [1, 1, 196, 196] of the first sample
+ * of stream seed (the first latent generate() draws: the grid's first
+ * image, batchnorm in evaluation mode being per sample). */
+static int gan_page(attn_ctx *ctx, const attn_gan *g, long long seed, const char *html, const char *weights,
+                    const char *model) {
+    if (!g->cfg.attention) {
+        fprintf(stderr, "attn gan sample: the model in %s has no attention block: no --html page\n", model);
+        return 1;
+    }
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    attn_rng rng;
+    attn_rng_init(&rng, (uint64_t)seed);
+    attn_tensor *z = attn_tensor_new(ctx, ATTN_F32, 2, (int64_t[]){1, g->cfg.z_dim});
+    if (z) fill_normal(attn_f32(z), g->cfg.z_dim, &rng);
+    attn_tensor *map = NULL;
+    if (!z || !attn_gan_generate(ctx, g, z, &map) || !map || map->ndim != 4 || map->shape[2] != map->shape[3]) {
+        fprintf(stderr, "attn gan sample: the attention map: %s\n", map ? "unexpected shape" : attn_ctx_error(ctx));
+        return 1;
+    }
+    const int64_t N = map->shape[2];
+    const int side = (int)lround(sqrt((double)N));
+    char(*names)[16] = calloc((size_t)N, sizeof *names);
+    const char **lab = calloc((size_t)N, sizeof *lab);
+    int rc = 1;
+    if (!names || !lab) {
+        fprintf(stderr, "attn gan sample: out of memory\n");
+    } else {
+        for (int64_t i = 0; i < N; i++) {
+            snprintf(names[i], sizeof names[i], "%d,%d", (int)(i / side % 1000), (int)(i % side % 1000));
+            lab[i] = names[i];
+        }
+        char title[160], subt[256];
+        snprintf(title, sizeof title, "SAGAN generator attention of sample 0 (seed %lld)", seed);
+        snprintf(subt, sizeof subt, "%s: each of the %dx%d positions of the generator's feature map over all of them",
+                 model, side, side);
+        cli_page page = {0};
+        if (cli_page_add_floats(&page, "gan sample", "generator attention", ATTN_EXPLORER_CROSS, attn_f32(map), 1, 1,
+                                N, N, lab, lab, "query position", "key position", -1)) {
+            cli_page_free(&page);
+        } else {
+            if (side * side == N) page.maps[0].col_grid = side;
+            rc = cli_page_write(&page, "gan sample", html, weights, title, subt, 0);
+        }
+    }
+    free(names);
+    free(lab);
+    return rc;
+}
+
 static int cmd_gan_sample(int argc, char **argv) {
-    const char *prog = "attn gan sample", *sub = "sample", *model = NULL, *out = NULL;
+    const char *prog = "attn gan sample", *sub = "sample", *model = NULL, *out = NULL, *html = NULL;
+    const char *weights = NULL;
     long long seed = 1, rows = 8, scale = 2, threads = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -738,12 +790,17 @@ static int cmd_gan_sample(int argc, char **argv) {
                    "[--threads N]\n\n"
                    "Draws rows x rows samples of the generator in DIR (evaluation mode: batchnorm's\n"
                    "running statistics) from latents of stream --seed (default 1) as one grey grid\n"
-                   "(default 8 x 8, each pixel drawn --scale x --scale, default 2).\n");
+                   "(default 8 x 8, each pixel drawn --scale x --scale, default 2).\n"
+                   "  --html FILE      also the generator's attention map of the first sample (every\n"
+                   "                   14x14 position over the others) as an attention explorer page\n"
+                   "  --weights FILE   with --html: the weights at full precision as text\n");
             return 0;
         }
         i++;
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--html")) html = v;
+        else if (!strcmp(a, "--weights")) weights = v;
         else if (!strcmp(a, "--seed")) rc = opt_int(sub, a, v, 0, 1ll << 62, &seed);
         else if (!strcmp(a, "--rows")) rc = opt_int(sub, a, v, 1, 32, &rows);
         else if (!strcmp(a, "--scale")) rc = opt_int(sub, a, v, 1, 8, &scale);
@@ -762,6 +819,10 @@ static int cmd_gan_sample(int argc, char **argv) {
         fprintf(stderr, "%s: --model DIR and --out FILE.png are required\n", prog);
         return 2;
     }
+    if (weights && !html) {
+        fprintf(stderr, "%s: --weights goes with --html FILE\n", prog);
+        return 2;
+    }
     attn_gan g;
     if (load_generator(model, &g)) return 1;
     attn_ctx *ctx = NULL;
@@ -775,7 +836,7 @@ static int cmd_gan_sample(int argc, char **argv) {
     else if (attn_ctx_new(&ctx, &cc) != ATTN_OK) rc = cli_fail(CMD, "cannot create the context");
     else if (generate(ctx, &g, n, 64, seed, x) == 0 && write_grid(out, x, n, (int)rows, (int)scale) == 0) {
         printf("%lld samples written to %s\n", (long long)n, out);
-        rc = 0;
+        rc = html ? gan_page(ctx, &g, seed, html, weights, model) : 0;
     }
     free(x);
     attn_ctx_free(ctx);

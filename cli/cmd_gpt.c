@@ -615,6 +615,9 @@ static void sample_usage(FILE *f) {
         "  --top-k K            only the K most probable tokens (default 0: all)\n"
         "  --top-p P            nucleus sampling (default 0.95; 1: off)\n"
         "  --seed N             (default 1)\n"
+        "  --html FILE          then write the attention explorer of the prompt and the\n"
+        "                       generated text (its last ctx tokens; docs/explorer.md)\n"
+        "  --weights FILE       with --html: every weight at full precision as text\n"
         "  --threads N          threads for the ops (default: all)\n");
 }
 
@@ -646,8 +649,62 @@ static int print_token(void *user, int32_t tok, int64_t i) {
     return sample_signal != 0;
 }
 
+/* --html: one forward pass over the prompt and the drawn tokens (the last
+ * ctx_len of them), its self-attention as an explorer page. */
+static int sample_page(attn_ctx *ctx, const attn_gpt *m, const attn_vocab *vocab, const int32_t *prompt,
+                       int64_t n_prompt, const int32_t *drawn, int64_t n_drawn, const char *html,
+                       const char *weights, const char *dir) {
+    const int64_t all = n_prompt + n_drawn;
+    const int64_t T = all < m->cfg.ctx_len ? all : m->cfg.ctx_len;
+    const int64_t first = all - T; /* index of the first token shown */
+    int32_t *seq = malloc(sizeof *seq * (size_t)T);
+    const char **labels = malloc(sizeof *labels * (size_t)T);
+    int rc = 1;
+    if (!seq || !labels) {
+        fprintf(stderr, "attn gpt sample: out of memory\n");
+        goto out;
+    }
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t i = first + t;
+        seq[t] = i < n_prompt ? prompt[i] : drawn[i - n_prompt];
+        labels[t] = attn_vocab_piece(vocab, seq[t]);
+    }
+    if (m->cfg.n_layers > ATTN_EXPLORER_MAX_LAYERS) {
+        fprintf(stderr, "attn gpt sample: %d layers do not fit a page\n", m->cfg.n_layers);
+        goto out;
+    }
+    attn_tensor *maps[ATTN_EXPLORER_MAX_LAYERS];
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    attn_tensor *it = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, T}, seq);
+    if (!it || !attn_gpt_logits_ex(ctx, m, it, NULL, maps)) {
+        rc = cli_fail(CMD, "the forward pass for --html failed");
+        goto out;
+    }
+    char title[160], subt[320];
+    snprintf(title, sizeof title, "GPT self-attention (causal) over a sample of %s", dir);
+    snprintf(subt, sizeof subt, "%lld prompt and %lld generated tokens%s; %d layers, %d heads",
+             (long long)n_prompt, (long long)n_drawn, first ? " (the last ctx_len shown)" : "",
+             m->cfg.n_layers, m->cfg.n_heads);
+    cli_page page = {0};
+    if (cli_page_add(&page, "gpt sample", "decoder self-attention", ATTN_EXPLORER_SELF, maps, m->cfg.n_layers,
+                     labels, labels, "query", "key", 0)) {
+        cli_page_free(&page);
+        goto out;
+    }
+    char note[96];
+    snprintf(note, sizeof note, "tokens %lld.. are generated", (long long)(n_prompt > first ? n_prompt - first : 0));
+    page.maps[0].note = note;
+    rc = cli_page_write(&page, "gpt sample", html, weights, title, subt, 1);
+out:
+    free(seq);
+    free(labels);
+    return rc;
+}
+
 static int cmd_gpt_sample(int argc, char **argv) {
-    const char *sub = "sample", *model = NULL, *prompt = "%\n";
+    const char *sub = "sample", *model = NULL, *prompt = "%\n", *html = NULL, *weights = NULL;
     long long tokens = 300, top_k = 0, seed = 1, threads = 0;
     double temp = 0.8, top_p = 0.95;
     int rc = 0;
@@ -660,6 +717,8 @@ static int cmd_gpt_sample(int argc, char **argv) {
         i++;
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "--html")) html = v;
+        else if (!strcmp(a, "--weights")) weights = v;
         else if (!strcmp(a, "--tokens")) rc = opt_int(sub, a, v, 0, 1 << 24, &tokens);
         else if (!strcmp(a, "--top-k")) rc = opt_int(sub, a, v, 0, 1 << 24, &top_k);
         else if (!strcmp(a, "--seed")) rc = opt_int(sub, a, v, 0, 1ll << 62, &seed);
@@ -678,6 +737,10 @@ static int cmd_gpt_sample(int argc, char **argv) {
     if (rc) return rc;
     if (!model) {
         fprintf(stderr, "attn gpt sample: --model DIR is required (try 'attn gpt sample --help')\n");
+        return 2;
+    }
+    if (weights && !html) {
+        fprintf(stderr, "attn gpt sample: --weights goes with --html FILE\n");
         return 2;
     }
     char path[4096];
@@ -758,7 +821,7 @@ static int cmd_gpt_sample(int argc, char **argv) {
         rc = 130;
         goto done;
     }
-    rc = 0;
+    rc = html ? sample_page(ctx, m, vocab, ids, (int64_t)n, outi, done_n, html, weights, model) : 0;
 done:
     free(text);
     free(ids);

@@ -1249,18 +1249,21 @@ out:
 }
 
 static int cmd_lm_viz(int argc, char **argv) {
-    const char *model = NULL, *outp = NULL, *text = NULL, *sub = "viz";
+    const char *model = NULL, *outp = NULL, *text = NULL, *sub = "viz", *html = NULL, *weights = NULL;
     long long offset = 0, mem_len = -1, segment = -1, threads = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: attn lm viz --model DIR --out PREFIX [options]\n\n"
+            printf("usage: attn lm viz --model DIR --out PREFIX|--html FILE [options]\n\n"
                    "Draws a model's attention over one segment and its memory as a layers x heads\n"
                    "grid of heatmaps, PREFIX-memory.svg (rows: the segment's queries; columns: the\n"
                    "memory's keys, then the segment's, then the persistent vectors p0..), and with\n"
                    "an adaptive span the learned spans as a bar chart, PREFIX-spans.svg. For a GPT:\n"
                    "its window's self-attention.\n\n"
+                   "  --html FILE          the interactive attention explorer instead of the SVG files\n"
+                   "                       (docs/explorer.md; both with --out and --html)\n"
+                   "  --weights FILE       with --html: every weight at full precision as text\n"
                    "  --text TEXT          the input (default: valid.txt of the run's data from --offset)\n"
                    "  --offset N           (default 0)\n"
                    "  --mem-len M          txl: memory shown (default the training memory, at most 192; up to 512)\n"
@@ -1271,6 +1274,8 @@ static int cmd_lm_viz(int argc, char **argv) {
         i++;
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--out")) outp = v;
+        else if (!strcmp(a, "--html")) html = v;
+        else if (!strcmp(a, "--weights")) weights = v;
         else if (!strcmp(a, "--text")) text = v;
         else if (!strcmp(a, "--offset")) rc = cli_opt_int(CMD, sub, a, v, 0, 1ll << 40, &offset);
         else if (!strcmp(a, "--mem-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 512, &mem_len);
@@ -1286,11 +1291,15 @@ static int cmd_lm_viz(int argc, char **argv) {
         }
     }
     if (rc) return rc;
-    if (!model || !outp) {
-        fprintf(stderr, "attn lm viz: --model DIR and --out PREFIX are required\n");
+    if (!model || (!outp && !html)) {
+        fprintf(stderr, "attn lm viz: --model DIR and --out PREFIX (or --html FILE) are required\n");
         return 2;
     }
-    { /* the prefix's folder is created */
+    if (weights && !html) {
+        fprintf(stderr, "attn lm viz: --weights goes with --html FILE\n");
+        return 2;
+    }
+    if (outp) { /* the prefix's folder is created */
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", outp);
         char *slash = strrchr(dir, '/');
@@ -1399,7 +1408,7 @@ static int cmd_lm_viz(int argc, char **argv) {
             fprintf(stderr, "attn lm viz: the layers' key counts differ\n");
             goto done;
         }
-    if (C > ATTN_VIZ_MAX_TOKENS) {
+    if (C > ATTN_VIZ_MAX_TOKENS && outp) {
         fprintf(stderr, "attn lm viz: %lld keys is more than a picture takes (%d; lower --mem-len or --persistent)\n",
                 (long long)C, ATTN_VIZ_MAX_TOKENS);
         goto done;
@@ -1412,6 +1421,29 @@ static int cmd_lm_viz(int argc, char **argv) {
         if (c < S) byte_label(labels[c], sizeof labels[c], ids[n - S + c]);
         else snprintf(labels[c], sizeof labels[c], "p%lld", (long long)(c - S));
         lab[c] = labels[c];
+    }
+    if (html) {
+        /* queries: the segment; keys: memory, segment, persistent vectors. Key c < S is
+         * allowed for query r when c <= (S - T) + r; persistent vectors always. */
+        cli_page page = {0};
+        char subt[256];
+        if (cli_page_add(&page, "lm viz", m.t ? "memory attention" : "self-attention", ATTN_EXPLORER_SELF, w, L,
+                         lab + (S - T), lab, "query", "key", S - T)) {
+            cli_page_free(&page);
+            goto done;
+        }
+        for (int64_t q = 0; q < T; q++)
+            for (int64_t c = S; c < C; c++) page.mask[0][q * C + c] = 1;
+        page.maps[0].note = m.t ? "keys: the memory, then the segment, then the persistent vectors p0.. "
+                                  "(a key after the query's position is masked)"
+                                : "the GPT's window, causal";
+        snprintf(subt, sizeof subt, "%s: %d layers, %lld heads; %lld queries, %lld keys", model, L,
+                 (long long)H, (long long)T, (long long)C);
+        if (cli_page_write(&page, "lm viz", html, weights, title, subt, 0)) goto done;
+    }
+    if (!outp) {
+        rc = 0;
+        goto done;
     }
     snprintf(path, sizeof path, "%s-memory.svg", outp);
     if (memory_grid(path, title, w, L, H, lab + (S - T), lab, S - T, Np)) goto done;

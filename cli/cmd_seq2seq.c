@@ -6,7 +6,7 @@
  * docs/transformer_s2s.md are the manuals.
  *
  *   attn seq2seq train     --task dates|gettext [--lang de|fr] --out DIR [options]
- *   attn seq2seq translate --model DIR [--beam K] [--alpha A] [--svg FILE] [TEXT ...]
+ *   attn seq2seq translate --model DIR [--beam K] [--alpha A] [--svg FILE] [--html FILE] [TEXT ...]
  *   attn seq2seq eval      --model DIR [--split valid|test] [--beam K] [--limit N] [--json]
  *   attn transformer ...   the same commands and files for the Transformer
  *
@@ -599,7 +599,7 @@ done:
 static void translate_usage(const s2s_family *fam, FILE *f) {
     fprintf(f,
         "usage: %s translate --model DIR [--beam K] [--alpha A] [--svg FILE]\n"
-        "                              [--threads N] [TEXT ...]\n\n"
+        "                              [--html FILE [--weights FILE]] [--threads N] [TEXT ...]\n\n"
         "Translates each TEXT (or, without TEXT, each line of standard input) with the\n"
         "model in DIR and prints one output per line.\n\n"
         "  --beam K      beam search of width K (default 1: greedy)\n"
@@ -608,6 +608,11 @@ static void translate_usage(const s2s_family *fam, FILE *f) {
         "  --svg FILE    write the alignment map (output tokens down, source tokens across,\n"
         "                the attention weights of each output step) as SVG; with several\n"
         "                inputs FILE-1.svg, FILE-2.svg, ... (FILE's extension kept)\n"
+        "  --html FILE   write the alignment as an interactive page (the attention\n"
+        "                explorer, docs/explorer.md: each decoding step's weights over the\n"
+        "                source, the map with exact weights on hover); several inputs as\n"
+        "                --svg\n"
+        "  --weights FILE  with --html: the alignment's weights as text at full precision\n"
         "  --threads N   threads for the ops (default: all)\n"
         "  --arena-mb N  memory for one input's decoding in MiB (default 256); an input\n"
         "                that does not fit is reported, its output line left empty, and\n"
@@ -618,7 +623,7 @@ static void translate_usage(const s2s_family *fam, FILE *f) {
 }
 
 static int cmd_translate(const s2s_family *fam, int argc, char **argv) {
-    const char *sub = "translate", *dir = NULL, *svg = NULL;
+    const char *sub = "translate", *dir = NULL, *svg = NULL, *html = NULL, *weights = NULL;
     long long beam = 1, threads = 0, max_len = 0, align_layer = -2, arena_mb = 256;
     double alpha = 0.6;
     char **texts = calloc((size_t)argc + 1, sizeof *texts);
@@ -638,6 +643,8 @@ static int cmd_translate(const s2s_family *fam, int argc, char **argv) {
         const char *v = i + 1 < argc ? argv[++i] : NULL;
         if (!strcmp(a, "--model")) rc = opt_str(sub, a, v, &dir);
         else if (!strcmp(a, "--svg")) rc = opt_str(sub, a, v, &svg);
+        else if (!strcmp(a, "--html")) rc = opt_str(sub, a, v, &html);
+        else if (!strcmp(a, "--weights")) rc = opt_str(sub, a, v, &weights);
         else if (!strcmp(a, "--beam")) rc = opt_int(sub, a, v, 1, 256, &beam);
         else if (!strcmp(a, "--alpha")) rc = opt_real(sub, a, v, 0.0, 10.0, &alpha);
         else if (!strcmp(a, "--max-len")) rc = opt_int(sub, a, v, 1, 100000, &max_len);
@@ -647,6 +654,7 @@ static int cmd_translate(const s2s_family *fam, int argc, char **argv) {
         else rc = usage_error(sub, "unknown option '%s'", a);
     }
     if (!rc && !dir) rc = usage_error(sub, "--model DIR is required");
+    if (!rc && weights && !html) rc = usage_error(sub, "--weights goes with --html FILE");
     if (!rc && svg && make_parent_dirs(svg) != 0) {
         fprintf(stderr, "%s translate: cannot create the folder of %s: %s\n", PROG, svg, strerror(errno));
         rc = 1;
@@ -689,8 +697,8 @@ static int cmd_translate(const s2s_family *fam, int argc, char **argv) {
     d.pad_id = b.cfg.pad_id;
     d.bos_id = b.cfg.bos_id;
     d.eos_id = b.cfg.eos_id;
-    const int want_align = svg && b.fam->has_attention(&b);
-    if (svg && !want_align)
+    const int want_align = (svg || html) && b.fam->has_attention(&b);
+    if ((svg || html) && !want_align)
         fprintf(stderr, "%s translate: this model has no attention (--attention none): "
                         "no alignment map is written\n", PROG);
     int64_t failed = 0; /* lines that could not be translated: an empty output line each */
@@ -746,12 +754,21 @@ static int cmd_translate(const s2s_family *fam, int argc, char **argv) {
         }
         printf("%s\n", tb.p);
         fflush(stdout);
-        if (want_align) {
+        if (want_align && svg) {
             char path[4096];
             svg_name(path, sizeof path, svg, (int)i + 1, n_in > 1);
             if (write_svg(path, &b, inputs[i], tb.p, d.ids + d.src_off[0], S, out_ids, out_len, L, align))
                 goto done;
             fprintf(stderr, "alignment map written to %s\n", path);
+        }
+        if (want_align && html) {
+            char path[4096], wpath[4096];
+            svg_name(path, sizeof path, html, (int)i + 1, n_in > 1);
+            if (weights) svg_name(wpath, sizeof wpath, weights, (int)i + 1, n_in > 1);
+            fflush(stdout);
+            if (write_html(path, weights ? wpath : NULL, &b, inputs[i], tb.p, d.ids + d.src_off[0], S,
+                           out_ids, out_len, L, align))
+                goto done;
         }
     }
     if (failed) fprintf(stderr, "%s translate: %lld of %lld inputs not translated\n", PROG, (long long)failed,

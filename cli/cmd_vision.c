@@ -841,8 +841,48 @@ static void draw_panel(uint8_t *canvas, int cw, int x0, int y0, const float *img
             }
 }
 
+/* --html: the SAGAN weights of image 0 of w [B, 1, N, Nk] (queries: the
+ * qh x qw positions; keys: the kh x kw ones, max-pooled for sagan-code). */
+static int vision_page(const char *html, const char *weights, const attn_tensor *w, int qh, int qw, int kh,
+                       int kw, long long image, const char *label, const char *model) {
+    const int N = qh * qw, Nk = kh * kw;
+    char(*names)[16] = calloc((size_t)(N + Nk), sizeof *names);
+    const char **rl = calloc((size_t)N, sizeof *rl), **cl = calloc((size_t)Nk, sizeof *cl);
+    int rc = 1;
+    if (!names || !rl || !cl) {
+        fprintf(stderr, "attn vision maps: out of memory\n");
+        goto out;
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "%d,%d", i / qw % 1000, i % qw % 1000);
+        rl[i] = names[i];
+    }
+    for (int i = 0; i < Nk; i++) {
+        snprintf(names[N + i], sizeof names[N + i], "%d,%d", i / kw % 1000, i % kw % 1000);
+        cl[i] = names[N + i];
+    }
+    char title[256], subt[256];
+    snprintf(title, sizeof title, "SAGAN attention of test image %lld (%s)", image, label);
+    snprintf(subt, sizeof subt, "%s: queries the %dx%d positions of the block's feature map, keys the %dx%d "
+             "positions%s", model, qh, qw, kh, kw, kh != qh ? " (max-pooled)" : "");
+    cli_page page = {0};
+    if (cli_page_add_floats(&page, "vision maps", "feature-map attention", ATTN_EXPLORER_CROSS, attn_f32(w), 1, 1, N,
+                            Nk, rl, cl, "query position", "key position", -1)) {
+        cli_page_free(&page);
+        goto out;
+    }
+    page.maps[0].col_grid = kw;
+    rc = cli_page_write(&page, "vision maps", html, weights, title, subt, 0);
+out:
+    free(names);
+    free(rl);
+    free(cl);
+    return rc;
+}
+
 static int cmd_vision_maps(int argc, char **argv) {
-    const char *sub = "maps", *model = NULL, *out = NULL, *data = "data/fashion-mnist";
+    const char *sub = "maps", *model = NULL, *out = NULL, *data = "data/fashion-mnist", *html = NULL;
+    const char *weights = NULL;
     long long n_img = 4, first = 0, threads = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -858,7 +898,10 @@ static int cmd_vision_maps(int argc, char **argv) {
                    "largest value. The modules of docs/vision_modules.md: spatial, cbam, sag and gc\n"
                    "have one map per image (one panel, scaled from its smallest to its largest\n"
                    "value); psa (|collect weights|) and aaconv (the first head) are drawn per query.\n"
-                   "DIR/maps.txt names the rows (label, prediction, queries).\n",
+                   "DIR/maps.txt names the rows (label, prediction, queries).\n"
+                   "  --html FILE      also the SAGAN weights of every query position of the first\n"
+                   "                   image as an attention explorer page (positions \"row,col\")\n"
+                   "  --weights FILE   with --html: the weights at full precision as text\n",
                    MAP_QUERIES);
             return 0;
         }
@@ -870,6 +913,8 @@ static int cmd_vision_maps(int argc, char **argv) {
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--html")) html = v;
+        else if (!strcmp(a, "--weights")) weights = v;
         else if (!strcmp(a, "--images")) rc = opt_int(sub, a, v, 1, 64, &n_img);
         else if (!strcmp(a, "--first")) rc = opt_int(sub, a, v, 0, 1 << 30, &first);
         else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
@@ -881,6 +926,10 @@ static int cmd_vision_maps(int argc, char **argv) {
     if (rc) return rc;
     if (!model || !out) {
         fprintf(stderr, "attn vision maps: --model DIR and --out DIR are required\n");
+        return 2;
+    }
+    if (weights && !html) {
+        fprintf(stderr, "attn vision maps: --weights goes with --html FILE\n");
         return 2;
     }
     attn_params *ps = NULL;
@@ -908,6 +957,16 @@ static int cmd_vision_maps(int argc, char **argv) {
     if (kind == ATTN_CNN_ATT_CHANNEL || kind == ATTN_CNN_ATT_SOFT) {
         fprintf(stderr, "attn vision maps: the %s module of %s weighs channels, it has no spatial "
                         "map to draw\n", attn_cnn_attention_name(kind), model);
+        rc = 2;
+        goto done;
+    }
+    if (html && kind != ATTN_CNN_ATT_SAGAN && kind != ATTN_CNN_ATT_SAGAN_CODE) {
+        /* the page shows softmax weights of query positions over key
+         * positions: the SAGAN blocks' (the modules draw maps.png only) */
+        fprintf(stderr, "attn vision maps: --html shows SAGAN attention weights; the %s module of %s "
+                        "has %s (maps.png draws it)\n", attn_cnn_attention_name(kind), model,
+                spatial_map ? "one spatial map per image" : point_map ? "no softmax weights per query over keys in the page's form"
+                                                                    : "no softmax weights");
         rc = 2;
         goto done;
     }
@@ -1066,6 +1125,8 @@ static int cmd_vision_maps(int argc, char **argv) {
         }
     }
     free(wx);
+    if (html && vision_page(html, weights, w, qh, qw, kh, kw, first, class_names[d.test_y.data[first]], model))
+        goto done;
     dir_file(path, sizeof path, out, "maps.png");
     if (attn_png_write(path, canvas, cw, ch, 3) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot write the picture");

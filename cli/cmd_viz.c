@@ -1,5 +1,7 @@
 /* cmd_viz.c: `attn viz`: every layer's and head's attention of a model for
- * one input, as SVG grids: the layers x heads grid of one set of attention
+ * one input, as an interactive page (--html: the attention explorer,
+ * include/attn/explorer.h; the cli_page helpers here serve every command's
+ * --html) or as SVG grids: the layers x heads grid of one set of attention
  * maps; the encoder, decoder and cross-attention of an encoder-decoder
  * Transformer (attn transformer train; its model comes through the
  * Transformer's family, cli/s2s.h); the self-attention of a GPT (attn gpt
@@ -67,6 +69,128 @@ out:
     return rc;
 }
 
+/* ---- the explorer page (--html) ------------------------------------------------------------ */
+
+static int page_slot(cli_page *p, const char *cmd, const char *name, int L, int64_t H, int64_t R,
+                     int64_t C) {
+    if (p->n >= ATTN_EXPLORER_MAX_MAPS) {
+        fprintf(stderr, "attn %s: more than %d maps for one page\n", cmd, ATTN_EXPLORER_MAX_MAPS);
+        return -1;
+    }
+    if (L < 1 || L > ATTN_EXPLORER_MAX_LAYERS || H < 1 || H > ATTN_EXPLORER_MAX_HEADS || R < 1 ||
+        R > ATTN_EXPLORER_MAX_TOKENS || C < 1 || C > ATTN_EXPLORER_MAX_TOKENS) {
+        fprintf(stderr, "attn %s: %s: %d layers, %lld heads, %lld x %lld tokens do not fit a page "
+                        "(at most %d layers, %d heads, %d tokens a side)\n", cmd, name, L,
+                (long long)H, (long long)R, (long long)C, ATTN_EXPLORER_MAX_LAYERS,
+                ATTN_EXPLORER_MAX_HEADS, ATTN_EXPLORER_MAX_TOKENS);
+        return -1;
+    }
+    const int k = p->n;
+    p->w[k] = malloc(sizeof(float) * (size_t)L * (size_t)H * (size_t)R * (size_t)C);
+    if (!p->w[k]) {
+        fprintf(stderr, "attn %s: out of memory\n", cmd);
+        return -1;
+    }
+    p->n++;
+    return k;
+}
+
+static int page_finish(cli_page *p, const char *cmd, int k, const char *name,
+                       attn_explorer_kind kind, int L, int64_t H, int64_t R, int64_t C,
+                       const char *const *rl, const char *const *cl, const char *row_axis,
+                       const char *col_axis, int64_t causal) {
+    attn_explorer_map *m = &p->maps[k];
+    memset(m, 0, sizeof *m);
+    m->name = name;
+    m->kind = kind;
+    m->layers = L;
+    m->heads = (int)H;
+    m->rows = (int)R;
+    m->cols = (int)C;
+    m->weights = p->w[k];
+    m->row_labels = rl;
+    m->col_labels = cl;
+    m->row_axis = row_axis;
+    m->col_axis = col_axis;
+    if (causal >= 0) {
+        p->mask[k] = malloc((size_t)R * (size_t)C);
+        if (!p->mask[k]) {
+            fprintf(stderr, "attn %s: out of memory\n", cmd);
+            return 1;
+        }
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t c = 0; c < C; c++) p->mask[k][r * C + c] = c <= r + causal;
+        m->mask = p->mask[k];
+        m->mask_name = "causal";
+    }
+    return 0;
+}
+
+int cli_page_add(cli_page *p, const char *cmd, const char *name, attn_explorer_kind kind,
+                 attn_tensor *const *maps, int L, const char *const *rl, const char *const *cl,
+                 const char *row_axis, const char *col_axis, int64_t causal) {
+    const int64_t H = maps[0]->shape[1], R = maps[0]->shape[2], C = maps[0]->shape[3];
+    const int k = page_slot(p, cmd, name, L, H, R, C);
+    if (k < 0) return 1;
+    for (int l = 0; l < L; l++)
+        for (int64_t h = 0; h < H; h++) viz_copy(maps[l], h, p->w[k] + (l * H + h) * R * C);
+    return page_finish(p, cmd, k, name, kind, L, H, R, C, rl, cl, row_axis, col_axis, causal);
+}
+
+int cli_page_add_floats(cli_page *p, const char *cmd, const char *name, attn_explorer_kind kind,
+                        const float *w, int L, int64_t H, int64_t R, int64_t C,
+                        const char *const *rl, const char *const *cl, const char *row_axis,
+                        const char *col_axis, int64_t causal) {
+    const int k = page_slot(p, cmd, name, L, H, R, C);
+    if (k < 0) return 1;
+    memcpy(p->w[k], w, sizeof(float) * (size_t)L * (size_t)H * (size_t)R * (size_t)C);
+    return page_finish(p, cmd, k, name, kind, L, H, R, C, rl, cl, row_axis, col_axis, causal);
+}
+
+void cli_page_free(cli_page *p) {
+    for (int k = 0; k < p->n; k++) {
+        free(p->w[k]);
+        free(p->mask[k]);
+    }
+    memset(p, 0, sizeof *p);
+}
+
+int cli_page_write(cli_page *p, const char *cmd, const char *html, const char *weights,
+                   const char *title, const char *subtitle, int quiet_stdout) {
+    FILE *say = quiet_stdout ? stderr : stdout;
+    attn_explorer_page page = {0};
+    page.title = title;
+    page.subtitle = subtitle;
+    page.maps = p->maps;
+    page.n_maps = p->n;
+    /* ATTN_EXPLORER_DECIMALS=2|3 forces the precision (default automatic:
+     * docs/explorer.md); the browser test uses it to cover both encodings */
+    const char *dec = getenv("ATTN_EXPLORER_DECIMALS");
+    if (dec && (!strcmp(dec, "2") || !strcmp(dec, "3"))) page.decimals = dec[0] - '0';
+    int rc = 0;
+    if (make_parent_dirs(html) != 0) {
+        fprintf(stderr, "attn %s: cannot create the folder of %s: %s\n", cmd, html, strerror(errno));
+        rc = 1;
+    } else if (attn_explorer_write(html, &page) != ATTN_OK) {
+        rc = cli_fail(cmd, "cannot write the explorer page");
+    } else {
+        fprintf(say, "%s%s\n", quiet_stdout ? "explorer page written to " : "", html);
+        if (weights) {
+            if (make_parent_dirs(weights) != 0) {
+                fprintf(stderr, "attn %s: cannot create the folder of %s: %s\n", cmd, weights,
+                        strerror(errno));
+                rc = 1;
+            } else if (attn_explorer_write_weights(weights, &page) != ATTN_OK) {
+                rc = cli_fail(cmd, "cannot write the weights");
+            } else {
+                fprintf(say, "%s%s\n", quiet_stdout ? "weights written to " : "", weights);
+            }
+        }
+    }
+    cli_page_free(p);
+    return rc;
+}
+
 /* The first 50 bytes of s (not cutting a UTF-8 sequence), "..." when cut. */
 static void clip50(char *buf, size_t cap, const char *s) {
     size_t max = 50;
@@ -78,7 +202,8 @@ static void clip50(char *buf, size_t cap, const char *s) {
     snprintf(buf, cap, "%.*s...", (int)max, s);
 }
 
-int cli_viz_lm(const char *dir, const char *kind, const char *prefix, const char *text, int threads) {
+int cli_viz_lm(const char *dir, const char *kind, const char *prefix, const char *text, int threads,
+               const char *html, const char *weights) {
     const int gpt = !strcmp(kind, "attn-gpt");
     char path[4096];
     attn_vocab *vocab = NULL;
@@ -145,9 +270,22 @@ int cli_viz_lm(const char *dir, const char *kind, const char *prefix, const char
     }
     char a[160], title[512], out[4096];
     clip50(a, sizeof a, text);
-    snprintf(out, sizeof out, "%s-%s.svg", prefix, gpt ? "decoder" : "encoder");
     snprintf(title, sizeof title, "%s self-attention%s: \"%s\"", gpt ? "GPT" : "BERT",
              gpt ? " (causal)" : "", a);
+    if (html) {
+        cli_page page = {0};
+        char sub[256];
+        snprintf(sub, sizeof sub, "%s: %d layers, %lld heads, d_model %lld; %lld tokens", dir, L,
+                 (long long)H, (long long)(gpt ? g->cfg.d_model : bm->cfg.d_model), (long long)T);
+        if (cli_page_add(&page, "viz", gpt ? "decoder self-attention" : "encoder self-attention",
+                         ATTN_EXPLORER_SELF, maps, L, labels, labels, "query", "key", gpt ? 0 : -1)) {
+            cli_page_free(&page);
+            goto done;
+        }
+        rc = cli_page_write(&page, "viz", html, weights, title, sub, 0);
+        if (rc || !prefix) goto done;
+    }
+    snprintf(out, sizeof out, "%s-%s.svg", prefix, gpt ? "decoder" : "encoder");
     rc = cli_viz_grid(out, title, maps, L, H, labels, labels);
     goto done;
 oom:
@@ -167,8 +305,8 @@ done:
 
 static void viz_usage(FILE *f) {
     fprintf(f,
-        "usage: attn viz --model DIR [--out PREFIX] [--target TEXT] [--beam K] [--alpha A]\n"
-        "                [--threads N] TEXT\n\n"
+        "usage: attn viz --model DIR [--out PREFIX] [--html FILE] [--weights FILE]\n"
+        "                [--target TEXT] [--beam K] [--alpha A] [--threads N] TEXT\n\n"
         "Draws the attention of every layer and head of the model in DIR for one input\n"
         "TEXT, as SVG grids (one row per layer, one column per head, tokens on both axes,\n"
         "all on the colour scale [0, 1]). The checkpoint's metadata says which model it is:\n"
@@ -188,13 +326,21 @@ static void viz_usage(FILE *f) {
         "  (a Transformer-XL: the last segment's queries over its memory and segment keys)\n"
         "  and, with an adaptive span, PREFIX-spans.svg (the learned spans).\n\n"
         "  --out PREFIX   file name prefix (default attn-viz; missing folders are created)\n"
+        "  --html FILE    write the interactive attention explorer instead: one self-\n"
+        "                 contained page with a head view, a model view (every layer x\n"
+        "                 head, click to enlarge) and the exact weights on hover, every\n"
+        "                 map of the model in tabs (docs/explorer.md); the SVG grids too\n"
+        "                 only when --out is given\n"
+        "  --weights FILE with --html: every weight at full precision as text\n"
+        "                 (map, layer, head, row, col, weight; tab-separated)\n"
         "  --target TEXT  draw the maps for this output instead of the model's (Transformer)\n"
         "  --beam K, --alpha A   decoding as 'attn transformer translate' (Transformer)\n"
         "  --threads N    threads for the ops (default: all)\n");
 }
 
 int cmd_viz(int argc, char **argv) {
-    const char *sub = "viz", *dir = NULL, *prefix = "attn-viz", *target = NULL, *text = NULL;
+    const char *sub = "viz", *dir = NULL, *prefix = NULL, *target = NULL, *text = NULL;
+    const char *html = NULL, *weights = NULL;
     long long beam = 1, threads = 0;
     double alpha = 0.6;
     int rc = 0;
@@ -214,6 +360,8 @@ int cmd_viz(int argc, char **argv) {
         const char *v = i + 1 < argc ? argv[++i] : NULL;
         if (!strcmp(a, "--model")) rc = opt_str(sub, a, v, &dir);
         else if (!strcmp(a, "--out")) rc = opt_str(sub, a, v, &prefix);
+        else if (!strcmp(a, "--html")) rc = opt_str(sub, a, v, &html);
+        else if (!strcmp(a, "--weights")) rc = opt_str(sub, a, v, &weights);
         else if (!strcmp(a, "--target")) rc = opt_str(sub, a, v, &target);
         else if (!strcmp(a, "--beam")) rc = opt_int(sub, a, v, 1, 256, &beam);
         else if (!strcmp(a, "--alpha")) rc = opt_real(sub, a, v, 0.0, 10.0, &alpha);
@@ -222,8 +370,10 @@ int cmd_viz(int argc, char **argv) {
     }
     if (!rc && !dir) rc = usage_error(sub, "--model DIR is required");
     if (!rc && (!text || !text[0])) rc = usage_error(sub, "a TEXT to draw the attention of is required");
+    if (!rc && weights && !html) rc = usage_error(sub, "--weights goes with --html FILE");
     if (rc) return rc;
-    if (make_parent_dirs(prefix) != 0) { /* --out runs/maps/x: runs/maps is created */
+    if (!html && !prefix) prefix = "attn-viz";
+    if (prefix && make_parent_dirs(prefix) != 0) { /* --out runs/maps/x: runs/maps is created */
         fprintf(stderr, "attn viz: cannot create the folder of %s: %s\n", prefix, strerror(errno));
         return 1;
     }
@@ -254,7 +404,7 @@ int cmd_viz(int argc, char **argv) {
             if (target || beam != 1)
                 return usage_error(sub, "--target and --beam are for encoder-decoder Transformers; "
                                         "%s holds a model of kind '%s'", dir, kind);
-            return cli_viz_lm(dir, kind, prefix, text, (int)threads);
+            return cli_viz_lm(dir, kind, prefix, text, (int)threads, html, weights);
         }
         if (!strcmp(kind, "attn-lm")) { /* attn lm train's GPT or Transformer-XL: attn lm viz */
             if (target || beam != 1)
@@ -262,9 +412,30 @@ int cmd_viz(int argc, char **argv) {
                                         "%s holds a model of attn lm train", dir);
             char nthreads[32];
             snprintf(nthreads, sizeof nthreads, "%lld", threads);
-            char *lm_argv[] = {"lm", "viz", "--model", (char *)dir, "--out", (char *)prefix,
-                               "--text", (char *)text, "--threads", nthreads, NULL};
-            return cmd_lm(10, lm_argv);
+            char *lm_argv[16];
+            int n = 0;
+            lm_argv[n++] = "lm";
+            lm_argv[n++] = "viz";
+            lm_argv[n++] = "--model";
+            lm_argv[n++] = (char *)dir;
+            if (prefix) {
+                lm_argv[n++] = "--out";
+                lm_argv[n++] = (char *)prefix;
+            }
+            if (html) {
+                lm_argv[n++] = "--html";
+                lm_argv[n++] = (char *)html;
+            }
+            if (weights) {
+                lm_argv[n++] = "--weights";
+                lm_argv[n++] = (char *)weights;
+            }
+            lm_argv[n++] = "--text";
+            lm_argv[n++] = (char *)text;
+            lm_argv[n++] = "--threads";
+            lm_argv[n++] = nthreads;
+            lm_argv[n] = NULL;
+            return cmd_lm(n, lm_argv);
         }
         if (strcmp(kind, "attn-transformer") != 0) {
             fprintf(stderr, "attn viz: %s: unknown model '%s' (metadata 'model' / 'run.model'); "
@@ -369,6 +540,30 @@ int cmd_viz(int argc, char **argv) {
         clip_text(o, sizeof o, tb.p, 50);
         free(tb.p);
         const int64_t H = b.tcfg.n_heads;
+        if (html) {
+            cli_page page = {0};
+            char subt[256];
+            snprintf(title, sizeof title, "Transformer attention: \"%s\" -> \"%s\"", a, o);
+            snprintf(subt, sizeof subt, "%s: %d encoder and %d decoder layers, %lld heads; %lld source "
+                     "tokens, %lld output steps%s", dir, Le, Ld, (long long)H, (long long)S,
+                     (long long)T, target ? " (the output given with --target)" : "");
+            if (cli_page_add(&page, "viz", "encoder self-attention", ATTN_EXPLORER_SELF, enc, Le, cl,
+                             cl, "source", "source", -1) ||
+                cli_page_add(&page, "viz", "decoder self-attention", ATTN_EXPLORER_SELF, dec, Ld, rl,
+                             il, "output step", "decoder input", 0) ||
+                cli_page_add(&page, "viz", "cross-attention", ATTN_EXPLORER_CROSS, crs, Ld, rl, cl,
+                             "output step", "source", -1)) {
+                cli_page_free(&page);
+                goto done;
+            }
+            page.maps[1].note = "row t is the step that emits output token t; it reads the decoder "
+                                "inputs <bos>, y0 .. y(t-1) (causal)";
+            if (cli_page_write(&page, "viz", html, weights, title, subt, 0)) goto done;
+            if (!prefix) {
+                rc = 0;
+                goto done;
+            }
+        }
         snprintf(path, sizeof path, "%s-encoder.svg", prefix);
         snprintf(title, sizeof title, "encoder self-attention: \"%s\"", a);
         if (cli_viz_grid(path, title, enc, Le, H, cl, cl)) goto done;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "attn/tensor.h"
+#include "attn/explorer.h"
 
 #define CLI_COMMANDS(X)                                                                  \
     X(info, "version, SIMD level, matrix library and its core type, threads")            \
@@ -57,7 +58,36 @@ int cli_make_dir(const char *path);
  * the exit code. */
 int cli_viz_grid(const char *path, const char *title, attn_tensor *const *maps, int L, int64_t H,
                  const char *const *rl, const char *const *cl);
-int cli_viz_lm(const char *dir, const char *kind, const char *prefix, const char *text, int threads);
+int cli_viz_lm(const char *dir, const char *kind, const char *prefix, const char *text, int threads,
+               const char *html, const char *weights);
+
+/* The attention explorer pages of --html (cli/cmd_viz.c; include/attn/explorer.h).
+ * A cli_page collects maps, zero-initialised ({0}) before use; it owns copies
+ * of the weights and masks, not the labels and names (they must live until
+ * cli_page_write). cli_page_add copies L per-layer [1, H, R, C] tensors;
+ * cli_page_add_floats a [L, H, R, C] array. causal >= 0 adds the mask "key c
+ * allowed where c <= r + causal" (0 for a GPT; the memory length for a
+ * Transformer-XL), -1 none. cli_page_write writes the page to html and, with
+ * weights non-NULL, every weight as text to weights (attn_explorer_write_weights),
+ * prints the paths (on standard error with quiet_stdout, where standard
+ * output carries the command's results), and frees the page; each returns 0, or 1 with a message
+ * naming cmd printed. */
+typedef struct cli_page {
+    attn_explorer_map maps[ATTN_EXPLORER_MAX_MAPS];
+    float *w[ATTN_EXPLORER_MAX_MAPS];
+    uint8_t *mask[ATTN_EXPLORER_MAX_MAPS];
+    int n;
+} cli_page;
+int cli_page_add(cli_page *p, const char *cmd, const char *name, attn_explorer_kind kind,
+                 attn_tensor *const *maps, int L, const char *const *rl, const char *const *cl,
+                 const char *row_axis, const char *col_axis, int64_t causal);
+int cli_page_add_floats(cli_page *p, const char *cmd, const char *name, attn_explorer_kind kind,
+                        const float *w, int L, int64_t H, int64_t R, int64_t C,
+                        const char *const *rl, const char *const *cl, const char *row_axis,
+                        const char *col_axis, int64_t causal);
+int cli_page_write(cli_page *p, const char *cmd, const char *html, const char *weights,
+                   const char *title, const char *subtitle, int quiet_stdout);
+void cli_page_free(cli_page *p);
 
 
 /* Numbers from text (cli/cli_util.c): parse_ll / parse_real read all of s as

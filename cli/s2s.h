@@ -260,6 +260,12 @@ void svg_name(char *buf, size_t n, const char *file, int k, int many);
 void clip_text(char *buf, size_t cap, const char *s, size_t max);
 int write_svg(const char *path, const bundle *b, const char *src_text, const char *out_text, const int32_t *src,
               int64_t S, const int32_t *out, int32_t out_len, int max_len, const float *align);
+/* translate --html: the alignment of one input as an attention explorer page
+ * (one map, the step view), and with weights non-NULL its weights as text;
+ * arguments as write_svg. */
+int write_html(const char *path, const char *weights, const bundle *b, const char *src_text,
+               const char *out_text, const int32_t *src, int64_t S, const int32_t *out,
+               int32_t out_len, int max_len, const float *align);
 int read_lines(char ***lines, int64_t *n);
 
 /* The entry of `attn seq2seq` and `attn transformer` (cli/cmd_seq2seq.c). */

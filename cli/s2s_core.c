@@ -755,6 +755,49 @@ int write_svg(const char *path, const bundle *b, const char *src_text, const cha
     return 0;
 }
 
+int write_html(const char *path, const char *weights, const bundle *b, const char *src_text,
+               const char *out_text, const int32_t *src, int64_t S, const int32_t *out,
+               int32_t out_len, int max_len, const float *align) {
+    const int rows = out_len + (out_len < max_len ? 1 : 0); /* as write_svg */
+    const char **rl = malloc((size_t)(rows > 0 ? rows : 1) * sizeof *rl);
+    const char **cl = malloc((size_t)(S > 0 ? S : 1) * sizeof *cl);
+    if (!rl || !cl) {
+        free(rl);
+        free(cl);
+        fprintf(stderr, "%s translate: out of memory\n", PROG);
+        return 1;
+    }
+    for (int k = 0; k < rows; k++) rl[k] = k < out_len ? attn_vocab_piece(b->tv, out[k]) : "<eos>";
+    for (int64_t j = 0; j < S; j++) cl[j] = attn_vocab_piece(b->sv, src[j]);
+    char a[160], o[160], title[512], kind[96], sub[256];
+    clip_text(a, sizeof a, src_text, 60);
+    clip_text(o, sizeof o, out_text, 60);
+    b->fam->map_title(b, kind, sizeof kind);
+    snprintf(title, sizeof title, "%s: \"%s\" -> \"%s\"", kind, a, o);
+    snprintf(sub, sizeof sub, "attn %s translate: %d output steps over %lld source tokens; "
+             "row t is the step that emits output token t", s2s_cmd, rows, (long long)S);
+    cli_page page = {0};
+    /* local-m attends to the window |s - min(t, S - 1)| <= D of step t
+     * (rnn_attention.h): drawn as the map's mask (the buffer the causal
+     * option allocates, rewritten) */
+    const int local_m = b->model && b->cfg.attention == ATTN_S2S_LOCAL_M;
+    int rc = cli_page_add_floats(&page, s2s_cmd, "alignment", ATTN_EXPLORER_ALIGNMENT, align, 1, 1,
+                                 rows, S, rl, cl, "output step", "source", local_m ? 0 : -1);
+    if (!rc && local_m) {
+        const int64_t D = b->cfg.local_window;
+        for (int64_t t = 0; t < rows; t++) {
+            const int64_t p = t < S - 1 ? t : S - 1;
+            for (int64_t j = 0; j < S; j++) page.mask[0][t * S + j] = (j - p <= D && p - j <= D);
+        }
+        page.maps[0].mask_name = "local-m window";
+    }
+    if (!rc) rc = cli_page_write(&page, s2s_cmd, path, weights, title, sub, 1);
+    else cli_page_free(&page);
+    free(rl);
+    free(cl);
+    return rc;
+}
+
 /* Reads standard input into lines (newline and a trailing '\r' removed). */
 int read_lines(char ***lines, int64_t *n) {
     *lines = NULL;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh: makes this machine ready to build and test attn.
 #
-#   bash scripts/setup.sh [--quiet] [--long-context]
+#   bash scripts/setup.sh [--quiet] [--long-context] [--browser]
 #
 # What it does, each step only when needed (running it twice is harmless):
 #   1. a C toolchain: if gcc or make is missing and we are root, installs
@@ -21,7 +21,10 @@
 #      (gitignored) and records the package version in
 #      data/fashion-mnist/SOURCE.
 #   4. with --long-context, the corpora of the long-context language models
-#      (scripts/get_wiki_data.sh, scripts/get_kjv_data.sh; each idempotent).
+#      (scripts/get_wiki_data.sh, scripts/get_kjv_data.sh; each idempotent);
+#   5. with --browser, Debian's chromium (headless), for the attention
+#      explorer's browser test (tests/explorer_test.sh); a browser that
+#      cannot be installed is a warning, and that test a counted skip.
 # Without root or apt it says what is missing and how to install it. It
 # exits non-zero only when the data set (or the toolchain) is still missing
 # at the end. Non-interactive: works with CI=true and no standard input.
@@ -29,16 +32,18 @@ set -euo pipefail
 
 QUIET=0
 LONG_CONTEXT=0
+BROWSER=0
 for arg in "$@"; do
     case "$arg" in
     --quiet | -q) QUIET=1 ;;
     --long-context) LONG_CONTEXT=1 ;;
+    --browser) BROWSER=1 ;;
     -h | --help)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "setup.sh: unknown option '$arg' (expected --quiet or --long-context)" >&2
+        echo "setup.sh: unknown option '$arg' (expected --quiet, --long-context or --browser)" >&2
         exit 2
         ;;
     esac
@@ -227,6 +232,18 @@ if [ "$LONG_CONTEXT" = 1 ]; then
     [ "$QUIET" = 1 ] && qflag=(--quiet)
     bash "$ROOT/scripts/get_wiki_data.sh" "${qflag[@]}" || status=1
     bash "$ROOT/scripts/get_kjv_data.sh" "${qflag[@]}" || status=1
+fi
+
+if [ "$BROWSER" = 1 ]; then
+    if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+        command -v google-chrome >/dev/null 2>&1; then
+        say "a browser for the explorer test is installed"
+    elif can_apt && apt_install chromium; then
+        say "installed chromium"
+    else
+        warn "optional: no chromium; the explorer's browser test (tests/explorer_test.sh) will be skipped."
+        warn "    as root: apt-get install chromium"
+    fi
 fi
 
 exit "$status"

@@ -321,6 +321,13 @@ lm_refused 2 "expected an integer" -- "${LMB[@]}" --mem-len -5
 lm_refused 2 "for a GPT" -- "$ATTN" lm eval --model "$TMP/lm-txl" --stride 1
 lm_refused 2 "for a Transformer-XL" -- "$ATTN" lm eval --model "$TMP/lm-gpt" --mem-len 64
 lm_refused 2 "valid or test" -- "$ATTN" lm eval --model "$TMP/lm-txl" --split train
+if "$ATTN" lm viz --model "$TMP/lm-all" --html "$TMP/lmviz/all.html" --threads 1 >"$TMP/lmv.out" 2>&1 &&
+    grep -q '"name":"memory attention"' "$TMP/lmviz/all.html" && grep -q '"p3"' "$TMP/lmviz/all.html" &&
+    [ ! -e "$TMP/lmviz/all.html-memory.svg" ]; then
+    ok "lm viz --html: the memory attention (persistent vectors as keys) as a page, without --out"
+else
+    fail "lm viz --html: $(head -c 300 "$TMP/lmv.out")"
+fi
 lm_refused 1 "not a checkpoint of attn lm train" -- "$ATTN" lm eval --model "$TMP/gpt"
 lm_refused 2 "are required" -- "$ATTN" lm viz --model "$TMP/lm-txl"
 lm_refused 1 "cannot read" -- "$ATTN" lm train --data "$TMP/nowhere" --out "$TMP/lm-bad" --steps 2
@@ -409,6 +416,13 @@ PY
     else
         fail "caption describe: $(head -c 400 "$TMP/cap.out")"
     fi
+    if "$ATTN" caption describe --model "$CAP" "$TMP/scene.png" --html "$TMP/desc.html" --threads 1 \
+            >"$TMP/cap.out" 2>"$TMP/cap.err" && grep -q '"kind":"alignment"' "$TMP/desc.html" &&
+        grep -q '"colGrid":' "$TMP/desc.html" && [ "$(wc -l <"$TMP/cap.out")" = 1 ]; then
+        ok "caption describe --html: each word's attention over the image regions as a page"
+    else
+        fail "caption describe --html: $(head -c 400 "$TMP/cap.err")"
+    fi
     "$ATTN" caption describe --model "$CAP" "$TMP/wide.png" >"$TMP/cap.out" 2>&1
     rc=$?
     if [ "$rc" = 1 ] && grep -q "is 30x20 pixels; the model reads 56x56" "$TMP/cap.out"; then
@@ -444,6 +458,14 @@ if [ "$rc" = 0 ] && [ -s "$TMP/grid.png" ] && grep -q "9 samples written" "$TMP/
     ok "gan sample: 3 x 3 samples written"
 else
     fail "gan sample: exit $rc: $(head -c 300 "$TMP/gs.out")"
+fi
+"$ATTN" gan sample --model "$TMP/gan" --out "$TMP/grid.png" --rows 1 --html "$TMP/gan.html" --threads 1 >"$TMP/gs.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q '"name":"generator attention","kind":"cross","layers":1,"heads":1,"rows":196,"cols":196' \
+    "$TMP/gan.html" && grep -q '"colGrid":14' "$TMP/gan.html"; then
+    ok "gan sample --html: the generator's 196 x 196 attention map as a page"
+else
+    fail "gan sample --html: exit $rc: $(head -c 300 "$TMP/gs.out")"
 fi
 "${GAN[@]}" --out "$TMP/gan-lr" --steps 2 --lr 0.1 >"$TMP/gl.out" 2>&1
 rc=$?
@@ -585,6 +607,48 @@ else
     fail "viz --out into a missing folder"
 fi
 
+# --html: the attention explorer page (docs/explorer.md; its behaviour in a
+# browser is tests/explorer_test.sh): self-contained, every map of the model,
+# standard output unchanged where it carries results.
+"$ATTN" viz --model "$T2T" --html "$TMP/ex/a/t2t.html" --weights "$TMP/ex/t2t.tsv" --threads 1 "12/25/99" \
+    >"$TMP/ex.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q '"name":"encoder self-attention"' "$TMP/ex/a/t2t.html" &&
+    grep -q '"name":"cross-attention"' "$TMP/ex/a/t2t.html" && grep -q '"maskName":"causal"' "$TMP/ex/a/t2t.html" &&
+    ! grep -q '<script[^>]*src=' "$TMP/ex/a/t2t.html" && [ "$(head -1 "$TMP/ex/t2t.tsv")" = "$(printf 'map\tlayer\thead\trow\tcol\tweight')" ] &&
+    ! ls "$TMP"/ex/a/*.svg >/dev/null 2>&1; then
+    ok "viz --html: one self-contained page with the encoder, decoder (causal mask) and cross maps; --weights as text"
+else
+    fail "viz --html: exit $rc: $(head -c 300 "$TMP/ex.out")"
+fi
+"$ATTN" seq2seq translate --model "$S2S" --html "$TMP/ex/tr.html" --threads 1 "12/25/99" "1 march 2001" \
+    >"$TMP/ex.out" 2>"$TMP/ex.err"
+rc=$?
+if [ "$rc" = 0 ] && [ "$(wc -l <"$TMP/ex.out")" = 2 ] && grep -q '"kind":"alignment"' "$TMP/ex/tr-1.html" &&
+    [ -s "$TMP/ex/tr-2.html" ] && grep -q "explorer page written to $TMP/ex/tr-2.html" "$TMP/ex.err"; then
+    ok "translate --html: one alignment page per input (FILE-k.html); standard output keeps only the translations"
+else
+    fail "translate --html: exit $rc: $(head -c 300 "$TMP/ex.out" "$TMP/ex.err")"
+fi
+"$ATTN" gpt sample --model "$TMP/gpt" --prompt "the " --tokens 5 --html "$TMP/ex/s.html" --threads 1 \
+    >"$TMP/ex.out" 2>"$TMP/ex.err"
+rc=$?
+if [ "$rc" = 0 ] && grep -q '"name":"decoder self-attention"' "$TMP/ex/s.html" && ! grep -q "s.html" "$TMP/ex.out"; then
+    ok "gpt sample --html: the prompt's and the sample's self-attention as a page"
+else
+    fail "gpt sample --html: exit $rc: $(head -c 300 "$TMP/ex.err")"
+fi
+"$ATTN" viz --model "$T2T" --weights "$TMP/ex/w.tsv" "12/25/99" >"$TMP/ex.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--weights goes with --html" "$TMP/ex.out" && ok "viz --weights without --html refused (exit 2)" ||
+    fail "viz --weights without --html: exit $rc: $(head -c 300 "$TMP/ex.out")"
+: >"$TMP/ex/file"
+"$ATTN" viz --model "$T2T" --html "$TMP/ex/file/p.html" "12/25/99" >"$TMP/ex.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "cannot create the folder of $TMP/ex/file/p.html" "$TMP/ex.out" &&
+    ok "viz --html under a file: a clear error (exit 1)" ||
+    fail "viz --html under a file: exit $rc: $(head -c 300 "$TMP/ex.out")"
+
 # gpt sample streams: a long generation, interrupted once text has appeared,
 # has printed what it drew and exits 130.
 "$ATTN" gpt sample --model "$TMP/gpt" --prompt "the " --tokens 10000000 --threads 1 >"$TMP/s.out" 2>"$TMP/s.err" &
@@ -675,6 +739,12 @@ rc=$?
 [ "$rc" = 0 ] && [ "$(head -c 4 "$TMP/vismaps/maps.png" | od -An -tx1 | tr -d ' ')" = 89504e47 ] &&
     grep -q "^row 1: test image 1" "$TMP/vismaps/maps.txt" && ok "vision maps writes maps.png and maps.txt" ||
     fail "vision maps: exit $rc: $(head -c 300 "$TMP/vis6.out")"
+"$ATTN" vision maps --model "$TMP/vis" --data "$FM" --out "$TMP/vismaps" --images 1 --html "$TMP/vismaps/p.html" \
+    --threads 1 >"$TMP/vis6.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] && grep -q '"name":"feature-map attention"' "$TMP/vismaps/p.html" && grep -q '"colGrid":' "$TMP/vismaps/p.html" &&
+    ok "vision maps --html: the SAGAN weights of every query position as a page" ||
+    fail "vision maps --html: exit $rc: $(head -c 300 "$TMP/vis6.out")"
 "${VIS[@]}" --out "$TMP/visplain" --steps 2 >/dev/null 2>&1
 "$ATTN" vision maps --model "$TMP/visplain" --data "$FM" --out "$TMP/vismaps2" >"$TMP/vis7.out" 2>&1
 rc=$?

@@ -31,7 +31,7 @@ RANK = {"core": 0, "io": 1, "ops": 2, "nn": 3, "data": 4, "eval": 4, "train": 4,
 PUBLIC = {
     "status.h": "core", "tensor.h": "core", "context.h": "core", "rng.h": "core",
     "info.h": "core",
-    "safetensors.h": "io", "progress.h": "io", "viz.h": "io", "png.h": "io",
+    "safetensors.h": "io", "progress.h": "io", "viz.h": "io", "explorer.h": "io", "png.h": "io",
     "ops.h": "ops", "sdpa.h": "ops", "sparse.h": "ops", "positions.h": "ops", "long_context.h": "ops", "reformer.h": "ops", "conv.h": "ops", "graph_attention.h": "ops", "deb_graph.h": "data", "node_classifier.h": "models",
     "params.h": "nn", "optim.h": "nn", "rnn.h": "nn", "rnn_attention.h": "nn", "rnn_cell.h": "ops",
     "transformer.h": "nn", "reversible.h": "nn", "vision_attention.h": "nn", "synthesizer.h": "nn", "linformer.h": "nn",

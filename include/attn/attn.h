@@ -25,6 +25,7 @@
  *   info.h         version, SIMD level, matrix library
  *   eval.h         BLEU (sacrebleu-compatible), exact match, character error rate
  *   viz.h          SVG attention heatmaps, heatmap grids, line charts
+ *   explorer.h     the interactive attention explorer: one self-contained HTML page
  *   png.h          PNG images in and out (image grids, attention overlays, user images)
  *   progress.h     progress line for long jobs, JSONL logger
  *   transformer.h  multi-head attention (GQA, relative positions, KV cache), Transformer blocks
@@ -67,6 +68,7 @@
 #include "info.h"
 #include "eval.h"
 #include "viz.h"
+#include "explorer.h"
 #include "png.h"
 #include "progress.h"
 #include "seq2seq.h"
