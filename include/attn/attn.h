@@ -33,6 +33,8 @@
  *   transformer_s2s.h  the encoder-decoder Transformer (translation; greedy and beam decoding)
  *   bert_corpus.h  the BERT's corpus: fortune-format texts, labels, [CLS] batches
  *   bert.h         the BERT-style encoder: masked-LM pretraining, [CLS] classification
+ *   wordpiece.h    BERT's uncased WordPiece tokenizer (Hugging Face-identical ids)
+ *   minilm.h       pretrained sentence encoders (all-MiniLM-L6-v2): load, embed
  *   conv.h         convolutions, pooling, batch and spectral normalisation
  *   vision_attention.h  SAGAN and Simple Self-Attention blocks for feature maps
  *   cnn.h          the CNN image classifier (optional attention block), features
@@ -79,6 +81,8 @@
 #include "transformer_s2s.h"
 #include "bert_corpus.h"
 #include "bert.h"
+#include "wordpiece.h"
+#include "minilm.h"
 #include "conv.h"
 #include "vision_attention.h"
 #include "cnn.h"

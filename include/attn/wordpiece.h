@@ -3,6 +3,9 @@
  * Face's BertTokenizerFast with do_lower_case. docs/minilm.md has the rules.
  *
  * A text (UTF-8) becomes [CLS] pieces [SEP]:
+ *   0. the special tokens [PAD], [UNK], [CLS], [SEP], [MASK] found in the
+ *      text as they are (exact case, anywhere) are kept as single tokens
+ *      (Hugging Face's added tokens); the rest goes through steps 1-2;
  *   1. basic tokenizer, character by character: U+0000, U+FFFD and control
  *      characters (category C* but TAB, LF, CR) are dropped; whitespace
  *      (TAB, LF, CR, Zs, U+2028, U+2029) separates words; a CJK ideograph
@@ -69,7 +72,7 @@ attn_status attn_wordpiece_encode(const attn_wordpiece *wp, const char *text, si
                                   int32_t max_len, int32_t *ids, int32_t *n_ids,
                                   int64_t *n_pieces);
 
-/* The basic tokenizer alone (step 1): the words of text as NUL-separated
+/* The basic tokenizer alone (step 1, no special tokens): the words of text as NUL-separated
  * UTF-8 in out (cap bytes; the words and a NUL after each); *n_words and
  * *n_bytes (bytes written) receive the counts. Errors: ATTN_ERR_INVALID_ARG,
  * ATTN_ERR_SHAPE (cap too small: *n_bytes receives the size needed),

@@ -24,7 +24,14 @@ struct attn_wordpiece {
     int32_t *slots;    /* open addressing: token ids or -1, n_slots a power of 2 */
     uint32_t n_slots;
     int32_t pad, unk, cls, sep;
+    int n_special;     /* the special tokens found in the text as they are */
+    int32_t special[5];
 };
+
+/* Hugging Face's added tokens of BERT: matched in the raw text, exact case,
+ * anywhere (not normalised, no word boundary needed), before the basic
+ * tokenizer. */
+static const char *const special_names[5] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
 
 const char *attn_wordpiece_unicode_version(void) { return attn__wp_unicode_version; }
 
@@ -113,6 +120,10 @@ attn_status attn_wordpiece_from_text(const char *src, size_t n, attn_wordpiece *
     wp->unk = lookup(wp, "[UNK]", 5);
     wp->cls = lookup(wp, "[CLS]", 5);
     wp->sep = lookup(wp, "[SEP]", 5);
+    for (int k = 0; k < 5; k++) {
+        const int32_t sp = lookup(wp, special_names[k], strlen(special_names[k]));
+        if (sp >= 0) wp->special[wp->n_special++] = sp;
+    }
     if (wp->pad < 0 || wp->unk < 0 || wp->cls < 0 || wp->sep < 0) {
         attn_wordpiece_free(wp);
         return attn__error(ATTN_ERR_FORMAT,
@@ -273,27 +284,53 @@ static int utf8_put(uint32_t cp, char *o) {
     return 4;
 }
 
-/* A word: its UTF-8 bytes in word[0 .. n), chars characters. Returns 0, or
- * -1 to stop (the callback has set the error). */
-typedef int (*word_fn)(const char *word, size_t n, int64_t chars, void *user);
+/* A word: its UTF-8 bytes in word[0 .. n), chars characters; or, with
+ * special >= 0, a special token of the text (word NULL). Returns 0, or -1 to
+ * stop (the callback has set the error). */
+typedef int (*word_fn)(const char *word, size_t n, int64_t chars, int32_t special, void *user);
 
 /* The word buffer of the basic tokenizer for n bytes of text: each input
  * byte gives at most 3 code points of at most 4 bytes. */
 static size_t basic_buffer_size(size_t n) { return 12 * n + 16; }
 
-/* Runs the basic tokenizer over text, calling fn for each word; buf has
+/* The special token of wp (NULL: none) that starts s[0 .. n), its id in
+ * *id and its length returned; 0 when none does. */
+static size_t special_at(const attn_wordpiece *wp, const char *s, size_t n, int32_t *id) {
+    if (!wp || s[0] != '[') return 0;
+    for (int k = 0; k < wp->n_special; k++) {
+        const char *t = wp->text + wp->off[wp->special[k]];
+        const size_t l = wp->len[wp->special[k]];
+        if (l <= n && memcmp(s, t, l) == 0) {
+            *id = wp->special[k];
+            return l;
+        }
+    }
+    return 0;
+}
+
+/* Runs the basic tokenizer over text, calling fn for each word and each
+ * special token of wp (NULL: none) in the text; buf has
  * basic_buffer_size(n) bytes. */
-static int basic_run(const char *text, size_t n, char *buf, word_fn fn, void *user) {
+static int basic_run(const attn_wordpiece *wp, const char *text, size_t n, char *buf, word_fn fn,
+                     void *user) {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0, w = 0; /* w: bytes of the current word in buf */
     int64_t chars = 0;
 #define FLUSH()                                                  \
     do {                                                         \
-        if (w > 0 && fn(buf, w, chars, user)) return -1;         \
+        if (w > 0 && fn(buf, w, chars, -1, user)) return -1;     \
         w = 0;                                                   \
         chars = 0;                                               \
     } while (0)
     while (i < n) {
+        int32_t sid;
+        const size_t sl = special_at(wp, text + i, n - i, &sid);
+        if (sl > 0) {
+            FLUSH();
+            if (fn(NULL, 0, 0, sid, user)) return -1;
+            i += sl;
+            continue;
+        }
         const uint32_t cp = utf8_next(s, n, &i);
         const uint32_t k = char_class(cp);
         if (k == ATTN__WP_DROP) continue;
@@ -335,7 +372,7 @@ typedef struct basic_out {
     int64_t words;
 } basic_out;
 
-static int basic_collect(const char *word, size_t n, int64_t chars, void *user) {
+static int basic_collect(const char *word, size_t n, int64_t chars, int32_t special, void *user) {
     basic_out *b = user;
     if (b->used + n + 1 <= b->cap) {
         memcpy(b->out + b->used, word, n);
@@ -356,7 +393,7 @@ attn_status attn_wordpiece_basic(const char *text, size_t n, char *out, size_t c
     char *buf = malloc(basic_buffer_size(n));
     if (!buf) return attn__error(ATTN_ERR_OOM, "%s: out of memory for %zu bytes", fn, n);
     basic_out b = {out, cap, 0, 0};
-    basic_run(text, n, buf, basic_collect, &b);
+    basic_run(NULL, text, n, buf, basic_collect, &b);
     free(buf);
     *n_words = b.words;
     *n_bytes = b.used;
@@ -382,9 +419,13 @@ static void emit(wp_state *st, int32_t id) {
     st->pieces++;
 }
 
-static int wordpiece_word(const char *word, size_t n, int64_t chars, void *user) {
+static int wordpiece_word(const char *word, size_t n, int64_t chars, int32_t special, void *user) {
     wp_state *st = user;
     const attn_wordpiece *wp = st->wp;
+    if (special >= 0) {
+        emit(st, special);
+        return 0;
+    }
     if (chars > ATTN_WORDPIECE_MAX_WORD_CHARS) {
         emit(st, wp->unk);
         return 0;
@@ -436,7 +477,7 @@ attn_status attn_wordpiece_encode(const attn_wordpiece *wp, const char *text, si
     if (!buf) return attn__error(ATTN_ERR_OOM, "%s: out of memory for %zu bytes", fn, n);
     wp_state st = {wp, ids, max_len - 2, 0, 0, buf + basic_buffer_size(n) + 4};
     ids[0] = wp->cls;
-    basic_run(text, n, buf, wordpiece_word, &st);
+    basic_run(wp, text, n, buf, wordpiece_word, &st);
     free(buf);
     ids[1 + st.kept] = wp->sep;
     *n_ids = st.kept + 2;
