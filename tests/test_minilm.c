@@ -50,7 +50,7 @@ static void test_parity(attn_minilm *m) {
         float *one = malloc((size_t)E * sizeof *one);
         int32_t *ntok = malloc((size_t)n * sizeof *ntok);
         attn_ctx *ctx = NULL;
-        CHECK_OK(attn_ctx_new(&ctx, &(attn_ctx_config){.arena_bytes = 256u << 20, .n_threads = 1}));
+        CHECK_OK(attn_ctx_new(&ctx, &(attn_ctx_config){.arena_bytes = (size_t)1 << 30, .n_threads = 1}));
         if (ctx) {
             attn_ctx_set_grad_enabled(ctx, 0);
             attn_ctx_set_training(ctx, 0);
@@ -86,8 +86,8 @@ static void test_parity(attn_minilm *m) {
         }
         CHECK(worst >= 0.99999, "worst cosine %.8f at fixture text %d (%.60s)", worst,
               worst_i >= 0 ? atfx_i32(rows)[worst_i] : -1, worst_i >= 0 ? tx[worst_i] : "");
-        CHECK(cut >= 3, "%lld texts truncated: expected the over-long ones", (long long)cut);
-        if (test__verbose) printf("  minilm: %lld texts, worst cosine %.9f\n", (long long)n, worst);
+        CHECK(cut >= 2, "%lld texts truncated: expected the over-long ones", (long long)cut);
+        if (test__verbose) printf("  minilm: %lld texts, worst cosine %.9f (1 - cos = %.3g)\n", (long long)n, worst, 1.0 - worst);
         /* (b) batch 1 against the batch of 32 above */
         int64_t checked = 0;
         double worst_b = 0;
