@@ -42,7 +42,7 @@ mkdir -p "$OUT"
 [ -f "$MODEL/model.safetensors" ] || bash "$ROOT/scripts/get_minilm.sh" --quiet
 [ -x "$ROOT/build/attn" ] || make -C "$ROOT" -j2 >/dev/null
 
-python3 - "$N" "$OUT/sentences.txt" <<'PYEOF'
+python3 -W ignore - "$N" "$OUT/sentences.txt" <<'PYEOF'
 import importlib, sys
 n, path = int(sys.argv[1]), sys.argv[2]
 mods = ['os', 'sys', 'json', 're', 'math', 'collections', 'itertools', 'functools', 'string',
@@ -87,6 +87,8 @@ cp "$MODEL"/{model.safetensors,vocab.txt,config.json,tokenizer_config.json,speci
 mkdir -p "$STDIR/1_Pooling" && cp "$MODEL/pooling_config.json" "$STDIR/1_Pooling/config.json"
 
 export OMP_NUM_THREADS="$THREADS" OMP_WAIT_POLICY=passive OPENBLAS_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
+# the Rust tokenizer of sentence-transformers runs a batch on rayon threads: same thread count
+export RAYON_NUM_THREADS="$THREADS" TOKENIZERS_PARALLELISM=false
 a=() t=()
 for r in $(seq "$RUNS"); do
     s=$("$ROOT/build/attn" embed "$OUT/sentences.txt" --threads "$THREADS" --batch "$BATCH" --out /dev/null 2>&1 |

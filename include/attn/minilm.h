@@ -92,7 +92,8 @@ attn_status attn_minilm_set_max_seq(attn_minilm *m, int max_seq);
 
 /* The embeddings out[i E .. i E + E) of the n texts texts[i] (lens[i]
  * bytes each; lens NULL: NUL-terminated). The texts are sorted by token
- * count (stable) and run `batch` at a time (batch >= 1), each batch padded
+ * count (longest first, ties in input order) and run `batch` at a time
+ * (batch >= 1), each batch padded
  * to its longest text; ctx (inference: gradients off, training off) is
  * reset before each batch. n_tokens (optional) receives the token count of
  * each text after truncation, n_truncated (optional) how many texts were

@@ -422,9 +422,12 @@ typedef struct len_idx {
     int64_t idx;
 } len_idx;
 
+/* Longest first: the first batch takes the most arena memory, and the
+ * later ones reuse pages already touched (ascending order touched new
+ * pages at every batch: 3% of the time in page faults). */
 static int cmp_len(const void *a, const void *b) {
     const len_idx *x = a, *y = b;
-    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
