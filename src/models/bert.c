@@ -475,7 +475,7 @@ attn_status attn_bert_config_load(const char *path, attn_bert_config *cfg) {
 attn_status attn_bert_save(const char *path, const attn_bert *m, const attn_kv *meta, int n_meta) {
     if (!path || !m || (n_meta > 0 && !meta) || n_meta < 0 || n_meta > 64)
         return attn__error(ATTN_ERR_INVALID_ARG, "attn_bert_save: NULL argument or n_meta %d", n_meta);
-    if (m && m->type_emb)
+    if (m->type_emb)
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "attn_bert_save: a model with type embeddings (type_vocab %lld) cannot "
                            "be described by the bert.* metadata",
