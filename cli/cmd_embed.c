@@ -179,7 +179,7 @@ static int parse(int argc, char **argv, int similar, embed_opts *o) {
 /* Loads the model and embeds n texts into *out (n x dim floats). */
 static int embed_all(const char *cmd, const embed_opts *o, attn_minilm **mp, const char *const *texts,
                      const size_t *lens, int64_t n, float **out, int32_t **ntok, double *secs,
-                     int64_t *cut) {
+                     double *cpu, int64_t *cut) {
     attn_minilm *m = NULL;
     if (attn_minilm_load(o->model, &m) != ATTN_OK) {
         cli_fail(cmd, "cannot load the model (bash scripts/get_minilm.sh fetches all-MiniLM-L6-v2 "
@@ -201,8 +201,10 @@ static int embed_all(const char *cmd, const embed_opts *o, attn_minilm **mp, con
     attn_ctx_set_grad_enabled(ctx, 0);
     attn_ctx_set_training(ctx, 0);
     const double t0 = now_s();
+    const clock_t c0 = clock();
     const attn_status st = attn_minilm_embed(ctx, m, texts, lens, n, (int)o->batch, *out, *ntok, cut);
     *secs = now_s() - t0;
+    *cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
     attn_ctx_free(ctx);
     if (st != ATTN_OK) return cli_fail(cmd, "embedding failed");
     return 0;
@@ -223,9 +225,9 @@ int cmd_embed(int argc, char **argv) {
     attn_minilm *m = NULL;
     float *e = NULL;
     int32_t *ntok = NULL;
-    double secs = 0;
+    double secs = 0, cpu = 0;
     int64_t cut = 0;
-    rc = embed_all("embed", &o, &m, (const char *const *)lines, lens, n, &e, &ntok, &secs, &cut);
+    rc = embed_all("embed", &o, &m, (const char *const *)lines, lens, n, &e, &ntok, &secs, &cpu, &cut);
     if (rc == 0 && strcmp(o.format, "jsonl") == 0) {
         FILE *f = o.out ? fopen(o.out, "wb") : stdout;
         if (!f) {
@@ -260,9 +262,11 @@ int cmd_embed(int argc, char **argv) {
         if (st != ATTN_OK) rc = cli_fail("embed", "cannot write the embeddings");
     }
     if (rc == 0)
-        fprintf(stderr, "attn embed: %lld lines (%lld truncated to %d tokens) in %.3f s: %.1f sentences/s, %lld thread%s\n",
+        fprintf(stderr,
+                "attn embed: %lld lines (%lld truncated to %d tokens) in %.3f s: %.1f sentences/s, "
+                "%lld thread%s (process CPU time %.3f s: %.1f sentences per CPU second)\n",
                 (long long)n, (long long)cut, m->max_seq, secs, secs > 0 ? (double)n / secs : 0.0,
-                o.threads, o.threads == 1 ? "" : "s");
+                o.threads, o.threads == 1 ? "" : "s", cpu, cpu > 0 ? (double)n / cpu : 0.0);
     attn_minilm_free(m);
     free(e);
     free(ntok);
@@ -302,7 +306,7 @@ int cmd_similar(int argc, char **argv) {
     attn_minilm *m = NULL;
     float *e = NULL;
     int32_t *ntok = NULL;
-    double secs = 0;
+    double secs = 0, cpu = 0;
     int64_t cut = 0;
     if (!texts || !tl || !s) {
         fprintf(stderr, "attn similar: out of memory\n");
@@ -314,7 +318,7 @@ int cmd_similar(int argc, char **argv) {
             texts[i + 1] = lines[i];
             tl[i + 1] = lens[i];
         }
-        rc = embed_all("similar", &o, &m, texts, tl, n + 1, &e, &ntok, &secs, &cut);
+        rc = embed_all("similar", &o, &m, texts, tl, n + 1, &e, &ntok, &secs, &cpu, &cut);
     }
     if (rc == 0) {
         const int64_t E = m->dim;

@@ -93,9 +93,10 @@ attn_status attn_minilm_set_max_seq(attn_minilm *m, int max_seq);
 /* The embeddings out[i E .. i E + E) of the n texts texts[i] (lens[i]
  * bytes each; lens NULL: NUL-terminated). The texts are sorted by token
  * count (longest first, ties in input order) and run `batch` at a time
- * (batch >= 1), each batch padded
- * to its longest text; ctx (inference: gradients off, training off) is
- * reset before each batch. n_tokens (optional) receives the token count of
+ * (batch >= 1), each batch padded to its longest text; a batch that does
+ * not fit the context's arena (ATTN_ERR_OOM) runs in halves, quarters ...
+ * (the results do not depend on the batch). ctx (inference: gradients off,
+ * training off) is reset before each forward. n_tokens (optional) receives the token count of
  * each text after truncation, n_truncated (optional) how many texts were
  * cut to max_seq. Errors: ATTN_ERR_INVALID_ARG, those of the encoder (the
  * context's message), ATTN_ERR_OOM. */

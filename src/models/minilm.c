@@ -470,21 +470,32 @@ attn_status attn_minilm_embed(attn_ctx *ctx, const attn_minilm *m, const char *c
     qsort(order, (size_t)n, sizeof *order, cmp_len);
     for (int64_t s0 = 0; s0 < n; s0 += batch) {
         const int64_t B = n - s0 < batch ? n - s0 : batch;
-        int64_t T = 0;
-        for (int64_t b = 0; b < B; b++)
-            if (order[s0 + b].len > T) T = order[s0 + b].len;
-        for (int64_t b = 0; b < B; b++) {
-            const int64_t i = order[s0 + b].idx;
-            const int32_t k = order[s0 + b].len;
-            memcpy(bids + b * T, ids + i * S, (size_t)k * sizeof *bids);
-            for (int64_t t = k; t < T; t++) bids[b * T + t] = attn_wordpiece_pad_id(m->tok);
-            blen[b] = k;
+        /* A batch too large for the context's arena runs in halves, then
+         * quarters ...: a text's embedding does not depend on its batch.
+         * Sorted longest first, so a part's first row is its longest. */
+        int64_t part = B;
+        for (int64_t p0 = 0; p0 < B;) {
+            const int64_t pb = B - p0 < part ? B - p0 : part;
+            const int64_t T = order[s0 + p0].len;
+            for (int64_t b = 0; b < pb; b++) {
+                const int64_t i = order[s0 + p0 + b].idx;
+                const int32_t k = order[s0 + p0 + b].len;
+                memcpy(bids + b * T, ids + i * S, (size_t)k * sizeof *bids);
+                for (int64_t t = k; t < T; t++) bids[b * T + t] = attn_wordpiece_pad_id(m->tok);
+                blen[b] = k;
+            }
+            attn_ctx_reset(ctx);
+            st = attn_minilm_embed_ids(ctx, m, bids, blen, pb, T, bout);
+            if (st == ATTN_ERR_OOM && pb > 1) {
+                part = (pb + 1) / 2;
+                continue;
+            }
+            if (st != ATTN_OK) goto done;
+            for (int64_t b = 0; b < pb; b++)
+                memcpy(out + order[s0 + p0 + b].idx * m->dim, bout + b * m->dim,
+                       (size_t)m->dim * sizeof *out);
+            p0 += pb;
         }
-        attn_ctx_reset(ctx);
-        st = attn_minilm_embed_ids(ctx, m, bids, blen, B, T, bout);
-        if (st != ATTN_OK) goto done;
-        for (int64_t b = 0; b < B; b++)
-            memcpy(out + order[s0 + b].idx * m->dim, bout + b * m->dim, (size_t)m->dim * sizeof *out);
     }
     if (n_truncated) *n_truncated = cut;
 done:
