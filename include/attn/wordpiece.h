@@ -7,14 +7,16 @@
  *      text as they are (exact case, anywhere) are kept as single tokens
  *      (Hugging Face's added tokens); the rest goes through steps 1-2;
  *   1. basic tokenizer, character by character: U+0000, U+FFFD and control
- *      characters (category C* but TAB, LF, CR) are dropped; whitespace
- *      (TAB, LF, CR, Zs, U+2028, U+2029) separates words; a CJK ideograph
- *      (BERT's blocks) is a word of its own; every other character is decomposed (NFD),
- *      its nonspacing marks (Mn) dropped and the rest lower-cased; a
- *      punctuation character (ASCII punctuation or category P*) of the
- *      result is a word of its own. Invalid UTF-8 bytes count as U+FFFD
- *      (dropped). The Unicode tables are generated from Python's
- *      unicodedata (tools/make_wordpiece_unicode.py).
+ *      characters (categories Cc, Cf, Cs, Co but TAB, LF, CR; unassigned
+ *      code points are kept) are dropped; whitespace (TAB, LF, CR, Zs,
+ *      U+2028, U+2029) separates words; a CJK ideograph is a word of its
+ *      own; every other character is decomposed (NFD), its nonspacing marks
+ *      (Mn) dropped and the rest lower-cased; a punctuation character
+ *      (ASCII punctuation or category P*) of the result is a word of its
+ *      own. Invalid UTF-8 bytes count as U+FFFD (dropped). The Unicode
+ *      tables are generated from Python's unicodedata, with the answers of
+ *      Hugging Face's tokenizers where its older tables differ (815 code
+ *      points: tools/make_wordpiece_unicode.py, docs/minilm.md).
  *   2. WordPiece, word by word: a word of more than 100 characters is
  *      [UNK]; otherwise the longest vocabulary entry that starts the word,
  *      then the longest "##"-prefixed entry that continues it, and so on;
