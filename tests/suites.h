@@ -33,6 +33,8 @@
     X(txl)             \
     X(reformer)        \
     X(bert)            \
+    X(wordpiece)       \
+    X(minilm)          \
     X(model_files)     \
     X(caption)         \
     X(gan)             \

@@ -37,11 +37,11 @@ PUBLIC = {
     "transformer.h": "nn", "reversible.h": "nn", "vision_attention.h": "nn", "synthesizer.h": "nn", "linformer.h": "nn",
     "vision_modules.h": "nn",
     "idx.h": "data", "text.h": "data", "s2s_data.h": "data", "s2s_types.h": "data",
-    "lm_data.h": "data", "bert_corpus.h": "data", "scenes.h": "data",
+    "lm_data.h": "data", "bert_corpus.h": "data", "wordpiece.h": "data", "scenes.h": "data",
     "eval.h": "eval", "fid.h": "eval",
     "checkpoint.h": "train",
     "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "txl.h": "models",
-    "cnn.h": "models", "bert.h": "models", "caption.h": "models", "gan.h": "models",
+    "cnn.h": "models", "bert.h": "models", "minilm.h": "models", "caption.h": "models", "gan.h": "models",
     "attn.h": "api",
 }
 

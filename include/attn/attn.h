@@ -34,6 +34,8 @@
  *   transformer_s2s.h  the encoder-decoder Transformer (translation; greedy and beam decoding)
  *   bert_corpus.h  the BERT's corpus: fortune-format texts, labels, [CLS] batches
  *   bert.h         the BERT-style encoder: masked-LM pretraining, [CLS] classification
+ *   wordpiece.h    BERT's uncased WordPiece tokenizer (Hugging Face-identical ids)
+ *   minilm.h       pretrained sentence encoders (all-MiniLM-L6-v2): load, embed
  *   conv.h         convolutions, pooling, batch and spectral normalisation
  *   vision_attention.h  SAGAN and Simple Self-Attention blocks for feature maps
  *   vision_modules.h    CBAM, channel-wise soft attention, GC, SAG mask, PSA, AA-conv
@@ -82,6 +84,8 @@
 #include "transformer_s2s.h"
 #include "bert_corpus.h"
 #include "bert.h"
+#include "wordpiece.h"
+#include "minilm.h"
 #include "conv.h"
 #include "vision_attention.h"
 #include "synthesizer.h"

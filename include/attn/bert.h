@@ -5,7 +5,10 @@
  * The model (B batch, T positions, V vocabulary, E d_model, L layers, C
  * classes); ids [B, T] start with the [CLS] token, lengths [B] count the
  * real tokens of each row (the rest is padding, never attended to):
- *   x_0 = LN_emb(tok_emb[ids] + pos_emb[t])         (no segment embeddings)
+ *   x_0 = LN_emb(tok_emb[ids] + pos_emb[t])         (type_vocab 0: no segment
+ *                                                    embeddings)
+ *   x_0 = LN_emb((tok_emb[ids] + type_emb[types]) + pos_emb[t])
+ *                                 (type_vocab > 0, Hugging Face's order)
  *   x_0 = Dropout(x_0)
  *   x_l = Block_l(x_{l-1}, key padding = lengths)   encoder blocks of
  *         transformer.h with GELU (erf form):
@@ -28,6 +31,7 @@
  * tools/make_bert_fixtures.py has the same names and order):
  *   tok_emb.weight [V, E]; pos_emb.weight [max_len, E];
  *   emb_norm.weight, emb_norm.bias [E];
+ *   type_emb.weight [type_vocab, E]                       (type_vocab > 0 only)
  *   layers.<l>.self_attn.in_proj_weight ... layers.<l>.norm2.bias
  *     (torch.nn.TransformerEncoderLayer's names, transformer.h);
  *   norm_f.weight, norm_f.bias [E]                        (pre-LN only)
@@ -82,6 +86,12 @@ typedef struct attn_bert_config {
     attn_attention_kernel kernel; /* the attention op: 0 AUTO (fused from
                                      ATTN_FUSED_MIN_KEYS keys), FUSED or REFERENCE
                                      (transformer.h) */
+    int64_t type_vocab; /* 0: no segment embeddings (attn's own BERT); > 0:
+                           type_emb.weight [type_vocab, E] (Hugging Face's
+                           token_type_embeddings, MiniLM: 2) added to the token
+                           embeddings. Not kept in the file metadata:
+                           attn_bert_save refuses a model with them
+                           (minilm.h loads them by their Hugging Face name) */
 } attn_bert_config;
 
 typedef struct attn_bert {
@@ -91,6 +101,7 @@ typedef struct attn_bert {
                                   model are the encoder's */
     int first_param;           /* the model's first parameter in the store */
     attn_tensor *tok_emb, *pos_emb, *emb_norm_w, *emb_norm_b;
+    attn_tensor *type_emb;     /* type_vocab > 0 only, else NULL */
     attn_block *blocks;        /* [L], owned */
     attn_tensor *norm_f_w, *norm_f_b;                 /* pre-LN only */
     attn_tensor *mlm_w, *mlm_b, *mlm_norm_w, *mlm_norm_b, *mlm_bias;
@@ -126,6 +137,15 @@ attn_tensor *attn_bert_encode(attn_ctx *ctx, const attn_bert *m, attn_tensor *id
  * attn_ctx_reset. Errors as attn_bert_encode. */
 attn_tensor *attn_bert_encode_ex(attn_ctx *ctx, const attn_bert *m, attn_tensor *ids,
                                  attn_tensor *lengths, attn_tensor **self_weights);
+
+/* attn_bert_encode_ex with segment ids: types i32 [B, T] (each in [0,
+ * type_vocab)), or NULL: every position has type 0. A model without
+ * type embeddings takes only types NULL. Errors as attn_bert_encode_ex,
+ * ATTN_ERR_SHAPE (types not [B, T]), ATTN_ERR_STATE (types given to a model
+ * without type embeddings). */
+attn_tensor *attn_bert_encode_typed(attn_ctx *ctx, const attn_bert *m, attn_tensor *ids,
+                                    attn_tensor *types, attn_tensor *lengths,
+                                    attn_tensor **self_weights);
 
 /* MLM logits of the positions `positions` i32 [N] of h [B, T, E] (flat
  * indices b T + t, each in [0, B T)) -> [N, V]. Errors: ATTN_ERR_STATE (no
@@ -207,7 +227,9 @@ void attn_bert_config_meta(const attn_bert_config *cfg, attn_kv *kv, char *buf);
 attn_status attn_bert_config_load(const char *path, attn_bert_config *cfg);
 
 /* Saves the model's parameters with its configuration and n_meta extra
- * metadata entries (attn_safetensors_save_params). */
+ * metadata entries (attn_safetensors_save_params). Errors: those of
+ * attn_safetensors_save_params, ATTN_ERR_INVALID_ARG (a model with type
+ * embeddings, which the metadata cannot describe). */
 attn_status attn_bert_save(const char *path, const attn_bert *m, const attn_kv *meta, int n_meta);
 
 /* A model from a file of attn_bert_save or a checkpoint of one

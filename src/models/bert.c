@@ -38,6 +38,9 @@ static attn_status bert_check_config(const attn_bert_config *c) {
                            "%lld (>= 1), d_ff %lld, n_classes %d (>= 0)",
                            fn, (long long)c->vocab, (long long)c->max_len, c->n_layers, c->n_heads,
                            (long long)c->d_model, (long long)c->d_ff, c->n_classes);
+    if (c->type_vocab < 0 || c->type_vocab > (1 << 16))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: type_vocab %lld outside [0, 65536]", fn,
+                           (long long)c->type_vocab);
     if (c->vocab > INT32_MAX || c->max_len > (1ll << 31) || c->n_classes > (1 << 24))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: vocab %lld, max_len %lld or n_classes %d too large",
                            fn, (long long)c->vocab, (long long)c->max_len, c->n_classes);
@@ -87,6 +90,8 @@ attn_status attn_bert_new(attn_bert **out, attn_params *ps, const attn_bert_conf
     if (st == ATTN_OK) st = attn_params_add(ps, "pos_emb.weight", 2, (int64_t[]){c.max_len, E}, &m->pos_emb);
     if (st == ATTN_OK) st = attn_params_add(ps, "emb_norm.weight", 1, (int64_t[]){E}, &m->emb_norm_w);
     if (st == ATTN_OK) st = attn_params_add(ps, "emb_norm.bias", 1, (int64_t[]){E}, &m->emb_norm_b);
+    if (st == ATTN_OK && c.type_vocab > 0)
+        st = attn_params_add(ps, "type_emb.weight", 2, (int64_t[]){c.type_vocab, E}, &m->type_emb);
     for (int l = 0; l < c.n_layers && st == ATTN_OK; l++) {
         attn_block_config bc;
         memset(&bc, 0, sizeof bc);
@@ -168,6 +173,12 @@ attn_tensor *attn_bert_encode(attn_ctx *ctx, const attn_bert *m, attn_tensor *id
 
 attn_tensor *attn_bert_encode_ex(attn_ctx *ctx, const attn_bert *m, attn_tensor *ids,
                                  attn_tensor *lengths, attn_tensor **self_weights) {
+    return attn_bert_encode_typed(ctx, m, ids, NULL, lengths, self_weights);
+}
+
+attn_tensor *attn_bert_encode_typed(attn_ctx *ctx, const attn_bert *m, attn_tensor *ids,
+                                    attn_tensor *types, attn_tensor *lengths,
+                                    attn_tensor **self_weights) {
     static const char op[] = "bert";
     if (self_weights && m)
         for (int l = 0; l < m->cfg.n_layers; l++) self_weights[l] = NULL;
@@ -190,7 +201,22 @@ attn_tensor *attn_bert_encode_ex(attn_ctx *ctx, const attn_bert *m, attn_tensor 
         return NULL;
     }
     if (check_lengths(ctx, op, lengths, B, T)) return NULL;
+    if (types && !m->type_emb) {
+        attn__fail(ctx, ATTN_ERR_STATE, "%s: types %s given to a model without type embeddings",
+                   op, attn__shp(types));
+        return NULL;
+    }
+    if (types && (types->ndim != 2 || types->shape[0] != B || types->shape[1] != T)) {
+        attn__fail(ctx, ATTN_ERR_SHAPE, "%s: types %s: expected [%lld, %lld] as ids", op,
+                   attn__shp(types), (long long)B, (long long)T);
+        return NULL;
+    }
     attn_tensor *x = attn_embedding(ctx, m->tok_emb, ids);
+    /* Hugging Face's order: (token + type) + position */
+    if (types)
+        x = attn_add(ctx, x, attn_embedding(ctx, m->type_emb, types));
+    else if (m->type_emb)
+        x = attn_add(ctx, x, attn_slice(ctx, m->type_emb, 0, 0, 1));
     x = attn_add(ctx, x, attn_slice(ctx, m->pos_emb, 0, 0, T));
     x = attn_layernorm(ctx, x, m->emb_norm_w, m->emb_norm_b, c->ln_eps);
     x = attn_dropout(ctx, x, c->dropout);
@@ -449,6 +475,11 @@ attn_status attn_bert_config_load(const char *path, attn_bert_config *cfg) {
 attn_status attn_bert_save(const char *path, const attn_bert *m, const attn_kv *meta, int n_meta) {
     if (!path || !m || (n_meta > 0 && !meta) || n_meta < 0 || n_meta > 64)
         return attn__error(ATTN_ERR_INVALID_ARG, "attn_bert_save: NULL argument or n_meta %d", n_meta);
+    if (m->type_emb)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "attn_bert_save: a model with type embeddings (type_vocab %lld) cannot "
+                           "be described by the bert.* metadata",
+                           (long long)m->cfg.type_vocab);
     attn_kv kv[ATTN_BERT_META + 64];
     char buf[ATTN_BERT_META * 32];
     attn_bert_config_meta(&m->cfg, kv, buf);

@@ -15,7 +15,7 @@
  * load), a BERT (the same with its MLM loss), the RNN encoder-decoder and
  * the encoder-decoder Transformer (one step, a checkpoint saved and loaded
  * into a fresh model), a BPE vocabulary (learn, save over a previous one,
- * load, encode).
+ * load, encode), a WordPiece tokenizer (from memory and from a file, encode).
  *
  * Prints one line per scenario and "alloc_fail: N passed, N failed". */
 #include <stdint.h>
@@ -219,6 +219,28 @@ static attn_status scenario_vocab(void) {
     return st;
 }
 
+/* The WordPiece tokenizer: a vocabulary from memory and from a file, an
+ * encoding with CJK, accents, a special token and a continuation. */
+static attn_status scenario_wordpiece(void) {
+    static const char vocab[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncafe\n##s\n\xe4\xb8\xad\n,\n";
+    const char *text = "The caf\xc3\xa9s, [MASK] \xe4\xb8\xad x";
+    attn_wordpiece *a = NULL, *b = NULL;
+    char vp[300];
+    path_of(vp, sizeof vp, "wordpiece_vocab.txt");
+    attn_status st = attn_wordpiece_from_text(vocab, sizeof vocab - 1, &a);
+    int32_t ids[32], n = 0;
+    if (!st) st = attn_wordpiece_encode(a, text, strlen(text), 32, ids, &n, NULL);
+    FILE *f = st ? NULL : fopen(vp, "wb");
+    if (f) {
+        fwrite(vocab, 1, sizeof vocab - 1, f);
+        fclose(f);
+        st = attn_wordpiece_load(vp, &b);
+    }
+    if (!st) st = attn_wordpiece_encode(b, text, strlen(text), 4, ids, &n, NULL);
+    attn_wordpiece_free(a), attn_wordpiece_free(b);
+    return st;
+}
+
 /* The files a scenario replaces must load after any failure. */
 static int files_ok(const char *which) {
     char p[300];
@@ -249,6 +271,7 @@ static int files_ok(const char *which) {
         attn_bert_free(m), attn_params_free(ps);
         return ok;
     }
+    if (!strcmp(which, "wordpiece")) return 1; /* it replaces no file */
     attn_vocab *v = NULL;
     path_of(p, sizeof p, "bpe.vocab");
     const int ok = attn_vocab_load(p, &v) == ATTN_OK;
@@ -267,10 +290,10 @@ int main(void) {
     static const struct {
         const char *name;
         attn_status (*run)(void);
-    } sc[5] = {{"gpt", scenario_gpt}, {"bert", scenario_bert}, {"rnn", scenario_rnn},
-               {"t2t", scenario_t2t}, {"vocab", scenario_vocab}};
+    } sc[6] = {{"gpt", scenario_gpt}, {"bert", scenario_bert}, {"rnn", scenario_rnn},
+               {"t2t", scenario_t2t}, {"vocab", scenario_vocab}, {"wordpiece", scenario_wordpiece}};
     int passed = 0, failed = 0;
-    for (int s = 0; s < 5; s++) {
+    for (int s = 0; s < 6; s++) {
         g_fail_at = -1;
         g_count = 0;
         const attn_status st0 = sc[s].run(); /* counting, and the files to replace */
