@@ -34,6 +34,7 @@ PUBLIC = {
     "safetensors.h": "io", "progress.h": "io", "viz.h": "io", "png.h": "io",
     "ops.h": "ops", "sdpa.h": "ops", "sparse.h": "ops", "positions.h": "ops", "long_context.h": "ops", "reformer.h": "ops", "conv.h": "ops",
     "params.h": "nn", "optim.h": "nn", "rnn.h": "nn", "rnn_attention.h": "nn", "rnn_cell.h": "ops",
+    "lstmn.h": "ops",
     "transformer.h": "nn", "reversible.h": "nn", "vision_attention.h": "nn",
     "idx.h": "data", "text.h": "data", "s2s_data.h": "data", "s2s_types.h": "data",
     "lm_data.h": "data", "bert_corpus.h": "data", "scenes.h": "data",

@@ -904,6 +904,7 @@ ELSEWHERE = {
     "rel_values": "tools/make_position_fixtures.py",
     "txl_attention": "tools/make_long_context_fixtures.py",
     "lsh_attention": "tools/make_reformer_fixtures.py",
+    "lstmn": "tools/make_lstmn_fixtures.py",
 }
 
 
