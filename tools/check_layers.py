@@ -41,7 +41,7 @@ PUBLIC = {
     "eval.h": "eval", "fid.h": "eval",
     "checkpoint.h": "train",
     "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "txl.h": "models",
-    "cnn.h": "models", "bert.h": "models", "caption.h": "models", "gan.h": "models",
+    "cnn.h": "models", "lstmn_lm.h": "models", "bert.h": "models", "caption.h": "models", "gan.h": "models",
     "attn.h": "api",
 }
 

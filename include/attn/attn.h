@@ -39,6 +39,7 @@
  *   fid.h          the Frechet distance of feature sets (FID), symmetric eigensolver
  *   gan.h          the small SAGAN (spectral norm, hinge losses) for 28x28 images
  *   lstmn.h        the Long Short-Term Memory-Network layer (intra-attention over a tape; graph op)
+ *   lstmn_lm.h     the word-level LSTMN / LSTM language model
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -86,5 +87,6 @@
 #include "cnn.h"
 #include "fid.h"
 #include "gan.h"
+#include "lstmn_lm.h"
 
 #endif

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# lstmn_kjv.sh: word-level language models on the King James Bible, LSTMN
+# (Cheng et al. 2016) against an LSTM of the same parameter count (issue 16).
+#
+#   bash scripts/experiments/lstmn_kjv.sh [--seeds "1 2 3"] [--steps N] [--threads N]
+#
+# 1. Re-splits data/kjv (scripts/get_kjv_data.sh; chapters hashed into
+#    train/valid/test) by whole books with tools/kjv_book_split.py into
+#    runs/kjv_books: valid Joshua, Proverbs, Romans; test Judges, John,
+#    Hebrews; the other 60 books train.
+# 2. For each seed trains `attn lstmn train` twice with the same data,
+#    vocabulary (the 4,998 most frequent training words, <unk>, <eos>),
+#    embedding 128, windows of 35 words from a zero state, batch 32, the
+#    same steps and schedule:
+#      lstmn: hidden 128, attention 128, the h~ term on;
+#      lstm:  the hidden size whose parameter count is closest to the LSTMN's
+#             (computed below from the formulas of attn_lstmn_lm_param_count).
+# 3. `attn lstmn eval --split test` on each, and writes the table
+#    runs/lstmn_kjv/results.md and results.json (test perplexity per seed,
+#    mean and spread, parameters, words/s).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+SEEDS="1 2 3"
+STEPS=600
+THREADS=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --seeds) SEEDS="$2"; shift ;;
+    --steps) STEPS="$2"; shift ;;
+    --threads) THREADS="$2"; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "lstmn_kjv.sh: unknown option '$1'" >&2; exit 2 ;;
+    esac
+    shift
+done
+ATTN="$ROOT/build/attn"
+[ -x "$ATTN" ] || make -j2 >/dev/null
+[ -f data/kjv/train.txt ] || bash scripts/get_kjv_data.sh --quiet
+OUT=runs/lstmn_kjv
+DATA=runs/kjv_books
+mkdir -p "$OUT"
+python3 tools/kjv_book_split.py data/kjv "$DATA" >/dev/null
+
+V=5000 D=128 H=128 A=128
+# the LSTM hidden size with the LSTMN's parameter count (vocabulary V: every word list of
+# the KJV's training books has more than V words, so the vocabulary is exactly V)
+HL=$(python3 -c "
+V,D,H,A=$V,$D,$H,$A
+lstmn=V*D+V*H+V+4*H*D+4*H+A*D+4*H*H+A*H+A+A*H
+lstm=lambda h: V*D+V*h+V+4*h*(D+h)+8*h
+print(min(range(1,4*H), key=lambda h: abs(lstm(h)-lstmn)))")
+COMMON=(--data "$DATA" --vocab $V --embed $D --ctx 35 --batch 32 --steps "$STEPS" --warmup 50
+        --lr 3e-3 --eval-every 200 --eval-n 100 --threads "$THREADS" --quiet --force)
+for seed in $SEEDS; do
+    for cell in lstmn lstm; do
+        dir="$OUT/$cell-s$seed"
+        if [ "$cell" = lstmn ]; then size=(--hidden $H --attn $A --summary 1); else size=(--hidden "$HL"); fi
+        echo "== $cell seed $seed (${size[*]})"
+        "$ATTN" lstmn train --out "$dir" --cell $cell "${size[@]}" --seed "$seed" "${COMMON[@]}" \
+            | tee "$dir.train.log"
+        "$ATTN" lstmn eval --model "$dir" --split test --threads "$THREADS" | tee "$dir.test.json"
+    done
+done
+python3 - "$OUT" $SEEDS <<'PY'
+import json, math, os, statistics, sys
+out, seeds = sys.argv[1], sys.argv[2:]
+rows, res = [], {}
+for cell in ("lstmn", "lstm"):
+    ppl, params, wps = [], None, []
+    for s in seeds:
+        d = os.path.join(out, "%s-s%s" % (cell, s))
+        with open(d + ".test.json") as f:
+            j = json.loads(f.read().strip().splitlines()[-1])
+        ppl.append(j["perplexity"])
+        params = j["parameters"]
+        with open(os.path.join(d, "train.jsonl")) as f:
+            for line in f:
+                r = json.loads(line)
+                if r.get("event") == "end":
+                    wps.append(r["tokens_per_s"])
+    mean = statistics.mean(ppl)
+    sd = statistics.stdev(ppl) if len(ppl) > 1 else float("nan")
+    res[cell] = {"test_ppl": ppl, "mean": mean, "sd": sd, "parameters": params, "words_per_s": wps}
+    rows.append("| %s | %d | %s | %.2f +- %.2f | %.0f |" % (
+        cell.upper(), params, ", ".join("%.2f" % p for p in ppl), mean, sd, statistics.mean(wps)))
+with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump(res, f, indent=1)
+table = ["| model | parameters | test perplexity per seed (%s) | mean +- sd | train words/s |" % " ".join(seeds),
+         "|---|---:|---|---:|---:|"] + rows
+with open(os.path.join(out, "results.md"), "w") as f:
+    f.write("\n".join(table) + "\n")
+print("\n".join(table))
+PY
