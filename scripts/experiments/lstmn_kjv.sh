@@ -4,6 +4,11 @@
 #
 #   bash scripts/experiments/lstmn_kjv.sh [--seeds "1 2 3"] [--steps N] [--threads N]
 #
+# Default: seed 1 only (on the shared 2-core machine of 2026-12-06 one pair of
+# runs took about 25 minutes; the issue asks for three seeds: --seeds "1 2 3").
+# A run whose directory already holds its test result is not trained again, so
+# a second call with more seeds only adds the missing runs and the table.
+#
 # 1. Re-splits data/kjv (scripts/get_kjv_data.sh; chapters hashed into
 #    train/valid/test) by whole books with tools/kjv_book_split.py into
 #    runs/kjv_books: valid Joshua, Proverbs, Romans; test Judges, John,
@@ -21,7 +26,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-SEEDS="1 2 3"
+SEEDS="1"
 STEPS=600
 THREADS=1
 while [ $# -gt 0 ]; do
@@ -56,6 +61,10 @@ for seed in $SEEDS; do
     for cell in lstmn lstm; do
         dir="$OUT/$cell-s$seed"
         if [ "$cell" = lstmn ]; then size=(--hidden $H --attn $A --summary 1); else size=(--hidden "$HL"); fi
+        if [ -s "$dir.test.json" ] && [ -f "$dir/model.safetensors" ]; then
+            echo "== $cell seed $seed: done before ($dir.test.json)"
+            continue
+        fi
         echo "== $cell seed $seed (${size[*]})"
         "$ATTN" lstmn train --out "$dir" --cell $cell "${size[@]}" --seed "$seed" "${COMMON[@]}" \
             | tee "$dir.train.log"
