@@ -11,8 +11,9 @@
  * order). Training runs on the shared driver (cli/train_driver.h) on random
  * windows of --ctx words, each from a zero state; the evaluation walks the
  * split in consecutive windows of --ctx words, each from a zero state, and
- * reports nats per word and perplexity. docs/cli.md and docs/lstmn.md are
- * the manual. */
+ * reports nats per word and perplexity. `attn lstmn viz` draws an LSTMN's
+ * intra-attention over a text. docs/cli.md and docs/lstmn.md are the
+ * manual. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -882,15 +883,160 @@ done:
     return rc;
 }
 
+/* ---- viz ------------------------------------------------------------------------------- */
+
+static void viz_usage(FILE *f) {
+    fprintf(f,
+        "usage: attn lstmn viz --model DIR --text TEXT --out FILE.svg\n\n"
+        "Draws the intra-attention of an LSTMN model of 'attn lstmn train' reading TEXT (split\n"
+        "into words as the corpus is, at most 200): row t is the step that reads word t, its\n"
+        "cells the weights over the memory tape (the initial state, then the state after each\n"
+        "earlier word), as Figure 4 of Cheng et al. (2016).\n");
+}
+
+typedef struct viz_words {
+    word_table *v;
+    int32_t ids[200];
+    char *label[200];
+    int n, unk;
+} viz_words;
+
+static int viz_word(const char *w, size_t len, void *user) {
+    viz_words *z = user;
+    if (z->n >= 200) return 0;
+    int64_t id = table_find(z->v, w, len, 0);
+    z->ids[z->n] = (int32_t)(id < 0 ? UNK : id);
+    z->unk += id < 0;
+    char *l = malloc(len + 1);
+    if (!l) return 1;
+    memcpy(l, w, len);
+    l[len] = 0;
+    z->label[z->n++] = l;
+    return 0;
+}
+
+static int cmd_lstmn_viz(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *outp = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            viz_usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "attn lstmn viz: %s needs a value (try --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--text")) text = v;
+        else if (!strcmp(a, "--out")) outp = v;
+        else {
+            fprintf(stderr, "attn lstmn viz: unknown option '%s' (try --help)\n", a);
+            return 2;
+        }
+    }
+    if (!model || !text || !outp) {
+        fprintf(stderr, "attn lstmn viz: --model, --text and --out are required\n");
+        return 2;
+    }
+    char ckpt[4096], vpath[4096];
+    dir_file(ckpt, sizeof ckpt, model, "model.safetensors");
+    dir_file(vpath, sizeof vpath, model, "vocab.txt");
+    run_info r;
+    memset(&r, 0, sizeof r);
+    word_table voc;
+    memset(&voc, 0, sizeof voc);
+    viz_words z;
+    memset(&z, 0, sizeof z);
+    attn_params *ps = NULL;
+    attn_lstmn_lm *m = NULL;
+    attn_ctx *ctx = NULL;
+    float *w = NULL;
+    char *line = NULL, **cols = NULL;
+    int rc = 1;
+    if (run_meta_read(ckpt, &r, NULL) || vocab_load(vpath, &voc)) goto done;
+    if (r.cell != ATTN_LM_CELL_LSTMN) {
+        fprintf(stderr, "attn lstmn viz: %s is an LSTM model: it has no attention to draw\n", model);
+        goto done;
+    }
+    z.v = &voc;
+    const size_t tl = strlen(text);
+    line = malloc(tl + 3);
+    if (!line) goto done;
+    line[0] = ' ', line[1] = ' '; /* one verse line */
+    memcpy(line + 2, text, tl + 1);
+    if (word_split(line, tl + 2, viz_word, &z)) goto done;
+    if (z.n > 0 && z.ids[z.n - 1] == EOS) free(z.label[--z.n]); /* the verse's end marker */
+    if (z.n < 1) {
+        fprintf(stderr, "attn lstmn viz: --text holds no word\n");
+        goto done;
+    }
+    const attn_lstmn_lm_config mc = model_config(&r);
+    if (attn_params_new(&ps) != ATTN_OK || attn_lstmn_lm_new(&m, ps, &mc, NULL) != ATTN_OK ||
+        attn_checkpoint_load(ckpt, ps, NULL, NULL) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot load the model");
+        goto done;
+    }
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)256 << 20;
+    cc.n_threads = 1;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    const int T = z.n;
+    w = malloc(sizeof *w * (size_t)(T * (T + 1)));
+    cols = calloc((size_t)T + 1, sizeof *cols);
+    if (!w || !cols) goto done;
+    attn_tensor *ids = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, T}, z.ids);
+    if (!ids || attn_lstmn_lm_attention(ctx, m, ids, w) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot compute the attention");
+        goto done;
+    }
+    /* slot T (the state after the last word) is read by no step: T columns */
+    for (int t = 0; t < T; t++) memmove(w + t * T, w + t * (T + 1), sizeof *w * (size_t)T);
+    cols[0] = "<init>";
+    for (int i = 1; i < T; i++) cols[i] = z.label[i - 1];
+    attn_heatmap hm;
+    memset(&hm, 0, sizeof hm);
+    hm.weights = w;
+    hm.rows = T;
+    hm.cols = T;
+    hm.row_labels = (const char *const *)z.label;
+    hm.col_labels = (const char *const *)cols;
+    hm.title = "LSTMN intra-attention: each step's weights over the memory tape";
+    hm.x_label = "memory slot: the initial state, then the state after reading each word";
+    hm.y_label = "word being read";
+    hm.show_values = 1;
+    if (attn_svg_heatmap(outp, &hm) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot write the picture");
+        goto done;
+    }
+    printf("%s: %d words, %d of them <unk>\n", outp, T, z.unk);
+    rc = 0;
+done:
+    for (int i = 0; i < z.n; i++) free(z.label[i]);
+    free(cols);
+    free(w);
+    free(line);
+    attn_ctx_free(ctx);
+    attn_lstmn_lm_free(m);
+    attn_params_free(ps);
+    table_free(&voc);
+    return rc;
+}
+
 int cmd_lstmn(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: attn lstmn train|eval [options]   (attn lstmn SUB --help)\n"
+        fprintf(f, "usage: attn lstmn train|eval|viz [options]   (attn lstmn SUB --help)\n"
                    "Word-level LSTMN (Cheng et al. 2016) and LSTM language models.\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "train")) return cmd_lstmn_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_lstmn_eval(argc - 1, argv + 1);
-    fprintf(stderr, "attn lstmn: unknown subcommand '%s' (train or eval)\n", argv[1]);
+    if (!strcmp(argv[1], "viz")) return cmd_lstmn_viz(argc - 1, argv + 1);
+    fprintf(stderr, "attn lstmn: unknown subcommand '%s' (train, eval or viz)\n", argv[1]);
     return 2;
 }

@@ -54,6 +54,17 @@ attn_tensor *attn_lstmn(attn_ctx *ctx, attn_tensor *gx, attn_tensor *ax, attn_te
                         attn_tensor *c0, attn_tensor *w_hh, attn_tensor *w_mem, attn_tensor *v,
                         attn_tensor *w_sum, attn_tensor *lengths);
 
+/* The attention weights of `out`, a result of attn_lstmn recorded on ctx's
+ * tape (gradients enabled and an input that requires them: the forward keeps
+ * the weights with what backward needs): weights[(b * T + t) * (T + 1) + i]
+ * = s_{t,i}, the weight step t of row b gave memory slot i (slot 0 the
+ * initial state, slot i >= 1 the state after step i - 1), for i <= t; 0 for
+ * i > t and for padded steps. n: capacity of weights in floats, B T (T + 1)
+ * needed. Errors: ATTN_ERR_INVALID_ARG (NULL argument, out not an attn_lstmn
+ * result on the tape, naming its shape), ATTN_ERR_SHAPE (n too small). */
+attn_status attn_lstmn_weights(const attn_ctx *ctx, const attn_tensor *out, float *weights,
+                               int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

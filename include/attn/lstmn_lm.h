@@ -65,6 +65,15 @@ int64_t attn_lstmn_lm_param_count(const attn_lstmn_lm_config *cfg);
 attn_tensor *attn_lstmn_lm_loss(attn_ctx *ctx, const attn_lstmn_lm *m, attn_tensor *inputs,
                                 attn_tensor *targets);
 
+/* The LSTMN's attention over one sequence ids I32 [1, T]: weights
+ * [T, T + 1] (caller-owned, T (T + 1) floats): row t is step t's softmax over
+ * the memory slots 0 .. t (slot 0 the zero initial state, slot i the state
+ * after reading ids[i - 1]), zeros beyond. Runs the forward on ctx with
+ * gradients enabled (the context's settings are restored; dropout off).
+ * Errors: ATTN_ERR_INVALID_ARG (an LSTM model, bad ids), those of the ops. */
+attn_status attn_lstmn_lm_attention(attn_ctx *ctx, const attn_lstmn_lm *m, attn_tensor *ids,
+                                    float *weights);
+
 #ifdef __cplusplus
 }
 #endif

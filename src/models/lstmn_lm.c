@@ -129,3 +129,27 @@ attn_tensor *attn_lstmn_lm_loss(attn_ctx *ctx, const attn_lstmn_lm *m, attn_tens
     if (!logits || !tg) return NULL;
     return attn_cross_entropy(ctx, logits, tg, -1, 0.0f);
 }
+
+attn_status attn_lstmn_lm_attention(attn_ctx *ctx, const attn_lstmn_lm *m, attn_tensor *ids,
+                                    float *weights) {
+    if (!ctx || !m || !ids || !weights)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s_attention: NULL argument", FN);
+    if (m->cfg.cell != ATTN_LM_CELL_LSTMN)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s_attention: the model is an LSTM (no attention)",
+                           FN);
+    if (ids->ndim != 2 || ids->shape[0] != 1)
+        return attn__error(ATTN_ERR_SHAPE, "%s_attention: ids %s, expected [1, T]", FN,
+                           attn__shp(ids));
+    const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
+    attn_ctx_set_grad_enabled(ctx, 1);
+    attn_ctx_set_training(ctx, 0);
+    attn_tensor *x = attn_embedding(ctx, m->embed, ids);
+    attn_tensor *gx = attn_linear(ctx, x, m->w_x, m->b);
+    attn_tensor *ax = attn_linear(ctx, x, m->w_ax, NULL);
+    attn_tensor *h = attn_lstmn(ctx, gx, ax, NULL, NULL, m->w_hh, m->w_mem, m->v, m->w_sum, NULL);
+    attn_status st = h ? attn_lstmn_weights(ctx, h, weights, ids->shape[1] * (ids->shape[1] + 1))
+                       : attn_ctx_status(ctx);
+    attn_ctx_set_grad_enabled(ctx, grad);
+    attn_ctx_set_training(ctx, training);
+    return st;
+}

@@ -184,6 +184,31 @@ attn_tensor *attn_lstmn(attn_ctx *ctx, attn_tensor *gx, attn_tensor *ax, attn_te
     return attn__run(ctx, node);
 }
 
+attn_status attn_lstmn_weights(const attn_ctx *ctx, const attn_tensor *out, float *weights,
+                               int64_t n) {
+    if (!ctx || !out || !weights)
+        return attn__error(ATTN_ERR_INVALID_ARG, "attn_lstmn_weights: NULL argument");
+    for (const attn_node *nd = ctx->tape_last; nd; nd = nd->prev) {
+        if (nd->op != ATTN_OP_LSTMN || nd->out != out) continue;
+        const lstmn_geom g = lstmn_geometry(nd);
+        const int64_t need = g.B * g.T * (g.T + 1);
+        if (n < need)
+            return attn__error(ATTN_ERR_SHAPE,
+                               "attn_lstmn_weights: room for %lld floats, the weights of %s need %lld",
+                               (long long)n, attn__shp(out), (long long)need);
+        const float *sv = attn_f32(nd->saved[0]);
+        for (int64_t b = 0; b < g.B; b++)
+            memcpy(weights + b * g.T * (g.T + 1), sv + b * g.R + g.o_s,
+                   sizeof(float) * (size_t)(g.T * (g.T + 1)));
+        return ATTN_OK;
+    }
+    return attn__error(ATTN_ERR_INVALID_ARG,
+                       "attn_lstmn_weights: tensor %s is not an attn_lstmn result on the context's "
+                       "tape (the weights are kept only when the op is recorded: gradients enabled "
+                       "and an input that requires them)",
+                       attn__shp(out));
+}
+
 /* ---- forward (fast) --------------------------------------------------------------------- */
 
 /* y[j] <- tanh(y[j]) = 2 sigmoid(2 y) - 1, clamp first (see vmath.h). */
