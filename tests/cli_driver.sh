@@ -241,6 +241,12 @@ if "${LSTMN[@]}" --cell lstm --out "$TMP/lstmn-lstm" --steps 3 --quiet >"$TMP/ls
 else
     fail "lstmn --cell lstm: $(head -c 300 "$TMP/lstmn-lstm.out")"
 fi
+if "$ATTN" lstmn viz --model "$TMP/lstmn" --text "the cat sat on the mat." --out "$TMP/lv.svg" >"$TMP/lv.out" 2>&1 &&
+    grep -q "<svg" "$TMP/lv.svg" && grep -q "7 words, 3 of them <unk>" "$TMP/lv.out"; then
+    ok "lstmn viz draws the intra-attention of a text (SVG; sat, on, mat are outside the 12 words: 3 <unk>)"
+else
+    fail "lstmn viz: $(head -c 300 "$TMP/lv.out")"
+fi
 lstmn_refused() { # CODE TEXT -- CMD...: the command exits CODE saying TEXT, nothing written
     local code="$1" text="$2"
     shift 3

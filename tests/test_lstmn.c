@@ -423,12 +423,54 @@ static void test_lm(void) {
     TEST_END();
 }
 
+/* attn_lstmn_weights: each valid step's weights sum to 1 over slots 0..t,
+ * zeros beyond and at padded steps; the errors. */
+static void test_weights(attn_ctx *ctx) {
+    TEST_BEGIN("lstmn/attention weights on request");
+    prob p = {2, 6, 4, 3, {0}, NULL, {0}};
+    const int32_t lens[2] = {6, 3};
+    prob_alloc(&p, 17, 1, 1, lens);
+    attn_ctx_reset(ctx);
+    attn_tensor *t[N_IN - 1] = {0};
+    for (int i = 0; i < N_IN - 1; i++) {
+        int nd;
+        int64_t sh[3];
+        prob_shapes(&p, i, &nd, sh);
+        t[i] = test_leaf(ctx, nd, sh, p.x[i]);
+    }
+    attn_tensor *len = attn_tensor_from(ctx, ATTN_I32, 1, &p.B, p.len);
+    attn_tensor *y = attn_lstmn(ctx, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], len);
+    float w[2 * 6 * 7];
+    CHECK(y && attn_lstmn_weights(ctx, y, w, 2 * 6 * 7) == ATTN_OK, "weights: %s", attn_last_error());
+    int ok = 1;
+    for (int b = 0; b < 2; b++)
+        for (int s = 0; s < 6; s++) {
+            double sum = 0.0;
+            for (int i = 0; i < 7; i++) {
+                const float v = w[(b * 6 + s) * 7 + i];
+                if (i > s || s >= lens[b]) ok &= v == 0.0f;
+                else ok &= v > 0.0f;
+                sum += v;
+            }
+            ok &= s >= lens[b] ? sum == 0.0 : fabs(sum - 1.0) < 1e-5;
+        }
+    CHECK(ok, "weights: a valid step's row does not sum to 1 over slots 0..t, or a zero is not zero");
+    CHECK(attn_lstmn_weights(ctx, y, w, 10) == ATTN_ERR_SHAPE && strstr(attn_last_error(), "84"),
+          "a short buffer: %s", attn_last_error());
+    CHECK(attn_lstmn_weights(ctx, t[0], w, 84) == ATTN_ERR_INVALID_ARG &&
+              strstr(attn_last_error(), "not an attn_lstmn result"),
+          "a tensor that is not an LSTMN output: %s", attn_last_error());
+    prob_free(&p);
+    TEST_END();
+}
+
 void suite_lstmn(void) {
     attn_ctx *ctx = test_ctx_new(ARENA, 1, 64);
     if (!ctx) return;
     test_fixtures(ctx);
     test_ragged(ctx);
     test_identities(ctx);
+    test_weights(ctx);
     TEST_BEGIN("lstmn/guard bytes intact");
     CHECK(attn_ctx_check_guards(ctx) == ATTN_OK, "%s", attn_last_error());
     TEST_END();
