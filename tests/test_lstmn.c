@@ -234,6 +234,19 @@ static void test_ragged(attn_ctx *ctx) {
     }
     TEST_END();
 
+    /* 2 threads: the rows split over threads; bitwise the same (the products are
+     * below the size where attn__sgemm is threaded; dv is summed in row order) */
+    TEST_BEGIN("lstmn/1 vs 2 threads bitwise (ragged case)");
+    {
+        attn_ctx *c2 = test_ctx_new(ARENA, 2, 0);
+        if (c2 && run(c2, &p, 0, o2, g, g2) == 0) {
+            test_allclose("out", o2, o1, no, 0.0f, 0.0f);
+            for (int i = 0; i < N_IN - 1; i++) test_allclose(in_names[i], g2[i], g1[i], p.numel[i], 0.0f, 0.0f);
+        }
+        attn_ctx_free(c2);
+    }
+    TEST_END();
+
     /* central differences of L = sum(out * g) in double, 12 elements per input */
     TEST_BEGIN("lstmn/finite differences (every input, ragged case)");
     const float eps = 1e-2f;

@@ -23,7 +23,9 @@
  * records' row stride as leading dimension), the tanh of the scores with the
  * vectorisable exp of src/core/vmath.h. Reference: every dot product, sum and
  * activation in double, row by row. The backward (one for both) works in
- * float with the products through attn__sgemm.
+ * float with the products through attn__sgemm. Threads: the per-row work of a
+ * step (attention, summaries, gates, and their gradients) is split statically
+ * over rows; dv is kept per row and summed in row order.
  */
 #include <math.h>
 #include <string.h>
@@ -236,10 +238,19 @@ attn_status attn__lstmn_forward(attn_ctx *ctx, attn_node *node) {
     float *sv = attn_f32(node->saved[0]), *out = attn_f32(node->out);
     memset(sv, 0, sizeof(float) * (size_t)(B * R));
     memset(out, 0, sizeof(float) * (size_t)(B * T * H));
-    float *u = attn__alloc(ctx, sizeof(float) * (size_t)((T + 1) * A + (T + 1)), OP " (scores)");
-    if (!u) return ctx->status;
-    float *a = u + (T + 1) * A;
+    /* scratch per row (rows run in parallel): tanh arguments [T+1, A], scores [T+1] */
+    const int64_t US = (T + 1) * (A + 1);
+    size_t ub;
+    if (attn__mul_size(sizeof(float), (size_t)(B * US), &ub)) {
+        attn__fail(ctx, ATTN_ERR_OOM, "%s: scratch of %lld x %lld floats is too large", OP,
+                   (long long)B, (long long)US);
+        return ctx->status;
+    }
+    float *us = attn__alloc(ctx, ub, OP " (scores)");
+    if (!us) return ctx->status;
     const int nt = attn__threads_for(ctx, 2.0 * (double)B * (double)G * (double)H);
+    const int ntr = attn__threads_for(ctx, 4.0 * (double)B * (double)T * (double)(T + 1) *
+                                               (double)(A + H) / 2.0);
     for (int64_t b = 0; b < B; b++) { /* slot 0 of the tape: the initial state */
         float *r = sv + b * R;
         memcpy(r + g.o_hm, g.h0 + b * H, sizeof(float) * (size_t)H);
@@ -255,9 +266,10 @@ attn_status attn__lstmn_forward(attn_ctx *ctx, attn_node *node) {
         if (g.w_sum)
             attn__sgemm(nt, 0, 1, B, A, H, 1.0f, sv + g.o_ht + t * H, R, g.w_sum, H, 1.0f,
                         sv + g.o_q + t * A, R);
+        ATTN__OMP_FOR(ntr)
         for (int64_t b = 0; b < B; b++) {
             if (t >= row_len(&g, b)) continue;
-            float *r = sv + b * R;
+            float *r = sv + b * R, *u = us + b * US, *a = u + (T + 1) * A;
             const float *q = r + g.o_q + t * A;
             /* a_i = v . tanh(km_i + q), i = 0..t */
             for (int64_t i = 0; i <= t; i++) {
@@ -294,6 +306,7 @@ attn_status attn__lstmn_forward(attn_ctx *ctx, attn_node *node) {
         /* gate pre-activations z = h~_t W_hh^T, into gt (then + gx) */
         attn__sgemm(nt, 0, 1, B, G, H, 1.0f, sv + g.o_ht + (t + 1) * H, R, g.w_hh, H, 0.0f,
                     sv + g.o_gt + t * G, R);
+        ATTN__OMP_FOR(ntr)
         for (int64_t b = 0; b < B; b++) {
             float *r = sv + b * R, *z = r + g.o_gt + t * G;
             if (t >= row_len(&g, b)) {
@@ -422,14 +435,17 @@ attn_status attn__lstmn_backward(attn_ctx *ctx, attn_node *node) {
         return ctx->status;
     }
     float *wk = attn__alloc_zero(ctx, bytes, OP " backward (gradients)");
-    float *u = attn__alloc(ctx, sizeof(float) * (size_t)((T + 1) * (A + 1) + A), OP " backward");
-    if (!wk || !u) return ctx->status;
-    float *ds = u + (T + 1) * A, *dqv = ds + (T + 1);
+    /* per row (rows run in parallel): u [T+1, A], ds [T+1], dq [A], the row's dv [A] */
+    const int64_t US = (T + 1) * (A + 1) + 2 * A;
+    float *us = attn__alloc_zero(ctx, sizeof(float) * (size_t)(B * US), OP " backward (scores)");
+    if (!wk || !us) return ctx->status;
     const int64_t o_dhm = 0, o_dcm = (T + 1) * H, o_dkm = 2 * (T + 1) * H,
                   o_dht = o_dkm + (T + 1) * A, o_dz = o_dht + (T + 1) * H, o_dq = o_dz + T * G;
     float *dv = attn__needs_grad(node, 6) ? attn__grad(ctx, node->in[6]) : NULL;
     if (attn__needs_grad(node, 6) && !dv) return ctx->status;
     const int nt = attn__threads_for(ctx, 2.0 * (double)B * (double)G * (double)H);
+    const int ntr = attn__threads_for(ctx, 6.0 * (double)B * (double)T * (double)(T + 1) *
+                                               (double)(A + H) / 2.0);
     for (int64_t b = 0; b < B; b++) /* dy enters h_{t+1} = slot t+1 */
         for (int64_t t = 0; t < row_len(&g, b); t++)
             memcpy(wk + b * W + o_dhm + (t + 1) * H, dy + (b * T + t) * H,
@@ -438,10 +454,11 @@ attn_status attn__lstmn_backward(attn_ctx *ctx, attn_node *node) {
         /* dh_{t+1} += dkm[t+1] W_h  (km[t+1] = h_{t+1} W_h^T, read by steps > t) */
         attn__sgemm(nt, 0, 0, B, H, A, 1.0f, wk + o_dkm + (t + 1) * A, W, g.w_mem, H, 1.0f,
                     wk + o_dhm + (t + 1) * H, W);
+        ATTN__OMP_FOR(ntr)
         for (int64_t b = 0; b < B; b++) {
             if (t >= row_len(&g, b)) continue;
             const float *r = sv + b * R;
-            float *w = wk + b * W;
+            float *w = wk + b * W, *u = us + b * US;
             const float *z = r + g.o_gt + t * G, *gi = z, *gf = z + H, *gg = z + 2 * H,
                         *go = z + 3 * H;
             const float *tc = r + g.o_tc + t * H, *ct = r + g.o_ct + t * H;
@@ -463,10 +480,12 @@ attn_status attn__lstmn_backward(attn_ctx *ctx, attn_node *node) {
         /* dh~_t += dz_t W_hh  (z = gx + h~_t W_hh^T) */
         attn__sgemm(nt, 0, 0, B, H, G, 1.0f, wk + o_dz + t * G, W, g.w_hh, H, 1.0f,
                     wk + o_dht + (t + 1) * H, W);
+        ATTN__OMP_FOR(ntr)
         for (int64_t b = 0; b < B; b++) {
             if (t >= row_len(&g, b)) continue;
             const float *r = sv + b * R;
-            float *w = wk + b * W;
+            float *w = wk + b * W, *u = us + b * US, *ds = u + (T + 1) * A, *dqv = ds + (T + 1),
+                  *dvr = dqv + A;
             const float *s = r + g.o_s + t * (T + 1), *q = r + g.o_q + t * A;
             const float *dht = w + o_dht + (t + 1) * H, *dct = w + o_dcm + (t + 1) * H;
             /* h~ = sum s_i h_i, c~ = sum s_i c_i */
@@ -501,7 +520,7 @@ attn_status attn__lstmn_backward(attn_ctx *ctx, attn_node *node) {
                     const float dpre = da * g.v[j] * (1.0f - ui[j] * ui[j]);
                     dki[j] += dpre;
                     dqv[j] += dpre;
-                    if (dv) dv[j] += da * ui[j];
+                    dvr[j] += da * ui[j];
                 }
             }
             memcpy(dq, dqv, sizeof(float) * (size_t)A);
@@ -511,6 +530,9 @@ attn_status attn__lstmn_backward(attn_ctx *ctx, attn_node *node) {
             attn__sgemm(nt, 0, 0, B, H, A, 1.0f, wk + o_dq + t * A, W, g.w_sum, H, 1.0f,
                         wk + o_dht + t * H, W);
     }
+    if (dv) /* the rows' dv, summed in row order: the same for any thread count */
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j = 0; j < A; j++) dv[j] += us[b * US + (T + 1) * (A + 1) + A + j];
     /* slot 0: dh0 += dkm[0] W_h */
     attn__sgemm(nt, 0, 0, B, H, A, 1.0f, wk + o_dkm, W, g.w_mem, H, 1.0f, wk + o_dhm, W);
 
