@@ -1006,7 +1006,7 @@ static int cmd_lstmn_viz(int argc, char **argv) {
     hm.row_labels = (const char *const *)z.label;
     hm.col_labels = (const char *const *)cols;
     hm.title = "LSTMN intra-attention: each step's weights over the memory tape";
-    hm.x_label = "memory slot: the initial state, then the state after reading each word";
+    hm.x_label = "memory slot (the state after reading that word)";
     hm.y_label = "word being read";
     hm.show_values = 1;
     if (attn_svg_heatmap(outp, &hm) != ATTN_OK) {

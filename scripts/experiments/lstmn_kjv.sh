@@ -76,7 +76,7 @@ import json, math, os, statistics, sys
 out, seeds = sys.argv[1], sys.argv[2:]
 rows, res = [], {}
 for cell in ("lstmn", "lstm"):
-    ppl, params, wps = [], None, []
+    ppl, params, wps, wpc = [], None, [], []
     for s in seeds:
         d = os.path.join(out, "%s-s%s" % (cell, s))
         with open(d + ".test.json") as f:
@@ -88,15 +88,18 @@ for cell in ("lstmn", "lstm"):
                 r = json.loads(line)
                 if r.get("event") == "end":
                     wps.append(r["tokens_per_s"])
+                    wpc.append(r["tokens_per_s"] * r["train_seconds"] / r["train_cpu_seconds"])
     mean = statistics.mean(ppl)
     sd = statistics.stdev(ppl) if len(ppl) > 1 else float("nan")
-    res[cell] = {"test_ppl": ppl, "mean": mean, "sd": sd, "parameters": params, "words_per_s": wps}
-    rows.append("| %s | %d | %s | %.2f +- %.2f | %.0f |" % (
-        cell.upper(), params, ", ".join("%.2f" % p for p in ppl), mean, sd, statistics.mean(wps)))
+    res[cell] = {"test_ppl": ppl, "mean": mean, "sd": sd, "parameters": params, "words_per_s": wps,
+                 "words_per_cpu_s": wpc}
+    rows.append("| %s | %d | %s | %.2f +- %.2f | %.0f | %.0f |" % (
+        cell.upper(), params, ", ".join("%.2f" % p for p in ppl), mean, sd, statistics.mean(wps),
+        statistics.mean(wpc)))
 with open(os.path.join(out, "results.json"), "w") as f:
     json.dump(res, f, indent=1)
-table = ["| model | parameters | test perplexity per seed (%s) | mean +- sd | train words/s |" % " ".join(seeds),
-         "|---|---:|---|---:|---:|"] + rows
+table = ["| model | parameters | test perplexity per seed (%s) | mean +- sd | train words/s | words per CPU s |"
+         % " ".join(seeds), "|---|---:|---|---:|---:|---:|"] + rows
 with open(os.path.join(out, "results.md"), "w") as f:
     f.write("\n".join(table) + "\n")
 print("\n".join(table))
