@@ -251,6 +251,7 @@ attn_status attn__lstmn_forward(attn_ctx *ctx, attn_node *node) {
     const int nt = attn__threads_for(ctx, 2.0 * (double)B * (double)G * (double)H);
     const int ntr = attn__threads_for(ctx, 4.0 * (double)B * (double)T * (double)(T + 1) *
                                                (double)(A + H) / 2.0);
+    (void)ntr; /* unused without OpenMP */
     for (int64_t b = 0; b < B; b++) { /* slot 0 of the tape: the initial state */
         float *r = sv + b * R;
         memcpy(r + g.o_hm, g.h0 + b * H, sizeof(float) * (size_t)H);
@@ -446,6 +447,7 @@ attn_status attn__lstmn_backward(attn_ctx *ctx, attn_node *node) {
     const int nt = attn__threads_for(ctx, 2.0 * (double)B * (double)G * (double)H);
     const int ntr = attn__threads_for(ctx, 6.0 * (double)B * (double)T * (double)(T + 1) *
                                                (double)(A + H) / 2.0);
+    (void)ntr; /* unused without OpenMP */
     for (int64_t b = 0; b < B; b++) /* dy enters h_{t+1} = slot t+1 */
         for (int64_t t = 0; t < row_len(&g, b); t++)
             memcpy(wk + b * W + o_dhm + (t + 1) * H, dy + (b * T + t) * H,
