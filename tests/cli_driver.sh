@@ -213,6 +213,60 @@ checks transformer --d-model 16 -- "${TRANSFORMER[@]}"
 checks lm-txl --mem-len 32 -- "${LMTXL[@]}"
 checks lm-gpt --d-model 32 -- "${LMGPT[@]}"
 
+# attn lstmn: word-level LSTMN and LSTM language models on verses in data/kjv's
+# format (a heading line, then "  N text" lines).
+LSD="$TMP/lstmndata"
+mkdir -p "$LSD"
+for split in train valid test; do
+    n=30
+    [ "$split" = train ] || n=4
+    for i in $(seq 1 "$n"); do
+        printf 'Book %d\n\n  1 In the beginning the cat sat on the mat.\n  2 And the dog ran, in the fog; and it was good.\n\n' "$i"
+    done >"$LSD/$split.txt"
+done
+LSTMN=("$ATTN" lstmn train --data "$LSD" --vocab 12 --embed 8 --hidden 8 --attn 4 --ctx 6 --batch 4
+       --threads 1 --eval-every 0 --log-every 1)
+checks lstmn --hidden 16 -- "${LSTMN[@]}"
+if "$ATTN" lstmn eval --model "$TMP/lstmn" --split test --threads 1 >"$TMP/lstmn-eval.out" 2>&1 &&
+    grep -q '"cell": "lstmn", "split": "test".*"perplexity": [0-9.]*' "$TMP/lstmn-eval.out" &&
+    [ "$(wc -l <"$TMP/lstmn/vocab.txt")" = 12 ] && [ "$(head -2 "$TMP/lstmn/vocab.txt" | tr '\n' ' ')" = "<unk> <eos> " ]; then
+    ok "lstmn eval prints the test perplexity as JSON; vocab.txt holds <unk>, <eos> and 10 words"
+else
+    fail "lstmn eval: $(head -c 300 "$TMP/lstmn-eval.out")"
+fi
+if "${LSTMN[@]}" --cell lstm --out "$TMP/lstmn-lstm" --steps 3 --quiet >"$TMP/lstmn-lstm.out" 2>&1 &&
+    grep -q "^LSTM LM: embed 8, hidden 8" "$TMP/lstmn-lstm.out" &&
+    "$ATTN" lstmn eval --model "$TMP/lstmn-lstm" --split valid --threads 1 | grep -q '"cell": "lstm"'; then
+    ok "lstmn train --cell lstm trains the LSTM baseline; eval reads it back"
+else
+    fail "lstmn --cell lstm: $(head -c 300 "$TMP/lstmn-lstm.out")"
+fi
+if "$ATTN" lstmn viz --model "$TMP/lstmn" --text "the cat sat on the mat." --out "$TMP/lv.svg" >"$TMP/lv.out" 2>&1 &&
+    grep -q "<svg" "$TMP/lv.svg" && grep -q "7 words, 3 of them <unk>" "$TMP/lv.out"; then
+    ok "lstmn viz draws the intra-attention of a text (SVG; sat, on, mat are outside the 12 words: 3 <unk>)"
+else
+    fail "lstmn viz: $(head -c 300 "$TMP/lv.out")"
+fi
+lstmn_refused() { # CODE TEXT -- CMD...: the command exits CODE saying TEXT, nothing written
+    local code="$1" text="$2"
+    shift 3
+    "$@" >"$TMP/lsr.out" 2>&1
+    local r=$?
+    if [ "$r" = "$code" ] && grep -q -- "$text" "$TMP/lsr.out" && [ ! -e "$TMP/lstmn-bad" ]; then
+        ok "lstmn refuses: ${*:2:1} ... ${*: -2} (exit $code: $text)"
+    else
+        fail "lstmn refused option: exit $r: $* : $(head -c 300 "$TMP/lsr.out")"
+    fi
+}
+LSB=("$ATTN" lstmn train --data "$LSD" --out "$TMP/lstmn-bad" --steps 2 --threads 1)
+lstmn_refused 2 "expected lstmn or lstm" -- "${LSB[@]}" --cell gru
+lstmn_refused 2 "expected an integer" -- "${LSB[@]}" --vocab 2
+lstmn_refused 2 "expected an integer" -- "${LSB[@]}" --hidden 0
+lstmn_refused 1 "fewer than 201 words" -- "${LSB[@]}" --ctx 200
+lstmn_refused 1 "cannot read" -- "$ATTN" lstmn train --data "$TMP/nowhere" --out "$TMP/lstmn-bad" --steps 2
+lstmn_refused 2 "expected test, valid or train" -- "$ATTN" lstmn eval --model "$TMP/lstmn" --split dev
+lstmn_refused 1 "not a checkpoint of attn lstmn train" -- "$ATTN" lstmn eval --model "$TMP/gpt"
+
 # attn lm: a resumed GPT run is the run straight through (same batches, same
 # AdamW state): the final valid bits/byte agree to the last digit. (The TXL's
 # resumed memory is rebuilt with the current weights, so it is not bitwise.)

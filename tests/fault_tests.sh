@@ -13,7 +13,8 @@
 #     weights, bit for bit, as the uninterrupted run, with dropout on, on 1
 #     and 2 threads, for every training family (GPT, BERT, the RNN
 #     translator, the Transformer, the GAN with its two checkpoints, the
-#     vision CNN: shuffled batches and BatchNorm running statistics);
+#     vision CNN: shuffled batches and BatchNorm running statistics; the
+#     LSTMN word LM);
 #   - hostile option values (negative, zero, huge, NaN, not a number, empty)
 #     of every numeric option of the training commands: exit 2 with the
 #     option named, never a crash.
@@ -184,6 +185,30 @@ for th in 1 2; do
         fail "gan resume, $th thread(s): exit $rc; losses $(diff <(losses "$a/train.jsonl") <(losses "$b/train.jsonl") | head -3 | tr '\n' ' ') $(tail -c 300 "$TMP/r.out")"
     fi
 done
+# attn lstmn (the LSTMN word LM, dropout on): 4 steps + resume to 8 = 8 steps.
+LSD="$TMP/lstmndata"
+mkdir -p "$LSD"
+for split in train valid test; do
+    for i in $(seq 1 12); do
+        printf 'Book %d\n\n  1 In the beginning the cat sat on the mat.\n  2 And the dog ran, in the fog; and it was good.\n\n' "$i"
+    done >"$LSD/$split.txt"
+done
+LSTMN=("$ATTN" lstmn train --data "$LSD" --vocab 12 --embed 8 --hidden 8 --attn 4 --ctx 6 --batch 4
+       --dropout 0.2 --log-every 1 --eval-n 4)
+cmd=("${LSTMN[@]}" --lr 0.001 --min-lr 0.001 --warmup 0)
+for th in 1 2; do
+    a="$TMP/LSTMN-$th-a" b="$TMP/LSTMN-$th-b"
+    "${cmd[@]}" --out "$a" --steps 8 --eval-every 4 --threads "$th" --quiet >"$TMP/r.out" 2>&1 &&
+        "${cmd[@]}" --out "$b" --steps 4 --eval-every 4 --threads "$th" --quiet >>"$TMP/r.out" 2>&1 &&
+        "$ATTN" lstmn train --out "$b" --resume --steps 8 --eval-every 4 --threads "$th" \
+            --log-every 1 --quiet >>"$TMP/r.out" 2>&1
+    rc=$?
+    if [ "$rc" = 0 ] && command -v python3 >/dev/null && same_run LSTMN "$th" "$a" "$b"; then
+        ok "lstmn: 4 steps + resume to 8 = 8 steps, bit for bit (losses and weights), dropout on, $th thread(s)"
+    else
+        fail "lstmn resume, $th thread(s): exit $rc; losses $(diff <(losses "$a/train.jsonl") <(losses "$b/train.jsonl") | head -3 | tr '\n' ' ') $(tail -c 300 "$TMP/r.out")"
+    fi
+done
 # The encoder-decoders' cosine decays to 0 at the run's end: their run is cut
 # by SIGINT (at whatever step it lands, checkpointed there) and resumed.
 for fam in SEQ2SEQ TRANSFORMER; do
@@ -252,6 +277,10 @@ check_opts "seq2seq train" --steps --batch --lr --emb --hidden --dropout --threa
 check_opts "transformer train" --steps --batch --lr --d-model --heads --layers --d-ff --dropout \
     --threads --eval-every --log-every \
     -- "${TRANSFORMER[@]}"
+check_opts "lstmn train" --steps --batch --lr --min-lr --warmup --weight-decay --seed --vocab --embed \
+    --hidden --attn --ctx --dropout --eval-every --eval-n --log-every --threads --time-budget --epochs \
+    --arena-mb \
+    -- "${LSTMN[@]}"
 check_opts "vision train" --steps --batch --lr --min-lr --warmup --weight-decay --seed --stages \
     --width --convs --attention-stage --dropout --label-smoothing --augment --eval-every --eval-n \
     --log-every --threads --time-budget --epochs \

@@ -660,6 +660,17 @@ static int build_graph_attention(op_case *c) {
     return 0;
 }
 
+/* lstmn (include/attn/lstmn.h): gx, ax, w_hh, w_mem, v; h0, c0, w_sum and
+ * the I32 lengths are optional. */
+static int build_lstmn(op_case *c) {
+    attn_tensor *gx = opc_input(c, "gx"), *ax = opc_input(c, "ax"), *h0 = opc_input_opt(c, "h0"),
+                *c0 = opc_input_opt(c, "c0"), *whh = opc_input(c, "w_hh"),
+                *wm = opc_input(c, "w_mem"), *v = opc_input(c, "v"),
+                *ws = opc_input_opt(c, "w_sum"), *len = opc_input_opt(c, "lengths");
+    c->out = attn_lstmn(c->ctx, gx, ax, h0, c0, whh, wm, v, ws, len);
+    return 0;
+}
+
 /* ---- error paths ------------------------------------------------------------- */
 
 static attn_tensor *mk(attn_ctx *ctx, attn_dtype dt, int ndim, const int64_t *shape) {
@@ -1519,6 +1530,49 @@ static void errors_graph_attention(attn_ctx *ctx) {
     EXPECT_FAIL(ctx, attn_graph_attention(ctx, q, k, v, &g, &bad, NULL), ATTN_ERR_INVALID_ARG, "not finite");
 #undef GA_OK
     EXPECT_NULL_INPUT(ctx, attn_graph_attention(ctx, NULL, NULL, NULL, &g, NULL, NULL), "graph_attention");
+}
+
+static void errors_lstmn(attn_ctx *ctx) {
+    attn_tensor *gx, *ax, *h0, *whh, *wm, *v, *ws, *len;
+#define LSTMN_OK()                                                                           \
+    (gx = F32(ctx, 2, 5, 12), ax = F32(ctx, 2, 5, 4), h0 = F32(ctx, 2, 3), whh = F32(ctx, 12, 3), \
+     wm = F32(ctx, 4, 3), v = F32(ctx, 4), ws = F32(ctx, 4, 3), len = I32(ctx, 2))
+    LSTMN_OK(), gx = F32(ctx, 2, 5, 10);
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_SHAPE,
+                "gx");
+    LSTMN_OK(), ax = F32(ctx, 2, 4, 4);
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_SHAPE,
+                "ax");
+    LSTMN_OK(), h0 = F32(ctx, 3, 3);
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_SHAPE,
+                "h0");
+    LSTMN_OK(), whh = F32(ctx, 12, 4);
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_SHAPE,
+                "w_hh");
+    LSTMN_OK(), wm = F32(ctx, 3, 3);
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_SHAPE,
+                "w_mem");
+    LSTMN_OK(), ws = F32(ctx, 4, 2);
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_SHAPE,
+                "w_sum");
+    LSTMN_OK(), v = F32(ctx, 3);
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_SHAPE,
+                "v");
+    LSTMN_OK(), len = F32(ctx, 2);
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_DTYPE,
+                "lengths");
+    LSTMN_OK(), attn_i32(len)[1] = 6;
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_INVALID_ARG,
+                "lengths[1] = 6");
+    LSTMN_OK(), attn_i32(len)[0] = -1;
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_INVALID_ARG,
+                "lengths[0] = -1");
+    LSTMN_OK(), ax = I32(ctx, 2, 5, 4);
+    EXPECT_FAIL(ctx, attn_lstmn(ctx, gx, ax, h0, NULL, whh, wm, v, ws, len), ATTN_ERR_DTYPE,
+                "ax");
+#undef LSTMN_OK
+    EXPECT_NULL_INPUT(ctx, attn_lstmn(ctx, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+                      "lstmn");
 }
 
 /* ---- the table: one row per op of ATTN_OP_LIST ------------------------------------

@@ -38,7 +38,8 @@
     X(model_files)     \
     X(caption)         \
     X(gan)             \
-    X(explorer)
+    X(explorer)        \
+    X(lstmn)
 
 /* Suites that run only when named with --suite: the runner's self-test
  * (tests/test_runner.c). Each broken_* suite is wrong on purpose and must

@@ -34,6 +34,7 @@ PUBLIC = {
     "safetensors.h": "io", "progress.h": "io", "viz.h": "io", "explorer.h": "io", "png.h": "io",
     "ops.h": "ops", "sdpa.h": "ops", "sparse.h": "ops", "positions.h": "ops", "long_context.h": "ops", "reformer.h": "ops", "conv.h": "ops", "graph_attention.h": "ops", "deb_graph.h": "data", "node_classifier.h": "models",
     "params.h": "nn", "optim.h": "nn", "rnn.h": "nn", "rnn_attention.h": "nn", "rnn_cell.h": "ops",
+    "lstmn.h": "ops",
     "transformer.h": "nn", "reversible.h": "nn", "vision_attention.h": "nn", "synthesizer.h": "nn", "linformer.h": "nn",
     "vision_modules.h": "nn",
     "idx.h": "data", "text.h": "data", "s2s_data.h": "data", "s2s_types.h": "data",
@@ -41,7 +42,7 @@ PUBLIC = {
     "eval.h": "eval", "fid.h": "eval",
     "checkpoint.h": "train",
     "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "txl.h": "models",
-    "cnn.h": "models", "bert.h": "models", "minilm.h": "models", "caption.h": "models", "gan.h": "models",
+    "cnn.h": "models", "lstmn_lm.h": "models", "bert.h": "models", "minilm.h": "models", "caption.h": "models", "gan.h": "models",
     "attn.h": "api",
 }
 

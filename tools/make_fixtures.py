@@ -905,6 +905,7 @@ ELSEWHERE = {
     "txl_attention": "tools/make_long_context_fixtures.py",
     "lsh_attention": "tools/make_reformer_fixtures.py",
     "graph_attention": "tools/make_graph_attention_fixtures.py",
+    "lstmn": "tools/make_lstmn_fixtures.py",
 }
 
 

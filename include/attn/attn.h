@@ -42,6 +42,8 @@
  *   cnn.h          the CNN image classifier (optional attention block), features
  *   fid.h          the Frechet distance of feature sets (FID), symmetric eigensolver
  *   gan.h          the small SAGAN (spectral norm, hinge losses) for 28x28 images
+ *   lstmn.h        the Long Short-Term Memory-Network layer (intra-attention over a tape; graph op)
+ *   lstmn_lm.h     the word-level LSTMN / LSTM language model
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -51,6 +53,7 @@
 #include "context.h"
 #include "ops.h"
 #include "rnn_cell.h"
+#include "lstmn.h"
 #include "rnn.h"
 #include "rnn_attention.h"
 #include "sdpa.h"
@@ -97,5 +100,6 @@
 #include "cnn.h"
 #include "fid.h"
 #include "gan.h"
+#include "lstmn_lm.h"
 
 #endif

@@ -65,6 +65,7 @@
     X(SPECTRAL_NORM, spectral_norm, 1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(TXL_ATTENTION, txl_attention, 1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(LSH_ATTENTION, lsh_attention, 1e-5f, 1e-4f, 2e-3f, 1e-2f) \
-    X(GRAPH_ATTENTION, graph_attention, 1e-5f, 1e-4f, 2e-3f, 1e-2f)
+    X(GRAPH_ATTENTION, graph_attention, 1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(LSTMN,         lstmn,         2e-5f, 1e-4f, 2e-3f, 1e-2f)
 
 #endif

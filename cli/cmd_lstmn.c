@@ -1,0 +1,1042 @@
+/* cmd_lstmn.c: `attn lstmn train|eval`: word-level language models with one
+ * recurrent layer, the LSTMN (include/attn/lstmn.h, Cheng et al. 2016) or an
+ * LSTM baseline (--cell lstm), include/attn/lstmn_lm.h.
+ *
+ * The data is a directory of train.txt, valid.txt and test.txt in the format
+ * of data/kjv (scripts/get_kjv_data.sh: a line per verse "  V text",
+ * headings at the start of a line): verses are read as words (word_split
+ * below), the vocabulary is the --vocab most frequent words of train.txt,
+ * every other word becomes <unk>, and each verse ends with <eos>. The
+ * vocabulary is saved with the model (DIR/vocab.txt, one word per line in id
+ * order). Training runs on the shared driver (cli/train_driver.h) on random
+ * windows of --ctx words, each from a zero state; the evaluation walks the
+ * split in consecutive windows of --ctx words, each from a zero state, and
+ * reports nats per word and perplexity. `attn lstmn viz` draws an LSTMN's
+ * intra-attention over a text. docs/cli.md and docs/lstmn.md are the
+ * manual. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "attn/lm_data.h"
+#include "attn/lstmn_lm.h"
+#include "commands.h"
+#include "train_driver.h"
+
+#define CMD "lstmn"
+#define CLIP_NORM 1.0f
+#define UNK 0
+#define EOS 1
+#define MAX_WORD 64
+
+/* ---- words ------------------------------------------------------------------------- */
+
+/* One text's words: a verse line (optional blanks, the verse number, the
+ * text) gives its words in lower case (ASCII letters, with an apostrophe
+ * between two letters kept: "aaron's"), each of . , ; : ? ! ( ) as a token of
+ * its own, and <eos> at its end. Lines that do not start with a blank (the
+ * "Book N" headings) and blank lines give nothing. fn(word, len, user) is
+ * called per token ("<eos>" for the end); it returns 0, or nonzero to stop.
+ * Returns 0, or fn's nonzero value. */
+static int word_split(const char *text, size_t n, int (*fn)(const char *, size_t, void *),
+                      void *user) {
+    size_t i = 0;
+    while (i < n) {
+        size_t e = i;
+        while (e < n && text[e] != '\n') e++;
+        if (e > i && (text[i] == ' ' || text[i] == '\t')) {
+            char w[MAX_WORD + 1];
+            size_t len = 0;
+            int any = 0, rc;
+            for (size_t k = i; k <= e; k++) {
+                const char ch = k < e ? text[k] : ' ';
+                const int letter = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+                const int apos = ch == '\'' && len > 0 && k + 1 < e &&
+                                 ((text[k + 1] >= 'a' && text[k + 1] <= 'z') ||
+                                  (text[k + 1] >= 'A' && text[k + 1] <= 'Z'));
+                if (letter || apos) {
+                    if (len < MAX_WORD) w[len++] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+                    continue;
+                }
+                if (len) {
+                    if ((rc = fn(w, len, user))) return rc;
+                    len = 0, any = 1;
+                }
+                if (strchr(".,;:?!()", ch) && ch) {
+                    if ((rc = fn(&ch, 1, user))) return rc;
+                    any = 1;
+                }
+            }
+            if (any && (rc = fn("<eos>", 5, user))) return rc;
+        }
+        i = e + 1;
+    }
+    return 0;
+}
+
+/* A string -> id table (open addressing, FNV-1a) with counts. */
+typedef struct word_table {
+    char **words;
+    int64_t *count;
+    int32_t *slot; /* -1 empty, else index into words */
+    int64_t n, cap, nslot;
+    int oom;
+} word_table;
+
+static uint64_t fnv(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static void table_free(word_table *t) {
+    for (int64_t i = 0; i < t->n; i++) free(t->words[i]);
+    free(t->words);
+    free(t->count);
+    free(t->slot);
+    memset(t, 0, sizeof *t);
+}
+
+static int table_rehash(word_table *t, int64_t nslot) {
+    int32_t *s = malloc(sizeof *s * (size_t)nslot);
+    if (!s) return -1;
+    for (int64_t i = 0; i < nslot; i++) s[i] = -1;
+    for (int64_t i = 0; i < t->n; i++) {
+        uint64_t h = fnv(t->words[i], strlen(t->words[i])) & (uint64_t)(nslot - 1);
+        while (s[h] >= 0) h = (h + 1) & (uint64_t)(nslot - 1);
+        s[h] = (int32_t)i;
+    }
+    free(t->slot);
+    t->slot = s;
+    t->nslot = nslot;
+    return 0;
+}
+
+/* The id of w (inserted with count 0 when add and absent), -1 if absent. */
+static int64_t table_find(word_table *t, const char *w, size_t len, int add) {
+    if (!t->nslot && (!add || table_rehash(t, 1024))) return -1;
+    uint64_t h = fnv(w, len) & (uint64_t)(t->nslot - 1);
+    while (t->slot[h] >= 0) {
+        const char *s = t->words[t->slot[h]];
+        if (strlen(s) == len && !memcmp(s, w, len)) return t->slot[h];
+        h = (h + 1) & (uint64_t)(t->nslot - 1);
+    }
+    if (!add) return -1;
+    if (t->n == t->cap) {
+        const int64_t cap = t->cap ? 2 * t->cap : 1024;
+        char **nw = realloc(t->words, sizeof *nw * (size_t)cap);
+        if (nw) t->words = nw;
+        int64_t *nc = realloc(t->count, sizeof *nc * (size_t)cap);
+        if (nc) t->count = nc;
+        if (!nw || !nc) return -1;
+        t->cap = cap;
+    }
+    char *c = malloc(len + 1);
+    if (!c) return -1;
+    memcpy(c, w, len);
+    c[len] = 0;
+    t->words[t->n] = c;
+    t->count[t->n] = 0;
+    t->slot[h] = (int32_t)t->n;
+    t->n++;
+    if (2 * t->n > t->nslot && table_rehash(t, 2 * t->nslot)) return -1;
+    return t->n - 1;
+}
+
+static int count_word(const char *w, size_t len, void *user) {
+    word_table *t = user;
+    const int64_t id = table_find(t, w, len, 1);
+    if (id < 0) return 1;
+    t->count[id]++;
+    return 0;
+}
+
+static const word_table *sort_table;
+static int by_count(const void *a, const void *b) {
+    const int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
+    const int64_t ci = sort_table->count[i], cj = sort_table->count[j];
+    if (ci != cj) return ci > cj ? -1 : 1;
+    return strcmp(sort_table->words[i], sort_table->words[j]);
+}
+
+/* The vocabulary: <unk>, <eos>, then the max_words - 2 most frequent words
+ * of text (ties by byte order). */
+static int vocab_learn(const char *text, size_t n, int64_t max_words, word_table *v) {
+    word_table all;
+    memset(&all, 0, sizeof all);
+    memset(v, 0, sizeof *v);
+    int rc = 1;
+    int64_t *order = NULL;
+    if (word_split(text, n, count_word, &all)) goto done;
+    order = malloc(sizeof *order * (size_t)(all.n ? all.n : 1));
+    if (!order) goto done;
+    for (int64_t i = 0; i < all.n; i++) order[i] = i;
+    sort_table = &all;
+    qsort(order, (size_t)all.n, sizeof *order, by_count);
+    if (table_find(v, "<unk>", 5, 1) != UNK || table_find(v, "<eos>", 5, 1) != EOS) goto done;
+    for (int64_t k = 0; k < all.n && v->n < max_words; k++) {
+        const char *w = all.words[order[k]];
+        if (!strcmp(w, "<eos>") || !strcmp(w, "<unk>")) continue;
+        if (table_find(v, w, strlen(w), 1) < 0) goto done;
+    }
+    rc = 0;
+done:
+    free(order);
+    table_free(&all);
+    if (rc) fprintf(stderr, "attn lstmn: out of memory building the vocabulary\n");
+    return rc;
+}
+
+typedef struct encode_state {
+    word_table *v;
+    int32_t *ids;
+    int64_t n, cap, unk;
+} encode_state;
+
+static int encode_word(const char *w, size_t len, void *user) {
+    encode_state *e = user;
+    int64_t id = table_find(e->v, w, len, 0);
+    if (id < 0) id = UNK, e->unk++;
+    if (e->n == e->cap) {
+        const int64_t cap = e->cap ? 2 * e->cap : 1 << 16;
+        int32_t *p = realloc(e->ids, sizeof *p * (size_t)cap);
+        if (!p) return 1;
+        e->ids = p;
+        e->cap = cap;
+    }
+    e->ids[e->n++] = (int32_t)id;
+    return 0;
+}
+
+/* Reads DIR/NAME and encodes it; *unk receives the out-of-vocabulary count. */
+static int encode_file(const char *dir, const char *name, word_table *v, attn_lm_tokens *out,
+                       int64_t *unk) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *text = NULL;
+    size_t len = 0;
+    if (attn_lm_text_load(path, &text, &len) != ATTN_OK)
+        return cli_fail(CMD, "cannot read the corpus (scripts/get_kjv_data.sh makes data/kjv)");
+    encode_state e = {v, NULL, 0, 0, 0};
+    const int rc = word_split(text, len, encode_word, &e);
+    free(text);
+    if (rc) {
+        free(e.ids);
+        fprintf(stderr, "attn lstmn: out of memory encoding %s\n", path);
+        return 1;
+    }
+    memset(out, 0, sizeof *out);
+    out->ids = e.ids;
+    out->n = e.n;
+    out->chars = e.n;
+    if (unk) *unk = e.unk;
+    return 0;
+}
+
+static int vocab_save(const word_table *v, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "attn lstmn: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    for (int64_t i = 0; i < v->n; i++) fprintf(f, "%s\n", v->words[i]);
+    if (fclose(f)) {
+        fprintf(stderr, "attn lstmn: cannot write %s\n", path);
+        return 1;
+    }
+    return 0;
+}
+
+static int vocab_load(const char *path, word_table *v) {
+    memset(v, 0, sizeof *v);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "attn lstmn: cannot read the vocabulary %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    char line[256];
+    int rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\n");
+        line[len] = 0;
+        if (!len || len > MAX_WORD || table_find(v, line, len, 0) >= 0) {
+            fprintf(stderr, "attn lstmn: %s: line %lld: '%s' is not a word of a vocabulary\n", path,
+                    (long long)v->n + 1, line);
+            rc = 1;
+            break;
+        }
+        if (table_find(v, line, len, 1) < 0) {
+            rc = 1;
+            break;
+        }
+    }
+    fclose(f);
+    if (!rc && (v->n < 2 || strcmp(v->words[UNK], "<unk>") || strcmp(v->words[EOS], "<eos>"))) {
+        fprintf(stderr, "attn lstmn: %s does not start with <unk> and <eos>\n", path);
+        rc = 1;
+    }
+    if (rc) table_free(v);
+    return rc;
+}
+
+/* ---- the run's settings (checkpoint metadata run.*) --------------------------------- */
+
+typedef struct run_info {
+    char data[1024];
+    int cell, summary;
+    long long vocab, embed, hidden, attn, ctx_len, batch, total_steps, warmup, seed;
+    double dropout, lr, min_lr, weight_decay, train_seconds;
+} run_info;
+
+#define RUN_META 19
+typedef struct run_meta {
+    attn_kv kv[RUN_META];
+    char buf[RUN_META][1100];
+} run_meta;
+
+static void run_meta_build(run_meta *m, const run_info *r) {
+    static const char *const keys[RUN_META] = {
+        "run.model", "run.cell",  "run.data",   "run.vocab",  "run.embed",        "run.hidden",
+        "run.attn",  "run.summary", "run.dropout", "run.ctx", "run.batch",        "run.steps",
+        "run.warmup", "run.seed", "run.lr",     "run.min_lr", "run.weight_decay", "run.train_seconds",
+        "run.format"};
+    snprintf(m->buf[0], 1100, "attn-lstmn-lm");
+    snprintf(m->buf[1], 1100, "%s", r->cell == ATTN_LM_CELL_LSTM ? "lstm" : "lstmn");
+    snprintf(m->buf[2], 1100, "%s", r->data);
+    const long long ll[5] = {r->vocab, r->embed, r->hidden, r->attn, r->summary};
+    for (int i = 0; i < 5; i++) snprintf(m->buf[3 + i], 1100, "%lld", ll[i]);
+    snprintf(m->buf[8], 1100, "%.9g", r->dropout);
+    const long long l2[5] = {r->ctx_len, r->batch, r->total_steps, r->warmup, r->seed};
+    for (int i = 0; i < 5; i++) snprintf(m->buf[9 + i], 1100, "%lld", l2[i]);
+    snprintf(m->buf[14], 1100, "%.9g", r->lr);
+    snprintf(m->buf[15], 1100, "%.9g", r->min_lr);
+    snprintf(m->buf[16], 1100, "%.9g", r->weight_decay);
+    snprintf(m->buf[17], 1100, "%.3f", r->train_seconds);
+    snprintf(m->buf[18], 1100, "1");
+    for (int i = 0; i < RUN_META; i++) {
+        m->kv[i].key = keys[i];
+        m->kv[i].value = m->buf[i];
+    }
+}
+
+static int run_meta_read(const char *path, run_info *r, long long *step) {
+    attn_safetensors *f = NULL;
+    if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
+    const char *model = attn_safetensors_metadata(f, "run.model");
+    if (!model || strcmp(model, "attn-lstmn-lm")) {
+        attn_safetensors_close(f);
+        fprintf(stderr, "attn lstmn: %s is not a checkpoint of attn lstmn train (run.model)\n", path);
+        return 1;
+    }
+    meta_reader m = {f, path, {0}};
+    const char *cell = meta_str(&m, "run.cell");
+    r->cell = !strcmp(cell, "lstm") ? ATTN_LM_CELL_LSTM : ATTN_LM_CELL_LSTMN;
+    if (strcmp(cell, "lstm") && strcmp(cell, "lstmn") && !m.err[0])
+        snprintf(m.err, sizeof m.err, "%s: run.cell '%s', expected lstm or lstmn", path, cell);
+    snprintf(r->data, sizeof r->data, "%s", meta_str(&m, "run.data"));
+    r->vocab = meta_ll(&m, "run.vocab", 2, 1 << 24);
+    r->embed = meta_ll(&m, "run.embed", 1, 65536);
+    r->hidden = meta_ll(&m, "run.hidden", 1, 65536);
+    r->attn = meta_ll(&m, "run.attn", 0, 65536);
+    r->summary = (int)meta_ll(&m, "run.summary", 0, 1);
+    r->dropout = meta_real(&m, "run.dropout", 0.0, 0.99);
+    r->ctx_len = meta_ll(&m, "run.ctx", 1, 1 << 16);
+    r->batch = meta_ll(&m, "run.batch", 1, 1 << 20);
+    r->total_steps = meta_ll(&m, "run.steps", 1, 1ll << 40);
+    r->warmup = meta_ll(&m, "run.warmup", 0, 1ll << 40);
+    r->seed = meta_ll(&m, "run.seed", 0, 1ll << 62);
+    r->lr = meta_real(&m, "run.lr", 0.0, 10.0);
+    r->min_lr = meta_real(&m, "run.min_lr", 0.0, 10.0);
+    r->weight_decay = meta_real(&m, "run.weight_decay", 0.0, 10.0);
+    r->train_seconds = meta_real(&m, "run.train_seconds", 0.0, 1e12);
+    if (step) *step = meta_ll(&m, "step", 0, 1ll << 40);
+    attn_safetensors_close(f);
+    if (m.err[0]) {
+        fprintf(stderr, "attn lstmn: %s\n", m.err);
+        return 1;
+    }
+    return 0;
+}
+
+static attn_lstmn_lm_config model_config(const run_info *r) {
+    attn_lstmn_lm_config c;
+    memset(&c, 0, sizeof c);
+    c.cell = (attn_lstmn_lm_cell)r->cell;
+    c.vocab = r->vocab;
+    c.embed = r->embed;
+    c.hidden = r->hidden;
+    c.attn = r->attn;
+    c.summary_term = r->summary;
+    c.dropout = (float)r->dropout;
+    return c;
+}
+
+/* ---- evaluation ---------------------------------------------------------------------- */
+
+typedef struct eval_result {
+    double loss; /* nats per word */
+    int64_t words;
+    double seconds;
+} eval_result;
+
+/* Mean loss over the first max_windows windows (0: all) of a stream. */
+static int evaluate(attn_ctx *ctx, const attn_lstmn_lm *m, const attn_lm_tokens *s, int64_t B,
+                    int64_t T, int64_t max_windows, eval_result *out) {
+    int64_t nw = attn_lm_eval_windows(s, T);
+    if (max_windows > 0 && nw > max_windows) nw = max_windows;
+    if (nw < 1) {
+        fprintf(stderr, "attn lstmn: the evaluation text is shorter than one window of %lld words\n",
+                (long long)T + 1);
+        return 1;
+    }
+    int32_t *in = malloc(sizeof *in * (size_t)(B * T)), *tg = malloc(sizeof *tg * (size_t)(B * T));
+    if (!in || !tg) {
+        free(in);
+        free(tg);
+        fprintf(stderr, "attn lstmn: out of memory\n");
+        return 1;
+    }
+    const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    double nats = 0.0;
+    int64_t words = 0;
+    const double t0 = attn_monotonic_s();
+    int rc = 0;
+    for (int64_t w = 0; w < nw; w += B) {
+        int64_t rows = 0;
+        attn_lm_eval_batch(s, T, w, B < nw - w ? B : nw - w, in, tg, &rows);
+        attn_ctx_reset(ctx);
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){rows, T}, in);
+        attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){rows, T}, tg);
+        attn_tensor *loss = attn_lstmn_lm_loss(ctx, m, ti, tt);
+        if (!loss) {
+            fprintf(stderr, "attn lstmn: evaluation: %s\n", attn_ctx_error(ctx));
+            rc = 1;
+            break;
+        }
+        nats += (double)attn_f32(loss)[0] * (double)(rows * T);
+        words += rows * T;
+    }
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, grad);
+    attn_ctx_set_training(ctx, training);
+    free(in);
+    free(tg);
+    out->words = words;
+    out->loss = words ? nats / (double)words : NAN;
+    out->seconds = attn_monotonic_s() - t0;
+    return rc;
+}
+
+/* ---- train: the family of the training driver ------------------------------------------ */
+
+static void train_usage(FILE *f) {
+    fprintf(f,
+        "usage: attn lstmn train --out DIR [options]\n\n"
+        "Trains a word-level language model with one LSTMN layer (or an LSTM, --cell lstm)\n"
+        "on DIR/train.txt of a corpus in data/kjv's format and reports the validation\n"
+        "perplexity. Options take '--opt V' or '--opt=V'.\n\n"
+        "data and model (fixed by the checkpoint: refused with --resume)\n"
+        "  --data DIR           train.txt, valid.txt, test.txt (default data/kjv)\n"
+        "  --vocab N            the N - 2 most frequent training words, <unk>, <eos> (default 5000)\n"
+        "  --cell lstmn|lstm    the recurrent layer (default lstmn)\n"
+        "  --embed N            word embedding size (default 128)\n"
+        "  --hidden N           hidden size (default 128)\n"
+        "  --attn N             LSTMN attention size (default: --hidden)\n"
+        "  --summary 0|1        LSTMN: the score's h~_{t-1} term (default 1; docs/lstmn.md)\n"
+        "  --dropout P          on embeddings and outputs (default 0)\n"
+        "  --ctx N              words per window, each from a zero state (default 35)\n"
+        "schedule (with --resume: applied and printed)\n"
+        "  --batch N            windows per step (default 32)\n"
+        "  --steps N            optimizer steps (default 2000)\n"
+        "  --epochs E           instead of --steps: E passes over the training words\n"
+        "  --time-budget S      stop after S seconds of training (final evaluation and checkpoint)\n"
+        "  --lr X               peak learning rate of AdamW (default 3e-3)\n"
+        "  --min-lr X           final learning rate of the cosine (default lr / 10)\n"
+        "  --warmup N           linear warmup steps (default 100)\n"
+        "  --weight-decay X     AdamW's decoupled weight decay (default 0.01)\n"
+        "  --seed N             initialisation, batches, dropout (default 1)\n"
+        "run\n"
+        "  --eval-every N       validation every N steps and a checkpoint (default 500; 0: end only)\n"
+        "  --eval-n N           windows of the periodic evaluations (default 200; the final one: all)\n"
+        "  --log-every N        a JSONL line every N steps (default 50)\n"
+        "  --threads N          threads for the ops (default: all)\n"
+        "  --arena-mb N         context arena in MiB (default 1024)\n"
+        "  --resume             continue DIR's run\n"
+        "  --force              overwrite the run DIR holds\n"
+        "  --quiet              no progress line\n\n"
+        "Ctrl-C (SIGINT) or SIGTERM finishes the step, writes a checkpoint and exits 130.\n");
+}
+
+typedef struct lstmn_train {
+    run_info r;
+    attn_lstmn_lm *m;
+    attn_lm_tokens tr, va;
+    int32_t *bin, *btg;
+    int64_t B, T;
+    long long eval_windows;
+    run_meta meta;
+} lstmn_train;
+
+static attn_tensor *lt_loss(void *self, train_run *run, int64_t step, train_counts *c) {
+    lstmn_train *g = self;
+    attn_ctx_set_rng(run->ctx, (uint64_t)g->r.seed, (uint64_t)step << 24);
+    attn_lm_batch(&g->tr, (uint64_t)g->r.seed, step, g->B, g->T, g->bin, g->btg);
+    attn_tensor *ti = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
+    attn_tensor *tt = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
+    c->items = c->tokens = (double)(g->B * g->T);
+    return attn_lstmn_lm_loss(run->ctx, g->m, ti, tt);
+}
+
+static int lt_evaluate(void *self, train_run *run, int last, double *seconds) {
+    lstmn_train *g = self;
+    eval_result ev;
+    if (evaluate(run->ctx, g->m, &g->va, g->B, g->T, last ? 0 : g->eval_windows, &ev)) return 1;
+    *seconds = ev.seconds;
+    const attn_json_field f[] = {
+        attn_json_str("event", "eval"),       attn_json_int("step", run->step),
+        attn_json_num("valid_loss", ev.loss), attn_json_num("valid_ppl", exp(ev.loss)),
+        attn_json_int("words", ev.words),     attn_json_bool("full", last),
+        attn_json_num("seconds", ev.seconds),
+    };
+    if (train_log(run, f, (int)(sizeof f / sizeof f[0]))) return 1;
+    if (!run->quiet || last) {
+        if (run->progress.tty && !run->quiet) fputc('\n', stderr);
+        fprintf(last ? stdout : stderr, "step %lld: valid loss %.4f nats/word, perplexity %.2f (%lld words%s)\n",
+                (long long)run->step, ev.loss, exp(ev.loss), (long long)ev.words, last ? ", all" : "");
+    }
+    return 0;
+}
+
+static void lt_meta(void *self, train_run *run, double train_seconds_, const attn_kv **kv, int *n) {
+    lstmn_train *g = self;
+    g->r.total_steps = run->total_steps;
+    g->r.train_seconds = train_seconds_;
+    run_meta_build(&g->meta, &g->r);
+    *kv = g->meta.kv;
+    *n = RUN_META;
+}
+
+static int lt_finish(void *self, train_run *run, double train_s, double train_cpu) {
+    lstmn_train *g = self;
+    const double ntok = (double)((run->step - run->start) * g->B * g->T);
+    const double tps = ntok / (train_s > 1e-9 ? train_s : 1e-9);
+    printf("trained %lld steps in %.1f s: %.0f words/s (evaluation %.1f s apart)%s\n",
+           (long long)(run->step - run->start), train_s, tps, run->eval_seconds,
+           !strcmp(run->stopped, "time_budget") ? "; stopped by the time budget" : "");
+    const attn_json_field f[] = {attn_json_str("event", "end"), attn_json_int("step", run->step),
+                                 attn_json_str("stopped", run->stopped),
+                                 attn_json_num("train_seconds", train_s),
+                                 attn_json_num("tokens_per_s", tps),
+                                 attn_json_num("train_cpu_seconds", train_cpu)};
+    return train_log(run, f, (int)(sizeof f / sizeof f[0]));
+}
+
+static const train_family lstmn_family = {
+    "word", NULL, NULL, "loss (nats per word)", "valid", NULL, NULL,
+    lt_loss, NULL, lt_evaluate, lt_meta, lt_finish, NULL, NULL, NULL,
+};
+
+static void dir_file(char *buf, size_t n, const char *dir, const char *name) {
+    snprintf(buf, n, "%s/%s", dir, name);
+}
+
+static int cmd_lstmn_train(int argc, char **argv) {
+    const char *prog = "attn lstmn train", *sub = "train", *data = "data/kjv", *cell = "lstmn";
+    long long vocab = 5000, embed = 128, hidden = 128, attn = 0, ctxlen = 35;
+    double dropout = 0.0;
+    int summary = 1, rc = 0;
+    train_opts o;
+    train_opts_init(&o);
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            train_usage(stdout);
+            return 0;
+        }
+        const int k = train_opt(prog, a, v, &o, &rc);
+        if (k) {
+            i += k - 1;
+            continue;
+        }
+        if (!strcmp(a, "--summary")) {
+            train_opt_bool(argv, argc, &i, &summary);
+            train_fixed(&o, a);
+            continue;
+        }
+        train_fixed(&o, a);
+        i++;
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--cell")) cell = v;
+        else if (!strcmp(a, "--vocab")) rc = cli_opt_int(CMD, sub, a, v, 3, 1 << 24, &vocab);
+        else if (!strcmp(a, "--embed")) rc = cli_opt_int(CMD, sub, a, v, 1, 65536, &embed);
+        else if (!strcmp(a, "--hidden")) rc = cli_opt_int(CMD, sub, a, v, 1, 65536, &hidden);
+        else if (!strcmp(a, "--attn")) rc = cli_opt_int(CMD, sub, a, v, 0, 65536, &attn);
+        else if (!strcmp(a, "--ctx")) rc = cli_opt_int(CMD, sub, a, v, 1, 4096, &ctxlen);
+        else if (!strcmp(a, "--dropout")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 0.99, &dropout);
+        else {
+            fprintf(stderr, "attn lstmn train: unknown option '%s' (try 'attn lstmn train --help')\n", a);
+            return 2;
+        }
+        if (!v && rc == 0) {
+            fprintf(stderr, "attn lstmn train: %s needs a value\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if ((rc = train_opts_check(prog, &o))) return rc;
+    if (strcmp(cell, "lstmn") && strcmp(cell, "lstm")) {
+        fprintf(stderr, "attn lstmn train: --cell '%s': expected lstmn or lstm\n", cell);
+        return 2;
+    }
+    const char *out = o.out;
+    const int resume = o.resume;
+    if ((rc = train_dir_check(prog, &o))) return rc;
+
+    lstmn_train g;
+    memset(&g, 0, sizeof g);
+    g.eval_windows = o.eval_n > 0 ? o.eval_n : 200;
+    run_info *rp = &g.r;
+    attn_params *ps = NULL;
+    attn_optim *opt = NULL;
+    attn_ctx *ctx = NULL;
+    train_run run;
+    memset(&run, 0, sizeof run);
+    word_table voc;
+    memset(&voc, 0, sizeof voc);
+    char ckpt[4096], vpath[4096], path[4096];
+    long long step = 0;
+    rc = 1;
+    dir_file(ckpt, sizeof ckpt, out, "model.safetensors");
+    dir_file(vpath, sizeof vpath, out, "vocab.txt");
+    if (resume) {
+        if (run_meta_read(ckpt, rp, NULL)) goto done;
+        train_resume_ll("--steps", o.steps, &rp->total_steps);
+        train_resume_ll("--batch", o.batch, &rp->batch);
+        train_resume_ll("--warmup", o.warmup, &rp->warmup);
+        train_resume_real("--lr", o.lr, &rp->lr);
+        train_resume_real("--min-lr", o.min_lr, &rp->min_lr);
+        train_resume_real("--weight-decay", o.weight_decay, &rp->weight_decay);
+        if (vocab_load(vpath, &voc)) goto done;
+        if (voc.n != rp->vocab) {
+            fprintf(stderr, "attn lstmn: %s has %lld words, the model was built for %lld\n", vpath,
+                    (long long)voc.n, rp->vocab);
+            goto done;
+        }
+    } else {
+        snprintf(rp->data, sizeof rp->data, "%s", data);
+        rp->cell = !strcmp(cell, "lstm") ? ATTN_LM_CELL_LSTM : ATTN_LM_CELL_LSTMN;
+        rp->summary = rp->cell == ATTN_LM_CELL_LSTMN ? summary : 0;
+        rp->embed = embed;
+        rp->hidden = hidden;
+        rp->attn = rp->cell == ATTN_LM_CELL_LSTMN ? (attn > 0 ? attn : hidden) : 0;
+        rp->dropout = dropout;
+        rp->ctx_len = ctxlen;
+        rp->batch = o.batch > 0 ? o.batch : 32;
+        rp->total_steps = o.steps > 0 ? o.steps : 2000;
+        rp->warmup = o.warmup >= 0 ? o.warmup : 100;
+        rp->seed = o.seed >= 0 ? o.seed : 1;
+        rp->lr = o.lr >= 0 ? o.lr : 3e-3;
+        rp->min_lr = o.min_lr >= 0 ? o.min_lr : rp->lr / 10.0;
+        rp->weight_decay = o.weight_decay >= 0 ? o.weight_decay : 0.01;
+        dir_file(path, sizeof path, rp->data, "train.txt");
+        char *text = NULL;
+        size_t len = 0;
+        if (attn_lm_text_load(path, &text, &len) != ATTN_OK) {
+            rc = cli_fail(CMD, "cannot read the training text (scripts/get_kjv_data.sh makes data/kjv)");
+            goto done;
+        }
+        const int bad = vocab_learn(text, len, vocab, &voc);
+        free(text);
+        if (bad) goto done;
+        rp->vocab = voc.n;
+    }
+    int64_t unk_tr = 0, unk_va = 0;
+    if (encode_file(rp->data, "train.txt", &voc, &g.tr, &unk_tr) ||
+        encode_file(rp->data, "valid.txt", &voc, &g.va, &unk_va))
+        goto done;
+    const int64_t T = rp->ctx_len, B = rp->batch;
+    g.T = T;
+    g.B = B;
+    if (g.tr.n <= T || g.va.n <= T) {
+        fprintf(stderr, "attn lstmn train: %s: a split has fewer than %lld words (train %lld, valid %lld)\n",
+                rp->data, (long long)T + 1, (long long)g.tr.n, (long long)g.va.n);
+        goto done;
+    }
+    const attn_lstmn_lm_config mc = model_config(rp);
+    attn_rng rng;
+    attn_rng_init(&rng, (uint64_t)rp->seed);
+    if (attn_params_new(&ps) != ATTN_OK || attn_lstmn_lm_new(&g.m, ps, &mc, resume ? NULL : &rng) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the model");
+        goto done;
+    }
+    if (!resume) {
+        if (cli_make_dir(out) != 0) {
+            fprintf(stderr, "attn lstmn train: cannot create the directory %s: %s\n", out, strerror(errno));
+            goto done;
+        }
+        if (vocab_save(&voc, vpath)) goto done;
+    }
+    if (o.epochs > 0) {
+        const long long per_epoch = (long long)((g.tr.n + B * T - 1) / (B * T));
+        if (resume)
+            train_resume_ll("--steps (from --epochs)", o.epochs * per_epoch, &rp->total_steps);
+        else
+            rp->total_steps = o.epochs * per_epoch;
+    }
+    attn_optim_config oc = {0};
+    oc.kind = ATTN_OPTIM_ADAMW;
+    oc.lr = (float)rp->lr;
+    oc.beta1 = 0.9f;
+    oc.beta2 = 0.999f;
+    oc.weight_decay = (float)rp->weight_decay;
+    if (attn_optim_new(&opt, ps, &oc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the optimizer");
+        goto done;
+    }
+    int64_t st64 = 0;
+    if (resume && attn_checkpoint_load(ckpt, ps, opt, &st64) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot load the checkpoint");
+        goto done;
+    }
+    step = st64;
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)(o.arena_mb > 0 ? o.arena_mb : 1024) << 20;
+    cc.n_threads = (int)(o.threads > 0 ? o.threads : 0);
+    cc.seed = (uint64_t)rp->seed;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    run.prog = prog;
+    run.out = out;
+    run.fam = &lstmn_family;
+    run.self = &g;
+    run.ctx = ctx;
+    run.ps = ps;
+    run.opt = opt;
+    run.step = step;
+    run.total_steps = rp->total_steps;
+    run.warmup = rp->warmup;
+    run.log_every = o.log_every > 0 ? o.log_every : 50;
+    run.eval_every = o.eval_every >= 0 ? o.eval_every : 500;
+    run.lr = rp->lr;
+    run.min_lr = rp->min_lr;
+    run.clip = CLIP_NORM;
+    run.time_budget = o.time_budget > 0 ? o.time_budget : 0.0;
+    run.seconds_before = rp->train_seconds;
+    run.arena_mb = (long long)(cc.arena_bytes >> 20);
+    run.quiet = o.quiet;
+    if (step >= rp->total_steps) {
+        rc = train_loop(&run);
+        goto done;
+    }
+    if (train_log_open(&run, resume)) goto done;
+    g.bin = malloc(sizeof *g.bin * (size_t)(B * T));
+    g.btg = malloc(sizeof *g.btg * (size_t)(B * T));
+    if (!g.bin || !g.btg) {
+        fprintf(stderr, "attn lstmn train: out of memory\n");
+        goto done;
+    }
+    char desc[512];
+    if (rp->cell == ATTN_LM_CELL_LSTM)
+        snprintf(desc, sizeof desc, "LSTM LM: embed %lld, hidden %lld, dropout %g; vocabulary %lld; %lld parameters",
+                 rp->embed, rp->hidden, rp->dropout, rp->vocab, (long long)attn_params_numel(ps));
+    else
+        snprintf(desc, sizeof desc,
+                 "LSTMN LM: embed %lld, hidden %lld, attention %lld, h~ term %s, dropout %g; vocabulary %lld; "
+                 "%lld parameters",
+                 rp->embed, rp->hidden, rp->attn, rp->summary ? "on" : "off", rp->dropout, rp->vocab,
+                 (long long)attn_params_numel(ps));
+    printf("%s\n", desc);
+    printf("data: %s: train %lld words (%.2f%% <unk>), valid %lld words (%.2f%% <unk>)\n", rp->data,
+           (long long)g.tr.n, 100.0 * (double)unk_tr / (double)g.tr.n, (long long)g.va.n,
+           100.0 * (double)unk_va / (double)g.va.n);
+    printf("schedule: %lld steps of %lld x %lld words, AdamW lr %g -> %g (warmup %lld, cosine), wd %g; threads %d\n",
+           rp->total_steps, (long long)B, (long long)T, rp->lr, rp->min_lr, rp->warmup, rp->weight_decay,
+           attn_ctx_threads(ctx));
+    if (resume) printf("resuming %s at step %lld\n", out, step);
+    fflush(stdout);
+    {
+        const attn_json_field f[] = {
+            attn_json_str("event", resume ? "resume" : "start"), attn_json_int("step", step),
+            attn_json_str("data", rp->data), attn_json_str("cell", rp->cell == ATTN_LM_CELL_LSTM ? "lstm" : "lstmn"),
+            attn_json_int("vocab", rp->vocab), attn_json_int("parameters", attn_params_numel(ps)),
+            attn_json_int("total_steps", rp->total_steps), attn_json_int("batch", B), attn_json_int("ctx", T),
+            attn_json_int("threads", attn_ctx_threads(ctx)), attn_json_str("description", desc),
+        };
+        if (train_log(&run, f, (int)(sizeof f / sizeof f[0]))) goto done;
+    }
+    rc = train_loop(&run);
+done:
+    if (run.log) attn_jsonl_close(run.log);
+    free(g.bin);
+    free(g.btg);
+    attn_lm_tokens_free(&g.tr);
+    attn_lm_tokens_free(&g.va);
+    attn_ctx_free(ctx);
+    attn_optim_free(opt);
+    attn_lstmn_lm_free(g.m);
+    attn_params_free(ps);
+    table_free(&voc);
+    return rc;
+}
+
+/* ---- eval ------------------------------------------------------------------------------ */
+
+static void eval_usage(FILE *f) {
+    fprintf(f,
+        "usage: attn lstmn eval --model DIR [options]\n\n"
+        "Perplexity of a model of 'attn lstmn train' on a split of its corpus: consecutive\n"
+        "windows of the training --ctx, each from a zero state. Prints one JSON line.\n\n"
+        "  --split test|valid|train  (default test)\n"
+        "  --data DIR           the corpus (default: the model's)\n"
+        "  --batch N            windows per forward (default 64)\n"
+        "  --threads N          threads for the ops (default: all)\n");
+}
+
+static int cmd_lstmn_eval(int argc, char **argv) {
+    const char *model = NULL, *split = "test", *data = NULL;
+    long long batch = 64, threads = 0;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            eval_usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "attn lstmn eval: %s needs a value (try --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--split")) split = v;
+        else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--batch")) rc = cli_opt_int(CMD, "eval", a, v, 1, 1 << 16, &batch);
+        else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, "eval", a, v, 1, cli_max_threads(), &threads);
+        else {
+            fprintf(stderr, "attn lstmn eval: unknown option '%s' (try --help)\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if (!model) {
+        fprintf(stderr, "attn lstmn eval: --model DIR is required\n");
+        return 2;
+    }
+    if (strcmp(split, "test") && strcmp(split, "valid") && strcmp(split, "train")) {
+        fprintf(stderr, "attn lstmn eval: --split '%s': expected test, valid or train\n", split);
+        return 2;
+    }
+    char ckpt[4096], vpath[4096], fname[64];
+    dir_file(ckpt, sizeof ckpt, model, "model.safetensors");
+    dir_file(vpath, sizeof vpath, model, "vocab.txt");
+    snprintf(fname, sizeof fname, "%s.txt", split);
+    run_info r;
+    memset(&r, 0, sizeof r);
+    word_table voc;
+    memset(&voc, 0, sizeof voc);
+    attn_lm_tokens toks;
+    memset(&toks, 0, sizeof toks);
+    attn_params *ps = NULL;
+    attn_lstmn_lm *m = NULL;
+    attn_ctx *ctx = NULL;
+    rc = 1;
+    if (run_meta_read(ckpt, &r, NULL) || vocab_load(vpath, &voc)) goto done;
+    if (voc.n != r.vocab) {
+        fprintf(stderr, "attn lstmn eval: %s has %lld words, the model %lld\n", vpath, (long long)voc.n, r.vocab);
+        goto done;
+    }
+    int64_t unk = 0;
+    if (encode_file(data ? data : r.data, fname, &voc, &toks, &unk)) goto done;
+    const attn_lstmn_lm_config mc = model_config(&r);
+    if (attn_params_new(&ps) != ATTN_OK || attn_lstmn_lm_new(&m, ps, &mc, NULL) != ATTN_OK ||
+        attn_checkpoint_load(ckpt, ps, NULL, NULL) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot load the model");
+        goto done;
+    }
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)1024 << 20;
+    cc.n_threads = (int)threads;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    eval_result ev;
+    if (evaluate(ctx, m, &toks, batch, r.ctx_len, 0, &ev)) goto done;
+    printf("{\"model\": \"%s\", \"cell\": \"%s\", \"split\": \"%s\", \"parameters\": %lld, \"words\": %lld, "
+           "\"unk_rate\": %.5f, \"loss\": %.6f, \"perplexity\": %.3f, \"seconds\": %.2f}\n",
+           model, r.cell == ATTN_LM_CELL_LSTM ? "lstm" : "lstmn", split, (long long)attn_params_numel(ps),
+           (long long)ev.words, (double)unk / (double)(toks.n ? toks.n : 1), ev.loss, exp(ev.loss), ev.seconds);
+    rc = 0;
+done:
+    attn_ctx_free(ctx);
+    attn_lstmn_lm_free(m);
+    attn_params_free(ps);
+    attn_lm_tokens_free(&toks);
+    table_free(&voc);
+    return rc;
+}
+
+/* ---- viz ------------------------------------------------------------------------------- */
+
+static void viz_usage(FILE *f) {
+    fprintf(f,
+        "usage: attn lstmn viz --model DIR --text TEXT --out FILE.svg\n\n"
+        "Draws the intra-attention of an LSTMN model of 'attn lstmn train' reading TEXT (split\n"
+        "into words as the corpus is, at most 200): row t is the step that reads word t, its\n"
+        "cells the weights over the memory tape (the initial state, then the state after each\n"
+        "earlier word), as Figure 4 of Cheng et al. (2016).\n");
+}
+
+typedef struct viz_words {
+    word_table *v;
+    int32_t ids[200];
+    char *label[200];
+    int n, unk;
+} viz_words;
+
+static int viz_word(const char *w, size_t len, void *user) {
+    viz_words *z = user;
+    if (z->n >= 200) return 0;
+    int64_t id = table_find(z->v, w, len, 0);
+    z->ids[z->n] = (int32_t)(id < 0 ? UNK : id);
+    z->unk += id < 0;
+    char *l = malloc(len + 1);
+    if (!l) return 1;
+    memcpy(l, w, len);
+    l[len] = 0;
+    z->label[z->n++] = l;
+    return 0;
+}
+
+static int cmd_lstmn_viz(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *outp = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            viz_usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "attn lstmn viz: %s needs a value (try --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--text")) text = v;
+        else if (!strcmp(a, "--out")) outp = v;
+        else {
+            fprintf(stderr, "attn lstmn viz: unknown option '%s' (try --help)\n", a);
+            return 2;
+        }
+    }
+    if (!model || !text || !outp) {
+        fprintf(stderr, "attn lstmn viz: --model, --text and --out are required\n");
+        return 2;
+    }
+    char ckpt[4096], vpath[4096];
+    dir_file(ckpt, sizeof ckpt, model, "model.safetensors");
+    dir_file(vpath, sizeof vpath, model, "vocab.txt");
+    run_info r;
+    memset(&r, 0, sizeof r);
+    word_table voc;
+    memset(&voc, 0, sizeof voc);
+    viz_words z;
+    memset(&z, 0, sizeof z);
+    attn_params *ps = NULL;
+    attn_lstmn_lm *m = NULL;
+    attn_ctx *ctx = NULL;
+    float *w = NULL;
+    char *line = NULL, **cols = NULL;
+    int rc = 1;
+    if (run_meta_read(ckpt, &r, NULL) || vocab_load(vpath, &voc)) goto done;
+    if (r.cell != ATTN_LM_CELL_LSTMN) {
+        fprintf(stderr, "attn lstmn viz: %s is an LSTM model: it has no attention to draw\n", model);
+        goto done;
+    }
+    z.v = &voc;
+    const size_t tl = strlen(text);
+    line = malloc(tl + 3);
+    if (!line) goto done;
+    line[0] = ' ', line[1] = ' '; /* one verse line */
+    memcpy(line + 2, text, tl + 1);
+    if (word_split(line, tl + 2, viz_word, &z)) goto done;
+    if (z.n > 0 && z.ids[z.n - 1] == EOS) free(z.label[--z.n]); /* the verse's end marker */
+    if (z.n < 1) {
+        fprintf(stderr, "attn lstmn viz: --text holds no word\n");
+        goto done;
+    }
+    const attn_lstmn_lm_config mc = model_config(&r);
+    if (attn_params_new(&ps) != ATTN_OK || attn_lstmn_lm_new(&m, ps, &mc, NULL) != ATTN_OK ||
+        attn_checkpoint_load(ckpt, ps, NULL, NULL) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot load the model");
+        goto done;
+    }
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)256 << 20;
+    cc.n_threads = 1;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    const int T = z.n;
+    w = malloc(sizeof *w * (size_t)(T * (T + 1)));
+    cols = calloc((size_t)T + 1, sizeof *cols);
+    if (!w || !cols) goto done;
+    attn_tensor *ids = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, T}, z.ids);
+    if (!ids || attn_lstmn_lm_attention(ctx, m, ids, w) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot compute the attention");
+        goto done;
+    }
+    /* slot T (the state after the last word) is read by no step: T columns */
+    for (int t = 0; t < T; t++) memmove(w + t * T, w + t * (T + 1), sizeof *w * (size_t)T);
+    cols[0] = "<init>";
+    for (int i = 1; i < T; i++) cols[i] = z.label[i - 1];
+    attn_heatmap hm;
+    memset(&hm, 0, sizeof hm);
+    hm.weights = w;
+    hm.rows = T;
+    hm.cols = T;
+    hm.row_labels = (const char *const *)z.label;
+    hm.col_labels = (const char *const *)cols;
+    hm.title = "LSTMN intra-attention: each step's weights over the memory tape";
+    hm.x_label = "memory slot (the state after reading that word)";
+    hm.y_label = "word being read";
+    hm.show_values = 1;
+    if (attn_svg_heatmap(outp, &hm) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot write the picture");
+        goto done;
+    }
+    printf("%s: %d words, %d of them <unk>\n", outp, T, z.unk);
+    rc = 0;
+done:
+    for (int i = 0; i < z.n; i++) free(z.label[i]);
+    free(cols);
+    free(w);
+    free(line);
+    attn_ctx_free(ctx);
+    attn_lstmn_lm_free(m);
+    attn_params_free(ps);
+    table_free(&voc);
+    return rc;
+}
+
+int cmd_lstmn(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        FILE *f = argc < 2 ? stderr : stdout;
+        fprintf(f, "usage: attn lstmn train|eval|viz [options]   (attn lstmn SUB --help)\n"
+                   "Word-level LSTMN (Cheng et al. 2016) and LSTM language models.\n");
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "train")) return cmd_lstmn_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval")) return cmd_lstmn_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "viz")) return cmd_lstmn_viz(argc - 1, argv + 1);
+    fprintf(stderr, "attn lstmn: unknown subcommand '%s' (train, eval or viz)\n", argv[1]);
+    return 2;
+}
