@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# mpi_test.sh BUILD_DIR: data-parallel training with MPI (docs/distributed.md),
+# a tiny GPT on a corpus written here, 2 ranks on this machine (about 20 s):
+#
+#   - the loss trajectory of 2 ranks equals that of 1 process with the same
+#     global batch, step by step to 1e-6, over 20 steps (batch 7: the ranks
+#     take 4 and 3 rows, so the weighting of unequal slices is tested);
+#   - a 2-rank run stopped at step 10 and resumed with 2 ranks continues
+#     the same trajectory (constant learning rate after the warmup, so the
+#     schedule does not depend on the total);
+#   - rank 0 alone writes and prints: one closing line, one log;
+#   - a batch smaller than the ranks is refused with a message (exit 2);
+#   - a rank killed (SIGKILL) mid-run makes the job fail with a message
+#     naming it, and the last checkpoint is intact (it loads and samples,
+#     and a 2-rank --resume continues from it).
+# Without mpirun, or with an attn built without MPI, it prints a counted
+# skip. Prints "mpi: N passed, N failed[, N skipped]"; exits non-zero if a
+# check failed.
+set -uo pipefail
+
+BUILD="${1:-build}"
+ATTN="$BUILD/attn"
+passed=0
+failed=0
+skipped=0
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+skip() { skipped=$((skipped + 1)); echo "skip $*"; }
+finish() {
+    echo "mpi: $passed passed, $failed failed, $skipped skipped"
+    [ "$failed" = 0 ]
+    exit
+}
+
+if [ ! -x "$ATTN" ]; then
+    fail "$ATTN is not built (run make)"
+    finish
+fi
+if ! command -v mpirun >/dev/null 2>&1; then
+    skip "data-parallel training: mpirun not found (bash scripts/setup.sh --mpi installs Open MPI)"
+    finish
+fi
+if ! "$ATTN" info | grep -q '^mpi: *yes'; then
+    skip "data-parallel training: $ATTN was built without MPI (make MPI=1)"
+    finish
+fi
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/attn_mpi.XXXXXX")"
+MPI_PID=""
+cleanup() {
+    if [ -n "$MPI_PID" ]; then kill -9 "$MPI_PID" 2>/dev/null; fi
+    [ -n "${KEEP:-}" ] || rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Containers often forbid the cross-memory attach of the shared-memory
+# transport (it would print a warning per message): plain copies instead.
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
+MPIRUN=(mpirun --oversubscribe --allow-run-as-root -np 2)
+
+DATA="$TMP/data"
+mkdir -p "$DATA"
+for i in $(seq 1 60); do
+    printf 'the cat sat on the mat.\n%%\na dog ran in the fog.\n%%\nsix hens fed ten chicks, %d.\n%%\n' "$i"
+done >"$DATA/train.txt"
+for i in $(seq 1 6); do
+    printf 'a dog ran in the fog.\n%%\nthe cat sat on the mat.\n%%\n'
+done >"$DATA/valid.txt"
+
+GPT=(gpt train --data "$DATA" --layers 2 --heads 2 --d-model 32 --ctx 16 --batch 7 --threads 1 --seed 5
+     --lr 3e-3 --min-lr 3e-3 --warmup 3 --log-every 1 --eval-every 10 --eval-n 4 --quiet)
+
+# "step loss" of each train record of a log
+losses() { sed -n 's/.*"event":"train","step":\([0-9]*\),"loss":\([^,]*\),.*/\1 \2/p' "$1"; }
+# the largest |a - b| over the steps both logs have, or "none"
+maxdiff() {
+    awk 'NR == FNR { a[$1] = $2; next } ($1 in a) { d = a[$1] - $2; if (d < 0) d = -d; if (d > m) m = d; n++ }
+         END { if (n == 0) print "none"; else printf "%.3g %d\n", m, n }' <(losses "$1") <(losses "$2")
+}
+within() { awk -v d="$1" -v t="$2" 'BEGIN { exit !(d != "none" && d + 0 <= t + 0) }'; }
+
+# 1. 1 process against 2 ranks, the same global batch of 7 windows
+"$ATTN" "${GPT[@]}" --steps 20 --out "$TMP/one" >"$TMP/one.out" 2>&1
+r1=$?
+"${MPIRUN[@]}" "$ATTN" "${GPT[@]}" --steps 20 --out "$TMP/two" >"$TMP/two.out" 2>&1
+r2=$?
+read -r d n <<<"$(maxdiff "$TMP/one/train.jsonl" "$TMP/two/train.jsonl")"
+if [ "$r1" = 0 ] && [ "$r2" = 0 ] && [ "${n:-0}" = 20 ] && within "$d" 1e-6; then
+    ok "2 ranks = 1 process over 20 steps (batch 7 as 4 + 3 rows): max |loss difference| $d"
+else
+    fail "2 ranks against 1 process: exit $r1 / $r2, max |loss difference| ${d:-?} over ${n:-0} steps"
+    tail -n 5 "$TMP/one.out" "$TMP/two.out"
+fi
+# the same held-out loss at the end (rank 0 evaluates the synchronised model)
+v1="$(sed -n 's/.*"event":"eval","step":20,"valid_loss":\([^,]*\),.*/\1/p' "$TMP/one/train.jsonl")"
+v2="$(sed -n 's/.*"event":"eval","step":20,"valid_loss":\([^,]*\),.*/\1/p' "$TMP/two/train.jsonl")"
+if [ -n "$v1" ] && [ -n "$v2" ] && within "$(awk -v a="$v1" -v b="$v2" 'BEGIN { d = a - b; print d < 0 ? -d : d }')" 1e-5; then
+    ok "the final validation loss agrees ($v1 and $v2)"
+else
+    fail "final validation loss: 1 process '$v1', 2 ranks '$v2'"
+fi
+
+# 2. rank 0 alone writes: one closing line, one start record, the ranks in the log
+if [ "$(grep -c '^trained 20 steps' "$TMP/two.out")" = 1 ] && [ "$(grep -c '^model written' "$TMP/two.out")" = 1 ] &&
+    [ "$(grep -c '"event":"start"' "$TMP/two/train.jsonl")" = 1 ] && grep -q '"ranks":2' "$TMP/two/train.jsonl" &&
+    [ -z "$(ls "$TMP/two" | grep '\.tmp\.')" ]; then
+    ok "rank 0 alone prints and logs (one closing line, one start record, \"ranks\":2)"
+else
+    fail "the output of 2 ranks is not rank 0's alone"
+    cat "$TMP/two.out"
+fi
+
+# 3. a 2-rank run to step 10, resumed with 2 ranks to 20: the same trajectory
+"${MPIRUN[@]}" "$ATTN" "${GPT[@]}" --steps 10 --out "$TMP/res" >"$TMP/res1.out" 2>&1
+r1=$?
+"${MPIRUN[@]}" "$ATTN" gpt train --out "$TMP/res" --resume --steps 20 --log-every 1 --eval-every 10 --quiet \
+    --threads 1 >"$TMP/res2.out" 2>&1
+r2=$?
+read -r d n <<<"$(maxdiff "$TMP/res/train.jsonl" "$TMP/one/train.jsonl")"
+if [ "$r1" = 0 ] && [ "$r2" = 0 ] && [ "${n:-0}" = 20 ] && within "$d" 1e-6 && grep -q 'resuming' "$TMP/res2.out"; then
+    ok "a resumed 2-rank run (10 + 10 steps) = 1 process over 20 steps: max |loss difference| $d"
+else
+    fail "2-rank resume: exit $r1 / $r2, max |loss difference| ${d:-?} over ${n:-0} steps"
+    tail -n 5 "$TMP/res1.out" "$TMP/res2.out"
+fi
+
+# 4. a global batch smaller than the ranks
+"${MPIRUN[@]}" "$ATTN" gpt train --data "$DATA" --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 1 --steps 2 \
+    --threads 1 --quiet --out "$TMP/small" >"$TMP/small.out" 2>&1
+rc=$?
+if [ "$rc" = 2 ] && grep -q 'batch 1 is smaller than the 2 ranks' "$TMP/small.out" && ! grep -q MPI_ABORT "$TMP/small.out"; then
+    ok "--batch 1 with 2 ranks is refused (exit 2, the message, no abort)"
+else
+    fail "--batch 1 with 2 ranks: exit $rc"
+    cat "$TMP/small.out"
+fi
+
+# 5. rank 1 killed mid-run: the job fails, saying so, and the checkpoint is intact
+"${MPIRUN[@]}" "$ATTN" "${GPT[@]}" --steps 100000 --eval-every 5 --out "$TMP/kill" >"$TMP/kill.out" 2>&1 &
+MPI_PID=$!
+rank1=""
+for _ in $(seq 1 300); do
+    if [ -f "$TMP/kill/model.safetensors" ] && grep -q '"step":12,' "$TMP/kill/train.jsonl" 2>/dev/null; then
+        for p in $(pgrep -P "$MPI_PID"); do
+            if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then rank1=$p; fi
+        done
+        break
+    fi
+    sleep 0.1
+done
+if [ -n "$rank1" ]; then
+    kill -9 "$rank1"
+    wait "$MPI_PID"
+    rc=$?
+    MPI_PID=""
+    step="$(sed -n 's/.*"event":"eval","step":\([0-9]*\),.*/\1/p' "$TMP/kill/train.jsonl" | tail -n 1)"
+    if [ "$rc" != 0 ] && grep -qiE 'rank 1 .*(signal 9|killed)' "$TMP/kill.out"; then
+        ok "rank 1 killed at step >= 12: the job fails (exit $rc) and says which rank died"
+    else
+        fail "rank 1 killed: exit $rc, output:"
+        cat "$TMP/kill.out"
+    fi
+    if "$ATTN" gpt sample --model "$TMP/kill" --tokens 5 --threads 1 >"$TMP/sample.out" 2>&1 &&
+        "${MPIRUN[@]}" "$ATTN" gpt train --out "$TMP/kill" --resume --steps $((step + 2)) --threads 1 --quiet \
+            >"$TMP/kres.out" 2>&1 && grep -q "resuming $TMP/kill at step $step" "$TMP/kres.out"; then
+        ok "the last checkpoint (step $step) is intact: it samples and a 2-rank --resume continues from it"
+    else
+        fail "the checkpoint after the kill (step '$step'):"
+        cat "$TMP/sample.out" "$TMP/kres.out"
+    fi
+else
+    fail "the 2-rank run never reached step 12 with a checkpoint, or rank 1 was not found"
+    kill -9 "$MPI_PID" 2>/dev/null
+    wait "$MPI_PID" 2>/dev/null
+    MPI_PID=""
+    cat "$TMP/kill.out"
+fi
+
+finish
