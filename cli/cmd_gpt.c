@@ -268,7 +268,8 @@ static attn_tensor *gpt_step_loss(void *self, train_run *run, int64_t step, trai
     attn_tensor *ti = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){rows, g->T}, g->bin + lo * g->T);
     attn_tensor *tt = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){rows, g->T}, g->btg + lo * g->T);
     c->items = c->tokens = (double)(rows * g->T);
-    if (train_dist_size() > 1) c->weight = c->tokens;
+    c->weight = c->tokens;
+    c->sharded = train_dist_size() > 1;
     return attn_gpt_loss(run->ctx, g->m, ti, tt, -1);
 }
 

@@ -14,7 +14,7 @@
 #include <mpi.h>
 #endif
 
-static int g_rank = 0, g_size = 1, g_mpi = 0, g_agreed = 0;
+static int g_rank = 0, g_size = 1, g_agreed = 0;
 
 int train_dist_built(void) {
 #ifdef ATTN_HAVE_MPI
@@ -67,6 +67,8 @@ uint64_t train_rank_seed(uint64_t seed) {
 }
 
 #ifdef ATTN_HAVE_MPI
+
+static int g_mpi = 0; /* MPI_Init done, MPI_Finalize not yet */
 
 static int mpi_fail(const char *what, int err) {
     char s[MPI_MAX_ERROR_STRING];

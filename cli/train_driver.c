@@ -396,24 +396,30 @@ int train_loop(train_run *run) {
  * global batch. Every rank gets the same sums, so the clipping, the finite
  * check and the optimizer step agree. 0 or 1 (message printed). */
 static int reduce_step(train_run *run, int64_t step, double *l, train_counts *c) {
-    const int sharded = c->weight > 0.0;
+    const int sharded = c->sharded;
     const double w = sharded ? c->weight : 1.0;
-    double s[6] = {w, w * *l, c->items, c->tokens, c->tokens2, isnan(c->metric) ? 0.0 : w * c->metric};
+    double s[6] = {w, w > 0 ? w * *l : 0.0, c->items, c->tokens, c->tokens2,
+                   isnan(c->metric) || !(w > 0) ? 0.0 : w * c->metric};
     const double t0 = attn_monotonic_s();
-    if (train_dist_sum(s, 6) ||
-        train_dist_reduce_grads(run->ps, (float)(w / s[0]), NULL)) {
+    if (train_dist_sum(s, 6)) {
+        fprintf(stderr, "%s: step %lld: the reduction over the %d ranks failed\n", run->prog, (long long)step,
+                train_dist_size());
+        return 1;
+    }
+    const double W = s[0] > 0 ? s[0] : 1.0; /* no rank had anything: loss and gradient 0 */
+    if (train_dist_reduce_grads(run->ps, (float)(w / W), NULL)) {
         fprintf(stderr, "%s: step %lld: the reduction over the %d ranks failed\n", run->prog, (long long)step,
                 train_dist_size());
         return 1;
     }
     run->dist_seconds += attn_monotonic_s() - t0;
-    *l = s[1] / s[0];
+    *l = s[1] / W;
     if (sharded) {
         c->items = s[2];
         c->tokens = s[3];
         c->tokens2 = s[4];
     }
-    if (!isnan(c->metric)) c->metric = s[5] / s[0];
+    if (!isnan(c->metric)) c->metric = s[5] / W;
     return 0;
 }
 
@@ -477,7 +483,7 @@ static int run_steps(train_run *run) {
     while (run->total_steps <= 0 || run->step < run->total_steps) {
         const int64_t step = run->step;
         const double elapsed = train_seconds(run);
-        train_step_out r = {0.0, 0.0f, 0.0f, {0.0, 0.0, 0.0, NAN, 0.0}};
+        train_step_out r = {0.0, 0.0f, 0.0f, {0.0, 0.0, 0.0, NAN, 0.0, 0}};
         if (fam->step ? fam->step(run->self, run, step, elapsed, &r) : one_step(run, step, elapsed, &r))
             return 1;
         const double l = r.loss;

@@ -107,14 +107,16 @@ typedef struct train_counts {
     double tokens;  /* tokens of the batch: the log's tokens_per_s */
     double tokens2; /* a second count logged per second under rate2_key (source tokens) */
     double metric;  /* the step's metric (metric_key), NAN when none */
-    /* Data-parallel runs (cli/train_dist.h): what the step's loss is a mean
-     * over on this rank (its slice's tokens or rows: train_shard), so that
+    /* Data-parallel runs (cli/train_dist.h). sharded 1: this rank computed
+     * its slice of the global batch (train_shard), weight is what its loss
+     * is a mean over (the slice's tokens, rows or masked positions; 0 when
+     * it has none, its loss then 0), and the counts above are this rank's:
      * the driver weighs each rank's loss and gradient by its share of the
-     * global batch; the counts above are then this rank's and are summed
-     * over the ranks. 0: the family computes the whole global batch on
-     * every rank (replicated: correct, no speed-up), and the counts are
-     * the global batch's. Ignored in a one-process run. */
+     * global batch and sums the counts. sharded 0: the family computes the
+     * whole global batch on every rank (replicated: correct, no speed-up)
+     * and the counts are the global batch's. Ignored in a one-process run. */
     double weight;
+    int sharded;
 } train_counts;
 
 /* What a family's own step (train_family.step) reports to the driver. */

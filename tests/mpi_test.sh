@@ -14,10 +14,17 @@
 #     naming it, and the last checkpoint is intact (it loads and samples,
 #     and a 2-rank --resume continues from it).
 # Without mpirun, or with an attn built without MPI, it prints a counted
-# skip. Prints "mpi: N passed, N failed[, N skipped]"; exits non-zero if a
+# skip. `mpi_test.sh --no-mpi BUILD_DIR` checks instead that an attn built
+# without MPI (make MPI=0) refuses to run under mpirun -np 2 (each rank
+# would train alone), with a message. Prints "mpi: N passed, N failed[, N skipped]"; exits non-zero if a
 # check failed.
 set -uo pipefail
 
+NO_MPI=0
+if [ "${1:-}" = --no-mpi ]; then
+    NO_MPI=1
+    shift
+fi
 BUILD="${1:-build}"
 ATTN="$BUILD/attn"
 passed=0
@@ -38,6 +45,22 @@ if [ ! -x "$ATTN" ]; then
 fi
 if ! command -v mpirun >/dev/null 2>&1; then
     skip "data-parallel training: mpirun not found (bash scripts/setup.sh --mpi installs Open MPI)"
+    finish
+fi
+if [ "$NO_MPI" = 1 ]; then
+    if "$ATTN" info | grep -q '^mpi: *yes'; then
+        fail "$ATTN was built with MPI (expected make MPI=0)"
+        finish
+    fi
+    out="$(OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun --oversubscribe --allow-run-as-root -np 2 \
+        "$ATTN" gpt train --out /nonexistent/never 2>&1)"
+    rc=$?
+    if [ "$rc" != 0 ] && grep -q 'built without MPI' <<<"$out"; then
+        ok "an attn built without MPI refuses mpirun -np 2 (exit $rc, says why)"
+    else
+        fail "an attn built without MPI under mpirun -np 2: exit $rc"
+        echo "$out"
+    fi
     finish
 fi
 if ! "$ATTN" info | grep -q '^mpi: *yes'; then
