@@ -147,6 +147,39 @@ else
     tail -n 5 "$TMP/res1.out" "$TMP/res2.out"
 fi
 
+# 3b. the other families on the driver: 1 process against 2 ranks, 8 steps.
+# BERT pretraining and attn lm's GPT shard their batch (a mean over masked
+# positions, resp. tokens); the Transformer-XL (its memory follows every
+# row) and seq2seq run the whole batch on every rank (replicated).
+LMD="$TMP/lmdata"
+mkdir -p "$LMD"
+cp "$DATA/train.txt" "$LMD/train.txt"
+cp "$DATA/valid.txt" "$LMD/valid.txt"
+cp "$DATA/valid.txt" "$LMD/test.txt"
+family() {
+    local name="$1" tol="$2"
+    shift 2
+    "$ATTN" "$@" --steps 8 --threads 1 --eval-every 0 --log-every 1 --quiet --out "$TMP/$name-1" \
+        >"$TMP/$name-1.out" 2>&1
+    local r1=$?
+    "${MPIRUN[@]}" "$ATTN" "$@" --steps 8 --threads 1 --eval-every 0 --log-every 1 --quiet --out "$TMP/$name-2" \
+        >"$TMP/$name-2.out" 2>&1
+    local r2=$? d n
+    read -r d n <<<"$(maxdiff "$TMP/$name-1/train.jsonl" "$TMP/$name-2/train.jsonl")"
+    if [ "$r1" = 0 ] && [ "$r2" = 0 ] && [ "${n:-0}" = 8 ] && within "$d" "$tol"; then
+        ok "$name: 2 ranks = 1 process over 8 steps: max |loss difference| $d"
+    else
+        fail "$name: exit $r1 / $r2, max |loss difference| ${d:-?} over ${n:-0} steps"
+        tail -n 5 "$TMP/$name-1.out" "$TMP/$name-2.out"
+    fi
+}
+family bert-pretrain 1e-6 bert pretrain --text "$DATA/train.txt" --valid "$DATA/valid.txt" --tokenizer char \
+    --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 5
+family lm-gpt 1e-6 lm train --data "$LMD" --arch gpt --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 5
+family lm-txl 0 lm train --data "$LMD" --arch txl --layers 1 --heads 2 --d-model 16 --segment 8 --mem-len 16 \
+    --batch 4
+family seq2seq 0 seq2seq train --task dates --emb 8 --hidden 8 --batch 4
+
 # 4. a global batch smaller than the ranks
 "${MPIRUN[@]}" "$ATTN" gpt train --data "$DATA" --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 1 --steps 2 \
     --threads 1 --quiet --out "$TMP/small" >"$TMP/small.out" 2>&1
