@@ -30,6 +30,7 @@
 
 #include "commands.h"
 #include "s2s.h"
+#include "train_dist.h"
 #include "train_driver.h"
 
 #define CMD s2s_cmd
@@ -412,10 +413,11 @@ static int new_model_files(const s2s_opts *o, bundle *b, const eval_set *valid, 
         fprintf(stderr, "%s train: cannot create the directory %s: %s\n", PROG, o->out, strerror(errno));
         return 1;
     }
+    const int writer = train_dist_rank() == 0; /* under mpirun, rank 0 alone writes */
     dir_file(path, sizeof path, o->out, "src.vocab");
-    if (attn_vocab_save(b->sv, path) != ATTN_OK) return cli_fail(CMD, "cannot save the source vocabulary");
+    if (writer && attn_vocab_save(b->sv, path) != ATTN_OK) return cli_fail(CMD, "cannot save the source vocabulary");
     dir_file(path, sizeof path, o->out, "tgt.vocab");
-    if (attn_vocab_save(b->tv, path) != ATTN_OK) return cli_fail(CMD, "cannot save the target vocabulary");
+    if (writer && attn_vocab_save(b->tv, path) != ATTN_OK) return cli_fail(CMD, "cannot save the target vocabulary");
     attn_rng rng;
     attn_rng_init(&rng, (uint64_t)o->seed);
     if (attn_params_new(&b->ps) != ATTN_OK || b->fam->create(b, &rng) != ATTN_OK)

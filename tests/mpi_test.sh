@@ -5,9 +5,12 @@
 #   - the loss trajectory of 2 ranks equals that of 1 process with the same
 #     global batch, step by step to 1e-6, over 20 steps (batch 7: the ranks
 #     take 4 and 3 rows, so the weighting of unequal slices is tested);
-#   - a 2-rank run stopped at step 10 and resumed with 2 ranks continues
-#     the same trajectory (constant learning rate after the warmup, so the
-#     schedule does not depend on the total);
+#   - a 2-rank run stopped at step 10 and resumed with 2 ranks (and, from
+#     a copy, with 1 process) continues the same trajectory (constant
+#     learning rate after the warmup, so the schedule does not depend on
+#     the total);
+#   - BERT pretraining and attn lm's GPT (split batches), attn lm's
+#     Transformer-XL and seq2seq (replicated): 2 ranks = 1 process, 8 steps;
 #   - rank 0 alone writes and prints: one closing line, one log;
 #   - a batch smaller than the ranks is refused with a message (exit 2);
 #   - a rank killed (SIGKILL) mid-run makes the job fail with a message
@@ -136,6 +139,7 @@ fi
 # 3. a 2-rank run to step 10, resumed with 2 ranks to 20: the same trajectory
 "${MPIRUN[@]}" "$ATTN" "${GPT[@]}" --steps 10 --out "$TMP/res" >"$TMP/res1.out" 2>&1
 r1=$?
+cp -r "$TMP/res" "$TMP/res-one"
 "${MPIRUN[@]}" "$ATTN" gpt train --out "$TMP/res" --resume --steps 20 --log-every 1 --eval-every 10 --quiet \
     --threads 1 >"$TMP/res2.out" 2>&1
 r2=$?
@@ -145,6 +149,18 @@ if [ "$r1" = 0 ] && [ "$r2" = 0 ] && [ "${n:-0}" = 20 ] && within "$d" 1e-6 && g
 else
     fail "2-rank resume: exit $r1 / $r2, max |loss difference| ${d:-?} over ${n:-0} steps"
     tail -n 5 "$TMP/res1.out" "$TMP/res2.out"
+fi
+
+# the same checkpoint resumed by one process: the trajectory is the global batch's, not the ranks'
+"$ATTN" gpt train --out "$TMP/res-one" --resume --steps 20 --log-every 1 --eval-every 10 --quiet --threads 1 \
+    >"$TMP/res3.out" 2>&1
+r3=$?
+read -r d n <<<"$(maxdiff "$TMP/res-one/train.jsonl" "$TMP/one/train.jsonl")"
+if [ "$r3" = 0 ] && [ "${n:-0}" = 20 ] && within "$d" 1e-6; then
+    ok "a 2-rank checkpoint resumed by 1 process continues the trajectory: max |loss difference| $d"
+else
+    fail "2-rank checkpoint resumed by 1 process: exit $r3, max |loss difference| ${d:-?} over ${n:-0} steps"
+    tail -n 5 "$TMP/res3.out"
 fi
 
 # 3b. the other families on the driver: 1 process against 2 ranks, 8 steps.
