@@ -9,10 +9,13 @@
 #     a copy, with 1 process) continues the same trajectory (constant
 #     learning rate after the warmup, so the schedule does not depend on
 #     the total);
-#   - BERT pretraining and attn lm's GPT (split batches), attn lm's
-#     Transformer-XL and seq2seq (replicated): 2 ranks = 1 process, 8 steps;
+#   - BERT pretraining, attn lm's GPT, seq2seq and transformer (split
+#     batches) and attn lm's Transformer-XL (replicated): 2 ranks = 1
+#     process, 8 steps;
 #   - rank 0 alone writes and prints: one closing line, one log;
 #   - a batch smaller than the ranks is refused with a message (exit 2);
+#   - Ctrl-C on mpirun (which sends the ranks SIGTERM): every rank stops
+#     after the same step, rank 0 writes the checkpoint and says so, once;
 #   - a rank killed (SIGKILL) mid-run makes the job fail with a message
 #     naming it, and the last checkpoint is intact (it loads and samples,
 #     and a 2-rank --resume continues from it).
@@ -164,9 +167,10 @@ else
 fi
 
 # 3b. the other families on the driver: 1 process against 2 ranks, 8 steps.
-# BERT pretraining and attn lm's GPT shard their batch (a mean over masked
-# positions, resp. tokens); the Transformer-XL (its memory follows every
-# row) and seq2seq run the whole batch on every rank (replicated).
+# BERT pretraining, attn lm's GPT, seq2seq and transformer split their batch
+# (a mean over masked positions, tokens, non-pad target tokens); the
+# Transformer-XL (its memory follows every row) runs the whole batch on
+# every rank (replicated).
 LMD="$TMP/lmdata"
 mkdir -p "$LMD"
 cp "$DATA/train.txt" "$LMD/train.txt"
@@ -194,7 +198,8 @@ family bert-pretrain 1e-6 bert pretrain --text "$DATA/train.txt" --valid "$DATA/
 family lm-gpt 1e-6 lm train --data "$LMD" --arch gpt --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 5
 family lm-txl 0 lm train --data "$LMD" --arch txl --layers 1 --heads 2 --d-model 16 --segment 8 --mem-len 16 \
     --batch 4
-family seq2seq 0 seq2seq train --task dates --emb 8 --hidden 8 --batch 4
+family seq2seq 1e-6 seq2seq train --task dates --emb 8 --hidden 8 --batch 5
+family transformer 1e-6 transformer train --task dates --d-model 8 --heads 2 --layers 1 --batch 5
 
 # 4. a global batch smaller than the ranks
 "${MPIRUN[@]}" "$ATTN" gpt train --data "$DATA" --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 1 --steps 2 \
@@ -205,6 +210,28 @@ if [ "$rc" = 2 ] && grep -q 'batch 1 is smaller than the 2 ranks' "$TMP/small.ou
 else
     fail "--batch 1 with 2 ranks: exit $rc"
     cat "$TMP/small.out"
+fi
+
+# 5a. Ctrl-C on mpirun: Open MPI sends the ranks SIGTERM; they agree to stop
+# after the same step, rank 0 writes the checkpoint and says so, once
+"${MPIRUN[@]}" "$ATTN" "${GPT[@]}" --steps 100000 --eval-every 1000 --out "$TMP/sig" >"$TMP/sig.out" 2>&1 &
+MPI_PID=$!
+for _ in $(seq 1 300); do
+    grep -q '"step":5,' "$TMP/sig/train.jsonl" 2>/dev/null && break
+    sleep 0.1
+done
+kill -INT "$MPI_PID"
+wait "$MPI_PID"
+rc=$?
+MPI_PID=""
+step="$(sed -n 's/.*"event":"interrupted","step":\([0-9]*\),.*/\1/p' "$TMP/sig/train.jsonl")"
+if [ "$rc" != 0 ] && [ -n "$step" ] && [ "$(grep -c "interrupted by SIGTERM after step $step " "$TMP/sig.out")" = 1 ] &&
+    "${MPIRUN[@]}" "$ATTN" gpt train --out "$TMP/sig" --resume --steps $((step + 2)) --threads 1 --quiet \
+        >"$TMP/sigres.out" 2>&1 && grep -q "resuming $TMP/sig at step $step" "$TMP/sigres.out"; then
+    ok "SIGINT to mpirun: the ranks stop after step $step, rank 0 writes the checkpoint and says so once; it resumes"
+else
+    fail "SIGINT to mpirun: exit $rc, interrupted at step '$step'"
+    cat "$TMP/sig.out" "$TMP/sigres.out" 2>/dev/null
 fi
 
 # 5. rank 1 killed mid-run: the job fails, saying so, and the checkpoint is intact
