@@ -10,8 +10,8 @@
 #     learning rate after the warmup, so the schedule does not depend on
 #     the total);
 #   - BERT pretraining, attn lm's GPT, seq2seq and transformer (split
-#     batches) and attn lm's Transformer-XL (replicated): 2 ranks = 1
-#     process, 8 steps;
+#     batches), attn lm's Transformer-XL, the GAN and (with Fashion-MNIST)
+#     the caption model (replicated): 2 ranks = 1 process, 8 steps;
 #   - rank 0 alone writes and prints: one closing line, one log;
 #   - a batch smaller than the ranks is refused with a message (exit 2);
 #   - Ctrl-C on mpirun (which sends the ranks SIGTERM): every rank stops
@@ -200,6 +200,26 @@ family lm-txl 0 lm train --data "$LMD" --arch txl --layers 1 --heads 2 --d-model
     --batch 4
 family seq2seq 1e-6 seq2seq train --task dates --emb 8 --hidden 8 --batch 5
 family transformer 1e-6 transformer train --task dates --d-model 8 --heads 2 --layers 1 --batch 5
+# replicated families whose data is images: the GAN (its own step, on IDX
+# files of random pixels), and with Fashion-MNIST the caption model (the
+# vision CNN, replicated the same way, is left out: its final evaluation on
+# the 10,000 test images costs more than the rest of this file)
+IDX="$TMP/idx"
+mkdir -p "$IDX"
+idx_images() { # FILE N N_AS_HEX_BYTE
+    printf "\\x00\\x00\\x08\\x03\\x00\\x00\\x00\\x$3\\x00\\x00\\x00\\x1c\\x00\\x00\\x00\\x1c" >"$1"
+    head -c $(($2 * 784)) /dev/urandom >>"$1"
+}
+idx_images "$IDX/train-images-idx3-ubyte" 12 0c
+idx_images "$IDX/t10k-images-idx3-ubyte" 8 08
+family gan 0 gan train --data "$IDX" --z-dim 8 --g-ch 8 --d-ch 8 --batch 4 --eval-n 4
+FMNIST="${ATTN_DATA_DIR:-data/fashion-mnist}"
+if [ -f "$FMNIST/train-images-idx3-ubyte" ]; then
+    family caption 0 caption train --data "$FMNIST" --encoder random --train-scenes 64 --valid-scenes 16 \
+        --embed 8 --hidden 8 --attn-size 8 --batch 4
+else
+    skip "caption under 2 ranks: no Fashion-MNIST in $FMNIST (bash scripts/setup.sh)"
+fi
 
 # 4. a global batch smaller than the ranks
 "${MPIRUN[@]}" "$ATTN" gpt train --data "$DATA" --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 1 --steps 2 \
