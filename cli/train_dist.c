@@ -145,6 +145,30 @@ int train_dist_max_int(int *v, int n) {
     return err == MPI_SUCCESS ? 0 : mpi_fail("MPI_Allreduce", err);
 }
 
+/* FNV-1a over the bytes of every parameter's data, in the store's order. */
+static uint64_t params_hash(attn_params *ps) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    const int n = attn_params_count(ps);
+    for (int i = 0; i < n; i++) {
+        const attn_tensor *p = attn_params_at(ps, i);
+        const unsigned char *b = (const unsigned char *)attn_f32(p);
+        const int64_t nb = attn_tensor_numel(p) * (int64_t)sizeof(float);
+        for (int64_t j = 0; j < nb; j++) h = (h ^ b[j]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+int train_dist_same_params(attn_params *ps, int *same) {
+    *same = 1;
+    if (g_size == 1 || !ps) return 0;
+    unsigned long long lo = params_hash(ps), hi = lo;
+    int err = MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+    if (err == MPI_SUCCESS) err = MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    if (err != MPI_SUCCESS) return mpi_fail("MPI_Allreduce of the parameters' hash", err);
+    *same = lo == hi;
+    return 0;
+}
+
 /* Bucket size in floats: ATTN_DIST_BUCKET_MB (0.001 to 1024 MiB), default 4 MiB. */
 static int64_t bucket_floats(void) {
     double mb = 4.0;
@@ -247,6 +271,7 @@ int train_dist_exit(int rc) { return rc; }
 int train_dist_bcast_int(int *v, int n) { (void)v; (void)n; return 0; }
 int train_dist_bcast_params(attn_params *ps) { (void)ps; return 0; }
 int train_dist_sum(double *v, int n) { (void)v; (void)n; return 0; }
+int train_dist_same_params(attn_params *ps, int *same) { (void)ps; *same = 1; return 0; }
 int train_dist_max_int(int *v, int n) { (void)v; (void)n; return 0; }
 
 int train_dist_reduce_grads(attn_params *ps, float scale, double *bytes) {

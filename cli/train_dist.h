@@ -68,6 +68,11 @@ int train_dist_bcast_params(attn_params *ps);      /* every parameter's data, fr
 int train_dist_sum(double *v, int n);              /* elementwise sum, in place */
 int train_dist_max_int(int *v, int n);             /* elementwise max, in place */
 
+/* *same <- 1 when every rank holds the same parameter bytes (a 64-bit
+ * FNV-1a hash of every parameter's data, its minimum and maximum over the
+ * ranks compared), else 0. 1 on one process. 0 or 1 (message). */
+int train_dist_same_params(attn_params *ps, int *same);
+
 /* g <- sum over ranks of (scale_r * g_r) for every gradient of a parameter
  * with requires_grad, in buckets of about 4 MiB (ATTN_DIST_BUCKET_MB
  * overrides) flattened in the store's order, one MPI_Allreduce each.

@@ -423,6 +423,24 @@ static int reduce_step(train_run *run, int64_t step, double *l, train_counts *c)
     return 0;
 }
 
+/* Several ranks, at each evaluation: do the ranks still hold the same
+ * parameters? They should (the same reduced gradient, the same step), but
+ * MPI only recommends that an allreduce give every rank the same bits; if
+ * they differ, rank 0's are broadcast (the optimizer states stay each
+ * rank's) and a "sync" record says so. 0 or 1 (message printed). */
+static int check_ranks(train_run *run) {
+    int same = 1;
+    if (train_dist_same_params(run->ps, &same)) return 1;
+    if (!same && train_dist_bcast_params(run->ps)) return 1;
+    const attn_json_field f[] = {attn_json_str("event", "sync"), attn_json_int("step", run->step),
+                                 attn_json_int("ranks", train_dist_size()), attn_json_bool("identical", same)};
+    if (train_log(run, f, 4)) return 1;
+    if (!same && !run->quiet)
+        fprintf(stderr, "%s: step %lld: the ranks' parameters differed (rounding in the allreduce): rank 0's "
+                        "broadcast\n", run->prog, (long long)run->step);
+    return 0;
+}
+
 /* The step of a family with one loss and one optimizer: reset, loss, zero
  * the gradients, backward, clip, finite check, learning rate, update. 0 or
  * 1 (message printed). */
@@ -539,7 +557,9 @@ static int run_steps(train_run *run) {
             win_steps = 0;
             win_t = attn_monotonic_s();
         }
-        if (((run->eval_every > 0 && run->step % run->eval_every == 0) || last) && rank0) {
+        const int eval_now = (run->eval_every > 0 && run->step % run->eval_every == 0) || last;
+        if (eval_now && several && check_ranks(run)) return 1;
+        if (eval_now && rank0) {
             double secs = 0.0;
             const double c0 = train_cpu_s();
             if (fam->evaluate(run->self, run, last, &secs)) return 1;

@@ -12,6 +12,8 @@
 #   - BERT pretraining, attn lm's GPT, seq2seq and transformer (split
 #     batches), attn lm's Transformer-XL, the GAN and (with Fashion-MNIST)
 #     the caption model (replicated): 2 ranks = 1 process, 8 steps;
+#   - the ranks hold identical parameters at each evaluation; 3 ranks
+#     (batch 3 + 2 + 2) with 1 KiB gradient buckets give the same trajectory;
 #   - rank 0 alone writes and prints: one closing line, one log;
 #   - a batch smaller than the ranks is refused with a message (exit 2);
 #   - Ctrl-C on mpirun (which sends the ranks SIGTERM): every rank stops
@@ -127,6 +129,30 @@ if [ -n "$v1" ] && [ -n "$v2" ] && within "$(awk -v a="$v1" -v b="$v2" 'BEGIN { 
     ok "the final validation loss agrees ($v1 and $v2)"
 else
     fail "final validation loss: 1 process '$v1', 2 ranks '$v2'"
+fi
+
+# the ranks hold the same parameters at each evaluation ("sync" records)
+if [ "$(grep -c '"event":"sync".*"identical":true' "$TMP/two/train.jsonl")" = 2 ] &&
+    ! grep -q '"identical":false' "$TMP/two/train.jsonl"; then
+    ok "the 2 ranks hold identical parameters at steps 10 and 20 (hash of every parameter)"
+else
+    fail "the ranks' parameters: $(grep '"event":"sync"' "$TMP/two/train.jsonl" | tr '\n' ' ')"
+fi
+
+# 3 ranks (batch 7 as 3 + 2 + 2) and buckets of 1 KiB (every parameter of
+# more than 256 elements straddles buckets): the same trajectory, identical
+# parameters on every rank
+ATTN_DIST_BUCKET_MB=0.001 mpirun --oversubscribe --allow-run-as-root -np 3 "$ATTN" "${GPT[@]}" --steps 20 \
+    --out "$TMP/three" >"$TMP/three.out" 2>&1
+r3=$?
+read -r d n <<<"$(maxdiff "$TMP/one/train.jsonl" "$TMP/three/train.jsonl")"
+if [ "$r3" = 0 ] && [ "${n:-0}" = 20 ] && within "$d" 1e-6 &&
+    [ "$(grep -c '"event":"sync".*"ranks":3,"identical":true' "$TMP/three/train.jsonl")" = 2 ]; then
+    ok "3 ranks with 1 KiB buckets = 1 process over 20 steps: max |loss difference| $d, identical parameters"
+else
+    fail "3 ranks, 1 KiB buckets: exit $r3, max |loss difference| ${d:-?} over ${n:-0} steps"
+    grep '"event":"sync"' "$TMP/three/train.jsonl"
+    tail -n 5 "$TMP/three.out"
 fi
 
 # 2. rank 0 alone writes: one closing line, one start record, the ranks in the log
