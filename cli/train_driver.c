@@ -356,19 +356,17 @@ static int close_log(train_run *run) {
 static int run_steps(train_run *run);
 
 int train_loop(train_run *run) {
-    if (train_dist_size() > 1) {
-        /* these refusals below and an interruption end every rank alike */
-        train_dist_agreed();
-        if (train_dist_rank() != 0) run->quiet = 1;
-    }
+    if (train_dist_rank() != 0) run->quiet = 1;
     if (run->total_steps > 0 && run->step >= run->total_steps) {
         fprintf(stderr, "%s: %s is already at step %lld of %lld (give --steps N with a larger N)\n", run->prog,
                 run->out, (long long)run->step, (long long)run->total_steps);
+        train_dist_agreed(); /* every rank refuses alike */
         return 1;
     }
     if (run->time_budget > 0 && run->seconds_before >= run->time_budget) {
         fprintf(stderr, "%s: %s has used its time budget (%.1f of %.1f s; give --time-budget with a larger "
                         "value)\n", run->prog, run->out, run->seconds_before, run->time_budget);
+        train_dist_agreed();
         return 1;
     }
     struct sigaction sa, old_int, old_term;
@@ -381,6 +379,9 @@ int train_loop(train_run *run) {
     /* every rank starts from rank 0's parameters (the same seed or
      * checkpoint gives the same ones; this makes sure of it) */
     const int rc = train_dist_bcast_params(run->ps) ? 1 : run_steps(run);
+    /* an interruption ends every rank alike (the stop is agreed); an error
+     * is one rank's, and train_dist_exit ends the job for it */
+    if (rc == 130) train_dist_agreed();
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (run->log) attn_jsonl_close(run->log); /* an error path: the log as far as it got */

@@ -16,6 +16,8 @@
 #     (batch 3 + 2 + 2) with 1 KiB gradient buckets give the same trajectory;
 #   - rank 0 alone writes and prints: one closing line, one log;
 #   - a batch smaller than the ranks is refused with a message (exit 2);
+#   - a rank that fails alone (its corpus missing) ends the job with its
+#     message, rather than leaving the others waiting;
 #   - Ctrl-C on mpirun (which sends the ranks SIGTERM): every rank stops
 #     after the same step, rank 0 writes the checkpoint and says so, once;
 #   - a rank killed (SIGKILL) mid-run makes the job fail with a message
@@ -256,6 +258,21 @@ if [ "$rc" = 2 ] && grep -q 'batch 1 is smaller than the 2 ranks' "$TMP/small.ou
 else
     fail "--batch 1 with 2 ranks: exit $rc"
     cat "$TMP/small.out"
+fi
+
+# 4b. a rank that fails on its own (here rank 1 is given a corpus that does
+# not exist: mpirun's MPMD form) ends the job, saying so, instead of leaving
+# rank 0 waiting for it forever
+timeout 120 mpirun --oversubscribe --allow-run-as-root \
+    -np 1 "$ATTN" "${GPT[@]}" --steps 20 --out "$TMP/lone" : \
+    -np 1 "$ATTN" "${GPT[@]/#$DATA/$TMP/nodata}" --steps 20 --out "$TMP/lone" >"$TMP/lone.out" 2>&1
+rc=$?
+if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q 'cannot read the training text' "$TMP/lone.out" &&
+    grep -q 'rank 1 of 2 failed (exit code 1, the message above): ending the job' "$TMP/lone.out"; then
+    ok "a rank that fails alone ends the job (exit $rc) with its message and 'rank 1 of 2 failed'"
+else
+    fail "a rank that fails alone: exit $rc (124: the job hung)"
+    cat "$TMP/lone.out"
 fi
 
 # 5a. Ctrl-C on mpirun: Open MPI sends the ranks SIGTERM; they agree to stop
