@@ -451,7 +451,7 @@ static attn_tensor *bert_step_loss(void *self, train_run *run, int64_t step, tra
     int64_t lo = 0, hi = B;
     if (train_dist_size() > 1) {
         train_shard(B, &lo, &hi);
-        attn_ctx_set_rng(ctx, train_rank_seed((uint64_t)b->r.seed), (uint64_t)step << 24);
+        attn_ctx_set_batch_slice(ctx, lo, hi - lo, B); /* the single process's masks of these rows */
     }
     const int64_t rows = hi - lo;
     attn_tensor *tl = attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){rows}, b->blens + lo);

@@ -256,14 +256,17 @@ typedef struct gpt_train {
 
 static attn_tensor *gpt_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
     gpt_train *g = self;
-    /* Dropout masks are a function of (seed, step): a resumed run replays
-     * them (each rank of a data-parallel run has a stream of its own). */
-    attn_ctx_set_rng(run->ctx, train_rank_seed((uint64_t)g->r.seed), (uint64_t)step << 24);
+    /* Dropout masks are a function of (seed, step): a resumed run replays them. */
+    attn_ctx_set_rng(run->ctx, (uint64_t)g->r.seed, (uint64_t)step << 24);
     attn_lm_batch(&g->tr, (uint64_t)g->r.seed, step, g->B, g->T, g->bin, g->btg);
     /* Several ranks: each takes its rows of the same global batch; every
      * row has T tokens, all counted, so the loss is a mean over rows x T. */
     int64_t lo = 0, hi = g->B;
-    if (train_dist_size() > 1) train_shard(g->B, &lo, &hi);
+    if (train_dist_size() > 1) {
+        train_shard(g->B, &lo, &hi);
+        /* the dropout masks of these rows of the single-process batch */
+        attn_ctx_set_batch_slice(run->ctx, lo, hi - lo, g->B);
+    }
     const int64_t rows = hi - lo;
     attn_tensor *ti = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){rows, g->T}, g->bin + lo * g->T);
     attn_tensor *tt = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){rows, g->T}, g->btg + lo * g->T);

@@ -374,7 +374,7 @@ static attn_tensor *lm_step_loss(void *self, train_run *run, int64_t step, train
         int64_t lo = 0, hi = g->B;
         if (train_dist_size() > 1) {
             train_shard(g->B, &lo, &hi);
-            attn_ctx_set_rng(ctx, train_rank_seed((uint64_t)g->r.seed), (uint64_t)step << 24);
+            attn_ctx_set_batch_slice(ctx, lo, hi - lo, g->B); /* the single process's masks of these rows */
             c->items = c->tokens = c->weight = (double)((hi - lo) * g->T);
             c->sharded = 1;
         }

@@ -251,7 +251,10 @@ static attn_tensor *s2s_step_loss(void *self, train_run *run, int64_t step, trai
     const int split = train_dist_size() > 1 && bsz >= train_dist_size();
     if (split) {
         train_shard(bsz, &lo, &hi);
-        attn_ctx_set_rng(run->ctx, train_rank_seed((uint64_t)r->seed), (uint64_t)step << 24);
+        /* dropout: rows of the global batch's masks where the padded
+         * width of the slice is the batch's, else the slice's own part of
+         * the stream (docs/distributed.md) */
+        attn_ctx_set_batch_slice(run->ctx, lo, hi - lo, bsz);
     }
     if (st == ATTN_OK) st = attn_s2s_batch_make(run->ctx, &s->td->train, idx + lo, hi - lo, &batch, &info);
     if (st != ATTN_OK) return NULL;

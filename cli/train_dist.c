@@ -57,15 +57,6 @@ int train_shard_check(const char *prog, int64_t n) {
     return 2;
 }
 
-uint64_t train_rank_seed(uint64_t seed) {
-    if (g_rank == 0) return seed;
-    /* splitmix64 of (seed, rank): streams far apart from the single-process one */
-    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (uint64_t)(g_rank + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 #ifdef ATTN_HAVE_MPI
 
 static int g_mpi = 0; /* MPI_Init done, MPI_Finalize not yet */

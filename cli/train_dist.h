@@ -57,10 +57,6 @@ void train_shard(int64_t n, int64_t *lo, int64_t *hi);
  * message "PROG: --batch N is smaller than the K ranks". */
 int train_shard_check(const char *prog, int64_t n);
 
-/* The seed of this rank's own random stream (dropout masks): seed itself on
- * rank 0 (the single-process stream), a distinct mix of it on the others. */
-uint64_t train_rank_seed(uint64_t seed);
-
 /* Collectives over every rank (no-ops for one process). 0, or 1 with a
  * message on stderr naming the MPI error. */
 int train_dist_bcast_int(int *v, int n);           /* from rank 0 */

@@ -464,7 +464,10 @@ static int one_step(train_run *run, int64_t step, double elapsed, train_step_out
         return 1;
     }
     double l = attn_f32(loss)[0];
-    if (train_dist_size() > 1 && reduce_step(run, step, &l, c)) return 1;
+    if (train_dist_size() > 1) {
+        attn_ctx_set_batch_slice(run->ctx, 0, 0, 0); /* a family's slice ends with its step */
+        if (reduce_step(run, step, &l, c)) return 1;
+    }
     const float norm = attn_clip_grad_norm(run->ps, (float)run->clip);
     if (!isfinite(norm) || !isfinite(l)) {
         fprintf(stderr, "%s: step %lld: loss %g, gradient norm %g: not finite; lower --lr\n", run->prog,

@@ -4,7 +4,8 @@
 #
 #   - the loss trajectory of 2 ranks equals that of 1 process with the same
 #     global batch, step by step to 1e-6, over 20 steps (batch 7: the ranks
-#     take 4 and 3 rows, so the weighting of unequal slices is tested);
+#     take 4 and 3 rows, so the weighting of unequal slices is tested;
+#     dropout 0.1: each rank draws the single process's masks of its rows);
 #   - a 2-rank run stopped at step 10 and resumed with 2 ranks (and, from
 #     a copy, with 1 process) continues the same trajectory (constant
 #     learning rate after the warmup, so the schedule does not depend on
@@ -100,7 +101,7 @@ for i in $(seq 1 6); do
     printf 'a dog ran in the fog.\n%%\nthe cat sat on the mat.\n%%\n'
 done >"$DATA/valid.txt"
 
-GPT=(gpt train --data "$DATA" --layers 2 --heads 2 --d-model 32 --ctx 16 --batch 7 --threads 1 --seed 5
+GPT=(gpt train --data "$DATA" --layers 2 --heads 2 --d-model 32 --ctx 16 --batch 7 --threads 1 --seed 5 --dropout 0.1
      --lr 3e-3 --min-lr 3e-3 --warmup 3 --log-every 1 --eval-every 10 --eval-n 4 --quiet)
 
 # "step loss" of each train record of a log
@@ -234,10 +235,8 @@ for split in train valid test; do
     for i in $(seq 1 12); do printf '0\n1\n'; done >"$LAB/$split.labels"
 done
 cp "$DATA/train.txt" "$LAB/pretrain.txt"
-# (fine-tuning's default dropout 0.1 is turned off: the ranks' dropout
-# streams are their own, docs/distributed.md)
+# (with fine-tuning's default dropout 0.1: each rank draws its rows' masks)
 family bert-finetune 1e-6 bert finetune --data "$LAB" --tok char --layers 1 --heads 2 --d-model 16 --max-len 16 \
-    --dropout 0 \
     --batch 5
 family lm-gpt 1e-6 lm train --data "$LMD" --arch gpt --layers 1 --heads 2 --d-model 16 --ctx 16 --batch 5
 family lm-txl 0 lm train --data "$LMD" --arch txl --layers 1 --heads 2 --d-model 16 --segment 8 --mem-len 16 \
