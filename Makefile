@@ -11,6 +11,8 @@
 #   make install      headers, libattn.a, libattn.so.<version> (soname libattn.so.<abi>),
 #                     the CLI and attn.pc into $(DESTDIR)$(PREFIX) (default /usr/local);
 #                     make uninstall removes them (docs/install.md)
+#   make MPI=0        the CLI without MPI (default MPI=auto: with Open MPI when
+#                     found; MPI=1: required; docs/distributed.md)
 
 CC       ?= cc
 BUILD    ?= build
@@ -37,6 +39,28 @@ LDOMP = -fopenmp
 endif
 CFLAGS  += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS  += $(LDOMP) -lm -ldl $(EXTRA_LDFLAGS)
+
+# MPI, for data-parallel training (cli/train_dist.c, the only file that
+# includes <mpi.h>; the library never links it). auto: Open MPI when
+# pkg-config knows ompi-c or mpicc is on the PATH; 1: the same, an error
+# when neither is; 0: without (train_dist.c's one-process stub).
+MPI ?= auto
+MPI_HAVE :=
+ifneq ($(MPI),0)
+MPI_HAVE := $(shell pkg-config --exists ompi-c 2>/dev/null && echo pkg-config || \
+                    (command -v mpicc >/dev/null 2>&1 && echo mpicc))
+ifeq ($(MPI_HAVE),pkg-config)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c)
+else ifeq ($(MPI_HAVE),mpicc)
+MPI_CFLAGS := $(shell mpicc --showme:compile)
+MPI_LIBS   := $(shell mpicc --showme:link)
+else ifeq ($(MPI),1)
+$(error MPI=1: no Open MPI found (pkg-config ompi-c, mpicc): bash scripts/setup.sh --mpi installs it)
+endif
+endif
+# MPI's headers as system headers: their warnings are not attn's
+MPI_DEFS := $(if $(MPI_HAVE),-DATTN_HAVE_MPI $(patsubst -I%,-isystem %,$(MPI_CFLAGS)))
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 # The attention explorer's page code (viz/), embedded as byte arrays into a
@@ -108,7 +132,14 @@ $(SHARED): $(SHARED_REAL)
 	ln -sf $(SONAME) $@
 
 $(CLI): $(CLI_OBJ) $(STATIC)
-	$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS)
+	$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS) $(if $(MPI_HAVE),$(MPI_LIBS))
+
+# train_dist.o is rebuilt when the MPI choice changes ($(BUILD)/mpi.flags
+# holds the flags of the last build and is rewritten only when they differ).
+MPI_STAMP := $(BUILD)/mpi.flags
+$(shell mkdir -p $(BUILD) && (echo '$(MPI_DEFS)' | cmp -s - $(MPI_STAMP) || echo '$(MPI_DEFS)' > $(MPI_STAMP)))
+$(BUILD)/cli/train_dist.o: CFLAGS += $(MPI_DEFS)
+$(BUILD)/cli/train_dist.o: $(MPI_STAMP)
 
 $(TESTS): $(TEST_OBJ) $(STATIC)
 	$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(LDLIBS)
@@ -165,7 +196,7 @@ headers-cxx:
 	@echo '#include "attn/attn.h"' | c++ -std=c++11 -Wall -Wextra -Iinclude -x c++ -fsyntax-only -
 
 sanitize:
-	ATTN_SANITIZE=1 $(MAKE) BUILD=build-asan OPT="-O1" OPENMP=0 \
+	ATTN_SANITIZE=1 $(MAKE) BUILD=build-asan OPT="-O1" OPENMP=0 MPI=0 \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test
 

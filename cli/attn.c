@@ -11,6 +11,7 @@
 
 #include "attn/attn.h"
 #include "commands.h"
+#include "train_dist.h"
 
 static int g_policy_set_by_attn; /* attn info says who chose the wait policy */
 
@@ -86,6 +87,8 @@ int cmd_info(int argc, char **argv) {
         printf("wait:      %s (%s)\n", w ? w : "libgomp's default (spins)",
                !w ? "OMP_WAIT_POLICY unset" : g_policy_set_by_attn ? "set by attn: idle threads sleep" : "set by the user");
     }
+    printf("mpi:       %s\n", train_dist_built() ? "yes (data-parallel training under mpirun; docs/distributed.md)"
+                                                      : "no (built without MPI: make MPI=1)");
     printf("ops:       %d (attn ops lists them)\n", attn_op_count());
     return 0;
 }
@@ -199,13 +202,15 @@ static void passive_wait_policy(char **argv) {
 
 int main(int argc, char **argv) {
     passive_wait_policy(argv);
+    /* under mpirun: join the job (rank, size) before anything prints */
+    if (train_dist_init(&argc, &argv)) return 1;
     void *store = NULL;
     argv = split_eq(argc, argv, &argc, &store);
     if (!argv) {
         fprintf(stderr, "attn: out of memory\n");
-        return 1;
+        return train_dist_exit(1);
     }
     const int rc = run(argc, argv);
     free(store);
-    return rc;
+    return train_dist_exit(rc);
 }

@@ -21,6 +21,7 @@
 
 #include "attn/attn.h"
 #include "commands.h"
+#include "train_dist.h"
 #include "train_driver.h"
 
 #define CMD "bert"
@@ -443,20 +444,33 @@ static attn_tensor *bert_step_loss(void *self, train_run *run, int64_t step, tra
     int64_t Tb = 0, ok = 0, n = 0;
     make_batch(&b->tr, b->brows, B, b->T, b->bids, b->blens, b->finetune ? b->blab : NULL, &Tb);
     attn_tensor *loss = NULL;
-    attn_tensor *tl = attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){B}, b->blens);
+    /* Several ranks: each its rows [lo, hi) of the same global batch (drawn
+     * and masked whole, as one process does); the loss is a mean over the
+     * slice's masked positions (pretraining) or rows (fine-tuning), the
+     * driver's weight. Padding to the batch's Tb changes no row's result. */
+    int64_t lo = 0, hi = B;
+    if (train_dist_size() > 1) {
+        train_shard(B, &lo, &hi);
+        attn_ctx_set_batch_slice(ctx, lo, hi - lo, B); /* the single process's masks of these rows */
+    }
+    const int64_t rows = hi - lo;
+    attn_tensor *tl = attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){rows}, b->blens + lo);
     if (!b->finetune) {
         attn_bert_mask(&b->mo, (uint64_t)b->r.seed, (uint64_t)step, b->bids, b->blens, B, Tb, b->bin, b->blab, &n);
-        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, Tb}, b->bin);
-        loss = attn_bert_mlm_loss(ctx, b->m, ti, tl, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, Tb}, b->blab),
-                                  &ok, &n);
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){rows, Tb}, b->bin + lo * Tb);
+        loss = attn_bert_mlm_loss(ctx, b->m, ti, tl,
+                                  attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){rows, Tb}, b->blab + lo * Tb), &ok, &n);
     } else {
-        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, Tb}, b->bids);
-        loss = attn_bert_cls_loss(ctx, b->m, ti, tl, attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){B}, b->blab), &ok);
-        n = B;
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){rows, Tb}, b->bids + lo * Tb);
+        loss = attn_bert_cls_loss(ctx, b->m, ti, tl, attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){rows}, b->blab + lo),
+                                  &ok);
+        n = rows;
     }
-    c->items = (double)B;
-    for (int64_t r = 0; r < B; r++) c->tokens += b->blens[r];
+    c->items = (double)rows;
+    for (int64_t r = lo; r < hi; r++) c->tokens += b->blens[r];
     c->metric = n ? (double)ok / (double)n : 0.0;
+    c->weight = (double)n;
+    c->sharded = train_dist_size() > 1;
     return loss;
 }
 
@@ -701,6 +715,8 @@ static int cmd_bert_run(int argc, char **argv, int finetune) {
     const int64_t T = bc.max_len, B = rp->batch;
     b.T = T;
     b.B = B;
+    if ((rc = train_shard_check(b.prog, B))) goto done;
+    rc = 1;
     if (!finetune) {
         if (attn_bert_corpus_load(b.vocab, rp->text, NULL, 0, T - 1, 1, &b.tr) != ATTN_OK ||
             attn_bert_corpus_load(b.vocab, rp->valid, NULL, 0, T - 1, 1, &b.va) != ATTN_OK) {
@@ -746,7 +762,7 @@ static int cmd_bert_run(int argc, char **argv, int finetune) {
             fprintf(stderr, "attn bert %s: cannot create the directory %s: %s\n", sub, out, strerror(errno));
             goto done;
         }
-        if (attn_vocab_save(b.vocab, vpath) != ATTN_OK) {
+        if (train_dist_rank() == 0 && attn_vocab_save(b.vocab, vpath) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot save the vocabulary");
             goto done;
         }

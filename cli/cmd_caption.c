@@ -29,6 +29,7 @@
 #include "attn/cnn.h"
 #include "attn/png.h"
 #include "commands.h"
+#include "train_dist.h"
 #include "train_driver.h"
 
 #define CMD "caption"
@@ -911,10 +912,14 @@ static int cmd_caption_train(int argc, char **argv) {
         attn_params *eps = NULL;
         attn_cnn *ecnn = NULL;
         snprintf(rp->encoder, sizeof rp->encoder, "%s/encoder.safetensors", out);
-        const int bad = attn_params_new(&eps) != ATTN_OK || attn_cnn_new(&ecnn, eps, &rc_cfg, &erng) != ATTN_OK ||
-                        attn_cnn_save(rp->encoder, ecnn, NULL, 0) != ATTN_OK;
+        /* under mpirun rank 0 writes it, and the others wait for its word
+         * (the broadcast) before they read it */
+        int bad = train_dist_rank() == 0 &&
+                  (attn_params_new(&eps) != ATTN_OK || attn_cnn_new(&ecnn, eps, &rc_cfg, &erng) != ATTN_OK ||
+                   attn_cnn_save(rp->encoder, ecnn, NULL, 0) != ATTN_OK);
         attn_cnn_free(ecnn);
         attn_params_free(eps);
+        if (train_dist_bcast_int(&bad, 1)) bad = 1;
         if (bad) {
             rc = cli_fail(CMD, "cannot make the random encoder");
             goto done;

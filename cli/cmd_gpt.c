@@ -24,6 +24,7 @@
 
 #include "attn/attn.h"
 #include "commands.h"
+#include "train_dist.h"
 #include "train_driver.h"
 
 #define CMD "gpt"
@@ -258,9 +259,20 @@ static attn_tensor *gpt_step_loss(void *self, train_run *run, int64_t step, trai
     /* Dropout masks are a function of (seed, step): a resumed run replays them. */
     attn_ctx_set_rng(run->ctx, (uint64_t)g->r.seed, (uint64_t)step << 24);
     attn_lm_batch(&g->tr, (uint64_t)g->r.seed, step, g->B, g->T, g->bin, g->btg);
-    attn_tensor *ti = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
-    attn_tensor *tt = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
-    c->items = c->tokens = (double)(g->B * g->T);
+    /* Several ranks: each takes its rows of the same global batch; every
+     * row has T tokens, all counted, so the loss is a mean over rows x T. */
+    int64_t lo = 0, hi = g->B;
+    if (train_dist_size() > 1) {
+        train_shard(g->B, &lo, &hi);
+        /* the dropout masks of these rows of the single-process batch */
+        attn_ctx_set_batch_slice(run->ctx, lo, hi - lo, g->B);
+    }
+    const int64_t rows = hi - lo;
+    attn_tensor *ti = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){rows, g->T}, g->bin + lo * g->T);
+    attn_tensor *tt = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){rows, g->T}, g->btg + lo * g->T);
+    c->items = c->tokens = (double)(rows * g->T);
+    c->weight = c->tokens;
+    c->sharded = train_dist_size() > 1;
     return attn_gpt_loss(run->ctx, g->m, ti, tt, -1);
 }
 
@@ -485,7 +497,7 @@ static int cmd_gpt_train(int argc, char **argv) {
             fprintf(stderr, "attn gpt train: cannot create the directory %s: %s\n", out, strerror(errno));
             goto done;
         }
-        if (attn_vocab_save(g.vocab, vpath) != ATTN_OK) {
+        if (train_dist_rank() == 0 && attn_vocab_save(g.vocab, vpath) != ATTN_OK) {
             rc = cli_fail(CMD, "cannot save the vocabulary");
             goto done;
         }
@@ -493,6 +505,8 @@ static int cmd_gpt_train(int argc, char **argv) {
     const int64_t T = g.m->cfg.ctx_len, B = rp->batch;
     g.T = T;
     g.B = B;
+    if ((rc = train_shard_check(prog, B))) goto done;
+    rc = 1;
     if (g.tr.n <= T || g.va.n <= T) {
         fprintf(stderr, "attn gpt train: the corpus is shorter than one window of %lld tokens\n", (long long)T + 1);
         goto done;

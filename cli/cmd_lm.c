@@ -21,6 +21,7 @@
 
 #include "attn/attn.h"
 #include "commands.h"
+#include "train_dist.h"
 #include "train_driver.h"
 
 #define CMD "lm"
@@ -371,8 +372,18 @@ static attn_tensor *lm_step_loss(void *self, train_run *run, int64_t step, train
             memcpy(g->bin + b * g->T, g->tr + s, (size_t)g->T * sizeof *g->bin);
             memcpy(g->btg + b * g->T, g->tr + s + 1, (size_t)g->T * sizeof *g->btg);
         }
-        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
-        attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
+        /* Several ranks: each its rows of the same global batch (every row
+         * T tokens, all counted); the Transformer-XL below, whose memory
+         * follows every row, runs the whole batch on every rank. */
+        int64_t lo = 0, hi = g->B;
+        if (train_dist_size() > 1) {
+            train_shard(g->B, &lo, &hi);
+            attn_ctx_set_batch_slice(ctx, lo, hi - lo, g->B); /* the single process's masks of these rows */
+            c->items = c->tokens = c->weight = (double)((hi - lo) * g->T);
+            c->sharded = 1;
+        }
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){hi - lo, g->T}, g->bin + lo * g->T);
+        attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){hi - lo, g->T}, g->btg + lo * g->T);
         return attn_gpt_loss(ctx, g->m.g, ti, tt, -1);
     }
     /* txl: step s reads segment k = s mod R of run j = s / R of each stream
@@ -704,6 +715,8 @@ static int cmd_lm_train(int argc, char **argv) {
         goto done;
     g.B = rp->batch;
     g.T = rp->segment;
+    if (!rp->txl && (rc = train_shard_check(prog, g.B))) goto done;
+    rc = 1;
     g.eval_n = o.eval_n > 0 ? o.eval_n : 16384;
     g.eval_stride = eval_stride > 0 ? eval_stride : g.T;
     g.final_eval_n = final_eval_n;

@@ -30,6 +30,7 @@
 
 #include "commands.h"
 #include "s2s.h"
+#include "train_dist.h"
 #include "train_driver.h"
 
 #define CMD s2s_cmd
@@ -234,19 +235,32 @@ static attn_tensor *s2s_step_loss(void *self, train_run *run, int64_t step, trai
     attn_s2s_batch batch;
     attn_s2s_batch_info info;
     attn_status st;
-    if (s->td->fresh) {
-        /* The fresh set holds exactly this batch, in order. */
+    /* Several ranks: every rank draws the same examples (the sampler and the
+     * fresh stream advance alike) and makes the batch of its rows [lo, hi);
+     * the loss is a mean over the non-pad target tokens, the driver's
+     * weight. A batch with fewer examples than ranks (an epoch's last, at
+     * most) is computed whole on every rank. */
+    const int64_t *idx = s->iota;
+    int64_t bsz = r->batch;
+    st = ATTN_OK;
+    if (s->td->fresh) /* the fresh set holds exactly this batch, in order */
         st = fresh_batch(b, s->td, r->batch);
-        if (st == ATTN_OK) st = attn_s2s_batch_make(run->ctx, &s->td->train, s->iota, r->batch, &batch, &info);
-    } else {
-        const int64_t *idx;
-        int64_t bsz;
+    else
         attn_s2s_sampler_next(s->sampler, &idx, &bsz);
-        st = attn_s2s_batch_make(run->ctx, &s->td->train, idx, bsz, &batch, &info);
+    int64_t lo = 0, hi = bsz;
+    const int split = train_dist_size() > 1 && bsz >= train_dist_size();
+    if (split) {
+        train_shard(bsz, &lo, &hi);
+        /* dropout: rows of the global batch's masks where the padded
+         * width of the slice is the batch's, else the slice's own part of
+         * the stream (docs/distributed.md) */
+        attn_ctx_set_batch_slice(run->ctx, lo, hi - lo, bsz);
     }
+    if (st == ATTN_OK) st = attn_s2s_batch_make(run->ctx, &s->td->train, idx + lo, hi - lo, &batch, &info);
     if (st != ATTN_OK) return NULL;
-    c->items = c->tokens = (double)info.tgt_tokens;
+    c->items = c->tokens = c->weight = (double)info.tgt_tokens;
     c->tokens2 = (double)info.src_tokens;
+    c->sharded = split;
     return b->fam->loss(run->ctx, b, &batch, (float)r->label_smoothing);
 }
 
@@ -412,10 +426,11 @@ static int new_model_files(const s2s_opts *o, bundle *b, const eval_set *valid, 
         fprintf(stderr, "%s train: cannot create the directory %s: %s\n", PROG, o->out, strerror(errno));
         return 1;
     }
+    const int writer = train_dist_rank() == 0; /* under mpirun, rank 0 alone writes */
     dir_file(path, sizeof path, o->out, "src.vocab");
-    if (attn_vocab_save(b->sv, path) != ATTN_OK) return cli_fail(CMD, "cannot save the source vocabulary");
+    if (writer && attn_vocab_save(b->sv, path) != ATTN_OK) return cli_fail(CMD, "cannot save the source vocabulary");
     dir_file(path, sizeof path, o->out, "tgt.vocab");
-    if (attn_vocab_save(b->tv, path) != ATTN_OK) return cli_fail(CMD, "cannot save the target vocabulary");
+    if (writer && attn_vocab_save(b->tv, path) != ATTN_OK) return cli_fail(CMD, "cannot save the target vocabulary");
     attn_rng rng;
     attn_rng_init(&rng, (uint64_t)o->seed);
     if (attn_params_new(&b->ps) != ATTN_OK || b->fam->create(b, &rng) != ATTN_OK)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "train_dist.h"
 #include "train_driver.h"
 
 /* ---- options ------------------------------------------------------------------------- */
@@ -138,7 +139,19 @@ static void remove_orphans(const char *prog, const char *dir, int quiet) {
                 n == 1 ? "" : "s", dir);
 }
 
+static int dir_check(const char *prog, const train_opts *o);
+
+/* Rank 0 looks at the directory and every rank takes its answer: a rank
+ * that looked later would see the files rank 0 has begun to write. */
 int train_dir_check(const char *prog, const train_opts *o) {
+    if (train_dist_size() == 1) return dir_check(prog, o);
+    int rc = train_dist_rank() == 0 ? dir_check(prog, o) : 0;
+    if (train_dist_bcast_int(&rc, 1)) return 1;
+    if (rc) train_dist_agreed();
+    return rc;
+}
+
+static int dir_check(const char *prog, const train_opts *o) {
     const char *out = o->out;
     const int has_model = exists(out, "model.safetensors");
     remove_orphans(prog, out, o->quiet);
@@ -231,6 +244,7 @@ static int log_cut(const train_run *run, const char *path) {
 }
 
 int train_log_open(train_run *run, int resume) {
+    if (train_dist_rank() != 0) return 0; /* rank 0 alone writes the log */
     char path[4096];
     snprintf(path, sizeof path, "%s/train.jsonl", run->out);
     if (resume && log_cut(run, path)) return 1;
@@ -240,6 +254,7 @@ int train_log_open(train_run *run, int resume) {
 }
 
 int train_log(train_run *run, const attn_json_field *f, int n) {
+    if (train_dist_rank() != 0) return 0;
     if (attn_jsonl_write(run->log, f, n) == ATTN_OK) return 0;
     fprintf(stderr, "%s: cannot write the log: %s\n", run->prog, attn_last_error());
     return 1;
@@ -260,6 +275,7 @@ static int json_num(const char *line, const char *key, double *out) {
 }
 
 void train_chart(const char *prog, const char *dir, const train_family *fam) {
+    if (train_dist_rank() != 0) return;
     char path[4096], line[8192];
     snprintf(path, sizeof path, "%s/train.jsonl", dir);
     FILE *f = fopen(path, "r");
@@ -331,6 +347,7 @@ static int save(train_run *run) {
 static int close_log(train_run *run) {
     attn_jsonl *log = run->log;
     run->log = NULL;
+    if (!log) return 0; /* a rank other than 0 */
     if (attn_jsonl_close(log) == ATTN_OK) return 0;
     fprintf(stderr, "%s: cannot close the log: %s\n", run->prog, attn_last_error());
     return 1;
@@ -339,14 +356,17 @@ static int close_log(train_run *run) {
 static int run_steps(train_run *run);
 
 int train_loop(train_run *run) {
+    if (train_dist_rank() != 0) run->quiet = 1;
     if (run->total_steps > 0 && run->step >= run->total_steps) {
         fprintf(stderr, "%s: %s is already at step %lld of %lld (give --steps N with a larger N)\n", run->prog,
                 run->out, (long long)run->step, (long long)run->total_steps);
+        train_dist_agreed(); /* every rank refuses alike */
         return 1;
     }
     if (run->time_budget > 0 && run->seconds_before >= run->time_budget) {
         fprintf(stderr, "%s: %s has used its time budget (%.1f of %.1f s; give --time-budget with a larger "
                         "value)\n", run->prog, run->out, run->seconds_before, run->time_budget);
+        train_dist_agreed();
         return 1;
     }
     struct sigaction sa, old_int, old_term;
@@ -356,12 +376,70 @@ int train_loop(train_run *run) {
     stop_signal = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    const int rc = run_steps(run);
+    /* every rank starts from rank 0's parameters (the same seed or
+     * checkpoint gives the same ones; this makes sure of it) */
+    const int rc = train_dist_bcast_params(run->ps) ? 1 : run_steps(run);
+    /* an interruption ends every rank alike (the stop is agreed); an error
+     * is one rank's, and train_dist_exit ends the job for it */
+    if (rc == 130) train_dist_agreed();
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (run->log) attn_jsonl_close(run->log); /* an error path: the log as far as it got */
     run->log = NULL;
     return rc;
+}
+
+/* Several ranks: the step's loss, counts and gradients become those of the
+ * global batch. Each rank's share w_r of it (train_counts.weight; 1 each
+ * when the family computes the whole batch on every rank) weighs its loss
+ * and gradient: g = sum_r (w_r / W) g_r, loss = sum_r (w_r / W) loss_r with
+ * W = sum_r w_r, which is the gradient and the loss of the mean over the
+ * global batch. Every rank gets the same sums, so the clipping, the finite
+ * check and the optimizer step agree. 0 or 1 (message printed). */
+static int reduce_step(train_run *run, int64_t step, double *l, train_counts *c) {
+    const int sharded = c->sharded;
+    const double w = sharded ? c->weight : 1.0;
+    double s[6] = {w, w > 0 ? w * *l : 0.0, c->items, c->tokens, c->tokens2,
+                   isnan(c->metric) || !(w > 0) ? 0.0 : w * c->metric};
+    const double t0 = attn_monotonic_s();
+    if (train_dist_sum(s, 6)) {
+        fprintf(stderr, "%s: step %lld: the reduction over the %d ranks failed\n", run->prog, (long long)step,
+                train_dist_size());
+        return 1;
+    }
+    const double W = s[0] > 0 ? s[0] : 1.0; /* no rank had anything: loss and gradient 0 */
+    if (train_dist_reduce_grads(run->ps, (float)(w / W), NULL)) {
+        fprintf(stderr, "%s: step %lld: the reduction over the %d ranks failed\n", run->prog, (long long)step,
+                train_dist_size());
+        return 1;
+    }
+    run->dist_seconds += attn_monotonic_s() - t0;
+    *l = s[1] / W;
+    if (sharded) {
+        c->items = s[2];
+        c->tokens = s[3];
+        c->tokens2 = s[4];
+    }
+    if (!isnan(c->metric)) c->metric = s[5] / W;
+    return 0;
+}
+
+/* Several ranks, at each evaluation: do the ranks still hold the same
+ * parameters? They should (the same reduced gradient, the same step), but
+ * MPI only recommends that an allreduce give every rank the same bits; if
+ * they differ, rank 0's are broadcast (the optimizer states stay each
+ * rank's) and a "sync" record says so. 0 or 1 (message printed). */
+static int check_ranks(train_run *run) {
+    int same = 1;
+    if (train_dist_same_params(run->ps, &same)) return 1;
+    if (!same && train_dist_bcast_params(run->ps)) return 1;
+    const attn_json_field f[] = {attn_json_str("event", "sync"), attn_json_int("step", run->step),
+                                 attn_json_int("ranks", train_dist_size()), attn_json_bool("identical", same)};
+    if (train_log(run, f, 4)) return 1;
+    if (!same && !run->quiet)
+        fprintf(stderr, "%s: step %lld: the ranks' parameters differed (rounding in the allreduce): rank 0's "
+                        "broadcast\n", run->prog, (long long)run->step);
+    return 0;
 }
 
 /* The step of a family with one loss and one optimizer: reset, loss, zero
@@ -385,8 +463,12 @@ static int one_step(train_run *run, int64_t step, double elapsed, train_step_out
         fprintf(stderr, "%s: step %lld: backward: %s\n", run->prog, (long long)step, attn_last_error());
         return 1;
     }
+    double l = attn_f32(loss)[0];
+    if (train_dist_size() > 1) {
+        attn_ctx_set_batch_slice(run->ctx, 0, 0, 0); /* a family's slice ends with its step */
+        if (reduce_step(run, step, &l, c)) return 1;
+    }
     const float norm = attn_clip_grad_norm(run->ps, (float)run->clip);
-    const double l = attn_f32(loss)[0];
     if (!isfinite(norm) || !isfinite(l)) {
         fprintf(stderr, "%s: step %lld: loss %g, gradient norm %g: not finite; lower --lr\n", run->prog,
                 (long long)step, l, (double)norm);
@@ -414,15 +496,16 @@ static int run_steps(train_run *run) {
     run->start = run->step;
     run->t_run = attn_monotonic_s();
     run->c_run = train_cpu_s();
-    run->eval_seconds = run->eval_cpu = 0.0;
+    run->eval_seconds = run->eval_cpu = run->dist_seconds = 0.0;
     run->stopped = "steps";
+    const int rank0 = train_dist_rank() == 0, several = train_dist_size() > 1;
     double win_loss = 0.0, win_metric = 0.0, win_tokens = 0.0, win_tokens2 = 0.0, win_t = run->t_run;
     int64_t win_steps = 0;
     int saved = 0; /* the checkpoint is of the current step */
     while (run->total_steps <= 0 || run->step < run->total_steps) {
         const int64_t step = run->step;
         const double elapsed = train_seconds(run);
-        train_step_out r = {0.0, 0.0f, 0.0f, {0.0, 0.0, 0.0, NAN}};
+        train_step_out r = {0.0, 0.0f, 0.0f, {0.0, 0.0, 0.0, NAN, 0.0, 0}};
         if (fam->step ? fam->step(run->self, run, step, elapsed, &r) : one_step(run, step, elapsed, &r))
             return 1;
         const double l = r.loss;
@@ -447,10 +530,18 @@ static int run_steps(train_run *run) {
         }
         attn_progress_update(&run->progress, run->step, l, c.items);
         if (run->time_budget > 0 && trained >= run->time_budget) run->stopped = "time_budget";
+        if (several) {
+            /* every rank stops at the same step: at a signal any rank got,
+             * or when rank 0's clock says the time budget is spent */
+            int stop[2] = {(int)stop_signal, rank0 && !strcmp(run->stopped, "time_budget")};
+            if (train_dist_max_int(stop, 2)) return 1;
+            if (stop[0] && !stop_signal) stop_signal = stop[0];
+            run->stopped = stop[1] ? "time_budget" : "steps";
+        }
         const int last = (run->total_steps > 0 && run->step >= run->total_steps) || !strcmp(run->stopped, "time_budget");
         if (run->step % run->log_every == 0 || last) {
             const double t = attn_monotonic_s(), dt = t - win_t > 1e-9 ? t - win_t : 1e-9;
-            attn_json_field f[9];
+            attn_json_field f[11];
             int n = 0;
             f[n++] = attn_json_str("event", "train");
             f[n++] = attn_json_int("step", run->step);
@@ -461,12 +552,18 @@ static int run_steps(train_run *run) {
             f[n++] = attn_json_num("tokens_per_s", win_tokens / dt);
             if (fam->rate2_key) f[n++] = attn_json_num(fam->rate2_key, win_tokens2 / dt);
             f[n++] = attn_json_num("elapsed", run->seconds_before + (t - run->t_run));
+            if (several) {
+                f[n++] = attn_json_int("ranks", train_dist_size());
+                f[n++] = attn_json_num("allreduce_s", run->dist_seconds);
+            }
             if (train_log(run, f, n)) return 1;
             win_loss = win_metric = win_tokens = win_tokens2 = 0.0;
             win_steps = 0;
             win_t = attn_monotonic_s();
         }
-        if ((run->eval_every > 0 && run->step % run->eval_every == 0) || last) {
+        const int eval_now = (run->eval_every > 0 && run->step % run->eval_every == 0) || last;
+        if (eval_now && several && check_ranks(run)) return 1;
+        if (eval_now && rank0) {
             double secs = 0.0;
             const double c0 = train_cpu_s();
             if (fam->evaluate(run->self, run, last, &secs)) return 1;
@@ -478,6 +575,7 @@ static int run_steps(train_run *run) {
         }
         if (last) break;
         if (stop_signal) {
+            if (!rank0) return 130; /* rank 0 writes the checkpoint and says so */
             if (!saved && save(run)) return 1;
             attn_progress_finish(&run->progress);
             const char *sig = signal_name(stop_signal);
@@ -496,6 +594,7 @@ static int run_steps(train_run *run) {
         }
     }
     attn_progress_finish(&run->progress);
+    if (!rank0) return 0;
     const double train_s = attn_monotonic_s() - run->t_run - run->eval_seconds;
     const double train_cpu = train_cpu_s() - run->c_run - run->eval_cpu;
     if (fam->finish(run->self, run, train_s, train_cpu)) return 1;

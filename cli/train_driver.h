@@ -26,6 +26,15 @@
  *     the seed) are refused, flags that may change (steps, lr, schedule) are
  *     applied and printed (train_resume_ll / train_resume_real).
  *
+ * Data parallelism (cli/train_dist.h, docs/distributed.md): under mpirun
+ * every rank runs the same loop; train_dir_check is rank 0's decision, the
+ * parameters are broadcast from rank 0 before the first step, each step's
+ * gradients and counts are reduced over the ranks before the clipping (a
+ * family that shards its batch says so in train_counts.weight), the stop
+ * (signal, time budget) is agreed after each step, and rank 0 alone
+ * evaluates, logs, draws the chart and writes checkpoints. A family's own
+ * step (train_family.step) runs replicated on every rank.
+ *
  * One option vocabulary: train_opt parses the options every training
  * command shares; the old spellings stay as aliases (noted in the help). */
 #ifndef ATTN_CLI_TRAIN_DRIVER_H
@@ -98,6 +107,16 @@ typedef struct train_counts {
     double tokens;  /* tokens of the batch: the log's tokens_per_s */
     double tokens2; /* a second count logged per second under rate2_key (source tokens) */
     double metric;  /* the step's metric (metric_key), NAN when none */
+    /* Data-parallel runs (cli/train_dist.h). sharded 1: this rank computed
+     * its slice of the global batch (train_shard), weight is what its loss
+     * is a mean over (the slice's tokens, rows or masked positions; 0 when
+     * it has none, its loss then 0), and the counts above are this rank's:
+     * the driver weighs each rank's loss and gradient by its share of the
+     * global batch and sums the counts. sharded 0: the family computes the
+     * whole global batch on every rank (replicated: correct, no speed-up)
+     * and the counts are the global batch's. Ignored in a one-process run. */
+    double weight;
+    int sharded;
 } train_counts;
 
 /* What a family's own step (train_family.step) reports to the driver. */
@@ -186,6 +205,7 @@ struct train_run {
     int64_t start;               /* the step this invocation started at */
     double t_run, c_run, eval_seconds, eval_cpu;
     const char *stopped;         /* "steps", "time_budget" or the signal's name */
+    double dist_seconds;         /* time in the gradient allreduce (this invocation, several ranks) */
 };
 
 /* Opens DIR/train.jsonl (appending on resume); 0 or 1 (message printed). */

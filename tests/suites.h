@@ -16,6 +16,7 @@
     X(positions)       \
     X(sdpa)            \
     X(flash)           \
+    X(batch_slice)     \
     X(sparse)          \
     X(transformer)     \
     X(seq2seq)         \

@@ -97,6 +97,20 @@ uint64_t attn_ctx_seed(const attn_ctx *ctx);
 uint64_t attn_ctx_rng_offset(const attn_ctx *ctx);
 void attn_ctx_set_rng(attn_ctx *ctx, uint64_t seed, uint64_t offset);
 
+/* Data parallelism: the batch this context computes is rows [row0, row0 +
+ * rows) of a global batch of `total` rows (batch-major: each row's elements
+ * contiguous, the batch the outermost dimension). The ops that draw random
+ * numbers (dropout) then give a tensor of n elements, n a multiple of rows,
+ * the mask that the same op on the global batch (n / rows * total elements)
+ * gives those rows, and take from the stream the counters the global
+ * batch's op takes, so that every rank of a data-parallel run draws the
+ * masks of its rows of the single-process run (a tensor whose n is not a
+ * multiple of rows, which holds no batch dimension, gets the whole-tensor
+ * mask). rows 0 (the default) turns it off. Persists across
+ * attn_ctx_reset. Errors: ATTN_ERR_INVALID_ARG (a negative value, rows > 0
+ * with row0 + rows > total). */
+attn_status attn_ctx_set_batch_slice(attn_ctx *ctx, int64_t row0, int64_t rows, int64_t total);
+
 /* Arena use in bytes: currently used, capacity, high-water mark. */
 size_t attn_ctx_arena_used(const attn_ctx *ctx);
 size_t attn_ctx_arena_capacity(const attn_ctx *ctx);

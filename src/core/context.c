@@ -160,6 +160,33 @@ void attn_ctx_set_rng(attn_ctx *ctx, uint64_t seed, uint64_t offset) {
     ctx->seed = seed;
     ctx->rng_offset = offset;
 }
+
+uint64_t attn__rng_take(attn_ctx *ctx, uint64_t n, uint64_t *seed, uint64_t *g0) {
+    uint64_t total = n;
+    *g0 = 0;
+    *seed = ctx->seed;
+    if (ctx->slice_rows > 0 && n % (uint64_t)ctx->slice_rows == 0) {
+        const uint64_t per_row = n / (uint64_t)ctx->slice_rows;
+        *g0 = per_row * (uint64_t)ctx->slice_row0;
+        total = per_row * (uint64_t)ctx->slice_total;
+    }
+    const uint64_t base = ctx->rng_offset;
+    ctx->rng_offset += (total + 3) / 4; /* one Philox block per 4 elements */
+    return base;
+}
+
+attn_status attn_ctx_set_batch_slice(attn_ctx *ctx, int64_t row0, int64_t rows, int64_t total) {
+    if (!ctx) return attn__error(ATTN_ERR_INVALID_ARG, "attn_ctx_set_batch_slice: ctx is NULL");
+    if (row0 < 0 || rows < 0 || total < 0 || (rows > 0 && (row0 > total || rows > total - row0)))
+        return attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                          "attn_ctx_set_batch_slice: rows [%lld, %lld + %lld) of a batch of %lld: expected "
+                          "0 <= row0, 0 <= rows, row0 + rows <= total",
+                          (long long)row0, (long long)row0, (long long)rows, (long long)total);
+    ctx->slice_row0 = rows > 0 ? row0 : 0;
+    ctx->slice_rows = rows;
+    ctx->slice_total = rows > 0 ? total : 0;
+    return ATTN_OK;
+}
 size_t attn_ctx_arena_used(const attn_ctx *ctx) { return ctx->arena_top; }
 size_t attn_ctx_arena_capacity(const attn_ctx *ctx) { return ctx->arena_cap; }
 size_t attn_ctx_arena_peak(const attn_ctx *ctx) { return ctx->arena_peak; }

@@ -88,10 +88,19 @@ struct attn_ctx {
     int grad_enabled, training, use_ref, n_threads;
     int kernel_flags; /* ATTN_KERNELS_* (context.h): the kernel choice, read by the ops */
     uint64_t seed, rng_offset;
+    int64_t slice_row0, slice_rows, slice_total; /* attn_ctx_set_batch_slice (rows 0: off) */
 
     attn_status status;
     char errmsg[512];
 };
+
+/* The counters of a random op over n elements (dropout masks): returns
+ * the offset of the op's stream and advances the context's by ceil(N / 4),
+ * N = n, or, under a batch slice (attn_ctx_set_batch_slice) with n a
+ * multiple of its rows, N = the global tensor's n / rows * total and *g0 =
+ * the global index of this tensor's element 0 (else 0). *seed = the
+ * context's seed. */
+uint64_t attn__rng_take(attn_ctx *ctx, uint64_t n, uint64_t *seed, uint64_t *g0);
 
 /* Records an error in the context (first one wins for attn_ctx_status) and
  * in the thread's last-error message; returns `status`. */

@@ -7,6 +7,13 @@
  * The op consumes ceil(numel / 4) counters of the context's stream (one
  * Philox block gives four elements); the mask is recomputed in backward, not
  * stored. Without training mode, or with p == 0, the op returns x itself.
+ *
+ * With a batch slice (attn_ctx_set_batch_slice: rows [row0, row0 + rows) of
+ * a batch of `total`) and numel a multiple of rows, x is taken as those rows
+ * of the global batch's tensor: element i is element g0 + i of it (iarg[1]
+ * = g0 = row0 numel / rows), kept iff attn_rng_uniform(seed, offset, g0 + i)
+ * >= p, and the op consumes the global tensor's ceil(total numel / rows / 4)
+ * counters: the masks of the single process's rows, on every rank.
  */
 
 #include "../core/internal.h"
@@ -29,36 +36,37 @@ attn_tensor *attn_dropout(attn_ctx *ctx, attn_tensor *x, float p) {
     if (!y) return NULL;
     attn_node *node = attn__node(ctx, ATTN_OP_DROPOUT, 1, &x, y);
     if (!node) return NULL;
-    const uint64_t n = (uint64_t)attn_tensor_numel(x);
-    node->seed = ctx->seed;
-    node->iarg[0] = (int64_t)ctx->rng_offset;
+    uint64_t seed = 0, g0 = 0;
+    node->iarg[0] = (int64_t)attn__rng_take(ctx, (uint64_t)attn_tensor_numel(x), &seed, &g0);
+    node->iarg[1] = (int64_t)g0;
+    node->seed = seed;
     node->farg[0] = p;
-    ctx->rng_offset += (n + 3) / 4; /* counters consumed: one block per 4 elements */
     return attn__run(ctx, node);
 }
 
 /* Applies the mask of the node to src: dst_i (op)= keep_i ? src_i * scale : 0,
- * with op "=" (forward) or "+=" (backward). One Philox block serves the four
- * elements 4b .. 4b+3; blocks are split statically over threads. */
+ * with op "=" (forward) or "+=" (backward). Element i is element g = g0 + i
+ * of the (global) stream; one Philox block serves the four elements 4b ..
+ * 4b+3 of it; blocks are split statically over threads. */
 static void dropout_apply(attn_ctx *ctx, const attn_node *node, const float *src, float *dst,
                           int accumulate) {
-    const int64_t n = attn_tensor_numel(node->out);
+    const int64_t n = attn_tensor_numel(node->out), g0 = node->iarg[1];
     const uint64_t seed = node->seed, offset = (uint64_t)node->iarg[0];
     const float p = node->farg[0];
     const float scale = 1.0f / (1.0f - p);
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-    const int64_t nblk = (n + 3) / 4;
+    const int64_t b0 = g0 / 4, b1 = (g0 + n + 3) / 4; /* the blocks of elements g0 .. g0 + n - 1 */
     int nt = attn__threads_for(ctx, 32.0 * (double)n);
     (void)nt;
     ATTN__OMP_FOR(nt)
-    for (int64_t b = 0; b < nblk; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const uint64_t c = offset + (uint64_t)b;
         const uint32_t ctr[4] = {(uint32_t)c, (uint32_t)(c >> 32), 0, 0};
         uint32_t w[4];
         attn_philox4x32(ctr, key, w);
-        const int64_t i0 = 4 * b;
-        const int m = n - i0 < 4 ? (int)(n - i0) : 4;
-        for (int k = 0; k < m; k++) {
+        const int64_t i0 = 4 * b - g0; /* this tensor's index of the block's first element */
+        const int k0 = i0 < 0 ? (int)-i0 : 0, m = n - i0 < 4 ? (int)(n - i0) : 4;
+        for (int k = k0; k < m; k++) {
             const float u = (float)(w[k] >> 8) * 0x1.0p-24f; /* = attn_rng_uniform */
             const float v = u >= p ? src[i0 + k] * scale : 0.0f;
             if (accumulate)
@@ -77,12 +85,12 @@ attn_status attn__dropout_forward(attn_ctx *ctx, attn_node *node) {
 attn_status attn__dropout_ref(attn_ctx *ctx, attn_node *node) {
     (void)ctx;
     const int64_t n = attn_tensor_numel(node->out);
-    const uint64_t seed = node->seed, offset = (uint64_t)node->iarg[0];
+    const uint64_t seed = node->seed, offset = (uint64_t)node->iarg[0], g0 = (uint64_t)node->iarg[1];
     const double p = node->farg[0];
     const float *x = attn_f32(node->in[0]);
     float *y = attn_f32(node->out);
     for (int64_t i = 0; i < n; i++) {
-        const int keep = attn_rng_uniform(seed, offset, (uint64_t)i) >= node->farg[0];
+        const int keep = attn_rng_uniform(seed, offset, g0 + (uint64_t)i) >= node->farg[0];
         y[i] = keep ? (float)((double)x[i] / (1.0 - p)) : 0.0f;
     }
     return ATTN_OK;

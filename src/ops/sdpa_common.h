@@ -176,6 +176,14 @@ static inline void sdpa_visible(int64_t S, int64_t T, int causal, int64_t window
 }
 
 
+/* splitmix64 of (seed, g): the seed of a slice's own dropout stream. */
+static inline uint64_t sdpa_seed_mix(uint64_t seed, uint64_t g) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (g + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 /* The attributes both attention ops share (iarg[0..4], farg[0..1], seed; the
  * layout of sdpa.c's comment), from the checked options o, the head size D
  * and the number of weights n = B H T S: dropout, when active, takes
@@ -189,9 +197,21 @@ static inline void sdpa_node_attrs(attn_ctx *ctx, attn_node *node, const attn_sd
     node->farg[0] = o->scale > 0.0f ? o->scale : (float)(1.0 / sqrt((double)D));
     node->farg[1] = ctx->training ? o->dropout : 0.0f;
     if (node->farg[1] > 0.0f) {
-        node->seed = ctx->seed;
-        node->iarg[4] = (int64_t)ctx->rng_offset;
-        ctx->rng_offset += (n + 3) / 4;
+        /* under a batch slice (attn_ctx_set_batch_slice) the weights are
+         * rows of the global batch's: their mask is the global one's when
+         * they start a Philox block (g0 % 4 == 0: B H T S weights with H T S
+         * a multiple of 4 on all but odd sizes); otherwise a stream of this
+         * slice's own (the seed mixed with g0), independent but not the
+         * single process's */
+        uint64_t seed = 0, g0 = 0;
+        const uint64_t base = attn__rng_take(ctx, n, &seed, &g0);
+        if (g0 % 4 == 0) {
+            node->seed = seed;
+            node->iarg[4] = (int64_t)(base + g0 / 4);
+        } else {
+            node->seed = sdpa_seed_mix(seed, g0);
+            node->iarg[4] = (int64_t)base;
+        }
     }
 }
 
