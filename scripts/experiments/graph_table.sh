@@ -8,7 +8,8 @@
 # 16 words x 32 dimensions, dropout 0.1, THREADS threads, seeds SEEDS.
 # Reports the test accuracy (10% of the packages, by a hash of the name) per
 # seed and its mean, parameters and ms/step; writes runs/graph/table.md.
-# Environment: STEPS (150), THREADS (1), SEEDS ("1 2 3"), SMOKE=1 (3 steps
+# Environment: STEPS (150), THREADS (1), SEEDS ("1 2 3"), REUSE=1 (keep the
+# runs whose log has a test accuracy: a later call adds seeds), SMOKE=1 (3 steps
 # on the first 3,000 packages of the index: a check of the script).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,7 +33,9 @@ for layers in 0 1 2; do
     for seed in $SEEDS; do
         dir="$OUT/layers$layers-seed$seed"
         echo "== layers $layers seed $seed" >&2
-        if ! build/attn graph train --data "$DATA" --out "$dir" --layers "$layers" --steps "$STEPS" --seed "$seed" \
+        if [ "${REUSE:-0}" = 1 ] && grep -q "; test accuracy" "$dir.log" 2>/dev/null; then
+            echo "   reusing $dir.log" >&2
+        elif ! build/attn graph train --data "$DATA" --out "$dir" --layers "$layers" --steps "$STEPS" --seed "$seed" \
             --threads "$THREADS" --eval-every 0 --quiet --force >"$dir.log" 2>&1; then
             echo "layers $layers seed $seed: failed: $(tail -n 2 "$dir.log")" >&2
             continue
