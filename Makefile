@@ -163,6 +163,7 @@ fixtures:
 	$(PYTHON) tools/make_t2t_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_bert_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_vision_attention_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_wavenet_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_gan_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_sparse_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_reformer_fixtures.py tests/fixtures

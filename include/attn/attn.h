@@ -38,6 +38,7 @@
  *   cnn.h          the CNN image classifier (optional attention block), features
  *   fid.h          the Frechet distance of feature sets (FID), symmetric eigensolver
  *   gan.h          the small SAGAN (spectral norm, hinge losses) for 28x28 images
+ *   wavenet.h      the WaveNet-style causal dilated convolution LM, incremental generation
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -84,5 +85,6 @@
 #include "cnn.h"
 #include "fid.h"
 #include "gan.h"
+#include "wavenet.h"
 
 #endif
