@@ -13,9 +13,10 @@
 #             field 64; 150 channels everywhere (890,656 parameters);
 #             8 rows x (63 context + 64 scored) bytes per step
 #   wn1024    WaveNet, kernel 2, 10 layers (dilations 1 .. 512): receptive
-#             field 1,024; 117 channels (886,180 parameters); 2 rows x
-#             (1,023 context + 256 scored) bytes per step (the same 512
-#             scored bytes; 8 x 64 would compute 8 x 1,087 positions per step)
+#             field 1,024; 117 channels (886,180 parameters); 1 row of
+#             (1,023 context + 512 scored) bytes per step (the same 512
+#             scored bytes; 8 x 64 would compute 8 x 1,087 positions per step,
+#             2 x 256 2 x 1,279, this 1,535)
 #
 # Reported per row: parameters, context / receptive field, training seconds,
 # ms/step, training speed (scored bytes per second of training), validation
@@ -79,7 +80,7 @@ run() { # run NAME CMD...: trains into $OUT/NAME, log $OUT/NAME.log
 
 run gpt "$ATTN" lm train --arch gpt --ctx 64 --batch 8 "${GPT_MODEL[@]}" "${COMMON[@]}"
 run wn64 "$ATTN" wavenet train "${WN64[@]}" --batch 8 --window 64 "${COMMON[@]}"
-run wn1024 "$ATTN" wavenet train "${WN1024[@]}" --batch 2 --window 256 "${COMMON[@]}"
+run wn1024 "$ATTN" wavenet train "${WN1024[@]}" --batch 1 --window 512 "${COMMON[@]}"
 
 # the GPT with overlapping windows: every byte sees >= 56 bytes
 EVB=()
