@@ -275,7 +275,7 @@ static void train_usage(FILE *f) {
         "  --lr X                peak learning rate of AdamW (default 1e-3)\n"
         "  --min-lr X            final learning rate of the cosine (default lr / 10)\n"
         "  --warmup N            linear warmup steps (default 100)\n"
-        "  --weight-decay X      AdamW's decoupled weight decay (default 0)\n"
+        "  --weight-decay X      AdamW's decoupled weight decay (default 0.01, as attn lm)\n"
         "  --seed N              initialisation and batches (default 1; fixed)\n"
         "run\n"
         "  --eval-every N        validation every N steps and a checkpoint (default 500; 0: end only)\n"
@@ -444,7 +444,7 @@ static int cmd_wavenet_train(int argc, char **argv) {
         rp->seed = o.seed >= 0 ? o.seed : 1;
         rp->lr = o.lr >= 0 ? o.lr : 1e-3;
         rp->min_lr = o.min_lr >= 0 ? o.min_lr : rp->lr / 10.0;
-        rp->weight_decay = o.weight_decay >= 0 ? o.weight_decay : 0.0;
+        rp->weight_decay = o.weight_decay >= 0 ? o.weight_decay : 0.01;
         attn_wavenet_config c;
         memset(&c, 0, sizeof c);
         c.vocab = WN_VOCAB;

@@ -5,7 +5,8 @@
 # directory of train.txt / valid.txt / test.txt works the same), every row at
 # (about) the parameter count of the GPT row of long_context_table.sh
 # (890,844) and the same budget: STEPS optimizer steps of 512 scored bytes
-# (8 x 64), AdamW lr 1e-3, warmup 100, cosine to 1e-4, seed 1, THREADS threads:
+# (8 x 64), AdamW lr 1e-3, warmup 100, cosine to 1e-4, weight decay 0.01,
+# seed 1, THREADS threads:
 #
 #   gpt       attn's GPT (attn lm train --arch gpt): 4 layers, d_model 128,
 #             4 heads, d_ff 567, context 64 (long_context_table.sh's row)
@@ -31,7 +32,8 @@
 # directory and log there).
 #
 # Environment: STEPS (1000), THREADS (1), CORPUS (data/wiki), GEN (2000),
-# OUT (runs/wavenet_vs_gpt), SMOKE=1 (seconds: tiny models, 3 steps, 4096
+# OUT (runs/wavenet_vs_gpt), REUSE=1 (keep the rows whose run in OUT has
+# finished, e.g. after an interrupted table), SMOKE=1 (seconds: tiny models, 3 steps, 4096
 # evaluation bytes; its numbers mean nothing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,7 +59,7 @@ make -s build/attn
 [ -f "$CORPUS/valid.txt" ] || { [ "$CORPUS" = data/wiki ] && bash scripts/get_wiki_data.sh; }
 mkdir -p "$OUT"
 ATTN=build/attn
-COMMON=(--data "$CORPUS" --steps "$STEPS" --lr 1e-3 --min-lr 1e-4 --seed 1 --threads "$THREADS"
+COMMON=(--data "$CORPUS" --steps "$STEPS" --lr 1e-3 --min-lr 1e-4 --weight-decay 0.01 --seed 1 --threads "$THREADS"
         --eval-every 0 --final-eval-n "$EVALN" --quiet --force)
 if [ "$STEPS" -le 100 ]; then COMMON+=(--warmup 0); else COMMON+=(--warmup 100); fi
 
@@ -74,6 +76,10 @@ print(v)' "$1" "$2" "$3"
 run() { # run NAME CMD...: trains into $OUT/NAME, log $OUT/NAME.log
     local name="$1"
     shift
+    if [ "${REUSE:-0}" = 1 ] && grep -q '"event":"end"' "$OUT/$name/train.jsonl" 2>/dev/null; then
+        echo "== $name: kept (REUSE=1)" >&2
+        return
+    fi
     echo "== $name: $*" >&2
     "$@" --out "$OUT/$name" >"$OUT/$name.log" 2>&1 || { echo "$name failed: $(tail -n 3 "$OUT/$name.log")" >&2; exit 1; }
 }
