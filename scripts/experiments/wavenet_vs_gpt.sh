@@ -24,8 +24,9 @@
 # bits/byte on the whole valid.txt (the GPT: windows of 64 with stride 64, as
 # attn lm train's final evaluation, and with stride 8 (every byte sees >= 56
 # bytes); the WaveNets: every byte with min(offset, RF - 1) bytes of context),
-# the evaluation speed, and the generation speed of the WaveNet's incremental
-# form (GEN bytes from "The ").
+# the evaluation speed, and the generation speed (GEN bytes from "The ", one
+# sequence: the WaveNet's incremental form with its queues, the GPT with its
+# KV cache).
 #
 # Budget: STEPS 1000 at 1 thread took about 25 minutes on the shared 2-core
 # machine (docs/wavenet.md has the run). Writes $OUT/table.md (and each run's
@@ -98,6 +99,8 @@ for n in wn64 wn1024; do
     "$ATTN" wavenet sample --model "$OUT/$n" --tokens "$GEN" --temperature 0.8 --seed 1 \
         >"$OUT/$n-sample.txt" 2>"$OUT/$n-sample.log"
 done
+"$ATTN" lm sample --model "$OUT/gpt" --prompt "The " --bytes "$GEN" --temperature 0.8 --seed 1 \
+    --threads "$THREADS" >"$OUT/gpt-sample.txt" 2>"$OUT/gpt-sample.log"
 
 {
     echo "# WaveNet vs GPT, bytes of $CORPUS, $STEPS steps of 512 scored bytes, $THREADS thread(s)"
@@ -114,10 +117,11 @@ done
         evb=$(jnum "$j" eval bytes)
         evs=$(jnum "$j" eval seconds)
         case $n in
-            gpt) ctx="64 (window)"; gen="" ;;
-            wn64) ctx=64; gen=$(grep -o '[0-9]* bytes/s' "$OUT/$n-sample.log" | cut -d' ' -f1) ;;
-            wn1024) ctx=1024; gen=$(grep -o '[0-9]* bytes/s' "$OUT/$n-sample.log" | cut -d' ' -f1) ;;
+            gpt) ctx="64 (window)" ;;
+            wn64) ctx=64 ;;
+            wn1024) ctx=1024 ;;
         esac
+        gen=$(grep -o '[0-9]* bytes/s' "$OUT/$n-sample.log" | head -n 1 | cut -d' ' -f1)
         python3 -c 'import sys
 n,p,c,ts,ms,tps,bpb,evb,evs,gen=sys.argv[1:]
 f=lambda x,fmt: (fmt % float(x)) if x not in ("None","") else "-"
