@@ -660,6 +660,15 @@ if [ "$rc" = 0 ] && [ "$(head -c 4 "$TMP/wns.out")" = "the " ] && [ "$(wc -c <"$
 else
     fail "wavenet sample: exit $rc: $(head -c 300 "$TMP/wns.out" "$TMP/wns.err")"
 fi
+"$ATTN" wavenet sample --model "$TMP/wavenet" --prompt "the " --tokens 20 --temperature 0.7 --seed 3 >"$TMP/wns1.out" 2>/dev/null &&
+    "$ATTN" wavenet sample --model "$TMP/wavenet" --prompt "the " --tokens 20 --temperature 0.7 --seed 3 --no-queues \
+        >"$TMP/wns2.out" 2>"$TMP/wns2.err"
+rc=$?
+if [ "$rc" = 0 ] && cmp -s "$TMP/wns1.out" "$TMP/wns2.out" && grep -q "a full forward per byte" "$TMP/wns2.err"; then
+    ok "wavenet sample --no-queues (a full forward per byte) draws the same bytes as the queues"
+else
+    fail "wavenet sample --no-queues: exit $rc: $(head -c 300 "$TMP/wns1.out" "$TMP/wns2.out")"
+fi
 "${WAVENET[@]}" --out "$TMP/wn-bad" --kernel 1 >"$TMP/wnr.out" 2>&1
 rc=$?
 [ "$rc" = 2 ] && grep -q -- "--kernel" "$TMP/wnr.out" && [ ! -e "$TMP/wn-bad" ] && ok "wavenet train --kernel 1 refused (exit 2)" ||

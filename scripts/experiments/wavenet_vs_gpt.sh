@@ -24,15 +24,19 @@
 # bits/byte on the whole valid.txt (the GPT: windows of 64 with stride 64, as
 # attn lm train's final evaluation, and with stride 8 (every byte sees >= 56
 # bytes); the WaveNets: every byte with min(offset, RF - 1) bytes of context),
-# the evaluation speed, and the generation speed (GEN bytes from "The ", one
+# the evaluation speed, and the generation speed (GEN bytes after the first
+# 1,100 bytes of valid.txt as the prompt, whose reading is not counted; one
 # sequence: the WaveNet's incremental form with its queues, the GPT with its
-# KV cache).
+# KV cache), and for the WaveNets what a byte costs without the queues (a
+# full forward over the last RF bytes per byte, NAIVE bytes; the same text).
 #
-# Budget: STEPS 1000 at 1 thread took about 25 minutes on the shared 2-core
-# machine (docs/wavenet.md has the run). Writes $OUT/table.md (and each run's
-# directory and log there).
+# Budget: STEPS 1000 at 1 thread took about 45 minutes on the shared 2-core
+# machine under a load of 10-15 (docs/wavenet.md has the run; the RF 1,024
+# row is two thirds of it). Writes $OUT/table.md (and each run's directory
+# and log there).
 #
 # Environment: STEPS (1000), THREADS (1), CORPUS (data/wiki), GEN (2000),
+# NAIVE (300: bytes of the no-queue generation cost, below),
 # OUT (runs/wavenet_vs_gpt), REUSE=1 (keep the rows whose run in OUT has
 # finished, e.g. after an interrupted table), SMOKE=1 (seconds: tiny models, 3 steps, 4096
 # evaluation bytes; its numbers mean nothing).
@@ -42,6 +46,7 @@ STEPS="${STEPS:-1000}"
 THREADS="${THREADS:-1}"
 CORPUS="${CORPUS:-data/wiki}"
 GEN="${GEN:-2000}"
+NAIVE="${NAIVE:-300}"
 OUT="${OUT:-runs/wavenet_vs_gpt}"
 EVALN=0
 GPT_MODEL=(--layers 4 --heads 4 --d-model 128 --d-inner 567)
@@ -54,6 +59,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
     WN1024=(--res-channels 8 --layers 10)
     EVALN=4096
     GEN=50
+    NAIVE=20
     OUT="${OUT}-smoke"
 fi
 make -s build/attn
@@ -95,11 +101,20 @@ EVB=()
 "$ATTN" lm eval --model "$OUT/gpt" --split valid --stride 8 --threads "$THREADS" "${EVB[@]}" >"$OUT/gpt-stride8.log" 2>&1
 gpt_s8=$(sed -n 's/.* \([0-9.]*\) bits\/byte.*/\1/p' "$OUT/gpt-stride8.log" | head -n 1)
 [ -n "$gpt_s8" ] || gpt_s8=$(grep -o '[0-9.]* bits' "$OUT/gpt-stride8.log" | head -n 1 | cut -d' ' -f1)
+# generation starts after the first 1,100 bytes of valid.txt (longer than
+# every receptive field: the no-queue forward then reads the whole RF)
+PROMPT="$(head -c 1100 "$CORPUS/valid.txt")"
 for n in wn64 wn1024; do
-    "$ATTN" wavenet sample --model "$OUT/$n" --tokens "$GEN" --temperature 0.8 --seed 1 \
+    "$ATTN" wavenet sample --model "$OUT/$n" --prompt "$PROMPT" --tokens "$GEN" --temperature 0.8 --seed 1 \
         >"$OUT/$n-sample.txt" 2>"$OUT/$n-sample.log"
+    # what generation costs without the queues: one full forward over the
+    # last RF bytes per byte (the same draws: the same text)
+    "$ATTN" wavenet sample --model "$OUT/$n" --prompt "$PROMPT" --tokens "$NAIVE" --temperature 0.8 --seed 1 --no-queues \
+        >"$OUT/$n-naive.txt" 2>"$OUT/$n-naive.log"
+    cmp -s "$OUT/$n-naive.txt" <(head -c "$(wc -c <"$OUT/$n-naive.txt")" "$OUT/$n-sample.txt") ||
+        echo "$n: the text without queues differs from the incremental one" >&2
 done
-"$ATTN" lm sample --model "$OUT/gpt" --prompt "The " --bytes "$GEN" --temperature 0.8 --seed 1 \
+"$ATTN" lm sample --model "$OUT/gpt" --prompt "$PROMPT" --bytes "$GEN" --temperature 0.8 --seed 1 \
     --threads "$THREADS" >"$OUT/gpt-sample.txt" 2>"$OUT/gpt-sample.log"
 
 {
@@ -128,6 +143,10 @@ f=lambda x,fmt: (fmt % float(x)) if x not in ("None","") else "-"
 print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (n, "{:,}".format(int(p)), c, f(ts,"%.0f"), f(ms,"%.1f"),
       f(tps,"%.0f"), f(bpb,"%.4f"), "%.0f" % (float(evb)/float(evs)), gen or "-"))' \
             "$n" "$params" "$ctx" "$ts" "$ms" "$tps" "$bpb" "$evb" "$evs" "$gen"
+    done
+    echo
+    for n in wn64 wn1024; do
+        echo "$n generation without queues (a full forward over the last RF bytes per byte, $NAIVE bytes, the same text): $(grep -o '[0-9]* bytes/s' "$OUT/$n-naive.log" | head -n 1)"
     done
     echo
     echo "GPT with windows of 64 moved by 8 (every byte sees >= 56 bytes): valid $gpt_s8 bits/byte ($(tail -n 1 "$OUT/gpt-stride8.log"))"
