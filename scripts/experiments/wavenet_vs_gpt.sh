@@ -18,6 +18,9 @@
 #             (1,023 context + 512 scored) bytes per step (the same 512
 #             scored bytes; 8 x 64 would compute 8 x 1,087 positions per step,
 #             2 x 256 2 x 1,279, this 1,535)
+#   wn64-r1   the control: wn64's model trained like wn1024, 1 row of
+#             (63 context + 512 scored) bytes per step, so that the two
+#             WaveNets differ in the receptive field (and the width) only
 #
 # Reported per row: parameters, context / receptive field, training seconds,
 # ms/step, training speed (scored bytes per second of training), validation
@@ -94,6 +97,7 @@ run() { # run NAME CMD...: trains into $OUT/NAME, log $OUT/NAME.log
 run gpt "$ATTN" lm train --arch gpt --ctx 64 --batch 8 "${GPT_MODEL[@]}" "${COMMON[@]}"
 run wn64 "$ATTN" wavenet train "${WN64[@]}" --batch 8 --window 64 "${COMMON[@]}"
 run wn1024 "$ATTN" wavenet train "${WN1024[@]}" --batch 1 --window 512 "${COMMON[@]}"
+run wn64-r1 "$ATTN" wavenet train "${WN64[@]}" --batch 1 --window 512 "${COMMON[@]}"
 
 # the GPT with overlapping windows: every byte sees >= 56 bytes
 EVB=()
@@ -104,7 +108,7 @@ gpt_s8=$(sed -n 's/.* \([0-9.]*\) bits\/byte.*/\1/p' "$OUT/gpt-stride8.log" | he
 # generation starts after the first 1,100 bytes of valid.txt (longer than
 # every receptive field: the no-queue forward then reads the whole RF)
 PROMPT="$(head -c 1100 "$CORPUS/valid.txt")"
-for n in wn64 wn1024; do
+for n in wn64 wn1024 wn64-r1; do
     "$ATTN" wavenet sample --model "$OUT/$n" --prompt "$PROMPT" --tokens "$GEN" --temperature 0.8 --seed 1 \
         >"$OUT/$n-sample.txt" 2>"$OUT/$n-sample.log"
     # what generation costs without the queues: one full forward over the
@@ -122,7 +126,7 @@ done
     echo
     echo "| model | parameters | context / RF | train s | ms/step | train bytes/s | valid bits/byte | eval bytes/s | generation bytes/s |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for n in gpt wn64 wn1024; do
+    for n in gpt wn64 wn1024 wn64-r1; do
         j="$OUT/$n/train.jsonl"
         params=$(jnum "$j" start parameters)
         ts=$(jnum "$j" end train_seconds)
@@ -135,6 +139,7 @@ done
             gpt) ctx="64 (window)" ;;
             wn64) ctx=64 ;;
             wn1024) ctx=1024 ;;
+            wn64-r1) ctx=64 ;;
         esac
         gen=$(grep -o '[0-9]* bytes/s' "$OUT/$n-sample.log" | head -n 1 | cut -d' ' -f1)
         python3 -c 'import sys
@@ -145,7 +150,7 @@ print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (n, "{:,}".format(int(p
             "$n" "$params" "$ctx" "$ts" "$ms" "$tps" "$bpb" "$evb" "$evs" "$gen"
     done
     echo
-    for n in wn64 wn1024; do
+    for n in wn64 wn1024 wn64-r1; do
         echo "$n generation without queues (a full forward over the last RF bytes per byte, $NAIVE bytes, the same text): $(grep -o '[0-9]* bytes/s' "$OUT/$n-naive.log" | head -n 1)"
     done
     echo
