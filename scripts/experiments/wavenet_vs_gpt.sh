@@ -27,6 +27,7 @@
 # bits/byte on the whole valid.txt (the GPT: windows of 64 with stride 64, as
 # attn lm train's final evaluation, and with stride 8 (every byte sees >= 56
 # bytes); the WaveNets: every byte with min(offset, RF - 1) bytes of context),
+# test bits/byte on the whole test.txt (the GPT as attn lm eval: stride 64),
 # the evaluation speed, and the generation speed (GEN bytes after the first
 # 1,100 bytes of valid.txt as the prompt, whose reading is not counted; one
 # sequence: the WaveNet's incremental form with its queues, the GPT with its
@@ -105,6 +106,11 @@ EVB=()
 "$ATTN" lm eval --model "$OUT/gpt" --split valid --stride 8 --threads "$THREADS" "${EVB[@]}" >"$OUT/gpt-stride8.log" 2>&1
 gpt_s8=$(sed -n 's/.* \([0-9.]*\) bits\/byte.*/\1/p' "$OUT/gpt-stride8.log" | head -n 1)
 [ -n "$gpt_s8" ] || gpt_s8=$(grep -o '[0-9.]* bits' "$OUT/gpt-stride8.log" | head -n 1 | cut -d' ' -f1)
+# the whole test.txt (the README's long-context table reports test bits/byte)
+"$ATTN" lm eval --model "$OUT/gpt" --split test --threads "$THREADS" "${EVB[@]}" >"$OUT/gpt-test.log" 2>&1
+for n in wn64 wn1024 wn64-r1; do
+    "$ATTN" wavenet eval --model "$OUT/$n" --split test --threads "$THREADS" "${EVB[@]}" >"$OUT/$n-test.log" 2>&1
+done
 # generation starts after the first 1,100 bytes of valid.txt (longer than
 # every receptive field: the no-queue forward then reads the whole RF)
 PROMPT="$(head -c 1100 "$CORPUS/valid.txt")"
@@ -126,8 +132,8 @@ done
 {
     echo "# WaveNet vs GPT, bytes of $CORPUS, $STEPS steps of 512 scored bytes, $THREADS thread(s)"
     echo
-    echo "| model | parameters | context / RF | train s | ms/step | train bytes/s | valid bits/byte | eval bytes/s | generation bytes/s |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| model | parameters | context / RF | train s | ms/step | train bytes/s | valid bits/byte | test bits/byte | eval bytes/s | generation bytes/s |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for n in gpt wn64 wn1024 wn64-r1; do
         j="$OUT/$n/train.jsonl"
         params=$(jnum "$j" start parameters)
@@ -144,12 +150,13 @@ done
             wn64-r1) ctx=64 ;;
         esac
         gen=$(grep -o '[0-9]* bytes/s' "$OUT/$n-sample.log" | head -n 1 | cut -d' ' -f1)
+        tst=$(grep -o '[0-9.]* bits/byte' "$OUT/$n-test.log" | head -n 1 | cut -d' ' -f1)
         python3 -c 'import sys
-n,p,c,ts,ms,tps,bpb,evb,evs,gen=sys.argv[1:]
+n,p,c,ts,ms,tps,bpb,tst,evb,evs,gen=sys.argv[1:]
 f=lambda x,fmt: (fmt % float(x)) if x not in ("None","") else "-"
-print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (n, "{:,}".format(int(p)), c, f(ts,"%.0f"), f(ms,"%.1f"),
-      f(tps,"%.0f"), f(bpb,"%.4f"), "%.0f" % (float(evb)/float(evs)), gen or "-"))' \
-            "$n" "$params" "$ctx" "$ts" "$ms" "$tps" "$bpb" "$evb" "$evs" "$gen"
+print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (n, "{:,}".format(int(p)), c, f(ts,"%.0f"), f(ms,"%.1f"),
+      f(tps,"%.0f"), f(bpb,"%.4f"), f(tst,"%.4f"), "%.0f" % (float(evb)/float(evs)), gen or "-"))' \
+            "$n" "$params" "$ctx" "$ts" "$ms" "$tps" "$bpb" "$tst" "$evb" "$evs" "$gen"
     done
     echo
     for n in wn64 wn1024 wn64-r1; do
