@@ -34,7 +34,7 @@
 # KV cache), and for the WaveNets what a byte costs without the queues (a
 # full forward over the last RF bytes per byte, NAIVE bytes; the same text).
 #
-# Budget: STEPS 1000 at 1 thread took about 45 minutes on the shared 2-core
+# Budget: STEPS 1000 at 1 thread took about 50 minutes on the shared 2-core
 # machine under a load of 10-15 (docs/wavenet.md has the run; the RF 1,024
 # row is two thirds of it). Writes $OUT/table.md (and each run's directory
 # and log there).
