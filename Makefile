@@ -233,6 +233,7 @@ fixtures:
 	$(PYTHON) tools/make_bert_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_vision_attention_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_vision_modules_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_wavenet_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_gan_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_sparse_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_reformer_fixtures.py tests/fixtures

@@ -27,7 +27,7 @@ fi
 SEEDS_BIN="$1"
 OUT="$2"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TARGETS=(safetensors safetensors_file checkpoint gpt_load bert_load s2s_load vocab mo idx lm_text bert_corpus pairs png deb_graph)
+TARGETS=(safetensors safetensors_file checkpoint gpt_load bert_load s2s_load wavenet_load vocab mo idx lm_text bert_corpus pairs png deb_graph)
 for t in "${TARGETS[@]}"; do
     rm -rf "${OUT:?}/$t"
     mkdir -p "$OUT/$t"

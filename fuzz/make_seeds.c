@@ -5,7 +5,7 @@
  *   make_seeds OUT_DIR
  *
  * writes OUT_DIR/<target>/<name> for the targets safetensors,
- * safetensors_file, checkpoint, gpt_load, bert_load, s2s_load, vocab, idx,
+ * safetensors_file, checkpoint, gpt_load, bert_load, s2s_load, wavenet_load, vocab, idx,
  * lm_text, bert_corpus, pairs (the directories must exist). Deterministic:
  * the same files every time. The encoder-decoder checkpoints carry the
  * metadata keys that cli/cmd_seq2seq.c writes (meta_build). */
@@ -331,6 +331,39 @@ static void text_files(void) {
     put("pairs", "pairs.tsv", pairs, sizeof pairs - 1);
 }
 
+/* Two small WaveNets (kernel 2 and 3), as attn_wavenet_save writes them, and
+ * a checkpoint with the optimizer state. */
+static void wavenet_files(void) {
+    const attn_wavenet_config cfgs[2] = {{12, 4, 3, 5, 0, 2, 3, 1}, {7, 3, 2, 2, 4, 3, 2, 2}};
+    for (int i = 0; i < 2; i++) {
+        attn_params *ps = NULL;
+        attn_wavenet *m = NULL;
+        attn_rng rng;
+        attn_rng_init(&rng, 5 + (uint64_t)i);
+        check(attn_params_new(&ps), "params");
+        if (!ps) continue;
+        check(attn_wavenet_new(&m, ps, &cfgs[i], &rng), "wavenet");
+        if (m) {
+            char name[64];
+            snprintf(name, sizeof name, "wavenet%d.safetensors", i);
+            check(attn_wavenet_save(at("wavenet_load", name), m, NULL, 0), name);
+            attn_optim *opt = NULL;
+            attn_optim_config oc = {0};
+            oc.kind = ATTN_OPTIM_ADAMW;
+            oc.lr = 1e-3f;
+            check(attn_optim_new(&opt, ps, &oc), "optim");
+            attn_kv kv[ATTN_WAVENET_META];
+            char buf[ATTN_WAVENET_META * 32];
+            attn_wavenet_config_meta(&m->cfg, kv, buf);
+            snprintf(name, sizeof name, "wavenet%d.ckpt", i);
+            if (opt) check(attn_checkpoint_save(at("wavenet_load", name), ps, opt, 1, kv, ATTN_WAVENET_META), name);
+            attn_optim_free(opt);
+        }
+        attn_wavenet_free(m);
+        attn_params_free(ps);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: make_seeds OUT_DIR\n");
@@ -339,6 +372,7 @@ int main(int argc, char **argv) {
     out_dir = argv[1];
     params_files();
     gpt_files();
+    wavenet_files();
     bert_files();
     s2s_files();
     vocab_files();

@@ -30,14 +30,14 @@ SECONDS_PER="${1:-${FUZZ_SECONDS:-60}}"
 B="${FUZZ_BUILD:-build-fuzz}"
 CLANG="${CLANG:-clang}"
 RSS="${FUZZ_RSS_MB:-2048}"
-ALL=(safetensors safetensors_file checkpoint gpt_load bert_load s2s_load vocab mo idx lm_text bert_corpus pairs png deb_graph wordpiece)
+ALL=(safetensors safetensors_file checkpoint gpt_load bert_load s2s_load wavenet_load vocab mo idx lm_text bert_corpus pairs png deb_graph wordpiece)
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL[*]}}"
 case "$SECONDS_PER" in '' | *[!0-9]*) echo "fuzz/run.sh: SECONDS must be a positive integer, got '$SECONDS_PER'" >&2; exit 2 ;; esac
 [ "$SECONDS_PER" -ge 1 ] || { echo "fuzz/run.sh: SECONDS must be >= 1" >&2; exit 2; }
 
 dict_of() {
     case "$1" in
-    safetensors | safetensors_file | checkpoint | gpt_load | bert_load | s2s_load) echo fuzz/safetensors.dict ;;
+    safetensors | safetensors_file | checkpoint | gpt_load | bert_load | s2s_load | wavenet_load) echo fuzz/safetensors.dict ;;
     vocab) echo fuzz/vocab.dict ;;
     mo) echo fuzz/mo.dict ;;
     idx) echo fuzz/idx.dict ;;

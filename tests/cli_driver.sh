@@ -864,6 +864,48 @@ if [ -f "$MINILM/model.safetensors" ]; then
 else
     echo "skip embed/similar outputs: $MINILM/model.safetensors is absent (bash scripts/get_minilm.sh)"
 fi
+# attn wavenet: the causal dilated convolution LM on the bytes of attn lm's data.
+WAVENET=("$ATTN" wavenet train --data "$LMD" --res-channels 8 --layers 3 --window 16 --batch 4 --threads 1
+         --eval-every 0 --log-every 1)
+checks wavenet --res-channels 16 -- "${WAVENET[@]}"
+"$ATTN" wavenet eval --model "$TMP/wavenet" --split valid --threads 1 >"$TMP/wn.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "valid.txt: [0-9.]* bits/byte over $(($(wc -c <"$LMD/valid.txt") - 1)) bytes (receptive field 8" "$TMP/wn.out"; then
+    ok "wavenet eval: every byte of valid.txt but the first scored once, receptive field 8"
+else
+    fail "wavenet eval: exit $rc: $(head -c 300 "$TMP/wn.out")"
+fi
+"$ATTN" wavenet sample --model "$TMP/wavenet" --prompt "the " --tokens 20 --temperature 0 >"$TMP/wns.out" 2>"$TMP/wns.err"
+rc=$?
+if [ "$rc" = 0 ] && [ "$(head -c 4 "$TMP/wns.out")" = "the " ] && [ "$(wc -c <"$TMP/wns.out")" = 25 ] &&
+    grep -q "incremental queues" "$TMP/wns.err"; then
+    ok "wavenet sample: the prompt and 20 bytes from the incremental form"
+else
+    fail "wavenet sample: exit $rc: $(head -c 300 "$TMP/wns.out" "$TMP/wns.err")"
+fi
+"$ATTN" wavenet sample --model "$TMP/wavenet" --prompt "the " --tokens 20 --temperature 0.7 --seed 3 >"$TMP/wns1.out" 2>/dev/null &&
+    "$ATTN" wavenet sample --model "$TMP/wavenet" --prompt "the " --tokens 20 --temperature 0.7 --seed 3 --no-queues \
+        >"$TMP/wns2.out" 2>"$TMP/wns2.err"
+rc=$?
+if [ "$rc" = 0 ] && cmp -s "$TMP/wns1.out" "$TMP/wns2.out" && grep -q "a full forward per byte" "$TMP/wns2.err"; then
+    ok "wavenet sample --no-queues (a full forward per byte) draws the same bytes as the queues"
+else
+    fail "wavenet sample --no-queues: exit $rc: $(head -c 300 "$TMP/wns1.out" "$TMP/wns2.out")"
+fi
+"${WAVENET[@]}" --out "$TMP/wn-bad" --kernel 1 >"$TMP/wnr.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--kernel" "$TMP/wnr.out" && [ ! -e "$TMP/wn-bad" ] && ok "wavenet train --kernel 1 refused (exit 2)" ||
+    fail "wavenet --kernel 1: exit $rc: $(head -c 300 "$TMP/wnr.out")"
+"${WAVENET[@]}" --out "$TMP/wn-bad" --layers 20 >"$TMP/wnr.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "not longer than a row" "$TMP/wnr.out" && [ ! -e "$TMP/wn-bad" ] &&
+    ok "wavenet train: a receptive field longer than the text is refused (exit 1), nothing written" ||
+    fail "wavenet --layers 20: exit $rc: $(head -c 300 "$TMP/wnr.out")"
+"$ATTN" wavenet eval --model "$TMP/lm-gpt" >"$TMP/wnr.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "not a checkpoint of attn wavenet train" "$TMP/wnr.out" &&
+    ok "wavenet eval of an attn lm checkpoint: a clear error (exit 1)" ||
+    fail "wavenet eval of another model: exit $rc: $(head -c 300 "$TMP/wnr.out")"
 
 echo "cli_driver: $passed passed, $failed failed"
 [ "$failed" = 0 ]

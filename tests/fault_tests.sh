@@ -14,7 +14,7 @@
 #     and 2 threads, for every training family (GPT, BERT, the RNN
 #     translator, the Transformer, the GAN with its two checkpoints, the
 #     vision CNN: shuffled batches and BatchNorm running statistics; the
-#     LSTMN word LM);
+#     LSTMN word LM; the WaveNet);
 #   - hostile option values (negative, zero, huge, NaN, not a number, empty)
 #     of every numeric option of the training commands: exit 2 with the
 #     option named, never a crash.
@@ -59,6 +59,8 @@ SEQ2SEQ=("$ATTN" seq2seq train --task dates --emb 8 --hidden 8 --batch 4 --dropo
          --log-every 1)
 TRANSFORMER=("$ATTN" transformer train --task dates --d-model 8 --heads 2 --layers 1 --batch 4
              --dropout 0.1 --eval-n 8 --log-every 1)
+WAVENET=("$ATTN" wavenet train --data "$DATA" --res-channels 8 --layers 3 --window 16 --batch 4
+         --eval-n 64 --log-every 1)
 
 # ---- kill -9 during checkpoint saves ------------------------------------------------------
 dir="$TMP/kill"
@@ -146,7 +148,7 @@ same_run() { # FAM TH A B: the two runs' losses and final weights agree bit for 
         [ "$(losses "$3/train.jsonl")" = "$(losses "$4/train.jsonl")" ] &&
         cmp -s <(tensor_bytes "$3/model.safetensors") <(tensor_bytes "$4/model.safetensors")
 }
-for fam in GPT BERT VISION; do
+for fam in GPT BERT VISION WAVENET; do
     declare -n base="$fam"
     # a constant learning rate: a 4-step run's schedule is then the 8-step
     # run's, and the 4-step run resumed to 8 must be the 8-step run
@@ -285,6 +287,10 @@ check_opts "vision train" --steps --batch --lr --min-lr --warmup --weight-decay 
     --width --convs --attention-stage --dropout --label-smoothing --augment --eval-every --eval-n \
     --log-every --threads --time-budget --epochs \
     -- "${VISION[@]}"
+check_opts "wavenet train" --steps --batch --lr --min-lr --warmup --weight-decay --seed --res-channels \
+    --gate-channels --skip-channels --head-channels --kernel --layers --blocks --window --eval-every \
+    --eval-n --final-eval-n --log-every --threads --time-budget --epochs --arena-mb \
+    -- "${WAVENET[@]}"
 
 # Show, Attend and Tell (needs Fashion-MNIST): hard attention, whose step
 # also draws locations and moves the REINFORCE baseline, resumes bit for

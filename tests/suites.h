@@ -40,7 +40,8 @@
     X(caption)         \
     X(gan)             \
     X(explorer)        \
-    X(lstmn)
+    X(lstmn)           \
+    X(wavenet)
 
 /* Suites that run only when named with --suite: the runner's self-test
  * (tests/test_runner.c). Each broken_* suite is wrong on purpose and must

@@ -44,6 +44,7 @@
  *   gan.h          the small SAGAN (spectral norm, hinge losses) for 28x28 images
  *   lstmn.h        the Long Short-Term Memory-Network layer (intra-attention over a tape; graph op)
  *   lstmn_lm.h     the word-level LSTMN / LSTM language model
+ *   wavenet.h      the WaveNet-style causal dilated convolution LM, incremental generation
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -101,5 +102,6 @@
 #include "fid.h"
 #include "gan.h"
 #include "lstmn_lm.h"
+#include "wavenet.h"
 
 #endif
