@@ -41,6 +41,7 @@ PUBLIC = {
     "checkpoint.h": "train",
     "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "txl.h": "models",
     "cnn.h": "models", "bert.h": "models", "caption.h": "models", "gan.h": "models",
+    "word2vec.h": "models",
     "attn.h": "api",
 }
 

@@ -38,6 +38,7 @@
  *   cnn.h          the CNN image classifier (optional attention block), features
  *   fid.h          the Frechet distance of feature sets (FID), symmetric eigensolver
  *   gan.h          the small SAGAN (spectral norm, hinge losses) for 28x28 images
+ *   word2vec.h     word2vec: skip-gram and CBOW with negative sampling, analogies, similarity
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -84,5 +85,6 @@
 #include "cnn.h"
 #include "fid.h"
 #include "gan.h"
+#include "word2vec.h"
 
 #endif
