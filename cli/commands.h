@@ -23,6 +23,7 @@
     X(caption, "Show, Attend and Tell: caption Fashion-MNIST scenes with soft, hard or no attention") \
     X(vision, "train and evaluate a CNN (optional SAGAN / Simple SA block) on Fashion-MNIST, draw its attention maps") \
     X(gan, "train a small SAGAN on Fashion-MNIST, draw its samples, compute its FID")   \
+    X(word2vec, "word2vec: train skip-gram/CBOW vectors, nearest words, analogies, evaluation") \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

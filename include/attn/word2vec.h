@@ -56,7 +56,10 @@ typedef struct attn_w2v_config {
     double alpha;           /* the starting learning rate, (0, 10] (0.025; CBOW: 0.05 is usual) */
     double min_alpha_ratio; /* the rate never falls below alpha * this, [0, 1] (1e-4) */
     double sample;          /* subsampling threshold t, [0, 1] (1e-3; 0: no subsampling) */
-    int64_t table_size;     /* entries of the negative table, 1,000 .. 2^30 (10^7) */
+    int64_t table_size;     /* entries of the negative table, 1,000 .. 2^30, or 0 (the
+                               default): 100 per vocabulary word, clamped to
+                               [10^6, 10^8] (the reference: always 10^8; a table
+                               that fits the cache is the faster, see docs) */
     int max_sentence;       /* words per sentence piece, 1 .. 10^6 (10,000) */
     int exact_sigmoid;      /* 0: the reference's table of 1,000 values of sigma on
                                [-6, 6] (beyond it sigma is taken as 0 or 1);
@@ -82,7 +85,8 @@ typedef struct attn_w2v {
     int64_t *counts;   /* V counts in the training text (0 when loaded from the text format) */
     int64_t train_words; /* sum of counts */
     float *in, *out;   /* [V, D] each; out may be NULL (a loaded model) */
-    int *table;        /* the negative table (cfg.table_size entries), or NULL */
+    int *table;        /* the negative table (table_entries entries), or NULL */
+    int64_t table_entries;
     void *hash;        /* private: the word -> index table */
 } attn_w2v;
 
@@ -104,7 +108,8 @@ int64_t attn_w2v_find(const attn_w2v *m, const char *word);
  * t cfg.sample (1 when t is 0). */
 double attn_w2v_keep_prob(const attn_w2v *m, int64_t i);
 
-/* (Re)builds the negative table: cfg.table_size entries, word i filling a
+/* (Re)builds the negative table: cfg.table_size entries (0: 100 V clamped
+ * to [10^6, 10^8]) in m->table_entries, word i filling a
  * share count_i^0.75 / sum_j count_j^0.75 of them (the reference's fill).
  * attn_w2v_build calls it. Errors: ATTN_ERR_STATE (counts all zero: a
  * loaded model), ATTN_ERR_OOM. */

@@ -40,7 +40,7 @@ void attn_w2v_config_default(attn_w2v_config *cfg) {
     cfg->alpha = 0.025;
     cfg->min_alpha_ratio = 1e-4;
     cfg->sample = 1e-3;
-    cfg->table_size = 10000000;
+    cfg->table_size = 0;
     cfg->max_sentence = 10000;
     cfg->exact_sigmoid = 0;
     cfg->n_threads = 1;
@@ -71,8 +71,8 @@ attn_status attn_w2v_config_check(const attn_w2v_config *c) {
                            c->min_alpha_ratio);
     if (!(c->sample >= 0 && c->sample <= 1))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: sample %g (expected a number in [0, 1])", fn, c->sample);
-    if (c->table_size < 1000 || c->table_size > ((int64_t)1 << 30))
-        return attn__error(ATTN_ERR_INVALID_ARG, "%s: table_size %lld (expected 1000 .. 2^30)", fn,
+    if (c->table_size != 0 && (c->table_size < 1000 || c->table_size > ((int64_t)1 << 30)))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: table_size %lld (expected 0 or 1000 .. 2^30)", fn,
                            (long long)c->table_size);
     if (c->max_sentence < 1 || c->max_sentence > 1000000)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: max_sentence %d (expected 1 .. 1000000)", fn,
@@ -367,9 +367,11 @@ double attn_w2v_keep_prob(const attn_w2v *m, int64_t i) {
 attn_status attn_w2v_build_table(attn_w2v *m) {
     const char *fn = "attn_w2v_build_table";
     if (!m) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL model", fn);
-    const int64_t size = m->cfg.table_size;
+    int64_t size = m->cfg.table_size;
+    if (size == 0) size = m->V < 10000 ? 1000000 : m->V > 1000000 ? 100000000 : 100 * m->V;
     if (size < 1000 || size > ((int64_t)1 << 30))
-        return attn__error(ATTN_ERR_INVALID_ARG, "%s: table_size %lld (expected 1000 .. 2^30)", fn, (long long)size);
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: table_size %lld (expected 0 or 1000 .. 2^30)", fn,
+                           (long long)size);
     double z = 0;
     for (int64_t i = 0; i < m->V; i++) z += pow((double)m->counts[i], 0.75);
     if (!(z > 0)) return attn__error(ATTN_ERR_STATE, "%s: the word counts are all zero (a loaded model cannot be "
@@ -388,6 +390,7 @@ attn_status attn_w2v_build_table(attn_w2v *m) {
     }
     free(m->table);
     m->table = t;
+    m->table_entries = size;
     return ATTN_OK;
 }
 
@@ -414,7 +417,43 @@ static inline float sig_of(const w2v_sig *s, float f) {
     return s->table[(int)((f + W2V_MAX_EXP) * (W2V_EXP_TABLE / W2V_MAX_EXP / 2))];
 }
 
-/* Dot product in a fixed order (8 partial sums), the same on every vector width. */
+/* Dot product in a fixed order (8 partial sums, lane j summing elements
+ * j, j + 8, ...; then ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)) and the tail in
+ * order), so every vector width (and the scalar twin) gives the same bits.
+ * GCC's vector extension maps a v8 to one AVX register or two SSE ones. */
+#if defined(__GNUC__) && !defined(ATTN_W2V_SCALAR)
+typedef float w2v_v8 __attribute__((vector_size(32)));
+
+/* (a macro: a function returning a vector type warns about the ABI under SSE2) */
+#define W2V_LOAD(v, p) memcpy(&(v), (p), sizeof(w2v_v8))
+
+static inline float w2v_dot(const float *restrict a, const float *restrict b, int n) {
+    w2v_v8 s = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        w2v_v8 va, vb;
+        W2V_LOAD(va, a + i);
+        W2V_LOAD(vb, b + i);
+        s += va * vb;
+    }
+    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+static inline void w2v_axpy(float *restrict y, float g, const float *restrict x, int n) {
+    int i = 0;
+    const w2v_v8 gv = {g, g, g, g, g, g, g, g};
+    for (; i + 8 <= n; i += 8) {
+        w2v_v8 vy, vx;
+        W2V_LOAD(vy, y + i);
+        W2V_LOAD(vx, x + i);
+        vy += gv * vx;
+        memcpy(y + i, &vy, sizeof vy);
+    }
+    for (; i < n; i++) y[i] += g * x[i];
+}
+#else
 static inline float w2v_dot(const float *restrict a, const float *restrict b, int n) {
     float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
@@ -428,6 +467,7 @@ static inline float w2v_dot(const float *restrict a, const float *restrict b, in
 static inline void w2v_axpy(float *restrict y, float g, const float *restrict x, int n) {
     for (int i = 0; i < n; i++) y[i] += g * x[i];
 }
+#endif
 
 /* The shared step: x the input vector, e the error accumulator (zeroed by
  * the caller), targets[0] positive, the rest negative (a repeat of
@@ -530,7 +570,7 @@ static void train_part(w2v_job *j, int tid, int nt, float *neu1, float *neu1e, i
     const int64_t s1 = first_sentence_at(j, j->n_ids * (tid + 1) / nt);
     const int64_t total = (int64_t)c->epochs * j->n_ids;
     const double alpha0 = c->alpha, floor_a = c->alpha * c->min_alpha_ratio;
-    const int64_t tsize = c->table_size;
+    const int64_t tsize = m->table_entries;
     const int *table = m->table;
     float *in = m->in, *outv = m->out;
     uint64_t rnd = c->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)tid;
