@@ -32,7 +32,8 @@
     X(bert)            \
     X(model_files)     \
     X(caption)         \
-    X(gan)
+    X(gan)             \
+    X(word2vec)
 
 /* Suites that run only when named with --suite: the runner's self-test
  * (tests/test_runner.c). Each broken_* suite is wrong on purpose and must
