@@ -94,21 +94,21 @@ static int progress_cb(void *user, const attn_w2v_progress *p) {
     const double now = attn_monotonic_s(), el = now - c->t0;
     const double rate = el > 0 ? (double)p->words_done / el : 0;
     c->words_per_s = rate;
-    if (c->quiet) return 0;
-    if (now - c->last < (c->is_tty ? 0.25 : 10.0)) return 0;
+    if (now - c->last < (c->is_tty && !c->quiet ? 0.25 : 10.0)) return 0;
     c->last = now;
-    char eta[32];
-    fmt_eta(rate > 0 ? (double)(p->words_total - p->words_done) / rate : -1, eta, sizeof eta);
-    fprintf(stderr, "%sword2vec: %5.1f%%  epoch %d  alpha %.6f  %.1fk words/s  ETA %s%s",
-            c->is_tty ? "\r" : "", 100.0 * (double)p->words_done / (double)p->words_total, p->epoch + 1, p->alpha,
-            rate / 1000, eta, c->is_tty ? "   " : "\n");
-    fflush(stderr);
     if (c->log) {
         attn_json_field f[] = {attn_json_str("type", "progress"), attn_json_int("words", p->words_done),
                                attn_json_num("alpha", p->alpha), attn_json_num("words_per_s", rate),
                                attn_json_num("elapsed_s", el)};
         attn_jsonl_write(c->log, f, 5);
     }
+    if (c->quiet) return 0;
+    char eta[32];
+    fmt_eta(rate > 0 ? (double)(p->words_total - p->words_done) / rate : -1, eta, sizeof eta);
+    fprintf(stderr, "%sword2vec: %5.1f%%  epoch %d  alpha %.6f  %.1fk words/s  ETA %s%s",
+            c->is_tty ? "\r" : "", 100.0 * (double)p->words_done / (double)p->words_total, p->epoch + 1, p->alpha,
+            rate / 1000, eta, c->is_tty ? "   " : "\n");
+    fflush(stderr);
     return 0;
 }
 
