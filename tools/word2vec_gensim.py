@@ -82,6 +82,8 @@ def main():
     ap.add_argument("--sample", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--eval-dir", default="data/word2vec")
+    ap.add_argument("--no-eval", action="store_true", help="train only (timing runs)")
+    ap.add_argument("--no-save", action="store_true", help="do not write OUT/vectors.txt")
     a = ap.parse_args()
     import gensim
     from gensim.models import KeyedVectors, Word2Vec
@@ -100,13 +102,15 @@ def main():
     model.train(sentences, total_examples=model.corpus_count, epochs=a.epochs)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     in_vocab = sum(1 for s in sentences for w in s if w in model.wv.key_to_index)
-    os.makedirs(a.out, exist_ok=True)
-    model.wv.save_word2vec_format(os.path.join(a.out, "vectors.txt"), binary=False)
+    if not a.no_save:
+        os.makedirs(a.out, exist_ok=True)
+        model.wv.save_word2vec_format(os.path.join(a.out, "vectors.txt"), binary=False)
     res = {"gensim": gensim.__version__, "fast_version": gensim.models.word2vec.FAST_VERSION,
            "model": "cbow" if a.cbow else "skipgram", "vocab": len(model.wv), "raw_words": raw_words,
            "in_vocab_words": in_vocab, "epochs": a.epochs, "train_s": wall, "cpu_s": cpu,
            "words_per_s": in_vocab * a.epochs / wall, "words_per_cpu_s": in_vocab * a.epochs / cpu}
-    res.update(evaluate(model.wv, a.eval_dir))
+    if not a.no_eval:
+        res.update(evaluate(model.wv, a.eval_dir))
     print(json.dumps(res))
     return 0
 

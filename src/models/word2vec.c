@@ -469,6 +469,16 @@ static inline void w2v_axpy(float *restrict y, float g, const float *restrict x,
 }
 #endif
 
+/* Asks for the cache lines of one row (a hint: no effect on results). */
+static inline void w2v_prefetch(const float *row, int D) {
+#if defined(__GNUC__)
+    for (int i = 0; i < D; i += 16) __builtin_prefetch(row + i);
+#else
+    (void)row;
+    (void)D;
+#endif
+}
+
 /* The shared step: x the input vector, e the error accumulator (zeroed by
  * the caller), targets[0] positive, the rest negative (a repeat of
  * targets[0] skipped). Forward: f_k = x . out[t_k], p_k = sigma(f_k);
@@ -612,9 +622,11 @@ static void train_part(w2v_job *j, int tid, int nt, float *neu1, float *neu1e, i
                 const int hi = i + window - b >= n ? n - 1 : i + window - b;
                 /* The targets: the word, then neg draws from the table. */
                 targets[0] = word;
+                w2v_prefetch(outv + (size_t)word * (size_t)D, D);
                 for (int d = 1; d <= neg; d++) {
                     W2V_LCG(rnd);
                     targets[d] = table[(rnd >> 16) % (uint64_t)tsize];
+                    w2v_prefetch(outv + (size_t)targets[d] * (size_t)D, D);
                 }
                 if (cbow) {
                     int cw = 0;
@@ -642,7 +654,10 @@ static void train_part(w2v_job *j, int tid, int nt, float *neu1, float *neu1e, i
                         for (int d = 1; d <= neg; d++) {
                             W2V_LCG(rnd);
                             targets[d] = table[(rnd >> 16) % (uint64_t)tsize];
+                            w2v_prefetch(outv + (size_t)targets[d] * (size_t)D, D);
                         }
+                        const int nk = k + 1 == i ? k + 2 : k + 1;
+                        if (nk <= hi) w2v_prefetch(in + (size_t)sen[nk] * (size_t)D, D);
                     }
                 }
             }
