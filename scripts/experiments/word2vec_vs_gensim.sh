@@ -6,7 +6,7 @@
 # KJV, text8-style normalisation, 1.46M words) with the same settings and ONE
 # thread / worker: dim 100, window 5, negative 5, min_count 5, sample 1e-3,
 # $EPOCHS epochs (5), alpha 0.025 (CBOW 0.05) falling linearly to alpha *
-# 1e-4, seed 1. One run at a time (attn first, then gensim). Then each
+# 1e-4, seed $SEED (1). One run at a time (attn first, then gensim). Then each
 # model's vectors are scored twice: by attn (`attn word2vec eval`) and by
 # gensim's evaluators (tools/word2vec_gensim.py eval on the text vectors),
 # on questions-words.txt (analogies, 3CosAdd over the 300,000 most frequent
@@ -16,18 +16,19 @@
 # Speed: words/s = in-vocabulary corpus words x epochs / training seconds,
 # both as wall time and as process CPU time (this machine is shared: the
 # CPU-time figure is the one that does not depend on the other jobs).
-# Writes $OUT/results.md and $OUT/results.json (OUT: runs/word2vec-vs-gensim-MODEL).
+# Writes $OUT/results.md and $OUT/results.json (OUT: runs/word2vec-vs-gensim-MODEL-sSEED).
 #
-# Environment: EPOCHS (5), GENSIM_PATH (/opt/gensim: pip install --target
+# Environment: EPOCHS (5), SEED (1), GENSIM_PATH (/opt/gensim: pip install --target
 # /opt/gensim gensim==4.4.0), PYTHON (python3), BUILD (build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODEL="${1:-skipgram}"
 EPOCHS="${EPOCHS:-5}"
+SEED="${SEED:-1}"
 GENSIM_PATH="${GENSIM_PATH:-/opt/gensim}"
 PYTHON="${PYTHON:-python3}"
 BUILD="${BUILD:-build}"
-OUT="${OUT:-runs/word2vec-vs-gensim-$MODEL}"
+OUT="${OUT:-runs/word2vec-vs-gensim-$MODEL-s$SEED}"
 DATA=data/word2vec
 case "$MODEL" in
 skipgram) FLAGS=() ; GFLAGS=() ;;
@@ -42,11 +43,11 @@ mkdir -p "$OUT"
 
 echo "attn word2vec train ($MODEL, $EPOCHS epochs, 1 thread)..." >&2
 "$BUILD/attn" word2vec train --text "$DATA/train.txt" --out "$OUT/attn" --force --quiet --threads 1 \
-    --epochs "$EPOCHS" --dim 100 --window 5 --negative 5 --min-count 5 --sample 1e-3 --seed 1 "${FLAGS[@]}" \
+    --epochs "$EPOCHS" --dim 100 --window 5 --negative 5 --min-count 5 --sample 1e-3 --seed "$SEED" "${FLAGS[@]}" \
     --eval-dir "$DATA" >"$OUT/attn.txt"
 echo "gensim Word2Vec ($MODEL, $EPOCHS epochs, workers=1)..." >&2
 PYTHONPATH="$GENSIM_PATH" "$PYTHON" tools/word2vec_gensim.py train --text "$DATA/train.txt" --out "$OUT/gensim" \
-    --epochs "$EPOCHS" --dim 100 --window 5 --negative 5 --min-count 5 --sample 1e-3 --seed 1 "${GFLAGS[@]}" \
+    --epochs "$EPOCHS" --dim 100 --window 5 --negative 5 --min-count 5 --sample 1e-3 --seed "$SEED" "${GFLAGS[@]}" \
     --eval-dir "$DATA" >"$OUT/gensim.json"
 echo "cross-scoring (attn's evaluator on gensim's vectors, gensim's on attn's)..." >&2
 "$BUILD/attn" word2vec eval --vectors "$OUT/gensim/vectors.txt" --eval-dir "$DATA" >"$OUT/gensim_by_attn.txt"
