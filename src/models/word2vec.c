@@ -244,6 +244,12 @@ int64_t attn_w2v_find(const attn_w2v *m, const char *word) {
     return find_bytes(m, word, strlen(word));
 }
 
+float *attn__w2v_rows(int64_t V, int D) {
+    size_t bytes = (size_t)V * (size_t)D * sizeof(float);
+    bytes = (bytes + 63) / 64 * 64; /* aligned_alloc wants a multiple of the alignment */
+    return aligned_alloc(64, bytes);
+}
+
 attn_status attn__w2v_alloc(attn_w2v **out, int64_t V, int D, const char *fn) {
     *out = NULL;
     if (V < 1 || D < 1 || V > ((int64_t)1 << 31) - 1 || (uint64_t)V * (uint64_t)D > ((uint64_t)1 << 40))
@@ -257,8 +263,7 @@ attn_status attn__w2v_alloc(attn_w2v **out, int64_t V, int D, const char *fn) {
     m->cfg.dim = D;
     m->words = calloc((size_t)V, sizeof *m->words);
     m->counts = calloc((size_t)V, sizeof *m->counts);
-    void *p = NULL;
-    if (posix_memalign(&p, 64, (size_t)V * (size_t)D * sizeof(float)) == 0) m->in = p;
+    m->in = attn__w2v_rows(V, D);
     if (!m->words || !m->counts || !m->in) {
         attn_w2v_free(m);
         return attn__error(ATTN_ERR_OOM, "%s: out of memory for %lld words of %d dimensions", fn, (long long)V, D);
@@ -334,12 +339,10 @@ attn_status attn_w2v_build(attn_w2v **out, const attn_w2v_config *cfg, const cha
     }
     counter_free(&c);
     const int D = cfg->dim;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, (size_t)V * (size_t)D * sizeof(float))) {
+    if (!(m->out = attn__w2v_rows(V, D))) {
         attn_w2v_free(m);
         return attn__error(ATTN_ERR_OOM, "%s: out of memory for the output vectors", fn);
     }
-    m->out = p;
     memset(m->out, 0, (size_t)V * (size_t)D * sizeof(float));
     /* in: uniform in [-0.5/D, 0.5/D), as the reference, from one stream. */
     uint64_t rnd = cfg->seed;

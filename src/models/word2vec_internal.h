@@ -20,6 +20,9 @@ uint64_t attn__w2v_hash_bytes(const char *s, size_t n);
  * ATTN_ERR_FORMAT "fn: word 'x' appears twice" (a repeated word). */
 attn_status attn__w2v_index(attn_w2v *m, const char *fn);
 
+/* V x D floats, 64-byte aligned (free with free()), or NULL. */
+float *attn__w2v_rows(int64_t V, int D);
+
 /* An empty model of V words and D dimensions: words, counts (zeros) and in
  * (uninitialised) allocated, out and table NULL. */
 attn_status attn__w2v_alloc(attn_w2v **out, int64_t V, int D, const char *fn);
