@@ -129,6 +129,8 @@ static void train_usage(FILE *f) {
             "  --sample X          subsampling threshold (0.001; 0: off)\n"
             "  --table-size N      entries of the negative-sampling table (0: 100 per word, in [10^6, 10^8])\n"
             "  --exact-sigmoid     exact sigma instead of the reference's 1,000-entry table\n"
+            "  --skip-saturated    gensim's rule: no update from a target with |x.out| >= 6 (the\n"
+            "                      reference updates with sigma taken as 0 or 1)\n"
             "  --threads N         Hogwild threads (1: deterministic; more: faster, varies run to run)\n"
             "  --seed N            random seed (1)\n"
             "  --eval-dir DIR      after training, evaluate on DIR/questions-words.txt, wordsim353.tsv,\n"
@@ -157,6 +159,7 @@ static int cmd_w2v_train(int argc, char **argv) {
         if (!strcmp(a, "--force")) { force = 1; continue; }
         if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
         if (!strcmp(a, "--exact-sigmoid")) { cfg.exact_sigmoid = 1; continue; }
+        if (!strcmp(a, "--skip-saturated")) { cfg.skip_saturated = 1; continue; }
         i++;
         if (!strcmp(a, "--text")) text = val;
         else if (!strcmp(a, "--out")) out = val;
@@ -221,7 +224,7 @@ static int cmd_w2v_train(int argc, char **argv) {
             attn_json_str("type", "start"), attn_json_str("text", text), attn_json_str("model", cfg.cbow ? "cbow" : "skipgram"),
             attn_json_int("dim", cfg.dim), attn_json_int("window", cfg.window), attn_json_int("negative", cfg.negative),
             attn_json_int("min_count", cfg.min_count), attn_json_int("epochs", cfg.epochs), attn_json_num("alpha", cfg.alpha),
-            attn_json_num("sample", cfg.sample), attn_json_int("threads", cfg.n_threads), attn_json_int("seed", (int64_t)cfg.seed),
+            attn_json_num("sample", cfg.sample), attn_json_int("skip_saturated", cfg.skip_saturated), attn_json_int("threads", cfg.n_threads), attn_json_int("seed", (int64_t)cfg.seed),
             attn_json_int("vocab", m->V), attn_json_int("train_words", m->train_words), attn_json_num("vocab_s", build_s)};
         attn_jsonl_write(c.log, f, (int)(sizeof f / sizeof f[0]));
     }

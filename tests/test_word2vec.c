@@ -179,7 +179,7 @@ static void test_finite_differences(void) {
 }
 
 static void test_update_details(void) {
-    TEST_BEGIN("word2vec/update_skips_repeated_positive_and_table_sigmoid");
+    TEST_BEGIN("word2vec/update_repeated_positive_table_sigmoid_saturation");
     attn_w2v *a = model_of(6, 9, 1), *b = model_of(6, 9, 1), *c = model_of(6, 9, 0);
     if (a && b && c) {
         attn_rng rng;
@@ -207,6 +207,23 @@ static void test_update_details(void) {
     attn_w2v_free(a);
     attn_w2v_free(b);
     attn_w2v_free(c);
+    /* A negative with x . out = 8: the reference's rule updates with sigma = 1 (g = -alpha);
+     * gensim's (skip_saturated) leaves it alone; a target inside (-6, 6) is updated by both. */
+    for (int skip = 0; skip <= 1; skip++) {
+        attn_w2v *m = model_of(4, 2, 0);
+        if (!m) break;
+        m->cfg.skip_saturated = skip;
+        const float in0[8] = {2, 2, 0, 0, 0, 0, 0, 0}, out0[8] = {0, 0, 0.5f, 0, 2, 2, 0, 0};
+        memcpy(m->in, in0, sizeof in0);
+        memcpy(m->out, out0, sizeof out0);
+        const int64_t in[1] = {0}, tg[2] = {1, 2};
+        CHECK_OK(attn_w2v_update(m, in, 1, tg, 2, 0.5f, NULL));
+        const int sat_moved = m->out[4] != 2.0f, pos_moved = m->out[2] != 0.5f;
+        CHECK(pos_moved && sat_moved == !skip, "skip_saturated %d: the saturated negative %s, the positive %s", skip,
+              sat_moved ? "moved" : "stayed", pos_moved ? "moved" : "stayed");
+        if (!skip) CHECK(fabsf(m->out[4] - (2.0f - 0.5f * 2.0f)) < 1e-6f, "saturated negative: g = -alpha");
+        attn_w2v_free(m);
+    }
     TEST_END();
 }
 

@@ -64,6 +64,8 @@ typedef struct attn_w2v_config {
     int exact_sigmoid;      /* 0: the reference's table of 1,000 values of sigma on
                                [-6, 6] (beyond it sigma is taken as 0 or 1);
                                1: the exact sigma (the tests' gradient checks) */
+    int skip_saturated;     /* 0: the reference's rule above; 1: gensim's, a target whose
+                               |x . out| >= 6 is skipped (no update from it) */
     int n_threads;          /* >= 1 (1) */
     uint64_t seed;          /* the random streams' seed (1) */
 } attn_w2v_config;

@@ -79,6 +79,8 @@ attn_status attn_w2v_config_check(const attn_w2v_config *c) {
                            c->max_sentence);
     if (c->exact_sigmoid != 0 && c->exact_sigmoid != 1)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: exact_sigmoid %d (expected 0 or 1)", fn, c->exact_sigmoid);
+    if (c->skip_saturated != 0 && c->skip_saturated != 1)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: skip_saturated %d (expected 0 or 1)", fn, c->skip_saturated);
     if (c->n_threads < 1 || c->n_threads > 4096)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: n_threads %d (expected 1 .. 4096)", fn, c->n_threads);
     return ATTN_OK;
@@ -401,11 +403,12 @@ attn_status attn_w2v_build_table(attn_w2v *m) {
 
 typedef struct w2v_sig {
     float table[W2V_EXP_TABLE + 1];
-    int exact;
+    int exact, skip_sat;
 } w2v_sig;
 
-static void sig_init(w2v_sig *s, int exact) {
+static void sig_init(w2v_sig *s, int exact, int skip_sat) {
     s->exact = exact;
+    s->skip_sat = skip_sat;
     for (int i = 0; i <= W2V_EXP_TABLE; i++) {
         double x = ((double)i / W2V_EXP_TABLE * 2 - 1) * W2V_MAX_EXP;
         s->table[i] = (float)(1.0 / (1.0 + exp(-x)));
@@ -502,6 +505,7 @@ static inline double w2v_targets(float *restrict x, float *restrict e, float *re
             const double fd = k == 0 ? -(double)f : (double)f; /* -log sigma(+-f) = log(1 + exp(-+f)) */
             loss += fd > 0 ? fd + log1p(exp(-fd)) : log1p(exp(fd));
         }
+        if (sg->skip_sat && (f <= -W2V_MAX_EXP || f >= W2V_MAX_EXP)) continue; /* gensim's rule */
         const float g = (label - sig_of(sg, f)) * alpha;
         w2v_axpy(e, g, o, D);
         w2v_axpy(o, g, x, D);
@@ -538,7 +542,7 @@ attn_status attn_w2v_update(attn_w2v *m, const int64_t *inputs, int n_inputs, co
     if (n_inputs > 1)
         for (int i = 0; i < D; i++) x[i] /= (float)n_inputs;
     w2v_sig sg;
-    sig_init(&sg, m->cfg.exact_sigmoid);
+    sig_init(&sg, m->cfg.exact_sigmoid, m->cfg.skip_saturated);
     const double l = w2v_targets(x, e, m->out, tg, n_targets, alpha, D, &sg, 1);
     for (int k = 0; k < n_inputs; k++) w2v_axpy(m->in + (size_t)inputs[k] * (size_t)D, 1.0f, e, D);
     free(x);
@@ -756,7 +760,7 @@ attn_status attn_w2v_train(attn_w2v *m, const char *text, size_t len, attn_w2v_p
     j->user = user;
     atomic_init(&j->done, 0);
     atomic_init(&j->stop, 0);
-    sig_init(&j->sig, m->cfg.exact_sigmoid);
+    sig_init(&j->sig, m->cfg.exact_sigmoid, m->cfg.skip_saturated);
     j->keep = malloc((size_t)m->V * sizeof *j->keep);
     int nt = m->cfg.n_threads;
     if (nt > j->n_sent) nt = (int)j->n_sent;
