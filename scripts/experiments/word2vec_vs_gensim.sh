@@ -18,13 +18,17 @@
 # CPU-time figure is the one that does not depend on the other jobs).
 # Writes $OUT/results.md and $OUT/results.json (OUT: runs/word2vec-vs-gensim-MODEL-sSEED).
 #
-# Environment: EPOCHS (5), SEED (1), GENSIM_PATH (/opt/gensim: pip install --target
+# Environment: ATTN_FLAGS (more flags for attn word2vec train, e.g.
+# --skip-saturated), EPOCHS (5), SEED (1), REUSE_GENSIM (1: keep $OUT/gensim.json
+# and $OUT/gensim/ from an earlier run of the same settings, since gensim's
+# side does not depend on attn's code; 0 retrains it), GENSIM_PATH (/opt/gensim: pip install --target
 # /opt/gensim gensim==4.4.0), PYTHON (python3), BUILD (build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODEL="${1:-skipgram}"
 EPOCHS="${EPOCHS:-5}"
 SEED="${SEED:-1}"
+REUSE_GENSIM="${REUSE_GENSIM:-1}"
 GENSIM_PATH="${GENSIM_PATH:-/opt/gensim}"
 PYTHON="${PYTHON:-python3}"
 BUILD="${BUILD:-build}"
@@ -42,13 +46,18 @@ make -s BUILD="$BUILD" "$BUILD/attn"
 mkdir -p "$OUT"
 
 echo "attn word2vec train ($MODEL, $EPOCHS epochs, 1 thread)..." >&2
-"$BUILD/attn" word2vec train --text "$DATA/train.txt" --out "$OUT/attn" --force --quiet --threads 1 \
+"$BUILD/attn" word2vec train ${ATTN_FLAGS:-} --text "$DATA/train.txt" --out "$OUT/attn" --force --quiet --threads 1 \
     --epochs "$EPOCHS" --dim 100 --window 5 --negative 5 --min-count 5 --sample 1e-3 --seed "$SEED" "${FLAGS[@]}" \
     --eval-dir "$DATA" >"$OUT/attn.txt"
-echo "gensim Word2Vec ($MODEL, $EPOCHS epochs, workers=1)..." >&2
-PYTHONPATH="$GENSIM_PATH" "$PYTHON" tools/word2vec_gensim.py train --text "$DATA/train.txt" --out "$OUT/gensim" \
-    --epochs "$EPOCHS" --dim 100 --window 5 --negative 5 --min-count 5 --sample 1e-3 --seed "$SEED" "${GFLAGS[@]}" \
-    --eval-dir "$DATA" >"$OUT/gensim.json"
+if [ "$REUSE_GENSIM" = 1 ] && [ -s "$OUT/gensim.json" ] && [ -s "$OUT/gensim/vectors.txt" ] &&
+    [ "$OUT/gensim/vectors.txt" -nt "$DATA/train.txt" ]; then
+    echo "gensim: reusing $OUT/gensim.json (REUSE_GENSIM=0 retrains)" >&2
+else
+    echo "gensim Word2Vec ($MODEL, $EPOCHS epochs, workers=1)..." >&2
+    PYTHONPATH="$GENSIM_PATH" "$PYTHON" tools/word2vec_gensim.py train --text "$DATA/train.txt" --out "$OUT/gensim" \
+        --epochs "$EPOCHS" --dim 100 --window 5 --negative 5 --min-count 5 --sample 1e-3 --seed "$SEED" \
+        "${GFLAGS[@]}" --eval-dir "$DATA" >"$OUT/gensim.json"
+fi
 echo "cross-scoring (attn's evaluator on gensim's vectors, gensim's on attn's)..." >&2
 "$BUILD/attn" word2vec eval --vectors "$OUT/gensim/vectors.txt" --eval-dir "$DATA" >"$OUT/gensim_by_attn.txt"
 PYTHONPATH="$GENSIM_PATH" "$PYTHON" tools/word2vec_gensim.py eval --vectors "$OUT/attn/vectors.txt" \

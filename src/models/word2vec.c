@@ -25,6 +25,10 @@
 #define W2V_EXP_TABLE 1000
 #define W2V_MAX_EXP 6
 #define W2V_LCG(r) ((r) = (r) * (uint64_t)25214903917ULL + 11u)
+/* A draw in [0, n) from the generator's high 32 bits by a multiply and a
+ * shift (n < 2^32): no 64-bit division (the reference's `%`, some 40 cycles,
+ * six times a word), and not the low bits, whose periods are short. */
+#define W2V_BELOW(r, n) ((uint64_t)(uint32_t)((r) >> 32) * (uint64_t)(n) >> 32)
 
 /* ---- configuration ------------------------------------------------------------------ */
 
@@ -603,7 +607,7 @@ static void train_part(w2v_job *j, int tid, int nt, float *neu1, float *neu1e, i
                 const int32_t w = j->ids[p];
                 if (j->keep[w] < 1.0f) {
                     W2V_LCG(rnd);
-                    if (j->keep[w] < (float)(rnd & 0xFFFF) / 65536.0f) continue;
+                    if (j->keep[w] < (float)((rnd >> 32) & 0xFFFF) / 65536.0f) continue;
                 }
                 sen[n++] = w;
             }
@@ -624,7 +628,7 @@ static void train_part(w2v_job *j, int tid, int nt, float *neu1, float *neu1e, i
             for (int i = 0; i < n; i++) {
                 const int32_t word = sen[i];
                 W2V_LCG(rnd);
-                const int b = (int)(rnd % (uint64_t)window);
+                const int b = (int)W2V_BELOW(rnd, window);
                 const int lo = i - window + b < 0 ? 0 : i - window + b;
                 const int hi = i + window - b >= n ? n - 1 : i + window - b;
                 /* The targets: the word, then neg draws from the table. */
@@ -632,7 +636,7 @@ static void train_part(w2v_job *j, int tid, int nt, float *neu1, float *neu1e, i
                 w2v_prefetch(outv + (size_t)word * (size_t)D, D);
                 for (int d = 1; d <= neg; d++) {
                     W2V_LCG(rnd);
-                    targets[d] = table[(rnd >> 16) % (uint64_t)tsize];
+                    targets[d] = table[W2V_BELOW(rnd, tsize)];
                     w2v_prefetch(outv + (size_t)targets[d] * (size_t)D, D);
                 }
                 if (cbow) {
@@ -660,7 +664,7 @@ static void train_part(w2v_job *j, int tid, int nt, float *neu1, float *neu1e, i
                         /* fresh negatives for the next context word, as the reference */
                         for (int d = 1; d <= neg; d++) {
                             W2V_LCG(rnd);
-                            targets[d] = table[(rnd >> 16) % (uint64_t)tsize];
+                            targets[d] = table[W2V_BELOW(rnd, tsize)];
                             w2v_prefetch(outv + (size_t)targets[d] * (size_t)D, D);
                         }
                         const int nk = k + 1 == i ? k + 2 : k + 1;
