@@ -511,8 +511,8 @@ static void test_queries(void) {
         } vec[] = {{"king", {1, 1, 0}},  {"queen", {1, 0, 1}}, {"man", {0, 1, 0}},
                    {"woman", {0, 0, 1}}, {"apple", {0, 0, -1}}, {"pear", {-1, 0.1f, 0}}};
         for (int i = 0; i < 6; i++) memcpy(m->in + attn_w2v_find(m, vec[i].w) * 3, vec[i].v, sizeof vec[i].v);
-        int64_t idx[3];
-        float sim[3];
+        int64_t idx[10];
+        float sim[10];
         int found = 0;
         CHECK_OK(attn_w2v_analogy(m, "man", "king", "woman", 0, 3, idx, sim, &found));
         CHECK(found == 3 && !strcmp(m->words[idx[0]], "queen"), "man:king::woman:? gave '%s'",
