@@ -129,6 +129,7 @@ static void train_usage(FILE *f) {
             "  --sample X          subsampling threshold (0.001; 0: off)\n"
             "  --table-size N      entries of the negative-sampling table (0: 100 per word, in [10^6, 10^8])\n"
             "  --exact-sigmoid     exact sigma instead of the reference's 1,000-entry table\n"
+            "  --init-scale X      vectors start uniform in [-X/dim, X/dim) (0.5, the reference; gensim: 1)\n"
             "  --skip-saturated    gensim's rule: no update from a target with |x.out| >= 6 (the\n"
             "                      reference updates with sigma taken as 0 or 1)\n"
             "  --threads N         Hogwild threads (1: deterministic; more: faster, varies run to run)\n"
@@ -174,6 +175,7 @@ static int cmd_w2v_train(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) { if (!(rc = cli_opt_int("word2vec", sub, a, val, 0, 1ll << 62, &v))) cfg.seed = (uint64_t)v; }
         else if (!strcmp(a, "--lr")) { if (!(rc = cli_opt_real("word2vec", sub, a, val, 1e-9, 10, &x))) lr = x; }
         else if (!strcmp(a, "--min-lr-ratio")) { if (!(rc = cli_opt_real("word2vec", sub, a, val, 0, 1, &x))) cfg.min_alpha_ratio = x; }
+        else if (!strcmp(a, "--init-scale")) { if (!(rc = cli_opt_real("word2vec", sub, a, val, 1e-6, 100, &x))) cfg.init_scale = x; }
         else if (!strcmp(a, "--sample")) { if (!(rc = cli_opt_real("word2vec", sub, a, val, 0, 1, &x))) cfg.sample = x; }
         else {
             fprintf(stderr, "%s: unknown option '%s' (try '%s --help')\n", prog, a, prog);
@@ -224,7 +226,7 @@ static int cmd_w2v_train(int argc, char **argv) {
             attn_json_str("type", "start"), attn_json_str("text", text), attn_json_str("model", cfg.cbow ? "cbow" : "skipgram"),
             attn_json_int("dim", cfg.dim), attn_json_int("window", cfg.window), attn_json_int("negative", cfg.negative),
             attn_json_int("min_count", cfg.min_count), attn_json_int("epochs", cfg.epochs), attn_json_num("alpha", cfg.alpha),
-            attn_json_num("sample", cfg.sample), attn_json_int("skip_saturated", cfg.skip_saturated), attn_json_int("threads", cfg.n_threads), attn_json_int("seed", (int64_t)cfg.seed),
+            attn_json_num("sample", cfg.sample), attn_json_int("skip_saturated", cfg.skip_saturated), attn_json_num("init_scale", cfg.init_scale), attn_json_int("threads", cfg.n_threads), attn_json_int("seed", (int64_t)cfg.seed),
             attn_json_int("vocab", m->V), attn_json_int("train_words", m->train_words), attn_json_num("vocab_s", build_s)};
         attn_jsonl_write(c.log, f, (int)(sizeof f / sizeof f[0]));
     }

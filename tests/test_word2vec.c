@@ -282,6 +282,13 @@ static void test_vocabulary(void) {
     CHECK_OK(attn_w2v_build(&m, &cfg, text, strlen(text)));
     if (m) {
         CHECK(attn_w2v_keep_prob(m, 0) == 1.0, "sample 0 keeps every word");
+        float lo = 1, hi = -1;
+        for (int64_t i = 0; i < m->V * m->D; i++) {
+            lo = fminf(lo, m->in[i]);
+            hi = fmaxf(hi, m->in[i]);
+        }
+        CHECK(lo >= -0.5f / 4 && hi < 0.5f / 4 && hi - lo > 0.05f, "init range [%g, %g] (expected inside [-1/8, 1/8))",
+              lo, hi);
         CHECK(m->table_entries == 1000000, "automatic table size %lld (expected 10^6 for 4 words)",
               (long long)m->table_entries);
     }
@@ -588,8 +595,8 @@ static void test_errors(void) {
           "no word reaches min_count: %s", attn_last_error());
     static const char *const fields[] = {"alpha NaN", "sample NaN", "window huge", "dim 0", "negative 0",
                                          "min_count 0", "epochs 0", "table_size 5", "threads 0", "alpha inf",
-                                         "min_alpha_ratio 2", "cbow 2"};
-    for (int k = 0; k < 12; k++) {
+                                         "min_alpha_ratio 2", "cbow 2", "init_scale NaN"};
+    for (int k = 0; k < 13; k++) {
         attn_w2v_config c = cfg;
         switch (k) {
         case 0: c.alpha = NAN; break;
@@ -603,7 +610,8 @@ static void test_errors(void) {
         case 8: c.n_threads = 0; break;
         case 9: c.alpha = INFINITY; break;
         case 10: c.min_alpha_ratio = 2; break;
-        default: c.cbow = 2; break;
+        case 11: c.cbow = 2; break;
+        default: c.init_scale = NAN; break;
         }
         const char *field = fields[k];
         char word[32];

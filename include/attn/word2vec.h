@@ -66,6 +66,8 @@ typedef struct attn_w2v_config {
                                1: the exact sigma (the tests' gradient checks) */
     int skip_saturated;     /* 0: the reference's rule above; 1: gensim's, a target whose
                                |x . out| >= 6 is skipped (no update from it) */
+    double init_scale;      /* in[] starts uniform in [-init_scale / D, init_scale / D),
+                               (0, 100] (0.5, the reference; gensim uses 1) */
     int n_threads;          /* >= 1 (1) */
     uint64_t seed;          /* the random streams' seed (1) */
 } attn_w2v_config;
@@ -94,7 +96,8 @@ typedef struct attn_w2v {
 
 /* Counts the words of text[0 .. len), keeps those seen >= cfg->min_count
  * times, sorted by count (descending; ties by the bytes of the word), and
- * allocates in (uniform in [-0.5/D, 0.5/D), from cfg->seed) and out
+ * allocates in (uniform in [-s/D, s/D), s = cfg->init_scale, from
+ * cfg->seed) and out
  * (zeros). Errors: ATTN_ERR_INVALID_ARG (bad config, NULL), ATTN_ERR_FORMAT
  * (a word longer than ATTN_W2V_MAX_WORD bytes, a NUL byte), ATTN_ERR_SHAPE
  * (no word reaches min_count: "empty vocabulary"), ATTN_ERR_OOM. */

@@ -47,6 +47,7 @@ void attn_w2v_config_default(attn_w2v_config *cfg) {
     cfg->table_size = 0;
     cfg->max_sentence = 10000;
     cfg->exact_sigmoid = 0;
+    cfg->init_scale = 0.5;
     cfg->n_threads = 1;
     cfg->seed = 1;
 }
@@ -83,6 +84,9 @@ attn_status attn_w2v_config_check(const attn_w2v_config *c) {
                            c->max_sentence);
     if (c->exact_sigmoid != 0 && c->exact_sigmoid != 1)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: exact_sigmoid %d (expected 0 or 1)", fn, c->exact_sigmoid);
+    if (!(c->init_scale > 0 && c->init_scale <= 100))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: init_scale %g (expected a number in (0, 100])", fn,
+                           c->init_scale);
     if (c->skip_saturated != 0 && c->skip_saturated != 1)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: skip_saturated %d (expected 0 or 1)", fn, c->skip_saturated);
     if (c->n_threads < 1 || c->n_threads > 4096)
@@ -350,11 +354,12 @@ attn_status attn_w2v_build(attn_w2v **out, const attn_w2v_config *cfg, const cha
         return attn__error(ATTN_ERR_OOM, "%s: out of memory for the output vectors", fn);
     }
     memset(m->out, 0, (size_t)V * (size_t)D * sizeof(float));
-    /* in: uniform in [-0.5/D, 0.5/D), as the reference, from one stream. */
+    /* in: uniform in [-s/D, s/D) (s = 0.5: the reference), from one stream. */
     uint64_t rnd = cfg->seed;
+    const float width = (float)(2.0 * cfg->init_scale); /* 1 by default: the line below is then the reference's */
     for (int64_t i = 0; i < V * D; i++) {
         W2V_LCG(rnd);
-        m->in[i] = ((float)((rnd >> 16) & 0xFFFF) / 65536.0f - 0.5f) / (float)D;
+        m->in[i] = ((float)((rnd >> 16) & 0xFFFF) / 65536.0f - 0.5f) * width / (float)D;
     }
     if ((st = attn__w2v_index(m, fn)) || (st = attn_w2v_build_table(m))) {
         attn_w2v_free(m);
