@@ -585,6 +585,21 @@ static int64_t first_sentence_at(const w2v_job *j, int64_t word) {
     return lo;
 }
 
+/* One word's draws: the window's b, then targets[0] = word and neg
+ * negatives from the table, each output row prefetched. */
+static inline void w2v_draw(uint64_t *rnd, int32_t word, int window, int neg, const int *table, int64_t tsize,
+                            const float *outv, int D, int *b, int32_t *targets) {
+    W2V_LCG(*rnd);
+    *b = (int)W2V_BELOW(*rnd, window);
+    targets[0] = word;
+    w2v_prefetch(outv + (size_t)word * (size_t)D, D);
+    for (int d = 1; d <= neg; d++) {
+        W2V_LCG(*rnd);
+        targets[d] = table[W2V_BELOW(*rnd, tsize)];
+        w2v_prefetch(outv + (size_t)targets[d] * (size_t)D, D);
+    }
+}
+
 /* Thread `tid` of nt: sentences [s0, s1) of every epoch. scratch: D * 2
  * floats + max_sentence ints, its own. */
 W2V_CLONES
@@ -600,7 +615,8 @@ static void train_part(w2v_job *j, int tid, int nt, float *neu1, float *neu1e, i
     const int *table = m->table;
     float *in = m->in, *outv = m->out;
     uint64_t rnd = c->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)tid;
-    int32_t targets[ATTN_W2V_MAX_NEGATIVE + 1];
+    int32_t qt[2][ATTN_W2V_MAX_NEGATIVE + 1];
+    int qb[2] = {0, 0};
     float alpha = (float)alpha0;
     int64_t local = 0; /* words since the last report to j->done */
     for (int ep = 0; ep < c->epochs; ep++) {
@@ -630,20 +646,25 @@ static void train_part(w2v_job *j, int tid, int nt, float *neu1, float *neu1e, i
                     }
                 }
             }
+            /* CBOW draws (b, targets) of word i + 1 before it trains word i, so that the
+             * rows of word i + 1's targets are on their way while word i computes: the
+             * same draws in the same order as drawing each at its own word. */
+            if (cbow && n > 0) w2v_draw(&rnd, sen[0], window, neg, table, tsize, outv, D, &qb[0], qt[0]);
             for (int i = 0; i < n; i++) {
                 const int32_t word = sen[i];
-                W2V_LCG(rnd);
-                const int b = (int)W2V_BELOW(rnd, window);
+                int b;
+                int32_t *targets = qt[i & 1];
+                if (cbow) {
+                    b = qb[i & 1];
+                    if (i + 1 < n)
+                        w2v_draw(&rnd, sen[i + 1], window, neg, table, tsize, outv, D, &qb[(i + 1) & 1],
+                                 qt[(i + 1) & 1]);
+                } else {
+                    /* the word, then neg draws from the table */
+                    w2v_draw(&rnd, word, window, neg, table, tsize, outv, D, &b, targets);
+                }
                 const int lo = i - window + b < 0 ? 0 : i - window + b;
                 const int hi = i + window - b >= n ? n - 1 : i + window - b;
-                /* The targets: the word, then neg draws from the table. */
-                targets[0] = word;
-                w2v_prefetch(outv + (size_t)word * (size_t)D, D);
-                for (int d = 1; d <= neg; d++) {
-                    W2V_LCG(rnd);
-                    targets[d] = table[W2V_BELOW(rnd, tsize)];
-                    w2v_prefetch(outv + (size_t)targets[d] * (size_t)D, D);
-                }
                 if (cbow) {
                     int cw = 0;
                     memset(neu1, 0, (size_t)D * sizeof *neu1);
