@@ -152,7 +152,9 @@ attn_status attn_w2v_train(attn_w2v *m, const char *text, size_t len, attn_w2v_p
  * l (1 for the first, 0 after): g = alpha (l - sigma(x . out[t])),
  * e += g out[t], out[t] += g x; then each in[inputs[k]] += e. Targets equal
  * to targets[0] after the first are skipped (as the reference). Uses the
- * config's sigmoid (exact or table). Returns the loss before the update:
+ * config's sigmoid (exact or table) and skip_saturated rule (a skipped
+ * target counts in the loss, not in the update). Returns the loss before
+ * the update:
  * -log sigma(x . out[t0]) - sum log sigma(-x . out[t]). Errors:
  * ATTN_ERR_INVALID_ARG (an index out of range, NULL), ATTN_ERR_STATE. */
 attn_status attn_w2v_update(attn_w2v *m, const int64_t *inputs, int n_inputs, const int64_t *targets,
