@@ -29,6 +29,7 @@
     X(similar, "rank the lines of a file by cosine similarity to a query sentence (all-MiniLM-L6-v2)") \
     X(lstmn, "word-level LSTMN (intra-attention over a memory tape) and LSTM language models: train, eval, viz") \
     X(wavenet, "byte-level causal dilated convolution LM (WaveNet-style): train, eval, sample with per-layer queues") \
+    X(word2vec, "word2vec: train skip-gram/CBOW vectors, nearest words, analogies, evaluation") \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

@@ -906,6 +906,57 @@ rc=$?
 [ "$rc" = 1 ] && grep -q "not a checkpoint of attn wavenet train" "$TMP/wnr.out" &&
     ok "wavenet eval of an attn lm checkpoint: a clear error (exit 1)" ||
     fail "wavenet eval of another model: exit $rc: $(head -c 300 "$TMP/wnr.out")"
+# ---- attn word2vec (train / similar / analogy / eval, --force, SIGINT) ----
+W2V_TEXT="$TMP/w2v.txt"
+"${PYTHON3:-python3}" -c '
+import random
+r = random.Random(5)
+for s in range(3000):
+    g = "ab"[r.randrange(2)]
+    print(" ".join(g + str(r.randrange(8)) for _ in range(12)))
+' >"$W2V_TEXT" 2>/dev/null || for s in $(seq 1500); do echo "a1 a2 a3 a4 a5 a6 a7 a0 a1 a2"; echo "b1 b2 b3 b4 b5 b6 b7 b0 b1 b2"; done >"$W2V_TEXT"
+W2V=("$ATTN" word2vec train --text "$W2V_TEXT" --dim 12 --min-count 1 --epochs 2 --threads 1 --quiet)
+"${W2V[@]}" --out "$TMP/w2v" >"$TMP/w2v1.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] && [ -s "$TMP/w2v/vectors.safetensors" ] && head -n 1 "$TMP/w2v/vectors.txt" | grep -q "^16 12$" &&
+    grep -q '"type":"end","stopped":"epochs"' "$TMP/w2v/train.jsonl" &&
+    ok "word2vec train writes vectors.safetensors, vectors.txt (16 x 12) and train.jsonl" ||
+    fail "word2vec train: exit $rc: $(tail -c 300 "$TMP/w2v1.out")"
+"${W2V[@]}" --out "$TMP/w2v" >"$TMP/w2v2.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q -- "--force" "$TMP/w2v2.out" && ok "word2vec train into a run refused without --force" ||
+    fail "word2vec train over a run: exit $rc: $(head -c 300 "$TMP/w2v2.out")"
+"$ATTN" word2vec similar --vectors "$TMP/w2v/vectors.safetensors" a3 -k 3 >"$TMP/w2v3.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] && [ "$(wc -l <"$TMP/w2v3.out")" = 3 ] && [ "$(grep -c '^a' "$TMP/w2v3.out")" = 3 ] &&
+    ok "word2vec similar: the 3 nearest words of a3 are a-words" ||
+    fail "word2vec similar: exit $rc: $(head -c 300 "$TMP/w2v3.out")"
+"$ATTN" word2vec analogy --vectors "$TMP/w2v/vectors.txt" a1 a2 nosuchword >"$TMP/w2v4.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "'nosuchword' is not in the vocabulary" "$TMP/w2v4.out" &&
+    ok "word2vec analogy with an unknown word: a clear error" || fail "word2vec analogy unknown: exit $rc: $(head -c 300 "$TMP/w2v4.out")"
+"${W2V[@]}" --out "$TMP/w2vbad" --window 100000 >"$TMP/w2v5.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--window" "$TMP/w2v5.out" && ok "word2vec --window 100000 refused (exit 2)" ||
+    fail "word2vec --window huge: exit $rc: $(head -c 300 "$TMP/w2v5.out")"
+"${W2V[@]}" --out "$TMP/w2vbad" --lr nan >"$TMP/w2v6.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && ok "word2vec --lr nan refused (exit 2)" || fail "word2vec --lr nan: exit $rc: $(head -c 300 "$TMP/w2v6.out")"
+: >"$TMP/w2vempty.txt"
+"$ATTN" word2vec train --text "$TMP/w2vempty.txt" --out "$TMP/w2vbad" >"$TMP/w2v7.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "empty vocabulary" "$TMP/w2v7.out" && ok "word2vec train on an empty text: a clear error" ||
+    fail "word2vec empty text: exit $rc: $(head -c 300 "$TMP/w2v7.out")"
+"$ATTN" word2vec train --text "$W2V_TEXT" --out "$TMP/w2vint" --dim 64 --min-count 1 --epochs 3000 --threads 1 \
+    >"$TMP/w2v8.out" 2>&1 &
+W2VPID=$!
+sleep 1.5
+kill -INT "$W2VPID" 2>/dev/null
+wait "$W2VPID"
+rc=$?
+[ "$rc" = 130 ] && [ -s "$TMP/w2vint/vectors.safetensors" ] && grep -q '"stopped":"SIGINT"' "$TMP/w2vint/train.jsonl" &&
+    ok "word2vec train: SIGINT saves the vectors trained so far, exit 130" ||
+    fail "word2vec SIGINT: exit $rc: $(tail -c 300 "$TMP/w2v8.out")"
 
 echo "cli_driver: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -41,7 +41,8 @@
     X(gan)             \
     X(explorer)        \
     X(lstmn)           \
-    X(wavenet)
+    X(wavenet)         \
+    X(word2vec)
 
 /* Suites that run only when named with --suite: the runner's self-test
  * (tests/test_runner.c). Each broken_* suite is wrong on purpose and must

@@ -45,6 +45,7 @@
  *   lstmn.h        the Long Short-Term Memory-Network layer (intra-attention over a tape; graph op)
  *   lstmn_lm.h     the word-level LSTMN / LSTM language model
  *   wavenet.h      the WaveNet-style causal dilated convolution LM, incremental generation
+ *   word2vec.h     word2vec: skip-gram and CBOW with negative sampling, analogies, similarity
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -103,5 +104,6 @@
 #include "gan.h"
 #include "lstmn_lm.h"
 #include "wavenet.h"
+#include "word2vec.h"
 
 #endif

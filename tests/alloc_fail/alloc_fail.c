@@ -15,7 +15,9 @@
  * load), a BERT (the same with its MLM loss), the RNN encoder-decoder and
  * the encoder-decoder Transformer (one step, a checkpoint saved and loaded
  * into a fresh model), a BPE vocabulary (learn, save over a previous one,
- * load, encode), a WordPiece tokenizer (from memory and from a file, encode).
+ * load, encode), a WordPiece tokenizer (from memory and from a file, encode),
+ * word2vec (vocabulary, one epoch of training, both vector
+ * files saved over previous ones and loaded, a query, the evaluations).
  *
  * Prints one line per scenario and "alloc_fail: N passed, N failed". */
 #include <stdint.h>
@@ -241,6 +243,41 @@ static attn_status scenario_wordpiece(void) {
     return st;
 }
 
+static attn_status scenario_word2vec(void) {
+    static const char text[] = "the cat sat on the mat\nthe dog sat on the log\nthe cat and the dog\n";
+    attn_w2v_config cfg;
+    attn_w2v_config_default(&cfg);
+    cfg.dim = 9;
+    cfg.min_count = 1;
+    cfg.epochs = 1;
+    cfg.table_size = 1000;
+    attn_w2v *m = NULL, *t = NULL, *s = NULL;
+    char pt[300], ps[300], pq[300];
+    path_of(pt, sizeof pt, "w2v.txt");
+    path_of(ps, sizeof ps, "w2v.safetensors");
+    path_of(pq, sizeof pq, "w2v.questions");
+    FILE *fp = fopen(pq, "r");
+    if (!fp) { /* the evaluation file, written once (by the counting run) */
+        fp = fopen(pq, "w");
+        if (fp) fputs(": x\ncat dog mat log\nthe cat the dog\n", fp), fclose(fp);
+    } else {
+        fclose(fp);
+    }
+    attn_status st = attn_w2v_build(&m, &cfg, text, sizeof text - 1);
+    if (!st) st = attn_w2v_train(m, text, sizeof text - 1, NULL, NULL, NULL);
+    if (!st) st = attn_w2v_save(m, pt, ATTN_W2V_TEXT);
+    if (!st) st = attn_w2v_save(m, ps, ATTN_W2V_SAFETENSORS);
+    if (!st) st = attn_w2v_load(&t, pt);
+    if (!st) st = attn_w2v_load(&s, ps);
+    int64_t idx[3];
+    float sim[3];
+    attn_w2v_analogy_result r;
+    if (!st) st = attn_w2v_analogy(s, "cat", "dog", "mat", 0, 3, idx, sim, NULL);
+    if (!st) st = attn_w2v_eval_analogies(t, pq, 0, &r);
+    attn_w2v_free(m), attn_w2v_free(t), attn_w2v_free(s);
+    return st;
+}
+
 /* The files a scenario replaces must load after any failure. */
 static int files_ok(const char *which) {
     char p[300];
@@ -272,6 +309,15 @@ static int files_ok(const char *which) {
         return ok;
     }
     if (!strcmp(which, "wordpiece")) return 1; /* it replaces no file */
+    if (!strcmp(which, "word2vec")) {
+        attn_w2v *a = NULL, *b = NULL;
+        path_of(p, sizeof p, "w2v.txt");
+        int ok = attn_w2v_load(&a, p) == ATTN_OK;
+        path_of(p, sizeof p, "w2v.safetensors");
+        ok = ok && attn_w2v_load(&b, p) == ATTN_OK;
+        attn_w2v_free(a), attn_w2v_free(b);
+        return ok;
+    }
     attn_vocab *v = NULL;
     path_of(p, sizeof p, "bpe.vocab");
     const int ok = attn_vocab_load(p, &v) == ATTN_OK;
@@ -291,7 +337,8 @@ int main(void) {
         const char *name;
         attn_status (*run)(void);
     } sc[6] = {{"gpt", scenario_gpt}, {"bert", scenario_bert}, {"rnn", scenario_rnn},
-               {"t2t", scenario_t2t}, {"vocab", scenario_vocab}, {"wordpiece", scenario_wordpiece}};
+               {"t2t", scenario_t2t}, {"vocab", scenario_vocab}, {"wordpiece", scenario_wordpiece},
+               {"word2vec", scenario_word2vec}};
     int passed = 0, failed = 0;
     for (int s = 0; s < 6; s++) {
         g_fail_at = -1;
