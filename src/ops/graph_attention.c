@@ -87,6 +87,7 @@ attn_status attn__graph_attention_forward(attn_ctx *ctx, attn_node *node) {
     const ga_geom g = ga_geometry(node);
     float *P = attn_f32(node->saved[0]), *out = attn_f32(node->out);
     const int nt = ga_threads(ctx, &g);
+    (void)nt; /* unused without OpenMP */
     ATTN__OMP_FOR(nt)
     for (int64_t u = 0; u < g.B * g.H; u++) forward_unit(&g, u, P, out);
     return ATTN_OK;
@@ -173,6 +174,7 @@ attn_status attn__graph_attention_backward(attn_ctx *ctx, attn_node *node) {
     float *gv = attn__needs_grad(node, 2) ? node->in[2]->grad : NULL;
     const float *P = attn_f32(node->saved[0]), *go = node->out->grad;
     const int nt = ga_threads(ctx, &g);
+    (void)nt; /* unused without OpenMP */
     ATTN__OMP_FOR(nt)
     for (int64_t u = 0; u < g.B * g.H; u++) backward_unit(&g, u, P, go, gq, gk, gv);
     return ATTN_OK;
