@@ -534,15 +534,149 @@ done:
     return rc;
 }
 
+/* attn graph viz: one package's attention over its neighbours in the last
+ * graph attention layer, printed (the strongest neighbours per head) and,
+ * with --html, as an explorer page (one row, the neighbours as columns). */
+static int cmd_graph_viz(int argc, char **argv) {
+    const char *dir = NULL, *name = NULL, *html = NULL, *weights = NULL;
+    long long top = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: attn graph viz --model DIR --package NAME [--top K] [--html FILE [--weights FILE]]\n\n"
+                   "The attention of package NAME over its neighbours (what it depends on, what\n"
+                   "depends on it, itself) in the model's last graph attention layer: the K\n"
+                   "strongest per head, and with --html an attention explorer page of all of them\n"
+                   "(docs/explorer.md; --weights: every weight as text).\n");
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "attn graph viz: %s needs a value (try --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--model")) dir = v;
+        else if (!strcmp(a, "--package")) name = v;
+        else if (!strcmp(a, "--html")) html = v;
+        else if (!strcmp(a, "--weights")) weights = v;
+        else if (!strcmp(a, "--top")) {
+            if (cli_opt_int(CMD, "viz", a, v, 1, 1000, &top)) return 2;
+        } else {
+            fprintf(stderr, "attn graph viz: unknown option '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!dir || !name) {
+        fprintf(stderr, "attn graph viz: --model DIR and --package NAME are required\n");
+        return 2;
+    }
+    if (weights && !html) {
+        fprintf(stderr, "attn graph viz: --weights goes with --html FILE\n");
+        return 2;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    graph_train t;
+    memset(&t, 0, sizeof t);
+    attn_params *ps = NULL;
+    attn_ctx *ctx = NULL;
+    attn_node_classifier_config cc;
+    float *w = NULL;
+    const char **cols = NULL;
+    int rc = 1;
+    if (info_read(path, &t.r)) return 1;
+    if (attn_node_classifier_config_load(path, &cc) != ATTN_OK) return cli_fail(CMD, "cannot read the model configuration");
+    if (cc.n_layers < 1) {
+        fprintf(stderr, "attn graph viz: %s has no graph attention layer (--layers 0): nothing to show\n", dir);
+        return 1;
+    }
+    if (data_load(t.r.data, &cc, &t.d, &t.g)) return 1;
+    int64_t node = -1;
+    for (int64_t i = 0; i < t.d.n && node < 0; i++)
+        if (!strcmp(t.d.names[i], name)) node = i;
+    if (node < 0) {
+        fprintf(stderr, "attn graph viz: no package '%s' in %s\n", name, t.r.data);
+        goto done;
+    }
+    attn_ctx_config ccx = {0};
+    ccx.arena_bytes = (size_t)2048 << 20;
+    if (attn_params_new(&ps) != ATTN_OK || attn_node_classifier_init(&t.m, ps, &cc, NULL) != ATTN_OK ||
+        attn_safetensors_load_params(path, ps, ATTN_ST_ALLOW_UNEXPECTED) != ATTN_OK ||
+        attn_ctx_new(&ctx, &ccx) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot load the model");
+        goto done;
+    }
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    attn_tensor *att = NULL;
+    attn_tensor *lg = attn_node_classifier_logits(ctx, &t.m, feat_tensor(ctx, &t.d), &t.g, &att);
+    if (!lg || !att) {
+        rc = cli_fail(CMD, "cannot run the model");
+        goto done;
+    }
+    const int64_t H = cc.n_heads, E = t.d.n_edges, e0 = t.d.row_ptr[node], deg = t.d.row_ptr[node + 1] - e0;
+    const float *row = attn_f32(lg) + node * cc.n_classes;
+    int64_t best = 0;
+    for (int64_t k = 1; k < cc.n_classes; k++)
+        if (row[k] > row[best]) best = k;
+    printf("%s: section %s, predicted %s; %lld neighbours (itself included), last layer of %d\n", name,
+           t.d.label[node] >= 0 ? t.d.sections[t.d.label[node]] : "(none)", t.d.sections[best],
+           (long long)deg, cc.n_layers);
+    w = malloc(sizeof *w * (size_t)(H * deg));
+    cols = malloc(sizeof *cols * (size_t)deg);
+    if (!w || !cols) goto done;
+    for (int64_t e = 0; e < deg; e++) cols[e] = t.d.names[t.d.col[e0 + e]];
+    for (int64_t h = 0; h < H; h++) {
+        for (int64_t e = 0; e < deg; e++) w[h * deg + e] = attn_f32(att)[h * E + e0 + e];
+        printf("head %lld:", (long long)h);
+        /* the top strongest, by selection: a weight taken is marked by
+         * storing -1 - w (negative), and restored after */
+        for (long long k = 0; k < top && k < deg; k++) {
+            int64_t arg = -1;
+            for (int64_t e = 0; e < deg; e++)
+                if (w[h * deg + e] >= 0.0f && (arg < 0 || w[h * deg + e] > w[h * deg + arg])) arg = e;
+            if (arg < 0) break;
+            printf(" %s %.3f", cols[arg], (double)w[h * deg + arg]);
+            w[h * deg + arg] = -1.0f - w[h * deg + arg]; /* taken: restored below */
+        }
+        for (int64_t e = 0; e < deg; e++)
+            if (w[h * deg + e] < 0.0f) w[h * deg + e] = -1.0f - w[h * deg + e];
+        printf("\n");
+    }
+    if (html) {
+        cli_page page = {0};
+        char title[300], sub[300];
+        snprintf(title, sizeof title, "%s: attention over its dependency neighbours", name);
+        snprintf(sub, sizeof sub, "node classifier, last of %d graph attention layers, %lld heads; section %s, "
+                 "predicted %s", cc.n_layers, (long long)H,
+                 t.d.label[node] >= 0 ? t.d.sections[t.d.label[node]] : "(none)", t.d.sections[best]);
+        const char *rl[1] = {name};
+        if (cli_page_add_floats(&page, "graph viz", "graph attention", ATTN_EXPLORER_CROSS, w, 1, H, 1, deg,
+                                rl, cols, "package", "neighbour", -1) ||
+            cli_page_write(&page, "graph viz", html, weights, title, sub, 0))
+            goto done;
+    }
+    rc = 0;
+done:
+    free(w);
+    free(cols);
+    attn_deb_graph_free(&t.d);
+    attn_ctx_free(ctx);
+    attn_params_free(ps);
+    return rc;
+}
+
 int cmd_graph(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("usage: attn graph train|eval ...\n\n"
+        printf("usage: attn graph train|eval|viz ...\n\n"
                "  train   learn Debian package sections over the dependency graph\n"
-               "  eval    accuracy of a trained model on its validation or test packages\n");
+               "  eval    accuracy of a trained model on its validation or test packages\n"
+               "  viz     one package's attention over its neighbours (--html: an explorer page)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "train")) return cmd_graph_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_graph_eval(argc - 1, argv + 1);
-    fprintf(stderr, "attn graph: unknown subcommand '%s' (train or eval)\n", argv[1]);
+    if (!strcmp(argv[1], "viz")) return cmd_graph_viz(argc - 1, argv + 1);
+    fprintf(stderr, "attn graph: unknown subcommand '%s' (train, eval or viz)\n", argv[1]);
     return 2;
 }

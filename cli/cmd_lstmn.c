@@ -887,11 +887,14 @@ done:
 
 static void viz_usage(FILE *f) {
     fprintf(f,
-        "usage: attn lstmn viz --model DIR --text TEXT --out FILE.svg\n\n"
+        "usage: attn lstmn viz --model DIR --text TEXT (--out FILE.svg | --html FILE.html)\n\n"
         "Draws the intra-attention of an LSTMN model of 'attn lstmn train' reading TEXT (split\n"
         "into words as the corpus is, at most 200): row t is the step that reads word t, its\n"
         "cells the weights over the memory tape (the initial state, then the state after each\n"
-        "earlier word), as Figure 4 of Cheng et al. (2016).\n");
+        "earlier word), as Figure 4 of Cheng et al. (2016).\n\n"
+        "  --html FILE      also (or, without --out, only) an interactive attention explorer\n"
+        "                   page of the same weights (docs/explorer.md)\n"
+        "  --weights FILE   with --html: every weight at full precision as text\n");
 }
 
 typedef struct viz_words {
@@ -916,7 +919,7 @@ static int viz_word(const char *w, size_t len, void *user) {
 }
 
 static int cmd_lstmn_viz(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *outp = NULL;
+    const char *model = NULL, *text = NULL, *outp = NULL, *html = NULL, *weights = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -931,13 +934,19 @@ static int cmd_lstmn_viz(int argc, char **argv) {
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--text")) text = v;
         else if (!strcmp(a, "--out")) outp = v;
+        else if (!strcmp(a, "--html")) html = v;
+        else if (!strcmp(a, "--weights")) weights = v;
         else {
             fprintf(stderr, "attn lstmn viz: unknown option '%s' (try --help)\n", a);
             return 2;
         }
     }
-    if (!model || !text || !outp) {
-        fprintf(stderr, "attn lstmn viz: --model, --text and --out are required\n");
+    if (!model || !text || (!outp && !html)) {
+        fprintf(stderr, "attn lstmn viz: --model, --text and --out (or --html) are required\n");
+        return 2;
+    }
+    if (weights && !html) {
+        fprintf(stderr, "attn lstmn viz: --weights goes with --html FILE\n");
         return 2;
     }
     char ckpt[4096], vpath[4096];
@@ -1009,11 +1018,24 @@ static int cmd_lstmn_viz(int argc, char **argv) {
     hm.x_label = "memory slot (the state after reading that word)";
     hm.y_label = "word being read";
     hm.show_values = 1;
-    if (attn_svg_heatmap(outp, &hm) != ATTN_OK) {
+    if (outp && attn_svg_heatmap(outp, &hm) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot write the picture");
         goto done;
     }
-    printf("%s: %d words, %d of them <unk>\n", outp, T, z.unk);
+    if (html) {
+        /* the explorer page (docs/explorer.md): one map, step t reads the
+         * slots 0 .. t (the causal rule with offset 0) */
+        cli_page page = {0};
+        char sub[160];
+        snprintf(sub, sizeof sub, "LSTMN word LM: %d words, %d of them <unk>", T, z.unk);
+        if (cli_page_add_floats(&page, "lstmn viz", "LSTMN intra-attention", ATTN_EXPLORER_SELF, w, 1, 1,
+                                T, T, (const char *const *)z.label, (const char *const *)cols,
+                                "word being read", "memory slot", 0) ||
+            cli_page_write(&page, "lstmn viz", html, weights,
+                           "LSTMN intra-attention: each step's weights over the memory tape", sub, 0))
+            goto done;
+    }
+    printf("%s: %d words, %d of them <unk>\n", outp ? outp : html, T, z.unk);
     rc = 0;
 done:
     for (int i = 0; i < z.n; i++) free(z.label[i]);

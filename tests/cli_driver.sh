@@ -247,6 +247,13 @@ if "$ATTN" lstmn viz --model "$TMP/lstmn" --text "the cat sat on the mat." --out
 else
     fail "lstmn viz: $(head -c 300 "$TMP/lv.out")"
 fi
+if "$ATTN" lstmn viz --model "$TMP/lstmn" --text "the cat sat on the mat." --html "$TMP/lv.html" \
+    --weights "$TMP/lv.weights" >"$TMP/lvh.out" 2>&1 && grep -q "<script" "$TMP/lv.html" &&
+    grep -q "LSTMN intra-attention" "$TMP/lv.html" && [ -s "$TMP/lv.weights" ]; then
+    ok "lstmn viz --html writes the explorer page of the intra-attention (and --weights its values)"
+else
+    fail "lstmn viz --html: $(head -c 300 "$TMP/lvh.out")"
+fi
 lstmn_refused() { # CODE TEXT -- CMD...: the command exits CODE saying TEXT, nothing written
     local code="$1" text="$2"
     shift 3
@@ -418,6 +425,14 @@ if [ "$rc" = 0 ] && grep -q "40 packages" "$TMP/graph.out" && grep -q "2 section
     ok "graph train / eval: a node classifier with graph attention on a Packages index"
 else
     fail "graph train/eval: exit $rc: $(head -c 400 "$TMP/graph.out")"
+fi
+"$ATTN" graph viz --model "$TMP/graph" --package pkg7 --top 2 --html "$TMP/graph.html" >"$TMP/graphv.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "^pkg7: section utils" "$TMP/graphv.out" && grep -q "^head 1: pkg" "$TMP/graphv.out" &&
+    grep -q "<script" "$TMP/graph.html"; then
+    ok "graph viz: a package's attention over its neighbours, printed and as an explorer page"
+else
+    fail "graph viz: exit $rc: $(head -c 300 "$TMP/graphv.out")"
 fi
 "$ATTN" graph train --data "$GD/Packages" --out "$TMP/graph-bad" --hidden 6 --heads 4 >"$TMP/graphr.out" 2>&1
 rc=$?
