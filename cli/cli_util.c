@@ -1,6 +1,7 @@
 /* cli_util.c: small helpers shared by the model commands (attn bert, attn
  * gpt): the wall clock, option values and output folders. See commands.h. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "attn/attn.h"
 #include "attn/safetensors.h"
 #include "commands.h"
 
@@ -108,4 +110,35 @@ double meta_real(meta_reader *m, const char *key, double lo, double hi) {
         snprintf(m->err, sizeof m->err, "%s: metadata '%s' = '%s': expected a number in [%g, %g]",
                  m->path, key, v ? v : "(missing)", lo, hi);
     return x;
+}
+
+int cli_load_bytes(const char *cmd, const char *dir, const char *name, int32_t **ids, int64_t *n) {
+    char path[4096];
+    char *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (attn_lm_text_load(path, &text, &len) != ATTN_OK) {
+        fprintf(stderr, "attn %s: cannot read %s: %s (scripts/get_wiki_data.sh makes data/wiki)\n", cmd,
+                path, attn_last_error());
+        return 1;
+    }
+    *ids = malloc((len ? len : 1) * sizeof **ids);
+    if (!*ids) {
+        free(text);
+        fprintf(stderr, "attn %s: out of memory\n", cmd);
+        return 1;
+    }
+    for (size_t i = 0; i < len; i++) (*ids)[i] = (unsigned char)text[i];
+    *n = (int64_t)len;
+    free(text);
+    return 0;
+}
+
+double cli_row_nll(const float *row, int64_t V, int32_t y) {
+    double mx = row[0];
+    for (int64_t v = 1; v < V; v++)
+        if (row[v] > mx) mx = row[v];
+    double s = 0.0;
+    for (int64_t v = 0; v < V; v++) s += exp((double)row[v] - mx);
+    return mx + log(s) - (double)row[y];
 }

@@ -148,40 +148,7 @@ static int lm_load(const char *dir, lm_info *r, lm_model *m) {
     return 0;
 }
 
-/* A text file as byte ids; *n its length. 0 or 1 (printed). */
-static int load_bytes(const char *dir, const char *name, int32_t **ids, int64_t *n) {
-    char path[4096];
-    char *text = NULL;
-    size_t len = 0;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (attn_lm_text_load(path, &text, &len) != ATTN_OK) {
-        fprintf(stderr, "attn lm: cannot read %s: %s (scripts/get_wiki_data.sh makes data/wiki)\n", path,
-                attn_last_error());
-        return 1;
-    }
-    *ids = malloc((len ? len : 1) * sizeof **ids);
-    if (!*ids) {
-        free(text);
-        fprintf(stderr, "attn lm: out of memory\n");
-        return 1;
-    }
-    for (size_t i = 0; i < len; i++) (*ids)[i] = (unsigned char)text[i];
-    *n = (int64_t)len;
-    free(text);
-    return 0;
-}
-
 /* ---- held-out evaluation -------------------------------------------------------------- */
-
-/* -log softmax(row)[y] in double. */
-static double row_nll(const float *row, int64_t V, int32_t y) {
-    double mx = row[0];
-    for (int64_t v = 1; v < V; v++)
-        if (row[v] > mx) mx = row[v];
-    double s = 0.0;
-    for (int64_t v = 0; v < V; v++) s += exp((double)row[v] - mx);
-    return mx + log(s) - (double)row[y];
-}
 
 /* The GPT over ids[0 .. n) with a sliding window of C = ctx_len positions
  * moved by `stride`: the first window scores all its targets, every later
@@ -236,7 +203,7 @@ static int gpt_eval_stream(attn_ctx *ctx, const attn_gpt *g, const int32_t *ids,
             for (int64_t t = 0; t < C; t++) {
                 const int64_t j = as[r] + t + 1; /* target index */
                 if (j <= lo[r]) continue;
-                *nll += row_nll(L + (r * C + t) * LM_VOCAB, LM_VOCAB, ids[j]);
+                *nll += cli_row_nll(L + (r * C + t) * LM_VOCAB, LM_VOCAB, ids[j]);
                 (*count)++;
             }
     }
@@ -711,7 +678,7 @@ static int cmd_lm_train(int argc, char **argv) {
         const long long fill = (mem_len + segment - 1) / segment;
         rp->run_segments = !txl ? 0 : run_segments >= 0 ? run_segments : (4 * fill > 16 ? 4 * fill : 16);
     }
-    if (load_bytes(rp->data, "train.txt", &g.tr, &g.n_tr) || load_bytes(rp->data, "valid.txt", &g.va, &g.n_va))
+    if (cli_load_bytes("lm", rp->data, "train.txt", &g.tr, &g.n_tr) || cli_load_bytes("lm", rp->data, "valid.txt", &g.va, &g.n_va))
         goto done;
     g.B = rp->batch;
     g.T = rp->segment;
@@ -984,7 +951,7 @@ static int cmd_lm_eval(int argc, char **argv) {
     rc = 1;
     char name[32];
     snprintf(name, sizeof name, "%s.txt", split);
-    if (load_bytes(r.data, name, &ids, &n)) goto done;
+    if (cli_load_bytes("lm", r.data, name, &ids, &n)) goto done;
     if (bytes > 0 && bytes < n) n = bytes;
     if (n < 2) {
         fprintf(stderr, "attn lm eval: %s/%s has fewer than 2 bytes\n", r.data, name);
@@ -1348,7 +1315,7 @@ static int cmd_lm_viz(int argc, char **argv) {
         if (!ids) goto done;
         for (int64_t i = 0; i < n; i++) ids[i] = (unsigned char)text[i];
     } else {
-        if (load_bytes(r.data, "valid.txt", &ids, &n)) goto done;
+        if (cli_load_bytes("lm", r.data, "valid.txt", &ids, &n)) goto done;
         if (offset >= n) {
             fprintf(stderr, "attn lm viz: --offset %lld is past valid.txt (%lld bytes)\n", offset, (long long)n);
             goto done;

@@ -123,40 +123,7 @@ static int wn_load(const char *dir, wn_info *r, attn_params **ps, attn_wavenet *
     return 0;
 }
 
-/* A text file as byte ids; *n its length. 0 or 1 (printed). */
-static int load_bytes(const char *dir, const char *name, int32_t **ids, int64_t *n) {
-    char path[4096];
-    char *text = NULL;
-    size_t len = 0;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (attn_lm_text_load(path, &text, &len) != ATTN_OK) {
-        fprintf(stderr, "attn wavenet: cannot read %s: %s (scripts/get_wiki_data.sh makes data/wiki)\n",
-                path, attn_last_error());
-        return 1;
-    }
-    *ids = malloc((len ? len : 1) * sizeof **ids);
-    if (!*ids) {
-        free(text);
-        fprintf(stderr, "attn wavenet: out of memory\n");
-        return 1;
-    }
-    for (size_t i = 0; i < len; i++) (*ids)[i] = (unsigned char)text[i];
-    *n = (int64_t)len;
-    free(text);
-    return 0;
-}
-
 /* ---- held-out evaluation -------------------------------------------------------------- */
-
-/* -log softmax(row)[y] in double. */
-static double row_nll(const float *row, int64_t V, int32_t y) {
-    double mx = row[0];
-    for (int64_t v = 1; v < V; v++)
-        if (row[v] > mx) mx = row[v];
-    double s = 0.0;
-    for (int64_t v = 0; v < V; v++) s += exp((double)row[v] - mx);
-    return mx + log(s) - (double)row[y];
-}
 
 typedef struct wn_eval_result {
     double bpb;
@@ -203,7 +170,7 @@ static int wn_eval(attn_ctx *ctx, const attn_wavenet *m, const int32_t *ids, int
         fprintf(stderr, "attn wavenet: evaluation: %s\n", attn_ctx_error(ctx));
         st = 1;
     } else {
-        for (int64_t t = 0; t < T0; t++) nll += row_nll(attn_f32(lg) + t * WN_VOCAB, WN_VOCAB, ids[t + 1]);
+        for (int64_t t = 0; t < T0; t++) nll += cli_row_nll(attn_f32(lg) + t * WN_VOCAB, WN_VOCAB, ids[t + 1]);
         count += T0;
     }
     int64_t scored = T0; /* targets 1 .. scored done */
@@ -231,7 +198,7 @@ static int wn_eval(attn_ctx *ctx, const attn_wavenet *m, const int32_t *ids, int
             for (int64_t t = 0; t < N; t++) {
                 const int64_t j = j0s[r] + t;
                 if (j <= lo[r]) continue;
-                nll += row_nll(attn_f32(lg) + (r * N + t) * WN_VOCAB, WN_VOCAB, ids[j]);
+                nll += cli_row_nll(attn_f32(lg) + (r * N + t) * WN_VOCAB, WN_VOCAB, ids[j]);
                 count++;
             }
     }
@@ -462,7 +429,7 @@ static int cmd_wavenet_train(int argc, char **argv) {
             goto done;
         }
     }
-    if (load_bytes(rp->data, "train.txt", &g.tr, &g.n_tr) || load_bytes(rp->data, "valid.txt", &g.va, &g.n_va))
+    if (cli_load_bytes("wavenet", rp->data, "train.txt", &g.tr, &g.n_tr) || cli_load_bytes("wavenet", rp->data, "valid.txt", &g.va, &g.n_va))
         goto done;
     g.B = rp->batch;
     g.N = rp->window;
@@ -638,7 +605,7 @@ static int cmd_wavenet_eval(int argc, char **argv) {
     if (wn_load(model, &r, &ps, &m)) goto done;
     char name[32];
     snprintf(name, sizeof name, "%s.txt", split);
-    if (load_bytes(data ? data : r.data, name, &ids, &n)) goto done;
+    if (cli_load_bytes("wavenet", data ? data : r.data, name, &ids, &n)) goto done;
     if (bytes > 0 && bytes < n) n = bytes;
     attn_ctx_config cc = {0};
     cc.n_threads = (int)threads;

@@ -95,6 +95,13 @@ int cli_page_write(cli_page *p, const char *cmd, const char *html, const char *w
 void cli_page_free(cli_page *p);
 
 
+/* The byte-level commands (attn lm, attn wavenet; cli/cli_util.c):
+ * cli_load_bytes reads DIR/NAME as byte ids (*ids malloc'ed, *n bytes), 0 or
+ * 1 with "attn <cmd>: cannot read ..." printed; cli_row_nll is
+ * -log softmax(row)[y] over V logits, in double. */
+int cli_load_bytes(const char *cmd, const char *dir, const char *name, int32_t **ids, int64_t *n);
+double cli_row_nll(const float *row, int64_t V, int32_t y);
+
 /* Numbers from text (cli/cli_util.c): parse_ll / parse_real read all of s as
  * a number in [lo, hi] into *out and return 0, else -1 (NULL and empty are
  * not numbers). */
