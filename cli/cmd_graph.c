@@ -382,48 +382,16 @@ static int cmd_graph_train(int argc, char **argv) {
         fprintf(stderr, "%s: cannot create the directory %s: %s\n", prog, out, strerror(errno));
         goto done;
     }
-    attn_optim_config oc = {0};
-    oc.kind = ATTN_OPTIM_ADAMW;
-    oc.lr = (float)rp->lr;
-    oc.beta1 = 0.9f;
-    oc.beta2 = 0.999f;
-    oc.weight_decay = (float)rp->weight_decay;
-    if (attn_optim_new(&opt, ps, &oc) != ATTN_OK) {
-        rc = cli_fail(CMD, "cannot create the optimizer");
-        goto done;
+    {
+        const train_setup su = {CMD, &graph_family, &t, ps, ckpt, 0.9f, 0.999f, rp->lr, rp->min_lr,
+                                 rp->weight_decay, CLIP_NORM, rp->train_seconds, rp->total_steps,
+                                 rp->warmup, (uint64_t)rp->seed, 2048, 10, 50};
+        const int bad = train_run_setup(&run, prog, &o, &su);
+        opt = run.opt; /* freed at done, also after an error */
+        ctx = run.ctx;
+        if (bad) goto done;
     }
-    int64_t step = 0;
-    if (resume && attn_checkpoint_load(ckpt, ps, opt, &step) != ATTN_OK) {
-        rc = cli_fail(CMD, "cannot load the checkpoint");
-        goto done;
-    }
-    attn_ctx_config ccx = {0};
-    ccx.arena_bytes = (size_t)(o.arena_mb > 0 ? o.arena_mb : 2048) << 20;
-    ccx.n_threads = (int)(o.threads > 0 ? o.threads : 0);
-    ccx.seed = (uint64_t)rp->seed;
-    if (attn_ctx_new(&ctx, &ccx) != ATTN_OK) {
-        rc = cli_fail(CMD, "cannot create the context");
-        goto done;
-    }
-    run.prog = prog;
-    run.out = out;
-    run.fam = &graph_family;
-    run.self = &t;
-    run.ctx = ctx;
-    run.ps = ps;
-    run.opt = opt;
-    run.step = step;
-    run.total_steps = rp->total_steps;
-    run.warmup = rp->warmup;
-    run.log_every = o.log_every > 0 ? o.log_every : 10;
-    run.eval_every = o.eval_every >= 0 ? o.eval_every : 50;
-    run.lr = rp->lr;
-    run.min_lr = rp->min_lr;
-    run.clip = CLIP_NORM;
-    run.time_budget = o.time_budget > 0 ? o.time_budget : 0.0;
-    run.seconds_before = rp->train_seconds;
-    run.arena_mb = (long long)(ccx.arena_bytes >> 20);
-    run.quiet = o.quiet;
+    int64_t step = run.step;
     if (step >= rp->total_steps) {
         rc = train_loop(&run);
         goto done;

@@ -456,48 +456,16 @@ static int cmd_wavenet_train(int argc, char **argv) {
         fprintf(stderr, "%s: cannot create the directory %s: %s\n", prog, out, strerror(errno));
         goto done;
     }
-    attn_optim_config oc = {0};
-    oc.kind = ATTN_OPTIM_ADAMW;
-    oc.lr = (float)rp->lr;
-    oc.beta1 = 0.9f;
-    oc.beta2 = 0.95f;
-    oc.weight_decay = (float)rp->weight_decay;
-    if (attn_optim_new(&opt, ps, &oc) != ATTN_OK) {
-        rc = cli_fail(CMD, "cannot create the optimizer");
-        goto done;
+    {
+        const train_setup su = {CMD, &wn_family, &g, ps, ckpt, 0.9f, 0.95f, rp->lr, rp->min_lr,
+                                 rp->weight_decay, CLIP_NORM, rp->train_seconds, rp->total_steps,
+                                 rp->warmup, (uint64_t)rp->seed, 1024, 50, 500};
+        const int bad = train_run_setup(&run, prog, &o, &su);
+        opt = run.opt; /* freed at done, also after an error */
+        ctx = run.ctx;
+        if (bad) goto done;
     }
-    int64_t step = 0;
-    if (resume && attn_checkpoint_load(ckpt, ps, opt, &step) != ATTN_OK) {
-        rc = cli_fail(CMD, "cannot load the checkpoint");
-        goto done;
-    }
-    attn_ctx_config cc = {0};
-    cc.arena_bytes = (size_t)(o.arena_mb > 0 ? o.arena_mb : 1024) << 20;
-    cc.n_threads = (int)(o.threads > 0 ? o.threads : 0);
-    cc.seed = (uint64_t)rp->seed;
-    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
-        rc = cli_fail(CMD, "cannot create the context");
-        goto done;
-    }
-    run.prog = prog;
-    run.out = out;
-    run.fam = &wn_family;
-    run.self = &g;
-    run.ctx = ctx;
-    run.ps = ps;
-    run.opt = opt;
-    run.step = step;
-    run.total_steps = rp->total_steps;
-    run.warmup = rp->warmup;
-    run.log_every = o.log_every > 0 ? o.log_every : 50;
-    run.eval_every = o.eval_every >= 0 ? o.eval_every : 500;
-    run.lr = rp->lr;
-    run.min_lr = rp->min_lr;
-    run.clip = CLIP_NORM;
-    run.time_budget = o.time_budget > 0 ? o.time_budget : 0.0;
-    run.seconds_before = rp->train_seconds;
-    run.arena_mb = (long long)(cc.arena_bytes >> 20);
-    run.quiet = o.quiet;
+    int64_t step = run.step;
     if (step >= rp->total_steps) {
         rc = train_loop(&run); /* says the run is complete */
         goto done;

@@ -207,6 +207,42 @@ static long long line_step(const char *line) {
     return end == p + 7 ? -1 : s;
 }
 
+int train_run_setup(train_run *run, const char *prog, const train_opts *o, const train_setup *s) {
+    attn_optim_config oc = {0};
+    oc.kind = ATTN_OPTIM_ADAMW;
+    oc.lr = (float)s->lr;
+    oc.beta1 = s->beta1;
+    oc.beta2 = s->beta2;
+    oc.weight_decay = (float)s->weight_decay;
+    if (attn_optim_new(&run->opt, s->ps, &oc) != ATTN_OK) return cli_fail(s->cmd, "cannot create the optimizer");
+    int64_t step = 0;
+    if (o->resume && attn_checkpoint_load(s->ckpt, s->ps, run->opt, &step) != ATTN_OK)
+        return cli_fail(s->cmd, "cannot load the checkpoint");
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)(o->arena_mb > 0 ? o->arena_mb : s->arena_mb) << 20;
+    cc.n_threads = (int)(o->threads > 0 ? o->threads : 0);
+    cc.seed = s->seed;
+    if (attn_ctx_new(&run->ctx, &cc) != ATTN_OK) return cli_fail(s->cmd, "cannot create the context");
+    run->prog = prog;
+    run->out = o->out;
+    run->fam = s->fam;
+    run->self = s->self;
+    run->ps = s->ps;
+    run->step = step;
+    run->total_steps = s->total_steps;
+    run->warmup = s->warmup;
+    run->log_every = o->log_every > 0 ? o->log_every : s->log_every;
+    run->eval_every = o->eval_every >= 0 ? o->eval_every : s->eval_every;
+    run->lr = s->lr;
+    run->min_lr = s->min_lr;
+    run->clip = s->clip;
+    run->time_budget = o->time_budget > 0 ? o->time_budget : 0.0;
+    run->seconds_before = s->seconds_before;
+    run->arena_mb = (long long)(cc.arena_bytes >> 20);
+    run->quiet = o->quiet;
+    return 0;
+}
+
 /* On resume the log is cut back to the checkpoint: records of steps after
  * run->step (logged after the last checkpoint, before an interruption) are
  * dropped, so a resumed run's log has each step once. Rewritten through a

@@ -208,6 +208,31 @@ struct train_run {
     double dist_seconds;         /* time in the gradient allreduce (this invocation, several ranks) */
 };
 
+/* What a family's training command sets up the same way before train_loop:
+ * the AdamW optimizer, the checkpoint of a resumed run, the context and the
+ * run's fields. The family's own numbers: */
+typedef struct train_setup {
+    const char *cmd;           /* for messages: "gpt" */
+    const train_family *fam;
+    void *self;
+    attn_params *ps;
+    const char *ckpt;          /* read when o->resume */
+    float beta1, beta2;        /* AdamW's (0: the optimizer's defaults) */
+    double lr, min_lr, weight_decay, clip, seconds_before;
+    int64_t total_steps, warmup;
+    uint64_t seed;
+    long long arena_mb;        /* the context's arena when --arena-mb is not given */
+    int64_t log_every, eval_every; /* defaults of --log-every and --eval-every */
+} train_setup;
+
+/* Creates run->opt and run->ctx (the caller frees both, also after an
+ * error), loads s->ckpt into the store and the optimizer on --resume
+ * (run->step), and fills run->prog, out, fam, self, ps, total_steps,
+ * warmup, log_every, eval_every, lr, min_lr, clip, time_budget,
+ * seconds_before, arena_mb and quiet from s and o. 0, or 1 with the
+ * message printed. */
+int train_run_setup(train_run *run, const char *prog, const train_opts *o, const train_setup *s);
+
 /* Opens DIR/train.jsonl (appending on resume); 0 or 1 (message printed). */
 int train_log_open(train_run *run, int resume);
 /* Writes one record; 0 or 1 (message printed). */
