@@ -5,7 +5,9 @@
  * chains (AVX-512 when the CPU has it, else AVX2+FMA) on 1 thread and on all
  * threads. Then attn_matmul (no gradient) runs on fixed shapes, for both
  * matrix back ends in one process (the built-in blocked kernel and OpenBLAS
- * when it is loaded), on 1 and all threads: median of >= 5 timed runs after
+ * when it is loaded) and for the bf16 products (ATTN_PRECISION_BF16: "amx"
+ * or "rounded-f32"; % peak is then against the f32 FMA peak), on 1 and all
+ * threads: median of >= 5 timed runs after
  * one warm-up, GFLOP/s = 2 M N K / time, and the share of the measured peak
  * for that thread count. A case whose runs spread by more than 10% of the
  * median is flagged "noisy" (another process shares the cores).
@@ -39,11 +41,17 @@ static const shape FULL[] = {
     {1024, 1024, 64, "attention Q K^T (N=1024, D=64)"},
     {1024, 64, 1024, "attention P V (N=1024, D=64)"},
     {4096, 768, 768, "projection (8192/2 tokens, C=768)"},
+    {2048, 768, 256, "GPT d 256: QKV (16 x 128 tokens)"},
+    {2048, 1024, 256, "GPT d 256: FFN up"},
+    {2048, 256, 1024, "GPT d 256: FFN down"},
+    {1024, 384, 384, "MiniLM: projection (32 x 32 tokens)"},
+    {1024, 1536, 384, "MiniLM: FFN up"},
 };
 static const shape QUICK[] = {
     {512, 512, 512, "square"},
     {1024, 1024, 64, "attention Q K^T (N=1024, D=64)"},
     {1024, 64, 1024, "attention P V (N=1024, D=64)"},
+    {2048, 768, 256, "GPT d 256: QKV (16 x 128 tokens)"},
 };
 
 static void fill(attn_tensor *t, unsigned seed) {
@@ -57,7 +65,8 @@ static void fill(attn_tensor *t, unsigned seed) {
 
 /* Median time of `runs` products a @ b on nt threads (after one warm-up);
  * *spread gets (max - min) / median. Returns a negative value on error. */
-static double time_matmul(attn_tensor *a, attn_tensor *b, int nt, int runs, double *spread) {
+static double time_matmul(attn_tensor *a, attn_tensor *b, int nt, int runs, double *spread,
+                          int precision) {
     attn_ctx *ctx = NULL;
     attn_ctx_config cfg = {0};
     cfg.n_threads = nt;
@@ -65,6 +74,7 @@ static double time_matmul(attn_tensor *a, attn_tensor *b, int nt, int runs, doub
     cfg.arena_bytes = out_bytes + ((size_t)1 << 20);
     if (attn_ctx_new(&ctx, &cfg) != ATTN_OK) return -1.0;
     attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_precision(ctx, precision);
     double t[64];
     if (runs > 64) runs = 64;
     for (int r = -1; r < runs; r++) {
@@ -150,19 +160,23 @@ int main(int argc, char **argv) {
         char dims[32];
         snprintf(dims, sizeof dims, "%lldx%lldx%lld", (long long)sh->M, (long long)sh->N,
                  (long long)sh->K);
-        for (int be = 0; be < backends; be++) {
+        /* backends: the built-in kernel, OpenBLAS, then the bf16 products
+         * (ATTN_PRECISION_BF16: AMX where the CPU has it) */
+        for (int be = 0; be < backends + 1; be++) {
+            const int bf16 = be == backends;
             attn__gemm_force_builtin(be == 0);
             for (int ti = 0; ti < (max_nt > 1 ? 2 : 1); ti++) {
                 int nt = ti == 0 ? 1 : max_nt;
                 double spread;
-                double t = time_matmul(a, b, nt, runs, &spread);
+                double t = time_matmul(a, b, nt, runs, &spread,
+                                       bf16 ? ATTN_PRECISION_BF16 : ATTN_PRECISION_F32);
                 if (t < 0) {
                     rc = 1;
                     break;
                 }
                 double gf = flop / t * 1e-9, pk = nt == 1 ? peak1 : peakn;
                 printf("%-16s %-9s %3d %10.3f %9.1f %6.1f%%  %s%s\n", dims,
-                       be == 0 ? "builtin" : "openblas", nt, t * 1e3, gf,
+                       bf16 ? attn__gemm_bf16_kernel(0) : be == 0 ? "builtin" : "openblas", nt, t * 1e3, gf,
                        pk > 0 ? 100.0 * gf / pk : 0.0, sh->note, spread > 0.10 ? "  [noisy]" : "");
                 fflush(stdout);
             }

@@ -44,6 +44,11 @@ static int real_opt(const char *prog, const char *a, const char *v, double lo, d
     return cli_opt_real(cmd, sub, a, v, lo, hi, out);
 }
 
+/* --precision of this process's training command (train_loop applies it to
+ * the run's context, so every family that trains through the driver has
+ * it). */
+static int g_precision = ATTN_PRECISION_F32;
+
 int train_opt(const char *prog, const char *a, const char *v, train_opts *o, int *rc) {
     if (!strcmp(a, "--resume")) { o->resume = 1; return 1; }
     if (!strcmp(a, "--force")) { o->force = 1; return 1; }
@@ -69,6 +74,15 @@ int train_opt(const char *prog, const char *a, const char *v, train_opts *o, int
     else if (!strcmp(a, "--log-every")) r = int_opt(prog, a, v, 1, 1ll << 40, &o->log_every);
     else if (!strcmp(a, "--threads")) r = int_opt(prog, a, v, 0, cli_max_threads(), &o->threads);
     else if (!strcmp(a, "--arena-mb")) r = int_opt(prog, a, v, 16, 1 << 20, &o->arena_mb);
+    else if (!strcmp(a, "--precision")) {
+        r = 0;
+        if (v && !strcmp(v, "f32")) g_precision = ATTN_PRECISION_F32;
+        else if (v && !strcmp(v, "bf16")) g_precision = ATTN_PRECISION_BF16;
+        else if (v) {
+            fprintf(stderr, "%s: --precision %s: expected f32 or bf16\n", prog, v);
+            r = 2;
+        }
+    }
     if (r < 0) return 0;
     if (!v) {
         fprintf(stderr, "%s: %s needs a value\n", prog, a);
@@ -405,6 +419,16 @@ int train_loop(train_run *run) {
         train_dist_agreed();
         return 1;
     }
+    if (attn_ctx_set_precision(run->ctx, g_precision) != ATTN_OK) {
+        fprintf(stderr, "%s: %s\n", run->prog, attn_ctx_error(run->ctx));
+        train_dist_agreed();
+        return 1;
+    }
+    if (g_precision == ATTN_PRECISION_BF16 && !run->quiet)
+        printf("precision: bf16 matrix products, f32 sums, weights and optimizer state (%s)\n",
+               attn_ctx_kernel_flags(run->ctx) & (ATTN_KERNELS_PORTABLE | ATTN_KERNELS_NO_AMX)
+                   ? "no AMX: rounded operands on the f32 kernels"
+                   : "AMX tiles where the CPU has them");
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -65,7 +65,9 @@ void train_opts_init(train_opts *o);
  *   --out DIR, --steps N, --epochs E, --time-budget S, --batch N, --lr X,
  *   --min-lr X, --warmup N, --weight-decay X, --seed N, --eval-every N,
  *   --eval-n N (alias --eval-windows), --log-every N, --threads N,
- *   --arena-mb N, --resume, --force, --quiet.
+ *   --arena-mb N, --precision f32|bf16, --resume, --force, --quiet.
+ * --precision is the process's: train_loop sets it on the run's context
+ * (attn_ctx_set_precision), whatever the family.
  * Returns 0 if a is not one of them, 1 if it was a flag without a value, 2
  * if it took v (the caller skips it). *rc becomes 2 on a bad or missing
  * value (the message printed). prog is "attn gpt train" and the like.

@@ -4,6 +4,7 @@
     X(core)            \
     X(rng)             \
     X(gemm)            \
+    X(gemm_bf16)       \
     X(ops)             \
     X(conv)            \
     X(vision_attention) \

@@ -88,6 +88,19 @@ int attn_ctx_use_ref(const attn_ctx *ctx);
 void attn_ctx_set_kernel_flags(attn_ctx *ctx, int flags);
 int attn_ctx_kernel_flags(const attn_ctx *ctx);
 
+/* Precision of the matrix products (matmul, bmm, linear and the reference
+ * attention's products; docs/mixed_precision.md):
+ *   ATTN_PRECISION_F32   (default) float32 throughout;
+ *   ATTN_PRECISION_BF16  both operands of every product rounded to bfloat16,
+ *                        the sums in float32 (AMX tiles where the CPU has
+ *                        them); activations, gradients, weights and the
+ *                        optimizer state stay float32 (the "master" copy).
+ * Other ops (softmax, norms, the fused attention's f32 kernels) are not
+ * affected. set returns ATTN_ERR_INVALID_ARG for another value. */
+enum { ATTN_PRECISION_F32 = 0, ATTN_PRECISION_BF16 = 1 };
+attn_status attn_ctx_set_precision(attn_ctx *ctx, int precision);
+int attn_ctx_precision(const attn_ctx *ctx);
+
 int attn_ctx_threads(const attn_ctx *ctx);
 void attn_ctx_set_threads(attn_ctx *ctx, int n_threads);
 

@@ -145,6 +145,26 @@ void attn_ctx_set_kernel_flags(attn_ctx *ctx, int flags) {
     ctx->kernel_flags = flags & (ATTN_KERNELS_PORTABLE | ATTN_KERNELS_NO_AMX);
 }
 int attn_ctx_kernel_flags(const attn_ctx *ctx) { return ctx->kernel_flags; }
+attn_status attn_ctx_set_precision(attn_ctx *ctx, int precision) {
+    if (precision != ATTN_PRECISION_F32 && precision != ATTN_PRECISION_BF16)
+        return attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                          "ctx_set_precision: %d is not ATTN_PRECISION_F32 (0) or "
+                          "ATTN_PRECISION_BF16 (1)",
+                          precision);
+    ctx->precision = precision;
+    return ATTN_OK;
+}
+int attn_ctx_precision(const attn_ctx *ctx) { return ctx->precision; }
+
+void attn__gemm(const attn_ctx *ctx, int n_threads, int trans_a, int trans_b, int64_t M, int64_t N,
+                int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                float beta, float *C, int64_t ldc) {
+    if (ctx->precision == ATTN_PRECISION_BF16)
+        attn__sgemm_bf16(ctx->kernel_flags, n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B,
+                         ldb, beta, C, ldc);
+    else
+        attn__sgemm(n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 int attn_ctx_threads(const attn_ctx *ctx) { return ctx->n_threads; }
 void attn_ctx_set_threads(attn_ctx *ctx, int n) {
 #if defined(_OPENMP)

@@ -668,7 +668,7 @@ static void scratch_init(void) { g_scratch_ok = pthread_key_create(&g_scratch_ke
 
 /* `floats` floats, 64-byte aligned; *owned is set when the caller must free
  * the block itself. NULL when out of memory. */
-static float *scratch_get(size_t floats, int *owned) {
+float *attn__gemm_scratch(size_t floats, int *owned) {
     *owned = 0;
     pthread_once(&g_scratch_once, scratch_init);
     if (floats > ATTN__SCRATCH_KEEP || !g_scratch_ok) {
@@ -803,7 +803,7 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
     const int64_t a_floats = p.kc_max * p.mc_max; /* per thread */
 
     int owned = 0;
-    float *buf = scratch_get((size_t)(b_floats + 16 + nt * a_floats), &owned);
+    float *buf = attn__gemm_scratch((size_t)(b_floats + 16 + nt * a_floats), &owned);
     if (!buf) {
         /* No memory for the packed panels: the unblocked reference loop still
          * gives the right answer. */

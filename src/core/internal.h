@@ -87,6 +87,7 @@ struct attn_ctx {
 
     int grad_enabled, training, use_ref, n_threads;
     int kernel_flags; /* ATTN_KERNELS_* (context.h): the kernel choice, read by the ops */
+    int precision;    /* ATTN_PRECISION_* (context.h): what the matrix products round to */
     uint64_t seed, rng_offset;
     int64_t slice_row0, slice_rows, slice_total; /* attn_ctx_set_batch_slice (rows 0: off) */
 
@@ -301,9 +302,42 @@ int attn__gemm_force_builtin(int on);
 const char *attn__gemm_kernel_name(void);
 int attn__gemm_force_kernel(const char *name);
 
+/* Packing space of the calling thread, kept between products (64-byte
+ * aligned, `floats` floats); *owned set when the caller must free() it
+ * (large requests). NULL when out of memory. Not reentrant: one product
+ * of a thread uses it at a time. */
+float *attn__gemm_scratch(size_t floats, int *owned);
+
 /* The built-in blocked kernel (what attn__sgemm uses without a BLAS). */
 void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                          float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                          float beta, float *C, int64_t ldc);
+
+/* ---- bf16 products (src/core/gemm_bf16.c) ------------------------------------ */
+
+/* attn__sgemm's contract with both operands rounded to bf16 (round to
+ * nearest even) and the sums in f32: AMX tiles where the CPU and
+ * kernel_flags (ATTN_KERNELS_*) allow, else the rounded copies through
+ * attn__sgemm. */
+void attn__sgemm_bf16(int kernel_flags, int n_threads, int trans_a, int trans_b, int64_t M,
+                      int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* Its reference: rounded operands, sums in double. */
+void attn__sgemm_bf16_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                          float *C, int64_t ldc);
+/* x rounded to the nearest bf16 (kept as a float). */
+float attn__bf16_round(float x);
+/* 1 when the CPU has AMX-BF16 and Linux lets this process use the tiles. */
+int attn__amx_usable(void);
+/* "amx" or "rounded-f32": the kernel attn__sgemm_bf16 uses under these flags
+ * (for products of at least 16 x 16). */
+const char *attn__gemm_bf16_kernel(int kernel_flags);
+
+/* The product an op runs under the context's precision: attn__sgemm
+ * (ATTN_PRECISION_F32) or attn__sgemm_bf16. */
+void attn__gemm(const attn_ctx *ctx, int n_threads, int trans_a, int trans_b, int64_t M, int64_t N,
+                int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                float beta, float *C, int64_t ldc);
 
 #endif

@@ -9,8 +9,9 @@
  *           equal in a and b. iarg[0] = trans_a, iarg[1] = trans_b.
  *   linear  x [..., In], w [Out, In], b [Out] or absent -> [..., Out]:
  *           y = x w^T + b, R = numel(x) / In rows.
- * Every product goes through attn__sgemm (OpenBLAS or the built-in kernel);
- * the reference kernels through attn__sgemm_ref (double accumulation).
+ * Every product goes through attn__gemm (OpenBLAS or the built-in kernel, or
+ * the bf16 products under ATTN_PRECISION_BF16); the reference kernels through
+ * attn__sgemm_ref / attn__sgemm_bf16_ref (double accumulation).
  * Derivations: docs/ops.md, "Products".
  */
 #include "../core/internal.h"
@@ -22,16 +23,20 @@ static int gemm_threads(const attn_ctx *ctx, int64_t M, int64_t N, int64_t K) {
     return attn__threads_for(ctx, 2.0 * (double)M * (double)N * (double)K);
 }
 
-typedef void (*gemm_fn)(int nt, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                        float *C, int64_t ldc);
+typedef void (*gemm_fn)(const attn_ctx *ctx, int nt, int ta, int tb, int64_t M, int64_t N,
+                        int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                        int64_t ldb, float beta, float *C, int64_t ldc);
 
-/* attn__sgemm_ref with the signature of attn__sgemm (thread count ignored). */
-static void gemm_ref(int nt, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                     int64_t ldc) {
+/* The reference product under the context's precision (f32 or bf16 operands,
+ * sums in double) with the signature of attn__gemm (thread count ignored). */
+static void gemm_ref(const attn_ctx *ctx, int nt, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                     float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                     float beta, float *C, int64_t ldc) {
     (void)nt;
-    attn__sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (ctx->precision == ATTN_PRECISION_BF16)
+        attn__sgemm_bf16_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        attn__sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ==== matmul ================================================================ */
@@ -82,12 +87,12 @@ static attn_status matmul_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
     int64_t R, K, N;
     matmul_dims(node, &R, &K, &N);
     /* y[R,N] = a[R,K] b[K,N] */
-    gemm(gemm_threads(ctx, R, N, K), 0, 0, R, N, K, 1.0f, attn_f32(node->in[0]), K,
+    gemm(ctx, gemm_threads(ctx, R, N, K), 0, 0, R, N, K, 1.0f, attn_f32(node->in[0]), K,
          attn_f32(node->in[1]), N, 0.0f, attn_f32(node->out), N);
     return ATTN_OK;
 }
 attn_status attn__matmul_forward(attn_ctx *ctx, attn_node *node) {
-    return matmul_fwd(ctx, node, attn__sgemm);
+    return matmul_fwd(ctx, node, attn__gemm);
 }
 attn_status attn__matmul_ref(attn_ctx *ctx, attn_node *node) {
     return matmul_fwd(ctx, node, gemm_ref);
@@ -100,10 +105,10 @@ attn_status attn__matmul_backward(attn_ctx *ctx, attn_node *node) {
     int nt = gemm_threads(ctx, R, N, K);
     /* y = a b  =>  da += dy b^T   [R,N] x [N,K] */
     if (attn__needs_grad(node, 0))
-        attn__sgemm(nt, 0, 1, R, K, N, 1.0f, gy, N, b, N, 1.0f, node->in[0]->grad, K);
+        attn__gemm(ctx, nt, 0, 1, R, K, N, 1.0f, gy, N, b, N, 1.0f, node->in[0]->grad, K);
     /*          =>  db += a^T dy   [K,R] x [R,N] */
     if (attn__needs_grad(node, 1))
-        attn__sgemm(nt, 1, 0, K, N, R, 1.0f, a, K, gy, N, 1.0f, node->in[1]->grad, N);
+        attn__gemm(ctx, nt, 1, 0, K, N, R, 1.0f, a, K, gy, N, 1.0f, node->in[1]->grad, N);
     return ATTN_OK;
 }
 
@@ -196,23 +201,24 @@ static attn_status bmm_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
         int nt1 = gemm_threads(ctx, g.M, g.N, g.K);
         /* y[i] = op(a[i]) op(b[i]) */
         for (int64_t i = 0; i < g.nb; i++)
-            gemm(nt1, g.ta, g.tb, g.M, g.N, g.K, 1.0f, a + i * sa, g.lda, b + i * sb, g.ldb, 0.0f,
+            gemm(ctx, nt1, g.ta, g.tb, g.M, g.N, g.K, 1.0f, a + i * sa, g.lda, b + i * sb, g.ldb, 0.0f,
                  y + i * sy, g.N);
     } else {
         ATTN__OMP_FOR(nt)
         for (int64_t i = 0; i < g.nb; i++)
-            attn__sgemm(1, g.ta, g.tb, g.M, g.N, g.K, 1.0f, a + i * sa, g.lda, b + i * sb, g.ldb,
+            attn__gemm(ctx, 1, g.ta, g.tb, g.M, g.N, g.K, 1.0f, a + i * sa, g.lda, b + i * sb, g.ldb,
                         0.0f, y + i * sy, g.N);
     }
     return ATTN_OK;
 }
 attn_status attn__bmm_forward(attn_ctx *ctx, attn_node *node) {
-    return bmm_fwd(ctx, node, attn__sgemm);
+    return bmm_fwd(ctx, node, attn__gemm);
 }
 attn_status attn__bmm_ref(attn_ctx *ctx, attn_node *node) { return bmm_fwd(ctx, node, gemm_ref); }
 
 /* The two gradient products of batch entry i (nt threads each). */
-static void bmm_backward_one(const attn_node *node, const bmm_geom *g, int64_t i, int nt) {
+static void bmm_backward_one(const attn_ctx *ctx, const attn_node *node, const bmm_geom *g, int64_t i,
+                             int nt) {
     const int64_t M = g->M, N = g->N, K = g->K;
     const float *a = attn_f32(node->in[0]) + i * M * K;
     const float *b = attn_f32(node->in[1]) + i * K * N;
@@ -221,16 +227,16 @@ static void bmm_backward_one(const attn_node *node, const bmm_geom *g, int64_t i
     if (attn__needs_grad(node, 0)) {
         float *ga = node->in[0]->grad + i * M * K;
         if (!g->ta) /* a [M,K]:  da += dy op(b)^T */
-            attn__sgemm(nt, 0, !g->tb, M, K, N, 1.0f, gy, N, b, g->ldb, 1.0f, ga, K);
+            attn__gemm(ctx, nt, 0, !g->tb, M, K, N, 1.0f, gy, N, b, g->ldb, 1.0f, ga, K);
         else /* a [K,M] (op(a) = a^T):  da += op(b) dy^T */
-            attn__sgemm(nt, g->tb, 1, K, M, N, 1.0f, b, g->ldb, gy, N, 1.0f, ga, M);
+            attn__gemm(ctx, nt, g->tb, 1, K, M, N, 1.0f, b, g->ldb, gy, N, 1.0f, ga, M);
     }
     if (attn__needs_grad(node, 1)) {
         float *gb = node->in[1]->grad + i * K * N;
         if (!g->tb) /* b [K,N]:  db += op(a)^T dy */
-            attn__sgemm(nt, !g->ta, 0, K, N, M, 1.0f, a, g->lda, gy, N, 1.0f, gb, N);
+            attn__gemm(ctx, nt, !g->ta, 0, K, N, M, 1.0f, a, g->lda, gy, N, 1.0f, gb, N);
         else /* b [N,K] (op(b) = b^T):  db += dy^T op(a) */
-            attn__sgemm(nt, 1, g->ta, N, K, M, 1.0f, gy, N, a, g->lda, 1.0f, gb, K);
+            attn__gemm(ctx, nt, 1, g->ta, N, K, M, 1.0f, gy, N, a, g->lda, 1.0f, gb, K);
     }
 }
 
@@ -239,11 +245,11 @@ attn_status attn__bmm_backward(attn_ctx *ctx, attn_node *node) {
     int nt = gemm_threads(ctx, g.nb * g.M, g.N, g.K);
     if (nt <= 1 || g.nb < nt || (double)g.M * (double)g.N * (double)g.K >= BMM_SMALL) {
         int nt1 = gemm_threads(ctx, g.M, g.N, g.K);
-        for (int64_t i = 0; i < g.nb; i++) bmm_backward_one(node, &g, i, nt1);
+        for (int64_t i = 0; i < g.nb; i++) bmm_backward_one(ctx, node, &g, i, nt1);
     } else {
         /* Batch entries write disjoint gradient slices. */
         ATTN__OMP_FOR(nt)
-        for (int64_t i = 0; i < g.nb; i++) bmm_backward_one(node, &g, i, 1);
+        for (int64_t i = 0; i < g.nb; i++) bmm_backward_one(ctx, node, &g, i, 1);
     }
     return ATTN_OK;
 }
@@ -309,12 +315,12 @@ static attn_status linear_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
         beta = 1.0f;
     }
     /* y[R,Out] = x[R,In] w[Out,In]^T + y */
-    gemm(gemm_threads(ctx, R, Out, In), 0, 1, R, Out, In, 1.0f, attn_f32(node->in[0]), In,
+    gemm(ctx, gemm_threads(ctx, R, Out, In), 0, 1, R, Out, In, 1.0f, attn_f32(node->in[0]), In,
          attn_f32(node->in[1]), In, beta, y, Out);
     return ATTN_OK;
 }
 attn_status attn__linear_forward(attn_ctx *ctx, attn_node *node) {
-    return linear_fwd(ctx, node, attn__sgemm);
+    return linear_fwd(ctx, node, attn__gemm);
 }
 attn_status attn__linear_ref(attn_ctx *ctx, attn_node *node) {
     return linear_fwd(ctx, node, gemm_ref);
@@ -327,10 +333,10 @@ attn_status attn__linear_backward(attn_ctx *ctx, attn_node *node) {
     int nt = gemm_threads(ctx, R, Out, In);
     /* y = x w^T + b  =>  dx += dy w     [R,Out] x [Out,In] */
     if (attn__needs_grad(node, 0))
-        attn__sgemm(nt, 0, 0, R, In, Out, 1.0f, gy, Out, w, In, 1.0f, node->in[0]->grad, In);
+        attn__gemm(ctx, nt, 0, 0, R, In, Out, 1.0f, gy, Out, w, In, 1.0f, node->in[0]->grad, In);
     /*                =>  dw += dy^T x   [Out,R] x [R,In] */
     if (attn__needs_grad(node, 1))
-        attn__sgemm(nt, 1, 0, Out, In, R, 1.0f, gy, Out, x, In, 1.0f, node->in[1]->grad, In);
+        attn__gemm(ctx, nt, 1, 0, Out, In, R, 1.0f, gy, Out, x, In, 1.0f, node->in[1]->grad, In);
     /*                =>  db += sum over rows of dy (double partial sums per
      *                    block of 64 columns, added once) */
     if (node->n_in == 3 && attn__needs_grad(node, 2)) {
