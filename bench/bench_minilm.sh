@@ -17,7 +17,12 @@
 # Not part of the tests: exit 0 when sentence-transformers is missing (attn
 # alone is measured).
 #
-# Usage: bash bench/bench_minilm.sh [--threads N] [--batch N] [--runs N] [--n N]
+# --precision bf16 runs attn's products with bf16 operands and f32 sums (AMX
+# where the CPU has it; docs/mixed_precision.md); sentence-transformers stays
+# in float32 (its default), so that row compares what each gives by default
+# against attn's faster mode: the table says so.
+#
+# Usage: bash bench/bench_minilm.sh [--threads N] [--batch N] [--runs N] [--n N] [--precision f32|bf16]
 #   env ST_PYTHON (default /opt/torch2/bin/python), ST_PATH (default /opt/st)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,13 +30,15 @@ THREADS=1
 BATCH=32
 RUNS=3
 N=1000
+PREC=f32
 while [ $# -gt 0 ]; do
     case "$1" in
     --threads) THREADS="$2"; shift ;;
     --batch) BATCH="$2"; shift ;;
     --runs) RUNS="$2"; shift ;;
     --n) N="$2"; shift ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --precision) PREC="$2"; shift ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_minilm.sh: unknown option '$1'" >&2; exit 2 ;;
     esac
     shift
@@ -93,7 +100,7 @@ export OMP_NUM_THREADS="$THREADS" OMP_WAIT_POLICY=passive OPENBLAS_NUM_THREADS="
 export RAYON_NUM_THREADS="$THREADS" TOKENIZERS_PARALLELISM=false
 a=() t=() ac=() tc=()
 for r in $(seq "$RUNS"); do
-    line=$("$ROOT/build/attn" embed "$OUT/sentences.txt" --threads "$THREADS" --batch "$BATCH" --out /dev/null 2>&1 | tail -1)
+    line=$("$ROOT/build/attn" embed "$OUT/sentences.txt" --threads "$THREADS" --batch "$BATCH" --precision "$PREC" --out /dev/null 2>&1 | tail -1)
     s=$(echo "$line" | sed -n 's/.* \([0-9.]*\) sentences\/s.*/\1/p')
     c=$(echo "$line" | sed -n 's/.* \([0-9.]*\) sentences per CPU second.*/\1/p')
     [ -n "$s" ] || { echo "attn embed failed: $line" >&2; exit 1; }
@@ -118,7 +125,7 @@ if [ "$have_st" = 1 ]; then
     ratioc=$(awk -v a="$mac" -v t="$mtc" 'BEGIN { printf "%.2f", a / t }')
     tv=$(PYTHONPATH="$ST_PATH" "$ST_PYTHON" -c 'import torch, sentence_transformers as s; print("torch", torch.__version__, "sentence-transformers", s.__version__)')
     {
-        printf '| sentences | batch | threads | measure | attn | sentence-transformers | ratio |\n|---|---|---|---|---|---|---|\n'
+        printf '| sentences | batch | threads | measure | attn (%s) | sentence-transformers (f32) | ratio |\n|---|---|---|---|---|---|---|\n' "$PREC"
         printf '| %s | %s | %s | sentences/s (wall clock) | %s | %s | %sx |\n' "$N" "$BATCH" "$THREADS" "$ma" "$mt" "$ratio"
         printf '| %s | %s | %s | sentences per CPU second | %s | %s | %sx |\n' "$N" "$BATCH" "$THREADS" "$mac" "$mtc" "$ratioc"
         echo "($tv; CPU: $CPU; medians of $RUNS interleaved runs; load average $(cut -d' ' -f1 /proc/loadavg))"

@@ -18,6 +18,7 @@ typedef struct embed_opts {
     const char *format;  /* jsonl | safetensors */
     const char *query;   /* similar */
     long long batch, threads, max_seq, top;
+    int precision; /* ATTN_PRECISION_* */
 } embed_opts;
 
 static double now_s(void) {
@@ -113,6 +114,9 @@ static void usage(FILE *f, int similar) {
             "  --model DIR        the model directory (default data/minilm: bash scripts/get_minilm.sh)\n"
             "  --batch N          texts per batch, sorted by length (default 32)\n"
             "  --threads N        threads (default 1; 0: all)\n"
+            "  --precision P      f32 (default) or bf16: the matrix products with bf16\n"
+            "                     operands and f32 sums (AMX where the CPU has it;\n"
+            "                     docs/mixed_precision.md)\n"
             "  --max-seq N        tokens per text incl. [CLS] and [SEP], 2 .. 512 (default: the\n"
             "                     model's max_seq_length, 256 for all-MiniLM-L6-v2)\n");
     if (similar)
@@ -142,6 +146,15 @@ static int parse(int argc, char **argv, int similar, embed_opts *o) {
         else if (strcmp(a, "--batch") == 0) r = cli_opt_int(cmd, "", a, v, 1, 4096, &o->batch);
         else if (strcmp(a, "--threads") == 0) r = cli_opt_int(cmd, "", a, v, 0, cli_max_threads(), &o->threads);
         else if (strcmp(a, "--max-seq") == 0) r = cli_opt_int(cmd, "", a, v, 2, 512, &o->max_seq);
+        else if (strcmp(a, "--precision") == 0 && v) {
+            if (strcmp(v, "f32") == 0) o->precision = ATTN_PRECISION_F32;
+            else if (strcmp(v, "bf16") == 0) o->precision = ATTN_PRECISION_BF16;
+            else {
+                fprintf(stderr, "attn %s: --precision %s: expected f32 or bf16\n", cmd, v);
+                return 2;
+            }
+            r = 0;
+        }
         else if (strcmp(a, "--top") == 0 && similar) r = cli_opt_int(cmd, "", a, v, 0, 1ll << 40, &o->top);
         else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "attn %s: unknown option or missing value '%s' (try 'attn %s --help')\n", cmd,
@@ -200,6 +213,7 @@ static int embed_all(const char *cmd, const embed_opts *o, attn_minilm **mp, con
     if (attn_ctx_new(&ctx, &cc) != ATTN_OK) return cli_fail(cmd, "cannot create the context");
     attn_ctx_set_grad_enabled(ctx, 0);
     attn_ctx_set_training(ctx, 0);
+    attn_ctx_set_precision(ctx, o->precision);
     const double t0 = now_s();
     const clock_t c0 = clock();
     const attn_status st = attn_minilm_embed(ctx, m, texts, lens, n, (int)o->batch, *out, *ntok, cut);

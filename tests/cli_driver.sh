@@ -379,6 +379,16 @@ lm_refused 2 "Transformer-XL options" -- "${LMB[@]}" --arch gpt --persistent 4
 lm_refused 1 "lower --run-segments" -- "${LMB[@]}" --segment 8 --run-segments 100000
 lm_refused 2 "expected an integer" -- "${LMB[@]}" --segment 0
 lm_refused 2 "expected an integer" -- "${LMB[@]}" --mem-len -5
+lm_refused 2 "expected f32 or bf16" -- "${LMB[@]}" --precision f16
+# mixed precision (docs/mixed_precision.md): the same tiny GPT trains with bf16 products
+"${LMGPT[@]}" --out "$TMP/lm-bf16" --steps 3 --precision bf16 >"$TMP/lmbf.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "precision: bf16 matrix products" "$TMP/lmbf.out" &&
+    grep -q '"event":"end"' "$TMP/lm-bf16/train.jsonl"; then
+    ok "lm train --precision bf16: trains with bf16 products and says so"
+else
+    fail "lm train --precision bf16: exit $rc: $(head -c 300 "$TMP/lmbf.out")"
+fi
 lm_refused 2 "for a GPT" -- "$ATTN" lm eval --model "$TMP/lm-txl" --stride 1
 lm_refused 2 "for a Transformer-XL" -- "$ATTN" lm eval --model "$TMP/lm-gpt" --mem-len 64
 lm_refused 2 "valid or test" -- "$ATTN" lm eval --model "$TMP/lm-txl" --split train
