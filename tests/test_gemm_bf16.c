@@ -149,7 +149,8 @@ static void test_kernels_against_ref(void) {
             const int64_t M = dims[(c * 7 + 3) % nd], N = dims[(c * 3 + f) % nd],
                           K = dims[(c * 5 + 1) % nd] + (c % 3 == 0 ? 200 : 0);
             const int ta = c & 1, tb = (c >> 1) & 1;
-            const float alpha = c % 4 == 3 ? -0.5f : 1.0f, beta = c % 5 == 0 ? 0.0f : 0.75f;
+            const float alpha = c % 4 == 3 ? -0.5f : 1.0f,
+                        beta = c % 5 == 0 ? 0.0f : c % 5 == 1 ? 1.0f : 0.75f;
             bcase g;
             if (bcase_init(&g, ta, tb, M, N, K, alpha, beta) != 0) {
                 CHECK(0, "out of memory");

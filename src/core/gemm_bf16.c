@@ -244,10 +244,25 @@ GBAMX static void amx_block(const uint16_t *ap, const uint32_t *bp, int64_t kc, 
     float buf[32 * 32];
     const uint16_t *a0 = ap + (2 * ib) * kc * 512, *a1 = a0 + kc * 512;
     const uint32_t *b0 = bp + (2 * jb) * kc * 256, *b1 = b0 + kc * 256;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    const int64_t i0 = 32 * ib, j0 = 32 * jb;
+    /* A whole block with alpha 1 and beta 0 or 1 (every product op's call)
+     * goes straight between C and the tiles: reading back a tile store with
+     * vector loads stalls. beta 1 starts the sums from C (C + p_1 + ... +
+     * p_K instead of C + (p_1 + ... + p_K): the same error bound). */
+    const int direct = i0 + 32 <= M && j0 + 32 <= N && alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+    float *c00 = C + i0 * ldc + j0;
+    const long ldcb = (long)(ldc * 4);
+    if (direct && beta == 1.0f) {
+        _tile_loadd(0, c00, ldcb);
+        _tile_loadd(1, c00 + 16, ldcb);
+        _tile_loadd(2, c00 + 16 * ldc, ldcb);
+        _tile_loadd(3, c00 + 16 * ldc + 16, ldcb);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
     for (int64_t c = 0; c < kc; c++) {
         _tile_loadd(4, a0 + c * 512, 64);
         _tile_loadd(6, b0 + c * 256, 64);
@@ -262,11 +277,17 @@ GBAMX static void amx_block(const uint16_t *ap, const uint32_t *bp, int64_t kc, 
             if (two_cols) _tile_dpbf16ps(3, 5, 7);
         }
     }
+    if (direct) {
+        _tile_stored(0, c00, ldcb);
+        _tile_stored(1, c00 + 16, ldcb);
+        _tile_stored(2, c00 + 16 * ldc, ldcb);
+        _tile_stored(3, c00 + 16 * ldc + 16, ldcb);
+        return;
+    }
     _tile_stored(0, buf, 128);
     if (two_cols) _tile_stored(1, buf + 16, 128);
     if (two_rows) _tile_stored(2, buf + 16 * 32, 128);
     if (two_rows && two_cols) _tile_stored(3, buf + 16 * 32 + 16, 128);
-    const int64_t i0 = 32 * ib, j0 = 32 * jb;
     const int64_t mi = M - i0 < 32 ? M - i0 : 32, nj = N - j0 < 32 ? N - j0 : 32;
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (int64_t i = 0; i < mi; i++) {
