@@ -318,6 +318,12 @@ GBAMX static void amx_blocks(const uint16_t *ap, const uint32_t *bp, int64_t kc,
     }
     (void)nb;
     _tile_release();
+    /* GCC does not clear the upper halves of the vector registers after a
+     * function with tile instructions: without this, every later SSE
+     * instruction of the thread (glibc's expf callers, scalar float code)
+     * paid the AVX-SSE transition (measured: the GPT step's cross-entropy
+     * took 30x longer after a bf16 product). */
+    _mm256_zeroupper();
 }
 
 static int gemm_amx(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
