@@ -150,10 +150,34 @@ GBAMX static inline __m512 load_n(const float *p, int64_t n) {
     return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
 }
 
-/* dst[j][i] = src[i][j], 16 x 16 32-bit words. */
-static inline void transpose16(const uint32_t *restrict src, uint32_t *restrict dst) {
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 16; j++) dst[j * 16 + i] = src[i * 16 + j];
+/* dst[j][i] = src[i][j], 16 x 16 32-bit words: 4 x 4 transposes inside the
+ * 128-bit lanes (two rounds of unpacks), then the lanes moved into place
+ * (two rounds of shuffle_i32x4); 64 shuffles for 256 words. */
+GBAMX static inline void transpose16(const uint32_t *restrict src, uint32_t *restrict dst) {
+    __m512i r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(src + 16 * i);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    /* u[4g + j]: rows 4g..4g+3 at column 4l + j in lane l */
+    for (int g = 0; g < 4; g++) {
+        const __m512i *a = t + 4 * g;
+        r[4 * g + 0] = _mm512_unpacklo_epi64(a[0], a[2]);
+        r[4 * g + 1] = _mm512_unpackhi_epi64(a[0], a[2]);
+        r[4 * g + 2] = _mm512_unpacklo_epi64(a[1], a[3]);
+        r[4 * g + 3] = _mm512_unpackhi_epi64(a[1], a[3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        const __m512i v = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x88);
+        const __m512i w = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xDD);
+        const __m512i v2 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x88);
+        const __m512i w2 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xDD);
+        _mm512_storeu_si512(dst + 16 * j, _mm512_shuffle_i32x4(v, v2, 0x88));
+        _mm512_storeu_si512(dst + 16 * (8 + j), _mm512_shuffle_i32x4(v, v2, 0xDD));
+        _mm512_storeu_si512(dst + 16 * (4 + j), _mm512_shuffle_i32x4(w, w2, 0x88));
+        _mm512_storeu_si512(dst + 16 * (12 + j), _mm512_shuffle_i32x4(w, w2, 0xDD));
+    }
 }
 
 /* Packed op(A): tile (r, c) of rows [16 r, 16 r + 16) and k [32 c, 32 c + 32)
@@ -162,9 +186,9 @@ GBAMX static void pack_a(int ta, const float *A, int64_t lda, int64_t M, int64_t
                          int64_t Kp, uint16_t *ap, int nt) {
     const int64_t kc = Kp / 32, mt = Mp / 16;
     (void)nt;
-    ATTN__OMP_FOR(nt)
-    for (int64_t r = 0; r < mt; r++) {
-        if (!ta) { /* rows of A are rows of op(A): each read from start to end */
+    if (!ta) { /* rows of A are rows of op(A): each read from start to end */
+        ATTN__OMP_FOR(nt)
+        for (int64_t r = 0; r < mt; r++)
             for (int64_t i = 0; i < 16; i++) {
                 const int64_t row = 16 * r + i;
                 for (int64_t c = 0; c < kc; c++) {
@@ -179,14 +203,19 @@ GBAMX static void pack_a(int ta, const float *A, int64_t lda, int64_t M, int64_t
                     _mm256_storeu_si256((__m256i *)(t + 16), _mm512_cvtepi32_epi16(hi));
                 }
             }
-            continue;
-        }
-        /* row k of A holds op(A)'s column k: pairs of rows k, k + 1 (16
-         * columns i each) transposed into the tile's rows */
-        const int64_t i0 = 16 * r, ni = M - i0 < 16 ? M - i0 : 16;
-        for (int64_t c = 0; c < kc; c++) {
+        return;
+    }
+    /* Row k of A holds op(A)'s column k. The 32 rows of one k block are
+     * read together, across all columns (a few pages at a time: walking one
+     * 16-column strip down all K rows touched a new page per row); pairs of
+     * rows k, k + 1 (16 columns i each) are interleaved and transposed into
+     * the tile's rows. */
+    ATTN__OMP_FOR(nt)
+    for (int64_t c = 0; c < kc; c++) {
+        const int64_t k0 = 32 * c, nk = K - k0 < 32 ? K - k0 : 32;
+        for (int64_t r = 0; r < mt; r++) {
             uint16_t *t = ap + (r * kc + c) * 512;
-            const int64_t k0 = 32 * c, nk = K - k0 < 32 ? K - k0 : 32;
+            const int64_t i0 = 16 * r, ni = M - i0 < 16 ? M - i0 : 16;
             uint32_t pq[16 * 16];
             for (int64_t q = 0; q < 16; q++) {
                 __m512i lo = _mm512_setzero_si512(), hi = lo;
