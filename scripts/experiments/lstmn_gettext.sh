@@ -19,7 +19,9 @@
 # and sizes). The LSTMN's tapes need more arena at those sizes (--arena-mb
 # 3072 is passed to every run). A run whose directory holds its test result
 # is not trained again. Writes runs/lstmn_gettext/<tag>/results.md and .json
-# (tag: steps, batch, sizes).
+# (tag: steps, batch, sizes): test BLEU and exact match, and the mean training
+# loss of the last 100 steps (a held-out figure while training is under one
+# epoch: every batch is new to the model when it is scored).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -65,14 +67,14 @@ for seed in $SEEDS; do
         tail -n 2 "$dir.log"
     done
 done
-python3 - "$OUT" "$RUNS" $SEEDS <<'PY'
+python3 - "$OUT" "$STEPS" "$RUNS" $SEEDS <<'PY'
 import json, os, statistics, sys
-out, runs, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
+out, steps, runs, seeds = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
 names = {"gru": "GRU (bidirectional) + Bahdanau", "lstm": "LSTM (unidirectional) + Bahdanau",
          "shallow": "LSTMN, shallow fusion", "deep": "LSTMN, deep fusion"}
 rows, res = [], {}
 for run in runs:
-    bleu, em, params, tps, secs = [], [], None, [], []
+    bleu, em, params, tps, late = [], [], None, [], []
     for s in seeds:
         path = os.path.join(out, "%s-s%s" % (run, s), "train.jsonl")
         if not os.path.exists(path):
@@ -83,19 +85,23 @@ for run in runs:
                 params = r.get("parameters")
             if r.get("event") == "train" and "tokens_per_s" in r:
                 tps.append(r["tokens_per_s"])
+                if r["step"] > steps - 100:  # the last 100 steps (logged every 50)
+                    late.append(r["loss"])
             if r.get("event") == "end" and "bleu" in r:
                 bleu.append(r["bleu"])
                 em.append(100 * r["exact_match"])
     if not bleu:
         continue
-    res[run] = {"bleu": bleu, "exact_match_pct": em, "parameters": params}
-    rows.append("| %s | %s | %s | %.2f | %s | %.0f |" % (
+    loss = statistics.mean(late) if late else float("nan")
+    res[run] = {"bleu": bleu, "exact_match_pct": em, "parameters": params,
+                "train_loss_last_100_steps": loss}
+    rows.append("| %s | %s | %s | %.2f | %s | %.3f | %.0f |" % (
         names[run], params, " / ".join("%.2f" % b for b in bleu), statistics.mean(bleu),
-        " / ".join("%.2f%%" % e for e in em), statistics.mean(tps) if tps else float("nan")))
+        " / ".join("%.2f%%" % e for e in em), loss, statistics.mean(tps) if tps else float("nan")))
 with open(os.path.join(out, "results.json"), "w") as f:
     json.dump(res, f, indent=1)
-table = ["| model | parameters | test BLEU (seeds %s) | mean | exact match | train tokens/s |"
-         % " ".join(seeds), "|---|---:|---|---:|---|---:|"] + rows
+table = ["| model | parameters | test BLEU (seeds %s) | mean | exact match | train loss, last 100 steps "
+         "| train tokens/s |" % " ".join(seeds), "|---|---:|---|---:|---|---:|---:|"] + rows
 with open(os.path.join(out, "results.md"), "w") as f:
     f.write("\n".join(table) + "\n")
 print("\n".join(table))
