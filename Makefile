@@ -240,6 +240,7 @@ fixtures:
 	$(PYTHON) tools/make_graph_attention_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_synthesizer_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_lstmn_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_seq2seq_lstmn_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_word2vec_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_png_fixtures.py tests/fixtures/png
 	@if $(TXL_PYTHON) -c 'import transformers' 2>/dev/null; then \

@@ -82,6 +82,7 @@ typedef struct bundle {
 /* Options of `train` (cmd_seq2seq.c parses them). */
 typedef struct s2s_opts {
     const char *task, *lang, *attention, *cell, *tok, *out, *data_dir;
+    const char *fusion; /* --fusion (--cell lstmn): NULL when not given */
     long long bpe_merges, emb, hidden, layers, bidir, attn_dim, window, combine_dim, input_feed;
     double dropout;
     /* the Transformer's */

@@ -11,6 +11,7 @@ static int parse_opt(s2s_opts *o, char **argv, int argc, int *i, int *rc) {
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL, *sub = "train";
     if (!strcmp(a, "--attention")) *rc = opt_str(sub, a, v, &o->attention);
     else if (!strcmp(a, "--cell")) *rc = opt_str(sub, a, v, &o->cell);
+    else if (!strcmp(a, "--fusion")) *rc = opt_str(sub, a, v, &o->fusion);
     else if (!strcmp(a, "--emb")) *rc = opt_int(sub, a, v, 1, 65536, &o->emb);
     else if (!strcmp(a, "--hidden")) *rc = opt_int(sub, a, v, 1, 65536, &o->hidden);
     else if (!strcmp(a, "--bidir")) *rc = opt_int(sub, a, v, 0, 1, &o->bidir);
@@ -28,8 +29,29 @@ static int check_opts(s2s_opts *o, int dates) {
     if (attn_s2s_attention_parse(o->attention, &kind) != 0)
         return usage_error("train", "--attention '%s': expected none, bahdanau, dot, general, concat, "
                                     "location, cosine, local-m or local-p", o->attention);
-    if (strcmp(o->cell, "gru") && strcmp(o->cell, "lstm"))
-        return usage_error("train", "--cell '%s': expected gru or lstm", o->cell);
+    if (strcmp(o->cell, "gru") && strcmp(o->cell, "lstm") && strcmp(o->cell, "lstmn"))
+        return usage_error("train", "--cell '%s': expected gru, lstm or lstmn", o->cell);
+    if (strcmp(o->cell, "lstmn") == 0) {
+        attn_s2s_fusion f;
+        if (!o->fusion) o->fusion = "shallow";
+        if (attn_s2s_fusion_parse(o->fusion, &f) != 0 || f == ATTN_S2S_FUSION_NONE)
+            return usage_error("train", "--fusion '%s': expected shallow or deep", o->fusion);
+        if (kind != ATTN_S2S_BAHDANAU)
+            return usage_error("train",
+                               "--cell lstmn: the LSTMN encoder-decoder uses Bahdanau's "
+                               "inter-attention; --attention %s is not supported with it",
+                               o->attention);
+        if (o->bidir > 0)
+            return usage_error("train", "--cell lstmn: the LSTMN encoder reads left to right "
+                                        "(--bidir 0, the default with this cell)");
+        if (o->layers != 1)
+            return usage_error("train", "--cell lstmn: one LSTMN layer on each side (--layers 1), "
+                                        "got --layers %lld", o->layers);
+        o->bidir = 0;
+    } else if (o->fusion) {
+        return usage_error("train", "--fusion %s needs --cell lstmn (got --cell %s)", o->fusion,
+                           o->cell);
+    }
     /* The dot and cosine scores compare the decoder state with the encoder
      * states directly, so both must have H entries: one direction. */
     if (o->bidir < 0) o->bidir = kind == ATTN_S2S_DOT || kind == ATTN_S2S_COSINE ? 0 : 1;
@@ -40,7 +62,9 @@ static int check_opts(s2s_opts *o, int dates) {
 
 static void config(const s2s_opts *o, bundle *b) {
     attn_seq2seq_config *c = &b->cfg;
-    c->cell = strcmp(o->cell, "lstm") == 0 ? ATTN_RNN_LSTM : ATTN_RNN_GRU;
+    c->cell = strcmp(o->cell, "gru") == 0 ? ATTN_RNN_GRU : ATTN_RNN_LSTM;
+    c->fusion = ATTN_S2S_FUSION_NONE;
+    if (o->fusion) attn_s2s_fusion_parse(o->fusion, &c->fusion);
     c->emb_dim = o->emb;
     c->hidden = o->hidden;
     c->enc_layers = c->dec_layers = (int)o->layers;
@@ -67,11 +91,15 @@ static attn_status decode(attn_ctx *ctx, const bundle *b, const attn_s2s_batch *
 
 static const char *kind(const bundle *b) { return attn_s2s_attention_name(b->cfg.attention); }
 
-static const char *cell_name(const bundle *b) { return b->cfg.cell == ATTN_RNN_LSTM ? "lstm" : "gru"; }
+static const char *cell_name(const bundle *b) {
+    if (b->cfg.fusion != ATTN_S2S_FUSION_NONE) return "lstmn";
+    return b->cfg.cell == ATTN_RNN_LSTM ? "lstm" : "gru";
+}
 
 static void meta_write(meta_list *m, const bundle *b) {
     const attn_seq2seq_config *c = &b->cfg;
-    meta_put(m, "cell", "%s", c->cell == ATTN_RNN_LSTM ? "lstm" : "gru");
+    meta_put(m, "cell", "%s", cell_name(b));
+    meta_put(m, "fusion", "%s", attn_s2s_fusion_name(c->fusion));
     meta_put(m, "attention", "%s", attn_s2s_attention_name(c->attention));
     meta_put(m, "emb_dim", "%lld", (long long)c->emb_dim);
     meta_put(m, "hidden", "%lld", (long long)c->hidden);
@@ -86,7 +114,18 @@ static void meta_write(meta_list *m, const bundle *b) {
 
 static void meta_read(meta_reader *m, bundle *b) {
     attn_seq2seq_config *c = &b->cfg;
-    c->cell = strcmp(meta_str(m, "cell"), "lstm") == 0 ? ATTN_RNN_LSTM : ATTN_RNN_GRU;
+    const char *cell = meta_str(m, "cell");
+    c->cell = strcmp(cell, "gru") == 0 ? ATTN_RNN_GRU : ATTN_RNN_LSTM;
+    if (strcmp(cell, "gru") && strcmp(cell, "lstm") && strcmp(cell, "lstmn") && !m->err[0])
+        snprintf(m->err, sizeof m->err, "%s: metadata cell = '%s' is unknown", m->path, cell);
+    /* absent from checkpoints written before the LSTMN cell: none */
+    const char *fusion = meta_has(m, "fusion") ? meta_str(m, "fusion") : "none";
+    if (attn_s2s_fusion_parse(fusion, &c->fusion) != 0 && !m->err[0])
+        snprintf(m->err, sizeof m->err, "%s: metadata fusion = '%s' is unknown", m->path, fusion);
+    if ((c->fusion != ATTN_S2S_FUSION_NONE) != (strcmp(cell, "lstmn") == 0) && !m->err[0])
+        snprintf(m->err, sizeof m->err,
+                 "%s: metadata cell = '%s' and fusion = '%s' disagree (fusion shallow or deep "
+                 "goes with cell lstmn)", m->path, cell, fusion);
     const char *att = meta_str(m, "attention");
     if (attn_s2s_attention_parse(att, &c->attention) != 0 && !m->err[0])
         snprintf(m->err, sizeof m->err, "%s: metadata attention = '%s' is unknown", m->path, att);
@@ -104,7 +143,11 @@ static void meta_read(meta_reader *m, bundle *b) {
 
 static void describe(const bundle *b, char *desc, size_t n) {
     const run_info *r = &b->info;
-    char luong_desc[96] = "";
+    char luong_desc[96] = "", cell_desc[32];
+    if (b->cfg.fusion != ATTN_S2S_FUSION_NONE)
+        snprintf(cell_desc, sizeof cell_desc, "LSTMN (%s fusion)", attn_s2s_fusion_name(b->cfg.fusion));
+    else
+        snprintf(cell_desc, sizeof cell_desc, "%s", b->cfg.cell == ATTN_RNN_LSTM ? "LSTM" : "GRU");
     if (b->cfg.attention >= ATTN_S2S_DOT)
         snprintf(luong_desc, sizeof luong_desc, ", h~ width %lld, input feeding %s",
                  (long long)(b->cfg.combine_dim ? b->cfg.combine_dim : b->cfg.hidden),
@@ -113,7 +156,7 @@ static void describe(const bundle *b, char *desc, size_t n) {
              "%s%s: %s seq2seq, attention %s, emb %lld, hidden %lld, layers %d, %s encoder%s; "
              "%s vocabularies %d -> %d tokens; %lld parameters",
              r->dates ? "dates" : "gettext en-", r->dates ? "" : r->lang,
-             b->cfg.cell == ATTN_RNN_LSTM ? "LSTM" : "GRU", attn_s2s_attention_name(b->cfg.attention),
+             cell_desc, attn_s2s_attention_name(b->cfg.attention),
              (long long)b->cfg.emb_dim, (long long)b->cfg.hidden, b->cfg.enc_layers,
              b->cfg.bidirectional ? "bidirectional" : "unidirectional", luong_desc, tok_name(r->tok),
              attn_vocab_size(b->sv), attn_vocab_size(b->tv), (long long)attn_params_numel(b->ps));
@@ -155,7 +198,12 @@ const s2s_family s2s_rnn = {
     .model_help = "model:\n"
                   "  --attention KIND       none|bahdanau|dot|general|concat|location|cosine|local-m|\n"
                   "                         local-p (default bahdanau)\n"
-                  "  --cell gru|lstm        recurrent cell (default gru)\n"
+                  "  --cell gru|lstm|lstmn  recurrent cell (default gru); lstmn: LSTMN encoder and\n"
+                  "                         decoder (Cheng et al. 2016; Bahdanau attention, one\n"
+                  "                         layer, unidirectional encoder; docs/lstmn.md)\n"
+                  "  --fusion shallow|deep  --cell lstmn: Bahdanau's attention on top (shallow,\n"
+                  "                         the default) or also the encoder's memory gated into\n"
+                  "                         the decoder's cell (deep)\n"
                   "  --emb E                embedding size (default 64; gettext 128)\n"
                   "  --hidden H             hidden size (default 128; gettext 256)\n"
                   "  --layers L             encoder and decoder layers (default 1)\n"

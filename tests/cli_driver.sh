@@ -274,6 +274,44 @@ lstmn_refused 1 "cannot read" -- "$ATTN" lstmn train --data "$TMP/nowhere" --out
 lstmn_refused 2 "expected test, valid or train" -- "$ATTN" lstmn eval --model "$TMP/lstmn" --split dev
 lstmn_refused 1 "not a checkpoint of attn lstmn train" -- "$ATTN" lstmn eval --model "$TMP/gpt"
 
+# attn seq2seq --cell lstmn: the LSTMN encoder-decoder (shallow and deep
+# fusion) through the driver's common checks; resume keeps cell and fusion;
+# translate (greedy and beam) and eval read it back; invalid combinations.
+checks seq2seq-lstmn --hidden 16 -- "${SEQ2SEQ[@]}" --cell lstmn --fusion deep
+if grep -q '"event":"resume".*"cell":"lstmn".*LSTMN (deep fusion)' "$TMP/seq2seq-lstmn/train.jsonl" &&
+    "$ATTN" seq2seq translate --model "$TMP/seq2seq-lstmn" --threads 1 --beam 3 "12/25/99" \
+        >"$TMP/s2s-tr.out" 2>&1 && [ "$(wc -l <"$TMP/s2s-tr.out")" = 1 ]; then
+    ok "seq2seq-lstmn: the resumed run is the LSTMN with deep fusion (train.jsonl); beam 3 translates"
+else
+    fail "seq2seq-lstmn: resume/translate: $(grep -m1 resume "$TMP/seq2seq-lstmn/train.jsonl" | head -c 300)"
+fi
+"${SEQ2SEQ[@]}" --cell lstmn --out "$TMP/s2s-shallow" --steps 3 --quiet >"$TMP/s2s-sh.out" 2>&1
+if grep -q "LSTMN (shallow fusion) seq2seq" "$TMP/s2s-sh.out" &&
+    "$ATTN" seq2seq eval --model "$TMP/s2s-shallow" --threads 1 --beam 2 --limit 20 >"$TMP/s2s-sh.eval" 2>&1 &&
+    grep -q "exact match" "$TMP/s2s-sh.eval"; then
+    ok "seq2seq --cell lstmn defaults to shallow fusion; eval with beam 2 runs on it"
+else
+    fail "seq2seq --cell lstmn shallow: $(head -c 300 "$TMP/s2s-sh.out" "$TMP/s2s-sh.eval")"
+fi
+s2s_refused() { # TEXT -- OPTIONS...: train exits 2 saying TEXT, nothing written
+    local text="$1"
+    shift 2
+    "${SEQ2SEQ[@]}" --out "$TMP/s2s-bad" --steps 2 "$@" >"$TMP/s2sr.out" 2>&1
+    local r=$?
+    if [ "$r" = 2 ] && grep -q -- "$text" "$TMP/s2sr.out" && [ ! -e "$TMP/s2s-bad" ]; then
+        ok "seq2seq refuses $* (exit 2: $text)"
+    else
+        fail "seq2seq $*: exit $r: $(head -c 300 "$TMP/s2sr.out")"
+    fi
+}
+s2s_refused "needs --cell lstmn" -- --fusion deep
+s2s_refused "needs --cell lstmn" -- --cell lstm --fusion shallow
+s2s_refused "expected shallow or deep" -- --cell lstmn --fusion none
+s2s_refused "is not supported with it" -- --cell lstmn --attention general
+s2s_refused "reads left to right" -- --cell lstmn --bidir 1
+s2s_refused "one LSTMN layer" -- --cell lstmn --layers 2
+s2s_refused "expected gru, lstm or lstmn" -- --cell rnn
+
 # attn lm: a resumed GPT run is the run straight through (same batches, same
 # AdamW state): the final valid bits/byte agree to the last digit. (The TXL's
 # resumed memory is rebuilt with the current weights, so it is not bitwise.)

@@ -42,6 +42,7 @@
     X(gan)             \
     X(explorer)        \
     X(lstmn)           \
+    X(seq2seq_lstmn)   \
     X(wavenet)         \
     X(word2vec)
 

@@ -78,6 +78,32 @@ typedef enum attn_s2s_attention {
 const char *attn_s2s_attention_name(attn_s2s_attention kind);
 int attn_s2s_attention_parse(const char *name, attn_s2s_attention *out);
 
+/* LSTMN cells (Cheng, Dong and Lapata 2016; docs/lstmn.md) on both sides of
+ * the encoder-decoder instead of `cell`:
+ *   - NONE: the GRU or LSTM of `cell` (everything above).
+ *   - SHALLOW: an LSTMN encoder and an LSTMN decoder (each reads its own
+ *     tape of earlier states by intra-attention; the encoder without the
+ *     score's h~ term, the decoder with it) joined by Bahdanau's
+ *     inter-attention: c_i = attend(s_{i-1}) over the encoder's states feeds
+ *     the decoder cell with the embedding, the output layer reads [s_i; c_i].
+ *   - DEEP: SHALLOW plus, inside the decoder's cell, a second attention over
+ *     the encoder's hidden and memory tapes whose attended memory is gated
+ *     into the cell: c_t = r_t * alpha~_t + f_t * c~_t + i_t * g_t with
+ *     r_t = sigmoid(W_r [gamma~_t; x_t] + b_r).
+ * Both need attention ATTN_S2S_BAHDANAU, one layer on each side and a
+ * unidirectional encoder (the LSTMN reads left to right). Parameter names:
+ * "encoder.lstmn.*", "decoder.lstmn.*", "decoder.fusion.*" (deep). */
+typedef enum attn_s2s_fusion {
+    ATTN_S2S_FUSION_NONE = 0,
+    ATTN_S2S_FUSION_SHALLOW,
+    ATTN_S2S_FUSION_DEEP,
+    ATTN_S2S_FUSION_COUNT
+} attn_s2s_fusion;
+
+/* "none", "shallow", "deep"; parse returns -1 for an unknown name. */
+const char *attn_s2s_fusion_name(attn_s2s_fusion fusion);
+int attn_s2s_fusion_parse(const char *name, attn_s2s_fusion *out);
+
 typedef struct attn_seq2seq_config {
     attn_rnn_cell cell;           /* ATTN_RNN_GRU or ATTN_RNN_LSTM (both sides) */
     int64_t src_vocab, tgt_vocab; /* Vs, Vt >= 4 */
@@ -93,6 +119,7 @@ typedef struct attn_seq2seq_config {
     int no_input_feed;            /* Luong kinds: 1 turns input feeding off */
     float dropout;                /* on embeddings and between layers, training only */
     int32_t pad_id, bos_id, eos_id;
+    attn_s2s_fusion fusion;       /* LSTMN cells (not NONE): `cell` is then not used */
 } attn_seq2seq_config;
 
 typedef struct attn_seq2seq attn_seq2seq;

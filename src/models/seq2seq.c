@@ -55,6 +55,7 @@
 
 #include "../core/internal.h"
 #include "s2s_common.h"
+#include "seq2seq_lstmn.h"
 #include "../nn/rnn_internal.h"
 #include "../ops/rnn_cell_internal.h"
 #include "../ops/view_internal.h"
@@ -76,6 +77,7 @@ struct attn_seq2seq {
     attn_tensor *enc_emb, *dec_emb, *bridge_w, *bridge_b, *combine_w, *out_w, *out_b;
     attn_rnn enc, dec;
     attn_attention att; /* unused for ATTN_S2S_NONE */
+    attn__s2s_lstmn lstmn; /* fusion SHALLOW or DEEP: the LSTMN wiring (enc, dec unused) */
 };
 
 /* ---- names ------------------------------------------------------------------------- */
@@ -92,6 +94,22 @@ int attn_s2s_attention_parse(const char *name, attn_s2s_attention *out) {
     for (int k = 0; k < ATTN_S2S_ATTENTION_COUNT; k++)
         if (strcmp(name, S2S_NAMES[k]) == 0) {
             if (out) *out = (attn_s2s_attention)k;
+            return 0;
+        }
+    return -1;
+}
+
+static const char *const FUSION_NAMES[ATTN_S2S_FUSION_COUNT] = {"none", "shallow", "deep"};
+
+const char *attn_s2s_fusion_name(attn_s2s_fusion fusion) {
+    return (unsigned)fusion < ATTN_S2S_FUSION_COUNT ? FUSION_NAMES[fusion] : "?";
+}
+
+int attn_s2s_fusion_parse(const char *name, attn_s2s_fusion *out) {
+    if (!name) return -1;
+    for (int k = 0; k < ATTN_S2S_FUSION_COUNT; k++)
+        if (strcmp(name, FUSION_NAMES[k]) == 0) {
+            if (out) *out = (attn_s2s_fusion)k;
             return 0;
         }
     return -1;
@@ -138,7 +156,22 @@ static attn_attention_config s2s_att_config(const attn_seq2seq_config *c, int64_
 static attn_status s2s_check_config(const attn_seq2seq_config *c) {
     static const char fn[] = "attn_seq2seq_new";
     if (!c) return attn__error(ATTN_ERR_INVALID_ARG, "%s: config is NULL", fn);
-    if (c->cell != ATTN_RNN_GRU && c->cell != ATTN_RNN_LSTM)
+    if ((unsigned)c->fusion >= ATTN_S2S_FUSION_COUNT)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: fusion %d, expected ATTN_S2S_FUSION_NONE (0), _SHALLOW (1) or "
+                           "_DEEP (2)",
+                           fn, (int)c->fusion);
+    if (c->fusion != ATTN_S2S_FUSION_NONE &&
+        (c->attention != ATTN_S2S_BAHDANAU || c->enc_layers != 1 || c->dec_layers != 1 ||
+         c->bidirectional))
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: the LSTMN encoder-decoder (fusion %s) needs attention bahdanau, "
+                           "one layer on each side and a unidirectional encoder; got attention "
+                           "%s, enc_layers %d, dec_layers %d, bidirectional %d",
+                           fn, attn_s2s_fusion_name(c->fusion),
+                           attn_s2s_attention_name(c->attention), c->enc_layers, c->dec_layers,
+                           c->bidirectional);
+    if (c->fusion == ATTN_S2S_FUSION_NONE && c->cell != ATTN_RNN_GRU && c->cell != ATTN_RNN_LSTM)
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "%s: cell %d, expected ATTN_RNN_GRU (0) or ATTN_RNN_LSTM (1)", fn,
                            (int)c->cell);
@@ -253,13 +286,16 @@ attn_status attn_seq2seq_new(attn_seq2seq **out, attn_params *ps, const attn_seq
     dc.input_size = E + m->X;
     dc.num_layers = c->dec_layers;
     dc.bidirectional = 0;
+    const int lstmn = c->fusion != ATTN_S2S_FUSION_NONE;
     st = s2s_param(ps, "encoder.embedding.weight", c->src_vocab, E, 0, 1, rng, &m->enc_emb);
-    if (!st) st = attn_rnn_init(&m->enc, ps, "encoder.rnn.", &ec, rng);
+    if (!st && !lstmn) st = attn_rnn_init(&m->enc, ps, "encoder.rnn.", &ec, rng);
+    if (!st && lstmn) st = attn__s2s_lstmn_init(&m->lstmn, ps, c, 0, rng);
     if (!st) st = s2s_param(ps, "bridge.weight", H, m->He, 0, 0, rng, &m->bridge_w);
     if (!st) st = s2s_param(ps, "bridge.bias", H, 0, m->He, 0, rng, &m->bridge_b);
     if (!st)
         st = s2s_param(ps, "decoder.embedding.weight", c->tgt_vocab, E, 0, 1, rng, &m->dec_emb);
-    if (!st) st = attn_rnn_init(&m->dec, ps, "decoder.rnn.", &dc, rng);
+    if (!st && !lstmn) st = attn_rnn_init(&m->dec, ps, "decoder.rnn.", &dc, rng);
+    if (!st && lstmn) st = attn__s2s_lstmn_init(&m->lstmn, ps, c, 1, rng);
     if (!st && c->attention != ATTN_S2S_NONE) {
         const attn_attention_config ac = s2s_att_config(c, m->He);
         st = attn_attention_init(&m->att, ps, "decoder.attn.", &ac, rng);
@@ -272,6 +308,16 @@ attn_status attn_seq2seq_new(attn_seq2seq **out, attn_params *ps, const attn_seq
     if (st) {
         free(m); /* the parameters added so far stay in the store (its names say whose) */
         return st;
+    }
+    if (lstmn) {
+        attn__s2s_lstmn *l = &m->lstmn;
+        l->enc_emb = m->enc_emb;
+        l->dec_emb = m->dec_emb;
+        l->bridge_w = m->bridge_w;
+        l->bridge_b = m->bridge_b;
+        l->out_w = m->out_w;
+        l->out_b = m->out_b;
+        l->att = &m->att;
     }
     *out = m;
     return ATTN_OK;
@@ -474,6 +520,8 @@ attn_tensor *attn_seq2seq_loss(attn_ctx *ctx, const attn_seq2seq *m, const attn_
     if (attn__s2s_check_batch(ctx, m, batch, 1, fn, &B, &S, &T)) return NULL;
     if (!attn__s2s_lengths(ctx, batch->src_len, S, fn)) return NULL;
     const attn_seq2seq_config *c = &m->cfg;
+    if (c->fusion != ATTN_S2S_FUSION_NONE)
+        return attn__s2s_lstmn_loss(ctx, &m->lstmn, batch, label_smoothing, weights_out);
 
     s2s_enc e;
     s2s_dec d;
@@ -585,6 +633,8 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
     int64_t B, S, T0;
     if (attn__s2s_check_batch(ctx, m, batch, 0, fn, &B, &S, &T0)) return -1;
     if (!attn__s2s_lengths(ctx, batch->src_len, S, fn)) return -1;
+    if (c->fusion != ATTN_S2S_FUSION_NONE)
+        return attn__s2s_lstmn_decode(ctx, &m->lstmn, c, batch, dc, out_ids, out_len, align);
     const int k = dc->beam, L = c->dec_layers, lstm = c->cell == ATTN_RNN_LSTM;
     const int64_t N = B * k, H = c->hidden, Vt = c->tgt_vocab, maxT = dc->max_len;
     const int want_align = align && c->attention != ATTN_S2S_NONE;
