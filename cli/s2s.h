@@ -84,6 +84,8 @@ typedef struct s2s_opts {
     const char *task, *lang, *attention, *cell, *tok, *out, *data_dir;
     long long bpe_merges, emb, hidden, layers, bidir, attn_dim, window, combine_dim, input_feed;
     double dropout;
+    long long loc_filters, loc_kernel, dv3_window; /* location-sensitive, dv3 (0: defaults) */
+    double dv3_key_rate;                           /* dv3: 0 = from the training data */
     /* the Transformer's */
     const char *pos, *activation;
     long long d_model, heads, kv_heads, enc_layers, dec_layers, d_ff, shaw_clip, align_layer;

@@ -171,6 +171,9 @@ static attn_seq2seq_config small_cfg(attn_s2s_attention kind, attn_rnn_cell cell
     c.attn_dim = 3;
     c.max_src_len = 12;
     c.local_window = 1;
+    c.loc_filters = 2, c.loc_kernel = 3;     /* location-sensitive: small filters */
+    c.dv3_key_rate = 0.5f, c.dv3_window = -1; /* dv3: no decoding window (teacher forcing's
+                                                 weights; the window has its own test) */
     c.combine_dim = g_combine_dim;
     c.no_input_feed = g_no_feed;
     c.pad_id = PAD, c.bos_id = BOS, c.eos_id = EOS;
@@ -236,6 +239,15 @@ static void parity_case(const atfx_file *fx, int k, int use_ref) {
                                .pad_id = cv[12],
                                .bos_id = cv[13],
                                .eos_id = cv[14]};
+    /* the location-sensitive and dv3 cases: loc_filters, loc_kernel, dv3_key_rate, dv3_window */
+    const atfx_tensor *ex = atfx_findf(fx, "c%d.extra", k);
+    if (ex && ex->dtype == ATTN_F32 && ex->numel == 4) {
+        const float *e = atfx_f32(ex);
+        cfg.loc_filters = (int)e[0];
+        cfg.loc_kernel = (int)e[1];
+        cfg.dv3_key_rate = e[2];
+        cfg.dv3_window = (int)e[3];
+    }
     CHECK_OK(attn_params_new(&ps));
     if (!ps) goto out;
     CHECK_OK(attn_seq2seq_new(&m, ps, &cfg, NULL));
