@@ -99,7 +99,7 @@ typedef struct s2s_opts {
 } s2s_opts;
 
 /* Metadata of a checkpoint: up to META_MAX entries, values formatted here. */
-#define META_MAX 48
+#define META_MAX 64
 typedef struct meta_list {
     attn_kv kv[META_MAX];
     char val[META_MAX][48];

@@ -113,13 +113,18 @@ class DV3Attention(nn.Module):
         self.W_o = nn.Linear(a, dh)
         self.key_rate, self.dq, self.dh = key_rate, dq, dh
 
-    def forward(self, q, mem, src_len, t):
+    def forward(self, q, mem, src_len, t, win=None, width=3):
+        """win: None, or [B] window starts (the inference window [p, p + width))."""
         s = mem.shape[1]
         qp = self.W_q(q + sinusoid(torch.tensor([t]), self.dq, 1.0))            # [B, A]
         k = self.W_k(mem + sinusoid(torch.arange(s), self.dh, self.key_rate)[None])
         e = torch.einsum("ba,bsa->bs", qp, k)
         valid = torch.arange(s)[None, :] < src_len[:, None]
+        if win is not None:
+            pos = torch.arange(s)[None, :]
+            valid = valid & (pos >= win[:, None]) & (pos < win[:, None] + width)
         a = torch.softmax(e.masked_fill(~valid, float("-inf")), -1)
+        a = torch.where(valid, a, torch.zeros_like(a))  # a row without keys: zeros
         c = torch.einsum("bs,bsa->ba", a, self.W_v(mem)) * torch.sqrt(src_len.double())[:, None]
         return self.W_o(c), a
 
