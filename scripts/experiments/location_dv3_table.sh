@@ -14,7 +14,9 @@
 # eval` on a copy whose metadata turns the window off).
 # Then draws alignment maps (SVG, and PNG when rsvg-convert is there) of a
 # few inputs for every model into runs/location_dv3/maps/.
-# KINDS="..." (default "location-sensitive dv3") and TASKS="dates gettext".
+# KINDS="..." (default "location-sensitive dv3"), TASKS="dates gettext",
+# ARENA_MB (default 2048: location-sensitive keeps a [B, S, A] key tensor per
+# step for the backward, about 0.5 GB for the longest gettext batches).
 # Writes runs/location_dv3/table-TASKS-sSEED.md and prints it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -79,7 +81,7 @@ for task in $TASKS; do
         if [ "$task" = dates ]; then
             args=(--task dates --steps "$DSTEPS")
         else
-            args=(--task gettext --lang de --steps "$GSTEPS")
+            args=(--task gettext --lang de --steps "$GSTEPS" --arena-mb "${ARENA_MB:-2048}")
         fi
         build/attn seq2seq train "${args[@]}" --attention "$kind" --threads "$THREADS" \
             --seed "$SEED" --quiet --eval-every 0 --out "$dir" >"$dir.txt" 2>&1 ||
