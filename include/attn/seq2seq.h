@@ -43,7 +43,9 @@
  *
  * Score per kind: BAHDANAU and CONCAT the additive score; DOT, GENERAL,
  * LOCATION and COSINE their own (cosine's sharpening beta is learned, from
- * 10); LOCAL_M and LOCAL_P the general score inside their window. DOT and
+ * 10); LOCAL_M and LOCAL_P the general score inside their window;
+ * LOCATION_SENSITIVE and DV3 their stepped scores (loc_filters, loc_kernel,
+ * dv3_key_rate, dv3_window; DV3's weights dropout is `dropout`). DOT and
  * COSINE compare the decoder state with the encoder states directly, so they
  * need bidirectional = 0. LSTM cell states start at zero.
  *
