@@ -109,6 +109,7 @@ static int train_parse(const s2s_family *fam, int argc, char **argv, s2s_opts *o
     o->shaw_clip = 8;
     o->align_layer = -1;
     o->window = 5;
+    o->dv3_window = 3;
     o->input_feed = 1;
     o->pool = 8;
     train_opts *t = &o->t;
@@ -414,12 +415,36 @@ static int new_model(const s2s_opts *o, bundle *b, train_data *td) {
     return train_data_encode(b, td);
 }
 
+/* Deep Voice 3's key position rate: mean target length / mean source length
+ * in tokens, over the training pairs (the validation pairs when training
+ * draws fresh examples); 1 when neither has any token. */
+static float length_ratio(const bundle *b, const eval_set *valid, const train_data *td) {
+    double src = (double)td->train.src_tokens, tgt = (double)td->train.tgt_tokens;
+    if (td->train.n == 0 || src <= 0.0) {
+        src = tgt = 0.0;
+        for (int64_t i = 0; i < valid->n; i++) {
+            size_t ns = 0, nt = 0;
+            if (attn_vocab_encode(b->sv, valid->src[i], strlen(valid->src[i]), NULL, 0, &ns) ==
+                    ATTN_OK &&
+                attn_vocab_encode(b->tv, valid->ref[i], strlen(valid->ref[i]), NULL, 0, &nt) ==
+                    ATTN_OK) {
+                src += (double)ns;
+                tgt += (double)nt;
+            }
+        }
+    }
+    const double r = src > 0.0 && tgt > 0.0 ? tgt / src : 1.0;
+    return (float)(r < 1e-3 ? 1e-3 : r > 1e3 ? 1e3 : r);
+}
+
 /* Writes a new model's vocabularies and creates its parameters and optimizer. */
 static int new_model_files(const s2s_opts *o, bundle *b, const eval_set *valid, const eval_set *test,
                            train_data *td, attn_optim **opt) {
     char path[4096];
     const eval_set sets[2] = {*valid, *test};
     b->cfg.max_src_len = longest_source(b, sets, 2, td) + 1;
+    if (b->cfg.attention == ATTN_S2S_DV3 && b->cfg.dv3_key_rate == 0.0f)
+        b->cfg.dv3_key_rate = length_ratio(b, valid, td);
     /* learned positions: room for the longest source and for decoding it */
     b->fam->fit_sources(b);
     if (make_dirs(o->out) != 0) {

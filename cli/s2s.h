@@ -85,6 +85,8 @@ typedef struct s2s_opts {
     const char *fusion; /* --fusion (--cell lstmn): NULL when not given */
     long long bpe_merges, emb, hidden, layers, bidir, attn_dim, window, combine_dim, input_feed;
     double dropout;
+    long long loc_filters, loc_kernel, dv3_window; /* location-sensitive, dv3 (0: defaults) */
+    double dv3_key_rate;                           /* dv3: 0 = from the training data */
     /* the Transformer's */
     const char *pos, *activation;
     long long d_model, heads, kv_heads, enc_layers, dec_layers, d_ff, shaw_clip, align_layer;
@@ -98,7 +100,7 @@ typedef struct s2s_opts {
 } s2s_opts;
 
 /* Metadata of a checkpoint: up to META_MAX entries, values formatted here. */
-#define META_MAX 48
+#define META_MAX 64
 typedef struct meta_list {
     attn_kv kv[META_MAX];
     char val[META_MAX][48];

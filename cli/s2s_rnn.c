@@ -19,6 +19,10 @@ static int parse_opt(s2s_opts *o, char **argv, int argc, int *i, int *rc) {
     else if (!strcmp(a, "--combine-dim")) *rc = opt_int(sub, a, v, 0, 65536, &o->combine_dim);
     else if (!strcmp(a, "--input-feed")) *rc = opt_int(sub, a, v, 0, 1, &o->input_feed);
     else if (!strcmp(a, "--window")) *rc = opt_int(sub, a, v, 0, 1000, &o->window);
+    else if (!strcmp(a, "--loc-filters")) *rc = opt_int(sub, a, v, 1, 4096, &o->loc_filters);
+    else if (!strcmp(a, "--loc-kernel")) *rc = opt_int(sub, a, v, 1, 4095, &o->loc_kernel);
+    else if (!strcmp(a, "--dv3-window")) *rc = opt_int(sub, a, v, 0, 1000, &o->dv3_window);
+    else if (!strcmp(a, "--dv3-key-rate")) *rc = opt_real(sub, a, v, 0.0, 1000.0, &o->dv3_key_rate);
     else return 0;
     (*i)++;
     return 1;
@@ -28,7 +32,11 @@ static int check_opts(s2s_opts *o, int dates) {
     attn_s2s_attention kind;
     if (attn_s2s_attention_parse(o->attention, &kind) != 0)
         return usage_error("train", "--attention '%s': expected none, bahdanau, dot, general, concat, "
-                                    "location, cosine, local-m or local-p", o->attention);
+                                    "location, cosine, local-m, local-p, location-sensitive or dv3",
+                           o->attention);
+    if (o->loc_kernel > 0 && o->loc_kernel % 2 == 0)
+        return usage_error("train", "--loc-kernel %lld: expected an odd width (the convolution is "
+                                    "centred on each source position)", o->loc_kernel);
     if (strcmp(o->cell, "gru") && strcmp(o->cell, "lstm") && strcmp(o->cell, "lstmn"))
         return usage_error("train", "--cell '%s': expected gru, lstm or lstmn", o->cell);
     if (strcmp(o->cell, "lstmn") == 0) {
@@ -74,6 +82,11 @@ static void config(const s2s_opts *o, bundle *b) {
     c->combine_dim = o->combine_dim;
     c->no_input_feed = !o->input_feed;
     c->local_window = (int)o->window;
+    c->loc_filters = c->attention == ATTN_S2S_LOCATION_SENSITIVE ? (int)(o->loc_filters ? o->loc_filters : 32) : 0;
+    c->loc_kernel = c->attention == ATTN_S2S_LOCATION_SENSITIVE ? (int)(o->loc_kernel ? o->loc_kernel : 31) : 0;
+    /* --dv3-window 0 turns the decoding window off (-1 in the model's config) */
+    c->dv3_window = c->attention == ATTN_S2S_DV3 ? (int)(o->dv3_window ? o->dv3_window : -1) : 0;
+    c->dv3_key_rate = (float)o->dv3_key_rate; /* 0: cmd_seq2seq.c sets it from the data */
 }
 
 static void fit_sources(bundle *b) { (void)b; }
@@ -110,6 +123,10 @@ static void meta_write(meta_list *m, const bundle *b) {
     meta_put(m, "combine_dim", "%lld", (long long)c->combine_dim);
     meta_put(m, "input_feed", "%d", !c->no_input_feed);
     meta_put(m, "local_window", "%d", c->local_window);
+    meta_put(m, "loc_filters", "%d", c->loc_filters);
+    meta_put(m, "loc_kernel", "%d", c->loc_kernel);
+    meta_put(m, "dv3_window", "%d", c->dv3_window);
+    meta_put(m, "dv3_key_rate", "%.9g", (double)c->dv3_key_rate);
 }
 
 static void meta_read(meta_reader *m, bundle *b) {
@@ -139,6 +156,11 @@ static void meta_read(meta_reader *m, bundle *b) {
     c->combine_dim = meta_has(m, "combine_dim") ? meta_ll(m, "combine_dim", 0, 1 << 20) : 0;
     c->no_input_feed = meta_has(m, "input_feed") ? !meta_ll(m, "input_feed", 0, 1) : 0;
     c->local_window = (int)meta_ll(m, "local_window", 0, 1 << 20);
+    /* absent from checkpoints written before these kinds: their defaults */
+    c->loc_filters = meta_has(m, "loc_filters") ? (int)meta_ll(m, "loc_filters", 0, 4096) : 0;
+    c->loc_kernel = meta_has(m, "loc_kernel") ? (int)meta_ll(m, "loc_kernel", 0, 4095) : 0;
+    c->dv3_window = meta_has(m, "dv3_window") ? (int)meta_ll(m, "dv3_window", -1, 1000) : 0;
+    c->dv3_key_rate = meta_has(m, "dv3_key_rate") ? (float)meta_real(m, "dv3_key_rate", 0.0, 1000.0) : 0.0f;
 }
 
 static void describe(const bundle *b, char *desc, size_t n) {
@@ -148,7 +170,7 @@ static void describe(const bundle *b, char *desc, size_t n) {
         snprintf(cell_desc, sizeof cell_desc, "LSTMN (%s fusion)", attn_s2s_fusion_name(b->cfg.fusion));
     else
         snprintf(cell_desc, sizeof cell_desc, "%s", b->cfg.cell == ATTN_RNN_LSTM ? "LSTM" : "GRU");
-    if (b->cfg.attention >= ATTN_S2S_DOT)
+    if (b->cfg.attention >= ATTN_S2S_DOT && b->cfg.attention <= ATTN_S2S_LOCAL_P)
         snprintf(luong_desc, sizeof luong_desc, ", h~ width %lld, input feeding %s",
                  (long long)(b->cfg.combine_dim ? b->cfg.combine_dim : b->cfg.hidden),
                  b->cfg.no_input_feed ? "off" : "on");
@@ -197,7 +219,7 @@ const s2s_family s2s_rnn = {
                    "exact match (and BLEU for gettext, alignment accuracy for dates) on the test split.\n\n",
     .model_help = "model:\n"
                   "  --attention KIND       none|bahdanau|dot|general|concat|location|cosine|local-m|\n"
-                  "                         local-p (default bahdanau)\n"
+                  "                         local-p|location-sensitive|dv3 (default bahdanau)\n"
                   "  --cell gru|lstm|lstmn  recurrent cell (default gru); lstmn: LSTMN encoder and\n"
                   "                         decoder (Cheng et al. 2016; Bahdanau attention, one\n"
                   "                         layer, unidirectional encoder; docs/lstmn.md)\n"
@@ -216,6 +238,14 @@ const s2s_family s2s_rnn = {
                   "  --input-feed 0|1       Luong kinds: feed h~_{t-1} to the decoder cell\n"
                   "                         (default 1, as Luong et al.)\n"
                   "  --window D             local-m/local-p half window (default 5)\n"
+                  "  --loc-filters K        location-sensitive: filters over the previous and\n"
+                  "                         cumulative alignment (default 32, as Tacotron 2)\n"
+                  "  --loc-kernel R         location-sensitive: odd filter width (default 31)\n"
+                  "  --dv3-key-rate R       dv3: the keys' positional-encoding rate (queries: 1;\n"
+                  "                         default 0: mean target / mean source length of the\n"
+                  "                         training data, as Deep Voice 3)\n"
+                  "  --dv3-window W         dv3: decoding attends to source positions [p, p+W),\n"
+                  "                         p the previous step's argmax (default 3; 0: off)\n"
                   "  --dropout P            dropout on embeddings and between layers (default 0)\n",
     .align_help = NULL,
     .cap_reason = "location attention",

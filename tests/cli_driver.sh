@@ -747,6 +747,40 @@ if [ "$rc" = 0 ] && [ "$(wc -l <"$TMP/ex.out")" = 2 ] && grep -q '"kind":"alignm
 else
     fail "translate --html: exit $rc: $(head -c 300 "$TMP/ex.out" "$TMP/ex.err")"
 fi
+# location-sensitive and dv3 attention (docs/location_attention.md): tiny runs,
+# their options in the checkpoint, translate and eval through them, bad
+# options refused.
+"${SEQ2SEQ[@]}" --attention location-sensitive --loc-filters 4 --loc-kernel 5 --steps 2 --quiet \
+    --out "$TMP/s2s-ls" >"$TMP/ls.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -aq '"loc_filters":"4"' "$TMP/s2s-ls/model.safetensors" &&
+    grep -aq '"loc_kernel":"5"' "$TMP/s2s-ls/model.safetensors" &&
+    "$ATTN" seq2seq translate --model "$TMP/s2s-ls" --svg "$TMP/ls/m.svg" --threads 1 "12/25/99" \
+        >/dev/null 2>&1 && grep -q "<svg" "$TMP/ls/m.svg" &&
+    "$ATTN" seq2seq eval --model "$TMP/s2s-ls" --limit 8 --json --threads 1 2>/dev/null |
+    grep -q '"attention":"location-sensitive"'; then
+    ok "seq2seq --attention location-sensitive: trains, keeps --loc-filters/--loc-kernel, translates (--svg) and evaluates"
+else
+    fail "seq2seq location-sensitive: exit $rc: $(head -c 300 "$TMP/ls.out")"
+fi
+"${SEQ2SEQ[@]}" --attention dv3 --dv3-window 2 --steps 2 --quiet --out "$TMP/s2s-dv3" >"$TMP/dv3.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -aq '"dv3_window":"2"' "$TMP/s2s-dv3/model.safetensors" &&
+    grep -aoq '"dv3_key_rate":"0\.[0-9]*"' "$TMP/s2s-dv3/model.safetensors" &&
+    [ "$("$ATTN" seq2seq translate --model "$TMP/s2s-dv3" --threads 1 "12/25/99" "1 march 2001" | wc -l)" = 2 ]; then
+    ok "seq2seq --attention dv3: trains with the key rate from the data (target/source < 1 on dates), keeps --dv3-window, translates"
+else
+    fail "seq2seq dv3: exit $rc: $(head -c 300 "$TMP/dv3.out")"
+fi
+"${SEQ2SEQ[@]}" --attention location-sensitive --loc-kernel 4 --steps 1 --out "$TMP/s2s-bad" >"$TMP/bad.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--loc-kernel 4: expected an odd width" "$TMP/bad.out" &&
+    ok "seq2seq --loc-kernel 4 refused (exit 2, odd widths only)" ||
+    fail "seq2seq --loc-kernel 4: exit $rc: $(head -c 300 "$TMP/bad.out")"
+"${SEQ2SEQ[@]}" --attention location --dv3-key-rate nan --steps 1 --out "$TMP/s2s-bad2" >"$TMP/bad.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--dv3-key-rate" "$TMP/bad.out" && ok "seq2seq --dv3-key-rate nan refused (exit 2)" ||
+    fail "seq2seq --dv3-key-rate nan: exit $rc: $(head -c 300 "$TMP/bad.out")"
 "$ATTN" gpt sample --model "$TMP/gpt" --prompt "the " --tokens 5 --html "$TMP/ex/s.html" --threads 1 \
     >"$TMP/ex.out" 2>"$TMP/ex.err"
 rc=$?

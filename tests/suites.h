@@ -21,6 +21,7 @@
     X(sparse)          \
     X(transformer)     \
     X(seq2seq)         \
+    X(location_attention) \
     X(t2t)             \
     X(optim)           \
     X(safetensors)     \

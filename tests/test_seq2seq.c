@@ -171,6 +171,9 @@ static attn_seq2seq_config small_cfg(attn_s2s_attention kind, attn_rnn_cell cell
     c.attn_dim = 3;
     c.max_src_len = 12;
     c.local_window = 1;
+    c.loc_filters = 2, c.loc_kernel = 3;     /* location-sensitive: small filters */
+    c.dv3_key_rate = 0.5f, c.dv3_window = -1; /* dv3: no decoding window (teacher forcing's
+                                                 weights; the window has its own test) */
     c.combine_dim = g_combine_dim;
     c.no_input_feed = g_no_feed;
     c.pad_id = PAD, c.bos_id = BOS, c.eos_id = EOS;
@@ -236,6 +239,15 @@ static void parity_case(const atfx_file *fx, int k, int use_ref) {
                                .pad_id = cv[12],
                                .bos_id = cv[13],
                                .eos_id = cv[14]};
+    /* the location-sensitive and dv3 cases: loc_filters, loc_kernel, dv3_key_rate, dv3_window */
+    const atfx_tensor *ex = atfx_findf(fx, "c%d.extra", k);
+    if (ex && ex->dtype == ATTN_F32 && ex->numel == 4) {
+        const float *e = atfx_f32(ex);
+        cfg.loc_filters = (int)e[0];
+        cfg.loc_kernel = (int)e[1];
+        cfg.dv3_key_rate = e[2];
+        cfg.dv3_window = (int)e[3];
+    }
     CHECK_OK(attn_params_new(&ps));
     if (!ps) goto out;
     CHECK_OK(attn_seq2seq_new(&m, ps, &cfg, NULL));
@@ -924,7 +936,72 @@ out:
     TEST_END();
 }
 
+/* Deep Voice 3's decoding window: every output row of the returned
+ * hypothesis (greedy and beam 3) puts its largest weight in [p, p + W), p the
+ * previous row's argmax (0 first), and nothing outside the window; the
+ * windowless decoding of the same model differs (the window is in effect). */
+static void dv3_window_case(uint64_t seed) {
+    TEST_BEGIN("seq2seq/dv3 decoding window");
+    enum { V = 13, MAXT = 8, B = 6, S = 6, W = 2 };
+    attn_seq2seq_config c = small_cfg(ATTN_S2S_DV3, ATTN_RNN_GRU, V, 8, 12);
+    c.attn_dim = 8;
+    c.dv3_window = W;
+    attn_params *ps = NULL;
+    attn_seq2seq *m = new_model(&c, &ps, seed);
+    attn_ctx *ctx = test_ctx_new(ARENA_BYTES, 1, GUARD_BYTES);
+    hbatch h, train;
+    memset(&h, 0, sizeof h);
+    memset(&train, 0, sizeof train);
+    attn_rng rng;
+    attn_rng_init(&rng, seed + 7);
+    int32_t ids[B * MAXT], lens[B];
+    float align[B * MAXT * S];
+    if (!m || !ctx || hb_alloc(&h, B, S, S + 1) || hb_alloc(&train, 16, S, S + 1)) goto out;
+    if (isnan(train_reverse(ctx, m, ps, &train, TRAIN_STEPS, 1e-2f, &rng))) goto out;
+    reverse_batch(&h, &rng);
+    for (int64_t b = 0; b < B; b++) {
+        h.len[b] = b < 4 ? 2 + (int32_t)b : (int32_t)S;
+        for (int64_t s = h.len[b]; s < S; s++) h.src[b * S + s] = PAD;
+    }
+    int rows_seen = 0;
+    for (int beam = 1; beam <= 3; beam += 2) {
+        attn_ctx_reset(ctx);
+        attn_s2s_batch bt = hb_tensors(ctx, &h);
+        attn_decode_config g = {.beam = beam, .length_alpha = 0.6f, .max_len = MAXT};
+        CHECK_OK(attn_seq2seq_decode(ctx, m, &bt, &g, ids, lens, align));
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t n = lens[b] < MAXT ? lens[b] + 1 : MAXT; /* eos's row kept */
+            int64_t p = 0;
+            for (int64_t t = 0; t < n; t++) {
+                const float *row = align + (b * MAXT + t) * S;
+                int64_t best = 0;
+                double out_w = 0.0;
+                for (int64_t s = 0; s < S; s++) {
+                    if (row[s] > row[best]) best = s;
+                    if (s < p || s >= p + W) out_w += fabs(row[s]);
+                }
+                CHECK(out_w == 0.0 && best >= p && best < p + W,
+                      "beam %d sentence %lld row %lld: argmax %lld, window [%lld, %lld), %g "
+                      "outside",
+                      beam, (long long)b, (long long)t, (long long)best, (long long)p,
+                      (long long)(p + W), out_w);
+                p = best;
+                rows_seen++;
+            }
+        }
+    }
+    CHECK(rows_seen >= B, "only %d rows checked", rows_seen);
+out:
+    hb_free(&h);
+    hb_free(&train);
+    attn_ctx_free(ctx);
+    attn_seq2seq_free(m);
+    attn_params_free(ps);
+    TEST_END();
+}
+
 static void test_decoding(void) {
+    dv3_window_case(330);
     for (int a = 0; a < ATTN_S2S_ATTENTION_COUNT; a++)
         decode_case((attn_s2s_attention)a, ATTN_RNN_GRU, 1, 300 + (uint64_t)a);
     decode_case(ATTN_S2S_BAHDANAU, ATTN_RNN_LSTM, 2, 320);

@@ -54,7 +54,9 @@ from make_fixtures import Fixture, MAX_FILE  # noqa: E402  (the ATFX writer)
 from make_attention_fixtures import Attention  # noqa: E402  (the attention oracle)
 
 KINDS = ["none", "bahdanau", "dot", "general", "concat", "location", "cosine", "local-m",
-         "local-p"]
+         "local-p", "location-sensitive", "dv3"]
+# the kinds whose attention reads s_{t-1} before the cell (Bahdanau's wiring)
+FIRST = ("bahdanau", "location-sensitive", "dv3")
 # the score and align of each kind's attention module (seq2seq.c's mapping)
 ATT = {"bahdanau": ("additive", "global"), "concat": ("additive", "global"),
        "dot": ("dot", "global"), "general": ("general", "global"),
@@ -64,14 +66,77 @@ PAD, BOS, EOS = 0, 1, 2
 COSINE_BETA = 10.0  # rnn_attention.h's default when the config's beta is 0
 
 
+class LocationSensitive(nn.Module):
+    """Chorowski et al. 2015 in Tacotron 2's form, from the equations of
+    rnn_attention.h (ATTN_SCORE_LOCATION_SENSITIVE), one decoder step at a time:
+    e_i(s) = v^T tanh(W_q q + W_h h_s + U f_i(s) + b), f_i = F * [a_{i-1}; cum]."""
+
+    def __init__(self, dq, dh, a, k, r):
+        super().__init__()
+        self.W_q = nn.Linear(dq, a, bias=False)
+        self.W_h = nn.Linear(dh, a, bias=False)
+        self.v = nn.Linear(a, 1, bias=False)
+        self.F = nn.Conv1d(2, k, r, padding=(r - 1) // 2, bias=False)
+        self.U = nn.Linear(k, a)
+
+    def forward(self, q, mem, src_len, prev, cum):
+        # q [B, Dq], mem [B, S, Dh], prev/cum [B, S] -> c [B, Dh], a [B, S]
+        s = mem.shape[1]
+        f = self.F(torch.stack([prev, cum], 1))                     # [B, K, S]
+        loc = self.U(f.transpose(1, 2))                             # [B, S, A]
+        e = self.v(torch.tanh(self.W_q(q)[:, None, :] + self.W_h(mem) + loc))[..., 0]
+        valid = torch.arange(s)[None, :] < src_len[:, None]
+        e = e.masked_fill(~valid, float("-inf"))
+        a = torch.softmax(e, -1)
+        a = torch.where(valid, a, torch.zeros_like(a))
+        return torch.einsum("bs,bsd->bd", a, mem), a
+
+
+def sinusoid(pos, d, rate):
+    """P(p; r) of rnn_attention.h: [len(pos), d], sin at even, cos at odd."""
+    i = torch.arange(d)
+    ang = rate * pos[:, None].double() / torch.pow(10000.0, (2 * (i // 2)).double() / d)[None, :]
+    return torch.where(i[None, :] % 2 == 0, torch.sin(ang), torch.cos(ang))
+
+
+class DV3Attention(nn.Module):
+    """Deep Voice 3's attention block (Ping et al. 2017) as rnn_attention.h
+    defines it (ATTN_SCORE_DV3): positional encodings at rate 1 (queries) and
+    key_rate (keys), projections with biases, dot-product softmax, values
+    averaged and scaled by sqrt(S_b), output projection. No dropout here."""
+
+    def __init__(self, dq, dh, a, key_rate):
+        super().__init__()
+        self.W_q = nn.Linear(dq, a)
+        self.W_k = nn.Linear(dh, a)
+        self.W_v = nn.Linear(dh, a)
+        self.W_o = nn.Linear(a, dh)
+        self.key_rate, self.dq, self.dh = key_rate, dq, dh
+
+    def forward(self, q, mem, src_len, t, win=None, width=3):
+        """win: None, or [B] window starts (the inference window [p, p + width))."""
+        s = mem.shape[1]
+        qp = self.W_q(q + sinusoid(torch.tensor([t]), self.dq, 1.0))            # [B, A]
+        k = self.W_k(mem + sinusoid(torch.arange(s), self.dh, self.key_rate)[None])
+        e = torch.einsum("ba,bsa->bs", qp, k)
+        valid = torch.arange(s)[None, :] < src_len[:, None]
+        if win is not None:
+            pos = torch.arange(s)[None, :]
+            valid = valid & (pos >= win[:, None]) & (pos < win[:, None] + width)
+        a = torch.softmax(e.masked_fill(~valid, float("-inf")), -1)
+        a = torch.where(valid, a, torch.zeros_like(a))  # a row without keys: zeros
+        c = torch.einsum("bs,bsa->ba", a, self.W_v(mem)) * torch.sqrt(src_len.double())[:, None]
+        return self.W_o(c), a
+
+
 class Seq2Seq(nn.Module):
     """include/attn/seq2seq.h in PyTorch (modules created in the header's
     parameter order, so named_parameters() lists them as attn adds them)."""
 
-    def __init__(self, kind, cell, vs, vt, e, h, le, ld, bi, a, smax, d):
+    def __init__(self, kind, cell, vs, vt, e, h, le, ld, bi, a, smax, d, extra=None):
         super().__init__()
         self.kind, self.lstm, self.bi, self.h = kind, cell == "lstm", bi, h
-        self.luong = kind not in ("none", "bahdanau")
+        self.luong = kind not in ("none",) + FIRST
         he = (2 if bi else 1) * h
         rnn = nn.LSTM if self.lstm else nn.GRU
         self.encoder = nn.Module()
@@ -82,7 +147,11 @@ class Seq2Seq(nn.Module):
         self.decoder.embedding = nn.Embedding(vt, e)
         x = h if self.luong else he
         self.decoder.rnn = rnn(e + x, h, ld)  # its parameters; the loop below runs cells
-        if kind != "none":
+        if kind == "location-sensitive":
+            self.decoder.attn = LocationSensitive(h, he, a, int(extra[0]), int(extra[1]))
+        elif kind == "dv3":
+            self.decoder.attn = DV3Attention(h, he, a, extra[2])
+        elif kind != "none":
             score, align = ATT[kind]
             self.decoder.attn = Attention(score, align, h, he, a, smax, d, COSINE_BETA, 0)
         if self.luong:
@@ -114,8 +183,19 @@ class Seq2Seq(nn.Module):
         cs = [torch.zeros_like(s0)] * len(self.cells)
         feed = torch.zeros_like(s0)
         outs, ws, ps = [], [], []
+        prev = torch.zeros(b, s)
+        cum = torch.zeros(b, s)
         for t in range(t_len):
-            if self.kind == "bahdanau":
+            if self.kind == "location-sensitive":
+                c_t, a = self.decoder.attn(hs[-1], mem, src_len, prev, cum)
+                prev, cum = a, cum + a
+                ws.append(a)
+                inp = torch.cat([emb[:, t], c_t], -1)
+            elif self.kind == "dv3":
+                c_t, a = self.decoder.attn(hs[-1], mem, src_len, t)
+                ws.append(a)
+                inp = torch.cat([emb[:, t], c_t], -1)
+            elif self.kind == "bahdanau":
                 c_t, a, _ = self.decoder.attn(hs[-1][:, None, :], mem, src_len, t)
                 c_t = c_t[:, 0]
                 ws.append(a[:, 0])
@@ -174,12 +254,26 @@ CASES = [
 ]
 
 
+# the new kinds' extra configuration (loc_filters, loc_kernel, dv3_key_rate,
+# dv3_window), written as "c<k>.extra" f32 [4] after the cases above
+CASES_EXTRA = [
+    ("location-sensitive gru, bidirectional, K 3, R 3", "location-sensitive", "gru", 3, 6, 5, 9,
+     10, 4, 5, 1, 1, 1, 4, 0, [6, 3, 5], [4, 2, 3], 0.0, (3, 3, 0.0, 0)),
+    ("location-sensitive lstm, 2 decoder layers, K 2, R 5, padded", "location-sensitive", "lstm",
+     3, 7, 5, 9, 10, 4, 5, 1, 2, 1, 3, 0, [4, 7, 2], [4, 3, 2], 0.0, (2, 5, 0.0, 0)),
+    ("dv3 gru, bidirectional, key rate 0.6", "dv3", "gru", 3, 6, 5, 9, 10, 4, 5, 1, 1, 1, 4, 0,
+     [6, 3, 5], [4, 2, 3], 0.0, (0, 0, 0.6, 3)),
+    ("dv3 lstm, unidirectional (Dq = Dh), key rate 1.5, label smoothing 0.1", "dv3", "lstm", 2, 5,
+     4, 8, 9, 3, 4, 1, 1, 0, 3, 0, [5, 2], [3, 2], 0.1, (0, 0, 1.5, 3)),
+]
+
+
 def t64(a):
     return torch.tensor(np.asarray(a).astype(np.float64))
 
 
 def run_case(fx, label, kind, cell, b, s, t, vs, vt, e, h, le, ld, bi, a, window, src_lens,
-             tgt_lens, ls):
+             tgt_lens, ls, extra=None):
     k = fx.ncases
     p = "c%d." % k
     smax = s + 1 if kind == "location" else 0
@@ -187,7 +281,9 @@ def run_case(fx, label, kind, cell, b, s, t, vs, vt, e, h, le, ld, bi, a, window
     fx.put(p + "cfg", np.array([KINDS.index(kind), cell == "lstm", vs, vt, e, h, le, ld, bi, a,
                                 smax, window, PAD, BOS, EOS], np.int32))
     fx.put(p + "label_smoothing", np.array([ls], np.float32))
-    model = Seq2Seq(kind, cell, vs, vt, e, h, le, ld, bi, a if a else h, smax, window)
+    if extra is not None:
+        fx.put(p + "extra", np.array(extra, np.float32))
+    model = Seq2Seq(kind, cell, vs, vt, e, h, le, ld, bi, a if a else h, smax, window, extra)
     with torch.no_grad():
         for name, prm in model.named_parameters():
             if name.endswith("embedding.weight"):
@@ -197,6 +293,8 @@ def run_case(fx, label, kind, cell, b, s, t, vs, vt, e, h, le, ld, bi, a, window
             else:
                 # torch.nn.Linear / RNN ranges: 1/sqrt(fan_in) (the hidden size for RNNs)
                 fan = h if ".rnn." in name else (prm.shape[1] if prm.dim() == 2 else None)
+                if prm.dim() == 3:  # the convolution's filters [K, 2, R]
+                    fan = prm.shape[1] * prm.shape[2]
                 if fan is None:  # a Linear's bias: its weight's fan-in
                     fan = dict(model.named_parameters())[name[:-4] + "weight"].shape[1]
                 bound = 1.0 / np.sqrt(fan)
@@ -246,7 +344,7 @@ def main(argv):
     os.makedirs(argv[1], exist_ok=True)
     name = "seq2seq_models"
     fx = Fixture(name)
-    for case in CASES:
+    for case in CASES + CASES_EXTRA:
         run_case(fx, *case)
     data = fx.to_bytes()
     if len(data) > MAX_FILE:

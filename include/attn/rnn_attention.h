@@ -68,7 +68,37 @@ extern "C" {
  *               the first S logits are used for a memory of S positions).
  * Graves' content addressing is the cosine score with a key strength beta;
  * his beta comes from the controller at every step, ours is one scalar per
- * module (learned, or a fixed hyper-parameter). */
+ * module (learned, or a fixed hyper-parameter).
+ *
+ * Two scores read the module's own past and so run one decoder step at a
+ * time through attn_attention_step (below); attn_attention_forward refuses
+ * them. Derivations: docs/location_attention.md.
+ *   LOCATION_SENSITIVE  Chorowski et al. 2015 in Tacotron 2's form:
+ *               e_i(s) = v^T tanh(W_q q_i + W_h h_s + U f_i(s) + b),
+ *               f_i = F * [a_{i-1}; sum_{k<i} a_k] (a 1-D convolution, K
+ *               filters of odd width R, zero "same" padding (R-1)/2, no
+ *               bias, over the previous and the cumulative alignment; both
+ *               are zero before the first step). Parameters:
+ *               "W_q.weight" [A, Dq], "W_h.weight" [A, Dh], "v.weight" [1, A],
+ *               "F.weight" [K, 2, R], "U.weight" [A, K], "U.bias" [A] (= b).
+ *   DV3         Deep Voice 3's attention block (Ping et al. 2017):
+ *               Q = W_q (q_i + P(i; rq)) + b_q, K_s = W_k (h_s + P(s; rk)) + b_k,
+ *               V_s = W_v h_s + b_v, e_i(s) = Q . K_s (no 1/sqrt scale),
+ *               a_i = dropout(softmax(e_i)), c_i = W_o (sqrt(S_b) sum_s a_i(s) V_s)
+ *               + b_o [Dh]. P(p; r) [D] is the sinusoidal encoding at rate r:
+ *               P(p; r)_{2j} = sin(r p / 10000^(2j/D)), P_{2j+1} = cos(same);
+ *               positions count from 0 (i the decoder step, s the source
+ *               position), rq = 1, rk = cfg.key_rate. sqrt(S_b), S_b the
+ *               sentence's number of keys, is the paper's (ConvS2S's)
+ *               m sqrt(1/m) scale of the averaged values. Dropout on the
+ *               weights uses cfg.dropout (training only). At inference with a
+ *               window (attn_attention_state.window_from), row b attends only
+ *               to keys [p_b, p_b + cfg.window) (p_b the previous step's
+ *               argmax; clipped to the sentence). Parameters: "W_q.weight"
+ *               [A, Dq], "W_q.bias" [A], "W_k.weight" [A, Dh], "W_k.bias",
+ *               "W_v.weight" [A, Dh], "W_v.bias", "W_o.weight" [Dh, A],
+ *               "W_o.bias" [Dh]. W_k starts as a copy of W_q when Dq == Dh
+ *               (the paper's identical initialisation). */
 typedef enum attn_score {
     ATTN_SCORE_DOT = 0,
     ATTN_SCORE_SCALED_DOT = 1,
@@ -76,6 +106,8 @@ typedef enum attn_score {
     ATTN_SCORE_ADDITIVE = 3,
     ATTN_SCORE_COSINE = 4,
     ATTN_SCORE_LOCATION = 5,
+    ATTN_SCORE_LOCATION_SENSITIVE = 6,
+    ATTN_SCORE_DV3 = 7,
     ATTN_SCORE_COUNT
 } attn_score;
 
@@ -120,7 +152,9 @@ typedef struct attn_attention_config {
     int64_t memory_size;    /* Dh >= 1 */
     int64_t attn_size;      /* A >= 0 for ADDITIVE and LOCAL_P; 0 selects Dq */
     int64_t max_source_len; /* S_max >= 1 for LOCATION (ignored otherwise) */
-    int window;             /* D >= 1 for LOCAL_M and LOCAL_P (ignored otherwise) */
+    int window;             /* D >= 1 for LOCAL_M and LOCAL_P; DV3: the
+                               monotonic window's width W >= 0 at inference
+                               (0 selects 3); ignored otherwise */
     float beta;             /* COSINE: the initial (or fixed) sharpening
                                strength, finite; 0 selects 10 (so that a
                                cosine gap of 0.5 weighs e^5 = 148x). Ignored
@@ -128,6 +162,13 @@ typedef struct attn_attention_config {
     int beta_fixed;         /* COSINE: nonzero freezes beta (its parameter
                                gets requires_grad = 0; it is still stored and
                                saved with the module) */
+    int loc_filters;        /* LOCATION_SENSITIVE: K >= 0 filters (0 selects 32,
+                               Tacotron 2's) */
+    int loc_kernel;         /* LOCATION_SENSITIVE: odd width R >= 0 (0 selects 31,
+                               Tacotron 2's) */
+    float key_rate;         /* DV3: the keys' position rate rk, finite, >= 0 (0
+                               selects 1); the queries' rate is 1 */
+    float dropout;          /* DV3: dropout on the weights in [0, 1) (training) */
 } attn_attention_config;
 
 /* The module: its configuration (defaults resolved) and pointers to its
@@ -143,6 +184,9 @@ typedef struct attn_attention {
     attn_tensor *beta; /* COSINE [1] */
     attn_tensor *w_p;  /* LOCAL_P [A, Dq] */
     attn_tensor *v_p;  /* LOCAL_P [1, A] */
+    attn_tensor *f;    /* LOCATION_SENSITIVE [K, 2, R] */
+    attn_tensor *u, *u_b; /* LOCATION_SENSITIVE [A, K], [A] */
+    attn_tensor *b_q, *w_k, *b_k, *w_v, *b_v, *w_o, *b_o; /* DV3 (w_q above) */
 } attn_attention;
 
 /* Adds the module's parameters to `ps` under `prefix` (NULL or "" for none;
@@ -168,7 +212,10 @@ typedef struct attn_attention_memory {
     attn_tensor *keys;         /* what the scores read: DOT h; SCALED_DOT h / sqrt(Dh);
                                   GENERAL h W_a^T [B, S, Dq]; ADDITIVE h W_h^T
                                   [B, S, A]; COSINE h / sqrt(|h|^2 + eps);
-                                  LOCATION NULL */
+                                  LOCATION NULL; LOCATION_SENSITIVE W_h h;
+                                  DV3 W_k (h + P(s; rk)) + b_k [B, S, A] */
+    attn_tensor *proj_values;  /* DV3: W_v h + b_v [B, S, A]; NULL otherwise */
+    attn_tensor *value_scale;  /* DV3: sqrt(S_b) [B, 1, 1]; NULL otherwise */
     attn_tensor *mask;         /* F32 [B, 1, S]: 0 at valid positions, -inf at
                                   padding; NULL when nothing is padded */
     const int32_t *lengths;    /* S_b for every b (arena copy; all S without lengths) */
@@ -211,9 +258,34 @@ attn_tensor *attn_attention_forward(attn_ctx *ctx, const attn_attention *att,
                                     const attn_attention_memory *mem, attn_tensor *q, int64_t step,
                                     attn_tensor **weights, attn_tensor **positions);
 
+/* What a stepped attention carries from one decoder step to the next
+ * (a plain value the caller owns; its tensors are arena tensors).
+ *   prev, cum  LOCATION_SENSITIVE: a_{i-1} and sum_{k<i} a_k, [B, S]; NULL
+ *              means zeros (the first step). attn_attention_step replaces
+ *              them by a_i and cum + a_i, on the tape, so that gradients
+ *              flow back through the convolution into earlier steps.
+ *   window_from  DV3 at inference: NULL (no window), or B ints, the first
+ *              key of each row's window (the previous step's argmax; 0 at
+ *              the first step). The caller updates it (attn_attention_argmax). */
+typedef struct attn_attention_state {
+    attn_tensor *prev, *cum;
+    const int32_t *window_from;
+} attn_attention_state;
+
+/* One decoder step of any score: q [B, Dq] -> c [B, Dh], *weights a [B, S]
+ * (may be NULL). Scores other than LOCATION_SENSITIVE and DV3 ignore st
+ * (which may then be NULL) and run attn_attention_forward. `step` is the
+ * decoder position (DV3's query position, LOCAL_M's window). Errors as
+ * attn_attention_forward, and ATTN_ERR_SHAPE for a state of the wrong shape,
+ * ATTN_ERR_INVALID_ARG for a NULL st on the two stepped scores or a window
+ * start outside [0, S]. */
+attn_tensor *attn_attention_step(attn_ctx *ctx, const attn_attention *att,
+                                 const attn_attention_memory *mem, attn_tensor *q, int64_t step,
+                                 attn_attention_state *st, attn_tensor **weights);
+
 /* Constant names for messages and CLIs: "dot", "scaled_dot", "general",
- * "additive", "cosine", "location"; "global", "local-m", "local-p"; "?" for
- * a value outside the enum. */
+ * "additive", "cosine", "location", "location-sensitive", "dv3"; "global",
+ * "local-m", "local-p"; "?" for a value outside the enum. */
 const char *attn_score_name(attn_score score);
 const char *attn_align_name(attn_align align);
 

@@ -21,6 +21,14 @@
  *     steps) much more slowly than the none/Bahdanau wirings, whose output
  *     layer reads [s; c] (H + He wide) directly; combine_dim = He + H with
  *     no_input_feed = 1 learns it as fast as they do (docs/seq2seq.md).
+ *   - ATTN_S2S_LOCATION_SENSITIVE (Chorowski et al. 2015, Tacotron 2's form)
+ *     and ATTN_S2S_DV3 (Deep Voice 3's attention block, Ping et al. 2017):
+ *     Bahdanau's wiring (scores from s_{i-1}, the context feeds the cell and
+ *     the output layer) with the stepped scores of rnn_attention.h. DV3's
+ *     query position is the decoder step, its weights' dropout is `dropout`,
+ *     and decoding (not the loss) restricts each step to the window
+ *     [p, p + dv3_window) of source positions, p the previous step's argmax
+ *     (0 at the first step) of that hypothesis.
  *   - ATTN_S2S_NONE, the baseline without attention: the context is the
  *     encoder's last state (forward direction at the last valid position,
  *     backward direction at position 0), fixed for the whole output; the
@@ -35,7 +43,9 @@
  *
  * Score per kind: BAHDANAU and CONCAT the additive score; DOT, GENERAL,
  * LOCATION and COSINE their own (cosine's sharpening beta is learned, from
- * 10); LOCAL_M and LOCAL_P the general score inside their window. DOT and
+ * 10); LOCAL_M and LOCAL_P the general score inside their window;
+ * LOCATION_SENSITIVE and DV3 their stepped scores (loc_filters, loc_kernel,
+ * dv3_key_rate, dv3_window; DV3's weights dropout is `dropout`). DOT and
  * COSINE compare the decoder state with the encoder states directly, so they
  * need bidirectional = 0. LSTM cell states start at zero.
  *
@@ -70,11 +80,14 @@ typedef enum attn_s2s_attention {
     ATTN_S2S_COSINE,
     ATTN_S2S_LOCAL_M,
     ATTN_S2S_LOCAL_P,
+    ATTN_S2S_LOCATION_SENSITIVE,
+    ATTN_S2S_DV3,
     ATTN_S2S_ATTENTION_COUNT
 } attn_s2s_attention;
 
 /* "none", "bahdanau", "dot", "general", "concat", "location", "cosine",
- * "local-m", "local-p"; parse returns -1 for an unknown name. */
+ * "local-m", "local-p", "location-sensitive", "dv3"; parse returns -1 for an
+ * unknown name. */
 const char *attn_s2s_attention_name(attn_s2s_attention kind);
 int attn_s2s_attention_parse(const char *name, attn_s2s_attention *out);
 
@@ -117,6 +130,12 @@ typedef struct attn_seq2seq_config {
     int local_window;             /* D for LOCAL_M / LOCAL_P */
     int64_t combine_dim;          /* Luong kinds: width of h~ (0: hidden) */
     int no_input_feed;            /* Luong kinds: 1 turns input feeding off */
+    int loc_filters, loc_kernel;  /* LOCATION_SENSITIVE: K filters of odd width R
+                                     (0, 0: Tacotron 2's 32 and 31) */
+    float dv3_key_rate;           /* DV3: the keys' position rate (0: 1) */
+    int dv3_window;               /* DV3: the decoding window's width W (0: 3;
+                                     negative: no window, decoding attends as
+                                     the loss does) */
     float dropout;                /* on embeddings and between layers, training only */
     int32_t pad_id, bos_id, eos_id;
     attn_s2s_fusion fusion;       /* LSTMN cells (not NONE): `cell` is then not used */

@@ -83,7 +83,8 @@ struct attn_seq2seq {
 /* ---- names ------------------------------------------------------------------------- */
 
 static const char *const S2S_NAMES[ATTN_S2S_ATTENTION_COUNT] = {
-    "none", "bahdanau", "dot", "general", "concat", "location", "cosine", "local-m", "local-p"};
+    "none",    "bahdanau", "dot",   "general", "concat", "location", "cosine", "local-m",
+    "local-p", "location-sensitive", "dv3"};
 
 const char *attn_s2s_attention_name(attn_s2s_attention kind) {
     return (unsigned)kind < ATTN_S2S_ATTENTION_COUNT ? S2S_NAMES[kind] : "?";
@@ -117,7 +118,14 @@ int attn_s2s_fusion_parse(const char *name, attn_s2s_fusion *out) {
 
 /* ---- construction ------------------------------------------------------------------ */
 
-static int s2s_is_luong(attn_s2s_attention k) { return k >= ATTN_S2S_DOT; }
+static int s2s_is_luong(attn_s2s_attention k) {
+    return k >= ATTN_S2S_DOT && k <= ATTN_S2S_LOCAL_P;
+}
+
+/* The kinds whose attention reads s_{i-1} before the cell (Bahdanau's wiring). */
+static int s2s_attends_first(attn_s2s_attention k) {
+    return k == ATTN_S2S_BAHDANAU || k == ATTN_S2S_LOCATION_SENSITIVE || k == ATTN_S2S_DV3;
+}
 
 /* The attention module of each kind: Bahdanau's and Luong's concat are the
  * additive score; local-m and local-p use the general score (Luong et al.
@@ -138,6 +146,17 @@ static attn_attention_config s2s_att_config(const attn_seq2seq_config *c, int64_
         a.max_source_len = c->max_src_len;
         break;
     case ATTN_S2S_COSINE: a.score = ATTN_SCORE_COSINE; break; /* beta 0: the default 10, learned */
+    case ATTN_S2S_LOCATION_SENSITIVE:
+        a.score = ATTN_SCORE_LOCATION_SENSITIVE;
+        a.loc_filters = c->loc_filters;
+        a.loc_kernel = c->loc_kernel;
+        break;
+    case ATTN_S2S_DV3:
+        a.score = ATTN_SCORE_DV3;
+        a.key_rate = c->dv3_key_rate;
+        a.window = c->dv3_window > 0 ? c->dv3_window : 0; /* 0: the default 3 */
+        a.dropout = c->dropout;
+        break;
     case ATTN_S2S_LOCAL_M:
         a.score = ATTN_SCORE_GENERAL;
         a.align = ATTN_ALIGN_LOCAL_M;
@@ -393,6 +412,7 @@ typedef struct s2s_dec {
 typedef struct s2s_state {
     attn_tensor *h[ATTN_RNN_MAX_LAYERS], *c[ATTN_RNN_MAX_LAYERS];
     attn_tensor *feed; /* luong: h~_{t-1}; NULL at t = 0 (h~_0 = 0) */
+    attn_attention_state as; /* location-sensitive: a_{t-1}, cumulative; dv3: the window */
 } s2s_state;
 
 /* What one step produces. */
@@ -438,9 +458,9 @@ static int s2s_step(attn_ctx *ctx, const attn_seq2seq *m, const s2s_dec *d, s2s_
     const int64_t N = base ? base->shape[1] : 0, GH = base ? base->shape[2] : 0;
     memset(o, 0, sizeof *o);
     attn_tensor *x = NULL;
-    if (c->attention == ATTN_S2S_BAHDANAU) {
+    if (s2s_attends_first(c->attention)) {
         /* Bahdanau: the scores read the previous state s_{t-1} */
-        o->ct = attn_attention_forward(ctx, &m->att, &d->mem, st->h[L - 1], step, &o->a, NULL);
+        o->ct = attn_attention_step(ctx, &m->att, &d->mem, st->h[L - 1], step, &st->as, &o->a);
         if (!(x = o->ct)) return -1;
     } else if (m->luong) {
         x = m->X ? st->feed : NULL; /* input feeding; NULL at t = 0 (and without feeding) */
@@ -670,6 +690,16 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
     attn_tensor *feed = m->luong ? attn__tensor(ctx, fn, ATTN_F32, 2, nf) : NULL;
     attn_tensor *ids = attn__tensor(ctx, fn, ATTN_I32, 2, ish); /* the previous tokens [1, N] */
     if ((m->luong && !feed) || !ids) return -1;
+    /* location-sensitive: a_{t-1} and the cumulative alignment of every row;
+     * dv3: each row's window start (the previous step's argmax) */
+    const int loc = c->attention == ATTN_S2S_LOCATION_SENSITIVE;
+    const int dv3 = c->attention == ATTN_S2S_DV3 && c->dv3_window >= 0;
+    const int64_t ns[2] = {N, S};
+    attn_tensor *keep_prev = loc ? attn_tensor_new(ctx, ATTN_F32, 2, ns) : NULL;
+    attn_tensor *keep_cum = loc ? attn_tensor_new(ctx, ATTN_F32, 2, ns) : NULL;
+    int32_t *win = dv3 ? attn__alloc(ctx, sizeof(int32_t) * (size_t)N * 2, fn) : NULL;
+    if ((loc && (!keep_prev || !keep_cum)) || (dv3 && !win)) return -1;
+    if (dv3) memset(win, 0, sizeof(int32_t) * (size_t)N * 2);
     attn__beam bm;
     if (attn__beam_init(ctx, &bm, B, k, maxT, want_align ? S : 0, (double)dc->length_alpha,
                         c->pad_id, c->bos_id, c->eos_id, fn))
@@ -685,6 +715,9 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
         if (!base) return -1;
         s2s_state st = keep;
         st.feed = t > 0 ? feed : NULL;
+        st.as.prev = loc && t > 0 ? keep_prev : NULL;
+        st.as.cum = loc && t > 0 ? keep_cum : NULL;
+        st.as.window_from = dv3 ? win : NULL;
         s2s_out o;
         if (s2s_step(ctx, m, &d, &st, base, 0, t, &o)) return -1;
         attn_tensor *out_in = o.ht;
@@ -705,6 +738,23 @@ static int s2s_decode_run(attn_ctx *ctx, const attn_seq2seq *m, const attn_s2s_b
             if (lstm) s2s_gather(keep.c[l], st.c[l], bm.parent, N);
         }
         if (m->luong) s2s_gather(feed, o.ht, bm.parent, N);
+        if (loc) {
+            attn_tensor *pc = attn__contig(ctx, st.as.prev), *cc = attn__contig(ctx, st.as.cum);
+            if (!pc || !cc) return -1;
+            s2s_gather(keep_prev, pc, bm.parent, N);
+            s2s_gather(keep_cum, cc, bm.parent, N);
+        }
+        if (dv3) { /* the argmax of the row each hypothesis extends (first on ties) */
+            int32_t *arg = win + N;
+            for (int64_t i = 0; i < N; i++) {
+                const float *row = attn_f32(o.a) + i * S;
+                int64_t best = 0;
+                for (int64_t s = 1; s < S; s++)
+                    if (row[s] > row[best]) best = s;
+                arg[i] = (int32_t)best;
+            }
+            for (int64_t i = 0; i < N; i++) win[i] = arg[bm.parent[i]];
+        }
         memcpy(ids->data, bm.next, sizeof(int32_t) * (size_t)N);
         attn__arena_rewind(ctx, mark);
     }
