@@ -538,6 +538,7 @@ static int cmd_classify_train(int argc, char **argv) {
            (long long)g.tr.n, (long long)g.va.n, (long long)g.te.n, rp->max_len);
     printf("schedule: %lld steps of %lld fortunes, AdamW lr %g -> %g (warmup %lld, cosine), wd %g; threads %d\n",
            rp->total_steps, (long long)B, rp->lr, rp->min_lr, rp->warmup, rp->weight_decay, attn_ctx_threads(ctx));
+    if (resume) printf("resuming %s at step %lld\n", out, (long long)run.step);
     fflush(stdout);
     {
         const attn_json_field f[] = {
