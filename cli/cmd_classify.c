@@ -652,15 +652,159 @@ done:
     return rc;
 }
 
+/* ---- viz: the pooling's attention over one text ------------------------------------------ */
+
+#define VIZ_MAX_TOKENS 96
+
+static int cmd_classify_viz(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *out = NULL;
+    long long threads = 1;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: attn classify viz --model DIR --text TEXT --out FILE.svg [--threads N]\n\n"
+                   "Draws the pooling's attention of a model of 'attn classify train' over TEXT (its\n"
+                   "first %d tokens): LAMA, one row per distribution (head) over the tokens; attn, one\n"
+                   "row; mhsa, one token x token map per head. Prints the predicted class.\n",
+                   VIZ_MAX_TOKENS);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "attn classify viz: %s needs a value (try --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--text")) text = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, "viz", a, v, 1, cli_max_threads(), &threads);
+        else {
+            fprintf(stderr, "attn classify viz: unknown option '%s' (try --help)\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if (!model || !text || !out) {
+        fprintf(stderr, "attn classify viz: --model DIR, --text TEXT and --out FILE.svg are required\n");
+        return 2;
+    }
+    run_info r;
+    memset(&r, 0, sizeof r);
+    attn_params *ps = NULL;
+    attn_gru_classifier *m = NULL;
+    attn_ctx *ctx = NULL;
+    attn_vocab *voc = NULL;
+    char ckpt[4096], vpath[4096];
+    char labels[VIZ_MAX_TOKENS][32], heads[64][16];
+    const char *cl[VIZ_MAX_TOKENS], *rl[VIZ_MAX_TOKENS > 64 ? VIZ_MAX_TOKENS : 64];
+    int32_t ids[VIZ_MAX_TOKENS];
+    dir_file(ckpt, sizeof ckpt, model, "model.safetensors");
+    dir_file(vpath, sizeof vpath, model, "vocab");
+    rc = 1;
+    if (run_meta_read(ckpt, &r)) goto done;
+    if (r.pool == ATTN_POOL_MEAN) {
+        fprintf(stderr, "attn classify viz: %s pools by the mean: it has no attention to draw\n", model);
+        goto done;
+    }
+    if (attn_vocab_load(vpath, &voc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot load the vocabulary");
+        goto done;
+    }
+    size_t n = 0;
+    if (attn_vocab_encode(voc, text, strlen(text), NULL, 0, &n) != ATTN_OK && n == 0) {
+        rc = cli_fail(CMD, "cannot encode the text");
+        goto done;
+    }
+    if (n == 0) {
+        fprintf(stderr, "attn classify viz: the text is empty\n");
+        goto done;
+    }
+    {
+        int32_t *all = malloc(sizeof *all * n);
+        if (!all || attn_vocab_encode(voc, text, strlen(text), all, n, &n) != ATTN_OK) {
+            free(all);
+            rc = cli_fail(CMD, "cannot encode the text");
+            goto done;
+        }
+        if (n > VIZ_MAX_TOKENS) n = VIZ_MAX_TOKENS;
+        memcpy(ids, all, sizeof *ids * n);
+        free(all);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        if (attn_vocab_decode(voc, &ids[i], 1, labels[i], sizeof labels[i], &len) != ATTN_OK)
+            snprintf(labels[i], sizeof labels[i], "#%d", (int)ids[i]);
+        for (char *p = labels[i]; *p; p++)
+            if (*p == '\n' || *p == '\t') *p = ' ';
+        cl[i] = labels[i];
+    }
+    const attn_gru_classifier_config mc = model_config(&r);
+    if (attn_params_new(&ps) != ATTN_OK || attn_gru_classifier_new(&m, ps, &mc, NULL) != ATTN_OK ||
+        attn_checkpoint_load(ckpt, ps, NULL, NULL) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot load the model");
+        goto done;
+    }
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)256 << 20;
+    cc.n_threads = (int)threads;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    const int32_t len1 = (int32_t)n;
+    attn_tensor *w = NULL;
+    attn_tensor *lg = attn_gru_classifier_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, (int64_t)n}, ids),
+                                                 attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){1}, &len1), &w);
+    if (!lg || !w) {
+        fprintf(stderr, "attn classify viz: %s\n", attn_ctx_error(ctx));
+        goto done;
+    }
+    int64_t best = 0;
+    for (int64_t k = 1; k < r.classes; k++)
+        if (attn_f32(lg)[k] > attn_f32(lg)[best]) best = k;
+    attn_tensor *map;
+    int64_t H = 1;
+    char title[256];
+    if (r.pool == ATTN_POOL_MHSA) {
+        map = w; /* [1, H, n, n] */
+        H = w->shape[1];
+        for (size_t i = 0; i < n; i++) rl[i] = cl[i];
+        snprintf(title, sizeof title, "MHSA: %lld heads (class %lld)", (long long)H, (long long)best);
+    } else {
+        /* [1, k, n] -> one map [1, 1, k, n]: row j is distribution j */
+        const int64_t k = w->shape[1];
+        map = attn_reshape(ctx, w, 4, (int64_t[]){1, 1, k, (int64_t)n});
+        for (int64_t j = 0; j < k && j < 64; j++) {
+            snprintf(heads[j], sizeof heads[j], "head %lld", (long long)j + 1);
+            rl[j] = heads[j];
+        }
+        snprintf(title, sizeof title, "%s: %lld head%s (class %lld)", r.pool == ATTN_POOL_LAMA ? "LAMA" : "attention",
+                 (long long)k, k > 1 ? "s" : "", (long long)best);
+    }
+    if (!map || cli_viz_grid(out, title, &map, 1, H, rl, cl)) goto done;
+    printf("predicted class %lld\n", (long long)best);
+    rc = 0;
+done:
+    attn_ctx_free(ctx);
+    attn_gru_classifier_free(m);
+    attn_params_free(ps);
+    attn_vocab_free(voc);
+    return rc;
+}
+
 int cmd_classify(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: attn classify train|eval [options]   (attn classify SUB --help)\n"
+        fprintf(f, "usage: attn classify train|eval|viz [options]   (attn classify SUB --help)\n"
                    "Fortune-file classification over a BiGRU with LAMA, attention, MHSA or mean pooling.\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "train")) return cmd_classify_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_classify_eval(argc - 1, argv + 1);
-    fprintf(stderr, "attn classify: unknown subcommand '%s' (train or eval)\n", argv[1]);
+    if (!strcmp(argv[1], "viz")) return cmd_classify_viz(argc - 1, argv + 1);
+    fprintf(stderr, "attn classify: unknown subcommand '%s' (train, eval or viz)\n", argv[1]);
     return 2;
 }

@@ -711,16 +711,121 @@ done:
     return rc;
 }
 
+/* ---- viz: the single-headed attention over a text ---------------------------------------- */
+
+static int cmd_rnnlm_viz(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *out = NULL;
+    long long threads = 1, T = 32;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: attn rnnlm viz --model DIR --text TEXT --out FILE.svg [--segment T] [--threads N]\n\n"
+                   "Draws the single-headed attention of a SHA-LSTM reading TEXT: the bytes before the\n"
+                   "last T (default 32) are read first, segment by segment, and fill the memory; the\n"
+                   "map is the last segment's queries (rows) over the memory and the segment (columns).\n");
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "attn rnnlm viz: %s needs a value (try --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--text")) text = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--segment")) rc = cli_opt_int(CMD, "viz", a, v, 1, 128, &T);
+        else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, "viz", a, v, 1, cli_max_threads(), &threads);
+        else {
+            fprintf(stderr, "attn rnnlm viz: unknown option '%s' (try --help)\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if (!model || !text || !out || !text[0]) {
+        fprintf(stderr, "attn rnnlm viz: --model DIR, a non-empty --text TEXT and --out FILE.svg are required\n");
+        return 2;
+    }
+    run_info r;
+    memset(&r, 0, sizeof r);
+    attn_params *ps = NULL;
+    attn_sha_lstm *m = NULL;
+    attn_ctx *ctx = NULL;
+    attn_sha_lstm_state st;
+    memset(&st, 0, sizeof st);
+    int32_t *ids = NULL;
+    char (*lab)[8] = NULL;
+    const char **rl = NULL, **cl = NULL;
+    rc = 1;
+    if (load_model(model, threads, &r, &ps, &m, &ctx)) goto done;
+    if (r.arch != ATTN_SHA_LSTM) {
+        fprintf(stderr, "attn rnnlm viz: %s is a plain LSTM: it has no attention to draw\n", model);
+        goto done;
+    }
+    if (attn_sha_lstm_state_init(&st, m, 1) != ATTN_OK) {
+        rc = cli_fail(CMD, "state");
+        goto done;
+    }
+    const int64_t n = (int64_t)strlen(text), t_last = n < T ? n : T, pre = n - t_last;
+    const int64_t keep = pre < r.mem_len ? pre : r.mem_len, S = keep + t_last;
+    ids = malloc(sizeof *ids * (size_t)n);
+    lab = calloc((size_t)S, sizeof *lab);
+    rl = calloc((size_t)S, sizeof *rl);
+    cl = calloc((size_t)S, sizeof *cl);
+    if (!ids || !lab || !rl || !cl) goto done;
+    for (int64_t i = 0; i < n; i++) ids[i] = (unsigned char)text[i];
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    for (int64_t p = 0; p < pre; p += r.ctx_len) {
+        const int64_t t = pre - p < r.ctx_len ? pre - p : r.ctx_len;
+        attn_ctx_reset(ctx);
+        if (!attn_sha_lstm_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, t}, ids + p), &st, NULL)) {
+            fprintf(stderr, "attn rnnlm viz: %s\n", attn_ctx_error(ctx));
+            goto done;
+        }
+    }
+    attn_ctx_reset(ctx);
+    attn_tensor *w = NULL;
+    if (!attn_sha_lstm_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, t_last}, ids + pre), &st, &w) ||
+        !w || w->shape[3] != S) {
+        fprintf(stderr, "attn rnnlm viz: %s\n", attn_ctx_error(ctx));
+        goto done;
+    }
+    for (int64_t j = 0; j < S; j++) {
+        const unsigned char ch = (unsigned char)text[n - S + j];
+        if (ch == ' ') snprintf(lab[j], sizeof lab[j], "_");
+        else if (ch < 32 || ch >= 127) snprintf(lab[j], sizeof lab[j], "%02x", ch);
+        else snprintf(lab[j], sizeof lab[j], "%c", ch);
+        cl[j] = lab[j];
+    }
+    for (int64_t t = 0; t < t_last; t++) rl[t] = lab[keep + t];
+    char title[200];
+    snprintf(title, sizeof title, "SHA: memory %lld + %lld", (long long)keep, (long long)t_last);
+    if (cli_viz_grid(out, title, &w, 1, 1, rl, cl)) goto done;
+    rc = 0;
+done:
+    free(ids);
+    free(lab);
+    free(rl);
+    free(cl);
+    attn_sha_lstm_state_free(&st);
+    attn_ctx_free(ctx);
+    attn_sha_lstm_free(m);
+    attn_params_free(ps);
+    return rc;
+}
+
 int cmd_rnnlm(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: attn rnnlm train|eval|sample [options]   (attn rnnlm SUB --help)\n"
+        fprintf(f, "usage: attn rnnlm train|eval|sample|viz [options]   (attn rnnlm SUB --help)\n"
                    "Byte-level SHA-LSTM (Merity 2019) and LSTM language models with the state carried.\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "train")) return cmd_rnnlm_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_rnnlm_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "sample")) return cmd_rnnlm_sample(argc - 1, argv + 1);
-    fprintf(stderr, "attn rnnlm: unknown subcommand '%s' (train, eval or sample)\n", argv[1]);
+    if (!strcmp(argv[1], "viz")) return cmd_rnnlm_viz(argc - 1, argv + 1);
+    fprintf(stderr, "attn rnnlm: unknown subcommand '%s' (train, eval, sample or viz)\n", argv[1]);
     return 2;
 }

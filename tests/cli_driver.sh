@@ -274,6 +274,12 @@ if "${RNNLM[@]}" --arch lstm --out "$TMP/rnnlm-lstm" --steps 3 --quiet >"$TMP/rn
 else
     fail "rnnlm --arch lstm: $(head -c 300 "$TMP/rnnlm-lstm.out")"
 fi
+if "$ATTN" rnnlm viz --model "$TMP/rnnlm" --text "the cat sat on the mat. a dog ran." --segment 8 --out "$TMP/rv.svg" \
+    >"$TMP/rv.out" 2>&1 && grep -q "<svg" "$TMP/rv.svg" && grep -q "SHA: memory 8 + 8" "$TMP/rv.svg"; then
+    ok "rnnlm viz draws the single-headed attention over the memory and the last segment (SVG)"
+else
+    fail "rnnlm viz: $(head -c 300 "$TMP/rv.out")"
+fi
 "${RNNLM[@]}" --out "$TMP/rnnlm-bad" --attn-layer 2 >"$TMP/rnnlm-bad.out" 2>&1
 rc=$?
 [ "$rc" = 2 ] && grep -q -- "--attn-layer 2 with --layers 2" "$TMP/rnnlm-bad.out" && [ ! -e "$TMP/rnnlm-bad" ] &&
@@ -302,6 +308,13 @@ for pool in attn mhsa mean; do
         fail "classify --pool $pool: $(head -c 300 "$TMP/classify-$pool.out")"
     fi
 done
+if "$ATTN" classify viz --model "$TMP/classify" --text "the cat sat on the mat" --out "$TMP/cv.svg" >"$TMP/cv.out" 2>&1 &&
+    grep -q "<svg" "$TMP/cv.svg" && grep -q "LAMA: 2 heads" "$TMP/cv.svg" && grep -q "^predicted class [01]$" "$TMP/cv.out" &&
+    ! "$ATTN" classify viz --model "$TMP/classify-mean" --text "the cat" --out "$TMP/cv2.svg" >/dev/null 2>&1; then
+    ok "classify viz draws LAMA's distributions over a text (SVG) and names the class; mean pooling refused"
+else
+    fail "classify viz: $(head -c 300 "$TMP/cv.out")"
+fi
 "${CLASSIFY[@]}" --pool max --out "$TMP/classify-bad" >"$TMP/classify-bad.out" 2>&1
 rc=$?
 [ "$rc" = 2 ] && grep -q -- "--pool 'max'" "$TMP/classify-bad.out" && ok "classify --pool max refused (exit 2)" ||
