@@ -128,9 +128,11 @@ typedef struct eval_result {
 
 /* Bits per byte of ids[0 .. n): the text cut into E streams of
  * floor((n - 1) / E) predicted bytes each, read in segments of T with the
- * state carried; max_seg > 0 stops each stream after max_seg segments. */
+ * state carried; max_seg > 0 stops each stream after max_seg segments;
+ * reset_every > 0 zeroes the state (and empties the memory) before every
+ * reset_every-th segment (1: each segment alone, as a window model). */
 static int evaluate(attn_ctx *ctx, const attn_sha_lstm *m, const int32_t *ids, int64_t n, int64_t E, int64_t T,
-                    int64_t max_seg, eval_result *out) {
+                    int64_t max_seg, int64_t reset_every, eval_result *out) {
     if (E > (n - 1) / T) E = (n - 1) / T;
     if (E < 1) {
         fprintf(stderr, "attn rnnlm: the evaluation text has %lld bytes, fewer than one segment of %lld\n",
@@ -157,6 +159,7 @@ static int evaluate(attn_ctx *ctx, const attn_sha_lstm *m, const int32_t *ids, i
     int rc = 0;
     for (int64_t p = 0; p < Ls && (max_seg <= 0 || seg < max_seg); p += T, seg++) {
         const int64_t t = Ls - p < T ? Ls - p : T;
+        if (reset_every > 0 && seg % reset_every == 0) attn_sha_lstm_state_reset(&st);
         for (int64_t e = 0; e < E; e++)
             for (int64_t j = 0; j < t; j++) {
                 in[e * t + j] = ids[e * Ls + p + j];
@@ -287,7 +290,7 @@ static attn_tensor *rt_loss(void *self, train_run *run, int64_t step, train_coun
 static int rt_evaluate(void *self, train_run *run, int last, double *seconds) {
     rnnlm_train *g = self;
     eval_result ev;
-    if (evaluate(run->ctx, g->m, g->va, g->nva, g->B, g->T, last ? 0 : g->eval_seg, &ev)) return 1;
+    if (evaluate(run->ctx, g->m, g->va, g->nva, g->B, g->T, last ? 0 : g->eval_seg, 0, &ev)) return 1;
     *seconds = ev.seconds;
     const attn_json_field f[] = {
         attn_json_str("event", "eval"),         attn_json_int("step", run->step),
@@ -539,16 +542,18 @@ static int load_model(const char *dir, long long threads, run_info *r, attn_para
 
 static int cmd_rnnlm_eval(int argc, char **argv) {
     const char *model = NULL, *split = "test", *data = NULL;
-    long long streams = 8, threads = 0, segment = 0;
+    long long streams = 8, threads = 0, segment = 0, reset_every = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: attn rnnlm eval --model DIR [--split test|valid|train] [--data DIR] [--streams E]\n"
-                   "                        [--segment T] [--threads N]\n\n"
+                   "                        [--segment T] [--reset-every K] [--threads N]\n\n"
                    "Bits per byte of a held-out text read as E parallel streams (default 8), each from a\n"
                    "zero state, segment after segment (default the training --ctx) with the recurrent\n"
-                   "state and the attention memory carried. Prints one JSON line.\n");
+                   "state and the attention memory carried; --reset-every K > 0 starts from a zero state\n"
+                   "again every K segments (1: every segment alone, the context a window model sees).\n"
+                   "Prints one JSON line.\n");
             return 0;
         }
         if (!v) {
@@ -561,6 +566,7 @@ static int cmd_rnnlm_eval(int argc, char **argv) {
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--streams")) rc = cli_opt_int(CMD, "eval", a, v, 1, 1 << 12, &streams);
         else if (!strcmp(a, "--segment")) rc = cli_opt_int(CMD, "eval", a, v, 1, 1 << 16, &segment);
+        else if (!strcmp(a, "--reset-every")) rc = cli_opt_int(CMD, "eval", a, v, 0, 1 << 30, &reset_every);
         else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, "eval", a, v, 1, cli_max_threads(), &threads);
         else {
             fprintf(stderr, "attn rnnlm eval: unknown option '%s' (try --help)\n", a);
@@ -589,11 +595,11 @@ static int cmd_rnnlm_eval(int argc, char **argv) {
     if (load_model(model, threads, &r, &ps, &m, &ctx)) goto done;
     if (cli_load_bytes(CMD, data ? data : r.data, fname, &ids, &n)) goto done;
     eval_result ev;
-    if (evaluate(ctx, m, ids, n, streams, segment > 0 ? segment : r.ctx_len, 0, &ev)) goto done;
+    if (evaluate(ctx, m, ids, n, streams, segment > 0 ? segment : r.ctx_len, 0, reset_every, &ev)) goto done;
     printf("{\"model\": \"%s\", \"arch\": \"%s\", \"split\": \"%s\", \"parameters\": %lld, \"bytes\": %lld, "
-           "\"bits_per_byte\": %.4f, \"streams\": %lld, \"seconds\": %.2f}\n",
+           "\"bits_per_byte\": %.4f, \"streams\": %lld, \"reset_every\": %lld, \"seconds\": %.2f}\n",
            model, arch_name(r.arch), split, (long long)attn_params_numel(ps), (long long)ev.bytes, ev.bits, streams,
-           ev.seconds);
+           reset_every, ev.seconds);
     rc = 0;
 done:
     free(ids);

@@ -24,8 +24,10 @@
 # Test bits/byte on the whole test.txt: the GPT as attn lm eval (windows of
 # 64, stride 64: each byte sees 0-63 earlier bytes); the recurrent models as
 # attn rnnlm eval (8 streams, each from a zero state, the state carried: each
-# byte sees everything before it in its stream). Reported per row:
-# parameters, training seconds, ms/step, valid and test bits/byte.
+# byte sees everything before it in its stream), and again with every
+# 64-byte segment read alone from a zero state (--reset-every 1: the GPT's
+# context of 0-63 earlier bytes). Reported per row: parameters, training
+# seconds, ms/step, valid and test bits/byte.
 #
 # Budget: STEPS 1000 at 1 thread, about 4 (GPT) to 6 (SHA-LSTM) minutes a
 # row on a quiet core; 3-4x that on the shared machine. Writes
@@ -92,6 +94,9 @@ run gpt "$ATTN" lm train --arch gpt --ctx 64 "${GPT_MODEL[@]}" "${COMMON[@]}" "$
 "$ATTN" lm eval --model "$OUT/gpt" --split test --threads "$THREADS" >"$OUT/gpt-test.log" 2>&1
 for n in sha-lstm lstm lstm-1; do
     "$ATTN" rnnlm eval --model "$OUT/$n" --split test --streams 8 --threads "$THREADS" >"$OUT/$n-test.log" 2>&1
+    # the GPT's context: every 64-byte segment read alone from a zero state
+    "$ATTN" rnnlm eval --model "$OUT/$n" --split test --streams 8 --reset-every 1 --threads "$THREADS" \
+        >"$OUT/$n-test-w64.log" 2>&1
     "$ATTN" rnnlm sample --model "$OUT/$n" --prompt "$(head -c 200 "$CORPUS/valid.txt")" --bytes 300 --seed 1 \
         --threads "$THREADS" >"$OUT/$n-sample.txt" 2>"$OUT/$n-sample.log"
 done
@@ -99,8 +104,8 @@ done
 {
     echo "# SHA-LSTM vs LSTM vs GPT, bytes of $CORPUS, $STEPS steps of 8 x 64 bytes, $THREADS thread(s)"
     echo
-    echo "| model | parameters | train s | ms/step | valid bits/byte | test bits/byte |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| model | parameters | train s | ms/step | valid bits/byte | test bits/byte | test, 64-byte windows |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     for n in sha-lstm lstm lstm-1 gpt; do
         j="$OUT/$n/train.jsonl"
         params=$(jnum "$j" start parameters)
@@ -109,14 +114,18 @@ done
         bpb=$(jnum "$j" eval valid_bpb)
         if [ "$n" = gpt ]; then
             tst=$(grep -o '[0-9.]* bits/byte' "$OUT/gpt-test.log" | head -n 1 | cut -d' ' -f1)
+            w64=$tst
         else
-            tst=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["bits_per_byte"])' "$OUT/$n-test.log")
+            bpb_of() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["bits_per_byte"])' "$1"; }
+            tst=$(bpb_of "$OUT/$n-test.log")
+            w64=$(bpb_of "$OUT/$n-test-w64.log")
         fi
         python3 -c 'import sys
-n,p,ts,ms,bpb,tst=sys.argv[1:]
+n,p,ts,ms,bpb,tst,w64=sys.argv[1:]
 f=lambda x,fmt: (fmt % float(x)) if x not in ("None","") else "-"
-print("| %s | %s | %s | %s | %s | %s |" % (n, "{:,}".format(int(p)), f(ts,"%.0f"), f(ms,"%.1f"), f(bpb,"%.4f"), f(tst,"%.4f")))' \
-            "$n" "$params" "$ts" "$ms" "$bpb" "$tst"
+print("| %s | %s | %s | %s | %s | %s | %s |" % (n, "{:,}".format(int(p)), f(ts,"%.0f"), f(ms,"%.1f"), f(bpb,"%.4f"),
+      f(tst,"%.4f"), f(w64,"%.4f")))' \
+            "$n" "$params" "$ts" "$ms" "$bpb" "$tst" "$w64"
     done
 } >"$OUT/table.md"
 cat "$OUT/table.md"
