@@ -30,6 +30,8 @@
     X(lstmn, "word-level LSTMN (intra-attention over a memory tape) and LSTM language models: train, eval, viz") \
     X(wavenet, "byte-level causal dilated convolution LM (WaveNet-style): train, eval, sample with per-layer queues") \
     X(word2vec, "word2vec: train skip-gram/CBOW vectors, nearest words, analogies, evaluation") \
+    X(rnnlm, "byte-level SHA-LSTM (single-headed attention, Merity 2019) and LSTM language models: train, eval, sample") \
+    X(classify, "fortune-file classification over a BiGRU with LAMA, attention, MHSA or mean pooling: train, eval") \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

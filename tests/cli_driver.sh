@@ -254,6 +254,77 @@ if "$ATTN" lstmn viz --model "$TMP/lstmn" --text "the cat sat on the mat." --htm
 else
     fail "lstmn viz --html: $(head -c 300 "$TMP/lvh.out")"
 fi
+# attn rnnlm: the SHA-LSTM and LSTM byte models (state carried) on the lm bytes;
+# attn classify: the BiGRU classifier with LAMA pooling on the labelled data.
+RNNLM=("$ATTN" rnnlm train --data "$LMD" --arch sha-lstm --d 8 --layers 2 --ctx 8 --run-segments 3 --batch 2
+       --threads 1 --eval-every 0 --eval-n 2 --log-every 1)
+checks rnnlm --d 16 -- "${RNNLM[@]}"
+if "$ATTN" rnnlm eval --model "$TMP/rnnlm" --split test --streams 2 --threads 1 >"$TMP/rnnlm-eval.out" 2>&1 &&
+    grep -q '"arch": "sha-lstm", "split": "test".*"bits_per_byte": [0-9.]*' "$TMP/rnnlm-eval.out" &&
+    "$ATTN" rnnlm sample --model "$TMP/rnnlm" --prompt "the " --bytes 20 --threads 1 >"$TMP/rnnlm-s.out" 2>/dev/null &&
+    [ "$(head -c 4 "$TMP/rnnlm-s.out")" = "the " ] && [ "$(wc -c <"$TMP/rnnlm-s.out")" = 25 ]; then
+    ok "rnnlm eval prints the test bits/byte as JSON; sample writes the prompt and 20 bytes"
+else
+    fail "rnnlm eval/sample: $(head -c 300 "$TMP/rnnlm-eval.out")"
+fi
+if "${RNNLM[@]}" --arch lstm --out "$TMP/rnnlm-lstm" --steps 3 --quiet >"$TMP/rnnlm-lstm.out" 2>&1 &&
+    grep -q "^LSTM LM: 2 layers of 8" "$TMP/rnnlm-lstm.out" &&
+    "$ATTN" rnnlm eval --model "$TMP/rnnlm-lstm" --split valid --threads 1 | grep -q '"arch": "lstm"'; then
+    ok "rnnlm train --arch lstm trains the plain LSTM; eval reads it back"
+else
+    fail "rnnlm --arch lstm: $(head -c 300 "$TMP/rnnlm-lstm.out")"
+fi
+if "$ATTN" rnnlm viz --model "$TMP/rnnlm" --text "the cat sat on the mat. a dog ran." --segment 8 --out "$TMP/rv.svg" \
+    >"$TMP/rv.out" 2>&1 && grep -q "<svg" "$TMP/rv.svg" && grep -q "SHA: memory 8 + 8" "$TMP/rv.svg"; then
+    ok "rnnlm viz draws the single-headed attention over the memory and the last segment (SVG)"
+else
+    fail "rnnlm viz: $(head -c 300 "$TMP/rv.out")"
+fi
+"${RNNLM[@]}" --out "$TMP/rnnlm-bad" --attn-layer 2 >"$TMP/rnnlm-bad.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--attn-layer 2 with --layers 2" "$TMP/rnnlm-bad.out" && [ ! -e "$TMP/rnnlm-bad" ] &&
+    ok "rnnlm --attn-layer past the last block refused (exit 2), nothing written" ||
+    fail "rnnlm --attn-layer: exit $rc: $(head -c 300 "$TMP/rnnlm-bad.out")"
+"${RNNLM[@]}" --out "$TMP/rnnlm-bad" --ctx 4000 >"$TMP/rnnlm-bad2.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "train.txt needs more than" "$TMP/rnnlm-bad2.out" &&
+    ok "rnnlm with segments longer than the text: a clear error (exit 1)" ||
+    fail "rnnlm --ctx 4000: exit $rc: $(head -c 300 "$TMP/rnnlm-bad2.out")"
+CLASSIFY=("$ATTN" classify train --data "$LAB" --pool lama --bpe-merges 20 --embed 8 --hidden 4 --heads 2 --rank 2
+          --max-len 16 --batch 4 --threads 1 --eval-every 0 --log-every 1)
+checks classify --rank 3 -- "${CLASSIFY[@]}"
+if "$ATTN" classify eval --model "$TMP/classify" --split test --threads 1 >"$TMP/classify-eval.out" 2>&1 &&
+    grep -q '"pool": "lama", "split": "test", "parameters": [0-9]*, "n": 24, "accuracy": [0-9.]*' "$TMP/classify-eval.out"; then
+    ok "classify eval prints the test accuracy of the 24 labelled texts as JSON"
+else
+    fail "classify eval: $(head -c 300 "$TMP/classify-eval.out")"
+fi
+for pool in attn mhsa mean; do
+    if "${CLASSIFY[@]}" --pool "$pool" --out "$TMP/classify-$pool" --steps 2 --quiet >"$TMP/classify-$pool.out" 2>&1 &&
+        grep -q "^BiGRU classifier, $pool pooling" "$TMP/classify-$pool.out" &&
+        grep -q "test accuracy" "$TMP/classify-$pool.out"; then
+        ok "classify train --pool $pool trains and reports the test accuracy"
+    else
+        fail "classify --pool $pool: $(head -c 300 "$TMP/classify-$pool.out")"
+    fi
+done
+if "$ATTN" classify viz --model "$TMP/classify" --text "the cat sat on the mat" --out "$TMP/cv.svg" >"$TMP/cv.out" 2>&1 &&
+    grep -q "<svg" "$TMP/cv.svg" && grep -q "LAMA: 2 heads" "$TMP/cv.svg" && grep -q "^predicted class [01]$" "$TMP/cv.out" &&
+    ! "$ATTN" classify viz --model "$TMP/classify-mean" --text "the cat" --out "$TMP/cv2.svg" >/dev/null 2>&1; then
+    ok "classify viz draws LAMA's distributions over a text (SVG) and names the class; mean pooling refused"
+else
+    fail "classify viz: $(head -c 300 "$TMP/cv.out")"
+fi
+"${CLASSIFY[@]}" --pool max --out "$TMP/classify-bad" >"$TMP/classify-bad.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--pool 'max'" "$TMP/classify-bad.out" && ok "classify --pool max refused (exit 2)" ||
+    fail "classify --pool max: exit $rc: $(head -c 300 "$TMP/classify-bad.out")"
+"${CLASSIFY[@]}" --data "$TMP/nosuchdir" --out "$TMP/classify-bad" >"$TMP/classify-bad2.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "cannot open .*classes" "$TMP/classify-bad2.out" &&
+    ok "classify without labelled data: a clear error naming the file (exit 1)" ||
+    fail "classify no data: exit $rc: $(head -c 300 "$TMP/classify-bad2.out")"
+
 lstmn_refused() { # CODE TEXT -- CMD...: the command exits CODE saying TEXT, nothing written
     local code="$1" text="$2"
     shift 3

@@ -9,6 +9,8 @@
     X(conv)            \
     X(vision_attention) \
     X(synthesizer)      \
+    X(sha_rnn)          \
+    X(lama)             \
     X(graph)            \
     X(vision_modules) \
     X(cnn)             \

@@ -44,6 +44,10 @@
  *   gan.h          the small SAGAN (spectral norm, hinge losses) for 28x28 images
  *   lstmn.h        the Long Short-Term Memory-Network layer (intra-attention over a tape; graph op)
  *   lstmn_lm.h     the word-level LSTMN / LSTM language model
+ *   sha_rnn.h      the SHA-RNN's single-headed attention and Boom feed-forward
+ *   sha_lstm.h     the SHA-LSTM and plain LSTM byte language models (state carried)
+ *   lama.h         LAMA: low-rank factorised multi-head attention pooling
+ *   gru_classifier.h  a BiGRU text classifier with mean / attention / MHSA / LAMA pooling
  *   wavenet.h      the WaveNet-style causal dilated convolution LM, incremental generation
  *   word2vec.h     word2vec: skip-gram and CBOW with negative sampling, analogies, similarity
  */
@@ -105,5 +109,9 @@
 #include "lstmn_lm.h"
 #include "wavenet.h"
 #include "word2vec.h"
+#include "sha_rnn.h"
+#include "sha_lstm.h"
+#include "lama.h"
+#include "gru_classifier.h"
 
 #endif
