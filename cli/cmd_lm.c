@@ -261,6 +261,11 @@ static void train_usage(FILE *f) {
         "                        attention (docs/synthesizer.md): components dense, random,\n"
         "                        fdense, frandom, dot joined by '+' (several: a learned mixture)\n"
         "  --synth-fixed         gpt: the synthesizer's random matrices are not trained\n"
+        "  --mixer NAME          gpt: the token mixer: attention (default), sinkhorn, sortcut\n"
+        "                        (docs/sinkhorn.md) or routing (docs/routing.md)\n"
+        "  --mixer-block N       gpt: sinkhorn/sortcut block size (default 16, divides --ctx);\n"
+        "                        routing cluster window (default ctx / clusters)\n"
+        "  --mixer-n N           gpt: sortcut blocks kept (default 2); routing clusters (default 4)\n"
         "  --segment N           txl: segment length (default 64)\n"
         "  --mem-len N           txl: memory kept in training (default 64)\n"
         "  --eval-mem-len N      txl: memory of the evaluations (default --mem-len)\n"
@@ -506,7 +511,8 @@ static int cmd_lm_train(int argc, char **argv) {
               mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0, run_segments = -1,
               final_eval_n = 0;
     double dropout = 0.0, span_max = 512, span_ramp = 32, span_init = 0, span_penalty = 2e-6;
-    int no_ffn = 0, synth_fixed = 0, rc = 0;
+    int no_ffn = 0, synth_fixed = 0, rc = 0, mixer_kind = 0;
+    long long mixer_block = 0, mixer_n = 0;
     unsigned synth = 0;
     train_opts o;
     train_opts_init(&o);
@@ -543,6 +549,23 @@ static int cmd_lm_train(int argc, char **argv) {
                 fprintf(stderr, "%s: --synth: %s\n", prog, attn_last_error());
                 return 2;
             }
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--mixer")) {
+            train_fixed(&o, a);
+            mixer_kind = attn_gpt_mixer_parse(v);
+            if (mixer_kind < 0) {
+                fprintf(stderr, "%s: --mixer must be attention, sinkhorn, sortcut or routing, not '%s'\n",
+                        prog, v ? v : "(missing)");
+                return 2;
+            }
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--mixer-block") || !strcmp(a, "--mixer-n")) {
+            train_fixed(&o, a);
+            rc = opt_int(a, v, 1, 1 << 20, a[8] == 'b' ? &mixer_block : &mixer_n);
             i++;
             continue;
         }
@@ -599,8 +622,17 @@ static int cmd_lm_train(int argc, char **argv) {
     }
     if (eval_mem_len < 0) eval_mem_len = mem_len;
     if (!o.resume) {
-        if (txl && (synth || synth_fixed)) {
-            fprintf(stderr, "%s: --synth and --synth-fixed are GPT options (--arch gpt)\n", prog);
+        if (txl && (synth || synth_fixed || mixer_kind || mixer_block || mixer_n)) {
+            fprintf(stderr, "%s: --synth, --synth-fixed and --mixer* are GPT options (--arch gpt)\n", prog);
+            return 2;
+        }
+        if (synth && mixer_kind) {
+            fprintf(stderr, "%s: --synth and --mixer %s are two token mixers: choose one\n", prog,
+                    attn_gpt_mixer_name(mixer_kind));
+            return 2;
+        }
+        if ((mixer_block || mixer_n) && !mixer_kind) {
+            fprintf(stderr, "%s: --mixer-block and --mixer-n need --mixer sinkhorn, sortcut or routing\n", prog);
             return 2;
         }
         if (synth_fixed && !(synth & (ATTN_SYNTH_RANDOM | ATTN_SYNTH_FACTORIZED_RANDOM))) {
@@ -746,6 +778,9 @@ static int cmd_lm_train(int argc, char **argv) {
             gc.tied = 1;
             gc.synth = synth;
             gc.synth_fixed = synth_fixed;
+            gc.mixer = mixer_kind;
+            gc.mixer_block = mixer_block;
+            gc.mixer_n = (int)mixer_n;
             st = attn_gpt_new(&g.m.g, g.m.ps, &gc, &rng);
         }
         if (st != ATTN_OK) {
@@ -845,6 +880,15 @@ static int cmd_lm_train(int argc, char **argv) {
             attn_synth_name(c->synth, names, sizeof names);
             snprintf(mixer, sizeof mixer, "synthesizer %s%s", names, c->synth_fixed ? " (fixed random)" : "");
         }
+        if (g.m.g->sink)
+            snprintf(mixer, sizeof mixer, "sinkhorn attention (block %lld)", (long long)g.m.g->sink[0].cfg.block);
+        if (g.m.g->sink && c->mixer == ATTN_GPT_MIXER_SORTCUT)
+            snprintf(mixer, sizeof mixer, "sortcut attention (block %lld, %d sorted blocks)",
+                     (long long)g.m.g->sink[0].cfg.block, g.m.g->sink[0].cfg.n_sortcut);
+        if (g.m.g->route)
+            snprintf(mixer, sizeof mixer, "routing attention (%lld clusters, nearest; %lld local heads of window %lld)",
+                     (long long)g.m.g->route[0].cfg.n_clusters, (long long)g.m.g->route[0].cfg.local_heads,
+                     (long long)g.m.g->route[0].cfg.local_window);
         snprintf(desc, sizeof desc,
                  "GPT: %d layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, learned positions, tied head, "
                  "%s; bytes; %lld parameters",
@@ -1071,7 +1115,7 @@ static int cmd_lm_sample(int argc, char **argv) {
     fflush(stdout);
     fprintf(stderr, "(%lld bytes in %.2f s, %.0f bytes/s, %s; temperature %g, top-k %lld, top-p %g, seed %lld)\n",
             nbytes, dt, dt > 0 ? (double)nbytes / dt : 0.0,
-            m.t ? "TXL memory cache" : m.g->cfg.synth ? "synthesizer GPT: the window recomputed per byte" : "GPT KV cache", temp, top_k, top_p, seed);
+            m.t ? "TXL memory cache" : m.g->cfg.synth ? "synthesizer GPT: the window recomputed per byte" : m.g->cfg.mixer ? "sparse-mixer GPT: the window recomputed per byte" : "GPT KV cache", temp, top_k, top_p, seed);
     rc = 0;
 done:
     free(ids);
