@@ -7,7 +7,8 @@
     X(ops)             \
     X(conv)            \
     X(vision_attention) \
-    X(synthesizer)      \
+    X(synthesizer)     \
+    X(sinkroute)       \
     X(graph)            \
     X(vision_modules) \
     X(cnn)             \

@@ -35,7 +35,7 @@ PUBLIC = {
     "ops.h": "ops", "sdpa.h": "ops", "sparse.h": "ops", "positions.h": "ops", "long_context.h": "ops", "reformer.h": "ops", "conv.h": "ops", "graph_attention.h": "ops", "deb_graph.h": "data", "node_classifier.h": "models",
     "params.h": "nn", "optim.h": "nn", "rnn.h": "nn", "rnn_attention.h": "nn", "rnn_cell.h": "ops",
     "lstmn.h": "ops",
-    "transformer.h": "nn", "reversible.h": "nn", "vision_attention.h": "nn", "synthesizer.h": "nn", "linformer.h": "nn",
+    "transformer.h": "nn", "reversible.h": "nn", "vision_attention.h": "nn", "synthesizer.h": "nn", "linformer.h": "nn", "sinkhorn.h": "nn", "routing.h": "nn",
     "vision_modules.h": "nn",
     "idx.h": "data", "text.h": "data", "s2s_data.h": "data", "s2s_types.h": "data",
     "lm_data.h": "data", "bert_corpus.h": "data", "wordpiece.h": "data", "scenes.h": "data",
