@@ -1272,6 +1272,107 @@ out:
     return rc;
 }
 
+/* A sparse-mixer GPT's picture (docs/sinkhorn.md, docs/routing.md):
+ * Sinkhorn / SortCut: the soft permutation P of every layer and head, one
+ * panel each (rows: query blocks 1 .., columns: the past blocks 0 .. sorted
+ * into them); routing: the nearest centroid of every byte of the window for
+ * every layer's routing heads (one row each, colour = cluster). */
+static int mixer_picture(const char *outp, const attn_gpt *g, attn_tensor *const *w, int L,
+                         const int32_t *ids, int64_t T) {
+    char path[4096], title[256];
+    attn_status st = ATTN_OK;
+    if (g->sink) {
+        const int64_t H = g->cfg.n_heads;
+        if (!w[0] || L * H > 64) {
+            fprintf(stderr, "attn lm viz: %s: the window has one block only, or more than 64 panels\n",
+                    attn_gpt_mixer_name(g->cfg.mixer));
+            return 1;
+        }
+        const int n = (int)w[0]->shape[2];
+        attn_heatmap maps[64];
+        char caps[64][48];
+        static char rl[64][12], cl[64][12];
+        const char *rlab[64], *clab[64];
+        for (int i = 0; i < n && i < 64; i++) {
+            snprintf(rl[i], sizeof rl[i], "q%d", i + 1);
+            snprintf(cl[i], sizeof cl[i], "k%d", i);
+            rlab[i] = rl[i];
+            clab[i] = cl[i];
+        }
+        for (int l = 0; l < L; l++)
+            for (int64_t h = 0; h < H; h++) {
+                attn_heatmap *mp = &maps[l * H + h];
+                memset(mp, 0, sizeof *mp);
+                mp->weights = attn_f32(w[l]) + h * n * n;
+                mp->rows = mp->cols = n;
+                mp->row_labels = n <= 64 ? rlab : NULL;
+                mp->col_labels = n <= 64 ? clab : NULL;
+                snprintf(caps[l * H + h], sizeof caps[0], "layer %d, head %lld", l + 1, (long long)h + 1);
+                mp->title = caps[l * H + h];
+                mp->x_label = "key block (past)";
+                mp->y_label = "query block";
+            }
+        snprintf(path, sizeof path, "%s-sinkhorn.svg", outp);
+        snprintf(title, sizeof title, "%s: soft block permutation P (blocks of %lld bytes, %d Sinkhorn iterations)",
+                 attn_gpt_mixer_name(g->cfg.mixer), (long long)g->sink[0].cfg.block, g->sink[0].cfg.n_iter);
+        st = attn_svg_heatmap_grid(path, title, maps, L, (int)H);
+    } else {
+        const int64_t Hr = g->route[0].cfg.n_heads - g->route[0].cfg.local_heads, k = g->route[0].cfg.n_clusters;
+        if (!w[0] || L * Hr > ATTN_VIZ_MAX_TOKENS || T > ATTN_VIZ_MAX_TOKENS) {
+            fprintf(stderr, "attn lm viz: routing: nothing to draw\n");
+            return 1;
+        }
+        const int rows = (int)(L * Hr);
+        float *v = malloc(sizeof(float) * (size_t)(rows * T));
+        char(*rl)[48] = calloc((size_t)rows, sizeof *rl);
+        char(*cl)[24] = calloc((size_t)T, sizeof *cl);
+        const char **rlab = calloc((size_t)rows, sizeof *rlab), **clab = calloc((size_t)T, sizeof *clab);
+        if (!v || !rl || !cl || !rlab || !clab) {
+            st = ATTN_ERR_OOM;
+        } else {
+            for (int l = 0; l < L; l++)
+                for (int64_t h = 0; h < Hr; h++) {
+                    const int r = (int)(l * Hr + h);
+                    snprintf(rl[r], sizeof rl[r], "layer %d head %lld", l + 1,
+                             (long long)(g->route[0].cfg.local_heads + h + 1));
+                    rlab[r] = rl[r];
+                    for (int64_t t = 0; t < T; t++)
+                        v[r * T + t] = (float)attn_i32(w[l])[h * T + t] / (float)(k > 1 ? k - 1 : 1);
+                }
+            for (int64_t t = 0; t < T; t++) {
+                byte_label(cl[t], sizeof cl[t], ids[t]);
+                clab[t] = cl[t];
+            }
+            attn_heatmap mp;
+            memset(&mp, 0, sizeof mp);
+            mp.weights = v;
+            mp.rows = rows;
+            mp.cols = (int)T;
+            mp.row_labels = rlab;
+            mp.col_labels = clab;
+            snprintf(title, sizeof title, "routing: the nearest of %lld centroids for every byte (colour = cluster 0 .. %lld)",
+                     (long long)k, (long long)(k - 1));
+            mp.title = title;
+            mp.x_label = "byte of the window";
+            mp.y_label = "routing head";
+            mp.colormap = ATTN_CMAP_VIRIDIS;
+            snprintf(path, sizeof path, "%s-routing.svg", outp);
+            st = attn_svg_heatmap(path, &mp);
+        }
+        free(v);
+        free(rl);
+        free(cl);
+        free(rlab);
+        free(clab);
+    }
+    if (st != ATTN_OK) {
+        fprintf(stderr, "attn lm viz: cannot write %s: %s\n", path, attn_last_error());
+        return 1;
+    }
+    printf("wrote %s\n", path);
+    return 0;
+}
+
 static int cmd_lm_viz(int argc, char **argv) {
     const char *model = NULL, *outp = NULL, *text = NULL, *sub = "viz", *html = NULL, *weights = NULL;
     long long offset = 0, mem_len = -1, segment = -1, threads = 0;
@@ -1347,7 +1448,13 @@ static int cmd_lm_viz(int argc, char **argv) {
     memset(&mem, 0, sizeof mem);
     rc = 1;
     int64_t T = m.t ? (segment > 0 ? segment : r.segment) : m.g->cfg.ctx_len;
-    if (T > 64 && segment <= 0) T = 64;
+    if (T > 64 && segment <= 0 && !(m.g && m.g->cfg.mixer)) T = 64; /* a mixer's picture: the window */
+    if (m.g && m.g->cfg.mixer && (html || !outp)) {
+        fprintf(stderr, "attn lm viz: a %s GPT has no attention maps for --html: draw its %s with --out PREFIX\n",
+                attn_gpt_mixer_name(m.g->cfg.mixer), m.g->route ? "cluster assignment" : "block permutation");
+        lm_model_free(&m);
+        return 2;
+    }
     int64_t M = 0;
     if (m.t) {
         M = mem_len >= 0 ? mem_len : r.mem_len;
@@ -1425,6 +1532,10 @@ static int cmd_lm_viz(int argc, char **argv) {
         }
         H = m.g->cfg.n_heads;
         snprintf(title, sizeof title, "GPT self-attention over its window of %lld bytes", (long long)T);
+        if (m.g->cfg.mixer) {
+            rc = mixer_picture(outp, m.g, w, L, ids + pre, T);
+            goto done;
+        }
     }
     C = w[0]->shape[3];
     for (int l = 1; l < L; l++)

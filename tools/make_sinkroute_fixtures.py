@@ -114,10 +114,8 @@ class Sinkhorn(Params):
         elif nb > 1:
             n = nb - 1
             L = R[:, :, 1:, :n].masked_fill(torch.triu(torch.ones(n, n, dtype=torch.bool), 1), NEG)
-            for _ in range(self.n_iter):
-                L = L - torch.logsumexp(L, dim=-1, keepdim=True)
-                L = L - torch.log(1e-30 + torch.cumsum(torch.exp(L), dim=-2))
-            P = torch.exp(L)
+            # causal balancing: the row normalisation over the past blocks only
+            P = torch.softmax(L, dim=-1)
             z = torch.zeros(B, H, 1, b, D)
             ks = torch.cat([z, torch.einsum("bhij,bhjtd->bhitd", P, kb[:, :, :n])], dim=2)
             vs = torch.cat([z, torch.einsum("bhij,bhjtd->bhitd", P, vb[:, :, :n])], dim=2)

@@ -20,13 +20,13 @@
  * visible; T must be a multiple of b.
  * Causal: the summary of block i is the mean of x_0 .. x_{ib} (up to the
  * block's first token, so that no query reads its future through R), R is
- * masked so that block i only sorts blocks j < i: the Sinkhorn iterations run
- * on the (nb-1) x (nb-1) lower-triangular matrix of rows 1 .. nb-1 and
- * columns 0 .. nb-2 (masked entries are -inf in log space, i.e. exactly 0 in
- * P; every row and column keeps at least one entry), and the column
- * normalisation of row i sums over the rows up to i only (causal Sinkhorn
- * balancing: L_ij -= log(1e-30 + sum_{i' <= i} exp L_i'j), so no row of P
- * reads a later block; the plain column normalisation would); block 0 has no
+ * masked so that block i only sorts blocks j < i: P is computed on the
+ * (nb-1) x (nb-1) lower-triangular matrix of rows 1 .. nb-1 and columns
+ * 0 .. nb-2 (masked entries are -inf in log space, i.e. exactly 0 in P), and
+ * only its row normalisation remains (causal Sinkhorn balancing: a column
+ * normalisation would let row i read later blocks, and one over the rows up
+ * to i forces the diagonal to 1), so causal P = masked softmax(R / tau) over
+ * the past blocks, whatever n_iter (docs/sinkhorn.md); block 0 has no
  * sorted block; local keys are masked after the query. SortCut causal: the
  * sorted blocks 1 .. n (block 0's is empty), sorted block j visible to
  * query blocks i >= j. A causal call pads T up to a multiple of b with zeros

@@ -91,42 +91,22 @@ static attn_tensor *lower_mask(attn_ctx *ctx, int64_t n) {
     return t;
 }
 
-/* Sinkhorn's floor inside the causal column normalisation's log (see below). */
-#define SINKHORN_EPS 1e-30f
-
 /* log-space Sinkhorn: n_iter times a row then a column log-normalisation of
- * L [B, H, n, n]. Not causal (mask NULL): both over the whole row / column.
- * Causal (mask the [n, n] lower-triangular -inf mask): the rows over their
- * visible entries, and the column normalisation of row i over the rows
- * i' <= i only (a cumulative log-sum-exp, so that row i never reads a later
- * row): L_ij -= log(eps + sum_{i' <= i} exp(L_i'j)). After a row
- * normalisation every entry is <= 0, so the exponentials cannot overflow;
- * eps (1e-30) keeps the log finite if a whole prefix underflows. */
+ * L [B, H, n, n] (both over the whole row / column). Causal (mask: the
+ * [n, n] lower-triangular -inf mask): the row normalisation over the visible
+ * (past) entries only. A column normalisation would make row i read the
+ * later rows of its column (P_ij would depend on blocks after i), and a
+ * column normalised over the rows up to i only forces its first entry (the
+ * diagonal) to 1 whatever R says; without it the iterations are idempotent,
+ * so causal P is one masked softmax of R / tau over the past blocks. */
 static attn_tensor *sinkhorn_log(attn_ctx *ctx, attn_tensor *L, attn_tensor *mask, int n_iter) {
-    attn_tensor *tri_t = NULL, *eps = NULL; /* causal: ones where i' <= i, as [i', i] */
-    if (mask) {
-        const int64_t n = mask->shape[0], ts[2] = {n, n}, es[1] = {1};
-        tri_t = attn_tensor_new(ctx, ATTN_F32, 2, ts);
-        eps = attn_tensor_new(ctx, ATTN_F32, 1, es);
-        if (!tri_t || !eps) return NULL;
-        for (int64_t a = 0; a < n; a++)
-            for (int64_t i = 0; i < n; i++) attn_f32(tri_t)[a * n + i] = a <= i ? 1.0f : 0.0f;
-        attn_f32(eps)[0] = SINKHORN_EPS;
-    }
+    if (mask) return attn_log_softmax(ctx, L, mask);
     for (int it = 0; it < n_iter && L; it++) {
-        L = attn_log_softmax(ctx, L, mask); /* Fr: rows sum to 1 */
-        attn_tensor *Lt = attn_contiguous(ctx, attn_transpose(ctx, L, 2, 3)); /* [.., j, i] */
-        if (!mask) {
-            Lt = attn_log_softmax(ctx, Lt, NULL); /* Fc: columns sum to 1 */
-            L = attn_contiguous(ctx, attn_transpose(ctx, Lt, 2, 3));
-        } else {
-            /* cs[j, i] = sum_{i' <= i} exp(L_i'j) */
-            attn_tensor *cs = attn_matmul(ctx, attn_exp(ctx, Lt), tri_t);
-            attn_tensor *lc = attn_log(ctx, attn_add(ctx, cs, eps));
-            L = attn_sub(ctx, L, attn_contiguous(ctx, attn_transpose(ctx, lc, 2, 3)));
-        }
+        L = attn_log_softmax(ctx, L, NULL); /* Fr: rows sum to 1 */
+        attn_tensor *Lt = attn_contiguous(ctx, attn_transpose(ctx, L, 2, 3));
+        Lt = attn_log_softmax(ctx, Lt, NULL); /* Fc: columns sum to 1 */
+        L = attn_contiguous(ctx, attn_transpose(ctx, Lt, 2, 3));
     }
-    if (L && mask && n_iter == 0) L = attn_add(ctx, L, mask);
     return L;
 }
 
