@@ -74,10 +74,10 @@ static attn_status gpt_check_config(const attn_gpt_config *c) {
                            "learned or sinusoidal) and has no key-value heads (n_kv_heads 0 or n_heads)", fn);
     if (c->mixer < ATTN_GPT_MIXER_ATTENTION || c->mixer > ATTN_GPT_MIXER_ROUTING ||
         c->mixer_block < 0 || c->mixer_block > c->ctx_len || c->mixer_n < 0 ||
-        c->mixer_n > 4096 || (c->mixer && c->synth))
+        c->mixer_n > 1024 || (c->mixer && c->synth))
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "%s: mixer %d, mixer_block %lld, mixer_n %d: expected a mixer in [0, 3] "
-                           "(not with synth), mixer_block in [0, ctx_len %lld], mixer_n in [0, 4096]",
+                           "(not with synth), mixer_block in [0, ctx_len %lld], mixer_n in [0, 1024]",
                            fn, c->mixer, (long long)c->mixer_block, c->mixer_n, (long long)c->ctx_len);
     if (c->mixer && (c->pos == ATTN_POS_ROPE || c->pos == ATTN_POS_ALIBI ||
                      (c->n_kv_heads > 0 && c->n_kv_heads != c->n_heads)))

@@ -260,10 +260,11 @@ attn_tensor *attn_routing_forward(attn_ctx *ctx, const attn_routing *m, attn_ten
         if (c->balance == ATTN_ROUTING_NEAREST) { /* w: the largest cluster */
             w = 1;
             for (int64_t n = 0; n < N; n++) {
-                int64_t sz[1024] = {0}, *szp = k <= 1024 ? sz : NULL;
-                if (!szp) break;
-                for (int64_t t = 0; t < T; t++)
-                    if (++szp[attn_i32(near)[n * T + t]] > w) w = szp[attn_i32(near)[n * T + t]];
+                int64_t sz[1024] = {0}; /* k <= 1024, checked above */
+                for (int64_t t = 0; t < T; t++) {
+                    const int32_t cl = attn_i32(near)[n * T + t];
+                    if (++sz[cl] > w) w = sz[cl];
+                }
             }
         }
         const int64_t ms[4] = {B, Hr, k, w}, is[2] = {N * k, w};
