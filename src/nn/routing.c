@@ -267,6 +267,12 @@ attn_tensor *attn_routing_forward(attn_ctx *ctx, const attn_routing *m, attn_ten
                 }
             }
         }
+        if ((double)N * (double)k * (double)w >= 2147483647.0 || (double)N * (double)T >= 2147483647.0) {
+            free(cnt);
+            attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: %lld x %lld clusters of %lld: more rows than i32 "
+                       "indices reach", fn, (long long)N, (long long)k, (long long)w);
+            return NULL;
+        }
         const int64_t ms[4] = {B, Hr, k, w}, is[2] = {N * k, w};
         attn_tensor *mem = attn_tensor_new(ctx, ATTN_I32, 4, ms);
         attn_tensor *ids = attn_tensor_new(ctx, ATTN_I32, 2, is);
