@@ -239,6 +239,7 @@ fixtures:
 	$(PYTHON) tools/make_reformer_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_graph_attention_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_synthesizer_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_sinkroute_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_lstmn_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_word2vec_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_png_fixtures.py tests/fixtures/png
