@@ -240,6 +240,7 @@ fixtures:
 	$(PYTHON) tools/make_graph_attention_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_synthesizer_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_sha_lama_fixtures.py tests/fixtures
+	$(PYTHON) tools/make_sinkroute_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_lstmn_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_seq2seq_lstmn_fixtures.py tests/fixtures
 	$(PYTHON) tools/make_word2vec_fixtures.py tests/fixtures

@@ -261,6 +261,11 @@ static void train_usage(FILE *f) {
         "                        attention (docs/synthesizer.md): components dense, random,\n"
         "                        fdense, frandom, dot joined by '+' (several: a learned mixture)\n"
         "  --synth-fixed         gpt: the synthesizer's random matrices are not trained\n"
+        "  --mixer NAME          gpt: the token mixer: attention (default), sinkhorn, sortcut\n"
+        "                        (docs/sinkhorn.md) or routing (docs/routing.md)\n"
+        "  --mixer-block N       gpt: sinkhorn/sortcut block size (default 16, divides --ctx);\n"
+        "                        routing cluster window (default ctx / clusters)\n"
+        "  --mixer-n N           gpt: sortcut blocks kept (default 2); routing clusters (default 4)\n"
         "  --segment N           txl: segment length (default 64)\n"
         "  --mem-len N           txl: memory kept in training (default 64)\n"
         "  --eval-mem-len N      txl: memory of the evaluations (default --mem-len)\n"
@@ -506,7 +511,8 @@ static int cmd_lm_train(int argc, char **argv) {
               mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0, run_segments = -1,
               final_eval_n = 0;
     double dropout = 0.0, span_max = 512, span_ramp = 32, span_init = 0, span_penalty = 2e-6;
-    int no_ffn = 0, synth_fixed = 0, rc = 0;
+    int no_ffn = 0, synth_fixed = 0, rc = 0, mixer_kind = 0;
+    long long mixer_block = 0, mixer_n = 0;
     unsigned synth = 0;
     train_opts o;
     train_opts_init(&o);
@@ -543,6 +549,23 @@ static int cmd_lm_train(int argc, char **argv) {
                 fprintf(stderr, "%s: --synth: %s\n", prog, attn_last_error());
                 return 2;
             }
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--mixer")) {
+            train_fixed(&o, a);
+            mixer_kind = attn_gpt_mixer_parse(v);
+            if (mixer_kind < 0) {
+                fprintf(stderr, "%s: --mixer must be attention, sinkhorn, sortcut or routing, not '%s'\n",
+                        prog, v ? v : "(missing)");
+                return 2;
+            }
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--mixer-block") || !strcmp(a, "--mixer-n")) {
+            train_fixed(&o, a);
+            rc = opt_int(a, v, 1, 1 << 20, a[8] == 'b' ? &mixer_block : &mixer_n);
             i++;
             continue;
         }
@@ -599,8 +622,17 @@ static int cmd_lm_train(int argc, char **argv) {
     }
     if (eval_mem_len < 0) eval_mem_len = mem_len;
     if (!o.resume) {
-        if (txl && (synth || synth_fixed)) {
-            fprintf(stderr, "%s: --synth and --synth-fixed are GPT options (--arch gpt)\n", prog);
+        if (txl && (synth || synth_fixed || mixer_kind || mixer_block || mixer_n)) {
+            fprintf(stderr, "%s: --synth, --synth-fixed and --mixer* are GPT options (--arch gpt)\n", prog);
+            return 2;
+        }
+        if (synth && mixer_kind) {
+            fprintf(stderr, "%s: --synth and --mixer %s are two token mixers: choose one\n", prog,
+                    attn_gpt_mixer_name(mixer_kind));
+            return 2;
+        }
+        if ((mixer_block || mixer_n) && !mixer_kind) {
+            fprintf(stderr, "%s: --mixer-block and --mixer-n need --mixer sinkhorn, sortcut or routing\n", prog);
             return 2;
         }
         if (synth_fixed && !(synth & (ATTN_SYNTH_RANDOM | ATTN_SYNTH_FACTORIZED_RANDOM))) {
@@ -746,6 +778,9 @@ static int cmd_lm_train(int argc, char **argv) {
             gc.tied = 1;
             gc.synth = synth;
             gc.synth_fixed = synth_fixed;
+            gc.mixer = mixer_kind;
+            gc.mixer_block = mixer_block;
+            gc.mixer_n = (int)mixer_n;
             st = attn_gpt_new(&g.m.g, g.m.ps, &gc, &rng);
         }
         if (st != ATTN_OK) {
@@ -845,6 +880,15 @@ static int cmd_lm_train(int argc, char **argv) {
             attn_synth_name(c->synth, names, sizeof names);
             snprintf(mixer, sizeof mixer, "synthesizer %s%s", names, c->synth_fixed ? " (fixed random)" : "");
         }
+        if (g.m.g->sink)
+            snprintf(mixer, sizeof mixer, "sinkhorn attention (block %lld)", (long long)g.m.g->sink[0].cfg.block);
+        if (g.m.g->sink && c->mixer == ATTN_GPT_MIXER_SORTCUT)
+            snprintf(mixer, sizeof mixer, "sortcut attention (block %lld, %d sorted blocks)",
+                     (long long)g.m.g->sink[0].cfg.block, g.m.g->sink[0].cfg.n_sortcut);
+        if (g.m.g->route)
+            snprintf(mixer, sizeof mixer, "routing attention (%lld clusters, nearest; %lld local heads of window %lld)",
+                     (long long)g.m.g->route[0].cfg.n_clusters, (long long)g.m.g->route[0].cfg.local_heads,
+                     (long long)g.m.g->route[0].cfg.local_window);
         snprintf(desc, sizeof desc,
                  "GPT: %d layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, learned positions, tied head, "
                  "%s; bytes; %lld parameters",
@@ -1071,7 +1115,7 @@ static int cmd_lm_sample(int argc, char **argv) {
     fflush(stdout);
     fprintf(stderr, "(%lld bytes in %.2f s, %.0f bytes/s, %s; temperature %g, top-k %lld, top-p %g, seed %lld)\n",
             nbytes, dt, dt > 0 ? (double)nbytes / dt : 0.0,
-            m.t ? "TXL memory cache" : m.g->cfg.synth ? "synthesizer GPT: the window recomputed per byte" : "GPT KV cache", temp, top_k, top_p, seed);
+            m.t ? "TXL memory cache" : m.g->cfg.synth ? "synthesizer GPT: the window recomputed per byte" : m.g->cfg.mixer ? "sparse-mixer GPT: the window recomputed per byte" : "GPT KV cache", temp, top_k, top_p, seed);
     rc = 0;
 done:
     free(ids);
@@ -1228,6 +1272,107 @@ out:
     return rc;
 }
 
+/* A sparse-mixer GPT's picture (docs/sinkhorn.md, docs/routing.md):
+ * Sinkhorn / SortCut: the soft permutation P of every layer and head, one
+ * panel each (rows: query blocks 1 .., columns: the past blocks 0 .. sorted
+ * into them); routing: the nearest centroid of every byte of the window for
+ * every layer's routing heads (one row each, colour = cluster). */
+static int mixer_picture(const char *outp, const attn_gpt *g, attn_tensor *const *w, int L,
+                         const int32_t *ids, int64_t T) {
+    char path[4096], title[256];
+    attn_status st = ATTN_OK;
+    if (g->sink) {
+        const int64_t H = g->cfg.n_heads;
+        if (!w[0] || L * H > 64) {
+            fprintf(stderr, "attn lm viz: %s: the window has one block only, or more than 64 panels\n",
+                    attn_gpt_mixer_name(g->cfg.mixer));
+            return 1;
+        }
+        const int n = (int)w[0]->shape[2];
+        attn_heatmap maps[64];
+        char caps[64][48];
+        static char rl[64][12], cl[64][12];
+        const char *rlab[64], *clab[64];
+        for (int i = 0; i < n && i < 64; i++) {
+            snprintf(rl[i], sizeof rl[i], "q%d", i + 1);
+            snprintf(cl[i], sizeof cl[i], "k%d", i);
+            rlab[i] = rl[i];
+            clab[i] = cl[i];
+        }
+        for (int l = 0; l < L; l++)
+            for (int64_t h = 0; h < H; h++) {
+                attn_heatmap *mp = &maps[l * H + h];
+                memset(mp, 0, sizeof *mp);
+                mp->weights = attn_f32(w[l]) + h * n * n;
+                mp->rows = mp->cols = n;
+                mp->row_labels = n <= 64 ? rlab : NULL;
+                mp->col_labels = n <= 64 ? clab : NULL;
+                snprintf(caps[l * H + h], sizeof caps[0], "layer %d, head %lld", l + 1, (long long)h + 1);
+                mp->title = caps[l * H + h];
+                mp->x_label = "key block (past)";
+                mp->y_label = "query block";
+            }
+        snprintf(path, sizeof path, "%s-sinkhorn.svg", outp);
+        snprintf(title, sizeof title, "%s: soft block permutation P (blocks of %lld bytes, %d Sinkhorn iterations)",
+                 attn_gpt_mixer_name(g->cfg.mixer), (long long)g->sink[0].cfg.block, g->sink[0].cfg.n_iter);
+        st = attn_svg_heatmap_grid(path, title, maps, L, (int)H);
+    } else {
+        const int64_t Hr = g->route[0].cfg.n_heads - g->route[0].cfg.local_heads, k = g->route[0].cfg.n_clusters;
+        if (!w[0] || L * Hr > ATTN_VIZ_MAX_TOKENS || T > ATTN_VIZ_MAX_TOKENS) {
+            fprintf(stderr, "attn lm viz: routing: nothing to draw\n");
+            return 1;
+        }
+        const int rows = (int)(L * Hr);
+        float *v = malloc(sizeof(float) * (size_t)(rows * T));
+        char(*rl)[48] = calloc((size_t)rows, sizeof *rl);
+        char(*cl)[24] = calloc((size_t)T, sizeof *cl);
+        const char **rlab = calloc((size_t)rows, sizeof *rlab), **clab = calloc((size_t)T, sizeof *clab);
+        if (!v || !rl || !cl || !rlab || !clab) {
+            st = ATTN_ERR_OOM;
+        } else {
+            for (int l = 0; l < L; l++)
+                for (int64_t h = 0; h < Hr; h++) {
+                    const int r = (int)(l * Hr + h);
+                    snprintf(rl[r], sizeof rl[r], "layer %d head %lld", l + 1,
+                             (long long)(g->route[0].cfg.local_heads + h + 1));
+                    rlab[r] = rl[r];
+                    for (int64_t t = 0; t < T; t++)
+                        v[r * T + t] = (float)attn_i32(w[l])[h * T + t] / (float)(k > 1 ? k - 1 : 1);
+                }
+            for (int64_t t = 0; t < T; t++) {
+                byte_label(cl[t], sizeof cl[t], ids[t]);
+                clab[t] = cl[t];
+            }
+            attn_heatmap mp;
+            memset(&mp, 0, sizeof mp);
+            mp.weights = v;
+            mp.rows = rows;
+            mp.cols = (int)T;
+            mp.row_labels = rlab;
+            mp.col_labels = clab;
+            snprintf(title, sizeof title, "routing: the nearest of %lld centroids for every byte (colour = cluster 0 .. %lld)",
+                     (long long)k, (long long)(k - 1));
+            mp.title = title;
+            mp.x_label = "byte of the window";
+            mp.y_label = "routing head";
+            mp.colormap = ATTN_CMAP_VIRIDIS;
+            snprintf(path, sizeof path, "%s-routing.svg", outp);
+            st = attn_svg_heatmap(path, &mp);
+        }
+        free(v);
+        free(rl);
+        free(cl);
+        free(rlab);
+        free(clab);
+    }
+    if (st != ATTN_OK) {
+        fprintf(stderr, "attn lm viz: cannot write %s: %s\n", path, attn_last_error());
+        return 1;
+    }
+    printf("wrote %s\n", path);
+    return 0;
+}
+
 static int cmd_lm_viz(int argc, char **argv) {
     const char *model = NULL, *outp = NULL, *text = NULL, *sub = "viz", *html = NULL, *weights = NULL;
     long long offset = 0, mem_len = -1, segment = -1, threads = 0;
@@ -1240,7 +1385,9 @@ static int cmd_lm_viz(int argc, char **argv) {
                    "grid of heatmaps, PREFIX-memory.svg (rows: the segment's queries; columns: the\n"
                    "memory's keys, then the segment's, then the persistent vectors p0..), and with\n"
                    "an adaptive span the learned spans as a bar chart, PREFIX-spans.svg. For a GPT:\n"
-                   "its window's self-attention.\n\n"
+                   "its window's self-attention; with --mixer sinkhorn or sortcut its soft block\n"
+                   "permutations, PREFIX-sinkhorn.svg, with --mixer routing the cluster of every\n"
+                   "byte in every routing head, PREFIX-routing.svg (over its whole window).\n\n"
                    "  --html FILE          the interactive attention explorer instead of the SVG files\n"
                    "                       (docs/explorer.md; both with --out and --html)\n"
                    "  --weights FILE       with --html: every weight at full precision as text\n"
@@ -1303,7 +1450,13 @@ static int cmd_lm_viz(int argc, char **argv) {
     memset(&mem, 0, sizeof mem);
     rc = 1;
     int64_t T = m.t ? (segment > 0 ? segment : r.segment) : m.g->cfg.ctx_len;
-    if (T > 64 && segment <= 0) T = 64;
+    if (T > 64 && segment <= 0 && !(m.g && m.g->cfg.mixer)) T = 64; /* a mixer's picture: the window */
+    if (m.g && m.g->cfg.mixer && (html || !outp)) {
+        fprintf(stderr, "attn lm viz: a %s GPT has no attention maps for --html: draw its %s with --out PREFIX\n",
+                attn_gpt_mixer_name(m.g->cfg.mixer), m.g->route ? "cluster assignment" : "block permutation");
+        lm_model_free(&m);
+        return 2;
+    }
     int64_t M = 0;
     if (m.t) {
         M = mem_len >= 0 ? mem_len : r.mem_len;
@@ -1381,6 +1534,10 @@ static int cmd_lm_viz(int argc, char **argv) {
         }
         H = m.g->cfg.n_heads;
         snprintf(title, sizeof title, "GPT self-attention over its window of %lld bytes", (long long)T);
+        if (m.g->cfg.mixer) {
+            rc = mixer_picture(outp, m.g, w, L, ids + pre, T);
+            goto done;
+        }
     }
     C = w[0]->shape[3];
     for (int l = 1; l < L; l++)

@@ -525,6 +525,25 @@ if [ "$rc" = 0 ] && grep -q "synthesizer dense+frandom+dot" "$TMP/lmsy.out" && g
 else
     fail "lm --synth: exit $rc: $(head -c 400 "$TMP/lmsy.out")"
 fi
+# the sparse mixers (docs/sinkhorn.md, docs/routing.md): refusals, then a
+# routing GPT that trains, resumes with its centroids, evaluates and samples
+lm_refused 2 "must be attention, sinkhorn" -- "${LMB[@]}" --arch gpt --mixer sinkhorns
+lm_refused 2 "choose one" -- "${LMB[@]}" --arch gpt --synth dense --mixer routing
+lm_refused 2 "need --mixer" -- "${LMB[@]}" --arch gpt --mixer-n 3
+lm_refused 1 "multiple of its block" -- "${LMB[@]}" --arch gpt --mixer sinkhorn --mixer-block 5
+"${LMGPT[@]}" --out "$TMP/lm-sk" --steps 2 --mixer sortcut --mixer-block 4 >"$TMP/lmsk.out" 2>&1 &&
+    "${LMGPT[@]}" --out "$TMP/lm-rt" --steps 2 --mixer routing --mixer-n 3 >>"$TMP/lmsk.out" 2>&1 &&
+    "$ATTN" lm train --out "$TMP/lm-rt" --steps 4 --resume --threads 1 --eval-every 0 >>"$TMP/lmsk.out" 2>&1 &&
+    "$ATTN" lm eval --model "$TMP/lm-rt" --threads 1 >>"$TMP/lmsk.out" 2>&1 &&
+    "$ATTN" lm sample --model "$TMP/lm-sk" --prompt "the " --bytes 12 --temperature 0 --threads 1 >"$TMP/lmsks.out" 2>>"$TMP/lmsk.out"
+rc=$?
+if [ "$rc" = 0 ] && grep -q "sortcut attention (block 4, 2 sorted blocks)" "$TMP/lmsk.out" &&
+    grep -q "routing attention (3 clusters" "$TMP/lmsk.out" && grep -q "resuming" "$TMP/lmsk.out" &&
+    grep -q "bits/byte" "$TMP/lmsk.out" && [ "$(wc -c <"$TMP/lmsks.out")" = 17 ]; then
+    ok "lm train --mixer: SortCut and routing GPTs train, resume (centroids), evaluate and sample"
+else
+    fail "lm --mixer: exit $rc: $(tail -c 600 "$TMP/lmsk.out")"
+fi
 
 # attn graph: node classification on a small Debian Packages index (made here)
 GD="$TMP/debgraph"

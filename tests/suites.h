@@ -11,6 +11,8 @@
     X(synthesizer)      \
     X(sha_rnn)          \
     X(lama)             \
+    X(synthesizer)     \
+    X(sinkroute)       \
     X(graph)            \
     X(vision_modules) \
     X(cnn)             \

@@ -36,6 +36,7 @@ PUBLIC = {
     "params.h": "nn", "optim.h": "nn", "rnn.h": "nn", "rnn_attention.h": "nn", "rnn_cell.h": "ops",
     "lstmn.h": "ops",
     "transformer.h": "nn", "reversible.h": "nn", "vision_attention.h": "nn", "synthesizer.h": "nn", "sha_rnn.h": "nn", "lama.h": "nn", "linformer.h": "nn",
+    "transformer.h": "nn", "reversible.h": "nn", "vision_attention.h": "nn", "synthesizer.h": "nn", "linformer.h": "nn", "sinkhorn.h": "nn", "routing.h": "nn",
     "vision_modules.h": "nn",
     "idx.h": "data", "text.h": "data", "s2s_data.h": "data", "s2s_types.h": "data",
     "lm_data.h": "data", "bert_corpus.h": "data", "wordpiece.h": "data", "scenes.h": "data",

@@ -99,6 +99,8 @@
 #include "vision_attention.h"
 #include "synthesizer.h"
 #include "linformer.h"
+#include "routing.h"
+#include "sinkhorn.h"
 #include "graph_attention.h"
 #include "deb_graph.h"
 #include "node_classifier.h"

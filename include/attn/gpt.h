@@ -39,6 +39,8 @@
 #include "status.h"
 #include "tensor.h"
 #include "safetensors.h"
+#include "routing.h"
+#include "sinkhorn.h"
 #include "synthesizer.h"
 #include "transformer.h"
 
@@ -70,7 +72,27 @@ typedef struct attn_gpt_config {
                           under synthesizer.h's names; no KV cache (generation
                           recomputes the window) */
     int synth_fixed;   /* synth: the random matrices are not trained */
+    int mixer;         /* ATTN_GPT_MIXER_*: 0 (ATTENTION) is the blocks' own
+                          multi-head attention; SINKHORN and SORTCUT a causal
+                          sinkhorn.h block (block size mixer_block, 0: 16;
+                          SortCut blocks mixer_n, 0: 2), ROUTING a causal
+                          routing.h block (mixer_n clusters, 0: 4; window
+                          mixer_block, 0: ctx_len / clusters; n_heads / 2
+                          local heads of the same window), parameters
+                          layers.<l>.self_attn.* under their names, the
+                          routing centroids included; no KV cache; excludes
+                          synth */
+    int64_t mixer_block;
+    int mixer_n;
 } attn_gpt_config;
+
+/* The token mixers of attn_gpt_config.mixer. */
+enum {
+    ATTN_GPT_MIXER_ATTENTION = 0,
+    ATTN_GPT_MIXER_SINKHORN = 1,
+    ATTN_GPT_MIXER_SORTCUT = 2,
+    ATTN_GPT_MIXER_ROUTING = 3
+};
 
 typedef struct attn_gpt {
     attn_gpt_config cfg;     /* resolved (d_ff, n_kv_heads filled in) */
@@ -79,9 +101,16 @@ typedef struct attn_gpt {
     attn_tensor *pos_emb;    /* [ctx_len, E] or NULL */
     attn_block *blocks;      /* [L], owned */
     attn_synthesizer *synth; /* [L], owned, with cfg.synth; else NULL */
+    attn_sinkhorn *sink;     /* [L], owned, with mixer SINKHORN or SORTCUT */
+    attn_routing *route;     /* [L], owned, with mixer ROUTING */
     attn_tensor *norm_f_w, *norm_f_b; /* [E] */
     attn_tensor *head;       /* [V, E]; tok_emb when tied */
 } attn_gpt;
+
+/* The mixer's name ("attention", "sinkhorn", "sortcut", "routing"; else
+ * "unknown") and the mixer of a name (-1 for none). */
+const char *attn_gpt_mixer_name(int mixer);
+int attn_gpt_mixer_parse(const char *s);
 
 /* Adds the model's parameters to `ps` (names above) and, with rng non-NULL,
  * initialises them as GPT-2 (rng NULL leaves zeros, to be loaded). Errors:
@@ -185,10 +214,11 @@ attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int
 /* Writes the configuration as metadata entries "gpt.vocab", "gpt.ctx_len",
  * "gpt.n_layers", "gpt.n_heads", "gpt.n_kv_heads", "gpt.d_model", "gpt.d_ff",
  * "gpt.dropout", "gpt.pos", "gpt.tied", "gpt.rope_theta", "gpt.synth",
- * "gpt.synth_fixed" into kv[0 .. 12] (ATTN_GPT_META entries), whose value
- * strings live in buf (ATTN_GPT_META * 32 bytes). The last two are optional
- * when read (files written before them load as multi-head attention). */
-#define ATTN_GPT_META 13
+ * "gpt.synth_fixed", "gpt.mixer", "gpt.mixer_block", "gpt.mixer_n" into
+ * kv[0 .. 15] (ATTN_GPT_META entries), whose value strings live in buf
+ * (ATTN_GPT_META * 32 bytes). The last five are optional when read (files
+ * written before them load as multi-head attention). */
+#define ATTN_GPT_META 16
 void attn_gpt_config_meta(const attn_gpt_config *cfg, attn_kv *kv, char *buf);
 
 /* Reads a configuration from the metadata of a safetensors file (a

@@ -72,7 +72,64 @@ static attn_status gpt_check_config(const attn_gpt_config *c) {
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "%s: a synthesizer mixer takes positions from the embedding (none, "
                            "learned or sinusoidal) and has no key-value heads (n_kv_heads 0 or n_heads)", fn);
+    if (c->mixer < ATTN_GPT_MIXER_ATTENTION || c->mixer > ATTN_GPT_MIXER_ROUTING ||
+        c->mixer_block < 0 || c->mixer_block > c->ctx_len || c->mixer_n < 0 ||
+        c->mixer_n > 1024 || (c->mixer && c->synth))
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: mixer %d, mixer_block %lld, mixer_n %d: expected a mixer in [0, 3] "
+                           "(not with synth), mixer_block in [0, ctx_len %lld], mixer_n in [0, 1024]",
+                           fn, c->mixer, (long long)c->mixer_block, c->mixer_n, (long long)c->ctx_len);
+    if (c->mixer && (c->pos == ATTN_POS_ROPE || c->pos == ATTN_POS_ALIBI ||
+                     (c->n_kv_heads > 0 && c->n_kv_heads != c->n_heads)))
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: a %s mixer takes positions from the embedding (none, learned or "
+                           "sinusoidal) and has no key-value heads (n_kv_heads 0 or n_heads)", fn,
+                           attn_gpt_mixer_name(c->mixer));
+    if ((c->mixer == ATTN_GPT_MIXER_SINKHORN || c->mixer == ATTN_GPT_MIXER_SORTCUT) &&
+        c->ctx_len % (c->mixer_block ? c->mixer_block : 16) != 0)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: a %s mixer needs ctx_len %lld to be a multiple of its block %lld", fn,
+                           attn_gpt_mixer_name(c->mixer), (long long)c->ctx_len,
+                           (long long)(c->mixer_block ? c->mixer_block : 16));
     return ATTN_OK;
+}
+
+const char *attn_gpt_mixer_name(int mixer) {
+    static const char *const names[4] = {"attention", "sinkhorn", "sortcut", "routing"};
+    return mixer >= 0 && mixer < 4 ? names[mixer] : "unknown";
+}
+
+int attn_gpt_mixer_parse(const char *s) {
+    for (int i = 0; s && i < 4; i++)
+        if (!strcmp(s, attn_gpt_mixer_name(i))) return i;
+    return -1;
+}
+
+static attn_sinkhorn_config sink_config(const attn_gpt_config *c) {
+    attn_sinkhorn_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.d_model = c->d_model;
+    sc.n_heads = c->n_heads;
+    sc.max_len = c->ctx_len;
+    sc.block = c->mixer_block ? c->mixer_block : 16;
+    sc.n_sortcut = c->mixer == ATTN_GPT_MIXER_SORTCUT ? (c->mixer_n ? c->mixer_n : 2) : 0;
+    sc.causal = 1;
+    return sc;
+}
+
+static attn_routing_config route_config(const attn_gpt_config *c) {
+    attn_routing_config rc;
+    memset(&rc, 0, sizeof rc);
+    rc.d_model = c->d_model;
+    rc.n_heads = c->n_heads;
+    rc.local_heads = c->n_heads / 2;
+    rc.n_clusters = c->mixer_n ? c->mixer_n : 4;
+    rc.window = c->mixer_block ? c->mixer_block : (c->ctx_len + rc.n_clusters - 1) / rc.n_clusters;
+    rc.local_window = rc.window;
+    rc.causal = 1;
+    rc.update = 1;
+    rc.balance = ATTN_ROUTING_NEAREST; /* strictly causal (routing.h) */
+    return rc;
 }
 
 /* The synthesizer config of a synth GPT's layers. */
@@ -108,6 +165,8 @@ void attn_gpt_free(attn_gpt *m) {
     if (!m) return;
     free(m->blocks);
     free(m->synth);
+    free(m->sink);
+    free(m->route);
     free(m);
 }
 
@@ -123,7 +182,11 @@ attn_status attn_gpt_new(attn_gpt **out, attn_params *ps, const attn_gpt_config 
     attn_gpt *m = calloc(1, sizeof *m);
     if (m) m->blocks = calloc((size_t)c.n_layers, sizeof *m->blocks);
     if (m && c.synth) m->synth = calloc((size_t)c.n_layers, sizeof *m->synth);
-    if (!m || !m->blocks || (c.synth && !m->synth)) {
+    const int sinkm = c.mixer == ATTN_GPT_MIXER_SINKHORN || c.mixer == ATTN_GPT_MIXER_SORTCUT;
+    if (m && sinkm) m->sink = calloc((size_t)c.n_layers, sizeof *m->sink);
+    if (m && c.mixer == ATTN_GPT_MIXER_ROUTING) m->route = calloc((size_t)c.n_layers, sizeof *m->route);
+    if (!m || !m->blocks || (c.synth && !m->synth) || (sinkm && !m->sink) ||
+        (c.mixer == ATTN_GPT_MIXER_ROUTING && !m->route)) {
         attn_gpt_free(m);
         return attn__error(ATTN_ERR_OOM, "attn_gpt_new: out of memory");
     }
@@ -146,12 +209,23 @@ attn_status attn_gpt_new(attn_gpt **out, attn_params *ps, const attn_gpt_config 
         bc.dropout = c.dropout;
         bc.pos = (c.pos == ATTN_POS_ROPE || c.pos == ATTN_POS_ALIBI) ? c.pos : ATTN_POS_NONE;
         bc.rope_theta = c.rope_theta;
-        bc.external_mixer = c.synth != 0;
+        bc.external_mixer = c.synth != 0 || c.mixer != 0;
         char prefix[48];
         if (c.synth) {
             const attn_synthesizer_config sc = synth_config(&c);
             snprintf(prefix, sizeof prefix, "layers.%d.self_attn.", l);
             st = attn_synthesizer_init(&m->synth[l], ps, prefix, &sc, NULL);
+            if (st != ATTN_OK) break;
+        }
+        if (m->sink || m->route) {
+            snprintf(prefix, sizeof prefix, "layers.%d.self_attn.", l);
+            if (m->sink) {
+                const attn_sinkhorn_config sc = sink_config(&c);
+                st = attn_sinkhorn_init(&m->sink[l], ps, prefix, &sc, NULL);
+            } else {
+                const attn_routing_config rc = route_config(&c);
+                st = attn_routing_init(&m->route[l], ps, prefix, &rc, NULL);
+            }
             if (st != ATTN_OK) break;
         }
         snprintf(prefix, sizeof prefix, "layers.%d.", l);
@@ -181,6 +255,27 @@ attn_status attn_gpt_new(attn_gpt **out, attn_params *ps, const attn_gpt_config 
             attn_block *b = &m->blocks[l];
             if (m->synth) {
                 synth_init(&m->synth[l], std, std_res, rng);
+            } else if (m->sink) {
+                /* GPT-2's: linear maps N(0, std), the output std_res, biases 0 */
+                attn_sinkhorn *sk = &m->sink[l];
+                attn_tensor *lin[5] = {sk->wq, sk->wk, sk->wv, sk->w1, sk->w2};
+                for (int i = 0; i < 5; i++) attn_init_normal(lin[i], std, rng);
+                attn_init_normal(sk->wo, std_res, rng);
+            } else if (m->route) {
+                attn_routing *rt = &m->route[l];
+                attn_init_normal(rt->wqk, std, rng);
+                attn_init_normal(rt->wv, std, rng);
+                attn_init_normal(rt->wo, std_res, rng);
+                if (rt->centroids) { /* unit vectors (routing.h) */
+                    attn_init_normal(rt->centroids, 1.0f, rng);
+                    float *p = attn_f32(rt->centroids);
+                    const int64_t D = rt->head_dim, n = attn_tensor_numel(rt->centroids) / D;
+                    for (int64_t i = 0; i < n; i++) {
+                        double ss = 0.0;
+                        for (int64_t d = 0; d < D; d++) ss += (double)p[i * D + d] * p[i * D + d];
+                        for (int64_t d = 0; d < D; d++) p[i * D + d] = (float)(p[i * D + d] / sqrt(ss));
+                    }
+                }
             } else {
                 attn_tensor *w_in = b->self_attn.in_proj_weight ? b->self_attn.in_proj_weight
                                                                 : b->self_attn.q_proj_weight;
@@ -222,6 +317,20 @@ static attn_tensor *synth_mix(attn_ctx *ctx, const void *state, attn_tensor *h) 
     return attn_synthesizer_forward(ctx, g->s, h, g->weights);
 }
 
+/* A Sinkhorn / SortCut or routing layer as a block's token mixer; weights
+ * receives its picture: the soft permutation P, or the nearest centroids. */
+typedef struct gpt_sparse_mixer {
+    const attn_sinkhorn *sk;
+    const attn_routing *rt;
+    attn_tensor **weights;
+} gpt_sparse_mixer;
+
+static attn_tensor *sparse_mix(attn_ctx *ctx, const void *state, attn_tensor *h) {
+    const gpt_sparse_mixer *g = state;
+    return g->sk ? attn_sinkhorn_forward(ctx, g->sk, h, g->weights)
+                 : attn_routing_forward(ctx, g->rt, h, g->weights, NULL);
+}
+
 attn_tensor *attn_gpt_logits(attn_ctx *ctx, const attn_gpt *m, attn_tensor *ids,
                              attn_kv_cache *cache) {
     return attn_gpt_logits_ex(ctx, m, ids, cache, NULL);
@@ -247,6 +356,12 @@ attn_tensor *attn_gpt_logits_ex(attn_ctx *ctx, const attn_gpt *m, attn_tensor *i
     const attn_gpt_config *c = &m->cfg;
     const int64_t T = ids->shape[1];
     int64_t p0 = 0;
+    if (cache && (m->sink || m->route)) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                   "%s: a %s GPT has no KV cache (its mixer reads the whole window): call it "
+                   "without one", op, attn_gpt_mixer_name(m->cfg.mixer));
+        return NULL;
+    }
     if (cache && m->synth) {
         attn__fail(ctx, ATTN_ERR_INVALID_ARG,
                    "%s: a synthesizer GPT has no KV cache (its dense and random logits are "
@@ -278,7 +393,11 @@ attn_tensor *attn_gpt_logits_ex(attn_ctx *ctx, const attn_gpt *m, attn_tensor *i
         memset(&call, 0, sizeof call);
         call.causal = 1;
         call.cache = cache ? &cache->layers[l] : NULL;
-        if (m->synth) {
+        if (m->sink || m->route) {
+            const gpt_sparse_mixer mix = {m->sink ? &m->sink[l] : NULL, m->route ? &m->route[l] : NULL,
+                                          self_weights ? &self_weights[l] : NULL};
+            x = attn_block_forward_mixer(ctx, &m->blocks[l], x, sparse_mix, &mix);
+        } else if (m->synth) {
             const gpt_mixer mix = {&m->synth[l], self_weights ? &self_weights[l] : NULL};
             x = attn_block_forward_mixer(ctx, &m->blocks[l], x, synth_mix, &mix);
         } else {
@@ -429,7 +548,7 @@ attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int
     attn_kv_cache cache;
     memset(&cache, 0, sizeof cache);
     attn_status st = !(seq && row && work) ? attn__error(ATTN_ERR_OOM, "%s: out of memory", fn)
-                     : m->synth              ? ATTN_OK /* no cache: the window is recomputed */
+                     : (m->synth || m->sink || m->route) ? ATTN_OK /* no cache: the window is recomputed */
                                              : attn_gpt_cache_init(m, 1, &cache);
     const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
     attn_ctx_set_grad_enabled(ctx, 0);
@@ -440,7 +559,8 @@ attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int
         int64_t n = n_prompt;
         /* The prompt: its last ctx_len tokens. */
         const int64_t first = n > L ? L : n;
-        st = forward_last(ctx, m, seq + n - first, first, m->synth ? NULL : &cache, row);
+        const int recompute = m->synth || m->sink || m->route;
+        st = forward_last(ctx, m, seq + n - first, first, recompute ? NULL : &cache, row);
         for (int64_t i = 0; i < n_new && st == ATTN_OK; i++) {
             if (step_logits) memcpy(step_logits + i * V, row, (size_t)V * sizeof *row);
             const int32_t tok = attn_sample_token(row, V, o, attn_rng_uniform(o->seed, 0, (uint64_t)i), work);
@@ -450,7 +570,7 @@ attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int
             if (on_token && on_token(user, tok, i)) break; /* stopped by the caller */
             if (i + 1 == n_new) break;
             attn__arena_rewind(ctx, mark);
-            if (m->synth) {
+            if (recompute) {
                 /* the last ctx_len tokens again, at positions 0 .. */
                 const int64_t k = n < L ? n : L;
                 st = forward_last(ctx, m, seq + n - k, k, NULL, row);
@@ -492,6 +612,9 @@ static const attn__meta_field meta_fields[ATTN_GPT_META] = {
     ATTN__META_FIELD("gpt.rope_theta", ATTN__META_FLOAT, attn_gpt_config, rope_theta),
     ATTN__META_FIELD_OPT("gpt.synth", ATTN__META_INT, attn_gpt_config, synth),
     ATTN__META_FIELD_OPT("gpt.synth_fixed", ATTN__META_FLAG, attn_gpt_config, synth_fixed),
+    ATTN__META_FIELD_OPT("gpt.mixer", ATTN__META_INT, attn_gpt_config, mixer),
+    ATTN__META_FIELD_OPT("gpt.mixer_block", ATTN__META_I64, attn_gpt_config, mixer_block),
+    ATTN__META_FIELD_OPT("gpt.mixer_n", ATTN__META_INT, attn_gpt_config, mixer_n),
 };
 
 void attn_gpt_config_meta(const attn_gpt_config *c, attn_kv *kv, char *buf) {
