@@ -11,7 +11,6 @@
     X(synthesizer)      \
     X(sha_rnn)          \
     X(lama)             \
-    X(synthesizer)     \
     X(sinkroute)       \
     X(graph)            \
     X(vision_modules) \
