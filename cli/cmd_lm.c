@@ -1320,6 +1320,227 @@ done:
     return rc;
 }
 
+/* ---- pattern pictures ---------------------------------------------------------------------- */
+
+/* The mask of layer l, head h of c's pattern (dense causal without one) for
+ * T positions into rgb (row stride `stride` pixels): visible white, hidden
+ * inside the causal triangle dark grey, above the diagonal black. */
+static void mask_panel(const attn_gpt_config *c, int l, int64_t h, int64_t T, uint8_t *rgb, int64_t stride) {
+    attn_sparse_pattern lp = c->sparse;
+    if (c->sparse_by_layer) lp.heads = l % 2 ? ATTN_SPARSE_HEADS_B_ONLY : ATTN_SPARSE_HEADS_A_ONLY;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t s2 = 0; s2 < T; s2++) {
+            const int vis = s2 <= t && (lp.kind == 0 || attn_sparse_visible(&lp, h, T, T, t, s2));
+            const uint8_t g = vis ? 255 : s2 <= t ? 40 : 0;
+            uint8_t *px = rgb + 3 * (t * stride + s2);
+            px[0] = px[1] = px[2] = g;
+        }
+}
+
+/* Writes the masks of every layer (rows) and head (columns) of c as one PNG,
+ * panels of T x T pixels 4 apart on a blue ground. 0 or 1 printed. */
+static int mask_png(const char *path, const attn_gpt_config *c, int64_t T) {
+    const int64_t L = c->n_layers, H = c->n_heads, gap = 4, W = H * T + (H + 1) * gap, Hh = L * T + (L + 1) * gap;
+    if (W > 16384 || Hh > 16384) {
+        fprintf(stderr, "attn lm pattern: %lld x %lld pixels is too large (lower --ctx)\n", (long long)W, (long long)Hh);
+        return 1;
+    }
+    uint8_t *rgb = malloc((size_t)(W * Hh * 3));
+    if (!rgb) return cli_fail(CMD, "out of memory");
+    for (int64_t i = 0; i < W * Hh; i++) rgb[3 * i] = 30, rgb[3 * i + 1] = 60, rgb[3 * i + 2] = 140;
+    for (int l = 0; l < L; l++)
+        for (int64_t h = 0; h < H; h++)
+            mask_panel(c, l, h, T, rgb + 3 * ((gap + l * (T + gap)) * W + gap + h * (T + gap)), W);
+    const attn_status st = attn_png_write(path, rgb, (int)W, (int)Hh, 3);
+    free(rgb);
+    if (st != ATTN_OK) return cli_fail(CMD, "cannot write the picture");
+    printf("%s\n", path);
+    return 0;
+}
+
+static int cmd_lm_pattern(int argc, char **argv) {
+    const char *pattern = NULL, *png = NULL, *model = NULL, *sub = "pattern";
+    long long T = 256, heads = 4, layers = 2;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: attn lm pattern (--pattern P | --model DIR) --png FILE [options]\n\n"
+                   "Draws the attention mask of a block-sparse pattern (as attn lm train --pattern takes\n"
+                   "it, heads=layers included) or of a trained GPT's pattern, every layer (rows) and head\n"
+                   "(columns), query down, key across: white visible, dark grey hidden under the causal\n"
+                   "mask, black the future. Prints the share of the causal entries each layer keeps.\n\n"
+                   "  --ctx T         positions (default 256; a model: its context)\n"
+                   "  --heads H, --layers L   (default 4 and 2; a model: its own)\n");
+            return 0;
+        }
+        i++;
+        if (!strcmp(a, "--pattern")) pattern = v;
+        else if (!strcmp(a, "--png")) png = v;
+        else if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--ctx")) rc = cli_opt_int(CMD, sub, a, v, 1, 4096, &T);
+        else if (!strcmp(a, "--heads")) rc = cli_opt_int(CMD, sub, a, v, 1, 16, &heads);
+        else if (!strcmp(a, "--layers")) rc = cli_opt_int(CMD, sub, a, v, 1, 16, &layers);
+        else {
+            fprintf(stderr, "attn lm pattern: unknown option '%s' (try 'attn lm pattern --help')\n", a);
+            return 2;
+        }
+        if (!v && rc == 0) {
+            fprintf(stderr, "attn lm pattern: %s needs a value\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if (!png || (!pattern == !model)) {
+        fprintf(stderr, "attn lm pattern: --png FILE and one of --pattern P or --model DIR are required\n");
+        return 2;
+    }
+    attn_gpt_config c;
+    memset(&c, 0, sizeof c);
+    lm_info r;
+    lm_model m;
+    memset(&m, 0, sizeof m);
+    if (model) {
+        if (lm_load(model, &r, &m)) return 1;
+        if (!m.g) {
+            fprintf(stderr, "attn lm pattern: %s is a Transformer-XL (patterns are GPT options)\n", model);
+            lm_model_free(&m);
+            return 2;
+        }
+        c = m.g->cfg;
+        T = c.ctx_len;
+        lm_model_free(&m);
+    } else {
+        char text[256];
+        snprintf(text, sizeof text, "%s", pattern);
+        char *hl = strstr(text, "heads=layers");
+        if (hl && (hl[12] == 0 || hl[12] == ',')) {
+            memmove(hl + 7, hl + 12, strlen(hl + 12) + 1);
+            hl[6] = 'a';
+            c.sparse_by_layer = 1;
+        }
+        if (attn_sparse_parse(text, &c.sparse) != ATTN_OK) {
+            fprintf(stderr, "attn lm pattern: --pattern: %s\n", attn_last_error());
+            return 2;
+        }
+        if (c.sparse_by_layer && c.sparse.kind != ATTN_SPARSE_STRIDED && c.sparse.kind != ATTN_SPARSE_FIXED) {
+            fprintf(stderr, "attn lm pattern: heads=layers is for strided and fixed patterns\n");
+            return 2;
+        }
+        c.n_layers = (int)layers;
+        c.n_heads = (int)heads;
+        c.ctx_len = T;
+    }
+    attn_ctx *ctx = NULL;
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)64 << 20;
+    cc.n_threads = 1;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) return cli_fail(CMD, "cannot create the context");
+    double vis = 1.0, tiles = 1.0;
+    rc = pattern_share(ctx, &c, T, &vis, &tiles) ? cli_fail(CMD, "cannot compile the pattern") : 0;
+    attn_ctx_free(ctx);
+    if (rc) return rc;
+    char pt[200] = "dense";
+    if (c.sparse.kind) attn_sparse_format(&c.sparse, pt, sizeof pt);
+    printf("pattern %s%s, %d layers x %d heads, T %lld: %.2f%% of the causal entries visible, %.2f%% of the "
+           "dense kernel's 64 x 64 tiles computed\n",
+           pt, c.sparse_by_layer ? " (A in even layers, B in odd)" : "", c.n_layers, c.n_heads, T, 100.0 * vis,
+           100.0 * tiles);
+    return mask_png(png, &c, T);
+}
+
+/* A trained GPT's attention as PNG pictures: PREFIX-attn.png, head `head` of
+ * layer `layer` over the window (T x T; colour the square root of the weight,
+ * hidden entries dark blue, the future black), and for a pixel model
+ * PREFIX-query.png: the weights of every head of that layer for one query
+ * pixel, drawn back on the 28 x 28 image (8x), next to the image itself. */
+static int gpt_png(const char *prefix, const lm_model *m, const lm_info *r, const int32_t *ids, int64_t T,
+                   const int32_t *order, int layer, int64_t head, int64_t qpix, attn_ctx *ctx) {
+    const attn_gpt_config *c = &m->g->cfg;
+    attn_tensor *w[64] = {0};
+    attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, T}, ids);
+    if (!ti || !attn_gpt_logits_ex(ctx, m->g, ti, NULL, w) || !w[layer]) return cli_fail(CMD, "forward failed");
+    const attn_tensor *wl = w[layer];
+    const float *base = (const float *)wl->data;
+    uint8_t *rgb = malloc((size_t)(T * T * 3));
+    if (!rgb) return cli_fail(CMD, "out of memory");
+    attn_sparse_pattern lp = c->sparse;
+    if (c->sparse_by_layer) lp.heads = layer % 2 ? ATTN_SPARSE_HEADS_B_ONLY : ATTN_SPARSE_HEADS_A_ONLY;
+    for (int64_t t = 0; t < T; t++) {
+        float mx = 0.0f; /* each row scaled to its largest weight */
+        for (int64_t s2 = 0; s2 <= t; s2++) {
+            const float x = base[head * wl->stride[1] + t * wl->stride[2] + s2 * wl->stride[3]];
+            if (x > mx) mx = x;
+        }
+        for (int64_t s2 = 0; s2 < T; s2++) {
+            uint8_t *px = rgb + 3 * (t * T + s2);
+            const int vis = s2 <= t && (lp.kind == 0 || attn_sparse_visible(&lp, head, T, T, t, s2));
+            if (!vis) {
+                px[0] = 0, px[1] = 0, px[2] = s2 <= t ? 70 : 0;
+                continue;
+            }
+            const float x = base[head * wl->stride[1] + t * wl->stride[2] + s2 * wl->stride[3]];
+            const double u = mx > 0 ? sqrt((double)x / (double)mx) : 0.0;
+            px[0] = (uint8_t)(255.0 * u);
+            px[1] = (uint8_t)(255.0 * u * u);
+            px[2] = (uint8_t)(40.0 * (1.0 - u));
+        }
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s-attn.png", prefix);
+    attn_status st = attn_png_write(path, rgb, (int)T, (int)T, 3);
+    free(rgb);
+    if (st != ATTN_OK) return cli_fail(CMD, "cannot write the picture");
+    printf("%s (layer %d, head %lld)\n", path, layer, (long long)head);
+    if (!r->pixels) return 0;
+    /* the query pixel's weights on the image: panel 0 the image, then one per head */
+    const int64_t Z = 8, side = LM_PIX_SIDE * Z, H = c->n_heads, gap = 4, W = (H + 1) * side + (H + 2) * gap,
+                  Hh = side + 2 * gap;
+    int32_t inv[LM_PIX_LEN]; /* pixel -> sequence position */
+    for (int32_t i = 0; i < LM_PIX_LEN; i++) inv[order[i]] = i;
+    const int64_t qpos = inv[qpix];
+    rgb = malloc((size_t)(W * Hh * 3));
+    if (!rgb) return cli_fail(CMD, "out of memory");
+    memset(rgb, 255, (size_t)(W * Hh * 3));
+    for (int64_t p = 0; p <= H; p++) {
+        const int64_t h = p - 1;
+        float mx = 0.0f;
+        for (int64_t s2 = 0; h >= 0 && s2 <= qpos; s2++) {
+            const float x = base[h * wl->stride[1] + qpos * wl->stride[2] + s2 * wl->stride[3]];
+            if (x > mx) mx = x;
+        }
+        for (int64_t y = 0; y < side; y++)
+            for (int64_t x = 0; x < side; x++) {
+                const int64_t pix = (y / Z) * LM_PIX_SIDE + x / Z;
+                const int64_t pos = inv[pix];
+                uint8_t *px = rgb + 3 * ((gap + y) * W + gap + p * (side + gap) + x);
+                /* the image (the target of the query pixel and after it greyed out) */
+                const double g = (double)ids[pos + 1 < T ? pos + 1 : pos] / (double)r->pixels;
+                if (h < 0) {
+                    const uint8_t v = (uint8_t)(255.0 * (pos < qpos ? g : 0.3 * g + 0.35));
+                    px[0] = px[1] = px[2] = v;
+                } else if (pos > qpos) {
+                    px[0] = px[1] = px[2] = 0;
+                } else {
+                    const float wv = base[h * wl->stride[1] + qpos * wl->stride[2] + pos * wl->stride[3]];
+                    const double u = mx > 0 ? sqrt((double)wv / (double)mx) : 0.0;
+                    const int vis = lp.kind == 0 || attn_sparse_visible(&lp, h, T, T, qpos, pos);
+                    px[0] = (uint8_t)(vis ? 255.0 * u : 0);
+                    px[1] = (uint8_t)(vis ? 255.0 * u * u : 0);
+                    px[2] = (uint8_t)(vis ? 40.0 * (1.0 - u) : 70);
+                }
+                if (pix == qpix) px[0] = 0, px[1] = 200, px[2] = 255;
+            }
+    }
+    snprintf(path, sizeof path, "%s-query.png", prefix);
+    st = attn_png_write(path, rgb, (int)W, (int)Hh, 3);
+    free(rgb);
+    if (st != ATTN_OK) return cli_fail(CMD, "cannot write the picture");
+    printf("%s (layer %d, query pixel row %lld col %lld; panels: the image, then heads 0..%lld)\n", path, layer,
+           (long long)(qpix / LM_PIX_SIDE), (long long)(qpix % LM_PIX_SIDE), (long long)(H - 1));
+    return 0;
+}
+
 /* ---- viz -------------------------------------------------------------------------------- */
 
 /* A byte as a short label: printable ASCII as itself, else \xNN. */
@@ -1467,9 +1688,82 @@ out:
     return rc;
 }
 
+/* attn lm viz --png: a GPT's head over its whole window (gpt_png). */
+static int lm_viz_png(const char *model, const char *prefix, int layer, int64_t head, int64_t image, int64_t qpix,
+                      int64_t offset, int threads) {
+    lm_info r;
+    lm_model m;
+    if (lm_load(model, &r, &m)) return 1;
+    int rc = 1;
+    int32_t *ids = NULL, order[LM_PIX_LEN];
+    attn_ctx *ctx = NULL;
+    lm_pixels px;
+    memset(&px, 0, sizeof px);
+    if (!m.g) {
+        fprintf(stderr, "attn lm viz: --png is for a GPT (this is a Transformer-XL)\n");
+        goto done;
+    }
+    if (layer >= m.g->cfg.n_layers || head >= m.g->cfg.n_heads) {
+        fprintf(stderr, "attn lm viz: --layer %d --head %lld: the model has %d layers of %d heads\n", layer,
+                (long long)head, m.g->cfg.n_layers, m.g->cfg.n_heads);
+        goto done;
+    }
+    const int64_t T = m.g->cfg.ctx_len;
+    if (T > 4096) {
+        fprintf(stderr, "attn lm viz: a window of %lld is too large for a picture (at most 4096)\n", (long long)T);
+        goto done;
+    }
+    ids = malloc((size_t)(T + 1) * sizeof *ids);
+    if (!ids) goto done;
+    for (int32_t i = 0; i < LM_PIX_LEN; i++) order[i] = i;
+    if (r.pixels) {
+        if (lm_pixels_order("attn lm viz", &m.g->cfg.sparse, order) ||
+            lm_pixels_load("attn lm viz", r.data, "test", (int)r.pixels, order, &px))
+            goto done;
+        if (image >= px.n) {
+            fprintf(stderr, "attn lm viz: --image %lld: the test split has %lld images\n", (long long)image,
+                    (long long)px.n);
+            goto done;
+        }
+        int32_t *tg = malloc((size_t)LM_PIX_LEN * sizeof *tg);
+        if (!tg) goto done;
+        lm_pixels_rows(&px, image, ids, tg);
+        ids[LM_PIX_LEN] = tg[LM_PIX_LEN - 1]; /* the last pixel, for the picture of the image */
+        free(tg);
+    } else {
+        int32_t *all = NULL;
+        int64_t n = 0;
+        if (cli_load_bytes("lm", r.data, "valid.txt", &all, &n)) goto done;
+        if (offset + T > n) {
+            fprintf(stderr, "attn lm viz: valid.txt has %lld bytes, fewer than --offset %lld + %lld\n",
+                    (long long)n, (long long)offset, (long long)T);
+            free(all);
+            goto done;
+        }
+        memcpy(ids, all + offset, (size_t)T * sizeof *ids);
+        free(all);
+    }
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)1024 << 20;
+    cc.n_threads = threads;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    rc = gpt_png(prefix, &m, &r, ids, T, order, layer, head, qpix, ctx);
+done:
+    lm_pixels_free(&px);
+    free(ids);
+    attn_ctx_free(ctx);
+    lm_model_free(&m);
+    return rc;
+}
+
 static int cmd_lm_viz(int argc, char **argv) {
-    const char *model = NULL, *outp = NULL, *text = NULL, *sub = "viz", *html = NULL, *weights = NULL;
-    long long offset = 0, mem_len = -1, segment = -1, threads = 0;
+    const char *model = NULL, *outp = NULL, *text = NULL, *sub = "viz", *html = NULL, *weights = NULL, *png = NULL;
+    long long offset = 0, mem_len = -1, segment = -1, threads = 0, layer = 0, head = 0, image = 0, qpix = 406;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1487,7 +1781,14 @@ static int cmd_lm_viz(int argc, char **argv) {
                    "  --offset N           (default 0)\n"
                    "  --mem-len M          txl: memory shown (default the training memory, at most 192; up to 512)\n"
                    "  --segment T          txl: segment shown (default the training one, at most 64)\n"
-                   "  --threads N\n");
+                   "  --threads N\n"
+                   "  --png PREFIX         gpt: PNG pictures of one head over the whole window instead:\n"
+                   "                       PREFIX-attn.png (query down, key across; hidden entries blue),\n"
+                   "                       and for a pixel model PREFIX-query.png (one query pixel's\n"
+                   "                       weights in every head of the layer, drawn on the image)\n"
+                   "  --layer L, --head H  (default 0, 0)\n"
+                   "  --image K            pixel model: test image K (default 0)\n"
+                   "  --query-pixel P      pixel model: row * 28 + col of the query (default 406: row 14, col 14)\n");
             return 0;
         }
         i++;
@@ -1500,6 +1801,11 @@ static int cmd_lm_viz(int argc, char **argv) {
         else if (!strcmp(a, "--mem-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 512, &mem_len);
         else if (!strcmp(a, "--segment")) rc = cli_opt_int(CMD, sub, a, v, 1, 256, &segment);
         else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, sub, a, v, 0, cli_max_threads(), &threads);
+        else if (!strcmp(a, "--png")) png = v;
+        else if (!strcmp(a, "--layer")) rc = cli_opt_int(CMD, sub, a, v, 0, 63, &layer);
+        else if (!strcmp(a, "--head")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 14, &head);
+        else if (!strcmp(a, "--image")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 30, &image);
+        else if (!strcmp(a, "--query-pixel")) rc = cli_opt_int(CMD, sub, a, v, 0, LM_PIX_LEN - 1, &qpix);
         else {
             fprintf(stderr, "attn lm viz: unknown option '%s' (try 'attn lm viz --help')\n", a);
             return 2;
@@ -1510,6 +1816,7 @@ static int cmd_lm_viz(int argc, char **argv) {
         }
     }
     if (rc) return rc;
+    if (model && png) return lm_viz_png(model, png, (int)layer, head, image, qpix, offset, (int)threads);
     if (!model || (!outp && !html)) {
         fprintf(stderr, "attn lm viz: --model DIR and --out PREFIX (or --html FILE) are required\n");
         return 2;
@@ -1684,17 +1991,19 @@ done:
 int cmd_lm(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: attn lm train|eval|sample|viz [options]   (attn lm train --help, ...)\n\n"
+        fprintf(f, "usage: attn lm train|eval|sample|viz|pattern [options]   (attn lm train --help, ...)\n\n"
                    "  train    train a byte-level GPT or Transformer-XL (--arch) on long text (data/wiki)\n"
                    "  eval     held-out bits per byte (TXL: memory cache; GPT: sliding window)\n"
                    "  sample   generate bytes (TXL: with the memory cache)\n"
-                   "  viz      memory attention heatmaps and the learned spans (SVG)\n");
+                   "  viz      memory attention heatmaps and the learned spans (SVG); --png: one head\n"
+                   "  pattern  a block-sparse pattern's mask as a picture (PNG) and its share of entries\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "train")) return cmd_lm_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_lm_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "sample")) return cmd_lm_sample(argc - 1, argv + 1);
     if (!strcmp(argv[1], "viz")) return cmd_lm_viz(argc - 1, argv + 1);
-    fprintf(stderr, "attn lm: unknown subcommand '%s' (train, eval, sample or viz)\n", argv[1]);
+    if (!strcmp(argv[1], "pattern")) return cmd_lm_pattern(argc - 1, argv + 1);
+    fprintf(stderr, "attn lm: unknown subcommand '%s' (train, eval, sample, viz or pattern)\n", argv[1]);
     return 2;
 }
