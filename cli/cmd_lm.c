@@ -338,6 +338,21 @@ static int pattern_share(attn_ctx *ctx, const attn_gpt_config *c, int64_t T, dou
     return 0;
 }
 
+/* The text form of c's pattern as --pattern takes it (heads=layers for the
+ * factorisation over layers); "dense" without one. */
+static void pattern_text(const attn_gpt_config *c, char *buf, size_t cap) {
+    if (c->sparse.kind == 0) {
+        snprintf(buf, cap, "dense");
+        return;
+    }
+    attn_sparse_format(&c->sparse, buf, cap);
+    char *h = c->sparse_by_layer ? strstr(buf, "heads=a") : NULL;
+    if (h && strlen(buf) + 6 < cap) {
+        memmove(h + 12, h + 7, strlen(h + 7) + 1);
+        memcpy(h, "heads=layers", 12);
+    }
+}
+
 /* ---- train -------------------------------------------------------------------------------- */
 
 static void train_usage(FILE *f) {
@@ -1038,13 +1053,13 @@ static int cmd_lm_train(int argc, char **argv) {
         if (c->sparse.kind) {
             char pt[200];
             double vis = 1.0, tiles = 1.0;
-            attn_sparse_format(&c->sparse, pt, sizeof pt);
+            pattern_text(c, pt, sizeof pt);
             if (pattern_share(ctx, c, c->ctx_len, &vis, &tiles)) {
                 rc = cli_fail(CMD, "cannot compile the pattern");
                 goto done;
             }
-            snprintf(mixer, sizeof mixer, "pattern %s%s (%.1f%% of the causal entries, %.1f%% of its tiles)", pt,
-                     c->sparse_by_layer ? " (A in even layers, B in odd)" : "", 100.0 * vis, 100.0 * tiles);
+            snprintf(mixer, sizeof mixer, "pattern %s (%.1f%% of the causal entries, %.1f%% of its tiles)", pt,
+                     100.0 * vis, 100.0 * tiles);
             share_vis = vis;
             share_tiles = tiles;
         }
@@ -1440,12 +1455,11 @@ static int cmd_lm_pattern(int argc, char **argv) {
     rc = pattern_share(ctx, &c, T, &vis, &tiles) ? cli_fail(CMD, "cannot compile the pattern") : 0;
     attn_ctx_free(ctx);
     if (rc) return rc;
-    char pt[200] = "dense";
-    if (c.sparse.kind) attn_sparse_format(&c.sparse, pt, sizeof pt);
-    printf("pattern %s%s, %d layers x %d heads, T %lld: %.2f%% of the causal entries visible, %.2f%% of the "
+    char pt[200];
+    pattern_text(&c, pt, sizeof pt);
+    printf("pattern %s, %d layers x %d heads, T %lld: %.2f%% of the causal entries visible, %.2f%% of the "
            "dense kernel's 64 x 64 tiles computed\n",
-           pt, c.sparse_by_layer ? " (A in even layers, B in odd)" : "", c.n_layers, c.n_heads, T, 100.0 * vis,
-           100.0 * tiles);
+           pt, c.n_layers, c.n_heads, T, 100.0 * vis, 100.0 * tiles);
     return mask_png(png, &c, T);
 }
 

@@ -37,16 +37,17 @@ int lm_pixels_load(const char *prog, const char *dir, const char *split, int lev
         return 1;
     }
     if (idx.ndim != 3 || idx.dims[1] != LM_PIX_SIDE || idx.dims[2] != LM_PIX_SIDE ||
-        (!test && idx.dims[0] <= LM_PIX_VALID)) {
+        (!test && idx.dims[0] < 12)) {
         fprintf(stderr, "%s: %s: images [%lld, %lld, %lld]: expected [N, 28, 28]%s\n", prog, path,
                 (long long)idx.dims[0], (long long)idx.dims[1], (long long)idx.dims[2],
-                test ? "" : " with N > 5000 (the last 5000 are the validation split)");
+                test ? "" : " with N >= 12 (the last N / 12 are the validation split)");
         attn_idx_free(&idx);
         return 1;
     }
     int64_t first = 0, n = idx.dims[0];
-    if (!strcmp(split, "train")) n -= LM_PIX_VALID;
-    else if (!strcmp(split, "valid")) first = n - LM_PIX_VALID, n = LM_PIX_VALID;
+    const int64_t nv = n / 12; /* Fashion-MNIST: 5000 of 60000 */
+    if (!strcmp(split, "train")) n -= nv;
+    else if (!strcmp(split, "valid")) first = n - nv, n = nv;
     out->seq = malloc((size_t)n * LM_PIX_LEN);
     if (!out->seq) {
         fprintf(stderr, "%s: out of memory for %lld images\n", prog, (long long)n);

@@ -5,8 +5,9 @@
  * order of a local 2-D pattern. The model reads [L, x_0 .. x_782] (L: the
  * start symbol) and predicts x_0 .. x_783; vocabulary L + 1.
  * Splits: train = the first 55,000 images of train-images-idx3-ubyte,
- * valid = its last 5,000, test = t10k-images-idx3-ubyte (Fashion-MNIST's
- * test split). Private to the CLI. */
+ * valid = its last 5,000 (in general the last N / 12 of its N images),
+ * test = t10k-images-idx3-ubyte (Fashion-MNIST's test split). Private to
+ * the CLI. */
 #ifndef ATTN_CLI_LM_PIXELS_H
 #define ATTN_CLI_LM_PIXELS_H
 
@@ -16,7 +17,6 @@
 
 #define LM_PIX_SIDE 28
 #define LM_PIX_LEN (LM_PIX_SIDE * LM_PIX_SIDE)
-#define LM_PIX_VALID 5000
 
 typedef struct lm_pixels {
     int levels;
