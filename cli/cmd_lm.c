@@ -1294,6 +1294,12 @@ static int cmd_lm_sample(int argc, char **argv) {
     lm_info r;
     lm_model m;
     if (lm_load(model, &r, &m)) return 1;
+    if (r.pixels) {
+        fprintf(stderr, "attn lm sample: %s is a pixel model (--pixels %lld): sampling is for byte models\n", model,
+                r.pixels);
+        lm_model_free(&m);
+        return 2;
+    }
     int32_t *ids = malloc((size_t)np * sizeof *ids), *outi = malloc((size_t)(nbytes > 0 ? nbytes : 1) * sizeof *outi);
     attn_ctx *ctx = NULL;
     rc = 1;

@@ -439,6 +439,7 @@ if [ "$rc" = 0 ] && grep -q "pattern fixed:block=4,summary=1,heads=layers (" "$T
 else
     fail "lm --pattern: exit $rc: $(head -c 600 "$TMP/lmsp.out")"
 fi
+lm_refused 2 "sampling is for byte models" -- "$ATTN" lm sample --model "$TMP/lm-px" --bytes 4 --threads 1
 lm_refused 2 "unknown kind 'banded'" -- "${LMB[@]}" --arch gpt --pattern banded:block=4
 lm_refused 2 "GPT options" -- "${LMB[@]}" --arch txl --pattern sliding:window=4
 lm_refused 2 "heads=layers is for strided and fixed" -- "${LMB[@]}" --arch gpt --pattern sliding:window=4,heads=layers
