@@ -4,7 +4,7 @@
 #
 #   fmnist   Fashion-MNIST generated pixel by pixel: attn lm train --pixels 16
 #            (784 symbols of 16 levels per image, raster order; block raster
-#            order for local 2-D), a GPT of FM_LAYERS layers, d_model FM_D,
+#            order for local 2-D; FM_ONLY=NAME runs one row), a GPT of FM_LAYERS layers, d_model FM_D,
 #            4 heads, FM_STEPS steps of FM_BATCH images, AdamW lr 2e-3, seed
 #            1, THREADS threads; rows: full attention, local 1-D, local 2-D,
 #            strided and fixed (factorised over heads: heads=alternate).
@@ -19,6 +19,11 @@
 #   scaling  build/bench/bench_sparse --scaling --quick: forward + backward time
 #            and extra memory against T (1k .. 64k) of dense fused attention
 #            and each pattern, a log-log SVG with the fitted slopes.
+#   pictures the mask of each Fashion-MNIST pattern (attn lm pattern, 784
+#            positions, one panel per head variant) and, for each trained
+#            Fashion-MNIST model, layer 1 head 1 over the first test image and
+#            the weights of its middle pixel in every head (attn lm viz --png),
+#            PNG files under $OUT/img.
 #   table    runs/sparse/table.md from what the stages left.
 #
 # Each run is skipped when its result exists (delete its folder to redo).
@@ -38,7 +43,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
     OUT="$OUT-smoke"; FM_STEPS=2; FM_BATCH=2; FM_D=16; FM_TEST=4; WIKI_STEPS=2; WIKI_CTX=256; WIKI_EVAL=2048
 fi
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(fmnist wiki scaling table)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(fmnist wiki scaling pictures table)
 mkdir -p "$OUT"
 
 # name and pattern of each Fashion-MNIST row (empty: full attention)
@@ -60,6 +65,7 @@ fmnist() {
     for row in "${FM_ROWS[@]}"; do
         local name="${row%%|*}" pat="${row#*|}" dir="$OUT/fmnist/${row%%|*}"
         [ -s "$dir/test.txt" ] && continue
+        [ -n "${FM_ONLY:-}" ] && [ "$name" != "$FM_ONLY" ] && continue
         local popt=()
         [ -n "$pat" ] && popt=(--pattern "$pat")
         echo "== fmnist $name ${pat:-(full attention)}"
@@ -94,10 +100,23 @@ wiki() {
     done
 }
 
+pictures() {
+    mkdir -p "$OUT/img"
+    for row in "${FM_ROWS[@]}"; do
+        local name="${row%%|*}" pat="${row#*|}" dir="$OUT/fmnist/${row%%|*}" heads=1
+        case "$pat" in *heads=alternate*) heads=2 ;; esac
+        [ -n "$pat" ] && "$ATTN" lm pattern --pattern "$pat" --ctx 784 --heads "$heads" --layers 1 \
+            --png "$OUT/img/mask_fmnist_$name.png"
+        [ -s "$dir/model.safetensors" ] && "$ATTN" lm viz --model "$dir" --png "$OUT/img/fmnist_$name" \
+            --layer 1 --head 1 --image 0 --query-pixel 406 --threads "$THREADS"
+    done
+}
+
 scaling() {
+    make -s build/bench/bench_sparse
     local quick=(--quick)
     [ "${SMOKE:-0}" = 1 ] && quick=(--smoke)
-    build/bench/bench_sparse --scaling "${quick[@]}" --svg "$OUT/scaling.svg" --json "$OUT/scaling.json" \
+    "${BENCH:-build/bench/bench_sparse}" --scaling "${quick[@]}" --svg "$OUT/scaling.svg" --json "$OUT/scaling.json" \
         | tee "$OUT/scaling.txt"
 }
 
@@ -172,7 +191,7 @@ table() {
 
 for s in "${STAGES[@]}"; do
     case "$s" in
-    fmnist | wiki | scaling | table) "$s" ;;
-    *) echo "sparse_table.sh: unknown stage '$s' (fmnist, wiki, scaling, table)" >&2; exit 2 ;;
+    fmnist | wiki | scaling | pictures | table) "$s" ;;
+    *) echo "sparse_table.sh: unknown stage '$s' (fmnist, wiki, scaling, pictures, table)" >&2; exit 2 ;;
     esac
 done
