@@ -258,7 +258,7 @@ static int scaling(const attn_sparse_pattern *pats, const char *const *names, in
     double t4096_dense = -1.0;
     for (int i = 0; i < np[0]; i++)
         if (xs[0][i] == 4096) t4096_dense = sec[0][i];
-    char labels[SC_ROWS][64];
+    char labels[SC_ROWS][64], mlabels[SC_ROWS][64];
     double lx[SC_ROWS][SC_MAXT];
     attn_series st[SC_ROWS], sm[SC_ROWS];
     for (int r = 0; r < SC_ROWS; r++) {
@@ -267,10 +267,11 @@ static int scaling(const attn_sparse_pattern *pats, const char *const *names, in
         for (int i = 0; i < np[r]; i++)
             if (xs[r][i] == 4096 && t4096_dense > 0) sp = t4096_dense / sec[r][i];
         printf("%-20s %11.2f %12.2f %15.2fx\n", names[r], a, b, sp);
-        snprintf(labels[r], sizeof labels[r], "%s (%.2f, %.2f)", names[r], a, b);
+        snprintf(labels[r], sizeof labels[r], "%s: %.2f", names[r], a);
+        snprintf(mlabels[r], sizeof mlabels[r], "%s: %.2f", names[r], b);
         for (int i = 0; i < np[r]; i++) lx[r][i] = log2(xs[r][i]);
         st[r] = (attn_series){labels[r], lx[r], sec[r], np[r]};
-        sm[r] = (attn_series){labels[r], lx[r], mib[r], np[r]};
+        sm[r] = (attn_series){mlabels[r], lx[r], mib[r], np[r]};
     }
     if (json) {
         FILE *f = fopen(json, "w");
@@ -294,8 +295,8 @@ static int scaling(const attn_sparse_pattern *pats, const char *const *names, in
         char path[1024];
         attn_line_chart c;
         memset(&c, 0, sizeof c);
-        c.title = "forward + backward time, 1 thread (legend: fitted slopes of time, memory)";
-        c.x_label = "log2 T";
+        c.title = "forward + backward time against T, 1 thread (legend: fitted log-log slope)";
+        c.x_label = "log2 T (T = 1024 .. 65536)";
         c.y_label = "seconds (log scale)";
         c.series = st;
         c.n_series = SC_ROWS;
@@ -307,7 +308,7 @@ static int scaling(const attn_sparse_pattern *pats, const char *const *names, in
             return 1;
         }
         snprintf(path, sizeof path, "%.*s-memory.svg", (int)(strlen(svg) > 4 ? strlen(svg) - 4 : strlen(svg)), svg);
-        c.title = "extra memory of forward + backward (arena MiB; legend: fitted slopes of time, memory)";
+        c.title = "extra memory of forward + backward against T (legend: fitted log-log slope)";
         c.y_label = "MiB (log scale)";
         c.series = sm;
         if (attn_svg_line_chart(path, &c) != ATTN_OK) {
