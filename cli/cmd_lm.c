@@ -1534,8 +1534,9 @@ static int gpt_png(const char *prefix, const lm_model *m, const lm_info *r, cons
                 const int64_t pix = (y / Z) * LM_PIX_SIDE + x / Z;
                 const int64_t pos = inv[pix];
                 uint8_t *px = rgb + 3 * ((gap + y) * W + gap + p * (side + gap) + x);
-                /* the image (the target of the query pixel and after it greyed out) */
-                const double g = (double)ids[pos + 1 < T ? pos + 1 : pos] / (double)r->pixels;
+                /* the image (ids holds T + 1 symbols: the start, then all 784 pixels), the query
+                 * pixel and what follows it greyed out */
+                const double g = (double)ids[pos + 1] / (double)r->pixels;
                 if (h < 0) {
                     const uint8_t v = (uint8_t)(255.0 * (pos < qpos ? g : 0.3 * g + 0.35));
                     px[0] = px[1] = px[2] = v;
