@@ -172,7 +172,8 @@ table() {
         echo "## Wikipedia bytes at context $WIKI_CTX"
         echo
         echo "GPT: --d-model 64 --layers 2 --heads 4 --ctx $WIKI_CTX --batch 1 --steps $WIKI_STEPS --lr 2e-3"
-        echo "--threads $THREADS --seed 1. Test bits/byte over test.txt${WIKI_EVAL:+ (first $WIKI_EVAL bytes; 0: all)}."
+        if [ "$WIKI_EVAL" = 0 ]; then ev="the whole test.txt"; else ev="the first $WIKI_EVAL bytes of test.txt"; fi
+        echo "--threads $THREADS --seed 1. Test bits/byte over $ev (windows of $WIKI_CTX, no overlap)."
         echo
         echo "| row | pattern | test bits/byte | visible | tiles | train CPU s | ms/step (wall) |"
         echo "|---|---|---|---|---|---|---|"
