@@ -24,8 +24,20 @@
  * way it inflates wall time); --wall for wall-clock time.
  *
  * Usage: bench_sparse [--runs N] [--threads N] [--T N] [--wall] [--median]
+ *
+ * Scaling (--scaling [--quick | --smoke] [--svg FILE] [--json FILE]): forward +
+ * backward time and the extra arena bytes of one call (what the op and its
+ * backward allocate, inputs excluded: bench_lsh's measure) against T, for
+ * dense fused attention, each pattern above and the Reformer's LSH attention
+ * (attn_lsh_attention, 4 rounds, chunk 64, 2 T / 64 buckets, as bench_lsh),
+ * T = 1k, 2k, .. 64k (dense to 16k; --quick: dense to 8k, strided, fixed and
+ * dilated to 32k, one timed run after a warm-up below 16k and none above;
+ * --smoke: T 256 and 512, for the tests). Per row the least-squares slope of
+ * log time and of log bytes against log T, and at T = 4096 the speed ratio
+ * of each row over dense; --svg draws both on log-log axes.
  * Build: make bench.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,8 +147,182 @@ static int time_pair(attn_ctx *ctx, const attn_sparse_pattern *p, int64_t T, int
     return ok ? 0 : -1;
 }
 
+/* ---- scaling -------------------------------------------------------------------- */
+
+#define SC_ROWS 9 /* dense, the 7 patterns, LSH */
+#define SC_MAXT 7
+
+/* One forward + backward of row r (0 dense, 1..7 pats[r-1], 8 LSH): seconds
+ * and the extra arena bytes; < 0 on error. */
+static double sc_run(attn_ctx *ctx, const attn_sparse_pattern *pats, int r, int64_t T, const float *buf,
+                     size_t *bytes) {
+    const int64_t sh[4] = {1, H_, T, D_};
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, 1);
+    attn_tensor *q = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf);
+    attn_tensor *k = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf + 1);
+    attn_tensor *v = attn_tensor_from(ctx, ATTN_F32, 4, sh, buf + 2);
+    if (!q || !k || !v) return -1.0;
+    q->requires_grad = k->requires_grad = v->requires_grad = 1;
+    const size_t before = attn_ctx_arena_used(ctx);
+    const double t0 = clock_s();
+    attn_tensor *y;
+    if (r == SC_ROWS - 1) {
+        attn_lsh_opts o;
+        memset(&o, 0, sizeof o);
+        o.n_hashes = 4;
+        o.n_buckets = (int)(2 * T / 64);
+        o.chunk_len = 64;
+        o.causal = 1;
+        o.seed = 1;
+        y = attn_lsh_attention(ctx, q, v, &o);
+    } else {
+        attn_sdpa_opts o = {0};
+        o.causal = 1;
+        o.sparse = r == 0 ? NULL : &pats[r - 1];
+        y = attn_flash_sdpa(ctx, q, k, v, &o, NULL);
+    }
+    if (!y || attn_backward_from(ctx, y, buf) != ATTN_OK) {
+        fprintf(stderr, "bench_sparse: %s\n", attn_ctx_error(ctx));
+        return -1.0;
+    }
+    const double dt = clock_s() - t0;
+    *bytes = attn_ctx_arena_used(ctx) - before;
+    return dt;
+}
+
+/* least-squares slope of log y against log x over the n > 1 points with y > 0 */
+static double sc_slope(const double *x, const double *y, int n) {
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (!(y[i] > 0)) continue;
+        const double a = log(x[i]), b = log(y[i]);
+        sx += a, sy += b, sxx += a * a, sxy += a * b, m++;
+    }
+    if (m < 2) return NAN;
+    return (m * sxy - sx * sy) / (m * sxx - sx * sx);
+}
+
+static int scaling(const attn_sparse_pattern *pats, const char *const *names, int quick, int smoke, int runs,
+                   int nt, const char *svg, const char *json) {
+    static const int64_t full_T[SC_MAXT] = {1024, 2048, 4096, 8192, 16384, 32768, 65536};
+    static const int64_t smoke_T[2] = {256, 512};
+    const int nT = smoke ? 2 : SC_MAXT;
+    const int64_t *Ts = smoke ? smoke_T : full_T;
+    static double sec[SC_ROWS][SC_MAXT], mib[SC_ROWS][SC_MAXT], xs[SC_ROWS][SC_MAXT];
+    int np[SC_ROWS] = {0};
+    printf("bench_sparse --scaling: B 1, H %d, D %d, causal, %d thread(s), forward + backward, %s time, "
+           "%s\n", H_, D_, nt, use_wall ? "wall" : "CPU", quick ? "quick list" : smoke ? "smoke" : "full list");
+    printf("%-6s %-20s %13s %12s\n", "T", "row", "fwd+bwd ms", "extra MiB");
+    int rc = 0;
+    for (int ti = 0; ti < nT && rc == 0; ti++) {
+        const int64_t T = Ts[ti];
+        const size_t n = (size_t)H_ * (size_t)T * D_ + 2;
+        float *buf = malloc(sizeof(float) * n);
+        attn_ctx *ctx = NULL;
+        attn_ctx_config cfg = {0};
+        cfg.arena_bytes = sizeof(float) * n * 48 + ((size_t)64 << 20);
+        cfg.n_threads = nt;
+        if (!buf || attn_ctx_new(&ctx, &cfg) != ATTN_OK) {
+            free(buf);
+            return 1;
+        }
+        fill(buf, n, 7u);
+        for (int r = 0; r < SC_ROWS; r++) {
+            const int64_t cap = r == 0 ? (quick ? 8192 : 16384)
+                                : (quick && (r == 3 || r == 4 || r == 6)) ? 32768 : 65536;
+            if (!smoke && T > cap) continue;
+            const int reps = T >= 16384 && !smoke ? 1 : runs;
+            double best = -1.0;
+            size_t bytes = 0;
+            for (int k = 0; k <= reps && rc == 0; k++) {
+                if (k == 0 && T >= 16384 && !smoke) continue; /* no warm-up for the long ones */
+                const double t = sc_run(ctx, pats, r, T, buf, &bytes);
+                if (t < 0) rc = 1;
+                else if (k > 0 && (best < 0 || t < best)) best = t;
+            }
+            if (rc) break;
+            sec[r][np[r]] = best;
+            mib[r][np[r]] = (double)bytes / 1048576.0;
+            xs[r][np[r]] = (double)T;
+            np[r]++;
+            printf("%-6lld %-20s %13.2f %12.2f\n", (long long)T, names[r], best * 1e3, (double)bytes / 1048576.0);
+            fflush(stdout);
+        }
+        attn_ctx_free(ctx);
+        free(buf);
+    }
+    if (rc) return rc;
+    printf("\n%-20s %11s %12s %16s\n", "row", "time slope", "memory slope", "speed-up @4096");
+    double t4096_dense = -1.0;
+    for (int i = 0; i < np[0]; i++)
+        if (xs[0][i] == 4096) t4096_dense = sec[0][i];
+    char labels[SC_ROWS][64], mlabels[SC_ROWS][64];
+    double lx[SC_ROWS][SC_MAXT];
+    attn_series st[SC_ROWS], sm[SC_ROWS];
+    for (int r = 0; r < SC_ROWS; r++) {
+        const double a = sc_slope(xs[r], sec[r], np[r]), b = sc_slope(xs[r], mib[r], np[r]);
+        double sp = NAN;
+        for (int i = 0; i < np[r]; i++)
+            if (xs[r][i] == 4096 && t4096_dense > 0) sp = t4096_dense / sec[r][i];
+        printf("%-20s %11.2f %12.2f %15.2fx\n", names[r], a, b, sp);
+        snprintf(labels[r], sizeof labels[r], "%s: %.2f", names[r], a);
+        snprintf(mlabels[r], sizeof mlabels[r], "%s: %.2f", names[r], b);
+        for (int i = 0; i < np[r]; i++) lx[r][i] = log2(xs[r][i]);
+        st[r] = (attn_series){labels[r], lx[r], sec[r], np[r]};
+        sm[r] = (attn_series){mlabels[r], lx[r], mib[r], np[r]};
+    }
+    if (json) {
+        FILE *f = fopen(json, "w");
+        if (!f) {
+            fprintf(stderr, "bench_sparse: cannot write %s\n", json);
+            return 1;
+        }
+        fprintf(f, "{\"H\": %d, \"D\": %d, \"threads\": %d, \"rows\": [", H_, D_, nt);
+        for (int r = 0; r < SC_ROWS; r++) {
+            fprintf(f, "%s\n  {\"row\": \"%s\", \"time_slope\": %.4f, \"memory_slope\": %.4f, \"points\": [", r ? "," : "",
+                    names[r], sc_slope(xs[r], sec[r], np[r]), sc_slope(xs[r], mib[r], np[r]));
+            for (int i = 0; i < np[r]; i++)
+                fprintf(f, "%s{\"T\": %.0f, \"seconds\": %.6g, \"extra_mib\": %.6g}", i ? ", " : "", xs[r][i],
+                        sec[r][i], mib[r][i]);
+            fprintf(f, "]}");
+        }
+        fprintf(f, "\n]}\n");
+        fclose(f);
+    }
+    if (svg) {
+        char path[1024];
+        attn_line_chart c;
+        memset(&c, 0, sizeof c);
+        c.title = "forward + backward time against T, 1 thread (legend: fitted log-log slope)";
+        c.x_label = "log2 T (T = 1024 .. 65536)";
+        c.y_label = "seconds (log scale)";
+        c.series = st;
+        c.n_series = SC_ROWS;
+        c.log_y = 1;
+        c.width = 900;
+        c.height = 520;
+        if (attn_svg_line_chart(svg, &c) != ATTN_OK) {
+            fprintf(stderr, "bench_sparse: %s\n", attn_last_error());
+            return 1;
+        }
+        snprintf(path, sizeof path, "%.*s-memory.svg", (int)(strlen(svg) > 4 ? strlen(svg) - 4 : strlen(svg)), svg);
+        c.title = "extra memory of forward + backward against T (legend: fitted log-log slope)";
+        c.y_label = "MiB (log scale)";
+        c.series = sm;
+        if (attn_svg_line_chart(path, &c) != ATTN_OK) {
+            fprintf(stderr, "bench_sparse: %s\n", attn_last_error());
+            return 1;
+        }
+        printf("\n%s\n%s\n", svg, path);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int runs = 3, nt = 1;
+    int runs = 3, nt = 1, do_scaling = 0, quick = 0, smoke = 0;
+    const char *svg = NULL, *json = NULL;
     int64_t only_t = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
@@ -149,9 +335,20 @@ int main(int argc, char **argv) {
             use_wall = 1;
         else if (strcmp(argv[i], "--median") == 0)
             use_median = 1;
+        else if (strcmp(argv[i], "--scaling") == 0)
+            do_scaling = 1;
+        else if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--smoke") == 0)
+            smoke = 1;
+        else if (strcmp(argv[i], "--svg") == 0 && i + 1 < argc)
+            svg = argv[++i];
+        else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
+            json = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--runs N] [--threads N] [--T N] [--wall] [--median]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s [--runs N] [--threads N] [--T N] [--wall] [--median]\n"
+                            "       %s --scaling [--quick | --smoke] [--svg FILE] [--json FILE] [--runs N]\n",
+                    argv[0], argv[0]);
             return 2;
         }
     }
@@ -170,9 +367,10 @@ int main(int argc, char **argv) {
     pats[4].kind = ATTN_SPARSE_SLIDING, pats[4].window = 256;
     pats[5].kind = ATTN_SPARSE_DILATED, pats[5].window = 512, pats[5].dilation = 4;
     pats[6].kind = ATTN_SPARSE_GLOBAL_SLIDING, pats[6].globals = 16, pats[6].window = 256;
-    static const char *names[8] = {"dense (causal)", "local 1-D l128", "local 2-D 8x16 W64",
+    static const char *names[9] = {"dense (causal)", "local 1-D l128", "local 2-D 8x16 W64",
                                    "strided l128 (alt)", "fixed l128 c16 (alt)", "sliding 256",
-                                   "dilated 512/4", "global 16 + sl 256"};
+                                   "dilated 512/4", "global 16 + sl 256", "LSH 4 rounds c64"};
+    if (do_scaling) return scaling(pats, names, quick, smoke, runs < 1 ? 1 : runs, nt, svg, json);
     printf("bench_sparse: B 1, H %d, D %d, causal, %d thread(s), %s of %d runs, %s time\n", H_,
            D_, nt, use_median ? "median" : "fastest", runs, use_wall ? "wall" : "CPU");
     printf("%-6s %-20s %8s %9s %11s %8s %13s %8s %11s\n", "T", "pattern", "visible", "computed",

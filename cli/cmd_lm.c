@@ -21,6 +21,7 @@
 
 #include "attn/attn.h"
 #include "commands.h"
+#include "lm_pixels.h"
 #include "train_dist.h"
 #include "train_driver.h"
 
@@ -36,15 +37,16 @@ typedef struct lm_info {
     char data[1024];
     int txl; /* the architecture: 0 gpt, 1 txl */
     long long batch, total_steps, warmup, seed, segment, mem_len, eval_mem_len, run_segments;
+    long long pixels; /* 0: bytes; else images as pixel sequences of this many levels (lm_pixels.h) */
     double lr, min_lr, weight_decay, span_penalty, train_seconds;
 } lm_info;
 
-#define LM_RUN_META 16
+#define LM_RUN_META 17
 static const char *const lm_keys[LM_RUN_META] = {
     "run.model", "run.arch",   "run.data",         "run.batch",        "run.steps",
     "run.warmup", "run.seed",  "run.segment",      "run.mem_len",      "run.eval_mem_len",
     "run.lr",    "run.min_lr", "run.weight_decay", "run.span_penalty", "run.train_seconds",
-    "run.run_segments"};
+    "run.run_segments", "run.pixels"};
 
 typedef struct lm_meta {
     attn_kv kv[ATTN_TXL_META + ATTN_GPT_META + LM_RUN_META];
@@ -83,6 +85,7 @@ static void lm_meta_build(lm_meta *mm, const lm_model *m, const lm_info *r) {
     const double rr[5] = {r->lr, r->min_lr, r->weight_decay, r->span_penalty, r->train_seconds};
     for (int i = 0; i < 5; i++) snprintf(mm->vbuf[10 + i], 1100, "%.9g", rr[i]);
     snprintf(mm->vbuf[15], 1100, "%lld", r->run_segments);
+    snprintf(mm->vbuf[16], 1100, "%lld", r->pixels);
     for (int i = 0; i < LM_RUN_META; i++) {
         mm->kv[mm->n].key = lm_keys[i];
         mm->kv[mm->n].value = mm->vbuf[i];
@@ -114,6 +117,8 @@ static int lm_info_read(const char *path, lm_info *r) {
     r->mem_len = meta_ll(&m, "run.mem_len", 0, 1 << 20);
     r->eval_mem_len = meta_ll(&m, "run.eval_mem_len", 0, 1 << 20);
     r->run_segments = meta_ll(&m, "run.run_segments", 0, 1 << 30);
+    r->pixels = attn_safetensors_metadata(f, "run.pixels") ? meta_ll(&m, "run.pixels", 0, 256) : 0;
+    if (!m.err[0] && r->pixels == 1) snprintf(m.err, sizeof m.err, "%s: run.pixels 1 (0: bytes, else 2 .. 256 levels)", path);
     r->lr = meta_real(&m, "run.lr", 0.0, 10.0);
     r->min_lr = meta_real(&m, "run.min_lr", 0.0, 10.0);
     r->weight_decay = meta_real(&m, "run.weight_decay", 0.0, 10.0);
@@ -140,7 +145,13 @@ static int lm_load(const char *dir, lm_info *r, lm_model *m) {
         return cli_fail(CMD, "cannot load the model");
     }
     const int64_t V = r->txl ? m->t->cfg.vocab : m->g->cfg.vocab;
-    if (V != LM_VOCAB) {
+    if (r->pixels && (r->txl || m->g->cfg.ctx_len != LM_PIX_LEN || V != r->pixels + 1)) {
+        fprintf(stderr, "attn lm: %s: a pixel model needs a GPT of context %d and vocabulary %lld\n", path,
+                LM_PIX_LEN, r->pixels + 1);
+        lm_model_free(m);
+        return 1;
+    }
+    if (!r->pixels && V != LM_VOCAB) {
         fprintf(stderr, "attn lm: %s: a vocabulary of %lld, not the 256 bytes\n", path, (long long)V);
         lm_model_free(m);
         return 1;
@@ -240,6 +251,108 @@ static int lm_eval(attn_ctx *ctx, const lm_model *m, const int32_t *ids, int64_t
     return 0;
 }
 
+/* Bits per dimension of images 0 .. n - 1 of px (every one of their 784
+ * pixels scored), B images per forward; out->bytes counts the pixels. */
+static int pixel_eval(attn_ctx *ctx, const attn_gpt *g, const lm_pixels *px, int64_t n, int64_t B,
+                      lm_eval_result *out) {
+    if (n > px->n) n = px->n;
+    if (n < 1 || B < 1) {
+        fprintf(stderr, "attn lm: evaluation: no images\n");
+        return 1;
+    }
+    const int64_t V = px->levels + 1;
+    int32_t *in = malloc((size_t)(B * LM_PIX_LEN) * sizeof *in), *tg = malloc((size_t)(B * LM_PIX_LEN) * sizeof *tg);
+    if (!in || !tg) {
+        free(in);
+        free(tg);
+        fprintf(stderr, "attn lm: evaluation: out of memory\n");
+        return 1;
+    }
+    const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    const double t0 = now_s();
+    double nll = 0.0;
+    int st = 0;
+    for (int64_t k0 = 0; k0 < n && st == 0; k0 += B) {
+        const int64_t rows = n - k0 < B ? n - k0 : B;
+        for (int64_t r = 0; r < rows; r++) lm_pixels_rows(px, k0 + r, in + r * LM_PIX_LEN, tg + r * LM_PIX_LEN);
+        attn_ctx_reset(ctx);
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){rows, LM_PIX_LEN}, in);
+        attn_tensor *lg = ti ? attn_gpt_logits(ctx, g, ti, NULL) : NULL;
+        if (!lg) {
+            fprintf(stderr, "attn lm: evaluation: %s\n", attn_ctx_error(ctx));
+            st = 1;
+            break;
+        }
+        const float *L = attn_f32(lg);
+        for (int64_t i = 0; i < rows * LM_PIX_LEN; i++) nll += cli_row_nll(L + i * V, V, tg[i]);
+    }
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, grad);
+    attn_ctx_set_training(ctx, training);
+    free(in);
+    free(tg);
+    out->seconds = now_s() - t0;
+    out->bytes = n * LM_PIX_LEN;
+    out->bpb = nll / (double)out->bytes / log(2.0);
+    return st;
+}
+
+/* The share of the causal attention entries (key s <= query t) that the
+ * GPT's pattern leaves visible, over its layers and heads (1 without a
+ * pattern), and the share of the dense causal kernel's 64 x 64 tiles that
+ * the fused kernel computes under it. 0, or 1 with the context's error. */
+static int pattern_share(attn_ctx *ctx, const attn_gpt_config *c, int64_t T, double *vis, double *tiles) {
+    const int64_t H = c->n_heads, nt = (T + 63) / 64;
+    *vis = *tiles = 1.0;
+    if (c->sparse.kind == 0) return 0;
+    double v = 0.0, e = 0.0;
+    for (int l = 0; l < c->n_layers; l++) {
+        attn_sparse_pattern lp = c->sparse;
+        if (c->sparse_by_layer) lp.heads = l % 2 ? ATTN_SPARSE_HEADS_B_ONLY : ATTN_SPARSE_HEADS_A_ONLY;
+        attn_sparse_layout L;
+        attn_ctx_reset(ctx);
+        if (attn_sparse_compile(ctx, &lp, 1, 0, H, T, T, 64, 64, &L) != ATTN_OK) return 1;
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t var = attn_sparse_head_variant(&lp, h);
+            for (int64_t qt = 0; qt < L.nq; qt++) {
+                const int64_t rows = T - qt * 64 < 64 ? T - qt * 64 : 64;
+                for (int64_t k = L.start[var * L.nq + qt]; k < L.start[var * L.nq + qt + 1]; k++) {
+                    e += 1.0;
+                    const int64_t cols = T - L.ktile[k] * 64 < 64 ? T - L.ktile[k] * 64 : 64;
+                    if (L.mask_at[k] < 0) {
+                        v += (double)(rows * cols);
+                        continue;
+                    }
+                    const uint64_t *m = L.mask + L.mask_at[k];
+                    for (int64_t r = 0; r < rows; r++) v += (double)__builtin_popcountll(m[r]);
+                }
+            }
+        }
+    }
+    attn_ctx_reset(ctx);
+    const double LH = (double)c->n_layers * (double)H;
+    *vis = v / (LH * (double)T * (double)(T + 1) / 2.0);
+    *tiles = e / (LH * (double)(nt * (nt + 1) / 2));
+    return 0;
+}
+
+/* The text form of c's pattern as --pattern takes it (heads=layers for the
+ * factorisation over layers); "dense" without one. */
+static void pattern_text(const attn_gpt_config *c, char *buf, size_t cap) {
+    if (c->sparse.kind == 0) {
+        snprintf(buf, cap, "dense");
+        return;
+    }
+    attn_sparse_format(&c->sparse, buf, cap);
+    char *h = c->sparse_by_layer ? strstr(buf, "heads=a") : NULL;
+    if (h && strlen(buf) + 6 < cap) {
+        memmove(h + 12, h + 7, strlen(h + 7) + 1);
+        memcpy(h, "heads=layers", 12);
+    }
+}
+
 /* ---- train -------------------------------------------------------------------------------- */
 
 static void train_usage(FILE *f) {
@@ -266,6 +379,14 @@ static void train_usage(FILE *f) {
         "  --mixer-block N       gpt: sinkhorn/sortcut block size (default 16, divides --ctx);\n"
         "                        routing cluster window (default ctx / clusters)\n"
         "  --mixer-n N           gpt: sortcut blocks kept (default 2); routing clusters (default 4)\n"
+        "  --pattern P           gpt: a block-sparse attention pattern in every block (docs/sparse.md):\n"
+        "                        KIND[:key=value,...], KIND local1d, local2d, strided, fixed, sliding,\n"
+        "                        dilated or global; heads=layers (strided, fixed): component A in even\n"
+        "                        layers, B in odd ones; heads=alternate: A in even heads, B in odd ones\n"
+        "  --pixels L            gpt: --data is a folder of Fashion-MNIST IDX files; each image is a\n"
+        "                        sequence of 784 pixels quantised to L levels (2..256), raster order\n"
+        "                        (block raster order under a local2d pattern); --ctx 784; reports\n"
+        "                        bits/dim; --eval-n and --final-eval-n count images\n"
         "  --segment N           txl: segment length (default 64)\n"
         "  --mem-len N           txl: memory kept in training (default 64)\n"
         "  --eval-mem-len N      txl: memory of the evaluations (default --mem-len)\n"
@@ -299,6 +420,7 @@ static void train_usage(FILE *f) {
 typedef struct lm_train {
     lm_info r;
     lm_model m;
+    lm_pixels ptr, pva; /* --pixels: the train and valid images */
     int32_t *tr, *va;
     int64_t n_tr, n_va, B, T;
     int64_t stream_len, n_seg; /* txl, --run-segments 0: bytes and segments per stream */
@@ -336,6 +458,18 @@ static attn_tensor *lm_step_loss(void *self, train_run *run, int64_t step, train
     attn_ctx *ctx = run->ctx;
     attn_ctx_set_rng(ctx, (uint64_t)g->r.seed, (uint64_t)step << 24);
     c->items = c->tokens = (double)(g->B * g->T);
+    if (g->r.pixels) { /* B images drawn from (seed, step, b) */
+        for (int64_t b = 0; b < g->B; b++) {
+            int64_t k = (int64_t)(attn_rng_uniform((uint64_t)g->r.seed, (uint64_t)step, (uint64_t)b) *
+                                  (float)g->ptr.n);
+            if (k < 0) k = 0;
+            if (k >= g->ptr.n) k = g->ptr.n - 1;
+            lm_pixels_rows(&g->ptr, k, g->bin + b * g->T, g->btg + b * g->T);
+        }
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
+        attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
+        return attn_gpt_loss(ctx, g->m.g, ti, tt, -1);
+    }
     if (!g->m.t) {
         for (int64_t b = 0; b < g->B; b++) {
             const int64_t a = (int64_t)(attn_rng_uniform((uint64_t)g->r.seed, (uint64_t)step, (uint64_t)b) *
@@ -442,8 +576,25 @@ static int lm_after_step(void *self, train_run *run) {
 static int lm_evaluate(void *self, train_run *run, int last, double *seconds) {
     lm_train *g = self;
     const int64_t want = last ? g->final_eval_n : g->eval_n; /* 0: all */
-    const int64_t n = want <= 0 || want >= g->n_va ? g->n_va : want;
+    const int64_t all = g->r.pixels ? g->pva.n : g->n_va;
+    const int64_t n = want <= 0 || want >= all ? all : want;
     lm_eval_result ev;
+    if (g->r.pixels) {
+        if (pixel_eval(run->ctx, g->m.g, &g->pva, n, g->B, &ev)) return 1;
+        *seconds = ev.seconds;
+        const attn_json_field f[] = {
+            attn_json_str("event", "eval"), attn_json_int("step", run->step),
+            attn_json_num("valid_loss", ev.bpb * log(2.0)), attn_json_num("valid_bits_per_dim", ev.bpb),
+            attn_json_int("images", n), attn_json_bool("full", n == all), attn_json_num("seconds", ev.seconds),
+        };
+        if (train_log(run, f, (int)(sizeof f / sizeof f[0]))) return 1;
+        if (!run->quiet || last) {
+            if (run->progress.tty && !run->quiet) fputc('\n', stderr);
+            fprintf(last ? stdout : stderr, "step %lld: valid %.4f bits/dim (%lld images%s, %.1f s)\n",
+                    (long long)run->step, ev.bpb, (long long)n, n == all ? ", all" : "", ev.seconds);
+        }
+        return 0;
+    }
     if (lm_eval(run->ctx, &g->m, g->va, n, g->T, g->r.eval_mem_len, g->eval_stride, g->B, &ev)) return 1;
     *seconds = ev.seconds;
     const attn_json_field f[] = {
@@ -506,10 +657,10 @@ static int opt_real(const char *a, const char *v, double lo, double hi, double *
 }
 
 static int cmd_lm_train(int argc, char **argv) {
-    const char *prog = "attn lm train", *data = "data/wiki", *arch = "txl";
+    const char *prog = "attn lm train", *data = NULL, *arch = "txl", *pattern = NULL;
     long long layers = 4, heads = 4, d_model = 128, d_head = 0, d_inner = 0, ctxlen = 64, segment = 64,
               mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0, run_segments = -1,
-              final_eval_n = 0;
+              final_eval_n = 0, pixels = 0;
     double dropout = 0.0, span_max = 512, span_ramp = 32, span_init = 0, span_penalty = 2e-6;
     int no_ffn = 0, synth_fixed = 0, rc = 0, mixer_kind = 0;
     long long mixer_block = 0, mixer_n = 0;
@@ -583,6 +734,8 @@ static int cmd_lm_train(int argc, char **argv) {
         i++;
         if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--arch")) arch = v;
+        else if (!strcmp(a, "--pattern")) pattern = v;
+        else if (!strcmp(a, "--pixels")) rc = opt_int(a, v, 2, 256, &pixels);
         else if (!strcmp(a, "--layers")) rc = opt_int(a, v, 1, 64, &layers);
         else if (!strcmp(a, "--heads")) rc = opt_int(a, v, 1, 256, &heads);
         else if (!strcmp(a, "--d-model")) rc = opt_int(a, v, 2, 1 << 14, &d_model);
@@ -621,7 +774,50 @@ static int cmd_lm_train(int argc, char **argv) {
         return 2;
     }
     if (eval_mem_len < 0) eval_mem_len = mem_len;
+    attn_sparse_pattern sp;
+    memset(&sp, 0, sizeof sp);
+    int by_layer = 0;
+    if (!data) data = pixels ? "data/fashion-mnist" : "data/wiki";
     if (!o.resume) {
+        if (txl && (pattern || pixels)) {
+            fprintf(stderr, "%s: --pattern and --pixels are GPT options (--arch gpt)\n", prog);
+            return 2;
+        }
+        if (pattern) {
+            char text[256];
+            snprintf(text, sizeof text, "%s", pattern);
+            char *hl = strstr(text, "heads=layers");
+            if (hl && (hl[12] == 0 || hl[12] == ',')) { /* the factorisation over layers */
+                memcpy(hl, "heads=a     ", 12);
+                for (char *q = hl + 7; *q == ' ';) memmove(q, q + 1, strlen(q));
+                by_layer = 1;
+            }
+            if (attn_sparse_parse(text, &sp) != ATTN_OK) {
+                fprintf(stderr, "%s: --pattern: %s\n", prog, attn_last_error());
+                return 2;
+            }
+            if (by_layer && sp.kind != ATTN_SPARSE_STRIDED && sp.kind != ATTN_SPARSE_FIXED) {
+                fprintf(stderr, "%s: --pattern: heads=layers is for strided and fixed patterns\n", prog);
+                return 2;
+            }
+            if (synth) {
+                fprintf(stderr, "%s: --pattern and --synth exclude each other\n", prog);
+                return 2;
+            }
+        }
+        if (pixels) {
+            if (ctxlen != 64 && ctxlen != LM_PIX_LEN) {
+                fprintf(stderr, "%s: --pixels: the context is the 784 pixels of an image, not --ctx %lld\n", prog,
+                        ctxlen);
+                return 2;
+            }
+            ctxlen = LM_PIX_LEN;
+        }
+        if (pattern && mixer_kind) {
+            fprintf(stderr, "%s: --pattern and --mixer %s exclude each other\n", prog,
+                    attn_gpt_mixer_name(mixer_kind));
+            return 2;
+        }
         if (txl && (synth || synth_fixed || mixer_kind || mixer_block || mixer_n)) {
             fprintf(stderr, "%s: --synth, --synth-fixed and --mixer* are GPT options (--arch gpt)\n", prog);
             return 2;
@@ -695,6 +891,7 @@ static int cmd_lm_train(int argc, char **argv) {
     } else {
         snprintf(rp->data, sizeof rp->data, "%s", data);
         rp->txl = txl;
+        rp->pixels = pixels;
         rp->batch = o.batch > 0 ? o.batch : 16;
         rp->total_steps = o.steps > 0 ? o.steps : 2000;
         rp->warmup = o.warmup >= 0 ? o.warmup : 100;
@@ -710,13 +907,23 @@ static int cmd_lm_train(int argc, char **argv) {
         const long long fill = (mem_len + segment - 1) / segment;
         rp->run_segments = !txl ? 0 : run_segments >= 0 ? run_segments : (4 * fill > 16 ? 4 * fill : 16);
     }
-    if (cli_load_bytes("lm", rp->data, "train.txt", &g.tr, &g.n_tr) || cli_load_bytes("lm", rp->data, "valid.txt", &g.va, &g.n_va))
-        goto done;
     g.B = rp->batch;
     g.T = rp->segment;
+    if (rp->pixels) {
+        int32_t order[LM_PIX_LEN];
+        const attn_sparse_pattern *op = o.resume ? &g.m.g->cfg.sparse : &sp;
+        if (lm_pixels_order(prog, op, order) || lm_pixels_load(prog, rp->data, "train", (int)rp->pixels, order, &g.ptr) ||
+            lm_pixels_load(prog, rp->data, "valid", (int)rp->pixels, order, &g.pva))
+            goto done;
+        g.n_tr = g.ptr.n * LM_PIX_LEN;
+        g.n_va = g.pva.n * LM_PIX_LEN;
+    } else if (cli_load_bytes("lm", rp->data, "train.txt", &g.tr, &g.n_tr) ||
+               cli_load_bytes("lm", rp->data, "valid.txt", &g.va, &g.n_va)) {
+        goto done;
+    }
     if (!rp->txl && (rc = train_shard_check(prog, g.B))) goto done;
     rc = 1;
-    g.eval_n = o.eval_n > 0 ? o.eval_n : 16384;
+    g.eval_n = o.eval_n > 0 ? o.eval_n : rp->pixels ? 500 : 16384;
     g.eval_stride = eval_stride > 0 ? eval_stride : g.T;
     g.final_eval_n = final_eval_n;
     g.log_every = o.log_every > 0 ? o.log_every : 50;
@@ -767,8 +974,10 @@ static int cmd_lm_train(int argc, char **argv) {
         } else {
             attn_gpt_config gc;
             memset(&gc, 0, sizeof gc);
-            gc.vocab = LM_VOCAB;
+            gc.vocab = pixels ? pixels + 1 : LM_VOCAB;
             gc.ctx_len = ctxlen;
+            gc.sparse = sp;
+            gc.sparse_by_layer = by_layer;
             gc.n_layers = (int)layers;
             gc.n_heads = (int)heads;
             gc.d_model = d_model;
@@ -851,7 +1060,8 @@ static int cmd_lm_train(int argc, char **argv) {
         goto done;
     }
     if (train_log_open(&run, o.resume)) goto done;
-    char desc[768];
+    char desc[1024];
+    double share_vis = 1.0, share_tiles = 1.0;
     const long long np = (long long)attn_params_numel(g.m.ps);
     if (g.m.t) {
         const attn_txl_config *c = &g.m.t->cfg;
@@ -874,7 +1084,7 @@ static int cmd_lm_train(int argc, char **argv) {
         }
     } else {
         const attn_gpt_config *c = &g.m.g->cfg;
-        char mixer[96] = "dot-product attention";
+        char mixer[320] = "dot-product attention";
         if (c->synth) {
             char names[64];
             attn_synth_name(c->synth, names, sizeof names);
@@ -889,14 +1099,32 @@ static int cmd_lm_train(int argc, char **argv) {
             snprintf(mixer, sizeof mixer, "routing attention (%lld clusters, nearest; %lld local heads of window %lld)",
                      (long long)g.m.g->route[0].cfg.n_clusters, (long long)g.m.g->route[0].cfg.local_heads,
                      (long long)g.m.g->route[0].cfg.local_window);
+        if (c->sparse.kind) {
+            char pt[200];
+            double vis = 1.0, tiles = 1.0;
+            pattern_text(c, pt, sizeof pt);
+            if (pattern_share(ctx, c, c->ctx_len, &vis, &tiles)) {
+                rc = cli_fail(CMD, "cannot compile the pattern");
+                goto done;
+            }
+            snprintf(mixer, sizeof mixer, "pattern %s (%.1f%% of the causal entries, %.1f%% of its tiles)", pt,
+                     100.0 * vis, 100.0 * tiles);
+            share_vis = vis;
+            share_tiles = tiles;
+        }
         snprintf(desc, sizeof desc,
                  "GPT: %d layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, learned positions, tied head, "
-                 "%s; bytes; %lld parameters",
+                 "%s; %s; %lld parameters",
                  c->n_layers, c->n_heads, (long long)c->d_model, (long long)c->d_ff, (long long)c->ctx_len,
-                 mixer, np);
+                 mixer, rp->pixels ? "pixels" : "bytes", np);
     }
     printf("%s\n", desc);
-    printf("data: %s: train %lld bytes, valid %lld bytes\n", rp->data, (long long)g.n_tr, (long long)g.n_va);
+    if (rp->pixels)
+        printf("data: %s: train %lld images, valid %lld images, 784 pixels of %lld levels each%s\n", rp->data,
+               (long long)g.ptr.n, (long long)g.pva.n, rp->pixels,
+               g.m.g->cfg.sparse.kind == ATTN_SPARSE_LOCAL_2D ? " (block raster order)" : " (raster order)");
+    else
+        printf("data: %s: train %lld bytes, valid %lld bytes\n", rp->data, (long long)g.n_tr, (long long)g.n_va);
     printf("schedule: %lld steps of %lld x %lld bytes, AdamW lr %g -> %g (warmup %lld, cosine), wd %g; threads %d\n",
            rp->total_steps, (long long)g.B, (long long)g.T, rp->lr, rp->min_lr, rp->warmup, rp->weight_decay,
            attn_ctx_threads(ctx));
@@ -909,6 +1137,8 @@ static int cmd_lm_train(int argc, char **argv) {
             attn_json_int("parameters", np), attn_json_int("total_steps", rp->total_steps),
             attn_json_int("batch", g.B), attn_json_int("segment", g.T), attn_json_int("mem_len", rp->mem_len),
             attn_json_int("threads", attn_ctx_threads(ctx)), attn_json_str("description", desc),
+            attn_json_int("pixels", rp->pixels), attn_json_num("visible_share", share_vis),
+            attn_json_num("tile_share", share_tiles),
         };
         if (train_log(&run, f, (int)(sizeof f / sizeof f[0]))) goto done;
     }
@@ -919,6 +1149,8 @@ done:
     free(g.btg);
     free(g.tr);
     free(g.va);
+    lm_pixels_free(&g.ptr);
+    lm_pixels_free(&g.pva);
     attn_txl_memory_free(&g.mem);
     attn_ctx_free(ctx);
     attn_optim_free(opt);
@@ -943,7 +1175,8 @@ static int cmd_lm_eval(int argc, char **argv) {
                    "  --segment T           txl: segment length (default the training one)\n"
                    "  --stride S            gpt: the window's stride (default its context: no overlap;\n"
                    "                        1: every byte sees exactly the context length)\n"
-                   "  --bytes N             only the first N bytes (default 0: all)\n"
+                   "  --bytes N             only the first N bytes (default 0: all); a pixel model\n"
+                   "                        (--pixels): the first N images (--images N)\n"
                    "  --batch N             gpt: windows per forward (default 16)\n"
                    "  --threads N           (default: all)\n"
                    "Prints one line: bits/byte, bytes, seconds, bytes/s, parameters.\n");
@@ -955,7 +1188,7 @@ static int cmd_lm_eval(int argc, char **argv) {
         else if (!strcmp(a, "--mem-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 16, &mem_len);
         else if (!strcmp(a, "--segment")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 14, &segment);
         else if (!strcmp(a, "--stride")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 14, &stride);
-        else if (!strcmp(a, "--bytes")) rc = cli_opt_int(CMD, sub, a, v, 0, 1ll << 40, &bytes);
+        else if (!strcmp(a, "--bytes") || !strcmp(a, "--images")) rc = cli_opt_int(CMD, sub, a, v, 0, 1ll << 40, &bytes);
         else if (!strcmp(a, "--batch")) rc = cli_opt_int(CMD, sub, a, v, 1, 4096, &batch);
         else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, sub, a, v, 0, cli_max_threads(), &threads);
         else {
@@ -993,6 +1226,32 @@ static int cmd_lm_eval(int argc, char **argv) {
     int64_t n = 0;
     attn_ctx *ctx = NULL;
     rc = 1;
+    if (r.pixels) { /* bits per dimension of the split's images */
+        int32_t order[LM_PIX_LEN];
+        lm_pixels px;
+        memset(&px, 0, sizeof px);
+        attn_ctx_config pc = {0};
+        pc.arena_bytes = (size_t)1024 << 20;
+        pc.n_threads = (int)threads;
+        lm_eval_result ev;
+        if (lm_pixels_order("attn lm eval", &m.g->cfg.sparse, order) ||
+            lm_pixels_load("attn lm eval", r.data, split, (int)r.pixels, order, &px)) {
+            lm_model_free(&m);
+            return 1;
+        }
+        const int64_t ni = bytes > 0 && bytes < px.n ? bytes : px.n;
+        if (attn_ctx_new(&ctx, &pc) != ATTN_OK) rc = cli_fail(CMD, "cannot create the context");
+        else if (pixel_eval(ctx, m.g, &px, ni, batch, &ev) == 0) {
+            printf("%s: %.4f bits/dim over %lld images (%lld pixels, %lld levels); %.2f s; %lld parameters; threads %d\n",
+                   split, ev.bpb, (long long)ni, (long long)ev.bytes, r.pixels, ev.seconds,
+                   (long long)attn_params_numel(m.ps), attn_ctx_threads(ctx));
+            rc = 0;
+        }
+        lm_pixels_free(&px);
+        attn_ctx_free(ctx);
+        lm_model_free(&m);
+        return rc;
+    }
     char name[32];
     snprintf(name, sizeof name, "%s.txt", split);
     if (cli_load_bytes("lm", r.data, name, &ids, &n)) goto done;
@@ -1084,6 +1343,12 @@ static int cmd_lm_sample(int argc, char **argv) {
     lm_info r;
     lm_model m;
     if (lm_load(model, &r, &m)) return 1;
+    if (r.pixels) {
+        fprintf(stderr, "attn lm sample: %s is a pixel model (--pixels %lld): sampling is for byte models\n", model,
+                r.pixels);
+        lm_model_free(&m);
+        return 2;
+    }
     int32_t *ids = malloc((size_t)np * sizeof *ids), *outi = malloc((size_t)(nbytes > 0 ? nbytes : 1) * sizeof *outi);
     attn_ctx *ctx = NULL;
     rc = 1;
@@ -1123,6 +1388,227 @@ done:
     attn_ctx_free(ctx);
     lm_model_free(&m);
     return rc;
+}
+
+/* ---- pattern pictures ---------------------------------------------------------------------- */
+
+/* The mask of layer l, head h of c's pattern (dense causal without one) for
+ * T positions into rgb (row stride `stride` pixels): visible white, hidden
+ * inside the causal triangle dark grey, above the diagonal black. */
+static void mask_panel(const attn_gpt_config *c, int l, int64_t h, int64_t T, uint8_t *rgb, int64_t stride) {
+    attn_sparse_pattern lp = c->sparse;
+    if (c->sparse_by_layer) lp.heads = l % 2 ? ATTN_SPARSE_HEADS_B_ONLY : ATTN_SPARSE_HEADS_A_ONLY;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t s2 = 0; s2 < T; s2++) {
+            const int vis = s2 <= t && (lp.kind == 0 || attn_sparse_visible(&lp, h, T, T, t, s2));
+            const uint8_t g = vis ? 255 : s2 <= t ? 40 : 0;
+            uint8_t *px = rgb + 3 * (t * stride + s2);
+            px[0] = px[1] = px[2] = g;
+        }
+}
+
+/* Writes the masks of every layer (rows) and head (columns) of c as one PNG,
+ * panels of T x T pixels 4 apart on a blue ground. 0 or 1 printed. */
+static int mask_png(const char *path, const attn_gpt_config *c, int64_t T) {
+    const int64_t L = c->n_layers, H = c->n_heads, gap = 4, W = H * T + (H + 1) * gap, Hh = L * T + (L + 1) * gap;
+    if (W > 16384 || Hh > 16384) {
+        fprintf(stderr, "attn lm pattern: %lld x %lld pixels is too large (lower --ctx)\n", (long long)W, (long long)Hh);
+        return 1;
+    }
+    uint8_t *rgb = malloc((size_t)(W * Hh * 3));
+    if (!rgb) return cli_fail(CMD, "out of memory");
+    for (int64_t i = 0; i < W * Hh; i++) rgb[3 * i] = 30, rgb[3 * i + 1] = 60, rgb[3 * i + 2] = 140;
+    for (int l = 0; l < L; l++)
+        for (int64_t h = 0; h < H; h++)
+            mask_panel(c, l, h, T, rgb + 3 * ((gap + l * (T + gap)) * W + gap + h * (T + gap)), W);
+    const attn_status st = attn_png_write(path, rgb, (int)W, (int)Hh, 3);
+    free(rgb);
+    if (st != ATTN_OK) return cli_fail(CMD, "cannot write the picture");
+    printf("%s\n", path);
+    return 0;
+}
+
+static int cmd_lm_pattern(int argc, char **argv) {
+    const char *pattern = NULL, *png = NULL, *model = NULL, *sub = "pattern";
+    long long T = 256, heads = 4, layers = 2;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: attn lm pattern (--pattern P | --model DIR) --png FILE [options]\n\n"
+                   "Draws the attention mask of a block-sparse pattern (as attn lm train --pattern takes\n"
+                   "it, heads=layers included) or of a trained GPT's pattern, every layer (rows) and head\n"
+                   "(columns), query down, key across: white visible, dark grey hidden under the causal\n"
+                   "mask, black the future. Prints the share of the causal entries each layer keeps.\n\n"
+                   "  --ctx T         positions (default 256; a model: its context)\n"
+                   "  --heads H, --layers L   (default 4 and 2; a model: its own)\n");
+            return 0;
+        }
+        i++;
+        if (!strcmp(a, "--pattern")) pattern = v;
+        else if (!strcmp(a, "--png")) png = v;
+        else if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--ctx")) rc = cli_opt_int(CMD, sub, a, v, 1, 4096, &T);
+        else if (!strcmp(a, "--heads")) rc = cli_opt_int(CMD, sub, a, v, 1, 16, &heads);
+        else if (!strcmp(a, "--layers")) rc = cli_opt_int(CMD, sub, a, v, 1, 16, &layers);
+        else {
+            fprintf(stderr, "attn lm pattern: unknown option '%s' (try 'attn lm pattern --help')\n", a);
+            return 2;
+        }
+        if (!v && rc == 0) {
+            fprintf(stderr, "attn lm pattern: %s needs a value\n", a);
+            return 2;
+        }
+    }
+    if (rc) return rc;
+    if (!png || (!pattern == !model)) {
+        fprintf(stderr, "attn lm pattern: --png FILE and one of --pattern P or --model DIR are required\n");
+        return 2;
+    }
+    attn_gpt_config c;
+    memset(&c, 0, sizeof c);
+    lm_info r;
+    lm_model m;
+    memset(&m, 0, sizeof m);
+    if (model) {
+        if (lm_load(model, &r, &m)) return 1;
+        if (!m.g) {
+            fprintf(stderr, "attn lm pattern: %s is a Transformer-XL (patterns are GPT options)\n", model);
+            lm_model_free(&m);
+            return 2;
+        }
+        c = m.g->cfg;
+        T = c.ctx_len;
+        lm_model_free(&m);
+    } else {
+        char text[256];
+        snprintf(text, sizeof text, "%s", pattern);
+        char *hl = strstr(text, "heads=layers");
+        if (hl && (hl[12] == 0 || hl[12] == ',')) {
+            memmove(hl + 7, hl + 12, strlen(hl + 12) + 1);
+            hl[6] = 'a';
+            c.sparse_by_layer = 1;
+        }
+        if (attn_sparse_parse(text, &c.sparse) != ATTN_OK) {
+            fprintf(stderr, "attn lm pattern: --pattern: %s\n", attn_last_error());
+            return 2;
+        }
+        if (c.sparse_by_layer && c.sparse.kind != ATTN_SPARSE_STRIDED && c.sparse.kind != ATTN_SPARSE_FIXED) {
+            fprintf(stderr, "attn lm pattern: heads=layers is for strided and fixed patterns\n");
+            return 2;
+        }
+        c.n_layers = (int)layers;
+        c.n_heads = (int)heads;
+        c.ctx_len = T;
+    }
+    attn_ctx *ctx = NULL;
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)64 << 20;
+    cc.n_threads = 1;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) return cli_fail(CMD, "cannot create the context");
+    double vis = 1.0, tiles = 1.0;
+    rc = pattern_share(ctx, &c, T, &vis, &tiles) ? cli_fail(CMD, "cannot compile the pattern") : 0;
+    attn_ctx_free(ctx);
+    if (rc) return rc;
+    char pt[200];
+    pattern_text(&c, pt, sizeof pt);
+    printf("pattern %s, %d layers x %d heads, T %lld: %.2f%% of the causal entries visible, %.2f%% of the "
+           "dense kernel's 64 x 64 tiles computed\n",
+           pt, c.n_layers, c.n_heads, T, 100.0 * vis, 100.0 * tiles);
+    return mask_png(png, &c, T);
+}
+
+/* A trained GPT's attention as PNG pictures: PREFIX-attn.png, head `head` of
+ * layer `layer` over the window (T x T; colour the square root of the weight,
+ * hidden entries dark blue, the future black), and for a pixel model
+ * PREFIX-query.png: the weights of every head of that layer for one query
+ * pixel, drawn back on the 28 x 28 image (8x), next to the image itself. */
+static int gpt_png(const char *prefix, const lm_model *m, const lm_info *r, const int32_t *ids, int64_t T,
+                   const int32_t *order, int layer, int64_t head, int64_t qpix, attn_ctx *ctx) {
+    const attn_gpt_config *c = &m->g->cfg;
+    attn_tensor *w[64] = {0};
+    attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, T}, ids);
+    if (!ti || !attn_gpt_logits_ex(ctx, m->g, ti, NULL, w) || !w[layer]) return cli_fail(CMD, "forward failed");
+    const attn_tensor *wl = w[layer];
+    const float *base = (const float *)wl->data;
+    uint8_t *rgb = malloc((size_t)(T * T * 3));
+    if (!rgb) return cli_fail(CMD, "out of memory");
+    attn_sparse_pattern lp = c->sparse;
+    if (c->sparse_by_layer) lp.heads = layer % 2 ? ATTN_SPARSE_HEADS_B_ONLY : ATTN_SPARSE_HEADS_A_ONLY;
+    for (int64_t t = 0; t < T; t++) {
+        float mx = 0.0f; /* each row scaled to its largest weight */
+        for (int64_t s2 = 0; s2 <= t; s2++) {
+            const float x = base[head * wl->stride[1] + t * wl->stride[2] + s2 * wl->stride[3]];
+            if (x > mx) mx = x;
+        }
+        for (int64_t s2 = 0; s2 < T; s2++) {
+            uint8_t *px = rgb + 3 * (t * T + s2);
+            const int vis = s2 <= t && (lp.kind == 0 || attn_sparse_visible(&lp, head, T, T, t, s2));
+            if (!vis) {
+                px[0] = 0, px[1] = 0, px[2] = s2 <= t ? 70 : 0;
+                continue;
+            }
+            const float x = base[head * wl->stride[1] + t * wl->stride[2] + s2 * wl->stride[3]];
+            const double u = mx > 0 ? sqrt((double)x / (double)mx) : 0.0;
+            px[0] = (uint8_t)(255.0 * u);
+            px[1] = (uint8_t)(255.0 * u * u);
+            px[2] = (uint8_t)(40.0 * (1.0 - u));
+        }
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s-attn.png", prefix);
+    attn_status st = attn_png_write(path, rgb, (int)T, (int)T, 3);
+    free(rgb);
+    if (st != ATTN_OK) return cli_fail(CMD, "cannot write the picture");
+    printf("%s (layer %d, head %lld)\n", path, layer, (long long)head);
+    if (!r->pixels) return 0;
+    /* the query pixel's weights on the image: panel 0 the image, then one per head */
+    const int64_t Z = 8, side = LM_PIX_SIDE * Z, H = c->n_heads, gap = 4, W = (H + 1) * side + (H + 2) * gap,
+                  Hh = side + 2 * gap;
+    int32_t inv[LM_PIX_LEN]; /* pixel -> sequence position */
+    for (int32_t i = 0; i < LM_PIX_LEN; i++) inv[order[i]] = i;
+    const int64_t qpos = inv[qpix];
+    rgb = malloc((size_t)(W * Hh * 3));
+    if (!rgb) return cli_fail(CMD, "out of memory");
+    memset(rgb, 255, (size_t)(W * Hh * 3));
+    for (int64_t p = 0; p <= H; p++) {
+        const int64_t h = p - 1;
+        float mx = 0.0f;
+        for (int64_t s2 = 0; h >= 0 && s2 <= qpos; s2++) {
+            const float x = base[h * wl->stride[1] + qpos * wl->stride[2] + s2 * wl->stride[3]];
+            if (x > mx) mx = x;
+        }
+        for (int64_t y = 0; y < side; y++)
+            for (int64_t x = 0; x < side; x++) {
+                const int64_t pix = (y / Z) * LM_PIX_SIDE + x / Z;
+                const int64_t pos = inv[pix];
+                uint8_t *px = rgb + 3 * ((gap + y) * W + gap + p * (side + gap) + x);
+                /* the image (ids holds T + 1 symbols: the start, then all 784 pixels), the query
+                 * pixel and what follows it greyed out */
+                const double g = (double)ids[pos + 1] / (double)r->pixels;
+                if (h < 0) {
+                    const uint8_t v = (uint8_t)(255.0 * (pos < qpos ? g : 0.3 * g + 0.35));
+                    px[0] = px[1] = px[2] = v;
+                } else if (pos > qpos) {
+                    px[0] = px[1] = px[2] = 0;
+                } else {
+                    const float wv = base[h * wl->stride[1] + qpos * wl->stride[2] + pos * wl->stride[3]];
+                    const double u = mx > 0 ? sqrt((double)wv / (double)mx) : 0.0;
+                    const int vis = lp.kind == 0 || attn_sparse_visible(&lp, h, T, T, qpos, pos);
+                    px[0] = (uint8_t)(vis ? 255.0 * u : 0);
+                    px[1] = (uint8_t)(vis ? 255.0 * u * u : 0);
+                    px[2] = (uint8_t)(vis ? 40.0 * (1.0 - u) : 70);
+                }
+                if (pix == qpix) px[0] = 0, px[1] = 200, px[2] = 255;
+            }
+    }
+    snprintf(path, sizeof path, "%s-query.png", prefix);
+    st = attn_png_write(path, rgb, (int)W, (int)Hh, 3);
+    free(rgb);
+    if (st != ATTN_OK) return cli_fail(CMD, "cannot write the picture");
+    printf("%s (layer %d, query pixel row %lld col %lld; panels: the image, then heads 0..%lld)\n", path, layer,
+           (long long)(qpix / LM_PIX_SIDE), (long long)(qpix % LM_PIX_SIDE), (long long)(H - 1));
+    return 0;
 }
 
 /* ---- viz -------------------------------------------------------------------------------- */
@@ -1373,9 +1859,82 @@ static int mixer_picture(const char *outp, const attn_gpt *g, attn_tensor *const
     return 0;
 }
 
+/* attn lm viz --png: a GPT's head over its whole window (gpt_png). */
+static int lm_viz_png(const char *model, const char *prefix, int layer, int64_t head, int64_t image, int64_t qpix,
+                      int64_t offset, int threads) {
+    lm_info r;
+    lm_model m;
+    if (lm_load(model, &r, &m)) return 1;
+    int rc = 1;
+    int32_t *ids = NULL, order[LM_PIX_LEN];
+    attn_ctx *ctx = NULL;
+    lm_pixels px;
+    memset(&px, 0, sizeof px);
+    if (!m.g) {
+        fprintf(stderr, "attn lm viz: --png is for a GPT (this is a Transformer-XL)\n");
+        goto done;
+    }
+    if (layer >= m.g->cfg.n_layers || head >= m.g->cfg.n_heads) {
+        fprintf(stderr, "attn lm viz: --layer %d --head %lld: the model has %d layers of %d heads\n", layer,
+                (long long)head, m.g->cfg.n_layers, m.g->cfg.n_heads);
+        goto done;
+    }
+    const int64_t T = m.g->cfg.ctx_len;
+    if (T > 4096) {
+        fprintf(stderr, "attn lm viz: a window of %lld is too large for a picture (at most 4096)\n", (long long)T);
+        goto done;
+    }
+    ids = malloc((size_t)(T + 1) * sizeof *ids);
+    if (!ids) goto done;
+    for (int32_t i = 0; i < LM_PIX_LEN; i++) order[i] = i;
+    if (r.pixels) {
+        if (lm_pixels_order("attn lm viz", &m.g->cfg.sparse, order) ||
+            lm_pixels_load("attn lm viz", r.data, "test", (int)r.pixels, order, &px))
+            goto done;
+        if (image >= px.n) {
+            fprintf(stderr, "attn lm viz: --image %lld: the test split has %lld images\n", (long long)image,
+                    (long long)px.n);
+            goto done;
+        }
+        int32_t *tg = malloc((size_t)LM_PIX_LEN * sizeof *tg);
+        if (!tg) goto done;
+        lm_pixels_rows(&px, image, ids, tg);
+        ids[LM_PIX_LEN] = tg[LM_PIX_LEN - 1]; /* the last pixel, for the picture of the image */
+        free(tg);
+    } else {
+        int32_t *all = NULL;
+        int64_t n = 0;
+        if (cli_load_bytes("lm", r.data, "valid.txt", &all, &n)) goto done;
+        if (offset + T > n) {
+            fprintf(stderr, "attn lm viz: valid.txt has %lld bytes, fewer than --offset %lld + %lld\n",
+                    (long long)n, (long long)offset, (long long)T);
+            free(all);
+            goto done;
+        }
+        memcpy(ids, all + offset, (size_t)T * sizeof *ids);
+        free(all);
+    }
+    attn_ctx_config cc = {0};
+    cc.arena_bytes = (size_t)1024 << 20;
+    cc.n_threads = threads;
+    if (attn_ctx_new(&ctx, &cc) != ATTN_OK) {
+        rc = cli_fail(CMD, "cannot create the context");
+        goto done;
+    }
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    rc = gpt_png(prefix, &m, &r, ids, T, order, layer, head, qpix, ctx);
+done:
+    lm_pixels_free(&px);
+    free(ids);
+    attn_ctx_free(ctx);
+    lm_model_free(&m);
+    return rc;
+}
+
 static int cmd_lm_viz(int argc, char **argv) {
-    const char *model = NULL, *outp = NULL, *text = NULL, *sub = "viz", *html = NULL, *weights = NULL;
-    long long offset = 0, mem_len = -1, segment = -1, threads = 0;
+    const char *model = NULL, *outp = NULL, *text = NULL, *sub = "viz", *html = NULL, *weights = NULL, *png = NULL;
+    long long offset = 0, mem_len = -1, segment = -1, threads = 0, layer = 0, head = 0, image = 0, qpix = 406;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1395,7 +1954,14 @@ static int cmd_lm_viz(int argc, char **argv) {
                    "  --offset N           (default 0)\n"
                    "  --mem-len M          txl: memory shown (default the training memory, at most 192; up to 512)\n"
                    "  --segment T          txl: segment shown (default the training one, at most 64)\n"
-                   "  --threads N\n");
+                   "  --threads N\n"
+                   "  --png PREFIX         gpt: PNG pictures of one head over the whole window instead:\n"
+                   "                       PREFIX-attn.png (query down, key across; hidden entries blue),\n"
+                   "                       and for a pixel model PREFIX-query.png (one query pixel's\n"
+                   "                       weights in every head of the layer, drawn on the image)\n"
+                   "  --layer L, --head H  (default 0, 0)\n"
+                   "  --image K            pixel model: test image K (default 0)\n"
+                   "  --query-pixel P      pixel model: row * 28 + col of the query (default 406: row 14, col 14)\n");
             return 0;
         }
         i++;
@@ -1408,6 +1974,11 @@ static int cmd_lm_viz(int argc, char **argv) {
         else if (!strcmp(a, "--mem-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 512, &mem_len);
         else if (!strcmp(a, "--segment")) rc = cli_opt_int(CMD, sub, a, v, 1, 256, &segment);
         else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, sub, a, v, 0, cli_max_threads(), &threads);
+        else if (!strcmp(a, "--png")) png = v;
+        else if (!strcmp(a, "--layer")) rc = cli_opt_int(CMD, sub, a, v, 0, 63, &layer);
+        else if (!strcmp(a, "--head")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 14, &head);
+        else if (!strcmp(a, "--image")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 30, &image);
+        else if (!strcmp(a, "--query-pixel")) rc = cli_opt_int(CMD, sub, a, v, 0, LM_PIX_LEN - 1, &qpix);
         else {
             fprintf(stderr, "attn lm viz: unknown option '%s' (try 'attn lm viz --help')\n", a);
             return 2;
@@ -1418,6 +1989,7 @@ static int cmd_lm_viz(int argc, char **argv) {
         }
     }
     if (rc) return rc;
+    if (model && png) return lm_viz_png(model, png, (int)layer, head, image, qpix, offset, (int)threads);
     if (!model || (!outp && !html)) {
         fprintf(stderr, "attn lm viz: --model DIR and --out PREFIX (or --html FILE) are required\n");
         return 2;
@@ -1602,17 +2174,19 @@ done:
 int cmd_lm(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: attn lm train|eval|sample|viz [options]   (attn lm train --help, ...)\n\n"
+        fprintf(f, "usage: attn lm train|eval|sample|viz|pattern [options]   (attn lm train --help, ...)\n\n"
                    "  train    train a byte-level GPT or Transformer-XL (--arch) on long text (data/wiki)\n"
                    "  eval     held-out bits per byte (TXL: memory cache; GPT: sliding window)\n"
                    "  sample   generate bytes (TXL: with the memory cache)\n"
-                   "  viz      memory attention heatmaps and the learned spans (SVG)\n");
+                   "  viz      memory attention heatmaps and the learned spans (SVG); --png: one head\n"
+                   "  pattern  a block-sparse pattern's mask as a picture (PNG) and its share of entries\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "train")) return cmd_lm_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_lm_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "sample")) return cmd_lm_sample(argc - 1, argv + 1);
     if (!strcmp(argv[1], "viz")) return cmd_lm_viz(argc - 1, argv + 1);
-    fprintf(stderr, "attn lm: unknown subcommand '%s' (train, eval, sample or viz)\n", argv[1]);
+    if (!strcmp(argv[1], "pattern")) return cmd_lm_pattern(argc - 1, argv + 1);
+    fprintf(stderr, "attn lm: unknown subcommand '%s' (train, eval, sample, viz or pattern)\n", argv[1]);
     return 2;
 }

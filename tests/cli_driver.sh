@@ -545,6 +545,45 @@ else
     fail "lm --mixer: exit $rc: $(tail -c 600 "$TMP/lmsk.out")"
 fi
 
+# block-sparse patterns in the GPT (docs/sparse.md): images as pixel sequences (tiny IDX files
+# made here: 24 training images, the last 2 the validation split, 3 test images)
+PXD="$TMP/pixels"
+mkdir -p "$PXD"
+{ printf '\000\000\010\003\000\000\000\030\000\000\000\034\000\000\000\034'; head -c $((24 * 784)) /dev/urandom; } >"$PXD/train-images-idx3-ubyte"
+{ printf '\000\000\010\003\000\000\000\003\000\000\000\034\000\000\000\034'; head -c $((3 * 784)) /dev/urandom; } >"$PXD/t10k-images-idx3-ubyte"
+LMPX=("$ATTN" lm train --data "$PXD" --arch gpt --pixels 16 --layers 2 --heads 2 --d-model 16 --batch 2
+      --threads 1 --eval-every 0 --log-every 1 --warmup 1)
+"${LMPX[@]}" --out "$TMP/lm-px" --steps 2 --pattern local2d:width=28,bh=4,bw=14,mh=4,mw=4 >"$TMP/lmpx.out" 2>&1 &&
+    "$ATTN" lm train --out "$TMP/lm-px" --steps 3 --resume --threads 1 >>"$TMP/lmpx.out" 2>&1 &&
+    "$ATTN" lm eval --model "$TMP/lm-px" --threads 1 >>"$TMP/lmpx.out" 2>&1 &&
+    "$ATTN" lm viz --model "$TMP/lm-px" --png "$TMP/lmpx" --layer 1 --head 1 --threads 1 >>"$TMP/lmpx.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && [ "$(grep -c 'pattern local2d:width=28,bh=4,bw=14,mh=4,mw=4 (25.0% of the causal' "$TMP/lmpx.out")" = 2 ] &&
+    grep -q "block raster order" "$TMP/lmpx.out" && grep -q "resuming" "$TMP/lmpx.out" &&
+    grep -q "test: [0-9.]* bits/dim over 3 images" "$TMP/lmpx.out" && grep -q '"visible_share":0.25' "$TMP/lm-px/train.jsonl" &&
+    [ -s "$TMP/lmpx-attn.png" ] && [ -s "$TMP/lmpx-query.png" ]; then
+    ok "lm train --pixels --pattern: trains, resumes with its pattern, reports test bits/dim, draws a head"
+else
+    fail "lm --pixels --pattern: exit $rc: $(head -c 600 "$TMP/lmpx.out")"
+fi
+"${LMGPT[@]}" --out "$TMP/lm-sp" --steps 2 --pattern fixed:block=4,summary=1,heads=layers >"$TMP/lmsp.out" 2>&1 &&
+    "$ATTN" lm pattern --model "$TMP/lm-sp" --png "$TMP/lmsp.png" >>"$TMP/lmsp.out" 2>&1 &&
+    "$ATTN" lm pattern --pattern strided:block=8,heads=alternate --ctx 64 --png "$TMP/lmst.png" >>"$TMP/lmsp.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "pattern fixed:block=4,summary=1,heads=layers (" "$TMP/lmsp.out" &&
+    grep -q "pattern strided:block=8,heads=alternate, 2 layers x 4 heads, T 64: 18.56% of the causal" "$TMP/lmsp.out" &&
+    [ -s "$TMP/lmsp.png" ] && [ -s "$TMP/lmst.png" ]; then
+    ok "lm train --pattern heads=layers on bytes; lm pattern draws a model's and a given pattern's masks"
+else
+    fail "lm --pattern: exit $rc: $(head -c 600 "$TMP/lmsp.out")"
+fi
+lm_refused 2 "sampling is for byte models" -- "$ATTN" lm sample --model "$TMP/lm-px" --bytes 4 --threads 1
+lm_refused 2 "unknown kind 'banded'" -- "${LMB[@]}" --arch gpt --pattern banded:block=4
+lm_refused 2 "GPT options" -- "${LMB[@]}" --arch txl --pattern sliding:window=4
+lm_refused 2 "heads=layers is for strided and fixed" -- "${LMB[@]}" --arch gpt --pattern sliding:window=4,heads=layers
+lm_refused 2 "not --ctx 100" -- "${LMB[@]}" --arch gpt --pixels 16 --ctx 100
+lm_refused 1 "blocks that tile" -- "${LMB[@]}" --arch gpt --data "$PXD" --pixels 16 --pattern local2d:width=28,bh=5,bw=14,mh=1,mw=1
+
 # attn graph: node classification on a small Debian Packages index (made here)
 GD="$TMP/debgraph"
 mkdir -p "$GD"

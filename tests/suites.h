@@ -22,6 +22,7 @@
     X(flash)           \
     X(batch_slice)     \
     X(sparse)          \
+    X(sparse_gpt)      \
     X(transformer)     \
     X(seq2seq)         \
     X(location_attention) \

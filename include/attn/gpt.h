@@ -42,6 +42,7 @@
 #include "routing.h"
 #include "sinkhorn.h"
 #include "synthesizer.h"
+#include "sparse.h"
 #include "transformer.h"
 
 #ifdef __cplusplus
@@ -84,6 +85,18 @@ typedef struct attn_gpt_config {
                           synth */
     int64_t mixer_block;
     int mixer_n;
+    attn_sparse_pattern sparse; /* kind 0: every block attends to its whole
+                                   causal window; else a block-sparse pattern
+                                   (sparse.h, docs/sparse.md) given to every
+                                   block's self-attention (attn_mha_call.sparse),
+                                   on top of the causal mask; the fused and
+                                   the reference kernels compute the same
+                                   function. Not with synth. */
+    int sparse_by_layer; /* STRIDED or FIXED only: the factorisation over
+                            layers: even layers use component A only, odd
+                            layers B only (sparse.heads is then ignored);
+                            0: sparse.heads as given (e.g. ALTERNATE, the
+                            factorisation over heads) */
 } attn_gpt_config;
 
 /* The token mixers of attn_gpt_config.mixer. */
@@ -214,11 +227,17 @@ attn_status attn_gpt_generate_stream(attn_ctx *ctx, const attn_gpt *m, const int
 /* Writes the configuration as metadata entries "gpt.vocab", "gpt.ctx_len",
  * "gpt.n_layers", "gpt.n_heads", "gpt.n_kv_heads", "gpt.d_model", "gpt.d_ff",
  * "gpt.dropout", "gpt.pos", "gpt.tied", "gpt.rope_theta", "gpt.synth",
- * "gpt.synth_fixed", "gpt.mixer", "gpt.mixer_block", "gpt.mixer_n" into
- * kv[0 .. 15] (ATTN_GPT_META entries), whose value strings live in buf
- * (ATTN_GPT_META * 32 bytes). The last five are optional when read (files
- * written before them load as multi-head attention). */
-#define ATTN_GPT_META 16
+ * "gpt.synth_fixed", "gpt.mixer", "gpt.mixer_block", "gpt.mixer_n", then the
+ * pattern "gpt.sparse.kind", "gpt.sparse.causal",
+ * "gpt.sparse.heads", "gpt.sparse.head_offsets", "gpt.sparse.block",
+ * "gpt.sparse.summary", "gpt.sparse.window", "gpt.sparse.dilation",
+ * "gpt.sparse.globals", "gpt.sparse.width", "gpt.sparse.block_h",
+ * "gpt.sparse.block_w", "gpt.sparse.margin_h", "gpt.sparse.margin_w" and
+ * "gpt.sparse_by_layer" into kv[0 .. 30] (ATTN_GPT_META entries), whose
+ * value strings live in buf (ATTN_GPT_META * 32 bytes). The entries after
+ * "gpt.rope_theta" are optional when read (files written before them load
+ * as dense multi-head attention). */
+#define ATTN_GPT_META 31
 void attn_gpt_config_meta(const attn_gpt_config *cfg, attn_kv *kv, char *buf);
 
 /* Reads a configuration from the metadata of a safetensors file (a

@@ -54,6 +54,7 @@
 #ifndef ATTN_SPARSE_H
 #define ATTN_SPARSE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "context.h"
@@ -98,7 +99,8 @@ typedef struct attn_sparse_pattern {
 } attn_sparse_pattern;
 
 /* ATTN_OK, or ATTN_ERR_INVALID_ARG (message in ctx, naming the field) for
- * an unknown kind or heads mode or a size out of its limits. p NULL: OK. */
+ * an unknown kind or heads mode or a size out of its limits. p NULL: OK.
+ * ctx may be NULL (the message is then only in attn_last_error()). */
 attn_status attn_sparse_check(attn_ctx *ctx, const attn_sparse_pattern *p);
 
 /* 1 iff key s of S is visible to query t of T in head h under p alone
@@ -149,6 +151,24 @@ typedef struct attn_sparse_layout {
 attn_status attn_sparse_compile(attn_ctx *ctx, const attn_sparse_pattern *p, int causal,
                                 int64_t window, int64_t H, int64_t T, int64_t S, int64_t tq,
                                 int64_t tk, attn_sparse_layout *out);
+
+/* The text form of a pattern, as the CLI takes it (docs/sparse.md):
+ *   KIND[:key=value,...]
+ * KIND: local1d, local2d, strided, fixed, sliding, dilated, global (global +
+ * sliding); keys: block (l), summary (c), window (w), dilation (d), globals
+ * (g), width, bh, bw, mh, mw (local 2-D block and margins), heads (union,
+ * alternate, a, b), offsets (0/1, fixed's head_offsets), causal (0/1).
+ * Keys a kind does not use are accepted and ignored. E.g.
+ * "fixed:block=28,summary=4,heads=alternate". *out is written only on
+ * success. Errors (attn_last_error() names the text): ATTN_ERR_INVALID_ARG
+ * for NULL, a text over 255 characters, an unknown kind or key, a value
+ * that is not an integer in [0, 2^30], and those of attn_sparse_check. */
+attn_status attn_sparse_parse(const char *text, attn_sparse_pattern *out);
+
+/* Writes the text form of p (the fields its kind uses; parses back to the
+ * same pattern) into buf of cap bytes. 0, or -1 (buf emptied or cut) for
+ * NULL, an unknown kind, or a text longer than cap - 1. */
+int attn_sparse_format(const attn_sparse_pattern *p, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

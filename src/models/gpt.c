@@ -91,6 +91,20 @@ static attn_status gpt_check_config(const attn_gpt_config *c) {
                            "%s: a %s mixer needs ctx_len %lld to be a multiple of its block %lld", fn,
                            attn_gpt_mixer_name(c->mixer), (long long)c->ctx_len,
                            (long long)(c->mixer_block ? c->mixer_block : 16));
+    if (c->sparse.kind != 0) {
+        if (c->synth || c->mixer)
+            return attn__error(ATTN_ERR_INVALID_ARG,
+                               "%s: a sparse pattern needs dot-product attention (synth 0, mixer 0)", fn);
+        if (attn_sparse_check(NULL, &c->sparse) != ATTN_OK) {
+            char why[200];
+            snprintf(why, sizeof why, "%s", attn_last_error());
+            return attn__error(ATTN_ERR_INVALID_ARG, "%s: %s", fn, why);
+        }
+    }
+    if (c->sparse_by_layer && c->sparse.kind != ATTN_SPARSE_STRIDED && c->sparse.kind != ATTN_SPARSE_FIXED)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: sparse_by_layer needs a strided or fixed pattern (kind %d)", fn,
+                           c->sparse.kind);
     return ATTN_OK;
 }
 
@@ -393,6 +407,9 @@ attn_tensor *attn_gpt_logits_ex(attn_ctx *ctx, const attn_gpt *m, attn_tensor *i
         memset(&call, 0, sizeof call);
         call.causal = 1;
         call.cache = cache ? &cache->layers[l] : NULL;
+        attn_sparse_pattern lp = c->sparse; /* this layer's pattern */
+        if (c->sparse_by_layer) lp.heads = l % 2 ? ATTN_SPARSE_HEADS_B_ONLY : ATTN_SPARSE_HEADS_A_ONLY;
+        if (lp.kind != 0) call.sparse = &lp;
         if (m->sink || m->route) {
             const gpt_sparse_mixer mix = {m->sink ? &m->sink[l] : NULL, m->route ? &m->route[l] : NULL,
                                           self_weights ? &self_weights[l] : NULL};
@@ -615,6 +632,21 @@ static const attn__meta_field meta_fields[ATTN_GPT_META] = {
     ATTN__META_FIELD_OPT("gpt.mixer", ATTN__META_INT, attn_gpt_config, mixer),
     ATTN__META_FIELD_OPT("gpt.mixer_block", ATTN__META_I64, attn_gpt_config, mixer_block),
     ATTN__META_FIELD_OPT("gpt.mixer_n", ATTN__META_INT, attn_gpt_config, mixer_n),
+    ATTN__META_FIELD_OPT("gpt.sparse.kind", ATTN__META_INT, attn_gpt_config, sparse.kind),
+    ATTN__META_FIELD_OPT("gpt.sparse.causal", ATTN__META_FLAG, attn_gpt_config, sparse.causal),
+    ATTN__META_FIELD_OPT("gpt.sparse.heads", ATTN__META_INT, attn_gpt_config, sparse.heads),
+    ATTN__META_FIELD_OPT("gpt.sparse.head_offsets", ATTN__META_FLAG, attn_gpt_config, sparse.head_offsets),
+    ATTN__META_FIELD_OPT("gpt.sparse.block", ATTN__META_I64, attn_gpt_config, sparse.block),
+    ATTN__META_FIELD_OPT("gpt.sparse.summary", ATTN__META_I64, attn_gpt_config, sparse.summary),
+    ATTN__META_FIELD_OPT("gpt.sparse.window", ATTN__META_I64, attn_gpt_config, sparse.window),
+    ATTN__META_FIELD_OPT("gpt.sparse.dilation", ATTN__META_I64, attn_gpt_config, sparse.dilation),
+    ATTN__META_FIELD_OPT("gpt.sparse.globals", ATTN__META_I64, attn_gpt_config, sparse.globals),
+    ATTN__META_FIELD_OPT("gpt.sparse.width", ATTN__META_I64, attn_gpt_config, sparse.width),
+    ATTN__META_FIELD_OPT("gpt.sparse.block_h", ATTN__META_I64, attn_gpt_config, sparse.block_h),
+    ATTN__META_FIELD_OPT("gpt.sparse.block_w", ATTN__META_I64, attn_gpt_config, sparse.block_w),
+    ATTN__META_FIELD_OPT("gpt.sparse.margin_h", ATTN__META_I64, attn_gpt_config, sparse.margin_h),
+    ATTN__META_FIELD_OPT("gpt.sparse.margin_w", ATTN__META_I64, attn_gpt_config, sparse.margin_w),
+    ATTN__META_FIELD_OPT("gpt.sparse_by_layer", ATTN__META_FLAG, attn_gpt_config, sparse_by_layer),
 };
 
 void attn_gpt_config_meta(const attn_gpt_config *c, attn_kv *kv, char *buf) {

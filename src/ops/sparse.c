@@ -10,6 +10,9 @@
  * The compiler walks the runs, so its work grows with the visible entries
  * and the key tiles they touch, never with T S.
  */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,11 +43,11 @@ attn_status attn_sparse_check(attn_ctx *ctx, const attn_sparse_pattern *p) {
     switch (p->kind) {
     case ATTN_SPARSE_LOCAL_1D:
     case ATTN_SPARSE_STRIDED:
-        if (in_range(ctx, "block", p->block, 1)) return ctx->status;
+        if (in_range(ctx, "block", p->block, 1)) return ATTN_ERR_INVALID_ARG;
         break;
     case ATTN_SPARSE_FIXED:
         if (in_range(ctx, "block", p->block, 1) || in_range(ctx, "summary", p->summary, 1))
-            return ctx->status;
+            return ATTN_ERR_INVALID_ARG;
         if (p->summary > p->block)
             return attn__fail(ctx, ATTN_ERR_INVALID_ARG,
                               "%s: fixed: summary %lld exceeds block %lld", NAME,
@@ -54,18 +57,18 @@ attn_status attn_sparse_check(attn_ctx *ctx, const attn_sparse_pattern *p) {
         if (in_range(ctx, "width", p->width, 1) || in_range(ctx, "block_h", p->block_h, 1) ||
             in_range(ctx, "block_w", p->block_w, 1) || in_range(ctx, "margin_h", p->margin_h, 0) ||
             in_range(ctx, "margin_w", p->margin_w, 0))
-            return ctx->status;
+            return ATTN_ERR_INVALID_ARG;
         break;
     case ATTN_SPARSE_SLIDING:
-        if (in_range(ctx, "window", p->window, 1)) return ctx->status;
+        if (in_range(ctx, "window", p->window, 1)) return ATTN_ERR_INVALID_ARG;
         break;
     case ATTN_SPARSE_DILATED:
         if (in_range(ctx, "window", p->window, 1) || in_range(ctx, "dilation", p->dilation, 1))
-            return ctx->status;
+            return ATTN_ERR_INVALID_ARG;
         break;
     case ATTN_SPARSE_GLOBAL_SLIDING:
         if (in_range(ctx, "window", p->window, 1) || in_range(ctx, "globals", p->globals, 0))
-            return ctx->status;
+            return ATTN_ERR_INVALID_ARG;
         break;
     default:
         return attn__fail(ctx, ATTN_ERR_INVALID_ARG,
@@ -519,4 +522,130 @@ attn_status attn_sparse_compile(attn_ctx *ctx, const attn_sparse_pattern *p, int
     free(at_b.p);
     free(mk_b.p);
     return rc;
+}
+
+/* ---- text form ----------------------------------------------------------------------- */
+
+static const char *const kind_names[8] = {"",      "local1d", "local2d", "strided",
+                                          "fixed", "sliding", "dilated", "global"};
+static const char *const heads_names[4] = {"union", "alternate", "a", "b"};
+
+/* The field of p named `key`, or NULL. */
+static int64_t *field_of(attn_sparse_pattern *p, const char *key) {
+    static const struct {
+        const char *name;
+        size_t off;
+    } f[] = {{"block", offsetof(attn_sparse_pattern, block)},
+             {"summary", offsetof(attn_sparse_pattern, summary)},
+             {"window", offsetof(attn_sparse_pattern, window)},
+             {"dilation", offsetof(attn_sparse_pattern, dilation)},
+             {"globals", offsetof(attn_sparse_pattern, globals)},
+             {"width", offsetof(attn_sparse_pattern, width)},
+             {"bh", offsetof(attn_sparse_pattern, block_h)},
+             {"bw", offsetof(attn_sparse_pattern, block_w)},
+             {"mh", offsetof(attn_sparse_pattern, margin_h)},
+             {"mw", offsetof(attn_sparse_pattern, margin_w)}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (!strcmp(key, f[i].name)) return (int64_t *)(void *)((char *)p + f[i].off);
+    return NULL;
+}
+
+attn_status attn_sparse_parse(const char *text, attn_sparse_pattern *out) {
+    static const char fn[] = "attn_sparse_parse";
+    if (!text || !out) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    attn_sparse_pattern p;
+    memset(&p, 0, sizeof p);
+    char buf[256];
+    if (strlen(text) >= sizeof buf)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: '%.40s...' is longer than %zu characters", fn,
+                           text, sizeof buf - 1);
+    memcpy(buf, text, strlen(text) + 1);
+    char *rest = strchr(buf, ':');
+    if (rest) *rest++ = 0;
+    for (int k = 1; k < 8; k++)
+        if (!strcmp(buf, kind_names[k])) p.kind = k;
+    if (!p.kind)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "%s: '%s': unknown kind '%s' (local1d, local2d, strided, fixed, sliding, "
+                           "dilated or global)",
+                           fn, text, buf);
+    while (rest && *rest) {
+        char *item = rest, *comma = strchr(rest, ',');
+        if (comma) *comma = 0;
+        rest = comma ? comma + 1 : NULL;
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item || !eq[1])
+            return attn__error(ATTN_ERR_INVALID_ARG, "%s: '%s': '%s' is not key=value", fn, text,
+                               item);
+        *eq = 0;
+        const char *val = eq + 1;
+        if (!strcmp(item, "heads")) {
+            int found = -1;
+            for (int h = 0; h < 4; h++)
+                if (!strcmp(val, heads_names[h])) found = h;
+            if (found < 0)
+                return attn__error(ATTN_ERR_INVALID_ARG,
+                                   "%s: '%s': heads=%s (union, alternate, a or b)", fn, text, val);
+            p.heads = found;
+            continue;
+        }
+        char *end = NULL;
+        errno = 0;
+        const long long v = strtoll(val, &end, 10);
+        if (errno || end == val || *end || v < 0 || v > SP_MAX)
+            return attn__error(ATTN_ERR_INVALID_ARG, "%s: '%s': %s=%s is not an integer in [0, 2^30]",
+                               fn, text, item, val);
+        if (!strcmp(item, "causal")) p.causal = v != 0;
+        else if (!strcmp(item, "offsets")) p.head_offsets = v != 0;
+        else {
+            int64_t *f = field_of(&p, item);
+            if (!f)
+                return attn__error(ATTN_ERR_INVALID_ARG,
+                                   "%s: '%s': unknown key '%s' (block, summary, window, dilation, "
+                                   "globals, width, bh, bw, mh, mw, heads, offsets, causal)",
+                                   fn, text, item);
+            *f = v;
+        }
+    }
+    const attn_status st = attn_sparse_check(NULL, &p);
+    if (st != ATTN_OK) {
+        char why[200];
+        snprintf(why, sizeof why, "%s", attn_last_error());
+        return attn__error(st, "%s: '%s': %s", fn, text, why);
+    }
+    *out = p;
+    return ATTN_OK;
+}
+
+int attn_sparse_format(const attn_sparse_pattern *p, char *buf, size_t cap) {
+    if (!p || !buf || cap == 0 || p->kind < 1 || p->kind > 7) {
+        if (buf && cap) buf[0] = 0;
+        return -1;
+    }
+    size_t o = (size_t)snprintf(buf, cap, "%s", kind_names[p->kind]);
+    char sep = ':';
+#define SP_PUT(cond, ...)                                                                          \
+    do {                                                                                           \
+        if ((cond) && o < cap) {                                                                   \
+            o += (size_t)snprintf(buf + o, cap - o, "%c", sep);                                    \
+            if (o < cap) o += (size_t)snprintf(buf + o, cap - o, __VA_ARGS__);                     \
+            sep = ',';                                                                             \
+        }                                                                                          \
+    } while (0)
+    const int k = p->kind;
+    SP_PUT(k == ATTN_SPARSE_LOCAL_1D || k == ATTN_SPARSE_STRIDED || k == ATTN_SPARSE_FIXED,
+           "block=%lld", (long long)p->block);
+    SP_PUT(k == ATTN_SPARSE_FIXED, "summary=%lld", (long long)p->summary);
+    SP_PUT(k >= ATTN_SPARSE_SLIDING, "window=%lld", (long long)p->window);
+    SP_PUT(k == ATTN_SPARSE_DILATED, "dilation=%lld", (long long)p->dilation);
+    SP_PUT(k == ATTN_SPARSE_GLOBAL_SLIDING, "globals=%lld", (long long)p->globals);
+    SP_PUT(k == ATTN_SPARSE_LOCAL_2D, "width=%lld,bh=%lld,bw=%lld,mh=%lld,mw=%lld",
+           (long long)p->width, (long long)p->block_h, (long long)p->block_w,
+           (long long)p->margin_h, (long long)p->margin_w);
+    SP_PUT(k == ATTN_SPARSE_STRIDED || k == ATTN_SPARSE_FIXED, "heads=%s",
+           heads_names[p->heads >= 0 && p->heads < 4 ? p->heads : 0]);
+    SP_PUT(k == ATTN_SPARSE_FIXED && p->head_offsets, "offsets=1");
+    SP_PUT(p->causal, "causal=1");
+#undef SP_PUT
+    return o < cap ? 0 : -1;
 }
