@@ -41,7 +41,7 @@ PUBLIC = {
     "lm_data.h": "data", "bert_corpus.h": "data", "wordpiece.h": "data", "scenes.h": "data",
     "eval.h": "eval", "fid.h": "eval",
     "checkpoint.h": "train",
-    "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "txl.h": "models",
+    "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "txl.h": "models", "reformer_lm.h": "models",
     "cnn.h": "models", "lstmn_lm.h": "models", "bert.h": "models", "minilm.h": "models", "caption.h": "models", "gan.h": "models",
     "wavenet.h": "models", "word2vec.h": "models",
     "attn.h": "api",
