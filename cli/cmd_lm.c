@@ -303,12 +303,24 @@ static int lm_eval(attn_ctx *ctx, lm_model *m, int64_t rounds, const int32_t *id
 #define DUP_EVAL_SEED 0x6475706576616cull
 #define DUP_TRAIN_SALT 0x6475707472616eull
 
+static uint64_t dup_mix(uint64_t z) { /* splitmix64's finaliser */
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Sequence `index` of stream `stream`: the Philox key is a hash of (seed,
+ * stream) and the counter walks index * N + i, so no two streams (training
+ * steps) share a counter range (attn_rng_uniform's offset is a counter
+ * added to the index: neighbouring offsets would overlap). */
 static void dup_sequence(uint64_t seed, uint64_t stream, uint64_t index, int64_t N, int64_t V, int32_t *in,
                          int32_t *tg) {
     const int64_t h = N / 2;
+    const uint64_t key = dup_mix(seed ^ dup_mix(stream));
     in[0] = in[h] = 0;
     for (int64_t i = 1; i < h; i++) {
-        int64_t sym = 1 + (int64_t)(attn_rng_uniform(seed, stream, index * (uint64_t)N + (uint64_t)i) * (float)(V - 1));
+        int64_t sym = 1 + (int64_t)(attn_rng_uniform(key, 0, index * (uint64_t)N + (uint64_t)i) * (float)(V - 1));
         if (sym > V - 1) sym = V - 1;
         in[i] = in[h + i] = (int32_t)sym;
     }
