@@ -427,6 +427,8 @@ static void train_usage(FILE *f) {
         "                        attention (docs/synthesizer.md): components dense, random,\n"
         "                        fdense, frandom, dot joined by '+' (several: a learned mixture)\n"
         "  --synth-fixed         gpt: the synthesizer's random matrices are not trained\n"
+        "  --pos KIND            gpt: learned|sinusoidal|rope|alibi, reformer: learned|sinusoidal\n"
+        "                        (default learned)\n"
         "  --rounds N            reformer: LSH hashing rounds in training (default 2)\n"
         "  --buckets N           reformer: buckets, even (default 2 ctx / chunk, at least 2)\n"
         "  --chunk N             reformer: LSH chunk length (default 64)\n"
@@ -760,7 +762,7 @@ static int opt_real(const char *a, const char *v, double lo, double hi, double *
 }
 
 static int cmd_lm_train(int argc, char **argv) {
-    const char *prog = "attn lm train", *data = "data/wiki", *arch = "txl";
+    const char *prog = "attn lm train", *data = "data/wiki", *arch = "txl", *pos = "learned";
     long long layers = 4, heads = 4, d_model = 128, d_head = 0, d_inner = 0, ctxlen = 64, segment = 64,
               mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0, run_segments = -1,
               final_eval_n = 0, rounds = 2, buckets = 0, chunk = 64, ff_chunk = 128, out_chunk = 128,
@@ -843,6 +845,7 @@ static int cmd_lm_train(int argc, char **argv) {
         else if (!strcmp(a, "--persistent")) rc = opt_int(a, v, 0, 1 << 16, &persistent);
         else if (!strcmp(a, "--dropout")) rc = opt_real(a, v, 0, 0.99, &dropout);
         else if (!strcmp(a, "--rounds")) rc = opt_int(a, v, 1, 64, &rounds);
+        else if (!strcmp(a, "--pos")) pos = v;
         else if (!strcmp(a, "--buckets")) rc = opt_int(a, v, 2, 1 << 20, &buckets);
         else if (!strcmp(a, "--chunk")) rc = opt_int(a, v, 1, 1 << 20, &chunk);
         else if (!strcmp(a, "--ff-chunk")) rc = opt_int(a, v, 1, 1 << 20, &ff_chunk);
@@ -868,6 +871,17 @@ static int cmd_lm_train(int argc, char **argv) {
     const int txl = !strcmp(arch, "txl"), reformer = !strcmp(arch, "reformer"), dup = !strcmp(data, "dup");
     if (!txl && !reformer && strcmp(arch, "gpt") != 0) {
         fprintf(stderr, "%s: --arch must be gpt, txl or reformer, not '%s'\n", prog, arch);
+        return 2;
+    }
+    attn_pos_kind pk = ATTN_POS_LEARNED;
+    if (pos && attn_pos_kind_parse(pos, &pk) != 0) {
+        fprintf(stderr, "%s: --pos '%s': expected learned, sinusoidal, rope or alibi\n", prog, pos);
+        return 2;
+    }
+    if (!o.resume && (txl ? pk != ATTN_POS_LEARNED
+                          : reformer ? pk != ATTN_POS_LEARNED && pk != ATTN_POS_SINUSOIDAL : pk == ATTN_POS_NONE)) {
+        fprintf(stderr, "%s: --pos %s is not offered for --arch %s (gpt: learned, sinusoidal, rope, alibi; "
+                        "reformer: learned, sinusoidal; txl: its relative positions)\n", prog, pos, arch);
         return 2;
     }
     if (!o.resume && dup) {
@@ -1057,6 +1071,7 @@ static int cmd_lm_train(int argc, char **argv) {
             rc_.ff_chunk = ff_chunk;
             rc_.out_chunk = out_chunk;
             rc_.dropout = (float)dropout;
+            rc_.sinusoidal = pk == ATTN_POS_SINUSOIDAL;
             st = attn_reformer_lm_new(&g.m.rf, g.m.ps, &rc_, &rng);
         } else {
             attn_gpt_config gc;
@@ -1068,7 +1083,7 @@ static int cmd_lm_train(int argc, char **argv) {
             gc.d_model = d_model;
             gc.d_ff = d_inner;
             gc.dropout = (float)dropout;
-            gc.pos = ATTN_POS_LEARNED;
+            gc.pos = pk;
             gc.tied = 1;
             gc.synth = synth;
             gc.synth_fixed = synth_fixed;
@@ -1168,10 +1183,10 @@ static int cmd_lm_train(int argc, char **argv) {
         snprintf(desc, sizeof desc,
                  "Reformer: %d reversible layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, shared-QK LSH "
                  "attention (%d rounds, %d buckets, chunk %lld; evaluated with %lld rounds), feed-forward chunks of "
-                 "%lld, output chunks of %lld, learned positions; bytes; %lld parameters",
+                 "%lld, output chunks of %lld, %s positions; bytes; %lld parameters",
                  c->n_layers, c->n_heads, (long long)c->d_model, (long long)c->d_ff, (long long)c->ctx_len,
                  c->n_hashes, c->n_buckets, (long long)c->chunk_len, rp->eval_rounds, (long long)c->ff_chunk,
-                 (long long)c->out_chunk, np);
+                 (long long)c->out_chunk, c->sinusoidal ? "sinusoidal" : "learned", np);
     } else {
         const attn_gpt_config *c = &g.m.g->cfg;
         char mixer[96] = "dot-product attention";
@@ -1181,10 +1196,10 @@ static int cmd_lm_train(int argc, char **argv) {
             snprintf(mixer, sizeof mixer, "synthesizer %s%s", names, c->synth_fixed ? " (fixed random)" : "");
         }
         snprintf(desc, sizeof desc,
-                 "GPT: %d layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, learned positions, tied head, "
+                 "GPT: %d layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, %s positions, tied head, "
                  "%s; bytes; %lld parameters",
                  c->n_layers, c->n_heads, (long long)c->d_model, (long long)c->d_ff, (long long)c->ctx_len,
-                 mixer, np);
+                 attn_pos_kind_name(c->pos), mixer, np);
     }
     printf("%s\n", desc);
     if (g.dup)

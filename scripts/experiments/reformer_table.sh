@@ -37,13 +37,14 @@ OUT="${OUT:-runs/reformer}"
 DUP_LEN=256
 DUP_GPT_STEPS="${DUP_GPT_STEPS:-1000}"
 DUP_RF_STEPS="${DUP_RF_STEPS:-500}"
-DUP_ROUNDS="${DUP_ROUNDS:-4 1 2}"
+DUP_ROUNDS="${DUP_ROUNDS:-1 2 4}"
 EVAL_SEQ="${EVAL_SEQ:-128}"
 LONG_STEPS="${LONG_STEPS:-300}"
+DUP64_STEPS="${DUP64_STEPS:-500}"
 LONG_CTX=4096
 DUPM=(--layers 2 --heads 4 --d-model 64 --batch 8 --lr 2e-3 --seed 1 --threads 1)
 if [ "${SMOKE:-0}" = 1 ]; then
-    DUP_LEN=16; DUP_GPT_STEPS=3; DUP_RF_STEPS=3; EVAL_SEQ=4; LONG_STEPS=2; LONG_CTX=256
+    DUP_LEN=16; DUP64_STEPS=3; DUP_GPT_STEPS=3; DUP_RF_STEPS=3; EVAL_SEQ=4; LONG_STEPS=2; LONG_CTX=256
     OUT="${OUT}-smoke"
 fi
 make -s build/attn
@@ -76,26 +77,48 @@ cpu() { # training CPU seconds of a run (its "end" record)
     echo
 } >"$TABLE"
 
+DUP=(--data dup --dup-len "$DUP_LEN" --dup-vocab 128 --dup-eval 256 "${DUPM[@]}")
+LONG=(--data data/wiki --d-model 64 --layers 2 --heads 4 --ctx "$LONG_CTX" --batch 1 --steps "$LONG_STEPS"
+      --lr 2e-3 --threads 1 --seed 1)
+# the runs, longest-awaited first (the long-text row goes into another table)
+[ "${SKIP_LONG:-0}" = 1 ] || train "$OUT/long-lsh4" "${LONG[@]}" --arch reformer --rounds 4 --chunk 64 --eval-every 0
+# the duplication task at length 64 (where 500 steps leave the plateau): rows gpt (rotary), LSH 1, 2, 4 rounds
+S64=(--data dup --dup-len 64 --dup-vocab 128 --dup-eval 256 --batch 16 --steps "$DUP64_STEPS" --lr 3e-3 --warmup 50
+     --layers 2 --heads 4 --d-model 64 --seed 1 --threads 1 --eval-every 0)
+if [ "${SKIP_DUP64:-0}" != 1 ]; then
+    for r in 1 2 4; do train "$OUT/dup64-lsh$r" "${S64[@]}" --arch reformer --rounds "$r" --chunk 16; done
+    train "$OUT/dup64-gpt" "${S64[@]}" --arch gpt --pos rope
+fi
 if [ "${SKIP_DUP:-0}" != 1 ]; then
-    DUP=(--data dup --dup-len "$DUP_LEN" --dup-vocab 128 --dup-eval 256 "${DUPM[@]}")
-    train "$OUT/dup-gpt" "${DUP[@]}" --arch gpt --steps "$DUP_GPT_STEPS" --eval-every 250
+    train "$OUT/dup-gpt" "${DUP[@]}" --arch gpt --pos rope --steps "$DUP_GPT_STEPS" --eval-every 250
+    [ "${SKIP_LEARNED:-0}" = 1 ] ||
+        train "$OUT/dup-gpt-learned" "${DUP[@]}" --arch gpt --steps "$DUP_GPT_STEPS" --eval-every 250
     for r in $DUP_ROUNDS; do
         train "$OUT/dup-lsh$r" "${DUP[@]}" --arch reformer --rounds "$r" --chunk 32 --steps "$DUP_RF_STEPS" \
             --eval-every 0
     done
+fi
+
+if [ "${SKIP_DUP:-0}" != 1 ]; then
     {
-        echo "## The duplication task: 0 w 0 w, length $DUP_LEN, 127 symbols, held-out accuracy of the second w"
+        echo "## The duplication task: 0 w 0 w, length $DUP_LEN, w of 127 symbols from 1..127, held-out accuracy of the second w"
         echo
-        echo "2 layers, d_model 64, 4 heads, batch 8, lr 2e-3, seed 1; $EVAL_SEQ held-out sequences."
+        echo "2 layers, d_model 64, 4 heads, batch 8, lr 2e-3 (warmup 100, cosine), seed 1; $EVAL_SEQ held-out sequences."
         echo
         echo "| model | steps | train CPU s | eval 1 round | eval 2 rounds | eval 4 rounds | eval 8 rounds |"
         echo "|---|---:|---:|---:|---:|---:|---:|"
     } >>"$TABLE"
-    "$ATTN" lm eval --model "$OUT/dup-gpt" --sequences "$EVAL_SEQ" --threads 1 >"$OUT/dup-gpt.eval" 2>&1
-    acc=$(num 's/^dup: held-out accuracy \([0-9.]*\)%.*/\1/p' "$OUT/dup-gpt.eval")
-    echo "| full attention (GPT) | $DUP_GPT_STEPS | $(cpu "$OUT/dup-gpt") | $acc% (dense) | | | |" >>"$TABLE"
+    for g in dup-gpt dup-gpt-learned; do
+        [ -f "$OUT/$g/model.safetensors" ] || continue
+        "$ATTN" lm eval --model "$OUT/$g" --sequences "$EVAL_SEQ" --threads 1 >"$OUT/$g.eval" 2>&1
+        acc=$(num 's/^dup: held-out accuracy \([0-9.]*\)%.*/\1/p' "$OUT/$g.eval")
+        what="full attention (GPT, rotary positions)"
+        [ "$g" = dup-gpt-learned ] && what="full attention (GPT, learned positions)"
+        echo "| $what | $DUP_GPT_STEPS | $(cpu "$OUT/$g") | $acc% (dense) | | | |" >>"$TABLE"
+    done
     for r in $DUP_ROUNDS; do
-        row="| LSH, trained with $r round(s) | $DUP_RF_STEPS | $(cpu "$OUT/dup-lsh$r") |"
+        [ -f "$OUT/dup-lsh$r/model.safetensors" ] || continue
+        row="| Reformer, LSH trained with $r round(s) | $DUP_RF_STEPS | $(cpu "$OUT/dup-lsh$r") |"
         for e in 1 2 4 8; do
             "$ATTN" lm eval --model "$OUT/dup-lsh$r" --eval-rounds "$e" --sequences "$EVAL_SEQ" --threads 1 \
                 >"$OUT/dup-lsh$r.eval$e" 2>&1
@@ -107,10 +130,33 @@ if [ "${SKIP_DUP:-0}" != 1 ]; then
     echo >>"$TABLE"
 fi
 
+if [ "${SKIP_DUP64:-0}" != 1 ]; then
+    {
+        echo "## The duplication task at length 64: w of 31 symbols from 1..127, held-out accuracy of the second w"
+        echo
+        echo "2 layers, d_model 64, 4 heads, batch 16, $DUP64_STEPS steps, lr 3e-3 (warmup 50, cosine), seed 1;"
+        echo "LSH chunk 16, 8 buckets; 256 held-out sequences."
+        echo
+        echo "| model | train CPU s | eval 1 round | eval 2 rounds | eval 4 rounds | eval 8 rounds |"
+        echo "|---|---:|---:|---:|---:|---:|"
+    } >>"$TABLE"
+    "$ATTN" lm eval --model "$OUT/dup64-gpt" --sequences 256 --threads 1 >"$OUT/dup64-gpt.eval" 2>&1
+    acc=$(num 's/^dup: held-out accuracy \([0-9.]*\)%.*/\1/p' "$OUT/dup64-gpt.eval")
+    echo "| full attention (GPT, rotary positions) | $(cpu "$OUT/dup64-gpt") | $acc% (dense) | | | |" >>"$TABLE"
+    for r in 1 2 4; do
+        row="| Reformer, LSH trained with $r round(s) | $(cpu "$OUT/dup64-lsh$r") |"
+        for e in 1 2 4 8; do
+            "$ATTN" lm eval --model "$OUT/dup64-lsh$r" --eval-rounds "$e" --sequences 256 --threads 1 \
+                >"$OUT/dup64-lsh$r.eval$e" 2>&1
+            acc=$(num 's/^dup: held-out accuracy \([0-9.]*\)%.*/\1/p' "$OUT/dup64-lsh$r.eval$e")
+            row="$row $acc% |"
+        done
+        echo "$row" >>"$TABLE"
+    done
+    echo >>"$TABLE"
+fi
+
 if [ "${SKIP_LONG:-0}" != 1 ]; then
-    LONG=(--data data/wiki --d-model 64 --layers 2 --heads 4 --ctx "$LONG_CTX" --batch 1 --steps "$LONG_STEPS"
-          --lr 2e-3 --threads 1 --seed 1)
-    train "$OUT/long-lsh4" "${LONG[@]}" --arch reformer --rounds 4 --chunk 64 --eval-every 0
     {
         echo "## Long text: data/wiki bytes, context $LONG_CTX, test bits/byte"
         echo

@@ -20,6 +20,7 @@
 #include "attn/checkpoint.h"
 #include "attn/ops.h"
 #include "attn/params.h"
+#include "attn/positions.h"
 #include "attn/reformer.h"
 #include "attn/reformer_lm.h"
 #include "attn/reversible.h"
@@ -48,6 +49,8 @@ static attn_status check_config(const attn_reformer_lm_config *c) {
     if (c->d_model % c->n_heads)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: d_model %lld is not a multiple of %d heads", fn,
                            (long long)c->d_model, c->n_heads);
+    if (c->sinusoidal != 0 && c->sinusoidal != 1)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: sinusoidal %d, expected 0 or 1", fn, c->sinusoidal);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: dropout %g outside [0, 1)", fn, (double)c->dropout);
     return ATTN_OK;
@@ -83,7 +86,8 @@ attn_status attn_reformer_lm_new(attn_reformer_lm **out, attn_params *ps, const 
     st = attn_rev_stack_init(&m->stack, c.n_layers, f_attention, g_feedforward, m);
     const int64_t V = c.vocab, E = c.d_model, F = c.d_ff;
     if (st == ATTN_OK) st = attn_params_add(ps, "tok_emb.weight", 2, (int64_t[]){V, E}, &m->tok_emb);
-    if (st == ATTN_OK) st = attn_params_add(ps, "pos_emb.weight", 2, (int64_t[]){c.ctx_len, E}, &m->pos_emb);
+    if (st == ATTN_OK && !c.sinusoidal)
+        st = attn_params_add(ps, "pos_emb.weight", 2, (int64_t[]){c.ctx_len, E}, &m->pos_emb);
     for (int l = 0; l < c.n_layers && st == ATTN_OK; l++) {
         const int64_t shapes[ATTN_REFORMER_LM_W][2] = {{E, 0}, {E, 0}, {E, E}, {E, E}, {E, E}, {E, 0},
                                                        {E, 0}, {F, E}, {F, 0}, {E, F}, {E, 0}};
@@ -116,7 +120,7 @@ attn_status attn_reformer_lm_new(attn_reformer_lm **out, attn_params *ps, const 
     if (rng) {
         const float std = 0.02f, std_res = 0.02f / sqrtf(2.0f * (float)c.n_layers);
         attn_init_normal(m->tok_emb, std, rng);
-        attn_init_normal(m->pos_emb, std, rng);
+        if (m->pos_emb) attn_init_normal(m->pos_emb, std, rng);
         for (int l = 0; l < c.n_layers; l++) {
             attn_tensor **w = m->w + l * ATTN_REFORMER_LM_W;
             attn_init_normal(w[W_QK], std, rng);
@@ -226,7 +230,9 @@ static int check_ids(attn_ctx *ctx, const attn_reformer_lm *m, attn_tensor *ids,
 /* X = dropout(tok_emb[ids] + pos_emb[0 .. T)), contiguous. */
 static attn_tensor *embed(attn_ctx *ctx, const attn_reformer_lm *m, attn_tensor *ids) {
     const int64_t T = ids->shape[1];
-    attn_tensor *x = attn_add(ctx, attn_embedding(ctx, m->tok_emb, ids), attn_slice(ctx, m->pos_emb, 0, 0, T));
+    attn_tensor *pe = m->pos_emb ? attn_slice(ctx, m->pos_emb, 0, 0, T)
+                                 : attn_sinusoidal_positions(ctx, T, m->cfg.d_model, 0, 0.0f);
+    attn_tensor *x = attn_add(ctx, attn_embedding(ctx, m->tok_emb, ids), pe);
     return attn_contiguous(ctx, attn_dropout(ctx, x, m->cfg.dropout));
 }
 
@@ -424,6 +430,7 @@ static const attn__meta_field meta_fields[ATTN_REFORMER_LM_META] = {
     ATTN__META_FIELD("reformer.ff_chunk", ATTN__META_I64, attn_reformer_lm_config, ff_chunk),
     ATTN__META_FIELD("reformer.out_chunk", ATTN__META_I64, attn_reformer_lm_config, out_chunk),
     ATTN__META_FIELD("reformer.dropout", ATTN__META_FLOAT, attn_reformer_lm_config, dropout),
+    ATTN__META_FIELD_OPT("reformer.sinusoidal", ATTN__META_FLAG, attn_reformer_lm_config, sinusoidal),
 };
 
 void attn_reformer_lm_config_meta(const attn_reformer_lm_config *c, attn_kv *kv, char *buf) {
@@ -445,10 +452,10 @@ attn_status attn_reformer_lm_load(const char *path, attn_params *ps, attn_reform
     char last[64];
     snprintf(last, sizeof last, "layers.%d.linear1.weight", c.n_layers - 1);
     const attn__meta_shape want[] = {{"tok_emb.weight", c.vocab, c.d_model},
-                                     {"pos_emb.weight", c.ctx_len, c.d_model},
                                      {last, c.d_ff > 0 ? c.d_ff : 4 * c.d_model, c.d_model},
-                                     {"head.weight", c.vocab, 2 * c.d_model}};
-    if ((st = attn__meta_check_shapes(fn, path, want, 4)) != ATTN_OK) return st;
+                                     {"head.weight", c.vocab, 2 * c.d_model},
+                                     {"pos_emb.weight", c.ctx_len, c.d_model}};
+    if ((st = attn__meta_check_shapes(fn, path, want, c.sinusoidal ? 3 : 4)) != ATTN_OK) return st;
     attn_reformer_lm *m = NULL;
     if ((st = attn_reformer_lm_new(&m, ps, &c, NULL)) != ATTN_OK) return st;
     if ((st = attn_safetensors_load_params(path, ps, ATTN_ST_ALLOW_UNEXPECTED)) != ATTN_OK) {
