@@ -428,6 +428,8 @@ lm_refused 2 "must be even" -- "${LMB[@]}" --arch reformer --buckets 5
 lm_refused 2 "is for a Reformer" -- "$ATTN" lm eval --model "$TMP/lm-gpt" --eval-rounds 2
 lm_refused 2 "no dense map" -- "$ATTN" lm viz --model "$TMP/lm-reformer" --out "$TMP/lmviz/rf"
 lm_refused 2 "must be even" -- "${LMB[@]}" --data dup --dup-len 9
+lm_refused 2 "is not offered for --arch txl" -- "${LMB[@]}" --arch txl --pos rope
+lm_refused 2 "is not offered for --arch reformer" -- "${LMB[@]}" --arch reformer --pos rope
 for a in gpt txl reformer; do
     steps=20
     [ "$a" = reformer ] && steps=300

@@ -204,6 +204,14 @@ static void errors(void) {
     c = small_config(2, 0.0f);
     c.dropout = 1.0f;
     CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "dropout 1 refused");
+    c = small_config(2, 0.0f);
+    c.sinusoidal = 2;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "sinusoidal 2 refused");
+    c.sinusoidal = 1; /* fixed positions: no pos_emb parameter */
+    CHECK_OK(attn_reformer_lm_new(&m, ps, &c, NULL));
+    CHECK(m && !m->pos_emb, "sinusoidal: no learned position table");
+    attn_reformer_lm_free(m);
+    m = NULL;
     attn_params_free(ps);
     ps = NULL;
     m = small_model(&ps, 1, 0.0f);
