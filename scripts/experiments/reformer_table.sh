@@ -173,7 +173,7 @@ if [ "${SKIP_LONG:-0}" != 1 ]; then
         echo "|---|---:|---:|---:|---:|"
     } >>"$TABLE"
     for e in 4 8; do
-        "$ATTN" lm eval --model "$OUT/long-lsh4" --eval-rounds "$e" --threads 1 >"$OUT/long-lsh4.eval$e" 2>&1
+        "$ATTN" lm eval --model "$OUT/long-lsh4" --eval-rounds "$e" --batch 1 --threads 1 >"$OUT/long-lsh4.eval$e" 2>&1
         bpb=$(num 's/^test: \([0-9.]*\) bits\/byte.*/\1/p' "$OUT/long-lsh4.eval$e")
         np=$(num 's/.*; \([0-9]*\) parameters.*/\1/p' "$OUT/long-lsh4.eval$e")
         echo "| Reformer, LSH trained with 4 rounds | $e | $bpb | $(cpu "$OUT/long-lsh4") | $np |" >>"$TABLE"
