@@ -4,7 +4,13 @@
  *   --arch txl  the Transformer-XL (include/attn/txl.h) with segment
  *               recurrence, and its variants: adaptive attention span
  *               (--span 1) and persistent vectors / all-attention
- *               (--persistent N, --no-ffn).
+ *               (--persistent N, --no-ffn);
+ *   --arch reformer  the Reformer (include/attn/reformer_lm.h): LSH
+ *               attention in reversible layers, trained with its own step
+ *               (the reversible backward; docs/reformer.md).
+ * --data dup is the Reformer paper's duplication task instead of a text
+ * (sequences 0 w 0 w of random symbols, scored on the second w), for every
+ * architecture.
  * The data is a directory of train.txt, valid.txt and test.txt read as bytes
  * (vocabulary 256), e.g. data/wiki (scripts/get_wiki_data.sh) or data/kjv.
  * Training runs on the shared driver (cli/train_driver.h). docs/cli.md and
@@ -36,6 +42,9 @@ static double now_s(void) { return attn_monotonic_s(); }
 typedef struct lm_info {
     char data[1024];
     int txl; /* the architecture: 0 gpt, 1 txl */
+    int reformer; /* 1: the Reformer (txl 0) */
+    long long dup_len, dup_vocab, dup_eval; /* --data dup: sequence length, symbols, held-out sequences */
+    long long eval_rounds;                  /* reformer: hashing rounds of the evaluations */
     long long batch, total_steps, warmup, seed, segment, mem_len, eval_mem_len, run_segments;
     long long pixels; /* 0: bytes; else images as pixel sequences of this many levels (lm_pixels.h) */
     double lr, min_lr, weight_decay, span_penalty, train_seconds;
@@ -48,10 +57,15 @@ static const char *const lm_keys[LM_RUN_META] = {
     "run.lr",    "run.min_lr", "run.weight_decay", "run.span_penalty", "run.train_seconds",
     "run.run_segments", "run.pixels"};
 
+/* keys added with the duplication task and the Reformer (optional when read) */
+#define LM_RUN_EXTRA 4
+static const char *const lm_extra_keys[LM_RUN_EXTRA] = {"run.dup_len", "run.dup_vocab", "run.dup_eval",
+                                                        "run.eval_rounds"};
+
 typedef struct lm_meta {
-    attn_kv kv[ATTN_TXL_META + ATTN_GPT_META + LM_RUN_META];
+    attn_kv kv[ATTN_TXL_META + ATTN_GPT_META + LM_RUN_META + LM_RUN_EXTRA];
     char mbuf[(ATTN_TXL_META + ATTN_GPT_META) * 32];
-    char vbuf[LM_RUN_META][1100];
+    char vbuf[LM_RUN_META + LM_RUN_EXTRA][1100];
     int n;
 } lm_meta;
 
@@ -60,11 +74,13 @@ typedef struct lm_model {
     attn_params *ps;
     attn_gpt *g;
     attn_txl *t;
+    attn_reformer_lm *rf;
 } lm_model;
 
 static void lm_model_free(lm_model *m) {
     attn_gpt_free(m->g);
     attn_txl_free(m->t);
+    attn_reformer_lm_free(m->rf);
     attn_params_free(m->ps);
     memset(m, 0, sizeof *m);
 }
@@ -73,12 +89,15 @@ static void lm_meta_build(lm_meta *mm, const lm_model *m, const lm_info *r) {
     if (m->t) {
         attn_txl_config_meta(&m->t->cfg, mm->kv, mm->mbuf);
         mm->n = ATTN_TXL_META;
+    } else if (m->rf) {
+        attn_reformer_lm_config_meta(&m->rf->cfg, mm->kv, mm->mbuf);
+        mm->n = ATTN_REFORMER_LM_META;
     } else {
         attn_gpt_config_meta(&m->g->cfg, mm->kv, mm->mbuf);
         mm->n = ATTN_GPT_META;
     }
     snprintf(mm->vbuf[0], 1100, "attn-lm");
-    snprintf(mm->vbuf[1], 1100, "%s", r->txl ? "txl" : "gpt");
+    snprintf(mm->vbuf[1], 1100, "%s", r->txl ? "txl" : r->reformer ? "reformer" : "gpt");
     snprintf(mm->vbuf[2], 1100, "%s", r->data);
     const long long ll[7] = {r->batch, r->total_steps, r->warmup, r->seed, r->segment, r->mem_len, r->eval_mem_len};
     for (int i = 0; i < 7; i++) snprintf(mm->vbuf[3 + i], 1100, "%lld", ll[i]);
@@ -89,6 +108,13 @@ static void lm_meta_build(lm_meta *mm, const lm_model *m, const lm_info *r) {
     for (int i = 0; i < LM_RUN_META; i++) {
         mm->kv[mm->n].key = lm_keys[i];
         mm->kv[mm->n].value = mm->vbuf[i];
+        mm->n++;
+    }
+    const long long extra[LM_RUN_EXTRA] = {r->dup_len, r->dup_vocab, r->dup_eval, r->eval_rounds};
+    for (int i = 0; i < LM_RUN_EXTRA; i++) {
+        snprintf(mm->vbuf[LM_RUN_META + i], 1100, "%lld", extra[i]);
+        mm->kv[mm->n].key = lm_extra_keys[i];
+        mm->kv[mm->n].value = mm->vbuf[LM_RUN_META + i];
         mm->n++;
     }
 }
@@ -106,8 +132,9 @@ static int lm_info_read(const char *path, lm_info *r) {
     meta_reader m = {f, path, {0}};
     const char *arch = meta_str(&m, "run.arch");
     r->txl = !strcmp(arch, "txl");
-    if (!m.err[0] && !r->txl && strcmp(arch, "gpt") != 0)
-        snprintf(m.err, sizeof m.err, "%s: run.arch '%s' is neither gpt nor txl", path, arch);
+    r->reformer = !strcmp(arch, "reformer");
+    if (!m.err[0] && !r->txl && !r->reformer && strcmp(arch, "gpt") != 0)
+        snprintf(m.err, sizeof m.err, "%s: run.arch '%s' is not gpt, txl or reformer", path, arch);
     snprintf(r->data, sizeof r->data, "%s", meta_str(&m, "run.data"));
     r->batch = meta_ll(&m, "run.batch", 1, 1 << 20);
     r->total_steps = meta_ll(&m, "run.steps", 1, 1ll << 40);
@@ -124,6 +151,13 @@ static int lm_info_read(const char *path, lm_info *r) {
     r->weight_decay = meta_real(&m, "run.weight_decay", 0.0, 10.0);
     r->span_penalty = meta_real(&m, "run.span_penalty", 0.0, 1e6);
     r->train_seconds = meta_real(&m, "run.train_seconds", 0.0, 1e12);
+    r->dup_len = meta_has(&m, "run.dup_len") ? meta_ll(&m, "run.dup_len", 0, 1 << 20) : 0;
+    r->dup_vocab = meta_has(&m, "run.dup_vocab") ? meta_ll(&m, "run.dup_vocab", 0, LM_VOCAB) : 0;
+    r->dup_eval = meta_has(&m, "run.dup_eval") ? meta_ll(&m, "run.dup_eval", 0, 1 << 24) : 0;
+    r->eval_rounds = meta_has(&m, "run.eval_rounds") ? meta_ll(&m, "run.eval_rounds", 0, 64) : 0;
+    if (!m.err[0] && r->dup_len > 0 && (r->dup_len < 4 || r->dup_len % 2 || r->dup_vocab < 2 || r->dup_eval < 1))
+        snprintf(m.err, sizeof m.err, "%s: run.dup_len %lld (even, >= 4), run.dup_vocab %lld (>= 2) or "
+                 "run.dup_eval %lld (>= 1) out of range", path, r->dup_len, r->dup_vocab, r->dup_eval);
     attn_safetensors_close(f);
     if (m.err[0]) {
         fprintf(stderr, "attn lm: %s\n", m.err);
@@ -139,13 +173,15 @@ static int lm_load(const char *dir, lm_info *r, lm_model *m) {
     memset(m, 0, sizeof *m);
     if (lm_info_read(path, r)) return 1;
     if (attn_params_new(&m->ps) != ATTN_OK) return cli_fail(CMD, "cannot create the parameters");
-    const attn_status st = r->txl ? attn_txl_load(path, m->ps, &m->t) : attn_gpt_load(path, m->ps, &m->g);
+    const attn_status st = r->txl ? attn_txl_load(path, m->ps, &m->t)
+                           : r->reformer ? attn_reformer_lm_load(path, m->ps, &m->rf)
+                                         : attn_gpt_load(path, m->ps, &m->g);
     if (st != ATTN_OK) {
         lm_model_free(m);
         return cli_fail(CMD, "cannot load the model");
     }
-    const int64_t V = r->txl ? m->t->cfg.vocab : m->g->cfg.vocab;
-    if (r->pixels && (r->txl || m->g->cfg.ctx_len != LM_PIX_LEN || V != r->pixels + 1)) {
+    const int64_t V = r->txl ? m->t->cfg.vocab : r->reformer ? m->rf->cfg.vocab : m->g->cfg.vocab;
+    if (r->pixels && (r->txl || r->reformer || m->g->cfg.ctx_len != LM_PIX_LEN || V != r->pixels + 1)) {
         fprintf(stderr, "attn lm: %s: a pixel model needs a GPT of context %d and vocabulary %lld\n", path,
                 LM_PIX_LEN, r->pixels + 1);
         lm_model_free(m);
@@ -161,19 +197,34 @@ static int lm_load(const char *dir, lm_info *r, lm_model *m) {
 
 /* ---- held-out evaluation -------------------------------------------------------------- */
 
-/* The GPT over ids[0 .. n) with a sliding window of C = ctx_len positions
+/* The rotations of the Reformer's evaluations: one fixed seed, so that an
+ * evaluation is a function of the model and the number of rounds. */
+#define LM_EVAL_ROT_SEED 0x5eed0f4a11ull
+
+/* Logits [B, T, V] of a window-based model (GPT or Reformer; `rounds`
+ * hashing rounds for the Reformer, 0: its training rounds). */
+static attn_tensor *window_logits(attn_ctx *ctx, lm_model *m, attn_tensor *ids, int64_t rounds) {
+    if (m->rf) {
+        const attn_reformer_lm_run rr = {(int)rounds, LM_EVAL_ROT_SEED};
+        return attn_reformer_lm_logits(ctx, m->rf, ids, &rr);
+    }
+    return attn_gpt_logits(ctx, m->g, ids, NULL);
+}
+
+/* The GPT (or the Reformer) over ids[0 .. n) with a sliding window of C = ctx_len positions
  * moved by `stride`: the first window scores all its targets, every later
  * one the targets past those already scored (its last `stride`), so each
  * byte but the first is predicted once, with at least C - stride bytes of
  * context (stride 1: exactly C, the window slid one byte at a time). B
  * windows per forward. */
-static int gpt_eval_stream(attn_ctx *ctx, const attn_gpt *g, const int32_t *ids, int64_t n, int64_t stride,
-                           int64_t B, double *nll, int64_t *count) {
+static int gpt_eval_stream(attn_ctx *ctx, lm_model *m, int64_t rounds, const int32_t *ids, int64_t n,
+                           int64_t stride, int64_t B, double *nll, int64_t *count) {
     if (n < 2 || stride < 1 || B < 1) {
         fprintf(stderr, "attn lm: evaluation: %lld bytes (< 2) or stride %lld (< 1)\n", (long long)n, (long long)stride);
         return 1;
     }
-    const int64_t C0 = g->cfg.ctx_len, C = C0 < n - 1 ? C0 : n - 1, last_a = n - 1 - C;
+    const int64_t C0 = m->rf ? m->rf->cfg.ctx_len : m->g->cfg.ctx_len, C = C0 < n - 1 ? C0 : n - 1,
+                  last_a = n - 1 - C;
     int32_t *in = malloc((size_t)(B * C) * sizeof *in);
     int64_t *lo = malloc((size_t)B * sizeof *lo), *as = malloc((size_t)B * sizeof *as);
     if (!in || !lo || !as) {
@@ -203,7 +254,7 @@ static int gpt_eval_stream(attn_ctx *ctx, const attn_gpt *g, const int32_t *ids,
         }
         attn_ctx_reset(ctx);
         attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){rows, C}, in);
-        attn_tensor *lg = ti ? attn_gpt_logits(ctx, g, ti, NULL) : NULL;
+        attn_tensor *lg = ti ? window_logits(ctx, m, ti, rounds) : NULL;
         if (!lg) {
             fprintf(stderr, "attn lm: evaluation: %s\n", attn_ctx_error(ctx));
             st = 1;
@@ -233,8 +284,8 @@ typedef struct lm_eval_result {
 } lm_eval_result;
 
 /* Bits per byte of ids[0 .. n): TXL segment by segment with a memory of
- * mem_len, GPT with the sliding window of `stride`. */
-static int lm_eval(attn_ctx *ctx, const lm_model *m, const int32_t *ids, int64_t n, int64_t segment,
+ * mem_len, GPT and Reformer (`rounds`) with the sliding window of `stride`. */
+static int lm_eval(attn_ctx *ctx, lm_model *m, int64_t rounds, const int32_t *ids, int64_t n, int64_t segment,
                    int64_t mem_len, int64_t stride, int64_t B, lm_eval_result *out) {
     double nll = 0.0;
     int64_t count = 0;
@@ -242,7 +293,7 @@ static int lm_eval(attn_ctx *ctx, const lm_model *m, const int32_t *ids, int64_t
     if (m->t) {
         if (attn_txl_eval_stream(ctx, m->t, ids, n, segment, mem_len, &nll, &count) != ATTN_OK)
             return cli_fail(CMD, "evaluation failed");
-    } else if (gpt_eval_stream(ctx, m->g, ids, n, stride, B, &nll, &count)) {
+    } else if (gpt_eval_stream(ctx, m, rounds, ids, n, stride, B, &nll, &count)) {
         return 1;
     }
     out->seconds = now_s() - t0;
@@ -353,23 +404,138 @@ static void pattern_text(const attn_gpt_config *c, char *buf, size_t cap) {
     }
 }
 
+/* ---- the duplication task (--data dup) ----------------------------------------------------- */
+
+/* The Reformer paper's task: s = 0 w 0 w, w a random string of N/2 - 1
+ * symbols drawn uniformly from 1 .. V-1 (0 is the separator). The model
+ * reads s[0 .. N) and position t predicts s[t + 1]; only the second w is
+ * scored (t = N/2 .. N-2, targets s[N/2 + 1 .. N)), the rest is ignored
+ * (target -1). Training sequences come from (seed, step, row): a resumed
+ * run replays them; the held-out ones from a fixed seed of their own
+ * (stream 0, index k), the same for every run. */
+#define DUP_EVAL_SEED 0x6475706576616cull
+#define DUP_TRAIN_SALT 0x6475707472616eull
+
+static uint64_t dup_mix(uint64_t z) { /* splitmix64's finaliser */
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Sequence `index` of stream `stream`: the Philox key is a hash of (seed,
+ * stream) and the counter walks index * N + i, so no two streams (training
+ * steps) share a counter range (attn_rng_uniform's offset is a counter
+ * added to the index: neighbouring offsets would overlap). */
+static void dup_sequence(uint64_t seed, uint64_t stream, uint64_t index, int64_t N, int64_t V, int32_t *in,
+                         int32_t *tg) {
+    const int64_t h = N / 2;
+    const uint64_t key = dup_mix(seed ^ dup_mix(stream));
+    in[0] = in[h] = 0;
+    for (int64_t i = 1; i < h; i++) {
+        int64_t sym = 1 + (int64_t)(attn_rng_uniform(key, 0, index * (uint64_t)N + (uint64_t)i) * (float)(V - 1));
+        if (sym > V - 1) sym = V - 1;
+        in[i] = in[h + i] = (int32_t)sym;
+    }
+    for (int64_t t = 0; t < N; t++) tg[t] = t >= h && t <= N - 2 ? in[t + 1] : -1;
+}
+
+typedef struct dup_result {
+    double loss, acc, seconds; /* nats and fraction correct per scored symbol */
+    int64_t symbols, sequences;
+} dup_result;
+
+/* Held-out accuracy (arg max == target) and loss of the second halves of
+ * the first n held-out sequences, B at a time; the Reformer with `rounds`
+ * hashing rounds (0: its training rounds). */
+static int dup_eval(attn_ctx *ctx, lm_model *m, const lm_info *r, int64_t n, int64_t B, int64_t rounds,
+                    dup_result *out) {
+    const int64_t N = r->dup_len;
+    int32_t *in = malloc(sizeof(int32_t) * (size_t)(B * N)), *tg = malloc(sizeof(int32_t) * (size_t)(B * N));
+    attn_txl_memory mem;
+    memset(&mem, 0, sizeof mem);
+    int st = !in || !tg;
+    if (st) fprintf(stderr, "attn lm: duplication evaluation: out of memory\n");
+    if (!st && m->t && attn_txl_memory_init(&mem, m->t, B, 0, 0) != ATTN_OK) st = cli_fail(CMD, "cannot create the memory");
+    const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    attn_ctx_set_training(ctx, 0);
+    double nll = 0.0;
+    int64_t right = 0, count = 0;
+    const double t0 = now_s();
+    for (int64_t k = 0; k < n && !st; k += B) {
+        const int64_t rows = n - k < B ? n - k : B;
+        for (int64_t b = 0; b < rows; b++)
+            dup_sequence(DUP_EVAL_SEED, 0, (uint64_t)(k + b), N, r->dup_vocab, in + b * N, tg + b * N);
+        attn_ctx_reset(ctx);
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){rows, N}, in), *lg = NULL;
+        if (ti && m->t) {
+            if (rows != mem.B) {
+                attn_txl_memory_free(&mem);
+                if (attn_txl_memory_init(&mem, m->t, rows, 0, 0) != ATTN_OK) {
+                    st = cli_fail(CMD, "cannot create the memory");
+                    break;
+                }
+            }
+            attn_txl_memory_reset(&mem, 0);
+            lg = attn_txl_logits(ctx, m->t, ti, &mem, NULL);
+        } else if (ti) {
+            lg = window_logits(ctx, m, ti, rounds);
+        }
+        if (!lg || !(lg = attn_contiguous(ctx, lg))) {
+            fprintf(stderr, "attn lm: duplication evaluation: %s\n", attn_ctx_error(ctx));
+            st = 1;
+            break;
+        }
+        const float *L = attn_f32(lg);
+        for (int64_t i = 0; i < rows * N; i++) {
+            if (tg[i] < 0) continue;
+            const float *row = L + i * LM_VOCAB;
+            int64_t best = 0;
+            for (int64_t v = 1; v < LM_VOCAB; v++)
+                if (row[v] > row[best]) best = v;
+            right += best == tg[i];
+            nll += cli_row_nll(row, LM_VOCAB, tg[i]);
+            count++;
+        }
+    }
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, grad);
+    attn_ctx_set_training(ctx, training);
+    attn_txl_memory_free(&mem);
+    free(in);
+    free(tg);
+    if (st) return 1;
+    out->seconds = now_s() - t0;
+    out->symbols = count;
+    out->sequences = n;
+    out->loss = count ? nll / (double)count : NAN;
+    out->acc = count ? (double)right / (double)count : NAN;
+    return 0;
+}
+
 /* ---- train -------------------------------------------------------------------------------- */
 
 static void train_usage(FILE *f) {
     fprintf(f,
-        "usage: attn lm train --out DIR --arch gpt|txl [options]\n\n"
+        "usage: attn lm train --out DIR --arch gpt|txl|reformer [options]\n\n"
         "Trains a byte-level language model on DIR/train.txt of --data and reports the\n"
         "held-out bits per byte of valid.txt (attn lm eval: test.txt).\n\n"
         "data and model (fixed by the checkpoint: refused with --resume)\n"
         "  --data DIR            train.txt, valid.txt, test.txt (default data/wiki)\n"
-        "  --arch gpt|txl        attn's GPT or the Transformer-XL (default txl)\n"
+        "  --data dup            instead: the duplication task (sequences 0 w 0 w of random symbols;\n"
+        "                        loss and accuracy on the second w; fresh sequences each step,\n"
+        "                        a fixed held-out set): --dup-len N (even, default 256; the\n"
+        "                        window/segment), --dup-vocab V (symbols 1..V-1, 0 the separator;\n"
+        "                        default 128), --dup-eval N (held-out sequences, default 512)\n"
+        "  --arch gpt|txl|reformer  attn's GPT, the Transformer-XL or the Reformer (default txl)\n"
         "  --layers N            (default 4)\n"
         "  --heads N             (default 4)\n"
         "  --d-model N           (default 128)\n"
         "  --d-head N            txl: head size (default d-model / heads)\n"
         "  --d-inner N           feed-forward width (default 4 d-model; gpt: --d-ff)\n"
         "  --dropout P           (default 0)\n"
-        "  --ctx N               gpt: the context window (default 64)\n"
+        "  --ctx N               gpt, reformer: the context window (default 64)\n"
         "  --synth LIST          gpt: a synthesizer mixes the tokens instead of dot-product\n"
         "                        attention (docs/synthesizer.md): components dense, random,\n"
         "                        fdense, frandom, dot joined by '+' (several: a learned mixture)\n"
@@ -387,6 +553,14 @@ static void train_usage(FILE *f) {
         "                        sequence of 784 pixels quantised to L levels (2..256), raster order\n"
         "                        (block raster order under a local2d pattern); --ctx 784; reports\n"
         "                        bits/dim; --eval-n and --final-eval-n count images\n"
+        "  --pos KIND            gpt: learned|sinusoidal|rope|alibi, reformer: learned|sinusoidal\n"
+        "                        (default learned)\n"
+        "  --rounds N            reformer: LSH hashing rounds in training (default 2)\n"
+        "  --buckets N           reformer: buckets, even (default 2 ctx / chunk, at least 2)\n"
+        "  --chunk N             reformer: LSH chunk length (default 64)\n"
+        "  --ff-chunk N          reformer: positions per feed-forward chunk (default 128)\n"
+        "  --out-chunk N         reformer: positions per output-layer/loss chunk (default 128)\n"
+        "  --eval-rounds N       reformer: hashing rounds of the evaluations (default --rounds)\n"
         "  --segment N           txl: segment length (default 64)\n"
         "  --mem-len N           txl: memory kept in training (default 64)\n"
         "  --eval-mem-len N      txl: memory of the evaluations (default --mem-len)\n"
@@ -430,6 +604,7 @@ typedef struct lm_train {
     int32_t *bin, *btg;
     int64_t log_every;
     lm_meta meta;
+    int dup; /* --data dup */
 } lm_train;
 
 /* txl: where stream b of run j starts: with --run-segments R > 0, a
@@ -453,6 +628,24 @@ static void txl_segment(const lm_train *g, int64_t j, int64_t k, int32_t *in, in
     }
 }
 
+/* The batch of step `step` of a window-based model (GPT, Reformer) or of
+ * the duplication task: B windows of the training text at positions drawn
+ * from (seed, step, row), or B fresh duplication sequences. */
+static void window_batch(lm_train *g, int64_t step) {
+    for (int64_t b = 0; b < g->B; b++) {
+        if (g->dup) {
+            dup_sequence((uint64_t)g->r.seed ^ DUP_TRAIN_SALT, (uint64_t)step, (uint64_t)b, g->T, g->r.dup_vocab,
+                         g->bin + b * g->T, g->btg + b * g->T);
+            continue;
+        }
+        const int64_t a = (int64_t)(attn_rng_uniform((uint64_t)g->r.seed, (uint64_t)step, (uint64_t)b) *
+                                    (float)(g->n_tr - g->T - 1));
+        const int64_t s = a < 0 ? 0 : a > g->n_tr - g->T - 1 ? g->n_tr - g->T - 1 : a;
+        memcpy(g->bin + b * g->T, g->tr + s, (size_t)g->T * sizeof *g->bin);
+        memcpy(g->btg + b * g->T, g->tr + s + 1, (size_t)g->T * sizeof *g->btg);
+    }
+}
+
 static attn_tensor *lm_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
     lm_train *g = self;
     attn_ctx *ctx = run->ctx;
@@ -470,14 +663,15 @@ static attn_tensor *lm_step_loss(void *self, train_run *run, int64_t step, train
         attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
         return attn_gpt_loss(ctx, g->m.g, ti, tt, -1);
     }
+    if (g->dup && g->m.t) { /* every sequence on its own: an empty memory */
+        window_batch(g, step);
+        attn_txl_memory_reset(&g->mem, 0);
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->bin);
+        attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){g->B, g->T}, g->btg);
+        return attn_txl_loss(ctx, g->m.t, ti, tt, -1, &g->mem, NULL);
+    }
     if (!g->m.t) {
-        for (int64_t b = 0; b < g->B; b++) {
-            const int64_t a = (int64_t)(attn_rng_uniform((uint64_t)g->r.seed, (uint64_t)step, (uint64_t)b) *
-                                        (float)(g->n_tr - g->T - 1));
-            const int64_t s = a < 0 ? 0 : a > g->n_tr - g->T - 1 ? g->n_tr - g->T - 1 : a;
-            memcpy(g->bin + b * g->T, g->tr + s, (size_t)g->T * sizeof *g->bin);
-            memcpy(g->btg + b * g->T, g->tr + s + 1, (size_t)g->T * sizeof *g->btg);
-        }
+        window_batch(g, step);
         /* Several ranks: each its rows of the same global batch (every row
          * T tokens, all counted); the Transformer-XL below, whose memory
          * follows every row, runs the whole batch on every rank. */
@@ -535,6 +729,46 @@ static attn_tensor *lm_step_loss(void *self, train_run *run, int64_t step, train
     return loss;
 }
 
+/* The Reformer's step (train_family.step): its loss and gradients come from
+ * attn_reformer_lm_train_step (the reversible backward, not the tape), then
+ * the driver's usual clipping, finite check, schedule and AdamW update.
+ * The LSH rotations are drawn afresh each step from (seed, step). */
+static int rf_step(void *self, train_run *run, int64_t step, double elapsed, train_step_out *r) {
+    (void)elapsed;
+    lm_train *g = self;
+    attn_ctx *ctx = run->ctx;
+    attn_ctx_reset(ctx);
+    attn_ctx_set_rng(ctx, (uint64_t)g->r.seed, (uint64_t)step << 24);
+    window_batch(g, step);
+    attn_params_zero_grad(run->ps);
+    const attn_reformer_lm_run rr = {0, ((uint64_t)g->r.seed << 32) ^ (uint64_t)step ^ 0x726f74ull};
+    double loss = 0.0;
+    if (attn_reformer_lm_train_step(ctx, g->m.rf, g->bin, g->btg, g->B, g->T, -1, &rr, &loss, NULL) != ATTN_OK) {
+        const char *e = attn_ctx_error(ctx);
+        if (run->progress.tty && !run->quiet) fputc('\n', stderr);
+        fprintf(stderr, "%s: step %lld: %s\n", run->prog, (long long)step, e && e[0] ? e : attn_last_error());
+        if (attn_ctx_status(ctx) == ATTN_ERR_OOM)
+            fprintf(stderr, "hint: raise --arena-mb (now %lld) or lower --batch\n", run->arena_mb);
+        return 1;
+    }
+    const float norm = attn_clip_grad_norm(run->ps, (float)run->clip);
+    if (!isfinite(norm) || !isfinite(loss)) {
+        fprintf(stderr, "%s: step %lld: loss %g, gradient norm %g: not finite; lower --lr\n", run->prog,
+                (long long)step, loss, (double)norm);
+        return 1;
+    }
+    const float lrs = attn_lr_warmup_cosine(step, run->warmup, run->total_steps, (float)run->lr, (float)run->min_lr);
+    if (attn_optim_step(run->opt, lrs) != ATTN_OK) {
+        fprintf(stderr, "%s: optimizer step failed: %s\n", run->prog, attn_last_error());
+        return 1;
+    }
+    r->loss = loss;
+    r->grad_norm = norm;
+    r->lr = lrs;
+    r->c.items = r->c.tokens = (double)(g->B * g->T);
+    return 0;
+}
+
 /* Mean learned span (keys) over every layer and head; spans as JSON text. */
 static double txl_spans(const attn_txl *t, char *buf, size_t cap) {
     double sum = 0.0;
@@ -575,6 +809,26 @@ static int lm_after_step(void *self, train_run *run) {
 
 static int lm_evaluate(void *self, train_run *run, int last, double *seconds) {
     lm_train *g = self;
+    if (g->dup) {
+        dup_result d;
+        if (dup_eval(run->ctx, &g->m, &g->r, g->r.dup_eval, g->B < 64 ? 64 : g->B, g->r.eval_rounds, &d)) return 1;
+        *seconds = d.seconds;
+        const attn_json_field f[] = {
+            attn_json_str("event", "eval"),         attn_json_int("step", run->step),
+            attn_json_num("valid_loss", d.loss),    attn_json_num("valid_acc", d.acc),
+            attn_json_int("sequences", d.sequences), attn_json_int("symbols", d.symbols),
+            attn_json_int("eval_rounds", g->r.eval_rounds), attn_json_num("seconds", d.seconds),
+        };
+        if (train_log(run, f, (int)(sizeof f / sizeof f[0]))) return 1;
+        if (!run->quiet || last) {
+            if (run->progress.tty && !run->quiet) fputc('\n', stderr);
+            fprintf(last ? stdout : stderr,
+                    "step %lld: held-out duplication accuracy %.2f%% (second halves of %lld sequences), loss %.4f "
+                    "nats/symbol (%.1f s)\n", (long long)run->step, 100.0 * d.acc, (long long)d.sequences, d.loss,
+                    d.seconds);
+        }
+        return 0;
+    }
     const int64_t want = last ? g->final_eval_n : g->eval_n; /* 0: all */
     const int64_t all = g->r.pixels ? g->pva.n : g->n_va;
     const int64_t n = want <= 0 || want >= all ? all : want;
@@ -595,7 +849,8 @@ static int lm_evaluate(void *self, train_run *run, int last, double *seconds) {
         }
         return 0;
     }
-    if (lm_eval(run->ctx, &g->m, g->va, n, g->T, g->r.eval_mem_len, g->eval_stride, g->B, &ev)) return 1;
+    if (lm_eval(run->ctx, &g->m, g->r.eval_rounds, g->va, n, g->T, g->r.eval_mem_len, g->eval_stride, g->B, &ev))
+        return 1;
     *seconds = ev.seconds;
     const attn_json_field f[] = {
         attn_json_str("event", "eval"),          attn_json_int("step", run->step),
@@ -649,6 +904,12 @@ static const train_family lm_family = {
     lm_step_loss, NULL, lm_evaluate, lm_meta_fn, lm_finish, lm_after_step, NULL, NULL,
 };
 
+/* The Reformer: the same, with its own step (the reversible backward). */
+static const train_family reformer_family = {
+    "byte", NULL, NULL, "loss (nats per byte)", "valid", NULL, "train.jsonl, loss.svg",
+    NULL, NULL, lm_evaluate, lm_meta_fn, lm_finish, NULL, rf_step, NULL,
+};
+
 static int opt_int(const char *a, const char *v, long long lo, long long hi, long long *out) {
     return cli_opt_int(CMD, "train", a, v, lo, hi, out);
 }
@@ -657,10 +918,11 @@ static int opt_real(const char *a, const char *v, double lo, double hi, double *
 }
 
 static int cmd_lm_train(int argc, char **argv) {
-    const char *prog = "attn lm train", *data = NULL, *arch = "txl", *pattern = NULL;
+    const char *prog = "attn lm train", *data = NULL, *arch = "txl", *pattern = NULL, *pos = "learned";
     long long layers = 4, heads = 4, d_model = 128, d_head = 0, d_inner = 0, ctxlen = 64, segment = 64,
               mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0, run_segments = -1,
-              final_eval_n = 0, pixels = 0;
+              final_eval_n = 0, pixels = 0, rounds = 2, buckets = 0, chunk = 64, ff_chunk = 128, out_chunk = 128,
+              eval_rounds = 0, dup_len = 256, dup_vocab = 128, dup_eval = 512;
     double dropout = 0.0, span_max = 512, span_ramp = 32, span_init = 0, span_penalty = 2e-6;
     int no_ffn = 0, synth_fixed = 0, rc = 0, mixer_kind = 0;
     long long mixer_block = 0, mixer_n = 0;
@@ -730,6 +992,11 @@ static int cmd_lm_train(int argc, char **argv) {
             i++;
             continue;
         }
+        if (!strcmp(a, "--eval-rounds")) { /* an evaluation setting: allowed with --resume */
+            rc = opt_int(a, v, 1, 64, &eval_rounds);
+            i++;
+            continue;
+        }
         train_fixed(&o, a);
         i++;
         if (!strcmp(a, "--data")) data = v;
@@ -753,6 +1020,15 @@ static int cmd_lm_train(int argc, char **argv) {
         else if (!strcmp(a, "--span-penalty")) rc = opt_real(a, v, 0, 1e3, &span_penalty);
         else if (!strcmp(a, "--persistent")) rc = opt_int(a, v, 0, 1 << 16, &persistent);
         else if (!strcmp(a, "--dropout")) rc = opt_real(a, v, 0, 0.99, &dropout);
+        else if (!strcmp(a, "--rounds")) rc = opt_int(a, v, 1, 64, &rounds);
+        else if (!strcmp(a, "--pos")) pos = v;
+        else if (!strcmp(a, "--buckets")) rc = opt_int(a, v, 2, 1 << 20, &buckets);
+        else if (!strcmp(a, "--chunk")) rc = opt_int(a, v, 1, 1 << 20, &chunk);
+        else if (!strcmp(a, "--ff-chunk")) rc = opt_int(a, v, 1, 1 << 20, &ff_chunk);
+        else if (!strcmp(a, "--out-chunk")) rc = opt_int(a, v, 1, 1 << 20, &out_chunk);
+        else if (!strcmp(a, "--dup-len")) rc = opt_int(a, v, 4, 1 << 14, &dup_len);
+        else if (!strcmp(a, "--dup-vocab")) rc = opt_int(a, v, 2, LM_VOCAB, &dup_vocab);
+        else if (!strcmp(a, "--dup-eval")) rc = opt_int(a, v, 1, 1 << 20, &dup_eval);
         else {
             fprintf(stderr, "%s: unknown option '%s' (try 'attn lm train --help')\n", prog, a);
             return 2;
@@ -768,10 +1044,40 @@ static int cmd_lm_train(int argc, char **argv) {
         fprintf(stderr, "%s: --epochs is not offered (give --steps)\n", prog);
         return 2;
     }
-    const int txl = !strcmp(arch, "txl");
-    if (!txl && strcmp(arch, "gpt") != 0) {
-        fprintf(stderr, "%s: --arch must be gpt or txl, not '%s'\n", prog, arch);
+    const int txl = !strcmp(arch, "txl"), reformer = !strcmp(arch, "reformer"), dup = !strcmp(data, "dup");
+    if (!txl && !reformer && strcmp(arch, "gpt") != 0) {
+        fprintf(stderr, "%s: --arch must be gpt, txl or reformer, not '%s'\n", prog, arch);
         return 2;
+    }
+    attn_pos_kind pk = ATTN_POS_LEARNED;
+    if (pos && attn_pos_kind_parse(pos, &pk) != 0) {
+        fprintf(stderr, "%s: --pos '%s': expected learned, sinusoidal, rope or alibi\n", prog, pos);
+        return 2;
+    }
+    if (!o.resume && (txl ? pk != ATTN_POS_LEARNED
+                          : reformer ? pk != ATTN_POS_LEARNED && pk != ATTN_POS_SINUSOIDAL : pk == ATTN_POS_NONE)) {
+        fprintf(stderr, "%s: --pos %s is not offered for --arch %s (gpt: learned, sinusoidal, rope, alibi; "
+                        "reformer: learned, sinusoidal; txl: its relative positions)\n", prog, pos, arch);
+        return 2;
+    }
+    if (!o.resume && dup) {
+        if (dup_len % 2) {
+            fprintf(stderr, "%s: --dup-len %lld must be even (0 w 0 w)\n", prog, dup_len);
+            return 2;
+        }
+        /* the window (gpt, reformer) or the segment (txl) is one sequence */
+        ctxlen = dup_len;
+        segment = dup_len;
+    }
+    if (!o.resume && reformer) {
+        if (buckets == 0) {
+            buckets = 2 * ((ctxlen + chunk - 1) / chunk);
+            if (buckets < 2) buckets = 2;
+        }
+        if (buckets % 2) {
+            fprintf(stderr, "%s: --buckets %lld must be even\n", prog, buckets);
+            return 2;
+        }
     }
     if (eval_mem_len < 0) eval_mem_len = mem_len;
     attn_sparse_pattern sp;
@@ -835,6 +1141,10 @@ static int cmd_lm_train(int argc, char **argv) {
             fprintf(stderr, "%s: --synth-fixed needs a random component (--synth random or frandom)\n", prog);
             return 2;
         }
+        if (reformer && (synth || synth_fixed)) {
+            fprintf(stderr, "%s: --synth and --synth-fixed are GPT options (--arch gpt)\n", prog);
+            return 2;
+        }
         if (!txl && (span || persistent || no_ffn)) {
             fprintf(stderr, "%s: --span, --persistent and --no-ffn are Transformer-XL options (--arch txl)\n", prog);
             return 2;
@@ -861,7 +1171,7 @@ static int cmd_lm_train(int argc, char **argv) {
             fprintf(stderr, "%s: --d-model must be even for the Transformer-XL\n", prog);
             return 2;
         }
-        if (!txl && d_model % heads) {
+        if (!txl && d_model % heads) { /* gpt and reformer */
             fprintf(stderr, "%s: --heads %lld does not divide --d-model %lld\n", prog, heads, d_model);
             return 2;
         }
@@ -892,6 +1202,11 @@ static int cmd_lm_train(int argc, char **argv) {
         snprintf(rp->data, sizeof rp->data, "%s", data);
         rp->txl = txl;
         rp->pixels = pixels;
+        rp->reformer = reformer;
+        rp->dup_len = dup ? dup_len : 0;
+        rp->dup_vocab = dup ? dup_vocab : 0;
+        rp->dup_eval = dup ? dup_eval : 0;
+        rp->eval_rounds = reformer ? (eval_rounds > 0 ? eval_rounds : rounds) : 0;
         rp->batch = o.batch > 0 ? o.batch : 16;
         rp->total_steps = o.steps > 0 ? o.steps : 2000;
         rp->warmup = o.warmup >= 0 ? o.warmup : 100;
@@ -905,8 +1220,16 @@ static int cmd_lm_train(int argc, char **argv) {
         rp->span_penalty = span ? span_penalty : 0.0;
         /* default: runs of 4 memories' worth of segments, at least 16 */
         const long long fill = (mem_len + segment - 1) / segment;
-        rp->run_segments = !txl ? 0 : run_segments >= 0 ? run_segments : (4 * fill > 16 ? 4 * fill : 16);
+        rp->run_segments = !txl || dup ? 0 : run_segments >= 0 ? run_segments : (4 * fill > 16 ? 4 * fill : 16);
     }
+    if (o.resume && eval_rounds > 0 && rp->reformer) {
+        train_resume_ll("--eval-rounds", eval_rounds, &rp->eval_rounds);
+    } else if (eval_rounds > 0 && !rp->reformer) {
+        fprintf(stderr, "%s: --eval-rounds is a Reformer option (--arch reformer)\n", prog);
+        rc = 2;
+        goto done;
+    }
+    g.dup = rp->dup_len > 0;
     g.B = rp->batch;
     g.T = rp->segment;
     if (rp->pixels) {
@@ -917,22 +1240,22 @@ static int cmd_lm_train(int argc, char **argv) {
             goto done;
         g.n_tr = g.ptr.n * LM_PIX_LEN;
         g.n_va = g.pva.n * LM_PIX_LEN;
-    } else if (cli_load_bytes("lm", rp->data, "train.txt", &g.tr, &g.n_tr) ||
-               cli_load_bytes("lm", rp->data, "valid.txt", &g.va, &g.n_va)) {
+    } else if (!g.dup && (cli_load_bytes("lm", rp->data, "train.txt", &g.tr, &g.n_tr) ||
+               cli_load_bytes("lm", rp->data, "valid.txt", &g.va, &g.n_va))) {
         goto done;
     }
-    if (!rp->txl && (rc = train_shard_check(prog, g.B))) goto done;
+    if (!rp->txl && !rp->reformer && (rc = train_shard_check(prog, g.B))) goto done;
     rc = 1;
     g.eval_n = o.eval_n > 0 ? o.eval_n : rp->pixels ? 500 : 16384;
     g.eval_stride = eval_stride > 0 ? eval_stride : g.T;
     g.final_eval_n = final_eval_n;
     g.log_every = o.log_every > 0 ? o.log_every : 50;
-    if (g.n_tr < 2 * (g.T + 1) || g.n_va < 2) {
+    if (!g.dup && (g.n_tr < 2 * (g.T + 1) || g.n_va < 2)) {
         fprintf(stderr, "%s: %s: the training text (%lld bytes) is shorter than two windows of %lld\n", prog,
                 rp->data, (long long)g.n_tr, (long long)g.T + 1);
         goto done;
     }
-    if (rp->txl) {
+    if (rp->txl && !g.dup) {
         g.stream_len = (g.n_tr - 1) / g.B;
         g.n_seg = (g.stream_len - 1) / g.T;
         if (rp->run_segments > 0 && g.n_tr < (rp->run_segments + 1) * g.T + 2) {
@@ -971,6 +1294,23 @@ static int cmd_lm_train(int argc, char **argv) {
             tc.span_eps = 1e-8f;
             tc.dropout = (float)dropout;
             st = attn_txl_new(&g.m.t, g.m.ps, &tc, &rng);
+        } else if (reformer) {
+            attn_reformer_lm_config rc_;
+            memset(&rc_, 0, sizeof rc_);
+            rc_.vocab = LM_VOCAB;
+            rc_.ctx_len = ctxlen;
+            rc_.d_model = d_model;
+            rc_.d_ff = d_inner;
+            rc_.n_layers = (int)layers;
+            rc_.n_heads = (int)heads;
+            rc_.n_hashes = (int)rounds;
+            rc_.n_buckets = (int)buckets;
+            rc_.chunk_len = chunk;
+            rc_.ff_chunk = ff_chunk;
+            rc_.out_chunk = out_chunk;
+            rc_.dropout = (float)dropout;
+            rc_.sinusoidal = pk == ATTN_POS_SINUSOIDAL;
+            st = attn_reformer_lm_new(&g.m.rf, g.m.ps, &rc_, &rng);
         } else {
             attn_gpt_config gc;
             memset(&gc, 0, sizeof gc);
@@ -983,7 +1323,7 @@ static int cmd_lm_train(int argc, char **argv) {
             gc.d_model = d_model;
             gc.d_ff = d_inner;
             gc.dropout = (float)dropout;
-            gc.pos = ATTN_POS_LEARNED;
+            gc.pos = pk;
             gc.tied = 1;
             gc.synth = synth;
             gc.synth_fixed = synth_fixed;
@@ -1038,7 +1378,7 @@ static int cmd_lm_train(int argc, char **argv) {
     }
     run.prog = prog;
     run.out = out;
-    run.fam = &lm_family;
+    run.fam = rp->reformer ? &reformer_family : &lm_family;
     run.self = &g;
     run.ctx = ctx;
     run.ps = g.m.ps;
@@ -1082,6 +1422,15 @@ static int cmd_lm_train(int argc, char **argv) {
             snprintf(extra, sizeof extra, "; d_inner %lld", (long long)c->d_inner);
             snprintf(desc + strlen(desc), sizeof desc - strlen(desc), "%s", extra);
         }
+    } else if (g.m.rf) {
+        const attn_reformer_lm_config *c = &g.m.rf->cfg;
+        snprintf(desc, sizeof desc,
+                 "Reformer: %d reversible layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, shared-QK LSH "
+                 "attention (%d rounds, %d buckets, chunk %lld; evaluated with %lld rounds), feed-forward chunks of "
+                 "%lld, output chunks of %lld, %s positions; bytes; %lld parameters",
+                 c->n_layers, c->n_heads, (long long)c->d_model, (long long)c->d_ff, (long long)c->ctx_len,
+                 c->n_hashes, c->n_buckets, (long long)c->chunk_len, rp->eval_rounds, (long long)c->ff_chunk,
+                 (long long)c->out_chunk, c->sinusoidal ? "sinusoidal" : "learned", np);
     } else {
         const attn_gpt_config *c = &g.m.g->cfg;
         char mixer[320] = "dot-product attention";
@@ -1113,13 +1462,17 @@ static int cmd_lm_train(int argc, char **argv) {
             share_tiles = tiles;
         }
         snprintf(desc, sizeof desc,
-                 "GPT: %d layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, learned positions, tied head, "
+                 "GPT: %d layers, %d heads, d_model %lld, d_ff %lld, ctx %lld, %s positions, tied head, "
                  "%s; %s; %lld parameters",
                  c->n_layers, c->n_heads, (long long)c->d_model, (long long)c->d_ff, (long long)c->ctx_len,
-                 mixer, rp->pixels ? "pixels" : "bytes", np);
+                 attn_pos_kind_name(c->pos), mixer, rp->pixels ? "pixels" : "bytes", np);
     }
     printf("%s\n", desc);
-    if (rp->pixels)
+    if (g.dup)
+        printf("data: the duplication task: sequences 0 w 0 w of %lld symbols (w: %lld symbols of 1..%lld), "
+               "scored on the second w; fresh ones each step; %lld held-out sequences\n",
+               rp->dup_len, rp->dup_len / 2 - 1, rp->dup_vocab - 1, rp->dup_eval);
+    else if (rp->pixels)
         printf("data: %s: train %lld images, valid %lld images, 784 pixels of %lld levels each%s\n", rp->data,
                (long long)g.ptr.n, (long long)g.pva.n, rp->pixels,
                g.m.g->cfg.sparse.kind == ATTN_SPARSE_LOCAL_2D ? " (block raster order)" : " (raster order)");
@@ -1133,7 +1486,7 @@ static int cmd_lm_train(int argc, char **argv) {
     {
         const attn_json_field f[] = {
             attn_json_str("event", o.resume ? "resume" : "start"), attn_json_int("step", step),
-            attn_json_str("data", rp->data), attn_json_str("arch", rp->txl ? "txl" : "gpt"),
+            attn_json_str("data", rp->data), attn_json_str("arch", rp->txl ? "txl" : rp->reformer ? "reformer" : "gpt"),
             attn_json_int("parameters", np), attn_json_int("total_steps", rp->total_steps),
             attn_json_int("batch", g.B), attn_json_int("segment", g.T), attn_json_int("mem_len", rp->mem_len),
             attn_json_int("threads", attn_ctx_threads(ctx)), attn_json_str("description", desc),
@@ -1162,14 +1515,16 @@ done:
 
 static int cmd_lm_eval(int argc, char **argv) {
     const char *model = NULL, *split = "test", *sub = "eval";
-    long long mem_len = -1, segment = -1, stride = -1, bytes = 0, threads = 0, batch = 16;
+    long long mem_len = -1, segment = -1, stride = -1, bytes = 0, threads = 0, batch = 16, eval_rounds = 0,
+              sequences = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: attn lm eval --model DIR [options]\n\n"
                    "Bits per byte of a held-out text, read once from the start: the TXL segment by\n"
-                   "segment with its memory cache, the GPT with a sliding window.\n\n"
+                   "segment with its memory cache, the GPT and the Reformer with a sliding window.\n"
+                   "A run of --data dup: the held-out accuracy of the second halves instead.\n\n"
                    "  --split valid|test    the text of the run's --data (default test)\n"
                    "  --mem-len M           txl: the evaluation memory (default the run's --eval-mem-len)\n"
                    "  --segment T           txl: segment length (default the training one)\n"
@@ -1177,7 +1532,9 @@ static int cmd_lm_eval(int argc, char **argv) {
                    "                        1: every byte sees exactly the context length)\n"
                    "  --bytes N             only the first N bytes (default 0: all); a pixel model\n"
                    "                        (--pixels): the first N images (--images N)\n"
-                   "  --batch N             gpt: windows per forward (default 16)\n"
+                   "  --batch N             gpt, reformer: windows per forward (default 16)\n"
+                   "  --eval-rounds N       reformer: LSH hashing rounds (default the run's)\n"
+                   "  --sequences N         dup: held-out sequences (default the run's --dup-eval)\n"
                    "  --threads N           (default: all)\n"
                    "Prints one line: bits/byte, bytes, seconds, bytes/s, parameters.\n");
             return 0;
@@ -1191,6 +1548,8 @@ static int cmd_lm_eval(int argc, char **argv) {
         else if (!strcmp(a, "--bytes") || !strcmp(a, "--images")) rc = cli_opt_int(CMD, sub, a, v, 0, 1ll << 40, &bytes);
         else if (!strcmp(a, "--batch")) rc = cli_opt_int(CMD, sub, a, v, 1, 4096, &batch);
         else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, sub, a, v, 0, cli_max_threads(), &threads);
+        else if (!strcmp(a, "--eval-rounds")) rc = cli_opt_int(CMD, sub, a, v, 1, 64, &eval_rounds);
+        else if (!strcmp(a, "--sequences")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 20, &sequences);
         else {
             fprintf(stderr, "attn lm eval: unknown option '%s' (try 'attn lm eval --help')\n", a);
             return 2;
@@ -1221,6 +1580,34 @@ static int cmd_lm_eval(int argc, char **argv) {
         fprintf(stderr, "attn lm eval: --stride is for a GPT (this is a Transformer-XL; --mem-len)\n");
         lm_model_free(&m);
         return 2;
+    }
+    if (!r.reformer && eval_rounds > 0) {
+        fprintf(stderr, "attn lm eval: --eval-rounds is for a Reformer\n");
+        lm_model_free(&m);
+        return 2;
+    }
+    if (r.dup_len > 0) { /* the duplication task: held-out accuracy */
+        attn_ctx *dctx = NULL;
+        attn_ctx_config dc = {0};
+        dc.arena_bytes = (size_t)1024 << 20;
+        dc.n_threads = (int)threads;
+        if (attn_ctx_new(&dctx, &dc) != ATTN_OK) {
+            lm_model_free(&m);
+            return cli_fail(CMD, "cannot create the context");
+        }
+        const int64_t rounds = eval_rounds > 0 ? eval_rounds : r.eval_rounds;
+        dup_result d;
+        rc = dup_eval(dctx, &m, &r, sequences > 0 ? sequences : r.dup_eval, batch, rounds, &d);
+        if (rc == 0) {
+            char how[64] = "";
+            if (r.reformer) snprintf(how, sizeof how, "; LSH with %lld rounds", (long long)rounds);
+            printf("dup: held-out accuracy %.2f%% over %lld symbols (second halves of %lld sequences of %lld), "
+                   "loss %.4f nats/symbol%s; %.2f s\n", 100.0 * d.acc, (long long)d.symbols, (long long)d.sequences,
+                   r.dup_len, d.loss, how, d.seconds);
+        }
+        attn_ctx_free(dctx);
+        lm_model_free(&m);
+        return rc;
     }
     int32_t *ids = NULL;
     int64_t n = 0;
@@ -1268,14 +1655,21 @@ static int cmd_lm_eval(int argc, char **argv) {
         goto done;
     }
     const int64_t seg = segment > 0 ? segment : r.segment, mem = mem_len >= 0 ? mem_len : r.eval_mem_len;
-    const int64_t str = stride > 0 ? stride : (r.txl ? 0 : m.g->cfg.ctx_len);
+    const int64_t str = stride > 0 ? stride : r.txl ? 0 : r.reformer ? m.rf->cfg.ctx_len : m.g->cfg.ctx_len;
+    const int64_t rounds = eval_rounds > 0 ? eval_rounds : r.eval_rounds;
     lm_eval_result ev;
-    if (lm_eval(ctx, &m, ids, n, seg, mem, str, batch, &ev)) goto done;
+    if (lm_eval(ctx, &m, rounds, ids, n, seg, mem, str, batch, &ev)) goto done;
     if (r.txl)
         printf("%s: %.4f bits/byte over %lld bytes; txl segment %lld memory %lld; %.2f s, %.0f bytes/s; "
                "%lld parameters; threads %d\n",
                split, ev.bpb, (long long)ev.bytes, (long long)seg, (long long)mem, ev.seconds,
                ev.seconds > 0 ? (double)ev.bytes / ev.seconds : 0.0, (long long)attn_params_numel(m.ps),
+               attn_ctx_threads(ctx));
+    else if (r.reformer)
+        printf("%s: %.4f bits/byte over %lld bytes; reformer context %lld stride %lld, LSH %lld rounds; %.2f s, "
+               "%.0f bytes/s; %lld parameters; threads %d\n",
+               split, ev.bpb, (long long)ev.bytes, (long long)m.rf->cfg.ctx_len, (long long)str, (long long)rounds,
+               ev.seconds, ev.seconds > 0 ? (double)ev.bytes / ev.seconds : 0.0, (long long)attn_params_numel(m.ps),
                attn_ctx_threads(ctx));
     else
         printf("%s: %.4f bits/byte over %lld bytes; gpt context %lld stride %lld; %.2f s, %.0f bytes/s; "
@@ -1367,8 +1761,10 @@ static int cmd_lm_sample(int argc, char **argv) {
     attn_sample_opts so = {(float)temp, (int)top_k, (float)top_p, (uint64_t)seed, 0};
     const int64_t mem = mem_len >= 0 ? mem_len : r.eval_mem_len;
     const double t0 = now_s();
-    const attn_status st = m.t ? attn_txl_generate(ctx, m.t, ids, np, nbytes, mem, &so, outi)
-                               : attn_gpt_generate(ctx, m.g, ids, np, nbytes, &so, outi, NULL);
+    const attn_reformer_lm_run rr = {(int)r.eval_rounds, LM_EVAL_ROT_SEED};
+    const attn_status st = m.t    ? attn_txl_generate(ctx, m.t, ids, np, nbytes, mem, &so, outi)
+                           : m.rf ? attn_reformer_lm_generate(ctx, m.rf, ids, np, nbytes, &so, &rr, outi)
+                                  : attn_gpt_generate(ctx, m.g, ids, np, nbytes, &so, outi, NULL);
     const double dt = now_s() - t0;
     if (st != ATTN_OK) {
         rc = cli_fail(CMD, "generation failed");
@@ -1380,7 +1776,7 @@ static int cmd_lm_sample(int argc, char **argv) {
     fflush(stdout);
     fprintf(stderr, "(%lld bytes in %.2f s, %.0f bytes/s, %s; temperature %g, top-k %lld, top-p %g, seed %lld)\n",
             nbytes, dt, dt > 0 ? (double)nbytes / dt : 0.0,
-            m.t ? "TXL memory cache" : m.g->cfg.synth ? "synthesizer GPT: the window recomputed per byte" : m.g->cfg.mixer ? "sparse-mixer GPT: the window recomputed per byte" : "GPT KV cache", temp, top_k, top_p, seed);
+            m.t ? "TXL memory cache" : m.rf ? "Reformer: the window recomputed per byte" : m.g->cfg.synth ? "synthesizer GPT: the window recomputed per byte" : m.g->cfg.mixer ? "sparse-mixer GPT: the window recomputed per byte" : "GPT KV cache", temp, top_k, top_p, seed);
     rc = 0;
 done:
     free(ids);
@@ -2013,6 +2409,11 @@ static int cmd_lm_viz(int argc, char **argv) {
     lm_info r;
     lm_model m;
     if (lm_load(model, &r, &m)) return 1;
+    if (m.rf) {
+        fprintf(stderr, "attn lm viz: a Reformer's LSH attention has no dense map to draw (not offered)\n");
+        lm_model_free(&m);
+        return 2;
+    }
     int32_t *ids = NULL;
     int64_t n = 0;
     attn_ctx *ctx = NULL;
@@ -2175,7 +2576,9 @@ int cmd_lm(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         FILE *f = argc < 2 ? stderr : stdout;
         fprintf(f, "usage: attn lm train|eval|sample|viz|pattern [options]   (attn lm train --help, ...)\n\n"
-                   "  train    train a byte-level GPT or Transformer-XL (--arch) on long text (data/wiki)\n"
+                   "  train    train a byte-level GPT, Transformer-XL or Reformer (--arch) on long text\n"
+                   "           (data/wiki), on images as pixel sequences (--pixels) or on the\n"
+                   "           duplication task (--data dup)\n"
                    "  eval     held-out bits per byte (TXL: memory cache; GPT: sliding window)\n"
                    "  sample   generate bytes (TXL: with the memory cache)\n"
                    "  viz      memory attention heatmaps and the learned spans (SVG); --png: one head\n"

@@ -39,6 +39,7 @@
     X(gpt)             \
     X(txl)             \
     X(reformer)        \
+    X(reformer_lm)     \
     X(bert)            \
     X(wordpiece)       \
     X(minilm)          \

@@ -67,6 +67,7 @@
 #include "positions.h"
 #include "long_context.h"
 #include "reformer.h"
+#include "reformer_lm.h"
 #include "reversible.h"
 #include "params.h"
 #include "rng.h"
