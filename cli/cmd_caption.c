@@ -729,6 +729,13 @@ static attn_tensor *cap_step_loss(void *self, train_run *run, int64_t step, trai
     if (!a || !t) return NULL;
     attn_caption_loss_out lo;
     if (attn_caption_loss(run->ctx, &g->m, a, t, NULL, &lo) != ATTN_OK) return NULL;
+    if (g->m.cfg.mode == ATTN_CAPTION_HARD && run->log_every > 0 && step % run->log_every == 0) {
+        /* REINFORCE over training: the sampled captions' mean reward (nats per word) and the baseline */
+        const attn_json_field f[] = {attn_json_str("event", "reinforce"), attn_json_int("step", step),
+                                     attn_json_num("reward", lo.reward), attn_json_num("baseline", lo.baseline),
+                                     attn_json_num("ce", (double)lo.ce)};
+        if (train_log(run, f, 5)) return NULL;
+    }
     c->items = (double)g->B;
     c->tokens = (double)lo.tokens;
     return lo.loss;

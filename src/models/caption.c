@@ -421,7 +421,7 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
                 }
                 R[b] = nb ? rb / (double)nb : 0.0;
                 if (!expected[b]) {
-                    rsum += rb;
+                    rsum += R[b]; /* the baseline tracks the reward itself (per word), not the sum */
                     nsamp++;
                 }
             }
