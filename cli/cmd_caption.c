@@ -687,6 +687,9 @@ static void train_usage(FILE *f) {
         "  --entropy X            hard: entropy bonus (default 0.01)\n"
         "  --reinforce X          hard: weight of the REINFORCE term (default 1)\n"
         "  --mix P                hard: probability of the expected context per caption (default 0.5)\n"
+        "  --samples K            hard: K draws per caption (a step decodes batch x K rows), each\n"
+        "                         row's baseline the mean reward of the caption's other sampled\n"
+        "                         rows (default 1: the moving average only)\n"
         "schedule (with --resume: applied and printed)\n"
         "  --batch N              captions per step (default 32)\n"
         "  --steps N              optimizer steps (default 3000)\n"
@@ -721,7 +724,10 @@ typedef struct cap_train {
 static attn_tensor *cap_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
     cap_train *g = self;
     const uint64_t seed = (uint64_t)g->r.seed;
-    for (int64_t b = 0; b < g->B; b++) g->idx[b] = (int64_t)(attn_rng_u32(seed, (uint64_t)step, (uint64_t)b) % (uint64_t)g->tr.s.n);
+    /* rows b*K .. b*K+K-1 are caption b (hard attention with --samples K: K draws per caption) */
+    const int64_t K = g->m.cfg.mode == ATTN_CAPTION_HARD && g->m.cfg.samples > 1 ? g->m.cfg.samples : 1;
+    for (int64_t b = 0; b < g->B; b++)
+        g->idx[b] = (int64_t)(attn_rng_u32(seed, (uint64_t)step, (uint64_t)(b / K)) % (uint64_t)g->tr.s.n);
     attn_ctx_set_rng(run->ctx, seed, (uint64_t)step << 20); /* hard attention's draws: replayed on resume */
     attn_tensor *a = batch_annot(run->ctx, &g->tr, g->idx, g->B);
     const int64_t T1 = batch_tokens(&g->tr, g->idx, g->B, g->tok);
@@ -736,7 +742,7 @@ static attn_tensor *cap_step_loss(void *self, train_run *run, int64_t step, trai
                                      attn_json_num("ce", (double)lo.ce)};
         if (train_log(run, f, 5)) return NULL;
     }
-    c->items = (double)g->B;
+    c->items = (double)(g->B / K);
     c->tokens = (double)lo.tokens;
     return lo.loss;
 }
@@ -797,6 +803,7 @@ static int cmd_caption_train(int argc, char **argv) {
     long long train_scenes = 6000, valid_scenes = 500, scene_seed = 1, embed = 64, hidden = 128, attn_size = 64,
               enc_stage = -1;
     double lambda = 0.001, entropy = 0.01, reinforce = 1.0, mix = 0.5;
+    long long samples = 1;
     int rc = 0;
     train_opts o;
     train_opts_init(&o);
@@ -828,6 +835,7 @@ static int cmd_caption_train(int argc, char **argv) {
         else if (!strcmp(a, "--entropy")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1e6, &entropy);
         else if (!strcmp(a, "--reinforce")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1e6, &reinforce);
         else if (!strcmp(a, "--mix")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1.0, &mix);
+        else if (!strcmp(a, "--samples")) rc = cli_opt_int(CMD, sub, a, v, 1, 64, &samples);
         else {
             fprintf(stderr, "attn caption train: unknown option '%s' (try 'attn caption train --help')\n", a);
             return 2;
@@ -952,6 +960,7 @@ static int cmd_caption_train(int argc, char **argv) {
         cc.entropy = (float)entropy;
         cc.reinforce = (float)reinforce;
         cc.mix = (float)mix;
+        cc.samples = samples;
     } else if (cc.annot_dim != g.tr.D) {
         fprintf(stderr, "%s: the encoder gives %lld-dimensional annotations, the model was built for %lld\n", prog,
                 (long long)g.tr.D, (long long)cc.annot_dim);
@@ -968,7 +977,8 @@ static int cmd_caption_train(int argc, char **argv) {
         goto done;
     }
     const int64_t B = rp->batch;
-    g.B = B;
+    /* the rows of a step: every caption K times with hard attention's --samples K */
+    g.B = B * (cc.mode == ATTN_CAPTION_HARD && cc.samples > 1 ? cc.samples : 1);
     if (o.epochs > 0) {
         const long long per_epoch = (rp->train_scenes + B - 1) / B;
         if (resume) train_resume_ll("--steps (from --epochs)", o.epochs * per_epoch, &rp->total_steps);
@@ -1013,8 +1023,8 @@ static int cmd_caption_train(int argc, char **argv) {
         goto done;
     }
     if (train_log_open(&run, resume)) goto done;
-    g.tok = malloc((size_t)(B * (ATTN_SCENE_MAX_WORDS + 2)) * sizeof *g.tok);
-    g.idx = malloc((size_t)B * sizeof *g.idx);
+    g.tok = malloc((size_t)(g.B * (ATTN_SCENE_MAX_WORDS + 2)) * sizeof *g.tok);
+    g.idx = malloc((size_t)g.B * sizeof *g.idx);
     if (!g.tok || !g.idx) {
         fprintf(stderr, "%s: out of memory\n", prog);
         goto done;
