@@ -690,6 +690,8 @@ static void train_usage(FILE *f) {
         "  --samples K            hard: K draws per caption (a step decodes batch x K rows), each\n"
         "                         row's baseline the mean reward of the caption's other sampled\n"
         "                         rows (default 1: the moving average only)\n"
+        "  --reward-to-go 0|1     hard: credit the draw of step t with the caption's log-likelihood\n"
+        "                         from t on, not the whole caption's (default 0: the paper's)\n"
         "schedule (with --resume: applied and printed)\n"
         "  --batch N              captions per step (default 32)\n"
         "  --steps N              optimizer steps (default 3000)\n"
@@ -803,7 +805,7 @@ static int cmd_caption_train(int argc, char **argv) {
     long long train_scenes = 6000, valid_scenes = 500, scene_seed = 1, embed = 64, hidden = 128, attn_size = 64,
               enc_stage = -1;
     double lambda = 0.001, entropy = 0.01, reinforce = 1.0, mix = 0.5;
-    long long samples = 1;
+    long long samples = 1, rtg = 0;
     int rc = 0;
     train_opts o;
     train_opts_init(&o);
@@ -836,6 +838,7 @@ static int cmd_caption_train(int argc, char **argv) {
         else if (!strcmp(a, "--reinforce")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1e6, &reinforce);
         else if (!strcmp(a, "--mix")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1.0, &mix);
         else if (!strcmp(a, "--samples")) rc = cli_opt_int(CMD, sub, a, v, 1, 64, &samples);
+        else if (!strcmp(a, "--reward-to-go")) rc = cli_opt_int(CMD, sub, a, v, 0, 1, &rtg);
         else {
             fprintf(stderr, "attn caption train: unknown option '%s' (try 'attn caption train --help')\n", a);
             return 2;
@@ -961,6 +964,7 @@ static int cmd_caption_train(int argc, char **argv) {
         cc.reinforce = (float)reinforce;
         cc.mix = (float)mix;
         cc.samples = samples;
+        cc.reward_to_go = (int)rtg;
     } else if (cc.annot_dim != g.tr.D) {
         fprintf(stderr, "%s: the encoder gives %lld-dimensional annotations, the model was built for %lld\n", prog,
                 (long long)g.tr.D, (long long)cc.annot_dim);

@@ -380,13 +380,28 @@ out:
     TEST_END();
 }
 
-static void test_leave_one_out(void) {
-    TEST_BEGIN("caption/hard: samples K: each sampled row's baseline is the mean reward of its group's others");
+/* log p(y_bt) of row b's step t (0 for a PAD target). */
+static double step_logp(const float *logits, const int32_t *tk, int64_t b, int64_t t, int64_t T1, int64_t V) {
+    const int32_t y = tk[b * T1 + t + 1];
+    if (y == ATTN_CAPTION_PAD_ID) return 0.0;
+    const float *row = logits + (b * (T1 - 1) + t) * V;
+    double mx = row[0], z = 0.0;
+    for (int64_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+    for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
+    return (double)row[y] - mx - log(z);
+}
+
+/* samples K = 3 with fixed draws: the surrogate's value against
+ * CE - (lambda_r / N) sum_{b sampled, t valid} (G_bt - bl_bt) log(alpha_{b,t,s_bt} + 1e-10),
+ * G_bt = R_b (rtg 0) or the per-word return from t (rtg 1), bl_bt the mean G of the group's other
+ * sampled rows at t, or the moving baseline (times the share of tokens from t on with rtg 1). */
+static void leave_one_out_case(int rtg) {
     attn_params *ps = NULL;
     attn_caption m;
     attn_ctx *ctx = test_ctx_new((size_t)32 << 20, 1, 0);
     if (!ctx || tiny_model(ATTN_CAPTION_HARD, &ps, &m, 5)) goto out;
     m.cfg.samples = 3;
+    m.cfg.reward_to_go = rtg;
     m.cfg.lambda = 0.f;
     m.cfg.entropy = 0.f;
     m.cfg.reinforce = 0.7f;
@@ -398,8 +413,7 @@ static void test_leave_one_out(void) {
     const uint8_t expected[8] = {0, 0, 0, 0, 1, 0, 0, 1};
     attn_rng rng;
     attn_rng_init(&rng, 12);
-    test_fill_normal(annot, 3 * L * 6, &rng);
-    for (int64_t b = 3; b < B; b++) test_fill_normal(annot + b * L * 6, L * 6, &rng);
+    test_fill_normal(annot, B * L * 6, &rng);
     for (int64_t b = 1; b < 3; b++) memcpy(annot + b * L * 6, annot, (size_t)(L * 6) * sizeof *annot);
     fill_tokens(tk, B, T1, V, &rng);
     for (int64_t b = 1; b < 3; b++) memcpy(tk + b * T1, tk, (size_t)T1 * sizeof *tk);
@@ -412,34 +426,50 @@ static void test_leave_one_out(void) {
     attn_caption_loss_out lo;
     CHECK_OK(attn_caption_loss(ctx, &m, a, t, &d, &lo));
     if (!lo.loss) goto out;
-    double R[8], bl[8];
-    for (int64_t b = 0; b < B; b++) R[b] = row_reward(attn_f32(lo.logits), tk, b, T1, V);
-    bl[0] = (R[1] + R[2]) / 2.0;
-    bl[1] = (R[0] + R[2]) / 2.0;
-    bl[2] = (R[0] + R[1]) / 2.0;
-    bl[3] = R[5];
-    bl[5] = R[3];
-    bl[6] = -1.25;
-    bl[4] = bl[7] = 0.0; /* expected rows: no REINFORCE term */
-    /* loss = CE - (lambda_r / N) sum_b [sampled] (R_b - bl_b) sum_t log(alpha_{b,t,s_bt} + 1e-10) */
+    double G[8][5], share[8][5];
+    for (int64_t b = 0; b < B; b++) {
+        int64_t n = 0;
+        for (int64_t tt = 0; tt < T; tt++) n += tk[b * T1 + tt + 1] != ATTN_CAPTION_PAD_ID;
+        const double R = row_reward(attn_f32(lo.logits), tk, b, T1, V);
+        for (int64_t tt = 0; tt < T; tt++) {
+            double ret = 0.0;
+            int64_t left = 0;
+            for (int64_t u = tt; u < T; u++) {
+                ret += step_logp(attn_f32(lo.logits), tk, b, u, T1, V);
+                left += tk[b * T1 + u + 1] != ATTN_CAPTION_PAD_ID;
+            }
+            G[b][tt] = rtg ? ret / (double)n : R;
+            share[b][tt] = rtg ? (double)left / (double)n : 1.0;
+        }
+    }
     double rf = 0.0;
     for (int64_t b = 0; b < B; b++) {
         if (expected[b]) continue;
-        double logp = 0.0;
-        for (int64_t tt = 0; tt < T; tt++)
-            if (tk[b * T1 + tt + 1] != ATTN_CAPTION_PAD_ID)
-                logp += log((double)attn_f32(lo.alphas)[(b * T + tt) * L + samples[b * T + tt]] + 1e-10);
-        rf += (R[b] - bl[b]) * logp;
+        for (int64_t tt = 0; tt < T; tt++) {
+            if (tk[b * T1 + tt + 1] == ATTN_CAPTION_PAD_ID) continue;
+            double bl;
+            if (b < 3) bl = (G[0][tt] + G[1][tt] + G[2][tt] - G[b][tt]) / 2.0;
+            else if (b == 3 || b == 5) bl = G[b == 3 ? 5 : 3][tt];
+            else bl = -1.25 * share[b][tt];
+            rf += (G[b][tt] - bl) * log((double)attn_f32(lo.alphas)[(b * T + tt) * L + samples[b * T + tt]] + 1e-10);
+        }
     }
     const double want = lo.ce - 0.7 * rf / (double)lo.tokens;
     const double got = attn_f32(lo.loss)[0];
-    CHECK(fabs(got - want) <= 1e-5 * (1.0 + fabs(want)), "loss %.9g, CE - REINFORCE with leave-one-out %.9g", got,
+    CHECK(fabs(got - want) <= 1e-5 * (1.0 + fabs(want)), "reward_to_go %d: loss %.9g, CE - REINFORCE %.9g", rtg, got,
           want);
-    CHECK(fabs(R[0] - R[1]) > 1e-6 || fabs(R[1] - R[2]) > 1e-6, "the draws should give the copies different rewards");
+    CHECK(fabs(G[0][0] - G[1][0]) > 1e-6 || fabs(G[1][0] - G[2][0]) > 1e-6,
+          "the draws should give the copies different rewards");
     CHECK(attn_f32(m.baseline)[0] == -1.25f, "given draws leave the moving baseline alone");
 out:
     attn_ctx_free(ctx);
     attn_params_free(ps);
+}
+
+static void test_leave_one_out(void) {
+    TEST_BEGIN("caption/hard: samples K: leave-one-out baselines, per caption and per step (reward-to-go)");
+    leave_one_out_case(0);
+    leave_one_out_case(1);
     TEST_END();
 }
 
