@@ -676,6 +676,9 @@ static void train_usage(FILE *f) {
         "  --train-scenes N       training scenes (default 6000)\n"
         "  --valid-scenes N       validation scenes (default 500)\n"
         "  --scene-seed N         the scenes' seed (default 1)\n"
+        "  --init MODEL           start the decoder from another run's parameters (its directory or\n"
+        "                         .safetensors file; soft or hard, same sizes and encoder): a warm\n"
+        "                         start, e.g. hard attention from a soft model\n"
         "  --cache DIR            keep the scenes' annotations in DIR and reuse them (same encoder\n"
         "                         file, data, scenes): later runs skip the encoding\n"
         "model (fixed by the checkpoint)\n"
@@ -801,7 +804,7 @@ static const train_family cap_family = {
 
 static int cmd_caption_train(int argc, char **argv) {
     const char *prog = "attn caption train", *sub = "train", *data = "data/fashion-mnist", *enc = NULL;
-    const char *att = "soft", *cache = NULL;
+    const char *att = "soft", *cache = NULL, *init = NULL;
     long long train_scenes = 6000, valid_scenes = 500, scene_seed = 1, embed = 64, hidden = 128, attn_size = 64,
               enc_stage = -1;
     double lambda = 0.001, entropy = 0.01, reinforce = 1.0, mix = 0.5;
@@ -823,6 +826,7 @@ static int cmd_caption_train(int argc, char **argv) {
         if (strcmp(a, "--cache")) train_fixed(&o, a); /* a run-time choice */
         i++;
         if (!strcmp(a, "--cache")) cache = v;
+        else if (!strcmp(a, "--init")) init = v;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--encoder")) enc = v;
         else if (!strcmp(a, "--attention")) att = v;
@@ -975,6 +979,36 @@ static int cmd_caption_train(int argc, char **argv) {
     if (attn_params_new(&ps) != ATTN_OK || attn_caption_init(&g.m, ps, &cc, resume ? NULL : &rng) != ATTN_OK) {
         rc = cli_fail(CMD, "cannot create the model");
         goto done;
+    }
+    if (!resume && init) {
+        /* a warm start: the decoder's parameters from another run (e.g. soft attention for hard) */
+        char ipath[4096];
+        const size_t n = strlen(init);
+        if (n >= 12 && !strcmp(init + n - 12, ".safetensors")) snprintf(ipath, sizeof ipath, "%s", init);
+        else snprintf(ipath, sizeof ipath, "%s/model.safetensors", init);
+        attn_caption_config ic;
+        if (attn_caption_config_load(ipath, &ic) != ATTN_OK) {
+            rc = cli_fail(CMD, "--init: cannot read the model's configuration");
+            goto done;
+        }
+        if (ic.mode == ATTN_CAPTION_NONE || cc.mode == ATTN_CAPTION_NONE || ic.vocab != cc.vocab ||
+            ic.annot_dim != cc.annot_dim || ic.embed != cc.embed || ic.hidden != cc.hidden ||
+            ic.attn_size != g.m.cfg.attn_size) {
+            fprintf(stderr, "%s: --init %s: a %s decoder (embedding %lld, LSTM %lld, score %lld, annotations %lld) "
+                            "cannot start this %s one (%lld, %lld, %lld, %lld)\n",
+                    prog, ipath, attn_caption_mode_name(ic.mode), (long long)ic.embed, (long long)ic.hidden,
+                    (long long)ic.attn_size, (long long)ic.annot_dim, attn_caption_mode_name(cc.mode),
+                    (long long)cc.embed, (long long)cc.hidden, (long long)g.m.cfg.attn_size, (long long)cc.annot_dim);
+            rc = 2;
+            goto done;
+        }
+        /* a soft model has no baseline: it stays 0 and starts at the first batch's mean reward */
+        if (attn_safetensors_load_params(ipath, ps, ATTN_ST_ALLOW_UNEXPECTED | ATTN_ST_ALLOW_MISSING) != ATTN_OK) {
+            rc = cli_fail(CMD, "--init: cannot load the parameters");
+            goto done;
+        }
+        if (g.m.baseline) attn_f32(g.m.baseline)[0] = 0.f;
+        printf("initialised from %s (%s attention)\n", ipath, attn_caption_mode_name(ic.mode));
     }
     if (!resume && cli_make_dir(out) != 0) {
         fprintf(stderr, "%s: cannot create the directory %s: %s\n", prog, out, strerror(errno));
