@@ -853,7 +853,8 @@ rc=$?
 # --widths per stage, flips only, label smoothing; --init: a warm restart from that model
 if "${VIS[@]}" --out "$TMP/visw" --steps 2 --widths 8,12 --augment 2 --label-smoothing 0.1 >"$TMP/visw.out" 2>&1 &&
     grep -q "widths 8 12 0 0" "$TMP/visw.out" && grep -q "augmentation left-right flips" "$TMP/visw.out" &&
-    "${VIS[@]}" --out "$TMP/visw2" --steps 2 --init "$TMP/visw" >"$TMP/visw2.out" 2>&1 &&
+    "$ATTN" vision train --data "$FM" --batch 8 --threads 1 --eval-every 2 --eval-n 40 --quiet --out "$TMP/visw2" \
+        --steps 2 --init "$TMP/visw" >"$TMP/visw2.out" 2>&1 &&
     grep -q "initialised from $TMP/visw/model.safetensors" "$TMP/visw2.out" && grep -q "widths 8 12 0 0" "$TMP/visw2.out"; then
     ok "vision train --widths 8,12 --augment 2, and --init from it (its architecture)"
 else
@@ -861,7 +862,7 @@ else
 fi
 "${VIS[@]}" --out "$TMP/visw3" --steps 2 --init "$TMP/visw" --width 16 >"$TMP/visw3.out" 2>&1
 rc=$?
-[ "$rc" = 2 ] && grep -q -- "--width with --init" "$TMP/visw3.out" && ok "vision --init with a model option refused (exit 2)" ||
+[ "$rc" = 2 ] && grep -q -- "--width with --init: the model's architecture is the one of" "$TMP/visw3.out" && ok "vision --init with a model option refused (exit 2)" ||
     fail "vision --init --width: exit $rc: $(head -c 300 "$TMP/visw3.out")"
 "${VIS[@]}" --out "$TMP/visw4" --steps 2 --widths 8,x >"$TMP/visw4.out" 2>&1
 rc=$?
