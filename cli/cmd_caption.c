@@ -676,6 +676,9 @@ static void train_usage(FILE *f) {
         "  --train-scenes N       training scenes (default 6000)\n"
         "  --valid-scenes N       validation scenes (default 500)\n"
         "  --scene-seed N         the scenes' seed (default 1)\n"
+        "  --init MODEL           start the decoder from another run's parameters (its directory or\n"
+        "                         .safetensors file; soft or hard, same sizes and encoder): a warm\n"
+        "                         start, e.g. hard attention from a soft model\n"
         "  --cache DIR            keep the scenes' annotations in DIR and reuse them (same encoder\n"
         "                         file, data, scenes): later runs skip the encoding\n"
         "model (fixed by the checkpoint)\n"
@@ -687,6 +690,11 @@ static void train_usage(FILE *f) {
         "  --entropy X            hard: entropy bonus (default 0.01)\n"
         "  --reinforce X          hard: weight of the REINFORCE term (default 1)\n"
         "  --mix P                hard: probability of the expected context per caption (default 0.5)\n"
+        "  --samples K            hard: K draws per caption (a step decodes batch x K rows), each\n"
+        "                         row's baseline the mean reward of the caption's other sampled\n"
+        "                         rows (default 1: the moving average only)\n"
+        "  --reward-to-go 0|1     hard: credit the draw of step t with the caption's log-likelihood\n"
+        "                         from t on, not the whole caption's (default 0: the paper's)\n"
         "schedule (with --resume: applied and printed)\n"
         "  --batch N              captions per step (default 32)\n"
         "  --steps N              optimizer steps (default 3000)\n"
@@ -721,7 +729,10 @@ typedef struct cap_train {
 static attn_tensor *cap_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
     cap_train *g = self;
     const uint64_t seed = (uint64_t)g->r.seed;
-    for (int64_t b = 0; b < g->B; b++) g->idx[b] = (int64_t)(attn_rng_u32(seed, (uint64_t)step, (uint64_t)b) % (uint64_t)g->tr.s.n);
+    /* rows b*K .. b*K+K-1 are caption b (hard attention with --samples K: K draws per caption) */
+    const int64_t K = g->m.cfg.mode == ATTN_CAPTION_HARD && g->m.cfg.samples > 1 ? g->m.cfg.samples : 1;
+    for (int64_t b = 0; b < g->B; b++)
+        g->idx[b] = (int64_t)(attn_rng_u32(seed, (uint64_t)step, (uint64_t)(b / K)) % (uint64_t)g->tr.s.n);
     attn_ctx_set_rng(run->ctx, seed, (uint64_t)step << 20); /* hard attention's draws: replayed on resume */
     attn_tensor *a = batch_annot(run->ctx, &g->tr, g->idx, g->B);
     const int64_t T1 = batch_tokens(&g->tr, g->idx, g->B, g->tok);
@@ -729,7 +740,14 @@ static attn_tensor *cap_step_loss(void *self, train_run *run, int64_t step, trai
     if (!a || !t) return NULL;
     attn_caption_loss_out lo;
     if (attn_caption_loss(run->ctx, &g->m, a, t, NULL, &lo) != ATTN_OK) return NULL;
-    c->items = (double)g->B;
+    if (g->m.cfg.mode == ATTN_CAPTION_HARD && run->log_every > 0 && step % run->log_every == 0) {
+        /* REINFORCE over training: the sampled captions' mean reward (nats per word) and the baseline */
+        const attn_json_field f[] = {attn_json_str("event", "reinforce"), attn_json_int("step", step),
+                                     attn_json_num("reward", lo.reward), attn_json_num("baseline", lo.baseline),
+                                     attn_json_num("ce", (double)lo.ce)};
+        if (train_log(run, f, 5)) return NULL;
+    }
+    c->items = (double)(g->B / K);
     c->tokens = (double)lo.tokens;
     return lo.loss;
 }
@@ -786,10 +804,11 @@ static const train_family cap_family = {
 
 static int cmd_caption_train(int argc, char **argv) {
     const char *prog = "attn caption train", *sub = "train", *data = "data/fashion-mnist", *enc = NULL;
-    const char *att = "soft", *cache = NULL;
+    const char *att = "soft", *cache = NULL, *init = NULL;
     long long train_scenes = 6000, valid_scenes = 500, scene_seed = 1, embed = 64, hidden = 128, attn_size = 64,
               enc_stage = -1;
     double lambda = 0.001, entropy = 0.01, reinforce = 1.0, mix = 0.5;
+    long long samples = 1, rtg = 0;
     int rc = 0;
     train_opts o;
     train_opts_init(&o);
@@ -807,6 +826,7 @@ static int cmd_caption_train(int argc, char **argv) {
         if (strcmp(a, "--cache")) train_fixed(&o, a); /* a run-time choice */
         i++;
         if (!strcmp(a, "--cache")) cache = v;
+        else if (!strcmp(a, "--init")) init = v;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--encoder")) enc = v;
         else if (!strcmp(a, "--attention")) att = v;
@@ -821,6 +841,8 @@ static int cmd_caption_train(int argc, char **argv) {
         else if (!strcmp(a, "--entropy")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1e6, &entropy);
         else if (!strcmp(a, "--reinforce")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1e6, &reinforce);
         else if (!strcmp(a, "--mix")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1.0, &mix);
+        else if (!strcmp(a, "--samples")) rc = cli_opt_int(CMD, sub, a, v, 1, 64, &samples);
+        else if (!strcmp(a, "--reward-to-go")) rc = cli_opt_int(CMD, sub, a, v, 0, 1, &rtg);
         else {
             fprintf(stderr, "attn caption train: unknown option '%s' (try 'attn caption train --help')\n", a);
             return 2;
@@ -945,6 +967,8 @@ static int cmd_caption_train(int argc, char **argv) {
         cc.entropy = (float)entropy;
         cc.reinforce = (float)reinforce;
         cc.mix = (float)mix;
+        cc.samples = samples;
+        cc.reward_to_go = (int)rtg;
     } else if (cc.annot_dim != g.tr.D) {
         fprintf(stderr, "%s: the encoder gives %lld-dimensional annotations, the model was built for %lld\n", prog,
                 (long long)g.tr.D, (long long)cc.annot_dim);
@@ -956,12 +980,43 @@ static int cmd_caption_train(int argc, char **argv) {
         rc = cli_fail(CMD, "cannot create the model");
         goto done;
     }
+    if (!resume && init) {
+        /* a warm start: the decoder's parameters from another run (e.g. soft attention for hard) */
+        char ipath[4096];
+        const size_t n = strlen(init);
+        if (n >= 12 && !strcmp(init + n - 12, ".safetensors")) snprintf(ipath, sizeof ipath, "%s", init);
+        else snprintf(ipath, sizeof ipath, "%s/model.safetensors", init);
+        attn_caption_config ic;
+        if (attn_caption_config_load(ipath, &ic) != ATTN_OK) {
+            rc = cli_fail(CMD, "--init: cannot read the model's configuration");
+            goto done;
+        }
+        if (ic.mode == ATTN_CAPTION_NONE || cc.mode == ATTN_CAPTION_NONE || ic.vocab != cc.vocab ||
+            ic.annot_dim != cc.annot_dim || ic.embed != cc.embed || ic.hidden != cc.hidden ||
+            ic.attn_size != g.m.cfg.attn_size) {
+            fprintf(stderr, "%s: --init %s: a %s decoder (embedding %lld, LSTM %lld, score %lld, annotations %lld) "
+                            "cannot start this %s one (%lld, %lld, %lld, %lld)\n",
+                    prog, ipath, attn_caption_mode_name(ic.mode), (long long)ic.embed, (long long)ic.hidden,
+                    (long long)ic.attn_size, (long long)ic.annot_dim, attn_caption_mode_name(cc.mode),
+                    (long long)cc.embed, (long long)cc.hidden, (long long)g.m.cfg.attn_size, (long long)cc.annot_dim);
+            rc = 2;
+            goto done;
+        }
+        /* a soft model has no baseline: it stays 0 and starts at the first batch's mean reward */
+        if (attn_safetensors_load_params(ipath, ps, ATTN_ST_ALLOW_UNEXPECTED | ATTN_ST_ALLOW_MISSING) != ATTN_OK) {
+            rc = cli_fail(CMD, "--init: cannot load the parameters");
+            goto done;
+        }
+        if (g.m.baseline) attn_f32(g.m.baseline)[0] = 0.f;
+        printf("initialised from %s (%s attention)\n", ipath, attn_caption_mode_name(ic.mode));
+    }
     if (!resume && cli_make_dir(out) != 0) {
         fprintf(stderr, "%s: cannot create the directory %s: %s\n", prog, out, strerror(errno));
         goto done;
     }
     const int64_t B = rp->batch;
-    g.B = B;
+    /* the rows of a step: every caption K times with hard attention's --samples K */
+    g.B = B * (cc.mode == ATTN_CAPTION_HARD && cc.samples > 1 ? cc.samples : 1);
     if (o.epochs > 0) {
         const long long per_epoch = (rp->train_scenes + B - 1) / B;
         if (resume) train_resume_ll("--steps (from --epochs)", o.epochs * per_epoch, &rp->total_steps);
@@ -1006,8 +1061,8 @@ static int cmd_caption_train(int argc, char **argv) {
         goto done;
     }
     if (train_log_open(&run, resume)) goto done;
-    g.tok = malloc((size_t)(B * (ATTN_SCENE_MAX_WORDS + 2)) * sizeof *g.tok);
-    g.idx = malloc((size_t)B * sizeof *g.idx);
+    g.tok = malloc((size_t)(g.B * (ATTN_SCENE_MAX_WORDS + 2)) * sizeof *g.tok);
+    g.idx = malloc((size_t)g.B * sizeof *g.idx);
     if (!g.tok || !g.idx) {
         fprintf(stderr, "%s: out of memory\n", prog);
         goto done;

@@ -181,7 +181,7 @@ static int run_meta_read(const char *path, run_info *r) {
     r->total_steps = meta_ll(&m, "run.steps", 1, 1ll << 40);
     r->warmup = meta_ll(&m, "run.warmup", 0, 1ll << 40);
     r->seed = meta_ll(&m, "run.seed", 0, 1ll << 62);
-    r->augment = meta_ll(&m, "run.augment", 0, 1);
+    r->augment = meta_ll(&m, "run.augment", 0, 2);
     r->lr = meta_real(&m, "run.lr", 0.0, 10.0);
     r->min_lr = meta_real(&m, "run.min_lr", 0.0, 10.0);
     r->weight_decay = meta_real(&m, "run.weight_decay", 0.0, 10.0);
@@ -268,6 +268,31 @@ static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const a
 
 /* ---- train: the vision family of the training driver ------------------------------------ */
 
+/* --widths A,B,..: 1 to ATTN_CNN_MAX_STAGES widths in [1, 4096]; 0 or 2 (printed). */
+static int parse_widths(const char *v, long long *w, int *n) {
+    *n = 0;
+    const char *p = v;
+    while (p && *p) {
+        char *end = NULL;
+        errno = 0;
+        const long long x = strtoll(p, &end, 10);
+        if (end == p || errno || x < 1 || x > 4096 || *n == ATTN_CNN_MAX_STAGES || (*end && *end != ',')) {
+            fprintf(stderr, "attn vision train: --widths '%s': expected 1 to %d channel counts in [1, 4096] "
+                            "separated by commas (e.g. 32,96,192)\n", v, ATTN_CNN_MAX_STAGES);
+            return 2;
+        }
+        w[(*n)++] = x;
+        p = *end ? end + 1 : end;
+        if (*end && !*p) p = NULL, *n = 0; /* a trailing comma */
+    }
+    if (!*n) {
+        fprintf(stderr, "attn vision train: --widths '%s': expected channel counts separated by commas\n",
+                v ? v : "");
+        return 2;
+    }
+    return 0;
+}
+
 static void train_usage(FILE *f) {
     fprintf(f,
         "usage: attn vision train --out DIR [options]\n\n"
@@ -276,7 +301,10 @@ static void train_usage(FILE *f) {
         "accuracy on the 10,000 test images.\n\n"
         "data (fixed by the checkpoint: refused with --resume)\n"
         "  --data DIR             the IDX files (default data/fashion-mnist)\n"
-        "  --augment 0|1          random shifts by up to 2 pixels and left-right flips (default 0)\n"
+        "  --init MODEL           start from a trained model (its directory or .safetensors file):\n"
+        "                         its architecture, parameters and BatchNorm statistics, with a\n"
+        "                         new schedule and optimizer state (a warm restart); the model\n"
+        "                         options below are then refused\n"
         "model (fixed by the checkpoint: refused with --resume)\n"
         "  --attention KIND       none|sagan|sagan-code|simple, or a module of docs/vision_modules.md:\n"
         "                         channel|spatial|cbam|soft|gc|sag|psa|aaconv (default none)\n"
@@ -284,10 +312,13 @@ static void train_usage(FILE *f) {
         "  --sym 0|1              Simple SA: symmetric W (default 0)\n"
         "  --stages N             stages (default 3; every stage but the last halves the map)\n"
         "  --width C              channels of stage 0, doubled at each stage (default 32)\n"
+        "  --widths A,B,..        every stage's channels instead (e.g. 32,96,192; sets --stages)\n"
         "  --convs N              conv-BN-ReLU layers per stage (default 1)\n"
         "  --dropout P            dropout before the head (default 0)\n"
+        "schedule and loss (with --resume: applied and printed)\n"
+        "  --augment 0|1|2        1: random shifts by up to 2 pixels and left-right flips;\n"
+        "                         2: left-right flips only (default 0: none)\n"
         "  --label-smoothing E    (default 0)\n"
-        "schedule (with --resume: applied and printed)\n"
         "  --batch N              images per step (default 64)\n"
         "  --steps N              optimizer steps (default 3000; with --resume: the new total)\n"
         "  --epochs E             instead of --steps: E passes over the 55,000 training images\n"
@@ -350,11 +381,11 @@ static attn_tensor *vision_step_loss(void *self, train_run *run, int64_t step, t
         if (e != g->perm_epoch) make_perm(g, e);
         const int64_t i = g->perm[k % n];
         int dy = 0, dx = 0, flip = 0;
-        if (g->r.augment) {
+        if (g->r.augment == 1) {
             dy = (int)attn_rng_next_below(&aug, 5) - 2;
             dx = (int)attn_rng_next_below(&aug, 5) - 2;
-            flip = (int)attn_rng_next_below(&aug, 2);
         }
+        if (g->r.augment) flip = (int)attn_rng_next_below(&aug, 2);
         load_image(&g->d.train_x, i, g->img + b * 784, dy, dx, flip);
         g->lab[b] = g->d.train_y.data[i];
     }
@@ -466,10 +497,13 @@ static int64_t trainable_numel(const attn_params *ps) {
 
 static int cmd_vision_train(int argc, char **argv) {
     const char *prog = "attn vision train", *sub = "train", *data = "data/fashion-mnist";
-    const char *att = "none";
+    const char *att = "none", *init = NULL;
     long long att_stage = 0, stages = 3, width = 32, convs = 1, augment = 0;
+    long long widths[ATTN_CNN_MAX_STAGES] = {0};
+    int n_widths = 0;
     double dropout = 0.0, smoothing = 0.0;
-    int sym = 0, rc = 0;
+    int sym = 0, rc = 0, stages_given = 0, smoothing_given = 0, augment_given = 0;
+    const char *arch_flag = NULL;
     train_opts o;
     train_opts_init(&o);
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -483,16 +517,33 @@ static int cmd_vision_train(int argc, char **argv) {
             i += k - 1;
             continue;
         }
-        if (!strcmp(a, "--sym")) { train_opt_bool(argv, argc, &i, &sym); train_fixed(&o, a); continue; }
-        if (strcmp(a, "--label-smoothing")) train_fixed(&o, a);
+        if (!strcmp(a, "--sym")) {
+            train_opt_bool(argv, argc, &i, &sym);
+            train_fixed(&o, a);
+            arch_flag = a;
+            continue;
+        }
+        /* label smoothing and augmentation shape the loss and the batches, not the model: a
+         * resumed run may change them */
+        if (strcmp(a, "--label-smoothing") && strcmp(a, "--augment")) train_fixed(&o, a);
+        if (!strcmp(a, "--label-smoothing")) smoothing_given = 1;
+        if (!strcmp(a, "--augment")) augment_given = 1;
+        if (!strcmp(a, "--attention") || !strcmp(a, "--attention-stage") || !strcmp(a, "--stages") ||
+            !strcmp(a, "--width") || !strcmp(a, "--widths") || !strcmp(a, "--convs") || !strcmp(a, "--dropout"))
+            arch_flag = a;
         i++;
         if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--init")) init = v;
         else if (!strcmp(a, "--attention")) att = v;
         else if (!strcmp(a, "--attention-stage")) rc = opt_int(sub, a, v, 0, ATTN_CNN_MAX_STAGES - 1, &att_stage);
-        else if (!strcmp(a, "--stages")) rc = opt_int(sub, a, v, 1, ATTN_CNN_MAX_STAGES, &stages);
+        else if (!strcmp(a, "--stages")) {
+            rc = opt_int(sub, a, v, 1, ATTN_CNN_MAX_STAGES, &stages);
+            stages_given = 1;
+        }
         else if (!strcmp(a, "--width")) rc = opt_int(sub, a, v, 1, 512, &width);
+        else if (!strcmp(a, "--widths")) rc = parse_widths(v, widths, &n_widths);
         else if (!strcmp(a, "--convs")) rc = opt_int(sub, a, v, 1, 4, &convs);
-        else if (!strcmp(a, "--augment")) rc = opt_int(sub, a, v, 0, 1, &augment);
+        else if (!strcmp(a, "--augment")) rc = opt_int(sub, a, v, 0, 2, &augment);
         else if (!strcmp(a, "--dropout")) rc = opt_real(sub, a, v, 0.0, 0.99, &dropout);
         else if (!strcmp(a, "--label-smoothing")) rc = opt_real(sub, a, v, 0.0, 0.99, &smoothing);
         else {
@@ -506,11 +557,23 @@ static int cmd_vision_train(int argc, char **argv) {
     }
     if (rc) return rc;
     if ((rc = train_opts_check(prog, &o))) return rc;
+    if (init && arch_flag) {
+        fprintf(stderr, "attn vision train: %s with --init: the model's architecture is the one of %s\n",
+                arch_flag, init);
+        return 2;
+    }
     attn_cnn_attention ak;
     if (attn_cnn_attention_parse(att, &ak)) {
         fprintf(stderr, "attn vision train: --attention '%s': expected none, sagan, sagan-code, simple, "
                         "channel, spatial, cbam, soft, gc, sag, psa or aaconv\n", att);
         return 2;
+    }
+    if (n_widths) {
+        if (stages_given && stages != n_widths) {
+            fprintf(stderr, "attn vision train: --widths names %d stages, --stages %lld\n", n_widths, stages);
+            return 2;
+        }
+        stages = n_widths;
     }
     if (ak != ATTN_CNN_ATT_NONE && att_stage >= stages) {
         fprintf(stderr, "attn vision train: --attention-stage %lld: the model has stages 0 to %lld\n",
@@ -543,6 +606,8 @@ static int cmd_vision_train(int argc, char **argv) {
         train_resume_real("--lr", o.lr, &rp->lr);
         train_resume_real("--min-lr", o.min_lr, &rp->min_lr);
         train_resume_real("--weight-decay", o.weight_decay, &rp->weight_decay);
+        if (smoothing_given) rp->label_smoothing = smoothing;
+        if (augment_given) rp->augment = augment;
         attn_cnn_config cc;
         if (attn_cnn_config_load(ckpt, &cc) != ATTN_OK || attn_params_new(&ps) != ATTN_OK ||
             attn_cnn_new(&g.m, ps, &cc, NULL) != ATTN_OK) {
@@ -570,10 +635,27 @@ static int cmd_vision_train(int argc, char **argv) {
     }
     if (fmnist_load(rp->data, &g.d)) goto done;
     have_data = 1;
-    if (!resume) {
+    if (!resume && init) {
+        /* a new run (schedule, optimizer state) from a trained model's parameters and statistics */
+        char path[4096];
+        const size_t n = strlen(init);
+        if (n >= 12 && !strcmp(init + n - 12, ".safetensors")) snprintf(path, sizeof path, "%s", init);
+        else dir_file(path, sizeof path, init, "model.safetensors");
+        if (attn_params_new(&ps) != ATTN_OK || attn_cnn_load(path, ps, &g.m) != ATTN_OK) {
+            rc = cli_fail(CMD, "--init: cannot load the model");
+            goto done;
+        }
+        if (fmnist_model_check(path, g.m)) goto done;
+        if (cli_make_dir(out) != 0) {
+            fprintf(stderr, "attn vision train: cannot create the directory %s: %s\n", out, strerror(errno));
+            goto done;
+        }
+        printf("initialised from %s\n", path);
+    } else if (!resume) {
         attn_cnn_config cc = attn_cnn_config_default();
         cc.n_stages = (int)stages;
-        for (int s = 0; s < ATTN_CNN_MAX_STAGES; s++) cc.widths[s] = s < stages ? width << s : 0;
+        for (int s = 0; s < ATTN_CNN_MAX_STAGES; s++)
+            cc.widths[s] = s >= stages ? 0 : n_widths ? widths[s] : width << s;
         cc.convs_per_stage = (int)convs;
         cc.attention = ak;
         cc.attention_stage = (int)att_stage;
@@ -633,7 +715,7 @@ static int cmd_vision_train(int argc, char **argv) {
     printf("%s\n", desc);
     printf("data: %s: train %lld images, valid %d, test %lld; augmentation %s\n", rp->data,
            (long long)g.d.n_train, N_VALID, (long long)g.d.test_x.dims[0],
-           rp->augment ? "shifts +-2 and flips" : "none");
+           rp->augment == 1 ? "shifts +-2 and flips" : rp->augment == 2 ? "left-right flips" : "none");
     printf("schedule: %lld steps of %lld images, AdamW lr %g -> %g (warmup %lld, cosine), wd %g, label "
            "smoothing %g; threads %d\n",
            rp->total_steps, (long long)B, rp->lr, rp->min_lr, rp->warmup, rp->weight_decay,

@@ -695,6 +695,15 @@ if [ -f "$FMNIST/train-images-idx3-ubyte" ]; then
     else
         fail "caption eval: $(head -c 400 "$TMP/cap.out")"
     fi
+    # hard attention with K draws per caption and reward-to-go, warm-started from the hard run
+    if "${CAPTION[@]}" --attention hard --samples 3 --reward-to-go 1 --init "$CAP" --out "$TMP/cap-k3" --steps 2 \
+            --quiet >"$TMP/cap-k3.out" 2>&1 &&
+        grep -q "initialised from $CAP/model.safetensors (hard attention)" "$TMP/cap-k3.out" &&
+        grep -q '"event":"reinforce","step":1,"reward":-' "$TMP/cap-k3/train.jsonl"; then
+        ok "caption: hard attention --samples 3 --reward-to-go 1 --init trains and logs reward and baseline"
+    else
+        fail "caption --samples: $(tail -c 400 "$TMP/cap-k3.out")"
+    fi
     # describe: a user's 56x56 grey PNG (written here), and one of another size
     python3 - "$TMP/scene.png" 56 56 "$TMP/wide.png" 30 20 <<'PY'
 import struct, sys, zlib
@@ -1105,6 +1114,24 @@ rc=$?
 [ "$rc" = 2 ] && grep -q "weighs channels, it has no spatial map" "$TMP/vis-ch.out" &&
     ok "vision maps of a channel attention module: a clear error (exit 2)" ||
     fail "vision maps --attention channel: exit $rc: $(head -c 300 "$TMP/vis-ch.out")"
+# --widths per stage, flips only, label smoothing; --init: a warm restart from that model
+if "${VIS[@]}" --out "$TMP/visw" --steps 2 --widths 8,12 --augment 2 --label-smoothing 0.1 >"$TMP/visw.out" 2>&1 &&
+    grep -q "widths 8 12 0 0" "$TMP/visw.out" && grep -q "augmentation left-right flips" "$TMP/visw.out" &&
+    "$ATTN" vision train --data "$FM" --batch 8 --threads 1 --eval-every 2 --eval-n 40 --quiet --out "$TMP/visw2" \
+        --steps 2 --init "$TMP/visw" >"$TMP/visw2.out" 2>&1 &&
+    grep -q "initialised from $TMP/visw/model.safetensors" "$TMP/visw2.out" && grep -q "widths 8 12 0 0" "$TMP/visw2.out"; then
+    ok "vision train --widths 8,12 --augment 2, and --init from it (its architecture)"
+else
+    fail "vision --widths/--init: $(tail -c 300 "$TMP/visw.out") $(tail -c 300 "$TMP/visw2.out" 2>/dev/null)"
+fi
+"${VIS[@]}" --out "$TMP/visw3" --steps 2 --init "$TMP/visw" --width 16 >"$TMP/visw3.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--width with --init: the model's architecture is the one of" "$TMP/visw3.out" && ok "vision --init with a model option refused (exit 2)" ||
+    fail "vision --init --width: exit $rc: $(head -c 300 "$TMP/visw3.out")"
+"${VIS[@]}" --out "$TMP/visw4" --steps 2 --widths 8,x >"$TMP/visw4.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--widths '8,x'" "$TMP/visw4.out" && ok "vision --widths 8,x refused (exit 2)" ||
+    fail "vision --widths 8,x: exit $rc: $(head -c 300 "$TMP/visw4.out")"
 "$ATTN" vision train --out "$TMP/visbad2" --data "$TMP/nowhere" --steps 2 >"$TMP/vis9.out" 2>&1
 rc=$?
 [ "$rc" = 1 ] && grep -q "cannot read Fashion-MNIST" "$TMP/vis9.out" && ok "vision train without the data: a clear error" ||

@@ -13,7 +13,10 @@
  *       and hard with fixed draws and lambda_r = 0: every other term of the
  *       hard loss is a differentiable function of the parameters);
  *   (d) the drawn path: draws from the context's stream are repeatable,
- *       the baseline moves by its running-average rule;
+ *       the baseline moves by its running-average rule, in the reward's
+ *       units (per-word mean log-likelihood); with samples K, a sampled
+ *       row's baseline is the mean reward of its group's other sampled rows
+ *       (the surrogate's value against the formula, fixed draws);
  *   (e) greedy decoding: shapes, attention rows that sum to 1, EOS then PAD;
  *   (f) scenes: determinism, held-out pairs absent from train/valid and
  *       present in test, splits' image ranges, canvases, the grammar
@@ -322,6 +325,154 @@ out:
     TEST_END();
 }
 
+/* Row b's reward R_b = (1/n_b) sum_t log p(y_bt): the mean log-likelihood of
+ * its target tokens, from the logits [B, T, V] of the loss (double). */
+static double row_reward(const float *logits, const int32_t *tk, int64_t b, int64_t T1, int64_t V) {
+    const int64_t T = T1 - 1;
+    double r = 0.0;
+    int64_t n = 0;
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t y = tk[b * T1 + t + 1];
+        if (y == ATTN_CAPTION_PAD_ID) continue;
+        const float *row = logits + (b * T + t) * V;
+        double mx = row[0], z = 0.0;
+        for (int64_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+        for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
+        r += (double)row[y] - mx - log(z);
+        n++;
+    }
+    return n ? r / (double)n : 0.0;
+}
+
+static void test_reward_units(void) {
+    TEST_BEGIN("caption/hard: the reward and the moving baseline are both per-word log-likelihoods");
+    attn_params *ps = NULL;
+    attn_caption m;
+    attn_ctx *ctx = test_ctx_new((size_t)32 << 20, 1, 0);
+    if (!ctx || tiny_model(ATTN_CAPTION_HARD, &ps, &m, 4)) goto out;
+    m.cfg.mix = 0.f; /* every row draws: the reward is the mean over all rows */
+    const int64_t B = 6, L = 9, T1 = 7, V = ATTN_CAPTION_VOCAB;
+    float annot[6 * 9 * 6];
+    int32_t tk[6 * 7];
+    attn_rng rng;
+    attn_rng_init(&rng, 8);
+    test_fill_normal(annot, B * L * 6, &rng);
+    fill_tokens(tk, B, T1, V, &rng); /* rows of 1 to 5 targets: the sums differ, the means do not scale */
+    attn_f32(m.baseline)[0] = -2.0f;
+    attn_ctx_reset(ctx);
+    attn_ctx_set_rng(ctx, 9, 0);
+    attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 3, (int64_t[]){B, L, 6}, annot);
+    attn_tensor *t = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, T1}, tk);
+    attn_caption_loss_out lo;
+    CHECK_OK(attn_caption_loss(ctx, &m, a, t, NULL, &lo));
+    if (!lo.loss) goto out;
+    double want = 0.0;
+    for (int64_t b = 0; b < B; b++) want += row_reward(attn_f32(lo.logits), tk, b, T1, V);
+    want /= (double)B;
+    CHECK(fabs(lo.reward - want) <= 1e-5 * (1.0 + fabs(want)), "reward %g, mean per-word log-likelihood %g",
+          lo.reward, want);
+    const double bl = 0.9 * -2.0 + 0.1 * want;
+    CHECK(fabs(attn_f32(m.baseline)[0] - bl) <= 1e-5 * (1.0 + fabs(bl)),
+          "baseline %g after the batch, expected 0.9 (-2) + 0.1 R = %g", (double)attn_f32(m.baseline)[0], bl);
+out:
+    attn_ctx_free(ctx);
+    attn_params_free(ps);
+    TEST_END();
+}
+
+/* log p(y_bt) of row b's step t (0 for a PAD target). */
+static double step_logp(const float *logits, const int32_t *tk, int64_t b, int64_t t, int64_t T1, int64_t V) {
+    const int32_t y = tk[b * T1 + t + 1];
+    if (y == ATTN_CAPTION_PAD_ID) return 0.0;
+    const float *row = logits + (b * (T1 - 1) + t) * V;
+    double mx = row[0], z = 0.0;
+    for (int64_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+    for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
+    return (double)row[y] - mx - log(z);
+}
+
+/* samples K = 3 with fixed draws: the surrogate's value against
+ * CE - (lambda_r / N) sum_{b sampled, t valid} (G_bt - bl_bt) log(alpha_{b,t,s_bt} + 1e-10),
+ * G_bt = R_b (rtg 0) or the per-word return from t (rtg 1), bl_bt the mean G of the group's other
+ * sampled rows at t, or the moving baseline (times the share of tokens from t on with rtg 1). */
+static void leave_one_out_case(int rtg) {
+    attn_params *ps = NULL;
+    attn_caption m;
+    attn_ctx *ctx = test_ctx_new((size_t)32 << 20, 1, 0);
+    if (!ctx || tiny_model(ATTN_CAPTION_HARD, &ps, &m, 5)) goto out;
+    m.cfg.samples = 3;
+    m.cfg.reward_to_go = rtg;
+    m.cfg.lambda = 0.f;
+    m.cfg.entropy = 0.f;
+    m.cfg.reinforce = 0.7f;
+    /* rows 0-2: one caption, three draws; rows 3-5: row 4 expected; rows 6-7: a short group whose
+     * only sampled row (6) falls back on the moving baseline */
+    const int64_t B = 8, L = 9, T1 = 6, V = ATTN_CAPTION_VOCAB, T = T1 - 1;
+    float annot[8 * 9 * 6];
+    int32_t tk[8 * 6], samples[8 * 5];
+    const uint8_t expected[8] = {0, 0, 0, 0, 1, 0, 0, 1};
+    attn_rng rng;
+    attn_rng_init(&rng, 12);
+    test_fill_normal(annot, B * L * 6, &rng);
+    for (int64_t b = 1; b < 3; b++) memcpy(annot + b * L * 6, annot, (size_t)(L * 6) * sizeof *annot);
+    fill_tokens(tk, B, T1, V, &rng);
+    for (int64_t b = 1; b < 3; b++) memcpy(tk + b * T1, tk, (size_t)T1 * sizeof *tk);
+    for (int64_t i = 0; i < B * T; i++) samples[i] = (int32_t)attn_rng_next_below(&rng, (uint32_t)L);
+    attn_f32(m.baseline)[0] = -1.25f;
+    const attn_caption_draws d = {samples, expected};
+    attn_ctx_reset(ctx);
+    attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 3, (int64_t[]){B, L, 6}, annot);
+    attn_tensor *t = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, T1}, tk);
+    attn_caption_loss_out lo;
+    CHECK_OK(attn_caption_loss(ctx, &m, a, t, &d, &lo));
+    if (!lo.loss) goto out;
+    double G[8][5], share[8][5];
+    for (int64_t b = 0; b < B; b++) {
+        int64_t n = 0;
+        for (int64_t tt = 0; tt < T; tt++) n += tk[b * T1 + tt + 1] != ATTN_CAPTION_PAD_ID;
+        const double R = row_reward(attn_f32(lo.logits), tk, b, T1, V);
+        for (int64_t tt = 0; tt < T; tt++) {
+            double ret = 0.0;
+            int64_t left = 0;
+            for (int64_t u = tt; u < T; u++) {
+                ret += step_logp(attn_f32(lo.logits), tk, b, u, T1, V);
+                left += tk[b * T1 + u + 1] != ATTN_CAPTION_PAD_ID;
+            }
+            G[b][tt] = rtg ? ret / (double)n : R;
+            share[b][tt] = rtg ? (double)left / (double)n : 1.0;
+        }
+    }
+    double rf = 0.0;
+    for (int64_t b = 0; b < B; b++) {
+        if (expected[b]) continue;
+        for (int64_t tt = 0; tt < T; tt++) {
+            if (tk[b * T1 + tt + 1] == ATTN_CAPTION_PAD_ID) continue;
+            double bl;
+            if (b < 3) bl = (G[0][tt] + G[1][tt] + G[2][tt] - G[b][tt]) / 2.0;
+            else if (b == 3 || b == 5) bl = G[b == 3 ? 5 : 3][tt];
+            else bl = -1.25 * share[b][tt];
+            rf += (G[b][tt] - bl) * log((double)attn_f32(lo.alphas)[(b * T + tt) * L + samples[b * T + tt]] + 1e-10);
+        }
+    }
+    const double want = lo.ce - 0.7 * rf / (double)lo.tokens;
+    const double got = attn_f32(lo.loss)[0];
+    CHECK(fabs(got - want) <= 1e-5 * (1.0 + fabs(want)), "reward_to_go %d: loss %.9g, CE - REINFORCE %.9g", rtg, got,
+          want);
+    CHECK(fabs(G[0][0] - G[1][0]) > 1e-6 || fabs(G[1][0] - G[2][0]) > 1e-6,
+          "the draws should give the copies different rewards");
+    CHECK(attn_f32(m.baseline)[0] == -1.25f, "given draws leave the moving baseline alone");
+out:
+    attn_ctx_free(ctx);
+    attn_params_free(ps);
+}
+
+static void test_leave_one_out(void) {
+    TEST_BEGIN("caption/hard: samples K: leave-one-out baselines, per caption and per step (reward-to-go)");
+    leave_one_out_case(0);
+    leave_one_out_case(1);
+    TEST_END();
+}
+
 static void test_greedy(void) {
     for (int mode = 0; mode < ATTN_CAPTION_MODE_COUNT; mode++) {
         char tname[96];
@@ -553,6 +704,8 @@ void suite_caption(void) {
     fd_case(ATTN_CAPTION_NONE, 1.f);
     fd_case(ATTN_CAPTION_HARD, 0.f);
     test_drawn();
+    test_reward_units();
+    test_leave_one_out();
     test_greedy();
     test_errors();
     test_scenes();

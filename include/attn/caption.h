@@ -89,10 +89,23 @@ typedef struct attn_caption_config {
     float baseline_decay; /* HARD: in [0, 1) (the paper's 0.9) */
     float mix;            /* HARD: probability in [0, 1] that a row uses the
                              expected (soft) context instead of a sample (0.5) */
+    int64_t samples;      /* HARD: K in [0, 64] (0 reads as 1): the batch's rows
+                             come in groups of K copies of one caption (the last
+                             group may be shorter), each with its own draws; a
+                             sampled row's baseline is the mean
+                             reward of the other sampled rows of its group
+                             (leave-one-out), the moving average when it has none */
+    int reward_to_go;     /* HARD: 0 (the paper): every step of a row is credited
+                             with the row's reward R_b; 1: step t with the return
+                             G_bt = (1/n_b) sum_{t' >= t} log p(y_bt') (a draw
+                             cannot change the words before it), its baseline
+                             per step (leave-one-out at t, or the moving
+                             average times the share of tokens from t on) */
 } attn_caption_config;
 
 /* Fills the defaults: lambda 0.001 (docs/caption.md, "Decisions"), reinforce 1,
- * entropy 0.01, baseline_decay 0.9, mix 0.5; the sizes are left as given. */
+ * entropy 0.01, baseline_decay 0.9, mix 0.5, samples 1, reward_to_go 0; the
+ * sizes are left as given. */
 void attn_caption_config_defaults(attn_caption_config *cfg);
 
 typedef struct attn_caption {
@@ -114,9 +127,11 @@ attn_status attn_caption_init(attn_caption *m, attn_params *ps, const attn_capti
 /* The configuration as metadata entries "caption.mode", "caption.vocab",
  * "caption.annot_dim", "caption.embed", "caption.hidden", "caption.attn_size",
  * "caption.lambda", "caption.reinforce", "caption.entropy",
- * "caption.baseline_decay", "caption.mix" into kv[0 .. 10], the values in buf
- * (ATTN_CAPTION_META * 32 bytes). */
-#define ATTN_CAPTION_META 11
+ * "caption.baseline_decay", "caption.mix", "caption.samples",
+ * "caption.reward_to_go" into kv[0 .. 12], the values in buf
+ * (ATTN_CAPTION_META * 32 bytes); a file without the last two (written
+ * before they existed) reads as 1 sample, no reward-to-go. */
+#define ATTN_CAPTION_META 13
 void attn_caption_config_meta(const attn_caption_config *cfg, attn_kv *kv, char *buf);
 
 /* Reads a configuration from a safetensors file's metadata (a checkpoint of
@@ -144,7 +159,8 @@ typedef struct attn_caption_loss_out {
     attn_tensor *betas;   /* [B, T] (NULL for NONE) */
     double ce, penalty;   /* the two parts of the loss (penalty with lambda) */
     double reward;        /* HARD: mean R_b over the sampled rows (0 if none) */
-    double baseline;      /* HARD: the baseline the surrogate used */
+    double baseline;      /* HARD: the moving-average baseline the surrogate used
+                             (rows with a leave-one-out baseline do not use it) */
     int64_t tokens;       /* N */
 } attn_caption_loss_out;
 

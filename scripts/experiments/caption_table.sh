@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # caption_table.sh [ENCODER] [SEEDS] [STEPS] [BUDGET_S]: Show, Attend and
 # Tell with soft, hard and no attention over the same frozen CNN (ENCODER,
-# default /work/models/cnn-base or $CAPTION_ENCODER), SEEDS seeds each
+# default /work/models/cnn-base/model.safetensors or $CAPTION_ENCODER), SEEDS seeds each
 # (default "1 2 3"), each run one thread, STEPS optimizer steps of 32
 # captions (default 2000) or BUDGET_S seconds of training (default 240),
 # whichever comes first, one run at a time; the scenes are encoded once
@@ -12,18 +12,28 @@
 # of every run and the mean +- spread (sample standard deviation) per mode.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ENCODER="${1:-${CAPTION_ENCODER:-/work/models/cnn-base}}"
+ENCODER="${1:-${CAPTION_ENCODER:-/work/models/cnn-base/model.safetensors}}"
 SEEDS="${2:-1 2 3}"
 STEPS="${3:-2000}"
 BUDGET="${4:-240}"
-# A run kind is soft, hard (REINFORCE, the expected context on 80% of the
-# captions: --mix 0.8), none, or hard-mix0.5 (the paper's 50%).
+# A run kind is soft, none, or hard attention (REINFORCE, moving-average
+# baseline, entropy bonus) in one of these forms:
+#   hard         the expected context on 80% of the captions (--mix 0.8)
+#   hard-mix0.5  the paper's 50%
+#   hard-k4      mix 0.5, 4 draws per caption with leave-one-out baselines and
+#                reward-to-go, 8 captions a step (32 rows, as soft's batch)
+#   hard-warm    the paper's rule (mix 0.5, one draw, moving baseline), the
+#                decoder warm-started from soft-s<seed> (run first: list soft
+#                before it), WARM_STEPS steps (default 1000) at lr 1e-3
 MODES="${MODES:-soft hard none}"
-flags_of() {
+WARM_STEPS="${WARM_STEPS:-1000}"
+flags_of() { # kind seed
     case "$1" in
     soft | none) echo "--attention $1" ;;
     hard) echo "--attention hard --mix 0.8" ;;
     hard-mix0.5) echo "--attention hard --mix 0.5" ;;
+    hard-k4) echo "--attention hard --mix 0.5 --samples 4 --reward-to-go 1 --batch 8" ;;
+    hard-warm) echo "--attention hard --mix 0.5 --init runs/caption/soft-s$2 --lr 1e-3" ;;
     *) echo "caption_table.sh: unknown run kind $1" >&2; exit 2 ;;
     esac
 }
@@ -34,9 +44,12 @@ for seed in $SEEDS; do # seed by seed: a cut-short table still compares the mode
     for mode in $MODES; do
         dir="runs/caption/$mode-s$seed"
         if [ -f "$dir/eval.json" ]; then continue; fi # done already (re-run: delete it)
+        flags=$(flags_of "$mode" "$seed")
+        steps="$STEPS"
+        if [[ $mode == hard-warm ]]; then steps="$WARM_STEPS"; fi
         # shellcheck disable=SC2086
-        build/attn caption train --out "$dir" --encoder "$ENCODER" $(flags_of "$mode") --seed "$seed" \
-            --steps "$STEPS" --time-budget "$BUDGET" --eval-every 0 --threads 1 --quiet --force \
+        build/attn caption train --out "$dir" --encoder "$ENCODER" $flags --seed "$seed" \
+            --steps "$steps" --time-budget "$BUDGET" --eval-every 0 --threads 1 --quiet --force \
             --cache runs/caption/cache $EXTRA \
             >"$dir.txt" 2>&1 || { echo "$mode seed $seed: training failed: $(tail -n 2 "$dir.txt")"; continue; }
         build/attn caption eval --model "$dir" --test-scenes 1000 --pictures 2 --json "$dir/eval.json" \

@@ -28,6 +28,8 @@ void attn_caption_config_defaults(attn_caption_config *cfg) {
     cfg->entropy = 0.01f;
     cfg->baseline_decay = 0.9f;
     cfg->mix = 0.5f;
+    cfg->samples = 1;
+    cfg->reward_to_go = 0;
 }
 
 const char *attn_caption_mode_name(attn_caption_mode mode) {
@@ -63,12 +65,13 @@ static attn_status check_config(const char *fn, const attn_caption_config *c) {
                            (long long)c->hidden, (long long)c->attn_size);
     if (!finite_in(c->lambda, 0.f, 1e6f) || !finite_in(c->reinforce, 0.f, 1e6f) ||
         !finite_in(c->entropy, 0.f, 1e6f) || !finite_in(c->baseline_decay, 0.f, 0.999999f) ||
-        !finite_in(c->mix, 0.f, 1.f))
+        !finite_in(c->mix, 0.f, 1.f) || c->samples < 0 || c->samples > 64 || c->reward_to_go < 0 ||
+        c->reward_to_go > 1)
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "%s: lambda %g, reinforce %g, entropy %g must be finite and >= 0, baseline_decay %g "
-                           "in [0, 1), mix %g in [0, 1]",
+                           "in [0, 1), mix %g in [0, 1], samples %lld in [0, 64], reward_to_go %d 0 or 1",
                            fn, (double)c->lambda, (double)c->reinforce, (double)c->entropy,
-                           (double)c->baseline_decay, (double)c->mix);
+                           (double)c->baseline_decay, (double)c->mix, (long long)c->samples, c->reward_to_go);
     return ATTN_OK;
 }
 
@@ -145,6 +148,8 @@ static const attn__meta_field meta_fields[ATTN_CAPTION_META] = {
     ATTN__META_FIELD("caption.entropy", ATTN__META_FLOAT, attn_caption_config, entropy),
     ATTN__META_FIELD("caption.baseline_decay", ATTN__META_FLOAT, attn_caption_config, baseline_decay),
     ATTN__META_FIELD("caption.mix", ATTN__META_FLOAT, attn_caption_config, mix),
+    ATTN__META_FIELD_OPT("caption.samples", ATTN__META_I64, attn_caption_config, samples),
+    ATTN__META_FIELD_OPT("caption.reward_to_go", ATTN__META_FLAG, attn_caption_config, reward_to_go),
 };
 
 void attn_caption_config_meta(const attn_caption_config *cfg, attn_kv *kv, char *buf) {
@@ -290,6 +295,7 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
     const int hard = cf->mode == ATTN_CAPTION_HARD, none = cf->mode == ATTN_CAPTION_NONE;
     if (hard && draws && (!draws->samples || !draws->expected))
         return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: draws need both samples and expected", fn);
+    const int64_t K = hard && cf->samples > 1 ? cf->samples : 1; /* rows per caption (the last group may be short) */
 
     /* inputs, targets and the valid-token mask */
     int32_t *in = attn__alloc(ctx, (size_t)(B * T) * sizeof *in, fn);
@@ -403,7 +409,9 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
              * per-word mean keeps the captions' lengths out of the reward) */
             const float *lg = attn_f32(logits);
             double *R = attn__alloc(ctx, (size_t)B * sizeof *R, fn);
-            if (!R) return attn_ctx_status(ctx);
+            double *G = attn__alloc(ctx, (size_t)(B * T) * sizeof *G, fn);  /* the return of step t */
+            double *bl = attn__alloc(ctx, (size_t)(B * T) * sizeof *bl, fn); /* its baseline */
+            if (!R || !G || !bl) return attn_ctx_status(ctx);
             double rsum = 0.0;
             int64_t nsamp = 0;
             for (int64_t b = 0; b < B; b++) {
@@ -411,17 +419,31 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
                 int64_t nb = 0;
                 for (int64_t t = 0; t < T; t++) {
                     const int32_t y = tg[b * T + t];
+                    G[b * T + t] = 0.0;
                     if (y == ATTN_CAPTION_PAD_ID) continue;
                     nb++;
                     const float *row = lg + (b * T + t) * V;
                     double mx = row[0], s = 0.0;
                     for (int64_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
                     for (int64_t v = 0; v < V; v++) s += exp((double)row[v] - mx);
-                    rb += (double)row[y] - mx - log(s);
+                    G[b * T + t] = (double)row[y] - mx - log(s); /* log p(y_bt), for now */
+                    rb += G[b * T + t];
                 }
                 R[b] = nb ? rb / (double)nb : 0.0;
+                /* G_bt: R_b at every step, or with reward_to_go (1/n_b) sum_{t' >= t} log p(y_bt');
+                 * bl_bt: the moving average b, scaled to the share of the row's tokens from t on */
+                double tail = 0.0;
+                int64_t left = 0;
+                for (int64_t t = T - 1; t >= 0; t--) {
+                    if (tg[b * T + t] != ATTN_CAPTION_PAD_ID) {
+                        tail += G[b * T + t];
+                        left++;
+                    }
+                    G[b * T + t] = cf->reward_to_go ? (nb ? tail / (double)nb : 0.0) : R[b];
+                    bl[b * T + t] = cf->reward_to_go && nb ? (double)left / (double)nb : 1.0; /* times b below */
+                }
                 if (!expected[b]) {
-                    rsum += rb;
+                    rsum += R[b]; /* the baseline tracks the reward itself (per word), not the sum */
                     nsamp++;
                 }
             }
@@ -429,22 +451,38 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
             if (!draws && base == 0.0 && nsamp) base = rsum / (double)nsamp; /* first batch: start at its mean */
             out->baseline = base;
             out->reward = nsamp ? rsum / (double)nsamp : 0.0;
-            /* surrogate: K[b,t,s_bt] = -lambda_r (R_b - b) / N on the sampled rows' valid steps */
-            attn_tensor *K = attn_tensor_new(ctx, ATTN_F32, 3, (int64_t[]){B, T, L});
+            /* the baseline of each sampled row and step: leave-one-out over its group (the mean
+             * return of the group's other sampled rows at that step) when K > 1 and the group has
+             * another sampled row, else the moving average */
+            for (int64_t g0 = 0; g0 < B; g0 += K) {
+                const int64_t g1 = g0 + K < B ? g0 + K : B;
+                int64_t gn = 0;
+                for (int64_t b = g0; b < g1; b++) gn += !expected[b];
+                for (int64_t t = 0; t < T; t++) {
+                    double gs = 0.0;
+                    for (int64_t b = g0; b < g1; b++)
+                        if (!expected[b]) gs += G[b * T + t];
+                    for (int64_t b = g0; b < g1; b++)
+                        bl[b * T + t] = gn > 1 && !expected[b] ? (gs - G[b * T + t]) / (double)(gn - 1)
+                                                               : base * bl[b * T + t];
+                }
+            }
+            /* surrogate: Kr[b,t,s_bt] = -lambda_r (G_bt - bl_bt) / N on the sampled rows' valid steps */
+            attn_tensor *Kr = attn_tensor_new(ctx, ATTN_F32, 3, (int64_t[]){B, T, L});
             attn_tensor *Ke = attn_tensor_new(ctx, ATTN_F32, 3, (int64_t[]){B, T, 1});
             attn_tensor *eps = attn_tensor_new(ctx, ATTN_F32, 1, (int64_t[]){1});
-            if (!K || !Ke || !eps) return attn_ctx_status(ctx);
+            if (!Kr || !Ke || !eps) return attn_ctx_status(ctx);
             attn_f32(eps)[0] = LOG_EPS;
             for (int64_t b = 0; b < B; b++)
                 for (int64_t t = 0; t < T; t++) {
                     const int valid = tg[b * T + t] != ATTN_CAPTION_PAD_ID;
                     attn_f32(Ke)[b * T + t] = valid ? cf->entropy / (float)ntok : 0.f;
                     if (valid && !expected[b])
-                        attn_f32(K)[(b * T + t) * L + samples[b * T + t]] =
-                            (float)(-(double)cf->reinforce * (R[b] - base) / (double)ntok);
+                        attn_f32(Kr)[(b * T + t) * L + samples[b * T + t]] =
+                            (float)(-(double)cf->reinforce * (G[b * T + t] - bl[b * T + t]) / (double)ntok);
                 }
             attn_tensor *logA = attn_log(ctx, attn_add(ctx, A, eps));
-            attn_tensor *rf = attn_sum(ctx, attn_mul(ctx, logA, K), ATTN_ALL_AXES, 0);
+            attn_tensor *rf = attn_sum(ctx, attn_mul(ctx, logA, Kr), ATTN_ALL_AXES, 0);
             /* -lambda_e / N sum H(alpha) = lambda_e / N sum alpha log alpha */
             attn_tensor *ent = attn_sum(ctx, attn_mul(ctx, attn_mul(ctx, A, logA), Ke), ATTN_ALL_AXES, 0);
             loss = attn_add(ctx, attn_add(ctx, loss, rf), ent);
