@@ -10,6 +10,7 @@
     X(synthesizer)      \
     X(graph)            \
     X(vision_modules) \
+    X(vision_masks) \
     X(cnn)             \
     X(rnn)             \
     X(attention)       \

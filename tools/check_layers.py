@@ -42,7 +42,7 @@ PUBLIC = {
     "eval.h": "eval", "fid.h": "eval",
     "checkpoint.h": "train",
     "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "txl.h": "models",
-    "cnn.h": "models", "lstmn_lm.h": "models", "bert.h": "models", "minilm.h": "models", "caption.h": "models", "gan.h": "models",
+    "cnn.h": "models", "mask_head.h": "models", "lstmn_lm.h": "models", "bert.h": "models", "minilm.h": "models", "caption.h": "models", "gan.h": "models",
     "wavenet.h": "models", "word2vec.h": "models",
     "attn.h": "api",
 }
