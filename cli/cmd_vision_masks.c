@@ -372,8 +372,8 @@ static void train_usage(FILE *f) {
         "  --width C              channels of the features and the head (even; default 32)\n"
         "schedule (with --resume: applied and printed)\n"
         "  --batch N              scenes per step (default 16)\n"
-        "  --steps N              optimizer steps (default 1000)\n"
-        "  --lr X                 peak learning rate of AdamW (default 3e-3)\n"
+        "  --steps N              optimizer steps (default 800)\n"
+        "  --lr X                 peak learning rate of AdamW (default 1e-2)\n"
         "  --min-lr X             final learning rate of the cosine (default lr / 100)\n"
         "  --warmup N             linear warmup steps (default 50)\n"
         "  --weight-decay X       (default 0.01)\n"
@@ -468,10 +468,10 @@ static int masks_train_cmd(int argc, char **argv) {
         rp->test_scenes = n_test;
         rp->threshold = threshold;
         rp->batch = o.batch > 0 ? o.batch : 16;
-        rp->total_steps = o.steps > 0 ? o.steps : 1000;
+        rp->total_steps = o.steps > 0 ? o.steps : 800;
         rp->warmup = o.warmup >= 0 ? o.warmup : 50;
         rp->seed = o.seed >= 0 ? o.seed : 1;
-        rp->lr = o.lr >= 0 ? o.lr : 3e-3;
+        rp->lr = o.lr >= 0 ? o.lr : 1e-2;
         rp->min_lr = o.min_lr >= 0 ? o.min_lr : rp->lr / 100.0;
         rp->weight_decay = o.weight_decay >= 0 ? o.weight_decay : 0.01;
         attn_mask_head_config mc;
