@@ -10,8 +10,10 @@
 # then draws the attention maps of the first seed's models with a spatial
 # map ($OUT/maps-<arm>/maps.png: CBAM's and SAG's sigmoid maps, GC's softmax
 # over positions, PSA's collect weights and the first AA head's attention of
-# four query positions). Runs go to $OUT/<arm>-s<seed> (a finished run is
-# not redone).
+# four query positions) and, side by side for the same test images,
+# CBAM's, SAG's and GC's maps with PSA's and SAGAN's weights of the centre
+# position ($OUT/maps-compare.png, vision_modules_maps.py). Runs go to
+# $OUT/<arm>-s<seed> (a finished run is not redone).
 #
 # Environment: SEEDS ("1 2 3"), ARMS ("none sagan cbam soft gc sag psa
 # aaconv"; also channel, spatial, sagan-code, simple), LR (3e-3), FLAGS
@@ -93,3 +95,9 @@ for a in $ARMS; do
         ;;
     esac
 done
+# the maps side by side for the same test images: CBAM's and SAG's spatial
+# maps, GC's softmax, PSA's and SAGAN's weights of the centre position
+arms=""
+for a in cbam sag gc psa sagan; do [[ -f $OUT/maps-$a/maps.png ]] && arms="$arms $a"; done
+# shellcheck disable=SC2086
+[[ -z $arms ]] || python3 scripts/experiments/vision_modules_maps.py --runs "$OUT" --query 1 $arms >&2 || true
