@@ -32,6 +32,7 @@
 #define VALID_SEED 7u   /* the validation scenes */
 #define SIDE ATTN_SCENE_SIDE
 #define PIX (SIDE * SIDE)
+#define MAX_SCENES 200000 /* 630 MB of canvases */
 
 static void dir_file(char *buf, size_t n, const char *dir, const char *name) {
     snprintf(buf, n, "%s/%s", dir, name);
@@ -212,9 +213,9 @@ static int run_meta_read(const char *path, run_info *r) {
     }
     meta_reader m = {f, path, {0}};
     snprintf(r->data, sizeof r->data, "%s", attn_safetensors_metadata(f, "run.data"));
-    r->train_scenes = meta_ll(&m, "run.train_scenes", 1, 1 << 24);
-    r->valid_scenes = meta_ll(&m, "run.valid_scenes", 1, 1 << 24);
-    r->test_scenes = meta_ll(&m, "run.test_scenes", 1, 1 << 24);
+    r->train_scenes = meta_ll(&m, "run.train_scenes", 1, MAX_SCENES);
+    r->valid_scenes = meta_ll(&m, "run.valid_scenes", 1, MAX_SCENES);
+    r->test_scenes = meta_ll(&m, "run.test_scenes", 1, MAX_SCENES);
     r->threshold = meta_ll(&m, "run.threshold", 0, 254);
     r->batch = meta_ll(&m, "run.batch", 2, 4096);
     r->total_steps = meta_ll(&m, "run.steps", 1, 1ll << 40);
@@ -415,9 +416,9 @@ static int masks_train_cmd(int argc, char **argv) {
             return 2;
         }
         if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--train-scenes")) rc = opt_int(sub, a, v, 1, 1 << 20, &n_train);
-        else if (!strcmp(a, "--valid-scenes")) rc = opt_int(sub, a, v, 1, 1 << 20, &n_valid);
-        else if (!strcmp(a, "--test-scenes")) rc = opt_int(sub, a, v, 1, 1 << 20, &n_test);
+        else if (!strcmp(a, "--train-scenes")) rc = opt_int(sub, a, v, 1, MAX_SCENES, &n_train);
+        else if (!strcmp(a, "--valid-scenes")) rc = opt_int(sub, a, v, 1, MAX_SCENES, &n_valid);
+        else if (!strcmp(a, "--test-scenes")) rc = opt_int(sub, a, v, 1, MAX_SCENES, &n_test);
         else if (!strcmp(a, "--threshold")) rc = opt_int(sub, a, v, 0, 254, &threshold);
         else if (!strcmp(a, "--sag")) rc = opt_int(sub, a, v, 0, 1, &sag);
         else if (!strcmp(a, "--width")) rc = opt_int(sub, a, v, 2, 512, &width);
@@ -608,8 +609,8 @@ static int masks_eval_cmd(int argc, char **argv) {
         }
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--test-scenes")) rc = opt_int(sub, a, v, 1, 1 << 20, &n_test);
-        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else if (!strcmp(a, "--test-scenes")) rc = opt_int(sub, a, v, 1, MAX_SCENES, &n_test);
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, cli_max_threads(), &threads);
         else {
             fprintf(stderr, "attn vision masks eval: unknown option '%s'\n", a);
             return 2;
@@ -711,8 +712,8 @@ static int masks_pictures_cmd(int argc, char **argv) {
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--scenes")) rc = opt_int(sub, a, v, 1, 64, &n_sc);
-        else if (!strcmp(a, "--first")) rc = opt_int(sub, a, v, 0, 1 << 20, &first);
-        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else if (!strcmp(a, "--first")) rc = opt_int(sub, a, v, 0, MAX_SCENES - 64, &first);
+        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, cli_max_threads(), &threads);
         else {
             fprintf(stderr, "attn vision masks pictures: unknown option '%s'\n", a);
             return 2;
