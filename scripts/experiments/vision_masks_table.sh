@@ -13,7 +13,8 @@
 # $OUT/sag<0|1>-s<seed> (a finished run is not redone).
 #
 # Environment: SEEDS ("1 2 3"), ARMS ("1 0": the sag values), LR (1e-2),
-# FLAGS (extra flags of attn vision masks train), OUT (runs/vision-masks).
+# FLAGS (extra flags of attn vision masks train), OUT (runs/vision-masks),
+# NO_TRAIN (1: only the table and pictures of the runs that finished).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS="${1:-800}"
@@ -35,7 +36,8 @@ run() { # sag seed
         --eval-every 0 --threads 1 --quiet $FLAGS >"$dir.txt" 2>&1 ||
         echo "$dir failed: $(tail -n 1 "$dir.txt")" >&2
 }
-for s in $SEEDS; do for a in $ARMS; do run "$a" "$s"; done; done
+# NO_TRAIN=1: the table of the runs that finished, nothing trained
+[[ -n ${NO_TRAIN:-} ]] || for s in $SEEDS; do for a in $ARMS; do run "$a" "$s"; done; done
 
 # Field $2 of the "$3" record of run $1's log.
 field() {
@@ -54,7 +56,8 @@ ious() {
 stats() {
     awk '{ x[n++] = $1; s += $1 }
         END { if (!n) { print "n/a"; exit } m = s / n; for (i = 0; i < n; i++) v += (x[i] - m) ^ 2
-              printf "%.2f +- %.2f (", m, (n > 1 ? sqrt(v / (n - 1)) : 0)
+              if (n == 1) { printf "%.2f (one seed)", m; exit }
+              printf "%.2f +- %.2f (", m, sqrt(v / (n - 1))
               for (i = 0; i < n; i++) printf "%s%.2f", i ? ", " : "", x[i]; printf ")" }'
 }
 per_step() {
