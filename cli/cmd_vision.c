@@ -831,16 +831,18 @@ static int cmd_vision_maps(int argc, char **argv);
 int cmd_vision(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: attn vision train|eval|maps [options]   (attn vision train --help, ...)\n\n"
+        fprintf(f, "usage: attn vision train|eval|maps|masks [options]   (attn vision train --help, ...)\n\n"
                    "  train    train the CNN classifier (optionally with a self-attention block) on Fashion-MNIST\n"
                    "  eval     test (or validation) accuracy of a trained model\n"
-                   "  maps     PNG pictures of where query pixels attend, for a few test images\n");
+                   "  maps     PNG pictures of where query pixels attend, for a few test images\n"
+                   "  masks    per-pixel item masks of the captioning scenes, with or without the SAG map\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "train")) return cmd_vision_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_vision_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "maps")) return cmd_vision_maps(argc - 1, argv + 1);
-    fprintf(stderr, "attn vision: unknown subcommand '%s' (train, eval or maps)\n", argv[1]);
+    if (!strcmp(argv[1], "masks")) return cmd_vision_masks(argc - 1, argv + 1);
+    fprintf(stderr, "attn vision: unknown subcommand '%s' (train, eval, maps or masks)\n", argv[1]);
     return 2;
 }
 

@@ -37,6 +37,8 @@
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);
 CLI_COMMANDS(CLI_DECL)
 #undef CLI_DECL
+/* attn vision masks (cli/cmd_vision_masks.c), dispatched by cmd_vision. */
+int cmd_vision_masks(int argc, char **argv);
 
 /* Prints "attn <cmd>: <what>: <attn_last_error()>" to stderr; returns 1. */
 int cli_fail(const char *cmd, const char *what);

@@ -1136,6 +1136,34 @@ rc=$?
 rc=$?
 [ "$rc" = 1 ] && grep -q "cannot read Fashion-MNIST" "$TMP/vis9.out" && ok "vision train without the data: a clear error" ||
     fail "vision train --data nowhere: exit $rc: $(head -c 300 "$TMP/vis9.out")"
+# attn vision masks: the mask network on scenes of the look-alike (tiny)
+VM=("$ATTN" vision masks train --data "$FM" --width 4 --batch 4 --train-scenes 20 --valid-scenes 8
+    --test-scenes 8 --threads 1 --eval-every 2 --log-every 1 --quiet)
+if "${VM[@]}" --out "$TMP/vmask" --steps 3 --sag 1 >"$TMP/vm.out" 2>&1 &&
+    grep -q "test item IoU [0-9.]* (class-agnostic [0-9.]*, loss [0-9.]*, [0-9]* items of 8 scenes)" "$TMP/vm.out" &&
+    grep -q '"test_iou"' "$TMP/vmask/train.jsonl"; then
+    ok "vision masks train --sag 1: test item IoU at the end, in train.jsonl"
+else
+    fail "vision masks train: $(tail -c 400 "$TMP/vm.out")"
+fi
+"$ATTN" vision masks train --out "$TMP/vmask" --resume --steps 4 --quiet --threads 1 >"$TMP/vm2.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] && grep -q "resuming .* at step 3" "$TMP/vm2.out" && ok "vision masks train --resume --steps 4 continues at step 3" ||
+    fail "vision masks resume: exit $rc: $(tail -c 300 "$TMP/vm2.out")"
+"$ATTN" vision masks train --out "$TMP/vmask" --resume --sag 0 >"$TMP/vm3.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--sag" "$TMP/vm3.out" && ok "vision masks --resume with --sag refused (exit 2)" ||
+    fail "vision masks --resume --sag: exit $rc: $(head -c 300 "$TMP/vm3.out")"
+"$ATTN" vision masks eval --model "$TMP/vmask" --data "$FM" --threads 1 >"$TMP/vm4.out" 2>&1 &&
+    grep -q "^test item IoU [0-9.]* (class-agnostic" "$TMP/vm4.out" && ok "vision masks eval prints the test item IoU" ||
+    fail "vision masks eval: $(head -c 300 "$TMP/vm4.out")"
+"$ATTN" vision masks pictures --model "$TMP/vmask" --data "$FM" --out "$TMP/vm.png" --scenes 2 --threads 1 >"$TMP/vm5.out" 2>&1 &&
+    [ -s "$TMP/vm.png" ] && grep -q "^row 1: test scene 1:.*SAG map" "$TMP/vm.png.txt" &&
+    ok "vision masks pictures writes the PNG and its rows" || fail "vision masks pictures: $(head -c 300 "$TMP/vm5.out")"
+"${VM[@]}" --out "$TMP/vmask2" --threshold 300 >"$TMP/vm6.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q -- "--threshold" "$TMP/vm6.out" && ok "vision masks --threshold 300 refused (exit 2)" ||
+    fail "vision masks --threshold 300: exit $rc: $(head -c 300 "$TMP/vm6.out")"
 
 # attn embed / attn similar (all-MiniLM-L6-v2): the errors always; the
 # outputs when data/minilm is there (bash scripts/get_minilm.sh).

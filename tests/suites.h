@@ -14,6 +14,7 @@
     X(sinkroute)       \
     X(graph)            \
     X(vision_modules) \
+    X(vision_masks) \
     X(cnn)             \
     X(rnn)             \
     X(attention)       \

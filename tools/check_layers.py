@@ -46,6 +46,7 @@ PUBLIC = {
     "cnn.h": "models", "lstmn_lm.h": "models", "sha_lstm.h": "models", "gru_classifier.h": "models", "bert.h": "models", "minilm.h": "models", "caption.h": "models", "gan.h": "models",
     "seq2seq.h": "models", "transformer_s2s.h": "models", "gpt.h": "models", "txl.h": "models", "reformer_lm.h": "models",
     "cnn.h": "models", "lstmn_lm.h": "models", "bert.h": "models", "minilm.h": "models", "caption.h": "models", "gan.h": "models",
+    "cnn.h": "models", "mask_head.h": "models", "lstmn_lm.h": "models", "bert.h": "models", "minilm.h": "models", "caption.h": "models", "gan.h": "models",
     "wavenet.h": "models", "word2vec.h": "models",
     "attn.h": "api",
 }

@@ -40,6 +40,7 @@
  *   vision_attention.h  SAGAN and Simple Self-Attention blocks for feature maps
  *   vision_modules.h    CBAM, channel-wise soft attention, GC, SAG mask, PSA, AA-conv
  *   cnn.h          the CNN image classifier (optional attention block), features
+ *   mask_head.h    per-pixel item masks of the scenes with the SAG map (CenterMask)
  *   fid.h          the Frechet distance of feature sets (FID), symmetric eigensolver
  *   gan.h          the small SAGAN (spectral norm, hinge losses) for 28x28 images
  *   lstmn.h        the Long Short-Term Memory-Network layer (intra-attention over a tape; graph op)
@@ -107,6 +108,7 @@
 #include "node_classifier.h"
 #include "vision_modules.h"
 #include "cnn.h"
+#include "mask_head.h"
 #include "fid.h"
 #include "gan.h"
 #include "lstmn_lm.h"

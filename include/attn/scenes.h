@@ -122,6 +122,21 @@ size_t attn_caption_text(const int32_t *ids, int64_t n, char *buf, size_t cap);
  * grammar (items out of order, a cell twice, an unknown word). */
 int attn_caption_parse(const char *text, int8_t cls[ATTN_SCENE_CELLS]);
 
+/* The item masks of scene i of s (docs/vision_modules.md, "The SAG mask in
+ * its own setting"): out[56 * 56] receives, for each canvas pixel (rows top
+ * to bottom), the cell (0..3) of the item drawn there, or -1 for the
+ * background. A pixel belongs to the item of its cell when the cell is
+ * occupied and the item image's grey value there (the canvas byte, copied
+ * from the Fashion-MNIST image) is above threshold (0..254); empty cells and
+ * darker pixels are background. Returns the number of item pixels, or -1
+ * for a NULL argument, i outside [0, s->n) or a threshold outside 0..254
+ * (out untouched). */
+int attn_scene_mask(const attn_scenes *s, int64_t i, int threshold, int8_t *out);
+
+/* The grey-value threshold of the item masks used by attn vision masks: 25
+ * (about 10% of full scale). */
+#define ATTN_SCENE_MASK_THRESHOLD 25
+
 #ifdef __cplusplus
 }
 #endif

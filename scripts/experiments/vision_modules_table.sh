@@ -10,12 +10,16 @@
 # then draws the attention maps of the first seed's models with a spatial
 # map ($OUT/maps-<arm>/maps.png: CBAM's and SAG's sigmoid maps, GC's softmax
 # over positions, PSA's collect weights and the first AA head's attention of
-# four query positions). Runs go to $OUT/<arm>-s<seed> (a finished run is
-# not redone).
+# four query positions) and, side by side for the same test images,
+# CBAM's, SAG's and GC's maps with PSA's and SAGAN's weights of the centre
+# position ($OUT/maps-compare.png, vision_modules_maps.py). Runs go to
+# $OUT/<arm>-s<seed> (a finished run is not redone).
 #
 # Environment: SEEDS ("1 2 3"), ARMS ("none sagan cbam soft gc sag psa
 # aaconv"; also channel, spatial, sagan-code, simple), LR (3e-3), FLAGS
-# (extra flags of attn vision train), OUT (runs/vision-modules).
+# (extra flags of attn vision train), OUT (runs/vision-modules), NO_TRAIN
+# (1: only the table and maps of the runs that finished; the seeds a row
+# has are listed in it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS="${1:-860}"
@@ -37,7 +41,8 @@ run() { # arm seed
         --eval-every 0 --threads 1 --quiet $FLAGS >"$dir.txt" 2>&1 ||
         echo "$dir failed: $(tail -n 1 "$dir.txt")" >&2
 }
-for s in $SEEDS; do for a in $ARMS; do run "$a" "$s"; done; done
+# NO_TRAIN=1: the table of the runs that finished, nothing trained
+[[ -n ${NO_TRAIN:-} ]] || for s in $SEEDS; do for a in $ARMS; do run "$a" "$s"; done; done
 
 # The test accuracies (in %) of arm $1, one a line, seed by seed.
 accs() {
@@ -49,7 +54,8 @@ accs() {
 stats() {
     awk '{ x[n++] = $1; s += $1 }
         END { if (!n) { print "n/a"; exit } m = s / n; for (i = 0; i < n; i++) v += (x[i] - m) ^ 2
-              printf "%.2f +- %.2f (", m, (n > 1 ? sqrt(v / (n - 1)) : 0)
+              if (n == 1) { printf "%.2f (one seed)", m; exit }
+              printf "%.2f +- %.2f (", m, sqrt(v / (n - 1))
               for (i = 0; i < n; i++) printf "%s%.2f", i ? ", " : "", x[i]; printf ")" }'
 }
 # Field $2 of the "$3" record of run $1's log.
@@ -93,3 +99,9 @@ for a in $ARMS; do
         ;;
     esac
 done
+# the maps side by side for the same test images: CBAM's and SAG's spatial
+# maps, GC's softmax, PSA's and SAGAN's weights of the centre position
+arms=""
+for a in cbam sag gc psa sagan; do [[ -f $OUT/maps-$a/maps.png ]] && arms="$arms $a"; done
+# shellcheck disable=SC2086
+[[ -z $arms ]] || python3 scripts/experiments/vision_modules_maps.py --runs "$OUT" --query 1 $arms >&2 || true

@@ -125,6 +125,22 @@ int attn_caption_parse(const char *text, int8_t cls[ATTN_SCENE_CELLS]) {
     return n > 0 ? 0 : -1;
 }
 
+int attn_scene_mask(const attn_scenes *s, int64_t i, int threshold, int8_t *out) {
+    if (!s || !out || !s->scenes || !s->pixels || i < 0 || i >= s->n || threshold < 0 || threshold > 254)
+        return -1;
+    const attn_scene *e = &s->scenes[i];
+    const uint8_t *px = s->pixels + i * ATTN_SCENE_SIDE * ATTN_SCENE_SIDE;
+    int n = 0;
+    for (int r = 0; r < ATTN_SCENE_SIDE; r++)
+        for (int c = 0; c < ATTN_SCENE_SIDE; c++) {
+            const int cell = (r / ATTN_SCENE_CELL) * 2 + c / ATTN_SCENE_CELL;
+            const int on = e->cls[cell] >= 0 && px[r * ATTN_SCENE_SIDE + c] > threshold;
+            out[r * ATTN_SCENE_SIDE + c] = (int8_t)(on ? cell : -1);
+            n += on;
+        }
+    return n;
+}
+
 void attn_scenes_free(attn_scenes *s) {
     if (!s) return;
     free(s->scenes);
