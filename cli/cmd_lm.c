@@ -1044,7 +1044,7 @@ static int cmd_lm_train(int argc, char **argv) {
         fprintf(stderr, "%s: --epochs is not offered (give --steps)\n", prog);
         return 2;
     }
-    const int txl = !strcmp(arch, "txl"), reformer = !strcmp(arch, "reformer"), dup = !strcmp(data, "dup");
+    const int txl = !strcmp(arch, "txl"), reformer = !strcmp(arch, "reformer"), dup = data && !strcmp(data, "dup");
     if (!txl && !reformer && strcmp(arch, "gpt") != 0) {
         fprintf(stderr, "%s: --arch must be gpt, txl or reformer, not '%s'\n", prog, arch);
         return 2;
