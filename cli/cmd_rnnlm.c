@@ -80,7 +80,7 @@ static int run_meta_read(const char *path, run_info *r) {
     snprintf(r->data, sizeof r->data, "%s", meta_str(&m, "run.data"));
     r->d = meta_ll(&m, "run.d", 1, 65536);
     r->layers = (int)meta_ll(&m, "run.layers", 1, ATTN_SHA_LSTM_MAX_LAYERS);
-    r->attn_layer = (int)meta_ll(&m, "run.attn_layer", 0, ATTN_SHA_LSTM_MAX_LAYERS - 1);
+    r->attn_layer = (int)meta_ll(&m, "run.attn_layer", -1, ATTN_SHA_LSTM_MAX_LAYERS - 1);
     r->boom = meta_ll(&m, "run.boom", 1, 64);
     r->mem_len = meta_ll(&m, "run.mem_len", 0, 1 << 16);
     r->ctx_len = meta_ll(&m, "run.ctx", 1, 1 << 16);
@@ -203,7 +203,8 @@ static void train_usage(FILE *f) {
         "  --arch sha-lstm|lstm the model (default sha-lstm)\n"
         "  --d N                width of the embedding and every LSTM (default 128)\n"
         "  --layers N           LSTM blocks / layers (default 4)\n"
-        "  --attn-layer N       sha-lstm: the block with the attention (default layers - 2, or 0)\n"
+        "  --attn-layer N       sha-lstm: the block with the attention (default layers - 2, or 0;\n"
+        "                       -1: no attention, the ablation)\n"
         "  --boom N             sha-lstm: Boom's hidden width n d (default 4)\n"
         "  --mem-len M          sha-lstm: earlier positions kept as keys (default --ctx)\n"
         "  --ctx T              bytes per segment (default 64)\n"
@@ -339,7 +340,7 @@ static const train_family rnnlm_family = {
 static int cmd_rnnlm_train(int argc, char **argv) {
     const char *prog = "attn rnnlm train", *sub = "train", *data = "data/wiki", *arch = "sha-lstm";
     long long d = 128, layers = 4, attn_layer = -1, boom = 4, mem_len = -1, ctxlen = 64, run_segments = 16;
-    int rc = 0;
+    int rc = 0, attn_layer_given = 0;
     train_opts o;
     train_opts_init(&o);
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -359,7 +360,10 @@ static int cmd_rnnlm_train(int argc, char **argv) {
         else if (!strcmp(a, "--arch")) arch = v;
         else if (!strcmp(a, "--d")) rc = cli_opt_int(CMD, sub, a, v, 1, 4096, &d);
         else if (!strcmp(a, "--layers")) rc = cli_opt_int(CMD, sub, a, v, 1, ATTN_SHA_LSTM_MAX_LAYERS, &layers);
-        else if (!strcmp(a, "--attn-layer")) rc = cli_opt_int(CMD, sub, a, v, 0, ATTN_SHA_LSTM_MAX_LAYERS - 1, &attn_layer);
+        else if (!strcmp(a, "--attn-layer")) {
+            rc = cli_opt_int(CMD, sub, a, v, -1, ATTN_SHA_LSTM_MAX_LAYERS - 1, &attn_layer);
+            attn_layer_given = 1;
+        }
         else if (!strcmp(a, "--boom")) rc = cli_opt_int(CMD, sub, a, v, 1, 64, &boom);
         else if (!strcmp(a, "--mem-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 16, &mem_len);
         else if (!strcmp(a, "--ctx")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 16, &ctxlen);
@@ -421,7 +425,7 @@ static int cmd_rnnlm_train(int argc, char **argv) {
         rp->arch = !strcmp(arch, "lstm") ? ATTN_PLAIN_LSTM : ATTN_SHA_LSTM;
         rp->d = d;
         rp->layers = (int)layers;
-        rp->attn_layer = (int)(attn_layer >= 0 ? attn_layer : (layers >= 2 ? layers - 2 : 0));
+        rp->attn_layer = (int)(attn_layer_given ? attn_layer : (layers >= 2 ? layers - 2 : 0));
         rp->boom = boom;
         rp->ctx_len = ctxlen;
         rp->mem_len = rp->arch == ATTN_SHA_LSTM ? (mem_len >= 0 ? mem_len : ctxlen) : 0;
@@ -485,9 +489,10 @@ static int cmd_rnnlm_train(int argc, char **argv) {
                  (long long)attn_params_numel(ps));
     else
         snprintf(desc, sizeof desc,
-                 "SHA-LSTM LM: %d blocks of %lld, attention in block %d, memory %lld, Boom x%lld, tied embedding; "
+                 "SHA-LSTM LM: %d blocks of %lld, attention in block %d%s, memory %lld, Boom x%lld, tied embedding; "
                  "%lld parameters",
-                 rp->layers, rp->d, rp->attn_layer, rp->mem_len, rp->boom, (long long)attn_params_numel(ps));
+                 rp->layers, rp->d, rp->attn_layer, rp->attn_layer < 0 ? " (none)" : "", rp->mem_len, rp->boom,
+                 (long long)attn_params_numel(ps));
     printf("%s\n", desc);
     printf("data: %s: train %lld bytes, valid %lld bytes\n", rp->data, (long long)g.ntr, (long long)g.nva);
     printf("schedule: %lld steps of %lld streams x %lld bytes (runs of %lld segments), AdamW lr %g -> %g "
@@ -764,8 +769,8 @@ static int cmd_rnnlm_viz(int argc, char **argv) {
     const char **rl = NULL, **cl = NULL;
     rc = 1;
     if (load_model(model, threads, &r, &ps, &m, &ctx)) goto done;
-    if (r.arch != ATTN_SHA_LSTM) {
-        fprintf(stderr, "attn rnnlm viz: %s is a plain LSTM: it has no attention to draw\n", model);
+    if (r.arch != ATTN_SHA_LSTM || r.attn_layer < 0) {
+        fprintf(stderr, "attn rnnlm viz: %s has no attention to draw\n", model);
         goto done;
     }
     if (attn_sha_lstm_state_init(&st, m, 1) != ATTN_OK) {
@@ -808,6 +813,25 @@ static int cmd_rnnlm_viz(int argc, char **argv) {
     char title[200];
     snprintf(title, sizeof title, "SHA: memory %lld + %lld", (long long)keep, (long long)t_last);
     if (cli_viz_grid(out, title, &w, 1, 1, rl, cl)) goto done;
+    {
+        /* what the map shows, in numbers: the weight on the memory, the
+         * largest weight, the entropy against a uniform row's */
+        double mem_mass = 0.0, wmax = 0.0, ent = 0.0, ent_u = 0.0;
+        const float *W = attn_f32(w);
+        for (int64_t t = 0; t < t_last; t++) {
+            for (int64_t j = 0; j < S; j++) {
+                const double p = W[t * S + j];
+                if (j < keep) mem_mass += p;
+                if (p > wmax) wmax = p;
+                if (p > 0) ent -= p * log(p);
+            }
+            ent_u += log((double)(keep + t + 1));
+        }
+        printf("%lld queries over %lld memory + %lld keys: weight on the memory %.3f, largest weight %.3f, "
+               "entropy %.2f nats (uniform over the visible keys %.2f)\n",
+               (long long)t_last, (long long)keep, (long long)t_last, mem_mass / (double)t_last, wmax,
+               ent / (double)t_last, ent_u / (double)t_last);
+    }
     rc = 0;
 done:
     free(ids);

@@ -16,7 +16,8 @@
  *   (c) causality of the model: logits before position t do not move when
  *       the byte at t changes; carrying the state: two segments of 3 give the
  *       logits of one segment of 6 (memory >= 6);
- *   (d) errors: bad configurations and shapes.
+ *   (d) errors: bad configurations and shapes; the ablation without the
+ *       attention (attn_layer -1) and its parameter count.
  *
  * Tolerance: SH_ATOL 3e-5, SH_RTOL 2e-4 (float32 composed ops over d <= 6,
  * T <= 4, up to 3 LSTM blocks; the fixtures are float64 rounded once).
@@ -342,6 +343,28 @@ static void test_errors(void) {
         CHECK(attn_sha_lstm_new(&m, ps, &bad[i], NULL) == ATTN_ERR_INVALID_ARG && !m, "config %d accepted", i);
         CHECK(attn_sha_lstm_param_count(&bad[i]) == -1, "config %d counted", i);
     }
+    /* the ablation (attn_layer -1): the same blocks without the attention's parameters */
+    attn_sha_lstm_config noatt = {ATTN_SHA_LSTM, 20, 8, 2, -1, 4, 8}, att = noatt, worse = noatt;
+    att.attn_layer = 1;
+    worse.attn_layer = -2;
+    CHECK(attn_sha_lstm_param_count(&att) - attn_sha_lstm_param_count(&noatt) == 3 * 64 + 12 * 8 &&
+              attn_sha_lstm_param_count(&worse) == -1,
+          "parameter counts with and without the attention: %lld, %lld", (long long)attn_sha_lstm_param_count(&att),
+          (long long)attn_sha_lstm_param_count(&noatt));
+    attn_params *ps2 = NULL;
+    attn_sha_lstm *m2 = NULL;
+    attn_rng rng;
+    attn_rng_init(&rng, 9);
+    if (ctx && attn_params_new(&ps2) == ATTN_OK && attn_sha_lstm_new(&m2, ps2, &noatt, &rng) == ATTN_OK) {
+        int32_t ids[6] = {1, 2, 3, 4, 5, 6};
+        attn_tensor *w = NULL;
+        attn_tensor *y = attn_sha_lstm_logits(ctx, m2, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){2, 3}, ids), NULL, &w);
+        CHECK(y && !w && attn_params_numel(ps2) == attn_sha_lstm_param_count(&noatt),
+              "the ablation runs without weights and with the counted parameters: %s", attn_ctx_error(ctx));
+        attn_ctx_reset(ctx);
+    }
+    attn_sha_lstm_free(m2);
+    attn_params_free(ps2);
     attn_sha_attention a;
     attn_boom bm;
     CHECK(attn_sha_attention_init(&a, ps, "a.", 0, NULL) == ATTN_ERR_INVALID_ARG, "d 0 accepted");

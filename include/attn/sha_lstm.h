@@ -50,7 +50,8 @@ typedef struct attn_sha_lstm_config {
     int64_t vocab;   /* V >= 2 */
     int64_t d;       /* d >= 1 */
     int layers;      /* L in [1, ATTN_SHA_LSTM_MAX_LAYERS] */
-    int attn_layer;  /* SHA-LSTM: the block with the attention, in [0, L) (the paper: L - 2) */
+    int attn_layer;  /* SHA-LSTM: the block with the attention, in [0, L) (the paper: L - 2);
+                        -1: none (the ablation: the same blocks without attention) */
     int64_t boom;    /* SHA-LSTM: Boom's n (hidden n d; the paper 4) */
     int64_t mem_len; /* SHA-LSTM: M >= 0, earlier positions kept as keys */
 } attn_sha_lstm_config;

@@ -12,6 +12,8 @@
 #   sha-lstm  4 LSTM blocks of 129, the single-headed attention in block 2
 #             with a memory of 64 earlier positions, Boom 129 -> 516 -> 129,
 #             tied embedding (892,807 parameters)
+#   sha-lstm-noattn  the ablation: the SHA-LSTM's blocks (layer norms, Boom)
+#             without the attention, 4 blocks of 133 (892,952 parameters)
 #   lstm      4 LSTM layers of 162, tied embedding (886,720 parameters)
 #   lstm-1    1 LSTM layer of 318, tied embedding (893,200 parameters): the
 #             4-layer LSTM stays on the unigram plateau (loss 3.6 nats) for
@@ -44,6 +46,7 @@ CORPUS="${CORPUS:-data/wiki}"
 OUT="${OUT:-runs/sha_lstm}"
 GPT_MODEL=(--layers 4 --heads 4 --d-model 128 --d-inner 567)
 SHA_MODEL=(--arch sha-lstm --layers 4 --d 129)
+NOATT_MODEL=(--arch sha-lstm --layers 4 --d 133 --attn-layer -1)
 LSTM_MODEL=(--arch lstm --layers 4 --d 162)
 LSTM1_MODEL=(--arch lstm --layers 1 --d 318)
 EVALN=0
@@ -51,6 +54,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
     STEPS=3
     GPT_MODEL=(--layers 1 --heads 2 --d-model 16 --d-inner 32)
     SHA_MODEL=(--arch sha-lstm --layers 2 --d 16)
+    NOATT_MODEL=(--arch sha-lstm --layers 2 --d 16 --attn-layer -1)
     LSTM_MODEL=(--arch lstm --layers 2 --d 16)
     LSTM1_MODEL=(--arch lstm --layers 1 --d 16)
     EVALN=4096
@@ -87,12 +91,13 @@ run() { # run NAME CMD...: trains into $OUT/NAME, log $OUT/NAME.log
 GPT_EVAL=()
 [ "$EVALN" -gt 0 ] && GPT_EVAL=(--final-eval-n "$EVALN")
 run sha-lstm "$ATTN" rnnlm train "${SHA_MODEL[@]}" --ctx 64 --run-segments 16 "${COMMON[@]}"
+run sha-lstm-noattn "$ATTN" rnnlm train "${NOATT_MODEL[@]}" --ctx 64 --run-segments 16 "${COMMON[@]}"
 run lstm "$ATTN" rnnlm train "${LSTM_MODEL[@]}" --ctx 64 --run-segments 16 "${COMMON[@]}"
 run lstm-1 "$ATTN" rnnlm train "${LSTM1_MODEL[@]}" --ctx 64 --run-segments 16 "${COMMON[@]}"
 run gpt "$ATTN" lm train --arch gpt --ctx 64 "${GPT_MODEL[@]}" "${COMMON[@]}" "${GPT_EVAL[@]}"
 
 "$ATTN" lm eval --model "$OUT/gpt" --split test --threads "$THREADS" >"$OUT/gpt-test.log" 2>&1
-for n in sha-lstm lstm lstm-1; do
+for n in sha-lstm sha-lstm-noattn lstm lstm-1; do
     "$ATTN" rnnlm eval --model "$OUT/$n" --split test --streams 8 --threads "$THREADS" >"$OUT/$n-test.log" 2>&1
     # the GPT's context: every 64-byte segment read alone from a zero state
     "$ATTN" rnnlm eval --model "$OUT/$n" --split test --streams 8 --reset-every 1 --threads "$THREADS" \
@@ -106,7 +111,7 @@ done
     echo
     echo "| model | parameters | train s | ms/step | valid bits/byte | test bits/byte | test, 64-byte windows |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
-    for n in sha-lstm lstm lstm-1 gpt; do
+    for n in sha-lstm sha-lstm-noattn lstm lstm-1 gpt; do
         j="$OUT/$n/train.jsonl"
         params=$(jnum "$j" start parameters)
         ts=$(jnum "$j" end train_seconds)

@@ -26,10 +26,10 @@ static attn_status check_config(const attn_sha_lstm_config *c) {
                            "layers in 1 .. %d",
                            FN, (long long)c->vocab, (long long)c->d, c->layers, ATTN_SHA_LSTM_MAX_LAYERS);
     if (c->arch == ATTN_SHA_LSTM &&
-        (c->attn_layer < 0 || c->attn_layer >= c->layers || c->boom < 1 || c->boom > 64 || c->mem_len < 0 ||
+        (c->attn_layer < -1 || c->attn_layer >= c->layers || c->boom < 1 || c->boom > 64 || c->mem_len < 0 ||
          c->mem_len > (1 << 20)))
         return attn__error(ATTN_ERR_INVALID_ARG,
-                           "%s: attn_layer %d, boom %lld, mem_len %lld: expected attn_layer in [0, %d), boom in "
+                           "%s: attn_layer %d, boom %lld, mem_len %lld: expected attn_layer in [-1, %d), boom in "
                            "1 .. 64, mem_len in 0 .. 2^20",
                            FN, c->attn_layer, (long long)c->boom, (long long)c->mem_len, c->layers);
     return ATTN_OK;
@@ -42,7 +42,7 @@ int64_t attn_sha_lstm_param_count(const attn_sha_lstm_config *c) {
     if (c->arch == ATTN_PLAIN_LSTM) return n + c->layers * lstm;
     n += c->layers * (lstm + 6 * d + c->boom * d * d + c->boom * d);
     /* lnmem, lnmid 4d; qs ks vs 3d; q d^2 + d; qln 2d; vq 2d^2 + 2d */
-    n += 3 * d * d + 12 * d;
+    if (c->attn_layer >= 0) n += 3 * d * d + 12 * d;
     return n;
 }
 
