@@ -25,6 +25,8 @@ BUDGET="${4:-240}"
 #   hard-warm    the paper's rule (mix 0.5, one draw, moving baseline), the
 #                decoder warm-started from soft-s<seed> (run first: list soft
 #                before it), WARM_STEPS steps (default 1000) at lr 1e-3
+#   soft-warm    the control of hard-warm: soft-s<seed> trained on with soft
+#                attention for the same WARM_STEPS steps at lr 1e-3
 MODES="${MODES:-soft hard none}"
 WARM_STEPS="${WARM_STEPS:-1000}"
 flags_of() { # kind seed
@@ -34,6 +36,7 @@ flags_of() { # kind seed
     hard-mix0.5) echo "--attention hard --mix 0.5" ;;
     hard-k4) echo "--attention hard --mix 0.5 --samples 4 --reward-to-go 1 --batch 8" ;;
     hard-warm) echo "--attention hard --mix 0.5 --init runs/caption/soft-s$2 --lr 1e-3" ;;
+    soft-warm) echo "--attention soft --init runs/caption/soft-s$2 --lr 1e-3" ;;
     *) echo "caption_table.sh: unknown run kind $1" >&2; exit 2 ;;
     esac
 }
@@ -46,7 +49,7 @@ for seed in $SEEDS; do # seed by seed: a cut-short table still compares the mode
         if [ -f "$dir/eval.json" ]; then continue; fi # done already (re-run: delete it)
         flags=$(flags_of "$mode" "$seed")
         steps="$STEPS"
-        if [[ $mode == hard-warm ]]; then steps="$WARM_STEPS"; fi
+        if [[ $mode == *-warm ]]; then steps="$WARM_STEPS"; fi
         # shellcheck disable=SC2086
         build/attn caption train --out "$dir" --encoder "$ENCODER" $flags --seed "$seed" \
             --steps "$steps" --time-budget "$BUDGET" --eval-every 0 --threads 1 --quiet --force \
