@@ -1032,6 +1032,10 @@ static void meta_rnn(meta_in *m, attn_seq2seq_config *c) {
     c->combine_dim = meta_int(m, "combine_dim", 0, 1 << 20, 1, 0);
     c->no_input_feed = !meta_int(m, "input_feed", 0, 1, 1, 1);
     c->local_window = (int)meta_int(m, "local_window", 0, 1 << 20, 0, 0);
+    /* the LSTMN encoder-decoder (cell lstmn); absent from older checkpoints: none */
+    const char *fusion = attn_safetensors_metadata(m->f, "fusion");
+    if (fusion && attn_s2s_fusion_parse(fusion, &c->fusion) != 0 && !m->err[0])
+        snprintf(m->err, sizeof m->err, "%s: metadata fusion = '%s' is unknown", m->path, fusion);
 }
 
 static PyObject *py_s2s_load(PyObject *self, PyObject *args) {
