@@ -8,15 +8,16 @@
 # the Reformer's length-64 rows (reformer_table.sh). Prints a Markdown table
 # of held-out accuracy over 256 sequences and training CPU seconds.
 #
-#   bash scripts/experiments/mixers_dup.sh      # ATTN=build/attn OUT=runs/mixers_dup
+#   bash scripts/experiments/mixers_dup.sh      # ATTN=build/attn OUT=runs/mixers_dup LEN=64 STEPS=500
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ATTN="${ATTN:-build/attn}"
 OUT="${OUT:-runs/mixers_dup}"
 STEPS="${STEPS:-500}"
+LEN="${LEN:-64}"   # LEN=256: the paper's length (mixer blocks of 16 divide it)
 [ "$ATTN" = build/attn ] && make -s build/attn
 mkdir -p "$OUT"
-S=(--data dup --dup-len 64 --dup-vocab 128 --dup-eval 256 --batch 16 --steps "$STEPS" --lr 3e-3 --warmup 50
+S=(--data dup --dup-len "$LEN" --dup-vocab 128 --dup-eval 256 --batch 16 --steps "$STEPS" --lr 3e-3 --warmup 50
    --layers 2 --heads 4 --d-model 64 --seed 1 --threads 1 --eval-every 0 --arch gpt)
 declare -A ARGS=(
     [dot-learned]=""
