@@ -696,7 +696,7 @@ static int cmd_classify_viz(int argc, char **argv) {
     attn_ctx *ctx = NULL;
     attn_vocab *voc = NULL;
     char ckpt[4096], vpath[4096];
-    char labels[VIZ_MAX_TOKENS][32], heads[64][16];
+    char labels[VIZ_MAX_TOKENS][32], heads[64][32];
     const char *cl[VIZ_MAX_TOKENS], *rl[VIZ_MAX_TOKENS > 64 ? VIZ_MAX_TOKENS : 64];
     int32_t ids[VIZ_MAX_TOKENS];
     dir_file(ckpt, sizeof ckpt, model, "model.safetensors");

@@ -403,7 +403,7 @@ static int mixer_picture(const char *outp, const attn_gpt *g, attn_tensor *const
         const int n = (int)w[0]->shape[2];
         attn_heatmap maps[64];
         char caps[64][48];
-        static char rl[64][12], cl[64][12];
+        static char rl[64][16], cl[64][16];
         const char *rlab[64], *clab[64];
         for (int i = 0; i < n && i < 64; i++) {
             snprintf(rl[i], sizeof rl[i], "q%d", i + 1);
