@@ -142,3 +142,20 @@ double cli_row_nll(const float *row, int64_t V, int32_t y) {
     for (int64_t v = 0; v < V; v++) s += exp((double)row[v] - mx);
     return mx + log(s) - (double)row[y];
 }
+
+int cli_fmnist_load(const char *cmd, const char *dir, attn_idx *train_x, attn_idx *train_y,
+                    attn_idx *test_x, attn_idx *test_y) {
+    static const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    attn_idx *dst[4] = {train_x, train_y, test_x, test_y};
+    char path[4096];
+    for (int i = 0; i < 4; i++) memset(dst[i], 0, sizeof *dst[i]);
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (attn_idx_load(path, dst[i]) != ATTN_OK) {
+            for (int j = 0; j < 4; j++) attn_idx_free(dst[j]);
+            return cli_fail(cmd, "cannot read Fashion-MNIST (scripts/setup.sh prepares data/fashion-mnist)");
+        }
+    }
+    return 0;
+}

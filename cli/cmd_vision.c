@@ -59,18 +59,9 @@ static void fmnist_free(fmnist *d) {
 
 /* Loads the four IDX files of dir; 0 or 1 (message printed). */
 static int fmnist_load(const char *dir, fmnist *d) {
-    static const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
-    attn_idx *dst[4] = {&d->train_x, &d->train_y, &d->test_x, &d->test_y};
-    char path[4096];
     memset(d, 0, sizeof *d);
-    for (int i = 0; i < 4; i++) {
-        dir_file(path, sizeof path, dir, names[i]);
-        if (attn_idx_load(path, dst[i]) != ATTN_OK) {
-            fmnist_free(d);
-            return cli_fail(CMD, "cannot read Fashion-MNIST (scripts/setup.sh prepares data/fashion-mnist)");
-        }
-    }
+    if (cli_fmnist_load(CMD, dir, &d->train_x, &d->train_y, &d->test_x, &d->test_y)) return 1;
+    attn_idx *dst[4] = {&d->train_x, &d->train_y, &d->test_x, &d->test_y};
     for (int i = 0; i < 4; i += 2) {
         const attn_idx *x = dst[i], *y = dst[i + 1];
         if (x->ndim != 3 || y->ndim != 1 || x->dims[0] != y->dims[0] || x->dims[1] != 28 ||

@@ -52,19 +52,7 @@ static void mask_data_free(mask_data *d) {
 }
 
 static int mask_data_load(const char *dir, mask_data *d) {
-    static const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
-    attn_idx *dst[4] = {&d->train_x, &d->train_y, &d->test_x, &d->test_y};
-    char path[4096];
-    memset(d, 0, sizeof *d);
-    for (int i = 0; i < 4; i++) {
-        dir_file(path, sizeof path, dir, names[i]);
-        if (attn_idx_load(path, dst[i]) != ATTN_OK) {
-            mask_data_free(d);
-            return cli_fail(CMD, "cannot read Fashion-MNIST (scripts/setup.sh prepares data/fashion-mnist)");
-        }
-    }
-    return 0;
+    return cli_fmnist_load(CMD, dir, &d->train_x, &d->train_y, &d->test_x, &d->test_y);
 }
 
 /* n scenes of split (train/valid from the training file, test from the test file). */

@@ -10,6 +10,7 @@
 
 #include "attn/tensor.h"
 #include "attn/explorer.h"
+#include "attn/idx.h"
 
 #define CLI_COMMANDS(X)                                                                  \
     X(info, "version, SIMD level, matrix library and its core type, threads")            \
@@ -128,5 +129,11 @@ const char *meta_str(meta_reader *m, const char *key);
 long long meta_ll(meta_reader *m, const char *key, long long lo, long long hi);
 int meta_has(meta_reader *m, const char *key);
 double meta_real(meta_reader *m, const char *key, double lo, double hi);
+
+/* The four IDX files of Fashion-MNIST in dir (training images and labels,
+ * test images and labels); 0, or 1 with the message printed and nothing
+ * kept. */
+int cli_fmnist_load(const char *cmd, const char *dir, attn_idx *train_x, attn_idx *train_y,
+                    attn_idx *test_x, attn_idx *test_y);
 
 #endif
