@@ -107,4 +107,24 @@ ATTN__VMATH_INLINE float attn__erf_core(float x) {
     return res;
 }
 
+/* GELU (the exact form, x Phi(x)) over y[0..n) from x[0..n), in blocks of
+ * 512: a first loop clamps the erf arguments to [-4, 4] (erf is 1 to float
+ * precision beyond; its own loop so that both vectorise), a second
+ * evaluates 0.5 x (1 + erf(x / sqrt 2)). The GELU op and the products'
+ * fused epilogue (gemm_bf16.c) both call this, so a fused linear + GELU
+ * equals the two ops bit for bit (C11 mode: no contraction into FMAs). */
+#define ATTN__GELU_CHUNK 512
+ATTN__VMATH_INLINE void attn__gelu_erf_span(float *restrict y, const float *restrict x, int64_t n) {
+    float z[ATTN__GELU_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += ATTN__GELU_CHUNK) {
+        const int64_t m = n - i0 < ATTN__GELU_CHUNK ? n - i0 : ATTN__GELU_CHUNK;
+        for (int64_t j = 0; j < m; j++) {
+            const float a = x[i0 + j] * 0.70710678118654752440f;
+            const float b = a > 4.0f ? 4.0f : a;
+            z[j] = b < -4.0f ? -4.0f : b;
+        }
+        for (int64_t j = 0; j < m; j++) y[i0 + j] = 0.5f * x[i0 + j] * (1.0f + attn__erf_core(z[j]));
+    }
+}
+
 #endif

@@ -217,17 +217,7 @@ static inline float gelu_tanh(float v) {
 
 /* y[i] = x[i] Phi(x[i]) for i < n. */
 UNARY_CLONES static void gelu_erf_block(float *restrict y, const float *restrict x, int64_t n) {
-    float z[GELU_CHUNK];
-    for (int64_t i0 = 0; i0 < n; i0 += GELU_CHUNK) {
-        const int64_t m = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
-        for (int64_t j = 0; j < m; j++) {
-            const float a = x[i0 + j] * (float)ATTN__SQRT1_2;
-            const float b = a > 4.0f ? 4.0f : a;
-            z[j] = b < -4.0f ? -4.0f : b;
-        }
-        for (int64_t j = 0; j < m; j++)
-            y[i0 + j] = 0.5f * x[i0 + j] * (1.0f + attn__erf_core(z[j]));
-    }
+    attn__gelu_erf_span(y, x, n);
 }
 
 /* gx[i] += gy[i] (Phi(x[i]) + x[i] phi(x[i])) for i < n. Beyond |x| = 10 the
