@@ -228,6 +228,13 @@ static int build_linear(op_case *c) {
     return 0;
 }
 
+static int build_linear_gelu(op_case *c) {
+    attn_tensor *x = opc_input(c, "x"), *w = opc_input(c, "w"), *b = opc_input_opt(c, "b");
+    if (c->err[0]) return -1;
+    c->out = attn_linear_gelu(c->ctx, x, w, b);
+    return 0;
+}
+
 #define BINARY_BUILDER(name)                                          \
     static int build_##name(op_case *c) {                             \
         attn_tensor *a = opc_input(c, "a"), *b = opc_input(c, "b");   \
@@ -831,6 +838,21 @@ static void errors_linear(attn_ctx *ctx) {
     x = F32(ctx, 4, 3), w = F32(ctx, 5, 3), b = I32(ctx, 5);
     EXPECT_FAIL(ctx, attn_linear(ctx, x, w, b), ATTN_ERR_DTYPE, "linear");
     EXPECT_NULL_INPUT(ctx, attn_linear(ctx, NULL, NULL, NULL), "linear");
+}
+
+static void errors_linear_gelu(attn_ctx *ctx) {
+    attn_tensor *x, *w, *b;
+    x = F32(ctx, 4, 3), w = F32(ctx, 5, 2);
+    EXPECT_FAIL(ctx, attn_linear_gelu(ctx, x, w, NULL), ATTN_ERR_SHAPE, "linear_gelu");
+    x = F32(ctx, 4, 3), w = F32(ctx, 5, 3), b = F32(ctx, 4);
+    EXPECT_FAIL(ctx, attn_linear_gelu(ctx, x, w, b), ATTN_ERR_SHAPE, "linear_gelu");
+    x = F32(ctx, 4, 3), w = F32(ctx, 3), b = NULL;
+    EXPECT_FAIL(ctx, attn_linear_gelu(ctx, x, w, b), ATTN_ERR_SHAPE, "linear_gelu");
+    x = I32(ctx, 4, 3), w = F32(ctx, 5, 3);
+    EXPECT_FAIL(ctx, attn_linear_gelu(ctx, x, w, NULL), ATTN_ERR_DTYPE, "linear_gelu");
+    x = F32(ctx, 4, 3), w = F32(ctx, 5, 3), b = I32(ctx, 5);
+    EXPECT_FAIL(ctx, attn_linear_gelu(ctx, x, w, b), ATTN_ERR_DTYPE, "linear_gelu");
+    EXPECT_NULL_INPUT(ctx, attn_linear_gelu(ctx, NULL, NULL, NULL), "linear_gelu");
 }
 
 #define BINARY_ERRORS(name)                                                      \

@@ -328,10 +328,66 @@ static void test_ops_under_bf16(void) {
     TEST_END();
 }
 
+/* linear_gelu with gradients off takes the fused path under bf16 on AMX
+ * (bias and GELU applied to each finished block): it must give the bits of
+ * linear then gelu, on ragged sizes (partial blocks, rows under 16, no bias),
+ * on 1 and 2 threads, and on the kernels without AMX. */
+static void test_linear_gelu_fused(void) {
+    TEST_BEGIN("linear_gelu under bf16 (fused epilogue) equals linear + gelu bit for bit");
+    static const int64_t sizes[][3] = {{1, 5, 7},    {15, 17, 33},  {16, 16, 16}, {32, 32, 32},
+                                       {33, 47, 65}, {64, 96, 384}, {70, 1536, 96}, {97, 31, 129}};
+    attn_ctx *ctx = NULL;
+    CHECK_OK(attn_ctx_new(&ctx, NULL));
+    for (int kf = 0; ctx && kf < 2; kf++)
+        for (int nt = 1; nt <= 2; nt++)
+            for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++)
+                for (int with_b = 0; with_b < 2; with_b++) {
+                    attn_ctx_reset(ctx);
+                    attn_ctx_set_kernel_flags(ctx, kf ? ATTN_KERNELS_NO_AMX : 0);
+                    attn_ctx_set_threads(ctx, nt);
+                    attn_ctx_set_grad_enabled(ctx, 0);
+                    CHECK_OK(attn_ctx_set_precision(ctx, ATTN_PRECISION_BF16));
+                    rng_state = 1234 + c;
+                    const int64_t R = sizes[c][0], Out = sizes[c][1], In = sizes[c][2];
+                    const int64_t sx[2] = {R, In}, sw[2] = {Out, In}, sb[1] = {Out};
+                    attn_tensor *x = attn_tensor_new(ctx, ATTN_F32, 2, sx);
+                    attn_tensor *w = attn_tensor_new(ctx, ATTN_F32, 2, sw);
+                    attn_tensor *b = with_b ? attn_tensor_new(ctx, ATTN_F32, 1, sb) : NULL;
+                    if (!x || !w || (with_b && !b)) {
+                        CHECK(0, "allocation failed");
+                        continue;
+                    }
+                    /* wide values: GELU's tails (x << 0, x >> 0) and its middle */
+                    for (int64_t i = 0; i < R * In; i++) attn_f32(x)[i] = 3.0f * urand();
+                    for (int64_t i = 0; i < Out * In; i++) attn_f32(w)[i] = urand();
+                    for (int64_t i = 0; with_b && i < Out; i++) attn_f32(b)[i] = 4.0f * urand();
+                    attn_tensor *y1 = attn_linear_gelu(ctx, x, w, b);
+                    attn_tensor *y2 = attn_gelu(ctx, attn_linear(ctx, x, w, b), 0);
+                    CHECK(y1 && y2, "ops failed: %s", attn_ctx_error(ctx));
+                    if (!y1 || !y2) continue;
+                    int64_t diff = 0, first = -1;
+                    for (int64_t i = 0; i < R * Out; i++)
+                        if (memcmp(attn_f32(y1) + i, attn_f32(y2) + i, sizeof(float)) != 0) {
+                            diff++;
+                            if (first < 0) first = i;
+                        }
+                    CHECK(diff == 0,
+                          "R %lld Out %lld In %lld bias %d threads %d %s: %lld of %lld differ "
+                          "(first %lld: %.9g vs %.9g)",
+                          (long long)R, (long long)Out, (long long)In, with_b, nt,
+                          kf ? "no AMX" : "AMX if present", (long long)diff, (long long)(R * Out),
+                          (long long)first, first >= 0 ? (double)attn_f32(y1)[first] : 0.0,
+                          first >= 0 ? (double)attn_f32(y2)[first] : 0.0);
+                }
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_gemm_bf16(void) {
     test_rounding();
     test_kernels_against_ref();
     test_threads_bitwise();
     test_error_bound();
     test_ops_under_bf16();
+    test_linear_gelu_fused();
 }

@@ -324,6 +324,16 @@ def gen_linear(fx):
                 ins, lambda t, a: F.linear(t["x"], t["w"], t.get("b")))
 
 
+def gen_linear_gelu(fx):
+    for sx, o, bias in [((7, 5), 3, True), ((7, 5), 3, False), ((2, 7, 65), 9, True),
+                        ((5,), 7, True), ((2, 3, 1, 4), 65, False), ((33, 40), 37, True)]:
+        ins = {"x": fx.normal(*sx), "w": fx.normal(o, sx[-1], scale=0.5)}
+        if bias:
+            ins["b"] = fx.normal(o)
+        fx.case("linear_gelu x %s w [%d,%d] %s" % (sx, o, sx[-1], "with bias" if bias else "no bias"),
+                ins, lambda t, a: F.gelu(F.linear(t["x"], t["w"], t.get("b"))))
+
+
 BINARY_SHAPES = [((7, 5), (7, 5)), ((65,), (1,)), ((2, 3, 7), (7,)), ((4, 1, 3), (5, 1)),
                  ((2, 1, 7, 1), (3, 1, 5)), ((7, 5), ()), ((1, 5), (7, 5)), ((1,), (1,))]
 
@@ -855,6 +865,7 @@ GENERATORS = {
     "matmul": gen_matmul,
     "bmm": gen_bmm,
     "linear": gen_linear,
+    "linear_gelu": gen_linear_gelu,
     "add": lambda fx: gen_binary(fx, torch.add),
     "sub": lambda fx: gen_binary(fx, torch.sub),
     "mul": lambda fx: gen_binary(fx, torch.mul),

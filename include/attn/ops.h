@@ -71,6 +71,13 @@ attn_tensor *attn_bmm(attn_ctx *ctx, attn_tensor *a, attn_tensor *b, int trans_a
  * b [Out] or NULL -> [..., Out]. */
 attn_tensor *attn_linear(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b);
 
+/* GELU(x W^T + b) with the exact GELU (torch.nn.functional.gelu, approximate
+ * "none"): the same values as attn_gelu(attn_linear(...), 0), bit for bit,
+ * in one op. With gradients disabled it keeps no intermediate and, under
+ * ATTN_PRECISION_BF16 on AMX, adds the bias and applies the GELU to each
+ * block of the product while it is in cache. */
+attn_tensor *attn_linear_gelu(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b);
+
 /* ---- elementwise ------------------------------------------------------ */
 
 attn_tensor *attn_add(attn_ctx *ctx, attn_tensor *a, attn_tensor *b); /* broadcasting */

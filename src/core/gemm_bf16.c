@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "vmath.h"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -267,9 +268,31 @@ GBAMX static void pack_b(int tb, const float *B, int64_t ldb, int64_t K, int64_t
 }
 
 /* One 32 x 32 block of C (rows 32 ib.., columns 32 jb..). */
+/* act(v) over the rows [i0, i0 + mi) x columns [j0, j0 + nj) of C, in place
+ * (through a copy of each row: the span reads restrict-qualified input). */
+GBAMX static void block_act(float *C, int64_t ldc, int64_t i0, int64_t j0, int64_t mi,
+                            int64_t nj, int act) {
+    if (act != 1) return;
+    float row[32];
+    for (int64_t i = 0; i < mi; i++) {
+        float *c = C + (i0 + i) * ldc + j0;
+        if (nj == 32) { /* constant sizes: the copy and both loops unroll */
+            memcpy(row, c, sizeof row);
+            attn__gelu_erf_span(c, row, 32);
+        } else {
+            memcpy(row, c, (size_t)nj * sizeof *row);
+            attn__gelu_erf_span(c, row, nj);
+        }
+    }
+}
+
+/* One 32 x 32 block of C (rows 32 ib.., columns 32 jb..). With bias (then
+ * alpha is 1 and beta 0) the sums start from bias[j] on every row, as a
+ * product with beta 1 over C filled with the bias does; act 1 applies the
+ * exact GELU to the finished block while it is in L1. */
 GBAMX static void amx_block(const uint16_t *ap, const uint32_t *bp, int64_t kc, int64_t ib,
                             int64_t jb, int64_t M, int64_t N, float alpha, float beta, float *C,
-                            int64_t ldc, int two_rows, int two_cols) {
+                            int64_t ldc, int two_rows, int two_cols, const float *bias, int act) {
     float buf[32 * 32];
     const uint16_t *a0 = ap + (2 * ib) * kc * 512, *a1 = a0 + kc * 512;
     const uint32_t *b0 = bp + (2 * jb) * kc * 256, *b1 = b0 + kc * 256;
@@ -281,7 +304,12 @@ GBAMX static void amx_block(const uint16_t *ap, const uint32_t *bp, int64_t kc, 
     const int direct = i0 + 32 <= M && j0 + 32 <= N && alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
     float *c00 = C + i0 * ldc + j0;
     const long ldcb = (long)(ldc * 4);
-    if (direct && beta == 1.0f) {
+    if (direct && bias) { /* stride 0: every row of the tile is the bias */
+        _tile_loadd(0, bias + j0, 0);
+        _tile_loadd(1, bias + j0 + 16, 0);
+        _tile_loadd(2, bias + j0, 0);
+        _tile_loadd(3, bias + j0 + 16, 0);
+    } else if (direct && beta == 1.0f) {
         _tile_loadd(0, c00, ldcb);
         _tile_loadd(1, c00 + 16, ldcb);
         _tile_loadd(2, c00 + 16 * ldc, ldcb);
@@ -311,7 +339,7 @@ GBAMX static void amx_block(const uint16_t *ap, const uint32_t *bp, int64_t kc, 
         _tile_stored(1, c00 + 16, ldcb);
         _tile_stored(2, c00 + 16 * ldc, ldcb);
         _tile_stored(3, c00 + 16 * ldc + 16, ldcb);
-        return;
+        return; /* act: by the caller, one block later (see amx_blocks) */
     }
     _tile_stored(0, buf, 128);
     if (two_cols) _tile_stored(1, buf + 16, 128);
@@ -326,15 +354,17 @@ GBAMX static void amx_block(const uint16_t *ap, const uint32_t *bp, int64_t kc, 
             const int64_t n = nj - j < 16 ? nj - j : 16;
             const __mmask16 m = (__mmask16)(n == 16 ? 0xFFFFu : (1u << n) - 1u);
             __m512 r = _mm512_mul_ps(va, _mm512_loadu_ps(s + j));
-            if (beta != 0.0f) r = _mm512_add_ps(r, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m, c + j)));
+            if (bias) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, bias + j0 + j));
+            else if (beta != 0.0f) r = _mm512_add_ps(r, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m, c + j)));
             _mm512_mask_storeu_ps(c + j, m, r);
         }
     }
+    (void)act;
 }
 
 GBAMX static void amx_blocks(const uint16_t *ap, const uint32_t *bp, int64_t kc, int64_t M,
                              int64_t N, int64_t mb, int64_t nb, int64_t j0, int64_t j1, float alpha,
-                             float beta, float *C, int64_t ldc) {
+                             float beta, float *C, int64_t ldc, const float *bias, int act) {
     gb_tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -343,7 +373,20 @@ GBAMX static void amx_blocks(const uint16_t *ap, const uint32_t *bp, int64_t kc,
     for (int64_t job = j0; job < j1; job++) {
         const int64_t jb = job / mb, ib = job % mb; /* rows fastest: B's panel stays warm */
         amx_block(ap, bp, kc, ib, jb, M, N, alpha, beta, C, ldc, 32 * ib + 16 < M,
-                  32 * jb + 16 < N);
+                  32 * jb + 16 < N, bias, act);
+        /* The activation of the previous block: read right after the tile
+         * stores, a block's values stall the vector loads (store forwarding
+         * from tiles fails); one block later they are in L1 and settled. */
+        if (act && job > j0) {
+            const int64_t pj = (job - 1) / mb, pi = (job - 1) % mb;
+            block_act(C, ldc, 32 * pi, 32 * pj, M - 32 * pi < 32 ? M - 32 * pi : 32,
+                      N - 32 * pj < 32 ? N - 32 * pj : 32, act);
+        }
+    }
+    if (act && j1 > j0) {
+        const int64_t pj = (j1 - 1) / mb, pi = (j1 - 1) % mb;
+        block_act(C, ldc, 32 * pi, 32 * pj, M - 32 * pi < 32 ? M - 32 * pi : 32,
+                  N - 32 * pj < 32 ? N - 32 * pj : 32, act);
     }
     (void)nb;
     _tile_release();
@@ -357,7 +400,7 @@ GBAMX static void amx_blocks(const uint16_t *ap, const uint32_t *bp, int64_t kc,
 
 static int gemm_amx(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                     float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                    float beta, float *C, int64_t ldc) {
+                    float beta, float *C, int64_t ldc, const float *bias, int act) {
     const int64_t Mp = (M + 31) / 32 * 32, Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32;
     const int64_t kc = Kp / 32, mb = Mp / 32, nb = Np / 32, jobs = mb * nb;
     int owned = 0; /* A's tiles, then B's (both whole multiples of 64 bytes) */
@@ -373,7 +416,7 @@ static int gemm_amx(int n_threads, int trans_a, int trans_b, int64_t M, int64_t 
     pack_a(trans_a, A, lda, M, K, Mp, Kp, ap, nt);
     pack_b(trans_b, B, ldb, K, N, Np, Kp, bp, nt);
     if (nt == 1) {
-        amx_blocks(ap, bp, kc, M, N, mb, nb, 0, jobs, alpha, beta, C, ldc);
+        amx_blocks(ap, bp, kc, M, N, mb, nb, 0, jobs, alpha, beta, C, ldc, bias, act);
     }
 #if defined(_OPENMP)
     else {
@@ -385,7 +428,7 @@ static int gemm_amx(int n_threads, int trans_a, int trans_b, int64_t M, int64_t 
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
         for (int64_t q = 0; q < nchunks; q++) {
             const int64_t e = (q + 1) * chunk < jobs ? (q + 1) * chunk : jobs;
-            amx_blocks(ap, bp, kc, M, N, mb, nb, q * chunk, e, alpha, beta, C, ldc);
+            amx_blocks(ap, bp, kc, M, N, mb, nb, q * chunk, e, alpha, beta, C, ldc, bias, act);
         }
     }
 #endif
@@ -420,7 +463,8 @@ void attn__sgemm_bf16(int kernel_flags, int n_threads, int trans_a, int trans_b,
     /* Tiles pay from whole 16-row blocks on; a matrix-vector product (a
      * decoding step) stays on the f32 kernels' rounded path. */
     if (M >= 16 && N >= 16 && strcmp(attn__gemm_bf16_kernel(kernel_flags), "amx") == 0 &&
-        gemm_amx(n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+        gemm_amx(n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
+                 0) == 0)
         return;
 #else
     (void)kernel_flags;
@@ -430,4 +474,18 @@ void attn__sgemm_bf16(int kernel_flags, int n_threads, int trans_a, int trans_b,
         return;
     /* No memory for the rounded copies: the reference loop needs none. */
     attn__sgemm_bf16_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int attn__sgemm_bf16_fused(int kernel_flags, int n_threads, int trans_a, int trans_b, int64_t M,
+                           int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                           int64_t ldb, float *C, int64_t ldc, const float *bias, int act) {
+#if defined(ATTN__HAVE_AMX)
+    if (M >= 16 && N >= 16 && K > 0 && strcmp(attn__gemm_bf16_kernel(kernel_flags), "amx") == 0)
+        return gemm_amx(n_threads, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc,
+                        bias, act) == 0;
+#else
+    (void)kernel_flags, (void)n_threads, (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K;
+    (void)A, (void)lda, (void)B, (void)ldb, (void)C, (void)ldc, (void)bias, (void)act;
+#endif
+    return 0;
 }

@@ -322,6 +322,14 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
 void attn__sgemm_bf16(int kernel_flags, int n_threads, int trans_a, int trans_b, int64_t M,
                       int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* C[M, N] = act(op(A) op(B) + bias) (bias [N] or NULL; act 0: none, 1: the
+ * exact GELU) on the AMX tiles, bias and GELU applied to each 32 x 32 block
+ * as it is finished: the same bits as a bias-filled C with beta 1 followed by
+ * the GELU op. Returns 1 when done, 0 when this CPU or shape has no fused
+ * path (the caller then runs the product and the epilogue itself). */
+int attn__sgemm_bf16_fused(int kernel_flags, int n_threads, int trans_a, int trans_b, int64_t M,
+                           int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                           int64_t ldb, float *C, int64_t ldc, const float *bias, int act);
 /* Its reference: rounded operands, sums in double. */
 void attn__sgemm_bf16_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,

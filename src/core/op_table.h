@@ -28,6 +28,7 @@
     X(MATMUL,        matmul,        1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(BMM,           bmm,           1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(LINEAR,        linear,        1e-5f, 1e-4f, 2e-3f, 1e-2f) \
+    X(LINEAR_GELU,   linear_gelu,   1e-5f, 1e-4f, 2e-3f, 1e-2f) \
     X(ADD,           add,           1e-6f, 1e-6f, 1e-3f, 1e-2f) \
     X(SUB,           sub,           1e-6f, 1e-6f, 1e-3f, 1e-2f) \
     X(MUL,           mul,           1e-6f, 1e-6f, 1e-3f, 1e-2f) \

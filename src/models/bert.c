@@ -255,8 +255,7 @@ attn_tensor *attn_bert_mlm_logits(attn_ctx *ctx, const attn_bert *m, attn_tensor
         return NULL;
     }
     attn_tensor *z = pick_rows(ctx, h, positions);
-    z = attn_linear(ctx, z, m->mlm_w, m->mlm_b);
-    z = attn_gelu(ctx, z, 0);
+    z = attn_linear_gelu(ctx, z, m->mlm_w, m->mlm_b);
     z = attn_layernorm(ctx, z, m->mlm_norm_w, m->mlm_norm_b, m->cfg.ln_eps);
     z = attn_linear(ctx, z, m->tok_emb, NULL);
     return attn_bias_add(ctx, z, m->mlm_bias);

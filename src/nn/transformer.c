@@ -719,8 +719,11 @@ attn_status attn_block_init(attn_block *blk, attn_params *ps, const char *prefix
 }
 
 static attn_tensor *block_ff(attn_ctx *ctx, const attn_block *blk, attn_tensor *x) {
-    attn_tensor *h = attn_linear(ctx, x, blk->linear1_w, blk->linear1_b);
-    h = blk->cfg.activation == ATTN_ACT_GELU ? attn_gelu(ctx, h, 0) : attn_relu(ctx, h);
+    /* linear_gelu: the bits of linear then gelu, in one op (fused into the
+     * product's blocks under bf16 without gradients) */
+    attn_tensor *h = blk->cfg.activation == ATTN_ACT_GELU
+                         ? attn_linear_gelu(ctx, x, blk->linear1_w, blk->linear1_b)
+                         : attn_relu(ctx, attn_linear(ctx, x, blk->linear1_w, blk->linear1_b));
     h = attn_dropout(ctx, h, blk->cfg.dropout);
     return attn_linear(ctx, h, blk->linear2_w, blk->linear2_b);
 }

@@ -14,7 +14,12 @@
  * attn__sgemm_ref / attn__sgemm_bf16_ref (double accumulation).
  * Derivations: docs/ops.md, "Products".
  */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "../core/internal.h"
+#include "../core/vmath.h"
 #include "view_internal.h"
 #include "attn/ops.h"
 
@@ -256,31 +261,35 @@ attn_status attn__bmm_backward(attn_ctx *ctx, attn_node *node) {
 
 /* ==== linear ==================================================================== */
 
-attn_tensor *attn_linear(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b) {
-    if (attn__any_null(ctx, "linear", 2, x, w)) return NULL;
-    if (attn__check_dtype(ctx, "linear", "x", x, ATTN_F32) ||
-        attn__check_dtype(ctx, "linear", "w", w, ATTN_F32) ||
-        (b && attn__check_dtype(ctx, "linear", "b", b, ATTN_F32)))
+/* The checks and the node of linear (op LINEAR, name "linear") and
+ * linear_gelu (LINEAR_GELU: saved[0] = the product before the GELU, kept
+ * only when a gradient will be asked for). */
+static attn_tensor *linear_build(attn_ctx *ctx, attn_op op, const char *name, attn_tensor *x,
+                                 attn_tensor *w, attn_tensor *b) {
+    if (attn__any_null(ctx, name, 2, x, w)) return NULL;
+    if (attn__check_dtype(ctx, name, "x", x, ATTN_F32) ||
+        attn__check_dtype(ctx, name, "w", w, ATTN_F32) ||
+        (b && attn__check_dtype(ctx, name, "b", b, ATTN_F32)))
         return NULL;
     if (w->ndim != 2) {
-        attn__fail(ctx, ATTN_ERR_SHAPE, "linear: w %s must be 2-D [Out, In]", attn__shp(w));
+        attn__fail(ctx, ATTN_ERR_SHAPE, "%s: w %s must be 2-D [Out, In]", name, attn__shp(w));
         return NULL;
     }
     if (x->ndim < 1) {
-        attn__fail(ctx, ATTN_ERR_SHAPE, "linear: x %s must have at least 1 dimension [..., In]",
-                   attn__shp(x));
+        attn__fail(ctx, ATTN_ERR_SHAPE, "%s: x %s must have at least 1 dimension [..., In]",
+                   name, attn__shp(x));
         return NULL;
     }
     if (x->shape[x->ndim - 1] != w->shape[1]) {
         attn__fail(ctx, ATTN_ERR_SHAPE,
-                   "linear: x %s and w %s: in features differ (%lld vs %lld; w is [Out, In])",
-                   attn__shp(x), attn__shp(w), (long long)x->shape[x->ndim - 1],
+                   "%s: x %s and w %s: in features differ (%lld vs %lld; w is [Out, In])",
+                   name, attn__shp(x), attn__shp(w), (long long)x->shape[x->ndim - 1],
                    (long long)w->shape[1]);
         return NULL;
     }
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0])) {
-        attn__fail(ctx, ATTN_ERR_SHAPE, "linear: b %s must be [%lld] (w %s is [Out, In])",
-                   attn__shp(b), (long long)w->shape[0], attn__shp(w));
+        attn__fail(ctx, ATTN_ERR_SHAPE, "%s: b %s must be [%lld] (w %s is [Out, In])",
+                   name, attn__shp(b), (long long)w->shape[0], attn__shp(w));
         return NULL;
     }
     x = attn__contig(ctx, x);
@@ -290,10 +299,20 @@ attn_tensor *attn_linear(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_ten
     int64_t sh[ATTN_MAX_DIMS];
     for (int d = 0; d < x->ndim - 1; d++) sh[d] = x->shape[d];
     sh[x->ndim - 1] = w->shape[0];
-    attn_tensor *y = attn__tensor(ctx, "linear", ATTN_F32, x->ndim, sh);
+    attn_tensor *y = attn__tensor(ctx, name, ATTN_F32, x->ndim, sh);
     if (!y) return NULL;
     attn_tensor *in[3] = {x, w, bc};
-    return attn__run(ctx, attn__node(ctx, ATTN_OP_LINEAR, bc ? 3 : 2, in, y));
+    attn_node *node = attn__node(ctx, op, bc ? 3 : 2, in, y);
+    if (!node) return NULL;
+    if (op == ATTN_OP_LINEAR_GELU && ctx->grad_enabled &&
+        (x->requires_grad || w->requires_grad || (bc && bc->requires_grad)) &&
+        !(node->saved[0] = attn__tensor(ctx, name, ATTN_F32, x->ndim, sh)))
+        return NULL;
+    return attn__run(ctx, node);
+}
+
+attn_tensor *attn_linear(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b) {
+    return linear_build(ctx, ATTN_OP_LINEAR, "linear", x, w, b);
 }
 
 static void linear_dims(const attn_node *node, int64_t *R, int64_t *In, int64_t *Out) {
@@ -308,6 +327,12 @@ static attn_status linear_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
     linear_dims(node, &R, &In, &Out);
     float *y = attn_f32(node->out);
     float beta = 0.0f;
+    /* bf16 on AMX: the tiles start from the bias (the same sums as below) */
+    if (node->n_in == 3 && gemm != gemm_ref && ctx->precision == ATTN_PRECISION_BF16 &&
+        attn__sgemm_bf16_fused(ctx->kernel_flags, gemm_threads(ctx, R, Out, In), 0, 1, R, Out, In,
+                               attn_f32(node->in[0]), In, attn_f32(node->in[1]), In, y, Out,
+                               attn_f32(node->in[2]), 0))
+        return ATTN_OK;
     if (node->n_in == 3) { /* y starts as the bias on every row */
         const float *bias = attn_f32(node->in[2]);
         for (int64_t r = 0; r < R; r++)
@@ -325,11 +350,11 @@ attn_status attn__linear_forward(attn_ctx *ctx, attn_node *node) {
 attn_status attn__linear_ref(attn_ctx *ctx, attn_node *node) {
     return linear_fwd(ctx, node, gemm_ref);
 }
-attn_status attn__linear_backward(attn_ctx *ctx, attn_node *node) {
+/* The gradients of y = x w^T + b into the node's inputs, from gy [R, Out]. */
+static void linear_bwd(attn_ctx *ctx, attn_node *node, const float *gy) {
     int64_t R, In, Out;
     linear_dims(node, &R, &In, &Out);
     const float *x = attn_f32(node->in[0]), *w = attn_f32(node->in[1]);
-    const float *gy = node->out->grad;
     int nt = gemm_threads(ctx, R, Out, In);
     /* y = x w^T + b  =>  dx += dy w     [R,Out] x [Out,In] */
     if (attn__needs_grad(node, 0))
@@ -351,5 +376,73 @@ attn_status attn__linear_backward(attn_ctx *ctx, attn_node *node) {
             for (int64_t j = 0; j < nj; j++) gb[j0 + j] += (float)s[j];
         }
     }
+}
+attn_status attn__linear_backward(attn_ctx *ctx, attn_node *node) {
+    linear_bwd(ctx, node, node->out->grad);
+    return ATTN_OK;
+}
+
+/* ==== linear_gelu ================================================================ */
+
+attn_tensor *attn_linear_gelu(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b) {
+    return linear_build(ctx, ATTN_OP_LINEAR_GELU, "linear_gelu", x, w, b);
+}
+
+/* y = GELU(z), z = x w^T + b. Without a saved z (no gradient wanted) the
+ * bf16 products on AMX add the bias and apply the GELU to each block of the
+ * product while it is in L1 (attn__sgemm_bf16_fused); otherwise z is formed
+ * as linear forms it (C filled with the bias, beta 1) and the GELU runs over
+ * it: the same bits in both cases, and the same bits as linear then gelu. */
+static attn_status linear_gelu_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
+    int64_t R, In, Out;
+    linear_dims(node, &R, &In, &Out);
+    const float *x = attn_f32(node->in[0]), *w = attn_f32(node->in[1]);
+    const float *bias = node->n_in == 3 ? attn_f32(node->in[2]) : NULL;
+    float *y = attn_f32(node->out);
+    float *z = node->saved[0] ? attn_f32(node->saved[0]) : NULL;
+    const int nt = gemm_threads(ctx, R, Out, In);
+    if (!z && gemm != gemm_ref && ctx->precision == ATTN_PRECISION_BF16 &&
+        attn__sgemm_bf16_fused(ctx->kernel_flags, nt, 0, 1, R, Out, In, x, In, w, In, y, Out, bias, 1))
+        return ATTN_OK;
+    float *t = z ? z : y;
+    if (bias)
+        for (int64_t r = 0; r < R; r++) memcpy(t + r * Out, bias, (size_t)Out * sizeof *t);
+    gemm(ctx, nt, 0, 1, R, Out, In, 1.0f, x, In, w, In, bias ? 1.0f : 0.0f, t, Out);
+    const int64_t n = R * Out;
+    if (gemm == gemm_ref) { /* the GELU in double, as the gelu op's reference */
+        for (int64_t i = 0; i < n; i++) {
+            const double v = t[i];
+            y[i] = (float)(0.5 * v * (1.0 + erf(v * 0.70710678118654752440)));
+        }
+        return ATTN_OK;
+    }
+    float tmp[ATTN__GELU_CHUNK]; /* in place when z is not kept */
+    for (int64_t i0 = 0; i0 < n; i0 += ATTN__GELU_CHUNK) {
+        const int64_t m = n - i0 < ATTN__GELU_CHUNK ? n - i0 : ATTN__GELU_CHUNK;
+        memcpy(tmp, t + i0, (size_t)m * sizeof *tmp);
+        attn__gelu_erf_span(y + i0, tmp, m);
+    }
+    return ATTN_OK;
+}
+attn_status attn__linear_gelu_forward(attn_ctx *ctx, attn_node *node) {
+    return linear_gelu_fwd(ctx, node, attn__gemm);
+}
+attn_status attn__linear_gelu_ref(attn_ctx *ctx, attn_node *node) {
+    return linear_gelu_fwd(ctx, node, gemm_ref);
+}
+/* dz = dy GELU'(z) (the gelu op's derivative), then linear's backward. */
+attn_status attn__linear_gelu_backward(attn_ctx *ctx, attn_node *node) {
+    if (!node->saved[0])
+        return attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                          "linear_gelu: backward without the saved product (built with gradients "
+                          "disabled)");
+    const int64_t n = attn_tensor_numel(node->out);
+    float *gz = calloc((size_t)(n > 0 ? n : 1), sizeof *gz);
+    if (!gz)
+        return attn__fail(ctx, ATTN_ERR_OOM, "linear_gelu: out of memory for the gradient %s",
+                          attn__shp(node->out));
+    attn__dgelu_erf_span_add(gz, node->out->grad, attn_f32(node->saved[0]), n);
+    linear_bwd(ctx, node, gz);
+    free(gz);
     return ATTN_OK;
 }

@@ -211,38 +211,19 @@ static inline float gelu_tanh(float v) {
     return 0.5f * v * (1.0f + tanhf((float)ATTN__SQRT2_PI * (v + 0.044715f * v * v * v)));
 }
 /* The exact form with attn__erf_core (src/core/vmath.h) instead of libm's
- * erff, in blocks of GELU_CHUNK: a first loop clamps the arguments (its own
- * loop so that both vectorise, see vmath.h), a second evaluates. */
-#define GELU_CHUNK 512
+ * erff: attn__gelu_erf_span and attn__dgelu_erf_span_add, also called by the
+ * fused linear + GELU (matmul.c, gemm_bf16.c), so both give the same bits. */
+#define GELU_CHUNK ATTN__GELU_CHUNK
 
 /* y[i] = x[i] Phi(x[i]) for i < n. */
 UNARY_CLONES static void gelu_erf_block(float *restrict y, const float *restrict x, int64_t n) {
     attn__gelu_erf_span(y, x, n);
 }
 
-/* gx[i] += gy[i] (Phi(x[i]) + x[i] phi(x[i])) for i < n. Beyond |x| = 10 the
- * term x phi(x) is below 8e-22: it is evaluated at the clamped x, so that
- * e^(-x^2/2) stays inside exp_core's range. */
+/* gx[i] += gy[i] (Phi(x[i]) + x[i] phi(x[i])) for i < n. */
 UNARY_CLONES static void dgelu_erf_block(float *restrict gx, const float *restrict gy,
                                          const float *restrict x, int64_t n) {
-    float z[GELU_CHUNK], w[GELU_CHUNK];
-    for (int64_t i0 = 0; i0 < n; i0 += GELU_CHUNK) {
-        const int64_t m = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
-        for (int64_t j = 0; j < m; j++) {
-            const float v = x[i0 + j];
-            const float a = v * (float)ATTN__SQRT1_2;
-            const float b = a > 4.0f ? 4.0f : a;
-            z[j] = b < -4.0f ? -4.0f : b;
-            const float c = v > 10.0f ? 10.0f : v;
-            w[j] = c < -10.0f ? -10.0f : c;
-        }
-        for (int64_t j = 0; j < m; j++) {
-            const float cdf = 0.5f * (1.0f + attn__erf_core(z[j]));
-            const float c = w[j];
-            const float pdf = (float)ATTN__INV_SQRT_2PI * attn__exp_core(-0.5f * c * c);
-            gx[i0 + j] += gy[i0 + j] * (cdf + c * pdf);
-        }
-    }
+    attn__dgelu_erf_span_add(gx, gy, x, n);
 }
 
 /* Elementwise work split into nt static pieces of whole chunks. */
