@@ -101,6 +101,17 @@ enum { ATTN_PRECISION_F32 = 0, ATTN_PRECISION_BF16 = 1 };
 attn_status attn_ctx_set_precision(attn_ctx *ctx, int precision);
 int attn_ctx_precision(const attn_ctx *ctx);
 
+/* Inference with fixed weights: the caller promises that w's values do not
+ * change until attn_ctx_thaw_weights (or attn_ctx_free). Under
+ * ATTN_PRECISION_BF16 on AMX, a product that reads w as its second operand
+ * (linear's weight) then packs it into bf16 tiles once and reuses the copy
+ * (about half of w's bytes, freed by thaw) instead of packing it at every
+ * call; the results are the same bits. Elsewhere it changes nothing. w must
+ * be contiguous f32. attn_ctx_reset keeps the frozen weights. */
+attn_status attn_ctx_freeze_weight(attn_ctx *ctx, const attn_tensor *w);
+/* Forgets every frozen weight and frees the packed copies. */
+void attn_ctx_thaw_weights(attn_ctx *ctx);
+
 int attn_ctx_threads(const attn_ctx *ctx);
 void attn_ctx_set_threads(attn_ctx *ctx, int n_threads);
 

@@ -98,8 +98,11 @@ attn_status attn_minilm_set_max_seq(attn_minilm *m, int max_seq);
  * (the results do not depend on the batch). ctx (inference: gradients off,
  * training off) is reset before each forward. n_tokens (optional) receives the token count of
  * each text after truncation, n_truncated (optional) how many texts were
- * cut to max_seq. Errors: ATTN_ERR_INVALID_ARG, those of the encoder (the
- * context's message), ATTN_ERR_OOM. */
+ * cut to max_seq. Under ATTN_PRECISION_BF16 the model's weights are frozen
+ * in ctx while it runs (attn_ctx_freeze_weight: packed into tiles once) and
+ * every frozen weight of ctx is thawed when it returns. Errors:
+ * ATTN_ERR_INVALID_ARG, those of the encoder (the context's message),
+ * ATTN_ERR_OOM. */
 attn_status attn_minilm_embed(attn_ctx *ctx, const attn_minilm *m, const char *const *texts,
                               const size_t *lens, int64_t n, int batch, float *out,
                               int32_t *n_tokens, int64_t *n_truncated);

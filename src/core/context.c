@@ -117,10 +117,70 @@ attn_status attn_ctx_new(attn_ctx **out, const attn_ctx_config *cfg) {
     return ATTN_OK;
 }
 
+/* A weight the caller promised not to change (attn_ctx_freeze_weight) and
+ * the packed copy of it that the bf16 tiles read, made on first use. */
+typedef struct attn__frozen {
+    const float *p;
+    int64_t numel;
+    void *packed; /* NULL until a product reads p as B */
+    int trans_b;
+    int64_t ldb, K, N;
+} attn__frozen;
+
 void attn_ctx_free(attn_ctx *ctx) {
     if (!ctx) return;
+    attn_ctx_thaw_weights(ctx);
+    free(ctx->frozen);
     free(ctx->arena);
     free(ctx);
+}
+
+attn_status attn_ctx_freeze_weight(attn_ctx *ctx, const attn_tensor *w) {
+    if (!ctx || !w)
+        return attn__error(ATTN_ERR_INVALID_ARG, "attn_ctx_freeze_weight: NULL %s",
+                           ctx ? "tensor" : "context");
+    if (w->dtype != ATTN_F32 || !attn_tensor_is_contiguous(w))
+        return attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                          "ctx_freeze_weight: the weight %s must be contiguous f32", attn__shp(w));
+    const float *p = attn_f32((attn_tensor *)w);
+    for (int i = 0; i < ctx->n_frozen; i++)
+        if (ctx->frozen[i].p == p) return ATTN_OK;
+    if (ctx->n_frozen == ctx->cap_frozen) {
+        const int cap = ctx->cap_frozen ? 2 * ctx->cap_frozen : 16;
+        attn__frozen *f = realloc(ctx->frozen, (size_t)cap * sizeof *f);
+        if (!f)
+            return attn__fail(ctx, ATTN_ERR_OOM, "ctx_freeze_weight: out of memory for %d weights",
+                              cap);
+        ctx->frozen = f;
+        ctx->cap_frozen = cap;
+    }
+    ctx->frozen[ctx->n_frozen++] = (attn__frozen){.p = p, .numel = attn_tensor_numel(w)};
+    return ATTN_OK;
+}
+
+void attn_ctx_thaw_weights(attn_ctx *ctx) {
+    if (!ctx) return;
+    for (int i = 0; i < ctx->n_frozen; i++) free(ctx->frozen[i].packed);
+    ctx->n_frozen = 0;
+}
+
+const void *attn__ctx_packed_b(const attn_ctx *ctx, const float *B, int trans_b, int64_t ldb,
+                               int64_t K, int64_t N) {
+    if (ctx->precision != ATTN_PRECISION_BF16 || ctx->use_ref || ctx->n_frozen == 0) return NULL;
+    for (int i = 0; i < ctx->n_frozen; i++) {
+        attn__frozen *f = &ctx->frozen[i];
+        if (f->p != B) continue;
+        /* op(B) must lie inside the frozen tensor */
+        const int64_t rows = trans_b ? N : K, cols = trans_b ? K : N;
+        if (rows <= 0 || cols <= 0 || ldb < cols || (rows - 1) * ldb + cols > f->numel) return NULL;
+        if (f->packed)
+            return f->trans_b == trans_b && f->ldb == ldb && f->K == K && f->N == N ? f->packed
+                                                                                       : NULL;
+        f->packed = attn__bf16_pack_b(ctx->kernel_flags, trans_b, B, ldb, K, N);
+        f->trans_b = trans_b, f->ldb = ldb, f->K = K, f->N = N;
+        return f->packed;
+    }
+    return NULL;
 }
 
 void attn_ctx_reset(attn_ctx *ctx) {
@@ -160,8 +220,9 @@ void attn__gemm(const attn_ctx *ctx, int n_threads, int trans_a, int trans_b, in
                 int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                 float beta, float *C, int64_t ldc) {
     if (ctx->precision == ATTN_PRECISION_BF16)
-        attn__sgemm_bf16(ctx->kernel_flags, n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B,
-                         ldb, beta, C, ldc);
+        attn__sgemm_bf16_pre(ctx->kernel_flags, n_threads, trans_a, trans_b, M, N, K, alpha, A,
+                             lda, B, ldb, beta, C, ldc,
+                             attn__ctx_packed_b(ctx, B, trans_b, ldb, K, N));
     else
         attn__sgemm(n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

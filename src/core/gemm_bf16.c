@@ -398,23 +398,25 @@ GBAMX static void amx_blocks(const uint16_t *ap, const uint32_t *bp, int64_t kc,
     _mm256_zeroupper();
 }
 
+/* bpre: op(B) already packed (attn__bf16_pack_b), or NULL. */
 static int gemm_amx(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                     float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                    float beta, float *C, int64_t ldc, const float *bias, int act) {
+                    float beta, float *C, int64_t ldc, const float *bias, int act,
+                    const uint32_t *bpre) {
     const int64_t Mp = (M + 31) / 32 * 32, Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32;
     const int64_t kc = Kp / 32, mb = Mp / 32, nb = Np / 32, jobs = mb * nb;
     int owned = 0; /* A's tiles, then B's (both whole multiples of 64 bytes) */
-    float *space = attn__gemm_scratch((size_t)((Mp + Np) * Kp / 2), &owned);
+    float *space = attn__gemm_scratch((size_t)((Mp + (bpre ? 0 : Np)) * Kp / 2), &owned);
     if (!space) return -1;
     uint16_t *ap = (uint16_t *)space;
-    uint32_t *bp = (uint32_t *)(space + Mp * Kp / 2);
+    uint32_t *bp = bpre ? (uint32_t *)bpre : (uint32_t *)(space + Mp * Kp / 2);
     int nt = n_threads < 1 ? 1 : n_threads;
 #if !defined(_OPENMP)
     nt = 1;
 #endif
     if ((int64_t)nt > jobs) nt = (int)jobs;
     pack_a(trans_a, A, lda, M, K, Mp, Kp, ap, nt);
-    pack_b(trans_b, B, ldb, K, N, Np, Kp, bp, nt);
+    if (!bpre) pack_b(trans_b, B, ldb, K, N, Np, Kp, bp, nt);
     if (nt == 1) {
         amx_blocks(ap, bp, kc, M, N, mb, nb, 0, jobs, alpha, beta, C, ldc, bias, act);
     }
@@ -454,6 +456,14 @@ const char *attn__gemm_bf16_kernel(int kernel_flags) {
 void attn__sgemm_bf16(int kernel_flags, int n_threads, int trans_a, int trans_b, int64_t M,
                       int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    attn__sgemm_bf16_pre(kernel_flags, n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                         beta, C, ldc, NULL);
+}
+
+void attn__sgemm_bf16_pre(int kernel_flags, int n_threads, int trans_a, int trans_b, int64_t M,
+                          int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                          const void *bpre) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
@@ -464,10 +474,10 @@ void attn__sgemm_bf16(int kernel_flags, int n_threads, int trans_a, int trans_b,
      * decoding step) stays on the f32 kernels' rounded path. */
     if (M >= 16 && N >= 16 && strcmp(attn__gemm_bf16_kernel(kernel_flags), "amx") == 0 &&
         gemm_amx(n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
-                 0) == 0)
+                 0, bpre) == 0)
         return;
 #else
-    (void)kernel_flags;
+    (void)kernel_flags, (void)bpre;
 #endif
     if (gemm_rounded(n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) ==
         0)
@@ -478,14 +488,30 @@ void attn__sgemm_bf16(int kernel_flags, int n_threads, int trans_a, int trans_b,
 
 int attn__sgemm_bf16_fused(int kernel_flags, int n_threads, int trans_a, int trans_b, int64_t M,
                            int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
-                           int64_t ldb, float *C, int64_t ldc, const float *bias, int act) {
+                           int64_t ldb, float *C, int64_t ldc, const float *bias, int act,
+                           const void *bpre) {
 #if defined(ATTN__HAVE_AMX)
     if (M >= 16 && N >= 16 && K > 0 && strcmp(attn__gemm_bf16_kernel(kernel_flags), "amx") == 0)
         return gemm_amx(n_threads, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc,
-                        bias, act) == 0;
+                        bias, act, bpre) == 0;
 #else
     (void)kernel_flags, (void)n_threads, (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K;
-    (void)A, (void)lda, (void)B, (void)ldb, (void)C, (void)ldc, (void)bias, (void)act;
+    (void)A, (void)lda, (void)B, (void)ldb, (void)C, (void)ldc, (void)bias, (void)act, (void)bpre;
 #endif
     return 0;
+}
+
+void *attn__bf16_pack_b(int kernel_flags, int trans_b, const float *B, int64_t ldb, int64_t K,
+                        int64_t N) {
+#if defined(ATTN__HAVE_AMX)
+    if (K <= 0 || N < 16 || strcmp(attn__gemm_bf16_kernel(kernel_flags), "amx") != 0) return NULL;
+    const int64_t Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32;
+    const size_t bytes = (size_t)(Np * Kp) * 2;
+    void *p = aligned_alloc(64, bytes);
+    if (p) pack_b(trans_b, B, ldb, K, N, Np, Kp, (uint32_t *)p, 1);
+    return p;
+#else
+    (void)kernel_flags, (void)trans_b, (void)B, (void)ldb, (void)K, (void)N;
+    return NULL;
+#endif
 }

@@ -90,6 +90,8 @@ struct attn_ctx {
     int precision;    /* ATTN_PRECISION_* (context.h): what the matrix products round to */
     uint64_t seed, rng_offset;
     int64_t slice_row0, slice_rows, slice_total; /* attn_ctx_set_batch_slice (rows 0: off) */
+    struct attn__frozen *frozen; /* attn_ctx_freeze_weight: n_frozen of cap_frozen */
+    int n_frozen, cap_frozen;
 
     attn_status status;
     char errmsg[512];
@@ -329,7 +331,22 @@ void attn__sgemm_bf16(int kernel_flags, int n_threads, int trans_a, int trans_b,
  * path (the caller then runs the product and the epilogue itself). */
 int attn__sgemm_bf16_fused(int kernel_flags, int n_threads, int trans_a, int trans_b, int64_t M,
                            int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
-                           int64_t ldb, float *C, int64_t ldc, const float *bias, int act);
+                           int64_t ldb, float *C, int64_t ldc, const float *bias, int act,
+                           const void *bpre);
+/* attn__sgemm_bf16 with op(B) already packed for the tiles (bpre from
+ * attn__bf16_pack_b with the same trans_b, ldb, K, N; NULL: pack it here). */
+void attn__sgemm_bf16_pre(int kernel_flags, int n_threads, int trans_a, int trans_b, int64_t M,
+                          int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                          const void *bpre);
+/* A packed copy of op(B) for the AMX tiles (free() it), or NULL where the
+ * products would not use the tiles (no AMX, N under 16) or on OOM. */
+void *attn__bf16_pack_b(int kernel_flags, int trans_b, const float *B, int64_t ldb, int64_t K,
+                        int64_t N);
+/* The packed copy of a frozen weight (attn_ctx_freeze_weight) that B is,
+ * made on first use, under ATTN_PRECISION_BF16; NULL otherwise. */
+const void *attn__ctx_packed_b(const attn_ctx *ctx, const float *B, int trans_b, int64_t ldb,
+                               int64_t K, int64_t N);
 /* Its reference: rounded operands, sums in double. */
 void attn__sgemm_bf16_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,

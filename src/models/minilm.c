@@ -468,7 +468,14 @@ attn_status attn_minilm_embed(attn_ctx *ctx, const attn_minilm *m, const char *c
         if (n_tokens) n_tokens[i] = k;
     }
     qsort(order, (size_t)n, sizeof *order, cmp_len);
-    for (int64_t s0 = 0; s0 < n; s0 += batch) {
+    /* The weights are fixed while this runs: under bf16 the products pack
+     * each one into tiles once instead of at every batch (thawed below). */
+    if (attn_ctx_precision(ctx) == ATTN_PRECISION_BF16)
+        for (int i = 0; i < attn_params_count(m->params) && st == ATTN_OK; i++) {
+            const attn_tensor *w = attn_params_at(m->params, i);
+            if (w->ndim == 2) st = attn_ctx_freeze_weight(ctx, w);
+        }
+    for (int64_t s0 = 0; st == ATTN_OK && s0 < n; s0 += batch) {
         const int64_t B = n - s0 < batch ? n - s0 : batch;
         /* A batch too large for the context's arena runs in halves, then
          * quarters ...: a text's embedding does not depend on its batch.
@@ -499,6 +506,7 @@ attn_status attn_minilm_embed(attn_ctx *ctx, const attn_minilm *m, const char *c
     }
     if (n_truncated) *n_truncated = cut;
 done:
+    attn_ctx_thaw_weights(ctx);
     free(ids);
     free(order);
     free(bids);

@@ -331,7 +331,8 @@ static attn_status linear_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
     if (node->n_in == 3 && gemm != gemm_ref && ctx->precision == ATTN_PRECISION_BF16 &&
         attn__sgemm_bf16_fused(ctx->kernel_flags, gemm_threads(ctx, R, Out, In), 0, 1, R, Out, In,
                                attn_f32(node->in[0]), In, attn_f32(node->in[1]), In, y, Out,
-                               attn_f32(node->in[2]), 0))
+                               attn_f32(node->in[2]), 0,
+                               attn__ctx_packed_b(ctx, attn_f32(node->in[1]), 1, In, In, Out)))
         return ATTN_OK;
     if (node->n_in == 3) { /* y starts as the bias on every row */
         const float *bias = attn_f32(node->in[2]);
@@ -402,7 +403,8 @@ static attn_status linear_gelu_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm)
     float *z = node->saved[0] ? attn_f32(node->saved[0]) : NULL;
     const int nt = gemm_threads(ctx, R, Out, In);
     if (!z && gemm != gemm_ref && ctx->precision == ATTN_PRECISION_BF16 &&
-        attn__sgemm_bf16_fused(ctx->kernel_flags, nt, 0, 1, R, Out, In, x, In, w, In, y, Out, bias, 1))
+        attn__sgemm_bf16_fused(ctx->kernel_flags, nt, 0, 1, R, Out, In, x, In, w, In, y, Out, bias, 1,
+                               attn__ctx_packed_b(ctx, w, 1, In, In, Out)))
         return ATTN_OK;
     float *t = z ? z : y;
     if (bias)
