@@ -383,6 +383,82 @@ static void test_linear_gelu_fused(void) {
     TEST_END();
 }
 
+/* Frozen weights (attn_ctx_freeze_weight): the packed copy gives the bits of
+ * packing at every call; thawing drops it, so changed weights are read
+ * again; a matmul reading the same buffer as B with other dimensions does
+ * not take the copy; errors name the op. */
+static float lin_run(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_tensor *b, float *out,
+                     int64_t n) {
+    attn_tensor *y = attn_linear(ctx, x, w, b);
+    if (!y) return -1.0f;
+    memcpy(out, attn_f32(y), (size_t)n * sizeof *out);
+    return 0.0f;
+}
+static void test_frozen_weights(void) {
+    TEST_BEGIN("frozen weights: packed once, the same bits, thawed weights read again");
+    attn_ctx *ctx = NULL;
+    CHECK_OK(attn_ctx_new(&ctx, NULL));
+    if (ctx) {
+        attn_ctx_set_grad_enabled(ctx, 0);
+        CHECK_OK(attn_ctx_set_precision(ctx, ATTN_PRECISION_BF16));
+        const int64_t R = 45, In = 70, Out = 50;
+        const int64_t sx[2] = {R, In}, sw[2] = {Out, In}, sb[1] = {Out};
+        attn_tensor *x = attn_tensor_new(ctx, ATTN_F32, 2, sx);
+        attn_tensor *w = attn_tensor_new(ctx, ATTN_F32, 2, sw);
+        attn_tensor *b = attn_tensor_new(ctx, ATTN_F32, 1, sb);
+        float *y0 = malloc(sizeof(float) * R * Out), *y1 = malloc(sizeof(float) * R * Out);
+        if (x && w && b && y0 && y1) {
+            rng_state = 99;
+            for (int64_t i = 0; i < R * In; i++) attn_f32(x)[i] = urand();
+            for (int64_t i = 0; i < Out * In; i++) attn_f32(w)[i] = urand();
+            for (int64_t i = 0; i < Out; i++) attn_f32(b)[i] = urand();
+            CHECK(lin_run(ctx, x, w, b, y0, R * Out) == 0.0f, "linear: %s", attn_ctx_error(ctx));
+            CHECK_OK(attn_ctx_freeze_weight(ctx, w));
+            CHECK_OK(attn_ctx_freeze_weight(ctx, w)); /* twice: one entry */
+            for (int rep = 0; rep < 2; rep++) { /* the first packs, the second reuses */
+                CHECK(lin_run(ctx, x, w, b, y1, R * Out) == 0.0f, "linear: %s", attn_ctx_error(ctx));
+                CHECK(memcmp(y0, y1, sizeof(float) * R * Out) == 0, "frozen run %d differs", rep);
+            }
+            /* a product reading w's buffer as B = [In, Out] (matmul: the same K
+             * and N as the frozen linear copy, another layout) */
+            const int64_t sw2[2] = {In, Out};
+            attn_tensor *w2 = attn_reshape(ctx, w, 2, sw2);
+            attn_tensor *m1 = w2 ? attn_matmul(ctx, x, w2) : NULL;
+            CHECK(m1 != NULL, "matmul over the frozen buffer: %s", attn_ctx_error(ctx));
+            attn_ctx_thaw_weights(ctx);
+            attn_tensor *m2 = w2 ? attn_matmul(ctx, x, w2) : NULL;
+            CHECK(m1 && m2 && memcmp(attn_f32(m1), attn_f32(m2), sizeof(float) * R * Out) == 0,
+                  "matmul took the frozen linear copy");
+            /* changed weights after thawing: the new values count */
+            for (int64_t i = 0; i < Out * In; i++) attn_f32(w)[i] *= -0.5f;
+            CHECK(lin_run(ctx, x, w, b, y1, R * Out) == 0.0f, "linear: %s", attn_ctx_error(ctx));
+            CHECK(memcmp(y0, y1, sizeof(float) * R * Out) != 0, "stale weights after thaw");
+            attn_ctx_set_kernel_flags(ctx, ATTN_KERNELS_NO_AMX); /* no tiles: no copy, same rule */
+            CHECK_OK(attn_ctx_freeze_weight(ctx, w));
+            float *y2 = malloc(sizeof(float) * R * Out);
+            if (y2) {
+                CHECK(lin_run(ctx, x, w, b, y2, R * Out) == 0.0f, "linear: %s", attn_ctx_error(ctx));
+                attn_ctx_thaw_weights(ctx);
+                CHECK(lin_run(ctx, x, w, b, y1, R * Out) == 0.0f, "linear: %s", attn_ctx_error(ctx));
+                CHECK(memcmp(y1, y2, sizeof(float) * R * Out) == 0, "no-AMX frozen run differs");
+            }
+            free(y2);
+            attn_tensor *wt = attn_transpose(ctx, w, 0, 1);
+            CHECK(wt && attn_ctx_freeze_weight(ctx, wt) == ATTN_ERR_INVALID_ARG,
+                  "a non-contiguous weight was frozen");
+            CHECK(strstr(attn_ctx_error(ctx), "ctx_freeze_weight") != NULL, "message '%s'",
+                  attn_ctx_error(ctx));
+            CHECK(attn_ctx_freeze_weight(NULL, w) == ATTN_ERR_INVALID_ARG, "NULL ctx accepted");
+        } else {
+            CHECK(0, "allocation failed");
+        }
+        free(y0);
+        free(y1);
+    }
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_gemm_bf16(void) {
     test_rounding();
     test_kernels_against_ref();
@@ -390,4 +466,5 @@ void suite_gemm_bf16(void) {
     test_error_bound();
     test_ops_under_bf16();
     test_linear_gelu_fused();
+    test_frozen_weights();
 }
