@@ -38,6 +38,7 @@ typedef struct cv_geom {
     int64_t N, C, H, W; /* the convolution's input u */
     int64_t O, OH, OW;  /* its output v */
     int64_t G, KH, KW, SH, SW, PH, PW, DH, DW;
+    int vec; /* 1: the AVX-512 row kernels (cv_vec_ok), 0: the portable loops */
 } cv_geom;
 
 /* ---- geometry of a node ---------------------------------------------------------------- */
@@ -62,6 +63,7 @@ static cv_geom cv_geom_of(const attn_node *node) {
         g.DH = 1;
         g.DW = node->iarg[3];
         g.G = node->iarg[4];
+        g.vec = 0;
         return g;
     }
     const attn_tensor *u = x, *v = y;
@@ -82,6 +84,7 @@ static cv_geom cv_geom_of(const attn_node *node) {
     g.DH = node->iarg[4];
     g.DW = node->iarg[5];
     g.G = node->iarg[6];
+    g.vec = 0;
     return g;
 }
 
@@ -96,6 +99,135 @@ static int cv_pointwise(const cv_geom *g) {
     return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0 &&
            g->OH == g->H && g->OW == g->W && g->OH * g->OW >= CV_DIRECT_P;
 }
+
+/* ---- AVX-512 rows ------------------------------------------------------------------------- */
+
+/* Every primitive below walks rows: output row p of a plane reads, for
+ * kernel column j, the input row ih at columns q SW + iw0 (iw0 = j DW - PW),
+ * of which only q in [lo, hi) lie inside the image (cv_cols). The AVX-512
+ * paths move such a row 16 columns q at a time with masked loads and stores
+ * that touch no element outside [lo, hi): unit stride is a masked load,
+ * stride 2 two loads and a permutation, other strides a gather; the scatter
+ * direction (col2im, the depthwise data gradient) adds to the elements the
+ * gather would read, each once, in the order of the scalar loops (the sums
+ * are the same bits). g->vec selects them (cv_vec_ok). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CV_X86 1
+#define CV512 __attribute__((target("avx512f")))
+#define CV512_INLINE __attribute__((target("avx512f"), always_inline)) inline
+#else
+#define CV_X86 0
+#endif
+
+/* The columns q of kernel column j that land inside the image:
+ * 0 <= q SW + iw0 < W for q in [*lo, *hi), iw0 = j DW - PW. */
+static void cv_cols(const cv_geom *g, int64_t j, int64_t *iw0, int64_t *lo, int64_t *hi) {
+    *iw0 = j * g->DW - g->PW;
+    *lo = *iw0 >= 0 ? 0 : (-*iw0 + g->SW - 1) / g->SW;
+    *hi = g->W - *iw0 <= 0 ? 0 : (g->W - *iw0 - 1) / g->SW + 1;
+    if (*hi > g->OW) *hi = g->OW;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* The spans of every kernel column j < KW (cv_cols), computed once per
+ * call of a kernel instead of once per row (each takes two divisions):
+ * at most CV_KW_MAX columns, the rest computed on use. */
+#define CV_KW_MAX 16
+typedef struct cv_spans {
+    int64_t iw0[CV_KW_MAX], lo[CV_KW_MAX], hi[CV_KW_MAX];
+} cv_spans;
+
+static void cv_spans_init(const cv_geom *g, cv_spans *s) {
+    for (int64_t j = 0; j < g->KW && j < CV_KW_MAX; j++) cv_cols(g, j, &s->iw0[j], &s->lo[j], &s->hi[j]);
+}
+
+static inline void cv_span(const cv_geom *g, const cv_spans *s, int64_t j, int64_t *iw0,
+                           int64_t *lo, int64_t *hi) {
+    if (j < CV_KW_MAX) {
+        *iw0 = s->iw0[j], *lo = s->lo[j], *hi = s->hi[j];
+        return;
+    }
+    cv_cols(g, j, iw0, lo, hi);
+}
+
+/* 1 if the AVX-512 row paths may run: the CPU has AVX-512F, the context
+ * does not ask for portable kernels, and a gather's offsets (15 SW) fit
+ * int32. */
+static int cv_vec_ok(const attn_ctx *ctx, const cv_geom *g) {
+#if CV_X86
+    return __builtin_cpu_supports("avx512f") && !(ctx->kernel_flags & ATTN_KERNELS_PORTABLE) &&
+           g->SW <= ((int64_t)1 << 24);
+#else
+    (void)ctx, (void)g;
+    return 0;
+#endif
+}
+
+#if CV_X86
+/* The first n lanes (0 <= n <= 16). */
+CV512_INLINE static __mmask16 cv_m16(int64_t n) { return (__mmask16)((1u << n) - 1u); }
+
+/* Lanes t of the result: the row's element (q0 + t) SW + iw0 for q0 + t in
+ * [lo, hi), else 0 (ur: the input row). */
+CV512_INLINE static __m512 cv_get(const float *ur, int64_t SW, int64_t iw0, int64_t q0,
+                                  int64_t lo, int64_t hi) {
+    const int64_t a = lo > q0 ? lo : q0, b = hi < q0 + 16 ? hi : q0 + 16;
+    if (b <= a) return _mm512_setzero_ps();
+    const int64_t n = b - a, sh = a - q0;
+    const float *s = ur + a * SW + iw0; /* the first element read: inside the row */
+    __m512 x;
+    if (SW == 1) {
+        x = _mm512_maskz_loadu_ps(cv_m16(n), s);
+    } else if (SW == 2) {
+        const int64_t span = 2 * n - 1; /* elements s[0 .. 2 (n - 1)] */
+        const __m512 x0 = _mm512_maskz_loadu_ps(cv_m16(span < 16 ? span : 16), s);
+        const __m512 x1 =
+            span > 16 ? _mm512_maskz_loadu_ps(cv_m16(span - 16), s + 16) : _mm512_setzero_ps();
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                               28, 30);
+        x = _mm512_permutex2var_ps(x0, even, x1);
+    } else {
+        const __m512i idx = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32((int)SW));
+        x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), cv_m16(n), idx, s, 4);
+    }
+    /* lanes 0 .. n - 1 hold columns a .. b - 1: move them to lanes sh .. */
+    return sh ? _mm512_maskz_expand_ps((__mmask16)(cv_m16(n) << sh), x) : x;
+}
+
+/* The adjoint of cv_get: the row's element (q0 + t) SW + iw0 += lane t of x
+ * for q0 + t in [lo, hi). */
+CV512_INLINE static void cv_add(float *ur, int64_t SW, int64_t iw0, int64_t q0, int64_t lo,
+                                int64_t hi, __m512 x) {
+    const int64_t a = lo > q0 ? lo : q0, b = hi < q0 + 16 ? hi : q0 + 16;
+    if (b <= a) return;
+    const int64_t n = b - a, sh = a - q0;
+    float *d = ur + a * SW + iw0;
+    if (sh) x = _mm512_maskz_compress_ps((__mmask16)(cv_m16(n) << sh), x);
+    if (SW == 1) {
+        const __mmask16 m = cv_m16(n);
+        _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), x));
+    } else if (SW == 2) {
+        /* lanes 0-7 of x to the even lanes of e0, lanes 8-15 to those of e1 */
+        const int64_t span = 2 * n - 1;
+        const __m512 e0 = _mm512_maskz_expand_ps(0x5555, x);
+        const __mmask16 m0 = (__mmask16)(0x5555 & cv_m16(span < 16 ? span : 16));
+        _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), e0));
+        if (span > 16) {
+            const __m512 e1 = _mm512_maskz_expand_ps(
+                0x5555, _mm512_shuffle_f32x4(x, x, _MM_SHUFFLE(3, 2, 3, 2)));
+            const __mmask16 m1 = (__mmask16)(0x5555 & cv_m16(span - 16));
+            _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), e1));
+        }
+    } else {
+        float t[16];
+        _mm512_storeu_ps(t, x);
+        for (int64_t k = 0; k < n; k++) d[k * SW] += t[k];
+    }
+}
+#endif
 
 /* ---- chunks of images ------------------------------------------------------------------- */
 
@@ -116,22 +248,92 @@ static int64_t cv_chunk(const cv_geom *g) {
     return nb;
 }
 
+#if CV_X86
+/* cv_im2col with AVX-512 rows. */
+CV512 static void cv_im2col512(const cv_geom *g, const float *u, int64_t nb, float *col, int nt) {
+    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;
+    const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW;
+    (void)nt;
+    cv_spans sp;
+    cv_spans_init(g, &sp);
+    ATTN__OMP_FOR(nt)
+    for (int64_t r = 0; r < R; r++) {
+        const int64_t c = r / KK, i = (r % KK) / g->KW, j = r % g->KW;
+        int64_t iw0, lo, hi;
+        cv_span(g, &sp, j, &iw0, &lo, &hi);
+        for (int64_t b = 0; b < nb; b++) {
+            const float *up = u + b * g->C * HW + c * HW;
+            float *dst = col + r * ld + b * P;
+            for (int64_t p = 0; p < g->OH; p++) {
+                const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                float *d = dst + p * OW;
+                const int inside = ih >= 0 && ih < g->H;
+                const float *ur = up + (inside ? ih : 0) * g->W;
+                for (int64_t q0 = 0; q0 < OW; q0 += 16) {
+                    const __m512 x =
+                        inside ? cv_get(ur, g->SW, iw0, q0, lo, hi) : _mm512_setzero_ps();
+                    if (q0 + 16 <= OW)
+                        _mm512_storeu_ps(d + q0, x);
+                    else
+                        _mm512_mask_storeu_ps(d + q0, cv_m16(OW - q0), x);
+                }
+            }
+        }
+    }
+}
+
+/* cv_col2im with AVX-512 rows (the same sums in the same order). */
+CV512 static void cv_col2im512(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
+    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW;
+    const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW;
+    (void)nt;
+    cv_spans sp;
+    cv_spans_init(g, &sp);
+    ATTN__OMP_FOR(nt)
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t b = 0; b < nb; b++) {
+            float *up = du + b * g->C * HW + c * HW;
+            for (int64_t k = 0; k < KK; k++) {
+                const int64_t i = k / g->KW, j = k % g->KW;
+                const float *src = col + (c * KK + k) * ld + b * P;
+                int64_t iw0, lo, hi;
+                cv_span(g, &sp, j, &iw0, &lo, &hi);
+                for (int64_t p = 0; p < g->OH; p++) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    if (ih < 0 || ih >= g->H) continue;
+                    float *ur = up + ih * g->W;
+                    const float *s = src + p * OW;
+                    for (int64_t q0 = lo / 16 * 16; q0 < hi; q0 += 16) {
+                        const __m512 x = q0 + 16 <= OW ? _mm512_loadu_ps(s + q0)
+                                                       : _mm512_maskz_loadu_ps(cv_m16(OW - q0), s + q0);
+                        cv_add(ur, g->SW, iw0, q0, lo, hi, x);
+                    }
+                }
+            }
+        }
+}
+#endif
+
 /* col [K, nb P] of the Cg planes of nb images (u: image n0's first plane of
  * the group; images C H W floats apart):
  * col[(c KH + i) KW + j, b P + p OW + q] = u_b[c, p SH - PH + i DH, q SW - PW + j DW] or 0. */
 static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, int nt) {
+#if CV_X86
+    if (g->vec) {
+        cv_im2col512(g, u, nb, col, nt);
+        return;
+    }
+#endif
     const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;
     const int64_t HW = g->H * g->W, ld = nb * P;
     (void)nt;
+    cv_spans sp;
+    cv_spans_init(g, &sp);
     ATTN__OMP_FOR(nt)
     for (int64_t r = 0; r < R; r++) {
         const int64_t c = r / KK, i = (r % KK) / g->KW, j = r % g->KW;
-        const int64_t iw0 = j * g->DW - g->PW;
-        /* columns q with 0 <= q SW + iw0 < W */
-        int64_t lo = iw0 >= 0 ? 0 : (-iw0 + g->SW - 1) / g->SW;
-        int64_t hi = g->W - iw0 <= 0 ? 0 : (g->W - iw0 - 1) / g->SW + 1;
-        if (hi > g->OW) hi = g->OW;
-        if (lo > hi) lo = hi;
+        int64_t iw0, lo, hi;
+        cv_span(g, &sp, j, &iw0, &lo, &hi);
         for (int64_t b = 0; b < nb; b++) {
             const float *up = u + b * g->C * HW + c * HW;
             float *dst = col + r * ld + b * P;
@@ -158,9 +360,17 @@ static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, 
  * adjoint). Each task owns one channel plane of every image and walks its
  * KH KW rows in order: no race, and the same sums for any thread count. */
 static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
+#if CV_X86
+    if (g->vec) {
+        cv_col2im512(g, col, nb, du, nt);
+        return;
+    }
+#endif
     const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW;
     const int64_t HW = g->H * g->W, ld = nb * P;
     (void)nt;
+    cv_spans sp;
+    cv_spans_init(g, &sp);
     ATTN__OMP_FOR(nt)
     for (int64_t c = 0; c < Cg; c++)
         for (int64_t b = 0; b < nb; b++) {
@@ -168,16 +378,17 @@ static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du,
             for (int64_t k = 0; k < KK; k++) {
                 const int64_t i = k / g->KW, j = k % g->KW;
                 const float *src = col + (c * KK + k) * ld + b * P;
-                const int64_t iw0 = j * g->DW - g->PW;
-                int64_t lo = iw0 >= 0 ? 0 : (-iw0 + g->SW - 1) / g->SW;
-                int64_t hi = g->W - iw0 <= 0 ? 0 : (g->W - iw0 - 1) / g->SW + 1;
-                if (hi > g->OW) hi = g->OW;
+                int64_t iw0, lo, hi;
+                cv_span(g, &sp, j, &iw0, &lo, &hi);
                 for (int64_t p = 0; p < g->OH; p++) {
                     const int64_t ih = p * g->SH - g->PH + i * g->DH;
                     if (ih < 0 || ih >= g->H) continue;
                     float *ur = up + ih * g->W;
                     const float *s = src + p * g->OW;
-                    for (int64_t q = lo; q < hi; q++) ur[q * g->SW + iw0] += s[q];
+                    if (g->SW == 1)
+                        for (int64_t q = lo; q < hi; q++) ur[q + iw0] += s[q];
+                    else
+                        for (int64_t q = lo; q < hi; q++) ur[q * g->SW + iw0] += s[q];
                 }
             }
         }
@@ -192,18 +403,26 @@ static void cv_gather(const cv_geom *g, const float *v, int64_t nb, float *D) {
             memcpy(D + o * nb * P + b * P, v + b * g->O * P + o * P, sizeof(float) * (size_t)P);
 }
 
-/* The inverse: v_b[o, p] = D[o, b P + p] (beta 0) or += (beta 1). */
-static void cv_scatter(const cv_geom *g, const float *D, int64_t nb, float *v, float beta) {
+/* The inverse with the bias of the group's channels folded in (b: NULL or
+ * b[Og]): v_b[o, p] = D[o, b P + p] + b[o] (beta 0) or += (beta 1). */
+static void cv_scatter(const cv_geom *g, const float *D, int64_t nb, float *v, float beta,
+                       const float *b) {
     const int64_t Og = g->O / g->G, P = g->OH * g->OW;
-    for (int64_t o = 0; o < Og; o++)
-        for (int64_t b = 0; b < nb; b++) {
-            const float *src = D + o * nb * P + b * P;
-            float *dst = v + b * g->O * P + o * P;
-            if (beta == 0.0f)
+    for (int64_t o = 0; o < Og; o++) {
+        const float bo = b ? b[o] : 0.0f;
+        for (int64_t n = 0; n < nb; n++) {
+            const float *restrict src = D + o * nb * P + n * P;
+            float *restrict dst = v + n * g->O * P + o * P;
+            if (beta == 0.0f && !b)
                 memcpy(dst, src, sizeof(float) * (size_t)P);
-            else
+            else if (beta == 0.0f)
+                for (int64_t p = 0; p < P; p++) dst[p] = src[p] + bo;
+            else if (!b)
                 for (int64_t p = 0; p < P; p++) dst[p] += src[p];
+            else
+                for (int64_t p = 0; p < P; p++) dst[p] += src[p] + bo;
         }
+    }
 }
 
 /* ---- depthwise: a direct kernel ------------------------------------------------------------ */
@@ -215,22 +434,129 @@ static void cv_scatter(const cv_geom *g, const float *D, int64_t nb, float *v, f
  * bits for any thread count. */
 static int cv_depthwise(const cv_geom *g) { return g->G == g->C && g->G == g->O && g->G > 1; }
 
-/* The columns q of kernel column j that land inside the image:
- * 0 <= q SW + iw0 < W for q in [*lo, *hi), iw0 = j DW - PW. */
-static void cv_cols(const cv_geom *g, int64_t j, int64_t *iw0, int64_t *lo, int64_t *hi) {
-    *iw0 = j * g->DW - g->PW;
-    *lo = *iw0 >= 0 ? 0 : (-*iw0 + g->SW - 1) / g->SW;
-    *hi = g->W - *iw0 <= 0 ? 0 : (g->W - *iw0 - 1) / g->SW + 1;
-    if (*hi > g->OW) *hi = g->OW;
-    if (*lo > *hi) *lo = *hi;
+#if CV_X86
+/* cv_dw_forward with AVX-512 rows: 16 outputs of a row in a register,
+ * summed over i, j in order with fused multiply-adds. */
+CV512 static void cv_dw_forward512(const cv_geom *g, const float *u, const float *w, float *v,
+                                   float beta, int nt) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
+    (void)nt;
+    cv_spans sp;
+    cv_spans_init(g, &sp);
+    ATTN__OMP_FOR(nt)
+    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
+        const int64_t c = pl % g->C;
+        const float *up = u + pl * HW, *wc = w + c * KK;
+        float *vp = v + pl * P;
+        for (int64_t p = 0; p < g->OH; p++)
+            for (int64_t q0 = 0; q0 < OW; q0 += 16) {
+                const __mmask16 m = q0 + 16 <= OW ? (__mmask16)0xFFFF : cv_m16(OW - q0);
+                float *vr = vp + p * OW + q0;
+                __m512 acc = _mm512_setzero_ps();
+                for (int64_t i = 0; i < g->KH; i++) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    if (ih < 0 || ih >= g->H) continue;
+                    const float *ur = up + ih * g->W;
+                    for (int64_t j = 0; j < g->KW; j++) {
+                        int64_t iw0, lo, hi;
+                        cv_span(g, &sp, j, &iw0, &lo, &hi);
+                        acc = _mm512_fmadd_ps(_mm512_set1_ps(wc[i * g->KW + j]),
+                                              cv_get(ur, g->SW, iw0, q0, lo, hi), acc);
+                    }
+                }
+                if (beta != 0.0f) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, vr));
+                _mm512_mask_storeu_ps(vr, m, acc);
+            }
+    }
 }
+
+/* cv_dw_bwd_data with AVX-512 rows (the scalar loop's products and sums). */
+CV512 static void cv_dw_bwd_data512(const cv_geom *g, const float *dv, const float *w, float *du,
+                                    int nt) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
+    (void)nt;
+    cv_spans sp;
+    cv_spans_init(g, &sp);
+    ATTN__OMP_FOR(nt)
+    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
+        const int64_t c = pl % g->C;
+        const float *dvp = dv + pl * P, *wc = w + c * KK;
+        float *dup = du + pl * HW;
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                const __m512 wij = _mm512_set1_ps(wc[i * g->KW + j]);
+                int64_t iw0, lo, hi;
+                cv_span(g, &sp, j, &iw0, &lo, &hi);
+                for (int64_t p = 0; p < g->OH; p++) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    if (ih < 0 || ih >= g->H) continue;
+                    float *ur = dup + ih * g->W;
+                    const float *vr = dvp + p * OW;
+                    for (int64_t q0 = lo / 16 * 16; q0 < hi; q0 += 16) {
+                        const __m512 x = q0 + 16 <= OW ? _mm512_loadu_ps(vr + q0)
+                                                       : _mm512_maskz_loadu_ps(cv_m16(OW - q0), vr + q0);
+                        cv_add(ur, g->SW, iw0, q0, lo, hi, _mm512_mul_ps(wij, x));
+                    }
+                }
+            }
+    }
+}
+
+/* cv_dw_bwd_weight with AVX-512 rows: per image, the products of all rows
+ * summed lane by lane in float, then across lanes and images in order in
+ * double. */
+CV512 static void cv_dw_bwd_weight512(const cv_geom *g, const float *u, const float *dv, float *dw,
+                                      int nt) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
+    (void)nt;
+    cv_spans sp;
+    cv_spans_init(g, &sp);
+    ATTN__OMP_FOR(nt)
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t i = 0; i < g->KH; i++)
+            for (int64_t j = 0; j < g->KW; j++) {
+                int64_t iw0, lo, hi;
+                cv_span(g, &sp, j, &iw0, &lo, &hi);
+                double acc = 0.0;
+                for (int64_t n = 0; n < g->N; n++) {
+                    const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
+                    __m512 s = _mm512_setzero_ps();
+                    for (int64_t p = 0; p < g->OH; p++) {
+                        const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                        if (ih < 0 || ih >= g->H) continue;
+                        const float *ur = up + ih * g->W, *vr = dvp + p * OW;
+                        for (int64_t q0 = lo / 16 * 16; q0 < hi; q0 += 16) {
+                            const __m512 x = q0 + 16 <= OW
+                                                 ? _mm512_loadu_ps(vr + q0)
+                                                 : _mm512_maskz_loadu_ps(cv_m16(OW - q0), vr + q0);
+                            s = _mm512_fmadd_ps(x, cv_get(ur, g->SW, iw0, q0, lo, hi), s);
+                        }
+                    }
+                    float t[16];
+                    _mm512_storeu_ps(t, s);
+                    double r = 0.0;
+                    for (int k = 0; k < 16; k++) r += (double)t[k];
+                    acc += r;
+                }
+                dw[c * KK + i * g->KW + j] += (float)acc;
+            }
+}
+#endif
 
 /* v[n,c] (beta 0: =, 1: +=) sum_{i,j} w[c,i,j] u[n,c, p SH - PH + i DH, q SW - PW + j DW] */
 static void cv_dw_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *w,
                           float *v, float beta) {
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
     const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
+#if CV_X86
+    if (g->vec) {
+        cv_dw_forward512(g, u, w, v, beta, nt);
+        return;
+    }
+#endif
     (void)nt;
+    cv_spans sp;
+    cv_spans_init(g, &sp);
     ATTN__OMP_FOR(nt)
     for (int64_t pl = 0; pl < g->N * g->C; pl++) {
         const int64_t c = pl % g->C;
@@ -241,7 +567,7 @@ static void cv_dw_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const
             for (int64_t j = 0; j < g->KW; j++) {
                 const float wij = wc[i * g->KW + j];
                 int64_t iw0, lo, hi;
-                cv_cols(g, j, &iw0, &lo, &hi);
+                cv_span(g, &sp, j, &iw0, &lo, &hi);
                 for (int64_t p = 0; p < g->OH; p++) {
                     const int64_t ih = p * g->SH - g->PH + i * g->DH;
                     if (ih < 0 || ih >= g->H) continue;
@@ -261,7 +587,15 @@ static void cv_dw_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, con
                            float *du) {
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
     const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
+#if CV_X86
+    if (g->vec) {
+        cv_dw_bwd_data512(g, dv, w, du, nt);
+        return;
+    }
+#endif
     (void)nt;
+    cv_spans sp;
+    cv_spans_init(g, &sp);
     ATTN__OMP_FOR(nt)
     for (int64_t pl = 0; pl < g->N * g->C; pl++) {
         const int64_t c = pl % g->C;
@@ -271,7 +605,7 @@ static void cv_dw_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, con
             for (int64_t j = 0; j < g->KW; j++) {
                 const float wij = wc[i * g->KW + j];
                 int64_t iw0, lo, hi;
-                cv_cols(g, j, &iw0, &lo, &hi);
+                cv_span(g, &sp, j, &iw0, &lo, &hi);
                 for (int64_t p = 0; p < g->OH; p++) {
                     const int64_t ih = p * g->SH - g->PH + i * g->DH;
                     if (ih < 0 || ih >= g->H) continue;
@@ -292,13 +626,21 @@ static void cv_dw_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, co
                              float *dw) {
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
     const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
+#if CV_X86
+    if (g->vec) {
+        cv_dw_bwd_weight512(g, u, dv, dw, nt);
+        return;
+    }
+#endif
     (void)nt;
+    cv_spans sp;
+    cv_spans_init(g, &sp);
     ATTN__OMP_FOR(nt)
     for (int64_t c = 0; c < g->C; c++)
         for (int64_t i = 0; i < g->KH; i++)
             for (int64_t j = 0; j < g->KW; j++) {
                 int64_t iw0, lo, hi;
-                cv_cols(g, j, &iw0, &lo, &hi);
+                cv_span(g, &sp, j, &iw0, &lo, &hi);
                 double acc = 0.0;
                 for (int64_t n = 0; n < g->N; n++) {
                     const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
@@ -315,7 +657,17 @@ static void cv_dw_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, co
             }
 }
 
-/* ---- the three primitives ------------------------------------------------------------------ */
+/* ---- the primitives ------------------------------------------------------------------------ */
+
+/* v[n, o, :] += b[o] over an [N, O, P] tensor. */
+static void cv_add_bias(int64_t N, int64_t O, int64_t P, const float *b, float *v) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++) {
+            float *vr = v + (n * O + o) * P;
+            const float bo = b[o];
+            for (int64_t p = 0; p < P; p++) vr[p] += bo;
+        }
+}
 
 /* v = conv(u, w) (beta 0) or v += conv(u, w) (beta 1); bias b[O] or NULL.
  * ws: the workspace (cv_chunk images), NULL on the pointwise path. */
@@ -325,12 +677,14 @@ static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, c
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
     if (cv_depthwise(g)) {
         cv_dw_forward(ctx, g, u, w, v, beta);
+        if (b) cv_add_bias(g->N, g->O, P, b, v);
     } else if (cv_pointwise(g)) {
         const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
         for (int64_t n = 0; n < g->N; n++)
             for (int64_t gi = 0; gi < g->G; gi++)
                 attn__sgemm(nt, 0, 0, Og, P, K, 1.0f, w + gi * Og * K, K,
                             u + (n * g->C + gi * Cg) * HW, P, beta, v + (n * g->O + gi * Og) * P, P);
+        if (b) cv_add_bias(g->N, g->O, P, b, v);
     } else {
         const int64_t nb = cv_chunk(g);
         for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
@@ -342,71 +696,90 @@ static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, c
                 cv_im2col(g, u + (n0 * g->C + gi * Cg) * HW, m, col, nti);
                 /* out [Og, m P] = w_g [Og, K] col [K, m P] */
                 attn__sgemm(nt, 0, 0, Og, ld, K, 1.0f, w + gi * Og * K, K, col, ld, 0.0f, out, ld);
-                cv_scatter(g, out, m, v + (n0 * g->O + gi * Og) * P, beta);
+                cv_scatter(g, out, m, v + (n0 * g->O + gi * Og) * P, beta, b ? b + gi * Og : NULL);
             }
         }
     }
-    if (b)
-        for (int64_t n = 0; n < g->N; n++)
-            for (int64_t o = 0; o < g->O; o++) {
-                float *vr = v + (n * g->O + o) * P;
-                const float bo = b[o];
-                for (int64_t p = 0; p < P; p++) vr[p] += bo;
-            }
     return ATTN_OK;
 }
 
-/* du += conv^T(dv, w): per chunk and group dcol = w_g^T dv_g [K, m P], then
- * col2im (the pointwise path multiplies straight into du). */
+/* The backward of v = conv(u, w): du += conv^T(dv, w) (du NULL: not
+ * wanted) and dw += dv (im2col u)^T (dw NULL: not wanted), chunks in order.
+ * Per chunk and group the output gradient is gathered once into D; dw
+ * takes D col^T with col = im2col(u); then col is overwritten with
+ * w_g^T D, which col2im adds into du. */
+static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
+                               const float *w, float *du, float *dw, float *ws) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
+    const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (cv_depthwise(g)) {
+        if (du) cv_dw_bwd_data(ctx, g, dv, w, du);
+        if (dw) cv_dw_bwd_weight(ctx, g, u, dv, dw);
+        return ATTN_OK;
+    }
+    if (cv_pointwise(g)) {
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
+        for (int64_t n = 0; n < g->N; n++)
+            for (int64_t gi = 0; gi < g->G; gi++) {
+                const float *dvg = dv + (n * g->O + gi * Og) * P;
+                if (du)
+                    attn__sgemm(nt, 1, 0, K, P, Og, 1.0f, w + gi * Og * K, K, dvg, P, 1.0f,
+                                du + (n * g->C + gi * Cg) * HW, P);
+                if (dw)
+                    attn__sgemm(nt, 0, 1, Og, K, P, 1.0f, dvg, P, u + (n * g->C + gi * Cg) * HW, P,
+                                1.0f, dw + gi * Og * K, K);
+            }
+        return ATTN_OK;
+    }
+    const int64_t nb = cv_chunk(g);
+    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+        const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
+        float *col = ws, *D = ws + K * ld;
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
+        const int nti = attn__threads_for(ctx, (double)K * (double)ld);
+        for (int64_t gi = 0; gi < g->G; gi++) {
+            cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
+            if (dw) {
+                cv_im2col(g, u + (n0 * g->C + gi * Cg) * HW, m, col, nti);
+                /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] */
+                attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
+            }
+            if (du) {
+                /* dcol [K, m P] = w_g^T [K, Og] D [Og, m P] */
+                attn__sgemm(nt, 1, 0, K, ld, Og, 1.0f, w + gi * Og * K, K, D, ld, 0.0f, col, ld);
+                cv_col2im(g, col, m, du + (n0 * g->C + gi * Cg) * HW, nti);
+            }
+        }
+    }
+    return ATTN_OK;
+}
+
+/* du += conv^T(dv, w) alone (conv_transpose2d's forward). */
 static attn_status cv_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
                                float *du, float *ws) {
-    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
-    const int64_t P = g->OH * g->OW, HW = g->H * g->W;
-    if (cv_depthwise(g)) {
-        cv_dw_bwd_data(ctx, g, dv, w, du);
-        return ATTN_OK;
-    }
-    if (cv_pointwise(g)) {
-        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
-        for (int64_t n = 0; n < g->N; n++)
-            for (int64_t gi = 0; gi < g->G; gi++)
-                attn__sgemm(nt, 1, 0, K, P, Og, 1.0f, w + gi * Og * K, K,
-                            dv + (n * g->O + gi * Og) * P, P, 1.0f, du + (n * g->C + gi * Cg) * HW, P);
-        return ATTN_OK;
-    }
-    const int64_t nb = cv_chunk(g);
-    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
-        const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
-        float *col = ws, *D = ws + K * ld;
-        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
-        const int nti = attn__threads_for(ctx, (double)K * (double)ld);
-        for (int64_t gi = 0; gi < g->G; gi++) {
-            cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
-            /* dcol [K, m P] = w_g^T [K, Og] D [Og, m P] */
-            attn__sgemm(nt, 1, 0, K, ld, Og, 1.0f, w + gi * Og * K, K, D, ld, 0.0f, col, ld);
-            cv_col2im(g, col, m, du + (n0 * g->C + gi * Cg) * HW, nti);
-        }
-    }
-    return ATTN_OK;
+    return cv_backward(ctx, g, NULL, dv, w, du, NULL, ws);
 }
 
-/* dw += sum over chunks of dv_chunk (im2col u_chunk)^T, per group; chunks in
- * order. */
-static attn_status cv_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
-                                 float *dw, float *ws) {
+/* The backward of conv_transpose2d, v = conv^T(u', w) read the other way:
+ * with u = the output gradient gy (the convolution's input side) and v = x,
+ * dx += conv(gy, w) (dx NULL: not wanted) and dw += x (im2col gy)^T (dw
+ * NULL: not wanted). Per chunk and group col = im2col(gy) is built once
+ * for both products. */
+static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const float *gy,
+                                         const float *x, const float *w, float *dx, float *dw,
+                                         float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
-    if (cv_depthwise(g)) {
-        cv_dw_bwd_weight(ctx, g, u, dv, dw);
-        return ATTN_OK;
-    }
-    if (cv_pointwise(g)) {
-        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
-        for (int64_t n = 0; n < g->N; n++)
-            for (int64_t gi = 0; gi < g->G; gi++)
-                attn__sgemm(nt, 0, 1, Og, K, P, 1.0f, dv + (n * g->O + gi * Og) * P, P,
-                            u + (n * g->C + gi * Cg) * HW, P, 1.0f, dw + gi * Og * K, K);
-        return ATTN_OK;
+    if (cv_depthwise(g) || cv_pointwise(g)) {
+        attn_status st = ATTN_OK;
+        if (dx) st = cv_forward(ctx, g, gy, w, NULL, dx, 1.0f, ws);
+        if (st == ATTN_OK && dw) {
+            if (cv_depthwise(g))
+                cv_dw_bwd_weight(ctx, g, gy, x, dw);
+            else
+                st = cv_backward(ctx, g, gy, x, w, NULL, dw, ws);
+        }
+        return st;
     }
     const int64_t nb = cv_chunk(g);
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
@@ -415,27 +788,41 @@ static attn_status cv_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u
         const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
         const int nti = attn__threads_for(ctx, (double)K * (double)ld);
         for (int64_t gi = 0; gi < g->G; gi++) {
-            cv_im2col(g, u + (n0 * g->C + gi * Cg) * HW, m, col, nti);
-            cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
-            /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] */
-            attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
+            cv_im2col(g, gy + (n0 * g->C + gi * Cg) * HW, m, col, nti);
+            if (dx) {
+                /* D [Og, m P] = w_g [Og, K] col [K, m P], added into dx */
+                attn__sgemm(nt, 0, 0, Og, ld, K, 1.0f, w + gi * Og * K, K, col, ld, 0.0f, D, ld);
+                cv_scatter(g, D, m, dx + (n0 * g->O + gi * Og) * P, 1.0f, NULL);
+            }
+            if (dw) {
+                cv_gather(g, x + (n0 * g->O + gi * Og) * P, m, D);
+                /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] */
+                attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
+            }
         }
     }
     return ATTN_OK;
 }
 
 /* db[o] += sum_{n,p} dv[n,o,p] over an [N, O, P] gradient (conv_transpose2d
- * passes dy with O = Cout, its output's channels). In double, in order. */
+ * passes dy with O = Cout, its output's channels). In double: eight partial
+ * sums over p (lane l takes p = l mod 8), added in order; images in order. */
 static void cv_bias_grad(int64_t N, int64_t O, int64_t P, const float *dv, float *db) {
     for (int64_t o = 0; o < O; o++) {
         double s = 0.0;
         for (int64_t n = 0; n < N; n++) {
             const float *r = dv + (n * O + o) * P;
-            for (int64_t p = 0; p < P; p++) s += r[p];
+            double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int64_t p = 0;
+            for (; p + 8 <= P; p += 8)
+                for (int l = 0; l < 8; l++) a[l] += (double)r[p + l];
+            for (int l = 0; p < P; p++, l++) a[l] += (double)r[p];
+            s += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
         }
         db[o] += (float)s;
     }
 }
+
 
 /* ---- the scalar references: direct sums in double -------------------------------------- */
 
@@ -510,9 +897,16 @@ static const float *cv_bias(const attn_node *node) {
     return node->iarg[7] ? attn_f32(node->in[2]) : NULL;
 }
 
+/* The node's geometry with the context's kernel choice. */
+static cv_geom cv_geom_ctx(const attn_ctx *ctx, const attn_node *node) {
+    cv_geom g = cv_geom_of(node);
+    g.vec = cv_vec_ok(ctx, &g);
+    return g;
+}
+
 /* conv2d and conv1d: y = conv(x, w) + b. */
 static attn_status cv_conv_forward(attn_ctx *ctx, attn_node *node) {
-    const cv_geom g = cv_geom_of(node);
+    const cv_geom g = cv_geom_ctx(ctx, node);
     return cv_forward(ctx, &g, attn_f32(node->in[0]), attn_f32(node->in[1]), cv_bias(node),
                       attn_f32(node->out), 0.0f, cv_col(node));
 }
@@ -526,16 +920,15 @@ static attn_status cv_conv_ref(attn_ctx *ctx, attn_node *node) {
 }
 
 static attn_status cv_conv_backward(attn_ctx *ctx, attn_node *node) {
-    const cv_geom g = cv_geom_of(node);
+    const cv_geom g = cv_geom_ctx(ctx, node);
     const float *x = attn_f32(node->in[0]), *w = attn_f32(node->in[1]), *gy = node->out->grad;
-    attn_status st = ATTN_OK;
     /* y[n,o,p] = sum_k w[o,k] col_n[k,p] + b[o]  =>  dcol_n = w^T gy_n, and
-     * dx is col2im(dcol_n) (im2col is a gather, col2im its adjoint scatter) */
-    if (attn__needs_grad(node, 0))
-        st = cv_bwd_data(ctx, &g, gy, w, node->in[0]->grad, cv_col(node));
-    /* => dw += gy_n col_n^T */
-    if (st == ATTN_OK && attn__needs_grad(node, 1))
-        st = cv_bwd_weight(ctx, &g, x, gy, node->in[1]->grad, cv_col(node));
+     * dx is col2im(dcol_n) (im2col is a gather, col2im its adjoint
+     * scatter); dw += gy_n col_n^T */
+    attn_status st = ATTN_OK;
+    float *dx = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
+    float *dw = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
+    if (dx || dw) st = cv_backward(ctx, &g, x, gy, w, dx, dw, cv_col(node));
     /* => db[o] += sum_{n,p} gy[n,o,p] */
     if (st == ATTN_OK && node->iarg[7] && attn__needs_grad(node, 2))
         cv_bias_grad(g.N, g.O, g.OH * g.OW, gy, node->in[2]->grad);
@@ -561,20 +954,13 @@ attn_status attn__conv1d_backward(attn_ctx *ctx, attn_node *node) {
 /* conv_transpose2d: y = conv^T(x, w) + b, the data gradient of the
  * convolution whose input is y and output x. */
 attn_status attn__conv_transpose2d_forward(attn_ctx *ctx, attn_node *node) {
-    const cv_geom g = cv_geom_of(node);
+    const cv_geom g = cv_geom_ctx(ctx, node);
     float *y = attn_f32(node->out);
     memset(y, 0, sizeof(float) * (size_t)attn_tensor_numel(node->out));
     attn_status st = cv_bwd_data(ctx, &g, attn_f32(node->in[0]), attn_f32(node->in[1]), y,
                                  cv_col(node));
     const float *b = cv_bias(node);
-    if (st == ATTN_OK && b) {
-        const int64_t P = g.H * g.W;
-        for (int64_t n = 0; n < g.N; n++)
-            for (int64_t c = 0; c < g.C; c++) {
-                float *yr = y + (n * g.C + c) * P;
-                for (int64_t p = 0; p < P; p++) yr[p] += b[c];
-            }
-    }
+    if (st == ATTN_OK && b) cv_add_bias(g.N, g.C, g.H * g.W, b, y);
     return st;
 }
 
@@ -587,15 +973,14 @@ attn_status attn__conv_transpose2d_ref(attn_ctx *ctx, attn_node *node) {
 }
 
 attn_status attn__conv_transpose2d_backward(attn_ctx *ctx, attn_node *node) {
-    const cv_geom g = cv_geom_of(node);
+    const cv_geom g = cv_geom_ctx(ctx, node);
     const float *x = attn_f32(node->in[0]), *w = attn_f32(node->in[1]), *gy = node->out->grad;
+    /* y = conv^T(x, w) is linear in x with adjoint conv: dx += conv(gy, w);
+     * y = col2im(w_g^T x_n)  =>  dw_g += x_n (im2col gy_n)^T */
     attn_status st = ATTN_OK;
-    /* y = conv^T(x, w) is linear in x with adjoint conv: dx += conv(gy, w) */
-    if (attn__needs_grad(node, 0))
-        st = cv_forward(ctx, &g, gy, w, NULL, node->in[0]->grad, 1.0f, cv_col(node));
-    /* y = col2im(w_g^T x_n)  =>  dw_g += x_n (im2col gy_n)^T */
-    if (st == ATTN_OK && attn__needs_grad(node, 1))
-        st = cv_bwd_weight(ctx, &g, gy, x, node->in[1]->grad, cv_col(node));
+    float *dx = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
+    float *dw = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
+    if (dx || dw) st = cv_transpose_backward(ctx, &g, gy, x, w, dx, dw, cv_col(node));
     /* => db[c] += sum_{n,p} gy[n,c,p] */
     if (st == ATTN_OK && node->iarg[7] && attn__needs_grad(node, 2))
         cv_bias_grad(g.N, g.C, g.H * g.W, gy, node->in[2]->grad);

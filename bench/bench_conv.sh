@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# bench_conv.sh [--rounds R] [--runs N] [--quick]: the convolution layers of
+# bench/bench_conv.c against torch.nn.functional (bench/conv_torch.py) on the
+# same shapes, 1 thread, process CPU time (--cpu-time on both sides: the
+# machine is shared). The two programs run alternately, R rounds (default 5);
+# each run reports per layer the median of N timed runs (default 5), and the
+# table gives per layer the median over the rounds of each side and the
+# ratio torch ms / attn ms (above 1: attn faster), forward alone and forward
+# + backward.
+#   BENCH_BIN=...  the attn benchmark binary (default build/bench/bench_conv;
+#                another build, e.g. a copy of the one before a change)
+#   PYTHON=...   the Python with torch (default /opt/torch2/bin/python, the
+#                torch 2.x venv, then /usr/bin/python3)
+# Prints a markdown table; the raw runs stay in $OUT (default a temp dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=5 runs=5 quick=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) rounds="$2"; shift 2 ;;
+        --runs) runs="$2"; shift 2 ;;
+        --quick) quick=(--quick); shift ;;
+        *) echo "usage: $0 [--rounds R] [--runs N] [--quick]" >&2; exit 2 ;;
+    esac
+done
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+    for c in /opt/torch2/bin/python /usr/bin/python3; do
+        if [ -x "$c" ] && "$c" -c 'import torch' 2>/dev/null; then PY="$c"; break; fi
+    done
+fi
+[ -n "$PY" ] || { echo "bench_conv.sh: no Python with torch (set PYTHON)" >&2; exit 1; }
+make -s bench
+bin="${BENCH_BIN:-build/bench/bench_conv}"
+out="${OUT:-$(mktemp -d)}"
+mkdir -p "$out"
+for r in $(seq 1 "$rounds"); do
+    "$bin" --cpu-time --no-peak --runs "$runs" "${quick[@]}" >"$out/attn.$r"
+    "$PY" bench/conv_torch.py --cpu-time --runs "$runs" "${quick[@]}" >"$out/torch.$r"
+    echo "bench_conv.sh: round $r of $rounds done" >&2
+done
+/usr/bin/python3 - "$out" "$rounds" <<'PY'
+import glob, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+def rows(path, ms_cols):
+    # layer name (may hold spaces), then "1", then the columns
+    res = {}
+    for line in open(path):
+        parts = line.rstrip("\n").split()
+        if len(parts) < 4 or parts[0] in ("layer", "f32"):
+            continue
+        # the thread column "1" follows the name
+        k = next(i for i in range(len(parts)) if parts[i] == "1" and i > 0)
+        name = " ".join(parts[:k])
+        res[name] = [float(parts[k + 1 + c]) for c in ms_cols]
+    return res
+a = [rows(f"{out}/attn.{r}", (0, 2)) for r in range(1, rounds + 1)]
+t = [rows(f"{out}/torch.{r}", (0, 1)) for r in range(1, rounds + 1)]
+ver = [l for l in open(f"{out}/torch.1") if l.startswith("layer")][0].split("(torch")[-1].strip(" )\n")
+print(f"1 thread, process CPU time, median of {rounds} interleaved rounds (each the median of its runs); torch {ver}")
+print("| layer | attn fwd ms | torch fwd ms | fwd torch/attn | attn fwd+bwd ms | torch fwd+bwd ms | fwd+bwd torch/attn |")
+print("|---|---|---|---|---|---|---|")
+for name in a[0]:
+    af = statistics.median(x[name][0] for x in a); ab = statistics.median(x[name][1] for x in a)
+    tf = statistics.median(x[name][0] for x in t); tb = statistics.median(x[name][1] for x in t)
+    print(f"| {name} | {af:.2f} | {tf:.2f} | {tf/af:.2f} | {ab:.2f} | {tb:.2f} | {tb/ab:.2f} |")
+PY
+echo "raw runs: $out" >&2
