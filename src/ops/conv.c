@@ -168,63 +168,87 @@ static int cv_vec_ok(const attn_ctx *ctx, const cv_geom *g) {
 /* The first n lanes (0 <= n <= 16). */
 CV512_INLINE static __mmask16 cv_m16(int64_t n) { return (__mmask16)((1u << n) - 1u); }
 
+/* How 16 columns q0 .. q0 + 15 of kernel column j meet an input row,
+ * computed once per (j, q0) and used for every row: columns a .. b - 1
+ * ([a, b) = [lo, hi) within the 16) read the row's elements off, off + SW,
+ * ... (off = a SW + iw0, inside the row); they sit in lanes sh .. of the
+ * 16 (sh = a - q0). */
+typedef struct cv_rowplan {
+    int64_t off, SW;
+    int kind;         /* 0: no column inside; 1: SW 1; 2: SW 2; 3: another stride */
+    __mmask16 m0, m1; /* the loads' lanes (m1: the second load of SW 2) */
+    __mmask16 mx;     /* lanes sh .. sh + n - 1 when sh > 0 (expand / compress), else 0 */
+    int n;            /* b - a */
+} cv_rowplan;
+
+CV512_INLINE static cv_rowplan cv_plan(int64_t SW, int64_t iw0, int64_t q0, int64_t lo,
+                                       int64_t hi) {
+    cv_rowplan r;
+    const int64_t a = lo > q0 ? lo : q0, b = hi < q0 + 16 ? hi : q0 + 16;
+    r.SW = SW;
+    r.off = a * SW + iw0;
+    r.kind = b <= a ? 0 : SW == 1 ? 1 : SW == 2 ? 2 : 3;
+    r.n = b > a ? (int)(b - a) : 0;
+    r.m0 = r.m1 = r.mx = 0;
+    if (!r.kind) return r;
+    if (r.kind == 2) {
+        const int64_t span = 2 * (int64_t)r.n - 1; /* elements off .. off + 2 (n - 1) */
+        r.m0 = cv_m16(span < 16 ? span : 16);
+        r.m1 = span > 16 ? cv_m16(span - 16) : 0;
+    } else {
+        r.m0 = cv_m16(r.n);
+    }
+    if (a > q0) r.mx = (__mmask16)(cv_m16(r.n) << (a - q0));
+    return r;
+}
+
 /* Lanes t of the result: the row's element (q0 + t) SW + iw0 for q0 + t in
  * [lo, hi), else 0 (ur: the input row). */
-CV512_INLINE static __m512 cv_get(const float *ur, int64_t SW, int64_t iw0, int64_t q0,
-                                  int64_t lo, int64_t hi) {
-    const int64_t a = lo > q0 ? lo : q0, b = hi < q0 + 16 ? hi : q0 + 16;
-    if (b <= a) return _mm512_setzero_ps();
-    const int64_t n = b - a, sh = a - q0;
-    const float *s = ur + a * SW + iw0; /* the first element read: inside the row */
+CV512_INLINE static __m512 cv_get(const cv_rowplan *r, const float *ur) {
+    if (!r->kind) return _mm512_setzero_ps();
+    const float *s = ur + r->off;
     __m512 x;
-    if (SW == 1) {
-        x = _mm512_maskz_loadu_ps(cv_m16(n), s);
-    } else if (SW == 2) {
-        const int64_t span = 2 * n - 1; /* elements s[0 .. 2 (n - 1)] */
-        const __m512 x0 = _mm512_maskz_loadu_ps(cv_m16(span < 16 ? span : 16), s);
-        const __m512 x1 =
-            span > 16 ? _mm512_maskz_loadu_ps(cv_m16(span - 16), s + 16) : _mm512_setzero_ps();
+    if (r->kind == 1) {
+        x = _mm512_maskz_loadu_ps(r->m0, s);
+    } else if (r->kind == 2) {
+        const __m512 x0 = _mm512_maskz_loadu_ps(r->m0, s);
+        const __m512 x1 = r->m1 ? _mm512_maskz_loadu_ps(r->m1, s + 16) : _mm512_setzero_ps();
         const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                                28, 30);
         x = _mm512_permutex2var_ps(x0, even, x1);
     } else {
         const __m512i idx = _mm512_mullo_epi32(
             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32((int)SW));
-        x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), cv_m16(n), idx, s, 4);
+            _mm512_set1_epi32((int)r->SW));
+        x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), r->m0, idx, s, 4);
     }
     /* lanes 0 .. n - 1 hold columns a .. b - 1: move them to lanes sh .. */
-    return sh ? _mm512_maskz_expand_ps((__mmask16)(cv_m16(n) << sh), x) : x;
+    return r->mx ? _mm512_maskz_expand_ps(r->mx, x) : x;
 }
 
 /* The adjoint of cv_get: the row's element (q0 + t) SW + iw0 += lane t of x
  * for q0 + t in [lo, hi). */
-CV512_INLINE static void cv_add(float *ur, int64_t SW, int64_t iw0, int64_t q0, int64_t lo,
-                                int64_t hi, __m512 x) {
-    const int64_t a = lo > q0 ? lo : q0, b = hi < q0 + 16 ? hi : q0 + 16;
-    if (b <= a) return;
-    const int64_t n = b - a, sh = a - q0;
-    float *d = ur + a * SW + iw0;
-    if (sh) x = _mm512_maskz_compress_ps((__mmask16)(cv_m16(n) << sh), x);
-    if (SW == 1) {
-        const __mmask16 m = cv_m16(n);
-        _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), x));
-    } else if (SW == 2) {
+CV512_INLINE static void cv_add(const cv_rowplan *r, float *ur, __m512 x) {
+    if (!r->kind) return;
+    float *d = ur + r->off;
+    if (r->mx) x = _mm512_maskz_compress_ps(r->mx, x);
+    if (r->kind == 1) {
+        _mm512_mask_storeu_ps(d, r->m0, _mm512_add_ps(_mm512_maskz_loadu_ps(r->m0, d), x));
+    } else if (r->kind == 2) {
         /* lanes 0-7 of x to the even lanes of e0, lanes 8-15 to those of e1 */
-        const int64_t span = 2 * n - 1;
+        const __mmask16 m0 = (__mmask16)(0x5555 & r->m0);
         const __m512 e0 = _mm512_maskz_expand_ps(0x5555, x);
-        const __mmask16 m0 = (__mmask16)(0x5555 & cv_m16(span < 16 ? span : 16));
         _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), e0));
-        if (span > 16) {
+        if (r->m1) {
+            const __mmask16 m1 = (__mmask16)(0x5555 & r->m1);
             const __m512 e1 = _mm512_maskz_expand_ps(
                 0x5555, _mm512_shuffle_f32x4(x, x, _MM_SHUFFLE(3, 2, 3, 2)));
-            const __mmask16 m1 = (__mmask16)(0x5555 & cv_m16(span - 16));
             _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), e1));
         }
     } else {
         float t[16];
         _mm512_storeu_ps(t, x);
-        for (int64_t k = 0; k < n; k++) d[k * SW] += t[k];
+        for (int k = 0; k < r->n; k++) d[k * r->SW] += t[k];
     }
 }
 #endif
@@ -238,7 +262,7 @@ CV512_INLINE static void cv_add(float *ur, int64_t SW, int64_t iw0, int64_t q0, 
  * workspace holds col and the matching [O/G, nb P] block of outputs (or
  * output gradients), (K + O/G) P floats per image, at most CV_WS_FLOATS
  * floats (4 MiB) unless one image needs more. */
-#define CV_WS_FLOATS ((int64_t)1 << 20)
+#define CV_WS_FLOATS ((int64_t)1 << 18)
 
 static int64_t cv_chunk(const cv_geom *g) {
     const int64_t K = g->C / g->G * g->KH * g->KW, Og = g->O / g->G, P = g->OH * g->OW;
@@ -261,21 +285,17 @@ CV512 static void cv_im2col512(const cv_geom *g, const float *u, int64_t nb, flo
         const int64_t c = r / KK, i = (r % KK) / g->KW, j = r % g->KW;
         int64_t iw0, lo, hi;
         cv_span(g, &sp, j, &iw0, &lo, &hi);
-        for (int64_t b = 0; b < nb; b++) {
-            const float *up = u + b * g->C * HW + c * HW;
-            float *dst = col + r * ld + b * P;
-            for (int64_t p = 0; p < g->OH; p++) {
-                const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                float *d = dst + p * OW;
-                const int inside = ih >= 0 && ih < g->H;
-                const float *ur = up + (inside ? ih : 0) * g->W;
-                for (int64_t q0 = 0; q0 < OW; q0 += 16) {
-                    const __m512 x =
-                        inside ? cv_get(ur, g->SW, iw0, q0, lo, hi) : _mm512_setzero_ps();
-                    if (q0 + 16 <= OW)
-                        _mm512_storeu_ps(d + q0, x);
-                    else
-                        _mm512_mask_storeu_ps(d + q0, cv_m16(OW - q0), x);
+        for (int64_t q0 = 0; q0 < OW; q0 += 16) {
+            const cv_rowplan rp = cv_plan(g->SW, iw0, q0, lo, hi);
+            const __mmask16 ms = q0 + 16 <= OW ? (__mmask16)0xFFFF : cv_m16(OW - q0);
+            for (int64_t b = 0; b < nb; b++) {
+                const float *up = u + b * g->C * HW + c * HW;
+                float *d = col + r * ld + b * P + q0;
+                for (int64_t p = 0; p < g->OH; p++, d += OW) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    const __m512 x = ih >= 0 && ih < g->H ? cv_get(&rp, up + ih * g->W)
+                                                          : _mm512_setzero_ps();
+                    _mm512_mask_storeu_ps(d, ms, x);
                 }
             }
         }
@@ -298,15 +318,28 @@ CV512 static void cv_col2im512(const cv_geom *g, const float *col, int64_t nb, f
                 const float *src = col + (c * KK + k) * ld + b * P;
                 int64_t iw0, lo, hi;
                 cv_span(g, &sp, j, &iw0, &lo, &hi);
+                /* rows in order, and within a row the chunks: every element
+                 * of du receives its terms in the scalar loop's order */
+                if (OW <= 16) {
+                    const cv_rowplan rp = cv_plan(g->SW, iw0, 0, lo, hi);
+                    const __mmask16 ms = cv_m16(OW);
+                    for (int64_t p = 0; p < g->OH; p++) {
+                        const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                        if (ih < 0 || ih >= g->H) continue;
+                        cv_add(&rp, up + ih * g->W, _mm512_maskz_loadu_ps(ms, src + p * OW));
+                    }
+                    continue;
+                }
                 for (int64_t p = 0; p < g->OH; p++) {
                     const int64_t ih = p * g->SH - g->PH + i * g->DH;
                     if (ih < 0 || ih >= g->H) continue;
                     float *ur = up + ih * g->W;
                     const float *s = src + p * OW;
                     for (int64_t q0 = lo / 16 * 16; q0 < hi; q0 += 16) {
+                        const cv_rowplan rp = cv_plan(g->SW, iw0, q0, lo, hi);
                         const __m512 x = q0 + 16 <= OW ? _mm512_loadu_ps(s + q0)
                                                        : _mm512_maskz_loadu_ps(cv_m16(OW - q0), s + q0);
-                        cv_add(ur, g->SW, iw0, q0, lo, hi, x);
+                        cv_add(&rp, ur, x);
                     }
                 }
             }
@@ -436,9 +469,10 @@ static int cv_depthwise(const cv_geom *g) { return g->G == g->C && g->G == g->O 
 
 #if CV_X86
 /* cv_dw_forward with AVX-512 rows: 16 outputs of a row in a register,
- * summed over i, j in order with fused multiply-adds. */
+ * summed over i, j in order with fused multiply-adds. flip: use the kernel
+ * turned by 180 degrees, w[c, KH-1-i, KW-1-j] (the data gradient below). */
 CV512 static void cv_dw_forward512(const cv_geom *g, const float *u, const float *w, float *v,
-                                   float beta, int nt) {
+                                   float beta, int flip, int nt) {
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
     (void)nt;
     cv_spans sp;
@@ -448,25 +482,40 @@ CV512 static void cv_dw_forward512(const cv_geom *g, const float *u, const float
         const int64_t c = pl % g->C;
         const float *up = u + pl * HW, *wc = w + c * KK;
         float *vp = v + pl * P;
-        for (int64_t p = 0; p < g->OH; p++)
-            for (int64_t q0 = 0; q0 < OW; q0 += 16) {
-                const __mmask16 m = q0 + 16 <= OW ? (__mmask16)0xFFFF : cv_m16(OW - q0);
-                float *vr = vp + p * OW + q0;
-                __m512 acc = _mm512_setzero_ps();
+        for (int64_t q0 = 0; q0 < OW; q0 += 16) {
+            cv_rowplan rp[CV_KW_MAX]; /* KW <= CV_KW_MAX on this path (cv_dw_forward) */
+            for (int64_t j = 0; j < g->KW; j++) {
+                int64_t iw0, lo, hi;
+                cv_span(g, &sp, j, &iw0, &lo, &hi);
+                rp[j] = cv_plan(g->SW, iw0, q0, lo, hi);
+            }
+            const __mmask16 m = q0 + 16 <= OW ? (__mmask16)0xFFFF : cv_m16(OW - q0);
+            /* four output rows at once: four independent chains of FMAs */
+            for (int64_t p0 = 0; p0 < g->OH; p0 += 4) {
+                __m512 acc[4];
+                for (int k = 0; k < 4; k++) acc[k] = _mm512_setzero_ps();
                 for (int64_t i = 0; i < g->KH; i++) {
-                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                    if (ih < 0 || ih >= g->H) continue;
-                    const float *ur = up + ih * g->W;
+                    const float *ur[4];
+                    for (int k = 0; k < 4; k++) {
+                        const int64_t ih = (p0 + k) * g->SH - g->PH + i * g->DH;
+                        ur[k] = p0 + k < g->OH && ih >= 0 && ih < g->H ? up + ih * g->W : NULL;
+                    }
+                    const float *wr = flip ? wc + (g->KH - 1 - i) * g->KW : wc + i * g->KW;
                     for (int64_t j = 0; j < g->KW; j++) {
-                        int64_t iw0, lo, hi;
-                        cv_span(g, &sp, j, &iw0, &lo, &hi);
-                        acc = _mm512_fmadd_ps(_mm512_set1_ps(wc[i * g->KW + j]),
-                                              cv_get(ur, g->SW, iw0, q0, lo, hi), acc);
+                        const __m512 wij = _mm512_set1_ps(flip ? wr[g->KW - 1 - j] : wr[j]);
+#pragma GCC unroll 4
+                        for (int k = 0; k < 4; k++)
+                            if (ur[k]) acc[k] = _mm512_fmadd_ps(wij, cv_get(&rp[j], ur[k]), acc[k]);
                     }
                 }
-                if (beta != 0.0f) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, vr));
-                _mm512_mask_storeu_ps(vr, m, acc);
+                for (int k = 0; k < 4 && p0 + k < g->OH; k++) {
+                    float *vr = vp + (p0 + k) * OW + q0;
+                    __m512 a = acc[k];
+                    if (beta != 0.0f) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, vr));
+                    _mm512_mask_storeu_ps(vr, m, a);
+                }
             }
+        }
     }
 }
 
@@ -487,24 +536,29 @@ CV512 static void cv_dw_bwd_data512(const cv_geom *g, const float *dv, const flo
                 const __m512 wij = _mm512_set1_ps(wc[i * g->KW + j]);
                 int64_t iw0, lo, hi;
                 cv_span(g, &sp, j, &iw0, &lo, &hi);
+                const cv_rowplan rp1 = cv_plan(g->SW, iw0, 0, lo, hi); /* OW <= 16 */
                 for (int64_t p = 0; p < g->OH; p++) {
                     const int64_t ih = p * g->SH - g->PH + i * g->DH;
                     if (ih < 0 || ih >= g->H) continue;
                     float *ur = dup + ih * g->W;
                     const float *vr = dvp + p * OW;
                     for (int64_t q0 = lo / 16 * 16; q0 < hi; q0 += 16) {
+                        const cv_rowplan rp = OW <= 16 ? rp1 : cv_plan(g->SW, iw0, q0, lo, hi);
                         const __m512 x = q0 + 16 <= OW ? _mm512_loadu_ps(vr + q0)
                                                        : _mm512_maskz_loadu_ps(cv_m16(OW - q0), vr + q0);
-                        cv_add(ur, g->SW, iw0, q0, lo, hi, _mm512_mul_ps(wij, x));
+                        cv_add(&rp, ur, _mm512_mul_ps(wij, x));
                     }
                 }
             }
     }
 }
 
-/* cv_dw_bwd_weight with AVX-512 rows: per image, the products of all rows
- * summed lane by lane in float, then across lanes and images in order in
- * double. */
+/* cv_dw_bwd_weight with AVX-512 rows: per channel and image, each dv row
+ * is loaded once and multiplied with the input rows of all KH KW taps
+ * (one accumulator per tap: independent chains); per image the products
+ * are summed lane by lane in float (16-column chunks, rows in order), then
+ * across lanes and images in order in double. KH KW <= CV_KK_MAX. */
+#define CV_KK_MAX 64
 CV512 static void cv_dw_bwd_weight512(const cv_geom *g, const float *u, const float *dv, float *dw,
                                       int nt) {
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
@@ -512,34 +566,43 @@ CV512 static void cv_dw_bwd_weight512(const cv_geom *g, const float *u, const fl
     cv_spans sp;
     cv_spans_init(g, &sp);
     ATTN__OMP_FOR(nt)
-    for (int64_t c = 0; c < g->C; c++)
-        for (int64_t i = 0; i < g->KH; i++)
-            for (int64_t j = 0; j < g->KW; j++) {
-                int64_t iw0, lo, hi;
-                cv_span(g, &sp, j, &iw0, &lo, &hi);
-                double acc = 0.0;
-                for (int64_t n = 0; n < g->N; n++) {
-                    const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
-                    __m512 s = _mm512_setzero_ps();
-                    for (int64_t p = 0; p < g->OH; p++) {
+    for (int64_t c = 0; c < g->C; c++) {
+        double acc[CV_KK_MAX];
+        for (int64_t t = 0; t < KK; t++) acc[t] = 0.0;
+        for (int64_t n = 0; n < g->N; n++) {
+            const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
+            __m512 s[CV_KK_MAX];
+            for (int64_t t = 0; t < KK; t++) s[t] = _mm512_setzero_ps();
+            for (int64_t q0 = 0; q0 < OW; q0 += 16) {
+                cv_rowplan rp[CV_KW_MAX];
+                for (int64_t j = 0; j < g->KW; j++) {
+                    int64_t iw0, lo, hi;
+                    cv_span(g, &sp, j, &iw0, &lo, &hi);
+                    rp[j] = cv_plan(g->SW, iw0, q0, lo, hi);
+                }
+                const __mmask16 m = q0 + 16 <= OW ? (__mmask16)0xFFFF : cv_m16(OW - q0);
+                for (int64_t p = 0; p < g->OH; p++) {
+                    const __m512 x = _mm512_maskz_loadu_ps(m, dvp + p * OW + q0);
+                    for (int64_t i = 0; i < g->KH; i++) {
                         const int64_t ih = p * g->SH - g->PH + i * g->DH;
                         if (ih < 0 || ih >= g->H) continue;
-                        const float *ur = up + ih * g->W, *vr = dvp + p * OW;
-                        for (int64_t q0 = lo / 16 * 16; q0 < hi; q0 += 16) {
-                            const __m512 x = q0 + 16 <= OW
-                                                 ? _mm512_loadu_ps(vr + q0)
-                                                 : _mm512_maskz_loadu_ps(cv_m16(OW - q0), vr + q0);
-                            s = _mm512_fmadd_ps(x, cv_get(ur, g->SW, iw0, q0, lo, hi), s);
-                        }
+                        const float *ur = up + ih * g->W;
+                        __m512 *si = s + i * g->KW;
+                        for (int64_t j = 0; j < g->KW; j++)
+                            si[j] = _mm512_fmadd_ps(x, cv_get(&rp[j], ur), si[j]);
                     }
-                    float t[16];
-                    _mm512_storeu_ps(t, s);
-                    double r = 0.0;
-                    for (int k = 0; k < 16; k++) r += (double)t[k];
-                    acc += r;
                 }
-                dw[c * KK + i * g->KW + j] += (float)acc;
             }
+            for (int64_t t = 0; t < KK; t++) {
+                float f[16];
+                _mm512_storeu_ps(f, s[t]);
+                double r = 0.0;
+                for (int k = 0; k < 16; k++) r += (double)f[k];
+                acc[t] += r;
+            }
+        }
+        for (int64_t t = 0; t < KK; t++) dw[c * KK + t] += (float)acc[t];
+    }
 }
 #endif
 
@@ -549,8 +612,8 @@ static void cv_dw_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
     const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
 #if CV_X86
-    if (g->vec) {
-        cv_dw_forward512(g, u, w, v, beta, nt);
+    if (g->vec && g->KW <= CV_KW_MAX) {
+        cv_dw_forward512(g, u, w, v, beta, 0, nt);
         return;
     }
 #endif
@@ -588,6 +651,16 @@ static void cv_dw_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, con
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
     const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
 #if CV_X86
+    /* stride 1 and padding within the dilated kernel: du is the correlation
+     * of dv, padded by DH (KH - 1) - PH and DW (KW - 1) - PW, with the
+     * turned kernel: the forward's kernel, sums in registers */
+    const int64_t fph = g->DH * (g->KH - 1) - g->PH, fpw = g->DW * (g->KW - 1) - g->PW;
+    if (g->vec && g->SH == 1 && g->SW == 1 && fph >= 0 && fpw >= 0 && g->KW <= CV_KW_MAX) {
+        cv_geom f = *g;
+        f.H = g->OH, f.W = g->OW, f.OH = g->H, f.OW = g->W, f.PH = fph, f.PW = fpw;
+        cv_dw_forward512(&f, dv, w, du, 1.0f, 1, nt);
+        return;
+    }
     if (g->vec) {
         cv_dw_bwd_data512(g, dv, w, du, nt);
         return;
@@ -627,7 +700,7 @@ static void cv_dw_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, co
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
     const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
 #if CV_X86
-    if (g->vec) {
+    if (g->vec && g->KW <= CV_KW_MAX && KK <= CV_KK_MAX) {
         cv_dw_bwd_weight512(g, u, dv, dw, nt);
         return;
     }
