@@ -302,6 +302,52 @@ CV512 static void cv_im2col512(const cv_geom *g, const float *u, int64_t nb, flo
     }
 }
 
+/* cv_col2im for unit column stride and rows of at most 16 columns (W, OW
+ * <= 16: the 14x14 and 7x7 maps): each du row is summed in a register over
+ * the taps that reach it, k in order (a permutation moves tap j's row by
+ * iw0 columns, a mask keeps the columns it reaches), and stored once: the
+ * scalar loop's additions in its order (the same bits), without a store
+ * and reload of du per tap. */
+CV512 static void cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du,
+                                      int nt) {
+    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW;
+    const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW, W = g->W;
+    __m512i idx[CV_KW_MAX];
+    __mmask16 val[CV_KW_MAX];
+    for (int64_t j = 0; j < g->KW; j++) {
+        int64_t iw0, lo, hi;
+        cv_cols(g, j, &iw0, &lo, &hi);
+        /* lane x of du takes lane x - iw0 of the tap's row, for x - iw0 in [lo, hi) */
+        idx[j] = _mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                                    14, 15),
+                                  _mm512_set1_epi32((int)iw0));
+        val[j] = hi > lo ? (__mmask16)(cv_m16(hi - lo) << (lo + iw0)) : 0;
+    }
+    const __mmask16 mw = cv_m16(W), mo = cv_m16(OW);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t b = 0; b < nb; b++) {
+            float *up = du + b * g->C * HW + c * HW;
+            const float *src = col + c * KK * ld + b * P;
+            for (int64_t h = 0; h < g->H; h++) {
+                __m512 acc = _mm512_maskz_loadu_ps(mw, up + h * W);
+                for (int64_t i = 0; i < g->KH; i++) {
+                    const int64_t t = h + g->PH - i * g->DH;
+                    if (t < 0 || t % g->SH) continue;
+                    const int64_t p = t / g->SH;
+                    if (p >= g->OH) continue;
+                    const float *s = src + i * g->KW * ld + p * OW;
+                    for (int64_t j = 0; j < g->KW; j++, s += ld)
+                        acc = _mm512_mask_add_ps(
+                            acc, val[j], acc,
+                            _mm512_permutexvar_ps(idx[j], _mm512_maskz_loadu_ps(mo, s)));
+                }
+                _mm512_mask_storeu_ps(up + h * W, mw, acc);
+            }
+        }
+}
+
 /* cv_col2im with AVX-512 rows (the same sums in the same order). */
 CV512 static void cv_col2im512(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
     const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW;
@@ -394,6 +440,10 @@ static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, 
  * KH KW rows in order: no race, and the same sums for any thread count. */
 static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
 #if CV_X86
+    if (g->vec && g->SW == 1 && g->W <= 16 && g->OW <= 16 && g->KW <= CV_KW_MAX) {
+        cv_col2im512_narrow(g, col, nb, du, nt);
+        return;
+    }
     if (g->vec) {
         cv_col2im512(g, col, nb, du, nt);
         return;
@@ -877,21 +927,51 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
     return ATTN_OK;
 }
 
+/* The sum of r[0 .. P-1] in double as 16 partial sums (lane l takes the p
+ * with p mod 16 = l), added in a fixed order: the AVX-512 and the portable
+ * version give the same bits. */
+#if CV_X86
+CV512 static double cv_sum16_512(const float *r, int64_t P) {
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    int64_t p = 0;
+    for (; p + 16 <= P; p += 16) {
+        const __m512 x = _mm512_loadu_ps(r + p);
+        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
+    }
+    if (p < P) {
+        const __m512 x = _mm512_maskz_loadu_ps(cv_m16(P - p), r + p);
+        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
+    }
+    double a[16];
+    _mm512_storeu_pd(a, a0);
+    _mm512_storeu_pd(a + 8, a1);
+    double s = 0.0;
+    for (int l = 0; l < 16; l++) s += a[l];
+    return s;
+}
+#endif
+
+static double cv_sum16(const float *r, int64_t P, int vec) {
+#if CV_X86
+    if (vec) return cv_sum16_512(r, P);
+#endif
+    (void)vec;
+    double a[16] = {0};
+    for (int64_t p = 0; p < P; p++) a[p % 16] += (double)r[p];
+    double s = 0.0;
+    for (int l = 0; l < 16; l++) s += a[l];
+    return s;
+}
+
 /* db[o] += sum_{n,p} dv[n,o,p] over an [N, O, P] gradient (conv_transpose2d
- * passes dy with O = Cout, its output's channels). In double: eight partial
- * sums over p (lane l takes p = l mod 8), added in order; images in order. */
-static void cv_bias_grad(int64_t N, int64_t O, int64_t P, const float *dv, float *db) {
+ * passes dy with O = Cout, its output's channels). In double: per row
+ * cv_sum16, images in order. */
+static void cv_bias_grad(int64_t N, int64_t O, int64_t P, const float *dv, float *db, int vec) {
     for (int64_t o = 0; o < O; o++) {
         double s = 0.0;
-        for (int64_t n = 0; n < N; n++) {
-            const float *r = dv + (n * O + o) * P;
-            double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            int64_t p = 0;
-            for (; p + 8 <= P; p += 8)
-                for (int l = 0; l < 8; l++) a[l] += (double)r[p + l];
-            for (int l = 0; p < P; p++, l++) a[l] += (double)r[p];
-            s += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-        }
+        for (int64_t n = 0; n < N; n++) s += cv_sum16(dv + (n * O + o) * P, P, vec);
         db[o] += (float)s;
     }
 }
@@ -1004,7 +1084,7 @@ static attn_status cv_conv_backward(attn_ctx *ctx, attn_node *node) {
     if (dx || dw) st = cv_backward(ctx, &g, x, gy, w, dx, dw, cv_col(node));
     /* => db[o] += sum_{n,p} gy[n,o,p] */
     if (st == ATTN_OK && node->iarg[7] && attn__needs_grad(node, 2))
-        cv_bias_grad(g.N, g.O, g.OH * g.OW, gy, node->in[2]->grad);
+        cv_bias_grad(g.N, g.O, g.OH * g.OW, gy, node->in[2]->grad, g.vec);
     return st;
 }
 
@@ -1056,7 +1136,7 @@ attn_status attn__conv_transpose2d_backward(attn_ctx *ctx, attn_node *node) {
     if (dx || dw) st = cv_transpose_backward(ctx, &g, gy, x, w, dx, dw, cv_col(node));
     /* => db[c] += sum_{n,p} gy[n,c,p] */
     if (st == ATTN_OK && node->iarg[7] && attn__needs_grad(node, 2))
-        cv_bias_grad(g.N, g.C, g.H * g.W, gy, node->in[2]->grad);
+        cv_bias_grad(g.N, g.C, g.H * g.W, gy, node->in[2]->grad, g.vec);
     return st;
 }
 
