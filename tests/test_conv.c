@@ -285,6 +285,7 @@ typedef struct conv_row_case {
     int kind; /* 0 conv2d, 1 conv1d (H = KH = 1), 2 conv_transpose2d */
     int64_t N, C, H, W, O, KH, KW, S, P, D, G;
     const char *what;
+    int64_t SH; /* the row stride when not S (0: S) */
 } conv_row_case;
 
 static float conv_row_val(uint32_t *s) {
@@ -325,7 +326,8 @@ static int conv_row_run(const conv_row_case *k, int flags, int ref, float *out[4
         } else {
             attn_conv2d_opts o;
             memset(&o, 0, sizeof o);
-            o.stride[0] = o.stride[1] = k->S;
+            o.stride[0] = k->SH ? k->SH : k->S;
+            o.stride[1] = k->S;
             o.padding[0] = o.padding[1] = k->P;
             o.dilation[0] = o.dilation[1] = k->D;
             o.groups = k->G;
@@ -356,21 +358,25 @@ static int conv_row_run(const conv_row_case *k, int flags, int ref, float *out[4
 static void test_conv_row_kernels(void) {
     TEST_BEGIN("conv: AVX-512 row kernels vs portable loops vs reference forward, ragged sizes");
     static const conv_row_case cases[] = {
-        {0, 2, 3, 9, 70, 5, 3, 3, 1, 1, 1, 1, "3x3 pad 1, W 70 (five 16-column chunks)"},
-        {0, 3, 2, 11, 17, 4, 4, 4, 2, 1, 1, 1, "4x4 stride 2 pad 1, W 17"},
-        {0, 2, 3, 8, 41, 3, 3, 5, 2, 3, 1, 1, "3x5 stride 2 pad 3, W 41 (two chunks, permutation)"},
-        {0, 2, 2, 10, 53, 3, 3, 3, 3, 2, 1, 1, "stride 3 pad 2, W 53 (gather)"},
-        {0, 2, 4, 9, 35, 6, 3, 3, 1, 2, 2, 2, "dilation 2 groups 2, W 35"},
-        {0, 2, 1, 13, 1, 3, 3, 3, 1, 1, 1, 1, "C 1, W 1 (one column)"},
-        {0, 3, 1, 28, 28, 8, 3, 3, 1, 1, 1, 1, "C 1 first layer, 28x28"},
-        {0, 2, 6, 9, 33, 6, 3, 3, 1, 1, 1, 6, "depthwise 3x3, W 33"},
-        {0, 2, 5, 12, 37, 5, 5, 3, 2, 2, 1, 5, "depthwise 5x3 stride 2 pad 2, W 37"},
-        {0, 2, 4, 7, 22, 4, 3, 3, 3, 4, 2, 4, "depthwise stride 3 pad 4 dilation 2 (gather)"},
-        {0, 2, 5, 14, 14, 3, 1, 1, 1, 0, 1, 1, "1x1 on 14x14 (chunked im2col)"},
-        {1, 2, 3, 1, 67, 4, 1, 2, 1, 3, 3, 1, "conv1d K 2 dilation 3 pad 3, T 67"},
-        {1, 2, 4, 1, 50, 4, 1, 3, 2, 1, 1, 2, "conv1d stride 2 groups 2, T 50"},
-        {2, 2, 4, 7, 19, 3, 4, 4, 2, 1, 1, 1, "transposed 4x4 stride 2, 7x19 -> 14x38"},
-        {2, 2, 3, 5, 12, 2, 3, 3, 3, 0, 1, 1, "transposed 3x3 stride 3 (gather / scatter)"},
+        {0, 2, 3, 9, 70, 5, 3, 3, 1, 1, 1, 1, "3x3 pad 1, W 70 (five 16-column chunks)", 0},
+        {0, 3, 2, 11, 17, 4, 4, 4, 2, 1, 1, 1, "4x4 stride 2 pad 1, W 17", 0},
+        {0, 2, 3, 8, 41, 3, 3, 5, 2, 3, 1, 1, "3x5 stride 2 pad 3, W 41 (two chunks, permutation)", 0},
+        {0, 2, 2, 10, 53, 3, 3, 3, 3, 2, 1, 1, "stride 3 pad 2, W 53 (gather)", 0},
+        {0, 2, 4, 9, 35, 6, 3, 3, 1, 2, 2, 2, "dilation 2 groups 2, W 35", 0},
+        {0, 2, 1, 13, 1, 3, 3, 3, 1, 1, 1, 1, "C 1, W 1 (one column)", 0},
+        {0, 3, 1, 28, 28, 8, 3, 3, 1, 1, 1, 1, "C 1 first layer, 28x28", 0},
+        {0, 2, 6, 9, 33, 6, 3, 3, 1, 1, 1, 6, "depthwise 3x3, W 33", 0},
+        {0, 2, 5, 12, 37, 5, 5, 3, 2, 2, 1, 5, "depthwise 5x3 stride 2 pad 2, W 37", 0},
+        {0, 2, 4, 7, 22, 4, 3, 3, 3, 4, 2, 4, "depthwise stride 3 pad 4 dilation 2 (gather)", 0},
+        {0, 2, 5, 14, 14, 3, 1, 1, 1, 0, 1, 1, "1x1 on 14x14 (chunked im2col)", 0},
+        {0, 2, 4, 14, 14, 5, 3, 3, 1, 1, 1, 1, "3x3 pad 1 on 14x14 (col2im in registers)", 0},
+        {0, 2, 3, 9, 16, 4, 5, 5, 1, 2, 1, 1, "5x5 pad 2, W 16 (col2im in registers)", 0},
+        {0, 2, 3, 11, 13, 4, 3, 3, 1, 2, 2, 1, "dilation 2 pad 2, W 13 (col2im in registers)", 0},
+        {0, 2, 3, 15, 9, 4, 4, 3, 1, 1, 1, 1, "row stride 3, W 9 (col2im in registers)", 3},
+        {1, 2, 3, 1, 67, 4, 1, 2, 1, 3, 3, 1, "conv1d K 2 dilation 3 pad 3, T 67", 0},
+        {1, 2, 4, 1, 50, 4, 1, 3, 2, 1, 1, 2, "conv1d stride 2 groups 2, T 50", 0},
+        {2, 2, 4, 7, 19, 3, 4, 4, 2, 1, 1, 1, "transposed 4x4 stride 2, 7x19 -> 14x38", 0},
+        {2, 2, 3, 5, 12, 2, 3, 3, 3, 0, 1, 1, "transposed 3x3 stride 3 (gather / scatter)", 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const conv_row_case *k = &cases[c];
