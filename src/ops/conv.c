@@ -12,12 +12,14 @@
  *   conv_transpose2d:  u = y, v = x, w as given ([Cin, Cout/G, KH, KW] is
  *                      [O, C/G, KH, KW] with O = Cin, C = Cout): y is the
  *                      gradient of a convolution with respect to its input.
- * Three primitives on the geometry do all the work:
- *   cv_forward      v = conv(u, w)              (im2col + GEMM)
- *   cv_bwd_data     du += conv^T(dv, w)         (GEMM + col2im)
- *   cv_bwd_weight   dw += dv (im2col u)^T       (im2col + GEMM)
- * conv2d's backward is bwd_data + bwd_weight; conv_transpose2d's forward is
- * bwd_data, its backward forward (for dx) + bwd_weight (for dw).
+ * Primitives on the geometry do all the work:
+ *   cv_forward      v = conv(u, w) (+ b)        (im2col + GEMM + copy to NCHW)
+ *   cv_backward     du += conv^T(dv, w)         (GEMM + col2im)
+ *                   dw += dv (im2col u)^T       (im2col + GEMM), per chunk
+ *   cv_transpose_backward  conv_transpose2d's dx and dw from one im2col(dy)
+ * conv2d's backward is cv_backward; conv_transpose2d's forward is
+ * cv_bwd_data (cv_backward without dw). Rows move through AVX-512 masked
+ * loads and stores when the CPU has them ("AVX-512 rows" below).
  *
  * Node attributes: conv2d / conv_transpose2d: iarg = {SH, SW, PH, PW, DH,
  * DW, G, has_bias}; conv1d: iarg = {S, pad_left, pad_right, D, G, -, -,
@@ -302,10 +304,10 @@ CV512 static void cv_im2col512(const cv_geom *g, const float *u, int64_t nb, flo
     }
 }
 
-/* cv_col2im for unit column stride and rows of at most 16 columns (W, OW
- * <= 16: the 14x14 and 7x7 maps): each du row is summed in a register over
- * the taps that reach it, k in order (a permutation moves tap j's row by
- * iw0 columns, a mask keeps the columns it reaches), and stored once: the
+/* cv_col2im for rows of at most 16 columns (W, OW <= 16: the 14x14 and 7x7
+ * maps): each du row is summed in a register over the taps that reach it,
+ * k in order (a permutation moves tap j's column q to du's column
+ * q SW + iw0, a mask keeps the columns it reaches), and stored once: the
  * scalar loop's additions in its order (the same bits), without a store
  * and reload of du per tap. */
 CV512 static void cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du,
@@ -317,11 +319,20 @@ CV512 static void cv_col2im512_narrow(const cv_geom *g, const float *col, int64_
     for (int64_t j = 0; j < g->KW; j++) {
         int64_t iw0, lo, hi;
         cv_cols(g, j, &iw0, &lo, &hi);
-        /* lane x of du takes lane x - iw0 of the tap's row, for x - iw0 in [lo, hi) */
-        idx[j] = _mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-                                                    14, 15),
-                                  _mm512_set1_epi32((int)iw0));
-        val[j] = hi > lo ? (__mmask16)(cv_m16(hi - lo) << (lo + iw0)) : 0;
+        /* lane x of du takes lane q = (x - iw0) / SW of the tap's row, for
+         * x - iw0 a multiple of SW and q in [lo, hi) */
+        int32_t ix[16];
+        unsigned m = 0;
+        for (int64_t x = 0; x < 16; x++) {
+            const int64_t t = x - iw0;
+            ix[x] = 0;
+            if (x < W && t >= 0 && t % g->SW == 0 && t / g->SW >= lo && t / g->SW < hi) {
+                ix[x] = (int32_t)(t / g->SW);
+                m |= 1u << x;
+            }
+        }
+        idx[j] = _mm512_loadu_si512(ix);
+        val[j] = (__mmask16)m;
     }
     const __mmask16 mw = cv_m16(W), mo = cv_m16(OW);
     (void)nt;
@@ -440,7 +451,7 @@ static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, 
  * KH KW rows in order: no race, and the same sums for any thread count. */
 static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
 #if CV_X86
-    if (g->vec && g->SW == 1 && g->W <= 16 && g->OW <= 16 && g->KW <= CV_KW_MAX) {
+    if (g->vec && g->W <= 16 && g->OW <= 16 && g->KW <= CV_KW_MAX) {
         cv_col2im512_narrow(g, col, nb, du, nt);
         return;
     }
