@@ -580,6 +580,118 @@ CV512 static void cv_dw_forward512(const cv_geom *g, const float *u, const float
     }
 }
 
+/* The permutations that take a whole input row (at most 16 columns, one
+ * register) to kernel column j's view of it: lane q takes column
+ * q SW + iw0 for q in [lo, hi), and 0 outside (val[j] keeps those lanes). */
+CV512_INLINE static void cv_narrow_perm(const cv_geom *g, __m512i *idx, __mmask16 *val) {
+    for (int64_t j = 0; j < g->KW; j++) {
+        int64_t iw0, lo, hi;
+        cv_cols(g, j, &iw0, &lo, &hi);
+        int32_t ix[16];
+        unsigned m = 0;
+        for (int64_t q = 0; q < 16; q++) {
+            ix[q] = 0;
+            if (q >= lo && q < hi) {
+                ix[q] = (int32_t)(q * g->SW + iw0);
+                m |= 1u << q;
+            }
+        }
+        idx[j] = _mm512_loadu_si512(ix);
+        val[j] = (__mmask16)m;
+    }
+}
+
+/* 1 if the narrow depthwise kernels apply: rows of at most 16 columns. */
+static int cv_dw_narrow(const cv_geom *g) {
+    return g->W <= 16 && g->OW <= 16 && g->KW <= CV_KW_MAX && g->KH * g->KW <= 64;
+}
+
+/* cv_dw_forward512 for rows of at most 16 columns: each input row is loaded
+ * once into a register and each tap's view of it is one permutation. */
+CV512 static void cv_dw_forward512_narrow(const cv_geom *g, const float *u, const float *w,
+                                          float *v, float beta, int flip, int nt) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
+    __m512i idx[CV_KW_MAX];
+    __mmask16 val[CV_KW_MAX];
+    cv_narrow_perm(g, idx, val);
+    const __mmask16 mw = cv_m16(g->W), mo = cv_m16(OW);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
+        const int64_t c = pl % g->C;
+        const float *up = u + pl * HW, *wc = w + c * KK;
+        float *vp = v + pl * P;
+        for (int64_t p0 = 0; p0 < g->OH; p0 += 4) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int64_t i = 0; i < g->KH; i++) {
+                __m512 r[4];
+                for (int k = 0; k < 4; k++) {
+                    const int64_t ih = (p0 + k) * g->SH - g->PH + i * g->DH;
+                    r[k] = p0 + k < g->OH && ih >= 0 && ih < g->H
+                               ? _mm512_maskz_loadu_ps(mw, up + ih * g->W)
+                               : _mm512_setzero_ps();
+                }
+                const float *wr = flip ? wc + (g->KH - 1 - i) * g->KW : wc + i * g->KW;
+                for (int64_t j = 0; j < g->KW; j++) {
+                    const __m512 wij = _mm512_set1_ps(flip ? wr[g->KW - 1 - j] : wr[j]);
+                    a0 = _mm512_fmadd_ps(wij, _mm512_maskz_permutexvar_ps(val[j], idx[j], r[0]), a0);
+                    a1 = _mm512_fmadd_ps(wij, _mm512_maskz_permutexvar_ps(val[j], idx[j], r[1]), a1);
+                    a2 = _mm512_fmadd_ps(wij, _mm512_maskz_permutexvar_ps(val[j], idx[j], r[2]), a2);
+                    a3 = _mm512_fmadd_ps(wij, _mm512_maskz_permutexvar_ps(val[j], idx[j], r[3]), a3);
+                }
+            }
+            const __m512 acc[4] = {a0, a1, a2, a3};
+            for (int k = 0; k < 4 && p0 + k < g->OH; k++) {
+                float *vr = vp + (p0 + k) * OW;
+                __m512 a = acc[k];
+                if (beta != 0.0f) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(mo, vr));
+                _mm512_mask_storeu_ps(vr, mo, a);
+            }
+        }
+    }
+}
+
+/* cv_dw_bwd_weight512 for rows of at most 16 columns: the same sums, each
+ * input row loaded once per output row and permuted per tap. */
+CV512 static void cv_dw_bwd_weight512_narrow(const cv_geom *g, const float *u, const float *dv,
+                                             float *dw, int nt) {
+    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
+    __m512i idx[CV_KW_MAX];
+    __mmask16 val[CV_KW_MAX];
+    cv_narrow_perm(g, idx, val);
+    const __mmask16 mw = cv_m16(g->W), mo = cv_m16(OW);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t c = 0; c < g->C; c++) {
+        double acc[64];
+        for (int64_t t = 0; t < KK; t++) acc[t] = 0.0;
+        for (int64_t n = 0; n < g->N; n++) {
+            const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
+            __m512 s[64];
+            for (int64_t t = 0; t < KK; t++) s[t] = _mm512_setzero_ps();
+            for (int64_t p = 0; p < g->OH; p++) {
+                const __m512 x = _mm512_maskz_loadu_ps(mo, dvp + p * OW);
+                for (int64_t i = 0; i < g->KH; i++) {
+                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
+                    if (ih < 0 || ih >= g->H) continue;
+                    const __m512 r = _mm512_maskz_loadu_ps(mw, up + ih * g->W);
+                    __m512 *si = s + i * g->KW;
+                    for (int64_t j = 0; j < g->KW; j++)
+                        si[j] = _mm512_fmadd_ps(x, _mm512_maskz_permutexvar_ps(val[j], idx[j], r), si[j]);
+                }
+            }
+            for (int64_t t = 0; t < KK; t++) {
+                float f[16];
+                _mm512_storeu_ps(f, s[t]);
+                double r = 0.0;
+                for (int k = 0; k < 16; k++) r += (double)f[k];
+                acc[t] += r;
+            }
+        }
+        for (int64_t t = 0; t < KK; t++) dw[c * KK + t] += (float)acc[t];
+    }
+}
+
 /* cv_dw_bwd_data with AVX-512 rows (the scalar loop's products and sums). */
 CV512 static void cv_dw_bwd_data512(const cv_geom *g, const float *dv, const float *w, float *du,
                                     int nt) {
@@ -673,6 +785,10 @@ static void cv_dw_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
     const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
 #if CV_X86
+    if (g->vec && cv_dw_narrow(g)) {
+        cv_dw_forward512_narrow(g, u, w, v, beta, 0, nt);
+        return;
+    }
     if (g->vec && g->KW <= CV_KW_MAX) {
         cv_dw_forward512(g, u, w, v, beta, 0, nt);
         return;
@@ -719,7 +835,10 @@ static void cv_dw_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, con
     if (g->vec && g->SH == 1 && g->SW == 1 && fph >= 0 && fpw >= 0 && g->KW <= CV_KW_MAX) {
         cv_geom f = *g;
         f.H = g->OH, f.W = g->OW, f.OH = g->H, f.OW = g->W, f.PH = fph, f.PW = fpw;
-        cv_dw_forward512(&f, dv, w, du, 1.0f, 1, nt);
+        if (cv_dw_narrow(&f))
+            cv_dw_forward512_narrow(&f, dv, w, du, 1.0f, 1, nt);
+        else
+            cv_dw_forward512(&f, dv, w, du, 1.0f, 1, nt);
         return;
     }
     if (g->vec) {
@@ -761,6 +880,10 @@ static void cv_dw_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, co
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
     const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
 #if CV_X86
+    if (g->vec && cv_dw_narrow(g)) {
+        cv_dw_bwd_weight512_narrow(g, u, dv, dw, nt);
+        return;
+    }
     if (g->vec && g->KW <= CV_KW_MAX && KK <= CV_KK_MAX) {
         cv_dw_bwd_weight512(g, u, dv, dw, nt);
         return;
