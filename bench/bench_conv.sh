@@ -7,8 +7,10 @@
 # table gives per layer the median over the rounds of each side and the
 # ratio torch ms / attn ms (above 1: attn faster), forward alone and forward
 # + backward.
-#   BENCH_BIN=...  the attn benchmark binary (default build/bench/bench_conv;
-#                another build, e.g. a copy of the one before a change)
+#   BENCH_BIN=...  the attn benchmark binary (default build/bench/bench_conv)
+#   BASE_BIN=...   a second attn build (e.g. a copy of bench_conv from before a
+#                change), run in the same rounds: the table gains its columns
+#                and the ratio before / after
 #   PYTHON=...   the Python with torch (default /opt/torch2/bin/python, the
 #                torch 2.x venv, then /usr/bin/python3)
 # Prints a markdown table; the raw runs stay in $OUT (default a temp dir).
@@ -36,12 +38,15 @@ out="${OUT:-$(mktemp -d)}"
 mkdir -p "$out"
 for r in $(seq 1 "$rounds"); do
     "$bin" --cpu-time --no-peak --runs "$runs" "${quick[@]}" >"$out/attn.$r"
+    if [ -n "${BASE_BIN:-}" ]; then
+        "$BASE_BIN" --cpu-time --no-peak --runs "$runs" "${quick[@]}" >"$out/base.$r"
+    fi
     "$PY" bench/conv_torch.py --cpu-time --runs "$runs" "${quick[@]}" >"$out/torch.$r"
     echo "bench_conv.sh: round $r of $rounds done" >&2
 done
-/usr/bin/python3 - "$out" "$rounds" <<'PY'
+/usr/bin/python3 - "$out" "$rounds" "${BASE_BIN:+1}" <<'PY'
 import glob, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, has_base = sys.argv[1], int(sys.argv[2]), len(sys.argv) > 3 and sys.argv[3] == "1"
 def rows(path, ms_cols):
     # layer name (may hold spaces), then "1", then the columns
     res = {}
@@ -58,11 +63,20 @@ a = [rows(f"{out}/attn.{r}", (0, 2)) for r in range(1, rounds + 1)]
 t = [rows(f"{out}/torch.{r}", (0, 1)) for r in range(1, rounds + 1)]
 ver = [l for l in open(f"{out}/torch.1") if l.startswith("layer")][0].split("(torch")[-1].strip(" )\n")
 print(f"1 thread, process CPU time, median of {rounds} interleaved rounds (each the median of its runs); torch {ver}")
-print("| layer | attn fwd ms | torch fwd ms | fwd torch/attn | attn fwd+bwd ms | torch fwd+bwd ms | fwd+bwd torch/attn |")
-print("|---|---|---|---|---|---|---|")
-for name in a[0]:
-    af = statistics.median(x[name][0] for x in a); ab = statistics.median(x[name][1] for x in a)
-    tf = statistics.median(x[name][0] for x in t); tb = statistics.median(x[name][1] for x in t)
-    print(f"| {name} | {af:.2f} | {tf:.2f} | {tf/af:.2f} | {ab:.2f} | {tb:.2f} | {tb/ab:.2f} |")
+med = lambda runs, name, c: statistics.median(x[name][c] for x in runs)
+if has_base:
+    b = [rows(f"{out}/base.{r}", (0, 2)) for r in range(1, rounds + 1)]
+    print("| layer | before fwd+bwd ms | attn fwd ms | torch fwd ms | fwd torch/attn | attn fwd+bwd ms | torch fwd+bwd ms | fwd+bwd torch/before | fwd+bwd torch/attn | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in a[0]:
+        af, ab, tf, tb = med(a, name, 0), med(a, name, 1), med(t, name, 0), med(t, name, 1)
+        bb = med(b, name, 1)
+        print(f"| {name} | {bb:.2f} | {af:.2f} | {tf:.2f} | {tf/af:.2f} | {ab:.2f} | {tb:.2f} | {tb/bb:.2f} | {tb/ab:.2f} | {bb/ab:.2f} |")
+else:
+    print("| layer | attn fwd ms | torch fwd ms | fwd torch/attn | attn fwd+bwd ms | torch fwd+bwd ms | fwd+bwd torch/attn |")
+    print("|---|---|---|---|---|---|---|")
+    for name in a[0]:
+        af, ab, tf, tb = med(a, name, 0), med(a, name, 1), med(t, name, 0), med(t, name, 1)
+        print(f"| {name} | {af:.2f} | {tf:.2f} | {tf/af:.2f} | {ab:.2f} | {tb:.2f} | {tb/ab:.2f} |")
 PY
 echo "raw runs: $out" >&2

@@ -528,6 +528,8 @@ static void cv_scatter(const cv_geom *g, const float *D, int64_t nb, float *v, f
  * bits for any thread count. */
 static int cv_depthwise(const cv_geom *g) { return g->G == g->C && g->G == g->O && g->G > 1; }
 
+static void cv_add_bias(int64_t N, int64_t O, int64_t P, const float *b, float *v);
+
 #if CV_X86
 /* cv_dw_forward with AVX-512 rows: 16 outputs of a row in a register,
  * summed over i, j in order with fused multiply-adds. flip: use the kernel
@@ -609,7 +611,7 @@ static int cv_dw_narrow(const cv_geom *g) {
 /* cv_dw_forward512 for rows of at most 16 columns: each input row is loaded
  * once into a register and each tap's view of it is one permutation. */
 CV512 static void cv_dw_forward512_narrow(const cv_geom *g, const float *u, const float *w,
-                                          float *v, float beta, int flip, int nt) {
+                                          const float *b, float *v, float beta, int flip, int nt) {
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
     __m512i idx[CV_KW_MAX];
     __mmask16 val[CV_KW_MAX];
@@ -644,6 +646,7 @@ CV512 static void cv_dw_forward512_narrow(const cv_geom *g, const float *u, cons
             for (int k = 0; k < 4 && p0 + k < g->OH; k++) {
                 float *vr = vp + (p0 + k) * OW;
                 __m512 a = acc[k];
+                if (b) a = _mm512_add_ps(a, _mm512_set1_ps(b[c]));
                 if (beta != 0.0f) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(mo, vr));
                 _mm512_mask_storeu_ps(vr, mo, a);
             }
@@ -651,8 +654,11 @@ CV512 static void cv_dw_forward512_narrow(const cv_geom *g, const float *u, cons
     }
 }
 
-/* cv_dw_bwd_weight512 for rows of at most 16 columns: the same sums, each
- * input row loaded once per output row and permuted per tap. */
+/* cv_dw_bwd_weight512 for rows of at most 16 columns: per channel, image
+ * and tap, the products of the rows summed lane by lane in float in two
+ * accumulators (even and odd output rows, added at the end), then lane by
+ * lane over the images in order in double, and the 16 lanes in order at
+ * the end; each input row is one load and one permutation. */
 CV512 static void cv_dw_bwd_weight512_narrow(const cv_geom *g, const float *u, const float *dv,
                                              float *dw, int nt) {
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
@@ -662,34 +668,45 @@ CV512 static void cv_dw_bwd_weight512_narrow(const cv_geom *g, const float *u, c
     const __mmask16 mw = cv_m16(g->W), mo = cv_m16(OW);
     (void)nt;
     ATTN__OMP_FOR(nt)
-    for (int64_t c = 0; c < g->C; c++) {
-        double acc[64];
-        for (int64_t t = 0; t < KK; t++) acc[t] = 0.0;
-        for (int64_t n = 0; n < g->N; n++) {
-            const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
-            __m512 s[64];
-            for (int64_t t = 0; t < KK; t++) s[t] = _mm512_setzero_ps();
-            for (int64_t p = 0; p < g->OH; p++) {
-                const __m512 x = _mm512_maskz_loadu_ps(mo, dvp + p * OW);
-                for (int64_t i = 0; i < g->KH; i++) {
-                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                    if (ih < 0 || ih >= g->H) continue;
-                    const __m512 r = _mm512_maskz_loadu_ps(mw, up + ih * g->W);
-                    __m512 *si = s + i * g->KW;
-                    for (int64_t j = 0; j < g->KW; j++)
-                        si[j] = _mm512_fmadd_ps(x, _mm512_maskz_permutexvar_ps(val[j], idx[j], r), si[j]);
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t i = 0; i < g->KH; i++) {
+            /* the output rows p whose kernel row i lies inside the image */
+            int64_t p0 = 0, p1 = g->OH;
+            while (p0 < p1 && p0 * g->SH - g->PH + i * g->DH < 0) p0++;
+            while (p1 > p0 && (p1 - 1) * g->SH - g->PH + i * g->DH >= g->H) p1--;
+            for (int64_t j = 0; j < g->KW; j++) {
+                __m512d d0 = _mm512_setzero_pd(), d1 = d0; /* the 16 lanes in double */
+                for (int64_t n = 0; n < g->N; n++) {
+                    const float *up = u + (n * g->C + c) * HW; /* row of p: p SH - PH + i DH */
+                    const int64_t r0i = i * g->DH - g->PH;
+                    const float *dvp = dv + (n * g->C + c) * P;
+                    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+                    int64_t p = p0;
+                    for (; p + 1 < p1; p += 2) {
+                        const __m512 r0 = _mm512_maskz_loadu_ps(mw, up + (p * g->SH + r0i) * g->W);
+                        const __m512 r1 = _mm512_maskz_loadu_ps(mw, up + ((p + 1) * g->SH + r0i) * g->W);
+                        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mo, dvp + p * OW),
+                                             _mm512_maskz_permutexvar_ps(val[j], idx[j], r0), s0);
+                        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mo, dvp + (p + 1) * OW),
+                                             _mm512_maskz_permutexvar_ps(val[j], idx[j], r1), s1);
+                    }
+                    if (p < p1) {
+                        const __m512 r0 = _mm512_maskz_loadu_ps(mw, up + (p * g->SH + r0i) * g->W);
+                        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mo, dvp + p * OW),
+                                             _mm512_maskz_permutexvar_ps(val[j], idx[j], r0), s0);
+                    }
+                    const __m512 sf = _mm512_add_ps(s0, s1);
+                    d0 = _mm512_add_pd(d0, _mm512_cvtps_pd(_mm512_castps512_ps256(sf)));
+                    d1 = _mm512_add_pd(d1, _mm512_cvtps_pd(_mm256_castpd_ps(
+                                               _mm512_extractf64x4_pd(_mm512_castps_pd(sf), 1))));
                 }
-            }
-            for (int64_t t = 0; t < KK; t++) {
-                float f[16];
-                _mm512_storeu_ps(f, s[t]);
-                double r = 0.0;
-                for (int k = 0; k < 16; k++) r += (double)f[k];
-                acc[t] += r;
+                double f[16], acc = 0.0;
+                _mm512_storeu_pd(f, d0);
+                _mm512_storeu_pd(f + 8, d1);
+                for (int k = 0; k < 16; k++) acc += f[k];
+                dw[c * KK + i * g->KW + j] += (float)acc;
             }
         }
-        for (int64_t t = 0; t < KK; t++) dw[c * KK + t] += (float)acc[t];
-    }
 }
 
 /* cv_dw_bwd_data with AVX-512 rows (the scalar loop's products and sums). */
@@ -781,16 +798,17 @@ CV512 static void cv_dw_bwd_weight512(const cv_geom *g, const float *u, const fl
 
 /* v[n,c] (beta 0: =, 1: +=) sum_{i,j} w[c,i,j] u[n,c, p SH - PH + i DH, q SW - PW + j DW] */
 static void cv_dw_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *w,
-                          float *v, float beta) {
+                          const float *b, float *v, float beta) {
     const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
     const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
 #if CV_X86
     if (g->vec && cv_dw_narrow(g)) {
-        cv_dw_forward512_narrow(g, u, w, v, beta, 0, nt);
+        cv_dw_forward512_narrow(g, u, w, b, v, beta, 0, nt);
         return;
     }
     if (g->vec && g->KW <= CV_KW_MAX) {
         cv_dw_forward512(g, u, w, v, beta, 0, nt);
+        if (b) cv_add_bias(g->N, g->O, P, b, v);
         return;
     }
 #endif
@@ -820,6 +838,7 @@ static void cv_dw_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const
                 }
             }
     }
+    if (b) cv_add_bias(g->N, g->O, P, b, v);
 }
 
 /* du[n,c, ih, iw] += w[c,i,j] dv[n,c,p,q] (the forward's adjoint) */
@@ -836,7 +855,7 @@ static void cv_dw_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, con
         cv_geom f = *g;
         f.H = g->OH, f.W = g->OW, f.OH = g->H, f.OW = g->W, f.PH = fph, f.PW = fpw;
         if (cv_dw_narrow(&f))
-            cv_dw_forward512_narrow(&f, dv, w, du, 1.0f, 1, nt);
+            cv_dw_forward512_narrow(&f, dv, w, NULL, du, 1.0f, 1, nt);
         else
             cv_dw_forward512(&f, dv, w, du, 1.0f, 1, nt);
         return;
@@ -933,8 +952,7 @@ static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, c
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
     if (cv_depthwise(g)) {
-        cv_dw_forward(ctx, g, u, w, v, beta);
-        if (b) cv_add_bias(g->N, g->O, P, b, v);
+        cv_dw_forward(ctx, g, u, w, b, v, beta);
     } else if (cv_pointwise(g)) {
         const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
         for (int64_t n = 0; n < g->N; n++)
