@@ -35,11 +35,14 @@ fi
 make -s bench
 bin="${BENCH_BIN:-build/bench/bench_conv}"
 out="${OUT:-$(mktemp -d)}"
+# an older bench_conv (before --no-peak) measures the peak first: harmless
+base_np=
+if [ -n "${BASE_BIN:-}" ] && "$BASE_BIN" --no-such-option 2>&1 | grep -q no-peak; then base_np=--no-peak; fi
 mkdir -p "$out"
 for r in $(seq 1 "$rounds"); do
     "$bin" --cpu-time --no-peak --runs "$runs" "${quick[@]}" >"$out/attn.$r"
     if [ -n "${BASE_BIN:-}" ]; then
-        "$BASE_BIN" --cpu-time --no-peak --runs "$runs" "${quick[@]}" >"$out/base.$r"
+        "$BASE_BIN" --cpu-time $base_np --runs "$runs" "${quick[@]}" >"$out/base.$r"
     fi
     "$PY" bench/conv_torch.py --cpu-time --runs "$runs" "${quick[@]}" >"$out/torch.$r"
     echo "bench_conv.sh: round $r of $rounds done" >&2
