@@ -2,11 +2,11 @@
 # bench_conv.sh [--rounds R] [--runs N] [--quick]: the convolution layers of
 # bench/bench_conv.c against torch.nn.functional (bench/conv_torch.py) on the
 # same shapes, 1 thread, process CPU time (--cpu-time on both sides: the
-# machine is shared). The two programs run alternately, R rounds (default 5);
-# each run reports per layer the median of N timed runs (default 5), and the
-# table gives per layer the median over the rounds of each side and the
-# ratio torch ms / attn ms (above 1: attn faster), forward alone and forward
-# + backward.
+# machine is shared). Per round (R, default 5) and layer the programs run
+# one after the other, each reporting the median of N timed runs (default 5)
+# after a warm-up; the table gives per layer the median over the rounds of
+# each side and the ratio torch ms / attn ms (above 1: attn faster), forward
+# alone and forward + backward.
 #   BENCH_BIN=...  the attn benchmark binary (default build/bench/bench_conv)
 #   BASE_BIN=...   a second attn build (e.g. a copy of bench_conv from before a
 #                change), run in the same rounds: the table gains its columns
@@ -39,12 +39,22 @@ out="${OUT:-$(mktemp -d)}"
 base_np=
 if [ -n "${BASE_BIN:-}" ] && "$BASE_BIN" --no-such-option 2>&1 | grep -q no-peak; then base_np=--no-peak; fi
 mkdir -p "$out"
+# per round and layer the programs run one after the other (attn, the base
+# build, torch): a change of the machine's load hits all three alike
+nl=10
+[ ${#quick[@]} -gt 0 ] && nl=3
 for r in $(seq 1 "$rounds"); do
-    "$bin" --cpu-time --no-peak --runs "$runs" "${quick[@]}" >"$out/attn.$r"
-    if [ -n "${BASE_BIN:-}" ]; then
-        "$BASE_BIN" --cpu-time $base_np --runs "$runs" "${quick[@]}" >"$out/base.$r"
-    fi
-    "$PY" bench/conv_torch.py --cpu-time --runs "$runs" "${quick[@]}" >"$out/torch.$r"
+    : >"$out/attn.$r"; : >"$out/torch.$r"
+    [ -n "${BASE_BIN:-}" ] && : >"$out/base.$r"
+    for l in $(seq 0 $((nl - 1))); do
+        "$bin" --cpu-time --no-peak --runs "$runs" --layer "$l" | tail -n 1 >>"$out/attn.$r"
+        if [ -n "${BASE_BIN:-}" ]; then
+            "$BASE_BIN" --cpu-time $base_np --runs "$runs" --layer "$l" | tail -n 1 >>"$out/base.$r"
+        fi
+        "$PY" bench/conv_torch.py --cpu-time --runs "$runs" --layer "$l" >"$out/torch.tmp"
+        tail -n 1 "$out/torch.tmp" >>"$out/torch.$r"
+        [ "$r" = 1 ] && [ "$l" = 0 ] && head -n 1 "$out/torch.tmp" >"$out/torch.header"
+    done
     echo "bench_conv.sh: round $r of $rounds done" >&2
 done
 /usr/bin/python3 - "$out" "$rounds" "${BASE_BIN:+1}" <<'PY'
@@ -64,7 +74,7 @@ def rows(path, ms_cols):
     return res
 a = [rows(f"{out}/attn.{r}", (0, 2)) for r in range(1, rounds + 1)]
 t = [rows(f"{out}/torch.{r}", (0, 1)) for r in range(1, rounds + 1)]
-ver = [l for l in open(f"{out}/torch.1") if l.startswith("layer")][0].split("(torch")[-1].strip(" )\n")
+ver = open(f"{out}/torch.header").read().split("(torch")[-1].strip(" )\n")
 print(f"1 thread, process CPU time, median of {rounds} interleaved rounds (each the median of its runs); torch {ver}")
 med = lambda runs, name, c: statistics.median(x[name][c] for x in runs)
 if has_base:

@@ -3,7 +3,7 @@
 1 thread (or --threads N): forward alone (no_grad) and forward + backward
 (upstream gradient of ones), median of the timed runs after one warm-up.
 
-    /usr/bin/python3 bench/conv_torch.py [--runs N] [--threads N] [--quick] [--cpu-time]
+    /usr/bin/python3 bench/conv_torch.py [--runs N] [--threads N] [--quick] [--cpu-time] [--layer I]
 
 --cpu-time times with the process CPU clock (as bench_conv --cpu-time), for
 a machine whose cores other work shares.
@@ -74,9 +74,12 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--cpu-time", action="store_true")
+    ap.add_argument("--layer", type=int, default=-1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     layers = LAYERS[:3] if a.quick else LAYERS
+    if a.layer >= 0:
+        layers = [LAYERS[a.layer]]
     print("%-40s %7s %10s %10s  (torch %s)" % ("layer", "threads", "fwd ms", "fwd+bwd ms",
                                               torch.__version__))
     for L in layers:
