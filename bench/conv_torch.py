@@ -86,7 +86,7 @@ def main():
         # untimed forward + backward of every shape first puts it in the
         # state of a run over the whole list
         for L in LAYERS:
-            time_layer(L, 0, True)
+            time_layer(L, 1, True)
         layers = [LAYERS[a.layer]]
     print("%-40s %7s %10s %10s  (torch %s)" % ("layer", "threads", "fwd ms", "fwd+bwd ms",
                                               torch.__version__))
