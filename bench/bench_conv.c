@@ -8,7 +8,7 @@
  * backward). bench/conv_torch.py times torch.nn.functional on the same
  * shapes (1 thread) for the comparison.
  *
- * Usage: bench_conv [--quick] [--runs N] [--cpu-time] [--layer I]
+ * Usage: bench_conv [--quick] [--runs N] [--cpu-time] [--layer I] [--no-peak]
  *   --quick     the first three shapes, 3 runs (a smoke test)
  *   --cpu-time  time with the process CPU clock instead of the wall clock,
  *               on 1 thread only: a fairer comparison (with conv_torch.py
@@ -144,14 +144,15 @@ static double time_layer(const layer *L, int nt, int runs, int bwd, double *flop
 }
 
 int main(int argc, char **argv) {
-    int runs = 7, quick = 0, only = -1;
+    int runs = 7, quick = 0, only = -1, peak = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1, runs = 3;
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--cpu-time")) use_cpu_clock = 1;
         else if (!strcmp(argv[i], "--layer") && i + 1 < argc) only = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-peak")) peak = 0;
         else {
-            fprintf(stderr, "usage: %s [--quick] [--runs N] [--cpu-time] [--layer I]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--runs N] [--cpu-time] [--layer I] [--no-peak]\n", argv[0]);
             return 2;
         }
     }
@@ -161,8 +162,7 @@ int main(int argc, char **argv) {
     const int all = use_cpu_clock ? 1 : attn_ctx_threads(probe);
     attn_ctx_free(probe);
     const int n_layers = quick ? 3 : (int)(sizeof LAYERS / sizeof LAYERS[0]);
-    const double peak1 = measure_peak(1, 20000000L, 3);
-    printf("f32 FMA peak, 1 thread: %.1f GFLOP/s (measured)\n", peak1);
+    if (peak) printf("f32 FMA peak, 1 thread: %.1f GFLOP/s (measured)\n", measure_peak(1, 20000000L, 3));
     printf("%-40s %7s %10s %8s %10s %8s\n", "layer", "threads", "fwd ms", "GFLOP/s", "fwd+bwd ms",
            "GFLOP/s");
     for (int i = 0; i < n_layers; i++) {

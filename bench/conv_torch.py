@@ -3,7 +3,7 @@
 1 thread (or --threads N): forward alone (no_grad) and forward + backward
 (upstream gradient of ones), median of the timed runs after one warm-up.
 
-    /usr/bin/python3 bench/conv_torch.py [--runs N] [--threads N] [--quick] [--cpu-time]
+    /usr/bin/python3 bench/conv_torch.py [--runs N] [--threads N] [--quick] [--cpu-time] [--layer I]
 
 --cpu-time times with the process CPU clock (as bench_conv --cpu-time), for
 a machine whose cores other work shares.
@@ -40,7 +40,7 @@ def op(L, x, w, b):
     return F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g)
 
 
-def time_layer(L, runs, bwd, clock=time.perf_counter):
+def time_layer(L, runs, bwd, clock=time.perf_counter, warmup=1):
     kind, n, c, h, wd, o, kh, kw, s, p, d, g, causal, _ = L
     xs = (n, c, wd) if kind == "conv1d" else (n, c, h, wd)
     if kind == "conv1d":
@@ -53,7 +53,7 @@ def time_layer(L, runs, bwd, clock=time.perf_counter):
     w = torch.rand(ws) - 0.5
     b = torch.rand(o) - 0.5
     ts = []
-    for r in range(runs + 1):
+    for r in range(runs + warmup):
         xx, ww, bb = (t.clone().requires_grad_(bwd) for t in (x, w, b))
         t0 = clock()
         if bwd:
@@ -62,7 +62,7 @@ def time_layer(L, runs, bwd, clock=time.perf_counter):
         else:
             with torch.no_grad():
                 op(L, xx, ww, bb)
-        if r:
+        if r >= warmup:
             ts.append(clock() - t0)
     ts.sort()
     return ts[len(ts) // 2]
@@ -74,15 +74,26 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--cpu-time", action="store_true")
+    ap.add_argument("--layer", type=int, default=-1)
+    ap.add_argument("--warmup", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     layers = LAYERS[:3] if a.quick else LAYERS
+    if a.layer >= 0:
+        # a fresh process runs its first convolutions up to 2x slower (its
+        # allocations are not yet served from the heap, measured: conv2
+        # 6.6-10 ms forward alone against 4.1 after another layer ran): one
+        # untimed forward + backward of every shape first puts it in the
+        # state of a run over the whole list
+        for L in LAYERS:
+            time_layer(L, 1, True)
+        layers = [LAYERS[a.layer]]
     print("%-40s %7s %10s %10s  (torch %s)" % ("layer", "threads", "fwd ms", "fwd+bwd ms",
                                               torch.__version__))
     for L in layers:
         clock = time.process_time if a.cpu_time else time.perf_counter
-        tf = time_layer(L, a.runs, False, clock)
-        tb = time_layer(L, a.runs, True, clock)
+        tf = time_layer(L, a.runs, False, clock, a.warmup)
+        tb = time_layer(L, a.runs, True, clock, a.warmup)
         print("%-40s %7d %10.3f %10.3f" % (L[-1], a.threads, tf * 1e3, tb * 1e3), flush=True)
 
 

@@ -7,6 +7,9 @@
  * iteration's vectors) against PyTorch fixtures.
  */
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attn/attn.h"
@@ -179,7 +182,7 @@ static void check_close(const char *what, int k, const float *got, const float *
         const double e = fabs((double)got[i] - want[i]) - (atol + rtol * fabs((double)want[i]));
         if (!(e <= 0.0) && (worst < 0 || !(e <= excess))) worst = i, excess = e;
     }
-    CHECK(worst < 0, "case %d: %s element %lld: got %.9g, PyTorch %.9g (atol %g, rtol %g)", k,
+    CHECK(worst < 0, "case %d: %s element %lld: got %.9g, expected %.9g (atol %g, rtol %g)", k,
           what, (long long)worst, worst >= 0 ? (double)got[worst] : 0.0,
           worst >= 0 ? (double)want[worst] : 0.0, atol, rtol);
 }
@@ -267,10 +270,156 @@ static void test_spectral_norm_vectors(void) {
     TEST_END();
 }
 
+/* The AVX-512 row kernels of src/ops/conv.c (im2col, col2im and the
+ * depthwise kernels, taken when the CPU has AVX-512F) against the portable
+ * loops (ATTN_KERNELS_PORTABLE) and the scalar reference forward (use_ref)
+ * on ragged sizes: rows of 1 to 70 columns (one, two and five 16-column
+ * chunks), strides 1, 2 (the permutation path) and 3 (the gather path),
+ * padding over and under the kernel's reach, dilation, groups, the
+ * depthwise kernels, conv1d and conv_transpose2d. Output and the gradients
+ * of x, w and b (upstream gradient: fixed pseudo-random values) at the
+ * convolutions' atol 1e-5 / rtol 1e-4 (docs/conv.md). On a CPU without
+ * AVX-512 both runs take the portable loops and the test still compares
+ * them with the reference. */
+typedef struct conv_row_case {
+    int kind; /* 0 conv2d, 1 conv1d (H = KH = 1), 2 conv_transpose2d */
+    int64_t N, C, H, W, O, KH, KW, S, P, D, G;
+    const char *what;
+    int64_t SH; /* the row stride when not S (0: S) */
+} conv_row_case;
+
+static float conv_row_val(uint32_t *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return (float)(*s >> 8) / 16777216.0f * 2.0f - 1.0f;
+}
+
+/* Runs the case's op forward and backward under kernel flags `flags` (and
+ * use_ref for the forward when `ref`); copies y, dx, dw, db into out[0..3]
+ * (malloc'd; NULL on failure). */
+static int conv_row_run(const conv_row_case *k, int flags, int ref, float *out[4], int64_t n[4]) {
+    attn_ctx *ctx = conv_ctx();
+    if (!ctx) return -1;
+    attn_ctx_set_kernel_flags(ctx, flags);
+    attn_ctx_set_use_ref(ctx, ref);
+    const int64_t xs4[4] = {k->N, k->C, k->H, k->W}, xs3[3] = {k->N, k->C, k->W};
+    const int64_t ws4[4] = {k->kind == 2 ? k->C : k->O, k->kind == 2 ? k->O / k->G : k->C / k->G,
+                            k->KH, k->KW};
+    const int64_t ws3[3] = {k->O, k->C / k->G, k->KW}, bs = k->O;
+    attn_tensor *x = k->kind == 1 ? attn_tensor_new(ctx, ATTN_F32, 3, xs3)
+                                  : attn_tensor_new(ctx, ATTN_F32, 4, xs4);
+    attn_tensor *w = k->kind == 1 ? attn_tensor_new(ctx, ATTN_F32, 3, ws3)
+                                  : attn_tensor_new(ctx, ATTN_F32, 4, ws4);
+    attn_tensor *b = attn_tensor_new(ctx, ATTN_F32, 1, &bs);
+    int rc = -1;
+    if (x && w && b) {
+        uint32_t seed = 12345u;
+        attn_tensor *in[3] = {x, w, b};
+        for (int t = 0; t < 3; t++) {
+            for (int64_t i = 0; i < attn_tensor_numel(in[t]); i++)
+                attn_f32(in[t])[i] = conv_row_val(&seed);
+            in[t]->requires_grad = 1;
+        }
+        attn_tensor *y;
+        if (k->kind == 1) {
+            attn_conv1d_opts o = {k->S, k->P, k->D, k->G, 0};
+            y = attn_conv1d(ctx, x, w, b, &o);
+        } else {
+            attn_conv2d_opts o;
+            memset(&o, 0, sizeof o);
+            o.stride[0] = k->SH ? k->SH : k->S;
+            o.stride[1] = k->S;
+            o.padding[0] = o.padding[1] = k->P;
+            o.dilation[0] = o.dilation[1] = k->D;
+            o.groups = k->G;
+            y = k->kind == 0 ? attn_conv2d(ctx, x, w, b, &o) : attn_conv_transpose2d(ctx, x, w, b, &o);
+        }
+        CHECK(y != NULL, "%s: %s", k->what, attn_ctx_error(ctx));
+        float *g = y ? malloc(sizeof(float) * (size_t)attn_tensor_numel(y)) : NULL;
+        if (g) {
+            for (int64_t i = 0; i < attn_tensor_numel(y); i++) g[i] = conv_row_val(&seed);
+            attn_status st = attn_backward_from(ctx, y, g);
+            CHECK(st == ATTN_OK, "%s: backward: %s", k->what, attn_ctx_error(ctx));
+            const attn_tensor *src[4] = {y, x, w, b};
+            rc = st == ATTN_OK ? 0 : -1;
+            for (int t = 0; t < 4; t++) {
+                n[t] = attn_tensor_numel(src[t]);
+                out[t] = malloc(sizeof(float) * (size_t)n[t]);
+                const float *v = t ? src[t]->grad : attn_f32(src[t]);
+                if (!out[t] || !v) rc = -1;
+                else memcpy(out[t], v, sizeof(float) * (size_t)n[t]);
+            }
+        }
+        free(g);
+    }
+    attn_ctx_free(ctx);
+    return rc;
+}
+
+static void test_conv_row_kernels(void) {
+    TEST_BEGIN("conv: AVX-512 row kernels vs portable loops vs reference forward, ragged sizes");
+    static const conv_row_case cases[] = {
+        {0, 2, 3, 9, 70, 5, 3, 3, 1, 1, 1, 1, "3x3 pad 1, W 70 (five 16-column chunks)", 0},
+        {0, 3, 2, 11, 17, 4, 4, 4, 2, 1, 1, 1, "4x4 stride 2 pad 1, W 17", 0},
+        {0, 2, 3, 8, 41, 3, 3, 5, 2, 3, 1, 1, "3x5 stride 2 pad 3, W 41 (two chunks, permutation)", 0},
+        {0, 2, 2, 10, 53, 3, 3, 3, 3, 2, 1, 1, "stride 3 pad 2, W 53 (gather)", 0},
+        {0, 2, 4, 9, 35, 6, 3, 3, 1, 2, 2, 2, "dilation 2 groups 2, W 35", 0},
+        {0, 2, 1, 13, 1, 3, 3, 3, 1, 1, 1, 1, "C 1, W 1 (one column)", 0},
+        {0, 3, 1, 28, 28, 8, 3, 3, 1, 1, 1, 1, "C 1 first layer, 28x28", 0},
+        {0, 2, 6, 9, 33, 6, 3, 3, 1, 1, 1, 6, "depthwise 3x3, W 33", 0},
+        {0, 2, 5, 12, 37, 5, 5, 3, 2, 2, 1, 5, "depthwise 5x3 stride 2 pad 2, W 37", 0},
+        {0, 2, 4, 7, 22, 4, 3, 3, 3, 4, 2, 4, "depthwise stride 3 pad 4 dilation 2 (gather)", 0},
+        {0, 2, 5, 14, 14, 20, 3, 3, 1, 1, 1, 1, "3x3 on 14x14, O 20", 0},
+        {0, 2, 17, 7, 7, 16, 3, 3, 1, 1, 1, 1, "7x7, C 17", 0},
+        {0, 2, 16, 9, 13, 18, 3, 3, 2, 1, 1, 1, "stride 2, W 13, O 18", 0},
+        {0, 1, 16, 8, 16, 16, 5, 3, 1, 2, 2, 1, "5x3 dilation 2, W 16", 0},
+        {0, 2, 16, 14, 14, 16, 1, 1, 1, 0, 1, 1, "1x1 on 14x14, 16 channels", 0},
+        {0, 3, 16, 5, 5, 17, 3, 3, 1, 1, 1, 1, "5x5, O 17", 0},
+        {2, 2, 16, 7, 7, 16, 4, 4, 2, 1, 1, 1, "transposed 16->16 4x4 stride 2, 7x7 -> 14x14", 0},
+        {0, 2, 6, 14, 14, 6, 3, 3, 1, 1, 1, 6, "depthwise 3x3 on 14x14 (narrow kernels)", 0},
+        {0, 2, 4, 11, 16, 4, 5, 3, 2, 2, 1, 4, "depthwise 5x3 stride 2, W 16 (narrow)", 0},
+        {0, 2, 3, 9, 13, 3, 3, 3, 1, 3, 2, 3, "depthwise dilation 2 pad 3, W 13 (narrow)", 0},
+        {0, 2, 3, 7, 9, 3, 3, 3, 1, 3, 1, 3, "depthwise pad 3 beyond the kernel's reach, W 9", 0},
+        {0, 2, 5, 14, 14, 3, 1, 1, 1, 0, 1, 1, "1x1 on 14x14 (chunked im2col)", 0},
+        {0, 2, 4, 14, 14, 5, 3, 3, 1, 1, 1, 1, "3x3 pad 1 on 14x14 (col2im in registers)", 0},
+        {0, 2, 3, 9, 16, 4, 5, 5, 1, 2, 1, 1, "5x5 pad 2, W 16 (col2im in registers)", 0},
+        {0, 2, 3, 11, 13, 4, 3, 3, 1, 2, 2, 1, "dilation 2 pad 2, W 13 (col2im in registers)", 0},
+        {0, 2, 3, 15, 9, 4, 4, 3, 1, 1, 1, 1, "row stride 3, W 9 (col2im in registers)", 3},
+        {0, 2, 3, 12, 14, 4, 4, 4, 2, 1, 1, 1, "4x4 stride 2, W 14 (col2im in registers)", 0},
+        {0, 2, 2, 10, 16, 3, 3, 3, 3, 1, 1, 1, "stride 3, W 16 (col2im in registers)", 0},
+        {2, 2, 4, 7, 7, 3, 4, 4, 2, 1, 1, 1, "transposed 4x4 stride 2, 7x7 -> 14x14", 0},
+        {1, 2, 3, 1, 67, 4, 1, 2, 1, 3, 3, 1, "conv1d K 2 dilation 3 pad 3, T 67", 0},
+        {1, 2, 4, 1, 50, 4, 1, 3, 2, 1, 1, 2, "conv1d stride 2 groups 2, T 50", 0},
+        {2, 2, 4, 7, 19, 3, 4, 4, 2, 1, 1, 1, "transposed 4x4 stride 2, 7x19 -> 14x38", 0},
+        {2, 2, 3, 5, 12, 2, 3, 3, 3, 0, 1, 1, "transposed 3x3 stride 3 (gather / scatter)", 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const conv_row_case *k = &cases[c];
+        float *fast[4] = {0}, *port[4] = {0}, *ref[4] = {0};
+        int64_t n[4] = {0}, n2[4] = {0}, n3[4] = {0};
+        if (conv_row_run(k, 0, 0, fast, n) == 0 &&
+            conv_row_run(k, ATTN_KERNELS_PORTABLE, 0, port, n2) == 0 &&
+            conv_row_run(k, ATTN_KERNELS_PORTABLE, 1, ref, n3) == 0) {
+            static const char *names[4] = {"y", "dx", "dw", "db"};
+            char what[160];
+            for (int t = 0; t < 4; t++) {
+                snprintf(what, sizeof what, "%s: %s, fast vs portable", k->what, names[t]);
+                check_close(what, (int)c, fast[t], port[t], n[t], 1e-5, 1e-4);
+            }
+            snprintf(what, sizeof what, "%s: y, fast vs reference forward", k->what);
+            check_close(what, (int)c, fast[0], ref[0], n[0], 1e-5, 1e-4);
+            snprintf(what, sizeof what, "%s: y, portable vs reference forward", k->what);
+            check_close(what, (int)c, port[0], ref[0], n[0], 1e-5, 1e-4);
+        }
+        for (int t = 0; t < 4; t++) free(fast[t]), free(port[t]), free(ref[t]);
+    }
+    TEST_END();
+}
+
 void suite_conv(void) {
     test_max_pool_ties();
     test_max_pool_nan();
     test_conv1d_causal();
     test_batchnorm_running();
     test_spectral_norm_vectors();
+    test_conv_row_kernels();
 }
