@@ -536,8 +536,8 @@ static void train_usage(FILE *f) {
         "                        sequence of 784 pixels quantised to L levels (2..256), raster order\n"
         "                        (block raster order under a local2d pattern); --ctx 784; reports\n"
         "                        bits/dim; --eval-n and --final-eval-n count images\n"
-        "  --pos KIND            gpt: learned|sinusoidal|rope|alibi, reformer: learned|sinusoidal\n"
-        "                        (default learned)\n"
+        "  --pos KIND            gpt: learned|sinusoidal|rope|alibi, reformer: learned|sinusoidal|rope\n"
+        "                        (default learned; reformer rope: rotary shared query-keys, no table)\n"
         "  --rounds N            reformer: LSH hashing rounds in training (default 2)\n"
         "  --buckets N           reformer: buckets, even (default 2 ctx / chunk, at least 2)\n"
         "  --chunk N             reformer: LSH chunk length (default 64)\n"
@@ -1037,10 +1037,11 @@ static int cmd_lm_train(int argc, char **argv) {
         fprintf(stderr, "%s: --pos '%s': expected learned, sinusoidal, rope or alibi\n", prog, pos);
         return 2;
     }
-    if (!o.resume && (txl ? pk != ATTN_POS_LEARNED
-                          : reformer ? pk != ATTN_POS_LEARNED && pk != ATTN_POS_SINUSOIDAL : pk == ATTN_POS_NONE)) {
+    if (!o.resume && (txl        ? pk != ATTN_POS_LEARNED
+                      : reformer ? pk != ATTN_POS_LEARNED && pk != ATTN_POS_SINUSOIDAL && pk != ATTN_POS_ROPE
+                                 : pk == ATTN_POS_NONE)) {
         fprintf(stderr, "%s: --pos %s is not offered for --arch %s (gpt: learned, sinusoidal, rope, alibi; "
-                        "reformer: learned, sinusoidal; txl: its relative positions)\n", prog, pos, arch);
+                        "reformer: learned, sinusoidal, rope; txl: its relative positions)\n", prog, pos, arch);
         return 2;
     }
     if (!o.resume && dup) {
@@ -1293,6 +1294,7 @@ static int cmd_lm_train(int argc, char **argv) {
             rc_.out_chunk = out_chunk;
             rc_.dropout = (float)dropout;
             rc_.sinusoidal = pk == ATTN_POS_SINUSOIDAL;
+            rc_.rope = pk == ATTN_POS_ROPE;
             st = attn_reformer_lm_new(&g.m.rf, g.m.ps, &rc_, &rng);
         } else {
             attn_gpt_config gc;
@@ -1413,7 +1415,7 @@ static int cmd_lm_train(int argc, char **argv) {
                  "%lld, output chunks of %lld, %s positions; bytes; %lld parameters",
                  c->n_layers, c->n_heads, (long long)c->d_model, (long long)c->d_ff, (long long)c->ctx_len,
                  c->n_hashes, c->n_buckets, (long long)c->chunk_len, rp->eval_rounds, (long long)c->ff_chunk,
-                 (long long)c->out_chunk, c->sinusoidal ? "sinusoidal" : "learned", np);
+                 (long long)c->out_chunk, c->rope ? "rotary (query-key)" : c->sinusoidal ? "sinusoidal" : "learned", np);
     } else {
         const attn_gpt_config *c = &g.m.g->cfg;
         char mixer[320] = "dot-product attention";
