@@ -21,7 +21,8 @@
 
 enum { RB = 2, RT = 20, RV = 11 };
 
-static int g_rope; /* small_config: rotary query-keys (theta 100) instead of learned positions */
+static int g_rope; /* small_config: config.rope (1: rotary alone, 2: rotary on 2 of the 4 dims of a head
+                      and learned positions), theta 100 */
 
 static attn_reformer_lm_config small_config(int layers, float dropout) {
     attn_reformer_lm_config c;
@@ -40,6 +41,7 @@ static attn_reformer_lm_config small_config(int layers, float dropout) {
     c.dropout = dropout;
     c.rope = g_rope;
     c.rope_theta = g_rope ? 100.0f : 0.0f;
+    c.rope_dims = g_rope == 2 ? 2 : 0;
     return c;
 }
 
@@ -115,13 +117,14 @@ out:
 }
 
 static void reversible_equals_plain(void) {
-    for (int d = 0; d < 3; d++) {
+    for (int d = 0; d < 4; d++) {
         const float drop = d == 1 ? 0.1f : 0.0f;
-        g_rope = d == 2;
+        g_rope = d < 2 ? 0 : d - 1;
         char name[200];
         snprintf(name, sizeof name,
                  "reformer_lm: training step (reversible, chunked output) = the tape, loss and every gradient "
-                 "(2 layers, dropout %g%s)", (double)drop, g_rope ? ", rotary query-keys" : "");
+                 "(2 layers, dropout %g%s)", (double)drop,
+                 g_rope == 1 ? ", rotary query-keys" : g_rope == 2 ? ", learned positions and 2 of 4 dims rotary" : "");
         TEST_BEGIN(name);
         double lr = 0, lp = 0;
         float *gr = NULL, *gp = NULL;
@@ -197,10 +200,10 @@ static void rope_model(void) {
         attn_kv kv[ATTN_REFORMER_LM_META];
         char buf[ATTN_REFORMER_LM_META * 32];
         attn_reformer_lm_config_meta(&m->cfg, kv, buf);
-        CHECK(!strcmp(kv[ATTN_REFORMER_LM_META - 2].key, "reformer.rope") &&
-                  !strcmp(kv[ATTN_REFORMER_LM_META - 2].value, "1") &&
-                  !strcmp(kv[ATTN_REFORMER_LM_META - 1].key, "reformer.rope_theta"),
-              "the last two entries are reformer.rope = 1 and reformer.rope_theta");
+        CHECK(!strcmp(kv[ATTN_REFORMER_LM_META - 3].key, "reformer.rope") &&
+                  !strcmp(kv[ATTN_REFORMER_LM_META - 3].value, "1") &&
+                  !strcmp(kv[ATTN_REFORMER_LM_META - 2].key, "reformer.rope_theta"),
+              "the entries reformer.rope = 1, reformer.rope_theta, reformer.rope_dims");
         CHECK_OK(attn_safetensors_save_params(path, ps, kv, ATTN_REFORMER_LM_META));
         attn_params *ps2 = NULL;
         attn_reformer_lm *m2 = NULL;
@@ -332,8 +335,8 @@ static void errors(void) {
     c.rope = 1; /* with sinusoidal */
     CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG && !m, "rope + sinusoidal refused");
     c = small_config(2, 0.0f);
-    c.rope = 2;
-    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope 2 refused");
+    c.rope = -1;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope -1 refused");
     c.rope = 1;
     c.rope_theta = -1.0f;
     CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope_theta -1 refused");
@@ -343,6 +346,38 @@ static void errors(void) {
     c.d_model = 6; /* 2 heads of 3 */
     CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope with an odd head size refused");
     CHECK(strstr(attn_last_error(), "even head size") != NULL, "message: %s", attn_last_error());
+    c.rope_dims = 2; /* 2 of the 3 dims rotate: fine */
+    attn_params_free(ps);
+    CHECK_OK(attn_params_new(&ps));
+    CHECK_OK(attn_reformer_lm_new(&m, ps, &c, NULL));
+    CHECK(m && !m->pos_emb, "rope 1: no table");
+    attn_reformer_lm_free(m);
+    m = NULL;
+    c.rope_dims = 4;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope_dims 4 > head size 3 refused");
+    c = small_config(2, 0.0f);
+    c.rope = 1;
+    c.rope_dims = 3;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "odd rope_dims refused");
+    c.rope_dims = -2;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "negative rope_dims refused");
+    c.rope_dims = 0;
+    c.rope = 3;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope 3 refused");
+    c.rope = 2; /* rotary and the learned table */
+    attn_params_free(ps);
+    CHECK_OK(attn_params_new(&ps));
+    CHECK_OK(attn_reformer_lm_new(&m, ps, &c, NULL));
+    CHECK(m && m->pos_emb, "rope 2: the learned table is kept");
+    attn_reformer_lm_free(m);
+    m = NULL;
+    c.sinusoidal = 1; /* rotary and the sinusoidal table */
+    attn_params_free(ps);
+    CHECK_OK(attn_params_new(&ps));
+    CHECK_OK(attn_reformer_lm_new(&m, ps, &c, NULL));
+    CHECK(m && !m->pos_emb, "rope 2 + sinusoidal: no learned table");
+    attn_reformer_lm_free(m);
+    m = NULL;
     attn_params_free(ps);
     ps = NULL;
     m = small_model(&ps, 1, 0.0f);
