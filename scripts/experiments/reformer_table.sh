@@ -104,6 +104,8 @@ fi
 RFPOS=(--pos "$DUP_POS")
 case "$DUP_POS" in *rope) RFPOS+=(--rope-dims "$DUP_ROPE_DIMS") ;; esac
 if [ "${SKIP_DUP:-0}" != 1 ]; then
+    [ "${SKIP_GPT:-0}" = 1 ] ||
+        train "$OUT/dup-gpt" "${DUP[@]}" --arch gpt --pos rope --steps "$DUP_GPT_STEPS" --eval-every 250
     for r in $DUP_ROUNDS; do
         train "$OUT/dup-lsh$r" "${DUP[@]}" --arch reformer --rounds "$r" --chunk 32 --steps "$DUP_RF_STEPS" \
             "${RFPOS[@]}" --eval-every 100
@@ -114,8 +116,6 @@ if [ "${SKIP_DUP:-0}" != 1 ]; then
         train "$OUT/dup-learned-lsh4" "${DUP[@]}" --arch reformer --rounds 4 --chunk 32 --steps 1000 \
             --pos learned --eval-every 100
     fi
-    [ "${SKIP_GPT:-0}" = 1 ] ||
-        train "$OUT/dup-gpt" "${DUP[@]}" --arch gpt --pos rope --steps "$DUP_GPT_STEPS" --eval-every 250
     # the first GPT run of the session: learned positions, batch 8, lr 2e-3 (stays at chance)
     [ "${SKIP_LEARNED:-0}" = 1 ] ||
         train "$OUT/dup-gpt-learned" --data dup --dup-len "$DUP_LEN" --dup-vocab 128 --dup-eval 256 --layers 2 \
