@@ -141,6 +141,8 @@ static void rope_case(const atfx_file *fx, const char *key, int use_ref) {
     attn_rope_opts ro;
     memset(&ro, 0, sizeof ro);
     ro.theta = atfx_f32(th)[0];
+    const atfx_tensor *rdims = atfx_findf(fx, "%s.rope_dims", key);
+    if (rdims) ro.rotary_dim = atfx_i32(rdims)[0];
     attn_lsh_opts o;
     memset(&o, 0, sizeof o);
     o.n_hashes = c[5];
@@ -226,7 +228,7 @@ static void rope_fixture(void) {
         n++;
     }
     TEST_BEGIN("reformer: rotary fixture has its cases");
-    CHECK(n >= 4, "%d cases in %s", n, path);
+    CHECK(n >= 5, "%d cases in %s", n, path);
     TEST_END();
     atfx_free(fx);
 }

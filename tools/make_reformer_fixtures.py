@@ -20,7 +20,8 @@ Writes, in the ATFX format (tests/fixture.h; the writer is make_fixtures.py's):
       pairs (i, i + D/2), angle p theta^(-2i/D)) BEFORE the LSH op hashes,
       normalises and multiplies them. Per case key k: k.cfg i32 [9] (B, H,
       T, D, Dv, R, NB, L, causal), k.theta f32 [1] (the base as given; 0
-      means 10000), k.qk [B,H,T,D] (before the rotation), k.v, k.rot,
+      means 10000), k.rope_dims i32 [1] (only when not all D rotate),
+      k.qk [B,H,T,D] (before the rotation), k.v, k.rot,
       k.buckets i32 [B,H,R,T] (of the ROTATED vectors), k.out, k.grad_out,
       k.grad.qk, k.grad.v. The script checks that in every case the
       rotated vectors hash differently from the unrotated ones (so the
@@ -163,37 +164,43 @@ def gen_op(fx):
 # Rotary shared query-keys (the Reformer LM's --pos rope)
 
 
-def rope_ref(x, theta):
-    """x [B,H,T,D] -> RoPE with rotate-half pairs (i, i + D/2) and the angle
-    p * theta^(-2i/D) at position p (include/attn/positions.h)."""
+def rope_ref(x, theta, rdims=0):
+    """x [B,H,T,D] -> RoPE of the leading r = rdims (0: D) dims with
+    rotate-half pairs (i, i + r/2) and the angle p * theta^(-2i/r) at
+    position p; dims r .. D-1 unchanged (include/attn/positions.h)."""
     T, D = x.shape[2], x.shape[3]
-    half = D // 2
+    r = rdims or D
+    half = r // 2
     base = 10000.0 if theta == 0 else float(theta)
-    inv = base ** (-2.0 * torch.arange(half, dtype=torch.float64) / D)
+    inv = base ** (-2.0 * torch.arange(half, dtype=torch.float64) / r)
     phi = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
     c, s = torch.cos(phi), torch.sin(phi)
-    a, b = x[..., :half], x[..., half:]
-    return torch.cat([a * c - b * s, b * c + a * s], dim=-1)
+    a, b = x[..., :half], x[..., half:r]
+    return torch.cat([a * c - b * s, b * c + a * s, x[..., r:]], dim=-1)
 
 
-# (key, B, H, T, D, Dv, R, NB, L, causal, theta)
+# (key, B, H, T, D, Dv, R, NB, L, causal, theta, rotated dims (0: all))
 ROPE_CASES = [
-    ("r1_causal_t100", 1, 2, 8, 4, 4, 1, 4, 4, 1, 100.0),
-    ("r4_causal_default", 1, 2, 12, 4, 3, 4, 4, 3, 1, 0.0),
-    ("r2_causal_ragged_t10", 2, 1, 10, 6, 6, 2, 6, 4, 1, 10.0),
-    ("r2_bidir_t50", 1, 1, 8, 4, 4, 2, 4, 2, 0, 50.0),
+    ("r1_causal_t100", 1, 2, 8, 4, 4, 1, 4, 4, 1, 100.0, 0),
+    ("r4_causal_default", 1, 2, 12, 4, 3, 4, 4, 3, 1, 0.0, 0),
+    ("r2_causal_ragged_t10", 2, 1, 10, 6, 6, 2, 6, 4, 1, 10.0, 0),
+    ("r2_bidir_t50", 1, 1, 8, 4, 4, 2, 4, 2, 0, 50.0, 0),
+]
+# appended after the others (which keep their random draws): 4 of 6 dims rotate
+ROPE_CASES_PARTIAL = [
+    ("r2_causal_partial_t20", 1, 2, 10, 6, 4, 2, 4, 4, 1, 20.0, 4),
 ]
 
 
 def gen_rope(fx):
     keys = []
-    for (key, B, H, T, D, Dv, R, NB, L, causal, theta) in ROPE_CASES:
+    for (key, B, H, T, D, Dv, R, NB, L, causal, theta, rd) in ROPE_CASES + ROPE_CASES_PARTIAL:
         rot = fx.normal(H, D, R, NB // 2)
         rot64 = torch.tensor(rot.astype(np.float64))
         for _ in range(10000):
             qk = fx.normal(B, H, T, D)
             q64 = torch.tensor(qk.astype(np.float64))
-            rq = rope_ref(q64, theta)
+            rq = rope_ref(q64, theta, rd)
             # the rotation is orthogonal: a probe of FD_STEP on qk moves the rotated vector by <= FD_STEP
             if hash_margin_ok(rq.numpy(), rot, FD_STEP) and not torch.equal(
                     lsh_buckets(rq, rot64), lsh_buckets(q64, rot64)):
@@ -203,7 +210,7 @@ def gen_rope(fx):
         v = fx.normal(B, H, T, Dv)
         qt = torch.tensor(qk.astype(np.float64), requires_grad=True)
         vt = torch.tensor(v.astype(np.float64), requires_grad=True)
-        out = lsh_attention_ref(rope_ref(qt, theta), vt, rot64, R, NB, L, causal)
+        out = lsh_attention_ref(rope_ref(qt, theta, rd), vt, rot64, R, NB, L, causal)
         plain = lsh_attention_ref(qt.detach(), vt.detach(), rot64, R, NB, L, causal)
         sens = (out.detach() - plain).abs().max().item()
         if sens < 1e-2:
@@ -212,10 +219,12 @@ def gen_rope(fx):
         gq, gv = torch.autograd.grad(out, [qt, vt], torch.tensor(g.astype(np.float64)))
         fx.put(key + ".cfg", np.array([B, H, T, D, Dv, R, NB, L, causal], dtype=np.int32))
         fx.put(key + ".theta", np.array([theta], dtype=np.float32))
+        if rd:
+            fx.put(key + ".rope_dims", np.array([rd], dtype=np.int32))
         fx.put(key + ".qk", qk)
         fx.put(key + ".v", v)
         fx.put(key + ".rot", rot)
-        fx.put(key + ".buckets", lsh_buckets(rope_ref(q64, theta), rot64).numpy().astype(np.int32))
+        fx.put(key + ".buckets", lsh_buckets(rope_ref(q64, theta, rd), rot64).numpy().astype(np.int32))
         fx.put(key + ".out", out.detach().numpy())
         fx.put(key + ".grad_out", g)
         fx.put(key + ".grad.qk", gq.numpy())
