@@ -1045,6 +1045,10 @@ static int cmd_lm_train(int argc, char **argv) {
         return 2;
     }
     if (reformer && pk == ATTN_POS_ROPE) rf_rope = 1;
+    if (!o.resume && rope_dims % 2) {
+        fprintf(stderr, "%s: --rope-dims %lld: expected even (pairs of dims rotate)\n", prog, rope_dims);
+        return 2;
+    }
     if (!o.resume && rope_dims && !rf_rope) {
         fprintf(stderr, "%s: --rope-dims is for the Reformer with rotary query-keys (--arch reformer --pos rope, "
                         "learned+rope or sinusoidal+rope)\n", prog);

@@ -560,6 +560,19 @@ if [ "$rc" = 0 ] && grep -q "rotary (query-key) positions" "$TMP/lm-dup-rope/tra
 else
     fail "lm reformer --pos rope: exit $rc: $(head -c 400 "$TMP/lmdr.out")"
 fi
+# the table and the rotation on 4 of the 8 dims of a head (--pos learned+rope --rope-dims 4)
+"$ATTN" lm train --data dup --dup-len 16 --dup-vocab 6 --dup-eval 8 --arch reformer --pos learned+rope --rope-dims 4 \
+    --layers 1 --heads 2 --d-model 16 --chunk 4 --batch 4 --steps 2 --eval-every 0 --threads 1 --quiet \
+    --out "$TMP/lm-dup-lrope" >"$TMP/lmdr.out" 2>&1 && "$ATTN" lm eval --model "$TMP/lm-dup-lrope" --threads 1 >>"$TMP/lmdr.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "learned and rotary (query-key) positions" "$TMP/lm-dup-lrope/train.jsonl" &&
+    grep -q "^dup: held-out accuracy [0-9.]*%" "$TMP/lmdr.out"; then
+    ok "lm train --arch reformer --pos learned+rope --rope-dims 4: trained, reloaded, evaluated"
+else
+    fail "lm reformer --pos learned+rope: exit $rc: $(head -c 400 "$TMP/lmdr.out")"
+fi
+lm_refused 2 "is for the Reformer with rotary" -- "${LMB[@]}" --arch reformer --rope-dims 4
+lm_refused 2 "expected even (pairs" -- "${LMB[@]}" --arch reformer --pos rope --rope-dims 3
 for a in gpt txl reformer; do
     steps=20
     [ "$a" = reformer ] && steps=300
