@@ -6,9 +6,10 @@
  * The graph of one batch (B rows, T <= ctx_len positions), causal:
  *   X  = dropout(tok_emb[ids] + pos_emb[0 .. T))                  [B, T, E]
  *        (or + the sinusoidal table: config.sinusoidal; or no absolute
- *        positions with config.rope 1: then the shared query-keys of every
- *        layer are rotated, qk_t <- RoPE_t(qk_t), before the LSH op hashes
- *        them, so the logits depend on relative positions)
+ *        positions with config.rope 1). With config.rope 1 or 2 the shared
+ *        query-keys of every layer are rotated, qk_t <- RoPE_t(qk_t) on
+ *        config.rope_dims dims of a head, before the LSH op hashes them, so
+ *        the logits see relative positions (rope 2 keeps the table too)
  *   (Y1, Y2) = (X, X); for each layer l:
  *     Y1 = Y1 + F_l(Y2)   F: dropout(out(LSH(LN(.) W_qk, LN(.) W_v)))
  *     Y2 = Y2 + G_l(Y1)   G: dropout(W2 gelu(W1 LN(.) + b1) + b2), applied to
