@@ -52,6 +52,7 @@ static const char *const lm_keys[LM_RUN_META] = {
 static const char *const lm_extra_keys[LM_RUN_EXTRA] = {"run.dup_len", "run.dup_vocab", "run.dup_eval",
                                                         "run.eval_rounds"};
 
+_Static_assert(ATTN_REFORMER_LM_META <= ATTN_TXL_META + ATTN_GPT_META, "lm_meta: room for the Reformer's entries");
 typedef struct lm_meta {
     attn_kv kv[ATTN_TXL_META + ATTN_GPT_META + LM_RUN_META + LM_RUN_EXTRA];
     char mbuf[(ATTN_TXL_META + ATTN_GPT_META) * 32];
