@@ -52,6 +52,7 @@ static const char *const lm_keys[LM_RUN_META] = {
 static const char *const lm_extra_keys[LM_RUN_EXTRA] = {"run.dup_len", "run.dup_vocab", "run.dup_eval",
                                                         "run.eval_rounds"};
 
+_Static_assert(ATTN_REFORMER_LM_META <= ATTN_TXL_META + ATTN_GPT_META, "lm_meta: room for the Reformer's entries");
 typedef struct lm_meta {
     attn_kv kv[ATTN_TXL_META + ATTN_GPT_META + LM_RUN_META + LM_RUN_EXTRA];
     char mbuf[(ATTN_TXL_META + ATTN_GPT_META) * 32];
@@ -536,8 +537,10 @@ static void train_usage(FILE *f) {
         "                        sequence of 784 pixels quantised to L levels (2..256), raster order\n"
         "                        (block raster order under a local2d pattern); --ctx 784; reports\n"
         "                        bits/dim; --eval-n and --final-eval-n count images\n"
-        "  --pos KIND            gpt: learned|sinusoidal|rope|alibi, reformer: learned|sinusoidal\n"
-        "                        (default learned)\n"
+        "  --pos KIND            gpt: learned|sinusoidal|rope|alibi, reformer: learned|sinusoidal|rope\n"
+        "                        (default learned; reformer rope: rotary shared query-keys, no table;\n"
+        "                        reformer learned+rope, sinusoidal+rope: rotary and the table)\n"
+        "  --rope-dims N         reformer: leading dims of a head that rotate (even; default 0: all)\n"
         "  --rounds N            reformer: LSH hashing rounds in training (default 2)\n"
         "  --buckets N           reformer: buckets, even (default 2 ctx / chunk, at least 2)\n"
         "  --chunk N             reformer: LSH chunk length (default 64)\n"
@@ -905,7 +908,8 @@ static int cmd_lm_train(int argc, char **argv) {
     long long layers = 4, heads = 4, d_model = 128, d_head = 0, d_inner = 0, ctxlen = 64, segment = 64,
               mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0, run_segments = -1,
               final_eval_n = 0, pixels = 0, rounds = 2, buckets = 0, chunk = 64, ff_chunk = 128, out_chunk = 128,
-              eval_rounds = 0, dup_len = 256, dup_vocab = 128, dup_eval = 512;
+              eval_rounds = 0, dup_len = 256, dup_vocab = 128, dup_eval = 512, rope_dims = 0;
+    int rf_rope = 0; /* the Reformer's rotary query-keys: 1 alone (--pos rope), 2 with the table (--pos KIND+rope) */
     double dropout = 0.0, span_max = 512, span_ramp = 32, span_init = 0, span_penalty = 2e-6;
     int no_ffn = 0, synth_fixed = 0, rc = 0, mixer_kind = 0;
     long long mixer_block = 0, mixer_n = 0;
@@ -1005,6 +1009,7 @@ static int cmd_lm_train(int argc, char **argv) {
         else if (!strcmp(a, "--dropout")) rc = opt_real(a, v, 0, 0.99, &dropout);
         else if (!strcmp(a, "--rounds")) rc = opt_int(a, v, 1, 64, &rounds);
         else if (!strcmp(a, "--pos")) pos = v;
+        else if (!strcmp(a, "--rope-dims")) rc = opt_int(a, v, 0, 1 << 16, &rope_dims);
         else if (!strcmp(a, "--buckets")) rc = opt_int(a, v, 2, 1 << 20, &buckets);
         else if (!strcmp(a, "--chunk")) rc = opt_int(a, v, 1, 1 << 20, &chunk);
         else if (!strcmp(a, "--ff-chunk")) rc = opt_int(a, v, 1, 1 << 20, &ff_chunk);
@@ -1033,14 +1038,28 @@ static int cmd_lm_train(int argc, char **argv) {
         return 2;
     }
     attn_pos_kind pk = ATTN_POS_LEARNED;
-    if (pos && attn_pos_kind_parse(pos, &pk) != 0) {
+    if (reformer && pos && (!strcmp(pos, "learned+rope") || !strcmp(pos, "sinusoidal+rope"))) {
+        rf_rope = 2;
+        pk = pos[0] == 's' ? ATTN_POS_SINUSOIDAL : ATTN_POS_LEARNED;
+    } else if (pos && attn_pos_kind_parse(pos, &pk) != 0) {
         fprintf(stderr, "%s: --pos '%s': expected learned, sinusoidal, rope or alibi\n", prog, pos);
         return 2;
     }
-    if (!o.resume && (txl ? pk != ATTN_POS_LEARNED
-                          : reformer ? pk != ATTN_POS_LEARNED && pk != ATTN_POS_SINUSOIDAL : pk == ATTN_POS_NONE)) {
+    if (reformer && pk == ATTN_POS_ROPE) rf_rope = 1;
+    if (!o.resume && rope_dims % 2) {
+        fprintf(stderr, "%s: --rope-dims %lld: expected even (pairs of dims rotate)\n", prog, rope_dims);
+        return 2;
+    }
+    if (!o.resume && rope_dims && !rf_rope) {
+        fprintf(stderr, "%s: --rope-dims is for the Reformer with rotary query-keys (--arch reformer --pos rope, "
+                        "learned+rope or sinusoidal+rope)\n", prog);
+        return 2;
+    }
+    if (!o.resume && (txl        ? pk != ATTN_POS_LEARNED
+                      : reformer ? pk != ATTN_POS_LEARNED && pk != ATTN_POS_SINUSOIDAL && pk != ATTN_POS_ROPE
+                                 : pk == ATTN_POS_NONE)) {
         fprintf(stderr, "%s: --pos %s is not offered for --arch %s (gpt: learned, sinusoidal, rope, alibi; "
-                        "reformer: learned, sinusoidal; txl: its relative positions)\n", prog, pos, arch);
+                        "reformer: learned, sinusoidal, rope; txl: its relative positions)\n", prog, pos, arch);
         return 2;
     }
     if (!o.resume && dup) {
@@ -1293,6 +1312,8 @@ static int cmd_lm_train(int argc, char **argv) {
             rc_.out_chunk = out_chunk;
             rc_.dropout = (float)dropout;
             rc_.sinusoidal = pk == ATTN_POS_SINUSOIDAL;
+            rc_.rope = rf_rope;
+            rc_.rope_dims = rope_dims;
             st = attn_reformer_lm_new(&g.m.rf, g.m.ps, &rc_, &rng);
         } else {
             attn_gpt_config gc;
@@ -1413,7 +1434,10 @@ static int cmd_lm_train(int argc, char **argv) {
                  "%lld, output chunks of %lld, %s positions; bytes; %lld parameters",
                  c->n_layers, c->n_heads, (long long)c->d_model, (long long)c->d_ff, (long long)c->ctx_len,
                  c->n_hashes, c->n_buckets, (long long)c->chunk_len, rp->eval_rounds, (long long)c->ff_chunk,
-                 (long long)c->out_chunk, c->sinusoidal ? "sinusoidal" : "learned", np);
+                 (long long)c->out_chunk,
+                 c->rope == 1 ? "rotary (query-key)"
+                 : c->rope  ? (c->sinusoidal ? "sinusoidal and rotary (query-key)" : "learned and rotary (query-key)")
+                 : c->sinusoidal ? "sinusoidal" : "learned", np);
     } else {
         const attn_gpt_config *c = &g.m.g->cfg;
         char mixer[320] = "dot-product attention";

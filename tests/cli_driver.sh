@@ -548,7 +548,31 @@ lm_refused 2 "is for a Reformer" -- "$ATTN" lm eval --model "$TMP/lm-gpt" --eval
 lm_refused 2 "no dense map" -- "$ATTN" lm viz --model "$TMP/lm-reformer" --out "$TMP/lmviz/rf"
 lm_refused 2 "must be even" -- "${LMB[@]}" --data dup --dup-len 9
 lm_refused 2 "is not offered for --arch txl" -- "${LMB[@]}" --arch txl --pos rope
-lm_refused 2 "is not offered for --arch reformer" -- "${LMB[@]}" --arch reformer --pos rope
+lm_refused 2 "is not offered for --arch reformer" -- "${LMB[@]}" --arch reformer --pos alibi
+# the Reformer with rotary query-keys (--pos rope): no position table; trains, reloads, evaluates with 1 round
+"$ATTN" lm train --data dup --dup-len 16 --dup-vocab 6 --dup-eval 8 --arch reformer --pos rope --layers 1 --heads 2 \
+    --d-model 16 --chunk 4 --batch 4 --steps 3 --eval-every 0 --threads 1 --quiet --out "$TMP/lm-dup-rope" \
+    >"$TMP/lmdr.out" 2>&1 && "$ATTN" lm eval --model "$TMP/lm-dup-rope" --eval-rounds 1 --threads 1 >>"$TMP/lmdr.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "rotary (query-key) positions" "$TMP/lm-dup-rope/train.jsonl" &&
+    grep -q "^dup: held-out accuracy [0-9.]*%" "$TMP/lmdr.out"; then
+    ok "lm train --arch reformer --pos rope: rotary query-keys, reloaded and evaluated with 1 round"
+else
+    fail "lm reformer --pos rope: exit $rc: $(head -c 400 "$TMP/lmdr.out")"
+fi
+# the table and the rotation on 4 of the 8 dims of a head (--pos learned+rope --rope-dims 4)
+"$ATTN" lm train --data dup --dup-len 16 --dup-vocab 6 --dup-eval 8 --arch reformer --pos learned+rope --rope-dims 4 \
+    --layers 1 --heads 2 --d-model 16 --chunk 4 --batch 4 --steps 2 --eval-every 0 --threads 1 --quiet \
+    --out "$TMP/lm-dup-lrope" >"$TMP/lmdr.out" 2>&1 && "$ATTN" lm eval --model "$TMP/lm-dup-lrope" --threads 1 >>"$TMP/lmdr.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "learned and rotary (query-key) positions" "$TMP/lm-dup-lrope/train.jsonl" &&
+    grep -q "^dup: held-out accuracy [0-9.]*%" "$TMP/lmdr.out"; then
+    ok "lm train --arch reformer --pos learned+rope --rope-dims 4: trained, reloaded, evaluated"
+else
+    fail "lm reformer --pos learned+rope: exit $rc: $(head -c 400 "$TMP/lmdr.out")"
+fi
+lm_refused 2 "is for the Reformer with rotary" -- "${LMB[@]}" --arch reformer --rope-dims 4
+lm_refused 2 "expected even (pairs" -- "${LMB[@]}" --arch reformer --pos rope --rope-dims 3
 for a in gpt txl reformer; do
     steps=20
     [ "$a" = reformer ] && steps=300

@@ -11,7 +11,11 @@
  *   - a larger ragged case: fast vs reference, 1 vs 2 threads, finite
  *     differences of the gradient;
  *   - memory O(T L): the op's arena use at T = 2048 is far below a T x T
- *     matrix and grows linearly in T.
+ *     matrix and grows linearly in T;
+ *   - the Reformer LM's rotary path (RoPE on the shared query-keys, then
+ *     the LSH op, which hashes the rotated vectors): buckets, output and
+ *     gradients against tests/fixtures/reformer_rope.atfx (torch, float64,
+ *     tools/make_reformer_fixtures.py), and central differences.
  */
 #include <math.h>
 #include <stdio.h>
@@ -90,6 +94,143 @@ static void hf_case(const atfx_file *fx, const char *key, int use_ref) {
     }
     attn_ctx_free(ctx);
     TEST_END();
+}
+
+/* ---- the rotary path: LSH(RoPE(qk), v) ------------------------------------------------ */
+
+static const char rope_script[] = "tools/make_reformer_fixtures.py";
+
+/* sum(LSH(RoPE(qk), v) * r) in double (for finite differences). */
+static double rope_loss(attn_ctx *ctx, const int64_t *shq, const float *qk, const int64_t *shv, const float *v,
+                        const attn_rope_opts *ro, const attn_lsh_opts *o, const float *r) {
+    attn_ctx_reset(ctx);
+    attn_tensor *a = attn_lsh_attention(ctx, attn_rope(ctx, attn_tensor_from(ctx, ATTN_F32, 4, shq, qk), ro),
+                                        attn_tensor_from(ctx, ATTN_F32, 4, shv, v), o);
+    if (!a) return NAN;
+    double s = 0.0;
+    for (int64_t i = 0; i < attn_tensor_numel(a); i++) s += (double)attn_f32(a)[i] * (double)r[i];
+    return s;
+}
+
+static void rope_case(const atfx_file *fx, const char *key, int use_ref) {
+    char name[160];
+    snprintf(name, sizeof name, "reformer: rotary shared-QK LSH '%s' vs torch (%s kernel%s)", key,
+             use_ref ? "reference" : "fast", use_ref ? ", central differences" : "");
+    TEST_BEGIN(name);
+    const atfx_tensor *cfg = atfx_findf(fx, "%s.cfg", key), *th = atfx_findf(fx, "%s.theta", key),
+                      *qt = atfx_findf(fx, "%s.qk", key), *vt = atfx_findf(fx, "%s.v", key),
+                      *rot = atfx_findf(fx, "%s.rot", key), *bk = atfx_findf(fx, "%s.buckets", key),
+                      *out = atfx_findf(fx, "%s.out", key), *go = atfx_findf(fx, "%s.grad_out", key),
+                      *gq = atfx_findf(fx, "%s.grad.qk", key), *gv = atfx_findf(fx, "%s.grad.v", key);
+    if (!cfg || !th || !qt || !vt || !rot || !bk || !out || !go || !gq || !gv || cfg->numel != 9) {
+        CHECK(0, "%s: case %s incomplete (regenerate with %s)", test_fixture_dir(), key, rope_script);
+        TEST_END();
+        return;
+    }
+    const int32_t *c = atfx_i32(cfg);
+    const int64_t B = c[0], H = c[1], T = c[2], D = c[3], Dv = c[4];
+    const int64_t shq[4] = {B, H, T, D}, shv[4] = {B, H, T, Dv};
+    attn_ctx *ctx = test_ctx_new(64u << 20, 1, 0);
+    float *qk = malloc(sizeof(float) * (size_t)qt->numel);
+    int32_t *b0 = malloc(sizeof(int32_t) * (size_t)bk->numel), *b1 = malloc(sizeof(int32_t) * (size_t)bk->numel);
+    if (!ctx || !qk || !b0 || !b1) {
+        CHECK(0, "setup");
+        goto done;
+    }
+    attn_ctx_set_use_ref(ctx, use_ref);
+    attn_rope_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.theta = atfx_f32(th)[0];
+    const atfx_tensor *rdims = atfx_findf(fx, "%s.rope_dims", key);
+    if (rdims) ro.rotary_dim = atfx_i32(rdims)[0];
+    attn_lsh_opts o;
+    memset(&o, 0, sizeof o);
+    o.n_hashes = c[5];
+    o.n_buckets = c[6];
+    o.chunk_len = c[7];
+    o.causal = c[8];
+    o.rotations = atfx_f32(rot);
+    attn_tensor *q = test_leaf(ctx, 4, shq, atfx_f32(qt)), *v = test_leaf(ctx, 4, shv, atfx_f32(vt));
+    attn_tensor *rq = attn_rope(ctx, q, &ro);
+    attn_tensor *a = attn_lsh_attention(ctx, rq, v, &o);
+    CHECK(a != NULL, "forward: %s", attn_ctx_error(ctx));
+    if (!a) goto done;
+    CHECK(attn_lsh_hash(attn_f32(rq), B, H, T, D, atfx_f32(rot), c[5], c[6], b0) == ATTN_OK, "hash");
+    int64_t diff = 0;
+    for (int64_t i = 0; i < bk->numel; i++) diff += b0[i] != atfx_i32(bk)[i];
+    CHECK(diff == 0, "%lld of %lld buckets of the rotated query-keys differ from torch's", (long long)diff,
+          (long long)bk->numel);
+    test_allclose("output vs torch", attn_f32(a), atfx_f32(out), out->numel, 1e-5f, 1e-4f);
+    CHECK_OK(attn_backward_from(ctx, a, atfx_f32(go)));
+    test_allclose("grad qk (before the rotation) vs torch", q->grad, atfx_f32(gq), gq->numel, 1e-5f, 1e-4f);
+    test_allclose("grad v vs torch", v->grad, atfx_f32(gv), gv->numel, 1e-5f, 1e-4f);
+    if (use_ref && q->grad) {
+        /* central differences of sum(out * grad_out) on every qk element, reference kernel */
+        float *an = malloc(sizeof(float) * (size_t)qt->numel);
+        if (!an) {
+            CHECK(0, "oom");
+            goto done;
+        }
+        memcpy(an, q->grad, sizeof(float) * (size_t)qt->numel);
+        memcpy(qk, atfx_f32(qt), sizeof(float) * (size_t)qt->numel);
+        const float h = 1e-3f;
+        int probed = 0, moved = 0, bad = 0;
+        for (int64_t e = 0; e < qt->numel; e++) {
+            const float x0 = qk[e];
+            double l[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                qk[e] = x0 + (sgn ? -h : h);
+                l[sgn] = rope_loss(ctx, shq, qk, shv, atfx_f32(vt), &ro, &o, atfx_f32(go));
+                /* the buckets of this probe (the fixture's margins make a move unlikely) */
+                attn_ctx_reset(ctx);
+                attn_tensor *r1 = attn_rope(ctx, attn_tensor_from(ctx, ATTN_F32, 4, shq, qk), &ro);
+                if (!r1 || attn_lsh_hash(attn_f32(r1), B, H, T, D, atfx_f32(rot), c[5], c[6], b1) != ATTN_OK ||
+                    memcmp(b0, b1, sizeof(int32_t) * (size_t)bk->numel))
+                    moved++, sgn = 2;
+            }
+            qk[e] = x0;
+            if (!isfinite(l[0]) || !isfinite(l[1])) continue;
+            const double fd = (l[0] - l[1]) / (2.0 * (double)h);
+            probed++;
+            if (!(fabs(fd - an[e]) <= 2e-3 + 1e-2 * fabs(fd))) {
+                bad++;
+                if (bad <= 3) CHECK(0, "grad qk[%lld]: analytic %.7g, central difference %.7g", (long long)e, an[e], fd);
+            }
+        }
+        CHECK(moved == 0 && bad == 0 && probed == qt->numel, "%d of %lld probes, %d off, %d moved a bucket", probed,
+              (long long)qt->numel, bad, moved);
+        free(an);
+    }
+done:
+    attn_ctx_free(ctx);
+    free(qk);
+    free(b0);
+    free(b1);
+    TEST_END();
+}
+
+static void rope_fixture(void) {
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/reformer_rope.atfx", test_fixture_dir());
+    atfx_file *fx = NULL;
+    if (atfx_load(path, &fx, err, sizeof err) != ATTN_OK) {
+        TEST_BEGIN("reformer: rotary fixture");
+        CHECK(0, "%s: %s (written by %s)", path, err, rope_script);
+        TEST_END();
+        return;
+    }
+    char keys[256];
+    atfx_text(atfx_find(fx, "keys"), keys, sizeof keys);
+    int n = 0;
+    for (char *k = strtok(keys, ","); k; k = strtok(NULL, ",")) {
+        rope_case(fx, k, 0);
+        rope_case(fx, k, 1);
+        n++;
+    }
+    TEST_BEGIN("reformer: rotary fixture has its cases");
+    CHECK(n >= 5, "%d cases in %s", n, path);
+    TEST_END();
+    atfx_free(fx);
 }
 
 /* A deterministic fill in [-1, 1). */
@@ -638,6 +779,7 @@ void suite_reformer(void) {
         TEST_END();
         atfx_free(fx);
     }
+    rope_fixture();
     replay();
     large_ragged();
     memory_linear();

@@ -6,9 +6,13 @@
  * non-reversibly on the tape (attn_reformer_lm_loss), with LSH attention (2
  * rounds), chunked feed-forward, a ragged output chunk, ignored targets and
  * dropout; its activation memory must not grow with depth while the tape's
- * does. Plus evaluation determinism, generation and the error paths.
+ * does; the same with rotary query-keys (config.rope). Plus evaluation
+ * determinism, generation, the rotary model's relative positions, files
+ * (the rope metadata, and files written before it) and the error paths.
  */
 #include <math.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +20,9 @@
 #include "test.h"
 
 enum { RB = 2, RT = 20, RV = 11 };
+
+static int g_rope; /* small_config: config.rope (1: rotary alone, 2: rotary on 2 of the 4 dims of a head
+                      and learned positions), theta 100 */
 
 static attn_reformer_lm_config small_config(int layers, float dropout) {
     attn_reformer_lm_config c;
@@ -32,6 +39,9 @@ static attn_reformer_lm_config small_config(int layers, float dropout) {
     c.ff_chunk = 5;
     c.out_chunk = 7; /* 20 = 7 + 7 + 6: a ragged last chunk */
     c.dropout = dropout;
+    c.rope = g_rope;
+    c.rope_theta = g_rope ? 100.0f : 0.0f;
+    c.rope_dims = g_rope == 2 ? 2 : 0;
     return c;
 }
 
@@ -107,12 +117,14 @@ out:
 }
 
 static void reversible_equals_plain(void) {
-    for (int d = 0; d < 2; d++) {
-        const float drop = d ? 0.1f : 0.0f;
-        char name[160];
+    for (int d = 0; d < 4; d++) {
+        const float drop = d == 1 ? 0.1f : 0.0f;
+        g_rope = d < 2 ? 0 : d - 1;
+        char name[200];
         snprintf(name, sizeof name,
                  "reformer_lm: training step (reversible, chunked output) = the tape, loss and every gradient "
-                 "(2 layers, dropout %g)", (double)drop);
+                 "(2 layers, dropout %g%s)", (double)drop,
+                 g_rope == 1 ? ", rotary query-keys" : g_rope == 2 ? ", learned positions and 2 of 4 dims rotary" : "");
         TEST_BEGIN(name);
         double lr = 0, lp = 0;
         float *gr = NULL, *gp = NULL;
@@ -129,8 +141,116 @@ static void reversible_equals_plain(void) {
         }
         free(gr);
         free(gp);
+        g_rope = 0;
         TEST_END();
     }
+}
+
+/* Logits of ids under model m (2 rounds, seed 7), copied to out [n * RV]. */
+static int logits_of(attn_reformer_lm *m, const int32_t *ids, int64_t n, float *out) {
+    attn_ctx *ctx = test_ctx_new(16u << 20, 1, 0);
+    int ok = 0;
+    if (ctx) {
+        const attn_reformer_lm_run r = {0, 7};
+        attn_tensor *ti = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, n}, ids);
+        attn_tensor *lg = ti ? attn_reformer_lm_logits(ctx, m, ti, &r) : NULL;
+        if (lg) memcpy(out, attn_f32(lg), sizeof(float) * (size_t)(n * RV));
+        ok = lg != NULL;
+        CHECK(ok, "logits: %s", attn_ctx_error(ctx));
+    }
+    attn_ctx_free(ctx);
+    return ok;
+}
+
+static void rope_model(void) {
+    TEST_BEGIN("reformer_lm: rotary query-keys: no position table, the rotation reaches the logits, files old and new");
+    attn_params *ps = NULL;
+    g_rope = 1;
+    attn_reformer_lm *m = small_model(&ps, 2, 0.0f);
+    g_rope = 0;
+    char dir[512] = "", path[600] = "", old[600] = "";
+    if (m) {
+        CHECK(!m->pos_emb, "rope: no learned position table");
+        CHECK(attn_params_count(ps) == 1 + 2 * ATTN_REFORMER_LM_W + 4, "%d parameters", attn_params_count(ps));
+        /* the rotation enters the logits: another base changes every position from 2 on; positions 0
+           and 1 see a single key (0: itself; 1: position 0, self masked), whose softmax weight is 1
+           whatever its logit, so their logits cannot change */
+        int32_t ids[12] = {3, 5, 7, 2, 9, 4, 1, 8, 6, 10, 0, 3};
+        float a[12 * RV], b[12 * RV];
+        int ok = logits_of(m, ids, 12, a);
+        m->cfg.rope_theta = 3.0f;
+        ok = ok && logits_of(m, ids, 12, b);
+        m->cfg.rope_theta = 100.0f;
+        if (ok) {
+            test_allclose("positions 0 and 1 under bases 100 and 3", b, a, 2 * RV, 1e-5f, 1e-5f);
+            int differ = 1;
+            for (int t = 2; t < 12; t++) {
+                float d = 0.0f;
+                for (int k = 0; k < RV; k++) d = fmaxf(d, fabsf(a[t * RV + k] - b[t * RV + k]));
+                differ &= d > 1e-4f;
+            }
+            CHECK(differ, "the base of the rotation changes the logits of every position t >= 2");
+        }
+        /* files: the configuration round-trips; a file without the rope keys reads as learned */
+        const char *base = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/attn_test_rflm_XXXXXX", base && base[0] ? base : "/tmp");
+        CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+        snprintf(path, sizeof path, "%s/rope.safetensors", dir);
+        snprintf(old, sizeof old, "%s/old.safetensors", dir);
+        attn_kv kv[ATTN_REFORMER_LM_META];
+        char buf[ATTN_REFORMER_LM_META * 32];
+        attn_reformer_lm_config_meta(&m->cfg, kv, buf);
+        CHECK(!strcmp(kv[ATTN_REFORMER_LM_META - 3].key, "reformer.rope") &&
+                  !strcmp(kv[ATTN_REFORMER_LM_META - 3].value, "1") &&
+                  !strcmp(kv[ATTN_REFORMER_LM_META - 2].key, "reformer.rope_theta"),
+              "the entries reformer.rope = 1, reformer.rope_theta, reformer.rope_dims");
+        CHECK_OK(attn_safetensors_save_params(path, ps, kv, ATTN_REFORMER_LM_META));
+        attn_params *ps2 = NULL;
+        attn_reformer_lm *m2 = NULL;
+        CHECK_OK(attn_params_new(&ps2));
+        CHECK_OK(attn_reformer_lm_load(path, ps2, &m2));
+        if (m2) {
+            CHECK(m2->cfg.rope == 1 && m2->cfg.rope_theta == 100.0f && !m2->pos_emb, "rope %d theta %g",
+                  m2->cfg.rope, (double)m2->cfg.rope_theta);
+            float c[12 * RV];
+            if (logits_of(m2, ids, 12, c)) test_allclose("loaded model's logits", c, a, 12 * RV, 0.0f, 0.0f);
+        }
+        attn_reformer_lm_free(m2);
+        attn_params_free(ps2);
+        /* a file written before the rope keys existed: a learned-positions model, 13 entries */
+        attn_params *ps3 = NULL;
+        attn_reformer_lm *m3 = NULL;
+        attn_reformer_lm_config lc = small_config(2, 0.0f);
+        CHECK_OK(attn_params_new(&ps3));
+        attn_rng rng;
+        attn_rng_init(&rng, 3);
+        CHECK_OK(attn_reformer_lm_new(&m3, ps3, &lc, &rng));
+        if (m3) {
+            attn_reformer_lm_config_meta(&m3->cfg, kv, buf);
+            CHECK_OK(attn_safetensors_save_params(old, ps3, kv, 13));
+        }
+        attn_reformer_lm_free(m3);
+        attn_params_free(ps3);
+        m3 = NULL;
+        CHECK_OK(attn_params_new(&ps3));
+        CHECK_OK(attn_reformer_lm_load(old, ps3, &m3));
+        CHECK(m3 && !m3->cfg.rope && m3->pos_emb, "an older file loads as learned positions");
+        attn_reformer_lm_free(m3);
+        attn_params_free(ps3);
+        /* a rope file whose metadata claims learned positions lacks pos_emb: refused */
+        attn_reformer_lm_config_meta(&m->cfg, kv, buf);
+        CHECK_OK(attn_safetensors_save_params(old, ps, kv, 13));
+        m3 = NULL;
+        CHECK_OK(attn_params_new(&ps3));
+        CHECK(attn_reformer_lm_load(old, ps3, &m3) != ATTN_OK && !m3, "rope weights read as learned: refused");
+        attn_params_free(ps3);
+        remove(path);
+        remove(old);
+        rmdir(dir);
+    }
+    attn_reformer_lm_free(m);
+    attn_params_free(ps);
+    TEST_END();
 }
 
 static void memory_flat(void) {
@@ -212,6 +332,52 @@ static void errors(void) {
     CHECK(m && !m->pos_emb, "sinusoidal: no learned position table");
     attn_reformer_lm_free(m);
     m = NULL;
+    c.rope = 1; /* with sinusoidal */
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG && !m, "rope + sinusoidal refused");
+    c = small_config(2, 0.0f);
+    c.rope = -1;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope -1 refused");
+    c.rope = 1;
+    c.rope_theta = -1.0f;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope_theta -1 refused");
+    c.rope_theta = INFINITY;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope_theta inf refused");
+    c.rope_theta = 0.0f;
+    c.d_model = 6; /* 2 heads of 3 */
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope with an odd head size refused");
+    CHECK(strstr(attn_last_error(), "even head size") != NULL, "message: %s", attn_last_error());
+    c.rope_dims = 2; /* 2 of the 3 dims rotate: fine */
+    attn_params_free(ps);
+    CHECK_OK(attn_params_new(&ps));
+    CHECK_OK(attn_reformer_lm_new(&m, ps, &c, NULL));
+    CHECK(m && !m->pos_emb, "rope 1: no table");
+    attn_reformer_lm_free(m);
+    m = NULL;
+    c.rope_dims = 4;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope_dims 4 > head size 3 refused");
+    c = small_config(2, 0.0f);
+    c.rope = 1;
+    c.rope_dims = 3;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "odd rope_dims refused");
+    c.rope_dims = -2;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "negative rope_dims refused");
+    c.rope_dims = 0;
+    c.rope = 3;
+    CHECK(attn_reformer_lm_new(&m, ps, &c, NULL) == ATTN_ERR_INVALID_ARG, "rope 3 refused");
+    c.rope = 2; /* rotary and the learned table */
+    attn_params_free(ps);
+    CHECK_OK(attn_params_new(&ps));
+    CHECK_OK(attn_reformer_lm_new(&m, ps, &c, NULL));
+    CHECK(m && m->pos_emb, "rope 2: the learned table is kept");
+    attn_reformer_lm_free(m);
+    m = NULL;
+    c.sinusoidal = 1; /* rotary and the sinusoidal table */
+    attn_params_free(ps);
+    CHECK_OK(attn_params_new(&ps));
+    CHECK_OK(attn_reformer_lm_new(&m, ps, &c, NULL));
+    CHECK(m && !m->pos_emb, "rope 2 + sinusoidal: no learned table");
+    attn_reformer_lm_free(m);
+    m = NULL;
     attn_params_free(ps);
     ps = NULL;
     m = small_model(&ps, 1, 0.0f);
@@ -249,5 +415,6 @@ void suite_reformer_lm(void) {
     reversible_equals_plain();
     memory_flat();
     eval_and_generate();
+    rope_model();
     errors();
 }

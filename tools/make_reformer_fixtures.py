@@ -15,6 +15,18 @@ Writes, in the ATFX format (tests/fixture.h; the writer is make_fixtures.py's):
       equations of docs/reformer.md written directly in torch (float64).
       It covers what Hugging Face cannot express: a length that is not a
       multiple of the chunk (ragged last chunk), Dv != D, one chunk only.
+  reformer_rope.atfx: the Reformer LM's rotary path (docs/reformer.md
+      section 4): the shared query-keys are rotated by RoPE (rotate-half
+      pairs (i, i + D/2), angle p theta^(-2i/D)) BEFORE the LSH op hashes,
+      normalises and multiplies them. Per case key k: k.cfg i32 [9] (B, H,
+      T, D, Dv, R, NB, L, causal), k.theta f32 [1] (the base as given; 0
+      means 10000), k.rope_dims i32 [1] (only when not all D rotate),
+      k.qk [B,H,T,D] (before the rotation), k.v, k.rot,
+      k.buckets i32 [B,H,R,T] (of the ROTATED vectors), k.out, k.grad_out,
+      k.grad.qk, k.grad.v. The script checks that in every case the
+      rotated vectors hash differently from the unrotated ones (so the
+      fixture tells the two orders apart) and that the fixture is
+      sensitive to the rotation (out differs from plain LSH's by > 1e-2).
   reformer_hf.atfx (with --hf, needs transformers < 5, e.g. the venv
       /opt/txl-venv: transformers 4.30.2 on torch 1.13): Hugging Face's
       LSHSelfAttention with its rotations FIXED (torch.randn is replaced,
@@ -149,6 +161,80 @@ def gen_op(fx):
 
 
 # ---------------------------------------------------------------------------
+# Rotary shared query-keys (the Reformer LM's --pos rope)
+
+
+def rope_ref(x, theta, rdims=0):
+    """x [B,H,T,D] -> RoPE of the leading r = rdims (0: D) dims with
+    rotate-half pairs (i, i + r/2) and the angle p * theta^(-2i/r) at
+    position p; dims r .. D-1 unchanged (include/attn/positions.h)."""
+    T, D = x.shape[2], x.shape[3]
+    r = rdims or D
+    half = r // 2
+    base = 10000.0 if theta == 0 else float(theta)
+    inv = base ** (-2.0 * torch.arange(half, dtype=torch.float64) / r)
+    phi = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
+    c, s = torch.cos(phi), torch.sin(phi)
+    a, b = x[..., :half], x[..., half:r]
+    return torch.cat([a * c - b * s, b * c + a * s, x[..., r:]], dim=-1)
+
+
+# (key, B, H, T, D, Dv, R, NB, L, causal, theta, rotated dims (0: all))
+ROPE_CASES = [
+    ("r1_causal_t100", 1, 2, 8, 4, 4, 1, 4, 4, 1, 100.0, 0),
+    ("r4_causal_default", 1, 2, 12, 4, 3, 4, 4, 3, 1, 0.0, 0),
+    ("r2_causal_ragged_t10", 2, 1, 10, 6, 6, 2, 6, 4, 1, 10.0, 0),
+    ("r2_bidir_t50", 1, 1, 8, 4, 4, 2, 4, 2, 0, 50.0, 0),
+]
+# appended after the others (which keep their random draws): 4 of 6 dims rotate
+ROPE_CASES_PARTIAL = [
+    ("r2_causal_partial_t20", 1, 2, 10, 6, 4, 2, 4, 4, 1, 20.0, 4),
+]
+
+
+def gen_rope(fx):
+    keys = []
+    for (key, B, H, T, D, Dv, R, NB, L, causal, theta, rd) in ROPE_CASES + ROPE_CASES_PARTIAL:
+        rot = fx.normal(H, D, R, NB // 2)
+        rot64 = torch.tensor(rot.astype(np.float64))
+        for _ in range(10000):
+            qk = fx.normal(B, H, T, D)
+            q64 = torch.tensor(qk.astype(np.float64))
+            rq = rope_ref(q64, theta, rd)
+            # the rotation is orthogonal: a probe of FD_STEP on qk moves the rotated vector by <= FD_STEP
+            if hash_margin_ok(rq.numpy(), rot, FD_STEP) and not torch.equal(
+                    lsh_buckets(rq, rot64), lsh_buckets(q64, rot64)):
+                break
+        else:
+            raise RuntimeError("no qk with safe hash margins for " + key)
+        v = fx.normal(B, H, T, Dv)
+        qt = torch.tensor(qk.astype(np.float64), requires_grad=True)
+        vt = torch.tensor(v.astype(np.float64), requires_grad=True)
+        out = lsh_attention_ref(rope_ref(qt, theta, rd), vt, rot64, R, NB, L, causal)
+        plain = lsh_attention_ref(qt.detach(), vt.detach(), rot64, R, NB, L, causal)
+        sens = (out.detach() - plain).abs().max().item()
+        if sens < 1e-2:
+            raise RuntimeError("%s: the rotation changes the output by only %g" % (key, sens))
+        g = fx.normal(*out.shape)
+        gq, gv = torch.autograd.grad(out, [qt, vt], torch.tensor(g.astype(np.float64)))
+        fx.put(key + ".cfg", np.array([B, H, T, D, Dv, R, NB, L, causal], dtype=np.int32))
+        fx.put(key + ".theta", np.array([theta], dtype=np.float32))
+        if rd:
+            fx.put(key + ".rope_dims", np.array([rd], dtype=np.int32))
+        fx.put(key + ".qk", qk)
+        fx.put(key + ".v", v)
+        fx.put(key + ".rot", rot)
+        fx.put(key + ".buckets", lsh_buckets(rope_ref(q64, theta, rd), rot64).numpy().astype(np.int32))
+        fx.put(key + ".out", out.detach().numpy())
+        fx.put(key + ".grad_out", g)
+        fx.put(key + ".grad.qk", gq.numpy())
+        fx.put(key + ".grad.v", gv.numpy())
+        keys.append(key)
+        print("  %s: out max %.3g, rotation changes it by %.3g" % (key, out.abs().max().item(), sens))
+    fx.text("keys", ",".join(keys))
+
+
+# ---------------------------------------------------------------------------
 # Hugging Face
 
 
@@ -265,6 +351,9 @@ def main(argv):
         fx = Fixture("lsh_attention")
         gen_op(fx)
         write(fx, os.path.join(out, "lsh_attention.atfx"))
+        fx = Fixture("reformer_rope")
+        gen_rope(fx)
+        write(fx, os.path.join(out, "reformer_rope.atfx"))
     return 0
 
 

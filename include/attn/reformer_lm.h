@@ -5,7 +5,11 @@
  *
  * The graph of one batch (B rows, T <= ctx_len positions), causal:
  *   X  = dropout(tok_emb[ids] + pos_emb[0 .. T))                  [B, T, E]
- *        (or + the sinusoidal table: config.sinusoidal)
+ *        (or + the sinusoidal table: config.sinusoidal; or no absolute
+ *        positions with config.rope 1). With config.rope 1 or 2 the shared
+ *        query-keys of every layer are rotated, qk_t <- RoPE_t(qk_t) on
+ *        config.rope_dims dims of a head, before the LSH op hashes them, so
+ *        the logits see relative positions (rope 2 keeps the table too)
  *   (Y1, Y2) = (X, X); for each layer l:
  *     Y1 = Y1 + F_l(Y2)   F: dropout(out(LSH(LN(.) W_qk, LN(.) W_v)))
  *     Y2 = Y2 + G_l(Y1)   G: dropout(W2 gelu(W1 LN(.) + b1) + b2), applied to
@@ -55,6 +59,13 @@ typedef struct attn_reformer_lm_config {
     int64_t out_chunk; /* positions per output-layer chunk (>= 1) */
     float dropout;     /* in [0, 1) */
     int sinusoidal;    /* 0: learned positions (pos_emb [ctx_len, E]); 1: the fixed sinusoidal table */
+    int rope;          /* rotary embeddings of the shared query-keys (per head, before hashing:
+                          docs/reformer.md section 4). 0: none; 1: rotary and NO absolute
+                          positions (excludes sinusoidal); 2: rotary AND the absolute table
+                          (learned, or sinusoidal) */
+    float rope_theta;  /* the rotary base (0: 10000) */
+    int64_t rope_dims; /* leading dims of each head that rotate (even, <= d_model / heads; 0: all),
+                          the others pass unrotated (position-free) */
 } attn_reformer_lm_config;
 
 #define ATTN_REFORMER_LM_W 11 /* tensors per layer */
@@ -123,9 +134,11 @@ attn_status attn_reformer_lm_generate(attn_ctx *ctx, attn_reformer_lm *m, const 
                                       int64_t n_prompt, int64_t n_new, const attn_sample_opts *opts,
                                       const attn_reformer_lm_run *run, int32_t *out);
 
-/* The configuration as metadata entries "reformer.vocab" .. "reformer.sinusoidal"
- * in kv[0 .. ATTN_REFORMER_LM_META), value strings in buf (32 bytes each). */
-#define ATTN_REFORMER_LM_META 13
+/* The configuration as metadata entries "reformer.vocab" .. "reformer.rope_dims"
+ * in kv[0 .. ATTN_REFORMER_LM_META), value strings in buf (32 bytes each).
+ * "reformer.sinusoidal", "reformer.rope", "reformer.rope_theta", "reformer.rope_dims" are
+ * optional when read: files written before them load as learned positions. */
+#define ATTN_REFORMER_LM_META 16
 void attn_reformer_lm_config_meta(const attn_reformer_lm_config *cfg, attn_kv *kv, char *buf);
 
 /* Builds the model of a checkpoint's metadata and loads its tensors into ps.

@@ -51,6 +51,21 @@ static attn_status check_config(const attn_reformer_lm_config *c) {
                            (long long)c->d_model, c->n_heads);
     if (c->sinusoidal != 0 && c->sinusoidal != 1)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: sinusoidal %d, expected 0 or 1", fn, c->sinusoidal);
+    if (c->rope < 0 || c->rope > 2)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: rope %d, expected 0 (none), 1 (rotary only) or 2 (rotary and "
+                           "the absolute table)", fn, c->rope);
+    if (c->rope == 1 && c->sinusoidal)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: rope 1 (no absolute positions) excludes sinusoidal ones "
+                           "(rope 2 adds them)", fn);
+    if (c->rope_dims < 0 || c->rope_dims % 2 || c->rope_dims > c->d_model / c->n_heads)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: rope_dims %lld, expected even in [0, head size %lld]", fn,
+                           (long long)c->rope_dims, (long long)(c->d_model / c->n_heads));
+    if (c->rope && !c->rope_dims && (c->d_model / c->n_heads) % 2)
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: rope needs an even head size, not %lld (d_model %lld, %d heads)",
+                           fn, (long long)(c->d_model / c->n_heads), (long long)c->d_model, c->n_heads);
+    if (!(c->rope_theta >= 0.0f) || isinf(c->rope_theta))
+        return attn__error(ATTN_ERR_INVALID_ARG, "%s: rope_theta %g, expected finite and >= 0 (0: 10000)", fn,
+                           (double)c->rope_theta);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: dropout %g outside [0, 1)", fn, (double)c->dropout);
     return ATTN_OK;
@@ -86,7 +101,7 @@ attn_status attn_reformer_lm_new(attn_reformer_lm **out, attn_params *ps, const 
     st = attn_rev_stack_init(&m->stack, c.n_layers, f_attention, g_feedforward, m);
     const int64_t V = c.vocab, E = c.d_model, F = c.d_ff;
     if (st == ATTN_OK) st = attn_params_add(ps, "tok_emb.weight", 2, (int64_t[]){V, E}, &m->tok_emb);
-    if (st == ATTN_OK && !c.sinusoidal)
+    if (st == ATTN_OK && !c.sinusoidal && c.rope != 1)
         st = attn_params_add(ps, "pos_emb.weight", 2, (int64_t[]){c.ctx_len, E}, &m->pos_emb);
     for (int l = 0; l < c.n_layers && st == ATTN_OK; l++) {
         const int64_t shapes[ATTN_REFORMER_LM_W][2] = {{E, 0}, {E, 0}, {E, E}, {E, E}, {E, E}, {E, 0},
@@ -161,6 +176,14 @@ static attn_tensor *f_attention(attn_ctx *ctx, void *user, int l, attn_tensor *x
     const int64_t B = x->shape[0], T = x->shape[1], E = m->cfg.d_model;
     attn_tensor *h = attn_layernorm(ctx, x, w[W_LN1_W], w[W_LN1_B], LN_EPS);
     attn_tensor *qk = split_heads(ctx, m, h, w[W_QK]), *v = split_heads(ctx, m, h, w[W_V]);
+    if (m->cfg.rope) {
+        /* rotated before the op: it hashes, normalises and multiplies the rotated vectors */
+        attn_rope_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.theta = m->cfg.rope_theta;
+        ro.rotary_dim = m->cfg.rope_dims;
+        qk = attn_rope(ctx, qk, &ro);
+    }
     attn_lsh_opts o;
     memset(&o, 0, sizeof o);
     o.n_hashes = m->run_hashes;
@@ -230,9 +253,11 @@ static int check_ids(attn_ctx *ctx, const attn_reformer_lm *m, attn_tensor *ids,
 /* X = dropout(tok_emb[ids] + pos_emb[0 .. T)), contiguous. */
 static attn_tensor *embed(attn_ctx *ctx, const attn_reformer_lm *m, attn_tensor *ids) {
     const int64_t T = ids->shape[1];
-    attn_tensor *pe = m->pos_emb ? attn_slice(ctx, m->pos_emb, 0, 0, T)
-                                 : attn_sinusoidal_positions(ctx, T, m->cfg.d_model, 0, 0.0f);
-    attn_tensor *x = attn_add(ctx, attn_embedding(ctx, m->tok_emb, ids), pe);
+    attn_tensor *x = attn_embedding(ctx, m->tok_emb, ids);
+    if (m->cfg.rope != 1)
+        x = attn_add(ctx, x,
+                     m->pos_emb ? attn_slice(ctx, m->pos_emb, 0, 0, T)
+                                : attn_sinusoidal_positions(ctx, T, m->cfg.d_model, 0, 0.0f));
     return attn_contiguous(ctx, attn_dropout(ctx, x, m->cfg.dropout));
 }
 
@@ -431,6 +456,9 @@ static const attn__meta_field meta_fields[ATTN_REFORMER_LM_META] = {
     ATTN__META_FIELD("reformer.out_chunk", ATTN__META_I64, attn_reformer_lm_config, out_chunk),
     ATTN__META_FIELD("reformer.dropout", ATTN__META_FLOAT, attn_reformer_lm_config, dropout),
     ATTN__META_FIELD_OPT("reformer.sinusoidal", ATTN__META_FLAG, attn_reformer_lm_config, sinusoidal),
+    ATTN__META_FIELD_OPT("reformer.rope", ATTN__META_INT, attn_reformer_lm_config, rope),
+    ATTN__META_FIELD_OPT("reformer.rope_theta", ATTN__META_FLOAT, attn_reformer_lm_config, rope_theta),
+    ATTN__META_FIELD_OPT("reformer.rope_dims", ATTN__META_I64, attn_reformer_lm_config, rope_dims),
 };
 
 void attn_reformer_lm_config_meta(const attn_reformer_lm_config *c, attn_kv *kv, char *buf) {
@@ -455,7 +483,7 @@ attn_status attn_reformer_lm_load(const char *path, attn_params *ps, attn_reform
                                      {last, c.d_ff > 0 ? c.d_ff : 4 * c.d_model, c.d_model},
                                      {"head.weight", c.vocab, 2 * c.d_model},
                                      {"pos_emb.weight", c.ctx_len, c.d_model}};
-    if ((st = attn__meta_check_shapes(fn, path, want, c.sinusoidal ? 3 : 4)) != ATTN_OK) return st;
+    if ((st = attn__meta_check_shapes(fn, path, want, c.sinusoidal || c.rope == 1 ? 3 : 4)) != ATTN_OK) return st;
     attn_reformer_lm *m = NULL;
     if ((st = attn_reformer_lm_new(&m, ps, &c, NULL)) != ATTN_OK) return st;
     if ((st = attn_safetensors_load_params(path, ps, ATTN_ST_ALLOW_UNEXPECTED)) != ATTN_OK) {
