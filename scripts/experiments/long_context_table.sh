@@ -34,7 +34,7 @@
 # (measured on a 2-core machine under load; less on an idle core). Writes
 # runs/long_context/table.md (and each run's directory and log there).
 #
-# Environment: STEPS, BATCH, THREADS, SPEED_BYTES (8192), EVAL_BYTES (0: the
+# Environment: ATTN (the binary, default build/attn, built first), STEPS, BATCH, THREADS, SPEED_BYTES (8192), EVAL_BYTES (0: the
 # whole test text), ROWS (the wiki rows to run, default all six in the order
 # above), KJV (1: the two KJV rows; 0: none), REUSE=1 (keep a run of OUT
 # whose train.jsonl ends with STEPS steps instead of training it again:
@@ -68,11 +68,11 @@ if [ "${SMOKE:-0}" = 1 ]; then
     EVAL_BYTES=2048; SPEED_BYTES=512
     OUT="${OUT}-smoke"
 fi
-make -s build/attn
+ATTN="${ATTN:-build/attn}"
+[ "$ATTN" = build/attn ] && make -s build/attn
 [ -f data/wiki/test.txt ] || bash scripts/get_wiki_data.sh
 [ -f data/kjv/test.txt ] || bash scripts/get_kjv_data.sh
 mkdir -p "$OUT"
-ATTN=build/attn
 COMMON=(--batch "$BATCH" --steps "$STEPS" --warmup 100 --lr 1e-3 --seed 1 --threads "$THREADS"
         --eval-every 0 --final-eval-n 16384 --quiet --force "${MODEL[@]}")
 [ "$STEPS" -le 100 ] && COMMON+=(--warmup 0)
@@ -98,11 +98,19 @@ train() {
         { echo "$corpus $row: training failed: $(tail -n 2 "$dir.log")" >&2; return 1; }
 }
 # evalrow DIR [options]: "bits bytes seconds params" of attn lm eval on test.txt
+# (kept in DIR/eval-OPTIONS.txt; REUSE=1 reads it back instead of evaluating again)
 evalrow() {
     local dir="$1"
     shift
+    local cache
+    cache="$dir/eval-bytes$EVAL_BYTES$(echo "$*" | tr -c 'A-Za-z0-9\n' '_').txt"
+    if [ "$REUSE" = 1 ] && [ -s "$cache" ] && [ "$cache" -nt "$dir/model.safetensors" ]; then
+        cat "$cache"
+        return 0
+    fi
     "$ATTN" lm eval --model "$dir" --split test --bytes "$EVAL_BYTES" --threads "$THREADS" "$@" |
-        sed -n 's/^test: \([0-9.]*\) bits\/byte over \([0-9]*\) bytes.*; \([0-9.]*\) s, .*; \([0-9]*\) parameters.*/\1 \2 \3 \4/p'
+        sed -n 's/^test: \([0-9.]*\) bits\/byte over \([0-9]*\) bytes.*; \([0-9.]*\) s, .*; \([0-9]*\) parameters.*/\1 \2 \3 \4/p' |
+        tee "$cache"
 }
 endkey() { # DIR KEY: a number of the run's "end" record
     grep '"event":"end"' "$1/train.jsonl" | tail -n 1 | sed -n "s/.*\"$2\":\([-0-9.e]*\).*/\1/p"
