@@ -335,8 +335,10 @@ static attn_tensor *two_segments(attn_ctx *ctx, attn_txl *m, const int32_t *ids,
     if (attn_txl_memory_init(&mem, m, 1, 4, 0) != ATTN_OK) return NULL;
     attn_tensor *a = attn_txl_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, n}, ids),
                                      &mem, NULL);
-    attn_tensor *b = a ? attn_txl_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, n}, ids + n),
-                                         &mem, NULL) : NULL;
+    attn_tensor *b = NULL;
+    if (a)
+        b = attn_txl_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, n}, ids + n), &mem,
+                            NULL);
     attn_txl_memory_free(&mem);
     return b;
 }
@@ -380,8 +382,8 @@ static void scaled_and_clamped(void) {
         for (int64_t i = 0; i < attn_tensor_numel(m->layers[l].pers_v); i++) v[i] *= sqrtf(5.0f);
     }
     attn_tensor *by_hand = two_segments(ctx, m, ids, 5);
-    CHECK(scaled && by_hand && max_abs_diff(scaled, by_hand) < 1e-5,
-          "pers_scaled is not the vectors times sqrt(D), sqrt(N): %.3g", scaled && by_hand ? max_abs_diff(scaled, by_hand) : -1.0);
+    const double dh = scaled && by_hand ? max_abs_diff(scaled, by_hand) : -1.0;
+    CHECK(dh >= 0.0 && dh < 1e-5, "pers_scaled is not the vectors times sqrt(D), sqrt(N): %.3g", dh);
     /* clamp_len: the second segment sees distances up to 4 + 5 - 1 = 8 */
     attn_tensor *free_pos = two_segments(ctx, m, ids, 5);
     m->cfg.clamp_len = 8;
