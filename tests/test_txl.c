@@ -12,6 +12,9 @@
  *  - adaptive span: with eps 0 the trimmed memory gives the logits of the
  *    whole memory; penalty and clamp; persistent vectors and the no-FFN
  *    variant: gradients against central finite differences of the loss;
+ *  - pers_scaled (the published code's parametrization of the persistent
+ *    vectors) and clamp_len (Transformer-XL's clamp of the distances): their
+ *    meaning, save / load, finite differences, PyTorch variant "c";
  *  - errors: bad configurations, ids, memories.
  */
 #include <math.h>
