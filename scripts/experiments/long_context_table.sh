@@ -44,7 +44,7 @@
 # leaves out the rows and the comparisons it did not run.
 #
 # The 5,000-step rows of docs/long_context.md ("A longer budget"):
-#   STEPS=5000 ROWS="txl-m64 allatt txl-m192" KJV=0 OUT=runs/long_context_5k \
+#   STEPS=5000 ROWS="gpt txl-m64 txl-m192 allatt" KJV=0 OUT=runs/lc5k REUSE=1 \
 #     bash scripts/experiments/long_context_table.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
