@@ -560,6 +560,8 @@ static void train_usage(FILE *f) {
         "  --span-penalty C      the L1 coefficient on the spans (default 2e-6 per key)\n"
         "  --persistent N        txl: N persistent key/value vectors per head (default 0)\n"
         "  --no-ffn              txl: no feed-forward sublayer (all-attention with --persistent)\n"
+        "  --pers-scaled 0|1     txl: the persistent vectors as the published code, parameters\n"
+        "                        scaled by sqrt(D) (keys) and sqrt(N) (values) (default 1)\n"
         "schedule (with --resume: applied and printed)\n"
         "  --batch N             sequences (txl: streams) per step (default 16)\n"
         "  --steps N             optimizer steps (default 2000)\n"
@@ -907,6 +909,7 @@ static int cmd_lm_train(int argc, char **argv) {
     const char *prog = "attn lm train", *data = NULL, *arch = "txl", *pattern = NULL, *pos = "learned";
     long long layers = 4, heads = 4, d_model = 128, d_head = 0, d_inner = 0, ctxlen = 64, segment = 64,
               mem_len = 64, eval_mem_len = -1, span = 0, persistent = 0, eval_stride = 0, run_segments = -1,
+              pers_scaled = 1,
               final_eval_n = 0, pixels = 0, rounds = 2, buckets = 0, chunk = 64, ff_chunk = 128, out_chunk = 128,
               eval_rounds = 0, dup_len = 256, dup_vocab = 128, dup_eval = 512, rope_dims = 0;
     int rf_rope = 0; /* the Reformer's rotary query-keys: 1 alone (--pos rope), 2 with the table (--pos KIND+rope) */
@@ -1006,6 +1009,7 @@ static int cmd_lm_train(int argc, char **argv) {
         else if (!strcmp(a, "--span-init")) rc = opt_real(a, v, 0, 1 << 16, &span_init);
         else if (!strcmp(a, "--span-penalty")) rc = opt_real(a, v, 0, 1e3, &span_penalty);
         else if (!strcmp(a, "--persistent")) rc = opt_int(a, v, 0, 1 << 16, &persistent);
+        else if (!strcmp(a, "--pers-scaled")) rc = opt_int(a, v, 0, 1, &pers_scaled);
         else if (!strcmp(a, "--dropout")) rc = opt_real(a, v, 0, 0.99, &dropout);
         else if (!strcmp(a, "--rounds")) rc = opt_int(a, v, 1, 64, &rounds);
         else if (!strcmp(a, "--pos")) pos = v;
@@ -1290,6 +1294,7 @@ static int cmd_lm_train(int argc, char **argv) {
             tc.d_inner = d_inner > 0 ? d_inner : 4 * d_model;
             tc.no_ffn = no_ffn;
             tc.n_persist = persistent;
+            tc.pers_scaled = persistent > 0 && pers_scaled;
             tc.span_max = span ? (float)span_max : 0.0f;
             tc.span_ramp = (float)span_ramp;
             tc.span_init = (float)span_init;
@@ -1523,7 +1528,7 @@ done:
 static int cmd_lm_eval(int argc, char **argv) {
     const char *model = NULL, *split = "test", *sub = "eval";
     long long mem_len = -1, segment = -1, stride = -1, bytes = 0, threads = 0, batch = 16, eval_rounds = 0,
-              sequences = 0;
+              sequences = 0, clamp_len = -1;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1535,6 +1540,8 @@ static int cmd_lm_eval(int argc, char **argv) {
                    "  --split valid|test    the text of the run's --data (default test)\n"
                    "  --mem-len M           txl: the evaluation memory (default the run's --eval-mem-len)\n"
                    "  --segment T           txl: segment length (default the training one)\n"
+                   "  --clamp-len C         txl: distances above C use the position row of C (the\n"
+                   "                        paper's clamp_len; default the model's, 0: off)\n"
                    "  --stride S            gpt: the window's stride (default its context: no overlap;\n"
                    "                        1: every byte sees exactly the context length)\n"
                    "  --bytes N             only the first N bytes (default 0: all); a pixel model\n"
@@ -1551,6 +1558,7 @@ static int cmd_lm_eval(int argc, char **argv) {
         else if (!strcmp(a, "--split")) split = v;
         else if (!strcmp(a, "--mem-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 16, &mem_len);
         else if (!strcmp(a, "--segment")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 14, &segment);
+        else if (!strcmp(a, "--clamp-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 20, &clamp_len);
         else if (!strcmp(a, "--stride")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 14, &stride);
         else if (!strcmp(a, "--bytes") || !strcmp(a, "--images")) rc = cli_opt_int(CMD, sub, a, v, 0, 1ll << 40, &bytes);
         else if (!strcmp(a, "--batch")) rc = cli_opt_int(CMD, sub, a, v, 1, 4096, &batch);
@@ -1578,8 +1586,9 @@ static int cmd_lm_eval(int argc, char **argv) {
     lm_info r;
     lm_model m;
     if (lm_load(model, &r, &m)) return 1;
-    if (!r.txl && (mem_len >= 0 || segment > 0)) {
-        fprintf(stderr, "attn lm eval: --mem-len and --segment are for a Transformer-XL (this is a GPT; --stride)\n");
+    if (!r.txl && (mem_len >= 0 || segment > 0 || clamp_len >= 0)) {
+        fprintf(stderr, "attn lm eval: --mem-len, --segment and --clamp-len are for a Transformer-XL (this is a "
+                        "GPT; --stride)\n");
         lm_model_free(&m);
         return 2;
     }
@@ -1588,6 +1597,7 @@ static int cmd_lm_eval(int argc, char **argv) {
         lm_model_free(&m);
         return 2;
     }
+    if (r.txl && clamp_len >= 0) m.t->cfg.clamp_len = clamp_len;
     if (!r.reformer && eval_rounds > 0) {
         fprintf(stderr, "attn lm eval: --eval-rounds is for a Reformer\n");
         lm_model_free(&m);
@@ -1666,10 +1676,13 @@ static int cmd_lm_eval(int argc, char **argv) {
     const int64_t rounds = eval_rounds > 0 ? eval_rounds : r.eval_rounds;
     lm_eval_result ev;
     if (lm_eval(ctx, &m, rounds, ids, n, seg, mem, str, batch, &ev)) goto done;
+    char clamp_desc[48] = "";
+    if (r.txl && m.t->cfg.clamp_len > 0)
+        snprintf(clamp_desc, sizeof clamp_desc, " clamp %lld", (long long)m.t->cfg.clamp_len);
     if (r.txl)
-        printf("%s: %.4f bits/byte over %lld bytes; txl segment %lld memory %lld; %.2f s, %.0f bytes/s; "
+        printf("%s: %.4f bits/byte over %lld bytes; txl segment %lld memory %lld%s; %.2f s, %.0f bytes/s; "
                "%lld parameters; threads %d\n",
-               split, ev.bpb, (long long)ev.bytes, (long long)seg, (long long)mem, ev.seconds,
+               split, ev.bpb, (long long)ev.bytes, (long long)seg, (long long)mem, clamp_desc, ev.seconds,
                ev.seconds > 0 ? (double)ev.bytes / ev.seconds : 0.0, (long long)attn_params_numel(m.ps),
                attn_ctx_threads(ctx));
     else if (r.reformer)

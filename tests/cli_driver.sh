@@ -416,6 +416,16 @@ if [ "$rc" = 0 ] && [ -n "$b0" ] && [ -n "$b32" ] && [ "$b0" != "$b32" ] && grep
 else
     fail "lm eval --mem-len: exit $rc: $(head -c 300 "$TMP/lm0.out" "$TMP/lm32.out")"
 fi
+"$ATTN" lm eval --model "$TMP/lm-all" --mem-len 32 --clamp-len 4 --split valid --threads 1 >"$TMP/lmc.out" 2>&1 &&
+    "$ATTN" lm eval --model "$TMP/lm-all" --mem-len 32 --clamp-len 39 --split valid --threads 1 >"$TMP/lmc39.out" 2>&1
+rc=$?
+bc=$(sed -n 's/^valid: \([0-9.]*\) bits.*/\1/p' "$TMP/lmc.out")
+bc39=$(sed -n 's/^valid: \([0-9.]*\) bits.*/\1/p' "$TMP/lmc39.out")
+if [ "$rc" = 0 ] && [ -n "$bc" ] && [ "$bc39" = "$b32" ] && grep -q "memory 32 clamp 4;" "$TMP/lmc.out"; then
+    ok "lm eval --clamp-len: clamped at 4 ($bc bits/byte); at the largest distance (39) the unclamped result"
+else
+    fail "lm eval --clamp-len: exit $rc: $(head -c 300 "$TMP/lmc.out" "$TMP/lmc39.out")"
+fi
 "$ATTN" lm eval --model "$TMP/lm-gpt" --stride 1 --threads 1 >"$TMP/lm1.out" 2>&1 &&
     "$ATTN" lm eval --model "$TMP/lm-gpt" --threads 1 >"$TMP/lm16.out" 2>&1
 rc=$?
@@ -500,6 +510,8 @@ else
 fi
 lm_refused 2 "for a GPT" -- "$ATTN" lm eval --model "$TMP/lm-txl" --stride 1
 lm_refused 2 "for a Transformer-XL" -- "$ATTN" lm eval --model "$TMP/lm-gpt" --mem-len 64
+lm_refused 2 "for a Transformer-XL" -- "$ATTN" lm eval --model "$TMP/lm-gpt" --clamp-len 64
+lm_refused 2 "expected an integer" -- "$ATTN" lm eval --model "$TMP/lm-all" --clamp-len -1
 lm_refused 2 "valid or test" -- "$ATTN" lm eval --model "$TMP/lm-txl" --split train
 if "$ATTN" lm viz --model "$TMP/lm-all" --html "$TMP/lmviz/all.html" --threads 1 >"$TMP/lmv.out" 2>&1 &&
     grep -q '"name":"memory attention"' "$TMP/lmviz/all.html" && grep -q '"p3"' "$TMP/lmviz/all.html" &&

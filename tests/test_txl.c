@@ -12,6 +12,9 @@
  *  - adaptive span: with eps 0 the trimmed memory gives the logits of the
  *    whole memory; penalty and clamp; persistent vectors and the no-FFN
  *    variant: gradients against central finite differences of the loss;
+ *  - pers_scaled (the published code's parametrization of the persistent
+ *    vectors) and clamp_len (Transformer-XL's clamp of the distances): their
+ *    meaning, save / load, finite differences, PyTorch variant "c";
  *  - errors: bad configurations, ids, memories.
  */
 #include <math.h>
@@ -264,7 +267,10 @@ static double segment2_loss(attn_ctx *ctx, attn_txl *m, attn_txl_memory *mem, co
     return v;
 }
 
-static void finite_differences(const char *label, int span, int64_t n_persist, int no_ffn) {
+/* scaled_clamp: the published code's scaled persistent vectors and
+ * clamp_len 2 (every distance above 2 shares the row of 2). */
+static void finite_differences(const char *label, int span, int64_t n_persist, int no_ffn,
+                               int scaled_clamp) {
     char tname[128];
     snprintf(tname, sizeof tname, "txl finite differences: %s", label);
     TEST_BEGIN(tname);
@@ -272,6 +278,10 @@ static void finite_differences(const char *label, int span, int64_t n_persist, i
     attn_txl *m = small_model(&ps, span, n_persist, no_ffn, 1e-8f, 5);
     attn_ctx *ctx = test_ctx_new(ARENA, 1, 16);
     if (!m || !ctx) goto done;
+    if (scaled_clamp) {
+        m->cfg.pers_scaled = 1;
+        m->cfg.clamp_len = 2;
+    }
     attn_txl_memory mem;
     float *saved = NULL;
     if (attn_txl_memory_init(&mem, m, FD_B, FD_MEM, 0) != ATTN_OK) goto done;
@@ -315,6 +325,100 @@ done_mem:
     free(saved);
     attn_txl_memory_free(&mem);
 done:
+    attn_txl_free(m);
+    attn_params_free(ps);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
+/* Logits [1, n, V] of ids read at once with an empty memory of 4 (so the
+ * distances reach n - 1 + 4 after a first call). */
+static attn_tensor *two_segments(attn_ctx *ctx, attn_txl *m, const int32_t *ids, int64_t n) {
+    attn_txl_memory mem;
+    if (attn_txl_memory_init(&mem, m, 1, 4, 0) != ATTN_OK) return NULL;
+    attn_tensor *a = attn_txl_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, n}, ids),
+                                     &mem, NULL);
+    attn_tensor *b = NULL;
+    if (a)
+        b = attn_txl_logits(ctx, m, attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){1, n}, ids + n), &mem,
+                            NULL);
+    attn_txl_memory_free(&mem);
+    return b;
+}
+
+static double max_abs_diff(const attn_tensor *a, const attn_tensor *b) {
+    double d = 0.0;
+    for (int64_t i = 0; i < attn_tensor_numel(a); i++) {
+        const double x = fabs((double)attn_f32(a)[i] - (double)attn_f32(b)[i]);
+        d = x > d ? x : d;
+    }
+    return d;
+}
+
+/* pers_scaled and clamp_len: what they mean (against the unscaled model with
+ * the vectors multiplied by hand; a clamp at or beyond the largest distance
+ * changes nothing, a smaller one does), saved and loaded, refused when
+ * negative. The values against PyTorch: variant "c" of variant_parity. */
+static void scaled_and_clamped(void) {
+    TEST_BEGIN("txl pers_scaled and clamp_len");
+    attn_params *ps = NULL, *ps2 = NULL;
+    attn_txl *m = small_model(&ps, 0, 5, 1, 0.0f, 31), *m2 = NULL; /* D 3, N 5 */
+    attn_ctx *ctx = test_ctx_new(ARENA, 1, 16);
+    char dir[512], path[600] = "";
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/attn_test_txl_XXXXXX", base && base[0] ? base : "/tmp");
+    const int have_dir = mkdtemp(dir) != NULL;
+    CHECK(have_dir, "mkdtemp");
+    if (!m || !ctx || !have_dir) goto done;
+    static const int32_t ids[10] = {1, 4, 7, 2, 8, 0, 3, 3, 5, 6};
+    attn_ctx_set_grad_enabled(ctx, 0);
+    /* scaled: the parameters times sqrt(D) (keys) and sqrt(N) (values) */
+    m->cfg.pers_scaled = 1;
+    attn_tensor *scaled = two_segments(ctx, m, ids, 5);
+    m->cfg.pers_scaled = 0;
+    attn_tensor *plain = two_segments(ctx, m, ids, 5);
+    CHECK(scaled && plain && max_abs_diff(scaled, plain) > 1e-3, "pers_scaled changed nothing: %s",
+          attn_last_error());
+    for (int l = 0; l < 2; l++) {
+        float *k = attn_f32(m->layers[l].pers_k), *v = attn_f32(m->layers[l].pers_v);
+        for (int64_t i = 0; i < attn_tensor_numel(m->layers[l].pers_k); i++) k[i] *= sqrtf(3.0f);
+        for (int64_t i = 0; i < attn_tensor_numel(m->layers[l].pers_v); i++) v[i] *= sqrtf(5.0f);
+    }
+    attn_tensor *by_hand = two_segments(ctx, m, ids, 5);
+    const double dh = scaled && by_hand ? max_abs_diff(scaled, by_hand) : -1.0;
+    CHECK(dh >= 0.0 && dh < 1e-5, "pers_scaled is not the vectors times sqrt(D), sqrt(N): %.3g", dh);
+    /* clamp_len: the second segment sees distances up to 4 + 5 - 1 = 8 */
+    attn_tensor *free_pos = two_segments(ctx, m, ids, 5);
+    m->cfg.clamp_len = 8;
+    attn_tensor *at_max = two_segments(ctx, m, ids, 5);
+    m->cfg.clamp_len = 3;
+    attn_tensor *clamped = two_segments(ctx, m, ids, 5);
+    CHECK(free_pos && at_max && memcmp(attn_f32(free_pos), attn_f32(at_max), sizeof(float) * 5 * 9) == 0,
+          "clamp_len 8 (the largest distance) changed the logits");
+    CHECK(free_pos && clamped && max_abs_diff(free_pos, clamped) > 1e-4, "clamp_len 3 changed nothing");
+    /* both are saved and read back */
+    m->cfg.pers_scaled = 1;
+    snprintf(path, sizeof path, "%s/txl.safetensors", dir);
+    CHECK_OK(attn_txl_save(path, m, NULL, 0));
+    CHECK_OK(attn_params_new(&ps2));
+    CHECK_OK(attn_txl_load(path, ps2, &m2));
+    CHECK(m2 && m2->cfg.pers_scaled == 1 && m2->cfg.clamp_len == 3, "loaded pers_scaled %d, clamp_len %lld",
+          m2 ? m2->cfg.pers_scaled : -1, m2 ? (long long)m2->cfg.clamp_len : -1LL);
+    /* a negative clamp_len is refused */
+    attn_txl_config bad = m->cfg;
+    bad.clamp_len = -1;
+    attn_txl *mb = NULL;
+    attn_params *pb = NULL;
+    CHECK_OK(attn_params_new(&pb));
+    CHECK(attn_txl_new(&mb, pb, &bad, NULL) == ATTN_ERR_INVALID_ARG && strstr(attn_last_error(), "clamp_len"),
+          "clamp_len -1: %s", attn_last_error());
+    attn_txl_free(mb);
+    attn_params_free(pb);
+done:
+    if (path[0]) unlink(path);
+    if (have_dir) rmdir(dir);
+    attn_txl_free(m2);
+    attn_params_free(ps2);
     attn_txl_free(m);
     attn_params_free(ps);
     attn_ctx_free(ctx);
@@ -594,8 +698,10 @@ done:
 }
 
 /* The variants against tools/long_context_torch.py's TXLModelRef
- * (tests/fixtures/txl_variants.atfx): span + persistent vectors + FFN, and
- * all-attention (persistent vectors, no FFN, span); three segments from an
+ * (tests/fixtures/txl_variants.atfx): span + persistent vectors + FFN,
+ * all-attention (persistent vectors, no FFN, span), and all-attention with
+ * the published code's scaled persistent vectors (pers_scaled) and
+ * clamp_len 3 (<k>.ext); three segments from an
  * empty memory of 6, the third trimmed to the span window here (the
  * reference never trims: eps 1e-8 keeps the difference far below the
  * tolerance). Logits, losses, every gradient at 1e-5 / 1e-4. */
@@ -620,6 +726,12 @@ static void variant_parity(const atfx_file *fx, const char *key) {
     cfg.vocab = c[0], cfg.n_layers = c[1], cfg.n_heads = c[2], cfg.d_head = c[3];
     cfg.d_model = c[4], cfg.d_inner = c[5], cfg.n_persist = c[9], cfg.no_ffn = c[10];
     cfg.span_max = atfx_f32(st)[0], cfg.span_ramp = atfx_f32(st)[1], cfg.span_eps = atfx_f32(st)[2];
+    const atfx_tensor *ext = atfx_findf(fx, "%s.ext", key); /* absent: 0, 0 */
+    if (ext) {
+        CHECK(ext->dtype == ATTN_I32 && ext->numel == 2, "%s: %s.ext is not i32 [2]", tag, key);
+        if (ext->dtype != ATTN_I32 || ext->numel != 2) goto done;
+        cfg.pers_scaled = atfx_i32(ext)[0], cfg.clamp_len = atfx_i32(ext)[1];
+    }
     const int64_t mem_len = c[6], T = c[7], B = c[8], V = c[0], nseg = c[11];
     CHECK_OK(attn_params_new(&ps));
     CHECK_OK(attn_txl_new(&m, ps, &cfg, NULL));
@@ -697,14 +809,17 @@ void suite_txl(void) {
     } else {
         variant_parity(fx, "a");
         variant_parity(fx, "b");
+        variant_parity(fx, "c");
         atfx_free(fx);
     }
     op_large();
     recurrence_matches_whole();
     span_trim_exact();
-    finite_differences("plain Transformer-XL", 0, 0, 0);
-    finite_differences("adaptive span (eps 1e-8) + penalty", 1, 0, 0);
-    finite_differences("all-attention: persistent vectors, no FFN, span", 1, 3, 1);
+    finite_differences("plain Transformer-XL", 0, 0, 0, 0);
+    finite_differences("adaptive span (eps 1e-8) + penalty", 1, 0, 0, 0);
+    finite_differences("all-attention: persistent vectors, no FFN, span", 1, 3, 1, 0);
+    finite_differences("all-attention, scaled persistent vectors, clamp_len 2", 1, 3, 1, 1);
+    scaled_and_clamped();
     files_eval_generate();
     errors();
 }

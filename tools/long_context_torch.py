@@ -32,12 +32,15 @@ import math
 import torch
 
 
-def sinusoid_table(n, d):
+def sinusoid_table(n, d, clamp_len=0):
     """[n, d]: row x = [sin(x w_0..), cos(x w_0..)], w_i = 10000^(-2i/d)
     (Transformer-XL's layout: the sines in the first half, the cosines in the
-    second; d even)."""
+    second; d even). clamp_len > 0: the distances above it are clamped to it
+    (Transformer-XL's clamp_len, which clamps its pos_seq the same way)."""
     inv = 1.0 / (10000 ** (torch.arange(0, d, 2, dtype=torch.float64) / d))
     pos = torch.arange(n, dtype=torch.float64)
+    if clamp_len > 0:
+        pos = pos.clamp(max=clamp_len)
     ang = pos[:, None] * inv[None, :]
     return torch.cat([ang.sin(), ang.cos()], -1)
 
@@ -110,10 +113,13 @@ class TXLModelRef:
     the span window, which changes the result by O(eps) only."""
 
     def __init__(self, p, V, L, H, D, E, no_ffn=False, span_max=1.0, span_ramp=1.0, span_eps=0.0,
-                 eps=1e-5):
+                 eps=1e-5, pers_scaled=False, clamp_len=0):
         self.p, self.V, self.L, self.H, self.D, self.E = p, V, L, H, D, E
         self.no_ffn, self.span_max, self.ramp = no_ffn, span_max, span_ramp
         self.span_eps, self.eps = span_eps, eps
+        # pers_scaled: the published code (facebookresearch/adaptive-span)
+        # stores key / sqrt(D) and value / sqrt(N) and multiplies them back
+        self.pers_scaled, self.clamp_len = pers_scaled, clamp_len
 
     def forward(self, ids, mems, mem_len):
         """ids [B, T] int64; mems: list of L tensors [B, M, E] (M may be 0).
@@ -135,15 +141,17 @@ class TXLModelRef:
             q = wh[:, M:, :HD].reshape(B, T, H, D).permute(0, 2, 1, 3)
             k = wh[:, :, HD:2 * HD].reshape(B, S, H, D).permute(0, 2, 1, 3)
             v = wh[:, :, 2 * HD:].reshape(B, S, H, D).permute(0, 2, 1, 3)
-            R = sinusoid_table(S, E)
+            R = sinusoid_table(S, E, self.clamp_len)
             rk = (R @ p[pre + "dec_attn.r_net.weight"].t()).reshape(S, H, D).permute(1, 0, 2)
             span = p.get(pre + "dec_attn.span")  # p in [0, 1]: z = span_max p
+            pk, pv = p.get(pre + "dec_attn.pers_k"), p.get(pre + "dec_attn.pers_v")
+            if pk is not None and self.pers_scaled:
+                pk, pv = pk * math.sqrt(D), pv * math.sqrt(pk.shape[1])
             a, _ = txl_attention_ref(q, k, v, rk, p[pre + "dec_attn.r_w_bias"],
                                      p[pre + "dec_attn.r_r_bias"],
                                      span=None if span is None else self.span_max * span,
                                      ramp=self.ramp,
-                                     eps=self.span_eps, pers_k=p.get(pre + "dec_attn.pers_k"),
-                                     pers_v=p.get(pre + "dec_attn.pers_v"))
+                                     eps=self.span_eps, pers_k=pk, pers_v=pv)
             a = a.permute(0, 2, 1, 3).reshape(B, T, HD) @ p[pre + "dec_attn.o_net.weight"].t()
             h = torch.nn.functional.layer_norm(h + a, (E,), p[pre + "dec_attn.layer_norm.weight"],
                                                p[pre + "dec_attn.layer_norm.bias"], self.eps)

@@ -13,7 +13,7 @@ Writes, in the ATFX format (tests/fixture.h; the writer is make_fixtures.py's):
       against TXLModelRef, read by the txl suite (tests/test_txl.c): for each
       key, <k>.cfg i32 [12] (V, L, H, D, E, F, mem_len, T, B, n_persist,
       no_ffn, segments), <k>.span_cfg f32 [3] (span_max, ramp, eps),
-      <k>.p.<name> the parameters, <k>.ids<s>, <k>.logits<s>, <k>.loss<s> per
+      <k>.ext i32 [2] (pers_scaled, clamp_len; absent: 0, 0), <k>.p.<name> the parameters, <k>.ids<s>, <k>.logits<s>, <k>.loss<s> per
       segment (the memory starts empty), <k>.g.<name> the gradient of the sum
       of the segments' losses (each segment's memory held constant).
 
@@ -87,12 +87,15 @@ def gen_txl_attention(fx):
 
 VARIANTS = [
     # (key, V, L, H, D, E, F, mem_len, T, B, n_persist, no_ffn, spans of layer l, head h,
-    #  span eps)
+    #  span eps, pers_scaled, clamp_len)
     # eps 0 in "a": its random weights give some masked memory keys most of a
     # row's probability, where eps > 0 makes the trimmed and the whole memory
     # differ (docs/long_context.md, "Trimming"); "b" keeps the published 1e-8.
-    ("a", 11, 2, 2, 3, 6, 10, 6, 4, 2, 3, 0, [[1.3, 2.6], [0.4, 3.3]], 0.0),
-    ("b", 9, 2, 3, 2, 4, 0, 6, 4, 1, 4, 1, [[2.2, 0.7, 1.4], [3.2, 1.1, 0.3]], 1e-8),
+    ("a", 11, 2, 2, 3, 6, 10, 6, 4, 2, 3, 0, [[1.3, 2.6], [0.4, 3.3]], 0.0, 0, 0),
+    ("b", 9, 2, 3, 2, 4, 0, 6, 4, 1, 4, 1, [[2.2, 0.7, 1.4], [3.2, 1.1, 0.3]], 1e-8, 0, 0),
+    # "c": the published code's scaled persistent vectors (pers_scaled) and
+    # Transformer-XL's clamp_len 3 (distances 4 .. 9 share the row of 3)
+    ("c", 10, 2, 2, 3, 6, 8, 6, 4, 2, 5, 1, [[1.7, 2.4], [0.6, 3.1]], 0.0, 1, 3),
 ]
 SPAN_MAX, SPAN_RAMP, SEGMENTS = 8.0, 1.5, 3
 
@@ -104,10 +107,12 @@ def gen_txl_variants(fx):
     the C model, while the reference keeps the whole memory), logits, losses
     and the gradient of their sum."""
     import torch
-    for key, V, L, H, D, E, F, mem_len, T, B, N, no_ffn, spans, SPAN_EPS in VARIANTS:
+    for key, V, L, H, D, E, F, mem_len, T, B, N, no_ffn, spans, SPAN_EPS, scaled, clamp in VARIANTS:
         fx.put(key + ".cfg", np.array([V, L, H, D, E, F, mem_len, T, B, N, no_ffn, SEGMENTS],
                                       dtype=np.int32))
         fx.put(key + ".span_cfg", np.array([SPAN_MAX, SPAN_RAMP, SPAN_EPS], dtype=np.float32))
+        if scaled or clamp:
+            fx.put(key + ".ext", np.array([scaled, clamp], dtype=np.int32))
         shapes = [("transformer.word_emb.emb_layers.0.weight", (V, E), 1.0)]
         for l in range(L):
             pre = "transformer.layers.%d." % l
@@ -141,7 +146,8 @@ def gen_txl_variants(fx):
             fx.put(key + ".p." + name, arr)
             params[name] = torch.tensor(arr.astype(np.float64), requires_grad=True)
         model = TXLModelRef(params, V, L, H, D, E, no_ffn=bool(no_ffn), span_max=SPAN_MAX,
-                            span_ramp=SPAN_RAMP, span_eps=SPAN_EPS)
+                            span_ramp=SPAN_RAMP, span_eps=SPAN_EPS, pers_scaled=bool(scaled),
+                            clamp_len=clamp)
         mems = [torch.zeros(B, 0, E, dtype=torch.float64) for _ in range(L)]
         total = 0.0
         for seg in range(1, SEGMENTS + 1):

@@ -68,12 +68,23 @@ typedef struct attn_txl_config {
     float ln_eps;       /* 0: 1e-5 */
     int no_ffn;         /* all-attention: no feed-forward sublayer */
     int64_t n_persist;  /* N >= 0 persistent key/value vectors per head */
+    int pers_scaled;    /* nonzero: the published code's parametrization of the
+                           persistent vectors: the parameters hold pk / sqrt(D)
+                           and pv / sqrt(N), the forward multiplies them back
+                           (so, initialised N(0, 1/sqrt(D)) and N(0, 1/sqrt(N)),
+                           the vectors start N(0, 1) and Adam moves them sqrt(D)
+                           and sqrt(N) times faster); 0: the parameters are the
+                           vectors themselves (files written before this field) */
     float span_max;     /* > 0: adaptive span, each z = span_max p in [0, span_max]; 0: off */
     float span_ramp;    /* R > 0 with a span (0: 32) */
     float span_init;    /* the initial z in keys, in [0, span_max] (p = span_init / span_max) */
     float span_eps;     /* the renormaliser's eps (the published code's 1e-8) */
     int span_no_trim;   /* nonzero: give every layer its whole memory (to check
                            the trimming, which is exact for span_eps 0); not saved */
+    int64_t clamp_len;  /* > 0: relative distances above clamp_len use the position
+                           row of clamp_len (Transformer-XL's clamp_len, for an
+                           evaluation memory longer than the trained distances);
+                           0: off */
     float dropout;      /* in [0, 1): in training mode, on the scaled embeddings,
                            each sublayer's output (before the residual sum) and
                            the FFN's hidden layer (Hugging Face's `dropout`; its
@@ -97,7 +108,8 @@ typedef struct attn_txl {
 
 /* Adds the parameters to ps and, with rng non-NULL, initialises them:
  * weights and u, v N(0, 0.02), biases 0, LayerNorm 1 and 0, persistent
- * keys N(0, 1/sqrt(D)) and values N(0, 1/sqrt(N)). The spans start at
+ * keys N(0, 1/sqrt(D)) and values N(0, 1/sqrt(N)) (the parameters: with
+ * pers_scaled the vectors themselves start N(0, 1)). The spans start at
  * span_init / span_max and LayerNorm weights at 1 with or without rng.
  * Errors: ATTN_ERR_INVALID_ARG (a configuration outside the ranges above),
  * ATTN_ERR_OOM. */
@@ -185,9 +197,10 @@ attn_status attn_txl_generate(attn_ctx *ctx, const attn_txl *m, const int32_t *p
 /* Configuration metadata: "txl.vocab", "txl.n_layers", "txl.n_heads",
  * "txl.d_head", "txl.d_model", "txl.d_inner", "txl.ln_eps", "txl.no_ffn",
  * "txl.n_persist", "txl.span_max", "txl.span_ramp", "txl.span_init",
- * "txl.span_eps", "txl.dropout" into kv[0 .. ATTN_TXL_META), the values in
- * buf (ATTN_TXL_META * 32 bytes). */
-#define ATTN_TXL_META 14
+ * "txl.span_eps", "txl.dropout", "txl.pers_scaled", "txl.clamp_len" into
+ * kv[0 .. ATTN_TXL_META), the values in buf (ATTN_TXL_META * 32 bytes). The
+ * last two are optional when read (a file without them reads 0). */
+#define ATTN_TXL_META 16
 void attn_txl_config_meta(const attn_txl_config *cfg, attn_kv *kv, char *buf);
 /* Reads a configuration from a safetensors file's metadata. Errors: those of
  * attn_safetensors_open, ATTN_ERR_FORMAT (an entry missing or malformed). */

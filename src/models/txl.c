@@ -23,15 +23,17 @@ static attn_status txl_check_config(const attn_txl_config *c) {
     static const char fn[] = "attn_txl_new";
     if (c->vocab < 2 || c->vocab > INT32_MAX || c->n_layers < 1 || c->n_heads < 1 ||
         c->d_head < 1 || c->d_model < 2 || c->d_model % 2 != 0 || (!c->no_ffn && c->d_inner < 1) ||
-        c->n_persist < 0)
+        c->n_persist < 0 || c->clamp_len < 0)
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "%s: vocab %lld (in [2, 2^31)), n_layers %d, n_heads %d, d_head %lld "
                            "(>= 1), d_model %lld (even, >= 2), d_inner %lld (>= 1 unless no_ffn), "
-                           "n_persist %lld (>= 0)",
+                           "n_persist %lld (>= 0), clamp_len %lld (>= 0)",
                            fn, (long long)c->vocab, c->n_layers, c->n_heads, (long long)c->d_head,
-                           (long long)c->d_model, (long long)c->d_inner, (long long)c->n_persist);
+                           (long long)c->d_model, (long long)c->d_inner, (long long)c->n_persist,
+                           (long long)c->clamp_len);
     if (c->n_layers > 4096 || c->n_heads > 4096 || c->d_head > (1 << 20) ||
-        c->d_model > (1 << 20) || c->d_inner > (1 << 24) || c->n_persist > (1 << 20))
+        c->d_model > (1 << 20) || c->d_inner > (1 << 24) || c->n_persist > (1 << 20) ||
+        c->clamp_len > INT32_MAX)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: a size is too large (n_layers %d, n_heads "
                            "%d, d_head %lld, d_model %lld, d_inner %lld, n_persist %lld)", fn,
                            c->n_layers, c->n_heads, (long long)c->d_head, (long long)c->d_model,
@@ -188,8 +190,9 @@ int64_t attn_txl_span_window(const attn_txl *m, int layer) {
 }
 
 /* The sinusoid of distances 0 .. S-1: [S, E], row x = [sin(x w_i) | cos(x w_i)],
- * w_i = 10000^(-2i/E), in float as Transformer-XL's code computes it. */
-static attn_tensor *distance_table(attn_ctx *ctx, int64_t S, int64_t E) {
+ * w_i = 10000^(-2i/E), in float as Transformer-XL's code computes it; with
+ * clamp > 0 the rows past clamp repeat the row of clamp (its clamp_len). */
+static attn_tensor *distance_table(attn_ctx *ctx, int64_t S, int64_t E, int64_t clamp) {
     attn_tensor *r = attn_tensor_new(ctx, ATTN_F32, 2, (int64_t[]){S, E});
     if (!r) return NULL;
     float *p = attn_f32(r);
@@ -197,7 +200,7 @@ static attn_tensor *distance_table(attn_ctx *ctx, int64_t S, int64_t E) {
     for (int64_t i = 0; i < half; i++) {
         const float w = 1.0f / powf(10000.0f, (float)(2 * i) / (float)E);
         for (int64_t x = 0; x < S; x++) {
-            const float a = (float)x * w;
+            const float a = (float)(clamp > 0 && x > clamp ? clamp : x) * w;
             p[x * E + i] = sinf(a);
             p[x * E + half + i] = cosf(a);
         }
@@ -264,7 +267,7 @@ attn_tensor *attn_txl_logits(attn_ctx *ctx, const attn_txl *m, attn_tensor *ids,
         attn_tensor *q = heads(ctx, attn_slice(ctx, attn_slice(ctx, wh, 1, M, T), 2, 0, HD), B, T, H, D);
         attn_tensor *k = heads(ctx, attn_slice(ctx, wh, 2, HD, HD), B, S, H, D);
         attn_tensor *v = heads(ctx, attn_slice(ctx, wh, 2, 2 * HD, HD), B, S, H, D);
-        attn_tensor *r = distance_table(ctx, S, E);
+        attn_tensor *r = distance_table(ctx, S, E, c->clamp_len);
         static const int rperm[3] = {1, 0, 2};
         attn_tensor *rk = attn_permute(
             ctx, attn_reshape(ctx, attn_linear(ctx, r, y->r_w, NULL), 3, (int64_t[]){S, H, D}), rperm);
@@ -276,6 +279,11 @@ attn_tensor *attn_txl_logits(attn_ctx *ctx, const attn_txl *m, attn_tensor *ids,
         o.span_eps = c->span_eps;
         o.pers_k = y->pers_k;
         o.pers_v = y->pers_v;
+        if (y->pers_k && c->pers_scaled) { /* the published code: key sqrt(D), value sqrt(N) */
+            o.pers_k = attn_scale(ctx, y->pers_k, sqrtf((float)D));
+            o.pers_v = attn_scale(ctx, y->pers_v, sqrtf((float)c->n_persist));
+            if (!o.pers_k || !o.pers_v) return NULL;
+        }
         attn_tensor *a = attn_txl_attention(ctx, q, k, v, rk, y->u, y->vb, &o,
                                             attn_weights ? &attn_weights[l] : NULL);
         static const int operm[4] = {0, 2, 1, 3};
@@ -485,6 +493,8 @@ static const attn__meta_field meta_fields[ATTN_TXL_META] = {
     ATTN__META_FIELD("txl.span_init", ATTN__META_FLOAT, attn_txl_config, span_init),
     ATTN__META_FIELD("txl.span_eps", ATTN__META_FLOAT, attn_txl_config, span_eps),
     ATTN__META_FIELD("txl.dropout", ATTN__META_FLOAT, attn_txl_config, dropout),
+    ATTN__META_FIELD_OPT("txl.pers_scaled", ATTN__META_FLAG, attn_txl_config, pers_scaled),
+    ATTN__META_FIELD_OPT("txl.clamp_len", ATTN__META_I64, attn_txl_config, clamp_len),
 };
 
 void attn_txl_config_meta(const attn_txl_config *c, attn_kv *kv, char *buf) {
