@@ -1204,7 +1204,7 @@ static int cmd_caption_eval(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--decode")) {
             if (v && attn_caption_decode_parse(v, &decode)) {
-                fprintf(stderr, "%s: --decode '%s': expected expected or argmax\n", prog, v);
+                fprintf(stderr, "%s: --decode '%s': the rules are expected and argmax\n", prog, v);
                 return 2;
             }
         } else if (!strcmp(a, "--test-scenes")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 20, &n);
@@ -1242,8 +1242,11 @@ static int cmd_caption_eval(int argc, char **argv) {
            attn_caption_mode_name(l.m.cfg.mode), l.m.cfg.mode == ATTN_CAPTION_HARD ? ", decoded with " : "",
            l.m.cfg.mode == ATTN_CAPTION_HARD ? attn_caption_decode_name(decode) : "", (long long)ev.n, split, ev.bleu,
            100.0 * ev.exact, acc, (long long)ev.att_words, ev.loss);
-    printf("novel scenes (a held-out class/cell pair), %lld: BLEU-4 %.2f, exact %.1f%%, attention accuracy %s\n",
-           (long long)ev.n_novel, ev.bleu_novel, 100.0 * ev.exact_novel, accn);
+    if (ev.n_novel)
+        printf("novel scenes (a held-out class/cell pair), %lld: BLEU-4 %.2f, exact %.1f%%, attention accuracy %s\n",
+               (long long)ev.n_novel, ev.bleu_novel, 100.0 * ev.exact_novel, accn);
+    else
+        printf("novel scenes (a held-out class/cell pair): none among these scenes\n");
     if (json) {
         FILE *f = fopen(json, "w");
         if (!f) {
