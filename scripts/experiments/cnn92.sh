@@ -37,13 +37,25 @@ acc() {
         sed -nE "s/^$2 accuracy ([0-9.]+).*/\1/p")
     awk -v a="$a" 'BEGIN { printf "%.2f", 100 * a }'
 }
+# the final evaluation of the training run (all 5,000 validation and 10,000 test images), in %
+final() {
+    python3 - "$1/train.jsonl" "$2" <<'PY'
+import json, sys
+acc = None
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event") == "eval" and sys.argv[2] + "_accuracy" in r and r.get("valid_n") == 5000:
+        acc = r[sys.argv[2] + "_accuracy"]
+print("%.2f" % (100 * acc) if acc is not None else "-")
+PY
+}
 {
     echo "| model | valid % | test % | test %, flip TTA |"
     echo "|---|---|---|---|"
     for s in $SEEDS; do
         d="$OUT/e$EPOCHS-s$s"
         [[ -f "$d/model.safetensors" ]] || continue
-        echo "| 2 convs/stage, $EPOCHS epochs, seed $s | $(acc "$d" valid) | $(acc "$d" test) | $(acc "$d" test --tta flip) |"
+        echo "| 2 convs/stage, $EPOCHS epochs, seed $s | $(final "$d" valid) | $(final "$d" test) | $(acc "$d" test --tta flip) |"
     done
     echo
     echo "Command: scripts/experiments/cnn92.sh \"$SEEDS\" $EPOCHS"
