@@ -1235,12 +1235,13 @@ static int cmd_caption_eval(int argc, char **argv) {
     eval_out ev;
     if (evaluate(prog, l.ctx, &l.m, &ts, 0, decode, &ev)) goto done;
     char acc[32] = "-", accn[32] = "-";
+    const int hard_argmax = l.m.cfg.mode == ATTN_CAPTION_HARD && decode == ATTN_CAPTION_DECODE_ARGMAX;
     if (!isnan(ev.att_acc)) snprintf(acc, sizeof acc, "%.1f%%", 100.0 * ev.att_acc);
     if (!isnan(ev.att_acc_novel)) snprintf(accn, sizeof accn, "%.1f%%", 100.0 * ev.att_acc_novel);
     printf("%s attention%s%s, %lld %s scenes: BLEU-4 %.2f, exact %.1f%%, attention accuracy %s (%lld item words), "
            "loss %.4f\n",
-           attn_caption_mode_name(l.m.cfg.mode), l.m.cfg.mode == ATTN_CAPTION_HARD ? ", decoded with " : "",
-           l.m.cfg.mode == ATTN_CAPTION_HARD ? attn_caption_decode_name(decode) : "", (long long)ev.n, split, ev.bleu,
+           attn_caption_mode_name(l.m.cfg.mode), hard_argmax ? ", decoded with " : "",
+           hard_argmax ? attn_caption_decode_name(decode) : "", (long long)ev.n, split, ev.bleu,
            100.0 * ev.exact, acc, (long long)ev.att_words, ev.loss);
     if (ev.n_novel)
         printf("novel scenes (a held-out class/cell pair), %lld: BLEU-4 %.2f, exact %.1f%%, attention accuracy %s\n",
