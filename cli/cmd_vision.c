@@ -223,6 +223,7 @@ static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const a
     double nats = 0.0;
     int64_t correct = 0;
     int rc = 0;
+    float *kept = NULL; /* flip_tta: the unflipped batch's logits */
     for (int64_t s = 0; s < n; s += B) {
         const int64_t b = B < n - s ? B : n - s;
         for (int64_t i = 0; i < b; i++) {
@@ -234,7 +235,19 @@ static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const a
         attn_tensor *ty = attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){b}, lab);
         attn_tensor *logits = NULL, *flipped = NULL;
         attn_tensor *loss = attn_cnn_loss(ctx, m, tx, ty, 0.0f, &logits);
-        if (loss && flip_tta) {
+        const int64_t K = loss ? logits->shape[1] : 0;
+        const float *orig = loss ? attn_f32(logits) : NULL;
+        if (loss && !flip_tta) nats += (double)attn_f32(loss)[0] * (double)b;
+        if (loss && flip_tta) { /* keep the logits, free the arena, then the mirrored batch */
+            if (!kept) kept = malloc((size_t)(B * K) * sizeof *kept);
+            if (!kept) {
+                fprintf(stderr, "attn vision: out of memory\n");
+                rc = 1;
+                break;
+            }
+            memcpy(kept, orig, (size_t)(b * K) * sizeof *kept);
+            orig = kept;
+            attn_ctx_reset(ctx);
             for (int64_t i = 0; i < b; i++) load_image(x, first + s + i, img + i * 784, 0, 0, 1);
             attn_tensor *fx = attn_tensor_from(ctx, ATTN_F32, 4, (int64_t[]){b, 1, 28, 28}, img);
             flipped = attn_cnn_forward(ctx, m, fx, NULL, NULL);
@@ -245,10 +258,8 @@ static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const a
             rc = 1;
             break;
         }
-        const int64_t K = logits->shape[1];
-        if (!flip_tta) nats += (double)attn_f32(loss)[0] * (double)b;
         for (int64_t i = 0; i < b; i++) {
-            const float *row = attn_f32(logits) + i * K;
+            const float *row = orig + i * K;
             int64_t best = 0;
             if (flip_tta) { /* mean of the two softmaxes, in double */
                 const float *row2 = attn_f32(flipped) + i * K;
@@ -281,6 +292,7 @@ static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const a
     attn_ctx_set_training(ctx, training);
     free(img);
     free(lab);
+    free(kept);
     out->n = n;
     out->loss = n ? nats / (double)n : NAN;
     out->accuracy = n ? (double)correct / (double)n : NAN;
