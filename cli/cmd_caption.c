@@ -4,7 +4,8 @@
  * encoder. docs/caption.md is the manual.
  *
  *   attn caption train    --out DIR --encoder CNN [--attention soft|hard|none] [options]
- *   attn caption eval     --model DIR [--test-scenes N] [--pictures N] [--pictures-dir DIR]
+ *   attn caption eval     --model DIR [--test-scenes N] [--split test|valid] [--decode expected|argmax]
+ *                         [--pictures N] [--pictures-dir DIR]
  *   attn caption describe --model DIR IMAGE.png [--picture OUT.png]
  *
  * The encoder runs once per scene set (gradients off, evaluation mode): the
@@ -340,7 +341,7 @@ static int loc_cell(int64_t l, int side) {
  * teacher-forced on the reference captions; the same on the novel scenes.
  * max_n > 0 evaluates the first max_n scenes only. */
 static int evaluate(const char *prog, attn_ctx *ctx, attn_caption *m, const scene_set *s, int64_t max_n,
-                    eval_out *o) {
+                    attn_caption_decode decode, eval_out *o) {
     memset(o, 0, sizeof *o);
     const double t0 = now_s();
     const int64_t n = max_n > 0 && max_n < s->s.n ? max_n : s->s.n, B = 50, L = s->L;
@@ -360,7 +361,7 @@ static int evaluate(const char *prog, attn_ctx *ctx, attn_caption *m, const scen
         attn_ctx_reset(ctx);
         attn_ctx_set_grad_enabled(ctx, 0);
         attn_tensor *a = batch_annot(ctx, s, idx, b);
-        if (!a || attn_caption_greedy(ctx, m, a, MAX_LEN, ids, NULL, NULL) != ATTN_OK) {
+        if (!a || attn_caption_greedy_decode(ctx, m, a, MAX_LEN, decode, ids, NULL, NULL) != ATTN_OK) {
             rc = 1;
             break;
         }
@@ -379,11 +380,12 @@ static int evaluate(const char *prog, attn_ctx *ctx, attn_caption *m, const scen
         const int64_t T1 = batch_tokens(s, idx, b, tok);
         attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){b, T1}, tok);
         attn_caption_loss_out lo;
-        /* HARD: the expected context (every row), as in decoding */
+        /* HARD: the context of the decoding: expected (every row flagged) or argmax */
         uint8_t expected[50];
         int32_t *zeros = calloc((size_t)(b * T1), sizeof *zeros);
-        for (int64_t i = 0; i < b; i++) expected[i] = 1;
-        const attn_caption_draws d = {zeros, expected};
+        const int argmax = decode == ATTN_CAPTION_DECODE_ARGMAX;
+        for (int64_t i = 0; i < b; i++) expected[i] = !argmax;
+        const attn_caption_draws d = {zeros, expected, argmax};
         const attn_status st = attn_caption_loss(ctx, m, a, tt, m->cfg.mode == ATTN_CAPTION_HARD ? &d : NULL, &lo);
         free(zeros);
         if (st != ATTN_OK || !a) {
@@ -755,7 +757,8 @@ static attn_tensor *cap_step_loss(void *self, train_run *run, int64_t step, trai
 static int cap_evaluate(void *self, train_run *run, int last, double *seconds) {
     cap_train *g = self;
     eval_out ev;
-    if (evaluate(run->prog, run->ctx, &g->m, &g->va, last ? 0 : g->eval_n, &ev)) return 1;
+    if (evaluate(run->prog, run->ctx, &g->m, &g->va, last ? 0 : g->eval_n, ATTN_CAPTION_DECODE_EXPECTED, &ev))
+        return 1;
     *seconds = ev.seconds;
     const attn_json_field f[] = {
         attn_json_str("event", "eval"), attn_json_int("step", run->step), attn_json_num("valid_loss", ev.loss),
@@ -1160,6 +1163,11 @@ static void eval_usage(FILE *f) {
         "item's cell, teacher-forced on the reference caption), overall and on the novel\n"
         "scenes; draws the attention of the first scenes' words (PNG).\n\n"
         "  --test-scenes N      test scenes (default 1000; seed fixed: the same for every model)\n"
+        "  --split test|valid   valid: the model's own validation scenes instead (its scene seed\n"
+        "                       and --valid-scenes), to choose settings without the test scenes\n"
+        "  --decode expected|argmax  hard attention: the context of each step when decoding and in\n"
+        "                       the teacher-forced pass, the expectation (default) or the\n"
+        "                       location of alpha's maximum (docs/caption.md)\n"
         "  --pictures N         pictures of the first N test scenes (default 4; 0: none)\n"
         "  --pictures-dir DIR   where (default: the model directory)\n"
         "  --encoder PATH       another copy of the model's encoder\n"
@@ -1171,9 +1179,10 @@ static void eval_usage(FILE *f) {
 
 static int cmd_caption_eval(int argc, char **argv) {
     const char *prog = "attn caption eval", *sub = "eval", *model = NULL, *pdir = NULL, *enc = NULL, *data = NULL,
-               *json = NULL, *cache = NULL;
+               *json = NULL, *cache = NULL, *split = "test";
     long long n = 1000, pics = 4, threads = 0;
     int rc = 0;
+    attn_caption_decode decode = ATTN_CAPTION_DECODE_EXPECTED;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -1187,7 +1196,18 @@ static int cmd_caption_eval(int argc, char **argv) {
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--json")) json = v;
         else if (!strcmp(a, "--cache")) cache = v;
-        else if (!strcmp(a, "--test-scenes")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 20, &n);
+        else if (!strcmp(a, "--split")) {
+            split = v;
+            if (v && strcmp(v, "test") && strcmp(v, "valid")) {
+                fprintf(stderr, "%s: --split '%s': expected test or valid\n", prog, v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--decode")) {
+            if (v && attn_caption_decode_parse(v, &decode)) {
+                fprintf(stderr, "%s: --decode '%s': the rules are expected and argmax\n", prog, v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--test-scenes")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 20, &n);
         else if (!strcmp(a, "--pictures")) rc = cli_opt_int(CMD, sub, a, v, 0, 1000, &pics);
         else if (!strcmp(a, "--threads")) rc = cli_opt_int(CMD, sub, a, v, 0, 1024, &threads);
         else {
@@ -1208,28 +1228,38 @@ static int cmd_caption_eval(int argc, char **argv) {
     if (load_model(prog, model, enc, threads, &l)) return 1;
     scene_set ts;
     rc = 1;
-    if (make_set(prog, l.ctx, &l.e, data ? data : l.r.data, ATTN_SCENES_TEST, n, TEST_SEED, cache, &ts)) goto done_l;
+    const int valid = !strcmp(split, "valid");
+    if (make_set(prog, l.ctx, &l.e, data ? data : l.r.data, valid ? ATTN_SCENES_VALID : ATTN_SCENES_TEST,
+                 valid ? l.r.valid_scenes : n, valid ? (uint64_t)l.r.scene_seed + VALID_SEED : TEST_SEED, cache, &ts))
+        goto done_l;
     eval_out ev;
-    if (evaluate(prog, l.ctx, &l.m, &ts, 0, &ev)) goto done;
+    if (evaluate(prog, l.ctx, &l.m, &ts, 0, decode, &ev)) goto done;
     char acc[32] = "-", accn[32] = "-";
+    const int hard_argmax = l.m.cfg.mode == ATTN_CAPTION_HARD && decode == ATTN_CAPTION_DECODE_ARGMAX;
     if (!isnan(ev.att_acc)) snprintf(acc, sizeof acc, "%.1f%%", 100.0 * ev.att_acc);
     if (!isnan(ev.att_acc_novel)) snprintf(accn, sizeof accn, "%.1f%%", 100.0 * ev.att_acc_novel);
-    printf("%s attention, %lld test scenes: BLEU-4 %.2f, exact %.1f%%, attention accuracy %s (%lld item words), "
+    printf("%s attention%s%s, %lld %s scenes: BLEU-4 %.2f, exact %.1f%%, attention accuracy %s (%lld item words), "
            "loss %.4f\n",
-           attn_caption_mode_name(l.m.cfg.mode), (long long)ev.n, ev.bleu, 100.0 * ev.exact, acc,
-           (long long)ev.att_words, ev.loss);
-    printf("novel scenes (a held-out class/cell pair), %lld: BLEU-4 %.2f, exact %.1f%%, attention accuracy %s\n",
-           (long long)ev.n_novel, ev.bleu_novel, 100.0 * ev.exact_novel, accn);
+           attn_caption_mode_name(l.m.cfg.mode), hard_argmax ? ", decoded with " : "",
+           hard_argmax ? attn_caption_decode_name(decode) : "", (long long)ev.n, split, ev.bleu,
+           100.0 * ev.exact, acc, (long long)ev.att_words, ev.loss);
+    if (ev.n_novel)
+        printf("novel scenes (a held-out class/cell pair), %lld: BLEU-4 %.2f, exact %.1f%%, attention accuracy %s\n",
+               (long long)ev.n_novel, ev.bleu_novel, 100.0 * ev.exact_novel, accn);
+    else
+        printf("novel scenes (a held-out class/cell pair): none among these scenes\n");
     if (json) {
         FILE *f = fopen(json, "w");
         if (!f) {
             fprintf(stderr, "%s: cannot write %s: %s\n", prog, json, strerror(errno));
             goto done;
         }
-        fprintf(f, "{\"model\": \"%s\", \"attention\": \"%s\", \"scenes\": %lld, \"bleu4\": %.4f, \"exact\": %.6f, "
+        fprintf(f, "{\"model\": \"%s\", \"attention\": \"%s\", \"split\": \"%s\", \"decode\": \"%s\", "
+                   "\"scenes\": %lld, \"bleu4\": %.4f, \"exact\": %.6f, "
                    "\"attention_accuracy\": %.6f, \"loss\": %.6f, \"novel_scenes\": %lld, \"novel_bleu4\": %.4f, "
                    "\"novel_exact\": %.6f, \"novel_attention_accuracy\": %.6f}\n",
-                model, attn_caption_mode_name(l.m.cfg.mode), (long long)ev.n, ev.bleu, ev.exact,
+                model, attn_caption_mode_name(l.m.cfg.mode), split, attn_caption_decode_name(decode), (long long)ev.n,
+                ev.bleu, ev.exact,
                 isnan(ev.att_acc) ? -1.0 : ev.att_acc, ev.loss, (long long)ev.n_novel,
                 isnan(ev.bleu_novel) ? -1.0 : ev.bleu_novel, isnan(ev.exact_novel) ? -1.0 : ev.exact_novel,
                 isnan(ev.att_acc_novel) ? -1.0 : ev.att_acc_novel);
@@ -1244,7 +1274,7 @@ static int cmd_caption_eval(int argc, char **argv) {
             const int64_t one = p;
             attn_ctx_reset(l.ctx);
             attn_tensor *a = batch_annot(l.ctx, &ts, &one, 1);
-            if (!a || attn_caption_greedy(l.ctx, &l.m, a, MAX_LEN, ids, al, NULL) != ATTN_OK) {
+            if (!a || attn_caption_greedy_decode(l.ctx, &l.m, a, MAX_LEN, decode, ids, al, NULL) != ATTN_OK) {
                 free(al);
                 rc = cli_fail(CMD, "decoding failed");
                 goto done;
@@ -1252,7 +1282,7 @@ static int cmd_caption_eval(int argc, char **argv) {
             int32_t w[ATTN_SCENE_MAX_WORDS];
             char ref[512], path[4096];
             attn_caption_text(w, attn_scene_caption(&ts.s.scenes[p], w, NULL), ref, sizeof ref);
-            snprintf(path, sizeof path, "%s/attention-test%lld.png", pdir ? pdir : model, p);
+            snprintf(path, sizeof path, "%s/attention-%s%lld.png", pdir ? pdir : model, split, p);
             if (write_picture(prog, path, ts.s.pixels + p * ATTN_SCENE_SIDE * ATTN_SCENE_SIDE, ids, al, ts.L, ref)) {
                 free(al);
                 goto done;

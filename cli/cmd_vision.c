@@ -202,8 +202,12 @@ static int has_gamma(const attn_cnn *m) {
 
 /* Loss and accuracy on images [first, first + n) of (x, y), B per forward,
  * evaluation mode (running statistics), gradients off. 0 or 1 (printed). */
+/* Accuracy and mean cross-entropy of images first .. first + n - 1 of x, y in
+ * batches of B, in evaluation mode. With flip_tta, each image's class
+ * probabilities are the mean of the softmax of the image and of its left-right
+ * mirror (test-time augmentation), and the loss is -log of that mean. */
 static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const attn_idx *y,
-                    int64_t first, int64_t n, int64_t B, eval_result *out) {
+                    int64_t first, int64_t n, int64_t B, int flip_tta, eval_result *out) {
     float *img = malloc((size_t)B * 784 * sizeof *img);
     int32_t *lab = malloc((size_t)B * sizeof *lab);
     if (!img || !lab) {
@@ -219,6 +223,7 @@ static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const a
     double nats = 0.0;
     int64_t correct = 0;
     int rc = 0;
+    float *kept = NULL; /* flip_tta: the unflipped batch's logits */
     for (int64_t s = 0; s < n; s += B) {
         const int64_t b = B < n - s ? B : n - s;
         for (int64_t i = 0; i < b; i++) {
@@ -228,20 +233,57 @@ static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const a
         attn_ctx_reset(ctx);
         attn_tensor *tx = attn_tensor_from(ctx, ATTN_F32, 4, (int64_t[]){b, 1, 28, 28}, img);
         attn_tensor *ty = attn_tensor_from(ctx, ATTN_I32, 1, (int64_t[]){b}, lab);
-        attn_tensor *logits = NULL;
+        attn_tensor *logits = NULL, *flipped = NULL;
         attn_tensor *loss = attn_cnn_loss(ctx, m, tx, ty, 0.0f, &logits);
+        const int64_t K = loss ? logits->shape[1] : 0;
+        const float *orig = loss ? attn_f32(logits) : NULL;
+        if (loss && !flip_tta) nats += (double)attn_f32(loss)[0] * (double)b;
+        if (loss && flip_tta) { /* keep the logits, free the arena, then the mirrored batch */
+            if (!kept) kept = malloc((size_t)(B * K) * sizeof *kept);
+            if (!kept) {
+                fprintf(stderr, "attn vision: out of memory\n");
+                rc = 1;
+                break;
+            }
+            memcpy(kept, orig, (size_t)(b * K) * sizeof *kept);
+            orig = kept;
+            attn_ctx_reset(ctx);
+            for (int64_t i = 0; i < b; i++) load_image(x, first + s + i, img + i * 784, 0, 0, 1);
+            attn_tensor *fx = attn_tensor_from(ctx, ATTN_F32, 4, (int64_t[]){b, 1, 28, 28}, img);
+            flipped = attn_cnn_forward(ctx, m, fx, NULL, NULL);
+            if (!flipped) loss = NULL;
+        }
         if (!loss) {
             fprintf(stderr, "attn vision: evaluation: %s\n", attn_ctx_error(ctx));
             rc = 1;
             break;
         }
-        nats += (double)attn_f32(loss)[0] * (double)b;
-        const int64_t K = logits->shape[1];
         for (int64_t i = 0; i < b; i++) {
-            const float *row = attn_f32(logits) + i * K;
+            const float *row = orig + i * K;
             int64_t best = 0;
-            for (int64_t k = 1; k < K; k++)
-                if (row[k] > row[best]) best = k;
+            if (flip_tta) { /* mean of the two softmaxes, in double */
+                const float *row2 = attn_f32(flipped) + i * K;
+                double mx1 = row[0], mx2 = row2[0], z1 = 0.0, z2 = 0.0, pbest = -1.0;
+                for (int64_t k = 1; k < K; k++) {
+                    mx1 = row[k] > mx1 ? row[k] : mx1;
+                    mx2 = row2[k] > mx2 ? row2[k] : mx2;
+                }
+                for (int64_t k = 0; k < K; k++) {
+                    z1 += exp((double)row[k] - mx1);
+                    z2 += exp((double)row2[k] - mx2);
+                }
+                for (int64_t k = 0; k < K; k++) {
+                    const double pk = 0.5 * (exp((double)row[k] - mx1) / z1 + exp((double)row2[k] - mx2) / z2);
+                    if (pk > pbest) {
+                        pbest = pk;
+                        best = k;
+                    }
+                    if (k == lab[i]) nats -= log(pk > 1e-300 ? pk : 1e-300);
+                }
+            } else {
+                for (int64_t k = 1; k < K; k++)
+                    if (row[k] > row[best]) best = k;
+            }
             correct += best == lab[i];
         }
     }
@@ -250,6 +292,7 @@ static int evaluate(attn_ctx *ctx, const attn_cnn *m, const attn_idx *x, const a
     attn_ctx_set_training(ctx, training);
     free(img);
     free(lab);
+    free(kept);
     out->n = n;
     out->loss = n ? nats / (double)n : NAN;
     out->accuracy = n ? (double)correct / (double)n : NAN;
@@ -410,8 +453,8 @@ static int vision_evaluate(void *self, train_run *run, int last, double *seconds
     eval_result va, te;
     memset(&te, 0, sizeof te);
     const int64_t nv = last || g->eval_n <= 0 || g->eval_n > N_VALID ? N_VALID : g->eval_n;
-    if (evaluate(run->ctx, g->m, &g->d.train_x, &g->d.train_y, g->d.n_train, nv, 256, &va)) return 1;
-    if (last && evaluate(run->ctx, g->m, &g->d.test_x, &g->d.test_y, 0, g->d.test_x.dims[0], 256, &te))
+    if (evaluate(run->ctx, g->m, &g->d.train_x, &g->d.train_y, g->d.n_train, nv, 256, 0, &va)) return 1;
+    if (last && evaluate(run->ctx, g->m, &g->d.test_x, &g->d.test_y, 0, g->d.test_x.dims[0], 256, 0, &te))
         return 1;
     *seconds = va.seconds + te.seconds;
     const double gamma = (double)attn_cnn_gamma(g->m);
@@ -751,13 +794,16 @@ static int load_model(const char *dir, attn_params **ps, attn_cnn **m) {
 static int cmd_vision_eval(int argc, char **argv) {
     const char *sub = "eval", *model = NULL, *split = "test", *data = "data/fashion-mnist";
     long long threads = 0;
-    int rc = 0;
+    int rc = 0, flip_tta = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: attn vision eval --model DIR [--split test|valid] [--data DIR] [--threads N]\n\n"
+            printf("usage: attn vision eval --model DIR [--split test|valid] [--tta none|flip] [--data DIR]\n"
+                   "                        [--threads N]\n\n"
                    "Accuracy and loss of a model of 'attn vision train' on the Fashion-MNIST test set\n"
-                   "(default) or on the validation set (the last 5,000 training images).\n");
+                   "(default) or on the validation set (the last 5,000 training images).\n"
+                   "--tta flip: test-time augmentation, each image's class probabilities are the mean\n"
+                   "of the softmax of the image and of its left-right mirror (default none).\n");
             return 0;
         }
         i++;
@@ -768,7 +814,13 @@ static int cmd_vision_eval(int argc, char **argv) {
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--split")) split = v;
         else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
+        else if (!strcmp(a, "--tta")) {
+            if (!strcmp(v, "flip") || !strcmp(v, "none")) flip_tta = !strcmp(v, "flip");
+            else {
+                fprintf(stderr, "attn vision eval: --tta '%s': expected none or flip\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--threads")) rc = opt_int(sub, a, v, 0, 1024, &threads);
         else {
             fprintf(stderr, "attn vision eval: unknown option '%s' (try 'attn vision eval --help')\n", a);
             return 2;
@@ -802,10 +854,11 @@ static int cmd_vision_eval(int argc, char **argv) {
     eval_result r;
     const int test = !strcmp(split, "test");
     if (evaluate(ctx, m, test ? &d.test_x : &d.train_x, test ? &d.test_y : &d.train_y,
-                 test ? 0 : d.n_train, test ? d.test_x.dims[0] : N_VALID, 256, &r))
+                 test ? 0 : d.n_train, test ? d.test_x.dims[0] : N_VALID, 256, flip_tta, &r))
         goto done;
-    printf("%s accuracy %.4f, loss %.4f (%lld images, %.1f s); attention %s", split, r.accuracy, r.loss,
-           (long long)r.n, r.seconds, attn_cnn_attention_name(m->cfg.attention));
+    printf("%s accuracy %.4f, loss %.4f (%lld images, %.1f s%s); attention %s", split, r.accuracy, r.loss,
+           (long long)r.n, r.seconds, flip_tta ? ", flip TTA: mean of image and mirror" : "",
+           attn_cnn_attention_name(m->cfg.attention));
     if (has_gamma(m)) printf(", gamma %.4f", (double)attn_cnn_gamma(m));
     printf("\n");
     rc = 0;

@@ -731,6 +731,20 @@ if [ -f "$FMNIST/train-images-idx3-ubyte" ]; then
     else
         fail "caption eval: $(head -c 400 "$TMP/cap.out")"
     fi
+    # argmax decoding of the hard model, on its validation scenes; an unknown rule is refused
+    if "$ATTN" caption eval --model "$CAP" --split valid --decode argmax --pictures 0 --json "$TMP/cap-am.json" \
+            --threads 1 >"$TMP/cap-am.out" 2>&1 &&
+        grep -q "hard attention, decoded with argmax, 16 valid scenes: BLEU-4" "$TMP/cap-am.out" &&
+        grep -q '"split": "valid", "decode": "argmax"' "$TMP/cap-am.json"; then
+        ok "caption eval --split valid --decode argmax"
+    else
+        fail "caption eval --decode argmax: $(head -c 400 "$TMP/cap-am.out")"
+    fi
+    "$ATTN" caption eval --model "$CAP" --decode sample --threads 1 >"$TMP/cap-am.out" 2>&1
+    rc=$?
+    [ "$rc" = 2 ] && grep -q "the rules are expected and argmax" "$TMP/cap-am.out" &&
+        ok "caption eval --decode sample refused (exit 2)" ||
+        fail "caption eval --decode sample: exit $rc: $(head -c 300 "$TMP/cap-am.out")"
     # hard attention with K draws per caption and reward-to-go, warm-started from the hard run
     if "${CAPTION[@]}" --attention hard --samples 3 --reward-to-go 1 --init "$CAP" --out "$TMP/cap-k3" --steps 2 \
             --quiet >"$TMP/cap-k3.out" 2>&1 &&
@@ -1112,6 +1126,15 @@ rc=$?
 rc=$?
 [ "$rc" = 0 ] && grep -q "^test accuracy [0-9.]*, loss [0-9.]* (60 images" "$TMP/vis5.out" &&
     ok "vision eval prints the test accuracy" || fail "vision eval: exit $rc: $(head -c 300 "$TMP/vis5.out")"
+"$ATTN" vision eval --model "$TMP/vis" --data "$FM" --tta flip --threads 1 >"$TMP/vis5.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] && grep -q "^test accuracy [0-9.]*, loss [0-9.]* (60 images, .*flip TTA" "$TMP/vis5.out" &&
+    ok "vision eval --tta flip prints the test accuracy with flips" ||
+    fail "vision eval --tta flip: exit $rc: $(head -c 300 "$TMP/vis5.out")"
+"$ATTN" vision eval --model "$TMP/vis" --data "$FM" --tta rotate --threads 1 >"$TMP/vis5.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q "expected none or flip" "$TMP/vis5.out" && ok "vision eval --tta rotate refused (exit 2)" ||
+    fail "vision eval --tta rotate: exit $rc: $(head -c 300 "$TMP/vis5.out")"
 "$ATTN" vision maps --model "$TMP/vis" --data "$FM" --out "$TMP/vismaps" --images 2 --threads 1 >"$TMP/vis6.out" 2>&1
 rc=$?
 [ "$rc" = 0 ] && [ "$(head -c 4 "$TMP/vismaps/maps.png" | od -An -tx1 | tr -d ' ')" = 89504e47 ] &&

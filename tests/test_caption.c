@@ -84,6 +84,7 @@ static const attn_caption_draws *case_draws(const fx_case *c, draws_buf *b) {
     for (int64_t i = 0; i < c->expected->numel && i < 64; i++) b->expected[i] = atfx_i32(c->expected)[i] != 0;
     b->d.samples = atfx_i32(c->samples);
     b->d.expected = b->expected;
+    b->d.argmax = 0;
     return &b->d;
 }
 
@@ -226,7 +227,7 @@ static void fd_case(attn_caption_mode mode, float reinforce) {
     test_fill_normal(annot, B * L * D, &rng);
     fill_tokens(tk, B, T1, cfg.vocab, &rng);
     for (int i = 0; i < B * (T1 - 1); i++) samples[i] = (int32_t)attn_rng_next_below(&rng, (uint32_t)L);
-    const attn_caption_draws draws = {samples, expected};
+    const attn_caption_draws draws = {samples, expected, 0};
     const int64_t ashape[3] = {B, L, D}, tshape[2] = {B, T1};
     /* analytic */
     attn_ctx_reset(ctx);
@@ -419,7 +420,7 @@ static void leave_one_out_case(int rtg) {
     for (int64_t b = 1; b < 3; b++) memcpy(tk + b * T1, tk, (size_t)T1 * sizeof *tk);
     for (int64_t i = 0; i < B * T; i++) samples[i] = (int32_t)attn_rng_next_below(&rng, (uint32_t)L);
     attn_f32(m.baseline)[0] = -1.25f;
-    const attn_caption_draws d = {samples, expected};
+    const attn_caption_draws d = {samples, expected, 0};
     attn_ctx_reset(ctx);
     attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 3, (int64_t[]){B, L, 6}, annot);
     attn_tensor *t = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, T1}, tk);
@@ -515,6 +516,118 @@ static void test_greedy(void) {
     }
 }
 
+/* Teacher-forced logits [B, T, V] of tokens [B, T + 1] under the given draws
+ * (NULL: soft or none), copied into out; the alphas into al (NULL: not kept). */
+static int forced_logits(attn_ctx *ctx, attn_caption *m, const float *annot, int64_t B, int64_t L, const int32_t *tk,
+                         int64_t T1, const attn_caption_draws *d, float *out, float *al) {
+    attn_ctx_reset(ctx);
+    attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 3, (int64_t[]){B, L, 6}, annot);
+    attn_tensor *t = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, T1}, tk);
+    attn_caption_loss_out lo;
+    CHECK_OK(attn_caption_loss(ctx, m, a, t, d, &lo));
+    if (!lo.logits || (al && !lo.alphas)) return -1;
+    memcpy(out, attn_f32(lo.logits), (size_t)(B * (T1 - 1) * ATTN_CAPTION_VOCAB) * sizeof *out);
+    if (al) memcpy(al, attn_f32(lo.alphas), (size_t)(B * (T1 - 1) * L) * sizeof *al);
+    return 0;
+}
+
+/* Greedy decoding and the teacher-forced pass agree on the words when both
+ * use the same context rule: every greedy word is the argmax of the forced
+ * logits at its step. */
+static void check_greedy_matches_forced(const int32_t *ids, const float *logits, int64_t B, int64_t ML,
+                                        const char *what) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < ML; t++) {
+            const float *row = logits + (b * ML + t) * ATTN_CAPTION_VOCAB;
+            int32_t best = 0;
+            for (int32_t v = 1; v < ATTN_CAPTION_VOCAB; v++)
+                if (row[v] > row[best]) best = v;
+            CHECK(best == ids[b * ML + t], "%s: row %lld step %lld: greedy %d, teacher-forced argmax %d", what,
+                  (long long)b, (long long)t, ids[b * ML + t], best);
+            if (ids[b * ML + t] == ATTN_CAPTION_EOS_ID) break;
+        }
+}
+
+static void test_decode_argmax(void) {
+    TEST_BEGIN("caption/hard decoding: argmax location vs expected context, greedy and teacher-forced agree");
+    attn_params *ps = NULL, *ps_soft = NULL;
+    attn_caption m, ms;
+    attn_ctx *ctx = test_ctx_new((size_t)32 << 20, 1, 16);
+    enum { B = 4, L = 7, ML = 6 };
+    float annot[B * L * 6], le[B * ML * ATTN_CAPTION_VOCAB], la[B * ML * ATTN_CAPTION_VOCAB],
+        lr[B * ML * ATTN_CAPTION_VOCAB], al[B * ML * L];
+    int32_t ide[B * ML], ida[B * ML], tk[B * (ML + 1)], samples[B * ML];
+    uint8_t all_expected[B], none_expected[B];
+    attn_rng rng;
+    attn_rng_init(&rng, 21);
+    test_fill_normal(annot, B * L * 6, &rng);
+    if (!ctx || tiny_model(ATTN_CAPTION_HARD, &ps, &m, 31) || tiny_model(ATTN_CAPTION_SOFT, &ps_soft, &ms, 31)) goto out;
+    /* larger scores: peaked weights, so that the argmax location and the expectation differ */
+    for (int64_t i = 0; i < attn_tensor_numel(m.att.v); i++) attn_f32(m.att.v)[i] *= 8.f;
+    attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 3, (int64_t[]){B, L, 6}, annot);
+    CHECK_OK(attn_caption_greedy_decode(ctx, &m, a, ML, ATTN_CAPTION_DECODE_EXPECTED, ide, NULL, NULL));
+    int32_t ref[B * ML];
+    CHECK_OK(attn_caption_greedy(ctx, &m, a, ML, ref, NULL, NULL));
+    CHECK(!memcmp(ref, ide, sizeof ref), "attn_caption_greedy is the expected decoding");
+    CHECK_OK(attn_caption_greedy_decode(ctx, &m, a, ML, ATTN_CAPTION_DECODE_ARGMAX, ida, NULL, NULL));
+    for (int64_t i = 0; i < B; i++) {
+        all_expected[i] = 1;
+        none_expected[i] = 0;
+    }
+    /* each decoding, teacher-forced on its own words */
+    for (int k = 0; k < 2; k++) {
+        const int32_t *ids = k ? ida : ide;
+        for (int64_t b = 0; b < B; b++) {
+            tk[b * (ML + 1)] = ATTN_CAPTION_BOS_ID;
+            for (int64_t t = 0; t < ML; t++) tk[b * (ML + 1) + 1 + t] = ids[b * ML + t];
+        }
+        memset(samples, 0, sizeof samples);
+        const attn_caption_draws d = {k ? NULL : samples, k ? none_expected : all_expected, k};
+        if (forced_logits(ctx, &m, annot, B, L, tk, ML + 1, &d, k ? la : le, k ? al : NULL)) goto out;
+        check_greedy_matches_forced(ids, k ? la : le, B, ML, k ? "argmax" : "expected");
+    }
+    /* the argmax pass is a draw of the maxima: replaying them as given samples gives the same logits */
+    for (int64_t i = 0; i < B * ML; i++) {
+        int32_t best = 0;
+        for (int32_t l = 1; l < L; l++)
+            if (al[i * L + l] > al[i * L + best]) best = l;
+        samples[i] = best;
+    }
+    const attn_caption_draws replay = {samples, none_expected, 0};
+    if (forced_logits(ctx, &m, annot, B, L, tk, ML + 1, &replay, lr, NULL)) goto out;
+    CHECK(!memcmp(lr, la, sizeof la), "argmax pass != the same locations given as draws");
+    /* and it is not the expectation: on the argmax words, the expected context's logits differ */
+    const attn_caption_draws dexp = {samples, all_expected, 0};
+    if (forced_logits(ctx, &m, annot, B, L, tk, ML + 1, &dexp, le, NULL)) goto out;
+    double diff = 0.0;
+    for (int64_t i = 0; i < B * ML * ATTN_CAPTION_VOCAB; i++) diff = fmax(diff, fabs((double)le[i] - la[i]));
+    CHECK(diff > 1e-3, "argmax and expected contexts give the same logits (max diff %g)", diff);
+    /* SOFT ignores the decode rule */
+    int32_t s1[B * ML], s2[B * ML];
+    CHECK_OK(attn_caption_greedy_decode(ctx, &ms, a, ML, ATTN_CAPTION_DECODE_EXPECTED, s1, NULL, NULL));
+    CHECK_OK(attn_caption_greedy_decode(ctx, &ms, a, ML, ATTN_CAPTION_DECODE_ARGMAX, s2, NULL, NULL));
+    CHECK(!memcmp(s1, s2, sizeof s1), "soft attention's decoding depends on the decode rule");
+    /* refusals */
+    test_expect_fail(ctx, attn_caption_greedy_decode(ctx, &m, a, ML, (attn_caption_decode)5, ida, NULL, NULL) != ATTN_OK,
+                     ATTN_ERR_INVALID_ARG, "decode 5", "a decode rule outside the enum");
+    attn_ctx_reset(ctx);
+    a = attn_tensor_from(ctx, ATTN_F32, 3, (int64_t[]){B, L, 6}, annot);
+    attn_tensor *t = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, ML + 1}, tk);
+    attn_caption_loss_out lo;
+    const attn_caption_draws nos = {NULL, none_expected, 0};
+    test_expect_fail(ctx, attn_caption_loss(ctx, &m, a, t, &nos, &lo) != ATTN_OK, ATTN_ERR_INVALID_ARG, "argmax",
+                     "draws without samples and without argmax");
+    attn_caption_decode dc;
+    CHECK(attn_caption_decode_parse("argmax", &dc) == 0 && dc == ATTN_CAPTION_DECODE_ARGMAX, "parse argmax");
+    CHECK(attn_caption_decode_parse("sample", &dc) == -1, "parse refuses sample");
+    CHECK(!strcmp(attn_caption_decode_name(ATTN_CAPTION_DECODE_EXPECTED), "expected"), "name of expected");
+out:
+    attn_ctx_free(ctx);
+    attn_params_free(ps);
+    attn_params_free(ps_soft);
+    TEST_END();
+}
+
 static void test_errors(void) {
     TEST_BEGIN("caption/errors: shapes, tokens, draws, configurations");
     attn_params *ps = NULL;
@@ -538,7 +651,7 @@ static void test_errors(void) {
     t = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){2, 3}, tk);
     int32_t samples[4] = {0, 3, 1, 1};
     uint8_t expected[2] = {0, 0};
-    const attn_caption_draws d = {samples, expected};
+    const attn_caption_draws d = {samples, expected, 0};
     test_expect_fail(ctx, attn_caption_loss(ctx, &m, a, t, &d, &lo) != ATTN_OK, ATTN_ERR_INVALID_ARG, "outside [0, 3)",
                      "a draw outside the locations");
     attn_caption m2;
@@ -707,6 +820,7 @@ void suite_caption(void) {
     test_reward_units();
     test_leave_one_out();
     test_greedy();
+    test_decode_argmax();
     test_errors();
     test_scenes();
     test_bleu();

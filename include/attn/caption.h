@@ -150,6 +150,10 @@ attn_status attn_caption_load(const char *path, attn_params *ps, attn_caption *m
 typedef struct attn_caption_draws {
     const int32_t *samples;
     const uint8_t *expected;
+    int argmax; /* 1: the rows not flagged expected read the location of their
+                   alpha's maximum (found in the forward, first on ties;
+                   samples may then be NULL and is not read): the argmax
+                   decoding's teacher-forced pass */
 } attn_caption_draws;
 
 typedef struct attn_caption_loss_out {
@@ -177,6 +181,17 @@ typedef struct attn_caption_loss_out {
 attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot, attn_tensor *tokens,
                               const attn_caption_draws *draws, attn_caption_loss_out *out);
 
+/* How HARD decodes (greedy and teacher-forced evaluation): the context of
+ * a step is either the expectation beta sum_i alpha_i a_i (deterministic,
+ * as soft attention) or beta a_l at the most probable location l = argmax_i
+ * alpha_i (deterministic, one location as in training's sampled rows).
+ * SOFT and NONE ignore it. docs/caption.md compares the two. */
+typedef enum attn_caption_decode {
+    ATTN_CAPTION_DECODE_EXPECTED = 0,
+    ATTN_CAPTION_DECODE_ARGMAX = 1,
+    ATTN_CAPTION_DECODE_COUNT
+} attn_caption_decode;
+
 /* Greedy decoding of B captions from annot [B, L, D], gradients off: up to
  * max_len words each (1..256); ids [B, max_len] receives the words, then
  * EOS, then PAD; alphas (NULL or [B, max_len, L] floats) the attention of
@@ -187,6 +202,17 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
  * Errors: ATTN_ERR_SHAPE, ATTN_ERR_DTYPE, ATTN_ERR_INVALID_ARG, ATTN_ERR_OOM. */
 attn_status attn_caption_greedy(attn_ctx *ctx, const attn_caption *m, attn_tensor *annot,
                                 int64_t max_len, int32_t *ids, float *alphas, float *betas);
+
+/* attn_caption_greedy with HARD's context chosen by decode (above);
+ * attn_caption_greedy is decode = ATTN_CAPTION_DECODE_EXPECTED. Errors: those
+ * of attn_caption_greedy; ATTN_ERR_INVALID_ARG for a decode outside the enum. */
+attn_status attn_caption_greedy_decode(attn_ctx *ctx, const attn_caption *m, attn_tensor *annot,
+                                       int64_t max_len, attn_caption_decode decode, int32_t *ids,
+                                       float *alphas, float *betas);
+
+/* "expected", "argmax" ("?" outside the enum), and back (-1 if unknown). */
+const char *attn_caption_decode_name(attn_caption_decode decode);
+int attn_caption_decode_parse(const char *s, attn_caption_decode *out);
 
 /* "soft", "hard", "none" ("?" outside the enum), and back (-1 if unknown). */
 const char *attn_caption_mode_name(attn_caption_mode mode);

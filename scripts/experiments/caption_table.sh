@@ -27,6 +27,18 @@ BUDGET="${4:-240}"
 #                before it), WARM_STEPS steps (default 1000) at lr 1e-3
 #   soft-warm    the control of hard-warm: soft-s<seed> trained on with soft
 #                attention for the same WARM_STEPS steps at lr 1e-3
+#   hard-warm-e0     hard-warm without the entropy bonus (--entropy 0)
+#   hard-warm-k4     hard-warm with 4 draws per caption (32 captions x 4 rows a step,
+#                    leave-one-out baselines: the same captions, 4x the decoder's rows)
+#   hard-warm-k4b8   the same with 8 captions x 4 draws (soft's 32 rows a step)
+#   hard-warm-m75    hard-warm with the expected context on 75% of the captions
+#   hard-warm-r0     a diagnostic: hard-warm without the REINFORCE term (--reinforce 0:
+#                    the attention learns only through the expected rows and the gate)
+#   hard-warm-lr3, soft-warm-lr3   hard-warm and its control at lr 3e-4
+# Every hard run is also evaluated with the argmax location as its context
+# (`attn caption eval --decode argmax`: eval-argmax.json; the rows "<mode> argmax"),
+# and every run on its own 500 validation scenes (valid.json, valid-argmax.json):
+# settings are chosen on validation, the test scenes only report.
 MODES="${MODES:-soft hard none}"
 WARM_STEPS="${WARM_STEPS:-1000}"
 flags_of() { # kind seed
@@ -37,19 +49,27 @@ flags_of() { # kind seed
     hard-k4) echo "--attention hard --mix 0.5 --samples 4 --reward-to-go 1 --batch 8" ;;
     hard-warm) echo "--attention hard --mix 0.5 --init runs/caption/soft-s$2 --lr 1e-3" ;;
     soft-warm) echo "--attention soft --init runs/caption/soft-s$2 --lr 1e-3" ;;
+    hard-warm-e0) echo "--attention hard --mix 0.5 --entropy 0 --init runs/caption/soft-s$2 --lr 1e-3" ;;
+    hard-warm-k4) echo "--attention hard --mix 0.5 --samples 4 --init runs/caption/soft-s$2 --lr 1e-3" ;;
+    hard-warm-k4b8) echo "--attention hard --mix 0.5 --samples 4 --batch 8 --init runs/caption/soft-s$2 --lr 1e-3" ;;
+    hard-warm-m75) echo "--attention hard --mix 0.75 --init runs/caption/soft-s$2 --lr 1e-3" ;;
+    hard-warm-r0) echo "--attention hard --mix 0.5 --reinforce 0 --init runs/caption/soft-s$2 --lr 1e-3" ;;
+    hard-warm-lr3) echo "--attention hard --mix 0.5 --init runs/caption/soft-s$2 --lr 3e-4" ;;
+    soft-warm-lr3) echo "--attention soft --init runs/caption/soft-s$2 --lr 3e-4" ;;
     *) echo "caption_table.sh: unknown run kind $1" >&2; exit 2 ;;
     esac
 }
 EXTRA="${CAPTION_EXTRA:-}"
-make -s all
+TABLE_ONLY="${TABLE_ONLY:-0}" # 1: only print the table of the runs there are (nothing is trained)
+[ "$TABLE_ONLY" = 1 ] || make -s all
 mkdir -p runs/caption
 for seed in $SEEDS; do # seed by seed: a cut-short table still compares the modes
     for mode in $MODES; do
         dir="runs/caption/$mode-s$seed"
-        if [ -f "$dir/eval.json" ]; then continue; fi # done already (re-run: delete it)
+        if [ -f "$dir/eval.json" ] || [ "$TABLE_ONLY" = 1 ]; then continue; fi # done already (re-run: delete it)
         flags=$(flags_of "$mode" "$seed")
         steps="$STEPS"
-        if [[ $mode == *-warm ]]; then steps="$WARM_STEPS"; fi
+        if [[ $mode == *-warm* ]]; then steps="$WARM_STEPS"; fi # every warm start (soft-warm, hard-warm-e0, ...)
         # shellcheck disable=SC2086
         build/attn caption train --out "$dir" --encoder "$ENCODER" $flags --seed "$seed" \
             --steps "$steps" --time-budget "$BUDGET" --eval-every 0 --threads 1 --quiet --force \
@@ -60,7 +80,25 @@ for seed in $SEEDS; do # seed by seed: a cut-short table still compares the mode
             --threads 1 >>"$dir.txt" 2>&1 || { echo "$mode seed $seed: eval failed: $(tail -n 2 "$dir.txt")"; continue; }
     done
 done
-python3 - "$MODES" "$SEEDS" <<'PY' | tee runs/caption/table.md
+# validation scenes of every run, and the argmax decoding of the hard ones (test and validation)
+for seed in $SEEDS; do
+    for mode in $MODES; do
+        dir="runs/caption/$mode-s$seed"
+        [ -f "$dir/eval.json" ] && [ "$TABLE_ONLY" != 1 ] || continue
+        ev() { # json, extra flags
+            [ -f "$dir/$1" ] && return 0
+            # shellcheck disable=SC2086
+            build/attn caption eval --model "$dir" --pictures 0 --json "$dir/$1" --cache runs/caption/cache \
+                --threads 1 $2 >>"$dir.txt" 2>&1 || echo "$mode seed $seed: eval $1 failed: $(tail -n 2 "$dir.txt")"
+        }
+        ev valid.json "--split valid"
+        if [[ $mode == hard* ]]; then
+            ev eval-argmax.json "--decode argmax --test-scenes 1000"
+            ev valid-argmax.json "--split valid --decode argmax"
+        fi
+    done
+done
+python3 - "$MODES" "$SEEDS" <<'PY' | tee "${TABLE:-runs/caption/table.md}"
 import json, os, statistics, sys
 modes, seeds = sys.argv[1].split(), sys.argv[2].split()
 def steps(d):
@@ -69,30 +107,49 @@ def steps(d):
         r = json.loads(line)
         if r.get("event") == "end": s = r["step"]
     return s
-print("| attention | seed | steps | BLEU-4 | exact | attention acc. | novel BLEU-4 | novel exact | novel att. acc. |")
-print("|---|---|---|---|---|---|---|---|---|")
-summary = {}
+def load(d, name):
+    try:
+        return json.load(open(os.path.join(d, name)))
+    except OSError:
+        return None
+print("| attention | seed | steps | valid BLEU-4 | BLEU-4 | exact | attention acc. | novel BLEU-4 | novel exact | novel att. acc. | BLEU-4 - soft-warm (same lr) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+summary, valid, gaps = {}, {}, {}
+rows = []
 for m in modes:
+    rows.append((m, m, "eval.json", "valid.json"))
+    if m.startswith("hard"):
+        rows.append((m + " argmax", m, "eval-argmax.json", "valid-argmax.json"))
+for name, m, ejson, vjson in rows:
     for s in seeds:
         d = "runs/caption/%s-s%s" % (m, s)
-        try:
-            e = json.load(open(os.path.join(d, "eval.json")))
-        except OSError:
-            print("| %s | %s | missing | | | | | | |" % (m, s)); continue
+        e = load(d, ejson)
+        if e is None:
+            print("| %s | %s | missing | | | | | | | | |" % (name, s)); continue
+        v = load(d, vjson)
+        ctrl_mode = "soft-warm-lr3" if m.endswith("-lr3") else "soft-warm"
+        ctrl = load("runs/caption/%s-s%s" % (ctrl_mode, s), "eval.json") if "warm" in m else None
+        gap = "" if ctrl is None else "%+.2f" % (e["bleu4"] - ctrl["bleu4"])
+        if ctrl is not None: gaps.setdefault(name, []).append(e["bleu4"] - ctrl["bleu4"])
         acc = "-" if e["attention_accuracy"] < 0 else "%.1f%%" % (100 * e["attention_accuracy"])
         nacc = "-" if e["novel_attention_accuracy"] < 0 else "%.1f%%" % (100 * e["novel_attention_accuracy"])
-        print("| %s | %s | %d | %.2f | %.1f%% | %s | %.2f | %.1f%% | %s |" % (m, s, steps(d), e["bleu4"], 100 * e["exact"], acc,
-              e["novel_bleu4"], 100 * e["novel_exact"], nacc))
-        summary.setdefault(m, []).append(e)
+        print("| %s | %s | %d | %s | %.2f | %.1f%% | %s | %.2f | %.1f%% | %s | %s |" % (name, s, steps(d),
+              "-" if v is None else "%.2f" % v["bleu4"], e["bleu4"], 100 * e["exact"], acc,
+              e["novel_bleu4"], 100 * e["novel_exact"], nacc, gap))
+        summary.setdefault(name, []).append(e)
+        if v is not None: valid.setdefault(name, []).append(v["bleu4"])
 print()
-print("| attention | runs | BLEU-4 | exact | attention acc. | novel BLEU-4 |")
-print("|---|---|---|---|---|---|")
+print("| attention | runs | valid BLEU-4 | BLEU-4 | exact | attention acc. | novel BLEU-4 | BLEU-4 - soft-warm, same lr (per seed) |")
+print("|---|---|---|---|---|---|---|---|")
 def ms(v, scale=1.0, pct=False):
     v = [x * scale for x in v]
     sd = statistics.stdev(v) if len(v) > 1 else 0.0
     return ("%.1f%% +- %.1f" if pct else "%.2f +- %.2f") % (statistics.mean(v), sd)
 for m, es in summary.items():
     acc = [e["attention_accuracy"] for e in es]
-    print("| %s | %d | %s | %s | %s | %s |" % (m, len(es), ms([e["bleu4"] for e in es]), ms([e["exact"] for e in es], 100, True),
-          "-" if min(acc) < 0 else ms(acc, 100, True), ms([e["novel_bleu4"] for e in es])))
+    g = gaps.get(m)
+    print("| %s | %d | %s | %s | %s | %s | %s | %s |" % (m, len(es), ms(valid[m]) if len(valid.get(m, [])) == len(es) else "-",
+          ms([e["bleu4"] for e in es]), ms([e["exact"] for e in es], 100, True),
+          "-" if min(acc) < 0 else ms(acc, 100, True), ms([e["novel_bleu4"] for e in es]),
+          "" if not g else "%s (%s)" % (ms(g), " / ".join("%+.2f" % x for x in g))))
 PY

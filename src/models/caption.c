@@ -41,6 +41,23 @@ const char *attn_caption_mode_name(attn_caption_mode mode) {
     }
 }
 
+const char *attn_caption_decode_name(attn_caption_decode decode) {
+    switch (decode) {
+    case ATTN_CAPTION_DECODE_EXPECTED: return "expected";
+    case ATTN_CAPTION_DECODE_ARGMAX: return "argmax";
+    default: return "?";
+    }
+}
+
+int attn_caption_decode_parse(const char *s, attn_caption_decode *out) {
+    for (int i = 0; s && i < ATTN_CAPTION_DECODE_COUNT; i++)
+        if (!strcmp(s, attn_caption_decode_name((attn_caption_decode)i))) {
+            if (out) *out = (attn_caption_decode)i;
+            return 0;
+        }
+    return -1;
+}
+
 int attn_caption_mode_parse(const char *s, attn_caption_mode *out) {
     for (int i = 0; s && i < ATTN_CAPTION_MODE_COUNT; i++)
         if (!strcmp(s, attn_caption_mode_name((attn_caption_mode)i))) {
@@ -250,6 +267,14 @@ static attn_tensor *as_step(attn_ctx *ctx, attn_tensor *x) { /* [B, K] -> [B, 1,
     return attn_reshape(ctx, x, 3, shape);
 }
 
+/* The first location of w[0..L) with the largest weight. */
+static int32_t argmax_location(const float *w, int64_t L) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < L; i++)
+        if (w[i] > w[best]) best = i;
+    return (int32_t)best;
+}
+
 /* Location drawn from the weights w[0..L) with u in [0, 1). */
 static int32_t draw_location(const float *w, int64_t L, float u) {
     double total = 0.0;
@@ -293,8 +318,9 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
     if (st) return st;
     const int64_t L = r.L, D = r.D;
     const int hard = cf->mode == ATTN_CAPTION_HARD, none = cf->mode == ATTN_CAPTION_NONE;
-    if (hard && draws && (!draws->samples || !draws->expected))
-        return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: draws need both samples and expected", fn);
+    if (hard && draws && ((!draws->samples && !draws->argmax) || !draws->expected))
+        return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: draws need expected and samples (or argmax)", fn);
+    const int use_argmax = hard && draws && draws->argmax;
     const int64_t K = hard && cf->samples > 1 ? cf->samples : 1; /* rows per caption (the last group may be short) */
 
     /* inputs, targets and the valid-token mask */
@@ -319,7 +345,7 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
         for (int64_t b = 0; b < B; b++)
             expected[b] = draws ? (draws->expected[b] != 0)
                                 : (uint8_t)(attn_rng_uniform(seed, off, (uint64_t)(B * T + b)) < cf->mix);
-        if (draws)
+        if (draws && !use_argmax)
             for (int64_t i = 0; i < B * T; i++) {
                 if (draws->samples[i] < 0 || draws->samples[i] >= L)
                     return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: draw %d at %lld outside [0, %lld)", fn,
@@ -354,7 +380,9 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
                 if (!oh) return attn_ctx_status(ctx);
                 for (int64_t b = 0; b < B; b++) {
                     if (expected[b]) continue;
-                    if (!draws)
+                    if (use_argmax)
+                        samples[b * T + t] = argmax_location(attn_f32(alpha) + b * L, L);
+                    else if (!draws)
                         samples[b * T + t] =
                             draw_location(attn_f32(alpha) + b * L, L, attn_rng_uniform(seed, off, (uint64_t)(b * T + t)));
                     attn_f32(oh)[b * L + samples[b * T + t]] = 1.f;
@@ -499,9 +527,17 @@ attn_status attn_caption_loss(attn_ctx *ctx, attn_caption *m, attn_tensor *annot
 
 attn_status attn_caption_greedy(attn_ctx *ctx, const attn_caption *m, attn_tensor *annot, int64_t max_len,
                                 int32_t *ids, float *alphas, float *betas) {
+    return attn_caption_greedy_decode(ctx, m, annot, max_len, ATTN_CAPTION_DECODE_EXPECTED, ids, alphas, betas);
+}
+
+attn_status attn_caption_greedy_decode(attn_ctx *ctx, const attn_caption *m, attn_tensor *annot, int64_t max_len,
+                                       attn_caption_decode decode, int32_t *ids, float *alphas, float *betas) {
     static const char fn[] = "attn_caption_greedy";
     if (!ctx) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL context", fn);
     if (!m || !annot || !ids) return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    if ((int)decode < 0 || decode >= ATTN_CAPTION_DECODE_COUNT)
+        return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: decode %d outside expected/argmax", fn, (int)decode);
+    const int argmax = m->cfg.mode == ATTN_CAPTION_HARD && decode == ATTN_CAPTION_DECODE_ARGMAX;
     if (max_len < 1 || max_len > 256)
         return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: max_len %lld outside [1, 256]", fn, (long long)max_len);
     const int grad = attn_ctx_grad_enabled(ctx);
@@ -525,8 +561,14 @@ attn_status attn_caption_greedy(attn_ctx *ctx, const attn_caption *m, attn_tenso
         attn_tensor *z, *alpha = NULL, *beta = NULL;
         if (m->cfg.mode == ATTN_CAPTION_NONE) z = r.mean;
         else {
-            attn_tensor *soft = attend(ctx, &r, h, &alpha, &beta); /* sets beta: not in one expression */
-            z = attn_mul(ctx, soft, beta);
+            attn_tensor *g = attend(ctx, &r, h, &alpha, &beta); /* sets beta: not in one expression */
+            if (g && argmax) { /* HARD, argmax: beta a_l at the most probable location */
+                attn_tensor *oh = attn_tensor_new(ctx, ATTN_F32, 2, (int64_t[]){B, L});
+                if (!oh) break;
+                for (int64_t b = 0; b < B; b++) attn_f32(oh)[b * L + argmax_location(attn_f32(alpha) + b * L, L)] = 1.f;
+                g = attn_reshape(ctx, attn_bmm(ctx, as_step(ctx, oh), r.annot, 0, 0), 2, (int64_t[]){B, r.D});
+            }
+            z = attn_mul(ctx, g, beta);
         }
         attn_tensor *c_next = NULL;
         h = lstm_step(ctx, m, emb, z, h, c, &c_next);
