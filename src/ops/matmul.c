@@ -322,27 +322,29 @@ static void linear_dims(const attn_node *node, int64_t *R, int64_t *In, int64_t 
                   : attn_tensor_numel(node->in[0]) / (*In > 0 ? *In : 1);
 }
 
-static attn_status linear_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
+/* t[R, Out] = x w^T + b as linear forms it: the rows start as the bias and
+ * the product adds to them. act 1 also asks for the exact GELU, which only
+ * the bf16 tiles apply in the same pass (attn__sgemm_bf16_fused, which also
+ * starts its tiles from the bias: the same sums): returns 1 when the GELU
+ * was applied, 0 when the caller must apply it. */
+static int linear_product(attn_ctx *ctx, attn_node *node, gemm_fn gemm, float *t, int act) {
     int64_t R, In, Out;
     linear_dims(node, &R, &In, &Out);
-    float *y = attn_f32(node->out);
-    float beta = 0.0f;
-    /* bf16 on AMX: the tiles start from the bias (the same sums as below) */
-    if (node->n_in == 3 && gemm != gemm_ref && ctx->precision == ATTN_PRECISION_BF16 &&
-        attn__sgemm_bf16_fused(ctx->kernel_flags, gemm_threads(ctx, R, Out, In), 0, 1, R, Out, In,
-                               attn_f32(node->in[0]), In, attn_f32(node->in[1]), In, y, Out,
-                               attn_f32(node->in[2]), 0,
-                               attn__ctx_packed_b(ctx, attn_f32(node->in[1]), 1, In, In, Out)))
-        return ATTN_OK;
-    if (node->n_in == 3) { /* y starts as the bias on every row */
-        const float *bias = attn_f32(node->in[2]);
-        for (int64_t r = 0; r < R; r++)
-            for (int64_t j = 0; j < Out; j++) y[r * Out + j] = bias[j];
-        beta = 1.0f;
-    }
-    /* y[R,Out] = x[R,In] w[Out,In]^T + y */
-    gemm(ctx, gemm_threads(ctx, R, Out, In), 0, 1, R, Out, In, 1.0f, attn_f32(node->in[0]), In,
-         attn_f32(node->in[1]), In, beta, y, Out);
+    const float *x = attn_f32(node->in[0]), *w = attn_f32(node->in[1]);
+    const float *bias = node->n_in == 3 ? attn_f32(node->in[2]) : NULL;
+    const int nt = gemm_threads(ctx, R, Out, In);
+    if ((bias || act) && gemm != gemm_ref && ctx->precision == ATTN_PRECISION_BF16 &&
+        attn__sgemm_bf16_fused(ctx->kernel_flags, nt, 0, 1, R, Out, In, x, In, w, In, t, Out, bias,
+                               act, attn__ctx_packed_b(ctx, w, 1, In, In, Out)))
+        return act;
+    if (bias)
+        for (int64_t r = 0; r < R; r++) memcpy(t + r * Out, bias, (size_t)Out * sizeof *t);
+    gemm(ctx, nt, 0, 1, R, Out, In, 1.0f, x, In, w, In, bias ? 1.0f : 0.0f, t, Out);
+    return 0;
+}
+
+static attn_status linear_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
+    linear_product(ctx, node, gemm, attn_f32(node->out), 0);
     return ATTN_OK;
 }
 attn_status attn__linear_forward(attn_ctx *ctx, attn_node *node) {
@@ -395,22 +397,11 @@ attn_tensor *attn_linear_gelu(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, att
  * as linear forms it (C filled with the bias, beta 1) and the GELU runs over
  * it: the same bits in both cases, and the same bits as linear then gelu. */
 static attn_status linear_gelu_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
-    int64_t R, In, Out;
-    linear_dims(node, &R, &In, &Out);
-    const float *x = attn_f32(node->in[0]), *w = attn_f32(node->in[1]);
-    const float *bias = node->n_in == 3 ? attn_f32(node->in[2]) : NULL;
     float *y = attn_f32(node->out);
     float *z = node->saved[0] ? attn_f32(node->saved[0]) : NULL;
-    const int nt = gemm_threads(ctx, R, Out, In);
-    if (!z && gemm != gemm_ref && ctx->precision == ATTN_PRECISION_BF16 &&
-        attn__sgemm_bf16_fused(ctx->kernel_flags, nt, 0, 1, R, Out, In, x, In, w, In, y, Out, bias, 1,
-                               attn__ctx_packed_b(ctx, w, 1, In, In, Out)))
-        return ATTN_OK;
     float *t = z ? z : y;
-    if (bias)
-        for (int64_t r = 0; r < R; r++) memcpy(t + r * Out, bias, (size_t)Out * sizeof *t);
-    gemm(ctx, nt, 0, 1, R, Out, In, 1.0f, x, In, w, In, bias ? 1.0f : 0.0f, t, Out);
-    const int64_t n = R * Out;
+    if (linear_product(ctx, node, gemm, t, z ? 0 : 1)) return ATTN_OK;
+    const int64_t n = attn_tensor_numel(node->out);
     if (gemm == gemm_ref) { /* the GELU in double, as the gelu op's reference */
         for (int64_t i = 0; i < n; i++) {
             const double v = t[i];
