@@ -814,6 +814,207 @@ static const struct {
                       {ATTN_KERNELS_PORTABLE, "portable kernels"},
                       {ATTN_KERNELS_NO_AMX, "no AMX"}};
 
+/* ---- the bf16 backward ---------------------------------------------------------------------- */
+
+/* Per-element bounds of the bf16 backward (ATTN_PRECISION_BF16 on f32 inputs
+ * that are bf16 values already) against the f32 reference op on the same
+ * values (docs/transformer.md, "bf16 backward"), from the reference's P,
+ * output and the seed dO, in double. With u = 2^-8 (bf16's unit roundoff,
+ * round to nearest even), e = 2^-24 (f32's), W_te = sum_s P_ts |V_se|,
+ * A_ts = sum_e |dO_te| (|V_se| + 2 W_te) and n = T G + 2 (the terms of a
+ * dK or dV sum):
+ *   dS_ts before its rounding: E_ts = (u + (Dv + 4) e) P_ts A_ts
+ *             (dO~ in dP and D_t, the bf16 forward's output in D_t, the f32
+ *             cancellation of prop_grad_bounds)
+ *   dQ_td:    alpha sum_s ((u + (S + 2) e) |dS_ts| + (1 + u) E_ts) |K_sd|
+ *   dK_sd:    alpha sum_t ((u + n e) |dS_ts| + (1 + u) E_ts) |Q_td|  (the group)
+ *   dV_se:    (2u + u^2 + n e) sum_t P_ts |dO_te|
+ *   dbias:    E summed over the broadcast entries.
+ * Also the mutants: drop[0] = the part of dQ from key tile 0 (keys < 64),
+ * drop[2] = the part of dV from query tile 0 (rows < 64), what a kernel that
+ * skipped one tile would lose. */
+static void bf16_bwd_bounds(const prop_case *c, const prop_inputs *in, const fres *ref,
+                            const float *gy, float *bound[4], double *drop[3]) {
+    const int64_t B = c->B, H = c->H, T = c->T, S = c->S, D = c->D, Dv = c->Dv, G = H / c->Hkv;
+    const double scale = c->scale > 0.0f ? c->scale : 1.0 / sqrt((double)D);
+    const double u = 0x1.0p-8, e32 = 0x1.0p-24, n = (double)(T * G + 2);
+    const double uq = u + (double)(S + 2) * e32, uk = u + n * e32, uv = 2.0 * u + u * u + n * e32;
+    const double ue = u + (double)(Dv + 4) * e32;
+    for (int i = 0; i < 4; i++)
+        if (ref->g[i] && !(bound[i] = calloc((size_t)ref->n[i], sizeof(float)))) return;
+    drop[0] = calloc((size_t)ref->n[0], sizeof(double));
+    drop[2] = calloc((size_t)ref->n[2], sizeof(double));
+    double *W = malloc(sizeof(double) * (size_t)Dv), *dP = malloc(sizeof(double) * (size_t)S);
+    if (!drop[0] || !drop[2] || !W || !dP) {
+        free(W), free(dP);
+        return;
+    }
+    const float *Q = in->x[0], *K = in->clean[1], *V = in->clean[2];
+    int64_t bst[4] = {0, 0, 0, 0};
+    if (bound[3]) {
+        int64_t st = 1;
+        for (int j = in->nd[3] - 1; j >= 0; j--) {
+            const int dim = 4 - in->nd[3] + j;
+            bst[dim] = in->sh[3][j] == 1 ? 0 : st;
+            st *= in->sh[3][j];
+        }
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t t = 0; t < T; t++) {
+                const int64_t bh = b * H + h, kvo = (b * c->Hkv + h / G) * S;
+                const float *dO = gy + (bh * T + t) * Dv, *P = ref->w + (bh * T + t) * S;
+                double Dt = 0.0;
+                for (int64_t e = 0; e < Dv; e++) W[e] = 0.0;
+                for (int64_t s = 0; s < S; s++) {
+                    dP[s] = 0.0;
+                    if (!(P[s] > 0.0f)) continue;
+                    for (int64_t e = 0; e < Dv; e++) {
+                        const double v = V[(kvo + s) * Dv + e];
+                        W[e] += P[s] * fabs(v);
+                        dP[s] += dO[e] * v;
+                    }
+                    Dt += P[s] * dP[s];
+                }
+                for (int64_t s = 0; s < S; s++) {
+                    const double p = P[s];
+                    if (!(p > 0.0)) continue;
+                    double A = 0.0;
+                    for (int64_t e = 0; e < Dv; e++)
+                        A += fabs((double)dO[e]) * (fabs((double)V[(kvo + s) * Dv + e]) + 2.0 * W[e]);
+                    const double dS = p * (dP[s] - Dt), E = ue * p * A;
+                    const double fq = uq * fabs(dS) + (1.0 + u) * E, fk = uk * fabs(dS) + (1.0 + u) * E;
+                    for (int64_t d = 0; d < D; d++) {
+                        if (bound[0]) bound[0][(bh * T + t) * D + d] += (float)(scale * fq * fabs(K[(kvo + s) * D + d]));
+                        if (bound[1]) bound[1][(kvo + s) * D + d] += (float)(scale * fk * fabs(Q[(bh * T + t) * D + d]));
+                        if (s < 64) drop[0][(bh * T + t) * D + d] += scale * dS * K[(kvo + s) * D + d];
+                    }
+                    for (int64_t e = 0; e < Dv; e++) {
+                        if (bound[2]) bound[2][(kvo + s) * Dv + e] += (float)(uv * p * fabs(dO[e]));
+                        if (t < 64) drop[2][(kvo + s) * Dv + e] += p * dO[e];
+                    }
+                    if (bound[3]) bound[3][b * bst[0] + h * bst[1] + t * bst[2] + s * bst[3]] += (float)E;
+                }
+            }
+    free(W), free(dP);
+}
+
+/* Elements of a outside FLASH_ATOL + FLASH_RTOL |ref| + bound (NaN counts);
+ * *ratio = the largest |a - ref| / (that tolerance), *worst its index. */
+static int64_t bf16_outside(const float *a, const float *ref, const float *bound, int64_t n,
+                            double *ratio, int64_t *worst) {
+    int64_t bad = 0;
+    for (int64_t j = 0; j < n; j++) {
+        const double tol = FLASH_ATOL + FLASH_RTOL * fabs((double)ref[j]) + bound[j];
+        const double d = fabs((double)a[j] - (double)ref[j]);
+        if (!(d <= tol)) bad++;
+        if (!(d / tol <= *ratio)) *ratio = d / tol, *worst = j;
+    }
+    return bad;
+}
+
+/* The bf16 backward: random cases of the property suite with q, k, v bf16
+ * values, the fused op under ATTN_PRECISION_BF16 (bf16 products on AMX or
+ * AVX-512 BF16; the portable variant stays f32) against the reference op in
+ * f32: dq, dk, dv and the bias gradient within bf16_bwd_bounds. The rounding
+ * must show (the worst element uses more than 1% of its bound on the bf16
+ * kernels: the bound is not vacuous and the bf16 path ran), and the bound
+ * must catch a dropped tile: dQ less the contribution of key tile 0, dV
+ * less that of query tile 0, each leave some element outside. No dropout
+ * (its bound would need the dropout mask); the forward keeps its own test. */
+static void test_bf16_backward(attn_ctx *ctx, int variant, attn_rng *rng, attn_rng *prng) {
+    char tname[160];
+    snprintf(tname, sizeof tname,
+             "flash/property (%s): bf16 backward, random shapes and masks vs sdpa in f32",
+             prop_variants[variant].name);
+    TEST_BEGIN(tname);
+    double worst_ratio = 0.0;
+    int mutants = 0, caught = 0;
+    const int n_cases = variant ? 12 : 24;
+    for (int i = 0; i < n_cases; i++) {
+        prop_case c;
+        prop_draw(rng, 2000 + i, &c);
+        prop_sparse(prng, 2000 + i, &c);
+        c.dropout = 0;
+        if (i < 2) { /* the bench's shapes, several tiles each way */
+            c.B = 1, c.H = 2, c.Hkv = 2 - i, c.T = 130 + 70 * i, c.S = 130 + 20 * i;
+            c.D = c.Dv = 64 + 64 * i, c.causal = !i, c.window = 0, c.has_kl = 0, c.nan_pad = 0;
+            c.bias_shape = 0, c.alibi = 0, c.has_sp = 0, c.exact = 0, c.scale = 0.0f;
+        }
+        const size_t nl = strlen(c.label);
+        snprintf(c.label + nl, sizeof c.label - nl, " (bf16 backward %d)", i);
+        prop_inputs in;
+        fres a = {0}, r = {0};
+        float *gy = NULL, *bound[4] = {NULL, NULL, NULL, NULL};
+        double *drop[3] = {NULL, NULL, NULL};
+        if (prop_make(&c, rng, &in) == 0 &&
+            (gy = malloc(sizeof(float) * (size_t)(c.B * c.H * c.T * c.Dv)))) {
+            test_fill_normal(gy, c.B * c.H * c.T * c.Dv, rng);
+            for (int t = 0; t < 3; t++) { /* q, k, v: bf16 values */
+                uint16_t *hb = malloc(sizeof(uint16_t) * (size_t)in.n[t]);
+                if (!hb) continue;
+                attn_bf16_from_f32(hb, in.x[t], in.n[t]);
+                attn_f32_from_bf16(in.x[t], hb, in.n[t]);
+                if (t) {
+                    attn_bf16_from_f32(hb, in.clean[t], in.n[t]);
+                    attn_f32_from_bf16(in.clean[t], hb, in.n[t]);
+                }
+                free(hb);
+            }
+            attn_ctx_set_precision(ctx, ATTN_PRECISION_BF16);
+            const int ok = prop_run(ctx, &c, &in, 1, gy, &a) == 0;
+            attn_ctx_set_precision(ctx, ATTN_PRECISION_F32);
+            if (ok && prop_run(ctx, &c, &in, 0, gy, &r) == 0) {
+                bf16_bwd_bounds(&c, &in, &r, gy, bound, drop);
+                for (int g = 0; g < 4; g++) {
+                    if (!r.g[g]) continue;
+                    CHECK(a.g[g] && bound[g], "%s: %s missing", c.label, gname[g]);
+                    if (!a.g[g] || !bound[g]) continue;
+                    int64_t worst = -1;
+                    double ratio = 0.0;
+                    const int64_t bad = bf16_outside(a.g[g], r.g[g], bound[g], a.n[g], &ratio, &worst);
+                    CHECK(bad == 0,
+                          "%s: %s: %lld of %lld outside the bf16 bound (worst [%lld]: %.9g vs %.9g, bound %.3g)",
+                          c.label, gname[g], (long long)bad, (long long)a.n[g], (long long)worst,
+                          a.g[g][worst], r.g[g][worst], bound[g][worst]);
+                    if (ratio > worst_ratio) worst_ratio = ratio;
+                }
+                /* mutants: a dropped key tile in dQ, a dropped query tile in dV */
+                for (int g = 0; g <= 2; g += 2) {
+                    if (!a.g[g] || !bound[g] || !drop[g]) continue;
+                    double big = 0.0;
+                    for (int64_t j = 0; j < a.n[g]; j++) big = fmax(big, fabs(drop[g][j]));
+                    if (big < 1e-3) continue; /* nothing to lose (e.g. no visible key) */
+                    float *m = dup(a.g[g], a.n[g]);
+                    if (!m) continue;
+                    for (int64_t j = 0; j < a.n[g]; j++) m[j] -= (float)drop[g][j];
+                    double ratio = 0.0;
+                    int64_t worst = -1;
+                    mutants++;
+                    caught += bf16_outside(m, r.g[g], bound[g], a.n[g], &ratio, &worst) > 0;
+                    free(m);
+                }
+            }
+        } else {
+            CHECK(0, "%s: out of memory making the inputs", c.label);
+        }
+        free(gy);
+        for (int g = 0; g < 4; g++) free(bound[g]);
+        free(drop[0]), free(drop[2]);
+        fres_free(&a), fres_free(&r);
+        prop_inputs_free(&in);
+    }
+    if (test__verbose)
+        printf("     bf16 backward: worst |error| / bound %.3f, %d of %d dropped tiles caught\n",
+               worst_ratio, caught, mutants);
+    CHECK(mutants >= 4 && caught == mutants, "bf16 backward: only %d of %d dropped tiles caught",
+          caught, mutants);
+    if (!(prop_variants[variant].flags & ATTN_KERNELS_PORTABLE))
+        CHECK(worst_ratio > 0.01, "bf16 backward: worst error %.3g of the bound: no bf16 rounding seen",
+              worst_ratio);
+    TEST_END();
+}
+
 static void test_property(int variant) {
     attn_ctx *ctx = test_ctx_new((size_t)128 << 20, 1, 0);
     if (!ctx) return;
@@ -973,6 +1174,7 @@ static void test_property(int variant) {
         prop_inputs_free(&in);
     }
     TEST_END();
+    test_bf16_backward(ctx, variant, &rng, &prng);
     attn_ctx_free(ctx);
 }
 
