@@ -967,6 +967,72 @@ static int packed_run(attn_ctx *ctx, int flash, int packed, int use_ref, int64_t
     return 0;
 }
 
+/* The fused op under ATTN_PRECISION_BF16 (bf16 products where the CPU has
+ * AVX-512 BF16): packed (f32 qkv read by strides, rounded into contiguous
+ * bf16 copies) and split heads run the same kernels on the same bf16 values,
+ * so output, weights and the gradient of qkv are bitwise equal; and they
+ * differ from the f32 run where the bf16 kernels exist (the rounding is
+ * there), within a loose 5% of the largest f32 gradient. */
+static void test_packed_bf16(void) {
+    TEST_BEGIN("sdpa/fused op's packed layout under bf16 precision = split heads, bitwise");
+    attn_ctx *ctx = test_ctx_new(ARENA, 1, 64);
+    for (int n = 0; ctx && n < 3; n++) {
+        const int64_t B = 2, H = 4, Hkv = n == 0 ? 4 : (n == 1 ? 2 : 1), T = 70, D = n == 2 ? 16 : 64;
+        const int64_t W = (H + 2 * Hkv) * D, nx = B * T * W, no = B * T * H * D, nw = B * H * T * T;
+        attn_sdpa_opts o = {0};
+        o.causal = n != 1;
+        float *x = malloc(sizeof(float) * (size_t)nx), *r = malloc(sizeof(float) * (size_t)no);
+        float *buf = malloc(sizeof(float) * (size_t)(3 * (no + nw + nx)));
+        CHECK(x && r && buf, "allocation");
+        if (x && r && buf) {
+            attn_rng rng;
+            attn_rng_init(&rng, 919 + (uint64_t)n);
+            test_fill_normal(x, nx, &rng);
+            test_fill_normal(r, no, &rng);
+            float *res[3][3];
+            int ok = 1;
+            for (int k = 0; k < 3 && ok; k++) { /* 0 split bf16, 1 packed bf16, 2 packed f32 */
+                res[k][0] = buf + k * (no + nw + nx);
+                res[k][1] = res[k][0] + no;
+                res[k][2] = res[k][1] + nw;
+                attn_ctx_set_precision(ctx, k < 2 ? ATTN_PRECISION_BF16 : ATTN_PRECISION_F32);
+                ok = !packed_run(ctx, 1, k > 0, 0, B, T, H, Hkv, D, x, r, &o, NULL, NULL,
+                                 res[k][0], res[k][1], res[k][2]);
+            }
+            attn_ctx_set_precision(ctx, ATTN_PRECISION_F32);
+            if (ok) {
+                static const char *const what[3] = {"out", "weights", "gradient of qkv"};
+                const int64_t cnt[3] = {no, nw, nx};
+                char m[200];
+                for (int j = 0; j < 3; j++) {
+                    snprintf(m, sizeof m, "Hkv %lld D %lld: packed vs split heads under bf16, %s",
+                             (long long)Hkv, (long long)D, what[j]);
+                    test_allclose(m, res[1][j], res[0][j], cnt[j], 0.0f, 0.0f);
+                }
+                double diff = 0.0, big = 0.0;
+                for (int64_t i = 0; i < nx; i++) {
+                    diff = fmax(diff, fabs((double)res[1][2][i] - res[2][2][i]));
+                    big = fmax(big, fabs((double)res[2][2][i]));
+                }
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+                const int bf16_cpu = __builtin_cpu_supports("avx512bf16") &&
+                                     !(attn_ctx_kernel_flags(ctx) & ATTN_KERNELS_PORTABLE);
+#else
+                const int bf16_cpu = 0;
+#endif
+                CHECK(diff <= 0.05 * big && (!bf16_cpu || diff > 0.0),
+                      "Hkv %lld: bf16 vs f32 gradient: largest difference %g of %g", (long long)Hkv,
+                      diff, big);
+            }
+        }
+        free(x);
+        free(r);
+        free(buf);
+    }
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 static void test_packed(int flash) {
     TEST_BEGIN(flash ? "sdpa/fused op's packed layout (in place from qkv) = split heads: values, "
                        "weights, gradients; fast vs reference; 1 vs 2 threads bitwise"
@@ -1069,6 +1135,7 @@ void suite_sdpa(void) {
     test_threads();
     test_packed(0);
     test_packed(1);
+    test_packed_bf16();
     if (getenv("ATTN_TEST_MEASURE"))
         for (int k = 0; k < M_COUNT; k++)
             printf("sdpa %-26s worst |diff| %.3g, largest |ref| %.3g\n", m_names[k], g_err[k],

@@ -798,6 +798,14 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
  * |logit| is huge (a -1e9 mask bias on a whole row gives 1 / S). */
 static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
     fl_geom g = attn__fl_geometry(node);
+#if defined(FL_X86)
+    if (!g.qh && fl_bf16_kernels(ctx, &g)) { /* the forward's logits came from bf16 q, k */
+        if (attn__fl_narrow(ctx, &g)) return -1;
+        fl_set3(g.qs, g.H * g.T * g.D, g.T * g.D, g.D); /* the copies are contiguous */
+        fl_set3(g.ks, g.Hkv * g.S * g.D, g.S * g.D, g.D);
+        fl_set3(g.vs, g.Hkv * g.S * g.Dv, g.S * g.Dv, g.Dv);
+    }
+#endif
     if (fl_widen(ctx, &g)) return -1;
     const float *stats = attn_f32(node->saved[0]);
     const int64_t T = g.T, S = g.S, D = g.D, Dp = up(D, 32), Sp = fl_sp(&g);
