@@ -11,7 +11,10 @@
 #   PYTHON=...        the Python with torch 2.x (default /opt/torch2/bin/python,
 #                     then python3)
 # The other options go to both programs: --quick, --runs N, --threads N,
-# --T N, --D N, --causal 0|1, --bwd 0|1, --dtype f32|bf16.
+# --T N, --D N, --causal 0|1, --bwd 0|1, --dtype f32|bf16 (bf16 rows: the bf16
+# forward on bf16 inputs and the bf16 forward + backward under bf16 precision,
+# each timed interleaved with its f32 twin; "bf16 vs our f32" is the twin's
+# median CPU time over the bf16 one, from the same loop).
 # Without PyTorch the attn column alone is printed, and the script says so.
 # Do not run it next to another benchmark: both cores are measured.
 set -euo pipefail
@@ -52,11 +55,13 @@ awk '
     $1 == "B*H" {
         key = $2 FS $4 FS $6 FS $7 FS $8 FS $9 FS $10
         if (!hdr++) {
-            print "| B*H | T=S | D | mask | pass | dtype | thr | attn ms | GFLOP/s | % peak | extra MiB | work MiB | torch ms | torch / attn |"
-            print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            print "| B*H | T=S | D | mask | pass | dtype | thr | attn ms | attn CPU ms | GFLOP/s | % peak | extra MiB | work MiB | bf16 vs our f32 (CPU) | torch ms | torch / attn |"
+            print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         }
+        cpu = "n/a"; vs = ""
+        for (i = 20; i < NF; i++) { if ($i == "cpu") cpu = $(i + 1); if ($i == "vs") vs = $(i + 2) }
         r = (key in t) ? sprintf("%.2fx", t[key] / $12) : "n/a"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %.2f | %.1f | %s | %s | %s | %s | %s |\n", $2, $4, $6, $7, $8, $9, $10, $12, $14, $16, $19, $22, (key in t) ? t[key] : "n/a", r
+        printf "| %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %.1f | %s | %s | %s | %s | %s | %s |\n", $2, $4, $6, $7, $8, $9, $10, $12, cpu, $14, $16, $19, $22, vs, (key in t) ? t[key] : "n/a", r
     }
     END { print "torch " v }
 ' "$t_out" "$a_out"

@@ -77,8 +77,9 @@ def main():
         for T in Ts:
             for D in Ds:
                 for causal in (0, 1):
-                    for kind in (0, 1, 2):  # f32 fwd, f32 fwd+bwd, bf16 fwd (bench_flash's order)
-                        bwd, bf16 = kind == 1, kind == 2
+                    # f32 fwd, f32 fwd+bwd, bf16 fwd, bf16 fwd+bwd (bench_flash's order)
+                    for kind in (0, 1, 2, 3):
+                        bwd, bf16 = kind in (1, 3), kind in (2, 3)
                         if ((a.T and T != a.T) or (a.D and D != a.D)
                                 or (a.causal >= 0 and causal != a.causal)
                                 or (a.bwd >= 0 and int(bwd) != a.bwd)
