@@ -95,8 +95,11 @@ int attn_ctx_kernel_flags(const attn_ctx *ctx);
  *                        the sums in float32 (AMX tiles where the CPU has
  *                        them); activations, gradients, weights and the
  *                        optimizer state stay float32 (the "master" copy).
- * Other ops (softmax, norms, the fused attention's f32 kernels) are not
- * affected. set returns ATTN_ERR_INVALID_ARG for another value. */
+ * The fused attention (attn_flash_sdpa) with f32 inputs rounds q, k, v, the
+ * output's gradient, P and dS to bf16 and sums in f32, forward and backward,
+ * where the CPU has AVX-512 BF16 (docs/transformer.md, "bf16 backward").
+ * Other ops (softmax, norms, attn_sdpa's own products) are not affected.
+ * set returns ATTN_ERR_INVALID_ARG for another value. */
 enum { ATTN_PRECISION_F32 = 0, ATTN_PRECISION_BF16 = 1 };
 attn_status attn_ctx_set_precision(attn_ctx *ctx, int precision);
 int attn_ctx_precision(const attn_ctx *ctx);

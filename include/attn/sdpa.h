@@ -124,7 +124,12 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
  * differ from the f32 result of the same values by 2^-8 sum_s P|V|); AMX
  * or AVX-512 BF16 where the CPU has them, else the inputs are widened to
  * f32. bf16 inputs that need gradients fail with ATTN_ERR_DTYPE ("forward
- * only"); mixing f32 and bf16 fails with ATTN_ERR_DTYPE. */
+ * only"); mixing f32 and bf16 fails with ATTN_ERR_DTYPE. Training in bf16:
+ * f32 q, k, v under ATTN_PRECISION_BF16 (context.h) are rounded to bf16 for
+ * the same bf16 forward, and the backward rounds the output's gradient, P
+ * and dS too (sums in f32; each gradient within the per-element bound of
+ * docs/transformer.md, "bf16 backward"), where the CPU has AVX-512 BF16;
+ * elsewhere that precision leaves the op in f32. */
 attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tensor *v,
                              const attn_sdpa_opts *opts, attn_tensor **weights);
 

@@ -1,7 +1,11 @@
 /* flash_sdpa.c: fused, tiled scaled dot-product attention (graph op
  * FLASH_SDPA, include/attn/sdpa.h): the same function as the SDPA op, but the
  * [T, S] matrix of weights is never stored. The algorithm and its backward are
- * derived in docs/transformer.md, "Fused attention".
+ * derived in docs/transformer.md, "Fused attention". The op's files:
+ * flash_sdpa.c (geometry, masks, the f32 forward, the reference, weights,
+ * the builder), flash_sdpa_backward.c (the f32 backward and the backward's
+ * dispatch), flash_sdpa_bf16.c (bf16 forward and backward, AVX-512 BF16 and
+ * AMX), flash_sdpa_internal.h (what they share).
  *
  * Shape contract:
  *   in[0] q [B, H, T, D], in[1] k [B, Hkv, S, D], in[2] v [B, Hkv, S, Dv]
