@@ -509,11 +509,12 @@ static void fl_bbwd_begin(const fl_geom *g, const fl_grads *gr, int64_t b, int64
             hi[r] = lo[r] = 0;
         }
         attn_bf16_from_f32(B->dh + r * Dv, dO + r * ld, Dv);
-        float row[2];
         double acc = 0.0;
         for (int64_t e = 0; e < Dv; e++) {
-            attn_f32_from_bf16(row, dh + r * Dv + e, 1);
-            acc += (double)row[0] * (double)O[r * ld + e];
+            const uint32_t bits = (uint32_t)dh[r * Dv + e] << 16; /* widening is exact */
+            float x;
+            memcpy(&x, &bits, sizeof x);
+            acc += (double)x * (double)O[r * ld + e];
         }
         B->drow[r] = (float)acc;
     }
