@@ -17,6 +17,11 @@
  *     masked rows, logits in the thousands, NaN in the padding beyond
  *     key_lengths, a random block-sparse pattern in a third of the cases,
  *     sparse.h) and 80 bf16 forward cases against attn_sdpa;
+ *   - the bf16 backward (ATTN_PRECISION_BF16 on f32 inputs, test_bf16_backward):
+ *     dq, dk, dv, dbias within the derived per-element bound of the f32
+ *     reference on random cases of every mask, in each kernel variant; the
+ *     bound must be used (> 1%) where the bf16 kernels exist and must catch
+ *     a dropped key tile (dQ) and query tile (dV); 1 vs 2 threads bitwise;
  *   - 1 vs 2 threads: bitwise equal outputs and gradients (with one kv
  *     head and batch 1 the backward splits over query chunks per thread:
  *     dK, dV then repeat bitwise for a thread count and agree within the
@@ -1002,6 +1007,32 @@ static void test_bf16_backward(attn_ctx *ctx, int variant, attn_rng *rng, attn_r
         for (int g = 0; g < 4; g++) free(bound[g]);
         free(drop[0]), free(drop[2]);
         fres_free(&a), fres_free(&r);
+        prop_inputs_free(&in);
+    }
+    if (variant == 0) { /* 1 vs 2 threads: the same bits (B Hkv >= 2: no query split) */
+        prop_case c;
+        prop_draw(rng, 3000, &c);
+        c.B = 2, c.H = 4, c.Hkv = 2, c.T = 100, c.S = 90, c.D = c.Dv = 64, c.causal = 1;
+        c.window = 0, c.has_kl = 0, c.nan_pad = 0, c.bias_shape = 0, c.alibi = 0, c.has_sp = 0;
+        c.dropout = 0, c.exact = 0, c.scale = 0.0f;
+        snprintf(c.label, sizeof c.label, "bf16 backward, 1 vs 2 threads");
+        prop_inputs in;
+        memset(&in, 0, sizeof in);
+        fres a = {0}, b = {0};
+        float *gy = malloc(sizeof(float) * (size_t)(c.B * c.H * c.T * c.Dv));
+        if (gy && prop_make(&c, rng, &in) == 0) {
+            test_fill_normal(gy, c.B * c.H * c.T * c.Dv, rng);
+            attn_ctx_set_precision(ctx, ATTN_PRECISION_BF16);
+            int ok = prop_run(ctx, &c, &in, 1, gy, &a) == 0;
+            attn_ctx_set_threads(ctx, 2);
+            ok = ok && prop_run(ctx, &c, &in, 1, gy, &b) == 0;
+            attn_ctx_set_threads(ctx, 1);
+            attn_ctx_set_precision(ctx, ATTN_PRECISION_F32);
+            for (int g = 0; ok && g < 3; g++)
+                test_allclose(gname[g], b.g[g], a.g[g], a.n[g], 0.0f, 0.0f);
+        }
+        free(gy);
+        fres_free(&a), fres_free(&b);
         prop_inputs_free(&in);
     }
     if (test__verbose)
