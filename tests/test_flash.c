@@ -835,6 +835,8 @@ static const struct {
  *   dK_sd:    alpha sum_t ((u + n e) |dS_ts| + (1 + u) E_ts) |Q_td|  (the group)
  *   dV_se:    (2u + u^2 + n e) sum_t P_ts |dO_te|
  *   dbias:    E summed over the broadcast entries.
+ * With dropout (p 0.25, mask unknown here) P becomes Zmax P in W, A and dV,
+ * and |dS| is bounded by P (Zmax |dP| + sum_e |dO_te| W_te).
  * Also the mutants: drop[0] = the part of dQ from key tile 0 (keys < 64),
  * drop[2] = the part of dV from query tile 0 (rows < 64), what a kernel that
  * skipped one tile would lose. */
@@ -844,7 +846,7 @@ static void bf16_bwd_bounds(const prop_case *c, const prop_inputs *in, const fre
     const double scale = c->scale > 0.0f ? c->scale : 1.0 / sqrt((double)D);
     const double u = 0x1.0p-8, e32 = 0x1.0p-24, n = (double)(T * G + 2);
     const double uq = u + (double)(S + 2) * e32, uk = u + n * e32, uv = 2.0 * u + u * u + n * e32;
-    const double ue = u + (double)(Dv + 4) * e32;
+    const double ue = u + (double)(Dv + 4) * e32, zmax = c->dropout ? 1.0 / 0.75 : 1.0;
     for (int i = 0; i < 4; i++)
         if (ref->g[i] && !(bound[i] = calloc((size_t)ref->n[i], sizeof(float)))) return;
     drop[0] = calloc((size_t)ref->n[0], sizeof(double));
@@ -869,34 +871,38 @@ static void bf16_bwd_bounds(const prop_case *c, const prop_inputs *in, const fre
             for (int64_t t = 0; t < T; t++) {
                 const int64_t bh = b * H + h, kvo = (b * c->Hkv + h / G) * S;
                 const float *dO = gy + (bh * T + t) * Dv, *P = ref->w + (bh * T + t) * S;
-                double Dt = 0.0;
+                double Dt = 0.0, dOW = 0.0;
                 for (int64_t e = 0; e < Dv; e++) W[e] = 0.0;
                 for (int64_t s = 0; s < S; s++) {
                     dP[s] = 0.0;
                     if (!(P[s] > 0.0f)) continue;
                     for (int64_t e = 0; e < Dv; e++) {
                         const double v = V[(kvo + s) * Dv + e];
-                        W[e] += P[s] * fabs(v);
+                        W[e] += zmax * P[s] * fabs(v);
                         dP[s] += dO[e] * v;
                     }
                     Dt += P[s] * dP[s];
                 }
+                for (int64_t e = 0; e < Dv; e++) dOW += fabs((double)dO[e]) * W[e];
                 for (int64_t s = 0; s < S; s++) {
                     const double p = P[s];
                     if (!(p > 0.0)) continue;
                     double A = 0.0;
                     for (int64_t e = 0; e < Dv; e++)
-                        A += fabs((double)dO[e]) * (fabs((double)V[(kvo + s) * Dv + e]) + 2.0 * W[e]);
-                    const double dS = p * (dP[s] - Dt), E = ue * p * A;
-                    const double fq = uq * fabs(dS) + (1.0 + u) * E, fk = uk * fabs(dS) + (1.0 + u) * E;
+                        A += fabs((double)dO[e]) * (zmax * fabs((double)V[(kvo + s) * Dv + e]) + 2.0 * W[e]);
+                    /* with dropout the mask is unknown here: |dS| <= P (Zmax |dP| + |D_t|),
+                     * |D_t| <= sum_e |dO_te| W_te, and no mutant */
+                    const double dS = c->dropout ? 0.0 : p * (dP[s] - Dt), E = ue * p * A;
+                    const double adS = c->dropout ? p * (zmax * fabs(dP[s]) + dOW) : fabs(dS);
+                    const double fq = uq * adS + (1.0 + u) * E, fk = uk * adS + (1.0 + u) * E;
                     for (int64_t d = 0; d < D; d++) {
                         if (bound[0]) bound[0][(bh * T + t) * D + d] += (float)(scale * fq * fabs(K[(kvo + s) * D + d]));
                         if (bound[1]) bound[1][(kvo + s) * D + d] += (float)(scale * fk * fabs(Q[(bh * T + t) * D + d]));
                         if (s < 64) drop[0][(bh * T + t) * D + d] += scale * dS * K[(kvo + s) * D + d];
                     }
                     for (int64_t e = 0; e < Dv; e++) {
-                        if (bound[2]) bound[2][(kvo + s) * Dv + e] += (float)(uv * p * fabs(dO[e]));
-                        if (t < 64) drop[2][(kvo + s) * Dv + e] += p * dO[e];
+                        if (bound[2]) bound[2][(kvo + s) * Dv + e] += (float)(uv * zmax * p * fabs(dO[e]));
+                        if (t < 64 && !c->dropout) drop[2][(kvo + s) * Dv + e] += p * dO[e];
                     }
                     if (bound[3]) bound[3][b * bst[0] + h * bst[1] + t * bst[2] + s * bst[3]] += (float)E;
                 }
@@ -925,8 +931,8 @@ static int64_t bf16_outside(const float *a, const float *ref, const float *bound
  * must show (the worst element uses more than 1% of its bound on the bf16
  * kernels: the bound is not vacuous and the bf16 path ran), and the bound
  * must catch a dropped tile: dQ less the contribution of key tile 0, dV
- * less that of query tile 0, each leave some element outside. No dropout
- * (its bound would need the dropout mask); the forward keeps its own test. */
+ * less that of query tile 0, each leave some element outside (cases
+ * without dropout). The forward keeps its own test. */
 static void test_bf16_backward(attn_ctx *ctx, int variant, attn_rng *rng, attn_rng *prng) {
     char tname[160];
     snprintf(tname, sizeof tname,
@@ -940,11 +946,10 @@ static void test_bf16_backward(attn_ctx *ctx, int variant, attn_rng *rng, attn_r
         prop_case c;
         prop_draw(rng, 2000 + i, &c);
         prop_sparse(prng, 2000 + i, &c);
-        c.dropout = 0;
         if (i < 2) { /* the bench's shapes, several tiles each way */
             c.B = 1, c.H = 2, c.Hkv = 2 - i, c.T = 130 + 70 * i, c.S = 130 + 20 * i;
             c.D = c.Dv = 64 + 64 * i, c.causal = !i, c.window = 0, c.has_kl = 0, c.nan_pad = 0;
-            c.bias_shape = 0, c.alibi = 0, c.has_sp = 0, c.exact = 0, c.scale = 0.0f;
+            c.bias_shape = 0, c.alibi = 0, c.has_sp = 0, c.exact = 0, c.scale = 0.0f, c.dropout = 0;
         }
         const size_t nl = strlen(c.label);
         snprintf(c.label + nl, sizeof c.label - nl, " (bf16 backward %d)", i);
