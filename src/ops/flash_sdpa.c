@@ -173,28 +173,6 @@ static int fl_widen(attn_ctx *ctx, fl_geom *g) {
 }
 
 
-int attn__fl_narrow(attn_ctx *ctx, fl_geom *g) {
-    const int64_t nq = g->B * g->H * g->T * g->D, nk = g->B * g->Hkv * g->S * g->D;
-    const int64_t nv = g->B * g->Hkv * g->S * g->Dv;
-    uint16_t *w = attn__alloc(ctx, sizeof(uint16_t) * (size_t)(nq + nk + nv),
-                              "flash_sdpa (f32 inputs rounded to bf16)");
-    if (!w) return -1;
-    for (int64_t b = 0; b < g->B; b++) {
-        for (int64_t h = 0; h < g->H; h++)
-            for (int64_t t = 0; t < g->T; t++)
-                attn_bf16_from_f32(w + ((b * g->H + h) * g->T + t) * g->D, g->q + fl_qoff(g, b, h, t),
-                                   g->D);
-        for (int64_t h = 0; h < g->Hkv; h++)
-            for (int64_t s = 0; s < g->S; s++) {
-                const int64_t i = (b * g->Hkv + h) * g->S + s;
-                attn_bf16_from_f32(w + nq + i * g->D, g->k + fl_koff(g, b, h, s), g->D);
-                attn_bf16_from_f32(w + nq + nk + i * g->Dv, g->v + fl_voff(g, b, h, s), g->Dv);
-            }
-    }
-    g->qh = w, g->kh = w + nq, g->vh = w + nq + nk;
-    return 0;
-}
-
 /* z[j] = dropout scale of element base + j of P (row-major [B,H,T,S]):
  * 1 / (1 - p) when kept (attn_rng_uniform >= p), else 0; n elements. */
 void attn__fl_keep(const fl_geom *g, uint64_t base, int64_t n, float *z) {

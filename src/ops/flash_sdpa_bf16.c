@@ -62,6 +62,45 @@ FLBF_INLINE static void fl_kbf8x32(float *restrict C, int64_t ldc, const fl_w2 *
     FL_STORE_C();
 }
 
+/* n floats of src rounded to bf16 into dst, as attn_bf16_from_f32 (nearest
+ * even; NaN keeps its sign and becomes quiet), 16 at a time. */
+FLBF static void fl_round_bf16(uint16_t *restrict dst, const float *restrict src, int64_t n) {
+    const __m512i lsb = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7FFF);
+    const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32(0x7F800000);
+    const __m512i quiet = _mm512_set1_epi32(0x40);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i u = _mm512_loadu_si512(src + i), hi = _mm512_srli_epi32(u, 16);
+        const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absm), inf);
+        __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(hi, lsb));
+        r = _mm512_mask_mov_epi32(_mm512_srli_epi32(r, 16), nan, _mm512_or_si512(hi, quiet));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(r));
+    }
+    if (i < n) attn_bf16_from_f32(dst + i, src + i, n - i);
+}
+
+int attn__fl_narrow(attn_ctx *ctx, fl_geom *g) {
+    const int64_t nq = g->B * g->H * g->T * g->D, nk = g->B * g->Hkv * g->S * g->D;
+    const int64_t nv = g->B * g->Hkv * g->S * g->Dv;
+    uint16_t *w = attn__alloc(ctx, sizeof(uint16_t) * (size_t)(nq + nk + nv),
+                              "flash_sdpa (f32 inputs rounded to bf16)");
+    if (!w) return -1;
+    for (int64_t b = 0; b < g->B; b++) {
+        for (int64_t h = 0; h < g->H; h++)
+            for (int64_t t = 0; t < g->T; t++)
+                fl_round_bf16(w + ((b * g->H + h) * g->T + t) * g->D, g->q + fl_qoff(g, b, h, t),
+                                   g->D);
+        for (int64_t h = 0; h < g->Hkv; h++)
+            for (int64_t s = 0; s < g->S; s++) {
+                const int64_t i = (b * g->Hkv + h) * g->S + s;
+                fl_round_bf16(w + nq + i * g->D, g->k + fl_koff(g, b, h, s), g->D);
+                fl_round_bf16(w + nq + nk + i * g->Dv, g->v + fl_voff(g, b, h, s), g->Dv);
+            }
+    }
+    g->qh = w, g->kh = w + nq, g->vh = w + nq + nk;
+    return 0;
+}
+
 static inline int64_t fl_d2(const fl_geom *g) { return (g->D + 1) / 2; }
 
 /* Per-thread scratch of the bf16 forward, in 4-byte words: q pairs, the
@@ -508,7 +547,7 @@ static void fl_bbwd_begin(const fl_geom *g, const fl_grads *gr, int64_t b, int64
         } else {
             hi[r] = lo[r] = 0;
         }
-        attn_bf16_from_f32(B->dh + r * Dv, dO + r * ld, Dv);
+        fl_round_bf16(B->dh + r * Dv, dO + r * ld, Dv);
         double acc = 0.0;
         for (int64_t e = 0; e < Dv; e++) {
             const uint32_t bits = (uint32_t)dh[r * Dv + e] << 16; /* widening is exact */

@@ -151,11 +151,6 @@ static inline int fl_bwd_split(attn_ctx *ctx, const fl_geom *g, int64_t *split, 
     return nt;
 }
 
-/* bf16 q, k, v of g: contiguous [B, H, T, D], [B, Hkv, S, D], [B, Hkv, S, Dv]
- * copies of the f32 inputs rounded to nearest even, in the arena (g->qh, kh,
- * vh set; the f32 pointers and strides stay for the gradients). 0, or -1
- * with the context's error set. */
-int attn__fl_narrow(attn_ctx *ctx, fl_geom *g);
 
 #if defined(FL_X86)
 /* 1 when the fused op's products run in bf16: q, k, v in bf16, or f32 under
@@ -168,6 +163,12 @@ static inline int fl_bf16_kernels(const attn_ctx *ctx, const fl_geom *g) {
     if (!g->qh && ctx->precision != ATTN_PRECISION_BF16) return 0;
     return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
 }
+
+/* bf16 q, k, v of g: contiguous [B, H, T, D], [B, Hkv, S, D], [B, Hkv, S, Dv]
+ * copies of the f32 inputs rounded to nearest even, in the arena (g->qh, kh,
+ * vh set; the f32 pointers and strides stay for the gradients). 0, or -1
+ * with the context's error set. */
+int attn__fl_narrow(attn_ctx *ctx, fl_geom *g);
 
 /* The bf16 backward (flash_sdpa_bf16.c): g with its bf16 copies (g->qh, kh,
  * vh), gradients and dS as the f32 backward adds them. ATTN_OK, or the
