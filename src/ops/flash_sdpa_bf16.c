@@ -388,6 +388,7 @@ attn_status attn__fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, f
     }
     return ATTN_OK;
 }
+
 /* ---- backward, bf16 products ------------------------------------------------------------------ */
 
 /* The backward of bwd_tile512 with its five products in bf16 (AMX tiles, or
@@ -403,13 +404,15 @@ attn_status attn__fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, f
  *   dQ     += dS K           A: dS [64][32]          B: K pairs of keys [Sp / 2][Dp]
  * (A row-major with pairs along the sum, B [pairs][columns], as TDPBF16PS and
  * fl_kbf8x32 take them). dK and dV accumulate transposed ([Dp][Sp],
- * [Dvp][Sp]) and are added once per unit; alpha multiplies dQ and dK there. */
+ * [Dvp][Sp]) and are added once per unit (alpha applied there; dQ gets it
+ * when its query tile is added). The functions below are compiled for AMX
+ * too; with amx = 0 (the AVX-512 BF16 path) they run no tile instruction. */
 #define FLBW                                                                         \
     __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16"),       \
                    optimize("fp-contract=fast")))
 
 /* C [M][N] (+)= A [M][K2 pairs] B [K2][N] in f32. AMX: M, N multiples of 16,
- * K2 of 16, the tile configuration of fl_amx_config loaded; else M a multiple
+ * K2 of 16, the tile configuration of bwd_tile_bf16 loaded; else M a multiple
  * of 8 and N of 32. Per element the pairs are summed in ascending order of
  * 16-pair chunks (AMX) or pairs, as in the forward's logits. */
 FLBW static void fl_bprod(float *C, int64_t ldc, const fl_w2 *A, int64_t lda, const fl_w2 *B,
