@@ -173,6 +173,25 @@ static int fl_widen(attn_ctx *ctx, fl_geom *g) {
 }
 
 
+/* Where the fast forward rounds f32 q, k, v to bf16 (bf16 precision,
+ * fl_bf16_kernels), the f32 paths that recompute its logits (the reference
+ * kernel, the weights) take the same rounded values: bf16 copies (g->qh, kh,
+ * vh, contiguous, so the strides of q, k, v become the contiguous ones; out
+ * keeps its own) for fl_widen. 0, or -1 with the context's error set. */
+static int fl_as_forward(attn_ctx *ctx, fl_geom *g) {
+#if defined(FL_X86)
+    if (!g->qh && fl_bf16_kernels(ctx, g)) {
+        if (attn__fl_narrow(ctx, g)) return -1;
+        fl_set3(g->qs, g->H * g->T * g->D, g->T * g->D, g->D);
+        fl_set3(g->ks, g->Hkv * g->S * g->D, g->S * g->D, g->D);
+        fl_set3(g->vs, g->Hkv * g->S * g->Dv, g->S * g->Dv, g->Dv);
+    }
+#else
+    (void)ctx, (void)g;
+#endif
+    return 0;
+}
+
 /* z[j] = dropout scale of element base + j of P (row-major [B,H,T,S]):
  * 1 / (1 - p) when kept (attn_rng_uniform >= p), else 0; n elements. */
 void attn__fl_keep(const fl_geom *g, uint64_t base, int64_t n, float *z) {
@@ -697,7 +716,7 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
  * everything after it (max, exp, sums, weights, P V) in double. */
 attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
     fl_geom g = attn__fl_geometry(node);
-    if (fl_widen(ctx, &g)) return ctx->status;
+    if (fl_as_forward(ctx, &g) || fl_widen(ctx, &g)) return ctx->status;
     float *out = attn_f32(node->out), *stats = attn_f32(node->saved[0]);
     const int64_t T = g.T, S = g.S, D = g.D, Dv = g.Dv;
     double *z = attn__alloc(ctx, sizeof(double) * (size_t)S, "flash_sdpa reference (row)");
@@ -780,15 +799,7 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
  * |logit| is huge (a -1e9 mask bias on a whole row gives 1 / S). */
 static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
     fl_geom g = attn__fl_geometry(node);
-#if defined(FL_X86)
-    if (!g.qh && fl_bf16_kernels(ctx, &g)) { /* the forward's logits came from bf16 q, k */
-        if (attn__fl_narrow(ctx, &g)) return -1;
-        fl_set3(g.qs, g.H * g.T * g.D, g.T * g.D, g.D); /* the copies are contiguous */
-        fl_set3(g.ks, g.Hkv * g.S * g.D, g.S * g.D, g.D);
-        fl_set3(g.vs, g.Hkv * g.S * g.Dv, g.S * g.Dv, g.Dv);
-    }
-#endif
-    if (fl_widen(ctx, &g)) return -1;
+    if (fl_as_forward(ctx, &g) || fl_widen(ctx, &g)) return -1;
     const float *stats = attn_f32(node->saved[0]);
     const int64_t T = g.T, S = g.S, D = g.D, Dp = up(D, 32), Sp = fl_sp(&g);
     const size_t mark = attn__arena_mark(ctx);
