@@ -39,7 +39,7 @@ typedef enum attn_op {
 
 /* ---- tape nodes ------------------------------------------------------- */
 
-#define ATTN__NODE_MAX_SAVED 3
+#define ATTN__NODE_MAX_SAVED 4
 
 typedef struct attn_node {
     attn_op op;

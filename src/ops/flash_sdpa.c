@@ -28,6 +28,10 @@
  *   saved[1] = the sparse pattern of attn_sdpa_opts.sparse (its bytes, i32;
  *   NULL without one), saved[2] = its tile layout, compiled by the forward
  *   and reused by the backward (NULL without a pattern).
+ *   saved[3] = with f32 inputs under bf16 precision on the bf16 kernels, the
+ *   bf16 copies of q, k, v ([B,H,T,D], [B,Hkv,S,D], [B,Hkv,S,Dv] one after
+ *   the other) the forward makes (fast or reference kernel); the backward
+ *   runs its bf16 products on them exactly when they exist; else NULL.
  *
  * Sparse patterns (include/attn/sparse.h, docs/sparse.md): a query tile
  * walks only the key tiles of its layout entry list (fl_walk) instead of
@@ -178,16 +182,16 @@ static int fl_widen(attn_ctx *ctx, fl_geom *g) {
  * kernel, the weights) take the same rounded values: bf16 copies (g->qh, kh,
  * vh, contiguous, so the strides of q, k, v become the contiguous ones; out
  * keeps its own) for fl_widen. 0, or -1 with the context's error set. */
-static int fl_as_forward(attn_ctx *ctx, fl_geom *g) {
+static int fl_as_forward(attn_ctx *ctx, const attn_node *node, fl_geom *g) {
 #if defined(FL_X86)
     if (!g->qh && fl_bf16_kernels(ctx, g)) {
-        if (attn__fl_narrow(ctx, g)) return -1;
+        if (attn__fl_narrow(ctx, g, fl_saved_bf16(node))) return -1;
         fl_set3(g->qs, g->H * g->T * g->D, g->T * g->D, g->D);
         fl_set3(g->ks, g->Hkv * g->S * g->D, g->S * g->D, g->D);
         fl_set3(g->vs, g->Hkv * g->S * g->Dv, g->S * g->Dv, g->Dv);
     }
 #else
-    (void)ctx, (void)g;
+    (void)ctx, (void)node, (void)g;
 #endif
     return 0;
 }
@@ -665,7 +669,7 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
     if (attn__fl_layout(ctx, node, &g, &layout, 1)) return ctx->status;
 #if defined(FL_X86)
     if (fl_bf16_kernels(ctx, &g)) { /* bf16 inputs, or f32 under bf16 precision */
-        if (!g.qh && attn__fl_narrow(ctx, &g)) return ctx->status;
+        if (!g.qh && attn__fl_narrow(ctx, &g, fl_saved_bf16(node))) return ctx->status;
         return attn__fl_forward_bf16(ctx, &g, out, stats);
     }
 #endif
@@ -716,7 +720,7 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
  * everything after it (max, exp, sums, weights, P V) in double. */
 attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
     fl_geom g = attn__fl_geometry(node);
-    if (fl_as_forward(ctx, &g) || fl_widen(ctx, &g)) return ctx->status;
+    if (fl_as_forward(ctx, node, &g) || fl_widen(ctx, &g)) return ctx->status;
     float *out = attn_f32(node->out), *stats = attn_f32(node->saved[0]);
     const int64_t T = g.T, S = g.S, D = g.D, Dv = g.Dv;
     double *z = attn__alloc(ctx, sizeof(double) * (size_t)S, "flash_sdpa reference (row)");
@@ -799,7 +803,7 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
  * |logit| is huge (a -1e9 mask bias on a whole row gives 1 / S). */
 static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
     fl_geom g = attn__fl_geometry(node);
-    if (fl_as_forward(ctx, &g) || fl_widen(ctx, &g)) return -1;
+    if (fl_as_forward(ctx, node, &g) || fl_widen(ctx, &g)) return -1;
     const float *stats = attn_f32(node->saved[0]);
     const int64_t T = g.T, S = g.S, D = g.D, Dp = up(D, 32), Sp = fl_sp(&g);
     const size_t mark = attn__arena_mark(ctx);
@@ -879,6 +883,14 @@ static attn_tensor *flash_build(attn_ctx *ctx, const char *name, attn_tensor *co
     node->iarg[7] = Hkv;
     node->saved[0] = stats;
     if (sdpa_save_sparse(ctx, name, node, o.sparse)) return NULL;
+#if defined(FL_X86)
+    /* f32 q, k, v under bf16 precision on the bf16 kernels: their bf16
+     * copies, made by the forward, kept for the backward */
+    if (qkv3[0]->dtype == ATTN_F32 && ctx->precision == ATTN_PRECISION_BF16 && fl_bf16_cpu(ctx)) {
+        const int64_t nb = B * H * T * D + B * Hkv * S * (D + (packed ? D : qkv3[2]->shape[3]));
+        if (!(node->saved[3] = attn__tensor(ctx, name, ATTN_BF16, 1, &nb))) return NULL;
+    }
+#endif
     if (o.sparse) { /* the forward's tile layout, for the backward (attn__fl_layout) */
         const int64_t nl = (int64_t)((sizeof(attn_sparse_layout) + 3) / 4);
         if (!(node->saved[2] = attn__tensor(ctx, name, ATTN_I32, 1, &nl))) return NULL;

@@ -342,9 +342,11 @@ attn_status attn__flash_sdpa_backward(attn_ctx *ctx, attn_node *node) {
         if (!gr.dl) return ctx->status;
     }
 #if defined(FL_X86)
-    if (fl_bf16_kernels(ctx, &g)) { /* bf16 products (flash_sdpa_bf16.c) */
-        if ((!g.qh && attn__fl_narrow(ctx, &g)) || attn__fl_backward_bf16(ctx, &g, &gr))
-            return ctx->status;
+    uint16_t *kept = fl_saved_bf16(node);
+    if (kept) { /* the forward ran on bf16 copies of q, k, v: bf16 products too */
+        g.qh = kept, g.kh = kept + g.B * g.H * g.T * g.D;
+        g.vh = g.kh + g.B * g.Hkv * g.S * g.D;
+        if (attn__fl_backward_bf16(ctx, &g, &gr)) return ctx->status;
     } else
 #endif
     if (fl_backward_f32(ctx, &g, &gr)) return ctx->status;

@@ -79,11 +79,12 @@ FLBF static void fl_round_bf16(uint16_t *restrict dst, const float *restrict src
     if (i < n) attn_bf16_from_f32(dst + i, src + i, n - i);
 }
 
-int attn__fl_narrow(attn_ctx *ctx, fl_geom *g) {
+int attn__fl_narrow(attn_ctx *ctx, fl_geom *g, uint16_t *dst) {
     const int64_t nq = g->B * g->H * g->T * g->D, nk = g->B * g->Hkv * g->S * g->D;
     const int64_t nv = g->B * g->Hkv * g->S * g->Dv;
-    uint16_t *w = attn__alloc(ctx, sizeof(uint16_t) * (size_t)(nq + nk + nv),
-                              "flash_sdpa (f32 inputs rounded to bf16)");
+    uint16_t *w = dst ? dst
+                      : attn__alloc(ctx, sizeof(uint16_t) * (size_t)(nq + nk + nv),
+                                    "flash_sdpa (f32 inputs rounded to bf16)");
     if (!w) return -1;
     for (int64_t b = 0; b < g->B; b++) {
         for (int64_t h = 0; h < g->H; h++)

@@ -158,17 +158,25 @@ static inline int fl_bwd_split(attn_ctx *ctx, const fl_geom *g, int64_t *split, 
  * in f32), on a CPU with AVX-512 BF16 (and BW) unless the context asks for
  * the portable kernels. Elsewhere bf16 inputs are widened and f32 ones stay
  * f32. */
-static inline int fl_bf16_kernels(const attn_ctx *ctx, const fl_geom *g) {
+static inline int fl_bf16_cpu(const attn_ctx *ctx) {
     if (ctx->kernel_flags & ATTN_KERNELS_PORTABLE) return 0;
-    if (!g->qh && ctx->precision != ATTN_PRECISION_BF16) return 0;
     return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+}
+static inline int fl_bf16_kernels(const attn_ctx *ctx, const fl_geom *g) {
+    return (g->qh || ctx->precision == ATTN_PRECISION_BF16) && fl_bf16_cpu(ctx);
 }
 
 /* bf16 q, k, v of g: contiguous [B, H, T, D], [B, Hkv, S, D], [B, Hkv, S, Dv]
- * copies of the f32 inputs rounded to nearest even, in the arena (g->qh, kh,
- * vh set; the f32 pointers and strides stay for the gradients). 0, or -1
- * with the context's error set. */
-int attn__fl_narrow(attn_ctx *ctx, fl_geom *g);
+ * copies of the f32 inputs rounded to nearest even, in dst (the node's
+ * saved[3], which the backward then reads instead of rounding again) or,
+ * dst NULL, in the arena; g->qh, kh, vh set (the f32 pointers and strides
+ * stay, for the gradients). 0, or -1 with the context's error set. */
+int attn__fl_narrow(attn_ctx *ctx, fl_geom *g, uint16_t *dst);
+
+/* saved[3]'s data (the bf16 copies of q, k, v), or NULL */
+static inline uint16_t *fl_saved_bf16(const attn_node *node) {
+    return node->saved[3] ? attn_bf16(node->saved[3]) : NULL;
+}
 
 /* The bf16 backward (flash_sdpa_bf16.c): g with its bf16 copies (g->qh, kh,
  * vh), gradients and dS as the f32 backward adds them. ATTN_OK, or the
