@@ -20,6 +20,7 @@
 
 #include "../core/internal.h"
 #include "../core/vmath.h"
+#include "gelu_internal.h"
 #include "view_internal.h"
 #include "attn/ops.h"
 
@@ -409,12 +410,7 @@ static attn_status linear_gelu_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm)
         }
         return ATTN_OK;
     }
-    float tmp[ATTN__GELU_CHUNK]; /* in place when z is not kept */
-    for (int64_t i0 = 0; i0 < n; i0 += ATTN__GELU_CHUNK) {
-        const int64_t m = n - i0 < ATTN__GELU_CHUNK ? n - i0 : ATTN__GELU_CHUNK;
-        memcpy(tmp, t + i0, (size_t)m * sizeof *tmp);
-        attn__gelu_erf_span(y + i0, tmp, m);
-    }
+    attn__gelu_erf_apply(ctx, y, t, n); /* in place when z is not kept */
     return ATTN_OK;
 }
 attn_status attn__linear_gelu_forward(attn_ctx *ctx, attn_node *node) {
@@ -434,7 +430,7 @@ attn_status attn__linear_gelu_backward(attn_ctx *ctx, attn_node *node) {
     if (!gz)
         return attn__fail(ctx, ATTN_ERR_OOM, "linear_gelu: out of memory for the gradient %s",
                           attn__shp(node->out));
-    attn__dgelu_erf_span_add(gz, node->out->grad, attn_f32(node->saved[0]), n);
+    attn__dgelu_erf_apply_add(ctx, gz, node->out->grad, attn_f32(node->saved[0]), n);
     linear_bwd(ctx, node, gz);
     free(gz);
     return ATTN_OK;

@@ -2,9 +2,11 @@
  * relu, gelu. Shape contract: x [...] -> y [...] (same shape).
  * Derivations: docs/ops.md, "Elementwise". */
 #include <math.h>
+#include <string.h>
 
 #include "../core/internal.h"
 #include "../core/vmath.h"
+#include "gelu_internal.h"
 #include "view_internal.h"
 #include "attn/ops.h"
 
@@ -215,9 +217,19 @@ static inline float gelu_tanh(float v) {
  * fused linear + GELU (matmul.c, gemm_bf16.c), so both give the same bits. */
 #define GELU_CHUNK ATTN__GELU_CHUNK
 
-/* y[i] = x[i] Phi(x[i]) for i < n. */
-UNARY_CLONES static void gelu_erf_block(float *restrict y, const float *restrict x, int64_t n) {
-    attn__gelu_erf_span(y, x, n);
+/* y[i] = x[i] Phi(x[i]) for i < n (in place when y == x: the span works in
+ * chunks and reads each chunk's inputs before it writes them). */
+UNARY_CLONES static void gelu_erf_block(float *y, const float *x, int64_t n) {
+    float tmp[GELU_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += GELU_CHUNK) {
+        const int64_t m = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
+        if (y == x) {
+            memcpy(tmp, x + i0, (size_t)m * sizeof *tmp);
+            attn__gelu_erf_span(y + i0, tmp, m);
+        } else {
+            attn__gelu_erf_span(y + i0, x + i0, m);
+        }
+    }
 }
 
 /* gx[i] += gy[i] (Phi(x[i]) + x[i] phi(x[i])) for i < n. */
@@ -241,16 +253,23 @@ UNARY_CLONES static void dgelu_erf_block(float *restrict gx, const float *restri
         }                                                                              \
     } while (0)
 
+void attn__gelu_erf_apply(attn_ctx *ctx, float *y, const float *x, int64_t n) {
+    const int nt = attn__threads_for(ctx, 30.0 * (double)n);
+    GELU_PIECES(n, nt, gelu_erf_block(y + lo, x + lo, len));
+}
+void attn__dgelu_erf_apply_add(attn_ctx *ctx, float *gx, const float *gy, const float *x,
+                               int64_t n) {
+    const int nt = attn__threads_for(ctx, 40.0 * (double)n);
+    GELU_PIECES(n, nt, dgelu_erf_block(gx + lo, gy + lo, x + lo, len));
+}
+
 attn_status attn__gelu_forward(attn_ctx *ctx, attn_node *node) {
     if (node->iarg[0]) {
         UNARY_LOOP(ctx, node, gelu_tanh(v), 0.5 * v * (1.0 + tanh(ATTN__SQRT2_PI * (v + 0.044715 * v * v * v))), 0);
         return ATTN_OK;
     }
-    const float *x = attn_f32(node->in[0]);
-    float *y = attn_f32(node->out);
-    const int64_t n = attn_tensor_numel(node->out);
-    const int nt = attn__threads_for(ctx, 30.0 * (double)n);
-    GELU_PIECES(n, nt, gelu_erf_block(y + lo, x + lo, len));
+    attn__gelu_erf_apply(ctx, attn_f32(node->out), attn_f32(node->in[0]),
+                         attn_tensor_numel(node->out));
     return ATTN_OK;
 }
 attn_status attn__gelu_ref(attn_ctx *ctx, attn_node *node) {
@@ -272,10 +291,7 @@ attn_status attn__gelu_backward(attn_ctx *ctx, attn_node *node) {
         UNARY_BACKWARD(node, dgelu_tanh(v));
         return ATTN_OK;
     }
-    const float *x = attn_f32(node->in[0]), *gy = node->out->grad;
-    float *gx = node->in[0]->grad;
-    const int64_t n = attn_tensor_numel(node->out);
-    const int nt = attn__threads_for(ctx, 40.0 * (double)n);
-    GELU_PIECES(n, nt, dgelu_erf_block(gx + lo, gy + lo, x + lo, len));
+    attn__dgelu_erf_apply_add(ctx, node->in[0]->grad, node->out->grad, attn_f32(node->in[0]),
+                              attn_tensor_numel(node->out));
     return ATTN_OK;
 }
