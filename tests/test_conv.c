@@ -355,6 +355,77 @@ static int conv_row_run(const conv_row_case *k, int flags, int ref, float *out[4
     return rc;
 }
 
+/* The gradients of the case's op in double from the definition (the
+ * relation v[n,o,p,q] += w[o,c,i,j] u[n, g Cg + c, ih, iw] of src/ops/conv.c,
+ * with u = x, v = y for conv2d and conv1d, u = y, v = x for the transposed
+ * op), from the inputs and upstream gradient that conv_row_run made: the
+ * weight and bias gradients summed over several chunks of images, which
+ * the fast and the portable runs share, are checked against them too.
+ * out[1..3] get dx, dw, db (malloc'd); -1 on failure. */
+static int conv_row_grad_ref(const conv_row_case *k, float *out[4]) {
+    const int tr = k->kind == 2, c1 = k->kind == 1;
+    const int64_t SH = c1 ? 1 : k->SH ? k->SH : k->S, SW = k->S, PH = c1 ? 0 : k->P, PW = k->P;
+    const int64_t DH = c1 ? 1 : k->D, DW = k->D;
+    /* u [N, Cu, Hu, Wu] -> v [N, Ov, Hv, Wv], w [Ov, Cu / G, KH, KW] */
+    int64_t Cu, Hu, Wu, Ov, Hv, Wv;
+    if (!tr) {
+        Cu = k->C, Hu = k->H, Wu = k->W, Ov = k->O;
+        Hv = (Hu + 2 * PH - DH * (k->KH - 1) - 1) / SH + 1;
+        Wv = (Wu + 2 * PW - DW * (k->KW - 1) - 1) / SW + 1;
+    } else {
+        Ov = k->C, Hv = k->H, Wv = k->W, Cu = k->O;
+        Hu = (Hv - 1) * SH - 2 * PH + DH * (k->KH - 1) + 1;
+        Wu = (Wv - 1) * SW - 2 * PW + DW * (k->KW - 1) + 1;
+    }
+    const int64_t Cg = Cu / k->G, Og = Ov / k->G, KK = k->KH * k->KW;
+    const int64_t nx = k->N * k->C * k->H * k->W, nw = Ov * Cg * KK, nb = k->O;
+    const int64_t ny = tr ? k->N * Cu * Hu * Wu : k->N * Ov * Hv * Wv;
+    float *x = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
+    float *gy = malloc(sizeof(float) * (size_t)ny);
+    double *dx = calloc((size_t)nx, sizeof(double)), *dw = calloc((size_t)nw, sizeof(double));
+    double *db = calloc((size_t)nb, sizeof(double));
+    int rc = -1;
+    if (x && w && gy && dx && dw && db) {
+        uint32_t seed = 12345u; /* conv_row_run's order: x, w, b, then dy */
+        for (int64_t i = 0; i < nx; i++) x[i] = conv_row_val(&seed);
+        for (int64_t i = 0; i < nw; i++) w[i] = conv_row_val(&seed);
+        for (int64_t i = 0; i < nb; i++) (void)conv_row_val(&seed);
+        for (int64_t i = 0; i < ny; i++) gy[i] = conv_row_val(&seed);
+        for (int64_t n = 0; n < k->N; n++)
+            for (int64_t o = 0; o < Ov; o++)
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t t = 0; t < KK; t++)
+                        for (int64_t p = 0; p < Hv; p++)
+                            for (int64_t q = 0; q < Wv; q++) {
+                                const int64_t ih = p * SH - PH + t / k->KW * DH;
+                                const int64_t iw = q * SW - PW + t % k->KW * DW;
+                                if (ih < 0 || ih >= Hu || iw < 0 || iw >= Wu) continue;
+                                const int64_t iu = ((n * Cu + o / Og * Cg + c) * Hu + ih) * Wu + iw;
+                                const int64_t iv = ((n * Ov + o) * Hv + p) * Wv + q;
+                                const int64_t iwt = (o * Cg + c) * KK + t;
+                                if (!tr) { /* x = u, gy at v */
+                                    dx[iu] += (double)gy[iv] * w[iwt];
+                                    dw[iwt] += (double)gy[iv] * x[iu];
+                                } else { /* x = v, gy at u */
+                                    dx[iv] += (double)gy[iu] * w[iwt];
+                                    dw[iwt] += (double)gy[iu] * x[iv];
+                                }
+                            }
+        const int64_t P = ny / (k->N * k->O); /* db: y's channels */
+        for (int64_t i = 0; i < ny; i++) db[i / P % k->O] += gy[i];
+        const int64_t len[3] = {nx, nw, nb};
+        const double *src[3] = {dx, dw, db};
+        rc = 0;
+        for (int t = 0; t < 3; t++) {
+            if (!(out[t + 1] = malloc(sizeof(float) * (size_t)len[t]))) rc = -1;
+            else
+                for (int64_t i = 0; i < len[t]; i++) out[t + 1][i] = (float)src[t][i];
+        }
+    }
+    free(x), free(w), free(gy), free(dx), free(dw), free(db);
+    return rc;
+}
+
 static void test_conv_row_kernels(void) {
     TEST_BEGIN("conv: AVX-512 row kernels vs portable loops vs reference forward, ragged sizes");
     static const conv_row_case cases[] = {
@@ -391,6 +462,17 @@ static void test_conv_row_kernels(void) {
         {1, 2, 4, 1, 50, 4, 1, 3, 2, 1, 1, 2, "conv1d stride 2 groups 2, T 50", 0},
         {2, 2, 4, 7, 19, 3, 4, 4, 2, 1, 1, 1, "transposed 4x4 stride 2, 7x19 -> 14x38", 0},
         {2, 2, 3, 5, 12, 2, 3, 3, 3, 0, 1, 1, "transposed 3x3 stride 3 (gather / scatter)", 0},
+        /* stride 1 with OW == W: im2col a tap's whole row at once (flat) */
+        {0, 1, 7, 7, 7, 9, 3, 3, 1, 1, 1, 1, "N 1, C 7, O 9, 7x7 (flat im2col; K 63 > O)", 0},
+        {0, 2, 3, 11, 13, 5, 5, 3, 1, 1, 1, 1, "5x3 pad 1: OH 9 < H, OW = W 13 (flat im2col)", 0},
+        {0, 2, 5, 9, 10, 3, 3, 3, 1, 2, 2, 1, "dilation 2 pad 2, 9x10 (flat im2col)", 0},
+        {0, 1, 3, 40, 40, 4, 5, 5, 1, 2, 1, 1, "5x5 pad 2 on 40x40, N 1 (too many masks: row im2col)", 0},
+        {0, 2, 1, 9, 9, 12, 3, 3, 1, 1, 1, 1, "C 1, O 12: K 9 < O (weight gradient not transposed)", 0},
+        /* several chunks: the transposed weight gradient and the fused bias
+         * gradient summed over them */
+        {0, 5, 16, 28, 28, 16, 3, 3, 1, 1, 1, 2, "groups 2 on 28x28, N 5 (two chunks)", 0},
+        {0, 3, 16, 28, 28, 6, 3, 3, 1, 1, 1, 1, "C 16 O 6 on 28x28, N 3 (chunks of 2 and 1 images)", 0},
+        {2, 5, 32, 14, 14, 16, 4, 4, 2, 1, 1, 1, "transposed 32->16 4x4 stride 2, N 5 (two chunks)", 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const conv_row_case *k = &cases[c];
@@ -409,6 +491,13 @@ static void test_conv_row_kernels(void) {
             check_close(what, (int)c, fast[0], ref[0], n[0], 1e-5, 1e-4);
             snprintf(what, sizeof what, "%s: y, portable vs reference forward", k->what);
             check_close(what, (int)c, port[0], ref[0], n[0], 1e-5, 1e-4);
+            float *gref[4] = {0};
+            CHECK(conv_row_grad_ref(k, gref) == 0, "%s: reference gradients", k->what);
+            for (int t = 1; t < 4 && gref[t]; t++) {
+                snprintf(what, sizeof what, "%s: %s, fast vs reference in double", k->what, names[t]);
+                check_close(what, (int)c, fast[t], gref[t], n[t], 1e-5, 1e-4);
+            }
+            for (int t = 0; t < 4; t++) free(gref[t]);
         }
         for (int t = 0; t < 4; t++) free(fast[t]), free(port[t]), free(ref[t]);
     }

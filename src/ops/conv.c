@@ -124,7 +124,7 @@ static int cv_vec_ok(const attn_ctx *ctx, const cv_geom *g) {
  * outer size nb P replaces nb small ones (7x7 maps have P = 49). The
  * workspace holds col and the matching [O/G, nb P] block of outputs (or
  * output gradients), (K + O/G) P floats per image, at most CV_WS_FLOATS
- * floats (4 MiB) unless one image needs more. */
+ * floats (1 MiB) unless one image needs more. */
 #define CV_WS_FLOATS ((int64_t)1 << 18)
 
 static int64_t cv_chunk(const cv_geom *g) {
@@ -135,12 +135,42 @@ static int64_t cv_chunk(const cv_geom *g) {
     return nb;
 }
 
+/* The weight gradient's product of the chunked path, dw_g [Og, K] +=
+ * D [Og, m P] col^T, runs as its transpose dwT_g [K, Og] += col D^T when K
+ * > Og: OpenBLAS (SkylakeX kernels, 1 thread) ran it 1.17-1.4x faster that
+ * way round (the 3x3 layer 32->64 on 14x14: 64x288x784 at 105 GFLOP/s, as
+ * 288x64x784 at 120-125; the 4x4 layer 64->64: 1.17x; 1x1 64->8: 1.4x; as
+ * fast at K = Og). dwT sums every chunk of the call in the workspace
+ * (after col and D: G K Og floats, cv_ws_floats) and is added into dw
+ * transposed at the end. */
+static int cv_dw_transposed(const cv_geom *g) { return g->C / g->G * g->KH * g->KW > g->O / g->G; }
+
+/* The workspace of the chunked path in floats: col and D of cv_chunk
+ * images, then dwT when cv_dw_transposed (the size of w). */
+static int64_t cv_ws_base(const cv_geom *g) {
+    const int64_t K = g->C / g->G * g->KH * g->KW, Og = g->O / g->G;
+    return (K + Og) * (g->OH * g->OW) * cv_chunk(g);
+}
+
+/* dw_g[o, k] += dwT_g[k, o] for every group. */
+static void cv_dw_add_transposed(const cv_geom *g, const float *dwt, float *dw) {
+    const int64_t K = g->C / g->G * g->KH * g->KW, Og = g->O / g->G;
+    for (int64_t gi = 0; gi < g->G; gi++)
+        for (int64_t o = 0; o < Og; o++)
+            for (int64_t k = 0; k < K; k++) dw[(gi * Og + o) * K + k] += dwt[(gi * K + k) * Og + o];
+}
+
 
 /* col [K, nb P] of the Cg planes of nb images (u: image n0's first plane of
  * the group; images C H W floats apart):
  * col[(c KH + i) KW + j, b P + p OW + q] = u_b[c, p SH - PH + i DH, q SW - PW + j DW] or 0. */
 static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, int nt) {
 #if CV_X86
+    const int64_t nv = (g->OH * g->OW + 15) / 16;
+    if (g->vec && g->SH == 1 && g->SW == 1 && g->OW == g->W && g->KH * g->KW * nv <= CV_FLAT_MASKS) {
+        attn__cv_im2col512_flat(g, u, nb, col, nt);
+        return;
+    }
     if (g->vec) {
         attn__cv_im2col512(g, u, nb, col, nt);
         return;
@@ -445,20 +475,34 @@ static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, c
     return ATTN_OK;
 }
 
+static void cv_bias_grad(int64_t N, int64_t O, int64_t P, const float *dv, float *db, int vec);
+static double cv_sum16(const float *r, int64_t P, int vec);
+
+/* The bias gradient is summed during the gather of the chunked path for
+ * at most this many channels (a stack array of doubles). */
+#define CV_DB_FUSED 1024
+
 /* The backward of v = conv(u, w): du += conv^T(dv, w) (du NULL: not
- * wanted) and dw += dv (im2col u)^T (dw NULL: not wanted), chunks in order.
- * Per chunk and group the output gradient is gathered once into D; dw
- * takes D col^T with col = im2col(u); then col is overwritten with
- * w_g^T D, which col2im adds into du. */
+ * wanted), dw += dv (im2col u)^T (dw NULL: not wanted) and db[o] += sum
+ * dv[:, o, :] (db NULL: not wanted), chunks in order. Per chunk and group
+ * the output gradient is gathered once into D; db sums its rows there (in
+ * cv_bias_grad's order: the same bits); dw takes D col^T with col =
+ * im2col(u); then col is overwritten with w_g^T D, which col2im adds into
+ * du. */
 static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
-                               const float *w, float *du, float *dw, float *ws) {
+                               const float *w, float *du, float *dw, float *db, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (db && (cv_depthwise(g) || cv_pointwise(g) || (!du && !dw) || g->O > CV_DB_FUSED)) {
+        cv_bias_grad(g->N, g->O, P, dv, db, g->vec);
+        db = NULL;
+    }
     if (cv_depthwise(g)) {
         if (du) cv_dw_bwd_data(ctx, g, dv, w, du);
         if (dw) cv_dw_bwd_weight(ctx, g, u, dv, dw);
         return ATTN_OK;
     }
+    if (!du && !dw) return ATTN_OK;
     if (cv_pointwise(g)) {
         const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
         for (int64_t n = 0; n < g->N; n++)
@@ -474,6 +518,10 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
         return ATTN_OK;
     }
     const int64_t nb = cv_chunk(g);
+    float *dwt = dw && cv_dw_transposed(g) ? ws + cv_ws_base(g) : NULL;
+    double dbs[CV_DB_FUSED];
+    if (db)
+        for (int64_t o = 0; o < g->O; o++) dbs[o] = 0.0;
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
         float *col = ws, *D = ws + K * ld;
@@ -481,10 +529,19 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
         const int nti = attn__threads_for(ctx, (double)K * (double)ld);
         for (int64_t gi = 0; gi < g->G; gi++) {
             cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
+            if (db) /* images in order, as cv_bias_grad */
+                for (int64_t o = 0; o < Og; o++)
+                    for (int64_t b = 0; b < m; b++)
+                        dbs[gi * Og + o] += cv_sum16(D + o * ld + b * P, P, g->vec);
             if (dw) {
                 cv_im2col(g, u + (n0 * g->C + gi * Cg) * HW, m, col, nti);
-                /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] */
-                attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
+                /* dw_g [Og, K] += D [Og, m P] col^T [m P, K], or its
+                 * transpose dwT_g [K, Og] (=, then +=) col [K, m P] D^T */
+                if (dwt)
+                    attn__sgemm(nt, 0, 1, K, Og, ld, 1.0f, col, ld, D, ld, n0 ? 1.0f : 0.0f,
+                                dwt + gi * K * Og, Og);
+                else
+                    attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
             }
             if (du) {
                 /* dcol [K, m P] = w_g^T [K, Og] D [Og, m P] */
@@ -493,13 +550,16 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
             }
         }
     }
+    if (dwt) cv_dw_add_transposed(g, dwt, dw);
+    if (db)
+        for (int64_t o = 0; o < g->O; o++) db[o] += (float)dbs[o];
     return ATTN_OK;
 }
 
 /* du += conv^T(dv, w) alone (conv_transpose2d's forward). */
 static attn_status cv_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
                                float *du, float *ws) {
-    return cv_backward(ctx, g, NULL, dv, w, du, NULL, ws);
+    return cv_backward(ctx, g, NULL, dv, w, du, NULL, NULL, ws);
 }
 
 /* The backward of conv_transpose2d, v = conv^T(u', w) read the other way:
@@ -519,11 +579,12 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
             if (cv_depthwise(g))
                 cv_dw_bwd_weight(ctx, g, gy, x, dw);
             else
-                st = cv_backward(ctx, g, gy, x, w, NULL, dw, ws);
+                st = cv_backward(ctx, g, gy, x, w, NULL, dw, NULL, ws);
         }
         return st;
     }
     const int64_t nb = cv_chunk(g);
+    float *dwt = dw && cv_dw_transposed(g) ? ws + cv_ws_base(g) : NULL;
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
         float *col = ws, *D = ws + K * ld;
@@ -538,11 +599,17 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
             }
             if (dw) {
                 cv_gather(g, x + (n0 * g->O + gi * Og) * P, m, D);
-                /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] */
-                attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
+                /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] (or its
+                 * transpose, as in cv_backward) */
+                if (dwt)
+                    attn__sgemm(nt, 0, 1, K, Og, ld, 1.0f, col, ld, D, ld, n0 ? 1.0f : 0.0f,
+                                dwt + gi * K * Og, Og);
+                else
+                    attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
             }
         }
     }
+    if (dwt) cv_dw_add_transposed(g, dwt, dw);
     return ATTN_OK;
 }
 
@@ -675,10 +742,10 @@ static attn_status cv_conv_backward(attn_ctx *ctx, attn_node *node) {
     attn_status st = ATTN_OK;
     float *dx = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
     float *dw = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
-    if (dx || dw) st = cv_backward(ctx, &g, x, gy, w, dx, dw, cv_col(node));
-    /* => db[o] += sum_{n,p} gy[n,o,p] */
-    if (st == ATTN_OK && node->iarg[7] && attn__needs_grad(node, 2))
-        cv_bias_grad(g.N, g.O, g.OH * g.OW, gy, node->in[2]->grad, g.vec);
+    /* => db[o] += sum_{n,p} gy[n,o,p]: summed by cv_backward on the chunked
+     * path as it gathers gy (the same sums in the same order), else here */
+    float *db = node->iarg[7] && attn__needs_grad(node, 2) ? node->in[2]->grad : NULL;
+    if (dx || dw || db) st = cv_backward(ctx, &g, x, gy, w, dx, dw, db, cv_col(node));
     return st;
 }
 
@@ -820,15 +887,18 @@ static attn_tensor *cv_run(attn_ctx *ctx, attn_op op, const char *name, attn_ten
     if (!node) return NULL;
     for (int k = 0; k < 7; k++) node->iarg[k] = iarg[k];
     node->iarg[7] = b != NULL;
-    /* The workspace of cv_chunk images (im2col and one block of outputs),
-     * allocated with the node (planned scratch: the arena's peak is its top)
-     * and reused by the backward. */
+    /* The workspace of cv_chunk images (im2col and one block of outputs,
+     * then the transposed weight gradient when cv_dw_transposed), allocated
+     * with the node (planned scratch: the arena's peak is its top) and
+     * reused by the backward. */
     const cv_geom g = cv_geom_of(node);
     if (!cv_pointwise(&g) && !cv_depthwise(&g)) {
         const int64_t K = g.C / g.G * g.KH * g.KW, P = g.OH * g.OW;
-        size_t n;
+        size_t n, nw = 0;
         if (attn__mul_size((size_t)(K + g.O / g.G), (size_t)P, &n) ||
-            attn__mul_size(n, (size_t)cv_chunk(&g), &n) || n > (size_t)INT64_MAX / sizeof(float)) {
+            attn__mul_size(n, (size_t)cv_chunk(&g), &n) ||
+            (cv_dw_transposed(&g) && attn__mul_size((size_t)K, (size_t)g.O, &nw)) ||
+            n > (size_t)INT64_MAX / sizeof(float) - nw || (n += nw) > (size_t)INT64_MAX / sizeof(float)) {
             attn__fail(ctx, ATTN_ERR_OOM, "%s: im2col workspace [%lld + %lld, %lld] overflows", name,
                        (long long)K, (long long)(g.O / g.G), (long long)P);
             return NULL;

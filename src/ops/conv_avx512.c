@@ -106,6 +106,50 @@ CV512_INLINE static void cv_add(const cv_rowplan *r, float *ur, __m512 x) {
     }
 }
 
+/* cv_im2col for stride 1 and OW == W (maps that keep their width, the 3x3
+ * pad-1 layers): position t = p OW + q of a tap's row reads element
+ * t + ih0 W + iw0 of the plane (ih0 = i DH - PH, iw0 = j DW - PW) when its
+ * row p + ih0 and column q + iw0 lie inside. A tap's whole row of P
+ * positions is then ceil(P / 16) masked loads from one shifted pointer
+ * (the masked lanes read nothing) and as many stores: 4 on a 7x7 map where
+ * the row kernel takes 7. The masks of every tap are made once per call
+ * (mk: KK ceil(P / 16) of them, CV_FLAT_MASKS at most; cv_im2col checks). */
+CV512 void attn__cv_im2col512_flat(const cv_geom *g, const float *u, int64_t nb, float *col,
+                                   int nt) {
+    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;
+    const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW, nv = (P + 15) / 16;
+    __mmask16 mk[CV_FLAT_MASKS];
+    for (int64_t k = 0; k < KK; k++) {
+        const int64_t ih0 = k / g->KW * g->DH - g->PH, iw0 = k % g->KW * g->DW - g->PW;
+        for (int64_t v = 0; v < nv; v++) {
+            unsigned m = 0;
+            for (int64_t l = 0; l < 16 && v * 16 + l < P; l++) {
+                const int64_t t = v * 16 + l, ih = t / OW + ih0, iw = t % OW + iw0;
+                if (ih >= 0 && ih < g->H && iw >= 0 && iw < g->W) m |= 1u << l;
+            }
+            mk[k * nv + v] = (__mmask16)m;
+        }
+    }
+    const __mmask16 mlast = cv_m16(P - (nv - 1) * 16);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t r = 0; r < R; r++) {
+        const int64_t c = r / KK, k = r % KK;
+        const int64_t off = (k / g->KW * g->DH - g->PH) * g->W + k % g->KW * g->DW - g->PW;
+        const __mmask16 *m = mk + k * nv;
+        for (int64_t b = 0; b < nb; b++) {
+            /* the plane's address plus the shift, as an integer offset: the
+             * lanes that would fall outside the plane are masked off */
+            const float *up = u + b * g->C * HW + c * HW;
+            float *d = col + r * ld + b * P;
+            int64_t v = 0;
+            for (; v + 1 < nv; v++)
+                _mm512_storeu_ps(d + v * 16, _mm512_maskz_loadu_ps(m[v], up + (off + v * 16)));
+            _mm512_mask_storeu_ps(d + v * 16, mlast, _mm512_maskz_loadu_ps(m[v], up + (off + v * 16)));
+        }
+    }
+}
+
 /* cv_im2col with AVX-512 rows. */
 CV512 void attn__cv_im2col512(const cv_geom *g, const float *u, int64_t nb, float *col, int nt) {
     const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;

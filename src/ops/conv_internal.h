@@ -68,6 +68,10 @@ static inline int cv_dw_narrow(const cv_geom *g) {
 /* conv_avx512.c. The row kernels of conv.c's cv_im2col and cv_col2im (the
  * same contracts, the same bits): */
 void attn__cv_im2col512(const cv_geom *g, const float *u, int64_t nb, float *col, int nt);
+/* the same for stride 1 and OW == W, a tap's row of P positions at once
+ * (KK ceil(P / 16) <= CV_FLAT_MASKS): */
+#define CV_FLAT_MASKS 4096
+void attn__cv_im2col512_flat(const cv_geom *g, const float *u, int64_t nb, float *col, int nt);
 void attn__cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du, int nt);
 void attn__cv_col2im512(const cv_geom *g, const float *col, int64_t nb, float *du, int nt);
 /* The depthwise kernels of cv_dw_forward, cv_dw_bwd_data and
