@@ -121,13 +121,12 @@ CV512 void attn__cv_im2col512_flat(const cv_geom *g, const float *u, int64_t nb,
     __mmask16 mk[CV_FLAT_MASKS];
     for (int64_t k = 0; k < KK; k++) {
         const int64_t ih0 = k / g->KW * g->DH - g->PH, iw0 = k % g->KW * g->DW - g->PW;
-        for (int64_t v = 0; v < nv; v++) {
-            unsigned m = 0;
-            for (int64_t l = 0; l < 16 && v * 16 + l < P; l++) {
-                const int64_t t = v * 16 + l, ih = t / OW + ih0, iw = t % OW + iw0;
-                if (ih >= 0 && ih < g->H && iw >= 0 && iw < g->W) m |= 1u << l;
-            }
-            mk[k * nv + v] = (__mmask16)m;
+        __mmask16 *m = mk + k * nv;
+        for (int64_t v = 0; v < nv; v++) m[v] = 0;
+        for (int64_t p = 0, t = 0; p < g->OH; p++, t += OW) {
+            if (p + ih0 < 0 || p + ih0 >= g->H) continue;
+            for (int64_t q = 0; q < OW; q++)
+                if (q + iw0 >= 0 && q + iw0 < g->W) m[(t + q) >> 4] |= (__mmask16)(1u << ((t + q) & 15));
         }
     }
     const __mmask16 mlast = cv_m16(P - (nv - 1) * 16);
