@@ -270,15 +270,19 @@ static void test_spectral_norm_vectors(void) {
     TEST_END();
 }
 
-/* The AVX-512 row kernels of src/ops/conv.c (im2col, col2im and the
+/* The AVX-512 row kernels of src/ops/conv_avx512.c (im2col, col2im and the
  * depthwise kernels, taken when the CPU has AVX-512F) against the portable
  * loops (ATTN_KERNELS_PORTABLE) and the scalar reference forward (use_ref)
  * on ragged sizes: rows of 1 to 70 columns (one, two and five 16-column
  * chunks), strides 1, 2 (the permutation path) and 3 (the gather path),
  * padding over and under the kernel's reach, dilation, groups, the
- * depthwise kernels, conv1d and conv_transpose2d. Output and the gradients
- * of x, w and b (upstream gradient: fixed pseudo-random values) at the
- * convolutions' atol 1e-5 / rtol 1e-4 (docs/conv.md). On a CPU without
+ * depthwise kernels, conv1d and conv_transpose2d, the whole-row im2col of
+ * stride 1 (OW = W), several chunks of images (the transposed weight
+ * gradient and the bias gradient summed over them) and K < O. Output and
+ * the gradients of x, w and b (upstream gradient: fixed pseudo-random
+ * values) fast vs portable, and the gradients fast vs a double evaluation
+ * of their definition (conv_row_grad_ref), at the convolutions' atol 1e-5
+ * / rtol 1e-4 (docs/conv.md). On a CPU without
  * AVX-512 both runs take the portable loops and the test still compares
  * them with the reference. */
 typedef struct conv_row_case {
@@ -427,7 +431,7 @@ static int conv_row_grad_ref(const conv_row_case *k, float *out[4]) {
 }
 
 static void test_conv_row_kernels(void) {
-    TEST_BEGIN("conv: AVX-512 row kernels vs portable loops vs reference forward, ragged sizes");
+    TEST_BEGIN("conv: AVX-512 row kernels vs portable loops vs reference forward and gradients, ragged sizes");
     static const conv_row_case cases[] = {
         {0, 2, 3, 9, 70, 5, 3, 3, 1, 1, 1, 1, "3x3 pad 1, W 70 (five 16-column chunks)", 0},
         {0, 3, 2, 11, 17, 4, 4, 4, 2, 1, 1, 1, "4x4 stride 2 pad 1, W 17", 0},

@@ -15,7 +15,9 @@
  * Primitives on the geometry do all the work:
  *   cv_forward      v = conv(u, w) (+ b)        (im2col + GEMM + copy to NCHW)
  *   cv_backward     du += conv^T(dv, w)         (GEMM + col2im)
- *                   dw += dv (im2col u)^T       (im2col + GEMM), per chunk
+ *                   dw += dv (im2col u)^T       (im2col + GEMM, transposed
+ *                                                when K > O/G), per chunk
+ *                   db += sum of dv's rows      (during the gather of dv)
  *   cv_transpose_backward  conv_transpose2d's dx and dw from one im2col(dy)
  * conv2d's backward is cv_backward; conv_transpose2d's forward is
  * cv_bwd_data (cv_backward without dw). Rows move through AVX-512 masked
@@ -26,8 +28,9 @@
  * DW, G, has_bias}; conv1d: iarg = {S, pad_left, pad_right, D, G, -, -,
  * has_bias}. Inputs: x, w, then b when has_bias. saved[0]: the workspace
  * of a chunk of images (cv_chunk: their im2col matrices side by side and a
- * block of outputs; absent on the direct 1x1 path, cv_pointwise, and the
- * depthwise kernels, cv_depthwise), reused by the backward.
+ * block of outputs, then the transposed weight gradient, cv_dw_transposed;
+ * absent on the direct 1x1 path, cv_pointwise, and the depthwise kernels,
+ * cv_depthwise), reused by the backward.
  * Derivations: docs/conv.md.
  */
 #include <stdint.h>
