@@ -56,6 +56,31 @@ static inline void cv_span(const cv_geom *g, const cv_spans *s, int64_t j, int64
     cv_cols(g, j, iw0, lo, hi);
 }
 
+/* One input and one output channel per group (G = C = O): each group's
+ * product would have a single row, so the three primitives run directly on
+ * the planes instead (conv_depthwise.c). */
+static inline int cv_depthwise(const cv_geom *g) { return g->G == g->C && g->G == g->O && g->G > 1; }
+
+/* v[n, o, :] += b[o] over an [N, O, P] tensor. */
+static inline void attn__cv_add_bias(int64_t N, int64_t O, int64_t P, const float *b, float *v) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++) {
+            float *vr = v + (n * O + o) * P;
+            const float bo = b[o];
+            for (int64_t p = 0; p < P; p++) vr[p] += bo;
+        }
+}
+
+/* conv_depthwise.c: v (beta 0: =, 1: +=) the depthwise convolution of u
+ * (+ b when b); du += its data gradient; dw += its weight gradient. */
+struct attn_ctx;
+void attn__cv_dw_forward(struct attn_ctx *ctx, const cv_geom *g, const float *u, const float *w,
+                         const float *b, float *v, float beta);
+void attn__cv_dw_bwd_data(struct attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
+                          float *du);
+void attn__cv_dw_bwd_weight(struct attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
+                            float *dw);
+
 /* The depthwise weight gradient keeps one accumulator per tap. */
 #define CV_KK_MAX 64
 
