@@ -294,6 +294,8 @@ static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, c
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
     if (cv_depthwise(g)) {
         attn__cv_dw_forward(ctx, g, u, w, b, v, beta);
+    } else if (attn__cv_wino_ok(g)) {
+        attn__cv_wino_forward(ctx, g, u, w, b, v, beta, ws);
     } else if (cv_pointwise(g)) {
         const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
         for (int64_t n = 0; n < g->N; n++)
@@ -337,7 +339,8 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
                                const float *w, float *du, float *dw, float *db, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
-    if (db && (cv_depthwise(g) || cv_pointwise(g) || (!du && !dw) || g->O > CV_DB_FUSED)) {
+    if (db && (cv_depthwise(g) || cv_pointwise(g) || attn__cv_wino_ok(g) || (!du && !dw) ||
+               g->O > CV_DB_FUSED)) {
         cv_bias_grad(g->N, g->O, P, dv, db, g->vec);
         db = NULL;
     }
@@ -347,6 +350,10 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
         return ATTN_OK;
     }
     if (!du && !dw) return ATTN_OK;
+    if (attn__cv_wino_ok(g)) {
+        attn__cv_wino_backward(ctx, g, u, dv, w, du, dw, ws);
+        return ATTN_OK;
+    }
     if (cv_pointwise(g)) {
         const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
         for (int64_t n = 0; n < g->N; n++)
@@ -747,6 +754,9 @@ static attn_tensor *cv_run(attn_ctx *ctx, attn_op op, const char *name, attn_ten
                        (long long)K, (long long)(g.O / g.G), (long long)P);
             return NULL;
         }
+        /* the Winograd path's (it may take the products, attn__cv_wino_ok) */
+        if (attn__cv_wino_shape(&g) && (size_t)attn__cv_wino_ws(&g) > n)
+            n = (size_t)attn__cv_wino_ws(&g);
         const int64_t len = (int64_t)n;
         if (!(node->saved[0] = attn__tensor(ctx, name, ATTN_F32, 1, &len))) return NULL;
     }

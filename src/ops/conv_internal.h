@@ -113,4 +113,19 @@ void attn__cv_dw_bwd_weight512(const cv_geom *g, const float *u, const float *dv
 double attn__cv_sum16_512(const float *r, int64_t P);
 #endif
 
+/* conv_winograd.c: 3x3 stride-1 pad-1 convolutions of G = 1 on small maps
+ * with at least 16 input and output channels, as Winograd F(2x2, 3x3)
+ * products. attn__cv_wino_shape: the shape qualifies (the workspace is
+ * sized for it); attn__cv_wino_ok: it does and g->vec (the transforms are
+ * AVX-512). attn__cv_wino_ws: the workspace in floats. The forward: v =
+ * (beta 0) or += (beta 1) conv(u, w) + b; the backward: du += (du NULL: not
+ * wanted), dw += (dw NULL: not wanted). */
+int attn__cv_wino_shape(const cv_geom *g);
+int attn__cv_wino_ok(const cv_geom *g);
+int64_t attn__cv_wino_ws(const cv_geom *g);
+void attn__cv_wino_forward(struct attn_ctx *ctx, const cv_geom *g, const float *u, const float *w,
+                           const float *b, float *v, float beta, float *ws);
+void attn__cv_wino_backward(struct attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
+                            const float *w, float *du, float *dw, float *ws);
+
 #endif
