@@ -20,7 +20,10 @@
  *                   db += sum of dv's rows      (during the gather of dv)
  *   cv_transpose_backward  conv_transpose2d's dx and dw from one im2col(dy)
  * conv2d's backward is cv_backward; conv_transpose2d's forward is
- * cv_bwd_data (cv_backward without dw). Rows move through AVX-512 masked
+ * cv_bwd_data (cv_backward without dw). 3x3 stride-1 pad-1 layers with
+ * enough channels on small maps run as Winograd F(2x2, 3x3) products
+ * instead (conv_winograd.c, attn__cv_wino_ok), depthwise ones directly on
+ * the planes (conv_depthwise.c). Rows move through AVX-512 masked
  * loads and stores when the CPU has them: those kernels and the depthwise
  * ones are in conv_avx512.c, and conv_internal.h is what the files share.
  *
