@@ -270,15 +270,19 @@ static void test_spectral_norm_vectors(void) {
     TEST_END();
 }
 
-/* The AVX-512 row kernels of src/ops/conv.c (im2col, col2im and the
+/* The AVX-512 row kernels of src/ops/conv_avx512.c (im2col, col2im and the
  * depthwise kernels, taken when the CPU has AVX-512F) against the portable
  * loops (ATTN_KERNELS_PORTABLE) and the scalar reference forward (use_ref)
  * on ragged sizes: rows of 1 to 70 columns (one, two and five 16-column
  * chunks), strides 1, 2 (the permutation path) and 3 (the gather path),
  * padding over and under the kernel's reach, dilation, groups, the
- * depthwise kernels, conv1d and conv_transpose2d. Output and the gradients
- * of x, w and b (upstream gradient: fixed pseudo-random values) at the
- * convolutions' atol 1e-5 / rtol 1e-4 (docs/conv.md). On a CPU without
+ * depthwise kernels, conv1d and conv_transpose2d, the whole-row im2col of
+ * stride 1 (OW = W), several chunks of images (the transposed weight
+ * gradient and the bias gradient summed over them) and K < O. Output and
+ * the gradients of x, w and b (upstream gradient: fixed pseudo-random
+ * values) fast vs portable, and the gradients fast vs a double evaluation
+ * of their definition (conv_row_grad_ref), at the convolutions' atol 1e-5
+ * / rtol 1e-4 (docs/conv.md). On a CPU without
  * AVX-512 both runs take the portable loops and the test still compares
  * them with the reference. */
 typedef struct conv_row_case {
@@ -355,8 +359,79 @@ static int conv_row_run(const conv_row_case *k, int flags, int ref, float *out[4
     return rc;
 }
 
+/* The gradients of the case's op in double from the definition (the
+ * relation v[n,o,p,q] += w[o,c,i,j] u[n, g Cg + c, ih, iw] of src/ops/conv.c,
+ * with u = x, v = y for conv2d and conv1d, u = y, v = x for the transposed
+ * op), from the inputs and upstream gradient that conv_row_run made: the
+ * weight and bias gradients summed over several chunks of images, which
+ * the fast and the portable runs share, are checked against them too.
+ * out[1..3] get dx, dw, db (malloc'd); -1 on failure. */
+static int conv_row_grad_ref(const conv_row_case *k, float *out[4]) {
+    const int tr = k->kind == 2, c1 = k->kind == 1;
+    const int64_t SH = c1 ? 1 : k->SH ? k->SH : k->S, SW = k->S, PH = c1 ? 0 : k->P, PW = k->P;
+    const int64_t DH = c1 ? 1 : k->D, DW = k->D;
+    /* u [N, Cu, Hu, Wu] -> v [N, Ov, Hv, Wv], w [Ov, Cu / G, KH, KW] */
+    int64_t Cu, Hu, Wu, Ov, Hv, Wv;
+    if (!tr) {
+        Cu = k->C, Hu = k->H, Wu = k->W, Ov = k->O;
+        Hv = (Hu + 2 * PH - DH * (k->KH - 1) - 1) / SH + 1;
+        Wv = (Wu + 2 * PW - DW * (k->KW - 1) - 1) / SW + 1;
+    } else {
+        Ov = k->C, Hv = k->H, Wv = k->W, Cu = k->O;
+        Hu = (Hv - 1) * SH - 2 * PH + DH * (k->KH - 1) + 1;
+        Wu = (Wv - 1) * SW - 2 * PW + DW * (k->KW - 1) + 1;
+    }
+    const int64_t Cg = Cu / k->G, Og = Ov / k->G, KK = k->KH * k->KW;
+    const int64_t nx = k->N * k->C * k->H * k->W, nw = Ov * Cg * KK, nb = k->O;
+    const int64_t ny = tr ? k->N * Cu * Hu * Wu : k->N * Ov * Hv * Wv;
+    float *x = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
+    float *gy = malloc(sizeof(float) * (size_t)ny);
+    double *dx = calloc((size_t)nx, sizeof(double)), *dw = calloc((size_t)nw, sizeof(double));
+    double *db = calloc((size_t)nb, sizeof(double));
+    int rc = -1;
+    if (x && w && gy && dx && dw && db) {
+        uint32_t seed = 12345u; /* conv_row_run's order: x, w, b, then dy */
+        for (int64_t i = 0; i < nx; i++) x[i] = conv_row_val(&seed);
+        for (int64_t i = 0; i < nw; i++) w[i] = conv_row_val(&seed);
+        for (int64_t i = 0; i < nb; i++) (void)conv_row_val(&seed);
+        for (int64_t i = 0; i < ny; i++) gy[i] = conv_row_val(&seed);
+        for (int64_t n = 0; n < k->N; n++)
+            for (int64_t o = 0; o < Ov; o++)
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t t = 0; t < KK; t++)
+                        for (int64_t p = 0; p < Hv; p++)
+                            for (int64_t q = 0; q < Wv; q++) {
+                                const int64_t ih = p * SH - PH + t / k->KW * DH;
+                                const int64_t iw = q * SW - PW + t % k->KW * DW;
+                                if (ih < 0 || ih >= Hu || iw < 0 || iw >= Wu) continue;
+                                const int64_t iu = ((n * Cu + o / Og * Cg + c) * Hu + ih) * Wu + iw;
+                                const int64_t iv = ((n * Ov + o) * Hv + p) * Wv + q;
+                                const int64_t iwt = (o * Cg + c) * KK + t;
+                                if (!tr) { /* x = u, gy at v */
+                                    dx[iu] += (double)gy[iv] * w[iwt];
+                                    dw[iwt] += (double)gy[iv] * x[iu];
+                                } else { /* x = v, gy at u */
+                                    dx[iv] += (double)gy[iu] * w[iwt];
+                                    dw[iwt] += (double)gy[iu] * x[iv];
+                                }
+                            }
+        const int64_t P = ny / (k->N * k->O); /* db: y's channels */
+        for (int64_t i = 0; i < ny; i++) db[i / P % k->O] += gy[i];
+        const int64_t len[3] = {nx, nw, nb};
+        const double *src[3] = {dx, dw, db};
+        rc = 0;
+        for (int t = 0; t < 3; t++) {
+            if (!(out[t + 1] = malloc(sizeof(float) * (size_t)len[t]))) rc = -1;
+            else
+                for (int64_t i = 0; i < len[t]; i++) out[t + 1][i] = (float)src[t][i];
+        }
+    }
+    free(x), free(w), free(gy), free(dx), free(dw), free(db);
+    return rc;
+}
+
 static void test_conv_row_kernels(void) {
-    TEST_BEGIN("conv: AVX-512 row kernels vs portable loops vs reference forward, ragged sizes");
+    TEST_BEGIN("conv: AVX-512 row kernels vs portable loops vs reference forward and gradients, ragged sizes");
     static const conv_row_case cases[] = {
         {0, 2, 3, 9, 70, 5, 3, 3, 1, 1, 1, 1, "3x3 pad 1, W 70 (five 16-column chunks)", 0},
         {0, 3, 2, 11, 17, 4, 4, 4, 2, 1, 1, 1, "4x4 stride 2 pad 1, W 17", 0},
@@ -391,6 +466,26 @@ static void test_conv_row_kernels(void) {
         {1, 2, 4, 1, 50, 4, 1, 3, 2, 1, 1, 2, "conv1d stride 2 groups 2, T 50", 0},
         {2, 2, 4, 7, 19, 3, 4, 4, 2, 1, 1, 1, "transposed 4x4 stride 2, 7x19 -> 14x38", 0},
         {2, 2, 3, 5, 12, 2, 3, 3, 3, 0, 1, 1, "transposed 3x3 stride 3 (gather / scatter)", 0},
+        /* stride 1 with OW == W: im2col a tap's whole row at once (flat) */
+        {0, 1, 7, 7, 7, 9, 3, 3, 1, 1, 1, 1, "N 1, C 7, O 9, 7x7 (flat im2col; K 63 > O)", 0},
+        {0, 2, 3, 11, 13, 5, 5, 3, 1, 1, 1, 1, "5x3 pad 1: OH 9 < H, OW = W 13 (flat im2col)", 0},
+        {0, 2, 5, 9, 10, 3, 3, 3, 1, 2, 2, 1, "dilation 2 pad 2, 9x10 (flat im2col)", 0},
+        {0, 1, 3, 40, 40, 4, 5, 5, 1, 2, 1, 1, "5x5 pad 2 on 40x40, N 1 (too many masks: row im2col)", 0},
+        {0, 2, 1, 9, 9, 12, 3, 3, 1, 1, 1, 1, "C 1, O 12: K 9 < O (weight gradient not transposed)", 0},
+        /* several chunks: the transposed weight gradient and the fused bias
+         * gradient summed over them */
+        {0, 5, 16, 28, 28, 16, 3, 3, 1, 1, 1, 2, "groups 2 on 28x28, N 5 (two chunks)", 0},
+        {0, 3, 16, 28, 28, 6, 3, 3, 1, 1, 1, 1, "C 16 O 6 on 28x28, N 3 (chunks of 2 and 1 images)", 0},
+        {2, 5, 32, 14, 14, 16, 4, 4, 2, 1, 1, 1, "transposed 32->16 4x4 stride 2, N 5 (two chunks)", 0},
+        /* 3x3 stride 1 pad 1, C and O >= 16: Winograd F(2x2, 3x3) (conv_winograd.c) */
+        {0, 3, 16, 3, 5, 19, 3, 3, 1, 1, 1, 1, "Winograd 3x5 map, O 19, N 3 (whole-plane transforms)", 0},
+        {0, 1, 17, 8, 8, 16, 3, 3, 1, 1, 1, 1, "Winograd 8x8 map, C 17, N 1", 0},
+        {0, 2, 16, 1, 1, 16, 3, 3, 1, 1, 1, 1, "Winograd 1x1 map", 0},
+        {0, 2, 16, 14, 14, 20, 3, 3, 1, 1, 1, 1, "Winograd 14x14, O 20 (row transforms)", 0},
+        {0, 2, 18, 11, 13, 16, 3, 3, 1, 1, 1, 1, "Winograd 11x13 (odd tiles cut by the edge)", 0},
+        {0, 1, 16, 21, 9, 17, 3, 3, 1, 1, 1, 1, "Winograd 21x9, N 1", 0},
+        {0, 9, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, "Winograd 7x7 64->64, N 9 (two chunks)", 0},
+        {0, 6, 32, 14, 14, 32, 3, 3, 1, 1, 1, 1, "Winograd 14x14 32->32, N 6 (two chunks)", 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const conv_row_case *k = &cases[c];
@@ -401,7 +496,17 @@ static void test_conv_row_kernels(void) {
             conv_row_run(k, ATTN_KERNELS_PORTABLE, 1, ref, n3) == 0) {
             static const char *names[4] = {"y", "dx", "dw", "db"};
             char what[160];
+            /* Winograd (the fast path's 3x3 pad-1 stride-1 layers with C, O >=
+             * 16 and rows of <= 16) sums in another order than im2col: each
+             * is checked against the double reference below at the op's
+             * tolerance; fast vs portable only for y (within it) and db (the
+             * same code): two sums each within the tolerance of the exact
+             * value need not be within it of each other */
+            const int wino = k->kind == 0 && k->KH == 3 && k->KW == 3 && k->S == 1 && k->P == 1 &&
+                             k->D == 1 && k->G == 1 && k->C >= 16 && k->O >= 16 && k->W <= 16 &&
+                             !k->SH;
             for (int t = 0; t < 4; t++) {
+                if (wino && (t == 1 || t == 2)) continue;
                 snprintf(what, sizeof what, "%s: %s, fast vs portable", k->what, names[t]);
                 check_close(what, (int)c, fast[t], port[t], n[t], 1e-5, 1e-4);
             }
@@ -409,6 +514,16 @@ static void test_conv_row_kernels(void) {
             check_close(what, (int)c, fast[0], ref[0], n[0], 1e-5, 1e-4);
             snprintf(what, sizeof what, "%s: y, portable vs reference forward", k->what);
             check_close(what, (int)c, port[0], ref[0], n[0], 1e-5, 1e-4);
+            float *gref[4] = {0};
+            CHECK(conv_row_grad_ref(k, gref) == 0, "%s: reference gradients", k->what);
+            for (int t = 1; t < 4 && gref[t]; t++) {
+                snprintf(what, sizeof what, "%s: %s, fast vs reference in double", k->what, names[t]);
+                check_close(what, (int)c, fast[t], gref[t], n[t], 1e-5, 1e-4);
+                snprintf(what, sizeof what, "%s: %s, portable vs reference in double", k->what,
+                         names[t]);
+                check_close(what, (int)c, port[t], gref[t], n[t], 1e-5, 1e-4);
+            }
+            for (int t = 0; t < 4; t++) free(gref[t]);
         }
         for (int t = 0; t < 4; t++) free(fast[t]), free(port[t]), free(ref[t]);
     }

@@ -15,18 +15,25 @@
  * Primitives on the geometry do all the work:
  *   cv_forward      v = conv(u, w) (+ b)        (im2col + GEMM + copy to NCHW)
  *   cv_backward     du += conv^T(dv, w)         (GEMM + col2im)
- *                   dw += dv (im2col u)^T       (im2col + GEMM), per chunk
+ *                   dw += dv (im2col u)^T       (im2col + GEMM, transposed
+ *                                                when K > O/G), per chunk
+ *                   db += sum of dv's rows      (during the gather of dv)
  *   cv_transpose_backward  conv_transpose2d's dx and dw from one im2col(dy)
  * conv2d's backward is cv_backward; conv_transpose2d's forward is
- * cv_bwd_data (cv_backward without dw). Rows move through AVX-512 masked
- * loads and stores when the CPU has them ("AVX-512 rows" below).
+ * cv_bwd_data (cv_backward without dw). 3x3 stride-1 pad-1 layers with
+ * enough channels on small maps run as Winograd F(2x2, 3x3) products
+ * instead (conv_winograd.c, attn__cv_wino_ok), depthwise ones directly on
+ * the planes (conv_depthwise.c). Rows move through AVX-512 masked
+ * loads and stores when the CPU has them: those kernels and the depthwise
+ * ones are in conv_avx512.c, and conv_internal.h is what the files share.
  *
  * Node attributes: conv2d / conv_transpose2d: iarg = {SH, SW, PH, PW, DH,
  * DW, G, has_bias}; conv1d: iarg = {S, pad_left, pad_right, D, G, -, -,
  * has_bias}. Inputs: x, w, then b when has_bias. saved[0]: the workspace
  * of a chunk of images (cv_chunk: their im2col matrices side by side and a
- * block of outputs; absent on the direct 1x1 path, cv_pointwise, and the
- * depthwise kernels, cv_depthwise), reused by the backward.
+ * block of outputs, then the transposed weight gradient, cv_dw_transposed;
+ * absent on the direct 1x1 path, cv_pointwise, and the depthwise kernels,
+ * cv_depthwise), reused by the backward.
  * Derivations: docs/conv.md.
  */
 #include <stdint.h>
@@ -34,14 +41,8 @@
 
 #include "../core/internal.h"
 #include "attn/conv.h"
+#include "conv_internal.h"
 #include "view_internal.h"
-
-typedef struct cv_geom {
-    int64_t N, C, H, W; /* the convolution's input u */
-    int64_t O, OH, OW;  /* its output v */
-    int64_t G, KH, KW, SH, SW, PH, PW, DH, DW;
-    int vec; /* 1: the AVX-512 row kernels (cv_vec_ok), 0: the portable loops */
-} cv_geom;
 
 /* ---- geometry of a node ---------------------------------------------------------------- */
 
@@ -104,56 +105,11 @@ static int cv_pointwise(const cv_geom *g) {
 
 /* ---- AVX-512 rows ------------------------------------------------------------------------- */
 
-/* Every primitive below walks rows: output row p of a plane reads, for
- * kernel column j, the input row ih at columns q SW + iw0 (iw0 = j DW - PW),
- * of which only q in [lo, hi) lie inside the image (cv_cols). The AVX-512
- * paths move such a row 16 columns q at a time with masked loads and stores
- * that touch no element outside [lo, hi): unit stride is a masked load,
- * stride 2 two loads and a permutation, other strides a gather; the scatter
- * direction (col2im, the depthwise data gradient) adds to the elements the
- * gather would read, each once, in the order of the scalar loops (the sums
- * are the same bits). g->vec selects them (cv_vec_ok). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define CV_X86 1
-#define CV512 __attribute__((target("avx512f")))
-#define CV512_INLINE __attribute__((target("avx512f"), always_inline)) inline
-#else
-#define CV_X86 0
-#endif
-
-/* The columns q of kernel column j that land inside the image:
- * 0 <= q SW + iw0 < W for q in [*lo, *hi), iw0 = j DW - PW. */
-static void cv_cols(const cv_geom *g, int64_t j, int64_t *iw0, int64_t *lo, int64_t *hi) {
-    *iw0 = j * g->DW - g->PW;
-    *lo = *iw0 >= 0 ? 0 : (-*iw0 + g->SW - 1) / g->SW;
-    *hi = g->W - *iw0 <= 0 ? 0 : (g->W - *iw0 - 1) / g->SW + 1;
-    if (*hi > g->OW) *hi = g->OW;
-    if (*lo > *hi) *lo = *hi;
-}
-
-/* The spans of every kernel column j < KW (cv_cols), computed once per
- * call of a kernel instead of once per row (each takes two divisions):
- * at most CV_KW_MAX columns, the rest computed on use. */
-#define CV_KW_MAX 16
-typedef struct cv_spans {
-    int64_t iw0[CV_KW_MAX], lo[CV_KW_MAX], hi[CV_KW_MAX];
-} cv_spans;
-
-static void cv_spans_init(const cv_geom *g, cv_spans *s) {
-    for (int64_t j = 0; j < g->KW && j < CV_KW_MAX; j++) cv_cols(g, j, &s->iw0[j], &s->lo[j], &s->hi[j]);
-}
-
-static inline void cv_span(const cv_geom *g, const cv_spans *s, int64_t j, int64_t *iw0,
-                           int64_t *lo, int64_t *hi) {
-    if (j < CV_KW_MAX) {
-        *iw0 = s->iw0[j], *lo = s->lo[j], *hi = s->hi[j];
-        return;
-    }
-    cv_cols(g, j, iw0, lo, hi);
-}
-
-/* 1 if the AVX-512 row paths may run: the CPU has AVX-512F, the context
+/* The row kernels (conv_avx512.c) move 16 columns of a row at a time with
+ * masked loads and stores, the same sums in the same order as the portable
+ * loops here. g->vec selects them.
+ *
+ * 1 if the AVX-512 row paths may run: the CPU has AVX-512F, the context
  * does not ask for portable kernels, and a gather's offsets (15 SW) fit
  * int32. */
 static int cv_vec_ok(const attn_ctx *ctx, const cv_geom *g) {
@@ -166,95 +122,6 @@ static int cv_vec_ok(const attn_ctx *ctx, const cv_geom *g) {
 #endif
 }
 
-#if CV_X86
-/* The first n lanes (0 <= n <= 16). */
-CV512_INLINE static __mmask16 cv_m16(int64_t n) { return (__mmask16)((1u << n) - 1u); }
-
-/* How 16 columns q0 .. q0 + 15 of kernel column j meet an input row,
- * computed once per (j, q0) and used for every row: columns a .. b - 1
- * ([a, b) = [lo, hi) within the 16) read the row's elements off, off + SW,
- * ... (off = a SW + iw0, inside the row); they sit in lanes sh .. of the
- * 16 (sh = a - q0). */
-typedef struct cv_rowplan {
-    int64_t off, SW;
-    int kind;         /* 0: no column inside; 1: SW 1; 2: SW 2; 3: another stride */
-    __mmask16 m0, m1; /* the loads' lanes (m1: the second load of SW 2) */
-    __mmask16 mx;     /* lanes sh .. sh + n - 1 when sh > 0 (expand / compress), else 0 */
-    int n;            /* b - a */
-} cv_rowplan;
-
-CV512_INLINE static cv_rowplan cv_plan(int64_t SW, int64_t iw0, int64_t q0, int64_t lo,
-                                       int64_t hi) {
-    cv_rowplan r;
-    const int64_t a = lo > q0 ? lo : q0, b = hi < q0 + 16 ? hi : q0 + 16;
-    r.SW = SW;
-    r.off = a * SW + iw0;
-    r.kind = b <= a ? 0 : SW == 1 ? 1 : SW == 2 ? 2 : 3;
-    r.n = b > a ? (int)(b - a) : 0;
-    r.m0 = r.m1 = r.mx = 0;
-    if (!r.kind) return r;
-    if (r.kind == 2) {
-        const int64_t span = 2 * (int64_t)r.n - 1; /* elements off .. off + 2 (n - 1) */
-        r.m0 = cv_m16(span < 16 ? span : 16);
-        r.m1 = span > 16 ? cv_m16(span - 16) : 0;
-    } else {
-        r.m0 = cv_m16(r.n);
-    }
-    if (a > q0) r.mx = (__mmask16)(cv_m16(r.n) << (a - q0));
-    return r;
-}
-
-/* Lanes t of the result: the row's element (q0 + t) SW + iw0 for q0 + t in
- * [lo, hi), else 0 (ur: the input row). */
-CV512_INLINE static __m512 cv_get(const cv_rowplan *r, const float *ur) {
-    if (!r->kind) return _mm512_setzero_ps();
-    const float *s = ur + r->off;
-    __m512 x;
-    if (r->kind == 1) {
-        x = _mm512_maskz_loadu_ps(r->m0, s);
-    } else if (r->kind == 2) {
-        const __m512 x0 = _mm512_maskz_loadu_ps(r->m0, s);
-        const __m512 x1 = r->m1 ? _mm512_maskz_loadu_ps(r->m1, s + 16) : _mm512_setzero_ps();
-        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                               28, 30);
-        x = _mm512_permutex2var_ps(x0, even, x1);
-    } else {
-        const __m512i idx = _mm512_mullo_epi32(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32((int)r->SW));
-        x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), r->m0, idx, s, 4);
-    }
-    /* lanes 0 .. n - 1 hold columns a .. b - 1: move them to lanes sh .. */
-    return r->mx ? _mm512_maskz_expand_ps(r->mx, x) : x;
-}
-
-/* The adjoint of cv_get: the row's element (q0 + t) SW + iw0 += lane t of x
- * for q0 + t in [lo, hi). */
-CV512_INLINE static void cv_add(const cv_rowplan *r, float *ur, __m512 x) {
-    if (!r->kind) return;
-    float *d = ur + r->off;
-    if (r->mx) x = _mm512_maskz_compress_ps(r->mx, x);
-    if (r->kind == 1) {
-        _mm512_mask_storeu_ps(d, r->m0, _mm512_add_ps(_mm512_maskz_loadu_ps(r->m0, d), x));
-    } else if (r->kind == 2) {
-        /* lanes 0-7 of x to the even lanes of e0, lanes 8-15 to those of e1 */
-        const __mmask16 m0 = (__mmask16)(0x5555 & r->m0);
-        const __m512 e0 = _mm512_maskz_expand_ps(0x5555, x);
-        _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), e0));
-        if (r->m1) {
-            const __mmask16 m1 = (__mmask16)(0x5555 & r->m1);
-            const __m512 e1 = _mm512_maskz_expand_ps(
-                0x5555, _mm512_shuffle_f32x4(x, x, _MM_SHUFFLE(3, 2, 3, 2)));
-            _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), e1));
-        }
-    } else {
-        float t[16];
-        _mm512_storeu_ps(t, x);
-        for (int k = 0; k < r->n; k++) d[k * r->SW] += t[k];
-    }
-}
-#endif
-
 /* ---- chunks of images ------------------------------------------------------------------- */
 
 /* The products run on chunks of nb images at once: for group gi of images
@@ -263,7 +130,7 @@ CV512_INLINE static void cv_add(const cv_rowplan *r, float *ur, __m512 x) {
  * outer size nb P replaces nb small ones (7x7 maps have P = 49). The
  * workspace holds col and the matching [O/G, nb P] block of outputs (or
  * output gradients), (K + O/G) P floats per image, at most CV_WS_FLOATS
- * floats (4 MiB) unless one image needs more. */
+ * floats (1 MiB) unless one image needs more. */
 #define CV_WS_FLOATS ((int64_t)1 << 18)
 
 static int64_t cv_chunk(const cv_geom *g) {
@@ -274,143 +141,44 @@ static int64_t cv_chunk(const cv_geom *g) {
     return nb;
 }
 
-#if CV_X86
-/* cv_im2col with AVX-512 rows. */
-CV512 static void cv_im2col512(const cv_geom *g, const float *u, int64_t nb, float *col, int nt) {
-    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;
-    const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW;
-    (void)nt;
-    cv_spans sp;
-    cv_spans_init(g, &sp);
-    ATTN__OMP_FOR(nt)
-    for (int64_t r = 0; r < R; r++) {
-        const int64_t c = r / KK, i = (r % KK) / g->KW, j = r % g->KW;
-        int64_t iw0, lo, hi;
-        cv_span(g, &sp, j, &iw0, &lo, &hi);
-        for (int64_t q0 = 0; q0 < OW; q0 += 16) {
-            const cv_rowplan rp = cv_plan(g->SW, iw0, q0, lo, hi);
-            const __mmask16 ms = q0 + 16 <= OW ? (__mmask16)0xFFFF : cv_m16(OW - q0);
-            for (int64_t b = 0; b < nb; b++) {
-                const float *up = u + b * g->C * HW + c * HW;
-                float *d = col + r * ld + b * P + q0;
-                for (int64_t p = 0; p < g->OH; p++, d += OW) {
-                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                    const __m512 x = ih >= 0 && ih < g->H ? cv_get(&rp, up + ih * g->W)
-                                                          : _mm512_setzero_ps();
-                    _mm512_mask_storeu_ps(d, ms, x);
-                }
-            }
-        }
-    }
+/* The weight gradient's product of the chunked path, dw_g [Og, K] +=
+ * D [Og, m P] col^T, runs as its transpose dwT_g [K, Og] += col D^T when K
+ * > Og: OpenBLAS (SkylakeX kernels, 1 thread) ran it 1.17-1.4x faster that
+ * way round (the 3x3 layer 32->64 on 14x14: 64x288x784 at 105 GFLOP/s, as
+ * 288x64x784 at 120-125; the 4x4 layer 64->64: 1.17x; 1x1 64->8: 1.4x; as
+ * fast at K = Og). dwT sums every chunk of the call in the workspace
+ * (after col and D: G K Og floats, cv_ws_floats) and is added into dw
+ * transposed at the end. */
+static int cv_dw_transposed(const cv_geom *g) { return g->C / g->G * g->KH * g->KW > g->O / g->G; }
+
+/* The workspace of the chunked path in floats: col and D of cv_chunk
+ * images, then dwT when cv_dw_transposed (the size of w). */
+static int64_t cv_ws_base(const cv_geom *g) {
+    const int64_t K = g->C / g->G * g->KH * g->KW, Og = g->O / g->G;
+    return (K + Og) * (g->OH * g->OW) * cv_chunk(g);
 }
 
-/* cv_col2im for rows of at most 16 columns (W, OW <= 16: the 14x14 and 7x7
- * maps): each du row is summed in a register over the taps that reach it,
- * k in order (a permutation moves tap j's column q to du's column
- * q SW + iw0, a mask keeps the columns it reaches), and stored once: the
- * scalar loop's additions in its order (the same bits), without a store
- * and reload of du per tap. */
-CV512 static void cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du,
-                                      int nt) {
-    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW;
-    const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW, W = g->W;
-    __m512i idx[CV_KW_MAX];
-    __mmask16 val[CV_KW_MAX];
-    for (int64_t j = 0; j < g->KW; j++) {
-        int64_t iw0, lo, hi;
-        cv_cols(g, j, &iw0, &lo, &hi);
-        /* lane x of du takes lane q = (x - iw0) / SW of the tap's row, for
-         * x - iw0 a multiple of SW and q in [lo, hi) */
-        int32_t ix[16];
-        unsigned m = 0;
-        for (int64_t x = 0; x < 16; x++) {
-            const int64_t t = x - iw0;
-            ix[x] = 0;
-            if (x < W && t >= 0 && t % g->SW == 0 && t / g->SW >= lo && t / g->SW < hi) {
-                ix[x] = (int32_t)(t / g->SW);
-                m |= 1u << x;
-            }
-        }
-        idx[j] = _mm512_loadu_si512(ix);
-        val[j] = (__mmask16)m;
-    }
-    const __mmask16 mw = cv_m16(W), mo = cv_m16(OW);
-    (void)nt;
-    ATTN__OMP_FOR(nt)
-    for (int64_t c = 0; c < Cg; c++)
-        for (int64_t b = 0; b < nb; b++) {
-            float *up = du + b * g->C * HW + c * HW;
-            const float *src = col + c * KK * ld + b * P;
-            for (int64_t h = 0; h < g->H; h++) {
-                __m512 acc = _mm512_maskz_loadu_ps(mw, up + h * W);
-                for (int64_t i = 0; i < g->KH; i++) {
-                    const int64_t t = h + g->PH - i * g->DH;
-                    if (t < 0 || t % g->SH) continue;
-                    const int64_t p = t / g->SH;
-                    if (p >= g->OH) continue;
-                    const float *s = src + i * g->KW * ld + p * OW;
-                    for (int64_t j = 0; j < g->KW; j++, s += ld)
-                        acc = _mm512_mask_add_ps(
-                            acc, val[j], acc,
-                            _mm512_permutexvar_ps(idx[j], _mm512_maskz_loadu_ps(mo, s)));
-                }
-                _mm512_mask_storeu_ps(up + h * W, mw, acc);
-            }
-        }
+/* dw_g[o, k] += dwT_g[k, o] for every group. */
+static void cv_dw_add_transposed(const cv_geom *g, const float *dwt, float *dw) {
+    const int64_t K = g->C / g->G * g->KH * g->KW, Og = g->O / g->G;
+    for (int64_t gi = 0; gi < g->G; gi++)
+        for (int64_t o = 0; o < Og; o++)
+            for (int64_t k = 0; k < K; k++) dw[(gi * Og + o) * K + k] += dwt[(gi * K + k) * Og + o];
 }
 
-/* cv_col2im with AVX-512 rows (the same sums in the same order). */
-CV512 static void cv_col2im512(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
-    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW;
-    const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW;
-    (void)nt;
-    cv_spans sp;
-    cv_spans_init(g, &sp);
-    ATTN__OMP_FOR(nt)
-    for (int64_t c = 0; c < Cg; c++)
-        for (int64_t b = 0; b < nb; b++) {
-            float *up = du + b * g->C * HW + c * HW;
-            for (int64_t k = 0; k < KK; k++) {
-                const int64_t i = k / g->KW, j = k % g->KW;
-                const float *src = col + (c * KK + k) * ld + b * P;
-                int64_t iw0, lo, hi;
-                cv_span(g, &sp, j, &iw0, &lo, &hi);
-                /* rows in order, and within a row the chunks: every element
-                 * of du receives its terms in the scalar loop's order */
-                if (OW <= 16) {
-                    const cv_rowplan rp = cv_plan(g->SW, iw0, 0, lo, hi);
-                    const __mmask16 ms = cv_m16(OW);
-                    for (int64_t p = 0; p < g->OH; p++) {
-                        const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                        if (ih < 0 || ih >= g->H) continue;
-                        cv_add(&rp, up + ih * g->W, _mm512_maskz_loadu_ps(ms, src + p * OW));
-                    }
-                    continue;
-                }
-                for (int64_t p = 0; p < g->OH; p++) {
-                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                    if (ih < 0 || ih >= g->H) continue;
-                    float *ur = up + ih * g->W;
-                    const float *s = src + p * OW;
-                    for (int64_t q0 = lo / 16 * 16; q0 < hi; q0 += 16) {
-                        const cv_rowplan rp = cv_plan(g->SW, iw0, q0, lo, hi);
-                        const __m512 x = q0 + 16 <= OW ? _mm512_loadu_ps(s + q0)
-                                                       : _mm512_maskz_loadu_ps(cv_m16(OW - q0), s + q0);
-                        cv_add(&rp, ur, x);
-                    }
-                }
-            }
-        }
-}
-#endif
 
 /* col [K, nb P] of the Cg planes of nb images (u: image n0's first plane of
  * the group; images C H W floats apart):
  * col[(c KH + i) KW + j, b P + p OW + q] = u_b[c, p SH - PH + i DH, q SW - PW + j DW] or 0. */
 static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, int nt) {
 #if CV_X86
+    const int64_t nv = (g->OH * g->OW + 15) / 16;
+    if (g->vec && g->SH == 1 && g->SW == 1 && g->OW == g->W && g->KH * g->KW * nv <= CV_FLAT_MASKS) {
+        attn__cv_im2col512_flat(g, u, nb, col, nt);
+        return;
+    }
     if (g->vec) {
-        cv_im2col512(g, u, nb, col, nt);
+        attn__cv_im2col512(g, u, nb, col, nt);
         return;
     }
 #endif
@@ -452,11 +220,11 @@ static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, 
 static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
 #if CV_X86
     if (g->vec && g->W <= 16 && g->OW <= 16 && g->KW <= CV_KW_MAX) {
-        cv_col2im512_narrow(g, col, nb, du, nt);
+        attn__cv_col2im512_narrow(g, col, nb, du, nt);
         return;
     }
     if (g->vec) {
-        cv_col2im512(g, col, nb, du, nt);
+        attn__cv_col2im512(g, col, nb, du, nt);
         return;
     }
 #endif
@@ -519,431 +287,7 @@ static void cv_scatter(const cv_geom *g, const float *D, int64_t nb, float *v, f
     }
 }
 
-/* ---- depthwise: a direct kernel ------------------------------------------------------------ */
-
-/* One input and one output channel per group (G = C = O): each group's
- * product would have a single row, so the three primitives run directly on
- * the planes instead. Each task owns whole planes (forward, data gradient)
- * or whole channels (weight gradient, images in order): no races, the same
- * bits for any thread count. */
-static int cv_depthwise(const cv_geom *g) { return g->G == g->C && g->G == g->O && g->G > 1; }
-
-static void cv_add_bias(int64_t N, int64_t O, int64_t P, const float *b, float *v);
-
-#if CV_X86
-/* cv_dw_forward with AVX-512 rows: 16 outputs of a row in a register,
- * summed over i, j in order with fused multiply-adds. flip: use the kernel
- * turned by 180 degrees, w[c, KH-1-i, KW-1-j] (the data gradient below). */
-CV512 static void cv_dw_forward512(const cv_geom *g, const float *u, const float *w, float *v,
-                                   float beta, int flip, int nt) {
-    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
-    (void)nt;
-    cv_spans sp;
-    cv_spans_init(g, &sp);
-    ATTN__OMP_FOR(nt)
-    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
-        const int64_t c = pl % g->C;
-        const float *up = u + pl * HW, *wc = w + c * KK;
-        float *vp = v + pl * P;
-        for (int64_t q0 = 0; q0 < OW; q0 += 16) {
-            cv_rowplan rp[CV_KW_MAX]; /* KW <= CV_KW_MAX on this path (cv_dw_forward) */
-            for (int64_t j = 0; j < g->KW; j++) {
-                int64_t iw0, lo, hi;
-                cv_span(g, &sp, j, &iw0, &lo, &hi);
-                rp[j] = cv_plan(g->SW, iw0, q0, lo, hi);
-            }
-            const __mmask16 m = q0 + 16 <= OW ? (__mmask16)0xFFFF : cv_m16(OW - q0);
-            /* four output rows at once: four independent chains of FMAs */
-            for (int64_t p0 = 0; p0 < g->OH; p0 += 4) {
-                __m512 acc[4];
-                for (int k = 0; k < 4; k++) acc[k] = _mm512_setzero_ps();
-                for (int64_t i = 0; i < g->KH; i++) {
-                    const float *ur[4];
-                    for (int k = 0; k < 4; k++) {
-                        const int64_t ih = (p0 + k) * g->SH - g->PH + i * g->DH;
-                        ur[k] = p0 + k < g->OH && ih >= 0 && ih < g->H ? up + ih * g->W : NULL;
-                    }
-                    const float *wr = flip ? wc + (g->KH - 1 - i) * g->KW : wc + i * g->KW;
-                    for (int64_t j = 0; j < g->KW; j++) {
-                        const __m512 wij = _mm512_set1_ps(flip ? wr[g->KW - 1 - j] : wr[j]);
-#pragma GCC unroll 4
-                        for (int k = 0; k < 4; k++)
-                            if (ur[k]) acc[k] = _mm512_fmadd_ps(wij, cv_get(&rp[j], ur[k]), acc[k]);
-                    }
-                }
-                for (int k = 0; k < 4 && p0 + k < g->OH; k++) {
-                    float *vr = vp + (p0 + k) * OW + q0;
-                    __m512 a = acc[k];
-                    if (beta != 0.0f) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, vr));
-                    _mm512_mask_storeu_ps(vr, m, a);
-                }
-            }
-        }
-    }
-}
-
-/* The permutations that take a whole input row (at most 16 columns, one
- * register) to kernel column j's view of it: lane q takes column
- * q SW + iw0 for q in [lo, hi), and 0 outside (val[j] keeps those lanes). */
-CV512_INLINE static void cv_narrow_perm(const cv_geom *g, __m512i *idx, __mmask16 *val) {
-    for (int64_t j = 0; j < g->KW; j++) {
-        int64_t iw0, lo, hi;
-        cv_cols(g, j, &iw0, &lo, &hi);
-        int32_t ix[16];
-        unsigned m = 0;
-        for (int64_t q = 0; q < 16; q++) {
-            ix[q] = 0;
-            if (q >= lo && q < hi) {
-                ix[q] = (int32_t)(q * g->SW + iw0);
-                m |= 1u << q;
-            }
-        }
-        idx[j] = _mm512_loadu_si512(ix);
-        val[j] = (__mmask16)m;
-    }
-}
-
-/* 1 if the narrow depthwise kernels apply: rows of at most 16 columns. */
-static int cv_dw_narrow(const cv_geom *g) {
-    return g->W <= 16 && g->OW <= 16 && g->KW <= CV_KW_MAX && g->KH * g->KW <= 64;
-}
-
-/* cv_dw_forward512 for rows of at most 16 columns: each input row is loaded
- * once into a register and each tap's view of it is one permutation. */
-CV512 static void cv_dw_forward512_narrow(const cv_geom *g, const float *u, const float *w,
-                                          const float *b, float *v, float beta, int flip, int nt) {
-    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
-    __m512i idx[CV_KW_MAX];
-    __mmask16 val[CV_KW_MAX];
-    cv_narrow_perm(g, idx, val);
-    const __mmask16 mw = cv_m16(g->W), mo = cv_m16(OW);
-    (void)nt;
-    ATTN__OMP_FOR(nt)
-    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
-        const int64_t c = pl % g->C;
-        const float *up = u + pl * HW, *wc = w + c * KK;
-        float *vp = v + pl * P;
-        for (int64_t p0 = 0; p0 < g->OH; p0 += 4) {
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int64_t i = 0; i < g->KH; i++) {
-                __m512 r[4];
-                for (int k = 0; k < 4; k++) {
-                    const int64_t ih = (p0 + k) * g->SH - g->PH + i * g->DH;
-                    r[k] = p0 + k < g->OH && ih >= 0 && ih < g->H
-                               ? _mm512_maskz_loadu_ps(mw, up + ih * g->W)
-                               : _mm512_setzero_ps();
-                }
-                const float *wr = flip ? wc + (g->KH - 1 - i) * g->KW : wc + i * g->KW;
-                for (int64_t j = 0; j < g->KW; j++) {
-                    const __m512 wij = _mm512_set1_ps(flip ? wr[g->KW - 1 - j] : wr[j]);
-                    a0 = _mm512_fmadd_ps(wij, _mm512_maskz_permutexvar_ps(val[j], idx[j], r[0]), a0);
-                    a1 = _mm512_fmadd_ps(wij, _mm512_maskz_permutexvar_ps(val[j], idx[j], r[1]), a1);
-                    a2 = _mm512_fmadd_ps(wij, _mm512_maskz_permutexvar_ps(val[j], idx[j], r[2]), a2);
-                    a3 = _mm512_fmadd_ps(wij, _mm512_maskz_permutexvar_ps(val[j], idx[j], r[3]), a3);
-                }
-            }
-            const __m512 acc[4] = {a0, a1, a2, a3};
-            for (int k = 0; k < 4 && p0 + k < g->OH; k++) {
-                float *vr = vp + (p0 + k) * OW;
-                __m512 a = acc[k];
-                if (b) a = _mm512_add_ps(a, _mm512_set1_ps(b[c]));
-                if (beta != 0.0f) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(mo, vr));
-                _mm512_mask_storeu_ps(vr, mo, a);
-            }
-        }
-    }
-}
-
-/* cv_dw_bwd_weight512 for rows of at most 16 columns: per channel, image
- * and tap, the products of the rows summed lane by lane in float in two
- * accumulators (even and odd output rows, added at the end), then lane by
- * lane over the images in order in double, and the 16 lanes in order at
- * the end; each input row is one load and one permutation. */
-CV512 static void cv_dw_bwd_weight512_narrow(const cv_geom *g, const float *u, const float *dv,
-                                             float *dw, int nt) {
-    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
-    __m512i idx[CV_KW_MAX];
-    __mmask16 val[CV_KW_MAX];
-    cv_narrow_perm(g, idx, val);
-    const __mmask16 mw = cv_m16(g->W), mo = cv_m16(OW);
-    (void)nt;
-    ATTN__OMP_FOR(nt)
-    for (int64_t c = 0; c < g->C; c++)
-        for (int64_t i = 0; i < g->KH; i++) {
-            /* the output rows p whose kernel row i lies inside the image */
-            int64_t p0 = 0, p1 = g->OH;
-            while (p0 < p1 && p0 * g->SH - g->PH + i * g->DH < 0) p0++;
-            while (p1 > p0 && (p1 - 1) * g->SH - g->PH + i * g->DH >= g->H) p1--;
-            for (int64_t j = 0; j < g->KW; j++) {
-                __m512d d0 = _mm512_setzero_pd(), d1 = d0; /* the 16 lanes in double */
-                for (int64_t n = 0; n < g->N; n++) {
-                    const float *up = u + (n * g->C + c) * HW; /* row of p: p SH - PH + i DH */
-                    const int64_t r0i = i * g->DH - g->PH;
-                    const float *dvp = dv + (n * g->C + c) * P;
-                    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
-                    int64_t p = p0;
-                    for (; p + 1 < p1; p += 2) {
-                        const __m512 r0 = _mm512_maskz_loadu_ps(mw, up + (p * g->SH + r0i) * g->W);
-                        const __m512 r1 = _mm512_maskz_loadu_ps(mw, up + ((p + 1) * g->SH + r0i) * g->W);
-                        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mo, dvp + p * OW),
-                                             _mm512_maskz_permutexvar_ps(val[j], idx[j], r0), s0);
-                        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mo, dvp + (p + 1) * OW),
-                                             _mm512_maskz_permutexvar_ps(val[j], idx[j], r1), s1);
-                    }
-                    if (p < p1) {
-                        const __m512 r0 = _mm512_maskz_loadu_ps(mw, up + (p * g->SH + r0i) * g->W);
-                        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mo, dvp + p * OW),
-                                             _mm512_maskz_permutexvar_ps(val[j], idx[j], r0), s0);
-                    }
-                    const __m512 sf = _mm512_add_ps(s0, s1);
-                    d0 = _mm512_add_pd(d0, _mm512_cvtps_pd(_mm512_castps512_ps256(sf)));
-                    d1 = _mm512_add_pd(d1, _mm512_cvtps_pd(_mm256_castpd_ps(
-                                               _mm512_extractf64x4_pd(_mm512_castps_pd(sf), 1))));
-                }
-                double f[16], acc = 0.0;
-                _mm512_storeu_pd(f, d0);
-                _mm512_storeu_pd(f + 8, d1);
-                for (int k = 0; k < 16; k++) acc += f[k];
-                dw[c * KK + i * g->KW + j] += (float)acc;
-            }
-        }
-}
-
-/* cv_dw_bwd_data with AVX-512 rows (the scalar loop's products and sums). */
-CV512 static void cv_dw_bwd_data512(const cv_geom *g, const float *dv, const float *w, float *du,
-                                    int nt) {
-    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
-    (void)nt;
-    cv_spans sp;
-    cv_spans_init(g, &sp);
-    ATTN__OMP_FOR(nt)
-    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
-        const int64_t c = pl % g->C;
-        const float *dvp = dv + pl * P, *wc = w + c * KK;
-        float *dup = du + pl * HW;
-        for (int64_t i = 0; i < g->KH; i++)
-            for (int64_t j = 0; j < g->KW; j++) {
-                const __m512 wij = _mm512_set1_ps(wc[i * g->KW + j]);
-                int64_t iw0, lo, hi;
-                cv_span(g, &sp, j, &iw0, &lo, &hi);
-                const cv_rowplan rp1 = cv_plan(g->SW, iw0, 0, lo, hi); /* OW <= 16 */
-                for (int64_t p = 0; p < g->OH; p++) {
-                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                    if (ih < 0 || ih >= g->H) continue;
-                    float *ur = dup + ih * g->W;
-                    const float *vr = dvp + p * OW;
-                    for (int64_t q0 = lo / 16 * 16; q0 < hi; q0 += 16) {
-                        const cv_rowplan rp = OW <= 16 ? rp1 : cv_plan(g->SW, iw0, q0, lo, hi);
-                        const __m512 x = q0 + 16 <= OW ? _mm512_loadu_ps(vr + q0)
-                                                       : _mm512_maskz_loadu_ps(cv_m16(OW - q0), vr + q0);
-                        cv_add(&rp, ur, _mm512_mul_ps(wij, x));
-                    }
-                }
-            }
-    }
-}
-
-/* cv_dw_bwd_weight with AVX-512 rows: per channel and image, each dv row
- * is loaded once and multiplied with the input rows of all KH KW taps
- * (one accumulator per tap: independent chains); per image the products
- * are summed lane by lane in float (16-column chunks, rows in order), then
- * across lanes and images in order in double. KH KW <= CV_KK_MAX. */
-#define CV_KK_MAX 64
-CV512 static void cv_dw_bwd_weight512(const cv_geom *g, const float *u, const float *dv, float *dw,
-                                      int nt) {
-    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW;
-    (void)nt;
-    cv_spans sp;
-    cv_spans_init(g, &sp);
-    ATTN__OMP_FOR(nt)
-    for (int64_t c = 0; c < g->C; c++) {
-        double acc[CV_KK_MAX];
-        for (int64_t t = 0; t < KK; t++) acc[t] = 0.0;
-        for (int64_t n = 0; n < g->N; n++) {
-            const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
-            __m512 s[CV_KK_MAX];
-            for (int64_t t = 0; t < KK; t++) s[t] = _mm512_setzero_ps();
-            for (int64_t q0 = 0; q0 < OW; q0 += 16) {
-                cv_rowplan rp[CV_KW_MAX];
-                for (int64_t j = 0; j < g->KW; j++) {
-                    int64_t iw0, lo, hi;
-                    cv_span(g, &sp, j, &iw0, &lo, &hi);
-                    rp[j] = cv_plan(g->SW, iw0, q0, lo, hi);
-                }
-                const __mmask16 m = q0 + 16 <= OW ? (__mmask16)0xFFFF : cv_m16(OW - q0);
-                for (int64_t p = 0; p < g->OH; p++) {
-                    const __m512 x = _mm512_maskz_loadu_ps(m, dvp + p * OW + q0);
-                    for (int64_t i = 0; i < g->KH; i++) {
-                        const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                        if (ih < 0 || ih >= g->H) continue;
-                        const float *ur = up + ih * g->W;
-                        __m512 *si = s + i * g->KW;
-                        for (int64_t j = 0; j < g->KW; j++)
-                            si[j] = _mm512_fmadd_ps(x, cv_get(&rp[j], ur), si[j]);
-                    }
-                }
-            }
-            for (int64_t t = 0; t < KK; t++) {
-                float f[16];
-                _mm512_storeu_ps(f, s[t]);
-                double r = 0.0;
-                for (int k = 0; k < 16; k++) r += (double)f[k];
-                acc[t] += r;
-            }
-        }
-        for (int64_t t = 0; t < KK; t++) dw[c * KK + t] += (float)acc[t];
-    }
-}
-#endif
-
-/* v[n,c] (beta 0: =, 1: +=) sum_{i,j} w[c,i,j] u[n,c, p SH - PH + i DH, q SW - PW + j DW] */
-static void cv_dw_forward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *w,
-                          const float *b, float *v, float beta) {
-    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
-    const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
-#if CV_X86
-    if (g->vec && cv_dw_narrow(g)) {
-        cv_dw_forward512_narrow(g, u, w, b, v, beta, 0, nt);
-        return;
-    }
-    if (g->vec && g->KW <= CV_KW_MAX) {
-        cv_dw_forward512(g, u, w, v, beta, 0, nt);
-        if (b) cv_add_bias(g->N, g->O, P, b, v);
-        return;
-    }
-#endif
-    (void)nt;
-    cv_spans sp;
-    cv_spans_init(g, &sp);
-    ATTN__OMP_FOR(nt)
-    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
-        const int64_t c = pl % g->C;
-        const float *up = u + pl * HW, *wc = w + c * KK;
-        float *vp = v + pl * P;
-        if (beta == 0.0f) memset(vp, 0, sizeof(float) * (size_t)P);
-        for (int64_t i = 0; i < g->KH; i++)
-            for (int64_t j = 0; j < g->KW; j++) {
-                const float wij = wc[i * g->KW + j];
-                int64_t iw0, lo, hi;
-                cv_span(g, &sp, j, &iw0, &lo, &hi);
-                for (int64_t p = 0; p < g->OH; p++) {
-                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                    if (ih < 0 || ih >= g->H) continue;
-                    const float *restrict ur = up + ih * g->W;
-                    float *restrict vr = vp + p * g->OW;
-                    if (g->SW == 1)
-                        for (int64_t q = lo; q < hi; q++) vr[q] += wij * ur[q + iw0];
-                    else
-                        for (int64_t q = lo; q < hi; q++) vr[q] += wij * ur[q * g->SW + iw0];
-                }
-            }
-    }
-    if (b) cv_add_bias(g->N, g->O, P, b, v);
-}
-
-/* du[n,c, ih, iw] += w[c,i,j] dv[n,c,p,q] (the forward's adjoint) */
-static void cv_dw_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
-                           float *du) {
-    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
-    const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
-#if CV_X86
-    /* stride 1 and padding within the dilated kernel: du is the correlation
-     * of dv, padded by DH (KH - 1) - PH and DW (KW - 1) - PW, with the
-     * turned kernel: the forward's kernel, sums in registers */
-    const int64_t fph = g->DH * (g->KH - 1) - g->PH, fpw = g->DW * (g->KW - 1) - g->PW;
-    if (g->vec && g->SH == 1 && g->SW == 1 && fph >= 0 && fpw >= 0 && g->KW <= CV_KW_MAX) {
-        cv_geom f = *g;
-        f.H = g->OH, f.W = g->OW, f.OH = g->H, f.OW = g->W, f.PH = fph, f.PW = fpw;
-        if (cv_dw_narrow(&f))
-            cv_dw_forward512_narrow(&f, dv, w, NULL, du, 1.0f, 1, nt);
-        else
-            cv_dw_forward512(&f, dv, w, du, 1.0f, 1, nt);
-        return;
-    }
-    if (g->vec) {
-        cv_dw_bwd_data512(g, dv, w, du, nt);
-        return;
-    }
-#endif
-    (void)nt;
-    cv_spans sp;
-    cv_spans_init(g, &sp);
-    ATTN__OMP_FOR(nt)
-    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
-        const int64_t c = pl % g->C;
-        const float *dvp = dv + pl * P, *wc = w + c * KK;
-        float *dup = du + pl * HW;
-        for (int64_t i = 0; i < g->KH; i++)
-            for (int64_t j = 0; j < g->KW; j++) {
-                const float wij = wc[i * g->KW + j];
-                int64_t iw0, lo, hi;
-                cv_span(g, &sp, j, &iw0, &lo, &hi);
-                for (int64_t p = 0; p < g->OH; p++) {
-                    const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                    if (ih < 0 || ih >= g->H) continue;
-                    float *restrict ur = dup + ih * g->W;
-                    const float *restrict vr = dvp + p * g->OW;
-                    if (g->SW == 1)
-                        for (int64_t q = lo; q < hi; q++) ur[q + iw0] += wij * vr[q];
-                    else
-                        for (int64_t q = lo; q < hi; q++) ur[q * g->SW + iw0] += wij * vr[q];
-                }
-            }
-    }
-}
-
-/* dw[c,i,j] += sum_{n,p,q} dv[n,c,p,q] u[n,c, ih, iw]: each row's products in
- * float, rows and images in order in double. */
-static void cv_dw_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
-                             float *dw) {
-    const int64_t KK = g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
-    const int nt = attn__threads_for(ctx, 2.0 * (double)(g->N * g->C) * (double)P * (double)KK);
-#if CV_X86
-    if (g->vec && cv_dw_narrow(g)) {
-        cv_dw_bwd_weight512_narrow(g, u, dv, dw, nt);
-        return;
-    }
-    if (g->vec && g->KW <= CV_KW_MAX && KK <= CV_KK_MAX) {
-        cv_dw_bwd_weight512(g, u, dv, dw, nt);
-        return;
-    }
-#endif
-    (void)nt;
-    cv_spans sp;
-    cv_spans_init(g, &sp);
-    ATTN__OMP_FOR(nt)
-    for (int64_t c = 0; c < g->C; c++)
-        for (int64_t i = 0; i < g->KH; i++)
-            for (int64_t j = 0; j < g->KW; j++) {
-                int64_t iw0, lo, hi;
-                cv_span(g, &sp, j, &iw0, &lo, &hi);
-                double acc = 0.0;
-                for (int64_t n = 0; n < g->N; n++) {
-                    const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
-                    for (int64_t p = 0; p < g->OH; p++) {
-                        const int64_t ih = p * g->SH - g->PH + i * g->DH;
-                        if (ih < 0 || ih >= g->H) continue;
-                        const float *ur = up + ih * g->W, *vr = dvp + p * g->OW;
-                        float r = 0.0f;
-                        for (int64_t q = lo; q < hi; q++) r += vr[q] * ur[q * g->SW + iw0];
-                        acc += r;
-                    }
-                }
-                dw[c * KK + i * g->KW + j] += (float)acc;
-            }
-}
-
 /* ---- the primitives ------------------------------------------------------------------------ */
-
-/* v[n, o, :] += b[o] over an [N, O, P] tensor. */
-static void cv_add_bias(int64_t N, int64_t O, int64_t P, const float *b, float *v) {
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t o = 0; o < O; o++) {
-            float *vr = v + (n * O + o) * P;
-            const float bo = b[o];
-            for (int64_t p = 0; p < P; p++) vr[p] += bo;
-        }
-}
 
 /* v = conv(u, w) (beta 0) or v += conv(u, w) (beta 1); bias b[O] or NULL.
  * ws: the workspace (cv_chunk images), NULL on the pointwise path. */
@@ -952,14 +296,16 @@ static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, c
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
     if (cv_depthwise(g)) {
-        cv_dw_forward(ctx, g, u, w, b, v, beta);
+        attn__cv_dw_forward(ctx, g, u, w, b, v, beta);
+    } else if (attn__cv_wino_ok(g)) {
+        attn__cv_wino_forward(ctx, g, u, w, b, v, beta, ws);
     } else if (cv_pointwise(g)) {
         const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)P);
         for (int64_t n = 0; n < g->N; n++)
             for (int64_t gi = 0; gi < g->G; gi++)
                 attn__sgemm(nt, 0, 0, Og, P, K, 1.0f, w + gi * Og * K, K,
                             u + (n * g->C + gi * Cg) * HW, P, beta, v + (n * g->O + gi * Og) * P, P);
-        if (b) cv_add_bias(g->N, g->O, P, b, v);
+        if (b) attn__cv_add_bias(g->N, g->O, P, b, v);
     } else {
         const int64_t nb = cv_chunk(g);
         for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
@@ -978,18 +324,37 @@ static attn_status cv_forward(attn_ctx *ctx, const cv_geom *g, const float *u, c
     return ATTN_OK;
 }
 
+static void cv_bias_grad(int64_t N, int64_t O, int64_t P, const float *dv, float *db, int vec);
+static double cv_sum16(const float *r, int64_t P, int vec);
+
+/* The bias gradient is summed during the gather of the chunked path for
+ * at most this many channels (a stack array of doubles). */
+#define CV_DB_FUSED 1024
+
 /* The backward of v = conv(u, w): du += conv^T(dv, w) (du NULL: not
- * wanted) and dw += dv (im2col u)^T (dw NULL: not wanted), chunks in order.
- * Per chunk and group the output gradient is gathered once into D; dw
- * takes D col^T with col = im2col(u); then col is overwritten with
- * w_g^T D, which col2im adds into du. */
+ * wanted), dw += dv (im2col u)^T (dw NULL: not wanted) and db[o] += sum
+ * dv[:, o, :] (db NULL: not wanted), chunks in order. Per chunk and group
+ * the output gradient is gathered once into D; db sums its rows there (in
+ * cv_bias_grad's order: the same bits); dw takes D col^T with col =
+ * im2col(u); then col is overwritten with w_g^T D, which col2im adds into
+ * du. */
 static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
-                               const float *w, float *du, float *dw, float *ws) {
+                               const float *w, float *du, float *dw, float *db, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (db && (cv_depthwise(g) || cv_pointwise(g) || attn__cv_wino_ok(g) || (!du && !dw) ||
+               g->O > CV_DB_FUSED)) {
+        cv_bias_grad(g->N, g->O, P, dv, db, g->vec);
+        db = NULL;
+    }
     if (cv_depthwise(g)) {
-        if (du) cv_dw_bwd_data(ctx, g, dv, w, du);
-        if (dw) cv_dw_bwd_weight(ctx, g, u, dv, dw);
+        if (du) attn__cv_dw_bwd_data(ctx, g, dv, w, du);
+        if (dw) attn__cv_dw_bwd_weight(ctx, g, u, dv, dw);
+        return ATTN_OK;
+    }
+    if (!du && !dw) return ATTN_OK;
+    if (attn__cv_wino_ok(g)) {
+        attn__cv_wino_backward(ctx, g, u, dv, w, du, dw, ws);
         return ATTN_OK;
     }
     if (cv_pointwise(g)) {
@@ -1007,6 +372,10 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
         return ATTN_OK;
     }
     const int64_t nb = cv_chunk(g);
+    float *dwt = dw && cv_dw_transposed(g) ? ws + cv_ws_base(g) : NULL;
+    double dbs[CV_DB_FUSED];
+    if (db)
+        for (int64_t o = 0; o < g->O; o++) dbs[o] = 0.0;
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
         float *col = ws, *D = ws + K * ld;
@@ -1014,10 +383,19 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
         const int nti = attn__threads_for(ctx, (double)K * (double)ld);
         for (int64_t gi = 0; gi < g->G; gi++) {
             cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
+            if (db) /* images in order, as cv_bias_grad */
+                for (int64_t o = 0; o < Og; o++)
+                    for (int64_t b = 0; b < m; b++)
+                        dbs[gi * Og + o] += cv_sum16(D + o * ld + b * P, P, g->vec);
             if (dw) {
                 cv_im2col(g, u + (n0 * g->C + gi * Cg) * HW, m, col, nti);
-                /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] */
-                attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
+                /* dw_g [Og, K] += D [Og, m P] col^T [m P, K], or its
+                 * transpose dwT_g [K, Og] (=, then +=) col [K, m P] D^T */
+                if (dwt)
+                    attn__sgemm(nt, 0, 1, K, Og, ld, 1.0f, col, ld, D, ld, n0 ? 1.0f : 0.0f,
+                                dwt + gi * K * Og, Og);
+                else
+                    attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
             }
             if (du) {
                 /* dcol [K, m P] = w_g^T [K, Og] D [Og, m P] */
@@ -1026,13 +404,16 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
             }
         }
     }
+    if (dwt) cv_dw_add_transposed(g, dwt, dw);
+    if (db)
+        for (int64_t o = 0; o < g->O; o++) db[o] += (float)dbs[o];
     return ATTN_OK;
 }
 
 /* du += conv^T(dv, w) alone (conv_transpose2d's forward). */
 static attn_status cv_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
                                float *du, float *ws) {
-    return cv_backward(ctx, g, NULL, dv, w, du, NULL, ws);
+    return cv_backward(ctx, g, NULL, dv, w, du, NULL, NULL, ws);
 }
 
 /* The backward of conv_transpose2d, v = conv^T(u', w) read the other way:
@@ -1050,13 +431,14 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
         if (dx) st = cv_forward(ctx, g, gy, w, NULL, dx, 1.0f, ws);
         if (st == ATTN_OK && dw) {
             if (cv_depthwise(g))
-                cv_dw_bwd_weight(ctx, g, gy, x, dw);
+                attn__cv_dw_bwd_weight(ctx, g, gy, x, dw);
             else
-                st = cv_backward(ctx, g, gy, x, w, NULL, dw, ws);
+                st = cv_backward(ctx, g, gy, x, w, NULL, dw, NULL, ws);
         }
         return st;
     }
     const int64_t nb = cv_chunk(g);
+    float *dwt = dw && cv_dw_transposed(g) ? ws + cv_ws_base(g) : NULL;
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
         float *col = ws, *D = ws + K * ld;
@@ -1071,43 +453,24 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
             }
             if (dw) {
                 cv_gather(g, x + (n0 * g->O + gi * Og) * P, m, D);
-                /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] */
-                attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
+                /* dw_g [Og, K] += D [Og, m P] col^T [m P, K] (or its
+                 * transpose, as in cv_backward) */
+                if (dwt)
+                    attn__sgemm(nt, 0, 1, K, Og, ld, 1.0f, col, ld, D, ld, n0 ? 1.0f : 0.0f,
+                                dwt + gi * K * Og, Og);
+                else
+                    attn__sgemm(nt, 0, 1, Og, K, ld, 1.0f, D, ld, col, ld, 1.0f, dw + gi * Og * K, K);
             }
         }
     }
+    if (dwt) cv_dw_add_transposed(g, dwt, dw);
     return ATTN_OK;
 }
 
-/* The sum of r[0 .. P-1] in double as 16 partial sums (lane l takes the p
- * with p mod 16 = l), added in a fixed order: the AVX-512 and the portable
- * version give the same bits. */
-#if CV_X86
-CV512 static double cv_sum16_512(const float *r, int64_t P) {
-    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
-    int64_t p = 0;
-    for (; p + 16 <= P; p += 16) {
-        const __m512 x = _mm512_loadu_ps(r + p);
-        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
-        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
-    }
-    if (p < P) {
-        const __m512 x = _mm512_maskz_loadu_ps(cv_m16(P - p), r + p);
-        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
-        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
-    }
-    double a[16];
-    _mm512_storeu_pd(a, a0);
-    _mm512_storeu_pd(a + 8, a1);
-    double s = 0.0;
-    for (int l = 0; l < 16; l++) s += a[l];
-    return s;
-}
-#endif
 
 static double cv_sum16(const float *r, int64_t P, int vec) {
 #if CV_X86
-    if (vec) return cv_sum16_512(r, P);
+    if (vec) return attn__cv_sum16_512(r, P);
 #endif
     (void)vec;
     double a[16] = {0};
@@ -1233,10 +596,10 @@ static attn_status cv_conv_backward(attn_ctx *ctx, attn_node *node) {
     attn_status st = ATTN_OK;
     float *dx = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
     float *dw = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
-    if (dx || dw) st = cv_backward(ctx, &g, x, gy, w, dx, dw, cv_col(node));
-    /* => db[o] += sum_{n,p} gy[n,o,p] */
-    if (st == ATTN_OK && node->iarg[7] && attn__needs_grad(node, 2))
-        cv_bias_grad(g.N, g.O, g.OH * g.OW, gy, node->in[2]->grad, g.vec);
+    /* => db[o] += sum_{n,p} gy[n,o,p]: summed by cv_backward on the chunked
+     * path as it gathers gy (the same sums in the same order), else here */
+    float *db = node->iarg[7] && attn__needs_grad(node, 2) ? node->in[2]->grad : NULL;
+    if (dx || dw || db) st = cv_backward(ctx, &g, x, gy, w, dx, dw, db, cv_col(node));
     return st;
 }
 
@@ -1265,7 +628,7 @@ attn_status attn__conv_transpose2d_forward(attn_ctx *ctx, attn_node *node) {
     attn_status st = cv_bwd_data(ctx, &g, attn_f32(node->in[0]), attn_f32(node->in[1]), y,
                                  cv_col(node));
     const float *b = cv_bias(node);
-    if (st == ATTN_OK && b) cv_add_bias(g.N, g.C, g.H * g.W, b, y);
+    if (st == ATTN_OK && b) attn__cv_add_bias(g.N, g.C, g.H * g.W, b, y);
     return st;
 }
 
@@ -1378,19 +741,25 @@ static attn_tensor *cv_run(attn_ctx *ctx, attn_op op, const char *name, attn_ten
     if (!node) return NULL;
     for (int k = 0; k < 7; k++) node->iarg[k] = iarg[k];
     node->iarg[7] = b != NULL;
-    /* The workspace of cv_chunk images (im2col and one block of outputs),
-     * allocated with the node (planned scratch: the arena's peak is its top)
-     * and reused by the backward. */
+    /* The workspace of cv_chunk images (im2col and one block of outputs,
+     * then the transposed weight gradient when cv_dw_transposed), allocated
+     * with the node (planned scratch: the arena's peak is its top) and
+     * reused by the backward. */
     const cv_geom g = cv_geom_of(node);
     if (!cv_pointwise(&g) && !cv_depthwise(&g)) {
         const int64_t K = g.C / g.G * g.KH * g.KW, P = g.OH * g.OW;
-        size_t n;
+        size_t n, nw = 0;
         if (attn__mul_size((size_t)(K + g.O / g.G), (size_t)P, &n) ||
-            attn__mul_size(n, (size_t)cv_chunk(&g), &n) || n > (size_t)INT64_MAX / sizeof(float)) {
+            attn__mul_size(n, (size_t)cv_chunk(&g), &n) ||
+            (cv_dw_transposed(&g) && attn__mul_size((size_t)K, (size_t)g.O, &nw)) ||
+            n > (size_t)INT64_MAX / sizeof(float) - nw || (n += nw) > (size_t)INT64_MAX / sizeof(float)) {
             attn__fail(ctx, ATTN_ERR_OOM, "%s: im2col workspace [%lld + %lld, %lld] overflows", name,
                        (long long)K, (long long)(g.O / g.G), (long long)P);
             return NULL;
         }
+        /* the Winograd path's (it may take the products, attn__cv_wino_ok) */
+        if (attn__cv_wino_shape(&g) && (size_t)attn__cv_wino_ws(&g) > n)
+            n = (size_t)attn__cv_wino_ws(&g);
         const int64_t len = (int64_t)n;
         if (!(node->saved[0] = attn__tensor(ctx, name, ATTN_F32, 1, &len))) return NULL;
     }
