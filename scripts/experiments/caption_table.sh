@@ -21,6 +21,8 @@ BUDGET="${4:-240}"
 #   hard         the expected context on 80% of the captions (--mix 0.8)
 #   hard-mix0.5  the paper's 50%
 #   hard-m75     from scratch, the expected context on 75% of the captions
+#   hard-anneal  from scratch, the mix annealed linearly from 1 (every caption expected) at
+#                the first step to the paper's 0.5 at the last (--mix-from 1 --mix 0.5)
 #   hard-k4      mix 0.5, 4 draws per caption with leave-one-out baselines and
 #                reward-to-go, 8 captions a step (32 rows, as soft's batch)
 #   hard-warm    the paper's rule (mix 0.5, one draw, moving baseline), the
@@ -48,6 +50,7 @@ flags_of() { # kind seed
     hard) echo "--attention hard --mix 0.8" ;;
     hard-mix0.5) echo "--attention hard --mix 0.5" ;;
     hard-m75) echo "--attention hard --mix 0.75" ;;
+    hard-anneal) echo "--attention hard --mix-from 1 --mix 0.5" ;;
     hard-k4) echo "--attention hard --mix 0.5 --samples 4 --reward-to-go 1 --batch 8" ;;
     hard-warm) echo "--attention hard --mix 0.5 --init runs/caption/soft-s$2 --lr 1e-3" ;;
     soft-warm) echo "--attention soft --init runs/caption/soft-s$2 --lr 1e-3" ;;
