@@ -38,6 +38,8 @@ BUDGET="${4:-240}"
 #   hard-warm-r0     a diagnostic: hard-warm without the REINFORCE term (--reinforce 0:
 #                    the attention learns only through the expected rows and the gate)
 #   hard-warm-lr3, soft-warm-lr3   hard-warm and its control at lr 3e-4
+# The last columns compare BLEU-4 with the run's control of the same seed: soft-warm (soft-warm-lr3 for
+# the -lr3 modes) for the warm starts, soft for the other hard modes (from scratch).
 # Every hard run is also evaluated with the argmax location as its context
 # (`attn caption eval --decode argmax`: eval-argmax.json; the rows "<mode> argmax"),
 # and every run on its own 500 validation scenes (valid.json, valid-argmax.json):
@@ -117,7 +119,7 @@ def load(d, name):
         return json.load(open(os.path.join(d, name)))
     except OSError:
         return None
-print("| attention | seed | steps | valid BLEU-4 | BLEU-4 | exact | attention acc. | novel BLEU-4 | novel exact | novel att. acc. | BLEU-4 - soft-warm (same lr) |")
+print("| attention | seed | steps | valid BLEU-4 | BLEU-4 | exact | attention acc. | novel BLEU-4 | novel exact | novel att. acc. | BLEU-4 - control |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 summary, valid, gaps = {}, {}, {}
 rows = []
@@ -133,7 +135,8 @@ for name, m, ejson, vjson in rows:
             print("| %s | %s | missing | | | | | | | | |" % (name, s)); continue
         v = load(d, vjson)
         ctrl_mode = "soft-warm-lr3" if m.endswith("-lr3") else "soft-warm"
-        ctrl = load("runs/caption/%s-s%s" % (ctrl_mode, s), "eval.json") if "warm" in m else None
+        if "warm" not in m and m.startswith("hard"): ctrl_mode = "soft" # from scratch: soft of the same seed
+        ctrl = load("runs/caption/%s-s%s" % (ctrl_mode, s), "eval.json") if "warm" in m or m.startswith("hard") else None
         gap = "" if ctrl is None else "%+.2f" % (e["bleu4"] - ctrl["bleu4"])
         if ctrl is not None: gaps.setdefault(name, []).append(e["bleu4"] - ctrl["bleu4"])
         acc = "-" if e["attention_accuracy"] < 0 else "%.1f%%" % (100 * e["attention_accuracy"])
@@ -144,7 +147,7 @@ for name, m, ejson, vjson in rows:
         summary.setdefault(name, []).append(e)
         if v is not None: valid.setdefault(name, []).append(v["bleu4"])
 print()
-print("| attention | runs | valid BLEU-4 | BLEU-4 | exact | attention acc. | novel BLEU-4 | BLEU-4 - soft-warm, same lr (per seed) |")
+print("| attention | runs | valid BLEU-4 | BLEU-4 | exact | attention acc. | novel BLEU-4 | BLEU-4 - control (per seed) |")
 print("|---|---|---|---|---|---|---|---|")
 def ms(v, scale=1.0, pct=False):
     v = [x * scale for x in v]
