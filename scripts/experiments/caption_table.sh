@@ -23,6 +23,10 @@ BUDGET="${4:-240}"
 #   hard-m75     from scratch, the expected context on 75% of the captions
 #   hard-anneal  from scratch, the mix annealed linearly from 1 (every caption expected) at
 #                the first step to the paper's 0.5 at the last (--mix-from 1 --mix 0.5)
+#   hard-m65     from scratch, mix 0.65
+#   hard-m75-e0, hard-anneal-e0   hard-m75 and hard-anneal without the entropy bonus (--entropy 0)
+#   hard-mix0.5-r0, hard-mix0.5-e0   diagnostics from scratch: the paper's mix without the
+#                REINFORCE term (--reinforce 0), without the entropy bonus (--entropy 0)
 #   hard-k4      mix 0.5, 4 draws per caption with leave-one-out baselines and
 #                reward-to-go, 8 captions a step (32 rows, as soft's batch)
 #   hard-warm    the paper's rule (mix 0.5, one draw, moving baseline), the
@@ -53,6 +57,11 @@ flags_of() { # kind seed
     hard-mix0.5) echo "--attention hard --mix 0.5" ;;
     hard-m75) echo "--attention hard --mix 0.75" ;;
     hard-anneal) echo "--attention hard --mix-from 1 --mix 0.5" ;;
+    hard-m65) echo "--attention hard --mix 0.65" ;;
+    hard-m75-e0) echo "--attention hard --mix 0.75 --entropy 0" ;;
+    hard-anneal-e0) echo "--attention hard --mix-from 1 --mix 0.5 --entropy 0" ;;
+    hard-mix0.5-r0) echo "--attention hard --mix 0.5 --reinforce 0" ;;
+    hard-mix0.5-e0) echo "--attention hard --mix 0.5 --entropy 0" ;;
     hard-k4) echo "--attention hard --mix 0.5 --samples 4 --reward-to-go 1 --batch 8" ;;
     hard-warm) echo "--attention hard --mix 0.5 --init runs/caption/soft-s$2 --lr 1e-3" ;;
     soft-warm) echo "--attention soft --init runs/caption/soft-s$2 --lr 1e-3" ;;
