@@ -26,7 +26,7 @@ BUDGET="${4:-240}"
 #   hard-m65     from scratch, mix 0.65
 #   hard-m75-e0, hard-anneal-e0   hard-m75 and hard-anneal without the entropy bonus (--entropy 0)
 #   hard-m75-e0-r3, -r10, -rtg, -l0   hard-m75-e0 with the REINFORCE term x3 or x10 (--reinforce), with
-#                reward-to-go, without the doubly stochastic penalty (--lambda 0)
+#                reward-to-go (-rtg; -rtg-r3 with --reinforce 3 too), without the doubly stochastic penalty (--lambda 0)
 #   hard-mix0.5-r0, hard-mix0.5-e0   diagnostics from scratch: the paper's mix without the
 #                REINFORCE term (--reinforce 0), without the entropy bonus (--entropy 0)
 #   hard-k4      mix 0.5, 4 draws per caption with leave-one-out baselines and
@@ -64,6 +64,7 @@ flags_of() { # kind seed
     hard-anneal-e0) echo "--attention hard --mix-from 1 --mix 0.5 --entropy 0" ;;
     hard-m75-e0-r3) echo "--attention hard --mix 0.75 --entropy 0 --reinforce 3" ;;
     hard-m75-e0-r10) echo "--attention hard --mix 0.75 --entropy 0 --reinforce 10" ;;
+    hard-m75-e0-rtg-r3) echo "--attention hard --mix 0.75 --entropy 0 --reward-to-go 1 --reinforce 3" ;;
     hard-m75-e0-rtg) echo "--attention hard --mix 0.75 --entropy 0 --reward-to-go 1" ;;
     hard-m75-e0-l0) echo "--attention hard --mix 0.75 --entropy 0 --lambda 0" ;;
     hard-mix0.5-r0) echo "--attention hard --mix 0.5 --reinforce 0" ;;
