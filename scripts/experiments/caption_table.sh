@@ -28,7 +28,8 @@ BUDGET="${4:-240}"
 #   hard-m75-e0-r3, -r10, -rtg, -l0   hard-m75-e0 with the REINFORCE term x3 or x10 (--reinforce), with
 #                reward-to-go (-rtg; -rtg-r3 with --reinforce 3 too), without the doubly stochastic penalty (--lambda 0)
 #   hard-mix0.5-r0, hard-mix0.5-e0   diagnostics from scratch: the paper's mix without the
-#                REINFORCE term (--reinforce 0), without the entropy bonus (--entropy 0)
+#                REINFORCE term (--reinforce 0), without the entropy bonus (--entropy 0), and
+#                hard-mix0.5-e0-rtg: the paper's mix, no entropy bonus, reward-to-go
 #   hard-k4      mix 0.5, 4 draws per caption with leave-one-out baselines and
 #                reward-to-go, 8 captions a step (32 rows, as soft's batch)
 #   hard-warm    the paper's rule (mix 0.5, one draw, moving baseline), the
@@ -69,6 +70,7 @@ flags_of() { # kind seed
     hard-m75-e0-l0) echo "--attention hard --mix 0.75 --entropy 0 --lambda 0" ;;
     hard-mix0.5-r0) echo "--attention hard --mix 0.5 --reinforce 0" ;;
     hard-mix0.5-e0) echo "--attention hard --mix 0.5 --entropy 0" ;;
+    hard-mix0.5-e0-rtg) echo "--attention hard --mix 0.5 --entropy 0 --reward-to-go 1" ;;
     hard-k4) echo "--attention hard --mix 0.5 --samples 4 --reward-to-go 1 --batch 8" ;;
     hard-warm) echo "--attention hard --mix 0.5 --init runs/caption/soft-s$2 --lr 1e-3" ;;
     soft-warm) echo "--attention soft --init runs/caption/soft-s$2 --lr 1e-3" ;;
