@@ -23,13 +23,12 @@ BUDGET="${4:-240}"
 #   hard-m75     from scratch, the expected context on 75% of the captions
 #   hard-anneal  from scratch, the mix annealed linearly from 1 (every caption expected) at
 #                the first step to the paper's 0.5 at the last (--mix-from 1 --mix 0.5)
-#   hard-m65     from scratch, mix 0.65
-#   hard-m75-e0, hard-anneal-e0   hard-m75 and hard-anneal without the entropy bonus (--entropy 0)
-#   hard-m75-e0-r3, -r10, -rtg, -l0   hard-m75-e0 with the REINFORCE term x3 or x10 (--reinforce), with
-#                reward-to-go (-rtg; -rtg-r3 with --reinforce 3 too), without the doubly stochastic penalty (--lambda 0)
-#   hard-mix0.5-r0, hard-mix0.5-e0   diagnostics from scratch: the paper's mix without the
-#                REINFORCE term (--reinforce 0), without the entropy bonus (--entropy 0), and
-#                hard-mix0.5-e0-rtg: the paper's mix, no entropy bonus, reward-to-go
+#   hard-m75-e0  hard-m75 without the entropy bonus (--entropy 0)
+#   hard-m75-e0-r3, -r10, -rtg, -l0   hard-m75-e0 with the REINFORCE term x3 or x10
+#                (--reinforce), with reward-to-go (-rtg: the from-scratch recipe of
+#                docs/caption.md), without the doubly stochastic penalty (--lambda 0)
+#   hard-mix0.5-e0, hard-mix0.5-e0-rtg   from scratch, the paper's mix without the entropy
+#                bonus (--entropy 0), and with reward-to-go as well
 #   hard-k4      mix 0.5, 4 draws per caption with leave-one-out baselines and
 #                reward-to-go, 8 captions a step (32 rows, as soft's batch)
 #   hard-warm    the paper's rule (mix 0.5, one draw, moving baseline), the
@@ -60,15 +59,11 @@ flags_of() { # kind seed
     hard-mix0.5) echo "--attention hard --mix 0.5" ;;
     hard-m75) echo "--attention hard --mix 0.75" ;;
     hard-anneal) echo "--attention hard --mix-from 1 --mix 0.5" ;;
-    hard-m65) echo "--attention hard --mix 0.65" ;;
     hard-m75-e0) echo "--attention hard --mix 0.75 --entropy 0" ;;
-    hard-anneal-e0) echo "--attention hard --mix-from 1 --mix 0.5 --entropy 0" ;;
     hard-m75-e0-r3) echo "--attention hard --mix 0.75 --entropy 0 --reinforce 3" ;;
     hard-m75-e0-r10) echo "--attention hard --mix 0.75 --entropy 0 --reinforce 10" ;;
-    hard-m75-e0-rtg-r3) echo "--attention hard --mix 0.75 --entropy 0 --reward-to-go 1 --reinforce 3" ;;
     hard-m75-e0-rtg) echo "--attention hard --mix 0.75 --entropy 0 --reward-to-go 1" ;;
     hard-m75-e0-l0) echo "--attention hard --mix 0.75 --entropy 0 --lambda 0" ;;
-    hard-mix0.5-r0) echo "--attention hard --mix 0.5 --reinforce 0" ;;
     hard-mix0.5-e0) echo "--attention hard --mix 0.5 --entropy 0" ;;
     hard-mix0.5-e0-rtg) echo "--attention hard --mix 0.5 --entropy 0 --reward-to-go 1" ;;
     hard-k4) echo "--attention hard --mix 0.5 --samples 4 --reward-to-go 1 --batch 8" ;;
