@@ -588,9 +588,11 @@ typedef struct run_info {
     char encoder[1024], data[1024];
     long long encoder_stage, train_scenes, valid_scenes, scene_seed, batch, total_steps, warmup, seed, step;
     double lr, min_lr, weight_decay, train_seconds;
+    double mix_from; /* hard: the mix at step 0, annealed linearly to the model's mix (caption.mix) at
+                        the last step; < 0: no schedule (the model's mix throughout) */
 } run_info;
 
-#define RUN_META 15
+#define RUN_META 16
 typedef struct run_meta {
     attn_kv kv[ATTN_CAPTION_META + RUN_META];
     char cbuf[ATTN_CAPTION_META * 32];
@@ -601,7 +603,7 @@ typedef struct run_meta {
 static const char *const run_keys[RUN_META] = {
     "run.model", "run.encoder", "run.encoder_stage", "run.data", "run.train_scenes", "run.valid_scenes",
     "run.scene_seed", "run.batch", "run.steps", "run.warmup", "run.seed", "run.lr", "run.min_lr",
-    "run.weight_decay", "run.train_seconds"};
+    "run.weight_decay", "run.train_seconds", "run.mix_from"};
 
 static void run_meta_build(run_meta *m, const attn_caption *cm, const run_info *r) {
     attn_caption_config_meta(&cm->cfg, m->kv, m->cbuf);
@@ -621,6 +623,7 @@ static void run_meta_build(run_meta *m, const attn_caption *cm, const run_info *
     snprintf(m->vbuf[12], 1100, "%.9g", r->min_lr);
     snprintf(m->vbuf[13], 1100, "%.9g", r->weight_decay);
     snprintf(m->vbuf[14], 1100, "%.3f", r->train_seconds);
+    snprintf(m->vbuf[15], 1100, "%.9g", r->mix_from); /* -1: no schedule */
     for (int i = 0; i < RUN_META; i++) {
         m->kv[m->n].key = run_keys[i];
         m->kv[m->n].value = m->vbuf[i];
@@ -652,6 +655,9 @@ static int run_meta_read(const char *path, run_info *r) {
     r->min_lr = meta_real(&m, "run.min_lr", 0.0, 10.0);
     r->weight_decay = meta_real(&m, "run.weight_decay", 0.0, 10.0);
     r->train_seconds = meta_real(&m, "run.train_seconds", 0.0, 1e12);
+    /* a model written before the mix schedule existed has none */
+    r->mix_from = meta_has(&m, "run.mix_from") ? meta_real(&m, "run.mix_from", -1.0, 1.0) : -1.0;
+    if (r->mix_from < 0.0) r->mix_from = -1.0;
     r->step = meta_has(&m, "step") ? meta_ll(&m, "step", 0, 1ll << 40) : 0;
     attn_safetensors_close(f);
     if (m.err[0]) {
@@ -692,6 +698,9 @@ static void train_usage(FILE *f) {
         "  --entropy X            hard: entropy bonus (default 0.01)\n"
         "  --reinforce X          hard: weight of the REINFORCE term (default 1)\n"
         "  --mix P                hard: probability of the expected context per caption (default 0.5)\n"
+        "  --mix-from P           hard: a schedule: the mix is P at the first step and moves linearly\n"
+        "                         to --mix at the last (e.g. --mix-from 1 --mix 0.5: soft attention\n"
+        "                         first, then more and more sampled captions; default: no schedule)\n"
         "  --samples K            hard: K draws per caption (a step decodes batch x K rows), each\n"
         "                         row's baseline the mean reward of the caption's other sampled\n"
         "                         rows (default 1: the moving average only)\n"
@@ -726,7 +735,17 @@ typedef struct cap_train {
     run_meta meta;
     int32_t *tok;
     int64_t *idx;
+    float mix_end; /* hard: the model's mix, the schedule's end (r.mix_from its start) */
 } cap_train;
+
+/* The mix of step `step` of `total`: r.mix_from at step 0, linearly to the model's mix at the last
+ * step (docs/caption.md, "From scratch"); the model's mix without a schedule. */
+static float cap_mix_at(const cap_train *g, int64_t step, int64_t total) {
+    if (g->r.mix_from < 0.0) return g->mix_end;
+    const double f = total > 1 ? (double)step / (double)(total - 1) : 1.0;
+    const double x = g->r.mix_from + (f < 0.0 ? 0.0 : f > 1.0 ? 1.0 : f) * ((double)g->mix_end - g->r.mix_from);
+    return (float)(x < 0.0 ? 0.0 : x > 1.0 ? 1.0 : x);
+}
 
 static attn_tensor *cap_step_loss(void *self, train_run *run, int64_t step, train_counts *c) {
     cap_train *g = self;
@@ -741,13 +760,17 @@ static attn_tensor *cap_step_loss(void *self, train_run *run, int64_t step, trai
     attn_tensor *t = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){g->B, T1}, g->tok);
     if (!a || !t) return NULL;
     attn_caption_loss_out lo;
-    if (attn_caption_loss(run->ctx, &g->m, a, t, NULL, &lo) != ATTN_OK) return NULL;
+    g->m.cfg.mix = cap_mix_at(g, step, run->total_steps); /* the schedule's; the model keeps mix_end */
+    const attn_status st = attn_caption_loss(run->ctx, &g->m, a, t, NULL, &lo);
+    const double mix = g->m.cfg.mix;
+    g->m.cfg.mix = g->mix_end;
+    if (st != ATTN_OK) return NULL;
     if (g->m.cfg.mode == ATTN_CAPTION_HARD && run->log_every > 0 && step % run->log_every == 0) {
         /* REINFORCE over training: the sampled captions' mean reward (nats per word) and the baseline */
         const attn_json_field f[] = {attn_json_str("event", "reinforce"), attn_json_int("step", step),
                                      attn_json_num("reward", lo.reward), attn_json_num("baseline", lo.baseline),
-                                     attn_json_num("ce", (double)lo.ce)};
-        if (train_log(run, f, 5)) return NULL;
+                                     attn_json_num("ce", (double)lo.ce), attn_json_num("mix", mix)};
+        if (train_log(run, f, 6)) return NULL;
     }
     c->items = (double)(g->B / K);
     c->tokens = (double)lo.tokens;
@@ -810,7 +833,7 @@ static int cmd_caption_train(int argc, char **argv) {
     const char *att = "soft", *cache = NULL, *init = NULL;
     long long train_scenes = 6000, valid_scenes = 500, scene_seed = 1, embed = 64, hidden = 128, attn_size = 64,
               enc_stage = -1;
-    double lambda = 0.001, entropy = 0.01, reinforce = 1.0, mix = 0.5;
+    double lambda = 0.001, entropy = 0.01, reinforce = 1.0, mix = 0.5, mix_from = -1.0;
     long long samples = 1, rtg = 0;
     int rc = 0;
     train_opts o;
@@ -844,6 +867,7 @@ static int cmd_caption_train(int argc, char **argv) {
         else if (!strcmp(a, "--entropy")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1e6, &entropy);
         else if (!strcmp(a, "--reinforce")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1e6, &reinforce);
         else if (!strcmp(a, "--mix")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1.0, &mix);
+        else if (!strcmp(a, "--mix-from")) rc = cli_opt_real(CMD, sub, a, v, 0.0, 1.0, &mix_from);
         else if (!strcmp(a, "--samples")) rc = cli_opt_int(CMD, sub, a, v, 1, 64, &samples);
         else if (!strcmp(a, "--reward-to-go")) rc = cli_opt_int(CMD, sub, a, v, 0, 1, &rtg);
         else {
@@ -860,6 +884,10 @@ static int cmd_caption_train(int argc, char **argv) {
     attn_caption_mode mode;
     if (attn_caption_mode_parse(att, &mode)) {
         fprintf(stderr, "attn caption train: --attention '%s': expected soft, hard or none\n", att);
+        return 2;
+    }
+    if (mix_from >= 0.0 && mode != ATTN_CAPTION_HARD) {
+        fprintf(stderr, "attn caption train: --mix-from is a schedule of hard attention's mix (--attention hard)\n");
         return 2;
     }
     if (!o.resume && !enc) {
@@ -911,6 +939,7 @@ static int cmd_caption_train(int argc, char **argv) {
         rp->lr = o.lr >= 0 ? o.lr : 3e-3;
         rp->min_lr = o.min_lr >= 0 ? o.min_lr : rp->lr / 10.0;
         rp->weight_decay = o.weight_decay >= 0 ? o.weight_decay : 0.0;
+        rp->mix_from = mix_from;
     }
     attn_ctx_config xc = {0};
     xc.arena_bytes = (size_t)(o.arena_mb > 0 ? o.arena_mb : 512) << 20;
@@ -1017,6 +1046,7 @@ static int cmd_caption_train(int argc, char **argv) {
         fprintf(stderr, "%s: cannot create the directory %s: %s\n", prog, out, strerror(errno));
         goto done;
     }
+    g.mix_end = g.m.cfg.mix;
     const int64_t B = rp->batch;
     /* the rows of a step: every caption K times with hard attention's --samples K */
     g.B = B * (cc.mode == ATTN_CAPTION_HARD && cc.samples > 1 ? cc.samples : 1);

@@ -754,6 +754,27 @@ if [ -f "$FMNIST/train-images-idx3-ubyte" ]; then
     else
         fail "caption --samples: $(tail -c 400 "$TMP/cap-k3.out")"
     fi
+    # a mix schedule: from 1 (every caption expected) at the first step to 0 at the last, logged per step;
+    # refused for soft attention and outside [0, 1]
+    if "${CAPTION[@]}" --attention hard --mix-from 1 --mix 0 --out "$TMP/cap-mf" --steps 3 --quiet \
+            >"$TMP/cap-mf.out" 2>&1 &&
+        grep -q '"event":"reinforce","step":0,.*"mix":1[,}]' "$TMP/cap-mf/train.jsonl" &&
+        grep -q '"event":"reinforce","step":1,.*"mix":0.5[,}]' "$TMP/cap-mf/train.jsonl" &&
+        grep -q '"event":"reinforce","step":2,.*"mix":0[,}]' "$TMP/cap-mf/train.jsonl"; then
+        ok "caption: --mix-from 1 --mix 0 anneals the mix linearly over the steps (logged)"
+    else
+        fail "caption --mix-from: $(tail -c 400 "$TMP/cap-mf.out")"
+    fi
+    "${CAPTION[@]}" --attention soft --mix-from 1 --out "$TMP/cap-mfs" --steps 1 >"$TMP/cap-mf.out" 2>&1
+    rc=$?
+    [ "$rc" = 2 ] && grep -q "mix-from is a schedule of hard attention" "$TMP/cap-mf.out" &&
+        ok "caption: --mix-from with soft attention refused (exit 2)" ||
+        fail "caption --mix-from with soft: exit $rc: $(head -c 300 "$TMP/cap-mf.out")"
+    "${CAPTION[@]}" --attention hard --mix-from 1.5 --out "$TMP/cap-mfs" --steps 1 >"$TMP/cap-mf.out" 2>&1
+    rc=$?
+    [ "$rc" = 2 ] && grep -q "mix-from" "$TMP/cap-mf.out" &&
+        ok "caption: --mix-from 1.5 refused (exit 2)" ||
+        fail "caption --mix-from 1.5: exit $rc: $(head -c 300 "$TMP/cap-mf.out")"
     # describe: a user's 56x56 grey PNG (written here), and one of another size
     python3 - "$TMP/scene.png" 56 56 "$TMP/wide.png" 30 20 <<'PY'
 import struct, sys, zlib

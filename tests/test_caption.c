@@ -17,6 +17,8 @@
  *       units (per-word mean log-likelihood); with samples K, a sampled
  *       row's baseline is the mean reward of its group's other sampled rows
  *       (the surrogate's value against the formula, fixed draws);
+ *       rows that take the expected context get soft attention's loss and
+ *       gradient exactly (and mix 1 draws none);
  *   (e) greedy decoding: shapes, attention rows that sum to 1, EOS then PAD;
  *   (f) scenes: determinism, held-out pairs absent from train/valid and
  *       present in test, splits' image ranges, canvases, the grammar
@@ -628,6 +630,103 @@ out:
     TEST_END();
 }
 
+/* The question of docs/caption.md, "From scratch": a hard-attention row that takes the expected
+ * context is trained exactly as soft attention is (the CE's gradient reaches the scores through
+ * alpha), and mix 1 draws nothing. Same parameters in a SOFT and a HARD decoder (entropy 0: the
+ * bonus is the only other term on expected rows): the loss and every parameter's gradient agree. */
+static void test_expected_rows_are_soft(void) {
+    TEST_BEGIN("caption/hard: rows with the expected context get soft attention's loss and gradient");
+    attn_params *ph = NULL, *pso = NULL;
+    attn_caption mh, ms;
+    attn_ctx *ctx = test_ctx_new((size_t)32 << 20, 1, 0);
+    enum { B = 3, L = 5, T1 = 5 };
+    float annot[B * L * 6];
+    int32_t tk[B * T1] = {1, 3, 4, 5, 2, 1, 6, 7, 2, 0, 1, 8, 2, 0, 0};
+    int32_t samples[B * (T1 - 1)] = {0};
+    uint8_t all_expected[B] = {1, 1, 1};
+    float *grads[2] = {NULL, NULL};
+    attn_rng rng;
+    attn_rng_init(&rng, 5);
+    test_fill_normal(annot, B * L * 6, &rng);
+    if (!ctx || tiny_model(ATTN_CAPTION_HARD, &ph, &mh, 41) || tiny_model(ATTN_CAPTION_SOFT, &pso, &ms, 41)) goto out;
+    mh.cfg.entropy = 0.f;
+    double loss[2][2];
+    int64_t total = 0;
+    for (int i = 0; i < attn_params_count(pso); i++) total += attn_tensor_numel(attn_params_at(pso, i));
+    for (int k = 0; k < 2; k++) { /* k 0: soft; k 1: hard, all rows expected (given draws, then mix 1 drawn) */
+        grads[k] = calloc((size_t)total, sizeof(float));
+        if (!grads[k]) goto out;
+    }
+    for (int run = 0; run < 3; run++) {
+        attn_caption *m = run ? &mh : &ms;
+        attn_params *ps = run ? ph : pso;
+        attn_ctx_reset(ctx);
+        attn_ctx_set_rng(ctx, 77, 0);
+        attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 3, (int64_t[]){B, L, 6}, annot);
+        attn_tensor *t = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, T1}, tk);
+        const attn_caption_draws d = {samples, all_expected, 0};
+        if (run == 2) mh.cfg.mix = 1.f; /* the drawn path: every coin says "expected" */
+        attn_caption_loss_out lo;
+        CHECK_OK(attn_caption_loss(ctx, m, a, t, run == 1 ? &d : NULL, &lo));
+        if (!lo.loss) goto out;
+        attn_params_zero_grad(ps);
+        CHECK_OK(attn_backward(ctx, lo.loss));
+        if (run == 2) CHECK(lo.reward == 0.0, "mix 1 sampled a row (mean reward %g)", lo.reward);
+        const int k = run ? 1 : 0;
+        loss[k][run == 2] = attn_f32(lo.loss)[0];
+        int64_t o = 0;
+        for (int i = 0; i < attn_params_count(pso); i++) { /* soft's parameters, in hard's order (baseline last) */
+            attn_tensor *p = attn_params_at(ps, i);
+            const int64_t n = attn_tensor_numel(p);
+            for (int64_t j = 0; j < n; j++) {
+                const float g = p->grad ? p->grad[j] : 0.f;
+                if (run == 0) grads[0][o + j] = g;
+                else if (fabsf(g - grads[0][o + j]) > 1e-6f + 1e-5f * fabsf(grads[0][o + j])) {
+                    CHECK(0, "%s: grad %s[%lld] %g, soft %g", run == 1 ? "given draws" : "mix 1", p->name, (long long)j,
+                          (double)g, (double)grads[0][o + j]);
+                    goto out;
+                }
+            }
+            o += n;
+        }
+        CHECK(!strcmp(attn_params_at(pso, 0)->name, attn_params_at(ph, 0)->name), "the same parameter order");
+    }
+    CHECK(fabs(loss[1][0] - loss[0][0]) < 1e-6 && fabs(loss[1][1] - loss[0][0]) < 1e-6,
+          "loss: hard %g / %g, soft %g", loss[1][0], loss[1][1], loss[0][0]);
+    /* and not trivially: a sampled row changes the gradient of the score */
+    {
+        attn_ctx_reset(ctx);
+        attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 3, (int64_t[]){B, L, 6}, annot);
+        attn_tensor *t = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){B, T1}, tk);
+        uint8_t one_sampled[B] = {0, 1, 1};
+        const attn_caption_draws d = {samples, one_sampled, 0};
+        attn_caption_loss_out lo;
+        mh.cfg.reinforce = 0.f;
+        CHECK_OK(attn_caption_loss(ctx, &mh, a, t, &d, &lo));
+        if (!lo.loss) goto out;
+        attn_params_zero_grad(ph);
+        CHECK_OK(attn_backward(ctx, lo.loss));
+        double diff = 0.0;
+        int64_t o = 0;
+        for (int i = 0; i < attn_params_count(pso); i++) {
+            attn_tensor *p = attn_params_at(ph, i);
+            const int64_t n = attn_tensor_numel(p);
+            if (p == mh.att.v && p->grad)
+                for (int64_t j = 0; j < n; j++) diff = fmax(diff, fabs((double)p->grad[j] - grads[0][o + j]));
+            o += n;
+        }
+        CHECK(diff > 1e-5, "a sampled row left the score's gradient as soft's (max diff %g)", diff);
+    }
+    CHECK_OK(attn_ctx_check_guards(ctx));
+out:
+    free(grads[0]);
+    free(grads[1]);
+    attn_ctx_free(ctx);
+    attn_params_free(ph);
+    attn_params_free(pso);
+    TEST_END();
+}
+
 static void test_errors(void) {
     TEST_BEGIN("caption/errors: shapes, tokens, draws, configurations");
     attn_params *ps = NULL;
@@ -821,6 +920,7 @@ void suite_caption(void) {
     test_leave_one_out();
     test_greedy();
     test_decode_argmax();
+    test_expected_rows_are_soft();
     test_errors();
     test_scenes();
     test_bleu();

@@ -20,6 +20,15 @@ BUDGET="${4:-240}"
 # baseline, entropy bonus) in one of these forms:
 #   hard         the expected context on 80% of the captions (--mix 0.8)
 #   hard-mix0.5  the paper's 50%
+#   hard-m75     from scratch, the expected context on 75% of the captions
+#   hard-anneal  from scratch, the mix annealed linearly from 1 (every caption expected) at
+#                the first step to the paper's 0.5 at the last (--mix-from 1 --mix 0.5)
+#   hard-m75-e0  hard-m75 without the entropy bonus (--entropy 0)
+#   hard-m75-e0-r3, -r10, -rtg, -l0   hard-m75-e0 with the REINFORCE term x3 or x10
+#                (--reinforce), with reward-to-go (-rtg: the from-scratch recipe of
+#                docs/caption.md), without the doubly stochastic penalty (--lambda 0)
+#   hard-mix0.5-e0, hard-mix0.5-e0-rtg   from scratch, the paper's mix without the entropy
+#                bonus (--entropy 0), and with reward-to-go as well
 #   hard-k4      mix 0.5, 4 draws per caption with leave-one-out baselines and
 #                reward-to-go, 8 captions a step (32 rows, as soft's batch)
 #   hard-warm    the paper's rule (mix 0.5, one draw, moving baseline), the
@@ -35,6 +44,8 @@ BUDGET="${4:-240}"
 #   hard-warm-r0     a diagnostic: hard-warm without the REINFORCE term (--reinforce 0:
 #                    the attention learns only through the expected rows and the gate)
 #   hard-warm-lr3, soft-warm-lr3   hard-warm and its control at lr 3e-4
+# The last columns compare BLEU-4 with the run's control of the same seed: soft-warm (soft-warm-lr3 for
+# the -lr3 modes) for the warm starts, soft for the other hard modes (from scratch).
 # Every hard run is also evaluated with the argmax location as its context
 # (`attn caption eval --decode argmax`: eval-argmax.json; the rows "<mode> argmax"),
 # and every run on its own 500 validation scenes (valid.json, valid-argmax.json):
@@ -46,6 +57,15 @@ flags_of() { # kind seed
     soft | none) echo "--attention $1" ;;
     hard) echo "--attention hard --mix 0.8" ;;
     hard-mix0.5) echo "--attention hard --mix 0.5" ;;
+    hard-m75) echo "--attention hard --mix 0.75" ;;
+    hard-anneal) echo "--attention hard --mix-from 1 --mix 0.5" ;;
+    hard-m75-e0) echo "--attention hard --mix 0.75 --entropy 0" ;;
+    hard-m75-e0-r3) echo "--attention hard --mix 0.75 --entropy 0 --reinforce 3" ;;
+    hard-m75-e0-r10) echo "--attention hard --mix 0.75 --entropy 0 --reinforce 10" ;;
+    hard-m75-e0-rtg) echo "--attention hard --mix 0.75 --entropy 0 --reward-to-go 1" ;;
+    hard-m75-e0-l0) echo "--attention hard --mix 0.75 --entropy 0 --lambda 0" ;;
+    hard-mix0.5-e0) echo "--attention hard --mix 0.5 --entropy 0" ;;
+    hard-mix0.5-e0-rtg) echo "--attention hard --mix 0.5 --entropy 0 --reward-to-go 1" ;;
     hard-k4) echo "--attention hard --mix 0.5 --samples 4 --reward-to-go 1 --batch 8" ;;
     hard-warm) echo "--attention hard --mix 0.5 --init runs/caption/soft-s$2 --lr 1e-3" ;;
     soft-warm) echo "--attention soft --init runs/caption/soft-s$2 --lr 1e-3" ;;
@@ -112,7 +132,7 @@ def load(d, name):
         return json.load(open(os.path.join(d, name)))
     except OSError:
         return None
-print("| attention | seed | steps | valid BLEU-4 | BLEU-4 | exact | attention acc. | novel BLEU-4 | novel exact | novel att. acc. | BLEU-4 - soft-warm (same lr) |")
+print("| attention | seed | steps | valid BLEU-4 | BLEU-4 | exact | attention acc. | novel BLEU-4 | novel exact | novel att. acc. | BLEU-4 - control |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 summary, valid, gaps = {}, {}, {}
 rows = []
@@ -128,7 +148,8 @@ for name, m, ejson, vjson in rows:
             print("| %s | %s | missing | | | | | | | | |" % (name, s)); continue
         v = load(d, vjson)
         ctrl_mode = "soft-warm-lr3" if m.endswith("-lr3") else "soft-warm"
-        ctrl = load("runs/caption/%s-s%s" % (ctrl_mode, s), "eval.json") if "warm" in m else None
+        if "warm" not in m and m.startswith("hard"): ctrl_mode = "soft" # from scratch: soft of the same seed
+        ctrl = load("runs/caption/%s-s%s" % (ctrl_mode, s), "eval.json") if "warm" in m or m.startswith("hard") else None
         gap = "" if ctrl is None else "%+.2f" % (e["bleu4"] - ctrl["bleu4"])
         if ctrl is not None: gaps.setdefault(name, []).append(e["bleu4"] - ctrl["bleu4"])
         acc = "-" if e["attention_accuracy"] < 0 else "%.1f%%" % (100 * e["attention_accuracy"])
@@ -139,7 +160,7 @@ for name, m, ejson, vjson in rows:
         summary.setdefault(name, []).append(e)
         if v is not None: valid.setdefault(name, []).append(v["bleu4"])
 print()
-print("| attention | runs | valid BLEU-4 | BLEU-4 | exact | attention acc. | novel BLEU-4 | BLEU-4 - soft-warm, same lr (per seed) |")
+print("| attention | runs | valid BLEU-4 | BLEU-4 | exact | attention acc. | novel BLEU-4 | BLEU-4 - control (per seed) |")
 print("|---|---|---|---|---|---|---|---|")
 def ms(v, scale=1.0, pct=False):
     v = [x * scale for x in v]
