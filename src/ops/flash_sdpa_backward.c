@@ -155,7 +155,7 @@ FL_CLONES static void bwd_tile(const fl_geom *g, const fl_grads *gr, int64_t b, 
 FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h,
                               int64_t t0, int64_t nq, float *ws, const float *ktall,
                               const float *vtall, const float *kpall, float *dka, float *dva) {
-    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h;
+    const int64_t D = g->D, Dv = g->Dv, bh = b * g->H + h;
     const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 8);
     float *qs = ws, *dop = qs + QT * Dp;
     float *P = dop + QT * Dvp, *dS = P + QT * KT, *PT = dS + QT * KT;
@@ -200,32 +200,9 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
                 fl_k8x32(pb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
                 if (want_ds) fl_k8x32(db + c, KT, dop + rb * Dvp, Dvp, vb + c, KT, Dv, 0);
             }
-            for (int64_t r = rb; r < rb + 8; r++) {
-                float *pr = P + r * KT, *dr = dS + r * KT;
-                if (hi[r] <= k0 || lo[r] >= k0 + n || (bits && !bits[r])) {
-                    memset(pr, 0, sizeof(float) * KT);
-                    memset(dr, 0, sizeof(float) * KT);
-                    continue;
-                }
-                const int64_t t = t0 + r;
-                const float *brow = fl_bias_row(g, b, h, t);
-                if (brow || g->slopes || lo[r] > k0 || hi[r] < k0 + KT)
-                    attn__fl_mask_row(g, h, t, pr, n, k0, lo[r], hi[r], brow);
-                if (bits) attn__fl_apply_bits(pr, bits[r]);
-                const float *zr = NULL;
-                if (g->p > 0.0f) {
-                    attn__fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
-                    for (int64_t s = n; s < KT; s++) z[s] = 0.0f;
-                    zr = z;
-                }
-                fl_bwd_row512(pr, dr, fl_stat(gr->stats, bh * T + t), drow[r], zr, want_ds);
-                if (gr->dl) {
-                    const int64_t a = lo[r] - k0 > 0 ? lo[r] - k0 : 0;
-                    const int64_t e = hi[r] - k0 < n ? hi[r] - k0 : n;
-                    float *Lr = gr->dl + (bh * T + t) * S + k0;
-                    for (int64_t s = a; s < e; s++) Lr[s] = dr[s];
-                }
-            }
+            for (int64_t r = rb; r < rb + 8; r++)
+                fl_bwd_tile_row(g, gr, b, h, t0 + r, k0, n, lo[r], hi[r], bits != NULL,
+                                bits ? bits[r] : 0, P + r * KT, dS + r * KT, z, drow[r], want_ds);
             if (gr->dq) /* dQ += dS K (scaled at the end) */
                 for (int64_t c = 0; c < Dp; c += 32)
                     fl_k8x32(dq + rb * Dp + c, Dp, db + ka, KT, kpall + (k0 + ka) * Dp + c, Dp,

@@ -586,7 +586,7 @@ static void fl_bbwd_begin(const fl_geom *g, const fl_grads *gr, int64_t b, int64
 /* One query tile of the bf16 backward (see above). */
 FLBW static void bwd_tile_bf16(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h,
                                int64_t t0, int64_t nq, fl_bbuf *B, int amx) {
-    const int64_t T = g->T, S = g->S, bh = b * g->H + h, Sp = fl_sp(g);
+    const int64_t Sp = fl_sp(g);
     const int64_t Dp = up(g->D, 32), Dvp = up(g->Dv, 32), d2p = B->d2p, dv2 = B->dv2;
     const int want_ds = gr->dq || gr->dk || gr->dl;
     float *P = B->P, *dS = B->dS;
@@ -613,31 +613,9 @@ FLBW static void bwd_tile_bf16(const fl_geom *g, const fl_grads *gr, int64_t b, 
         if (want_ds) /* dP = dO V^T */
             fl_bprod(dS, KT, B->dop, dv2, B->vt + k0 * dv2, KT, QT, KT, dv2, 0, amx);
         for (int64_t r = 0; r < QT; r++) {
-            float *pr = P + r * KT, *dr = dS + r * KT;
-            if (hi[r] <= k0 || lo[r] >= k0 + n || (bits && !bits[r])) {
-                memset(pr, 0, sizeof(float) * KT);
-                memset(dr, 0, sizeof(float) * KT);
-                continue;
-            }
-            const int64_t t = t0 + r;
-            const float *brow = fl_bias_row(g, b, h, t);
-            if (brow || g->slopes || lo[r] > k0 || hi[r] < k0 + KT)
-                attn__fl_mask_row(g, h, t, pr, n, k0, lo[r], hi[r], brow);
-            if (bits) attn__fl_apply_bits(pr, bits[r]);
-            const float *zr = NULL;
-            if (g->p > 0.0f) {
-                attn__fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, B->z);
-                for (int64_t s = n; s < KT; s++) B->z[s] = 0.0f;
-                zr = B->z;
-            }
-            if (!want_ds) memset(dr, 0, sizeof(float) * KT);
-            fl_bwd_row512(pr, dr, fl_stat(gr->stats, bh * T + t), B->drow[r], zr, want_ds);
-            if (gr->dl) {
-                const int64_t a = lo[r] - k0 > 0 ? lo[r] - k0 : 0;
-                const int64_t e = hi[r] - k0 < n ? hi[r] - k0 : n;
-                float *Lr = gr->dl + (bh * T + t) * S + k0;
-                for (int64_t s = a; s < e; s++) Lr[s] = dr[s];
-            }
+            if (!want_ds) memset(dS + r * KT, 0, sizeof(float) * KT);
+            fl_bwd_tile_row(g, gr, b, h, t0 + r, k0, n, lo[r], hi[r], bits != NULL,
+                            bits ? bits[r] : 0, P + r * KT, dS + r * KT, B->z, B->drow[r], want_ds);
         }
         if (gr->dv) { /* dV^T += dO^T (P o Z) */
             fl_row_pairs(P, B->pb);

@@ -408,6 +408,41 @@ FL512_INLINE static void fl_bwd_row512(float *restrict pr, float *restrict dr, c
         _mm512_storeu_ps(pr + c, _mm512_mul_ps(p, zz));
     }
 }
+
+/* Row r of a backward tile (query t = t0 + r of batch-head bh, keys
+ * [k0, k0 + n)), shared by the f32 and bf16 tiles: on entry pr holds the
+ * scaled logits and dr = dP (when want_ds); on exit pr = P o Z and dr = dS,
+ * after the bias, ALiBi, window and key-length masks, the pattern's bits
+ * (rbits when has_bits) and dropout's keep mask (built in z); the logits'
+ * gradient is written when asked. A row no key of the tile reaches gets
+ * zeros in both. */
+FL512_INLINE static void fl_bwd_tile_row(const fl_geom *g, const fl_grads *gr, int64_t b, int64_t h,
+                                         int64_t t, int64_t k0, int64_t n, int64_t lo, int64_t hi,
+                                         int has_bits, uint64_t rbits, float *pr, float *dr,
+                                         float *z, float drow, int want_ds) {
+    const int64_t T = g->T, S = g->S, bh = b * g->H + h;
+    if (hi <= k0 || lo >= k0 + n || (has_bits && !rbits)) {
+        memset(pr, 0, sizeof(float) * KT);
+        memset(dr, 0, sizeof(float) * KT);
+        return;
+    }
+    const float *brow = fl_bias_row(g, b, h, t);
+    if (brow || g->slopes || lo > k0 || hi < k0 + KT) attn__fl_mask_row(g, h, t, pr, n, k0, lo, hi, brow);
+    if (has_bits) attn__fl_apply_bits(pr, rbits);
+    const float *zr = NULL;
+    if (g->p > 0.0f) {
+        attn__fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
+        for (int64_t s = n; s < KT; s++) z[s] = 0.0f;
+        zr = z;
+    }
+    fl_bwd_row512(pr, dr, fl_stat(gr->stats, bh * T + t), drow, zr, want_ds);
+    if (gr->dl) {
+        const int64_t a = lo - k0 > 0 ? lo - k0 : 0;
+        const int64_t e = hi - k0 < n ? hi - k0 : n;
+        float *Lr = gr->dl + (bh * T + t) * S + k0;
+        for (int64_t s = a; s < e; s++) Lr[s] = dr[s];
+    }
+}
 #endif
 
 #endif
