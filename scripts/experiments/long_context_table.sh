@@ -181,11 +181,13 @@ txl_sw=$(echo "$txl_speed" | sed -n 's/^test: \([0-9.]*\) bits.*/\1/p')
 mean_span=""
 has_row span512 && mean_span=$(awk -v x="$(endkey "$OUT/wiki-span512" mean_span)" 'BEGIN { printf "%.1f", x }')
 # the best TXL row on the KJV, beside the GPT
-best=txl-m64
+# (txl-m64 when no TXL row ran)
+best=""
 for row in txl-m64 txl-m192 txl-m512 span512 allatt allatt-l6 allatt-l8; do
     [ -n "${BPB[wiki-$row]:-}" ] || continue
-    awk -v a="${BPB[wiki-$row]}" -v b="${BPB[wiki-$best]}" 'BEGIN { exit !(a < b) }' && best=$row
+    if [ -z "$best" ] || awk -v a="${BPB[wiki-$row]}" -v b="${BPB[wiki-$best]}" 'BEGIN { exit !(a < b) }'; then best=$row; fi
 done
+[ -n "$best" ] || best=txl-m64
 if [ "$KJV" = 1 ]; then for row in gpt "$best"; do run_row kjv "$row" || true; done; fi
 t_total=$(( $(date +%s) - t_start ))
 
