@@ -197,7 +197,7 @@ table="$OUT/table.md"
     echo
     echo "Byte-level, held-out test bits/byte ($([ "$EVAL_BYTES" != 0 ] && echo "the first $EVAL_BYTES bytes of test.txt" || echo "the whole test.txt")). Same budget for"
     echo "every row: $STEPS steps of $BATCH x 64 bytes, threads $THREADS, seed 1, AdamW 1e-3 (cosine),"
-    echo "${MODEL[*]}; the whole script took $t_total s on $(nproc) CPU(s) ($(uname -m))."
+    echo "${MODEL[*]} (a row's own --layers overrides); the whole script took $t_total s on $(nproc) CPU(s) ($(uname -m))."
     echo
     echo "| corpus | model | parameters | test bits/byte | eval memory 64 | 256 | 512 | 1024 | 256 clamped | 512 clamped | 1024 clamped | train s | CPU s | ms/step |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
