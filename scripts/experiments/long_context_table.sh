@@ -15,16 +15,22 @@
 #   allatt     all-attention: no FFN, 516 persistent vectors per head (the
 #              FFN's parameters), segment 64, memory 64; the vectors in the
 #              published code's parametrization (--pers-scaled 1, the default)
+#   allatt-l6  all-attention, 6 layers, 236 persistent vectors per head
+#              (890,112 parameters: the TXL's count, deeper; not in the
+#              default ROWS)
+#   allatt-l8  all-attention, 8 layers, 97 persistent vectors per head
+#              (891,136 parameters; not in the default ROWS)
 # then on the KJV: gpt and the wiki TXL row with the best test bits/byte.
 #
 # Reported per row: parameters, training seconds (wall and the process's
 # CPU) and ms/step, held-out TEST bits/byte (the whole test.txt, read once
 # from the start: the TXL segment by segment with its memory, the GPT in
 # windows of 64 with stride 64), the TXL rows of memory 64 and 192 also with
-# evaluation memories 64, 256 and 512, and with 256 and 512 again with the
-# relative distances clamped to the largest one of training (--clamp-len
-# mem_len + 63: Transformer-XL's clamp_len; every farther key shares the
-# position row of that distance); the mean learned span and the span row's step time against txl-m512; the
+# evaluation memories 64, 256, 512 and 1024, and with the memories longer
+# than the training one again with the relative distances clamped to the
+# largest one of training (--clamp-len mem_len + 63: Transformer-XL's
+# clamp_len; every farther key shares the position row of that distance);
+# txl-m512 the same sweep; the mean learned span and the span row's step time against txl-m512; the
 # evaluation speed of the memory cache (txl-m64: every byte sees >= 64 bytes)
 # against the GPT's sliding window moved one byte at a time (every byte sees
 # exactly 64), both over the first SPEED_BYTES bytes of test.txt.
@@ -46,6 +52,8 @@
 # The 5,000-step rows of docs/long_context.md ("A longer budget"):
 #   STEPS=5000 ROWS="gpt txl-m64 txl-m192 allatt" KJV=0 OUT=runs/lc5k REUSE=1 \
 #     bash scripts/experiments/long_context_table.sh
+#   STEPS=5000 ROWS="txl-m512 allatt-l8 allatt-l6" KJV=0 OUT=runs/lc5k REUSE=1 \
+#     bash scripts/experiments/long_context_table.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS="${STEPS:-1000}"
@@ -61,10 +69,12 @@ MODEL=(--layers 4 --heads 4 --d-model 128)
 FFN=512
 GPT_FF=567    # the GPT's d_ff that gives the TXL's parameter count (890,844 vs 890,624)
 PERSIST=516   # persistent vectors per head replacing the FFN (891,136 parameters)
+DEEP6=(6 236) # layers and persistent vectors of allatt-l6 (890,112 parameters)
+DEEP8=(8 97)  # the same of allatt-l8 (891,136 parameters)
 if [ "${SMOKE:-0}" = 1 ]; then
     STEPS=3
     MODEL=(--layers 1 --heads 2 --d-model 32)
-    FFN=64; GPT_FF=80; PERSIST=8
+    FFN=64; GPT_FF=80; PERSIST=8; DEEP6=(2 4); DEEP8=(3 2)
     EVAL_BYTES=2048; SPEED_BYTES=512
     OUT="${OUT}-smoke"
 fi
@@ -83,9 +93,12 @@ declare -A ARGS=(
     [txl-m512]="--arch txl --segment 64 --mem-len 512 --d-inner $FFN"
     [span512]="--arch txl --segment 64 --mem-len 512 --d-inner $FFN --span 1 --span-max 512 --span-ramp 32 --span-penalty 2e-6"
     [allatt]="--arch txl --segment 64 --mem-len 64 --no-ffn --persistent $PERSIST"
+    [allatt-l6]="--arch txl --segment 64 --mem-len 64 --no-ffn --layers ${DEEP6[0]} --persistent ${DEEP6[1]}"
+    [allatt-l8]="--arch txl --segment 64 --mem-len 64 --no-ffn --layers ${DEEP8[0]} --persistent ${DEEP8[1]}"
 )
 
 # train CORPUS ROW: trains into $OUT/CORPUS-ROW (REUSE=1: keeps a finished run of STEPS steps).
+# The row's options come last, so that they override the common ones (--layers).
 train() {
     local corpus="$1" row="$2" dir="$OUT/$1-$2"
     if [ "$REUSE" = 1 ] && [ -f "$dir/model.safetensors" ] &&
@@ -94,7 +107,7 @@ train() {
         return 0
     fi
     # shellcheck disable=SC2086
-    "$ATTN" lm train --data "data/$corpus" --out "$dir" ${ARGS[$row]} "${COMMON[@]}" >"$dir.log" 2>&1 ||
+    "$ATTN" lm train --data "data/$corpus" --out "$dir" "${COMMON[@]}" ${ARGS[$row]} >"$dir.log" 2>&1 ||
         { echo "$corpus $row: training failed: $(tail -n 2 "$dir.log")" >&2; return 1; }
 }
 # evalrow DIR [options]: "bits bytes seconds params" of attn lm eval on test.txt
@@ -116,7 +129,7 @@ endkey() { # DIR KEY: a number of the run's "end" record
     grep '"event":"end"' "$1/train.jsonl" | tail -n 1 | sed -n "s/.*\"$2\":\([-0-9.e]*\).*/\1/p"
 }
 
-declare -A BPB PARAMS MS TRAIN CPU M64 M256 M512 C256 C512
+declare -A BPB PARAMS MS TRAIN CPU M64 M256 M512 M1024 C256 C512 C1024
 run_row() { # CORPUS ROW
     local corpus="$1" row="$2" dir="$OUT/$1-$2"
     echo "== $corpus $row: ${ARGS[$row]}" >&2
@@ -137,18 +150,22 @@ for row in $ROWS; do
     [ -n "${ARGS[$row]:-}" ] || { echo "unknown row '$row' (rows: ${!ARGS[*]})" >&2; exit 2; }
 done
 for row in $ROWS; do run_row wiki "$row" || true; done
-# evaluation memory sweep of the fixed-memory TXL rows; then 256 and 512 with the
-# distances clamped to the largest of training (mem_len + segment - 1)
-for row in txl-m64 txl-m192; do
-    has_row "$row" || continue
-    clamp=$(( ${row#txl-m} + 63 ))
-    for m in 64 256 512; do
-        r=$(evalrow "$OUT/wiki-$row" --mem-len "$m" || true)
-        case $m in 64) M64[$row]=${r%% *} ;; 256) M256[$row]=${r%% *} ;; 512) M512[$row]=${r%% *} ;; esac
+# evaluation memory sweep of the fixed-memory TXL rows (the training memory
+# itself is the row's test figure); then the memories longer than the
+# training one with the distances clamped to the largest of training
+# (mem_len + segment - 1)
+for row in txl-m64 txl-m192 txl-m512; do
+    has_row "$row" && [ -n "${BPB[wiki-$row]:-}" ] || continue
+    trained=${row#txl-m}
+    clamp=$(( trained + 63 ))
+    for m in 64 256 512 1024; do
+        if [ "$m" = "$trained" ]; then r=${BPB[wiki-$row]}; else r=$(evalrow "$OUT/wiki-$row" --mem-len "$m" || true); fi
+        case $m in 64) M64[$row]=${r%% *} ;; 256) M256[$row]=${r%% *} ;; 512) M512[$row]=${r%% *} ;; 1024) M1024[$row]=${r%% *} ;; esac
     done
-    for m in 256 512; do
+    for m in 256 512 1024; do
+        [ "$m" -gt "$trained" ] || continue
         r=$(evalrow "$OUT/wiki-$row" --mem-len "$m" --clamp-len "$clamp" || true)
-        case $m in 256) C256[$row]=${r%% *} ;; 512) C512[$row]=${r%% *} ;; esac
+        case $m in 256) C256[$row]=${r%% *} ;; 512) C512[$row]=${r%% *} ;; 1024) C1024[$row]=${r%% *} ;; esac
     done
 done
 # evaluation speed: the memory cache against the GPT's sliding window
@@ -164,11 +181,13 @@ txl_sw=$(echo "$txl_speed" | sed -n 's/^test: \([0-9.]*\) bits.*/\1/p')
 mean_span=""
 has_row span512 && mean_span=$(awk -v x="$(endkey "$OUT/wiki-span512" mean_span)" 'BEGIN { printf "%.1f", x }')
 # the best TXL row on the KJV, beside the GPT
-best=txl-m64
-for row in txl-m64 txl-m192 txl-m512 span512 allatt; do
+# (txl-m64 when no TXL row ran)
+best=""
+for row in txl-m64 txl-m192 txl-m512 span512 allatt allatt-l6 allatt-l8; do
     [ -n "${BPB[wiki-$row]:-}" ] || continue
-    awk -v a="${BPB[wiki-$row]}" -v b="${BPB[wiki-$best]}" 'BEGIN { exit !(a < b) }' && best=$row
+    if [ -z "$best" ] || awk -v a="${BPB[wiki-$row]}" -v b="${BPB[wiki-$best]}" 'BEGIN { exit !(a < b) }'; then best=$row; fi
 done
+[ -n "$best" ] || best=txl-m64
 if [ "$KJV" = 1 ]; then for row in gpt "$best"; do run_row kjv "$row" || true; done; fi
 t_total=$(( $(date +%s) - t_start ))
 
@@ -178,21 +197,22 @@ table="$OUT/table.md"
     echo
     echo "Byte-level, held-out test bits/byte ($([ "$EVAL_BYTES" != 0 ] && echo "the first $EVAL_BYTES bytes of test.txt" || echo "the whole test.txt")). Same budget for"
     echo "every row: $STEPS steps of $BATCH x 64 bytes, threads $THREADS, seed 1, AdamW 1e-3 (cosine),"
-    echo "${MODEL[*]}; the whole script took $t_total s on $(nproc) CPU(s) ($(uname -m))."
+    echo "${MODEL[*]} (a row's own --layers overrides); the whole script took $t_total s on $(nproc) CPU(s) ($(uname -m))."
     echo
-    echo "| corpus | model | parameters | test bits/byte | eval memory 64 | 256 | 512 | 256 clamped | 512 clamped | train s | CPU s | ms/step |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| corpus | model | parameters | test bits/byte | eval memory 64 | 256 | 512 | 1024 | 256 clamped | 512 clamped | 1024 clamped | train s | CPU s | ms/step |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     keys=()
     for row in $ROWS; do keys+=("wiki-$row"); done
     [ "$KJV" = 1 ] && keys+=(kjv-gpt "kjv-$best")
     for key in "${keys[@]}"; do
         row=${key#*-}
         corpus=${key%%-*}
-        m64=""; m256=""; m512=""; c256=""; c512=""
+        m64=""; m256=""; m512=""; m1024=""; c256=""; c512=""; c1024=""
         if [ "$corpus" = wiki ] && [ -n "${M64[$row]:-}" ]; then
-            m64=${M64[$row]}; m256=${M256[$row]}; m512=${M512[$row]}; c256=${C256[$row]}; c512=${C512[$row]}
+            m64=${M64[$row]}; m256=${M256[$row]}; m512=${M512[$row]}; m1024=${M1024[$row]}
+            c256=${C256[$row]:-}; c512=${C512[$row]:-}; c1024=${C1024[$row]:-}
         fi
-        echo "| $corpus | $row: ${ARGS[$row]} | ${PARAMS[$key]:-} | ${BPB[$key]:-failed} | $m64 | $m256 | $m512 | $c256 | $c512 | ${TRAIN[$key]:-} | ${CPU[$key]:-} | ${MS[$key]:-} |"
+        echo "| $corpus | $row: ${ARGS[$row]} | ${PARAMS[$key]:-} | ${BPB[$key]:-failed} | $m64 | $m256 | $m512 | $m1024 | $c256 | $c512 | $c1024 | ${TRAIN[$key]:-} | ${CPU[$key]:-} | ${MS[$key]:-} |"
     done
     echo
     has_row gpt && has_row txl-m64 &&
@@ -202,8 +222,11 @@ table="$OUT/table.md"
     echo "- Adaptive span vs the fixed 512 span: $(awk -v a="${BPB[wiki-span512]:-nan}" -v b="${BPB[wiki-txl-m512]:-nan}" 'BEGIN { printf "%+.4f", a - b }') bits/byte" \
          "(target within 0.02); mean learned span $mean_span of 512 ($(awk -v s="${mean_span:-nan}" 'BEGIN { printf "%.1f", 100 * s / 512 }')%, target <= 25%);" \
          "step time ${MS[wiki-span512]:-} ms vs ${MS[wiki-txl-m512]:-} ms ($(awk -v a="${MS[wiki-span512]:-nan}" -v b="${MS[wiki-txl-m512]:-nan}" 'BEGIN { printf "%.0f", 100 * (1 - a / b) }')% saved)."
-    has_row allatt && has_row txl-m64 &&
-    echo "- All-attention vs the standard block (memory 64): $(awk -v a="${BPB[wiki-allatt]:-nan}" -v b="${BPB[wiki-txl-m64]:-nan}" 'BEGIN { printf "%+.4f", a - b }') bits/byte (target within 0.03)."
+    for row in allatt allatt-l6 allatt-l8; do
+        if has_row "$row" && has_row txl-m64; then
+            echo "- All-attention ($row) vs the standard block (memory 64): $(awk -v a="${BPB[wiki-$row]:-nan}" -v b="${BPB[wiki-txl-m64]:-nan}" 'BEGIN { printf "%+.4f", a - b }') bits/byte (target within 0.03)."
+        fi
+    done
     [ -n "$gpt_speed" ] &&
     echo "- Evaluation speed over the first $SPEED_BYTES test bytes: TXL memory cache (segment 64, memory 64)" \
          "$txl_bps bytes/s ($txl_sw bits/byte) vs GPT sliding window stride 1 (context 64) $gpt_bps bytes/s" \
