@@ -1014,8 +1014,11 @@ static void test_packed_bf16(void) {
                     diff = fmax(diff, fabs((double)res[1][2][i] - res[2][2][i]));
                     big = fmax(big, fabs((double)res[2][2][i]));
                 }
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+                /* where the bf16 kernels exist (flash_sdpa_internal.h: not in a
+                 * build without clones, such as CI's AVX2 build) */
                 const int bf16_cpu = __builtin_cpu_supports("avx512bf16") &&
+                                     __builtin_cpu_supports("avx512bw") &&
                                      !(attn_ctx_kernel_flags(ctx) & ATTN_KERNELS_PORTABLE);
 #else
                 const int bf16_cpu = 0;
