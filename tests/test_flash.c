@@ -644,6 +644,19 @@ static void prop_inputs_free(prop_inputs *in) {
     for (int i = 0; i < 3; i++) free(in->clean[i]);
 }
 
+/* bst = the element strides of the bias broadcast to [B,H,T,S] (0 along
+ * its size-1 dimensions); all 0 without a bias (want 0). */
+static void bias_strides(const prop_inputs *in, const void *want, int64_t bst[4]) {
+    for (int i = 0; i < 4; i++) bst[i] = 0;
+    if (!want) return;
+    int64_t st = 1;
+    for (int j = in->nd[3] - 1; j >= 0; j--) {
+        const int dim = 4 - in->nd[3] + j;
+        bst[dim] = in->sh[3][j] == 1 ? 0 : st;
+        st *= in->sh[3][j];
+    }
+}
+
 static int prop_make(const prop_case *c, attn_rng *rng, prop_inputs *in) {
     memset(in, 0, sizeof *in);
     const int64_t shp[3][4] = {{c->B, c->H, c->T, c->D},
@@ -759,15 +772,8 @@ static void prop_grad_bounds(const prop_case *c, const prop_inputs *in, const fr
         if (!bound[i]) return;
     }
     const float *Q = in->x[0], *K = in->clean[1], *V = in->clean[2];
-    int64_t bst[4] = {0, 0, 0, 0};
-    if (bound[3]) { /* strides of the bias broadcast to [B,H,T,S] */
-        int64_t st = 1;
-        for (int j = in->nd[3] - 1; j >= 0; j--) {
-            const int dim = 4 - in->nd[3] + j;
-            bst[dim] = in->sh[3][j] == 1 ? 0 : st;
-            st *= in->sh[3][j];
-        }
-    }
+    int64_t bst[4];
+    bias_strides(in, bound[3], bst);
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t t = 0; t < T; t++) {
@@ -857,15 +863,8 @@ static void bf16_bwd_bounds(const prop_case *c, const prop_inputs *in, const fre
         return;
     }
     const float *Q = in->x[0], *K = in->clean[1], *V = in->clean[2];
-    int64_t bst[4] = {0, 0, 0, 0};
-    if (bound[3]) {
-        int64_t st = 1;
-        for (int j = in->nd[3] - 1; j >= 0; j--) {
-            const int dim = 4 - in->nd[3] + j;
-            bst[dim] = in->sh[3][j] == 1 ? 0 : st;
-            st *= in->sh[3][j];
-        }
-    }
+    int64_t bst[4];
+    bias_strides(in, bound[3], bst);
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t t = 0; t < T; t++) {

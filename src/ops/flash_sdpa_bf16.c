@@ -233,22 +233,6 @@ typedef struct fl_tilecfg {
     uint8_t rows[16];
 } fl_tilecfg;
 
-/* 1 when the CPU has AMX-BF16 and Linux lets this process use the tiles. */
-static int fl_amx_usable(void) {
-    static _Atomic int state = -1; /* asked once; racing first calls ask twice, harmlessly */
-    const int known = state;
-    if (known >= 0) return known;
-    unsigned a, b, c, d;
-    int ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 22 & 1u) && (d >> 24 & 1u);
-#if defined(__linux__) && defined(SYS_arch_prctl)
-    if (ok) ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
-#else
-    ok = 0;
-#endif
-    state = ok;
-    return ok;
-}
-
 static inline int64_t fl_d2a(const fl_geom *g) { return up(fl_d2(g), 16); }
 
 static int64_t fwd_amx_tiles(const fl_geom *g) {
@@ -363,7 +347,7 @@ attn_status attn__fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, f
     const double work = 2.0 * (double)g->B * g->H * g->T * g->S * (double)(g->D + g->Dv);
     int nt = attn__threads_for(ctx, work);
     if (nt > items) nt = (int)items;
-    const int amx = fl_amx_usable() && !(ctx->kernel_flags & ATTN_KERNELS_NO_AMX);
+    const int amx = attn__amx_usable() && !(ctx->kernel_flags & ATTN_KERNELS_NO_AMX);
     const int64_t per = amx ? fwd_amx_scratch(g) : fwd_bf16_scratch(g), Sp = fl_sp(g);
     const int64_t d2p = amx ? fl_d2a(g) : fl_d2(g), tiles = amx ? fwd_amx_tiles(g) : fwd_bf16_tiles(g);
     float *ws = attn__fl_scratch(ctx, nt, per, "flash_sdpa forward (bf16 tiles, k, v)");
@@ -662,7 +646,7 @@ attn_status attn__fl_backward_bf16(attn_ctx *ctx, const fl_geom *g, const fl_gra
     const int64_t ntile = (g->T + QT - 1) / QT, tiles_u = g->G * ntile, Sp = fl_sp(g);
     int64_t split, items;
     const int nt = fl_bwd_split(ctx, g, &split, &items);
-    const int amx = fl_amx_usable() && !(ctx->kernel_flags & ATTN_KERNELS_NO_AMX);
+    const int amx = attn__amx_usable() && !(ctx->kernel_flags & ATTN_KERNELS_NO_AMX);
     const int64_t d2p = amx ? fl_d2a(g) : fl_d2(g), accsz = bwd_bf16_acc(g);
     const int64_t tiles = bwd_bf16_tiles(g, d2p);
     const int64_t per = tiles + bwd_bf16_staged(g, d2p) + (split > 1 ? 0 : accsz);
