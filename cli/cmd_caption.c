@@ -17,7 +17,10 @@
  * configuration (caption.*) and the run's settings (run.*: the encoder's
  * path and stage, the data, the scene counts and seeds)), train.jsonl and
  * loss.svg.
- */
+ *
+ * The files of the command: this one (the run's settings, train, eval,
+ * describe), caption_scenes.c (encoder, scenes, metrics) and
+ * caption_picture.c (the attention pictures); caption_cmd.h between them. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +32,7 @@
 #include "attn/attn.h"
 #include "attn/cnn.h"
 #include "attn/png.h"
+#include "caption_cmd.h"
 #include "commands.h"
 #include "train_dist.h"
 #include "train_driver.h"
@@ -37,550 +41,7 @@
 #define CLIP_NORM 5.0f
 #define TEST_SEED 2015u  /* the test scenes: the same for every model */
 #define VALID_SEED 7u    /* the validation scenes */
-#define MAX_LEN (ATTN_SCENE_MAX_WORDS + 1)
 
-static double now_s(void) { return attn_monotonic_s(); }
-
-/* ---- the encoder and the annotations ------------------------------------------------ */
-
-typedef struct encoder {
-    attn_params *ps;
-    attn_cnn *cnn;
-    int stage;
-    char path[1024];
-} encoder;
-
-static void encoder_free(encoder *e) {
-    attn_cnn_free(e->cnn);
-    attn_params_free(e->ps);
-    memset(e, 0, sizeof *e);
-}
-
-/* The side of the map after `stage` for a 56x56 canvas. */
-static int stage_side(const attn_cnn_config *c, int stage) {
-    int s = ATTN_SCENE_SIDE;
-    for (int i = 0; i <= stage && i < c->n_stages - 1; i++) s /= 2;
-    return s;
-}
-
-/* Loads the CNN (a file, or a directory holding model.safetensors) frozen;
- * stage < 0 picks the first stage whose map is 14x14. 0 or 1 (printed). */
-static int encoder_load(const char *prog, const char *path, int stage, encoder *e) {
-    memset(e, 0, sizeof *e);
-    snprintf(e->path, sizeof e->path, "%s", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(e->path, sizeof e->path, "%s/model.safetensors", path);
-        f = fopen(e->path, "rb");
-    }
-    if (!f) {
-        fprintf(stderr, "%s: cannot open the encoder %s (a CNN of attn vision train: its model.safetensors "
-                        "or its directory): %s\n", prog, path, strerror(errno));
-        return 1;
-    }
-    fclose(f);
-    if (attn_params_new(&e->ps) != ATTN_OK || attn_cnn_load(e->path, e->ps, &e->cnn) != ATTN_OK) {
-        fprintf(stderr, "%s: cannot load the encoder %s: %s\n", prog, e->path, attn_last_error());
-        encoder_free(e);
-        return 1;
-    }
-    for (int i = 0; i < attn_params_count(e->ps); i++) attn_params_at(e->ps, i)->requires_grad = 0;
-    const attn_cnn_config *c = &e->cnn->cfg;
-    if (c->in_channels != 1) {
-        fprintf(stderr, "%s: the encoder %s takes %lld input channels; scenes are grey (1)\n", prog, e->path,
-                (long long)c->in_channels);
-        encoder_free(e);
-        return 1;
-    }
-    if (stage < 0)
-        for (int s = 0; s < c->n_stages && stage < 0; s++)
-            if (stage_side(c, s) == 14) stage = s;
-    if (stage < 0 || stage >= c->n_stages || stage_side(c, stage) < 2 || stage_side(c, stage) % 2) {
-        fprintf(stderr, "%s: the encoder %s has no stage with an even map of at least 2x2 for 56x56 canvases "
-                        "(stage %d; give --encoder-stage)\n", prog, e->path, stage);
-        encoder_free(e);
-        return 1;
-    }
-    e->stage = stage;
-    return 0;
-}
-
-/* The CNN's features say what is at a location, not where it is (a
- * convolution is translation-equivariant), and the captions name positions:
- * each annotation vector gets the location's coordinates x, y in (-1, 1)
- * as two more channels (as CoordConv does). docs/caption.md, "Decisions". */
-#define POS_CHANNELS 2
-/* The coordinates run over (-POS_SCALE, POS_SCALE): the score must turn them
- * into a step at the cells' boundary (x = 0), which takes a large weight
- * from an initial 1/sqrt(D); the scale lets Adam's bounded steps get there
- * about POS_SCALE times sooner. */
-#define POS_SCALE 4.f
-
-/* Annotations of scenes: out [n, L, D] floats (malloc'ed), D = C + 2. */
-static int annotate(const char *prog, attn_ctx *ctx, const encoder *e, const uint8_t *pixels, int64_t n,
-                    float **out, int64_t *L_out, int64_t *D_out) {
-    const int side = stage_side(&e->cnn->cfg, e->stage);
-    const int64_t L = (int64_t)side * side, C = e->cnn->cfg.widths[e->stage], D = C + POS_CHANNELS,
-                  P = ATTN_SCENE_SIDE * ATTN_SCENE_SIDE;
-    float *a = malloc((size_t)(n * L * D) * sizeof *a);
-    float *x = malloc((size_t)(64 * P) * sizeof *x);
-    if (!a || !x) {
-        free(a);
-        free(x);
-        fprintf(stderr, "%s: out of memory for %lld annotation sets of %lld x %lld\n", prog, (long long)n,
-                (long long)L, (long long)D);
-        return 1;
-    }
-    const int grad = attn_ctx_grad_enabled(ctx), training = attn_ctx_training(ctx);
-    attn_ctx_set_grad_enabled(ctx, 0);
-    attn_ctx_set_training(ctx, 0);
-    int rc = 0;
-    for (int64_t s = 0; s < n && !rc; s += 64) {
-        const int64_t b = n - s < 64 ? n - s : 64;
-        for (int64_t i = 0; i < b * P; i++) x[i] = (float)pixels[s * P + i] / 255.f;
-        attn_ctx_reset(ctx);
-        attn_tensor *xt = attn_tensor_from(ctx, ATTN_F32, 4, (int64_t[]){b, 1, ATTN_SCENE_SIDE, ATTN_SCENE_SIDE}, x);
-        attn_tensor *fm = attn_cnn_features(ctx, e->cnn, xt, e->stage, NULL);
-        if (!fm || fm->shape[1] != C || fm->shape[2] * fm->shape[3] != L) {
-            fprintf(stderr, "%s: the encoder failed: %s\n", prog, attn_ctx_error(ctx));
-            rc = 1;
-            break;
-        }
-        attn_tensor *fc = attn_contiguous(ctx, fm);
-        const float *f = attn_f32(fc);
-        for (int64_t i = 0; i < b; i++) { /* [C, L] -> [L, C], then the location's (x, y) */
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t l = 0; l < L; l++) a[((s + i) * L + l) * D + c] = f[(i * C + c) * L + l];
-            for (int64_t l = 0; l < L; l++) {
-                a[((s + i) * L + l) * D + C] = POS_SCALE * ((float)(2 * (l % side) + 1) / (float)side - 1.f);
-                a[((s + i) * L + l) * D + C + 1] = POS_SCALE * ((float)(2 * (l / side) + 1) / (float)side - 1.f);
-            }
-        }
-    }
-    attn_ctx_reset(ctx);
-    attn_ctx_set_grad_enabled(ctx, grad);
-    attn_ctx_set_training(ctx, training);
-    free(x);
-    if (rc) {
-        free(a);
-        return 1;
-    }
-    *out = a;
-    *L_out = L;
-    *D_out = D;
-    return 0;
-}
-
-/* ---- scenes --------------------------------------------------------------------------- */
-
-typedef struct scene_set {
-    attn_scenes s;
-    float *annot; /* [n, L, D] */
-    int64_t L, D;
-} scene_set;
-
-static void scene_set_free(scene_set *s) {
-    attn_scenes_free(&s->s);
-    free(s->annot);
-    memset(s, 0, sizeof *s);
-}
-
-static int load_split(const char *prog, const char *dir, int test, attn_idx *im, attn_idx *lb) {
-    char p1[4096], p2[4096];
-    snprintf(p1, sizeof p1, "%s/%s-images-idx3-ubyte", dir, test ? "t10k" : "train");
-    snprintf(p2, sizeof p2, "%s/%s-labels-idx1-ubyte", dir, test ? "t10k" : "train");
-    if (attn_idx_load(p1, im) != ATTN_OK || attn_idx_load(p2, lb) != ATTN_OK) {
-        fprintf(stderr, "%s: cannot read Fashion-MNIST: %s (bash scripts/setup.sh installs it)\n", prog,
-                attn_last_error());
-        attn_idx_free(im);
-        return 1;
-    }
-    return 0;
-}
-
-/* The annotation cache (--cache DIR): the annotations of a scene set in a
- * file named by a hash of the encoder file (path, size, modification time),
- * its stage, the data directory, the split, the count, the seed and the
- * position channels, so that runs over the same scenes and encoder encode
- * them once. Format: "ATNC", u32 version 1, i64 n, L, D, then n L D floats
- * (host order); anything else is ignored and rewritten. */
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
-static void cache_name(char *buf, size_t cap, const char *dir, const encoder *e, const char *data,
-                       attn_scene_split split, int64_t n, uint64_t seed) {
-    struct stat sb;
-    memset(&sb, 0, sizeof sb);
-    stat(e->path, &sb);
-    uint64_t h = 1469598103934665603ull;
-    const long long v[6] = {(long long)sb.st_size, (long long)sb.st_mtime, e->stage, (long long)split, n,
-                            (long long)seed};
-    h = fnv(h, e->path, strlen(e->path));
-    h = fnv(h, data, strlen(data));
-    h = fnv(h, v, sizeof v);
-    const float ps = POS_SCALE;
-    h = fnv(h, &ps, sizeof ps);
-    snprintf(buf, cap, "%s/annot-%016llx.bin", dir, (unsigned long long)h);
-}
-
-static int cache_read(const char *path, int64_t n, scene_set *out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    char magic[4];
-    uint32_t ver = 0;
-    int64_t hdr[3];
-    int rc = -1;
-    if (fread(magic, 1, 4, f) == 4 && !memcmp(magic, "ATNC", 4) && fread(&ver, 4, 1, f) == 1 && ver == 1 &&
-        fread(hdr, 8, 3, f) == 3 && hdr[0] == n && hdr[1] >= 1 && hdr[1] <= 4096 && hdr[2] >= 1 && hdr[2] <= 8192) {
-        const size_t cnt = (size_t)(hdr[0] * hdr[1] * hdr[2]);
-        float *a = malloc(cnt * sizeof *a);
-        if (a && fread(a, sizeof *a, cnt, f) == cnt && fgetc(f) == EOF) {
-            out->annot = a;
-            out->L = hdr[1];
-            out->D = hdr[2];
-            rc = 0;
-        } else {
-            free(a);
-        }
-    }
-    fclose(f);
-    return rc;
-}
-
-static void cache_write(const char *prog, const char *path, const scene_set *s) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    const int64_t hdr[3] = {s->s.n, s->L, s->D};
-    const uint32_t ver = 1;
-    const size_t cnt = (size_t)(s->s.n * s->L * s->D);
-    int ok = f && fwrite("ATNC", 1, 4, f) == 4 && fwrite(&ver, 4, 1, f) == 1 && fwrite(hdr, 8, 3, f) == 3 &&
-             fwrite(s->annot, sizeof(float), cnt, f) == cnt;
-    if (f && fclose(f) != 0) ok = 0;
-    if (ok && rename(tmp, path) == 0) return;
-    remove(tmp);
-    fprintf(stderr, "%s: warning: cannot write the annotation cache %s\n", prog, path);
-}
-
-/* Makes n scenes of a split and their annotations (from the cache when
- * cache_dir holds them). */
-static int make_set(const char *prog, attn_ctx *ctx, const encoder *e, const char *data, attn_scene_split split,
-                    int64_t n, uint64_t seed, const char *cache_dir, scene_set *out) {
-    memset(out, 0, sizeof *out);
-    attn_idx im, lb;
-    if (load_split(prog, data, split == ATTN_SCENES_TEST, &im, &lb)) return 1;
-    const attn_status st = attn_scenes_make(&im, &lb, split, n, seed, &out->s);
-    attn_idx_free(&im);
-    attn_idx_free(&lb);
-    if (st != ATTN_OK) {
-        fprintf(stderr, "%s: cannot make the scenes: %s\n", prog, attn_last_error());
-        return 1;
-    }
-    char cpath[4096];
-    if (cache_dir) {
-        cache_name(cpath, sizeof cpath, cache_dir, e, data, split, n, seed);
-        if (cache_read(cpath, n, out) == 0) return 0;
-    }
-    if (annotate(prog, ctx, e, out->s.pixels, n, &out->annot, &out->L, &out->D)) {
-        scene_set_free(out);
-        return 1;
-    }
-    if (cache_dir) {
-        if (cli_make_dir(cache_dir) == 0) cache_write(prog, cpath, out);
-        else fprintf(stderr, "%s: warning: cannot create the cache directory %s\n", prog, cache_dir);
-    }
-    return 0;
-}
-
-/* Tokens of scenes idx[0..B): [B, T + 1] (BOS words EOS PAD..); returns T + 1. */
-static int64_t batch_tokens(const scene_set *s, const int64_t *idx, int64_t B, int32_t *tok) {
-    int32_t w[ATTN_SCENE_MAX_WORDS];
-    int64_t T1 = 0;
-    for (int64_t b = 0; b < B; b++) {
-        const int n = attn_scene_caption(&s->s.scenes[idx[b]], w, NULL);
-        T1 = n + 2 > T1 ? n + 2 : T1;
-    }
-    for (int64_t b = 0; b < B; b++) {
-        const int n = attn_scene_caption(&s->s.scenes[idx[b]], w, NULL);
-        int32_t *row = tok + b * T1;
-        row[0] = ATTN_CAPTION_BOS_ID;
-        for (int i = 0; i < n; i++) row[1 + i] = w[i];
-        row[n + 1] = ATTN_CAPTION_EOS_ID;
-        for (int64_t i = n + 2; i < T1; i++) row[i] = ATTN_CAPTION_PAD_ID;
-    }
-    return T1;
-}
-
-static attn_tensor *batch_annot(attn_ctx *ctx, const scene_set *s, const int64_t *idx, int64_t B) {
-    attn_tensor *a = attn_tensor_new(ctx, ATTN_F32, 3, (int64_t[]){B, s->L, s->D});
-    if (!a) return NULL;
-    const size_t one = (size_t)(s->L * s->D);
-    for (int64_t b = 0; b < B; b++) memcpy(attn_f32(a) + b * (int64_t)one, s->annot + idx[b] * (int64_t)one, one * sizeof(float));
-    return a;
-}
-
-/* ---- evaluation ------------------------------------------------------------------------- */
-
-typedef struct eval_out {
-    double bleu, exact, att_acc, loss;
-    double bleu_novel, exact_novel, att_acc_novel;
-    int64_t n, n_novel, att_words, att_words_novel;
-    double seconds;
-} eval_out;
-
-/* The cell of location l on a side x side grid. */
-static int loc_cell(int64_t l, int side) {
-    const int r = (int)(l / side), c = (int)(l % side);
-    return (r * 2 / side) * 2 + c * 2 / side;
-}
-
-/* BLEU-4 and exact match of greedy captions; attention accuracy and loss
- * teacher-forced on the reference captions; the same on the novel scenes.
- * max_n > 0 evaluates the first max_n scenes only. */
-static int evaluate(const char *prog, attn_ctx *ctx, attn_caption *m, const scene_set *s, int64_t max_n,
-                    attn_caption_decode decode, eval_out *o) {
-    memset(o, 0, sizeof *o);
-    const double t0 = now_s();
-    const int64_t n = max_n > 0 && max_n < s->s.n ? max_n : s->s.n, B = 50, L = s->L;
-    const int side = (int)lround(sqrt((double)L));
-    const int grad = attn_ctx_grad_enabled(ctx);
-    attn_eval all, nov;
-    attn_eval_init(&all);
-    attn_eval_init(&nov);
-    int64_t idx[50], hits = 0, hits_novel = 0;
-    int32_t ids[50 * MAX_LEN], tok[50 * (ATTN_SCENE_MAX_WORDS + 2)];
-    double nats = 0.0;
-    int64_t ntok = 0;
-    int rc = 0;
-    for (int64_t s0 = 0; s0 < n && !rc; s0 += B) {
-        const int64_t b = n - s0 < B ? n - s0 : B;
-        for (int64_t i = 0; i < b; i++) idx[i] = s0 + i;
-        attn_ctx_reset(ctx);
-        attn_ctx_set_grad_enabled(ctx, 0);
-        attn_tensor *a = batch_annot(ctx, s, idx, b);
-        if (!a || attn_caption_greedy_decode(ctx, m, a, MAX_LEN, decode, ids, NULL, NULL) != ATTN_OK) {
-            rc = 1;
-            break;
-        }
-        for (int64_t i = 0; i < b; i++) {
-            char hyp[512], ref[512];
-            int32_t w[ATTN_SCENE_MAX_WORDS];
-            const int nw = attn_scene_caption(&s->s.scenes[s0 + i], w, NULL);
-            attn_caption_text(ids + i * MAX_LEN, MAX_LEN, hyp, sizeof hyp);
-            attn_caption_text(w, nw, ref, sizeof ref);
-            if (attn_eval_add(&all, hyp, ref) != ATTN_OK) rc = 1;
-            if (attn_scene_is_novel(&s->s.scenes[s0 + i]) && attn_eval_add(&nov, hyp, ref) != ATTN_OK) rc = 1;
-        }
-        /* teacher-forced: loss, and the attention of every reference class word */
-        attn_ctx_reset(ctx);
-        a = batch_annot(ctx, s, idx, b);
-        const int64_t T1 = batch_tokens(s, idx, b, tok);
-        attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 2, (int64_t[]){b, T1}, tok);
-        attn_caption_loss_out lo;
-        /* HARD: the context of the decoding: expected (every row flagged) or argmax */
-        uint8_t expected[50];
-        int32_t *zeros = calloc((size_t)(b * T1), sizeof *zeros);
-        const int argmax = decode == ATTN_CAPTION_DECODE_ARGMAX;
-        for (int64_t i = 0; i < b; i++) expected[i] = !argmax;
-        const attn_caption_draws d = {zeros, expected, argmax};
-        const attn_status st = attn_caption_loss(ctx, m, a, tt, m->cfg.mode == ATTN_CAPTION_HARD ? &d : NULL, &lo);
-        free(zeros);
-        if (st != ATTN_OK || !a) {
-            rc = 1;
-            break;
-        }
-        nats += lo.ce * (double)lo.tokens;
-        ntok += lo.tokens;
-        if (lo.alphas) {
-            const float *al = attn_f32(lo.alphas);
-            const int64_t T = T1 - 1;
-            for (int64_t i = 0; i < b; i++) {
-                int32_t w[ATTN_SCENE_MAX_WORDS];
-                int cell_of[ATTN_SCENE_MAX_WORDS];
-                const attn_scene *sc = &s->s.scenes[s0 + i];
-                const int nw = attn_scene_caption(sc, w, cell_of);
-                const int novel = attn_scene_is_novel(sc);
-                for (int t = 0; t < nw; t++) {
-                    if (cell_of[t] < 0) continue;
-                    const float *row = al + (i * T + t) * L; /* step t predicts word t */
-                    int64_t best = 0;
-                    for (int64_t l = 1; l < L; l++)
-                        if (row[l] > row[best]) best = l;
-                    const int ok = loc_cell(best, side) == cell_of[t];
-                    hits += ok;
-                    o->att_words++;
-                    if (novel) {
-                        hits_novel += ok;
-                        o->att_words_novel++;
-                    }
-                }
-            }
-        }
-    }
-    attn_ctx_reset(ctx);
-    attn_ctx_set_grad_enabled(ctx, grad);
-    if (rc) {
-        fprintf(stderr, "%s: evaluation failed: %s\n", prog, attn_ctx_status(ctx) ? attn_ctx_error(ctx) : attn_last_error());
-        return 1;
-    }
-    attn_bleu_score bs;
-    attn_eval_bleu(&all, &bs);
-    o->bleu = bs.score;
-    o->exact = attn_eval_exact_match(&all);
-    attn_eval_bleu(&nov, &bs);
-    o->bleu_novel = nov.n ? bs.score : NAN;
-    o->exact_novel = nov.n ? attn_eval_exact_match(&nov) : NAN;
-    o->n = all.n;
-    o->n_novel = nov.n;
-    o->att_acc = o->att_words ? (double)hits / (double)o->att_words : NAN;
-    o->att_acc_novel = o->att_words_novel ? (double)hits_novel / (double)o->att_words_novel : NAN;
-    o->loss = ntok ? nats / (double)ntok : NAN;
-    o->seconds = now_s() - t0;
-    return 0;
-}
-
-/* ---- pictures ------------------------------------------------------------------------- */
-
-/* A 5x7 font for the caption words: rows top to bottom, bit 4 the left column. */
-static const uint8_t *glyph(char ch) {
-    static const uint8_t lower[26][7] = {
-        {0x00, 0x00, 0x0E, 0x01, 0x0F, 0x11, 0x0F}, {0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x1E},
-        {0x00, 0x00, 0x0E, 0x10, 0x10, 0x11, 0x0E}, {0x01, 0x01, 0x0D, 0x13, 0x11, 0x11, 0x0F},
-        {0x00, 0x00, 0x0E, 0x11, 0x1F, 0x10, 0x0E}, {0x06, 0x09, 0x08, 0x1C, 0x08, 0x08, 0x08},
-        {0x00, 0x0F, 0x11, 0x11, 0x0F, 0x01, 0x0E}, {0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11},
-        {0x04, 0x00, 0x0C, 0x04, 0x04, 0x04, 0x0E}, {0x02, 0x00, 0x06, 0x02, 0x02, 0x12, 0x0C},
-        {0x10, 0x10, 0x12, 0x14, 0x18, 0x14, 0x12}, {0x0C, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E},
-        {0x00, 0x00, 0x1A, 0x15, 0x15, 0x11, 0x11}, {0x00, 0x00, 0x16, 0x19, 0x11, 0x11, 0x11},
-        {0x00, 0x00, 0x0E, 0x11, 0x11, 0x11, 0x0E}, {0x00, 0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10},
-        {0x00, 0x0F, 0x11, 0x11, 0x0F, 0x01, 0x01}, {0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10},
-        {0x00, 0x00, 0x0E, 0x10, 0x0E, 0x01, 0x1E}, {0x08, 0x08, 0x1C, 0x08, 0x08, 0x09, 0x06},
-        {0x00, 0x00, 0x11, 0x11, 0x11, 0x13, 0x0D}, {0x00, 0x00, 0x11, 0x11, 0x11, 0x0A, 0x04},
-        {0x00, 0x00, 0x11, 0x11, 0x15, 0x15, 0x0A}, {0x00, 0x00, 0x11, 0x0A, 0x04, 0x0A, 0x11},
-        {0x00, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x0E}, {0x00, 0x00, 0x1F, 0x02, 0x04, 0x08, 0x1F}};
-    static const uint8_t lt[7] = {0x02, 0x04, 0x08, 0x10, 0x08, 0x04, 0x02},
-                         gt[7] = {0x08, 0x04, 0x02, 0x01, 0x02, 0x04, 0x08},
-                         dash[7] = {0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00},
-                         colon[7] = {0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00},
-                         blank[7] = {0}, unknown[7] = {0x0E, 0x11, 0x01, 0x02, 0x04, 0x00, 0x04};
-    if (ch >= 'a' && ch <= 'z') return lower[ch - 'a'];
-    if (ch >= 'A' && ch <= 'Z') return lower[ch - 'A'];
-    switch (ch) {
-    case '<': return lt;
-    case '>': return gt;
-    case '-': return dash;
-    case ':': return colon;
-    case ' ': return blank;
-    default: return unknown;
-    }
-}
-
-typedef struct canvas {
-    uint8_t *px; /* RGB */
-    int w, h;
-} canvas;
-
-static void put_px(canvas *c, int x, int y, uint8_t r, uint8_t g, uint8_t b) {
-    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
-    uint8_t *p = c->px + ((size_t)y * (size_t)c->w + (size_t)x) * 3;
-    p[0] = r;
-    p[1] = g;
-    p[2] = b;
-}
-
-static void draw_text(canvas *c, int x, int y, const char *s, int scale) {
-    for (; *s; s++, x += 6 * scale) {
-        const uint8_t *gl = glyph(*s);
-        for (int r = 0; r < 7; r++)
-            for (int k = 0; k < 5; k++)
-                if (gl[r] & (0x10 >> k))
-                    for (int dy = 0; dy < scale; dy++)
-                        for (int dx = 0; dx < scale; dx++) put_px(c, x + k * scale + dx, y + r * scale + dy, 20, 20, 20);
-    }
-}
-
-#define PIC_SCALE 3
-#define PANEL (ATTN_SCENE_SIDE * PIC_SCALE)
-#define PANEL_GAP 6
-#define LABEL_H 20
-
-/* One panel at (x0, y0): the scene, and when alpha is given its map
- * (side x side, bilinear, scaled to its maximum) laid over it in red. */
-static void draw_panel(canvas *c, int x0, int y0, const uint8_t *img, const float *alpha, int side, const char *label) {
-    float mx = 0.f;
-    for (int i = 0; alpha && i < side * side; i++) mx = alpha[i] > mx ? alpha[i] : mx;
-    for (int y = 0; y < PANEL; y++)
-        for (int x = 0; x < PANEL; x++) {
-            const float g = img[(y / PIC_SCALE) * ATTN_SCENE_SIDE + x / PIC_SCALE];
-            float a = 0.f;
-            if (alpha && mx > 0.f) {
-                const float fy = ((float)y + 0.5f) * (float)side / PANEL - 0.5f, fx = ((float)x + 0.5f) * (float)side / PANEL - 0.5f;
-                int y1 = (int)floorf(fy), x1 = (int)floorf(fx);
-                const float wy = fy - (float)y1, wx = fx - (float)x1;
-                float v = 0.f;
-                for (int dy = 0; dy < 2; dy++)
-                    for (int dx = 0; dx < 2; dx++) {
-                        int yy = y1 + dy, xx = x1 + dx;
-                        yy = yy < 0 ? 0 : yy >= side ? side - 1 : yy;
-                        xx = xx < 0 ? 0 : xx >= side ? side - 1 : xx;
-                        v += alpha[yy * side + xx] * (dy ? wy : 1.f - wy) * (dx ? wx : 1.f - wx);
-                    }
-                a = v / mx;
-            }
-            const float base = alpha ? 0.55f * g : g;
-            float r = base + 255.f * a * 0.85f, gg = base + 40.f * a, b = base * (1.f - 0.5f * a);
-            r = r > 255.f ? 255.f : r;
-            gg = gg > 255.f ? 255.f : gg;
-            const int grid = x == PANEL / 2 || y == PANEL / 2; /* the 2x2 cells */
-            put_px(c, x0 + x, y0 + y, grid ? 60 : (uint8_t)r, grid ? 90 : (uint8_t)gg, grid ? 160 : (uint8_t)b);
-        }
-    draw_text(c, x0 + 2, y0 + PANEL + 3, label, 2);
-}
-
-/* The picture of one scene: a title (generated and reference captions),
- * then the scene and one panel per generated word. */
-static int write_picture(const char *prog, const char *path, const uint8_t *img, const int32_t *ids, const float *alphas,
-                         int64_t L, const char *ref) {
-    const int side = (int)lround(sqrt((double)L));
-    int nw = 0;
-    while (nw < MAX_LEN && ids[nw] != ATTN_CAPTION_PAD_ID) {
-        nw++;
-        if (ids[nw - 1] == ATTN_CAPTION_EOS_ID) break;
-    }
-    const int per_row = 6, panels = nw + 1, rows = (panels + per_row - 1) / per_row;
-    canvas c;
-    c.w = per_row * (PANEL + PANEL_GAP) + PANEL_GAP;
-    c.h = 40 + rows * (PANEL + LABEL_H + PANEL_GAP);
-    c.px = malloc((size_t)c.w * (size_t)c.h * 3);
-    if (!c.px) {
-        fprintf(stderr, "%s: out of memory for a picture\n", prog);
-        return 1;
-    }
-    memset(c.px, 255, (size_t)c.w * (size_t)c.h * 3);
-    char hyp[512], title[700];
-    attn_caption_text(ids, MAX_LEN, hyp, sizeof hyp);
-    snprintf(title, sizeof title, "generated: %s", hyp);
-    draw_text(&c, PANEL_GAP, 6, title, 1);
-    if (ref) {
-        snprintf(title, sizeof title, "reference: %s", ref);
-        draw_text(&c, PANEL_GAP, 20, title, 1);
-    }
-    for (int p = 0; p < panels; p++) {
-        const int x0 = PANEL_GAP + (p % per_row) * (PANEL + PANEL_GAP), y0 = 40 + (p / per_row) * (PANEL + LABEL_H + PANEL_GAP);
-        draw_panel(&c, x0, y0, img, p ? alphas + (int64_t)(p - 1) * L : NULL, side,
-                   p ? attn_caption_word(ids[p - 1]) : "image");
-    }
-    const attn_status st = attn_png_write(path, c.px, c.w, c.h, 3);
-    free(c.px);
-    if (st != ATTN_OK) {
-        fprintf(stderr, "%s: cannot write %s: %s\n", prog, path, attn_last_error());
-        return 1;
-    }
-    printf("wrote %s\n", path);
-    return 0;
-}
 
 /* ---- the run's settings ------------------------------------------------------------------ */
 
@@ -729,7 +190,7 @@ static void train_usage(FILE *f) {
 typedef struct cap_train {
     run_info r;
     attn_caption m;
-    scene_set tr, va;
+    cap_scenes tr, va;
     int64_t B;
     long long eval_n;
     run_meta meta;
@@ -755,8 +216,8 @@ static attn_tensor *cap_step_loss(void *self, train_run *run, int64_t step, trai
     for (int64_t b = 0; b < g->B; b++)
         g->idx[b] = (int64_t)(attn_rng_u32(seed, (uint64_t)step, (uint64_t)(b / K)) % (uint64_t)g->tr.s.n);
     attn_ctx_set_rng(run->ctx, seed, (uint64_t)step << 20); /* hard attention's draws: replayed on resume */
-    attn_tensor *a = batch_annot(run->ctx, &g->tr, g->idx, g->B);
-    const int64_t T1 = batch_tokens(&g->tr, g->idx, g->B, g->tok);
+    attn_tensor *a = cap_batch_annot(run->ctx, &g->tr, g->idx, g->B);
+    const int64_t T1 = cap_batch_tokens(&g->tr, g->idx, g->B, g->tok);
     attn_tensor *t = attn_tensor_from(run->ctx, ATTN_I32, 2, (int64_t[]){g->B, T1}, g->tok);
     if (!a || !t) return NULL;
     attn_caption_loss_out lo;
@@ -779,8 +240,8 @@ static attn_tensor *cap_step_loss(void *self, train_run *run, int64_t step, trai
 
 static int cap_evaluate(void *self, train_run *run, int last, double *seconds) {
     cap_train *g = self;
-    eval_out ev;
-    if (evaluate(run->prog, run->ctx, &g->m, &g->va, last ? 0 : g->eval_n, ATTN_CAPTION_DECODE_EXPECTED, &ev))
+    cap_eval_out ev;
+    if (cap_eval_scenes(run->prog, run->ctx, &g->m, &g->va, last ? 0 : g->eval_n, ATTN_CAPTION_DECODE_EXPECTED, &ev))
         return 1;
     *seconds = ev.seconds;
     const attn_json_field f[] = {
@@ -905,7 +366,7 @@ static int cmd_caption_train(int argc, char **argv) {
     attn_params *ps = NULL;
     attn_optim *opt = NULL;
     attn_ctx *ctx = NULL;
-    encoder e;
+    cap_encoder e;
     memset(&e, 0, sizeof e);
     train_run run;
     memset(&run, 0, sizeof run);
@@ -979,14 +440,14 @@ static int cmd_caption_train(int argc, char **argv) {
             goto done;
         }
     }
-    if (encoder_load(prog, rp->encoder, resume ? (int)rp->encoder_stage : (int)enc_stage, &e)) goto done;
+    if (cap_encoder_load(prog, rp->encoder, resume ? (int)rp->encoder_stage : (int)enc_stage, &e)) goto done;
     rp->encoder_stage = e.stage;
-    const double t_prep = now_s();
-    if (make_set(prog, ctx, &e, rp->data, ATTN_SCENES_TRAIN, rp->train_scenes, (uint64_t)rp->scene_seed, cache, &g.tr) ||
-        make_set(prog, ctx, &e, rp->data, ATTN_SCENES_VALID, rp->valid_scenes, (uint64_t)rp->scene_seed + VALID_SEED,
+    const double t_prep = attn_monotonic_s();
+    if (cap_make_scenes(prog, ctx, &e, rp->data, ATTN_SCENES_TRAIN, rp->train_scenes, (uint64_t)rp->scene_seed, cache, &g.tr) ||
+        cap_make_scenes(prog, ctx, &e, rp->data, ATTN_SCENES_VALID, rp->valid_scenes, (uint64_t)rp->scene_seed + VALID_SEED,
                  cache, &g.va))
         goto done;
-    const double prep_s = now_s() - t_prep;
+    const double prep_s = attn_monotonic_s() - t_prep;
     if (!resume) {
         attn_caption_config_defaults(&cc);
         cc.mode = mode;
@@ -1128,12 +589,12 @@ done:
     if (run.log) attn_jsonl_close(run.log);
     free(g.tok);
     free(g.idx);
-    scene_set_free(&g.tr);
-    scene_set_free(&g.va);
+    cap_scenes_free(&g.tr);
+    cap_scenes_free(&g.va);
     attn_ctx_free(ctx);
     attn_optim_free(opt);
     attn_params_free(ps);
-    encoder_free(&e);
+    cap_encoder_free(&e);
     return rc;
 }
 
@@ -1143,14 +604,14 @@ typedef struct loaded {
     run_info r;
     attn_params *ps;
     attn_caption m;
-    encoder e;
+    cap_encoder e;
     attn_ctx *ctx;
 } loaded;
 
 static void loaded_free(loaded *l) {
     attn_ctx_free(l->ctx);
     attn_params_free(l->ps);
-    encoder_free(&l->e);
+    cap_encoder_free(&l->e);
     memset(l, 0, sizeof *l);
 }
 
@@ -1164,13 +625,13 @@ static int load_model(const char *prog, const char *dir, const char *enc, long l
         loaded_free(l);
         return 1;
     }
-    if (encoder_load(prog, enc ? enc : l->r.encoder, (int)l->r.encoder_stage, &l->e)) {
+    if (cap_encoder_load(prog, enc ? enc : l->r.encoder, (int)l->r.encoder_stage, &l->e)) {
         loaded_free(l);
         return 1;
     }
-    if (l->e.cnn->cfg.widths[l->e.stage] + POS_CHANNELS != l->m.cfg.annot_dim) {
+    if (l->e.cnn->cfg.widths[l->e.stage] + CAP_POS_CHANNELS != l->m.cfg.annot_dim) {
         fprintf(stderr, "%s: the encoder gives %lld-dimensional annotations, the model reads %lld\n", prog,
-                (long long)(l->e.cnn->cfg.widths[l->e.stage] + POS_CHANNELS), (long long)l->m.cfg.annot_dim);
+                (long long)(l->e.cnn->cfg.widths[l->e.stage] + CAP_POS_CHANNELS), (long long)l->m.cfg.annot_dim);
         loaded_free(l);
         return 1;
     }
@@ -1256,14 +717,14 @@ static int cmd_caption_eval(int argc, char **argv) {
     }
     loaded l;
     if (load_model(prog, model, enc, threads, &l)) return 1;
-    scene_set ts;
+    cap_scenes ts;
     rc = 1;
     const int valid = !strcmp(split, "valid");
-    if (make_set(prog, l.ctx, &l.e, data ? data : l.r.data, valid ? ATTN_SCENES_VALID : ATTN_SCENES_TEST,
+    if (cap_make_scenes(prog, l.ctx, &l.e, data ? data : l.r.data, valid ? ATTN_SCENES_VALID : ATTN_SCENES_TEST,
                  valid ? l.r.valid_scenes : n, valid ? (uint64_t)l.r.scene_seed + VALID_SEED : TEST_SEED, cache, &ts))
         goto done_l;
-    eval_out ev;
-    if (evaluate(prog, l.ctx, &l.m, &ts, 0, decode, &ev)) goto done;
+    cap_eval_out ev;
+    if (cap_eval_scenes(prog, l.ctx, &l.m, &ts, 0, decode, &ev)) goto done;
     char acc[32] = "-", accn[32] = "-";
     const int hard_argmax = l.m.cfg.mode == ATTN_CAPTION_HARD && decode == ATTN_CAPTION_DECODE_ARGMAX;
     if (!isnan(ev.att_acc)) snprintf(acc, sizeof acc, "%.1f%%", 100.0 * ev.att_acc);
@@ -1297,14 +758,14 @@ static int cmd_caption_eval(int argc, char **argv) {
     }
     if (pics > ts.s.n) pics = ts.s.n;
     if (pics > 0) {
-        int32_t ids[MAX_LEN];
-        float *al = malloc((size_t)(MAX_LEN * ts.L) * sizeof *al);
+        int32_t ids[CAP_MAX_LEN];
+        float *al = malloc((size_t)(CAP_MAX_LEN * ts.L) * sizeof *al);
         if (!al) goto done;
         for (long long p = 0; p < pics; p++) {
             const int64_t one = p;
             attn_ctx_reset(l.ctx);
-            attn_tensor *a = batch_annot(l.ctx, &ts, &one, 1);
-            if (!a || attn_caption_greedy_decode(l.ctx, &l.m, a, MAX_LEN, decode, ids, al, NULL) != ATTN_OK) {
+            attn_tensor *a = cap_batch_annot(l.ctx, &ts, &one, 1);
+            if (!a || attn_caption_greedy_decode(l.ctx, &l.m, a, CAP_MAX_LEN, decode, ids, al, NULL) != ATTN_OK) {
                 free(al);
                 rc = cli_fail(CMD, "decoding failed");
                 goto done;
@@ -1313,7 +774,7 @@ static int cmd_caption_eval(int argc, char **argv) {
             char ref[512], path[4096];
             attn_caption_text(w, attn_scene_caption(&ts.s.scenes[p], w, NULL), ref, sizeof ref);
             snprintf(path, sizeof path, "%s/attention-%s%lld.png", pdir ? pdir : model, split, p);
-            if (write_picture(prog, path, ts.s.pixels + p * ATTN_SCENE_SIDE * ATTN_SCENE_SIDE, ids, al, ts.L, ref)) {
+            if (cap_write_picture(prog, path, ts.s.pixels + p * ATTN_SCENE_SIDE * ATTN_SCENE_SIDE, ids, al, ts.L, ref)) {
                 free(al);
                 goto done;
             }
@@ -1322,7 +783,7 @@ static int cmd_caption_eval(int argc, char **argv) {
     }
     rc = 0;
 done:
-    scene_set_free(&ts);
+    cap_scenes_free(&ts);
 done_l:
     loaded_free(&l);
     return rc;
@@ -1347,8 +808,8 @@ static void describe_usage(FILE *f) {
 static int describe_page(const char *html, const char *weights, const char *image, const char *text,
                          const int32_t *ids, const float *al, int64_t L) {
     const int side = (int)lround(sqrt((double)L));
-    int nw = 0; /* the words and the end, as write_picture */
-    while (nw < MAX_LEN && ids[nw] != ATTN_CAPTION_PAD_ID) {
+    int nw = 0; /* the words and the end, as cap_write_picture */
+    while (nw < CAP_MAX_LEN && ids[nw] != ATTN_CAPTION_PAD_ID) {
         nw++;
         if (ids[nw - 1] == ATTN_CAPTION_EOS_ID) break;
     }
@@ -1356,7 +817,7 @@ static int describe_page(const char *html, const char *weights, const char *imag
         fprintf(stderr, "attn caption describe: no word was generated: no page\n");
         return 1;
     }
-    const char *rl[MAX_LEN];
+    const char *rl[CAP_MAX_LEN];
     char(*names)[24] = calloc((size_t)L, sizeof *names);
     const char **cl = calloc((size_t)L, sizeof *cl);
     if (!names || !cl) {
@@ -1454,25 +915,25 @@ static int cmd_caption_describe(int argc, char **argv) {
     rc = 1;
     float *annot = NULL, *al = NULL;
     int64_t L = 0, D = 0;
-    if (annotate(prog, l.ctx, &l.e, grey, 1, &annot, &L, &D)) goto done;
-    scene_set one;
+    if (cap_annotate(prog, l.ctx, &l.e, grey, 1, &annot, &L, &D)) goto done;
+    cap_scenes one;
     memset(&one, 0, sizeof one);
     one.annot = annot;
     one.L = L;
     one.D = D;
     const int64_t i0 = 0;
-    int32_t ids[MAX_LEN];
-    al = malloc((size_t)(MAX_LEN * L) * sizeof *al);
+    int32_t ids[CAP_MAX_LEN];
+    al = malloc((size_t)(CAP_MAX_LEN * L) * sizeof *al);
     attn_ctx_reset(l.ctx);
-    attn_tensor *a = al ? batch_annot(l.ctx, &one, &i0, 1) : NULL;
-    if (!a || attn_caption_greedy(l.ctx, &l.m, a, MAX_LEN, ids, al, NULL) != ATTN_OK) {
+    attn_tensor *a = al ? cap_batch_annot(l.ctx, &one, &i0, 1) : NULL;
+    if (!a || attn_caption_greedy(l.ctx, &l.m, a, CAP_MAX_LEN, ids, al, NULL) != ATTN_OK) {
         rc = cli_fail(CMD, "decoding failed");
         goto done;
     }
     char text[512];
-    attn_caption_text(ids, MAX_LEN, text, sizeof text);
+    attn_caption_text(ids, CAP_MAX_LEN, text, sizeof text);
     printf("%s\n", text);
-    if (pic && write_picture(prog, pic, grey, ids, al, L, NULL)) goto done;
+    if (pic && cap_write_picture(prog, pic, grey, ids, al, L, NULL)) goto done;
     if (html && describe_page(html, weights, image, text, ids, al, L)) goto done;
     rc = 0;
 done:
