@@ -4,8 +4,8 @@
  *
  * The data is a directory of train.txt, valid.txt and test.txt in the format
  * of data/kjv (scripts/get_kjv_data.sh: a line per verse "  V text",
- * headings at the start of a line): verses are read as words (word_split
- * below), the vocabulary is the --vocab most frequent words of train.txt,
+ * headings at the start of a line): verses are read as words (lstmn_word_split
+ * in lstmn_vocab.c), the vocabulary is the --vocab most frequent words of train.txt,
  * every other word becomes <unk>, and each verse ends with <eos>. The
  * vocabulary is saved with the model (DIR/vocab.txt, one word per line in id
  * order). Training runs on the shared driver (cli/train_driver.h) on random
@@ -24,263 +24,12 @@
 #include "attn/lm_data.h"
 #include "attn/lstmn_lm.h"
 #include "commands.h"
+#include "lstmn_vocab.h"
 #include "train_driver.h"
 
 #define CMD "lstmn"
 #define CLIP_NORM 1.0f
-#define UNK 0
-#define EOS 1
-#define MAX_WORD 64
 
-/* ---- words ------------------------------------------------------------------------- */
-
-/* One text's words: a verse line (optional blanks, the verse number, the
- * text) gives its words in lower case (ASCII letters, with an apostrophe
- * between two letters kept: "aaron's"), each of . , ; : ? ! ( ) as a token of
- * its own, and <eos> at its end. Lines that do not start with a blank (the
- * "Book N" headings) and blank lines give nothing. fn(word, len, user) is
- * called per token ("<eos>" for the end); it returns 0, or nonzero to stop.
- * Returns 0, or fn's nonzero value. */
-static int word_split(const char *text, size_t n, int (*fn)(const char *, size_t, void *),
-                      void *user) {
-    size_t i = 0;
-    while (i < n) {
-        size_t e = i;
-        while (e < n && text[e] != '\n') e++;
-        if (e > i && (text[i] == ' ' || text[i] == '\t')) {
-            char w[MAX_WORD + 1];
-            size_t len = 0;
-            int any = 0, rc;
-            for (size_t k = i; k <= e; k++) {
-                const char ch = k < e ? text[k] : ' ';
-                const int letter = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
-                const int apos = ch == '\'' && len > 0 && k + 1 < e &&
-                                 ((text[k + 1] >= 'a' && text[k + 1] <= 'z') ||
-                                  (text[k + 1] >= 'A' && text[k + 1] <= 'Z'));
-                if (letter || apos) {
-                    if (len < MAX_WORD) w[len++] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-                    continue;
-                }
-                if (len) {
-                    if ((rc = fn(w, len, user))) return rc;
-                    len = 0, any = 1;
-                }
-                if (strchr(".,;:?!()", ch) && ch) {
-                    if ((rc = fn(&ch, 1, user))) return rc;
-                    any = 1;
-                }
-            }
-            if (any && (rc = fn("<eos>", 5, user))) return rc;
-        }
-        i = e + 1;
-    }
-    return 0;
-}
-
-/* A string -> id table (open addressing, FNV-1a) with counts. */
-typedef struct word_table {
-    char **words;
-    int64_t *count;
-    int32_t *slot; /* -1 empty, else index into words */
-    int64_t n, cap, nslot;
-    int oom;
-} word_table;
-
-static uint64_t fnv(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
-static void table_free(word_table *t) {
-    for (int64_t i = 0; i < t->n; i++) free(t->words[i]);
-    free(t->words);
-    free(t->count);
-    free(t->slot);
-    memset(t, 0, sizeof *t);
-}
-
-static int table_rehash(word_table *t, int64_t nslot) {
-    int32_t *s = malloc(sizeof *s * (size_t)nslot);
-    if (!s) return -1;
-    for (int64_t i = 0; i < nslot; i++) s[i] = -1;
-    for (int64_t i = 0; i < t->n; i++) {
-        uint64_t h = fnv(t->words[i], strlen(t->words[i])) & (uint64_t)(nslot - 1);
-        while (s[h] >= 0) h = (h + 1) & (uint64_t)(nslot - 1);
-        s[h] = (int32_t)i;
-    }
-    free(t->slot);
-    t->slot = s;
-    t->nslot = nslot;
-    return 0;
-}
-
-/* The id of w (inserted with count 0 when add and absent), -1 if absent. */
-static int64_t table_find(word_table *t, const char *w, size_t len, int add) {
-    if (!t->nslot && (!add || table_rehash(t, 1024))) return -1;
-    uint64_t h = fnv(w, len) & (uint64_t)(t->nslot - 1);
-    while (t->slot[h] >= 0) {
-        const char *s = t->words[t->slot[h]];
-        if (strlen(s) == len && !memcmp(s, w, len)) return t->slot[h];
-        h = (h + 1) & (uint64_t)(t->nslot - 1);
-    }
-    if (!add) return -1;
-    if (t->n == t->cap) {
-        const int64_t cap = t->cap ? 2 * t->cap : 1024;
-        char **nw = realloc(t->words, sizeof *nw * (size_t)cap);
-        if (nw) t->words = nw;
-        int64_t *nc = realloc(t->count, sizeof *nc * (size_t)cap);
-        if (nc) t->count = nc;
-        if (!nw || !nc) return -1;
-        t->cap = cap;
-    }
-    char *c = malloc(len + 1);
-    if (!c) return -1;
-    memcpy(c, w, len);
-    c[len] = 0;
-    t->words[t->n] = c;
-    t->count[t->n] = 0;
-    t->slot[h] = (int32_t)t->n;
-    t->n++;
-    if (2 * t->n > t->nslot && table_rehash(t, 2 * t->nslot)) return -1;
-    return t->n - 1;
-}
-
-static int count_word(const char *w, size_t len, void *user) {
-    word_table *t = user;
-    const int64_t id = table_find(t, w, len, 1);
-    if (id < 0) return 1;
-    t->count[id]++;
-    return 0;
-}
-
-static const word_table *sort_table;
-static int by_count(const void *a, const void *b) {
-    const int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
-    const int64_t ci = sort_table->count[i], cj = sort_table->count[j];
-    if (ci != cj) return ci > cj ? -1 : 1;
-    return strcmp(sort_table->words[i], sort_table->words[j]);
-}
-
-/* The vocabulary: <unk>, <eos>, then the max_words - 2 most frequent words
- * of text (ties by byte order). */
-static int vocab_learn(const char *text, size_t n, int64_t max_words, word_table *v) {
-    word_table all;
-    memset(&all, 0, sizeof all);
-    memset(v, 0, sizeof *v);
-    int rc = 1;
-    int64_t *order = NULL;
-    if (word_split(text, n, count_word, &all)) goto done;
-    order = malloc(sizeof *order * (size_t)(all.n ? all.n : 1));
-    if (!order) goto done;
-    for (int64_t i = 0; i < all.n; i++) order[i] = i;
-    sort_table = &all;
-    qsort(order, (size_t)all.n, sizeof *order, by_count);
-    if (table_find(v, "<unk>", 5, 1) != UNK || table_find(v, "<eos>", 5, 1) != EOS) goto done;
-    for (int64_t k = 0; k < all.n && v->n < max_words; k++) {
-        const char *w = all.words[order[k]];
-        if (!strcmp(w, "<eos>") || !strcmp(w, "<unk>")) continue;
-        if (table_find(v, w, strlen(w), 1) < 0) goto done;
-    }
-    rc = 0;
-done:
-    free(order);
-    table_free(&all);
-    if (rc) fprintf(stderr, "attn lstmn: out of memory building the vocabulary\n");
-    return rc;
-}
-
-typedef struct encode_state {
-    word_table *v;
-    int32_t *ids;
-    int64_t n, cap, unk;
-} encode_state;
-
-static int encode_word(const char *w, size_t len, void *user) {
-    encode_state *e = user;
-    int64_t id = table_find(e->v, w, len, 0);
-    if (id < 0) id = UNK, e->unk++;
-    if (e->n == e->cap) {
-        const int64_t cap = e->cap ? 2 * e->cap : 1 << 16;
-        int32_t *p = realloc(e->ids, sizeof *p * (size_t)cap);
-        if (!p) return 1;
-        e->ids = p;
-        e->cap = cap;
-    }
-    e->ids[e->n++] = (int32_t)id;
-    return 0;
-}
-
-/* Reads DIR/NAME and encodes it; *unk receives the out-of-vocabulary count. */
-static int encode_file(const char *dir, const char *name, word_table *v, attn_lm_tokens *out,
-                       int64_t *unk) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *text = NULL;
-    size_t len = 0;
-    if (attn_lm_text_load(path, &text, &len) != ATTN_OK)
-        return cli_fail(CMD, "cannot read the corpus (scripts/get_kjv_data.sh makes data/kjv)");
-    encode_state e = {v, NULL, 0, 0, 0};
-    const int rc = word_split(text, len, encode_word, &e);
-    free(text);
-    if (rc) {
-        free(e.ids);
-        fprintf(stderr, "attn lstmn: out of memory encoding %s\n", path);
-        return 1;
-    }
-    memset(out, 0, sizeof *out);
-    out->ids = e.ids;
-    out->n = e.n;
-    out->chars = e.n;
-    if (unk) *unk = e.unk;
-    return 0;
-}
-
-static int vocab_save(const word_table *v, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "attn lstmn: cannot write %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    for (int64_t i = 0; i < v->n; i++) fprintf(f, "%s\n", v->words[i]);
-    if (fclose(f)) {
-        fprintf(stderr, "attn lstmn: cannot write %s\n", path);
-        return 1;
-    }
-    return 0;
-}
-
-static int vocab_load(const char *path, word_table *v) {
-    memset(v, 0, sizeof *v);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "attn lstmn: cannot read the vocabulary %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    char line[256];
-    int rc = 0;
-    while (fgets(line, sizeof line, f)) {
-        size_t len = strcspn(line, "\n");
-        line[len] = 0;
-        if (!len || len > MAX_WORD || table_find(v, line, len, 0) >= 0) {
-            fprintf(stderr, "attn lstmn: %s: line %lld: '%s' is not a word of a vocabulary\n", path,
-                    (long long)v->n + 1, line);
-            rc = 1;
-            break;
-        }
-        if (table_find(v, line, len, 1) < 0) {
-            rc = 1;
-            break;
-        }
-    }
-    fclose(f);
-    if (!rc && (v->n < 2 || strcmp(v->words[UNK], "<unk>") || strcmp(v->words[EOS], "<eos>"))) {
-        fprintf(stderr, "attn lstmn: %s does not start with <unk> and <eos>\n", path);
-        rc = 1;
-    }
-    if (rc) table_free(v);
-    return rc;
-}
 
 /* ---- the run's settings (checkpoint metadata run.*) --------------------------------- */
 
@@ -606,7 +355,7 @@ static int cmd_lstmn_train(int argc, char **argv) {
     attn_ctx *ctx = NULL;
     train_run run;
     memset(&run, 0, sizeof run);
-    word_table voc;
+    lstmn_vocab voc;
     memset(&voc, 0, sizeof voc);
     char ckpt[4096], vpath[4096], path[4096];
     long long step = 0;
@@ -621,7 +370,7 @@ static int cmd_lstmn_train(int argc, char **argv) {
         train_resume_real("--lr", o.lr, &rp->lr);
         train_resume_real("--min-lr", o.min_lr, &rp->min_lr);
         train_resume_real("--weight-decay", o.weight_decay, &rp->weight_decay);
-        if (vocab_load(vpath, &voc)) goto done;
+        if (lstmn_vocab_load(vpath, &voc)) goto done;
         if (voc.n != rp->vocab) {
             fprintf(stderr, "attn lstmn: %s has %lld words, the model was built for %lld\n", vpath,
                     (long long)voc.n, rp->vocab);
@@ -650,14 +399,14 @@ static int cmd_lstmn_train(int argc, char **argv) {
             rc = cli_fail(CMD, "cannot read the training text (scripts/get_kjv_data.sh makes data/kjv)");
             goto done;
         }
-        const int bad = vocab_learn(text, len, vocab, &voc);
+        const int bad = lstmn_vocab_learn(text, len, vocab, &voc);
         free(text);
         if (bad) goto done;
         rp->vocab = voc.n;
     }
     int64_t unk_tr = 0, unk_va = 0;
-    if (encode_file(rp->data, "train.txt", &voc, &g.tr, &unk_tr) ||
-        encode_file(rp->data, "valid.txt", &voc, &g.va, &unk_va))
+    if (lstmn_encode_file(rp->data, "train.txt", &voc, &g.tr, &unk_tr) ||
+        lstmn_encode_file(rp->data, "valid.txt", &voc, &g.va, &unk_va))
         goto done;
     const int64_t T = rp->ctx_len, B = rp->batch;
     g.T = T;
@@ -679,7 +428,7 @@ static int cmd_lstmn_train(int argc, char **argv) {
             fprintf(stderr, "attn lstmn train: cannot create the directory %s: %s\n", out, strerror(errno));
             goto done;
         }
-        if (vocab_save(&voc, vpath)) goto done;
+        if (lstmn_vocab_save(&voc, vpath)) goto done;
     }
     if (o.epochs > 0) {
         const long long per_epoch = (long long)((g.tr.n + B * T - 1) / (B * T));
@@ -749,7 +498,7 @@ done:
     attn_optim_free(opt);
     attn_lstmn_lm_free(g.m);
     attn_params_free(ps);
-    table_free(&voc);
+    lstmn_vocab_free(&voc);
     return rc;
 }
 
@@ -806,7 +555,7 @@ static int cmd_lstmn_eval(int argc, char **argv) {
     snprintf(fname, sizeof fname, "%s.txt", split);
     run_info r;
     memset(&r, 0, sizeof r);
-    word_table voc;
+    lstmn_vocab voc;
     memset(&voc, 0, sizeof voc);
     attn_lm_tokens toks;
     memset(&toks, 0, sizeof toks);
@@ -814,13 +563,13 @@ static int cmd_lstmn_eval(int argc, char **argv) {
     attn_lstmn_lm *m = NULL;
     attn_ctx *ctx = NULL;
     rc = 1;
-    if (run_meta_read(ckpt, &r, NULL) || vocab_load(vpath, &voc)) goto done;
+    if (run_meta_read(ckpt, &r, NULL) || lstmn_vocab_load(vpath, &voc)) goto done;
     if (voc.n != r.vocab) {
         fprintf(stderr, "attn lstmn eval: %s has %lld words, the model %lld\n", vpath, (long long)voc.n, r.vocab);
         goto done;
     }
     int64_t unk = 0;
-    if (encode_file(data ? data : r.data, fname, &voc, &toks, &unk)) goto done;
+    if (lstmn_encode_file(data ? data : r.data, fname, &voc, &toks, &unk)) goto done;
     const attn_lstmn_lm_config mc = model_config(&r);
     if (attn_params_new(&ps) != ATTN_OK || attn_lstmn_lm_new(&m, ps, &mc, NULL) != ATTN_OK ||
         attn_checkpoint_load(ckpt, ps, NULL, NULL) != ATTN_OK) {
@@ -846,7 +595,7 @@ done:
     attn_lstmn_lm_free(m);
     attn_params_free(ps);
     attn_lm_tokens_free(&toks);
-    table_free(&voc);
+    lstmn_vocab_free(&voc);
     return rc;
 }
 
@@ -865,7 +614,7 @@ static void viz_usage(FILE *f) {
 }
 
 typedef struct viz_words {
-    word_table *v;
+    lstmn_vocab *v;
     int32_t ids[200];
     char *label[200];
     int n, unk;
@@ -874,8 +623,8 @@ typedef struct viz_words {
 static int viz_word(const char *w, size_t len, void *user) {
     viz_words *z = user;
     if (z->n >= 200) return 0;
-    int64_t id = table_find(z->v, w, len, 0);
-    z->ids[z->n] = (int32_t)(id < 0 ? UNK : id);
+    int64_t id = lstmn_vocab_find(z->v, w, len, 0);
+    z->ids[z->n] = (int32_t)(id < 0 ? LSTMN_UNK : id);
     z->unk += id < 0;
     char *l = malloc(len + 1);
     if (!l) return 1;
@@ -921,7 +670,7 @@ static int cmd_lstmn_viz(int argc, char **argv) {
     dir_file(vpath, sizeof vpath, model, "vocab.txt");
     run_info r;
     memset(&r, 0, sizeof r);
-    word_table voc;
+    lstmn_vocab voc;
     memset(&voc, 0, sizeof voc);
     viz_words z;
     memset(&z, 0, sizeof z);
@@ -931,7 +680,7 @@ static int cmd_lstmn_viz(int argc, char **argv) {
     float *w = NULL;
     char *line = NULL, **cols = NULL;
     int rc = 1;
-    if (run_meta_read(ckpt, &r, NULL) || vocab_load(vpath, &voc)) goto done;
+    if (run_meta_read(ckpt, &r, NULL) || lstmn_vocab_load(vpath, &voc)) goto done;
     if (r.cell != ATTN_LM_CELL_LSTMN) {
         fprintf(stderr, "attn lstmn viz: %s is an LSTM model: it has no attention to draw\n", model);
         goto done;
@@ -942,8 +691,8 @@ static int cmd_lstmn_viz(int argc, char **argv) {
     if (!line) goto done;
     line[0] = ' ', line[1] = ' '; /* one verse line */
     memcpy(line + 2, text, tl + 1);
-    if (word_split(line, tl + 2, viz_word, &z)) goto done;
-    if (z.n > 0 && z.ids[z.n - 1] == EOS) free(z.label[--z.n]); /* the verse's end marker */
+    if (lstmn_word_split(line, tl + 2, viz_word, &z)) goto done;
+    if (z.n > 0 && z.ids[z.n - 1] == LSTMN_EOS) free(z.label[--z.n]); /* the verse's end marker */
     if (z.n < 1) {
         fprintf(stderr, "attn lstmn viz: --text holds no word\n");
         goto done;
@@ -1012,7 +761,7 @@ done:
     attn_ctx_free(ctx);
     attn_lstmn_lm_free(m);
     attn_params_free(ps);
-    table_free(&voc);
+    lstmn_vocab_free(&voc);
     return rc;
 }
 

@@ -12,7 +12,8 @@
  *
  *   cli/s2s_core.c     helpers, checkpoint metadata, loading a model
  *                      directory, the data sets, decoding and evaluation
- *   cli/cmd_seq2seq.c  train (on the driver), translate, eval, the entry points
+ *   cli/cmd_seq2seq.c  train (on the driver), the entry points
+ *   cli/s2s_translate.c  translate, eval
  *   cli/cmd_viz.c      attn viz (every layer's and head's maps)
  */
 #ifndef ATTN_CLI_S2S_H
@@ -270,6 +271,12 @@ int write_html(const char *path, const char *weights, const bundle *b, const cha
                const char *out_text, const int32_t *src, int64_t S, const int32_t *out,
                int32_t out_len, int max_len, const float *align);
 int read_lines(char ***lines, int64_t *n);
+
+/* translate and eval (cli/s2s_translate.c): the subcommand and its help. */
+int s2s_cmd_translate(const s2s_family *fam, int argc, char **argv);
+void s2s_translate_usage(const s2s_family *fam, FILE *f);
+int s2s_cmd_eval(const s2s_family *fam, int argc, char **argv);
+void s2s_eval_usage(const s2s_family *fam, FILE *f);
 
 /* The entry of `attn seq2seq` and `attn transformer` (cli/cmd_seq2seq.c). */
 int s2s_run_command(const s2s_family *fam, int argc, char **argv);
