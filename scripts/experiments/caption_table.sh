@@ -27,6 +27,7 @@ BUDGET="${4:-240}"
 #   hard-m75-e0-r3, -r10, -rtg, -l0   hard-m75-e0 with the REINFORCE term x3 or x10
 #                (--reinforce), with reward-to-go (-rtg: the from-scratch recipe of
 #                docs/caption.md), without the doubly stochastic penalty (--lambda 0)
+#   hard-m80-e0-rtg  the same recipe with the expected context on 80% of the captions
 #   hard-mix0.5-e0, hard-mix0.5-e0-rtg   from scratch, the paper's mix without the entropy
 #                bonus (--entropy 0), and with reward-to-go as well
 #   hard-k4      mix 0.5, 4 draws per caption with leave-one-out baselines and
@@ -63,6 +64,7 @@ flags_of() { # kind seed
     hard-m75-e0-r3) echo "--attention hard --mix 0.75 --entropy 0 --reinforce 3" ;;
     hard-m75-e0-r10) echo "--attention hard --mix 0.75 --entropy 0 --reinforce 10" ;;
     hard-m75-e0-rtg) echo "--attention hard --mix 0.75 --entropy 0 --reward-to-go 1" ;;
+    hard-m80-e0-rtg) echo "--attention hard --mix 0.8 --entropy 0 --reward-to-go 1" ;;
     hard-m75-e0-l0) echo "--attention hard --mix 0.75 --entropy 0 --lambda 0" ;;
     hard-mix0.5-e0) echo "--attention hard --mix 0.5 --entropy 0" ;;
     hard-mix0.5-e0-rtg) echo "--attention hard --mix 0.5 --entropy 0 --reward-to-go 1" ;;
