@@ -68,7 +68,8 @@ CV512_INLINE static __mmask16 wino_tail(int64_t S, int64_t s0) {
 
 /* U_xi[r, s] = (G k G^T)[xi] for the 3x3 kernel k = w[o, c] (turned by 180
  * degrees when flip), r s = o c, or c o when swap (the data gradient);
- * U: [rows][16][cols]. Sixteen consecutive columns at once: their kernels
+ * U: [16][rows][cols] (each U_xi one dense matrix: rows 16 cols floats
+ * apart put every row of a 16 x 64 U_xi in the same L1 set). Sixteen consecutive columns at once: their kernels
  * lie 9 floats apart in w (columns c) or 9 C (columns o, swap), gathered
  * tap by tap. */
 CV512 static void wino_filter(const float *w, int64_t O, int64_t C, int flip, int swap, float *U) {
@@ -91,21 +92,21 @@ CV512 static void wino_filter(const float *w, int64_t O, int64_t C, int flip, in
                 t[2][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(kk[j], kk[3 + j]), kk[6 + j]));
                 t[3][j] = kk[6 + j];
             }
-            float *ur = U + r * 16 * S + s0;
+            float *ur = U + r * S + s0;
             for (int i = 0; i < 4; i++) { /* (G k) G^T */
                 const __m512 u1 =
                     _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]));
                 const __m512 u2 =
                     _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2]));
-                _mm512_mask_storeu_ps(ur + (i * 4 + 0) * S, m, t[i][0]);
-                _mm512_mask_storeu_ps(ur + (i * 4 + 1) * S, m, u1);
-                _mm512_mask_storeu_ps(ur + (i * 4 + 2) * S, m, u2);
-                _mm512_mask_storeu_ps(ur + (i * 4 + 3) * S, m, t[i][2]);
+                _mm512_mask_storeu_ps(ur + (i * 4 + 0) * R * S, m, t[i][0]);
+                _mm512_mask_storeu_ps(ur + (i * 4 + 1) * R * S, m, u1);
+                _mm512_mask_storeu_ps(ur + (i * 4 + 2) * R * S, m, u2);
+                _mm512_mask_storeu_ps(ur + (i * 4 + 3) * R * S, m, t[i][2]);
             }
         }
 }
 
-/* dw[o, c] += G^T dU[o, c] G for every o, c (dU: [O][16][C]), sixteen c at
+/* dw[o, c] += G^T dU[o, c] G for every o, c (dU: [16][O][C]), sixteen c at
  * once (their kernels 9 floats apart in dw: gathered, summed, scattered). */
 CV512 static void wino_filter_grad(const float *dU, int64_t O, int64_t C, float *dw) {
     const __m512i gi = _mm512_mullo_epi32(
@@ -116,7 +117,7 @@ CV512 static void wino_filter_grad(const float *dU, int64_t O, int64_t C, float 
             const __mmask16 m = wino_tail(C, c0);
             __m512 d[4][4], t[3][4];
             for (int xi = 0; xi < 16; xi++)
-                d[xi / 4][xi % 4] = _mm512_maskz_loadu_ps(m, dU + (o * 16 + xi) * C + c0);
+                d[xi / 4][xi % 4] = _mm512_maskz_loadu_ps(m, dU + (xi * O + o) * C + c0);
             for (int j = 0; j < 4; j++) { /* G^T d */
                 const __m512 s12 = _mm512_mul_ps(half, _mm512_add_ps(d[1][j], d[2][j]));
                 t[0][j] = _mm512_add_ps(d[0][j], s12);
@@ -478,9 +479,9 @@ CV512 static void wino_grad_tiles_small(const cv_geom *g, const float *dv, int64
 }
 
 /* v (beta 0: =, 1: +=) the 3x3 pad-1 convolution of u [N, Ci, H, W] with
- * the transformed kernel U [Co][16][Ci], + bias; v: [N, Co, H, W]. The
- * products read U_xi, V_xi and write M_xi as strided matrices (ld 16 Ci,
- * 16 T): each plane's 16 transformed rows lie together. */
+ * the transformed kernel U [16][Co][Ci], + bias; v: [N, Co, H, W]. The
+ * products read V_xi and write M_xi as strided matrices (ld 16 T: each
+ * plane's 16 transformed rows lie together), U_xi as a dense one. */
 static void wino_conv(attn_ctx *ctx, const cv_geom *g, const float *u, int64_t Ci, const float *U,
                       int64_t Co, const float *bias, float *v, float beta, float *ws) {
     const int64_t HW = g->H * g->W, TT = wino_tiles(g), nb = wino_chunk(g);
@@ -494,7 +495,7 @@ static void wino_conv(attn_ctx *ctx, const cv_geom *g, const float *u, int64_t C
         else
             wino_input(g, u + n0 * Ci * HW, Ci, Ci * HW, m, V, ntt);
         for (int xi = 0; xi < 16; xi++) /* M_xi [Co, T] = U_xi [Co, Ci] V_xi [Ci, T] */
-            attn__sgemm(nt, 0, 0, Co, T, Ci, 1.0f, U + xi * Ci, 16 * Ci, V + xi * T, 16 * T, 0.0f,
+            attn__sgemm(nt, 0, 0, Co, T, Ci, 1.0f, U + xi * Co * Ci, Ci, V + xi * T, 16 * T, 0.0f,
                         M + xi * T, 16 * T);
         if (g->H <= 8 && g->W <= 8)
             wino_output_small(g, M, Co, Co * HW, m, bias, v + n0 * Co * HW, beta, ntt);
@@ -519,7 +520,7 @@ void attn__cv_wino_backward(attn_ctx *ctx, const cv_geom *g, const float *u, con
         wino_conv(ctx, g, dv, O, U, C, NULL, du, 1.0f, ws);
     }
     if (!dw) return;
-    /* dU [O][16][C] = sum over chunks of Mg_xi V_xi^T, in U's place */
+    /* dU [16][O][C] = sum over chunks of Mg_xi V_xi^T, in U's place */
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, T = m * TT;
         float *V = ws, *Mg = ws + 16 * C * T;
@@ -534,7 +535,7 @@ void attn__cv_wino_backward(attn_ctx *ctx, const cv_geom *g, const float *u, con
         }
         for (int xi = 0; xi < 16; xi++) /* dU_xi [O, C] (=, then +=) Mg_xi [O, T] V_xi^T */
             attn__sgemm(nt, 0, 1, O, C, T, 1.0f, Mg + xi * T, 16 * T, V + xi * T, 16 * T,
-                        n0 ? 1.0f : 0.0f, U + xi * C, 16 * C);
+                        n0 ? 1.0f : 0.0f, U + xi * O * C, C);
     }
     wino_filter_grad(U, O, C, dw);
 }
