@@ -57,8 +57,14 @@ static int64_t wino_chunk(const cv_geom *g) {
     return nb;
 }
 
+/* Floats from one plane's 16 transformed rows (T columns each) of V, M or
+ * Mg to the next: 16 more than 16 T, so that the rows of a product's
+ * operand V_xi or M_xi (one per plane) do not fall on few L1 sets (16 T
+ * floats is a multiple of 1 KiB for T = 80, conv3's chunk). */
+static int64_t wino_ld(int64_t T) { return 16 * T + 16; }
+
 int64_t attn__cv_wino_ws(const cv_geom *g) {
-    return 16 * (g->C + g->O) * wino_tiles(g) * wino_chunk(g) + 16 * g->O * g->C;
+    return (g->C + g->O) * wino_ld(wino_tiles(g) * wino_chunk(g)) + 16 * g->O * g->C;
 }
 
 /* The lanes s0 .. s0 + 15 that exist of a row of S (a mask; S > s0). */
@@ -195,7 +201,7 @@ CV512 static void wino_input(const cv_geom *g, const float *u, int64_t C, int64_
     for (int64_t pl = 0; pl < nb * C; pl++) {
         const int64_t b = pl / C, c = pl % C;
         const float *up = u + b * is + c * H * W;
-        float *vp = V + c * 16 * T + b * TT;
+        float *vp = V + c * wino_ld(T) + b * TT;
         for (int64_t ty = 0; ty < TH; ty += 2) {
             __m512 r[6], ca[4], cb[4];
             for (int k = 0; k < 6; k++) r[k] = wino_row(up, H, W, mw, 2 * ty - 1 + k);
@@ -247,7 +253,7 @@ CV512 static void wino_output(const cv_geom *g, const float *M, int64_t O, int64
     for (int64_t pl = 0; pl < nb * O; pl++) {
         const int64_t b = pl / O, o = pl % O;
         float *vp = v + b * is + o * H * W;
-        const float *mp = M + o * 16 * T + b * TT;
+        const float *mp = M + o * wino_ld(T) + b * TT;
         const __m512 bv = _mm512_set1_ps(bias ? bias[o] : 0.0f);
         for (int64_t ty = 0; ty < TH; ty += 2) {
             const __mmask16 ms = wino_pair_mask(TH, TW, ty);
@@ -292,7 +298,7 @@ CV512 static void wino_grad_tiles(const cv_geom *g, const float *dv, int64_t O, 
     for (int64_t pl = 0; pl < nb * O; pl++) {
         const int64_t b = pl / O, o = pl % O;
         const float *dp = dv + b * is + o * H * W;
-        float *mp = Mg + o * 16 * T + b * TT;
+        float *mp = Mg + o * wino_ld(T) + b * TT;
         for (int64_t ty = 0; ty < TH; ty += 2) {
             __m512 r[4], ca[4], cb[4];
             for (int k = 0; k < 4; k++) r[k] = wino_row(dp, H, W, mw, 2 * ty + k);
@@ -383,7 +389,7 @@ CV512 static void wino_input_small(const cv_geom *g, const float *u, int64_t C, 
             x[k][2] = _mm512_sub_ps(x2, x1);
             x[k][3] = _mm512_sub_ps(x1, x3);
         }
-        float *vp = V + c * 16 * T + b * TT;
+        float *vp = V + c * wino_ld(T) + b * TT;
         for (int j = 0; j < 4; j++) { /* B^T along the column */
             _mm512_mask_storeu_ps(vp + (0 * 4 + j) * T, mt, _mm512_sub_ps(x[0][j], x[2][j]));
             _mm512_mask_storeu_ps(vp + (1 * 4 + j) * T, mt, _mm512_add_ps(x[1][j], x[2][j]));
@@ -422,7 +428,7 @@ CV512 static void wino_output_small(const cv_geom *g, const float *M, int64_t O,
     ATTN__OMP_FOR(nt)
     for (int64_t pl = 0; pl < nb * O; pl++) {
         const int64_t b = pl / O, o = pl % O;
-        const float *mp = M + o * 16 * T + b * TT;
+        const float *mp = M + o * wino_ld(T) + b * TT;
         __m512 y[2][4], Y[2][2];
         for (int j = 0; j < 4; j++) { /* A^T along the column */
             const __m512 m0 = _mm512_maskz_loadu_ps(mt, mp + (0 * 4 + j) * T);
@@ -468,7 +474,7 @@ CV512 static void wino_grad_tiles_small(const cv_geom *g, const float *dv, int64
             R[k][2] = _mm512_sub_ps(d0, d1);
             R[k][3] = _mm512_sub_ps(_mm512_setzero_ps(), d1);
         }
-        float *mp = Mg + o * 16 * T + b * TT;
+        float *mp = Mg + o * wino_ld(T) + b * TT;
         for (int j = 0; j < 4; j++) { /* A along the column */
             _mm512_mask_storeu_ps(mp + (0 * 4 + j) * T, mt, R[0][j]);
             _mm512_mask_storeu_ps(mp + (1 * 4 + j) * T, mt, _mm512_add_ps(R[0][j], R[1][j]));
@@ -487,7 +493,7 @@ static void wino_conv(attn_ctx *ctx, const cv_geom *g, const float *u, int64_t C
     const int64_t HW = g->H * g->W, TT = wino_tiles(g), nb = wino_chunk(g);
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, T = m * TT;
-        float *V = ws, *M = ws + 16 * Ci * T;
+        float *V = ws, *M = ws + Ci * wino_ld(T);
         const int nt = attn__threads_for(ctx, 32.0 * (double)Co * (double)Ci * (double)T);
         const int ntt = attn__threads_for(ctx, 16.0 * (double)(Ci + Co) * (double)T);
         if (g->H <= 8 && g->W <= 8)
@@ -495,8 +501,8 @@ static void wino_conv(attn_ctx *ctx, const cv_geom *g, const float *u, int64_t C
         else
             wino_input(g, u + n0 * Ci * HW, Ci, Ci * HW, m, V, ntt);
         for (int xi = 0; xi < 16; xi++) /* M_xi [Co, T] = U_xi [Co, Ci] V_xi [Ci, T] */
-            attn__sgemm(nt, 0, 0, Co, T, Ci, 1.0f, U + xi * Co * Ci, Ci, V + xi * T, 16 * T, 0.0f,
-                        M + xi * T, 16 * T);
+            attn__sgemm(nt, 0, 0, Co, T, Ci, 1.0f, U + xi * Co * Ci, Ci, V + xi * T, wino_ld(T), 0.0f,
+                        M + xi * T, wino_ld(T));
         if (g->H <= 8 && g->W <= 8)
             wino_output_small(g, M, Co, Co * HW, m, bias, v + n0 * Co * HW, beta, ntt);
         else
@@ -523,7 +529,7 @@ void attn__cv_wino_backward(attn_ctx *ctx, const cv_geom *g, const float *u, con
     /* dU [16][O][C] = sum over chunks of Mg_xi V_xi^T, in U's place */
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, T = m * TT;
-        float *V = ws, *Mg = ws + 16 * C * T;
+        float *V = ws, *Mg = ws + C * wino_ld(T);
         const int nt = attn__threads_for(ctx, 32.0 * (double)O * (double)C * (double)T);
         const int ntt = attn__threads_for(ctx, 16.0 * (double)(C + O) * (double)T);
         if (g->H <= 8 && g->W <= 8) {
@@ -534,7 +540,7 @@ void attn__cv_wino_backward(attn_ctx *ctx, const cv_geom *g, const float *u, con
             wino_grad_tiles(g, dv + n0 * O * HW, O, O * HW, m, Mg, ntt);
         }
         for (int xi = 0; xi < 16; xi++) /* dU_xi [O, C] (=, then +=) Mg_xi [O, T] V_xi^T */
-            attn__sgemm(nt, 0, 1, O, C, T, 1.0f, Mg + xi * T, 16 * T, V + xi * T, 16 * T,
+            attn__sgemm(nt, 0, 1, O, C, T, 1.0f, Mg + xi * T, wino_ld(T), V + xi * T, wino_ld(T),
                         n0 ? 1.0f : 0.0f, U + xi * O * C, C);
     }
     wino_filter_grad(U, O, C, dw);
