@@ -184,19 +184,16 @@ CV512_INLINE static __mmask16 wino_pair_mask(int64_t TH, int64_t TW, int64_t ty)
     return (__mmask16)((1u << (ty + 1 < TH ? 2 * TW : TW)) - 1u);
 }
 
-/* Brings the 16 rows of TT floats of a plane of V, M or Mg (p: its first
- * row, rows T floats apart) into L1 ahead of use: the transforms read or
- * write the planes 16 T floats apart, an L1 miss on nearly every access,
- * and the prefetches of the next plane overlap those of this one (conv2
- * 1.04x). write: for a store (PREFETCHW where available). */
-CV512_INLINE static void wino_prefetch(const float *p, int64_t T, int64_t TT, int write) {
+/* Brings the 16 rows of TT floats of a plane of V or Mg (p: its first row,
+ * rows T floats apart) into L1 for the stores of the transforms: they
+ * write 16 rows far apart, an L1 miss on nearly every store, and the
+ * prefetches of the next plane overlap the stores of this one (conv2
+ * 1.06x with the 14x14 pair kernels; no gain for the 7x7 whole-plane
+ * kernels, nor for the loads of M by the output transform). */
+CV512_INLINE static void wino_prefetch(const float *p, int64_t T, int64_t TT) {
     for (int xi = 0; xi < 16; xi++)
-        for (int64_t f = 0; f < TT + 15; f += 16) {
-            if (write)
-                _mm_prefetch((const char *)(p + xi * T + f), _MM_HINT_ET0);
-            else
-                _mm_prefetch((const char *)(p + xi * T + f), _MM_HINT_T0);
-        }
+        for (int64_t f = 0; f < TT + 15; f += 16)
+            _mm_prefetch((const char *)(p + xi * T + f), _MM_HINT_ET0);
 }
 
 /* V[c][xi][t0 + ty TW + tx] = (B^T d B)[xi] of every tile of the C planes of
@@ -217,7 +214,7 @@ CV512 static void wino_input(const cv_geom *g, const float *u, int64_t C, int64_
         const int64_t b = pl / C, c = pl % C;
         const float *up = u + b * is + c * H * W;
         float *vp = V + c * wino_ld(T) + b * TT;
-        if (pl + 1 < nb * C) wino_prefetch(V + (pl + 1) % C * wino_ld(T) + (pl + 1) / C * TT, T, TT, 1);
+        if (pl + 1 < nb * C) wino_prefetch(V + (pl + 1) % C * wino_ld(T) + (pl + 1) / C * TT, T, TT);
         for (int64_t ty = 0; ty < TH; ty += 2) {
             __m512 r[6], ca[4], cb[4];
             for (int k = 0; k < 6; k++) r[k] = wino_row(up, H, W, mw, 2 * ty - 1 + k);
@@ -271,7 +268,6 @@ CV512 static void wino_output(const cv_geom *g, const float *M, int64_t O, int64
         float *vp = v + b * is + o * H * W;
         const float *mp = M + o * wino_ld(T) + b * TT;
         const __m512 bv = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-        if (pl + 1 < nb * O) wino_prefetch(M + (pl + 1) % O * wino_ld(T) + (pl + 1) / O * TT, T, TT, 0);
         for (int64_t ty = 0; ty < TH; ty += 2) {
             const __mmask16 ms = wino_pair_mask(TH, TW, ty);
             __m512 y[2][4]; /* A^T along the column, for each of the 4 columns */
@@ -316,7 +312,7 @@ CV512 static void wino_grad_tiles(const cv_geom *g, const float *dv, int64_t O, 
         const int64_t b = pl / O, o = pl % O;
         const float *dp = dv + b * is + o * H * W;
         float *mp = Mg + o * wino_ld(T) + b * TT;
-        if (pl + 1 < nb * O) wino_prefetch(Mg + (pl + 1) % O * wino_ld(T) + (pl + 1) / O * TT, T, TT, 1);
+        if (pl + 1 < nb * O) wino_prefetch(Mg + (pl + 1) % O * wino_ld(T) + (pl + 1) / O * TT, T, TT);
         for (int64_t ty = 0; ty < TH; ty += 2) {
             __m512 r[4], ca[4], cb[4];
             for (int k = 0; k < 4; k++) r[k] = wino_row(dp, H, W, mw, 2 * ty + k);
