@@ -338,11 +338,12 @@ CV512 static void wino_grad_tiles(const cv_geom *g, const float *dv, int64_t O, 
 
 /* Maps of at most 8x8 (TT = TH TW <= 16 tiles, a plane <= 64 floats in 4
  * registers): every tile of a plane in one register. Element f of the
- * plane comes to lane t through one permutation of registers 0-1 or 2-3
- * (f >= 32) and a blend; `ok` zeroes the lanes outside the plane. */
+ * plane comes to lane t through one permutation of registers 0-1 (the
+ * lanes of `lo`, which zeroes the others) or 2-3 (f >= 32: the lanes of
+ * `hi`) and a blend; lanes outside the plane are in neither. */
 typedef struct wino_pick {
     __m512i idx;
-    __mmask16 hi, ok;
+    __mmask16 lo, hi;
 } wino_pick;
 
 /* Lane t (tile ty = t / TW, tx = t % TW) takes element (2 ty + dr, 2 tx + dc). */
@@ -363,14 +364,13 @@ CV512 static wino_pick wino_pick_make(int64_t H, int64_t W, int64_t dr, int64_t 
     wino_pick p;
     p.idx = _mm512_loadu_si512(ix);
     p.hi = (__mmask16)hi;
-    p.ok = (__mmask16)ok;
+    p.lo = (__mmask16)(ok & ~hi);
     return p;
 }
 
 CV512_INLINE static __m512 wino_take(const __m512 *r, const wino_pick *p) {
-    const __m512 lo = _mm512_permutex2var_ps(r[0], p->idx, r[1]);
-    const __m512 hi = _mm512_permutex2var_ps(r[2], p->idx, r[3]);
-    return _mm512_maskz_mov_ps(p->ok, _mm512_mask_blend_ps(p->hi, lo, hi));
+    const __m512 lo = _mm512_maskz_permutex2var_ps(p->lo, r[0], p->idx, r[1]);
+    return _mm512_mask_blend_ps(p->hi, lo, _mm512_permutex2var_ps(r[2], p->idx, r[3]));
 }
 
 /* The plane of HW <= 64 floats at p in 4 registers (zero beyond HW). */
