@@ -21,10 +21,13 @@
  *       (A dY A^T)_xi V_xi^T (dY the 2x2 output-gradient tile, zero outside
  *       the map), and dw[o,c] += G^T dU[o,c] G.
  * The transforms run on AVX-512 registers: a row of at most 16 columns is
- * one register, each tile column's view of it one permutation, so a vector
- * holds one transformed value of the TW (<= 8) tiles of a tile row; maps of
+ * one register; the transform along the columns combines whole rows, and
+ * one two-source permutation brings a tile column's view of two tile rows
+ * into one vector, which holds one transformed value of the 2 TW (<= 16)
+ * tiles of a pair of tile rows (the 14x14 layer: 14 of 16 lanes). Maps of
  * at most 8x8 (the 7x7 layer: 16 tiles) hold every tile of the plane in
- * one register (the _small kernels).
+ * one register (the _small kernels). The filter transforms take 16
+ * channels at a time (gathers of the kernels' taps).
  */
 #include <string.h>
 
