@@ -486,6 +486,12 @@ static void test_conv_row_kernels(void) {
         {0, 1, 16, 21, 9, 17, 3, 3, 1, 1, 1, 1, "Winograd 21x9, N 1", 0},
         {0, 9, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, "Winograd 7x7 64->64, N 9 (two chunks)", 0},
         {0, 6, 32, 14, 14, 32, 3, 3, 1, 1, 1, 1, "Winograd 14x14 32->32, N 6 (two chunks)", 0},
+        /* tile-row pairs (two tile rows per register) at their limits, and
+         * the filter transforms' 16-channel blocks with tails (C and O) */
+        {0, 2, 33, 16, 16, 31, 3, 3, 1, 1, 1, 1, "Winograd 16x16 (a pair fills 16 lanes), C 33, O 31", 0},
+        {0, 2, 16, 9, 15, 18, 3, 3, 1, 1, 1, 1, "Winograd 9x15 (odd tile rows, W odd, TW 8)", 0},
+        {0, 3, 16, 2, 16, 16, 3, 3, 1, 1, 1, 1, "Winograd 2x16 (one tile row: half a pair)", 0},
+        {0, 2, 31, 10, 9, 47, 3, 3, 1, 1, 1, 1, "Winograd 10x9 (9 columns: pairs), C 31, O 47", 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const conv_row_case *k = &cases[c];

@@ -21,10 +21,13 @@
  *       (A dY A^T)_xi V_xi^T (dY the 2x2 output-gradient tile, zero outside
  *       the map), and dw[o,c] += G^T dU[o,c] G.
  * The transforms run on AVX-512 registers: a row of at most 16 columns is
- * one register, each tile column's view of it one permutation, so a vector
- * holds one transformed value of the TW (<= 8) tiles of a tile row; maps of
+ * one register; the transform along the columns combines whole rows, and
+ * one two-source permutation brings a tile column's view of two tile rows
+ * into one vector, which holds one transformed value of the 2 TW (<= 16)
+ * tiles of a pair of tile rows (the 14x14 layer: 14 of 16 lanes). Maps of
  * at most 8x8 (the 7x7 layer: 16 tiles) hold every tile of the plane in
- * one register (the _small kernels).
+ * one register (the _small kernels). The filter transforms take 16
+ * channels at a time (gathers of the kernels' taps).
  */
 #include <string.h>
 
@@ -57,60 +60,100 @@ static int64_t wino_chunk(const cv_geom *g) {
     return nb;
 }
 
+/* Floats from one plane's 16 transformed rows (T columns each) of V, M or
+ * Mg to the next: 16 more than 16 T, so that the rows of a product's
+ * operand V_xi or M_xi (one per plane) do not fall on few L1 sets (16 T
+ * floats is a multiple of 1 KiB for T = 80, conv3's chunk). */
+static int64_t wino_ld(int64_t T) { return 16 * T + 16; }
+
 int64_t attn__cv_wino_ws(const cv_geom *g) {
-    return 16 * (g->C + g->O) * wino_tiles(g) * wino_chunk(g) + 16 * g->O * g->C;
+    return (g->C + g->O) * wino_ld(wino_tiles(g) * wino_chunk(g)) + 16 * g->O * g->C;
+}
+
+/* The lanes s0 .. s0 + 15 that exist of a row of S (a mask; S > s0). */
+CV512_INLINE static __mmask16 wino_tail(int64_t S, int64_t s0) {
+    return S - s0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - s0)) - 1u);
 }
 
 /* U_xi[r, s] = (G k G^T)[xi] for the 3x3 kernel k = w[o, c] (turned by 180
- * degrees when flip), r s = o c, or c o when swap (the data gradient). */
-static void wino_filter(const float *w, int64_t O, int64_t C, int flip, int swap, float *U) {
-    for (int64_t o = 0; o < O; o++)
-        for (int64_t c = 0; c < C; c++) {
-            const float *k = w + (o * C + c) * 9;
-            float kk[9], t[4][3], u[4][4];
-            for (int e = 0; e < 9; e++) kk[e] = flip ? k[8 - e] : k[e];
+ * degrees when flip), r s = o c, or c o when swap (the data gradient);
+ * U: [16][rows][cols] (each U_xi one dense matrix: rows 16 cols floats
+ * apart put every row of a 16 x 64 U_xi in the same L1 set). Sixteen consecutive columns at once: their kernels
+ * lie 9 floats apart in w (columns c) or 9 C (columns o, swap), gathered
+ * tap by tap. */
+CV512 static void wino_filter(const float *w, int64_t O, int64_t C, int flip, int swap, float *U) {
+    const int64_t R = swap ? C : O, S = swap ? O : C;
+    const int64_t rstep = swap ? 9 : 9 * C, sstep = swap ? 9 * C : 9;
+    const __m512i gi = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int32_t)sstep));
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t s0 = 0; s0 < S; s0 += 16) {
+            const __mmask16 m = wino_tail(S, s0);
+            const float *k = w + r * rstep + s0 * sstep;
+            __m512 kk[9], t[4][3];
+            for (int e = 0; e < 9; e++)
+                kk[e] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, gi, k + (flip ? 8 - e : e), 4);
             for (int j = 0; j < 3; j++) { /* G k: rows of G over the kernel's rows */
                 t[0][j] = kk[j];
-                t[1][j] = 0.5f * (kk[j] + kk[3 + j] + kk[6 + j]);
-                t[2][j] = 0.5f * (kk[j] - kk[3 + j] + kk[6 + j]);
+                t[1][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(kk[j], kk[3 + j]), kk[6 + j]));
+                t[2][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(kk[j], kk[3 + j]), kk[6 + j]));
                 t[3][j] = kk[6 + j];
             }
+            float *ur = U + r * S + s0;
             for (int i = 0; i < 4; i++) { /* (G k) G^T */
-                u[i][0] = t[i][0];
-                u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                u[i][3] = t[i][2];
+                const __m512 u1 =
+                    _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]));
+                const __m512 u2 =
+                    _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2]));
+                _mm512_mask_storeu_ps(ur + (i * 4 + 0) * R * S, m, t[i][0]);
+                _mm512_mask_storeu_ps(ur + (i * 4 + 1) * R * S, m, u1);
+                _mm512_mask_storeu_ps(ur + (i * 4 + 2) * R * S, m, u2);
+                _mm512_mask_storeu_ps(ur + (i * 4 + 3) * R * S, m, t[i][2]);
             }
-            /* U [rows][16][cols]: rows o, cols c (or c, o when swap) */
-            float *ur = swap ? U + c * 16 * O + o : U + o * 16 * C + c;
-            const int64_t cols = swap ? O : C;
-            for (int xi = 0; xi < 16; xi++) ur[xi * cols] = u[xi / 4][xi % 4];
         }
 }
 
-/* dw[o, c] += G^T dU[o, c] G for every o, c (dU: [O][16][C]). */
-static void wino_filter_grad(const float *dU, int64_t O, int64_t C, float *dw) {
+/* dw[o, c] += G^T dU[o, c] G for every o, c (dU: [16][O][C]), sixteen c at
+ * once (their kernels 9 floats apart in dw: gathered, summed, scattered). */
+CV512 static void wino_filter_grad(const float *dU, int64_t O, int64_t C, float *dw) {
+    const __m512i gi = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(9));
+    const __m512 half = _mm512_set1_ps(0.5f);
     for (int64_t o = 0; o < O; o++)
-        for (int64_t c = 0; c < C; c++) {
-            float d[4][4], t[3][4];
-            for (int xi = 0; xi < 16; xi++) d[xi / 4][xi % 4] = dU[(o * 16 + xi) * C + c];
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            const __mmask16 m = wino_tail(C, c0);
+            __m512 d[4][4], t[3][4];
+            for (int xi = 0; xi < 16; xi++)
+                d[xi / 4][xi % 4] = _mm512_maskz_loadu_ps(m, dU + (xi * O + o) * C + c0);
             for (int j = 0; j < 4; j++) { /* G^T d */
-                t[0][j] = d[0][j] + 0.5f * (d[1][j] + d[2][j]);
-                t[1][j] = 0.5f * (d[1][j] - d[2][j]);
-                t[2][j] = 0.5f * (d[1][j] + d[2][j]) + d[3][j];
+                const __m512 s12 = _mm512_mul_ps(half, _mm512_add_ps(d[1][j], d[2][j]));
+                t[0][j] = _mm512_add_ps(d[0][j], s12);
+                t[1][j] = _mm512_mul_ps(half, _mm512_sub_ps(d[1][j], d[2][j]));
+                t[2][j] = _mm512_add_ps(s12, d[3][j]);
             }
-            float *k = dw + (o * C + c) * 9;
+            float *k = dw + (o * C + c0) * 9;
             for (int i = 0; i < 3; i++) { /* (G^T d) G */
-                k[i * 3 + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
-                k[i * 3 + 1] += 0.5f * (t[i][1] - t[i][2]);
-                k[i * 3 + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+                const __m512 s12 = _mm512_mul_ps(half, _mm512_add_ps(t[i][1], t[i][2]));
+                const __m512 v[3] = {_mm512_add_ps(t[i][0], s12),
+                                     _mm512_mul_ps(half, _mm512_sub_ps(t[i][1], t[i][2])),
+                                     _mm512_add_ps(s12, t[i][3])};
+                for (int j = 0; j < 3; j++) {
+                    float *kp = k + i * 3 + j;
+                    const __m512 old = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, gi, kp, 4);
+                    _mm512_mask_i32scatter_ps(kp, m, gi, _mm512_add_ps(old, v[j]), 4);
+                }
             }
         }
 }
 
-/* The permutations of a row (W <= 16 columns in one register) that give,
- * in lane tx < TW, the columns 2 tx - 1 + k (k = 0..3; zero outside the
- * row): the four columns of tile column tx's input patch. */
+/* Two tile rows per register: lanes 0 .. TW - 1 hold tile row ty, lanes
+ * TW .. 2 TW - 1 (TW <= 8) tile row ty + 1, the 2 TW consecutive columns
+ * of V, M and Mg of the two. The permutations of two rows a and b (at most
+ * 16 columns, one register each) that give, in lane tx < TW, column
+ * 2 tx + base + k of a and, in lane TW + tx, the same column of b (k =
+ * 0..3; zero outside the row). */
 typedef struct wino_perm {
     __m512i idx[4];
     __mmask16 m[4];
@@ -121,10 +164,11 @@ CV512 static wino_perm wino_perm_make(int64_t W, int64_t TW, int base) {
     for (int k = 0; k < 4; k++) {
         int32_t ix[16];
         unsigned m = 0;
-        for (int tx = 0; tx < 16; tx++) {
-            const int64_t col = 2 * tx + base + k;
-            ix[tx] = 0;
-            if (tx < TW && col >= 0 && col < W) ix[tx] = (int32_t)col, m |= 1u << tx;
+        for (int l = 0; l < 16; l++) {
+            const int64_t tx = l < TW ? l : l - TW, col = 2 * tx + base + k;
+            ix[l] = 0;
+            if (l < 2 * TW && col >= 0 && col < W)
+                ix[l] = (int32_t)(col + (l < TW ? 0 : 16)), m |= 1u << l;
         }
         p.idx[k] = _mm512_loadu_si512(ix);
         p.m[k] = (__mmask16)m;
@@ -132,123 +176,164 @@ CV512 static wino_perm wino_perm_make(int64_t W, int64_t TW, int base) {
     return p;
 }
 
+/* Row h of a plane of H x W (W <= 16; zero outside the plane). */
+CV512_INLINE static __m512 wino_row(const float *p, int64_t H, int64_t W, __mmask16 mw, int64_t h) {
+    return h >= 0 && h < H ? _mm512_maskz_loadu_ps(mw, p + h * W) : _mm512_setzero_ps();
+}
+
+/* The store mask of the tile-row pair starting at ty: 2 TW lanes, TW for
+ * the last tile row of an odd TH. */
+CV512_INLINE static __mmask16 wino_pair_mask(int64_t TH, int64_t TW, int64_t ty) {
+    return (__mmask16)((1u << (ty + 1 < TH ? 2 * TW : TW)) - 1u);
+}
+
+/* Brings the 16 rows of TT floats of a plane of V or Mg (p: its first row,
+ * rows T floats apart) into L1 for the stores of the transforms: they
+ * write 16 rows far apart, an L1 miss on nearly every store, and the
+ * prefetches of the next plane overlap the stores of this one (conv2
+ * 1.06x with the 14x14 pair kernels; no gain for the 7x7 whole-plane
+ * kernels, nor for the loads of M by the output transform). */
+CV512_INLINE static void wino_prefetch(const float *p, int64_t T, int64_t TT) {
+    for (int xi = 0; xi < 16; xi++)
+        for (int64_t f = 0; f < TT + 15; f += 16)
+            _mm_prefetch((const char *)(p + xi * T + f), _MM_HINT_ET0);
+}
+
 /* V[c][xi][t0 + ty TW + tx] = (B^T d B)[xi] of every tile of the C planes of
  * nb images (u: the first image; images `is` floats apart), t0 = b TH TW
- * for image b, T = nb TH TW columns. */
+ * for image b, T = nb TH TW columns. Per pair of tile rows: B^T along the
+ * columns on whole rows (rows 2 ty - 1 .. 2 ty + 2 of tile row ty, then
+ * the same of ty + 1), then each of the 4 results' tile columns brought
+ * into the pair's lanes by 4 permutations and B^T applied along the row. */
 CV512 static void wino_input(const cv_geom *g, const float *u, int64_t C, int64_t is, int64_t nb,
                              float *V, int nt) {
     const int64_t H = g->H, W = g->W, TW = (W + 1) / 2, TH = (H + 1) / 2, TT = TH * TW;
     const int64_t T = nb * TT;
     const wino_perm pm = wino_perm_make(W, TW, -1);
-    const __mmask16 mw = (__mmask16)((1u << W) - 1u), mt = (__mmask16)((1u << TW) - 1u);
+    const __mmask16 mw = (__mmask16)((1u << W) - 1u);
     (void)nt;
     ATTN__OMP_FOR(nt)
     for (int64_t pl = 0; pl < nb * C; pl++) {
         const int64_t b = pl / C, c = pl % C;
         const float *up = u + b * is + c * H * W;
-        /* rows -1 .. 2 TH - 1 of the plane, each as its 4 column transforms
-         * (B^T applied along the row): r0 = x0 - x2, r1 = x1 + x2,
-         * r2 = x2 - x1, r3 = x1 - x3 */
-        __m512 R[4][4]; /* the 4 input rows of the current tile row */
-        float *vp = V + c * 16 * T + b * TT;
-        for (int64_t ty = 0; ty < TH; ty++) {
-            for (int k = 0; k < 4; k++) {
-                const int64_t h = 2 * ty - 1 + k;
-                const __m512 row = h >= 0 && h < H ? _mm512_maskz_loadu_ps(mw, up + h * W)
-                                                   : _mm512_setzero_ps();
-                const __m512 x0 = _mm512_maskz_permutexvar_ps(pm.m[0], pm.idx[0], row);
-                const __m512 x1 = _mm512_maskz_permutexvar_ps(pm.m[1], pm.idx[1], row);
-                const __m512 x2 = _mm512_maskz_permutexvar_ps(pm.m[2], pm.idx[2], row);
-                const __m512 x3 = _mm512_maskz_permutexvar_ps(pm.m[3], pm.idx[3], row);
-                R[k][0] = _mm512_sub_ps(x0, x2);
-                R[k][1] = _mm512_add_ps(x1, x2);
-                R[k][2] = _mm512_sub_ps(x2, x1);
-                R[k][3] = _mm512_sub_ps(x1, x3);
-            }
+        float *vp = V + c * wino_ld(T) + b * TT;
+        if (pl + 1 < nb * C) wino_prefetch(V + (pl + 1) % C * wino_ld(T) + (pl + 1) / C * TT, T, TT);
+        for (int64_t ty = 0; ty < TH; ty += 2) {
+            __m512 r[6], ca[4], cb[4];
+            for (int k = 0; k < 6; k++) r[k] = wino_row(up, H, W, mw, 2 * ty - 1 + k);
+            /* B^T along the column: d0 - d2, d1 + d2, d2 - d1, d1 - d3 */
+            ca[0] = _mm512_sub_ps(r[0], r[2]), cb[0] = _mm512_sub_ps(r[2], r[4]);
+            ca[1] = _mm512_add_ps(r[1], r[2]), cb[1] = _mm512_add_ps(r[3], r[4]);
+            ca[2] = _mm512_sub_ps(r[2], r[1]), cb[2] = _mm512_sub_ps(r[4], r[3]);
+            ca[3] = _mm512_sub_ps(r[1], r[3]), cb[3] = _mm512_sub_ps(r[3], r[5]);
+            const __mmask16 ms = wino_pair_mask(TH, TW, ty);
             float *vt = vp + ty * TW;
-            for (int j = 0; j < 4; j++) { /* B^T along the column */
-                _mm512_mask_storeu_ps(vt + (0 * 4 + j) * T, mt, _mm512_sub_ps(R[0][j], R[2][j]));
-                _mm512_mask_storeu_ps(vt + (1 * 4 + j) * T, mt, _mm512_add_ps(R[1][j], R[2][j]));
-                _mm512_mask_storeu_ps(vt + (2 * 4 + j) * T, mt, _mm512_sub_ps(R[2][j], R[1][j]));
-                _mm512_mask_storeu_ps(vt + (3 * 4 + j) * T, mt, _mm512_sub_ps(R[1][j], R[3][j]));
+            for (int i = 0; i < 4; i++) { /* B^T along the row */
+                const __m512 x0 = _mm512_maskz_permutex2var_ps(pm.m[0], ca[i], pm.idx[0], cb[i]);
+                const __m512 x1 = _mm512_maskz_permutex2var_ps(pm.m[1], ca[i], pm.idx[1], cb[i]);
+                const __m512 x2 = _mm512_maskz_permutex2var_ps(pm.m[2], ca[i], pm.idx[2], cb[i]);
+                const __m512 x3 = _mm512_maskz_permutex2var_ps(pm.m[3], ca[i], pm.idx[3], cb[i]);
+                _mm512_mask_storeu_ps(vt + (i * 4 + 0) * T, ms, _mm512_sub_ps(x0, x2));
+                _mm512_mask_storeu_ps(vt + (i * 4 + 1) * T, ms, _mm512_add_ps(x1, x2));
+                _mm512_mask_storeu_ps(vt + (i * 4 + 2) * T, ms, _mm512_sub_ps(x2, x1));
+                _mm512_mask_storeu_ps(vt + (i * 4 + 3) * T, ms, _mm512_sub_ps(x1, x3));
             }
         }
     }
 }
 
 /* v_b[o] (beta 0: =, 1: +=) A^T M A of every tile, + b[o] when b (M:
- * [O][16][T]; v: the first image, images `is` floats apart). */
+ * [O][16][T]; v: the first image, images `is` floats apart). Per pair of
+ * tile rows: A^T along the column, then along the row, giving the even and
+ * odd output columns of the 4 output rows; one permutation interleaves
+ * them into each row. */
 CV512 static void wino_output(const cv_geom *g, const float *M, int64_t O, int64_t is, int64_t nb,
                               const float *bias, float *v, float beta, int nt) {
     const int64_t H = g->H, W = g->W, TW = (W + 1) / 2, TH = (H + 1) / 2, TT = TH * TW;
     const int64_t T = nb * TT;
-    const __mmask16 mw = (__mmask16)((1u << W) - 1u), mt = (__mmask16)((1u << TW) - 1u);
-    /* lane 2 tx takes even[tx], lane 2 tx + 1 odd[tx] */
-    const __m512i ilv = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __mmask16 mw = (__mmask16)((1u << W) - 1u);
+    /* lane 2 tx takes even[tx], lane 2 tx + 1 odd[tx]: tile row ty; the
+     * second of a pair reads lanes TW + tx */
+    __m512i ilv[2];
+    {
+        int32_t ix[2][16];
+        for (int l = 0; l < 16; l++) {
+            ix[0][l] = l / 2 + 16 * (l % 2);
+            ix[1][l] = l / 2 + (int32_t)TW + 16 * (l % 2); /* <= 7 + 8 */
+        }
+        ilv[0] = _mm512_loadu_si512(ix[0]);
+        ilv[1] = _mm512_loadu_si512(ix[1]);
+    }
     (void)nt;
     ATTN__OMP_FOR(nt)
     for (int64_t pl = 0; pl < nb * O; pl++) {
         const int64_t b = pl / O, o = pl % O;
         float *vp = v + b * is + o * H * W;
-        const float *mp = M + o * 16 * T + b * TT;
+        const float *mp = M + o * wino_ld(T) + b * TT;
         const __m512 bv = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-        for (int64_t ty = 0; ty < TH; ty++) {
+        for (int64_t ty = 0; ty < TH; ty += 2) {
+            const __mmask16 ms = wino_pair_mask(TH, TW, ty);
             __m512 y[2][4]; /* A^T along the column, for each of the 4 columns */
             for (int j = 0; j < 4; j++) {
                 const float *s = mp + ty * TW + j * T;
-                const __m512 m0 = _mm512_maskz_loadu_ps(mt, s);
-                const __m512 m1 = _mm512_maskz_loadu_ps(mt, s + 4 * T);
-                const __m512 m2 = _mm512_maskz_loadu_ps(mt, s + 8 * T);
-                const __m512 m3 = _mm512_maskz_loadu_ps(mt, s + 12 * T);
+                const __m512 m0 = _mm512_maskz_loadu_ps(ms, s);
+                const __m512 m1 = _mm512_maskz_loadu_ps(ms, s + 4 * T);
+                const __m512 m2 = _mm512_maskz_loadu_ps(ms, s + 8 * T);
+                const __m512 m3 = _mm512_maskz_loadu_ps(ms, s + 12 * T);
                 y[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
                 y[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
             }
             for (int r = 0; r < 2; r++) {
-                const int64_t h = 2 * ty + r;
-                if (h >= H) break;
                 const __m512 ev = _mm512_add_ps(_mm512_add_ps(y[r][0], y[r][1]), y[r][2]);
                 const __m512 od = _mm512_sub_ps(_mm512_sub_ps(y[r][1], y[r][2]), y[r][3]);
-                __m512 out = _mm512_add_ps(_mm512_permutex2var_ps(ev, ilv, od), bv);
-                if (beta != 0.0f) out = _mm512_add_ps(_mm512_maskz_loadu_ps(mw, vp + h * W), out);
-                _mm512_mask_storeu_ps(vp + h * W, mw, out);
+                for (int q = 0; q < 2; q++) {
+                    const int64_t h = 2 * (ty + q) + r;
+                    if (h >= H) continue;
+                    __m512 out = _mm512_add_ps(_mm512_permutex2var_ps(ev, ilv[q], od), bv);
+                    if (beta != 0.0f)
+                        out = _mm512_add_ps(_mm512_maskz_loadu_ps(mw, vp + h * W), out);
+                    _mm512_mask_storeu_ps(vp + h * W, mw, out);
+                }
             }
         }
     }
 }
 
 /* Mg[o][xi][t] = (A dY A^T)[xi] of every 2x2 output-gradient tile (zero
- * outside the map) of the O planes of nb images (dv: the first image). */
+ * outside the map) of the O planes of nb images (dv: the first image).
+ * Per pair of tile rows: A along the column on whole rows, then along the
+ * row on the pair's lanes. */
 CV512 static void wino_grad_tiles(const cv_geom *g, const float *dv, int64_t O, int64_t is,
                                   int64_t nb, float *Mg, int nt) {
     const int64_t H = g->H, W = g->W, TW = (W + 1) / 2, TH = (H + 1) / 2, TT = TH * TW;
     const int64_t T = nb * TT;
     const wino_perm pm = wino_perm_make(W, TW, 0); /* idx[0]: column 2 tx, idx[1]: 2 tx + 1 */
-    const __mmask16 mw = (__mmask16)((1u << W) - 1u), mt = (__mmask16)((1u << TW) - 1u);
+    const __mmask16 mw = (__mmask16)((1u << W) - 1u);
     (void)nt;
     ATTN__OMP_FOR(nt)
     for (int64_t pl = 0; pl < nb * O; pl++) {
         const int64_t b = pl / O, o = pl % O;
         const float *dp = dv + b * is + o * H * W;
-        float *mp = Mg + o * 16 * T + b * TT;
-        for (int64_t ty = 0; ty < TH; ty++) {
-            __m512 R[2][4]; /* A along the row: (d0, d0 + d1, d0 - d1, -d1) */
-            for (int k = 0; k < 2; k++) {
-                const int64_t h = 2 * ty + k;
-                const __m512 row = h < H ? _mm512_maskz_loadu_ps(mw, dp + h * W) : _mm512_setzero_ps();
-                const __m512 d0 = _mm512_maskz_permutexvar_ps(pm.m[0], pm.idx[0], row);
-                const __m512 d1 = _mm512_maskz_permutexvar_ps(pm.m[1], pm.idx[1], row);
-                R[k][0] = d0;
-                R[k][1] = _mm512_add_ps(d0, d1);
-                R[k][2] = _mm512_sub_ps(d0, d1);
-                R[k][3] = _mm512_sub_ps(_mm512_setzero_ps(), d1);
-            }
+        float *mp = Mg + o * wino_ld(T) + b * TT;
+        if (pl + 1 < nb * O) wino_prefetch(Mg + (pl + 1) % O * wino_ld(T) + (pl + 1) / O * TT, T, TT);
+        for (int64_t ty = 0; ty < TH; ty += 2) {
+            __m512 r[4], ca[4], cb[4];
+            for (int k = 0; k < 4; k++) r[k] = wino_row(dp, H, W, mw, 2 * ty + k);
+            /* A along the column: (d0, d0 + d1, d0 - d1, -d1) */
+            ca[0] = r[0], cb[0] = r[2];
+            ca[1] = _mm512_add_ps(r[0], r[1]), cb[1] = _mm512_add_ps(r[2], r[3]);
+            ca[2] = _mm512_sub_ps(r[0], r[1]), cb[2] = _mm512_sub_ps(r[2], r[3]);
+            ca[3] = _mm512_sub_ps(_mm512_setzero_ps(), r[1]);
+            cb[3] = _mm512_sub_ps(_mm512_setzero_ps(), r[3]);
+            const __mmask16 ms = wino_pair_mask(TH, TW, ty);
             float *mt0 = mp + ty * TW;
-            for (int j = 0; j < 4; j++) { /* A along the column */
-                _mm512_mask_storeu_ps(mt0 + (0 * 4 + j) * T, mt, R[0][j]);
-                _mm512_mask_storeu_ps(mt0 + (1 * 4 + j) * T, mt, _mm512_add_ps(R[0][j], R[1][j]));
-                _mm512_mask_storeu_ps(mt0 + (2 * 4 + j) * T, mt, _mm512_sub_ps(R[0][j], R[1][j]));
-                _mm512_mask_storeu_ps(mt0 + (3 * 4 + j) * T, mt,
-                                      _mm512_sub_ps(_mm512_setzero_ps(), R[1][j]));
+            for (int i = 0; i < 4; i++) { /* A along the row */
+                const __m512 d0 = _mm512_maskz_permutex2var_ps(pm.m[0], ca[i], pm.idx[0], cb[i]);
+                const __m512 d1 = _mm512_maskz_permutex2var_ps(pm.m[1], ca[i], pm.idx[1], cb[i]);
+                _mm512_mask_storeu_ps(mt0 + (i * 4 + 0) * T, ms, d0);
+                _mm512_mask_storeu_ps(mt0 + (i * 4 + 1) * T, ms, _mm512_add_ps(d0, d1));
+                _mm512_mask_storeu_ps(mt0 + (i * 4 + 2) * T, ms, _mm512_sub_ps(d0, d1));
+                _mm512_mask_storeu_ps(mt0 + (i * 4 + 3) * T, ms, _mm512_sub_ps(_mm512_setzero_ps(), d1));
             }
         }
     }
@@ -256,11 +341,12 @@ CV512 static void wino_grad_tiles(const cv_geom *g, const float *dv, int64_t O, 
 
 /* Maps of at most 8x8 (TT = TH TW <= 16 tiles, a plane <= 64 floats in 4
  * registers): every tile of a plane in one register. Element f of the
- * plane comes to lane t through one permutation of registers 0-1 or 2-3
- * (f >= 32) and a blend; `ok` zeroes the lanes outside the plane. */
+ * plane comes to lane t through one permutation of registers 0-1 (the
+ * lanes of `lo`, which zeroes the others) or 2-3 (f >= 32: the lanes of
+ * `hi`) and a blend; lanes outside the plane are in neither. */
 typedef struct wino_pick {
     __m512i idx;
-    __mmask16 hi, ok;
+    __mmask16 lo, hi;
 } wino_pick;
 
 /* Lane t (tile ty = t / TW, tx = t % TW) takes element (2 ty + dr, 2 tx + dc). */
@@ -281,14 +367,22 @@ CV512 static wino_pick wino_pick_make(int64_t H, int64_t W, int64_t dr, int64_t 
     wino_pick p;
     p.idx = _mm512_loadu_si512(ix);
     p.hi = (__mmask16)hi;
-    p.ok = (__mmask16)ok;
+    p.lo = (__mmask16)(ok & ~hi);
     return p;
 }
 
 CV512_INLINE static __m512 wino_take(const __m512 *r, const wino_pick *p) {
-    const __m512 lo = _mm512_permutex2var_ps(r[0], p->idx, r[1]);
-    const __m512 hi = _mm512_permutex2var_ps(r[2], p->idx, r[3]);
-    return _mm512_maskz_mov_ps(p->ok, _mm512_mask_blend_ps(p->hi, lo, hi));
+    const __m512 lo = _mm512_maskz_permutex2var_ps(p->lo, r[0], p->idx, r[1]);
+    return _mm512_mask_blend_ps(p->hi, lo, _mm512_permutex2var_ps(r[2], p->idx, r[3]));
+}
+
+/* The whole-plane kernels fetch the plane WINO_AHEAD planes ahead (of HW
+ * floats at p) into L1: the loads of the planes (NCHW input or output
+ * gradient, read once, from beyond L2) took a third of the input
+ * transform's time. */
+#define WINO_AHEAD 8
+CV512_INLINE static void wino_prefetch_plane(const float *p, int64_t HW) {
+    for (int64_t f = 0; f < HW + 15; f += 16) _mm_prefetch((const char *)(p + f), _MM_HINT_T0);
 }
 
 /* The plane of HW <= 64 floats at p in 4 registers (zero beyond HW). */
@@ -312,6 +406,8 @@ CV512 static void wino_input_small(const cv_geom *g, const float *u, int64_t C, 
     for (int64_t pl = 0; pl < nb * C; pl++) {
         const int64_t b = pl / C, c = pl % C;
         __m512 r[4], x[4][4];
+        if (pl + WINO_AHEAD < nb * C)
+            wino_prefetch_plane(u + (pl + WINO_AHEAD) / C * is + (pl + WINO_AHEAD) % C * HW, HW);
         wino_load_plane(u + b * is + c * HW, HW, r);
         for (int k = 0; k < 4; k++) { /* B^T along the row of patch row k */
             const __m512 x0 = wino_take(r, &pk[k * 4 + 0]), x1 = wino_take(r, &pk[k * 4 + 1]);
@@ -321,7 +417,7 @@ CV512 static void wino_input_small(const cv_geom *g, const float *u, int64_t C, 
             x[k][2] = _mm512_sub_ps(x2, x1);
             x[k][3] = _mm512_sub_ps(x1, x3);
         }
-        float *vp = V + c * 16 * T + b * TT;
+        float *vp = V + c * wino_ld(T) + b * TT;
         for (int j = 0; j < 4; j++) { /* B^T along the column */
             _mm512_mask_storeu_ps(vp + (0 * 4 + j) * T, mt, _mm512_sub_ps(x[0][j], x[2][j]));
             _mm512_mask_storeu_ps(vp + (1 * 4 + j) * T, mt, _mm512_add_ps(x[1][j], x[2][j]));
@@ -360,7 +456,7 @@ CV512 static void wino_output_small(const cv_geom *g, const float *M, int64_t O,
     ATTN__OMP_FOR(nt)
     for (int64_t pl = 0; pl < nb * O; pl++) {
         const int64_t b = pl / O, o = pl % O;
-        const float *mp = M + o * 16 * T + b * TT;
+        const float *mp = M + o * wino_ld(T) + b * TT;
         __m512 y[2][4], Y[2][2];
         for (int j = 0; j < 4; j++) { /* A^T along the column */
             const __m512 m0 = _mm512_maskz_loadu_ps(mt, mp + (0 * 4 + j) * T);
@@ -398,6 +494,8 @@ CV512 static void wino_grad_tiles_small(const cv_geom *g, const float *dv, int64
     for (int64_t pl = 0; pl < nb * O; pl++) {
         const int64_t b = pl / O, o = pl % O;
         __m512 r[4], R[2][4];
+        if (pl + WINO_AHEAD < nb * O)
+            wino_prefetch_plane(dv + (pl + WINO_AHEAD) / O * is + (pl + WINO_AHEAD) % O * HW, HW);
         wino_load_plane(dv + b * is + o * HW, HW, r);
         for (int k = 0; k < 2; k++) { /* A along the row: (d0, d0 + d1, d0 - d1, -d1) */
             const __m512 d0 = wino_take(r, &pk[k * 2]), d1 = wino_take(r, &pk[k * 2 + 1]);
@@ -406,7 +504,7 @@ CV512 static void wino_grad_tiles_small(const cv_geom *g, const float *dv, int64
             R[k][2] = _mm512_sub_ps(d0, d1);
             R[k][3] = _mm512_sub_ps(_mm512_setzero_ps(), d1);
         }
-        float *mp = Mg + o * 16 * T + b * TT;
+        float *mp = Mg + o * wino_ld(T) + b * TT;
         for (int j = 0; j < 4; j++) { /* A along the column */
             _mm512_mask_storeu_ps(mp + (0 * 4 + j) * T, mt, R[0][j]);
             _mm512_mask_storeu_ps(mp + (1 * 4 + j) * T, mt, _mm512_add_ps(R[0][j], R[1][j]));
@@ -417,15 +515,15 @@ CV512 static void wino_grad_tiles_small(const cv_geom *g, const float *dv, int64
 }
 
 /* v (beta 0: =, 1: +=) the 3x3 pad-1 convolution of u [N, Ci, H, W] with
- * the transformed kernel U [Co][16][Ci], + bias; v: [N, Co, H, W]. The
- * products read U_xi, V_xi and write M_xi as strided matrices (ld 16 Ci,
- * 16 T): each plane's 16 transformed rows lie together. */
+ * the transformed kernel U [16][Co][Ci], + bias; v: [N, Co, H, W]. The
+ * products read V_xi and write M_xi as strided matrices (ld 16 T: each
+ * plane's 16 transformed rows lie together), U_xi as a dense one. */
 static void wino_conv(attn_ctx *ctx, const cv_geom *g, const float *u, int64_t Ci, const float *U,
                       int64_t Co, const float *bias, float *v, float beta, float *ws) {
     const int64_t HW = g->H * g->W, TT = wino_tiles(g), nb = wino_chunk(g);
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, T = m * TT;
-        float *V = ws, *M = ws + 16 * Ci * T;
+        float *V = ws, *M = ws + Ci * wino_ld(T);
         const int nt = attn__threads_for(ctx, 32.0 * (double)Co * (double)Ci * (double)T);
         const int ntt = attn__threads_for(ctx, 16.0 * (double)(Ci + Co) * (double)T);
         if (g->H <= 8 && g->W <= 8)
@@ -433,8 +531,8 @@ static void wino_conv(attn_ctx *ctx, const cv_geom *g, const float *u, int64_t C
         else
             wino_input(g, u + n0 * Ci * HW, Ci, Ci * HW, m, V, ntt);
         for (int xi = 0; xi < 16; xi++) /* M_xi [Co, T] = U_xi [Co, Ci] V_xi [Ci, T] */
-            attn__sgemm(nt, 0, 0, Co, T, Ci, 1.0f, U + xi * Ci, 16 * Ci, V + xi * T, 16 * T, 0.0f,
-                        M + xi * T, 16 * T);
+            attn__sgemm(nt, 0, 0, Co, T, Ci, 1.0f, U + xi * Co * Ci, Ci, V + xi * T, wino_ld(T), 0.0f,
+                        M + xi * T, wino_ld(T));
         if (g->H <= 8 && g->W <= 8)
             wino_output_small(g, M, Co, Co * HW, m, bias, v + n0 * Co * HW, beta, ntt);
         else
@@ -458,10 +556,10 @@ void attn__cv_wino_backward(attn_ctx *ctx, const cv_geom *g, const float *u, con
         wino_conv(ctx, g, dv, O, U, C, NULL, du, 1.0f, ws);
     }
     if (!dw) return;
-    /* dU [O][16][C] = sum over chunks of Mg_xi V_xi^T, in U's place */
+    /* dU [16][O][C] = sum over chunks of Mg_xi V_xi^T, in U's place */
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, T = m * TT;
-        float *V = ws, *Mg = ws + 16 * C * T;
+        float *V = ws, *Mg = ws + C * wino_ld(T);
         const int nt = attn__threads_for(ctx, 32.0 * (double)O * (double)C * (double)T);
         const int ntt = attn__threads_for(ctx, 16.0 * (double)(C + O) * (double)T);
         if (g->H <= 8 && g->W <= 8) {
@@ -472,8 +570,8 @@ void attn__cv_wino_backward(attn_ctx *ctx, const cv_geom *g, const float *u, con
             wino_grad_tiles(g, dv + n0 * O * HW, O, O * HW, m, Mg, ntt);
         }
         for (int xi = 0; xi < 16; xi++) /* dU_xi [O, C] (=, then +=) Mg_xi [O, T] V_xi^T */
-            attn__sgemm(nt, 0, 1, O, C, T, 1.0f, Mg + xi * T, 16 * T, V + xi * T, 16 * T,
-                        n0 ? 1.0f : 0.0f, U + xi * C, 16 * C);
+            attn__sgemm(nt, 0, 1, O, C, T, 1.0f, Mg + xi * T, wino_ld(T), V + xi * T, wino_ld(T),
+                        n0 ? 1.0f : 0.0f, U + xi * O * C, C);
     }
     wino_filter_grad(U, O, C, dw);
 }
