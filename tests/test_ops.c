@@ -1713,8 +1713,80 @@ static void run_vmath(void) {
     TEST_END();
 }
 
+/* 1 if the n floats of a and b have the same bits, else 0 after a CHECK
+ * naming what and the first difference. */
+static int same_bits(const char *what, const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(a + i, b + i, sizeof(float)) != 0) {
+            CHECK(0, "%s: element %lld of %lld differs: %.9g vs %.9g", what, (long long)i,
+                  (long long)n, (double)a[i], (double)b[i]);
+            return 0;
+        }
+    return 1;
+}
+
+/* The training path of linear_gelu (f32, gradients on): its forward keeps
+ * GELU'(z) and its backward multiplies by it, where linear then gelu
+ * evaluates the derivative in the gelu op's backward. Both must give the
+ * same bits (y and the gradients of x, w and b), on ragged sizes (vector
+ * tails of every length), with and without bias, on 1 and 2 threads, with
+ * wide pre-activations (the GELU's tails and middle). */
+static void run_linear_gelu_train(void) {
+    TEST_BEGIN("ops/linear_gelu: training forward and backward equal linear + gelu bit for bit");
+    static const int64_t sizes[][3] = {{1, 1, 1},   {1, 5, 7},   {3, 17, 33},
+                                       {15, 31, 9}, {33, 47, 65}, {64, 96, 40}};
+    attn_rng rng;
+    attn_rng_init(&rng, 77);
+    for (int nt = 1; nt <= 2; nt++)
+        for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++)
+            for (int with_b = 0; with_b < 2; with_b++) {
+                const int64_t R = sizes[c][0], Out = sizes[c][1], In = sizes[c][2];
+                const int64_t sx[2] = {R, In}, sw[2] = {Out, In}, sb[1] = {Out};
+                float *x = malloc(sizeof(float) * (size_t)(R * In));
+                float *w = malloc(sizeof(float) * (size_t)(Out * In));
+                float *b = malloc(sizeof(float) * (size_t)Out);
+                float *r = malloc(sizeof(float) * (size_t)(R * Out));
+                attn_ctx *ctx[2] = {test_ctx_new((size_t)8 << 20, nt, 0),
+                                    test_ctx_new((size_t)8 << 20, nt, 0)};
+                if (!x || !w || !b || !r || !ctx[0] || !ctx[1]) {
+                    CHECK(0, "allocation");
+                } else {
+                    test_fill_normal(x, R * In, &rng);
+                    test_fill_normal(w, Out * In, &rng);
+                    test_fill_normal(b, Out, &rng);
+                    test_fill_normal(r, R * Out, &rng);
+                    for (int64_t i = 0; i < R * In; i++) x[i] *= 2.0f;
+                    attn_tensor *xt[2], *wt[2], *bt[2], *y[2];
+                    for (int k = 0; k < 2; k++) {
+                        xt[k] = test_leaf(ctx[k], 2, sx, x);
+                        wt[k] = test_leaf(ctx[k], 2, sw, w);
+                        bt[k] = with_b ? test_leaf(ctx[k], 1, sb, b) : NULL;
+                        y[k] = k == 0 ? attn_linear_gelu(ctx[k], xt[k], wt[k], bt[k])
+                                      : attn_gelu(ctx[k], attn_linear(ctx[k], xt[k], wt[k], bt[k]), 0);
+                        CHECK(y[k] && attn_backward_from(ctx[k], y[k], r) == ATTN_OK, "%s: %s",
+                              k ? "linear + gelu" : "linear_gelu", attn_ctx_error(ctx[k]));
+                    }
+                    if (y[0] && y[1] && xt[0]->grad && xt[1]->grad) {
+                        char what[96];
+                        snprintf(what, sizeof what, "R %lld Out %lld In %lld bias %d threads %d",
+                                 (long long)R, (long long)Out, (long long)In, with_b, nt);
+                        int ok = same_bits("y", attn_f32(y[0]), attn_f32(y[1]), R * Out) &&
+                                 same_bits("dx", xt[0]->grad, xt[1]->grad, R * In) &&
+                                 same_bits("dw", wt[0]->grad, wt[1]->grad, Out * In) &&
+                                 (!with_b || same_bits("db", bt[0]->grad, bt[1]->grad, Out));
+                        CHECK(ok, "%s", what);
+                    }
+                }
+                attn_ctx_free(ctx[0]);
+                attn_ctx_free(ctx[1]);
+                free(x), free(w), free(b), free(r);
+            }
+    TEST_END();
+}
+
 void suite_ops(void) {
     run_vmath();
+    run_linear_gelu_train();
     run_reader();
     run_fixtures();
     run_errors();

@@ -296,6 +296,14 @@ void *attn__alloc(attn_ctx *ctx, size_t bytes, const char *what) {
     return p;
 }
 
+void *attn__alloc_try(attn_ctx *ctx, size_t bytes) {
+    const size_t hdr = ctx->guard_bytes ? ATTN__HDR : 0;
+    if (bytes > ctx->arena_cap || (size_t)ctx->guard_bytes > ctx->arena_cap - bytes ||
+        hdr + attn__align_up(bytes + (size_t)ctx->guard_bytes) > ctx->arena_cap - ctx->arena_top)
+        return NULL;
+    return attn__alloc(ctx, bytes, "scratch");
+}
+
 size_t attn__arena_mark(const attn_ctx *ctx) { return ctx->arena_top; }
 
 void attn__arena_rewind(attn_ctx *ctx, size_t mark) {

@@ -123,6 +123,9 @@ attn_status attn__error(attn_status status, const char *fmt, ...)
  * naming `what`) when full. attn__alloc_zero zeroes the block. */
 void *attn__alloc(attn_ctx *ctx, size_t bytes, const char *what);
 void *attn__alloc_zero(attn_ctx *ctx, size_t bytes, const char *what);
+/* attn__alloc without the error: NULL, and nothing recorded, when the arena
+ * has no room (for scratch that can fall back to the heap). */
+void *attn__alloc_try(attn_ctx *ctx, size_t bytes);
 
 /* A mark of the arena's current top, and a rewind to it that frees every
  * allocation made since. Only for scratch work without a tape (gradients
