@@ -1784,9 +1784,83 @@ static void run_linear_gelu_train(void) {
     TEST_END();
 }
 
+/* cross_entropy's vectorised exponentials (chunks of 256 vocabulary
+ * entries) on ragged vocabulary sizes, against the loss and gradient in
+ * double: wide logits, a -inf logit off the target in some rows (its
+ * gradient exactly 0), label smoothing off and on, 1 and 2 threads. */
+static void run_cross_entropy_ragged(void) {
+    TEST_BEGIN("ops/cross_entropy: ragged vocabularies against double (loss, gradient, -inf)");
+    static const int64_t vocab[] = {1, 2, 7, 16, 255, 256, 257, 600};
+    attn_rng rng;
+    attn_rng_init(&rng, 5);
+    for (int nt = 1; nt <= 2; nt++)
+        for (size_t c = 0; c < sizeof vocab / sizeof vocab[0]; c++)
+            for (int sm = 0; sm < 2; sm++) {
+                const int64_t N = 9, V = vocab[c];
+                const float e = sm ? 0.1f : 0.0f;
+                float *x = malloc(sizeof(float) * (size_t)(N * V));
+                int32_t tg[9];
+                attn_ctx *ctx = test_ctx_new((size_t)4 << 20, nt, 0);
+                if (!x || !ctx) {
+                    CHECK(0, "allocation");
+                    free(x);
+                    attn_ctx_free(ctx);
+                    continue;
+                }
+                test_fill_normal(x, N * V, &rng);
+                for (int64_t i = 0; i < N * V; i++) x[i] *= 6.0f;
+                for (int64_t i = 0; i < N; i++) {
+                    tg[i] = (int32_t)(attn_rng_next_u32(&rng) % (uint32_t)V);
+                    /* a -inf logit off the target (not with smoothing: its loss is inf) */
+                    if (!sm && V > 1 && i % 3 == 1) x[i * V + (tg[i] + 1) % V] = -INFINITY;
+                }
+                const int64_t sx[2] = {N, V}, st[1] = {N};
+                attn_tensor *xt = test_leaf(ctx, 2, sx, x);
+                attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 1, st, tg);
+                attn_tensor *loss = xt && tt ? attn_cross_entropy(ctx, xt, tt, -100, e) : NULL;
+                CHECK(loss && attn_backward(ctx, loss) == ATTN_OK && xt->grad, "V %lld: %s",
+                      (long long)V, attn_ctx_error(ctx));
+                if (loss && xt->grad) {
+                    double total = 0.0, worst = 0.0;
+                    int zero_ok = 1;
+                    for (int64_t i = 0; i < N; i++) {
+                        const float *xi = x + i * V;
+                        double mx = -INFINITY, s = 0.0, sx_ = 0.0;
+                        for (int64_t v = 0; v < V; v++) mx = xi[v] > mx ? xi[v] : mx;
+                        for (int64_t v = 0; v < V; v++) s += exp((double)xi[v] - mx), sx_ += xi[v];
+                        const double lse = mx + log(s);
+                        total += (1.0 - e) * (lse - xi[tg[i]]) + (sm ? e * (lse - sx_ / (double)V) : 0.0);
+                        for (int64_t v = 0; v < V; v++) {
+                            /* p carries the rounding of the float lse and of x - lse: a few
+                             * ulp of the logits' size relative to p */
+                            const double pv = exp((double)xi[v] - lse);
+                            const double g = (pv - (v == tg[i] ? 1.0 - e : 0.0) - e / (double)V) /
+                                             (double)N;
+                            const double tol = (4e-7 * (fabs(lse) + fabs(xi[v]) + 1.0) * pv) /
+                                                   (double)N + 2e-6 * fabs(g) + 1e-8;
+                            const double err = fabs(xt->grad[i * V + v] - g) / tol;
+                            if (err > worst) worst = err;
+                            if (xi[v] == -INFINITY && xt->grad[i * V + v] != 0.0f) zero_ok = 0;
+                        }
+                    }
+                    total /= (double)N;
+                    const double lerr = fabs(attn_f32(loss)[0] - total) / (1e-6 * fabs(total) + 1e-7);
+                    CHECK(lerr <= 1.0 && worst <= 1.0 && zero_ok,
+                          "V %lld smoothing %g threads %d: loss %.9g vs %.9g (%.3g x bound), "
+                          "gradient %.3g x bound, -inf logits' gradient 0: %d",
+                          (long long)V, (double)e, nt, (double)attn_f32(loss)[0], total, lerr, worst,
+                          zero_ok);
+                }
+                attn_ctx_free(ctx);
+                free(x);
+            }
+    TEST_END();
+}
+
 void suite_ops(void) {
     run_vmath();
     run_linear_gelu_train();
+    run_cross_entropy_ragged();
     run_reader();
     run_fixtures();
     run_errors();
