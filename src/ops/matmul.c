@@ -333,6 +333,20 @@ static void linear_dims(const attn_node *node, int64_t *R, int64_t *In, int64_t 
                   : attn_tensor_numel(node->in[0]) / (*In > 0 ? *In : 1);
 }
 
+/* t[r, :] = bias for r < R, copied inline in the clones' vectors: a memcpy
+ * call per row costs more than the copy at a few hundred bytes (GCC would
+ * turn the loop back into such calls: hence the optimize attribute). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_MEMCPY_PATTERN __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_MEMCPY_PATTERN
+#endif
+MATMUL_CLONES NO_MEMCPY_PATTERN static void bias_rows(float *restrict t, const float *restrict bias,
+                                                      int64_t R, int64_t Out) {
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < Out; j++) t[r * Out + j] = bias[j];
+}
+
 /* t[R, Out] = x w^T + b as linear forms it: the rows start as the bias and
  * the product adds to them. act 1 also asks for the exact GELU, which only
  * the bf16 tiles apply in the same pass (attn__sgemm_bf16_fused, which also
@@ -349,7 +363,7 @@ static int linear_product(attn_ctx *ctx, attn_node *node, gemm_fn gemm, float *t
                                act, attn__ctx_packed_b(ctx, w, 1, In, In, Out)))
         return act;
     if (bias)
-        for (int64_t r = 0; r < R; r++) memcpy(t + r * Out, bias, (size_t)Out * sizeof *t);
+        bias_rows(t, bias, R, Out);
     gemm(ctx, nt, 0, 1, R, Out, In, 1.0f, x, In, w, In, bias ? 1.0f : 0.0f, t, Out);
     return 0;
 }
