@@ -236,6 +236,25 @@ LN_CLONES static void ln_dx_row(float *restrict dr, const float *restrict xr,
         }
 }
 
+/* The affine parameters' gradient sums over a block of w <= LN_COL_BLOCK
+ * columns (x and gy at the block's first column, row stride C):
+ * sg[k] = sum_r gy_rk xhat_rk and sb[k] = sum_r gy_rk, in double, over the
+ * rows in order (the same sums in every clone). */
+LN_CLONES static void ln_affine_sums(double *restrict sg, double *restrict sb,
+                                     const float *restrict x, const float *restrict gy,
+                                     const float *restrict mean, const float *restrict rstd,
+                                     int64_t rows, int64_t C, int64_t w) {
+    for (int64_t k = 0; k < w; k++) sg[k] = sb[k] = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * C, *gr = gy + r * C;
+        const float mu = mean[r], rs = rstd[r];
+        for (int64_t k = 0; k < w; k++) {
+            sg[k] += (double)gr[k] * ((xr[k] - mu) * rs);
+            sb[k] += gr[k];
+        }
+    }
+}
+
 attn_status attn__layernorm_backward(attn_ctx *ctx, attn_node *node) {
     const attn_tensor *xt = node->in[0];
     const int64_t C = xt->shape[xt->ndim - 1], rows = attn_tensor_numel(xt) / C;
@@ -273,15 +292,7 @@ attn_status attn__layernorm_backward(attn_ctx *ctx, attn_node *node) {
             const int64_t j0 = blk * LN_COL_BLOCK;
             const int64_t w = C - j0 < LN_COL_BLOCK ? C - j0 : LN_COL_BLOCK;
             double sg[LN_COL_BLOCK], sb[LN_COL_BLOCK];
-            for (int64_t k = 0; k < w; k++) sg[k] = sb[k] = 0.0;
-            for (int64_t r = 0; r < rows; r++) {
-                const float *xr = x + r * C + j0, *gr = gy + r * C + j0;
-                const float mu = mean[r], rs = rstd[r];
-                for (int64_t k = 0; k < w; k++) {
-                    sg[k] += (double)gr[k] * ((xr[k] - mu) * rs);
-                    sb[k] += gr[k];
-                }
-            }
+            ln_affine_sums(sg, sb, x + j0, gy + j0, mean, rstd, rows, C, w);
             for (int64_t k = 0; k < w; k++) {
                 if (ggam) ggam[j0 + k] += (float)sg[k];
                 if (gbet) gbet[j0 + k] += (float)sb[k];
