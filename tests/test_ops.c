@@ -1713,8 +1713,215 @@ static void run_vmath(void) {
     TEST_END();
 }
 
+/* 1 if the n floats of a and b have the same bits, else 0 after a CHECK
+ * naming what and the first difference. */
+static int same_bits(const char *what, const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(a + i, b + i, sizeof(float)) != 0) {
+            CHECK(0, "%s: element %lld of %lld differs: %.9g vs %.9g", what, (long long)i,
+                  (long long)n, (double)a[i], (double)b[i]);
+            return 0;
+        }
+    return 1;
+}
+
+/* The training path of linear_gelu (f32, gradients on): its forward keeps
+ * GELU'(z) and its backward multiplies by it, where linear then gelu
+ * evaluates the derivative in the gelu op's backward. Both must give the
+ * same bits (y and the gradients of x, w and b), on ragged sizes (vector
+ * tails of every length), with and without bias, on 1 and 2 threads, with
+ * wide pre-activations (the GELU's tails and middle). */
+static void run_linear_gelu_train(void) {
+    TEST_BEGIN("ops/linear_gelu: training forward and backward equal linear + gelu bit for bit");
+    static const int64_t sizes[][3] = {{1, 1, 1},   {1, 5, 7},   {3, 17, 33},
+                                       {15, 31, 9}, {33, 47, 65}, {64, 96, 40}};
+    attn_rng rng;
+    attn_rng_init(&rng, 77);
+    for (int nt = 1; nt <= 2; nt++)
+        for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++)
+            for (int with_b = 0; with_b < 2; with_b++) {
+                const int64_t R = sizes[c][0], Out = sizes[c][1], In = sizes[c][2];
+                const int64_t sx[2] = {R, In}, sw[2] = {Out, In}, sb[1] = {Out};
+                float *x = malloc(sizeof(float) * (size_t)(R * In));
+                float *w = malloc(sizeof(float) * (size_t)(Out * In));
+                float *b = malloc(sizeof(float) * (size_t)Out);
+                float *r = malloc(sizeof(float) * (size_t)(R * Out));
+                attn_ctx *ctx[2] = {test_ctx_new((size_t)8 << 20, nt, 0),
+                                    test_ctx_new((size_t)8 << 20, nt, 0)};
+                if (!x || !w || !b || !r || !ctx[0] || !ctx[1]) {
+                    CHECK(0, "allocation");
+                } else {
+                    test_fill_normal(x, R * In, &rng);
+                    test_fill_normal(w, Out * In, &rng);
+                    test_fill_normal(b, Out, &rng);
+                    test_fill_normal(r, R * Out, &rng);
+                    for (int64_t i = 0; i < R * In; i++) x[i] *= 2.0f;
+                    attn_tensor *xt[2], *wt[2], *bt[2], *y[2];
+                    for (int k = 0; k < 2; k++) {
+                        xt[k] = test_leaf(ctx[k], 2, sx, x);
+                        wt[k] = test_leaf(ctx[k], 2, sw, w);
+                        bt[k] = with_b ? test_leaf(ctx[k], 1, sb, b) : NULL;
+                        y[k] = k == 0 ? attn_linear_gelu(ctx[k], xt[k], wt[k], bt[k])
+                                      : attn_gelu(ctx[k], attn_linear(ctx[k], xt[k], wt[k], bt[k]), 0);
+                        CHECK(y[k] && attn_backward_from(ctx[k], y[k], r) == ATTN_OK, "%s: %s",
+                              k ? "linear + gelu" : "linear_gelu", attn_ctx_error(ctx[k]));
+                    }
+                    if (y[0] && y[1] && xt[0]->grad && xt[1]->grad) {
+                        char what[96];
+                        snprintf(what, sizeof what, "R %lld Out %lld In %lld bias %d threads %d",
+                                 (long long)R, (long long)Out, (long long)In, with_b, nt);
+                        int ok = same_bits("y", attn_f32(y[0]), attn_f32(y[1]), R * Out) &&
+                                 same_bits("dx", xt[0]->grad, xt[1]->grad, R * In) &&
+                                 same_bits("dw", wt[0]->grad, wt[1]->grad, Out * In) &&
+                                 (!with_b || same_bits("db", bt[0]->grad, bt[1]->grad, Out));
+                        CHECK(ok, "%s", what);
+                    }
+                }
+                attn_ctx_free(ctx[0]);
+                attn_ctx_free(ctx[1]);
+                free(x), free(w), free(b), free(r);
+            }
+    TEST_END();
+}
+
+/* cross_entropy's vectorised exponentials (chunks of 256 vocabulary
+ * entries) on ragged vocabulary sizes, against the loss and gradient in
+ * double: wide logits, a -inf logit off the target in some rows (its
+ * gradient exactly 0), label smoothing off and on, 1 and 2 threads. */
+static void run_cross_entropy_ragged(void) {
+    TEST_BEGIN("ops/cross_entropy: ragged vocabularies against double (loss, gradient, -inf)");
+    static const int64_t vocab[] = {1, 2, 7, 16, 255, 256, 257, 600};
+    attn_rng rng;
+    attn_rng_init(&rng, 5);
+    for (int nt = 1; nt <= 2; nt++)
+        for (size_t c = 0; c < sizeof vocab / sizeof vocab[0]; c++)
+            for (int sm = 0; sm < 2; sm++) {
+                const int64_t N = 9, V = vocab[c];
+                const float e = sm ? 0.1f : 0.0f;
+                float *x = malloc(sizeof(float) * (size_t)(N * V));
+                int32_t tg[9];
+                attn_ctx *ctx = test_ctx_new((size_t)4 << 20, nt, 0);
+                if (!x || !ctx) {
+                    CHECK(0, "allocation");
+                    free(x);
+                    attn_ctx_free(ctx);
+                    continue;
+                }
+                test_fill_normal(x, N * V, &rng);
+                for (int64_t i = 0; i < N * V; i++) x[i] *= 6.0f;
+                for (int64_t i = 0; i < N; i++) {
+                    tg[i] = (int32_t)(attn_rng_next_u32(&rng) % (uint32_t)V);
+                    /* a -inf logit off the target (not with smoothing: its loss is inf) */
+                    if (!sm && V > 1 && i % 3 == 1) x[i * V + (tg[i] + 1) % V] = -INFINITY;
+                }
+                const int64_t sx[2] = {N, V}, st[1] = {N};
+                attn_tensor *xt = test_leaf(ctx, 2, sx, x);
+                attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 1, st, tg);
+                attn_tensor *loss = xt && tt ? attn_cross_entropy(ctx, xt, tt, -100, e) : NULL;
+                CHECK(loss && attn_backward(ctx, loss) == ATTN_OK && xt->grad, "V %lld: %s",
+                      (long long)V, attn_ctx_error(ctx));
+                if (loss && xt->grad) {
+                    double total = 0.0, worst = 0.0;
+                    int zero_ok = 1;
+                    for (int64_t i = 0; i < N; i++) {
+                        const float *xi = x + i * V;
+                        double mx = -INFINITY, s = 0.0, sx_ = 0.0;
+                        for (int64_t v = 0; v < V; v++) mx = xi[v] > mx ? xi[v] : mx;
+                        for (int64_t v = 0; v < V; v++) s += exp((double)xi[v] - mx), sx_ += xi[v];
+                        const double lse = mx + log(s);
+                        total += (1.0 - e) * (lse - xi[tg[i]]) + (sm ? e * (lse - sx_ / (double)V) : 0.0);
+                        for (int64_t v = 0; v < V; v++) {
+                            /* p carries the rounding of the float lse and of x - lse: a few
+                             * ulp of the logits' size relative to p */
+                            const double pv = exp((double)xi[v] - lse);
+                            const double g = (pv - (v == tg[i] ? 1.0 - e : 0.0) - e / (double)V) /
+                                             (double)N;
+                            const double tol = (4e-7 * (fabs(lse) + fabs(xi[v]) + 1.0) * pv) /
+                                                   (double)N + 2e-6 * fabs(g) + 1e-8;
+                            const double err = fabs(xt->grad[i * V + v] - g) / tol;
+                            if (err > worst) worst = err;
+                            if (xi[v] == -INFINITY && xt->grad[i * V + v] != 0.0f) zero_ok = 0;
+                        }
+                    }
+                    total /= (double)N;
+                    const double lerr = fabs(attn_f32(loss)[0] - total) / (1e-6 * fabs(total) + 1e-7);
+                    CHECK(lerr <= 1.0 && worst <= 1.0 && zero_ok,
+                          "V %lld smoothing %g threads %d: loss %.9g vs %.9g (%.3g x bound), "
+                          "gradient %.3g x bound, -inf logits' gradient 0: %d",
+                          (long long)V, (double)e, nt, (double)attn_f32(loss)[0], total, lerr, worst,
+                          zero_ok);
+                }
+                attn_ctx_free(ctx);
+                free(x);
+            }
+    TEST_END();
+}
+
+/* ADD's backward writes (instead of adding into zeros) the first gradient of
+ * an input of the output's size (attn__backward_walk): x + x, an input
+ * consumed by two adds, a broadcast bias, and a leaf whose gradient buffer
+ * already holds values (gradient accumulation over micro-batches: they must
+ * be added to, not overwritten). Expected values are the exact sums, in the
+ * order the backward adds them. */
+static void run_add_written_grads(void) {
+    TEST_BEGIN("ops/add: first gradients written, later ones added (x + x, reuse, held gradients)");
+    enum { N = 37, C = 5 };
+    float xv[N * C], yv[N * C], bv[C], r[N * C];
+    attn_rng rng;
+    attn_rng_init(&rng, 11);
+    test_fill_normal(xv, N * C, &rng);
+    test_fill_normal(yv, N * C, &rng);
+    test_fill_normal(bv, C, &rng);
+    test_fill_normal(r, N * C, &rng);
+    for (int held = 0; held < 2; held++)
+        for (int nt = 1; nt <= 2; nt++) {
+            attn_ctx *ctx = test_ctx_new((size_t)4 << 20, nt, 16);
+            if (!ctx) continue;
+            const int64_t sh[2] = {N, C}, sb[1] = {C};
+            attn_tensor *x = test_leaf(ctx, 2, sh, xv), *y = test_leaf(ctx, 2, sh, yv);
+            attn_tensor *b = test_leaf(ctx, 1, sb, bv);
+            attn_tensor *hx = attn_tensor_new(ctx, ATTN_F32, 2, sh);
+            attn_tensor *hy = attn_tensor_new(ctx, ATTN_F32, 2, sh);
+            CHECK(x && y && b && hx && hy, "%s", attn_ctx_error(ctx));
+            if (!x || !y || !b || !hx || !hy) {
+                attn_ctx_free(ctx);
+                continue;
+            }
+            if (held) { /* gradients from an earlier backward: 1 and -2 everywhere */
+                for (int64_t i = 0; i < N * C; i++) attn_f32(hx)[i] = 1.0f, attn_f32(hy)[i] = -2.0f;
+                x->grad = attn_f32(hx);
+                y->grad = attn_f32(hy);
+            }
+            /* ((x + x) + y) + b + y: x twice in one add, y in two adds, b broadcast */
+            attn_tensor *out = attn_add(ctx, attn_add(ctx, attn_add(ctx, attn_add(ctx, x, x), y), b), y);
+            CHECK(out && attn_backward_from(ctx, out, r) == ATTN_OK, "%s", attn_ctx_error(ctx));
+            int bad = !out || !x->grad || !y->grad || !b->grad;
+            for (int64_t i = 0; i < N * C && !bad; i++) {
+                const float g = r[i];
+                const float want_x = ((held ? 1.0f : 0.0f) + g) + g;
+                const float want_y = ((held ? -2.0f : 0.0f) + g) + g;
+                bad = x->grad[i] != want_x || y->grad[i] != want_y;
+                CHECK(!bad, "held %d threads %d element %lld: dx %.9g (want %.9g), dy %.9g (want %.9g)",
+                      held, nt, (long long)i, (double)x->grad[i], (double)want_x,
+                      (double)y->grad[i], (double)want_y);
+            }
+            for (int64_t j = 0; j < C && !bad; j++) {
+                double want = 0.0;
+                for (int64_t i = 0; i < N; i++) want += r[i * C + j];
+                bad = fabs(b->grad[j] - want) > 1e-5 * (fabs(want) + 1.0);
+                CHECK(!bad, "db[%lld] %.9g, want %.9g", (long long)j, (double)b->grad[j], want);
+            }
+            CHECK_OK(attn_ctx_check_guards(ctx));
+            attn_ctx_free(ctx);
+        }
+    TEST_END();
+}
+
 void suite_ops(void) {
     run_vmath();
+    run_add_written_grads();
+    run_linear_gelu_train();
+    run_cross_entropy_ragged();
     run_reader();
     run_fixtures();
     run_errors();

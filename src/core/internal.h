@@ -84,6 +84,11 @@ struct attn_ctx {
     attn_node *tape_last;
     int tape_size;
     int tape_consumed;
+    /* Bit i set while a node's backward runs: the walk gave input i a new
+     * gradient buffer WITHOUT zeroing it, and the backward must write every
+     * element instead of adding (only for ops that do so: see
+     * attn__backward_walk). */
+    unsigned fresh_grads;
 
     int grad_enabled, training, use_ref, n_threads;
     int kernel_flags; /* ATTN_KERNELS_* (context.h): the kernel choice, read by the ops */
@@ -123,6 +128,9 @@ attn_status attn__error(attn_status status, const char *fmt, ...)
  * naming `what`) when full. attn__alloc_zero zeroes the block. */
 void *attn__alloc(attn_ctx *ctx, size_t bytes, const char *what);
 void *attn__alloc_zero(attn_ctx *ctx, size_t bytes, const char *what);
+/* attn__alloc without the error: NULL, and nothing recorded, when the arena
+ * has no room (for scratch that can fall back to the heap). */
+void *attn__alloc_try(attn_ctx *ctx, size_t bytes);
 
 /* A mark of the arena's current top, and a rewind to it that frees every
  * allocation made since. Only for scratch work without a tape (gradients

@@ -62,7 +62,17 @@ ATTN__VMATH_INLINE float attn__exp_core(float x) {
  * on both pieces). Evaluated in float, the error is at most 1.2 ulp, 8.7e-8
  * relative (measured over a dense grid; tests/test_ops.c checks it against
  * double erf). libm's erff does not vectorise; this does. */
+ATTN__VMATH_INLINE float attn__erf_core_e(float x, float e);
 ATTN__VMATH_INLINE float attn__erf_core(float x) {
+    return attn__erf_core_e(x, attn__exp_core(-(x * x)));
+}
+
+/* attn__erf_core with the Gaussian factor e = e^-x^2 of the large piece
+ * given by the caller (the GELU's derivative has e^-v^2/2 at hand for the
+ * density, with x = v / sqrt 2: one exponential instead of two). e is only
+ * read for |x| >= 0.875, where it must be within a few ulp of e^-x^2 (any
+ * value below 2^-23 rounds the result to +-1 at the clamp). */
+ATTN__VMATH_INLINE float attn__erf_core_e(float x, float e) {
     uint32_t xb, sign;
     memcpy(&xb, &x, sizeof xb);
     sign = xb & 0x80000000u;
@@ -92,7 +102,7 @@ ATTN__VMATH_INLINE float attn__erf_core(float x) {
     r = r * u - 1.624571996e-01f;
     r = r * u + 3.583542177e-01f;
     r = r * u + 3.323958865e-01f;
-    const float m = 1.0f - attn__exp_core(-z) * r;
+    const float m = 1.0f - e * r;
     /* the sign of x on m, and the choice, as bit operations: as conditional
      * expressions GCC sinks each piece into a branch of its own and then
      * cannot vectorise the loop (see attn__exp_core) */
@@ -107,48 +117,75 @@ ATTN__VMATH_INLINE float attn__erf_core(float x) {
     return res;
 }
 
-/* GELU (the exact form, x Phi(x)) over y[0..n) from x[0..n), in blocks of
- * 512: a first loop clamps the erf arguments to [-4, 4] (erf is 1 to float
- * precision beyond; its own loop so that both vectorise), a second
- * evaluates 0.5 x (1 + erf(x / sqrt 2)). The GELU op and the products'
- * fused epilogue (gemm_bf16.c) both call this, so a fused linear + GELU
- * equals the two ops bit for bit (C11 mode: no contraction into FMAs). */
+/* The exact GELU, x Phi(x), and its derivative Phi(x) + x phi(x), over
+ * blocks of 512. A first loop per block reads x and forms z = x / sqrt 2
+ * clamped to [-4, 4] (erf is 1 to float precision beyond) and c = x clamped
+ * to [-10, 10] (beyond, x phi(x) is below 8e-22; the clamp keeps the
+ * exponent inside exp_core's range); a second the one exponential
+ * e = e^(-c^2/2), which is both the density's factor (phi(x) = e / sqrt(2 pi))
+ * and the e^(-z^2) of erf's large piece (attn__erf_core_e; beyond
+ * |x| = 4 sqrt 2, where z is clamped, e is below 2^-23 and erf rounds to +-1
+ * either way); a third the values. Separate loops so that each vectorises.
+ *   y = 0.5 x (1 + erf(z)),   y' = 0.5 (1 + erf(z)) + c phi(c).
+ * Every caller (the gelu op, the fused linear + GELU of matmul.c and the bf16
+ * products' epilogue of gemm_bf16.c) goes through these spans, so a fused
+ * linear + GELU equals the two ops bit for bit (C11 mode: no contraction
+ * into FMAs). */
 #define ATTN__GELU_CHUNK 512
-ATTN__VMATH_INLINE void attn__gelu_erf_span(float *restrict y, const float *restrict x, int64_t n) {
-    float z[ATTN__GELU_CHUNK];
+#define ATTN__GELU_PREP(x, i0, m, xc, z, c, e)                                       \
+    do {                                                                               \
+        for (int64_t j_ = 0; j_ < (m); j_++) {                                         \
+            const float v_ = (x)[(i0) + j_];                                           \
+            const float a_ = v_ * 0.70710678118654752440f;                             \
+            const float b_ = a_ > 4.0f ? 4.0f : a_;                                    \
+            const float w_ = v_ > 10.0f ? 10.0f : v_;                                  \
+            (xc)[j_] = v_;                                                             \
+            (z)[j_] = b_ < -4.0f ? -4.0f : b_;                                         \
+            (c)[j_] = w_ < -10.0f ? -10.0f : w_;                                       \
+        }                                                                              \
+        for (int64_t j_ = 0; j_ < (m); j_++) (e)[j_] = attn__exp_core(-0.5f * (c)[j_] * (c)[j_]); \
+    } while (0)
+
+/* y[i] = GELU(x[i]) for i < n (y may equal x: each block of x is read
+ * before the block of y is written). */
+ATTN__VMATH_INLINE void attn__gelu_erf_span(float *y, const float *x, int64_t n) {
+    float xc[ATTN__GELU_CHUNK], z[ATTN__GELU_CHUNK], c[ATTN__GELU_CHUNK], e[ATTN__GELU_CHUNK];
     for (int64_t i0 = 0; i0 < n; i0 += ATTN__GELU_CHUNK) {
         const int64_t m = n - i0 < ATTN__GELU_CHUNK ? n - i0 : ATTN__GELU_CHUNK;
-        for (int64_t j = 0; j < m; j++) {
-            const float a = x[i0 + j] * 0.70710678118654752440f;
-            const float b = a > 4.0f ? 4.0f : a;
-            z[j] = b < -4.0f ? -4.0f : b;
-        }
-        for (int64_t j = 0; j < m; j++) y[i0 + j] = 0.5f * x[i0 + j] * (1.0f + attn__erf_core(z[j]));
+        ATTN__GELU_PREP(x, i0, m, xc, z, c, e);
+        for (int64_t j = 0; j < m; j++)
+            y[i0 + j] = 0.5f * xc[j] * (1.0f + attn__erf_core_e(z[j], e[j]));
     }
 }
 
-/* gx[i] += gy[i] (Phi(x[i]) + x[i] phi(x[i])) for i < n: the GELU's
- * derivative, in the same blocks. Beyond |x| = 10 the term x phi(x) is below
- * 8e-22: it is evaluated at the clamped x, so that e^(-x^2/2) stays inside
- * exp_core's range. */
-ATTN__VMATH_INLINE void attn__dgelu_erf_span_add(float *restrict gx, const float *restrict gy,
-                                                 const float *restrict x, int64_t n) {
-    float z[ATTN__GELU_CHUNK], w[ATTN__GELU_CHUNK];
+/* y[i] = GELU(x[i]) and d[i] = GELU'(x[i]) in one pass (the training
+ * forward of linear_gelu keeps d for its backward instead of x); d may equal
+ * x, y must not overlap d. */
+ATTN__VMATH_INLINE void attn__gelu_dgelu_erf_span(float *restrict y, float *d, const float *x,
+                                                  int64_t n) {
+    float xc[ATTN__GELU_CHUNK], z[ATTN__GELU_CHUNK], c[ATTN__GELU_CHUNK], e[ATTN__GELU_CHUNK];
     for (int64_t i0 = 0; i0 < n; i0 += ATTN__GELU_CHUNK) {
         const int64_t m = n - i0 < ATTN__GELU_CHUNK ? n - i0 : ATTN__GELU_CHUNK;
+        ATTN__GELU_PREP(x, i0, m, xc, z, c, e);
         for (int64_t j = 0; j < m; j++) {
-            const float v = x[i0 + j];
-            const float a = v * 0.70710678118654752440f;
-            const float b = a > 4.0f ? 4.0f : a;
-            z[j] = b < -4.0f ? -4.0f : b;
-            const float c = v > 10.0f ? 10.0f : v;
-            w[j] = c < -10.0f ? -10.0f : c;
+            const float f = 1.0f + attn__erf_core_e(z[j], e[j]);
+            y[i0 + j] = 0.5f * xc[j] * f;
+            d[i0 + j] = 0.5f * f + c[j] * (0.39894228040143267794f * e[j]);
         }
+    }
+}
+
+/* gx[i] += gy[i] GELU'(x[i]) for i < n (the gelu op's backward). */
+ATTN__VMATH_INLINE void attn__dgelu_erf_span_add(float *restrict gx, const float *restrict gy,
+                                                 const float *restrict x, int64_t n) {
+    float xc[ATTN__GELU_CHUNK], z[ATTN__GELU_CHUNK], c[ATTN__GELU_CHUNK], e[ATTN__GELU_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += ATTN__GELU_CHUNK) {
+        const int64_t m = n - i0 < ATTN__GELU_CHUNK ? n - i0 : ATTN__GELU_CHUNK;
+        ATTN__GELU_PREP(x, i0, m, xc, z, c, e);
+        (void)xc; /* only the forward reads x again */
         for (int64_t j = 0; j < m; j++) {
-            const float cdf = 0.5f * (1.0f + attn__erf_core(z[j]));
-            const float c = w[j];
-            const float pdf = 0.39894228040143267794f * attn__exp_core(-0.5f * c * c);
-            gx[i0 + j] += gy[i0 + j] * (cdf + c * pdf);
+            const float f = 1.0f + attn__erf_core_e(z[j], e[j]);
+            gx[i0 + j] += gy[i0 + j] * (0.5f * f + c[j] * (0.39894228040143267794f * e[j]));
         }
     }
 }

@@ -16,4 +16,10 @@ void attn__gelu_erf_apply(attn_ctx *ctx, float *y, const float *x, int64_t n);
 void attn__dgelu_erf_apply_add(attn_ctx *ctx, float *gx, const float *gy, const float *x,
                                int64_t n);
 
+/* y[i] = x[i] Phi(x[i]) and d[i] = Phi(x[i]) + x[i] phi(x[i]) in one pass, on
+ * the context's threads (d may equal x; y must not overlap d or x): the bits
+ * of attn__gelu_erf_apply for y, and d the factor attn__dgelu_erf_apply_add
+ * multiplies gy by. */
+void attn__gelu_dgelu_erf_apply(attn_ctx *ctx, float *y, float *d, const float *x, int64_t n);
+
 #endif

@@ -21,7 +21,7 @@
 #define LN_COL_BLOCK 64  /* columns per task in the gamma/beta gradient reduction */
 #define LN_DLANES 8      /* double partial sums of the input gradient's two row sums */
 
-/* The input gradient's row kernel is compiled for the baseline (SSE2), AVX2
+/* The row kernels (forward, input gradient) are compiled for the baseline (SSE2), AVX2
  * and AVX-512 on x86-64 with GCC, chosen at load time (ifunc); no FMA
  * contraction (ISO C) and fixed summation orders, so every clone gives the
  * same bits. */
@@ -92,7 +92,7 @@ static void ln_affine(const attn_node *node, const float **gamma, const float **
 }
 
 /* sum_j x_j, in LN_LANES float partial sums combined in double. */
-static double ln_sum(const float *x, int64_t n) {
+static inline double ln_sum(const float *x, int64_t n) {
     float acc[LN_LANES] = {0};
     int64_t nb = n - n % LN_LANES, j = 0;
     for (; j < nb; j += LN_LANES)
@@ -104,7 +104,7 @@ static double ln_sum(const float *x, int64_t n) {
 }
 
 /* sum_j (x_j - mu)^2, the same way (second pass of the two-pass variance). */
-static double ln_sqdev(const float *x, int64_t n, float mu) {
+static inline double ln_sqdev(const float *x, int64_t n, float mu) {
     float acc[LN_LANES] = {0};
     int64_t nb = n - n % LN_LANES, j = 0;
     for (; j < nb; j += LN_LANES)
@@ -121,6 +121,26 @@ static double ln_sqdev(const float *x, int64_t n, float mu) {
     return s;
 }
 
+/* One row of the forward: its mean and 1 / std (two passes), then
+ * yr = (xr - mu) rs gamma + beta (either absent). In the clones like the
+ * input gradient's row kernel (same bits in every clone). */
+LN_CLONES static void ln_forward_row(float *restrict yr, float *restrict mean, float *restrict rstd,
+                                     const float *restrict xr, const float *restrict gamma,
+                                     const float *restrict beta, int64_t C, double eps) {
+    const float mu = (float)(ln_sum(xr, C) / (double)C);
+    const float rs = (float)(1.0 / sqrt(ln_sqdev(xr, C, mu) / (double)C + eps));
+    *mean = mu;
+    *rstd = rs;
+    if (gamma && beta)
+        for (int64_t j = 0; j < C; j++) yr[j] = (xr[j] - mu) * rs * gamma[j] + beta[j];
+    else if (gamma)
+        for (int64_t j = 0; j < C; j++) yr[j] = (xr[j] - mu) * rs * gamma[j];
+    else if (beta)
+        for (int64_t j = 0; j < C; j++) yr[j] = (xr[j] - mu) * rs + beta[j];
+    else
+        for (int64_t j = 0; j < C; j++) yr[j] = (xr[j] - mu) * rs;
+}
+
 attn_status attn__layernorm_forward(attn_ctx *ctx, attn_node *node) {
     const attn_tensor *xt = node->in[0];
     const int64_t C = xt->shape[xt->ndim - 1], rows = attn_tensor_numel(xt) / C;
@@ -134,22 +154,8 @@ attn_status attn__layernorm_forward(attn_ctx *ctx, attn_node *node) {
     int nt = attn__threads_for(ctx, 8.0 * (double)rows * (double)C);
     (void)nt;
     ATTN__OMP_FOR(nt)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * C;
-        float *yr = y + r * C;
-        const float mu = (float)(ln_sum(xr, C) / (double)C);
-        const float rs = (float)(1.0 / sqrt(ln_sqdev(xr, C, mu) / (double)C + eps));
-        mean[r] = mu;
-        rstd[r] = rs;
-        if (gamma && beta)
-            for (int64_t j = 0; j < C; j++) yr[j] = (xr[j] - mu) * rs * gamma[j] + beta[j];
-        else if (gamma)
-            for (int64_t j = 0; j < C; j++) yr[j] = (xr[j] - mu) * rs * gamma[j];
-        else if (beta)
-            for (int64_t j = 0; j < C; j++) yr[j] = (xr[j] - mu) * rs + beta[j];
-        else
-            for (int64_t j = 0; j < C; j++) yr[j] = (xr[j] - mu) * rs;
-    }
+    for (int64_t r = 0; r < rows; r++)
+        ln_forward_row(y + r * C, mean + r, rstd + r, x + r * C, gamma, beta, C, eps);
     return ATTN_OK;
 }
 
@@ -230,6 +236,25 @@ LN_CLONES static void ln_dx_row(float *restrict dr, const float *restrict xr,
         }
 }
 
+/* The affine parameters' gradient sums over a block of w <= LN_COL_BLOCK
+ * columns (x and gy at the block's first column, row stride C):
+ * sg[k] = sum_r gy_rk xhat_rk and sb[k] = sum_r gy_rk, in double, over the
+ * rows in order (the same sums in every clone). */
+LN_CLONES static void ln_affine_sums(double *restrict sg, double *restrict sb,
+                                     const float *restrict x, const float *restrict gy,
+                                     const float *restrict mean, const float *restrict rstd,
+                                     int64_t rows, int64_t C, int64_t w) {
+    for (int64_t k = 0; k < w; k++) sg[k] = sb[k] = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * C, *gr = gy + r * C;
+        const float mu = mean[r], rs = rstd[r];
+        for (int64_t k = 0; k < w; k++) {
+            sg[k] += (double)gr[k] * ((xr[k] - mu) * rs);
+            sb[k] += gr[k];
+        }
+    }
+}
+
 attn_status attn__layernorm_backward(attn_ctx *ctx, attn_node *node) {
     const attn_tensor *xt = node->in[0];
     const int64_t C = xt->shape[xt->ndim - 1], rows = attn_tensor_numel(xt) / C;
@@ -267,15 +292,7 @@ attn_status attn__layernorm_backward(attn_ctx *ctx, attn_node *node) {
             const int64_t j0 = blk * LN_COL_BLOCK;
             const int64_t w = C - j0 < LN_COL_BLOCK ? C - j0 : LN_COL_BLOCK;
             double sg[LN_COL_BLOCK], sb[LN_COL_BLOCK];
-            for (int64_t k = 0; k < w; k++) sg[k] = sb[k] = 0.0;
-            for (int64_t r = 0; r < rows; r++) {
-                const float *xr = x + r * C + j0, *gr = gy + r * C + j0;
-                const float mu = mean[r], rs = rstd[r];
-                for (int64_t k = 0; k < w; k++) {
-                    sg[k] += (double)gr[k] * ((xr[k] - mu) * rs);
-                    sb[k] += gr[k];
-                }
-            }
+            ln_affine_sums(sg, sb, x + j0, gy + j0, mean, rstd, rows, C, w);
             for (int64_t k = 0; k < w; k++) {
                 if (ggam) ggam[j0 + k] += (float)sg[k];
                 if (gbet) gbet[j0 + k] += (float)sb[k];

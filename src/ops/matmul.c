@@ -24,6 +24,15 @@
 #include "view_internal.h"
 #include "attn/ops.h"
 
+/* The bias gradient's column sums are compiled for the baseline (SSE2), AVX2
+ * and AVX-512 on x86-64 with GCC, chosen at load time (ifunc); each sum runs
+ * over the rows in order in double, so every clone gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define MATMUL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MATMUL_CLONES
+#endif
+
 /* Threads for a product of M x N x K multiply-adds. */
 static int gemm_threads(const attn_ctx *ctx, int64_t M, int64_t N, int64_t K) {
     return attn__threads_for(ctx, 2.0 * (double)M * (double)N * (double)K);
@@ -263,7 +272,8 @@ attn_status attn__bmm_backward(attn_ctx *ctx, attn_node *node) {
 /* ==== linear ==================================================================== */
 
 /* The checks and the node of linear (op LINEAR, name "linear") and
- * linear_gelu (LINEAR_GELU: saved[0] = the product before the GELU, kept
+ * linear_gelu (LINEAR_GELU: saved[0] = the product before the GELU, replaced
+ * by the GELU's derivative there by the forward (linear_gelu_fwd), kept
  * only when a gradient will be asked for). */
 static attn_tensor *linear_build(attn_ctx *ctx, attn_op op, const char *name, attn_tensor *x,
                                  attn_tensor *w, attn_tensor *b) {
@@ -323,6 +333,20 @@ static void linear_dims(const attn_node *node, int64_t *R, int64_t *In, int64_t 
                   : attn_tensor_numel(node->in[0]) / (*In > 0 ? *In : 1);
 }
 
+/* t[r, :] = bias for r < R, copied inline in the clones' vectors: a memcpy
+ * call per row costs more than the copy at a few hundred bytes (GCC would
+ * turn the loop back into such calls: hence the optimize attribute). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_MEMCPY_PATTERN __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_MEMCPY_PATTERN
+#endif
+MATMUL_CLONES NO_MEMCPY_PATTERN static void bias_rows(float *restrict t, const float *restrict bias,
+                                                      int64_t R, int64_t Out) {
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < Out; j++) t[r * Out + j] = bias[j];
+}
+
 /* t[R, Out] = x w^T + b as linear forms it: the rows start as the bias and
  * the product adds to them. act 1 also asks for the exact GELU, which only
  * the bf16 tiles apply in the same pass (attn__sgemm_bf16_fused, which also
@@ -339,7 +363,7 @@ static int linear_product(attn_ctx *ctx, attn_node *node, gemm_fn gemm, float *t
                                act, attn__ctx_packed_b(ctx, w, 1, In, In, Out)))
         return act;
     if (bias)
-        for (int64_t r = 0; r < R; r++) memcpy(t + r * Out, bias, (size_t)Out * sizeof *t);
+        bias_rows(t, bias, R, Out);
     gemm(ctx, nt, 0, 1, R, Out, In, 1.0f, x, In, w, In, bias ? 1.0f : 0.0f, t, Out);
     return 0;
 }
@@ -354,6 +378,31 @@ attn_status attn__linear_forward(attn_ctx *ctx, attn_node *node) {
 attn_status attn__linear_ref(attn_ctx *ctx, attn_node *node) {
     return linear_fwd(ctx, node, gemm_ref);
 }
+/* gb[j] += sum over the R rows of gy[r, j] (gy [R, Out]): double sums over
+ * the rows in order, per block of 64 columns, added once. A full block keeps
+ * its 64 sums in a fixed-length array (registers in the AVX-512 clone). */
+MATMUL_CLONES static void bias_grad_add(float *restrict gb, const float *restrict gy, int64_t R,
+                                        int64_t Out) {
+    int64_t j0 = 0;
+    for (; j0 + 64 <= Out; j0 += 64) {
+        double s[64] = {0};
+        for (int64_t r = 0; r < R; r++) {
+            const float *row = gy + r * Out + j0;
+            for (int j = 0; j < 64; j++) s[j] += (double)row[j];
+        }
+        for (int j = 0; j < 64; j++) gb[j0 + j] += (float)s[j];
+    }
+    if (j0 < Out) {
+        const int64_t nj = Out - j0;
+        double s[64] = {0};
+        for (int64_t r = 0; r < R; r++) {
+            const float *row = gy + r * Out + j0;
+            for (int64_t j = 0; j < nj; j++) s[j] += (double)row[j];
+        }
+        for (int64_t j = 0; j < nj; j++) gb[j0 + j] += (float)s[j];
+    }
+}
+
 /* The gradients of y = x w^T + b into the node's inputs, from gy [R, Out]. */
 static void linear_bwd(attn_ctx *ctx, attn_node *node, const float *gy) {
     int64_t R, In, Out;
@@ -368,18 +417,7 @@ static void linear_bwd(attn_ctx *ctx, attn_node *node, const float *gy) {
         attn__gemm(ctx, nt, 1, 0, Out, In, R, 1.0f, gy, Out, x, In, 1.0f, node->in[1]->grad, In);
     /*                =>  db += sum over rows of dy (double partial sums per
      *                    block of 64 columns, added once) */
-    if (node->n_in == 3 && attn__needs_grad(node, 2)) {
-        float *gb = node->in[2]->grad;
-        for (int64_t j0 = 0; j0 < Out; j0 += 64) {
-            int64_t nj = Out - j0 < 64 ? Out - j0 : 64;
-            double s[64] = {0};
-            for (int64_t r = 0; r < R; r++) {
-                const float *row = gy + r * Out + j0;
-                for (int64_t j = 0; j < nj; j++) s[j] += row[j];
-            }
-            for (int64_t j = 0; j < nj; j++) gb[j0 + j] += (float)s[j];
-        }
-    }
+    if (node->n_in == 3 && attn__needs_grad(node, 2)) bias_grad_add(node->in[2]->grad, gy, R, Out);
 }
 attn_status attn__linear_backward(attn_ctx *ctx, attn_node *node) {
     linear_bwd(ctx, node, node->out->grad);
@@ -392,25 +430,34 @@ attn_tensor *attn_linear_gelu(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, att
     return linear_build(ctx, ATTN_OP_LINEAR_GELU, "linear_gelu", x, w, b);
 }
 
-/* y = GELU(z), z = x w^T + b. Without a saved z (no gradient wanted) the
- * bf16 products on AMX add the bias and apply the GELU to each block of the
- * product while it is in L1 (attn__sgemm_bf16_fused); otherwise z is formed
- * as linear forms it (C filled with the bias, beta 1) and the GELU runs over
- * it: the same bits in both cases, and the same bits as linear then gelu. */
+/* y = GELU(z), z = x w^T + b. Without a saved buffer (no gradient wanted)
+ * the bf16 products on AMX add the bias and apply the GELU to each block of
+ * the product while it is in L1 (attn__sgemm_bf16_fused); otherwise z is
+ * formed as linear forms it (C filled with the bias, beta 1) and the GELU
+ * runs over it: the same bits in both cases, and the same bits as linear
+ * then gelu. With a gradient wanted, z is formed in saved[0] and one pass
+ * writes y and replaces z by the derivative GELU'(z)
+ * (attn__gelu_dgelu_erf_apply): the backward then only multiplies, instead
+ * of evaluating erf and the density again. */
 static attn_status linear_gelu_fwd(attn_ctx *ctx, attn_node *node, gemm_fn gemm) {
     float *y = attn_f32(node->out);
     float *z = node->saved[0] ? attn_f32(node->saved[0]) : NULL;
     float *t = z ? z : y;
     if (linear_product(ctx, node, gemm, t, z ? 0 : 1)) return ATTN_OK;
     const int64_t n = attn_tensor_numel(node->out);
-    if (gemm == gemm_ref) { /* the GELU in double, as the gelu op's reference */
+    if (gemm == gemm_ref) { /* the GELU (and its derivative) in double, as the gelu op's reference */
         for (int64_t i = 0; i < n; i++) {
             const double v = t[i];
-            y[i] = (float)(0.5 * v * (1.0 + erf(v * 0.70710678118654752440)));
+            const double cdf = 0.5 * (1.0 + erf(v * 0.70710678118654752440));
+            y[i] = (float)(v * cdf);
+            if (z) z[i] = (float)(cdf + v * exp(-0.5 * v * v) * 0.39894228040143267794);
         }
         return ATTN_OK;
     }
-    attn__gelu_erf_apply(ctx, y, t, n); /* in place when z is not kept */
+    if (z)
+        attn__gelu_dgelu_erf_apply(ctx, y, z, z, n); /* z becomes GELU'(z) */
+    else
+        attn__gelu_erf_apply(ctx, y, t, n); /* in place */
     return ATTN_OK;
 }
 attn_status attn__linear_gelu_forward(attn_ctx *ctx, attn_node *node) {
@@ -419,19 +466,45 @@ attn_status attn__linear_gelu_forward(attn_ctx *ctx, attn_node *node) {
 attn_status attn__linear_gelu_ref(attn_ctx *ctx, attn_node *node) {
     return linear_gelu_fwd(ctx, node, gemm_ref);
 }
-/* dz = dy GELU'(z) (the gelu op's derivative), then linear's backward. */
+
+/* gz[i] = 0 + gy[i] d[i]: the bits of the gelu op's backward into a zeroed
+ * gradient (0 + turns a -0 product into +0, as that sum does). */
+MATMUL_CLONES static void mul_into(float *restrict gz, const float *restrict gy,
+                                   const float *restrict d, int64_t n) {
+    for (int64_t i = 0; i < n; i++) gz[i] = 0.0f + gy[i] * d[i];
+}
+
+/* dz = dy GELU'(z) (saved[0] holds GELU'(z) after the forward), then
+ * linear's backward. dz is scratch: in the arena when it has room (rewound
+ * after, since nothing is recorded in between: no zeroing, page faults or
+ * heap call per step), else on the heap. */
 attn_status attn__linear_gelu_backward(attn_ctx *ctx, attn_node *node) {
     if (!node->saved[0])
         return attn__fail(ctx, ATTN_ERR_INVALID_ARG,
                           "linear_gelu: backward without the saved product (built with gradients "
                           "disabled)");
     const int64_t n = attn_tensor_numel(node->out);
-    float *gz = calloc((size_t)(n > 0 ? n : 1), sizeof *gz);
+    const size_t bytes = sizeof(float) * (size_t)(n > 0 ? n : 1);
+    const size_t mark = attn__arena_mark(ctx);
+    float *gz = attn__alloc_try(ctx, bytes);
+    const int in_arena = gz != NULL;
+    if (!gz) gz = malloc(bytes);
     if (!gz)
         return attn__fail(ctx, ATTN_ERR_OOM, "linear_gelu: out of memory for the gradient %s",
                           attn__shp(node->out));
-    attn__dgelu_erf_apply_add(ctx, gz, node->out->grad, attn_f32(node->saved[0]), n);
+    const float *gy = node->out->grad, *d = attn_f32(node->saved[0]);
+    const int nt = attn__threads_for(ctx, 2.0 * (double)n);
+    const int64_t per = ((n + nt - 1) / nt + 15) / 16 * 16;
+    (void)per;
+    ATTN__OMP_FOR(nt)
+    for (int p = 0; p < nt; p++) {
+        const int64_t lo = (int64_t)p * per, hi = lo + per < n ? lo + per : n;
+        if (lo < hi) mul_into(gz + lo, gy + lo, d + lo, hi - lo);
+    }
     linear_bwd(ctx, node, gz);
-    free(gz);
+    if (in_arena)
+        attn__arena_rewind(ctx, mark);
+    else
+        free(gz);
     return ATTN_OK;
 }

@@ -268,7 +268,7 @@ attn_tensor *attn_basic_self_attention(attn_ctx *ctx, attn_tensor *x, int causal
 
 /* The largest of z[0 .. n) that is not NaN (-inf if none); *nan = 1 when
  * some z is NaN. ROW_LANES running maxima, combined at the end. */
-SDPA_CLONES static float row_max(const float *restrict z, int64_t n, int *nan) {
+ATTN__VMATH_INLINE float row_max(const float *restrict z, int64_t n, int *nan) {
     float m[ROW_LANES];
     int bad[ROW_LANES];
     for (int k = 0; k < ROW_LANES; k++) m[k] = -INFINITY, bad[k] = 0;
@@ -299,7 +299,7 @@ SDPA_CLONES static float row_max(const float *restrict z, int64_t n, int *nan) {
  * ROW_LANES partial sums in a fixed order. The clamp runs as its own loop
  * over a chunk so that both loops vectorise (see vmath.h); the choice of 0
  * is a bit mask for the same reason. */
-SDPA_CLONES static double row_exp(float *restrict z, int64_t n, float mx) {
+ATTN__VMATH_INLINE double row_exp(float *restrict z, int64_t n, float mx) {
     double acc[ROW_LANES] = {0};
     float c[ROW_CHUNK];
     for (int64_t i0 = 0; i0 < n; i0 += ROW_CHUNK) {
@@ -344,14 +344,16 @@ SDPA_CLONES static void row_dsoftmax(float *restrict r, const float *restrict p,
     }
 }
 
-/* One row of P in place: on entry row[s] holds scale q.k for every s; on exit
+/* One row of P in place (compiled in the clones with row_max and row_exp
+ * inlined: one call per row, and the zeroing and scaling loops in the
+ * clone's vectors too): on entry row[s] holds scale q.k for every s; on exit
  * the probabilities (0 outside [lo, hi) and at -inf logits). The bias row
  * brow (stride bs) and, with slopes, the ALiBi term of slope *slope at query
  * position qpos are added first, then keys the sparse pattern sp hides (head
  * h, query t of T) become -inf. Returns 1 when the row has no visible key
  * (all zeros). A NaN logit makes the visible part of the row NaN (it
  * propagates; it is never taken for a masked row). */
-static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const float *brow,
+SDPA_CLONES static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi, const float *brow,
                        int64_t bs, const float *slope, int64_t qpos,
                        const attn_sparse_pattern *sp, int64_t h, int64_t T) {
     for (int64_t s = 0; s < lo; s++) row[s] = 0.0f;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "../core/vmath.h"
 #include "view_internal.h"
 #include "attn/ops.h"
 
@@ -328,6 +329,38 @@ attn_tensor *attn_cross_entropy(attn_ctx *ctx, attn_tensor *logits, attn_tensor 
     return attn__run(ctx, node);
 }
 
+/* The cross-entropy's exponentials, compiled for the baseline (SSE2), AVX2
+ * and AVX-512 on x86-64 with GCC, chosen at load time (ifunc); ISO C mode
+ * contracts no FMA, so every clone gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define CE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CE_CLONES
+#endif
+#define CE_CHUNK 256
+
+/* p[v] = exp(x[v] - sub) for v < n (n <= CE_CHUNK) with attn__exp_core
+ * (vmath.h, below 1 ulp), exactly 0 where x[v] - sub < -87 (a -inf logit
+ * included; libm's expf is below 1.7e-38 there); at most e^88 above (x[v] -
+ * sub is at most a few ulp above 0 here). NaN stays NaN. The clamp is a loop
+ * of its own and the zero a bit mask, so that both loops vectorise. */
+CE_CLONES static void ce_exp_chunk(float *restrict p, const float *restrict x, float sub,
+                                   int64_t n) {
+    float c[CE_CHUNK];
+    for (int64_t v = 0; v < n; v++) {
+        const float d = x[v] - sub;
+        const float hi = d > 88.0f ? 88.0f : d;
+        c[v] = hi < -87.0f ? -87.0f : hi;
+    }
+    for (int64_t v = 0; v < n; v++) {
+        const float e = attn__exp_core(c[v]);
+        uint32_t eb;
+        memcpy(&eb, &e, sizeof eb);
+        eb &= (uint32_t)((x[v] - sub < -87.0f) ? 0u : 0xFFFFFFFFu);
+        memcpy(&p[v], &eb, sizeof eb);
+    }
+}
+
 /* loss_i = (1 - e) (lse_i - x_i[t_i]) + e (lse_i - mean_v x_i[v])
  *        = (1 - e) (-log p_i[t_i]) + e mean_v(-log p_i[v])
  * loss   = sum over counted rows of loss_i / count   (0 when count = 0).
@@ -366,8 +399,13 @@ static attn_status cross_entropy_forward_common(attn_ctx *ctx, attn_node *node, 
         } else {
             float mx = -INFINITY;
             for (int64_t v = 0; v < V; v++) mx = xi[v] > mx ? xi[v] : mx;
-            double s = 0.0;
-            for (int64_t v = 0; v < V; v++) s += expf(xi[v] - mx);
+            double s = 0.0; /* summed in order, in double */
+            float p[CE_CHUNK];
+            for (int64_t v0 = 0; v0 < V; v0 += CE_CHUNK) {
+                const int64_t n = V - v0 < CE_CHUNK ? V - v0 : CE_CHUNK;
+                ce_exp_chunk(p, xi + v0, mx, n);
+                for (int64_t v = 0; v < n; v++) s += p[v];
+            }
             l = (double)mx + log(s);
             if (e > 0.0) {
                 float acc[8] = {0};
@@ -421,7 +459,12 @@ attn_status attn__cross_entropy_backward(attn_ctx *ctx, attn_node *node) {
         const float *xi = x + i * V;
         float *gi = gx + i * V;
         const float li = lse[i];
-        for (int64_t v = 0; v < V; v++) gi[v] += scale * (expf(xi[v] - li) - smooth);
+        float p[CE_CHUNK];
+        for (int64_t v0 = 0; v0 < V; v0 += CE_CHUNK) {
+            const int64_t n = V - v0 < CE_CHUNK ? V - v0 : CE_CHUNK;
+            ce_exp_chunk(p, xi + v0, li, n);
+            for (int64_t v = 0; v < n; v++) gi[v0 + v] += scale * (p[v] - smooth);
+        }
         gi[t[i]] -= scale * (1.0f - e);
     }
     return ATTN_OK;

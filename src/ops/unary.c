@@ -212,24 +212,21 @@ static inline float gelu_erf(float v) { return 0.5f * v * (1.0f + erff(v * (floa
 static inline float gelu_tanh(float v) {
     return 0.5f * v * (1.0f + tanhf((float)ATTN__SQRT2_PI * (v + 0.044715f * v * v * v)));
 }
-/* The exact form with attn__erf_core (src/core/vmath.h) instead of libm's
- * erff: attn__gelu_erf_span and attn__dgelu_erf_span_add, also called by the
- * fused linear + GELU (matmul.c, gemm_bf16.c), so both give the same bits. */
+/* The exact form with attn__erf_core_e (src/core/vmath.h) instead of libm's
+ * erff: attn__gelu_erf_span, attn__gelu_dgelu_erf_span and
+ * attn__dgelu_erf_span_add, also called by the fused linear + GELU
+ * (matmul.c, gemm_bf16.c), so both give the same bits. */
 #define GELU_CHUNK ATTN__GELU_CHUNK
 
-/* y[i] = x[i] Phi(x[i]) for i < n (in place when y == x: the span works in
- * chunks and reads each chunk's inputs before it writes them). */
+/* y[i] = x[i] Phi(x[i]) for i < n (in place when y == x). */
 UNARY_CLONES static void gelu_erf_block(float *y, const float *x, int64_t n) {
-    float tmp[GELU_CHUNK];
-    for (int64_t i0 = 0; i0 < n; i0 += GELU_CHUNK) {
-        const int64_t m = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
-        if (y == x) {
-            memcpy(tmp, x + i0, (size_t)m * sizeof *tmp);
-            attn__gelu_erf_span(y + i0, tmp, m);
-        } else {
-            attn__gelu_erf_span(y + i0, x + i0, m);
-        }
-    }
+    attn__gelu_erf_span(y, x, n);
+}
+
+/* y[i] = GELU(x[i]) and d[i] = GELU'(x[i]) for i < n (d may equal x). */
+UNARY_CLONES static void gelu_dgelu_erf_block(float *restrict y, float *d, const float *x,
+                                              int64_t n) {
+    attn__gelu_dgelu_erf_span(y, d, x, n);
 }
 
 /* gx[i] += gy[i] (Phi(x[i]) + x[i] phi(x[i])) for i < n. */
@@ -261,6 +258,10 @@ void attn__dgelu_erf_apply_add(attn_ctx *ctx, float *gx, const float *gy, const 
                                int64_t n) {
     const int nt = attn__threads_for(ctx, 40.0 * (double)n);
     GELU_PIECES(n, nt, dgelu_erf_block(gx + lo, gy + lo, x + lo, len));
+}
+void attn__gelu_dgelu_erf_apply(attn_ctx *ctx, float *y, float *d, const float *x, int64_t n) {
+    const int nt = attn__threads_for(ctx, 35.0 * (double)n);
+    GELU_PIECES(n, nt, gelu_dgelu_erf_block(y + lo, d + lo, x + lo, len));
 }
 
 attn_status attn__gelu_forward(attn_ctx *ctx, attn_node *node) {
