@@ -20,6 +20,7 @@ int cmd_lm_eval(int argc, char **argv) {
     const char *model = NULL, *split = "test", *sub = "eval";
     long long mem_len = -1, segment = -1, stride = -1, bytes = 0, threads = 0, batch = 16, eval_rounds = 0,
               sequences = 0, clamp_len = -1;
+    const char *losses = NULL; /* --losses FILE (lm_losses.c) */
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -41,11 +42,13 @@ int cmd_lm_eval(int argc, char **argv) {
                    "  --eval-rounds N       reformer: LSH hashing rounds (default the run's)\n"
                    "  --sequences N         dup: held-out sequences (default the run's --dup-eval)\n"
                    "  --threads N           (default: all)\n"
+                   "  --losses FILE         txl: each predicted byte's loss (bits), one line each\n"
                    "Prints one line: bits/byte, bytes, seconds, bytes/s, parameters.\n");
             return 0;
         }
         i++;
         if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--losses")) losses = v;
         else if (!strcmp(a, "--split")) split = v;
         else if (!strcmp(a, "--mem-len")) rc = cli_opt_int(CMD, sub, a, v, 0, 1 << 16, &mem_len);
         else if (!strcmp(a, "--segment")) rc = cli_opt_int(CMD, sub, a, v, 1, 1 << 14, &segment);
@@ -166,7 +169,9 @@ int cmd_lm_eval(int argc, char **argv) {
     const int64_t str = stride > 0 ? stride : r.txl ? 0 : r.reformer ? m.rf->cfg.ctx_len : m.g->cfg.ctx_len;
     const int64_t rounds = eval_rounds > 0 ? eval_rounds : r.eval_rounds;
     lm_eval_result ev;
-    if (lm_eval(ctx, &m, rounds, ids, n, seg, mem, str, batch, &ev)) goto done;
+    if (losses ? (rc = lm_eval_losses(ctx, &m, ids, n, seg, mem, losses, &ev.bpb, &ev.seconds, &ev.bytes)) != 0
+               : lm_eval(ctx, &m, rounds, ids, n, seg, mem, str, batch, &ev) != 0)
+        goto done;
     char clamp_desc[48] = "";
     if (r.txl && m.t->cfg.clamp_len > 0)
         snprintf(clamp_desc, sizeof clamp_desc, " clamp %lld", (long long)m.t->cfg.clamp_len);

@@ -45,6 +45,12 @@ int lm_pattern_share(attn_ctx *ctx, const attn_gpt_config *c, int64_t T, double 
 /* The text form of c's pattern as --pattern takes it; "dense" without one. */
 void lm_pattern_text(const attn_gpt_config *c, char *buf, size_t cap);
 
+/* lm_losses.c: the TXL's bits/byte of ids[0 .. n) as attn_txl_eval_stream,
+ * each predicted byte's loss (bits) written to path, one line each; 0, 1
+ * (message printed), 2 (not a TXL). */
+int lm_eval_losses(attn_ctx *ctx, const lm_model *m, const int32_t *ids, int64_t n, int64_t segment, int64_t mem_len,
+                   const char *path, double *bpb, double *seconds, int64_t *bytes);
+
 /* ---- the model directory (lm_model.c) ---- */
 
 /* The checkpoint's metadata: the model's configuration, the run's settings

@@ -416,6 +416,19 @@ if [ "$rc" = 0 ] && [ -n "$b0" ] && [ -n "$b32" ] && [ "$b0" != "$b32" ] && grep
 else
     fail "lm eval --mem-len: exit $rc: $(head -c 300 "$TMP/lm0.out" "$TMP/lm32.out")"
 fi
+"$ATTN" lm eval --model "$TMP/lm-all" --mem-len 32 --split valid --losses "$TMP/lm32-losses.txt" --threads 1 >"$TMP/lml.out" 2>&1
+rc=$?
+lmvalid=$(($(wc -c <"$LMD/valid.txt") - 1))
+bl=$(sed -n 's/^valid: \([0-9.]*\) bits.*/\1/p' "$TMP/lml.out")
+bmean=$(awk '{ s += $1 } END { if (NR) printf "%.4f", s / NR }' "$TMP/lm32-losses.txt" 2>/dev/null)
+"$ATTN" lm eval --model "$TMP/lm-gpt" --losses "$TMP/lmg-losses.txt" --threads 1 >"$TMP/lmg.out" 2>&1
+rcg=$?
+if [ "$rc" = 0 ] && [ "$bl" = "$b32" ] && [ "$bmean" = "$b32" ] && [ "$(wc -l <"$TMP/lm32-losses.txt")" = "$lmvalid" ] &&
+    [ "$rcg" = 2 ] && grep -q "losses is for a Transformer-XL" "$TMP/lmg.out"; then
+    ok "lm eval --losses: $lmvalid per-byte losses whose mean is the printed bits/byte ($bl); refused for a GPT"
+else
+    fail "lm eval --losses: exit $rc/$rcg, '$bl' '$bmean' vs '$b32': $(head -c 300 "$TMP/lml.out" "$TMP/lmg.out")"
+fi
 "$ATTN" lm eval --model "$TMP/lm-all" --mem-len 32 --clamp-len 4 --split valid --threads 1 >"$TMP/lmc.out" 2>&1 &&
     "$ATTN" lm eval --model "$TMP/lm-all" --mem-len 32 --clamp-len 39 --split valid --threads 1 >"$TMP/lmc39.out" 2>&1
 rc=$?

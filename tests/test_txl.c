@@ -590,13 +590,14 @@ static void files_eval_generate(void) {
                                        NULL, NULL);
     CHECK(all != NULL, "whole text: %s", attn_last_error());
     if (!all) goto done;
-    double want = 0.0;
+    double want = 0.0, want_t[N - 1];
     for (int t = 0; t < N - 1; t++) {
         const float *r = attn_f32(all) + t * 9;
         double mx = -INFINITY, z = 0.0;
         for (int v = 0; v < 9; v++) mx = r[v] > mx ? r[v] : mx;
         for (int v = 0; v < 9; v++) z += exp(r[v] - mx);
-        want += mx + log(z) - r[ids[t + 1]];
+        want_t[t] = mx + log(z) - r[ids[t + 1]];
+        want += want_t[t];
     }
     /* segments of 4 with a memory of 32 >= the text: the same sum */
     double nll = 0.0;
@@ -609,6 +610,17 @@ static void files_eval_generate(void) {
     int64_t count_short = 0;
     CHECK_OK(attn_txl_eval_stream(ctx, m, ids, N, 4, 2, &nll_short, &count_short));
     CHECK(isfinite(nll_short) && fabs(nll_short - want) > 1e-6, "mem 2: nll %.9g", nll_short);
+    /* each prediction's loss: the whole text's at memory 32; at memory 2 they sum to nll_short */
+    double losses[N - 1], sum_short = 0.0;
+    CHECK_OK(attn_txl_eval_stream_losses(ctx, m, ids, N, 4, 32, losses));
+    for (int t = 0; t < N - 1; t++)
+        CHECK(fabs(losses[t] - want_t[t]) <= 1e-4 * fabs(want_t[t]) + 1e-6, "losses[%d] %.9g, expected %.9g", t,
+              losses[t], want_t[t]);
+    CHECK_OK(attn_txl_eval_stream_losses(ctx, m, ids, N, 4, 2, losses));
+    for (int t = 0; t < N - 1; t++) sum_short += losses[t];
+    CHECK(fabs(sum_short - nll_short) <= 1e-9 * fabs(nll_short), "memory 2: losses sum %.12g, nll %.12g", sum_short,
+          nll_short);
+    CHECK(attn_txl_eval_stream_losses(ctx, m, ids, N, 4, 2, NULL) == ATTN_ERR_INVALID_ARG, "NULL losses accepted");
     /* greedy generation with the memory = the arg max of the whole sequence, step by step */
     attn_sample_opts greedy = {0.0f, 0, 0.0f, 0, 0};
     int32_t gen[6], seq[5 + 6];

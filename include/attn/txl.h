@@ -180,6 +180,13 @@ int64_t attn_txl_span_window(const attn_txl *m, int layer);
  * mem_len < 0, an id outside [0, V)), ATTN_ERR_OOM, those of the forward. */
 attn_status attn_txl_eval_stream(attn_ctx *ctx, const attn_txl *m, const int32_t *ids, int64_t n,
                                  int64_t seg_len, int64_t mem_len, double *nll, int64_t *count);
+/* The same reading, each prediction's loss kept: losses[i] (n - 1 of them)
+ * is the negative log-likelihood (nats) of ids[i + 1], so their sum is
+ * attn_txl_eval_stream's nll (the paired comparison of two memories, byte
+ * by byte, needs them); after a failure its contents are undefined. Errors as
+ * attn_txl_eval_stream, and ATTN_ERR_INVALID_ARG for a NULL losses. */
+attn_status attn_txl_eval_stream_losses(attn_ctx *ctx, const attn_txl *m, const int32_t *ids, int64_t n,
+                                        int64_t seg_len, int64_t mem_len, double *losses);
 
 /* Generates n_new ids after prompt[0 .. n_prompt) with the memory cache:
  * the prompt in one forward, then one id per forward; the memory keeps the

@@ -41,7 +41,9 @@
 # runs/long_context/table.md (and each run's directory and log there).
 #
 # Environment: ATTN (the binary, default build/attn, built first), STEPS, BATCH, THREADS, SPEED_BYTES (8192), EVAL_BYTES (0: the
-# whole test text), ROWS (the wiki rows to run, default all six in the order
+# whole test text), EVAL_EVERY (0: a checkpoint at the end only; N: a validation
+# over 16,384 bytes of valid.txt and a checkpoint every N steps, for long runs
+# that may be evaluated or resumed before they end), ROWS (the wiki rows to run, default all six in the order
 # above), KJV (1: the two KJV rows; 0: none), REUSE=1 (keep a run of OUT
 # whose train.jsonl ends with STEPS steps instead of training it again:
 # rows trained one at a time, the table assembled at the end), SMOKE=1 (a
@@ -61,6 +63,7 @@ BATCH="${BATCH:-8}"
 THREADS="${THREADS:-1}"
 SPEED_BYTES="${SPEED_BYTES:-8192}"
 EVAL_BYTES="${EVAL_BYTES:-0}"
+EVAL_EVERY="${EVAL_EVERY:-0}"
 OUT="${OUT:-runs/long_context}"
 ROWS="${ROWS:-gpt txl-m64 txl-m192 txl-m512 span512 allatt}"
 KJV="${KJV:-1}"
@@ -84,7 +87,7 @@ ATTN="${ATTN:-build/attn}"
 [ -f data/kjv/test.txt ] || bash scripts/get_kjv_data.sh
 mkdir -p "$OUT"
 COMMON=(--batch "$BATCH" --steps "$STEPS" --warmup 100 --lr 1e-3 --seed 1 --threads "$THREADS"
-        --eval-every 0 --final-eval-n 16384 --quiet --force "${MODEL[@]}")
+        --eval-every "$EVAL_EVERY" --final-eval-n 16384 --quiet --force "${MODEL[@]}")
 [ "$STEPS" -le 100 ] && COMMON+=(--warmup 0)
 declare -A ARGS=(
     [gpt]="--arch gpt --ctx 64 --d-inner $GPT_FF"

@@ -379,9 +379,11 @@ static attn_tensor *segment_logits(attn_ctx *ctx, const attn_txl *m, const int32
     return t ? attn_txl_logits(ctx, m, t, mem, NULL) : NULL;
 }
 
-attn_status attn_txl_eval_stream(attn_ctx *ctx, const attn_txl *m, const int32_t *ids, int64_t n,
-                                 int64_t seg_len, int64_t mem_len, double *nll, int64_t *count) {
-    static const char fn[] = "attn_txl_eval_stream";
+/* attn_txl_eval_stream and attn_txl_eval_stream_losses (fn: the caller's
+ * name): the summed loss into *nll and *count, each prediction's into
+ * losses[i] when losses is not NULL. */
+static attn_status eval_stream(const char *fn, attn_ctx *ctx, const attn_txl *m, const int32_t *ids, int64_t n,
+                               int64_t seg_len, int64_t mem_len, double *nll, int64_t *count, double *losses) {
     if (!ctx || !m || !ids || !nll || !count)
         return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
     if (n < 2 || seg_len < 1 || mem_len < 0)
@@ -412,7 +414,9 @@ attn_status attn_txl_eval_stream(attn_ctx *ctx, const attn_txl *m, const int32_t
             double mx = -INFINITY, z = 0.0;
             for (int64_t v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
             for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
-            sum += mx + log(z) - (double)row[ids[i + t + 1]];
+            const double loss = mx + log(z) - (double)row[ids[i + t + 1]];
+            if (losses) losses[i + t] = loss;
+            sum += loss;
         }
         attn__arena_rewind(ctx, mark);
     }
@@ -425,6 +429,20 @@ attn_status attn_txl_eval_stream(attn_ctx *ctx, const attn_txl *m, const int32_t
         *count += n - 1;
     }
     return st;
+}
+
+attn_status attn_txl_eval_stream(attn_ctx *ctx, const attn_txl *m, const int32_t *ids, int64_t n,
+                                 int64_t seg_len, int64_t mem_len, double *nll, int64_t *count) {
+    return eval_stream("attn_txl_eval_stream", ctx, m, ids, n, seg_len, mem_len, nll, count, NULL);
+}
+
+attn_status attn_txl_eval_stream_losses(attn_ctx *ctx, const attn_txl *m, const int32_t *ids, int64_t n,
+                                        int64_t seg_len, int64_t mem_len, double *losses) {
+    static const char fn[] = "attn_txl_eval_stream_losses";
+    if (!losses) return attn__error(ATTN_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    double nll = 0.0;
+    int64_t count = 0;
+    return eval_stream(fn, ctx, m, ids, n, seg_len, mem_len, &nll, &count, losses);
 }
 
 attn_status attn_txl_generate(attn_ctx *ctx, const attn_txl *m, const int32_t *prompt,
