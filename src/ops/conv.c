@@ -342,15 +342,15 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
                                const float *w, float *du, float *dw, float *db, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
-    if (db && (cv_depthwise(g) || cv_pointwise(g) || attn__cv_wino_ok(g) || (!du && !dw) ||
-               g->O > CV_DB_FUSED)) {
+    if (cv_depthwise(g)) {
+        /* db in cv_bias_grad's sums and order, in the fused pass or here */
+        if (!attn__cv_dw_backward(ctx, g, u, dv, w, du, dw, db) && db)
+            cv_bias_grad(g->N, g->O, P, dv, db, g->vec);
+        return ATTN_OK;
+    }
+    if (db && (cv_pointwise(g) || attn__cv_wino_ok(g) || (!du && !dw) || g->O > CV_DB_FUSED)) {
         cv_bias_grad(g->N, g->O, P, dv, db, g->vec);
         db = NULL;
-    }
-    if (cv_depthwise(g)) {
-        if (du) attn__cv_dw_bwd_data(ctx, g, dv, w, du);
-        if (dw) attn__cv_dw_bwd_weight(ctx, g, u, dv, dw);
-        return ATTN_OK;
     }
     if (!du && !dw) return ATTN_OK;
     if (attn__cv_wino_ok(g)) {
