@@ -20,7 +20,8 @@
  *                   db += sum of dv's rows      (during the gather of dv)
  *   cv_transpose_backward  conv_transpose2d's dx and dw from one im2col(dy)
  * conv2d's backward is cv_backward; conv_transpose2d's forward is
- * cv_bwd_data (cv_backward without dw). 3x3 stride-1 pad-1 layers with
+ * cv_transpose_forward (cv_backward's data gradient into an output it
+ * zeroes chunk by chunk, with the bias). 3x3 stride-1 pad-1 layers with
  * enough channels on small maps run as Winograd F(2x2, 3x3) products
  * instead (conv_winograd.c, attn__cv_wino_ok), depthwise ones directly on
  * the planes (conv_depthwise.c). Rows move through AVX-512 masked
@@ -215,14 +216,22 @@ static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, 
 }
 
 /* du_b[c, ...] += the entries of col that im2col read from there (its
- * adjoint). Each task owns one channel plane of every image and walks its
+ * adjoint); with `zero`, du_b's Cg planes are zeroed first (the narrow
+ * kernel starts its rows at 0 instead of loading them: no memset, the same
+ * bits). Each task owns one channel plane of every image and walks its
  * KH KW rows in order: no race, and the same sums for any thread count. */
-static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
+static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du, int nt,
+                      int zero) {
 #if CV_X86
     if (g->vec && g->W <= 16 && g->OW <= 16 && g->KW <= CV_KW_MAX) {
-        attn__cv_col2im512_narrow(g, col, nb, du, nt);
+        attn__cv_col2im512_narrow(g, col, nb, du, zero, nt);
         return;
     }
+#endif
+    if (zero)
+        for (int64_t b = 0; b < nb; b++)
+            memset(du + b * g->C * g->H * g->W, 0, sizeof(float) * (size_t)(g->C / g->G * g->H * g->W));
+#if CV_X86
     if (g->vec) {
         attn__cv_col2im512(g, col, nb, du, nt);
         return;
@@ -400,7 +409,7 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
             if (du) {
                 /* dcol [K, m P] = w_g^T [K, Og] D [Og, m P] */
                 attn__sgemm(nt, 1, 0, K, ld, Og, 1.0f, w + gi * Og * K, K, D, ld, 0.0f, col, ld);
-                cv_col2im(g, col, m, du + (n0 * g->C + gi * Cg) * HW, nti);
+                cv_col2im(g, col, m, du + (n0 * g->C + gi * Cg) * HW, nti, 0);
             }
         }
     }
@@ -410,10 +419,37 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
     return ATTN_OK;
 }
 
-/* du += conv^T(dv, w) alone (conv_transpose2d's forward). */
-static attn_status cv_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
-                               float *du, float *ws) {
-    return cv_backward(ctx, g, NULL, dv, w, du, NULL, NULL, ws);
+/* du = conv^T(dv, w) + b (b[C] or NULL), conv_transpose2d's forward. On
+ * the chunked path each chunk's images of du are zeroed just before their
+ * col2im and take the bias right after it, while they are in cache (a
+ * memset of the whole output first, then col2im and the bias each reading
+ * it back from memory, was three passes over it); the same sums as
+ * cv_backward's du into a zeroed du followed by attn__cv_add_bias. */
+static attn_status cv_transpose_forward(attn_ctx *ctx, const cv_geom *g, const float *dv,
+                                        const float *w, const float *b, float *du, float *ws) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
+    const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (cv_depthwise(g) || cv_pointwise(g) || attn__cv_wino_ok(g)) {
+        memset(du, 0, sizeof(float) * (size_t)(g->N * g->C * HW));
+        attn_status st = cv_backward(ctx, g, NULL, dv, w, du, NULL, NULL, ws);
+        if (st == ATTN_OK && b) attn__cv_add_bias(g->N, g->C, HW, b, du);
+        return st;
+    }
+    const int64_t nb = cv_chunk(g);
+    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+        const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
+        float *col = ws, *D = ws + K * ld;
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
+        const int nti = attn__threads_for(ctx, (double)K * (double)ld);
+        for (int64_t gi = 0; gi < g->G; gi++) {
+            cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
+            /* col [K, m P] = w_g^T [K, Og] D [Og, m P] */
+            attn__sgemm(nt, 1, 0, K, ld, Og, 1.0f, w + gi * Og * K, K, D, ld, 0.0f, col, ld);
+            cv_col2im(g, col, m, du + (n0 * g->C + gi * Cg) * HW, nti, 1);
+        }
+        if (b) attn__cv_add_bias(m, g->C, HW, b, du + n0 * g->C * HW);
+    }
+    return ATTN_OK;
 }
 
 /* The backward of conv_transpose2d, v = conv^T(u', w) read the other way:
@@ -623,13 +659,8 @@ attn_status attn__conv1d_backward(attn_ctx *ctx, attn_node *node) {
  * convolution whose input is y and output x. */
 attn_status attn__conv_transpose2d_forward(attn_ctx *ctx, attn_node *node) {
     const cv_geom g = cv_geom_ctx(ctx, node);
-    float *y = attn_f32(node->out);
-    memset(y, 0, sizeof(float) * (size_t)attn_tensor_numel(node->out));
-    attn_status st = cv_bwd_data(ctx, &g, attn_f32(node->in[0]), attn_f32(node->in[1]), y,
-                                 cv_col(node));
-    const float *b = cv_bias(node);
-    if (st == ATTN_OK && b) attn__cv_add_bias(g.N, g.C, g.H * g.W, b, y);
-    return st;
+    return cv_transpose_forward(ctx, &g, attn_f32(node->in[0]), attn_f32(node->in[1]),
+                                cv_bias(node), attn_f32(node->out), cv_col(node));
 }
 
 attn_status attn__conv_transpose2d_ref(attn_ctx *ctx, attn_node *node) {

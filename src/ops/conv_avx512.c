@@ -185,9 +185,9 @@ CV512 void attn__cv_im2col512(const cv_geom *g, const float *u, int64_t nb, floa
  * k in order (a permutation moves tap j's column q to du's column
  * q SW + iw0, a mask keeps the columns it reaches), and stored once: the
  * scalar loop's additions in its order (the same bits), without a store
- * and reload of du per tap. */
+ * and reload of du per tap; with `zero` the rows start at 0 (du =). */
 CV512 void attn__cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du,
-                                      int nt) {
+                                      int zero, int nt) {
     const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW;
     const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW, W = g->W;
     __m512i idx[CV_KW_MAX];
@@ -218,7 +218,7 @@ CV512 void attn__cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t
             float *up = du + b * g->C * HW + c * HW;
             const float *src = col + c * KK * ld + b * P;
             for (int64_t h = 0; h < g->H; h++) {
-                __m512 acc = _mm512_maskz_loadu_ps(mw, up + h * W);
+                __m512 acc = zero ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mw, up + h * W);
                 for (int64_t i = 0; i < g->KH; i++) {
                     const int64_t t = h + g->PH - i * g->DH;
                     if (t < 0 || t % g->SH) continue;

@@ -112,7 +112,9 @@ void attn__cv_im2col512(const cv_geom *g, const float *u, int64_t nb, float *col
  * (KK ceil(P / 16) <= CV_FLAT_MASKS): */
 #define CV_FLAT_MASKS 4096
 void attn__cv_im2col512_flat(const cv_geom *g, const float *u, int64_t nb, float *col, int nt);
-void attn__cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du, int nt);
+/* (zero: du = instead of +=) */
+void attn__cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du, int zero,
+                               int nt);
 void attn__cv_col2im512(const cv_geom *g, const float *col, int64_t nb, float *du, int nt);
 /* The depthwise kernels of cv_dw_forward, cv_dw_bwd_data and
  * cv_dw_bwd_weight (flip: the kernel turned by 180 degrees): */
