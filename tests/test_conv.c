@@ -305,6 +305,16 @@ static int conv_row_run(const conv_row_case *k, int flags, int ref, float *out[4
     if (!ctx) return -1;
     attn_ctx_set_kernel_flags(ctx, flags);
     attn_ctx_set_use_ref(ctx, ref);
+    {
+        /* the arena handed out again holds NaN: an output or gradient
+         * buffer that a kernel reads before writing (=, not +=) shows */
+        const int64_t big = 2 * (k->N * (k->C + k->O) * (k->H * k->S + k->KH) * (k->W * k->S + k->KW) +
+                                 k->C * k->O * k->KH * k->KW) + 300000;
+        attn_tensor *poison = attn_tensor_new(ctx, ATTN_F32, 1, &big);
+        if (poison)
+            for (int64_t i = 0; i < big; i++) attn_f32(poison)[i] = NAN;
+        attn_ctx_reset(ctx);
+    }
     const int64_t xs4[4] = {k->N, k->C, k->H, k->W}, xs3[3] = {k->N, k->C, k->W};
     const int64_t ws4[4] = {k->kind == 2 ? k->C : k->O, k->kind == 2 ? k->O / k->G : k->C / k->G,
                             k->KH, k->KW};

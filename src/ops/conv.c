@@ -178,6 +178,10 @@ static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, 
         attn__cv_im2col512_flat(g, u, nb, col, nt);
         return;
     }
+    if (g->vec && g->W <= 16 && g->OW <= 8 && g->KW <= CV_KW_MAX) {
+        attn__cv_im2col512_pairs(g, u, nb, col, nt);
+        return;
+    }
     if (g->vec) {
         attn__cv_im2col512(g, u, nb, col, nt);
         return;
@@ -455,13 +459,20 @@ static attn_status cv_transpose_forward(attn_ctx *ctx, const cv_geom *g, const f
 /* The backward of conv_transpose2d, v = conv^T(u', w) read the other way:
  * with u = the output gradient gy (the convolution's input side) and v = x,
  * dx += conv(gy, w) (dx NULL: not wanted) and dw += x (im2col gy)^T (dw
- * NULL: not wanted). Per chunk and group col = im2col(gy) is built once
- * for both products. */
+ * NULL: not wanted), and db[c] += sum gy[:, c, :] (db NULL: not wanted).
+ * Per chunk and group col = im2col(gy) is built once for both products,
+ * and db sums the chunk's planes of gy right after (cv_bias_grad's sums in
+ * its order: the same bits). */
 static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const float *gy,
                                          const float *x, const float *w, float *dx, float *dw,
-                                         float *ws) {
+                                         float *db, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (db && (cv_depthwise(g) || cv_pointwise(g) || (!dx && !dw) || g->C > CV_DB_FUSED)) {
+        cv_bias_grad(g->N, g->C, HW, gy, db, g->vec);
+        db = NULL;
+    }
+    if (!dx && !dw) return ATTN_OK;
     if (cv_depthwise(g) || cv_pointwise(g)) {
         attn_status st = ATTN_OK;
         if (dx) st = cv_forward(ctx, g, gy, w, NULL, dx, 1.0f, ws);
@@ -475,6 +486,9 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
     }
     const int64_t nb = cv_chunk(g);
     float *dwt = dw && cv_dw_transposed(g) ? ws + cv_ws_base(g) : NULL;
+    double dbs[CV_DB_FUSED];
+    if (db)
+        for (int64_t c = 0; c < g->C; c++) dbs[c] = 0.0;
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
         float *col = ws, *D = ws + K * ld;
@@ -482,6 +496,10 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
         const int nti = attn__threads_for(ctx, (double)K * (double)ld);
         for (int64_t gi = 0; gi < g->G; gi++) {
             cv_im2col(g, gy + (n0 * g->C + gi * Cg) * HW, m, col, nti);
+            if (db) /* the chunk's planes of gy, in cache: cv_bias_grad's sums, images in order */
+                for (int64_t c = gi * Cg; c < (gi + 1) * Cg; c++)
+                    for (int64_t b = 0; b < m; b++)
+                        dbs[c] += cv_sum16(gy + ((n0 + b) * g->C + c) * HW, HW, g->vec);
             if (dx) {
                 /* D [Og, m P] = w_g [Og, K] col [K, m P], added into dx */
                 attn__sgemm(nt, 0, 0, Og, ld, K, 1.0f, w + gi * Og * K, K, col, ld, 0.0f, D, ld);
@@ -500,6 +518,8 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
         }
     }
     if (dwt) cv_dw_add_transposed(g, dwt, dw);
+    if (db)
+        for (int64_t c = 0; c < g->C; c++) db[c] += (float)dbs[c];
     return ATTN_OK;
 }
 
@@ -679,10 +699,10 @@ attn_status attn__conv_transpose2d_backward(attn_ctx *ctx, attn_node *node) {
     attn_status st = ATTN_OK;
     float *dx = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
     float *dw = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
-    if (dx || dw) st = cv_transpose_backward(ctx, &g, gy, x, w, dx, dw, cv_col(node));
-    /* => db[c] += sum_{n,p} gy[n,c,p] */
-    if (st == ATTN_OK && node->iarg[7] && attn__needs_grad(node, 2))
-        cv_bias_grad(g.N, g.C, g.H * g.W, gy, node->in[2]->grad, g.vec);
+    /* => db[c] += sum_{n,p} gy[n,c,p]: summed by cv_transpose_backward on
+     * the chunked path after each chunk's im2col of gy, else there first */
+    float *db = node->iarg[7] && attn__needs_grad(node, 2) ? node->in[2]->grad : NULL;
+    if (dx || dw || db) st = cv_transpose_backward(ctx, &g, gy, x, w, dx, dw, db, cv_col(node));
     return st;
 }
 

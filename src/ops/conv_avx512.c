@@ -152,6 +152,54 @@ CV512 void attn__cv_im2col512_flat(const cv_geom *g, const float *u, int64_t nb,
 }
 
 /* cv_im2col with AVX-512 rows. */
+/* cv_im2col for input rows of at most 16 columns and output rows of at
+ * most 8 (the 4x4 stride-2 layers' 7-column maps): two output rows of a tap
+ * at once, one two-source permutation of the two input rows they read
+ * (lanes 0 .. OW - 1 from the first, OW .. 2 OW - 1 from the second, 0
+ * outside the kernel column's span) and one masked store of 2 OW
+ * consecutive entries: half the stores of attn__cv_im2col512, the same
+ * values. */
+CV512 void attn__cv_im2col512_pairs(const cv_geom *g, const float *u, int64_t nb, float *col,
+                                     int nt) {
+    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;
+    const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW;
+    __m512i idx[CV_KW_MAX];
+    __mmask16 val[CV_KW_MAX];
+    for (int64_t j = 0; j < g->KW; j++) {
+        int64_t iw0, lo, hi;
+        cv_cols(g, j, &iw0, &lo, &hi);
+        int32_t ix[16] = {0};
+        unsigned m = 0;
+        for (int64_t q = lo; q < hi; q++) {
+            ix[q] = (int32_t)(q * g->SW + iw0);
+            ix[OW + q] = 16 + ix[q];
+            m |= (1u << q) | (1u << (OW + q));
+        }
+        idx[j] = _mm512_loadu_si512(ix);
+        val[j] = (__mmask16)m;
+    }
+    const __mmask16 mw = cv_m16(g->W), m2 = cv_m16(2 * OW), m1 = cv_m16(OW);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t r = 0; r < R; r++) {
+        const int64_t c = r / KK, i = (r % KK) / g->KW, j = r % g->KW;
+        for (int64_t b = 0; b < nb; b++) {
+            const float *up = u + b * g->C * HW + c * HW;
+            float *d = col + r * ld + b * P;
+            for (int64_t p = 0; p < g->OH; p += 2, d += 2 * OW) {
+                const int64_t ia = p * g->SH - g->PH + i * g->DH, ib = ia + g->SH;
+                const __m512 xa = ia >= 0 && ia < g->H ? _mm512_maskz_loadu_ps(mw, up + ia * g->W)
+                                                       : _mm512_setzero_ps();
+                const __m512 xb = p + 1 < g->OH && ib >= 0 && ib < g->H
+                                      ? _mm512_maskz_loadu_ps(mw, up + ib * g->W)
+                                      : _mm512_setzero_ps();
+                _mm512_mask_storeu_ps(d, p + 1 < g->OH ? m2 : m1,
+                                      _mm512_maskz_permutex2var_ps(val[j], xa, idx[j], xb));
+            }
+        }
+    }
+}
+
 CV512 void attn__cv_im2col512(const cv_geom *g, const float *u, int64_t nb, float *col, int nt) {
     const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;
     const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW;

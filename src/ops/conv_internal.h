@@ -112,6 +112,9 @@ void attn__cv_im2col512(const cv_geom *g, const float *u, int64_t nb, float *col
  * (KK ceil(P / 16) <= CV_FLAT_MASKS): */
 #define CV_FLAT_MASKS 4096
 void attn__cv_im2col512_flat(const cv_geom *g, const float *u, int64_t nb, float *col, int nt);
+/* the same for input rows of <= 16 columns and output rows of <= 8, two
+ * output rows per store: */
+void attn__cv_im2col512_pairs(const cv_geom *g, const float *u, int64_t nb, float *col, int nt);
 /* (zero: du = instead of +=) */
 void attn__cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du, int zero,
                                int nt);
