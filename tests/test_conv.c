@@ -305,6 +305,16 @@ static int conv_row_run(const conv_row_case *k, int flags, int ref, float *out[4
     if (!ctx) return -1;
     attn_ctx_set_kernel_flags(ctx, flags);
     attn_ctx_set_use_ref(ctx, ref);
+    {
+        /* the arena handed out again holds NaN: an output or gradient
+         * buffer that a kernel reads before writing (=, not +=) shows */
+        const int64_t big = 2 * (k->N * (k->C + k->O) * (k->H * k->S + k->KH) * (k->W * k->S + k->KW) +
+                                 k->C * k->O * k->KH * k->KW) + 300000;
+        attn_tensor *poison = attn_tensor_new(ctx, ATTN_F32, 1, &big);
+        if (poison)
+            for (int64_t i = 0; i < big; i++) attn_f32(poison)[i] = NAN;
+        attn_ctx_reset(ctx);
+    }
     const int64_t xs4[4] = {k->N, k->C, k->H, k->W}, xs3[3] = {k->N, k->C, k->W};
     const int64_t ws4[4] = {k->kind == 2 ? k->C : k->O, k->kind == 2 ? k->O / k->G : k->C / k->G,
                             k->KH, k->KW};
@@ -454,6 +464,16 @@ static void test_conv_row_kernels(void) {
         {0, 2, 4, 11, 16, 4, 5, 3, 2, 2, 1, 4, "depthwise 5x3 stride 2, W 16 (narrow)", 0},
         {0, 2, 3, 9, 13, 3, 3, 3, 1, 3, 2, 3, "depthwise dilation 2 pad 3, W 13 (narrow)", 0},
         {0, 2, 3, 7, 9, 3, 3, 3, 1, 3, 1, 3, "depthwise pad 3 beyond the kernel's reach, W 9", 0},
+        /* the fused depthwise backward (3x3, stride 1, rows of <= 16):
+         * channel blocks of 16 with a tail, full and single lanes, OW < W,
+         * dilation, one row */
+        {0, 3, 18, 14, 14, 18, 3, 3, 1, 1, 1, 18, "depthwise C 18 (a block and a tail), N 3 (fused backward)", 0},
+        {0, 2, 5, 6, 16, 5, 3, 3, 1, 1, 1, 5, "depthwise W 16 (fused, every lane)", 0},
+        {0, 2, 4, 9, 11, 4, 3, 3, 1, 0, 1, 4, "depthwise pad 0: 7x9 out of 9x11 (fused)", 0},
+        {0, 2, 3, 10, 12, 3, 3, 3, 1, 2, 2, 3, "depthwise dilation 2 pad 2, W 12 (fused)", 0},
+        {0, 2, 3, 1, 1, 3, 3, 3, 1, 1, 1, 3, "depthwise 1x1 map (fused)", 0},
+        {0, 1, 2, 37, 5, 2, 3, 3, 1, 1, 1, 2, "depthwise 37x5, N 1 (fused)", 0},
+        {0, 2, 17, 5, 7, 17, 3, 3, 1, 2, 1, 17, "depthwise pad 2: 7x9 out of 5x7, C 17 (fused)", 0},
         {0, 2, 5, 14, 14, 3, 1, 1, 1, 0, 1, 1, "1x1 on 14x14 (chunked im2col)", 0},
         {0, 2, 4, 14, 14, 5, 3, 3, 1, 1, 1, 1, "3x3 pad 1 on 14x14 (col2im in registers)", 0},
         {0, 2, 3, 9, 16, 4, 5, 5, 1, 2, 1, 1, "5x5 pad 2, W 16 (col2im in registers)", 0},

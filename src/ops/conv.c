@@ -20,7 +20,8 @@
  *                   db += sum of dv's rows      (during the gather of dv)
  *   cv_transpose_backward  conv_transpose2d's dx and dw from one im2col(dy)
  * conv2d's backward is cv_backward; conv_transpose2d's forward is
- * cv_bwd_data (cv_backward without dw). 3x3 stride-1 pad-1 layers with
+ * cv_transpose_forward (cv_backward's data gradient into an output it
+ * zeroes chunk by chunk, with the bias). 3x3 stride-1 pad-1 layers with
  * enough channels on small maps run as Winograd F(2x2, 3x3) products
  * instead (conv_winograd.c, attn__cv_wino_ok), depthwise ones directly on
  * the planes (conv_depthwise.c). Rows move through AVX-512 masked
@@ -177,6 +178,10 @@ static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, 
         attn__cv_im2col512_flat(g, u, nb, col, nt);
         return;
     }
+    if (g->vec && g->W <= 16 && g->OW <= 8 && g->KW <= CV_KW_MAX) {
+        attn__cv_im2col512_pairs(g, u, nb, col, nt);
+        return;
+    }
     if (g->vec) {
         attn__cv_im2col512(g, u, nb, col, nt);
         return;
@@ -215,14 +220,22 @@ static void cv_im2col(const cv_geom *g, const float *u, int64_t nb, float *col, 
 }
 
 /* du_b[c, ...] += the entries of col that im2col read from there (its
- * adjoint). Each task owns one channel plane of every image and walks its
+ * adjoint); with `zero`, du_b's Cg planes are zeroed first (the narrow
+ * kernel starts its rows at 0 instead of loading them: no memset, the same
+ * bits). Each task owns one channel plane of every image and walks its
  * KH KW rows in order: no race, and the same sums for any thread count. */
-static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du, int nt) {
+static void cv_col2im(const cv_geom *g, const float *col, int64_t nb, float *du, int nt,
+                      int zero) {
 #if CV_X86
     if (g->vec && g->W <= 16 && g->OW <= 16 && g->KW <= CV_KW_MAX) {
-        attn__cv_col2im512_narrow(g, col, nb, du, nt);
+        attn__cv_col2im512_narrow(g, col, nb, du, zero, nt);
         return;
     }
+#endif
+    if (zero)
+        for (int64_t b = 0; b < nb; b++)
+            memset(du + b * g->C * g->H * g->W, 0, sizeof(float) * (size_t)(g->C / g->G * g->H * g->W));
+#if CV_X86
     if (g->vec) {
         attn__cv_col2im512(g, col, nb, du, nt);
         return;
@@ -342,15 +355,15 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
                                const float *w, float *du, float *dw, float *db, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
-    if (db && (cv_depthwise(g) || cv_pointwise(g) || attn__cv_wino_ok(g) || (!du && !dw) ||
-               g->O > CV_DB_FUSED)) {
+    if (cv_depthwise(g)) {
+        /* db in cv_bias_grad's sums and order, in the fused pass or here */
+        if (!attn__cv_dw_backward(ctx, g, u, dv, w, du, dw, db) && db)
+            cv_bias_grad(g->N, g->O, P, dv, db, g->vec);
+        return ATTN_OK;
+    }
+    if (db && (cv_pointwise(g) || attn__cv_wino_ok(g) || (!du && !dw) || g->O > CV_DB_FUSED)) {
         cv_bias_grad(g->N, g->O, P, dv, db, g->vec);
         db = NULL;
-    }
-    if (cv_depthwise(g)) {
-        if (du) attn__cv_dw_bwd_data(ctx, g, dv, w, du);
-        if (dw) attn__cv_dw_bwd_weight(ctx, g, u, dv, dw);
-        return ATTN_OK;
     }
     if (!du && !dw) return ATTN_OK;
     if (attn__cv_wino_ok(g)) {
@@ -400,7 +413,7 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
             if (du) {
                 /* dcol [K, m P] = w_g^T [K, Og] D [Og, m P] */
                 attn__sgemm(nt, 1, 0, K, ld, Og, 1.0f, w + gi * Og * K, K, D, ld, 0.0f, col, ld);
-                cv_col2im(g, col, m, du + (n0 * g->C + gi * Cg) * HW, nti);
+                cv_col2im(g, col, m, du + (n0 * g->C + gi * Cg) * HW, nti, 0);
             }
         }
     }
@@ -410,22 +423,56 @@ static attn_status cv_backward(attn_ctx *ctx, const cv_geom *g, const float *u, 
     return ATTN_OK;
 }
 
-/* du += conv^T(dv, w) alone (conv_transpose2d's forward). */
-static attn_status cv_bwd_data(attn_ctx *ctx, const cv_geom *g, const float *dv, const float *w,
-                               float *du, float *ws) {
-    return cv_backward(ctx, g, NULL, dv, w, du, NULL, NULL, ws);
+/* du = conv^T(dv, w) + b (b[C] or NULL), conv_transpose2d's forward. On
+ * the chunked path each chunk's images of du are zeroed just before their
+ * col2im and take the bias right after it, while they are in cache (a
+ * memset of the whole output first, then col2im and the bias each reading
+ * it back from memory, was three passes over it); the same sums as
+ * cv_backward's du into a zeroed du followed by attn__cv_add_bias. */
+static attn_status cv_transpose_forward(attn_ctx *ctx, const cv_geom *g, const float *dv,
+                                        const float *w, const float *b, float *du, float *ws) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
+    const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (cv_depthwise(g) || cv_pointwise(g) || attn__cv_wino_ok(g)) {
+        memset(du, 0, sizeof(float) * (size_t)(g->N * g->C * HW));
+        attn_status st = cv_backward(ctx, g, NULL, dv, w, du, NULL, NULL, ws);
+        if (st == ATTN_OK && b) attn__cv_add_bias(g->N, g->C, HW, b, du);
+        return st;
+    }
+    const int64_t nb = cv_chunk(g);
+    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+        const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
+        float *col = ws, *D = ws + K * ld;
+        const int nt = attn__threads_for(ctx, 2.0 * (double)Og * (double)K * (double)ld);
+        const int nti = attn__threads_for(ctx, (double)K * (double)ld);
+        for (int64_t gi = 0; gi < g->G; gi++) {
+            cv_gather(g, dv + (n0 * g->O + gi * Og) * P, m, D);
+            /* col [K, m P] = w_g^T [K, Og] D [Og, m P] */
+            attn__sgemm(nt, 1, 0, K, ld, Og, 1.0f, w + gi * Og * K, K, D, ld, 0.0f, col, ld);
+            cv_col2im(g, col, m, du + (n0 * g->C + gi * Cg) * HW, nti, 1);
+        }
+        if (b) attn__cv_add_bias(m, g->C, HW, b, du + n0 * g->C * HW);
+    }
+    return ATTN_OK;
 }
 
 /* The backward of conv_transpose2d, v = conv^T(u', w) read the other way:
  * with u = the output gradient gy (the convolution's input side) and v = x,
  * dx += conv(gy, w) (dx NULL: not wanted) and dw += x (im2col gy)^T (dw
- * NULL: not wanted). Per chunk and group col = im2col(gy) is built once
- * for both products. */
+ * NULL: not wanted), and db[c] += sum gy[:, c, :] (db NULL: not wanted).
+ * Per chunk and group col = im2col(gy) is built once for both products,
+ * and db sums the chunk's planes of gy right after (cv_bias_grad's sums in
+ * its order: the same bits). */
 static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const float *gy,
                                          const float *x, const float *w, float *dx, float *dw,
-                                         float *ws) {
+                                         float *db, float *ws) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->KH * g->KW;
     const int64_t P = g->OH * g->OW, HW = g->H * g->W;
+    if (db && (cv_depthwise(g) || cv_pointwise(g) || (!dx && !dw) || g->C > CV_DB_FUSED)) {
+        cv_bias_grad(g->N, g->C, HW, gy, db, g->vec);
+        db = NULL;
+    }
+    if (!dx && !dw) return ATTN_OK;
     if (cv_depthwise(g) || cv_pointwise(g)) {
         attn_status st = ATTN_OK;
         if (dx) st = cv_forward(ctx, g, gy, w, NULL, dx, 1.0f, ws);
@@ -439,6 +486,9 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
     }
     const int64_t nb = cv_chunk(g);
     float *dwt = dw && cv_dw_transposed(g) ? ws + cv_ws_base(g) : NULL;
+    double dbs[CV_DB_FUSED];
+    if (db)
+        for (int64_t c = 0; c < g->C; c++) dbs[c] = 0.0;
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t m = g->N - n0 < nb ? g->N - n0 : nb, ld = m * P;
         float *col = ws, *D = ws + K * ld;
@@ -446,6 +496,10 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
         const int nti = attn__threads_for(ctx, (double)K * (double)ld);
         for (int64_t gi = 0; gi < g->G; gi++) {
             cv_im2col(g, gy + (n0 * g->C + gi * Cg) * HW, m, col, nti);
+            if (db) /* the chunk's planes of gy, in cache: cv_bias_grad's sums, images in order */
+                for (int64_t c = gi * Cg; c < (gi + 1) * Cg; c++)
+                    for (int64_t b = 0; b < m; b++)
+                        dbs[c] += cv_sum16(gy + ((n0 + b) * g->C + c) * HW, HW, g->vec);
             if (dx) {
                 /* D [Og, m P] = w_g [Og, K] col [K, m P], added into dx */
                 attn__sgemm(nt, 0, 0, Og, ld, K, 1.0f, w + gi * Og * K, K, col, ld, 0.0f, D, ld);
@@ -464,6 +518,8 @@ static attn_status cv_transpose_backward(attn_ctx *ctx, const cv_geom *g, const 
         }
     }
     if (dwt) cv_dw_add_transposed(g, dwt, dw);
+    if (db)
+        for (int64_t c = 0; c < g->C; c++) db[c] += (float)dbs[c];
     return ATTN_OK;
 }
 
@@ -623,13 +679,8 @@ attn_status attn__conv1d_backward(attn_ctx *ctx, attn_node *node) {
  * convolution whose input is y and output x. */
 attn_status attn__conv_transpose2d_forward(attn_ctx *ctx, attn_node *node) {
     const cv_geom g = cv_geom_ctx(ctx, node);
-    float *y = attn_f32(node->out);
-    memset(y, 0, sizeof(float) * (size_t)attn_tensor_numel(node->out));
-    attn_status st = cv_bwd_data(ctx, &g, attn_f32(node->in[0]), attn_f32(node->in[1]), y,
-                                 cv_col(node));
-    const float *b = cv_bias(node);
-    if (st == ATTN_OK && b) attn__cv_add_bias(g.N, g.C, g.H * g.W, b, y);
-    return st;
+    return cv_transpose_forward(ctx, &g, attn_f32(node->in[0]), attn_f32(node->in[1]),
+                                cv_bias(node), attn_f32(node->out), cv_col(node));
 }
 
 attn_status attn__conv_transpose2d_ref(attn_ctx *ctx, attn_node *node) {
@@ -648,10 +699,10 @@ attn_status attn__conv_transpose2d_backward(attn_ctx *ctx, attn_node *node) {
     attn_status st = ATTN_OK;
     float *dx = attn__needs_grad(node, 0) ? node->in[0]->grad : NULL;
     float *dw = attn__needs_grad(node, 1) ? node->in[1]->grad : NULL;
-    if (dx || dw) st = cv_transpose_backward(ctx, &g, gy, x, w, dx, dw, cv_col(node));
-    /* => db[c] += sum_{n,p} gy[n,c,p] */
-    if (st == ATTN_OK && node->iarg[7] && attn__needs_grad(node, 2))
-        cv_bias_grad(g.N, g.C, g.H * g.W, gy, node->in[2]->grad, g.vec);
+    /* => db[c] += sum_{n,p} gy[n,c,p]: summed by cv_transpose_backward on
+     * the chunked path after each chunk's im2col of gy, else there first */
+    float *db = node->iarg[7] && attn__needs_grad(node, 2) ? node->in[2]->grad : NULL;
+    if (dx || dw || db) st = cv_transpose_backward(ctx, &g, gy, x, w, dx, dw, db, cv_col(node));
     return st;
 }
 

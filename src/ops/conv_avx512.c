@@ -17,6 +17,8 @@
 #if CV_X86
 #include <immintrin.h>
 
+#include <string.h>
+
 #include "../core/internal.h"
 
 /* The first n lanes (0 <= n <= 16). */
@@ -150,6 +152,54 @@ CV512 void attn__cv_im2col512_flat(const cv_geom *g, const float *u, int64_t nb,
 }
 
 /* cv_im2col with AVX-512 rows. */
+/* cv_im2col for input rows of at most 16 columns and output rows of at
+ * most 8 (the 4x4 stride-2 layers' 7-column maps): two output rows of a tap
+ * at once, one two-source permutation of the two input rows they read
+ * (lanes 0 .. OW - 1 from the first, OW .. 2 OW - 1 from the second, 0
+ * outside the kernel column's span) and one masked store of 2 OW
+ * consecutive entries: half the stores of attn__cv_im2col512, the same
+ * values. */
+CV512 void attn__cv_im2col512_pairs(const cv_geom *g, const float *u, int64_t nb, float *col,
+                                     int nt) {
+    const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;
+    const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW;
+    __m512i idx[CV_KW_MAX];
+    __mmask16 val[CV_KW_MAX];
+    for (int64_t j = 0; j < g->KW; j++) {
+        int64_t iw0, lo, hi;
+        cv_cols(g, j, &iw0, &lo, &hi);
+        int32_t ix[16] = {0};
+        unsigned m = 0;
+        for (int64_t q = lo; q < hi; q++) {
+            ix[q] = (int32_t)(q * g->SW + iw0);
+            ix[OW + q] = 16 + ix[q];
+            m |= (1u << q) | (1u << (OW + q));
+        }
+        idx[j] = _mm512_loadu_si512(ix);
+        val[j] = (__mmask16)m;
+    }
+    const __mmask16 mw = cv_m16(g->W), m2 = cv_m16(2 * OW), m1 = cv_m16(OW);
+    (void)nt;
+    ATTN__OMP_FOR(nt)
+    for (int64_t r = 0; r < R; r++) {
+        const int64_t c = r / KK, i = (r % KK) / g->KW, j = r % g->KW;
+        for (int64_t b = 0; b < nb; b++) {
+            const float *up = u + b * g->C * HW + c * HW;
+            float *d = col + r * ld + b * P;
+            for (int64_t p = 0; p < g->OH; p += 2, d += 2 * OW) {
+                const int64_t ia = p * g->SH - g->PH + i * g->DH, ib = ia + g->SH;
+                const __m512 xa = ia >= 0 && ia < g->H ? _mm512_maskz_loadu_ps(mw, up + ia * g->W)
+                                                       : _mm512_setzero_ps();
+                const __m512 xb = p + 1 < g->OH && ib >= 0 && ib < g->H
+                                      ? _mm512_maskz_loadu_ps(mw, up + ib * g->W)
+                                      : _mm512_setzero_ps();
+                _mm512_mask_storeu_ps(d, p + 1 < g->OH ? m2 : m1,
+                                      _mm512_maskz_permutex2var_ps(val[j], xa, idx[j], xb));
+            }
+        }
+    }
+}
+
 CV512 void attn__cv_im2col512(const cv_geom *g, const float *u, int64_t nb, float *col, int nt) {
     const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW, R = Cg * KK;
     const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW;
@@ -183,9 +233,9 @@ CV512 void attn__cv_im2col512(const cv_geom *g, const float *u, int64_t nb, floa
  * k in order (a permutation moves tap j's column q to du's column
  * q SW + iw0, a mask keeps the columns it reaches), and stored once: the
  * scalar loop's additions in its order (the same bits), without a store
- * and reload of du per tap. */
+ * and reload of du per tap; with `zero` the rows start at 0 (du =). */
 CV512 void attn__cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du,
-                                      int nt) {
+                                      int zero, int nt) {
     const int64_t Cg = g->C / g->G, KK = g->KH * g->KW, P = g->OH * g->OW;
     const int64_t HW = g->H * g->W, ld = nb * P, OW = g->OW, W = g->W;
     __m512i idx[CV_KW_MAX];
@@ -216,7 +266,7 @@ CV512 void attn__cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t
             float *up = du + b * g->C * HW + c * HW;
             const float *src = col + c * KK * ld + b * P;
             for (int64_t h = 0; h < g->H; h++) {
-                __m512 acc = _mm512_maskz_loadu_ps(mw, up + h * W);
+                __m512 acc = zero ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mw, up + h * W);
                 for (int64_t i = 0; i < g->KH; i++) {
                     const int64_t t = h + g->PH - i * g->DH;
                     if (t < 0 || t % g->SH) continue;
@@ -558,5 +608,103 @@ CV512 double attn__cv_sum16_512(const float *r, int64_t P) {
     double s = 0.0;
     for (int l = 0; l < 16; l++) s += a[l];
     return s;
+}
+#endif
+
+#if CV_X86
+/* The depthwise 3x3 backward at stride 1 on rows of at most 16 columns,
+ * data and weight gradient in one pass over each plane pair (u, dv): for
+ * each output-gradient row p and kernel column j the row shifted to the
+ * input's columns, D_j[s] = dv[p, s + PW - j DW] (0 outside), is one
+ * permutation shared by both gradients:
+ *   du[p - PH + i DH, :] += sum_j w[i, j] D_j          (the data gradient)
+ *   dw[i, j] += sum_s u[p - PH + i DH, s] D_j[s]        (the weight gradient)
+ * (each du row takes its up to three sums as they come: the plane stays in
+ * L1); the weight gradient per image lane by lane in float,
+ * over the images in order in double, and the 16 lanes in order at the end;
+ * the bias gradient as conv.c's cv_bias_grad (the same bits). Each task owns a block of CV_DW_BLOCK channels and runs through it image
+ * by image (the block's planes of an image are contiguous: the loads
+ * stream): the same bits for any thread count. */
+#define CV_DW_BLOCK 16
+CV512 void attn__cv_dw_backward512_3x3(const cv_geom *g, const float *u, const float *dv,
+                                        const float *w, float *du, float *dw, float *db, int nt) {
+    const int64_t P = g->OH * g->OW, HW = g->H * g->W, OW = g->OW, W = g->W;
+    __m512i idx[3];
+    __mmask16 val[3];
+    for (int j = 0; j < 3; j++) {
+        int32_t ix[16];
+        unsigned m = 0;
+        for (int64_t s = 0; s < 16; s++) {
+            const int64_t src = s + g->PW - j * g->DW;
+            ix[s] = 0;
+            if (s < W && src >= 0 && src < OW) {
+                ix[s] = (int32_t)src;
+                m |= 1u << s;
+            }
+        }
+        idx[j] = _mm512_loadu_si512(ix);
+        val[j] = (__mmask16)m;
+    }
+    const __mmask16 mw = cv_m16(W), mo = cv_m16(OW);
+    (void)nt;
+    const int64_t nblk = (g->C + CV_DW_BLOCK - 1) / CV_DW_BLOCK;
+    ATTN__OMP_FOR(nt)
+    for (int64_t cb = 0; cb < nblk; cb++) {
+        const int64_t c0 = cb * CV_DW_BLOCK;
+        const int64_t c1 = c0 + CV_DW_BLOCK < g->C ? c0 + CV_DW_BLOCK : g->C;
+        double dacc[CV_DW_BLOCK][9][16], dbs[CV_DW_BLOCK] = {0};
+        if (dw) memset(dacc, 0, sizeof dacc);
+        for (int64_t n = 0; n < g->N; n++)
+            for (int64_t c = c0; c < c1; c++) {
+                const float *wc = w + c * 9;
+                const float *up = u + (n * g->C + c) * HW, *dvp = dv + (n * g->C + c) * P;
+                float *dup = du ? du + (n * g->C + c) * HW : NULL;
+                if (db) dbs[c - c0] += attn__cv_sum16_512(dvp, P);
+                __m512 a[9];
+                for (int t = 0; t < 9; t++) a[t] = _mm512_setzero_ps();
+                for (int64_t p = 0; p < g->OH; p++) {
+                    const __m512 r = _mm512_maskz_loadu_ps(mo, dvp + p * OW);
+                    const __m512 d0 = _mm512_maskz_permutexvar_ps(val[0], idx[0], r);
+                    const __m512 d1 = _mm512_maskz_permutexvar_ps(val[1], idx[1], r);
+                    const __m512 d2 = _mm512_maskz_permutexvar_ps(val[2], idx[2], r);
+                    for (int i = 0; i < 3; i++) {
+                        const int64_t ih = p - g->PH + i * g->DH;
+                        if (ih < 0 || ih >= g->H) continue;
+                        if (dw) {
+                            const __m512 x = _mm512_maskz_loadu_ps(mw, up + ih * W);
+                            a[3 * i] = _mm512_fmadd_ps(x, d0, a[3 * i]);
+                            a[3 * i + 1] = _mm512_fmadd_ps(x, d1, a[3 * i + 1]);
+                            a[3 * i + 2] = _mm512_fmadd_ps(x, d2, a[3 * i + 2]);
+                        }
+                        if (dup) {
+                            __m512 s = _mm512_mul_ps(_mm512_set1_ps(wc[3 * i]), d0);
+                            s = _mm512_fmadd_ps(_mm512_set1_ps(wc[3 * i + 1]), d1, s);
+                            s = _mm512_fmadd_ps(_mm512_set1_ps(wc[3 * i + 2]), d2, s);
+                            float *dr = dup + ih * W;
+                            _mm512_mask_storeu_ps(dr, mw,
+                                                  _mm512_add_ps(_mm512_maskz_loadu_ps(mw, dr), s));
+                        }
+                    }
+                }
+                if (dw)
+                    for (int t = 0; t < 9; t++) {
+                        double *da = dacc[c - c0][t];
+                        const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a[t]));
+                        const __m512d hi = _mm512_cvtps_pd(
+                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[t]), 1)));
+                        _mm512_storeu_pd(da, _mm512_add_pd(_mm512_loadu_pd(da), lo));
+                        _mm512_storeu_pd(da + 8, _mm512_add_pd(_mm512_loadu_pd(da + 8), hi));
+                    }
+            }
+        if (dw)
+            for (int64_t c = c0; c < c1; c++)
+                for (int t = 0; t < 9; t++) {
+                    double s = 0.0;
+                    for (int k = 0; k < 16; k++) s += dacc[c - c0][t][k];
+                    dw[c * 9 + t] += (float)s;
+                }
+        if (db)
+            for (int64_t c = c0; c < c1; c++) db[c] += (float)dbs[c - c0];
+    }
 }
 #endif

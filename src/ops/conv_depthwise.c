@@ -145,3 +145,20 @@ void attn__cv_dw_bwd_weight(attn_ctx *ctx, const cv_geom *g, const float *u, con
                 dw[c * KK + i * g->KW + j] += (float)acc;
             }
 }
+
+int attn__cv_dw_backward(attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
+                         const float *w, float *du, float *dw, float *db) {
+#if CV_X86
+    if (g->vec && cv_dw_fused3(g) && (du || dw || db)) {
+        const int64_t P = g->OH * g->OW;
+        const int nt = attn__threads_for(ctx, 4.0 * (double)(g->N * g->C) * (double)P * 9.0);
+        attn__cv_dw_backward512_3x3(g, u, dv, w, du, dw, db, nt);
+        return 1;
+    }
+#else
+    (void)db;
+#endif
+    if (du) attn__cv_dw_bwd_data(ctx, g, dv, w, du);
+    if (dw) attn__cv_dw_bwd_weight(ctx, g, u, dv, dw);
+    return 0;
+}

@@ -89,6 +89,21 @@ static inline int cv_dw_narrow(const cv_geom *g) {
     return g->W <= 16 && g->OW <= 16 && g->KW <= CV_KW_MAX && g->KH * g->KW <= 64;
 }
 
+/* 1 if attn__cv_dw_backward512_3x3 applies: a 3x3 kernel, stride 1, rows
+ * of at most 16 columns. */
+static inline int cv_dw_fused3(const cv_geom *g) {
+    return g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->W <= 16 && g->OW <= 16;
+}
+
+/* du += the data gradient (du NULL: not wanted) and dw += the weight
+ * gradient (dw NULL: not wanted) of the depthwise convolution: one pass
+ * for cv_dw_fused3 with AVX-512, which also sums db += the bias gradient
+ * (db NULL: not wanted; per plane cv_sum16, images in order: conv.c's
+ * cv_bias_grad's bits) and returns 1; else attn__cv_dw_bwd_data and
+ * attn__cv_dw_bwd_weight, and 0 (db left to the caller). */
+int attn__cv_dw_backward(struct attn_ctx *ctx, const cv_geom *g, const float *u, const float *dv,
+                         const float *w, float *du, float *dw, float *db);
+
 #if CV_X86
 /* conv_avx512.c. The row kernels of conv.c's cv_im2col and cv_col2im (the
  * same contracts, the same bits): */
@@ -97,7 +112,12 @@ void attn__cv_im2col512(const cv_geom *g, const float *u, int64_t nb, float *col
  * (KK ceil(P / 16) <= CV_FLAT_MASKS): */
 #define CV_FLAT_MASKS 4096
 void attn__cv_im2col512_flat(const cv_geom *g, const float *u, int64_t nb, float *col, int nt);
-void attn__cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du, int nt);
+/* the same for input rows of <= 16 columns and output rows of <= 8, two
+ * output rows per store: */
+void attn__cv_im2col512_pairs(const cv_geom *g, const float *u, int64_t nb, float *col, int nt);
+/* (zero: du = instead of +=) */
+void attn__cv_col2im512_narrow(const cv_geom *g, const float *col, int64_t nb, float *du, int zero,
+                               int nt);
 void attn__cv_col2im512(const cv_geom *g, const float *col, int64_t nb, float *du, int nt);
 /* The depthwise kernels of cv_dw_forward, cv_dw_bwd_data and
  * cv_dw_bwd_weight (flip: the kernel turned by 180 degrees): */
@@ -109,6 +129,11 @@ void attn__cv_dw_bwd_weight512_narrow(const cv_geom *g, const float *u, const fl
                                       int nt);
 void attn__cv_dw_bwd_data512(const cv_geom *g, const float *dv, const float *w, float *du, int nt);
 void attn__cv_dw_bwd_weight512(const cv_geom *g, const float *u, const float *dv, float *dw, int nt);
+/* The depthwise backward of a 3x3 kernel at stride 1 on rows of at most
+ * 16 columns (cv_dw_fused3): du +=, dw +=, db += (each NULL: not wanted)
+ * in one pass (conv_depthwise.c's attn__cv_dw_backward). */
+void attn__cv_dw_backward512_3x3(const cv_geom *g, const float *u, const float *dv, const float *w,
+                                 float *du, float *dw, float *db, int nt);
 /* cv_sum16 (conv.c) with two vectors of 8 doubles: */
 double attn__cv_sum16_512(const float *r, int64_t P);
 #endif
