@@ -1857,69 +1857,8 @@ static void run_cross_entropy_ragged(void) {
     TEST_END();
 }
 
-/* ADD's backward writes (instead of adding into zeros) the first gradient of
- * an input of the output's size (attn__backward_walk): x + x, an input
- * consumed by two adds, a broadcast bias, and a leaf whose gradient buffer
- * already holds values (gradient accumulation over micro-batches: they must
- * be added to, not overwritten). Expected values are the exact sums, in the
- * order the backward adds them. */
-static void run_add_written_grads(void) {
-    TEST_BEGIN("ops/add: first gradients written, later ones added (x + x, reuse, held gradients)");
-    enum { N = 37, C = 5 };
-    float xv[N * C], yv[N * C], bv[C], r[N * C];
-    attn_rng rng;
-    attn_rng_init(&rng, 11);
-    test_fill_normal(xv, N * C, &rng);
-    test_fill_normal(yv, N * C, &rng);
-    test_fill_normal(bv, C, &rng);
-    test_fill_normal(r, N * C, &rng);
-    for (int held = 0; held < 2; held++)
-        for (int nt = 1; nt <= 2; nt++) {
-            attn_ctx *ctx = test_ctx_new((size_t)4 << 20, nt, 16);
-            if (!ctx) continue;
-            const int64_t sh[2] = {N, C}, sb[1] = {C};
-            attn_tensor *x = test_leaf(ctx, 2, sh, xv), *y = test_leaf(ctx, 2, sh, yv);
-            attn_tensor *b = test_leaf(ctx, 1, sb, bv);
-            attn_tensor *hx = attn_tensor_new(ctx, ATTN_F32, 2, sh);
-            attn_tensor *hy = attn_tensor_new(ctx, ATTN_F32, 2, sh);
-            CHECK(x && y && b && hx && hy, "%s", attn_ctx_error(ctx));
-            if (!x || !y || !b || !hx || !hy) {
-                attn_ctx_free(ctx);
-                continue;
-            }
-            if (held) { /* gradients from an earlier backward: 1 and -2 everywhere */
-                for (int64_t i = 0; i < N * C; i++) attn_f32(hx)[i] = 1.0f, attn_f32(hy)[i] = -2.0f;
-                x->grad = attn_f32(hx);
-                y->grad = attn_f32(hy);
-            }
-            /* ((x + x) + y) + b + y: x twice in one add, y in two adds, b broadcast */
-            attn_tensor *out = attn_add(ctx, attn_add(ctx, attn_add(ctx, attn_add(ctx, x, x), y), b), y);
-            CHECK(out && attn_backward_from(ctx, out, r) == ATTN_OK, "%s", attn_ctx_error(ctx));
-            int bad = !out || !x->grad || !y->grad || !b->grad;
-            for (int64_t i = 0; i < N * C && !bad; i++) {
-                const float g = r[i];
-                const float want_x = ((held ? 1.0f : 0.0f) + g) + g;
-                const float want_y = ((held ? -2.0f : 0.0f) + g) + g;
-                bad = x->grad[i] != want_x || y->grad[i] != want_y;
-                CHECK(!bad, "held %d threads %d element %lld: dx %.9g (want %.9g), dy %.9g (want %.9g)",
-                      held, nt, (long long)i, (double)x->grad[i], (double)want_x,
-                      (double)y->grad[i], (double)want_y);
-            }
-            for (int64_t j = 0; j < C && !bad; j++) {
-                double want = 0.0;
-                for (int64_t i = 0; i < N; i++) want += r[i * C + j];
-                bad = fabs(b->grad[j] - want) > 1e-5 * (fabs(want) + 1.0);
-                CHECK(!bad, "db[%lld] %.9g, want %.9g", (long long)j, (double)b->grad[j], want);
-            }
-            CHECK_OK(attn_ctx_check_guards(ctx));
-            attn_ctx_free(ctx);
-        }
-    TEST_END();
-}
-
 void suite_ops(void) {
     run_vmath();
-    run_add_written_grads();
     run_linear_gelu_train();
     run_cross_entropy_ragged();
     run_reader();

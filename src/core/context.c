@@ -600,34 +600,13 @@ float *attn__grad(attn_ctx *ctx, attn_tensor *t) {
 
 /* ---- backward ------------------------------------------------------------------ */
 
-/* 1 if input i of node gets its first gradient from node's backward written,
- * not added: for ADD, whose backward into an input of the output's size is
- * a copy (binary.c), so the buffer need not be zeroed first (the residual
- * stream's adds: zeroing was a visible share of a small model's step). */
-static int attn__grad_written(const attn_node *node, int i) {
-    return node->op == ATTN_OP_ADD && i < 2 && !node->in[i]->grad &&
-           attn_tensor_numel(node->in[i]) == attn_tensor_numel(node->out);
-}
-
 static attn_status attn__backward_walk(attn_ctx *ctx) {
     for (attn_node *node = ctx->tape_last; node; node = node->prev) {
         if (!node->out->grad) continue; /* no gradient reached this node */
-        ctx->fresh_grads = 0;
-        for (int i = 0; i < node->n_in; i++) {
-            if (!attn__needs_grad(node, i)) continue;
-            if (attn__grad_written(node, i)) {
-                attn_tensor *t = node->in[i];
-                const size_t bytes = sizeof(float) * (size_t)attn_tensor_numel(t);
-                if (!(t->grad = attn__alloc(ctx, bytes ? bytes : 1, "backward (gradient buffer)")))
-                    return ctx->status;
-                ctx->fresh_grads |= 1u << i;
-            } else if (!attn__grad(ctx, node->in[i])) {
-                return ctx->status;
-            }
-        }
+        for (int i = 0; i < node->n_in; i++)
+            if (attn__needs_grad(node, i) && !attn__grad(ctx, node->in[i])) return ctx->status;
         const attn__op_info *info = &attn__ops[node->op];
         attn_status st = info->backward(ctx, node);
-        ctx->fresh_grads = 0;
         if (st != ATTN_OK) {
             if (ctx->status == ATTN_OK) attn__fail(ctx, st, "%s: backward failed", info->name);
             return st;

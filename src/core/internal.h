@@ -84,11 +84,6 @@ struct attn_ctx {
     attn_node *tape_last;
     int tape_size;
     int tape_consumed;
-    /* Bit i set while a node's backward runs: the walk gave input i a new
-     * gradient buffer WITHOUT zeroing it, and the backward must write every
-     * element instead of adding (only for ops that do so: see
-     * attn__backward_walk). */
-    unsigned fresh_grads;
 
     int grad_enabled, training, use_ref, n_threads;
     int kernel_flags; /* ATTN_KERNELS_* (context.h): the kernel choice, read by the ops */

@@ -291,10 +291,6 @@ static void binary_grad_input(attn_ctx *ctx, const attn_node *node, const bgeom 
     const int64_t inner = g->inner, nchunk = (inner + BIN_CHUNK - 1) / BIN_CHUNK;
     const int64_t ntask = g->rows * nchunk;
     const attn_op op = node->op;
-    /* A gradient the walk did not zero (ADD into an input of the output's
-     * size, the first gradient it gets: attn__backward_walk) is written:
-     * 0 + g, the bits of adding g into zeros. */
-    const int write = op == ATTN_OP_ADD && full && ((ctx->fresh_grads >> k) & 1u);
     ATTN__OMP_FOR(nt)
     for (int64_t t = 0; t < ntask; t++) {
         int64_t r = t / nchunk, c0 = (t % nchunk) * BIN_CHUNK;
@@ -302,10 +298,7 @@ static void binary_grad_input(attn_ctx *ctx, const attn_node *node, const bgeom 
         int64_t off[2];
         bgeom_row(g, r, off);
         int64_t ox = off[k] + c0 * sx, oo = off[1 - k] + c0 * so;
-        if (write)
-            for (int64_t i = 0; i < len; i++) gx[ox + i * sx] = 0.0f + gy[r * inner + c0 + i];
-        else
-            bwd_inner(op, k, sx, so, gy + r * inner + c0, x + ox, o + oo, gx + ox, len);
+        bwd_inner(op, k, sx, so, gy + r * inner + c0, x + ox, o + oo, gx + ox, len);
     }
 }
 
