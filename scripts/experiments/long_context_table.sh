@@ -56,6 +56,10 @@
 #     bash scripts/experiments/long_context_table.sh
 #   STEPS=5000 ROWS="txl-m512 allatt-l8 allatt-l6" KJV=0 OUT=runs/lc5k REUSE=1 \
 #     bash scripts/experiments/long_context_table.sh
+# The 20,000-step memory-512 run ("A 20,000-step run of the memory-512 row";
+# its checkpoints evaluated with long_context_memory_noise.sh):
+#   STEPS=20000 ROWS="txl-m512" KJV=0 OUT=runs/lc20k REUSE=1 EVAL_EVERY=1000 \
+#     bash scripts/experiments/long_context_table.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS="${STEPS:-1000}"
