@@ -21,6 +21,9 @@
 #   allatt-l8  all-attention, 8 layers, 97 persistent vectors per head
 #              (891,136 parameters; not in the default ROWS)
 # then on the KJV: gpt and the wiki TXL row with the best test bits/byte.
+# (The all-attention target itself was met with allatt_lr_sweep.sh: a
+# 9-layer all-attention row and txl-m64 with their learning rates chosen on
+# valid, at 20,000 steps; docs/long_context.md.)
 #
 # Reported per row: parameters, training seconds (wall and the process's
 # CPU) and ms/step, held-out TEST bits/byte (the whole test.txt, read once
