@@ -291,8 +291,14 @@ else
 fi
 
 # 5a. Ctrl-C on mpirun: Open MPI sends the ranks SIGTERM; they agree to stop
-# after the same step, rank 0 writes the checkpoint and says so, once
-"${MPIRUN[@]}" "$ATTN" "${GPT[@]}" --steps 100000 --eval-every 1000 --out "$TMP/sig" >"$TMP/sig.out" 2>&1 &
+# after the same step, rank 0 writes the checkpoint and says so, once.
+# Open MPI sends SIGKILL odls_base_sigkill_timeout seconds after its SIGTERM
+# (default 1): on a loaded machine the step, the agreement and the
+# checkpoint's write and fsync can take longer, and the job then dies
+# without its checkpoint (a CI run did, 2026-12-06). Users get the same
+# advice in docs/distributed.md: raise it.
+"${MPIRUN[@]:0:3}" --mca odls_base_sigkill_timeout 30 "${MPIRUN[@]:3}" "$ATTN" "${GPT[@]}" --steps 100000 \
+    --eval-every 1000 --out "$TMP/sig" >"$TMP/sig.out" 2>&1 &
 MPI_PID=$!
 for _ in $(seq 1 300); do
     grep -q '"step":5,' "$TMP/sig/train.jsonl" 2>/dev/null && break
