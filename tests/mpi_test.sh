@@ -295,7 +295,8 @@ fi
 # Open MPI sends SIGKILL odls_base_sigkill_timeout seconds after its SIGTERM
 # (default 1): on a loaded machine the step, the agreement and the
 # checkpoint's write and fsync can take longer, and the job then dies
-# without its checkpoint (a CI run did, 2026-12-06). Users get the same
+# without its checkpoint (the likely cause of a CI failure on 2026-12-06:
+# exit 1, no "interrupted" record; it passed on 4 reruns). Users get the same
 # advice in docs/distributed.md: raise it.
 "${MPIRUN[@]:0:3}" --mca odls_base_sigkill_timeout 30 "${MPIRUN[@]:3}" "$ATTN" "${GPT[@]}" --steps 100000 \
     --eval-every 1000 --out "$TMP/sig" >"$TMP/sig.out" 2>&1 &
