@@ -314,10 +314,13 @@ FL_MK_ATTR static void fl_mk(float *restrict C, int64_t ldc, const float *restri
 #define FL_HAVE_MK8 1
 
 
-/* The same on 8 rows (16 accumulators), for AVX-512 only (32 registers). */
+/* The same on 8 rows and N columns (a multiple of 32), for AVX-512 only (32
+ * registers): 4 x 64 blocks and an 8 x 32 strip (fl_k8xn), the same bits as
+ * 8 x 32 blocks throughout. */
 FL512 static void fl_mk8(float *restrict C, int64_t ldc, const float *restrict A, int64_t lda,
-                         const float *restrict B, int64_t ldb, int64_t K, int accumulate) {
-    fl_k8x32(C, ldc, A, lda, B, ldb, K, accumulate);
+                         const float *restrict B, int64_t ldb, int64_t N, int64_t K,
+                         int accumulate) {
+    fl_k8xn(C, ldc, A, lda, B, ldb, N, K, accumulate);
 }
 #endif
 #else
@@ -339,9 +342,7 @@ void attn__fl_gemm(float *C, int64_t ldc, const float *A, int64_t lda, const flo
     int64_t i = 0;
 #if defined(FL_HAVE_MK8)
     if (__builtin_cpu_supports("avx512f"))
-        for (; i + 8 <= M; i += 8)
-            for (int64_t j = 0; j < N; j += 32)
-                fl_mk8(C + i * ldc + j, ldc, A + i * lda, lda, B + j, ldb, K, accumulate);
+        for (; i + 8 <= M; i += 8) fl_mk8(C + i * ldc, ldc, A + i * lda, lda, B, ldb, N, K, accumulate);
 #endif
     for (; i < M; i += 4)
         for (int64_t j = 0; j < N; j += 32)
@@ -646,13 +647,15 @@ FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0
                 ke = 64 - __builtin_clzll(lb);
                 if (ke > n) ke = n;
             }
-            for (int64_t c = 0; c < KT; c += 32)
-                if (lb >> c & 0xFFFFFFFFu) fl_k8x32(sb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
+            if (!~lb) /* every key of the tile */
+                fl_k8xn(sb, KT, qs + rb * Dp, Dp, kb, KT, KT, D, 0);
+            else
+                for (int64_t c = 0; c < KT; c += 32)
+                    if (lb >> c & 0xFFFFFFFFu) fl_k8x32(sb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
             attn__fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on, bits);
             fl_block512(sb, on, R.m + rb, R.l + rb, R.bad + rb, acc + rb * Dvp, Dvp, Dv);
             attn__fl_block_dropout(g, bh, t0, rb, 8, sb, k0, n, on, R.bad + rb, z);
-            for (int64_t c = 0; c < Dvp; c += 32)
-                fl_k8x32(acc + rb * Dvp + c, Dvp, sb + ka, KT, vb + ka * Dvp + c, Dvp, ke - ka, 1);
+            fl_k8xn(acc + rb * Dvp, Dvp, sb + ka, KT, vb + ka * Dvp, Dvp, Dvp, ke - ka, 1);
         }
     }
     attn__fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, stats);

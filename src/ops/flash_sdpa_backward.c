@@ -192,30 +192,30 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
                 ke = 64 - __builtin_clzll(lb);
                 if (ke > n) ke = n;
             }
-            for (int64_t c = 0; c < KT; c += 32) {
-                if (!(lb >> c & 0xFFFFFFFFu)) {
-                    for (int i = 0; i < 8; i++) memset(db + i * KT + c, 0, sizeof(float) * 32);
-                    continue;
+            if (!~lb) { /* every key of the tile */
+                fl_k8xn(pb, KT, qs + rb * Dp, Dp, kb, KT, KT, D, 0);
+                if (want_ds) fl_k8xn(db, KT, dop + rb * Dvp, Dvp, vb, KT, KT, Dv, 0);
+            } else
+                for (int64_t c = 0; c < KT; c += 32) {
+                    if (!(lb >> c & 0xFFFFFFFFu)) {
+                        for (int i = 0; i < 8; i++) memset(db + i * KT + c, 0, sizeof(float) * 32);
+                        continue;
+                    }
+                    fl_k8x32(pb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
+                    if (want_ds) fl_k8x32(db + c, KT, dop + rb * Dvp, Dvp, vb + c, KT, Dv, 0);
                 }
-                fl_k8x32(pb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
-                if (want_ds) fl_k8x32(db + c, KT, dop + rb * Dvp, Dvp, vb + c, KT, Dv, 0);
-            }
             for (int64_t r = rb; r < rb + 8; r++)
                 fl_bwd_tile_row(g, gr, b, h, t0 + r, k0, n, lo[r], hi[r], bits != NULL,
                                 bits ? bits[r] : 0, P + r * KT, dS + r * KT, z, drow[r], want_ds);
             if (gr->dq) /* dQ += dS K (scaled at the end) */
-                for (int64_t c = 0; c < Dp; c += 32)
-                    fl_k8x32(dq + rb * Dp + c, Dp, db + ka, KT, kpall + (k0 + ka) * Dp + c, Dp,
-                             ke - ka, 1);
+                fl_k8xn(dq + rb * Dp, Dp, db + ka, KT, kpall + (k0 + ka) * Dp, Dp, Dp, ke - ka, 1);
         }
         for (int64_t i0 = 0; i0 < n8; i0 += 8) {
             if (bits && !(lt >> i0 & 0xFFu)) continue; /* P, dS: zero columns */
             if (gr->dv) /* dV += (P o Z)^T dO */
-                for (int64_t c = 0; c < Dvp; c += 32)
-                    fl_k8x32t(dva + (k0 + i0) * Dvp + c, Dvp, P + i0, KT, dop + c, Dvp, nqp);
+                fl_k8xnt(dva + (k0 + i0) * Dvp, Dvp, P + i0, KT, dop, Dvp, Dvp, nqp);
             if (gr->dk) /* dK += dS^T (scale Q) */
-                for (int64_t c = 0; c < Dp; c += 32)
-                    fl_k8x32t(dka + (k0 + i0) * Dp + c, Dp, dS + i0, KT, qs + c, Dp, nqp);
+                fl_k8xnt(dka + (k0 + i0) * Dp, Dp, dS + i0, KT, qs, Dp, Dp, nqp);
         }
     }
     fl_bwd_end(g, gr, bh, t0, nq, dq);

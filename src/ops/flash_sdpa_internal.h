@@ -251,12 +251,18 @@ static inline uint64_t fl_block_bits(const uint64_t *bits, int64_t rb, const int
     return lb;
 }
 
-/* exp(x) on 16 lanes by the polynomial of attn__exp_core (vmath.h), for
- * x >= -87 (the caller clamps and zeroes below) */
-FL512_INLINE static __m512 fl_exp16(__m512 x) {
-    const __m512 shifter = _mm512_set1_ps(12582912.0f);
-    const __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
-    const __m512 n = _mm512_sub_ps(t, shifter);
+/* exp(x) on the lanes of k, 0 on the others, for x in [-87, 88] on the lanes
+ * of k (the others may hold anything: -inf, NaN, huge values; their result is
+ * discarded, except that a NaN lane of k gives NaN). Cody-Waite reduction
+ * x = n ln2 + r with n = round(x log2 e) (roundscale), |r| <= ln2 / 2 up to
+ * rounding, the polynomial of attn__exp_core (vmath.h) evaluated by Horner
+ * down to its constant terms, and 2^n applied by scalef, whose zero-masking
+ * also does the caller's masking: 14 operations on the FMA ports per 16
+ * lanes, where the shifter-and-exponent-bits form with a separate clamp and
+ * mask took 18 (the softmax rows are about a sixth of the forward's time). */
+FL512_INLINE static __m512 fl_exp16_maskz(__mmask16 k, __m512 x) {
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
     __m512 p = _mm512_set1_ps(1.9875691500e-4f);
@@ -265,37 +271,67 @@ FL512_INLINE static __m512 fl_exp16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    const __m512i bits = _mm512_slli_epi32(
-        _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 - 0x4B400000)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps(k, p, n);
 }
 
+/* The 8 horizontal reductions of v[0..7] at once, result i of v[i]: pairs of
+ * vectors fold their 256-bit halves, then their 128-bit quarters, then the
+ * lanes of each quarter (12 shuffles and 7 operations instead of 8 separate
+ * reductions of 7 steps each). FL_RED8(name, op) defines name(v). */
+#define FL_RED8(name, op)                                                                      \
+    FL512_INLINE static __m256 name(const __m512 *v) {                                         \
+        __m512 t[4];                                                                           \
+        for (int i = 0; i < 4; i++)                                                            \
+            t[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),   \
+                      _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));  \
+        /* t[i]: quarters (v[2i] 0+2, v[2i] 1+3, v[2i+1] 0+2, v[2i+1] 1+3) */                  \
+        const __m512 u0 = op(_mm512_shuffle_f32x4(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),       \
+                             _mm512_shuffle_f32x4(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));      \
+        const __m512 u1 = op(_mm512_shuffle_f32x4(t[2], t[3], _MM_SHUFFLE(2, 0, 2, 0)),       \
+                             _mm512_shuffle_f32x4(t[2], t[3], _MM_SHUFFLE(3, 1, 3, 1)));      \
+        /* quarter j of u0: the 4 partial results of v[j]; of u1: of v[4 + j] */              \
+        const __m512 w = op(_mm512_unpacklo_ps(u0, u1), _mm512_unpackhi_ps(u0, u1));          \
+        const __m512 x = op(w, _mm512_permute_ps(w, _MM_SHUFFLE(1, 0, 3, 2)));                 \
+        /* lane 0 of quarter j: result j; lane 1: result 4 + j */                              \
+        const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0); \
+        return _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, x));                          \
+    }
+FL_RED8(fl_red8_max, _mm512_max_ps)
+FL_RED8(fl_red8_add, _mm512_add_ps)
+#undef FL_RED8
+
 /* Online-softmax update of the 8 rows of a block of logits (KT each, already
- * masked and biased; rows with live[r] == 0 are zeroed). In three passes
- * over the rows, each of independent iterations so that the rows' reduction
- * and exp chains overlap: (1) the rows' maxima; (2) per row: a NaN marks it
- * bad (bad[r] = 1, row zeroed), a row of -inf is zeroed, a larger maximum
- * rescales the running sum l[r] and accumulator row acc + r ldacc by
- * exp(m_old - m_new); (3) the row becomes exp(logit - m[r]) (0 where
- * logit - m < -87, -inf included) and its sum is added to l[r]. */
+ * masked and biased; rows with live[r] == 0 are zeroed), in three passes
+ * over the rows, each of independent iterations: (1) the rows' maxima
+ * (reduced together, fl_red8_max); (2) per row: a NaN marks it bad (bad[r] =
+ * 1, row zeroed), a row of -inf is zeroed, a larger maximum rescales the
+ * running sum l[r] and accumulator row acc + r ldacc by exp(m_old - m_new);
+ * (3) the row becomes exp(logit - m[r]) (0 where logit - m < -87, -inf
+ * included), and the 8 rows' sums, reduced together in float (fl_red8_add),
+ * are added to l in double. */
 FL512_INLINE static void fl_block512(float *restrict sb, const int *live, float *m, double *l,
                                      int *bad, float *restrict acc, int64_t ldacc, int64_t Dv) {
     float mx[8];
     int go[8];
+    __m512 red[8];
+    __mmask16 nan[8];
     for (int r = 0; r < 8; r++) {
         const float *row = sb + r * KT;
-        __mmask16 nan = 0;
+        __mmask16 nr = 0;
         __m512 mv = _mm512_set1_ps(-INFINITY);
         for (int c = 0; c < KT; c += 64) {
             const __m512 x0 = _mm512_loadu_ps(row + c), x1 = _mm512_loadu_ps(row + c + 16);
             const __m512 x2 = _mm512_loadu_ps(row + c + 32), x3 = _mm512_loadu_ps(row + c + 48);
-            nan |= _mm512_cmp_ps_mask(x0, x1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(x2, x3, _CMP_UNORD_Q);
+            nr |= _mm512_cmp_ps_mask(x0, x1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(x2, x3, _CMP_UNORD_Q);
             mv = _mm512_max_ps(mv, _mm512_max_ps(_mm512_max_ps(x0, x1), _mm512_max_ps(x2, x3)));
         }
-        mx[r] = _mm512_reduce_max_ps(mv);
-        go[r] = live[r] ? (nan ? -1 : mx[r] != -INFINITY) : 0;
+        red[r] = mv;
+        nan[r] = nr;
     }
+    _mm256_storeu_ps(mx, fl_red8_max(red));
+    for (int r = 0; r < 8; r++) go[r] = live[r] ? (nan[r] ? -1 : mx[r] != -INFINITY) : 0;
     for (int r = 0; r < 8; r++) {
         if (go[r] < 0) bad[r] = 1;
         if (go[r] <= 0 || !(mx[r] > m[r])) continue;
@@ -312,6 +348,7 @@ FL512_INLINE static void fl_block512(float *restrict sb, const int *live, float 
     }
     const __m512 lo = _mm512_set1_ps(-87.0f), zero = _mm512_setzero_ps();
     for (int r = 0; r < 8; r++) {
+        red[r] = zero;
         if (go[r] <= 0) {
             for (int c = 0; c < KT; c += 16) _mm512_storeu_ps(sb + r * KT + c, zero);
             continue;
@@ -322,18 +359,18 @@ FL512_INLINE static void fl_block512(float *restrict sb, const int *live, float 
         float *row = sb + r * KT + c;
         __m512 x0 = _mm512_sub_ps(_mm512_loadu_ps(row), mv), x1 = _mm512_sub_ps(_mm512_loadu_ps(row + 16), mv);
         __m512 x2 = _mm512_sub_ps(_mm512_loadu_ps(row + 32), mv), x3 = _mm512_sub_ps(_mm512_loadu_ps(row + 48), mv);
-        const __mmask16 k0 = _mm512_cmp_ps_mask(x0, lo, _CMP_GE_OQ), k1 = _mm512_cmp_ps_mask(x1, lo, _CMP_GE_OQ);
-        const __mmask16 k2 = _mm512_cmp_ps_mask(x2, lo, _CMP_GE_OQ), k3 = _mm512_cmp_ps_mask(x3, lo, _CMP_GE_OQ);
-        x0 = _mm512_maskz_mov_ps(k0, fl_exp16(_mm512_max_ps(x0, lo)));
-        x1 = _mm512_maskz_mov_ps(k1, fl_exp16(_mm512_max_ps(x1, lo)));
-        x2 = _mm512_maskz_mov_ps(k2, fl_exp16(_mm512_max_ps(x2, lo)));
-        x3 = _mm512_maskz_mov_ps(k3, fl_exp16(_mm512_max_ps(x3, lo)));
+        x0 = fl_exp16_maskz(_mm512_cmp_ps_mask(x0, lo, _CMP_GE_OQ), x0);
+        x1 = fl_exp16_maskz(_mm512_cmp_ps_mask(x1, lo, _CMP_GE_OQ), x1);
+        x2 = fl_exp16_maskz(_mm512_cmp_ps_mask(x2, lo, _CMP_GE_OQ), x2);
+        x3 = fl_exp16_maskz(_mm512_cmp_ps_mask(x3, lo, _CMP_GE_OQ), x3);
         sum = _mm512_add_ps(sum, _mm512_add_ps(_mm512_add_ps(x0, x1), _mm512_add_ps(x2, x3)));
         _mm512_storeu_ps(row, x0), _mm512_storeu_ps(row + 16, x1);
         _mm512_storeu_ps(row + 32, x2), _mm512_storeu_ps(row + 48, x3);
         }
-        l[r] += (double)_mm512_reduce_add_ps(sum);
+        red[r] = sum;
     }
+    /* rows that did not take part add +0.0: l unchanged */
+    _mm512_storeu_pd(l, _mm512_add_pd(_mm512_loadu_pd(l), _mm512_cvtps_pd(fl_red8_add(red))));
 }
 /* C[8][32] (+)= A[8][K] B[K][32]: the micro-kernel of fl_mk8 with its 16
  * accumulators in named registers (no stack copies on entry and exit). */
@@ -387,6 +424,87 @@ FL512_INLINE static void fl_k8x32t(float *restrict C, int64_t ldc, const float *
     FL_STORE_C();
 }
 
+/* C[4][64] (+)= A[4][K] B[K][64], and with A read by column (fl_k4x64t,
+ * always accumulating: row i of the product is column i of A [K][lda]). Per
+ * k: 4 loads of B and 4 broadcasts of A for 16 FMAs, where fl_k8x32 needs 2
+ * and 8: on the Ice Lake Xeon the 4 x 64 block runs at 96% of the FMA peak
+ * on L1-resident operands with K = 64, the 8 x 32 one at 83%. Every element
+ * of C is one FMA chain over k in order in both, so the two give the same
+ * bits. */
+#define FL_ROW4_DECL(i) __m512 c##i##0, c##i##1, c##i##2, c##i##3
+#define FL_ROW4_LD(i) (c##i##0 = _mm512_loadu_ps(C + i * ldc), c##i##1 = _mm512_loadu_ps(C + i * ldc + 16), \
+                       c##i##2 = _mm512_loadu_ps(C + i * ldc + 32), c##i##3 = _mm512_loadu_ps(C + i * ldc + 48))
+#define FL_ROW4_ZERO(i) (c##i##0 = c##i##1 = c##i##2 = c##i##3 = _mm512_setzero_ps())
+#define FL_ROW4_ST(i) (_mm512_storeu_ps(C + i * ldc, c##i##0), _mm512_storeu_ps(C + i * ldc + 16, c##i##1), \
+                       _mm512_storeu_ps(C + i * ldc + 32, c##i##2), _mm512_storeu_ps(C + i * ldc + 48, c##i##3))
+#define FL_FMA4(i, s)                                  \
+    do {                                               \
+        const __m512 a = _mm512_set1_ps(s);            \
+        c##i##0 = _mm512_fmadd_ps(a, b0, c##i##0);     \
+        c##i##1 = _mm512_fmadd_ps(a, b1, c##i##1);     \
+        c##i##2 = _mm512_fmadd_ps(a, b2, c##i##2);     \
+        c##i##3 = _mm512_fmadd_ps(a, b3, c##i##3);     \
+    } while (0)
+#define FL_LOAD_B4(p) \
+    const __m512 b0 = _mm512_loadu_ps(p), b1 = _mm512_loadu_ps((p) + 16), \
+                 b2 = _mm512_loadu_ps((p) + 32), b3 = _mm512_loadu_ps((p) + 48)
+FL512_INLINE static void fl_k4x64(float *restrict C, int64_t ldc, const float *restrict A,
+                                  int64_t lda, const float *restrict B, int64_t ldb, int64_t K,
+                                  int accumulate) {
+    FL_ROW4_DECL(0); FL_ROW4_DECL(1); FL_ROW4_DECL(2); FL_ROW4_DECL(3);
+    if (accumulate)
+        FL_ROW4_LD(0), FL_ROW4_LD(1), FL_ROW4_LD(2), FL_ROW4_LD(3);
+    else
+        FL_ROW4_ZERO(0), FL_ROW4_ZERO(1), FL_ROW4_ZERO(2), FL_ROW4_ZERO(3);
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
+    for (int64_t k = 0; k < K; k++) {
+        FL_LOAD_B4(B + k * ldb);
+        FL_FMA4(0, a0[k]); FL_FMA4(1, a1[k]); FL_FMA4(2, a2[k]); FL_FMA4(3, a3[k]);
+    }
+    FL_ROW4_ST(0), FL_ROW4_ST(1), FL_ROW4_ST(2), FL_ROW4_ST(3);
+}
+FL512_INLINE static void fl_k4x64t(float *restrict C, int64_t ldc, const float *restrict A,
+                                   int64_t lda, const float *restrict B, int64_t ldb, int64_t K) {
+    FL_ROW4_DECL(0); FL_ROW4_DECL(1); FL_ROW4_DECL(2); FL_ROW4_DECL(3);
+    FL_ROW4_LD(0), FL_ROW4_LD(1), FL_ROW4_LD(2), FL_ROW4_LD(3);
+    for (int64_t k = 0; k < K; k++) {
+        const float *ak = A + k * lda;
+        FL_LOAD_B4(B + k * ldb);
+        FL_FMA4(0, ak[0]); FL_FMA4(1, ak[1]); FL_FMA4(2, ak[2]); FL_FMA4(3, ak[3]);
+    }
+    FL_ROW4_ST(0), FL_ROW4_ST(1), FL_ROW4_ST(2), FL_ROW4_ST(3);
+}
+#undef FL_ROW4_DECL
+#undef FL_ROW4_LD
+#undef FL_ROW4_ZERO
+#undef FL_ROW4_ST
+#undef FL_FMA4
+#undef FL_LOAD_B4
+
+/* C[8][N] (+)= A[8][K] B[K][N] for N a multiple of 32: 4 x 64 blocks, and
+ * fl_k8x32 on a last strip of 32 columns. fl_k8xnt: the same with A read by
+ * column (A^T B, accumulating). */
+FL512_INLINE static void fl_k8xn(float *restrict C, int64_t ldc, const float *restrict A,
+                                 int64_t lda, const float *restrict B, int64_t ldb, int64_t N,
+                                 int64_t K, int accumulate) {
+    int64_t j = 0;
+    for (; j + 64 <= N; j += 64) {
+        fl_k4x64(C + j, ldc, A, lda, B + j, ldb, K, accumulate);
+        fl_k4x64(C + 4 * ldc + j, ldc, A + 4 * lda, lda, B + j, ldb, K, accumulate);
+    }
+    if (j < N) fl_k8x32(C + j, ldc, A, lda, B + j, ldb, K, accumulate);
+}
+FL512_INLINE static void fl_k8xnt(float *restrict C, int64_t ldc, const float *restrict A,
+                                  int64_t lda, const float *restrict B, int64_t ldb, int64_t N,
+                                  int64_t K) {
+    int64_t j = 0;
+    for (; j + 64 <= N; j += 64) {
+        fl_k4x64t(C + j, ldc, A, lda, B + j, ldb, K);
+        fl_k4x64t(C + 4 * ldc + j, ldc, A + 4, lda, B + j, ldb, K);
+    }
+    if (j < N) fl_k8x32t(C + j, ldc, A, lda, B + j, ldb, K);
+}
+
 /* One row of the backward on 16 lanes, with the row's statistics st = (m,
  * 1 / l): p = exp(logit - m) / l (0 where logit - m < -87, -inf included; a
  * NaN stays NaN), then with z the dropout scales (NULL: 1)
@@ -399,7 +517,7 @@ FL512_INLINE static void fl_bwd_row512(float *restrict pr, float *restrict dr, c
         const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(pr + c), mv);
         const __mmask16 keep = _mm512_cmp_ps_mask(d, lo, _CMP_NLT_UQ);
         const __m512 p =
-            _mm512_mul_ps(_mm512_maskz_mov_ps(keep, fl_exp16(_mm512_max_ps(lo, d))), inv);
+            _mm512_mul_ps(fl_exp16_maskz(keep, d), inv);
         const __m512 zz = z ? _mm512_loadu_ps(z + c) : _mm512_set1_ps(1.0f);
         if (want_ds) {
             const __m512 ds = _mm512_loadu_ps(dr + c);
