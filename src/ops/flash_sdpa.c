@@ -354,8 +354,13 @@ void attn__fl_gemm(float *C, int64_t ldc, const float *A, int64_t lda, const flo
  * dst [rows, wp] (leading dimension wp) times a, zero elsewhere */
 void attn__fl_pad(float *restrict dst, int64_t rows, int64_t wp, const float *restrict src,
                    int64_t n, int64_t w, int64_t lds, float a) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < wp; c++) dst[r * wp + c] = r < n && c < w ? a * src[r * lds + c] : 0.0f;
+    for (int64_t r = 0; r < rows; r++) { /* two plain loops per row, which vectorise */
+        float *d = dst + r * wp;
+        int64_t c = 0;
+        if (r < n)
+            for (const float *s = src + r * lds; c < w; c++) d[c] = a * s[c];
+        for (; c < wp; c++) d[c] = 0.0f;
+    }
 }
 
 /* ---- forward (fast) ------------------------------------------------------------------------ */
