@@ -12,8 +12,10 @@
  * for that thread count. A case whose runs spread by more than 10% of the
  * median is flagged "noisy" (another process shares the cores).
  *
- * Usage: bench_matmul [--quick] [--runs N]
+ * Usage: bench_matmul [--quick] [--runs N] [--kernel NAME]
  *   --quick   three small shapes only (a smoke test of the benchmark)
+ *   --kernel  the built-in micro-kernel to time ("avx512 6x64", "avx512
+ *             12x32", "avx2", "scalar"; default: the one the CPU picks)
  * Build: make bench (or gcc ... -Isrc bench/bench_matmul.c build/libattn.a
  *        -lm -ldl -fopenmp).
  */
@@ -104,8 +106,14 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
             runs = atoi(argv[++i]);
             if (runs < 5) runs = 5;
+        } else if (strcmp(argv[i], "--kernel") == 0 && i + 1 < argc) {
+            const char *k = argv[++i];
+            if (attn__gemm_force_kernel(k) != 0) {
+                fprintf(stderr, "bench_matmul: no built-in kernel '%s' on this CPU\n", k);
+                return 2;
+            }
         } else {
-            fprintf(stderr, "usage: %s [--quick] [--runs N (>= 5)]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--runs N (>= 5)] [--kernel NAME]\n", argv[0]);
             return 2;
         }
     }

@@ -149,9 +149,12 @@ static void case_dims(int i, int64_t *M, int64_t *N, int64_t *K) {
  * (1 and 2 threads, which must agree bitwise) and attn__sgemm (OpenBLAS when
  * loaded, 1 and 2 threads). alpha/beta vary with the case. */
 static void test_against_ref(void) {
-    static const char *const kernels[] = {"avx512", "avx2", "scalar"};
-    int have[3];
-    for (int k = 0; k < 3; k++) have[k] = attn__gemm_force_kernel(kernels[k]) == 0;
+    /* the two AVX-512 blocks run the same FMA chains with the same KC, so
+     * they must also agree with each other bit for bit */
+    static const char *const kernels[] = {"avx512 6x64", "avx512 12x32", "avx2", "scalar"};
+    enum { NK = 4 };
+    int have[NK];
+    for (int k = 0; k < NK; k++) have[k] = attn__gemm_force_kernel(kernels[k]) == 0;
     attn__gemm_force_kernel(NULL);
     int blas = attn__blas_loaded();
 
@@ -168,7 +171,8 @@ static void test_against_ref(void) {
                 gcase_free(&g);
                 continue;
             }
-            for (int k = 0; k < 3; k++) {
+            float *wide = NULL; /* the 6 x 64 result, for the 12 x 32 one */
+            for (int k = 0; k < NK; k++) {
                 if (!have[k]) continue;
                 attn__gemm_force_kernel(kernels[k]);
                 float *c1 = gcase_run(&g, attn__sgemm_builtin, 1);
@@ -179,10 +183,19 @@ static void test_against_ref(void) {
                           "%s: 1 and 2 threads differ (ta=%d tb=%d M=%lld N=%lld K=%lld)",
                           attn__gemm_kernel_name(), g.ta, g.tb, (long long)M, (long long)N,
                           (long long)K);
+                    if (k == 1 && wide)
+                        CHECK(memcmp(c1, wide, (size_t)(M * g.ldc) * sizeof(float)) == 0,
+                              "avx512 6x64 and 12x32 differ (ta=%d tb=%d M=%lld N=%lld K=%lld)",
+                              g.ta, g.tb, (long long)M, (long long)N, (long long)K);
+                }
+                if (k == 0) {
+                    wide = c1;
+                    c1 = NULL;
                 }
                 free(c1);
                 free(c2);
             }
+            free(wide);
             attn__gemm_force_kernel(NULL);
             if (blas)
                 for (int nt = 1; nt <= 2; nt++) {
