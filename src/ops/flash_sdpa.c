@@ -630,6 +630,14 @@ FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0
     attn__fl_rows_begin(g, b, t0, nq, nqp, &R);
     attn__fl_pad(qs, nqp, Dp, Q, nq, D, g->qs[2], g->scale);
     memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
+    /* the keys every row of the tile sees, [lo_all, hi_all): a key tile
+     * inside it, without pattern bits, bias or ALiBi, needs no masking */
+    int64_t lo_all = 0, hi_all = g->S;
+    for (int64_t r = 0; r < nq; r++) {
+        if (R.lo[r] > lo_all) lo_all = R.lo[r];
+        if (R.hi[r] < hi_all) hi_all = R.hi[r];
+    }
+    const int plain = !g->bias && !g->slopes;
     fl_walk w;
     attn__fl_walk_begin(g, h, t0, R.span_lo, R.span_hi, &w);
     int64_t k0;
@@ -637,9 +645,15 @@ FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0
     while (attn__fl_walk_next(&w, &k0, &bits)) {
         const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT;
         const float *kb = fl_tile(ktall, k0, D), *vb = vall + k0 * Dvp;
+        const int whole = plain && !bits && k0 >= lo_all && k0 + KT <= hi_all;
         for (int64_t rb = 0; rb < nqp; rb += 8) {
             int on[8];
-            if (!attn__fl_block_live(&R, rb, 8, k0, n, bits, on)) continue;
+            if (whole) { /* every row that is not bad sees every key */
+                int live = 0;
+                for (int i = 0; i < 8; i++) live |= on[i] = !R.bad[rb + i];
+                if (!live) continue;
+            } else if (!attn__fl_block_live(&R, rb, 8, k0, n, bits, on))
+                continue;
             float *sb = sc; /* one block of logits, reused (L1) */
             /* a partial tile: the keys any row of the block sees; a half of
              * 32 keys that none sees is not computed (its stale logits
@@ -652,14 +666,14 @@ FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0
                 ke = 64 - __builtin_clzll(lb);
                 if (ke > n) ke = n;
             }
-            if (!~lb) /* every key of the tile */
+            if ((lb & 0xFFFFFFFFu) && (lb >> 32)) /* keys in both halves */
                 fl_k8xn(sb, KT, qs + rb * Dp, Dp, kb, KT, KT, D, 0);
             else
                 for (int64_t c = 0; c < KT; c += 32)
                     if (lb >> c & 0xFFFFFFFFu) fl_k8x32(sb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
-            attn__fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on, bits);
+            if (!whole) attn__fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on, bits);
             fl_block512(sb, on, R.m + rb, R.l + rb, R.bad + rb, acc + rb * Dvp, Dvp, Dv);
-            attn__fl_block_dropout(g, bh, t0, rb, 8, sb, k0, n, on, R.bad + rb, z);
+            if (g->p > 0.0f) attn__fl_block_dropout(g, bh, t0, rb, 8, sb, k0, n, on, R.bad + rb, z);
             fl_k8xn(acc + rb * Dvp, Dvp, sb + ka, KT, vb + ka * Dvp, Dvp, Dvp, ke - ka, 1);
         }
     }

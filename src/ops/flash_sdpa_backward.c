@@ -192,7 +192,7 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
                 ke = 64 - __builtin_clzll(lb);
                 if (ke > n) ke = n;
             }
-            if (!~lb) { /* every key of the tile */
+            if ((lb & 0xFFFFFFFFu) && (lb >> 32)) { /* keys in both halves */
                 fl_k8xn(pb, KT, qs + rb * Dp, Dp, kb, KT, KT, D, 0);
                 if (want_ds) fl_k8xn(db, KT, dop + rb * Dvp, Dvp, vb, KT, KT, Dv, 0);
             } else
