@@ -257,9 +257,9 @@ static inline uint64_t fl_block_bits(const uint64_t *bits, int64_t rb, const int
  * x = n ln2 + r with n = round(x log2 e) (roundscale), |r| <= ln2 / 2 up to
  * rounding, the polynomial of attn__exp_core (vmath.h) evaluated by Horner
  * down to its constant terms, and 2^n applied by scalef, whose zero-masking
- * also does the caller's masking: 14 operations on the FMA ports per 16
- * lanes, where the shifter-and-exponent-bits form with a separate clamp and
- * mask took 18 (the softmax rows are about a sixth of the forward's time). */
+ * also does the caller's masking: 12 vector operations per 16 lanes, where
+ * the shifter-and-exponent-bits form with its separate clamp and mask took
+ * 17 (the row pass is about a fifth of the forward's time at D = 64). */
 FL512_INLINE static __m512 fl_exp16_maskz(__mmask16 k, __m512 x) {
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
