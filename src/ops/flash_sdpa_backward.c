@@ -171,12 +171,20 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
         const int64_t n = span_hi - k0 < KT ? span_hi - k0 : KT, n8 = up(n, 8);
         const float *kb = fl_tile(ktall, k0, D), *vb = fl_tile(vtall, k0, Dv);
         uint64_t lt = 0; /* a partial tile: the keys some live row sees */
+        /* passes over the tile's blocks of 8 rows, each keeping one key
+         * operand in L1 (K^T, then V^T, then K), as in fwd_tile512 */
+        int live[QT / 8];
+        uint64_t lbs[QT / 8];
+        int64_t ka[QT / 8] = {0}, ke[QT / 8] = {0};
+        /* 1. which rows take part; the logits (scale Q) K^T */
         for (int64_t rb = 0; rb < nqp; rb += 8) {
-            int live = 0, on[8];
+            const int i = (int)(rb / 8);
+            int on[8];
+            live[i] = 0;
             for (int64_t r = rb; r < rb + 8; r++)
-                live |= on[r - rb] = hi[r] > k0 && lo[r] < k0 + n && (!bits || bits[r]);
+                live[i] |= on[r - rb] = hi[r] > k0 && lo[r] < k0 + n && (!bits || bits[r]);
             float *pb = P + rb * KT, *db = dS + rb * KT;
-            if (!live) {
+            if (!live[i]) {
                 memset(pb, 0, sizeof(float) * 8 * KT);
                 memset(db, 0, sizeof(float) * 8 * KT);
                 continue;
@@ -184,32 +192,54 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
             /* as in fwd_tile512: halves of 32 keys no live row sees are
              * not computed (P there becomes 0 through the mask, dS is
              * zeroed), dQ runs over [ka, ke) only */
-            const uint64_t lb = fl_block_bits(bits, rb, on);
+            const uint64_t lb = lbs[i] = fl_block_bits(bits, rb, on);
             lt |= lb;
-            int64_t ka = 0, ke = n;
+            ke[i] = n;
             if (bits) {
-                ka = __builtin_ctzll(lb);
-                ke = 64 - __builtin_clzll(lb);
-                if (ke > n) ke = n;
+                ka[i] = __builtin_ctzll(lb);
+                ke[i] = 64 - __builtin_clzll(lb);
+                if (ke[i] > n) ke[i] = n;
             }
-            if ((lb & 0xFFFFFFFFu) && (lb >> 32)) { /* keys in both halves */
+            if ((lb & 0xFFFFFFFFu) && (lb >> 32)) /* keys in both halves */
                 fl_k8xn(pb, KT, qs + rb * Dp, Dp, kb, KT, KT, D, 0);
-                if (want_ds) fl_k8xn(db, KT, dop + rb * Dvp, Dvp, vb, KT, KT, Dv, 0);
-            } else
+            else
                 for (int64_t c = 0; c < KT; c += 32) {
                     if (!(lb >> c & 0xFFFFFFFFu)) {
-                        for (int i = 0; i < 8; i++) memset(db + i * KT + c, 0, sizeof(float) * 32);
+                        for (int r = 0; r < 8; r++) memset(db + r * KT + c, 0, sizeof(float) * 32);
                         continue;
                     }
                     fl_k8x32(pb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
-                    if (want_ds) fl_k8x32(db + c, KT, dop + rb * Dvp, Dvp, vb + c, KT, Dv, 0);
                 }
+        }
+        /* 2. dP = dO V^T */
+        if (want_ds)
+            for (int64_t rb = 0; rb < nqp; rb += 8) {
+                const int i = (int)(rb / 8);
+                if (!live[i]) continue;
+                float *db = dS + rb * KT;
+                const uint64_t lb = lbs[i];
+                if ((lb & 0xFFFFFFFFu) && (lb >> 32))
+                    fl_k8xn(db, KT, dop + rb * Dvp, Dvp, vb, KT, KT, Dv, 0);
+                else
+                    for (int64_t c = 0; c < KT; c += 32)
+                        if (lb >> c & 0xFFFFFFFFu)
+                            fl_k8x32(db + c, KT, dop + rb * Dvp, Dvp, vb + c, KT, Dv, 0);
+            }
+        /* 3. the rows: P, dS */
+        for (int64_t rb = 0; rb < nqp; rb += 8) {
+            if (!live[rb / 8]) continue;
             for (int64_t r = rb; r < rb + 8; r++)
                 fl_bwd_tile_row(g, gr, b, h, t0 + r, k0, n, lo[r], hi[r], bits != NULL,
                                 bits ? bits[r] : 0, P + r * KT, dS + r * KT, z, drow[r], want_ds);
-            if (gr->dq) /* dQ += dS K (scaled at the end) */
-                fl_k8xn(dq + rb * Dp, Dp, db + ka, KT, kpall + (k0 + ka) * Dp, Dp, Dp, ke - ka, 1);
         }
+        /* 4. dQ += dS K (scaled at the end) */
+        if (gr->dq)
+            for (int64_t rb = 0; rb < nqp; rb += 8) {
+                const int i = (int)(rb / 8);
+                if (!live[i]) continue;
+                fl_k8xn(dq + rb * Dp, Dp, dS + rb * KT + ka[i], KT, kpall + (k0 + ka[i]) * Dp, Dp,
+                        Dp, ke[i] - ka[i], 1);
+            }
         for (int64_t i0 = 0; i0 < n8; i0 += 8) {
             if (bits && !(lt >> i0 & 0xFFu)) continue; /* P, dS: zero columns */
             if (gr->dv) /* dV += (P o Z)^T dO */
