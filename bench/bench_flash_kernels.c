@@ -11,7 +11,8 @@
  *                     dV and dK products), 8 x 32 blocks (fl_k8x32t)
  *   product^T 4x64    the same in 4 x 64 blocks (fl_k8xnt)
  *   forward 8x32      the forward's inner loop: for 64 query rows against 16
- *                     key tiles of 64 keys (K and V: 256 KiB, in L2), per
+ *                     key tiles of 64 keys (K and V: 256 KiB at D = 64, in
+ *                     L2; --key-tiles 64 puts them in L3 at D = 128), per
  *                     block of 8 rows the logits Q K^T, the online-softmax
  *                     update (fl_block512) and acc += P V, in 8 x 32 blocks
  *   forward 4x64      the same in 4 x 64 blocks (what fwd_tile512 runs)
@@ -21,7 +22,9 @@
  * neighbours move single timings by tens of percent on a shared virtual
  * machine, so each case reports the best and the median of its repetitions.
  *
- * Usage: bench_flash_kernels [--reps N]   (default 15 timed repetitions)
+ * Usage: bench_flash_kernels [--reps N] [--D 64|128] [--key-tiles N]
+ *   (default 15 timed repetitions; the forward cases at D = 64 against 16
+ *   key tiles; the products are always 64 x 64 x 64)
  * Build: make bench.
  */
 #include <stdio.h>
@@ -33,8 +36,8 @@
 
 #if defined(FL_X86)
 
-#define BK_D 64
-#define BK_NKT 16 /* key tiles of the forward case */
+/* the forward cases: head size and key tiles (--D, --key-tiles) */
+static int64_t BK_D = 64, BK_NKT = 16;
 #define BK_ATTR __attribute__((target("avx512f"), noinline))
 
 typedef struct bk_buffers {
@@ -80,8 +83,8 @@ BK_ATTR static void bk_forward(bk_buffers *w, int wide, int softmax) {
             if (wide) {
                 fl_k8xn(w->acc + rb * BK_D, BK_D, w->sb, KT, vb, BK_D, BK_D, KT, 1);
             } else {
-                fl_k8x32(w->acc + rb * BK_D, BK_D, w->sb, KT, vb, BK_D, KT, 1);
-                fl_k8x32(w->acc + rb * BK_D + 32, BK_D, w->sb, KT, vb + 32, BK_D, KT, 1);
+                for (int64_t j = 0; j < BK_D; j += 32)
+                    fl_k8x32(w->acc + rb * BK_D + j, BK_D, w->sb, KT, vb + j, BK_D, KT, 1);
             }
         }
     }
@@ -102,9 +105,11 @@ static const char *const NAMES[N_CASES] = {
 
 /* One timed repetition of case c: returns seconds and sets *flop. */
 static double run_case(bk_buffers *w, int c, double *flop) {
-    const int inner = c <= PT64 ? 4000 : 100; /* about 10 ms per repetition */
+    /* about 10 ms per repetition */
+    const int64_t fw = 102400 / (BK_NKT * BK_D);
+    const int64_t inner = c <= PT64 ? 4000 : fw > 0 ? fw : 1;
     const double t0 = now_s();
-    for (int i = 0; i < inner; i++) {
+    for (int64_t i = 0; i < inner; i++) {
         switch (c) {
         case P8: bk_product(w->c, w->a, w->b, 0, 0); break;
         case P64: bk_product(w->c, w->a, w->b, 1, 0); break;
@@ -127,8 +132,20 @@ int main(int argc, char **argv) {
             reps = atoi(argv[++i]);
             if (reps < 3) reps = 3;
             if (reps > 200) reps = 200;
+        } else if (strcmp(argv[i], "--D") == 0 && i + 1 < argc) {
+            BK_D = atoi(argv[++i]);
+            if (BK_D != 64 && BK_D != 128) {
+                fprintf(stderr, "bench_flash_kernels: --D is 64 or 128\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--key-tiles") == 0 && i + 1 < argc) {
+            BK_NKT = atoi(argv[++i]);
+            if (BK_NKT < 1 || BK_NKT > 1024) {
+                fprintf(stderr, "bench_flash_kernels: --key-tiles is 1 to 1024\n");
+                return 2;
+            }
         } else {
-            fprintf(stderr, "usage: %s [--reps N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--reps N] [--D 64|128] [--key-tiles N]\n", argv[0]);
             return 2;
         }
     }
@@ -167,7 +184,8 @@ int main(int argc, char **argv) {
 
     const double peak = measure_peak(1, 20000000L, 3);
     printf("bench_flash_kernels: fp32 FMA peak measured %.1f GFLOP/s on 1 thread; 8x32 and 4x64 "
-           "results %s\n", peak, same ? "bitwise equal" : "DIFFER");
+           "results %s; forward cases at D = %lld against %lld key tiles\n", peak,
+           same ? "bitwise equal" : "DIFFER", (long long)BK_D, (long long)BK_NKT);
     printf("%-26s %10s %10s %8s %8s\n", "case", "best GF/s", "median", "best %", "median %");
     double t[200];
     for (int c = 0; c < N_CASES; c++) {
