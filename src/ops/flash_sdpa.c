@@ -669,17 +669,8 @@ FL512 static void fwd_tile512(const fl_geom *g, int64_t b, int64_t h, int64_t t0
              * logits become -inf in attn__fl_block_mask), and P V runs
              * over [ka, ke) only (the weights outside are exact zeros) */
             const uint64_t lb = fl_block_bits(bits, rb, on[i]);
-            ka[i] = 0, ke[i] = n;
-            if (bits) {
-                ka[i] = __builtin_ctzll(lb);
-                ke[i] = 64 - __builtin_clzll(lb);
-                if (ke[i] > n) ke[i] = n;
-            }
-            if ((lb & 0xFFFFFFFFu) && (lb >> 32)) /* keys in both halves */
-                fl_k8xn(sb, KT, qs + rb * Dp, Dp, kb, KT, KT, D, 0);
-            else
-                for (int64_t c = 0; c < KT; c += 32)
-                    if (lb >> c & 0xFFFFFFFFu) fl_k8x32(sb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
+            fl_block_range(bits, lb, n, &ka[i], &ke[i]);
+            fl_block_product(sb, qs + rb * Dp, Dp, kb, D, lb);
             if (!whole) attn__fl_block_mask(g, b, h, t0, rb, 8, sb, k0, n, &R, on[i], bits);
         }
         /* 2. the blocks' online-softmax updates */

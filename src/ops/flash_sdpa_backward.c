@@ -194,36 +194,18 @@ FL512 static void bwd_tile512(const fl_geom *g, const fl_grads *gr, int64_t b, i
              * zeroed), dQ runs over [ka, ke) only */
             const uint64_t lb = lbs[i] = fl_block_bits(bits, rb, on);
             lt |= lb;
-            ke[i] = n;
-            if (bits) {
-                ka[i] = __builtin_ctzll(lb);
-                ke[i] = 64 - __builtin_clzll(lb);
-                if (ke[i] > n) ke[i] = n;
-            }
-            if ((lb & 0xFFFFFFFFu) && (lb >> 32)) /* keys in both halves */
-                fl_k8xn(pb, KT, qs + rb * Dp, Dp, kb, KT, KT, D, 0);
-            else
-                for (int64_t c = 0; c < KT; c += 32) {
-                    if (!(lb >> c & 0xFFFFFFFFu)) {
-                        for (int r = 0; r < 8; r++) memset(db + r * KT + c, 0, sizeof(float) * 32);
-                        continue;
-                    }
-                    fl_k8x32(pb + c, KT, qs + rb * Dp, Dp, kb + c, KT, D, 0);
-                }
+            fl_block_range(bits, lb, n, &ka[i], &ke[i]);
+            fl_block_product(pb, qs + rb * Dp, Dp, kb, D, lb);
+            for (int64_t c = 0; c < KT; c += 32) /* dS is 0 on a half no row reaches */
+                if (!(lb >> c & 0xFFFFFFFFu))
+                    for (int r = 0; r < 8; r++) memset(db + r * KT + c, 0, sizeof(float) * 32);
         }
         /* 2. dP = dO V^T */
         if (want_ds)
             for (int64_t rb = 0; rb < nqp; rb += 8) {
                 const int i = (int)(rb / 8);
                 if (!live[i]) continue;
-                float *db = dS + rb * KT;
-                const uint64_t lb = lbs[i];
-                if ((lb & 0xFFFFFFFFu) && (lb >> 32))
-                    fl_k8xn(db, KT, dop + rb * Dvp, Dvp, vb, KT, KT, Dv, 0);
-                else
-                    for (int64_t c = 0; c < KT; c += 32)
-                        if (lb >> c & 0xFFFFFFFFu)
-                            fl_k8x32(db + c, KT, dop + rb * Dvp, Dvp, vb + c, KT, Dv, 0);
+                fl_block_product(dS + rb * KT, dop + rb * Dvp, Dvp, vb, Dv, lbs[i]);
             }
         /* 3. the rows: P, dS */
         for (int64_t rb = 0; rb < nqp; rb += 8) {

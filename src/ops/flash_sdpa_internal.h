@@ -505,6 +505,31 @@ FL512_INLINE static void fl_k8xnt(float *restrict C, int64_t ldc, const float *r
     if (j < N) fl_k8x32t(C + j, ldc, A, lda, B + j, ldb, K);
 }
 
+/* The keys [ka, ke) of a key tile (n keys) that a block's rows can see,
+ * from the OR of their pattern bits lb: the whole tile without bits. */
+static inline void fl_block_range(const uint64_t *bits, uint64_t lb, int64_t n, int64_t *ka,
+                                  int64_t *ke) {
+    *ka = 0, *ke = n;
+    if (bits) {
+        *ka = __builtin_ctzll(lb);
+        *ke = 64 - __builtin_clzll(lb);
+        if (*ke > n) *ke = n;
+    }
+}
+
+/* C[8][KT] = A[8][K] B[K][KT] (a block's logits, or the backward's dP) over
+ * the halves of 32 keys that lb reaches: one 4 x 64 pass when it reaches
+ * both, else 8 x 32 on the half it reaches (the other half of C is left as
+ * it was: the caller masks or zeroes it). */
+FL512_INLINE static void fl_block_product(float *restrict C, const float *restrict A, int64_t lda,
+                                          const float *restrict B, int64_t K, uint64_t lb) {
+    if ((lb & 0xFFFFFFFFu) && (lb >> 32))
+        fl_k8xn(C, KT, A, lda, B, KT, KT, K, 0);
+    else
+        for (int64_t c = 0; c < KT; c += 32)
+            if (lb >> c & 0xFFFFFFFFu) fl_k8x32(C + c, KT, A, lda, B + c, KT, K, 0);
+}
+
 /* One row of the backward on 16 lanes, with the row's statistics st = (m,
  * 1 / l): p = exp(logit - m) / l (0 where logit - m < -87, -inf included; a
  * NaN stays NaN), then with z the dropout scales (NULL: 1)
