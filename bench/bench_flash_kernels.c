@@ -13,8 +13,9 @@
  *   forward 8x32      the forward's inner loop: for 64 query rows against 16
  *                     key tiles of 64 keys (K and V: 256 KiB at D = 64, in
  *                     L2; --key-tiles 64 puts them in L3 at D = 128), per
- *                     block of 8 rows the logits Q K^T, the online-softmax
- *                     update (fl_block512) and acc += P V, in 8 x 32 blocks
+ *                     key tile the logits Q K^T of the 8 blocks of 8 rows,
+ *                     their online-softmax updates (fl_block512), then
+ *                     acc += P V, in 8 x 32 blocks
  *   forward 4x64      the same in 4 x 64 blocks (what fwd_tile512 runs)
  *   forward 4x64, no softmax   the products of the line above alone
  * The two block shapes give the same bits (each element of C is one FMA
@@ -63,8 +64,9 @@ BK_ATTR static void bk_product(float *c, const float *a, const float *b, int wid
     }
 }
 
-/* 64 query rows against BK_NKT key tiles: per key tile and block of 8
- * rows, logits, softmax update (unless !softmax) and acc += P V. */
+/* 64 query rows against BK_NKT key tiles, as fwd_tile512 walks them: per
+ * key tile, the logits of every block of 8 rows, their online-softmax
+ * updates (unless !softmax), then acc += P V. */
 BK_ATTR static void bk_forward(bk_buffers *w, int wide, int softmax) {
     for (int r = 0; r < QT; r++) w->m[r] = -INFINITY, w->l[r] = 0.0, w->bad[r] = 0;
     memset(w->acc, 0, sizeof(float) * QT * BK_D);
@@ -72,19 +74,25 @@ BK_ATTR static void bk_forward(bk_buffers *w, int wide, int softmax) {
     for (int t = 0; t < BK_NKT; t++) {
         const float *kb = w->kt + t * KT * BK_D, *vb = w->v + t * KT * BK_D;
         for (int64_t rb = 0; rb < QT; rb += 8) {
+            float *sb = w->sb + rb * KT;
             if (wide) {
-                fl_k8xn(w->sb, KT, w->qs + rb * BK_D, BK_D, kb, KT, KT, BK_D, 0);
+                fl_k8xn(sb, KT, w->qs + rb * BK_D, BK_D, kb, KT, KT, BK_D, 0);
             } else {
-                fl_k8x32(w->sb, KT, w->qs + rb * BK_D, BK_D, kb, KT, BK_D, 0);
-                fl_k8x32(w->sb + 32, KT, w->qs + rb * BK_D, BK_D, kb + 32, KT, BK_D, 0);
+                fl_k8x32(sb, KT, w->qs + rb * BK_D, BK_D, kb, KT, BK_D, 0);
+                fl_k8x32(sb + 32, KT, w->qs + rb * BK_D, BK_D, kb + 32, KT, BK_D, 0);
             }
-            if (softmax)
-                fl_block512(w->sb, on, w->m + rb, w->l + rb, w->bad + rb, w->acc + rb * BK_D, BK_D, BK_D);
+        }
+        if (softmax)
+            for (int64_t rb = 0; rb < QT; rb += 8)
+                fl_block512(w->sb + rb * KT, on, w->m + rb, w->l + rb, w->bad + rb,
+                            w->acc + rb * BK_D, BK_D, BK_D);
+        for (int64_t rb = 0; rb < QT; rb += 8) {
+            const float *sb = w->sb + rb * KT;
             if (wide) {
-                fl_k8xn(w->acc + rb * BK_D, BK_D, w->sb, KT, vb, BK_D, BK_D, KT, 1);
+                fl_k8xn(w->acc + rb * BK_D, BK_D, sb, KT, vb, BK_D, BK_D, KT, 1);
             } else {
                 for (int64_t j = 0; j < BK_D; j += 32)
-                    fl_k8x32(w->acc + rb * BK_D + j, BK_D, w->sb, KT, vb + j, BK_D, KT, 1);
+                    fl_k8x32(w->acc + rb * BK_D + j, BK_D, sb, KT, vb + j, BK_D, KT, 1);
             }
         }
     }
@@ -161,7 +169,7 @@ int main(int argc, char **argv) {
     w.kt = aligned_alloc(64, kv), w.v = aligned_alloc(64, kv);
     w.qs = aligned_alloc(64, sizeof(float) * QT * BK_D);
     w.acc = aligned_alloc(64, sizeof(float) * QT * BK_D);
-    w.sb = aligned_alloc(64, sizeof(float) * 8 * KT);
+    w.sb = aligned_alloc(64, sizeof(float) * QT * KT);
     if (!w.a || !w.b || !w.c || !w.c2 || !w.kt || !w.v || !w.qs || !w.acc || !w.sb) {
         fprintf(stderr, "bench_flash_kernels: out of memory\n");
         return 1;
@@ -177,10 +185,16 @@ int main(int argc, char **argv) {
         bk_product(w.c, w.a, w.b, 0, t), bk_product(w.c2, w.a, w.b, 1, t);
         same &= memcmp(w.c, w.c2, sq) == 0;
     }
+    float *first = malloc(sizeof(float) * QT * BK_D);
+    if (!first) {
+        fprintf(stderr, "bench_flash_kernels: out of memory\n");
+        return 1;
+    }
     bk_forward(&w, 0, 1);
-    memcpy(w.c, w.acc, sizeof(float) * QT * BK_D);
+    memcpy(first, w.acc, sizeof(float) * QT * BK_D);
     bk_forward(&w, 1, 1);
-    same &= memcmp(w.c, w.acc, sizeof(float) * QT * BK_D) == 0;
+    same &= memcmp(first, w.acc, sizeof(float) * QT * BK_D) == 0;
+    free(first);
 
     const double peak = measure_peak(1, 20000000L, 3);
     printf("bench_flash_kernels: fp32 FMA peak measured %.1f GFLOP/s on 1 thread; 8x32 and 4x64 "
