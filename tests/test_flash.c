@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "test.h"
+#include "../src/ops/flash_sdpa_internal.h"
 
 #define FLASH_ATOL 2e-5f
 #define FLASH_RTOL 1e-4f
@@ -1347,7 +1348,85 @@ static void test_mha_alibi_memory(void) {
     TEST_END();
 }
 
+/* The AVX-512 row pass's pieces on their own: the exponential
+ * (fl_exp16_maskz) against exp in double on a dense sweep of [-87, 0] (what
+ * the row pass feeds it: logit - max), within 1.5e-7 relative (2.5 units in
+ * the last place; measured 7.5e-8: a wrong constant or a lost Cody-Waite
+ * step is off by orders of magnitude), exactly 1 at 0, exactly +0 on every
+ * masked lane whatever it holds, NaN kept on an unmasked lane; and the 8-row
+ * reductions (fl_red8_max exact, fl_red8_add against a double sum), whose
+ * lane bookkeeping a swapped shuffle would scramble. */
+#if defined(FL_X86)
+__attribute__((target("avx512f"))) static void row_pass_pieces(void) {
+    double worst = 0.0;
+    float worst_x = 0.0f;
+    const long n = 1L << 20;
+    for (long i = 0; i <= n; i += 16) {
+        float x[16], y[16];
+        for (int j = 0; j < 16; j++) x[j] = -87.0f * (float)(i + j > n ? n : i + j) / (float)n;
+        _mm512_storeu_ps(y, fl_exp16_maskz(0xFFFF, _mm512_loadu_ps(x)));
+        for (int j = 0; j < 16; j++) {
+            const double e = exp((double)x[j]), rel = fabs((double)y[j] - e) / e;
+            if (!(rel <= worst)) worst = rel, worst_x = x[j];
+        }
+    }
+    CHECK(worst <= 1.5e-7, "exp: relative error %.3g at x = %.9g (bound 1.5e-7)", worst, (double)worst_x);
+    float in[16] = {0.0f, NAN, INFINITY, -INFINITY, 1e30f, -1e30f, FLT_MAX, -FLT_MAX,
+                    -88.0f, -100.0f, 88.0f, 3.0f, -1.0f, -0.5f, NAN, -87.0f};
+    float out[16];
+    _mm512_storeu_ps(out, fl_exp16_maskz(0x0001 | 0x0002, _mm512_loadu_ps(in)));
+    CHECK(out[0] == 1.0f, "exp(0) = %.9g, expected exactly 1", (double)out[0]);
+    CHECK(isnan(out[1]), "exp(NaN) on an unmasked lane = %g, expected NaN", (double)out[1]);
+    for (int j = 2; j < 16; j++) {
+        uint32_t bits;
+        memcpy(&bits, &out[j], sizeof bits);
+        CHECK(bits == 0u, "masked lane %d (input %g) = %g, expected +0", j, (double)in[j], (double)out[j]);
+    }
+    uint64_t st = 0x9E3779B97F4A7C15ull;
+    for (int trial = 0; trial < 200; trial++) {
+        __m512 v[8];
+        float a[8][16], mx[8], sm[8];
+        for (int r = 0; r < 8; r++) {
+            for (int j = 0; j < 16; j++) {
+                st = st * 6364136223846793005ull + 1442695040888963407ull;
+                a[r][j] = ((float)(st >> 40) / 16777216.0f - 0.5f) * (trial % 2 ? 1e4f : 2.0f);
+            }
+            v[r] = _mm512_loadu_ps(a[r]);
+        }
+        _mm256_storeu_ps(mx, fl_red8_max(v));
+        _mm256_storeu_ps(sm, fl_red8_add(v));
+        for (int r = 0; r < 8; r++) {
+            float m = -INFINITY;
+            double s = 0.0, sa = 0.0;
+            for (int j = 0; j < 16; j++) {
+                m = a[r][j] > m ? a[r][j] : m;
+                s += a[r][j];
+                sa += fabs(a[r][j]);
+            }
+            CHECK(mx[r] == m, "red8_max row %d: %g, expected %g (trial %d)", r, (double)mx[r], (double)m, trial);
+            CHECK(fabs(sm[r] - s) <= 1e-6 * sa, "red8_add row %d: %.9g, expected %.9g (trial %d)", r,
+                  (double)sm[r], s, trial);
+        }
+    }
+}
+#endif
+
+static void test_row_pass_pieces(void) {
+#if defined(FL_X86)
+    if (__builtin_cpu_supports("avx512f")) {
+        TEST_BEGIN("flash/AVX-512 row pass: exp within 2.5 ulp, masked lanes 0, 8-row reductions");
+        row_pass_pieces();
+        TEST_END();
+        return;
+    }
+    test_skip("flash/AVX-512 row pass", "this CPU has no AVX-512");
+#else
+    test_skip("flash/AVX-512 row pass", "built without the AVX-512 kernels (ATTN_NO_CLONES or not x86)");
+#endif
+}
+
 void suite_flash(void) {
+    test_row_pass_pieces();
     test_bf16();
     test_against_sdpa();
     for (int v = 0; v < 3; v++) test_property(v);
