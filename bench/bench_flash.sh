@@ -20,8 +20,8 @@
 #                     pass) group runs as attn then torch back to back, so
 #                     that both sides of a ratio see the same state of a
 #                     shared machine; the table gives the medians of both
-#                     times and the median and range of the per-round
-#                     ratios (a virtual machine's speed can drift by tens
+#                     times, the median of the per-round ratios and each
+#                     of them (a virtual machine's speed can drift by tens
 #                     of percent within minutes, more than the whole-list
 #                     runs can separate from the kernels' differences)
 # Do not run it next to another benchmark: both cores are measured.

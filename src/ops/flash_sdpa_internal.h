@@ -427,8 +427,9 @@ FL512_INLINE static void fl_k8x32t(float *restrict C, int64_t ldc, const float *
 /* C[4][64] (+)= A[4][K] B[K][64], and with A read by column (fl_k4x64t,
  * always accumulating: row i of the product is column i of A [K][lda]). Per
  * k: 4 loads of B and 4 broadcasts of A for 16 FMAs, where fl_k8x32 needs 2
- * and 8: on the Ice Lake Xeon the 4 x 64 block runs at 96% of the FMA peak
- * on L1-resident operands with K = 64, the 8 x 32 one at 83%. Every element
+ * and 8: on the Ice Lake Xeon the 4 x 64 block runs at 94-100% of the FMA
+ * peak on L1-resident operands with K = 64, the 8 x 32 one at 81-85%
+ * (build/bench/bench_flash_kernels). Every element
  * of C is one FMA chain over k in order in both, so the two give the same
  * bits. */
 #define FL_ROW4_DECL(i) __m512 c##i##0, c##i##1, c##i##2, c##i##3
