@@ -24,8 +24,16 @@
 /* A statically scheduled parallel loop over nt threads (nothing without
  * OpenMP): the split depends only on nt, so results are reproducible. */
 #define ATTN__OMP_FOR(nt) ATTN__PRAGMA(omp parallel for num_threads(nt) schedule(static) if ((nt) > 1))
+/* The same loop handed out in chunks of `chunk` iterations to whichever
+ * thread is free: for loops whose iterations write disjoint results (so the
+ * bits do not depend on which thread ran what) and whose threads may run at
+ * different speeds (a virtual CPU shared with neighbours, uneven causal
+ * tiles), where a static split waits for the slowest thread. */
+#define ATTN__OMP_FOR_DYNAMIC(nt, chunk) \
+    ATTN__PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, chunk) if ((nt) > 1))
 #else
 #define ATTN__OMP_FOR(nt)
+#define ATTN__OMP_FOR_DYNAMIC(nt, chunk)
 #endif
 
 /* ---- the op enum, generated from the table ---------------------------- */

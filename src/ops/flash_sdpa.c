@@ -727,7 +727,8 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
 #if defined(FL_X86)
     const int avx512 = __builtin_cpu_supports("avx512f") && !(ctx->kernel_flags & ATTN_KERNELS_PORTABLE);
 #endif
-    ATTN__OMP_FOR(nt)
+    const int chunk = fl_fwd_chunk(items, nt);
+    ATTN__OMP_FOR_DYNAMIC(nt, chunk)
     for (int64_t it = 0; it < items; it++) {
         const int tid = FL_TID();
         const int64_t bh = it / ntile, t0 = (it % ntile) * QT, b = bh / g.H, h = bh % g.H;

@@ -278,7 +278,7 @@ static attn_status fl_backward_f32(attn_ctx *ctx, const fl_geom *gp, const fl_gr
 #if defined(FL_X86)
     const int avx512 = __builtin_cpu_supports("avx512f") && !(ctx->kernel_flags & ATTN_KERNELS_PORTABLE);
 #endif
-    ATTN__OMP_FOR(nt)
+    ATTN__OMP_FOR_DYNAMIC(nt, 1) /* items: whole units or chunks */
     for (int64_t it = 0; it < items; it++) {
         const int64_t u = it / split, c = it % split, b = u / g.Hkv, kh = u % g.Hkv;
         float *w = ws + FL_TID() * per, *kt = w + bwd_tiles(&g), *vt = kt + g.D * Sp;

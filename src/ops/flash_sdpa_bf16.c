@@ -355,7 +355,8 @@ attn_status attn__fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, f
                          : NULL;
     if (!staged) return ctx->status;
     for (int i = 0; i < nt; i++) staged[i] = -1;
-    ATTN__OMP_FOR(nt)
+    const int chunk = fl_fwd_chunk(items, nt);
+    ATTN__OMP_FOR_DYNAMIC(nt, chunk)
     for (int64_t it = 0; it < items; it++) {
         const int tid = FL_TID();
         const int64_t bh = it / ntile, t0 = (it % ntile) * QT, b = bh / g->H, h = bh % g->H;
@@ -656,7 +657,7 @@ attn_status attn__fl_backward_bf16(attn_ctx *ctx, const fl_geom *g, const fl_gra
     if (split > 1 && !(accs = attn__fl_scratch(ctx, (int)items, accsz,
                                                "flash_sdpa backward (dK, dV per query chunk)")))
         return ctx->status;
-    ATTN__OMP_FOR(nt)
+    ATTN__OMP_FOR_DYNAMIC(nt, 1)
     for (int64_t it = 0; it < items; it++) {
         const int64_t u = it / split, c = it % split, b = u / g->Hkv, kh = u % g->Hkv;
         fl_bbuf B;

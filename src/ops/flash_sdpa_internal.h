@@ -107,6 +107,15 @@ static inline int64_t fl_ooff(const fl_geom *g, int64_t b, int64_t h, int64_t t)
  * of width w. */
 static inline const float *fl_tile(const float *all, int64_t k0, int64_t w) { return all + k0 * w; }
 
+/* The forward's work items (b, h, query tile) are handed out in chunks of
+ * this many consecutive items, about eight per thread: few enough that a
+ * thread mostly stays on one head (it restages K and V when the head
+ * changes), enough that a thread on a slower CPU takes fewer of them. */
+static inline int fl_fwd_chunk(int64_t items, int nt) {
+    const int64_t c = (items + 8 * (int64_t)nt - 1) / (8 * (int64_t)nt);
+    return c < 1 ? 1 : (int)c;
+}
+
 /* The per-row state of a query tile in the forward: each row's visible keys
  * [lo, hi), the span of the tile (the union), the running max m, sum l and
  * a NaN flag. Rows nq .. nqp - 1 (padding) see nothing and count as bad. */

@@ -376,9 +376,17 @@ SDPA_CLONES static int softmax_row(float *row, int64_t S, int64_t lo, int64_t hi
         for (int64_t s = lo; s < hi; s++) row[s] = 0.0f;
         return 1;
     }
-    const double sum = row_exp(row + lo, hi - lo, mx);
+    /* the exponential and the scaling run over [lo, hx), hx - lo a multiple
+     * of 16 where the row has room: the keys [hi, hx) enter as -inf, give
+     * exact zeros and add +0 to the lanes of the sum they fall in, so the
+     * bits are those of [lo, hi) alone, without the scalar tails of short
+     * (causal) rows */
+    int64_t hx = lo + ((hi - lo + 15) & ~(int64_t)15);
+    if (hx > S) hx = S;
+    for (int64_t s = hi; s < hx; s++) row[s] = -INFINITY;
+    const double sum = row_exp(row + lo, hx - lo, mx);
     const float inv = (float)(1.0 / sum);
-    for (int64_t s = lo; s < hi; s++) row[s] *= inv;
+    for (int64_t s = lo; s < hx; s++) row[s] *= inv;
     return 0;
 }
 
