@@ -1425,6 +1425,124 @@ static void test_row_pass_pieces(void) {
 #endif
 }
 
+/* ---- strided views read in place ------------------------------------------------------------- */
+
+/* One run of the strided-view test: q is head-split from a [B, T, H, D]
+ * leaf by permute, k and v are the rows [s0, s0 + S) of [B, Hkv, Smax, D]
+ * leaves (a KV cache's layout), every view read in place (copy = 0) or
+ * through attn_contiguous (copy = 1). Fills the output and the three
+ * leaves' gradients; *extra gets the arena bytes of the op's forward. */
+static int strided_run(attn_ctx *ctx, const fcfg *c, int64_t Smax, int64_t s0, int copy,
+                       int flash, fres *r, size_t *extra) {
+    memset(r, 0, sizeof *r);
+    attn_ctx_reset(ctx);
+    attn_ctx_set_rng(ctx, 7, 3);
+    attn_rng rng;
+    attn_rng_init(&rng, 4321);
+    const int64_t qsh[4] = {c->B, c->T, c->H, c->D}, ksh[4] = {c->B, c->Hkv, Smax, c->D},
+                  vsh[4] = {c->B, c->Hkv, Smax, c->Dv};
+    const int64_t *shp[3] = {qsh, ksh, vsh};
+    attn_tensor *leaf[3], *x[3];
+    for (int i = 0; i < 3; i++) {
+        const int64_t n = shp[i][0] * shp[i][1] * shp[i][2] * shp[i][3];
+        float *buf = malloc(sizeof(float) * (size_t)n);
+        if (!buf) return -1;
+        test_fill_normal(buf, n, &rng);
+        leaf[i] = test_leaf(ctx, 4, shp[i], buf);
+        free(buf);
+        if (!leaf[i]) return -1;
+        r->n[i] = n;
+    }
+    static const int perm[4] = {0, 2, 1, 3};
+    x[0] = attn_permute(ctx, leaf[0], perm);
+    x[1] = attn_slice(ctx, leaf[1], 2, s0, c->S);
+    x[2] = attn_slice(ctx, leaf[2], 2, s0, c->S);
+    for (int i = 0; i < 3; i++) {
+        if (x[i] && copy) x[i] = attn_contiguous(ctx, x[i]);
+        CHECK(x[i] != NULL, "%s: view %d: %s", c->label, i, attn_last_error());
+        if (!x[i]) return -1;
+    }
+    CHECK(copy || c->T == 1 || !attn_tensor_is_contiguous(x[0]), "%s: the permuted q is contiguous",
+          c->label);
+    attn_sdpa_opts o = {0};
+    o.causal = c->causal;
+    o.window = c->window;
+    o.dropout = c->dropout;
+    if (c->has_kl) o.key_lengths = attn_tensor_from(ctx, ATTN_I32, 1, &c->B, c->kl);
+    const size_t before = attn_ctx_arena_used(ctx);
+    attn_tensor *y = flash ? attn_flash_sdpa(ctx, x[0], x[1], x[2], &o, NULL)
+                           : attn_sdpa(ctx, x[0], x[1], x[2], &o, NULL);
+    CHECK(y != NULL, "%s: %s on views: %s", c->label, flash ? "flash_sdpa" : "sdpa",
+          attn_last_error());
+    if (!y) return -1;
+    *extra = attn_ctx_arena_used(ctx) - before;
+    r->n_out = attn_tensor_numel(y);
+    r->out = dup(attn_f32(y), r->n_out);
+    float *gy = malloc(sizeof(float) * (size_t)r->n_out);
+    if (!gy) return -1;
+    test_fill_normal(gy, r->n_out, &rng);
+    const attn_status st = attn_backward_from(ctx, y, gy);
+    free(gy);
+    CHECK(st == ATTN_OK, "%s: backward: %s", c->label, attn_last_error());
+    for (int i = 0; i < 3; i++) r->g[i] = dup(leaf[i]->grad, r->n[i]);
+    return 0;
+}
+
+/* attn_flash_sdpa (and attn_sdpa, the last run) read f32 views with unit
+ * stride along D in place: the output and the leaves' gradients are bitwise
+ * those of the same views copied contiguous first, on every kernel variant
+ * and under bf16 precision, and the op allocates no copy of them (its arena use on the
+ * views is no more than on contiguous inputs). A kernel that took the
+ * contiguous strides for a view reads the wrong rows and fails the
+ * comparison. */
+static void test_strided_views(void) {
+    const fcfg cs[4] = {
+        {"views: causal, GQA, cache prefix at 0", 2, 4, 2, 70, 200, 64, 64, 1, 0, 0.0f, 0, 0,
+         {0, 0}, 1},
+        {"views: window, Dv != D, key_lengths", 2, 2, 2, 65, 130, 48, 80, 0, 40, 0.0f, 0, 1,
+         {130, 61}, 1},
+        {"views: decode step T = 1, dropout", 1, 3, 3, 1, 600, 64, 64, 1, 0, 0.1f, 0, 0, {0, 0}, 1},
+        {"views: T = 3 over S = 9", 1, 2, 1, 3, 9, 16, 16, 1, 0, 0.0f, 0, 0, {0, 0}, 1},
+    };
+    static const int64_t smax[4] = {320, 131, 700, 40}, s0s[4] = {0, 1, 57, 30};
+    for (int variant = 0; variant < 4; variant++)
+        for (int bf = 0; bf < (variant < 3 ? 2 : 1); bf++) {
+            const int flash = variant < 3;
+            char tname[160];
+            snprintf(tname, sizeof tname, "flash/strided views read in place (%s%s)",
+                     flash ? prop_variants[variant].name : "the reference op attn_sdpa",
+                     bf ? ", bf16 precision" : "");
+            TEST_BEGIN(tname);
+            attn_ctx *ctx = test_ctx_new((size_t)128 << 20, 2, 0);
+            if (ctx) {
+                if (flash)
+                    attn_ctx_set_kernel_flags(ctx, attn_ctx_kernel_flags(ctx) |
+                                                       prop_variants[variant].flags);
+                attn_ctx_set_training(ctx, 1);
+                if (bf) attn_ctx_set_precision(ctx, ATTN_PRECISION_BF16);
+                for (int k = 0; k < 4; k++) {
+                    fres a = {0}, b = {0};
+                    size_t ea = 0, eb = 0;
+                    if (strided_run(ctx, &cs[k], smax[k], s0s[k], 0, flash, &a, &ea) == 0 &&
+                        strided_run(ctx, &cs[k], smax[k], s0s[k], 1, flash, &b, &eb) == 0) {
+                        CHECK(memcmp(a.out, b.out, sizeof(float) * (size_t)a.n_out) == 0,
+                              "%s: out differs from the contiguous copies'", cs[k].label);
+                        for (int i = 0; i < 3; i++)
+                            CHECK(memcmp(a.g[i], b.g[i], sizeof(float) * (size_t)a.n[i]) == 0,
+                                  "%s: %s differs from the contiguous copies'", cs[k].label,
+                                  gname[i]);
+                        CHECK(ea <= eb, "%s: the op used %zu arena bytes on the views, %zu on "
+                              "contiguous inputs (a copy of the views?)", cs[k].label, ea, eb);
+                    }
+                    fres_free(&a);
+                    fres_free(&b);
+                }
+                attn_ctx_free(ctx);
+            }
+            TEST_END();
+        }
+}
+
 void suite_flash(void) {
     test_row_pass_pieces();
     test_bf16();
@@ -1434,5 +1552,6 @@ void suite_flash(void) {
     test_mha_alibi_memory();
     test_empty_rows();
     test_threads();
+    test_strided_views();
     test_memory();
 }

@@ -77,7 +77,9 @@ typedef struct attn_sdpa_opts {
 
 /* Scaled dot-product attention. q [B,H,T,D], k [B,Hkv,S,D], v [B,Hkv,S,Dv]
  * -> out [B,H,T,Dv] (contiguous). Inputs may be strided views (e.g. heads
- * split from a projection by reshape + permute). opts may be NULL (scale
+ * split from a projection by reshape + permute, the prefix of a KV cache):
+ * f32 views with unit stride along the last dimension are read in place (no
+ * copy; their gradients are contiguous as always), others copied first. opts may be NULL (scale
  * 1/sqrt(D), no mask, no dropout). When weights is non-NULL it receives the
  * attention probabilities P [B,H,T,S] before dropout: a tensor of the arena
  * that carries no gradient (for inspection and maps).
@@ -109,9 +111,8 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
  * requires a gradient, whose backward keeps the logits' gradient
  * [B,H,T,S] as attn_sdpa does. When weights is non-NULL, *weights receives
  * P [B,H,T,S] recomputed from the saved statistics (O(T S) memory, on
- * request only; no gradient). Differences from attn_sdpa: inputs are copied
- * contiguous (no in-place strided reads), and a NaN or inf in v reaches only
- * the query tiles (64 rows) whose visible keys span it, and keys at or
+ * request only; no gradient). Differences from attn_sdpa: a NaN or inf in v
+ * reaches only the query tiles (64 rows) whose visible keys span it, and keys at or
  * beyond key_lengths[b] are never read (their gradients are 0, whatever they
  * hold), on every kernel (f32, bf16, AMX). Results are bitwise
  * the same for any thread count, except dK and dV when B * Hkv is below the

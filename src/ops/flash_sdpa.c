@@ -106,6 +106,8 @@ fl_geom attn__fl_geometry(const attn_node *node) {
         fl_set3(g.vs, g.T * W, g.D, W);
         fl_set3(g.os, g.T * g.H * g.D, g.D, g.H * g.D);
         fl_set3(off, 0, g.H * g.D, (g.H + g.Hkv) * g.D);
+        memcpy(g.gqs, g.qs, sizeof g.qs), memcpy(g.gks, g.ks, sizeof g.ks);
+        memcpy(g.gvs, g.vs, sizeof g.vs);
     } else {
         g.B = q->shape[0];
         g.H = q->shape[1];
@@ -114,9 +116,14 @@ fl_geom attn__fl_geometry(const attn_node *node) {
         g.Hkv = k->shape[1];
         g.S = k->shape[2];
         g.Dv = v->shape[3];
-        fl_set3(g.qs, g.H * g.T * g.D, g.T * g.D, g.D);
-        fl_set3(g.ks, g.Hkv * g.S * g.D, g.S * g.D, g.D);
-        fl_set3(g.vs, g.Hkv * g.S * g.Dv, g.S * g.Dv, g.Dv);
+        /* q, k, v may be views with unit stride along D (attn_flash_sdpa
+         * reads them in place); their gradients are contiguous */
+        fl_set3(g.qs, q->stride[0], q->stride[1], q->stride[2]);
+        fl_set3(g.ks, k->stride[0], k->stride[1], k->stride[2]);
+        fl_set3(g.vs, v->stride[0], v->stride[1], v->stride[2]);
+        fl_set3(g.gqs, g.H * g.T * g.D, g.T * g.D, g.D);
+        fl_set3(g.gks, g.Hkv * g.S * g.D, g.S * g.D, g.D);
+        fl_set3(g.gvs, g.Hkv * g.S * g.Dv, g.S * g.Dv, g.Dv);
         fl_set3(g.os, g.H * g.T * g.Dv, g.T * g.Dv, g.Dv);
     }
     g.G = g.H / g.Hkv;
@@ -957,10 +964,10 @@ attn_tensor *attn_flash_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn
     }
     const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
     const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
-    attn_tensor *in[3];
-    if (!(in[0] = attn__contig(ctx, q)) || !(in[1] = attn__contig(ctx, k)) ||
-        !(in[2] = attn__contig(ctx, v)))
-        return NULL;
+    /* f32 views (heads split by permute, a KV cache's prefix) are read in
+     * place by their strides (sdpa_in_place) */
+    attn_tensor *in[3] = {sdpa_in_place(ctx, q), sdpa_in_place(ctx, k), sdpa_in_place(ctx, v)};
+    if (!in[0] || !in[1] || !in[2]) return NULL;
     const int64_t ysh[4] = {B, H, T, Dv};
     return flash_build(ctx, name, in, ysh, 4, B, H, Hkv, T, S, D, 0, opts, weights);
 }

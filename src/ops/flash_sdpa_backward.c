@@ -68,8 +68,8 @@ static void fl_bwd_begin(const fl_geom *g, const fl_grads *gr, int64_t b, int64_
 static void fl_bwd_end(const fl_geom *g, const fl_grads *gr, int64_t bh, int64_t t0, int64_t nq,
                        const float *dq) {
     if (!gr->dq) return;
-    const int64_t D = g->D, Dp = up(D, 32), ld = g->qs[2];
-    float *gq = gr->dq + fl_qoff(g, bh / g->H, bh % g->H, t0);
+    const int64_t D = g->D, Dp = up(D, 32), ld = g->gqs[2];
+    float *gq = gr->dq + fl_gqoff(g, bh / g->H, bh % g->H, t0);
     for (int64_t r = 0; r < nq; r++)
         for (int64_t d = 0; d < D; d++) gq[r * ld + d] += g->scale * dq[r * Dp + d];
 }
@@ -241,11 +241,11 @@ static void fl_add_kv_grads(const fl_geom *g, const fl_grads *gr, int64_t b, int
     const int64_t Dp = up(g->D, 32), Dvp = up(g->Dv, 32);
     for (int64_t s = 0; s < g->S; s++) {
         if (gr->dk) {
-            float *dk = gr->dk + fl_koff(g, b, kh, s);
+            float *dk = gr->dk + fl_gkoff(g, b, kh, s);
             for (int64_t d = 0; d < g->D; d++) dk[d] += dka[s * Dp + d];
         }
         if (gr->dv) {
-            float *dv = gr->dv + fl_voff(g, b, kh, s);
+            float *dv = gr->dv + fl_gvoff(g, b, kh, s);
             for (int64_t e = 0; e < g->Dv; e++) dv[e] += dva[s * Dvp + e];
         }
     }

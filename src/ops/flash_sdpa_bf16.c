@@ -620,8 +620,8 @@ FLBW static void bwd_tile_bf16(const fl_geom *g, const fl_grads *gr, int64_t b, 
         _mm256_zeroupper(); /* no AVX-SSE transition penalty for later SSE code */
     }
     if (gr->dq) {
-        const int64_t D = g->D, ld = g->qs[2];
-        float *gq = gr->dq + fl_qoff(g, b, h, t0);
+        const int64_t D = g->D, ld = g->gqs[2];
+        float *gq = gr->dq + fl_gqoff(g, b, h, t0);
         for (int64_t r = 0; r < nq; r++)
             for (int64_t d = 0; d < D; d++) gq[r * ld + d] += g->scale * B->dq[r * Dp + d];
     }
@@ -633,11 +633,11 @@ static void fl_add_kv_bf16(const fl_geom *g, const fl_grads *gr, int64_t b, int6
     const int64_t Sp = fl_sp(g);
     for (int64_t s = 0; s < g->S; s++) {
         if (gr->dk) {
-            float *dk = gr->dk + fl_koff(g, b, kh, s);
+            float *dk = gr->dk + fl_gkoff(g, b, kh, s);
             for (int64_t d = 0; d < g->D; d++) dk[d] += g->scale * dkT[d * Sp + s];
         }
         if (gr->dv) {
-            float *dv = gr->dv + fl_voff(g, b, kh, s);
+            float *dv = gr->dv + fl_gvoff(g, b, kh, s);
             for (int64_t e = 0; e < g->Dv; e++) dv[e] += dvT[e * Sp + s];
         }
     }

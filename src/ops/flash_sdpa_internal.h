@@ -41,7 +41,8 @@ typedef struct fl_geom {
     int causal;
     int64_t window;
     const float *q, *k, *v; /* f32 inputs (bf16 ones: widened copies, fl_widen) */
-    int64_t qs[3], ks[3], vs[3]; /* strides of (b, head, row) of q, k, v and their gradients */
+    int64_t qs[3], ks[3], vs[3]; /* strides of (b, head, row) of q, k, v (views read in place) */
+    int64_t gqs[3], gks[3], gvs[3]; /* the same of their gradients (contiguous unless packed) */
     int64_t os[3];               /* the same of out and its gradient */
     int64_t off[3];              /* element offsets of q, k, v in their inputs (packed) */
     const uint16_t *qh, *kh, *vh; /* bf16 inputs, else NULL */
@@ -89,7 +90,8 @@ typedef struct fl_walk {
 } fl_walk;
 
 /* Row t of head h of batch b in q, k, v (kv head h), out (and their
- * gradients, which share the layout). */
+ * gradients: out's shares its layout; q, k, v's are fl_gqoff, fl_gkoff,
+ * fl_gvoff). */
 static inline int64_t fl_qoff(const fl_geom *g, int64_t b, int64_t h, int64_t t) {
     return b * g->qs[0] + h * g->qs[1] + t * g->qs[2];
 }
@@ -98,6 +100,16 @@ static inline int64_t fl_koff(const fl_geom *g, int64_t b, int64_t h, int64_t s)
 }
 static inline int64_t fl_voff(const fl_geom *g, int64_t b, int64_t h, int64_t s) {
     return b * g->vs[0] + h * g->vs[1] + s * g->vs[2];
+}
+/* The same rows in the gradients of q, k, v. */
+static inline int64_t fl_gqoff(const fl_geom *g, int64_t b, int64_t h, int64_t t) {
+    return b * g->gqs[0] + h * g->gqs[1] + t * g->gqs[2];
+}
+static inline int64_t fl_gkoff(const fl_geom *g, int64_t b, int64_t h, int64_t s) {
+    return b * g->gks[0] + h * g->gks[1] + s * g->gks[2];
+}
+static inline int64_t fl_gvoff(const fl_geom *g, int64_t b, int64_t h, int64_t s) {
+    return b * g->gvs[0] + h * g->gvs[1] + s * g->gvs[2];
 }
 static inline int64_t fl_ooff(const fl_geom *g, int64_t b, int64_t h, int64_t t) {
     return b * g->os[0] + h * g->os[1] + t * g->os[2];

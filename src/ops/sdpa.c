@@ -82,7 +82,8 @@ typedef struct sdpa_geom {
     int causal;
     int64_t window;          /* 0: none; clamped to S + T + 1 (no overflow) */
     const float *q, *k, *v;
-    int64_t qs[3], ks[3], vs[3]; /* strides of (b, head, row) of q, k, v (and their grads) */
+    int64_t qs[3], ks[3], vs[3]; /* strides of (b, head, row) of q, k, v (views read in place) */
+    int64_t gqs[3], gks[3], gvs[3]; /* the same of their gradients (contiguous unless packed) */
     int64_t os[3];               /* the same for out (and its gradient) */
     int64_t goff[3];             /* element offset of q, k, v in their input */
     const float *bias;       /* NULL or contiguous */
@@ -114,6 +115,8 @@ static sdpa_geom sdpa_geometry(const attn_node *node) {
         set3(g.vs, g.T * W, g.D, W);
         set3(g.os, g.T * g.H * g.D, g.D, g.H * g.D);
         set3(g.goff, 0, g.H * g.D, (g.H + g.Hkv) * g.D);
+        memcpy(g.gqs, g.qs, sizeof g.qs), memcpy(g.gks, g.ks, sizeof g.ks);
+        memcpy(g.gvs, g.vs, sizeof g.vs);
     } else {
         g.B = q->shape[0];
         g.H = q->shape[1];
@@ -122,9 +125,12 @@ static sdpa_geom sdpa_geometry(const attn_node *node) {
         g.Hkv = k->shape[1];
         g.S = k->shape[2];
         g.Dv = v->shape[3];
-        set3(g.qs, g.H * g.T * g.D, g.T * g.D, g.D);
-        set3(g.ks, g.Hkv * g.S * g.D, g.S * g.D, g.D);
-        set3(g.vs, g.Hkv * g.S * g.Dv, g.S * g.Dv, g.Dv);
+        set3(g.qs, q->stride[0], q->stride[1], q->stride[2]);
+        set3(g.ks, k->stride[0], k->stride[1], k->stride[2]);
+        set3(g.vs, v->stride[0], v->stride[1], v->stride[2]);
+        set3(g.gqs, g.H * g.T * g.D, g.T * g.D, g.D);
+        set3(g.gks, g.Hkv * g.S * g.D, g.S * g.D, g.D);
+        set3(g.gvs, g.Hkv * g.S * g.Dv, g.S * g.Dv, g.Dv);
         set3(g.os, g.H * g.T * g.Dv, g.T * g.Dv, g.Dv);
         set3(g.goff, 0, 0, 0);
     }
@@ -225,10 +231,10 @@ attn_tensor *attn_sdpa(attn_ctx *ctx, attn_tensor *q, attn_tensor *k, attn_tenso
     if (sdpa_check_qkv(ctx, name, q, k, v, 0)) return NULL;
     const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
     const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
-    attn_tensor *in[3];
-    if (!(in[0] = attn__contig(ctx, q)) || !(in[1] = attn__contig(ctx, k)) ||
-        !(in[2] = attn__contig(ctx, v)))
-        return NULL;
+    /* f32 views (heads split by permute, a KV cache's prefix) are read in
+     * place by their strides (sdpa_in_place) */
+    attn_tensor *in[3] = {sdpa_in_place(ctx, q), sdpa_in_place(ctx, k), sdpa_in_place(ctx, v)};
+    if (!in[0] || !in[1] || !in[2]) return NULL;
     const int64_t ysh[4] = {B, H, T, Dv};
     return sdpa_build(ctx, name, in, ysh, 4, B, H, Hkv, T, S, D, 0, opts, weights);
 }
@@ -560,10 +566,12 @@ static void backward_unit(const sdpa_geom *g, const sdpa_grads *gr, const float 
                           int64_t b, int64_t kh, float *pz, float *dl, int nt) {
     const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv;
     const int64_t ko = b * g->ks[0] + kh * g->ks[1], vo = b * g->vs[0] + kh * g->vs[1];
+    const int64_t gko = b * g->gks[0] + kh * g->gks[1], gvo = b * g->gvs[0] + kh * g->gvs[1];
     const float *K = g->k + ko, *V = g->v + vo;
     const int64_t Sb = key_limit(g, b);
     for (int64_t h = kh * g->G; h < (kh + 1) * g->G; h++) {
         const int64_t bh = b * g->H + h, qo = b * g->qs[0] + h * g->qs[1];
+        const int64_t gqo = b * g->gqs[0] + h * g->gqs[1];
         const float *Pb = P + bh * T * S, *Q = g->q + qo;
         const float *dO = gy + b * g->os[0] + h * g->os[1];
         if (gr->dv) {
@@ -574,7 +582,7 @@ static void backward_unit(const sdpa_geom *g, const sdpa_grads *gr, const float 
                 A = pz;
             }
             /* dV += (P o Z)^T dO   [Sb,T] x [T,Dv] (rows s >= Sb get nothing) */
-            attn__sgemm(nt, 1, 0, Sb, Dv, T, 1.0f, A, S, dO, g->os[2], 1.0f, gr->dv + vo, g->vs[2]);
+            attn__sgemm(nt, 1, 0, Sb, Dv, T, 1.0f, A, S, dO, g->os[2], 1.0f, gr->dv + gvo, g->gvs[2]);
         }
         if (!gr->need_dl) continue;
         float *L = gr->dl_all ? gr->dl_all + bh * T * S : dl;
@@ -590,11 +598,11 @@ static void backward_unit(const sdpa_geom *g, const sdpa_grads *gr, const float 
         }
         /* dQ += scale dL K   [T,Sb] x [Sb,D];   dK += scale dL^T Q   [Sb,T] x [T,D] */
         if (gr->dq)
-            attn__sgemm(nt, 0, 0, T, D, Sb, g->scale, L, S, K, g->ks[2], 1.0f, gr->dq + qo,
-                        g->qs[2]);
+            attn__sgemm(nt, 0, 0, T, D, Sb, g->scale, L, S, K, g->ks[2], 1.0f, gr->dq + gqo,
+                        g->gqs[2]);
         if (gr->dk)
-            attn__sgemm(nt, 1, 0, Sb, D, T, g->scale, L, S, Q, g->qs[2], 1.0f, gr->dk + ko,
-                        g->ks[2]);
+            attn__sgemm(nt, 1, 0, Sb, D, T, g->scale, L, S, Q, g->qs[2], 1.0f, gr->dk + gko,
+                        g->gks[2]);
     }
 }
 

@@ -138,6 +138,18 @@ static inline int sdpa_check_opts(attn_ctx *ctx, const char *name, const attn_te
     return 0;
 }
 
+
+/* An input of either op as its node reads it: x itself when it is f32 with
+ * unit stride along the last dimension, rows at least one row apart and no
+ * negative stride (heads split by permute, a KV cache's prefix: read in
+ * place through the strides, as a GEMM's leading dimension), else a
+ * contiguous copy (bf16 inputs are always made contiguous). */
+static inline attn_tensor *sdpa_in_place(attn_ctx *ctx, attn_tensor *x) {
+    if (x->dtype == ATTN_F32 && x->stride[3] == 1 && x->stride[2] >= x->shape[3] &&
+        x->stride[1] >= 0 && x->stride[0] >= 0)
+        return x;
+    return attn__contig(ctx, x);
+}
 /* The packed layout's input (attn__sdpa_packed, attn__flash_sdpa_packed):
  * qkv f32 [B, T, (H + 2 Hkv) D] with every size >= 1 and H a multiple of
  * Hkv. Returns qkv made contiguous, or NULL with the error set. */
