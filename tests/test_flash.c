@@ -1059,6 +1059,64 @@ static void test_bf16_backward(attn_ctx *ctx, int variant, attn_rng *rng, attn_r
     TEST_END();
 }
 
+/* ---- the decode path ------------------------------------------------------------------------- */
+
+/* Calls with at most 4 query rows and no gradient to compute read K and V
+ * in place instead of staging them (fwd_tile_direct, fl_direct): random
+ * cases of the property suite's kinds (every mask, GQA, wide-range biases,
+ * NaN beyond key_lengths, ALiBi, dropout in training mode; no sparse
+ * pattern) with T in 1..4, gradients off, output and weights against
+ * attn_sdpa at the f32 tolerances; then that the path really ran: for T = 1
+ * against 600 keys the op's arena use stays below the staged K and V it
+ * would need. */
+static void test_decode_path(attn_ctx *ctx, attn_rng *rng) {
+    TEST_BEGIN("flash/decode path (T <= 4, no gradient): K and V read in place, vs sdpa");
+    for (int i = 0; i < 120; i++) {
+        prop_case c;
+        prop_draw(rng, 2000 + i, &c);
+        c.T = 1 + i % 4;
+        if (c.window > c.S + 2) c.window = c.S + 2;
+        c.want_grad = 0;
+        prop_inputs in;
+        fres a = {0}, b = {0};
+        if (prop_make(&c, rng, &in) == 0) {
+            attn_ctx_set_grad_enabled(ctx, 0);
+            const int ok = prop_run(ctx, &c, &in, 1, NULL, &a) == 0 &&
+                           prop_run(ctx, &c, &in, 0, NULL, &b) == 0;
+            attn_ctx_set_grad_enabled(ctx, 1);
+            if (ok) {
+                char what[600];
+                snprintf(what, sizeof what, "decode, T = %lld (not the label's): %s: out",
+                         (long long)c.T, c.label);
+                test_allclose(what, a.out, b.out, a.n_out, FLASH_ATOL, FLASH_RTOL);
+                snprintf(what, sizeof what, "decode, T = %lld (not the label's): %s: weights",
+                         (long long)c.T, c.label);
+                test_allclose(what, a.w, b.w, a.n_w, WEIGHTS_ATOL, WEIGHTS_RTOL);
+            }
+        } else {
+            CHECK(0, "%s: out of memory making the inputs", c.label);
+        }
+        fres_free(&a), fres_free(&b);
+        prop_inputs_free(&in);
+    }
+    /* the path ran: no staged K^T and V (640 x (64 + 64) floats) */
+    attn_ctx_reset(ctx);
+    attn_ctx_set_grad_enabled(ctx, 0);
+    const int64_t qs[4] = {1, 2, 1, 64}, ks[4] = {1, 2, 600, 64};
+    float *buf = calloc(600 * 2 * 64, sizeof(float));
+    attn_tensor *q = buf ? attn_tensor_from(ctx, ATTN_F32, 4, qs, buf) : NULL;
+    attn_tensor *k = buf ? attn_tensor_from(ctx, ATTN_F32, 4, ks, buf) : NULL;
+    const size_t before = attn_ctx_arena_used(ctx);
+    attn_tensor *y = q && k ? attn_flash_sdpa(ctx, q, k, k, NULL, NULL) : NULL;
+    CHECK(y != NULL, "decode T = 1: %s", attn_last_error());
+    const size_t used = attn_ctx_arena_used(ctx) - before, staged = 640 * 128 * sizeof(float);
+    CHECK(used < staged, "decode T = 1 against 600 keys used %zu arena bytes, the staged K and V "
+          "alone take %zu: the tile path ran", used, staged);
+    attn_ctx_set_grad_enabled(ctx, 1);
+    free(buf);
+    TEST_END();
+}
+
 static void test_property(int variant) {
     attn_ctx *ctx = test_ctx_new((size_t)128 << 20, 1, 0);
     if (!ctx) return;
@@ -1218,6 +1276,7 @@ static void test_property(int variant) {
         prop_inputs_free(&in);
     }
     TEST_END();
+    if (variant == 0) test_decode_path(ctx, &rng);
     test_bf16_backward(ctx, variant, &rng, &prng);
     attn_ctx_free(ctx);
 }

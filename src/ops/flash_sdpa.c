@@ -357,6 +357,84 @@ void attn__fl_gemm(float *C, int64_t ldc, const float *A, int64_t lda, const flo
 }
 
 
+/* ---- the decode path: a few query rows, K and V read in place ---------------------------- */
+
+/* z[s] = q . K[s * lds], s < n (q scaled and zero-padded, K rows of D
+ * floats read where they are): 16-lane products over d, the lanes added
+ * pairwise, then the D % 16 tail in order. */
+#if defined(__GNUC__)
+FL_MK_ATTR static void fl_dot_keys(float *restrict z, const float *restrict q,
+                                   const float *restrict K, int64_t lds, int64_t n, int64_t D) {
+    const int64_t D16 = D & ~(int64_t)15;
+    for (int64_t s = 0; s < n; s++) {
+        const float *k = K + s * lds;
+        fl_v16 acc = {0};
+        for (int64_t d = 0; d < D16; d += 16) {
+            fl_v16 a, b;
+            FL_LD(a, q + d);
+            FL_LD(b, k + d);
+            acc += a * b;
+        }
+        float lane[16];
+        FL_ST(lane, acc);
+        for (int w = 8; w >= 1; w /= 2)
+            for (int i = 0; i < w; i++) lane[i] += lane[i + w];
+        float x = lane[0];
+        for (int64_t d = D16; d < D; d++) x += q[d] * k[d];
+        z[s] = x;
+    }
+}
+
+/* acc[e] += sum_s p[s] V[s * lds + e], e < Dv, s < n in order (V rows read
+ * where they are; a zero weight still multiplies its row, as the tile
+ * products do, so a NaN in V reaches the same rows). */
+FL_MK_ATTR static void fl_axpy_keys(float *restrict acc, const float *restrict p,
+                                    const float *restrict V, int64_t lds, int64_t n, int64_t Dv) {
+    const int64_t E16 = Dv & ~(int64_t)15;
+    for (int64_t s = 0; s < n; s++) {
+        const float *v = V + s * lds;
+        const float w = p[s];
+        for (int64_t e = 0; e < E16; e += 16) {
+            fl_v16 a, b;
+            FL_LD(a, acc + e);
+            FL_LD(b, v + e);
+            a += w * b;
+            FL_ST(acc + e, a);
+        }
+        for (int64_t e = E16; e < Dv; e++) acc[e] += w * v[e];
+    }
+}
+#else
+static void fl_dot_keys(float *restrict z, const float *restrict q, const float *restrict K,
+                        int64_t lds, int64_t n, int64_t D) {
+    for (int64_t s = 0; s < n; s++) {
+        float x = 0.0f;
+        for (int64_t d = 0; d < D; d++) x += q[d] * K[s * lds + d];
+        z[s] = x;
+    }
+}
+static void fl_axpy_keys(float *restrict acc, const float *restrict p, const float *restrict V,
+                         int64_t lds, int64_t n, int64_t Dv) {
+    for (int64_t s = 0; s < n; s++)
+        for (int64_t e = 0; e < Dv; e++) acc[e] += p[s] * V[s * lds + e];
+}
+#endif
+
+/* Whether a call takes the decode path (fwd_tile_direct, and the same
+ * logits in fl_weights): at most FL_DIRECT_T query rows, f32, no sparse
+ * pattern and no gradient to compute. Staging K^T and V costs about what a
+ * query tile of a few rows computes, so for one generated token it was two
+ * thirds of the op's time; the backward recomputes the logits with the tile
+ * products, so a call that needs gradients keeps the tile path (its saved
+ * statistics then come from the same products). */
+#define FL_DIRECT_T 4
+static int fl_direct(const attn_ctx *ctx, const attn_node *node, const fl_geom *g) {
+    if (g->T > FL_DIRECT_T || g->sp || g->qh) return 0;
+    for (int i = 0; ctx->grad_enabled && i < node->n_in; i++)
+        if (attn__needs_grad(node, i)) return 0;
+    return 1;
+}
+
 /* rows [0, n) of the [n, w] block src (leading dimension lds) copied into
  * dst [rows, wp] (leading dimension wp) times a, zero elsewhere */
 void attn__fl_pad(float *restrict dst, int64_t rows, int64_t wp, const float *restrict src,
@@ -619,6 +697,62 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
     attn__fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, stats);
 }
 
+/* fwd_tile on the decode path (fl_direct): the same steps and row state,
+ * with the logits and P V computed from K and V in place (fl_dot_keys,
+ * fl_axpy_keys) instead of from staged tiles. */
+static void fwd_tile_direct(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t nq,
+                            float *ws, float *out, float *stats) {
+    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h, kh = h / g->G;
+    const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), nqp = up(nq, 4);
+    const float *Q = g->q + fl_qoff(g, b, h, t0);
+    const float *K = g->k + fl_koff(g, b, kh, 0), *V = g->v + fl_voff(g, b, kh, 0);
+    float *qs = ws, *sc = qs + QT * Dp, *acc = sc + QT * KT, *z = acc + QT * Dvp;
+    fl_rows R;
+    attn__fl_rows_begin(g, b, t0, nq, nqp, &R);
+    attn__fl_pad(qs, nqp, Dp, Q, nq, D, g->qs[2], g->scale);
+    memset(acc, 0, sizeof(float) * (size_t)(nqp * Dvp));
+    fl_walk w;
+    attn__fl_walk_begin(g, h, t0, R.span_lo, R.span_hi, &w);
+    int64_t k0;
+    const uint64_t *bits;
+    while (attn__fl_walk_next(&w, &k0, &bits)) {
+        const int64_t n = R.span_hi - k0 < KT ? R.span_hi - k0 : KT;
+        for (int64_t r = 0; r < nq; r++) {
+            float *row = sc + r * KT;
+            fl_dot_keys(row, qs + r * Dp, K + k0 * g->ks[2], g->ks[2], n, D);
+            if (!fl_row_on(&R, r, k0, n)) {
+                memset(row, 0, sizeof(float) * KT);
+                continue;
+            }
+            const int64_t t = t0 + r;
+            attn__fl_mask_row(g, h, t, row, n, k0, R.lo[r], R.hi[r], fl_bias_row(g, b, h, t));
+            int nan;
+            const float mx = fl_rowmax(row, &nan);
+            if (nan || mx == -INFINITY) {
+                R.bad[r] |= nan;
+                memset(row, 0, sizeof(float) * KT);
+                continue;
+            }
+            if (mx > R.m[r]) {
+                if (R.m[r] != -INFINITY) {
+                    const float alpha = expf(R.m[r] - mx);
+                    R.l[r] *= (double)alpha;
+                    attn__fl_scal(acc + r * Dvp, alpha, Dv);
+                }
+                R.m[r] = mx;
+            }
+            R.l[r] += (double)attn__fl_exp(row, R.m[r]);
+            if (g->p > 0.0f) {
+                attn__fl_keep(g, (uint64_t)((bh * T + t) * S + k0), n, z);
+                for (int64_t s = 0; s < n; s++) row[s] *= z[s];
+            }
+        }
+        for (int64_t r = 0; r < nq; r++)
+            fl_axpy_keys(acc + r * Dvp, sc + r * KT, V + k0 * g->vs[2], g->vs[2], n, Dv);
+    }
+    attn__fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, stats);
+}
+
 /* ---- forward, AVX-512 --------------------------------------------------------------------- */
 
 #if defined(FL_X86)
@@ -716,7 +850,20 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
     }
 #endif
     if (fl_widen(ctx, &g)) return ctx->status; /* bf16 elsewhere: computed in f32 */
-    /* items (b, h, query tile) in one static split; a thread stages K^T and
+    if (fl_direct(ctx, node, &g)) { /* decode: nothing staged */
+        const int64_t items = g.B * g.H;
+        const double work = 2.0 * (double)g.B * g.H * g.T * g.S * (double)(g.D + g.Dv);
+        int nt = attn__threads_for(ctx, work);
+        if (nt > items) nt = (int)items;
+        float *ws = attn__fl_scratch(ctx, nt, fwd_scratch(&g), "flash_sdpa forward (decode rows)");
+        if (!ws) return ctx->status;
+        ATTN__OMP_FOR_DYNAMIC(nt, 1)
+        for (int64_t it = 0; it < items; it++)
+            fwd_tile_direct(&g, it / g.H, it % g.H, 0, g.T, ws + FL_TID() * fwd_scratch(&g), out,
+                            stats);
+        return ATTN_OK;
+    }
+    /* items (b, h, query tile) handed out in runs; a thread stages K^T and
      * V of an item's kv head into its own buffer when it changes (heads of a
      * group are adjacent, so each thread stages about B Hkv / nt + 1 times) */
     const int64_t ntile = (g.T + QT - 1) / QT, items = g.B * g.H * ntile;
@@ -854,10 +1001,11 @@ static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
                             "flash_sdpa weights (k tiles, q rows, logits)");
     if (!kt) return -1;
     float *qs = kt + Sp * D, *sc = qs + QT * Dp;
+    const int direct = fl_direct(ctx, node, &g); /* the forward's logits: fwd_tile_direct's */
     for (int64_t b = 0; b < g.B; b++)
         for (int64_t h = 0; h < g.H; h++) {
             const int64_t bh = b * g.H + h;
-            if (h % g.G == 0)
+            if (h % g.G == 0 && !direct)
                 attn__fl_tr_tiles(kt, g.k + fl_koff(&g, b, h / g.G, 0), fl_key_limit(&g, b), D, g.ks[2],
                             Sp);
             for (int64_t t0 = 0; t0 < T; t0 += QT) {
@@ -865,7 +1013,15 @@ static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
                 attn__fl_pad(qs, nqp, Dp, g.q + fl_qoff(&g, b, h, t0), nq, D, g.qs[2], g.scale);
                 for (int64_t k0 = 0; k0 < S; k0 += KT) {
                     const int64_t n = S - k0 < KT ? S - k0 : KT;
-                    attn__fl_gemm(sc, KT, qs, Dp, fl_tile(kt, k0, D), KT, nqp, KT, D, 0);
+                    if (direct) { /* keys beyond the key length are masked, not read */
+                        const int64_t lim = fl_key_limit(&g, b) - k0;
+                        const int64_t nd = lim < 0 ? 0 : lim < n ? lim : n;
+                        for (int64_t r = 0; r < nq; r++)
+                            fl_dot_keys(sc + r * KT, qs + r * Dp, g.k + fl_koff(&g, b, h / g.G, k0),
+                                        g.ks[2], nd, D);
+                    } else {
+                        attn__fl_gemm(sc, KT, qs, Dp, fl_tile(kt, k0, D), KT, nqp, KT, D, 0);
+                    }
                     for (int64_t r = 0; r < nq; r++) {
                         const int64_t t = t0 + r;
                         const float *st = fl_stat(stats, bh * T + t);
