@@ -1857,10 +1857,80 @@ static void run_cross_entropy_ragged(void) {
     TEST_END();
 }
 
+/* cross_entropy on logits of every finite size: rows that sit at an offset
+ * of +-10^k (k up to 37) with spreads of 0 to 3 around it, against the loss
+ * and gradient in double from the same float logits, smoothing off and on.
+ * Until 2026-12-07 the op kept one float lse_i = m_i + log s_i per row,
+ * which rounds log s_i away once |m_i| is large: logits [1e30, 1e30] gave a
+ * loss of 0 and a gradient [0, 1] instead of log 2 and [-0.5, 0.5], and
+ * rows near 1e4 drifted by 5e-4 in the gradient. */
+static void run_cross_entropy_extreme(void) {
+    TEST_BEGIN("ops/cross_entropy: logits at offsets up to 1e37 against double (loss, gradient)");
+    static const double offs[] = {0.0, 1e2, 1e4, 1e6, 1e8, 1e12, 1e20, 1e30, 1e37};
+    static const float spreads[] = {0.0f, 0.5f, 3.0f};
+    static const int64_t vocab[] = {1, 2, 3, 4, 7, 64, 257};
+    attn_rng rng;
+    attn_rng_init(&rng, 77);
+    attn_ctx *ctx = test_ctx_new((size_t)4 << 20, 1, 0);
+    int bad_cases = 0;
+    for (int c = 0; ctx && c < 120; c++) {
+        const int64_t N = 6, V = vocab[c % 7];
+        const float e = c % 2 ? 0.1f : 0.0f;
+        float x[6 * 257];
+        int32_t tg[6];
+        for (int64_t i = 0; i < N; i++) {
+            const double off = offs[attn_rng_next_below(&rng, 9)] * (attn_rng_next_below(&rng, 2) ? -1 : 1);
+            const float sp = spreads[attn_rng_next_below(&rng, 3)];
+            for (int64_t v = 0; v < V; v++)
+                x[i * V + v] = (float)(off + (double)sp * attn_rng_next_normal(&rng));
+            tg[i] = (int32_t)attn_rng_next_below(&rng, (uint32_t)V);
+        }
+        attn_ctx_reset(ctx);
+        const int64_t sx[2] = {N, V}, st[1] = {N};
+        attn_tensor *xt = test_leaf(ctx, 2, sx, x);
+        attn_tensor *tt = attn_tensor_from(ctx, ATTN_I32, 1, st, tg);
+        attn_tensor *loss = xt && tt ? attn_cross_entropy(ctx, xt, tt, -100, e) : NULL;
+        CHECK(loss && attn_backward(ctx, loss) == ATTN_OK && xt->grad, "case %d: %s", c,
+              attn_ctx_error(ctx));
+        if (!loss || !xt->grad) continue;
+        double total = 0.0, worst = 0.0;
+        int64_t wi = 0;
+        for (int64_t i = 0; i < N; i++) {
+            const float *xi = x + i * V;
+            double mx = -INFINITY, s = 0.0, sxv = 0.0;
+            for (int64_t v = 0; v < V; v++) mx = xi[v] > mx ? xi[v] : mx;
+            for (int64_t v = 0; v < V; v++) s += exp((double)xi[v] - mx), sxv += xi[v];
+            total += (1.0 - e) * ((mx - xi[tg[i]]) + log(s)) + e * ((mx - sxv / (double)V) + log(s));
+            for (int64_t v = 0; v < V; v++) {
+                const double pv = exp((double)xi[v] - mx) / s;
+                const double g = (pv - (v == tg[i] ? 1.0 - e : 0.0) - e / (double)V) / (double)N;
+                const double err = fabs(xt->grad[i * V + v] - g) / (1e-6 / (double)N + 2e-6 * fabs(g));
+                if (err > worst) worst = err, wi = i * V + v;
+            }
+        }
+        total /= (double)N;
+        /* the smoothing term's mean of the logits is summed in float lanes:
+         * its rounding is relative to the logits' size */
+        double lsum = 0.0;
+        for (int64_t j = 0; j < N * V; j++) lsum += fabs((double)x[j]);
+        const double ltol = 1e-6 * fabs(total) + 1e-7 + (e > 0.0f ? 4e-7 * e * lsum / (double)(N * V) : 0.0);
+        const double lerr = fabs(attn_f32(loss)[0] - total) / ltol;
+        const int ok = lerr <= 1.0 && worst <= 1.0;
+        CHECK(ok, "case %d (V %lld, smoothing %g): loss %.9g vs %.9g (%.3g x tolerance), worst "
+              "gradient [%lld] %.9g vs bound x %.3g", c, (long long)V, (double)e,
+              (double)attn_f32(loss)[0], total, lerr, (long long)wi, (double)xt->grad[wi], worst);
+        bad_cases += !ok;
+    }
+    if (test__verbose) printf("     cross_entropy extreme: %d of 120 cases failed\n", bad_cases);
+    attn_ctx_free(ctx);
+    TEST_END();
+}
+
 void suite_ops(void) {
     run_vmath();
     run_linear_gelu_train();
     run_cross_entropy_ragged();
+    run_cross_entropy_extreme();
     run_reader();
     run_fixtures();
     run_errors();

@@ -317,7 +317,8 @@ attn_tensor *attn_cross_entropy(attn_ctx *ctx, attn_tensor *logits, attn_tensor 
         count++;
     }
     attn_tensor *loss = attn__tensor(ctx, name, ATTN_F32, 0, NULL);
-    attn_tensor *lse = attn__tensor(ctx, name, ATTN_F32, 1, &N);
+    const int64_t ssh[2] = {N, 2}; /* per row: the largest logit m and 1 / s */
+    attn_tensor *lse = attn__tensor(ctx, name, ATTN_F32, 2, ssh);
     if (!loss || !lse) return NULL;
     attn_tensor *in[2] = {logits, targets};
     attn_node *node = attn__node(ctx, ATTN_OP_CROSS_ENTROPY, 2, in, loss);
@@ -363,7 +364,12 @@ CE_CLONES static void ce_exp_chunk(float *restrict p, const float *restrict x, f
 
 /* loss_i = (1 - e) (lse_i - x_i[t_i]) + e (lse_i - mean_v x_i[v])
  *        = (1 - e) (-log p_i[t_i]) + e mean_v(-log p_i[v])
- * loss   = sum over counted rows of loss_i / count   (0 when count = 0).
+ * loss   = sum over counted rows of loss_i / count   (0 when count = 0),
+ * with lse_i = m_i + log s_i, m_i the row's largest logit and s_i = sum_v
+ * exp(x_i[v] - m_i) in [1, V]: each difference is formed as (m_i - x) +
+ * log s_i in double, so logits of any finite size keep the log s_i that a
+ * rounded lse_i would lose (logits of 1e30 gave a loss of 0 instead of log
+ * 2). The row keeps m_i and 1 / s_i (saved[0], [N, 2]) for the backward.
  * The smoothing term is left out entirely when e = 0 (as PyTorch does), so
  * a -inf logit off the target does not turn the loss into NaN. */
 static attn_status cross_entropy_forward_common(attn_ctx *ctx, attn_node *node, int is_ref) {
@@ -374,7 +380,7 @@ static attn_status cross_entropy_forward_common(attn_ctx *ctx, attn_node *node, 
     const int32_t ignore = (int32_t)node->iarg[0];
     const int64_t count = node->iarg[1];
     const double e = node->farg[0];
-    float *lse = attn_f32(node->saved[0]);
+    float *stat = attn_f32(node->saved[0]);
     double *row_loss = attn__alloc(ctx, (size_t)(N > 0 ? N : 1) * sizeof(double),
                                    "cross_entropy (row losses)");
     if (!row_loss) return ctx->status;
@@ -384,29 +390,23 @@ static attn_status cross_entropy_forward_common(attn_ctx *ctx, attn_node *node, 
     for (int64_t i = 0; i < N; i++) {
         const float *xi = x + i * V;
         if (t[i] == ignore) {
-            lse[i] = 0.0f;
+            stat[2 * i] = stat[2 * i + 1] = 0.0f;
             row_loss[i] = 0.0;
             continue;
         }
-        double l, sx = 0.0;
+        double mx = -INFINITY, s = 0.0, sx = 0.0;
+        for (int64_t v = 0; v < V; v++) mx = xi[v] > mx ? xi[v] : mx;
         if (is_ref) {
-            double mx = -INFINITY, s = 0.0;
-            for (int64_t v = 0; v < V; v++) mx = xi[v] > mx ? xi[v] : mx;
             for (int64_t v = 0; v < V; v++) s += exp((double)xi[v] - mx);
-            l = mx + log(s);
             if (e > 0.0)
                 for (int64_t v = 0; v < V; v++) sx += xi[v];
         } else {
-            float mx = -INFINITY;
-            for (int64_t v = 0; v < V; v++) mx = xi[v] > mx ? xi[v] : mx;
-            double s = 0.0; /* summed in order, in double */
-            float p[CE_CHUNK];
+            float p[CE_CHUNK]; /* summed in order, in double */
             for (int64_t v0 = 0; v0 < V; v0 += CE_CHUNK) {
                 const int64_t n = V - v0 < CE_CHUNK ? V - v0 : CE_CHUNK;
-                ce_exp_chunk(p, xi + v0, mx, n);
+                ce_exp_chunk(p, xi + v0, (float)mx, n);
                 for (int64_t v = 0; v < n; v++) s += p[v];
             }
-            l = (double)mx + log(s);
             if (e > 0.0) {
                 float acc[8] = {0};
                 int64_t v8 = V - V % 8, v = 0;
@@ -416,9 +416,11 @@ static attn_status cross_entropy_forward_common(attn_ctx *ctx, attn_node *node, 
                 for (; v < V; v++) sx += xi[v];
             }
         }
-        lse[i] = (float)l;
-        double li = (1.0 - e) * (l - (double)xi[t[i]]);
-        if (e > 0.0) li += e * (l - sx / (double)V);
+        const double ls = log(s);
+        stat[2 * i] = (float)mx;
+        stat[2 * i + 1] = (float)(1.0 / s);
+        double li = (1.0 - e) * ((mx - (double)xi[t[i]]) + ls);
+        if (e > 0.0) li += e * ((mx - sx / (double)V) + ls);
         row_loss[i] = li;
     }
     double total = 0.0;
@@ -437,7 +439,8 @@ attn_status attn__cross_entropy_ref(attn_ctx *ctx, attn_node *node) {
 attn_status attn__cross_entropy_backward(attn_ctx *ctx, attn_node *node) {
     /* From loss = sum_i [lse_i - (1-e) x_i[t_i] - (e/V) sum_v x_i[v]] / count:
      *   dloss/dx_i[v] = (p_i[v] - (1-e) [v == t_i] - e/V) / count,
-     * p_i[v] = exp(x_i[v] - lse_i), for counted rows; ignored rows get 0. */
+     * p_i[v] = exp(x_i[v] - m_i) / s_i from the forward's m_i and 1 / s_i,
+     * for counted rows; ignored rows get 0. */
     if (!attn__needs_grad(node, 0)) return ATTN_OK;
     const int64_t count = node->iarg[1];
     if (count == 0) return ATTN_OK;
@@ -447,7 +450,7 @@ attn_status attn__cross_entropy_backward(attn_ctx *ctx, attn_node *node) {
     const int32_t *t = attn_i32(node->in[1]);
     const int32_t ignore = (int32_t)node->iarg[0];
     const float e = node->farg[0];
-    const float *lse = attn_f32(node->saved[0]);
+    const float *stat = attn_f32(node->saved[0]);
     float *gx = node->in[0]->grad;
     const float scale = (float)((double)node->out->grad[0] / (double)count);
     const float smooth = e / (float)V;
@@ -458,12 +461,12 @@ attn_status attn__cross_entropy_backward(attn_ctx *ctx, attn_node *node) {
         if (t[i] == ignore) continue;
         const float *xi = x + i * V;
         float *gi = gx + i * V;
-        const float li = lse[i];
+        const float mi = stat[2 * i], inv = stat[2 * i + 1];
         float p[CE_CHUNK];
         for (int64_t v0 = 0; v0 < V; v0 += CE_CHUNK) {
             const int64_t n = V - v0 < CE_CHUNK ? V - v0 : CE_CHUNK;
-            ce_exp_chunk(p, xi + v0, li, n);
-            for (int64_t v = 0; v < n; v++) gi[v0 + v] += scale * (p[v] - smooth);
+            ce_exp_chunk(p, xi + v0, mi, n);
+            for (int64_t v = 0; v < n; v++) gi[v0 + v] += scale * (p[v] * inv - smooth);
         }
         gi[t[i]] -= scale * (1.0f - e);
     }
