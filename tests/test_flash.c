@@ -1602,6 +1602,84 @@ static void test_strided_views(void) {
         }
 }
 
+/* ---- the reference kernels on extreme logits -------------------------------------------------- */
+
+/* The scalar reference kernels (use_ref) follow the fast kernels' f32
+ * logits (found by an audit, 2026-12-07): attn_sdpa's reference on a row
+ * masked whole by a -1e9 bias gives the uniform row (it added the bias in
+ * double and gave [0.119, 0.881]), and attn_flash_sdpa's reference with
+ * logits near 1e4 and gradients keeps its weights within 1e-6 of a
+ * probability distribution and its dV next to attn_sdpa's (its double
+ * logits did not fit the tile products that recompute them: weights 1.004,
+ * dV off by 0.4%). */
+static void test_reference_extremes(void) {
+    TEST_BEGIN("flash/reference kernels on -1e9 rows and logits near 1e4 (use_ref)");
+    attn_ctx *ctx = test_ctx_new((size_t)16 << 20, 1, 0);
+    if (ctx) {
+        /* 1. a whole row at -1e9 */
+        attn_ctx_set_use_ref(ctx, 1);
+        const int64_t q1[4] = {1, 1, 1, 1}, k1[4] = {1, 1, 2, 1}, b1[2] = {1, 2};
+        const float qv[1] = {1.0f}, kv[2] = {0.0f, 2.0f}, vv[2] = {0.0f, 1.0f},
+                    bv[2] = {-1e9f, -1e9f};
+        for (int flash = 0; flash < 2; flash++) {
+            attn_ctx_reset(ctx);
+            attn_sdpa_opts o = {0};
+            o.scale = 1.0f;
+            o.bias = attn_tensor_from(ctx, ATTN_F32, 2, b1, bv);
+            attn_tensor *q = attn_tensor_from(ctx, ATTN_F32, 4, q1, qv),
+                        *k = attn_tensor_from(ctx, ATTN_F32, 4, k1, kv),
+                        *v = attn_tensor_from(ctx, ATTN_F32, 4, k1, vv), *w = NULL;
+            attn_tensor *y = flash ? attn_flash_sdpa(ctx, q, k, v, &o, &w) : attn_sdpa(ctx, q, k, v, &o, &w);
+            CHECK(y && w, "%s: %s", flash ? "flash" : "sdpa", attn_last_error());
+            if (y && w)
+                CHECK(attn_f32(y)[0] == 0.5f && attn_f32(w)[0] == 0.5f && attn_f32(w)[1] == 0.5f,
+                      "%s reference, -1e9 row: out %.9g weights [%.9g %.9g], expected 0.5 [0.5 0.5]",
+                      flash ? "flash" : "sdpa", attn_f32(y)[0], attn_f32(w)[0], attn_f32(w)[1]);
+        }
+        /* 2. logits near 1e4, with gradients: flash reference vs fast sdpa */
+        const int64_t T = 67, D = 16, sh[4] = {1, 1, T, D};
+        float *x[3], *gy = malloc(sizeof(float) * T * D);
+        attn_rng rng;
+        attn_rng_init(&rng, 31);
+        for (int i = 0; i < 3; i++) {
+            x[i] = malloc(sizeof(float) * T * D);
+            if (x[i]) test_fill_normal(x[i], T * D, &rng);
+            for (int64_t j = 0; x[i] && i < 2 && j < T * D; j++) x[i][j] *= 100.0f;
+        }
+        if (gy) test_fill_normal(gy, T * D, &rng);
+        float *dv[2] = {NULL, NULL};
+        for (int flash = 0; flash < 2 && gy && x[0] && x[1] && x[2]; flash++) {
+            attn_ctx_set_use_ref(ctx, flash);
+            attn_ctx_reset(ctx);
+            attn_tensor *q = test_leaf(ctx, 4, sh, x[0]), *k = test_leaf(ctx, 4, sh, x[1]),
+                        *v = test_leaf(ctx, 4, sh, x[2]), *w = NULL;
+            attn_sdpa_opts o = {0};
+            o.causal = 1;
+            attn_tensor *y = flash ? attn_flash_sdpa(ctx, q, k, v, &o, &w) : attn_sdpa(ctx, q, k, v, &o, &w);
+            CHECK(y && w && attn_backward_from(ctx, y, gy) == ATTN_OK, "%s", attn_last_error());
+            if (!y || !w || !v->grad) continue;
+            double worst = 0.0;
+            for (int64_t t = 0; t < T; t++) {
+                double sum = 0.0;
+                for (int64_t s = 0; s < T; s++) {
+                    const double p = attn_f32(w)[t * T + s];
+                    sum += p;
+                    if (p - 1.0 > worst) worst = p - 1.0;
+                }
+                if (fabs(sum - 1.0) > worst) worst = fabs(sum - 1.0);
+            }
+            CHECK(worst <= 1e-6, "%s: weights leave a distribution by %.3g (bound 1e-6)",
+                  flash ? "flash reference" : "sdpa", worst);
+            dv[flash] = dup(v->grad, T * D);
+        }
+        if (dv[0] && dv[1]) test_allclose("flash reference dv vs sdpa", dv[1], dv[0], T * D, FLASH_ATOL, FLASH_RTOL);
+        for (int i = 0; i < 3; i++) free(x[i]);
+        free(gy), free(dv[0]), free(dv[1]);
+        attn_ctx_free(ctx);
+    }
+    TEST_END();
+}
+
 void suite_flash(void) {
     test_row_pass_pieces();
     test_bf16();
@@ -1612,5 +1690,6 @@ void suite_flash(void) {
     test_empty_rows();
     test_threads();
     test_strided_views();
+    test_reference_extremes();
     test_memory();
 }

@@ -90,9 +90,11 @@ attn_tensor *attn_exp(attn_ctx *ctx, attn_tensor *x);
 attn_tensor *attn_log(attn_ctx *ctx, attn_tensor *x); /* log of x <= 0 gives -inf/NaN as C does */
 attn_tensor *attn_tanh(attn_ctx *ctx, attn_tensor *x);
 attn_tensor *attn_sigmoid(attn_ctx *ctx, attn_tensor *x);
+/* max(x, 0); a NaN stays NaN and passes its gradient, as torch.relu. */
 attn_tensor *attn_relu(attn_ctx *ctx, attn_tensor *x);
 /* GELU: exact 0.5 x (1 + erf(x / sqrt 2)); tanh_approx = 1 selects
- * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as torch's approximate="tanh". */
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as torch's approximate="tanh";
+ * any other value fails with ATTN_ERR_INVALID_ARG. */
 attn_tensor *attn_gelu(attn_ctx *ctx, attn_tensor *x, int tanh_approx);
 
 /* ---- reductions ------------------------------------------------------- */

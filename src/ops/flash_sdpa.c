@@ -905,9 +905,10 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
 
 /* ---- forward (reference) --------------------------------------------------------------------- */
 
-/* The scalar reference: each logit is the f32 value the kernels produce up to
- * the order of the sums, (scale q) . k rounded to f32, then + bias in f32;
- * everything after it (max, exp, sums, weights, P V) in double. */
+/* The scalar reference: each logit is the f32 value the kernels produce,
+ * (scale q) . k as one FMA chain over d in order (the kernels' bits where the
+ * CPU has FMA), then + bias in f32; everything after it (max, exp, sums,
+ * weights, P V) in double. */
 attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
     fl_geom g = attn__fl_geometry(node);
     if (fl_as_forward(ctx, node, &g) || fl_widen(ctx, &g)) return ctx->status;
@@ -933,10 +934,14 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
                         z[s] = -INFINITY; /* hidden by the pattern: weight 0 */
                         continue;
                     }
-                    double acc = 0.0;
-                    for (int64_t d = 0; d < D; d++)
-                        acc += (double)(g.scale * qr[d]) * (double)K[s * lk + d];
-                    float logit = (float)acc;
+                    /* the kernels' logit: one FMA chain over d in order on
+                     * (scale q) rounded to f32, so that the weights and the
+                     * backward, which recompute it with the tile products,
+                     * meet the same value and the saved statistics fit it
+                     * (summed in double and rounded once, logits near 1e4
+                     * differed by 1e-3 and weights reached 1.004) */
+                    float logit = 0.0f;
+                    for (int64_t d = 0; d < D; d++) logit = fmaf(g.scale * qr[d], K[s * lk + d], logit);
                     if (g.slopes)
                         logit += br ? sdpa_alibi(g.slopes[h], t + S - T, s) + br[s * g.bst[3]]
                                     : sdpa_alibi(g.slopes[h], t + S - T, s);

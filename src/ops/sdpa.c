@@ -508,11 +508,19 @@ attn_status attn__sdpa_ref(attn_ctx *ctx, attn_node *node) {
                         z[s] = -INFINITY; /* hidden by the pattern: weight exp(-inf) = 0 */
                         continue;
                     }
+                    /* the logit the fast kernel defines, up to the order of
+                     * its sum: scale q . k rounded to f32, then the ALiBi
+                     * term and the bias added in f32 (a -1e9 bias must swamp
+                     * q . k as it does there) */
                     double acc = 0.0;
                     for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * (double)K[s * g.ks[2] + d];
-                    const double al =
-                        g.slopes ? -(double)g.slopes[h] * fabs((double)(t + S - T - s)) : 0.0;
-                    z[s] = (double)g.scale * acc + (br ? (double)br[s * g.bst[3]] : 0.0) + al;
+                    float x = (float)((double)g.scale * acc);
+                    if (g.slopes)
+                        x += br ? sdpa_alibi(g.slopes[h], t + (S - T), s) + br[s * g.bst[3]]
+                                : sdpa_alibi(g.slopes[h], t + (S - T), s);
+                    else if (br)
+                        x += br[s * g.bst[3]];
+                    z[s] = x;
                     if (isnan(z[s]))
                         nan = 1;
                     else if (z[s] > mx)

@@ -182,16 +182,18 @@ attn_status attn__sigmoid_backward(attn_ctx *ctx, attn_node *node) {
 /* ---- relu ---- */
 attn_tensor *attn_relu(attn_ctx *ctx, attn_tensor *x) { return unary_build(ctx, ATTN_OP_RELU, x); }
 attn_status attn__relu_forward(attn_ctx *ctx, attn_node *node) {
-    UNARY_LOOP(ctx, node, v > 0.0f ? v : 0.0f, v > 0.0 ? v : 0.0, 0);
+    UNARY_LOOP(ctx, node, v > 0.0f || v != v ? v : 0.0f, v > 0.0 || v != v ? v : 0.0, 0); /* NaN stays NaN, as PyTorch */
     return ATTN_OK;
 }
 attn_status attn__relu_ref(attn_ctx *ctx, attn_node *node) {
-    UNARY_LOOP(ctx, node, v > 0.0f ? v : 0.0f, v > 0.0 ? v : 0.0, 1);
+    UNARY_LOOP(ctx, node, v > 0.0f || v != v ? v : 0.0f, v > 0.0 || v != v ? v : 0.0, 1);
     return ATTN_OK;
 }
 attn_status attn__relu_backward(attn_ctx *ctx, attn_node *node) {
     (void)ctx;
-    UNARY_BACKWARD(node, v > 0.0f ? 1.0f : 0.0f); /* subgradient 0 at x = 0, as PyTorch */
+    /* subgradient 0 at x = 0; a NaN input passes the gradient (PyTorch's
+     * threshold_backward: 0 only where x <= 0) */
+    UNARY_BACKWARD(node, v <= 0.0f ? 0.0f : 1.0f);
     return ATTN_OK;
 }
 
@@ -199,6 +201,12 @@ attn_status attn__relu_backward(attn_ctx *ctx, attn_node *node) {
 attn_tensor *attn_gelu(attn_ctx *ctx, attn_tensor *x, int tanh_approx) {
     if (attn__any_null(ctx, "gelu", 1, x)) return NULL;
     if (attn__check_dtype(ctx, "gelu", "x", x, ATTN_F32)) return NULL;
+    if (tanh_approx != 0 && tanh_approx != 1) {
+        attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+                   "gelu: tanh_approx %d on %s: expected 0 (erf) or 1 (tanh approximation)",
+                   tanh_approx, attn__shp(x));
+        return NULL;
+    }
     x = attn__contig(ctx, x);
     if (!x) return NULL;
     attn_tensor *y = attn__tensor_like(ctx, "gelu", x);

@@ -134,10 +134,10 @@ attn_tensor *attn_slice(attn_ctx *ctx, attn_tensor *x, int axis, int64_t start, 
     if (attn__any_null(ctx, "slice", 1, x)) return NULL;
     int a = attn__axis(ctx, "slice", x, axis);
     if (a < 0) return NULL;
-    if (start < 0 || len < 0 || start + len > x->shape[a]) {
+    if (start < 0 || len < 0 || start > x->shape[a] || len > x->shape[a] - start) {
         attn__fail(ctx, ATTN_ERR_INVALID_ARG,
-                   "slice: [%lld, %lld) along axis %d is outside [0, %lld) of %s", (long long)start,
-                   (long long)(start + len), a, (long long)x->shape[a], attn__shp(x));
+                   "slice: start %lld, length %lld along axis %d: outside [0, %lld) of %s",
+                   (long long)start, (long long)len, a, (long long)x->shape[a], attn__shp(x));
         return NULL;
     }
     x = attn__contig(ctx, x);
