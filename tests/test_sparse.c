@@ -816,6 +816,12 @@ static void test_errors(void) {
             char what[80];
             snprintf(what, sizeof what, "%s, bad pattern %zu", flash ? "flash_sdpa" : "sdpa", i);
             test_expect_fail(ctx, y == NULL, ATTN_ERR_INVALID_ARG, bad[i].needle, what);
+            /* the context's own message names the op and the shape too */
+            const char *op = flash ? "flash_sdpa: sparse pattern" : "sdpa: sparse pattern";
+            CHECK(strncmp(attn_ctx_error(ctx), op, strlen(op)) == 0 &&
+                      strstr(attn_ctx_error(ctx), "[1,2,5,4]") != NULL,
+                  "%s: the context's message '%s' does not start with '%s' and name q's shape",
+                  what, attn_ctx_error(ctx), op);
         }
     if (ctx) {
         attn_sparse_layout L;

@@ -76,10 +76,13 @@ static inline int sdpa_check_opts(attn_ctx *ctx, const char *name, const attn_te
                    name, (long long)o->window, attn__shp(q));
         return -1;
     }
-    if (o->sparse && attn_sparse_check(ctx, o->sparse)) {
-        char msg[256]; /* the check's message, under the op's name */
-        snprintf(msg, sizeof msg, "%s", attn_ctx_error(ctx));
-        attn__fail(ctx, ctx->status, "%s: %s (q %s)", name, msg, attn__shp(q));
+    attn_status sst;
+    if (o->sparse && (sst = attn_sparse_check(NULL, o->sparse)) != ATTN_OK) {
+        /* checked without the context (the message goes to attn_last_error
+         * only), so that the context keeps it under the op's name */
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", attn_last_error());
+        attn__fail(ctx, sst, "%s: %s (q %s)", name, msg, attn__shp(q));
         return -1;
     }
     const attn_tensor *bias = o->bias, *kl = o->key_lengths;
