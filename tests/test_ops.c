@@ -1926,11 +1926,80 @@ static void run_cross_entropy_extreme(void) {
     TEST_END();
 }
 
+/* Edges an audit of the ops found on 2026-12-07, each of which failed
+ * before its fix: relu of NaN is NaN with the gradient passed (as
+ * torch.relu; it gave 0 and 0), gelu refuses a tanh_approx other than 0/1,
+ * slice refuses a start near INT64_MAX (start + len wrapped and a view
+ * outside the tensor came back), convolution attributes whose sizes
+ * overflow int64 are refused (a dilation or stride of 2^62 gave plausible
+ * output sizes), pooling with a kernel near INT64_MAX sizes its output
+ * without overflowing,
+ * and batch norm in training mode refuses one value per channel (as torch). */
+static void run_audit_edges(void) {
+    TEST_BEGIN("ops/edges: relu NaN, gelu flag, slice/conv/pool overflow, batchnorm M = 1");
+    attn_ctx *ctx = new_ctx((size_t)1 << 20, 1);
+    if (ctx) {
+        const int64_t s1[1] = {3};
+        const float xv[3] = {NAN, -1.0f, 2.0f}, gy[3] = {1.0f, 1.0f, 1.0f};
+        attn_tensor *x = test_leaf(ctx, 1, s1, xv);
+        attn_tensor *y = x ? attn_relu(ctx, x) : NULL;
+        CHECK(y && attn_backward_from(ctx, y, gy) == ATTN_OK, "relu: %s", attn_last_error());
+        if (y && x->grad)
+            CHECK(isnan(attn_f32(y)[0]) && attn_f32(y)[1] == 0.0f && attn_f32(y)[2] == 2.0f &&
+                      x->grad[0] == 1.0f && x->grad[1] == 0.0f && x->grad[2] == 1.0f,
+                  "relu([NaN, -1, 2]) = [%g %g %g], gradient [%g %g %g]; expected [NaN 0 2], [1 0 1]",
+                  attn_f32(y)[0], attn_f32(y)[1], attn_f32(y)[2], x->grad[0], x->grad[1], x->grad[2]);
+        /* test_expect_fail resets the context: every call makes its inputs */
+        attn_ctx_reset(ctx);
+#define T_(nd, sh) attn_tensor_from(ctx, ATTN_F32, nd, sh, zero)
+        static const float zero[32] = {0};
+        const int64_t s3[3] = {2, 3, 4}, xs[4] = {1, 1, 5, 5}, w5[4] = {1, 1, 5, 1},
+                      w3[4] = {1, 1, 3, 1}, x1s[3] = {1, 1, 5}, bs[3] = {1, 3, 1};
+        test_expect_fail(ctx, attn_gelu(ctx, T_(1, s1), 2) == NULL, ATTN_ERR_INVALID_ARG,
+                         "tanh_approx", "gelu flag 2");
+        test_expect_fail(ctx, attn_gelu(ctx, T_(1, s1), -1) == NULL, ATTN_ERR_INVALID_ARG,
+                         "tanh_approx", "gelu flag -1");
+        test_expect_fail(ctx, attn_slice(ctx, T_(3, s3), 1, INT64_MAX, 2) == NULL,
+                         ATTN_ERR_INVALID_ARG, "slice", "slice start INT64_MAX");
+        test_expect_fail(ctx, attn_slice(ctx, T_(3, s3), 1, 1, INT64_MAX) == NULL,
+                         ATTN_ERR_INVALID_ARG, "slice", "slice length INT64_MAX");
+        const attn_conv2d_opts o = {{0, 0}, {0, 0}, {(int64_t)1 << 62, 1}, 0, {0, 0}};
+        test_expect_fail(ctx, attn_conv2d(ctx, T_(4, xs), T_(4, w5), NULL, &o) == NULL,
+                         ATTN_ERR_INVALID_ARG, "overflow", "conv2d dilation 2^62");
+        const attn_conv2d_opts op = {{0, 0}, {(int64_t)1 << 62, 0}, {0, 0}, 0, {0, 0}};
+        test_expect_fail(ctx, attn_conv2d(ctx, T_(4, xs), T_(4, w3), NULL, &op) == NULL,
+                         ATTN_ERR_INVALID_ARG, "overflow", "conv2d padding 2^62");
+        const attn_conv2d_opts ot = {{(int64_t)1 << 62, 1}, {0, 0}, {0, 0}, 0, {0, 0}};
+        test_expect_fail(ctx, attn_conv_transpose2d(ctx, T_(4, xs), T_(4, w3), NULL, &ot) == NULL,
+                         ATTN_ERR_INVALID_ARG, "overflow", "conv_transpose2d stride 2^62");
+        test_expect_fail(ctx, attn_conv_transpose2d(ctx, T_(4, xs), T_(4, w5), NULL, &o) == NULL,
+                         ATTN_ERR_INVALID_ARG, "overflow", "conv_transpose2d dilation 2^62");
+        const attn_conv1d_opts oc = {0, 0, (int64_t)1 << 62, 0, 1};
+        test_expect_fail(ctx, attn_conv1d(ctx, T_(3, x1s), T_(3, x1s), NULL, &oc) == NULL,
+                         ATTN_ERR_INVALID_ARG, "overflow", "causal conv1d dilation 2^62");
+        /* H + 2 p - k = 5 + (2^63 - 2) - (2^63 - 1) = 4: a valid (absurd) pool,
+         * whose H + 2 p overflowed on the way */
+        const attn_pool2d_opts pp = {{INT64_MAX, 1}, {1, 1}, {INT64_MAX / 2, 0}, 0};
+        attn_tensor *pm = attn_max_pool2d(ctx, T_(4, xs), &pp, NULL);
+        CHECK(pm && pm->shape[2] == 5 && pm->shape[3] == 5,
+              "max_pool2d kernel INT64_MAX, padding INT64_MAX / 2: %s",
+              pm ? "wrong output size" : attn_last_error());
+        attn_ctx_reset(ctx);
+        attn_ctx_set_training(ctx, 1);
+        test_expect_fail(ctx, attn_batchnorm(ctx, T_(3, bs), NULL, NULL, NULL, NULL, 0.1f, 1e-5f) == NULL,
+                         ATTN_ERR_INVALID_ARG, "more than one value", "batchnorm training, M = 1");
+#undef T_
+        attn_ctx_free(ctx);
+    }
+    TEST_END();
+}
+
 void suite_ops(void) {
     run_vmath();
     run_linear_gelu_train();
     run_cross_entropy_ragged();
     run_cross_entropy_extreme();
+    run_audit_edges();
     run_reader();
     run_fixtures();
     run_errors();

@@ -123,7 +123,7 @@ attn_tensor *attn_avg_pool2d(attn_ctx *ctx, attn_tensor *x, const attn_pool2d_op
  * modes (through the batch statistics in training mode).
  * Errors (besides the common ones): ATTN_ERR_INVALID_ARG for one running
  * buffer without the other, a strided buffer, eps < 0, momentum outside
- * [0, 1], or training with buffers and M < 2. */
+ * [0, 1], or training mode with M < 2 (with or without buffers, as torch). */
 attn_tensor *attn_batchnorm(attn_ctx *ctx, attn_tensor *x, attn_tensor *gamma, attn_tensor *beta,
                             attn_tensor *running_mean, attn_tensor *running_var, float momentum,
                             float eps);

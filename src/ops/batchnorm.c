@@ -228,10 +228,10 @@ attn_tensor *attn_batchnorm(attn_ctx *ctx, attn_tensor *x, attn_tensor *gamma, a
     }
     const int batch = ctx->training || !running_mean;
     const int64_t C = x->shape[1], M = attn_tensor_numel(x) / C;
-    if (batch && running_mean && M < 2) {
+    if (ctx->training && M < 2) { /* torch: "Expected more than 1 value per channel" */
         attn__fail(ctx, ATTN_ERR_INVALID_ARG,
-                   "%s: x %s: training needs more than one value per channel (the unbiased "
-                   "variance of the running statistics divides by M - 1)",
+                   "%s: x %s: training needs more than one value per channel (the batch's "
+                   "variance of one value is 0 and y would be beta whatever x is)",
                    name, attn__shp(x));
         return NULL;
     }

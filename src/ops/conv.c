@@ -708,6 +708,22 @@ attn_status attn__conv_transpose2d_backward(attn_ctx *ctx, attn_node *node) {
 
 /* ---- graph ops: validation and nodes --------------------------------------------------- */
 
+/* r = a * b + c for a, b >= 0 and c >= 0; 1 (r untouched) when it does not
+ * fit in int64 (a stride or dilation near 2^62 must not wrap the output
+ * size into a plausible one). */
+static int cv_mad(int64_t a, int64_t b, int64_t c, int64_t *r) {
+    if (b != 0 && a > (INT64_MAX - c) / b) return 1;
+    *r = a * b + c;
+    return 0;
+}
+
+/* The size error of the attribute arithmetic (cv_mad failed). */
+static void cv_too_big(attn_ctx *ctx, const char *name, const attn_tensor *x, const attn_tensor *w) {
+    attn__fail(ctx, ATTN_ERR_INVALID_ARG,
+               "%s: x %s, w %s: stride, padding or dilation so large that the sizes overflow "
+               "int64", name, attn__shp(x), attn__shp(w));
+}
+
 /* A 0 in stride/dilation/groups means 1; negatives are errors. */
 static int cv_default(attn_ctx *ctx, const char *name, const char *what, int64_t v, int64_t *out) {
     if (v < 0) {
@@ -851,7 +867,12 @@ attn_tensor *attn_conv2d(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_ten
     if (Cout < 0) return NULL;
     int64_t osz[2];
     for (int k = 0; k < 2; k++) {
-        const int64_t span = x->shape[2 + k] + 2 * p[k] - d[k] * (w->shape[2 + k] - 1) - 1;
+        int64_t reach, padded; /* d (K - 1) + 1 and H + 2 p, checked */
+        if (cv_mad(d[k], w->shape[2 + k] - 1, 1, &reach) || cv_mad(p[k], 2, x->shape[2 + k], &padded)) {
+            cv_too_big(ctx, name, x, w);
+            return NULL;
+        }
+        const int64_t span = padded - reach;
         if (span < 0) {
             attn__fail(ctx, ATTN_ERR_INVALID_ARG,
                        "%s: x %s, w %s, padding %lld, dilation %lld: the kernel is larger than the "
@@ -887,9 +908,15 @@ attn_tensor *attn_conv1d(attn_ctx *ctx, attn_tensor *x, attn_tensor *w, attn_ten
     const int64_t Cout = cv_check(ctx, name, x, w, b, 3, G, 0);
     if (Cout < 0) return NULL;
     const int64_t K = w->shape[2];
-    const int64_t pl = opts->causal ? d * (K - 1) : opts->padding;
+    int64_t reach, padded; /* d (K - 1) + 1 and L + pl + pr, checked */
+    if (cv_mad(d, K - 1, 1, &reach) ||
+        cv_mad(opts->causal ? d : opts->padding, opts->causal ? K - 1 : 2, x->shape[2], &padded)) {
+        cv_too_big(ctx, name, x, w);
+        return NULL;
+    }
+    const int64_t pl = opts->causal ? reach - 1 : opts->padding;
     const int64_t pr = opts->causal ? 0 : opts->padding;
-    const int64_t span = x->shape[2] + pl + pr - d * (K - 1) - 1;
+    const int64_t span = padded - reach;
     if (span < 0) {
         attn__fail(ctx, ATTN_ERR_INVALID_ARG,
                    "%s: x %s, w %s, padding %lld, dilation %lld: the kernel is larger than the "
@@ -919,7 +946,13 @@ attn_tensor *attn_conv_transpose2d(attn_ctx *ctx, attn_tensor *x, attn_tensor *w
                        name, (long long)opad[k], (long long)s[k], (long long)d[k]);
             return NULL;
         }
-        osz[k] = (x->shape[2 + k] - 1) * s[k] - 2 * p[k] + d[k] * (w->shape[2 + k] - 1) + opad[k] + 1;
+        int64_t a, full; /* (H - 1) s + d (K - 1) + output_padding + 1, checked */
+        if (cv_mad(d[k], w->shape[2 + k] - 1, opad[k] + 1, &a) ||
+            cv_mad(x->shape[2 + k] - 1, s[k], a, &full) || p[k] > INT64_MAX / 2) {
+            cv_too_big(ctx, name, x, w);
+            return NULL;
+        }
+        osz[k] = full - 2 * p[k];
         if (osz[k] < 1) {
             attn__fail(ctx, ATTN_ERR_INVALID_ARG,
                        "%s: x %s, w %s, padding %lld: output size %lld < 1", name, attn__shp(x),

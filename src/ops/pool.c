@@ -263,7 +263,7 @@ static attn_node *pl_node(attn_ctx *ctx, attn_op op, const char *name, attn_tens
                        (long long)o->padding[d]);
             return NULL;
         }
-        const int64_t span = x->shape[2 + d] + 2 * p[d] - k[d];
+        const int64_t span = x->shape[2 + d] - (k[d] - 2 * p[d]); /* 2 p <= k: no overflow */
         if (span < 0) {
             attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: x %s: kernel %lld is larger than the padded input",
                        name, attn__shp(x), (long long)k[d]);
