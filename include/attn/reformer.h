@@ -49,9 +49,9 @@ extern "C" {
 #endif
 
 typedef struct attn_lsh_opts {
-    int n_hashes;          /* R >= 1 rounds */
-    int n_buckets;         /* NB >= 2, even */
-    int64_t chunk_len;     /* L >= 1 */
+    int n_hashes;          /* R rounds, 1 <= R <= 64 */
+    int n_buckets;         /* NB buckets, even, 2 <= NB <= 2^20 */
+    int64_t chunk_len;     /* L, 1 <= L <= 4096 (a row's scores live on the stack) */
     int causal;            /* nonzero: position t sees only positions <= t */
     const float *rotations; /* [H, D, R, NB/2] (Hugging Face's layout), or NULL:
                                drawn N(0, 1) by attn_lsh_rotations from `seed` */
