@@ -554,9 +554,30 @@ static attn_tensor *mha_forward(attn_ctx *ctx, const char *fn, const attn_mha *m
     /* ---- attention ---- */
     const int causal = call ? call->causal : 0;
     attn_tensor *bias = call ? call->bias : NULL;
+    if (bias) { /* checked here so that the message names this function */
+        if (attn__check_dtype(ctx, fn, "bias", bias, ATTN_F32)) return NULL;
+        const int64_t want[4] = {B, H, T, S};
+        int ok = bias->ndim >= 1 && bias->ndim <= 4;
+        for (int i = 0; ok && i < bias->ndim; i++) {
+            const int64_t n = bias->shape[bias->ndim - 1 - i];
+            ok = n == 1 || n == want[3 - i];
+        }
+        if (!ok) {
+            attn__fail(ctx, ATTN_ERR_SHAPE,
+                       "%s: bias %s does not broadcast to [B, H, T, S] = [%lld, %lld, %lld, %lld]",
+                       fn, attn__shp(bias), (long long)B, (long long)H, (long long)T, (long long)S);
+            return NULL;
+        }
+    }
     const int composed = !qkv && (pos == ATTN_POS_SHAW || force_composed);
     const attn_sparse_pattern *sp = call ? call->sparse : NULL;
-    if (sp && attn_sparse_check(ctx, sp)) return NULL;
+    attn_status sst;
+    if (sp && (sst = attn_sparse_check(NULL, sp)) != ATTN_OK) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", attn_last_error());
+        attn__fail(ctx, sst, "%s: %s", fn, msg);
+        return NULL;
+    }
     if (sp && composed) { /* the composed path takes the pattern as a [1,H,T,S] -inf bias */
         const int64_t sh[4] = {1, H, T, S};
         attn_tensor *sb = attn_tensor_new(ctx, ATTN_F32, 4, sh);
