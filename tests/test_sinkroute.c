@@ -379,12 +379,13 @@ static void test_errors(void) {
     for (int i = 0; ps && i < 4; i++)
         CHECK(attn_sinkhorn_init(&s, ps, "", &bad_s[i], NULL) == ATTN_ERR_INVALID_ARG,
               "sinkhorn config %d accepted", i);
-    const attn_routing_config bad_r[3] = {
+    const attn_routing_config bad_r[4] = {
         {.d_model = 8, .n_heads = 2, .local_heads = 3, .n_clusters = 2},
         {.d_model = 8, .n_heads = 2, .n_clusters = 0},
         {.d_model = 8, .n_heads = 2, .n_clusters = 2, .decay = 1.5f},
+        {.d_model = 8, .n_heads = 2, .n_clusters = 2, .balance = 7},
     };
-    for (int i = 0; ps && i < 3; i++)
+    for (int i = 0; ps && i < 4; i++)
         CHECK(attn_routing_init(&r, ps, "", &bad_r[i], NULL) == ATTN_ERR_INVALID_ARG,
               "routing config %d accepted", i);
     attn_ctx *ctx = test_ctx_new((size_t)8 << 20, 1, 0);

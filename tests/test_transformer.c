@@ -917,6 +917,14 @@ static void test_errors(void) {
     call.key_lengths = attn_tensor_new(ctx, ATTN_I32, 1, (const int64_t[1]){3});
     test_expect_fail(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
            ATTN_ERR_SHAPE, "key_lengths [3]", "key_lengths [3]");
+    /* a bias that does not broadcast, a bad pattern: messages name the function */
+    call = (attn_mha_call){.bias = attn_tensor_new(ctx, ATTN_F32, 2, (const int64_t[2]){3, 3})};
+    test_expect_fail(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
+           ATTN_ERR_SHAPE, "attn_mha_forward: bias [3,3]", "bias [3,3]");
+    const attn_sparse_pattern bad_sp = {.kind = ATTN_SPARSE_LOCAL_1D};
+    call = (attn_mha_call){.sparse = &bad_sp};
+    test_expect_fail(ctx, !attn_mha_forward(ctx, &m, attn_tensor_new(ctx, ATTN_F32, 3, xs), NULL, &call, NULL),
+           ATTN_ERR_INVALID_ARG, "attn_mha_forward: sparse pattern", "sparse block 0");
     attn_mha zero;
     memset(&zero, 0, sizeof zero);
     test_expect_fail(ctx,

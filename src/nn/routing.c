@@ -56,17 +56,15 @@ attn_status attn_routing_init(attn_routing *m, attn_params *ps, const char *pref
     if (E < 1 || H < 1 || E % H != 0 || c.local_heads < 0 || c.local_heads > H ||
         c.n_clusters < 1 || c.n_clusters > (int64_t)1 << 20 || c.window < 0 ||
         c.local_window < 1 || !(c.decay >= 0.0f && c.decay < 1.0f) ||
-        (c.balance != ATTN_ROUTING_TOP_W && c.balance != ATTN_ROUTING_NEAREST) ||
-        (c.causal != 0 && c.causal != 1))
+        (c.balance != ATTN_ROUTING_TOP_W && c.balance != ATTN_ROUTING_NEAREST))
         return attn__error(ATTN_ERR_INVALID_ARG,
                            "%s: d_model %lld, n_heads %lld, local_heads %lld, n_clusters %lld, "
-                           "window %lld, local_window %lld, decay %g, balance %d, causal %d: "
-                           "expected sizes >= 1, n_heads dividing d_model, local_heads in [0, "
-                           "n_heads], decay in [0, 1), balance TOP_W (0) or NEAREST (1), causal "
-                           "0 or 1",
+                           "window %lld, local_window %lld, decay %g, balance %d: expected sizes "
+                           ">= 1, n_heads dividing d_model, local_heads in [0, n_heads], decay in "
+                           "[0, 1), balance TOP_W (0) or NEAREST (1)",
                            fn, (long long)E, (long long)H, (long long)c.local_heads,
                            (long long)c.n_clusters, (long long)c.window,
-                           (long long)c.local_window, (double)c.decay, c.balance, c.causal);
+                           (long long)c.local_window, (double)c.decay, c.balance);
     m->cfg = c;
     m->head_dim = E / H;
     attn_status st = add_linear(ps, prefix, "qk", E, E, rng, &m->wqk, &m->bqk);
