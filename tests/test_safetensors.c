@@ -683,6 +683,30 @@ static void test_checkpoint(void) {
     CHECK_OK(attn_checkpoint_load(path, ps, NULL, &step)); /* params only */
     CHECK(step == 1234, "step %lld", (long long)step);
 
+    /* optimizer state a resume must not take (an audit found both loaded
+     * with status OK, and the first step made every weight NaN): a count of
+     * steps at INT64_MAX, and a negative second moment */
+    {
+        char bad_path[128];
+        tmp_path(bad_path, sizeof bad_path, "bad_state.ckpt");
+        attn_optim_set_steps(adam, INT64_MAX);
+        CHECK_OK(attn_checkpoint_save(bad_path, ps, adam, 7, NULL, 0));
+        st = attn_checkpoint_load(bad_path, ps, adam, NULL);
+        CHECK(st == ATTN_ERR_FORMAT && strstr(attn_last_error(), "optimizer_steps"),
+              "optimizer_steps INT64_MAX gave %s: %s", attn_status_str(st), attn_last_error());
+        attn_optim_set_steps(adam, 3);
+        float *m1 = NULL, *m2 = NULL;
+        attn_optim_state(adam, 1, &m1, &m2);
+        if (m2) {
+            m2[2] = -1.0f;
+            CHECK_OK(attn_checkpoint_save(bad_path, ps, adam, 7, NULL, 0));
+            st = attn_checkpoint_load(bad_path, ps, adam, NULL);
+            CHECK(st == ATTN_ERR_FORMAT && strstr(attn_last_error(), "exp_avg_sq") &&
+                      strstr(attn_last_error(), "negative"),
+                  "a negative exp_avg_sq gave %s: %s", attn_status_str(st), attn_last_error());
+            m2[2] = 0.0f;
+        }
+    }
     /* a momentum-free SGD checkpoint has no state tensors; SGD with momentum
      * then finds its buffers missing */
     char sgd_path[128];
@@ -824,7 +848,7 @@ static void remove_tmp_dir(void) {
     const char *names[] = {"round.safetensors", "fuzz.safetensors", "strict.safetensors",
                            "i32.safetensors",   "adamw.ckpt",       "sgd.ckpt",
                            "adam.ckpt",         "plain_sgd.ckpt",   "params_only.safetensors",
-                           "model.safetensors"};
+                           "model.safetensors", "bad_state.ckpt", "nonfinite.safetensors"};
     char p[160];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         tmp_path(p, sizeof p, names[i]);

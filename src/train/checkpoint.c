@@ -107,6 +107,31 @@ static attn_status check_finite(const char *fn, const char *path, const attn_st_
                        (long long)i, (long long)t->numel);
 }
 
+/* ATTN_ERR_FORMAT naming tensor t (an Adam second moment) when an element
+ * is below 0 (its sign bit set on a nonzero value): the square root of the
+ * update would be NaN in every weight it touches. */
+static attn_status check_nonnegative(const char *fn, const char *path, const attn_st_tensor *t) {
+    const unsigned char *p = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        int neg;
+        if (t->dtype == ATTN_ST_F32) {
+            uint32_t u;
+            memcpy(&u, p + 4 * i, 4);
+            neg = (u & 0x80000000u) && (u & 0x7FFFFFFFu);
+        } else {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            neg = (h & 0x8000u) && (h & 0x7FFFu);
+        }
+        if (neg)
+            return attn__error(ATTN_ERR_FORMAT,
+                               "%s: %s: optimizer state '%s' has a negative element (%lld of %lld): "
+                               "a second moment is a mean of squares, >= 0",
+                               fn, path, t->name, (long long)i, (long long)t->numel);
+    }
+    return ATTN_OK;
+}
+
 /* Checks the file's tensors against the store (flags as for load_params;
  * tensors named optimizer.state.* are left aside when skip_opt). */
 static attn_status check_params(const char *fn, const char *path, const attn_safetensors *f,
@@ -347,9 +372,14 @@ attn_status attn_checkpoint_load(const char *path, attn_params *ps, attn_optim *
             goto done;
         }
         opt_steps = parse_count(attn_safetensors_metadata(f, "optimizer_steps"));
-        if (opt_steps < 0) {
-            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: metadata optimizer_steps is absent or "
-                             "not a decimal integer >= 0", fn, path);
+        if (opt_steps < 0 || opt_steps > ((int64_t)1 << 53)) {
+            /* (2^53: beyond it the next step's count is no longer exact in the
+             * bias corrections' double, and INT64_MAX wrapped to a negative
+             * count whose first update made every weight NaN) */
+            st = attn__error(ATTN_ERR_FORMAT, "%s: %s: metadata optimizer_steps is %s, expected "
+                             "a decimal integer in [0, 2^53]", fn, path,
+                             attn_safetensors_metadata(f, "optimizer_steps") ? "out of range or "
+                             "malformed" : "absent");
             goto done;
         }
         nb = opt_nbuf(opt, n, fn, &st);
@@ -368,6 +398,8 @@ attn_status attn_checkpoint_load(const char *path, attn_params *ps, attn_optim *
                 }
                 if ((st = check_fit(fn, path, t, p, 1))) goto done;
                 if ((st = check_finite(fn, path, t))) goto done;
+                if (c->kind != ATTN_OPTIM_SGD && b == 1 && (st = check_nonnegative(fn, path, t)))
+                    goto done;
                 expected++;
             }
         }
