@@ -87,7 +87,7 @@ static void train_usage(FILE *f) {
         "  --rope-dims N         reformer: leading dims of a head that rotate (even; default 0: all)\n"
         "  --rounds N            reformer: LSH hashing rounds in training (default 2)\n"
         "  --buckets N           reformer: buckets, even (default 2 ctx / chunk, at least 2)\n"
-        "  --chunk N             reformer: LSH chunk length (default 64)\n"
+        "  --chunk N             reformer: LSH chunk length, 1..4096 (default 64)\n"
         "  --ff-chunk N          reformer: positions per feed-forward chunk (default 128)\n"
         "  --out-chunk N         reformer: positions per output-layer/loss chunk (default 128)\n"
         "  --eval-rounds N       reformer: hashing rounds of the evaluations (default --rounds)\n"
@@ -241,7 +241,7 @@ static int cmd_lm_train(int argc, char **argv) {
         else if (!strcmp(a, "--pos")) pos = v;
         else if (!strcmp(a, "--rope-dims")) rc = opt_int(a, v, 0, 1 << 16, &rope_dims);
         else if (!strcmp(a, "--buckets")) rc = opt_int(a, v, 2, 1 << 20, &buckets);
-        else if (!strcmp(a, "--chunk")) rc = opt_int(a, v, 1, 1 << 20, &chunk);
+        else if (!strcmp(a, "--chunk")) rc = opt_int(a, v, 1, 4096, &chunk); /* the LSH op's limit */
         else if (!strcmp(a, "--ff-chunk")) rc = opt_int(a, v, 1, 1 << 20, &ff_chunk);
         else if (!strcmp(a, "--out-chunk")) rc = opt_int(a, v, 1, 1 << 20, &out_chunk);
         else if (!strcmp(a, "--dup-len")) rc = opt_int(a, v, 4, 1 << 14, &dup_len);

@@ -91,6 +91,13 @@ int cmd_lm_eval(int argc, char **argv) {
         lm_model_free(&m);
         return 2;
     }
+    if (m.g && stride > m.g->cfg.ctx_len) { /* the bytes between windows would go unscored */
+        fprintf(stderr, "attn lm eval: --stride %lld exceeds the model's context %lld (every byte must be "
+                        "predicted once: use at most %lld)\n",
+                (long long)stride, (long long)m.g->cfg.ctx_len, (long long)m.g->cfg.ctx_len);
+        lm_model_free(&m);
+        return 2;
+    }
     if (r.txl && clamp_len >= 0) m.t->cfg.clamp_len = clamp_len;
     if (!r.reformer && eval_rounds > 0) {
         fprintf(stderr, "attn lm eval: --eval-rounds is for a Reformer\n");

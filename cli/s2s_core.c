@@ -359,6 +359,12 @@ int eval_set_load(const char *sub, const run_info *r, const char *data_dir, attn
     if (gettext_path(sub, data_dir, r->lang, attn_data_split_name(split), path, sizeof path))
         return 1;
     if (attn_pairs_load(path, &s->pairs) != ATTN_OK) return cli_fail(CMD, "cannot read the pairs");
+    if (s->pairs.n == 0) { /* a score over no pair would read as 0% */
+        fprintf(stderr, "%s %s: %s holds no pair: nothing to score (rebuild the split with 'attn data')\n",
+                PROG, sub, path);
+        attn_pairs_free(&s->pairs);
+        return 1;
+    }
     s->n = s->pairs.n;
     s->src = malloc((size_t)(s->n ? s->n : 1) * sizeof *s->src);
     s->ref = malloc((size_t)(s->n ? s->n : 1) * sizeof *s->ref);
@@ -619,6 +625,10 @@ int train_data_load(const char *data_dir, const run_info *r, train_data *t) {
     char path[4096];
     if (gettext_path("train", data_dir, r->lang, "train", path, sizeof path)) return 1;
     if (attn_pairs_load(path, &t->pairs) != ATTN_OK) return cli_fail(CMD, "cannot read the pairs");
+    if (t->pairs.n == 0) {
+        fprintf(stderr, "%s train: %s holds no pair (rebuild the split with 'attn data')\n", PROG, path);
+        return 1;
+    }
     return 0;
 }
 

@@ -189,6 +189,19 @@ static int dir_check(const char *prog, const train_opts *o) {
                 prog, out, has_model ? "model.safetensors" : "train.jsonl");
         return 1;
     }
+    if (has_model) {
+        /* --force: the old checkpoint goes now, before the new run writes its
+         * vocabulary and log, so that a new run that fails before its first
+         * checkpoint cannot leave the old model beside a new vocabulary (a
+         * directory no command could read) */
+        char path[4096];
+        snprintf(path, sizeof path, "%s/model.safetensors", out);
+        if (unlink(path) != 0) {
+            fprintf(stderr, "%s: --force: cannot remove %s: %s\n", prog, path, strerror(errno));
+            return 1;
+        }
+        if (!o->quiet) fprintf(stderr, "%s: --force: removed the earlier run's %s\n", prog, path);
+    }
     return 0;
 }
 

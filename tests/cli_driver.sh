@@ -943,6 +943,21 @@ else
 fi
 cp "$TMP/vocab.saved" "$TMP/gpt/vocab"
 
+# --force that fails before its first checkpoint (a window longer than the
+# corpus) must not leave the old model beside the new run's vocabulary
+cp -a "$TMP/gpt" "$TMP/gpt-force"
+"${GPT[@]}" --out "$TMP/gpt-force" --force --tokenizer bpe --bpe-merges 20 --ctx 100000 --steps 2 \
+    --quiet >"$TMP/force.out" 2>&1
+rc=$?
+"$ATTN" gpt sample --model "$TMP/gpt-force" --tokens 2 >"$TMP/force2.out" 2>&1
+rc2=$?
+if [ "$rc" != 0 ] && [ ! -e "$TMP/gpt-force/model.safetensors" ] && [ "$rc2" = 1 ] &&
+    grep -q "model.safetensors" "$TMP/force2.out"; then
+    ok "gpt: a --force run that fails before its first checkpoint leaves no stale model (sample says so)"
+else
+    fail "gpt: failed --force: exit $rc, sample exit $rc2: $(head -c 300 "$TMP/force.out") $(head -c 300 "$TMP/force2.out")"
+fi
+
 for fam in gpt bert-pretrain; do
     dir="$TMP/$fam"
     cmd=("$ATTN" gpt train)
