@@ -190,6 +190,12 @@ static int data_gettext(int argc, char **argv) {
            (long long)s.pairs[1], (long long)s.pairs[2]);
     printf("written to %s/en-%s/ in %.1f s of CPU\n", out, lang,
            (double)(clock() - t0) / CLOCKS_PER_SEC);
+    if (s.pairs[0] == 0 || s.pairs[1] == 0 || s.pairs[2] == 0) { /* nothing a run could use */
+        fprintf(stderr, "attn data gettext: a split is empty (train %lld, valid %lld, test %lld pairs): "
+                        "the catalogs gave too few clean pairs for en-%s\n",
+                (long long)s.pairs[0], (long long)s.pairs[1], (long long)s.pairs[2], lang);
+        return 1;
+    }
     return 0;
 }
 
@@ -227,9 +233,14 @@ static int data_bpe(int argc, char **argv) {
         }
         i++;
     }
-    if (!tsv || !out || merges < 0 || merges > 1000000 || min_count > 1000000000) {
-        fprintf(stderr, "attn data bpe: --tsv, --out and --merges N (at most 1000000) are "
-                        "required (try 'attn data bpe --help')\n");
+    if (!tsv || !out || merges < 0) {
+        fprintf(stderr, "attn data bpe: --tsv, --out and --merges N are required (try 'attn data bpe "
+                        "--help')\n");
+        return 2;
+    }
+    if (merges > 1000000 || min_count > 1000000000) {
+        fprintf(stderr, "attn data bpe: --merges %lld (at most 1000000) or --min-count %lld (at most "
+                        "1000000000) out of range\n", merges, min_count);
         return 2;
     }
     if (!side || (strcmp(side, "source") && strcmp(side, "target") && strcmp(side, "both")))
@@ -237,6 +248,11 @@ static int data_bpe(int argc, char **argv) {
     attn_pairs pairs;
     if (attn_pairs_load(tsv, &pairs) != ATTN_OK)
         return cli_fail("data bpe", "cannot read the pairs");
+    if (pairs.n == 0) { /* a vocabulary learned from nothing */
+        attn_pairs_free(&pairs);
+        fprintf(stderr, "attn data bpe: %s holds no pair to learn from\n", tsv);
+        return 1;
+    }
     const int both = !strcmp(side, "both"), tgt = !strcmp(side, "target");
     const int64_t n = pairs.n * (both ? 2 : 1);
     const char **texts = malloc((size_t)(n ? n : 1) * sizeof *texts);

@@ -1400,5 +1400,18 @@ rc=$?
     ok "word2vec train: SIGINT saves the vectors trained so far, exit 130" ||
     fail "word2vec SIGINT: exit $rc: $(tail -c 300 "$TMP/w2v8.out")"
 
+# empty inputs are errors, not results over nothing (an audit, 2026-12-07)
+: >"$TMP/empty.tsv"
+"$ATTN" data bpe --tsv "$TMP/empty.tsv" --merges 10 --out "$TMP/empty.vocab" >"$TMP/eb.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "holds no pair" "$TMP/eb.out" && [ ! -e "$TMP/empty.vocab" ] &&
+    ok "data bpe on an empty pair file: a clear error, no vocabulary written" ||
+    fail "data bpe empty: exit $rc: $(head -c 300 "$TMP/eb.out")"
+"$ATTN" lm eval --model "$TMP/lm-gpt" --stride 17 >"$TMP/es.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q "exceeds the model's context 16" "$TMP/es.out" &&
+    ok "lm eval --stride above the context is refused (bytes would go unscored)" ||
+    fail "lm eval --stride 17: exit $rc: $(head -c 300 "$TMP/es.out")"
+
 echo "cli_driver: $passed passed, $failed failed"
 [ "$failed" = 0 ]
