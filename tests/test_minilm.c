@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "test.h"
@@ -245,6 +246,43 @@ static void test_errors(void) {
           attn_last_error());
     CHECK(attn_minilm_load(NULL, &m) == ATTN_ERR_INVALID_ARG, "NULL");
     CHECK(attn_minilm_set_max_seq(NULL, 10) == ATTN_ERR_INVALID_ARG, "NULL model");
+    /* garbled JSON files are format errors, not files without the key (an
+     * audit found a garbage sentence_bert_config.json and a "{not json"
+     * modules.json read as the defaults); checked before any weight is read */
+    char dir[] = "/tmp/attn_minilm_XXXXXX";
+    if (mkdtemp(dir)) {
+        static const char cfg[] = "{\"hidden_size\": 8, \"num_hidden_layers\": 1, "
+                                  "\"num_attention_heads\": 2, \"intermediate_size\": 16, "
+                                  "\"vocab_size\": 10, \"max_position_embeddings\": 16, "
+                                  "\"type_vocab_size\": 2, \"layer_norm_eps\": 1e-12, "
+                                  "\"hidden_act\": \"gelu\"}";
+        static const struct {
+            const char *file, *text, *needle;
+        } bad[] = {{"config.json", "{\"hidden_size\": 8", "config.json is not a JSON object"},
+                   {"sentence_bert_config.json", "garbage", "sentence_bert_config.json is not"},
+                   {"pooling_config.json", "{\"pooling_mode_mean_tokens\": true]", "pooling_config.json is not"},
+                   {"modules.json", "{not json", "modules.json is not a JSON array"}};
+        char path[64];
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++) { /* files before i valid */
+                snprintf(path, sizeof path, "%s/%s", dir, bad[j].file);
+                FILE *f = fopen(path, "w");
+                if (!f) continue;
+                fputs(j == i ? bad[j].text : j == 0 ? cfg : j == 3 ? "[]" : "{}", f);
+                fclose(f);
+            }
+            m = NULL;
+            const attn_status st = attn_minilm_load(dir, &m);
+            CHECK(st == ATTN_ERR_FORMAT && !m && strstr(attn_last_error(), bad[i].needle),
+                  "garbled %s: %s: %s", bad[i].file, attn_status_str(st), attn_last_error());
+            attn_minilm_free(m);
+        }
+        for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++) {
+            snprintf(path, sizeof path, "%s/%s", dir, bad[j].file);
+            remove(path);
+        }
+        rmdir(dir);
+    }
     TEST_END();
 }
 

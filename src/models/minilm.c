@@ -87,6 +87,38 @@ static int json_bool(const char *json, const char *key, int *out) {
     return 0;
 }
 
+/* 1 when s is one JSON value of the kind `top` ('{' or '[') with balanced
+ * brackets and terminated strings and nothing after it but spaces: not a
+ * full parser (the values between are read by the key lookups above), but
+ * a truncated or garbled file is caught instead of read as "no such key"
+ * (a garbage sentence_bert_config.json or a "{not json" modules.json gave
+ * the defaults silently). */
+static int json_well_formed(const char *s, char top) {
+    char stack[64];
+    int depth = 0;
+    while (isspace((unsigned char)*s)) s++;
+    if (*s != top) return 0;
+    for (; *s; s++) {
+        const char c = *s;
+        if (c == '"') {
+            for (s++; *s && *s != '"'; s++)
+                if (*s == '\\' && !*++s) return 0;
+            if (!*s) return 0;
+        } else if (c == '{' || c == '[') {
+            if (depth == (int)sizeof stack) return 0;
+            stack[depth++] = c == '{' ? '}' : ']';
+        } else if (c == '}' || c == ']') {
+            if (depth == 0 || stack[--depth] != c) return 0;
+            if (depth == 0) {
+                for (s++; isspace((unsigned char)*s); s++) {
+                }
+                return *s == '\0';
+            }
+        }
+    }
+    return 0;
+}
+
 /* 1 when the value of key is the string s, 0 when another string, -1 when absent. */
 static int json_string_is(const char *json, const char *key, const char *s) {
     const char *v = json_value(json, key);
@@ -245,6 +277,10 @@ attn_status attn_minilm_load(const char *dir, attn_minilm **out) {
     join(path, sizeof path, dir, "config.json");
     cfg = read_text(path, &missing, &st);
     if (!cfg) goto fail;
+    if (!json_well_formed(cfg, '{')) {
+        st = attn__error(ATTN_ERR_FORMAT, "%s: %s is not a JSON object", fn, path);
+        goto fail;
+    }
     attn_bert_config bc;
     memset(&bc, 0, sizeof bc);
     {
@@ -292,6 +328,10 @@ attn_status attn_minilm_load(const char *dir, attn_minilm **out) {
     m->max_seq = 256;
     join(path, sizeof path, dir, "sentence_bert_config.json");
     sb = read_text(path, &missing, &st);
+    if (sb && !json_well_formed(sb, '{')) {
+        st = attn__error(ATTN_ERR_FORMAT, "%s: %s is not a JSON object", fn, path);
+        goto fail;
+    }
     if (sb) {
         int64_t ms = 0;
         const int r = json_int(sb, "max_seq_length", 2, bc.max_len, &ms);
@@ -311,6 +351,10 @@ attn_status attn_minilm_load(const char *dir, attn_minilm **out) {
     if (m->max_seq > bc.max_len) m->max_seq = (int)bc.max_len;
     join(path, sizeof path, dir, "pooling_config.json");
     pool = read_text(path, &missing, &st);
+    if (pool && !json_well_formed(pool, '{')) {
+        st = attn__error(ATTN_ERR_FORMAT, "%s: %s is not a JSON object", fn, path);
+        goto fail;
+    }
     if (pool) {
         int mean = 1, other = 0, v = 0;
         if (json_bool(pool, "pooling_mode_mean_tokens", &v) == 0) mean = v;
@@ -330,6 +374,10 @@ attn_status attn_minilm_load(const char *dir, attn_minilm **out) {
     m->normalize = 1;
     join(path, sizeof path, dir, "modules.json");
     mods = read_text(path, &missing, &st);
+    if (mods && !json_well_formed(mods, '[')) {
+        st = attn__error(ATTN_ERR_FORMAT, "%s: %s is not a JSON array", fn, path);
+        goto fail;
+    }
     if (mods)
         m->normalize = strstr(mods, "sentence_transformers.models.Normalize") != NULL;
     else if (!missing)
