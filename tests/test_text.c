@@ -1229,9 +1229,17 @@ static void test_vocab_files(void) {
     expect_bad_vocab("not increasing", "attn-vocab 1 char 2 0\n62\n61\n", "line 3");
     expect_bad_vocab("surrogate", "attn-vocab 1 char 1 0\nD800\n", "line 2");
     expect_bad_vocab("not hex", "attn-vocab 1 char 1 0\nzz\n", "line 2");
+    /* plain hex digits only: strtoul would take 0x, a sign or spaces */
+    expect_bad_vocab("0x prefix", "attn-vocab 1 char 2 0\n60\n0x61\n",
+                     "line 3: '0x61' is not plain hex digits");
+    expect_bad_vocab("leading space", "attn-vocab 1 char 1 0\n 61\n", "line 2: ' 61' is not plain hex");
+    expect_bad_vocab("sign", "attn-vocab 1 char 1 0\n+61\n", "line 2: '+61' is not plain hex");
+    expect_bad_vocab("hex digits then text", "attn-vocab 1 char 1 0\n61 a\n", "line 2: '61 a'");
+    expect_bad_vocab("a code point over 32 bits", "attn-vocab 1 char 1 0\n100000061\n", "line 2");
     expect_bad_vocab("merge of a special", "attn-vocab 1 bpe 2 1\n61\n62\n3 4\n", "line 4");
     expect_bad_vocab("merge of a later token", "attn-vocab 1 bpe 2 1\n61\n62\n4 6\n", "line 4");
-    expect_bad_vocab("repeated merge", "attn-vocab 1 bpe 2 2\n61\n62\n4 5\n4 5\n", "repeats");
+    expect_bad_vocab("repeated merge", "attn-vocab 1 bpe 2 2\n61\n62\n4 5\n4 5\n",
+                     "bad.vocab: line 5: merge 2 (4 5) repeats");
     expect_bad_vocab("trailing text", "attn-vocab 1 bpe 2 1\n61\n62\n4 5\nextra\n", "after");
     { /* a memory bomb: merge k joins token k - 1 with itself, doubling the
        * piece each time (40 merges would ask for 2^41 bytes): refused at
@@ -1239,7 +1247,13 @@ static void test_vocab_files(void) {
         char bomb[1024];
         int n = snprintf(bomb, sizeof bomb, "attn-vocab 1 bpe 1 40\n61\n");
         for (int k = 0; k < 40; k++) n += snprintf(bomb + n, sizeof bomb - (size_t)n, "%d %d\n", 4 + k, 4 + k);
-        expect_bad_vocab("doubling merges", bomb, "merge 11 (14 14) makes a piece of 2048 bytes");
+        /* the file and the merge's line named (header, 1 character, then
+         * merge 11 on line 13); the bytes so far counted before the
+         * buffer is freed: 4 specials 24, 'a' 2, pieces of 2..1024 bytes
+         * with their NULs 2046 + 10 */
+        expect_bad_vocab("doubling merges", bomb,
+                         "bad.vocab: line 13: merge 11 (14 14) makes a piece of 2048 bytes "
+                         "(2082 bytes of pieces so far)");
     }
     /* A valid hand-written file: 'a' 'b', merge (a, b). */
     char path[800];

@@ -379,9 +379,11 @@ attn_status attn_vocab_decode(const attn_vocab *vocab, const int32_t *ids, size_
 attn_status attn_vocab_save(const attn_vocab *vocab, const char *path);
 
 /* Loads a file written by attn_vocab_save. Strict: code points must be
- * increasing valid scalar values (not surrogates), each merge must refer to
- * earlier tokens (not specials). Errors: ATTN_ERR_INVALID_ARG, ATTN_ERR_IO,
- * ATTN_ERR_FORMAT (naming the line), ATTN_ERR_OOM. */
+ * plain hex digits (no 0x, sign or spaces), increasing valid scalar values
+ * (not surrogates), each merge must refer to earlier tokens (not specials),
+ * repeat no earlier merge and make no piece over 1 KiB (64 MiB in all).
+ * Errors: ATTN_ERR_INVALID_ARG, ATTN_ERR_IO, ATTN_ERR_FORMAT (naming the
+ * file and the line), ATTN_ERR_OOM. */
 attn_status attn_vocab_load(const char *path, attn_vocab **out);
 
 #ifdef __cplusplus

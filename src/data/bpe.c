@@ -365,7 +365,7 @@ attn_status attn_bpe_learn(const char *const *texts, int64_t n_texts, int n_merg
     v->merges = merges;
     merges = NULL;
     v->n_merges = n_done;
-    st = attn__vocab_finish(v);
+    st = attn__vocab_finish(v, NULL);
 
 done:
     learner_free(&L);

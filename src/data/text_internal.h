@@ -44,8 +44,11 @@ struct attn_vocab {
 int32_t attn__vocab_char_id(const attn_vocab *v, int32_t cp);
 
 /* Fills pieces and ranks of a vocabulary whose kind, alphabet and merges are
- * set. Returns ATTN_OK or ATTN_ERR_OOM (message recorded). */
-attn_status attn__vocab_finish(attn_vocab *v);
+ * set. Returns ATTN_OK, ATTN_ERR_FORMAT (a merge making a piece over the
+ * limits, or repeating an earlier merge) or ATTN_ERR_OOM (message recorded).
+ * path: the file the vocabulary was read from (its format messages then name
+ * the file and the merge's line), or NULL for one built in memory. */
+attn_status attn__vocab_finish(attn_vocab *v, const char *path);
 
 /* Counts the code points of the texts into *counts (code point -> count);
  * invalid bytes are not counted. Returns ATTN_OK or an error. */

@@ -73,7 +73,17 @@ int32_t attn__vocab_char_id(const attn_vocab *v, int32_t cp) {
 #define VOCAB_PIECE_MAX 1024                   /* bytes of one piece */
 #define VOCAB_TEXT_MAX ((size_t)64 << 20)      /* bytes of all pieces */
 
-attn_status attn__vocab_finish(attn_vocab *v) {
+/* "vocab: FILE: line N: " for merge r of a vocabulary read from path (line 1
+ * is the header, then one line a character, then one a merge), "vocab: " for
+ * one built in memory. */
+static void merge_where(char *buf, size_t cap, const attn_vocab *v, const char *path, int r) {
+    if (path)
+        snprintf(buf, cap, "vocab: %s: line %ld: ", path, 2L + v->n_alpha + r);
+    else
+        snprintf(buf, cap, "vocab: ");
+}
+
+attn_status attn__vocab_finish(attn_vocab *v, const char *path) {
     v->size = ATTN_TOKEN_SPECIALS + v->n_alpha + v->n_merges;
     v->piece_off = malloc((size_t)v->size * sizeof *v->piece_off);
     attn__strbuf text = {0};
@@ -98,11 +108,14 @@ attn_status attn__vocab_finish(attn_vocab *v) {
         const size_t a = v->piece_off[left], b = v->piece_off[right];
         const size_t la = strlen(text.p + a), lb = strlen(text.p + b);
         if (la + lb > VOCAB_PIECE_MAX || text.len + la + lb + 1 > VOCAB_TEXT_MAX) {
+            const size_t so_far = text.len; /* read before the buffer is freed */
+            char where[512];
+            merge_where(where, sizeof where, v, path, r);
             attn__sb_free(&text);
             return attn__error(ATTN_ERR_FORMAT,
-                               "vocab: merge %d (%d %d) makes a piece of %zu bytes (%zu bytes of "
+                               "%smerge %d (%d %d) makes a piece of %zu bytes (%zu bytes of "
                                "pieces so far); the limits are %d bytes a piece and %zu in all",
-                               r + 1, left, right, la + lb, text.len, VOCAB_PIECE_MAX,
+                               where, r + 1, left, right, la + lb, so_far, VOCAB_PIECE_MAX,
                                VOCAB_TEXT_MAX);
         }
         if (attn__sb_reserve(&text, la + lb + 1) != 0) {
@@ -117,8 +130,10 @@ attn_status attn__vocab_finish(attn_vocab *v) {
         text.p[text.len] = '\0'; /* the buffer's NUL after len (reserved above) */
         const uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
         if (attn__map_get(&v->ranks, key)) {
+            char where[512];
+            merge_where(where, sizeof where, v, path, r);
             attn__sb_free(&text);
-            return attn__error(ATTN_ERR_FORMAT, "vocab: merge %d (%d %d) repeats an earlier merge",
+            return attn__error(ATTN_ERR_FORMAT, "%smerge %d (%d %d) repeats an earlier merge", where,
                                r + 1, left, right);
         }
         int64_t *slot = attn__map_put(&v->ranks, key);
@@ -191,7 +206,7 @@ attn_status attn_vocab_build_chars(const char *const *texts, int64_t n_texts, in
         v->kind = ATTN_VOCAB_CHAR;
         st = attn__alphabet(&counts, min_count, &v->alpha, &v->n_alpha, "attn_vocab_build_chars");
     }
-    if (st == ATTN_OK) st = attn__vocab_finish(v);
+    if (st == ATTN_OK) st = attn__vocab_finish(v, NULL);
     attn__map_free(&counts);
     if (st != ATTN_OK) {
         attn_vocab_free(v);
@@ -351,12 +366,24 @@ attn_status attn_vocab_load(const char *path, attn_vocab **out) {
     }
     for (int i = 0; i < n_alpha; i++) {
         lineno++;
-        unsigned cp = 0;
+        unsigned long cp = 0;
         int rl = read_line(f, line, sizeof line);
-        char *endp = NULL;
-        if (rl == 1) cp = (unsigned)strtoul(line, &endp, 16);
-        if (rl != 1 || endp == line || (*endp != '\0' && *endp != '\t') || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF) || (i > 0 && (int32_t)cp <= v->alpha[i - 1])) {
+        /* Plain hex digits only, as attn_vocab_save writes them: strtoul
+         * would also take "0x61", " 61", "+61" and "-61". */
+        size_t nd = 0;
+        if (rl == 1) nd = strspn(line, "0123456789abcdefABCDEF");
+        if (rl == 1 && (nd == 0 || (line[nd] != '\0' && line[nd] != '\t'))) {
+            const size_t show = strcspn(line, "\t");
+            st = attn__error(ATTN_ERR_FORMAT,
+                             "vocab: %s: line %ld: '%.*s' is not plain hex digits (character %d "
+                             "of %d is written as its code point in hex, like 61 for 'a', no "
+                             "0x, sign or spaces)",
+                             path, lineno, (int)(show > 40 ? 40 : show), line, i + 1, n_alpha);
+            goto done;
+        }
+        if (rl == 1 && nd <= 8) cp = strtoul(line, NULL, 16);
+        if (rl != 1 || nd > 8 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
+            (i > 0 && (int32_t)cp <= v->alpha[i - 1])) {
             st = attn__error(ATTN_ERR_FORMAT,
                              "vocab: %s: line %ld: expected the hex code point of character %d "
                              "of %d, increasing, a Unicode scalar value",
@@ -389,7 +416,7 @@ attn_status attn_vocab_load(const char *path, attn_vocab **out) {
                         path, lineno + 1, n_merges);
         goto done;
     }
-    st = attn__vocab_finish(v);
+    st = attn__vocab_finish(v, path);
 done:
     fclose(f);
     if (st != ATTN_OK) {
