@@ -259,7 +259,9 @@ int64_t longest_source(const bundle *b, const eval_set *sets, int n_sets, const 
  * before its extension otherwise; clip_text keeps at most max bytes of s, cut
  * at a UTF-8 boundary, "..." added when cut; write_svg draws one alignment
  * map (output tokens down, source tokens across; 0 or 1, message printed);
- * read_lines reads standard input into lines (newline and '\r' removed). */
+ * read_lines reads standard input into lines (newline and '\r' removed),
+ * with (*nul_at)[k] the byte offset of line k's first NUL byte, or -1 when it
+ * has none (a NUL would cut the line short as a C string). */
 void svg_name(char *buf, size_t n, const char *file, int k, int many);
 void clip_text(char *buf, size_t cap, const char *s, size_t max);
 int write_svg(const char *path, const bundle *b, const char *src_text, const char *out_text, const int32_t *src,
@@ -270,7 +272,7 @@ int write_svg(const char *path, const bundle *b, const char *src_text, const cha
 int write_html(const char *path, const char *weights, const bundle *b, const char *src_text,
                const char *out_text, const int32_t *src, int64_t S, const int32_t *out,
                int32_t out_len, int max_len, const float *align);
-int read_lines(char ***lines, int64_t *n);
+int read_lines(char ***lines, int64_t **nul_at, int64_t *n);
 
 /* translate and eval (cli/s2s_translate.c): the subcommand and its help. */
 int s2s_cmd_translate(const s2s_family *fam, int argc, char **argv);

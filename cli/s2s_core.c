@@ -809,8 +809,9 @@ int write_html(const char *path, const char *weights, const bundle *b, const cha
 }
 
 /* Reads standard input into lines (newline and a trailing '\r' removed). */
-int read_lines(char ***lines, int64_t *n) {
+int read_lines(char ***lines, int64_t **nul_at, int64_t *n) {
     *lines = NULL;
+    *nul_at = NULL;
     *n = 0;
     size_t cap = 0;
     char *line = NULL;
@@ -823,9 +824,14 @@ int read_lines(char ***lines, int64_t *n) {
             char **p = realloc(*lines, cap * sizeof *p);
             if (!p) break;
             *lines = p;
+            int64_t *q = realloc(*nul_at, cap * sizeof *q);
+            if (!q) break;
+            *nul_at = q;
         }
-        char *copy = strdup(line);
+        const char *nul = memchr(line, '\0', (size_t)len);
+        char *copy = strdup(line); /* up to a NUL: that line is refused, not translated */
         if (!copy) break;
+        (*nul_at)[*n] = nul ? (int64_t)(nul - line) : -1;
         (*lines)[(*n)++] = copy;
     }
     free(line);

@@ -39,7 +39,11 @@ void s2s_translate_usage(const s2s_family *fam, FILE *f) {
         "                that does not fit is reported, its output line left empty, and\n"
         "                the others are translated (exit status 1)\n"
         "Characters outside the source vocabulary are read as <unk>, with a warning\n"
-        "naming them. The folder of --svg FILE is created when missing.\n", PROG);
+        "naming them. The folder of --svg FILE is created when missing.\n"
+        "An empty TEXT argument (\"\") is refused as an empty sentence (exit status 2);\n"
+        "an empty line of standard input prints an empty output line. A line of\n"
+        "standard input holding a NUL byte is reported (its number and the byte), its\n"
+        "output line left empty, and the others are translated (exit status 1).\n", PROG);
     if (fam->align_help) fputs(fam->align_help, f);
 }
 
@@ -75,6 +79,9 @@ int s2s_cmd_translate(const s2s_family *fam, int argc, char **argv) {
         else rc = usage_error(sub, "unknown option '%s'", a);
     }
     if (!rc && !dir) rc = usage_error(sub, "--model DIR is required");
+    for (int64_t k = 0; k < n_texts && !rc; k++)
+        if (!texts[k][0])
+            rc = usage_error(sub, "TEXT %lld is an empty sentence: give the text to translate", (long long)k + 1);
     if (!rc && weights && !html) rc = usage_error(sub, "--weights goes with --html FILE");
     if (!rc && svg && make_parent_dirs(svg) != 0) {
         fprintf(stderr, "%s translate: cannot create the folder of %s: %s\n", PROG, svg, strerror(errno));
@@ -85,9 +92,12 @@ int s2s_cmd_translate(const s2s_family *fam, int argc, char **argv) {
         return rc;
     }
     char **lines = NULL;
-    int64_t n_lines = 0;
+    int64_t n_lines = 0, *nul_at = NULL;
     const int from_stdin = n_texts == 0;
-    if (from_stdin && read_lines(&lines, &n_lines)) {
+    if (from_stdin && read_lines(&lines, &nul_at, &n_lines)) {
+        for (int64_t i = 0; i < n_lines; i++) free(lines[i]);
+        free(lines);
+        free(nul_at);
         free(texts);
         return 1;
     }
@@ -124,7 +134,15 @@ int s2s_cmd_translate(const s2s_family *fam, int argc, char **argv) {
                         "no alignment map is written\n", PROG);
     int64_t failed = 0; /* lines that could not be translated: an empty output line each */
     for (int64_t i = 0; i < n_in; i++) {
-        if (!inputs[i][0]) { /* an empty line translates to an empty line */
+        if (from_stdin && nul_at[i] >= 0) { /* not text: refused, not cut short at the NUL */
+            fprintf(stderr, "%s translate: line %lld of standard input holds a NUL byte (byte %lld): "
+                            "not translated\n", PROG, (long long)i + 1, (long long)nul_at[i] + 1);
+            printf("\n");
+            fflush(stdout);
+            failed++;
+            continue;
+        }
+        if (!inputs[i][0]) { /* an empty line of standard input translates to an empty line */
             printf("\n");
             continue;
         }
@@ -209,6 +227,7 @@ done_nomodel:
     free(align);
     for (int64_t i = 0; i < n_lines; i++) free(lines[i]);
     free(lines);
+    free(nul_at);
     free(texts);
     return rc;
 }

@@ -1413,5 +1413,23 @@ rc=$?
     ok "lm eval --stride above the context is refused (bytes would go unscored)" ||
     fail "lm eval --stride 17: exit $rc: $(head -c 300 "$TMP/es.out")"
 
+# CLI audit, 2026-12: NUL bytes and empty sentences given to translate
+printf '12/25/99\nab\000cd\n1 march 2001\n' |
+    "$ATTN" seq2seq translate --model "$S2S" --threads 1 >"$TMP/nul.out" 2>"$TMP/nul.err"
+rc=$?
+if [ "$rc" = 1 ] && [ "$(wc -l <"$TMP/nul.out")" = 3 ] && [ -n "$(sed -n 1p "$TMP/nul.out")" ] &&
+    [ -z "$(sed -n 2p "$TMP/nul.out")" ] && [ -n "$(sed -n 3p "$TMP/nul.out")" ] &&
+    grep -q "line 2 of standard input holds a NUL byte (byte 3)" "$TMP/nul.err" &&
+    grep -q "1 of 3 inputs not translated" "$TMP/nul.err"; then
+    ok "translate: a line holding a NUL byte is an error naming the line (exit 1), not cut at the NUL"
+else
+    fail "translate with a NUL byte: exit $rc: $(head -c 400 "$TMP/nul.out" "$TMP/nul.err")"
+fi
+"$ATTN" seq2seq translate --model "$S2S" --threads 1 "12/25/99" "" >"$TMP/emp.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q "TEXT 2 is an empty sentence" "$TMP/emp.out" &&
+    ok "translate \"\": an empty sentence is refused (exit 2)" ||
+    fail "translate of an empty sentence: exit $rc: $(head -c 300 "$TMP/emp.out")"
+
 echo "cli_driver: $passed passed, $failed failed"
 [ "$failed" = 0 ]
