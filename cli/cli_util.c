@@ -22,9 +22,11 @@ int cli_opt_int(const char *cmd, const char *sub, const char *a, const char *v, 
         *out = x;
         return 0;
     }
-    fprintf(stderr, "attn %s %s: %s '%s': expected an integer in [%lld, %lld]%s (try 'attn %s %s --help')\n",
-            cmd, sub, a, v ? v : "(missing)", lo, hi,
-            strcmp(a, "--threads") == 0 ? " (0: all; at most the CPUs online here)" : "", cmd, sub);
+    /* sub "" for a command without subcommands (attn embed): no stray space */
+    const char *sp = sub[0] ? " " : "";
+    fprintf(stderr, "attn %s%s%s: %s '%s': expected an integer in [%lld, %lld]%s (try 'attn %s%s%s --help')\n",
+            cmd, sp, sub, a, v ? v : "(missing)", lo, hi,
+            strcmp(a, "--threads") == 0 ? " (0: all; at most the CPUs online here)" : "", cmd, sp, sub);
     return 2;
 }
 
@@ -42,8 +44,9 @@ int cli_opt_real(const char *cmd, const char *sub, const char *a, const char *v,
         *out = x;
         return 0;
     }
-    fprintf(stderr, "attn %s %s: %s '%s': expected a number in [%g, %g] (try 'attn %s %s --help')\n",
-            cmd, sub, a, v ? v : "(missing)", lo, hi, cmd, sub);
+    const char *sp = sub[0] ? " " : "";
+    fprintf(stderr, "attn %s%s%s: %s '%s': expected a number in [%g, %g] (try 'attn %s%s%s --help')\n",
+            cmd, sp, sub, a, v ? v : "(missing)", lo, hi, cmd, sp, sub);
     return 2;
 }
 
@@ -81,6 +84,21 @@ int parse_real(const char *s, double lo, double hi, double *out) {
     if (errno || *end || !(v >= lo && v <= hi)) return -1;
     *out = v;
     return 0;
+}
+
+int cli_check_family(const char *prog, struct attn_safetensors *f, const char *path, const char *key,
+                     const char *want, const char *who) {
+    const char *other = strcmp(key, "model") ? "model" : "run.model";
+    const char *found_key = key, *found = attn_safetensors_metadata(f, key);
+    if (found && !strcmp(found, want)) return 0;
+    if (!found && (found = attn_safetensors_metadata(f, other)) != NULL) found_key = other;
+    if (found)
+        fprintf(stderr, "%s: %s is not a checkpoint of %s: its %s is '%s', expected %s '%s'\n", prog, path,
+                who, found_key, found, key, want);
+    else
+        fprintf(stderr, "%s: %s is not a checkpoint of %s: it names no family (no run.model or model "
+                        "metadata; expected %s '%s')\n", prog, path, who, key, want);
+    return 1;
 }
 
 const char *meta_str(meta_reader *m, const char *key) {

@@ -107,15 +107,21 @@ static int run_meta_read(const char *path, int finetune, run_info *r, long long 
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
     const char *v[RUN_META];
-    int bad = 0;
-    for (int i = 0; i < RUN_META; i++) v[i] = attn_safetensors_metadata(f, run_keys[i]);
-    for (int i = 0; i < RUN_META_REQUIRED && !bad; i++) bad = !v[i];
-    const char *st = attn_safetensors_metadata(f, "step");
     const char *want = finetune ? "attn-bert-finetune" : "attn-bert-pretrain";
-    if (bad || !st || strcmp(v[0], want) != 0) {
+    if (cli_check_family("attn bert", f, path, "run.model", want,
+                         finetune ? "attn bert finetune" : "attn bert pretrain")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn bert: %s is not a checkpoint of attn bert %s (run.* metadata)\n", path,
-                finetune ? "finetune" : "pretrain");
+        return 1;
+    }
+    const char *missing = NULL;
+    for (int i = 0; i < RUN_META; i++) v[i] = attn_safetensors_metadata(f, run_keys[i]);
+    for (int i = 0; i < RUN_META_REQUIRED && !missing; i++)
+        if (!v[i]) missing = run_keys[i];
+    if (!missing && !attn_safetensors_metadata(f, "step")) missing = "step";
+    if (missing) {
+        attn_safetensors_close(f);
+        fprintf(stderr, "attn bert: %s: a checkpoint of attn bert %s without its metadata '%s'\n", path,
+                finetune ? "finetune" : "pretrain", missing);
         return 1;
     }
     r->finetune = finetune;
@@ -374,14 +380,14 @@ static int parse(int argc, char **argv, int finetune, bert_args *a, train_opts *
         }
         train_fixed(o, f); /* every other option is the model's or the data's */
         if (!strcmp(f, "--pre-ln")) {
-            train_opt_bool(argv, argc, &i, &a->pre_ln);
+            if ((rc = train_opt_bool(prog, argv, argc, &i, &a->pre_ln))) return rc;
             continue;
         }
         i++;
-        if (!strcmp(f, "--text")) a->text = v;
-        else if (!strcmp(f, "--valid") && !finetune) a->valid = v;
-        else if (!strcmp(f, "--data") && finetune) a->data = v;
-        else if (!strcmp(f, "--init") && finetune) a->init = v;
+        if (!strcmp(f, "--text")) a->text = v, rc = train_path_value(prog, f, v, "a file");
+        else if (!strcmp(f, "--valid") && !finetune) a->valid = v, rc = train_path_value(prog, f, v, "a file");
+        else if (!strcmp(f, "--data") && finetune) a->data = v, rc = train_path_value(prog, f, v, "a directory");
+        else if (!strcmp(f, "--init") && finetune) a->init = v, rc = train_path_value(prog, f, v, "a directory");
         else if (!strcmp(f, "--train-per-class") && finetune)
             rc = opt_int(sub, f, v, 0, 1ll << 40, &a->train_per_class);
         else if (!strcmp(f, "--tokenizer") || !strcmp(f, "--tok")) a->tok = v;

@@ -95,10 +95,8 @@ static void run_meta_build(run_meta *m, const attn_caption *cm, const run_info *
 static int run_meta_read(const char *path, run_info *r) {
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the model");
-    const char *model = attn_safetensors_metadata(f, "run.model");
-    if (!model || strcmp(model, "attn-caption") != 0) {
+    if (cli_check_family("attn caption", f, path, "run.model", "attn-caption", "attn caption train")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn caption: %s is not a model of attn caption train (run.model missing)\n", path);
         return 1;
     }
     meta_reader m = {f, path, {0}};

@@ -189,8 +189,10 @@ static int parse(int argc, char **argv, int similar, embed_opts *o) {
     return 0;
 }
 
-/* Loads the model and embeds n texts into *out (n x dim floats). */
-static int embed_all(const char *cmd, const embed_opts *o, attn_minilm **mp, const char *const *texts,
+/* Loads the model and embeds n texts into *out (n x dim floats); o->threads
+ * becomes the threads the context runs (--threads 0: all of them, so the
+ * summary reports the number used, not 0). */
+static int embed_all(const char *cmd, embed_opts *o, attn_minilm **mp, const char *const *texts,
                      const size_t *lens, int64_t n, float **out, int32_t **ntok, double *secs,
                      double *cpu, int64_t *cut) {
     attn_minilm *m = NULL;
@@ -211,6 +213,7 @@ static int embed_all(const char *cmd, const embed_opts *o, attn_minilm **mp, con
     attn_ctx *ctx = NULL;
     attn_ctx_config cc = {.arena_bytes = (size_t)1 << 30, .n_threads = (int)o->threads};
     if (attn_ctx_new(&ctx, &cc) != ATTN_OK) return cli_fail(cmd, "cannot create the context");
+    o->threads = attn_ctx_threads(ctx);
     attn_ctx_set_grad_enabled(ctx, 0);
     attn_ctx_set_training(ctx, 0);
     attn_ctx_set_precision(ctx, o->precision);

@@ -196,10 +196,8 @@ static void run_meta_build(run_meta *m, const attn_gan *g, const run_info *r) {
 static int meta_read(const char *path, attn_gan_config *cfg, run_info *r) {
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
-    const char *model = attn_safetensors_metadata(f, "run.model");
-    if (!model || strcmp(model, "attn-gan") != 0) {
+    if (cli_check_family("attn gan", f, path, "run.model", "attn-gan", "attn gan train")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn gan: %s is not a checkpoint of attn gan train (run.model is not attn-gan)\n", path);
         return 1;
     }
     meta_reader m = {f, path, {0}};

@@ -101,17 +101,24 @@ static void run_meta_build(run_meta *m, const attn_gpt *g, const run_info *r) {
 static int run_meta_read(const char *path, run_info *r) {
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
-    const char *model = attn_safetensors_metadata(f, "run.model");
     const char *v[RUN_META - 1];
-    const char *keys[RUN_META - 1] = {"run.data",  "run.tokenizer", "run.bpe_merges", "run.batch",
-                                      "run.steps", "run.warmup",    "run.seed",       "run.lr",
-                                      "run.min_lr", "run.weight_decay", "run.train_seconds"};
-    int bad = !model || strcmp(model, "attn-gpt") != 0;
-    for (int i = 0; i < RUN_META - 1 && !bad; i++) bad = !(v[i] = attn_safetensors_metadata(f, keys[i]));
-    const char *step = attn_safetensors_metadata(f, "step");
-    if (bad || !step) {
+    const char *keys[RUN_META] = {"run.data",  "run.tokenizer", "run.bpe_merges", "run.batch",
+                                  "run.steps", "run.warmup",    "run.seed",       "run.lr",
+                                  "run.min_lr", "run.weight_decay", "run.train_seconds", "step"};
+    if (cli_check_family("attn gpt", f, path, "run.model", "attn-gpt", "attn gpt train")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn gpt: %s is not a checkpoint of attn gpt train (run.* metadata missing)\n", path);
+        return 1;
+    }
+    const char *missing = NULL;
+    for (int i = 0; i < RUN_META && !missing; i++) {
+        const char *x = attn_safetensors_metadata(f, keys[i]);
+        if (!x) missing = keys[i];
+        else if (i < RUN_META - 1) v[i] = x;
+    }
+    if (missing) {
+        attn_safetensors_close(f);
+        fprintf(stderr, "attn gpt: %s: a checkpoint of attn gpt train without its metadata '%s'\n", path,
+                missing);
         return 1;
     }
     /* every number range-checked as its option is (a file is untrusted: a
@@ -347,10 +354,14 @@ static int cmd_gpt_train(int argc, char **argv) {
             continue;
         }
         if (!strcmp(a, "--untied")) { tied = 0; train_fixed(&o, a); continue; }
-        if (!strcmp(a, "--tie")) { train_opt_bool(argv, argc, &i, &tied); train_fixed(&o, a); continue; }
+        if (!strcmp(a, "--tie")) {
+            if ((rc = train_opt_bool(prog, argv, argc, &i, &tied))) return rc;
+            train_fixed(&o, a);
+            continue;
+        }
         if (strcmp(a, "--attention-kernel")) train_fixed(&o, a); /* every other option fixes the model */
         i++;
-        if (!strcmp(a, "--data")) data = v;
+        if (!strcmp(a, "--data")) data = v, rc = train_path_value(prog, a, v, "a directory");
         else if (!strcmp(a, "--tokenizer") || !strcmp(a, "--tok")) tok = v;
         else if (!strcmp(a, "--pos")) pos = v;
         else if (!strcmp(a, "--attention-kernel")) akern = v;
@@ -450,6 +461,10 @@ static int cmd_gpt_train(int argc, char **argv) {
         rp->lr = o.lr >= 0 ? o.lr : 1e-3;
         rp->min_lr = o.min_lr >= 0 ? o.min_lr : rp->lr / 10.0;
         rp->weight_decay = o.weight_decay >= 0 ? o.weight_decay : 0.1;
+    }
+    if (train_lr_check(prog, rp->lr, rp->min_lr)) { /* --min-lr alone above the default or resumed lr */
+        rc = 2;
+        goto done;
     }
     dir_file(path, sizeof path, rp->data, "train.txt");
     if (attn_lm_text_load(path, &train_text, &train_len) != ATTN_OK) {

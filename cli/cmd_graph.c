@@ -71,10 +71,8 @@ static void meta_build(graph_train *t) {
 static int info_read(const char *path, graph_info *r) {
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
-    const char *model = attn_safetensors_metadata(f, "run.model");
-    if (!model || strcmp(model, "attn-graph") != 0) {
+    if (cli_check_family("attn graph", f, path, "run.model", "attn-graph", "attn graph train")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn graph: %s is not a checkpoint of attn graph train\n", path);
         return 1;
     }
     meta_reader m = {f, path, {0}};

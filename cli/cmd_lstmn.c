@@ -74,10 +74,8 @@ static void run_meta_build(run_meta *m, const run_info *r) {
 static int run_meta_read(const char *path, run_info *r, long long *step) {
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
-    const char *model = attn_safetensors_metadata(f, "run.model");
-    if (!model || strcmp(model, "attn-lstmn-lm")) {
+    if (cli_check_family("attn lstmn", f, path, "run.model", "attn-lstmn-lm", "attn lstmn train")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn lstmn: %s is not a checkpoint of attn lstmn train (run.model)\n", path);
         return 1;
     }
     meta_reader m = {f, path, {0}};
@@ -313,13 +311,13 @@ static int cmd_lstmn_train(int argc, char **argv) {
             continue;
         }
         if (!strcmp(a, "--summary")) {
-            train_opt_bool(argv, argc, &i, &summary);
+            if ((rc = train_opt_bool(prog, argv, argc, &i, &summary))) return rc;
             train_fixed(&o, a);
             continue;
         }
         train_fixed(&o, a);
         i++;
-        if (!strcmp(a, "--data")) data = v;
+        if (!strcmp(a, "--data")) data = v, rc = train_path_value(prog, a, v, "a directory");
         else if (!strcmp(a, "--cell")) cell = v;
         else if (!strcmp(a, "--vocab")) rc = cli_opt_int(CMD, sub, a, v, 3, 1 << 24, &vocab);
         else if (!strcmp(a, "--embed")) rc = cli_opt_int(CMD, sub, a, v, 1, 65536, &embed);

@@ -66,10 +66,8 @@ static void run_meta_build(run_meta *m, const run_info *r) {
 static int run_meta_read(const char *path, run_info *r) {
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
-    const char *model = attn_safetensors_metadata(f, "run.model");
-    if (!model || strcmp(model, "attn-rnnlm")) {
+    if (cli_check_family("attn rnnlm", f, path, "run.model", "attn-rnnlm", "attn rnnlm train")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn rnnlm: %s is not a checkpoint of attn rnnlm train (run.model)\n", path);
         return 1;
     }
     meta_reader m = {f, path, {0}};

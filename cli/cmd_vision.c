@@ -152,13 +152,18 @@ static void run_meta_build(run_meta *m, const attn_cnn *c, const run_info *r) {
 static int run_meta_read(const char *path, run_info *r) {
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
-    const char *model = attn_safetensors_metadata(f, "run.model");
-    int bad = !model || strcmp(model, "attn-vision") != 0;
-    for (int i = 1; i < RUN_META && !bad; i++) bad = !attn_safetensors_metadata(f, run_keys[i]);
-    if (bad || !attn_safetensors_metadata(f, "step")) {
+    if (cli_check_family("attn vision", f, path, "run.model", "attn-vision", "attn vision train")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn vision: %s is not a checkpoint of attn vision train (run.* metadata missing)\n",
-                path);
+        return 1;
+    }
+    const char *missing = NULL;
+    for (int i = 1; i < RUN_META && !missing; i++)
+        if (!attn_safetensors_metadata(f, run_keys[i])) missing = run_keys[i];
+    if (!missing && !attn_safetensors_metadata(f, "step")) missing = "step";
+    if (missing) {
+        attn_safetensors_close(f);
+        fprintf(stderr, "attn vision: %s: a checkpoint of attn vision train without its metadata '%s'\n",
+                path, missing);
         return 1;
     }
     meta_reader m = {f, path, {0}};
@@ -547,7 +552,7 @@ static int cmd_vision_train(int argc, char **argv) {
             continue;
         }
         if (!strcmp(a, "--sym")) {
-            train_opt_bool(argv, argc, &i, &sym);
+            if ((rc = train_opt_bool(prog, argv, argc, &i, &sym))) return rc;
             train_fixed(&o, a);
             arch_flag = a;
             continue;
@@ -561,8 +566,8 @@ static int cmd_vision_train(int argc, char **argv) {
             !strcmp(a, "--width") || !strcmp(a, "--widths") || !strcmp(a, "--convs") || !strcmp(a, "--dropout"))
             arch_flag = a;
         i++;
-        if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--init")) init = v;
+        if (!strcmp(a, "--data")) data = v, rc = train_path_value(prog, a, v, "a directory");
+        else if (!strcmp(a, "--init")) init = v, rc = train_path_value(prog, a, v, "a model");
         else if (!strcmp(a, "--attention")) att = v;
         else if (!strcmp(a, "--attention-stage")) rc = opt_int(sub, a, v, 0, ATTN_CNN_MAX_STAGES - 1, &att_stage);
         else if (!strcmp(a, "--stages")) {

@@ -190,13 +190,20 @@ static void run_meta_build(run_meta *m, const attn_mask_head *h, const run_info 
 static int run_meta_read(const char *path, run_info *r) {
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
-    const char *model = attn_safetensors_metadata(f, "run.model");
-    int bad = !model || strcmp(model, "attn-vision-masks") != 0;
-    for (int i = 1; i < RUN_META && !bad; i++) bad = !attn_safetensors_metadata(f, run_keys[i]);
-    if (bad || !attn_safetensors_metadata(f, "step") || !attn_safetensors_metadata(f, "run.train_seconds")) {
+    if (cli_check_family("attn vision masks", f, path, "run.model", "attn-vision-masks",
+                         "attn vision masks train")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn vision masks: %s is not a checkpoint of attn vision masks train (run.* metadata "
-                        "missing)\n", path);
+        return 1;
+    }
+    const char *missing = NULL;
+    for (int i = 1; i < RUN_META && !missing; i++)
+        if (!attn_safetensors_metadata(f, run_keys[i])) missing = run_keys[i];
+    if (!missing && !attn_safetensors_metadata(f, "step")) missing = "step";
+    if (!missing && !attn_safetensors_metadata(f, "run.train_seconds")) missing = "run.train_seconds";
+    if (missing) {
+        attn_safetensors_close(f);
+        fprintf(stderr, "attn vision masks: %s: a checkpoint of attn vision masks train without its "
+                        "metadata '%s'\n", path, missing);
         return 1;
     }
     meta_reader m = {f, path, {0}};

@@ -71,11 +71,8 @@ static void wn_meta_build(wn_meta *mm, const attn_wavenet *m, const wn_info *r) 
 static int wn_info_read(const char *path, wn_info *r) {
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
-    const char *model = attn_safetensors_metadata(f, "run.model");
-    if (!model || strcmp(model, "attn-wavenet") != 0) {
+    if (cli_check_family("attn wavenet", f, path, "run.model", "attn-wavenet", "attn wavenet train")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn wavenet: %s is not a checkpoint of attn wavenet train (run.model is not "
-                        "attn-wavenet)\n", path);
         return 1;
     }
     meta_reader m = {f, path, {0}};

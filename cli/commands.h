@@ -125,6 +125,16 @@ typedef struct meta_reader {
     char err[8192];
 } meta_reader;
 
+/* The family of checkpoint f (read from path): 0 when its metadata key
+ * (run.model, or model for seq2seq / transformer checkpoints) is want.
+ * Otherwise prints "PROG: PATH is not a checkpoint of WHO: its run.model is
+ * 'attn-lm', expected 'attn-gpt'" (the family's key looked up under both
+ * names, so a checkpoint of the other kind is named too; "it names no
+ * family" when it has neither) and returns 1. prog is "attn gpt" and the
+ * like, who "attn gpt train". */
+int cli_check_family(const char *prog, struct attn_safetensors *f, const char *path, const char *key,
+                     const char *want, const char *who);
+
 const char *meta_str(meta_reader *m, const char *key);
 long long meta_ll(meta_reader *m, const char *key, long long lo, long long hi);
 int meta_has(meta_reader *m, const char *key);

@@ -74,10 +74,8 @@ void lm_meta_build(lm_meta *mm, const lm_model *m, const lm_info *r) {
 static int lm_info_read(const char *path, lm_info *r) {
     attn_safetensors *f = NULL;
     if (attn_safetensors_open(&f, path) != ATTN_OK) return cli_fail(CMD, "cannot open the checkpoint");
-    const char *model = attn_safetensors_metadata(f, "run.model");
-    if (!model || strcmp(model, "attn-lm") != 0) {
+    if (cli_check_family("attn lm", f, path, "run.model", "attn-lm", "attn lm train")) {
         attn_safetensors_close(f);
-        fprintf(stderr, "attn lm: %s is not a checkpoint of attn lm train (run.model is not attn-lm)\n", path);
         return 1;
     }
     meta_reader m = {f, path, {0}};

@@ -202,13 +202,14 @@ int bundle_load(const s2s_family *fam, const char *sub, const char *dir, bundle 
     m.path = path;
     if (attn_safetensors_open(&m.f, path) != ATTN_OK)
         return cli_fail(CMD, "cannot read the checkpoint");
-    const char *model = attn_safetensors_metadata(m.f, "model");
-    if (!model || strcmp(model, fam->meta_model) != 0) {
-        fprintf(stderr, "%s %s: %s is not a %s checkpoint (metadata model = '%s', "
-                        "expected '%s')\n", PROG, sub, path, fam->cmd, model ? model : "(missing)",
-                fam->meta_model);
-        attn_safetensors_close(m.f);
-        return 1;
+    {
+        char prog[64], who[64];
+        snprintf(prog, sizeof prog, "%s %s", PROG, sub);
+        snprintf(who, sizeof who, "%s train", PROG);
+        if (cli_check_family(prog, m.f, path, "model", fam->meta_model, who)) {
+            attn_safetensors_close(m.f);
+            return 1;
+        }
     }
     attn_seq2seq_config *c = &b->cfg;
     run_info *r = &b->info;

@@ -10,8 +10,12 @@
 static int parse_opt(s2s_opts *o, char **argv, int argc, int *i, int *rc) {
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL, *sub = "train";
     /* 0|1 options; the bare form (the old spelling) is 1 */
-    if (!strcmp(a, "--pre-ln")) return !train_opt_bool(argv, argc, i, &o->pre_ln);
-    if (!strcmp(a, "--tie")) return !train_opt_bool(argv, argc, i, &o->tie);
+    if (!strcmp(a, "--pre-ln") || !strcmp(a, "--tie")) {
+        char prog[64];
+        snprintf(prog, sizeof prog, "%s train", s2s_prog);
+        *rc = train_opt_bool(prog, argv, argc, i, !strcmp(a, "--tie") ? &o->tie : &o->pre_ln);
+        return 1;
+    }
     if (!strcmp(a, "--d-model")) *rc = opt_int(sub, a, v, 1, 65536, &o->d_model);
     else if (!strcmp(a, "--heads")) *rc = opt_int(sub, a, v, 1, 1024, &o->heads);
     else if (!strcmp(a, "--kv-heads")) *rc = opt_int(sub, a, v, 0, 1024, &o->kv_heads);

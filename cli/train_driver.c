@@ -56,7 +56,7 @@ int train_opt(const char *prog, const char *a, const char *v, train_opts *o, int
     int r = -1;
     if (!strcmp(a, "--out")) {
         o->out = v;
-        r = 0;
+        r = train_path_value(prog, a, v, "a directory");
     } else if (!strcmp(a, "--steps")) r = int_opt(prog, a, v, 1, 1ll << 40, &o->steps);
     else if (!strcmp(a, "--epochs")) r = int_opt(prog, a, v, 1, 1 << 20, &o->epochs);
     else if (!strcmp(a, "--time-budget")) r = real_opt(prog, a, v, 1e-3, 1e9, &o->time_budget);
@@ -92,13 +92,26 @@ int train_opt(const char *prog, const char *a, const char *v, train_opts *o, int
     return 2;
 }
 
-int train_opt_bool(char **argv, int argc, int *i, int *out) {
-    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+int train_opt_bool(const char *prog, char **argv, int argc, int *i, int *out) {
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     if (v && (!strcmp(v, "0") || !strcmp(v, "1"))) {
         *out = v[0] == '1';
         (*i)++;
+    } else if (v && strncmp(v, "--", 2) != 0 && strcmp(v, "-h") != 0) {
+        /* not the next option: a value other than 0 or 1 (was read as the
+         * bare flag, then "unknown option '2'") */
+        fprintf(stderr, "%s: %s '%s': expected 0 or 1 (the bare %s means 1)\n", prog, a, v, a);
+        return 2;
     } else {
         *out = 1;
+    }
+    return 0;
+}
+
+int train_path_value(const char *prog, const char *a, const char *v, const char *what) {
+    if (v && v[0] == '-' && v[1] == '-') {
+        fprintf(stderr, "%s: %s needs %s, got an option ('%s')\n", prog, a, what, v);
+        return 2;
     }
     return 0;
 }
@@ -114,6 +127,16 @@ int train_opts_check(const char *prog, const train_opts *o) {
     }
     if (o->steps > 0 && o->epochs > 0) {
         fprintf(stderr, "%s: --steps and --epochs exclude each other\n", prog);
+        return 2;
+    }
+    if (o->lr >= 0 && o->min_lr >= 0) return train_lr_check(prog, o->lr, o->min_lr);
+    return 0;
+}
+
+int train_lr_check(const char *prog, double lr, double min_lr) {
+    if (min_lr > lr) {
+        fprintf(stderr, "%s: --min-lr %g is above the learning rate %g: the cosine schedule decays from "
+                        "--lr down to --min-lr (give --min-lr at most --lr)\n", prog, min_lr, lr);
         return 2;
     }
     return 0;

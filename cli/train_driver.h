@@ -79,13 +79,29 @@ int train_opt(const char *prog, const char *a, const char *v, train_opts *o, int
 void train_fixed(train_opts *o, const char *a);
 
 /* A boolean option "--name 0|1" whose bare form "--name" means 1 (the old
- * spelling): *i is advanced past the value when there is one. */
-int train_opt_bool(char **argv, int argc, int *i, int *out);
+ * spelling): *i is advanced past the value when there is one. A next
+ * argument that is neither 0, 1 nor an option ("--sym 2", "--sym -1") is
+ * refused:
+ * returns 2, the message printed; 0 otherwise. */
+int train_opt_bool(const char *prog, char **argv, int argc, int *i, int *out);
+
+/* A path-valued option a ("--out", "--data") given v: refuses a value that
+ * starts with "--" ("--out --steps 1" would take "--steps" as the folder):
+ * returns 2 with "PROG: --out needs WHAT, got an option ('--steps')"
+ * printed, 0 otherwise (a missing v is the caller's "needs a value"). */
+int train_path_value(const char *prog, const char *a, const char *v, const char *what);
 
 /* Checks the common options after parsing: --out given, --steps with
- * --epochs refused, --resume with --force refused. Returns 0 or the exit
- * code (2), the message printed. */
+ * --epochs refused, --resume with --force refused, --min-lr above --lr
+ * refused when both are given (train_lr_check). Returns 0 or the exit code
+ * (2), the message printed. */
 int train_opts_check(const char *prog, const train_opts *o);
+
+/* The schedule's rates once the family has applied its defaults (or the
+ * checkpoint's, on --resume): --min-lr above the learning rate is refused
+ * (exit code 2, the message printed); 0 otherwise. train_opts_check does it
+ * when both are given. */
+int train_lr_check(const char *prog, double lr, double min_lr);
 
 /* The run directory o->out: 0 when training may go on. With --resume, DIR
  * must hold a checkpoint ("nothing to resume" otherwise, exit code 1) and

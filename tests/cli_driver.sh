@@ -1431,5 +1431,46 @@ rc=$?
     ok "translate \"\": an empty sentence is refused (exit 2)" ||
     fail "translate of an empty sentence: exit $rc: $(head -c 300 "$TMP/emp.out")"
 
+# CLI audit, 2026-12: misleading option and checkpoint messages
+audit_refused() { # CODE TEXT -- CMD...: CMD exits CODE saying TEXT
+    local code="$1" text="$2"
+    shift 3
+    "$@" </dev/null >"$TMP/aud.out" 2>&1
+    local r=$?
+    if [ "$r" = "$code" ] && grep -qF -- "$text" "$TMP/aud.out"; then
+        ok "attn ${*:2:2}: exit $code, \"$text\""
+    else
+        fail "attn ${*:2:2}: exit $r (expected $code, \"$text\"): $(head -c 300 "$TMP/aud.out")"
+    fi
+}
+audit_refused 2 "--sym '2': expected 0 or 1" -- "$ATTN" vision train --out "$TMP/audbad" --sym 2
+audit_refused 2 "--tie '3': expected 0 or 1" -- "${TRANSFORMER[@]}" --out "$TMP/audbad" --tie 3
+audit_refused 2 "--out needs a directory, got an option ('--steps')" -- "$ATTN" gpt train --out --steps 1
+audit_refused 2 "--data needs a directory, got an option ('--out')" -- "$ATTN" gpt train --data --out "$TMP/audbad"
+[ ! -e "$TMP/--steps" ] && [ ! -e "$TMP/audbad" ] && ok "no run folder made by the refused options" ||
+    fail "a refused option left a folder behind"
+audit_refused 1 "its run.model is 'attn-lm', expected run.model 'attn-gpt'" -- \
+    "$ATTN" gpt train --out "$TMP/lm-gpt" --resume --steps 1
+audit_refused 1 "its run.model is 'attn-lm', expected run.model 'attn-vision'" -- \
+    "$ATTN" vision train --out "$TMP/lm-gpt" --resume --steps 1
+audit_refused 1 "its run.model is 'attn-gpt', expected model 'attn-seq2seq'" -- \
+    "$ATTN" seq2seq translate --model "$TMP/gpt" "12/25/99"
+audit_refused 1 "its model is 'attn-seq2seq', expected model 'attn-transformer'" -- \
+    "$ATTN" transformer eval --model "$TMP/seq2seq"
+audit_refused 2 "attn embed: --batch '0': expected an integer in [1, 4096] (try 'attn embed --help')" -- \
+    "$ATTN" embed --batch 0
+audit_refused 2 "attn similar: --top '-1'" -- "$ATTN" similar q "$TMP/sent.txt" --top -1
+audit_refused 2 "--min-lr 1 is above the learning rate 0.001" -- "${GPT[@]}" --out "$TMP/audbad" --min-lr 1
+audit_refused 2 "--min-lr 0.5 is above the learning rate 0.1" -- \
+    "${GPT[@]}" --out "$TMP/audbad" --lr 0.1 --min-lr 0.5
+[ ! -e "$TMP/audbad" ] && ok "the refused runs wrote nothing" || fail "a refused run wrote $TMP/audbad"
+if [ -f "$MINILM/model.safetensors" ]; then
+    echo "one line" | "$ATTN" embed --model "$MINILM" --threads 0 >/dev/null 2>"$TMP/emb0.err"
+    rc=$?
+    [ "$rc" = 0 ] && grep -q " [1-9][0-9]* threads\? (process CPU" "$TMP/emb0.err" &&
+        ok "embed --threads 0 runs on all the CPUs and reports how many (not 0)" ||
+        fail "embed --threads 0: exit $rc: $(head -c 300 "$TMP/emb0.err")"
+fi
+
 echo "cli_driver: $passed passed, $failed failed"
 [ "$failed" = 0 ]
