@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../src/core/internal.h"
+#include "attn/attn.h"
 #include "test.h"
 
 static attn_ctx *new_ctx(size_t arena, int guards) {
@@ -260,6 +261,89 @@ static void test_strbuf(void) {
     TEST_END();
 }
 
+/* NULL and stale arguments at the API's edge (an audit, 2026-12-07, found
+ * each of these crashing or succeeding): ops given a NULL context return
+ * NULL with a message naming the op; the context's accessors take NULL
+ * (setters do nothing, getters return 0, the two with a status return
+ * ATTN_ERR_INVALID_ARG); a backward of a loss made before attn_ctx_reset
+ * is ATTN_ERR_STATE, not a walk of another graph; attn_sparse_compile
+ * with a NULL context or output, the seq2seq sampler and the model
+ * metadata writers with NULL pointers, and a vocabulary kind out of range
+ * are refused or ignored without touching memory. */
+static void test_null_and_stale(void) {
+    TEST_BEGIN("core/NULL contexts, NULL arguments and stale tensors");
+    attn_ctx *ctx = test_ctx_new((size_t)1 << 20, 1, 0);
+    if (ctx) {
+        const int64_t sh[1] = {2};
+        const float v[2] = {1.0f, 2.0f};
+        attn_tensor *a = attn_tensor_from(ctx, ATTN_F32, 1, sh, v);
+        CHECK(attn_add(NULL, a, a) == NULL && strstr(attn_last_error(), "add") &&
+                  strstr(attn_last_error(), "NULL"),
+              "add with a NULL context: %s", attn_last_error());
+        CHECK(attn_relu(NULL, a) == NULL && strstr(attn_last_error(), "NULL"), "relu: %s",
+              attn_last_error());
+        attn_tensor *xs[2] = {a, a};
+        CHECK(attn_concat(NULL, xs, 2, 0) == NULL && strstr(attn_last_error(), "concat"), "concat: %s",
+              attn_last_error());
+        CHECK(attn_tensor_new(NULL, ATTN_F32, 1, sh) == NULL &&
+                  strstr(attn_last_error(), "attn_tensor_new: ctx is NULL"),
+              "tensor_new: %s", attn_last_error());
+        attn_ctx_set_training(NULL, 1);
+        attn_ctx_set_grad_enabled(NULL, 1);
+        attn_ctx_set_threads(NULL, 2);
+        attn_ctx_set_rng(NULL, 1, 2);
+        CHECK(attn_ctx_threads(NULL) == 0 && attn_ctx_training(NULL) == 0 &&
+                  attn_ctx_arena_used(NULL) == 0 && attn_ctx_tape_size(NULL) == 0,
+              "getters on NULL");
+        CHECK(attn_ctx_set_precision(NULL, 0) == ATTN_ERR_INVALID_ARG &&
+                  attn_ctx_check_guards(NULL) == ATTN_ERR_INVALID_ARG,
+              "status setters on NULL");
+        /* a loss from before a reset */
+        attn_tensor *w = attn_tensor_from(ctx, ATTN_F32, 1, sh, v);
+        if (w) w->requires_grad = 1;
+        attn_tensor *loss = w ? attn_sum(ctx, attn_mul(ctx, w, w), -1, 0) : NULL;
+        CHECK(loss != NULL, "forward: %s", attn_ctx_error(ctx));
+        attn_ctx_reset(ctx);
+        CHECK(loss && attn_backward(ctx, loss) == ATTN_ERR_STATE &&
+                  strstr(attn_ctx_error(ctx), "not on this context's tape"),
+              "backward of a stale loss on an empty tape: %s", attn_ctx_error(ctx));
+        attn_ctx_reset(ctx);
+        attn_tensor *w2 = attn_tensor_from(ctx, ATTN_F32, 1, sh, v);
+        if (w2) w2->requires_grad = 1;
+        attn_tensor *l2 = w2 ? attn_sum(ctx, attn_mul(ctx, w2, w2), -1, 0) : NULL;
+        CHECK(l2 && loss && attn_backward(ctx, loss) == ATTN_ERR_STATE && !w2->grad,
+              "backward of a stale loss beside a new graph: %s", attn_ctx_error(ctx));
+        attn_ctx_reset(ctx);
+        /* sparse compile, the sampler, metadata writers, vocabulary kinds */
+        attn_sparse_pattern sp = {.kind = ATTN_SPARSE_LOCAL_1D, .block = 4};
+        attn_sparse_layout L;
+        CHECK(attn_sparse_compile(NULL, &sp, 1, 0, 1, 8, 8, 4, 4, &L) == ATTN_ERR_INVALID_ARG,
+              "sparse_compile NULL ctx");
+        CHECK(attn_sparse_compile(ctx, &sp, 1, 0, 1, 8, 8, 4, 4, NULL) == ATTN_ERR_INVALID_ARG,
+              "sparse_compile NULL out");
+        attn_ctx_reset(ctx);
+        const int64_t *idx = (const int64_t *)1;
+        int64_t nb = 7;
+        attn_s2s_sampler zero;
+        memset(&zero, 0, sizeof zero);
+        CHECK(attn_s2s_sampler_next(NULL, &idx, &nb) == -1 && idx == NULL && nb == 0 &&
+                  attn_s2s_sampler_next(&zero, &idx, &nb) == -1,
+              "sampler_next on NULL / a zeroed sampler");
+        attn_s2s_sampler_seek(NULL, 3);
+        attn_kv kv[64];
+        char buf[64 * 32];
+        attn_gpt_config_meta(NULL, kv, buf);
+        attn_gpt_config_meta(&(attn_gpt_config){0}, NULL, buf);
+        attn_gan_config_default(NULL);
+        attn_vocab *voc = NULL;
+        CHECK(attn_lm_vocab_learn("abc", 3, (attn_vocab_kind)9999, 10, 1, &voc) == ATTN_ERR_INVALID_ARG &&
+                  voc == NULL,
+              "vocabulary kind 9999 accepted");
+        attn_ctx_free(ctx);
+    }
+    TEST_END();
+}
+
 void suite_core(void) {
     test_strbuf();
     test_status_strings();
@@ -270,4 +354,5 @@ void suite_core(void) {
     test_views();
     test_tape();
     test_params();
+    test_null_and_stale();
 }

@@ -165,12 +165,14 @@ void attn_s2s_sampler_free(attn_s2s_sampler *s);
 /* The next batch of an initialised sampler: *idx receives a pointer to its *b example indices (into
  * s->order: valid until the next call that plans another epoch), and the
  * position advances; a new epoch is planned when the previous one is
- * exhausted. Returns the epoch the batch belongs to. */
+ * exhausted. Returns the epoch the batch belongs to; -1 (with *idx NULL and
+ * *b 0 where given) for a NULL argument or a sampler not initialised. */
 int64_t attn_s2s_sampler_next(attn_s2s_sampler *s, const int64_t **idx, int64_t *b);
 
 /* Sets the position: the next batch is number position % n_batches of epoch
  * position / n_batches, exactly as if `position` batches had been drawn
- * (resuming a run at its step). A negative position counts as 0. */
+ * (resuming a run at its step). A negative position counts as 0; a NULL
+ * sampler is left alone. */
 void attn_s2s_sampler_seek(attn_s2s_sampler *s, int64_t position);
 
 #ifdef __cplusplus

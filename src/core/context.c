@@ -195,17 +195,26 @@ void attn_ctx_reset(attn_ctx *ctx) {
 
 attn_status attn_ctx_status(const attn_ctx *ctx) { return ctx ? ctx->status : ATTN_ERR_INVALID_ARG; }
 const char *attn_ctx_error(const attn_ctx *ctx) { return ctx ? ctx->errmsg : "no context"; }
-void attn_ctx_set_grad_enabled(attn_ctx *ctx, int e) { ctx->grad_enabled = e != 0; }
-int attn_ctx_grad_enabled(const attn_ctx *ctx) { return ctx->grad_enabled; }
-void attn_ctx_set_training(attn_ctx *ctx, int t) { ctx->training = t != 0; }
-int attn_ctx_training(const attn_ctx *ctx) { return ctx->training; }
-void attn_ctx_set_use_ref(attn_ctx *ctx, int u) { ctx->use_ref = u != 0; }
-int attn_ctx_use_ref(const attn_ctx *ctx) { return ctx->use_ref; }
-void attn_ctx_set_kernel_flags(attn_ctx *ctx, int flags) {
-    ctx->kernel_flags = flags & (ATTN_KERNELS_PORTABLE | ATTN_KERNELS_NO_AMX);
+/* The setters and getters below do nothing / return 0 on a NULL context
+ * (the setters have no status to report it with). */
+void attn_ctx_set_grad_enabled(attn_ctx *ctx, int e) {
+    if (ctx) ctx->grad_enabled = e != 0;
 }
-int attn_ctx_kernel_flags(const attn_ctx *ctx) { return ctx->kernel_flags; }
+int attn_ctx_grad_enabled(const attn_ctx *ctx) { return ctx ? ctx->grad_enabled : 0; }
+void attn_ctx_set_training(attn_ctx *ctx, int t) {
+    if (ctx) ctx->training = t != 0;
+}
+int attn_ctx_training(const attn_ctx *ctx) { return ctx ? ctx->training : 0; }
+void attn_ctx_set_use_ref(attn_ctx *ctx, int u) {
+    if (ctx) ctx->use_ref = u != 0;
+}
+int attn_ctx_use_ref(const attn_ctx *ctx) { return ctx ? ctx->use_ref : 0; }
+void attn_ctx_set_kernel_flags(attn_ctx *ctx, int flags) {
+    if (ctx) ctx->kernel_flags = flags & (ATTN_KERNELS_PORTABLE | ATTN_KERNELS_NO_AMX);
+}
+int attn_ctx_kernel_flags(const attn_ctx *ctx) { return ctx ? ctx->kernel_flags : 0; }
 attn_status attn_ctx_set_precision(attn_ctx *ctx, int precision) {
+    if (!ctx) return attn__error(ATTN_ERR_INVALID_ARG, "ctx_set_precision: ctx is NULL");
     if (precision != ATTN_PRECISION_F32 && precision != ATTN_PRECISION_BF16)
         return attn__fail(ctx, ATTN_ERR_INVALID_ARG,
                           "ctx_set_precision: %d is not ATTN_PRECISION_F32 (0) or "
@@ -214,7 +223,7 @@ attn_status attn_ctx_set_precision(attn_ctx *ctx, int precision) {
     ctx->precision = precision;
     return ATTN_OK;
 }
-int attn_ctx_precision(const attn_ctx *ctx) { return ctx->precision; }
+int attn_ctx_precision(const attn_ctx *ctx) { return ctx ? ctx->precision : 0; }
 
 void attn__gemm(const attn_ctx *ctx, int n_threads, int trans_a, int trans_b, int64_t M, int64_t N,
                 int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
@@ -226,8 +235,9 @@ void attn__gemm(const attn_ctx *ctx, int n_threads, int trans_a, int trans_b, in
     else
         attn__sgemm(n_threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-int attn_ctx_threads(const attn_ctx *ctx) { return ctx->n_threads; }
+int attn_ctx_threads(const attn_ctx *ctx) { return ctx ? ctx->n_threads : 0; }
 void attn_ctx_set_threads(attn_ctx *ctx, int n) {
+    if (!ctx) return;
 #if defined(_OPENMP)
     ctx->n_threads = n < 1 ? 1 : n;
 #else
@@ -235,9 +245,10 @@ void attn_ctx_set_threads(attn_ctx *ctx, int n) {
     ctx->n_threads = 1;
 #endif
 }
-uint64_t attn_ctx_seed(const attn_ctx *ctx) { return ctx->seed; }
-uint64_t attn_ctx_rng_offset(const attn_ctx *ctx) { return ctx->rng_offset; }
+uint64_t attn_ctx_seed(const attn_ctx *ctx) { return ctx ? ctx->seed : 0; }
+uint64_t attn_ctx_rng_offset(const attn_ctx *ctx) { return ctx ? ctx->rng_offset : 0; }
 void attn_ctx_set_rng(attn_ctx *ctx, uint64_t seed, uint64_t offset) {
+    if (!ctx) return;
     ctx->seed = seed;
     ctx->rng_offset = offset;
 }
@@ -268,10 +279,10 @@ attn_status attn_ctx_set_batch_slice(attn_ctx *ctx, int64_t row0, int64_t rows, 
     ctx->slice_total = rows > 0 ? total : 0;
     return ATTN_OK;
 }
-size_t attn_ctx_arena_used(const attn_ctx *ctx) { return ctx->arena_top; }
-size_t attn_ctx_arena_capacity(const attn_ctx *ctx) { return ctx->arena_cap; }
-size_t attn_ctx_arena_peak(const attn_ctx *ctx) { return ctx->arena_peak; }
-int attn_ctx_tape_size(const attn_ctx *ctx) { return ctx->tape_size; }
+size_t attn_ctx_arena_used(const attn_ctx *ctx) { return ctx ? ctx->arena_top : 0; }
+size_t attn_ctx_arena_capacity(const attn_ctx *ctx) { return ctx ? ctx->arena_cap : 0; }
+size_t attn_ctx_arena_peak(const attn_ctx *ctx) { return ctx ? ctx->arena_peak : 0; }
+int attn_ctx_tape_size(const attn_ctx *ctx) { return ctx ? ctx->tape_size : 0; }
 
 /* ---- arena ------------------------------------------------------------------ */
 
@@ -317,6 +328,7 @@ void *attn__alloc_zero(attn_ctx *ctx, size_t bytes, const char *what) {
 }
 
 attn_status attn_ctx_check_guards(const attn_ctx *ctx) {
+    if (!ctx) return attn__error(ATTN_ERR_INVALID_ARG, "attn_ctx_check_guards: ctx is NULL");
     if (!ctx->guard_bytes) return ATTN_OK;
     size_t off = 0, k = 0;
     while (off < ctx->arena_top) {
@@ -490,7 +502,10 @@ attn_tensor *attn__tensor_view(attn_ctx *ctx, const char *op, attn_dtype dtype, 
 }
 
 attn_tensor *attn_tensor_new(attn_ctx *ctx, attn_dtype dtype, int ndim, const int64_t *shape) {
-    if (!ctx) return NULL;
+    if (!ctx) {
+        attn__error(ATTN_ERR_INVALID_ARG, "attn_tensor_new: ctx is NULL");
+        return NULL;
+    }
     if (ndim > 0 && !shape) {
         attn__fail(ctx, ATTN_ERR_INVALID_ARG, "attn_tensor_new: shape is NULL for %d dims", ndim);
         return NULL;
@@ -504,6 +519,10 @@ attn_tensor *attn_tensor_new(attn_ctx *ctx, attn_dtype dtype, int ndim, const in
 
 attn_tensor *attn_tensor_from(attn_ctx *ctx, attn_dtype dtype, int ndim, const int64_t *shape,
                               const void *src) {
+    if (!ctx) {
+        attn__error(ATTN_ERR_INVALID_ARG, "attn_tensor_from: ctx is NULL");
+        return NULL;
+    }
     attn_tensor *t = attn_tensor_new(ctx, dtype, ndim, shape);
     size_t bytes;
     if (!t || attn__nbytes(ctx, "attn_tensor_from", t, &bytes)) return NULL;
@@ -518,6 +537,10 @@ attn_tensor *attn_tensor_from(attn_ctx *ctx, attn_dtype dtype, int ndim, const i
 /* ---- building ops ------------------------------------------------------------ */
 
 int attn__any_null(attn_ctx *ctx, const char *op, int n, ...) {
+    if (!ctx) {
+        attn__error(ATTN_ERR_INVALID_ARG, "%s: the context is NULL", op);
+        return 1;
+    }
     va_list ap;
     va_start(ap, n);
     int bad = -1;
@@ -628,6 +651,16 @@ static attn_status attn__backward_check(attn_ctx *ctx, attn_tensor *out, const c
         return attn__fail(ctx, ATTN_ERR_STATE,
                           "%s: tensor %s was not produced by a recorded op (gradients disabled, "
                           "or no input requires a gradient)",
+                          fn, attn__shp(out));
+    /* the node that made it must be on this context's current tape: a
+     * tensor from before attn_ctx_reset, or from another context, would
+     * walk (and put gradients into) a graph it does not belong to */
+    const attn_node *nd = ctx->tape_last;
+    while (nd && nd->index > out->node) nd = nd->prev;
+    if (!nd || nd->index != out->node || nd->out != out)
+        return attn__fail(ctx, ATTN_ERR_STATE,
+                          "%s: tensor %s is not on this context's tape (made before the last "
+                          "attn_ctx_reset, or by another context)",
                           fn, attn__shp(out));
     return ATTN_OK;
 }

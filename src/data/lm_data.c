@@ -63,6 +63,10 @@ attn_status attn_lm_text_load(const char *path, char **text, size_t *len) {
 attn_status attn_lm_vocab_learn(const char *text, size_t len, attn_vocab_kind kind, int bpe_merges,
                                 int min_count, attn_vocab **out) {
     if (!text || !out) return attn__error(ATTN_ERR_INVALID_ARG, "attn_lm_vocab_learn: NULL argument");
+    if (kind != ATTN_VOCAB_CHAR && kind != ATTN_VOCAB_BPE)
+        return attn__error(ATTN_ERR_INVALID_ARG,
+                           "attn_lm_vocab_learn: vocabulary kind %d, expected ATTN_VOCAB_CHAR or "
+                           "ATTN_VOCAB_BPE", (int)kind);
     /* The learners read NUL-terminated texts: a text with an inner NUL (or
      * not terminated at len) is copied. */
     const char *t = text;

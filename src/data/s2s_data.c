@@ -326,6 +326,11 @@ static void plan_epoch(attn_s2s_sampler *s, int64_t e) {
 }
 
 int64_t attn_s2s_sampler_next(attn_s2s_sampler *s, const int64_t **idx, int64_t *b) {
+    if (!s || !idx || !b || s->n_batches < 1) { /* NULL or not initialised: no batch */
+        if (idx) *idx = NULL;
+        if (b) *b = 0;
+        return -1;
+    }
     const int64_t e = s->position / s->n_batches, k = s->position % s->n_batches;
     if (e != s->epoch) plan_epoch(s, e);
     const int64_t first = s->batch_order[k] * s->batch_size;
@@ -337,5 +342,6 @@ int64_t attn_s2s_sampler_next(attn_s2s_sampler *s, const int64_t **idx, int64_t 
 }
 
 void attn_s2s_sampler_seek(attn_s2s_sampler *s, int64_t position) {
+    if (!s) return;
     s->position = position > 0 ? position : 0;
 }

@@ -401,6 +401,7 @@ static const attn__meta_field meta_fields[ATTN_CNN_META - 1] = {
 };
 
 void attn_cnn_config_meta(const attn_cnn_config *c, attn_kv *kv, char *buf) {
+    if (!c || !kv || !buf) return;
     attn__meta_write(meta_fields, ATTN_CNN_META - 1, c, kv, buf);
     /* the last entry names the model kind, so a file says what it holds */
     kv[ATTN_CNN_META - 1].key = "cnn.model";

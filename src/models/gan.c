@@ -20,6 +20,7 @@
 #define LRELU_SLOPE 0.1f
 
 void attn_gan_config_default(attn_gan_config *cfg) {
+    if (!cfg) return;
     cfg->z_dim = 64;
     cfg->g_ch = 32;
     cfg->d_ch = 32;
@@ -27,6 +28,7 @@ void attn_gan_config_default(attn_gan_config *cfg) {
 }
 
 void attn_gan_config_meta(const attn_gan_config *cfg, attn_kv *kv, char buf[ATTN_GAN_META][32]) {
+    if (!cfg || !kv || !buf) return;
     static const char *const keys[ATTN_GAN_META] = {"gan.z_dim", "gan.g_ch", "gan.d_ch",
                                                      "gan.attention"};
     const long long vals[ATTN_GAN_META] = {(long long)cfg->z_dim, (long long)cfg->g_ch,

@@ -246,6 +246,7 @@ static const attn__meta_field meta_fields[ATTN_MASK_HEAD_META - 1] = {
 };
 
 void attn_mask_head_config_meta(const attn_mask_head_config *c, attn_kv *kv, char *buf) {
+    if (!c || !kv || !buf) return;
     attn__meta_write(meta_fields, ATTN_MASK_HEAD_META - 1, c, kv, buf);
     kv[ATTN_MASK_HEAD_META - 1].key = "mask.model";
     snprintf(buf + 32 * (ATTN_MASK_HEAD_META - 1), 32, "attn-mask-head");

@@ -12,6 +12,7 @@
 
 void attn__meta_write(const attn__meta_field *fields, int n, const void *cfg, attn_kv *kv,
                       char *buf) {
+    if (!fields || !cfg || !kv || !buf) return; /* the *_config_meta functions: nothing to write */
     const attn__c_locale loc = attn__c_locale_begin();
     for (int i = 0; i < n; i++) {
         const attn__meta_field *f = &fields[i];

@@ -278,9 +278,11 @@ attn_status attn_reformer_lm_train_step(attn_ctx *ctx, attn_reformer_lm *m, cons
     if (count) *count = 0;
     if (!ctx) return attn__error(ATTN_ERR_INVALID_ARG, "%s: context is NULL", fn);
     if (ctx->status != ATTN_OK) return ctx->status;
-    if (!m || !ids || !targets || B < 1 || T < 1 || T > m->cfg.ctx_len)
-        return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: B %lld, T %lld (1 .. ctx_len %lld) or a NULL argument",
-                          fn, (long long)B, (long long)T, (long long)m->cfg.ctx_len);
+    if (!m || !ids || !targets)
+        return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: a NULL model, ids or targets", fn);
+    if (B < 1 || T < 1 || T > m->cfg.ctx_len)
+        return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: B %lld, T %lld: expected B >= 1 and T in 1 .. "
+                          "ctx_len %lld", fn, (long long)B, (long long)T, (long long)m->cfg.ctx_len);
     if (!ctx->grad_enabled) return attn__fail(ctx, ATTN_ERR_STATE, "%s: gradients are disabled", fn);
     const int64_t E = m->cfg.d_model, V = m->cfg.vocab, n = B * T;
     int64_t n_valid = 0;

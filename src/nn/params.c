@@ -155,18 +155,21 @@ void attn_params_zero_grad(attn_params *ps) {
 }
 
 void attn_init_uniform(attn_tensor *t, float bound, attn_rng *rng) {
+    if (!t || !rng) return; /* nothing to fill, or nothing to draw from */
     float *p = attn_f32(t);
     int64_t n = attn_tensor_numel(t);
     for (int64_t i = 0; i < n; i++) p[i] = (2.0f * attn_rng_next_uniform(rng) - 1.0f) * bound;
 }
 
 void attn_init_normal(attn_tensor *t, float std, attn_rng *rng) {
+    if (!t || !rng) return; /* nothing to fill, or nothing to draw from */
     float *p = attn_f32(t);
     int64_t n = attn_tensor_numel(t);
     for (int64_t i = 0; i < n; i++) p[i] = attn_rng_next_normal(rng) * std;
 }
 
 void attn_init_constant(attn_tensor *t, float value) {
+    if (!t) return;
     float *p = attn_f32(t);
     int64_t n = attn_tensor_numel(t);
     for (int64_t i = 0; i < n; i++) p[i] = value;

@@ -422,6 +422,8 @@ static int popcount64(uint64_t x) {
 attn_status attn_sparse_compile(attn_ctx *ctx, const attn_sparse_pattern *p, int causal,
                                 int64_t window, int64_t H, int64_t T, int64_t S, int64_t tq,
                                 int64_t tk, attn_sparse_layout *out) {
+    if (!ctx) return attn__error(ATTN_ERR_INVALID_ARG, "%s: compile: the context is NULL", NAME);
+    if (!out) return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: compile: out is NULL", NAME);
     memset(out, 0, sizeof *out);
     if (!p) return attn__fail(ctx, ATTN_ERR_INVALID_ARG, "%s: compile: pattern is NULL", NAME);
     if (attn_sparse_check(ctx, p)) return ctx->status;

@@ -267,6 +267,10 @@ attn_status attn__contiguous_backward(attn_ctx *ctx, attn_node *node) {
 /* ---- concat (iarg[0] = axis) ---- */
 
 attn_tensor *attn_concat(attn_ctx *ctx, attn_tensor *const *xs, int n, int axis) {
+    if (!ctx) {
+        attn__error(ATTN_ERR_INVALID_ARG, "concat: the context is NULL");
+        return NULL;
+    }
     if (!xs || n < 1) {
         attn__fail(ctx, ATTN_ERR_INVALID_ARG, "concat: %d inputs, expected at least 1", n);
         return NULL;
