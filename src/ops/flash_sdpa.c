@@ -470,6 +470,36 @@ static void fl_axpy_keys(float *restrict acc, const float *restrict p, const flo
 }
 #endif
 
+/* The scalar reference's logit (attn__flash_sdpa_ref): (scale q) . k as one
+ * chain over d in order, compiled like the tile micro-kernel fl_mk (the
+ * same clones and contraction), so that its bits are those of the tile
+ * products that recompute it in the backward and the weights: one FMA per
+ * term where the kernels contract (the AVX-512 and AVX2 clones), a rounded
+ * product and sum where they do not (the baseline, ATTN_NO_CLONES builds). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+/* not vectorised: a vectorised loop keeps the sum's order but does not
+ * contract the products into it */
+__attribute__((target_clones("avx512f", "arch=haswell", "default"),
+               optimize("fp-contract=fast", "no-tree-vectorize"))) static float fl_ref_logit(const float *restrict q, const float *restrict k, int64_t D,
+                                     float scale) {
+    float c = 0.0f;
+    for (int64_t d = 0; d < D; d++) {
+        const float a = scale * q[d];
+        c += a * k[d];
+    }
+    return c;
+}
+#else
+static float fl_ref_logit(const float *q, const float *k, int64_t D, float scale) {
+    float c = 0.0f;
+    for (int64_t d = 0; d < D; d++) {
+        const float a = scale * q[d];
+        c += a * k[d];
+    }
+    return c;
+}
+#endif
+
 /* Whether a call takes the decode path (fwd_tile_direct, and the same
  * logits in fl_weights): at most FL_DIRECT_T query rows, f32, no sparse
  * pattern and no gradient to compute. Staging K^T and V costs about what a
@@ -950,8 +980,7 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
 #if defined(FL_X86)
     const int avx512 = __builtin_cpu_supports("avx512f") && !(ctx->kernel_flags & ATTN_KERNELS_PORTABLE);
 #endif
-    const int chunk = fl_fwd_chunk(items, nt);
-    ATTN__OMP_FOR_DYNAMIC(nt, chunk)
+    ATTN__OMP_FOR_DYNAMIC(nt, fl_fwd_chunk(items, nt))
     for (int64_t it = 0; it < items; it++) {
         const int tid = FL_TID();
         const int64_t bh = it / ntile, t0 = (it % ntile) * QT, b = bh / g.H, h = bh % g.H;
@@ -975,8 +1004,8 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
 /* ---- forward (reference) --------------------------------------------------------------------- */
 
 /* The scalar reference: each logit is the f32 value the kernels produce,
- * (scale q) . k as one FMA chain over d in order (the kernels' bits where the
- * CPU has FMA), then + bias in f32; everything after it (max, exp, sums,
+ * (scale q) . k as one chain over d in order compiled like the tile kernels
+ * (fl_ref_logit), then + bias in f32; everything after it (max, exp, sums,
  * weights, P V) in double. */
 attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
     fl_geom g = attn__fl_geometry(node);
@@ -1003,14 +1032,12 @@ attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
                         z[s] = -INFINITY; /* hidden by the pattern: weight 0 */
                         continue;
                     }
-                    /* the kernels' logit: one FMA chain over d in order on
-                     * (scale q) rounded to f32, so that the weights and the
-                     * backward, which recompute it with the tile products,
-                     * meet the same value and the saved statistics fit it
-                     * (summed in double and rounded once, logits near 1e4
-                     * differed by 1e-3 and weights reached 1.004) */
-                    float logit = 0.0f;
-                    for (int64_t d = 0; d < D; d++) logit = fmaf(g.scale * qr[d], K[s * lk + d], logit);
+                    /* the kernels' logit (fl_ref_logit), so that the weights
+                     * and the backward, which recompute it with the tile
+                     * products, meet the same value and the saved statistics
+                     * fit it (summed in double and rounded once, logits near
+                     * 1e4 differed by 1e-3 and weights reached 1.004) */
+                    float logit = fl_ref_logit(qr, K + s * lk, D, g.scale);
                     if (g.slopes)
                         logit += br ? sdpa_alibi(g.slopes[h], t + S - T, s) + br[s * g.bst[3]]
                                     : sdpa_alibi(g.slopes[h], t + S - T, s);

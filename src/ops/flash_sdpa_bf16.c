@@ -355,8 +355,7 @@ attn_status attn__fl_forward_bf16(attn_ctx *ctx, const fl_geom *g, float *out, f
                          : NULL;
     if (!staged) return ctx->status;
     for (int i = 0; i < nt; i++) staged[i] = -1;
-    const int chunk = fl_fwd_chunk(items, nt);
-    ATTN__OMP_FOR_DYNAMIC(nt, chunk)
+    ATTN__OMP_FOR_DYNAMIC(nt, fl_fwd_chunk(items, nt))
     for (int64_t it = 0; it < items; it++) {
         const int tid = FL_TID();
         const int64_t bh = it / ntile, t0 = (it % ntile) * QT, b = bh / g->H, h = bh % g->H;
