@@ -368,15 +368,22 @@ void attn__fl_gemm(float *C, int64_t ldc, const float *A, int64_t lda, const flo
 #if defined(__GNUC__)
 typedef int fl_i16 __attribute__((vector_size(64)));
 #define FL_PAIR(a, b, lo, hi) (__builtin_shuffle((a), (b), (lo)) + __builtin_shuffle((a), (b), (hi)))
+/* c = the 16-lane products q[d] k[d] over d < D16, summed lane by lane in
+ * order (one key's chain, kept in a register) */
+#define FL_DOT16(c, q, k, D16)                                  \
+    do {                                                        \
+        (c) = (fl_v16){0};                                      \
+        for (int64_t d_ = 0; d_ < (D16); d_ += 16) {            \
+            fl_v16 qv_, kv_;                                    \
+            FL_LD(qv_, (q) + d_);                               \
+            FL_LD(kv_, (k) + d_);                               \
+            (c) += qv_ * kv_;                                   \
+        }                                                       \
+    } while (0)
 FL_MK_ATTR static float fl_dot1(const float *restrict q, const float *restrict k, int64_t D) {
     const int64_t D16 = D & ~(int64_t)15;
-    fl_v16 acc = {0};
-    for (int64_t d = 0; d < D16; d += 16) {
-        fl_v16 a, b;
-        FL_LD(a, q + d);
-        FL_LD(b, k + d);
-        acc += a * b;
-    }
+    fl_v16 acc;
+    FL_DOT16(acc, q, k, D16);
     float lane[16];
     FL_ST(lane, acc);
     for (int w = 8; w >= 1; w /= 2)
@@ -400,14 +407,8 @@ FL_MK_ATTR static void fl_dot_keys(float *restrict z, const float *restrict q,
     for (; s0 + 16 <= n; s0 += 16) {
         fl_v16 a[16];
         for (int j = 0; j < 16; j++) { /* key by key: the chain stays in a register */
-            const float *k = K + (s0 + j) * lds;
-            fl_v16 c = {0};
-            for (int64_t d = 0; d < D16; d += 16) {
-                fl_v16 qv, kv;
-                FL_LD(qv, q + d);
-                FL_LD(kv, k + d);
-                c += qv * kv;
-            }
+            fl_v16 c;
+            FL_DOT16(c, q, K + (s0 + j) * lds, D16);
             a[j] = c;
         }
         fl_v16 r[8], t[4], u[2], w;
