@@ -164,7 +164,9 @@ attn_tensor *attn_tensor_from(attn_ctx *ctx, attn_dtype dtype, int ndim, const i
  * accumulating into the gradients of all tensors that require them.
  * The tape is consumed: a second call without a new forward fails with
  * ATTN_ERR_STATE. Errors: ATTN_ERR_SHAPE (not a scalar), ATTN_ERR_STATE
- * (loss not produced by a recorded op), ATTN_ERR_OOM. */
+ * (loss not produced by a recorded op, or not on this context's current
+ * tape: made before the last attn_ctx_reset, or by another context),
+ * ATTN_ERR_INVALID_ARG (NULL context or loss), ATTN_ERR_OOM. */
 attn_status attn_backward(attn_ctx *ctx, attn_tensor *loss);
 
 /* Like attn_backward, with an explicit upstream gradient for `out` (numel
