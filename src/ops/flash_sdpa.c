@@ -366,8 +366,11 @@ void attn__fl_gemm(float *C, int64_t ldc, const float *A, int64_t lda, const flo
  * adds (about 3 operations per key instead of a store and a 16-step scalar
  * sum); the D % 16 tail and keys beyond the last whole 16 in order. */
 #if defined(__GNUC__)
+#if !defined(__clang__) /* __builtin_shuffle is GCC's; clang takes the single-key loop */
 typedef int fl_i16 __attribute__((vector_size(64)));
 #define FL_PAIR(a, b, lo, hi) (__builtin_shuffle((a), (b), (lo)) + __builtin_shuffle((a), (b), (hi)))
+#define FL_GROUPED_DOTS 1
+#endif
 /* c = the 16-lane products q[d] k[d] over d < D16, summed lane by lane in
  * order (one key's chain, kept in a register) */
 #define FL_DOT16(c, q, k, D16)                                  \
@@ -394,6 +397,8 @@ FL_MK_ATTR static float fl_dot1(const float *restrict q, const float *restrict k
 }
 FL_MK_ATTR static void fl_dot_keys(float *restrict z, const float *restrict q,
                                    const float *restrict K, int64_t lds, int64_t n, int64_t D) {
+    int64_t s0 = 0;
+#if defined(FL_GROUPED_DOTS)
     const int64_t D16 = D & ~(int64_t)15;
     static const fl_i16 l1 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
                         h1 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
@@ -403,7 +408,6 @@ FL_MK_ATTR static void fl_dot_keys(float *restrict z, const float *restrict q,
                         h3 = {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31},
                         l4 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30},
                         h4 = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
-    int64_t s0 = 0;
     for (; s0 + 16 <= n; s0 += 16) {
         fl_v16 a[16];
         for (int j = 0; j < 16; j++) { /* key by key: the chain stays in a register */
@@ -420,6 +424,7 @@ FL_MK_ATTR static void fl_dot_keys(float *restrict z, const float *restrict q,
         for (int64_t d = D16; d < D; d++)
             for (int j = 0; j < 16; j++) z[s0 + j] += q[d] * K[(s0 + j) * lds + d];
     }
+#endif
     for (; s0 < n; s0++) z[s0] = fl_dot1(q, K + s0 * lds, D);
 }
 
