@@ -2,10 +2,12 @@
  * FLASH_SDPA, include/attn/sdpa.h): the same function as the SDPA op, but the
  * [T, S] matrix of weights is never stored. The algorithm and its backward are
  * derived in docs/transformer.md, "Fused attention". The op's files:
- * flash_sdpa.c (geometry, masks, the f32 forward, the reference, weights,
- * the builder), flash_sdpa_backward.c (the f32 backward and the backward's
- * dispatch), flash_sdpa_bf16.c (bf16 forward and backward, AVX-512 BF16 and
- * AMX), flash_sdpa_internal.h (what they share).
+ * flash_sdpa.c (geometry, masks, the f32 forward, the builder),
+ * flash_sdpa_decode.c (the decode path: a few query rows read K and V in
+ * place), flash_sdpa_ref.c (the scalar reference and the weights),
+ * flash_sdpa_backward.c (the f32 backward and the backward's dispatch),
+ * flash_sdpa_bf16.c (bf16 forward and backward, AVX-512 BF16 and AMX),
+ * flash_sdpa_internal.h (what they share).
  *
  * Shape contract:
  *   in[0] q [B, H, T, D], in[1] k [B, Hkv, S, D], in[2] v [B, Hkv, S, Dv]
@@ -169,7 +171,7 @@ int attn__fl_layout(attn_ctx *ctx, const attn_node *node, fl_geom *g, attn_spars
 /* bf16 inputs widened to f32 copies in the arena (exact), for the paths that
  * compute in f32: the reference, the weights, and the forward where the CPU
  * has no AVX-512 BF16. 0, or -1 with the context's error set. */
-static int fl_widen(attn_ctx *ctx, fl_geom *g) {
+int attn__fl_widen(attn_ctx *ctx, fl_geom *g) {
     if (!g->qh) return 0;
     const int64_t nq = g->B * g->H * g->T * g->D, nk = g->B * g->Hkv * g->S * g->D;
     const int64_t nv = g->B * g->Hkv * g->S * g->Dv;
@@ -189,7 +191,7 @@ static int fl_widen(attn_ctx *ctx, fl_geom *g) {
  * kernel, the weights) take the same rounded values: bf16 copies (g->qh, kh,
  * vh, contiguous, so the strides of q, k, v become the contiguous ones; out
  * keeps its own) for fl_widen. 0, or -1 with the context's error set. */
-static int fl_as_forward(attn_ctx *ctx, const attn_node *node, fl_geom *g) {
+int attn__fl_as_forward(attn_ctx *ctx, const attn_node *node, fl_geom *g) {
 #if defined(FL_X86)
     if (!g->qh && fl_bf16_kernels(ctx, g)) {
         if (attn__fl_narrow(ctx, g, fl_saved_bf16(node))) return -1;
@@ -250,7 +252,7 @@ FL_CLONES float attn__fl_exp(float *restrict x, float m) {
 }
 
 /* The largest of x[0 .. KT) (-inf if none); *nan = 1 when one is NaN. */
-FL_CLONES static float fl_rowmax(const float *restrict x, int *nan) {
+FL_CLONES float attn__fl_rowmax(const float *restrict x, int *nan) {
     float m[16];
     int bad[16];
     for (int k = 0; k < 16; k++) m[k] = -INFINITY, bad[k] = 0;
@@ -284,15 +286,6 @@ FL_CLONES void attn__fl_scal(float *restrict y, float a, int64_t n) {
  * has it, so the bits depend on the clone the CPU picks (never on the thread
  * count). */
 #if defined(__GNUC__)
-#if defined(__x86_64__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
-#define FL_MK_ATTR \
-    __attribute__((target_clones("avx512f", "arch=haswell", "default"), optimize("fp-contract=fast")))
-#else
-#define FL_MK_ATTR
-#endif
-typedef float fl_v16 __attribute__((vector_size(64)));
-#define FL_LD(v, p) memcpy(&(v), (p), sizeof(v))
-#define FL_ST(p, v) memcpy((p), &(v), sizeof(v))
 FL_MK_ATTR static void fl_mk(float *restrict C, int64_t ldc, const float *restrict A, int64_t lda,
                              const float *restrict B, int64_t ldb, int64_t K, int accumulate) {
     fl_v16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, d0 = {0}, d1 = {0}, d2 = {0}, d3 = {0};
@@ -356,140 +349,6 @@ void attn__fl_gemm(float *C, int64_t ldc, const float *A, int64_t lda, const flo
             fl_mk(C + i * ldc + j, ldc, A + i * lda, lda, B + j, ldb, K, accumulate);
 }
 
-
-/* ---- the decode path: a few query rows, K and V read in place ---------------------------- */
-
-/* z[s] = q . K[s * lds], s < n (q scaled and zero-padded, K rows of D
- * floats read where they are). Sixteen keys at a time: each key's 16-lane
- * products over d in its own vector, then the 16 vectors reduced together
- * into one vector of 16 logits by four levels of two-vector shuffles and
- * adds (about 3 operations per key instead of a store and a 16-step scalar
- * sum); the D % 16 tail and keys beyond the last whole 16 in order. */
-#if defined(__GNUC__)
-#if !defined(__clang__) /* __builtin_shuffle is GCC's; clang takes the single-key loop */
-typedef int fl_i16 __attribute__((vector_size(64)));
-#define FL_PAIR(a, b, lo, hi) (__builtin_shuffle((a), (b), (lo)) + __builtin_shuffle((a), (b), (hi)))
-#define FL_GROUPED_DOTS 1
-#endif
-/* c = the 16-lane products q[d] k[d] over d < D16, summed lane by lane in
- * order (one key's chain, kept in a register) */
-#define FL_DOT16(c, q, k, D16)                                  \
-    do {                                                        \
-        (c) = (fl_v16){0};                                      \
-        for (int64_t d_ = 0; d_ < (D16); d_ += 16) {            \
-            fl_v16 qv_, kv_;                                    \
-            FL_LD(qv_, (q) + d_);                               \
-            FL_LD(kv_, (k) + d_);                               \
-            (c) += qv_ * kv_;                                   \
-        }                                                       \
-    } while (0)
-FL_MK_ATTR static float fl_dot1(const float *restrict q, const float *restrict k, int64_t D) {
-    const int64_t D16 = D & ~(int64_t)15;
-    fl_v16 acc;
-    FL_DOT16(acc, q, k, D16);
-    float lane[16];
-    FL_ST(lane, acc);
-    for (int w = 8; w >= 1; w /= 2)
-        for (int i = 0; i < w; i++) lane[i] += lane[i + w];
-    float x = lane[0];
-    for (int64_t d = D16; d < D; d++) x += q[d] * k[d];
-    return x;
-}
-FL_MK_ATTR static void fl_dot_keys(float *restrict z, const float *restrict q,
-                                   const float *restrict K, int64_t lds, int64_t n, int64_t D) {
-    int64_t s0 = 0;
-#if defined(FL_GROUPED_DOTS)
-    const int64_t D16 = D & ~(int64_t)15;
-    static const fl_i16 l1 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-                        h1 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
-                        l2 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27},
-                        h2 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31},
-                        l3 = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29},
-                        h3 = {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31},
-                        l4 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30},
-                        h4 = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
-    for (; s0 + 16 <= n; s0 += 16) {
-        fl_v16 a[16];
-        for (int j = 0; j < 16; j++) { /* key by key: the chain stays in a register */
-            fl_v16 c;
-            FL_DOT16(c, q, K + (s0 + j) * lds, D16);
-            a[j] = c;
-        }
-        fl_v16 r[8], t[4], u[2], w;
-        for (int i = 0; i < 8; i++) r[i] = FL_PAIR(a[2 * i], a[2 * i + 1], l1, h1);
-        for (int i = 0; i < 4; i++) t[i] = FL_PAIR(r[2 * i], r[2 * i + 1], l2, h2);
-        for (int i = 0; i < 2; i++) u[i] = FL_PAIR(t[2 * i], t[2 * i + 1], l3, h3);
-        w = FL_PAIR(u[0], u[1], l4, h4);
-        FL_ST(z + s0, w);
-        for (int64_t d = D16; d < D; d++)
-            for (int j = 0; j < 16; j++) z[s0 + j] += q[d] * K[(s0 + j) * lds + d];
-    }
-#endif
-    for (; s0 < n; s0++) z[s0] = fl_dot1(q, K + s0 * lds, D);
-}
-
-/* acc[e] += sum_s p[s] V[s * lds + e], e < Dv, s < n in order (V rows read
- * where they are; a zero weight still multiplies its row, as the tile
- * products do, so a NaN in V reaches the same rows). Columns in blocks of
- * 64 whose accumulators stay in registers over the keys. */
-FL_MK_ATTR static void fl_axpy_keys(float *restrict acc, const float *restrict p,
-                                    const float *restrict V, int64_t lds, int64_t n, int64_t Dv) {
-    int64_t e = 0;
-    for (; e + 64 <= Dv; e += 64) {
-        fl_v16 c0, c1, c2, c3;
-        FL_LD(c0, acc + e), FL_LD(c1, acc + e + 16), FL_LD(c2, acc + e + 32), FL_LD(c3, acc + e + 48);
-        for (int64_t s = 0; s < n; s++) {
-            const float *v = V + s * lds + e;
-            const float w = p[s];
-            fl_v16 b0, b1, b2, b3;
-            FL_LD(b0, v), FL_LD(b1, v + 16), FL_LD(b2, v + 32), FL_LD(b3, v + 48);
-            c0 += w * b0, c1 += w * b1, c2 += w * b2, c3 += w * b3;
-        }
-        FL_ST(acc + e, c0), FL_ST(acc + e + 16, c1), FL_ST(acc + e + 32, c2), FL_ST(acc + e + 48, c3);
-    }
-    for (; e + 16 <= Dv; e += 16) {
-        fl_v16 c;
-        FL_LD(c, acc + e);
-        for (int64_t s = 0; s < n; s++) {
-            fl_v16 b;
-            FL_LD(b, V + s * lds + e);
-            c += p[s] * b;
-        }
-        FL_ST(acc + e, c);
-    }
-    for (; e < Dv; e++)
-        for (int64_t s = 0; s < n; s++) acc[e] += p[s] * V[s * lds + e];
-}
-#else
-static void fl_dot_keys(float *restrict z, const float *restrict q, const float *restrict K,
-                        int64_t lds, int64_t n, int64_t D) {
-    for (int64_t s = 0; s < n; s++) {
-        float x = 0.0f;
-        for (int64_t d = 0; d < D; d++) x += q[d] * K[s * lds + d];
-        z[s] = x;
-    }
-}
-static void fl_axpy_keys(float *restrict acc, const float *restrict p, const float *restrict V,
-                         int64_t lds, int64_t n, int64_t Dv) {
-    for (int64_t s = 0; s < n; s++)
-        for (int64_t e = 0; e < Dv; e++) acc[e] += p[s] * V[s * lds + e];
-}
-#endif
-
-/* Whether a call takes the decode path (fwd_tile_direct, and the same
- * logits in fl_weights): at most FL_DIRECT_T query rows, f32, no sparse
- * pattern and no gradient to compute. Staging K^T and V costs about what a
- * query tile of a few rows computes, so for one generated token it was two
- * thirds of the op's time; the backward recomputes the logits with the tile
- * products, so a call that needs gradients keeps the tile path (its saved
- * statistics then come from the same products). */
-#define FL_DIRECT_T 4
-static int fl_direct(const attn_ctx *ctx, const attn_node *node, const fl_geom *g) {
-    if (g->T > FL_DIRECT_T || g->sp || g->qh) return 0;
-    for (int i = 0; ctx->grad_enabled && i < node->n_in; i++)
-        if (attn__needs_grad(node, i)) return 0;
-    return 1;
-}
 
 /* rows [0, n) of the [n, w] block src (leading dimension lds) copied into
  * dst [rows, wp] (leading dimension wp) times a, zero elsewhere */
@@ -728,7 +587,7 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
             attn__fl_mask_row(g, h, t, row, n, k0, R.lo[r], R.hi[r], fl_bias_row(g, b, h, t));
             if (bits) attn__fl_apply_bits(row, bits[r]);
             int nan;
-            const float mx = fl_rowmax(row, &nan);
+            const float mx = attn__fl_rowmax(row, &nan);
             if (nan || mx == -INFINITY) {
                 R.bad[r] |= nan;
                 memset(row, 0, sizeof(float) * KT);
@@ -751,81 +610,6 @@ static void fwd_tile(const fl_geom *g, int64_t b, int64_t h, int64_t t0, int64_t
         attn__fl_gemm(acc, Dvp, sc, KT, vall + k0 * Dvp, Dvp, nqp, Dvp, n, 1);
     }
     attn__fl_rows_end(g, bh, t0, nq, &R, acc, Dvp, out, stats);
-}
-
-/* Per-thread scratch of the decode path: q rows, accumulators, a dropout
- * row, and each row's logits over the whole key range. */
-static int64_t direct_scratch(const fl_geom *g) {
-    return FL_DIRECT_T * (up(g->D, 32) + up(g->Dv, 32) + fl_sp(g)) + KT;
-}
-
-/* The decode path (fl_direct) for the nq <= FL_DIRECT_T query rows of
- * (b, h): per row, in three passes over the key tiles of the rows' span,
- * (1) the logits from K in place (fl_dot_keys; masks and bias per tile
- * as in fwd_tile), (2) the row's maximum m and l = sum e^(x - m) (in
- * double), (3) acc += P V from V in place in one pass (fl_axpy_keys). Each
- * of K and V is streamed once per row, with no online rescaling; the
- * statistics, the NaN rules and the rows V reaches are fwd_tile's. */
-static void fwd_tile_direct(const fl_geom *g, int64_t b, int64_t h, int64_t nq, float *ws,
-                            float *out, float *stats) {
-    const int64_t T = g->T, S = g->S, D = g->D, Dv = g->Dv, bh = b * g->H + h, kh = h / g->G;
-    const int64_t Dp = up(D, 32), Dvp = up(Dv, 32), Sp = fl_sp(g);
-    const float *Q = g->q + fl_qoff(g, b, h, 0);
-    const float *K = g->k + fl_koff(g, b, kh, 0), *V = g->v + fl_voff(g, b, kh, 0);
-    float *qs = ws, *acc = qs + FL_DIRECT_T * Dp, *z = acc + FL_DIRECT_T * Dvp, *lg = z + KT;
-    fl_rows R;
-    attn__fl_rows_begin(g, b, 0, nq, nq, &R);
-    attn__fl_pad(qs, nq, Dp, Q, nq, D, g->qs[2], g->scale);
-    memset(acc, 0, sizeof(float) * (size_t)(nq * Dvp));
-    if (R.span_lo >= R.span_hi) { /* no row sees a key */
-        attn__fl_rows_end(g, bh, 0, nq, &R, acc, Dvp, out, stats);
-        return;
-    }
-    const int64_t first = fl_tile_start(R.span_lo), last = R.span_hi;
-    for (int64_t r = 0; r < nq; r++) {
-        float *row = lg + r * Sp;
-        int on = 0;
-        /* 1. logits, masked per tile; tiles the row does not see are -inf */
-        for (int64_t k0 = first; k0 < last; k0 += KT) {
-            const int64_t n = last - k0 < KT ? last - k0 : KT;
-            if (!fl_row_on(&R, r, k0, n)) {
-                for (int64_t s = 0; s < KT; s++) row[k0 + s] = -INFINITY;
-                continue;
-            }
-            on = 1;
-            fl_dot_keys(row + k0, qs + r * Dp, K + k0 * g->ks[2], g->ks[2], n, D);
-            attn__fl_mask_row(g, h, r, row + k0, n, k0, R.lo[r], R.hi[r], fl_bias_row(g, b, h, r));
-        }
-        /* 2. m and l */
-        float mx = -INFINITY;
-        int nan = 0;
-        for (int64_t k0 = first; on && k0 < last; k0 += KT) {
-            int tn;
-            const float tm = fl_rowmax(row + k0, &tn);
-            nan |= tn;
-            if (tm > mx) mx = tm;
-        }
-        if (!on || nan || mx == -INFINITY) {
-            R.bad[r] |= nan;
-            memset(row + first, 0, sizeof(float) * (size_t)(last - first));
-        } else {
-            double l = 0.0;
-            for (int64_t k0 = first; k0 < last; k0 += KT) {
-                l += (double)attn__fl_exp(row + k0, mx);
-                if (g->p > 0.0f) {
-                    const int64_t n = last - k0 < KT ? last - k0 : KT;
-                    attn__fl_keep(g, (uint64_t)((bh * T + r) * S + k0), n, z);
-                    for (int64_t s = 0; s < n; s++) row[k0 + s] *= z[s];
-                }
-            }
-            R.m[r] = mx;
-            R.l[r] = l;
-        }
-        /* 3. acc += P V over the span (a zero weight still multiplies its
-         * row, as in the tile products) */
-        fl_axpy_keys(acc + r * Dvp, row + first, V + first * g->vs[2], g->vs[2], last - first, Dv);
-    }
-    attn__fl_rows_end(g, bh, 0, nq, &R, acc, Dvp, out, stats);
 }
 
 /* ---- forward, AVX-512 --------------------------------------------------------------------- */
@@ -924,20 +708,9 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
         return attn__fl_forward_bf16(ctx, &g, out, stats);
     }
 #endif
-    if (fl_widen(ctx, &g)) return ctx->status; /* bf16 elsewhere: computed in f32 */
-    if (fl_direct(ctx, node, &g)) { /* decode: nothing staged */
-        const int64_t items = g.B * g.H;
-        const double work = 2.0 * (double)g.B * g.H * g.T * g.S * (double)(g.D + g.Dv);
-        int nt = attn__threads_for(ctx, work);
-        if (nt > items) nt = (int)items;
-        const int64_t per = direct_scratch(&g);
-        float *ws = attn__fl_scratch(ctx, nt, per, "flash_sdpa forward (decode rows)");
-        if (!ws) return ctx->status;
-        ATTN__OMP_FOR_DYNAMIC(nt, 1)
-        for (int64_t it = 0; it < items; it++)
-            fwd_tile_direct(&g, it / g.H, it % g.H, g.T, ws + FL_TID() * per, out, stats);
-        return ATTN_OK;
-    }
+    if (attn__fl_widen(ctx, &g)) return ctx->status; /* bf16 elsewhere: computed in f32 */
+    if (attn__fl_direct(ctx, node, &g)) /* decode: nothing staged (flash_sdpa_decode.c) */
+        return attn__fl_forward_direct(ctx, &g, out, stats);
     /* items (b, h, query tile) handed out in runs; a thread stages K^T and
      * V of an item's kv head into its own buffer when it changes (heads of a
      * group are adjacent, so each thread stages about B Hkv / nt + 1 times) */
@@ -975,200 +748,6 @@ attn_status attn__flash_sdpa_forward(attn_ctx *ctx, attn_node *node) {
         fwd_tile(&g, b, h, t0, nq, w, kt, vp, out, stats);
     }
     return ATTN_OK;
-}
-
-/* The logits of query rows [t0, t0 + nq) of head h (batch b) against every
- * key, as the forward computes them: the decode path's fl_dot_keys when
- * `direct` (fl_direct), else the tile products on K^T staged in kt
- * (attn__fl_tr_tiles of the kv head, by the caller) and the scaled q rows
- * (attn__fl_pad). lg [nq][Sp]; keys at or beyond the key length hold 0.
- * Scratch: qs [QT][Dp], sc [QT][KT]; wide: the AVX-512 kernels run
- * (fl_wide). The scalar reference and the weights
- * take their logits from here, so that the statistics the reference saves
- * fit what the weights and the backward recompute with the same products,
- * in every build and on every CPU (the tile products' bits depend on the
- * clone and on FMA contraction, which the optimiser applies only from -O2:
- * a reference with its own dot product, in double or as an FMA chain,
- * disagreed with them by 1e-3 at logits near 1e4, enough for weights of
- * 1.004). */
-static void fl_logit_rows(const fl_geom *g, int direct, int wide, int64_t b, int64_t h,
-                          int64_t t0, int64_t nq, const float *kt, float *qs, float *sc,
-                          float *lg) {
-    /* the rows in the blocks the backward recomputes them in: 8 on the
-     * AVX-512 kernels, 4 on the others (attn__fl_gemm takes a block of 4
-     * through fl_mk, whose contraction into FMA the optimiser decides) */
-    const int64_t S = g->S, D = g->D, Dp = up(D, 32), Sp = fl_sp(g), nqp = up(nq, wide ? 8 : 4);
-    const int64_t lim = fl_key_limit(g, b);
-    attn__fl_pad(qs, nqp, Dp, g->q + fl_qoff(g, b, h, t0), nq, D, g->qs[2], g->scale);
-    for (int64_t k0 = 0; k0 < S; k0 += KT) {
-        const int64_t n = S - k0 < KT ? S - k0 : KT;
-        if (direct) {
-            const int64_t nd = lim - k0 < 0 ? 0 : lim - k0 < n ? lim - k0 : n;
-            for (int64_t r = 0; r < nq; r++) {
-                float *row = lg + r * Sp + k0;
-                fl_dot_keys(row, qs + r * Dp, g->k + fl_koff(g, b, h / g->G, k0), g->ks[2], nd, D);
-                for (int64_t s = nd; s < n; s++) row[s] = 0.0f;
-            }
-        } else {
-            attn__fl_gemm(sc, KT, qs, Dp, fl_tile(kt, k0, D), KT, nqp, KT, D, 0);
-            for (int64_t r = 0; r < nq; r++)
-                memcpy(lg + r * Sp + k0, sc + r * KT, sizeof(float) * (size_t)n);
-        }
-    }
-}
-
-/* Whether the fused op runs its AVX-512 kernels (the forward's rule). */
-static int fl_wide(const attn_ctx *ctx) {
-#if defined(FL_X86)
-    return __builtin_cpu_supports("avx512f") && !(ctx->kernel_flags & ATTN_KERNELS_PORTABLE);
-#else
-    (void)ctx;
-    return 0;
-#endif
-}
-
-/* ---- forward (reference) --------------------------------------------------------------------- */
-
-/* The scalar reference: each logit is the f32 value the kernels produce,
- * (scale q) . k as one chain over d in order compiled like the tile kernels
- * (fl_ref_logit), then + bias in f32; everything after it (max, exp, sums,
- * weights, P V) in double. */
-attn_status attn__flash_sdpa_ref(attn_ctx *ctx, attn_node *node) {
-    fl_geom g = attn__fl_geometry(node);
-    if (fl_as_forward(ctx, node, &g) || fl_widen(ctx, &g)) return ctx->status;
-    float *out = attn_f32(node->out), *stats = attn_f32(node->saved[0]);
-    const int64_t T = g.T, S = g.S, D = g.D, Dv = g.Dv, Dp = up(D, 32), Sp = fl_sp(&g);
-    const int direct = fl_direct(ctx, node, &g), wide = fl_wide(ctx);
-    double *z = attn__alloc(ctx, sizeof(double) * (size_t)S, "flash_sdpa reference (row)");
-    float *kt = z ? attn__alloc(ctx, sizeof(float) * (size_t)(Sp * D + QT * Dp + QT * KT + QT * Sp),
-                                "flash_sdpa reference (k tiles, q rows, logits)")
-                  : NULL;
-    if (!kt) return ctx->status;
-    float *qs = kt + Sp * D, *sc = qs + QT * Dp, *lg = sc + QT * KT;
-    for (int64_t b = 0; b < g.B; b++)
-        for (int64_t h = 0; h < g.H; h++) {
-            const int64_t kh = h / g.G, bh = b * g.H + h;
-            const float *V = g.v + fl_voff(&g, b, kh, 0);
-            const int64_t lv = g.vs[2];
-            if (h % g.G == 0 && !direct)
-                attn__fl_tr_tiles(kt, g.k + fl_koff(&g, b, kh, 0), fl_key_limit(&g, b), D, g.ks[2], Sp);
-            for (int64_t t = 0; t < T; t++) {
-                if (t % QT == 0)
-                    fl_logit_rows(&g, direct, wide, b, h, t, T - t < QT ? T - t : QT, kt, qs, sc, lg);
-                const float *lrow = lg + (t % QT) * Sp;
-                const float *br = fl_bias_row(&g, b, h, t);
-                float *orow = out + fl_ooff(&g, b, h, t);
-                int64_t lo, hi;
-                fl_range(&g, b, t, &lo, &hi);
-                double mx = -INFINITY;
-                int nan = 0;
-                for (int64_t s = lo; s < hi; s++) {
-                    if (g.sp && !attn_sparse_visible(g.sp, h, T, S, t, s)) {
-                        z[s] = -INFINITY; /* hidden by the pattern: weight 0 */
-                        continue;
-                    }
-                    /* the forward's f32 logit (fl_logit_rows), then the bias */
-                    float logit = lrow[s];
-                    if (g.slopes)
-                        logit += br ? sdpa_alibi(g.slopes[h], t + S - T, s) + br[s * g.bst[3]]
-                                    : sdpa_alibi(g.slopes[h], t + S - T, s);
-                    else if (br)
-                        logit += br[s * g.bst[3]];
-                    z[s] = (double)logit;
-                    if (isnan(z[s]))
-                        nan = 1;
-                    else if (z[s] > mx)
-                        mx = z[s];
-                }
-                float *st = stats + 2 * (bh * T + t);
-                if (nan) {
-                    for (int64_t e = 0; e < Dv; e++) orow[e] = NAN;
-                    st[0] = st[1] = NAN;
-                    continue;
-                }
-                if (mx == -INFINITY) {
-                    for (int64_t e = 0; e < Dv; e++) orow[e] = 0.0f;
-                    st[0] = -INFINITY;
-                    st[1] = 0.0f;
-                    continue;
-                }
-                double sum = 0.0;
-                for (int64_t s = lo; s < hi; s++) sum += (z[s] = exp(z[s] - mx));
-                st[0] = (float)mx;
-                st[1] = (float)(1.0 / sum);
-                for (int64_t e = 0; e < Dv; e++) {
-                    double acc = 0.0;
-                    for (int64_t s = lo; s < hi; s++) {
-                        double w = z[s] / sum;
-                        if (g.p > 0.0f) {
-                            const uint64_t i = (uint64_t)((bh * T + t) * S + s);
-                            w = attn_rng_uniform(g.seed, g.offset, i) >= g.p
-                                    ? w / (1.0 - (double)g.p)
-                                    : 0.0;
-                        }
-                        acc += w * (double)V[s * lv + e];
-                    }
-                    orow[e] = (float)acc;
-                }
-            }
-        }
-    return ATTN_OK;
-}
-
-/* ---- weights from the saved statistics ---------------------------------------------------------- */
-
-/* P [B,H,T,S] = exp(logit - m) / l at visible keys, 0 elsewhere (a zero row
- * for a query with no visible key, a NaN row for a NaN one). The logits come
- * from the forward's own tile products (attn__fl_gemm on the same staged K^T tiles
- * and scaled q rows), so they are the forward's f32 values bit for bit on
- * the f32 path and m is one of them: P is exact to f32 rounding even where
- * |logit| is huge (a -1e9 mask bias on a whole row gives 1 / S). */
-static int fl_weights(attn_ctx *ctx, const attn_node *node, float *P) {
-    fl_geom g = attn__fl_geometry(node);
-    if (fl_as_forward(ctx, node, &g) || fl_widen(ctx, &g)) return -1;
-    const float *stats = attn_f32(node->saved[0]);
-    const int64_t T = g.T, S = g.S, D = g.D, Dp = up(D, 32), Sp = fl_sp(&g);
-    const size_t mark = attn__arena_mark(ctx);
-    float *kt = attn__alloc(ctx, sizeof(float) * (size_t)(Sp * D + QT * Dp + QT * KT + QT * Sp),
-                            "flash_sdpa weights (k tiles, q rows, logits)");
-    if (!kt) return -1;
-    float *qs = kt + Sp * D, *sc = qs + QT * Dp, *lg = sc + QT * KT;
-    const int direct = fl_direct(ctx, node, &g), wide = fl_wide(ctx);
-    for (int64_t b = 0; b < g.B; b++)
-        for (int64_t h = 0; h < g.H; h++) {
-            const int64_t bh = b * g.H + h;
-            if (h % g.G == 0 && !direct)
-                attn__fl_tr_tiles(kt, g.k + fl_koff(&g, b, h / g.G, 0), fl_key_limit(&g, b), D, g.ks[2],
-                                  Sp);
-            for (int64_t t0 = 0; t0 < T; t0 += QT) {
-                const int64_t nq = T - t0 < QT ? T - t0 : QT;
-                fl_logit_rows(&g, direct, wide, b, h, t0, nq, kt, qs, sc, lg);
-                for (int64_t r = 0; r < nq; r++) {
-                    const int64_t t = t0 + r;
-                    const float *st = fl_stat(stats, bh * T + t);
-                    const float *br = fl_bias_row(&g, b, h, t);
-                    float *pr = P + (bh * T + t) * S;
-                    int64_t lo, hi;
-                    fl_range(&g, b, t, &lo, &hi);
-                    for (int64_t key = 0; key < S; key++) {
-                        if (key < lo || key >= hi || st[0] == -INFINITY ||
-                            (g.sp && !attn_sparse_visible(g.sp, h, T, S, t, key))) {
-                            pr[key] = 0.0f;
-                            continue;
-                        }
-                        float x = lg[r * Sp + key];
-                        if (g.slopes)
-                            x += br ? sdpa_alibi(g.slopes[h], t + S - T, key) + br[key * g.bst[3]]
-                                    : sdpa_alibi(g.slopes[h], t + S - T, key);
-                        else if (br)
-                            x += br[key * g.bst[3]];
-                        pr[key] = (float)(exp((double)(x - st[0])) * (double)st[1]);
-                    }
-                }
-            }
-        }
-    attn__arena_rewind(ctx, mark);
-    return 0;
 }
 
 /* ---- builder ----------------------------------------------------------------------------------- */
@@ -1218,7 +797,7 @@ static attn_tensor *flash_build(attn_ctx *ctx, const char *name, attn_tensor *co
     if (y && weights) {
         attn_tensor *w = attn__tensor(ctx, name, ATTN_F32, 4, osh);
         if (!w) return NULL;
-        if (fl_weights(ctx, node, attn_f32(w))) return NULL;
+        if (attn__fl_weights(ctx, node, attn_f32(w))) return NULL;
         *weights = w;
     }
     return y;

@@ -233,6 +233,41 @@ static inline float *attn__fl_scratch(attn_ctx *ctx, int slots, int64_t n, const
     return sdpa_scratch(ctx, "flash_sdpa", slots, n, what);
 }
 
+/* Shared by the files of the op (flash_sdpa.c unless said): the largest of
+ * x[0 .. KT) (*nan = 1 when one is NaN); bf16 inputs widened to f32 copies
+ * (attn__fl_widen) and, under bf16 precision, f32 inputs as the bf16 copies
+ * the forward uses (attn__fl_as_forward), 0 or -1 with the error set; the
+ * weights from the saved statistics (flash_sdpa_ref.c). */
+float attn__fl_rowmax(const float *restrict x, int *nan);
+int attn__fl_widen(attn_ctx *ctx, fl_geom *g);
+int attn__fl_as_forward(attn_ctx *ctx, const attn_node *node, fl_geom *g);
+int attn__fl_weights(attn_ctx *ctx, const attn_node *node, float *P);
+
+/* The decode path (flash_sdpa_decode.c): calls of at most FL_DIRECT_T query
+ * rows that need no gradient (attn__fl_direct) read K and V in place
+ * (attn__fl_forward_direct); attn__fl_dot_keys: z[s] = q . K[s lds] for
+ * s < n, q scaled and zero-padded to a multiple of 32, the same bits
+ * whatever the grouping of the keys. */
+#define FL_DIRECT_T 4
+int attn__fl_direct(const attn_ctx *ctx, const attn_node *node, const fl_geom *g);
+attn_status attn__fl_forward_direct(attn_ctx *ctx, const fl_geom *g, float *out, float *stats);
+void attn__fl_dot_keys(float *restrict z, const float *restrict q, const float *restrict K,
+                       int64_t lds, int64_t n, int64_t D);
+
+/* The generic micro-kernels' attributes and vectors (flash_sdpa.c's fl_mk,
+ * flash_sdpa_decode.c): clones with FMA contraction on x86-64 with GCC. */
+#if defined(__GNUC__)
+#if defined(__x86_64__) && !defined(__clang__) && !defined(ATTN_NO_CLONES)
+#define FL_MK_ATTR \
+    __attribute__((target_clones("avx512f", "arch=haswell", "default"), optimize("fp-contract=fast")))
+#else
+#define FL_MK_ATTR
+#endif
+typedef float fl_v16 __attribute__((vector_size(64)));
+#define FL_LD(v, p) memcpy(&(v), (p), sizeof(v))
+#define FL_ST(p, v) memcpy((p), &(v), sizeof(v))
+#endif
+
 #if defined(FL_X86)
 #include <immintrin.h>
 #define FL512 __attribute__((target("avx512f"), optimize("fp-contract=fast")))
