@@ -476,9 +476,108 @@ static void test_messages(void) {
     TEST_END();
 }
 
+/* The direct kernel of gemm_small.c (what attn__sgemm runs for short K on
+ * AVX-512 CPUs): random shapes over every transpose, padded strides, alpha
+ * and beta mixes (beta = 0 over NaN). Where it takes a product, the result
+ * is checked against the double reference within the suite's tolerance and,
+ * bit for bit, against the kernel's stated order: one fmaf chain per element
+ * over k = 0..K-1, then alpha * sum (+ beta * C) rounded step by step, so
+ * that a reordered sum, a lost FMA, a row block that starts in the wrong
+ * place or a column mask one lane off fails. Where it declines (the shape
+ * rule, TT), C is untouched. */
+static int small_cpu_has_avx512(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+static void test_small_direct(void) {
+    TEST_BEGIN("gemm: the direct kernel for short K, against the reference and its FMA order");
+    const int avx512 = small_cpu_has_avx512();
+    int taken = 0, declined = 0;
+    static const float alphas[] = {1.0f, -0.5f, 0.3f};
+    static const float betas[] = {0.0f, 1.0f, 0.5f};
+    for (int c = 0; c < 240; c++) {
+        /* log-uniform sizes in 1..300, biased to the kernel's blocks */
+        int64_t dims[3];
+        for (int d = 0; d < 3; d++) {
+            double u = 0.5 * (urand() + 1.0f);
+            dims[d] = (int64_t)exp(u * log(300.0)) ;
+            if (dims[d] < 1) dims[d] = 1;
+        }
+        if (c % 5 == 0) dims[2] = 16 * (1 + c % 16); /* K up to 256 */
+        if (c % 7 == 0) dims[0] = 64;
+        const int ta = (c >> 1) & 1, tb = c & 1;
+        const float alpha = alphas[c % 3], beta = betas[(c / 3) % 3];
+        gcase g;
+        if (gcase_init(&g, ta, tb, dims[0], dims[1], dims[2], alpha, beta) != 0) {
+            CHECK(0, "out of memory");
+            gcase_free(&g);
+            continue;
+        }
+        const size_t nc = (size_t)(g.M * g.ldc);
+        if (beta == 0.0f)
+            for (int64_t i = 0; i < g.M; i++) g.C0[i * g.ldc + (i % g.N)] = NAN; /* not read */
+        float *c1 = malloc(nc * sizeof(float));
+        if (!c1) {
+            CHECK(0, "out of memory");
+            gcase_free(&g);
+            continue;
+        }
+        memcpy(c1, g.C0, nc * sizeof(float));
+        const int fits = attn__sgemm_small_fits(ta, tb, g.M, g.N, g.K);
+        const int ran = attn__sgemm_small(ta, tb, g.M, g.N, g.K, alpha, g.A, g.lda, g.B, g.ldb,
+                                          beta, c1, g.ldc);
+        CHECK(ran == (fits && avx512), "ta=%d tb=%d M=%lld N=%lld K=%lld: ran %d, fits %d", ta,
+              tb, (long long)g.M, (long long)g.N, (long long)g.K, ran, fits);
+        CHECK(!(ta && tb) || !fits, "a TT product was taken");
+        if (!ran) {
+            declined++;
+            CHECK(memcmp(c1, g.C0, nc * sizeof(float)) == 0, "declined product wrote C");
+        } else {
+            taken++;
+            gcase_check(&g, c1, "attn__sgemm_small", 1);
+            int64_t bad = -1;
+            for (int64_t i = 0; i < g.M && bad < 0; i++)
+                for (int64_t j = 0; j < g.N; j++) {
+                    float sum = 0.0f;
+                    for (int64_t k = 0; k < g.K; k++) {
+                        float a = ta ? g.A[k * g.lda + i] : g.A[i * g.lda + k];
+                        float b = tb ? g.B[j * g.ldb + k] : g.B[k * g.ldb + j];
+                        sum = fmaf(a, b, sum);
+                    }
+                    volatile float t = alpha * sum;
+                    if (beta != 0.0f) {
+                        volatile float bc = beta * g.C0[i * g.ldc + j];
+                        t = t + bc;
+                    }
+                    if (memcmp(&c1[i * g.ldc + j], (const float *)&t, sizeof(float)) != 0) {
+                        bad = i * g.N + j;
+                        break;
+                    }
+                }
+            CHECK(bad < 0, "ta=%d tb=%d M=%lld N=%lld K=%lld alpha=%g beta=%g: element %lld is "
+                  "not the FMA chain's bits", ta, tb, (long long)g.M, (long long)g.N,
+                  (long long)g.K, (double)alpha, (double)beta, (long long)bad);
+        }
+        free(c1);
+        gcase_free(&g);
+    }
+    if (avx512)
+        CHECK(taken >= 60 && declined >= 20, "only %d products taken, %d declined", taken,
+              declined);
+    else
+        CHECK(taken == 0, "taken without AVX-512");
+    TEST_END();
+}
+
 void suite_gemm(void) {
     test_edges();
     test_against_ref();
+    test_small_direct();
     test_threads_bitwise();
     test_blas_chunks();
     test_info_and_select();

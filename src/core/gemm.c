@@ -104,7 +104,10 @@ static void use_builtin(const char *reason) {
              attn__gemm_kernel_name());
     g_blas.core[0] = 0;
     g_blas.why[0] = 0;
-    snprintf(g_blas.policy, sizeof g_blas.policy, "%s", "the built-in kernel for every product");
+    snprintf(g_blas.policy, sizeof g_blas.policy, "%s",
+             cpu_has_avx512_skx() ? "the built-in kernels for every product (the direct one for "
+                                    "short K, see gemm_small.c; the blocked one for the rest)"
+                                  : "the built-in kernel for every product");
 }
 
 /* ---- ATTN_BLAS=auto: which library takes which product -----------------------------
@@ -145,15 +148,17 @@ static void choose_policy(int req, const char *core) {
                  c);
     } else if (core_is_avx512(core)) {
         snprintf(g_blas.policy, sizeof g_blas.policy,
-                 "auto: OpenBLAS for every product (its %.40s kernels use AVX-512; measured as fast "
-                 "as the built-in kernel or faster on every shape)",
+                 "auto: the built-in direct AVX-512 kernel for products with a short K "
+                 "(gemm_small.c: no packing, 1.3-1.9x faster there), OpenBLAS for the rest (its "
+                 "%.40s kernels use AVX-512; as fast as the built-in blocked kernel or faster)",
                  c);
     } else {
         g_blas.split = 1;
         snprintf(g_blas.policy, sizeof g_blas.policy,
-                 "auto, per shape: the built-in AVX-512 kernel for products of at least 0.5 MFLOP "
-                 "with at least %d columns, OpenBLAS for the rest (its %.40s kernels are AVX2 only "
-                 "on this AVX-512 CPU: 1.1-1.8x slower above that size)",
+                 "auto, per shape: the built-in direct AVX-512 kernel for products with a short K, "
+                 "the blocked one for other products of at least 0.5 MFLOP with at least %d "
+                 "columns, OpenBLAS for the rest (its %.40s kernels are AVX2 only on this AVX-512 "
+                 "CPU: 1.1-1.8x slower above that size)",
                  AUTO_BUILTIN_MIN_N, c);
     }
 }
@@ -978,6 +983,15 @@ void attn__sgemm(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, 
         return;
     }
     blas_ensure();
+    /* Products with a short K take the direct kernel of gemm_small.c on
+     * AVX-512 CPUs (it skips packing op(A) and the call's fixed cost),
+     * unless OpenBLAS was asked for by name; on one thread, so only below
+     * the size where blas_chunked would share a product between threads. */
+    if (g_blas.requested != REQ_OPENBLAS &&
+        !atomic_load_explicit(&g_force_builtin, memory_order_relaxed) &&
+        (n_threads <= 1 || 2.0 * (double)M * (double)N * (double)K < 2.0 * BLAS_CHUNK_FLOPS) &&
+        attn__sgemm_small(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
     /* OpenBLAS (unless the auto policy sends this shape to the built-in
      * kernel, see choose_policy) takes every size: measured on Zen 3 (its
      * Zen kernels) and on Sapphire Rapids (SkylakeX kernels), it is faster

@@ -326,6 +326,20 @@ void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int
                          float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                          float beta, float *C, int64_t ldc);
 
+/* ---- small products (src/core/gemm_small.c) ---------------------------------- */
+
+/* 1 if attn__sgemm_small takes a product of this shape (short K, op(A) of
+ * at most 2^18 floats, N <= 256, not TT; the measured rule is in
+ * gemm_small.c); the CPU check is attn__sgemm_small's. */
+int attn__sgemm_small_fits(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K);
+/* attn__sgemm's contract on one thread with the direct AVX-512 kernel (no
+ * packing of op(A)); returns 0 without touching C when the size does not
+ * fit, the CPU has no AVX-512 or memory for the transposed op(B) is
+ * lacking, 1 when done. */
+int attn__sgemm_small(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc);
+
 /* ---- bf16 products (src/core/gemm_bf16.c) ------------------------------------ */
 
 /* attn__sgemm's contract with both operands rounded to bf16 (round to
