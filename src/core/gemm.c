@@ -974,6 +974,24 @@ static void blas_chunked(int nt, int trans_a, int trans_b, int64_t M, int64_t N,
     }
 }
 
+/* 1 if the direct kernel may take this product (it still checks the shape
+ * and the CPU). It runs on one thread, so with several threads it takes
+ * only what the other path would run on one thread too: OpenBLAS's
+ * products below blas_chunked's first split, and, where the built-in
+ * blocked kernel (which splits every product) would serve, products under
+ * 0.5 MFLOP, where sharing them costs more than it gives. */
+static int small_may_take(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                          int64_t lda, int64_t ldb, int64_t ldc) {
+    if (g_blas.requested == REQ_OPENBLAS ||
+        atomic_load_explicit(&g_force_builtin, memory_order_relaxed))
+        return 0;
+    if (n_threads <= 1) return 1;
+    const double flops = 2.0 * (double)M * (double)N * (double)K;
+    const int blas = g_blas.sgemm && !gemm_use_builtin(M, N, K) &&
+                     blas_args_ok(trans_a, trans_b, M, N, K, lda, ldb, ldc);
+    return blas ? flops < 2.0 * BLAS_CHUNK_FLOPS : flops < AUTO_BUILTIN_MIN_FLOPS;
+}
+
 void attn__sgemm(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                  float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                  float *C, int64_t ldc) {
@@ -985,11 +1003,8 @@ void attn__sgemm(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, 
     blas_ensure();
     /* Products with a short K take the direct kernel of gemm_small.c on
      * AVX-512 CPUs (it skips packing op(A) and the call's fixed cost),
-     * unless OpenBLAS was asked for by name; on one thread, so only below
-     * the size where blas_chunked would share a product between threads. */
-    if (g_blas.requested != REQ_OPENBLAS &&
-        !atomic_load_explicit(&g_force_builtin, memory_order_relaxed) &&
-        (n_threads <= 1 || 2.0 * (double)M * (double)N * (double)K < 2.0 * BLAS_CHUNK_FLOPS) &&
+     * unless OpenBLAS was asked for by name (small_may_take). */
+    if (small_may_take(n_threads, trans_a, trans_b, M, N, K, lda, ldb, ldc) &&
         attn__sgemm_small(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
         return;
     /* OpenBLAS (unless the auto policy sends this shape to the built-in
