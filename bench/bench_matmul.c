@@ -12,7 +12,13 @@
  * for that thread count. A case whose runs spread by more than 10% of the
  * median is flagged "noisy" (another process shares the cores).
  *
- * Usage: bench_matmul [--quick] [--runs N] [--kernel NAME]
+ * --short-k instead times the direct kernel for short K (gemm_small.c)
+ * against OpenBLAS on its fixed list of shapes (docs/design.md, "Matrix
+ * products"), every transpose, 1 thread, hot caches: median GFLOP/s of
+ * each, the ratio direct / OpenBLAS, and whether attn__sgemm's rule gives
+ * the product to the direct kernel ("rule: direct") or not.
+ *
+ * Usage: bench_matmul [--quick] [--runs N] [--kernel NAME] [--short-k]
  *   --quick   three small shapes only (a smoke test of the benchmark)
  *   --kernel  the built-in micro-kernel to time ("avx512 6x64", "avx512
  *             12x32", "avx2", "scalar"; default: the one the CPU picks)
@@ -98,8 +104,114 @@ static double time_matmul(attn_tensor *a, attn_tensor *b, int nt, int runs, doub
     return med;
 }
 
+/* ---- --short-k: the direct kernel against OpenBLAS ------------------------------ */
+
+static const shape SHORT_K[] = {
+    {64, 64, 16, "attention logits, T 64, head 16"},
+    {64, 16, 64, "attention P V, T 64, head 16"},
+    {64, 64, 256, ""},
+    {256, 64, 64, ""},
+    {1024, 64, 64, "GPT d 64: attention output projection"},
+    {1024, 192, 64, "GPT d 64: Q K V projection"},
+    {1024, 64, 256, "GPT d 64: FFN down"},
+    {1024, 16, 64, ""},
+    {16, 64, 256, ""},
+    {2048, 1024, 256, "GPT d 256: FFN up"},
+    {4096, 256, 256, ""},
+};
+
+typedef int (*product_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                          int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc);
+
+static int run_blas(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                    const float *B, int64_t ldb, float *C, int64_t ldc) {
+    attn__sgemm(1, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    return 1;
+}
+
+static int run_direct(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                      const float *B, int64_t ldb, float *C, int64_t ldc) {
+    return attn__sgemm_direct(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+}
+
+/* Median seconds per product over `runs` timings of enough repetitions for
+ * about 2 ms each; negative if fn declined. */
+static double time_product(product_fn fn, int ta, int tb, const shape *sh, const float *A,
+                           const float *B, float *C, int runs) {
+    const int64_t lda = ta ? sh->M : sh->K, ldb = tb ? sh->K : sh->N;
+    const double flop = 2.0 * (double)sh->M * (double)sh->N * (double)sh->K;
+    const int reps = (int)(2e-3 * 100e9 / flop) + 1;
+    double t[64];
+    if (runs > 64) runs = 64;
+    for (int r = -1; r < runs; r++) {
+        const double t0 = now_s();
+        for (int q = 0; q < reps; q++)
+            if (!fn(ta, tb, sh->M, sh->N, sh->K, A, lda, B, ldb, C, sh->N)) return -1.0;
+        if (r >= 0) t[r] = (now_s() - t0) / reps;
+    }
+    qsort(t, (size_t)runs, sizeof t[0], cmp_double);
+    return runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+}
+
+static int bench_short_k(int runs) {
+    if (attn_blas_select("openblas") != ATTN_OK) {
+        fprintf(stderr, "bench_matmul --short-k: OpenBLAS cannot be loaded (%s)\n",
+                attn_last_error());
+        return 1;
+    }
+    attn_info_t info;
+    attn_info(&info);
+    printf("attn %s bench_matmul --short-k: the direct kernel against %s, 1 thread\n",
+           info.version, info.blas);
+    size_t most = 0;
+    for (size_t s = 0; s < sizeof SHORT_K / sizeof SHORT_K[0]; s++) {
+        const shape *sh = &SHORT_K[s];
+        size_t n = (size_t)(sh->M * sh->K + sh->K * sh->N + sh->M * sh->N);
+        if (n > most) most = n;
+    }
+    float *buf = malloc(most * sizeof(float));
+    if (!buf) {
+        fprintf(stderr, "bench_matmul: out of memory\n");
+        return 1;
+    }
+    unsigned seed = 7;
+    for (size_t i = 0; i < most; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        buf[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+    }
+    printf("%-16s %-2s %10s %10s %8s  %-12s %s\n", "M x N x K", "op", "direct", "openblas",
+           "ratio", "rule", "shape");
+    for (size_t s = 0; s < sizeof SHORT_K / sizeof SHORT_K[0]; s++) {
+        const shape *sh = &SHORT_K[s];
+        const float *A = buf, *B = buf + sh->M * sh->K;
+        float *C = buf + sh->M * sh->K + sh->K * sh->N;
+        const double flop = 2.0 * (double)sh->M * (double)sh->N * (double)sh->K;
+        for (int t = 0; t < 4; t++) {
+            const int ta = t >> 1, tb = t & 1;
+            const double td = time_product(run_direct, ta, tb, sh, A, B, C, runs);
+            const double tbl = time_product(run_blas, ta, tb, sh, A, B, C, runs);
+            char dims[32];
+            snprintf(dims, sizeof dims, "%lldx%lldx%lld", (long long)sh->M, (long long)sh->N,
+                     (long long)sh->K);
+            if (td < 0) {
+                printf("%-16s %c%c %10s %10.1f %8s  %-12s %s\n", dims, ta ? 'T' : 'N',
+                       tb ? 'T' : 'N', "(no AVX-512)", flop / tbl * 1e-9, "-", "-", sh->note);
+                continue;
+            }
+            printf("%-16s %c%c %10.1f %10.1f %7.2fx  %-12s %s\n", dims, ta ? 'T' : 'N',
+                   tb ? 'T' : 'N', flop / td * 1e-9, flop / tbl * 1e-9, tbl / td,
+                   attn__sgemm_small_fits(ta, tb, sh->M, sh->N, sh->K) ? "rule: direct"
+                                                                       : "rule: blas",
+                   sh->note);
+            fflush(stdout);
+        }
+    }
+    free(buf);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int quick = 0, runs = 5;
+    int quick = 0, runs = 5, short_k = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
@@ -112,11 +224,15 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench_matmul: no built-in kernel '%s' on this CPU\n", k);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--short-k") == 0) {
+            short_k = 1;
         } else {
-            fprintf(stderr, "usage: %s [--quick] [--runs N (>= 5)] [--kernel NAME]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--runs N (>= 5)] [--kernel NAME] [--short-k]\n",
+                    argv[0]);
             return 2;
         }
     }
+    if (short_k) return bench_short_k(runs);
 
     attn_info_t info;
     attn_info(&info);

@@ -478,17 +478,18 @@ static void test_messages(void) {
 
 /* The direct kernel of gemm_small.c (what attn__sgemm runs for short K on
  * AVX-512 CPUs): random shapes over every transpose, padded strides, alpha
- * and beta mixes (beta = 0 over NaN). Where it takes a product, the result
- * is checked against the double reference within the suite's tolerance and,
- * bit for bit, against the kernel's stated order: one fmaf chain per element
+ * and beta mixes (beta = 0 over NaN). attn__sgemm_small takes exactly the
+ * products its rule fits and leaves C untouched on the others; the kernel
+ * (attn__sgemm_direct where the rule declines: TT, K up to 300) is checked
+ * on every case against the double reference within the suite's tolerance
+ * and, bit for bit, against its stated order: one fmaf chain per element
  * over k = 0..K-1, then alpha * sum (+ beta * C) rounded step by step, so
  * that a reordered sum, a lost FMA, a row block that starts in the wrong
- * place or a column mask one lane off fails. Where it declines (the shape
- * rule, TT), C is untouched. */
+ * place or a column mask one lane off fails. */
 static int small_cpu_has_avx512(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
 #else
     return 0;
 #endif
@@ -505,7 +506,7 @@ static void test_small_direct(void) {
         int64_t dims[3];
         for (int d = 0; d < 3; d++) {
             double u = 0.5 * (urand() + 1.0f);
-            dims[d] = (int64_t)exp(u * log(300.0)) ;
+            dims[d] = (int64_t)exp(u * log(300.0));
             if (dims[d] < 1) dims[d] = 1;
         }
         if (c % 5 == 0) dims[2] = 16 * (1 + c % 16); /* K up to 256 */
@@ -537,9 +538,16 @@ static void test_small_direct(void) {
         if (!ran) {
             declined++;
             CHECK(memcmp(c1, g.C0, nc * sizeof(float)) == 0, "declined product wrote C");
-        } else {
-            taken++;
-            gcase_check(&g, c1, "attn__sgemm_small", 1);
+        }
+        /* the kernel itself on every shape (the rule only picks where it
+         * runs): TT and K beyond 256 included */
+        const int direct = ran || attn__sgemm_direct(ta, tb, g.M, g.N, g.K, alpha, g.A, g.lda,
+                                                     g.B, g.ldb, beta, c1, g.ldc);
+        CHECK(direct == avx512, "attn__sgemm_direct ran %d on a CPU with AVX-512 %d", direct,
+              avx512);
+        if (direct) {
+            taken += ran;
+            gcase_check(&g, c1, ran ? "attn__sgemm_small" : "attn__sgemm_direct", 1);
             int64_t bad = -1;
             for (int64_t i = 0; i < g.M && bad < 0; i++)
                 for (int64_t j = 0; j < g.N; j++) {

@@ -149,7 +149,7 @@ static void choose_policy(int req, const char *core) {
     } else if (core_is_avx512(core)) {
         snprintf(g_blas.policy, sizeof g_blas.policy,
                  "auto: the built-in direct AVX-512 kernel for products with a short K "
-                 "(gemm_small.c: no packing, 1.3-1.9x faster there), OpenBLAS for the rest (its "
+                 "(gemm_small.c: no packing, up to 1.6x faster there), OpenBLAS for the rest (its "
                  "%.40s kernels use AVX-512; as fast as the built-in blocked kernel or faster)",
                  c);
     } else {

@@ -36,9 +36,10 @@ enum {
 
 /* Where the direct kernel is used: measured against OpenBLAS 0.3.21's
  * SkylakeX kernels on an Ice Lake Xeon, one thread, every trans case over
- * M 16-8192, N 16-1024, K 16-1024 (docs/design.md, "Matrix products"). It
- * wins by 1.3-1.9x where op(A) is read once or a few times (M K <= 2^18
- * floats, N <= 256) and K is short, ties within 8% on the mid sizes where
+ * M 16-8192, N 16-1024, K 16-1024 (docs/design.md, "Matrix products";
+ * `bench_matmul --short-k`). It wins by 1.1-1.6x (1.3-1.9x in a first
+ * sweep) where op(A) is read once or a few times (M K <= 2^18 floats,
+ * N <= 256) and K is short, ties within 8% on the mid sizes where
  * OpenBLAS is at its best, and loses where the transposed copy of op(B)
  * is not paid back by enough rows (NT with M < 64 and K > 16), where op(A)
  * is re-read too often (N > 256 with large M K), on 16-column TN products
@@ -153,10 +154,10 @@ static void sm_transpose(float *dst, const float *src, int64_t lds, int64_t n, i
     }
 }
 
-int attn__sgemm_small(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                      float *C, int64_t ldc) {
-    if (!attn__sgemm_small_fits(trans_a, trans_b, M, N, K) || !sm_cpu_ok()) return 0;
+int attn__sgemm_direct(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0 || K <= 0 || !sm_cpu_ok()) return 0;
     float *bt = NULL;
     int owned = 0;
     if (trans_b) { /* the calling thread's packing space (64-byte aligned) */
@@ -198,12 +199,19 @@ int attn__sgemm_small(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
 
 #else /* not x86: the other kernels serve every product */
 
-int attn__sgemm_small(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                      float *C, int64_t ldc) {
+int attn__sgemm_direct(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc) {
     (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
     (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
     return 0;
 }
 
 #endif
+
+int attn__sgemm_small(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc) {
+    if (!attn__sgemm_small_fits(trans_a, trans_b, M, N, K)) return 0;
+    return attn__sgemm_direct(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

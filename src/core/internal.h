@@ -339,6 +339,12 @@ int attn__sgemm_small_fits(int trans_a, int trans_b, int64_t M, int64_t N, int64
 int attn__sgemm_small(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                       float *C, int64_t ldc);
+/* The same kernel on any shape and transpose, whatever the rule says (the
+ * bench and the tests measure and check it beyond the rule); 0 only without
+ * AVX-512, for empty sizes or without memory for the transposed op(B). */
+int attn__sgemm_direct(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc);
 
 /* ---- bf16 products (src/core/gemm_bf16.c) ------------------------------------ */
 
