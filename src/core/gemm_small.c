@@ -29,9 +29,8 @@
 #endif
 
 enum {
-    SM_PANEL = 64,    /* columns of C per panel (4 vectors of 16) */
-    SM_MAX_K = 256,   /* op(B)'s panel, K x 64 floats, stays in L2 */
-    SM_MAX_K_NT = 128 /* the transposed copy of op(B)'s panel stays in L1 */
+    SM_PANEL = 64,  /* columns of C per panel (4 vectors of 16) */
+    SM_MAX_K = 256, /* op(B)'s panel (or its transposed copy), K x 64 floats, stays in L2 */
 };
 
 /* Where the direct kernel is used: measured against OpenBLAS 0.3.21's
@@ -48,7 +47,7 @@ int attn__sgemm_small_fits(int trans_a, int trans_b, int64_t M, int64_t N, int64
     if (M <= 0 || N <= 0 || K <= 0 || K > SM_MAX_K || N > 256) return 0;
     if ((double)M * (double)K > (double)(1 << 18)) return 0;
     if (trans_a && trans_b) return 0;
-    if (trans_b && (K > SM_MAX_K_NT || (M < 64 && K > 16))) return 0;
+    if (trans_b && M < 64 && K > 16) return 0;
     if (trans_a && N <= 16 && M > 64) return 0;
     return 1;
 }
@@ -143,14 +142,30 @@ static const sm_blocks SM_ROWS_ADJACENT[4] = {
 };
 
 /* dst[k * SM_PANEL + j] = src[j * lds + k] for j < n, k < K; zeros for
- * n <= j < round16(n). */
-static void sm_transpose(float *dst, const float *src, int64_t lds, int64_t n, int64_t K) {
+ * n <= j < round16(n). Row k of the panel is gathered 16 columns at a time
+ * (one gather per 16 floats, contiguous stores) where the offsets fit in
+ * 32 bits, else copied element by element. */
+__attribute__((target("avx512f"))) static void sm_transpose(float *dst, const float *src,
+                                                             int64_t lds, int64_t n, int64_t K) {
     const int64_t nw = (n + 15) & ~(int64_t)15;
-    for (int64_t k = 0; k < K; k++)
-        for (int64_t j = n; j < nw; j++) dst[k * SM_PANEL + j] = 0.0f;
-    for (int64_t j = 0; j < n; j++) {
-        const float *s = src + j * lds;
-        for (int64_t k = 0; k < K; k++) dst[k * SM_PANEL + j] = s[k];
+    if ((double)nw * (double)lds + (double)K >= 2147483647.0) {
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = n; j < nw; j++) dst[k * SM_PANEL + j] = 0.0f;
+        for (int64_t j = 0; j < n; j++) {
+            const float *s = src + j * lds;
+            for (int64_t k = 0; k < K; k++) dst[k * SM_PANEL + j] = s[k];
+        }
+        return;
+    }
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)lds));
+    for (int64_t j0 = 0; j0 < n; j0 += 16) {
+        const int64_t rem = n - j0 < 16 ? n - j0 : 16;
+        const __mmask16 m = (__mmask16)(rem == 16 ? 0xFFFF : (1u << rem) - 1u);
+        const float *base = src + j0 * lds;
+        for (int64_t k = 0; k < K; k++)
+            _mm512_store_ps(dst + k * SM_PANEL + j0,
+                            _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, base + k, 4));
     }
 }
 
