@@ -30,7 +30,7 @@
 
 enum {
     SM_PANEL = 64,  /* columns of C per panel (4 vectors of 16) */
-    SM_MAX_K = 256, /* op(B)'s panel (or its transposed copy), K x 64 floats, stays in L2 */
+    SM_MAX_K = 256, /* op(B)'s panel or its transposed copy, K x 64 floats, fits L2 */
 };
 
 /* Where the direct kernel is used: measured against OpenBLAS 0.3.21's
@@ -199,14 +199,14 @@ int attn__sgemm_direct(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K
         const int mr = blk->mr;
         int64_t i = 0;
         for (; i + mr <= M; i += mr)
-            blk->big(K, A + i * a_rs, a_rs, a_ks, bp, ldbp, tail, C + i * ldc + j0,
-                                  ldc, alpha, beta);
+            blk->big(K, A + i * a_rs, a_rs, a_ks, bp, ldbp, tail, C + i * ldc + j0, ldc, alpha,
+                     beta);
         for (; i + 4 <= M; i += 4)
-            blk->four(K, A + i * a_rs, a_rs, a_ks, bp, ldbp, tail, C + i * ldc + j0,
-                                   ldc, alpha, beta);
+            blk->four(K, A + i * a_rs, a_rs, a_ks, bp, ldbp, tail, C + i * ldc + j0, ldc, alpha,
+                      beta);
         for (; i < M; i++)
-            blk->one(K, A + i * a_rs, a_rs, a_ks, bp, ldbp, tail, C + i * ldc + j0,
-                                  ldc, alpha, beta);
+            blk->one(K, A + i * a_rs, a_rs, a_ks, bp, ldbp, tail, C + i * ldc + j0, ldc, alpha,
+                     beta);
     }
     if (owned) free(bt);
     return 1;
