@@ -1,4 +1,4 @@
-/* test_gemm.c: the matrix products (src/core/gemm.c) against the double
+/* test_gemm.c: the matrix products (src/core/gemm*.c) against the double
  * reference, every built-in micro-kernel the CPU has, OpenBLAS when it is
  * loaded, thread-count determinism, the BLAS edge cases (zero sizes, alpha
  * 0, beta 0 with NaN in C), and the product ops' transposed gradients.

@@ -321,7 +321,12 @@ int attn__gemm_force_kernel(const char *name);
  * of a thread uses it at a time. */
 float *attn__gemm_scratch(size_t floats, int *owned);
 
-/* The built-in blocked kernel (what attn__sgemm uses without a BLAS). */
+/* C = beta * C over M x N (beta == 0 writes zeros without reading C, as in
+ * BLAS); what every path does for K == 0 or alpha == 0. */
+void attn__gemm_scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc);
+
+/* The built-in blocked kernel (src/core/gemm_builtin.c; what attn__sgemm
+ * uses without a BLAS). */
 void attn__sgemm_builtin(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                          float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                          float beta, float *C, int64_t ldc);
