@@ -16,6 +16,7 @@
  * as in BLAS). The result does not depend on the thread or the block a row
  * falls in, so a product gives the same bits however it is called.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -55,12 +56,14 @@ int attn__sgemm_small_fits(int trans_a, int trans_b, int64_t M, int64_t N, int64
 #if SM_X86
 
 static int sm_cpu_ok(void) {
-    static int ok = -1; /* benign race: every thread computes the same value */
-    if (ok < 0) {
+    static atomic_int ok = -1; /* every thread that finds -1 stores the same value */
+    int v = atomic_load_explicit(&ok, memory_order_relaxed);
+    if (v < 0) {
         __builtin_cpu_init();
-        ok = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        v = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        atomic_store_explicit(&ok, v, memory_order_relaxed);
     }
-    return ok;
+    return v;
 }
 
 /* One block of MR rows x NR vectors of C. a points at op(A)[i, 0]: element
